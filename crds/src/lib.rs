@@ -1,0 +1,1 @@
+//! Vigil custom resource types (filled by the operator work).

@@ -1,0 +1,134 @@
+//! Configuration that user space writes into the eBPF object before loading it.
+
+use core::mem::size_of;
+
+/// Marks an offset that the running kernel's BTF does not have; the eBPF side skips reads
+/// that depend on it and leaves the field zero.
+pub const OFFSET_UNKNOWN: u32 = u32::MAX;
+
+/// Byte offsets of the kernel struct fields the programs read, resolved in user space from
+/// `/sys/kernel/btf/vmlinux` at start-up, so one eBPF object works across kernel builds.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KernelOffsets {
+    /// `task_struct.real_parent`
+    pub task_real_parent: u32,
+    /// `task_struct.group_leader`
+    pub task_group_leader: u32,
+    /// `task_struct.pid`
+    pub task_pid: u32,
+    /// `task_struct.tgid`
+    pub task_tgid: u32,
+    /// `task_struct.start_boottime`
+    pub task_start_boottime: u32,
+    /// `task_struct.mm`
+    pub task_mm: u32,
+    /// `task_struct.fs`
+    pub task_fs: u32,
+    /// `task_struct.nsproxy`
+    pub task_nsproxy: u32,
+    /// `task_struct.exit_code`
+    pub task_exit_code: u32,
+    /// `mm_struct.arg_start`
+    pub mm_arg_start: u32,
+    /// `mm_struct.arg_end`
+    pub mm_arg_end: u32,
+    /// `mm_struct.exe_file`
+    pub mm_exe_file: u32,
+    /// `file.f_inode`
+    pub file_inode: u32,
+    /// `inode.i_ino`
+    pub inode_ino: u32,
+    /// `inode.i_sb`
+    pub inode_sb: u32,
+    /// `super_block.s_dev`
+    pub sb_dev: u32,
+    /// `fs_struct.pwd` (a `struct path`)
+    pub fs_pwd: u32,
+    /// `fs_struct.root` (a `struct path`)
+    pub fs_root: u32,
+    /// `path.mnt`
+    pub path_mnt: u32,
+    /// `path.dentry`
+    pub path_dentry: u32,
+    /// `dentry.d_parent`
+    pub dentry_parent: u32,
+    /// `dentry.d_name.name` (offset of the `name` pointer inside the dentry)
+    pub dentry_name: u32,
+    /// `mount.mnt` (the embedded `vfsmount`)
+    pub mount_mnt: u32,
+    /// `mount.mnt_parent`
+    pub mount_parent: u32,
+    /// `mount.mnt_mountpoint`
+    pub mount_mountpoint: u32,
+    /// `vfsmount.mnt_root`
+    pub vfsmount_root: u32,
+    /// `nsproxy.mnt_ns`
+    pub nsproxy_mnt_ns: u32,
+    /// `nsproxy.pid_ns_for_children`
+    pub nsproxy_pid_ns: u32,
+    /// `mnt_namespace.ns.inum` (offset of `inum` inside the namespace struct)
+    pub mnt_ns_inum: u32,
+    /// `pid_namespace.ns.inum`
+    pub pid_ns_inum: u32,
+}
+
+impl KernelOffsets {
+    /// Every offset unknown: the programs still run and report what needs no offsets.
+    pub const UNKNOWN: Self = Self {
+        task_real_parent: OFFSET_UNKNOWN,
+        task_group_leader: OFFSET_UNKNOWN,
+        task_pid: OFFSET_UNKNOWN,
+        task_tgid: OFFSET_UNKNOWN,
+        task_start_boottime: OFFSET_UNKNOWN,
+        task_mm: OFFSET_UNKNOWN,
+        task_fs: OFFSET_UNKNOWN,
+        task_nsproxy: OFFSET_UNKNOWN,
+        task_exit_code: OFFSET_UNKNOWN,
+        mm_arg_start: OFFSET_UNKNOWN,
+        mm_arg_end: OFFSET_UNKNOWN,
+        mm_exe_file: OFFSET_UNKNOWN,
+        file_inode: OFFSET_UNKNOWN,
+        inode_ino: OFFSET_UNKNOWN,
+        inode_sb: OFFSET_UNKNOWN,
+        sb_dev: OFFSET_UNKNOWN,
+        fs_pwd: OFFSET_UNKNOWN,
+        fs_root: OFFSET_UNKNOWN,
+        path_mnt: OFFSET_UNKNOWN,
+        path_dentry: OFFSET_UNKNOWN,
+        dentry_parent: OFFSET_UNKNOWN,
+        dentry_name: OFFSET_UNKNOWN,
+        mount_mnt: OFFSET_UNKNOWN,
+        mount_parent: OFFSET_UNKNOWN,
+        mount_mountpoint: OFFSET_UNKNOWN,
+        vfsmount_root: OFFSET_UNKNOWN,
+        nsproxy_mnt_ns: OFFSET_UNKNOWN,
+        nsproxy_pid_ns: OFFSET_UNKNOWN,
+        mnt_ns_inum: OFFSET_UNKNOWN,
+        pid_ns_inum: OFFSET_UNKNOWN,
+    };
+}
+
+/// The agent's settings as the eBPF programs see them (the global `VIGIL_CONFIG`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AgentConfig {
+    /// The agent's own process id: its tasks are filtered out in the kernel.
+    pub agent_tgid: u32,
+    /// Wake the reader once this many bytes wait in the ring buffer; below it records are
+    /// submitted without a wake-up and the reader picks them up on its next timed poll.
+    pub wakeup_bytes: u32,
+    /// Kernel struct offsets.
+    pub offsets: KernelOffsets,
+}
+
+impl AgentConfig {
+    /// What the object holds before user space writes the real values.
+    pub const DEFAULT: Self = Self {
+        agent_tgid: 0,
+        wakeup_bytes: 0,
+        offsets: KernelOffsets::UNKNOWN,
+    };
+}
+
+const _: () = assert!(size_of::<AgentConfig>() == 8 + 30 * 4);

@@ -1,0 +1,83 @@
+//! Per-hook counters, kept in the per-CPU array map `STATS`.
+//!
+//! Slot `hook as u32 * StatKind::COUNT + kind as u32` counts one thing for one hook; user space
+//! sums the CPUs.
+
+/// Each place a record can come from.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Hook {
+    /// `sched_process_exec`
+    Exec = 0,
+    /// `sched_process_fork`
+    Fork = 1,
+    /// `sched_process_exit`
+    Exit = 2,
+    /// `connect(2)` entry and exit
+    Connect = 3,
+    /// `accept(2)`/`accept4(2)` entry and exit
+    Accept = 4,
+    /// cgroup `connect4`/`connect6`/`sendmsg4`/`sendmsg6`: sockets aimed at port 53
+    DnsSocket = 5,
+    /// cgroup skb egress: DNS queries
+    DnsEgress = 6,
+    /// cgroup skb ingress: DNS answers
+    DnsIngress = 7,
+}
+
+impl Hook {
+    /// Every hook, in slot order.
+    pub const ALL: [Hook; 8] = [
+        Hook::Exec,
+        Hook::Fork,
+        Hook::Exit,
+        Hook::Connect,
+        Hook::Accept,
+        Hook::DnsSocket,
+        Hook::DnsEgress,
+        Hook::DnsIngress,
+    ];
+    /// Room in the map; hooks added later take the next numbers.
+    pub const MAX: u32 = 32;
+
+    /// A short stable name, used in logs, metrics and the health summary.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Hook::Exec => "exec",
+            Hook::Fork => "fork",
+            Hook::Exit => "exit",
+            Hook::Connect => "connect",
+            Hook::Accept => "accept",
+            Hook::DnsSocket => "dns_socket",
+            Hook::DnsEgress => "dns_egress",
+            Hook::DnsIngress => "dns_ingress",
+        }
+    }
+}
+
+/// What a counter counts.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StatKind {
+    /// Records written to the ring buffer.
+    Sent = 0,
+    /// Records lost because the ring buffer was full.
+    Dropped = 1,
+    /// Records lost or incomplete because a kernel read failed or a map was full.
+    Errors = 2,
+    /// Events seen and deliberately not reported (the agent's own, or filtered out).
+    Filtered = 3,
+}
+
+impl StatKind {
+    /// Slots per hook.
+    pub const COUNT: u32 = 4;
+}
+
+/// Number of slots in the `STATS` map.
+pub const STATS_SLOTS: u32 = Hook::MAX * StatKind::COUNT;
+
+/// The slot of one counter.
+pub const fn stat_slot(hook: Hook, kind: StatKind) -> u32 {
+    hook as u32 * StatKind::COUNT + kind as u32
+}

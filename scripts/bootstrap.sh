@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Installs everything Vigil needs to build and test on a fresh Debian machine.
+# Idempotent: a second run checks what is there and returns in seconds.
+#
+#   scripts/bootstrap.sh          # toolchains + bpf-linker
+#   source scripts/env.sh         # puts the tools on PATH for this shell
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=scripts/env.sh
+source "$here/env.sh"
+
+log() { printf 'bootstrap: %s\n' "$*" >&2; }
+
+# 1. Debian packages the tests use (iproute2 for network namespaces, gcc for setuid helpers).
+need_pkgs=()
+command -v ip >/dev/null 2>&1 || need_pkgs+=(iproute2)
+command -v cc >/dev/null 2>&1 || need_pkgs+=(gcc)
+command -v python3 >/dev/null 2>&1 || need_pkgs+=(python3)
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    log "missing Debian packages ${need_pkgs[*]} and not root: install them with apt-get"
+    exit 1
+  fi
+  log "installing Debian packages: ${need_pkgs[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_pkgs[@]}"
+fi
+
+# 2. The stable toolchain must already be there (never `rustup toolchain install stable`: it upgrades).
+if ! command -v cargo >/dev/null 2>&1; then
+  log "cargo not found: install Rust with rustup first"
+  exit 1
+fi
+rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
+rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
+
+# 3. The pinned nightly with rust-src for the eBPF target (bpf-linker is tied to its LLVM).
+if ! rustup run "$VIGIL_BPF_TOOLCHAIN" rustc --version >/dev/null 2>&1 \
+   || [ ! -d "$(rustc +"$VIGIL_BPF_TOOLCHAIN" --print sysroot)/lib/rustlib/src/rust/library" ]; then
+  log "installing $VIGIL_BPF_TOOLCHAIN with rust-src"
+  rustup toolchain install "$VIGIL_BPF_TOOLCHAIN" --profile minimal --component rust-src
+fi
+
+# 4. bpf-linker built against that nightly's own LLVM (no system LLVM needed).
+if [ ! -x "$VIGIL_TOOLS/bin/bpf-linker" ] || ! "$VIGIL_TOOLS/bin/bpf-linker" --version 2>/dev/null | grep -q "$VIGIL_BPF_LINKER_VERSION"; then
+  sysroot="$(rustc +"$VIGIL_BPF_TOOLCHAIN" --print sysroot)"
+  libllvm="$(ls "$sysroot"/lib/libLLVM.so.* | head -n 1)"
+  llvm_prefix="$VIGIL_TOOLS/llvm"
+  mkdir -p "$llvm_prefix/lib"
+  ln -sf "$libllvm" "$llvm_prefix/lib/libLLVM.so"
+  ln -sf "$libllvm" "$llvm_prefix/lib/$(basename "$libllvm")"
+  log "building bpf-linker $VIGIL_BPF_LINKER_VERSION against $(basename "$libllvm") (about 75 s)"
+  LLVM_PREFIX="$llvm_prefix" cargo install --locked "bpf-linker@$VIGIL_BPF_LINKER_VERSION" \
+    --no-default-features --features llvm-22 --root "$VIGIL_TOOLS"
+fi
+
+log "ready: $(rustc --version), $VIGIL_BPF_TOOLCHAIN, $("$VIGIL_TOOLS/bin/bpf-linker" --version)"
