@@ -71,6 +71,14 @@ pub struct KernelOffsets {
     pub mnt_ns_inum: u32,
     /// `pid_namespace.ns.inum`
     pub pid_ns_inum: u32,
+    /// `linux_binprm.filename`
+    pub bprm_filename: u32,
+    /// `task_struct.cred` (the effective credentials)
+    pub task_cred: u32,
+    /// `cred.euid`
+    pub cred_euid: u32,
+    /// `cred.egid`
+    pub cred_egid: u32,
 }
 
 impl KernelOffsets {
@@ -106,6 +114,10 @@ impl KernelOffsets {
         nsproxy_pid_ns: OFFSET_UNKNOWN,
         mnt_ns_inum: OFFSET_UNKNOWN,
         pid_ns_inum: OFFSET_UNKNOWN,
+        bprm_filename: OFFSET_UNKNOWN,
+        task_cred: OFFSET_UNKNOWN,
+        cred_euid: OFFSET_UNKNOWN,
+        cred_egid: OFFSET_UNKNOWN,
     };
 }
 
@@ -131,4 +143,4 @@ impl AgentConfig {
     };
 }
 
-const _: () = assert!(size_of::<AgentConfig>() == 8 + 30 * 4);
+const _: () = assert!(size_of::<AgentConfig>() == 8 + 34 * 4);
