@@ -144,3 +144,7 @@ impl AgentConfig {
 }
 
 const _: () = assert!(size_of::<AgentConfig>() == 8 + 34 * 4);
+
+// SAFETY: #[repr(C)] of u32 fields only: no padding, every bit pattern valid.
+#[cfg(feature = "user")]
+unsafe impl aya::Pod for AgentConfig {}

@@ -250,6 +250,6 @@ const _: () = {
     assert!(offset_of!(NetEvent, addr) == 104);
     assert!(offset_of!(NetEvent, unix_path) == 128);
     assert!(size_of::<NetEvent>() == 240);
-    assert!(offset_of!(DnsEvent, payload) == 128);
-    assert!(size_of::<DnsEvent>() == 128 + DNS_PAYLOAD_LEN);
+    assert!(offset_of!(DnsEvent, payload) == 120);
+    assert!(size_of::<DnsEvent>() == 120 + DNS_PAYLOAD_LEN);
 };
