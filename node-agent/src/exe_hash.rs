@@ -1,1 +1,640 @@
-//! (being written)
+//! SHA-256 of executables, computed once per file version.
+//!
+//! Findings name the executable by hash so a renamed or copied binary is still recognised.
+//! Hashing is costly (a few hundred MB/s), and a host execs the same few binaries over and
+//! over, so results are cached by the identity of the file version: device, inode,
+//! modification time in nanoseconds and size, taken from the *open* file (`fstat` after
+//! `open`), so the key always describes the bytes that were hashed, even if the path is
+//! replaced meanwhile. The key also holds the inode change time: `utimensat` can put the
+//! modification time back after an in-place edit of the same size, the change time cannot be
+//! set from user space, so a tampered binary is never answered from the cache.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    fmt,
+    fs::File,
+    io::{self, Read},
+    os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt},
+    path::{Path, PathBuf},
+};
+
+use serde::{Serialize, Serializer};
+use sha2::{Digest as _, Sha256};
+
+/// Files larger than this are not hashed (512 MiB): reading them would stall the agent for
+/// seconds, and executables that large are rare enough to be worth a finding of their own.
+pub const MAX_HASH_SIZE: u64 = 512 * 1024 * 1024;
+
+/// Read buffer size: large enough for few syscalls, small enough to stay in cache.
+const CHUNK: usize = 64 * 1024;
+
+/// A SHA-256 digest. Displays and serialises as 64 lowercase hex digits.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Digest(pub [u8; 32]);
+
+impl Digest {
+    /// The SHA-256 of `bytes`.
+    pub fn of(bytes: &[u8]) -> Self {
+        Self(Sha256::digest(bytes).into())
+    }
+
+    /// The raw bytes.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl fmt::Display for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for b in self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Digest({self})")
+    }
+}
+
+impl Serialize for Digest {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+/// Why a file could not be hashed. Every variant names the path.
+#[derive(Debug, thiserror::Error)]
+pub enum ExeHashError {
+    /// The file could not be opened.
+    #[error("cannot open {} to hash it: {source}", path.display())]
+    Open {
+        /// The path.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: io::Error,
+    },
+    /// `fstat` on the open file failed.
+    #[error("cannot stat {}: {source}", path.display())]
+    Stat {
+        /// The path.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: io::Error,
+    },
+    /// The path is not a regular file.
+    #[error("{} is a {kind}, not a regular file; only regular files are hashed", path.display())]
+    NotRegular {
+        /// The path.
+        path: PathBuf,
+        /// What it is instead (`directory`, `fifo`, ...).
+        kind: &'static str,
+    },
+    /// The file is larger than [`MAX_HASH_SIZE`].
+    #[error("{} is {size} bytes, over the {limit}-byte hashing limit", path.display())]
+    TooLarge {
+        /// The path.
+        path: PathBuf,
+        /// Its size.
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// Reading the file failed part way.
+    #[error("cannot read {} to hash it: {source}", path.display())]
+    Read {
+        /// The path.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: io::Error,
+    },
+    /// The file was modified while it was being read: the digest would describe no version
+    /// of it, so none is returned (the next exec will hash the new version).
+    #[error("{} changed while it was being hashed", path.display())]
+    Changed {
+        /// The path.
+        path: PathBuf,
+    },
+}
+
+/// Counters for the agent's health summary.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ExeHashStats {
+    /// Lookups answered from the cache.
+    pub hits: u64,
+    /// Lookups that had to read the file (successful or not).
+    pub misses: u64,
+    /// Bytes read and hashed.
+    pub bytes_hashed: u64,
+    /// Entries dropped to stay within capacity.
+    pub evictions: u64,
+    /// Failed hashes.
+    pub errors: u64,
+}
+
+/// The identity of one version of a file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct FileKey {
+    dev: u64,
+    ino: u64,
+    mtime_ns: i128,
+    ctime_ns: i128,
+    size: u64,
+}
+
+impl FileKey {
+    fn of(meta: &std::fs::Metadata) -> Self {
+        Self {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
+            ctime_ns: i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec()),
+            size: meta.size(),
+        }
+    }
+}
+
+struct Entry {
+    digest: Digest,
+    /// Position in `ExeHashCache::by_use`.
+    last_used: u64,
+}
+
+/// A bounded cache of executable digests, least recently used evicted first.
+pub struct ExeHashCache {
+    capacity: usize,
+    entries: HashMap<FileKey, Entry>,
+    /// Use order: tick -> key; the first entry is the least recently used.
+    by_use: BTreeMap<u64, FileKey>,
+    tick: u64,
+    stats: ExeHashStats,
+}
+
+impl ExeHashCache {
+    /// A cache holding at most `capacity` digests (0 caches nothing: every call hashes).
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            capacity,
+            entries: HashMap::with_capacity(capacity.min(4096)),
+            by_use: BTreeMap::new(),
+            tick: 0,
+            stats: ExeHashStats::default(),
+        }
+    }
+
+    /// The SHA-256 of the file at `path`, from the cache when this version of the file was
+    /// hashed before.
+    pub fn hash_file(&mut self, path: &Path) -> Result<Digest, ExeHashError> {
+        let result = self.hash_file_inner(path);
+        if result.is_err() {
+            self.stats.errors += 1;
+        }
+        result
+    }
+
+    /// The SHA-256 of the executable of process `pid`, through `/proc/<pid>/exe` (which
+    /// opens the file the process runs, even when it was deleted or replaced on disk).
+    pub fn hash_process_exe(&mut self, pid: u32) -> Result<Digest, ExeHashError> {
+        self.hash_file(&PathBuf::from(format!("/proc/{pid}/exe")))
+    }
+
+    /// The counters so far.
+    pub fn stats(&self) -> ExeHashStats {
+        self.stats
+    }
+
+    /// Digests currently cached.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether nothing is cached.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The most digests kept.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    fn hash_file_inner(&mut self, path: &Path) -> Result<Digest, ExeHashError> {
+        // O_NONBLOCK so that opening a FIFO does not wait for a writer; it has no effect on
+        // reads of regular files, the only ones hashed.
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path)
+            .map_err(|source| ExeHashError::Open {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        let meta = file.metadata().map_err(|source| ExeHashError::Stat {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let file_type = meta.file_type();
+        if !file_type.is_file() {
+            return Err(ExeHashError::NotRegular {
+                path: path.to_path_buf(),
+                kind: kind_name(&file_type),
+            });
+        }
+        if meta.size() > MAX_HASH_SIZE {
+            return Err(ExeHashError::TooLarge {
+                path: path.to_path_buf(),
+                size: meta.size(),
+                limit: MAX_HASH_SIZE,
+            });
+        }
+        let key = FileKey::of(&meta);
+        if let Some(digest) = self.touch(&key) {
+            self.stats.hits += 1;
+            return Ok(digest);
+        }
+        self.stats.misses += 1;
+
+        let digest = self.read_and_hash(&mut file, path, meta.size())?;
+
+        // A writer may have changed the file while it was read (same inode, new mtime or
+        // size); then the bytes match no single version and must not be cached under `key`.
+        let after = file.metadata().map_err(|source| ExeHashError::Stat {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        if FileKey::of(&after) != key {
+            return Err(ExeHashError::Changed {
+                path: path.to_path_buf(),
+            });
+        }
+        self.insert(key, digest);
+        Ok(digest)
+    }
+
+    /// Reads the whole file from the start, hashing as it goes.
+    fn read_and_hash(
+        &mut self,
+        file: &mut File,
+        path: &Path,
+        size: u64,
+    ) -> Result<Digest, ExeHashError> {
+        let mut hasher = Sha256::new();
+        // Small files get a small buffer; the rest read in CHUNK pieces.
+        let mut buf = vec![0u8; usize::try_from(size).map_or(CHUNK, |s| s.clamp(1, CHUNK))];
+        let mut total: u64 = 0;
+        loop {
+            let n = match file.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(source) => {
+                    return Err(ExeHashError::Read {
+                        path: path.to_path_buf(),
+                        source,
+                    });
+                }
+            };
+            hasher.update(&buf[..n]);
+            total += n as u64;
+            self.stats.bytes_hashed += n as u64;
+            // The file grew past the limit after the size check.
+            if total > MAX_HASH_SIZE {
+                return Err(ExeHashError::Changed {
+                    path: path.to_path_buf(),
+                });
+            }
+        }
+        Ok(Digest(hasher.finalize().into()))
+    }
+
+    /// Looks `key` up and marks it most recently used.
+    fn touch(&mut self, key: &FileKey) -> Option<Digest> {
+        let entry = self.entries.get_mut(key)?;
+        self.by_use.remove(&entry.last_used);
+        self.tick += 1;
+        entry.last_used = self.tick;
+        self.by_use.insert(self.tick, *key);
+        Some(entry.digest)
+    }
+
+    fn insert(&mut self, key: FileKey, digest: Digest) {
+        if self.capacity == 0 {
+            return;
+        }
+        while self.entries.len() >= self.capacity {
+            let Some((_, oldest)) = self.by_use.pop_first() else {
+                break;
+            };
+            self.entries.remove(&oldest);
+            self.stats.evictions += 1;
+        }
+        self.tick += 1;
+        self.by_use.insert(self.tick, key);
+        if let Some(previous) = self.entries.insert(
+            key,
+            Entry {
+                digest,
+                last_used: self.tick,
+            },
+        ) {
+            self.by_use.remove(&previous.last_used);
+        }
+    }
+}
+
+fn kind_name(file_type: &std::fs::FileType) -> &'static str {
+    if file_type.is_dir() {
+        "directory"
+    } else if file_type.is_symlink() {
+        "symbolic link"
+    } else if file_type.is_fifo() {
+        "fifo"
+    } else if file_type.is_socket() {
+        "socket"
+    } else if file_type.is_block_device() {
+        "block device"
+    } else if file_type.is_char_device() {
+        "character device"
+    } else {
+        "special file"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        fs,
+        time::{Duration, SystemTime},
+    };
+
+    use super::*;
+
+    /// A scratch directory removed on drop.
+    struct Scratch(PathBuf);
+
+    impl Scratch {
+        fn new(name: &str) -> Self {
+            let dir =
+                std::env::temp_dir().join(format!("vigil-exe-hash-{name}-{}", std::process::id()));
+            let _ = fs::remove_dir_all(&dir);
+            fs::create_dir_all(&dir).expect("mkdir");
+            Self(dir)
+        }
+
+        fn file(&self, name: &str, bytes: &[u8]) -> PathBuf {
+            let path = self.0.join(name);
+            fs::write(&path, bytes).expect("write");
+            path
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn known_digests() {
+        let dir = Scratch::new("known");
+        let mut cache = ExeHashCache::new(8);
+        let abc = dir.file("abc", b"abc");
+        assert_eq!(
+            cache.hash_file(&abc).expect("hash").to_string(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        let empty = dir.file("empty", b"");
+        assert_eq!(
+            cache.hash_file(&empty).expect("hash").to_string(),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+        // Larger than one read chunk: the chunks add up to the one-shot digest.
+        let big: Vec<u8> = (0..(3 * CHUNK + 17)).map(|i| (i % 251) as u8).collect();
+        let big_path = dir.file("big", &big);
+        assert_eq!(cache.hash_file(&big_path).expect("hash"), Digest::of(&big));
+    }
+
+    #[test]
+    fn same_file_twice_hashes_once() {
+        let dir = Scratch::new("twice");
+        let path = dir.file("bin", b"#!/bin/sh\necho hi\n");
+        let mut cache = ExeHashCache::new(8);
+        let first = cache.hash_file(&path).expect("hash");
+        let second = cache.hash_file(&path).expect("hash");
+        assert_eq!(first, second);
+        let stats = cache.stats();
+        assert_eq!(stats.misses, 1);
+        assert_eq!(stats.hits, 1);
+        assert_eq!(stats.bytes_hashed, 18);
+        // A hard link is the same inode and the same bytes.
+        let link = dir.0.join("link");
+        fs::hard_link(&path, &link).expect("link");
+        assert_eq!(cache.hash_file(&link).expect("hash"), first);
+    }
+
+    #[test]
+    fn a_modified_file_is_hashed_again() {
+        let dir = Scratch::new("modified");
+        let path = dir.file("bin", b"version one");
+        let mut cache = ExeHashCache::new(8);
+        let before = cache.hash_file(&path).expect("hash");
+        fs::write(&path, b"version two").expect("rewrite");
+        // Same size; move the mtime explicitly so the test does not depend on timestamp
+        // granularity.
+        let file = fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .expect("open");
+        file.set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000))
+            .expect("set mtime");
+        drop(file);
+        let after = cache.hash_file(&path).expect("hash");
+        assert_ne!(before, after);
+        assert_eq!(after, Digest::of(b"version two"));
+        assert_eq!(cache.stats().misses, 2);
+        assert_eq!(cache.stats().hits, 0);
+    }
+
+    #[test]
+    fn restoring_the_mtime_does_not_fool_the_cache() {
+        let dir = Scratch::new("restore");
+        let path = dir.file("bin", b"genuine");
+        let stamp = SystemTime::UNIX_EPOCH + Duration::from_secs(2_000_000);
+        let set = |p: &Path| {
+            fs::OpenOptions::new()
+                .write(true)
+                .open(p)
+                .expect("open")
+                .set_modified(stamp)
+                .expect("set mtime");
+        };
+        set(&path);
+        let mut cache = ExeHashCache::new(8);
+        let genuine = cache.hash_file(&path).expect("hash");
+        // Same size, same mtime after the edit: only the ctime tells them apart. Kernels
+        // without fine-grained timestamps stamp ctime per clock tick: wait past one.
+        std::thread::sleep(Duration::from_millis(20));
+        fs::write(&path, b"trojan!").expect("rewrite");
+        set(&path);
+        let tampered = cache.hash_file(&path).expect("hash");
+        assert_ne!(genuine, tampered);
+        assert_eq!(tampered, Digest::of(b"trojan!"));
+    }
+
+    #[test]
+    fn least_recently_used_is_evicted() {
+        let dir = Scratch::new("evict");
+        let a = dir.file("a", b"a");
+        let b = dir.file("b", b"b");
+        let c = dir.file("c", b"c");
+        let mut cache = ExeHashCache::new(2);
+        cache.hash_file(&a).expect("a");
+        cache.hash_file(&b).expect("b");
+        // Touch a, so b is the least recently used when c comes in.
+        cache.hash_file(&a).expect("a again");
+        cache.hash_file(&c).expect("c");
+        assert_eq!(cache.len(), 2);
+        assert_eq!(cache.stats().evictions, 1);
+        let misses = cache.stats().misses;
+        cache.hash_file(&a).expect("a cached");
+        cache.hash_file(&c).expect("c cached");
+        assert_eq!(cache.stats().misses, misses, "a and c stayed");
+        cache.hash_file(&b).expect("b rehashed");
+        assert_eq!(cache.stats().misses, misses + 1, "b was evicted");
+        assert_eq!(cache.len(), 2);
+    }
+
+    #[test]
+    fn zero_capacity_caches_nothing() {
+        let dir = Scratch::new("zero");
+        let a = dir.file("a", b"a");
+        let mut cache = ExeHashCache::new(0);
+        cache.hash_file(&a).expect("a");
+        cache.hash_file(&a).expect("a");
+        assert_eq!(cache.stats().misses, 2);
+        assert!(cache.is_empty());
+    }
+
+    #[test]
+    fn own_executable_through_proc() {
+        let mut cache = ExeHashCache::new(4);
+        let via_proc = cache
+            .hash_process_exe(std::process::id())
+            .expect("/proc/self/exe");
+        let exe = std::env::current_exe().expect("current exe");
+        let direct = Digest::of(&fs::read(exe).expect("read exe"));
+        assert_eq!(via_proc, direct);
+        // The same inode through its real path: a cache hit.
+        let path = fs::read_link("/proc/self/exe").expect("readlink");
+        assert_eq!(cache.hash_file(&path).expect("hash"), direct);
+        assert_eq!(cache.stats().hits, 1);
+    }
+
+    #[test]
+    fn deleted_executable_still_hashes_through_proc() {
+        let dir = Scratch::new("deleted");
+        let path = dir.file("gone", b"soon deleted");
+        // Hold the file open and find it through /proc/self/fd, as /proc/<pid>/exe would be.
+        let held = File::open(&path).expect("open");
+        fs::remove_file(&path).expect("unlink");
+        let fd_path = PathBuf::from(format!(
+            "/proc/self/fd/{}",
+            std::os::fd::AsRawFd::as_raw_fd(&held)
+        ));
+        let mut cache = ExeHashCache::new(4);
+        assert_eq!(
+            cache.hash_file(&fd_path).expect("hash"),
+            Digest::of(b"soon deleted")
+        );
+    }
+
+    #[test]
+    fn errors_name_the_path() {
+        let dir = Scratch::new("errors");
+        let mut cache = ExeHashCache::new(4);
+        let err = cache.hash_file(&dir.0).expect_err("a directory");
+        assert!(
+            matches!(
+                err,
+                ExeHashError::NotRegular {
+                    kind: "directory",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains(&dir.0.display().to_string()));
+
+        let missing = dir.0.join("missing-binary");
+        let err = cache.hash_file(&missing).expect_err("missing");
+        assert!(matches!(err, ExeHashError::Open { .. }), "{err:?}");
+        assert!(err.to_string().contains("missing-binary"), "{err}");
+
+        let err = cache.hash_file(Path::new("/dev/null")).expect_err("device");
+        assert!(
+            matches!(
+                err,
+                ExeHashError::NotRegular {
+                    kind: "character device",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert_eq!(cache.stats().errors, 3);
+        assert_eq!(cache.stats().bytes_hashed, 0);
+    }
+
+    #[test]
+    fn fifo_does_not_block() {
+        let dir = Scratch::new("fifo");
+        let fifo = dir.0.join("pipe");
+        let c_path = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).expect("cstr");
+        // SAFETY: a valid NUL-terminated path and a plain mode.
+        let rc = unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) };
+        assert_eq!(rc, 0, "mkfifo");
+        let mut cache = ExeHashCache::new(4);
+        let err = cache.hash_file(&fifo).expect_err("fifo");
+        assert!(
+            matches!(err, ExeHashError::NotRegular { kind: "fifo", .. }),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn too_large_files_are_refused() {
+        let dir = Scratch::new("large");
+        let path = dir.file("huge", b"");
+        // A sparse file: no disk used, but its size is over the limit.
+        fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .expect("open")
+            .set_len(MAX_HASH_SIZE + 1)
+            .expect("truncate");
+        let mut cache = ExeHashCache::new(4);
+        let err = cache.hash_file(&path).expect_err("too large");
+        assert!(
+            matches!(err, ExeHashError::TooLarge { size, limit, .. }
+                if size == MAX_HASH_SIZE + 1 && limit == MAX_HASH_SIZE),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("huge"));
+        assert_eq!(cache.stats().bytes_hashed, 0);
+    }
+
+    #[test]
+    fn digest_formats() {
+        let d = Digest::of(b"abc");
+        assert_eq!(
+            serde_json::to_string(&d).expect("json"),
+            "\"ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad\""
+        );
+        assert!(format!("{d:?}").starts_with("Digest(ba7816bf"));
+    }
+}
