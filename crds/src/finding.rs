@@ -1,0 +1,532 @@
+//! The finding document: what the agent writes and the operator shows, close to GuardDuty's
+//! Runtime Monitoring finding format so existing runbooks and routing keep working.
+//!
+//! The same struct is the spec of the namespaced `RuntimeFinding` custom resource.
+
+use std::{collections::BTreeMap, fmt};
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// Version of the finding schema this crate writes.
+pub const SCHEMA_VERSION: &str = "1.0";
+
+/// One finding: repeated activity with the same type, resource and key context updates `count`
+/// and `eventLastSeen` of one finding instead of creating new ones.
+#[expect(
+    clippy::duplicated_attributes,
+    reason = "every kube printcolumn(...) repeats its type_ key"
+)]
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "vigil.dev",
+    version = "v1alpha1",
+    kind = "RuntimeFinding",
+    namespaced,
+    shortname = "rf",
+    category = "vigil",
+    status = "RuntimeFindingStatus",
+    derive = "PartialEq",
+    doc = "A runtime threat finding, in the workload's namespace or the operator's namespace for host findings.",
+    printcolumn(name = "Type", type_ = "string", json_path = ".spec.type"),
+    printcolumn(name = "Severity", type_ = "string", json_path = ".spec.severityLabel"),
+    printcolumn(
+        name = "Resource",
+        type_ = "string",
+        json_path = ".spec.resource.displayName"
+    ),
+    printcolumn(name = "Count", type_ = "integer", json_path = ".spec.count"),
+    printcolumn(name = "Last Seen", type_ = "date", json_path = ".spec.eventLastSeen"),
+    printcolumn(name = "Archived", type_ = "boolean", json_path = ".status.archived")
+)]
+#[x_kube(validation = Rule::new("(self.severityLabel == 'Low' && self.severity < 4.0) || (self.severityLabel == 'Medium' && self.severity >= 4.0 && self.severity < 7.0) || (self.severityLabel == 'High' && self.severity >= 7.0 && self.severity < 9.0) || (self.severityLabel == 'Critical' && self.severity >= 9.0)").message("severityLabel must match severity: Low 1-3.9, Medium 4-6.9, High 7-8.9, Critical 9-10"))]
+#[x_kube(validation = Rule::new("self.count >= 1").message("count is at least 1"))]
+#[serde(rename_all = "camelCase")]
+pub struct Finding {
+    /// Unique, stable id of the finding.
+    #[x_kube(validation = Rule::new("size(self) > 0").message("id must not be empty"))]
+    pub id: String,
+    /// Finding schema version, [`SCHEMA_VERSION`] for this crate.
+    pub schema_version: String,
+    /// The GuardDuty finding type, exactly, e.g. `Execution:Runtime/NewBinaryExecuted`.
+    #[serde(rename = "type")]
+    #[x_kube(validation = Rule::new("self.matches('^[A-Za-z]+:Runtime/[!-~]+$')").message("type looks like 'Execution:Runtime/NewBinaryExecuted'"))]
+    pub finding_type: String,
+    /// Short summary.
+    pub title: String,
+    /// What happened and why it matters.
+    pub description: String,
+    /// Severity score, 1.0 to 10.0.
+    #[x_kube(validation = Rule::new("self >= 1.0 && self <= 10.0").message("severity is between 1.0 and 10.0"))]
+    pub severity: f64,
+    /// Label derived from `severity`.
+    pub severity_label: SeverityLabel,
+    /// When the finding was first written.
+    pub created_at: Time,
+    /// When the finding was last updated.
+    pub updated_at: Time,
+    /// The affected host, container and pod.
+    pub resource: Resource,
+    /// Whether the resource acted or was acted upon.
+    pub resource_role: ResourceRole,
+    /// Times the activity was seen.
+    pub count: u64,
+    /// First occurrence.
+    pub event_first_seen: Time,
+    /// Latest occurrence.
+    pub event_last_seen: Time,
+    /// The process that acted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process: Option<ProcessDetails>,
+    /// Type-specific details.
+    #[serde(default)]
+    pub context: RuntimeContext,
+    /// Network connection, for network finding types.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<NetworkAction>,
+    /// DNS request, for DNS finding types.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns: Option<DnsAction>,
+    /// Threat-intelligence evidence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<Evidence>,
+    /// Archived findings are kept and marked, never deleted.
+    #[serde(default)]
+    pub archived: bool,
+}
+
+/// Severity label, from the score.
+#[derive(
+    JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash,
+)]
+pub enum SeverityLabel {
+    /// 1.0 to 3.9.
+    Low,
+    /// 4.0 to 6.9.
+    Medium,
+    /// 7.0 to 8.9.
+    High,
+    /// 9.0 to 10.0.
+    Critical,
+}
+
+/// A severity score outside 1.0..=10.0.
+#[derive(Debug, Error, PartialEq)]
+#[error("severity {0} is outside 1.0..=10.0")]
+pub struct SeverityOutOfRange(pub f64);
+
+impl SeverityLabel {
+    /// The label of a score, as GuardDuty assigns it.
+    pub fn from_score(score: f64) -> Result<Self, SeverityOutOfRange> {
+        if !(1.0..=10.0).contains(&score) {
+            return Err(SeverityOutOfRange(score));
+        }
+        Ok(if score < 4.0 {
+            Self::Low
+        } else if score < 7.0 {
+            Self::Medium
+        } else if score < 9.0 {
+            Self::High
+        } else {
+            Self::Critical
+        })
+    }
+}
+
+impl fmt::Display for SeverityLabel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Low => "Low",
+            Self::Medium => "Medium",
+            Self::High => "High",
+            Self::Critical => "Critical",
+        })
+    }
+}
+
+/// ACTOR or TARGET.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ResourceRole {
+    /// The resource performed the activity.
+    Actor,
+    /// The resource was acted upon.
+    Target,
+}
+
+/// The affected resource.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Resource {
+    /// `namespace/pod/container` for container findings, the host name otherwise; shown by
+    /// `kubectl get runtimefindings`.
+    pub display_name: String,
+    /// The host.
+    pub host: HostDetails,
+    /// The container, when the activity happened in one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<ContainerDetails>,
+    /// The pod, when the container belongs to one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<PodDetails>,
+}
+
+impl Resource {
+    /// The display name for this host, pod and container.
+    pub fn display_name_for(
+        host: &HostDetails,
+        container: Option<&ContainerDetails>,
+        pod: Option<&PodDetails>,
+    ) -> String {
+        match (pod, container) {
+            (Some(p), Some(c)) => format!("{}/{}/{}", p.namespace, p.name, c.name),
+            (Some(p), None) => format!("{}/{}", p.namespace, p.name),
+            (None, Some(c)) => format!("{}/{}", host.hostname, c.name),
+            (None, None) => host.hostname.clone(),
+        }
+    }
+}
+
+/// Host details.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct HostDetails {
+    /// Host name.
+    pub hostname: String,
+    /// Kubernetes node name, when the host is a node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_name: Option<String>,
+    /// Kernel release.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel_version: Option<String>,
+    /// Operating system name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub os_image: Option<String>,
+}
+
+/// Container details.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerDetails {
+    /// Container name.
+    pub name: String,
+    /// Runtime container id.
+    pub id: String,
+    /// Image reference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Image reference without tag or digest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_prefix: Option<String>,
+    /// Container runtime, e.g. `containerd`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_runtime: Option<String>,
+    /// Whether the container runs privileged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub privileged: Option<bool>,
+}
+
+/// Pod details.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PodDetails {
+    /// Pod name.
+    pub name: String,
+    /// Pod namespace.
+    pub namespace: String,
+    /// Pod UID.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<String>,
+    /// Pod labels.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// The process that acted, with its ancestry.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ProcessDetails {
+    /// Process name (comm).
+    pub name: String,
+    /// Absolute path of the executable.
+    pub executable_path: String,
+    /// SHA-256 of the executable, hex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub executable_sha256: Option<String>,
+    /// Pid in the host pid namespace.
+    pub pid: u32,
+    /// Pid in the process' own pid namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace_pid: Option<u32>,
+    /// Real user id.
+    pub uid: u32,
+    /// Effective user id.
+    pub euid: u32,
+    /// User name, when resolvable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Working directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pwd: Option<String>,
+    /// Process start time.
+    pub start_time: Time,
+    /// Stable process id across pid reuse.
+    pub uuid: String,
+    /// `uuid` of the parent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_uuid: Option<String>,
+    /// Ancestors, parent first, up to the init process.
+    #[serde(default)]
+    pub lineage: Vec<LineageEntry>,
+}
+
+/// One ancestor.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct LineageEntry {
+    /// Process name.
+    pub name: String,
+    /// Executable path.
+    pub executable_path: String,
+    /// Pid in the host pid namespace.
+    pub pid: u32,
+    /// Pid in its own pid namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace_pid: Option<u32>,
+    /// Real user id.
+    pub uid: u32,
+    /// Effective user id.
+    pub euid: u32,
+    /// Start time.
+    pub start_time: Time,
+    /// Stable process id.
+    pub uuid: String,
+    /// Parent's stable process id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_uuid: Option<String>,
+}
+
+/// Type-specific fields; each finding type fills the ones it needs.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RuntimeContext {
+    /// The process acted upon (e.g. ptrace target).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_process: Option<ProcessDetails>,
+    /// The process that modified something (e.g. a binary).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub modifying_process: Option<ProcessDetails>,
+    /// When the modification happened.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub modified_at: Option<Time>,
+    /// File involved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_path: Option<String>,
+    /// What was done to the file, e.g. `write`, `unlink`, `open`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_operation: Option<String>,
+    /// Kernel module name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub module_name: Option<String>,
+    /// Kernel module SHA-256.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub module_sha256: Option<String>,
+    /// Mount source.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mount_source: Option<String>,
+    /// Mount target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mount_target: Option<String>,
+    /// Unix socket path (e.g. the Docker socket).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub socket_path: Option<String>,
+    /// `LD_PRELOAD` value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ld_preload_value: Option<String>,
+    /// Tool name, e.g. `xmrig`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_name: Option<String>,
+    /// Tool category, e.g. `Coin miner`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_category: Option<String>,
+    /// One example command line, secrets redacted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command_line_example: Option<String>,
+    /// Free-form additional type-specific fields.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub additional: BTreeMap<String, String>,
+}
+
+/// Direction of a connection.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ConnectionDirection {
+    /// The process connected out.
+    Outbound,
+    /// A peer connected in.
+    Inbound,
+}
+
+/// A network connection.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkAction {
+    /// Direction.
+    pub connection_direction: ConnectionDirection,
+    /// `TCP` or `UDP`.
+    pub protocol: String,
+    /// Local address.
+    pub local_ip: String,
+    /// Local port.
+    pub local_port: u16,
+    /// Remote address.
+    pub remote_ip: String,
+    /// Remote port.
+    pub remote_port: u16,
+    /// Remote domain, when known from DNS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_domain: Option<String>,
+}
+
+/// A DNS request.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct DnsAction {
+    /// Queried domain.
+    pub domain: String,
+    /// `UDP` or `TCP`.
+    pub protocol: String,
+}
+
+/// Evidence from threat intelligence.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Evidence {
+    /// Matching list entries.
+    #[serde(default)]
+    pub threat_intelligence_details: Vec<ThreatIntelligenceDetail>,
+}
+
+/// One threat-list match.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ThreatIntelligenceDetail {
+    /// Name of the list that matched.
+    pub threat_list_name: String,
+    /// The indicator that matched (domain, IP, hash).
+    pub indicator: String,
+}
+
+/// Observed state of a `RuntimeFinding`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RuntimeFindingStatus {
+    /// Archived by a suppression rule.
+    #[serde(default)]
+    pub archived: bool,
+    /// The SuppressionRule that archived it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archived_by: Option<String>,
+    /// When it was archived.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archived_at: Option<Time>,
+}
+
+impl Finding {
+    /// Whether the finding is archived, in its document or by a suppression rule.
+    pub fn is_archived(&self, status: Option<&RuntimeFindingStatus>) -> bool {
+        self.archived || status.is_some_and(|s| s.archived)
+    }
+
+    /// A stable object name for this finding's `RuntimeFinding`, from its id: lower-case
+    /// alphanumerics and dashes, at most 63 characters, so the agent can create-or-update by name.
+    pub fn object_name(&self) -> String {
+        let mut name: String = self
+            .id
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '-'
+                }
+            })
+            .collect();
+        name.truncate(54);
+        let name = name.trim_matches('-');
+        format!("finding-{}", if name.is_empty() { "unnamed" } else { name })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn severity_labels_follow_guardduty_bands() {
+        let table = [
+            (1.0, Some(SeverityLabel::Low)),
+            (3.9, Some(SeverityLabel::Low)),
+            (4.0, Some(SeverityLabel::Medium)),
+            (6.9, Some(SeverityLabel::Medium)),
+            (7.0, Some(SeverityLabel::High)),
+            (8.9, Some(SeverityLabel::High)),
+            (9.0, Some(SeverityLabel::Critical)),
+            (10.0, Some(SeverityLabel::Critical)),
+            (0.5, None),
+            (10.1, None),
+            (f64::NAN, None),
+        ];
+        for (score, want) in table {
+            assert_eq!(SeverityLabel::from_score(score).ok(), want, "score {score}");
+        }
+    }
+
+    #[test]
+    fn resource_role_and_type_use_guardduty_spelling() {
+        assert_eq!(serde_json::to_value(ResourceRole::Actor).unwrap(), "ACTOR");
+        assert_eq!(
+            serde_json::to_value(ConnectionDirection::Outbound).unwrap(),
+            "OUTBOUND"
+        );
+    }
+
+    #[test]
+    fn object_name_is_a_dns_label() {
+        let f = crate::testdata::finding();
+        let name = f.object_name();
+        assert!(name.len() <= 63, "{name}");
+        assert!(
+            name.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'),
+            "{name}"
+        );
+        assert!(name.starts_with("finding-"));
+    }
+
+    #[test]
+    fn display_name_prefers_pod_context() {
+        let host = HostDetails {
+            hostname: "node-a".into(),
+            ..Default::default()
+        };
+        let c = ContainerDetails {
+            name: "web".into(),
+            id: "abc".into(),
+            ..Default::default()
+        };
+        let p = PodDetails {
+            name: "web-1".into(),
+            namespace: "shop".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            Resource::display_name_for(&host, Some(&c), Some(&p)),
+            "shop/web-1/web"
+        );
+        assert_eq!(Resource::display_name_for(&host, None, None), "node-a");
+    }
+}

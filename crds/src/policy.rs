@@ -1,0 +1,470 @@
+//! `RuntimeMonitoringPolicy`: which nodes are monitored, how the agent runs there, and what the
+//! operator observed about coverage.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::{
+    api::core::v1::Toleration,
+    apimachinery::pkg::{
+        api::resource::Quantity,
+        apis::meta::v1::{Condition, Time},
+    },
+};
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::finding::SeverityLabel;
+
+/// Agent image used when a policy does not name one.
+pub const DEFAULT_AGENT_IMAGE: &str = "ghcr.io/vigil-dev/vigil-agent:0.1.0";
+
+/// Desired state of runtime monitoring for a set of nodes.
+#[expect(
+    clippy::duplicated_attributes,
+    reason = "every kube printcolumn(...) repeats its type_ key"
+)]
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "vigil.dev",
+    version = "v1alpha1",
+    kind = "RuntimeMonitoringPolicy",
+    shortname = "rmp",
+    category = "vigil",
+    status = "RuntimeMonitoringPolicyStatus",
+    derive = "PartialEq",
+    doc = "Rolls the Vigil agent out to the selected nodes (or tracks a user-run agent) and reports per-node coverage.",
+    printcolumn(name = "Mode", type_ = "string", json_path = ".spec.agentManagement"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Compatible",
+        type_ = "integer",
+        json_path = ".status.coverage.compatibleNodes"
+    ),
+    printcolumn(
+        name = "Covered",
+        type_ = "integer",
+        json_path = ".status.coverage.coveredNodes"
+    ),
+    printcolumn(
+        name = "Healthy",
+        type_ = "integer",
+        json_path = ".status.coverage.healthyNodes"
+    ),
+    printcolumn(
+        name = "Unhealthy",
+        type_ = "integer",
+        json_path = ".status.coverage.unhealthyNodes"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct RuntimeMonitoringPolicySpec {
+    /// `Automated`: the operator runs the agent DaemonSet. `Manual`: the user runs the agent and
+    /// the operator only tracks coverage.
+    #[serde(default)]
+    pub agent_management: AgentManagement,
+    /// Nodes whose labels contain all of these pairs are selected. Empty selects every Linux node.
+    #[serde(default)]
+    #[x_kube(validation = Rule::new("self.all(k, size(k) > 0 && size(k) <= 317)").message("node selector keys must be non-empty label keys"))]
+    pub node_selector: BTreeMap<String, String>,
+    /// Tolerations given to the agent pods, so tainted nodes can be covered too.
+    #[serde(default)]
+    #[x_kube(validation = Rule::new("self.all(t, !has(t.tolerationSeconds) || t.effect == 'NoExecute')").message("tolerationSeconds is only allowed with effect NoExecute"))]
+    pub tolerations: Vec<Toleration>,
+    /// How the agent container runs.
+    #[serde(default)]
+    pub agent: AgentSpec,
+    /// Which findings are produced and surfaced.
+    #[serde(default)]
+    pub findings: FindingsSpec,
+    /// When a node counts as covered and healthy.
+    #[serde(default)]
+    pub coverage: CoverageSpec,
+    /// ConfigMaps holding threat-intelligence lists (one indicator per line).
+    #[serde(default)]
+    pub threat_intel_lists: Vec<ListReference>,
+    /// ConfigMaps holding trusted IP lists (one address or CIDR per line).
+    #[serde(default)]
+    pub trusted_ip_lists: Vec<ListReference>,
+}
+
+/// Who runs the agent.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum AgentManagement {
+    /// The operator renders and owns the agent DaemonSet.
+    #[default]
+    Automated,
+    /// The user runs the agent; the operator only tracks coverage.
+    Manual,
+}
+
+/// Image pull policy of the agent container.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum PullPolicy {
+    /// Always pull.
+    Always,
+    /// Pull only when the image is missing on the node.
+    #[default]
+    IfNotPresent,
+    /// Never pull.
+    Never,
+}
+
+impl PullPolicy {
+    /// The string Kubernetes expects in `imagePullPolicy`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Always => "Always",
+            Self::IfNotPresent => "IfNotPresent",
+            Self::Never => "Never",
+        }
+    }
+}
+
+/// The agent container.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentSpec {
+    /// Agent image reference.
+    #[serde(default = "default_image")]
+    #[x_kube(validation = Rule::new("size(self) > 0 && !self.contains(' ')").message("agent.image must be a non-empty image reference without spaces"))]
+    pub image: String,
+    /// Agent image pull policy.
+    #[serde(default)]
+    pub image_pull_policy: PullPolicy,
+    /// CPU and memory budget of the agent container.
+    #[serde(default)]
+    pub resources: AgentResources,
+    /// Priority class of the agent pods; a high one keeps the agent from being evicted first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority_class_name: Option<String>,
+}
+
+fn default_image() -> String {
+    DEFAULT_AGENT_IMAGE.to_owned()
+}
+
+impl Default for AgentSpec {
+    fn default() -> Self {
+        Self {
+            image: default_image(),
+            image_pull_policy: PullPolicy::default(),
+            resources: AgentResources::default(),
+            priority_class_name: None,
+        }
+    }
+}
+
+/// Requests and limits of the agent container.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentResources {
+    /// Guaranteed share; defaults to 200m CPU and 256Mi, as GuardDuty's agent.
+    #[serde(default = "default_requests")]
+    pub requests: CpuMemory,
+    /// Hard cap; defaults to 1 CPU and 1Gi, as GuardDuty's agent.
+    #[serde(default = "default_limits")]
+    pub limits: CpuMemory,
+}
+
+impl Default for AgentResources {
+    fn default() -> Self {
+        Self {
+            requests: default_requests(),
+            limits: default_limits(),
+        }
+    }
+}
+
+fn default_requests() -> CpuMemory {
+    CpuMemory {
+        cpu: Quantity("200m".into()),
+        memory: Quantity("256Mi".into()),
+    }
+}
+
+fn default_limits() -> CpuMemory {
+    CpuMemory {
+        cpu: Quantity("1".into()),
+        memory: Quantity("1Gi".into()),
+    }
+}
+
+/// A CPU and memory amount.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct CpuMemory {
+    /// CPU, e.g. `200m`.
+    pub cpu: Quantity,
+    /// Memory, e.g. `256Mi`.
+    pub memory: Quantity,
+}
+
+/// Which findings are produced and which become Kubernetes Events.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct FindingsSpec {
+    /// GuardDuty finding type strings to enable, e.g. `Execution:Runtime/NewBinaryExecuted`.
+    /// Empty enables every type the agent knows.
+    #[serde(default)]
+    #[x_kube(validation = Rule::new("self.all(t, t.matches('^[A-Za-z]+:Runtime/[!-~]+$'))").message("finding types look like 'Execution:Runtime/NewBinaryExecuted'"))]
+    pub enabled_types: Vec<String>,
+    /// Findings at or above this severity are also recorded as Kubernetes Events.
+    #[serde(default = "default_event_severity")]
+    pub event_min_severity: SeverityLabel,
+    /// How often updated findings are published.
+    #[serde(default)]
+    pub publishing_frequency: PublishingFrequency,
+}
+
+fn default_event_severity() -> SeverityLabel {
+    SeverityLabel::High
+}
+
+impl Default for FindingsSpec {
+    fn default() -> Self {
+        Self {
+            enabled_types: Vec::new(),
+            event_min_severity: default_event_severity(),
+            publishing_frequency: PublishingFrequency::default(),
+        }
+    }
+}
+
+/// Finding publishing frequency, the three choices GuardDuty offers.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum PublishingFrequency {
+    /// Every 15 minutes.
+    #[default]
+    FifteenMinutes,
+    /// Every hour.
+    OneHour,
+    /// Every 6 hours.
+    SixHours,
+}
+
+impl PublishingFrequency {
+    /// The period in seconds.
+    pub fn seconds(self) -> u64 {
+        match self {
+            Self::FifteenMinutes => 15 * 60,
+            Self::OneHour => 60 * 60,
+            Self::SixHours => 6 * 60 * 60,
+        }
+    }
+}
+
+/// Thresholds that decide whether a covered node is healthy.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct CoverageSpec {
+    /// An agent whose Lease was not renewed for this long is "not reporting".
+    #[serde(default = "default_heartbeat_timeout")]
+    #[x_kube(validation = Rule::new("self >= 10 && self <= 3600").message("heartbeatTimeoutSeconds must be between 10 and 3600"))]
+    pub heartbeat_timeout_seconds: u32,
+    /// A node dropping more than this percentage of its events is unhealthy.
+    #[serde(default = "default_max_dropped_percent")]
+    #[x_kube(validation = Rule::new("self >= 0.0 && self <= 100.0").message("maxDroppedEventsPercent must be between 0 and 100"))]
+    pub max_dropped_events_percent: f64,
+    /// An agent container restarted at least this often and currently waiting is crash-looping.
+    #[serde(default = "default_crash_loop_restarts")]
+    pub crash_loop_restarts: u32,
+}
+
+fn default_heartbeat_timeout() -> u32 {
+    60
+}
+
+fn default_max_dropped_percent() -> f64 {
+    1.0
+}
+
+fn default_crash_loop_restarts() -> u32 {
+    3
+}
+
+impl Default for CoverageSpec {
+    fn default() -> Self {
+        Self {
+            heartbeat_timeout_seconds: default_heartbeat_timeout(),
+            max_dropped_events_percent: default_max_dropped_percent(),
+            crash_loop_restarts: default_crash_loop_restarts(),
+        }
+    }
+}
+
+/// A key of a ConfigMap holding a list.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ListReference {
+    /// Name the list is reported under in findings' evidence.
+    #[x_kube(validation = Rule::new("size(self) > 0").message("a list needs a name"))]
+    pub list_name: String,
+    /// ConfigMap name, in the operator's namespace.
+    #[x_kube(validation = Rule::new("self.matches('^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$')").message("configMapName must be a DNS subdomain name"))]
+    pub config_map_name: String,
+    /// Key inside the ConfigMap.
+    #[x_kube(validation = Rule::new("size(self) > 0").message("a ConfigMap key is required"))]
+    pub key: String,
+}
+
+/// Observed state of a policy.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RuntimeMonitoringPolicyStatus {
+    /// Generation of the spec this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// `Ready`, `Progressing` and `Degraded`.
+    #[serde(default)]
+    pub conditions: Vec<Condition>,
+    /// Per-node coverage and its totals.
+    #[serde(default)]
+    pub coverage: CoverageSummary,
+    /// Findings on the covered nodes, by severity label.
+    #[serde(default)]
+    pub finding_counts: FindingCounts,
+}
+
+/// The condition types a policy reports.
+pub mod condition_types {
+    /// The agent covers every compatible node and every covered node is healthy.
+    pub const READY: &str = "Ready";
+    /// A rollout is in progress.
+    pub const PROGRESSING: &str = "Progressing";
+    /// Some compatible node is unhealthy or not covered, or the policy conflicts with another.
+    pub const DEGRADED: &str = "Degraded";
+}
+
+/// Coverage totals and per-node details.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct CoverageSummary {
+    /// Nodes the policy selects that can run the agent.
+    pub compatible_nodes: u32,
+    /// Compatible nodes where an agent is reporting.
+    pub covered_nodes: u32,
+    /// Covered nodes without a coverage issue.
+    pub healthy_nodes: u32,
+    /// Compatible nodes with a coverage issue.
+    pub unhealthy_nodes: u32,
+    /// One entry per compatible node, sorted by name.
+    #[serde(default)]
+    pub nodes: Vec<NodeCoverage>,
+}
+
+/// Coverage of one node.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeCoverage {
+    /// Node name.
+    pub node_name: String,
+    /// Healthy or Unhealthy.
+    pub status: CoverageStatus,
+    /// `IssueType: detail` when unhealthy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issue: Option<String>,
+    /// Agent version from its Lease.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_version: Option<String>,
+    /// Kernel release, from the agent or else from the node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel_version: Option<String>,
+    /// Number of attached eBPF hooks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_hooks: Option<u32>,
+    /// Events per second the agent processes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events_per_second: Option<f64>,
+    /// Events dropped since the agent started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dropped_events: Option<u64>,
+    /// Last Lease renewal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_heartbeat: Option<Time>,
+}
+
+/// Whether a node is really covered.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CoverageStatus {
+    /// The agent reports and has no issue.
+    Healthy,
+    /// See the node's `issue`.
+    Unhealthy,
+}
+
+/// Number of findings by severity label.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct FindingCounts {
+    /// Low (1.0-3.9).
+    pub low: u64,
+    /// Medium (4.0-6.9).
+    pub medium: u64,
+    /// High (7.0-8.9).
+    pub high: u64,
+    /// Critical (9.0-10.0).
+    pub critical: u64,
+}
+
+impl FindingCounts {
+    /// Count one more finding of `label`.
+    pub fn add(&mut self, label: SeverityLabel) {
+        match label {
+            SeverityLabel::Low => self.low += 1,
+            SeverityLabel::Medium => self.medium += 1,
+            SeverityLabel::High => self.high += 1,
+            SeverityLabel::Critical => self.critical += 1,
+        }
+    }
+}
+
+impl RuntimeMonitoringPolicySpec {
+    /// True when `labels` (a node's) satisfy the node selector.
+    pub fn selects(&self, labels: &BTreeMap<String, String>) -> bool {
+        self.node_selector
+            .iter()
+            .all(|(k, v)| labels.get(k) == Some(v))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_spec_gets_documented_defaults() {
+        let spec: RuntimeMonitoringPolicySpec = serde_json::from_str("{}").unwrap();
+        assert_eq!(spec.agent_management, AgentManagement::Automated);
+        assert_eq!(spec.agent.image, DEFAULT_AGENT_IMAGE);
+        assert_eq!(spec.agent.resources.requests.cpu.0, "200m");
+        assert_eq!(spec.agent.resources.requests.memory.0, "256Mi");
+        assert_eq!(spec.agent.resources.limits.cpu.0, "1");
+        assert_eq!(spec.agent.resources.limits.memory.0, "1Gi");
+        assert_eq!(spec.findings.event_min_severity, SeverityLabel::High);
+        assert_eq!(spec.coverage.heartbeat_timeout_seconds, 60);
+    }
+
+    #[test]
+    fn selector_matches_only_when_every_pair_is_present() {
+        let spec: RuntimeMonitoringPolicySpec = serde_json::from_value(
+            serde_json::json!({"nodeSelector": {"pool": "gpu", "os": "linux"}}),
+        )
+        .unwrap();
+        let mut labels = BTreeMap::from([("pool".to_owned(), "gpu".to_owned())]);
+        assert!(!spec.selects(&labels));
+        labels.insert("os".into(), "linux".into());
+        assert!(spec.selects(&labels));
+        labels.insert("pool".into(), "cpu".into());
+        assert!(!spec.selects(&labels));
+    }
+}

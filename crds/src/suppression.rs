@@ -1,0 +1,741 @@
+//! Suppression criteria (GuardDuty filter style) and their evaluation against findings.
+//!
+//! A rule's criteria map finding attribute paths (`type`, `severity`, `process.executablePath`,
+//! `resource.container.image`, `context.filePath`, ...) to conditions. A finding matches a rule when
+//! every criterion holds. Paths are evaluated against the finding serialised as JSON; a path that
+//! crosses a list (`process.lineage.name`) yields every element's value.
+//!
+//! Semantics of one condition, all of whose operators must hold:
+//! - `equals`: some value equals one of the listed values (numbers compare numerically);
+//! - `notEquals`: no value equals any listed value (holds when the attribute is absent);
+//! - `greaterThan`, `greaterThanOrEqual`, `lessThan`, `lessThanOrEqual`: some numeric value compares;
+//! - `matches` / `notMatches`: some / no value matches one of the globs (`*` any run of characters
+//!   including `/`, `?` one character, `[abc]` a class), over the whole value;
+//! - `matchesRegex` / `notMatchesRegex`: the same with regular expressions over the whole value.
+
+use std::collections::BTreeMap;
+
+use globset::{GlobBuilder, GlobMatcher};
+use kube::KubeSchema;
+use regex::Regex;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use thiserror::Error;
+
+use crate::finding::Finding;
+
+/// What happens to a matching finding.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum SuppressionAction {
+    /// Mark matching findings archived (they are kept, never deleted).
+    #[default]
+    #[serde(rename = "ARCHIVE")]
+    Archive,
+    /// Only count matches, e.g. to preview a rule before it archives anything.
+    #[serde(rename = "NOOP")]
+    Noop,
+}
+
+/// Criteria of a rule: attribute path to condition; all must hold.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct FindingCriteria {
+    /// Attribute path (dot separated, camelCase as in the finding JSON) to condition.
+    #[x_kube(validation = Rule::new("size(self) > 0").message("criteria need at least one attribute, otherwise the rule would match every finding"))]
+    pub criterion: BTreeMap<String, Condition>,
+}
+
+/// Conditions on one attribute; every operator given must hold.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.equals) || has(self.notEquals) || has(self.greaterThan) || has(self.greaterThanOrEqual) || has(self.lessThan) || has(self.lessThanOrEqual) || has(self.matches) || has(self.notMatches) || has(self.matchesRegex) || has(self.notMatchesRegex)").message("a condition needs at least one operator"))]
+pub struct Condition {
+    /// Some value equals one of these.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub equals: Option<Vec<String>>,
+    /// No value equals any of these.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_equals: Option<Vec<String>>,
+    /// Some numeric value is greater.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub greater_than: Option<f64>,
+    /// Some numeric value is greater or equal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub greater_than_or_equal: Option<f64>,
+    /// Some numeric value is less.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub less_than: Option<f64>,
+    /// Some numeric value is less or equal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub less_than_or_equal: Option<f64>,
+    /// Some value matches one of these globs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matches: Option<Vec<String>>,
+    /// No value matches any of these globs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_matches: Option<Vec<String>>,
+    /// Some value matches one of these regular expressions (whole value).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matches_regex: Option<Vec<String>>,
+    /// No value matches any of these regular expressions (whole value).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_matches_regex: Option<Vec<String>>,
+}
+
+/// Top-level attributes of a finding that criteria may start from.
+pub const FINDING_ATTRIBUTES: &[&str] = &[
+    "id",
+    "schemaVersion",
+    "type",
+    "title",
+    "description",
+    "severity",
+    "severityLabel",
+    "createdAt",
+    "updatedAt",
+    "resource",
+    "resourceRole",
+    "count",
+    "eventFirstSeen",
+    "eventLastSeen",
+    "process",
+    "context",
+    "network",
+    "dns",
+    "evidence",
+    "archived",
+];
+
+/// Why a rule cannot be used; every variant names the rule and, where relevant, the path.
+#[derive(Debug, Error)]
+pub enum SuppressionError {
+    /// No criterion at all.
+    #[error("suppression rule {rule}: criteria are empty, the rule would match every finding")]
+    EmptyCriteria {
+        /// Rule name.
+        rule: String,
+    },
+    /// A condition without operators.
+    #[error("suppression rule {rule}: condition on {path} has no operator")]
+    EmptyCondition {
+        /// Rule name.
+        rule: String,
+        /// Attribute path.
+        path: String,
+    },
+    /// A path that does not start at a finding attribute.
+    #[error("suppression rule {rule}: {path} is not a finding attribute (known: {known})", known = FINDING_ATTRIBUTES.join(", "))]
+    UnknownAttribute {
+        /// Rule name.
+        rule: String,
+        /// Attribute path.
+        path: String,
+    },
+    /// A regular expression that does not compile.
+    #[error("suppression rule {rule}: invalid regex {pattern:?} on {path}")]
+    InvalidRegex {
+        /// Rule name.
+        rule: String,
+        /// Attribute path.
+        path: String,
+        /// The pattern.
+        pattern: String,
+        /// What the regex compiler said.
+        #[source]
+        source: regex::Error,
+    },
+    /// A glob that does not compile.
+    #[error("suppression rule {rule}: invalid glob {pattern:?} on {path}")]
+    InvalidGlob {
+        /// Rule name.
+        rule: String,
+        /// Attribute path.
+        path: String,
+        /// The pattern.
+        pattern: String,
+        /// What the glob compiler said.
+        #[source]
+        source: globset::Error,
+    },
+}
+
+/// A rule with its patterns compiled once.
+#[derive(Debug, Clone)]
+pub struct CompiledRule {
+    name: String,
+    action: SuppressionAction,
+    criteria: Vec<CompiledCriterion>,
+}
+
+#[derive(Debug, Clone)]
+struct CompiledCriterion {
+    path: Vec<String>,
+    equals: Option<Vec<String>>,
+    not_equals: Option<Vec<String>>,
+    greater_than: Option<f64>,
+    greater_than_or_equal: Option<f64>,
+    less_than: Option<f64>,
+    less_than_or_equal: Option<f64>,
+    matches: Option<Vec<GlobMatcher>>,
+    not_matches: Option<Vec<GlobMatcher>>,
+    matches_regex: Option<Vec<Regex>>,
+    not_matches_regex: Option<Vec<Regex>>,
+}
+
+impl CompiledRule {
+    /// Validate and compile a rule.
+    pub fn compile(
+        name: &str,
+        criteria: &FindingCriteria,
+        action: SuppressionAction,
+    ) -> Result<Self, SuppressionError> {
+        if criteria.criterion.is_empty() {
+            return Err(SuppressionError::EmptyCriteria {
+                rule: name.to_owned(),
+            });
+        }
+        let mut compiled = Vec::with_capacity(criteria.criterion.len());
+        for (path, cond) in &criteria.criterion {
+            compiled.push(compile_criterion(name, path, cond)?);
+        }
+        Ok(Self {
+            name: name.to_owned(),
+            action,
+            criteria: compiled,
+        })
+    }
+
+    /// Rule name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Rule action.
+    pub fn action(&self) -> SuppressionAction {
+        self.action
+    }
+
+    /// Whether a finding, serialised as JSON, matches every criterion.
+    pub fn matches_json(&self, finding: &Value) -> bool {
+        self.criteria.iter().all(|c| c.holds(finding))
+    }
+
+    /// Whether a finding matches every criterion.
+    pub fn matches(&self, finding: &Finding) -> Result<bool, serde_json::Error> {
+        Ok(self.matches_json(&serde_json::to_value(finding)?))
+    }
+}
+
+fn compile_criterion(
+    rule: &str,
+    path: &str,
+    cond: &Condition,
+) -> Result<CompiledCriterion, SuppressionError> {
+    let segments: Vec<String> = path.split('.').map(str::to_owned).collect();
+    let known = segments
+        .first()
+        .is_some_and(|s| FINDING_ATTRIBUTES.contains(&s.as_str()));
+    if !known || segments.iter().any(String::is_empty) {
+        return Err(SuppressionError::UnknownAttribute {
+            rule: rule.to_owned(),
+            path: path.to_owned(),
+        });
+    }
+    let has_operator = cond.equals.is_some()
+        || cond.not_equals.is_some()
+        || cond.greater_than.is_some()
+        || cond.greater_than_or_equal.is_some()
+        || cond.less_than.is_some()
+        || cond.less_than_or_equal.is_some()
+        || cond.matches.is_some()
+        || cond.not_matches.is_some()
+        || cond.matches_regex.is_some()
+        || cond.not_matches_regex.is_some();
+    if !has_operator {
+        return Err(SuppressionError::EmptyCondition {
+            rule: rule.to_owned(),
+            path: path.to_owned(),
+        });
+    }
+    let globs =
+        |patterns: &Option<Vec<String>>| -> Result<Option<Vec<GlobMatcher>>, SuppressionError> {
+            patterns
+                .as_ref()
+                .map(|ps| {
+                    ps.iter()
+                        .map(|p| {
+                            GlobBuilder::new(p)
+                                .literal_separator(false)
+                                .build()
+                                .map(|g| g.compile_matcher())
+                                .map_err(|source| SuppressionError::InvalidGlob {
+                                    rule: rule.to_owned(),
+                                    path: path.to_owned(),
+                                    pattern: p.clone(),
+                                    source,
+                                })
+                        })
+                        .collect()
+                })
+                .transpose()
+        };
+    let regexes = |patterns: &Option<Vec<String>>| -> Result<Option<Vec<Regex>>, SuppressionError> {
+        patterns
+            .as_ref()
+            .map(|ps| {
+                ps.iter()
+                    .map(|p| {
+                        // Anchor so a pattern means the whole value, as globs do.
+                        Regex::new(&format!("^(?:{p})$")).map_err(|source| {
+                            SuppressionError::InvalidRegex {
+                                rule: rule.to_owned(),
+                                path: path.to_owned(),
+                                pattern: p.clone(),
+                                source,
+                            }
+                        })
+                    })
+                    .collect()
+            })
+            .transpose()
+    };
+    Ok(CompiledCriterion {
+        path: segments,
+        equals: cond.equals.clone(),
+        not_equals: cond.not_equals.clone(),
+        greater_than: cond.greater_than,
+        greater_than_or_equal: cond.greater_than_or_equal,
+        less_than: cond.less_than,
+        less_than_or_equal: cond.less_than_or_equal,
+        matches: globs(&cond.matches)?,
+        not_matches: globs(&cond.not_matches)?,
+        matches_regex: regexes(&cond.matches_regex)?,
+        not_matches_regex: regexes(&cond.not_matches_regex)?,
+    })
+}
+
+/// Scalar values at `path`, flattening lists on the way and at the end.
+fn resolve<'v>(value: &'v Value, path: &[String], out: &mut Vec<&'v Value>) {
+    match value {
+        Value::Array(items) => items.iter().for_each(|v| resolve(v, path, out)),
+        Value::Object(map) => {
+            if let Some((first, rest)) = path.split_first()
+                && let Some(child) = map.get(first)
+            {
+                resolve(child, rest, out);
+            }
+        }
+        Value::Null => {}
+        scalar if path.is_empty() => out.push(scalar),
+        _ => {}
+    }
+}
+
+fn as_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn as_number(v: &Value) -> Option<f64> {
+    match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.parse().ok(),
+        _ => None,
+    }
+}
+
+fn equals(v: &Value, want: &str) -> bool {
+    match (as_number(v), want.parse::<f64>()) {
+        (Some(have), Ok(want_n)) if v.is_number() => have == want_n,
+        _ => as_text(v) == want,
+    }
+}
+
+impl CompiledCriterion {
+    fn holds(&self, finding: &Value) -> bool {
+        let mut values = Vec::new();
+        resolve(finding, &self.path, &mut values);
+        let any = |f: &dyn Fn(&Value) -> bool| values.iter().any(|v| f(v));
+        let num = |f: &dyn Fn(f64) -> bool| values.iter().any(|v| as_number(v).is_some_and(f));
+        if let Some(list) = &self.equals
+            && !any(&|v| list.iter().any(|w| equals(v, w)))
+        {
+            return false;
+        }
+        if let Some(list) = &self.not_equals
+            && any(&|v| list.iter().any(|w| equals(v, w)))
+        {
+            return false;
+        }
+        if let Some(x) = self.greater_than
+            && !num(&|n| n > x)
+        {
+            return false;
+        }
+        if let Some(x) = self.greater_than_or_equal
+            && !num(&|n| n >= x)
+        {
+            return false;
+        }
+        if let Some(x) = self.less_than
+            && !num(&|n| n < x)
+        {
+            return false;
+        }
+        if let Some(x) = self.less_than_or_equal
+            && !num(&|n| n <= x)
+        {
+            return false;
+        }
+        if let Some(globs) = &self.matches
+            && !any(&|v| globs.iter().any(|g| g.is_match(as_text(v))))
+        {
+            return false;
+        }
+        if let Some(globs) = &self.not_matches
+            && any(&|v| globs.iter().any(|g| g.is_match(as_text(v))))
+        {
+            return false;
+        }
+        if let Some(res) = &self.matches_regex
+            && !any(&|v| res.iter().any(|r| r.is_match(&as_text(v))))
+        {
+            return false;
+        }
+        if let Some(res) = &self.not_matches_regex
+            && any(&|v| res.iter().any(|r| r.is_match(&as_text(v))))
+        {
+            return false;
+        }
+        true
+    }
+}
+
+/// A finding archived by a rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Archival {
+    /// The finding's key as the caller gave it (object name, id, ...).
+    pub finding: String,
+    /// The ARCHIVE rule that archived it: the first matching one by name.
+    pub rule: String,
+}
+
+/// Matches of one rule.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RuleTally {
+    /// Findings matching the rule.
+    pub matched: u64,
+    /// Findings this rule archived (0 for NOOP rules).
+    pub archived: u64,
+}
+
+/// Result of evaluating rules over findings.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Evaluation {
+    /// Findings to archive, in input order.
+    pub archived: Vec<Archival>,
+    /// Per-rule tallies, by rule name; every rule has an entry.
+    pub tallies: BTreeMap<String, RuleTally>,
+}
+
+/// Evaluate rules over findings given as `(key, finding JSON)`: a finding is archived by the first
+/// ARCHIVE rule (by name) that matches it. NOOP rules only count matches.
+pub fn archived_set<'a>(
+    rules: &[CompiledRule],
+    findings: impl IntoIterator<Item = (&'a str, &'a Value)>,
+) -> Evaluation {
+    let mut ordered: Vec<&CompiledRule> = rules.iter().collect();
+    ordered.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut eval = Evaluation {
+        archived: Vec::new(),
+        tallies: ordered
+            .iter()
+            .map(|r| (r.name.clone(), RuleTally::default()))
+            .collect(),
+    };
+    for (key, finding) in findings {
+        let mut archived_by: Option<&str> = None;
+        for rule in &ordered {
+            if !rule.matches_json(finding) {
+                continue;
+            }
+            let tally = eval.tallies.entry(rule.name.clone()).or_default();
+            tally.matched += 1;
+            if rule.action == SuppressionAction::Archive && archived_by.is_none() {
+                tally.archived += 1;
+                archived_by = Some(&rule.name);
+            }
+        }
+        if let Some(rule) = archived_by {
+            eval.archived.push(Archival {
+                finding: key.to_owned(),
+                rule: rule.to_owned(),
+            });
+        }
+    }
+    eval
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn finding() -> Value {
+        serde_json::to_value(crate::testdata::finding()).unwrap()
+    }
+
+    fn rule(criteria: Value) -> Result<CompiledRule, SuppressionError> {
+        let criteria: FindingCriteria =
+            serde_json::from_value(json!({ "criterion": criteria })).unwrap();
+        CompiledRule::compile("r", &criteria, SuppressionAction::Archive)
+    }
+
+    #[test]
+    fn conditions_table() {
+        let table: Vec<(&str, Value, bool)> = vec![
+            (
+                "type equals",
+                json!({"type": {"equals": ["Execution:Runtime/NewBinaryExecuted"]}}),
+                true,
+            ),
+            (
+                "type equals other",
+                json!({"type": {"equals": ["Execution:Runtime/ReverseShell"]}}),
+                false,
+            ),
+            (
+                "type any of",
+                json!({"type": {"equals": ["x", "Execution:Runtime/NewBinaryExecuted"]}}),
+                true,
+            ),
+            (
+                "not equals holds",
+                json!({"type": {"notEquals": ["x"]}}),
+                true,
+            ),
+            (
+                "not equals fails",
+                json!({"type": {"notEquals": ["Execution:Runtime/NewBinaryExecuted"]}}),
+                false,
+            ),
+            (
+                "severity numeric equals",
+                json!({"severity": {"equals": ["5"]}}),
+                true,
+            ),
+            (
+                "severity gt",
+                json!({"severity": {"greaterThan": 4.9}}),
+                true,
+            ),
+            (
+                "severity gt fails",
+                json!({"severity": {"greaterThan": 5.0}}),
+                false,
+            ),
+            (
+                "severity gte",
+                json!({"severity": {"greaterThanOrEqual": 5.0}}),
+                true,
+            ),
+            ("severity lt", json!({"severity": {"lessThan": 5.0}}), false),
+            (
+                "severity lte",
+                json!({"severity": {"lessThanOrEqual": 5.0}}),
+                true,
+            ),
+            (
+                "severity range",
+                json!({"severity": {"greaterThan": 4.0, "lessThan": 6.0}}),
+                true,
+            ),
+            (
+                "glob exe",
+                json!({"process.executablePath": {"matches": ["/usr/bin/*"]}}),
+                true,
+            ),
+            (
+                "glob exe miss",
+                json!({"process.executablePath": {"matches": ["/opt/*"]}}),
+                false,
+            ),
+            (
+                "not glob",
+                json!({"process.executablePath": {"notMatches": ["/tmp/*"]}}),
+                true,
+            ),
+            (
+                "image glob",
+                json!({"resource.container.image": {"matches": ["registry.example/*:*"]}}),
+                true,
+            ),
+            (
+                "regex whole value",
+                json!({"process.name": {"matchesRegex": ["cur"]}}),
+                false,
+            ),
+            (
+                "regex",
+                json!({"process.name": {"matchesRegex": ["cu?rl"]}}),
+                true,
+            ),
+            (
+                "not regex",
+                json!({"process.name": {"notMatchesRegex": ["curl"]}}),
+                false,
+            ),
+            (
+                "list path any",
+                json!({"process.lineage.name": {"equals": ["bash"]}}),
+                true,
+            ),
+            (
+                "list path none",
+                json!({"process.lineage.name": {"notEquals": ["sshd"]}}),
+                true,
+            ),
+            (
+                "absent positive",
+                json!({"context.moduleName": {"equals": ["x"]}}),
+                false,
+            ),
+            (
+                "absent negative",
+                json!({"context.moduleName": {"notEquals": ["x"]}}),
+                true,
+            ),
+            (
+                "absent numeric",
+                json!({"network.remotePort": {"greaterThan": 1.0}}),
+                false,
+            ),
+            (
+                "bool equals",
+                json!({"archived": {"equals": ["false"]}}),
+                true,
+            ),
+            (
+                "all criteria",
+                json!({"type": {"equals": ["Execution:Runtime/NewBinaryExecuted"]}, "severity": {"greaterThan": 9.0}}),
+                false,
+            ),
+        ];
+        let f = finding();
+        for (name, criteria, want) in table {
+            let r = rule(criteria).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(r.matches_json(&f), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn invalid_rules_name_rule_and_path() {
+        let err = rule(json!({"process.name": {"matchesRegex": ["("]}})).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("rule r") && msg.contains("process.name") && msg.contains("regex"),
+            "{msg}"
+        );
+        let err = rule(json!({"process.name": {"matches": ["[a"]}})).unwrap_err();
+        assert!(
+            matches!(err, SuppressionError::InvalidGlob { ref path, .. } if path == "process.name"),
+            "{err}"
+        );
+        let err = rule(json!({"bogus.field": {"equals": ["x"]}})).unwrap_err();
+        assert!(
+            matches!(err, SuppressionError::UnknownAttribute { ref path, .. } if path == "bogus.field")
+        );
+        let err = rule(json!({"type": {}})).unwrap_err();
+        assert!(matches!(err, SuppressionError::EmptyCondition { .. }));
+        let err = rule(json!({})).unwrap_err();
+        assert!(matches!(err, SuppressionError::EmptyCriteria { .. }));
+    }
+
+    #[test]
+    fn known_attributes_are_the_finding_fields() {
+        use kube::CustomResourceExt;
+        let crd = serde_json::to_value(crate::RuntimeFinding::crd()).unwrap();
+        let props = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+            ["properties"];
+        let mut keys: Vec<&str> = props
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        keys.sort_unstable();
+        let mut known = FINDING_ATTRIBUTES.to_vec();
+        known.sort_unstable();
+        assert_eq!(keys, known);
+    }
+
+    #[test]
+    fn archived_set_uses_first_archive_rule_and_counts_noop() {
+        let f = finding();
+        let mut other = f.clone();
+        other["type"] = json!("Discovery:Runtime/SuspiciousCommand");
+        let crit = |t: &str| -> FindingCriteria {
+            serde_json::from_value(json!({"criterion": {"type": {"equals": [t]}}})).unwrap()
+        };
+        let rules = vec![
+            CompiledRule::compile(
+                "z-archive",
+                &crit("Execution:Runtime/NewBinaryExecuted"),
+                SuppressionAction::Archive,
+            )
+            .unwrap(),
+            CompiledRule::compile(
+                "a-archive",
+                &crit("Execution:Runtime/NewBinaryExecuted"),
+                SuppressionAction::Archive,
+            )
+            .unwrap(),
+            CompiledRule::compile(
+                "preview",
+                &crit("Discovery:Runtime/SuspiciousCommand"),
+                SuppressionAction::Noop,
+            )
+            .unwrap(),
+        ];
+        let eval = archived_set(&rules, [("one", &f), ("two", &other)]);
+        assert_eq!(
+            eval.archived,
+            vec![Archival {
+                finding: "one".into(),
+                rule: "a-archive".into()
+            }]
+        );
+        assert_eq!(
+            eval.tallies["a-archive"],
+            RuleTally {
+                matched: 1,
+                archived: 1
+            }
+        );
+        assert_eq!(
+            eval.tallies["z-archive"],
+            RuleTally {
+                matched: 1,
+                archived: 0
+            }
+        );
+        assert_eq!(
+            eval.tallies["preview"],
+            RuleTally {
+                matched: 1,
+                archived: 0
+            }
+        );
+    }
+
+    #[test]
+    fn typed_match_equals_json_match() {
+        let f = crate::testdata::finding();
+        let r = rule(json!({"resourceRole": {"equals": ["ACTOR"]}})).unwrap();
+        assert!(r.matches(&f).unwrap());
+    }
+}
