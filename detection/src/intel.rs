@@ -1,0 +1,582 @@
+//! The immutable threat-intelligence snapshot and the builder that fills it.
+//!
+//! Lookups are pure and allocation-free: each indicator maps to a 64-bit mask of the lists that
+//! contain it, and a lookup returns the union of the masks it hits.
+
+use std::{hash::BuildHasher, net::IpAddr};
+
+use foldhash::fast::RandomState;
+use hashbrown::{HashMap, HashTable};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    finding_type::FindingType,
+    indicator::{Indicator, IndicatorKind, IpNet, MAX_DOMAIN_LEN, v4_mask, v6_mask},
+};
+
+/// Most lists one snapshot can hold (threat lists and trusted-IP lists are counted apart):
+/// membership is a bit in a `u64`, which keeps every entry small and lookups branch-free.
+pub const MAX_LISTS: usize = 64;
+
+/// How a list is stored on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ListFormat {
+    /// A STIX 2.1 bundle of indicator objects (IP, domain and SHA-256 patterns).
+    Stix,
+    /// Plain text, one indicator of this kind per line, `#` starts a comment. Written as the
+    /// kind alone in configuration: `ip`, `domain` or `sha256`.
+    #[serde(untagged)]
+    PlainText(IndicatorKind),
+}
+
+/// What is known about one list: enough to explain a match in a finding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListInfo {
+    /// Name given in the configuration, unique within a snapshot.
+    pub name: String,
+    /// How the list was stored.
+    pub format: ListFormat,
+    /// Finding types a match in this list raises; empty for context-only lists.
+    pub feeds: Vec<FindingType>,
+    /// Where it was loaded from: a file path or `builtin:<file>`.
+    pub origin: String,
+    /// Indicators accepted from it.
+    pub indicators: usize,
+}
+
+/// Index of a list within a snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ListId(u8);
+
+impl ListId {
+    fn bit(self) -> u64 {
+        1u64 << self.0
+    }
+}
+
+/// The lists an indicator matched. Iterates over [`ListInfo`]s without allocating.
+#[derive(Debug, Clone, Copy)]
+pub struct Matches<'a> {
+    mask: u64,
+    lists: &'a [ListInfo],
+}
+
+impl<'a> Matches<'a> {
+    /// No list matched.
+    pub fn is_empty(&self) -> bool {
+        self.mask == 0
+    }
+
+    /// Number of lists that matched.
+    pub fn len(&self) -> usize {
+        self.mask.count_ones() as usize
+    }
+
+    /// Whether the list with this name matched.
+    pub fn contains(&self, name: &str) -> bool {
+        let mut all = *self;
+        all.any(|l| l.name == name)
+    }
+
+    /// Every finding type fed by the matching lists (a type can repeat if two lists feed it).
+    pub fn finding_types(self) -> impl Iterator<Item = FindingType> + 'a {
+        self.flat_map(|l| l.feeds.iter().copied())
+    }
+}
+
+impl<'a> Iterator for Matches<'a> {
+    type Item = &'a ListInfo;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        while self.mask != 0 {
+            let index = self.mask.trailing_zeros() as usize;
+            self.mask &= self.mask - 1;
+            if let Some(list) = self.lists.get(index) {
+                return Some(list);
+            }
+        }
+        None
+    }
+}
+
+/// Domain names in one string arena, indexed by a hash table of offsets: about 16 bytes per
+/// entry plus the name itself, instead of a heap allocation per name.
+#[derive(Debug, Default)]
+struct DomainSet {
+    arena: String,
+    table: HashTable<DomainEntry>,
+    state: RandomState,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct DomainEntry {
+    lists: u64,
+    start: u32,
+    len: u32,
+}
+
+impl DomainSet {
+    fn name<'s>(arena: &'s str, entry: &DomainEntry) -> &'s str {
+        let start = entry.start as usize;
+        arena.get(start..start + entry.len as usize).unwrap_or("")
+    }
+
+    fn insert(&mut self, name: &str, bit: u64) -> Result<(), BuildError> {
+        let hash = self.state.hash_one(name.as_bytes());
+        let arena = &self.arena;
+        if let Some(entry) = self.table.find_mut(hash, |e| Self::name(arena, e) == name) {
+            entry.lists |= bit;
+            return Ok(());
+        }
+        let start = u32::try_from(self.arena.len())
+            .ok()
+            .filter(|s| s.checked_add(name.len() as u32).is_some())
+            .ok_or(BuildError::DomainArenaFull)?;
+        self.arena.push_str(name);
+        let entry = DomainEntry {
+            lists: bit,
+            start,
+            len: name.len() as u32,
+        };
+        let (arena, state) = (&self.arena, &self.state);
+        self.table.insert_unique(hash, entry, |e| {
+            state.hash_one(Self::name(arena, e).as_bytes())
+        });
+        Ok(())
+    }
+
+    fn get(&self, name: &[u8]) -> u64 {
+        let hash = self.state.hash_one(name);
+        self.table
+            .find(hash, |e| Self::name(&self.arena, e).as_bytes() == name)
+            .map_or(0, |e| e.lists)
+    }
+
+    fn reserve(&mut self, entries: usize, bytes: usize) {
+        self.arena.reserve(bytes);
+        let (arena, state) = (&self.arena, &self.state);
+        self.table
+            .reserve(entries, |e| state.hash_one(Self::name(arena, e).as_bytes()));
+    }
+
+    fn len(&self) -> usize {
+        self.table.len()
+    }
+}
+
+/// Networks of one address family, one hash map per prefix length in use, longest first. A
+/// lookup costs one probe per distinct prefix length (exact addresses are one of them).
+#[derive(Debug, Default)]
+struct PrefixTable<K> {
+    by_prefix: Vec<(u8, HashMap<K, u64, RandomState>)>,
+}
+
+impl<K: std::hash::Hash + Eq + Copy> PrefixTable<K> {
+    fn insert(&mut self, prefix: u8, key: K, bit: u64) {
+        let slot = match self.by_prefix.iter().position(|(p, _)| *p == prefix) {
+            Some(slot) => slot,
+            None => {
+                self.by_prefix.push((prefix, HashMap::default()));
+                self.by_prefix.sort_by_key(|(p, _)| std::cmp::Reverse(*p));
+                self.by_prefix
+                    .iter()
+                    .position(|(p, _)| *p == prefix)
+                    .unwrap_or(0)
+            }
+        };
+        if let Some((_, map)) = self.by_prefix.get_mut(slot) {
+            *map.entry(key).or_insert(0) |= bit;
+        }
+    }
+
+    fn get(&self, mask_of: impl Fn(u8) -> K, and: impl Fn(K, K) -> K, addr: K) -> u64 {
+        self.by_prefix
+            .iter()
+            .filter_map(|(prefix, map)| map.get(&and(addr, mask_of(*prefix))))
+            .fold(0, |acc, bits| acc | bits)
+    }
+
+    fn len(&self) -> usize {
+        self.by_prefix.iter().map(|(_, m)| m.len()).sum()
+    }
+}
+
+#[derive(Debug, Default)]
+struct IpSet {
+    v4: PrefixTable<u32>,
+    v6: PrefixTable<u128>,
+}
+
+impl IpSet {
+    fn insert(&mut self, net: IpNet, bit: u64) {
+        match net.addr() {
+            IpAddr::V4(a) => self.v4.insert(net.prefix(), u32::from(a), bit),
+            IpAddr::V6(a) => self.v6.insert(net.prefix(), u128::from(a), bit),
+        }
+    }
+
+    fn get(&self, ip: IpAddr) -> u64 {
+        match canonical(ip) {
+            IpAddr::V4(a) => self.v4.get(v4_mask, |a, m| a & m, u32::from(a)),
+            IpAddr::V6(a) => self.v6.get(v6_mask, |a, m| a & m, u128::from(a)),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.v4.len() + self.v6.len()
+    }
+}
+
+/// IPv4-mapped IPv6 addresses (what a dual-stack socket reports) are looked up as IPv4.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// A snapshot cannot take more input.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BuildError {
+    /// More than [`MAX_LISTS`] threat lists or trusted-IP lists.
+    #[error(
+        "list {name:?} is one too many: a snapshot holds at most {MAX_LISTS} lists of each sort"
+    )]
+    TooManyLists {
+        /// The list that did not fit.
+        name: String,
+    },
+    /// Two lists have the same name.
+    #[error("list name {name:?} is used twice; list names must be unique")]
+    DuplicateName {
+        /// The repeated name.
+        name: String,
+    },
+    /// The domain names add up to more than 4 GiB.
+    #[error("domain names exceed 4 GiB in total")]
+    DomainArenaFull,
+}
+
+/// Fills a [`ThreatIntel`] snapshot list by list.
+#[derive(Debug, Default)]
+pub struct IntelBuilder {
+    lists: Vec<ListInfo>,
+    trusted: Vec<ListInfo>,
+    domains: DomainSet,
+    ips: IpSet,
+    hashes: HashMap<[u8; 32], u64, RandomState>,
+    trusted_ips: IpSet,
+}
+
+impl IntelBuilder {
+    /// An empty builder.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn check_name(&self, name: &str) -> Result<(), BuildError> {
+        if self
+            .lists
+            .iter()
+            .chain(&self.trusted)
+            .any(|l| l.name == name)
+        {
+            return Err(BuildError::DuplicateName {
+                name: name.to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Registers a threat list; its indicators are then added with [`Self::insert`].
+    pub fn add_list(
+        &mut self,
+        name: &str,
+        format: ListFormat,
+        feeds: Vec<FindingType>,
+        origin: &str,
+    ) -> Result<ListId, BuildError> {
+        self.check_name(name)?;
+        let id = u8::try_from(self.lists.len())
+            .ok()
+            .filter(|&i| usize::from(i) < MAX_LISTS)
+            .ok_or_else(|| BuildError::TooManyLists {
+                name: name.to_owned(),
+            })?;
+        self.lists.push(ListInfo {
+            name: name.to_owned(),
+            format,
+            feeds,
+            origin: origin.to_owned(),
+            indicators: 0,
+        });
+        Ok(ListId(id))
+    }
+
+    /// Registers a trusted-IP list; its networks are then added with [`Self::insert_trusted`].
+    pub fn add_trusted_list(&mut self, name: &str, origin: &str) -> Result<ListId, BuildError> {
+        self.check_name(name)?;
+        let id = u8::try_from(self.trusted.len())
+            .ok()
+            .filter(|&i| usize::from(i) < MAX_LISTS)
+            .ok_or_else(|| BuildError::TooManyLists {
+                name: name.to_owned(),
+            })?;
+        self.trusted.push(ListInfo {
+            name: name.to_owned(),
+            format: ListFormat::PlainText(IndicatorKind::Ip),
+            feeds: Vec::new(),
+            origin: origin.to_owned(),
+            indicators: 0,
+        });
+        Ok(ListId(id))
+    }
+
+    /// Sizes the domain table for about `entries` more names of `bytes` total length, so that
+    /// loading a big list does not rehash repeatedly.
+    pub fn reserve_domains(&mut self, entries: usize, bytes: usize) {
+        self.domains.reserve(entries, bytes);
+    }
+
+    /// Adds one indicator to a threat list.
+    pub fn insert(&mut self, list: ListId, indicator: &Indicator<'_>) -> Result<(), BuildError> {
+        match indicator {
+            Indicator::Ip(net) => self.ips.insert(*net, list.bit()),
+            Indicator::Domain(name) => self.domains.insert(name, list.bit())?,
+            Indicator::Sha256(digest) => *self.hashes.entry(*digest).or_insert(0) |= list.bit(),
+        }
+        if let Some(info) = self.lists.get_mut(usize::from(list.0)) {
+            info.indicators += 1;
+        }
+        Ok(())
+    }
+
+    /// Adds one network to a trusted-IP list.
+    pub fn insert_trusted(&mut self, list: ListId, net: IpNet) {
+        self.trusted_ips.insert(net, list.bit());
+        if let Some(info) = self.trusted.get_mut(usize::from(list.0)) {
+            info.indicators += 1;
+        }
+    }
+
+    /// Freezes the builder into a snapshot.
+    pub fn build(self) -> ThreatIntel {
+        ThreatIntel {
+            lists: self.lists,
+            trusted: self.trusted,
+            domains: self.domains,
+            ips: self.ips,
+            hashes: self.hashes,
+            trusted_ips: self.trusted_ips,
+        }
+    }
+}
+
+/// An immutable set of threat lists and trusted-IP lists. Lookups never allocate, block or do
+/// I/O; share it behind an `Arc` (see [`crate::SharedIntel`]).
+#[derive(Debug, Default)]
+pub struct ThreatIntel {
+    lists: Vec<ListInfo>,
+    trusted: Vec<ListInfo>,
+    domains: DomainSet,
+    ips: IpSet,
+    hashes: HashMap<[u8; 32], u64, RandomState>,
+    trusted_ips: IpSet,
+}
+
+impl ThreatIntel {
+    /// A snapshot with no lists: every lookup misses.
+    pub fn empty() -> Self {
+        Self::default()
+    }
+
+    /// The threat lists, in load order.
+    pub fn lists(&self) -> &[ListInfo] {
+        &self.lists
+    }
+
+    /// The trusted-IP lists, in load order.
+    pub fn trusted_lists(&self) -> &[ListInfo] {
+        &self.trusted
+    }
+
+    /// Distinct indicators stored, by kind: (IP networks, domains, SHA-256 digests).
+    pub fn distinct_indicators(&self) -> (usize, usize, usize) {
+        (self.ips.len(), self.domains.len(), self.hashes.len())
+    }
+
+    fn matches(&self, mask: u64) -> Matches<'_> {
+        Matches {
+            mask,
+            lists: &self.lists,
+        }
+    }
+
+    /// The threat lists that contain `ip`, exactly or in a CIDR block. A trusted address
+    /// matches nothing: trusted-IP lists silence network findings for their addresses.
+    pub fn lookup_ip(&self, ip: IpAddr) -> Matches<'_> {
+        if self.is_trusted_ip(ip) {
+            return self.matches(0);
+        }
+        self.matches(self.ips.get(ip))
+    }
+
+    /// Whether `ip` is on a trusted-IP list.
+    pub fn is_trusted_ip(&self, ip: IpAddr) -> bool {
+        self.trusted_ips.get(ip) != 0
+    }
+
+    /// The threat lists that contain `name` or one of its parent domains. Case-insensitive; a
+    /// trailing dot is allowed. Names that are not valid DNS names match nothing.
+    pub fn lookup_domain(&self, name: &str) -> Matches<'_> {
+        let name = name.trim();
+        let name = name.strip_suffix('.').unwrap_or(name);
+        let bytes = name.as_bytes();
+        if bytes.is_empty() || bytes.len() > MAX_DOMAIN_LEN {
+            return self.matches(0);
+        }
+        // Lowercase on the stack: no allocation on the hot path.
+        let mut buf = [0u8; MAX_DOMAIN_LEN];
+        let lower = &mut buf[..bytes.len()];
+        lower.copy_from_slice(bytes);
+        lower.make_ascii_lowercase();
+        let mut mask = self.domains.get(lower);
+        for (i, &b) in lower.iter().enumerate() {
+            if b == b'.' {
+                mask |= self.domains.get(&lower[i + 1..]);
+            }
+        }
+        self.matches(mask)
+    }
+
+    /// The threat lists that contain this SHA-256 digest.
+    pub fn lookup_sha256(&self, digest: &[u8; 32]) -> Matches<'_> {
+        self.matches(self.hashes.get(digest).copied().unwrap_or(0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn intel() -> ThreatIntel {
+        let mut b = IntelBuilder::new();
+        let c2 = b
+            .add_list(
+                "c2",
+                ListFormat::PlainText(IndicatorKind::Domain),
+                vec![FindingType::BackdoorCcActivityBDns],
+                "test",
+            )
+            .unwrap();
+        let ips = b
+            .add_list(
+                "bad-ips",
+                ListFormat::PlainText(IndicatorKind::Ip),
+                vec![FindingType::BackdoorCcActivityB],
+                "test",
+            )
+            .unwrap();
+        let both = b
+            .add_list("both", ListFormat::Stix, vec![], "test")
+            .unwrap();
+        for d in ["evil.example", "deep.sub.bad.test"] {
+            b.insert(c2, &Indicator::Domain(d.into())).unwrap();
+        }
+        b.insert(both, &Indicator::Domain("evil.example".into()))
+            .unwrap();
+        for n in [
+            "192.0.2.1",
+            "198.51.100.0/24",
+            "2001:db8::/32",
+            "203.0.113.9",
+        ] {
+            b.insert(ips, &Indicator::Ip(n.parse().unwrap())).unwrap();
+        }
+        b.insert(both, &Indicator::Sha256([7; 32])).unwrap();
+        let trusted = b.add_trusted_list("office", "test").unwrap();
+        b.insert_trusted(trusted, "203.0.113.0/28".parse().unwrap());
+        b.build()
+    }
+
+    #[test]
+    fn domain_matches_itself_and_subdomains_case_insensitively() {
+        let t = intel();
+        let m = t.lookup_domain("evil.example");
+        assert_eq!(m.len(), 2);
+        assert!(m.contains("c2") && m.contains("both"));
+        assert!(t.lookup_domain("WWW.Evil.Example.").contains("c2"));
+        assert!(t.lookup_domain("a.deep.sub.bad.test").contains("c2"));
+        assert!(t.lookup_domain("sub.bad.test").is_empty());
+        assert!(t.lookup_domain("notevil.example").is_empty());
+        assert!(t.lookup_domain("example").is_empty());
+        assert!(t.lookup_domain("").is_empty());
+        assert!(t.lookup_domain(&"a.".repeat(200)).is_empty());
+    }
+
+    #[test]
+    fn ip_matches_exact_and_cidr_and_mapped() {
+        let t = intel();
+        assert!(
+            t.lookup_ip("192.0.2.1".parse().unwrap())
+                .contains("bad-ips")
+        );
+        assert!(t.lookup_ip("192.0.2.2".parse().unwrap()).is_empty());
+        assert!(
+            t.lookup_ip("198.51.100.200".parse().unwrap())
+                .contains("bad-ips")
+        );
+        assert!(
+            t.lookup_ip("::ffff:198.51.100.1".parse().unwrap())
+                .contains("bad-ips")
+        );
+        assert!(
+            t.lookup_ip("2001:db8:1::5".parse().unwrap())
+                .contains("bad-ips")
+        );
+        assert!(t.lookup_ip("2001:db9::5".parse().unwrap()).is_empty());
+        let types: Vec<_> = t
+            .lookup_ip("192.0.2.1".parse().unwrap())
+            .finding_types()
+            .collect();
+        assert_eq!(types, vec![FindingType::BackdoorCcActivityB]);
+    }
+
+    #[test]
+    fn trusted_ips_silence_matches() {
+        let t = intel();
+        let ip = "203.0.113.9".parse().unwrap();
+        assert!(t.is_trusted_ip(ip));
+        assert!(t.lookup_ip(ip).is_empty());
+        assert!(!t.is_trusted_ip("203.0.113.16".parse().unwrap()));
+    }
+
+    #[test]
+    fn sha256_lookup() {
+        let t = intel();
+        assert!(t.lookup_sha256(&[7; 32]).contains("both"));
+        assert!(t.lookup_sha256(&[8; 32]).is_empty());
+        assert_eq!(t.distinct_indicators(), (4, 2, 1));
+        assert_eq!(t.lists()[0].indicators, 2);
+    }
+
+    #[test]
+    fn rejects_duplicate_names_and_too_many_lists() {
+        let mut b = IntelBuilder::new();
+        for i in 0..MAX_LISTS {
+            b.add_list(&format!("l{i}"), ListFormat::Stix, vec![], "t")
+                .unwrap();
+        }
+        assert_eq!(
+            b.add_list("extra", ListFormat::Stix, vec![], "t"),
+            Err(BuildError::TooManyLists {
+                name: "extra".into()
+            })
+        );
+        assert_eq!(
+            b.add_trusted_list("l3", "t"),
+            Err(BuildError::DuplicateName { name: "l3".into() })
+        );
+    }
+}

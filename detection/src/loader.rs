@@ -1,0 +1,579 @@
+//! Loading threat lists from files (plain text or STIX 2.1, optionally gzip-compressed) and
+//! from the built-in defaults, with a report of every malformed line.
+
+use std::{
+    fmt,
+    io::Read,
+    path::{Path, PathBuf},
+};
+
+use flate2::read::GzDecoder;
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    finding_type::FindingType,
+    indicator::{Indicator, IndicatorError, IndicatorKind, IpNet},
+    intel::{BuildError, IntelBuilder, ListFormat, ListId, ThreatIntel},
+    stix::{self, StixBundleError, StixObjectError},
+};
+
+/// Where the agent's threat intelligence comes from. Typically part of the agent's config file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntelConfig {
+    /// Load the lists built into the binary first (see [`BUILTIN_LISTS`]).
+    #[serde(default = "default_true")]
+    pub builtin: bool,
+    /// Extra threat lists, loaded after the built-in ones.
+    #[serde(default)]
+    pub lists: Vec<ListSource>,
+    /// Trusted-IP lists: addresses on them raise no network findings.
+    #[serde(default)]
+    pub trusted_ips: Vec<TrustedIpSource>,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+impl Default for IntelConfig {
+    fn default() -> Self {
+        Self {
+            builtin: true,
+            lists: Vec::new(),
+            trusted_ips: Vec::new(),
+        }
+    }
+}
+
+/// One threat list file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListSource {
+    /// Unique name, shown in findings.
+    pub name: String,
+    /// The file; a name ending in `.gz` is decompressed.
+    pub path: PathBuf,
+    /// `ip`, `domain`, `sha256` (plain text) or `stix` (a STIX 2.1 bundle).
+    pub format: ListFormat,
+    /// Finding types a match raises; empty makes a context-only list.
+    #[serde(default)]
+    pub feeds: Vec<FindingType>,
+}
+
+/// One trusted-IP list file: plain text, one address or CIDR block per line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrustedIpSource {
+    /// Unique name.
+    pub name: String,
+    /// The file; a name ending in `.gz` is decompressed.
+    pub path: PathBuf,
+}
+
+/// A built-in default list, compiled into the binary from `detection/data/`.
+#[derive(Debug, Clone, Copy)]
+pub struct BuiltinList {
+    /// List name.
+    pub name: &'static str,
+    /// File name under `detection/data/`.
+    pub file: &'static str,
+    /// What each line holds.
+    pub kind: IndicatorKind,
+    /// Finding types a match raises.
+    pub feeds: &'static [FindingType],
+    gzip: &'static [u8],
+}
+
+macro_rules! builtin {
+    ($name:literal, $kind:ident, [$($feed:ident),*]) => {
+        BuiltinList {
+            name: $name,
+            file: concat!($name, ".txt.gz"),
+            kind: IndicatorKind::$kind,
+            feeds: &[$(FindingType::$feed),*],
+            gzip: include_bytes!(concat!("../data/", $name, ".txt.gz")),
+        }
+    };
+}
+
+/// The default lists, from the public sources described in `detection/data/README.md`. The
+/// 947k-entry `c2-domains` list is not built in (18 MB); load it with a [`ListSource`].
+pub const BUILTIN_LISTS: &[BuiltinList] = &[
+    builtin!("c2-ips", Ip, [BackdoorCcActivityB]),
+    builtin!(
+        "mining-domains",
+        Domain,
+        [
+            CryptoCurrencyBitcoinToolBDns,
+            ImpactBitcoinDomainRequestReputation
+        ]
+    ),
+    builtin!("mining-ips", Ip, [CryptoCurrencyBitcoinToolB]),
+    builtin!(
+        "crypto-domains",
+        Domain,
+        [ImpactBitcoinDomainRequestReputation]
+    ),
+    builtin!("sinkhole-ips", Ip, [TrojanBlackholeTraffic]),
+    builtin!("sinkhole-domains", Domain, [TrojanBlackholeTrafficDns]),
+    builtin!("malware-domains", Domain, [TrojanDriveBySourceTrafficDns]),
+    // No Runtime finding type is raised by a drive-by IP alone: context for other findings.
+    builtin!("malware-ips", Ip, []),
+    builtin!("phishing-domains", Domain, [TrojanPhishingDomainRequestDns]),
+    builtin!(
+        "tor-ips",
+        Ip,
+        [UnauthorizedAccessTorClient, UnauthorizedAccessTorRelay]
+    ),
+    // The exit-node subset of tor-ips: context (tells a client connection from a relay one).
+    builtin!("tor-exit-ips", Ip, []),
+    // IPsum: scanners and brute-forcers on several blocklists, not C2: context only.
+    builtin!("malicious-ips", Ip, []),
+    builtin!("malware-sha256", Sha256, [ExecutionMaliciousFileExecuted]),
+];
+
+/// Where an input came from: a file path or a built-in list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum Origin {
+    /// A file on disk.
+    File(PathBuf),
+    /// A list compiled into the binary, by file name.
+    Builtin(&'static str),
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::File(path) => write!(f, "{}", path.display()),
+            Self::Builtin(file) => write!(f, "builtin:{file}"),
+        }
+    }
+}
+
+/// What is wrong with one skipped entry.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EntryError {
+    /// The line is not valid UTF-8.
+    #[error("line is not valid UTF-8")]
+    NotUtf8,
+    /// The indicator does not parse.
+    #[error(transparent)]
+    Indicator(#[from] IndicatorError),
+    /// A STIX object was skipped.
+    #[error(transparent)]
+    Stix(#[from] StixObjectError),
+}
+
+/// One malformed line (or STIX object), skipped while the rest loaded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{origin}:{line}: {error}")]
+pub struct Malformed {
+    /// The file it is in.
+    pub origin: Origin,
+    /// 1-based line number (for STIX, the line where the object starts).
+    pub line: usize,
+    /// What is wrong with it.
+    pub error: EntryError,
+}
+
+/// At most this many malformed entries are kept per file; the rest are only counted, so that
+/// a garbage file cannot exhaust memory through its report.
+pub const MAX_REPORTED_PER_FILE: usize = 100;
+
+/// The outcome of a load: the malformed entries skipped.
+#[derive(Debug, Default, Clone)]
+pub struct LoadReport {
+    /// Malformed entries, at most [`MAX_REPORTED_PER_FILE`] per file.
+    pub malformed: Vec<Malformed>,
+    /// All malformed entries, including those not kept.
+    pub malformed_total: usize,
+    /// STIX indicators skipped because they are revoked.
+    pub revoked: usize,
+}
+
+impl LoadReport {
+    fn record(
+        &mut self,
+        origin: &Origin,
+        line: usize,
+        error: EntryError,
+        kept_for_file: &mut usize,
+    ) {
+        self.malformed_total += 1;
+        if *kept_for_file < MAX_REPORTED_PER_FILE {
+            *kept_for_file += 1;
+            self.malformed.push(Malformed {
+                origin: origin.clone(),
+                line,
+                error,
+            });
+        }
+    }
+}
+
+/// A whole input could not be used. Nothing from a failed load replaces a running snapshot.
+#[derive(Debug, thiserror::Error)]
+pub enum IntelError {
+    /// The file could not be read.
+    #[error("{origin}: cannot read: {source}")]
+    Read {
+        /// The file.
+        origin: Origin,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A STIX file is not a bundle.
+    #[error("{origin}: {source}")]
+    Stix {
+        /// The file.
+        origin: Origin,
+        /// What is wrong with it.
+        #[source]
+        source: StixBundleError,
+    },
+    /// A STIX file that is not UTF-8 (JSON must be).
+    #[error("{origin}: a STIX bundle must be UTF-8 JSON")]
+    StixNotUtf8 {
+        /// The file.
+        origin: Origin,
+    },
+    /// The list does not fit in the snapshot.
+    #[error("{origin}: {source}")]
+    Build {
+        /// The list's file.
+        origin: Origin,
+        /// Why.
+        #[source]
+        source: BuildError,
+    },
+}
+
+/// Loads a snapshot from `config`: the built-in lists (if enabled), then each file. Malformed
+/// lines are skipped and reported; an unreadable file fails the whole load, so that a reload
+/// never silently drops a list that used to be there.
+pub fn load(config: &IntelConfig) -> Result<(ThreatIntel, LoadReport), IntelError> {
+    let mut builder = IntelBuilder::new();
+    let mut report = LoadReport::default();
+    if config.builtin {
+        for list in BUILTIN_LISTS {
+            let origin = Origin::Builtin(list.file);
+            let bytes = gunzip(list.gzip, &origin)?;
+            let id = builder
+                .add_list(
+                    list.name,
+                    ListFormat::PlainText(list.kind),
+                    list.feeds.to_vec(),
+                    &origin.to_string(),
+                )
+                .map_err(|source| IntelError::Build {
+                    origin: origin.clone(),
+                    source,
+                })?;
+            load_plain_text(&mut builder, id, list.kind, &bytes, &origin, &mut report)?;
+        }
+    }
+    for source in &config.lists {
+        let origin = Origin::File(source.path.clone());
+        let bytes = read_file(&source.path)?;
+        let id = builder
+            .add_list(
+                &source.name,
+                source.format,
+                source.feeds.clone(),
+                &origin.to_string(),
+            )
+            .map_err(|e| IntelError::Build {
+                origin: origin.clone(),
+                source: e,
+            })?;
+        match source.format {
+            ListFormat::PlainText(kind) => {
+                load_plain_text(&mut builder, id, kind, &bytes, &origin, &mut report)?
+            }
+            ListFormat::Stix => load_stix(&mut builder, id, &bytes, &origin, &mut report)?,
+        }
+    }
+    for source in &config.trusted_ips {
+        let origin = Origin::File(source.path.clone());
+        let bytes = read_file(&source.path)?;
+        let id = builder
+            .add_trusted_list(&source.name, &origin.to_string())
+            .map_err(|e| IntelError::Build {
+                origin: origin.clone(),
+                source: e,
+            })?;
+        let mut kept = 0;
+        for (line, text) in lines(&bytes) {
+            match text.and_then(|t| t.parse::<IpNet>().map_err(EntryError::from)) {
+                Ok(net) => builder.insert_trusted(id, net),
+                Err(e) => report.record(&origin, line, e, &mut kept),
+            }
+        }
+    }
+    Ok((builder.build(), report))
+}
+
+/// Reads a file, decompressing it when its name ends in `.gz`.
+fn read_file(path: &Path) -> Result<Vec<u8>, IntelError> {
+    let origin = || Origin::File(path.to_owned());
+    let bytes = std::fs::read(path).map_err(|source| IntelError::Read {
+        origin: origin(),
+        source,
+    })?;
+    if path.extension().is_some_and(|e| e == "gz") {
+        gunzip(&bytes, &origin())
+    } else {
+        Ok(bytes)
+    }
+}
+
+fn gunzip(bytes: &[u8], origin: &Origin) -> Result<Vec<u8>, IntelError> {
+    let mut out = Vec::with_capacity(bytes.len() * 4);
+    GzDecoder::new(bytes)
+        .read_to_end(&mut out)
+        .map_err(|source| IntelError::Read {
+            origin: origin.clone(),
+            source,
+        })?;
+    Ok(out)
+}
+
+/// Non-empty, non-comment lines with their 1-based numbers; `#` starts a comment anywhere.
+fn lines(bytes: &[u8]) -> impl Iterator<Item = (usize, Result<&str, EntryError>)> {
+    bytes
+        .split(|&b| b == b'\n')
+        .enumerate()
+        .filter_map(|(i, raw)| {
+            let raw = match raw.iter().position(|&b| b == b'#') {
+                Some(hash) => &raw[..hash],
+                None => raw,
+            };
+            let raw = raw.trim_ascii();
+            if raw.is_empty() {
+                return None;
+            }
+            Some((
+                i + 1,
+                std::str::from_utf8(raw).map_err(|_| EntryError::NotUtf8),
+            ))
+        })
+}
+
+/// Loads one plain-text list, skipping and reporting malformed lines.
+pub fn load_plain_text(
+    builder: &mut IntelBuilder,
+    id: ListId,
+    kind: IndicatorKind,
+    bytes: &[u8],
+    origin: &Origin,
+    report: &mut LoadReport,
+) -> Result<(), IntelError> {
+    if kind == IndicatorKind::Domain {
+        // One entry per line at most: size the table once instead of rehashing as it grows.
+        let line_count = bytes.iter().filter(|&&b| b == b'\n').count();
+        builder.reserve_domains(line_count, bytes.len());
+    }
+    let mut kept = 0;
+    for (line, text) in lines(bytes) {
+        let parsed = text.and_then(|t| Indicator::parse(kind, t).map_err(EntryError::from));
+        match parsed {
+            Ok(indicator) => {
+                builder
+                    .insert(id, &indicator)
+                    .map_err(|source| IntelError::Build {
+                        origin: origin.clone(),
+                        source,
+                    })?
+            }
+            Err(e) => report.record(origin, line, e, &mut kept),
+        }
+    }
+    Ok(())
+}
+
+fn load_stix(
+    builder: &mut IntelBuilder,
+    id: ListId,
+    bytes: &[u8],
+    origin: &Origin,
+    report: &mut LoadReport,
+) -> Result<(), IntelError> {
+    let text = std::str::from_utf8(bytes).map_err(|_| IntelError::StixNotUtf8 {
+        origin: origin.clone(),
+    })?;
+    let contents = stix::parse_bundle(text).map_err(|source| IntelError::Stix {
+        origin: origin.clone(),
+        source,
+    })?;
+    for (_, indicator) in &contents.indicators {
+        builder
+            .insert(id, indicator)
+            .map_err(|source| IntelError::Build {
+                origin: origin.clone(),
+                source,
+            })?;
+    }
+    let mut kept = 0;
+    for (line, error) in contents.errors {
+        report.record(origin, line, error.into(), &mut kept);
+    }
+    report.revoked += contents.revoked;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    fn temp_file(name: &str, contents: &[u8]) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("vigil-detection-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(name);
+        std::fs::File::create(&path)
+            .unwrap()
+            .write_all(contents)
+            .unwrap();
+        path
+    }
+
+    #[test]
+    fn malformed_lines_are_reported_with_file_and_line_and_the_rest_loads() {
+        let path = temp_file(
+            "domains.txt",
+            b"# header\nevil.example\n\nbad..name\nOK.Example.  # trailing comment\nhttp://x/y\n\xff\xfe\n",
+        );
+        let config = IntelConfig {
+            builtin: false,
+            lists: vec![ListSource {
+                name: "test".into(),
+                path: path.clone(),
+                format: ListFormat::PlainText(IndicatorKind::Domain),
+                feeds: vec![FindingType::BackdoorCcActivityBDns],
+            }],
+            trusted_ips: vec![],
+        };
+        let (intel, report) = load(&config).unwrap();
+        assert!(intel.lookup_domain("evil.example").contains("test"));
+        assert!(intel.lookup_domain("ok.example").contains("test"));
+        assert_eq!(report.malformed_total, 3);
+        let lines: Vec<usize> = report.malformed.iter().map(|m| m.line).collect();
+        assert_eq!(lines, vec![4, 6, 7]);
+        let message = report.malformed[0].to_string();
+        assert!(
+            message.starts_with(&format!("{}:4: ", path.display())),
+            "{message}"
+        );
+        assert!(matches!(report.malformed[2].error, EntryError::NotUtf8));
+    }
+
+    #[test]
+    fn report_is_capped_but_counts_everything() {
+        let body: String = (0..250).map(|i| format!("not-an-ip-{i}\n")).collect();
+        let path = temp_file("junk-ips.txt", body.as_bytes());
+        let config = IntelConfig {
+            builtin: false,
+            lists: vec![ListSource {
+                name: "junk".into(),
+                path,
+                format: ListFormat::PlainText(IndicatorKind::Ip),
+                feeds: vec![],
+            }],
+            trusted_ips: vec![],
+        };
+        let (_, report) = load(&config).unwrap();
+        assert_eq!(report.malformed_total, 250);
+        assert_eq!(report.malformed.len(), MAX_REPORTED_PER_FILE);
+    }
+
+    #[test]
+    fn gzip_stix_and_trusted_files_load() {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(b"192.0.2.0/24\n2001:db8::1\n").unwrap();
+        let ips = temp_file("ips.txt.gz", &gz.finish().unwrap());
+        let stix = temp_file(
+            "bundle.json",
+            br#"{"type":"bundle","id":"bundle--x","objects":[
+{"type":"indicator","id":"indicator--a","pattern_type":"stix","pattern":"[domain-name:value = 'stix.example']"},
+{"type":"indicator","id":"indicator--b","pattern":"[url:value = 'http://x']"}]}"#,
+        );
+        let trusted = temp_file("trusted.txt", b"192.0.2.128/25\nnonsense\n");
+        let config: IntelConfig = serde_json::from_value(serde_json::json!({
+            "builtin": false,
+            "lists": [
+                {"name": "ips", "path": ips, "format": "ip", "feeds": ["Backdoor:Runtime/C&CActivity.B"]},
+                {"name": "stix", "path": stix, "format": "stix"}
+            ],
+            "trusted_ips": [{"name": "office", "path": trusted}]
+        }))
+        .unwrap();
+        let (intel, report) = load(&config).unwrap();
+        assert!(
+            intel
+                .lookup_ip("192.0.2.5".parse().unwrap())
+                .contains("ips")
+        );
+        assert!(intel.lookup_ip("192.0.2.200".parse().unwrap()).is_empty());
+        assert!(intel.is_trusted_ip("192.0.2.200".parse().unwrap()));
+        assert!(
+            intel
+                .lookup_ip("2001:db8::1".parse().unwrap())
+                .contains("ips")
+        );
+        assert!(intel.lookup_domain("a.stix.example").contains("stix"));
+        assert_eq!(report.malformed_total, 2);
+        assert!(report.malformed.iter().any(|m| m.line == 3));
+        assert!(report.malformed.iter().any(|m| m.line == 2));
+    }
+
+    #[test]
+    fn missing_file_fails_the_load_naming_it() {
+        let config = IntelConfig {
+            builtin: false,
+            lists: vec![ListSource {
+                name: "gone".into(),
+                path: "/nonexistent/vigil/list.txt".into(),
+                format: ListFormat::PlainText(IndicatorKind::Domain),
+                feeds: vec![],
+            }],
+            trusted_ips: vec![],
+        };
+        let err = load(&config).unwrap_err();
+        assert!(
+            err.to_string().contains("/nonexistent/vigil/list.txt"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn builtin_lists_load_without_malformed_lines() {
+        let (intel, report) = load(&IntelConfig::default()).unwrap();
+        assert_eq!(report.malformed_total, 0, "{:?}", report.malformed);
+        assert_eq!(intel.lists().len(), BUILTIN_LISTS.len());
+        // Header counts of the shipped files (see detection/data/README.md).
+        let count = |name: &str| {
+            intel
+                .lists()
+                .iter()
+                .find(|l| l.name == name)
+                .map(|l| l.indicators)
+        };
+        assert_eq!(count("c2-ips"), Some(158_338));
+        assert_eq!(count("phishing-domains"), Some(192_750));
+        assert_eq!(count("malware-sha256"), Some(5_358));
+        assert!(
+            intel
+                .lookup_domain("www.2miners.com")
+                .contains("crypto-domains")
+        );
+        let m = intel.lookup_ip("1.0.0.5".parse().unwrap());
+        assert!(m.contains("c2-ips"));
+        assert!(
+            m.finding_types()
+                .any(|t| t == FindingType::BackdoorCcActivityB)
+        );
+    }
+}
