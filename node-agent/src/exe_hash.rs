@@ -14,7 +14,10 @@ use std::{
     fmt,
     fs::File,
     io::{self, Read},
-    os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt},
+    os::{
+        fd::AsRawFd,
+        unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt},
+    },
     path::{Path, PathBuf},
 };
 
@@ -224,17 +227,18 @@ impl ExeHashCache {
     }
 
     fn hash_file_inner(&mut self, path: &Path) -> Result<Digest, ExeHashError> {
-        // O_NONBLOCK so that opening a FIFO does not wait for a writer; it has no effect on
-        // reads of regular files, the only ones hashed.
-        let mut file = std::fs::OpenOptions::new()
+        // Open with O_PATH first: it neither reads nor triggers anything, so a path swapped
+        // for a FIFO (which would block) or a device (whose open can have effects, think
+        // /dev/watchdog) is stat'ed and refused without ever being opened for reading.
+        let handle = std::fs::OpenOptions::new()
             .read(true)
-            .custom_flags(libc::O_NONBLOCK)
+            .custom_flags(libc::O_PATH)
             .open(path)
             .map_err(|source| ExeHashError::Open {
                 path: path.to_path_buf(),
                 source,
             })?;
-        let meta = file.metadata().map_err(|source| ExeHashError::Stat {
+        let meta = handle.metadata().map_err(|source| ExeHashError::Stat {
             path: path.to_path_buf(),
             source,
         })?;
@@ -259,6 +263,15 @@ impl ExeHashCache {
         }
         self.stats.misses += 1;
 
+        // Reopen the very inode the handle refers to (works for deleted files too), so the
+        // bytes read belong to the file whose metadata made the key.
+        let mut file =
+            File::open(format!("/proc/self/fd/{}", handle.as_raw_fd())).map_err(|source| {
+                ExeHashError::Open {
+                    path: path.to_path_buf(),
+                    source,
+                }
+            })?;
         let digest = self.read_and_hash(&mut file, path, meta.size())?;
 
         // A writer may have changed the file while it was read (same inode, new mtime or
@@ -586,7 +599,21 @@ mod tests {
             ),
             "{err:?}"
         );
-        assert_eq!(cache.stats().errors, 3);
+        // A path swapped for a link to a device is refused too.
+        let link = dir.0.join("swapped");
+        std::os::unix::fs::symlink("/dev/null", &link).expect("symlink");
+        let err = cache.hash_file(&link).expect_err("link to device");
+        assert!(
+            matches!(
+                err,
+                ExeHashError::NotRegular {
+                    kind: "character device",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert_eq!(cache.stats().errors, 4);
         assert_eq!(cache.stats().bytes_hashed, 0);
     }
 

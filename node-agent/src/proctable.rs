@@ -377,9 +377,7 @@ impl ProcessTable {
                 break;
             }
             if let Some(child) = chain.last()
-                && info.start_time_ns != 0
-                && child.start_time_ns != 0
-                && info.start_time_ns > child.start_time_ns
+                && started_after(info.start_time_ns, child.start_time_ns)
             {
                 break;
             }
@@ -484,6 +482,17 @@ fn same_process(a_ns: u64, b_ns: u64) -> bool {
     }
     let tick = ns_per_tick(clock_ticks_per_second());
     a_ns / tick == b_ns / tick
+}
+
+/// Whether a process that started at `a_ns` surely started after one that started at `b_ns`:
+/// later by at least a clock tick, since one of them may come from `/proc` (rounded down to a
+/// tick) and the other from the kernel (exact). Unknown (0) start times prove nothing.
+fn started_after(a_ns: u64, b_ns: u64) -> bool {
+    if a_ns == 0 || b_ns == 0 {
+        return false;
+    }
+    let tick = ns_per_tick(clock_ticks_per_second());
+    a_ns / tick > b_ns / tick
 }
 
 /// `sysconf(_SC_CLK_TCK)`: the unit of start times in `/proc/<pid>/stat` (100 on Linux).
@@ -1035,6 +1044,13 @@ mod tests {
         table.on_exec(exec_info(60, 1, 20 * tick(), "/impostor", &[]));
         let chain: Vec<u32> = table.lineage(70, 100).iter().map(|p| p.tgid).collect();
         assert_eq!(chain, [70]);
+
+        // A child seen at tick resolution and a parent known to the ns within the same tick:
+        // the parent is not later, the chain goes on.
+        table.on_exec(exec_info(80, 81, 30 * tick(), "/seeded-child", &[]));
+        table.on_exec(exec_info(81, 0, 30 * tick() + 5, "/precise-parent", &[]));
+        let chain: Vec<u32> = table.lineage(80, 100).iter().map(|p| p.tgid).collect();
+        assert_eq!(chain, [80, 81]);
     }
 
     #[test]
