@@ -847,11 +847,10 @@ mod tests {
         let chain = table.lineage(me, 64);
         assert_eq!(chain[0].tgid, me);
         assert_eq!(chain[1].tgid, info.ppid);
-        assert_eq!(
-            chain.last().map(|p| p.tgid),
-            Some(1),
-            "lineage reaches init"
-        );
+        // The chain follows every parent to the top: init, or (in a container entered from
+        // outside) a process whose parent is not visible.
+        let top = chain.last().expect("non-empty");
+        assert!(top.tgid == 1 || top.ppid == 0, "stopped early at {top:?}");
     }
 
     #[test]
