@@ -370,6 +370,132 @@ pub fn split_of(domain: &str) -> Split {
     }
 }
 
+/// The curated list the model is trained on (public domain).
+pub const BENIGN_TRAIN: &str = "benign-opendns-domains.txt";
+
+/// Training settings; the defaults are the ones the built-in model was trained with.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TrainOptions {
+    /// Labels shorter than this are never flagged.
+    pub min_len: usize,
+    /// Share of benign tuning labels (of at least `min_len` characters) allowed above the
+    /// threshold.
+    pub target_fpr: f64,
+    /// Dirichlet smoothing strength.
+    pub smoothing: f32,
+}
+
+impl Default for TrainOptions {
+    fn default() -> Self {
+        Self {
+            min_len: 6,
+            target_fpr: 0.01,
+            smoothing: 4.0,
+        }
+    }
+}
+
+/// A trained model, as the text of a model file, with figures about its training.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainedModel {
+    /// The model file (see [`DgaModel::parse`]).
+    pub model_text: String,
+    /// The chosen threshold, in bits.
+    pub threshold: f32,
+    /// Distinct registrable labels counted.
+    pub labels: usize,
+    /// Distinct trigrams seen.
+    pub distinct_trigrams: usize,
+}
+
+/// Training could not run.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum TrainError {
+    /// `target_fpr` is outside `[0, 1)`.
+    #[error("target_fpr must be in [0, 1), got {0}")]
+    TargetFpr(f64),
+    /// The tuning split has no label long enough to be scored.
+    #[error("no benign tuning labels of at least {0} characters")]
+    NoTuningData(usize),
+}
+
+/// Trains the model from the text of [`BENIGN_TRAIN`]: trigram counts over the distinct
+/// registrable labels of the train split, threshold on the tuning split. Deterministic: the
+/// same input gives the same file, byte for byte.
+pub fn train(benign_text: &str, options: TrainOptions) -> Result<TrainedModel, TrainError> {
+    let TrainOptions {
+        min_len,
+        target_fpr,
+        smoothing,
+    } = options;
+    if !(0.0..1.0).contains(&target_fpr) {
+        return Err(TrainError::TargetFpr(target_fpr));
+    }
+    let benign = crate::corpus::entries(benign_text);
+    let mut counts = TrigramCounts::default();
+    let mut seen = std::collections::HashSet::new();
+    for e in benign.iter().filter(|e| split_of(e.value) == Split::Train) {
+        // Count each registrable label once: popular brands appear under many TLDs.
+        if let Some(label) = registrable_label(e.value).filter(|l| seen.insert(*l)) {
+            counts.add(label);
+        }
+    }
+    let provisional = DgaModel::from_counts(
+        &counts,
+        DgaParams {
+            threshold: f32::INFINITY,
+            min_len,
+            smoothing,
+        },
+    );
+    let mut tune: Vec<f32> = benign
+        .iter()
+        .filter(|e| split_of(e.value) == Split::Tune)
+        .filter_map(|e| registrable_label(e.value))
+        .filter(|l| l.len() >= min_len)
+        .map(|l| provisional.score_label(l))
+        .collect();
+    tune.sort_by(f32::total_cmp);
+    let (Some(&lowest), Some(&highest)) = (tune.first(), tune.last()) else {
+        return Err(TrainError::NoTuningData(min_len));
+    };
+    // The threshold sits just above the score of the highest tuning label that must stay
+    // below it, so at most `allowed` labels reach it.
+    let allowed = (tune.len() as f64 * target_fpr).floor() as usize;
+    let keep_below = tune.len() - allowed;
+    let threshold = match keep_below.checked_sub(1).and_then(|i| tune.get(i)) {
+        Some(&s) => s + 1e-3,
+        None => lowest - 1e-3,
+    }
+    .min(highest + 1e-3);
+    let params = DgaParams {
+        threshold,
+        min_len,
+        smoothing,
+    };
+    let header = vec![
+        "Vigil DGA model: character trigram counts of benign registrable labels.".to_owned(),
+        format!(
+            "Trained by: cargo run -p vigil-detection --release --bin dga-model -- train --min-len {min_len} --target-fpr {target_fpr} --smoothing {smoothing}"
+        ),
+        format!(
+            "Data: {BENIGN_TRAIN} (OpenDNS public-domain-lists @ 59bc34f845, public domain), train split (FNV-1a(name) % 10 in 0..=6): {} distinct labels.",
+            seen.len()
+        ),
+        format!(
+            "Threshold: {threshold} bits; {allowed} of {} tuning-split labels (>= {min_len} chars) reach it (target FPR {target_fpr}).",
+            tune.len()
+        ),
+        "No GPL or unlicensed data was used: dga-samples.txt and benign-top-domains.txt are for evaluation only.".to_owned(),
+    ];
+    Ok(TrainedModel {
+        model_text: DgaModel::write(&counts, params, &header),
+        threshold,
+        labels: seen.len(),
+        distinct_trigrams: counts.distinct(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,12 +8,12 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use vigil_detection::{
-    DgaModel, DgaParams,
+    DgaModel,
     corpus::entries,
-    dga::{Split, TrigramCounts, registrable_label, split_of},
+    dga::{self, Split, TrainOptions, registrable_label, split_of},
 };
 
 /// Train or evaluate Vigil's DGA model.
@@ -51,7 +51,7 @@ enum Command {
     },
 }
 
-const BENIGN_TRAIN: &str = "benign-opendns-domains.txt";
+use vigil_detection::dga::BENIGN_TRAIN;
 const BENIGN_EVAL: &str = "benign-top-domains.txt";
 const DGA_GPL: &str = "dga-samples.txt";
 const DGA_MIT: &str = "dga-samples-360netlab.txt";
@@ -81,72 +81,23 @@ fn main() -> Result<()> {
 }
 
 fn train(shared: &Path, out: &Path, min_len: usize, target_fpr: f64, smoothing: f32) -> Result<()> {
-    if !(0.0..1.0).contains(&target_fpr) {
-        bail!("--target-fpr must be in [0, 1), got {target_fpr}");
-    }
     let text = read(shared, BENIGN_TRAIN)?;
-    let benign = entries(&text);
-    let mut counts = TrigramCounts::default();
-    let mut seen = HashSet::new();
-    for e in benign.iter().filter(|e| split_of(e.value) == Split::Train) {
-        // Count each registrable label once: popular brands appear under many TLDs.
-        if let Some(label) = registrable_label(e.value).filter(|l| seen.insert(l.to_owned())) {
-            counts.add(label);
-        }
-    }
-    let provisional = DgaModel::from_counts(
-        &counts,
-        DgaParams {
-            threshold: f32::INFINITY,
+    let trained = dga::train(
+        &text,
+        TrainOptions {
             min_len,
+            target_fpr,
             smoothing,
         },
-    );
-    let mut tune: Vec<f32> = benign
-        .iter()
-        .filter(|e| split_of(e.value) == Split::Tune)
-        .filter_map(|e| registrable_label(e.value))
-        .filter(|l| l.len() >= min_len)
-        .map(|l| provisional.score_label(l))
-        .collect();
-    if tune.is_empty() {
-        bail!("no benign tuning labels of at least {min_len} characters");
-    }
-    tune.sort_by(f32::total_cmp);
-    // Smallest score above which at most target_fpr of the tuning labels lie.
-    let allowed = (tune.len() as f64 * target_fpr).floor() as usize;
-    let cut = tune.len() - allowed;
-    let threshold = tune
-        .get(cut)
-        .map_or(tune[tune.len() - 1] + 1e-3, |&s| s)
-        .max(tune[cut - 1] + 1e-4);
-    let params = DgaParams {
-        threshold,
-        min_len,
-        smoothing,
-    };
-    let header = vec![
-        "Vigil DGA model: character trigram counts of benign registrable labels.".to_owned(),
-        format!(
-            "Trained by: cargo run -p vigil-detection --release --bin dga-model -- train --min-len {min_len} --target-fpr {target_fpr} --smoothing {smoothing}"
-        ),
-        format!(
-            "Data: {BENIGN_TRAIN} (OpenDNS public-domain-lists @ 59bc34f845, public domain), train split (FNV-1a(name) % 10 in 0..=6): {} distinct labels.",
-            seen.len()
-        ),
-        format!(
-            "Threshold: {threshold} bits, leaves {allowed} of {} tuning-split labels (>= {min_len} chars) above it (target FPR {target_fpr}).",
-            tune.len()
-        ),
-        "No GPL or unlicensed data was used: dga-samples.txt and benign-top-domains.txt are for evaluation only.".to_owned(),
-    ];
-    std::fs::write(out, DgaModel::write(&counts, params, &header))
+    )?;
+    std::fs::write(out, &trained.model_text)
         .with_context(|| format!("cannot write {}", out.display()))?;
     println!(
-        "wrote {}: {} distinct trigrams from {} labels, threshold {threshold:.4}, min_len {min_len}",
+        "wrote {}: {} distinct trigrams from {} labels, threshold {:.4} bits, min_len {min_len}",
         out.display(),
-        counts.distinct(),
-        seen.len()
+        trained.distinct_trigrams,
+        trained.labels,
+        trained.threshold
     );
     Ok(())
 }

@@ -1,0 +1,144 @@
+//! Tests against the curated public lists in `<repo>/../shared/threat-intel`. They fail (never
+//! skip) when the folder is missing, naming the path they looked in.
+
+use std::path::{Path, PathBuf};
+
+use vigil_detection::{
+    DgaModel, FindingType, IndicatorKind, IntelConfig, ListFormat, ListSource,
+    corpus::entries,
+    dga::{self, BENIGN_TRAIN, Split, TrainOptions, split_of},
+    load,
+};
+
+fn shared() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/threat-intel");
+    assert!(
+        dir.join("README.md").is_file(),
+        "the curated threat-intel lists are missing: expected them in {}",
+        dir.display()
+    );
+    dir
+}
+
+fn read(file: &str) -> String {
+    let path = shared().join(file);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+}
+
+/// The `# count: N` header of a curated file.
+fn header_count(text: &str) -> usize {
+    text.lines()
+        .find_map(|l| l.strip_prefix("# count: "))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("count header")
+}
+
+#[test]
+fn every_curated_list_loads_without_malformed_lines_and_matches_its_header_count() {
+    let lists = [
+        ("benign-opendns-domains.txt", IndicatorKind::Domain),
+        ("c2-domains.txt", IndicatorKind::Domain),
+        ("c2-ips.txt", IndicatorKind::Ip),
+        ("crypto-domains.txt", IndicatorKind::Domain),
+        ("dga-samples-360netlab.txt", IndicatorKind::Domain),
+        ("malicious-ips.txt", IndicatorKind::Ip),
+        ("malware-domains.txt", IndicatorKind::Domain),
+        ("malware-ips.txt", IndicatorKind::Ip),
+        ("malware-sha256.txt", IndicatorKind::Sha256),
+        ("mining-domains.txt", IndicatorKind::Domain),
+        ("mining-ips.txt", IndicatorKind::Ip),
+        ("phishing-domains.txt", IndicatorKind::Domain),
+        ("sinkhole-domains.txt", IndicatorKind::Domain),
+        ("sinkhole-ips.txt", IndicatorKind::Ip),
+        ("tor-exit-ips.txt", IndicatorKind::Ip),
+        ("tor-ips.txt", IndicatorKind::Ip),
+    ];
+    let config = IntelConfig {
+        builtin: false,
+        lists: lists
+            .iter()
+            .map(|(file, kind)| ListSource {
+                name: (*file).to_owned(),
+                path: shared().join(file),
+                format: ListFormat::PlainText(*kind),
+                feeds: vec![],
+            })
+            .collect(),
+        trusted_ips: vec![],
+    };
+    let (intel, report) = load(&config).unwrap();
+    assert_eq!(report.malformed_total, 0, "{:?}", report.malformed);
+    for (info, (file, _)) in intel.lists().iter().zip(lists) {
+        assert_eq!(info.indicators, header_count(&read(file)), "{file}");
+    }
+    assert!(
+        intel
+            .lookup_domain("www.conficker-sinkhole.com")
+            .contains("sinkhole-domains.txt")
+    );
+}
+
+#[test]
+fn default_deployment_with_c2_domains_flags_listed_names_and_their_subdomains() {
+    let mut config = IntelConfig::default();
+    config.lists.push(ListSource {
+        name: "c2-domains".into(),
+        path: shared().join("c2-domains.txt"),
+        format: ListFormat::PlainText(IndicatorKind::Domain),
+        feeds: vec![FindingType::BackdoorCcActivityBDns],
+    });
+    let (intel, report) = load(&config).unwrap();
+    assert_eq!(report.malformed_total, 0);
+    let text = read("c2-domains.txt");
+    let listed = entries(&text);
+    assert_eq!(listed.len(), 947_006);
+    for e in listed.iter().step_by(997) {
+        let m = intel.lookup_domain(&format!("X.{}.", e.value.to_uppercase()));
+        assert!(m.contains("c2-domains"), "{}", e.value);
+        assert!(
+            m.finding_types()
+                .any(|t| t == FindingType::BackdoorCcActivityBDns)
+        );
+    }
+    // The FP guard removed benign top-10k names from the C2 list.
+    assert!(intel.lookup_domain("google.com").is_empty());
+}
+
+#[test]
+fn committed_dga_model_is_what_the_training_command_produces() {
+    let trained = dga::train(&read(BENIGN_TRAIN), TrainOptions::default()).unwrap();
+    let committed = include_str!("../data/dga-model.txt");
+    assert!(
+        trained.model_text == committed,
+        "detection/data/dga-model.txt is stale: rerun `cargo run -p vigil-detection --release --bin dga-model -- train`"
+    );
+}
+
+#[test]
+fn dga_model_on_held_apart_data() {
+    let model = DgaModel::builtin().unwrap();
+    // Benign held-apart split: false positives stay near the 1% tuning target.
+    let opendns = read(BENIGN_TRAIN);
+    let test: Vec<&str> = entries(&opendns)
+        .into_iter()
+        .filter(|e| split_of(e.value) == Split::Test)
+        .map(|e| e.value)
+        .collect();
+    let flagged = test.iter().filter(|d| model.is_dga(d)).count();
+    assert!(test.len() > 3_000);
+    assert!(
+        (flagged as f64) < 0.015 * test.len() as f64,
+        "{flagged} of {} benign flagged",
+        test.len()
+    );
+    // Random-looking families (never trained on) are caught.
+    let mit = read("dga-samples-360netlab.txt");
+    let chinad: Vec<&str> = entries(&mit)
+        .into_iter()
+        .filter(|e| e.section == "chinad")
+        .map(|e| e.value)
+        .collect();
+    assert_eq!(chinad.len(), 256);
+    let caught = chinad.iter().filter(|d| model.is_dga(d)).count();
+    assert!(caught >= 230, "{caught} of 256 chinad names flagged");
+}
