@@ -318,7 +318,10 @@ impl FindingType {
         }
     }
 
-    /// The default severity from GuardDuty's documentation of this type.
+    /// The default severity from GuardDuty's documentation of this type ("Default severity"
+    /// line of each type on the Runtime Monitoring finding-types page). Checked against copies
+    /// of that page, except `DefenseEvasion:Runtime/SuspiciousCommand` (High), which could not
+    /// be checked.
     pub const fn default_severity(self) -> DefaultSeverity {
         use DefaultSeverity::{Fixed, Variable};
         use Severity::{High, Low, Medium};
@@ -332,9 +335,9 @@ impl FindingType {
             Self::TrojanBlackholeTraffic => Fixed(Medium),
             Self::TrojanBlackholeTrafficDns => Fixed(Medium),
             Self::TrojanDropPoint => Fixed(Medium),
-            Self::TrojanDropPointDns => Fixed(High),
+            Self::TrojanDropPointDns => Fixed(Medium),
             Self::TrojanDgaDomainRequestCDns => Fixed(High),
-            Self::TrojanDriveBySourceTrafficDns => Fixed(Medium),
+            Self::TrojanDriveBySourceTrafficDns => Fixed(High),
             Self::TrojanPhishingDomainRequestDns => Fixed(High),
             Self::ImpactAbusedDomainRequestReputation => Fixed(Medium),
             Self::ImpactBitcoinDomainRequestReputation => Fixed(High),
@@ -347,19 +350,19 @@ impl FindingType {
             Self::PrivilegeEscalationRuncContainerEscape => Fixed(High),
             Self::PrivilegeEscalationCGroupsReleaseAgentModified => Fixed(High),
             Self::DefenseEvasionProcessInjectionProc => Fixed(High),
-            Self::DefenseEvasionProcessInjectionPtrace => Fixed(High),
+            Self::DefenseEvasionProcessInjectionPtrace => Fixed(Medium),
             Self::DefenseEvasionProcessInjectionVirtualMemoryWrite => Fixed(High),
             Self::ExecutionReverseShell => Fixed(High),
-            Self::DefenseEvasionFilelessExecution => Fixed(High),
+            Self::DefenseEvasionFilelessExecution => Fixed(Medium),
             Self::ImpactCryptoMinerExecuted => Fixed(High),
-            Self::PrivilegeEscalationContainerMountsHostDirectory => Fixed(High),
+            Self::PrivilegeEscalationContainerMountsHostDirectory => Fixed(Medium),
             Self::PrivilegeEscalationUserfaultfdUsage => Fixed(Medium),
             Self::ExecutionSuspiciousTool => Variable,
             Self::ExecutionSuspiciousCommand => Variable,
             Self::DefenseEvasionSuspiciousCommand => Fixed(High),
             Self::DefenseEvasionPtraceAntiDebugging => Fixed(Low),
             Self::ExecutionMaliciousFileExecuted => Fixed(High),
-            Self::DefenseEvasionKernelModuleLoaded => Fixed(Medium),
+            Self::DefenseEvasionKernelModuleLoaded => Fixed(High),
             Self::DiscoverySuspiciousCommand => Fixed(Low),
             Self::PersistenceSuspiciousCommand => Fixed(Medium),
             Self::PrivilegeEscalationSuspiciousCommand => Fixed(Medium),
@@ -474,6 +477,14 @@ mod tests {
         assert_eq!(
             FindingType::DiscoverySuspiciousCommand.default_severity(),
             DefaultSeverity::Fixed(Severity::Low)
+        );
+        assert_eq!(
+            FindingType::TrojanDriveBySourceTrafficDns.default_severity(),
+            DefaultSeverity::Fixed(Severity::High)
+        );
+        assert_eq!(
+            FindingType::DefenseEvasionProcessInjectionPtrace.default_severity(),
+            DefaultSeverity::Fixed(Severity::Medium)
         );
     }
 
