@@ -1,6 +1,16 @@
 //! Vigil's node agent: loads the eBPF sensors, reads their records and turns them into events.
+//!
+//! Layout: [`sensor`] is the kernel edge (load, attach, ring buffer, counters); [`pipeline`]
+//! decodes records and keeps the process table and hash cache; [`event`] is the data model;
+//! [`agent`] runs it all and prints. [`btf_offsets`], [`dns`], [`exe_hash`] and [`proctable`] are
+//! pure helpers.
 
+pub mod agent;
 pub mod btf_offsets;
+pub mod collector;
 pub mod dns;
+pub mod event;
 pub mod exe_hash;
+pub mod pipeline;
 pub mod proctable;
+pub mod sensor;

@@ -1,0 +1,194 @@
+//! DNS sensor: messages on sockets that a process aimed at port 53, in both directions.
+//!
+//! The cgroup `connect4/6` and `sendmsg4/6` hooks run in the process's context and remember the
+//! socket (by cookie) with its owner; the cgroup skb hooks then copy the DNS payload of every
+//! packet on such a socket. cgroup hooks see loopback traffic and every network namespace, so a
+//! resolver on 127.0.0.53 inside a container is covered too.
+
+use aya_ebpf::{
+    bindings::bpf_sock_addr,
+    helpers::generated::{bpf_get_socket_cookie, bpf_skb_load_bytes},
+    macros::{cgroup_skb, cgroup_sock_addr, map},
+    maps::LruHashMap,
+    programs::{SkBuffContext, SockAddrContext},
+};
+use node_agent_common::{
+    DNS_PAYLOAD_LEN, DnsEvent, TaskIdentity, direction, dns_flags, family, kind,
+    stats::{Hook, StatKind},
+};
+
+use crate::kernel::{EVENTS, count, current_task, fill_current, header, is_agent, submit_flags};
+
+const IPPROTO_TCP: u8 = 6;
+const IPPROTO_UDP: u8 = 17;
+const DNS_PORT: u16 = 53;
+
+/// Sockets aimed at port 53, by socket cookie, with the process that aimed them.
+#[map]
+static DNS_SOCKETS: LruHashMap<u64, TaskIdentity> = LruHashMap::with_max_entries(16384, 0);
+
+#[cgroup_sock_addr(sendmsg4)]
+pub fn sock_sendmsg4(ctx: SockAddrContext) -> i32 {
+    on_sendmsg(&ctx);
+    1
+}
+
+#[cgroup_sock_addr(sendmsg6)]
+pub fn sock_sendmsg6(ctx: SockAddrContext) -> i32 {
+    on_sendmsg(&ctx);
+    1
+}
+
+#[cgroup_skb]
+pub fn dns_egress(ctx: SkBuffContext) -> i32 {
+    on_packet(&ctx, direction::EGRESS);
+    1
+}
+
+#[cgroup_skb]
+pub fn dns_ingress(ctx: SkBuffContext) -> i32 {
+    on_packet(&ctx, direction::INGRESS);
+    1
+}
+
+#[inline(always)]
+fn on_sendmsg(ctx: &SockAddrContext) {
+    if is_agent() {
+        return;
+    }
+    // SAFETY: the context pointer is valid for the program's lifetime.
+    let sa: &bpf_sock_addr = unsafe { &*ctx.sock_addr };
+    if u16::from_be(sa.user_port as u16) == DNS_PORT {
+        watch_socket(ctx);
+    }
+}
+
+/// Remembers the socket of a `connect`/`sendmsg` towards port 53 and its owner.
+#[inline(always)]
+pub fn watch_socket(ctx: &SockAddrContext) {
+    // SAFETY: sock_addr programs may call bpf_get_socket_cookie on their context.
+    let cookie = unsafe { bpf_get_socket_cookie(ctx.sock_addr.cast()) };
+    if DNS_SOCKETS.get_ptr(cookie).is_some() {
+        return;
+    }
+    let mut owner = TaskIdentity {
+        pid: 0,
+        tgid: 0,
+        ppid: 0,
+        uid: 0,
+        gid: 0,
+        euid: 0,
+        egid: 0,
+        pid_ns: 0,
+        mnt_ns: 0,
+        _pad: 0,
+        cgroup_id: 0,
+        start_time_ns: 0,
+        comm: [0; 16],
+    };
+    let complete = fill_current(&mut owner, current_task());
+    if DNS_SOCKETS.insert(cookie, owner, 0).is_err() || !complete {
+        count(Hook::DnsSocket, StatKind::Errors);
+    }
+    count(Hook::DnsSocket, StatKind::Sent);
+}
+
+#[inline(always)]
+fn on_packet(ctx: &SkBuffContext, dir: u16) {
+    // SAFETY: cgroup skb programs may call bpf_get_socket_cookie on their skb.
+    let cookie = unsafe { bpf_get_socket_cookie(ctx.skb.skb.cast()) };
+    // SAFETY: the value is copied before any other map operation.
+    let Some(owner) = (unsafe { DNS_SOCKETS.get(cookie) }).copied() else {
+        return;
+    };
+    let hook = if dir == direction::EGRESS { Hook::DnsEgress } else { Hook::DnsIngress };
+
+    // Network header first: cgroup skb data starts at the IP header.
+    let Ok(first) = ctx.load::<u8>(0) else {
+        count(hook, StatKind::Errors);
+        return;
+    };
+    let mut addr = [0u8; 16];
+    let (fam, proto, l4) = match first >> 4 {
+        4 => {
+            let ihl = ((first & 0x0f) as usize) * 4;
+            let proto = ctx.load::<u8>(9).unwrap_or(0);
+            // Remote end: destination for egress, source for ingress.
+            let at = if dir == direction::EGRESS { 16 } else { 12 };
+            let Ok(ip) = ctx.load::<[u8; 4]>(at) else {
+                count(hook, StatKind::Errors);
+                return;
+            };
+            addr[..4].copy_from_slice(&ip);
+            (family::INET, proto, ihl)
+        }
+        6 => {
+            let proto = ctx.load::<u8>(6).unwrap_or(0);
+            let at = if dir == direction::EGRESS { 24 } else { 8 };
+            let Ok(ip) = ctx.load::<[u8; 16]>(at) else {
+                count(hook, StatKind::Errors);
+                return;
+            };
+            addr = ip;
+            (family::INET6, proto, 40)
+        }
+        _ => return,
+    };
+    let port_at = if dir == direction::EGRESS { l4 + 2 } else { l4 };
+    let port = u16::from_be(ctx.load::<u16>(port_at).unwrap_or(0));
+    let payload_at = match proto {
+        IPPROTO_UDP => l4 + 8,
+        IPPROTO_TCP => {
+            let Ok(doff) = ctx.load::<u8>(l4 + 12) else {
+                count(hook, StatKind::Errors);
+                return;
+            };
+            l4 + ((doff >> 4) as usize) * 4
+        }
+        _ => return,
+    };
+    let total = ctx.len() as usize;
+    if payload_at >= total {
+        // A bare TCP segment (handshake, ACK): nothing to report.
+        return;
+    }
+    let mut len = total - payload_at;
+    let mut flags = 0;
+    if len > DNS_PAYLOAD_LEN {
+        len = DNS_PAYLOAD_LEN;
+        flags |= dns_flags::TRUNCATED;
+    }
+
+    let Some(mut entry) = EVENTS.reserve::<DnsEvent>(0) else {
+        count(hook, StatKind::Dropped);
+        return;
+    };
+    let ev = entry.as_mut_ptr();
+    // SAFETY: reserved memory of the right size; every field is written (payload up to len).
+    let ok = unsafe {
+        let ev = &mut *ev;
+        ev.header = header(kind::DNS, core::mem::size_of::<DnsEvent>());
+        ev.task = owner;
+        ev.direction = dir;
+        ev.protocol = proto as u16;
+        ev.family = fam;
+        ev.port = port;
+        ev.addr = addr;
+        ev.flags = flags;
+        // len is in 1..=DNS_PAYLOAD_LEN; the mask keeps that visible to the verifier.
+        let n = ((len - 1) & (DNS_PAYLOAD_LEN - 1)) + 1;
+        let rc = bpf_skb_load_bytes(
+            ctx.skb.skb.cast(),
+            payload_at as u32,
+            ev.payload.as_mut_ptr().cast(),
+            n as u32,
+        );
+        ev.payload_len = if rc == 0 { n as u32 } else { 0 };
+        rc == 0
+    };
+    entry.submit(submit_flags());
+    count(hook, StatKind::Sent);
+    if !ok {
+        count(hook, StatKind::Errors);
+    }
+}

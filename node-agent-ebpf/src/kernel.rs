@@ -1,0 +1,175 @@
+//! Shared plumbing: configuration, maps, counters, task identity and safe-ish kernel reads.
+
+use aya_ebpf::{
+    bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
+    helpers::{
+        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid,
+        generated::{
+            bpf_get_current_cgroup_id, bpf_get_current_task, bpf_ktime_get_boot_ns,
+            bpf_probe_read_kernel,
+        },
+    },
+    macros::map,
+    maps::{PerCpuArray, RingBuf},
+};
+use node_agent_common::{
+    AgentConfig, EventHeader, TaskIdentity,
+    config::OFFSET_UNKNOWN,
+    stats::{Hook, STATS_SLOTS, StatKind, stat_slot},
+};
+
+/// Written by user space before load (`EbpfLoader::set_global`).
+#[unsafe(no_mangle)]
+static VIGIL_CONFIG: AgentConfig = AgentConfig::DEFAULT;
+
+/// Every record goes here. 16 MiB absorbs an exec storm's burst between two reader polls.
+#[map]
+pub static EVENTS: RingBuf = RingBuf::with_byte_size(16 * 1024 * 1024, 0);
+
+/// Per-hook counters (see `node_agent_common::stats`).
+#[map]
+static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(STATS_SLOTS, 0);
+
+/// Reads one field of the configuration without letting the compiler fold the default in.
+macro_rules! config {
+    ($($field:tt)+) => {
+        // SAFETY: VIGIL_CONFIG is a plain static; the volatile read keeps the value that the
+        // loader wrote into .rodata instead of the compile-time default.
+        {
+            #[allow(unused_unsafe)]
+            let value = unsafe { core::ptr::read_volatile(&crate::kernel::config_ref().$($field)+) };
+            value
+        }
+    };
+}
+pub(crate) use config;
+
+#[inline(always)]
+pub fn config_ref() -> &'static AgentConfig {
+    &VIGIL_CONFIG
+}
+
+#[inline(always)]
+pub fn count(hook: Hook, kind: StatKind) {
+    if let Some(slot) = STATS.get_ptr_mut(stat_slot(hook, kind)) {
+        // SAFETY: per-CPU slot, no concurrent writer on this CPU while the program runs.
+        unsafe { *slot += 1 };
+    }
+}
+
+/// Flags for `bpf_ringbuf_submit`: wake the reader only when enough is waiting.
+#[inline(always)]
+pub fn submit_flags() -> u64 {
+    let threshold = config!(wakeup_bytes) as u64;
+    if threshold == 0 {
+        return 0;
+    }
+    if EVENTS.query(BPF_RB_AVAIL_DATA as u64) >= threshold {
+        BPF_RB_FORCE_WAKEUP as u64
+    } else {
+        BPF_RB_NO_WAKEUP as u64
+    }
+}
+
+#[inline(always)]
+pub fn current_tgid() -> u32 {
+    (bpf_get_current_pid_tgid() >> 32) as u32
+}
+
+/// True when the current task belongs to the agent itself.
+#[inline(always)]
+pub fn is_agent() -> bool {
+    current_tgid() == config!(agent_tgid)
+}
+
+#[inline(always)]
+pub fn header(kind: u16, size: usize) -> EventHeader {
+    EventHeader {
+        kind,
+        _pad: 0,
+        size: size as u32,
+        // SAFETY: helper without arguments.
+        ktime_ns: unsafe { bpf_ktime_get_boot_ns() },
+    }
+}
+
+/// Reads a `T` at `base + offset` in kernel memory: zero for a null base, a failed read, or an
+/// offset the kernel's BTF lacked.
+///
+/// Deliberately branch-free on the base and the read's result (the helper zeroes its
+/// destination on failure): every branch here would double the paths the verifier walks in
+/// the loops that call it. The offset test is free, the verifier knows .rodata values.
+#[inline(always)]
+pub fn read_at<T: Copy>(base: u64, offset: u32) -> T {
+    let mut value = core::mem::MaybeUninit::<T>::zeroed();
+    if offset != OFFSET_UNKNOWN {
+        // SAFETY: the helper checks the source address and writes size_of::<T>() bytes (zeros on
+        // failure) into our local.
+        unsafe {
+            bpf_probe_read_kernel(
+                value.as_mut_ptr().cast(),
+                core::mem::size_of::<T>() as u32,
+                (base + offset as u64) as *const core::ffi::c_void,
+            )
+        };
+    }
+    // SAFETY: zero-initialised, then either left alone or fully written by the helper; only
+    // integer types are read this way.
+    unsafe { value.assume_init() }
+}
+
+/// Reads a kernel pointer field.
+#[inline(always)]
+pub fn read_ptr(base: u64, offset: u32) -> u64 {
+    read_at::<u64>(base, offset)
+}
+
+#[inline(always)]
+pub fn current_task() -> u64 {
+    // SAFETY: helper without arguments.
+    unsafe { bpf_get_current_task() }
+}
+
+/// Fills the identity of the current task. `task` is the current `task_struct`.
+/// Returns false when a field that needs an offset could not be read (the record still goes out).
+#[inline(always)]
+pub fn fill_current(id: &mut TaskIdentity, task: u64) -> bool {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let uid_gid = bpf_get_current_uid_gid();
+    id.pid = pid_tgid as u32;
+    id.tgid = (pid_tgid >> 32) as u32;
+    id.uid = uid_gid as u32;
+    id.gid = (uid_gid >> 32) as u32;
+    id._pad = 0;
+    // SAFETY: helper without arguments.
+    id.cgroup_id = unsafe { bpf_get_current_cgroup_id() };
+    id.comm = bpf_get_current_comm().unwrap_or([0; 16]);
+    fill_task_fields(id, task)
+}
+
+/// The fields that need kernel struct offsets.
+#[inline(always)]
+pub fn fill_task_fields(id: &mut TaskIdentity, task: u64) -> bool {
+    let mut complete = true;
+    let parent = read_ptr(task, config!(offsets.task_real_parent));
+    id.ppid = read_at::<u32>(parent, config!(offsets.task_tgid));
+    complete &= id.ppid != 0 || id.tgid == 1;
+
+    let cred = read_ptr(task, config!(offsets.task_cred));
+    id.euid = read_at::<u32>(cred, config!(offsets.cred_euid));
+    id.egid = read_at::<u32>(cred, config!(offsets.cred_egid));
+    complete &= cred != 0;
+
+    let nsproxy = read_ptr(task, config!(offsets.task_nsproxy));
+    let mnt_ns = read_ptr(nsproxy, config!(offsets.nsproxy_mnt_ns));
+    let pid_ns = read_ptr(nsproxy, config!(offsets.nsproxy_pid_ns));
+    id.mnt_ns = read_at::<u32>(mnt_ns, config!(offsets.mnt_ns_inum));
+    id.pid_ns = read_at::<u32>(pid_ns, config!(offsets.pid_ns_inum));
+    // A task in the middle of exiting has no nsproxy any more: not an error.
+    complete &= nsproxy == 0 || (id.mnt_ns != 0 && id.pid_ns != 0);
+
+    let leader = read_ptr(task, config!(offsets.task_group_leader));
+    id.start_time_ns = read_at::<u64>(leader, config!(offsets.task_start_boottime));
+    complete &= id.start_time_ns != 0;
+    complete
+}

@@ -1,0 +1,253 @@
+//! Network sensors: `connect(2)` and `accept(2)`/`accept4(2)` with their results.
+//!
+//! The syscall entry saves the user's sockaddr pointer per thread; the cgroup `connect4/6` hook,
+//! which runs inside the syscall, adds the socket type and protocol (and marks sockets aimed at
+//! port 53 for the DNS sensor); the syscall exit emits one record with the return value.
+
+use aya_ebpf::{
+    bindings::bpf_sock_addr,
+    helpers::{bpf_get_current_pid_tgid, generated::bpf_probe_read_user},
+    macros::{cgroup_sock_addr, map, tracepoint},
+    maps::HashMap,
+    programs::{SockAddrContext, TracePointContext},
+};
+use node_agent_common::{
+    NetEvent, UNIX_PATH_LEN, family, kind,
+    stats::{Hook, StatKind},
+};
+
+use crate::{
+    dns,
+    kernel::{EVENTS, count, current_task, fill_current, header, is_agent, submit_flags},
+};
+
+/// Offsets in the `syscalls:sys_enter_*` records (stable tracepoint ABI).
+const ENTER_ARG0: usize = 16;
+const ENTER_ARG1: usize = 24;
+const ENTER_ARG2: usize = 32;
+/// Offset of `ret` in `syscalls:sys_exit_*`.
+const EXIT_RET: usize = 16;
+
+/// A syscall in flight on one thread.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct Pending {
+    /// The sockaddr in user memory (connect: input; accept: output buffer, may be 0).
+    sockaddr: u64,
+    /// connect: the address length; accept: pointer to it in user memory.
+    addrlen: u64,
+    fd: i32,
+    sock_type: u16,
+    protocol: u16,
+}
+
+#[map]
+static PENDING: HashMap<u64, Pending> = HashMap::with_max_entries(16384, 0);
+
+#[tracepoint(category = "syscalls", name = "sys_enter_connect")]
+pub fn connect_enter(ctx: TracePointContext) -> u32 {
+    on_enter(&ctx, Hook::Connect, false);
+    0
+}
+
+#[tracepoint(category = "syscalls", name = "sys_exit_connect")]
+pub fn connect_exit(ctx: TracePointContext) -> u32 {
+    on_exit(&ctx, Hook::Connect, kind::CONNECT);
+    0
+}
+
+#[tracepoint(category = "syscalls", name = "sys_enter_accept")]
+pub fn accept_enter(ctx: TracePointContext) -> u32 {
+    on_enter(&ctx, Hook::Accept, true);
+    0
+}
+
+#[tracepoint(category = "syscalls", name = "sys_exit_accept")]
+pub fn accept_exit(ctx: TracePointContext) -> u32 {
+    on_exit(&ctx, Hook::Accept, kind::ACCEPT);
+    0
+}
+
+#[tracepoint(category = "syscalls", name = "sys_enter_accept4")]
+pub fn accept4_enter(ctx: TracePointContext) -> u32 {
+    on_enter(&ctx, Hook::Accept, true);
+    0
+}
+
+#[tracepoint(category = "syscalls", name = "sys_exit_accept4")]
+pub fn accept4_exit(ctx: TracePointContext) -> u32 {
+    on_exit(&ctx, Hook::Accept, kind::ACCEPT);
+    0
+}
+
+#[cgroup_sock_addr(connect4)]
+pub fn sock_connect4(ctx: SockAddrContext) -> i32 {
+    on_sock_connect(&ctx);
+    1
+}
+
+#[cgroup_sock_addr(connect6)]
+pub fn sock_connect6(ctx: SockAddrContext) -> i32 {
+    on_sock_connect(&ctx);
+    1
+}
+
+#[inline(always)]
+fn on_enter(ctx: &TracePointContext, hook: Hook, accept: bool) {
+    if is_agent() {
+        count(hook, StatKind::Filtered);
+        return;
+    }
+    // SAFETY: offsets of the syscall tracepoint record; read_at checks the bounds.
+    let (fd, sockaddr, addrlen) = unsafe {
+        (
+            ctx.read_at::<u64>(ENTER_ARG0).unwrap_or(0) as i32,
+            ctx.read_at::<u64>(ENTER_ARG1).unwrap_or(0),
+            ctx.read_at::<u64>(ENTER_ARG2).unwrap_or(0),
+        )
+    };
+    let pending = Pending {
+        sockaddr,
+        addrlen,
+        fd,
+        // accept only returns connected stream sockets.
+        sock_type: if accept { 1 } else { 0 },
+        protocol: 0,
+    };
+    if PENDING.insert(bpf_get_current_pid_tgid(), pending, 0).is_err() {
+        count(hook, StatKind::Errors);
+    }
+}
+
+#[inline(always)]
+fn on_sock_connect(ctx: &SockAddrContext) {
+    if is_agent() {
+        return;
+    }
+    // SAFETY: the context pointer is valid for the program's lifetime.
+    let sa: &bpf_sock_addr = unsafe { &*ctx.sock_addr };
+    let key = bpf_get_current_pid_tgid();
+    if let Some(pending) = PENDING.get_ptr_mut(key) {
+        // SAFETY: map value pointer valid until the program ends; only this thread uses the key.
+        unsafe {
+            (*pending).sock_type = sa.type_ as u16;
+            (*pending).protocol = sa.protocol as u16;
+        }
+    }
+    if u16::from_be(sa.user_port as u16) == 53 {
+        dns::watch_socket(ctx);
+    }
+}
+
+#[inline(always)]
+fn on_exit(ctx: &TracePointContext, hook: Hook, record_kind: u16) {
+    let key = bpf_get_current_pid_tgid();
+    // SAFETY: the pointer is copied out at once, then the entry is removed.
+    let Some(pending) = (unsafe { PENDING.get(key) }).copied() else {
+        return;
+    };
+    let _ = PENDING.remove(key);
+    // SAFETY: offset of `ret` in the sys_exit record.
+    let ret = unsafe { ctx.read_at::<i64>(EXIT_RET) }.unwrap_or(0);
+
+    let Some(mut entry) = EVENTS.reserve::<NetEvent>(0) else {
+        count(hook, StatKind::Dropped);
+        return;
+    };
+    let ev = entry.as_mut_ptr();
+    // SAFETY: reserved memory of the right size; every field is written.
+    let complete = unsafe {
+        let ev = &mut *ev;
+        ev.header = header(record_kind, core::mem::size_of::<NetEvent>());
+        let mut complete = fill_current(&mut ev.task, current_task());
+        ev.ret = ret as i32;
+        ev.fd = pending.fd;
+        ev.sock_type = pending.sock_type;
+        ev.protocol = pending.protocol;
+        ev._pad = 0;
+        ev._pad2 = [0; 4];
+        complete &= fill_peer(ev, &pending, record_kind == kind::ACCEPT, ret);
+        complete
+    };
+    entry.submit(submit_flags());
+    count(hook, StatKind::Sent);
+    if !complete {
+        count(hook, StatKind::Errors);
+    }
+}
+
+/// Copies the remote address out of the user's sockaddr. Returns false when it was unreadable.
+#[inline(always)]
+unsafe fn fill_peer(ev: &mut NetEvent, pending: &Pending, accept: bool, ret: i64) -> bool {
+    ev.family = 0;
+    ev.port = 0;
+    ev.addr = [0; 16];
+    ev.unix_path_len = 0;
+    let sockaddr = pending.sockaddr;
+    if sockaddr == 0 || (accept && ret < 0) {
+        // accept(fd, NULL, NULL), or nothing was accepted: no peer to report.
+        return true;
+    }
+    let addrlen: u64 = if accept {
+        let mut len: u32 = 0;
+        // SAFETY: reads 4 bytes of user memory into a local.
+        let rc = unsafe {
+            bpf_probe_read_user(
+                (&mut len as *mut u32).cast(),
+                4,
+                pending.addrlen as *const _,
+            )
+        };
+        if rc != 0 {
+            return false;
+        }
+        len as u64
+    } else {
+        pending.addrlen
+    };
+    let mut head = [0u8; 28];
+    // SAFETY: reads the first bytes of a sockaddr (family, port, IPv4 or IPv6 address).
+    let rc = unsafe { bpf_probe_read_user(head.as_mut_ptr().cast(), 28, sockaddr as *const _) };
+    if rc != 0 {
+        // The buffer may be shorter than 28 bytes (sockaddr_in is 16): retry with 16.
+        // SAFETY: as above, 16 bytes.
+        let rc = unsafe { bpf_probe_read_user(head.as_mut_ptr().cast(), 16, sockaddr as *const _) };
+        if rc != 0 {
+            return false;
+        }
+    }
+    let fam = u16::from_ne_bytes([head[0], head[1]]);
+    match fam {
+        family::INET => {
+            ev.family = fam;
+            ev.port = u16::from_be_bytes([head[2], head[3]]);
+            ev.addr[..4].copy_from_slice(&head[4..8]);
+        }
+        family::INET6 => {
+            ev.family = fam;
+            ev.port = u16::from_be_bytes([head[2], head[3]]);
+            ev.addr.copy_from_slice(&head[8..24]);
+        }
+        family::UNIX => {
+            ev.family = fam;
+            let mut len = addrlen.saturating_sub(2);
+            if len > UNIX_PATH_LEN as u64 {
+                len = UNIX_PATH_LEN as u64;
+            }
+            // SAFETY: len <= UNIX_PATH_LEN, the size of the destination.
+            let rc = unsafe {
+                bpf_probe_read_user(
+                    ev.unix_path.as_mut_ptr().cast(),
+                    len as u32,
+                    (sockaddr + 2) as *const _,
+                )
+            };
+            if rc != 0 {
+                return false;
+            }
+            ev.unix_path_len = len as u32;
+        }
+        _ => {}
+    }
+    true
+}

@@ -1,0 +1,298 @@
+//! Process sensors: exec, fork and exit, from the scheduler tracepoints.
+//!
+//! Each has a `tp_btf` entry (preferred) and a `raw_tp` entry (kernels without BTF-typed
+//! tracepoints); both hand the same u64 argument array to one body.
+
+use aya_ebpf::{
+    helpers::generated::{bpf_probe_read_kernel_str, bpf_probe_read_user},
+    macros::{btf_tracepoint, raw_tracepoint},
+    programs::{BtfTracePointContext, RawTracePointContext},
+};
+use node_agent_common::{
+    ARGV_LEN, CWD_LEN, ExecEvent, ExitEvent, FILENAME_LEN, ForkEvent, exec_flags, kind,
+    stats::{Hook, StatKind},
+};
+
+use crate::kernel::{
+    EVENTS, config, count, current_task, fill_current, header, is_agent, read_at, read_ptr,
+    submit_flags,
+};
+
+/// Deepest working directory walked; deeper ones are cut and flagged.
+const CWD_MAX_DEPTH: u32 = 32;
+/// Longest component read in one step: with the write offset masked to `CWD_LEN / 2 - 1`, a
+/// read of this size always ends inside the buffer, which the verifier can see.
+const CWD_COMPONENT_MAX: u32 = (CWD_LEN / 2) as u32;
+
+/// `CWD_COMPONENT_MAX - 1`, read through a volatile load: LLVM would drop a literal mask as
+/// redundant with the loop's bounds check, and the verifier needs the mask itself. The value
+/// sits in .rodata, which the verifier reads as a known constant.
+#[unsafe(no_mangle)]
+static CWD_OFFSET_MASK: u32 = CWD_COMPONENT_MAX - 1;
+
+#[btf_tracepoint(function = "sched_process_exec")]
+pub fn exec_btf(ctx: BtfTracePointContext) -> i32 {
+    on_exec(ctx.arg::<u64>(0), ctx.arg::<u64>(2));
+    0
+}
+
+#[raw_tracepoint(tracepoint = "sched_process_exec")]
+pub fn exec_raw(ctx: RawTracePointContext) -> i32 {
+    on_exec(ctx.arg::<u64>(0), ctx.arg::<u64>(2));
+    0
+}
+
+#[btf_tracepoint(function = "sched_process_fork")]
+pub fn fork_btf(ctx: BtfTracePointContext) -> i32 {
+    on_fork(ctx.arg::<u64>(1));
+    0
+}
+
+#[raw_tracepoint(tracepoint = "sched_process_fork")]
+pub fn fork_raw(ctx: RawTracePointContext) -> i32 {
+    on_fork(ctx.arg::<u64>(1));
+    0
+}
+
+#[btf_tracepoint(function = "sched_process_exit")]
+pub fn exit_btf(ctx: BtfTracePointContext) -> i32 {
+    on_exit(ctx.arg::<u64>(0));
+    0
+}
+
+#[raw_tracepoint(tracepoint = "sched_process_exit")]
+pub fn exit_raw(ctx: RawTracePointContext) -> i32 {
+    on_exit(ctx.arg::<u64>(0));
+    0
+}
+
+#[inline(always)]
+fn on_exec(task: u64, bprm: u64) {
+    if is_agent() {
+        count(Hook::Exec, StatKind::Filtered);
+        return;
+    }
+    let Some(mut entry) = EVENTS.reserve::<ExecEvent>(0) else {
+        count(Hook::Exec, StatKind::Dropped);
+        return;
+    };
+    let ev = entry.as_mut_ptr();
+    // SAFETY: `ev` points at reserved ring-buffer memory of size_of::<ExecEvent>(); every field
+    // is written below before submit (arrays only up to their *_len, which user space honours).
+    let complete = unsafe { fill_exec(&mut *ev, task, bprm) };
+    entry.submit(submit_flags());
+    count(Hook::Exec, StatKind::Sent);
+    if !complete {
+        count(Hook::Exec, StatKind::Errors);
+    }
+}
+
+#[inline(always)]
+unsafe fn fill_exec(ev: &mut ExecEvent, task: u64, bprm: u64) -> bool {
+    ev.header = header(kind::EXEC, core::mem::size_of::<ExecEvent>());
+    let mut complete = fill_current(&mut ev.task, current_task());
+    ev.flags = 0;
+
+    let mm = read_ptr(task, config!(offsets.task_mm));
+    let exe_file = read_ptr(mm, config!(offsets.mm_exe_file));
+    let inode = read_ptr(exe_file, config!(offsets.file_inode));
+    ev.exe_ino = read_at::<u64>(inode, config!(offsets.inode_ino));
+    let sb = read_ptr(inode, config!(offsets.inode_sb));
+    ev.exe_dev = read_at::<u32>(sb, config!(offsets.sb_dev));
+    complete &= ev.exe_ino != 0;
+
+    // The path given to exec.
+    let filename = read_ptr(bprm, config!(offsets.bprm_filename));
+    ev.filename_len = 0;
+    if filename != 0 {
+        // SAFETY: destination is the event's filename array, of exactly FILENAME_LEN bytes.
+        let n = unsafe {
+            bpf_probe_read_kernel_str(
+                ev.filename.as_mut_ptr().cast(),
+                FILENAME_LEN as u32,
+                filename as *const _,
+            )
+        };
+        if n > 0 {
+            ev.filename_len = (n - 1) as u32;
+            if n as usize == FILENAME_LEN {
+                ev.flags |= exec_flags::FILENAME_TRUNCATED;
+            }
+        }
+    }
+    complete &= ev.filename_len != 0;
+
+    // The argument vector, straight from the new image's stack.
+    ev.argv_len = 0;
+    let arg_start = read_at::<u64>(mm, config!(offsets.mm_arg_start));
+    let arg_end = read_at::<u64>(mm, config!(offsets.mm_arg_end));
+    if arg_start != 0 && arg_end > arg_start {
+        let mut len = arg_end - arg_start;
+        if len > ARGV_LEN as u64 {
+            len = ARGV_LEN as u64;
+            ev.flags |= exec_flags::ARGV_TRUNCATED;
+        }
+        // SAFETY: len <= ARGV_LEN, the size of the destination array.
+        let rc = unsafe {
+            bpf_probe_read_user(ev.argv.as_mut_ptr().cast(), len as u32, arg_start as *const _)
+        };
+        if rc == 0 {
+            ev.argv_len = len as u32;
+        } else {
+            ev.flags |= exec_flags::ARGV_UNREADABLE;
+        }
+    } else {
+        ev.flags |= exec_flags::ARGV_UNREADABLE;
+    }
+
+    // SAFETY: forwards the same event.
+    unsafe { fill_cwd(ev, task) };
+    complete
+}
+
+/// Walks `task->fs->pwd` up to the task's root, crossing mount points, writing components leaf
+/// first, each NUL-terminated.
+#[inline(always)]
+unsafe fn fill_cwd(ev: &mut ExecEvent, task: u64) {
+    ev.cwd_len = 0;
+    ev.cwd_depth = 0;
+    let fs = read_ptr(task, config!(offsets.task_fs));
+    let pwd = fs + config!(offsets.fs_pwd) as u64;
+    let root = fs + config!(offsets.fs_root) as u64;
+    let mut dentry = read_ptr(pwd, config!(offsets.path_dentry));
+    let mut vfsmnt = read_ptr(pwd, config!(offsets.path_mnt));
+    let root_dentry = read_ptr(root, config!(offsets.path_dentry));
+    let root_mnt = read_ptr(root, config!(offsets.path_mnt));
+    let mount_mnt = config!(offsets.mount_mnt) as u64;
+    if fs == 0 || dentry == 0 || vfsmnt == 0 || mount_mnt == u32::MAX as u64 {
+        ev.flags |= exec_flags::CWD_UNREADABLE;
+        return;
+    }
+    let mut mnt = vfsmnt - mount_mnt;
+    let base = ev.cwd.as_mut_ptr();
+    let mut finished = false;
+    for _ in 0..CWD_MAX_DEPTH {
+        if dentry == root_dentry && vfsmnt == root_mnt {
+            finished = true;
+            break;
+        }
+        let mnt_root = read_ptr(vfsmnt, config!(offsets.vfsmount_root));
+        if dentry == mnt_root {
+            let parent = read_ptr(mnt, config!(offsets.mount_parent));
+            if parent == mnt || parent == 0 {
+                finished = true;
+                break;
+            }
+            dentry = read_ptr(mnt, config!(offsets.mount_mountpoint));
+            mnt = parent;
+            vfsmnt = mnt + mount_mnt;
+            continue;
+        }
+        // The write offset lives in the event (ring-buffer memory, whose contents the verifier
+        // does not track) rather than in a register: every iteration then starts from the same
+        // abstract state and the verifier prunes instead of exploring each path separately.
+        // SAFETY: volatile access to a field of the reserved event.
+        let used = unsafe { core::ptr::read_volatile(&ev.cwd_len) };
+        if used >= CWD_COMPONENT_MAX {
+            break;
+        }
+        let name = read_ptr(dentry, config!(offsets.dentry_name));
+        // SAFETY: a plain static.
+        let mask = unsafe { core::ptr::read_volatile(&CWD_OFFSET_MASK) };
+        // SAFETY: (used & mask) < CWD_COMPONENT_MAX and the read is at most CWD_COMPONENT_MAX
+        // bytes, so it ends inside the CWD_LEN-byte array.
+        let n = unsafe {
+            bpf_probe_read_kernel_str(
+                base.add((used & mask) as usize).cast(),
+                CWD_COMPONENT_MAX,
+                name as *const _,
+            )
+        };
+        if n <= 0 {
+            ev.flags |= exec_flags::CWD_UNREADABLE;
+            return;
+        }
+        // SAFETY: as above.
+        unsafe { core::ptr::write_volatile(&mut ev.cwd_len, used + n as u32) };
+        ev.cwd_depth += 1;
+        let parent = read_ptr(dentry, config!(offsets.dentry_parent));
+        if parent == dentry || parent == 0 {
+            finished = true;
+            break;
+        }
+        dentry = parent;
+    }
+    if !finished {
+        ev.flags |= exec_flags::CWD_TRUNCATED;
+    }
+}
+
+#[inline(always)]
+fn on_fork(child: u64) {
+    if is_agent() {
+        count(Hook::Fork, StatKind::Filtered);
+        return;
+    }
+    let child_pid = read_at::<u32>(child, config!(offsets.task_pid));
+    let child_tgid = read_at::<u32>(child, config!(offsets.task_tgid));
+    if child_tgid == 0 {
+        count(Hook::Fork, StatKind::Errors);
+        return;
+    }
+    if child_pid != child_tgid {
+        // A new thread, not a new process.
+        count(Hook::Fork, StatKind::Filtered);
+        return;
+    }
+    let Some(mut entry) = EVENTS.reserve::<ForkEvent>(0) else {
+        count(Hook::Fork, StatKind::Dropped);
+        return;
+    };
+    let ev = entry.as_mut_ptr();
+    // SAFETY: reserved memory of the right size; every field is written.
+    let complete = unsafe {
+        let ev = &mut *ev;
+        ev.header = header(kind::FORK, core::mem::size_of::<ForkEvent>());
+        let complete = fill_current(&mut ev.task, current_task());
+        ev.child_tgid = child_tgid;
+        ev._pad = 0;
+        ev.child_start_time_ns =
+            read_at::<u64>(child, config!(offsets.task_start_boottime));
+        complete
+    };
+    entry.submit(submit_flags());
+    count(Hook::Fork, StatKind::Sent);
+    if !complete {
+        count(Hook::Fork, StatKind::Errors);
+    }
+}
+
+#[inline(always)]
+fn on_exit(task: u64) {
+    if is_agent() {
+        count(Hook::Exit, StatKind::Filtered);
+        return;
+    }
+    let pid = read_at::<u32>(task, config!(offsets.task_pid));
+    let tgid = read_at::<u32>(task, config!(offsets.task_tgid));
+    if pid != tgid {
+        // A thread ended; the process goes on.
+        count(Hook::Exit, StatKind::Filtered);
+        return;
+    }
+    let Some(mut entry) = EVENTS.reserve::<ExitEvent>(0) else {
+        count(Hook::Exit, StatKind::Dropped);
+        return;
+    };
+    let ev = entry.as_mut_ptr();
+    // SAFETY: reserved memory of the right size; every field is written.
+    unsafe {
+        let ev = &mut *ev;
+        ev.header = header(kind::EXIT, core::mem::size_of::<ExitEvent>());
+        fill_current(&mut ev.task, task);
+        ev.exit_code = read_at::<u32>(task, config!(offsets.task_exit_code));
+        ev._pad = 0;
+    }
+    entry.submit(submit_flags());
+    count(Hook::Exit, StatKind::Sent);
+}

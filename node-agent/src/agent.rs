@@ -1,0 +1,273 @@
+//! The standalone agent: sensor, pipeline and output, until a deadline or a signal.
+
+use std::{
+    io::Write,
+    path::PathBuf,
+    time::{Duration, Instant},
+};
+
+use serde::Serialize;
+
+use crate::{
+    event::{Clock, Event},
+    pipeline::{Limits, Pipeline, PipelineStats},
+    proctable,
+    sensor::{HookCounters, HookStatus, HostSetup, Sensor, SensorError, SensorOptions, reader::Reader},
+};
+
+/// How events are printed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// One JSON object per line.
+    Json,
+    /// One readable line per event.
+    Text,
+}
+
+/// What `node-agent run` does.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// Sensor settings.
+    pub sensor: SensorOptions,
+    /// Stop after this long; `None` runs until SIGINT/SIGTERM.
+    pub duration: Option<Duration>,
+    /// Output format.
+    pub format: OutputFormat,
+    /// Longest a record waits in the ring buffer without a wake-up.
+    pub poll: Duration,
+    /// Cache bounds.
+    pub limits: Limits,
+    /// Where `/proc` is (a host mount inside a container).
+    pub proc_root: PathBuf,
+}
+
+/// Why the agent stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// The sensor did not start.
+    #[error(transparent)]
+    Sensor(#[from] SensorError),
+    /// The ring buffer was missing or could not be polled.
+    #[error("cannot read the event ring buffer: {0}")]
+    Ring(String),
+    /// Writing events failed (a closed pipe, a full disk).
+    #[error("cannot write events: {0}")]
+    Output(#[source] std::io::Error),
+}
+
+/// The summary printed when the agent stops.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Health {
+    /// Seconds the agent ran.
+    pub seconds: f64,
+    /// What start-up found.
+    pub host: HostSetup,
+    /// Each hook's state.
+    pub hooks: Vec<HookStatus>,
+    /// Each hook's kernel counters.
+    pub counters: Vec<HookCounterLine>,
+    /// What user space counted.
+    pub pipeline: PipelineStats,
+    /// Processes seeded from /proc at start.
+    pub seeded_processes: usize,
+    /// Events per second over the run.
+    pub events_per_second: f64,
+    /// Records the kernel could not deliver (ring buffer full), all hooks.
+    pub dropped: u64,
+}
+
+/// One hook's counters, named.
+#[derive(Clone, Debug, Serialize)]
+pub struct HookCounterLine {
+    /// Hook name.
+    pub hook: &'static str,
+    /// Counters.
+    #[serde(flatten)]
+    pub counters: HookCounters,
+}
+
+impl Health {
+    /// A few readable lines.
+    pub fn to_text(&self) -> String {
+        let mut out = format!(
+            "vigil: ran {:.1}s on kernel {}, {} records ({:.0}/s), {} dropped, {} undecodable\n",
+            self.seconds,
+            self.host.kernel,
+            self.pipeline.records,
+            self.events_per_second,
+            self.dropped,
+            self.pipeline.decode_errors
+        );
+        for hook in &self.hooks {
+            let counters = self.counters.iter().find(|c| c.hook == hook.hook);
+            match counters {
+                Some(c) => out.push_str(&format!(
+                    "  {hook}: sent {} dropped {} errors {} filtered {}\n",
+                    c.counters.sent, c.counters.dropped, c.counters.errors, c.counters.filtered
+                )),
+                None => out.push_str(&format!("  {hook}\n")),
+            }
+        }
+        out
+    }
+}
+
+/// Reads `/proc/sys/kernel/random/boot_id` (empty when unreadable: uuids then depend on the pid
+/// and start time alone).
+pub fn boot_id() -> String {
+    proctable::read_boot_id().unwrap_or_default()
+}
+
+/// Runs the agent until the deadline or a signal, printing events to `out`.
+pub async fn run<W: Write>(options: &RunOptions, out: &mut W) -> Result<Health, AgentError> {
+    let started = Instant::now();
+    let mut sensor = Sensor::start(&options.sensor)?;
+    for hook in sensor.hooks() {
+        tracing::info!(hook = hook.hook, mechanism = hook.mechanism, state = ?hook.state, "sensor");
+    }
+    let mut pipeline = Pipeline::new(Clock::now(), boot_id(), options.limits);
+    let seeded = match pipeline.seed(&options.proc_root) {
+        Ok(n) => n,
+        Err(error) => {
+            tracing::warn!(%error, "could not seed the process table from /proc");
+            0
+        }
+    };
+    let ring = sensor
+        .take_events()
+        .ok_or_else(|| AgentError::Ring("the EVENTS map is missing from the eBPF object".into()))?;
+    let mut reader = Reader::new(ring, options.poll).map_err(|e| AgentError::Ring(e.to_string()))?;
+
+    let deadline = options.duration.map(|d| tokio::time::Instant::now() + d);
+    let mut write_error: Option<std::io::Error> = None;
+    let format = options.format;
+    let emit = |event: Event, out: &mut W, write_error: &mut Option<std::io::Error>| {
+        if write_error.is_none()
+            && let Err(e) = write_event(out, &event, format)
+        {
+            *write_error = Some(e);
+        }
+    };
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| AgentError::Ring(format!("cannot watch SIGTERM: {e}")))?;
+    loop {
+        let stop = async {
+            match deadline {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            drained = reader.drain(|bytes| {
+                if let Some(event) = pipeline.handle(bytes) {
+                    emit(event, out, &mut write_error);
+                }
+            }) => {
+                drained.map_err(|e| AgentError::Ring(e.to_string()))?;
+                out.flush().map_err(AgentError::Output)?;
+            }
+            _ = tokio::signal::ctrl_c() => break,
+            _ = terminate.recv() => break,
+            () = stop => break,
+        }
+        if let Some(e) = write_error.take() {
+            return Err(AgentError::Output(e));
+        }
+    }
+    reader.drain_ready(|bytes| {
+        if let Some(event) = pipeline.handle(bytes) {
+            emit(event, out, &mut write_error);
+        }
+    });
+    if let Some(e) = write_error.take() {
+        return Err(AgentError::Output(e));
+    }
+    out.flush().map_err(AgentError::Output)?;
+    Ok(health(&sensor, &pipeline, seeded, started.elapsed()))
+}
+
+/// The summary of a run.
+pub fn health(sensor: &Sensor, pipeline: &Pipeline, seeded: usize, elapsed: Duration) -> Health {
+    let counters: Vec<HookCounterLine> = sensor
+        .counters()
+        .into_iter()
+        .map(|(hook, counters)| HookCounterLine { hook: hook.name(), counters })
+        .collect();
+    let seconds = elapsed.as_secs_f64();
+    Health {
+        seconds,
+        host: sensor.setup().clone(),
+        hooks: sensor.hooks().to_vec(),
+        dropped: counters.iter().map(|c| c.counters.dropped).sum(),
+        counters,
+        pipeline: pipeline.stats().clone(),
+        seeded_processes: seeded,
+        events_per_second: if seconds > 0.0 { pipeline.stats().records as f64 / seconds } else { 0.0 },
+    }
+}
+
+/// Writes one event in the chosen format, with a newline.
+pub fn write_event<W: Write>(out: &mut W, event: &Event, format: OutputFormat) -> std::io::Result<()> {
+    match format {
+        OutputFormat::Json => {
+            serde_json::to_writer(&mut *out, event).map_err(std::io::Error::other)?;
+            out.write_all(b"\n")
+        }
+        OutputFormat::Text => writeln!(out, "{}", text_line(event)),
+    }
+}
+
+/// One readable line for an event.
+pub fn text_line(event: &Event) -> String {
+    let p = event.process();
+    let who = format!("pid={} ppid={} uid={} comm={}", p.pid, p.ppid, p.uid, p.comm);
+    match event {
+        Event::Exec(e) => format!(
+            "{} exec   {who} exe={} argv={:?} cwd={}{}",
+            e.time,
+            e.exe.display(),
+            e.argv,
+            e.cwd.as_ref().map(|c| c.display().to_string()).unwrap_or_else(|| "?".into()),
+            e.sha256.map(|d| format!(" sha256={d}")).unwrap_or_default()
+        ),
+        Event::Fork(e) => format!("{} fork   {who} child={}", e.time, e.child_pid),
+        Event::Exit(e) => format!(
+            "{} exit   {who} {}",
+            e.time,
+            match (e.exit_status, e.signal) {
+                (Some(status), _) => format!("status={status}"),
+                (_, Some(signal)) => format!("signal={signal}"),
+                _ => String::new(),
+            }
+        ),
+        Event::Connect(e) | Event::Accept(e) => format!(
+            "{} {} {who} {} {} -> {} {}",
+            e.time,
+            if matches!(event, Event::Connect(_)) { "connect" } else { "accept " },
+            e.family,
+            e.protocol,
+            e.remote
+                .map(|r| r.to_string())
+                .or_else(|| e.unix_path.clone())
+                .unwrap_or_else(|| "?".into()),
+            e.error.clone().unwrap_or_else(|| format!("ret={}", e.ret))
+        ),
+        Event::Dns(e) => format!(
+            "{} dns    {who} {} {} via {} {}{}",
+            e.time,
+            e.direction,
+            e.questions
+                .iter()
+                .map(|q| format!("{} {}", q.qtype, q.name))
+                .collect::<Vec<_>>()
+                .join(","),
+            e.resolver,
+            e.rcode.clone().unwrap_or_default(),
+            e.answers
+                .iter()
+                .map(|a| format!(" {}={}", a.rtype, a.data))
+                .collect::<String>()
+        ),
+    }
+}

@@ -1,0 +1,208 @@
+//! From ring-buffer bytes to events: decode in place, keep the process table and the hash
+//! cache up to date, and enrich each event with lineage, ids and hashes.
+
+use std::path::Path;
+
+use node_agent_common::decode::{DecodeError, Record, decode};
+use serde::Serialize;
+
+use crate::{
+    event::{Ancestor, Clock, Event, ForkInfo, ProcessRef, dns_info, exec_info, exit_info, net_info},
+    exe_hash::ExeHashCache,
+    proctable::{self, ProcessInfo, ProcessTable},
+};
+
+/// How far up the lineage goes (init is usually reached well before).
+pub const LINEAGE_DEPTH: usize = 32;
+
+/// Bounds of the pipeline's caches.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Processes in the table (live and recently exited).
+    pub processes: usize,
+    /// Executable hashes kept.
+    pub hashes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            processes: 65_536,
+            hashes: 4_096,
+        }
+    }
+}
+
+/// What the pipeline counted.
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PipelineStats {
+    /// Records decoded.
+    pub records: u64,
+    /// Records that did not decode (unknown kind or size): a version mismatch or a bug.
+    pub decode_errors: u64,
+    /// The last decode error.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_decode_error: Option<String>,
+    /// Exec, fork, exit, connect, accept, dns.
+    pub exec: u64,
+    /// Forks.
+    pub fork: u64,
+    /// Exits.
+    pub exit: u64,
+    /// Connects.
+    pub connect: u64,
+    /// Accepts.
+    pub accept: u64,
+    /// DNS messages.
+    pub dns: u64,
+}
+
+/// The agent's user-space state.
+pub struct Pipeline {
+    clock: Clock,
+    boot_id: String,
+    procs: ProcessTable,
+    hashes: ExeHashCache,
+    stats: PipelineStats,
+}
+
+impl Pipeline {
+    /// An empty pipeline.
+    pub fn new(clock: Clock, boot_id: String, limits: Limits) -> Self {
+        Self {
+            clock,
+            boot_id,
+            procs: ProcessTable::new(limits.processes),
+            hashes: ExeHashCache::new(limits.hashes),
+            stats: PipelineStats::default(),
+        }
+    }
+
+    /// Seeds the process table from `/proc`, so processes older than the agent have parents.
+    pub fn seed(&mut self, proc_root: &Path) -> Result<usize, proctable::ProcTableError> {
+        self.procs.seed_from_proc(proc_root).map(|report| report.seeded)
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> &PipelineStats {
+        &self.stats
+    }
+
+    /// The process table.
+    pub fn processes(&self) -> &ProcessTable {
+        &self.procs
+    }
+
+    /// Hash cache counters.
+    pub fn hash_stats(&self) -> crate::exe_hash::ExeHashStats {
+        self.hashes.stats()
+    }
+
+    /// Turns one record into an event, updating the tables. `None` for bytes that did not
+    /// decode (counted).
+    pub fn handle(&mut self, bytes: &[u8]) -> Option<Event> {
+        let record = match decode(bytes) {
+            Ok(record) => record,
+            Err(error) => {
+                self.note_decode_error(error);
+                return None;
+            }
+        };
+        self.stats.records += 1;
+        Some(match record {
+            Record::Exec(ev) => {
+                self.stats.exec += 1;
+                let mut info = exec_info(ev, &self.clock);
+                let pid = info.process.pid;
+                match self.hashes.hash_process_exe(pid).or_else(|_| self.hashes.hash_file(&info.exe)) {
+                    Ok(digest) => info.sha256 = Some(digest),
+                    Err(error) => info.sha256_error = Some(error.to_string()),
+                }
+                self.procs.on_exec(ProcessInfo {
+                    tgid: pid,
+                    ppid: info.process.ppid,
+                    start_time_ns: info.process.start_time_ns,
+                    comm: info.process.comm.clone(),
+                    exe: Some(info.exe.clone()),
+                    argv: info.argv.clone(),
+                    cwd: info.cwd.clone(),
+                    uid: info.process.uid,
+                    gid: info.process.gid,
+                    euid: info.process.euid,
+                    egid: info.process.egid,
+                    exe_sha256: info.sha256,
+                    exited: false,
+                    exit_code: None,
+                });
+                self.identify(&mut info.process);
+                info.lineage = self.lineage(pid);
+                Event::Exec(Box::new(info))
+            }
+            Record::Fork(ev) => {
+                self.stats.fork += 1;
+                self.procs
+                    .on_fork(ev.task.tgid, ev.child_tgid, ev.child_start_time_ns);
+                let mut process = ProcessRef::from(&ev.task);
+                self.identify(&mut process);
+                Event::Fork(ForkInfo {
+                    time: self.clock.rfc3339(ev.header.ktime_ns),
+                    process,
+                    child_pid: ev.child_tgid,
+                })
+            }
+            Record::Exit(ev) => {
+                self.stats.exit += 1;
+                let mut info = exit_info(ev, &self.clock);
+                self.identify(&mut info.process);
+                self.procs.on_exit(ev.task.tgid, ev.exit_code);
+                Event::Exit(info)
+            }
+            Record::Connect(ev) => {
+                self.stats.connect += 1;
+                let mut info = net_info(ev, &self.clock);
+                self.identify(&mut info.process);
+                Event::Connect(info)
+            }
+            Record::Accept(ev) => {
+                self.stats.accept += 1;
+                let mut info = net_info(ev, &self.clock);
+                self.identify(&mut info.process);
+                Event::Accept(info)
+            }
+            Record::Dns(ev) => {
+                self.stats.dns += 1;
+                let mut info = dns_info(ev, &self.clock);
+                self.identify(&mut info.process);
+                Event::Dns(info)
+            }
+        })
+    }
+
+    fn note_decode_error(&mut self, error: DecodeError) {
+        self.stats.decode_errors += 1;
+        if self.stats.last_decode_error.is_none() {
+            tracing::warn!(%error, "undecodable record: agent and eBPF object disagree");
+        }
+        self.stats.last_decode_error = Some(error.to_string());
+    }
+
+    fn identify(&self, process: &mut ProcessRef) {
+        process.uuid = proctable::process_uuid(&self.boot_id, process.pid, process.start_time_ns);
+    }
+
+    fn lineage(&self, pid: u32) -> Vec<Ancestor> {
+        self.procs
+            .lineage(pid, LINEAGE_DEPTH)
+            .into_iter()
+            .skip(1)
+            .map(|p| Ancestor {
+                pid: p.tgid,
+                ppid: p.ppid,
+                comm: p.comm.clone(),
+                exe: p.exe.clone(),
+                uuid: proctable::process_uuid(&self.boot_id, p.tgid, p.start_time_ns),
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,282 @@
+//! The kernel edge: loads the eBPF object, attaches each sensor to the best hook this kernel
+//! offers, and hands out the ring buffer and the counters.
+
+mod hooks;
+mod host;
+pub mod reader;
+
+use std::{fmt, path::PathBuf};
+
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{MapData, PerCpuArray, RingBuf},
+};
+use node_agent_common::{
+    AgentConfig,
+    stats::{Hook, STATS_SLOTS, StatKind, stat_slot},
+};
+use serde::Serialize;
+
+use crate::btf_offsets;
+pub use hooks::{HookState, HookStatus};
+
+/// The eBPF object built by `build.rs` from `node-agent-ebpf`.
+static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/vigil"));
+
+/// Where the kernel publishes its BTF.
+pub const KERNEL_BTF: &str = "/sys/kernel/btf/vmlinux";
+
+/// How the sensor is started.
+#[derive(Clone, Debug)]
+pub struct SensorOptions {
+    /// The kernel BTF to resolve struct offsets from.
+    pub btf_path: PathBuf,
+    /// Wake the reader once this many bytes wait (0: on every record).
+    pub wakeup_bytes: u32,
+    /// Hooks not to attach, by name (see `Hook::name`).
+    pub disabled: Vec<String>,
+}
+
+impl Default for SensorOptions {
+    fn default() -> Self {
+        Self {
+            btf_path: PathBuf::from(KERNEL_BTF),
+            wakeup_bytes: 256 * 1024,
+            disabled: Vec::new(),
+        }
+    }
+}
+
+/// Why the sensor could not start. Each message is one paragraph: the cause, then the fix.
+#[derive(Debug, thiserror::Error)]
+pub enum SensorError {
+    /// Loading eBPF needs privileges the process lacks.
+    #[error(
+        "Vigil cannot load eBPF programs: the process runs as uid {euid} without CAP_BPF, \
+         CAP_PERFMON or CAP_SYS_ADMIN ({detail}). Run the agent as root (sudo node-agent run), \
+         or grant it CAP_BPF, CAP_PERFMON, CAP_SYS_RESOURCE and CAP_DAC_READ_SEARCH (and \
+         CAP_SYS_ADMIN for the cgroup network hooks)."
+    )]
+    NotPermitted {
+        /// The effective uid.
+        euid: u32,
+        /// What the kernel said.
+        detail: String,
+    },
+    /// The kernel publishes no BTF, so struct offsets cannot be resolved.
+    #[error(
+        "Vigil needs the kernel's BTF type information and found none at {path}: this kernel \
+         was built without CONFIG_DEBUG_INFO_BTF. Use a kernel with BTF (most distributions \
+         ship it from Linux 5.8 on; check that {path} exists), or point --btf-path at a BTF \
+         file for this exact kernel. ({source})"
+    )]
+    NoBtf {
+        /// The path that was tried.
+        path: PathBuf,
+        /// The underlying failure.
+        #[source]
+        source: btf_offsets::BtfOffsetsError,
+    },
+    /// The binary was built without the eBPF object (`AYA_BUILD_SKIP=1`).
+    #[error(
+        "this node-agent binary carries no eBPF programs: it was built with AYA_BUILD_SKIP=1. \
+         Rebuild it without that variable after running scripts/bootstrap.sh, which installs \
+         the nightly toolchain and bpf-linker the eBPF build needs."
+    )]
+    NoObject,
+    /// The object itself (maps, relocations) could not be loaded.
+    #[error(
+        "the kernel refused Vigil's eBPF maps or object: {source}. This usually means the \
+         kernel lacks ring buffers (Linux 5.8 or later is needed) or memory for maps is locked \
+         down; check `dmesg` and the kernel version, and run the agent as root."
+    )]
+    Object {
+        /// aya's error.
+        #[source]
+        source: aya::EbpfError,
+    },
+    /// No sensor could be attached at all.
+    #[error(
+        "no sensor could be attached, so Vigil would see nothing: {summary}. Each line names \
+         the hook and the kernel's answer; if the verifier rejected a program, please report \
+         it with the output of `node-agent probe`."
+    )]
+    NothingAttached {
+        /// Per-hook reasons.
+        summary: String,
+    },
+    /// Something in the host set-up failed (tracefs, cgroup v2).
+    #[error("{0}")]
+    Host(#[from] host::HostError),
+}
+
+/// A running sensor: the loaded programs (they detach when this is dropped), the ring buffer
+/// and the counters.
+pub struct Sensor {
+    _ebpf: Ebpf,
+    events: Option<RingBuf<MapData>>,
+    stats: PerCpuArray<MapData, u64>,
+    hooks: Vec<HookStatus>,
+    setup: HostSetup,
+}
+
+/// What the start-up did to and learned about the host, for the health summary.
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HostSetup {
+    /// Kernel release (`uname -r`).
+    pub kernel: String,
+    /// Whether tracefs had to be mounted by the agent.
+    pub mounted_tracefs: bool,
+    /// The warning if RLIMIT_MEMLOCK could not be raised (harmless from Linux 5.11).
+    pub memlock_warning: Option<String>,
+    /// The cgroup v2 mount the network hooks attach to.
+    pub cgroup2_root: Option<PathBuf>,
+    /// Kernel struct fields BTF did not have (their values are reported as 0).
+    pub missing_offsets: Vec<String>,
+}
+
+/// Counters of one hook, summed over CPUs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct HookCounters {
+    /// Records written to the ring buffer.
+    pub sent: u64,
+    /// Records lost because the ring buffer was full.
+    pub dropped: u64,
+    /// Records lost or incomplete because a kernel read or map update failed.
+    pub errors: u64,
+    /// Events deliberately not reported (the agent's own, threads).
+    pub filtered: u64,
+}
+
+impl Sensor {
+    /// Prepares the host, loads the object and attaches every sensor it can.
+    pub fn start(options: &SensorOptions) -> Result<Self, SensorError> {
+        if OBJECT.is_empty() {
+            return Err(SensorError::NoObject);
+        }
+        host::check_privileges()?;
+        let resolved = btf_offsets::resolve(&options.btf_path).map_err(|source| {
+            SensorError::NoBtf {
+                path: options.btf_path.clone(),
+                source,
+            }
+        })?;
+        let mut setup = HostSetup {
+            kernel: host::kernel_release(),
+            missing_offsets: resolved.missing.iter().map(|s| (*s).to_owned()).collect(),
+            ..HostSetup::default()
+        };
+        setup.memlock_warning = host::raise_memlock();
+        if let Some(warning) = &setup.memlock_warning {
+            tracing::warn!(%warning, "RLIMIT_MEMLOCK not raised; kernels from 5.11 do not need it");
+        }
+        setup.mounted_tracefs = host::ensure_tracefs()?;
+        setup.cgroup2_root = host::cgroup2_root();
+
+        let config = AgentConfig {
+            agent_tgid: std::process::id(),
+            wakeup_bytes: options.wakeup_bytes,
+            offsets: resolved.offsets,
+        };
+        let btf = aya::Btf::from_sys_fs().ok();
+        let mut ebpf = EbpfLoader::new()
+            .btf(btf.as_ref())
+            .override_global("VIGIL_CONFIG", &config, true)
+            .load(OBJECT)
+            .map_err(|source| match &source {
+                aya::EbpfError::MapError(aya::maps::MapError::CreateError { io_error, .. })
+                    if io_error.raw_os_error() == Some(libc::EPERM) =>
+                {
+                    SensorError::NotPermitted {
+                        euid: host::euid(),
+                        detail: io_error.to_string(),
+                    }
+                }
+                _ => SensorError::Object { source },
+            })?;
+
+        let hooks = hooks::attach_all(&mut ebpf, btf.as_ref(), setup.cgroup2_root.as_deref(), options);
+        if !hooks.iter().any(|h| h.state == HookState::Active) {
+            let summary = hooks
+                .iter()
+                .map(|h| h.to_string())
+                .collect::<Vec<_>>()
+                .join("; ");
+            if hooks.iter().any(|h| h.is_permission_error()) {
+                return Err(SensorError::NotPermitted {
+                    euid: host::euid(),
+                    detail: summary,
+                });
+            }
+            return Err(SensorError::NothingAttached { summary });
+        }
+        let events = ebpf
+            .take_map("EVENTS")
+            .and_then(|m| RingBuf::try_from(m).ok());
+        let stats = ebpf
+            .take_map("STATS")
+            .and_then(|m| PerCpuArray::try_from(m).ok())
+            .ok_or_else(|| SensorError::NothingAttached {
+                summary: "the STATS map is missing from the eBPF object".to_owned(),
+            })?;
+        Ok(Self {
+            _ebpf: ebpf,
+            events,
+            stats,
+            hooks,
+            setup,
+        })
+    }
+
+    /// Takes the ring buffer, for the reader task. Only the first call gets it.
+    pub fn take_events(&mut self) -> Option<RingBuf<MapData>> {
+        self.events.take()
+    }
+
+    /// Which hooks are active, and why the others are not.
+    pub fn hooks(&self) -> &[HookStatus] {
+        &self.hooks
+    }
+
+    /// What start-up found and did.
+    pub fn setup(&self) -> &HostSetup {
+        &self.setup
+    }
+
+    /// The counters of every hook, summed over CPUs.
+    pub fn counters(&self) -> Vec<(Hook, HookCounters)> {
+        Hook::ALL
+            .iter()
+            .map(|&hook| (hook, self.hook_counters(hook)))
+            .collect()
+    }
+
+    fn hook_counters(&self, hook: Hook) -> HookCounters {
+        let read = |kind: StatKind| -> u64 {
+            let slot = stat_slot(hook, kind);
+            if slot >= STATS_SLOTS {
+                return 0;
+            }
+            self.stats
+                .get(&slot, 0)
+                .map(|values| values.iter().sum())
+                .unwrap_or(0)
+        };
+        HookCounters {
+            sent: read(StatKind::Sent),
+            dropped: read(StatKind::Dropped),
+            errors: read(StatKind::Errors),
+            filtered: read(StatKind::Filtered),
+        }
+    }
+}
+
+impl fmt::Debug for Sensor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sensor")
+            .field("hooks", &self.hooks)
+            .field("setup", &self.setup)
+            .finish_non_exhaustive()
+    }
+}
