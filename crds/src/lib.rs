@@ -9,6 +9,7 @@
 //! - [`lease`]: the agent heartbeat Lease contract;
 //! - [`coverage`]: the coverage reason taxonomy.
 
+pub mod agent_config;
 pub mod coverage;
 pub mod finding;
 pub mod lease;

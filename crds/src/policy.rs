@@ -20,10 +20,6 @@ use crate::finding::SeverityLabel;
 pub const DEFAULT_AGENT_IMAGE: &str = "ghcr.io/vigil-dev/vigil-agent:0.1.0";
 
 /// Desired state of runtime monitoring for a set of nodes.
-#[expect(
-    clippy::duplicated_attributes,
-    reason = "every kube printcolumn(...) repeats its type_ key"
-)]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "vigil.dev",
@@ -33,6 +29,7 @@ pub const DEFAULT_AGENT_IMAGE: &str = "ghcr.io/vigil-dev/vigil-agent:0.1.0";
     category = "vigil",
     status = "RuntimeMonitoringPolicyStatus",
     derive = "PartialEq",
+    validation = Rule::new("size(self.metadata.name) <= 50").message("policy names are at most 50 characters: they become label values and object names"),
     doc = "Rolls the Vigil agent out to the selected nodes (or tracks a user-run agent) and reports per-node coverage.",
     printcolumn(name = "Mode", type_ = "string", json_path = ".spec.agentManagement"),
     printcolumn(

@@ -1,1 +1,169 @@
-//! The Vigil operator.
+//! The Vigil operator: `RuntimeMonitoringPolicy` rolls out the agent and reports coverage,
+//! `SuppressionRule` archives findings.
+//!
+//! Pure decisions ([`placement`], [`render`], [`coverage`], [`status`]) are plain functions with
+//! table tests; the controllers ([`policy_controller`], [`suppression_controller`]) are thin shells
+//! that read caches, call them and write through the API.
+
+pub mod coverage;
+pub mod facts;
+pub mod http;
+pub mod leader;
+pub mod metrics;
+pub mod placement;
+pub mod policy_controller;
+pub mod render;
+pub mod status;
+pub mod suppression_controller;
+
+use std::sync::Arc;
+
+use k8s_openapi::{
+    api::coordination::v1::Lease,
+    api::core::v1::{Node, ObjectReference, Pod},
+    jiff::Timestamp,
+};
+use kube::{
+    Client, Resource,
+    core::{DeserializeGuard, ObjectMeta},
+    runtime::{
+        events::{Event, EventType, Recorder},
+        reflector::Store,
+    },
+};
+use thiserror::Error;
+use tracing::warn;
+use vigil_crds::{RuntimeFinding, RuntimeMonitoringPolicy};
+
+pub use crate::metrics::Metrics;
+
+/// Why a reconciliation failed.
+#[derive(Debug, Error)]
+pub enum Error {
+    /// An API call failed.
+    #[error("{verb} {kind} {name}")]
+    Kube {
+        /// `apply`, `patch status`, `delete`, ...
+        verb: &'static str,
+        /// Object kind.
+        kind: &'static str,
+        /// Object name.
+        name: String,
+        /// The API error.
+        #[source]
+        source: kube::Error,
+    },
+    /// The policy cannot be rendered.
+    #[error(transparent)]
+    Render(#[from] render::RenderError),
+    /// A status or finding did not serialise.
+    #[error("serialising {what}")]
+    Serialize {
+        /// What was serialised.
+        what: String,
+        /// Serialiser error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// Adding or removing the finalizer, or the wrapped reconcile, failed.
+    #[error("finalizer")]
+    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+}
+
+impl Error {
+    /// A short kind for the failure metric: `api_<reason>` for API errors, else the variant.
+    pub fn metric_label(&self) -> String {
+        match self {
+            Self::Kube {
+                source: kube::Error::Api(status),
+                ..
+            } => {
+                format!(
+                    "api_{}",
+                    if status.reason.is_empty() {
+                        status.code.to_string()
+                    } else {
+                        status.reason.to_lowercase()
+                    }
+                )
+            }
+            Self::Kube { .. } => "kube".to_owned(),
+            Self::Render(_) => "render".to_owned(),
+            Self::Serialize { .. } => "serialize".to_owned(),
+            Self::Finalizer(inner) => match inner.as_ref() {
+                kube::runtime::finalizer::Error::ApplyFailed(e)
+                | kube::runtime::finalizer::Error::CleanupFailed(e) => e.metric_label(),
+                _ => "finalizer".to_owned(),
+            },
+        }
+    }
+}
+
+/// Current time; injected so tests control it.
+pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
+
+/// Caches the controllers read instead of listing on every reconcile.
+#[derive(Clone)]
+pub struct Stores {
+    /// All nodes.
+    pub nodes: Store<Node>,
+    /// Agent pods in the operator namespace.
+    pub pods: Store<Pod>,
+    /// Heartbeat Leases in the operator namespace.
+    pub leases: Store<Lease>,
+    /// All policies, for conflict detection.
+    pub policies: Store<DeserializeGuard<RuntimeMonitoringPolicy>>,
+    /// All findings.
+    pub findings: Store<DeserializeGuard<RuntimeFinding>>,
+}
+
+/// Shared state of the controllers.
+pub struct Context {
+    /// API client.
+    pub client: Client,
+    /// Event recorder.
+    pub recorder: Recorder,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Namespace of the operator and the agents.
+    pub namespace: String,
+    /// Caches.
+    pub stores: Stores,
+    /// Current time.
+    pub clock: Clock,
+}
+
+impl Context {
+    /// Publish an event, logging rather than failing: events are best effort.
+    pub async fn event(
+        &self,
+        reference: &ObjectReference,
+        type_: EventType,
+        reason: &str,
+        note: String,
+    ) {
+        let ev = Event {
+            type_,
+            reason: reason.to_owned(),
+            note: Some(note),
+            action: reason.to_owned(),
+            secondary: None,
+        };
+        if let Err(error) = self.recorder.publish(&ev, reference).await {
+            warn!(%error, reason, "event not recorded");
+        }
+    }
+}
+
+/// An object reference from metadata, for events on objects that did not deserialise.
+pub fn reference_of<K: Resource<DynamicType = ()>>(meta: &ObjectMeta) -> ObjectReference {
+    ObjectReference {
+        api_version: Some(K::api_version(&()).into_owned()),
+        kind: Some(K::kind(&()).into_owned()),
+        name: meta.name.clone(),
+        namespace: meta.namespace.clone(),
+        uid: meta.uid.clone(),
+        resource_version: meta.resource_version.clone(),
+        ..ObjectReference::default()
+    }
+}

@@ -1,0 +1,548 @@
+//! Coverage: Leases, agent pods and node state to Healthy/Unhealthy per node, with a reason.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::{apimachinery::pkg::apis::meta::v1::Time, jiff::Timestamp};
+use vigil_crds::{
+    coverage::CoverageIssue,
+    lease::Heartbeat,
+    policy::{
+        AgentManagement, CoverageStatus, CoverageSummary, NodeCoverage, RuntimeMonitoringPolicySpec,
+    },
+};
+
+use crate::facts::{AgentPodFacts, NodeFacts};
+
+/// Waiting reasons that mean the image cannot be pulled.
+const IMAGE_PULL_REASONS: &[&str] = &[
+    "ImagePullBackOff",
+    "ErrImagePull",
+    "InvalidImageName",
+    "ErrImageNeverPull",
+];
+
+/// Assessed coverage of every compatible node.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Assessment {
+    /// Totals and per-node entries for the status.
+    pub summary: CoverageSummary,
+    /// The issue of each unhealthy node, by node name.
+    pub issues: BTreeMap<String, CoverageIssue>,
+}
+
+/// Assess the coverage of `nodes` (the policy's compatible nodes) at `now`.
+pub fn assess(
+    spec: &RuntimeMonitoringPolicySpec,
+    nodes: &[NodeFacts],
+    pods: &[AgentPodFacts],
+    heartbeats: &[Heartbeat],
+    now: Timestamp,
+) -> Assessment {
+    let mut summary = CoverageSummary::default();
+    let mut issues = BTreeMap::new();
+    let mut sorted: Vec<&NodeFacts> = nodes.iter().collect();
+    sorted.sort_by(|a, b| a.name.cmp(&b.name));
+    for node in sorted {
+        let heartbeat = heartbeats
+            .iter()
+            .filter(|h| h.node == node.name)
+            .max_by_key(|h| h.renew_time.as_ref().map(|t| t.0));
+        let fresh = heartbeat.filter(|h| is_fresh(h, spec.coverage.heartbeat_timeout_seconds, now));
+        let pod = pods
+            .iter()
+            .find(|p| p.node.as_deref() == Some(node.name.as_str()));
+        let issue = node_issue(spec, node, pod, heartbeat, fresh);
+
+        summary.compatible_nodes += 1;
+        if fresh.is_some() {
+            summary.covered_nodes += 1;
+        }
+        let status = if issue.is_none() {
+            CoverageStatus::Healthy
+        } else {
+            CoverageStatus::Unhealthy
+        };
+        match status {
+            CoverageStatus::Healthy => summary.healthy_nodes += 1,
+            CoverageStatus::Unhealthy => summary.unhealthy_nodes += 1,
+        }
+        let health = heartbeat.map(|h| &h.health);
+        summary.nodes.push(NodeCoverage {
+            node_name: node.name.clone(),
+            status,
+            issue: issue.as_ref().map(ToString::to_string),
+            agent_version: health.map(|h| h.agent_version.clone()),
+            kernel_version: health
+                .map(|h| h.kernel_version.clone())
+                .or_else(|| node.kernel_version.clone()),
+            active_hooks: health.map(|h| u32::try_from(h.active_hooks.len()).unwrap_or(u32::MAX)),
+            events_per_second: health.map(|h| h.events_per_second),
+            dropped_events: health.map(|h| h.dropped_events_total),
+            last_heartbeat: heartbeat
+                .and_then(|h| h.renew_time.as_ref())
+                .map(|t| Time(t.0)),
+        });
+        if let Some(issue) = issue {
+            issues.insert(node.name.clone(), issue);
+        }
+    }
+    Assessment { summary, issues }
+}
+
+fn is_fresh(h: &Heartbeat, timeout_seconds: u32, now: Timestamp) -> bool {
+    h.renew_time.as_ref().is_some_and(|t| {
+        let age = now.as_second() - t.0.as_second();
+        age <= i64::from(timeout_seconds)
+    })
+}
+
+/// The most fundamental issue of one node, `None` when healthy.
+fn node_issue(
+    spec: &RuntimeMonitoringPolicySpec,
+    node: &NodeFacts,
+    pod: Option<&AgentPodFacts>,
+    heartbeat: Option<&Heartbeat>,
+    fresh: Option<&Heartbeat>,
+) -> Option<CoverageIssue> {
+    if let Some(detail) = &node.not_ready {
+        return Some(CoverageIssue::NodeNotReady {
+            detail: detail.clone(),
+        });
+    }
+    // A crash-looping agent may still hold a fresh Lease from before the crash; the pod state is
+    // the newer truth.
+    if let Some(p) = pod
+        && let Some((reason, _)) = &p.waiting
+        && reason == "CrashLoopBackOff"
+    {
+        return Some(CoverageIssue::AgentCrashLooping {
+            restarts: p.restarts,
+            detail: p.last_termination.clone().unwrap_or_else(|| reason.clone()),
+        });
+    }
+    if let Some(h) = fresh {
+        let health = &h.health;
+        if !health.btf_available {
+            return Some(CoverageIssue::KernelUnsupported {
+                detail: format!(
+                    "kernel {} has no BTF (/sys/kernel/btf/vmlinux)",
+                    health.kernel_version
+                ),
+            });
+        }
+        if let Some(f) = health.probe_failures.first() {
+            return Some(CoverageIssue::ProbeLoadFailed {
+                probe: f.probe.clone(),
+                detail: f.error.clone(),
+            });
+        }
+        let percent = health.dropped_percent();
+        if percent > spec.coverage.max_dropped_events_percent {
+            return Some(CoverageIssue::EventsDropped {
+                percent,
+                threshold: spec.coverage.max_dropped_events_percent,
+            });
+        }
+        return None;
+    }
+    if spec.agent_management == AgentManagement::Automated {
+        match pod {
+            None => return Some(CoverageIssue::AgentPodMissing),
+            Some(p) => {
+                if let Some(msg) = &p.unschedulable {
+                    return Some(CoverageIssue::AgentPodPending {
+                        reason: msg.clone(),
+                    });
+                }
+                if let Some((reason, message)) = &p.waiting
+                    && IMAGE_PULL_REASONS.contains(&reason.as_str())
+                {
+                    return Some(CoverageIssue::AgentPodPending {
+                        reason: format!("{reason}: {message}"),
+                    });
+                }
+                if p.restarts
+                    >= i32::try_from(spec.coverage.crash_loop_restarts).unwrap_or(i32::MAX)
+                    && p.phase != "Running"
+                {
+                    return Some(CoverageIssue::AgentCrashLooping {
+                        restarts: p.restarts,
+                        detail: p
+                            .last_termination
+                            .clone()
+                            .unwrap_or_else(|| p.phase.clone()),
+                    });
+                }
+                if p.phase == "Pending" {
+                    let why = p
+                        .waiting
+                        .as_ref()
+                        .map_or_else(|| "pod is pending".to_owned(), |(r, m)| format!("{r}: {m}"));
+                    return Some(CoverageIssue::AgentPodPending { reason: why });
+                }
+            }
+        }
+    }
+    let detail = match heartbeat.and_then(|h| h.renew_time.as_ref()) {
+        Some(t) => format!("last heartbeat at {}", t.0),
+        None => "agent has never reported".to_owned(),
+    };
+    Some(CoverageIssue::AgentNotReporting { detail })
+}
+
+/// A change of one node's coverage between two assessments.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transition {
+    /// Node name.
+    pub node: String,
+    /// New status.
+    pub to: CoverageStatus,
+    /// New issue type, when unhealthy.
+    pub issue_type: Option<String>,
+    /// New issue text, when unhealthy.
+    pub issue: Option<String>,
+    /// Whether the node is new to the policy.
+    pub new_node: bool,
+}
+
+/// Changes from `before` to `after`: status changes, issue type changes and new nodes.
+/// Nodes that left the policy are not transitions; they are simply no longer listed.
+pub fn transitions(before: &[NodeCoverage], after: &[NodeCoverage]) -> Vec<Transition> {
+    let issue_type = |n: &NodeCoverage| {
+        n.issue
+            .as_deref()
+            .and_then(|i| i.split(':').next())
+            .map(str::to_owned)
+    };
+    after
+        .iter()
+        .filter_map(|now| {
+            let prev = before.iter().find(|b| b.node_name == now.node_name);
+            let changed =
+                prev.is_none_or(|p| p.status != now.status || issue_type(p) != issue_type(now));
+            changed.then(|| Transition {
+                node: now.node_name.clone(),
+                to: now.status,
+                issue_type: issue_type(now),
+                issue: now.issue.clone(),
+                new_node: prev.is_none(),
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+    use vigil_crds::lease::{AgentHealth, HEALTH_SCHEMA_VERSION, ProbeFailure};
+
+    use super::*;
+
+    const NOW: i64 = 1_800_000_000;
+
+    fn spec(mode: AgentManagement) -> RuntimeMonitoringPolicySpec {
+        let mut s: RuntimeMonitoringPolicySpec = serde_json::from_str("{}").unwrap();
+        s.agent_management = mode;
+        s
+    }
+
+    fn node(name: &str) -> NodeFacts {
+        NodeFacts {
+            name: name.into(),
+            labels: BTreeMap::new(),
+            not_ready: None,
+            kernel_version: Some("6.1.0".into()),
+            linux: true,
+        }
+    }
+
+    fn health() -> AgentHealth {
+        AgentHealth {
+            schema_version: HEALTH_SCHEMA_VERSION,
+            agent_version: "0.1.0".into(),
+            kernel_version: "6.8.0".into(),
+            btf_available: true,
+            active_hooks: vec!["exec".into(), "connect".into()],
+            probe_failures: vec![],
+            events_per_second: 100.0,
+            dropped_events_per_second: 0.0,
+            dropped_events_total: 0,
+        }
+    }
+
+    fn hb(node: &str, age: i64, health: AgentHealth) -> Heartbeat {
+        Heartbeat {
+            node: node.into(),
+            policy: Some("p".into()),
+            holder: Some("agent".into()),
+            renew_time: Some(MicroTime(Timestamp::from_second(NOW - age).unwrap())),
+            lease_duration_seconds: Some(60),
+            health,
+        }
+    }
+
+    fn pod(node: &str, phase: &str) -> AgentPodFacts {
+        AgentPodFacts {
+            name: format!("agent-{node}"),
+            node: Some(node.into()),
+            phase: phase.into(),
+            ..Default::default()
+        }
+    }
+
+    fn one(
+        spec: &RuntimeMonitoringPolicySpec,
+        n: NodeFacts,
+        pods: Vec<AgentPodFacts>,
+        hbs: Vec<Heartbeat>,
+    ) -> Option<String> {
+        let a = assess(
+            spec,
+            &[n],
+            &pods,
+            &hbs,
+            Timestamp::from_second(NOW).unwrap(),
+        );
+        a.issues.values().next().map(|i| i.issue_type().to_owned())
+    }
+
+    /// (name, spec, node, agent pods, heartbeats, expected issue type)
+    type Case<'a> = (
+        &'a str,
+        &'a RuntimeMonitoringPolicySpec,
+        NodeFacts,
+        Vec<AgentPodFacts>,
+        Vec<Heartbeat>,
+        Option<&'a str>,
+    );
+
+    #[test]
+    fn reason_taxonomy_table() {
+        let auto = spec(AgentManagement::Automated);
+        let manual = spec(AgentManagement::Manual);
+        let mut not_ready = node("n");
+        not_ready.not_ready = Some("Ready=False KubeletNotReady: PLEG".into());
+        let mut no_btf = health();
+        no_btf.btf_available = false;
+        let mut probe = health();
+        probe.probe_failures = vec![ProbeFailure {
+            probe: "lsm_bprm".into(),
+            error: "EPERM".into(),
+        }];
+        let mut drops = health();
+        drops.dropped_events_per_second = 5.0;
+        let mut pending = pod("n", "Pending");
+        pending.unschedulable = Some("0/3 nodes are available: 1 Insufficient cpu.".into());
+        let mut looping = pod("n", "Running");
+        looping.waiting = Some(("CrashLoopBackOff".into(), "back-off".into()));
+        looping.restarts = 5;
+        let mut pulling = pod("n", "Pending");
+        pulling.waiting = Some(("ImagePullBackOff".into(), "not found".into()));
+
+        let table: Vec<Case<'_>> = vec![
+            (
+                "healthy",
+                &auto,
+                node("n"),
+                vec![pod("n", "Running")],
+                vec![hb("n", 5, health())],
+                None,
+            ),
+            (
+                "manual healthy without pod",
+                &manual,
+                node("n"),
+                vec![],
+                vec![hb("n", 5, health())],
+                None,
+            ),
+            (
+                "node not ready wins",
+                &auto,
+                not_ready,
+                vec![],
+                vec![hb("n", 5, health())],
+                Some("NodeNotReady"),
+            ),
+            (
+                "stale lease, pod running",
+                &auto,
+                node("n"),
+                vec![pod("n", "Running")],
+                vec![hb("n", 600, health())],
+                Some("AgentNotReporting"),
+            ),
+            (
+                "never reported, manual",
+                &manual,
+                node("n"),
+                vec![],
+                vec![],
+                Some("AgentNotReporting"),
+            ),
+            (
+                "no pod",
+                &auto,
+                node("n"),
+                vec![],
+                vec![],
+                Some("AgentPodMissing"),
+            ),
+            (
+                "unschedulable",
+                &auto,
+                node("n"),
+                vec![pending],
+                vec![],
+                Some("AgentPodPending"),
+            ),
+            (
+                "image pull",
+                &auto,
+                node("n"),
+                vec![pulling],
+                vec![],
+                Some("AgentPodPending"),
+            ),
+            (
+                "crash loop beats fresh lease",
+                &auto,
+                node("n"),
+                vec![looping],
+                vec![hb("n", 5, health())],
+                Some("AgentCrashLooping"),
+            ),
+            (
+                "no btf",
+                &auto,
+                node("n"),
+                vec![pod("n", "Running")],
+                vec![hb("n", 5, no_btf)],
+                Some("KernelUnsupported"),
+            ),
+            (
+                "probe failed",
+                &auto,
+                node("n"),
+                vec![pod("n", "Running")],
+                vec![hb("n", 5, probe)],
+                Some("ProbeLoadFailed"),
+            ),
+            (
+                "drops above threshold",
+                &auto,
+                node("n"),
+                vec![pod("n", "Running")],
+                vec![hb("n", 5, drops)],
+                Some("EventsDropped"),
+            ),
+            (
+                "other node's lease",
+                &auto,
+                node("n"),
+                vec![pod("n", "Running")],
+                vec![hb("m", 5, health())],
+                Some("AgentNotReporting"),
+            ),
+        ];
+        for (name, spec, n, pods, hbs, want) in table {
+            assert_eq!(one(spec, n, pods, hbs).as_deref(), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn unschedulable_keeps_scheduler_message() {
+        let mut pending = pod("n", "Pending");
+        pending.unschedulable = Some("0/3 nodes are available: 1 Insufficient memory.".into());
+        let a = assess(
+            &spec(AgentManagement::Automated),
+            &[node("n")],
+            &[pending],
+            &[],
+            Timestamp::from_second(NOW).unwrap(),
+        );
+        assert_eq!(
+            a.summary.nodes[0].issue.as_deref(),
+            Some("AgentPodPending: 0/3 nodes are available: 1 Insufficient memory.")
+        );
+    }
+
+    #[test]
+    fn totals_count_covered_healthy_and_unhealthy() {
+        let mut no_btf = health();
+        no_btf.btf_available = false;
+        let nodes = [node("c"), node("a"), node("b")];
+        let a = assess(
+            &spec(AgentManagement::Automated),
+            &nodes,
+            &[pod("a", "Running"), pod("b", "Running")],
+            &[hb("a", 1, health()), hb("b", 1, no_btf)],
+            Timestamp::from_second(NOW).unwrap(),
+        );
+        let s = &a.summary;
+        assert_eq!(
+            (
+                s.compatible_nodes,
+                s.covered_nodes,
+                s.healthy_nodes,
+                s.unhealthy_nodes
+            ),
+            (3, 2, 1, 2)
+        );
+        assert_eq!(
+            s.nodes
+                .iter()
+                .map(|n| n.node_name.as_str())
+                .collect::<Vec<_>>(),
+            ["a", "b", "c"]
+        );
+        assert_eq!(s.nodes[0].active_hooks, Some(2));
+        assert_eq!(
+            s.nodes[2].kernel_version.as_deref(),
+            Some("6.1.0"),
+            "kernel falls back to the node's"
+        );
+    }
+
+    #[test]
+    fn transitions_report_status_and_issue_changes_only() {
+        let n = |name: &str, status, issue: Option<&str>| NodeCoverage {
+            node_name: name.into(),
+            status,
+            issue: issue.map(str::to_owned),
+            agent_version: None,
+            kernel_version: None,
+            active_hooks: None,
+            events_per_second: None,
+            dropped_events: None,
+            last_heartbeat: None,
+        };
+        use CoverageStatus::{Healthy, Unhealthy};
+        let before = vec![
+            n("same", Healthy, None),
+            n("flip", Healthy, None),
+            n("reason", Unhealthy, Some("AgentPodPending: x")),
+            n("detail", Unhealthy, Some("EventsDropped: 2%")),
+        ];
+        let after = vec![
+            n("same", Healthy, None),
+            n("flip", Unhealthy, Some("AgentNotReporting: gone")),
+            n("reason", Unhealthy, Some("AgentCrashLooping: 4 restarts")),
+            n("detail", Unhealthy, Some("EventsDropped: 3%")),
+            n("new", Healthy, None),
+        ];
+        let t = transitions(&before, &after);
+        let got: Vec<(&str, Option<&str>, bool)> = t
+            .iter()
+            .map(|t| (t.node.as_str(), t.issue_type.as_deref(), t.new_node))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("flip", Some("AgentNotReporting"), false),
+                ("reason", Some("AgentCrashLooping"), false),
+                ("new", None, true)
+            ]
+        );
+    }
+}

@@ -1,0 +1,246 @@
+//! `vigil-operator`: runs the policy and suppression controllers, `/metrics` and `/healthz`.
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use anyhow::Context as _;
+use clap::{Parser, ValueEnum};
+use futures::{StreamExt, future::Either, stream};
+use k8s_openapi::{
+    api::{
+        apps::v1::DaemonSet,
+        coordination::v1::Lease,
+        core::v1::{Node, Pod},
+    },
+    jiff::Timestamp,
+};
+use kube::{
+    Api, Client,
+    core::DeserializeGuard,
+    runtime::{
+        Controller, WatchStreamExt,
+        controller::Config as ControllerConfig,
+        events::{Recorder, Reporter},
+        reflector, watcher,
+    },
+};
+use tracing::{error, info, warn};
+use vigil_crds::{
+    RuntimeFinding, RuntimeMonitoringPolicy, SuppressionRule,
+    lease::{COMPONENT_LABEL, HEARTBEAT_COMPONENT},
+};
+use vigil_operator::{
+    Context, Metrics, Stores, http,
+    leader::Elector,
+    policy_controller,
+    render::{AGENT_APP, FIELD_MANAGER},
+    suppression_controller,
+};
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The Vigil operator.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// Namespace of the operator, the agents and their heartbeat Leases.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "vigil-system")]
+    namespace: String,
+    /// Log format; the filter comes from RUST_LOG (default `info`).
+    #[arg(long, value_enum, default_value = "text")]
+    log_format: LogFormat,
+    /// Address of the /metrics and /healthz endpoints.
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    http_addr: SocketAddr,
+    /// Hold a Lease before running the controllers (needed with more than one replica).
+    #[arg(long)]
+    leader_election: bool,
+    /// Name of the leader election Lease.
+    #[arg(long, default_value = "vigil-operator-leader")]
+    leader_lease: String,
+    /// Identity in the leader Lease and in Events, usually the pod name.
+    #[arg(long, env = "POD_NAME", default_value = "vigil-operator")]
+    identity: String,
+    /// Validity of the leader Lease, in seconds.
+    #[arg(long, default_value_t = 15)]
+    lease_duration_seconds: i32,
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// A stream of `()` per change of the watched objects, keeping `writer`'s store up to date.
+fn trigger<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    writer: reflector::store::Writer<K>,
+) -> impl futures::Stream<Item = ()> + Send
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    reflector(writer, watcher(api, config))
+        .default_backoff()
+        .touched_objects()
+        .filter_map(|r| async move {
+            r.map_err(|error| warn!(%error, "watch failed, retrying"))
+                .ok()
+                .map(|_| ())
+        })
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    init_logging(args.log_format);
+    let client = Client::try_default()
+        .await
+        .context("no Kubernetes configuration (in-cluster or KUBECONFIG)")?;
+    let metrics = Arc::new(Metrics::default());
+
+    let listener = tokio::net::TcpListener::bind(args.http_addr)
+        .await
+        .with_context(|| format!("binding {}", args.http_addr))?;
+    let router = http::router(metrics.clone());
+    tokio::spawn(async move {
+        if let Err(error) = axum::serve(listener, router).await {
+            error!(%error, "http server stopped");
+        }
+    });
+    info!(addr = %args.http_addr, "serving /metrics and /healthz");
+
+    let elector = args.leader_election.then(|| {
+        Elector::new(
+            client.clone(),
+            &args.namespace,
+            &args.leader_lease,
+            &args.identity,
+            args.lease_duration_seconds,
+        )
+    });
+    if let Some(e) = &elector {
+        info!(lease = %args.leader_lease, identity = %args.identity, "waiting for leadership");
+        e.acquire(Duration::from_secs(2))
+            .await
+            .context("leader election")?;
+        info!("leading");
+    }
+
+    let ns = args.namespace.as_str();
+    let (nodes, nodes_w) = reflector::store::<Node>();
+    let (pods, pods_w) = reflector::store::<Pod>();
+    let (leases, leases_w) = reflector::store::<Lease>();
+    let (findings, findings_w) = reflector::store::<DeserializeGuard<RuntimeFinding>>();
+    let node_changes = trigger(
+        Api::<Node>::all(client.clone()),
+        watcher::Config::default(),
+        nodes_w,
+    );
+    let pod_changes = trigger(
+        Api::<Pod>::namespaced(client.clone(), ns),
+        watcher::Config::default().labels(&format!("app.kubernetes.io/name={AGENT_APP}")),
+        pods_w,
+    );
+    let lease_changes = trigger(
+        Api::<Lease>::namespaced(client.clone(), ns),
+        watcher::Config::default().labels(&format!("{COMPONENT_LABEL}={HEARTBEAT_COMPONENT}")),
+        leases_w,
+    );
+    let finding_changes = trigger(
+        Api::<DeserializeGuard<RuntimeFinding>>::all(client.clone()),
+        watcher::Config::default(),
+        findings_w,
+    );
+
+    // Debounce: Lease renewals and node updates arrive in bursts; one reconcile per burst is enough.
+    let controller_config = ControllerConfig::default().debounce(Duration::from_secs(2));
+    let policy_ctrl = Controller::new(
+        Api::<DeserializeGuard<RuntimeMonitoringPolicy>>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .with_config(controller_config.clone())
+    .owns(
+        Api::<DaemonSet>::namespaced(client.clone(), ns),
+        watcher::Config::default().labels(&format!("app.kubernetes.io/managed-by={FIELD_MANAGER}")),
+    )
+    .reconcile_all_on(stream::select(
+        node_changes,
+        stream::select(pod_changes, lease_changes),
+    ))
+    .shutdown_on_signal();
+    let rule_ctrl = Controller::new(
+        Api::<DeserializeGuard<SuppressionRule>>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .with_config(controller_config)
+    .reconcile_all_on(finding_changes)
+    .shutdown_on_signal();
+
+    let reporter = Reporter {
+        controller: FIELD_MANAGER.to_owned(),
+        instance: Some(args.identity.clone()),
+    };
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        recorder: Recorder::new(client.clone(), reporter),
+        metrics,
+        namespace: args.namespace.clone(),
+        stores: Stores {
+            nodes,
+            pods,
+            leases,
+            policies: policy_ctrl.store(),
+            findings,
+        },
+        clock: Arc::new(Timestamp::now),
+    });
+
+    let policies = policy_ctrl
+        .run(
+            policy_controller::reconcile,
+            policy_controller::error_policy,
+            ctx.clone(),
+        )
+        .for_each(|_| async {});
+    let rules = rule_ctrl
+        .run(
+            suppression_controller::reconcile,
+            suppression_controller::error_policy,
+            ctx,
+        )
+        .for_each(|_| async {});
+    let controllers = futures::future::join(policies, rules);
+    match &elector {
+        None => {
+            controllers.await;
+            Ok(())
+        }
+        Some(e) => {
+            let renew = Duration::from_secs(
+                u64::try_from(args.lease_duration_seconds / 3)
+                    .unwrap_or(5)
+                    .max(1),
+            );
+            match futures::future::select(Box::pin(controllers), Box::pin(e.hold(renew))).await {
+                Either::Left(_) => Ok(()),
+                // Another replica may already be writing: stop at once; the pod restarts as a follower.
+                Either::Right((lost, _)) => Err(lost).context("leader election"),
+            }
+        }
+    }
+}

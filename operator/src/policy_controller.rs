@@ -1,0 +1,456 @@
+//! The `RuntimeMonitoringPolicy` reconciler.
+
+use std::{collections::BTreeSet, sync::Arc, time::Duration};
+
+use k8s_openapi::{
+    api::{
+        apps::v1::DaemonSet,
+        core::v1::{ConfigMap, ServiceAccount},
+        rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding},
+    },
+    apimachinery::pkg::apis::meta::v1::Time,
+};
+use kube::{
+    Api, Resource, ResourceExt,
+    api::{DeleteParams, Patch, PatchParams},
+    core::DeserializeGuard,
+    runtime::{
+        controller::Action,
+        events::EventType,
+        finalizer::{Event as Finalizer, finalizer},
+    },
+};
+use serde::{Serialize, de::DeserializeOwned};
+use tracing::{info, instrument, warn};
+use vigil_crds::{
+    RuntimeMonitoringPolicy, RuntimeMonitoringPolicyStatus,
+    lease::{POLICY_LABEL, read_heartbeat},
+    policy::{AgentManagement, CoverageStatus, FindingCounts, condition_types},
+};
+
+use crate::{
+    Context, Error,
+    coverage::{assess, transitions},
+    facts::{AgentPodFacts, NodeFacts},
+    metrics::{ControllerLabels, CoverageLabels, TransitionLabels},
+    placement::place,
+    reference_of,
+    render::{FIELD_MANAGER, agent_object_name, render},
+    status::{ConditionInputs, Rollout, conditions},
+};
+
+/// Finalizer on policies.
+pub const FINALIZER: &str = "vigil.dev/policy-cleanup";
+const CONTROLLER: &str = "policy";
+
+/// Reconcile one policy (through its deserialisation guard).
+#[instrument(skip_all, fields(policy = %guard.name_any()))]
+pub async fn reconcile(
+    guard: Arc<DeserializeGuard<RuntimeMonitoringPolicy>>,
+    ctx: Arc<Context>,
+) -> Result<Action, Error> {
+    let labels = ControllerLabels {
+        controller: CONTROLLER.to_owned(),
+    };
+    ctx.metrics.reconciliations.get_or_create(&labels).inc();
+    let started = std::time::Instant::now();
+    let policy = match &guard.0 {
+        Ok(p) => Arc::new(p.clone()),
+        Err(invalid) => {
+            // A malformed object must not wedge the controller: report it and wait for a fix.
+            warn!(error = %invalid, "policy does not match the schema");
+            ctx.metrics.failure(CONTROLLER, "invalid_object");
+            let reference = reference_of::<RuntimeMonitoringPolicy>(&invalid.metadata);
+            ctx.event(
+                &reference,
+                EventType::Warning,
+                "InvalidSpec",
+                invalid.error.clone(),
+            )
+            .await;
+            return Ok(Action::await_change());
+        }
+    };
+    let api: Api<RuntimeMonitoringPolicy> = Api::all(ctx.client.clone());
+    let result = finalizer(&api, FINALIZER, policy, |event| async {
+        match event {
+            Finalizer::Apply(p) => apply(&p, &ctx).await,
+            Finalizer::Cleanup(p) => cleanup(&p, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)));
+    ctx.metrics
+        .duration
+        .get_or_create(&labels)
+        .observe(started.elapsed().as_secs_f64());
+    result
+}
+
+/// Count the failure by kind and retry.
+pub fn error_policy(
+    guard: Arc<DeserializeGuard<RuntimeMonitoringPolicy>>,
+    error: &Error,
+    ctx: Arc<Context>,
+) -> Action {
+    warn!(policy = %guard.name_any(), error = %error, source = ?std::error::Error::source(error), "reconcile failed");
+    ctx.metrics.failure(CONTROLLER, &error.metric_label());
+    Action::requeue(Duration::from_secs(15))
+}
+
+async fn server_side_apply<K>(api: Api<K>, obj: &K) -> Result<K, Error>
+where
+    K: Resource<DynamicType = ()> + Serialize + DeserializeOwned + Clone + std::fmt::Debug,
+{
+    let name = obj.meta().name.clone().unwrap_or_default();
+    api.patch(
+        &name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(obj),
+    )
+    .await
+    .map_err(|source| Error::Kube {
+        verb: "apply",
+        kind: static_kind::<K>(),
+        name,
+        source,
+    })
+}
+
+fn static_kind<K: Resource<DynamicType = ()>>() -> &'static str {
+    // Kinds are compile-time constants of the types used here.
+    match K::kind(&()).as_ref() {
+        "ServiceAccount" => "ServiceAccount",
+        "Role" => "Role",
+        "RoleBinding" => "RoleBinding",
+        "ClusterRole" => "ClusterRole",
+        "ClusterRoleBinding" => "ClusterRoleBinding",
+        "ConfigMap" => "ConfigMap",
+        "DaemonSet" => "DaemonSet",
+        "RuntimeMonitoringPolicy" => "RuntimeMonitoringPolicy",
+        "RuntimeFinding" => "RuntimeFinding",
+        "SuppressionRule" => "SuppressionRule",
+        _ => "object",
+    }
+}
+
+/// Apply the agent objects; returns the DaemonSet rollout state.
+async fn apply_agent(
+    policy: &RuntimeMonitoringPolicy,
+    ctx: &Context,
+    excluded: &[String],
+) -> Result<Rollout, Error> {
+    let objs = render(policy, &ctx.namespace, excluded)?;
+    let ns = ctx.namespace.as_str();
+    let c = ctx.client.clone();
+    server_side_apply(
+        Api::<ServiceAccount>::namespaced(c.clone(), ns),
+        &objs.service_account,
+    )
+    .await?;
+    server_side_apply(Api::<Role>::namespaced(c.clone(), ns), &objs.role).await?;
+    server_side_apply(
+        Api::<RoleBinding>::namespaced(c.clone(), ns),
+        &objs.role_binding,
+    )
+    .await?;
+    server_side_apply(Api::<ClusterRole>::all(c.clone()), &objs.cluster_role).await?;
+    server_side_apply(
+        Api::<ClusterRoleBinding>::all(c.clone()),
+        &objs.cluster_role_binding,
+    )
+    .await?;
+    server_side_apply(
+        Api::<ConfigMap>::namespaced(c.clone(), ns),
+        &objs.config_map,
+    )
+    .await?;
+    let ds = server_side_apply(Api::<DaemonSet>::namespaced(c, ns), &objs.daemon_set).await?;
+    let st = ds.status.unwrap_or_default();
+    Ok(Rollout {
+        desired: st.desired_number_scheduled,
+        updated: st.updated_number_scheduled.unwrap_or(0),
+        available: st.number_available.unwrap_or(0),
+        observed: st.observed_generation.is_some()
+            && st.observed_generation >= ds.metadata.generation,
+    })
+}
+
+async fn delete_ignoring_absent<K>(api: Api<K>, name: &str) -> Result<(), Error>
+where
+    K: Resource<DynamicType = ()> + DeserializeOwned + Clone + std::fmt::Debug,
+{
+    match api.delete(name, &DeleteParams::background()).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(source) => Err(Error::Kube {
+            verb: "delete",
+            kind: static_kind::<K>(),
+            name: name.to_owned(),
+            source,
+        }),
+    }
+}
+
+/// Manual mode: the operator runs nothing, so remove what Automated mode may have left.
+async fn remove_agent(policy: &RuntimeMonitoringPolicy, ctx: &Context) -> Result<(), Error> {
+    let name = agent_object_name(policy);
+    let ns = ctx.namespace.as_str();
+    let c = ctx.client.clone();
+    delete_ignoring_absent(Api::<DaemonSet>::namespaced(c.clone(), ns), &name).await?;
+    delete_ignoring_absent(Api::<ConfigMap>::namespaced(c.clone(), ns), &name).await?;
+    delete_ignoring_absent(Api::<ClusterRoleBinding>::all(c.clone()), &name).await?;
+    delete_ignoring_absent(Api::<ClusterRole>::all(c.clone()), &name).await?;
+    delete_ignoring_absent(Api::<RoleBinding>::namespaced(c.clone(), ns), &name).await?;
+    delete_ignoring_absent(Api::<Role>::namespaced(c.clone(), ns), &name).await?;
+    delete_ignoring_absent(Api::<ServiceAccount>::namespaced(c, ns), &name).await
+}
+
+async fn apply(policy: &RuntimeMonitoringPolicy, ctx: &Context) -> Result<Action, Error> {
+    let name = policy.name_any();
+    let reference = policy.object_ref(&());
+    let now = (ctx.clock)();
+    let nodes: Vec<NodeFacts> = ctx
+        .stores
+        .nodes
+        .state()
+        .iter()
+        .filter_map(|n| NodeFacts::from_node(n))
+        .collect();
+    let all: Vec<RuntimeMonitoringPolicy> = ctx
+        .stores
+        .policies
+        .state()
+        .iter()
+        .filter_map(|g| g.0.as_ref().ok().cloned())
+        .collect();
+    let all_refs: Vec<&RuntimeMonitoringPolicy> = all.iter().collect();
+    let placement = place(policy, &all_refs, &nodes);
+    let excluded: Vec<String> = placement.conflicts.keys().cloned().collect();
+
+    let rollout = match policy.spec.agent_management {
+        AgentManagement::Automated => Some(apply_agent(policy, ctx, &excluded).await?),
+        AgentManagement::Manual => {
+            remove_agent(policy, ctx).await?;
+            None
+        }
+    };
+
+    let pods: Vec<AgentPodFacts> = ctx
+        .stores
+        .pods
+        .state()
+        .iter()
+        .filter(|p| p.labels().get(POLICY_LABEL) == Some(&name))
+        .map(|p| AgentPodFacts::from_pod(p))
+        .collect();
+    let heartbeats: Vec<_> = ctx
+        .stores
+        .leases
+        .state()
+        .iter()
+        .filter_map(|l| {
+            read_heartbeat(l)
+                .map_err(|error| warn!(%error, "ignoring heartbeat lease"))
+                .ok()
+        })
+        .collect();
+    let assessment = assess(&policy.spec, &placement.compatible, &pods, &heartbeats, now);
+
+    let previous = policy.status.clone().unwrap_or_default();
+    for t in transitions(&previous.coverage.nodes, &assessment.summary.nodes) {
+        let to = match t.to {
+            CoverageStatus::Healthy => "Healthy",
+            CoverageStatus::Unhealthy => "Unhealthy",
+        };
+        ctx.metrics
+            .coverage_transitions
+            .get_or_create(&TransitionLabels {
+                policy: name.clone(),
+                to: to.to_owned(),
+                issue: t.issue_type.clone().unwrap_or_default(),
+            })
+            .inc();
+        info!(node = %t.node, to, issue = t.issue.as_deref().unwrap_or(""), "coverage transition");
+        let (type_, reason) = match t.to {
+            CoverageStatus::Healthy => (EventType::Normal, "NodeHealthy".to_owned()),
+            CoverageStatus::Unhealthy => (
+                EventType::Warning,
+                t.issue_type
+                    .clone()
+                    .unwrap_or_else(|| "NodeUnhealthy".to_owned()),
+            ),
+        };
+        let note = match &t.issue {
+            Some(issue) => format!("node {}: {issue}", t.node),
+            None => format!("node {} is covered and healthy", t.node),
+        };
+        ctx.event(&reference, type_, &reason, note).await;
+    }
+    let previous_conflicts: BTreeSet<&str> = previous
+        .conditions
+        .iter()
+        .filter(|c| c.type_ == condition_types::DEGRADED && c.reason == "PolicyConflict")
+        .map(|c| c.message.as_str())
+        .collect();
+
+    let conds = conditions(
+        &previous.conditions,
+        &ConditionInputs {
+            coverage: &assessment.summary,
+            conflicts: &placement.conflicts,
+            rollout,
+            generation: policy.metadata.generation,
+            now: Time(now),
+        },
+    );
+    if let Some(c) = conds
+        .iter()
+        .find(|c| c.type_ == condition_types::DEGRADED && c.reason == "PolicyConflict")
+        && !previous_conflicts.contains(c.message.as_str())
+    {
+        ctx.event(
+            &reference,
+            EventType::Warning,
+            "PolicyConflict",
+            c.message.clone(),
+        )
+        .await;
+    }
+    rollout_events(ctx, &reference, &previous, &conds, rollout).await;
+
+    let covered: BTreeSet<&str> = placement
+        .compatible
+        .iter()
+        .map(|n| n.name.as_str())
+        .collect();
+    let mut counts = FindingCounts::default();
+    for guard in ctx.stores.findings.state() {
+        if let Ok(f) = &guard.0
+            && !f.spec.is_archived(f.status.as_ref())
+            && f.spec
+                .resource
+                .host
+                .node_name
+                .as_deref()
+                .is_some_and(|n| covered.contains(n))
+        {
+            counts.add(f.spec.severity_label);
+        }
+    }
+    let s = &assessment.summary;
+    for (state, value) in [
+        ("compatible", s.compatible_nodes),
+        ("covered", s.covered_nodes),
+        ("healthy", s.healthy_nodes),
+        ("unhealthy", s.unhealthy_nodes),
+    ] {
+        ctx.metrics
+            .coverage_nodes
+            .get_or_create(&CoverageLabels {
+                policy: name.clone(),
+                state: state.to_owned(),
+            })
+            .set(i64::from(value));
+    }
+
+    let status = RuntimeMonitoringPolicyStatus {
+        observed_generation: policy.metadata.generation,
+        conditions: conds,
+        coverage: assessment.summary,
+        finding_counts: counts,
+    };
+    if policy.status.as_ref() != Some(&status) {
+        let api: Api<RuntimeMonitoringPolicy> = Api::all(ctx.client.clone());
+        let patch = serde_json::json!({
+            "apiVersion": RuntimeMonitoringPolicy::api_version(&()),
+            "kind": RuntimeMonitoringPolicy::kind(&()),
+            "status": status,
+        });
+        api.patch_status(
+            &name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(patch),
+        )
+        .await
+        .map_err(|source| Error::Kube {
+            verb: "patch status",
+            kind: "RuntimeMonitoringPolicy",
+            name: name.clone(),
+            source,
+        })?;
+    }
+    // Lease expiry is a matter of time, not of a watch event: look again within half the timeout.
+    Ok(Action::requeue(Duration::from_secs(
+        u64::from(policy.spec.coverage.heartbeat_timeout_seconds / 2).max(5),
+    )))
+}
+
+async fn rollout_events(
+    ctx: &Context,
+    reference: &k8s_openapi::api::core::v1::ObjectReference,
+    previous: &RuntimeMonitoringPolicyStatus,
+    conds: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+    rollout: Option<Rollout>,
+) {
+    let Some(r) = rollout else { return };
+    let was = previous
+        .conditions
+        .iter()
+        .find(|c| c.type_ == condition_types::PROGRESSING)
+        .map(|c| c.status.as_str());
+    let now = conds
+        .iter()
+        .find(|c| c.type_ == condition_types::PROGRESSING)
+        .map(|c| c.status.as_str());
+    match (was, now) {
+        (None, _) => {
+            ctx.event(
+                reference,
+                EventType::Normal,
+                "AgentDeployed",
+                format!("agent DaemonSet applied, {} pods desired", r.desired),
+            )
+            .await
+        }
+        (Some("False"), Some("True")) => {
+            ctx.event(
+                reference,
+                EventType::Normal,
+                "RollingOut",
+                format!("{} of {} agent pods updated", r.updated, r.desired),
+            )
+            .await
+        }
+        (Some("True"), Some("False")) => {
+            ctx.event(
+                reference,
+                EventType::Normal,
+                "RolloutComplete",
+                format!("{} agent pods up to date", r.desired),
+            )
+            .await
+        }
+        _ => {}
+    }
+}
+
+async fn cleanup(policy: &RuntimeMonitoringPolicy, ctx: &Context) -> Result<Action, Error> {
+    let name = policy.name_any();
+    // The agent objects carry owner references and are garbage-collected; only our own
+    // bookkeeping goes here.
+    for state in ["compatible", "covered", "healthy", "unhealthy"] {
+        ctx.metrics.coverage_nodes.remove(&CoverageLabels {
+            policy: name.clone(),
+            state: state.to_owned(),
+        });
+    }
+    ctx.event(
+        &policy.object_ref(&()),
+        EventType::Normal,
+        "PolicyDeleted",
+        "agent objects are garbage-collected with the policy".to_owned(),
+    )
+    .await;
+    Ok(Action::await_change())
+}

@@ -1,0 +1,650 @@
+//! Policy to agent objects: DaemonSet, ServiceAccount, RBAC and ConfigMap, least privilege.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::{
+    api::{
+        apps::v1::{DaemonSet, DaemonSetSpec},
+        core::v1::{
+            Affinity, Capabilities, ConfigMap, ConfigMapVolumeSource, Container, EnvVar,
+            EnvVarSource, HostPathVolumeSource, NodeAffinity, NodeSelector,
+            NodeSelectorRequirement, NodeSelectorTerm, ObjectFieldSelector, PodSpec,
+            PodTemplateSpec, ResourceRequirements, SeccompProfile, SecurityContext, ServiceAccount,
+            Volume, VolumeMount,
+        },
+        rbac::v1::{
+            ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject,
+        },
+    },
+    apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference},
+};
+use kube::{Resource, ResourceExt};
+use thiserror::Error;
+use vigil_crds::{
+    RuntimeMonitoringPolicy,
+    agent_config::{AgentConfig, CONFIG_DIR, CONFIG_KEY, LISTS_DIR},
+    lease::POLICY_LABEL,
+};
+
+use crate::facts::OS_LABEL;
+
+/// Field manager of every server-side apply the operator does.
+pub const FIELD_MANAGER: &str = "vigil-operator";
+/// `app.kubernetes.io/name` of agent objects.
+pub const AGENT_APP: &str = "vigil-agent";
+/// Capabilities eBPF monitoring needs, and nothing else. SYS_RESOURCE lifts the memlock limit
+/// that kernels before 5.11 charge BPF maps to.
+pub const AGENT_CAPABILITIES: &[&str] = &[
+    "BPF",
+    "PERFMON",
+    "SYS_PTRACE",
+    "DAC_READ_SEARCH",
+    "SYS_RESOURCE",
+];
+/// Annotation with a hash of the agent configuration, so a change rolls the pods.
+pub const CONFIG_HASH_ANNOTATION: &str = "vigil.dev/config-hash";
+
+/// A policy that cannot be rendered.
+#[derive(Debug, Error)]
+pub enum RenderError {
+    /// The policy lacks metadata an owner reference needs.
+    #[error("policy {policy}: metadata.{field} is missing, cannot own the agent objects")]
+    MissingMetadata {
+        /// Policy name, if any.
+        policy: String,
+        /// `name` or `uid`.
+        field: &'static str,
+    },
+    /// The agent configuration did not serialise.
+    #[error("policy {policy}: agent configuration does not serialise")]
+    Config {
+        /// Policy name.
+        policy: String,
+        /// Serialiser error.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// Everything Automated mode runs for one policy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgentObjects {
+    /// Identity of the agent pods.
+    pub service_account: ServiceAccount,
+    /// Cluster-wide read of pods and nodes, writing findings and events.
+    pub cluster_role: ClusterRole,
+    /// Binds the ClusterRole to the ServiceAccount.
+    pub cluster_role_binding: ClusterRoleBinding,
+    /// Heartbeat Leases, in the agent namespace only.
+    pub role: Role,
+    /// Binds the Role to the ServiceAccount.
+    pub role_binding: RoleBinding,
+    /// Agent configuration.
+    pub config_map: ConfigMap,
+    /// The agent itself.
+    pub daemon_set: DaemonSet,
+}
+
+/// Name of every agent object of `policy`.
+pub fn agent_name(policy: &str) -> String {
+    format!("{AGENT_APP}-{policy}")
+}
+
+/// Labels selecting the agent pods of `policy`.
+pub fn selector_labels(policy: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("app.kubernetes.io/name".to_owned(), AGENT_APP.to_owned()),
+        ("app.kubernetes.io/instance".to_owned(), policy.to_owned()),
+    ])
+}
+
+fn labels(policy: &str) -> BTreeMap<String, String> {
+    let mut l = selector_labels(policy);
+    l.insert(
+        "app.kubernetes.io/managed-by".to_owned(),
+        FIELD_MANAGER.to_owned(),
+    );
+    l.insert(POLICY_LABEL.to_owned(), policy.to_owned());
+    l
+}
+
+/// Render the agent objects of `policy` in `namespace`, keeping off `excluded_nodes` (nodes
+/// another policy covers).
+pub fn render(
+    policy: &RuntimeMonitoringPolicy,
+    namespace: &str,
+    excluded_nodes: &[String],
+) -> Result<AgentObjects, RenderError> {
+    let name = policy
+        .metadata
+        .name
+        .clone()
+        .ok_or_else(|| RenderError::MissingMetadata {
+            policy: String::new(),
+            field: "name",
+        })?;
+    let owner = owner_reference(policy).ok_or_else(|| RenderError::MissingMetadata {
+        policy: name.clone(),
+        field: "uid",
+    })?;
+    let object_name = agent_name(&name);
+    let meta = |namespaced: bool| ObjectMeta {
+        name: Some(object_name.clone()),
+        namespace: namespaced.then(|| namespace.to_owned()),
+        labels: Some(labels(&name)),
+        owner_references: Some(vec![owner.clone()]),
+        ..ObjectMeta::default()
+    };
+    let subject = Subject {
+        kind: "ServiceAccount".into(),
+        name: object_name.clone(),
+        namespace: Some(namespace.to_owned()),
+        ..Subject::default()
+    };
+
+    let config = AgentConfig::for_policy(&name, &policy.spec, namespace);
+    let config_yaml =
+        serde_json::to_string_pretty(&config).map_err(|source| RenderError::Config {
+            policy: name.clone(),
+            source,
+        })?;
+    let config_map = ConfigMap {
+        metadata: meta(true),
+        data: Some(BTreeMap::from([(
+            CONFIG_KEY.to_owned(),
+            config_yaml.clone(),
+        )])),
+        ..ConfigMap::default()
+    };
+
+    Ok(AgentObjects {
+        service_account: ServiceAccount {
+            metadata: meta(true),
+            automount_service_account_token: Some(true),
+            ..ServiceAccount::default()
+        },
+        cluster_role: ClusterRole {
+            metadata: meta(false),
+            rules: Some(vec![
+                rule("", &["pods"], &["get", "list", "watch"]),
+                rule("", &["nodes"], &["get"]),
+                rule(
+                    "vigil.dev",
+                    &["runtimefindings"],
+                    &["get", "list", "watch", "create", "patch", "update"],
+                ),
+                rule("events.k8s.io", &["events"], &["create", "patch"]),
+            ]),
+            ..ClusterRole::default()
+        },
+        cluster_role_binding: ClusterRoleBinding {
+            metadata: meta(false),
+            role_ref: RoleRef {
+                api_group: Some("rbac.authorization.k8s.io".into()),
+                kind: "ClusterRole".into(),
+                name: object_name.clone(),
+            },
+            subjects: Some(vec![subject.clone()]),
+        },
+        role: Role {
+            metadata: meta(true),
+            rules: Some(vec![rule(
+                "coordination.k8s.io",
+                &["leases"],
+                &["get", "create", "update", "patch"],
+            )]),
+        },
+        role_binding: RoleBinding {
+            metadata: meta(true),
+            role_ref: RoleRef {
+                api_group: Some("rbac.authorization.k8s.io".into()),
+                kind: "Role".into(),
+                name: object_name.clone(),
+            },
+            subjects: Some(vec![subject]),
+        },
+        daemon_set: daemon_set(policy, &name, meta(true), excluded_nodes, &config_yaml),
+        config_map,
+    })
+}
+
+fn owner_reference(policy: &RuntimeMonitoringPolicy) -> Option<OwnerReference> {
+    let mut owner = policy.controller_owner_ref(&())?;
+    // Children block the policy's foreground deletion until they are gone.
+    owner.block_owner_deletion = Some(true);
+    Some(owner)
+}
+
+fn rule(group: &str, resources: &[&str], verbs: &[&str]) -> PolicyRule {
+    PolicyRule {
+        api_groups: Some(vec![group.to_owned()]),
+        resources: Some(resources.iter().map(|r| (*r).to_owned()).collect()),
+        verbs: verbs.iter().map(|v| (*v).to_owned()).collect(),
+        ..PolicyRule::default()
+    }
+}
+
+/// FNV-1a, stable across releases, for the config hash annotation.
+fn fnv(text: &str) -> String {
+    let h = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!("{h:016x}")
+}
+
+fn host_path(name: &str, path: &str) -> Volume {
+    Volume {
+        name: name.to_owned(),
+        host_path: Some(HostPathVolumeSource {
+            path: path.to_owned(),
+            type_: Some("Directory".to_owned()),
+        }),
+        ..Volume::default()
+    }
+}
+
+fn mount(name: &str, path: &str) -> VolumeMount {
+    VolumeMount {
+        name: name.to_owned(),
+        mount_path: path.to_owned(),
+        read_only: Some(true),
+        ..VolumeMount::default()
+    }
+}
+
+fn field_env(name: &str, path: &str) -> EnvVar {
+    EnvVar {
+        name: name.to_owned(),
+        value_from: Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector {
+                field_path: path.to_owned(),
+                ..ObjectFieldSelector::default()
+            }),
+            ..EnvVarSource::default()
+        }),
+        ..EnvVar::default()
+    }
+}
+
+fn daemon_set(
+    policy: &RuntimeMonitoringPolicy,
+    name: &str,
+    metadata: ObjectMeta,
+    excluded: &[String],
+    config_yaml: &str,
+) -> DaemonSet {
+    let spec = &policy.spec;
+    let mut node_selector = spec.node_selector.clone();
+    node_selector.insert(OS_LABEL.to_owned(), "linux".to_owned());
+    let affinity = (!excluded.is_empty()).then(|| Affinity {
+        node_affinity: Some(NodeAffinity {
+            required_during_scheduling_ignored_during_execution: Some(NodeSelector {
+                node_selector_terms: vec![NodeSelectorTerm {
+                    match_fields: Some(vec![NodeSelectorRequirement {
+                        key: "metadata.name".into(),
+                        operator: "NotIn".into(),
+                        values: Some(excluded.to_vec()),
+                    }]),
+                    ..NodeSelectorTerm::default()
+                }],
+            }),
+            ..NodeAffinity::default()
+        }),
+        ..Affinity::default()
+    });
+
+    let mut volumes = vec![
+        Volume {
+            name: "config".into(),
+            config_map: Some(ConfigMapVolumeSource {
+                name: agent_name(name),
+                ..ConfigMapVolumeSource::default()
+            }),
+            ..Volume::default()
+        },
+        host_path("btf", "/sys/kernel/btf"),
+        host_path("cgroup", "/sys/fs/cgroup"),
+        host_path("proc", "/proc"),
+        host_path("tracefs", "/sys/kernel/tracing"),
+        Volume {
+            name: "tmp".into(),
+            empty_dir: Some(Default::default()),
+            ..Volume::default()
+        },
+    ];
+    let mut mounts = vec![
+        mount("config", CONFIG_DIR),
+        mount("btf", "/sys/kernel/btf"),
+        mount("cgroup", "/host/sys/fs/cgroup"),
+        mount("proc", "/host/proc"),
+        mount("tracefs", "/sys/kernel/tracing"),
+        VolumeMount {
+            name: "tmp".into(),
+            mount_path: "/tmp".into(),
+            ..VolumeMount::default()
+        },
+    ];
+    let mut list_maps: Vec<&str> = spec
+        .threat_intel_lists
+        .iter()
+        .chain(&spec.trusted_ip_lists)
+        .map(|l| l.config_map_name.as_str())
+        .collect();
+    list_maps.sort_unstable();
+    list_maps.dedup();
+    for (i, cm) in list_maps.iter().enumerate() {
+        let vol = format!("list-{i}");
+        volumes.push(Volume {
+            name: vol.clone(),
+            // Optional: a missing list degrades detection but must not keep the agent from starting.
+            config_map: Some(ConfigMapVolumeSource {
+                name: (*cm).to_owned(),
+                optional: Some(true),
+                ..ConfigMapVolumeSource::default()
+            }),
+            ..Volume::default()
+        });
+        mounts.push(mount(&vol, &format!("{LISTS_DIR}/{cm}")));
+    }
+
+    let res = &spec.agent.resources;
+    let container = Container {
+        name: "agent".into(),
+        image: Some(spec.agent.image.clone()),
+        image_pull_policy: Some(spec.agent.image_pull_policy.as_str().to_owned()),
+        args: Some(vec![
+            "--config".into(),
+            format!("{CONFIG_DIR}/{CONFIG_KEY}"),
+        ]),
+        env: Some(vec![
+            field_env("NODE_NAME", "spec.nodeName"),
+            field_env("POD_NAME", "metadata.name"),
+            field_env("POD_NAMESPACE", "metadata.namespace"),
+        ]),
+        resources: Some(ResourceRequirements {
+            requests: Some(BTreeMap::from([
+                ("cpu".into(), res.requests.cpu.clone()),
+                ("memory".into(), res.requests.memory.clone()),
+            ])),
+            limits: Some(BTreeMap::from([
+                ("cpu".into(), res.limits.cpu.clone()),
+                ("memory".into(), res.limits.memory.clone()),
+            ])),
+            ..ResourceRequirements::default()
+        }),
+        security_context: Some(SecurityContext {
+            privileged: Some(false),
+            allow_privilege_escalation: Some(false),
+            read_only_root_filesystem: Some(true),
+            // Root inside the container, but only the listed capabilities.
+            run_as_user: Some(0),
+            capabilities: Some(Capabilities {
+                add: Some(AGENT_CAPABILITIES.iter().map(|c| (*c).to_owned()).collect()),
+                drop: Some(vec!["ALL".into()]),
+            }),
+            seccomp_profile: Some(SeccompProfile {
+                type_: "RuntimeDefault".into(),
+                ..SeccompProfile::default()
+            }),
+            ..SecurityContext::default()
+        }),
+        volume_mounts: Some(mounts),
+        ..Container::default()
+    };
+
+    let mut pod_labels = labels(name);
+    pod_labels.retain(|k, _| k != "app.kubernetes.io/managed-by");
+    DaemonSet {
+        metadata,
+        spec: DaemonSetSpec {
+            selector: LabelSelector {
+                match_labels: Some(selector_labels(name)),
+                ..LabelSelector::default()
+            },
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(pod_labels),
+                    annotations: Some(BTreeMap::from([(
+                        CONFIG_HASH_ANNOTATION.to_owned(),
+                        fnv(config_yaml),
+                    )])),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(PodSpec {
+                    service_account_name: Some(agent_name(name)),
+                    host_pid: Some(true),
+                    priority_class_name: spec.agent.priority_class_name.clone(),
+                    node_selector: Some(node_selector),
+                    tolerations: (!spec.tolerations.is_empty()).then(|| spec.tolerations.clone()),
+                    affinity,
+                    containers: vec![container],
+                    volumes: Some(volumes),
+                    termination_grace_period_seconds: Some(30),
+                    ..PodSpec::default()
+                }),
+            },
+            ..DaemonSetSpec::default()
+        },
+        ..DaemonSet::default()
+    }
+}
+
+/// The name and namespace of the objects, for deletion when a policy switches to Manual.
+pub fn agent_object_name(policy: &RuntimeMonitoringPolicy) -> String {
+    agent_name(&policy.name_any())
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::core::v1::Toleration;
+
+    use super::*;
+
+    fn policy(spec: serde_json::Value) -> RuntimeMonitoringPolicy {
+        let mut p =
+            RuntimeMonitoringPolicy::new("all-linux", serde_json::from_value(spec).unwrap());
+        p.metadata.uid = Some("uid-1".into());
+        p
+    }
+
+    fn pod_spec(o: &AgentObjects) -> &PodSpec {
+        o.daemon_set.spec.template.spec.as_ref().unwrap()
+    }
+
+    #[test]
+    fn agent_is_least_privileged() {
+        let o = render(&policy(serde_json::json!({})), "vigil-system", &[]).unwrap();
+        let ps = pod_spec(&o);
+        assert_eq!(ps.host_pid, Some(true));
+        let sc = ps.containers[0].security_context.as_ref().unwrap();
+        assert_eq!(sc.privileged, Some(false));
+        assert_eq!(sc.allow_privilege_escalation, Some(false));
+        let caps = sc.capabilities.as_ref().unwrap();
+        assert_eq!(caps.drop.as_deref(), Some(&["ALL".to_owned()][..]));
+        assert_eq!(
+            caps.add.as_ref().unwrap(),
+            &AGENT_CAPABILITIES
+                .iter()
+                .map(|c| (*c).to_owned())
+                .collect::<Vec<_>>()
+        );
+        assert!(!caps.add.as_ref().unwrap().iter().any(|c| c == "SYS_ADMIN"));
+        for m in ps.containers[0].volume_mounts.as_ref().unwrap() {
+            if m.name != "tmp" {
+                assert_eq!(m.read_only, Some(true), "{} must be read-only", m.name);
+            }
+        }
+        for v in ps.volumes.as_ref().unwrap() {
+            if let Some(hp) = &v.host_path {
+                assert!(
+                    [
+                        "/sys/kernel/btf",
+                        "/sys/fs/cgroup",
+                        "/proc",
+                        "/sys/kernel/tracing"
+                    ]
+                    .contains(&hp.path.as_str()),
+                    "{}",
+                    hp.path
+                );
+            }
+        }
+        // RBAC: no wildcard, no secrets, leases only in the namespace.
+        for r in o
+            .cluster_role
+            .rules
+            .as_ref()
+            .unwrap()
+            .iter()
+            .chain(o.role.rules.as_ref().unwrap())
+        {
+            assert!(!r.verbs.iter().any(|v| v == "*" || v == "delete"), "{r:?}");
+            assert!(
+                !r.resources
+                    .as_ref()
+                    .unwrap()
+                    .iter()
+                    .any(|x| x == "*" || x == "secrets"),
+                "{r:?}"
+            );
+        }
+        assert!(
+            o.cluster_role
+                .rules
+                .as_ref()
+                .unwrap()
+                .iter()
+                .all(|r| r.resources.as_ref().unwrap() != &["leases".to_owned()])
+        );
+        assert_eq!(o.role.metadata.namespace.as_deref(), Some("vigil-system"));
+    }
+
+    #[test]
+    fn render_table() {
+        let gpu = policy(serde_json::json!({
+            "nodeSelector": {"pool": "gpu"},
+            "tolerations": [{"key": "gpu", "operator": "Exists", "effect": "NoSchedule"}],
+            "agent": {"image": "reg/agent:2", "imagePullPolicy": "Always", "priorityClassName": "system-node-critical",
+                      "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "500m", "memory": "512Mi"}}},
+            "threatIntelLists": [{"listName": "a", "configMapName": "intel", "key": "a.txt"}],
+            "trustedIpLists": [{"listName": "b", "configMapName": "intel", "key": "b.txt"}]
+        }));
+        let o = render(&gpu, "vigil-system", &["node-x".to_owned()]).unwrap();
+        let ps = pod_spec(&o);
+        assert_eq!(ps.node_selector.as_ref().unwrap()["pool"], "gpu");
+        assert_eq!(ps.node_selector.as_ref().unwrap()[OS_LABEL], "linux");
+        assert_eq!(
+            ps.tolerations.as_ref().unwrap(),
+            &vec![Toleration {
+                key: Some("gpu".into()),
+                operator: Some("Exists".into()),
+                effect: Some("NoSchedule".into()),
+                ..Toleration::default()
+            }]
+        );
+        assert_eq!(
+            ps.priority_class_name.as_deref(),
+            Some("system-node-critical")
+        );
+        let c = &ps.containers[0];
+        assert_eq!(c.image.as_deref(), Some("reg/agent:2"));
+        assert_eq!(c.image_pull_policy.as_deref(), Some("Always"));
+        assert_eq!(
+            c.resources.as_ref().unwrap().limits.as_ref().unwrap()["memory"].0,
+            "512Mi"
+        );
+        let excluded = &ps
+            .affinity
+            .as_ref()
+            .unwrap()
+            .node_affinity
+            .as_ref()
+            .unwrap()
+            .required_during_scheduling_ignored_during_execution
+            .as_ref()
+            .unwrap()
+            .node_selector_terms[0]
+            .match_fields
+            .as_ref()
+            .unwrap()[0];
+        assert_eq!(
+            (excluded.operator.as_str(), excluded.values.as_deref()),
+            ("NotIn", Some(&["node-x".to_owned()][..]))
+        );
+        // One ConfigMap referenced twice is mounted once.
+        assert_eq!(
+            ps.volumes
+                .as_ref()
+                .unwrap()
+                .iter()
+                .filter(|v| v.name.starts_with("list-"))
+                .count(),
+            1
+        );
+
+        let defaults = render(&policy(serde_json::json!({})), "ns", &[]).unwrap();
+        let ps = pod_spec(&defaults);
+        assert!(ps.affinity.is_none() && ps.tolerations.is_none());
+        let r = ps.containers[0].resources.as_ref().unwrap();
+        assert_eq!(
+            (
+                r.requests.as_ref().unwrap()["cpu"].0.as_str(),
+                r.limits.as_ref().unwrap()["cpu"].0.as_str()
+            ),
+            ("200m", "1")
+        );
+        assert_eq!(
+            defaults
+                .daemon_set
+                .metadata
+                .owner_references
+                .as_ref()
+                .unwrap()[0]
+                .uid,
+            "uid-1"
+        );
+        assert_eq!(
+            defaults.daemon_set.metadata.name.as_deref(),
+            Some("vigil-agent-all-linux")
+        );
+    }
+
+    #[test]
+    fn config_change_changes_pod_template_hash() {
+        let hash = |o: &AgentObjects| {
+            o.daemon_set
+                .spec
+                .template
+                .metadata
+                .as_ref()
+                .unwrap()
+                .annotations
+                .as_ref()
+                .unwrap()[CONFIG_HASH_ANNOTATION]
+                .clone()
+        };
+        let a = render(&policy(serde_json::json!({})), "ns", &[]).unwrap();
+        let b = render(
+            &policy(serde_json::json!({"findings": {"eventMinSeverity": "Low"}})),
+            "ns",
+            &[],
+        )
+        .unwrap();
+        assert_ne!(hash(&a), hash(&b));
+        assert_eq!(
+            hash(&a),
+            hash(&render(&policy(serde_json::json!({})), "ns", &[]).unwrap())
+        );
+    }
+
+    #[test]
+    fn policy_without_uid_is_an_error_naming_it() {
+        let mut p = policy(serde_json::json!({}));
+        p.metadata.uid = None;
+        let err = render(&p, "ns", &[]).unwrap_err();
+        assert!(
+            err.to_string().contains("all-linux") && err.to_string().contains("uid"),
+            "{err}"
+        );
+    }
+}
