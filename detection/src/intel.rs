@@ -561,6 +561,47 @@ mod tests {
         assert_eq!(t.lists()[0].indicators, 2);
     }
 
+    /// Lookups agree with a linear scan over random networks of every prefix length.
+    #[test]
+    fn ip_lookup_matches_a_naive_scan() {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut b = IntelBuilder::new();
+        let list = b
+            .add_list("l", ListFormat::PlainText(IndicatorKind::Ip), vec![], "t")
+            .unwrap();
+        let mut nets = Vec::new();
+        for _ in 0..2_000 {
+            let prefix = 20 + (next() % 13) as u8;
+            // Cluster addresses in 10.0.0.0/12-ish space so that probes hit and miss.
+            let addr = std::net::Ipv4Addr::from(0x0a00_0000 | (next() as u32 & 0x000f_ffff));
+            let net = IpNet::new(IpAddr::V4(addr), prefix).unwrap();
+            b.insert(list, &Indicator::Ip(net)).unwrap();
+            nets.push(net);
+        }
+        let t = b.build();
+        let contains = |net: &IpNet, ip: u32| match net.addr() {
+            IpAddr::V4(a) => ip & v4_mask(net.prefix()) == u32::from(a),
+            IpAddr::V6(_) => false,
+        };
+        let mut hits = 0;
+        for _ in 0..20_000 {
+            let ip = 0x0a00_0000 | (next() as u32 & 0x001f_ffff);
+            let expected = nets.iter().any(|n| contains(n, ip));
+            let got = !t
+                .lookup_ip(IpAddr::V4(std::net::Ipv4Addr::from(ip)))
+                .is_empty();
+            assert_eq!(got, expected, "{}", std::net::Ipv4Addr::from(ip));
+            hits += usize::from(got);
+        }
+        assert!(hits > 1_000 && hits < 19_000, "{hits}");
+    }
+
     #[test]
     fn rejects_duplicate_names_and_too_many_lists() {
         let mut b = IntelBuilder::new();

@@ -22,5 +22,5 @@ pub use intel::{
 };
 pub use loader::{
     BUILTIN_LISTS, IntelConfig, IntelError, ListSource, LoadReport, Malformed, TrustedIpSource,
-    load,
+    load, load_at,
 };

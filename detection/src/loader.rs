@@ -5,6 +5,7 @@ use std::{
     fmt,
     io::Read,
     path::{Path, PathBuf},
+    time::SystemTime,
 };
 
 use flate2::read::GzDecoder;
@@ -14,7 +15,7 @@ use crate::{
     finding_type::FindingType,
     indicator::{Indicator, IndicatorError, IndicatorKind, IpNet},
     intel::{BuildError, IntelBuilder, ListFormat, ListId, ThreatIntel},
-    stix::{self, StixBundleError, StixObjectError},
+    stix::{self, StixBundleError, StixObjectError, Timestamp},
 };
 
 /// Where the agent's threat intelligence comes from. Typically part of the agent's config file.
@@ -190,6 +191,8 @@ pub struct LoadReport {
     pub malformed_total: usize,
     /// STIX indicators skipped because they are revoked.
     pub revoked: usize,
+    /// STIX indicators skipped because their `valid_until` has passed.
+    pub expired: usize,
 }
 
 impl LoadReport {
@@ -252,8 +255,18 @@ pub enum IntelError {
 
 /// Loads a snapshot from `config`: the built-in lists (if enabled), then each file. Malformed
 /// lines are skipped and reported; an unreadable file fails the whole load, so that a reload
-/// never silently drops a list that used to be there.
+/// never silently drops a list that used to be there. STIX indicators are judged valid as of
+/// the system clock.
 pub fn load(config: &IntelConfig) -> Result<(ThreatIntel, LoadReport), IntelError> {
+    load_at(config, SystemTime::now())
+}
+
+/// [`load`] as of `now`: STIX indicators whose `valid_until` is not after `now` are skipped.
+pub fn load_at(
+    config: &IntelConfig,
+    now: SystemTime,
+) -> Result<(ThreatIntel, LoadReport), IntelError> {
+    let now = Timestamp::from_system_time(now);
     let mut builder = IntelBuilder::new();
     let mut report = LoadReport::default();
     if config.builtin {
@@ -292,7 +305,7 @@ pub fn load(config: &IntelConfig) -> Result<(ThreatIntel, LoadReport), IntelErro
             ListFormat::PlainText(kind) => {
                 load_plain_text(&mut builder, id, kind, &bytes, &origin, &mut report)?
             }
-            ListFormat::Stix => load_stix(&mut builder, id, &bytes, &origin, &mut report)?,
+            ListFormat::Stix => load_stix(&mut builder, id, &bytes, &origin, &now, &mut report)?,
         }
     }
     for source in &config.trusted_ips {
@@ -398,12 +411,13 @@ fn load_stix(
     id: ListId,
     bytes: &[u8],
     origin: &Origin,
+    now: &Timestamp,
     report: &mut LoadReport,
 ) -> Result<(), IntelError> {
     let text = std::str::from_utf8(bytes).map_err(|_| IntelError::StixNotUtf8 {
         origin: origin.clone(),
     })?;
-    let contents = stix::parse_bundle(text).map_err(|source| IntelError::Stix {
+    let contents = stix::parse_bundle(text, now).map_err(|source| IntelError::Stix {
         origin: origin.clone(),
         source,
     })?;
@@ -420,6 +434,7 @@ fn load_stix(
         report.record(origin, line, error.into(), &mut kept);
     }
     report.revoked += contents.revoked;
+    report.expired += contents.expired;
     Ok(())
 }
 

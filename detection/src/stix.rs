@@ -5,6 +5,8 @@
 //! Anything richer (`AND`, `FOLLOWEDBY`, `MATCHES`, other object types) cannot be reduced to a
 //! set of indicators, so such objects are reported as unsupported and skipped.
 
+use std::time::{SystemTime, UNIX_EPOCH};
+
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -44,6 +46,14 @@ pub enum StixObjectError {
         pattern: String,
         /// What part is not supported.
         reason: String,
+    },
+    /// `valid_until` is not a STIX timestamp (`YYYY-MM-DDTHH:MM:SS[.fraction]Z`).
+    #[error("indicator {id}: valid_until {value:?} is not a STIX timestamp")]
+    BadTimestamp {
+        /// The indicator's `id`.
+        id: String,
+        /// The text as found.
+        value: String,
     },
     /// A value in the pattern is not a valid indicator.
     #[error("indicator {id}: {source}")]
@@ -87,6 +97,63 @@ struct StixObject {
     pattern_type: Option<String>,
     #[serde(default)]
     revoked: bool,
+    #[serde(default)]
+    valid_until: Option<String>,
+}
+
+/// A UTC instant at one-second resolution, as the first 19 characters of an RFC 3339 / STIX
+/// timestamp (`2026-11-27T20:47:28`). Such strings order like the instants they name.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Timestamp(String);
+
+impl Timestamp {
+    /// Parses a STIX timestamp: `YYYY-MM-DDTHH:MM:SS`, an optional fraction, then `Z`.
+    pub fn parse(text: &str) -> Option<Self> {
+        let bytes = text.as_bytes();
+        let shape = b"dddd-dd-ddTdd:dd:dd";
+        if bytes.len() < shape.len() + 1 || bytes.last() != Some(&b'Z') {
+            return None;
+        }
+        let head_ok = shape.iter().zip(bytes).all(|(&want, &got)| match want {
+            b'd' => got.is_ascii_digit(),
+            other => got == other,
+        });
+        let tail = &bytes[shape.len()..bytes.len() - 1];
+        let tail_ok = match tail {
+            [] => true,
+            [b'.', digits @ ..] => !digits.is_empty() && digits.iter().all(u8::is_ascii_digit),
+            _ => false,
+        };
+        (head_ok && tail_ok).then(|| Self(text[..shape.len()].to_owned()))
+    }
+
+    /// The timestamp of a system time (times before 1970 clamp to the epoch).
+    pub fn from_system_time(time: SystemTime) -> Self {
+        let secs = time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let days = i64::try_from(secs / 86_400).unwrap_or(i64::MAX / 2);
+        let rem = secs % 86_400;
+        let (year, month, day) = civil_from_days(days);
+        Self(format!(
+            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
+            rem / 3600,
+            rem % 3600 / 60,
+            rem % 60
+        ))
+    }
+}
+
+/// Proleptic Gregorian date of a day count since 1970-01-01 (Howard Hinnant's algorithm).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month as u32, day as u32)
 }
 
 /// What one bundle yielded.
@@ -98,11 +165,14 @@ pub struct StixContents {
     pub errors: Vec<(usize, StixObjectError)>,
     /// Indicator objects marked `revoked: true`, skipped on purpose.
     pub revoked: usize,
+    /// Indicator objects whose `valid_until` has passed, skipped on purpose.
+    pub expired: usize,
 }
 
-/// Parses a STIX 2.1 bundle. A bad object is reported with its line and skipped; only a file
+/// Parses a STIX 2.1 bundle as of `now` (indicators whose `valid_until` is not after `now`
+/// are skipped and counted). A bad object is reported with its line and skipped; only a file
 /// that is not a bundle at all is an error.
-pub fn parse_bundle(text: &str) -> Result<StixContents, StixBundleError> {
+pub fn parse_bundle(text: &str, now: &Timestamp) -> Result<StixContents, StixBundleError> {
     let bundle: Bundle<'_> = serde_json::from_str(text)?;
     if bundle.kind != "bundle" {
         return Err(StixBundleError::NotABundle(bundle.kind));
@@ -123,11 +193,12 @@ pub fn parse_bundle(text: &str) -> Result<StixContents, StixBundleError> {
                 .count();
             scanned = offset;
         }
-        match parse_object(raw.get()) {
+        match parse_object(raw.get(), now) {
             Ok(ObjectOutcome::Indicators(found)) => {
                 out.indicators.extend(found.into_iter().map(|i| (line, i)))
             }
             Ok(ObjectOutcome::Revoked) => out.revoked += 1,
+            Ok(ObjectOutcome::Expired) => out.expired += 1,
             Ok(ObjectOutcome::NotAnIndicator) => {}
             Err(e) => out.errors.push((line, e)),
         }
@@ -138,10 +209,11 @@ pub fn parse_bundle(text: &str) -> Result<StixContents, StixBundleError> {
 enum ObjectOutcome {
     Indicators(Vec<Indicator<'static>>),
     Revoked,
+    Expired,
     NotAnIndicator,
 }
 
-fn parse_object(raw: &str) -> Result<ObjectOutcome, StixObjectError> {
+fn parse_object(raw: &str, now: &Timestamp) -> Result<ObjectOutcome, StixObjectError> {
     let object: StixObject = serde_json::from_str(raw).map_err(|e| StixObjectError::Invalid {
         id: id_of(raw),
         message: e.to_string(),
@@ -152,6 +224,13 @@ fn parse_object(raw: &str) -> Result<ObjectOutcome, StixObjectError> {
     let id = object.id.unwrap_or_else(|| "?".to_owned());
     if object.revoked {
         return Ok(ObjectOutcome::Revoked);
+    }
+    if let Some(value) = object.valid_until {
+        match Timestamp::parse(&value) {
+            Some(until) if until <= *now => return Ok(ObjectOutcome::Expired),
+            Some(_) => {}
+            None => return Err(StixObjectError::BadTimestamp { id, value }),
+        }
     }
     if let Some(pattern_type) = object.pattern_type.filter(|t| t != "stix") {
         return Err(StixObjectError::UnsupportedPatternType { id, pattern_type });
@@ -352,6 +431,61 @@ fn comparison(
 mod tests {
     use super::*;
 
+    fn now() -> Timestamp {
+        Timestamp::parse("2026-11-27T12:00:00Z").unwrap()
+    }
+
+    #[test]
+    fn timestamps_parse_order_and_come_from_the_clock() {
+        let t = Timestamp::parse("2026-11-27T12:00:00.125Z").unwrap();
+        assert_eq!(t, now());
+        assert!(Timestamp::parse("2026-11-27T12:00:01Z").unwrap() > now());
+        assert!(Timestamp::parse("2025-12-31T23:59:59Z").unwrap() < now());
+        for bad in [
+            "2026-11-27",
+            "2026-11-27T12:00:00",
+            "2026-11-27 12:00:00Z",
+            "2026-11-27T12:00:00.Z",
+            "x",
+        ] {
+            assert_eq!(Timestamp::parse(bad), None, "{bad}");
+        }
+        assert_eq!(
+            Timestamp::from_system_time(UNIX_EPOCH),
+            Timestamp::parse("1970-01-01T00:00:00Z").unwrap()
+        );
+        let leap = UNIX_EPOCH + std::time::Duration::from_secs(951_786_123);
+        assert_eq!(
+            Timestamp::from_system_time(leap),
+            Timestamp::parse("2000-02-29T01:02:03Z").unwrap()
+        );
+        let later = UNIX_EPOCH + std::time::Duration::from_secs(1_795_812_448);
+        assert_eq!(
+            Timestamp::from_system_time(later),
+            Timestamp::parse("2026-11-27T20:47:28Z").unwrap()
+        );
+    }
+
+    #[test]
+    fn expired_indicators_are_skipped_and_bad_expiry_reported() {
+        let text = r#"{"type": "bundle", "objects": [
+    {"type": "indicator", "id": "indicator--old", "pattern": "[ipv4-addr:value = '192.0.2.1']", "valid_until": "2026-01-01T00:00:00Z"},
+    {"type": "indicator", "id": "indicator--new", "pattern": "[ipv4-addr:value = '192.0.2.2']", "valid_until": "2027-01-01T00:00:00.000Z"},
+    {"type": "indicator", "id": "indicator--bad", "pattern": "[ipv4-addr:value = '192.0.2.3']", "valid_until": "soon"}
+]}"#;
+        let out = parse_bundle(text, &now()).unwrap();
+        assert_eq!(out.expired, 1);
+        assert_eq!(out.indicators.len(), 1);
+        assert_eq!(
+            out.indicators[0].1,
+            Indicator::Ip("192.0.2.2".parse().unwrap())
+        );
+        assert!(matches!(
+            &out.errors[..],
+            [(4, StixObjectError::BadTimestamp { .. })]
+        ));
+    }
+
     const HASH: &str = "6b15cf51e4dff3e25b805173eef88940dbeb52b2662bd265450e6e54d5bb84d6";
 
     #[test]
@@ -413,7 +547,7 @@ mod tests {
     {"type": "indicator", "id": "indicator--7", "pattern": "[domain-name:value = 'ok.example']"}
   ]
 }"#;
-        let out = parse_bundle(text).unwrap();
+        let out = parse_bundle(text, &now()).unwrap();
         assert_eq!(out.indicators.len(), 2);
         assert_eq!(out.indicators[0].0, 6);
         assert_eq!(out.indicators[1].0, 13);
@@ -426,9 +560,12 @@ mod tests {
     #[test]
     fn non_bundles_are_errors() {
         assert!(matches!(
-            parse_bundle(r#"{"type": "indicator", "objects": []}"#),
+            parse_bundle(r#"{"type": "indicator", "objects": []}"#, &now()),
             Err(StixBundleError::NotABundle(_))
         ));
-        assert!(matches!(parse_bundle("{"), Err(StixBundleError::Json(_))));
+        assert!(matches!(
+            parse_bundle("{", &now()),
+            Err(StixBundleError::Json(_))
+        ));
     }
 }

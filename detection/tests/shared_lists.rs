@@ -102,6 +102,30 @@ fn default_deployment_with_c2_domains_flags_listed_names_and_their_subdomains() 
     }
     // The FP guard removed benign top-10k names from the C2 list.
     assert!(intel.lookup_domain("google.com").is_empty());
+
+    // Parent-domain matching agrees with a naive suffix scan over a std HashSet, for listed
+    // names, their subdomains and 100k benign names.
+    let naive: std::collections::HashSet<&str> = listed.iter().map(|e| e.value).collect();
+    let naive_match = |name: &str| {
+        let name = name.to_ascii_lowercase();
+        let name = name.trim_end_matches('.');
+        std::iter::once(name)
+            .chain(name.match_indices('.').map(|(i, _)| &name[i + 1..]))
+            .any(|suffix| naive.contains(suffix))
+    };
+    let benign = read("benign-top-domains.txt");
+    let mut queries: Vec<String> = entries(&benign)
+        .iter()
+        .map(|e| format!("www.{}", e.value))
+        .collect();
+    queries.extend(listed.iter().step_by(101).map(|e| format!("a.{}", e.value)));
+    let mut agreed_hits = 0;
+    for q in &queries {
+        let ours = intel.lookup_domain(q).contains("c2-domains");
+        assert_eq!(ours, naive_match(q), "{q}");
+        agreed_hits += usize::from(ours);
+    }
+    assert!(agreed_hits > 9_000, "{agreed_hits}");
 }
 
 #[test]
