@@ -166,3 +166,26 @@ fn dga_model_on_held_apart_data() {
     let caught = chinad.iter().filter(|d| model.is_dga(d)).count();
     assert!(caught >= 230, "{caught} of 256 chinad names flagged");
 }
+
+#[test]
+fn configuration_example_in_the_docs_parses() {
+    let doc = include_str!("../../docs/DETECTION.md");
+    let start = doc
+        .find("```yaml\n")
+        .expect("a yaml block in docs/DETECTION.md")
+        + "```yaml\n".len();
+    let end = start + doc[start..].find("```").expect("closing fence");
+    let config: IntelConfig = serde_yaml::from_str(&doc[start..end]).unwrap();
+    assert!(config.builtin);
+    assert_eq!(config.lists.len(), 2);
+    assert_eq!(
+        config.lists[0].format,
+        ListFormat::PlainText(IndicatorKind::Domain)
+    );
+    assert_eq!(config.lists[1].format, ListFormat::Stix);
+    assert_eq!(
+        config.lists[0].feeds,
+        vec![FindingType::BackdoorCcActivityBDns]
+    );
+    assert_eq!(config.trusted_ips[0].name, "office");
+}
