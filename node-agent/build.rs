@@ -13,7 +13,8 @@ const DEFAULT_TOOLCHAIN: &str = "nightly-2026-05-20";
 
 fn main() -> anyhow::Result<()> {
     println!("cargo:rerun-if-env-changed=VIGIL_BPF_TOOLCHAIN");
-    let toolchain = env::var("VIGIL_BPF_TOOLCHAIN").unwrap_or_else(|_| DEFAULT_TOOLCHAIN.to_owned());
+    let toolchain =
+        env::var("VIGIL_BPF_TOOLCHAIN").unwrap_or_else(|_| DEFAULT_TOOLCHAIN.to_owned());
 
     // bpf-linker lives where scripts/bootstrap.sh put it; find it even when the caller's PATH
     // does not name that directory.
@@ -21,7 +22,10 @@ fn main() -> anyhow::Result<()> {
     let tools = env::var_os("VIGIL_TOOLS")
         .map(PathBuf::from)
         .or_else(|| env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share/vigil-tools")));
-    if let Some(bin) = tools.map(|t| t.join("bin")).filter(|b| b.join("bpf-linker").exists()) {
+    if let Some(bin) = tools
+        .map(|t| t.join("bin"))
+        .filter(|b| b.join("bpf-linker").exists())
+    {
         let path = env::var_os("PATH").unwrap_or_default();
         let mut dirs = vec![bin];
         dirs.extend(env::split_paths(&path));

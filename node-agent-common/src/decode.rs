@@ -89,9 +89,17 @@ pub enum DecodeError {
 impl core::fmt::Display for DecodeError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
-            DecodeError::Short { len } => write!(f, "record of {len} bytes is shorter than a header or misaligned"),
+            DecodeError::Short { len } => write!(
+                f,
+                "record of {len} bytes is shorter than a header or misaligned"
+            ),
             DecodeError::UnknownKind { kind } => write!(f, "unknown record kind {kind:#06x}"),
-            DecodeError::SizeMismatch { kind, header_size, len, expected } => write!(
+            DecodeError::SizeMismatch {
+                kind,
+                header_size,
+                len,
+                expected,
+            } => write!(
                 f,
                 "record kind {kind:#06x}: header says {header_size} bytes, {len} available, struct is {expected}"
             ),
@@ -145,7 +153,11 @@ mod tests {
         let mut words = std::vec![0u64; bytes.len().div_ceil(8)];
         // SAFETY: words has at least bytes.len() bytes.
         unsafe {
-            core::ptr::copy_nonoverlapping(bytes.as_ptr(), words.as_mut_ptr().cast::<u8>(), bytes.len())
+            core::ptr::copy_nonoverlapping(
+                bytes.as_ptr(),
+                words.as_mut_ptr().cast::<u8>(),
+                bytes.len(),
+            )
         };
         words
     }
@@ -178,7 +190,12 @@ mod tests {
     #[test]
     fn exec_round_trip() {
         let mut ev = ExecEvent {
-            header: EventHeader { kind: kind::EXEC, _pad: 0, size: size_of::<ExecEvent>() as u32, ktime_ns: 5 },
+            header: EventHeader {
+                kind: kind::EXEC,
+                _pad: 0,
+                size: size_of::<ExecEvent>() as u32,
+                ktime_ns: 5,
+            },
             task: task(),
             exe_ino: 77,
             exe_dev: 8,
@@ -207,7 +224,12 @@ mod tests {
     #[test]
     fn net_round_trip_and_kind_dispatch() {
         let ev = NetEvent {
-            header: EventHeader { kind: kind::ACCEPT, _pad: 0, size: size_of::<NetEvent>() as u32, ktime_ns: 1 },
+            header: EventHeader {
+                kind: kind::ACCEPT,
+                _pad: 0,
+                size: size_of::<NetEvent>() as u32,
+                ktime_ns: 1,
+            },
             task: task(),
             ret: 5,
             fd: 3,
@@ -231,16 +253,36 @@ mod tests {
     #[test]
     fn rejects_bad_records() {
         let ev = ExitEvent {
-            header: EventHeader { kind: kind::EXIT, _pad: 0, size: 12, ktime_ns: 1 },
+            header: EventHeader {
+                kind: kind::EXIT,
+                _pad: 0,
+                size: 12,
+                ktime_ns: 1,
+            },
             task: task(),
             exit_code: 0,
             _pad: 0,
         };
         let words = aligned(bytes_of(&ev));
         let bytes = as_bytes(&words, size_of::<ExitEvent>());
-        assert!(matches!(decode(bytes), Err(DecodeError::SizeMismatch { kind: kind::EXIT, .. })));
-        assert!(matches!(decode(&bytes[..8]), Err(DecodeError::Short { len: 8 })));
-        let unknown = ExitEvent { header: EventHeader { kind: 0x7fff, ..ev.header }, ..ev };
+        assert!(matches!(
+            decode(bytes),
+            Err(DecodeError::SizeMismatch {
+                kind: kind::EXIT,
+                ..
+            })
+        ));
+        assert!(matches!(
+            decode(&bytes[..8]),
+            Err(DecodeError::Short { len: 8 })
+        ));
+        let unknown = ExitEvent {
+            header: EventHeader {
+                kind: 0x7fff,
+                ..ev.header
+            },
+            ..ev
+        };
         let words = aligned(bytes_of(&unknown));
         assert!(matches!(
             decode(as_bytes(&words, size_of::<ExitEvent>())),

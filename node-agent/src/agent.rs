@@ -12,7 +12,9 @@ use crate::{
     event::{Clock, Event},
     pipeline::{Limits, Pipeline, PipelineStats},
     proctable,
-    sensor::{HookCounters, HookStatus, HostSetup, Sensor, SensorError, SensorOptions, reader::Reader},
+    sensor::{
+        HookCounters, HookStatus, HostSetup, Sensor, SensorError, SensorOptions, reader::Reader,
+    },
 };
 
 /// How events are printed.
@@ -137,7 +139,8 @@ pub async fn run<W: Write>(options: &RunOptions, out: &mut W) -> Result<Health, 
     let ring = sensor
         .take_events()
         .ok_or_else(|| AgentError::Ring("the EVENTS map is missing from the eBPF object".into()))?;
-    let mut reader = Reader::new(ring, options.poll).map_err(|e| AgentError::Ring(e.to_string()))?;
+    let mut reader =
+        Reader::new(ring, options.poll).map_err(|e| AgentError::Ring(e.to_string()))?;
 
     let deadline = options.duration.map(|d| tokio::time::Instant::now() + d);
     let mut write_error: Option<std::io::Error> = None;
@@ -192,7 +195,10 @@ pub fn health(sensor: &Sensor, pipeline: &Pipeline, seeded: usize, elapsed: Dura
     let counters: Vec<HookCounterLine> = sensor
         .counters()
         .into_iter()
-        .map(|(hook, counters)| HookCounterLine { hook: hook.name(), counters })
+        .map(|(hook, counters)| HookCounterLine {
+            hook: hook.name(),
+            counters,
+        })
         .collect();
     let seconds = elapsed.as_secs_f64();
     Health {
@@ -203,12 +209,20 @@ pub fn health(sensor: &Sensor, pipeline: &Pipeline, seeded: usize, elapsed: Dura
         counters,
         pipeline: pipeline.stats().clone(),
         seeded_processes: seeded,
-        events_per_second: if seconds > 0.0 { pipeline.stats().records as f64 / seconds } else { 0.0 },
+        events_per_second: if seconds > 0.0 {
+            pipeline.stats().records as f64 / seconds
+        } else {
+            0.0
+        },
     }
 }
 
 /// Writes one event in the chosen format, with a newline.
-pub fn write_event<W: Write>(out: &mut W, event: &Event, format: OutputFormat) -> std::io::Result<()> {
+pub fn write_event<W: Write>(
+    out: &mut W,
+    event: &Event,
+    format: OutputFormat,
+) -> std::io::Result<()> {
     match format {
         OutputFormat::Json => {
             serde_json::to_writer(&mut *out, event).map_err(std::io::Error::other)?;
@@ -221,14 +235,20 @@ pub fn write_event<W: Write>(out: &mut W, event: &Event, format: OutputFormat) -
 /// One readable line for an event.
 pub fn text_line(event: &Event) -> String {
     let p = event.process();
-    let who = format!("pid={} ppid={} uid={} comm={}", p.pid, p.ppid, p.uid, p.comm);
+    let who = format!(
+        "pid={} ppid={} uid={} comm={}",
+        p.pid, p.ppid, p.uid, p.comm
+    );
     match event {
         Event::Exec(e) => format!(
             "{} exec   {who} exe={} argv={:?} cwd={}{}",
             e.time,
             e.exe.display(),
             e.argv,
-            e.cwd.as_ref().map(|c| c.display().to_string()).unwrap_or_else(|| "?".into()),
+            e.cwd
+                .as_ref()
+                .map(|c| c.display().to_string())
+                .unwrap_or_else(|| "?".into()),
             e.sha256.map(|d| format!(" sha256={d}")).unwrap_or_default()
         ),
         Event::Fork(e) => format!("{} fork   {who} child={}", e.time, e.child_pid),
@@ -244,7 +264,11 @@ pub fn text_line(event: &Event) -> String {
         Event::Connect(e) | Event::Accept(e) => format!(
             "{} {} {who} {} {} -> {} {}",
             e.time,
-            if matches!(event, Event::Connect(_)) { "connect" } else { "accept " },
+            if matches!(event, Event::Connect(_)) {
+                "connect"
+            } else {
+                "accept "
+            },
             e.family,
             e.protocol,
             e.remote

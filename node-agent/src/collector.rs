@@ -106,13 +106,19 @@ impl Collector {
     /// The kernel counters as of the last drain.
     pub fn counters(&self) -> Vec<(Hook, HookCounters)> {
         let (lock, _) = &*self.shared;
-        lock.lock().unwrap_or_else(PoisonError::into_inner).counters.clone()
+        lock.lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .counters
+            .clone()
     }
 
     /// The pipeline counters as of the last drain.
     pub fn stats(&self) -> PipelineStats {
         let (lock, _) = &*self.shared;
-        lock.lock().unwrap_or_else(PoisonError::into_inner).stats.clone()
+        lock.lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .stats
+            .clone()
     }
 }
 
@@ -131,7 +137,10 @@ fn collect(
     stop: Arc<AtomicBool>,
     ready: mpsc::Sender<Result<Vec<HookStatus>, String>>,
 ) {
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             let _ = ready.send(Err(format!("tokio runtime: {e}")));

@@ -11,9 +11,7 @@ use std::{
 };
 
 use node_agent_common::{
-    DnsEvent, NetEvent, TaskIdentity,
-    decode::c_str,
-    direction, dns_flags, exec_flags, family,
+    DnsEvent, NetEvent, TaskIdentity, decode::c_str, direction, dns_flags, exec_flags, family,
 };
 use serde::Serialize;
 
@@ -30,7 +28,10 @@ impl Clock {
     /// Reads both clocks now.
     pub fn now() -> Self {
         let read = |id| {
-            let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+            let mut ts = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
             // SAFETY: a valid timespec pointer; both clock ids exist on Linux.
             unsafe { libc::clock_gettime(id, &mut ts) };
             ts.tv_sec as i128 * 1_000_000_000 + ts.tv_nsec as i128
@@ -411,7 +412,9 @@ fn protocol_name(p: u16, family: u16, sock_type: u16) -> &'static str {
 
 fn ip_of(family: u16, addr: &[u8; 16]) -> Option<IpAddr> {
     match family {
-        family::INET => Some(IpAddr::V4(Ipv4Addr::new(addr[0], addr[1], addr[2], addr[3]))),
+        family::INET => Some(IpAddr::V4(Ipv4Addr::new(
+            addr[0], addr[1], addr[2], addr[3],
+        ))),
         family::INET6 => Some(IpAddr::V6(Ipv6Addr::from(*addr))),
         _ => None,
     }
@@ -486,7 +489,11 @@ pub fn dns_info(ev: &DnsEvent, clock: &Clock) -> DnsInfo {
     let mut info = DnsInfo {
         time: clock.rfc3339(ev.header.ktime_ns),
         process: ProcessRef::from(&ev.task),
-        direction: if ev.direction == direction::INGRESS { "answer" } else { "query" },
+        direction: if ev.direction == direction::INGRESS {
+            "answer"
+        } else {
+            "query"
+        },
         protocol: if tcp { "tcp" } else { "udp" },
         resolver,
         id: None,
@@ -506,7 +513,10 @@ pub fn dns_info(ev: &DnsEvent, clock: &Clock) -> DnsInfo {
             info.questions = message
                 .questions
                 .into_iter()
-                .map(|q| DnsQuestion { name: q.name, qtype: dns::qtype_name(q.qtype).into_owned() })
+                .map(|q| DnsQuestion {
+                    name: q.name,
+                    qtype: dns::qtype_name(q.qtype).into_owned(),
+                })
                 .collect();
             info.answers = message
                 .answers
@@ -535,9 +545,15 @@ mod tests {
 
     #[test]
     fn argv_splits_on_nul_and_keeps_empty_arguments() {
-        assert_eq!(split_argv(b"sh\0-c\0echo hi\0"), vec!["sh", "-c", "echo hi"]);
+        assert_eq!(
+            split_argv(b"sh\0-c\0echo hi\0"),
+            vec!["sh", "-c", "echo hi"]
+        );
         assert_eq!(split_argv(b"a\0\0b\0"), vec!["a", "", "b"]);
-        assert_eq!(split_argv(b"trunc\0ated-no-nul"), vec!["trunc", "ated-no-nul"]);
+        assert_eq!(
+            split_argv(b"trunc\0ated-no-nul"),
+            vec!["trunc", "ated-no-nul"]
+        );
         assert!(split_argv(b"").is_empty());
     }
 
@@ -551,8 +567,14 @@ mod tests {
 
     #[test]
     fn relative_exe_joins_cwd() {
-        assert_eq!(resolve_exe("./x", Some(Path::new("/tmp"))), PathBuf::from("/tmp/./x"));
-        assert_eq!(resolve_exe("/bin/true", Some(Path::new("/tmp"))), PathBuf::from("/bin/true"));
+        assert_eq!(
+            resolve_exe("./x", Some(Path::new("/tmp"))),
+            PathBuf::from("/tmp/./x")
+        );
+        assert_eq!(
+            resolve_exe("/bin/true", Some(Path::new("/tmp"))),
+            PathBuf::from("/bin/true")
+        );
         assert_eq!(resolve_exe("x", None), PathBuf::from("x"));
     }
 

@@ -10,7 +10,11 @@ use node_agent::{
 };
 
 #[derive(Parser, Debug)]
-#[command(name = "node-agent", version, about = "Vigil runtime threat detection agent")]
+#[command(
+    name = "node-agent",
+    version,
+    about = "Vigil runtime threat detection agent"
+)]
 struct Cli {
     /// Log format on stderr (the filter comes from RUST_LOG, default `info`).
     #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
@@ -150,7 +154,10 @@ fn run(args: &RunArgs) -> ExitCode {
         limits: Limits::default(),
         proc_root: args.proc_root.clone(),
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => return fail(format!("cannot start the async runtime: {e}")),
     };

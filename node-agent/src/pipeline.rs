@@ -1,13 +1,20 @@
 //! From ring-buffer bytes to events: decode in place, keep the process table and the hash
 //! cache up to date, and enrich each event with lineage, ids and hashes.
 
-use std::path::Path;
+use std::{
+    fs,
+    os::unix::fs::MetadataExt,
+    path::{Path, PathBuf},
+};
 
 use node_agent_common::decode::{DecodeError, Record, decode};
 use serde::Serialize;
 
 use crate::{
-    event::{Ancestor, Clock, Event, ForkInfo, ProcessRef, dns_info, exec_info, exit_info, net_info},
+    event::{
+        Ancestor, Clock, Event, ExecInfo, ForkInfo, ProcessRef, dns_info, exec_info, exit_info,
+        net_info,
+    },
     exe_hash::ExeHashCache,
     proctable::{self, ProcessInfo, ProcessTable},
 };
@@ -81,7 +88,9 @@ impl Pipeline {
 
     /// Seeds the process table from `/proc`, so processes older than the agent have parents.
     pub fn seed(&mut self, proc_root: &Path) -> Result<usize, proctable::ProcTableError> {
-        self.procs.seed_from_proc(proc_root).map(|report| report.seeded)
+        self.procs
+            .seed_from_proc(proc_root)
+            .map(|report| report.seeded)
     }
 
     /// Counters so far.
@@ -115,10 +124,7 @@ impl Pipeline {
                 self.stats.exec += 1;
                 let mut info = exec_info(ev, &self.clock);
                 let pid = info.process.pid;
-                match self.hashes.hash_process_exe(pid).or_else(|_| self.hashes.hash_file(&info.exe)) {
-                    Ok(digest) => info.sha256 = Some(digest),
-                    Err(error) => info.sha256_error = Some(error.to_string()),
-                }
+                self.resolve_executable(&mut info);
                 self.procs.on_exec(ProcessInfo {
                     tgid: pid,
                     ppid: info.process.ppid,
@@ -179,6 +185,35 @@ impl Pipeline {
         })
     }
 
+    /// Finds the image that runs (for a script, its interpreter) and hashes it, making sure the
+    /// file hashed is the inode the kernel exec'd: `/proc/<pid>/exe` while the process lives,
+    /// else the exec'd path if it still names that inode.
+    fn resolve_executable(&mut self, info: &mut ExecInfo) {
+        let kernel_ino = info.exe_inode;
+        let same_inode = |path: &Path| {
+            fs::metadata(path).is_ok_and(|m| kernel_ino == 0 || m.ino() == kernel_ino)
+        };
+        let proc_exe = PathBuf::from(format!("/proc/{}/exe", info.process.pid));
+        let target = if same_inode(&proc_exe) {
+            if let Ok(link) = fs::read_link(&proc_exe) {
+                info.exe = strip_deleted(link);
+            }
+            proc_exe
+        } else if same_inode(&info.exe) {
+            info.exe.clone()
+        } else {
+            info.sha256_error = Some(format!(
+                "the process is gone and {} is not the file it ran (an interpreted script, or replaced since)",
+                info.exe.display()
+            ));
+            return;
+        };
+        match self.hashes.hash_file(&target) {
+            Ok(digest) => info.sha256 = Some(digest),
+            Err(error) => info.sha256_error = Some(error.to_string()),
+        }
+    }
+
     fn note_decode_error(&mut self, error: DecodeError) {
         self.stats.decode_errors += 1;
         if self.stats.last_decode_error.is_none() {
@@ -204,5 +239,13 @@ impl Pipeline {
                 uuid: proctable::process_uuid(&self.boot_id, p.tgid, p.start_time_ns),
             })
             .collect()
+    }
+}
+
+/// `/proc/<pid>/exe` of a deleted file reads `path (deleted)`.
+fn strip_deleted(path: PathBuf) -> PathBuf {
+    match path.to_str().and_then(|s| s.strip_suffix(" (deleted)")) {
+        Some(stripped) => PathBuf::from(stripped),
+        None => path,
     }
 }

@@ -59,15 +59,24 @@ impl fmt::Display for HookStatus {
 /// One way to attach a program.
 enum Mechanism {
     /// `tp_btf/<name>`: BTF-typed raw tracepoint.
-    BtfTracePoint { program: &'static str, tracepoint: &'static str },
+    BtfTracePoint {
+        program: &'static str,
+        tracepoint: &'static str,
+    },
     /// `raw_tp/<name>`.
-    RawTracePoint { program: &'static str, tracepoint: &'static str },
+    RawTracePoint {
+        program: &'static str,
+        tracepoint: &'static str,
+    },
     /// Classic tracepoints, entry and exit pairs, all of which must attach.
     TracePoints(&'static [(&'static str, &'static str, &'static str)]),
     /// cgroup sock_addr programs on the cgroup v2 root.
     CgroupSockAddr(&'static [&'static str]),
     /// A cgroup skb program on the cgroup v2 root.
-    CgroupSkb { program: &'static str, attach: CgroupSkbAttachType },
+    CgroupSkb {
+        program: &'static str,
+        attach: CgroupSkbAttachType,
+    },
 }
 
 impl Mechanism {
@@ -88,16 +97,34 @@ fn plan(hook: Hook) -> Vec<Mechanism> {
     use Mechanism::*;
     match hook {
         Hook::Exec => vec![
-            BtfTracePoint { program: "exec_btf", tracepoint: "sched_process_exec" },
-            RawTracePoint { program: "exec_raw", tracepoint: "sched_process_exec" },
+            BtfTracePoint {
+                program: "exec_btf",
+                tracepoint: "sched_process_exec",
+            },
+            RawTracePoint {
+                program: "exec_raw",
+                tracepoint: "sched_process_exec",
+            },
         ],
         Hook::Fork => vec![
-            BtfTracePoint { program: "fork_btf", tracepoint: "sched_process_fork" },
-            RawTracePoint { program: "fork_raw", tracepoint: "sched_process_fork" },
+            BtfTracePoint {
+                program: "fork_btf",
+                tracepoint: "sched_process_fork",
+            },
+            RawTracePoint {
+                program: "fork_raw",
+                tracepoint: "sched_process_fork",
+            },
         ],
         Hook::Exit => vec![
-            BtfTracePoint { program: "exit_btf", tracepoint: "sched_process_exit" },
-            RawTracePoint { program: "exit_raw", tracepoint: "sched_process_exit" },
+            BtfTracePoint {
+                program: "exit_btf",
+                tracepoint: "sched_process_exit",
+            },
+            RawTracePoint {
+                program: "exit_raw",
+                tracepoint: "sched_process_exit",
+            },
         ],
         Hook::Connect => vec![TracePoints(&[
             ("connect_enter", "syscalls", "sys_enter_connect"),
@@ -115,8 +142,14 @@ fn plan(hook: Hook) -> Vec<Mechanism> {
             "sock_sendmsg4",
             "sock_sendmsg6",
         ])],
-        Hook::DnsEgress => vec![CgroupSkb { program: "dns_egress", attach: CgroupSkbAttachType::Egress }],
-        Hook::DnsIngress => vec![CgroupSkb { program: "dns_ingress", attach: CgroupSkbAttachType::Ingress }],
+        Hook::DnsEgress => vec![CgroupSkb {
+            program: "dns_egress",
+            attach: CgroupSkbAttachType::Egress,
+        }],
+        Hook::DnsIngress => vec![CgroupSkb {
+            program: "dns_ingress",
+            attach: CgroupSkbAttachType::Ingress,
+        }],
     }
 }
 
@@ -160,13 +193,19 @@ fn attach(
     cgroup2_root: Option<&Path>,
 ) -> Result<(), String> {
     match mechanism {
-        Mechanism::BtfTracePoint { program, tracepoint } => {
+        Mechanism::BtfTracePoint {
+            program,
+            tracepoint,
+        } => {
             let btf = btf.ok_or("no kernel BTF")?;
             let prog: &mut BtfTracePoint = program_mut(ebpf, program)?;
             prog.load(tracepoint, btf).map_err(describe)?;
             prog.attach().map_err(describe)?;
         }
-        Mechanism::RawTracePoint { program, tracepoint } => {
+        Mechanism::RawTracePoint {
+            program,
+            tracepoint,
+        } => {
             let prog: &mut RawTracePoint = program_mut(ebpf, program)?;
             prog.load().map_err(describe)?;
             prog.attach(tracepoint).map_err(describe)?;
@@ -183,14 +222,16 @@ fn attach(
             for program in programs.iter() {
                 let prog: &mut CgroupSockAddr = program_mut(ebpf, program)?;
                 prog.load().map_err(describe)?;
-                prog.attach(&cgroup, CgroupAttachMode::Single).map_err(describe)?;
+                prog.attach(&cgroup, CgroupAttachMode::Single)
+                    .map_err(describe)?;
             }
         }
         Mechanism::CgroupSkb { program, attach } => {
             let cgroup = open_cgroup(cgroup2_root)?;
             let prog: &mut CgroupSkb = program_mut(ebpf, program)?;
             prog.load().map_err(describe)?;
-            prog.attach(&cgroup, *attach, CgroupAttachMode::Single).map_err(describe)?;
+            prog.attach(&cgroup, *attach, CgroupAttachMode::Single)
+                .map_err(describe)?;
         }
     }
     Ok(())
@@ -214,16 +255,29 @@ fn open_cgroup(root: Option<&Path>) -> Result<File, String> {
 /// One line for an aya error; for a verifier rejection, the last lines of the verifier log.
 fn describe(error: ProgramError) -> String {
     match error {
-        ProgramError::LoadError { io_error, verifier_log } => {
+        ProgramError::LoadError {
+            io_error,
+            verifier_log,
+        } => {
             let log = verifier_log.to_string();
             if std::env::var_os("VIGIL_VERIFIER_LOG").is_some() {
                 eprintln!("{log}");
             }
-            let tail: Vec<&str> = log.lines().rev().take(6).collect::<Vec<_>>().into_iter().rev().collect();
+            let tail: Vec<&str> = log
+                .lines()
+                .rev()
+                .take(6)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
             if tail.is_empty() {
                 format!("the kernel refused the program: {io_error}")
             } else {
-                format!("the verifier rejected the program ({io_error}): {}", tail.join(" | "))
+                format!(
+                    "the verifier rejected the program ({io_error}): {}",
+                    tail.join(" | ")
+                )
             }
         }
         other => {

@@ -2,8 +2,7 @@
 
 use std::{
     ffi::CString,
-    fs,
-    io,
+    fs, io,
     path::{Path, PathBuf},
 };
 
@@ -97,15 +96,29 @@ pub fn ensure_tracefs() -> Result<bool, HostError> {
     if Path::new("/sys/kernel/debug/tracing/events").is_dir() {
         return Ok(false);
     }
-    let source = CString::new("nodev").map_err(|e| HostError::Tracefs { source: io::Error::other(e) })?;
-    let target = CString::new(TRACEFS).map_err(|e| HostError::Tracefs { source: io::Error::other(e) })?;
-    let fstype = CString::new("tracefs").map_err(|e| HostError::Tracefs { source: io::Error::other(e) })?;
+    let source = CString::new("nodev").map_err(|e| HostError::Tracefs {
+        source: io::Error::other(e),
+    })?;
+    let target = CString::new(TRACEFS).map_err(|e| HostError::Tracefs {
+        source: io::Error::other(e),
+    })?;
+    let fstype = CString::new("tracefs").map_err(|e| HostError::Tracefs {
+        source: io::Error::other(e),
+    })?;
     // SAFETY: NUL-terminated strings live across the call; no data argument.
     let rc = unsafe {
-        libc::mount(source.as_ptr(), target.as_ptr(), fstype.as_ptr(), 0, std::ptr::null())
+        libc::mount(
+            source.as_ptr(),
+            target.as_ptr(),
+            fstype.as_ptr(),
+            0,
+            std::ptr::null(),
+        )
     };
     if rc != 0 {
-        return Err(HostError::Tracefs { source: io::Error::last_os_error() });
+        return Err(HostError::Tracefs {
+            source: io::Error::last_os_error(),
+        });
     }
     tracing::info!(path = TRACEFS, "mounted tracefs");
     Ok(true)
@@ -150,18 +163,31 @@ mod tests {
 25 1 0:22 / /sys/fs/cgroup ro,nosuid - tmpfs tmpfs ro,mode=755
 26 25 0:23 / /sys/fs/cgroup/unified rw,nosuid shared:9 - cgroup2 cgroup2 rw
 27 25 0:24 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory";
-        assert_eq!(cgroup2_from_mountinfo(hybrid), Some(PathBuf::from("/sys/fs/cgroup/unified")));
+        assert_eq!(
+            cgroup2_from_mountinfo(hybrid),
+            Some(PathBuf::from("/sys/fs/cgroup/unified"))
+        );
         let pure = "30 1 0:26 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:4 - cgroup2 cgroup2 rw,nsdelegate";
-        assert_eq!(cgroup2_from_mountinfo(pure), Some(PathBuf::from("/sys/fs/cgroup")));
+        assert_eq!(
+            cgroup2_from_mountinfo(pure),
+            Some(PathBuf::from("/sys/fs/cgroup"))
+        );
         let none = "27 25 0:24 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory";
         assert_eq!(cgroup2_from_mountinfo(none), None);
         let spaced = r"40 1 0:30 / /mnt/my\040cg rw - cgroup2 none rw";
-        assert_eq!(cgroup2_from_mountinfo(spaced), Some(PathBuf::from("/mnt/my cg")));
+        assert_eq!(
+            cgroup2_from_mountinfo(spaced),
+            Some(PathBuf::from("/mnt/my cg"))
+        );
     }
 
     #[test]
     fn this_host_has_a_cgroup2_mount() {
         let root = cgroup2_root().expect("this machine mounts cgroup v2 (hybrid or pure)");
-        assert!(root.join("cgroup.procs").exists(), "{} has no cgroup.procs", root.display());
+        assert!(
+            root.join("cgroup.procs").exists(),
+            "{} has no cgroup.procs",
+            root.display()
+        );
     }
 }

@@ -156,12 +156,11 @@ impl Sensor {
             return Err(SensorError::NoObject);
         }
         host::check_privileges()?;
-        let resolved = btf_offsets::resolve(&options.btf_path).map_err(|source| {
-            SensorError::NoBtf {
+        let resolved =
+            btf_offsets::resolve(&options.btf_path).map_err(|source| SensorError::NoBtf {
                 path: options.btf_path.clone(),
                 source,
-            }
-        })?;
+            })?;
         let mut setup = HostSetup {
             kernel: host::kernel_release(),
             missing_offsets: resolved.missing.iter().map(|s| (*s).to_owned()).collect(),
@@ -196,7 +195,12 @@ impl Sensor {
                 _ => SensorError::Object { source },
             })?;
 
-        let hooks = hooks::attach_all(&mut ebpf, btf.as_ref(), setup.cgroup2_root.as_deref(), options);
+        let hooks = hooks::attach_all(
+            &mut ebpf,
+            btf.as_ref(),
+            setup.cgroup2_root.as_deref(),
+            options,
+        );
         if !hooks.iter().any(|h| h.state == HookState::Active) {
             let summary = hooks
                 .iter()

@@ -1,0 +1,288 @@
+//! `vigil-trigger`: performs one real behaviour for Vigil's tests and benchmarks, as a process
+//! of its own (the agent filters its own tasks, so behaviour must come from another process).
+//!
+//! Every network action stays on loopback or inside a network namespace the caller made.
+
+use std::{
+    io::{self, BufRead, Read, Write},
+    net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket},
+    os::unix::net::UnixStream,
+    process::{Command, ExitCode, Stdio},
+    time::{Duration, Instant},
+};
+
+const USAGE: &str = "usage: vigil-trigger <action> [args]
+  connect ADDR:PORT              blocking TCP connect; prints ok or the OS error
+  udp-connect ADDR:PORT          UDP connect (no packet)
+  accept ADDR:PORT               listen, print the bound address, accept one connection
+  unix-connect PATH              connect to a unix stream socket
+  dns-query SERVER:PORT NAME [--tcp]   send one A query, print the answer's rcode and addresses
+  dns-server ADDR:PORT IP        answer A queries with IP, NXDOMAIN for names starting nx-
+  exec-storm SECONDS WORKERS     fork+exec /bin/true in a loop; prints execs/s
+  connect-storm ADDR:PORT SECONDS  TCP connect+close in a loop to a listener; prints connects/s
+  exit CODE                      exit with CODE";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        ["connect", addr] => parse(addr).and_then(|a| {
+            // A blocking connect, so the syscall itself returns the outcome.
+            match TcpStream::connect(a) {
+                Ok(_) => println!("ok"),
+                Err(e) => println!("error {}", e.raw_os_error().unwrap_or(0)),
+            }
+            Ok(())
+        }),
+        ["udp-connect", addr] => parse(addr).and_then(|a| {
+            let socket = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))?;
+            socket.connect(a)?;
+            println!("ok");
+            Ok(())
+        }),
+        ["accept", addr] => parse(addr).and_then(|a| {
+            let listener = TcpListener::bind(a)?;
+            println!("{}", listener.local_addr()?);
+            io::stdout().flush()?;
+            let (_stream, peer) = listener.accept()?;
+            println!("peer {peer}");
+            Ok(())
+        }),
+        ["unix-connect", path] => UnixStream::connect(path).map(|_| println!("ok")),
+        ["dns-query", server, name] => parse(server).and_then(|s| dns_query(s, name, false)),
+        ["dns-query", server, name, "--tcp"] => {
+            parse(server).and_then(|s| dns_query(s, name, true))
+        }
+        ["dns-server", addr, ip] => parse(addr).and_then(|a| {
+            let ip: Ipv4Addr = ip.parse().map_err(|e| invalid(format!("{ip}: {e}")))?;
+            dns_server(a, ip)
+        }),
+        ["exec-storm", seconds, workers] => {
+            let seconds = number(seconds);
+            let workers = number(workers);
+            seconds.and_then(|s| workers.and_then(|w| exec_storm(s, w)))
+        }
+        ["connect-storm", addr, seconds] => {
+            parse(addr).and_then(|a| number(seconds).and_then(|s| connect_storm(a, s)))
+        }
+        ["exit", code] => return ExitCode::from(code.parse::<u8>().unwrap_or(1)),
+        _ => Err(invalid(USAGE.to_owned())),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("vigil-trigger: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn invalid(message: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, message)
+}
+
+fn parse(addr: &str) -> io::Result<SocketAddr> {
+    let parsed: SocketAddr = addr.parse().map_err(|e| invalid(format!("{addr}: {e}")))?;
+    let allowed = match parsed.ip() {
+        std::net::IpAddr::V4(ip) => ip.is_loopback(),
+        std::net::IpAddr::V6(ip) => ip.is_loopback(),
+    };
+    if !allowed {
+        return Err(invalid(format!(
+            "{addr}: only loopback addresses are allowed"
+        )));
+    }
+    Ok(parsed)
+}
+
+fn number(text: &str) -> io::Result<u64> {
+    text.parse().map_err(|e| invalid(format!("{text}: {e}")))
+}
+
+/// A standard query for `name`, type A, class IN.
+fn query_bytes(id: u16, name: &str) -> Vec<u8> {
+    let mut q = Vec::with_capacity(64);
+    q.extend_from_slice(&id.to_be_bytes());
+    q.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
+    for label in name.trim_end_matches('.').split('.') {
+        q.push(label.len() as u8);
+        q.extend_from_slice(label.as_bytes());
+    }
+    q.extend_from_slice(&[0, 0, 1, 0, 1]);
+    q
+}
+
+fn dns_query(server: SocketAddr, name: &str, tcp: bool) -> io::Result<()> {
+    let query = query_bytes(0x5157, name);
+    let answer = if tcp {
+        let mut stream = TcpStream::connect_timeout(&server, Duration::from_secs(2))?;
+        stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+        let mut framed = (query.len() as u16).to_be_bytes().to_vec();
+        framed.extend_from_slice(&query);
+        stream.write_all(&framed)?;
+        let mut len = [0u8; 2];
+        stream.read_exact(&mut len)?;
+        let mut answer = vec![0u8; u16::from_be_bytes(len) as usize];
+        stream.read_exact(&mut answer)?;
+        answer
+    } else {
+        let socket = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))?;
+        socket.set_read_timeout(Some(Duration::from_secs(2)))?;
+        socket.send_to(&query, server)?;
+        let mut buf = [0u8; 512];
+        let (n, _) = socket.recv_from(&mut buf)?;
+        buf[..n].to_vec()
+    };
+    let rcode = answer.get(3).map(|b| b & 0x0f).unwrap_or(255);
+    println!("rcode {rcode} bytes {}", answer.len());
+    Ok(())
+}
+
+/// Builds the answer to `query` (a single question): A `ip`, or NXDOMAIN for `nx-*` names.
+fn answer_bytes(query: &[u8], ip: Ipv4Addr) -> Option<Vec<u8>> {
+    if query.len() < 12 {
+        return None;
+    }
+    let mut end = 12;
+    let mut first_label = Vec::new();
+    while let Some(&len) = query.get(end) {
+        if len == 0 {
+            break;
+        }
+        if first_label.is_empty() {
+            first_label = query.get(end + 1..end + 1 + len as usize)?.to_vec();
+        }
+        end += 1 + len as usize;
+    }
+    let question_end = end + 5;
+    let question = query.get(12..question_end)?;
+    let nx = first_label.starts_with(b"nx-");
+    let mut out = Vec::with_capacity(question_end + 16);
+    out.extend_from_slice(&query[..2]);
+    out.extend_from_slice(&[
+        0x81,
+        if nx { 0x83 } else { 0x80 },
+        0,
+        1,
+        0,
+        if nx { 0 } else { 1 },
+        0,
+        0,
+        0,
+        0,
+    ]);
+    out.extend_from_slice(question);
+    if !nx {
+        out.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4]);
+        out.extend_from_slice(&ip.octets());
+    }
+    Some(out)
+}
+
+fn dns_server(addr: SocketAddr, ip: Ipv4Addr) -> io::Result<()> {
+    let udp = UdpSocket::bind(addr)?;
+    let tcp = TcpListener::bind(addr)?;
+    println!("ready");
+    io::stdout().flush()?;
+    std::thread::spawn(move || {
+        for stream in tcp.incoming().flatten() {
+            let _ = serve_tcp(stream, ip);
+        }
+    });
+    // Stop when the parent closes our stdin, so no server outlives its test.
+    std::thread::spawn(|| {
+        let mut line = String::new();
+        let _ = io::stdin().lock().read_line(&mut line);
+        std::process::exit(0);
+    });
+    let mut buf = [0u8; 512];
+    loop {
+        let (n, peer) = udp.recv_from(&mut buf)?;
+        if let Some(answer) = answer_bytes(&buf[..n], ip) {
+            udp.send_to(&answer, peer)?;
+        }
+    }
+}
+
+fn serve_tcp(mut stream: TcpStream, ip: Ipv4Addr) -> io::Result<()> {
+    let mut len = [0u8; 2];
+    stream.read_exact(&mut len)?;
+    let mut query = vec![0u8; u16::from_be_bytes(len) as usize];
+    stream.read_exact(&mut query)?;
+    if let Some(answer) = answer_bytes(&query, ip) {
+        let mut framed = (answer.len() as u16).to_be_bytes().to_vec();
+        framed.extend_from_slice(&answer);
+        stream.write_all(&framed)?;
+    }
+    Ok(())
+}
+
+fn exec_storm(seconds: u64, workers: u64) -> io::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let started = Instant::now();
+    let handles: Vec<_> = (0..workers.max(1))
+        .map(|_| {
+            std::thread::spawn(move || -> io::Result<u64> {
+                let mut n = 0;
+                while Instant::now() < deadline {
+                    Command::new("/bin/true")
+                        .stdin(Stdio::null())
+                        .stdout(Stdio::null())
+                        .status()?;
+                    n += 1;
+                }
+                Ok(n)
+            })
+        })
+        .collect();
+    let mut total = 0;
+    for handle in handles {
+        total += handle
+            .join()
+            .map_err(|_| invalid("worker panicked".into()))??;
+    }
+    println!("{:.1}", total as f64 / started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+fn connect_storm(addr: SocketAddr, seconds: u64) -> io::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let started = Instant::now();
+    let mut n: u64 = 0;
+    while Instant::now() < deadline {
+        let stream = TcpStream::connect(addr)?;
+        // Reset instead of TIME_WAIT, or a long storm runs out of ephemeral ports.
+        reset_on_close(&stream)?;
+        drop(stream);
+        n += 1;
+    }
+    println!("{:.1}", n as f64 / started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+fn reset_on_close(stream: &TcpStream) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: a valid socket fd and a properly sized linger struct.
+    let rc = unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&linger as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}

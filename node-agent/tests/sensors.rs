@@ -1,0 +1,535 @@
+//! The sensors against real behaviour on this machine: each test does the thing (exec, connect,
+//! a DNS query in a network namespace) in a child process and expects the event.
+//!
+//! These load eBPF programs and need root. Without root they say so and stop; under CI
+//! (`CI` set) a missing privilege fails the test instead, so CI never passes by skipping.
+
+use std::{
+    io::{BufRead, BufReader, Write},
+    net::{Ipv6Addr, SocketAddr, TcpListener},
+    os::unix::net::UnixListener,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::LazyLock,
+    time::Duration,
+};
+
+use node_agent::{
+    collector::Collector,
+    event::{Event, ExecInfo},
+    sensor::{HookState, SensorOptions},
+};
+use sha2::{Digest as _, Sha256};
+
+const WAIT: Duration = Duration::from_secs(10);
+const TRIGGER: &str = env!("CARGO_BIN_EXE_vigil-trigger");
+
+/// True when the test may go on; prints why not otherwise (and fails under CI).
+fn privileged(test: &str) -> bool {
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    let message =
+        format!("{test}: needs root to load eBPF programs; not run (run the tests as root)");
+    assert!(std::env::var_os("CI").is_none(), "{message}");
+    eprintln!("SKIPPED {message}");
+    false
+}
+
+/// One agent shared by the tests of this binary.
+static AGENT: LazyLock<Collector> = LazyLock::new(|| {
+    let agent = Collector::start(SensorOptions::default()).expect("the sensor starts as root");
+    for hook in agent.hooks() {
+        assert_eq!(
+            hook.state,
+            HookState::Active,
+            "hook {} is not active: {hook}",
+            hook.hook
+        );
+    }
+    agent
+});
+
+fn nonce() -> String {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("vigil{}x{}", std::process::id(), t % 1_000_000_007)
+}
+
+fn exec_of(pid: u32, marker: &str) -> impl Fn(&Event) -> bool + '_ {
+    move |e| matches!(e, Event::Exec(x) if x.process.pid == pid && x.argv.iter().any(|a| a == marker))
+}
+
+fn expect_exec(pred: impl Fn(&Event) -> bool) -> Box<ExecInfo> {
+    match AGENT.wait_for(WAIT, pred) {
+        Some(Event::Exec(info)) => info,
+        other => panic!("no exec event arrived within {WAIT:?} (got {other:?})"),
+    }
+}
+
+fn sha256_of(path: &Path) -> String {
+    let bytes = std::fs::read(path).expect("read the binary");
+    Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn run(cmd: &mut Command) -> Child {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn")
+}
+
+#[test]
+fn exec_of_true_with_argv_cwd_hash_and_parent() {
+    if !privileged("exec_of_true_with_argv_cwd_hash_and_parent") {
+        return;
+    }
+    LazyLock::force(&AGENT);
+    let marker = nonce();
+    let cwd = std::env::temp_dir();
+    let mut child = run(Command::new("/bin/true")
+        .args(["first arg", &marker])
+        .current_dir(&cwd));
+    let pid = child.id();
+    assert!(child.wait().expect("wait").success());
+
+    let exec = expect_exec(exec_of(pid, &marker));
+    assert_eq!(
+        exec.argv,
+        vec![
+            "/bin/true".to_owned(),
+            "first arg".to_owned(),
+            marker.clone()
+        ]
+    );
+    assert!(!exec.argv_truncated);
+    assert_eq!(exec.filename, "/bin/true");
+    assert_eq!(
+        exec.process.ppid,
+        std::process::id(),
+        "parent is this test process"
+    );
+    assert_eq!(exec.process.comm, "true");
+    assert_eq!(
+        exec.cwd.as_deref(),
+        Some(cwd.canonicalize().expect("canonical tmp").as_path())
+    );
+    let real = std::fs::canonicalize("/bin/true").expect("resolve /bin/true");
+    assert_eq!(
+        exec.sha256.map(|d| d.to_string()),
+        Some(sha256_of(&real)),
+        "hash of the executable ({:?})",
+        exec.sha256_error
+    );
+    assert_ne!(exec.process.mnt_ns, 0);
+    assert_ne!(exec.process.pid_ns, 0);
+    assert_ne!(exec.process.cgroup_id, 0);
+    assert!(exec.process.start_time_ns > 0);
+    // Lineage: this test process is the first ancestor, init the last.
+    assert_eq!(
+        exec.lineage.first().map(|a| a.pid),
+        Some(std::process::id())
+    );
+    assert_eq!(
+        exec.lineage.last().map(|a| a.pid),
+        Some(1),
+        "lineage reaches init: {:?}",
+        exec.lineage
+    );
+
+    let exit = AGENT.wait_for(
+        WAIT,
+        |e| matches!(e, Event::Exit(x) if x.process.pid == pid),
+    );
+    match exit {
+        Some(Event::Exit(x)) => assert_eq!(x.exit_status, Some(0)),
+        other => panic!("no exit event for {pid}: {other:?}"),
+    }
+}
+
+#[test]
+fn long_argv_is_truncated_and_flagged() {
+    if !privileged("long_argv_is_truncated_and_flagged") {
+        return;
+    }
+    LazyLock::force(&AGENT);
+    let marker = nonce();
+    let long = "a".repeat(3000);
+    let mut child = run(Command::new("/bin/true").args([marker.as_str(), long.as_str()]));
+    let pid = child.id();
+    child.wait().expect("wait");
+    let exec = expect_exec(exec_of(pid, &marker));
+    assert!(
+        exec.argv_truncated,
+        "3 KiB of arguments exceed the 2 KiB bound"
+    );
+    assert_eq!(exec.argv.len(), 3);
+    assert!(exec.argv[2].len() < long.len());
+}
+
+#[test]
+fn shell_child_has_lineage_fork_and_exit_code() {
+    if !privileged("shell_child_has_lineage_fork_and_exit_code") {
+        return;
+    }
+    LazyLock::force(&AGENT);
+    let marker = nonce();
+    let script = format!("/bin/true {marker}; exit 3");
+    let mut sh = run(Command::new("/bin/sh").args(["-c", &script]));
+    let sh_pid = sh.id();
+    assert_eq!(sh.wait().expect("wait").code(), Some(3));
+
+    let exec = expect_exec(
+        |e| matches!(e, Event::Exec(x) if x.process.ppid == sh_pid && x.argv.iter().any(|a| *a == marker)),
+    );
+    assert_eq!(exec.lineage.first().map(|a| a.pid), Some(sh_pid));
+    assert_eq!(exec.lineage.get(1).map(|a| a.pid), Some(std::process::id()));
+    let child_pid = exec.process.pid;
+    assert!(
+        AGENT
+            .wait_for(WAIT, |e| matches!(e, Event::Fork(f) if f.process.pid == sh_pid && f.child_pid == child_pid))
+            .is_some(),
+        "fork of {child_pid} by {sh_pid}"
+    );
+    match AGENT.wait_for(
+        WAIT,
+        |e| matches!(e, Event::Exit(x) if x.process.pid == sh_pid),
+    ) {
+        Some(Event::Exit(x)) => assert_eq!(x.exit_status, Some(3)),
+        other => panic!("no exit event for sh: {other:?}"),
+    }
+}
+
+#[test]
+fn process_started_before_the_agent_has_its_parent() {
+    if !privileged("process_started_before_the_agent_has_its_parent") {
+        return;
+    }
+    // A shell that waits for a line, then runs a child: the shell exists before this agent.
+    let marker = nonce();
+    let script = format!("read line; /bin/true {marker}");
+    let mut sh = Command::new("/bin/sh")
+        .args(["-c", &script])
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("spawn sh");
+    let sh_pid = sh.id();
+    std::thread::sleep(Duration::from_millis(100));
+    // A second, fresh agent instance: it seeds its process table from /proc now.
+    let late = Collector::start(SensorOptions::default()).expect("second sensor instance");
+    writeln!(sh.stdin.take().expect("stdin"), "go").expect("wake sh");
+    sh.wait().expect("wait sh");
+    let event = late.wait_for(WAIT, |e| {
+        matches!(e, Event::Exec(x) if x.process.ppid == sh_pid && x.argv.iter().any(|a| *a == marker))
+    });
+    let Some(Event::Exec(exec)) = event else {
+        panic!("no exec from the pre-existing shell")
+    };
+    let parent = exec.lineage.first().expect("the shell is in the lineage");
+    assert_eq!(parent.pid, sh_pid);
+    assert_eq!(parent.comm, "sh");
+    assert_eq!(exec.lineage.get(1).map(|a| a.pid), Some(std::process::id()));
+}
+
+fn connect_event(pid: u32) -> node_agent::event::NetInfo {
+    match AGENT.wait_for(
+        WAIT,
+        |e| matches!(e, Event::Connect(c) if c.process.pid == pid),
+    ) {
+        Some(Event::Connect(info)) => info,
+        other => panic!("no connect event from {pid}: {other:?}"),
+    }
+}
+
+fn trigger(args: &[&str]) -> (u32, String) {
+    let child = run(Command::new(TRIGGER).args(args));
+    let pid = child.id();
+    let out = child.wait_with_output().expect("trigger output");
+    (pid, String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[test]
+fn tcp_connect_to_a_listener_succeeds() {
+    if !privileged("tcp_connect_to_a_listener_succeeds") {
+        return;
+    }
+    LazyLock::force(&AGENT);
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (pid, out) = trigger(&["connect", &addr.to_string()]);
+    assert_eq!(out.trim(), "ok");
+    let info = connect_event(pid);
+    assert_eq!(info.remote, Some(addr));
+    assert_eq!(info.ret, 0);
+    assert_eq!(info.error, None);
+    assert_eq!(info.protocol, "tcp");
+    assert_eq!(info.family, "inet");
+}
+
+#[test]
+fn tcp_connect_to_a_closed_port_reports_the_error() {
+    if !privileged("tcp_connect_to_a_closed_port_reports_the_error") {
+        return;
+    }
+    LazyLock::force(&AGENT);
+    let addr = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port");
+    let (pid, out) = trigger(&["connect", &addr.to_string()]);
+    assert_eq!(out.trim(), format!("error {}", libc::ECONNREFUSED));
+    let info = connect_event(pid);
+    assert_eq!(info.remote, Some(addr));
+    assert_eq!(info.ret, -libc::ECONNREFUSED);
+    assert_eq!(info.error.as_deref(), Some("ECONNREFUSED"));
+}
+
+#[test]
+fn tcp_connect_over_ipv6_loopback() {
+    if !privileged("tcp_connect_over_ipv6_loopback") {
+        return;
+    }
+    LazyLock::force(&AGENT);
+    let listener = TcpListener::bind((Ipv6Addr::LOCALHOST, 0)).expect("bind [::1]");
+    let addr = listener.local_addr().expect("addr");
+    let (pid, out) = trigger(&["connect", &addr.to_string()]);
+    assert_eq!(out.trim(), "ok");
+    let info = connect_event(pid);
+    assert_eq!(info.family, "inet6");
+    assert_eq!(info.remote, Some(addr));
+    assert_eq!(info.ret, 0);
+}
+
+#[test]
+fn udp_connect_is_reported_as_udp() {
+    if !privileged("udp_connect_is_reported_as_udp") {
+        return;
+    }
+    LazyLock::force(&AGENT);
+    let (pid, out) = trigger(&["udp-connect", "127.0.0.1:9"]);
+    assert_eq!(out.trim(), "ok");
+    let info = connect_event(pid);
+    assert_eq!(info.protocol, "udp");
+    assert_eq!(info.remote, Some("127.0.0.1:9".parse().expect("addr")));
+}
+
+#[test]
+fn accept_reports_the_peer() {
+    if !privileged("accept_reports_the_peer") {
+        return;
+    }
+    LazyLock::force(&AGENT);
+    let mut child = Command::new(TRIGGER)
+        .args(["accept", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn accept");
+    let pid = child.id();
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let bound: SocketAddr = lines
+        .next()
+        .expect("bound line")
+        .expect("read")
+        .parse()
+        .expect("addr");
+    let stream = std::net::TcpStream::connect(bound).expect("connect to the child");
+    let local = stream.local_addr().expect("local addr");
+    child.wait().expect("wait");
+    match AGENT.wait_for(
+        WAIT,
+        |e| matches!(e, Event::Accept(a) if a.process.pid == pid),
+    ) {
+        Some(Event::Accept(info)) => {
+            assert_eq!(info.remote, Some(local));
+            assert!(info.ret >= 0, "accept returned a new fd");
+            assert_eq!(info.protocol, "tcp");
+        }
+        other => panic!("no accept event: {other:?}"),
+    }
+}
+
+#[test]
+fn unix_socket_connect_reports_the_path() {
+    if !privileged("unix_socket_connect_reports_the_path") {
+        return;
+    }
+    LazyLock::force(&AGENT);
+    let path: PathBuf = std::env::temp_dir().join(format!("{}.sock", nonce()));
+    let _listener = UnixListener::bind(&path).expect("bind unix socket");
+    let (pid, out) = trigger(&["unix-connect", path.to_str().expect("utf-8 path")]);
+    assert_eq!(out.trim(), "ok");
+    let info = connect_event(pid);
+    assert_eq!(info.family, "unix");
+    assert_eq!(info.unix_path.as_deref(), path.to_str());
+    assert_eq!(info.ret, 0);
+    let _ = std::fs::remove_file(&path);
+}
+
+/// A network namespace made for one test, removed on drop.
+struct NetNs(String);
+
+impl NetNs {
+    fn new(name: String) -> Self {
+        let ok = |args: &[&str]| {
+            let status = Command::new("ip")
+                .args(args)
+                .status()
+                .expect("run ip (iproute2)");
+            assert!(status.success(), "ip {args:?} failed");
+        };
+        ok(&["netns", "add", &name]);
+        ok(&["netns", "exec", &name, "ip", "link", "set", "lo", "up"]);
+        Self(name)
+    }
+}
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "delete", &self.0])
+            .status();
+    }
+}
+
+#[test]
+fn dns_query_and_answer_to_a_stub_resolver_in_a_network_namespace() {
+    if !privileged("dns_query_and_answer_to_a_stub_resolver_in_a_network_namespace") {
+        return;
+    }
+    LazyLock::force(&AGENT);
+    let ns = NetNs::new(format!("vigil-dns-{}", std::process::id()));
+    let mut server = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &ns.0,
+            TRIGGER,
+            "dns-server",
+            "127.0.0.53:53",
+            "10.53.0.7",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start the stub resolver");
+    let mut ready = String::new();
+    BufReader::new(server.stdout.take().expect("stdout"))
+        .read_line(&mut ready)
+        .expect("ready line");
+    assert_eq!(ready.trim(), "ready");
+
+    let name = format!("{}.test.vigil.example", nonce());
+    let query = |name: &str, tcp: bool| {
+        let mut args = vec![
+            "netns",
+            "exec",
+            &ns.0,
+            TRIGGER,
+            "dns-query",
+            "127.0.0.53:53",
+            name,
+        ];
+        if tcp {
+            args.push("--tcp");
+        }
+        trigger_ip(&args)
+    };
+    let dns_of = |pid: u32, direction: &'static str| match AGENT.wait_for(
+        WAIT,
+        |e| matches!(e, Event::Dns(d) if d.process.pid == pid && d.direction == direction),
+    ) {
+        Some(Event::Dns(info)) => info,
+        other => panic!("no DNS {direction} for {pid}: {other:?}"),
+    };
+
+    // UDP: the query and the A answer.
+    let (pid, out) = query(&name, false);
+    assert!(out.starts_with("rcode 0"), "resolver answered: {out}");
+    let q = dns_of(pid, "query");
+    assert_eq!(
+        q.questions
+            .first()
+            .map(|x| (x.name.as_str(), x.qtype.as_str())),
+        Some((name.as_str(), "A"))
+    );
+    assert_eq!(q.resolver, "127.0.0.53:53".parse().expect("addr"));
+    assert_eq!(q.protocol, "udp");
+    let a = dns_of(pid, "answer");
+    assert_eq!(a.rcode.as_deref(), Some("NOERROR"));
+    assert_eq!(
+        a.answers.first().map(|r| r.data.as_str()),
+        Some("10.53.0.7")
+    );
+
+    // NXDOMAIN.
+    let nx = format!("nx-{name}");
+    let (pid, out) = query(&nx, false);
+    assert!(out.starts_with("rcode 3"), "resolver answered: {out}");
+    let a = dns_of(pid, "answer");
+    assert_eq!(a.rcode.as_deref(), Some("NXDOMAIN"));
+    assert_eq!(
+        a.questions.first().map(|x| x.name.as_str()),
+        Some(nx.as_str())
+    );
+
+    // TCP.
+    let (pid, out) = query(&name, true);
+    assert!(
+        out.starts_with("rcode 0"),
+        "resolver answered over TCP: {out}"
+    );
+    let q = dns_of(pid, "query");
+    assert_eq!(q.protocol, "tcp");
+    assert_eq!(
+        q.questions.first().map(|x| x.name.as_str()),
+        Some(name.as_str())
+    );
+    let a = dns_of(pid, "answer");
+    assert_eq!(
+        a.answers.first().map(|r| r.data.as_str()),
+        Some("10.53.0.7")
+    );
+
+    drop(server.stdin.take());
+    let _ = server.wait();
+}
+
+/// `ip netns exec` replaces itself with the command, so the pid is the trigger's.
+fn trigger_ip(args: &[&str]) -> (u32, String) {
+    let child = run(Command::new("ip").args(args));
+    let pid = child.id();
+    let out = child.wait_with_output().expect("trigger output");
+    (pid, String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[test]
+fn nothing_was_dropped_or_undecodable() {
+    if !privileged("nothing_was_dropped_or_undecodable") {
+        return;
+    }
+    LazyLock::force(&AGENT);
+    let (pid, _) = trigger(&["exit", "0"]);
+    assert!(
+        AGENT
+            .wait_for(
+                WAIT,
+                |e| matches!(e, Event::Exit(x) if x.process.pid == pid)
+            )
+            .is_some()
+    );
+    let stats = AGENT.stats();
+    assert_eq!(
+        stats.decode_errors, 0,
+        "undecodable records: {:?}",
+        stats.last_decode_error
+    );
+    for (hook, counters) in AGENT.counters() {
+        assert_eq!(counters.dropped, 0, "{} dropped records", hook.name());
+    }
+}
