@@ -1,0 +1,884 @@
+//! Reconciler tests against a mock API server that asserts every request's method, path and body
+//! (the controller-rs `ApiServerVerifier` pattern). Together they cover every step of the opt-in
+//! end-to-end suite in `tests/`: apply a policy, add a node, see the DaemonSet and status, renew a
+//! Lease, see Healthy, stop renewing, see Unhealthy with its reason, archive a finding by rule.
+
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use http::{Method, Request, Response, StatusCode};
+use k8s_openapi::{
+    api::{
+        coordination::v1::Lease,
+        core::v1::{Node, NodeCondition, NodeStatus, NodeSystemInfo, Pod, PodSpec, PodStatus},
+    },
+    apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Time},
+    jiff::Timestamp,
+};
+use kube::{
+    Client,
+    client::Body,
+    core::DeserializeGuard,
+    runtime::{
+        controller::Action,
+        events::{Recorder, Reporter},
+        reflector::{self, store::Writer},
+        watcher,
+    },
+};
+use serde_json::{Value, json};
+use vigil_crds::{
+    RuntimeFinding, RuntimeMonitoringPolicy, SuppressionRule,
+    lease::{AgentHealth, HEALTH_SCHEMA_VERSION, Renewal, agent_lease},
+};
+use vigil_operator::{Context, Error, Metrics, Stores, policy_controller, suppression_controller};
+
+const NS: &str = "vigil-system";
+const T0: i64 = 1_800_000_000;
+const POLICIES: &str = "/apis/vigil.dev/v1alpha1/runtimemonitoringpolicies";
+
+type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
+
+/// The mock API server: each `expect_*` takes the next request, asserts it and answers.
+struct ApiServerVerifier(Handle);
+
+/// One request as the operator sent it.
+struct Seen {
+    method: Method,
+    path: String,
+    query: String,
+    body: Value,
+}
+
+impl ApiServerVerifier {
+    async fn next(&mut self) -> (Seen, tower_test::mock::SendResponse<Response<Body>>) {
+        let (req, send) = tokio::time::timeout(Duration::from_secs(10), self.0.next_request())
+            .await
+            .expect("the operator sent no further request")
+            .expect("service not called");
+        let method = req.method().clone();
+        let path = req.uri().path().to_owned();
+        let query = req.uri().query().unwrap_or("").to_owned();
+        let bytes = req.into_body().collect_bytes().await.unwrap();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap()
+        };
+        (
+            Seen {
+                method,
+                path,
+                query,
+                body,
+            },
+            send,
+        )
+    }
+
+    fn reply(send: tower_test::mock::SendResponse<Response<Body>>, code: StatusCode, body: &Value) {
+        send.send_response(
+            Response::builder()
+                .status(code)
+                .body(Body::from(serde_json::to_vec(body).unwrap()))
+                .unwrap(),
+        );
+    }
+
+    /// A server-side apply by the operator's field manager to `path`; answers with the applied
+    /// object, passed through `answer`.
+    async fn expect_apply(&mut self, path: &str, answer: impl FnOnce(Value) -> Value) -> Value {
+        let (seen, send) = self.next().await;
+        assert_eq!((seen.method.as_str(), seen.path.as_str()), ("PATCH", path));
+        assert!(
+            seen.query.contains("fieldManager=vigil-operator") && seen.query.contains("force=true"),
+            "{}",
+            seen.query
+        );
+        Self::reply(send, StatusCode::OK, &answer(seen.body.clone()));
+        seen.body
+    }
+
+    /// An Event on a policy or rule, created or (repeated) patched; returns its body.
+    async fn expect_event(&mut self, reason: &str) -> Value {
+        let (seen, send) = self.next().await;
+        assert!(
+            seen.path
+                .starts_with("/apis/events.k8s.io/v1/namespaces/default/events"),
+            "{} {}",
+            seen.method,
+            seen.path
+        );
+        assert!(
+            matches!(seen.method, Method::POST | Method::PATCH),
+            "{}",
+            seen.method
+        );
+        assert_eq!(seen.body["reason"], reason, "{}", seen.body);
+        Self::reply(send, StatusCode::OK, &seen.body);
+        seen.body
+    }
+
+    /// A request answered with an API error.
+    async fn expect_error(&mut self, method: Method, path: &str, code: StatusCode, reason: &str) {
+        let (seen, send) = self.next().await;
+        assert_eq!((&seen.method, seen.path.as_str()), (&method, path));
+        let status = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": format!("{reason} by test"), "reason": reason, "code": code.as_u16()});
+        Self::reply(send, code, &status);
+    }
+
+    async fn expect_json_patch(&mut self, path: &str, answer: &Value) -> Value {
+        let (seen, send) = self.next().await;
+        assert_eq!((seen.method.as_str(), seen.path.as_str()), ("PATCH", path));
+        Self::reply(send, StatusCode::OK, answer);
+        seen.body
+    }
+
+    /// The seven agent objects of `policy`, in apply order; returns the applied bodies by kind.
+    async fn expect_agent_objects(
+        &mut self,
+        policy: &str,
+        ds_status: Value,
+    ) -> BTreeMap<String, Value> {
+        let name = format!("vigil-agent-{policy}");
+        let paths = [
+            (
+                "ServiceAccount",
+                format!("/api/v1/namespaces/{NS}/serviceaccounts/{name}"),
+            ),
+            (
+                "Role",
+                format!("/apis/rbac.authorization.k8s.io/v1/namespaces/{NS}/roles/{name}"),
+            ),
+            (
+                "RoleBinding",
+                format!("/apis/rbac.authorization.k8s.io/v1/namespaces/{NS}/rolebindings/{name}"),
+            ),
+            (
+                "ClusterRole",
+                format!("/apis/rbac.authorization.k8s.io/v1/clusterroles/{name}"),
+            ),
+            (
+                "ClusterRoleBinding",
+                format!("/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/{name}"),
+            ),
+            (
+                "ConfigMap",
+                format!("/api/v1/namespaces/{NS}/configmaps/{name}"),
+            ),
+            (
+                "DaemonSet",
+                format!("/apis/apps/v1/namespaces/{NS}/daemonsets/{name}"),
+            ),
+        ];
+        let mut bodies = BTreeMap::new();
+        for (kind, path) in paths {
+            let status = ds_status.clone();
+            let body = self
+                .expect_apply(&path, |mut b| {
+                    if kind == "DaemonSet" {
+                        b["metadata"]["generation"] = json!(1);
+                        b["status"] = status;
+                    }
+                    b
+                })
+                .await;
+            assert_eq!(body["kind"], kind);
+            assert_eq!(
+                body["metadata"]["ownerReferences"][0]["kind"],
+                "RuntimeMonitoringPolicy"
+            );
+            assert_eq!(body["metadata"]["ownerReferences"][0]["controller"], true);
+            bodies.insert(kind.to_owned(), body);
+        }
+        bodies
+    }
+
+    /// The status patch of a policy; answers with the policy carrying that status.
+    async fn expect_policy_status(&mut self, policy: &RuntimeMonitoringPolicy) -> Value {
+        let name = policy.metadata.name.clone().unwrap();
+        let mut answer = serde_json::to_value(policy).unwrap();
+        let body = self
+            .expect_apply(&format!("{POLICIES}/{name}/status"), |b| {
+                answer["status"] = b["status"].clone();
+                answer
+            })
+            .await;
+        assert_eq!(body["apiVersion"], "vigil.dev/v1alpha1");
+        assert_eq!(body["kind"], "RuntimeMonitoringPolicy");
+        body["status"].clone()
+    }
+
+    /// Asserts that no request is pending, i.e. the reconcile made no call beyond those expected.
+    fn assert_idle(&mut self) {
+        let waker = futures::task::noop_waker();
+        let mut cx = std::task::Context::from_waker(&waker);
+        let mut next = Box::pin(self.0.next_request());
+        assert!(
+            std::future::Future::poll(next.as_mut(), &mut cx).is_pending(),
+            "unexpected extra request"
+        );
+    }
+}
+
+/// Writers of the caches the controllers read, and a settable clock.
+struct Harness {
+    ctx: Arc<Context>,
+    nodes: Writer<Node>,
+    pods: Writer<Pod>,
+    leases: Writer<Lease>,
+    policies: Writer<DeserializeGuard<RuntimeMonitoringPolicy>>,
+    findings: Writer<DeserializeGuard<RuntimeFinding>>,
+    now: Arc<Mutex<i64>>,
+}
+
+fn harness() -> (Harness, ApiServerVerifier) {
+    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let client = Client::new(service, "default");
+    let (nodes_s, nodes) = reflector::store();
+    let (pods_s, pods) = reflector::store();
+    let (leases_s, leases) = reflector::store();
+    let (policies_s, policies) = reflector::store();
+    let (findings_s, findings) = reflector::store();
+    let now = Arc::new(Mutex::new(T0));
+    let clock_now = now.clone();
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        recorder: Recorder::new(
+            client,
+            Reporter {
+                controller: "vigil-operator".into(),
+                instance: Some("test".into()),
+            },
+        ),
+        metrics: Arc::new(Metrics::default()),
+        namespace: NS.into(),
+        stores: Stores {
+            nodes: nodes_s,
+            pods: pods_s,
+            leases: leases_s,
+            policies: policies_s,
+            findings: findings_s,
+        },
+        clock: Arc::new(move || Timestamp::from_second(*clock_now.lock().unwrap()).unwrap()),
+    });
+    (
+        Harness {
+            ctx,
+            nodes,
+            pods,
+            leases,
+            policies,
+            findings,
+            now,
+        },
+        ApiServerVerifier(handle),
+    )
+}
+
+fn node(name: &str, labels: &[(&str, &str)], ready: bool) -> Node {
+    let mut l: BTreeMap<String, String> = labels
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    l.insert("kubernetes.io/os".into(), "linux".into());
+    Node {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            labels: Some(l),
+            ..ObjectMeta::default()
+        },
+        status: Some(NodeStatus {
+            conditions: Some(vec![NodeCondition {
+                type_: "Ready".into(),
+                status: if ready { "True" } else { "False" }.into(),
+                reason: Some(
+                    if ready {
+                        "KubeletReady"
+                    } else {
+                        "KubeletNotReady"
+                    }
+                    .into(),
+                ),
+                ..NodeCondition::default()
+            }]),
+            node_info: Some(NodeSystemInfo {
+                kernel_version: "6.8.0".into(),
+                operating_system: "linux".into(),
+                ..NodeSystemInfo::default()
+            }),
+            ..NodeStatus::default()
+        }),
+        ..Node::default()
+    }
+}
+
+fn agent_pod(policy: &str, node: &str) -> Pod {
+    Pod {
+        metadata: ObjectMeta {
+            name: Some(format!("vigil-agent-{policy}-{node}")),
+            namespace: Some(NS.into()),
+            labels: Some(BTreeMap::from([(
+                "vigil.dev/policy".to_owned(),
+                policy.to_owned(),
+            )])),
+            ..ObjectMeta::default()
+        },
+        spec: Some(PodSpec {
+            node_name: Some(node.into()),
+            ..PodSpec::default()
+        }),
+        status: Some(PodStatus {
+            phase: Some("Running".into()),
+            ..PodStatus::default()
+        }),
+    }
+}
+
+fn heartbeat(node: &str, at: i64) -> Lease {
+    let health = AgentHealth {
+        schema_version: HEALTH_SCHEMA_VERSION,
+        agent_version: "0.1.0".into(),
+        kernel_version: "6.8.0".into(),
+        btf_available: true,
+        active_hooks: vec!["sched_process_exec".into()],
+        probe_failures: vec![],
+        events_per_second: 50.0,
+        dropped_events_per_second: 0.0,
+        dropped_events_total: 0,
+    };
+    agent_lease(
+        &Renewal {
+            node,
+            namespace: NS,
+            policy: "all-linux",
+            holder: "agent",
+            renew_time: MicroTime(Timestamp::from_second(at).unwrap()),
+            lease_duration_seconds: 60,
+        },
+        &health,
+    )
+    .unwrap()
+}
+
+fn policy(name: &str, spec: Value, created: i64) -> RuntimeMonitoringPolicy {
+    let mut p = RuntimeMonitoringPolicy::new(name, serde_json::from_value(spec).unwrap());
+    p.metadata.uid = Some(format!("uid-{name}"));
+    p.metadata.generation = Some(1);
+    p.metadata.creation_timestamp = Some(Time(Timestamp::from_second(created).unwrap()));
+    p.metadata.finalizers = Some(vec![policy_controller::FINALIZER.into()]);
+    p
+}
+
+impl Harness {
+    fn add<K: kube::Resource + Clone>(w: &mut Writer<K>, obj: K)
+    where
+        K::DynamicType: Eq + std::hash::Hash + Clone,
+    {
+        w.apply_watcher_event(&watcher::Event::Apply(obj));
+    }
+
+    fn remember(&mut self, p: &RuntimeMonitoringPolicy) {
+        Self::add(&mut self.policies, DeserializeGuard(Ok(p.clone())));
+    }
+
+    async fn reconcile_policy(
+        &self,
+        p: &RuntimeMonitoringPolicy,
+    ) -> tokio::task::JoinHandle<Result<Action, Error>> {
+        let guard = Arc::new(DeserializeGuard(Ok(p.clone())));
+        tokio::spawn(policy_controller::reconcile(guard, self.ctx.clone()))
+    }
+}
+
+async fn done(task: tokio::task::JoinHandle<Result<Action, Error>>) -> Result<Action, Error> {
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .expect("reconcile did not finish")
+        .unwrap()
+}
+
+fn ds_done(n: i32) -> Value {
+    json!({"desiredNumberScheduled": n, "updatedNumberScheduled": n, "numberAvailable": n, "observedGeneration": 1,
+           "currentNumberScheduled": n, "numberMisscheduled": 0, "numberReady": n})
+}
+
+fn with_status(p: &RuntimeMonitoringPolicy, status: &Value) -> RuntimeMonitoringPolicy {
+    let mut v = serde_json::to_value(p).unwrap();
+    v["status"] = status.clone();
+    serde_json::from_value(v).unwrap()
+}
+
+#[tokio::test]
+async fn new_policy_gets_the_finalizer_first() {
+    let (mut h, mut api) = harness();
+    let mut p = policy("all-linux", json!({}), T0 - 100);
+    p.metadata.finalizers = None;
+    h.remember(&p);
+    let task = h.reconcile_policy(&p).await;
+    let mut answered = serde_json::to_value(&p).unwrap();
+    answered["metadata"]["finalizers"] = json!([policy_controller::FINALIZER]);
+    let patch = api
+        .expect_json_patch(&format!("{POLICIES}/all-linux"), &answered)
+        .await;
+    assert_eq!(
+        patch[1],
+        json!({"op": "add", "path": "/metadata/finalizers", "value": [policy_controller::FINALIZER]})
+    );
+    assert_eq!(done(task).await.unwrap(), Action::await_change());
+    api.assert_idle();
+}
+
+/// The end-to-end flow, step by step, against the mock API server.
+#[tokio::test]
+async fn policy_flow_rollout_heartbeat_expiry_and_new_node() {
+    let (mut h, mut api) = harness();
+    let p = policy("all-linux", json!({}), T0 - 100);
+    h.remember(&p);
+    Harness::add(&mut h.nodes, node("node-a", &[], true));
+
+    // Apply: agent objects, then status. No heartbeat yet: AgentNotReporting.
+    let task = h.reconcile_policy(&p).await;
+    let objs = api.expect_agent_objects("all-linux", ds_done(1)).await;
+    let pod = &objs["DaemonSet"]["spec"]["template"]["spec"];
+    assert_eq!(pod["hostPID"], true);
+    assert_eq!(pod["containers"][0]["securityContext"]["privileged"], false);
+    assert_eq!(pod["nodeSelector"]["kubernetes.io/os"], "linux");
+    let ev = api.expect_event("AgentPodMissing").await;
+    assert!(ev["note"].as_str().unwrap().contains("node-a"), "{ev}");
+    api.expect_event("AgentDeployed").await;
+    let status = api.expect_policy_status(&p).await;
+    assert_eq!(status["coverage"]["compatibleNodes"], 1);
+    assert_eq!(status["coverage"]["healthyNodes"], 0);
+    assert_eq!(
+        status["coverage"]["nodes"][0]["issue"],
+        "AgentPodMissing: no agent pod on the node"
+    );
+    assert_eq!(status["observedGeneration"], 1);
+    let requeue = done(task).await.unwrap();
+    assert_eq!(requeue, Action::requeue(Duration::from_secs(30)));
+    let p = with_status(&p, &status);
+
+    // The agent pod runs and renews its Lease: Healthy, Ready.
+    Harness::add(&mut h.pods, agent_pod("all-linux", "node-a"));
+    Harness::add(&mut h.leases, heartbeat("node-a", T0 - 5));
+    let task = h.reconcile_policy(&p).await;
+    api.expect_agent_objects("all-linux", ds_done(1)).await;
+    api.expect_event("NodeHealthy").await;
+    let status = api.expect_policy_status(&p).await;
+    assert_eq!(status["coverage"]["healthyNodes"], 1);
+    assert_eq!(status["coverage"]["coveredNodes"], 1);
+    assert_eq!(status["coverage"]["nodes"][0]["agentVersion"], "0.1.0");
+    let ready = status["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Ready")
+        .unwrap();
+    assert_eq!(ready["status"], "True");
+    done(task).await.unwrap();
+    let p = with_status(&p, &status);
+
+    // Nothing changed: the agent objects are re-applied, no Event, no status write.
+    let task = h.reconcile_policy(&p).await;
+    api.expect_agent_objects("all-linux", ds_done(1)).await;
+    done(task).await.unwrap();
+    api.assert_idle();
+
+    // The agent stops renewing: past the timeout the node is Unhealthy with its reason.
+    *h.now.lock().unwrap() = T0 + 120;
+    let task = h.reconcile_policy(&p).await;
+    api.expect_agent_objects("all-linux", ds_done(1)).await;
+    let ev = api.expect_event("AgentNotReporting").await;
+    assert_eq!(ev["type"], "Warning");
+    let status = api.expect_policy_status(&p).await;
+    let issue = status["coverage"]["nodes"][0]["issue"].as_str().unwrap();
+    assert!(
+        issue.starts_with("AgentNotReporting: last heartbeat at"),
+        "{issue}"
+    );
+    let degraded = status["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Degraded")
+        .unwrap();
+    assert_eq!(degraded["status"], "True");
+    done(task).await.unwrap();
+    let p = with_status(&p, &status);
+
+    // A node joins: it is listed (pending agent) and the rollout is reported.
+    Harness::add(&mut h.nodes, node("node-b", &[], true));
+    Harness::add(&mut h.leases, heartbeat("node-a", T0 + 119));
+    let task = h.reconcile_policy(&p).await;
+    api.expect_agent_objects(
+        "all-linux",
+        json!({"desiredNumberScheduled": 2, "updatedNumberScheduled": 1, "numberAvailable": 1, "observedGeneration": 1,
+               "currentNumberScheduled": 2, "numberMisscheduled": 0, "numberReady": 1}),
+    )
+    .await;
+    api.expect_event("NodeHealthy").await;
+    api.expect_event("AgentPodMissing").await;
+    api.expect_event("RollingOut").await;
+    let status = api.expect_policy_status(&p).await;
+    assert_eq!(status["coverage"]["compatibleNodes"], 2);
+    let progressing = status["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Progressing")
+        .unwrap();
+    assert_eq!(progressing["status"], "True");
+    done(task).await.unwrap();
+    api.assert_idle();
+
+    let text = h.ctx.metrics.render().unwrap();
+    assert!(
+        text.contains(r#"vigil_operator_coverage_nodes{policy="all-linux",state="compatible"} 2"#),
+        "{text}"
+    );
+    assert!(text.contains(r#"vigil_operator_coverage_transitions_total{policy="all-linux",to="Unhealthy",issue="AgentNotReporting"} 1"#), "{text}");
+}
+
+#[tokio::test]
+async fn unschedulable_agent_reports_the_scheduler_reason() {
+    let (mut h, mut api) = harness();
+    let p = policy("all-linux", json!({}), T0 - 100);
+    h.remember(&p);
+    Harness::add(&mut h.nodes, node("node-a", &[], true));
+    let mut pending = agent_pod("all-linux", "node-a");
+    pending.spec.as_mut().unwrap().node_name = None;
+    pending.spec.as_mut().unwrap().affinity = serde_json::from_value(json!({"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution":
+        {"nodeSelectorTerms": [{"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["node-a"]}]}]}}})).unwrap();
+    pending.status = serde_json::from_value(
+        json!({"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False",
+        "reason": "Unschedulable", "message": "0/1 nodes are available: 1 Insufficient memory."}]}),
+    )
+    .unwrap();
+    Harness::add(&mut h.pods, pending);
+    let task = h.reconcile_policy(&p).await;
+    api.expect_agent_objects("all-linux", ds_done(1)).await;
+    api.expect_event("AgentPodPending").await;
+    api.expect_event("AgentDeployed").await;
+    let status = api.expect_policy_status(&p).await;
+    assert_eq!(
+        status["coverage"]["nodes"][0]["issue"],
+        "AgentPodPending: 0/1 nodes are available: 1 Insufficient memory."
+    );
+    done(task).await.unwrap();
+}
+
+#[tokio::test]
+async fn later_policy_on_the_same_node_reports_conflict_and_stays_off_it() {
+    let (mut h, mut api) = harness();
+    let older = policy("all-linux", json!({}), T0 - 1000);
+    let gpu = policy("gpu", json!({"nodeSelector": {"pool": "gpu"}}), T0 - 10);
+    h.remember(&older);
+    h.remember(&gpu);
+    Harness::add(&mut h.nodes, node("node-a", &[], true));
+    Harness::add(&mut h.nodes, node("node-g", &[("pool", "gpu")], true));
+
+    let task = h.reconcile_policy(&gpu).await;
+    let objs = api.expect_agent_objects("gpu", ds_done(0)).await;
+    let terms = &objs["DaemonSet"]["spec"]["template"]["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+        ["nodeSelectorTerms"];
+    assert_eq!(
+        terms[0]["matchFields"][0],
+        json!({"key": "metadata.name", "operator": "NotIn", "values": ["node-g"]})
+    );
+    let ev = api.expect_event("PolicyConflict").await;
+    assert!(
+        ev["note"]
+            .as_str()
+            .unwrap()
+            .contains("node-g (covered by all-linux)"),
+        "{ev}"
+    );
+    api.expect_event("AgentDeployed").await;
+    let status = api.expect_policy_status(&gpu).await;
+    assert_eq!(status["coverage"]["compatibleNodes"], 0);
+    let ready = status["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Ready")
+        .unwrap();
+    assert_eq!(
+        (ready["status"].as_str(), ready["reason"].as_str()),
+        (Some("False"), Some("PolicyConflict"))
+    );
+    done(task).await.unwrap();
+}
+
+#[tokio::test]
+async fn deletion_runs_cleanup_then_removes_the_finalizer() {
+    let (mut h, mut api) = harness();
+    let mut p = policy("all-linux", json!({}), T0 - 100);
+    p.metadata.deletion_timestamp = Some(Time(Timestamp::from_second(T0).unwrap()));
+    h.remember(&p);
+    let task = h.reconcile_policy(&p).await;
+    api.expect_event("PolicyDeleted").await;
+    let mut answered = serde_json::to_value(&p).unwrap();
+    answered["metadata"]["finalizers"] = json!([]);
+    let patch = api
+        .expect_json_patch(&format!("{POLICIES}/all-linux"), &answered)
+        .await;
+    assert_eq!(
+        patch[0],
+        json!({"op": "test", "path": "/metadata/finalizers/0", "value": policy_controller::FINALIZER})
+    );
+    assert_eq!(
+        patch[1],
+        json!({"op": "remove", "path": "/metadata/finalizers/0"})
+    );
+    assert_eq!(done(task).await.unwrap(), Action::await_change());
+    api.assert_idle();
+}
+
+#[tokio::test]
+async fn api_errors_fail_the_reconcile_and_are_counted_by_kind() {
+    let (mut h, mut api) = harness();
+    let p = policy("all-linux", json!({}), T0 - 100);
+    h.remember(&p);
+    let task = h.reconcile_policy(&p).await;
+    api.expect_error(
+        Method::PATCH,
+        &format!("/api/v1/namespaces/{NS}/serviceaccounts/vigil-agent-all-linux"),
+        StatusCode::FORBIDDEN,
+        "Forbidden",
+    )
+    .await;
+    let err = done(task).await.unwrap_err();
+    assert_eq!(err.metric_label(), "api_forbidden");
+    let action =
+        policy_controller::error_policy(Arc::new(DeserializeGuard(Ok(p))), &err, h.ctx.clone());
+    assert_eq!(action, Action::requeue(Duration::from_secs(15)));
+    let text = h.ctx.metrics.render().unwrap();
+    assert!(text.contains(r#"vigil_operator_reconcile_failures_total{controller="policy",error="api_forbidden"} 1"#), "{text}");
+}
+
+#[tokio::test]
+async fn status_write_conflict_is_an_error() {
+    let (mut h, mut api) = harness();
+    let p = policy("all-linux", json!({}), T0 - 100);
+    h.remember(&p);
+    let task = h.reconcile_policy(&p).await;
+    api.expect_agent_objects("all-linux", ds_done(0)).await;
+    api.expect_event("AgentDeployed").await;
+    api.expect_error(
+        Method::PATCH,
+        &format!("{POLICIES}/all-linux/status"),
+        StatusCode::CONFLICT,
+        "Conflict",
+    )
+    .await;
+    let err = done(task).await.unwrap_err();
+    assert_eq!(err.metric_label(), "api_conflict");
+    assert!(format!("{:?}", err).contains("patch status"), "{err:?}");
+}
+
+#[tokio::test]
+async fn manual_mode_removes_agent_objects_and_only_tracks_coverage() {
+    let (mut h, mut api) = harness();
+    let p = policy("pool", json!({"agentManagement": "Manual"}), T0 - 100);
+    h.remember(&p);
+    Harness::add(&mut h.nodes, node("node-a", &[], true));
+    Harness::add(&mut h.leases, heartbeat("node-a", T0 - 1));
+    let task = h.reconcile_policy(&p).await;
+    let name = "vigil-agent-pool";
+    for path in [
+        format!("/apis/apps/v1/namespaces/{NS}/daemonsets/{name}"),
+        format!("/api/v1/namespaces/{NS}/configmaps/{name}"),
+        format!("/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/{name}"),
+        format!("/apis/rbac.authorization.k8s.io/v1/clusterroles/{name}"),
+        format!("/apis/rbac.authorization.k8s.io/v1/namespaces/{NS}/rolebindings/{name}"),
+        format!("/apis/rbac.authorization.k8s.io/v1/namespaces/{NS}/roles/{name}"),
+        format!("/api/v1/namespaces/{NS}/serviceaccounts/{name}"),
+    ] {
+        api.expect_error(Method::DELETE, &path, StatusCode::NOT_FOUND, "NotFound")
+            .await;
+    }
+    api.expect_event("NodeHealthy").await;
+    let status = api.expect_policy_status(&p).await;
+    assert_eq!(status["coverage"]["healthyNodes"], 1);
+    let progressing = status["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Progressing")
+        .unwrap();
+    assert_eq!(progressing["reason"], "ManualManagement");
+    done(task).await.unwrap();
+    api.assert_idle();
+}
+
+#[tokio::test]
+async fn malformed_policy_is_reported_not_retried() {
+    let (h, mut api) = harness();
+    let guard: DeserializeGuard<RuntimeMonitoringPolicy> = serde_json::from_value(json!({
+        "apiVersion": "vigil.dev/v1alpha1", "kind": "RuntimeMonitoringPolicy",
+        "metadata": {"name": "broken", "uid": "u"}, "spec": {"agentManagement": "Sometimes"}
+    }))
+    .unwrap();
+    assert!(guard.0.is_err());
+    let task = tokio::spawn(policy_controller::reconcile(Arc::new(guard), h.ctx.clone()));
+    let ev = api.expect_event("InvalidSpec").await;
+    assert_eq!(ev["regarding"]["name"], "broken");
+    assert_eq!(done(task).await.unwrap(), Action::await_change());
+    api.assert_idle();
+}
+
+fn finding(name: &str, ns: &str, exe: &str) -> RuntimeFinding {
+    let mut f: RuntimeFinding =
+        serde_yaml::from_str(include_str!("../../examples/findings/sample-finding.yaml")).unwrap();
+    f.metadata.name = Some(name.into());
+    f.metadata.namespace = Some(ns.into());
+    f.spec.process.as_mut().unwrap().executable_path = exe.into();
+    f
+}
+
+fn rule(criteria: Value) -> SuppressionRule {
+    let mut r: SuppressionRule = serde_json::from_value(json!({
+        "apiVersion": "vigil.dev/v1alpha1", "kind": "SuppressionRule",
+        "metadata": {"name": "curl-in-web", "uid": "r1", "generation": 2},
+        "spec": {"description": "curl is part of the web image", "criteria": {"criterion": criteria}, "action": "ARCHIVE"}
+    }))
+    .unwrap();
+    r.metadata.generation = Some(2);
+    r
+}
+
+#[tokio::test]
+async fn suppression_rule_archives_matching_findings() {
+    let (mut h, mut api) = harness();
+    Harness::add(
+        &mut h.findings,
+        DeserializeGuard(Ok(finding("f-curl", "shop", "/usr/bin/curl"))),
+    );
+    Harness::add(
+        &mut h.findings,
+        DeserializeGuard(Ok(finding("f-nc", "shop", "/usr/bin/nc"))),
+    );
+    let r = rule(
+        json!({"process.executablePath": {"matches": ["/usr/bin/cur*"]}, "resource.pod.namespace": {"equals": ["shop"]}}),
+    );
+    let task = tokio::spawn(suppression_controller::reconcile(
+        Arc::new(DeserializeGuard(Ok(r.clone()))),
+        h.ctx.clone(),
+    ));
+    let body = api
+        .expect_apply(
+            "/apis/vigil.dev/v1alpha1/namespaces/shop/runtimefindings/f-curl/status",
+            |b| {
+                let mut f =
+                    serde_json::to_value(finding("f-curl", "shop", "/usr/bin/curl")).unwrap();
+                f["status"] = b["status"].clone();
+                f
+            },
+        )
+        .await;
+    assert_eq!(body["status"]["archived"], true);
+    assert_eq!(body["status"]["archivedBy"], "curl-in-web");
+    api.expect_event("FindingsArchived").await;
+    let status = api
+        .expect_apply(
+            "/apis/vigil.dev/v1alpha1/suppressionrules/curl-in-web/status",
+            |b| {
+                let mut v = serde_json::to_value(&r).unwrap();
+                v["status"] = b["status"].clone();
+                v
+            },
+        )
+        .await["status"]
+        .clone();
+    assert_eq!(
+        (
+            status["matchedFindings"].as_u64(),
+            status["archivedFindings"].as_u64()
+        ),
+        (Some(1), Some(1))
+    );
+    assert_eq!(status["observedGeneration"], 2);
+    assert!(status["lastArchivedAt"].is_string());
+    assert_eq!(status["conditions"][0]["status"], "True");
+    done(task).await.unwrap();
+    api.assert_idle();
+    assert!(
+        h.ctx
+            .metrics
+            .render()
+            .unwrap()
+            .contains(r#"vigil_operator_findings_archived_total{rule="curl-in-web"} 1"#)
+    );
+}
+
+#[tokio::test]
+async fn suppression_rule_skips_findings_already_archived() {
+    let (mut h, mut api) = harness();
+    let mut done_by_other = finding("f-curl", "shop", "/usr/bin/curl");
+    done_by_other.status = Some(vigil_crds::RuntimeFindingStatus {
+        archived: true,
+        archived_by: Some("other".into()),
+        archived_at: None,
+    });
+    Harness::add(&mut h.findings, DeserializeGuard(Ok(done_by_other)));
+    let r = rule(json!({"process.executablePath": {"equals": ["/usr/bin/curl"]}}));
+    let task = tokio::spawn(suppression_controller::reconcile(
+        Arc::new(DeserializeGuard(Ok(r.clone()))),
+        h.ctx.clone(),
+    ));
+    let status = api
+        .expect_apply(
+            "/apis/vigil.dev/v1alpha1/suppressionrules/curl-in-web/status",
+            |b| {
+                let mut v = serde_json::to_value(&r).unwrap();
+                v["status"] = b["status"].clone();
+                v
+            },
+        )
+        .await["status"]
+        .clone();
+    assert_eq!(
+        (
+            status["matchedFindings"].as_u64(),
+            status["archivedFindings"].as_u64()
+        ),
+        (Some(1), Some(0))
+    );
+    done(task).await.unwrap();
+    api.assert_idle();
+}
+
+#[tokio::test]
+async fn invalid_rule_is_reported_in_status_and_event() {
+    let (h, mut api) = harness();
+    let r = rule(json!({"process.name": {"matchesRegex": ["(unclosed"]}}));
+    let task = tokio::spawn(suppression_controller::reconcile(
+        Arc::new(DeserializeGuard(Ok(r.clone()))),
+        h.ctx.clone(),
+    ));
+    let ev = api.expect_event("InvalidCriteria").await;
+    assert!(
+        ev["note"].as_str().unwrap().contains("process.name"),
+        "{ev}"
+    );
+    let status = api
+        .expect_apply(
+            "/apis/vigil.dev/v1alpha1/suppressionrules/curl-in-web/status",
+            |b| {
+                let mut v = serde_json::to_value(&r).unwrap();
+                v["status"] = b["status"].clone();
+                v
+            },
+        )
+        .await["status"]
+        .clone();
+    assert_eq!(status["conditions"][0]["status"], "False");
+    assert_eq!(status["conditions"][0]["reason"], "InvalidCriteria");
+    assert_eq!(done(task).await.unwrap(), Action::await_change());
+    api.assert_idle();
+}
