@@ -130,6 +130,11 @@ pub struct AgentConfig {
     /// Wake the reader once this many bytes wait in the ring buffer; below it records are
     /// submitted without a wake-up and the reader picks them up on its next timed poll.
     pub wakeup_bytes: u32,
+    /// Benchmark only: the process whose `getpgid(2)` calls make the synthetic program emit a
+    /// burst of records. 0 (the default) keeps that program inert.
+    pub bench_tgid: u32,
+    /// Explicit padding; always zero.
+    pub _pad: u32,
     /// Kernel struct offsets.
     pub offsets: KernelOffsets,
 }
@@ -139,11 +144,13 @@ impl AgentConfig {
     pub const DEFAULT: Self = Self {
         agent_tgid: 0,
         wakeup_bytes: 0,
+        bench_tgid: 0,
+        _pad: 0,
         offsets: KernelOffsets::UNKNOWN,
     };
 }
 
-const _: () = assert!(size_of::<AgentConfig>() == 8 + 34 * 4);
+const _: () = assert!(size_of::<AgentConfig>() == 16 + 34 * 4);
 
 // SAFETY: #[repr(C)] of u32 fields only: no padding, every bit pattern valid.
 #[cfg(feature = "user")]

@@ -3,7 +3,8 @@
 use core::mem::{align_of, size_of};
 
 use crate::event::{
-    DnsEvent, EventHeader, ExecEvent, ExitEvent, ForkEvent, NetEvent, TaskIdentity, kind,
+    DnsEvent, EventHeader, ExecEvent, ExitEvent, ForkEvent, NetEvent, SyntheticEvent, TaskIdentity,
+    kind,
 };
 
 /// Types that can be viewed from any properly sized and aligned bytes.
@@ -27,6 +28,8 @@ unsafe impl Plain for ExitEvent {}
 unsafe impl Plain for NetEvent {}
 // SAFETY: as above.
 unsafe impl Plain for DnsEvent {}
+// SAFETY: as above.
+unsafe impl Plain for SyntheticEvent {}
 
 /// Views `bytes` as a `T` without copying, when they are long enough and aligned.
 pub fn view<T: Plain>(bytes: &[u8]) -> Option<&T> {
@@ -58,6 +61,8 @@ pub enum Record<'a> {
     Accept(&'a NetEvent),
     /// [`kind::DNS`]
     Dns(&'a DnsEvent),
+    /// [`kind::SYNTHETIC`]
+    Synthetic(&'a SyntheticEvent),
 }
 
 /// Why a record could not be decoded.
@@ -130,6 +135,7 @@ pub fn decode(bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
         kind::CONNECT => Record::Connect(typed(bytes, header)?),
         kind::ACCEPT => Record::Accept(typed(bytes, header)?),
         kind::DNS => Record::Dns(typed(bytes, header)?),
+        kind::SYNTHETIC => Record::Synthetic(typed(bytes, header)?),
         other => return Err(DecodeError::UnknownKind { kind: other }),
     })
 }

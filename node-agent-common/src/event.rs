@@ -32,6 +32,9 @@ pub mod kind {
     pub const ACCEPT: u16 = 0x0201;
     /// A DNS message left or reached a process ([`super::DnsEvent`]).
     pub const DNS: u16 = 0x0300;
+    /// Benchmark records from the synthetic program ([`super::SyntheticEvent`]); range
+    /// `0x7f00-0x7fff` is for test and benchmark records only.
+    pub const SYNTHETIC: u16 = 0x7f00;
 }
 
 /// The first 16 bytes of every record.
@@ -237,7 +240,23 @@ pub struct DnsEvent {
     pub payload: [u8; DNS_PAYLOAD_LEN],
 }
 
+/// Records of this many bytes come out of the synthetic program: the size of a small real event.
+pub const SYNTHETIC_PAYLOAD_LEN: usize = 104;
+
+/// A benchmark record (see [`kind::SYNTHETIC`]).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SyntheticEvent {
+    /// `kind::SYNTHETIC`.
+    pub header: EventHeader,
+    /// Position in the burst.
+    pub seq: u64,
+    /// Filler, zero.
+    pub payload: [u8; SYNTHETIC_PAYLOAD_LEN],
+}
+
 const _: () = {
+    assert!(size_of::<SyntheticEvent>() == 128);
     assert!(size_of::<EventHeader>() == 16);
     assert!(size_of::<TaskIdentity>() == 72);
     assert!(offset_of!(TaskIdentity, cgroup_id) == 40);

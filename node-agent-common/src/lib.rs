@@ -14,6 +14,7 @@
 //! | `0x0300-0x03ff` | DNS packets                              |
 //! | `0x0400-0x04ff` | file operations (reserved)               |
 //! | `0x0500-0x05ff` | kernel-level activity (reserved)         |
+//! | `0x7f00-0x7fff` | synthetic records for benchmarks         |
 #![no_std]
 
 pub mod config;

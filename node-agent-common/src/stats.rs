@@ -23,10 +23,12 @@ pub enum Hook {
     DnsEgress = 6,
     /// cgroup skb ingress: DNS answers
     DnsIngress = 7,
+    /// The synthetic benchmark program (attached only by the benchmark).
+    Synthetic = 31,
 }
 
 impl Hook {
-    /// Every hook, in slot order.
+    /// Every production hook, in slot order (the synthetic one is attached on request only).
     pub const ALL: [Hook; 8] = [
         Hook::Exec,
         Hook::Fork,
@@ -51,6 +53,7 @@ impl Hook {
             Hook::DnsSocket => "dns_socket",
             Hook::DnsEgress => "dns_egress",
             Hook::DnsIngress => "dns_ingress",
+            Hook::Synthetic => "synthetic",
         }
     }
 }

@@ -101,7 +101,11 @@ fn on_packet(ctx: &SkBuffContext, dir: u16) {
     let Some(owner) = (unsafe { DNS_SOCKETS.get(cookie) }).copied() else {
         return;
     };
-    let hook = if dir == direction::EGRESS { Hook::DnsEgress } else { Hook::DnsIngress };
+    let hook = if dir == direction::EGRESS {
+        Hook::DnsEgress
+    } else {
+        Hook::DnsIngress
+    };
 
     // Network header first: cgroup skb data starts at the IP header.
     let Ok(first) = ctx.load::<u8>(0) else {

@@ -12,6 +12,7 @@ mod dns;
 mod kernel;
 mod net;
 mod process;
+mod synthetic;
 
 #[panic_handler]
 fn panic(_info: &core::panic::PanicInfo) -> ! {

@@ -114,7 +114,10 @@ fn on_enter(ctx: &TracePointContext, hook: Hook, accept: bool) {
         sock_type: if accept { 1 } else { 0 },
         protocol: 0,
     };
-    if PENDING.insert(bpf_get_current_pid_tgid(), pending, 0).is_err() {
+    if PENDING
+        .insert(bpf_get_current_pid_tgid(), pending, 0)
+        .is_err()
+    {
         count(hook, StatKind::Errors);
     }
 }

@@ -134,7 +134,11 @@ unsafe fn fill_exec(ev: &mut ExecEvent, task: u64, bprm: u64) -> bool {
         }
         // SAFETY: len <= ARGV_LEN, the size of the destination array.
         let rc = unsafe {
-            bpf_probe_read_user(ev.argv.as_mut_ptr().cast(), len as u32, arg_start as *const _)
+            bpf_probe_read_user(
+                ev.argv.as_mut_ptr().cast(),
+                len as u32,
+                arg_start as *const _,
+            )
         };
         if rc == 0 {
             ev.argv_len = len as u32;
@@ -256,8 +260,7 @@ fn on_fork(child: u64) {
         let complete = fill_current(&mut ev.task, current_task());
         ev.child_tgid = child_tgid;
         ev._pad = 0;
-        ev.child_start_time_ns =
-            read_at::<u64>(child, config!(offsets.task_start_boottime));
+        ev.child_start_time_ns = read_at::<u64>(child, config!(offsets.task_start_boottime));
         complete
     };
     entry.submit(submit_flags());

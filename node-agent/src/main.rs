@@ -85,6 +85,7 @@ impl SensorArgs {
             btf_path: self.btf_path.clone(),
             wakeup_bytes: self.wakeup_bytes,
             disabled: self.disabled.clone(),
+            synthetic: false,
         })
     }
 }

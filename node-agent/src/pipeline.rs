@@ -63,6 +63,13 @@ pub struct PipelineStats {
     pub accept: u64,
     /// DNS messages.
     pub dns: u64,
+    /// Synthetic benchmark records (counted, not turned into events).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub synthetic: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// The agent's user-space state.
@@ -120,6 +127,10 @@ impl Pipeline {
         };
         self.stats.records += 1;
         Some(match record {
+            Record::Synthetic(_) => {
+                self.stats.synthetic += 1;
+                return None;
+            }
             Record::Exec(ev) => {
                 self.stats.exec += 1;
                 let mut info = exec_info(ev, &self.clock);

@@ -146,11 +146,25 @@ fn plan(hook: Hook) -> Vec<Mechanism> {
             program: "dns_egress",
             attach: CgroupSkbAttachType::Egress,
         }],
+        Hook::Synthetic => vec![TracePoints(&[(
+            "synthetic_burst",
+            "syscalls",
+            "sys_enter_getpgid",
+        )])],
         Hook::DnsIngress => vec![CgroupSkb {
             program: "dns_ingress",
             attach: CgroupSkbAttachType::Ingress,
         }],
     }
+}
+
+/// The hooks a sensor with these options runs.
+pub fn wanted(options: &SensorOptions) -> Vec<Hook> {
+    let mut hooks = Hook::ALL.to_vec();
+    if options.synthetic {
+        hooks.push(Hook::Synthetic);
+    }
+    hooks
 }
 
 /// Attaches every hook that is not disabled, trying mechanisms in order.
@@ -160,7 +174,7 @@ pub fn attach_all(
     cgroup2_root: Option<&Path>,
     options: &SensorOptions,
 ) -> Vec<HookStatus> {
-    Hook::ALL
+    wanted(options)
         .iter()
         .map(|&hook| {
             if options.disabled.iter().any(|d| d == hook.name()) {

@@ -35,6 +35,8 @@ pub struct SensorOptions {
     pub wakeup_bytes: u32,
     /// Hooks not to attach, by name (see `Hook::name`).
     pub disabled: Vec<String>,
+    /// Benchmark only: attach the synthetic record generator for this process.
+    pub synthetic: bool,
 }
 
 impl Default for SensorOptions {
@@ -43,6 +45,7 @@ impl Default for SensorOptions {
             btf_path: PathBuf::from(KERNEL_BTF),
             wakeup_bytes: 256 * 1024,
             disabled: Vec::new(),
+            synthetic: false,
         }
     }
 }
@@ -117,6 +120,7 @@ pub struct Sensor {
     events: Option<RingBuf<MapData>>,
     stats: PerCpuArray<MapData, u64>,
     hooks: Vec<HookStatus>,
+    wanted: Vec<Hook>,
     setup: HostSetup,
 }
 
@@ -176,6 +180,12 @@ impl Sensor {
         let config = AgentConfig {
             agent_tgid: std::process::id(),
             wakeup_bytes: options.wakeup_bytes,
+            bench_tgid: if options.synthetic {
+                std::process::id()
+            } else {
+                0
+            },
+            _pad: 0,
             offsets: resolved.offsets,
         };
         let btf = aya::Btf::from_sys_fs().ok();
@@ -229,6 +239,7 @@ impl Sensor {
             events,
             stats,
             hooks,
+            wanted: hooks::wanted(options),
             setup,
         })
     }
@@ -250,7 +261,7 @@ impl Sensor {
 
     /// The counters of every hook, summed over CPUs.
     pub fn counters(&self) -> Vec<(Hook, HookCounters)> {
-        Hook::ALL
+        self.wanted
             .iter()
             .map(|&hook| (hook, self.hook_counters(hook)))
             .collect()

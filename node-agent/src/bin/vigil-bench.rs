@@ -1,0 +1,402 @@
+//! `vigil-bench`: what the agent costs, measured against the same workload without it.
+//!
+//! Each workload runs in rounds that alternate untraced and traced (the agent running as a
+//! separate process, printing JSON to /dev/null), so drift on a shared machine hits both sides;
+//! the figures are medians and the slowdown is their ratio. It also reports the agent's CPU per
+//! 1,000 events, its peak RSS and every dropped record. Run as root, from a release build:
+//!
+//!   cargo build --release -p node-agent --bins && target/release/vigil-bench all
+//!
+//! Loopback only. No assertion is made on the numbers: they are printed for docs/PERFORMANCE.md.
+
+use std::{
+    io::{BufRead, BufReader},
+    net::TcpListener,
+    path::{Path, PathBuf},
+    process::{Child, Command, ExitCode, Stdio},
+    sync::mpsc,
+    thread::JoinHandle,
+    time::{Duration, Instant},
+};
+
+use node_agent::{collector::Collector, sensor::SensorOptions};
+use node_agent_common::stats::Hook;
+
+const USAGE: &str = "usage: vigil-bench <exec|connect|ring|build|all> [--rounds N] [--seconds S]";
+
+struct Settings {
+    rounds: usize,
+    seconds: u64,
+    bin_dir: PathBuf,
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some(what) = args.first().cloned() else {
+        eprintln!("{USAGE}");
+        return ExitCode::FAILURE;
+    };
+    let mut settings = Settings {
+        rounds: 5,
+        seconds: 5,
+        bin_dir: std::env::current_exe()
+            .ok()
+            .and_then(|p| p.parent().map(Path::to_path_buf))
+            .unwrap_or_else(|| PathBuf::from(".")),
+    };
+    let mut rest = args[1..].iter();
+    while let Some(flag) = rest.next() {
+        let value = rest.next().and_then(|v| v.parse::<u64>().ok());
+        match (flag.as_str(), value) {
+            ("--rounds", Some(v)) => settings.rounds = v.max(1) as usize,
+            ("--seconds", Some(v)) => settings.seconds = v.max(1),
+            _ => {
+                eprintln!("vigil-bench: bad argument {flag}\n{USAGE}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("vigil-bench: needs root (it loads the agent's eBPF programs)");
+        return ExitCode::FAILURE;
+    }
+    let result = match what.as_str() {
+        "exec" => exec(&settings),
+        "connect" => connect(&settings),
+        "ring" => ring(&settings),
+        "build" => build(&settings),
+        "all" => exec(&settings)
+            .and_then(|()| connect(&settings))
+            .and_then(|()| ring(&settings))
+            .and_then(|()| build(&settings)),
+        _ => Err(USAGE.to_owned()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("vigil-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The agent as a separate process.
+struct Agent {
+    child: Child,
+    stderr: Option<JoinHandle<Vec<String>>>,
+}
+
+/// What the agent said and used over one traced run.
+#[derive(Default, Clone, Copy)]
+struct AgentUse {
+    cpu_seconds: f64,
+    peak_rss_kib: u64,
+    records: u64,
+    dropped: u64,
+}
+
+impl Agent {
+    fn start(settings: &Settings) -> Result<Self, String> {
+        let mut child = Command::new(settings.bin_dir.join("node-agent"))
+            .args(["run", "--format", "json", "--health-json"])
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("starting node-agent: {e}"))?;
+        let stderr = child.stderr.take().ok_or("no stderr")?;
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let reader = std::thread::spawn(move || {
+            let mut lines = Vec::new();
+            let mut active = 0;
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.contains("sensor") && line.contains("Active") {
+                    active += 1;
+                    if active == Hook::ALL.len() {
+                        let _ = ready_tx.send(());
+                    }
+                }
+                lines.push(line);
+            }
+            lines
+        });
+        ready_rx
+            .recv_timeout(Duration::from_secs(30))
+            .map_err(|_| "node-agent did not report all hooks active within 30 s".to_owned())?;
+        Ok(Self {
+            child,
+            stderr: Some(reader),
+        })
+    }
+
+    fn stop(mut self) -> Result<AgentUse, String> {
+        let pid = self.child.id();
+        let (cpu_seconds, peak_rss_kib) = proc_usage(pid)?;
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(pid as i32, libc::SIGINT) };
+        self.child.wait().map_err(|e| e.to_string())?;
+        let lines = self
+            .stderr
+            .take()
+            .map(|h| h.join().unwrap_or_default())
+            .unwrap_or_default();
+        let health = lines
+            .iter()
+            .rev()
+            .find_map(|l| {
+                serde_json::from_str::<serde_json::Value>(l)
+                    .ok()
+                    .filter(|v| v.get("pipeline").is_some())
+            })
+            .ok_or("node-agent printed no health summary")?;
+        Ok(AgentUse {
+            cpu_seconds,
+            peak_rss_kib,
+            records: health["pipeline"]["records"].as_u64().unwrap_or(0),
+            dropped: health["dropped"].as_u64().unwrap_or(0),
+        })
+    }
+}
+
+/// CPU seconds (user + system) and peak RSS of a process.
+fn proc_usage(pid: u32) -> Result<(f64, u64), String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).map_err(|e| e.to_string())?;
+    let after_comm = stat
+        .rsplit_once(") ")
+        .map(|(_, r)| r)
+        .ok_or("bad /proc stat")?;
+    let fields: Vec<&str> = after_comm.split_whitespace().collect();
+    let ticks: u64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0)
+        + fields
+            .get(12)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let status =
+        std::fs::read_to_string(format!("/proc/{pid}/status")).map_err(|e| e.to_string())?;
+    let hwm = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0);
+    Ok((ticks as f64 / hz, hwm))
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    if n == 0 {
+        0.0
+    } else if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    }
+}
+
+/// Runs `workload` untraced and traced, alternating, and prints the comparison.
+fn compare(
+    settings: &Settings,
+    name: &str,
+    unit: &str,
+    mut workload: impl FnMut() -> Result<f64, String>,
+) -> Result<(), String> {
+    let mut plain = Vec::new();
+    let mut traced = Vec::new();
+    let mut uses = Vec::new();
+    for round in 0..settings.rounds {
+        // ABBA order, so slow drift of the machine hits both sides alike.
+        let traced_first = round % 2 == 1;
+        for traced_now in [traced_first, !traced_first] {
+            if traced_now {
+                let agent = Agent::start(settings)?;
+                let rate = workload();
+                let used = agent.stop()?;
+                traced.push(rate?);
+                uses.push(used);
+            } else {
+                plain.push(workload()?);
+            }
+        }
+    }
+    let p = median(&mut plain.clone());
+    let t = median(&mut traced.clone());
+    let records: u64 = uses.iter().map(|u| u.records).sum();
+    let cpu: f64 = uses.iter().map(|u| u.cpu_seconds).sum();
+    let dropped: u64 = uses.iter().map(|u| u.dropped).sum();
+    let rss = uses.iter().map(|u| u.peak_rss_kib).max().unwrap_or(0);
+    println!(
+        "{name}: untraced {p:.0} {unit} (runs {}), traced {t:.0} {unit} (runs {}), slowdown {:.3}x; \
+         agent: {records} records, {dropped} dropped, {:.3} ms CPU per 1000 events, peak RSS {:.1} MiB",
+        fmt_runs(&plain),
+        fmt_runs(&traced),
+        if t > 0.0 { p / t } else { f64::INFINITY },
+        if records > 0 {
+            cpu * 1000.0 / (records as f64 / 1000.0)
+        } else {
+            0.0
+        },
+        rss as f64 / 1024.0
+    );
+    Ok(())
+}
+
+fn fmt_runs(values: &[f64]) -> String {
+    values
+        .iter()
+        .map(|v| format!("{v:.0}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn trigger_rate(settings: &Settings, args: &[&str]) -> Result<f64, String> {
+    let out = Command::new(settings.bin_dir.join("vigil-trigger"))
+        .args(args)
+        .output()
+        .map_err(|e| format!("vigil-trigger: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "vigil-trigger {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .map_err(|e| format!("vigil-trigger output: {e}"))
+}
+
+fn exec(settings: &Settings) -> Result<(), String> {
+    let seconds = settings.seconds.to_string();
+    for workers in ["1", "2"] {
+        compare(
+            settings,
+            &format!("exec storm, {workers} worker(s)"),
+            "exec/s",
+            || trigger_rate(settings, &["exec-storm", &seconds, workers]),
+        )?;
+    }
+    Ok(())
+}
+
+fn connect(settings: &Settings) -> Result<(), String> {
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| e.to_string())?
+        .to_string();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            drop(stream);
+        }
+    });
+    let seconds = settings.seconds.to_string();
+    compare(settings, "loopback TCP connect storm", "connect/s", || {
+        trigger_rate(settings, &["connect-storm", &addr, &seconds])
+    })
+}
+
+/// Kernel to user space: the synthetic program emits bursts of 128-byte records on each
+/// `getpgid` of this process while the in-process reader drains them.
+/// Runs with the agent's batched wake-ups, then with a wake-up per record for comparison.
+fn ring(settings: &Settings) -> Result<(), String> {
+    for wakeup_bytes in [SensorOptions::default().wakeup_bytes, 0] {
+        println!("ring buffer, wake-up after {wakeup_bytes} bytes waiting (0: every record):");
+        ring_with(settings, wakeup_bytes)?;
+    }
+    Ok(())
+}
+
+fn ring_with(settings: &Settings, wakeup_bytes: u32) -> Result<(), String> {
+    let options = SensorOptions {
+        synthetic: true,
+        wakeup_bytes,
+        disabled: Hook::ALL.iter().map(|h| h.name().to_owned()).collect(),
+        ..SensorOptions::default()
+    };
+    let agent = Collector::start(options).map_err(|e| e.to_string())?;
+    for round in 0..settings.rounds {
+        let base_delivered = agent.stats().synthetic;
+        let base = counters(&agent);
+        let started = Instant::now();
+        let deadline = started + Duration::from_secs(settings.seconds);
+        let mut calls: u64 = 0;
+        while Instant::now() < deadline {
+            // SAFETY: getpgid(0) has no preconditions.
+            unsafe { libc::getpgid(0) };
+            calls += 1;
+        }
+        let produce_secs = started.elapsed().as_secs_f64();
+        // Let the reader catch up with what was sent.
+        let (sent, dropped) = loop {
+            let (sent, dropped) = counters(&agent);
+            if agent.stats().synthetic - base_delivered >= sent - base.0
+                || started.elapsed() > Duration::from_secs(settings.seconds + 10)
+            {
+                break (sent - base.0, dropped - base.1);
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        };
+        let delivered = agent.stats().synthetic - base_delivered;
+        let secs = started.elapsed().as_secs_f64();
+        println!(
+            "  round {}: {calls} bursts in {produce_secs:.2}s, {sent} records sent, {delivered} delivered in {secs:.2}s = {:.0} records/s, {dropped} dropped ({:.2}%)",
+            round + 1,
+            delivered as f64 / secs,
+            100.0 * dropped as f64 / (sent + dropped).max(1) as f64
+        );
+    }
+    Ok(())
+}
+
+fn counters(agent: &Collector) -> (u64, u64) {
+    agent
+        .counters()
+        .into_iter()
+        .find(|(hook, _)| *hook == Hook::Synthetic)
+        .map(|(_, c)| (c.sent, c.dropped))
+        .unwrap_or((0, 0))
+}
+
+/// A real workload: a clean `cargo build` of a small crate graph (node-agent-common with its
+/// user-space dependencies), offline.
+fn build(settings: &Settings) -> Result<(), String> {
+    let workspace = settings
+        .bin_dir
+        .ancestors()
+        .find(|p| p.join("Cargo.lock").exists())
+        .ok_or("run from the workspace's target directory")?
+        .to_path_buf();
+    let target = std::env::temp_dir().join("vigil-bench-build");
+    let quick = Settings {
+        rounds: settings.rounds.min(3),
+        seconds: settings.seconds,
+        bin_dir: settings.bin_dir.clone(),
+    };
+    compare(&quick, "clean cargo build", "builds/hour", || {
+        let _ = std::fs::remove_dir_all(&target);
+        let started = Instant::now();
+        let status = Command::new("cargo")
+            .args([
+                "build",
+                "--offline",
+                "-q",
+                "-p",
+                "node-agent-common",
+                "--features",
+                "user",
+                "--target-dir",
+            ])
+            .arg(&target)
+            .current_dir(&workspace)
+            .status()
+            .map_err(|e| format!("cargo: {e}"))?;
+        if !status.success() {
+            return Err("cargo build failed".into());
+        }
+        Ok(3600.0 / started.elapsed().as_secs_f64())
+    })
+}

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The test command: installs what the build needs (idempotent), then formatting, lints and
+# every test, including the eBPF tests that load programs into this kernel (they need root).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+scripts/bootstrap.sh
+# shellcheck source=scripts/env.sh
+source scripts/env.sh
+
+cargo fmt --all -- --check
+cargo clippy --workspace --exclude node-agent-ebpf --all-targets -- -D warnings
+cargo test --workspace --exclude node-agent-ebpf
