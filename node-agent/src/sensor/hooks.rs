@@ -307,3 +307,47 @@ fn describe(error: ProgramError) -> String {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_verifier_rejection_shows_the_end_of_the_log() {
+        let log = (1..=20)
+            .map(|i| format!("{i}: insn"))
+            .collect::<Vec<_>>()
+            .join("\n")
+            + "\ninvalid access to memory, mem_size=2936 off=2936 size=256";
+        let text = describe(ProgramError::LoadError {
+            io_error: std::io::Error::from_raw_os_error(libc::EACCES),
+            verifier_log: aya_obj::VerifierLog::new(log),
+        });
+        assert!(
+            text.starts_with("the verifier rejected the program"),
+            "{text}"
+        );
+        assert!(text.contains("invalid access to memory"), "{text}");
+        assert!(text.contains("16: insn"), "the last lines are kept: {text}");
+        assert!(
+            !text.contains("| 3: insn"),
+            "the early lines are not: {text}"
+        );
+    }
+
+    #[test]
+    fn a_refusal_without_log_names_the_errno() {
+        let text = describe(ProgramError::LoadError {
+            io_error: std::io::Error::from_raw_os_error(libc::EPERM),
+            verifier_log: aya_obj::VerifierLog::new(String::new()),
+        });
+        assert!(text.contains("Operation not permitted"), "{text}");
+        let status = HookStatus {
+            hook: "exec",
+            mechanism: "tp_btf",
+            state: HookState::Failed(text),
+        };
+        assert!(status.is_permission_error());
+        assert!(status.to_string().starts_with("exec failed: "));
+    }
+}

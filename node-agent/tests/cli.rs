@@ -1,0 +1,123 @@
+//! The command line on bad input and in bad conditions: one clear paragraph, a failing exit
+//! code, never a panic.
+
+use std::process::{Command, Output};
+
+const AGENT: &str = env!("CARGO_BIN_EXE_node-agent");
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn no_panic(out: &Output) {
+    let text = stderr(out);
+    assert!(!text.contains("panicked"), "the agent panicked: {text}");
+}
+
+#[test]
+fn missing_btf_names_the_path_and_the_fix() {
+    let out = Command::new(AGENT)
+        .args(["probe", "--btf-path", "/nonexistent/vmlinux"])
+        .output()
+        .expect("run node-agent");
+    assert!(!out.status.success());
+    no_panic(&out);
+    let text = stderr(&out);
+    // As root the BTF check fails; as another user the privilege check fails first.
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        assert!(text.contains("/nonexistent/vmlinux"), "{text}");
+        assert!(text.contains("CONFIG_DEBUG_INFO_BTF"), "{text}");
+    } else {
+        assert!(text.contains("CAP_BPF"), "{text}");
+    }
+}
+
+#[test]
+fn unknown_hook_is_rejected_with_the_list_of_hooks() {
+    let out = Command::new(AGENT)
+        .args(["run", "--disable-hook", "bogus", "--duration", "1s"])
+        .output()
+        .expect("run node-agent");
+    assert!(!out.status.success());
+    no_panic(&out);
+    let text = stderr(&out);
+    assert!(text.contains("--disable-hook bogus"), "{text}");
+    assert!(text.contains("dns_ingress"), "{text}");
+}
+
+#[test]
+fn bad_duration_is_a_usage_error() {
+    let out = Command::new(AGENT)
+        .args(["run", "--duration", "soon"])
+        .output()
+        .expect("run node-agent");
+    assert_eq!(out.status.code(), Some(2), "clap's usage error code");
+    assert!(stderr(&out).contains("--duration"), "{}", stderr(&out));
+}
+
+#[test]
+fn unprivileged_user_gets_the_privilege_paragraph() {
+    // Drop to nobody when root (setpriv is in util-linux, on every Debian); otherwise we
+    // already are unprivileged.
+    // SAFETY: geteuid cannot fail.
+    let mut cmd = if unsafe { libc::geteuid() } == 0 {
+        let mut c = Command::new("setpriv");
+        c.args([
+            "--reuid",
+            "65534",
+            "--regid",
+            "65534",
+            "--clear-groups",
+            "--inh-caps",
+            "-all",
+            "--",
+            AGENT,
+        ]);
+        c
+    } else {
+        Command::new(AGENT)
+    };
+    let out = cmd
+        .args(["run", "--duration", "1s"])
+        .output()
+        .expect("run node-agent");
+    assert!(!out.status.success());
+    no_panic(&out);
+    let text = stderr(&out);
+    assert!(
+        text.contains("uid 65534") || unsafe { libc::geteuid() } != 0,
+        "{text}"
+    );
+    assert!(text.contains("CAP_BPF") && text.contains("root"), "{text}");
+}
+
+#[test]
+fn root_probe_reports_every_hook() {
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "root_probe_reports_every_hook needs root"
+        );
+        eprintln!("SKIPPED root_probe_reports_every_hook: needs root");
+        return;
+    }
+    let out = Command::new(AGENT)
+        .arg("probe")
+        .output()
+        .expect("run node-agent");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("probe prints JSON");
+    let hooks = report["hooks"].as_array().expect("hooks array");
+    assert_eq!(hooks.len(), 8);
+    for hook in hooks {
+        assert_eq!(hook["state"], "active", "{hook}");
+        assert!(hook["mechanism"].is_string());
+    }
+    assert!(
+        report["host"]["kernel"]
+            .as_str()
+            .is_some_and(|k| !k.is_empty())
+    );
+}
