@@ -187,7 +187,7 @@ fn shell_child_has_lineage_fork_and_exit_code() {
     assert_eq!(sh.wait().expect("wait").code(), Some(3));
 
     let exec = expect_exec(
-        |e| matches!(e, Event::Exec(x) if x.process.ppid == sh_pid && x.argv.iter().any(|a| *a == marker)),
+        |e| matches!(e, Event::Exec(x) if x.process.ppid == sh_pid && x.argv.contains(&marker)),
     );
     assert_eq!(exec.lineage.first().map(|a| a.pid), Some(sh_pid));
     assert_eq!(exec.lineage.get(1).map(|a| a.pid), Some(std::process::id()));
@@ -227,7 +227,7 @@ fn process_started_before_the_agent_has_its_parent() {
     writeln!(sh.stdin.take().expect("stdin"), "go").expect("wake sh");
     sh.wait().expect("wait sh");
     let event = late.wait_for(WAIT, |e| {
-        matches!(e, Event::Exec(x) if x.process.ppid == sh_pid && x.argv.iter().any(|a| *a == marker))
+        matches!(e, Event::Exec(x) if x.process.ppid == sh_pid && x.argv.contains(&marker))
     });
     let Some(Event::Exec(exec)) = event else {
         panic!("no exec from the pre-existing shell")
