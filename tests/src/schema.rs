@@ -62,7 +62,10 @@ pub fn check_structure(schema: &Value, value: &Value, path: &str, problems: &mut
     if let Some(options) = schema.get("enum").and_then(Value::as_array)
         && !options.contains(value)
     {
-        problems.push(format!("{path}: {value} is not one of {}", Value::Array(options.clone())));
+        problems.push(format!(
+            "{path}: {value} is not one of {}",
+            Value::Array(options.clone())
+        ));
     }
     if schema.get("x-kubernetes-int-or-string") == Some(&Value::Bool(true)) {
         if !(value.is_string() || value.is_i64() || value.is_u64()) {
@@ -81,7 +84,10 @@ pub fn check_structure(schema: &Value, value: &Value, path: &str, problems: &mut
         _ => true,
     };
     if !ok {
-        problems.push(format!("{path}: expected {}, found {value}", ty.unwrap_or("?")));
+        problems.push(format!(
+            "{path}: expected {}, found {value}",
+            ty.unwrap_or("?")
+        ));
         return;
     }
     if let Some(n) = value.as_f64() {
@@ -105,21 +111,36 @@ pub fn check_structure(schema: &Value, value: &Value, path: &str, problems: &mut
     match value {
         Value::Object(map) => {
             let props = schema.get("properties").and_then(Value::as_object);
-            for req in schema.get("required").and_then(Value::as_array).into_iter().flatten() {
+            for req in schema
+                .get("required")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
                 if let Some(r) = req.as_str()
                     && !map.contains_key(r)
                 {
                     problems.push(format!("{path}.{r}: required"));
                 }
             }
-            let preserve = schema.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true));
+            let preserve =
+                schema.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true));
             for (k, v) in map {
                 let child = format!("{path}.{k}");
-                match (props.and_then(|p| p.get(k)), schema.get("additionalProperties")) {
+                match (
+                    props.and_then(|p| p.get(k)),
+                    schema.get("additionalProperties"),
+                ) {
                     (Some(s), _) => check_structure(s, v, &child, problems),
-                    (None, Some(Value::Bool(false))) => problems.push(format!("{child}: unknown field")),
-                    (None, Some(add @ Value::Object(_))) => check_structure(add, v, &child, problems),
-                    (None, _) if props.is_some() && !preserve => problems.push(format!("{child}: unknown field")),
+                    (None, Some(Value::Bool(false))) => {
+                        problems.push(format!("{child}: unknown field"))
+                    }
+                    (None, Some(add @ Value::Object(_))) => {
+                        check_structure(add, v, &child, problems)
+                    }
+                    (None, _) if props.is_some() && !preserve => {
+                        problems.push(format!("{child}: unknown field"))
+                    }
                     (None, _) => {}
                 }
             }
@@ -144,19 +165,42 @@ impl CrdSet {
     /// Load every `*.yaml` CRD in `dir`.
     pub fn load(dir: &Path) -> Result<Self, SchemaError> {
         let mut schemas = BTreeMap::new();
-        let entries = std::fs::read_dir(dir).map_err(|source| SchemaError::Read { path: dir.display().to_string(), source })?;
+        let entries = std::fs::read_dir(dir).map_err(|source| SchemaError::Read {
+            path: dir.display().to_string(),
+            source,
+        })?;
         for entry in entries {
-            let path = entry.map_err(|source| SchemaError::Read { path: dir.display().to_string(), source })?.path();
+            let path = entry
+                .map_err(|source| SchemaError::Read {
+                    path: dir.display().to_string(),
+                    source,
+                })?
+                .path();
             if path.extension().and_then(|e| e.to_str()) != Some("yaml") {
                 continue;
             }
-            let text = std::fs::read_to_string(&path).map_err(|source| SchemaError::Read { path: path.display().to_string(), source })?;
+            let text = std::fs::read_to_string(&path).map_err(|source| SchemaError::Read {
+                path: path.display().to_string(),
+                source,
+            })?;
             let crd: CustomResourceDefinition =
-                serde_yaml::from_str(&text).map_err(|source| SchemaError::Parse { path: path.display().to_string(), source })?;
+                serde_yaml::from_str(&text).map_err(|source| SchemaError::Parse {
+                    path: path.display().to_string(),
+                    source,
+                })?;
             for v in &crd.spec.versions {
-                let schema = v.schema.as_ref().and_then(|s| s.open_api_v3_schema.as_ref());
+                let schema = v
+                    .schema
+                    .as_ref()
+                    .and_then(|s| s.open_api_v3_schema.as_ref());
                 let schema = serde_json::to_value(schema).unwrap_or(Value::Null);
-                schemas.insert((format!("{}/{}", crd.spec.group, v.name), crd.spec.names.kind.clone()), schema);
+                schemas.insert(
+                    (
+                        format!("{}/{}", crd.spec.group, v.name),
+                        crd.spec.names.kind.clone(),
+                    ),
+                    schema,
+                );
             }
         }
         Ok(Self { schemas })
@@ -180,7 +224,11 @@ impl CrdSet {
         let schema = self
             .schemas
             .get(&(api_version.clone(), kind.clone()))
-            .ok_or_else(|| SchemaError::UnknownKind { file: file.to_owned(), api_version, kind })?;
+            .ok_or_else(|| SchemaError::UnknownKind {
+                file: file.to_owned(),
+                api_version,
+                kind,
+            })?;
         let mut problems = Vec::new();
         // apiVersion, kind and metadata are implicit in every CRD's root schema.
         let mut body = object.clone();
@@ -193,7 +241,14 @@ impl CrdSet {
         if let Err(errors) = kube::core::cel::Validator::new().validate(schema, object, None) {
             problems.extend(errors.iter().map(|e| format!("CEL {e}")));
         }
-        if problems.is_empty() { Ok(()) } else { Err(SchemaError::Invalid { file: file.to_owned(), problems }) }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(SchemaError::Invalid {
+                file: file.to_owned(),
+                problems,
+            })
+        }
     }
 }
 
@@ -202,7 +257,10 @@ pub fn yaml_documents(path: &str, text: &str) -> Result<Vec<Value>, SchemaError>
     use serde::Deserialize;
     let mut docs = Vec::new();
     for doc in serde_yaml::Deserializer::from_str(text) {
-        let v = Value::deserialize(doc).map_err(|source| SchemaError::Parse { path: path.to_owned(), source })?;
+        let v = Value::deserialize(doc).map_err(|source| SchemaError::Parse {
+            path: path.to_owned(),
+            source,
+        })?;
         if !v.is_null() {
             docs.push(v);
         }
@@ -229,16 +287,25 @@ mod tests {
             (json!({}), Some(".a: required")),
             (json!({"a": 0}), Some(".a: 0 is below the minimum 1")),
             (json!({"a": 1, "b": "z"}), Some(".b: \"z\" is not one of")),
-            (json!({"a": 1, "c": [true, 3]}), Some(".c[1]: expected boolean")),
+            (
+                json!({"a": 1, "c": [true, 3]}),
+                Some(".c[1]: expected boolean"),
+            ),
             (json!({"a": 1, "typo": 1}), Some(".typo: unknown field")),
-            (json!({"a": 1, "m": {"k": 2}}), Some(".m.k: expected string")),
+            (
+                json!({"a": 1, "m": {"k": 2}}),
+                Some(".m.k: expected string"),
+            ),
         ];
         for (value, want) in table {
             let mut problems = Vec::new();
             check_structure(&schema, &value, "", &mut problems);
             match want {
                 None => assert!(problems.is_empty(), "{value}: {problems:?}"),
-                Some(w) => assert!(problems.iter().any(|p| p.starts_with(w)), "{value}: {problems:?}"),
+                Some(w) => assert!(
+                    problems.iter().any(|p| p.starts_with(w)),
+                    "{value}: {problems:?}"
+                ),
             }
         }
     }

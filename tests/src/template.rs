@@ -63,9 +63,10 @@ fn lex(file: &str, src: &str) -> Result<Vec<Piece>, TemplateError> {
     while let Some(start) = rest.find("{{") {
         let mut text = rest[..start].to_owned();
         let after = &rest[start + 2..];
-        let end = after
-            .find("}}")
-            .ok_or_else(|| TemplateError::Unbalanced { file: file.to_owned(), problem: format!("line {line}: '{{{{' without '}}}}'") })?;
+        let end = after.find("}}").ok_or_else(|| TemplateError::Unbalanced {
+            file: file.to_owned(),
+            problem: format!("line {line}: '{{{{' without '}}}}'"),
+        })?;
         let mut action = &after[..end];
         let trim_left = action.starts_with('-');
         let trim_right = action.ends_with('-');
@@ -78,7 +79,10 @@ fn lex(file: &str, src: &str) -> Result<Vec<Piece>, TemplateError> {
         }
         line += rest[..start].matches('\n').count();
         pieces.push(Piece::Text(text));
-        pieces.push(Piece::Action { text: action.trim().to_owned(), line });
+        pieces.push(Piece::Action {
+            text: action.trim().to_owned(),
+            line,
+        });
         line += action.matches('\n').count();
         rest = &after[end + 2..];
         if trim_right {
@@ -119,8 +123,15 @@ impl Scope {
 
     fn operand(&self, file: &str, line: usize, word: &str) -> Result<Option<Value>, TemplateError> {
         if word.starts_with('.') {
-            if !(word.starts_with(".Values") || word.starts_with(".Release") || word.starts_with(".Chart")) {
-                return Err(TemplateError::Unsupported { file: file.to_owned(), line, action: word.to_owned() });
+            if !(word.starts_with(".Values")
+                || word.starts_with(".Release")
+                || word.starts_with(".Chart"))
+            {
+                return Err(TemplateError::Unsupported {
+                    file: file.to_owned(),
+                    line,
+                    action: word.to_owned(),
+                });
             }
             return Ok(self.lookup(word).cloned());
         }
@@ -129,12 +140,20 @@ impl Scope {
         }
         match serde_json::from_str::<Value>(word) {
             Ok(v @ (Value::Number(_) | Value::Bool(_))) => Ok(Some(v)),
-            _ => Err(TemplateError::Unsupported { file: file.to_owned(), line, action: word.to_owned() }),
+            _ => Err(TemplateError::Unsupported {
+                file: file.to_owned(),
+                line,
+                action: word.to_owned(),
+            }),
         }
     }
 
     fn pipeline(&self, file: &str, line: usize, action: &str) -> Result<String, TemplateError> {
-        let unsupported = || TemplateError::Unsupported { file: file.to_owned(), line, action: action.to_owned() };
+        let unsupported = || TemplateError::Unsupported {
+            file: file.to_owned(),
+            line,
+            action: action.to_owned(),
+        };
         let mut stages = action.split('|').map(str::trim);
         let first = stages.next().ok_or_else(unsupported)?;
         let words: Vec<&str> = first.split_whitespace().collect();
@@ -152,13 +171,23 @@ impl Scope {
                         value = self.operand(file, line, d)?;
                     }
                 }
-                ["quote"] => out = Some(format!("{:?}", to_text(value.as_ref().unwrap_or(&Value::Null)))),
+                ["quote"] => {
+                    out = Some(format!(
+                        "{:?}",
+                        to_text(value.as_ref().unwrap_or(&Value::Null))
+                    ))
+                }
                 ["nindent", n] if yaml => {
                     let n: usize = n.parse().map_err(|_| unsupported())?;
                     let v = value.clone().unwrap_or(Value::Null);
                     let text = serde_yaml::to_string(&v).map_err(|_| unsupported())?;
                     let pad = " ".repeat(n);
-                    out = Some(text.trim_end().lines().map(|l| format!("\n{pad}{l}")).collect());
+                    out = Some(
+                        text.trim_end()
+                            .lines()
+                            .map(|l| format!("\n{pad}{l}"))
+                            .collect(),
+                    );
                 }
                 _ => return Err(unsupported()),
             }
@@ -167,7 +196,11 @@ impl Scope {
             (Some(o), _) => Ok(o),
             (None, _) if yaml => Err(unsupported()),
             (None, Some(v)) => Ok(to_text(&v)),
-            (None, None) => Err(TemplateError::Missing { file: file.to_owned(), line, path: first.to_owned() }),
+            (None, None) => Err(TemplateError::Missing {
+                file: file.to_owned(),
+                line,
+                path: first.to_owned(),
+            }),
         }
     }
 
@@ -193,14 +226,16 @@ impl Scope {
                         let t = v.as_ref().is_some_and(truthy);
                         stack.push((t, t));
                     } else if text == "else" {
-                        let top = stack
-                            .last_mut()
-                            .ok_or_else(|| TemplateError::Unbalanced { file: file.to_owned(), problem: format!("line {line}: else without if") })?;
+                        let top = stack.last_mut().ok_or_else(|| TemplateError::Unbalanced {
+                            file: file.to_owned(),
+                            problem: format!("line {line}: else without if"),
+                        })?;
                         *top = (!top.1, true);
                     } else if text == "end" {
-                        stack
-                            .pop()
-                            .ok_or_else(|| TemplateError::Unbalanced { file: file.to_owned(), problem: format!("line {line}: end without if") })?;
+                        stack.pop().ok_or_else(|| TemplateError::Unbalanced {
+                            file: file.to_owned(),
+                            problem: format!("line {line}: end without if"),
+                        })?;
                     } else if emitting(&stack) {
                         out.push_str(&self.pipeline(file, line, &text)?);
                     }
@@ -208,7 +243,10 @@ impl Scope {
             }
         }
         if !stack.is_empty() {
-            return Err(TemplateError::Unbalanced { file: file.to_owned(), problem: "if without end".to_owned() });
+            return Err(TemplateError::Unbalanced {
+                file: file.to_owned(),
+                problem: "if without end".to_owned(),
+            });
         }
         Ok(out)
     }
@@ -234,11 +272,26 @@ mod tests {
     fn render_table() {
         let table = [
             ("a: {{ .Release.Namespace }}", Ok("a: ns".to_owned())),
-            ("i: {{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}", Ok("i: r:0.1.0".to_owned())),
-            ("q: {{ .Values.image.repository | quote }}", Ok("q: \"r\"".to_owned())),
-            ("x:\n  {{- toYaml .Values.res | nindent 2 }}", Ok("x:\n  cpu: '1'".to_owned())),
-            ("{{- if .Values.on }}\nyes\n{{- else }}\nno\n{{- end }}", Ok("\nyes".to_owned())),
-            ("{{- if .Values.off }}\nyes\n{{- else }}\nno\n{{- end }}", Ok("\nno".to_owned())),
+            (
+                "i: {{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}",
+                Ok("i: r:0.1.0".to_owned()),
+            ),
+            (
+                "q: {{ .Values.image.repository | quote }}",
+                Ok("q: \"r\"".to_owned()),
+            ),
+            (
+                "x:\n  {{- toYaml .Values.res | nindent 2 }}",
+                Ok("x:\n  cpu: '1'".to_owned()),
+            ),
+            (
+                "{{- if .Values.on }}\nyes\n{{- else }}\nno\n{{- end }}",
+                Ok("\nyes".to_owned()),
+            ),
+            (
+                "{{- if .Values.off }}\nyes\n{{- else }}\nno\n{{- end }}",
+                Ok("\nno".to_owned()),
+            ),
             ("{{/* note */}}a", Ok("a".to_owned())),
         ];
         for (src, want) in table {
@@ -249,9 +302,21 @@ mod tests {
     #[test]
     fn unsupported_and_missing_are_errors_with_lines() {
         let s = scope();
-        assert!(matches!(s.render("t", "a\n{{ include \"x\" . }}"), Err(TemplateError::Unsupported { line: 2, .. })));
-        assert!(matches!(s.render("t", "{{ .Values.nope }}"), Err(TemplateError::Missing { .. })));
-        assert!(matches!(s.render("t", "{{ if .Values.on }}"), Err(TemplateError::Unbalanced { .. })));
-        assert!(matches!(s.render("t", "{{ .Capabilities.KubeVersion }}"), Err(TemplateError::Unsupported { .. })));
+        assert!(matches!(
+            s.render("t", "a\n{{ include \"x\" . }}"),
+            Err(TemplateError::Unsupported { line: 2, .. })
+        ));
+        assert!(matches!(
+            s.render("t", "{{ .Values.nope }}"),
+            Err(TemplateError::Missing { .. })
+        ));
+        assert!(matches!(
+            s.render("t", "{{ if .Values.on }}"),
+            Err(TemplateError::Unbalanced { .. })
+        ));
+        assert!(matches!(
+            s.render("t", "{{ .Capabilities.KubeVersion }}"),
+            Err(TemplateError::Unsupported { .. })
+        ));
     }
 }

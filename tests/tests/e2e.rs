@@ -1,0 +1,261 @@
+//! The opt-in end-to-end suite: runs the operator against the cluster `KUBECONFIG` points at.
+//!
+//! Enabled only with `--features e2e` (see docs/OPERATOR.md); without `KUBECONFIG` it fails with
+//! a message saying so rather than passing silently. Every step is also covered, against a mock
+//! API server, by `operator/tests/reconcile.rs`, which runs under plain `cargo test`.
+#![cfg(feature = "e2e")]
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use k8s_openapi::{
+    api::{
+        apps::v1::DaemonSet,
+        coordination::v1::Lease,
+        core::v1::{Namespace, Node},
+    },
+    apimachinery::pkg::apis::meta::v1::MicroTime,
+    jiff::Timestamp,
+};
+use kube::{
+    Api, ResourceExt,
+    api::{DeleteParams, Patch, PatchParams, PostParams},
+};
+use serde_json::json;
+use vigil_crds::{
+    RuntimeFinding, RuntimeMonitoringPolicy, SuppressionRule,
+    lease::{AgentHealth, HEALTH_SCHEMA_VERSION, Renewal, agent_lease},
+    policy::CoverageStatus,
+};
+use vigil_e2e::cluster::{FIELD_MANAGER, apply_crds, connect, start_operator, wait_for};
+
+const NS: &str = "vigil-e2e";
+const POLICY: &str = "vigil-e2e";
+const LABEL: &str = "vigil.dev/e2e";
+const WAIT: Duration = Duration::from_secs(120);
+
+fn health() -> AgentHealth {
+    AgentHealth {
+        schema_version: HEALTH_SCHEMA_VERSION,
+        agent_version: "e2e".into(),
+        kernel_version: "e2e".into(),
+        btf_available: true,
+        active_hooks: vec!["e2e".into()],
+        probe_failures: vec![],
+        events_per_second: 1.0,
+        dropped_events_per_second: 0.0,
+        dropped_events_total: 0,
+    }
+}
+
+async fn node_status(
+    policies: &Api<RuntimeMonitoringPolicy>,
+    node: &str,
+) -> Option<(CoverageStatus, Option<String>)> {
+    let p = policies.get_opt(POLICY).await.ok()??;
+    let n = p
+        .status?
+        .coverage
+        .nodes
+        .into_iter()
+        .find(|n| n.node_name == node)?;
+    Some((n.status, n.issue))
+}
+
+#[tokio::test]
+async fn operator_end_to_end() {
+    let client = connect().await.unwrap_or_else(|e| panic!("{e}"));
+    let ssa = PatchParams::apply(FIELD_MANAGER).force();
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    namespaces
+        .patch(
+            NS,
+            &ssa,
+            &Patch::Apply(
+                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}),
+            ),
+        )
+        .await
+        .unwrap();
+    apply_crds(&client).await.unwrap();
+    let _operator = start_operator(NS).unwrap();
+
+    // "Add a node": label the first Linux node so the policy selects it.
+    let nodes: Api<Node> = Api::all(client.clone());
+    let node = nodes
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .next()
+        .expect("the cluster has a node")
+        .name_any();
+    nodes
+        .patch(
+            &node,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {LABEL: "true"}}})),
+        )
+        .await
+        .unwrap();
+
+    // Apply a policy: the DaemonSet and the status appear.
+    let policies: Api<RuntimeMonitoringPolicy> = Api::all(client.clone());
+    let policy = |mode: &str| {
+        json!({"apiVersion": "vigil.dev/v1alpha1", "kind": "RuntimeMonitoringPolicy", "metadata": {"name": POLICY},
+               "spec": {"agentManagement": mode, "nodeSelector": {LABEL: "true"}, "coverage": {"heartbeatTimeoutSeconds": 10}}})
+    };
+    policies
+        .patch(POLICY, &ssa, &Patch::Apply(policy("Automated")))
+        .await
+        .unwrap();
+    let daemonsets: Api<DaemonSet> = Api::namespaced(client.clone(), NS);
+    let ds_name = format!("vigil-agent-{POLICY}");
+    wait_for("agent DaemonSet", WAIT, || async {
+        daemonsets.get_opt(&ds_name).await.ok()?
+    })
+    .await
+    .unwrap();
+    wait_for("policy status listing the node", WAIT, || {
+        node_status(&policies, &node)
+    })
+    .await
+    .unwrap();
+
+    // Manual mode: the user runs the agent; the operator removes its DaemonSet and tracks Leases.
+    policies
+        .patch(POLICY, &ssa, &Patch::Apply(policy("Manual")))
+        .await
+        .unwrap();
+    wait_for("DaemonSet removed", WAIT, || async {
+        daemonsets
+            .get_opt(&ds_name)
+            .await
+            .ok()?
+            .is_none()
+            .then_some(())
+    })
+    .await
+    .unwrap();
+
+    // Renew a Lease as an agent would: coverage turns Healthy.
+    let leases: Api<Lease> = Api::namespaced(client.clone(), NS);
+    let renewing = Arc::new(AtomicBool::new(true));
+    let renewer = {
+        let (leases, renewing, node) = (leases.clone(), renewing.clone(), node.clone());
+        tokio::spawn(async move {
+            while renewing.load(Ordering::Relaxed) {
+                let renewal = Renewal {
+                    node: &node,
+                    namespace: NS,
+                    policy: POLICY,
+                    holder: "e2e-agent",
+                    renew_time: MicroTime(Timestamp::now()),
+                    lease_duration_seconds: 10,
+                };
+                let lease = agent_lease(&renewal, &health()).unwrap();
+                let name = lease.name_any();
+                leases
+                    .patch(
+                        &name,
+                        &PatchParams::apply(FIELD_MANAGER).force(),
+                        &Patch::Apply(&lease),
+                    )
+                    .await
+                    .unwrap();
+                tokio::time::sleep(Duration::from_secs(3)).await;
+            }
+        })
+    };
+    wait_for("node Healthy", WAIT, || async {
+        matches!(
+            node_status(&policies, &node).await,
+            Some((CoverageStatus::Healthy, _))
+        )
+        .then_some(())
+    })
+    .await
+    .unwrap();
+
+    // Stop renewing: Unhealthy, with the reason.
+    renewing.store(false, Ordering::Relaxed);
+    renewer.await.unwrap();
+    let issue = wait_for("node Unhealthy", WAIT, || async {
+        match node_status(&policies, &node).await {
+            Some((CoverageStatus::Unhealthy, issue)) => issue,
+            _ => None,
+        }
+    })
+    .await
+    .unwrap();
+    assert!(issue.starts_with("AgentNotReporting:"), "{issue}");
+
+    // A suppression rule archives a matching finding.
+    let findings: Api<RuntimeFinding> = Api::namespaced(client.clone(), NS);
+    let mut finding: RuntimeFinding =
+        serde_yaml::from_str(include_str!("../../examples/findings/sample-finding.yaml")).unwrap();
+    finding.metadata = kube::core::ObjectMeta {
+        name: Some("e2e-finding".into()),
+        namespace: Some(NS.into()),
+        ..Default::default()
+    };
+    finding.spec.resource.host.node_name = Some(node.clone());
+    let _ = findings
+        .delete("e2e-finding", &DeleteParams::default())
+        .await;
+    findings
+        .create(&PostParams::default(), &finding)
+        .await
+        .unwrap();
+    let rules: Api<SuppressionRule> = Api::all(client.clone());
+    let rule = json!({"apiVersion": "vigil.dev/v1alpha1", "kind": "SuppressionRule", "metadata": {"name": "vigil-e2e"},
+        "spec": {"description": "e2e", "action": "ARCHIVE", "criteria": {"criterion": {"id": {"equals": [finding.spec.id]}}}}});
+    rules
+        .patch("vigil-e2e", &ssa, &Patch::Apply(rule))
+        .await
+        .unwrap();
+    wait_for("finding archived", WAIT, || async {
+        let f = findings.get_opt("e2e-finding").await.ok()??;
+        f.status
+            .filter(|s| s.archived && s.archived_by.as_deref() == Some("vigil-e2e"))
+    })
+    .await
+    .unwrap();
+
+    // Clean up while the operator still runs (it removes the policy finalizer).
+    rules
+        .delete("vigil-e2e", &DeleteParams::default())
+        .await
+        .unwrap();
+    findings
+        .delete("e2e-finding", &DeleteParams::default())
+        .await
+        .unwrap();
+    policies
+        .delete(POLICY, &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_for("policy deleted", WAIT, || async {
+        policies.get_opt(POLICY).await.ok()?.is_none().then_some(())
+    })
+    .await
+    .unwrap();
+    nodes
+        .patch(
+            &node,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {LABEL: null}}})),
+        )
+        .await
+        .unwrap();
+    namespaces
+        .delete(NS, &DeleteParams::default())
+        .await
+        .unwrap();
+}
