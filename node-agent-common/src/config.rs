@@ -79,6 +79,38 @@ pub struct KernelOffsets {
     pub cred_euid: u32,
     /// `cred.egid`
     pub cred_egid: u32,
+    /// `task_struct.files`
+    pub task_files: u32,
+    /// `files_struct.fdt`
+    pub files_fdt: u32,
+    /// `fdtable.fd`
+    pub fdt_fd: u32,
+    /// `fdtable.max_fds`
+    pub fdt_max_fds: u32,
+    /// `file.f_path`
+    pub file_path: u32,
+    /// `file.private_data`
+    pub file_private_data: u32,
+    /// `inode.i_mode`
+    pub inode_mode: u32,
+    /// `inode.i_nlink`
+    pub inode_nlink: u32,
+    /// `socket.sk`
+    pub socket_sk: u32,
+    /// `socket.type`
+    pub socket_type: u32,
+    /// `sock.__sk_common.skc_family`
+    pub sk_family: u32,
+    /// `sock.__sk_common.skc_dport`
+    pub sk_dport: u32,
+    /// `sock.__sk_common.skc_daddr`
+    pub sk_daddr: u32,
+    /// `sock.__sk_common.skc_v6_daddr`
+    pub sk_v6_daddr: u32,
+    /// `mm_struct.env_start`
+    pub mm_env_start: u32,
+    /// `mm_struct.env_end`
+    pub mm_env_end: u32,
 }
 
 impl KernelOffsets {
@@ -118,6 +150,22 @@ impl KernelOffsets {
         task_cred: OFFSET_UNKNOWN,
         cred_euid: OFFSET_UNKNOWN,
         cred_egid: OFFSET_UNKNOWN,
+        task_files: OFFSET_UNKNOWN,
+        files_fdt: OFFSET_UNKNOWN,
+        fdt_fd: OFFSET_UNKNOWN,
+        fdt_max_fds: OFFSET_UNKNOWN,
+        file_path: OFFSET_UNKNOWN,
+        file_private_data: OFFSET_UNKNOWN,
+        inode_mode: OFFSET_UNKNOWN,
+        inode_nlink: OFFSET_UNKNOWN,
+        socket_sk: OFFSET_UNKNOWN,
+        socket_type: OFFSET_UNKNOWN,
+        sk_family: OFFSET_UNKNOWN,
+        sk_dport: OFFSET_UNKNOWN,
+        sk_daddr: OFFSET_UNKNOWN,
+        sk_v6_daddr: OFFSET_UNKNOWN,
+        mm_env_start: OFFSET_UNKNOWN,
+        mm_env_end: OFFSET_UNKNOWN,
     };
 }
 
@@ -150,7 +198,7 @@ impl AgentConfig {
     };
 }
 
-const _: () = assert!(size_of::<AgentConfig>() == 16 + 34 * 4);
+const _: () = assert!(size_of::<AgentConfig>() == 16 + 50 * 4);
 
 // SAFETY: #[repr(C)] of u32 fields only: no padding, every bit pattern valid.
 #[cfg(feature = "user")]

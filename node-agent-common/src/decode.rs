@@ -3,8 +3,8 @@
 use core::mem::{align_of, size_of};
 
 use crate::event::{
-    DnsEvent, EventHeader, ExecEvent, ExitEvent, ForkEvent, NetEvent, SyntheticEvent, TaskIdentity,
-    kind,
+    ActivityEvent, DnsEvent, EventHeader, ExecEvent, ExitEvent, FileEvent, ForkEvent, NetEvent,
+    SyntheticEvent, TaskIdentity, kind,
 };
 
 /// Types that can be viewed from any properly sized and aligned bytes.
@@ -30,6 +30,10 @@ unsafe impl Plain for NetEvent {}
 unsafe impl Plain for DnsEvent {}
 // SAFETY: as above.
 unsafe impl Plain for SyntheticEvent {}
+// SAFETY: as above.
+unsafe impl Plain for FileEvent {}
+// SAFETY: as above.
+unsafe impl Plain for ActivityEvent {}
 
 /// Views `bytes` as a `T` without copying, when they are long enough and aligned.
 pub fn view<T: Plain>(bytes: &[u8]) -> Option<&T> {
@@ -61,6 +65,10 @@ pub enum Record<'a> {
     Accept(&'a NetEvent),
     /// [`kind::DNS`]
     Dns(&'a DnsEvent),
+    /// [`kind::FILE`]
+    File(&'a FileEvent),
+    /// [`kind::ACTIVITY`]
+    Activity(&'a ActivityEvent),
     /// [`kind::SYNTHETIC`]
     Synthetic(&'a SyntheticEvent),
 }
@@ -135,6 +143,8 @@ pub fn decode(bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
         kind::CONNECT => Record::Connect(typed(bytes, header)?),
         kind::ACCEPT => Record::Accept(typed(bytes, header)?),
         kind::DNS => Record::Dns(typed(bytes, header)?),
+        kind::FILE => Record::File(typed(bytes, header)?),
+        kind::ACTIVITY => Record::Activity(typed(bytes, header)?),
         kind::SYNTHETIC => Record::Synthetic(typed(bytes, header)?),
         other => return Err(DecodeError::UnknownKind { kind: other }),
     })

@@ -17,6 +17,12 @@ pub const ARGV_LEN: usize = 2048;
 pub const UNIX_PATH_LEN: usize = 108;
 /// Bytes kept of a DNS message.
 pub const DNS_PAYLOAD_LEN: usize = 512;
+/// Bytes kept of a path in file and activity records.
+pub const PATH_LEN: usize = 256;
+/// Bytes kept of an `LD_PRELOAD` or `LD_LIBRARY_PATH` value.
+pub const ENV_VALUE_LEN: usize = 256;
+/// Bytes kept of a short string (a file system type).
+pub const SHORT_STR_LEN: usize = 64;
 
 /// Record kinds. See the crate documentation for the ranges.
 pub mod kind {
@@ -32,6 +38,11 @@ pub mod kind {
     pub const ACCEPT: u16 = 0x0201;
     /// A DNS message left or reached a process ([`super::DnsEvent`]).
     pub const DNS: u16 = 0x0300;
+    /// A file operation on a sensitive path ([`super::FileEvent`]).
+    pub const FILE: u16 = 0x0400;
+    /// Kernel-level activity: memfd, ptrace, modules, mounts, namespaces, privileges
+    /// ([`super::ActivityEvent`]).
+    pub const ACTIVITY: u16 = 0x0500;
     /// Benchmark records from the synthetic program ([`super::SyntheticEvent`]); range
     /// `0x7f00-0x7fff` is for test and benchmark records only.
     pub const SYNTHETIC: u16 = 0x7f00;
@@ -95,6 +106,46 @@ pub mod exec_flags {
     pub const CWD_TRUNCATED: u32 = 1 << 3;
     /// The working directory could not be read.
     pub const CWD_UNREADABLE: u32 = 1 << 4;
+    /// The executable is a memfd (`memfd:` file): fileless execution.
+    pub const EXE_MEMFD: u32 = 1 << 5;
+    /// The executable has no link left on disk (deleted, or an `O_TMPFILE`).
+    pub const EXE_DELETED: u32 = 1 << 6;
+    /// The executable was written or created after the agent started ([`super::ExecEvent::writer`]).
+    pub const EXE_WRITTEN: u32 = 1 << 7;
+    /// The environment had more variables than the kernel scans for `LD_*`.
+    pub const ENV_TRUNCATED: u32 = 1 << 8;
+    /// The effective uid differs from the real one after the exec (a setuid binary).
+    pub const EUID_CHANGED: u32 = 1 << 9;
+}
+
+/// Who wrote a file, remembered in the kernel from the write until an exec or library load.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WriterInfo {
+    /// Process id of the writer; 0 when nobody is recorded.
+    pub tgid: u32,
+    /// Its real uid.
+    pub uid: u32,
+    /// When the file was opened for writing, boot-time ns.
+    pub time_ns: u64,
+    /// Its `comm`.
+    pub comm: [u8; COMM_LEN],
+}
+
+/// A socket standing in for one of the standard streams (or the peer of a dup'ed socket).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SocketPeer {
+    /// [`family`] of the socket, 0 when the fd is not a socket.
+    pub family: u16,
+    /// `SOCK_STREAM` (1), `SOCK_DGRAM` (2), ...
+    pub sock_type: u16,
+    /// Remote port, host byte order.
+    pub port: u16,
+    /// Explicit padding; always zero.
+    pub _pad: u16,
+    /// Remote address (4 or 16 bytes used), network byte order.
+    pub addr: [u8; 16],
 }
 
 /// A successful exec, emitted once per exec from `sched_process_exec`.
@@ -120,12 +171,28 @@ pub struct ExecEvent {
     pub cwd_len: u32,
     /// Number of components in `cwd`.
     pub cwd_depth: u32,
+    /// Explicit padding; always zero.
+    pub _pad3: u32,
+    /// Link count of the executable.
+    pub exe_nlink: u32,
+    /// Who wrote the executable since the agent started (with [`exec_flags::EXE_WRITTEN`]).
+    pub writer: WriterInfo,
+    /// File descriptors 0, 1 and 2 when they are sockets (family 0 otherwise).
+    pub stdio: [SocketPeer; 3],
+    /// Bytes used in `ld_preload`; 0 when `LD_PRELOAD` was not set.
+    pub ld_preload_len: u32,
+    /// Bytes used in `ld_library_path`; 0 when `LD_LIBRARY_PATH` was not set.
+    pub ld_library_path_len: u32,
     /// The path given to exec (`bprm->filename`), relative to `cwd` when not absolute.
     pub filename: [u8; FILENAME_LEN],
     /// The working directory, leaf first (see `cwd_len`).
     pub cwd: [u8; CWD_LEN],
     /// The argument vector, NUL-separated.
     pub argv: [u8; ARGV_LEN],
+    /// The value of `LD_PRELOAD`.
+    pub ld_preload: [u8; ENV_VALUE_LEN],
+    /// The value of `LD_LIBRARY_PATH`.
+    pub ld_library_path: [u8; ENV_VALUE_LEN],
 }
 
 /// A new process, emitted from `sched_process_fork` when the child is a thread-group leader.
@@ -240,6 +307,174 @@ pub struct DnsEvent {
     pub payload: [u8; DNS_PAYLOAD_LEN],
 }
 
+/// Operations in [`FileEvent::op`].
+pub mod file_op {
+    /// `open`/`openat`/`openat2`/`creat` for writing, creating or truncating.
+    pub const OPEN_WRITE: u16 = 1;
+    /// `rename`/`renameat`/`renameat2` (`path` old, `path2` new).
+    pub const RENAME: u16 = 2;
+    /// `link`/`linkat` (`path` existing, `path2` new).
+    pub const LINK: u16 = 3;
+    /// `symlink`/`symlinkat` (`path` target, `path2` the new link).
+    pub const SYMLINK: u16 = 4;
+    /// `unlink`/`unlinkat`.
+    pub const UNLINK: u16 = 5;
+    /// `chmod`/`fchmodat` adding execute, setuid or setgid bits.
+    pub const CHMOD: u16 = 6;
+    /// `chown`/`fchownat`/`lchown`.
+    pub const CHOWN: u16 = 7;
+}
+
+/// Why the kernel kept a file record ([`FileEvent::match_flags`]) and what was cut.
+pub mod file_flags {
+    /// An absolute path matched a configured prefix or exact path.
+    pub const MATCH_PREFIX: u32 = 1 << 0;
+    /// The last path component matched a configured file name.
+    pub const MATCH_NAME: u32 = 1 << 1;
+    /// `path` was longer than [`super::PATH_LEN`].
+    pub const PATH_TRUNCATED: u32 = 1 << 2;
+    /// `path2` was longer than [`super::PATH_LEN`].
+    pub const PATH2_TRUNCATED: u32 = 1 << 3;
+    /// `/proc/<pid>/mem` opened for writing.
+    pub const PROC_MEM: u32 = 1 << 4;
+}
+
+/// A file operation that passed the kernel's sensitive-path filter, with its result.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileEvent {
+    /// `kind::FILE`.
+    pub header: EventHeader,
+    /// The calling process.
+    pub task: TaskIdentity,
+    /// One of [`file_op`].
+    pub op: u16,
+    /// Explicit padding; always zero.
+    pub _pad: u16,
+    /// [`file_flags`].
+    pub match_flags: u32,
+    /// The syscall's return (an fd for open, 0, or `-errno`).
+    pub ret: i64,
+    /// Directory fd `path` is relative to (`AT_FDCWD` is -100).
+    pub dirfd: i32,
+    /// Directory fd `path2` is relative to.
+    pub dirfd2: i32,
+    /// `open` flags.
+    pub open_flags: u32,
+    /// The mode argument (open with `O_CREAT`, chmod).
+    pub mode: u32,
+    /// chown's new owner (`u32::MAX` for unchanged).
+    pub uid: u32,
+    /// chown's new group.
+    pub gid: u32,
+    /// Inode of the file opened (successful open only).
+    pub ino: u64,
+    /// Device of that inode (kernel encoding).
+    pub dev: u32,
+    /// Explicit padding; always zero.
+    pub _pad2: u32,
+    /// Bytes used in `path`.
+    pub path_len: u32,
+    /// Bytes used in `path2`.
+    pub path2_len: u32,
+    /// The path as the caller gave it.
+    pub path: [u8; PATH_LEN],
+    /// The second path (rename, link, symlink).
+    pub path2: [u8; PATH_LEN],
+}
+
+/// Operations in [`ActivityEvent::op`].
+pub mod activity {
+    /// `memfd_create(name, flags)`: `str1` name, `args[1]` flags.
+    pub const MEMFD_CREATE: u16 = 1;
+    /// `ptrace(request, pid, ...)`: `args[0]` request, `args[1]` target pid.
+    pub const PTRACE: u16 = 2;
+    /// `process_vm_writev(pid, ...)`: `args[0]` target pid.
+    pub const PROCESS_VM_WRITEV: u16 = 3;
+    /// `userfaultfd(flags)`.
+    pub const USERFAULTFD: u16 = 4;
+    /// `init_module(image, len, params)`: `args[1]` size.
+    pub const INIT_MODULE: u16 = 5;
+    /// `finit_module(fd, params, flags)`: `str1` the module file, `ino`/`dev` its inode.
+    pub const FINIT_MODULE: u16 = 6;
+    /// `mount(source, target, fstype, flags)`: `str1`, `str2`, `str3`, `args[3]` flags.
+    pub const MOUNT: u16 = 7;
+    /// `unshare(flags)`.
+    pub const UNSHARE: u16 = 8;
+    /// `setns(fd, nstype)`: `ino` the namespace joined.
+    pub const SETNS: u16 = 9;
+    /// `setuid(uid)`.
+    pub const SETUID: u16 = 10;
+    /// `setgid(gid)`.
+    pub const SETGID: u16 = 11;
+    /// `setreuid(ruid, euid)`.
+    pub const SETREUID: u16 = 12;
+    /// `setregid(rgid, egid)`.
+    pub const SETREGID: u16 = 13;
+    /// `setresuid(ruid, euid, suid)`.
+    pub const SETRESUID: u16 = 14;
+    /// `setresgid(rgid, egid, sgid)`.
+    pub const SETRESGID: u16 = 15;
+    /// `capset(header, data)`.
+    pub const CAPSET: u16 = 16;
+    /// `dup2`/`dup3` of a socket onto fd 0, 1 or 2: `args[0]` old fd, `args[1]` new fd, `sock` the peer.
+    pub const DUP_SOCKET: u16 = 17;
+    /// `mmap` with `PROT_EXEC` of a file written since the agent started: `ino`/`dev`, `writer`.
+    pub const LIBRARY_LOAD: u16 = 18;
+}
+
+/// Kernel-level activity, one record per call (emitted when the call returns).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ActivityEvent {
+    /// `kind::ACTIVITY`.
+    pub header: EventHeader,
+    /// The calling process, as it is after the call.
+    pub task: TaskIdentity,
+    /// One of [`activity`].
+    pub op: u16,
+    /// Explicit padding; always zero.
+    pub _pad: u16,
+    /// Truncation flags: bit n set when `str{n+1}` was cut.
+    pub flags: u32,
+    /// The syscall's return.
+    pub ret: i64,
+    /// The syscall's arguments.
+    pub args: [u64; 6],
+    /// Real uid before the call.
+    pub before_uid: u32,
+    /// Effective uid before the call.
+    pub before_euid: u32,
+    /// Real gid before the call.
+    pub before_gid: u32,
+    /// Effective gid before the call.
+    pub before_egid: u32,
+    /// Inode of the file involved (module, library, namespace), 0 if none.
+    pub ino: u64,
+    /// Its device (kernel encoding).
+    pub dev: u32,
+    /// Explicit padding; always zero.
+    pub _pad2: u32,
+    /// Who wrote the file involved, for a library load.
+    pub writer: WriterInfo,
+    /// The peer of a socket involved (dup of a socket onto stdio).
+    pub sock: SocketPeer,
+    /// Bytes used in `str1`.
+    pub str1_len: u32,
+    /// Bytes used in `str2`.
+    pub str2_len: u32,
+    /// Bytes used in `str3`.
+    pub str3_len: u32,
+    /// Explicit padding; always zero.
+    pub _pad3: u32,
+    /// First string argument (see [`activity`]).
+    pub str1: [u8; PATH_LEN],
+    /// Second string argument.
+    pub str2: [u8; PATH_LEN],
+    /// Third, short, string argument.
+    pub str3: [u8; SHORT_STR_LEN],
+}
+
 /// Records of this many bytes come out of the synthetic program: the size of a small real event.
 pub const SYNTHETIC_PAYLOAD_LEN: usize = 104;
 
@@ -262,8 +497,15 @@ const _: () = {
     assert!(offset_of!(TaskIdentity, cgroup_id) == 40);
     assert!(offset_of!(TaskIdentity, comm) == 56);
     assert!(offset_of!(ExecEvent, task) == 16);
-    assert!(offset_of!(ExecEvent, filename) == 120);
-    assert!(size_of::<ExecEvent>() == 120 + FILENAME_LEN + CWD_LEN + ARGV_LEN);
+    assert!(size_of::<WriterInfo>() == 32);
+    assert!(size_of::<SocketPeer>() == 24);
+    assert!(offset_of!(ExecEvent, writer) == 128);
+    assert!(offset_of!(ExecEvent, filename) == 240);
+    assert!(size_of::<ExecEvent>() == 240 + FILENAME_LEN + CWD_LEN + ARGV_LEN + 2 * ENV_VALUE_LEN);
+    assert!(offset_of!(FileEvent, path) == 152);
+    assert!(size_of::<FileEvent>() == 152 + 2 * PATH_LEN);
+    assert!(offset_of!(ActivityEvent, str1) == 256);
+    assert!(size_of::<ActivityEvent>() == 256 + 2 * PATH_LEN + SHORT_STR_LEN);
     assert!(size_of::<ForkEvent>() == 104);
     assert!(size_of::<ExitEvent>() == 96);
     assert!(offset_of!(NetEvent, addr) == 104);

@@ -23,13 +23,37 @@ pub enum Hook {
     DnsEgress = 6,
     /// cgroup skb ingress: DNS answers
     DnsIngress = 7,
+    /// `open`-family syscalls for writing: sensitive paths and written-file tracking
+    FileOpen = 8,
+    /// rename, link, symlink, unlink, chmod, chown of sensitive paths
+    FileChange = 9,
+    /// `memfd_create`
+    Memfd = 10,
+    /// `ptrace`
+    Ptrace = 11,
+    /// `process_vm_writev`
+    VmWrite = 12,
+    /// `userfaultfd`
+    Userfaultfd = 13,
+    /// `init_module`/`finit_module`
+    Module = 14,
+    /// `mount`
+    Mount = 15,
+    /// `unshare`/`setns`
+    Namespace = 16,
+    /// set*uid/set*gid/capset
+    Privilege = 17,
+    /// `dup2`/`dup3` of a socket onto stdio
+    Dup = 18,
+    /// `mmap` with `PROT_EXEC` of a written file
+    LibraryLoad = 19,
     /// The synthetic benchmark program (attached only by the benchmark).
     Synthetic = 31,
 }
 
 impl Hook {
     /// Every production hook, in slot order (the synthetic one is attached on request only).
-    pub const ALL: [Hook; 8] = [
+    pub const ALL: [Hook; 20] = [
         Hook::Exec,
         Hook::Fork,
         Hook::Exit,
@@ -38,6 +62,18 @@ impl Hook {
         Hook::DnsSocket,
         Hook::DnsEgress,
         Hook::DnsIngress,
+        Hook::FileOpen,
+        Hook::FileChange,
+        Hook::Memfd,
+        Hook::Ptrace,
+        Hook::VmWrite,
+        Hook::Userfaultfd,
+        Hook::Module,
+        Hook::Mount,
+        Hook::Namespace,
+        Hook::Privilege,
+        Hook::Dup,
+        Hook::LibraryLoad,
     ];
     /// Room in the map; hooks added later take the next numbers.
     pub const MAX: u32 = 32;
@@ -53,6 +89,18 @@ impl Hook {
             Hook::DnsSocket => "dns_socket",
             Hook::DnsEgress => "dns_egress",
             Hook::DnsIngress => "dns_ingress",
+            Hook::FileOpen => "file_open",
+            Hook::FileChange => "file_change",
+            Hook::Memfd => "memfd",
+            Hook::Ptrace => "ptrace",
+            Hook::VmWrite => "vm_write",
+            Hook::Userfaultfd => "userfaultfd",
+            Hook::Module => "module",
+            Hook::Mount => "mount",
+            Hook::Namespace => "namespace",
+            Hook::Privilege => "privilege",
+            Hook::Dup => "dup",
+            Hook::LibraryLoad => "library_load",
             Hook::Synthetic => "synthetic",
         }
     }

@@ -173,3 +173,107 @@ pub fn fill_task_fields(id: &mut TaskIdentity, task: u64) -> bool {
     complete &= id.start_time_ns != 0;
     complete
 }
+
+/// `S_IFMT` and the file types the sensors test for.
+pub const S_IFMT: u16 = 0o170000;
+pub const S_IFREG: u16 = 0o100000;
+pub const S_IFSOCK: u16 = 0o140000;
+
+/// The `struct file *` behind a task's fd, 0 when there is none.
+#[inline(always)]
+pub fn fd_file(task: u64, fd: u64) -> u64 {
+    let files = read_ptr(task, config!(offsets.task_files));
+    let fdt = read_ptr(files, config!(offsets.files_fdt));
+    let max = read_at::<u32>(fdt, config!(offsets.fdt_max_fds)) as u64;
+    if fd >= max {
+        return 0;
+    }
+    let array = read_ptr(fdt, config!(offsets.fdt_fd));
+    if array == 0 {
+        return 0;
+    }
+    read_ptr(array + fd * 8, 0)
+}
+
+/// The inode of a `struct file *`.
+#[inline(always)]
+pub fn file_inode(file: u64) -> u64 {
+    read_ptr(file, config!(offsets.file_inode))
+}
+
+/// `(s_dev, i_ino)` of an inode.
+#[inline(always)]
+pub fn inode_key(inode: u64) -> (u32, u64) {
+    let sb = read_ptr(inode, config!(offsets.inode_sb));
+    (
+        read_at::<u32>(sb, config!(offsets.sb_dev)),
+        read_at::<u64>(inode, config!(offsets.inode_ino)),
+    )
+}
+
+/// The file type bits of an inode.
+#[inline(always)]
+pub fn inode_type(inode: u64) -> u16 {
+    read_at::<u16>(inode, config!(offsets.inode_mode)) & S_IFMT
+}
+
+/// The remote end of the socket behind a `struct file *`; family 0 when it is not a socket.
+#[inline(always)]
+pub fn socket_peer(file: u64) -> node_agent_common::SocketPeer {
+    let mut peer = node_agent_common::SocketPeer::default();
+    let inode = file_inode(file);
+    if inode == 0 || inode_type(inode) != S_IFSOCK {
+        return peer;
+    }
+    let socket = read_ptr(file, config!(offsets.file_private_data));
+    let sk = read_ptr(socket, config!(offsets.socket_sk));
+    peer.family = read_at::<u16>(sk, config!(offsets.sk_family));
+    peer.sock_type = read_at::<u16>(socket, config!(offsets.socket_type));
+    peer.port = u16::from_be(read_at::<u16>(sk, config!(offsets.sk_dport)));
+    if peer.family == node_agent_common::family::INET6 {
+        peer.addr = read_at::<[u8; 16]>(sk, config!(offsets.sk_v6_daddr));
+    } else if peer.family == node_agent_common::family::INET {
+        let v4 = read_at::<[u8; 4]>(sk, config!(offsets.sk_daddr));
+        peer.addr = [
+            v4[0], v4[1], v4[2], v4[3], 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        ];
+    } else if peer.family == 0 {
+        // Still a socket (AF_UNSPEC should not happen): keep a non-zero marker.
+        peer.family = u16::MAX;
+    }
+    peer
+}
+
+/// Copies a NUL-terminated user string into `dst` (at most `N` bytes, NUL included); returns
+/// the length without the NUL and whether it was cut.
+#[inline(always)]
+pub fn read_user_str<const N: usize>(dst: &mut [u8; N], src: u64) -> (u32, bool) {
+    if src == 0 {
+        return (0, false);
+    }
+    // SAFETY: the helper writes at most N bytes into dst and checks the source.
+    let n = unsafe {
+        aya_ebpf::helpers::generated::bpf_probe_read_user_str(
+            dst.as_mut_ptr().cast(),
+            N as u32,
+            src as *const core::ffi::c_void,
+        )
+    };
+    if n <= 0 {
+        return (0, false);
+    }
+    ((n - 1) as u32, n as usize == N)
+}
+
+/// The identity of the current task's credentials, for "before" values.
+#[inline(always)]
+pub fn current_ids() -> [u32; 4] {
+    let uid_gid = aya_ebpf::helpers::bpf_get_current_uid_gid();
+    let cred = read_ptr(current_task(), config!(offsets.task_cred));
+    [
+        uid_gid as u32,
+        read_at::<u32>(cred, config!(offsets.cred_euid)),
+        (uid_gid >> 32) as u32,
+        read_at::<u32>(cred, config!(offsets.cred_egid)),
+    ]
+}

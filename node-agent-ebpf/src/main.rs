@@ -8,7 +8,9 @@
 #![no_std]
 #![no_main]
 
+mod activity;
 mod dns;
+mod files;
 mod kernel;
 mod net;
 mod process;

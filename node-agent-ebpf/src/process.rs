@@ -4,18 +4,26 @@
 //! tracepoints); both hand the same u64 argument array to one body.
 
 use aya_ebpf::{
-    helpers::generated::{bpf_probe_read_kernel_str, bpf_probe_read_user},
-    macros::{btf_tracepoint, raw_tracepoint},
+    helpers::generated::{
+        bpf_probe_read_kernel, bpf_probe_read_kernel_str, bpf_probe_read_user,
+        bpf_probe_read_user_str,
+    },
+    macros::{btf_tracepoint, map, raw_tracepoint},
+    maps::PerCpuArray,
     programs::{BtfTracePointContext, RawTracePointContext},
 };
 use node_agent_common::{
-    ARGV_LEN, CWD_LEN, ExecEvent, ExitEvent, FILENAME_LEN, ForkEvent, exec_flags, kind,
+    ARGV_LEN, CWD_LEN, ENV_VALUE_LEN, ExecEvent, ExitEvent, FILENAME_LEN, ForkEvent, WriterInfo,
+    exec_flags, kind,
     stats::{Hook, StatKind},
 };
 
-use crate::kernel::{
-    EVENTS, config, count, current_task, fill_current, header, is_agent, read_at, read_ptr,
-    submit_flags,
+use crate::{
+    files::{FileKey, WRITTEN},
+    kernel::{
+        EVENTS, config, count, current_task, fd_file, fill_current, header, is_agent, read_at,
+        read_ptr, socket_peer, submit_flags,
+    },
 };
 
 /// Deepest working directory walked; deeper ones are cut and flagged.
@@ -151,7 +159,155 @@ unsafe fn fill_exec(ev: &mut ExecEvent, task: u64, bprm: u64) -> bool {
 
     // SAFETY: forwards the same event.
     unsafe { fill_cwd(ev, task) };
+    fill_exe_origin(ev, exe_file, inode);
+    fill_stdio(ev, task);
+    // SAFETY: forwards the same event.
+    unsafe { fill_env(ev, mm) };
+    if ev.task.euid != ev.task.uid {
+        ev.flags |= exec_flags::EUID_CHANGED;
+    }
     complete
+}
+
+/// Fileless and fresh executables: a memfd, a file with no link left, a file written since
+/// the agent started (and by whom).
+#[inline(always)]
+fn fill_exe_origin(ev: &mut ExecEvent, exe_file: u64, inode: u64) {
+    ev._pad3 = 0;
+    ev.exe_nlink = read_at::<u32>(inode, config!(offsets.inode_nlink));
+    if inode != 0 && ev.exe_nlink == 0 {
+        ev.flags |= exec_flags::EXE_DELETED;
+    }
+    let dentry = read_ptr(
+        exe_file + config!(offsets.file_path) as u64,
+        config!(offsets.path_dentry),
+    );
+    let name = read_ptr(dentry, config!(offsets.dentry_name));
+    let head = read_at::<[u8; 8]>(name, 0);
+    let memfd = u64::from_le_bytes(*b"memfd:\0\0");
+    if u64::from_le_bytes(head) & 0xffff_ffff_ffff == memfd {
+        ev.flags |= exec_flags::EXE_MEMFD;
+    }
+    let key = FileKey {
+        dev: ev.exe_dev,
+        _pad: 0,
+        ino: ev.exe_ino,
+    };
+    // SAFETY: copied out at once.
+    match unsafe { WRITTEN.get(key) } {
+        Some(writer) => {
+            ev.writer = *writer;
+            ev.flags |= exec_flags::EXE_WRITTEN;
+        }
+        None => ev.writer = WriterInfo::default(),
+    }
+}
+
+/// Standard streams that are sockets, with their peers: the reverse-shell signal.
+#[inline(always)]
+fn fill_stdio(ev: &mut ExecEvent, task: u64) {
+    ev.stdio[0] = socket_peer(fd_file(task, 0));
+    ev.stdio[1] = socket_peer(fd_file(task, 1));
+    ev.stdio[2] = socket_peer(fd_file(task, 2));
+}
+
+/// Variables scanned for `LD_PRELOAD`/`LD_LIBRARY_PATH`; more are flagged, not read.
+const ENV_MAX_VARS: u32 = 64;
+/// Bytes read per step: the longest prefix plus the value.
+const ENV_CHUNK: usize = 16 + ENV_VALUE_LEN;
+
+/// Loop state and buffer of the environment scan, per CPU. Kept in map memory, which the
+/// verifier does not track, so every iteration starts from the same abstract state.
+#[repr(C)]
+struct EnvScan {
+    cursor: u64,
+    end: u64,
+    /// The previous chunk ended without a NUL: the next one is the middle of a variable.
+    mid: u32,
+    _pad: u32,
+    buf: [u8; ENV_CHUNK + 16],
+}
+
+#[map]
+static ENV_SCAN: PerCpuArray<EnvScan> = PerCpuArray::with_max_entries(1, 0);
+
+#[inline(always)]
+unsafe fn fill_env(ev: &mut ExecEvent, mm: u64) {
+    ev.ld_preload_len = 0;
+    ev.ld_library_path_len = 0;
+    let Some(scan) = ENV_SCAN.get_ptr_mut(0) else {
+        return;
+    };
+    // SAFETY: per-CPU scratch, this program's alone while it runs.
+    let scan = unsafe { &mut *scan };
+    scan.cursor = read_at::<u64>(mm, config!(offsets.mm_env_start));
+    scan.end = read_at::<u64>(mm, config!(offsets.mm_env_end));
+    scan.mid = 0;
+    if scan.cursor == 0 || scan.end <= scan.cursor {
+        return;
+    }
+    let preload = u64::from_le_bytes(*b"LD_PRELO");
+    let library = u64::from_le_bytes(*b"LD_LIBRA");
+    let library_tail = u64::from_le_bytes(*b"RY_PATH=");
+    for _ in 0..ENV_MAX_VARS {
+        // SAFETY: volatile reads of map memory keep the loop state out of the verifier's view.
+        let cursor = unsafe { core::ptr::read_volatile(&scan.cursor) };
+        if cursor >= scan.end {
+            return;
+        }
+        // SAFETY: reads at most ENV_CHUNK bytes into the scan buffer.
+        let n = unsafe {
+            bpf_probe_read_user_str(
+                scan.buf.as_mut_ptr().cast(),
+                ENV_CHUNK as u32,
+                cursor as *const _,
+            )
+        };
+        if n <= 0 {
+            return;
+        }
+        let whole = (n as usize) < ENV_CHUNK;
+        let starts_var = unsafe { core::ptr::read_volatile(&scan.mid) } == 0;
+        if starts_var {
+            let b = &scan.buf;
+            let head = u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+            if head == preload && b[8] == b'A' && b[9] == b'D' && b[10] == b'=' {
+                // SAFETY: a fixed-size copy inside the scan buffer's bounds into the event.
+                unsafe {
+                    bpf_probe_read_kernel(
+                        ev.ld_preload.as_mut_ptr().cast(),
+                        ENV_VALUE_LEN as u32,
+                        b.as_ptr().add(11).cast(),
+                    )
+                };
+                ev.ld_preload_len = (n as u32).saturating_sub(12);
+            } else if head == library
+                && u64::from_le_bytes([b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]])
+                    == library_tail
+            {
+                // SAFETY: as above.
+                unsafe {
+                    bpf_probe_read_kernel(
+                        ev.ld_library_path.as_mut_ptr().cast(),
+                        ENV_VALUE_LEN as u32,
+                        b.as_ptr().add(16).cast(),
+                    )
+                };
+                ev.ld_library_path_len = (n as u32).saturating_sub(17);
+            }
+        }
+        // A cut chunk ends in the NUL the helper added, not one from the string.
+        let advance = if whole { n as u64 } else { n as u64 - 1 };
+        // SAFETY: as above.
+        unsafe {
+            core::ptr::write_volatile(&mut scan.cursor, cursor + advance);
+            core::ptr::write_volatile(&mut scan.mid, if whole { 0 } else { 1 });
+        }
+    }
+    // SAFETY: as above.
+    if unsafe { core::ptr::read_volatile(&scan.cursor) } < scan.end {
+        ev.flags |= exec_flags::ENV_TRUNCATED;
+    }
 }
 
 /// Walks `task->fs->pwd` up to the task's root, crossing mount points, writing components leaf

@@ -277,6 +277,41 @@ pub fn text_line(event: &Event) -> String {
                 .unwrap_or_else(|| "?".into()),
             e.error.clone().unwrap_or_else(|| format!("ret={}", e.ret))
         ),
+        Event::File(e) => format!(
+            "{} file   {who} {} {}{} {}",
+            e.time,
+            e.operation,
+            e.resolved_path
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| e.path.clone()),
+            e.path2
+                .as_ref()
+                .map(|p| format!(" -> {p}"))
+                .unwrap_or_default(),
+            e.error.clone().unwrap_or_else(|| format!("ret={}", e.ret))
+        ),
+        Event::Activity(e) => format!(
+            "{} {:<6} {who}{}{}{}{} {}",
+            e.time,
+            e.operation,
+            e.request
+                .as_ref()
+                .map(|r| format!(" {r}"))
+                .unwrap_or_default(),
+            e.target_pid
+                .map(|p| format!(" target={p}"))
+                .unwrap_or_default(),
+            e.name
+                .as_ref()
+                .map(|n| format!(" name={n}"))
+                .unwrap_or_default(),
+            e.target
+                .as_ref()
+                .map(|t| format!(" {} -> {t}", e.source.clone().unwrap_or_default()))
+                .unwrap_or_default(),
+            e.error.clone().unwrap_or_else(|| format!("ret={}", e.ret))
+        ),
         Event::Dns(e) => format!(
             "{} dns    {who} {} {} via {} {}{}",
             e.time,

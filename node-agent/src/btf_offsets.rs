@@ -186,6 +186,52 @@ const FIELDS: &[FieldSpec] = &[
     field!("task_struct.cred", "task_struct", ["cred"], task_cred),
     field!("cred.euid", "cred", ["euid"], cred_euid),
     field!("cred.egid", "cred", ["egid"], cred_egid),
+    field!("task_struct.files", "task_struct", ["files"], task_files),
+    field!("files_struct.fdt", "files_struct", ["fdt"], files_fdt),
+    field!("fdtable.fd", "fdtable", ["fd"], fdt_fd),
+    field!("fdtable.max_fds", "fdtable", ["max_fds"], fdt_max_fds),
+    field!("file.f_path", "file", ["f_path"], file_path),
+    field!(
+        "file.private_data",
+        "file",
+        ["private_data"],
+        file_private_data
+    ),
+    field!("inode.i_mode", "inode", ["i_mode"], inode_mode),
+    field!("inode.i_nlink", "inode", ["i_nlink"], inode_nlink),
+    field!("socket.sk", "socket", ["sk"], socket_sk),
+    field!("socket.type", "socket", ["type"], socket_type),
+    field!(
+        "sock.__sk_common.skc_family",
+        "sock",
+        ["__sk_common", "skc_family"],
+        sk_family
+    ),
+    field!(
+        "sock.__sk_common.skc_dport",
+        "sock",
+        ["__sk_common", "skc_dport"],
+        sk_dport
+    ),
+    field!(
+        "sock.__sk_common.skc_daddr",
+        "sock",
+        ["__sk_common", "skc_daddr"],
+        sk_daddr
+    ),
+    field!(
+        "sock.__sk_common.skc_v6_daddr",
+        "sock",
+        ["__sk_common", "skc_v6_daddr"],
+        sk_v6_daddr
+    ),
+    field!(
+        "mm_struct.env_start",
+        "mm_struct",
+        ["env_start"],
+        mm_env_start
+    ),
+    field!("mm_struct.env_end", "mm_struct", ["env_end"], mm_env_end),
 ];
 
 /// Resolves every [`KernelOffsets`] field from the BTF file at `btf_path`.

@@ -59,7 +59,7 @@ impl Clock {
 }
 
 /// Who did it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ProcessRef {
     /// Process id.
@@ -160,6 +160,53 @@ pub struct ExecInfo {
     pub sha256_error: Option<String>,
     /// Parent, grandparent, ... up to init.
     pub lineage: Vec<Ancestor>,
+    /// The executable is a memfd: nothing on disk (fileless execution).
+    pub fileless: bool,
+    /// The executable has no link left on disk.
+    pub exe_deleted: bool,
+    /// Who wrote the executable since the agent started (a new binary).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub written_by: Option<Writer>,
+    /// Standard streams (0, 1, 2) that are sockets, with their peers.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub stdio_sockets: Vec<StdioSocket>,
+    /// `LD_PRELOAD` from the environment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ld_preload: Option<String>,
+    /// `LD_LIBRARY_PATH` from the environment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ld_library_path: Option<String>,
+    /// The environment was longer than the kernel scans for `LD_*`.
+    pub env_truncated: bool,
+    /// The effective uid differs from the real uid (a setuid binary ran).
+    pub setuid: bool,
+}
+
+/// Who wrote a file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Writer {
+    /// Process id of the writer.
+    pub pid: u32,
+    /// Its real uid.
+    pub uid: u32,
+    /// Its `comm`.
+    pub comm: String,
+    /// When it opened the file for writing.
+    pub time: String,
+}
+
+/// A standard stream that is a socket.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StdioSocket {
+    /// 0, 1 or 2.
+    pub fd: u8,
+    /// `inet`, `inet6`, `unix`, or `unknown`.
+    pub family: &'static str,
+    /// The peer, for IP sockets.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remote: Option<SocketAddr>,
 }
 
 /// A new process.
@@ -274,6 +321,113 @@ pub struct DnsAnswer {
     pub data: String,
 }
 
+/// A file operation on a sensitive path.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FileInfo {
+    /// Wall-clock time.
+    pub time: String,
+    /// The calling process.
+    pub process: ProcessRef,
+    /// `openWrite`, `rename`, `link`, `symlink`, `unlink`, `chmod`, `chown`.
+    pub operation: &'static str,
+    /// The path as the process gave it.
+    pub path: String,
+    /// The path made absolute (against the process's cwd or dirfd), when that was possible.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolved_path: Option<PathBuf>,
+    /// The second path (rename and link: the new name; symlink: the target).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path2: Option<String>,
+    /// The second path made absolute.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolved_path2: Option<PathBuf>,
+    /// The syscall's return.
+    pub ret: i64,
+    /// The error, when it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// `open` flags (octal text, as in `fcntl.h`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub open_flags: Option<String>,
+    /// The mode (octal text).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    /// chown's owner and group (`None` for unchanged).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<(Option<u32>, Option<u32>)>,
+    /// Inode opened (successful opens).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inode: Option<u64>,
+    /// Why the kernel kept it: `prefix`, `name`, `procMem`.
+    pub matched_by: Vec<&'static str>,
+    /// For `/proc/<pid>/mem`: the pid whose memory was opened.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proc_mem_pid: Option<u32>,
+    /// A path was longer than the kernel keeps.
+    pub truncated: bool,
+}
+
+/// Kernel-level activity.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ActivityInfo {
+    /// Wall-clock time.
+    pub time: String,
+    /// The calling process (ids as they are after the call).
+    pub process: ProcessRef,
+    /// `memfdCreate`, `ptrace`, `processVmWritev`, `userfaultfd`, `initModule`, `finitModule`,
+    /// `mount`, `unshare`, `setns`, `setuid`, ..., `capset`, `dupSocket`, `libraryLoad`.
+    pub operation: &'static str,
+    /// The syscall's return.
+    pub ret: i64,
+    /// The error, when it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The other process (ptrace, process_vm_writev).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_pid: Option<u32>,
+    /// The ptrace request (`PTRACE_ATTACH`, `PTRACE_TRACEME`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request: Option<String>,
+    /// memfd name, module file name, namespace file name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Flags argument (memfd, mount, unshare, setns).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flags: Option<u64>,
+    /// Namespaces named by unshare/setns flags.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub namespaces: Vec<&'static str>,
+    /// mount source.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// mount target.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// mount file system type.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fs_type: Option<String>,
+    /// Inode of the file involved (module, library, namespace).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inode: Option<u64>,
+    /// Ids before a privilege change: uid, euid, gid, egid.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub before: Option<[u32; 4]>,
+    /// The ids asked for (set*id arguments; `u32::MAX` means unchanged).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub requested: Vec<u32>,
+    /// dup: the socket fd and the stdio fd it replaced.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fds: Option<(u64, u64)>,
+    /// dup: the socket's peer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub socket: Option<StdioSocket>,
+    /// libraryLoad: who wrote the mapped file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub written_by: Option<Writer>,
+}
+
 /// Every kind of event.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "camelCase")]
@@ -290,6 +444,10 @@ pub enum Event {
     Accept(NetInfo),
     /// A DNS message.
     Dns(DnsInfo),
+    /// A file operation on a sensitive path.
+    File(FileInfo),
+    /// Kernel-level activity.
+    Activity(ActivityInfo),
 }
 
 impl Event {
@@ -301,6 +459,8 @@ impl Event {
             Event::Exit(e) => &e.process,
             Event::Connect(e) | Event::Accept(e) => &e.process,
             Event::Dns(e) => &e.process,
+            Event::File(e) => &e.process,
+            Event::Activity(e) => &e.process,
         }
     }
 }
@@ -377,6 +537,43 @@ pub fn exec_info(ev: &node_agent_common::ExecEvent, clock: &Clock) -> ExecInfo {
         sha256: None,
         sha256_error: None,
         lineage: Vec::new(),
+        fileless: ev.flags & exec_flags::EXE_MEMFD != 0,
+        exe_deleted: ev.flags & exec_flags::EXE_DELETED != 0,
+        written_by: (ev.flags & exec_flags::EXE_WRITTEN != 0).then(|| writer(&ev.writer, clock)),
+        stdio_sockets: ev
+            .stdio
+            .iter()
+            .enumerate()
+            .filter(|(_, peer)| peer.family != 0)
+            .map(|(fd, peer)| stdio_socket(fd as u8, peer))
+            .collect(),
+        ld_preload: env_value(&ev.ld_preload, ev.ld_preload_len),
+        ld_library_path: env_value(&ev.ld_library_path, ev.ld_library_path_len),
+        env_truncated: ev.flags & exec_flags::ENV_TRUNCATED != 0,
+        setuid: ev.flags & exec_flags::EUID_CHANGED != 0,
+    }
+}
+
+fn env_value(bytes: &[u8], len: u32) -> Option<String> {
+    (len > 0).then(|| lossy(&bytes[..(len as usize).min(bytes.len())]))
+}
+
+/// A writer record as an event field.
+pub fn writer(w: &node_agent_common::WriterInfo, clock: &Clock) -> Writer {
+    Writer {
+        pid: w.tgid,
+        uid: w.uid,
+        comm: lossy(c_str(&w.comm)),
+        time: clock.rfc3339(w.time_ns),
+    }
+}
+
+/// A socket peer as an event field.
+pub fn stdio_socket(fd: u8, peer: &node_agent_common::SocketPeer) -> StdioSocket {
+    StdioSocket {
+        fd,
+        family: family_name(peer.family),
+        remote: ip_of(peer.family, &peer.addr).map(|ip| SocketAddr::new(ip, peer.port)),
     }
 }
 
@@ -596,4 +793,191 @@ mod tests {
         let clock = Clock::with_offset(1_700_000_000_000_000_000);
         assert_eq!(clock.rfc3339(5), "2023-11-14T22:13:20.000000005Z");
     }
+}
+
+/// The file operation's name.
+fn file_op_name(op: u16) -> &'static str {
+    use node_agent_common::file_op::*;
+    match op {
+        OPEN_WRITE => "openWrite",
+        RENAME => "rename",
+        LINK => "link",
+        SYMLINK => "symlink",
+        UNLINK => "unlink",
+        CHMOD => "chmod",
+        CHOWN => "chown",
+        _ => "unknown",
+    }
+}
+
+/// A file record as an event body; paths stay as given (the pipeline resolves them).
+pub fn file_info(ev: &node_agent_common::FileEvent, clock: &Clock) -> FileInfo {
+    use node_agent_common::{file_flags, file_op};
+    let path = lossy(&ev.path[..(ev.path_len as usize).min(ev.path.len())]);
+    let path2 =
+        (ev.path2_len > 0).then(|| lossy(&ev.path2[..(ev.path2_len as usize).min(ev.path2.len())]));
+    let mut matched_by = Vec::new();
+    if ev.match_flags & file_flags::MATCH_PREFIX != 0 {
+        matched_by.push("prefix");
+    }
+    if ev.match_flags & file_flags::MATCH_NAME != 0 {
+        matched_by.push("name");
+    }
+    let proc_mem_pid = if ev.match_flags & file_flags::PROC_MEM != 0 {
+        matched_by.push("procMem");
+        proc_mem_pid(&path)
+    } else {
+        None
+    };
+    let unchanged = |v: u32| (v != u32::MAX).then_some(v);
+    FileInfo {
+        time: clock.rfc3339(ev.header.ktime_ns),
+        process: ProcessRef::from(&ev.task),
+        operation: file_op_name(ev.op),
+        path,
+        resolved_path: None,
+        path2,
+        resolved_path2: None,
+        ret: ev.ret,
+        error: (ev.ret < 0).then(|| errno_name(-ev.ret as i32)),
+        open_flags: (ev.op == file_op::OPEN_WRITE).then(|| format!("{:o}", ev.open_flags)),
+        mode: (ev.op == file_op::CHMOD || ev.open_flags & libc::O_CREAT as u32 != 0)
+            .then(|| format!("{:o}", ev.mode)),
+        owner: (ev.op == file_op::CHOWN).then(|| (unchanged(ev.uid), unchanged(ev.gid))),
+        inode: (ev.ino != 0).then_some(ev.ino),
+        matched_by,
+        proc_mem_pid,
+        truncated: ev.match_flags & (file_flags::PATH_TRUNCATED | file_flags::PATH2_TRUNCATED) != 0,
+    }
+}
+
+/// `N` of `/proc/N/mem`; `self` is left to the caller (it is the process's own pid).
+pub fn proc_mem_pid(path: &str) -> Option<u32> {
+    path.strip_prefix("/proc/")?
+        .strip_suffix("/mem")?
+        .parse()
+        .ok()
+}
+
+/// The ptrace request's name.
+fn ptrace_request(request: u64) -> String {
+    match request {
+        0 => "PTRACE_TRACEME".into(),
+        4 => "PTRACE_POKETEXT".into(),
+        5 => "PTRACE_POKEDATA".into(),
+        6 => "PTRACE_POKEUSER".into(),
+        13 => "PTRACE_SETREGS".into(),
+        16 => "PTRACE_ATTACH".into(),
+        0x4204 => "PTRACE_SETREGSET".into(),
+        0x4206 => "PTRACE_SEIZE".into(),
+        other => format!("request {other}"),
+    }
+}
+
+/// The namespaces named by `CLONE_NEW*` flags.
+pub fn namespaces(flags: u64) -> Vec<&'static str> {
+    let table: [(u64, &str); 8] = [
+        (libc::CLONE_NEWNS as u64, "mnt"),
+        (libc::CLONE_NEWUTS as u64, "uts"),
+        (libc::CLONE_NEWIPC as u64, "ipc"),
+        (libc::CLONE_NEWUSER as u64, "user"),
+        (libc::CLONE_NEWPID as u64, "pid"),
+        (libc::CLONE_NEWNET as u64, "net"),
+        (libc::CLONE_NEWCGROUP as u64, "cgroup"),
+        (0x80, "time"),
+    ];
+    table
+        .iter()
+        .filter(|(bit, _)| flags & bit != 0)
+        .map(|(_, name)| *name)
+        .collect()
+}
+
+/// An activity record as an event body.
+pub fn activity_info(ev: &node_agent_common::ActivityEvent, clock: &Clock) -> ActivityInfo {
+    use node_agent_common::activity::*;
+    let s1 = || lossy(&ev.str1[..(ev.str1_len as usize).min(ev.str1.len())]);
+    let a = &ev.args;
+    let mut info = ActivityInfo {
+        time: clock.rfc3339(ev.header.ktime_ns),
+        process: ProcessRef::from(&ev.task),
+        ret: ev.ret,
+        error: (ev.ret < 0).then(|| errno_name(-ev.ret as i32)),
+        inode: (ev.ino != 0).then_some(ev.ino),
+        ..ActivityInfo::default()
+    };
+    info.operation = match ev.op {
+        MEMFD_CREATE => {
+            info.name = Some(s1());
+            info.flags = Some(a[1]);
+            "memfdCreate"
+        }
+        PTRACE => {
+            info.request = Some(ptrace_request(a[0]));
+            info.target_pid = (a[0] != 0).then_some(a[1] as u32);
+            "ptrace"
+        }
+        PROCESS_VM_WRITEV => {
+            info.target_pid = Some(a[0] as u32);
+            "processVmWritev"
+        }
+        USERFAULTFD => {
+            info.flags = Some(a[0]);
+            "userfaultfd"
+        }
+        INIT_MODULE => "initModule",
+        FINIT_MODULE => {
+            info.name = Some(s1());
+            info.flags = Some(a[2]);
+            "finitModule"
+        }
+        MOUNT => {
+            info.source = Some(s1());
+            info.target = Some(lossy(&ev.str2[..(ev.str2_len as usize).min(ev.str2.len())]));
+            info.fs_type = Some(lossy(&ev.str3[..(ev.str3_len as usize).min(ev.str3.len())]));
+            info.flags = Some(a[3]);
+            "mount"
+        }
+        UNSHARE => {
+            info.flags = Some(a[0]);
+            info.namespaces = namespaces(a[0]);
+            "unshare"
+        }
+        SETNS => {
+            info.flags = Some(a[1]);
+            info.namespaces = namespaces(a[1]);
+            info.name = (ev.str1_len > 0).then(s1);
+            "setns"
+        }
+        SETUID | SETGID | SETREUID | SETREGID | SETRESUID | SETRESGID | CAPSET => {
+            info.before = Some([ev.before_uid, ev.before_euid, ev.before_gid, ev.before_egid]);
+            let n = match ev.op {
+                SETUID | SETGID => 1,
+                SETREUID | SETREGID => 2,
+                SETRESUID | SETRESGID => 3,
+                _ => 0,
+            };
+            info.requested = a[..n].iter().map(|&v| v as u32).collect();
+            match ev.op {
+                SETUID => "setuid",
+                SETGID => "setgid",
+                SETREUID => "setreuid",
+                SETREGID => "setregid",
+                SETRESUID => "setresuid",
+                SETRESGID => "setresgid",
+                _ => "capset",
+            }
+        }
+        DUP_SOCKET => {
+            info.fds = Some((a[0], a[1]));
+            info.socket = Some(stdio_socket(a[1] as u8, &ev.sock));
+            "dupSocket"
+        }
+        LIBRARY_LOAD => {
+            info.written_by = Some(writer(&ev.writer, clock));
+            "libraryLoad"
+        }
+        _ => "unknown",
+    };
+    info
 }

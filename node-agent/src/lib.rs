@@ -13,4 +13,5 @@ pub mod event;
 pub mod exe_hash;
 pub mod pipeline;
 pub mod proctable;
+pub mod sensitive;
 pub mod sensor;

@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use node_agent::{
     agent::{self, OutputFormat, RunOptions},
     pipeline::Limits,
+    sensitive::SensitivePaths,
     sensor::{KERNEL_BTF, Sensor, SensorOptions},
 };
 
@@ -49,6 +50,10 @@ struct SensorArgs {
     /// Wake the reader once this many bytes wait in the ring buffer (0: every record).
     #[arg(long, default_value_t = 256 * 1024)]
     wakeup_bytes: u32,
+    /// Extra sensitive paths for the file sensor (YAML: `entries: [{pattern, match, category}]`),
+    /// added to the built-in set.
+    #[arg(long)]
+    sensitive_paths: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -81,11 +86,16 @@ impl SensorArgs {
                 known.join(", ")
             ));
         }
+        let mut sensitive = SensitivePaths::default();
+        if let Some(path) = &self.sensitive_paths {
+            sensitive = sensitive.with_file(path).map_err(|e| e.to_string())?;
+        }
         Ok(SensorOptions {
             btf_path: self.btf_path.clone(),
             wakeup_bytes: self.wakeup_bytes,
             disabled: self.disabled.clone(),
             synthetic: false,
+            sensitive,
         })
     }
 }

@@ -12,8 +12,8 @@ use serde::Serialize;
 
 use crate::{
     event::{
-        Ancestor, Clock, Event, ExecInfo, ForkInfo, ProcessRef, dns_info, exec_info, exit_info,
-        net_info,
+        Ancestor, Clock, Event, ExecInfo, ForkInfo, ProcessRef, activity_info, dns_info, exec_info,
+        exit_info, file_info, net_info,
     },
     exe_hash::ExeHashCache,
     proctable::{self, ProcessInfo, ProcessTable},
@@ -63,6 +63,10 @@ pub struct PipelineStats {
     pub accept: u64,
     /// DNS messages.
     pub dns: u64,
+    /// File operations on sensitive paths.
+    pub file: u64,
+    /// Kernel-level activity.
+    pub activity: u64,
     /// Synthetic benchmark records (counted, not turned into events).
     #[serde(skip_serializing_if = "is_zero")]
     pub synthetic: u64,
@@ -187,6 +191,26 @@ impl Pipeline {
                 self.identify(&mut info.process);
                 Event::Accept(info)
             }
+            Record::File(ev) => {
+                self.stats.file += 1;
+                let mut info = file_info(ev, &self.clock);
+                info.resolved_path = resolve_at(info.process.pid, ev.dirfd, &info.path);
+                if let Some(path2) = &info.path2 {
+                    info.resolved_path2 = resolve_at(info.process.pid, ev.dirfd2, path2);
+                }
+                if info.proc_mem_pid.is_none() && info.matched_by.contains(&"procMem") {
+                    // `/proc/self/mem` and friends: the process's own memory.
+                    info.proc_mem_pid = Some(info.process.pid);
+                }
+                self.identify(&mut info.process);
+                Event::File(info)
+            }
+            Record::Activity(ev) => {
+                self.stats.activity += 1;
+                let mut info = activity_info(ev, &self.clock);
+                self.identify(&mut info.process);
+                Event::Activity(info)
+            }
             Record::Dns(ev) => {
                 self.stats.dns += 1;
                 let mut info = dns_info(ev, &self.clock);
@@ -258,5 +282,65 @@ fn strip_deleted(path: PathBuf) -> PathBuf {
     match path.to_str().and_then(|s| s.strip_suffix(" (deleted)")) {
         Some(stripped) => PathBuf::from(stripped),
         None => path,
+    }
+}
+
+/// `AT_FDCWD`.
+const AT_FDCWD: i32 = -100;
+
+/// Makes a path absolute against the directory it was relative to: the process's working
+/// directory or the directory fd, read from `/proc` while the process is alive.
+fn resolve_at(pid: u32, dirfd: i32, path: &str) -> Option<PathBuf> {
+    let path = Path::new(path);
+    if path.is_absolute() {
+        return Some(normalize(path));
+    }
+    let base = if dirfd == AT_FDCWD {
+        fs::read_link(format!("/proc/{pid}/cwd")).ok()?
+    } else {
+        fs::read_link(format!("/proc/{pid}/fd/{dirfd}")).ok()?
+    };
+    Some(normalize(&base.join(path)))
+}
+
+/// Removes `.` and resolves `..` lexically (symlinks are not followed: the path names what the
+/// process asked for).
+pub fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::from("/");
+    for part in path.components() {
+        match part {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::Normal(p) => out.push(p),
+            _ => {}
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalize_is_lexical() {
+        assert_eq!(
+            normalize(Path::new("/etc/./ssh/../passwd")),
+            PathBuf::from("/etc/passwd")
+        );
+        assert_eq!(normalize(Path::new("/../x")), PathBuf::from("/x"));
+        assert_eq!(normalize(Path::new("/a//b/")), PathBuf::from("/a/b"));
+    }
+
+    #[test]
+    fn relative_paths_resolve_against_this_process() {
+        let cwd = std::env::current_dir().expect("cwd");
+        let resolved = resolve_at(std::process::id(), AT_FDCWD, "x/../y").expect("resolves");
+        assert_eq!(resolved, normalize(&cwd.join("y")));
+        assert_eq!(
+            resolve_at(std::process::id(), AT_FDCWD, "/etc/passwd"),
+            Some(PathBuf::from("/etc/passwd"))
+        );
     }
 }

@@ -146,6 +146,103 @@ fn plan(hook: Hook) -> Vec<Mechanism> {
             program: "dns_egress",
             attach: CgroupSkbAttachType::Egress,
         }],
+        Hook::FileOpen => vec![TracePoints(&[
+            ("openat_enter", "syscalls", "sys_enter_openat"),
+            ("openat_exit", "syscalls", "sys_exit_openat"),
+            ("open_enter", "syscalls", "sys_enter_open"),
+            ("open_exit", "syscalls", "sys_exit_open"),
+            ("creat_enter", "syscalls", "sys_enter_creat"),
+            ("creat_exit", "syscalls", "sys_exit_creat"),
+            ("openat2_enter", "syscalls", "sys_enter_openat2"),
+            ("openat2_exit", "syscalls", "sys_exit_openat2"),
+        ])],
+        Hook::FileChange => vec![TracePoints(&[
+            ("rename_enter", "syscalls", "sys_enter_rename"),
+            ("rename_exit", "syscalls", "sys_exit_rename"),
+            ("renameat_enter", "syscalls", "sys_enter_renameat"),
+            ("renameat_exit", "syscalls", "sys_exit_renameat"),
+            ("renameat2_enter", "syscalls", "sys_enter_renameat2"),
+            ("renameat2_exit", "syscalls", "sys_exit_renameat2"),
+            ("link_enter", "syscalls", "sys_enter_link"),
+            ("link_exit", "syscalls", "sys_exit_link"),
+            ("linkat_enter", "syscalls", "sys_enter_linkat"),
+            ("linkat_exit", "syscalls", "sys_exit_linkat"),
+            ("symlink_enter", "syscalls", "sys_enter_symlink"),
+            ("symlink_exit", "syscalls", "sys_exit_symlink"),
+            ("symlinkat_enter", "syscalls", "sys_enter_symlinkat"),
+            ("symlinkat_exit", "syscalls", "sys_exit_symlinkat"),
+            ("unlink_enter", "syscalls", "sys_enter_unlink"),
+            ("unlink_exit", "syscalls", "sys_exit_unlink"),
+            ("unlinkat_enter", "syscalls", "sys_enter_unlinkat"),
+            ("unlinkat_exit", "syscalls", "sys_exit_unlinkat"),
+            ("chmod_enter", "syscalls", "sys_enter_chmod"),
+            ("chmod_exit", "syscalls", "sys_exit_chmod"),
+            ("fchmodat_enter", "syscalls", "sys_enter_fchmodat"),
+            ("fchmodat_exit", "syscalls", "sys_exit_fchmodat"),
+            ("fchmodat2_enter", "syscalls", "sys_enter_fchmodat2"),
+            ("fchmodat2_exit", "syscalls", "sys_exit_fchmodat2"),
+            ("chown_enter", "syscalls", "sys_enter_chown"),
+            ("chown_exit", "syscalls", "sys_exit_chown"),
+            ("lchown_enter", "syscalls", "sys_enter_lchown"),
+            ("lchown_exit", "syscalls", "sys_exit_lchown"),
+            ("fchownat_enter", "syscalls", "sys_enter_fchownat"),
+            ("fchownat_exit", "syscalls", "sys_exit_fchownat"),
+        ])],
+        Hook::Memfd => vec![TracePoints(&[
+            ("memfd_enter", "syscalls", "sys_enter_memfd_create"),
+            ("memfd_exit", "syscalls", "sys_exit_memfd_create"),
+        ])],
+        Hook::Ptrace => vec![TracePoints(&[
+            ("ptrace_enter", "syscalls", "sys_enter_ptrace"),
+            ("ptrace_exit", "syscalls", "sys_exit_ptrace"),
+        ])],
+        Hook::VmWrite => vec![TracePoints(&[
+            ("vm_writev_enter", "syscalls", "sys_enter_process_vm_writev"),
+            ("vm_writev_exit", "syscalls", "sys_exit_process_vm_writev"),
+        ])],
+        Hook::Userfaultfd => vec![TracePoints(&[
+            ("userfaultfd_enter", "syscalls", "sys_enter_userfaultfd"),
+            ("userfaultfd_exit", "syscalls", "sys_exit_userfaultfd"),
+        ])],
+        Hook::Module => vec![TracePoints(&[
+            ("init_module_enter", "syscalls", "sys_enter_init_module"),
+            ("init_module_exit", "syscalls", "sys_exit_init_module"),
+            ("finit_module_enter", "syscalls", "sys_enter_finit_module"),
+            ("finit_module_exit", "syscalls", "sys_exit_finit_module"),
+        ])],
+        Hook::Mount => vec![TracePoints(&[
+            ("mount_enter", "syscalls", "sys_enter_mount"),
+            ("mount_exit", "syscalls", "sys_exit_mount"),
+        ])],
+        Hook::Namespace => vec![TracePoints(&[
+            ("unshare_enter", "syscalls", "sys_enter_unshare"),
+            ("unshare_exit", "syscalls", "sys_exit_unshare"),
+            ("setns_enter", "syscalls", "sys_enter_setns"),
+            ("setns_exit", "syscalls", "sys_exit_setns"),
+        ])],
+        Hook::Privilege => vec![TracePoints(&[
+            ("setuid_enter", "syscalls", "sys_enter_setuid"),
+            ("setuid_exit", "syscalls", "sys_exit_setuid"),
+            ("setgid_enter", "syscalls", "sys_enter_setgid"),
+            ("setgid_exit", "syscalls", "sys_exit_setgid"),
+            ("setreuid_enter", "syscalls", "sys_enter_setreuid"),
+            ("setreuid_exit", "syscalls", "sys_exit_setreuid"),
+            ("setregid_enter", "syscalls", "sys_enter_setregid"),
+            ("setregid_exit", "syscalls", "sys_exit_setregid"),
+            ("setresuid_enter", "syscalls", "sys_enter_setresuid"),
+            ("setresuid_exit", "syscalls", "sys_exit_setresuid"),
+            ("setresgid_enter", "syscalls", "sys_enter_setresgid"),
+            ("setresgid_exit", "syscalls", "sys_exit_setresgid"),
+            ("capset_enter", "syscalls", "sys_enter_capset"),
+            ("capset_exit", "syscalls", "sys_exit_capset"),
+        ])],
+        Hook::Dup => vec![TracePoints(&[
+            ("dup2_enter", "syscalls", "sys_enter_dup2"),
+            ("dup2_exit", "syscalls", "sys_exit_dup2"),
+            ("dup3_enter", "syscalls", "sys_enter_dup3"),
+            ("dup3_exit", "syscalls", "sys_exit_dup3"),
+        ])],
+        Hook::LibraryLoad => vec![TracePoints(&[("mmap_enter", "syscalls", "sys_enter_mmap")])],
         Hook::Synthetic => vec![TracePoints(&[(
             "synthetic_burst",
             "syscalls",
@@ -225,10 +322,28 @@ fn attach(
             prog.attach(tracepoint).map_err(describe)?;
         }
         Mechanism::TracePoints(points) => {
+            // Syscalls come and go between kernels (open on arm64, fchmodat2 before 6.6,
+            // modules on a kernel built without them): attach what exists, fail when nothing does.
+            let mut attached = 0;
+            let mut missing = Vec::new();
             for (program, category, name) in points.iter() {
+                if !tracepoint_exists(category, name) {
+                    missing.push(format!("{category}/{name}"));
+                    continue;
+                }
                 let prog: &mut TracePoint = program_mut(ebpf, program)?;
                 prog.load().map_err(describe)?;
                 prog.attach(category, name).map_err(describe)?;
+                attached += 1;
+            }
+            if attached == 0 {
+                return Err(format!(
+                    "this kernel has none of its tracepoints ({})",
+                    missing.join(", ")
+                ));
+            }
+            if !missing.is_empty() {
+                tracing::debug!(missing = %missing.join(", "), "tracepoints absent on this kernel");
             }
         }
         Mechanism::CgroupSockAddr(programs) => {
@@ -249,6 +364,19 @@ fn attach(
         }
     }
     Ok(())
+}
+
+/// Whether tracefs lists the tracepoint (tracefs is mounted by start-up when it was missing).
+fn tracepoint_exists(category: &str, name: &str) -> bool {
+    [super::host::TRACEFS, "/sys/kernel/debug/tracing"]
+        .iter()
+        .any(|root| {
+            Path::new(root)
+                .join("events")
+                .join(category)
+                .join(name)
+                .is_dir()
+        })
 }
 
 fn program_mut<'a, T>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut T, String>

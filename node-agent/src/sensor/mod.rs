@@ -17,7 +17,7 @@ use node_agent_common::{
 };
 use serde::Serialize;
 
-use crate::btf_offsets;
+use crate::{btf_offsets, sensitive::SensitivePaths};
 pub use hooks::{HookState, HookStatus};
 
 /// The eBPF object built by `build.rs` from `node-agent-ebpf`.
@@ -37,6 +37,8 @@ pub struct SensorOptions {
     pub disabled: Vec<String>,
     /// Benchmark only: attach the synthetic record generator for this process.
     pub synthetic: bool,
+    /// What the file sensor reports.
+    pub sensitive: SensitivePaths,
 }
 
 impl Default for SensorOptions {
@@ -46,6 +48,7 @@ impl Default for SensorOptions {
             wakeup_bytes: 256 * 1024,
             disabled: Vec::new(),
             synthetic: false,
+            sensitive: SensitivePaths::default(),
         }
     }
 }
@@ -108,6 +111,12 @@ pub enum SensorError {
         /// Per-hook reasons.
         summary: String,
     },
+    /// The sensitive-path maps could not be filled.
+    #[error(
+        "cannot load the sensitive-path set into the kernel ({0}); the file sensor needs the \
+         SENSITIVE_PREFIXES and SENSITIVE_NAMES maps (at most 1024 entries each)"
+    )]
+    SensitivePaths(String),
     /// Something in the host set-up failed (tracefs, cgroup v2).
     #[error("{0}")]
     Host(#[from] host::HostError),
@@ -205,6 +214,7 @@ impl Sensor {
                 _ => SensorError::Object { source },
             })?;
 
+        load_sensitive_paths(&mut ebpf, &options.sensitive)?;
         let hooks = hooks::attach_all(
             &mut ebpf,
             btf.as_ref(),
@@ -294,4 +304,32 @@ impl fmt::Debug for Sensor {
             .field("setup", &self.setup)
             .finish_non_exhaustive()
     }
+}
+
+/// Fills the kernel's sensitive-path maps.
+fn load_sensitive_paths(ebpf: &mut Ebpf, set: &SensitivePaths) -> Result<(), SensorError> {
+    use aya::maps::{
+        HashMap,
+        lpm_trie::{Key, LpmTrie},
+    };
+    let fail = |e: &dyn fmt::Display| SensorError::SensitivePaths(e.to_string());
+    set.validate().map_err(|e| fail(&e))?;
+    let mut trie: LpmTrie<_, [u8; 128], u32> = ebpf
+        .map_mut("SENSITIVE_PREFIXES")
+        .ok_or_else(|| fail(&"SENSITIVE_PREFIXES missing"))?
+        .try_into()
+        .map_err(|e: aya::maps::MapError| fail(&e))?;
+    for (bits, data) in set.trie_entries() {
+        trie.insert(&Key::new(bits, data), 1, 0)
+            .map_err(|e| fail(&e))?;
+    }
+    let mut names: HashMap<_, [u8; 32], u32> = ebpf
+        .map_mut("SENSITIVE_NAMES")
+        .ok_or_else(|| fail(&"SENSITIVE_NAMES missing"))?
+        .try_into()
+        .map_err(|e: aya::maps::MapError| fail(&e))?;
+    for key in set.name_keys() {
+        names.insert(key, 1, 0).map_err(|e| fail(&e))?;
+    }
+    Ok(())
 }

@@ -1,0 +1,397 @@
+//! Kernel-level activity: memfd, ptrace, process_vm_writev, userfaultfd, modules, mounts,
+//! namespaces, privilege changes, sockets dup'ed onto stdio, and executable mappings of files
+//! written since the agent started. One record per call, emitted when the call returns.
+
+use aya_ebpf::{
+    helpers::{bpf_get_current_pid_tgid, generated::bpf_probe_read_kernel_str},
+    macros::{map, tracepoint},
+    maps::HashMap,
+    programs::TracePointContext,
+};
+use node_agent_common::{
+    ActivityEvent, PATH_LEN, SocketPeer, WriterInfo, activity, kind,
+    stats::{Hook, StatKind},
+};
+
+use crate::{
+    files::{FileKey, WRITTEN},
+    kernel::{
+        EVENTS, S_IFSOCK, config, count, current_ids, current_task, fd_file, file_inode,
+        fill_current, header, inode_key, inode_type, is_agent, read_ptr, read_user_str,
+        socket_peer, submit_flags,
+    },
+};
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct Pending {
+    args: [u64; 6],
+    before: [u32; 4],
+    op: u16,
+    _pad: [u16; 3],
+}
+
+#[map]
+static PENDING_ACT: HashMap<u64, Pending> = HashMap::with_max_entries(16384, 0);
+
+const PROT_EXEC: u64 = 4;
+
+#[inline(always)]
+fn args(ctx: &TracePointContext) -> [u64; 6] {
+    let mut a = [0u64; 6];
+    for (i, slot) in a.iter_mut().enumerate() {
+        // SAFETY: offsets 16 + 8i of a syscalls:sys_enter_* record with six arguments at most;
+        // read_at checks the record's bounds.
+        *slot = unsafe { ctx.read_at::<u64>(16 + 8 * i) }.unwrap_or(0);
+    }
+    a
+}
+
+/// ptrace requests that change another process or make this one traced (reads are not kept).
+#[inline(always)]
+fn ptrace_interesting(request: u64) -> bool {
+    matches!(request, 0 | 4 | 5 | 6 | 13 | 16 | 0x4204 | 0x4206)
+}
+
+/// Whether a call is worth a record at all, decided at entry.
+#[inline(always)]
+fn wanted(op: u16, a: &[u64; 6]) -> bool {
+    match op {
+        activity::PTRACE => ptrace_interesting(a[0]),
+        activity::DUP_SOCKET => {
+            a[1] <= 2 && {
+                let inode = file_inode(fd_file(current_task(), a[0]));
+                inode != 0 && inode_type(inode) == S_IFSOCK
+            }
+        }
+        _ => true,
+    }
+}
+
+#[inline(always)]
+fn on_enter(ctx: &TracePointContext, op: u16, hook: Hook) {
+    if is_agent() {
+        count(hook, StatKind::Filtered);
+        return;
+    }
+    let a = args(ctx);
+    if !wanted(op, &a) {
+        return;
+    }
+    let pending = Pending {
+        args: a,
+        before: current_ids(),
+        op,
+        _pad: [0; 3],
+    };
+    if PENDING_ACT
+        .insert(bpf_get_current_pid_tgid(), pending, 0)
+        .is_err()
+    {
+        count(hook, StatKind::Errors);
+    }
+}
+
+#[inline(always)]
+fn on_exit(ctx: &TracePointContext, hook: Hook) {
+    let key = bpf_get_current_pid_tgid();
+    // SAFETY: copied out at once.
+    let Some(pending) = (unsafe { PENDING_ACT.get(key) }).copied() else {
+        return;
+    };
+    let _ = PENDING_ACT.remove(key);
+    // SAFETY: offset of `ret` in syscalls:sys_exit_*.
+    let ret = unsafe { ctx.read_at::<i64>(16) }.unwrap_or(0);
+    emit(&pending, ret, hook);
+}
+
+#[inline(always)]
+fn emit(pending: &Pending, ret: i64, hook: Hook) {
+    let Some(mut entry) = EVENTS.reserve::<ActivityEvent>(0) else {
+        count(hook, StatKind::Dropped);
+        return;
+    };
+    // SAFETY: reserved memory of the right size; every field is written (strings up to their
+    // lengths).
+    let complete = unsafe { fill(&mut *entry.as_mut_ptr(), pending, ret) };
+    entry.submit(submit_flags());
+    count(hook, StatKind::Sent);
+    if !complete {
+        count(hook, StatKind::Errors);
+    }
+}
+
+#[inline(always)]
+unsafe fn fill(ev: &mut ActivityEvent, pending: &Pending, ret: i64) -> bool {
+    let task = current_task();
+    ev.header = header(kind::ACTIVITY, core::mem::size_of::<ActivityEvent>());
+    let complete = fill_current(&mut ev.task, task);
+    ev.op = pending.op;
+    ev._pad = 0;
+    ev.flags = 0;
+    ev.ret = ret;
+    ev.args = pending.args;
+    ev.before_uid = pending.before[0];
+    ev.before_euid = pending.before[1];
+    ev.before_gid = pending.before[2];
+    ev.before_egid = pending.before[3];
+    ev.ino = 0;
+    ev.dev = 0;
+    ev._pad2 = 0;
+    ev.writer = WriterInfo::default();
+    ev.sock = SocketPeer::default();
+    ev.str1_len = 0;
+    ev.str2_len = 0;
+    ev.str3_len = 0;
+    ev._pad3 = 0;
+    let a = &pending.args;
+    match pending.op {
+        activity::MEMFD_CREATE => {
+            let (len, cut) = read_user_str(&mut ev.str1, a[0]);
+            ev.str1_len = len;
+            ev.flags |= cut as u32;
+        }
+        activity::MOUNT => {
+            let (l1, c1) = read_user_str(&mut ev.str1, a[0]);
+            let (l2, c2) = read_user_str(&mut ev.str2, a[1]);
+            let (l3, c3) = read_user_str(&mut ev.str3, a[2]);
+            ev.str1_len = l1;
+            ev.str2_len = l2;
+            ev.str3_len = l3;
+            ev.flags |= c1 as u32 | (c2 as u32) << 1 | (c3 as u32) << 2;
+        }
+        activity::FINIT_MODULE | activity::SETNS => {
+            let file = fd_file(task, a[0]);
+            let inode = file_inode(file);
+            (ev.dev, ev.ino) = inode_key(inode);
+            // The file's name (the module file; `mnt:[...]`-style for a namespace).
+            let dentry = read_ptr(
+                file + config!(offsets.file_path) as u64,
+                config!(offsets.path_dentry),
+            );
+            let name = read_ptr(dentry, config!(offsets.dentry_name));
+            if name != 0 {
+                // SAFETY: at most PATH_LEN bytes into str1.
+                let n = unsafe {
+                    bpf_probe_read_kernel_str(
+                        ev.str1.as_mut_ptr().cast(),
+                        PATH_LEN as u32,
+                        name as *const _,
+                    )
+                };
+                if n > 0 {
+                    ev.str1_len = (n - 1) as u32;
+                }
+            }
+        }
+        activity::DUP_SOCKET => {
+            ev.sock = socket_peer(fd_file(task, a[1]));
+        }
+        _ => {}
+    }
+    complete
+}
+
+macro_rules! activity_pair {
+    ($enter:ident, $exit:ident, $enter_tp:literal, $exit_tp:literal, $op:expr, $hook:expr) => {
+        #[tracepoint(category = "syscalls", name = $enter_tp)]
+        pub fn $enter(ctx: TracePointContext) -> u32 {
+            on_enter(&ctx, $op, $hook);
+            0
+        }
+
+        #[tracepoint(category = "syscalls", name = $exit_tp)]
+        pub fn $exit(ctx: TracePointContext) -> u32 {
+            on_exit(&ctx, $hook);
+            0
+        }
+    };
+}
+
+activity_pair!(
+    memfd_enter,
+    memfd_exit,
+    "sys_enter_memfd_create",
+    "sys_exit_memfd_create",
+    activity::MEMFD_CREATE,
+    Hook::Memfd
+);
+activity_pair!(
+    ptrace_enter,
+    ptrace_exit,
+    "sys_enter_ptrace",
+    "sys_exit_ptrace",
+    activity::PTRACE,
+    Hook::Ptrace
+);
+activity_pair!(
+    vm_writev_enter,
+    vm_writev_exit,
+    "sys_enter_process_vm_writev",
+    "sys_exit_process_vm_writev",
+    activity::PROCESS_VM_WRITEV,
+    Hook::VmWrite
+);
+activity_pair!(
+    userfaultfd_enter,
+    userfaultfd_exit,
+    "sys_enter_userfaultfd",
+    "sys_exit_userfaultfd",
+    activity::USERFAULTFD,
+    Hook::Userfaultfd
+);
+activity_pair!(
+    init_module_enter,
+    init_module_exit,
+    "sys_enter_init_module",
+    "sys_exit_init_module",
+    activity::INIT_MODULE,
+    Hook::Module
+);
+activity_pair!(
+    finit_module_enter,
+    finit_module_exit,
+    "sys_enter_finit_module",
+    "sys_exit_finit_module",
+    activity::FINIT_MODULE,
+    Hook::Module
+);
+activity_pair!(
+    mount_enter,
+    mount_exit,
+    "sys_enter_mount",
+    "sys_exit_mount",
+    activity::MOUNT,
+    Hook::Mount
+);
+activity_pair!(
+    unshare_enter,
+    unshare_exit,
+    "sys_enter_unshare",
+    "sys_exit_unshare",
+    activity::UNSHARE,
+    Hook::Namespace
+);
+activity_pair!(
+    setns_enter,
+    setns_exit,
+    "sys_enter_setns",
+    "sys_exit_setns",
+    activity::SETNS,
+    Hook::Namespace
+);
+activity_pair!(
+    setuid_enter,
+    setuid_exit,
+    "sys_enter_setuid",
+    "sys_exit_setuid",
+    activity::SETUID,
+    Hook::Privilege
+);
+activity_pair!(
+    setgid_enter,
+    setgid_exit,
+    "sys_enter_setgid",
+    "sys_exit_setgid",
+    activity::SETGID,
+    Hook::Privilege
+);
+activity_pair!(
+    setreuid_enter,
+    setreuid_exit,
+    "sys_enter_setreuid",
+    "sys_exit_setreuid",
+    activity::SETREUID,
+    Hook::Privilege
+);
+activity_pair!(
+    setregid_enter,
+    setregid_exit,
+    "sys_enter_setregid",
+    "sys_exit_setregid",
+    activity::SETREGID,
+    Hook::Privilege
+);
+activity_pair!(
+    setresuid_enter,
+    setresuid_exit,
+    "sys_enter_setresuid",
+    "sys_exit_setresuid",
+    activity::SETRESUID,
+    Hook::Privilege
+);
+activity_pair!(
+    setresgid_enter,
+    setresgid_exit,
+    "sys_enter_setresgid",
+    "sys_exit_setresgid",
+    activity::SETRESGID,
+    Hook::Privilege
+);
+activity_pair!(
+    capset_enter,
+    capset_exit,
+    "sys_enter_capset",
+    "sys_exit_capset",
+    activity::CAPSET,
+    Hook::Privilege
+);
+activity_pair!(
+    dup2_enter,
+    dup2_exit,
+    "sys_enter_dup2",
+    "sys_exit_dup2",
+    activity::DUP_SOCKET,
+    Hook::Dup
+);
+activity_pair!(
+    dup3_enter,
+    dup3_exit,
+    "sys_enter_dup3",
+    "sys_exit_dup3",
+    activity::DUP_SOCKET,
+    Hook::Dup
+);
+
+/// An executable mapping of a file written since the agent started (a fresh shared library).
+#[tracepoint(category = "syscalls", name = "sys_enter_mmap")]
+pub fn mmap_enter(ctx: TracePointContext) -> u32 {
+    let a = args(&ctx);
+    if a[2] & PROT_EXEC == 0 || (a[4] as i64) < 0 {
+        return 0;
+    }
+    if is_agent() {
+        count(Hook::LibraryLoad, StatKind::Filtered);
+        return 0;
+    }
+    let inode = file_inode(fd_file(current_task(), a[4]));
+    if inode == 0 {
+        return 0;
+    }
+    let (dev, ino) = inode_key(inode);
+    // SAFETY: copied out at once.
+    let Some(writer) = (unsafe { WRITTEN.get(FileKey { dev, _pad: 0, ino }) }).copied() else {
+        return 0;
+    };
+    let pending = Pending {
+        args: a,
+        before: current_ids(),
+        op: activity::LIBRARY_LOAD,
+        _pad: [0; 3],
+    };
+    let Some(mut entry) = EVENTS.reserve::<ActivityEvent>(0) else {
+        count(Hook::LibraryLoad, StatKind::Dropped);
+        return 0;
+    };
+    // SAFETY: reserved memory of the right size; `fill` writes every field.
+    unsafe {
+        let ev = &mut *entry.as_mut_ptr();
+        fill(ev, &pending, 0);
+        ev.dev = dev;
+        ev.ino = ino;
+        ev.writer = writer;
+    }
+    entry.submit(submit_flags());
+    count(Hook::LibraryLoad, StatKind::Sent);
+    0
+}

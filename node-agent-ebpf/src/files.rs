@@ -1,0 +1,677 @@
+//! File sensor: writes, creates and truncations of any regular file are remembered (for
+//! written-then-executed); operations on sensitive paths are reported.
+//!
+//! The sensitive set comes from user space: absolute prefixes and exact paths in an LPM trie
+//! (an exact path carries its NUL), and file names (`authorized_keys`, `.bashrc`, ...) in a
+//! hash set that also catches relative paths. Read-only opens leave at the first test, which
+//! keeps a storm of ordinary opens nearly free.
+
+use aya_ebpf::{
+    helpers::{
+        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid,
+        generated::bpf_probe_read_kernel,
+    },
+    macros::{map, tracepoint},
+    maps::{
+        HashMap, LruHashMap, PerCpuArray,
+        lpm_trie::{Key, LpmTrie},
+    },
+    programs::TracePointContext,
+};
+use node_agent_common::{
+    FileEvent, PATH_LEN, WriterInfo, file_flags, file_op, kind,
+    stats::{Hook, StatKind},
+};
+
+use crate::kernel::{
+    EVENTS, S_IFREG, count, current_task, fd_file, file_inode, fill_current, header, inode_key,
+    inode_type, is_agent, read_user_str, submit_flags,
+};
+
+/// Bytes of a path compared against prefixes (longer prefixes cannot be configured).
+pub const PREFIX_KEY_LEN: usize = 128;
+/// Bytes of a file name key, NUL included (longer names cannot be configured).
+pub const NAME_KEY_LEN: usize = 32;
+
+const AT_FDCWD: i32 = -100;
+const O_ACCMODE: u32 = 0o3;
+const O_CREAT: u32 = 0o100;
+const O_TRUNC: u32 = 0o1000;
+const WRITE_INTENT: u32 = O_CREAT | O_TRUNC;
+const EXEC_OR_ID_BITS: u32 = 0o6111;
+
+/// Identity of a file: super block device and inode number.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct FileKey {
+    pub dev: u32,
+    pub _pad: u32,
+    pub ino: u64,
+}
+
+/// Sensitive absolute prefixes and exact paths (value: unused, 1).
+#[map]
+static SENSITIVE_PREFIXES: LpmTrie<[u8; PREFIX_KEY_LEN], u32> = LpmTrie::with_max_entries(1024, 0);
+
+/// Sensitive file names, NUL-padded to `NAME_KEY_LEN`.
+#[map]
+static SENSITIVE_NAMES: HashMap<[u8; NAME_KEY_LEN], u32> = HashMap::with_max_entries(1024, 0);
+
+/// Regular files opened for writing since the agent started, with who did it.
+#[map]
+pub static WRITTEN: LruHashMap<FileKey, WriterInfo> = LruHashMap::with_max_entries(65536, 0);
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct Pending {
+    path: u64,
+    path2: u64,
+    op: u16,
+    _pad: u16,
+    match_flags: u32,
+    dirfd: i32,
+    dirfd2: i32,
+    open_flags: u32,
+    mode: u32,
+    uid: u32,
+    gid: u32,
+}
+
+#[map]
+static PENDING_FILE: HashMap<u64, Pending> = HashMap::with_max_entries(16384, 0);
+
+/// Per-CPU room for path matching (too big for the stack).
+#[repr(C)]
+struct Scratch {
+    key: Key<[u8; PREFIX_KEY_LEN]>,
+    /// The path, then zeros: a name is read as the NAME_KEY_LEN bytes after the last '/'.
+    path: [u8; PATH_LEN + NAME_KEY_LEN],
+    name: [u8; NAME_KEY_LEN],
+}
+
+#[map]
+static FILE_SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
+
+/// Zeros to clear the scratch path with one copy.
+static ZEROS: [u8; PATH_LEN + NAME_KEY_LEN] = [0; PATH_LEN + NAME_KEY_LEN];
+
+/// `PATH_LEN - 1` through a volatile read, so LLVM keeps the mask the verifier needs.
+#[unsafe(no_mangle)]
+static PATH_INDEX_MASK: u32 = (PATH_LEN - 1) as u32;
+
+#[inline(always)]
+fn arg(ctx: &TracePointContext, n: usize) -> u64 {
+    // SAFETY: offsets 16 + 8n of a syscalls:sys_enter_* record.
+    unsafe { ctx.read_at::<u64>(16 + 8 * n) }.unwrap_or(0)
+}
+
+#[inline(always)]
+fn exit_ret(ctx: &TracePointContext) -> i64 {
+    // SAFETY: offset of `ret` in syscalls:sys_exit_*.
+    unsafe { ctx.read_at::<i64>(16) }.unwrap_or(0)
+}
+
+/// What makes a path sensitive: `file_flags::MATCH_*` and `PROC_MEM`, 0 for an ordinary path.
+#[inline(always)]
+fn classify(path: u64) -> u32 {
+    let Some(s) = FILE_SCRATCH.get_ptr_mut(0) else {
+        return 0;
+    };
+    // SAFETY: per-CPU scratch, this program's alone while it runs.
+    let s = unsafe { &mut *s };
+    // SAFETY: copies ZEROS (same size) over the scratch path.
+    unsafe {
+        bpf_probe_read_kernel(
+            s.path.as_mut_ptr().cast(),
+            s.path.len() as u32,
+            ZEROS.as_ptr().cast(),
+        )
+    };
+    // SAFETY: reads at most PATH_LEN bytes into the scratch path.
+    let n = unsafe {
+        aya_ebpf::helpers::generated::bpf_probe_read_user_str(
+            s.path.as_mut_ptr().cast(),
+            PATH_LEN as u32,
+            path as *const _,
+        )
+    };
+    if n <= 1 {
+        return 0;
+    }
+    let n = n as u32; // bytes including the NUL
+    let mut flags = 0;
+    if s.path[0] == b'/' {
+        let key_len = if n > PREFIX_KEY_LEN as u32 {
+            PREFIX_KEY_LEN as u32
+        } else {
+            n
+        };
+        // SAFETY: fixed-size copy between two parts of the scratch.
+        unsafe {
+            bpf_probe_read_kernel(
+                s.key.data.as_mut_ptr().cast(),
+                PREFIX_KEY_LEN as u32,
+                s.path.as_ptr().cast(),
+            )
+        };
+        s.key.prefix_len = key_len * 8;
+        if SENSITIVE_PREFIXES.get(&s.key).is_some() {
+            flags |= file_flags::MATCH_PREFIX;
+        }
+        let head = u64::from_le_bytes([
+            s.path[0], s.path[1], s.path[2], s.path[3], s.path[4], s.path[5], 0, 0,
+        ]);
+        if head == u64::from_le_bytes(*b"/proc/\0\0") && n >= 11 {
+            // SAFETY: a plain static.
+            let mask = unsafe { core::ptr::read_volatile(&PATH_INDEX_MASK) };
+            let at = ((n - 5) & mask) as usize;
+            // SAFETY: reads 4 bytes inside the scratch path (at <= PATH_LEN - 1, buffer has
+            // NAME_KEY_LEN spare bytes).
+            let tail: [u8; 4] = unsafe {
+                aya_ebpf::helpers::bpf_probe_read_kernel(s.path.as_ptr().add(at).cast::<[u8; 4]>())
+            }
+            .unwrap_or([0; 4]);
+            if u32::from_le_bytes(tail) == u32::from_le_bytes(*b"/mem") {
+                flags |= file_flags::PROC_MEM;
+            }
+        }
+    }
+    // The last component: scan back at most NAME_KEY_LEN bytes from the NUL for a '/'.
+    let end = n - 1;
+    let mut start = 0u32;
+    let mut found = end < NAME_KEY_LEN as u32;
+    for i in 1..=NAME_KEY_LEN as u32 {
+        if i > end {
+            break;
+        }
+        // SAFETY: a plain static.
+        let mask = unsafe { core::ptr::read_volatile(&PATH_INDEX_MASK) };
+        let at = ((end - i) & mask) as usize;
+        if s.path[at] == b'/' {
+            start = end - i + 1;
+            found = true;
+            break;
+        }
+    }
+    if found && end > start {
+        // SAFETY: a plain static.
+        let mask = unsafe { core::ptr::read_volatile(&PATH_INDEX_MASK) };
+        let at = (start & mask) as usize;
+        // SAFETY: at <= PATH_LEN - 1 and the buffer has NAME_KEY_LEN bytes past PATH_LEN.
+        unsafe {
+            bpf_probe_read_kernel(
+                s.name.as_mut_ptr().cast(),
+                NAME_KEY_LEN as u32,
+                s.path.as_ptr().add(at).cast(),
+            )
+        };
+        if SENSITIVE_NAMES.get_ptr(&s.name).is_some() {
+            flags |= file_flags::MATCH_NAME;
+        }
+    }
+    flags
+}
+
+#[inline(always)]
+fn remember(pending: Pending, hook: Hook) {
+    if PENDING_FILE
+        .insert(bpf_get_current_pid_tgid(), pending, 0)
+        .is_err()
+    {
+        count(hook, StatKind::Errors);
+    }
+}
+
+#[inline(always)]
+fn on_open_enter(dirfd: i32, path: u64, open_flags: u32, mode: u32) {
+    if open_flags & O_ACCMODE == 0 && open_flags & WRITE_INTENT == 0 {
+        return; // read-only: the common case, nothing to do
+    }
+    if is_agent() {
+        count(Hook::FileOpen, StatKind::Filtered);
+        return;
+    }
+    let match_flags = classify(path);
+    remember(
+        Pending {
+            path,
+            path2: 0,
+            op: file_op::OPEN_WRITE,
+            _pad: 0,
+            match_flags,
+            dirfd,
+            dirfd2: AT_FDCWD,
+            open_flags,
+            mode,
+            uid: 0,
+            gid: 0,
+        },
+        Hook::FileOpen,
+    );
+}
+
+#[inline(always)]
+fn on_open_exit(ctx: &TracePointContext) {
+    let key = bpf_get_current_pid_tgid();
+    // SAFETY: copied out at once.
+    let Some(pending) = (unsafe { PENDING_FILE.get(key) }).copied() else {
+        return;
+    };
+    let _ = PENDING_FILE.remove(key);
+    let ret = exit_ret(ctx);
+    let (mut dev, mut ino) = (0, 0);
+    if ret >= 0 {
+        let inode = file_inode(fd_file(current_task(), ret as u64));
+        if inode != 0 && inode_type(inode) == S_IFREG {
+            (dev, ino) = inode_key(inode);
+            let uid_gid = bpf_get_current_uid_gid();
+            let writer = WriterInfo {
+                tgid: (key >> 32) as u32,
+                uid: uid_gid as u32,
+                // SAFETY: helper without arguments.
+                time_ns: unsafe { aya_ebpf::helpers::generated::bpf_ktime_get_boot_ns() },
+                comm: bpf_get_current_comm().unwrap_or([0; 16]),
+            };
+            if WRITTEN
+                .insert(FileKey { dev, _pad: 0, ino }, writer, 0)
+                .is_err()
+            {
+                count(Hook::FileOpen, StatKind::Errors);
+            }
+        }
+    }
+    if pending.match_flags != 0 {
+        emit(&pending, ret, dev, ino, Hook::FileOpen);
+    }
+}
+
+#[inline(always)]
+fn on_change_enter(pending: Pending) {
+    if is_agent() {
+        count(Hook::FileChange, StatKind::Filtered);
+        return;
+    }
+    let mut flags = classify(pending.path);
+    if pending.path2 != 0 {
+        flags |= classify(pending.path2);
+    }
+    if flags == 0 {
+        return;
+    }
+    remember(
+        Pending {
+            match_flags: flags,
+            ..pending
+        },
+        Hook::FileChange,
+    );
+}
+
+#[inline(always)]
+fn on_change_exit(ctx: &TracePointContext) {
+    let key = bpf_get_current_pid_tgid();
+    // SAFETY: copied out at once.
+    let Some(pending) = (unsafe { PENDING_FILE.get(key) }).copied() else {
+        return;
+    };
+    let _ = PENDING_FILE.remove(key);
+    emit(&pending, exit_ret(ctx), 0, 0, Hook::FileChange);
+}
+
+#[inline(always)]
+fn emit(pending: &Pending, ret: i64, dev: u32, ino: u64, hook: Hook) {
+    let Some(mut entry) = EVENTS.reserve::<FileEvent>(0) else {
+        count(hook, StatKind::Dropped);
+        return;
+    };
+    // SAFETY: reserved memory of the right size; every field is written (paths up to their
+    // lengths).
+    let complete = unsafe {
+        let ev = &mut *entry.as_mut_ptr();
+        ev.header = header(kind::FILE, core::mem::size_of::<FileEvent>());
+        let complete = fill_current(&mut ev.task, current_task());
+        ev.op = pending.op;
+        ev._pad = 0;
+        ev.ret = ret;
+        ev.dirfd = pending.dirfd;
+        ev.dirfd2 = pending.dirfd2;
+        ev.open_flags = pending.open_flags;
+        ev.mode = pending.mode;
+        ev.uid = pending.uid;
+        ev.gid = pending.gid;
+        ev.ino = ino;
+        ev.dev = dev;
+        ev._pad2 = 0;
+        let mut flags = pending.match_flags;
+        let (len, cut) = read_user_str(&mut ev.path, pending.path);
+        ev.path_len = len;
+        if cut {
+            flags |= file_flags::PATH_TRUNCATED;
+        }
+        let (len2, cut2) = read_user_str(&mut ev.path2, pending.path2);
+        ev.path2_len = len2;
+        if cut2 {
+            flags |= file_flags::PATH2_TRUNCATED;
+        }
+        ev.match_flags = flags;
+        complete
+    };
+    entry.submit(submit_flags());
+    count(hook, StatKind::Sent);
+    if !complete {
+        count(hook, StatKind::Errors);
+    }
+}
+
+fn change(op: u16, dirfd: i32, path: u64, dirfd2: i32, path2: u64) -> Pending {
+    Pending {
+        path,
+        path2,
+        op,
+        _pad: 0,
+        match_flags: 0,
+        dirfd,
+        dirfd2,
+        open_flags: 0,
+        mode: 0,
+        uid: u32::MAX,
+        gid: u32::MAX,
+    }
+}
+
+// --- open family -------------------------------------------------------------------------
+
+#[tracepoint(category = "syscalls", name = "sys_enter_openat")]
+pub fn openat_enter(ctx: TracePointContext) -> u32 {
+    on_open_enter(
+        arg(&ctx, 0) as i32,
+        arg(&ctx, 1),
+        arg(&ctx, 2) as u32,
+        arg(&ctx, 3) as u32,
+    );
+    0
+}
+
+#[tracepoint(category = "syscalls", name = "sys_exit_openat")]
+pub fn openat_exit(ctx: TracePointContext) -> u32 {
+    on_open_exit(&ctx);
+    0
+}
+
+#[tracepoint(category = "syscalls", name = "sys_enter_open")]
+pub fn open_enter(ctx: TracePointContext) -> u32 {
+    on_open_enter(
+        AT_FDCWD,
+        arg(&ctx, 0),
+        arg(&ctx, 1) as u32,
+        arg(&ctx, 2) as u32,
+    );
+    0
+}
+
+#[tracepoint(category = "syscalls", name = "sys_exit_open")]
+pub fn open_exit(ctx: TracePointContext) -> u32 {
+    on_open_exit(&ctx);
+    0
+}
+
+#[tracepoint(category = "syscalls", name = "sys_enter_creat")]
+pub fn creat_enter(ctx: TracePointContext) -> u32 {
+    on_open_enter(
+        AT_FDCWD,
+        arg(&ctx, 0),
+        O_CREAT | O_TRUNC | 1,
+        arg(&ctx, 1) as u32,
+    );
+    0
+}
+
+#[tracepoint(category = "syscalls", name = "sys_exit_creat")]
+pub fn creat_exit(ctx: TracePointContext) -> u32 {
+    on_open_exit(&ctx);
+    0
+}
+
+#[tracepoint(category = "syscalls", name = "sys_enter_openat2")]
+pub fn openat2_enter(ctx: TracePointContext) -> u32 {
+    // struct open_how starts with the u64 flags, then the u64 mode.
+    let how = arg(&ctx, 2);
+    let mut flags = [0u64; 2];
+    // SAFETY: 16 bytes of user memory into a local.
+    unsafe {
+        aya_ebpf::helpers::generated::bpf_probe_read_user(
+            flags.as_mut_ptr().cast(),
+            16,
+            how as *const _,
+        )
+    };
+    on_open_enter(
+        arg(&ctx, 0) as i32,
+        arg(&ctx, 1),
+        flags[0] as u32,
+        flags[1] as u32,
+    );
+    0
+}
+
+#[tracepoint(category = "syscalls", name = "sys_exit_openat2")]
+pub fn openat2_exit(ctx: TracePointContext) -> u32 {
+    on_open_exit(&ctx);
+    0
+}
+
+// --- rename, link, symlink, unlink, chmod, chown -------------------------------------------
+
+macro_rules! change_exit {
+    ($name:ident, $tp:literal) => {
+        #[tracepoint(category = "syscalls", name = $tp)]
+        pub fn $name(ctx: TracePointContext) -> u32 {
+            on_change_exit(&ctx);
+            0
+        }
+    };
+}
+
+#[tracepoint(category = "syscalls", name = "sys_enter_rename")]
+pub fn rename_enter(ctx: TracePointContext) -> u32 {
+    on_change_enter(change(
+        file_op::RENAME,
+        AT_FDCWD,
+        arg(&ctx, 0),
+        AT_FDCWD,
+        arg(&ctx, 1),
+    ));
+    0
+}
+change_exit!(rename_exit, "sys_exit_rename");
+
+#[tracepoint(category = "syscalls", name = "sys_enter_renameat")]
+pub fn renameat_enter(ctx: TracePointContext) -> u32 {
+    on_change_enter(change(
+        file_op::RENAME,
+        arg(&ctx, 0) as i32,
+        arg(&ctx, 1),
+        arg(&ctx, 2) as i32,
+        arg(&ctx, 3),
+    ));
+    0
+}
+change_exit!(renameat_exit, "sys_exit_renameat");
+
+#[tracepoint(category = "syscalls", name = "sys_enter_renameat2")]
+pub fn renameat2_enter(ctx: TracePointContext) -> u32 {
+    on_change_enter(change(
+        file_op::RENAME,
+        arg(&ctx, 0) as i32,
+        arg(&ctx, 1),
+        arg(&ctx, 2) as i32,
+        arg(&ctx, 3),
+    ));
+    0
+}
+change_exit!(renameat2_exit, "sys_exit_renameat2");
+
+#[tracepoint(category = "syscalls", name = "sys_enter_link")]
+pub fn link_enter(ctx: TracePointContext) -> u32 {
+    on_change_enter(change(
+        file_op::LINK,
+        AT_FDCWD,
+        arg(&ctx, 0),
+        AT_FDCWD,
+        arg(&ctx, 1),
+    ));
+    0
+}
+change_exit!(link_exit, "sys_exit_link");
+
+#[tracepoint(category = "syscalls", name = "sys_enter_linkat")]
+pub fn linkat_enter(ctx: TracePointContext) -> u32 {
+    on_change_enter(change(
+        file_op::LINK,
+        arg(&ctx, 0) as i32,
+        arg(&ctx, 1),
+        arg(&ctx, 2) as i32,
+        arg(&ctx, 3),
+    ));
+    0
+}
+change_exit!(linkat_exit, "sys_exit_linkat");
+
+#[tracepoint(category = "syscalls", name = "sys_enter_symlink")]
+pub fn symlink_enter(ctx: TracePointContext) -> u32 {
+    // Only the new link's location decides: the target may be anything.
+    let mut p = change(file_op::SYMLINK, AT_FDCWD, arg(&ctx, 1), AT_FDCWD, 0);
+    p.path2 = arg(&ctx, 0);
+    on_symlink(p);
+    0
+}
+change_exit!(symlink_exit, "sys_exit_symlink");
+
+#[tracepoint(category = "syscalls", name = "sys_enter_symlinkat")]
+pub fn symlinkat_enter(ctx: TracePointContext) -> u32 {
+    let mut p = change(
+        file_op::SYMLINK,
+        arg(&ctx, 1) as i32,
+        arg(&ctx, 2),
+        AT_FDCWD,
+        0,
+    );
+    p.path2 = arg(&ctx, 0);
+    on_symlink(p);
+    0
+}
+change_exit!(symlinkat_exit, "sys_exit_symlinkat");
+
+/// symlink: classify the link's path (`path`); `path2` carries the target for the record.
+#[inline(always)]
+fn on_symlink(pending: Pending) {
+    if is_agent() {
+        count(Hook::FileChange, StatKind::Filtered);
+        return;
+    }
+    let flags = classify(pending.path);
+    if flags != 0 {
+        remember(
+            Pending {
+                match_flags: flags,
+                ..pending
+            },
+            Hook::FileChange,
+        );
+    }
+}
+
+#[tracepoint(category = "syscalls", name = "sys_enter_unlink")]
+pub fn unlink_enter(ctx: TracePointContext) -> u32 {
+    on_change_enter(change(file_op::UNLINK, AT_FDCWD, arg(&ctx, 0), AT_FDCWD, 0));
+    0
+}
+change_exit!(unlink_exit, "sys_exit_unlink");
+
+#[tracepoint(category = "syscalls", name = "sys_enter_unlinkat")]
+pub fn unlinkat_enter(ctx: TracePointContext) -> u32 {
+    on_change_enter(change(
+        file_op::UNLINK,
+        arg(&ctx, 0) as i32,
+        arg(&ctx, 1),
+        AT_FDCWD,
+        0,
+    ));
+    0
+}
+change_exit!(unlinkat_exit, "sys_exit_unlinkat");
+
+#[inline(always)]
+fn chmod(dirfd: i32, path: u64, mode: u32) {
+    if mode & EXEC_OR_ID_BITS == 0 {
+        return;
+    }
+    let mut p = change(file_op::CHMOD, dirfd, path, AT_FDCWD, 0);
+    p.mode = mode;
+    on_change_enter(p);
+}
+
+#[tracepoint(category = "syscalls", name = "sys_enter_chmod")]
+pub fn chmod_enter(ctx: TracePointContext) -> u32 {
+    chmod(AT_FDCWD, arg(&ctx, 0), arg(&ctx, 1) as u32);
+    0
+}
+change_exit!(chmod_exit, "sys_exit_chmod");
+
+#[tracepoint(category = "syscalls", name = "sys_enter_fchmodat")]
+pub fn fchmodat_enter(ctx: TracePointContext) -> u32 {
+    chmod(arg(&ctx, 0) as i32, arg(&ctx, 1), arg(&ctx, 2) as u32);
+    0
+}
+change_exit!(fchmodat_exit, "sys_exit_fchmodat");
+
+#[tracepoint(category = "syscalls", name = "sys_enter_fchmodat2")]
+pub fn fchmodat2_enter(ctx: TracePointContext) -> u32 {
+    chmod(arg(&ctx, 0) as i32, arg(&ctx, 1), arg(&ctx, 2) as u32);
+    0
+}
+change_exit!(fchmodat2_exit, "sys_exit_fchmodat2");
+
+#[inline(always)]
+fn chown(dirfd: i32, path: u64, uid: u32, gid: u32) {
+    let mut p = change(file_op::CHOWN, dirfd, path, AT_FDCWD, 0);
+    p.uid = uid;
+    p.gid = gid;
+    on_change_enter(p);
+}
+
+#[tracepoint(category = "syscalls", name = "sys_enter_chown")]
+pub fn chown_enter(ctx: TracePointContext) -> u32 {
+    chown(
+        AT_FDCWD,
+        arg(&ctx, 0),
+        arg(&ctx, 1) as u32,
+        arg(&ctx, 2) as u32,
+    );
+    0
+}
+change_exit!(chown_exit, "sys_exit_chown");
+
+#[tracepoint(category = "syscalls", name = "sys_enter_lchown")]
+pub fn lchown_enter(ctx: TracePointContext) -> u32 {
+    chown(
+        AT_FDCWD,
+        arg(&ctx, 0),
+        arg(&ctx, 1) as u32,
+        arg(&ctx, 2) as u32,
+    );
+    0
+}
+change_exit!(lchown_exit, "sys_exit_lchown");
+
+#[tracepoint(category = "syscalls", name = "sys_enter_fchownat")]
+pub fn fchownat_enter(ctx: TracePointContext) -> u32 {
+    chown(
+        arg(&ctx, 0) as i32,
+        arg(&ctx, 1),
+        arg(&ctx, 2) as u32,
+        arg(&ctx, 3) as u32,
+    );
+    0
+}
+change_exit!(fchownat_exit, "sys_exit_fchownat");

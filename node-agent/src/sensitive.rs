@@ -1,0 +1,394 @@
+//! The sensitive-path set: what the file sensor reports, and what each path means.
+//!
+//! The kernel filters with two maps loaded from here (absolute prefixes and exact paths in an
+//! LPM trie, file names in a hash set); user space then matches the resolved path again, here,
+//! to say which entry (and so which category) it hit.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Longest prefix or exact path the kernel compares (its LPM key; the NUL counts).
+pub const MAX_PATH_BYTES: usize = 127;
+/// Longest file name the kernel compares (its hash key; the NUL counts).
+pub const MAX_NAME_BYTES: usize = 31;
+
+/// How an entry matches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MatchKind {
+    /// This absolute path exactly.
+    Exact,
+    /// Everything under this absolute prefix (usually a directory ending in `/`).
+    Prefix,
+    /// A file with this name in any directory (`authorized_keys`, `.bashrc`).
+    Name,
+}
+
+/// What tampering with the path is evidence of (the GuardDuty finding family it feeds).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Category {
+    /// Something that runs later on its own: cron, systemd, init, shell start-up, ssh keys.
+    Persistence,
+    /// Accounts, sudo, PAM, the loader, container runtimes and sockets.
+    PrivilegeEscalation,
+    /// Logs, audit configuration, shell history.
+    DefenseEvasion,
+}
+
+/// One entry of the set.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SensitivePath {
+    /// The path, prefix or name.
+    pub pattern: String,
+    /// How it matches.
+    #[serde(rename = "match")]
+    pub kind: MatchKind,
+    /// What it means.
+    pub category: Category,
+}
+
+/// The whole set.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SensitivePaths {
+    /// The entries.
+    pub entries: Vec<SensitivePath>,
+}
+
+/// A bad entry or file.
+#[derive(Debug, thiserror::Error)]
+pub enum SensitivePathsError {
+    /// The file could not be read.
+    #[error("cannot read sensitive-path file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid YAML of the expected shape.
+    #[error("sensitive-path file {path}: {source}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// Where and why (serde_yaml names line and column).
+        #[source]
+        source: serde_yaml::Error,
+    },
+    /// An entry the kernel cannot use.
+    #[error("sensitive-path entry {index} ({pattern:?}): {reason}")]
+    Invalid {
+        /// Position in the list, from 0.
+        index: usize,
+        /// The pattern.
+        pattern: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+}
+
+const fn entry(
+    pattern: &'static str,
+    kind: MatchKind,
+    category: Category,
+) -> (&'static str, MatchKind, Category) {
+    (pattern, kind, category)
+}
+
+use Category::{
+    DefenseEvasion as Evasion, Persistence as Persist, PrivilegeEscalation as Escalation,
+};
+use MatchKind::{Exact, Name, Prefix};
+
+/// The built-in set.
+const DEFAULTS: &[(&str, MatchKind, Category)] = &[
+    entry("/etc/passwd", Exact, Escalation),
+    entry("/etc/shadow", Exact, Escalation),
+    entry("/etc/group", Exact, Escalation),
+    entry("/etc/gshadow", Exact, Escalation),
+    entry("/etc/sudoers", Exact, Escalation),
+    entry("/etc/sudoers.d/", Prefix, Escalation),
+    entry("/etc/pam.d/", Prefix, Escalation),
+    entry("/etc/security/", Prefix, Escalation),
+    entry("/etc/ld.so.preload", Exact, Escalation),
+    entry("/etc/ssh/sshd_config", Exact, Escalation),
+    entry("/etc/ssh/sshd_config.d/", Prefix, Escalation),
+    entry("release_agent", Name, Escalation),
+    entry("/usr/bin/runc", Exact, Escalation),
+    entry("/usr/sbin/runc", Exact, Escalation),
+    entry("/usr/local/bin/runc", Exact, Escalation),
+    entry("/usr/local/sbin/runc", Exact, Escalation),
+    entry("/usr/bin/containerd-shim", Prefix, Escalation),
+    entry("/usr/local/bin/containerd-shim", Prefix, Escalation),
+    entry("/var/run/docker.sock", Exact, Escalation),
+    entry("/run/docker.sock", Exact, Escalation),
+    entry("/run/containerd/containerd.sock", Exact, Escalation),
+    entry("/var/run/containerd/containerd.sock", Exact, Escalation),
+    entry("authorized_keys", Name, Persist),
+    entry("authorized_keys2", Name, Persist),
+    entry("/etc/crontab", Exact, Persist),
+    entry("/etc/cron.d/", Prefix, Persist),
+    entry("/etc/cron.hourly/", Prefix, Persist),
+    entry("/etc/cron.daily/", Prefix, Persist),
+    entry("/etc/cron.weekly/", Prefix, Persist),
+    entry("/etc/cron.monthly/", Prefix, Persist),
+    entry("/var/spool/cron/", Prefix, Persist),
+    entry("/etc/systemd/system/", Prefix, Persist),
+    entry("/etc/systemd/user/", Prefix, Persist),
+    entry("/lib/systemd/system/", Prefix, Persist),
+    entry("/usr/lib/systemd/system/", Prefix, Persist),
+    entry("/run/systemd/system/", Prefix, Persist),
+    entry("/etc/init.d/", Prefix, Persist),
+    entry("/etc/rc.local", Exact, Persist),
+    entry("/etc/profile", Exact, Persist),
+    entry("/etc/profile.d/", Prefix, Persist),
+    entry("/etc/bash.bashrc", Exact, Persist),
+    entry("/etc/environment", Exact, Persist),
+    entry(".bashrc", Name, Persist),
+    entry(".bash_profile", Name, Persist),
+    entry(".bash_login", Name, Persist),
+    entry(".bash_logout", Name, Persist),
+    entry(".profile", Name, Persist),
+    entry(".zshrc", Name, Persist),
+    entry(".zprofile", Name, Persist),
+    entry(".zlogin", Name, Persist),
+    entry("/var/log/", Prefix, Evasion),
+    entry("/etc/audit/", Prefix, Evasion),
+    entry("/etc/rsyslog.conf", Exact, Evasion),
+    entry("/etc/rsyslog.d/", Prefix, Evasion),
+    entry(".bash_history", Name, Evasion),
+    entry(".zsh_history", Name, Evasion),
+    entry(".sh_history", Name, Evasion),
+    entry(".ash_history", Name, Evasion),
+];
+
+impl Default for SensitivePaths {
+    fn default() -> Self {
+        Self {
+            entries: DEFAULTS
+                .iter()
+                .map(|&(pattern, kind, category)| SensitivePath {
+                    pattern: pattern.to_owned(),
+                    kind,
+                    category,
+                })
+                .collect(),
+        }
+    }
+}
+
+impl SensitivePaths {
+    /// Reads extra entries from a YAML file (`entries: [{pattern, match, category}]`) and adds
+    /// them to the defaults.
+    pub fn with_file(mut self, path: &Path) -> Result<Self, SensitivePathsError> {
+        let text = std::fs::read_to_string(path).map_err(|source| SensitivePathsError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let extra: SensitivePaths =
+            serde_yaml::from_str(&text).map_err(|source| SensitivePathsError::Parse {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        self.entries.extend(extra.entries);
+        self.validate()?;
+        Ok(self)
+    }
+
+    /// Adds one entry (tests, callers with their own configuration).
+    pub fn add(
+        &mut self,
+        pattern: &str,
+        kind: MatchKind,
+        category: Category,
+    ) -> Result<(), SensitivePathsError> {
+        self.entries.push(SensitivePath {
+            pattern: pattern.to_owned(),
+            kind,
+            category,
+        });
+        self.validate()
+    }
+
+    /// Checks every entry against what the kernel maps can hold.
+    pub fn validate(&self) -> Result<(), SensitivePathsError> {
+        for (index, e) in self.entries.iter().enumerate() {
+            let bad = |reason| {
+                Err(SensitivePathsError::Invalid {
+                    index,
+                    pattern: e.pattern.clone(),
+                    reason,
+                })
+            };
+            match e.kind {
+                Exact | Prefix if !e.pattern.starts_with('/') => {
+                    return bad("exact paths and prefixes must be absolute");
+                }
+                Exact | Prefix if e.pattern.len() > MAX_PATH_BYTES => {
+                    return bad("longer than 127 bytes");
+                }
+                Name if e.pattern.is_empty() || e.pattern.contains('/') => {
+                    return bad("a name is one path component, without '/'");
+                }
+                Name if e.pattern.len() > MAX_NAME_BYTES => {
+                    return bad("names are at most 31 bytes");
+                }
+                _ if e.pattern.contains('\0') => return bad("contains a NUL byte"),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// LPM trie entries: `(prefix length in bits, key bytes)`. An exact path keeps its NUL so
+    /// it cannot match a longer name.
+    pub fn trie_entries(&self) -> Vec<(u32, [u8; MAX_PATH_BYTES + 1])> {
+        self.entries
+            .iter()
+            .filter(|e| matches!(e.kind, Exact | Prefix) && e.pattern.len() <= MAX_PATH_BYTES)
+            .map(|e| {
+                let mut key = [0u8; MAX_PATH_BYTES + 1];
+                key[..e.pattern.len()].copy_from_slice(e.pattern.as_bytes());
+                let bytes = e.pattern.len() + usize::from(e.kind == Exact);
+                (bytes as u32 * 8, key)
+            })
+            .collect()
+    }
+
+    /// Hash-set keys for the names, NUL-padded.
+    pub fn name_keys(&self) -> Vec<[u8; MAX_NAME_BYTES + 1]> {
+        self.entries
+            .iter()
+            .filter(|e| e.kind == Name && e.pattern.len() <= MAX_NAME_BYTES)
+            .map(|e| {
+                let mut key = [0u8; MAX_NAME_BYTES + 1];
+                key[..e.pattern.len()].copy_from_slice(e.pattern.as_bytes());
+                key
+            })
+            .collect()
+    }
+
+    /// The entry an absolute path hits (the longest exact or prefix match, else a name match).
+    pub fn classify(&self, path: &Path) -> Option<&SensitivePath> {
+        let text = path.to_str()?;
+        let name = path.file_name().and_then(|n| n.to_str());
+        self.entries
+            .iter()
+            .filter(|e| match e.kind {
+                Exact => e.pattern == text,
+                Prefix => text.starts_with(&e.pattern),
+                Name => Some(e.pattern.as_str()) == name,
+            })
+            .max_by_key(|e| if e.kind == Name { 0 } else { e.pattern.len() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_fit_the_kernel_maps() {
+        let set = SensitivePaths::default();
+        set.validate().expect("the built-in set is valid");
+        assert_eq!(
+            set.trie_entries().len() + set.name_keys().len(),
+            set.entries.len()
+        );
+    }
+
+    #[test]
+    fn classify_prefers_the_longest_path_match() {
+        let set = SensitivePaths::default();
+        let hit = |p: &str| {
+            set.classify(Path::new(p))
+                .map(|e| (e.pattern.as_str(), e.category))
+        };
+        assert_eq!(
+            hit("/etc/passwd"),
+            Some(("/etc/passwd", Category::PrivilegeEscalation))
+        );
+        assert_eq!(
+            hit("/etc/passwd-"),
+            None,
+            "exact paths do not match longer names"
+        );
+        assert_eq!(
+            hit("/etc/sudoers.d/90-evil"),
+            Some(("/etc/sudoers.d/", Category::PrivilegeEscalation))
+        );
+        assert_eq!(
+            hit("/home/ann/.ssh/authorized_keys"),
+            Some(("authorized_keys", Category::Persistence))
+        );
+        assert_eq!(
+            hit("/root/.bash_history"),
+            Some((".bash_history", Category::DefenseEvasion))
+        );
+        assert_eq!(
+            hit("/var/log/auth.log"),
+            Some(("/var/log/", Category::DefenseEvasion))
+        );
+        assert_eq!(hit("/tmp/notes.txt"), None);
+    }
+
+    #[test]
+    fn exact_entries_keep_their_nul_in_the_trie() {
+        let set = SensitivePaths { entries: vec![] };
+        let mut set = set;
+        set.add("/etc/passwd", Exact, Category::PrivilegeEscalation)
+            .expect("valid");
+        set.add("/etc/cron.d/", Prefix, Category::Persistence)
+            .expect("valid");
+        let entries = set.trie_entries();
+        assert_eq!(entries[0].0, 12 * 8, "11 bytes of path and its NUL");
+        assert_eq!(entries[1].0, 12 * 8, "a prefix has no NUL");
+    }
+
+    #[test]
+    fn bad_entries_are_named() {
+        let mut set = SensitivePaths { entries: vec![] };
+        let err = set
+            .add("etc/passwd", Exact, Category::Persistence)
+            .expect_err("relative");
+        assert!(
+            err.to_string().contains("entry 0") && err.to_string().contains("absolute"),
+            "{err}"
+        );
+        let mut set = SensitivePaths { entries: vec![] };
+        let err = set
+            .add("a/b", Name, Category::Persistence)
+            .expect_err("slash in a name");
+        assert!(err.to_string().contains("one path component"), "{err}");
+        let mut set = SensitivePaths { entries: vec![] };
+        let long = format!("/{}", "x".repeat(200));
+        assert!(set.add(&long, Prefix, Category::Persistence).is_err());
+    }
+
+    #[test]
+    fn yaml_file_adds_entries_and_reports_errors_with_the_file() {
+        let dir = std::env::temp_dir().join(format!("vigil-sensitive-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("tmp dir");
+        let good = dir.join("good.yaml");
+        std::fs::write(&good, "entries:\n  - pattern: /opt/app/secrets/\n    match: prefix\n    category: privilege-escalation\n").expect("write");
+        let set = SensitivePaths::default().with_file(&good).expect("loads");
+        assert!(set.classify(Path::new("/opt/app/secrets/key")).is_some());
+        let bad = dir.join("bad.yaml");
+        std::fs::write(
+            &bad,
+            "entries:\n  - pattern: /x\n    match: sometimes\n    category: persistence\n",
+        )
+        .expect("write");
+        let err = SensitivePaths::default()
+            .with_file(&bad)
+            .expect_err("bad match kind");
+        assert!(
+            err.to_string().contains("bad.yaml") && err.to_string().contains("line"),
+            "{err}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
