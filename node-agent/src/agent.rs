@@ -9,6 +9,10 @@ use std::{
 use serde::Serialize;
 
 use crate::{
+    detect::{
+        host::{DetectionOptions, DetectionRunner, SetupError, build_detector},
+        report,
+    },
     event::{Clock, Event},
     pipeline::{Limits, Pipeline, PipelineStats},
     proctable,
@@ -41,6 +45,10 @@ pub struct RunOptions {
     pub limits: Limits,
     /// Where `/proc` is (a host mount inside a container).
     pub proc_root: PathBuf,
+    /// Run detection on every event; `None` turns it off.
+    pub detection: Option<DetectionOptions>,
+    /// Print new findings instead of events on stdout.
+    pub findings_only: bool,
 }
 
 /// Why the agent stopped early.
@@ -55,6 +63,9 @@ pub enum AgentError {
     /// Writing events failed (a closed pipe, a full disk).
     #[error("cannot write events: {0}")]
     Output(#[source] std::io::Error),
+    /// Detection could not start (rules, intel, suppression or store).
+    #[error(transparent)]
+    Detection(#[from] SetupError),
 }
 
 /// The summary printed when the agent stops.
@@ -124,6 +135,23 @@ pub fn boot_id() -> String {
 /// Runs the agent until the deadline or a signal, printing events to `out`.
 pub async fn run<W: Write>(options: &RunOptions, out: &mut W) -> Result<Health, AgentError> {
     let started = Instant::now();
+    // Before the sensor starts: loading threat intel takes a moment, and records would wait in
+    // the ring buffer meanwhile.
+    let mut detection = match &options.detection {
+        Some(d) => {
+            let (detector, report) = build_detector(d, Clock::now(), boot_id())?;
+            for m in &report.malformed {
+                tracing::warn!(%m, "skipped threat-intel entry");
+            }
+            tracing::info!(
+                rules = detector.rules().rules().len(),
+                database = ?d.database,
+                "detection on"
+            );
+            Some(DetectionRunner::new(detector, d)?)
+        }
+        None => None,
+    };
     let mut sensor = Sensor::start(&options.sensor)?;
     for hook in sensor.hooks() {
         tracing::info!(hook = hook.hook, mechanism = hook.mechanism, state = ?hook.state, "sensor");
@@ -145,10 +173,29 @@ pub async fn run<W: Write>(options: &RunOptions, out: &mut W) -> Result<Health, 
     let deadline = options.duration.map(|d| tokio::time::Instant::now() + d);
     let mut write_error: Option<std::io::Error> = None;
     let format = options.format;
-    let emit = |event: Event, out: &mut W, write_error: &mut Option<std::io::Error>| {
-        if write_error.is_none()
-            && let Err(e) = write_event(out, &event, format)
-        {
+    let findings_only = options.findings_only;
+    let mut emit = |event: Event,
+                    pipeline: &Pipeline,
+                    out: &mut W,
+                    write_error: &mut Option<std::io::Error>| {
+        let findings = detection
+            .as_mut()
+            .map(|d| d.on_event(&event, pipeline.processes()))
+            .unwrap_or_default();
+        if write_error.is_some() {
+            return;
+        }
+        let written = if findings_only {
+            findings
+                .iter()
+                .try_for_each(|f| write_finding(out, f, format))
+        } else {
+            for f in &findings {
+                tracing::warn!(id = %f.id, r#type = %f.finding_type, severity = f.severity, "finding: {}", f.title);
+            }
+            write_event(out, &event, format)
+        };
+        if let Err(e) = written {
             *write_error = Some(e);
         }
     };
@@ -164,7 +211,7 @@ pub async fn run<W: Write>(options: &RunOptions, out: &mut W) -> Result<Health, 
         tokio::select! {
             drained = reader.drain(|bytes| {
                 if let Some(event) = pipeline.handle(bytes) {
-                    emit(event, out, &mut write_error);
+                    emit(event, &pipeline, out, &mut write_error);
                 }
             }) => {
                 drained.map_err(|e| AgentError::Ring(e.to_string()))?;
@@ -180,13 +227,24 @@ pub async fn run<W: Write>(options: &RunOptions, out: &mut W) -> Result<Health, 
     }
     reader.drain_ready(|bytes| {
         if let Some(event) = pipeline.handle(bytes) {
-            emit(event, out, &mut write_error);
+            emit(event, &pipeline, out, &mut write_error);
         }
     });
     if let Some(e) = write_error.take() {
         return Err(AgentError::Output(e));
     }
     out.flush().map_err(AgentError::Output)?;
+    if let Some(d) = &detection {
+        let stats = d.detector().stats();
+        tracing::info!(
+            events = stats.events,
+            new_findings = stats.new_findings,
+            repeats = stats.repeats,
+            archived = stats.archived,
+            store_errors = d.store_errors(),
+            "detection summary"
+        );
+    }
     Ok(health(&sensor, &pipeline, seeded, started.elapsed()))
 }
 
@@ -214,6 +272,21 @@ pub fn health(sensor: &Sensor, pipeline: &Pipeline, seeded: usize, elapsed: Dura
         } else {
             0.0
         },
+    }
+}
+
+/// Writes one finding in the chosen format, with a newline.
+pub fn write_finding<W: Write>(
+    out: &mut W,
+    finding: &vigil_crds::finding::Finding,
+    format: OutputFormat,
+) -> std::io::Result<()> {
+    match format {
+        OutputFormat::Json => {
+            serde_json::to_writer(&mut *out, finding).map_err(std::io::Error::other)?;
+            out.write_all(b"\n")
+        }
+        OutputFormat::Text => writeln!(out, "{}", report::text_line(finding)),
     }
 }
 

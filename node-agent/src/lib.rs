@@ -2,12 +2,14 @@
 //!
 //! Layout: [`sensor`] is the kernel edge (load, attach, ring buffer, counters); [`pipeline`]
 //! decodes records and keeps the process table and hash cache; [`event`] is the data model;
-//! [`agent`] runs it all and prints. [`btf_offsets`], [`dns`], [`exe_hash`] and [`proctable`] are
+//! [`agent`] runs it all and prints. [`detect`] turns events into findings (pure), [`store`] keeps
+//! them in SQLite. [`btf_offsets`], [`dns`], [`exe_hash`] and [`proctable`] are
 //! pure helpers.
 
 pub mod agent;
 pub mod btf_offsets;
 pub mod collector;
+pub mod detect;
 pub mod dns;
 pub mod event;
 pub mod exe_hash;
@@ -15,3 +17,4 @@ pub mod pipeline;
 pub mod proctable;
 pub mod sensitive;
 pub mod sensor;
+pub mod store;

@@ -5,9 +5,11 @@ use std::{io::Write, path::PathBuf, process::ExitCode, time::Duration};
 use clap::{Parser, Subcommand, ValueEnum};
 use node_agent::{
     agent::{self, OutputFormat, RunOptions},
+    detect::{host::DetectionOptions, report},
     pipeline::Limits,
     sensitive::SensitivePaths,
     sensor::{KERNEL_BTF, Sensor, SensorOptions},
+    store::{self, Store, StoreLimits},
 };
 
 #[derive(Parser, Debug)]
@@ -36,6 +38,120 @@ enum Command {
     Run(RunArgs),
     /// Load and attach every sensor, print which hooks are active, and exit.
     Probe(SensorArgs),
+    /// Read the findings store (standalone mode).
+    #[command(subcommand)]
+    Findings(FindingsCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum FindingsCommand {
+    /// List findings, most recently seen first.
+    List(FindingsListArgs),
+    /// Show one finding, with its process lineage as a tree.
+    Show(FindingsShowArgs),
+}
+
+#[derive(clap::Args, Debug, Clone)]
+struct StoreArgs {
+    /// The findings database.
+    #[arg(long, default_value = store::DEFAULT_PATH)]
+    db: PathBuf,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+struct FindingsListArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// At least this severity: low, medium, high, critical.
+    #[arg(long, value_enum)]
+    severity: Option<SeverityArg>,
+    /// Exactly this finding type (`Execution:Runtime/SuspiciousTool`).
+    #[arg(long = "type")]
+    finding_type: Option<String>,
+    /// Resource display name (host name, or namespace/pod/container).
+    #[arg(long)]
+    resource: Option<String>,
+    /// Seen within this long (`1h`, `7d`) or since this RFC 3339 time.
+    #[arg(long)]
+    since: Option<String>,
+    /// Only archived findings (`--archived`) or only active ones (`--archived=false`).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    archived: Option<bool>,
+    /// At most this many.
+    #[arg(long)]
+    limit: Option<u64>,
+    /// One JSON document per line instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+struct FindingsShowArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Finding id (or a unique prefix of at least 6 characters).
+    id: String,
+    /// The JSON document instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum SeverityArg {
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+struct DetectionArgs {
+    /// Do not run detection (events only).
+    #[arg(long)]
+    no_detection: bool,
+    /// Print new findings on stdout instead of events.
+    #[arg(long)]
+    findings_only: bool,
+    /// The findings database.
+    #[arg(long, default_value = store::DEFAULT_PATH)]
+    db: PathBuf,
+    /// Keep findings in memory only (no database).
+    #[arg(long)]
+    no_store: bool,
+    /// Findings last seen longer ago than this are removed from the database.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "90days")]
+    retention: Duration,
+    /// Most findings kept in the database.
+    #[arg(long, default_value_t = store::DEFAULT_MAX_FINDINGS)]
+    max_findings: u64,
+    /// Threat-intel configuration (YAML: builtin, lists, trustedIps).
+    #[arg(long)]
+    intel_config: Option<PathBuf>,
+    /// Extra exec rules: every *.yaml file in this directory.
+    #[arg(long)]
+    rules_dir: Option<PathBuf>,
+    /// Do not load the built-in exec rules.
+    #[arg(long)]
+    no_builtin_rules: bool,
+    /// Suppression rules (SuppressionRule YAML documents).
+    #[arg(long)]
+    suppression_rules: Option<PathBuf>,
+}
+
+impl DetectionArgs {
+    fn options(&self) -> Option<DetectionOptions> {
+        (!self.no_detection).then(|| DetectionOptions {
+            intel_config: self.intel_config.clone(),
+            rules_dir: self.rules_dir.clone(),
+            no_builtin_rules: self.no_builtin_rules,
+            suppression: self.suppression_rules.clone(),
+            database: (!self.no_store).then(|| self.db.clone()),
+            limits: StoreLimits {
+                retention: self.retention,
+                max_findings: self.max_findings,
+            },
+        })
+    }
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -75,6 +191,8 @@ struct RunArgs {
     /// Print the health summary as JSON on stderr instead of text.
     #[arg(long)]
     health_json: bool,
+    #[command(flatten)]
+    detection: DetectionArgs,
 }
 
 impl SensorArgs {
@@ -122,6 +240,7 @@ fn main() -> ExitCode {
     match command {
         Some(Command::Probe(args)) => probe(&args),
         Some(Command::Run(args)) => run(&args),
+        Some(Command::Findings(command)) => findings(&command),
         None => fail("no command"),
     }
 }
@@ -164,6 +283,8 @@ fn run(args: &RunArgs) -> ExitCode {
         poll: Duration::from_millis(args.poll_ms.max(1)),
         limits: Limits::default(),
         proc_root: args.proc_root.clone(),
+        detection: args.detection.options(),
+        findings_only: args.detection.findings_only,
     };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -188,4 +309,84 @@ fn run(args: &RunArgs) -> ExitCode {
         }
         Err(e) => fail(e),
     }
+}
+
+fn findings(command: &FindingsCommand) -> ExitCode {
+    let db = match command {
+        FindingsCommand::List(a) => &a.store.db,
+        FindingsCommand::Show(a) => &a.store.db,
+    };
+    if !db.exists() {
+        return fail(format!("{}: no findings database", db.display()));
+    }
+    let store = match Store::open(db, StoreLimits::default()) {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let written = match command {
+        FindingsCommand::List(args) => {
+            let since = match args.since.as_deref().map(parse_since).transpose() {
+                Ok(s) => s,
+                Err(e) => return fail(e),
+            };
+            let filter = store::Filter {
+                min_severity: args.severity.map(|s| match s {
+                    SeverityArg::Low => vigil_crds::finding::SeverityLabel::Low,
+                    SeverityArg::Medium => vigil_crds::finding::SeverityLabel::Medium,
+                    SeverityArg::High => vigil_crds::finding::SeverityLabel::High,
+                    SeverityArg::Critical => vigil_crds::finding::SeverityLabel::Critical,
+                }),
+                finding_type: args.finding_type.clone(),
+                resource: args.resource.clone(),
+                since,
+                archived: args.archived,
+                limit: args.limit,
+            };
+            let found = match store.list(&filter) {
+                Ok(f) => f,
+                Err(e) => return fail(e),
+            };
+            found.iter().try_for_each(|s| {
+                if args.json {
+                    serde_json::to_writer(&mut out, &s.finding).map_err(std::io::Error::other)?;
+                    writeln!(out)
+                } else {
+                    writeln!(out, "{}", report::text_line(&s.finding))
+                }
+            })
+        }
+        FindingsCommand::Show(args) => match store.get(&args.id) {
+            Ok(Some(s)) if args.json => serde_json::to_writer_pretty(&mut out, &s.finding)
+                .map_err(std::io::Error::other)
+                .and_then(|()| writeln!(out)),
+            Ok(Some(s)) => write!(
+                out,
+                "{}",
+                report::show_text(&s.finding, s.archived_by.as_deref())
+            ),
+            Ok(None) => return fail(format!("no finding {} in {}", args.id, db.display())),
+            Err(e) => return fail(e),
+        },
+    };
+    match written.and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(format!("cannot write: {e}")),
+    }
+}
+
+/// `--since`: a duration back from now (`1h`, `7days`) or an RFC 3339 time.
+fn parse_since(text: &str) -> Result<k8s_openapi::jiff::Timestamp, String> {
+    if let Ok(t) = text.parse::<k8s_openapi::jiff::Timestamp>() {
+        return Ok(t);
+    }
+    let back = humantime::parse_duration(text).map_err(|e| {
+        format!("--since {text}: neither a duration (1h, 7days) nor an RFC 3339 time: {e}")
+    })?;
+    let back = k8s_openapi::jiff::SignedDuration::try_from(back)
+        .map_err(|e| format!("--since {text}: {e}"))?;
+    k8s_openapi::jiff::Timestamp::now()
+        .checked_sub(back)
+        .map_err(|e| format!("--since {text}: {e}"))
 }

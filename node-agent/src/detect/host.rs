@@ -1,0 +1,253 @@
+//! The edges of detection: reading what the pure detector needs at start (host facts, user
+//! names, rules, suppression rules, threat-intel configuration) and the agent-side runner that
+//! feeds events to the detector and findings to the store.
+
+use std::{
+    collections::HashMap,
+    path::{Path, PathBuf},
+    sync::Arc,
+};
+
+use vigil_crds::{
+    finding::{Finding, HostDetails},
+    suppression::CompiledRule,
+    suppression_rule::{RulesFileError, parse_rules_file},
+};
+use vigil_detection::{DgaModel, DgaModelError, IntelConfig, IntelError, LoadReport, SharedIntel};
+
+use super::{Detector, DetectorConfig, ProcessLookup, RuleError, RuleSet};
+use crate::{
+    event::{Clock, Event},
+    store::{Store, StoreError, StoreLimits},
+};
+
+/// Detection could not be set up; each variant names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// An exec rules file is invalid.
+    #[error(transparent)]
+    Rules(#[from] RuleError),
+    /// The suppression rules file could not be read.
+    #[error("{path}: cannot read the suppression rules: {source}")]
+    SuppressionRead {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The suppression rules file is invalid.
+    #[error(transparent)]
+    Suppression(#[from] RulesFileError),
+    /// The threat-intel configuration could not be read.
+    #[error("{path}: cannot read the threat-intel configuration: {source}")]
+    IntelConfigRead {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The threat-intel configuration is invalid.
+    #[error("{path}: {source}")]
+    IntelConfig {
+        /// The file.
+        path: PathBuf,
+        /// The parser error, with line and column.
+        #[source]
+        source: serde_yaml::Error,
+    },
+    /// A threat list could not be loaded.
+    #[error(transparent)]
+    Intel(#[from] IntelError),
+    /// The DGA model is invalid.
+    #[error(transparent)]
+    Dga(#[from] DgaModelError),
+    /// The findings store could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// How detection runs inside `node-agent run`.
+#[derive(Debug, Clone, Default)]
+pub struct DetectionOptions {
+    /// Threat-intel configuration (YAML `IntelConfig`); built-in lists only when absent.
+    pub intel_config: Option<PathBuf>,
+    /// Extra exec rules: every `*.yaml` in this directory.
+    pub rules_dir: Option<PathBuf>,
+    /// Skip the built-in exec rules.
+    pub no_builtin_rules: bool,
+    /// Suppression rules (SuppressionRule YAML documents).
+    pub suppression: Option<PathBuf>,
+    /// The findings database; `None` keeps findings in memory only.
+    pub database: Option<PathBuf>,
+    /// Store bounds.
+    pub limits: StoreLimits,
+}
+
+/// `/etc/passwd` as uid -> name; an unreadable file gives an empty map (names are optional).
+pub fn read_users(path: &Path) -> HashMap<u32, String> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .filter_map(|line| {
+            let mut fields = line.split(':');
+            let name = fields.next()?;
+            let uid = fields.nth(1)?.parse().ok()?;
+            Some((uid, name.to_owned()))
+        })
+        .collect()
+}
+
+/// The host: name, kernel release and OS name, from /proc and /etc/os-release.
+pub fn host_details() -> HostDetails {
+    let read = |p: &str| {
+        std::fs::read_to_string(p)
+            .map(|s| s.trim().to_owned())
+            .ok()
+            .filter(|s| !s.is_empty())
+    };
+    let os_image = std::fs::read_to_string("/etc/os-release")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find_map(|l| l.strip_prefix("PRETTY_NAME="))
+                .map(|v| v.trim_matches('"').to_owned())
+        });
+    HostDetails {
+        hostname: read("/proc/sys/kernel/hostname").unwrap_or_else(|| "localhost".into()),
+        node_name: std::env::var("NODE_NAME").ok().filter(|n| !n.is_empty()),
+        kernel_version: read("/proc/sys/kernel/osrelease"),
+        os_image,
+    }
+}
+
+/// Reads and compiles a suppression rules file.
+pub fn load_suppression(path: &Path) -> Result<Vec<CompiledRule>, SetupError> {
+    let text = std::fs::read_to_string(path).map_err(|source| SetupError::SuppressionRead {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(parse_rules_file(&path.display().to_string(), &text)?)
+}
+
+/// Reads a threat-intel configuration file.
+pub fn load_intel_config(path: &Path) -> Result<IntelConfig, SetupError> {
+    let text = std::fs::read_to_string(path).map_err(|source| SetupError::IntelConfigRead {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    serde_yaml::from_str(&text).map_err(|source| SetupError::IntelConfig {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Builds the detector from the options: intel, DGA model, rules and suppression.
+pub fn build_detector(
+    options: &DetectionOptions,
+    clock: Clock,
+    boot_id: String,
+) -> Result<(Detector, LoadReport), SetupError> {
+    let intel_config = match &options.intel_config {
+        Some(path) => load_intel_config(path)?,
+        None => IntelConfig::default(),
+    };
+    let (intel, report) = SharedIntel::load(&intel_config)?;
+    let rules = RuleSet::load(!options.no_builtin_rules, options.rules_dir.as_deref())?;
+    let suppression = match &options.suppression {
+        Some(path) => load_suppression(path)?,
+        None => Vec::new(),
+    };
+    let config = DetectorConfig {
+        host: host_details(),
+        boot_id,
+        users: read_users(Path::new("/etc/passwd")),
+        ..DetectorConfig::default()
+    };
+    let detector = Detector::new(
+        Arc::new(intel),
+        Some(DgaModel::builtin()?),
+        rules,
+        suppression,
+        config,
+        clock,
+    );
+    Ok((detector, report))
+}
+
+/// Upserts between two applications of the store bounds.
+const ENFORCE_EVERY: u64 = 1_000;
+
+/// The detector and the store as `node-agent run` uses them.
+pub struct DetectionRunner {
+    detector: Detector,
+    store: Option<Store>,
+    upserts: u64,
+    store_errors: u64,
+}
+
+impl DetectionRunner {
+    /// A runner; opens the store (applying its bounds once) when the options name one.
+    pub fn new(detector: Detector, options: &DetectionOptions) -> Result<Self, SetupError> {
+        let store = match &options.database {
+            Some(path) => {
+                let mut store = Store::open(path, options.limits)?;
+                store.enforce_limits(k8s_openapi::jiff::Timestamp::now())?;
+                Some(store)
+            }
+            None => None,
+        };
+        Ok(Self {
+            detector,
+            store,
+            upserts: 0,
+            store_errors: 0,
+        })
+    }
+
+    /// The detector.
+    pub fn detector(&self) -> &Detector {
+        &self.detector
+    }
+
+    /// Store writes that failed (logged; the agent keeps running).
+    pub fn store_errors(&self) -> u64 {
+        self.store_errors
+    }
+
+    /// Runs detection on one event, stores what it raised and returns the findings that are
+    /// new (to the store when there is one) and not archived: the ones to show.
+    pub fn on_event(&mut self, event: &Event, lookup: &dyn ProcessLookup) -> Vec<Finding> {
+        let outcomes = self.detector.process(event, lookup);
+        let mut shown = Vec::new();
+        for outcome in outcomes {
+            let new = match self.store.as_mut() {
+                Some(store) => {
+                    self.upserts += 1;
+                    if self.upserts.is_multiple_of(ENFORCE_EVERY)
+                        && let Err(error) =
+                            store.enforce_limits(k8s_openapi::jiff::Timestamp::now())
+                    {
+                        tracing::warn!(%error, "cannot apply the findings store bounds");
+                    }
+                    match store.upsert(&outcome.finding, 1, outcome.archived_by.as_deref()) {
+                        Ok(up) => up.inserted,
+                        Err(error) => {
+                            self.store_errors += 1;
+                            tracing::warn!(%error, id = %outcome.finding.id, "cannot store a finding");
+                            outcome.new
+                        }
+                    }
+                }
+                None => outcome.new,
+            };
+            if let Some(rule) = &outcome.archived_by {
+                tracing::debug!(id = %outcome.finding.id, rule = %rule, "finding archived by a suppression rule");
+            }
+            if new && !outcome.finding.archived {
+                shown.push(outcome.finding);
+            }
+        }
+        shown
+    }
+}

@@ -1,0 +1,567 @@
+//! Detection: event + context -> findings (the `vigil_crds::finding::Finding` document).
+//!
+//! Pure logic: [`Detector::process`] does no I/O. It checks
+//! - connects, accepts and DNS messages against threat intelligence ([`reputation`]),
+//! - execs against the rules of `node-agent/rules/*.yaml` and the SHA-256 lists ([`exec`]),
+//!
+//! then aggregates (same type, resource and key context: one finding whose `count` and
+//! `eventLastSeen` grow), redacts secrets from command lines ([`redact`]) and applies suppression
+//! rules (`vigil_crds::suppression`): archived findings are kept and marked.
+//! The edges (reading `/etc/passwd`, host facts, rule and suppression files) are in [`host`].
+
+pub mod exec;
+pub mod host;
+pub mod redact;
+pub mod report;
+pub mod reputation;
+pub mod rules;
+
+use std::{
+    collections::{HashMap, VecDeque},
+    net::IpAddr,
+    path::{Path, PathBuf},
+    sync::Arc,
+};
+
+use k8s_openapi::{apimachinery::pkg::apis::meta::v1::Time, jiff::Timestamp};
+use sha2::{Digest as _, Sha256};
+use vigil_crds::{
+    finding::{
+        DnsAction, Evidence, Finding, HostDetails, LineageEntry, NetworkAction, ProcessDetails,
+        Resource, ResourceRole, RuntimeContext, SCHEMA_VERSION, SeverityLabel,
+        ThreatIntelligenceDetail,
+    },
+    suppression::{CompiledRule, SuppressionAction},
+};
+use vigil_detection::{DgaModel, FindingType, SharedIntel};
+
+use crate::{
+    event::{Ancestor, Clock, Event, ProcessRef},
+    proctable::{self, ProcessTable},
+};
+pub use rules::{RuleError, RuleSet};
+
+/// What a process looked like, from the pipeline's process table or the detector's memory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KnownProcess {
+    /// Process id.
+    pub pid: u32,
+    /// Parent process id.
+    pub ppid: u32,
+    /// Start time, ns since boot.
+    pub start_time_ns: u64,
+    /// `comm`.
+    pub comm: String,
+    /// Executable.
+    pub exe: Option<PathBuf>,
+    /// SHA-256 of the executable, hex.
+    pub sha256: Option<String>,
+    /// Working directory.
+    pub cwd: Option<PathBuf>,
+    /// Real uid.
+    pub uid: u32,
+    /// Effective uid.
+    pub euid: u32,
+}
+
+/// Where the detector looks up processes it has not seen exec (older than the agent, or
+/// evicted): the pipeline's process table in the agent, nothing in replays.
+pub trait ProcessLookup {
+    /// The process with this pid, if known.
+    fn get(&self, pid: u32) -> Option<KnownProcess>;
+}
+
+/// A lookup that knows nothing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoLookup;
+
+impl ProcessLookup for NoLookup {
+    fn get(&self, _pid: u32) -> Option<KnownProcess> {
+        None
+    }
+}
+
+impl ProcessLookup for ProcessTable {
+    fn get(&self, pid: u32) -> Option<KnownProcess> {
+        ProcessTable::get(self, pid).map(|p| KnownProcess {
+            pid: p.tgid,
+            ppid: p.ppid,
+            start_time_ns: p.start_time_ns,
+            comm: p.comm.clone(),
+            exe: p.exe.clone(),
+            sha256: p.exe_sha256.map(|d| d.to_string()),
+            cwd: p.cwd.clone(),
+            uid: p.uid,
+            euid: p.euid,
+        })
+    }
+}
+
+/// Settings of a detector.
+#[derive(Debug, Clone)]
+pub struct DetectorConfig {
+    /// The host findings are about.
+    pub host: HostDetails,
+    /// `/proc/sys/kernel/random/boot_id`, for process uuids of looked-up processes.
+    pub boot_id: String,
+    /// Distinct DGA-looking names one process must query before a DGA finding (one odd name is
+    /// noise; malware walks a list of them).
+    pub dga_names_per_process: usize,
+    /// Findings kept in memory for aggregation; the oldest are forgotten beyond this (the
+    /// store still merges them by id).
+    pub max_aggregates: usize,
+    /// Processes remembered from their exec.
+    pub max_processes: usize,
+    /// uid to user name.
+    pub users: HashMap<u32, String>,
+}
+
+impl Default for DetectorConfig {
+    fn default() -> Self {
+        Self {
+            host: HostDetails::default(),
+            boot_id: String::new(),
+            dga_names_per_process: 3,
+            max_aggregates: 16_384,
+            max_processes: 65_536,
+            users: HashMap::new(),
+        }
+    }
+}
+
+/// A finding after one event: its whole current document.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    /// The finding, with `count` and `eventLastSeen` as of this event.
+    pub finding: Finding,
+    /// First time this detector raised it (otherwise an aggregated repeat).
+    pub new: bool,
+    /// The suppression rule that archived it, if one did.
+    pub archived_by: Option<String>,
+}
+
+/// What the detector counted.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DetectorStats {
+    /// Events looked at.
+    pub events: u64,
+    /// New findings.
+    pub new_findings: u64,
+    /// Repeats aggregated into an existing finding.
+    pub repeats: u64,
+    /// Findings archived by a suppression rule.
+    pub archived: u64,
+}
+
+/// A finding before aggregation: one occurrence.
+#[derive(Debug, Clone)]
+pub(crate) struct Candidate {
+    pub finding_type: FindingType,
+    pub severity: f64,
+    pub title: String,
+    pub description: String,
+    /// The key context: with type and resource, what makes two occurrences the same finding.
+    pub key: String,
+    pub role: ResourceRole,
+    pub process: Option<ProcessDetails>,
+    pub context: RuntimeContext,
+    pub network: Option<NetworkAction>,
+    pub dns: Option<DnsAction>,
+    pub evidence: Vec<ThreatIntelligenceDetail>,
+}
+
+/// What the detector remembers of a process from its exec.
+#[derive(Debug, Clone)]
+pub(crate) struct Remembered {
+    pub start_time_ns: u64,
+    pub uid: u32,
+    pub euid: u32,
+    pub exe: Option<PathBuf>,
+    pub sha256: Option<String>,
+    pub cwd: Option<PathBuf>,
+    pub lineage: Vec<Ancestor>,
+    pub uuid: String,
+}
+
+/// The detection engine. One per agent; not shared between threads (the intel it reads is).
+pub struct Detector {
+    intel: Arc<SharedIntel>,
+    dga: Option<DgaModel>,
+    rules: RuleSet,
+    suppression: Vec<CompiledRule>,
+    config: DetectorConfig,
+    clock: Clock,
+    resource: Resource,
+    procs: HashMap<u32, Remembered>,
+    aggregates: HashMap<String, Finding>,
+    aggregate_order: VecDeque<String>,
+    dga_hits: HashMap<u32, (u64, Vec<String>)>,
+    answers: HashMap<IpAddr, String>,
+    stats: DetectorStats,
+}
+
+/// Severity score and label of a finding type's default severity.
+pub fn default_severity(finding_type: FindingType) -> f64 {
+    rules::default_score(finding_type)
+}
+
+impl Detector {
+    /// A detector over shared intel, an optional DGA model, exec rules and suppression rules.
+    pub fn new(
+        intel: Arc<SharedIntel>,
+        dga: Option<DgaModel>,
+        rules: RuleSet,
+        suppression: Vec<CompiledRule>,
+        config: DetectorConfig,
+        clock: Clock,
+    ) -> Self {
+        let resource = Resource {
+            display_name: Resource::display_name_for(&config.host, None, None),
+            host: config.host.clone(),
+            container: None,
+            pod: None,
+        };
+        Self {
+            intel,
+            dga,
+            rules,
+            suppression,
+            config,
+            clock,
+            resource,
+            procs: HashMap::new(),
+            aggregates: HashMap::new(),
+            aggregate_order: VecDeque::new(),
+            dga_hits: HashMap::new(),
+            answers: HashMap::new(),
+            stats: DetectorStats::default(),
+        }
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> &DetectorStats {
+        &self.stats
+    }
+
+    /// The exec rules in use.
+    pub fn rules(&self) -> &RuleSet {
+        &self.rules
+    }
+
+    /// Replaces the suppression rules (a reloaded file); findings raised later use them.
+    pub fn set_suppression(&mut self, rules: Vec<CompiledRule>) {
+        self.suppression = rules;
+    }
+
+    /// Looks at one event and returns the findings it raised or repeated.
+    pub fn process(&mut self, event: &Event, lookup: &dyn ProcessLookup) -> Vec<Outcome> {
+        self.stats.events += 1;
+        let candidates = match event {
+            Event::Exec(e) => {
+                let remembered = Remembered {
+                    start_time_ns: e.process.start_time_ns,
+                    uid: e.process.uid,
+                    euid: e.process.euid,
+                    exe: Some(e.exe.clone()),
+                    sha256: e.sha256.map(|d| d.to_string()),
+                    cwd: e.cwd.clone(),
+                    lineage: e.lineage.clone(),
+                    uuid: e.process.uuid.clone(),
+                };
+                self.remember(e.process.pid, remembered);
+                exec::check(self, e, lookup)
+            }
+            Event::Fork(f) => {
+                // The parent: so ancestors of later execs have uid and start time.
+                if !self.procs.contains_key(&f.process.pid) {
+                    let r = remembered_from_ref(&f.process);
+                    self.remember(f.process.pid, r);
+                }
+                Vec::new()
+            }
+            Event::Exit(x) => {
+                self.dga_hits.remove(&x.process.pid);
+                Vec::new()
+            }
+            Event::Connect(n) => reputation::check_connect(self, n, lookup),
+            Event::Accept(n) => reputation::check_accept(self, n, lookup),
+            Event::Dns(d) => reputation::check_dns(self, d, lookup),
+            // New event kinds (file, memfd, ptrace, ...) come from the sensor-breadth work.
+            #[allow(
+                unreachable_patterns,
+                reason = "Event grows new variants; detection must keep compiling when it does"
+            )]
+            _ => Vec::new(),
+        };
+        let time = event_time(event);
+        candidates
+            .into_iter()
+            .map(|c| self.aggregate(c, time))
+            .collect()
+    }
+
+    fn remember(&mut self, pid: u32, r: Remembered) {
+        if self.procs.len() >= self.config.max_processes && !self.procs.contains_key(&pid) {
+            // Forget an arbitrary entry: the pipeline's table is the complete one; this is
+            // only the fast path for recent execs.
+            if let Some(&victim) = self.procs.keys().next() {
+                self.procs.remove(&victim);
+            }
+        }
+        self.procs.insert(pid, r);
+    }
+
+    /// The acting process as a finding's `process`.
+    pub(crate) fn process_details(
+        &self,
+        p: &ProcessRef,
+        lookup: &dyn ProcessLookup,
+    ) -> ProcessDetails {
+        let remembered = self
+            .procs
+            .get(&p.pid)
+            .filter(|r| r.start_time_ns == p.start_time_ns);
+        let looked_up = || {
+            lookup
+                .get(p.pid)
+                .filter(|k| k.start_time_ns == p.start_time_ns)
+        };
+        let (exe, sha256, cwd, lineage) = match remembered {
+            Some(r) => (
+                r.exe.clone(),
+                r.sha256.clone(),
+                r.cwd.clone(),
+                self.lineage_entries(&r.lineage, lookup),
+            ),
+            None => match looked_up() {
+                Some(k) => (
+                    k.exe.clone(),
+                    k.sha256.clone(),
+                    k.cwd.clone(),
+                    self.lineage_entries(&self.walk_lineage(k.ppid, lookup), lookup),
+                ),
+                None => (None, None, None, Vec::new()),
+            },
+        };
+        ProcessDetails {
+            name: p.comm.clone(),
+            executable_path: exe.map(|e| e.display().to_string()).unwrap_or_default(),
+            executable_sha256: sha256,
+            pid: p.pid,
+            namespace_pid: None,
+            uid: p.uid,
+            euid: p.euid,
+            user: self.config.users.get(&p.uid).cloned(),
+            pwd: cwd.map(|c| c.display().to_string()),
+            start_time: Time(self.wall(p.start_time_ns)),
+            uuid: p.uuid.clone(),
+            parent_uuid: lineage.first().map(|a| a.uuid.clone()),
+            lineage,
+        }
+    }
+
+    /// Ancestors from the lookup, parent first (for processes whose exec was not seen).
+    fn walk_lineage(&self, mut pid: u32, lookup: &dyn ProcessLookup) -> Vec<Ancestor> {
+        let mut out = Vec::new();
+        while pid != 0 && out.len() < crate::pipeline::LINEAGE_DEPTH {
+            let Some(k) = lookup.get(pid) else { break };
+            out.push(Ancestor {
+                pid: k.pid,
+                ppid: k.ppid,
+                comm: k.comm.clone(),
+                exe: k.exe.clone(),
+                uuid: proctable::process_uuid(&self.config.boot_id, k.pid, k.start_time_ns),
+            });
+            if k.ppid == pid {
+                break;
+            }
+            pid = k.ppid;
+        }
+        out
+    }
+
+    fn lineage_entries(
+        &self,
+        ancestors: &[Ancestor],
+        lookup: &dyn ProcessLookup,
+    ) -> Vec<LineageEntry> {
+        ancestors
+            .iter()
+            .enumerate()
+            .map(|(i, a)| {
+                // uid, euid and start time of an ancestor: from its exec or fork seen here, or
+                // the pipeline's table; u32::MAX and the epoch when neither knows it.
+                let known = self
+                    .procs
+                    .get(&a.pid)
+                    .filter(|r| r.uuid.is_empty() || r.uuid == a.uuid)
+                    .map(|r| (r.uid, r.euid, r.start_time_ns))
+                    .or_else(|| lookup.get(a.pid).map(|k| (k.uid, k.euid, k.start_time_ns)));
+                let (uid, euid, start) = known.unwrap_or((u32::MAX, u32::MAX, 0));
+                LineageEntry {
+                    name: a.comm.clone(),
+                    executable_path: a
+                        .exe
+                        .as_ref()
+                        .map(|e| e.display().to_string())
+                        .unwrap_or_default(),
+                    pid: a.pid,
+                    namespace_pid: None,
+                    uid,
+                    euid,
+                    start_time: Time(if known.is_some() {
+                        self.wall(start)
+                    } else {
+                        Timestamp::UNIX_EPOCH
+                    }),
+                    uuid: a.uuid.clone(),
+                    parent_uuid: ancestors.get(i + 1).map(|p| p.uuid.clone()),
+                }
+            })
+            .collect()
+    }
+
+    fn wall(&self, boot_ns: u64) -> Timestamp {
+        let wall = self.clock.wall(boot_ns);
+        Timestamp::try_from(wall).unwrap_or(Timestamp::UNIX_EPOCH)
+    }
+
+    /// The finding id for a key: stable across restarts, so the store merges repeats.
+    fn finding_id(&self, finding_type: FindingType, key: &str) -> String {
+        let mut h = Sha256::new();
+        h.update(finding_type.as_str().as_bytes());
+        h.update([0]);
+        h.update(self.resource.display_name.as_bytes());
+        h.update([0]);
+        h.update(key.as_bytes());
+        h.finalize()[..16]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    fn aggregate(&mut self, c: Candidate, time: Timestamp) -> Outcome {
+        let id = self.finding_id(c.finding_type, &c.key);
+        if let Some(existing) = self.aggregates.get_mut(&id) {
+            existing.count += 1;
+            if time > existing.event_last_seen.0 {
+                existing.event_last_seen = Time(time);
+                existing.updated_at = Time(time);
+            }
+            let mut finding = existing.clone();
+            self.stats.repeats += 1;
+            let archived_by = if finding.archived {
+                None
+            } else {
+                self.suppress(&mut finding)
+            };
+            if let Some(slot) = self.aggregates.get_mut(&id) {
+                slot.archived = finding.archived;
+            }
+            return Outcome {
+                finding,
+                new: false,
+                archived_by,
+            };
+        }
+        let severity = c.severity.clamp(1.0, 10.0);
+        let mut finding = Finding {
+            id: id.clone(),
+            schema_version: SCHEMA_VERSION.to_owned(),
+            finding_type: c.finding_type.as_str().to_owned(),
+            title: c.title,
+            description: c.description,
+            severity,
+            severity_label: SeverityLabel::from_score(severity).unwrap_or(SeverityLabel::Medium),
+            created_at: Time(time),
+            updated_at: Time(time),
+            resource: self.resource.clone(),
+            resource_role: c.role,
+            count: 1,
+            event_first_seen: Time(time),
+            event_last_seen: Time(time),
+            process: c.process,
+            context: c.context,
+            network: c.network,
+            dns: c.dns,
+            evidence: (!c.evidence.is_empty()).then_some(Evidence {
+                threat_intelligence_details: c.evidence,
+            }),
+            archived: false,
+        };
+        let archived_by = self.suppress(&mut finding);
+        self.stats.new_findings += 1;
+        if self.aggregates.len() >= self.config.max_aggregates
+            && let Some(oldest) = self.aggregate_order.pop_front()
+        {
+            self.aggregates.remove(&oldest);
+        }
+        self.aggregates.insert(id.clone(), finding.clone());
+        self.aggregate_order.push_back(id);
+        Outcome {
+            finding,
+            new: true,
+            archived_by,
+        }
+    }
+
+    /// Marks the finding archived when an ARCHIVE rule matches; returns the rule's name.
+    fn suppress(&mut self, finding: &mut Finding) -> Option<String> {
+        if self.suppression.is_empty() {
+            return None;
+        }
+        let json = serde_json::to_value(&*finding).ok()?;
+        let eval = vigil_crds::suppression::archived_set(&self.suppression, [("f", &json)]);
+        let rule = eval.archived.into_iter().next()?.rule;
+        debug_assert!(
+            self.suppression
+                .iter()
+                .any(|r| r.name() == rule && r.action() == SuppressionAction::Archive)
+        );
+        finding.archived = true;
+        self.stats.archived += 1;
+        Some(rule)
+    }
+}
+
+fn remembered_from_ref(p: &ProcessRef) -> Remembered {
+    Remembered {
+        start_time_ns: p.start_time_ns,
+        uid: p.uid,
+        euid: p.euid,
+        exe: None,
+        sha256: None,
+        cwd: None,
+        lineage: Vec::new(),
+        uuid: p.uuid.clone(),
+    }
+}
+
+/// When the event happened (its `time`), or now for an event that does not say.
+fn event_time(event: &Event) -> Timestamp {
+    let text = match event {
+        Event::Exec(e) => Some(e.time.as_str()),
+        Event::Fork(e) => Some(e.time.as_str()),
+        Event::Exit(e) => Some(e.time.as_str()),
+        Event::Connect(e) | Event::Accept(e) => Some(e.time.as_str()),
+        Event::Dns(e) => Some(e.time.as_str()),
+        #[allow(
+            unreachable_patterns,
+            reason = "Event grows new variants; detection must keep compiling when it does"
+        )]
+        _ => None,
+    };
+    text.and_then(|t| t.parse().ok())
+        .unwrap_or_else(Timestamp::now)
+}
+
+/// The basename of a path as text.
+pub(crate) fn basename(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+/// The basename of a path.
+pub(crate) fn path_basename(path: &Path) -> &str {
+    path.file_name().and_then(|n| n.to_str()).unwrap_or("")
+}

@@ -1,0 +1,627 @@
+//! The embedded findings store (standalone mode): SQLite, one row per finding, surviving agent
+//! restarts, bounded by age (retention) and by number of findings.
+//!
+//! Each row keeps the whole finding document as JSON plus the columns the CLI filters on. A
+//! repeat of a finding (same id: same type, resource and key context) adds to `count`, moves
+//! `eventLastSeen` and keeps `createdAt` and `eventFirstSeen`; an archived finding stays
+//! archived. Suppression never deletes; only retention and the size bound do.
+
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use k8s_openapi::{apimachinery::pkg::apis::meta::v1::Time, jiff::Timestamp};
+use rusqlite::{Connection, OptionalExtension, params};
+use vigil_crds::finding::{Finding, SeverityLabel};
+
+/// Where standalone agents keep findings unless told otherwise.
+pub const DEFAULT_PATH: &str = "/var/lib/vigil/findings.db";
+/// Findings whose last event is older than this are removed.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(90 * 24 * 3600);
+/// Most findings kept; the least recently seen go first.
+pub const DEFAULT_MAX_FINDINGS: u64 = 100_000;
+
+/// Why the store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The directory for the database could not be created.
+    #[error("{path}: cannot create the directory: {source}")]
+    CreateDir {
+        /// The directory.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// SQLite failed.
+    #[error("{path}: {action}: {source}")]
+    Sqlite {
+        /// The database.
+        path: PathBuf,
+        /// What the store was doing.
+        action: &'static str,
+        /// SQLite's error.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// A stored document does not parse (written by an incompatible version, or edited).
+    #[error("{path}: finding {id}: stored document does not parse: {source}")]
+    Corrupt {
+        /// The database.
+        path: PathBuf,
+        /// The finding id.
+        id: String,
+        /// The parser error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A finding could not be serialised.
+    #[error("finding {id}: cannot serialise: {source}")]
+    Serialise {
+        /// The finding id.
+        id: String,
+        /// The error.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// Bounds of the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreLimits {
+    /// Findings last seen longer ago than this are removed.
+    pub retention: Duration,
+    /// Most findings kept.
+    pub max_findings: u64,
+}
+
+impl Default for StoreLimits {
+    fn default() -> Self {
+        Self {
+            retention: DEFAULT_RETENTION,
+            max_findings: DEFAULT_MAX_FINDINGS,
+        }
+    }
+}
+
+/// A stored finding with what the store adds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredFinding {
+    /// The document, as merged.
+    pub finding: Finding,
+    /// The suppression rule that archived it, if any.
+    pub archived_by: Option<String>,
+}
+
+/// Result of writing one finding.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Upserted {
+    /// The finding as stored now.
+    pub stored: StoredFinding,
+    /// The store had no finding with this id.
+    pub inserted: bool,
+}
+
+/// Filters of `findings list`.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// At least this severity.
+    pub min_severity: Option<SeverityLabel>,
+    /// Exactly this type.
+    pub finding_type: Option<String>,
+    /// Resource display name (the host, or namespace/pod/container).
+    pub resource: Option<String>,
+    /// Last seen at or after this time.
+    pub since: Option<Timestamp>,
+    /// `Some(true)`: only archived; `Some(false)`: only active; `None`: both.
+    pub archived: Option<bool>,
+    /// Most rows returned (newest first).
+    pub limit: Option<u64>,
+}
+
+/// The findings database.
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+    limits: StoreLimits,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS findings (
+    id TEXT PRIMARY KEY,
+    type TEXT NOT NULL,
+    severity REAL NOT NULL,
+    resource TEXT NOT NULL,
+    archived INTEGER NOT NULL DEFAULT 0,
+    archived_by TEXT,
+    count INTEGER NOT NULL,
+    first_seen_ms INTEGER NOT NULL,
+    last_seen_ms INTEGER NOT NULL,
+    document TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS findings_last_seen ON findings(last_seen_ms);
+CREATE INDEX IF NOT EXISTS findings_type ON findings(type);
+PRAGMA user_version = 1;
+";
+
+fn millis(t: &Time) -> i64 {
+    t.0.as_millisecond()
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path`.
+    pub fn open(path: &Path, limits: StoreLimits) -> Result<Self, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        }
+        let sql = |action| {
+            let path = path.to_path_buf();
+            move |source| StoreError::Sqlite {
+                path,
+                action,
+                source,
+            }
+        };
+        let conn = Connection::open(path).map_err(sql("open"))?;
+        // WAL: `findings list` can read while the agent writes.
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(sql("set WAL mode"))?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(sql("set synchronous"))?;
+        conn.busy_timeout(Duration::from_secs(5))
+            .map_err(sql("set busy timeout"))?;
+        conn.execute_batch(SCHEMA).map_err(sql("create schema"))?;
+        Ok(Self {
+            conn,
+            path: path.to_path_buf(),
+            limits,
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn err(&self, action: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError + '_ {
+        move |source| StoreError::Sqlite {
+            path: self.path.clone(),
+            action,
+            source,
+        }
+    }
+
+    /// Writes one occurrence of a finding (`occurrences` more events of it), merging with the
+    /// stored finding of the same id.
+    pub fn upsert(
+        &mut self,
+        finding: &Finding,
+        occurrences: u64,
+        archived_by: Option<&str>,
+    ) -> Result<Upserted, StoreError> {
+        let existing = self.get(&finding.id)?;
+        let inserted = existing.is_none();
+        let merged = match existing {
+            None => StoredFinding {
+                finding: finding.clone(),
+                archived_by: archived_by.map(str::to_owned),
+            },
+            Some(old) => {
+                let mut f = finding.clone();
+                f.count = old.finding.count.saturating_add(occurrences.max(1));
+                f.created_at = old.finding.created_at.clone();
+                if old.finding.event_first_seen.0 < f.event_first_seen.0 {
+                    f.event_first_seen = old.finding.event_first_seen.clone();
+                }
+                if old.finding.event_last_seen.0 > f.event_last_seen.0 {
+                    f.event_last_seen = old.finding.event_last_seen.clone();
+                }
+                f.updated_at = Time(f.updated_at.0.max(old.finding.updated_at.0));
+                // Archived findings stay archived (and keep the rule that archived them).
+                f.archived = old.finding.archived || finding.archived;
+                let by = old.archived_by.or_else(|| archived_by.map(str::to_owned));
+                StoredFinding {
+                    finding: f,
+                    archived_by: by,
+                }
+            }
+        };
+        self.write(&merged)?;
+        Ok(Upserted {
+            stored: merged,
+            inserted,
+        })
+    }
+
+    fn write(&self, s: &StoredFinding) -> Result<(), StoreError> {
+        let f = &s.finding;
+        let document = serde_json::to_string(f).map_err(|source| StoreError::Serialise {
+            id: f.id.clone(),
+            source,
+        })?;
+        self.conn
+            .execute(
+                "INSERT INTO findings (id, type, severity, resource, archived, archived_by, count,
+                     first_seen_ms, last_seen_ms, document)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                 ON CONFLICT(id) DO UPDATE SET type = ?2, severity = ?3, resource = ?4,
+                     archived = ?5, archived_by = ?6, count = ?7, first_seen_ms = ?8,
+                     last_seen_ms = ?9, document = ?10",
+                params![
+                    f.id,
+                    f.finding_type,
+                    f.severity,
+                    f.resource.display_name,
+                    f.archived,
+                    s.archived_by,
+                    i64::try_from(f.count).unwrap_or(i64::MAX),
+                    millis(&f.event_first_seen),
+                    millis(&f.event_last_seen),
+                    document
+                ],
+            )
+            .map_err(self.err("write a finding"))?;
+        Ok(())
+    }
+
+    /// The finding with this id (or a unique id prefix of at least 6 characters).
+    pub fn get(&self, id: &str) -> Result<Option<StoredFinding>, StoreError> {
+        let row: Option<(String, String, Option<String>)> = self
+            .conn
+            .query_row(
+                "SELECT id, document, archived_by FROM findings WHERE id = ?1",
+                params![id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()
+            .map_err(self.err("read a finding"))?;
+        let row = match row {
+            Some(row) => Some(row),
+            None if id.len() >= 6 && id.chars().all(|c| c.is_ascii_hexdigit()) => {
+                let mut stmt = self
+                    .conn
+                    .prepare(
+                        "SELECT id, document, archived_by FROM findings WHERE id LIKE ?1 LIMIT 2",
+                    )
+                    .map_err(self.err("read a finding"))?;
+                let rows: Vec<(String, String, Option<String>)> = stmt
+                    .query_map(params![format!("{id}%")], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                    })
+                    .map_err(self.err("read a finding"))?
+                    .collect::<Result<_, _>>()
+                    .map_err(self.err("read a finding"))?;
+                (rows.len() == 1).then(|| rows.into_iter().next()).flatten()
+            }
+            None => None,
+        };
+        row.map(|(id, doc, by)| self.parse(&id, &doc, by))
+            .transpose()
+    }
+
+    fn parse(&self, id: &str, doc: &str, by: Option<String>) -> Result<StoredFinding, StoreError> {
+        let finding = serde_json::from_str(doc).map_err(|source| StoreError::Corrupt {
+            path: self.path.clone(),
+            id: id.to_owned(),
+            source,
+        })?;
+        Ok(StoredFinding {
+            finding,
+            archived_by: by,
+        })
+    }
+
+    /// Findings matching the filter, most recently seen first.
+    pub fn list(&self, filter: &Filter) -> Result<Vec<StoredFinding>, StoreError> {
+        let mut sql = String::from("SELECT id, document, archived_by FROM findings WHERE 1 = 1");
+        let mut args: Vec<rusqlite::types::Value> = Vec::new();
+        if let Some(label) = filter.min_severity {
+            sql.push_str(" AND severity >= ?");
+            args.push(
+                match label {
+                    SeverityLabel::Low => 1.0,
+                    SeverityLabel::Medium => 4.0,
+                    SeverityLabel::High => 7.0,
+                    SeverityLabel::Critical => 9.0,
+                }
+                .into(),
+            );
+        }
+        if let Some(t) = &filter.finding_type {
+            sql.push_str(" AND type = ?");
+            args.push(t.clone().into());
+        }
+        if let Some(r) = &filter.resource {
+            sql.push_str(" AND resource = ?");
+            args.push(r.clone().into());
+        }
+        if let Some(since) = filter.since {
+            sql.push_str(" AND last_seen_ms >= ?");
+            args.push(since.as_millisecond().into());
+        }
+        if let Some(archived) = filter.archived {
+            sql.push_str(" AND archived = ?");
+            args.push(i64::from(archived).into());
+        }
+        sql.push_str(" ORDER BY last_seen_ms DESC, id");
+        if let Some(limit) = filter.limit {
+            sql.push_str(" LIMIT ?");
+            args.push(i64::try_from(limit).unwrap_or(i64::MAX).into());
+        }
+        let mut stmt = self.conn.prepare(&sql).map_err(self.err("list findings"))?;
+        let rows: Vec<(String, String, Option<String>)> = stmt
+            .query_map(rusqlite::params_from_iter(args), |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .map_err(self.err("list findings"))?
+            .collect::<Result<_, _>>()
+            .map_err(self.err("list findings"))?;
+        rows.into_iter()
+            .map(|(id, doc, by)| self.parse(&id, &doc, by))
+            .collect()
+    }
+
+    /// Number of findings stored.
+    pub fn len(&self) -> Result<u64, StoreError> {
+        let n: i64 = self
+            .conn
+            .query_row("SELECT COUNT(*) FROM findings", [], |r| r.get(0))
+            .map_err(self.err("count findings"))?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// Whether the store is empty.
+    pub fn is_empty(&self) -> Result<bool, StoreError> {
+        self.len().map(|n| n == 0)
+    }
+
+    /// Applies the bounds as of `now`: removes findings last seen before `now - retention`,
+    /// then the least recently seen beyond `max_findings`. Returns how many were removed.
+    pub fn enforce_limits(&mut self, now: Timestamp) -> Result<u64, StoreError> {
+        let cutoff = now
+            .as_millisecond()
+            .saturating_sub(i64::try_from(self.limits.retention.as_millis()).unwrap_or(i64::MAX));
+        let old = self
+            .conn
+            .execute(
+                "DELETE FROM findings WHERE last_seen_ms < ?1",
+                params![cutoff],
+            )
+            .map_err(self.err("remove expired findings"))?;
+        let max = i64::try_from(self.limits.max_findings).unwrap_or(i64::MAX);
+        let excess = self
+            .conn
+            .execute(
+                "DELETE FROM findings WHERE id IN (
+                     SELECT id FROM findings ORDER BY last_seen_ms DESC, id LIMIT -1 OFFSET ?1)",
+                params![max],
+            )
+            .map_err(self.err("remove findings beyond the size bound"))?;
+        Ok((old + excess) as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use vigil_crds::finding::{HostDetails, Resource, ResourceRole, RuntimeContext};
+
+    use super::*;
+
+    fn at(s: &str) -> Time {
+        Time(s.parse().unwrap())
+    }
+
+    fn finding(id: &str, t: &str, severity: f64, seen: &str) -> Finding {
+        Finding {
+            id: id.into(),
+            schema_version: "1.0".into(),
+            finding_type: t.into(),
+            title: "t".into(),
+            description: "d".into(),
+            severity,
+            severity_label: SeverityLabel::from_score(severity).unwrap(),
+            created_at: at(seen),
+            updated_at: at(seen),
+            resource: Resource {
+                display_name: "node-a".into(),
+                host: HostDetails {
+                    hostname: "node-a".into(),
+                    ..Default::default()
+                },
+                container: None,
+                pod: None,
+            },
+            resource_role: ResourceRole::Actor,
+            count: 1,
+            event_first_seen: at(seen),
+            event_last_seen: at(seen),
+            process: None,
+            context: RuntimeContext::default(),
+            network: None,
+            dns: None,
+            evidence: None,
+            archived: false,
+        }
+    }
+
+    fn temp_db(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("vigil-store-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir.join("sub").join("findings.db")
+    }
+
+    #[test]
+    fn repeats_merge_and_survive_reopening() {
+        let path = temp_db("merge");
+        {
+            let mut s = Store::open(&path, StoreLimits::default()).unwrap();
+            let a = finding(
+                "aa11",
+                "Execution:Runtime/SuspiciousTool",
+                5.0,
+                "2026-11-27T10:00:00Z",
+            );
+            assert!(s.upsert(&a, 1, None).unwrap().inserted);
+            let mut again = finding(
+                "aa11",
+                "Execution:Runtime/SuspiciousTool",
+                5.0,
+                "2026-11-27T11:00:00Z",
+            );
+            again.archived = true;
+            let up = s.upsert(&again, 1, Some("quiet-tools")).unwrap();
+            assert!(!up.inserted);
+            assert_eq!(up.stored.finding.count, 2);
+            assert_eq!(up.stored.finding.created_at, at("2026-11-27T10:00:00Z"));
+            assert_eq!(
+                up.stored.finding.event_first_seen,
+                at("2026-11-27T10:00:00Z")
+            );
+            assert_eq!(
+                up.stored.finding.event_last_seen,
+                at("2026-11-27T11:00:00Z")
+            );
+            assert!(up.stored.finding.archived);
+        }
+        let mut s = Store::open(&path, StoreLimits::default()).unwrap();
+        let got = s.get("aa11").unwrap().expect("kept across reopening");
+        assert_eq!(got.finding.count, 2);
+        assert_eq!(got.archived_by.as_deref(), Some("quiet-tools"));
+        // A later repeat that no rule archives leaves it archived.
+        let third = finding(
+            "aa11",
+            "Execution:Runtime/SuspiciousTool",
+            5.0,
+            "2026-11-27T12:00:00Z",
+        );
+        let up = s.upsert(&third, 1, None).unwrap();
+        assert!(up.stored.finding.archived);
+        assert_eq!(up.stored.archived_by.as_deref(), Some("quiet-tools"));
+        assert_eq!(up.stored.finding.count, 3);
+    }
+
+    #[test]
+    fn filters_select_by_severity_type_since_and_archived() {
+        let path = temp_db("filters");
+        let mut s = Store::open(&path, StoreLimits::default()).unwrap();
+        s.upsert(
+            &finding(
+                "a1",
+                "Execution:Runtime/SuspiciousTool",
+                2.0,
+                "2026-11-27T10:00:00Z",
+            ),
+            1,
+            None,
+        )
+        .unwrap();
+        s.upsert(
+            &finding(
+                "b2",
+                "Backdoor:Runtime/C&CActivity.B",
+                8.0,
+                "2026-11-27T11:00:00Z",
+            ),
+            1,
+            None,
+        )
+        .unwrap();
+        let mut c = finding(
+            "c3",
+            "Backdoor:Runtime/C&CActivity.B",
+            5.0,
+            "2026-11-27T12:00:00Z",
+        );
+        c.archived = true;
+        s.upsert(&c, 1, Some("r")).unwrap();
+        let ids = |f: Filter| -> Vec<String> {
+            s.list(&f)
+                .unwrap()
+                .into_iter()
+                .map(|x| x.finding.id)
+                .collect()
+        };
+        assert_eq!(ids(Filter::default()), ["c3", "b2", "a1"]);
+        assert_eq!(
+            ids(Filter {
+                min_severity: Some(SeverityLabel::Medium),
+                ..Default::default()
+            }),
+            ["c3", "b2"]
+        );
+        assert_eq!(
+            ids(Filter {
+                finding_type: Some("Execution:Runtime/SuspiciousTool".into()),
+                ..Default::default()
+            }),
+            ["a1"]
+        );
+        assert_eq!(
+            ids(Filter {
+                since: Some("2026-11-27T10:30:00Z".parse().unwrap()),
+                archived: Some(false),
+                ..Default::default()
+            }),
+            ["b2"]
+        );
+        assert_eq!(
+            ids(Filter {
+                archived: Some(true),
+                ..Default::default()
+            }),
+            ["c3"]
+        );
+        assert_eq!(s.get("c3").unwrap().unwrap().finding.id, "c3");
+        assert!(s.get("zz").unwrap().is_none());
+    }
+
+    #[test]
+    fn retention_and_size_bounds_remove_the_oldest() {
+        let path = temp_db("bounds");
+        let limits = StoreLimits {
+            retention: Duration::from_secs(24 * 3600),
+            max_findings: 2,
+        };
+        let mut s = Store::open(&path, limits).unwrap();
+        for (id, seen) in [
+            ("old", "2026-11-20T00:00:00Z"),
+            ("x1", "2026-11-27T01:00:00Z"),
+            ("x2", "2026-11-27T02:00:00Z"),
+            ("x3", "2026-11-27T03:00:00Z"),
+        ] {
+            s.upsert(
+                &finding(id, "Execution:Runtime/SuspiciousTool", 5.0, seen),
+                1,
+                None,
+            )
+            .unwrap();
+        }
+        let removed = s
+            .enforce_limits("2026-11-27T12:00:00Z".parse().unwrap())
+            .unwrap();
+        assert_eq!(removed, 2);
+        let left: Vec<String> = s
+            .list(&Filter::default())
+            .unwrap()
+            .into_iter()
+            .map(|f| f.finding.id)
+            .collect();
+        assert_eq!(left, ["x3", "x2"]);
+    }
+
+    #[test]
+    fn unopenable_path_names_the_file() {
+        let err = Store::open(
+            Path::new("/proc/vigil-no/findings.db"),
+            StoreLimits::default(),
+        )
+        .err()
+        .expect("cannot create under /proc")
+        .to_string();
+        assert!(err.contains("/proc/vigil-no"), "{err}");
+    }
+}
