@@ -220,9 +220,22 @@ mod tests {
             filename_len: 9,
             cwd_len: 0,
             cwd_depth: 0,
+            _pad3: 0,
+            exe_nlink: 1,
+            writer: WriterInfo {
+                tgid: 9,
+                uid: 0,
+                time_ns: 3,
+                comm: *b"cp\0\0\0\0\0\0\0\0\0\0\0\0\0\0",
+            },
+            stdio: [SocketPeer::default(); 3],
+            ld_preload_len: 0,
+            ld_library_path_len: 0,
             filename: [0; FILENAME_LEN],
             cwd: [0; CWD_LEN],
             argv: [0; ARGV_LEN],
+            ld_preload: [0; ENV_VALUE_LEN],
+            ld_library_path: [0; ENV_VALUE_LEN],
         };
         ev.filename[..9].copy_from_slice(b"/bin/true");
         ev.argv[..8].copy_from_slice(b"true\0-v\0");

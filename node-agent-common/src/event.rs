@@ -337,6 +337,10 @@ pub mod file_flags {
     pub const PATH2_TRUNCATED: u32 = 1 << 3;
     /// `/proc/<pid>/mem` opened for writing.
     pub const PROC_MEM: u32 = 1 << 4;
+    /// `base` holds the directory a relative `path` starts from.
+    pub const HAS_BASE: u32 = 1 << 5;
+    /// `base` was deeper or longer than the kernel walks.
+    pub const BASE_TRUNCATED: u32 = 1 << 6;
 }
 
 /// A file operation that passed the kernel's sensitive-path filter, with its result.
@@ -381,6 +385,13 @@ pub struct FileEvent {
     pub path: [u8; PATH_LEN],
     /// The second path (rename, link, symlink).
     pub path2: [u8; PATH_LEN],
+    /// Bytes used in `base`.
+    pub base_len: u32,
+    /// Components in `base`.
+    pub base_depth: u32,
+    /// For a relative `path`: the directory it starts from (the working directory, or the
+    /// directory fd), leaf first like [`ExecEvent::cwd`].
+    pub base: [u8; CWD_LEN],
 }
 
 /// Operations in [`ActivityEvent::op`].
@@ -503,7 +514,7 @@ const _: () = {
     assert!(offset_of!(ExecEvent, filename) == 240);
     assert!(size_of::<ExecEvent>() == 240 + FILENAME_LEN + CWD_LEN + ARGV_LEN + 2 * ENV_VALUE_LEN);
     assert!(offset_of!(FileEvent, path) == 152);
-    assert!(size_of::<FileEvent>() == 152 + 2 * PATH_LEN);
+    assert!(size_of::<FileEvent>() == 152 + 2 * PATH_LEN + 8 + CWD_LEN);
     assert!(offset_of!(ActivityEvent, str1) == 256);
     assert!(size_of::<ActivityEvent>() == 256 + 2 * PATH_LEN + SHORT_STR_LEN);
     assert!(size_of::<ForkEvent>() == 104);

@@ -24,8 +24,8 @@ use node_agent_common::{
 };
 
 use crate::kernel::{
-    EVENTS, S_IFREG, count, current_task, fd_file, file_inode, fill_current, header, inode_key,
-    inode_type, is_agent, read_user_str, submit_flags,
+    EVENTS, S_IFREG, Walk, config, count, current_task, fd_file, file_inode, fill_current, header,
+    inode_key, inode_type, is_agent, read_ptr, read_user_str, submit_flags, walk_path,
 };
 
 /// Bytes of a path compared against prefixes (longer prefixes cannot be configured).
@@ -352,6 +352,40 @@ fn emit(pending: &Pending, ret: i64, dev: u32, ino: u64, hook: Hook) {
         ev.path2_len = len2;
         if cut2 {
             flags |= file_flags::PATH2_TRUNCATED;
+        }
+        // A relative path: record the directory it starts from while it still exists.
+        ev.base_len = 0;
+        ev.base_depth = 0;
+        if len > 0 && ev.path[0] != b'/' {
+            let task = current_task();
+            let start = if pending.dirfd == AT_FDCWD {
+                let fs = read_ptr(task, config!(offsets.task_fs));
+                if fs == 0 {
+                    0
+                } else {
+                    fs + config!(offsets.fs_pwd) as u64
+                }
+            } else {
+                let file = fd_file(task, pending.dirfd as u64);
+                if file == 0 {
+                    0
+                } else {
+                    file + config!(offsets.file_path) as u64
+                }
+            };
+            if start != 0 {
+                match walk_path(
+                    task,
+                    start,
+                    &mut ev.base,
+                    &mut ev.base_len,
+                    &mut ev.base_depth,
+                ) {
+                    Walk::Done => flags |= file_flags::HAS_BASE,
+                    Walk::Truncated => flags |= file_flags::HAS_BASE | file_flags::BASE_TRUNCATED,
+                    Walk::Unreadable => {}
+                }
+            }
         }
         ev.match_flags = flags;
         complete

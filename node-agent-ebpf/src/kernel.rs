@@ -277,3 +277,99 @@ pub fn current_ids() -> [u32; 4] {
         read_at::<u32>(cred, config!(offsets.cred_egid)),
     ]
 }
+
+/// Deepest path walked; deeper ones are cut and flagged.
+const WALK_MAX_DEPTH: u32 = 32;
+/// Longest component read in one step: with the write offset masked to `CWD_LEN / 2 - 1`, a
+/// read of this size always ends inside the buffer, which the verifier can see.
+const WALK_COMPONENT_MAX: u32 = (node_agent_common::CWD_LEN / 2) as u32;
+
+/// `WALK_COMPONENT_MAX - 1`, read through a volatile load: LLVM would drop a literal mask as
+/// redundant with the loop's bounds check, and the verifier needs the mask itself. The value
+/// sits in .rodata, which the verifier reads as a known constant.
+#[unsafe(no_mangle)]
+static WALK_OFFSET_MASK: u32 = WALK_COMPONENT_MAX - 1;
+
+/// How a path walk ended.
+pub enum Walk {
+    /// Reached the task's root or the global root.
+    Done,
+    /// Deeper or longer than the buffer.
+    Truncated,
+    /// A read failed.
+    Unreadable,
+}
+
+/// Writes the absolute path of a `struct path` (at address `start`) into `out`, components
+/// leaf first, each NUL-terminated, walking dentries up to the task's root and crossing mount
+/// points. `len` and `depth` must point into ring-buffer memory: the write offset lives there
+/// rather than in a register, so every iteration starts from the same abstract state and the
+/// verifier prunes instead of exploring each path separately.
+#[inline(always)]
+pub fn walk_path(
+    task: u64,
+    start: u64,
+    out: &mut [u8; node_agent_common::CWD_LEN],
+    len: &mut u32,
+    depth: &mut u32,
+) -> Walk {
+    *len = 0;
+    *depth = 0;
+    let fs = read_ptr(task, config!(offsets.task_fs));
+    let root = fs + config!(offsets.fs_root) as u64;
+    let mut dentry = read_ptr(start, config!(offsets.path_dentry));
+    let mut vfsmnt = read_ptr(start, config!(offsets.path_mnt));
+    let root_dentry = read_ptr(root, config!(offsets.path_dentry));
+    let root_mnt = read_ptr(root, config!(offsets.path_mnt));
+    let mount_mnt = config!(offsets.mount_mnt) as u64;
+    if dentry == 0 || vfsmnt == 0 || mount_mnt == OFFSET_UNKNOWN as u64 {
+        return Walk::Unreadable;
+    }
+    let mut mnt = vfsmnt - mount_mnt;
+    let base = out.as_mut_ptr();
+    for _ in 0..WALK_MAX_DEPTH {
+        if dentry == root_dentry && vfsmnt == root_mnt {
+            return Walk::Done;
+        }
+        let mnt_root = read_ptr(vfsmnt, config!(offsets.vfsmount_root));
+        if dentry == mnt_root {
+            let parent = read_ptr(mnt, config!(offsets.mount_parent));
+            if parent == mnt || parent == 0 {
+                return Walk::Done;
+            }
+            dentry = read_ptr(mnt, config!(offsets.mount_mountpoint));
+            mnt = parent;
+            vfsmnt = mnt + mount_mnt;
+            continue;
+        }
+        // SAFETY: volatile access to ring-buffer memory (see above).
+        let used = unsafe { core::ptr::read_volatile(len) };
+        if used >= WALK_COMPONENT_MAX {
+            return Walk::Truncated;
+        }
+        let name = read_ptr(dentry, config!(offsets.dentry_name));
+        // SAFETY: a plain static.
+        let mask = unsafe { core::ptr::read_volatile(&WALK_OFFSET_MASK) };
+        // SAFETY: (used & mask) < WALK_COMPONENT_MAX and the read is at most
+        // WALK_COMPONENT_MAX bytes, so it ends inside the CWD_LEN-byte array.
+        let n = unsafe {
+            aya_ebpf::helpers::generated::bpf_probe_read_kernel_str(
+                base.add((used & mask) as usize).cast(),
+                WALK_COMPONENT_MAX,
+                name as *const core::ffi::c_void,
+            )
+        };
+        if n <= 0 {
+            return Walk::Unreadable;
+        }
+        // SAFETY: as above.
+        unsafe { core::ptr::write_volatile(len, used + n as u32) };
+        *depth += 1;
+        let parent = read_ptr(dentry, config!(offsets.dentry_parent));
+        if parent == dentry || parent == 0 {
+            return Walk::Done;
+        }
+        dentry = parent;
+    }
+    Walk::Truncated
+}

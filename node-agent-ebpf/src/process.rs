@@ -13,30 +13,18 @@ use aya_ebpf::{
     programs::{BtfTracePointContext, RawTracePointContext},
 };
 use node_agent_common::{
-    ARGV_LEN, CWD_LEN, ENV_VALUE_LEN, ExecEvent, ExitEvent, FILENAME_LEN, ForkEvent, WriterInfo,
-    exec_flags, kind,
+    ARGV_LEN, ENV_VALUE_LEN, ExecEvent, ExitEvent, FILENAME_LEN, ForkEvent, WriterInfo, exec_flags,
+    kind,
     stats::{Hook, StatKind},
 };
 
 use crate::{
     files::{FileKey, WRITTEN},
     kernel::{
-        EVENTS, config, count, current_task, fd_file, fill_current, header, is_agent, read_at,
-        read_ptr, socket_peer, submit_flags,
+        EVENTS, Walk, config, count, current_task, fd_file, fill_current, header, is_agent,
+        read_at, read_ptr, socket_peer, submit_flags, walk_path,
     },
 };
-
-/// Deepest working directory walked; deeper ones are cut and flagged.
-const CWD_MAX_DEPTH: u32 = 32;
-/// Longest component read in one step: with the write offset masked to `CWD_LEN / 2 - 1`, a
-/// read of this size always ends inside the buffer, which the verifier can see.
-const CWD_COMPONENT_MAX: u32 = (CWD_LEN / 2) as u32;
-
-/// `CWD_COMPONENT_MAX - 1`, read through a volatile load: LLVM would drop a literal mask as
-/// redundant with the loop's bounds check, and the verifier needs the mask itself. The value
-/// sits in .rodata, which the verifier reads as a known constant.
-#[unsafe(no_mangle)]
-static CWD_OFFSET_MASK: u32 = CWD_COMPONENT_MAX - 1;
 
 #[btf_tracepoint(function = "sched_process_exec")]
 pub fn exec_btf(ctx: BtfTracePointContext) -> i32 {
@@ -310,80 +298,21 @@ unsafe fn fill_env(ev: &mut ExecEvent, mm: u64) {
     }
 }
 
-/// Walks `task->fs->pwd` up to the task's root, crossing mount points, writing components leaf
-/// first, each NUL-terminated.
+/// The working directory, from `task->fs->pwd` up to the task's root.
 #[inline(always)]
 unsafe fn fill_cwd(ev: &mut ExecEvent, task: u64) {
-    ev.cwd_len = 0;
-    ev.cwd_depth = 0;
     let fs = read_ptr(task, config!(offsets.task_fs));
-    let pwd = fs + config!(offsets.fs_pwd) as u64;
-    let root = fs + config!(offsets.fs_root) as u64;
-    let mut dentry = read_ptr(pwd, config!(offsets.path_dentry));
-    let mut vfsmnt = read_ptr(pwd, config!(offsets.path_mnt));
-    let root_dentry = read_ptr(root, config!(offsets.path_dentry));
-    let root_mnt = read_ptr(root, config!(offsets.path_mnt));
-    let mount_mnt = config!(offsets.mount_mnt) as u64;
-    if fs == 0 || dentry == 0 || vfsmnt == 0 || mount_mnt == u32::MAX as u64 {
+    if fs == 0 {
+        ev.cwd_len = 0;
+        ev.cwd_depth = 0;
         ev.flags |= exec_flags::CWD_UNREADABLE;
         return;
     }
-    let mut mnt = vfsmnt - mount_mnt;
-    let base = ev.cwd.as_mut_ptr();
-    let mut finished = false;
-    for _ in 0..CWD_MAX_DEPTH {
-        if dentry == root_dentry && vfsmnt == root_mnt {
-            finished = true;
-            break;
-        }
-        let mnt_root = read_ptr(vfsmnt, config!(offsets.vfsmount_root));
-        if dentry == mnt_root {
-            let parent = read_ptr(mnt, config!(offsets.mount_parent));
-            if parent == mnt || parent == 0 {
-                finished = true;
-                break;
-            }
-            dentry = read_ptr(mnt, config!(offsets.mount_mountpoint));
-            mnt = parent;
-            vfsmnt = mnt + mount_mnt;
-            continue;
-        }
-        // The write offset lives in the event (ring-buffer memory, whose contents the verifier
-        // does not track) rather than in a register: every iteration then starts from the same
-        // abstract state and the verifier prunes instead of exploring each path separately.
-        // SAFETY: volatile access to a field of the reserved event.
-        let used = unsafe { core::ptr::read_volatile(&ev.cwd_len) };
-        if used >= CWD_COMPONENT_MAX {
-            break;
-        }
-        let name = read_ptr(dentry, config!(offsets.dentry_name));
-        // SAFETY: a plain static.
-        let mask = unsafe { core::ptr::read_volatile(&CWD_OFFSET_MASK) };
-        // SAFETY: (used & mask) < CWD_COMPONENT_MAX and the read is at most CWD_COMPONENT_MAX
-        // bytes, so it ends inside the CWD_LEN-byte array.
-        let n = unsafe {
-            bpf_probe_read_kernel_str(
-                base.add((used & mask) as usize).cast(),
-                CWD_COMPONENT_MAX,
-                name as *const _,
-            )
-        };
-        if n <= 0 {
-            ev.flags |= exec_flags::CWD_UNREADABLE;
-            return;
-        }
-        // SAFETY: as above.
-        unsafe { core::ptr::write_volatile(&mut ev.cwd_len, used + n as u32) };
-        ev.cwd_depth += 1;
-        let parent = read_ptr(dentry, config!(offsets.dentry_parent));
-        if parent == dentry || parent == 0 {
-            finished = true;
-            break;
-        }
-        dentry = parent;
-    }
-    if !finished {
-        ev.flags |= exec_flags::CWD_TRUNCATED;
+    let pwd = fs + config!(offsets.fs_pwd) as u64;
+    match walk_path(task, pwd, &mut ev.cwd, &mut ev.cwd_len, &mut ev.cwd_depth) {
+        Walk::Done => {}
+        Walk::Truncated => ev.flags |= exec_flags::CWD_TRUNCATED,
+        Walk::Unreadable => ev.flags |= exec_flags::CWD_UNREADABLE,
     }
 }
 

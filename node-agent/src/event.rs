@@ -830,14 +830,31 @@ pub fn file_info(ev: &node_agent_common::FileEvent, clock: &Clock) -> FileInfo {
         None
     };
     let unchanged = |v: u32| (v != u32::MAX).then_some(v);
+    // Absolute paths stand alone; a relative one starts from the directory the kernel recorded.
+    let base = (ev.match_flags & file_flags::HAS_BASE != 0)
+        .then(|| cwd_from_components(&ev.base[..(ev.base_len as usize).min(ev.base.len())]));
+    let resolve = |p: &str, same_base: bool| {
+        let p = Path::new(p);
+        if p.is_absolute() {
+            Some(normalize(p))
+        } else if same_base {
+            base.as_ref().map(|b| normalize(&b.join(p)))
+        } else {
+            None
+        }
+    };
+    let resolved_path = resolve(&path, true);
+    let resolved_path2 = path2
+        .as_deref()
+        .and_then(|p| resolve(p, ev.dirfd2 == ev.dirfd));
     FileInfo {
         time: clock.rfc3339(ev.header.ktime_ns),
         process: ProcessRef::from(&ev.task),
         operation: file_op_name(ev.op),
         path,
-        resolved_path: None,
+        resolved_path,
         path2,
-        resolved_path2: None,
+        resolved_path2,
         ret: ev.ret,
         error: (ev.ret < 0).then(|| errno_name(-ev.ret as i32)),
         open_flags: (ev.op == file_op::OPEN_WRITE).then(|| format!("{:o}", ev.open_flags)),
@@ -980,4 +997,20 @@ pub fn activity_info(ev: &node_agent_common::ActivityEvent, clock: &Clock) -> Ac
         _ => "unknown",
     };
     info
+}
+
+/// Removes `.` and resolves `..` lexically (symlinks are not followed: the path names what the
+/// process asked for).
+pub fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::from("/");
+    for part in path.components() {
+        match part {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::Normal(p) => out.push(p),
+            _ => {}
+        }
+    }
+    out
 }

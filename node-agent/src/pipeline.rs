@@ -13,7 +13,7 @@ use serde::Serialize;
 use crate::{
     event::{
         Ancestor, Clock, Event, ExecInfo, ForkInfo, ProcessRef, activity_info, dns_info, exec_info,
-        exit_info, file_info, net_info,
+        exit_info, file_info, net_info, normalize,
     },
     exe_hash::ExeHashCache,
     proctable::{self, ProcessInfo, ProcessTable},
@@ -194,8 +194,12 @@ impl Pipeline {
             Record::File(ev) => {
                 self.stats.file += 1;
                 let mut info = file_info(ev, &self.clock);
-                info.resolved_path = resolve_at(info.process.pid, ev.dirfd, &info.path);
-                if let Some(path2) = &info.path2 {
+                // Where the kernel could not record the base directory, ask /proc (the
+                // process may be gone by now: then the path stays relative).
+                if info.resolved_path.is_none() {
+                    info.resolved_path = resolve_at(info.process.pid, ev.dirfd, &info.path);
+                }
+                if let (None, Some(path2)) = (&info.resolved_path2, &info.path2) {
                     info.resolved_path2 = resolve_at(info.process.pid, ev.dirfd2, path2);
                 }
                 if info.proc_mem_pid.is_none() && info.matched_by.contains(&"procMem") {
@@ -301,22 +305,6 @@ fn resolve_at(pid: u32, dirfd: i32, path: &str) -> Option<PathBuf> {
         fs::read_link(format!("/proc/{pid}/fd/{dirfd}")).ok()?
     };
     Some(normalize(&base.join(path)))
-}
-
-/// Removes `.` and resolves `..` lexically (symlinks are not followed: the path names what the
-/// process asked for).
-pub fn normalize(path: &Path) -> PathBuf {
-    let mut out = PathBuf::from("/");
-    for part in path.components() {
-        match part {
-            std::path::Component::ParentDir => {
-                out.pop();
-            }
-            std::path::Component::Normal(p) => out.push(p),
-            _ => {}
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -226,9 +226,10 @@ fn process_started_before_the_agent_has_its_parent() {
     let late = Collector::start(SensorOptions::default()).expect("second sensor instance");
     writeln!(sh.stdin.take().expect("stdin"), "go").expect("wake sh");
     sh.wait().expect("wait sh");
-    let event = late.wait_for(WAIT, |e| {
-        matches!(e, Event::Exec(x) if x.process.ppid == sh_pid && x.argv.contains(&marker))
-    });
+    let event = late.wait_for(
+        WAIT,
+        |e| matches!(e, Event::Exec(x) if x.process.ppid == sh_pid && x.argv.contains(&marker)),
+    );
     let Some(Event::Exec(exec)) = event else {
         panic!("no exec from the pre-existing shell")
     };

@@ -20,7 +20,16 @@ const USAGE: &str = "usage: vigil-trigger <action> [args]
   dns-server ADDR:PORT IP        answer A queries with IP, NXDOMAIN for names starting nx-
   exec-storm SECONDS WORKERS     fork+exec /bin/true in a loop; prints execs/s
   connect-storm ADDR:PORT SECONDS  TCP connect+close in a loop to a listener; prints connects/s
-  exit CODE                      exit with CODE";
+  exit CODE                      exit with CODE
+  memfd-exec                     copy /bin/true into a memfd and execveat it (fileless)
+  ptrace-attach                  attach to and detach from a child; prints the child's pid
+  ptrace-traceme                 PTRACE_TRACEME
+  vm-write                       process_vm_writev into a child; prints the child's pid
+  proc-mem                       open a child's /proc/<pid>/mem for writing; prints its pid
+  userfaultfd                    create a userfaultfd
+  bind-mount SRC DST             in a new mount namespace, bind-mount SRC on DST
+  setresuid UID                  setresuid(UID, UID, UID)
+  revshell ADDR:PORT             connect, dup the socket onto 0, 1, 2 and exec sh -c 'exit 0'";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -69,6 +78,50 @@ fn main() -> ExitCode {
             parse(addr).and_then(|a| number(seconds).and_then(|s| connect_storm(a, s)))
         }
         ["exit", code] => return ExitCode::from(code.parse::<u8>().unwrap_or(1)),
+        ["memfd-exec"] => memfd_exec(),
+        ["ptrace-attach"] => with_child(|child| {
+            // SAFETY: ptrace on our own stopped-or-sleeping child; waitpid on it.
+            unsafe {
+                check(libc::ptrace(libc::PTRACE_ATTACH, child, 0, 0) as i32)?;
+                let mut status = 0;
+                libc::waitpid(child, &mut status, 0);
+                check(libc::ptrace(libc::PTRACE_DETACH, child, 0, 0) as i32)
+            }
+        }),
+        // SAFETY: PTRACE_TRACEME takes no pointers.
+        ["ptrace-traceme"] => check(unsafe { libc::ptrace(libc::PTRACE_TRACEME, 0, 0, 0) } as i32),
+        ["vm-write"] => with_child(|child| {
+            let data = [0x5au8; 8];
+            let local = libc::iovec {
+                iov_base: data.as_ptr() as *mut _,
+                iov_len: data.len(),
+            };
+            // The child is a fork of us: TARGET has the same address there.
+            let remote = libc::iovec {
+                iov_base: (&raw const TARGET) as *mut _,
+                iov_len: 8,
+            };
+            // SAFETY: valid iovecs; the kernel checks the remote range.
+            let n = unsafe { libc::process_vm_writev(child, &local, 1, &remote, 1, 0) };
+            check(if n == 8 { 0 } else { -1 })
+        }),
+        ["proc-mem"] => with_child(|child| {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(format!("/proc/{child}/mem"))
+                .map(drop)
+        }),
+        // SAFETY: userfaultfd takes flags only.
+        ["userfaultfd"] => {
+            check(unsafe { libc::syscall(libc::SYS_userfaultfd, libc::O_CLOEXEC) } as i32)
+        }
+        ["bind-mount", src, dst] => bind_mount(src, dst),
+        ["setresuid", uid] => number(uid).and_then(|uid| {
+            let uid = uid as libc::uid_t;
+            // SAFETY: no pointers.
+            check(unsafe { libc::setresuid(uid, uid, uid) })
+        }),
+        ["revshell", addr] => parse(addr).and_then(revshell),
         _ => Err(invalid(USAGE.to_owned())),
     };
     match result {
@@ -284,4 +337,112 @@ fn reset_on_close(stream: &TcpStream) -> io::Result<()> {
     } else {
         Err(io::Error::last_os_error())
     }
+}
+
+/// What `vm-write` overwrites in the child.
+static mut TARGET: [u8; 8] = [0; 8];
+
+fn check(rc: i32) -> io::Result<()> {
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// Runs `action` against a sleeping child, prints the child's pid, then ends the child.
+fn with_child(action: impl FnOnce(libc::pid_t) -> io::Result<()>) -> io::Result<()> {
+    // SAFETY: the child only sleeps until killed; no locks are taken after fork.
+    let child = unsafe { libc::fork() };
+    if child < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if child == 0 {
+        loop {
+            // SAFETY: pause has no preconditions.
+            unsafe { libc::pause() };
+        }
+    }
+    let result = action(child);
+    println!("{child}");
+    // SAFETY: our own child.
+    unsafe {
+        libc::kill(child, libc::SIGKILL);
+        libc::waitpid(child, std::ptr::null_mut(), 0);
+    }
+    result
+}
+
+fn memfd_exec() -> io::Result<()> {
+    use std::{ffi::CString, os::fd::FromRawFd};
+    let image = std::fs::read("/bin/true")?;
+    let name = CString::new("vigil-fileless").map_err(|e| invalid(e.to_string()))?;
+    // SAFETY: a valid C string; no flags.
+    let fd = unsafe { libc::memfd_create(name.as_ptr(), 0) };
+    check(fd)?;
+    // SAFETY: fd was just created and is owned here.
+    let mut file = unsafe { std::fs::File::from_raw_fd(fd) };
+    file.write_all(&image)?;
+    let arg0 = CString::new("vigil-fileless").map_err(|e| invalid(e.to_string()))?;
+    let empty = CString::new("").map_err(|e| invalid(e.to_string()))?;
+    let argv = [arg0.as_ptr(), std::ptr::null()];
+    let envp: [*const libc::c_char; 1] = [std::ptr::null()];
+    // SAFETY: NUL-terminated argv and envp arrays; AT_EMPTY_PATH execs the fd itself.
+    unsafe {
+        libc::syscall(
+            libc::SYS_execveat,
+            fd,
+            empty.as_ptr(),
+            argv.as_ptr(),
+            envp.as_ptr(),
+            libc::AT_EMPTY_PATH,
+        )
+    };
+    Err(io::Error::last_os_error())
+}
+
+fn bind_mount(src: &str, dst: &str) -> io::Result<()> {
+    use std::ffi::CString;
+    let c = |s: &str| CString::new(s).map_err(|e| invalid(e.to_string()));
+    let (src, dst, root, none) = (c(src)?, c(dst)?, c("/")?, c("none")?);
+    // SAFETY: valid C strings; a private mount namespace keeps the host's mounts untouched.
+    unsafe {
+        check(libc::unshare(libc::CLONE_NEWNS))?;
+        check(libc::mount(
+            none.as_ptr(),
+            root.as_ptr(),
+            std::ptr::null(),
+            libc::MS_REC | libc::MS_PRIVATE,
+            std::ptr::null(),
+        ))?;
+        check(libc::mount(
+            src.as_ptr(),
+            dst.as_ptr(),
+            std::ptr::null(),
+            libc::MS_BIND,
+            std::ptr::null(),
+        ))
+    }
+}
+
+fn revshell(addr: SocketAddr) -> io::Result<()> {
+    use std::{ffi::CString, os::fd::AsRawFd};
+    let stream = TcpStream::connect(addr)?;
+    let fd = stream.as_raw_fd();
+    for target in 0..3 {
+        // SAFETY: both fds are open.
+        check(unsafe { libc::dup2(fd, target) })?;
+    }
+    let sh = CString::new("/bin/sh").map_err(|e| invalid(e.to_string()))?;
+    let dash_c = CString::new("-c").map_err(|e| invalid(e.to_string()))?;
+    let script = CString::new("exit 0").map_err(|e| invalid(e.to_string()))?;
+    let argv = [
+        sh.as_ptr(),
+        dash_c.as_ptr(),
+        script.as_ptr(),
+        std::ptr::null(),
+    ];
+    // SAFETY: NUL-terminated argv.
+    unsafe { libc::execv(sh.as_ptr(), argv.as_ptr()) };
+    Err(io::Error::last_os_error())
 }
