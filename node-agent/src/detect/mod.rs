@@ -15,6 +15,8 @@ pub mod redact;
 pub mod report;
 pub mod reputation;
 pub mod rules;
+#[cfg(test)]
+mod tests;
 
 use std::{
     collections::{HashMap, VecDeque},

