@@ -89,6 +89,11 @@ pub struct ProcessRef {
     /// Stable id of this process instance (see `proctable::process_uuid`); empty when unknown.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub uuid: String,
+    /// The container it runs in, when its cgroup says so.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container: Option<crate::container::Container>,
+    /// Whether it shares the host's pid and mount namespaces.
+    pub host_namespaces: bool,
 }
 
 impl From<&TaskIdentity> for ProcessRef {
@@ -107,6 +112,8 @@ impl From<&TaskIdentity> for ProcessRef {
             mnt_ns: t.mnt_ns,
             start_time_ns: t.start_time_ns,
             uuid: String::new(),
+            container: None,
+            host_namespaces: false,
         }
     }
 }

@@ -9,6 +9,7 @@
 pub mod agent;
 pub mod btf_offsets;
 pub mod collector;
+pub mod container;
 pub mod detect;
 pub mod dns;
 pub mod event;

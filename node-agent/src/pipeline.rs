@@ -11,6 +11,7 @@ use node_agent_common::decode::{DecodeError, Record, decode};
 use serde::Serialize;
 
 use crate::{
+    container::ContainerResolver,
     event::{
         Ancestor, Clock, Event, ExecInfo, ForkInfo, ProcessRef, activity_info, dns_info, exec_info,
         exit_info, file_info, net_info, normalize,
@@ -82,6 +83,7 @@ pub struct Pipeline {
     boot_id: String,
     procs: ProcessTable,
     hashes: ExeHashCache,
+    containers: ContainerResolver,
     stats: PipelineStats,
 }
 
@@ -93,6 +95,10 @@ impl Pipeline {
             boot_id,
             procs: ProcessTable::new(limits.processes),
             hashes: ExeHashCache::new(limits.hashes),
+            containers: ContainerResolver::new(
+                crate::sensor::cgroup2_root(),
+                PathBuf::from("/proc"),
+            ),
             stats: PipelineStats::default(),
         }
     }
@@ -261,8 +267,17 @@ impl Pipeline {
         self.stats.last_decode_error = Some(error.to_string());
     }
 
-    fn identify(&self, process: &mut ProcessRef) {
+    fn identify(&mut self, process: &mut ProcessRef) {
         process.uuid = proctable::process_uuid(&self.boot_id, process.pid, process.start_time_ns);
+        process.host_namespaces = self
+            .containers
+            .in_host_namespaces(process.pid_ns, process.mnt_ns);
+        process.container = self.containers.container(
+            process.cgroup_id,
+            process.pid,
+            process.pid_ns,
+            process.host_namespaces,
+        );
     }
 
     fn lineage(&self, pid: u32) -> Vec<Ancestor> {

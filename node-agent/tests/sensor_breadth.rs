@@ -547,3 +547,57 @@ fn module_loading_is_tested_where_the_kernel_allows_it() {
         "NOT TESTED module load: loading a stock module would change the host kernel ({module})"
     );
 }
+
+/// A cgroup made for one test under the cgroup v2 root, removed on drop.
+struct TestCgroup(PathBuf);
+
+impl Drop for TestCgroup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.0);
+        if let Some(parent) = self.0.parent() {
+            let _ = std::fs::remove_dir(parent);
+        }
+    }
+}
+
+#[test]
+fn a_process_in_new_namespaces_and_a_runtime_cgroup_is_a_container() {
+    if !privileged("a_process_in_new_namespaces_and_a_runtime_cgroup_is_a_container") {
+        return;
+    }
+    LazyLock::force(&AGENT);
+    let root = node_agent::sensor::cgroup2_root().expect("cgroup v2 is mounted (hybrid or pure)");
+    let id = format!("{:0>64x}", u128::from(std::process::id()) << 64 | 0xc0ffee);
+    let cgroup = TestCgroup(
+        root.join(format!("vigil-test-{}", std::process::id()))
+            .join(format!("docker-{id}.scope")),
+    );
+    std::fs::create_dir_all(&cgroup.0).expect("create a cgroup");
+    let marker = format!("vigil-container-{}", std::process::id());
+    // Join the cgroup, then exec into new pid and mount namespaces (util-linux unshare).
+    let script = format!(
+        "echo $$ > {}/cgroup.procs && exec unshare --pid --mount --fork /bin/true {marker}",
+        cgroup.0.display()
+    );
+    sh(&script);
+    // unshare itself execs with the marker in its argv too: take /bin/true's exec.
+    let exec = exec_by(|x| x.argv.contains(&marker) && x.filename == "/bin/true");
+    let container = exec
+        .process
+        .container
+        .as_ref()
+        .unwrap_or_else(|| panic!("no container context: {:?}", exec.process));
+    assert_eq!(container.id, id);
+    assert_eq!(container.runtime, node_agent::container::Runtime::Docker);
+    assert!(
+        !exec.process.host_namespaces,
+        "new pid and mount namespaces"
+    );
+    // And an ordinary process is on the host.
+    let host = Command::new("/bin/true").spawn().expect("spawn");
+    let host_pid = host.id();
+    host.wait_with_output().expect("wait");
+    let plain = exec_by(|x| x.process.pid == host_pid);
+    assert!(plain.process.container.is_none());
+    assert!(plain.process.host_namespaces);
+}

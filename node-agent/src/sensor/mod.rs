@@ -19,6 +19,7 @@ use serde::Serialize;
 
 use crate::{btf_offsets, sensitive::SensitivePaths};
 pub use hooks::{HookState, HookStatus};
+pub use host::cgroup2_root;
 
 /// The eBPF object built by `build.rs` from `node-agent-ebpf`.
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/vigil"));
