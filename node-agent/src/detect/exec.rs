@@ -68,6 +68,7 @@ pub(crate) fn check(d: &Detector, e: &ExecInfo, lookup: &dyn ProcessLookup) -> V
                 .insert("realUid".into(), e.process.uid.to_string());
         }
         out.push(Candidate {
+            container: e.process.container.clone(),
             finding_type: rule.finding_type,
             severity: rule.severity,
             title: rule.description.clone(),
@@ -89,6 +90,7 @@ pub(crate) fn check(d: &Detector, e: &ExecInfo, lookup: &dyn ProcessLookup) -> V
     {
         let hex = digest.to_string();
         out.push(Candidate {
+            container: e.process.container.clone(),
             finding_type: FindingType::ExecutionMaliciousFileExecuted,
             severity: super::default_severity(FindingType::ExecutionMaliciousFileExecuted),
             title: "A known malicious file was executed".into(),

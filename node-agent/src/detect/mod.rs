@@ -29,8 +29,8 @@ use k8s_openapi::{apimachinery::pkg::apis::meta::v1::Time, jiff::Timestamp};
 use sha2::{Digest as _, Sha256};
 use vigil_crds::{
     finding::{
-        DnsAction, Evidence, Finding, HostDetails, LineageEntry, NetworkAction, ProcessDetails,
-        Resource, ResourceRole, RuntimeContext, SCHEMA_VERSION, SeverityLabel,
+        ContainerDetails, DnsAction, Evidence, Finding, HostDetails, LineageEntry, NetworkAction,
+        ProcessDetails, Resource, ResourceRole, RuntimeContext, SCHEMA_VERSION, SeverityLabel,
         ThreatIntelligenceDetail,
     },
     suppression::{CompiledRule, SuppressionAction},
@@ -38,6 +38,7 @@ use vigil_crds::{
 use vigil_detection::{DgaModel, FindingType, SharedIntel};
 
 use crate::{
+    container::Runtime,
     event::{Ancestor, Clock, Event, ProcessRef},
     proctable::{self, ProcessTable},
 };
@@ -171,6 +172,8 @@ pub(crate) struct Candidate {
     pub network: Option<NetworkAction>,
     pub dns: Option<DnsAction>,
     pub evidence: Vec<ThreatIntelligenceDetail>,
+    /// The container the acting process runs in, when known.
+    pub container: Option<crate::container::Container>,
 }
 
 /// What the detector remembers of a process from its exec.
@@ -430,11 +433,11 @@ impl Detector {
     }
 
     /// The finding id for a key: stable across restarts, so the store merges repeats.
-    fn finding_id(&self, finding_type: FindingType, key: &str) -> String {
+    fn finding_id(&self, finding_type: FindingType, resource: &Resource, key: &str) -> String {
         let mut h = Sha256::new();
         h.update(finding_type.as_str().as_bytes());
         h.update([0]);
-        h.update(self.resource.display_name.as_bytes());
+        h.update(resource.display_name.as_bytes());
         h.update([0]);
         h.update(key.as_bytes());
         h.finalize()[..16]
@@ -443,8 +446,42 @@ impl Detector {
             .collect()
     }
 
-    fn aggregate(&mut self, c: Candidate, time: Timestamp) -> Outcome {
-        let id = self.finding_id(c.finding_type, &c.key);
+    /// The host, and the container when the process runs in one (its name is not known on
+    /// the node: the short id stands for it until the operator adds pod context).
+    fn resource_for(&self, container: Option<&crate::container::Container>) -> Resource {
+        let Some(c) = container else {
+            return self.resource.clone();
+        };
+        let details = ContainerDetails {
+            name: c.id.chars().take(12).collect(),
+            id: c.id.clone(),
+            image: None,
+            image_prefix: None,
+            container_runtime: Some(
+                match c.runtime {
+                    Runtime::Docker => "docker",
+                    Runtime::Containerd => "containerd",
+                    Runtime::Crio => "cri-o",
+                    Runtime::Podman => "podman",
+                }
+                .to_owned(),
+            ),
+            privileged: None,
+        };
+        Resource {
+            display_name: Resource::display_name_for(&self.config.host, Some(&details), None),
+            host: self.config.host.clone(),
+            container: Some(details),
+            pod: None,
+        }
+    }
+
+    fn aggregate(&mut self, mut c: Candidate, time: Timestamp) -> Outcome {
+        let resource = self.resource_for(c.container.as_ref());
+        if let Some(uid) = c.container.as_ref().and_then(|k| k.pod_uid.clone()) {
+            c.context.additional.insert("podUid".into(), uid);
+        }
+        let id = self.finding_id(c.finding_type, &resource, &c.key);
         if let Some(existing) = self.aggregates.get_mut(&id) {
             existing.count += 1;
             if time > existing.event_last_seen.0 {
@@ -478,7 +515,7 @@ impl Detector {
             severity_label: SeverityLabel::from_score(severity).unwrap_or(SeverityLabel::Medium),
             created_at: Time(time),
             updated_at: Time(time),
-            resource: self.resource.clone(),
+            resource,
             resource_role: c.role,
             count: 1,
             event_first_seen: Time(time),

@@ -175,6 +175,7 @@ fn check_net(
                     .insert("connectResult".into(), error.clone());
             }
             Candidate {
+                container: n.process.container.clone(),
                 finding_type: t,
                 severity: super::default_severity(t),
                 title: title(t).into(),
@@ -229,6 +230,7 @@ pub(crate) fn check_dns(
         let types = by_type(intel.lookup_domain(name), FindingType::is_dns);
         for (t, lists) in types {
             out.push(Candidate {
+                container: m.process.container.clone(),
                 finding_type: t,
                 severity: super::default_severity(t),
                 title: title(t).into(),
@@ -303,6 +305,7 @@ fn check_dga(
         .additional
         .insert("dgaDomains".into(), names.clone());
     Some(Candidate {
+        container: m.process.container.clone(),
         finding_type: t,
         severity: super::default_severity(t),
         title: title(t).into(),
@@ -355,6 +358,7 @@ fn check_answer(d: &mut Detector, m: &DnsInfo, lookup: &dyn ProcessLookup) -> Ve
         }
         let t = FindingType::UnauthorizedAccessMetadataDnsRebind;
         out.push(Candidate {
+            container: m.process.container.clone(),
             finding_type: t,
             severity: super::default_severity(t),
             title: title(t).into(),

@@ -127,6 +127,7 @@ fn process(pid: u32, uid: u32, euid: u32, comm: &str) -> ProcessRef {
         mnt_ns: 1,
         start_time_ns: u64::from(pid) * 1000,
         uuid: format!("uuid-{pid}"),
+        ..ProcessRef::default()
     }
 }
 
@@ -813,4 +814,35 @@ fn events_without_findings_and_unknown_processes_are_harmless() {
     let p = out[0].finding.process.as_ref().unwrap();
     assert_eq!((p.pid, p.name.as_str()), (97, "curl"));
     assert!(p.executable_path.is_empty());
+}
+
+#[test]
+fn container_processes_get_container_resources_and_their_own_findings() {
+    let mut d = detector();
+    let host = d.process(&exec(&["nmap", "h"]), &NoLookup);
+    let mut in_container = exec(&["nmap", "h"]);
+    if let Event::Exec(e) = &mut in_container {
+        e.process.container = Some(crate::container::Container {
+            id: "ab".repeat(32),
+            runtime: crate::container::Runtime::Containerd,
+            pod_uid: Some("0b9a4f3e-1c2d-4e5f-8a9b-0c1d2e3f4a5b".into()),
+            cgroup: "/kubepods.slice/x".into(),
+        });
+    }
+    let out = d.process(&in_container, &NoLookup);
+    let f = &out[0].finding;
+    assert!(out[0].new, "a container is another resource");
+    assert_ne!(f.id, host[0].finding.id);
+    let c = f.resource.container.as_ref().unwrap();
+    assert_eq!(c.id, "ab".repeat(32));
+    assert_eq!(c.container_runtime.as_deref(), Some("containerd"));
+    assert_eq!(
+        f.resource.display_name,
+        format!("node-a/{}", "ab".repeat(6))
+    );
+    assert_eq!(
+        f.context.additional["podUid"],
+        "0b9a4f3e-1c2d-4e5f-8a9b-0c1d2e3f4a5b"
+    );
+    assert!(host[0].finding.resource.container.is_none());
 }
