@@ -117,6 +117,22 @@ pub struct Stores {
     pub findings: Store<DeserializeGuard<RuntimeFinding>>,
 }
 
+impl Stores {
+    /// Whether every cache has completed its first list. Until then a reconcile would, for
+    /// example, miss an older policy and deploy onto its nodes.
+    pub fn ready(&self) -> bool {
+        use futures::FutureExt;
+        let ready = |f: Option<Result<(), kube::runtime::reflector::store::WriterDropped>>| {
+            matches!(f, Some(Ok(())))
+        };
+        ready(self.nodes.wait_until_ready().now_or_never())
+            && ready(self.pods.wait_until_ready().now_or_never())
+            && ready(self.leases.wait_until_ready().now_or_never())
+            && ready(self.policies.wait_until_ready().now_or_never())
+            && ready(self.findings.wait_until_ready().now_or_never())
+    }
+}
+
 /// Shared state of the controllers.
 pub struct Context {
     /// API client.

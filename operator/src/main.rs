@@ -36,6 +36,30 @@ use vigil_operator::{
     suppression_controller,
 };
 
+/// Time in-flight reconciles get after SIGTERM or Ctrl+C.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+async fn shutdown_signal() {
+    let ctrl_c = Box::pin(async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            warn!(%error, "cannot listen for Ctrl+C");
+            futures::future::pending::<()>().await;
+        }
+    });
+    let term = Box::pin(async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(error) => {
+                warn!(%error, "cannot listen for SIGTERM");
+                futures::future::pending::<()>().await;
+            }
+        }
+    });
+    futures::future::select(ctrl_c, term).await;
+}
+
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum LogFormat {
     Text,
@@ -167,6 +191,21 @@ async fn main() -> anyhow::Result<()> {
         findings_w,
     );
 
+    // One signal stops both controllers; see `shutdown`.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            // An error means the sender is gone, which also means stop.
+            let _ = rx.wait_for(|stop| *stop).await;
+        }
+    };
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        info!("shutdown requested");
+        let _ = stop_tx.send(true);
+    });
+
     // Debounce: Lease renewals and node updates arrive in bursts; one reconcile per burst is enough.
     let controller_config = ControllerConfig::default().debounce(Duration::from_secs(2));
     let policy_ctrl = Controller::new(
@@ -182,14 +221,14 @@ async fn main() -> anyhow::Result<()> {
         node_changes,
         stream::select(pod_changes, lease_changes),
     ))
-    .shutdown_on_signal();
+    .graceful_shutdown_on(stopped());
     let rule_ctrl = Controller::new(
         Api::<DeserializeGuard<SuppressionRule>>::all(client.clone()),
         watcher::Config::default(),
     )
     .with_config(controller_config)
     .reconcile_all_on(finding_changes)
-    .shutdown_on_signal();
+    .graceful_shutdown_on(stopped());
 
     let reporter = Reporter {
         controller: FIELD_MANAGER.to_owned(),
@@ -224,7 +263,20 @@ async fn main() -> anyhow::Result<()> {
             ctx,
         )
         .for_each(|_| async {});
-    let controllers = futures::future::join(policies, rules);
+    // Requeued reconciles keep kube's graceful drain alive indefinitely, so after a signal the
+    // controllers get a grace period and then the process exits.
+    let stop_after_grace = {
+        let stopped = stopped();
+        async move {
+            stopped.await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+            info!("grace period over, stopping");
+        }
+    };
+    let controllers = futures::future::select(
+        Box::pin(futures::future::join(policies, rules)),
+        Box::pin(stop_after_grace),
+    );
     match &elector {
         None => {
             controllers.await;

@@ -71,6 +71,9 @@ pub async fn reconcile(
             return Ok(Action::await_change());
         }
     };
+    if !ctx.stores.ready() {
+        return Ok(Action::requeue(Duration::from_secs(2)));
+    }
     let api: Api<RuntimeMonitoringPolicy> = Api::all(ctx.client.clone());
     let result = finalizer(&api, FINALIZER, policy, |event| async {
         match event {

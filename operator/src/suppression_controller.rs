@@ -37,6 +37,9 @@ pub async fn reconcile(
     };
     ctx.metrics.reconciliations.get_or_create(&labels).inc();
     let started = std::time::Instant::now();
+    if !ctx.stores.ready() {
+        return Ok(Action::requeue(Duration::from_secs(2)));
+    }
     let result = match &guard.0 {
         Ok(rule) => apply(rule, &ctx).await,
         Err(invalid) => {

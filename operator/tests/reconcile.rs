@@ -245,6 +245,14 @@ fn harness() -> (Harness, ApiServerVerifier) {
     let (policies_s, policies) = reflector::store();
     let (findings_s, findings) = reflector::store();
     let now = Arc::new(Mutex::new(T0));
+    let (mut nodes, mut pods, mut leases, mut policies, mut findings) =
+        (nodes, pods, leases, policies, findings);
+    // The caches have completed their first (empty) list.
+    nodes.apply_watcher_event(&watcher::Event::InitDone);
+    pods.apply_watcher_event(&watcher::Event::InitDone);
+    leases.apply_watcher_event(&watcher::Event::InitDone);
+    policies.apply_watcher_event(&watcher::Event::InitDone);
+    findings.apply_watcher_event(&watcher::Event::InitDone);
     let clock_now = now.clone();
     let ctx = Arc::new(Context {
         client: client.clone(),
@@ -880,5 +888,43 @@ async fn invalid_rule_is_reported_in_status_and_event() {
     assert_eq!(status["conditions"][0]["status"], "False");
     assert_eq!(status["conditions"][0]["reason"], "InvalidCriteria");
     assert_eq!(done(task).await.unwrap(), Action::await_change());
+    api.assert_idle();
+}
+
+#[tokio::test]
+async fn nothing_happens_before_the_caches_are_synced() {
+    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let mut api = ApiServerVerifier(handle);
+    let client = Client::new(service, "default");
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        recorder: Recorder::new(
+            client,
+            Reporter {
+                controller: "vigil-operator".into(),
+                instance: None,
+            },
+        ),
+        metrics: Arc::new(Metrics::default()),
+        namespace: NS.into(),
+        stores: Stores {
+            nodes: reflector::store().0,
+            pods: reflector::store().0,
+            leases: reflector::store().0,
+            policies: reflector::store().0,
+            findings: reflector::store().0,
+        },
+        clock: Arc::new(|| Timestamp::from_second(T0).unwrap()),
+    });
+    let p = policy("all-linux", json!({}), T0);
+    let action = policy_controller::reconcile(Arc::new(DeserializeGuard(Ok(p))), ctx.clone())
+        .await
+        .unwrap();
+    assert_eq!(action, Action::requeue(Duration::from_secs(2)));
+    let r = rule(json!({"type": {"equals": ["x"]}}));
+    let action = suppression_controller::reconcile(Arc::new(DeserializeGuard(Ok(r))), ctx)
+        .await
+        .unwrap();
+    assert_eq!(action, Action::requeue(Duration::from_secs(2)));
     api.assert_idle();
 }
