@@ -46,7 +46,7 @@ pub enum Error {
         /// `apply`, `patch status`, `delete`, ...
         verb: &'static str,
         /// Object kind.
-        kind: &'static str,
+        kind: String,
         /// Object name.
         name: String,
         /// The API error.

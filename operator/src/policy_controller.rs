@@ -114,27 +114,10 @@ where
     .await
     .map_err(|source| Error::Kube {
         verb: "apply",
-        kind: static_kind::<K>(),
+        kind: K::kind(&()).into_owned(),
         name,
         source,
     })
-}
-
-fn static_kind<K: Resource<DynamicType = ()>>() -> &'static str {
-    // Kinds are compile-time constants of the types used here.
-    match K::kind(&()).as_ref() {
-        "ServiceAccount" => "ServiceAccount",
-        "Role" => "Role",
-        "RoleBinding" => "RoleBinding",
-        "ClusterRole" => "ClusterRole",
-        "ClusterRoleBinding" => "ClusterRoleBinding",
-        "ConfigMap" => "ConfigMap",
-        "DaemonSet" => "DaemonSet",
-        "RuntimeMonitoringPolicy" => "RuntimeMonitoringPolicy",
-        "RuntimeFinding" => "RuntimeFinding",
-        "SuppressionRule" => "SuppressionRule",
-        _ => "object",
-    }
 }
 
 /// Apply the agent objects; returns the DaemonSet rollout state.
@@ -188,7 +171,7 @@ where
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
         Err(source) => Err(Error::Kube {
             verb: "delete",
-            kind: static_kind::<K>(),
+            kind: K::kind(&()).into_owned(),
             name: name.to_owned(),
             source,
         }),
@@ -378,7 +361,7 @@ async fn apply(policy: &RuntimeMonitoringPolicy, ctx: &Context) -> Result<Action
         .await
         .map_err(|source| Error::Kube {
             verb: "patch status",
-            kind: "RuntimeMonitoringPolicy",
+            kind: RuntimeMonitoringPolicy::kind(&()).into_owned(),
             name: name.clone(),
             source,
         })?;

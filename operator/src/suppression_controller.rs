@@ -120,7 +120,7 @@ async fn write_status(
     .await
     .map_err(|source| Error::Kube {
         verb: "patch status",
-        kind: "SuppressionRule",
+        kind: SuppressionRule::kind(&()).into_owned(),
         name,
         source,
     })?;
@@ -266,7 +266,7 @@ async fn archive(f: &RuntimeFinding, rule: &str, now: &Time, ctx: &Context) -> R
     .await
     .map_err(|source| Error::Kube {
         verb: "patch status",
-        kind: "RuntimeFinding",
+        kind: RuntimeFinding::kind(&()).into_owned(),
         name,
         source,
     })?;
