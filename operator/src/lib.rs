@@ -49,9 +49,9 @@ pub enum Error {
         kind: String,
         /// Object name.
         name: String,
-        /// The API error.
+        /// The API error, boxed to keep `Result<_, Error>` small.
         #[source]
-        source: kube::Error,
+        source: Box<kube::Error>,
     },
     /// The policy cannot be rendered.
     #[error(transparent)]
@@ -74,20 +74,13 @@ impl Error {
     /// A short kind for the failure metric: `api_<reason>` for API errors, else the variant.
     pub fn metric_label(&self) -> String {
         match self {
-            Self::Kube {
-                source: kube::Error::Api(status),
-                ..
-            } => {
-                format!(
-                    "api_{}",
-                    if status.reason.is_empty() {
-                        status.code.to_string()
-                    } else {
-                        status.reason.to_lowercase()
-                    }
-                )
-            }
-            Self::Kube { .. } => "kube".to_owned(),
+            Self::Kube { source, .. } => match source.as_ref() {
+                kube::Error::Api(status) if status.reason.is_empty() => {
+                    format!("api_{}", status.code)
+                }
+                kube::Error::Api(status) => format!("api_{}", status.reason.to_lowercase()),
+                _ => "kube".to_owned(),
+            },
             Self::Render(_) => "render".to_owned(),
             Self::Serialize { .. } => "serialize".to_owned(),
             Self::Finalizer(inner) => match inner.as_ref() {

@@ -116,7 +116,7 @@ where
         verb: "apply",
         kind: K::kind(&()).into_owned(),
         name,
-        source,
+        source: Box::new(source),
     })
 }
 
@@ -173,7 +173,7 @@ where
             verb: "delete",
             kind: K::kind(&()).into_owned(),
             name: name.to_owned(),
-            source,
+            source: Box::new(source),
         }),
     }
 }
@@ -363,7 +363,7 @@ async fn apply(policy: &RuntimeMonitoringPolicy, ctx: &Context) -> Result<Action
             verb: "patch status",
             kind: RuntimeMonitoringPolicy::kind(&()).into_owned(),
             name: name.clone(),
-            source,
+            source: Box::new(source),
         })?;
     }
     // Lease expiry is a matter of time, not of a watch event: look again within half the timeout.

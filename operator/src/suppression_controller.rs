@@ -122,7 +122,7 @@ async fn write_status(
         verb: "patch status",
         kind: SuppressionRule::kind(&()).into_owned(),
         name,
-        source,
+        source: Box::new(source),
     })?;
     Ok(())
 }
@@ -268,7 +268,7 @@ async fn archive(f: &RuntimeFinding, rule: &str, now: &Time, ctx: &Context) -> R
         verb: "patch status",
         kind: RuntimeFinding::kind(&()).into_owned(),
         name,
-        source,
+        source: Box::new(source),
     })?;
     Ok(())
 }
