@@ -1,0 +1,924 @@
+//! Detection against real behaviour on this machine: each test does the thing (runs a tool,
+//! a miner, a suspicious command, a setuid program, connects to a listed address, queries a
+//! listed name in a network namespace), takes the events the sensors produced for that process
+//! tree, runs them through a detector and expects exactly the finding; a benign variant of the
+//! same activity expects none. Loopback only: listed addresses are 127.x, listed names are
+//! served by `vigil-trigger dns-server` inside a network namespace.
+//!
+//! These load eBPF programs and need root. Without root they say so and stop; under CI (`CI`
+//! set) a missing privilege fails the test instead.
+
+use std::{
+    cell::RefCell,
+    collections::{BTreeMap, HashSet},
+    io::{BufRead, BufReader, Write},
+    net::TcpListener,
+    os::unix::{fs::PermissionsExt, process::CommandExt},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::{Arc, LazyLock},
+    time::Duration,
+};
+
+use node_agent::{
+    agent::boot_id,
+    collector::Collector,
+    detect::{
+        Detector, DetectorConfig, NoLookup, RuleSet,
+        host::{host_details, read_users},
+    },
+    event::{Clock, Event},
+    sensor::{HookState, SensorOptions},
+};
+use sha2::{Digest as _, Sha256};
+use vigil_crds::finding::{Finding, SeverityLabel};
+use vigil_detection::{
+    DgaModel, FindingType, IndicatorKind, IntelConfig, ListFormat, ListSource, SharedIntel,
+    ThreatIntel, TrustedIpSource,
+};
+
+const WAIT: Duration = Duration::from_secs(10);
+const TRIGGER: &str = env!("CARGO_BIN_EXE_vigil-trigger");
+const AGENT_BIN: &str = env!("CARGO_BIN_EXE_node-agent");
+
+/// True when the test may go on; prints why not otherwise (and fails under CI).
+fn privileged(test: &str) -> bool {
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    let message =
+        format!("{test}: needs root to load eBPF programs; not run (run the tests as root)");
+    assert!(std::env::var_os("CI").is_none(), "{message}");
+    eprintln!("SKIPPED {message}");
+    false
+}
+
+/// One agent shared by the tests of this binary.
+static AGENT: LazyLock<Collector> = LazyLock::new(|| {
+    let agent = Collector::start(SensorOptions::default()).expect("the sensor starts as root");
+    // The hooks these tests rely on; others (kernel modules, ...) may be missing on a kernel.
+    let needed = [
+        "exec",
+        "fork",
+        "exit",
+        "connect",
+        "accept",
+        "dns_socket",
+        "dns_egress",
+        "dns_ingress",
+    ];
+    for hook in agent.hooks().iter().filter(|h| needed.contains(&h.hook)) {
+        assert_eq!(
+            hook.state,
+            HookState::Active,
+            "hook {} is not active: {hook}",
+            hook.hook
+        );
+    }
+    agent
+});
+
+fn nonce() -> String {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("vd{}x{}", std::process::id(), t % 1_000_000_007)
+}
+
+/// A scratch directory, world-readable (a setuid test runs a program from it as nobody).
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(tag: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("vigil-detect-{tag}-{}", nonce()));
+        std::fs::create_dir_all(&dir).expect("scratch dir");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        Self(dir)
+    }
+
+    /// Copies a system program under a new name (what an attacker dropping a tool does).
+    fn program(&self, from: &str, name: &str) -> PathBuf {
+        let to = self.0.join(name);
+        std::fs::copy(std::fs::canonicalize(from).expect("resolve"), &to).expect("copy");
+        std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        to
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Runs a command to completion; returns its pid.
+fn run(cmd: &mut Command) -> u32 {
+    LazyLock::force(&AGENT);
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let pid = child.id();
+    let _ = child.wait_with_output().expect("wait");
+    pid
+}
+
+/// Every event of the process tree rooted at `root` (a child of this test process), once
+/// `root` has exited: its own events and those of its descendants, from its last exec.
+///
+/// The tree starts at the root's exec, not at the fork that made it: the sensors skip the
+/// agent's own tasks, and in these tests the agent is this process. Pids are reused (pid_max
+/// is small on some machines), so the last exec by `root` with this process as parent is the
+/// one, and its exit is the one with the same start time.
+fn tree_events(root: u32) -> Vec<Event> {
+    let me = std::process::id();
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let pids = RefCell::new(HashSet::from([root]));
+        // Loose pass: anything that may belong to a tree rooted at this pid.
+        let loose = AGENT.matching(|e| {
+            let mut pids = pids.borrow_mut();
+            match e {
+                Event::Fork(f) if pids.contains(&f.process.pid) => {
+                    pids.insert(f.child_pid);
+                    true
+                }
+                _ => pids.contains(&e.process().pid),
+            }
+        });
+        let start = loose.iter().rposition(
+            |e| matches!(e, Event::Exec(x) if x.process.pid == root && x.process.ppid == me),
+        );
+        if let Some(start) = start {
+            let started = loose[start].process().start_time_ns;
+            let exited = loose[start..].iter().any(|e| {
+                matches!(e, Event::Exit(x) if x.process.pid == root && x.process.start_time_ns == started)
+            });
+            if exited {
+                let mut tree = HashSet::from([root]);
+                return loose[start..]
+                    .iter()
+                    .filter(|e| {
+                        if let Event::Fork(f) = e
+                            && tree.contains(&f.process.pid)
+                        {
+                            tree.insert(f.child_pid);
+                        }
+                        tree.contains(&e.process().pid)
+                    })
+                    .cloned()
+                    .collect();
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no exec and exit of {root} within {WAIT:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A detector with the built-in rules and DGA model over `intel`.
+fn detector(intel: ThreatIntel) -> Detector {
+    Detector::new(
+        Arc::new(SharedIntel::new(intel)),
+        Some(DgaModel::builtin().expect("built-in DGA model")),
+        RuleSet::builtin().expect("built-in rules"),
+        Vec::new(),
+        DetectorConfig {
+            host: host_details(),
+            boot_id: boot_id(),
+            users: read_users(Path::new("/etc/passwd")),
+            ..DetectorConfig::default()
+        },
+        Clock::now(),
+    )
+}
+
+/// The findings a detector raises over these events, one per id with its final count.
+fn findings(detector: &mut Detector, events: &[Event]) -> Vec<Finding> {
+    let mut by_id: BTreeMap<String, Finding> = BTreeMap::new();
+    for event in events {
+        for outcome in detector.process(event, &NoLookup) {
+            by_id.insert(outcome.finding.id.clone(), outcome.finding);
+        }
+    }
+    by_id.into_values().collect()
+}
+
+fn detect(root: u32, intel: ThreatIntel) -> Vec<Finding> {
+    findings(&mut detector(intel), &tree_events(root))
+}
+
+fn types(found: &[Finding]) -> Vec<&str> {
+    found.iter().map(|f| f.finding_type.as_str()).collect()
+}
+
+fn rule_id(f: &Finding) -> &str {
+    f.context
+        .additional
+        .get("ruleId")
+        .map(String::as_str)
+        .unwrap_or("")
+}
+
+/// Intel from list files, as an operator configures it.
+fn intel_from(dir: &Path, lists: &[(&str, IndicatorKind, &[&str], FindingType)]) -> ThreatIntel {
+    intel_with_trusted(dir, lists, &[])
+}
+
+fn intel_with_trusted(
+    dir: &Path,
+    lists: &[(&str, IndicatorKind, &[&str], FindingType)],
+    trusted: &[&str],
+) -> ThreatIntel {
+    let mut config = IntelConfig {
+        builtin: false,
+        ..IntelConfig::default()
+    };
+    for (name, kind, entries, feeds) in lists {
+        let path = dir.join(format!("{name}.txt"));
+        std::fs::write(&path, format!("# test list\n{}\n", entries.join("\n"))).expect("list");
+        config.lists.push(ListSource {
+            name: (*name).to_owned(),
+            path,
+            format: ListFormat::PlainText(*kind),
+            feeds: vec![*feeds],
+        });
+    }
+    if !trusted.is_empty() {
+        let path = dir.join("trusted.txt");
+        std::fs::write(&path, trusted.join("\n")).expect("trusted list");
+        config.trusted_ips.push(TrustedIpSource {
+            name: "trusted".into(),
+            path,
+        });
+    }
+    let (intel, report) = vigil_detection::load(&config).expect("test intel loads");
+    assert!(report.malformed.is_empty(), "{:?}", report.malformed);
+    intel
+}
+
+#[test]
+fn suspicious_tool_by_name_and_its_benign_twin() {
+    if !privileged("suspicious_tool_by_name_and_its_benign_twin") {
+        return;
+    }
+    let dir = Scratch::new("tool");
+    let nmap = dir.program("/bin/true", "nmap");
+    let pid = run(Command::new(&nmap).args(["-sS", "127.0.0.1"]));
+    let found = detect(pid, ThreatIntel::empty());
+    assert_eq!(types(&found), ["Execution:Runtime/SuspiciousTool"]);
+    let f = &found[0];
+    assert_eq!(rule_id(f), "tool-nmap");
+    assert_eq!(f.context.tool_name.as_deref(), Some("nmap"));
+    assert_eq!(f.severity_label, SeverityLabel::Medium);
+    let p = f.process.as_ref().expect("process");
+    assert_eq!(p.pid, pid);
+    assert_eq!(p.executable_path, nmap.display().to_string());
+    assert_eq!(p.lineage.first().map(|a| a.pid), Some(std::process::id()));
+    assert_eq!(
+        f.context.command_line_example.as_deref(),
+        Some(format!("{} -sS 127.0.0.1", nmap.display()).as_str())
+    );
+
+    let twin = dir.program("/bin/true", "netmapper");
+    let pid = run(Command::new(&twin).args(["-sS", "127.0.0.1"]));
+    assert_eq!(
+        types(&detect(pid, ThreatIntel::empty())),
+        Vec::<&str>::new()
+    );
+}
+
+#[test]
+fn crypto_miner_by_name_and_by_pool_url() {
+    if !privileged("crypto_miner_by_name_and_by_pool_url") {
+        return;
+    }
+    let dir = Scratch::new("miner");
+    let xmrig = dir.program("/bin/true", "xmrig");
+    let pid = run(Command::new(&xmrig).arg("--version"));
+    let found = detect(pid, ThreatIntel::empty());
+    assert_eq!(types(&found), ["Impact:Runtime/CryptoMinerExecuted"]);
+    assert_eq!(rule_id(&found[0]), "miner-known-binary");
+    assert_eq!(found[0].severity_label, SeverityLabel::High);
+
+    let renamed = dir.program("/bin/true", "kworkerd");
+    let pid = run(Command::new(&renamed).args(["-o", "stratum+tcp://127.0.0.1:3333"]));
+    let found = detect(pid, ThreatIntel::empty());
+    assert_eq!(types(&found), ["Impact:Runtime/CryptoMinerExecuted"]);
+    assert_eq!(rule_id(&found[0]), "miner-stratum-url");
+
+    let pid = run(Command::new(&renamed).args(["-o", "http://127.0.0.1:3333"]));
+    assert!(detect(pid, ThreatIntel::empty()).is_empty());
+}
+
+#[test]
+fn suspicious_commands_of_each_tactic_and_benign_variants() {
+    if !privileged("suspicious_commands_of_each_tactic_and_benign_variants") {
+        return;
+    }
+    let dir = Scratch::new("cmd");
+    let d = dir.0.display().to_string();
+    std::fs::create_dir_all(dir.0.join(".ssh")).expect("ssh dir");
+    let target = dir.0.join("file");
+    std::fs::write(&target, "x").expect("file");
+    let t = target.display().to_string();
+    let cases: Vec<(Vec<String>, Option<(&str, &str)>)> = vec![
+        (
+            vec![
+                "sh".into(),
+                "-c".into(),
+                "echo dHJ1ZQo= | base64 -d | sh".into(),
+            ],
+            Some((
+                "Execution:Runtime/SuspiciousCommand",
+                "exec-base64-pipe-shell",
+            )),
+        ),
+        (
+            vec![
+                "sh".into(),
+                "-c".into(),
+                "echo dHJ1ZQo= | base64 -d | cat".into(),
+            ],
+            None,
+        ),
+        (
+            vec!["bash".into(), "-c".into(), "history -c".into()],
+            Some((
+                "DefenseEvasion:Runtime/SuspiciousCommand",
+                "evasion-clear-history",
+            )),
+        ),
+        (vec!["bash".into(), "-c".into(), "history".into()], None),
+        (
+            vec!["find".into(), d.clone(), "-perm".into(), "-4000".into()],
+            Some((
+                "Discovery:Runtime/SuspiciousCommand",
+                "discovery-suid-search",
+            )),
+        ),
+        (
+            vec!["find".into(), d.clone(), "-name".into(), "file".into()],
+            None,
+        ),
+        (
+            vec![
+                "sh".into(),
+                "-c".into(),
+                format!("echo ssh-ed25519 AAAAtest >> {d}/.ssh/authorized_keys"),
+            ],
+            Some((
+                "Persistence:Runtime/SuspiciousCommand",
+                "persistence-authorized-keys",
+            )),
+        ),
+        (
+            vec![
+                "sh".into(),
+                "-c".into(),
+                format!("cat {d}/.ssh/authorized_keys"),
+            ],
+            None,
+        ),
+        (
+            vec!["chmod".into(), "u+s".into(), t.clone()],
+            Some((
+                "PrivilegeEscalation:Runtime/SuspiciousCommand",
+                "privesc-setuid-bit",
+            )),
+        ),
+        (vec!["chmod".into(), "u+x".into(), t.clone()], None),
+    ];
+    for (argv, want) in cases {
+        let pid = run(Command::new(&argv[0]).args(&argv[1..]));
+        let found = detect(pid, ThreatIntel::empty());
+        match want {
+            Some((t, rule)) => {
+                assert_eq!(types(&found), [t], "{argv:?}");
+                assert_eq!(rule_id(&found[0]), rule, "{argv:?}");
+            }
+            None => assert_eq!(types(&found), Vec::<&str>::new(), "{argv:?}"),
+        }
+    }
+}
+
+#[test]
+fn setuid_root_program_run_by_nobody_is_elevation_to_root() {
+    if !privileged("setuid_root_program_run_by_nobody_is_elevation_to_root") {
+        return;
+    }
+    let dir = Scratch::new("suid");
+    let suid = dir.program("/usr/bin/id", "rootme");
+    std::fs::set_permissions(&suid, std::fs::Permissions::from_mode(0o4755)).expect("setuid");
+    let plain = dir.program("/usr/bin/id", "plainid");
+    let as_nobody = |path: &Path| {
+        let mut cmd = Command::new(path);
+        cmd.uid(65534).gid(65534);
+        run(&mut cmd)
+    };
+    let pid = as_nobody(&suid);
+    let found = detect(pid, ThreatIntel::empty());
+    assert_eq!(
+        types(&found),
+        ["PrivilegeEscalation:Runtime/ElevationToRoot"]
+    );
+    let f = &found[0];
+    assert_eq!(
+        f.context.additional.get("realUid").map(String::as_str),
+        Some("65534")
+    );
+    let p = f.process.as_ref().expect("process");
+    assert_eq!((p.uid, p.euid), (65534, 0));
+
+    let pid = as_nobody(&plain);
+    assert!(detect(pid, ThreatIntel::empty()).is_empty());
+}
+
+#[test]
+fn interactive_shell_started_by_a_web_server() {
+    if !privileged("interactive_shell_started_by_a_web_server") {
+        return;
+    }
+    let dir = Scratch::new("shell");
+    let nginx = dir.program("/bin/sh", "nginx");
+    // `; true` keeps the shell from exec'ing its last command in place: the child forks.
+    let pid = run(Command::new(&nginx).args(["-c", "sh -i </dev/null; true"]));
+    let found = detect(pid, ThreatIntel::empty());
+    assert_eq!(types(&found), ["Execution:Runtime/SuspiciousShellCreated"]);
+    let p = found[0].process.as_ref().expect("process");
+    assert_eq!(
+        p.lineage.first().map(|a| a.pid),
+        Some(pid),
+        "the web server is the parent"
+    );
+    assert_eq!(p.lineage.first().map(|a| a.name.as_str()), Some("nginx"));
+
+    let pid = run(Command::new(&nginx).args(["-c", "sh -c true; true"]));
+    assert!(detect(pid, ThreatIntel::empty()).is_empty());
+}
+
+#[test]
+fn file_on_a_hash_list_is_a_malicious_file_executed() {
+    if !privileged("file_on_a_hash_list_is_a_malicious_file_executed") {
+        return;
+    }
+    let dir = Scratch::new("hash");
+    let make = |name: &str, extra: &str| {
+        let path = dir.program("/bin/true", name);
+        let mut bytes = std::fs::read(&path).expect("read");
+        // Trailing bytes keep the ELF runnable and give the copy its own hash.
+        bytes.extend_from_slice(format!("{extra}{}", nonce()).as_bytes());
+        std::fs::write(&path, &bytes).expect("write");
+        let hex: String = Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        (path, hex)
+    };
+    let (bad, bad_hash) = make("payload", "bad");
+    let (good, _) = make("harmless", "good");
+    let intel = || {
+        intel_from(
+            &dir.0,
+            &[(
+                "test-malware-hashes",
+                IndicatorKind::Sha256,
+                &[bad_hash.as_str()],
+                FindingType::ExecutionMaliciousFileExecuted,
+            )],
+        )
+    };
+    let pid = run(&mut Command::new(&bad));
+    let found = detect(pid, intel());
+    assert_eq!(types(&found), ["Execution:Runtime/MaliciousFileExecuted"]);
+    let ev = &found[0]
+        .evidence
+        .as_ref()
+        .expect("evidence")
+        .threat_intelligence_details[0];
+    assert_eq!(
+        (ev.threat_list_name.as_str(), ev.indicator.as_str()),
+        ("test-malware-hashes", bad_hash.as_str())
+    );
+    assert_eq!(
+        found[0]
+            .process
+            .as_ref()
+            .and_then(|p| p.executable_sha256.as_deref()),
+        Some(bad_hash.as_str())
+    );
+
+    let pid = run(&mut Command::new(&good));
+    assert!(detect(pid, intel()).is_empty());
+}
+
+#[test]
+fn connects_to_listed_addresses_raise_their_types_and_trusted_ones_do_not() {
+    if !privileged("connects_to_listed_addresses_raise_their_types_and_trusted_ones_do_not") {
+        return;
+    }
+    let dir = Scratch::new("ip");
+    let cases: &[(&str, FindingType)] = &[
+        ("127.66.0.1", FindingType::BackdoorCcActivityB),
+        ("127.66.0.2", FindingType::CryptoCurrencyBitcoinToolB),
+        ("127.66.0.3", FindingType::UnauthorizedAccessTorClient),
+        ("127.66.0.4", FindingType::TrojanBlackholeTraffic),
+        ("127.66.0.5", FindingType::TrojanDropPoint),
+    ];
+    let mut lists: Vec<(String, [&str; 1], FindingType)> = cases
+        .iter()
+        .enumerate()
+        .map(|(i, (ip, t))| (format!("test-ips-{i}"), [*ip], *t))
+        .collect();
+    // A listed range with one trusted address in it.
+    lists.push((
+        "test-range".into(),
+        ["127.66.9.0/24"],
+        FindingType::BackdoorCcActivityB,
+    ));
+    let specs: Vec<(&str, IndicatorKind, &[&str], FindingType)> = lists
+        .iter()
+        .map(|(n, e, t)| (n.as_str(), IndicatorKind::Ip, &e[..], *t))
+        .collect();
+    let intel = || intel_with_trusted(&dir.0, &specs, &["127.66.9.9"]);
+    let connect = |ip: &str| {
+        let listener = TcpListener::bind((ip, 0)).expect("bind a loopback address");
+        let addr = listener.local_addr().expect("addr");
+        let pid = run(Command::new(TRIGGER).args(["connect", &addr.to_string()]));
+        (pid, addr)
+    };
+    for (ip, t) in cases {
+        let (pid, addr) = connect(ip);
+        let found = detect(pid, intel());
+        assert_eq!(types(&found), [t.as_str()], "{ip}");
+        let n = found[0].network.as_ref().expect("network");
+        assert_eq!((n.remote_ip.as_str(), n.remote_port), (*ip, addr.port()));
+    }
+    let (pid, _) = connect("127.66.9.8");
+    assert_eq!(
+        types(&detect(pid, intel())),
+        ["Backdoor:Runtime/C&CActivity.B"],
+        "in the listed range"
+    );
+    let (pid, _) = connect("127.66.9.9");
+    assert!(detect(pid, intel()).is_empty(), "trusted address");
+    let (pid, _) = connect("127.0.0.1");
+    assert!(detect(pid, intel()).is_empty(), "unlisted address");
+}
+
+/// A network namespace with a stub resolver on 127.0.0.53:53 answering every name with `ip`,
+/// and a resolv.conf for programs run in it (`ip netns exec` bind-mounts /etc/netns/NAME/).
+struct Resolver {
+    ns: String,
+    server: Child,
+}
+
+impl Resolver {
+    fn start(answer: &str) -> Self {
+        let ns = format!("vigil-det-{}", nonce());
+        let ok = |args: &[&str]| {
+            let status = Command::new("ip").args(args).status().expect("run ip");
+            assert!(status.success(), "ip {args:?} failed");
+        };
+        ok(&["netns", "add", &ns]);
+        ok(&["netns", "exec", &ns, "ip", "link", "set", "lo", "up"]);
+        let etc = PathBuf::from("/etc/netns").join(&ns);
+        std::fs::create_dir_all(&etc).expect("/etc/netns dir");
+        std::fs::write(
+            etc.join("resolv.conf"),
+            "nameserver 127.0.0.53\noptions timeout:1 attempts:1\n",
+        )
+        .expect("resolv.conf");
+        let mut server = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &ns,
+                TRIGGER,
+                "dns-server",
+                "127.0.0.53:53",
+                answer,
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start the stub resolver");
+        let mut ready = String::new();
+        BufReader::new(server.stdout.take().expect("stdout"))
+            .read_line(&mut ready)
+            .expect("ready line");
+        assert_eq!(ready.trim(), "ready");
+        Self { ns, server }
+    }
+
+    /// Runs a program inside the namespace; returns its pid.
+    fn run(&self, program: &str, args: &[&str]) -> u32 {
+        let mut all = vec!["netns", "exec", &self.ns, program];
+        all.extend_from_slice(args);
+        run(Command::new("ip").args(&all))
+    }
+
+    fn query(&self, name: &str) -> u32 {
+        self.run(TRIGGER, &["dns-query", "127.0.0.53:53", name])
+    }
+}
+
+impl Drop for Resolver {
+    fn drop(&mut self) {
+        if let Some(mut stdin) = self.server.stdin.take() {
+            let _ = stdin.write_all(b"\n");
+        }
+        let _ = self.server.wait();
+        let _ = Command::new("ip")
+            .args(["netns", "delete", &self.ns])
+            .status();
+        let _ = std::fs::remove_dir_all(PathBuf::from("/etc/netns").join(&self.ns));
+    }
+}
+
+#[test]
+fn dns_queries_for_listed_names_raise_their_types() {
+    if !privileged("dns_queries_for_listed_names_raise_their_types") {
+        return;
+    }
+    let dir = Scratch::new("dns");
+    let cases: &[(&str, FindingType)] = &[
+        ("c2.vigil-test.example", FindingType::BackdoorCcActivityBDns),
+        (
+            "pool.vigil-test.example",
+            FindingType::CryptoCurrencyBitcoinToolBDns,
+        ),
+        (
+            "sink.vigil-test.example",
+            FindingType::TrojanBlackholeTrafficDns,
+        ),
+        ("drop.vigil-test.example", FindingType::TrojanDropPointDns),
+        (
+            "driveby.vigil-test.example",
+            FindingType::TrojanDriveBySourceTrafficDns,
+        ),
+        (
+            "phish.vigil-test.example",
+            FindingType::TrojanPhishingDomainRequestDns,
+        ),
+        (
+            "abused.vigil-test.example",
+            FindingType::ImpactAbusedDomainRequestReputation,
+        ),
+        (
+            "coins.vigil-test.example",
+            FindingType::ImpactBitcoinDomainRequestReputation,
+        ),
+        (
+            "bad.vigil-test.example",
+            FindingType::ImpactMaliciousDomainRequestReputation,
+        ),
+        (
+            "odd.vigil-test.example",
+            FindingType::ImpactSuspiciousDomainRequestReputation,
+        ),
+    ];
+    let names: Vec<(String, [&str; 1], FindingType)> = cases
+        .iter()
+        .enumerate()
+        .map(|(i, (d, t))| (format!("test-domains-{i}"), [*d], *t))
+        .collect();
+    let specs: Vec<(&str, IndicatorKind, &[&str], FindingType)> = names
+        .iter()
+        .map(|(n, e, t)| (n.as_str(), IndicatorKind::Domain, &e[..], *t))
+        .collect();
+    let intel = || intel_from(&dir.0, &specs);
+    let resolver = Resolver::start("10.53.0.7");
+    for (domain, t) in cases {
+        // A subdomain: list entries cover their subdomains.
+        let name = format!("{}.{domain}", nonce());
+        let pid = resolver.query(&name);
+        let found = detect(pid, intel());
+        assert_eq!(types(&found), [t.as_str()], "{name}");
+        let f = &found[0];
+        assert_eq!(
+            f.dns.as_ref().map(|d| d.domain.as_str()),
+            Some(name.as_str())
+        );
+        assert_eq!(f.dns.as_ref().map(|d| d.protocol.as_str()), Some("UDP"));
+        assert_eq!(
+            f.evidence
+                .as_ref()
+                .map(|e| e.threat_intelligence_details.len()),
+            Some(1)
+        );
+    }
+    let pid = resolver.query(&format!("{}.ok.vigil-test.example", nonce()));
+    assert!(detect(pid, intel()).is_empty(), "unlisted name");
+}
+
+#[test]
+fn several_generated_names_from_one_process_are_dga() {
+    if !privileged("several_generated_names_from_one_process_are_dga") {
+        return;
+    }
+    let resolver = Resolver::start("10.53.0.7");
+    // One resolver process (glibc through `getent hosts`; `ahosts` would skip DNS: with only
+    // loopback up, AI_ADDRCONFIG finds no address family to ask for) looking up three names.
+    let generated = [
+        "xjo4vk9bk1f19hxz.net",
+        "qwzx8vj3kq1p7rlt.com",
+        "zk3j9vq8xw2m4plr.org",
+    ];
+    let mut args = vec!["hosts"];
+    args.extend_from_slice(&generated);
+    let pid = resolver.run("getent", &args);
+    let found = detect(pid, ThreatIntel::empty());
+    assert_eq!(types(&found), ["Trojan:Runtime/DGADomainRequest.C!DNS"]);
+    let names = &found[0].context.additional["dgaDomains"];
+    for n in generated {
+        assert!(names.contains(n), "{n} in {names}");
+    }
+
+    // Ordinary names from one process: nothing.
+    let pid = resolver.run(
+        "getent",
+        &[
+            "hosts",
+            "github.com",
+            "static.crates.io",
+            "deb.debian.org",
+        ],
+    );
+    let events = tree_events(pid);
+    let queries = events
+        .iter()
+        .filter(|e| matches!(e, Event::Dns(d) if d.direction == "query"))
+        .count();
+    assert!(
+        queries >= 3,
+        "the lookups went out as DNS queries ({queries})"
+    );
+    assert!(findings(&mut detector(ThreatIntel::empty()), &events).is_empty());
+}
+
+#[test]
+fn name_resolving_to_the_metadata_address_is_a_rebind() {
+    if !privileged("name_resolving_to_the_metadata_address_is_a_rebind") {
+        return;
+    }
+    // The stub answers with the metadata address; nothing is ever sent to it.
+    let rebinding = Resolver::start("169.254.169.254");
+    let name = format!("{}.rebind.vigil-test.example", nonce());
+    let pid = rebinding.query(&name);
+    let found = detect(pid, ThreatIntel::empty());
+    assert_eq!(
+        types(&found),
+        ["UnauthorizedAccess:Runtime/MetadataDNSRebind"]
+    );
+    assert_eq!(
+        found[0].dns.as_ref().map(|d| d.domain.as_str()),
+        Some(name.as_str())
+    );
+    let pid = rebinding.query("metadata.google.internal");
+    assert!(
+        detect(pid, ThreatIntel::empty()).is_empty(),
+        "a known metadata name"
+    );
+    drop(rebinding);
+
+    let normal = Resolver::start("10.53.0.7");
+    let pid = normal.query(&name);
+    assert!(detect(pid, ThreatIntel::empty()).is_empty());
+}
+
+#[test]
+fn ordinary_workload_raises_nothing_above_low() {
+    if !privileged("ordinary_workload_raises_nothing_above_low") {
+        return;
+    }
+    let dir = Scratch::new("work");
+    std::fs::write(dir.0.join("tiny.c"), "int main(void) { return 0; }\n").expect("tiny.c");
+    let script = format!(
+        "cd {d} && for i in 1 2 3; do ls -la / >/dev/null; cat /etc/os-release >/dev/null; done; \
+         cargo --version; rustc --version; gcc -O2 -o tiny tiny.c && ./tiny; \
+         tar czf a.tgz tiny.c && tar xzf a.tgz; sha256sum tiny.c; grep -r main . >/dev/null; \
+         ps aux >/dev/null; id; uname -a; chmod 0644 tiny.c; find . -name '*.c' >/dev/null; \
+         git --version; sort /etc/passwd | head -1 >/dev/null; env >/dev/null; true",
+        d = dir.0.display()
+    );
+    let pid = run(Command::new("sh").args(["-c", &script]));
+    let events = tree_events(pid);
+    let execs = events
+        .iter()
+        .filter(|e| matches!(e, Event::Exec(_)))
+        .count();
+    assert!(execs >= 20, "the workload ran ({execs} execs)");
+    let (intel, _) = vigil_detection::load(&IntelConfig::default()).expect("default intel");
+    let found = findings(&mut detector(intel), &events);
+    let above_low: Vec<String> = found
+        .iter()
+        .filter(|f| f.severity_label > SeverityLabel::Low)
+        .map(|f| format!("{} {}", f.finding_type, f.description))
+        .collect();
+    assert!(above_low.is_empty(), "{above_low:#?}");
+}
+
+/// The agent binary end to end: `run --findings-only` prints the finding as it happens and
+/// stores it; `findings list` and `findings show` read it back after the agent stopped.
+#[test]
+fn agent_prints_stores_and_lists_findings() {
+    if !privileged("agent_prints_stores_and_lists_findings") {
+        return;
+    }
+    let dir = Scratch::new("e2e");
+    let db = dir.0.join("findings.db");
+    let tool = dir.program("/bin/true", "masscan");
+    let mut agent = Command::new(AGENT_BIN)
+        .args(["run", "--findings-only", "--duration", "60s", "--db"])
+        .arg(&db)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the agent");
+    let stdout = agent.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    // Run the tool until the agent (which takes a moment to attach) reports it. Other tests
+    // of this binary run at the same time: their findings are skipped.
+    let ours = |f: &Finding| {
+        f.process
+            .as_ref()
+            .is_some_and(|p| p.executable_path == tool.display().to_string())
+    };
+    let mut printed: Option<Finding> = None;
+    'wait: for _ in 0..60 {
+        let _ = Command::new(&tool).arg("127.0.0.1").status();
+        while let Ok(line) = rx.recv_timeout(Duration::from_millis(500)) {
+            let f: Finding = serde_json::from_str(&line).expect("a finding document per line");
+            if ours(&f) {
+                printed = Some(f);
+                break 'wait;
+            }
+        }
+    }
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(agent.id() as i32, libc::SIGTERM) };
+    assert!(agent.wait().expect("agent exits").success());
+    let finding = printed.expect("the agent printed the finding");
+    assert_eq!(finding.finding_type, "Execution:Runtime/SuspiciousTool");
+    assert_eq!(rule_id(&finding), "tool-masscan");
+
+    let list = Command::new(AGENT_BIN)
+        .args([
+            "findings",
+            "list",
+            "--json",
+            "--type",
+            "Execution:Runtime/SuspiciousTool",
+            "--db",
+        ])
+        .arg(&db)
+        .output()
+        .expect("findings list");
+    assert!(list.status.success());
+    let listed: Vec<Finding> = String::from_utf8_lossy(&list.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<Finding>(l).expect("finding line"))
+        .filter(|f| ours(f))
+        .collect();
+    assert_eq!(listed.len(), 1, "one finding, repeats aggregated");
+    assert_eq!(listed[0].id, finding.id);
+    assert!(listed[0].count >= 1);
+
+    let show = Command::new(AGENT_BIN)
+        .args(["findings", "show", &finding.id[..8], "--db"])
+        .arg(&db)
+        .output()
+        .expect("findings show");
+    assert!(show.status.success());
+    let text = String::from_utf8_lossy(&show.stdout);
+    assert!(text.contains("process tree:"), "{text}");
+    assert!(
+        text.contains("masscan") && text.contains("<- acting process"),
+        "{text}"
+    );
+
+    let none = Command::new(AGENT_BIN)
+        .args(["findings", "list", "--severity", "critical", "--db"])
+        .arg(&db)
+        .output()
+        .expect("findings list");
+    assert!(none.status.success());
+    let critical = String::from_utf8_lossy(&none.stdout);
+    assert!(
+        !critical.contains(&finding.id),
+        "a Medium finding is not listed as critical"
+    );
+}
