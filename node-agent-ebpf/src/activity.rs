@@ -18,7 +18,7 @@ use crate::{
     kernel::{
         EVENTS, S_IFSOCK, config, count, current_ids, current_task, fd_file, file_inode,
         fill_current, header, inode_key, inode_type, is_agent, read_ptr, read_user_str,
-        socket_peer, submit_flags,
+        socket_peer, submit_flags, syscall_arg, syscall_ret,
     },
 };
 
@@ -36,13 +36,15 @@ static PENDING_ACT: HashMap<u64, Pending> = HashMap::with_max_entries(16384, 0);
 
 const PROT_EXEC: u64 = 4;
 
+/// The first `n` arguments of the syscall (the rest zero): reading past a syscall's own
+/// arguments would make the kernel refuse the program.
 #[inline(always)]
-fn args(ctx: &TracePointContext) -> [u64; 6] {
+fn args(ctx: &TracePointContext, n: usize) -> [u64; 6] {
     let mut a = [0u64; 6];
     for (i, slot) in a.iter_mut().enumerate() {
-        // SAFETY: offsets 16 + 8i of a syscalls:sys_enter_* record with six arguments at most;
-        // read_at checks the record's bounds.
-        *slot = unsafe { ctx.read_at::<u64>(16 + 8 * i) }.unwrap_or(0);
+        if i < n {
+            *slot = syscall_arg(ctx, i);
+        }
     }
     a
 }
@@ -69,12 +71,12 @@ fn wanted(op: u16, a: &[u64; 6]) -> bool {
 }
 
 #[inline(always)]
-fn on_enter(ctx: &TracePointContext, op: u16, hook: Hook) {
+fn on_enter(ctx: &TracePointContext, op: u16, nargs: usize, hook: Hook) {
     if is_agent() {
         count(hook, StatKind::Filtered);
         return;
     }
-    let a = args(ctx);
+    let a = args(ctx, nargs);
     if !wanted(op, &a) {
         return;
     }
@@ -100,9 +102,7 @@ fn on_exit(ctx: &TracePointContext, hook: Hook) {
         return;
     };
     let _ = PENDING_ACT.remove(key);
-    // SAFETY: offset of `ret` in syscalls:sys_exit_*.
-    let ret = unsafe { ctx.read_at::<i64>(16) }.unwrap_or(0);
-    emit(&pending, ret, hook);
+    emit(&pending, syscall_ret(ctx), hook);
 }
 
 #[inline(always)]
@@ -193,10 +193,10 @@ unsafe fn fill(ev: &mut ActivityEvent, pending: &Pending, ret: i64) -> bool {
 }
 
 macro_rules! activity_pair {
-    ($enter:ident, $exit:ident, $enter_tp:literal, $exit_tp:literal, $op:expr, $hook:expr) => {
+    ($enter:ident, $exit:ident, $enter_tp:literal, $exit_tp:literal, $op:expr, $nargs:literal, $hook:expr) => {
         #[tracepoint(category = "syscalls", name = $enter_tp)]
         pub fn $enter(ctx: TracePointContext) -> u32 {
-            on_enter(&ctx, $op, $hook);
+            on_enter(&ctx, $op, $nargs, $hook);
             0
         }
 
@@ -214,6 +214,7 @@ activity_pair!(
     "sys_enter_memfd_create",
     "sys_exit_memfd_create",
     activity::MEMFD_CREATE,
+    2,
     Hook::Memfd
 );
 activity_pair!(
@@ -222,6 +223,7 @@ activity_pair!(
     "sys_enter_ptrace",
     "sys_exit_ptrace",
     activity::PTRACE,
+    4,
     Hook::Ptrace
 );
 activity_pair!(
@@ -230,6 +232,7 @@ activity_pair!(
     "sys_enter_process_vm_writev",
     "sys_exit_process_vm_writev",
     activity::PROCESS_VM_WRITEV,
+    6,
     Hook::VmWrite
 );
 activity_pair!(
@@ -238,6 +241,7 @@ activity_pair!(
     "sys_enter_userfaultfd",
     "sys_exit_userfaultfd",
     activity::USERFAULTFD,
+    1,
     Hook::Userfaultfd
 );
 activity_pair!(
@@ -246,6 +250,7 @@ activity_pair!(
     "sys_enter_init_module",
     "sys_exit_init_module",
     activity::INIT_MODULE,
+    3,
     Hook::Module
 );
 activity_pair!(
@@ -254,6 +259,7 @@ activity_pair!(
     "sys_enter_finit_module",
     "sys_exit_finit_module",
     activity::FINIT_MODULE,
+    3,
     Hook::Module
 );
 activity_pair!(
@@ -262,6 +268,7 @@ activity_pair!(
     "sys_enter_mount",
     "sys_exit_mount",
     activity::MOUNT,
+    5,
     Hook::Mount
 );
 activity_pair!(
@@ -270,6 +277,7 @@ activity_pair!(
     "sys_enter_unshare",
     "sys_exit_unshare",
     activity::UNSHARE,
+    1,
     Hook::Namespace
 );
 activity_pair!(
@@ -278,6 +286,7 @@ activity_pair!(
     "sys_enter_setns",
     "sys_exit_setns",
     activity::SETNS,
+    2,
     Hook::Namespace
 );
 activity_pair!(
@@ -286,6 +295,7 @@ activity_pair!(
     "sys_enter_setuid",
     "sys_exit_setuid",
     activity::SETUID,
+    1,
     Hook::Privilege
 );
 activity_pair!(
@@ -294,6 +304,7 @@ activity_pair!(
     "sys_enter_setgid",
     "sys_exit_setgid",
     activity::SETGID,
+    1,
     Hook::Privilege
 );
 activity_pair!(
@@ -302,6 +313,7 @@ activity_pair!(
     "sys_enter_setreuid",
     "sys_exit_setreuid",
     activity::SETREUID,
+    2,
     Hook::Privilege
 );
 activity_pair!(
@@ -310,6 +322,7 @@ activity_pair!(
     "sys_enter_setregid",
     "sys_exit_setregid",
     activity::SETREGID,
+    2,
     Hook::Privilege
 );
 activity_pair!(
@@ -318,6 +331,7 @@ activity_pair!(
     "sys_enter_setresuid",
     "sys_exit_setresuid",
     activity::SETRESUID,
+    3,
     Hook::Privilege
 );
 activity_pair!(
@@ -326,6 +340,7 @@ activity_pair!(
     "sys_enter_setresgid",
     "sys_exit_setresgid",
     activity::SETRESGID,
+    3,
     Hook::Privilege
 );
 activity_pair!(
@@ -334,6 +349,7 @@ activity_pair!(
     "sys_enter_capset",
     "sys_exit_capset",
     activity::CAPSET,
+    2,
     Hook::Privilege
 );
 activity_pair!(
@@ -342,6 +358,7 @@ activity_pair!(
     "sys_enter_dup2",
     "sys_exit_dup2",
     activity::DUP_SOCKET,
+    2,
     Hook::Dup
 );
 activity_pair!(
@@ -350,14 +367,19 @@ activity_pair!(
     "sys_enter_dup3",
     "sys_exit_dup3",
     activity::DUP_SOCKET,
+    3,
     Hook::Dup
 );
 
 /// An executable mapping of a file written since the agent started (a fresh shared library).
 #[tracepoint(category = "syscalls", name = "sys_enter_mmap")]
 pub fn mmap_enter(ctx: TracePointContext) -> u32 {
-    let a = args(&ctx);
-    if a[2] & PROT_EXEC == 0 || (a[4] as i64) < 0 {
+    // Every mmap passes here: test the protection before anything else.
+    if syscall_arg(&ctx, 2) & PROT_EXEC == 0 {
+        return 0;
+    }
+    let a = args(&ctx, 6);
+    if (a[4] as i64) < 0 {
         return 0;
     }
     if is_agent() {

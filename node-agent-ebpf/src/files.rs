@@ -25,7 +25,8 @@ use node_agent_common::{
 
 use crate::kernel::{
     EVENTS, S_IFREG, Walk, config, count, current_task, fd_file, file_inode, fill_current, header,
-    inode_key, inode_type, is_agent, read_ptr, read_user_str, submit_flags, walk_path,
+    inode_key, inode_type, is_agent, read_ptr, read_user_str, submit_flags, syscall_arg,
+    syscall_ret, walk_path,
 };
 
 /// Bytes of a path compared against prefixes (longer prefixes cannot be configured).
@@ -101,14 +102,12 @@ static PATH_INDEX_MASK: u32 = (PATH_LEN - 1) as u32;
 
 #[inline(always)]
 fn arg(ctx: &TracePointContext, n: usize) -> u64 {
-    // SAFETY: offsets 16 + 8n of a syscalls:sys_enter_* record.
-    unsafe { ctx.read_at::<u64>(16 + 8 * n) }.unwrap_or(0)
+    syscall_arg(ctx, n)
 }
 
 #[inline(always)]
 fn exit_ret(ctx: &TracePointContext) -> i64 {
-    // SAFETY: offset of `ret` in syscalls:sys_exit_*.
-    unsafe { ctx.read_at::<i64>(16) }.unwrap_or(0)
+    syscall_ret(ctx)
 }
 
 /// What makes a path sensitive: `file_flags::MATCH_*` and `PROC_MEM`, 0 for an ordinary path.
@@ -222,11 +221,14 @@ fn remember(pending: Pending, hook: Hook) {
     }
 }
 
+/// Read-only opens, the common case, need nothing.
+#[inline(always)]
+fn writes(open_flags: u32) -> bool {
+    open_flags & O_ACCMODE != 0 || open_flags & WRITE_INTENT != 0
+}
+
 #[inline(always)]
 fn on_open_enter(dirfd: i32, path: u64, open_flags: u32, mode: u32) {
-    if open_flags & O_ACCMODE == 0 && open_flags & WRITE_INTENT == 0 {
-        return; // read-only: the common case, nothing to do
-    }
     if is_agent() {
         count(Hook::FileOpen, StatKind::Filtered);
         return;
@@ -417,12 +419,15 @@ fn change(op: u16, dirfd: i32, path: u64, dirfd2: i32, path2: u64) -> Pending {
 
 #[tracepoint(category = "syscalls", name = "sys_enter_openat")]
 pub fn openat_enter(ctx: TracePointContext) -> u32 {
-    on_open_enter(
-        arg(&ctx, 0) as i32,
-        arg(&ctx, 1),
-        arg(&ctx, 2) as u32,
-        arg(&ctx, 3) as u32,
-    );
+    let flags = arg(&ctx, 2) as u32;
+    if writes(flags) {
+        on_open_enter(
+            arg(&ctx, 0) as i32,
+            arg(&ctx, 1),
+            flags,
+            arg(&ctx, 3) as u32,
+        );
+    }
     0
 }
 
@@ -434,12 +439,10 @@ pub fn openat_exit(ctx: TracePointContext) -> u32 {
 
 #[tracepoint(category = "syscalls", name = "sys_enter_open")]
 pub fn open_enter(ctx: TracePointContext) -> u32 {
-    on_open_enter(
-        AT_FDCWD,
-        arg(&ctx, 0),
-        arg(&ctx, 1) as u32,
-        arg(&ctx, 2) as u32,
-    );
+    let flags = arg(&ctx, 1) as u32;
+    if writes(flags) {
+        on_open_enter(AT_FDCWD, arg(&ctx, 0), flags, arg(&ctx, 2) as u32);
+    }
     0
 }
 
@@ -479,12 +482,14 @@ pub fn openat2_enter(ctx: TracePointContext) -> u32 {
             how as *const _,
         )
     };
-    on_open_enter(
-        arg(&ctx, 0) as i32,
-        arg(&ctx, 1),
-        flags[0] as u32,
-        flags[1] as u32,
-    );
+    if writes(flags[0] as u32) {
+        on_open_enter(
+            arg(&ctx, 0) as i32,
+            arg(&ctx, 1),
+            flags[0] as u32,
+            flags[1] as u32,
+        );
+    }
     0
 }
 

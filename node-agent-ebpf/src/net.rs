@@ -18,15 +18,11 @@ use node_agent_common::{
 
 use crate::{
     dns,
-    kernel::{EVENTS, count, current_task, fill_current, header, is_agent, submit_flags},
+    kernel::{
+        EVENTS, count, current_task, fill_current, header, is_agent, submit_flags, syscall_arg,
+        syscall_ret,
+    },
 };
-
-/// Offsets in the `syscalls:sys_enter_*` records (stable tracepoint ABI).
-const ENTER_ARG0: usize = 16;
-const ENTER_ARG1: usize = 24;
-const ENTER_ARG2: usize = 32;
-/// Offset of `ret` in `syscalls:sys_exit_*`.
-const EXIT_RET: usize = 16;
 
 /// A syscall in flight on one thread.
 #[repr(C)]
@@ -98,14 +94,11 @@ fn on_enter(ctx: &TracePointContext, hook: Hook, accept: bool) {
         count(hook, StatKind::Filtered);
         return;
     }
-    // SAFETY: offsets of the syscall tracepoint record; read_at checks the bounds.
-    let (fd, sockaddr, addrlen) = unsafe {
-        (
-            ctx.read_at::<u64>(ENTER_ARG0).unwrap_or(0) as i32,
-            ctx.read_at::<u64>(ENTER_ARG1).unwrap_or(0),
-            ctx.read_at::<u64>(ENTER_ARG2).unwrap_or(0),
-        )
-    };
+    let (fd, sockaddr, addrlen) = (
+        syscall_arg(ctx, 0) as i32,
+        syscall_arg(ctx, 1),
+        syscall_arg(ctx, 2),
+    );
     let pending = Pending {
         sockaddr,
         addrlen,
@@ -150,8 +143,7 @@ fn on_exit(ctx: &TracePointContext, hook: Hook, record_kind: u16) {
         return;
     };
     let _ = PENDING.remove(key);
-    // SAFETY: offset of `ret` in the sys_exit record.
-    let ret = unsafe { ctx.read_at::<i64>(EXIT_RET) }.unwrap_or(0);
+    let ret = syscall_ret(ctx);
 
     let Some(mut entry) = EVENTS.reserve::<NetEvent>(0) else {
         count(hook, StatKind::Dropped);

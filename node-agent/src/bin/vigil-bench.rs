@@ -22,12 +22,15 @@ use std::{
 use node_agent::{collector::Collector, sensor::SensorOptions};
 use node_agent_common::stats::Hook;
 
-const USAGE: &str = "usage: vigil-bench <exec|connect|ring|build|all> [--rounds N] [--seconds S]";
+const USAGE: &str =
+    "usage: vigil-bench <exec|connect|files|ring|build|all> [--rounds N] [--seconds S]";
 
 struct Settings {
     rounds: usize,
     seconds: u64,
     bin_dir: PathBuf,
+    /// Extra arguments for the agent (a sensitive-path file for the file benchmarks).
+    agent_args: Vec<String>,
 }
 
 fn main() -> ExitCode {
@@ -43,6 +46,7 @@ fn main() -> ExitCode {
             .ok()
             .and_then(|p| p.parent().map(Path::to_path_buf))
             .unwrap_or_else(|| PathBuf::from(".")),
+        agent_args: Vec::new(),
     };
     let mut rest = args[1..].iter();
     while let Some(flag) = rest.next() {
@@ -64,10 +68,12 @@ fn main() -> ExitCode {
     let result = match what.as_str() {
         "exec" => exec(&settings),
         "connect" => connect(&settings),
+        "files" => files(&settings),
         "ring" => ring(&settings),
         "build" => build(&settings),
         "all" => exec(&settings)
             .and_then(|()| connect(&settings))
+            .and_then(|()| files(&settings))
             .and_then(|()| ring(&settings))
             .and_then(|()| build(&settings)),
         _ => Err(USAGE.to_owned()),
@@ -85,6 +91,8 @@ fn main() -> ExitCode {
 struct Agent {
     child: Child,
     stderr: Option<JoinHandle<Vec<String>>>,
+    /// CPU seconds spent starting up (loading programs, intel, seeding): not per-event cost.
+    startup_cpu: f64,
 }
 
 /// What the agent said and used over one traced run.
@@ -100,6 +108,7 @@ impl Agent {
     fn start(settings: &Settings) -> Result<Self, String> {
         let mut child = Command::new(settings.bin_dir.join("node-agent"))
             .args(["run", "--format", "json", "--health-json"])
+            .args(&settings.agent_args)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -112,7 +121,8 @@ impl Agent {
             let mut lines = Vec::new();
             let mut active = 0;
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if line.contains("sensor") && line.contains("Active") {
+                // One "sensor" line per hook, whatever its state, once start-up is over.
+                if line.contains(" sensor ") && line.contains("hook=") {
                     active += 1;
                     if active == Hook::ALL.len() {
                         let _ = ready_tx.send(());
@@ -124,10 +134,12 @@ impl Agent {
         });
         ready_rx
             .recv_timeout(Duration::from_secs(30))
-            .map_err(|_| "node-agent did not report all hooks active within 30 s".to_owned())?;
+            .map_err(|_| "node-agent did not report its hooks within 30 s".to_owned())?;
+        let (startup_cpu, _) = proc_usage(child.id())?;
         Ok(Self {
             child,
             stderr: Some(reader),
+            startup_cpu,
         })
     }
 
@@ -152,7 +164,7 @@ impl Agent {
             })
             .ok_or("node-agent printed no health summary")?;
         Ok(AgentUse {
-            cpu_seconds,
+            cpu_seconds: (cpu_seconds - self.startup_cpu).max(0.0),
             peak_rss_kib,
             records: health["pipeline"]["records"].as_u64().unwrap_or(0),
             dropped: health["dropped"].as_u64().unwrap_or(0),
@@ -299,6 +311,53 @@ fn connect(settings: &Settings) -> Result<(), String> {
     })
 }
 
+/// File storms: read-only opens (filtered at the first test in the kernel), writes outside the
+/// sensitive set (remembered for written-then-executed, not reported), and writes inside it
+/// (every one reported).
+fn files(settings: &Settings) -> Result<(), String> {
+    let dir = std::env::temp_dir().join(format!("vigil-bench-files-{}", std::process::id()));
+    let inside = dir.join("watched");
+    let outside = dir.join("plain");
+    for d in [&inside, &outside] {
+        std::fs::create_dir_all(d).map_err(|e| e.to_string())?;
+    }
+    let config = dir.join("sensitive.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "entries:\n  - pattern: {}/\n    match: prefix\n    category: persistence\n",
+            inside.display()
+        ),
+    )
+    .map_err(|e| e.to_string())?;
+    let with_set = Settings {
+        rounds: settings.rounds,
+        seconds: settings.seconds,
+        bin_dir: settings.bin_dir.clone(),
+        agent_args: vec!["--sensitive-paths".into(), config.display().to_string()],
+    };
+    let seconds = settings.seconds.to_string();
+    compare(&with_set, "read-only open storm", "opens/s", || {
+        trigger_rate(settings, &["open-storm", &seconds])
+    })?;
+    let outside_dir = outside.display().to_string();
+    compare(
+        &with_set,
+        "write storm outside the sensitive set",
+        "opens/s",
+        || trigger_rate(settings, &["write-storm", &outside_dir, &seconds]),
+    )?;
+    let inside_dir = inside.display().to_string();
+    compare(
+        &with_set,
+        "write storm inside the sensitive set",
+        "opens/s",
+        || trigger_rate(settings, &["write-storm", &inside_dir, &seconds]),
+    )?;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
 /// Kernel to user space: the synthetic program emits bursts of 128-byte records on each
 /// `getpgid` of this process while the in-process reader drains them.
 /// Runs with the agent's batched wake-ups, then with a wake-up per record for comparison.
@@ -375,6 +434,7 @@ fn build(settings: &Settings) -> Result<(), String> {
         rounds: settings.rounds.min(3),
         seconds: settings.seconds,
         bin_dir: settings.bin_dir.clone(),
+        agent_args: Vec::new(),
     };
     compare(&quick, "clean cargo build", "builds/hour", || {
         let _ = std::fs::remove_dir_all(&target);

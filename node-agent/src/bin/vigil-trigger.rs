@@ -21,6 +21,8 @@ const USAGE: &str = "usage: vigil-trigger <action> [args]
   exec-storm SECONDS WORKERS     fork+exec /bin/true in a loop; prints execs/s
   connect-storm ADDR:PORT SECONDS  TCP connect+close in a loop to a listener; prints connects/s
   exit CODE                      exit with CODE
+  write-storm DIR SECONDS        create+truncate+close one file in DIR in a loop; prints opens/s
+  open-storm SECONDS             open+close /etc/hostname read-only in a loop; prints opens/s
   memfd-exec                     copy /bin/true into a memfd and execveat it (fileless)
   ptrace-attach                  attach to and detach from a child; prints the child's pid
   ptrace-traceme                 PTRACE_TRACEME
@@ -78,6 +80,18 @@ fn main() -> ExitCode {
             parse(addr).and_then(|a| number(seconds).and_then(|s| connect_storm(a, s)))
         }
         ["exit", code] => return ExitCode::from(code.parse::<u8>().unwrap_or(1)),
+        ["write-storm", dir, seconds] => number(seconds).and_then(|s| {
+            let path = std::path::Path::new(dir).join("vigil-write-storm");
+            let rate = storm(s, || std::fs::File::create(&path).map(drop))?;
+            let _ = std::fs::remove_file(&path);
+            println!("{rate:.1}");
+            Ok(())
+        }),
+        ["open-storm", seconds] => number(seconds).and_then(|s| {
+            let rate = storm(s, || std::fs::File::open("/etc/hostname").map(drop))?;
+            println!("{rate:.1}");
+            Ok(())
+        }),
         ["memfd-exec"] => memfd_exec(),
         ["ptrace-attach"] => with_child(|child| {
             // SAFETY: ptrace on our own stopped-or-sleeping child; waitpid on it.
@@ -445,4 +459,18 @@ fn revshell(addr: SocketAddr) -> io::Result<()> {
     // SAFETY: NUL-terminated argv.
     unsafe { libc::execv(sh.as_ptr(), argv.as_ptr()) };
     Err(io::Error::last_os_error())
+}
+
+/// Runs `op` in a loop for `seconds`; returns calls per second.
+fn storm(seconds: u64, mut op: impl FnMut() -> io::Result<()>) -> io::Result<f64> {
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(seconds);
+    let mut n: u64 = 0;
+    while Instant::now() < deadline {
+        for _ in 0..64 {
+            op()?;
+        }
+        n += 64;
+    }
+    Ok(n as f64 / started.elapsed().as_secs_f64())
 }
