@@ -317,6 +317,9 @@ fn crypto_miner_by_name_and_by_pool_url() {
     assert!(detect(pid, ThreatIntel::empty()).is_empty());
 }
 
+/// A command line and the finding type and rule it must raise (`None`: no finding).
+type CommandCase = (Vec<String>, Option<(&'static str, &'static str)>);
+
 #[test]
 fn suspicious_commands_of_each_tactic_and_benign_variants() {
     if !privileged("suspicious_commands_of_each_tactic_and_benign_variants") {
@@ -328,7 +331,7 @@ fn suspicious_commands_of_each_tactic_and_benign_variants() {
     let target = dir.0.join("file");
     std::fs::write(&target, "x").expect("file");
     let t = target.display().to_string();
-    let cases: Vec<(Vec<String>, Option<(&str, &str)>)> = vec![
+    let cases: Vec<CommandCase> = vec![
         (
             vec![
                 "sh".into(),
@@ -744,12 +747,7 @@ fn several_generated_names_from_one_process_are_dga() {
     // Ordinary names from one process: nothing.
     let pid = resolver.run(
         "getent",
-        &[
-            "hosts",
-            "github.com",
-            "static.crates.io",
-            "deb.debian.org",
-        ],
+        &["hosts", "github.com", "static.crates.io", "deb.debian.org"],
     );
     let events = tree_events(pid);
     let queries = events

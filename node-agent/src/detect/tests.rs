@@ -198,8 +198,11 @@ fn rule_ids(d: &mut Detector, event: &Event) -> Vec<String> {
         .collect()
 }
 
-/// (argv, parent, uid, euid, expected rule ids). Every built-in rule appears at least once.
-fn exec_table() -> Vec<(Vec<&'static str>, &'static str, u32, u32, Vec<&'static str>)> {
+/// (argv, parent, uid, euid, expected rule ids).
+type Case = (Vec<&'static str>, &'static str, u32, u32, Vec<&'static str>);
+
+/// The exec cases. Every built-in rule appears at least once.
+fn exec_table() -> Vec<Case> {
     let user = |argv: Vec<&'static str>, want: Vec<&'static str>| (argv, "bash", 1000, 1000, want);
     vec![
         user(vec!["nmap", "-sS", "10.0.0.0/24"], vec!["tool-nmap"]),
@@ -406,7 +409,7 @@ fn case(
     euid: u32,
     argv: Vec<&'static str>,
     want: Vec<&'static str>,
-) -> (Vec<&'static str>, &'static str, u32, u32, Vec<&'static str>) {
+) -> Case {
     (argv, parent, uid, euid, want)
 }
 
