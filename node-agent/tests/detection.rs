@@ -467,6 +467,40 @@ fn interactive_shell_started_by_a_web_server() {
 }
 
 #[test]
+fn shell_with_its_standard_streams_on_a_tcp_connection_is_a_reverse_shell() {
+    if !privileged("shell_with_its_standard_streams_on_a_tcp_connection_is_a_reverse_shell") {
+        return;
+    }
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let stream = std::net::TcpStream::connect(addr).expect("connect");
+    let (_peer, _) = listener.accept().expect("accept");
+    let stdin = stream.try_clone().expect("clone");
+    // What `nc -e sh` or a /dev/tcp redirection sets up: the shell reads and writes the socket.
+    LazyLock::force(&AGENT);
+    let mut child = Command::new("sh")
+        .args(["-c", "echo hello"])
+        .stdin(Stdio::from(std::os::fd::OwnedFd::from(stdin)))
+        .stdout(Stdio::from(std::os::fd::OwnedFd::from(stream)))
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let pid = child.id();
+    child.wait().expect("wait");
+    let found = detect(pid, ThreatIntel::empty());
+    assert_eq!(types(&found), ["Execution:Runtime/ReverseShell"]);
+    let local = found[0].context.additional.get("stdioPeer").cloned();
+    assert_eq!(
+        local,
+        Some(addr.to_string()),
+        "the peer of the shell's stdin"
+    );
+
+    let pid = run(Command::new("sh").args(["-c", "echo hello"]));
+    assert!(detect(pid, ThreatIntel::empty()).is_empty());
+}
+
+#[test]
 fn file_on_a_hash_list_is_a_malicious_file_executed() {
     if !privileged("file_on_a_hash_list_is_a_malicious_file_executed") {
         return;

@@ -24,6 +24,7 @@ pub(crate) fn check(d: &Detector, e: &ExecInfo, lookup: &dyn ProcessLookup) -> V
             .map_or("", path_basename),
         parent_comm: parent.map_or("", |p| p.comm.as_str()),
         elevated: e.process.euid == 0 && e.process.uid != 0,
+        stdio_socket: stdio_peer(e).is_some(),
     };
     let matched = d.rules.matching(&facts);
     let sha_matches = e.sha256.map(|digest| {
@@ -62,6 +63,13 @@ pub(crate) fn check(d: &Detector, e: &ExecInfo, lookup: &dyn ProcessLookup) -> V
         context
             .additional
             .insert("ruleOrigin".into(), rule.origin.clone());
+        if rule.finding_type == FindingType::ExecutionReverseShell
+            && let Some(peer) = stdio_peer(e)
+        {
+            context
+                .additional
+                .insert("stdioPeer".into(), peer.to_string());
+        }
         if rule.finding_type == FindingType::PrivilegeEscalationElevationToRoot {
             context
                 .additional
@@ -76,7 +84,13 @@ pub(crate) fn check(d: &Detector, e: &ExecInfo, lookup: &dyn ProcessLookup) -> V
                 "Process {} ({exe}, pid {}) ran `{command}`: {}.",
                 e.process.comm, e.process.pid, rule.description
             ),
-            key: format!("{}\0{exe}", rule.id),
+            // A reverse shell to another peer is another finding.
+            key: match (rule.finding_type, stdio_peer(e)) {
+                (FindingType::ExecutionReverseShell, Some(peer)) => {
+                    format!("{}\0{exe}\0{}", rule.id, peer.ip())
+                }
+                _ => format!("{}\0{exe}", rule.id),
+            },
             role: ResourceRole::Actor,
             process: Some(process.clone()),
             context,
@@ -120,4 +134,18 @@ pub(crate) fn check(d: &Detector, e: &ExecInfo, lookup: &dyn ProcessLookup) -> V
         });
     }
     out
+}
+
+/// The peer of standard input when both standard input and output are connected IP sockets:
+/// the shape of a shell driven over the network.
+fn stdio_peer(e: &ExecInfo) -> Option<std::net::SocketAddr> {
+    let inet = |fd: u8| {
+        e.stdio_sockets
+            .iter()
+            .find(|s| s.fd == fd && (s.family == "inet" || s.family == "inet6"))
+            .and_then(|s| s.remote)
+    };
+    let stdin = inet(0)?;
+    inet(1)?;
+    Some(stdin)
 }

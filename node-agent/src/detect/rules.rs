@@ -19,6 +19,7 @@
 //!       notCmdline: []         # no regex matches it
 //!       parent: [nginx]        # basename of the parent's executable or its comm
 //!       elevated: true         # effective uid 0 with a real uid that is not
+//!       stdioSocket: true      # stdin and stdout are connected IP sockets
 //! ```
 
 use std::{
@@ -51,6 +52,7 @@ pub const EXEC_RULE_TYPES: &[FindingType] = &[
     FindingType::ImpactCryptoMinerExecuted,
     FindingType::ExecutionSuspiciousShellCreated,
     FindingType::PrivilegeEscalationElevationToRoot,
+    FindingType::ExecutionReverseShell,
 ];
 
 /// A rules file or rule that cannot be used. Every variant names the file; rule errors name the
@@ -149,6 +151,8 @@ struct MatchSpec {
     parent: Vec<String>,
     #[serde(default)]
     elevated: Option<bool>,
+    #[serde(default)]
+    stdio_socket: Option<bool>,
 }
 
 /// One validated rule.
@@ -174,6 +178,7 @@ pub struct Rule {
     not_cmdline: Option<RegexSet>,
     parent: Vec<String>,
     elevated: Option<bool>,
+    stdio_socket: Option<bool>,
 }
 
 /// What an exec looks like to a rule.
@@ -193,6 +198,8 @@ pub struct ExecFacts<'a> {
     pub parent_comm: &'a str,
     /// Effective uid 0 while the real uid is not.
     pub elevated: bool,
+    /// Standard input and output are connected IP sockets.
+    pub stdio_socket: bool,
 }
 
 impl ExecFacts<'_> {
@@ -213,6 +220,11 @@ impl Rule {
         }
         if let Some(elevated) = self.elevated
             && elevated != exec.elevated
+        {
+            return false;
+        }
+        if let Some(stdio) = self.stdio_socket
+            && stdio != exec.stdio_socket
         {
             return false;
         }
@@ -489,10 +501,15 @@ fn compile(file: &str, index: usize, spec: RuleSpec) -> Result<Rule, RuleError> 
     };
     let cmdline = regex_set("match.cmdline", &m.cmdline)?;
     let not_cmdline = regex_set("match.notCmdline", &m.not_cmdline)?;
-    if m.exe.is_empty() && cmdline.is_none() && m.parent.is_empty() && m.elevated.is_none() {
+    if m.exe.is_empty()
+        && cmdline.is_none()
+        && m.parent.is_empty()
+        && m.elevated.is_none()
+        && m.stdio_socket.is_none()
+    {
         return Err(invalid(
             "match",
-            "needs exe, cmdline, parent or elevated: it would match every exec".into(),
+            "needs exe, cmdline, parent, elevated or stdioSocket: it would match every exec".into(),
         ));
     }
     let tool = match spec.tool {
@@ -519,6 +536,7 @@ fn compile(file: &str, index: usize, spec: RuleSpec) -> Result<Rule, RuleError> 
         not_cmdline,
         parent: m.parent,
         elevated: m.elevated,
+        stdio_socket: m.stdio_socket,
     })
 }
 
@@ -546,6 +564,7 @@ mod tests {
             parent_exe_name: "bash",
             parent_comm: "bash",
             elevated: false,
+            stdio_socket: false,
         }
     }
 

@@ -425,6 +425,11 @@ fn every_builtin_rule_fires_on_its_case_and_not_on_the_benign_ones() {
         );
         covered.extend(got);
     }
+    // Rules on socket-connected standard streams: see reverse_shell_needs_stdin_and_stdout_on_a_socket.
+    covered.extend(rule_ids(
+        &mut detector(),
+        &with_stdio(exec(&["bash", "-i"]), &[(0, "inet"), (1, "inet")]),
+    ));
     let all: BTreeSet<String> = RuleSet::builtin()
         .unwrap()
         .rules()
@@ -848,4 +853,56 @@ fn container_processes_get_container_resources_and_their_own_findings() {
         "0b9a4f3e-1c2d-4e5f-8a9b-0c1d2e3f4a5b"
     );
     assert!(host[0].finding.resource.container.is_none());
+}
+
+fn with_stdio(mut event: Event, fds: &[(u8, &'static str)]) -> Event {
+    if let Event::Exec(e) = &mut event {
+        e.stdio_sockets = fds
+            .iter()
+            .map(|(fd, family)| crate::event::StdioSocket {
+                fd: *fd,
+                family,
+                remote: (*family != "unix").then(|| "127.0.0.1:4444".parse().unwrap()),
+            })
+            .collect();
+    }
+    event
+}
+
+#[test]
+fn reverse_shell_needs_stdin_and_stdout_on_a_socket() {
+    let table: &[(&[&str], &[(u8, &'static str)], bool)] = &[
+        (
+            &["bash", "-i"],
+            &[(0, "inet"), (1, "inet"), (2, "inet")],
+            true,
+        ),
+        (&["sh"], &[(0, "inet6"), (1, "inet6")], true),
+        (&["python3", "-c", "x"], &[(0, "inet"), (1, "inet")], true),
+        (&["bash", "-i"], &[(0, "inet")], false),
+        (&["bash", "-i"], &[(1, "inet"), (2, "inet")], false),
+        (&["bash", "-i"], &[(0, "unix"), (1, "unix")], false),
+        (&["sshd", "-i"], &[(0, "inet"), (1, "inet")], false),
+        (&["bash", "-i"], &[], false),
+    ];
+    for (argv, fds, want) in table {
+        let mut d = detector();
+        let got = rule_ids(&mut d, &with_stdio(exec(argv), fds));
+        let want: Vec<&str> = if *want { vec!["reverse-shell"] } else { vec![] };
+        assert_eq!(got, want, "{argv:?} {fds:?}");
+    }
+    let mut d = detector();
+    let out = d.process(
+        &with_stdio(exec(&["sh"]), &[(0, "inet"), (1, "inet")]),
+        &NoLookup,
+    );
+    assert_eq!(
+        out[0].finding.finding_type,
+        "Execution:Runtime/ReverseShell"
+    );
+    assert_eq!(out[0].finding.severity_label, SeverityLabel::High);
+    assert_eq!(
+        out[0].finding.context.additional["stdioPeer"],
+        "127.0.0.1:4444"
+    );
 }
