@@ -174,10 +174,27 @@ pub async fn run<W: Write>(options: &RunOptions, out: &mut W) -> Result<Health, 
     let mut write_error: Option<std::io::Error> = None;
     let format = options.format;
     let findings_only = options.findings_only;
+    // SIGHUP reloads threat intel and suppression rules; the reload runs before the next event.
+    let reload = std::cell::Cell::new(false);
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .map_err(|e| AgentError::Ring(format!("cannot watch SIGHUP: {e}")))?;
     let mut emit = |event: Event,
                     pipeline: &Pipeline,
                     out: &mut W,
                     write_error: &mut Option<std::io::Error>| {
+        if reload.take()
+            && let Some(d) = detection.as_mut()
+        {
+            match d.reload() {
+                Ok(report) => tracing::info!(
+                    malformed = report.malformed_total,
+                    "reloaded threat intel and suppression rules"
+                ),
+                Err(error) => {
+                    tracing::warn!(%error, "reload failed; the previous intel and rules stay")
+                }
+            }
+        }
         let findings = detection
             .as_mut()
             .map(|d| d.on_event(&event, pipeline.processes()))
@@ -219,6 +236,7 @@ pub async fn run<W: Write>(options: &RunOptions, out: &mut W) -> Result<Health, 
             }
             _ = tokio::signal::ctrl_c() => break,
             _ = terminate.recv() => break,
+            _ = hangup.recv() => reload.set(true),
             () = stop => break,
         }
         if let Some(e) = write_error.take() {

@@ -181,6 +181,7 @@ const ENFORCE_EVERY: u64 = 1_000;
 /// The detector and the store as `node-agent run` uses them.
 pub struct DetectionRunner {
     detector: Detector,
+    options: DetectionOptions,
     store: Option<Store>,
     upserts: u64,
     store_errors: u64,
@@ -199,6 +200,7 @@ impl DetectionRunner {
         };
         Ok(Self {
             detector,
+            options: options.clone(),
             store,
             upserts: 0,
             store_errors: 0,
@@ -208,6 +210,22 @@ impl DetectionRunner {
     /// The detector.
     pub fn detector(&self) -> &Detector {
         &self.detector
+    }
+
+    /// Reads the threat-intel configuration and the suppression rules again (SIGHUP). Either
+    /// both load and replace the old ones, or nothing changes and the error says why.
+    pub fn reload(&mut self) -> Result<LoadReport, SetupError> {
+        let intel_config = match &self.options.intel_config {
+            Some(path) => load_intel_config(path)?,
+            None => IntelConfig::default(),
+        };
+        let suppression = match &self.options.suppression {
+            Some(path) => load_suppression(path)?,
+            None => Vec::new(),
+        };
+        let report = self.detector.intel().reload(&intel_config)?;
+        self.detector.set_suppression(suppression);
+        Ok(report)
     }
 
     /// Store writes that failed (logged; the agent keeps running).

@@ -254,6 +254,11 @@ impl Detector {
         &self.rules
     }
 
+    /// The threat intelligence it reads (reload it in place: the next event sees the new one).
+    pub fn intel(&self) -> &Arc<SharedIntel> {
+        &self.intel
+    }
+
     /// Replaces the suppression rules (a reloaded file); findings raised later use them.
     pub fn set_suppression(&mut self, rules: Vec<CompiledRule>) {
         self.suppression = rules;

@@ -906,3 +906,44 @@ fn reverse_shell_needs_stdin_and_stdout_on_a_socket() {
         "127.0.0.1:4444"
     );
 }
+
+#[test]
+fn runner_reload_swaps_suppression_and_keeps_the_old_rules_on_error() {
+    use super::host::{DetectionOptions, DetectionRunner, build_detector};
+    let dir = std::env::temp_dir().join(format!("vigil-reload-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let intel = dir.join("intel.yaml");
+    std::fs::write(&intel, "builtin: false\n").unwrap();
+    let rules = dir.join("suppress.yaml");
+    let rule = |t: &str| {
+        format!(
+            "apiVersion: vigil.dev/v1alpha1\nkind: SuppressionRule\nmetadata: {{name: r}}\nspec:\n  criteria:\n    criterion:\n      type: {{equals: ['{t}']}}\n"
+        )
+    };
+    std::fs::write(&rules, rule("Execution:Runtime/SuspiciousTool")).unwrap();
+    let options = DetectionOptions {
+        intel_config: Some(intel),
+        suppression: Some(rules.clone()),
+        ..DetectionOptions::default()
+    };
+    let (detector, _) = build_detector(&options, Clock::with_offset(0), String::new()).unwrap();
+    let mut runner = DetectionRunner::new(detector, &options).unwrap();
+    assert!(
+        runner.on_event(&exec(&["nmap", "h"]), &NoLookup).is_empty(),
+        "archived findings are not shown"
+    );
+    assert_eq!(runner.detector().stats().archived, 1);
+
+    std::fs::write(&rules, rule("Execution:Runtime/ReverseShell")).unwrap();
+    runner.reload().unwrap();
+    let shown = runner.on_event(&exec(&["masscan", "h"]), &NoLookup);
+    assert_eq!(shown.len(), 1);
+    assert!(!shown[0].archived);
+
+    std::fs::write(&rules, "spec: [").unwrap();
+    let err = runner.reload().unwrap_err().to_string();
+    assert!(err.contains("suppress.yaml"), "{err}");
+    // The previous rules stay: a ReverseShell-only rule does not archive a tool.
+    assert_eq!(runner.on_event(&exec(&["hydra", "h"]), &NoLookup).len(), 1);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
