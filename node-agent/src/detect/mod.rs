@@ -125,8 +125,8 @@ impl Default for DetectorConfig {
             host: HostDetails::default(),
             boot_id: String::new(),
             dga_names_per_process: 3,
-            max_aggregates: 16_384,
-            max_processes: 65_536,
+            max_aggregates: 4_096,
+            max_processes: 32_768,
             users: HashMap::new(),
         }
     }
@@ -291,7 +291,16 @@ impl Detector {
                 Vec::new()
             }
             Event::Exit(x) => {
+                // A process' events all come before its exit: forget it, so the tables hold
+                // live processes only.
                 self.dga_hits.remove(&x.process.pid);
+                if self
+                    .procs
+                    .get(&x.process.pid)
+                    .is_some_and(|r| r.start_time_ns == x.process.start_time_ns)
+                {
+                    self.procs.remove(&x.process.pid);
+                }
                 Vec::new()
             }
             Event::Connect(n) => reputation::check_connect(self, n, lookup),
