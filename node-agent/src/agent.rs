@@ -136,8 +136,9 @@ pub fn boot_id() -> String {
 pub async fn run<W: Write>(options: &RunOptions, out: &mut W) -> Result<Health, AgentError> {
     let started = Instant::now();
     // Before the sensor starts: loading threat intel takes a moment, and records would wait in
-    // the ring buffer meanwhile.
-    let mut detection = match &options.detection {
+    // the ring buffer meanwhile. The store opens once the sensor runs, so that a missing
+    // privilege is reported as such rather than as an unwritable database.
+    let detector = match &options.detection {
         Some(d) => {
             let (detector, report) = build_detector(d, Clock::now(), boot_id())?;
             for m in &report.malformed {
@@ -148,11 +149,15 @@ pub async fn run<W: Write>(options: &RunOptions, out: &mut W) -> Result<Health, 
                 database = ?d.database,
                 "detection on"
             );
-            Some(DetectionRunner::new(detector, d)?)
+            Some((detector, d))
         }
         None => None,
     };
     let mut sensor = Sensor::start(&options.sensor)?;
+    let mut detection = match detector {
+        Some((detector, d)) => Some(DetectionRunner::new(detector, d)?),
+        None => None,
+    };
     for hook in sensor.hooks() {
         tracing::info!(hook = hook.hook, mechanism = hook.mechanism, state = ?hook.state, "sensor");
     }
