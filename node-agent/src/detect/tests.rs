@@ -869,9 +869,12 @@ fn with_stdio(mut event: Event, fds: &[(u8, &'static str)]) -> Event {
     event
 }
 
+/// (argv, standard streams that are sockets with their family, whether it is a reverse shell).
+type StdioCase = (&'static [&'static str], &'static [(u8, &'static str)], bool);
+
 #[test]
 fn reverse_shell_needs_stdin_and_stdout_on_a_socket() {
-    let table: &[(&[&str], &[(u8, &'static str)], bool)] = &[
+    let table: &[StdioCase] = &[
         (
             &["bash", "-i"],
             &[(0, "inet"), (1, "inet"), (2, "inet")],
