@@ -5,7 +5,7 @@
 use aya_ebpf::{
     helpers::{bpf_get_current_pid_tgid, generated::bpf_probe_read_kernel_str},
     macros::{map, tracepoint},
-    maps::HashMap,
+    maps::LruHashMap,
     programs::TracePointContext,
 };
 use node_agent_common::{
@@ -32,7 +32,7 @@ struct Pending {
 }
 
 #[map]
-static PENDING_ACT: HashMap<u64, Pending> = HashMap::with_max_entries(16384, 0);
+static PENDING_ACT: LruHashMap<u64, Pending> = LruHashMap::with_max_entries(16384, 0);
 
 const PROT_EXEC: u64 = 4;
 

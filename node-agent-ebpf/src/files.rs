@@ -79,7 +79,25 @@ struct Pending {
 }
 
 #[map]
-static PENDING_FILE: HashMap<u64, Pending> = HashMap::with_max_entries(16384, 0);
+static PENDING_FILE: LruHashMap<u64, Pending> = LruHashMap::with_max_entries(16384, 0);
+
+/// Write-opens between their entry and exit, all CPUs together: while it is zero (a read-only
+/// storm), the exit programs skip the pending-map lookup.
+#[map]
+static OPENS_IN_FLIGHT: aya_ebpf::maps::Array<u64> = aya_ebpf::maps::Array::with_max_entries(1, 0);
+
+#[inline(always)]
+fn in_flight_add(delta: u64) {
+    if let Some(slot) = OPENS_IN_FLIGHT.get_ptr_mut(0) {
+        // SAFETY: a valid map value; the result is unused, so this compiles to a plain atomic
+        // add (`lock xadd`), which every BPF CPU version has.
+        unsafe {
+            core::intrinsics::atomic_xadd::<u64, u64, { core::intrinsics::AtomicOrdering::Relaxed }>(
+                slot, delta,
+            )
+        };
+    }
+}
 
 /// Per-CPU room for path matching (too big for the stack).
 #[repr(C)]
@@ -234,6 +252,7 @@ fn on_open_enter(dirfd: i32, path: u64, open_flags: u32, mode: u32) {
         return;
     }
     let match_flags = classify(path);
+    in_flight_add(1);
     remember(
         Pending {
             path,
@@ -266,6 +285,17 @@ fn on_open_exit(ctx: &TracePointContext) {
         let inode = file_inode(fd_file(current_task(), ret as u64));
         if inode != 0 && inode_type(inode) == S_IFREG {
             (dev, ino) = inode_key(inode);
+            let file_key = FileKey { dev, _pad: 0, ino };
+            let tgid = (key >> 32) as u32;
+            // SAFETY: read at once. The same process rewriting the same file (a log, a storm)
+            // needs no update: the first write is the one that made it new.
+            let known = unsafe { WRITTEN.get(file_key) }.is_some_and(|w| w.tgid == tgid);
+            if known {
+                if pending.match_flags != 0 {
+                    emit(&pending, ret, dev, ino, Hook::FileOpen);
+                }
+                return;
+            }
             let uid_gid = bpf_get_current_uid_gid();
             let writer = WriterInfo {
                 tgid: (key >> 32) as u32,

@@ -7,6 +7,10 @@
 //! costs far more than a record, and the reader also polls on a short timer.
 #![no_std]
 #![no_main]
+// For an atomic add on map memory: the bpf target's core has no atomic types with
+// read-modify-write, but the kernel has had `lock xadd` from the start.
+#![feature(core_intrinsics)]
+#![allow(internal_features)]
 
 mod activity;
 mod dns;

@@ -8,7 +8,7 @@ use aya_ebpf::{
     bindings::bpf_sock_addr,
     helpers::{bpf_get_current_pid_tgid, generated::bpf_probe_read_user},
     macros::{cgroup_sock_addr, map, tracepoint},
-    maps::HashMap,
+    maps::LruHashMap,
     programs::{SockAddrContext, TracePointContext},
 };
 use node_agent_common::{
@@ -38,7 +38,7 @@ struct Pending {
 }
 
 #[map]
-static PENDING: HashMap<u64, Pending> = HashMap::with_max_entries(16384, 0);
+static PENDING: LruHashMap<u64, Pending> = LruHashMap::with_max_entries(16384, 0);
 
 #[tracepoint(category = "syscalls", name = "sys_enter_connect")]
 pub fn connect_enter(ctx: TracePointContext) -> u32 {

@@ -12,7 +12,6 @@ use std::{
     fs,
     os::unix::fs::MetadataExt,
     path::{Path, PathBuf},
-    time::{Duration, Instant},
 };
 
 use serde::Serialize;
@@ -44,6 +43,17 @@ pub struct Container {
     pub pod_uid: Option<String>,
     /// The cgroup path it was read from.
     pub cgroup: String,
+}
+
+/// `CLOCK_BOOTTIME` in ns, the clock of the kernel's records.
+fn boot_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid timespec pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 fn is_container_id(s: &str) -> bool {
@@ -115,7 +125,8 @@ pub struct ContainerResolver {
     paths: HashMap<u64, String>,
     by_cgroup: HashMap<u64, Option<Container>>,
     by_pid_ns: HashMap<u32, Option<Container>>,
-    last_scan: Option<Instant>,
+    /// When the last scan started, boot-time ns.
+    last_scan_ns: u64,
     /// The host's pid and mount namespaces (those of pid 1).
     pub host_pid_ns: Option<u32>,
     /// See `host_pid_ns`.
@@ -140,7 +151,7 @@ impl ContainerResolver {
             paths: HashMap::new(),
             by_cgroup: HashMap::new(),
             by_pid_ns: HashMap::new(),
-            last_scan: None,
+            last_scan_ns: 0,
             host_pid_ns,
             host_mnt_ns,
             max_entries: 65_536,
@@ -152,15 +163,16 @@ impl ContainerResolver {
         Some(pid_ns) == self.host_pid_ns && Some(mnt_ns) == self.host_mnt_ns
     }
 
-    /// The cgroup path of an id, relative to the v2 root (`/system.slice/x.scope`).
-    pub fn cgroup_path(&mut self, cgroup_id: u64) -> Option<String> {
+    /// The cgroup path of an id seen at `seen_ns` (boot time), relative to the v2 root
+    /// (`/system.slice/x.scope`). An unknown id means a cgroup newer than the last scan: the
+    /// index is rebuilt unless the last scan started after the event (then the cgroup was
+    /// already gone). A cgroup cannot be removed while it holds a process, so unknown ids come
+    /// only from new cgroups and each costs at most one scan.
+    pub fn cgroup_path(&mut self, cgroup_id: u64, seen_ns: u64) -> Option<String> {
         if let Some(path) = self.paths.get(&cgroup_id) {
             return Some(path.clone());
         }
-        let stale = self
-            .last_scan
-            .is_none_or(|t| t.elapsed() > Duration::from_secs(1));
-        if stale {
+        if self.last_scan_ns <= seen_ns {
             self.rescan();
         }
         self.paths.get(&cgroup_id).cloned()
@@ -168,7 +180,7 @@ impl ContainerResolver {
 
     /// Rebuilds the id -> path index (cgroups come and go with containers).
     pub fn rescan(&mut self) {
-        self.last_scan = Some(Instant::now());
+        self.last_scan_ns = boot_ns();
         let Some(root) = self.root.clone() else {
             return;
         };
@@ -204,6 +216,7 @@ impl ContainerResolver {
     pub fn container(
         &mut self,
         cgroup_id: u64,
+        seen_ns: u64,
         pid: u32,
         pid_ns: u32,
         host_namespaces: bool,
@@ -216,7 +229,7 @@ impl ContainerResolver {
             Some(Some(c)) => return Some(c.clone()),
             Some(None) => {}
             None => {
-                if let Some(path) = self.cgroup_path(cgroup_id) {
+                if let Some(path) = self.cgroup_path(cgroup_id, seen_ns) {
                     let c = parse_cgroup_path(&path);
                     self.by_cgroup.insert(cgroup_id, c.clone());
                     if c.is_some() {
@@ -311,6 +324,6 @@ mod tests {
         );
         let root = root.expect("cgroup v2 is mounted here");
         let ino = fs::metadata(&root).expect("root").ino();
-        assert_eq!(resolver.cgroup_path(ino).as_deref(), Some("/"));
+        assert_eq!(resolver.cgroup_path(ino, boot_ns()).as_deref(), Some("/"));
     }
 }

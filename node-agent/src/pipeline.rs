@@ -85,6 +85,8 @@ pub struct Pipeline {
     hashes: ExeHashCache,
     containers: ContainerResolver,
     stats: PipelineStats,
+    /// Boot-time stamp of the record being handled.
+    seen_ns: u64,
 }
 
 impl Pipeline {
@@ -100,6 +102,7 @@ impl Pipeline {
                 PathBuf::from("/proc"),
             ),
             stats: PipelineStats::default(),
+            seen_ns: 0,
         }
     }
 
@@ -136,6 +139,8 @@ impl Pipeline {
             }
         };
         self.stats.records += 1;
+        self.seen_ns = node_agent_common::decode::view::<node_agent_common::EventHeader>(bytes)
+            .map_or(0, |h| h.ktime_ns);
         Some(match record {
             Record::Synthetic(_) => {
                 self.stats.synthetic += 1;
@@ -274,6 +279,7 @@ impl Pipeline {
             .in_host_namespaces(process.pid_ns, process.mnt_ns);
         process.container = self.containers.container(
             process.cgroup_id,
+            self.seen_ns,
             process.pid,
             process.pid_ns,
             process.host_namespaces,

@@ -11,7 +11,6 @@
 
 use std::{
     io::{BufRead, BufReader},
-    net::TcpListener,
     path::{Path, PathBuf},
     process::{Child, Command, ExitCode, Stdio},
     sync::mpsc,
@@ -295,20 +294,26 @@ fn exec(settings: &Settings) -> Result<(), String> {
 }
 
 fn connect(settings: &Settings) -> Result<(), String> {
-    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| e.to_string())?
-        .to_string();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            drop(stream);
-        }
-    });
+    // The listener is a process of its own (std's backlog of 128 overflows under the storm,
+    // and both sides of the storm are then traced, as on a real host).
     let seconds = settings.seconds.to_string();
-    compare(settings, "loopback TCP connect storm", "connect/s", || {
+    let listen_for = (settings.rounds as u64 * 2 * (settings.seconds + 30)).to_string();
+    let mut listener = Command::new(settings.bin_dir.join("vigil-trigger"))
+        .args(["listen", "127.0.0.1:0", &listen_for])
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("vigil-trigger listen: {e}"))?;
+    let mut first = String::new();
+    BufReader::new(listener.stdout.take().ok_or("no stdout")?)
+        .read_line(&mut first)
+        .map_err(|e| e.to_string())?;
+    let addr = first.trim().to_owned();
+    let result = compare(settings, "loopback TCP connect storm", "connect/s", || {
         trigger_rate(settings, &["connect-storm", &addr, &seconds])
-    })
+    });
+    let _ = listener.kill();
+    let _ = listener.wait();
+    result
 }
 
 /// File storms: read-only opens (filtered at the first test in the kernel), writes outside the

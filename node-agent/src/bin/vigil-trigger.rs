@@ -21,6 +21,7 @@ const USAGE: &str = "usage: vigil-trigger <action> [args]
   exec-storm SECONDS WORKERS     fork+exec /bin/true in a loop; prints execs/s
   connect-storm ADDR:PORT SECONDS  TCP connect+close in a loop to a listener; prints connects/s
   exit CODE                      exit with CODE
+  listen ADDR:PORT SECONDS       accept and close connections (backlog 4096); prints the address
   write-storm DIR SECONDS        create+truncate+close one file in DIR in a loop; prints opens/s
   open-storm SECONDS             open+close /etc/hostname read-only in a loop; prints opens/s
   memfd-exec                     copy /bin/true into a memfd and execveat it (fileless)
@@ -80,6 +81,9 @@ fn main() -> ExitCode {
             parse(addr).and_then(|a| number(seconds).and_then(|s| connect_storm(a, s)))
         }
         ["exit", code] => return ExitCode::from(code.parse::<u8>().unwrap_or(1)),
+        ["listen", addr, seconds] => {
+            parse(addr).and_then(|a| number(seconds).and_then(|s| listen(a, s)))
+        }
         ["write-storm", dir, seconds] => number(seconds).and_then(|s| {
             let path = std::path::Path::new(dir).join("vigil-write-storm");
             let rate = storm(s, || std::fs::File::create(&path).map(drop))?;
@@ -473,4 +477,26 @@ fn storm(seconds: u64, mut op: impl FnMut() -> io::Result<()>) -> io::Result<f64
         n += 64;
     }
     Ok(n as f64 / started.elapsed().as_secs_f64())
+}
+
+/// A listener with a deep backlog (std's is 128, which a connect storm overflows) that accepts
+/// and closes until `seconds` have passed.
+fn listen(addr: SocketAddr, seconds: u64) -> io::Result<()> {
+    let std_listener = TcpListener::bind(addr)?;
+    // SAFETY: re-listen on our own socket with a larger backlog.
+    check(unsafe { libc::listen(std::os::fd::AsRawFd::as_raw_fd(&std_listener), 4096) })?;
+    println!("{}", std_listener.local_addr()?);
+    io::stdout().flush()?;
+    std_listener.set_nonblocking(true)?;
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    while Instant::now() < deadline {
+        match std_listener.accept() {
+            Ok((stream, _)) => drop(stream),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_micros(200))
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
