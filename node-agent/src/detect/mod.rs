@@ -183,7 +183,7 @@ pub(crate) struct Remembered {
     pub uid: u32,
     pub euid: u32,
     pub exe: Option<PathBuf>,
-    pub sha256: Option<String>,
+    pub sha256: Option<crate::exe_hash::Digest>,
     pub cwd: Option<PathBuf>,
     pub lineage: Vec<Ancestor>,
     pub uuid: String,
@@ -274,7 +274,7 @@ impl Detector {
                     uid: e.process.uid,
                     euid: e.process.euid,
                     exe: Some(e.exe.clone()),
-                    sha256: e.sha256.map(|d| d.to_string()),
+                    sha256: e.sha256,
                     cwd: e.cwd.clone(),
                     lineage: e.lineage.clone(),
                     uuid: e.process.uuid.clone(),
@@ -349,7 +349,7 @@ impl Detector {
         let (exe, sha256, cwd, lineage) = match remembered {
             Some(r) => (
                 r.exe.clone(),
-                r.sha256.clone(),
+                r.sha256.map(|d| d.to_string()),
                 r.cwd.clone(),
                 self.lineage_entries(&r.lineage, lookup),
             ),
