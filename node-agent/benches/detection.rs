@@ -19,7 +19,7 @@ use std::{
 };
 
 use node_agent::{
-    detect::{Detector, DetectorConfig, NoLookup, RuleSet},
+    detect::{Detector, DetectorConfig, NoLookup, Outcome, RuleSet},
     event::{
         Ancestor, Clock, DnsAnswer, DnsInfo, DnsQuestion, Event, ExitInfo, ForkInfo, NetInfo,
         ProcessRef, exec_info,
@@ -30,6 +30,8 @@ use vigil_detection::{DgaModel, IntelConfig, SharedIntel};
 
 const EVENTS: usize = 1_000_000;
 const RUNS: usize = 5;
+/// Findings written to the store in its part of the benchmark.
+const STORE_WRITES: usize = 5_000;
 
 struct Rng(u64);
 
@@ -248,6 +250,7 @@ fn main() {
     // Execs that raised or repeated a finding, and those that did not.
     let mut exec_split = [Vec::new(), Vec::new()];
     let mut raised = 0usize;
+    let mut outcomes: Vec<Outcome> = Vec::new();
     for _ in 0..RUNS {
         let t = Instant::now();
         let mut sum = 0u64;
@@ -271,6 +274,13 @@ fn main() {
             },
             Clock::with_offset(0),
         );
+        if outcomes.is_empty() {
+            outcomes = events
+                .iter()
+                .flat_map(|e| detector.process(e, &NoLookup))
+                .take(STORE_WRITES)
+                .collect();
+        }
         let mut kind_ns = [0u128; 5];
         let mut kind_n = [0u64; 5];
         let mut split_ns = [0u128; 2];
@@ -344,4 +354,35 @@ fn main() {
             );
         }
     }
+    store_writes(&outcomes);
+}
+
+/// Upserts of the findings a pass raised (new ones and repeats) into a fresh SQLite store, as
+/// `node-agent run` does for each.
+fn store_writes(outcomes: &[Outcome]) {
+    let dir = std::env::temp_dir().join(format!("vigil-bench-store-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let path = dir.join("findings.db");
+    let mut store =
+        node_agent::store::Store::open(&path, node_agent::store::StoreLimits::default())
+            .expect("open a store");
+    let t = Instant::now();
+    let mut inserted = 0;
+    for o in outcomes {
+        if store
+            .upsert(&o.finding, 1, o.archived_by.as_deref())
+            .expect("upsert")
+            .inserted
+        {
+            inserted += 1;
+        }
+    }
+    let elapsed = t.elapsed().as_secs_f64();
+    println!(
+        "store: {} upserts ({inserted} new findings) at {:.0} upserts/s, {:.0} µs each",
+        outcomes.len(),
+        outcomes.len() as f64 / elapsed,
+        elapsed * 1e6 / outcomes.len().max(1) as f64
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
