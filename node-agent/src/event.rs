@@ -743,65 +743,6 @@ pub fn dns_info(ev: &DnsEvent, clock: &Clock) -> DnsInfo {
     info
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn argv_splits_on_nul_and_keeps_empty_arguments() {
-        assert_eq!(
-            split_argv(b"sh\0-c\0echo hi\0"),
-            vec!["sh", "-c", "echo hi"]
-        );
-        assert_eq!(split_argv(b"a\0\0b\0"), vec!["a", "", "b"]);
-        assert_eq!(
-            split_argv(b"trunc\0ated-no-nul"),
-            vec!["trunc", "ated-no-nul"]
-        );
-        assert!(split_argv(b"").is_empty());
-    }
-
-    #[test]
-    fn cwd_is_rebuilt_root_first() {
-        assert_eq!(cwd_from_components(b"b\0a\0"), PathBuf::from("/a/b"));
-        assert_eq!(cwd_from_components(b""), PathBuf::from("/"));
-        assert_eq!(cwd_from_components(b"/\0"), PathBuf::from("/"));
-        assert_eq!(cwd_from_components(b"tmp\0"), PathBuf::from("/tmp"));
-    }
-
-    #[test]
-    fn relative_exe_joins_cwd() {
-        assert_eq!(
-            resolve_exe("./x", Some(Path::new("/tmp"))),
-            PathBuf::from("/tmp/./x")
-        );
-        assert_eq!(
-            resolve_exe("/bin/true", Some(Path::new("/tmp"))),
-            PathBuf::from("/bin/true")
-        );
-        assert_eq!(resolve_exe("x", None), PathBuf::from("x"));
-    }
-
-    #[test]
-    fn kernel_dev_converts_to_stat_encoding() {
-        // 8:1 (sda1) and 259:65536 (a large minor) round-trip through the two encodings.
-        assert_eq!(user_dev((8 << 20) | 1), libc::makedev(8, 1));
-        assert_eq!(user_dev((259 << 20) | 65536), libc::makedev(259, 65536));
-    }
-
-    #[test]
-    fn errno_names() {
-        assert_eq!(errno_name(libc::ECONNREFUSED), "ECONNREFUSED");
-        assert_eq!(errno_name(9999), "errno 9999");
-    }
-
-    #[test]
-    fn clock_formats_rfc3339() {
-        let clock = Clock::with_offset(1_700_000_000_000_000_000);
-        assert_eq!(clock.rfc3339(5), "2023-11-14T22:13:20.000000005Z");
-    }
-}
-
 /// The file operation's name.
 fn file_op_name(op: u16) -> &'static str {
     use node_agent_common::file_op::*;
@@ -1020,4 +961,63 @@ pub fn normalize(path: &Path) -> PathBuf {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn argv_splits_on_nul_and_keeps_empty_arguments() {
+        assert_eq!(
+            split_argv(b"sh\0-c\0echo hi\0"),
+            vec!["sh", "-c", "echo hi"]
+        );
+        assert_eq!(split_argv(b"a\0\0b\0"), vec!["a", "", "b"]);
+        assert_eq!(
+            split_argv(b"trunc\0ated-no-nul"),
+            vec!["trunc", "ated-no-nul"]
+        );
+        assert!(split_argv(b"").is_empty());
+    }
+
+    #[test]
+    fn cwd_is_rebuilt_root_first() {
+        assert_eq!(cwd_from_components(b"b\0a\0"), PathBuf::from("/a/b"));
+        assert_eq!(cwd_from_components(b""), PathBuf::from("/"));
+        assert_eq!(cwd_from_components(b"/\0"), PathBuf::from("/"));
+        assert_eq!(cwd_from_components(b"tmp\0"), PathBuf::from("/tmp"));
+    }
+
+    #[test]
+    fn relative_exe_joins_cwd() {
+        assert_eq!(
+            resolve_exe("./x", Some(Path::new("/tmp"))),
+            PathBuf::from("/tmp/./x")
+        );
+        assert_eq!(
+            resolve_exe("/bin/true", Some(Path::new("/tmp"))),
+            PathBuf::from("/bin/true")
+        );
+        assert_eq!(resolve_exe("x", None), PathBuf::from("x"));
+    }
+
+    #[test]
+    fn kernel_dev_converts_to_stat_encoding() {
+        // 8:1 (sda1) and 259:65536 (a large minor) round-trip through the two encodings.
+        assert_eq!(user_dev((8 << 20) | 1), libc::makedev(8, 1));
+        assert_eq!(user_dev((259 << 20) | 65536), libc::makedev(259, 65536));
+    }
+
+    #[test]
+    fn errno_names() {
+        assert_eq!(errno_name(libc::ECONNREFUSED), "ECONNREFUSED");
+        assert_eq!(errno_name(9999), "errno 9999");
+    }
+
+    #[test]
+    fn clock_formats_rfc3339() {
+        let clock = Clock::with_offset(1_700_000_000_000_000_000);
+        assert_eq!(clock.rfc3339(5), "2023-11-14T22:13:20.000000005Z");
+    }
 }
