@@ -3,12 +3,17 @@
 //! Pure logic: [`Detector::process`] does no I/O. It checks
 //! - connects, accepts and DNS messages against threat intelligence ([`reputation`]),
 //! - execs against the rules of `node-agent/rules/*.yaml` and the SHA-256 lists ([`exec`]),
+//! - exec context, file operations on the sensitive-path set and kernel activity (ptrace,
+//!   memory writes, userfaultfd, modules, mounts, library loads) ([`behaviour`]),
 //!
 //! then aggregates (same type, resource and key context: one finding whose `count` and
 //! `eventLastSeen` grow), redacts secrets from command lines ([`redact`]) and applies suppression
 //! rules (`vigil_crds::suppression`): archived findings are kept and marked.
 //! The edges (reading `/etc/passwd`, host facts, rule and suppression files) are in [`host`].
 
+pub mod behaviour;
+#[cfg(test)]
+mod behaviour_tests;
 pub mod exec;
 pub mod host;
 pub mod redact;
@@ -41,6 +46,7 @@ use crate::{
     container::Runtime,
     event::{Ancestor, Clock, Event, ProcessRef},
     proctable::{self, ProcessTable},
+    sensitive::SensitivePaths,
 };
 pub use rules::{RuleError, RuleSet};
 
@@ -194,6 +200,7 @@ pub struct Detector {
     intel: Arc<SharedIntel>,
     dga: Option<DgaModel>,
     rules: RuleSet,
+    sensitive: SensitivePaths,
     suppression: Vec<CompiledRule>,
     config: DetectorConfig,
     clock: Clock,
@@ -231,6 +238,7 @@ impl Detector {
             intel,
             dga,
             rules,
+            sensitive: SensitivePaths::default(),
             suppression,
             config,
             clock,
@@ -259,6 +267,13 @@ impl Detector {
         &self.intel
     }
 
+    /// The sensitive-path set file findings are classified with: the one the file sensor
+    /// reports from (the built-in set unless replaced), so categories agree.
+    pub fn with_sensitive_paths(mut self, sensitive: SensitivePaths) -> Self {
+        self.sensitive = sensitive;
+        self
+    }
+
     /// Replaces the suppression rules (a reloaded file); findings raised later use them.
     pub fn set_suppression(&mut self, rules: Vec<CompiledRule>) {
         self.suppression = rules;
@@ -280,7 +295,9 @@ impl Detector {
                     uuid: e.process.uuid.clone(),
                 };
                 self.remember(e.process.pid, remembered);
-                exec::check(self, e, lookup)
+                let mut found = exec::check(self, e, lookup);
+                found.extend(behaviour::check_exec(self, e, lookup));
+                found
             }
             Event::Fork(f) => {
                 // The parent: so ancestors of later execs have uid and start time.
@@ -303,15 +320,15 @@ impl Detector {
                 }
                 Vec::new()
             }
-            Event::Connect(n) => reputation::check_connect(self, n, lookup),
+            Event::Connect(n) => {
+                let mut found = reputation::check_connect(self, n, lookup);
+                found.extend(behaviour::check_connect(self, n, lookup));
+                found
+            }
             Event::Accept(n) => reputation::check_accept(self, n, lookup),
             Event::Dns(d) => reputation::check_dns(self, d, lookup),
-            // New event kinds (file, memfd, ptrace, ...) come from the sensor-breadth work.
-            #[allow(
-                unreachable_patterns,
-                reason = "Event grows new variants; detection must keep compiling when it does"
-            )]
-            _ => Vec::new(),
+            Event::File(f) => behaviour::check_file(self, f, lookup),
+            Event::Activity(a) => behaviour::check_activity(self, a, lookup),
         };
         let time = event_time(event);
         candidates
@@ -599,11 +616,8 @@ fn event_time(event: &Event) -> Timestamp {
         Event::Exit(e) => Some(e.time.as_str()),
         Event::Connect(e) | Event::Accept(e) => Some(e.time.as_str()),
         Event::Dns(e) => Some(e.time.as_str()),
-        #[allow(
-            unreachable_patterns,
-            reason = "Event grows new variants; detection must keep compiling when it does"
-        )]
-        _ => None,
+        Event::File(e) => Some(e.time.as_str()),
+        Event::Activity(e) => Some(e.time.as_str()),
     };
     text.and_then(|t| t.parse().ok())
         .unwrap_or_else(Timestamp::now)

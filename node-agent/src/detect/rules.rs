@@ -39,6 +39,7 @@ pub const BUILTIN_RULES: &[(&str, &str)] = &[
     ("shells.yaml", include_str!("../../rules/shells.yaml")),
     ("privilege.yaml", include_str!("../../rules/privilege.yaml")),
     ("network.yaml", include_str!("../../rules/network.yaml")),
+    ("behaviour.yaml", include_str!("../../rules/behaviour.yaml")),
 ];
 
 /// Finding types an exec rule may raise: the ones an exec event alone can show.
@@ -108,6 +109,8 @@ struct RuleFile {
     rules: Vec<RuleSpec>,
     #[serde(default)]
     metadata_names: Vec<String>,
+    #[serde(default)]
+    behaviour: super::behaviour::BehaviourSpec,
 }
 
 #[derive(Debug, Deserialize)]
@@ -257,6 +260,7 @@ pub struct RuleSet {
     by_exe: HashMap<String, Vec<usize>>,
     any_exe: Vec<usize>,
     metadata_names: HashSet<String>,
+    behaviour: super::behaviour::Behaviour,
 }
 
 impl RuleSet {
@@ -329,6 +333,11 @@ impl RuleSet {
             .collect()
     }
 
+    /// The knowledge of the behavioural types (`behaviour:` sections, merged).
+    pub fn behaviour(&self) -> &super::behaviour::Behaviour {
+        &self.behaviour
+    }
+
     /// Whether `name` may legitimately resolve to the instance metadata address.
     pub fn is_metadata_name(&self, name: &str) -> bool {
         self.metadata_names.contains(name)
@@ -340,6 +349,7 @@ struct RuleLoader {
     rules: Vec<Rule>,
     seen: HashMap<String, String>,
     metadata_names: HashSet<String>,
+    behaviour: super::behaviour::Behaviour,
 }
 
 impl RuleLoader {
@@ -364,6 +374,7 @@ impl RuleLoader {
             self.metadata_names
                 .insert(name.trim_end_matches('.').to_ascii_lowercase());
         }
+        self.behaviour.merge(file, parsed.behaviour)?;
         Ok(())
     }
 
@@ -383,6 +394,7 @@ impl RuleLoader {
             by_exe,
             any_exe,
             metadata_names: self.metadata_names,
+            behaviour: self.behaviour,
         }
     }
 }

@@ -1,0 +1,848 @@
+//! Behavioural findings from the sensor-breadth events: exec context (new binaries, fileless
+//! execution), file operations on the sensitive-path set and kernel-level activity (ptrace,
+//! process memory writes, userfaultfd, modules, mounts, library loads, runtime sockets).
+//!
+//! The knowledge (which programs legitimately write what, runtime sockets and binaries,
+//! debuggers, container runtimes) is data: the `behaviour:` section of the rules files
+//! (`node-agent/rules/behaviour.yaml`), merged across files like the exec rules.
+
+use std::path::Path;
+
+use k8s_openapi::{apimachinery::pkg::apis::meta::v1::Time, jiff::Timestamp};
+use serde::Deserialize;
+use vigil_crds::finding::{ProcessDetails, ResourceRole, RuntimeContext};
+use vigil_detection::FindingType;
+
+use super::{Candidate, Detector, ProcessLookup, RuleError, basename, path_basename};
+use crate::{
+    event::{ActivityInfo, ExecInfo, FileInfo, NetInfo, ProcessRef, Writer},
+    sensitive::Category,
+};
+
+/// One `behaviour:` section as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct BehaviourSpec {
+    #[serde(default)]
+    host_build_writers: Vec<String>,
+    #[serde(default)]
+    runtime_sockets: Vec<String>,
+    #[serde(default)]
+    runtime_binaries: Vec<String>,
+    #[serde(default)]
+    runtime_binary_updaters: Vec<String>,
+    #[serde(default)]
+    release_agent_names: Vec<String>,
+    #[serde(default)]
+    container_mounters: Vec<String>,
+    #[serde(default)]
+    host_fs_types: Vec<String>,
+    #[serde(default)]
+    debuggers: Vec<String>,
+    #[serde(default)]
+    userfaultfd_users: Vec<String>,
+    #[serde(default)]
+    sensitive_files: SensitiveFilesSpec,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct SensitiveFilesSpec {
+    #[serde(default)]
+    trusted_writers: Vec<String>,
+    #[serde(default)]
+    exempt: Vec<ExemptSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ExemptSpec {
+    pattern: String,
+    #[serde(default)]
+    appends: bool,
+    #[serde(default)]
+    writers: Vec<String>,
+}
+
+/// What one entry of the sensitive-path set tolerates.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SensitiveExemption {
+    /// Opens for appending (`O_APPEND` without `O_TRUNC`) are ordinary (logs, histories).
+    pub appends: bool,
+    /// Programs whose changes to the entry are their job.
+    pub writers: Vec<String>,
+}
+
+/// The merged knowledge of the behavioural types.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Behaviour {
+    /// Host programs whose written files are build or install output.
+    pub host_build_writers: Vec<String>,
+    /// Container runtime API sockets.
+    pub runtime_sockets: Vec<String>,
+    /// Container runtime binaries, by file name.
+    pub runtime_binaries: Vec<String>,
+    /// Programs that legitimately replace runtime binaries.
+    pub runtime_binary_updaters: Vec<String>,
+    /// cgroup release-agent file names.
+    pub release_agent_names: Vec<String>,
+    /// Programs that set up container mounts.
+    pub container_mounters: Vec<String>,
+    /// Disk file-system types.
+    pub host_fs_types: Vec<String>,
+    /// Debuggers (tracers of a `PTRACE_TRACEME` child).
+    pub debuggers: Vec<String>,
+    /// Legitimate userfaultfd users.
+    pub userfaultfd_users: Vec<String>,
+    /// Writers trusted for every sensitive file.
+    pub sensitive_trusted_writers: Vec<String>,
+    /// Per sensitive-set pattern.
+    pub sensitive_exempt: Vec<(String, SensitiveExemption)>,
+}
+
+impl Behaviour {
+    /// Adds one file's section; an entry that cannot be used is refused with its field.
+    pub(crate) fn merge(&mut self, file: &str, spec: BehaviourSpec) -> Result<(), RuleError> {
+        let invalid = |field: String, message: &str| RuleError::Invalid {
+            file: file.to_owned(),
+            rule: "behaviour".into(),
+            field,
+            message: message.to_owned(),
+        };
+        for (i, s) in spec.runtime_sockets.iter().enumerate() {
+            if !s.starts_with('/') {
+                return Err(invalid(
+                    format!("behaviour.runtimeSockets[{i}]"),
+                    "must be an absolute path",
+                ));
+            }
+        }
+        let names = [
+            ("hostBuildWriters", &spec.host_build_writers),
+            ("runtimeBinaries", &spec.runtime_binaries),
+            ("runtimeBinaryUpdaters", &spec.runtime_binary_updaters),
+            ("releaseAgentNames", &spec.release_agent_names),
+            ("containerMounters", &spec.container_mounters),
+            ("hostFsTypes", &spec.host_fs_types),
+            ("debuggers", &spec.debuggers),
+            ("userfaultfdUsers", &spec.userfaultfd_users),
+            (
+                "sensitiveFiles.trustedWriters",
+                &spec.sensitive_files.trusted_writers,
+            ),
+        ];
+        for (field, list) in names {
+            for (i, n) in list.iter().enumerate() {
+                if n.is_empty() || n.contains('/') {
+                    return Err(invalid(
+                        format!("behaviour.{field}[{i}]"),
+                        "must be a name without '/'",
+                    ));
+                }
+            }
+        }
+        for (i, e) in spec.sensitive_files.exempt.iter().enumerate() {
+            if e.pattern.is_empty() {
+                return Err(invalid(
+                    format!("behaviour.sensitiveFiles.exempt[{i}].pattern"),
+                    "is empty",
+                ));
+            }
+            if !e.appends && e.writers.is_empty() {
+                return Err(invalid(
+                    format!("behaviour.sensitiveFiles.exempt[{i}]"),
+                    "needs appends or writers: it would exempt nothing",
+                ));
+            }
+        }
+        self.host_build_writers.extend(spec.host_build_writers);
+        self.runtime_sockets.extend(spec.runtime_sockets);
+        self.runtime_binaries.extend(spec.runtime_binaries);
+        self.runtime_binary_updaters
+            .extend(spec.runtime_binary_updaters);
+        self.release_agent_names.extend(spec.release_agent_names);
+        self.container_mounters.extend(spec.container_mounters);
+        self.host_fs_types.extend(spec.host_fs_types);
+        self.debuggers.extend(spec.debuggers);
+        self.userfaultfd_users.extend(spec.userfaultfd_users);
+        self.sensitive_trusted_writers
+            .extend(spec.sensitive_files.trusted_writers);
+        for e in spec.sensitive_files.exempt {
+            match self
+                .sensitive_exempt
+                .iter_mut()
+                .find(|(p, _)| *p == e.pattern)
+            {
+                Some((_, x)) => {
+                    x.appends |= e.appends;
+                    x.writers.extend(e.writers);
+                }
+                None => self.sensitive_exempt.push((
+                    e.pattern,
+                    SensitiveExemption {
+                        appends: e.appends,
+                        writers: e.writers,
+                    },
+                )),
+            }
+        }
+        Ok(())
+    }
+
+    fn exemption(&self, pattern: &str) -> Option<&SensitiveExemption> {
+        self.sensitive_exempt
+            .iter()
+            .find(|(p, _)| p == pattern)
+            .map(|(_, x)| x)
+    }
+}
+
+/// Whether a program (its comm, or the basename of its executable) is on a list.
+fn named(list: &[String], names: &[&str]) -> bool {
+    list.iter()
+        .any(|n| names.iter().any(|m| !m.is_empty() && n == m))
+}
+
+/// The acting process's names: comm and executable basename, when known.
+fn actor_names<'a>(d: &'a Detector, p: &'a ProcessRef) -> [&'a str; 2] {
+    let exe = d
+        .procs
+        .get(&p.pid)
+        .filter(|r| r.start_time_ns == p.start_time_ns)
+        .and_then(|r| r.exe.as_deref())
+        .map_or("", path_basename);
+    [p.comm.as_str(), exe]
+}
+
+/// A finding about the acting process with its type's default severity.
+struct Draft {
+    finding_type: FindingType,
+    title: &'static str,
+    description: String,
+    key: String,
+    context: RuntimeContext,
+}
+
+fn candidate(d: &Detector, p: &ProcessRef, lookup: &dyn ProcessLookup, draft: Draft) -> Candidate {
+    let process = d.process_details(p, lookup);
+    let actor = if process.executable_path.is_empty() {
+        p.comm.clone()
+    } else {
+        process.executable_path.clone()
+    };
+    Candidate {
+        finding_type: draft.finding_type,
+        severity: super::default_severity(draft.finding_type),
+        title: draft.title.to_owned(),
+        description: draft.description,
+        key: format!("{actor}\0{}", draft.key),
+        role: ResourceRole::Actor,
+        process: Some(process),
+        context: draft.context,
+        network: None,
+        dns: None,
+        evidence: Vec::new(),
+        container: p.container.clone(),
+    }
+}
+
+/// The writer of a file as a finding's `modifyingProcess`: what the sensor recorded, with the
+/// executable when the detector saw the writer exec.
+fn modifying_process(d: &Detector, w: &Writer) -> ProcessDetails {
+    let remembered = d.procs.get(&w.pid);
+    ProcessDetails {
+        name: w.comm.clone(),
+        executable_path: remembered
+            .and_then(|r| r.exe.as_ref())
+            .map(|e| e.display().to_string())
+            .unwrap_or_default(),
+        executable_sha256: None,
+        pid: w.pid,
+        namespace_pid: None,
+        uid: w.uid,
+        // The sensor records the writer's real uid only.
+        euid: u32::MAX,
+        user: d.config.users.get(&w.uid).cloned(),
+        pwd: None,
+        start_time: Time(
+            remembered
+                .map(|r| d.wall(r.start_time_ns))
+                .unwrap_or(Timestamp::UNIX_EPOCH),
+        ),
+        uuid: remembered.map(|r| r.uuid.clone()).unwrap_or_default(),
+        parent_uuid: None,
+        lineage: Vec::new(),
+    }
+}
+
+/// Another process, by pid, as a finding's `targetProcess` (when it is known).
+fn target_process(d: &Detector, pid: u32, lookup: &dyn ProcessLookup) -> Option<ProcessDetails> {
+    if let Some(k) = lookup.get(pid) {
+        let p = ProcessRef {
+            pid,
+            tid: pid,
+            ppid: k.ppid,
+            uid: k.uid,
+            euid: k.euid,
+            comm: k.comm.clone(),
+            start_time_ns: k.start_time_ns,
+            uuid: crate::proctable::process_uuid(&d.config.boot_id, pid, k.start_time_ns),
+            ..ProcessRef::default()
+        };
+        return Some(d.process_details(&p, lookup));
+    }
+    let r = d.procs.get(&pid)?;
+    let p = ProcessRef {
+        pid,
+        tid: pid,
+        uid: r.uid,
+        euid: r.euid,
+        comm: r.exe.as_deref().map(path_basename).unwrap_or("").to_owned(),
+        start_time_ns: r.start_time_ns,
+        uuid: r.uuid.clone(),
+        ..ProcessRef::default()
+    };
+    Some(d.process_details(&p, lookup))
+}
+
+fn with_modifier(d: &Detector, w: &Writer, mut context: RuntimeContext) -> RuntimeContext {
+    context.modified_at = w.time.parse::<Timestamp>().ok().map(Time);
+    context.modifying_process = Some(modifying_process(d, w));
+    context
+}
+
+/// Exec context: a binary written since the agent started, or one with nothing on disk.
+pub(crate) fn check_exec(d: &Detector, e: &ExecInfo, lookup: &dyn ProcessLookup) -> Vec<Candidate> {
+    let b = d.rules.behaviour();
+    let exe = e.exe.display().to_string();
+    let mut out = Vec::new();
+    if e.fileless || e.exe_deleted {
+        let how = if e.fileless { "memfd" } else { "deleted" };
+        let mut context = RuntimeContext {
+            file_path: Some(exe.clone()),
+            command_line_example: Some(super::redact::redacted_command_line(&e.argv)),
+            ..RuntimeContext::default()
+        };
+        context
+            .additional
+            .insert("executableOrigin".into(), how.into());
+        out.push(candidate(
+            d,
+            &e.process,
+            lookup,
+            Draft {
+                finding_type: FindingType::DefenseEvasionFilelessExecution,
+                title: "A process ran from memory, with no file on disk",
+                description: format!(
+                    "Process {} (pid {}) executed {exe}, which has no file on disk ({}).",
+                    e.process.comm,
+                    e.process.pid,
+                    if e.fileless {
+                        "a memfd"
+                    } else {
+                        "deleted before it ran"
+                    }
+                ),
+                key: how.into(),
+                context,
+            },
+        ));
+    }
+    if let Some(w) = &e.written_by
+        && !(e.process.container.is_none() && named(&b.host_build_writers, &[w.comm.as_str()]))
+    {
+        let context = with_modifier(
+            d,
+            w,
+            RuntimeContext {
+                file_path: Some(exe.clone()),
+                command_line_example: Some(super::redact::redacted_command_line(&e.argv)),
+                ..RuntimeContext::default()
+            },
+        );
+        out.push(candidate(
+            d,
+            &e.process,
+            lookup,
+            Draft {
+                finding_type: FindingType::ExecutionNewBinaryExecuted,
+                title: "A newly written binary was executed",
+                description: format!(
+                    "Process {} (pid {}) executed {exe}, written by {} (pid {}) at {}.",
+                    e.process.comm, e.process.pid, w.comm, w.pid, w.time
+                ),
+                key: exe.clone(),
+                context,
+            },
+        ));
+    }
+    out
+}
+
+/// Connects: a runtime API socket reached from a container.
+pub(crate) fn check_connect(
+    d: &Detector,
+    n: &NetInfo,
+    lookup: &dyn ProcessLookup,
+) -> Vec<Candidate> {
+    let Some(path) = n.unix_path.as_deref() else {
+        return Vec::new();
+    };
+    if n.process.container.is_none()
+        || !d
+            .rules
+            .behaviour()
+            .runtime_sockets
+            .iter()
+            .any(|s| s == path)
+    {
+        return Vec::new();
+    }
+    vec![docker_socket(
+        d,
+        &n.process,
+        lookup,
+        path,
+        "connect",
+        n.error.as_deref(),
+    )]
+}
+
+fn docker_socket(
+    d: &Detector,
+    p: &ProcessRef,
+    lookup: &dyn ProcessLookup,
+    path: &str,
+    operation: &str,
+    error: Option<&str>,
+) -> Candidate {
+    let mut context = RuntimeContext {
+        socket_path: Some(path.to_owned()),
+        file_operation: Some(operation.to_owned()),
+        ..RuntimeContext::default()
+    };
+    if let Some(error) = error {
+        context.additional.insert("result".into(), error.to_owned());
+    }
+    candidate(
+        d,
+        p,
+        lookup,
+        Draft {
+            finding_type: FindingType::PrivilegeEscalationDockerSocketAccessed,
+            title: "A container accessed the container runtime socket",
+            description: format!(
+                "Process {} (pid {}) in a container used the runtime socket {path} ({operation}).",
+                p.comm, p.pid
+            ),
+            key: path.to_owned(),
+            context,
+        },
+    )
+}
+
+/// `O_APPEND` and `O_TRUNC` of Linux (octal 02000 and 01000).
+const O_APPEND: u32 = 0o2000;
+const O_TRUNC: u32 = 0o1000;
+
+/// File operations on the sensitive-path set.
+pub(crate) fn check_file(d: &Detector, f: &FileInfo, lookup: &dyn ProcessLookup) -> Vec<Candidate> {
+    let b = d.rules.behaviour();
+    // The path the operation changes: for rename and link, the new name may be the sensitive
+    // one (a file moved over /etc/passwd), so both are looked at.
+    let mut paths: Vec<&Path> = f.resolved_path.iter().map(|p| p.as_path()).collect();
+    if matches!(f.operation, "rename" | "link")
+        && let Some(p2) = f.resolved_path2.as_deref()
+    {
+        paths.push(p2);
+    }
+    let names = actor_names(d, &f.process);
+    let mut out = Vec::new();
+
+    // /proc/<pid>/mem of another process opened for writing.
+    if f.matched_by.contains(&"procMem") {
+        if let Some(target) = f.proc_mem_pid
+            && target != f.process.pid
+            && f.ret >= 0
+        {
+            let mut context = RuntimeContext {
+                file_path: Some(f.path.clone()),
+                file_operation: Some(f.operation.to_owned()),
+                target_process: target_process(d, target, lookup),
+                ..RuntimeContext::default()
+            };
+            context
+                .additional
+                .insert("targetPid".into(), target.to_string());
+            out.push(candidate(
+                d,
+                &f.process,
+                lookup,
+                Draft {
+                    finding_type: FindingType::DefenseEvasionProcessInjectionProc,
+                    title: "A process opened another process's memory for writing",
+                    description: format!(
+                        "Process {} (pid {}) opened /proc/{target}/mem for writing.",
+                        f.process.comm, f.process.pid
+                    ),
+                    key: target.to_string(),
+                    context,
+                },
+            ));
+        }
+        return out;
+    }
+
+    for path in paths {
+        let text = path.display().to_string();
+        let name = path_basename(path);
+        let file_context = |error: Option<&str>| {
+            let mut c = RuntimeContext {
+                file_path: Some(text.clone()),
+                file_operation: Some(f.operation.to_owned()),
+                ..RuntimeContext::default()
+            };
+            if let Some(e) = error {
+                c.additional.insert("result".into(), e.to_owned());
+            }
+            c
+        };
+        // Attempts count for the escape types: a refused write is still the attempt.
+        if b.runtime_sockets.contains(&text) {
+            if f.process.container.is_some() {
+                out.push(docker_socket(
+                    d,
+                    &f.process,
+                    lookup,
+                    &text,
+                    f.operation,
+                    f.error.as_deref(),
+                ));
+            }
+            continue;
+        }
+        if b.release_agent_names.iter().any(|n| n == name) {
+            out.push(candidate(
+                d,
+                &f.process,
+                lookup,
+                Draft {
+                    finding_type: FindingType::PrivilegeEscalationCGroupsReleaseAgentModified,
+                    title: "A cgroup release agent file was modified",
+                    description: format!(
+                        "Process {} (pid {}) changed {text} ({}): the kernel runs the release \
+                         agent as root on the host.",
+                        f.process.comm, f.process.pid, f.operation
+                    ),
+                    key: text.clone(),
+                    context: file_context(f.error.as_deref()),
+                },
+            ));
+            continue;
+        }
+        let in_bin_dir = path
+            .parent()
+            .and_then(|p| p.file_name())
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n == "bin" || n == "sbin");
+        if in_bin_dir && b.runtime_binaries.iter().any(|n| n == name) {
+            if !named(&b.runtime_binary_updaters, &names) {
+                out.push(candidate(
+                    d,
+                    &f.process,
+                    lookup,
+                    Draft {
+                        finding_type: FindingType::PrivilegeEscalationRuncContainerEscape,
+                        title: "A container runtime binary was modified",
+                        description: format!(
+                            "Process {} (pid {}) changed the container runtime binary {text} \
+                             ({}).",
+                            f.process.comm, f.process.pid, f.operation
+                        ),
+                        key: text.clone(),
+                        context: file_context(f.error.as_deref()),
+                    },
+                ));
+            }
+            continue;
+        }
+        if f.ret < 0 {
+            // Not modified.
+            continue;
+        }
+        let Some(entry) = d.sensitive.classify(path) else {
+            continue;
+        };
+        if named(&b.sensitive_trusted_writers, &names) {
+            continue;
+        }
+        if let Some(x) = b.exemption(&entry.pattern) {
+            if named(&x.writers, &names) {
+                continue;
+            }
+            let flags = f
+                .open_flags
+                .as_deref()
+                .and_then(|t| u32::from_str_radix(t, 8).ok())
+                .unwrap_or(0);
+            if x.appends
+                && f.operation == "openWrite"
+                && flags & O_APPEND != 0
+                && flags & O_TRUNC == 0
+            {
+                continue;
+            }
+        }
+        let finding_type = match entry.category {
+            Category::Persistence => FindingType::PersistenceSensitiveFileModified,
+            Category::PrivilegeEscalation => FindingType::PrivilegeEscalationSensitiveFileModified,
+            Category::DefenseEvasion => FindingType::DefenseEvasionSensitiveFileModified,
+        };
+        let mut context = file_context(None);
+        context
+            .additional
+            .insert("sensitivePattern".into(), entry.pattern.clone());
+        if let Some(flags) = &f.open_flags {
+            context.additional.insert("openFlags".into(), flags.clone());
+        }
+        out.push(candidate(
+            d,
+            &f.process,
+            lookup,
+            Draft {
+                finding_type,
+                title: "A sensitive file was modified",
+                description: format!(
+                    "Process {} (pid {}) changed {text} ({}), matched by the sensitive-path \
+                     entry {}.",
+                    f.process.comm, f.process.pid, f.operation, entry.pattern
+                ),
+                key: text.clone(),
+                context,
+            },
+        ));
+    }
+    out
+}
+
+/// Ptrace requests that write into or take control of another process.
+const PTRACE_INJECTION: &[&str] = &[
+    "PTRACE_ATTACH",
+    "PTRACE_SEIZE",
+    "PTRACE_POKETEXT",
+    "PTRACE_POKEDATA",
+    "PTRACE_POKEUSER",
+    "PTRACE_SETREGS",
+    "PTRACE_SETREGSET",
+];
+
+/// `MS_BIND` and `MS_REMOUNT` of mount(2).
+const MS_BIND: u64 = 0x1000;
+const MS_REMOUNT: u64 = 0x20;
+
+/// Kernel-level activity.
+pub(crate) fn check_activity(
+    d: &Detector,
+    a: &ActivityInfo,
+    lookup: &dyn ProcessLookup,
+) -> Vec<Candidate> {
+    let b = d.rules.behaviour();
+    let p = &a.process;
+    let names = actor_names(d, p);
+    let target = |pid: u32| {
+        let mut context = RuntimeContext {
+            target_process: target_process(d, pid, lookup),
+            ..RuntimeContext::default()
+        };
+        context
+            .additional
+            .insert("targetPid".into(), pid.to_string());
+        context
+    };
+    // Only calls that did something: a refused ptrace or mount changed nothing.
+    let ok = a.ret >= 0;
+    let draft = match a.operation {
+        "ptrace" if ok => {
+            let request = a.request.as_deref().unwrap_or("");
+            match (request, a.target_pid) {
+                ("PTRACE_TRACEME", _) => {
+                    let parent = parent_names(d, p, lookup);
+                    if named(&b.debuggers, &[parent.0.as_str(), parent.1.as_str()]) {
+                        return Vec::new();
+                    }
+                    let mut context = RuntimeContext::default();
+                    context
+                        .additional
+                        .insert("ptraceRequest".into(), request.to_owned());
+                    Draft {
+                        finding_type: FindingType::DefenseEvasionPtraceAntiDebugging,
+                        title: "A process used ptrace to keep debuggers away",
+                        description: format!(
+                            "Process {} (pid {}) called PTRACE_TRACEME outside a debugger: a \
+                             process can be traced once, so this locks debuggers out.",
+                            p.comm, p.pid
+                        ),
+                        key: request.to_owned(),
+                        context,
+                    }
+                }
+                (r, Some(t)) if t != p.pid && PTRACE_INJECTION.contains(&r) => {
+                    let mut context = target(t);
+                    context
+                        .additional
+                        .insert("ptraceRequest".into(), r.to_owned());
+                    Draft {
+                        finding_type: FindingType::DefenseEvasionProcessInjectionPtrace,
+                        title: "A process used ptrace on another process",
+                        description: format!(
+                            "Process {} (pid {}) called {r} on pid {t}.",
+                            p.comm, p.pid
+                        ),
+                        key: format!("{r}\0{t}"),
+                        context,
+                    }
+                }
+                _ => return Vec::new(),
+            }
+        }
+        "processVmWritev" if ok => match a.target_pid {
+            Some(t) if t != p.pid => Draft {
+                finding_type: FindingType::DefenseEvasionProcessInjectionVirtualMemoryWrite,
+                title: "A process wrote into another process's memory",
+                description: format!(
+                    "Process {} (pid {}) wrote {} bytes into pid {t} with process_vm_writev.",
+                    p.comm, p.pid, a.ret
+                ),
+                key: t.to_string(),
+                context: target(t),
+            },
+            _ => return Vec::new(),
+        },
+        "userfaultfd" if ok => {
+            if named(&b.userfaultfd_users, &names) {
+                return Vec::new();
+            }
+            Draft {
+                finding_type: FindingType::PrivilegeEscalationUserfaultfdUsage,
+                title: "A process created a userfaultfd",
+                description: format!(
+                    "Process {} (pid {}) created a userfaultfd, a primitive of kernel exploits \
+                     that stall the kernel on a page fault.",
+                    p.comm, p.pid
+                ),
+                key: String::new(),
+                context: RuntimeContext::default(),
+            }
+        }
+        "initModule" | "finitModule" if ok => {
+            let mut context = RuntimeContext {
+                module_name: a.name.clone(),
+                ..RuntimeContext::default()
+            };
+            if let Some(ino) = a.inode {
+                context
+                    .additional
+                    .insert("moduleInode".into(), ino.to_string());
+            }
+            Draft {
+                finding_type: FindingType::DefenseEvasionKernelModuleLoaded,
+                title: "A kernel module was loaded",
+                description: format!(
+                    "Process {} (pid {}) loaded a kernel module{}.",
+                    p.comm,
+                    p.pid,
+                    a.name
+                        .as_deref()
+                        .map(|n| format!(" from {n}"))
+                        .unwrap_or_default()
+                ),
+                key: a.name.clone().unwrap_or_else(|| a.operation.to_owned()),
+                context,
+            }
+        }
+        "mount" if ok && p.container.is_some() => {
+            let flags = a.flags.unwrap_or(0);
+            let source = a.source.as_deref().unwrap_or("");
+            let fs_type = a.fs_type.as_deref().unwrap_or("");
+            let bind = flags & MS_BIND != 0 && flags & MS_REMOUNT == 0;
+            let disk = flags & MS_REMOUNT == 0
+                && (b.host_fs_types.iter().any(|t| t == fs_type)
+                    || source.starts_with("/dev/") && !fs_type.is_empty());
+            if !(bind || disk) || !source.starts_with('/') || named(&b.container_mounters, &names) {
+                return Vec::new();
+            }
+            let target_dir = a.target.clone().unwrap_or_default();
+            let mut context = RuntimeContext {
+                mount_source: Some(source.to_owned()),
+                mount_target: Some(target_dir.clone()),
+                ..RuntimeContext::default()
+            };
+            context.additional.insert(
+                "mountKind".into(),
+                if bind { "bind" } else { "disk" }.into(),
+            );
+            if !fs_type.is_empty() {
+                context
+                    .additional
+                    .insert("fsType".into(), fs_type.to_owned());
+            }
+            Draft {
+                finding_type: FindingType::PrivilegeEscalationContainerMountsHostDirectory,
+                title: "A container mounted a host directory",
+                description: format!(
+                    "Process {} (pid {}) in a container mounted {source} on {target_dir}.",
+                    p.comm, p.pid
+                ),
+                key: format!("{source}\0{target_dir}"),
+                context,
+            }
+        }
+        "libraryLoad" => {
+            let Some(w) = &a.written_by else {
+                return Vec::new();
+            };
+            if p.container.is_none() && named(&b.host_build_writers, &[w.comm.as_str()]) {
+                return Vec::new();
+            }
+            let mut context = with_modifier(d, w, RuntimeContext::default());
+            if let Some(ino) = a.inode {
+                context
+                    .additional
+                    .insert("libraryInode".into(), ino.to_string());
+            }
+            Draft {
+                finding_type: FindingType::ExecutionNewLibraryLoaded,
+                title: "A newly written library was loaded",
+                description: format!(
+                    "Process {} (pid {}) mapped executable a library file (inode {}) written \
+                     by {} (pid {}) at {}.",
+                    p.comm,
+                    p.pid,
+                    a.inode.map(|i| i.to_string()).unwrap_or_else(|| "?".into()),
+                    w.comm,
+                    w.pid,
+                    w.time
+                ),
+                key: a.inode.map(|i| i.to_string()).unwrap_or_default(),
+                context,
+            }
+        }
+        _ => return Vec::new(),
+    };
+    vec![candidate(d, p, lookup, draft)]
+}
+
+/// The parent's comm and executable basename, from the detector's memory or the lookup.
+fn parent_names(d: &Detector, p: &ProcessRef, lookup: &dyn ProcessLookup) -> (String, String) {
+    if let Some(k) = lookup.get(p.ppid) {
+        let exe = k.exe.as_deref().map(path_basename).unwrap_or("").to_owned();
+        return (k.comm, exe);
+    }
+    let exe = d
+        .procs
+        .get(&p.ppid)
+        .and_then(|r| r.exe.as_deref())
+        .map(|e| basename(&e.display().to_string()).to_owned())
+        .unwrap_or_default();
+    (String::new(), exe)
+}
