@@ -68,11 +68,13 @@ fn main() -> ExitCode {
         "exec" => exec(&settings),
         "connect" => connect(&settings),
         "files" => files(&settings),
+        "memory" => memory(&settings),
         "ring" => ring(&settings),
         "build" => build(&settings),
         "all" => exec(&settings)
             .and_then(|()| connect(&settings))
             .and_then(|()| files(&settings))
+            .and_then(|()| memory(&settings))
             .and_then(|()| ring(&settings))
             .and_then(|()| build(&settings)),
         _ => Err(USAGE.to_owned()),
@@ -360,6 +362,49 @@ fn files(settings: &Settings) -> Result<(), String> {
         || trigger_rate(settings, &["write-storm", &inside_dir, &seconds]),
     )?;
     let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// The agent's memory: resident set after start-up and a short exec storm, and its peak, with
+/// detection (default intel loaded) and without.
+fn memory(settings: &Settings) -> Result<(), String> {
+    for (label, args) in [
+        ("sensors + detection with default intel", vec![]),
+        (
+            "sensors only (--no-detection)",
+            vec!["--no-detection".to_owned()],
+        ),
+    ] {
+        let with = Settings {
+            rounds: 1,
+            seconds: settings.seconds,
+            bin_dir: settings.bin_dir.clone(),
+            agent_args: args,
+        };
+        let agent = Agent::start(&with)?;
+        trigger_rate(
+            settings,
+            &["exec-storm", &settings.seconds.to_string(), "1"],
+        )?;
+        let status = std::fs::read_to_string(format!("/proc/{}/status", agent.child.id()))
+            .map_err(|e| e.to_string())?;
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        let (rss, anon, file) = (field("VmRSS:"), field("RssAnon:"), field("RssFile:"));
+        let used = agent.stop()?;
+        println!(
+            "memory, {label}: RSS {:.1} MiB (anonymous {:.1}, file-backed {:.1}: binary pages and the ring buffer, which is mapped twice), peak {:.1} MiB",
+            rss as f64 / 1024.0,
+            anon as f64 / 1024.0,
+            file as f64 / 1024.0,
+            used.peak_rss_kib as f64 / 1024.0
+        );
+    }
     Ok(())
 }
 
