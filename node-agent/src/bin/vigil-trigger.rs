@@ -32,7 +32,11 @@ const USAGE: &str = "usage: vigil-trigger <action> [args]
   userfaultfd                    create a userfaultfd
   bind-mount SRC DST             in a new mount namespace, bind-mount SRC on DST
   setresuid UID                  setresuid(UID, UID, UID)
-  revshell ADDR:PORT             connect, dup the socket onto 0, 1, 2 and exec sh -c 'exit 0'";
+  revshell ADDR:PORT             connect, dup the socket onto 0, 1, 2 and exec sh -c 'exit 0'
+  proc-mem-self                  open /proc/self/mem for writing
+  ptrace-attach-pid PID          PTRACE_ATTACH to PID (and detach when it worked)
+  vm-write-self                  process_vm_writev into this process
+  tmpfs-mount DST                in a new mount namespace, mount a tmpfs on DST";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -140,6 +144,35 @@ fn main() -> ExitCode {
             check(unsafe { libc::setresuid(uid, uid, uid) })
         }),
         ["revshell", addr] => parse(addr).and_then(revshell),
+        ["proc-mem-self"] => std::fs::OpenOptions::new()
+            .write(true)
+            .open("/proc/self/mem")
+            .map(drop),
+        ["ptrace-attach-pid", pid] => number(pid).and_then(|pid| {
+            let pid = pid as libc::pid_t;
+            // SAFETY: ptrace and waitpid on a pid; no pointers.
+            unsafe {
+                check(libc::ptrace(libc::PTRACE_ATTACH, pid, 0, 0) as i32)?;
+                let mut status = 0;
+                libc::waitpid(pid, &mut status, 0);
+                check(libc::ptrace(libc::PTRACE_DETACH, pid, 0, 0) as i32)
+            }
+        }),
+        ["vm-write-self"] => {
+            let data = [0x5au8; 8];
+            let local = libc::iovec {
+                iov_base: data.as_ptr() as *mut _,
+                iov_len: data.len(),
+            };
+            let remote = libc::iovec {
+                iov_base: (&raw const TARGET) as *mut _,
+                iov_len: 8,
+            };
+            // SAFETY: valid iovecs into this process's own memory.
+            let n = unsafe { libc::process_vm_writev(libc::getpid(), &local, 1, &remote, 1, 0) };
+            check(if n == 8 { 0 } else { -1 })
+        }
+        ["tmpfs-mount", dst] => tmpfs_mount(dst),
         _ => Err(invalid(USAGE.to_owned())),
     };
     match result {
@@ -438,6 +471,30 @@ fn bind_mount(src: &str, dst: &str) -> io::Result<()> {
             dst.as_ptr(),
             std::ptr::null(),
             libc::MS_BIND,
+            std::ptr::null(),
+        ))
+    }
+}
+
+fn tmpfs_mount(dst: &str) -> io::Result<()> {
+    use std::ffi::CString;
+    let c = |s: &str| CString::new(s).map_err(|e| invalid(e.to_string()));
+    let (dst, root, none, tmpfs) = (c(dst)?, c("/")?, c("none")?, c("tmpfs")?);
+    // SAFETY: valid C strings; a private mount namespace keeps the host's mounts untouched.
+    unsafe {
+        check(libc::unshare(libc::CLONE_NEWNS))?;
+        check(libc::mount(
+            none.as_ptr(),
+            root.as_ptr(),
+            std::ptr::null(),
+            libc::MS_REC | libc::MS_PRIVATE,
+            std::ptr::null(),
+        ))?;
+        check(libc::mount(
+            tmpfs.as_ptr(),
+            dst.as_ptr(),
+            tmpfs.as_ptr(),
+            0,
             std::ptr::null(),
         ))
     }

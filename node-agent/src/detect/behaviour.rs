@@ -687,6 +687,11 @@ pub(crate) fn check_activity(
                     }
                 }
                 (r, Some(t)) if t != p.pid && PTRACE_INJECTION.contains(&r) => {
+                    // A debugger tracing the program it started (strace CMD, gdb --args) is
+                    // a debugging session; attaching to a process it did not start is not.
+                    if named(&b.debuggers, &names) && parent_of(d, t, lookup) == Some(p.pid) {
+                        return Vec::new();
+                    }
                     let mut context = target(t);
                     context
                         .additional
@@ -845,4 +850,18 @@ fn parent_names(d: &Detector, p: &ProcessRef, lookup: &dyn ProcessLookup) -> (St
         .map(|e| basename(&e.display().to_string()).to_owned())
         .unwrap_or_default();
     (String::new(), exe)
+}
+
+/// The parent pid of a process: from fork events, the pipeline's table or the exec lineage.
+fn parent_of(d: &Detector, pid: u32, lookup: &dyn ProcessLookup) -> Option<u32> {
+    d.parents
+        .get(&pid)
+        .copied()
+        .or_else(|| lookup.get(pid).map(|k| k.ppid))
+        .or_else(|| {
+            d.procs
+                .get(&pid)
+                .and_then(|r| r.lineage.first())
+                .map(|a| a.pid)
+        })
 }

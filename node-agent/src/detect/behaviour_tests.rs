@@ -656,6 +656,26 @@ fn traceme_under_a_debugger_is_ordinary() {
         a.process.ppid = 100;
     });
     assert!(types(&mut d, &traceme).is_empty());
+    // strace seizing the child it forked: a debugging session.
+    let fork = Event::Fork(crate::event::ForkInfo {
+        time: "2026-11-27T10:00:00Z".into(),
+        process: proc_ref(100, "strace"),
+        child_pid: 101,
+    });
+    assert!(d.process(&fork, &NoLookup).is_empty());
+    let seize = |target: u32| {
+        activity("ptrace", move |a| {
+            a.process = proc_ref(100, "strace");
+            a.request = Some("PTRACE_SEIZE".into());
+            a.target_pid = Some(target);
+        })
+    };
+    assert!(types(&mut d, &seize(101)).is_empty());
+    // strace -p on a process it did not start: injection-capable, reported.
+    assert_eq!(
+        types(&mut d, &seize(555)),
+        ["DefenseEvasion:Runtime/ProcessInjection.Ptrace"]
+    );
 }
 
 #[test]

@@ -206,6 +206,9 @@ pub struct Detector {
     clock: Clock,
     resource: Resource,
     procs: HashMap<u32, Remembered>,
+    /// Parent pid of each forked process, from fork events (the tracer-of-its-own-child check
+    /// of ptrace findings needs it before the child execs).
+    parents: HashMap<u32, u32>,
     aggregates: HashMap<String, Finding>,
     aggregate_order: VecDeque<String>,
     dga_hits: HashMap<u32, (u64, Vec<String>)>,
@@ -244,6 +247,7 @@ impl Detector {
             clock,
             resource,
             procs: HashMap::new(),
+            parents: HashMap::new(),
             aggregates: HashMap::new(),
             aggregate_order: VecDeque::new(),
             dga_hits: HashMap::new(),
@@ -305,12 +309,19 @@ impl Detector {
                     let r = remembered_from_ref(&f.process);
                     self.remember(f.process.pid, r);
                 }
+                if self.parents.len() >= self.config.max_processes
+                    && let Some(&victim) = self.parents.keys().next()
+                {
+                    self.parents.remove(&victim);
+                }
+                self.parents.insert(f.child_pid, f.process.pid);
                 Vec::new()
             }
             Event::Exit(x) => {
                 // A process' events all come before its exit: forget it, so the tables hold
                 // live processes only.
                 self.dga_hits.remove(&x.process.pid);
+                self.parents.remove(&x.process.pid);
                 if self
                     .procs
                     .get(&x.process.pid)
