@@ -200,11 +200,32 @@ fn detector(intel: ThreatIntel) -> Detector {
 }
 
 /// The findings a detector raises over these events, one per id with its final count.
+///
+/// Tests stage their programs by copying them into a scratch directory from this process, and
+/// the agent does not observe its own tasks: such a copy can still carry the writer of an
+/// earlier, deleted file whose inode it reuses (the sensor's written-file map is keyed by
+/// inode). A new-binary finding whose writer is not part of the process tree under test is
+/// that staging, not the behaviour these tests are about, and is left out; the type itself is
+/// tested exactly in `detection_behaviour.rs`.
 fn findings(detector: &mut Detector, events: &[Event]) -> Vec<Finding> {
+    let mut tree: HashSet<u32> = events.iter().map(|e| e.process().pid).collect();
+    tree.extend(events.iter().filter_map(|e| match e {
+        Event::Fork(f) => Some(f.child_pid),
+        _ => None,
+    }));
     let mut by_id: BTreeMap<String, Finding> = BTreeMap::new();
     for event in events {
         for outcome in detector.process(event, &NoLookup) {
-            by_id.insert(outcome.finding.id.clone(), outcome.finding);
+            let staged = outcome.finding.finding_type == "Execution:Runtime/NewBinaryExecuted"
+                && outcome
+                    .finding
+                    .context
+                    .modifying_process
+                    .as_ref()
+                    .is_some_and(|m| !tree.contains(&m.pid));
+            if !staged {
+                by_id.insert(outcome.finding.id.clone(), outcome.finding);
+            }
         }
     }
     by_id.into_values().collect()
@@ -400,7 +421,25 @@ fn suspicious_commands_of_each_tactic_and_benign_variants() {
     ];
     for (argv, want) in cases {
         let pid = run(Command::new(&argv[0]).args(&argv[1..]));
-        let found = detect(pid, ThreatIntel::empty());
+        let mut found = detect(pid, ThreatIntel::empty());
+        // The shell's append to authorized_keys is also the file modification itself.
+        if want.is_some_and(|(_, rule)| rule == "persistence-authorized-keys") {
+            let file: Vec<Finding> = found
+                .iter()
+                .filter(|f| f.context.additional.get("ruleId").is_none())
+                .cloned()
+                .collect();
+            assert_eq!(
+                types(&file),
+                ["Persistence:Runtime/SensitiveFileModified"],
+                "{argv:?}"
+            );
+            assert_eq!(
+                file[0].context.file_path.as_deref(),
+                Some(format!("{d}/.ssh/authorized_keys").as_str())
+            );
+            found.retain(|f| f.context.additional.contains_key("ruleId"));
+        }
         match want {
             Some((t, rule)) => {
                 assert_eq!(types(&found), [t], "{argv:?}");
@@ -832,13 +871,34 @@ fn ordinary_workload_raises_nothing_above_low() {
     }
     let dir = Scratch::new("work");
     std::fs::write(dir.0.join("tiny.c"), "int main(void) { return 0; }\n").expect("tiny.c");
+    // State of a package manager and of a cron-like job, and a daemon's log: removed by this
+    // process afterwards (deleting a log from the workload would be log tampering).
+    let var_lib = PathBuf::from(format!("/var/lib/vigil-test-{}", nonce()));
+    let log = PathBuf::from(format!("/var/log/vigil-test-{}.log", nonce()));
+    struct Cleanup(PathBuf, PathBuf);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+            let _ = std::fs::remove_file(&self.1);
+        }
+    }
+    let _cleanup = Cleanup(var_lib.clone(), log.clone());
     let script = format!(
         "cd {d} && for i in 1 2 3; do ls -la / >/dev/null; cat /etc/os-release >/dev/null; done; \
          cargo --version; rustc --version; gcc -O2 -o tiny tiny.c && ./tiny; \
          tar czf a.tgz tiny.c && tar xzf a.tgz; sha256sum tiny.c; grep -r main . >/dev/null; \
          ps aux >/dev/null; id; uname -a; chmod 0644 tiny.c; find . -name '*.c' >/dev/null; \
-         git --version; sort /etc/passwd | head -1 >/dev/null; env >/dev/null; true",
-        d = dir.0.display()
+         git --version; sort /etc/passwd | head -1 >/dev/null; env >/dev/null; \
+         mkdir -p {v}/info {v}/lists {v}/anacron; \
+         for p in alpha beta; do echo \"Package: $p\" > {v}/info/$p.list.new && \
+           mv {v}/info/$p.list.new {v}/info/$p.list; cp tiny.c {v}/lists/$p.c; done; \
+         echo \"$(date) daemon started\" >> {l}; \
+         for job in daily weekly; do sh -c \"date +%Y%m%d > {v}/anacron/cron.$job; \
+           echo cron.$job ran >> {l}\"; done; \
+         echo \"$(date) daemon stopping\" >> {l}; true",
+        d = dir.0.display(),
+        v = var_lib.display(),
+        l = log.display(),
     );
     let pid = run(Command::new("sh").args(["-c", &script]));
     let events = tree_events(pid);
@@ -847,6 +907,26 @@ fn ordinary_workload_raises_nothing_above_low() {
         .filter(|e| matches!(e, Event::Exec(_)))
         .count();
     assert!(execs >= 20, "the workload ran ({execs} execs)");
+    // The exemptions were exercised: a new binary ran and the sensitive log was written.
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::Exec(x) if x.written_by.is_some())),
+        "./tiny ran as a newly written binary"
+    );
+    let log_writes = events
+        .iter()
+        .filter(
+            |e| matches!(e, Event::File(f) if f.resolved_path.as_deref() == Some(log.as_path())),
+        )
+        .count();
+    assert!(
+        log_writes >= 4,
+        "the daemon's log writes were seen ({log_writes})"
+    );
+    assert!(
+        std::fs::read_to_string(var_lib.join("info/beta.list")).is_ok_and(|t| t.contains("beta"))
+    );
     let (intel, _) = vigil_detection::load(&IntelConfig::default()).expect("default intel");
     let found = findings(&mut detector(intel), &events);
     let above_low: Vec<String> = found
