@@ -426,7 +426,7 @@ fn suspicious_commands_of_each_tactic_and_benign_variants() {
         if want.is_some_and(|(_, rule)| rule == "persistence-authorized-keys") {
             let file: Vec<Finding> = found
                 .iter()
-                .filter(|f| f.context.additional.get("ruleId").is_none())
+                .filter(|f| !f.context.additional.contains_key("ruleId"))
                 .cloned()
                 .collect();
             assert_eq!(
