@@ -442,6 +442,33 @@ fn every_behavioural_type_fires_on_its_case_and_not_on_the_benign_ones() {
             &[],
         ),
         (
+            "wtmp written at an offset by sshd",
+            file_event("openWrite", "/var/log/wtmp", |f| {
+                f.process.comm = "sshd".into();
+                f.open_flags = Some("100001".into());
+            }),
+            &[],
+        ),
+        (
+            "a unit enabled by systemctl",
+            file_event(
+                "symlink",
+                "/etc/systemd/system/multi-user.target.wants/x.service",
+                |f| {
+                    f.process.comm = "systemctl".into();
+                    f.ret = 0;
+                },
+            ),
+            &[],
+        ),
+        (
+            "a unit written by an editor",
+            file_event("openWrite", "/etc/systemd/system/x.service", |f| {
+                f.process.comm = "vim".into();
+            }),
+            &[FindingType::PersistenceSensitiveFileModified],
+        ),
+        (
             "log rotated by logrotate",
             file_event("rename", "/var/log/syslog", |f| {
                 f.process.comm = "logrotate".into();
