@@ -318,6 +318,42 @@ fn execution_from_a_memfd_is_fileless() {
     );
     let pid = run(&mut Command::new("/bin/true"));
     none(&detect(pid), "a binary on disk");
+
+    // A dropper that writes itself a program, unlinks it and runs it from the open file:
+    // fileless (deleted) and, as it was just written, a new binary.
+    let dir = Scratch::new("deleted");
+    let (pid, _) = trigger(&["deleted-exec", &dir.path("gone")]);
+    let found = detect(pid);
+    let mut got = types(&found);
+    got.sort_unstable();
+    assert_eq!(
+        got,
+        [
+            "DefenseEvasion:Runtime/FilelessExecution",
+            "Execution:Runtime/NewBinaryExecuted"
+        ]
+    );
+    let fileless = found
+        .iter()
+        .find(|f| f.finding_type == "DefenseEvasion:Runtime/FilelessExecution")
+        .expect("fileless");
+    assert_eq!(
+        fileless
+            .context
+            .additional
+            .get("executableOrigin")
+            .map(String::as_str),
+        Some("deleted")
+    );
+    let new = found
+        .iter()
+        .find(|f| f.finding_type == "Execution:Runtime/NewBinaryExecuted")
+        .expect("new binary");
+    assert_eq!(
+        new.context.modifying_process.as_ref().map(|m| m.pid),
+        Some(pid),
+        "the dropper wrote it"
+    );
 }
 
 #[test]

@@ -36,7 +36,8 @@ const USAGE: &str = "usage: vigil-trigger <action> [args]
   proc-mem-self                  open /proc/self/mem for writing
   ptrace-attach-pid PID          PTRACE_ATTACH to PID (and detach when it worked)
   vm-write-self                  process_vm_writev into this process
-  tmpfs-mount DST                in a new mount namespace, mount a tmpfs on DST";
+  tmpfs-mount DST                in a new mount namespace, mount a tmpfs on DST
+  deleted-exec PATH              copy /bin/true to PATH, open it, unlink it, execveat the fd";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -173,6 +174,7 @@ fn main() -> ExitCode {
             check(if n == 8 { 0 } else { -1 })
         }
         ["tmpfs-mount", dst] => tmpfs_mount(dst),
+        ["deleted-exec", path] => deleted_exec(path),
         _ => Err(invalid(USAGE.to_owned())),
     };
     match result {
@@ -474,6 +476,31 @@ fn bind_mount(src: &str, dst: &str) -> io::Result<()> {
             std::ptr::null(),
         ))
     }
+}
+
+/// What a dropper that cleans up after itself does: the program runs with no link on disk.
+fn deleted_exec(path: &str) -> io::Result<()> {
+    use std::{ffi::CString, os::fd::AsRawFd, os::unix::fs::PermissionsExt};
+    std::fs::copy("/bin/true", path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))?;
+    let file = std::fs::File::open(path)?;
+    std::fs::remove_file(path)?;
+    let arg0 = CString::new("vigil-deleted").map_err(|e| invalid(e.to_string()))?;
+    let empty = CString::new("").map_err(|e| invalid(e.to_string()))?;
+    let argv = [arg0.as_ptr(), std::ptr::null()];
+    let envp: [*const libc::c_char; 1] = [std::ptr::null()];
+    // SAFETY: NUL-terminated argv and envp arrays; AT_EMPTY_PATH execs the fd itself.
+    unsafe {
+        libc::syscall(
+            libc::SYS_execveat,
+            file.as_raw_fd(),
+            empty.as_ptr(),
+            argv.as_ptr(),
+            envp.as_ptr(),
+            libc::AT_EMPTY_PATH,
+        )
+    };
+    Err(io::Error::last_os_error())
 }
 
 fn tmpfs_mount(dst: &str) -> io::Result<()> {
