@@ -687,4 +687,8 @@ fn sensitive_files_of_each_category_and_ordinary_log_appends() {
         ["DefenseEvasion:Runtime/SensitiveFileModified"],
         "log truncated"
     );
+    // Only this test writes under the watched prefixes.
+    if let Some(base) = WATCHED[0].0.parent() {
+        let _ = std::fs::remove_dir_all(base);
+    }
 }
