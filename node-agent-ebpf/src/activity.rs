@@ -412,6 +412,22 @@ pub fn mmap_enter(ctx: TracePointContext) -> u32 {
         ev.dev = dev;
         ev.ino = ino;
         ev.writer = writer;
+        // The library's file name (its directory would need a path walk; the inode identifies it).
+        let file = fd_file(current_task(), a[4]);
+        let dentry = read_ptr(
+            file + config!(offsets.file_path) as u64,
+            config!(offsets.path_dentry),
+        );
+        let name = read_ptr(dentry, config!(offsets.dentry_name));
+        // SAFETY: at most PATH_LEN bytes into str1.
+        let n = bpf_probe_read_kernel_str(
+            ev.str1.as_mut_ptr().cast(),
+            PATH_LEN as u32,
+            name as *const _,
+        );
+        if n > 0 {
+            ev.str1_len = (n - 1) as u32;
+        }
     }
     entry.submit(submit_flags());
     count(Hook::LibraryLoad, StatKind::Sent);

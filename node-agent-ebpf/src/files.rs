@@ -247,18 +247,20 @@ fn writes(open_flags: u32) -> bool {
 
 #[inline(always)]
 fn on_open_enter(dirfd: i32, path: u64, open_flags: u32, mode: u32) {
-    if is_agent() {
+    // The agent's own writes are not reported, but they still clear the file's writer: a file
+    // the agent rewrites (or an inode it gets after a deletion) must not carry someone else's.
+    let agent = is_agent();
+    if agent {
         count(Hook::FileOpen, StatKind::Filtered);
-        return;
     }
-    let match_flags = classify(path);
+    let match_flags = if agent { 0 } else { classify(path) };
     in_flight_add(1);
     remember(
         Pending {
             path,
             path2: 0,
             op: file_op::OPEN_WRITE,
-            _pad: 0,
+            _pad: agent as u16,
             match_flags,
             dirfd,
             dirfd2: AT_FDCWD,
@@ -286,6 +288,10 @@ fn on_open_exit(ctx: &TracePointContext) {
         if inode != 0 && inode_type(inode) == S_IFREG {
             (dev, ino) = inode_key(inode);
             let file_key = FileKey { dev, _pad: 0, ino };
+            if pending._pad != 0 {
+                let _ = WRITTEN.remove(file_key);
+                return;
+            }
             let tgid = (key >> 32) as u32;
             // SAFETY: read at once. The same process rewriting the same file (a log, a storm)
             // needs no update: the first write is the one that made it new.

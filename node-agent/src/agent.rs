@@ -141,6 +141,8 @@ pub async fn run<W: Write>(options: &RunOptions, out: &mut W) -> Result<Health, 
     let detector = match &options.detection {
         Some(d) => {
             let (detector, report) = build_detector(d, Clock::now(), boot_id())?;
+            // Findings classify file events with the very set the kernel filters with.
+            let detector = detector.with_sensitive_paths(options.sensor.sensitive.clone());
             for m in &report.malformed {
                 tracing::warn!(%m, "skipped threat-intel entry");
             }
@@ -154,10 +156,10 @@ pub async fn run<W: Write>(options: &RunOptions, out: &mut W) -> Result<Health, 
         None => None,
     };
     let mut sensor = Sensor::start(&options.sensor)?;
-    let mut detection = match detector {
+    let detection = std::cell::RefCell::new(match detector {
         Some((detector, d)) => Some(DetectionRunner::new(detector, d)?),
         None => None,
-    };
+    });
     for hook in sensor.hooks() {
         tracing::info!(hook = hook.hook, mechanism = hook.mechanism, state = ?hook.state, "sensor");
     }
@@ -183,10 +185,11 @@ pub async fn run<W: Write>(options: &RunOptions, out: &mut W) -> Result<Health, 
     let reload = std::cell::Cell::new(false);
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         .map_err(|e| AgentError::Ring(format!("cannot watch SIGHUP: {e}")))?;
-    let mut emit = |event: Event,
-                    pipeline: &Pipeline,
-                    out: &mut W,
-                    write_error: &mut Option<std::io::Error>| {
+    let emit = |event: Event,
+                pipeline: &Pipeline,
+                out: &mut W,
+                write_error: &mut Option<std::io::Error>| {
+        let mut detection = detection.borrow_mut();
         if reload.take()
             && let Some(d) = detection.as_mut()
         {
@@ -238,6 +241,9 @@ pub async fn run<W: Write>(options: &RunOptions, out: &mut W) -> Result<Health, 
             }) => {
                 drained.map_err(|e| AgentError::Ring(e.to_string()))?;
                 out.flush().map_err(AgentError::Output)?;
+                if let Some(d) = detection.borrow_mut().as_mut() {
+                    d.flush_if_due();
+                }
             }
             _ = tokio::signal::ctrl_c() => break,
             _ = terminate.recv() => break,
@@ -257,7 +263,7 @@ pub async fn run<W: Write>(options: &RunOptions, out: &mut W) -> Result<Health, 
         return Err(AgentError::Output(e));
     }
     out.flush().map_err(AgentError::Output)?;
-    if let Some(d) = &detection {
+    if let Some(d) = detection.borrow().as_ref() {
         let stats = d.detector().stats();
         tracing::info!(
             events = stats.events,

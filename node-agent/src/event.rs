@@ -397,7 +397,7 @@ pub struct ActivityInfo {
     /// The ptrace request (`PTRACE_ATTACH`, `PTRACE_TRACEME`, ...).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request: Option<String>,
-    /// memfd name, module file name, namespace file name.
+    /// memfd name, module or library file name, namespace file name.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Flags argument (memfd, mount, unshare, setns).
@@ -940,6 +940,7 @@ pub fn activity_info(ev: &node_agent_common::ActivityEvent, clock: &Clock) -> Ac
         }
         LIBRARY_LOAD => {
             info.written_by = Some(writer(&ev.writer, clock));
+            info.name = (ev.str1_len > 0).then(s1);
             "libraryLoad"
         }
         _ => "unknown",

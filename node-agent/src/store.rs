@@ -7,8 +7,10 @@
 //! archived. Suppression never deletes; only retention and the size bound do.
 
 use std::{
+    cell::{Cell, RefCell},
+    collections::HashMap,
     path::{Path, PathBuf},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use k8s_openapi::{apimachinery::pkg::apis::meta::v1::Time, jiff::Timestamp};
@@ -125,7 +127,17 @@ pub struct Store {
     conn: Connection,
     path: PathBuf,
     limits: StoreLimits,
+    /// Findings merged in memory and not yet written: a storm of one finding becomes one write
+    /// per flush instead of one per event. Written by [`Store::flush`], which every reader
+    /// calls first, at [`FLUSH_EVERY`] entries or [`FLUSH_AFTER`], and on drop.
+    pending: RefCell<HashMap<String, StoredFinding>>,
+    pending_since: Cell<Option<Instant>>,
 }
+
+/// Pending findings that trigger a write.
+pub const FLUSH_EVERY: usize = 512;
+/// Oldest a pending finding gets before it is written.
+pub const FLUSH_AFTER: Duration = Duration::from_millis(200);
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS findings (
@@ -179,6 +191,8 @@ impl Store {
             conn,
             path: path.to_path_buf(),
             limits,
+            pending: RefCell::new(HashMap::new()),
+            pending_since: Cell::new(None),
         })
     }
 
@@ -203,7 +217,11 @@ impl Store {
         occurrences: u64,
         archived_by: Option<&str>,
     ) -> Result<Upserted, StoreError> {
-        let existing = self.get(&finding.id)?;
+        let pending = self.pending.borrow().get(&finding.id).cloned();
+        let existing = match pending {
+            Some(p) => Some(p),
+            None => self.load(&finding.id)?,
+        };
         let inserted = existing.is_none();
         let merged = match existing {
             None => StoredFinding {
@@ -230,11 +248,63 @@ impl Store {
                 }
             }
         };
-        self.write(&merged)?;
+        let count = {
+            let mut pending = self.pending.borrow_mut();
+            pending.insert(merged.finding.id.clone(), merged.clone());
+            pending.len()
+        };
+        if self.pending_since.get().is_none() {
+            self.pending_since.set(Some(Instant::now()));
+        }
+        if count >= FLUSH_EVERY || self.flush_is_due() {
+            self.flush()?;
+        }
         Ok(Upserted {
             stored: merged,
             inserted,
         })
+    }
+
+    fn flush_is_due(&self) -> bool {
+        self.pending_since
+            .get()
+            .is_some_and(|t| t.elapsed() >= FLUSH_AFTER)
+    }
+
+    /// Writes pending findings when the oldest has waited [`FLUSH_AFTER`] (for an idle loop).
+    pub fn flush_if_due(&self) -> Result<(), StoreError> {
+        if self.flush_is_due() {
+            self.flush()
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Writes every pending finding, in one transaction.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        let pending: Vec<StoredFinding> =
+            self.pending.borrow_mut().drain().map(|(_, v)| v).collect();
+        self.pending_since.set(None);
+        if pending.is_empty() {
+            return Ok(());
+        }
+        self.conn
+            .execute_batch("BEGIN")
+            .map_err(self.err("begin a transaction"))?;
+        for stored in &pending {
+            if let Err(e) = self.write(stored) {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                // Keep what could not be written for the next flush.
+                self.pending
+                    .borrow_mut()
+                    .extend(pending.into_iter().map(|s| (s.finding.id.clone(), s)));
+                self.pending_since.set(Some(Instant::now()));
+                return Err(e);
+            }
+        }
+        self.conn
+            .execute_batch("COMMIT")
+            .map_err(self.err("commit findings"))
     }
 
     fn write(&self, s: &StoredFinding) -> Result<(), StoreError> {
@@ -270,6 +340,12 @@ impl Store {
 
     /// The finding with this id (or a unique id prefix of at least 6 characters).
     pub fn get(&self, id: &str) -> Result<Option<StoredFinding>, StoreError> {
+        self.flush()?;
+        self.load(id)
+    }
+
+    /// `get` without writing pending findings first.
+    fn load(&self, id: &str) -> Result<Option<StoredFinding>, StoreError> {
         let row: Option<(String, String, Option<String>)> = self
             .conn
             .query_row(
@@ -317,6 +393,7 @@ impl Store {
 
     /// Findings matching the filter, most recently seen first.
     pub fn list(&self, filter: &Filter) -> Result<Vec<StoredFinding>, StoreError> {
+        self.flush()?;
         let mut sql = String::from("SELECT id, document, archived_by FROM findings WHERE 1 = 1");
         let mut args: Vec<rusqlite::types::Value> = Vec::new();
         if let Some(label) = filter.min_severity {
@@ -367,6 +444,7 @@ impl Store {
 
     /// Number of findings stored.
     pub fn len(&self) -> Result<u64, StoreError> {
+        self.flush()?;
         let n: i64 = self
             .conn
             .query_row("SELECT COUNT(*) FROM findings", [], |r| r.get(0))
@@ -382,6 +460,7 @@ impl Store {
     /// Applies the bounds as of `now`: removes findings last seen before `now - retention`,
     /// then the least recently seen beyond `max_findings`. Returns how many were removed.
     pub fn enforce_limits(&mut self, now: Timestamp) -> Result<u64, StoreError> {
+        self.flush()?;
         let cutoff = now
             .as_millisecond()
             .saturating_sub(i64::try_from(self.limits.retention.as_millis()).unwrap_or(i64::MAX));
@@ -402,6 +481,14 @@ impl Store {
             )
             .map_err(self.err("remove findings beyond the size bound"))?;
         Ok((old + excess) as u64)
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        if let Err(error) = self.flush() {
+            tracing::error!(%error, "findings not written at shutdown");
+        }
     }
 }
 
@@ -623,5 +710,68 @@ mod tests {
         .expect("cannot create under /proc")
         .to_string();
         assert!(err.contains("/proc/vigil-no"), "{err}");
+    }
+
+    #[test]
+    fn a_storm_of_one_finding_is_merged_in_memory_and_written_once_visible() {
+        let path = temp_db("storm");
+        {
+            let mut store = Store::open(&path, StoreLimits::default()).expect("open");
+            let first = store
+                .upsert(
+                    &finding(
+                        "storm",
+                        "Execution:Runtime/NewBinaryExecuted",
+                        5.0,
+                        "2026-01-01T00:00:00Z",
+                    ),
+                    1,
+                    None,
+                )
+                .expect("first");
+            assert!(first.inserted);
+            for i in 1..1000 {
+                let seen = format!("2026-01-01T00:00:{:02}Z", i % 60);
+                let again = store
+                    .upsert(
+                        &finding("storm", "Execution:Runtime/NewBinaryExecuted", 5.0, &seen),
+                        1,
+                        None,
+                    )
+                    .expect("repeat");
+                assert!(!again.inserted, "repeat {i} is not new");
+            }
+            // Readers in this process see the merged state...
+            let stored = store.get("storm").expect("get").expect("present");
+            assert_eq!(stored.finding.count, 1000);
+            // ...and so does another process once the batch is written (here: on drop).
+            store
+                .upsert(
+                    &finding(
+                        "late",
+                        "Execution:Runtime/NewBinaryExecuted",
+                        5.0,
+                        "2026-01-01T00:01:00Z",
+                    ),
+                    1,
+                    None,
+                )
+                .expect("late");
+        }
+        let reopened = Store::open(&path, StoreLimits::default()).expect("reopen");
+        assert_eq!(
+            reopened.len().expect("len"),
+            2,
+            "the pending finding was written at drop"
+        );
+        assert_eq!(
+            reopened
+                .get("storm")
+                .expect("get")
+                .expect("present")
+                .finding
+                .count,
+            1000
+        );
     }
 }

@@ -41,9 +41,11 @@ fn privileged(test: &str) -> bool {
 static AGENT: LazyLock<Collector> = LazyLock::new(|| {
     let agent = Collector::start(SensorOptions::default()).expect("the sensor starts as root");
     for hook in agent.hooks() {
-        assert_eq!(
-            hook.state,
-            HookState::Active,
+        // Kernels built without loadable modules have no init_module tracepoints.
+        let no_modules =
+            hook.hook == "module" && hook.to_string().contains("has none of its tracepoints");
+        assert!(
+            hook.state == HookState::Active || no_modules,
             "hook {} is not active: {hook}",
             hook.hook
         );

@@ -233,6 +233,17 @@ impl DetectionRunner {
         self.store_errors
     }
 
+    /// Writes findings that have waited long enough in the store's batch (called by the run
+    /// loop after every drain, events or not, so an idle host still gets them on disk).
+    pub fn flush_if_due(&mut self) {
+        if let Some(store) = &self.store
+            && let Err(error) = store.flush_if_due()
+        {
+            self.store_errors += 1;
+            tracing::warn!(%error, "cannot write findings");
+        }
+    }
+
     /// Runs detection on one event, stores what it raised and returns the findings that are
     /// new (to the store when there is one) and not archived: the ones to show.
     pub fn on_event(&mut self, event: &Event, lookup: &dyn ProcessLookup) -> Vec<Finding> {
