@@ -137,7 +137,7 @@ pub struct Store {
 /// Pending findings that trigger a write.
 pub const FLUSH_EVERY: usize = 512;
 /// Oldest a pending finding gets before it is written.
-pub const FLUSH_AFTER: Duration = Duration::from_millis(200);
+pub const FLUSH_AFTER: Duration = Duration::from_millis(20);
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS findings (

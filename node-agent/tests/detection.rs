@@ -648,6 +648,81 @@ fn connects_to_listed_addresses_raise_their_types_and_trusted_ones_do_not() {
     assert!(detect(pid, intel()).is_empty(), "unlisted address");
 }
 
+#[test]
+fn inbound_connection_from_a_listed_relay_is_tor_relay() {
+    if !privileged("inbound_connection_from_a_listed_relay_is_tor_relay") {
+        return;
+    }
+    LazyLock::force(&AGENT);
+    let dir = Scratch::new("tor-relay");
+    let specs: [(&str, IndicatorKind, &[&str], FindingType); 1] = [(
+        "test-tor-relays",
+        IndicatorKind::Ip,
+        &["127.66.0.6"],
+        FindingType::UnauthorizedAccessTorRelay,
+    )];
+    let intel = || intel_from(&dir.0, &specs);
+    // A listener process accepts one connection that this test makes from `source`.
+    let accept_from = |source: &str| {
+        let mut child = Command::new(TRIGGER)
+            .args(["accept", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn the listener");
+        let pid = child.id();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("bound address");
+        let bound: std::net::SocketAddr = line.trim().parse().expect("address");
+        connect_from(source, bound);
+        child.wait().expect("wait");
+        pid
+    };
+    let pid = accept_from("127.66.0.6");
+    let found = detect(pid, intel());
+    assert_eq!(types(&found), ["UnauthorizedAccess:Runtime/TorRelay"]);
+    let n = found[0].network.as_ref().expect("network");
+    assert_eq!(n.remote_ip, "127.66.0.6");
+    let pid = accept_from("127.66.0.7");
+    assert!(detect(pid, intel()).is_empty(), "an unlisted peer");
+}
+
+/// Connects to `to` from the loopback address `from` (std cannot bind a client socket).
+fn connect_from(from: &str, to: std::net::SocketAddr) {
+    let from: std::net::Ipv4Addr = from.parse().expect("IPv4 source");
+    let std::net::SocketAddr::V4(to) = to else {
+        panic!("IPv4 listener expected")
+    };
+    let sockaddr = |ip: std::net::Ipv4Addr, port: u16| libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: port.to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(ip).to_be(),
+        },
+        sin_zero: [0; 8],
+    };
+    let local = sockaddr(from, 0);
+    let remote = sockaddr(*to.ip(), to.port());
+    let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    // SAFETY: a fresh socket, valid sockaddr_in structs and lengths; closed below.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+        assert!(fd >= 0, "socket");
+        assert_eq!(
+            libc::bind(fd, (&local as *const libc::sockaddr_in).cast(), len),
+            0,
+            "bind {from}"
+        );
+        assert_eq!(
+            libc::connect(fd, (&remote as *const libc::sockaddr_in).cast(), len),
+            0,
+            "connect"
+        );
+        libc::close(fd);
+    }
+}
+
 /// A network namespace with a stub resolver on 127.0.0.53:53 answering every name with `ip`,
 /// and a resolv.conf for programs run in it (`ip netns exec` bind-mounts /etc/netns/NAME/).
 struct Resolver {

@@ -69,12 +69,14 @@ fn main() -> ExitCode {
         "connect" => connect(&settings),
         "files" => files(&settings),
         "memory" => memory(&settings),
+        "latency" => latency(&settings),
         "ring" => ring(&settings),
         "build" => build(&settings),
         "all" => exec(&settings)
             .and_then(|()| connect(&settings))
             .and_then(|()| files(&settings))
             .and_then(|()| memory(&settings))
+            .and_then(|()| latency(&settings))
             .and_then(|()| ring(&settings))
             .and_then(|()| build(&settings)),
         _ => Err(USAGE.to_owned()),
@@ -406,6 +408,101 @@ fn memory(settings: &Settings) -> Result<(), String> {
         );
     }
     Ok(())
+}
+
+/// From a behaviour to its finding: the bench copies `/bin/true` to a new path and runs it (a
+/// NewBinaryExecuted finding, new for every path), and times from just before the spawn to the
+/// moment the agent prints the finding (`--findings-only`). The agent prints a finding once
+/// detection has made it and put it in the store's batch, which is written to the database
+/// within `store::FLUSH_AFTER` plus one reader poll.
+fn latency(settings: &Settings) -> Result<(), String> {
+    let dir = std::env::temp_dir().join(format!("vigil-bench-latency-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let db = dir.join("findings.db");
+    let mut child = Command::new(settings.bin_dir.join("node-agent"))
+        .args(["run", "--findings-only", "--format", "json", "--db"])
+        .arg(&db)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("starting node-agent: {e}"))?;
+    let stderr = child.stderr.take().ok_or("no stderr")?;
+    let (ready_tx, ready_rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut hooks = 0;
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains(" sensor ") && line.contains("hook=") {
+                hooks += 1;
+                if hooks == Hook::ALL.len() {
+                    let _ = ready_tx.send(());
+                }
+            }
+        }
+    });
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    let (seen_tx, seen_rx) = mpsc::channel::<(String, Instant)>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let Ok(finding) = serde_json::from_str::<serde_json::Value>(&line) else {
+                continue;
+            };
+            if finding["type"] == "Execution:Runtime/NewBinaryExecuted" {
+                let path = finding["context"]["filePath"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
+                let _ = seen_tx.send((path, Instant::now()));
+            }
+        }
+    });
+    let result = (|| {
+        ready_rx
+            .recv_timeout(Duration::from_secs(60))
+            .map_err(|_| "node-agent did not report its hooks within 60 s".to_owned())?;
+        let samples = (settings.rounds * 40).max(20);
+        let mut latencies = Vec::with_capacity(samples);
+        for i in 0..samples {
+            let bin = dir.join(format!("new-binary-{i}"));
+            let cp = Command::new("cp")
+                .arg("/bin/true")
+                .arg(&bin)
+                .status()
+                .map_err(|e| e.to_string())?;
+            if !cp.success() {
+                return Err("cp failed".to_owned());
+            }
+            let started = Instant::now();
+            Command::new(&bin).status().map_err(|e| e.to_string())?;
+            let wanted = bin.display().to_string();
+            loop {
+                let (path, at) = seen_rx
+                    .recv_timeout(Duration::from_secs(10))
+                    .map_err(|_| format!("no finding for {wanted} within 10 s"))?;
+                if path == wanted {
+                    latencies.push(at.duration_since(started).as_secs_f64() * 1000.0);
+                    break;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        latencies.sort_by(f64::total_cmp);
+        let pick = |q: f64| latencies[((latencies.len() - 1) as f64 * q).round() as usize];
+        println!(
+            "latency, behaviour to printed finding ({} NewBinaryExecuted findings): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+            latencies.len(),
+            pick(0.50),
+            pick(0.99),
+            latencies[latencies.len() - 1]
+        );
+        Ok(())
+    })();
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    result
 }
 
 /// Kernel to user space: the synthetic program emits bursts of 128-byte records on each
