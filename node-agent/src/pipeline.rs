@@ -87,7 +87,12 @@ pub struct Pipeline {
     stats: PipelineStats,
     /// Boot-time stamp of the record being handled.
     seen_ns: u64,
+    /// Process uuids by (pid, start time): a SHA-256 per process, not per event.
+    uuids: std::collections::HashMap<(u32, u64), String>,
 }
+
+/// Cached process uuids; the cache is dropped whole past this many.
+const UUID_CACHE: usize = 65_536;
 
 impl Pipeline {
     /// An empty pipeline.
@@ -103,6 +108,7 @@ impl Pipeline {
             ),
             stats: PipelineStats::default(),
             seen_ns: 0,
+            uuids: std::collections::HashMap::new(),
         }
     }
 
@@ -187,6 +193,9 @@ impl Pipeline {
                 self.stats.exit += 1;
                 let mut info = exit_info(ev, &self.clock);
                 self.identify(&mut info.process);
+                // The process is gone: its uuid will not be asked for again.
+                self.uuids
+                    .remove(&(info.process.pid, info.process.start_time_ns));
                 self.procs.on_exit(ev.task.tgid, ev.exit_code);
                 Event::Exit(info)
             }
@@ -273,7 +282,17 @@ impl Pipeline {
     }
 
     fn identify(&mut self, process: &mut ProcessRef) {
-        process.uuid = proctable::process_uuid(&self.boot_id, process.pid, process.start_time_ns);
+        let key = (process.pid, process.start_time_ns);
+        if let Some(uuid) = self.uuids.get(&key) {
+            process.uuid.clone_from(uuid);
+        } else {
+            if self.uuids.len() >= UUID_CACHE {
+                self.uuids.clear();
+            }
+            let uuid = proctable::process_uuid(&self.boot_id, process.pid, process.start_time_ns);
+            self.uuids.insert(key, uuid.clone());
+            process.uuid = uuid;
+        }
         process.host_namespaces = self
             .containers
             .in_host_namespaces(process.pid_ns, process.mnt_ns);
