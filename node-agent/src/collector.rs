@@ -201,3 +201,77 @@ fn collect(
         }
     });
 }
+
+/// For root-only tests: true when this process may load eBPF programs. Otherwise it prints why
+/// the test did not run and returns false, except under CI (`CI` set), where a missing privilege
+/// fails the test: CI runs as root and must never pass by skipping.
+pub fn root_or_skip(test: &str) -> bool {
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    let message =
+        format!("{test}: needs root to load eBPF programs; not run (run the tests as root)");
+    assert!(std::env::var_os("CI").is_none(), "{message}");
+    eprintln!("SKIPPED {message}");
+    false
+}
+
+impl Collector {
+    /// Every event of the process tree rooted at `root` (a child of this process), once `root`
+    /// has exited: its own events and those of its descendants, from its last exec. `None` when
+    /// that exec and exit did not arrive within `timeout`.
+    ///
+    /// The tree starts at the root's exec, not at the fork that made it: the sensors skip the
+    /// agent's own tasks, and in tests the agent is this process. Pids are reused, so the last
+    /// exec by `root` with this process as parent is the one, and its exit is the one with the
+    /// same start time.
+    pub fn tree_events(&self, root: u32, timeout: Duration) -> Option<Vec<Event>> {
+        let me = std::process::id();
+        let deadline = Instant::now() + timeout;
+        loop {
+            let pids = std::cell::RefCell::new(std::collections::HashSet::from([root]));
+            // Loose pass: anything that may belong to a tree rooted at this pid.
+            let loose = self.matching(|e| {
+                let mut pids = pids.borrow_mut();
+                match e {
+                    Event::Fork(f) if pids.contains(&f.process.pid) => {
+                        pids.insert(f.child_pid);
+                        true
+                    }
+                    _ => pids.contains(&e.process().pid),
+                }
+            });
+            let start = loose.iter().rposition(
+                |e| matches!(e, Event::Exec(x) if x.process.pid == root && x.process.ppid == me),
+            );
+            if let Some(start) = start {
+                let started = loose[start].process().start_time_ns;
+                let exited = loose[start..].iter().any(|e| {
+                    matches!(e, Event::Exit(x) if x.process.pid == root && x.process.start_time_ns == started)
+                });
+                if exited {
+                    let mut tree = std::collections::HashSet::from([root]);
+                    return Some(
+                        loose[start..]
+                            .iter()
+                            .filter(|e| {
+                                if let Event::Fork(f) = e
+                                    && tree.contains(&f.process.pid)
+                                {
+                                    tree.insert(f.child_pid);
+                                }
+                                tree.contains(&e.process().pid)
+                            })
+                            .cloned()
+                            .collect(),
+                    );
+                }
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}

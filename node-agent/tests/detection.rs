@@ -9,7 +9,6 @@
 //! set) a missing privilege fails the test instead.
 
 use std::{
-    cell::RefCell,
     collections::{BTreeMap, HashSet},
     io::{BufRead, BufReader, Write},
     net::TcpListener,
@@ -23,6 +22,7 @@ use std::{
 use node_agent::{
     agent::boot_id,
     collector::Collector,
+    collector::root_or_skip as privileged,
     detect::{
         Detector, DetectorConfig, NoLookup, RuleSet,
         host::{host_details, read_users},
@@ -40,19 +40,6 @@ use vigil_detection::{
 const WAIT: Duration = Duration::from_secs(10);
 const TRIGGER: &str = env!("CARGO_BIN_EXE_vigil-trigger");
 const AGENT_BIN: &str = env!("CARGO_BIN_EXE_node-agent");
-
-/// True when the test may go on; prints why not otherwise (and fails under CI).
-fn privileged(test: &str) -> bool {
-    // SAFETY: geteuid cannot fail.
-    if unsafe { libc::geteuid() } == 0 {
-        return true;
-    }
-    let message =
-        format!("{test}: needs root to load eBPF programs; not run (run the tests as root)");
-    assert!(std::env::var_os("CI").is_none(), "{message}");
-    eprintln!("SKIPPED {message}");
-    false
-}
 
 /// One agent shared by the tests of this binary.
 static AGENT: LazyLock<Collector> = LazyLock::new(|| {
@@ -127,59 +114,12 @@ fn run(cmd: &mut Command) -> u32 {
     pid
 }
 
-/// Every event of the process tree rooted at `root` (a child of this test process), once
-/// `root` has exited: its own events and those of its descendants, from its last exec.
-///
-/// The tree starts at the root's exec, not at the fork that made it: the sensors skip the
-/// agent's own tasks, and in these tests the agent is this process. Pids are reused (pid_max
-/// is small on some machines), so the last exec by `root` with this process as parent is the
-/// one, and its exit is the one with the same start time.
+/// Every event of the process tree rooted at `root`, once it has exited (see
+/// `Collector::tree_events`).
 fn tree_events(root: u32) -> Vec<Event> {
-    let me = std::process::id();
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
-        let pids = RefCell::new(HashSet::from([root]));
-        // Loose pass: anything that may belong to a tree rooted at this pid.
-        let loose = AGENT.matching(|e| {
-            let mut pids = pids.borrow_mut();
-            match e {
-                Event::Fork(f) if pids.contains(&f.process.pid) => {
-                    pids.insert(f.child_pid);
-                    true
-                }
-                _ => pids.contains(&e.process().pid),
-            }
-        });
-        let start = loose.iter().rposition(
-            |e| matches!(e, Event::Exec(x) if x.process.pid == root && x.process.ppid == me),
-        );
-        if let Some(start) = start {
-            let started = loose[start].process().start_time_ns;
-            let exited = loose[start..].iter().any(|e| {
-                matches!(e, Event::Exit(x) if x.process.pid == root && x.process.start_time_ns == started)
-            });
-            if exited {
-                let mut tree = HashSet::from([root]);
-                return loose[start..]
-                    .iter()
-                    .filter(|e| {
-                        if let Event::Fork(f) = e
-                            && tree.contains(&f.process.pid)
-                        {
-                            tree.insert(f.child_pid);
-                        }
-                        tree.contains(&e.process().pid)
-                    })
-                    .cloned()
-                    .collect();
-            }
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no exec and exit of {root} within {WAIT:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    AGENT
+        .tree_events(root, WAIT)
+        .unwrap_or_else(|| panic!("no exec and exit of {root} within {WAIT:?}"))
 }
 
 /// A detector with the built-in rules and DGA model over `intel`.

@@ -10,8 +10,7 @@
 //! `sensor_breadth.rs`.
 
 use std::{
-    cell::RefCell,
-    collections::{BTreeMap, HashSet},
+    collections::BTreeMap,
     os::unix::{fs::PermissionsExt, net::UnixListener, process::CommandExt},
     path::{Path, PathBuf},
     process::{Command, Stdio},
@@ -22,6 +21,7 @@ use std::{
 use node_agent::{
     agent::boot_id,
     collector::Collector,
+    collector::root_or_skip as privileged,
     detect::{
         Detector, DetectorConfig, NoLookup, RuleSet,
         host::{host_details, read_users},
@@ -35,18 +35,6 @@ use vigil_detection::{SharedIntel, ThreatIntel};
 
 const WAIT: Duration = Duration::from_secs(10);
 const TRIGGER: &str = env!("CARGO_BIN_EXE_vigil-trigger");
-
-fn privileged(test: &str) -> bool {
-    // SAFETY: geteuid cannot fail.
-    if unsafe { libc::geteuid() } == 0 {
-        return true;
-    }
-    let message =
-        format!("{test}: needs root to load eBPF programs; not run (run the tests as root)");
-    assert!(std::env::var_os("CI").is_none(), "{message}");
-    eprintln!("SKIPPED {message}");
-    false
-}
 
 /// Temporary directories added to the sensitive-path set, one per category.
 static WATCHED: LazyLock<[(PathBuf, Category); 3]> = LazyLock::new(|| {
@@ -143,52 +131,12 @@ fn trigger(args: &[&str]) -> (u32, String) {
     run_out(Command::new(TRIGGER).args(args))
 }
 
-/// Every event of the process tree rooted at `root` (a child of this process), once it exited.
+/// Every event of the process tree rooted at `root`, once it has exited (see
+/// `Collector::tree_events`).
 fn tree_events(root: u32) -> Vec<Event> {
-    let me = std::process::id();
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
-        let pids = RefCell::new(HashSet::from([root]));
-        let loose = AGENT.matching(|e| {
-            let mut pids = pids.borrow_mut();
-            match e {
-                Event::Fork(f) if pids.contains(&f.process.pid) => {
-                    pids.insert(f.child_pid);
-                    true
-                }
-                _ => pids.contains(&e.process().pid),
-            }
-        });
-        let start = loose.iter().rposition(
-            |e| matches!(e, Event::Exec(x) if x.process.pid == root && x.process.ppid == me),
-        );
-        if let Some(start) = start {
-            let started = loose[start].process().start_time_ns;
-            let exited = loose[start..].iter().any(|e| {
-                matches!(e, Event::Exit(x) if x.process.pid == root && x.process.start_time_ns == started)
-            });
-            if exited {
-                let mut tree = HashSet::from([root]);
-                return loose[start..]
-                    .iter()
-                    .filter(|e| {
-                        if let Event::Fork(f) = e
-                            && tree.contains(&f.process.pid)
-                        {
-                            tree.insert(f.child_pid);
-                        }
-                        tree.contains(&e.process().pid)
-                    })
-                    .cloned()
-                    .collect();
-            }
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no exec and exit of {root} within {WAIT:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    AGENT
+        .tree_events(root, WAIT)
+        .unwrap_or_else(|| panic!("no exec and exit of {root} within {WAIT:?}"))
 }
 
 fn detector() -> Detector {

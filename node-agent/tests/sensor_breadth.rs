@@ -14,6 +14,7 @@ use std::{
 
 use node_agent::{
     collector::Collector,
+    collector::root_or_skip as privileged,
     event::{ActivityInfo, Event, ExecInfo, FileInfo},
     sensitive::{Category, MatchKind, SensitivePaths},
     sensor::SensorOptions,
@@ -21,18 +22,6 @@ use node_agent::{
 
 const WAIT: Duration = Duration::from_secs(10);
 const TRIGGER: &str = env!("CARGO_BIN_EXE_vigil-trigger");
-
-fn privileged(test: &str) -> bool {
-    // SAFETY: geteuid cannot fail.
-    if unsafe { libc::geteuid() } == 0 {
-        return true;
-    }
-    let message =
-        format!("{test}: needs root to load eBPF programs; not run (run the tests as root)");
-    assert!(std::env::var_os("CI").is_none(), "{message}");
-    eprintln!("SKIPPED {message}");
-    false
-}
 
 /// A directory the test configures as a sensitive prefix.
 static WATCHED: LazyLock<PathBuf> = LazyLock::new(|| {

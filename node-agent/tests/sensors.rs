@@ -16,6 +16,7 @@ use std::{
 
 use node_agent::{
     collector::Collector,
+    collector::root_or_skip as privileged,
     event::{Event, ExecInfo},
     sensor::{HookState, SensorOptions},
 };
@@ -23,19 +24,6 @@ use sha2::{Digest as _, Sha256};
 
 const WAIT: Duration = Duration::from_secs(10);
 const TRIGGER: &str = env!("CARGO_BIN_EXE_vigil-trigger");
-
-/// True when the test may go on; prints why not otherwise (and fails under CI).
-fn privileged(test: &str) -> bool {
-    // SAFETY: geteuid cannot fail.
-    if unsafe { libc::geteuid() } == 0 {
-        return true;
-    }
-    let message =
-        format!("{test}: needs root to load eBPF programs; not run (run the tests as root)");
-    assert!(std::env::var_os("CI").is_none(), "{message}");
-    eprintln!("SKIPPED {message}");
-    false
-}
 
 /// One agent shared by the tests of this binary.
 static AGENT: LazyLock<Collector> = LazyLock::new(|| {
