@@ -22,8 +22,31 @@ pub enum HookState {
     Active,
     /// Switched off by the user.
     Disabled,
+    /// This kernel has none of the hooks the sensor could use (a syscall it was built without):
+    /// nothing to fix on the host; the reason names what is missing.
+    Unsupported(String),
     /// Every mechanism was tried and refused; the reasons, one per mechanism.
     Failed(String),
+}
+
+/// Why one mechanism did not attach.
+enum Refusal {
+    /// The kernel does not have the hook at all.
+    Absent(String),
+    /// The kernel has it and refused (verifier, privilege, a missing map, ...).
+    Failed(String),
+}
+
+impl From<String> for Refusal {
+    fn from(reason: String) -> Self {
+        Refusal::Failed(reason)
+    }
+}
+
+impl From<&str> for Refusal {
+    fn from(reason: &str) -> Self {
+        Refusal::Failed(reason.to_owned())
+    }
 }
 
 /// One sensor's outcome at start-up.
@@ -51,6 +74,9 @@ impl fmt::Display for HookStatus {
         match &self.state {
             HookState::Active => write!(f, "{} active via {}", self.hook, self.mechanism),
             HookState::Disabled => write!(f, "{} disabled", self.hook),
+            HookState::Unsupported(reason) => {
+                write!(f, "{} unsupported by this kernel: {reason}", self.hook)
+            }
             HookState::Failed(reason) => write!(f, "{} failed: {reason}", self.hook),
         }
     }
@@ -278,6 +304,7 @@ pub fn attach_all(
                 return HookStatus { hook: hook.name(), mechanism: "-", state: HookState::Disabled };
             }
             let mut reasons = Vec::new();
+            let mut all_absent = true;
             let mut last = "-";
             for mechanism in plan(hook) {
                 last = mechanism.name();
@@ -286,13 +313,26 @@ pub fn attach_all(
                         tracing::debug!(hook = hook.name(), mechanism = last, "hook active");
                         return HookStatus { hook: hook.name(), mechanism: last, state: HookState::Active };
                     }
-                    Err(reason) => {
+                    Err(refusal) => {
+                        let reason = match refusal {
+                            Refusal::Absent(reason) => reason,
+                            Refusal::Failed(reason) => {
+                                all_absent = false;
+                                reason
+                            }
+                        };
                         tracing::debug!(hook = hook.name(), mechanism = last, %reason, "hook refused");
                         reasons.push(format!("{last}: {reason}"));
                     }
                 }
             }
-            HookStatus { hook: hook.name(), mechanism: last, state: HookState::Failed(reasons.join(", ")) }
+            let reasons = reasons.join(", ");
+            let state = if all_absent {
+                HookState::Unsupported(reasons)
+            } else {
+                HookState::Failed(reasons)
+            };
+            HookStatus { hook: hook.name(), mechanism: last, state }
         })
         .collect()
 }
@@ -302,7 +342,7 @@ fn attach(
     mechanism: &Mechanism,
     btf: Option<&Btf>,
     cgroup2_root: Option<&Path>,
-) -> Result<(), String> {
+) -> Result<(), Refusal> {
     match mechanism {
         Mechanism::BtfTracePoint {
             program,
@@ -337,10 +377,10 @@ fn attach(
                 attached += 1;
             }
             if attached == 0 {
-                return Err(format!(
+                return Err(Refusal::Absent(format!(
                     "this kernel has none of its tracepoints ({})",
                     missing.join(", ")
-                ));
+                )));
             }
             if !missing.is_empty() {
                 tracing::debug!(missing = %missing.join(", "), "tracepoints absent on this kernel");
