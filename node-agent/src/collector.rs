@@ -275,3 +275,12 @@ impl Collector {
         }
     }
 }
+
+/// A name no other test run uses (`<tag><pid>x<time>`): markers in argv, temp paths, netns names.
+pub fn unique_name(tag: &str) -> String {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{tag}{}x{}", std::process::id(), t % 1_000_000_007)
+}

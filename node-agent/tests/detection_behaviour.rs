@@ -68,11 +68,7 @@ static AGENT: LazyLock<Collector> = LazyLock::new(|| {
 });
 
 fn nonce() -> String {
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!("vb{}x{}", std::process::id(), t % 1_000_000_007)
+    node_agent::collector::unique_name("vb")
 }
 
 struct Scratch(PathBuf);
