@@ -8,6 +8,7 @@
 
 pub mod agent;
 pub mod btf_offsets;
+pub mod cluster;
 pub mod collector;
 pub mod container;
 pub mod detect;
