@@ -42,6 +42,11 @@ pub enum CoverageIssue {
         /// What the agent found.
         detail: String,
     },
+    /// The agent runs and reports, but could not start its sensors.
+    AgentFailed {
+        /// The agent's own error.
+        detail: String,
+    },
     /// Some eBPF probe failed to load or attach.
     ProbeLoadFailed {
         /// Probe name.
@@ -69,6 +74,7 @@ impl CoverageIssue {
             Self::AgentCrashLooping { .. } => "AgentCrashLooping",
             Self::AgentNotReporting { .. } => "AgentNotReporting",
             Self::KernelUnsupported { .. } => "KernelUnsupported",
+            Self::AgentFailed { .. } => "AgentFailed",
             Self::ProbeLoadFailed { .. } => "ProbeLoadFailed",
             Self::EventsDropped { .. } => "EventsDropped",
         }
@@ -79,6 +85,7 @@ impl CoverageIssue {
         matches!(
             self,
             Self::KernelUnsupported { .. }
+                | Self::AgentFailed { .. }
                 | Self::ProbeLoadFailed { .. }
                 | Self::EventsDropped { .. }
         )
@@ -91,7 +98,8 @@ impl fmt::Display for CoverageIssue {
         match self {
             Self::NodeNotReady { detail }
             | Self::AgentNotReporting { detail }
-            | Self::KernelUnsupported { detail } => f.write_str(detail),
+            | Self::KernelUnsupported { detail }
+            | Self::AgentFailed { detail } => f.write_str(detail),
             Self::PolicyConflict { other_policy } => {
                 write!(f, "node is already covered by policy {other_policy}")
             }

@@ -71,6 +71,41 @@ pub struct AgentHealth {
     pub dropped_events_per_second: f64,
     /// Events dropped since the agent started.
     pub dropped_events_total: u64,
+    /// Events dropped since the previous renewal.
+    #[serde(default)]
+    pub dropped_since_last_renewal: u64,
+    /// Whether the sensors run. `false` when the agent could not start them: `last_error` says
+    /// why, and the Lease is written once before the agent exits.
+    #[serde(default = "default_true")]
+    pub sensors_running: bool,
+    /// The most recent error the agent met (start-up, API, store), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// Findings publishing, when the agent publishes to the cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub publishing: Option<PublishingHealth>,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// How findings publishing fares on the node: what went over the per-node caps and what waits.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct PublishingHealth {
+    /// `RuntimeFinding` objects written (created or updated) since the agent started.
+    pub findings_published: u64,
+    /// New findings held back by the per-node cap (published later, when the cap allows).
+    pub findings_over_cap: u64,
+    /// Kubernetes Events not posted because of the per-node cap.
+    pub events_over_cap: u64,
+    /// Entries waiting in the on-disk spool for the API server.
+    pub spool_pending: u64,
+    /// Entries the full spool evicted, since the spool was created.
+    pub spool_lost: u64,
+    /// Entries the API server refused for good (logged one by one).
+    pub rejected: u64,
 }
 
 /// One probe that failed.
@@ -234,6 +269,13 @@ mod tests {
             events_per_second: 99.0,
             dropped_events_per_second: 1.0,
             dropped_events_total: 7,
+            dropped_since_last_renewal: 1,
+            sensors_running: true,
+            last_error: None,
+            publishing: Some(PublishingHealth {
+                findings_over_cap: 2,
+                ..PublishingHealth::default()
+            }),
         }
     }
 
@@ -254,6 +296,15 @@ mod tests {
         assert_eq!(hb.policy.as_deref(), Some("all-linux"));
         assert_eq!(hb.health, health());
         assert!((hb.health.dropped_percent() - 1.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn health_from_an_older_agent_still_reads() {
+        let old = r#"{"schemaVersion":1,"agentVersion":"0.1.0","kernelVersion":"6.1","btfAvailable":true,"eventsPerSecond":1.0,"droppedEventsPerSecond":0.0,"droppedEventsTotal":0}"#;
+        let health: AgentHealth = serde_json::from_str(old).unwrap();
+        assert!(health.sensors_running);
+        assert_eq!(health.last_error, None);
+        assert_eq!(health.publishing, None);
     }
 
     #[test]

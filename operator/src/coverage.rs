@@ -115,9 +115,15 @@ fn node_issue(
         && let Some((reason, _)) = &p.waiting
         && reason == "CrashLoopBackOff"
     {
+        // The agent's own word on why it stopped, when its last Lease carries one.
+        let agent_error = heartbeat
+            .filter(|h| !h.health.sensors_running)
+            .and_then(|h| h.health.last_error.clone());
         return Some(CoverageIssue::AgentCrashLooping {
             restarts: p.restarts,
-            detail: p.last_termination.clone().unwrap_or_else(|| reason.clone()),
+            detail: agent_error
+                .or_else(|| p.last_termination.clone())
+                .unwrap_or_else(|| reason.clone()),
         });
     }
     if let Some(h) = fresh {
@@ -128,6 +134,14 @@ fn node_issue(
                     "kernel {} has no BTF (/sys/kernel/btf/vmlinux)",
                     health.kernel_version
                 ),
+            });
+        }
+        if !health.sensors_running {
+            return Some(CoverageIssue::AgentFailed {
+                detail: health
+                    .last_error
+                    .clone()
+                    .unwrap_or_else(|| "the agent could not start its sensors".into()),
             });
         }
         if let Some(f) = health.probe_failures.first() {
@@ -267,6 +281,10 @@ mod tests {
             events_per_second: 100.0,
             dropped_events_per_second: 0.0,
             dropped_events_total: 0,
+            dropped_since_last_renewal: 0,
+            sensors_running: true,
+            last_error: None,
+            publishing: None,
         }
     }
 
@@ -329,6 +347,9 @@ mod tests {
             probe: "lsm_bprm".into(),
             error: "EPERM".into(),
         }];
+        let mut failed = health();
+        failed.sensors_running = false;
+        failed.last_error = Some("not root: the agent needs CAP_BPF and CAP_PERFMON".into());
         let mut drops = health();
         drops.dropped_events_per_second = 5.0;
         let mut pending = pod("n", "Pending");
@@ -421,6 +442,14 @@ mod tests {
                 Some("KernelUnsupported"),
             ),
             (
+                "sensors could not start",
+                &auto,
+                node("n"),
+                vec![pod("n", "Running")],
+                vec![hb("n", 5, failed.clone())],
+                Some("AgentFailed"),
+            ),
+            (
                 "probe failed",
                 &auto,
                 node("n"),
@@ -448,6 +477,40 @@ mod tests {
         for (name, spec, n, pods, hbs, want) in table {
             assert_eq!(one(spec, n, pods, hbs).as_deref(), want, "{name}");
         }
+    }
+
+    #[test]
+    fn crash_loop_reports_the_agents_own_error() {
+        let mut looping = pod("n", "Running");
+        looping.waiting = Some(("CrashLoopBackOff".into(), "back-off".into()));
+        looping.restarts = 3;
+        looping.last_termination = Some("Error (exit 1)".into());
+        let mut failed = health();
+        failed.sensors_running = false;
+        failed.last_error = Some("kernel BTF missing at /sys/kernel/btf/vmlinux".into());
+        let a = assess(
+            &spec(AgentManagement::Automated),
+            &[node("n")],
+            &[looping.clone()],
+            &[hb("n", 5, failed)],
+            Timestamp::from_second(NOW).unwrap(),
+        );
+        assert_eq!(
+            a.summary.nodes[0].issue.as_deref(),
+            Some("AgentCrashLooping: 3 restarts, last: kernel BTF missing at /sys/kernel/btf/vmlinux")
+        );
+        // Without the agent's word, the kubelet's termination reason.
+        let a = assess(
+            &spec(AgentManagement::Automated),
+            &[node("n")],
+            &[looping],
+            &[hb("n", 5, health())],
+            Timestamp::from_second(NOW).unwrap(),
+        );
+        assert_eq!(
+            a.summary.nodes[0].issue.as_deref(),
+            Some("AgentCrashLooping: 3 restarts, last: Error (exit 1)")
+        );
     }
 
     #[test]

@@ -41,8 +41,9 @@ pub const AGENT_CAPABILITIES: &[&str] = &[
     "DAC_READ_SEARCH",
     "SYS_RESOURCE",
 ];
-/// Annotation with a hash of the agent configuration, so a change rolls the pods.
-pub const CONFIG_HASH_ANNOTATION: &str = "vigil.dev/config-hash";
+/// Where the agent keeps its findings store and its delivery spool on the host, so both
+/// survive an agent restart.
+pub const AGENT_STATE_DIR: &str = "/var/lib/vigil";
 
 /// A policy that cannot be rendered.
 #[derive(Debug, Error)]
@@ -173,6 +174,8 @@ pub fn render(
                     &["runtimefindings"],
                     &["get", "list", "watch", "create", "patch", "update"],
                 ),
+                rule("vigil.dev", &["runtimefindings/status"], &["patch", "update"]),
+                rule("vigil.dev", &["suppressionrules"], &["get", "list", "watch"]),
                 rule("events.k8s.io", &["events"], &["create", "patch"]),
             ]),
             ..ClusterRole::default()
@@ -203,7 +206,7 @@ pub fn render(
             },
             subjects: Some(vec![subject]),
         },
-        daemon_set: daemon_set(policy, &name, meta(true), excluded_nodes, &config_yaml),
+        daemon_set: daemon_set(policy, &name, meta(true), excluded_nodes),
         config_map,
     })
 }
@@ -222,14 +225,6 @@ fn rule(group: &str, resources: &[&str], verbs: &[&str]) -> PolicyRule {
         verbs: verbs.iter().map(|v| (*v).to_owned()).collect(),
         ..PolicyRule::default()
     }
-}
-
-/// FNV-1a, stable across releases, for the config hash annotation.
-fn fnv(text: &str) -> String {
-    let h = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
-    format!("{h:016x}")
 }
 
 fn host_path(name: &str, path: &str) -> Volume {
@@ -271,7 +266,6 @@ fn daemon_set(
     name: &str,
     metadata: ObjectMeta,
     excluded: &[String],
-    config_yaml: &str,
 ) -> DaemonSet {
     let spec = &policy.spec;
     let mut node_selector = spec.node_selector.clone();
@@ -311,6 +305,14 @@ fn daemon_set(
             empty_dir: Some(Default::default()),
             ..Volume::default()
         },
+        Volume {
+            name: "state".into(),
+            host_path: Some(HostPathVolumeSource {
+                path: AGENT_STATE_DIR.to_owned(),
+                type_: Some("DirectoryOrCreate".to_owned()),
+            }),
+            ..Volume::default()
+        },
     ];
     let mut mounts = vec![
         mount("config", CONFIG_DIR),
@@ -321,6 +323,11 @@ fn daemon_set(
         VolumeMount {
             name: "tmp".into(),
             mount_path: "/tmp".into(),
+            ..VolumeMount::default()
+        },
+        VolumeMount {
+            name: "state".into(),
+            mount_path: AGENT_STATE_DIR.into(),
             ..VolumeMount::default()
         },
     ];
@@ -352,10 +359,23 @@ fn daemon_set(
         name: "agent".into(),
         image: Some(spec.agent.image.clone()),
         image_pull_policy: Some(spec.agent.image_pull_policy.as_str().to_owned()),
-        args: Some(vec![
-            "--config".into(),
-            format!("{CONFIG_DIR}/{CONFIG_KEY}"),
-        ]),
+        args: Some(
+            [
+                "run",
+                "--mode",
+                "kubernetes",
+                "--config",
+                &format!("{CONFIG_DIR}/{CONFIG_KEY}"),
+                "--proc-root",
+                "/host/proc",
+                "--cgroup-root",
+                "/host/sys/fs/cgroup",
+                "--state-dir",
+                AGENT_STATE_DIR,
+            ]
+            .map(str::to_owned)
+            .to_vec(),
+        ),
         env: Some(vec![
             field_env("NODE_NAME", "spec.nodeName"),
             field_env("POD_NAME", "metadata.name"),
@@ -402,12 +422,10 @@ fn daemon_set(
                 ..LabelSelector::default()
             },
             template: PodTemplateSpec {
+                // No configuration hash here: the agent applies a changed ConfigMap live, so a
+                // policy edit does not restart (and blind) every agent.
                 metadata: Some(ObjectMeta {
                     labels: Some(pod_labels),
-                    annotations: Some(BTreeMap::from([(
-                        CONFIG_HASH_ANNOTATION.to_owned(),
-                        fnv(config_yaml),
-                    )])),
                     ..ObjectMeta::default()
                 }),
                 spec: Some(PodSpec {
@@ -470,7 +488,7 @@ mod tests {
         );
         assert!(!caps.add.as_ref().unwrap().iter().any(|c| c == "SYS_ADMIN"));
         for m in ps.containers[0].volume_mounts.as_ref().unwrap() {
-            if m.name != "tmp" {
+            if m.name != "tmp" && m.name != "state" {
                 assert_eq!(m.read_only, Some(true), "{} must be read-only", m.name);
             }
         }
@@ -481,7 +499,8 @@ mod tests {
                         "/sys/kernel/btf",
                         "/sys/fs/cgroup",
                         "/proc",
-                        "/sys/kernel/tracing"
+                        "/sys/kernel/tracing",
+                        AGENT_STATE_DIR
                     ]
                     .contains(&hp.path.as_str()),
                     "{}",
@@ -610,19 +629,7 @@ mod tests {
     }
 
     #[test]
-    fn config_change_changes_pod_template_hash() {
-        let hash = |o: &AgentObjects| {
-            o.daemon_set
-                .spec
-                .template
-                .metadata
-                .as_ref()
-                .unwrap()
-                .annotations
-                .as_ref()
-                .unwrap()[CONFIG_HASH_ANNOTATION]
-                .clone()
-        };
+    fn config_change_reaches_the_config_map_without_rolling_pods() {
         let a = render(&policy(serde_json::json!({})), "ns", &[]).unwrap();
         let b = render(
             &policy(serde_json::json!({"findings": {"eventMinSeverity": "Low"}})),
@@ -630,11 +637,28 @@ mod tests {
             &[],
         )
         .unwrap();
-        assert_ne!(hash(&a), hash(&b));
-        assert_eq!(
-            hash(&a),
-            hash(&render(&policy(serde_json::json!({})), "ns", &[]).unwrap())
-        );
+        assert_ne!(a.config_map.data, b.config_map.data);
+        assert_eq!(a.daemon_set.spec.template, b.daemon_set.spec.template);
+    }
+
+    #[test]
+    fn agent_runs_in_cluster_mode_with_host_state() {
+        let o = render(&policy(serde_json::json!({})), "ns", &[]).unwrap();
+        let ps = pod_spec(&o);
+        let args = ps.containers[0].args.as_ref().unwrap();
+        assert_eq!(&args[..3], &["run", "--mode", "kubernetes"]);
+        let state = ps.containers[0]
+            .volume_mounts
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|m| m.mount_path == AGENT_STATE_DIR)
+            .unwrap();
+        assert_ne!(state.read_only, Some(true), "the spool is written");
+        let rules = o.cluster_role.rules.as_ref().unwrap();
+        assert!(rules.iter().any(|r| r.resources.as_deref()
+            == Some(&["suppressionrules".to_owned()][..])
+            && r.verbs.contains(&"watch".to_owned())));
     }
 
     #[test]

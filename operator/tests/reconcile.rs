@@ -358,6 +358,10 @@ fn heartbeat(node: &str, at: i64) -> Lease {
         events_per_second: 50.0,
         dropped_events_per_second: 0.0,
         dropped_events_total: 0,
+        dropped_since_last_renewal: 0,
+        sensors_running: true,
+        last_error: None,
+        publishing: None,
     };
     agent_lease(
         &Renewal {

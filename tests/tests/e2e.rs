@@ -50,6 +50,10 @@ fn health() -> AgentHealth {
         events_per_second: 1.0,
         dropped_events_per_second: 0.0,
         dropped_events_total: 0,
+        dropped_since_last_renewal: 0,
+        sensors_running: true,
+        last_error: None,
+        publishing: None,
     }
 }
 
