@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use crate::{
     detect::{
+        Outcome,
         host::{DetectionOptions, DetectionRunner, SetupError, build_detector},
         report,
     },
@@ -45,6 +46,9 @@ pub struct RunOptions {
     pub limits: Limits,
     /// Where `/proc` is (a host mount inside a container).
     pub proc_root: PathBuf,
+    /// The host's cgroup v2 hierarchy, when not this mount namespace's own (a host mount
+    /// inside a container); found from `/proc/self/mountinfo` when `None`.
+    pub cgroup_root: Option<PathBuf>,
     /// Run detection on every event; `None` turns it off.
     pub detection: Option<DetectionOptions>,
     /// Print new findings instead of events on stdout.
@@ -126,6 +130,23 @@ impl Health {
     }
 }
 
+/// What a deployment around the agent (cluster mode) plugs into the run loop. Every method runs
+/// on the loop's thread, between ring-buffer drains; the defaults do nothing.
+pub trait RunHooks {
+    /// Once, when the sensor runs and detection is set up.
+    fn started(&mut self, _detection: Option<&mut DetectionRunner>) {}
+    /// Every detection outcome: new, repeated or archived.
+    fn on_outcome(&mut self, _outcome: &Outcome) {}
+    /// After every drain (about every poll interval): periodic work. `health` gives the current
+    /// summary (it reads the kernel counters: call it sparingly).
+    fn tick(&mut self, _health: &dyn Fn() -> Health, _detection: Option<&mut DetectionRunner>) {}
+}
+
+/// No hooks: the standalone agent.
+pub struct Standalone;
+
+impl RunHooks for Standalone {}
+
 /// Reads `/proc/sys/kernel/random/boot_id` (empty when unreadable: uuids then depend on the pid
 /// and start time alone).
 pub fn boot_id() -> String {
@@ -134,6 +155,15 @@ pub fn boot_id() -> String {
 
 /// Runs the agent until the deadline or a signal, printing events to `out`.
 pub async fn run<W: Write>(options: &RunOptions, out: &mut W) -> Result<Health, AgentError> {
+    run_with(options, out, &mut Standalone).await
+}
+
+/// [`run`] with hooks around the loop.
+pub async fn run_with<W: Write, H: RunHooks>(
+    options: &RunOptions,
+    out: &mut W,
+    hooks: &mut H,
+) -> Result<Health, AgentError> {
     let started = Instant::now();
     // Before the sensor starts: loading threat intel takes a moment, and records would wait in
     // the ring buffer meanwhile. The store opens once the sensor runs, so that a missing
@@ -160,10 +190,13 @@ pub async fn run<W: Write>(options: &RunOptions, out: &mut W) -> Result<Health, 
         Some((detector, d)) => Some(DetectionRunner::new(detector, d)?),
         None => None,
     });
+    hooks.started(detection.borrow_mut().as_mut());
+    let hooks = std::cell::RefCell::new(hooks);
     for hook in sensor.hooks() {
         tracing::info!(hook = hook.hook, mechanism = hook.mechanism, state = ?hook.state, "sensor");
     }
-    let mut pipeline = Pipeline::new(Clock::now(), boot_id(), options.limits);
+    let mut pipeline = Pipeline::new(Clock::now(), boot_id(), options.limits)
+        .with_host_paths(options.proc_root.clone(), options.cgroup_root.clone());
     let seeded = match pipeline.seed(&options.proc_root) {
         Ok(n) => n,
         Err(error) => {
@@ -203,10 +236,21 @@ pub async fn run<W: Write>(options: &RunOptions, out: &mut W) -> Result<Health, 
                 }
             }
         }
-        let findings = detection
+        let outcomes = detection
             .as_mut()
             .map(|d| d.on_event(&event, pipeline.processes()))
             .unwrap_or_default();
+        if !outcomes.is_empty() {
+            let mut hooks = hooks.borrow_mut();
+            for o in &outcomes {
+                hooks.on_outcome(o);
+            }
+        }
+        let findings: Vec<_> = outcomes
+            .into_iter()
+            .filter(Outcome::is_shown)
+            .map(|o| o.finding)
+            .collect();
         if write_error.is_some() {
             return;
         }
@@ -241,9 +285,12 @@ pub async fn run<W: Write>(options: &RunOptions, out: &mut W) -> Result<Health, 
             }) => {
                 drained.map_err(|e| AgentError::Ring(e.to_string()))?;
                 out.flush().map_err(AgentError::Output)?;
-                if let Some(d) = detection.borrow_mut().as_mut() {
+                let mut detection = detection.borrow_mut();
+                if let Some(d) = detection.as_mut() {
                     d.flush_if_due();
                 }
+                let current = || health(&sensor, &pipeline, seeded, started.elapsed());
+                hooks.borrow_mut().tick(&current, detection.as_mut());
             }
             _ = tokio::signal::ctrl_c() => break,
             _ = terminate.recv() => break,

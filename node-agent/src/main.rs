@@ -188,11 +188,70 @@ struct RunArgs {
     /// Where /proc is (a host mount when the agent runs in a container).
     #[arg(long, default_value = "/proc")]
     proc_root: PathBuf,
+    /// The host's cgroup v2 hierarchy (a host mount when the agent runs in a container; a
+    /// hybrid host's `unified/` below it is found). Default: this mount namespace's cgroup2.
+    #[arg(long)]
+    cgroup_root: Option<PathBuf>,
     /// Print the health summary as JSON on stderr instead of text.
     #[arg(long)]
     health_json: bool,
     #[command(flatten)]
     detection: DetectionArgs,
+    #[command(flatten)]
+    cluster: ClusterArgs,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Mode {
+    /// Kubernetes when the agent runs in a pod (KUBERNETES_SERVICE_HOST and NODE_NAME are
+    /// set), standalone otherwise.
+    Auto,
+    /// A plain host: findings in the embedded store only.
+    Standalone,
+    /// A Kubernetes node: pod context, heartbeat Lease, RuntimeFinding objects and Events.
+    Kubernetes,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+struct ClusterArgs {
+    /// Where the agent runs.
+    #[arg(long, value_enum, default_value_t = Mode::Auto)]
+    mode: Mode,
+    /// Cluster mode: the configuration the operator renders.
+    #[arg(long, default_value = "/etc/vigil/agent.yaml")]
+    config: PathBuf,
+    /// Cluster mode: where the findings store and the delivery spool live (a host directory,
+    /// so both survive a restart).
+    #[arg(long, default_value = "/var/lib/vigil")]
+    state_dir: PathBuf,
+    /// Cluster mode: this node's name.
+    #[arg(long, env = "NODE_NAME")]
+    node_name: Option<String>,
+    /// Cluster mode: this agent pod's name (the Lease holder and the Events' reporter).
+    #[arg(long, env = "POD_NAME")]
+    pod_name: Option<String>,
+    /// Cluster mode: most new RuntimeFinding objects per minute from this node.
+    #[arg(long)]
+    max_new_findings_per_minute: Option<u32>,
+    /// Cluster mode: most Kubernetes Events per minute from this node.
+    #[arg(long)]
+    max_events_per_minute: Option<u32>,
+    /// Cluster mode: most entries waiting in the delivery spool.
+    #[arg(long, default_value_t = node_agent::cluster::spool::DEFAULT_MAX_ENTRIES)]
+    spool_max_entries: u64,
+}
+
+impl ClusterArgs {
+    fn kubernetes(&self) -> bool {
+        match self.mode {
+            Mode::Standalone => false,
+            Mode::Kubernetes => true,
+            Mode::Auto => {
+                std::env::var_os("KUBERNETES_SERVICE_HOST").is_some()
+                    && self.node_name.as_deref().is_some_and(|n| !n.is_empty())
+            }
+        }
+    }
 }
 
 impl SensorArgs {
@@ -278,13 +337,14 @@ fn run(args: &RunArgs) -> ExitCode {
         Ok(o) => o,
         Err(e) => return fail(e),
     };
-    let options = RunOptions {
+    let mut options = RunOptions {
         sensor,
         duration: args.duration,
         format: args.format,
         poll: Duration::from_millis(args.poll_ms.max(1)),
         limits: Limits::default(),
         proc_root: args.proc_root.clone(),
+        cgroup_root: args.cgroup_root.clone(),
         detection: args.detection.options(),
         findings_only: args.detection.findings_only,
     };
@@ -297,7 +357,19 @@ fn run(args: &RunArgs) -> ExitCode {
     };
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
-    let result = runtime.block_on(agent::run(&options, &mut out));
+    let result = if args.cluster.kubernetes() {
+        let cluster = match cluster_options(args, &mut options) {
+            Ok(c) => c,
+            Err(e) => return fail(e),
+        };
+        runtime
+            .block_on(node_agent::cluster::run(&options, cluster, &mut out))
+            .map_err(|e| e.to_string())
+    } else {
+        runtime
+            .block_on(agent::run(&options, &mut out))
+            .map_err(|e| e.to_string())
+    };
     let _ = out.flush();
     match result {
         Ok(health) => {
@@ -311,6 +383,41 @@ fn run(args: &RunArgs) -> ExitCode {
         }
         Err(e) => fail(e),
     }
+}
+
+/// Cluster mode's options; the findings store moves to the state directory (unless `--db` or
+/// `--no-store` say otherwise).
+fn cluster_options(
+    args: &RunArgs,
+    options: &mut RunOptions,
+) -> Result<node_agent::cluster::ClusterOptions, String> {
+    let c = &args.cluster;
+    let (node, pod) =
+        node_agent::cluster::identity_from_env(c.node_name.clone(), c.pod_name.clone())
+            .map_err(|e| e.to_string())?;
+    if let Some(d) = options.detection.as_mut()
+        && d.database.as_deref() == Some(std::path::Path::new(store::DEFAULT_PATH))
+    {
+        d.database = Some(c.state_dir.join("findings.db"));
+    }
+    let Some(_) = options.detection else {
+        return Err(
+            "cluster mode publishes findings: --no-detection cannot be used with --mode kubernetes"
+                .into(),
+        );
+    };
+    Ok(node_agent::cluster::ClusterOptions {
+        node,
+        pod,
+        config_path: c.config.clone(),
+        spool_path: c.state_dir.join("spool.db"),
+        spool_limits: node_agent::cluster::spool::SpoolLimits {
+            max_entries: c.spool_max_entries.max(1),
+            ..Default::default()
+        },
+        max_new_findings_per_minute: c.max_new_findings_per_minute,
+        max_events_per_minute: c.max_events_per_minute,
+    })
 }
 
 fn findings(command: &FindingsCommand) -> ExitCode {

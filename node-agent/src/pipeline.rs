@@ -112,6 +112,26 @@ impl Pipeline {
         }
     }
 
+    /// Reads container context from the host's `/proc` and cgroup v2 hierarchy mounted
+    /// elsewhere (the agent in a pod sees the host's as `/host/proc` and
+    /// `/host/sys/fs/cgroup`). A hybrid host's cgroup v2 is under `unified/`: either works.
+    pub fn with_host_paths(mut self, proc_root: PathBuf, cgroup_root: Option<PathBuf>) -> Self {
+        let root = cgroup_root
+            .map(|r| {
+                let unified = r.join("unified");
+                if !r.join("cgroup.controllers").exists()
+                    && unified.join("cgroup.controllers").exists()
+                {
+                    unified
+                } else {
+                    r
+                }
+            })
+            .or_else(crate::sensor::cgroup2_root);
+        self.containers = ContainerResolver::new(root, proc_root);
+        self
+    }
+
     /// Seeds the process table from `/proc`, so processes older than the agent have parents.
     pub fn seed(&mut self, proc_root: &Path) -> Result<usize, proctable::ProcTableError> {
         self.procs

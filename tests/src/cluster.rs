@@ -29,8 +29,8 @@ pub enum E2eError {
     /// An API call failed.
     #[error("{0}")]
     Api(String, #[source] kube::Error),
-    /// The operator binary is missing or did not start.
-    #[error("starting the operator {path}")]
+    /// A binary (operator, agent) is missing or did not start.
+    #[error("starting {path}")]
     Operator {
         /// Binary path.
         path: String,
@@ -91,10 +91,21 @@ pub async fn apply_crds(client: &Client) -> Result<(), E2eError> {
     Ok(())
 }
 
-/// The operator process; killed when dropped.
-pub struct Operator(Child);
+/// A process the suite started (the operator, an agent); killed when dropped.
+pub struct Process(Child);
 
-impl Drop for Operator {
+/// The operator process.
+pub type Operator = Process;
+
+impl Process {
+    /// Kill it now (SIGKILL: no goodbye heartbeat) and reap it.
+    pub fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Process {
     fn drop(&mut self) {
         // Best effort: the process may already have exited.
         let _ = self.0.kill();
@@ -102,16 +113,45 @@ impl Drop for Operator {
     }
 }
 
-/// Start the operator binary (`VIGIL_OPERATOR_BIN`, else `$CARGO_TARGET_DIR/debug/vigil-operator`,
-/// else `target/debug/vigil-operator`) for `namespace`.
+/// A binary of the workspace: `$<env>` when set, else `$CARGO_TARGET_DIR/debug/<name>`, else
+/// `target/debug/<name>`.
+fn binary(env: &str, name: &str) -> PathBuf {
+    std::env::var_os(env).map(PathBuf::from).unwrap_or_else(|| {
+        std::env::var_os("CARGO_TARGET_DIR")
+            .map_or_else(|| repo_root().join("target"), PathBuf::from)
+            .join("debug")
+            .join(name)
+    })
+}
+
+/// Start the agent binary (`VIGIL_AGENT_BIN`, else the workspace's `node-agent`) in cluster mode
+/// on this host as if it were `node`: it must run as root, like the DaemonSet's agent.
+pub fn start_agent(
+    node: &str,
+    config: &std::path::Path,
+    state_dir: &std::path::Path,
+) -> Result<Process, E2eError> {
+    let path = binary("VIGIL_AGENT_BIN", "node-agent");
+    std::process::Command::new(&path)
+        .args(["run", "--mode", "kubernetes", "--findings-only", "--config"])
+        .arg(config)
+        .arg("--state-dir")
+        .arg(state_dir)
+        .env("NODE_NAME", node)
+        .env("POD_NAME", format!("vigil-e2e-agent-{node}"))
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .map(Process)
+        .map_err(|source| E2eError::Operator {
+            path: path.display().to_string(),
+            source,
+        })
+}
+
+/// Start the operator binary (`VIGIL_OPERATOR_BIN`, else the workspace's `vigil-operator`) for
+/// `namespace`.
 pub fn start_operator(namespace: &str) -> Result<Operator, E2eError> {
-    let path = std::env::var_os("VIGIL_OPERATOR_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            std::env::var_os("CARGO_TARGET_DIR")
-                .map_or_else(|| repo_root().join("target"), PathBuf::from)
-                .join("debug/vigil-operator")
-        });
+    let path = binary("VIGIL_OPERATOR_BIN", "vigil-operator");
     std::process::Command::new(&path)
         .args([
             "--namespace",
@@ -122,7 +162,7 @@ pub fn start_operator(namespace: &str) -> Result<Operator, E2eError> {
             "vigil-e2e",
         ])
         .spawn()
-        .map(Operator)
+        .map(Process)
         .map_err(|source| E2eError::Operator {
             path: path.display().to_string(),
             source,

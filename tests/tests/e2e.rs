@@ -32,12 +32,16 @@ use vigil_crds::{
     lease::{AgentHealth, HEALTH_SCHEMA_VERSION, Renewal, agent_lease},
     policy::CoverageStatus,
 };
-use vigil_e2e::cluster::{FIELD_MANAGER, apply_crds, connect, start_operator, wait_for};
+use vigil_e2e::cluster::{
+    FIELD_MANAGER, apply_crds, connect, start_agent, start_operator, wait_for,
+};
 
 const NS: &str = "vigil-e2e";
 const POLICY: &str = "vigil-e2e";
 const LABEL: &str = "vigil.dev/e2e";
 const WAIT: Duration = Duration::from_secs(120);
+/// Both tests label the same node and a node may belong to one policy only: one at a time.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn health() -> AgentHealth {
     AgentHealth {
@@ -73,6 +77,7 @@ async fn node_status(
 
 #[tokio::test]
 async fn operator_end_to_end() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let client = connect().await.unwrap_or_else(|e| panic!("{e}"));
     let ssa = PatchParams::apply(FIELD_MANAGER).force();
     let namespaces: Api<Namespace> = Api::all(client.clone());
@@ -262,4 +267,174 @@ async fn operator_end_to_end() {
         .delete(NS, &DeleteParams::default())
         .await
         .unwrap();
+}
+
+/// A real agent process in cluster mode, on this host as if it were the cluster's first node
+/// (run as root: the agent loads eBPF programs): its Lease makes the node Healthy, a real
+/// behaviour becomes a RuntimeFinding and an Event, and killing it turns the node Unhealthy
+/// because it stopped reporting.
+#[tokio::test]
+async fn agent_end_to_end() {
+    const AGENT_POLICY: &str = "vigil-e2e-agent";
+    const AGENT_LABEL: &str = "vigil.dev/e2e-agent";
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let client = connect().await.unwrap_or_else(|e| panic!("{e}"));
+    let ssa = PatchParams::apply(FIELD_MANAGER).force();
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    namespaces
+        .patch(
+            NS,
+            &ssa,
+            &Patch::Apply(
+                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}),
+            ),
+        )
+        .await
+        .unwrap();
+    apply_crds(&client).await.unwrap();
+    let _operator = start_operator(NS).unwrap();
+    let nodes: Api<Node> = Api::all(client.clone());
+    let node = nodes
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .next()
+        .expect("the cluster has a node")
+        .name_any();
+    nodes
+        .patch(
+            &node,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {AGENT_LABEL: "true"}}})),
+        )
+        .await
+        .unwrap();
+    let policies: Api<RuntimeMonitoringPolicy> = Api::all(client.clone());
+    let policy: RuntimeMonitoringPolicy = serde_json::from_value(json!({
+        "apiVersion": "vigil.dev/v1alpha1", "kind": "RuntimeMonitoringPolicy",
+        "metadata": {"name": AGENT_POLICY},
+        "spec": {"agentManagement": "Manual", "nodeSelector": {AGENT_LABEL: "true"},
+                 "coverage": {"heartbeatTimeoutSeconds": 15},
+                 "findings": {"eventMinSeverity": "Low"}}}))
+    .unwrap();
+    policies
+        .patch(AGENT_POLICY, &ssa, &Patch::Apply(&policy))
+        .await
+        .unwrap();
+
+    // The agent, configured exactly as the operator renders it for this policy.
+    let dir = std::env::temp_dir().join(format!("vigil-e2e-agent-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = vigil_crds::agent_config::AgentConfig::for_policy(AGENT_POLICY, &policy.spec, NS);
+    let config_path = dir.join("agent.yaml");
+    std::fs::write(&config_path, serde_json::to_string(&config).unwrap()).unwrap();
+    let mut agent = start_agent(&node, &config_path, &dir.join("state")).unwrap();
+    let status = |policies: Api<RuntimeMonitoringPolicy>, node: String| async move {
+        let p = policies.get_opt(AGENT_POLICY).await.ok()??;
+        let n = p
+            .status?
+            .coverage
+            .nodes
+            .into_iter()
+            .find(|n| n.node_name == node)?;
+        Some((n.status, n.issue))
+    };
+    wait_for("node Healthy from the agent's own Lease", WAIT, || {
+        let (policies, node) = (policies.clone(), node.clone());
+        async move {
+            matches!(
+                status(policies, node).await,
+                Some((CoverageStatus::Healthy, _))
+            )
+            .then_some(())
+        }
+    })
+    .await
+    .unwrap();
+
+    // A real behaviour on the host: a scanner runs.
+    let nmap = dir.join("nmap");
+    std::fs::copy("/bin/true", &nmap).unwrap();
+    let ran = std::process::Command::new(&nmap)
+        .args(["-sS", "127.0.0.1"])
+        .status()
+        .unwrap();
+    assert!(ran.success());
+    let findings: Api<RuntimeFinding> = Api::namespaced(client.clone(), NS);
+    let found = wait_for("a RuntimeFinding for the scanner", WAIT, || async {
+        findings
+            .list(&Default::default())
+            .await
+            .ok()?
+            .items
+            .into_iter()
+            .find(|f| {
+                f.spec.finding_type == "Execution:Runtime/SuspiciousTool"
+                    && f.spec.resource.host.node_name.as_deref() == Some(node.as_str())
+                    && f.spec
+                        .process
+                        .as_ref()
+                        .is_some_and(|p| p.executable_path == nmap.display().to_string())
+            })
+    })
+    .await
+    .unwrap();
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::all(client.clone());
+    let object = found.name_any();
+    wait_for("an Event on the node for the finding", WAIT, || async {
+        events
+            .list(&Default::default())
+            .await
+            .ok()?
+            .items
+            .into_iter()
+            .find(|e| {
+                e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(node.as_str())
+                    && e.related.as_ref().and_then(|r| r.name.as_deref()) == Some(object.as_str())
+            })
+    })
+    .await
+    .unwrap();
+
+    // Kill the agent: no more renewals, the node turns Unhealthy, and says why.
+    agent.kill();
+    let issue = wait_for("node Unhealthy after the agent died", WAIT, || {
+        let (policies, node) = (policies.clone(), node.clone());
+        async move {
+            match status(policies, node).await {
+                Some((CoverageStatus::Unhealthy, issue)) => issue,
+                _ => None,
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert!(issue.starts_with("AgentNotReporting:"), "{issue}");
+
+    let _ = findings.delete(&object, &DeleteParams::default()).await;
+    policies
+        .delete(AGENT_POLICY, &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_for("policy deleted", WAIT, || async {
+        policies
+            .get_opt(AGENT_POLICY)
+            .await
+            .ok()?
+            .is_none()
+            .then_some(())
+    })
+    .await
+    .unwrap();
+    nodes
+        .patch(
+            &node,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {AGENT_LABEL: null}}})),
+        )
+        .await
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
 }

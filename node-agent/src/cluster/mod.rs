@@ -6,6 +6,10 @@
 //! - [`deliver`]: sending the spool, in order, through API outages;
 //! - [`heartbeat`]: the per-node Lease the operator reads coverage from;
 //! - [`config`]: the operator-rendered configuration and SuppressionRules, applied live.
+//!
+//! [`run`] wires them: background tasks (pod watch, rule watch, delivery, heartbeat) beside the
+//! agent's run loop, which calls back into [`ClusterHooks`] for every finding and between
+//! ring-buffer drains.
 
 pub mod config;
 pub mod deliver;
@@ -13,3 +17,390 @@ pub mod heartbeat;
 pub mod pods;
 pub mod publish;
 pub mod spool;
+
+use std::{
+    io::Write,
+    path::PathBuf,
+    sync::{Arc, Mutex, PoisonError, RwLock},
+    time::{Duration, Instant},
+};
+
+use vigil_crds::{agent_config::AgentConfig, suppression::CompiledRule};
+
+use crate::{
+    agent::{self, AgentError, Health, RunHooks, RunOptions},
+    detect::{Outcome, host::DetectionRunner},
+};
+
+use self::{
+    config::{ConfigChange, ConfigWatch},
+    deliver::DeliveryStats,
+    heartbeat::{Identity, Reported, SharedReport},
+    pods::PodIndex,
+    publish::{PublishConfig, Publisher},
+    spool::{Spool, SpoolLimits},
+};
+
+/// How long a deleted pod's context is kept for findings that arrive late.
+pub const POD_TOMBSTONE: Duration = Duration::from_secs(600);
+/// How often the configuration files are looked at.
+const CONFIG_POLL: Duration = Duration::from_secs(5);
+/// How often the run loop refreshes what the heartbeat reports.
+const REPORT_EVERY: Duration = Duration::from_secs(1);
+/// How often due repeats are published.
+const DUE_EVERY: Duration = Duration::from_millis(500);
+
+/// What cluster mode needs beyond the standalone agent's options.
+#[derive(Clone, Debug)]
+pub struct ClusterOptions {
+    /// This node's name (`NODE_NAME`, from the downward API).
+    pub node: String,
+    /// This agent pod's name (`POD_NAME`); the node name when the agent runs outside a pod.
+    pub pod: String,
+    /// The operator-rendered configuration (`/etc/vigil/agent.yaml`).
+    pub config_path: PathBuf,
+    /// Where the delivery spool lives (a host directory, so it survives restarts).
+    pub spool_path: PathBuf,
+    /// Spool bounds.
+    pub spool_limits: SpoolLimits,
+    /// Per-node caps; `None` keeps the defaults of [`PublishConfig::from_agent_config`].
+    pub max_new_findings_per_minute: Option<u32>,
+    /// See `max_new_findings_per_minute`.
+    pub max_events_per_minute: Option<u32>,
+}
+
+/// Cluster mode could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// `NODE_NAME` is not set.
+    #[error(
+        "cluster mode needs the node name: set NODE_NAME (the DaemonSet passes spec.nodeName through the downward API) or --node-name"
+    )]
+    NoNodeName,
+    /// The configuration file is unusable.
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    /// No API server configuration (neither in-cluster nor KUBECONFIG).
+    #[error(
+        "cannot reach the Kubernetes API: {0} (in a pod the service account token is needed; outside, set KUBECONFIG)"
+    )]
+    Client(#[source] kube::Error),
+    /// The spool could not be opened.
+    #[error(transparent)]
+    Spool(#[from] spool::SpoolError),
+    /// The agent failed; the heartbeat says so.
+    #[error(transparent)]
+    Agent(#[from] AgentError),
+}
+
+/// The run loop's side of cluster mode.
+pub struct ClusterHooks {
+    options: ClusterOptions,
+    publisher: Publisher,
+    spool: Arc<Mutex<Spool>>,
+    wake: Arc<tokio::sync::Notify>,
+    delivery: Arc<DeliveryStats>,
+    report: SharedReport,
+    pods: Arc<RwLock<PodIndex>>,
+    rules: tokio::sync::watch::Receiver<Vec<CompiledRule>>,
+    heartbeat: tokio::sync::watch::Sender<vigil_crds::agent_config::HeartbeatConfig>,
+    config: AgentConfig,
+    watch: ConfigWatch,
+    last_config_poll: Instant,
+    last_report: Option<Instant>,
+    last_due: Instant,
+    spool_errors: u64,
+}
+
+impl ClusterHooks {
+    fn push(&mut self, actions: Vec<publish::Action>) {
+        if actions.is_empty() {
+            return;
+        }
+        let mut spool = self.spool.lock().unwrap_or_else(PoisonError::into_inner);
+        for action in &actions {
+            match spool.push(action) {
+                Ok(outcome) if outcome.evicted > 0 => tracing::warn!(
+                    evicted = outcome.evicted,
+                    lost_total = spool.lost_total(),
+                    "findings spool full: evicted the oldest, least severe entries"
+                ),
+                Ok(_) => {}
+                Err(error) => {
+                    self.spool_errors += 1;
+                    tracing::error!(%error, action = %action.describe(), "cannot spool a finding for the API server");
+                    if let Ok(mut r) = self.report.lock() {
+                        r.last_error = Some(error.to_string());
+                    }
+                }
+            }
+        }
+        drop(spool);
+        self.wake.notify_one();
+    }
+
+    fn apply_config(&mut self, config: AgentConfig, detection: Option<&mut DetectionRunner>) {
+        self.publisher
+            .set_config(publish_config(&config, &self.options));
+        let _ = self.heartbeat.send(config.heartbeat.clone());
+        if let Some(d) = detection {
+            d.set_enabled_types(&config.enabled_finding_types);
+            reload_intel(d, &config);
+        }
+        tracing::info!(policy = %config.policy, "applied the agent configuration");
+        self.config = config;
+    }
+}
+
+/// The publisher's settings: the policy's, with the caps the command line overrides.
+fn publish_config(config: &AgentConfig, cluster: &ClusterOptions) -> PublishConfig {
+    let mut p = PublishConfig::from_agent_config(config, &cluster.node, &cluster.pod);
+    if let Some(n) = cluster.max_new_findings_per_minute {
+        p.max_new_findings_per_minute = n;
+    }
+    if let Some(n) = cluster.max_events_per_minute {
+        p.max_events_per_minute = n;
+    }
+    p
+}
+
+/// Reloads threat intel off the loop's thread: the new snapshot is built beside the old one and
+/// swapped in, so detection keeps running meanwhile.
+fn reload_intel(detection: &DetectionRunner, config: &AgentConfig) {
+    let intel = detection.detector().intel().clone();
+    let intel_config = config::intel_config(config);
+    tokio::task::spawn_blocking(move || match intel.reload(&intel_config) {
+        Ok(report) => tracing::info!(
+            lists = intel_config.lists.len(),
+            malformed = report.malformed_total,
+            "threat intel reloaded"
+        ),
+        Err(error) => {
+            tracing::warn!(%error, "threat-intel reload failed; the previous lists stay")
+        }
+    });
+}
+
+impl RunHooks for ClusterHooks {
+    fn started(&mut self, detection: Option<&mut DetectionRunner>) {
+        let Some(d) = detection else { return };
+        d.set_enabled_types(&self.config.enabled_finding_types);
+        let pods = self.pods.clone();
+        d.detector_mut()
+            .set_enricher(Box::new(move |resource, pod_uid| {
+                let index = pods.read().unwrap_or_else(PoisonError::into_inner);
+                pods::enrich_resource(&index, resource, pod_uid);
+            }));
+        if self.rules.has_changed().unwrap_or(false) {
+            d.detector_mut()
+                .set_suppression(self.rules.borrow_and_update().clone());
+        }
+        if let Ok(mut r) = self.report.lock() {
+            r.sensors_running = true;
+        }
+    }
+
+    fn on_outcome(&mut self, outcome: &Outcome) {
+        let actions = self.publisher.on_finding(
+            &outcome.finding,
+            outcome.new,
+            outcome.archived_by.as_deref(),
+            Instant::now(),
+        );
+        self.push(actions);
+    }
+
+    fn tick(&mut self, health: &dyn Fn() -> Health, mut detection: Option<&mut DetectionRunner>) {
+        let now = Instant::now();
+        if now.duration_since(self.last_due) >= DUE_EVERY {
+            self.last_due = now;
+            let actions = self.publisher.due(now);
+            self.push(actions);
+        }
+        if self.rules.has_changed().unwrap_or(false)
+            && let Some(d) = detection.as_deref_mut()
+        {
+            d.detector_mut()
+                .set_suppression(self.rules.borrow_and_update().clone());
+        }
+        if now.duration_since(self.last_config_poll) >= CONFIG_POLL {
+            self.last_config_poll = now;
+            match self.watch.poll() {
+                Some(Ok(ConfigChange::Config(config))) => self.apply_config(config, detection),
+                Some(Ok(ConfigChange::Lists(config))) => {
+                    if let Some(d) = detection {
+                        reload_intel(d, &config);
+                    }
+                }
+                Some(Err(error)) => {
+                    tracing::warn!(%error, "configuration change not applied; the previous one stays");
+                    if let Ok(mut r) = self.report.lock() {
+                        r.last_error = Some(error.to_string());
+                    }
+                }
+                None => {}
+            }
+        }
+        if self
+            .last_report
+            .is_none_or(|t| now.duration_since(t) >= REPORT_EVERY)
+        {
+            self.last_report = Some(now);
+            let current = health();
+            let (pending, lost) = {
+                let spool = self.spool.lock().unwrap_or_else(PoisonError::into_inner);
+                (spool.len(), spool.lost_total())
+            };
+            let delivery = self.delivery.snapshot();
+            let publishing =
+                deliver::publishing_health(&self.publisher.stats(), &delivery, pending, lost);
+            if let Ok(mut r) = self.report.lock() {
+                r.health = Some(current);
+                r.publishing = publishing;
+                if let Some(e) = delivery.last_error {
+                    r.last_error = Some(e);
+                }
+            }
+        }
+    }
+}
+
+/// The node's identity from the environment the DaemonSet gives (`NODE_NAME`, `POD_NAME`).
+pub fn identity_from_env(
+    node: Option<String>,
+    pod: Option<String>,
+) -> Result<(String, String), ClusterError> {
+    let node = node
+        .or_else(|| std::env::var("NODE_NAME").ok())
+        .filter(|n| !n.is_empty())
+        .ok_or(ClusterError::NoNodeName)?;
+    let pod = pod
+        .or_else(|| std::env::var("POD_NAME").ok())
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| node.clone());
+    Ok((node, pod))
+}
+
+/// Writes `message` where the kubelet reads a container's termination message, when the agent
+/// runs in a container that has one.
+fn write_termination_message(message: &str) {
+    let path = std::path::Path::new("/dev/termination-log");
+    if path.exists() {
+        let _ = std::fs::write(path, message);
+    }
+}
+
+/// Runs the agent in cluster mode until the deadline or a signal.
+pub async fn run<W: Write>(
+    options: &RunOptions,
+    cluster: ClusterOptions,
+    out: &mut W,
+) -> Result<Health, ClusterError> {
+    let config = config::read_config(&cluster.config_path)?;
+    let client = kube::Client::try_default()
+        .await
+        .map_err(ClusterError::Client)?;
+    let identity = Identity {
+        node: cluster.node.clone(),
+        pod: cluster.pod.clone(),
+        policy: config.policy.clone(),
+    };
+    let report: SharedReport = Arc::new(Mutex::new(Reported::default()));
+    let spool = match Spool::open(&cluster.spool_path, cluster.spool_limits) {
+        Ok(s) => Arc::new(Mutex::new(s)),
+        Err(error) => {
+            fail(&client, &identity, &config, &error.to_string()).await;
+            return Err(error.into());
+        }
+    };
+    tracing::info!(
+        node = %cluster.node,
+        policy = %config.policy,
+        spooled = spool.lock().map(|s| s.len()).unwrap_or(0),
+        "cluster mode"
+    );
+    let wake = Arc::new(tokio::sync::Notify::new());
+    let delivery = Arc::new(DeliveryStats::default());
+    let pods = Arc::new(RwLock::new(PodIndex::new(POD_TOMBSTONE)));
+    let (rules_tx, rules_rx) = tokio::sync::watch::channel(Vec::new());
+    let (heartbeat_tx, heartbeat_rx) = tokio::sync::watch::channel(config.heartbeat.clone());
+
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(pods::watch_pods(
+        client.clone(),
+        cluster.node.clone(),
+        pods.clone(),
+    ));
+    tasks.spawn(config::watch_suppression_rules(client.clone(), rules_tx));
+    tasks.spawn({
+        let (client, spool, wake, delivery) = (
+            client.clone(),
+            spool.clone(),
+            wake.clone(),
+            delivery.clone(),
+        );
+        async move {
+            deliver::run(client, spool, wake, delivery, heartbeat::FIELD_MANAGER).await;
+        }
+    });
+    // Anything left from before a restart goes out first.
+    wake.notify_one();
+
+    let mut hooks = ClusterHooks {
+        publisher: Publisher::new(publish_config(&config, &cluster)),
+        watch: ConfigWatch::new(cluster.config_path.clone(), &config),
+        options: cluster,
+        spool,
+        wake,
+        delivery,
+        report: report.clone(),
+        pods,
+        rules: rules_rx,
+        heartbeat: heartbeat_tx,
+        config,
+        last_config_poll: Instant::now(),
+        last_report: None,
+        last_due: Instant::now(),
+        spool_errors: 0,
+    };
+
+    // The heartbeat starts once the sensor is up (or reports why it is not).
+    let result = {
+        let beat = tasks.spawn(heartbeat::run(
+            client.clone(),
+            identity.clone(),
+            report.clone(),
+            heartbeat_rx,
+        ));
+        let result = agent::run_with(options, out, &mut hooks).await;
+        beat.abort();
+        result
+    };
+    match result {
+        Ok(health) => {
+            // A last look, so findings of the final events are spooled and a final beat tells
+            // the operator the numbers at exit.
+            hooks.tick(&|| health.clone(), None);
+            tasks.abort_all();
+            Ok(health)
+        }
+        Err(error) => {
+            fail(&client, &identity, &hooks.config, &error.to_string()).await;
+            tasks.abort_all();
+            Err(error.into())
+        }
+    }
+}
+
+/// Tells the operator (Lease) and the kubelet (termination message) why the agent stops.
+async fn fail(client: &kube::Client, identity: &Identity, config: &AgentConfig, error: &str) {
+    write_termination_message(error);
+    heartbeat::report_failure(
+        client,
+        identity,
+        &config.heartbeat,
+        error,
+        Duration::from_secs(10),
+    )
+    .await;
+}

@@ -9,13 +9,13 @@ use std::{
 };
 
 use vigil_crds::{
-    finding::{Finding, HostDetails},
+    finding::HostDetails,
     suppression::CompiledRule,
     suppression_rule::{RulesFileError, parse_rules_file},
 };
 use vigil_detection::{DgaModel, DgaModelError, IntelConfig, IntelError, LoadReport, SharedIntel};
 
-use super::{Detector, DetectorConfig, ProcessLookup, RuleError, RuleSet};
+use super::{Detector, DetectorConfig, Outcome, ProcessLookup, RuleError, RuleSet};
 use crate::{
     event::{Clock, Event},
     store::{Store, StoreError, StoreLimits},
@@ -185,6 +185,8 @@ pub struct DetectionRunner {
     store: Option<Store>,
     upserts: u64,
     store_errors: u64,
+    /// Finding types to raise; `None` raises all.
+    enabled_types: Option<std::collections::HashSet<String>>,
 }
 
 impl DetectionRunner {
@@ -204,12 +206,23 @@ impl DetectionRunner {
             store,
             upserts: 0,
             store_errors: 0,
+            enabled_types: None,
         })
     }
 
     /// The detector.
     pub fn detector(&self) -> &Detector {
         &self.detector
+    }
+
+    /// The detector, to change its suppression rules or enricher.
+    pub fn detector_mut(&mut self) -> &mut Detector {
+        &mut self.detector
+    }
+
+    /// Raise only these finding types (exact GuardDuty names); empty raises all.
+    pub fn set_enabled_types(&mut self, types: &[String]) {
+        self.enabled_types = (!types.is_empty()).then(|| types.iter().cloned().collect());
     }
 
     /// Reads the threat-intel configuration and the suppression rules again (SIGHUP). Either
@@ -244,12 +257,15 @@ impl DetectionRunner {
         }
     }
 
-    /// Runs detection on one event, stores what it raised and returns the findings that are
-    /// new (to the store when there is one) and not archived: the ones to show.
-    pub fn on_event(&mut self, event: &Event, lookup: &dyn ProcessLookup) -> Vec<Finding> {
-        let outcomes = self.detector.process(event, lookup);
-        let mut shown = Vec::new();
-        for outcome in outcomes {
+    /// Runs detection on one event, stores what it raised and returns every outcome: the
+    /// finding as stored (its count merged with what the store kept across restarts), `new`
+    /// when the store had no such finding. [`Outcome::is_shown`] tells the ones to print.
+    pub fn on_event(&mut self, event: &Event, lookup: &dyn ProcessLookup) -> Vec<Outcome> {
+        let mut outcomes = self.detector.process(event, lookup);
+        if let Some(enabled) = &self.enabled_types {
+            outcomes.retain(|o| enabled.contains(&o.finding.finding_type));
+        }
+        for outcome in &mut outcomes {
             let new = match self.store.as_mut() {
                 Some(store) => {
                     self.upserts += 1;
@@ -260,7 +276,13 @@ impl DetectionRunner {
                         tracing::warn!(%error, "cannot apply the findings store bounds");
                     }
                     match store.upsert(&outcome.finding, 1, outcome.archived_by.as_deref()) {
-                        Ok(up) => up.inserted,
+                        Ok(up) => {
+                            outcome.finding = up.stored.finding;
+                            if outcome.archived_by.is_none() {
+                                outcome.archived_by = up.stored.archived_by;
+                            }
+                            up.inserted
+                        }
                         Err(error) => {
                             self.store_errors += 1;
                             tracing::warn!(%error, id = %outcome.finding.id, "cannot store a finding");
@@ -270,13 +292,11 @@ impl DetectionRunner {
                 }
                 None => outcome.new,
             };
+            outcome.new = new;
             if let Some(rule) = &outcome.archived_by {
                 tracing::debug!(id = %outcome.finding.id, rule = %rule, "finding archived by a suppression rule");
             }
-            if new && !outcome.finding.archived {
-                shown.push(outcome.finding);
-            }
         }
-        shown
+        outcomes
     }
 }

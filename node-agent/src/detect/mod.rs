@@ -149,6 +149,13 @@ pub struct Outcome {
     pub archived_by: Option<String>,
 }
 
+impl Outcome {
+    /// Whether to show it to a person: new and not archived.
+    pub fn is_shown(&self) -> bool {
+        self.new && !self.finding.archived
+    }
+}
+
 /// What the detector counted.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -214,7 +221,13 @@ pub struct Detector {
     dga_hits: HashMap<u32, (u64, Vec<String>)>,
     answers: HashMap<IpAddr, String>,
     stats: DetectorStats,
+    enricher: Option<ResourceEnricher>,
 }
+
+/// Adds what the node knows beyond the cgroup (pod, workload, image) to a container resource;
+/// called with the pod uid the cgroup path gave, if any. Runs before suppression and before the
+/// finding id is computed, so rules can match pod fields.
+pub type ResourceEnricher = Box<dyn Fn(&mut Resource, Option<&str>)>;
 
 /// Severity score and label of a finding type's default severity.
 pub fn default_severity(finding_type: FindingType) -> f64 {
@@ -253,7 +266,13 @@ impl Detector {
             dga_hits: HashMap::new(),
             answers: HashMap::new(),
             stats: DetectorStats::default(),
+            enricher: None,
         }
+    }
+
+    /// Sets the resource enricher (cluster mode: pod context from the API server).
+    pub fn set_enricher(&mut self, enricher: ResourceEnricher) {
+        self.enricher = Some(enricher);
     }
 
     /// Counters so far.
@@ -509,13 +528,19 @@ impl Detector {
                 .to_owned(),
             ),
             privileged: None,
+            image_id: None,
+            allow_privilege_escalation: None,
         };
-        Resource {
+        let mut resource = Resource {
             display_name: Resource::display_name_for(&self.config.host, Some(&details), None),
             host: self.config.host.clone(),
             container: Some(details),
             pod: None,
+        };
+        if let Some(enrich) = &self.enricher {
+            enrich(&mut resource, c.pod_uid.as_deref());
         }
+        resource
     }
 
     fn aggregate(&mut self, mut c: Candidate, time: Timestamp) -> Outcome {

@@ -931,22 +931,30 @@ fn runner_reload_swaps_suppression_and_keeps_the_old_rules_on_error() {
     };
     let (detector, _) = build_detector(&options, Clock::with_offset(0), String::new()).unwrap();
     let mut runner = DetectionRunner::new(detector, &options).unwrap();
-    assert!(
-        runner.on_event(&exec(&["nmap", "h"]), &NoLookup).is_empty(),
-        "archived findings are not shown"
-    );
+    let outcomes = runner.on_event(&exec(&["nmap", "h"]), &NoLookup);
+    assert_eq!(outcomes.len(), 1);
+    assert!(outcomes[0].finding.archived && !outcomes[0].is_shown());
+    assert_eq!(outcomes[0].archived_by.as_deref(), Some("r"));
     assert_eq!(runner.detector().stats().archived, 1);
 
     std::fs::write(&rules, rule("Execution:Runtime/ReverseShell")).unwrap();
     runner.reload().unwrap();
     let shown = runner.on_event(&exec(&["masscan", "h"]), &NoLookup);
     assert_eq!(shown.len(), 1);
-    assert!(!shown[0].archived);
+    assert!(shown[0].is_shown());
 
     std::fs::write(&rules, "spec: [").unwrap();
     let err = runner.reload().unwrap_err().to_string();
     assert!(err.contains("suppress.yaml"), "{err}");
     // The previous rules stay: a ReverseShell-only rule does not archive a tool.
-    assert_eq!(runner.on_event(&exec(&["hydra", "h"]), &NoLookup).len(), 1);
+    let outcomes = runner.on_event(&exec(&["hydra", "h"]), &NoLookup);
+    assert!(outcomes.len() == 1 && outcomes[0].is_shown());
+    // Only the enabled types are raised.
+    runner.set_enabled_types(&["Execution:Runtime/ReverseShell".to_owned()]);
+    assert!(
+        runner
+            .on_event(&exec(&["medusa", "h"]), &NoLookup)
+            .is_empty()
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
