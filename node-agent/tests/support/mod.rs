@@ -1,0 +1,7 @@
+//! Support code shared by node-agent's integration tests (`mod support;` in a test file).
+
+#[allow(
+    dead_code,
+    reason = "each test binary uses a different part of the support code"
+)]
+pub mod mock_api;
