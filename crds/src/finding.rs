@@ -227,6 +227,14 @@ pub struct ContainerDetails {
     /// Whether the container runs privileged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub privileged: Option<bool>,
+    /// The image the runtime actually ran, as the pod status reports it (usually with its
+    /// digest, e.g. `registry.example/shop/web@sha256:...`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_id: Option<String>,
+    /// `securityContext.allowPrivilegeEscalation` as declared; absent when the pod spec leaves it
+    /// unset, which Kubernetes runs as allowed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_privilege_escalation: Option<bool>,
 }
 
 /// Pod details.
@@ -243,6 +251,39 @@ pub struct PodDetails {
     /// Pod labels.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
+    /// The pod's service account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account_name: Option<String>,
+    /// Whether the pod uses the host's network namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_network: Option<bool>,
+    /// Whether the pod uses the host's pid namespace (`hostPID`, spelled as in the pod spec).
+    #[serde(rename = "hostPID", default, skip_serializing_if = "Option::is_none")]
+    pub host_pid: Option<bool>,
+    /// Whether the pod uses the host's IPC namespace (`hostIPC`, spelled as in the pod spec).
+    #[serde(rename = "hostIPC", default, skip_serializing_if = "Option::is_none")]
+    pub host_ipc: Option<bool>,
+    /// Host paths mounted through `hostPath` volumes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub host_path_volumes: Vec<String>,
+    /// The workload that owns the pod (a Deployment rather than its ReplicaSet); absent for a
+    /// bare pod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload: Option<WorkloadDetails>,
+}
+
+/// The workload that owns a pod.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkloadDetails {
+    /// Kind, e.g. `Deployment`, `DaemonSet`, `StatefulSet`, `Job`.
+    pub kind: String,
+    /// Name, in the pod's namespace.
+    pub name: String,
+    /// UID, when known: the owner reference gives it for the direct owner; a Deployment found
+    /// through its ReplicaSet has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<String>,
 }
 
 /// The process that acted, with its ancestry.
@@ -505,6 +546,69 @@ mod tests {
             "{name}"
         );
         assert!(name.starts_with("finding-"));
+    }
+
+    #[test]
+    fn pod_and_container_context_fields_are_optional_and_camel_case() {
+        // A document written before these fields existed still parses, to empty values.
+        let old = crate::testdata::finding();
+        let pod = old.resource.pod.as_ref().unwrap();
+        assert_eq!(pod.workload, None);
+        assert!(pod.host_path_volumes.is_empty());
+        assert_eq!(old.resource.container.as_ref().unwrap().image_id, None);
+        let json = serde_json::to_value(&old.resource).unwrap();
+        for absent in [
+            "workload",
+            "hostNetwork",
+            "hostPathVolumes",
+            "serviceAccountName",
+        ] {
+            assert!(
+                json["pod"].get(absent).is_none(),
+                "{absent} not written when empty"
+            );
+        }
+
+        let pod = PodDetails {
+            name: "web-1".into(),
+            namespace: "shop".into(),
+            service_account_name: Some("web".into()),
+            host_network: Some(true),
+            host_pid: Some(false),
+            host_ipc: Some(false),
+            host_path_volumes: vec!["/var/run/docker.sock".into()],
+            workload: Some(WorkloadDetails {
+                kind: "Deployment".into(),
+                name: "web".into(),
+                uid: None,
+            }),
+            ..Default::default()
+        };
+        let container = ContainerDetails {
+            name: "web".into(),
+            id: "abc".into(),
+            image_id: Some("registry.example/web@sha256:00".into()),
+            allow_privilege_escalation: Some(false),
+            ..Default::default()
+        };
+        let pod_json = serde_json::to_value(&pod).unwrap();
+        assert_eq!(
+            pod_json,
+            serde_json::json!({
+                "name": "web-1", "namespace": "shop", "serviceAccountName": "web",
+                "hostNetwork": true, "hostPID": false, "hostIPC": false,
+                "hostPathVolumes": ["/var/run/docker.sock"],
+                "workload": {"kind": "Deployment", "name": "web"}
+            })
+        );
+        let container_json = serde_json::to_value(&container).unwrap();
+        assert_eq!(container_json["imageId"], "registry.example/web@sha256:00");
+        assert_eq!(container_json["allowPrivilegeEscalation"], false);
+        assert_eq!(serde_json::from_value::<PodDetails>(pod_json).unwrap(), pod);
+        assert_eq!(
+            serde_json::from_value::<ContainerDetails>(container_json).unwrap(),
+            container
+        );
     }
 
     #[test]
