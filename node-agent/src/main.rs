@@ -35,7 +35,7 @@ enum LogFormat {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the agent in standalone mode, printing events (the default).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Load and attach every sensor, print which hooks are active, and exit.
     Probe(SensorArgs),
     /// Read the findings store (standalone mode).
@@ -142,6 +142,7 @@ impl DetectionArgs {
     fn options(&self) -> Option<DetectionOptions> {
         (!self.no_detection).then(|| DetectionOptions {
             intel_config: self.intel_config.clone(),
+            intel: None,
             rules_dir: self.rules_dir.clone(),
             no_builtin_rules: self.no_builtin_rules,
             suppression: self.suppression_rules.clone(),

@@ -497,7 +497,9 @@ mod tests {
         );
         assert_eq!(
             a.summary.nodes[0].issue.as_deref(),
-            Some("AgentCrashLooping: 3 restarts, last: kernel BTF missing at /sys/kernel/btf/vmlinux")
+            Some(
+                "AgentCrashLooping: 3 restarts, last: kernel BTF missing at /sys/kernel/btf/vmlinux"
+            )
         );
         // Without the agent's word, the kubelet's termination reason.
         let a = assess(

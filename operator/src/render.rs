@@ -174,8 +174,16 @@ pub fn render(
                     &["runtimefindings"],
                     &["get", "list", "watch", "create", "patch", "update"],
                 ),
-                rule("vigil.dev", &["runtimefindings/status"], &["patch", "update"]),
-                rule("vigil.dev", &["suppressionrules"], &["get", "list", "watch"]),
+                rule(
+                    "vigil.dev",
+                    &["runtimefindings/status"],
+                    &["patch", "update"],
+                ),
+                rule(
+                    "vigil.dev",
+                    &["suppressionrules"],
+                    &["get", "list", "watch"],
+                ),
                 rule("events.k8s.io", &["events"], &["create", "patch"]),
             ]),
             ..ClusterRole::default()

@@ -102,11 +102,11 @@ pub fn feeds_for(format: ListFormat) -> Vec<FindingType> {
     }
 }
 
-/// The threat-intel configuration of a policy: the built-in lists plus every referenced list
-/// that exists now (a list ConfigMap is mounted as optional: a missing one is logged and
-/// skipped, and picked up when it appears).
-pub fn intel_config(config: &AgentConfig) -> IntelConfig {
-    let mut intel = IntelConfig::default();
+/// The threat-intel configuration of a policy: `base` (the built-in lists, or what the command
+/// line configured) plus every referenced list that exists now (a list ConfigMap is mounted as
+/// optional: a missing one is logged and skipped, and picked up when it appears).
+pub fn intel_config(base: &IntelConfig, config: &AgentConfig) -> IntelConfig {
+    let mut intel = base.clone();
     for list in &config.threat_intel_lists {
         let path = PathBuf::from(&list.path);
         match std::fs::read_to_string(&path) {
@@ -353,7 +353,7 @@ mod tests {
         let path = dir.join("agent.yaml");
         std::fs::write(&path, serde_json::to_string(&cfg).unwrap()).unwrap();
         assert_eq!(read_config(&path).unwrap(), cfg);
-        let intel = intel_config(&cfg);
+        let intel = intel_config(&IntelConfig::default(), &cfg);
         assert_eq!(intel.lists.len(), 1);
         assert_eq!(intel.lists[0].feeds, vec![FindingType::BackdoorCcActivityB]);
 
@@ -386,6 +386,6 @@ mod tests {
             list_name: "gone".into(),
             path: "/nonexistent/vigil/list.txt".into(),
         }]);
-        assert!(intel_config(&cfg).lists.is_empty());
+        assert!(intel_config(&IntelConfig::default(), &cfg).lists.is_empty());
     }
 }

@@ -105,6 +105,8 @@ pub struct ClusterHooks {
     rules: tokio::sync::watch::Receiver<Vec<CompiledRule>>,
     heartbeat: tokio::sync::watch::Sender<vigil_crds::agent_config::HeartbeatConfig>,
     config: AgentConfig,
+    /// Threat intel before the policy's lists are added (built-in, or the command line's).
+    base_intel: vigil_detection::IntelConfig,
     watch: ConfigWatch,
     last_config_poll: Instant,
     last_report: Option<Instant>,
@@ -145,7 +147,7 @@ impl ClusterHooks {
         let _ = self.heartbeat.send(config.heartbeat.clone());
         if let Some(d) = detection {
             d.set_enabled_types(&config.enabled_finding_types);
-            reload_intel(d, &config);
+            reload_intel(d, config::intel_config(&self.base_intel, &config));
         }
         tracing::info!(policy = %config.policy, "applied the agent configuration");
         self.config = config;
@@ -166,9 +168,8 @@ fn publish_config(config: &AgentConfig, cluster: &ClusterOptions) -> PublishConf
 
 /// Reloads threat intel off the loop's thread: the new snapshot is built beside the old one and
 /// swapped in, so detection keeps running meanwhile.
-fn reload_intel(detection: &DetectionRunner, config: &AgentConfig) {
+fn reload_intel(detection: &DetectionRunner, intel_config: vigil_detection::IntelConfig) {
     let intel = detection.detector().intel().clone();
-    let intel_config = config::intel_config(config);
     tokio::task::spawn_blocking(move || match intel.reload(&intel_config) {
         Ok(report) => tracing::info!(
             lists = intel_config.lists.len(),
@@ -229,7 +230,7 @@ impl RunHooks for ClusterHooks {
                 Some(Ok(ConfigChange::Config(config))) => self.apply_config(config, detection),
                 Some(Ok(ConfigChange::Lists(config))) => {
                     if let Some(d) = detection {
-                        reload_intel(d, &config);
+                        reload_intel(d, config::intel_config(&self.base_intel, &config));
                     }
                 }
                 Some(Err(error)) => {
@@ -297,6 +298,16 @@ pub async fn run<W: Write>(
     out: &mut W,
 ) -> Result<Health, ClusterError> {
     let config = config::read_config(&cluster.config_path)?;
+    // The policy's lists join the command line's threat intel from the start.
+    let mut options = options.clone();
+    let base_intel = match &mut options.detection {
+        Some(d) => {
+            let base = d.intel_config().map_err(AgentError::from)?;
+            d.intel = Some(config::intel_config(&base, &config));
+            base
+        }
+        None => vigil_detection::IntelConfig::default(),
+    };
     let client = kube::Client::try_default()
         .await
         .map_err(ClusterError::Client)?;
@@ -358,6 +369,7 @@ pub async fn run<W: Write>(
         rules: rules_rx,
         heartbeat: heartbeat_tx,
         config,
+        base_intel,
         last_config_poll: Instant::now(),
         last_report: None,
         last_due: Instant::now(),
@@ -372,7 +384,7 @@ pub async fn run<W: Write>(
             report.clone(),
             heartbeat_rx,
         ));
-        let result = agent::run_with(options, out, &mut hooks).await;
+        let result = agent::run_with(&options, out, &mut hooks).await;
         beat.abort();
         result
     };

@@ -73,6 +73,9 @@ pub enum SetupError {
 pub struct DetectionOptions {
     /// Threat-intel configuration (YAML `IntelConfig`); built-in lists only when absent.
     pub intel_config: Option<PathBuf>,
+    /// Threat-intel configuration given directly (cluster mode builds it from the policy);
+    /// takes the place of `intel_config`.
+    pub intel: Option<IntelConfig>,
     /// Extra exec rules: every `*.yaml` in this directory.
     pub rules_dir: Option<PathBuf>,
     /// Skip the built-in exec rules.
@@ -83,6 +86,18 @@ pub struct DetectionOptions {
     pub database: Option<PathBuf>,
     /// Store bounds.
     pub limits: StoreLimits,
+}
+
+impl DetectionOptions {
+    /// The threat-intel configuration in force: the one given, else the file's, else the
+    /// built-in lists.
+    pub fn intel_config(&self) -> Result<IntelConfig, SetupError> {
+        match (&self.intel, &self.intel_config) {
+            (Some(config), _) => Ok(config.clone()),
+            (None, Some(path)) => load_intel_config(path),
+            (None, None) => Ok(IntelConfig::default()),
+        }
+    }
 }
 
 /// `/etc/passwd` as uid -> name; an unreadable file gives an empty map (names are optional).
@@ -148,10 +163,7 @@ pub fn build_detector(
     clock: Clock,
     boot_id: String,
 ) -> Result<(Detector, LoadReport), SetupError> {
-    let intel_config = match &options.intel_config {
-        Some(path) => load_intel_config(path)?,
-        None => IntelConfig::default(),
-    };
+    let intel_config = options.intel_config()?;
     let (intel, report) = SharedIntel::load(&intel_config)?;
     let rules = RuleSet::load(!options.no_builtin_rules, options.rules_dir.as_deref())?;
     let suppression = match &options.suppression {
@@ -228,10 +240,7 @@ impl DetectionRunner {
     /// Reads the threat-intel configuration and the suppression rules again (SIGHUP). Either
     /// both load and replace the old ones, or nothing changes and the error says why.
     pub fn reload(&mut self) -> Result<LoadReport, SetupError> {
-        let intel_config = match &self.options.intel_config {
-            Some(path) => load_intel_config(path)?,
-            None => IntelConfig::default(),
-        };
+        let intel_config = self.options.intel_config()?;
         let suppression = match &self.options.suppression {
             Some(path) => load_suppression(path)?,
             None => Vec::new(),

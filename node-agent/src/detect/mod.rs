@@ -493,12 +493,17 @@ impl Detector {
         Timestamp::try_from(wall).unwrap_or(Timestamp::UNIX_EPOCH)
     }
 
-    /// The finding id for a key: stable across restarts, so the store merges repeats.
+    /// The finding id for a key: stable across restarts, so the store merges repeats. The
+    /// resource counts by identity (the container id, else the host), not by display name, which
+    /// gains pod and container names once the pod watch knows them.
     fn finding_id(&self, finding_type: FindingType, resource: &Resource, key: &str) -> String {
         let mut h = Sha256::new();
         h.update(finding_type.as_str().as_bytes());
         h.update([0]);
-        h.update(resource.display_name.as_bytes());
+        match &resource.container {
+            Some(c) => h.update(c.id.as_bytes()),
+            None => h.update(resource.host.hostname.as_bytes()),
+        }
         h.update([0]);
         h.update(key.as_bytes());
         h.finalize()[..16]
