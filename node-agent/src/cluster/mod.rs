@@ -111,7 +111,6 @@ pub struct ClusterHooks {
     last_config_poll: Instant,
     last_report: Option<Instant>,
     last_due: Instant,
-    spool_errors: u64,
 }
 
 impl ClusterHooks {
@@ -121,19 +120,11 @@ impl ClusterHooks {
         }
         let mut spool = self.spool.lock().unwrap_or_else(PoisonError::into_inner);
         for action in &actions {
-            match spool.push(action) {
-                Ok(outcome) if outcome.evicted > 0 => tracing::warn!(
-                    evicted = outcome.evicted,
-                    lost_total = spool.lost_total(),
-                    "findings spool full: evicted the oldest, least severe entries"
-                ),
-                Ok(_) => {}
-                Err(error) => {
-                    self.spool_errors += 1;
-                    tracing::error!(%error, action = %action.describe(), "cannot spool a finding for the API server");
-                    if let Ok(mut r) = self.report.lock() {
-                        r.last_error = Some(error.to_string());
-                    }
+            // The spool itself logs what a full spool evicts; the heartbeat reports the count.
+            if let Err(error) = spool.push(action) {
+                tracing::error!(%error, action = %action.describe(), "cannot spool a finding for the API server");
+                if let Ok(mut r) = self.report.lock() {
+                    r.last_error = Some(error.to_string());
                 }
             }
         }
@@ -373,7 +364,6 @@ pub async fn run<W: Write>(
         last_config_poll: Instant::now(),
         last_report: None,
         last_due: Instant::now(),
-        spool_errors: 0,
     };
 
     // The heartbeat starts once the sensor is up (or reports why it is not).
