@@ -1,8 +1,13 @@
 //! Network sensors: `connect(2)` and `accept(2)`/`accept4(2)` with their results.
 //!
-//! The syscall entry saves the user's sockaddr pointer per thread; the cgroup `connect4/6` hook,
-//! which runs inside the syscall, adds the socket type and protocol (and marks sockets aimed at
-//! port 53 for the DNS sensor); the syscall exit emits one record with the return value.
+//! connect: the syscall entry saves the user's sockaddr pointer per thread; the cgroup
+//! `connect4/6` hook, which runs inside the syscall, adds the socket type and protocol (and marks
+//! sockets aimed at port 53 for the DNS sensor); the syscall exit emits one record with the
+//! return value.
+//!
+//! accept: the syscall exit alone. The new connection's socket, found through the returned fd,
+//! names the peer, so no entry program, no pending entry and no read of user memory is needed;
+//! `EAGAIN` (a non-blocking listener with nothing to accept) is dropped in the kernel.
 
 use aya_ebpf::{
     bindings::bpf_sock_addr,
@@ -19,18 +24,18 @@ use node_agent_common::{
 use crate::{
     dns,
     kernel::{
-        EVENTS, count, current_task, fill_current, header, is_agent, submit_flags, syscall_arg,
-        syscall_ret,
+        EVENTS, count, current_task, fd_file, fill_current, header, is_agent, socket_peer,
+        submit_flags, syscall_arg, syscall_ret,
     },
 };
 
-/// A syscall in flight on one thread.
+/// A connect in flight on one thread.
 #[repr(C)]
 #[derive(Clone, Copy)]
 struct Pending {
-    /// The sockaddr in user memory (connect: input; accept: output buffer, may be 0).
+    /// The sockaddr in user memory.
     sockaddr: u64,
-    /// connect: the address length; accept: pointer to it in user memory.
+    /// Its length.
     addrlen: u64,
     fd: i32,
     sock_type: u16,
@@ -42,7 +47,7 @@ static PENDING: LruHashMap<u64, Pending> = LruHashMap::with_max_entries(16384, 0
 
 #[tracepoint(category = "syscalls", name = "sys_enter_connect")]
 pub fn connect_enter(ctx: TracePointContext) -> u32 {
-    on_enter(&ctx, Hook::Connect, false);
+    on_enter(&ctx, Hook::Connect);
     0
 }
 
@@ -52,27 +57,15 @@ pub fn connect_exit(ctx: TracePointContext) -> u32 {
     0
 }
 
-#[tracepoint(category = "syscalls", name = "sys_enter_accept")]
-pub fn accept_enter(ctx: TracePointContext) -> u32 {
-    on_enter(&ctx, Hook::Accept, true);
-    0
-}
-
 #[tracepoint(category = "syscalls", name = "sys_exit_accept")]
 pub fn accept_exit(ctx: TracePointContext) -> u32 {
-    on_exit(&ctx, Hook::Accept, kind::ACCEPT);
-    0
-}
-
-#[tracepoint(category = "syscalls", name = "sys_enter_accept4")]
-pub fn accept4_enter(ctx: TracePointContext) -> u32 {
-    on_enter(&ctx, Hook::Accept, true);
+    on_accept_exit(&ctx);
     0
 }
 
 #[tracepoint(category = "syscalls", name = "sys_exit_accept4")]
 pub fn accept4_exit(ctx: TracePointContext) -> u32 {
-    on_exit(&ctx, Hook::Accept, kind::ACCEPT);
+    on_accept_exit(&ctx);
     0
 }
 
@@ -89,7 +82,7 @@ pub fn sock_connect6(ctx: SockAddrContext) -> i32 {
 }
 
 #[inline(always)]
-fn on_enter(ctx: &TracePointContext, hook: Hook, accept: bool) {
+fn on_enter(ctx: &TracePointContext, hook: Hook) {
     if is_agent() {
         count(hook, StatKind::Filtered);
         return;
@@ -103,8 +96,7 @@ fn on_enter(ctx: &TracePointContext, hook: Hook, accept: bool) {
         sockaddr,
         addrlen,
         fd,
-        // accept only returns connected stream sockets.
-        sock_type: if accept { 1 } else { 0 },
+        sock_type: 0,
         protocol: 0,
     };
     if PENDING
@@ -135,6 +127,62 @@ fn on_sock_connect(ctx: &SockAddrContext) {
     }
 }
 
+/// `-EAGAIN`: nothing to accept on a non-blocking listener.
+const EAGAIN: i64 = -11;
+
+#[inline(always)]
+fn on_accept_exit(ctx: &TracePointContext) {
+    let hook = Hook::Accept;
+    let ret = syscall_ret(ctx);
+    if ret == EAGAIN {
+        return;
+    }
+    if is_agent() {
+        count(hook, StatKind::Filtered);
+        return;
+    }
+    let Some(mut entry) = EVENTS.reserve::<NetEvent>(0) else {
+        count(hook, StatKind::Dropped);
+        return;
+    };
+    let ev = entry.as_mut_ptr();
+    // SAFETY: reserved memory of the right size; every field is written.
+    let complete = unsafe {
+        let ev = &mut *ev;
+        ev.header = header(kind::ACCEPT, core::mem::size_of::<NetEvent>());
+        let task = current_task();
+        let complete = fill_current(&mut ev.task, task);
+        ev.ret = ret as i32;
+        ev.fd = ret as i32;
+        ev.protocol = 0;
+        ev._pad = 0;
+        ev._pad2 = [0; 4];
+        ev.family = 0;
+        ev.port = 0;
+        ev.addr = [0; 16];
+        ev.unix_path_len = 0;
+        // accept only returns connected stream sockets.
+        ev.sock_type = 1;
+        if ret >= 0 {
+            let peer = socket_peer(fd_file(task, ret as u64));
+            if peer.family != u16::MAX {
+                ev.family = peer.family;
+            }
+            if peer.sock_type != 0 {
+                ev.sock_type = peer.sock_type;
+            }
+            ev.port = peer.port;
+            ev.addr = peer.addr;
+        }
+        complete
+    };
+    entry.submit(submit_flags());
+    count(hook, StatKind::Sent);
+    if !complete {
+        count(hook, StatKind::Errors);
+    }
+}
+
 #[inline(always)]
 fn on_exit(ctx: &TracePointContext, hook: Hook, record_kind: u16) {
     let key = bpf_get_current_pid_tgid();
@@ -161,7 +209,7 @@ fn on_exit(ctx: &TracePointContext, hook: Hook, record_kind: u16) {
         ev.protocol = pending.protocol;
         ev._pad = 0;
         ev._pad2 = [0; 4];
-        complete &= fill_peer(ev, &pending, record_kind == kind::ACCEPT, ret);
+        complete &= fill_peer(ev, &pending);
         complete
     };
     entry.submit(submit_flags());
@@ -171,35 +219,19 @@ fn on_exit(ctx: &TracePointContext, hook: Hook, record_kind: u16) {
     }
 }
 
-/// Copies the remote address out of the user's sockaddr. Returns false when it was unreadable.
+/// Copies the remote address out of the connect's sockaddr. Returns false when it was
+/// unreadable.
 #[inline(always)]
-unsafe fn fill_peer(ev: &mut NetEvent, pending: &Pending, accept: bool, ret: i64) -> bool {
+unsafe fn fill_peer(ev: &mut NetEvent, pending: &Pending) -> bool {
     ev.family = 0;
     ev.port = 0;
     ev.addr = [0; 16];
     ev.unix_path_len = 0;
     let sockaddr = pending.sockaddr;
-    if sockaddr == 0 || (accept && ret < 0) {
-        // accept(fd, NULL, NULL), or nothing was accepted: no peer to report.
+    if sockaddr == 0 {
         return true;
     }
-    let addrlen: u64 = if accept {
-        let mut len: u32 = 0;
-        // SAFETY: reads 4 bytes of user memory into a local.
-        let rc = unsafe {
-            bpf_probe_read_user(
-                (&mut len as *mut u32).cast(),
-                4,
-                pending.addrlen as *const _,
-            )
-        };
-        if rc != 0 {
-            return false;
-        }
-        len as u64
-    } else {
-        pending.addrlen
-    };
+    let addrlen = pending.addrlen;
     let mut head = [0u8; 28];
     // SAFETY: reads the first bytes of a sockaddr (family, port, IPv4 or IPv6 address).
     let rc = unsafe { bpf_probe_read_user(head.as_mut_ptr().cast(), 28, sockaddr as *const _) };

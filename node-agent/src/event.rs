@@ -257,7 +257,7 @@ pub struct NetInfo {
     /// The error, when the call failed (`EINPROGRESS` for a non-blocking connect under way).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    /// The socket's fd (the listening one for accept).
+    /// The socket's fd (for accept, the new connection's: the returned one).
     pub fd: i32,
     /// `inet`, `inet6`, `unix`, or `unknown`.
     pub family: &'static str,

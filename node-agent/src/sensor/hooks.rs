@@ -157,9 +157,7 @@ fn plan(hook: Hook) -> Vec<Mechanism> {
             ("connect_exit", "syscalls", "sys_exit_connect"),
         ])],
         Hook::Accept => vec![TracePoints(&[
-            ("accept_enter", "syscalls", "sys_enter_accept"),
             ("accept_exit", "syscalls", "sys_exit_accept"),
-            ("accept4_enter", "syscalls", "sys_enter_accept4"),
             ("accept4_exit", "syscalls", "sys_exit_accept4"),
         ])],
         Hook::DnsSocket => vec![CgroupSockAddr(&[
