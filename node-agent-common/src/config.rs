@@ -111,6 +111,14 @@ pub struct KernelOffsets {
     pub mm_env_start: u32,
     /// `mm_struct.env_end`
     pub mm_env_end: u32,
+    /// `sock.sk_protocol`
+    pub sk_protocol: u32,
+    /// The saved user register holding a syscall's first argument (`pt_regs.di` on x86-64).
+    pub regs_arg0: u32,
+    /// The second argument's (`pt_regs.si`).
+    pub regs_arg1: u32,
+    /// The third argument's (`pt_regs.dx`).
+    pub regs_arg2: u32,
 }
 
 impl KernelOffsets {
@@ -166,6 +174,10 @@ impl KernelOffsets {
         sk_v6_daddr: OFFSET_UNKNOWN,
         mm_env_start: OFFSET_UNKNOWN,
         mm_env_end: OFFSET_UNKNOWN,
+        sk_protocol: OFFSET_UNKNOWN,
+        regs_arg0: OFFSET_UNKNOWN,
+        regs_arg1: OFFSET_UNKNOWN,
+        regs_arg2: OFFSET_UNKNOWN,
     };
 }
 
@@ -198,7 +210,7 @@ impl AgentConfig {
     };
 }
 
-const _: () = assert!(size_of::<AgentConfig>() == 16 + 50 * 4);
+const _: () = assert!(size_of::<AgentConfig>() == 16 + 54 * 4);
 
 // SAFETY: #[repr(C)] of u32 fields only: no padding, every bit pattern valid.
 #[cfg(feature = "user")]

@@ -11,7 +11,10 @@
 
 use aya_ebpf::{
     bindings::bpf_sock_addr,
-    helpers::{bpf_get_current_pid_tgid, generated::bpf_probe_read_user},
+    helpers::{
+        bpf_get_current_pid_tgid,
+        generated::{bpf_get_current_task_btf, bpf_probe_read_user, bpf_task_pt_regs},
+    },
     macros::{cgroup_sock_addr, map, tracepoint},
     maps::LruHashMap,
     programs::{SockAddrContext, TracePointContext},
@@ -24,8 +27,9 @@ use node_agent_common::{
 use crate::{
     dns,
     kernel::{
-        EVENTS, count, current_task, fd_file, fill_current, header, is_agent, socket_peer,
-        submit_flags, syscall_arg, syscall_ret,
+        EVENTS, config, count, current_task, fd_file, fill_current, header, is_agent, read_at,
+        read_ptr,
+        socket_peer, submit_flags, syscall_arg, syscall_ret,
     },
 };
 
@@ -54,6 +58,15 @@ pub fn connect_enter(ctx: TracePointContext) -> u32 {
 #[tracepoint(category = "syscalls", name = "sys_exit_connect")]
 pub fn connect_exit(ctx: TracePointContext) -> u32 {
     on_exit(&ctx, Hook::Connect, kind::CONNECT);
+    0
+}
+
+/// connect from its exit alone: the arguments are still in the caller's saved user registers,
+/// and the socket (found through the fd) gives its type and protocol. Preferred over the
+/// entry/exit pair where the registers' offsets are known (x86-64).
+#[tracepoint(category = "syscalls", name = "sys_exit_connect")]
+pub fn connect_exit_regs(ctx: TracePointContext) -> u32 {
+    on_connect_exit_regs(&ctx);
     0
 }
 
@@ -127,6 +140,33 @@ fn on_sock_connect(ctx: &SockAddrContext) {
     }
 }
 
+#[inline(always)]
+fn on_connect_exit_regs(ctx: &TracePointContext) {
+    let hook = Hook::Connect;
+    if is_agent() {
+        count(hook, StatKind::Filtered);
+        return;
+    }
+    // SAFETY: the helpers take the current task, which is valid for the program's lifetime.
+    let regs = unsafe { bpf_task_pt_regs(bpf_get_current_task_btf()) } as u64;
+    if regs == 0 {
+        count(hook, StatKind::Errors);
+        return;
+    }
+    let fd = read_at::<u64>(regs, config!(offsets.regs_arg0)) as i32;
+    let task = current_task();
+    let socket = read_ptr(fd_file(task, fd as u64), config!(offsets.file_private_data));
+    let sk = read_ptr(socket, config!(offsets.socket_sk));
+    let pending = Pending {
+        sockaddr: read_at::<u64>(regs, config!(offsets.regs_arg1)),
+        addrlen: read_at::<u64>(regs, config!(offsets.regs_arg2)),
+        fd,
+        sock_type: read_at::<u16>(socket, config!(offsets.socket_type)),
+        protocol: read_at::<u16>(sk, config!(offsets.sk_protocol)),
+    };
+    emit(ctx, hook, kind::CONNECT, &pending);
+}
+
 /// `-EAGAIN`: nothing to accept on a non-blocking listener.
 const EAGAIN: i64 = -11;
 
@@ -191,6 +231,12 @@ fn on_exit(ctx: &TracePointContext, hook: Hook, record_kind: u16) {
         return;
     };
     let _ = PENDING.remove(key);
+    emit(ctx, hook, record_kind, &pending);
+}
+
+/// One record for a finished syscall.
+#[inline(always)]
+fn emit(ctx: &TracePointContext, hook: Hook, record_kind: u16, pending: &Pending) {
     let ret = syscall_ret(ctx);
 
     let Some(mut entry) = EVENTS.reserve::<NetEvent>(0) else {
@@ -209,7 +255,7 @@ fn on_exit(ctx: &TracePointContext, hook: Hook, record_kind: u16) {
         ev.protocol = pending.protocol;
         ev._pad = 0;
         ev._pad2 = [0; 4];
-        complete &= fill_peer(ev, &pending);
+        complete &= fill_peer(ev, pending);
         complete
     };
     entry.submit(submit_flags());

@@ -232,6 +232,12 @@ const FIELDS: &[FieldSpec] = &[
         mm_env_start
     ),
     field!("mm_struct.env_end", "mm_struct", ["env_end"], mm_env_end),
+    field!("sock.sk_protocol", "sock", ["sk_protocol"], sk_protocol),
+    // Syscall arguments in the saved user registers: x86-64 only (other architectures keep a
+    // different layout; there the connect sensor uses its entry program instead).
+    field!("pt_regs.di", "pt_regs", ["di"], regs_arg0),
+    field!("pt_regs.si", "pt_regs", ["si"], regs_arg1),
+    field!("pt_regs.dx", "pt_regs", ["dx"], regs_arg2),
 ];
 
 /// Resolves every [`KernelOffsets`] field from the BTF file at `btf_path`.

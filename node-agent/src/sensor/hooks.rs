@@ -9,7 +9,7 @@ use aya::{
         ProgramError, RawTracePoint, TracePoint,
     },
 };
-use node_agent_common::stats::Hook;
+use node_agent_common::{KernelOffsets, config::OFFSET_UNKNOWN, stats::Hook};
 use serde::Serialize;
 
 use super::SensorOptions;
@@ -119,7 +119,7 @@ impl Mechanism {
 /// Preference order per hook: the first that loads and attaches wins. fentry, kprobes and
 /// BPF-LSM would slot in here first on kernels that allow them; the programs for them come
 /// with the sensors that need them.
-fn plan(hook: Hook) -> Vec<Mechanism> {
+fn plan(hook: Hook, offsets: &KernelOffsets) -> Vec<Mechanism> {
     use Mechanism::*;
     match hook {
         Hook::Exec => vec![
@@ -152,10 +152,26 @@ fn plan(hook: Hook) -> Vec<Mechanism> {
                 tracepoint: "sched_process_exit",
             },
         ],
-        Hook::Connect => vec![TracePoints(&[
-            ("connect_enter", "syscalls", "sys_enter_connect"),
-            ("connect_exit", "syscalls", "sys_exit_connect"),
-        ])],
+        // The exit alone where the saved registers' offsets are known (one program run per
+        // connect instead of two), else the entry/exit pair.
+        Hook::Connect => {
+            let mut plan = Vec::new();
+            if offsets.regs_arg0 != OFFSET_UNKNOWN
+                && offsets.regs_arg1 != OFFSET_UNKNOWN
+                && offsets.regs_arg2 != OFFSET_UNKNOWN
+            {
+                plan.push(TracePoints(&[(
+                    "connect_exit_regs",
+                    "syscalls",
+                    "sys_exit_connect",
+                )]));
+            }
+            plan.push(TracePoints(&[
+                ("connect_enter", "syscalls", "sys_enter_connect"),
+                ("connect_exit", "syscalls", "sys_exit_connect"),
+            ]));
+            plan
+        }
         Hook::Accept => vec![TracePoints(&[
             ("accept_exit", "syscalls", "sys_exit_accept"),
             ("accept4_exit", "syscalls", "sys_exit_accept4"),
@@ -294,6 +310,7 @@ pub fn attach_all(
     btf: Option<&Btf>,
     cgroup2_root: Option<&Path>,
     options: &SensorOptions,
+    offsets: &KernelOffsets,
 ) -> Vec<HookStatus> {
     wanted(options)
         .iter()
@@ -304,7 +321,7 @@ pub fn attach_all(
             let mut reasons = Vec::new();
             let mut all_absent = true;
             let mut last = "-";
-            for mechanism in plan(hook) {
+            for mechanism in plan(hook, offsets) {
                 last = mechanism.name();
                 match attach(ebpf, &mechanism, btf, cgroup2_root) {
                     Ok(()) => {

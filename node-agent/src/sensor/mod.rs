@@ -221,6 +221,7 @@ impl Sensor {
             btf.as_ref(),
             setup.cgroup2_root.as_deref(),
             options,
+            &config.offsets,
         );
         if !hooks.iter().any(|h| h.state == HookState::Active) {
             let summary = hooks
