@@ -10,13 +10,21 @@
 //! - The API answers 500s and 429s for a while, and the agent is killed and restarted with a
 //!   spool that is not empty: every finding arrives, in order.
 //! - Sensors that cannot start: the Lease says so, with the reason.
+//! - A SuppressionRule created while the agent runs (the watch, no restart) archives the
+//!   findings raised after it, and once deleted archives no more.
+//! - A policy threat list that gains an address while the agent runs: a real TCP connect to it
+//!   raises the list's C&C finding. Detection does not skip loopback destinations, so listed
+//!   addresses are 127.x ones no other test uses, with a listener made here.
+//! - The per-node cap on new findings: the finding over it waits, is counted in the Lease and is
+//!   still printed by the agent. (Ignored until the agent keeps it: the held finding is
+//!   published by the next agent after a restart.)
 
 mod support;
 
 use std::{
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use k8s_openapi::api::{coordination::v1::Lease, core::v1::Pod, events::v1::Event};
@@ -24,16 +32,22 @@ use node_agent::collector::{root_or_skip, unique_name};
 use serde_json::{Value, json};
 use support::mock_api::{Fault, MockApi};
 use vigil_crds::{
-    agent_config::{AgentConfig, HeartbeatConfig},
+    agent_config::{AgentConfig, HeartbeatConfig, ListFile},
     finding::{RuntimeFinding, SeverityLabel},
-    lease::{AgentHealth, HEALTH_ANNOTATION, lease_name},
+    lease::{AgentHealth, HEALTH_ANNOTATION, PublishingHealth, lease_name},
+    suppression_rule::SuppressionRule,
 };
 
 const AGENT: &str = env!("CARGO_BIN_EXE_node-agent");
+const TRIGGER: &str = env!("CARGO_BIN_EXE_vigil-trigger");
 const NODE: &str = "test-node";
 const AGENT_NS: &str = "vigil-system";
 const WAIT: Duration = Duration::from_secs(60);
 const TOOL: &str = "Execution:Runtime/SuspiciousTool";
+/// What a connect to an address on a policy IP list raises (`cluster::config::feeds_for`).
+const CC: &str = "Backdoor:Runtime/C&CActivity.B";
+/// Where the Events about host findings go (they regard the Node).
+const NODE_EVENTS_NS: &str = "default";
 
 /// A directory of its own per test, removed at the end.
 struct Scratch(PathBuf);
@@ -47,9 +61,21 @@ impl Scratch {
 
     /// A copy of `/bin/true` named `name`: the rules know tools by their executable's name.
     /// Made before the agent starts, so running it is not also a newly written binary.
+    /// `name` may have directories in it, made here.
     fn tool(&self, name: &str) -> PathBuf {
+        self.copy_of("/bin/true", name)
+    }
+
+    /// A copy of `vigil-trigger` named `name`, to make connects from an executable of this
+    /// test's own (findings are told apart by it); made before the agent starts, as `tool`.
+    fn trigger(&self, name: &str) -> PathBuf {
+        self.copy_of(TRIGGER, name)
+    }
+
+    fn copy_of(&self, from: &str, name: &str) -> PathBuf {
         let path = self.0.join(name);
-        std::fs::copy("/bin/true", &path).unwrap();
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::copy(from, &path).unwrap();
         path
     }
 }
@@ -130,12 +156,19 @@ impl Agent {
         std::fs::read_to_string(&self.stderr).unwrap_or_default()
     }
 
-    /// Tool findings for executables under `dir` the agent printed (`--findings-only`).
-    fn printed(&self, dir: &Path) -> usize {
+    /// Every finding the agent printed so far (`--findings-only`: one JSON object a line).
+    fn printed_findings(&self) -> Vec<Value> {
         std::fs::read_to_string(&self.stdout)
             .unwrap_or_default()
             .lines()
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .collect()
+    }
+
+    /// Tool findings for executables under `dir` the agent printed (`--findings-only`).
+    fn printed(&self, dir: &Path) -> usize {
+        self.printed_findings()
+            .iter()
             .filter(|f| {
                 f["type"] == TOOL
                     && f.pointer("/process/executablePath")
@@ -143,6 +176,18 @@ impl Agent {
                         .is_some_and(|e| Path::new(e).starts_with(dir))
             })
             .count()
+    }
+
+    /// The C&C finding for a connect to `ip` the agent printed, if it did.
+    fn printed_cc(&self, ip: &str) -> Option<Value> {
+        self.printed_findings()
+            .into_iter()
+            .find(|f| f["type"] == CC && f.pointer("/network/remoteIp") == Some(&json!(ip)))
+    }
+
+    /// How many lines of the agent's log contain `text`.
+    fn log_count(&self, text: &str) -> usize {
+        self.log().lines().filter(|l| l.contains(text)).count()
     }
 
     fn kill(&mut self) {
@@ -532,4 +577,383 @@ fn sensors_that_cannot_start_are_reported_in_the_lease() {
         )
         .unwrap();
     assert_eq!(lease["metadata"]["labels"]["vigil.dev/node"], NODE);
+}
+
+/// The RuntimeFinding of a host tool finding for `exe`, in the agent's namespace.
+fn host_tool_finding(api: &MockApi, exe: &Path) -> Option<RuntimeFinding> {
+    tool_finding(api, AGENT_NS, exe)
+}
+
+/// The Event announcing the RuntimeFinding named `finding` (host findings: on the Node).
+fn event_about(api: &MockApi, finding: &str) -> Option<Event> {
+    events(api, NODE_EVENTS_NS).into_iter().find(|e| {
+        e.related
+            .as_ref()
+            .is_some_and(|r| r.name.as_deref() == Some(finding))
+    })
+}
+
+fn object_name(f: &RuntimeFinding) -> String {
+    f.metadata.name.clone().unwrap_or_default()
+}
+
+/// Runs the probes one after the other until one's finding is (`archived`) or is not archived:
+/// a rule change reaches the detector between two ring-buffer drains, so a probe run right after
+/// the agent logged the change may still be judged by the old rules.
+fn probe_until(api: &MockApi, agent: &Agent, probes: &[PathBuf], archived: bool) {
+    for probe in probes {
+        run(probe);
+        let found = wait_for("a probe's finding", agent, || host_tool_finding(api, probe));
+        if found.spec.archived == archived {
+            return;
+        }
+    }
+    panic!(
+        "none of {} probes was judged with archived = {archived}; agent log:\n{}",
+        probes.len(),
+        agent.log()
+    )
+}
+
+#[test]
+fn a_suppression_rule_created_and_deleted_while_the_agent_runs_archives_only_meanwhile() {
+    if !root_or_skip("a_suppression_rule_created_and_deleted_while_the_agent_runs") {
+        return;
+    }
+    const RULE: &str = "accept-test-tools";
+    const PROBES: usize = 5;
+    let scratch = Scratch::new("vigil-cluster-rule-watch");
+    let dir = &scratch.0;
+    let api = MockApi::start();
+    write_config(dir, &config(SeverityLabel::Low));
+    // The rule matches the tools under `suppressed/`: this test's executables only.
+    let before = scratch.tool("suppressed/before/nmap");
+    let probes_on: Vec<PathBuf> = (0..PROBES)
+        .map(|i| scratch.tool(&format!("suppressed/on-{i}/nmap")))
+        .collect();
+    let probes_off: Vec<PathBuf> = (0..PROBES)
+        .map(|i| scratch.tool(&format!("suppressed/off-{i}/nmap")))
+        .collect();
+    let john = scratch.tool("suppressed/crackers/john");
+    let hashcat = scratch.tool("suppressed/crackers/hashcat");
+    let agent = Agent::start(&api, dir, &[]);
+    wait_running(&api, &agent);
+    // The watch has listed the (no) rules: the rule below comes as a watch event.
+    wait_for("the initial list of SuppressionRules", &agent, || {
+        (agent.log_count("suppression rules updated") > 0).then_some(())
+    });
+
+    // No rule yet: a matching tool is published as it is, and announced by an Event (Low
+    // threshold), so the missing Events below are the rule's doing.
+    run(&before);
+    let plain = wait_for("the finding raised before the rule", &agent, || {
+        host_tool_finding(&api, &before)
+    });
+    assert!(!plain.spec.archived, "{plain:#?}");
+    assert!(!plain.status.as_ref().is_some_and(|s| s.archived));
+    wait_for(
+        "the Event of the finding raised before the rule",
+        &agent,
+        || event_about(&api, &object_name(&plain)),
+    );
+
+    // The rule is created while the agent runs.
+    let seen = agent.log_count("suppression rules updated");
+    let ours = format!("{}/suppressed/*", dir.display());
+    api.put_json(
+        "suppressionrules.vigil.dev",
+        json!({"apiVersion": "vigil.dev/v1alpha1", "kind": "SuppressionRule",
+            "metadata": {"name": RULE},
+            "spec": {"description": "the test's own tools", "action": "ARCHIVE",
+                "criteria": {"criterion": {
+                    "type": {"equals": [TOOL]},
+                    "process.executablePath": {"matches": [ours]}}}}}),
+    );
+    wait_for("the agent to see the new rule", &agent, || {
+        (agent.log_count("suppression rules updated") > seen).then_some(())
+    });
+    probe_until(&api, &agent, &probes_on, true);
+    // In force: the next matching finding is archived, marked in spec and status.
+    run(&john);
+    let archived = wait_for("the finding raised under the rule", &agent, || {
+        host_tool_finding(&api, &john)
+    });
+    assert!(
+        archived.spec.archived,
+        "raised while the rule is in force: {archived:#?}"
+    );
+    let status = wait_for("the archived status of that finding", &agent, || {
+        host_tool_finding(&api, &john)
+            .and_then(|f| f.status)
+            .filter(|s| s.archived)
+    });
+    assert_eq!(status.archived_by.as_deref(), Some(RULE));
+    assert!(status.archived_at.is_some(), "{status:#?}");
+
+    // The rule is deleted: matching findings raised afterwards are not archived any more.
+    let seen = agent.log_count("suppression rules updated");
+    assert!(api.delete::<SuppressionRule>(None, RULE));
+    wait_for("the agent to see the rule deleted", &agent, || {
+        (agent.log_count("suppression rules updated") > seen).then_some(())
+    });
+    probe_until(&api, &agent, &probes_off, false);
+    run(&hashcat);
+    let after = wait_for("the finding raised after the deletion", &agent, || {
+        host_tool_finding(&api, &hashcat)
+    });
+    assert!(
+        !after.spec.archived,
+        "raised after the deletion: {after:#?}"
+    );
+    assert!(!after.status.as_ref().is_some_and(|s| s.archived));
+    wait_for(
+        "the Event of the finding raised after the deletion",
+        &agent,
+        || event_about(&api, &object_name(&after)),
+    );
+    // Delivery is in order: an Event for the archived finding would be in by now.
+    assert!(
+        event_about(&api, &object_name(&archived)).is_none(),
+        "an archived finding raises no Event"
+    );
+    // Archival is not undone by the deletion.
+    let still = host_tool_finding(&api, &john).unwrap();
+    assert!(still.spec.archived && still.status.is_some_and(|s| s.archived));
+}
+
+/// An address of 127.0.0.0/8 (this host's loopback) for list `test` and entry `n`, different
+/// from other tests' (detection.rs uses 127.66.x) and, through the pid, other runs'.
+fn listed_ip(test: u8, n: u8) -> String {
+    format!("127.{}.{}.{n}", 90 + test, std::process::id() % 251)
+}
+
+/// A real TCP connect from `program` (a copy of `vigil-trigger`) to a listener on `ip` made
+/// here; returns the port.
+fn connect(program: &Path, ip: &str) -> u16 {
+    let listener = std::net::TcpListener::bind((ip, 0)).expect("bind a loopback address");
+    let addr = listener.local_addr().unwrap();
+    let out = Command::new(program)
+        .args(["connect", &addr.to_string()])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "ok",
+        "connect to {addr}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    addr.port()
+}
+
+/// The published C&C finding about `ip` (host findings: the agent's namespace).
+fn cc_finding(api: &MockApi, ip: &str) -> Option<RuntimeFinding> {
+    findings(api, AGENT_NS).into_iter().find(|f| {
+        f.spec.finding_type == CC && f.spec.network.as_ref().is_some_and(|n| n.remote_ip == ip)
+    })
+}
+
+/// Replaces a file the way the kubelet updates a mounted ConfigMap key: all at once.
+fn replace_file(path: &Path, text: &str) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+#[test]
+fn a_threat_list_that_gains_an_address_raises_cc_activity_for_connects_to_it() {
+    if !root_or_skip("a_threat_list_that_gains_an_address_raises_cc_activity") {
+        return;
+    }
+    const LIST: &str = "test-c2-feed";
+    let scratch = Scratch::new("vigil-cluster-intel");
+    let dir = &scratch.0;
+    let api = MockApi::start();
+    let target = listed_ip(1, 1);
+    // The list ConfigMap's key exists but holds no indicator yet.
+    let list = dir.join("c2-feed.txt");
+    std::fs::write(&list, "# command-and-control addresses\n").unwrap();
+    let mut cfg = config(SeverityLabel::High);
+    cfg.threat_intel_lists = vec![ListFile {
+        list_name: LIST.into(),
+        path: list.display().to_string(),
+    }];
+    write_config(dir, &cfg);
+    let beacon = scratch.trigger("beacon");
+    let marker = scratch.tool("nmap");
+    let agent = Agent::start(&api, dir, &[]);
+    wait_running(&api, &agent);
+
+    // Not listed yet: the connect raises nothing. Findings are printed in the order of the
+    // events, so once the marker run after the connect is printed, the connect went through.
+    connect(&beacon, &target);
+    run(&marker);
+    wait_for("the marker's finding printed", &agent, || {
+        (agent.printed(dir) >= 1).then_some(())
+    });
+    assert_eq!(
+        agent.printed_cc(&target),
+        None,
+        "{target} is not listed yet"
+    );
+
+    // The list gains the address, while the agent runs.
+    let reloads = agent.log_count("threat intel reloaded");
+    replace_file(
+        &list,
+        &format!("# command-and-control addresses\n{target} # added\n"),
+    );
+    wait_for(
+        "threat intel reloaded with the changed list",
+        &agent,
+        || (agent.log_count("threat intel reloaded") > reloads).then_some(()),
+    );
+    let port = connect(&beacon, &target);
+    let found = wait_for("the C&C finding published", &agent, || {
+        cc_finding(&api, &target)
+    });
+    let spec = &found.spec;
+    assert_eq!(spec.severity_label, SeverityLabel::High);
+    let network = spec.network.as_ref().expect("network details");
+    assert_eq!(
+        (network.remote_ip.as_str(), network.remote_port),
+        (target.as_str(), port)
+    );
+    let process = spec.process.as_ref().expect("process details");
+    assert_eq!(process.executable_path, beacon.display().to_string());
+    let evidence = spec.evidence.as_ref().expect("evidence");
+    let lists: Vec<(&str, &str)> = evidence
+        .threat_intelligence_details
+        .iter()
+        .map(|d| (d.threat_list_name.as_str(), d.indicator.as_str()))
+        .collect();
+    assert_eq!(lists, [(LIST, target.as_str())]);
+    let printed = agent.printed_cc(&target).expect("the finding printed too");
+    assert_eq!(printed["id"], json!(spec.id));
+}
+
+fn publishing(api: &MockApi) -> Option<PublishingHealth> {
+    health(api)?.publishing
+}
+
+/// An agent allowed one new RuntimeFinding a minute, whose only finding type is the C&C activity
+/// of a list of two addresses (`listed_ip(test, 1)` and `(test, 2)`): other tests' behaviours
+/// cannot take the cap, nothing but this test's connects raises that type for these addresses.
+struct CappedAgent {
+    agent: Agent,
+    beacon: PathBuf,
+    first: String,
+    second: String,
+}
+
+const CAP_ARGS: [&str; 2] = ["--max-new-findings-per-minute", "1"];
+
+impl CappedAgent {
+    fn start(scratch: &Scratch, api: &MockApi, test: u8) -> Self {
+        let dir = &scratch.0;
+        let (first, second) = (listed_ip(test, 1), listed_ip(test, 2));
+        let list = dir.join("c2-feed.txt");
+        std::fs::write(&list, format!("{first}\n{second}\n")).unwrap();
+        let mut cfg = config(SeverityLabel::High);
+        cfg.threat_intel_lists = vec![ListFile {
+            list_name: "test-cap-feed".into(),
+            path: list.display().to_string(),
+        }];
+        cfg.enabled_finding_types = vec![CC.into()];
+        write_config(dir, &cfg);
+        let beacon = scratch.trigger("beacon");
+        let agent = Agent::start(api, dir, &CAP_ARGS);
+        wait_running(api, &agent);
+        Self {
+            agent,
+            beacon,
+            first,
+            second,
+        }
+    }
+
+    /// Connects to the first address, waits for its finding to be published, connects to the
+    /// second and waits for the agent to print that one (detected, whatever publishing does).
+    fn raise_two(&self, api: &MockApi) -> Value {
+        connect(&self.beacon, &self.first);
+        wait_for("the first new finding published", &self.agent, || {
+            cc_finding(api, &self.first)
+        });
+        connect(&self.beacon, &self.second);
+        wait_for("the second new finding printed", &self.agent, || {
+            self.agent.printed_cc(&self.second)
+        })
+    }
+
+    /// Waits for the Lease to count a finding over the cap.
+    fn over_cap(&self, api: &MockApi) -> PublishingHealth {
+        wait_for(
+            "the Lease counting the finding over the cap",
+            &self.agent,
+            || publishing(api).filter(|p| p.findings_over_cap >= 1 && p.findings_published >= 1),
+        )
+    }
+}
+
+#[test]
+fn a_new_finding_over_the_per_node_cap_waits_and_is_counted_in_the_lease() {
+    if !root_or_skip("a_new_finding_over_the_per_node_cap_waits") {
+        return;
+    }
+    /// The cap's window: a held finding goes out once the first one is this old.
+    const CAP_WINDOW: Duration = Duration::from_secs(60);
+    let scratch = Scratch::new("vigil-cluster-cap");
+    let api = MockApi::start();
+    let capped = CappedAgent::start(&scratch, &api, 2);
+    let window_opened_after = Instant::now();
+    let held = capped.raise_two(&api);
+    assert_eq!(
+        held.pointer("/process/executablePath"),
+        Some(&json!(capped.beacon.display().to_string()))
+    );
+    let counted = capped.over_cap(&api);
+    let published_second = cc_finding(&api, &capped.second);
+    assert_eq!(counted.findings_over_cap, 1, "{counted:#?}");
+    let log = capped.agent.log();
+    assert!(
+        log.contains("publishing over the per-node cap: findings wait"),
+        "the held finding is logged: {log}"
+    );
+    // Held back: it may go out only when the first publication is a minute old, and that
+    // came after `window_opened_after`. (On a machine so slow that a minute has passed,
+    // there is nothing to tell.)
+    if window_opened_after.elapsed() < CAP_WINDOW {
+        assert_eq!(published_second, None, "held back by the cap");
+        assert_eq!(counted.findings_published, 1, "{counted:#?}");
+    }
+}
+
+#[test]
+#[ignore = "agent bug: a finding held back by the per-node cap is kept only in memory \
+            (cluster::publish::Publisher::waiting), not in the spool, so stopping the agent \
+            loses it for the cluster"]
+fn a_finding_held_by_the_cap_is_published_after_the_agent_restarts() {
+    if !root_or_skip("a_finding_held_by_the_cap_is_published_after_the_agent_restarts") {
+        return;
+    }
+    let scratch = Scratch::new("vigil-cluster-cap-restart");
+    let api = MockApi::start();
+    let mut capped = CappedAgent::start(&scratch, &api, 3);
+    capped.raise_two(&api);
+    capped.over_cap(&api);
+    // A graceful stop (a rolling update sends SIGTERM), then the next agent on the node, whose
+    // cap window is empty: nothing holds the finding back any more.
+    let status = Command::new("kill")
+        .args(["-TERM", &capped.agent.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = capped.agent.child.wait().unwrap();
+    assert!(exit.success(), "a clean stop: {}", capped.agent.log());
+    let agent = Agent::start(&api, &scratch.0, &CAP_ARGS);
+    wait_for(
+        "the held finding published after the restart",
+        &agent,
+        || cc_finding(&api, &capped.second),
+    );
 }
