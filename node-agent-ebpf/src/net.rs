@@ -28,8 +28,7 @@ use crate::{
     dns,
     kernel::{
         EVENTS, config, count, current_task, fd_file, fill_current, header, is_agent, read_at,
-        read_ptr,
-        socket_peer, submit_flags, syscall_arg, syscall_ret,
+        read_ptr, socket_peer, submit_flags, syscall_arg, syscall_ret,
     },
 };
 

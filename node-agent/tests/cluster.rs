@@ -929,9 +929,6 @@ fn a_new_finding_over_the_per_node_cap_waits_and_is_counted_in_the_lease() {
 }
 
 #[test]
-#[ignore = "agent bug: a finding held back by the per-node cap is kept only in memory \
-            (cluster::publish::Publisher::waiting), not in the spool, so stopping the agent \
-            loses it for the cluster"]
 fn a_finding_held_by_the_cap_is_published_after_the_agent_restarts() {
     if !root_or_skip("a_finding_held_by_the_cap_is_published_after_the_agent_restarts") {
         return;

@@ -383,6 +383,16 @@ pub async fn run<W: Write>(
             // A last look, so findings of the final events are spooled and a final beat tells
             // the operator the numbers at exit.
             hooks.tick(&|| health.clone(), None);
+            // What the caps or the publishing frequency still hold goes to the spool: the next
+            // start delivers it.
+            let held = hooks.publisher.flush(Instant::now());
+            if !held.is_empty() {
+                tracing::info!(
+                    actions = held.len(),
+                    "spooled held findings for the next start"
+                );
+            }
+            hooks.push(held);
             tasks.abort_all();
             Ok(health)
         }

@@ -428,6 +428,23 @@ impl Publisher {
         actions
     }
 
+    /// Everything still held, when the agent stops: findings waiting for the cap are published
+    /// past it (their Events still under the Event cap), and repeats not yet due go out with
+    /// their latest count. The caller spools these, so a restart delivers them instead of a
+    /// stop losing them; the cap is a rate, and a stop is not a storm.
+    pub fn flush(&mut self, now: Instant) -> Vec<Action> {
+        let mut actions = Vec::new();
+        while let Some(entry) = self.waiting.first_entry() {
+            let key = entry.remove();
+            actions.extend(self.publish_first(&key, now));
+        }
+        for (_, key) in std::mem::take(&mut self.scheduled) {
+            actions.extend(self.apply(&key, now));
+        }
+        self.stats.waiting = 0;
+        actions
+    }
+
     /// Counters so far.
     pub fn stats(&self) -> PublishStats {
         self.stats
@@ -995,6 +1012,40 @@ pub(crate) mod tests {
             summary(&p.due(t0 + Duration::from_secs(90))),
             ["A vigil-system/finding-f 2"]
         );
+    }
+
+    #[test]
+    fn a_stop_flushes_held_findings_and_pending_repeats() {
+        let mut p = Publisher::new(PublishConfig {
+            max_new_findings_per_minute: 1,
+            publishing_frequency: Duration::from_secs(3600),
+            ..config()
+        });
+        let t0 = Instant::now();
+        let (a, b) = (
+            finding("a", 5.0, Some(("shop", "web-1"))),
+            finding("b", 5.0, Some(("shop", "web-1"))),
+        );
+        assert_eq!(
+            summary(&p.on_finding(&a, true, None, t0))[0],
+            "A shop/finding-a 1"
+        );
+        assert!(
+            p.on_finding(&b, true, None, t0).is_empty(),
+            "b waits for the cap"
+        );
+        assert!(
+            p.on_finding(&repeat(&a, 4), false, None, t0).is_empty(),
+            "a's repeat waits"
+        );
+        let flushed = summary(&p.flush(t0));
+        assert_eq!(flushed[0], "A shop/finding-b 1", "{flushed:?}");
+        assert!(
+            flushed.contains(&"A shop/finding-a 4".to_owned()),
+            "{flushed:?}"
+        );
+        assert_eq!(p.stats().waiting, 0);
+        assert!(p.flush(t0).is_empty(), "nothing twice");
     }
 
     #[test]
