@@ -95,6 +95,20 @@ pub fn watch_socket(ctx: &SockAddrContext) {
 
 #[inline(always)]
 fn on_packet(ctx: &SkBuffContext, dir: u16) {
+    // Every packet of the host passes here: leave at once unless the socket could be a watched
+    // one. Watched sockets were connected to port 53, or are unconnected UDP (remote port 0)
+    // that sent to it. `remote_port` is a context field (a plain load, no helper call): the
+    // socket's destination port in network order, in the upper half on little-endian targets.
+    // SAFETY: the context pointer is valid for the program's lifetime.
+    let remote = unsafe { (*ctx.skb.skb).remote_port };
+    let remote = if cfg!(target_endian = "little") {
+        (remote >> 16) as u16
+    } else {
+        remote as u16
+    };
+    if remote != 0 && remote != DNS_PORT.to_be() {
+        return;
+    }
     // SAFETY: cgroup skb programs may call bpf_get_socket_cookie on their skb.
     let cookie = unsafe { bpf_get_socket_cookie(ctx.skb.skb.cast()) };
     // SAFETY: the value is copied before any other map operation.

@@ -21,8 +21,7 @@ use std::{
 use node_agent::{collector::Collector, sensor::SensorOptions};
 use node_agent_common::stats::Hook;
 
-const USAGE: &str =
-    "usage: vigil-bench <exec|connect|files|ring|build|all> [--rounds N] [--seconds S]";
+const USAGE: &str = "usage: vigil-bench <exec|connect|files|ring|build|all> [--rounds N] [--seconds S] [--agent-arg ARG]...";
 
 struct Settings {
     rounds: usize,
@@ -49,7 +48,13 @@ fn main() -> ExitCode {
     };
     let mut rest = args[1..].iter();
     while let Some(flag) = rest.next() {
-        let value = rest.next().and_then(|v| v.parse::<u64>().ok());
+        let raw = rest.next();
+        if let ("--agent-arg", Some(arg)) = (flag.as_str(), raw) {
+            // Extra agent arguments, for breakdowns (`--agent-arg --no-detection`).
+            settings.agent_args.push(arg.clone());
+            continue;
+        }
+        let value = raw.and_then(|v| v.parse::<u64>().ok());
         match (flag.as_str(), value) {
             ("--rounds", Some(v)) => settings.rounds = v.max(1) as usize,
             ("--seconds", Some(v)) => settings.seconds = v.max(1),
