@@ -19,4 +19,5 @@ pub mod pipeline;
 pub mod proctable;
 pub mod sensitive;
 pub mod sensor;
+pub mod sqlite;
 pub mod store;

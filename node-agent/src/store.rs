@@ -161,32 +161,30 @@ fn millis(t: &Time) -> i64 {
     t.0.as_millisecond()
 }
 
-impl Store {
-    /// Opens (creating if needed) the database at `path`.
-    pub fn open(path: &Path, limits: StoreLimits) -> Result<Self, StoreError> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
-                path: dir.to_path_buf(),
-                source,
-            })?;
-        }
-        let sql = |action| {
-            let path = path.to_path_buf();
-            move |source| StoreError::Sqlite {
+impl From<crate::sqlite::OpenError> for StoreError {
+    fn from(error: crate::sqlite::OpenError) -> Self {
+        match error {
+            crate::sqlite::OpenError::CreateDir { path, source } => {
+                Self::CreateDir { path, source }
+            }
+            crate::sqlite::OpenError::Sqlite {
                 path,
                 action,
                 source,
-            }
-        };
-        let conn = Connection::open(path).map_err(sql("open"))?;
+            } => Self::Sqlite {
+                path,
+                action,
+                source,
+            },
+        }
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path`.
+    pub fn open(path: &Path, limits: StoreLimits) -> Result<Self, StoreError> {
         // WAL: `findings list` can read while the agent writes.
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(sql("set WAL mode"))?;
-        conn.pragma_update(None, "synchronous", "NORMAL")
-            .map_err(sql("set synchronous"))?;
-        conn.busy_timeout(Duration::from_secs(5))
-            .map_err(sql("set busy timeout"))?;
-        conn.execute_batch(SCHEMA).map_err(sql("create schema"))?;
+        let conn = crate::sqlite::open(path, crate::sqlite::Durability::Normal, SCHEMA)?;
         Ok(Self {
             conn,
             path: path.to_path_buf(),

@@ -33,7 +33,7 @@ use vigil_crds::{
     policy::CoverageStatus,
 };
 use vigil_e2e::cluster::{
-    FIELD_MANAGER, apply_crds, connect, start_agent, start_operator, wait_for,
+    FIELD_MANAGER, Operator, apply_crds, connect, start_agent, start_operator, wait_for,
 };
 
 const NS: &str = "vigil-e2e";
@@ -61,6 +61,43 @@ fn health() -> AgentHealth {
     }
 }
 
+/// The namespace `ns`, the CRDs and an operator running there; the cluster's first node, labelled `label`
+/// so a policy selecting it picks it up.
+async fn prepare(client: &kube::Client, ns: &str, label: &str) -> (Operator, Api<Node>, String) {
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    namespaces
+        .patch(
+            ns,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(
+                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+            ),
+        )
+        .await
+        .unwrap();
+    apply_crds(client).await.unwrap();
+    let operator = start_operator(ns).unwrap();
+    let nodes: Api<Node> = Api::all(client.clone());
+    let node = nodes
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .next()
+        .expect("the cluster has a node")
+        .name_any();
+    nodes
+        .patch(
+            &node,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {label: "true"}}})),
+        )
+        .await
+        .unwrap();
+    (operator, nodes, node)
+}
+
 async fn node_status(
     policies: &Api<RuntimeMonitoringPolicy>,
     node: &str,
@@ -80,39 +117,9 @@ async fn operator_end_to_end() {
     let _turn = ONE_AT_A_TIME.lock().await;
     let client = connect().await.unwrap_or_else(|e| panic!("{e}"));
     let ssa = PatchParams::apply(FIELD_MANAGER).force();
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    namespaces
-        .patch(
-            NS,
-            &ssa,
-            &Patch::Apply(
-                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}),
-            ),
-        )
-        .await
-        .unwrap();
-    apply_crds(&client).await.unwrap();
-    let _operator = start_operator(NS).unwrap();
-
     // "Add a node": label the first Linux node so the policy selects it.
-    let nodes: Api<Node> = Api::all(client.clone());
-    let node = nodes
-        .list(&Default::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .next()
-        .expect("the cluster has a node")
-        .name_any();
-    nodes
-        .patch(
-            &node,
-            &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"labels": {LABEL: "true"}}})),
-        )
-        .await
-        .unwrap();
+    let (_operator, nodes, node) = prepare(&client, NS, LABEL).await;
+    let namespaces: Api<Namespace> = Api::all(client.clone());
 
     // Apply a policy: the DaemonSet and the status appear.
     let policies: Api<RuntimeMonitoringPolicy> = Api::all(client.clone());
@@ -280,37 +287,9 @@ async fn agent_end_to_end() {
     let _turn = ONE_AT_A_TIME.lock().await;
     let client = connect().await.unwrap_or_else(|e| panic!("{e}"));
     let ssa = PatchParams::apply(FIELD_MANAGER).force();
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    namespaces
-        .patch(
-            NS,
-            &ssa,
-            &Patch::Apply(
-                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}),
-            ),
-        )
-        .await
-        .unwrap();
-    apply_crds(&client).await.unwrap();
-    let _operator = start_operator(NS).unwrap();
-    let nodes: Api<Node> = Api::all(client.clone());
-    let node = nodes
-        .list(&Default::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .next()
-        .expect("the cluster has a node")
-        .name_any();
-    nodes
-        .patch(
-            &node,
-            &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"labels": {AGENT_LABEL: "true"}}})),
-        )
-        .await
-        .unwrap();
+    // Its own namespace: the operator test deletes its own at the end, and deletion takes time.
+    const NS: &str = "vigil-e2e-agent";
+    let (_operator, nodes, node) = prepare(&client, NS, AGENT_LABEL).await;
     let policies: Api<RuntimeMonitoringPolicy> = Api::all(client.clone());
     let policy: RuntimeMonitoringPolicy = serde_json::from_value(json!({
         "apiVersion": "vigil.dev/v1alpha1", "kind": "RuntimeMonitoringPolicy",
@@ -434,6 +413,11 @@ async fn agent_end_to_end() {
             &PatchParams::default(),
             &Patch::Merge(json!({"metadata": {"labels": {AGENT_LABEL: null}}})),
         )
+        .await
+        .unwrap();
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    namespaces
+        .delete(NS, &DeleteParams::default())
         .await
         .unwrap();
     let _ = std::fs::remove_dir_all(&dir);

@@ -8,10 +8,7 @@
 //!   (the incoming one included: a Low entry does not push out a High one). Every eviction is
 //!   counted in the database, so the total survives restarts and is reported in the heartbeat.
 
-use std::{
-    path::{Path, PathBuf},
-    time::Duration,
-};
+use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OptionalExtension, params};
 use vigil_crds::finding::SeverityLabel;
@@ -153,16 +150,31 @@ fn severity_rank(s: SeverityLabel) -> i64 {
     }
 }
 
+impl From<crate::sqlite::OpenError> for SpoolError {
+    fn from(error: crate::sqlite::OpenError) -> Self {
+        match error {
+            crate::sqlite::OpenError::CreateDir { path, source } => {
+                Self::CreateDir { path, source }
+            }
+            crate::sqlite::OpenError::Sqlite {
+                path,
+                action,
+                source,
+            } => Self::Sqlite {
+                path,
+                action,
+                source,
+            },
+        }
+    }
+}
+
 impl Spool {
     /// Opens (creating if needed) the spool at `path`. Entries beyond smaller `limits` than the
     /// file was written with are evicted (and counted) now.
     pub fn open(path: &Path, limits: SpoolLimits) -> Result<Self, SpoolError> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| SpoolError::CreateDir {
-                path: dir.to_path_buf(),
-                source,
-            })?;
-        }
+        // FULL: an entry the agent considers spooled survives a power loss too.
+        let conn = crate::sqlite::open(path, crate::sqlite::Durability::Full, SCHEMA)?;
         let sql = |action| {
             let path = path.to_path_buf();
             move |source| SpoolError::Sqlite {
@@ -171,15 +183,6 @@ impl Spool {
                 source,
             }
         };
-        let conn = Connection::open(path).map_err(sql("open"))?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(sql("set WAL mode"))?;
-        // FULL: an entry the agent considers spooled survives a power loss too.
-        conn.pragma_update(None, "synchronous", "FULL")
-            .map_err(sql("set synchronous"))?;
-        conn.busy_timeout(Duration::from_secs(5))
-            .map_err(sql("set busy timeout"))?;
-        conn.execute_batch(SCHEMA).map_err(sql("create schema"))?;
         let (len, bytes): (i64, i64) = conn
             .query_row(
                 "SELECT COUNT(*), COALESCE(SUM(bytes), 0) FROM entries",
