@@ -162,6 +162,19 @@ impl Context {
             warn!(%error, reason, "event not recorded");
         }
     }
+
+    /// A reconcile of `object` by `controller` failed: log it, count it by kind, retry in 15 s.
+    /// Every controller's `error_policy`.
+    pub fn retry_after_failure(
+        &self,
+        controller: &'static str,
+        object: &str,
+        error: &Error,
+    ) -> kube::runtime::controller::Action {
+        warn!(controller, object, error = %error, source = ?std::error::Error::source(error), "reconcile failed");
+        self.metrics.failure(controller, &error.metric_label());
+        kube::runtime::controller::Action::requeue(std::time::Duration::from_secs(15))
+    }
 }
 
 /// An object reference from metadata, for events on objects that did not deserialise.

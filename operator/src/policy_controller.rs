@@ -96,9 +96,7 @@ pub fn error_policy(
     error: &Error,
     ctx: Arc<Context>,
 ) -> Action {
-    warn!(policy = %guard.name_any(), error = %error, source = ?std::error::Error::source(error), "reconcile failed");
-    ctx.metrics.failure(CONTROLLER, &error.metric_label());
-    Action::requeue(Duration::from_secs(15))
+    ctx.retry_after_failure(CONTROLLER, &guard.name_any(), error)
 }
 
 async fn server_side_apply<K>(api: Api<K>, obj: &K) -> Result<K, Error>

@@ -69,9 +69,7 @@ pub fn error_policy(
     error: &Error,
     ctx: Arc<Context>,
 ) -> Action {
-    warn!(rule = %guard.name_any(), error = %error, source = ?std::error::Error::source(error), "reconcile failed");
-    ctx.metrics.failure(CONTROLLER, &error.metric_label());
-    Action::requeue(Duration::from_secs(15))
+    ctx.retry_after_failure(CONTROLLER, &guard.name_any(), error)
 }
 
 fn valid_condition(rule: &SuppressionRule, ok: bool, message: String, now: &Time) -> Condition {
