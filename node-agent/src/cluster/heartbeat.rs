@@ -24,6 +24,9 @@ use vigil_crds::{
 
 use crate::{agent::Health, sensor::HookState};
 
+/// How often a starting agent looks whether its first health summary is there.
+const STARTING_POLL: Duration = Duration::from_millis(250);
+
 /// Field manager of the agent's writes.
 pub const FIELD_MANAGER: &str = "vigil-node-agent";
 
@@ -162,16 +165,25 @@ pub async fn run(
     loop {
         let current = settings.borrow_and_update().clone();
         let health = match report.lock() {
-            Ok(r) => agent_health(&r, &mut previous),
+            // Still starting (loading the sensors takes seconds): no Lease yet rather than one
+            // that says the sensors do not run. A failed start is reported by `report_failure`.
+            Ok(r) if r.health.is_none() => None,
+            Ok(r) => Some(agent_health(&r, &mut previous)),
             Err(_) => return,
         };
-        if let Err(error) = renew(&client, &identity, &current, &health).await {
+        let period = if health.is_none() {
+            STARTING_POLL
+        } else {
+            Duration::from_secs(u64::from(current.renew_interval_seconds.max(1)))
+        };
+        if let Some(health) = health
+            && let Err(error) = renew(&client, &identity, &current, &health).await
+        {
             tracing::warn!(%error, "cannot renew the heartbeat Lease");
             if let Ok(mut r) = report.lock() {
                 r.last_error = Some(format!("heartbeat: {error}"));
             }
         }
-        let period = Duration::from_secs(u64::from(current.renew_interval_seconds.max(1)));
         tokio::select! {
             () = tokio::time::sleep(period) => {}
             changed = settings.changed() => if changed.is_err() { return },
