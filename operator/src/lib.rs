@@ -163,6 +163,40 @@ impl Context {
         }
     }
 
+    /// Server-side applies `status` to the cluster-scoped object `name` of kind `K` (the one
+    /// home of the controllers' status writes).
+    pub async fn apply_status<K>(
+        &self,
+        name: &str,
+        status: &impl serde::Serialize,
+    ) -> Result<(), Error>
+    where
+        K: Resource<DynamicType = (), Scope = kube::core::ClusterResourceScope>
+            + Clone
+            + std::fmt::Debug
+            + serde::de::DeserializeOwned,
+    {
+        let api: kube::Api<K> = kube::Api::all(self.client.clone());
+        let patch = serde_json::json!({
+            "apiVersion": K::api_version(&()),
+            "kind": K::kind(&()),
+            "status": status,
+        });
+        api.patch_status(
+            name,
+            &kube::api::PatchParams::apply(render::FIELD_MANAGER).force(),
+            &kube::api::Patch::Apply(patch),
+        )
+        .await
+        .map_err(|source| Error::Kube {
+            verb: "patch status",
+            kind: K::kind(&()).into_owned(),
+            name: name.to_owned(),
+            source: Box::new(source),
+        })?;
+        Ok(())
+    }
+
     /// A reconcile of `object` by `controller` failed: log it, count it by kind, retry in 15 s.
     /// Every controller's `error_policy`.
     pub fn retry_after_failure(

@@ -345,24 +345,8 @@ async fn apply(policy: &RuntimeMonitoringPolicy, ctx: &Context) -> Result<Action
         finding_counts: counts,
     };
     if policy.status.as_ref() != Some(&status) {
-        let api: Api<RuntimeMonitoringPolicy> = Api::all(ctx.client.clone());
-        let patch = serde_json::json!({
-            "apiVersion": RuntimeMonitoringPolicy::api_version(&()),
-            "kind": RuntimeMonitoringPolicy::kind(&()),
-            "status": status,
-        });
-        api.patch_status(
-            &name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(patch),
-        )
-        .await
-        .map_err(|source| Error::Kube {
-            verb: "patch status",
-            kind: RuntimeMonitoringPolicy::kind(&()).into_owned(),
-            name: name.clone(),
-            source: Box::new(source),
-        })?;
+        ctx.apply_status::<RuntimeMonitoringPolicy>(&name, &status)
+            .await?;
     }
     // Lease expiry is a matter of time, not of a watch event: look again within half the timeout.
     Ok(Action::requeue(Duration::from_secs(

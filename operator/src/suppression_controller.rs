@@ -103,26 +103,8 @@ async fn write_status(
     if rule.status.as_ref() == Some(&status) {
         return Ok(());
     }
-    let name = rule.name_any();
-    let api: Api<SuppressionRule> = Api::all(ctx.client.clone());
-    let patch = serde_json::json!({
-        "apiVersion": SuppressionRule::api_version(&()),
-        "kind": SuppressionRule::kind(&()),
-        "status": status,
-    });
-    api.patch_status(
-        &name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(patch),
-    )
-    .await
-    .map_err(|source| Error::Kube {
-        verb: "patch status",
-        kind: SuppressionRule::kind(&()).into_owned(),
-        name,
-        source: Box::new(source),
-    })?;
-    Ok(())
+    ctx.apply_status::<SuppressionRule>(&rule.name_any(), &status)
+        .await
 }
 
 async fn apply(rule: &SuppressionRule, ctx: &Context) -> Result<Action, Error> {
