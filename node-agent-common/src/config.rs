@@ -193,8 +193,10 @@ pub struct AgentConfig {
     /// Benchmark only: the process whose `getpgid(2)` calls make the synthetic program emit a
     /// burst of records. 0 (the default) keeps that program inert.
     pub bench_tgid: u32,
-    /// Explicit padding; always zero.
-    pub _pad: u32,
+    /// Repeats of one connection (the same process, peer, port, protocol and result) within
+    /// this many milliseconds of its last record are counted in the kernel instead of sent
+    /// (see `NetEvent::repeats`); 0 sends every one.
+    pub repeat_window_ms: u32,
     /// Kernel struct offsets.
     pub offsets: KernelOffsets,
 }
@@ -205,7 +207,7 @@ impl AgentConfig {
         agent_tgid: 0,
         wakeup_bytes: 0,
         bench_tgid: 0,
-        _pad: 0,
+        repeat_window_ms: 0,
         offsets: KernelOffsets::UNKNOWN,
     };
 }

@@ -268,7 +268,7 @@ mod tests {
             port: 8080,
             addr: [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
             unix_path_len: 0,
-            _pad: 0,
+            repeats: 0,
             unix_path: [0; UNIX_PATH_LEN],
             _pad2: [0; 4],
         };

@@ -259,8 +259,10 @@ pub struct NetEvent {
     pub addr: [u8; 16],
     /// Bytes used in `unix_path` (for `AF_UNIX`; an abstract name starts with a NUL).
     pub unix_path_len: u32,
-    /// Explicit padding; always zero.
-    pub _pad: u32,
+    /// How many identical events (the same process, kind, peer address, port, protocol and
+    /// result; for accept any peer port) were counted in the kernel, not sent, since the last
+    /// record of this event: each was folded into the next record (`AgentConfig::repeat_window_ms`).
+    pub repeats: u32,
     /// The unix socket path.
     pub unix_path: [u8; UNIX_PATH_LEN],
     /// Explicit padding to a multiple of 8; always zero.

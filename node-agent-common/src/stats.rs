@@ -118,11 +118,14 @@ pub enum StatKind {
     Errors = 2,
     /// Events seen and deliberately not reported (the agent's own, or filtered out).
     Filtered = 3,
+    /// Repeats of an event already sent, counted in the kernel and carried by the next record
+    /// of the same event (connect and accept; see `NetEvent::repeats`).
+    Folded = 4,
 }
 
 impl StatKind {
     /// Slots per hook.
-    pub const COUNT: u32 = 4;
+    pub const COUNT: u32 = 5;
 }
 
 /// Number of slots in the `STATS` map.

@@ -16,9 +16,9 @@ use node_agent_common::{
 use crate::{
     files::{FileKey, WRITTEN},
     kernel::{
-        EVENTS, S_IFSOCK, config, count, current_ids, current_task, fd_file, file_inode,
-        fill_current, header, inode_key, inode_type, is_agent, read_ptr, read_user_str,
-        socket_peer, submit_flags, syscall_arg, syscall_ret,
+        EVENTS, S_IFSOCK, config, count, current_ids, fd_file, file_inode, fill_current, header,
+        inode_key, inode_type, is_agent, read_ptr, read_user_str, socket_peer, submit_flags,
+        syscall_arg, syscall_ret,
     },
 };
 
@@ -62,7 +62,7 @@ fn wanted(op: u16, a: &[u64; 6]) -> bool {
         activity::PTRACE => ptrace_interesting(a[0]),
         activity::DUP_SOCKET => {
             a[1] <= 2 && {
-                let inode = file_inode(fd_file(current_task(), a[0]));
+                let inode = file_inode(fd_file(a[0]));
                 inode != 0 && inode_type(inode) == S_IFSOCK
             }
         }
@@ -123,9 +123,8 @@ fn emit(pending: &Pending, ret: i64, hook: Hook) {
 
 #[inline(always)]
 unsafe fn fill(ev: &mut ActivityEvent, pending: &Pending, ret: i64) -> bool {
-    let task = current_task();
     ev.header = header(kind::ACTIVITY, core::mem::size_of::<ActivityEvent>());
-    let complete = fill_current(&mut ev.task, task);
+    let complete = fill_current(&mut ev.task);
     ev.op = pending.op;
     ev._pad = 0;
     ev.flags = 0;
@@ -161,7 +160,7 @@ unsafe fn fill(ev: &mut ActivityEvent, pending: &Pending, ret: i64) -> bool {
             ev.flags |= c1 as u32 | (c2 as u32) << 1 | (c3 as u32) << 2;
         }
         activity::FINIT_MODULE | activity::SETNS => {
-            let file = fd_file(task, a[0]);
+            let file = fd_file(a[0]);
             let inode = file_inode(file);
             (ev.dev, ev.ino) = inode_key(inode);
             // The file's name (the module file; `mnt:[...]`-style for a namespace).
@@ -185,7 +184,7 @@ unsafe fn fill(ev: &mut ActivityEvent, pending: &Pending, ret: i64) -> bool {
             }
         }
         activity::DUP_SOCKET => {
-            ev.sock = socket_peer(fd_file(task, a[1]));
+            ev.sock = socket_peer(fd_file(a[1]), false);
         }
         _ => {}
     }
@@ -386,7 +385,7 @@ pub fn mmap_enter(ctx: TracePointContext) -> u32 {
         count(Hook::LibraryLoad, StatKind::Filtered);
         return 0;
     }
-    let inode = file_inode(fd_file(current_task(), a[4]));
+    let inode = file_inode(fd_file(a[4]));
     if inode == 0 {
         return 0;
     }
@@ -413,7 +412,7 @@ pub fn mmap_enter(ctx: TracePointContext) -> u32 {
         ev.ino = ino;
         ev.writer = writer;
         // The library's file name (its directory would need a path walk; the inode identifies it).
-        let file = fd_file(current_task(), a[4]);
+        let file = fd_file(a[4]);
         let dentry = read_ptr(
             file + config!(offsets.file_path) as u64,
             config!(offsets.path_dentry),

@@ -17,7 +17,7 @@ use node_agent_common::{
     stats::{Hook, StatKind},
 };
 
-use crate::kernel::{EVENTS, count, current_task, fill_current, header, is_agent, submit_flags};
+use crate::kernel::{EVENTS, count, fill_current, header, is_agent, submit_flags};
 
 const IPPROTO_TCP: u8 = 6;
 const IPPROTO_UDP: u8 = 17;
@@ -86,7 +86,7 @@ pub fn watch_socket(ctx: &SockAddrContext) {
         start_time_ns: 0,
         comm: [0; 16],
     };
-    let complete = fill_current(&mut owner, current_task());
+    let complete = fill_current(&mut owner);
     if DNS_SOCKETS.insert(cookie, owner, 0).is_err() || !complete {
         count(Hook::DnsSocket, StatKind::Errors);
     }

@@ -284,7 +284,7 @@ fn on_open_exit(ctx: &TracePointContext) {
     let ret = exit_ret(ctx);
     let (mut dev, mut ino) = (0, 0);
     if ret >= 0 {
-        let inode = file_inode(fd_file(current_task(), ret as u64));
+        let inode = file_inode(fd_file(ret as u64));
         if inode != 0 && inode_type(inode) == S_IFREG {
             (dev, ino) = inode_key(inode);
             let file_key = FileKey { dev, _pad: 0, ino };
@@ -367,7 +367,7 @@ fn emit(pending: &Pending, ret: i64, dev: u32, ino: u64, hook: Hook) {
     let complete = unsafe {
         let ev = &mut *entry.as_mut_ptr();
         ev.header = header(kind::FILE, core::mem::size_of::<FileEvent>());
-        let complete = fill_current(&mut ev.task, current_task());
+        let complete = fill_current(&mut ev.task);
         ev.op = pending.op;
         ev._pad = 0;
         ev.ret = ret;
@@ -404,7 +404,7 @@ fn emit(pending: &Pending, ret: i64, dev: u32, ino: u64, hook: Hook) {
                     fs + config!(offsets.fs_pwd) as u64
                 }
             } else {
-                let file = fd_file(task, pending.dirfd as u64);
+                let file = fd_file(pending.dirfd as u64);
                 if file == 0 {
                     0
                 } else {

@@ -1,19 +1,27 @@
 //! Network sensors: `connect(2)` and `accept(2)`/`accept4(2)` with their results.
 //!
-//! connect: the syscall entry saves the user's sockaddr pointer per thread; the cgroup
-//! `connect4/6` hook, which runs inside the syscall, adds the socket type and protocol (and marks
-//! sockets aimed at port 53 for the DNS sensor); the syscall exit emits one record with the
-//! return value.
+//! connect: on x86-64 the syscall exit alone, which finds the arguments in the caller's saved
+//! user registers; elsewhere the syscall entry saves them per thread for the exit. The exit
+//! reads the remote address from the user's sockaddr and the socket's type and protocol through
+//! the fd, and emits one record with the return value. The cgroup `connect4/6` hook only marks
+//! sockets aimed at port 53 for the DNS sensor.
 //!
 //! accept: the syscall exit alone. The new connection's socket, found through the returned fd,
 //! names the peer, so no entry program, no pending entry and no read of user memory is needed;
 //! `EAGAIN` (a non-blocking listener with nothing to accept) is dropped in the kernel.
+//!
+//! Repeats: a process that makes the same connection again (the same peer, port, protocol and
+//! result; for accept the same peer address from any port) within `repeat_window_ms` of the
+//! last record sent for it is counted in the kernel, not sent; the next record of that
+//! connection carries the count (`NetEvent::repeats`). A connect storm thus costs a map lookup
+//! per connection instead of a record, and nothing is lost: the per-hook `Folded` counter holds
+//! every repeat too.
 
 use aya_ebpf::{
     bindings::bpf_sock_addr,
     helpers::{
         bpf_get_current_pid_tgid,
-        generated::{bpf_get_current_task_btf, bpf_probe_read_user, bpf_task_pt_regs},
+        generated::{bpf_ktime_get_boot_ns, bpf_probe_read_user},
     },
     macros::{cgroup_sock_addr, map, tracepoint},
     maps::LruHashMap,
@@ -27,8 +35,8 @@ use node_agent_common::{
 use crate::{
     dns,
     kernel::{
-        EVENTS, config, count, current_task, fd_file, fill_current, header, is_agent, read_at,
-        read_ptr, socket_peer, submit_flags, syscall_arg, syscall_ret,
+        EVENTS, Kptr, config, count, current_tgid, fd_file, fill_current, header, is_agent,
+        socket_kind, socket_peer, submit_flags, syscall_arg, syscall_ret,
     },
 };
 
@@ -41,12 +49,51 @@ struct Pending {
     /// Its length.
     addrlen: u64,
     fd: i32,
-    sock_type: u16,
-    protocol: u16,
+    _pad: u32,
 }
 
 #[map]
 static PENDING: LruHashMap<u64, Pending> = LruHashMap::with_max_entries(16384, 0);
+
+/// One connection, as the repeat filter tells them apart.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct RepeatKey {
+    /// The process's start time: a recycled pid is another process.
+    start_time_ns: u64,
+    tgid: u32,
+    ret: i32,
+    kind: u16,
+    family: u16,
+    /// The remote port for connect; 0 for accept (every peer port is one connection).
+    port: u16,
+    sock_type: u16,
+    protocol: u16,
+    /// Explicit padding, zero: the whole key is hashed.
+    _pad: u16,
+    addr: [u8; 16],
+    _pad2: u32,
+}
+
+/// The last record sent for a connection and the repeats counted since.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct Seen {
+    sent_ns: u64,
+    folded: u32,
+    _pad: u32,
+}
+
+#[map]
+static REPEATS: LruHashMap<RepeatKey, Seen> = LruHashMap::with_max_entries(16384, 0);
+
+/// Where a connection goes (connect) or comes from (accept).
+#[derive(Clone, Copy)]
+struct Peer {
+    family: u16,
+    port: u16,
+    addr: [u8; 16],
+}
 
 #[tracepoint(category = "syscalls", name = "sys_enter_connect")]
 pub fn connect_enter(ctx: TracePointContext) -> u32 {
@@ -108,8 +155,7 @@ fn on_enter(ctx: &TracePointContext, hook: Hook) {
         sockaddr,
         addrlen,
         fd,
-        sock_type: 0,
-        protocol: 0,
+        _pad: 0,
     };
     if PENDING
         .insert(bpf_get_current_pid_tgid(), pending, 0)
@@ -126,14 +172,6 @@ fn on_sock_connect(ctx: &SockAddrContext) {
     }
     // SAFETY: the context pointer is valid for the program's lifetime.
     let sa: &bpf_sock_addr = unsafe { &*ctx.sock_addr };
-    let key = bpf_get_current_pid_tgid();
-    if let Some(pending) = PENDING.get_ptr_mut(key) {
-        // SAFETY: map value pointer valid until the program ends; only this thread uses the key.
-        unsafe {
-            (*pending).sock_type = sa.type_ as u16;
-            (*pending).protocol = sa.protocol as u16;
-        }
-    }
     if u16::from_be(sa.user_port as u16) == 53 {
         dns::watch_socket(ctx);
     }
@@ -146,22 +184,12 @@ fn on_connect_exit_regs(ctx: &TracePointContext) {
         count(hook, StatKind::Filtered);
         return;
     }
-    // SAFETY: the helpers take the current task, which is valid for the program's lifetime.
-    let regs = unsafe { bpf_task_pt_regs(bpf_get_current_task_btf()) } as u64;
-    if regs == 0 {
-        count(hook, StatKind::Errors);
-        return;
-    }
-    let fd = read_at::<u64>(regs, config!(offsets.regs_arg0)) as i32;
-    let task = current_task();
-    let socket = read_ptr(fd_file(task, fd as u64), config!(offsets.file_private_data));
-    let sk = read_ptr(socket, config!(offsets.socket_sk));
+    let regs = Kptr::current_regs();
     let pending = Pending {
-        sockaddr: read_at::<u64>(regs, config!(offsets.regs_arg1)),
-        addrlen: read_at::<u64>(regs, config!(offsets.regs_arg2)),
-        fd,
-        sock_type: read_at::<u16>(socket, config!(offsets.socket_type)),
-        protocol: read_at::<u16>(sk, config!(offsets.sk_protocol)),
+        sockaddr: regs.read::<u64>(config!(offsets.regs_arg1)),
+        addrlen: regs.read::<u64>(config!(offsets.regs_arg2)),
+        fd: regs.read::<u64>(config!(offsets.regs_arg0)) as i32,
+        _pad: 0,
     };
     emit(ctx, hook, kind::CONNECT, &pending);
 }
@@ -180,39 +208,47 @@ fn on_accept_exit(ctx: &TracePointContext) {
         count(hook, StatKind::Filtered);
         return;
     }
+    // accept only returns connected stream sockets.
+    let mut sock_type = 1;
+    let mut peer = Peer {
+        family: 0,
+        port: 0,
+        addr: [0; 16],
+    };
+    if ret >= 0 {
+        let found = socket_peer(fd_file(ret as u64), true);
+        if found.family != u16::MAX {
+            peer.family = found.family;
+        }
+        if found.sock_type != 0 {
+            sock_type = found.sock_type;
+        }
+        peer.port = found.port;
+        peer.addr = found.addr;
+    }
+    let Some(repeats) = repeats_to_send(hook, kind::ACCEPT, ret, &peer, 0, sock_type, 0) else {
+        return;
+    };
     let Some(mut entry) = EVENTS.reserve::<NetEvent>(0) else {
         count(hook, StatKind::Dropped);
         return;
     };
     let ev = entry.as_mut_ptr();
-    // SAFETY: reserved memory of the right size; every field is written.
+    // SAFETY: reserved memory of the right size; every field but the unused path is written.
     let complete = unsafe {
         let ev = &mut *ev;
         ev.header = header(kind::ACCEPT, core::mem::size_of::<NetEvent>());
-        let task = current_task();
-        let complete = fill_current(&mut ev.task, task);
+        let complete = fill_current(&mut ev.task);
         ev.ret = ret as i32;
         ev.fd = ret as i32;
         ev.protocol = 0;
-        ev._pad = 0;
         ev._pad2 = [0; 4];
-        ev.family = 0;
-        ev.port = 0;
-        ev.addr = [0; 16];
+        ev.sock_type = sock_type;
+        ev.family = peer.family;
+        ev.port = peer.port;
+        ev.addr = peer.addr;
         ev.unix_path_len = 0;
-        // accept only returns connected stream sockets.
-        ev.sock_type = 1;
-        if ret >= 0 {
-            let peer = socket_peer(fd_file(task, ret as u64));
-            if peer.family != u16::MAX {
-                ev.family = peer.family;
-            }
-            if peer.sock_type != 0 {
-                ev.sock_type = peer.sock_type;
-            }
-            ev.port = peer.port;
-            ev.addr = peer.addr;
-        }
+        ev.repeats = repeats;
         complete
     };
     entry.submit(submit_flags());
@@ -220,6 +256,73 @@ fn on_accept_exit(ctx: &TracePointContext) {
     if !complete {
         count(hook, StatKind::Errors);
     }
+}
+
+/// The repeat filter: `None` when this event repeats one sent less than `repeat_window_ms`
+/// ago (it is counted instead), otherwise the repeats to report with it. `port` 0 for accept.
+#[inline(always)]
+fn repeats_to_send(
+    hook: Hook,
+    record_kind: u16,
+    ret: i64,
+    peer: &Peer,
+    port: u16,
+    sock_type: u16,
+    protocol: u16,
+) -> Option<u32> {
+    let window_ms = config!(repeat_window_ms);
+    // Unix sockets are told apart by their path, which the key does not hold: never folded.
+    if window_ms == 0 || peer.family == family::UNIX {
+        return Some(0);
+    }
+    let task = Kptr::current_task();
+    let key = RepeatKey {
+        start_time_ns: task
+            .ptr(config!(offsets.task_group_leader))
+            .read::<u64>(config!(offsets.task_start_boottime)),
+        tgid: current_tgid(),
+        ret: ret as i32,
+        kind: record_kind,
+        family: peer.family,
+        port,
+        sock_type,
+        protocol,
+        _pad: 0,
+        addr: peer.addr,
+        _pad2: 0,
+    };
+    // SAFETY: helper without arguments.
+    let now = unsafe { bpf_ktime_get_boot_ns() };
+    if let Some(seen) = REPEATS.get_ptr_mut(&key) {
+        // SAFETY: a valid map value for the program's lifetime.
+        let seen = unsafe { &mut *seen };
+        if now.saturating_sub(seen.sent_ns) < window_ms as u64 * 1_000_000 {
+            // SAFETY: a valid map value; the result is unused, so this is a plain atomic add.
+            unsafe {
+                core::intrinsics::atomic_xadd::<
+                    u32,
+                    u32,
+                    { core::intrinsics::AtomicOrdering::Relaxed },
+                >(&mut seen.folded, 1)
+            };
+            count(hook, StatKind::Folded);
+            return None;
+        }
+        // A fold racing with this on another CPU can be missed here (the counter has it).
+        let folded = seen.folded;
+        seen.folded = 0;
+        seen.sent_ns = now;
+        return Some(folded);
+    }
+    let seen = Seen {
+        sent_ns: now,
+        folded: 0,
+        _pad: 0,
+    };
+    if REPEATS.insert(&key, &seen, 0).is_err() {
+        count(hook, StatKind::Errors);
+    }
+    Some(0)
 }
 
 #[inline(always)]
@@ -233,28 +336,47 @@ fn on_exit(ctx: &TracePointContext, hook: Hook, record_kind: u16) {
     emit(ctx, hook, record_kind, &pending);
 }
 
-/// One record for a finished syscall.
+/// One record for a finished connect, unless it repeats one just sent.
 #[inline(always)]
 fn emit(ctx: &TracePointContext, hook: Hook, record_kind: u16, pending: &Pending) {
     let ret = syscall_ret(ctx);
-
+    let (peer, readable) = read_peer(pending);
+    let (sock_type, protocol) = socket_kind(pending.fd as u64);
+    let Some(repeats) = repeats_to_send(
+        hook,
+        record_kind,
+        ret,
+        &peer,
+        peer.port,
+        sock_type,
+        protocol,
+    ) else {
+        return;
+    };
     let Some(mut entry) = EVENTS.reserve::<NetEvent>(0) else {
         count(hook, StatKind::Dropped);
         return;
     };
     let ev = entry.as_mut_ptr();
-    // SAFETY: reserved memory of the right size; every field is written.
+    // SAFETY: reserved memory of the right size; every field is written (the path up to
+    // its length).
     let complete = unsafe {
         let ev = &mut *ev;
         ev.header = header(record_kind, core::mem::size_of::<NetEvent>());
-        let mut complete = fill_current(&mut ev.task, current_task());
+        let mut complete = fill_current(&mut ev.task) && readable;
         ev.ret = ret as i32;
         ev.fd = pending.fd;
-        ev.sock_type = pending.sock_type;
-        ev.protocol = pending.protocol;
-        ev._pad = 0;
+        ev.sock_type = sock_type;
+        ev.protocol = protocol;
         ev._pad2 = [0; 4];
-        complete &= fill_peer(ev, pending);
+        ev.family = peer.family;
+        ev.port = peer.port;
+        ev.addr = peer.addr;
+        ev.repeats = repeats;
+        ev.unix_path_len = 0;
+        if peer.family == family::UNIX {
+            complete &= read_unix_path(ev, pending);
+        }
         complete
     };
     entry.submit(submit_flags());
@@ -264,19 +386,18 @@ fn emit(ctx: &TracePointContext, hook: Hook, record_kind: u16, pending: &Pending
     }
 }
 
-/// Copies the remote address out of the connect's sockaddr. Returns false when it was
-/// unreadable.
+/// The remote address from the connect's sockaddr in user memory, and whether it was readable.
 #[inline(always)]
-unsafe fn fill_peer(ev: &mut NetEvent, pending: &Pending) -> bool {
-    ev.family = 0;
-    ev.port = 0;
-    ev.addr = [0; 16];
-    ev.unix_path_len = 0;
+fn read_peer(pending: &Pending) -> (Peer, bool) {
+    let mut peer = Peer {
+        family: 0,
+        port: 0,
+        addr: [0; 16],
+    };
     let sockaddr = pending.sockaddr;
     if sockaddr == 0 {
-        return true;
+        return (peer, true);
     }
-    let addrlen = pending.addrlen;
     let mut head = [0u8; 28];
     // SAFETY: reads the first bytes of a sockaddr (family, port, IPv4 or IPv6 address).
     let rc = unsafe { bpf_probe_read_user(head.as_mut_ptr().cast(), 28, sockaddr as *const _) };
@@ -285,41 +406,46 @@ unsafe fn fill_peer(ev: &mut NetEvent, pending: &Pending) -> bool {
         // SAFETY: as above, 16 bytes.
         let rc = unsafe { bpf_probe_read_user(head.as_mut_ptr().cast(), 16, sockaddr as *const _) };
         if rc != 0 {
-            return false;
+            return (peer, false);
         }
     }
     let fam = u16::from_ne_bytes([head[0], head[1]]);
     match fam {
         family::INET => {
-            ev.family = fam;
-            ev.port = u16::from_be_bytes([head[2], head[3]]);
-            ev.addr[..4].copy_from_slice(&head[4..8]);
+            peer.family = fam;
+            peer.port = u16::from_be_bytes([head[2], head[3]]);
+            peer.addr[..4].copy_from_slice(&head[4..8]);
         }
         family::INET6 => {
-            ev.family = fam;
-            ev.port = u16::from_be_bytes([head[2], head[3]]);
-            ev.addr.copy_from_slice(&head[8..24]);
+            peer.family = fam;
+            peer.port = u16::from_be_bytes([head[2], head[3]]);
+            peer.addr.copy_from_slice(&head[8..24]);
         }
-        family::UNIX => {
-            ev.family = fam;
-            let mut len = addrlen.saturating_sub(2);
-            if len > UNIX_PATH_LEN as u64 {
-                len = UNIX_PATH_LEN as u64;
-            }
-            // SAFETY: len <= UNIX_PATH_LEN, the size of the destination.
-            let rc = unsafe {
-                bpf_probe_read_user(
-                    ev.unix_path.as_mut_ptr().cast(),
-                    len as u32,
-                    (sockaddr + 2) as *const _,
-                )
-            };
-            if rc != 0 {
-                return false;
-            }
-            ev.unix_path_len = len as u32;
-        }
+        family::UNIX => peer.family = fam,
         _ => {}
     }
+    (peer, true)
+}
+
+/// Copies a unix socket's path out of the connect's sockaddr. Returns false when it was
+/// unreadable.
+#[inline(always)]
+unsafe fn read_unix_path(ev: &mut NetEvent, pending: &Pending) -> bool {
+    let mut len = pending.addrlen.saturating_sub(2);
+    if len > UNIX_PATH_LEN as u64 {
+        len = UNIX_PATH_LEN as u64;
+    }
+    // SAFETY: len <= UNIX_PATH_LEN, the size of the destination.
+    let rc = unsafe {
+        bpf_probe_read_user(
+            ev.unix_path.as_mut_ptr().cast(),
+            len as u32,
+            (pending.sockaddr + 2) as *const _,
+        )
+    };
+    if rc != 0 {
+        return false;
+    }
+    ev.unix_path_len = len as u32;
     true
 }

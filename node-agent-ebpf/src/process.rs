@@ -21,8 +21,8 @@ use node_agent_common::{
 use crate::{
     files::{FileKey, WRITTEN},
     kernel::{
-        EVENTS, Walk, config, count, current_task, fd_file, fill_current, header, is_agent,
-        read_at, read_ptr, socket_peer, submit_flags, walk_path,
+        EVENTS, Walk, config, count, fd_file, fill_current, header, is_agent, read_at, read_ptr,
+        socket_peer, submit_flags, walk_path,
     },
 };
 
@@ -86,7 +86,7 @@ fn on_exec(task: u64, bprm: u64) {
 #[inline(always)]
 unsafe fn fill_exec(ev: &mut ExecEvent, task: u64, bprm: u64) -> bool {
     ev.header = header(kind::EXEC, core::mem::size_of::<ExecEvent>());
-    let mut complete = fill_current(&mut ev.task, current_task());
+    let mut complete = fill_current(&mut ev.task);
     ev.flags = 0;
 
     let mm = read_ptr(task, config!(offsets.task_mm));
@@ -148,7 +148,7 @@ unsafe fn fill_exec(ev: &mut ExecEvent, task: u64, bprm: u64) -> bool {
     // SAFETY: forwards the same event.
     unsafe { fill_cwd(ev, task) };
     fill_exe_origin(ev, exe_file, inode);
-    fill_stdio(ev, task);
+    fill_stdio(ev);
     // SAFETY: forwards the same event.
     unsafe { fill_env(ev, mm) };
     if ev.task.euid != ev.task.uid {
@@ -193,10 +193,10 @@ fn fill_exe_origin(ev: &mut ExecEvent, exe_file: u64, inode: u64) {
 
 /// Standard streams that are sockets, with their peers: the reverse-shell signal.
 #[inline(always)]
-fn fill_stdio(ev: &mut ExecEvent, task: u64) {
-    ev.stdio[0] = socket_peer(fd_file(task, 0));
-    ev.stdio[1] = socket_peer(fd_file(task, 1));
-    ev.stdio[2] = socket_peer(fd_file(task, 2));
+fn fill_stdio(ev: &mut ExecEvent) {
+    ev.stdio[0] = socket_peer(fd_file(0), false);
+    ev.stdio[1] = socket_peer(fd_file(1), false);
+    ev.stdio[2] = socket_peer(fd_file(2), false);
 }
 
 /// Variables scanned for `LD_PRELOAD`/`LD_LIBRARY_PATH`; more are flagged, not read.
@@ -342,7 +342,7 @@ fn on_fork(child: u64) {
     let complete = unsafe {
         let ev = &mut *ev;
         ev.header = header(kind::FORK, core::mem::size_of::<ForkEvent>());
-        let complete = fill_current(&mut ev.task, current_task());
+        let complete = fill_current(&mut ev.task);
         ev.child_tgid = child_tgid;
         ev._pad = 0;
         ev.child_start_time_ns = read_at::<u64>(child, config!(offsets.task_start_boottime));
@@ -377,7 +377,7 @@ fn on_exit(task: u64) {
     unsafe {
         let ev = &mut *ev;
         ev.header = header(kind::EXIT, core::mem::size_of::<ExitEvent>());
-        fill_current(&mut ev.task, task);
+        fill_current(&mut ev.task);
         ev.exit_code = read_at::<u32>(task, config!(offsets.task_exit_code));
         ev._pad = 0;
     }

@@ -172,6 +172,7 @@ fn stream() -> Vec<Event> {
                     protocol: "tcp",
                     remote: Some(SocketAddr::new(ip, 443)),
                     unix_path: None,
+                    repeats: 0,
                 })
             }
             n => {

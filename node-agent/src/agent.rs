@@ -120,8 +120,12 @@ impl Health {
             let counters = self.counters.iter().find(|c| c.hook == hook.hook);
             match counters {
                 Some(c) => out.push_str(&format!(
-                    "  {hook}: sent {} dropped {} errors {} filtered {}\n",
-                    c.counters.sent, c.counters.dropped, c.counters.errors, c.counters.filtered
+                    "  {hook}: sent {} dropped {} errors {} filtered {} folded {}\n",
+                    c.counters.sent,
+                    c.counters.dropped,
+                    c.counters.errors,
+                    c.counters.filtered,
+                    c.counters.folded
                 )),
                 None => out.push_str(&format!("  {hook}\n")),
             }

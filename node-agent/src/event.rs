@@ -269,6 +269,14 @@ pub struct NetInfo {
     /// The unix socket path (abstract names start with `@`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unix_path: Option<String>,
+    /// Identical connections (same process, peer, port, protocol and result) counted in the
+    /// kernel since the last record of this one and not sent on their own.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub repeats: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// A DNS message.
@@ -645,6 +653,7 @@ pub fn net_info(ev: &NetEvent, clock: &Clock) -> NetInfo {
         protocol: protocol_name(ev.protocol, ev.family, ev.sock_type),
         remote: ip_of(ev.family, &ev.addr).map(|ip| SocketAddr::new(ip, ev.port)),
         unix_path,
+        repeats: ev.repeats,
     }
 }
 

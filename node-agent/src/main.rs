@@ -167,6 +167,11 @@ struct SensorArgs {
     /// Wake the reader once this many bytes wait in the ring buffer (0: every record).
     #[arg(long, default_value_t = 256 * 1024)]
     wakeup_bytes: u32,
+    /// Count a repeated connection (the same process, peer, port, protocol and result) in the
+    /// kernel instead of sending it when its last record went out less than this many ms ago;
+    /// the next record carries the count (`repeats`). 0 sends every connect and accept.
+    #[arg(long, default_value_t = SensorOptions::DEFAULT_REPEAT_WINDOW_MS)]
+    repeat_window_ms: u32,
     /// Extra sensitive paths for the file sensor (YAML: `entries: [{pattern, match, category}]`),
     /// added to the built-in set.
     #[arg(long)]
@@ -271,6 +276,7 @@ impl SensorArgs {
         Ok(SensorOptions {
             btf_path: self.btf_path.clone(),
             wakeup_bytes: self.wakeup_bytes,
+            repeat_window_ms: self.repeat_window_ms,
             disabled: self.disabled.clone(),
             synthetic: false,
             sensitive,

@@ -339,6 +339,108 @@ fn accept_reports_the_peer() {
     }
 }
 
+/// The connect or accept records of one process, once they account for `expected`
+/// occurrences (each record stands for itself and its `repeats`).
+fn occurrences_of(pid: u32, accept: bool, expected: u64) -> Vec<node_agent::event::NetInfo> {
+    let records = || {
+        AGENT
+            .matching(|e| match e {
+                Event::Connect(c) => !accept && c.process.pid == pid,
+                Event::Accept(a) => accept && a.process.pid == pid,
+                _ => false,
+            })
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::Connect(n) | Event::Accept(n) => Some(n),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    let total = |r: &[node_agent::event::NetInfo]| -> u64 {
+        r.iter().map(|n| 1 + u64::from(n.repeats)).sum()
+    };
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let got = records();
+        if total(&got) >= expected || std::time::Instant::now() >= deadline {
+            return got;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn repeated_connects_are_counted_in_the_kernel_and_carried_by_the_next_record() {
+    if !privileged("repeated_connects_are_counted_in_the_kernel_and_carried_by_the_next_record") {
+        return;
+    }
+    LazyLock::force(&AGENT);
+    let folded_before = folded(node_agent_common::Hook::Connect);
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    // 20 connects in a row, then one more after the repeat window (1 s) has passed.
+    let (pid, out) = trigger(&["connect-repeat", &addr.to_string(), "20", "1500"]);
+    assert_eq!(out.trim(), "ok");
+    let records = occurrences_of(pid, false, 21);
+    let total: u64 = records.iter().map(|n| 1 + u64::from(n.repeats)).sum();
+    assert_eq!(total, 21, "every connect is accounted for: {records:?}");
+    assert!(
+        records.len() < 21,
+        "repeats were folded in the kernel: {} records",
+        records.len()
+    );
+    assert_eq!(records[0].repeats, 0, "the first connect is sent at once");
+    assert!(records.iter().all(|n| n.remote == Some(addr) && n.ret == 0));
+    assert!(folded(node_agent_common::Hook::Connect) - folded_before >= 21 - records.len() as u64);
+}
+
+#[test]
+fn repeated_accepts_from_one_peer_are_counted_in_the_kernel() {
+    if !privileged("repeated_accepts_from_one_peer_are_counted_in_the_kernel") {
+        return;
+    }
+    LazyLock::force(&AGENT);
+    let mut child = Command::new(TRIGGER)
+        .args(["listen", "127.0.0.1:0", "10"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn listen");
+    let pid = child.id();
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let bound: SocketAddr = lines
+        .next()
+        .expect("bound line")
+        .expect("read")
+        .parse()
+        .expect("addr");
+    // This process's own connects are filtered (it hosts the agent); the child's accepts are not.
+    for _ in 0..20 {
+        drop(std::net::TcpStream::connect(bound).expect("connect"));
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    drop(std::net::TcpStream::connect(bound).expect("connect"));
+    let records = occurrences_of(pid, true, 21);
+    let _ = child.kill();
+    let _ = child.wait();
+    let total: u64 = records.iter().map(|n| 1 + u64::from(n.repeats)).sum();
+    assert_eq!(total, 21, "every accept is accounted for: {records:?}");
+    assert!(records.len() < 21, "{} records", records.len());
+    assert!(
+        records
+            .iter()
+            .all(|n| n.remote.map(|r| r.ip()) == Some(bound.ip()))
+    );
+}
+
+fn folded(hook: node_agent_common::Hook) -> u64 {
+    AGENT
+        .counters()
+        .into_iter()
+        .find(|(h, _)| *h == hook)
+        .map(|(_, c)| c.folded)
+        .unwrap_or(0)
+}
+
 #[test]
 fn unix_socket_connect_reports_the_path() {
     if !privileged("unix_socket_connect_reports_the_path") {

@@ -109,6 +109,8 @@ struct AgentUse {
     cpu_seconds: f64,
     peak_rss_kib: u64,
     records: u64,
+    /// Repeats the kernel counted instead of sending (`--repeat-window-ms`).
+    folded: u64,
     dropped: u64,
 }
 
@@ -175,6 +177,15 @@ impl Agent {
             cpu_seconds: (cpu_seconds - self.startup_cpu).max(0.0),
             peak_rss_kib,
             records: health["pipeline"]["records"].as_u64().unwrap_or(0),
+            folded: health["counters"]
+                .as_array()
+                .map(|lines| {
+                    lines
+                        .iter()
+                        .filter_map(|l| l["counters"]["folded"].as_u64())
+                        .sum()
+                })
+                .unwrap_or(0),
             dropped: health["dropped"].as_u64().unwrap_or(0),
         })
     }
@@ -245,17 +256,21 @@ fn compare(
     let p = median(&mut plain.clone());
     let t = median(&mut traced.clone());
     let records: u64 = uses.iter().map(|u| u.records).sum();
+    let folded: u64 = uses.iter().map(|u| u.folded).sum();
+    // Per event seen: a repeat counted in the kernel was an event too, if a cheap one.
+    let events = records + folded;
     let cpu: f64 = uses.iter().map(|u| u.cpu_seconds).sum();
     let dropped: u64 = uses.iter().map(|u| u.dropped).sum();
     let rss = uses.iter().map(|u| u.peak_rss_kib).max().unwrap_or(0);
     println!(
         "{name}: untraced {p:.0} {unit} (runs {}), traced {t:.0} {unit} (runs {}), slowdown {:.3}x; \
-         agent: {records} records, {dropped} dropped, {:.3} ms CPU per 1000 events, peak RSS {:.1} MiB",
+         agent: {records} records, {folded} repeats counted in the kernel, {dropped} dropped, \
+         {:.3} ms CPU per 1000 events, peak RSS {:.1} MiB",
         fmt_runs(&plain),
         fmt_runs(&traced),
         if t > 0.0 { p / t } else { f64::INFINITY },
-        if records > 0 {
-            cpu * 1000.0 / (records as f64 / 1000.0)
+        if events > 0 {
+            cpu * 1000.0 / (events as f64 / 1000.0)
         } else {
             0.0
         },

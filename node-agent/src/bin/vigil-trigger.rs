@@ -20,6 +20,7 @@ const USAGE: &str = "usage: vigil-trigger <action> [args]
   dns-server ADDR:PORT IP        answer A queries with IP, NXDOMAIN for names starting nx-
   exec-storm SECONDS WORKERS     fork+exec /bin/true in a loop; prints execs/s
   connect-storm ADDR:PORT SECONDS  TCP connect+close in a loop to a listener; prints connects/s
+  connect-repeat ADDR:PORT N PAUSE_MS  N TCP connects in a row, a pause, then one more; prints ok
   exit CODE                      exit with CODE
   listen ADDR:PORT SECONDS       accept and close connections (backlog 4096); prints the address
   write-storm DIR SECONDS        create+truncate+close one file in DIR in a loop; prints opens/s
@@ -83,6 +84,16 @@ fn main() -> ExitCode {
             let workers = number(workers);
             seconds.and_then(|s| workers.and_then(|w| exec_storm(s, w)))
         }
+        ["connect-repeat", addr, n, pause_ms] => parse(addr).and_then(|a| {
+            let (n, pause) = (number(n)?, Duration::from_millis(number(pause_ms)?));
+            for _ in 0..n {
+                drop(TcpStream::connect(a)?);
+            }
+            std::thread::sleep(pause);
+            drop(TcpStream::connect(a)?);
+            println!("ok");
+            Ok(())
+        }),
         ["connect-storm", addr, seconds] => {
             parse(addr).and_then(|a| number(seconds).and_then(|s| connect_storm(a, s)))
         }

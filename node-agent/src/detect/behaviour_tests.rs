@@ -562,6 +562,7 @@ fn unix_connect(path: &str, container: Option<Container>) -> NetInfo {
         protocol: "unknown",
         remote: None,
         unix_path: Some(path.into()),
+        repeats: 0,
     }
 }
 

@@ -361,9 +361,10 @@ impl Detector {
             Event::Activity(a) => behaviour::check_activity(self, a, lookup),
         };
         let time = event_time(event);
+        let occurrences = occurrences(event);
         candidates
             .into_iter()
-            .map(|c| self.aggregate(c, time))
+            .map(|c| self.aggregate(c, time, occurrences))
             .collect()
     }
 
@@ -548,14 +549,16 @@ impl Detector {
         resource
     }
 
-    fn aggregate(&mut self, mut c: Candidate, time: Timestamp) -> Outcome {
+    /// Adds `occurrences` of a candidate (more than one for a record that carries repeats the
+    /// kernel counted) to its finding.
+    fn aggregate(&mut self, mut c: Candidate, time: Timestamp, occurrences: u64) -> Outcome {
         let resource = self.resource_for(c.container.as_ref());
         if let Some(uid) = c.container.as_ref().and_then(|k| k.pod_uid.clone()) {
             c.context.additional.insert("podUid".into(), uid);
         }
         let id = self.finding_id(c.finding_type, &resource, &c.key);
         if let Some(existing) = self.aggregates.get_mut(&id) {
-            existing.count += 1;
+            existing.count += occurrences;
             if time > existing.event_last_seen.0 {
                 existing.event_last_seen = Time(time);
                 existing.updated_at = Time(time);
@@ -589,7 +592,7 @@ impl Detector {
             updated_at: Time(time),
             resource,
             resource_role: c.role,
-            count: 1,
+            count: occurrences,
             event_first_seen: Time(time),
             event_last_seen: Time(time),
             process: c.process,
@@ -650,6 +653,15 @@ fn remembered_from_ref(p: &ProcessRef) -> Remembered {
 }
 
 /// When the event happened (its `time`), or now for an event that does not say.
+/// How many occurrences one event stands for: a connect or accept record also carries the
+/// identical ones the kernel counted instead of sending (`NetInfo::repeats`).
+fn occurrences(event: &Event) -> u64 {
+    match event {
+        Event::Connect(n) | Event::Accept(n) => 1 + u64::from(n.repeats),
+        _ => 1,
+    }
+}
+
 fn event_time(event: &Event) -> Timestamp {
     let text = match event {
         Event::Exec(e) => Some(e.time.as_str()),

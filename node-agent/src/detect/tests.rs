@@ -546,7 +546,31 @@ fn connect(pid: u32, remote: &str, error: Option<&str>) -> Event {
         protocol: "tcp",
         remote: Some(remote.parse::<SocketAddr>().unwrap()),
         unix_path: None,
+        repeats: 0,
     })
+}
+
+#[test]
+fn repeats_counted_in_the_kernel_add_to_the_count() {
+    let mut d = detector();
+    let with_repeats = |repeats| match connect(77, "127.66.0.1:443", None) {
+        Event::Connect(mut n) => {
+            n.repeats = repeats;
+            Event::Connect(n)
+        }
+        _ => unreachable!(),
+    };
+    let first = d.process(&with_repeats(0), &NoLookup);
+    assert_eq!(first[0].finding.count, 1);
+    assert!(first[0].new);
+    // A second record that carries 41 identical connects folded in the kernel.
+    let second = d.process(&with_repeats(41), &NoLookup);
+    assert_eq!(second[0].finding.id, first[0].finding.id);
+    assert_eq!(second[0].finding.count, 43);
+    assert!(!second[0].new);
+    // A fresh detector that first sees a record with repeats starts there.
+    let mut d = detector();
+    assert_eq!(d.process(&with_repeats(9), &NoLookup)[0].finding.count, 10);
 }
 
 #[test]

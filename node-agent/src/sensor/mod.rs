@@ -34,6 +34,9 @@ pub struct SensorOptions {
     pub btf_path: PathBuf,
     /// Wake the reader once this many bytes wait (0: on every record).
     pub wakeup_bytes: u32,
+    /// Repeats of a connection within this many ms of its last record are counted in the
+    /// kernel, not sent (0: every one is sent).
+    pub repeat_window_ms: u32,
     /// Hooks not to attach, by name (see `Hook::name`).
     pub disabled: Vec<String>,
     /// Benchmark only: attach the synthetic record generator for this process.
@@ -42,11 +45,17 @@ pub struct SensorOptions {
     pub sensitive: SensitivePaths,
 }
 
+impl SensorOptions {
+    /// One record per connection and process per second at most, however fast it repeats.
+    pub const DEFAULT_REPEAT_WINDOW_MS: u32 = 1000;
+}
+
 impl Default for SensorOptions {
     fn default() -> Self {
         Self {
             btf_path: PathBuf::from(KERNEL_BTF),
             wakeup_bytes: 256 * 1024,
+            repeat_window_ms: Self::DEFAULT_REPEAT_WINDOW_MS,
             disabled: Vec::new(),
             synthetic: false,
             sensitive: SensitivePaths::default(),
@@ -161,6 +170,8 @@ pub struct HookCounters {
     pub errors: u64,
     /// Events deliberately not reported (the agent's own, threads).
     pub filtered: u64,
+    /// Repeats counted in the kernel and carried by a later record instead of sent.
+    pub folded: u64,
 }
 
 impl Sensor {
@@ -195,7 +206,7 @@ impl Sensor {
             } else {
                 0
             },
-            _pad: 0,
+            repeat_window_ms: options.repeat_window_ms,
             offsets: resolved.offsets,
         };
         let btf = aya::Btf::from_sys_fs().ok();
@@ -295,6 +306,7 @@ impl Sensor {
             dropped: read(StatKind::Dropped),
             errors: read(StatKind::Errors),
             filtered: read(StatKind::Filtered),
+            folded: read(StatKind::Folded),
         }
     }
 }
