@@ -119,6 +119,10 @@ pub struct KernelOffsets {
     pub regs_arg1: u32,
     /// The third argument's (`pt_regs.dx`).
     pub regs_arg2: u32,
+    /// `task_struct.nvcsw` (voluntary context switches)
+    pub task_nvcsw: u32,
+    /// `task_struct.nivcsw` (involuntary context switches)
+    pub task_nivcsw: u32,
 }
 
 impl KernelOffsets {
@@ -178,6 +182,8 @@ impl KernelOffsets {
         regs_arg0: OFFSET_UNKNOWN,
         regs_arg1: OFFSET_UNKNOWN,
         regs_arg2: OFFSET_UNKNOWN,
+        task_nvcsw: OFFSET_UNKNOWN,
+        task_nivcsw: OFFSET_UNKNOWN,
     };
 }
 
@@ -212,7 +218,7 @@ impl AgentConfig {
     };
 }
 
-const _: () = assert!(size_of::<AgentConfig>() == 16 + 54 * 4);
+const _: () = assert!(size_of::<AgentConfig>() == 16 + 56 * 4);
 
 // SAFETY: #[repr(C)] of u32 fields only: no padding, every bit pattern valid.
 #[cfg(feature = "user")]

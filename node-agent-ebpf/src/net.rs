@@ -2,8 +2,12 @@
 //!
 //! connect: on x86-64 the syscall exit alone, which finds the arguments in the caller's saved
 //! user registers; elsewhere the syscall entry saves them per thread for the exit. The exit
-//! reads the remote address from the user's sockaddr and the socket's type and protocol through
-//! the fd, and emits one record with the return value. The cgroup `connect4/6` hook only marks
+//! emits one record with the return value. For IPv4 and IPv6 the cgroup `connect4/6` hook, which
+//! runs inside the syscall, has already seen the address, type and protocol: it leaves them in a
+//! per-CPU slot with the thread and its context-switch count, and the exit takes them from there
+//! when both still match (the thread has not left the CPU since, so no other connect came in
+//! between). Otherwise (unix sockets, a connect that slept or moved, no `dns_socket` hook) the
+//! exit reads the user's sockaddr and the socket behind the fd. The cgroup hook also marks
 //! sockets aimed at port 53 for the DNS sensor.
 //!
 //! accept: the syscall exit alone. The new connection's socket, found through the returned fd,
@@ -24,11 +28,13 @@ use aya_ebpf::{
         generated::{bpf_ktime_get_boot_ns, bpf_probe_read_user},
     },
     macros::{cgroup_sock_addr, map, tracepoint},
-    maps::LruHashMap,
+    maps::{LruHashMap, PerCpuArray},
     programs::{SockAddrContext, TracePointContext},
 };
 use node_agent_common::{
-    NetEvent, UNIX_PATH_LEN, family, kind,
+    NetEvent, UNIX_PATH_LEN,
+    config::OFFSET_UNKNOWN,
+    family, kind,
     stats::{Hook, StatKind},
 };
 
@@ -87,6 +93,35 @@ struct Seen {
 #[map]
 static REPEATS: LruHashMap<RepeatKey, Seen> = LruHashMap::with_max_entries(16384, 0);
 
+/// What the cgroup connect hook saw of the connect under way on this CPU.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct HookSaw {
+    /// The thread; 0 once the exit has taken the slot.
+    pid_tgid: u64,
+    /// Its context switches when the hook ran.
+    switches: u64,
+    sock_type: u16,
+    protocol: u16,
+    peer_family: u16,
+    peer_port: u16,
+    peer_addr: [u8; 16],
+}
+
+#[map]
+static HOOK_SAW: PerCpuArray<HookSaw> = PerCpuArray::with_max_entries(1, 0);
+
+/// The current thread's context switches so far, or `None` where the kernel's BTF lacks them.
+#[inline(always)]
+fn context_switches() -> Option<u64> {
+    let (voluntary, involuntary) = (config!(offsets.task_nvcsw), config!(offsets.task_nivcsw));
+    if voluntary == OFFSET_UNKNOWN || involuntary == OFFSET_UNKNOWN {
+        return None;
+    }
+    let task = Kptr::current_task();
+    Some(task.read::<u64>(voluntary) + task.read::<u64>(involuntary))
+}
+
 /// Where a connection goes (connect) or comes from (accept).
 #[derive(Clone, Copy)]
 struct Peer {
@@ -130,13 +165,13 @@ pub fn accept4_exit(ctx: TracePointContext) -> u32 {
 
 #[cgroup_sock_addr(connect4)]
 pub fn sock_connect4(ctx: SockAddrContext) -> i32 {
-    on_sock_connect(&ctx);
+    on_sock_connect(&ctx, false);
     1
 }
 
 #[cgroup_sock_addr(connect6)]
 pub fn sock_connect6(ctx: SockAddrContext) -> i32 {
-    on_sock_connect(&ctx);
+    on_sock_connect(&ctx, true);
     1
 }
 
@@ -165,16 +200,55 @@ fn on_enter(ctx: &TracePointContext, hook: Hook) {
     }
 }
 
+/// `v6`: a `connect6` program (only those may read the IPv6 address fields).
 #[inline(always)]
-fn on_sock_connect(ctx: &SockAddrContext) {
+fn on_sock_connect(ctx: &SockAddrContext, v6: bool) {
     if is_agent() {
         return;
     }
     // SAFETY: the context pointer is valid for the program's lifetime.
     let sa: &bpf_sock_addr = unsafe { &*ctx.sock_addr };
-    if u16::from_be(sa.user_port as u16) == 53 {
+    let port = u16::from_be(sa.user_port as u16);
+    if let (Some(switches), Some(slot)) = (context_switches(), HOOK_SAW.get_ptr_mut(0)) {
+        let mut addr = [0u8; 16];
+        if v6 {
+            for (i, word) in sa.user_ip6.iter().enumerate() {
+                addr[i * 4..i * 4 + 4].copy_from_slice(&word.to_ne_bytes());
+            }
+        } else {
+            addr[..4].copy_from_slice(&sa.user_ip4.to_ne_bytes());
+        }
+        // SAFETY: this CPU's slot; nothing else runs on this CPU while the program does.
+        unsafe {
+            *slot = HookSaw {
+                pid_tgid: bpf_get_current_pid_tgid(),
+                switches,
+                sock_type: sa.type_ as u16,
+                protocol: sa.protocol as u16,
+                peer_family: if v6 { family::INET6 } else { family::INET },
+                peer_port: port,
+                peer_addr: addr,
+            }
+        };
+    }
+    if port == 53 {
         dns::watch_socket(ctx);
     }
+}
+
+/// What the cgroup hook saw of this thread's connect, when it is still this connect's: taken
+/// from the slot (once) if the thread is the same and has not been switched out since.
+#[inline(always)]
+fn hook_saw() -> Option<HookSaw> {
+    let switches = context_switches()?;
+    let slot = HOOK_SAW.get_ptr_mut(0)?;
+    // SAFETY: this CPU's slot; nothing else runs on this CPU while the program does.
+    let saw = unsafe { &mut *slot };
+    if saw.pid_tgid != bpf_get_current_pid_tgid() || saw.switches != switches {
+        return None;
+    }
+    saw.pid_tgid = 0;
+    Some(*saw)
 }
 
 #[inline(always)]
@@ -340,8 +414,23 @@ fn on_exit(ctx: &TracePointContext, hook: Hook, record_kind: u16) {
 #[inline(always)]
 fn emit(ctx: &TracePointContext, hook: Hook, record_kind: u16, pending: &Pending) {
     let ret = syscall_ret(ctx);
-    let (peer, readable) = read_peer(pending);
-    let (sock_type, protocol) = socket_kind(pending.fd as u64);
+    let (peer, readable, sock_type, protocol) = match hook_saw() {
+        Some(saw) => (
+            Peer {
+                family: saw.peer_family,
+                port: saw.peer_port,
+                addr: saw.peer_addr,
+            },
+            true,
+            saw.sock_type,
+            saw.protocol,
+        ),
+        None => {
+            let (peer, readable) = read_peer(pending);
+            let (sock_type, protocol) = socket_kind(pending.fd as u64);
+            (peer, readable, sock_type, protocol)
+        }
+    };
     let Some(repeats) = repeats_to_send(
         hook,
         record_kind,

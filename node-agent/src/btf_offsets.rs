@@ -238,6 +238,8 @@ const FIELDS: &[FieldSpec] = &[
     field!("pt_regs.di", "pt_regs", ["di"], regs_arg0),
     field!("pt_regs.si", "pt_regs", ["si"], regs_arg1),
     field!("pt_regs.dx", "pt_regs", ["dx"], regs_arg2),
+    field!("task_struct.nvcsw", "task_struct", ["nvcsw"], task_nvcsw),
+    field!("task_struct.nivcsw", "task_struct", ["nivcsw"], task_nivcsw),
 ];
 
 /// Resolves every [`KernelOffsets`] field from the BTF file at `btf_path`.

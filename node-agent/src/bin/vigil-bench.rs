@@ -179,12 +179,7 @@ impl Agent {
             records: health["pipeline"]["records"].as_u64().unwrap_or(0),
             folded: health["counters"]
                 .as_array()
-                .map(|lines| {
-                    lines
-                        .iter()
-                        .filter_map(|l| l["counters"]["folded"].as_u64())
-                        .sum()
-                })
+                .map(|lines| lines.iter().filter_map(|l| l["folded"].as_u64()).sum())
                 .unwrap_or(0),
             dropped: health["dropped"].as_u64().unwrap_or(0),
         })
