@@ -303,26 +303,59 @@ fn on_accept_exit(ctx: &TracePointContext) {
     let Some(repeats) = repeats_to_send(hook, kind::ACCEPT, ret, &peer, 0, sock_type, 0) else {
         return;
     };
+    let conn = Conn {
+        ret,
+        fd: ret as i32,
+        sock_type,
+        protocol: 0,
+        peer,
+        repeats,
+        readable: true,
+    };
+    send(hook, kind::ACCEPT, &conn, None);
+}
+
+/// What a connect or accept record says besides the task.
+struct Conn {
+    ret: i64,
+    fd: i32,
+    sock_type: u16,
+    protocol: u16,
+    peer: Peer,
+    repeats: u32,
+    /// False when the address could not be read (the record is counted as an error).
+    readable: bool,
+}
+
+/// Sends one connect or accept record. A unix peer's path is copied from `sockaddr`'s.
+#[inline(always)]
+fn send(hook: Hook, record_kind: u16, conn: &Conn, sockaddr: Option<&Pending>) {
     let Some(mut entry) = EVENTS.reserve::<NetEvent>(0) else {
         count(hook, StatKind::Dropped);
         return;
     };
     let ev = entry.as_mut_ptr();
-    // SAFETY: reserved memory of the right size; every field but the unused path is written.
+    // SAFETY: reserved memory of the right size; every field is written (the path up to its
+    // length).
     let complete = unsafe {
         let ev = &mut *ev;
-        ev.header = header(kind::ACCEPT, core::mem::size_of::<NetEvent>());
-        let complete = fill_current(&mut ev.task);
-        ev.ret = ret as i32;
-        ev.fd = ret as i32;
-        ev.protocol = 0;
+        ev.header = header(record_kind, core::mem::size_of::<NetEvent>());
+        let mut complete = fill_current(&mut ev.task) && conn.readable;
+        ev.ret = conn.ret as i32;
+        ev.fd = conn.fd;
+        ev.sock_type = conn.sock_type;
+        ev.protocol = conn.protocol;
         ev._pad2 = [0; 4];
-        ev.sock_type = sock_type;
-        ev.family = peer.family;
-        ev.port = peer.port;
-        ev.addr = peer.addr;
+        ev.family = conn.peer.family;
+        ev.port = conn.peer.port;
+        ev.addr = conn.peer.addr;
+        ev.repeats = conn.repeats;
         ev.unix_path_len = 0;
-        ev.repeats = repeats;
+        if let Some(pending) = sockaddr
+            && conn.peer.family == family::UNIX
+        {
+            complete &= read_unix_path(ev, pending);
+        }
         complete
     };
     entry.submit(submit_flags());
@@ -442,37 +475,16 @@ fn emit(ctx: &TracePointContext, hook: Hook, record_kind: u16, pending: &Pending
     ) else {
         return;
     };
-    let Some(mut entry) = EVENTS.reserve::<NetEvent>(0) else {
-        count(hook, StatKind::Dropped);
-        return;
+    let conn = Conn {
+        ret,
+        fd: pending.fd,
+        sock_type,
+        protocol,
+        peer,
+        repeats,
+        readable,
     };
-    let ev = entry.as_mut_ptr();
-    // SAFETY: reserved memory of the right size; every field is written (the path up to
-    // its length).
-    let complete = unsafe {
-        let ev = &mut *ev;
-        ev.header = header(record_kind, core::mem::size_of::<NetEvent>());
-        let mut complete = fill_current(&mut ev.task) && readable;
-        ev.ret = ret as i32;
-        ev.fd = pending.fd;
-        ev.sock_type = sock_type;
-        ev.protocol = protocol;
-        ev._pad2 = [0; 4];
-        ev.family = peer.family;
-        ev.port = peer.port;
-        ev.addr = peer.addr;
-        ev.repeats = repeats;
-        ev.unix_path_len = 0;
-        if peer.family == family::UNIX {
-            complete &= read_unix_path(ev, pending);
-        }
-        complete
-    };
-    entry.submit(submit_flags());
-    count(hook, StatKind::Sent);
-    if !complete {
-        count(hook, StatKind::Errors);
-    }
+    send(hook, record_kind, &conn, Some(pending));
 }
 
 /// The remote address from the connect's sockaddr in user memory, and whether it was readable.

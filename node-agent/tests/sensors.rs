@@ -304,25 +304,31 @@ fn udp_connect_is_reported_as_udp() {
     assert_eq!(info.remote, Some("127.0.0.1:9".parse().expect("addr")));
 }
 
+/// A `vigil-trigger` that listens (`accept` or `listen`), and the address it bound.
+fn listening(args: &[&str]) -> (Child, SocketAddr) {
+    let mut child = Command::new(TRIGGER)
+        .args(args)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn the listener");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let bound = lines
+        .next()
+        .expect("bound line")
+        .expect("read")
+        .parse()
+        .expect("addr");
+    (child, bound)
+}
+
 #[test]
 fn accept_reports_the_peer() {
     if !privileged("accept_reports_the_peer") {
         return;
     }
     LazyLock::force(&AGENT);
-    let mut child = Command::new(TRIGGER)
-        .args(["accept", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn accept");
+    let (mut child, bound) = listening(&["accept", "127.0.0.1:0"]);
     let pid = child.id();
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let bound: SocketAddr = lines
-        .next()
-        .expect("bound line")
-        .expect("read")
-        .parse()
-        .expect("addr");
     let stream = std::net::TcpStream::connect(bound).expect("connect to the child");
     let local = stream.local_addr().expect("local addr");
     child.wait().expect("wait");
@@ -400,19 +406,8 @@ fn repeated_accepts_from_one_peer_are_counted_in_the_kernel() {
         return;
     }
     LazyLock::force(&AGENT);
-    let mut child = Command::new(TRIGGER)
-        .args(["listen", "127.0.0.1:0", "10"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn listen");
+    let (mut child, bound) = listening(&["listen", "127.0.0.1:0", "10"]);
     let pid = child.id();
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let bound: SocketAddr = lines
-        .next()
-        .expect("bound line")
-        .expect("read")
-        .parse()
-        .expect("addr");
     // This process's own connects are filtered (it hosts the agent); the child's accepts are not.
     for _ in 0..20 {
         drop(std::net::TcpStream::connect(bound).expect("connect"));
