@@ -125,3 +125,55 @@ fn root_probe_reports_every_hook() {
             .is_some_and(|k| !k.is_empty())
     );
 }
+
+/// Loading the programs takes seconds; records that arrive before the reader runs wait in the
+/// ring buffer. Every program is therefore verified before any is attached, so an agent that
+/// starts on a busy host (here an exec storm) loses nothing at start-up.
+#[test]
+fn an_agent_started_during_an_exec_storm_drops_nothing() {
+    if !node_agent::collector::root_or_skip("an_agent_started_during_an_exec_storm_drops_nothing") {
+        return;
+    }
+    let mut storm = Command::new(env!("CARGO_BIN_EXE_vigil-trigger"))
+        .args(["exec-storm", "10", "1"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("start the exec storm");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let out = Command::new(AGENT)
+        .args([
+            "run",
+            "--duration",
+            "4s",
+            "--no-detection",
+            "--format",
+            "json",
+            "--health-json",
+        ])
+        .stdout(std::process::Stdio::null())
+        .output()
+        .expect("run node-agent");
+    let _ = storm.kill();
+    let _ = storm.wait();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stderr(&out);
+    let health: serde_json::Value = text
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .expect("a JSON health summary on stderr");
+    let exec = health["counters"]
+        .as_array()
+        .and_then(|c| c.iter().find(|h| h["hook"] == "exec"))
+        .expect("exec counters")
+        .clone();
+    assert!(
+        exec["sent"].as_u64().unwrap_or(0) > 100,
+        "the storm was seen: {exec}"
+    );
+    assert_eq!(
+        health["dropped"], 0,
+        "dropped at start-up: {}",
+        health["counters"]
+    );
+}

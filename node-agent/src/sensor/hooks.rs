@@ -305,6 +305,11 @@ pub fn wanted(options: &SensorOptions) -> Vec<Hook> {
 }
 
 /// Attaches every hook that is not disabled, trying mechanisms in order.
+///
+/// Every hook's program is loaded (verified) before any is attached: verification takes
+/// seconds, and records that arrive before the reader runs wait in the ring buffer, which a
+/// busy host (an exec storm) fills in well under a second. Attaching afterwards takes
+/// milliseconds.
 pub fn attach_all(
     ebpf: &mut Ebpf,
     btf: Option<&Btf>,
@@ -312,52 +317,135 @@ pub fn attach_all(
     options: &SensorOptions,
     offsets: &KernelOffsets,
 ) -> Vec<HookStatus> {
-    wanted(options)
-        .iter()
-        .map(|&hook| {
-            if options.disabled.iter().any(|d| d == hook.name()) {
-                return HookStatus { hook: hook.name(), mechanism: "-", state: HookState::Disabled };
-            }
-            let mut reasons = Vec::new();
-            let mut all_absent = true;
-            let mut last = "-";
-            for mechanism in plan(hook, offsets) {
-                last = mechanism.name();
-                match attach(ebpf, &mechanism, btf, cgroup2_root) {
-                    Ok(()) => {
-                        tracing::debug!(hook = hook.name(), mechanism = last, "hook active");
-                        return HookStatus { hook: hook.name(), mechanism: last, state: HookState::Active };
-                    }
-                    Err(refusal) => {
-                        let reason = match refusal {
-                            Refusal::Absent(reason) => reason,
-                            Refusal::Failed(reason) => {
-                                all_absent = false;
-                                reason
-                            }
-                        };
-                        tracing::debug!(hook = hook.name(), mechanism = last, %reason, "hook refused");
-                        reasons.push(format!("{last}: {reason}"));
-                    }
-                }
-            }
-            let reasons = reasons.join(", ");
-            let state = if all_absent {
-                HookState::Unsupported(reasons)
-            } else {
-                HookState::Failed(reasons)
-            };
-            HookStatus { hook: hook.name(), mechanism: last, state }
+    let mut attempts: Vec<Attempt> = wanted(options)
+        .into_iter()
+        .map(|hook| Attempt {
+            hook,
+            disabled: options.disabled.iter().any(|d| d == hook.name()),
+            plan: plan(hook, offsets),
+            next: 0,
+            reasons: Vec::new(),
+            all_absent: true,
         })
+        .collect();
+    for attempt in attempts.iter_mut().filter(|a| !a.disabled) {
+        attempt.advance(ebpf, btf, cgroup2_root, Step::Load);
+    }
+    attempts
+        .into_iter()
+        .map(|mut attempt| attempt.finish(ebpf, btf, cgroup2_root))
         .collect()
 }
 
-fn attach(
+/// How far `prepare` goes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// Load the mechanism's programs (the verifier runs), attach nothing.
+    Load,
+    /// Load what is not loaded yet, then attach.
+    Attach,
+}
+
+/// One hook's way through its plan.
+struct Attempt {
+    hook: Hook,
+    disabled: bool,
+    plan: Vec<Mechanism>,
+    /// The mechanism to try next.
+    next: usize,
+    /// Why the mechanisms before `next` were refused.
+    reasons: Vec<String>,
+    /// Whether every refusal so far said the kernel lacks the hook.
+    all_absent: bool,
+}
+
+impl Attempt {
+    /// Tries mechanisms from `next` on until one gets through `step`; true when one did.
+    fn advance(
+        &mut self,
+        ebpf: &mut Ebpf,
+        btf: Option<&Btf>,
+        cgroup2_root: Option<&Path>,
+        step: Step,
+    ) -> bool {
+        while let Some(mechanism) = self.plan.get(self.next) {
+            match prepare(ebpf, mechanism, btf, cgroup2_root, step) {
+                Ok(()) => return true,
+                Err(refusal) => {
+                    let reason = match refusal {
+                        Refusal::Absent(reason) => reason,
+                        Refusal::Failed(reason) => {
+                            self.all_absent = false;
+                            reason
+                        }
+                    };
+                    let name = mechanism.name();
+                    tracing::debug!(hook = self.hook.name(), mechanism = name, %reason, "hook refused");
+                    self.reasons.push(format!("{name}: {reason}"));
+                    self.next += 1;
+                }
+            }
+        }
+        false
+    }
+
+    /// Attaches the first mechanism that works (from the one already loaded) and says how the
+    /// hook ended up.
+    fn finish(
+        &mut self,
+        ebpf: &mut Ebpf,
+        btf: Option<&Btf>,
+        cgroup2_root: Option<&Path>,
+    ) -> HookStatus {
+        let hook = self.hook.name();
+        if self.disabled {
+            return HookStatus {
+                hook,
+                mechanism: "-",
+                state: HookState::Disabled,
+            };
+        }
+        if self.advance(ebpf, btf, cgroup2_root, Step::Attach) {
+            let mechanism = self.plan[self.next].name();
+            tracing::debug!(hook, mechanism, "hook active");
+            return HookStatus {
+                hook,
+                mechanism,
+                state: HookState::Active,
+            };
+        }
+        let mechanism = self.plan.last().map_or("-", Mechanism::name);
+        let reasons = self.reasons.join(", ");
+        let state = if self.all_absent {
+            HookState::Unsupported(reasons)
+        } else {
+            HookState::Failed(reasons)
+        };
+        HookStatus {
+            hook,
+            mechanism,
+            state,
+        }
+    }
+}
+
+/// Loads a program unless it already is.
+macro_rules! load_once {
+    ($prog:expr $(, $arg:expr)*) => {
+        if $prog.fd().is_err() {
+            $prog.load($($arg),*).map_err(describe)?;
+        }
+    };
+}
+
+fn prepare(
     ebpf: &mut Ebpf,
     mechanism: &Mechanism,
     btf: Option<&Btf>,
     cgroup2_root: Option<&Path>,
+    step: Step,
 ) -> Result<(), Refusal> {
+    let attach = step == Step::Attach;
     match mechanism {
         Mechanism::BtfTracePoint {
             program,
@@ -365,21 +453,25 @@ fn attach(
         } => {
             let btf = btf.ok_or("no kernel BTF")?;
             let prog: &mut BtfTracePoint = program_mut(ebpf, program)?;
-            prog.load(tracepoint, btf).map_err(describe)?;
-            prog.attach().map_err(describe)?;
+            load_once!(prog, tracepoint, btf);
+            if attach {
+                prog.attach().map_err(describe)?;
+            }
         }
         Mechanism::RawTracePoint {
             program,
             tracepoint,
         } => {
             let prog: &mut RawTracePoint = program_mut(ebpf, program)?;
-            prog.load().map_err(describe)?;
-            prog.attach(tracepoint).map_err(describe)?;
+            load_once!(prog);
+            if attach {
+                prog.attach(tracepoint).map_err(describe)?;
+            }
         }
         Mechanism::TracePoints(points) => {
             // Syscalls come and go between kernels (open on arm64, fchmodat2 before 6.6,
             // modules on a kernel built without them): attach what exists, fail when nothing does.
-            let mut attached = 0;
+            let mut present = 0;
             let mut missing = Vec::new();
             for (program, category, name) in points.iter() {
                 if !tracepoint_exists(category, name) {
@@ -387,17 +479,19 @@ fn attach(
                     continue;
                 }
                 let prog: &mut TracePoint = program_mut(ebpf, program)?;
-                prog.load().map_err(describe)?;
-                prog.attach(category, name).map_err(describe)?;
-                attached += 1;
+                load_once!(prog);
+                if attach {
+                    prog.attach(category, name).map_err(describe)?;
+                }
+                present += 1;
             }
-            if attached == 0 {
+            if present == 0 {
                 return Err(Refusal::Absent(format!(
                     "this kernel has none of its tracepoints ({})",
                     missing.join(", ")
                 )));
             }
-            if !missing.is_empty() {
+            if attach && !missing.is_empty() {
                 tracing::debug!(missing = %missing.join(", "), "tracepoints absent on this kernel");
             }
         }
@@ -405,17 +499,24 @@ fn attach(
             let cgroup = open_cgroup(cgroup2_root)?;
             for program in programs.iter() {
                 let prog: &mut CgroupSockAddr = program_mut(ebpf, program)?;
-                prog.load().map_err(describe)?;
-                prog.attach(&cgroup, CgroupAttachMode::Single)
-                    .map_err(describe)?;
+                load_once!(prog);
+                if attach {
+                    prog.attach(&cgroup, CgroupAttachMode::Single)
+                        .map_err(describe)?;
+                }
             }
         }
-        Mechanism::CgroupSkb { program, attach } => {
+        Mechanism::CgroupSkb {
+            program,
+            attach: kind,
+        } => {
             let cgroup = open_cgroup(cgroup2_root)?;
             let prog: &mut CgroupSkb = program_mut(ebpf, program)?;
-            prog.load().map_err(describe)?;
-            prog.attach(&cgroup, *attach, CgroupAttachMode::Single)
-                .map_err(describe)?;
+            load_once!(prog);
+            if attach {
+                prog.attach(&cgroup, *kind, CgroupAttachMode::Single)
+                    .map_err(describe)?;
+            }
         }
     }
     Ok(())
