@@ -224,10 +224,17 @@ fn fill_task_fields(id: &mut TaskIdentity, task: Kptr) -> bool {
     // A task in the middle of exiting has no nsproxy any more: not an error.
     complete &= nsproxy.addr() == 0 || (id.mnt_ns != 0 && id.pid_ns != 0);
 
-    let leader = task.ptr(config!(offsets.task_group_leader));
-    id.start_time_ns = leader.read::<u64>(config!(offsets.task_start_boottime));
+    id.start_time_ns = process_start_ns(task);
     complete &= id.start_time_ns != 0;
     complete
+}
+
+/// When a task's process started (its thread-group leader's start), ns since boot; 0 when
+/// unknown. With the tgid, it tells a process from a later one that got its pid.
+#[inline(always)]
+pub fn process_start_ns(task: Kptr) -> u64 {
+    task.ptr(config!(offsets.task_group_leader))
+        .read::<u64>(config!(offsets.task_start_boottime))
 }
 
 /// `S_IFMT` and the file types the sensors test for.

@@ -42,7 +42,7 @@ use crate::{
     dns,
     kernel::{
         EVENTS, Kptr, config, count, current_tgid, fd_file, fill_current, header, is_agent,
-        socket_kind, socket_peer, submit_flags, syscall_arg, syscall_ret,
+        process_start_ns, socket_kind, socket_peer, submit_flags, syscall_arg, syscall_ret,
     },
 };
 
@@ -382,11 +382,8 @@ fn repeats_to_send(
     if window_ms == 0 || peer.family == family::UNIX {
         return Some(0);
     }
-    let task = Kptr::current_task();
     let key = RepeatKey {
-        start_time_ns: task
-            .ptr(config!(offsets.task_group_leader))
-            .read::<u64>(config!(offsets.task_start_boottime)),
+        start_time_ns: process_start_ns(Kptr::current_task()),
         tgid: current_tgid(),
         ret: ret as i32,
         kind: record_kind,
