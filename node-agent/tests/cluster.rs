@@ -16,8 +16,8 @@
 //!   raises the list's C&C finding. Detection does not skip loopback destinations, so listed
 //!   addresses are 127.x ones no other test uses, with a listener made here.
 //! - The per-node cap on new findings: the finding over it waits, is counted in the Lease and is
-//!   still printed by the agent. (Ignored until the agent keeps it: the held finding is
-//!   published by the next agent after a restart.)
+//!   still printed by the agent; a graceful stop spools the held finding and the next agent on
+//!   the node publishes it.
 
 mod support;
 
