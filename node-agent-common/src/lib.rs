@@ -12,9 +12,12 @@
 //! | `0x0100-0x01ff` | process: exec, fork, exit                |
 //! | `0x0200-0x02ff` | network: connect, accept                 |
 //! | `0x0300-0x03ff` | DNS packets                              |
-//! | `0x0400-0x04ff` | file operations (reserved)               |
-//! | `0x0500-0x05ff` | kernel-level activity (reserved)         |
+//! | `0x0400-0x04ff` | file operations on sensitive paths       |
+//! | `0x0500-0x05ff` | kernel-level activity (memfd, ptrace, ...) |
+//! | `0x0600-0x7eff` | free                                     |
 //! | `0x7f00-0x7fff` | synthetic records for benchmarks         |
+//!
+//! Within a range, kinds are numbered from its start ([`kind`]); the rest of the range is free.
 #![no_std]
 
 pub mod config;
