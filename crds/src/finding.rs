@@ -11,6 +11,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::limits;
+
 /// Version of the finding schema this crate writes.
 pub const SCHEMA_VERSION: &str = "1.0";
 
@@ -43,24 +45,23 @@ pub const SCHEMA_VERSION: &str = "1.0";
     printcolumn(name = "Archived", type_ = "boolean", json_path = ".status.archived")
 )]
 #[x_kube(validation = Rule::new("(self.severityLabel == 'Low' && self.severity < 4.0) || (self.severityLabel == 'Medium' && self.severity >= 4.0 && self.severity < 7.0) || (self.severityLabel == 'High' && self.severity >= 7.0 && self.severity < 9.0) || (self.severityLabel == 'Critical' && self.severity >= 9.0)").message("severityLabel must match severity: Low 1-3.9, Medium 4-6.9, High 7-8.9, Critical 9-10"))]
-#[x_kube(validation = Rule::new("self.count >= 1").message("count is at least 1"))]
 #[serde(rename_all = "camelCase")]
 pub struct Finding {
     /// Unique, stable id of the finding.
-    #[x_kube(validation = Rule::new("size(self) > 0").message("id must not be empty"))]
+    #[schemars(length(min = 1, max = limits::FINDING_ID))]
     pub id: String,
     /// Finding schema version, [`SCHEMA_VERSION`] for this crate.
     pub schema_version: String,
     /// The GuardDuty finding type, exactly, e.g. `Execution:Runtime/NewBinaryExecuted`.
     #[serde(rename = "type")]
-    #[x_kube(validation = Rule::new("self.matches('^[A-Za-z]+:Runtime/[!-~]+$')").message("type looks like 'Execution:Runtime/NewBinaryExecuted'"))]
+    #[schemars(length(max = limits::FINDING_TYPE), regex(pattern = limits::FINDING_TYPE_PATTERN))]
     pub finding_type: String,
     /// Short summary.
     pub title: String,
     /// What happened and why it matters.
     pub description: String,
     /// Severity score, 1.0 to 10.0.
-    #[x_kube(validation = Rule::new("self >= 1.0 && self <= 10.0").message("severity is between 1.0 and 10.0"))]
+    #[schemars(range(min = 1.0, max = 10.0))]
     pub severity: f64,
     /// Label derived from `severity`.
     pub severity_label: SeverityLabel,
@@ -73,6 +74,7 @@ pub struct Finding {
     /// Whether the resource acted or was acted upon.
     pub resource_role: ResourceRole,
     /// Times the activity was seen.
+    #[schemars(range(min = 1))]
     pub count: u64,
     /// First occurrence.
     pub event_first_seen: Time,

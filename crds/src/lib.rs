@@ -13,7 +13,9 @@ pub mod agent_config;
 pub mod coverage;
 pub mod finding;
 pub mod lease;
+pub mod limits;
 pub mod policy;
+pub mod schema;
 pub mod suppression;
 pub mod suppression_rule;
 #[cfg(test)]
@@ -39,7 +41,8 @@ pub fn crds() -> Vec<(String, CustomResourceDefinition)> {
         RuntimeFinding::crd(),
     ]
     .into_iter()
-    .map(|crd| {
+    .map(|mut crd| {
+        schema::normalize_formats(&mut crd);
         (
             format!("{}.yaml", crd.metadata.name.clone().unwrap_or_default()),
             crd,

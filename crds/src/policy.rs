@@ -14,7 +14,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::finding::SeverityLabel;
+use crate::{finding::SeverityLabel, limits, schema::bound_strings};
 
 /// Agent image used when a policy does not name one.
 pub const DEFAULT_AGENT_IMAGE: &str = "ghcr.io/vigil-dev/vigil-agent:0.1.0";
@@ -71,10 +71,12 @@ pub struct RuntimeMonitoringPolicySpec {
     pub agent_management: AgentManagement,
     /// Nodes whose labels contain all of these pairs are selected. Empty selects every Linux node.
     #[serde(default)]
-    #[x_kube(validation = Rule::new("self.all(k, size(k) > 0 && size(k) <= 317)").message("node selector keys must be non-empty label keys"))]
+    #[schemars(extend("maxProperties" = limits::NODE_SELECTOR_PAIRS), inner(length(max = limits::LABEL_VALUE)))]
+    #[x_kube(validation = Rule::new("self.all(k, size(k) > 0 && size(k) <= 317)").message("node selector keys must be non-empty label keys of at most 317 characters"))]
     pub node_selector: BTreeMap<String, String>,
     /// Tolerations given to the agent pods, so tainted nodes can be covered too.
     #[serde(default)]
+    #[schemars(schema_with = "bounded_tolerations")]
     #[x_kube(validation = Rule::new("self.all(t, !has(t.tolerationSeconds) || t.effect == 'NoExecute')").message("tolerationSeconds is only allowed with effect NoExecute"))]
     pub tolerations: Vec<Toleration>,
     /// How the agent container runs.
@@ -88,9 +90,11 @@ pub struct RuntimeMonitoringPolicySpec {
     pub coverage: CoverageSpec,
     /// ConfigMaps holding threat-intelligence lists (one indicator per line).
     #[serde(default)]
+    #[schemars(length(max = limits::LISTS))]
     pub threat_intel_lists: Vec<ListReference>,
     /// ConfigMaps holding trusted IP lists (one address or CIDR per line).
     #[serde(default)]
+    #[schemars(length(max = limits::LISTS))]
     pub trusted_ip_lists: Vec<ListReference>,
 }
 
@@ -133,7 +137,7 @@ impl PullPolicy {
 pub struct AgentSpec {
     /// Agent image reference.
     #[serde(default = "default_image")]
-    #[x_kube(validation = Rule::new("size(self) > 0 && !self.contains(' ')").message("agent.image must be a non-empty image reference without spaces"))]
+    #[schemars(length(min = 1, max = limits::IMAGE_REFERENCE), regex(pattern = limits::IMAGE_REFERENCE_PATTERN))]
     pub image: String,
     /// Agent image pull policy.
     #[serde(default)]
@@ -143,7 +147,19 @@ pub struct AgentSpec {
     pub resources: AgentResources,
     /// Priority class of the agent pods; a high one keeps the agent from being evicted first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = limits::DNS_SUBDOMAIN), regex(pattern = limits::DNS_SUBDOMAIN_PATTERN))]
     pub priority_class_name: Option<String>,
+}
+
+/// The tolerations list with a bound on its length and on every string in a toleration, which
+/// the `tolerationSeconds` rule reaches.
+fn bounded_tolerations(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let mut schema = generator.subschema_for::<Vec<Toleration>>();
+    schema.insert("maxItems".into(), limits::TOLERATIONS.into());
+    if let Some(item) = schema.get_mut("items") {
+        bound_strings(item, limits::LABEL_KEY);
+    }
+    schema
 }
 
 fn default_image() -> String {
@@ -212,7 +228,7 @@ pub struct FindingsSpec {
     /// GuardDuty finding type strings to enable, e.g. `Execution:Runtime/NewBinaryExecuted`.
     /// Empty enables every type the agent knows.
     #[serde(default)]
-    #[x_kube(validation = Rule::new("self.all(t, t.matches('^[A-Za-z]+:Runtime/[!-~]+$'))").message("finding types look like 'Execution:Runtime/NewBinaryExecuted'"))]
+    #[schemars(length(max = limits::ENABLED_TYPES), inner(length(max = limits::FINDING_TYPE), regex(pattern = limits::FINDING_TYPE_PATTERN)))]
     pub enabled_types: Vec<String>,
     /// Findings at or above this severity are also recorded as Kubernetes Events.
     #[serde(default = "default_event_severity")]
@@ -266,11 +282,11 @@ impl PublishingFrequency {
 pub struct CoverageSpec {
     /// An agent whose Lease was not renewed for this long is "not reporting".
     #[serde(default = "default_heartbeat_timeout")]
-    #[x_kube(validation = Rule::new("self >= 10 && self <= 3600").message("heartbeatTimeoutSeconds must be between 10 and 3600"))]
+    #[schemars(range(min = 10, max = 3600))]
     pub heartbeat_timeout_seconds: u32,
     /// A node dropping more than this percentage of its events is unhealthy.
     #[serde(default = "default_max_dropped_percent")]
-    #[x_kube(validation = Rule::new("self >= 0.0 && self <= 100.0").message("maxDroppedEventsPercent must be between 0 and 100"))]
+    #[schemars(range(min = 0.0, max = 100.0))]
     pub max_dropped_events_percent: f64,
     /// An agent container restarted at least this often and currently waiting is crash-looping.
     #[serde(default = "default_crash_loop_restarts")]
@@ -304,13 +320,13 @@ impl Default for CoverageSpec {
 #[serde(rename_all = "camelCase")]
 pub struct ListReference {
     /// Name the list is reported under in findings' evidence.
-    #[x_kube(validation = Rule::new("size(self) > 0").message("a list needs a name"))]
+    #[schemars(length(min = 1, max = limits::SHORT_NAME))]
     pub list_name: String,
     /// ConfigMap name, in the operator's namespace.
-    #[x_kube(validation = Rule::new("self.matches('^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$')").message("configMapName must be a DNS subdomain name"))]
+    #[schemars(length(min = 1, max = limits::DNS_SUBDOMAIN), regex(pattern = limits::DNS_SUBDOMAIN_PATTERN))]
     pub config_map_name: String,
     /// Key inside the ConfigMap.
-    #[x_kube(validation = Rule::new("size(self) > 0").message("a ConfigMap key is required"))]
+    #[schemars(length(min = 1, max = limits::DNS_SUBDOMAIN), regex(pattern = limits::CONFIG_MAP_KEY_PATTERN))]
     pub key: String,
 }
 

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use thiserror::Error;
 
-use crate::finding::Finding;
+use crate::{finding::Finding, limits};
 
 /// What happens to a matching finding.
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -42,7 +42,7 @@ pub enum SuppressionAction {
 #[serde(rename_all = "camelCase")]
 pub struct FindingCriteria {
     /// Attribute path (dot separated, camelCase as in the finding JSON) to condition.
-    #[x_kube(validation = Rule::new("size(self) > 0").message("criteria need at least one attribute, otherwise the rule would match every finding"))]
+    #[schemars(extend("minProperties" = 1, "maxProperties" = limits::CRITERIA))]
     pub criterion: BTreeMap<String, Condition>,
 }
 
@@ -53,9 +53,11 @@ pub struct FindingCriteria {
 pub struct Condition {
     /// Some value equals one of these.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = limits::CONDITION_VALUES), inner(length(max = limits::CONDITION_VALUE)))]
     pub equals: Option<Vec<String>>,
     /// No value equals any of these.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = limits::CONDITION_VALUES), inner(length(max = limits::CONDITION_VALUE)))]
     pub not_equals: Option<Vec<String>>,
     /// Some numeric value is greater.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -71,15 +73,19 @@ pub struct Condition {
     pub less_than_or_equal: Option<f64>,
     /// Some value matches one of these globs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = limits::CONDITION_VALUES), inner(length(max = limits::CONDITION_VALUE)))]
     pub matches: Option<Vec<String>>,
     /// No value matches any of these globs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = limits::CONDITION_VALUES), inner(length(max = limits::CONDITION_VALUE)))]
     pub not_matches: Option<Vec<String>>,
     /// Some value matches one of these regular expressions (whole value).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = limits::CONDITION_VALUES), inner(length(max = limits::CONDITION_VALUE)))]
     pub matches_regex: Option<Vec<String>>,
     /// No value matches any of these regular expressions (whole value).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = limits::CONDITION_VALUES), inner(length(max = limits::CONDITION_VALUE)))]
     pub not_matches_regex: Option<Vec<String>>,
 }
 
@@ -145,6 +151,18 @@ pub enum SuppressionError {
         #[source]
         source: regex::Error,
     },
+    /// More than a limit of [`crate::limits`] allows (the CRD refuses the same).
+    #[error("suppression rule {rule}: {what} has {count}, at most {max} are allowed")]
+    TooLarge {
+        /// Rule name.
+        rule: String,
+        /// What is too large, e.g. `criteria` or `equals on process.name`.
+        what: String,
+        /// How many there are (items, or characters).
+        count: usize,
+        /// The limit.
+        max: u32,
+    },
     /// A glob that does not compile.
     #[error("suppression rule {rule}: invalid glob {pattern:?} on {path}")]
     InvalidGlob {
@@ -195,6 +213,7 @@ impl CompiledRule {
                 rule: name.to_owned(),
             });
         }
+        check_limit(name, "criteria", criteria.criterion.len(), limits::CRITERIA)?;
         let mut compiled = Vec::with_capacity(criteria.criterion.len());
         for (path, cond) in &criteria.criterion {
             compiled.push(compile_criterion(name, path, cond)?);
@@ -227,6 +246,18 @@ impl CompiledRule {
     }
 }
 
+fn check_limit(rule: &str, what: &str, count: usize, max: u32) -> Result<(), SuppressionError> {
+    if count > max as usize {
+        return Err(SuppressionError::TooLarge {
+            rule: rule.to_owned(),
+            what: what.to_owned(),
+            count,
+            max,
+        });
+    }
+    Ok(())
+}
+
 fn compile_criterion(
     rule: &str,
     path: &str,
@@ -257,6 +288,27 @@ fn compile_criterion(
             rule: rule.to_owned(),
             path: path.to_owned(),
         });
+    }
+    for (operator, values) in [
+        ("equals", &cond.equals),
+        ("notEquals", &cond.not_equals),
+        ("matches", &cond.matches),
+        ("notMatches", &cond.not_matches),
+        ("matchesRegex", &cond.matches_regex),
+        ("notMatchesRegex", &cond.not_matches_regex),
+    ] {
+        let values = values.as_deref().unwrap_or_default();
+        let what = || format!("{operator} on {path}");
+        check_limit(rule, &what(), values.len(), limits::CONDITION_VALUES)?;
+        for value in values {
+            let chars = value.chars().count();
+            check_limit(
+                rule,
+                &format!("a value of {}", what()),
+                chars,
+                limits::CONDITION_VALUE,
+            )?;
+        }
     }
     let globs =
         |patterns: &Option<Vec<String>>| -> Result<Option<Vec<GlobMatcher>>, SuppressionError> {
@@ -653,6 +705,33 @@ mod tests {
         assert!(matches!(err, SuppressionError::EmptyCondition { .. }));
         let err = rule(json!({})).unwrap_err();
         assert!(matches!(err, SuppressionError::EmptyCriteria { .. }));
+    }
+
+    #[test]
+    fn rules_over_the_crd_limits_are_refused_with_the_limit() {
+        let many: Vec<String> = (0..=limits::CONDITION_VALUES)
+            .map(|i| i.to_string())
+            .collect();
+        let err = rule(json!({"process.name": {"equals": many}})).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("equals on process.name has 257, at most 256"),
+            "{err}"
+        );
+        let long = "a".repeat(limits::CONDITION_VALUE as usize + 1);
+        let err = rule(json!({"process.name": {"matches": [long]}})).unwrap_err();
+        assert!(
+            matches!(err, SuppressionError::TooLarge { max, .. } if max == limits::CONDITION_VALUE)
+        );
+        let criteria: serde_json::Map<String, Value> = (0..=limits::CRITERIA)
+            .map(|i| (format!("context.k{i}"), json!({"equals": ["x"]})))
+            .collect();
+        let err = rule(Value::Object(criteria)).unwrap_err();
+        assert!(err.to_string().contains("criteria has 33"), "{err}");
+        let at_limit: Vec<String> = (0..limits::CONDITION_VALUES)
+            .map(|i| i.to_string())
+            .collect();
+        assert!(rule(json!({"process.name": {"equals": at_limit}})).is_ok());
     }
 
     #[test]

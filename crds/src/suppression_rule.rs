@@ -49,6 +49,7 @@ use crate::suppression::{CompiledRule, FindingCriteria, SuppressionAction, Suppr
 pub struct SuppressionRuleSpec {
     /// Why these findings are benign.
     #[serde(default)]
+    #[schemars(length(max = crate::limits::DESCRIPTION))]
     pub description: String,
     /// Attribute path to condition; a finding matches when all hold.
     pub criteria: FindingCriteria,

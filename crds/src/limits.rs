@@ -1,0 +1,51 @@
+//! Size limits of the custom resources, in one place.
+//!
+//! A real API server refuses a CRD whose CEL rules could cost too much to evaluate, and it
+//! estimates that cost from the largest value each field could hold: a string without
+//! `maxLength`, a list without `maxItems` or a map without `maxProperties` counts as megabytes.
+//! Every string, list and map that a rule reaches, and every list and map around a rule, is
+//! therefore bounded here (`crds/tests/crd_schema_rules.rs` fails when one is not). Simple checks
+//! are schema keywords (`minLength`, `pattern`, `minimum`), which cost nothing; CEL is kept for
+//! what crosses fields. A value over a limit is refused by the API server with a message naming
+//! the field and the limit, e.g. `spec.findings.enabledTypes: Too many: 65: must have at most 64
+//! items`. docs/OPERATOR.md lists them for users.
+
+/// Characters in a label key (`prefix/name`: a 253-character DNS prefix, `/`, a 63-character name).
+pub const LABEL_KEY: u32 = 317;
+/// Characters in a label value.
+pub const LABEL_VALUE: u32 = 63;
+/// Characters in a DNS subdomain name (ConfigMap, PriorityClass, ...).
+pub const DNS_SUBDOMAIN: u32 = 253;
+/// Characters in a short name (a list's name in findings).
+pub const SHORT_NAME: u32 = 63;
+/// Pairs in a node selector.
+pub const NODE_SELECTOR_PAIRS: u32 = 64;
+/// Tolerations on the agent pods.
+pub const TOLERATIONS: u32 = 64;
+/// Characters in an image reference (registry, path, tag and digest).
+pub const IMAGE_REFERENCE: u32 = 1024;
+/// Finding types a policy may enable (the catalogue has 45).
+pub const ENABLED_TYPES: u32 = 64;
+/// Characters in a finding type string.
+pub const FINDING_TYPE: u32 = 128;
+/// Characters in a finding id.
+pub const FINDING_ID: u32 = 128;
+/// Threat-intel lists, and trusted-IP lists, per policy.
+pub const LISTS: u32 = 32;
+/// Attributes in one suppression rule's criteria.
+pub const CRITERIA: u32 = 32;
+/// Values in one operator of a suppression condition (`equals`, `matches`, ...).
+pub const CONDITION_VALUES: u32 = 256;
+/// Characters in one value, glob or regular expression of a suppression condition.
+pub const CONDITION_VALUE: u32 = 1024;
+/// Characters in a suppression rule's description.
+pub const DESCRIPTION: u32 = 4096;
+
+/// A ConfigMap key: letters, digits, `-`, `_` and `.` (Kubernetes' own rule for data keys).
+pub const CONFIG_MAP_KEY_PATTERN: &str = "^[-._a-zA-Z0-9]+$";
+/// A DNS subdomain name, lower case.
+pub const DNS_SUBDOMAIN_PATTERN: &str = "^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$";
+/// A GuardDuty finding type, e.g. `Execution:Runtime/NewBinaryExecuted`.
+pub const FINDING_TYPE_PATTERN: &str = "^[A-Za-z]+:Runtime/[!-~]+$";
+/// An image reference: not empty, no white space.
+pub const IMAGE_REFERENCE_PATTERN: &str = "^[^\\s]+$";
