@@ -34,6 +34,14 @@ fn main() -> anyhow::Result<()> {
         unsafe { env::set_var("PATH", joined) };
     }
 
+    // aya-build turns every line the nested cargo writes on stderr into a `cargo:warning`,
+    // which made a first build print a hundred `warning: node-agent@0.1.0: Compiling ...`
+    // lines. A quiet nested cargo writes no progress; its errors still come (cargo's own on
+    // stderr, the compiler's in the JSON messages aya-build renders), and so do real
+    // warnings of the eBPF crate.
+    // SAFETY: as above.
+    unsafe { env::set_var("CARGO_TERM_QUIET", "true") };
+
     let cargo_metadata::Metadata { packages, .. } = cargo_metadata::MetadataCommand::new()
         .no_deps()
         .exec()
