@@ -9,4 +9,7 @@ source scripts/env.sh
 
 cargo fmt --all -- --check
 cargo clippy --workspace --exclude node-agent-ebpf --all-targets -- -D warnings
+if [ ! -f ../shared/threat-intel/README.md ]; then
+  echo "test.sh: no ../shared/threat-intel beside this checkout: detection/tests/shared_lists.rs says 'skipped' for each of its tests (CI has the lists and runs them)" >&2
+fi
 cargo test --workspace --exclude node-agent-ebpf

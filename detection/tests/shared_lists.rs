@@ -1,5 +1,7 @@
-//! Tests against the curated public lists in `<repo>/../shared/threat-intel`. They fail (never
-//! skip) when the folder is missing, naming the path they looked in.
+//! Tests against the curated public lists in `<repo>/../shared/threat-intel`, which the project's
+//! own machines have beside the checkout and a user's clone has not. Without the folder each test
+//! prints `skipped: ...` and passes, except under CI (`CI` set), where a missing folder fails the
+//! test: CI has the lists and must never pass by skipping.
 
 use std::path::{Path, PathBuf};
 
@@ -10,18 +12,23 @@ use vigil_detection::{
     load,
 };
 
-fn shared() -> PathBuf {
+/// The folder of curated lists, or `None` after saying why `test` did not run.
+fn shared(test: &str) -> Option<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/threat-intel");
-    assert!(
-        dir.join("README.md").is_file(),
-        "the curated threat-intel lists are missing: expected them in {}",
+    if dir.join("README.md").is_file() {
+        return Some(dir);
+    }
+    let message = format!(
+        "{test}: the curated threat-intel lists are not in {} (a clone without ../shared); not run",
         dir.display()
     );
-    dir
+    assert!(std::env::var_os("CI").is_none(), "{message}");
+    eprintln!("skipped: {message}");
+    None
 }
 
-fn read(file: &str) -> String {
-    let path = shared().join(file);
+fn read(dir: &Path, file: &str) -> String {
+    let path = dir.join(file);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
 }
 
@@ -35,6 +42,11 @@ fn header_count(text: &str) -> usize {
 
 #[test]
 fn every_curated_list_loads_without_malformed_lines_and_matches_its_header_count() {
+    let Some(dir) =
+        shared("every_curated_list_loads_without_malformed_lines_and_matches_its_header_count")
+    else {
+        return;
+    };
     let lists = [
         ("benign-opendns-domains.txt", IndicatorKind::Domain),
         ("c2-domains.txt", IndicatorKind::Domain),
@@ -59,7 +71,7 @@ fn every_curated_list_loads_without_malformed_lines_and_matches_its_header_count
             .iter()
             .map(|(file, kind)| ListSource {
                 name: (*file).to_owned(),
-                path: shared().join(file),
+                path: dir.join(file),
                 format: ListFormat::PlainText(*kind),
                 feeds: vec![],
             })
@@ -69,7 +81,7 @@ fn every_curated_list_loads_without_malformed_lines_and_matches_its_header_count
     let (intel, report) = load(&config).unwrap();
     assert_eq!(report.malformed_total, 0, "{:?}", report.malformed);
     for (info, (file, _)) in intel.lists().iter().zip(lists) {
-        assert_eq!(info.indicators, header_count(&read(file)), "{file}");
+        assert_eq!(info.indicators, header_count(&read(&dir, file)), "{file}");
     }
     assert!(
         intel
@@ -80,16 +92,21 @@ fn every_curated_list_loads_without_malformed_lines_and_matches_its_header_count
 
 #[test]
 fn default_deployment_with_c2_domains_flags_listed_names_and_their_subdomains() {
+    let Some(dir) =
+        shared("default_deployment_with_c2_domains_flags_listed_names_and_their_subdomains")
+    else {
+        return;
+    };
     let mut config = IntelConfig::default();
     config.lists.push(ListSource {
         name: "c2-domains".into(),
-        path: shared().join("c2-domains.txt"),
+        path: dir.join("c2-domains.txt"),
         format: ListFormat::PlainText(IndicatorKind::Domain),
         feeds: vec![FindingType::BackdoorCcActivityBDns],
     });
     let (intel, report) = load(&config).unwrap();
     assert_eq!(report.malformed_total, 0);
-    let text = read("c2-domains.txt");
+    let text = read(&dir, "c2-domains.txt");
     let listed = entries(&text);
     assert_eq!(listed.len(), 947_006);
     for e in listed.iter().step_by(997) {
@@ -113,7 +130,7 @@ fn default_deployment_with_c2_domains_flags_listed_names_and_their_subdomains() 
             .chain(name.match_indices('.').map(|(i, _)| &name[i + 1..]))
             .any(|suffix| naive.contains(suffix))
     };
-    let benign = read("benign-top-domains.txt");
+    let benign = read(&dir, "benign-top-domains.txt");
     let mut queries: Vec<String> = entries(&benign)
         .iter()
         .map(|e| format!("www.{}", e.value))
@@ -130,7 +147,10 @@ fn default_deployment_with_c2_domains_flags_listed_names_and_their_subdomains() 
 
 #[test]
 fn committed_dga_model_is_what_the_training_command_produces() {
-    let trained = dga::train(&read(BENIGN_TRAIN), TrainOptions::default()).unwrap();
+    let Some(dir) = shared("committed_dga_model_is_what_the_training_command_produces") else {
+        return;
+    };
+    let trained = dga::train(&read(&dir, BENIGN_TRAIN), TrainOptions::default()).unwrap();
     let committed = include_str!("../data/dga-model.txt");
     assert!(
         trained.model_text == committed,
@@ -140,9 +160,12 @@ fn committed_dga_model_is_what_the_training_command_produces() {
 
 #[test]
 fn dga_model_on_held_apart_data() {
+    let Some(dir) = shared("dga_model_on_held_apart_data") else {
+        return;
+    };
     let model = DgaModel::builtin().unwrap();
     // Benign held-apart split: false positives stay near the 1% tuning target.
-    let opendns = read(BENIGN_TRAIN);
+    let opendns = read(&dir, BENIGN_TRAIN);
     let test: Vec<&str> = entries(&opendns)
         .into_iter()
         .filter(|e| split_of(e.value) == Split::Test)
@@ -156,7 +179,7 @@ fn dga_model_on_held_apart_data() {
         test.len()
     );
     // Random-looking families (never trained on) are caught.
-    let mit = read("dga-samples-360netlab.txt");
+    let mit = read(&dir, "dga-samples-360netlab.txt");
     let chinad: Vec<&str> = entries(&mit)
         .into_iter()
         .filter(|e| e.section == "chinad")

@@ -42,7 +42,9 @@ const AGENT: &str = env!("CARGO_BIN_EXE_node-agent");
 const TRIGGER: &str = env!("CARGO_BIN_EXE_vigil-trigger");
 const NODE: &str = "test-node";
 const AGENT_NS: &str = "vigil-system";
-const WAIT: Duration = Duration::from_secs(60);
+/// Generous: on a busy 2-core machine several agents verify their programs at once, which alone
+/// can take tens of seconds; a passing run returns as soon as the condition holds.
+const WAIT: Duration = Duration::from_secs(240);
 const TOOL: &str = "Execution:Runtime/SuspiciousTool";
 /// What a connect to an address on a policy IP list raises (`cluster::config::feeds_for`).
 const CC: &str = "Backdoor:Runtime/C&CActivity.B";
