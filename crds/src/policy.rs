@@ -145,6 +145,11 @@ pub struct AgentSpec {
     /// CPU and memory budget of the agent container.
     #[serde(default)]
     pub resources: AgentResources,
+    /// Give the agent CAP_SYS_RESOURCE so it can lift RLIMIT_MEMLOCK, which kernels before 5.11
+    /// charge eBPF maps to. Off by default: newer kernels do not need it, and some nodes' runtimes
+    /// refuse to start a container that asks for it.
+    #[serde(default)]
+    pub raise_memlock_limit: bool,
     /// Priority class of the agent pods; a high one keeps the agent from being evicted first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = limits::DNS_SUBDOMAIN), regex(pattern = limits::DNS_SUBDOMAIN_PATTERN))]
@@ -172,6 +177,7 @@ impl Default for AgentSpec {
             image: default_image(),
             image_pull_policy: PullPolicy::default(),
             resources: AgentResources::default(),
+            raise_memlock_limit: false,
             priority_class_name: None,
         }
     }
