@@ -318,10 +318,10 @@ impl FindingType {
         }
     }
 
-    /// The default severity from GuardDuty's documentation of this type ("Default severity"
-    /// line of each type on the Runtime Monitoring finding-types page). Checked against copies
-    /// of that page, except `DefenseEvasion:Runtime/SuspiciousCommand` (High), which could not
-    /// be checked.
+    /// The default severity from GuardDuty's documentation of this type (the "Default severity"
+    /// line of each type on the Runtime Monitoring finding-types page,
+    /// <https://docs.aws.amazon.com/guardduty/latest/ug/findings-runtime-monitoring.html>;
+    /// docs/FINDINGS.md says how each was checked).
     pub const fn default_severity(self) -> DefaultSeverity {
         use DefaultSeverity::{Fixed, Variable};
         use Severity::{High, Low, Medium};
@@ -359,7 +359,8 @@ impl FindingType {
             Self::PrivilegeEscalationUserfaultfdUsage => Fixed(Medium),
             Self::ExecutionSuspiciousTool => Variable,
             Self::ExecutionSuspiciousCommand => Variable,
-            Self::DefenseEvasionSuspiciousCommand => Fixed(High),
+            // "Variable": high, medium or low depending on the defence mechanism touched.
+            Self::DefenseEvasionSuspiciousCommand => Variable,
             Self::DefenseEvasionPtraceAntiDebugging => Fixed(Low),
             Self::ExecutionMaliciousFileExecuted => Fixed(High),
             Self::DefenseEvasionKernelModuleLoaded => Fixed(High),
@@ -485,6 +486,10 @@ mod tests {
         assert_eq!(
             FindingType::DefenseEvasionProcessInjectionPtrace.default_severity(),
             DefaultSeverity::Fixed(Severity::Medium)
+        );
+        assert_eq!(
+            FindingType::DefenseEvasionSuspiciousCommand.default_severity(),
+            DefaultSeverity::Variable
         );
     }
 
