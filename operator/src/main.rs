@@ -247,6 +247,7 @@ async fn main() -> anyhow::Result<()> {
             findings,
         },
         clock: Arc::new(Timestamp::now),
+        failures: Default::default(),
     });
 
     let policies = policy_ctrl

@@ -8,7 +8,7 @@ use k8s_openapi::{
         core::v1::{ConfigMap, ServiceAccount},
         rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding},
     },
-    apimachinery::pkg::apis::meta::v1::Time,
+    apimachinery::pkg::apis::meta::v1::{Condition, Time},
 };
 use kube::{
     Api, Resource, ResourceExt,
@@ -29,7 +29,7 @@ use vigil_crds::{
 };
 
 use crate::{
-    Context, Error,
+    Context, Error, WithConditions,
     coverage::{assess, transitions},
     facts::{AgentPodFacts, NodeFacts},
     metrics::{ControllerLabels, CoverageLabels, TransitionLabels},
@@ -43,17 +43,40 @@ use crate::{
 pub const FINALIZER: &str = "vigil.dev/policy-cleanup";
 const CONTROLLER: &str = "policy";
 
-/// Reconcile one policy (through its deserialisation guard).
+impl WithConditions for RuntimeMonitoringPolicy {
+    fn conditions_mut(status: &mut RuntimeMonitoringPolicyStatus) -> &mut Vec<Condition> {
+        &mut status.conditions
+    }
+}
+
+/// Reconcile one policy (through its deserialisation guard), unless it is backing off after
+/// failures.
 #[instrument(skip_all, fields(policy = %guard.name_any()))]
 pub async fn reconcile(
     guard: Arc<DeserializeGuard<RuntimeMonitoringPolicy>>,
     ctx: Arc<Context>,
 ) -> Result<Action, Error> {
+    if let Some(wait) = ctx.backoff_wait(CONTROLLER, guard.meta()) {
+        return Ok(Action::requeue(wait));
+    }
     let labels = ControllerLabels {
         controller: CONTROLLER.to_owned(),
     };
     ctx.metrics.reconciliations.get_or_create(&labels).inc();
     let started = std::time::Instant::now();
+    let result = reconcile_guarded(&guard, &ctx).await;
+    let result = ctx.settle(CONTROLLER, &guard, result).await;
+    ctx.metrics
+        .duration
+        .get_or_create(&labels)
+        .observe(started.elapsed().as_secs_f64());
+    result
+}
+
+async fn reconcile_guarded(
+    guard: &DeserializeGuard<RuntimeMonitoringPolicy>,
+    ctx: &Context,
+) -> Result<Action, Error> {
     let policy = match &guard.0 {
         Ok(p) => Arc::new(p.clone()),
         Err(invalid) => {
@@ -75,28 +98,23 @@ pub async fn reconcile(
         return Ok(Action::requeue(Duration::from_secs(2)));
     }
     let api: Api<RuntimeMonitoringPolicy> = Api::all(ctx.client.clone());
-    let result = finalizer(&api, FINALIZER, policy, |event| async {
+    finalizer(&api, FINALIZER, policy, |event| async {
         match event {
-            Finalizer::Apply(p) => apply(&p, &ctx).await,
-            Finalizer::Cleanup(p) => cleanup(&p, &ctx).await,
+            Finalizer::Apply(p) => apply(&p, ctx).await,
+            Finalizer::Cleanup(p) => cleanup(&p, ctx).await,
         }
     })
     .await
-    .map_err(|e| Error::Finalizer(Box::new(e)));
-    ctx.metrics
-        .duration
-        .get_or_create(&labels)
-        .observe(started.elapsed().as_secs_f64());
-    result
+    .map_err(|e| Error::Finalizer(Box::new(e)))
 }
 
-/// Count the failure by kind and retry.
+/// Count the failure by kind and retry after the policy's backoff.
 pub fn error_policy(
     guard: Arc<DeserializeGuard<RuntimeMonitoringPolicy>>,
     error: &Error,
     ctx: Arc<Context>,
 ) -> Action {
-    ctx.retry_after_failure(CONTROLLER, &guard.name_any(), error)
+    ctx.retry_after_failure(CONTROLLER, guard.meta(), error)
 }
 
 async fn server_side_apply<K>(api: Api<K>, obj: &K) -> Result<K, Error>

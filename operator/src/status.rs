@@ -170,6 +170,20 @@ pub fn conditions(previous: &[Condition], inputs: &ConditionInputs<'_>) -> Vec<C
     out
 }
 
+/// Puts `new` in place of the condition of its type (or adds it), keeping the old
+/// `lastTransitionTime` when the status did not change.
+pub fn set_condition(conditions: &mut Vec<Condition>, mut new: Condition) {
+    match conditions.iter_mut().find(|c| c.type_ == new.type_) {
+        Some(old) => {
+            if old.status == new.status {
+                new.last_transition_time = old.last_transition_time.clone();
+            }
+            *old = new;
+        }
+        None => conditions.push(new),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use k8s_openapi::jiff::Timestamp;
@@ -320,5 +334,31 @@ mod tests {
         );
         assert_eq!(get(&changed, "Ready").last_transition_time, at(30));
         assert_eq!(get(&changed, "Progressing").last_transition_time, at(10));
+    }
+
+    #[test]
+    fn set_condition_replaces_by_type_and_keeps_transition_time_of_same_status() {
+        let cond = |type_: &str, status: &str, reason: &str, t: i64| Condition {
+            type_: type_.into(),
+            status: status.into(),
+            reason: reason.into(),
+            message: String::new(),
+            observed_generation: Some(1),
+            last_transition_time: at(t),
+        };
+        let mut cs = vec![
+            cond("Ready", "True", "AllNodesHealthy", 1),
+            cond("Degraded", "False", "AsExpected", 1),
+        ];
+        set_condition(&mut cs, cond("Degraded", "True", "StatusWriteRejected", 5));
+        assert_eq!(cs.len(), 2);
+        assert_eq!(get(&cs, "Degraded").reason, "StatusWriteRejected");
+        assert_eq!(get(&cs, "Degraded").last_transition_time, at(5));
+        assert_eq!(get(&cs, "Ready").last_transition_time, at(1));
+        set_condition(&mut cs, cond("Degraded", "True", "ApplyRejected", 9));
+        assert_eq!(get(&cs, "Degraded").reason, "ApplyRejected");
+        assert_eq!(get(&cs, "Degraded").last_transition_time, at(5));
+        set_condition(&mut cs, cond("Valid", "True", "CriteriaCompiled", 9));
+        assert_eq!(cs.len(), 3);
     }
 }

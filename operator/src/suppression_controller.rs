@@ -16,7 +16,7 @@ use vigil_crds::{
 };
 
 use crate::{
-    Context, Error,
+    Context, Error, WithConditions,
     metrics::{ControllerLabels, RuleLabels},
     reference_of,
     render::FIELD_MANAGER,
@@ -26,22 +26,45 @@ const CONTROLLER: &str = "suppression";
 /// Condition type telling whether the criteria compile.
 pub const VALID: &str = "Valid";
 
-/// Reconcile one rule (through its deserialisation guard).
+impl WithConditions for SuppressionRule {
+    fn conditions_mut(status: &mut SuppressionRuleStatus) -> &mut Vec<Condition> {
+        &mut status.conditions
+    }
+}
+
+/// Reconcile one rule (through its deserialisation guard), unless it is backing off after
+/// failures.
 #[instrument(skip_all, fields(rule = %guard.name_any()))]
 pub async fn reconcile(
     guard: Arc<DeserializeGuard<SuppressionRule>>,
     ctx: Arc<Context>,
 ) -> Result<Action, Error> {
+    if let Some(wait) = ctx.backoff_wait(CONTROLLER, guard.meta()) {
+        return Ok(Action::requeue(wait));
+    }
     let labels = ControllerLabels {
         controller: CONTROLLER.to_owned(),
     };
     ctx.metrics.reconciliations.get_or_create(&labels).inc();
     let started = std::time::Instant::now();
+    let result = reconcile_guarded(&guard, &ctx).await;
+    let result = ctx.settle(CONTROLLER, &guard, result).await;
+    ctx.metrics
+        .duration
+        .get_or_create(&labels)
+        .observe(started.elapsed().as_secs_f64());
+    result
+}
+
+async fn reconcile_guarded(
+    guard: &DeserializeGuard<SuppressionRule>,
+    ctx: &Context,
+) -> Result<Action, Error> {
     if !ctx.stores.ready() {
         return Ok(Action::requeue(Duration::from_secs(2)));
     }
-    let result = match &guard.0 {
-        Ok(rule) => apply(rule, &ctx).await,
+    match &guard.0 {
+        Ok(rule) => apply(rule, ctx).await,
         Err(invalid) => {
             warn!(error = %invalid, "suppression rule does not match the schema");
             ctx.metrics.failure(CONTROLLER, "invalid_object");
@@ -55,21 +78,16 @@ pub async fn reconcile(
             .await;
             Ok(Action::await_change())
         }
-    };
-    ctx.metrics
-        .duration
-        .get_or_create(&labels)
-        .observe(started.elapsed().as_secs_f64());
-    result
+    }
 }
 
-/// Count the failure by kind and retry.
+/// Count the failure by kind and retry after the rule's backoff.
 pub fn error_policy(
     guard: Arc<DeserializeGuard<SuppressionRule>>,
     error: &Error,
     ctx: Arc<Context>,
 ) -> Action {
-    ctx.retry_after_failure(CONTROLLER, &guard.name_any(), error)
+    ctx.retry_after_failure(CONTROLLER, guard.meta(), error)
 }
 
 fn valid_condition(rule: &SuppressionRule, ok: bool, message: String, now: &Time) -> Condition {
@@ -173,8 +191,9 @@ async fn apply(rule: &SuppressionRule, ctx: &Context) -> Result<Action, Error> {
             if f.spec.is_archived(f.status.as_ref()) {
                 continue;
             }
-            archive(f, &name, &now, ctx).await?;
-            archived_now += 1;
+            if archive(f, &name, &now, ctx).await? {
+                archived_now += 1;
+            }
         }
     }
     let by_this_rule = findings
@@ -224,7 +243,8 @@ fn key(f: &RuntimeFinding) -> String {
     format!("{}/{}", f.namespace().unwrap_or_default(), f.name_any())
 }
 
-async fn archive(f: &RuntimeFinding, rule: &str, now: &Time, ctx: &Context) -> Result<(), Error> {
+/// Archives `f` for `rule`; `false` when the finding was deleted meanwhile.
+async fn archive(f: &RuntimeFinding, rule: &str, now: &Time, ctx: &Context) -> Result<bool, Error> {
     let name = f.name_any();
     let api: Api<RuntimeFinding> =
         Api::namespaced(ctx.client.clone(), &f.namespace().unwrap_or_default());
@@ -238,17 +258,21 @@ async fn archive(f: &RuntimeFinding, rule: &str, now: &Time, ctx: &Context) -> R
         "kind": RuntimeFinding::kind(&()),
         "status": status,
     });
-    api.patch_status(
-        &name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(patch),
-    )
-    .await
-    .map_err(|source| Error::Kube {
-        verb: "patch status",
-        kind: RuntimeFinding::kind(&()).into_owned(),
-        name,
-        source: Box::new(source),
-    })?;
-    Ok(())
+    match api
+        .patch_status(
+            &name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(patch),
+        )
+        .await
+    {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(false),
+        Err(source) => Err(Error::Kube {
+            verb: "patch status",
+            kind: RuntimeFinding::kind(&()).into_owned(),
+            name,
+            source: Box::new(source),
+        }),
+    }
 }

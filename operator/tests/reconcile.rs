@@ -273,6 +273,7 @@ fn harness() -> (Harness, ApiServerVerifier) {
             findings: findings_s,
         },
         clock: Arc::new(move || Timestamp::from_second(*clock_now.lock().unwrap()).unwrap()),
+        failures: Default::default(),
     });
     (
         Harness {
@@ -651,8 +652,67 @@ async fn deletion_runs_cleanup_then_removes_the_finalizer() {
     api.assert_idle();
 }
 
+fn condition<'a>(status: &'a Value, type_: &str) -> &'a Value {
+    status["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == type_)
+        .unwrap_or_else(|| panic!("no {type_} condition in {status}"))
+}
+
+fn policy_error_policy(h: &Harness, p: &RuntimeMonitoringPolicy, err: &Error) -> Action {
+    policy_controller::error_policy(
+        Arc::new(DeserializeGuard(Ok(p.clone()))),
+        err,
+        h.ctx.clone(),
+    )
+}
+
+/// Warnings logged on this thread while the guard lives (the tests' runtime has one thread).
+struct Warnings {
+    buf: Arc<Mutex<Vec<u8>>>,
+    _subscriber: tracing::subscriber::DefaultGuard,
+}
+
+impl Warnings {
+    fn capture() -> Self {
+        #[derive(Clone)]
+        struct Sink(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Sink {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        let sink = Sink(buf.clone());
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::WARN)
+            .with_ansi(false)
+            .with_writer(move || sink.clone())
+            .finish();
+        Self {
+            buf,
+            _subscriber: tracing::subscriber::set_default(subscriber),
+        }
+    }
+
+    fn count(&self, message: &str) -> usize {
+        String::from_utf8_lossy(&self.buf.lock().unwrap())
+            .lines()
+            .filter(|l| l.contains(message))
+            .count()
+    }
+}
+
+const REJECTED_LOG: &str = "reconcile rejected, retrying cannot fix it";
+
 #[tokio::test]
-async fn api_errors_fail_the_reconcile_and_are_counted_by_kind() {
+async fn forbidden_apply_is_reported_counted_by_kind_and_retried_slowly() {
     let (mut h, mut api) = harness();
     let p = policy("all-linux", json!({}), T0 - 100);
     h.remember(&p);
@@ -664,13 +724,302 @@ async fn api_errors_fail_the_reconcile_and_are_counted_by_kind() {
         "Forbidden",
     )
     .await;
+    let ev = api.expect_event("ApplyRejected").await;
+    assert_eq!(ev["type"], "Warning");
+    // The policy never had a status: the condition goes into an empty one.
+    let status = api.expect_policy_status(&p).await;
+    let degraded = condition(&status, "Degraded");
+    assert_eq!(
+        (degraded["status"].as_str(), degraded["reason"].as_str()),
+        (Some("True"), Some("ApplyRejected"))
+    );
+    assert_eq!(
+        degraded["message"],
+        "apply ServiceAccount vigil-agent-all-linux: 403 Forbidden: Forbidden by test"
+    );
     let err = done(task).await.unwrap_err();
     assert_eq!(err.metric_label(), "api_forbidden");
-    let action =
-        policy_controller::error_policy(Arc::new(DeserializeGuard(Ok(p))), &err, h.ctx.clone());
-    assert_eq!(action, Action::requeue(Duration::from_secs(15)));
+    assert_eq!(
+        policy_error_policy(&h, &p, &err),
+        Action::requeue(Duration::from_secs(300))
+    );
+    api.assert_idle();
     let text = h.ctx.metrics.render().unwrap();
     assert!(text.contains(r#"vigil_operator_reconcile_failures_total{controller="policy",error="api_forbidden"} 1"#), "{text}");
+}
+
+/// A status the API server rejects (422 Invalid) used to be retried about 100 times a second.
+/// Now: one Warning Event, one `Degraded` condition in the last accepted status, one warning in
+/// the log, five minutes between tries whatever wakes the controller, and a clean slate after the
+/// write is accepted. The counts are of requests the mock API server saw.
+#[tokio::test]
+async fn rejected_status_write_is_reported_once_and_retried_slowly() {
+    let warnings = Warnings::capture();
+    let (mut h, mut api) = harness();
+    let status_path = format!("{POLICIES}/all-linux/status");
+    let p = policy("all-linux", json!({}), T0 - 100);
+    h.remember(&p);
+
+    // A first status is accepted.
+    let task = h.reconcile_policy(&p).await;
+    api.expect_agent_objects("all-linux", ds_done(0)).await;
+    api.expect_event("AgentDeployed").await;
+    let accepted = api.expect_policy_status(&p).await;
+    done(task).await.unwrap();
+    let p = with_status(&p, &accepted);
+
+    // A node joins; the new status is rejected. Reported: an Event, then Degraded in the status
+    // the server last accepted (still without the node).
+    Harness::add(&mut h.nodes, node("node-a", &[], true));
+    let task = h.reconcile_policy(&p).await;
+    api.expect_agent_objects("all-linux", ds_done(1)).await;
+    api.expect_event("AgentPodMissing").await;
+    api.expect_error(
+        Method::PATCH,
+        &status_path,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "Invalid",
+    )
+    .await;
+    let ev = api.expect_event("StatusWriteRejected").await;
+    assert_eq!(ev["type"], "Warning");
+    assert_eq!(
+        ev["note"],
+        "patch status RuntimeMonitoringPolicy all-linux: 422 Invalid: Invalid by test"
+    );
+    let reported = api.expect_policy_status(&p).await;
+    assert_eq!(reported["coverage"], accepted["coverage"]);
+    assert_eq!(reported["observedGeneration"], 1);
+    let degraded = condition(&reported, "Degraded");
+    assert_eq!(
+        (degraded["status"].as_str(), degraded["reason"].as_str()),
+        (Some("True"), Some("StatusWriteRejected"))
+    );
+    assert_eq!(degraded["message"], ev["note"]);
+    assert_eq!(condition(&reported, "Ready"), condition(&accepted, "Ready"));
+    let err = done(task).await.unwrap_err();
+    assert_eq!(err.metric_label(), "api_invalid");
+    assert_eq!(
+        policy_error_policy(&h, &p, &err),
+        Action::requeue(Duration::from_secs(300))
+    );
+    api.assert_idle();
+    assert_eq!(warnings.count(REJECTED_LOG), 1);
+
+    // The condition write changes the policy, so its watch triggers a reconcile at once (as do
+    // Lease renewals and node changes): it waits out the backoff without a single request.
+    let p = with_status(&p, &reported);
+    for _ in 0..3 {
+        let task = h.reconcile_policy(&p).await;
+        assert_eq!(
+            done(task).await.unwrap(),
+            Action::requeue(Duration::from_secs(300))
+        );
+        api.assert_idle();
+    }
+    *h.now.lock().unwrap() = T0 + 120;
+    let task = h.reconcile_policy(&p).await;
+    assert_eq!(
+        done(task).await.unwrap(),
+        Action::requeue(Duration::from_secs(180))
+    );
+    api.assert_idle();
+
+    // Five minutes on, the retry is rejected again: no second Event, condition or warning.
+    *h.now.lock().unwrap() = T0 + 300;
+    let task = h.reconcile_policy(&p).await;
+    api.expect_agent_objects("all-linux", ds_done(1)).await;
+    api.expect_event("AgentPodMissing").await;
+    api.expect_error(
+        Method::PATCH,
+        &status_path,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "Invalid",
+    )
+    .await;
+    let err = done(task).await.unwrap_err();
+    assert_eq!(
+        policy_error_policy(&h, &p, &err),
+        Action::requeue(Duration::from_secs(300))
+    );
+    api.assert_idle();
+    assert_eq!(warnings.count(REJECTED_LOG), 1);
+    let text = h.ctx.metrics.render().unwrap();
+    assert!(
+        text.contains(
+            r#"vigil_operator_reconcile_failures_total{controller="policy",error="api_invalid"} 2"#
+        ),
+        "{text}"
+    );
+
+    // The write is accepted: Degraded now says what the coverage says, and the backoff is
+    // forgotten, so the next (transient) failure waits 2 seconds, not 5 minutes.
+    *h.now.lock().unwrap() = T0 + 600;
+    let task = h.reconcile_policy(&p).await;
+    api.expect_agent_objects("all-linux", ds_done(1)).await;
+    api.expect_event("AgentPodMissing").await;
+    let status = api.expect_policy_status(&p).await;
+    assert_eq!(condition(&status, "Degraded")["reason"], "NodesUnhealthy");
+    done(task).await.unwrap();
+    let p = with_status(&p, &status);
+    let task = h.reconcile_policy(&p).await;
+    api.expect_error(
+        Method::PATCH,
+        &format!("/api/v1/namespaces/{NS}/serviceaccounts/vigil-agent-all-linux"),
+        StatusCode::SERVICE_UNAVAILABLE,
+        "ServiceUnavailable",
+    )
+    .await;
+    let err = done(task).await.unwrap_err();
+    assert_eq!(
+        policy_error_policy(&h, &p, &err),
+        Action::requeue(Duration::from_secs(2))
+    );
+    api.assert_idle();
+    assert_eq!(warnings.count(REJECTED_LOG), 1);
+}
+
+#[tokio::test]
+async fn status_of_a_policy_deleted_meanwhile_is_not_an_error() {
+    let (mut h, mut api) = harness();
+    let p = policy("all-linux", json!({}), T0 - 100);
+    h.remember(&p);
+    let task = h.reconcile_policy(&p).await;
+    api.expect_agent_objects("all-linux", ds_done(0)).await;
+    api.expect_event("AgentDeployed").await;
+    api.expect_error(
+        Method::PATCH,
+        &format!("{POLICIES}/all-linux/status"),
+        StatusCode::NOT_FOUND,
+        "NotFound",
+    )
+    .await;
+    assert_eq!(
+        done(task).await.unwrap(),
+        Action::requeue(Duration::from_secs(30))
+    );
+    api.assert_idle();
+}
+
+#[tokio::test]
+async fn transient_errors_back_off_exponentially_without_reports() {
+    let warnings = Warnings::capture();
+    let (mut h, mut api) = harness();
+    let mut p = policy("all-linux", json!({}), T0 - 100);
+    h.remember(&p);
+    let sa = format!("/api/v1/namespaces/{NS}/serviceaccounts/vigil-agent-all-linux");
+    // (time of the try, retry in)
+    for (t, retry_in) in [(0, 2), (2, 4), (6, 8), (14, 16)] {
+        *h.now.lock().unwrap() = T0 + t;
+        let task = h.reconcile_policy(&p).await;
+        api.expect_error(
+            Method::PATCH,
+            &sa,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceUnavailable",
+        )
+        .await;
+        let err = done(task).await.unwrap_err();
+        assert_eq!(
+            policy_error_policy(&h, &p, &err),
+            Action::requeue(Duration::from_secs(retry_in)),
+            "at {t}"
+        );
+        // Triggered meanwhile: no request, the rest of the wait.
+        let task = h.reconcile_policy(&p).await;
+        assert_eq!(
+            done(task).await.unwrap(),
+            Action::requeue(Duration::from_secs(retry_in))
+        );
+        api.assert_idle();
+    }
+    assert_eq!(warnings.count("reconcile failed, backing off"), 4);
+    assert_eq!(warnings.count(REJECTED_LOG), 0);
+
+    // An edit of the policy is looked at at once, and counts afresh.
+    p.metadata.generation = Some(2);
+    *h.now.lock().unwrap() = T0 + 15;
+    let task = h.reconcile_policy(&p).await;
+    api.expect_error(
+        Method::PATCH,
+        &sa,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "ServiceUnavailable",
+    )
+    .await;
+    let err = done(task).await.unwrap_err();
+    assert_eq!(
+        policy_error_policy(&h, &p, &err),
+        Action::requeue(Duration::from_secs(2))
+    );
+    api.assert_idle();
+}
+
+#[tokio::test]
+async fn rejected_archive_is_reported_on_the_rule_once() {
+    let (mut h, mut api) = harness();
+    Harness::add(
+        &mut h.findings,
+        DeserializeGuard(Ok(finding("f-curl", "shop", "/usr/bin/curl"))),
+    );
+    let r = rule(json!({"process.executablePath": {"equals": ["/usr/bin/curl"]}}));
+    let guard = Arc::new(DeserializeGuard(Ok(r.clone())));
+    let finding_status = "/apis/vigil.dev/v1alpha1/namespaces/shop/runtimefindings/f-curl/status";
+    let task = tokio::spawn(suppression_controller::reconcile(
+        guard.clone(),
+        h.ctx.clone(),
+    ));
+    api.expect_error(
+        Method::PATCH,
+        finding_status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "Invalid",
+    )
+    .await;
+    api.expect_event("StatusWriteRejected").await;
+    let status = api
+        .expect_apply(
+            "/apis/vigil.dev/v1alpha1/suppressionrules/curl-in-web/status",
+            |b| {
+                let mut v = serde_json::to_value(&r).unwrap();
+                v["status"] = b["status"].clone();
+                v
+            },
+        )
+        .await["status"]
+        .clone();
+    let degraded = condition(&status, "Degraded");
+    assert_eq!(degraded["reason"], "StatusWriteRejected");
+    assert_eq!(degraded["observedGeneration"], 2);
+    assert!(
+        degraded["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("patch status RuntimeFinding f-curl: 422 Invalid"),
+        "{degraded}"
+    );
+    let err = done(task).await.unwrap_err();
+    assert_eq!(
+        suppression_controller::error_policy(guard.clone(), &err, h.ctx.clone()),
+        Action::requeue(Duration::from_secs(300))
+    );
+    api.assert_idle();
+
+    // Five minutes on, rejected again: nothing more is reported.
+    *h.now.lock().unwrap() = T0 + 300;
+    let task = tokio::spawn(suppression_controller::reconcile(
+        guard.clone(),
+        h.ctx.clone(),
+    ));
+    api.expect_error(
+        Method::PATCH,
+        finding_status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "Invalid",
+    )
+    .await;
+    done(task).await.unwrap_err();
+    api.assert_idle();
 }
 
 #[tokio::test]
@@ -691,6 +1040,12 @@ async fn status_write_conflict_is_an_error() {
     let err = done(task).await.unwrap_err();
     assert_eq!(err.metric_label(), "api_conflict");
     assert!(format!("{:?}", err).contains("patch status"), "{err:?}");
+    // A conflict may pass on the next try: no report, a short backoff.
+    assert_eq!(
+        policy_error_policy(&h, &p, &err),
+        Action::requeue(Duration::from_secs(2))
+    );
+    api.assert_idle();
 }
 
 #[tokio::test]
@@ -866,6 +1221,43 @@ async fn suppression_rule_skips_findings_already_archived() {
 }
 
 #[tokio::test]
+async fn suppression_rule_skips_a_finding_deleted_meanwhile() {
+    let (mut h, mut api) = harness();
+    Harness::add(
+        &mut h.findings,
+        DeserializeGuard(Ok(finding("f-curl", "shop", "/usr/bin/curl"))),
+    );
+    let r = rule(json!({"process.executablePath": {"equals": ["/usr/bin/curl"]}}));
+    let task = tokio::spawn(suppression_controller::reconcile(
+        Arc::new(DeserializeGuard(Ok(r.clone()))),
+        h.ctx.clone(),
+    ));
+    api.expect_error(
+        Method::PATCH,
+        "/apis/vigil.dev/v1alpha1/namespaces/shop/runtimefindings/f-curl/status",
+        StatusCode::NOT_FOUND,
+        "NotFound",
+    )
+    .await;
+    // No FindingsArchived Event: nothing was archived.
+    let status = api
+        .expect_apply(
+            "/apis/vigil.dev/v1alpha1/suppressionrules/curl-in-web/status",
+            |b| {
+                let mut v = serde_json::to_value(&r).unwrap();
+                v["status"] = b["status"].clone();
+                v
+            },
+        )
+        .await["status"]
+        .clone();
+    assert_eq!(status["archivedFindings"], 0);
+    assert!(status.get("lastArchivedAt").is_none(), "{status}");
+    done(task).await.unwrap();
+    api.assert_idle();
+}
+
+#[tokio::test]
 async fn invalid_rule_is_reported_in_status_and_event() {
     let (h, mut api) = harness();
     let r = rule(json!({"process.name": {"matchesRegex": ["(unclosed"]}}));
@@ -919,6 +1311,7 @@ async fn nothing_happens_before_the_caches_are_synced() {
             findings: reflector::store().0,
         },
         clock: Arc::new(|| Timestamp::from_second(T0).unwrap()),
+        failures: Default::default(),
     });
     let p = policy("all-linux", json!({}), T0);
     let action = policy_controller::reconcile(Arc::new(DeserializeGuard(Ok(p))), ctx.clone())
