@@ -199,6 +199,15 @@ pub async fn run_with<W: Write, H: RunHooks>(
     for hook in sensor.hooks() {
         tracing::info!(hook = hook.hook, mechanism = hook.mechanism, state = ?hook.state, "sensor");
     }
+    if detection.borrow().is_some() {
+        for u in sensor.unreachable_finding_types() {
+            tracing::warn!(
+                finding_type = u.finding_type,
+                missing = %u.missing.join("; "),
+                "this finding type cannot fire: a hook it needs is not active"
+            );
+        }
+    }
     let mut pipeline = Pipeline::new(Clock::now(), boot_id(), options.limits)
         .with_host_paths(options.proc_root.clone(), options.cgroup_root.clone());
     let seeded = match pipeline.seed(&options.proc_root) {

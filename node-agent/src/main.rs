@@ -161,7 +161,8 @@ struct SensorArgs {
     #[arg(long, default_value = KERNEL_BTF)]
     btf_path: PathBuf,
     /// Do not attach this hook (repeatable): exec, fork, exit, connect, accept, dns_socket,
-    /// dns_egress, dns_ingress.
+    /// dns_egress, dns_ingress, file_open, file_change, memfd, ptrace, vm_write, userfaultfd,
+    /// module, mount, namespace, privilege, dup, library_load.
     #[arg(long = "disable-hook")]
     disabled: Vec<String>,
     /// Wake the reader once this many bytes wait in the ring buffer (0: every record).
@@ -328,6 +329,7 @@ fn probe(args: &SensorArgs) -> ExitCode {
             let report = serde_json::json!({
                 "host": sensor.setup(),
                 "hooks": sensor.hooks(),
+                "findingTypesThatCannotFire": sensor.unreachable_finding_types(),
             });
             match serde_json::to_string_pretty(&report) {
                 Ok(text) => println!("{text}"),

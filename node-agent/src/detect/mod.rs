@@ -14,6 +14,7 @@
 pub mod behaviour;
 #[cfg(test)]
 mod behaviour_tests;
+pub mod coverage;
 pub mod exec;
 pub mod host;
 pub mod redact;

@@ -282,6 +282,18 @@ impl Sensor {
         &self.setup
     }
 
+    /// The finding types that cannot fire because a hook they need is not active, with the
+    /// state of those hooks.
+    pub fn unreachable_finding_types(&self) -> Vec<crate::detect::coverage::Unreachable> {
+        crate::detect::coverage::unreachable(|hook| {
+            match self.hooks.iter().find(|s| s.hook == hook.name()) {
+                Some(s) if s.state == HookState::Active => None,
+                Some(s) => Some(s.to_string()),
+                None => Some(format!("{} not attached", hook.name())),
+            }
+        })
+    }
+
     /// The counters of every hook, summed over CPUs.
     pub fn counters(&self) -> Vec<(Hook, HookCounters)> {
         self.wanted
