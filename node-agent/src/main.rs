@@ -466,6 +466,19 @@ fn findings(command: &FindingsCommand) -> ExitCode {
                 Ok(f) => f,
                 Err(e) => return fail(e),
             };
+            // JSON lines stay an empty stream; a person is told that nothing matched.
+            if found.is_empty() && !args.json {
+                let counts = store.len().and_then(|n| Ok((n, store.archived_len()?)));
+                let (stored, archived) = match counts {
+                    Ok(c) => c,
+                    Err(e) => return fail(e),
+                };
+                let text = report::no_findings_text(stored, archived, args.archived);
+                return match writeln!(out, "{text}").and_then(|()| out.flush()) {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e) => fail(format!("cannot write: {e}")),
+                };
+            }
             found.iter().try_for_each(|s| {
                 if args.json {
                     serde_json::to_writer(&mut out, &s.finding).map_err(std::io::Error::other)?;

@@ -455,6 +455,20 @@ impl Store {
         self.len().map(|n| n == 0)
     }
 
+    /// Number of archived findings stored.
+    pub fn archived_len(&self) -> Result<u64, StoreError> {
+        self.flush()?;
+        let n: i64 = self
+            .conn
+            .query_row(
+                "SELECT COUNT(*) FROM findings WHERE archived = 1",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(self.err("count archived findings"))?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
     /// Applies the bounds as of `now`: removes findings last seen before `now - retention`,
     /// then the least recently seen beyond `max_findings`. Returns how many were removed.
     pub fn enforce_limits(&mut self, now: Timestamp) -> Result<u64, StoreError> {
@@ -662,6 +676,7 @@ mod tests {
         );
         assert_eq!(s.get("c3").unwrap().unwrap().finding.id, "c3");
         assert!(s.get("zz").unwrap().is_none());
+        assert_eq!((s.len().unwrap(), s.archived_len().unwrap()), (3, 1));
     }
 
     #[test]

@@ -25,6 +25,21 @@ pub fn text_line(f: &Finding) -> String {
     )
 }
 
+/// What `findings list` prints when nothing matches: that nothing did, and what the store holds
+/// (how many findings, how many archived), with the flag that shows archived ones when the
+/// listing left them out.
+pub fn no_findings_text(stored: u64, archived: u64, archived_filter: Option<bool>) -> String {
+    let mut out = if stored == 0 {
+        format!("no findings ({stored} stored, {archived} archived)")
+    } else {
+        format!("no findings match ({stored} stored, {archived} archived)")
+    };
+    if archived > 0 && archived_filter == Some(false) {
+        out.push_str("; --archived lists the archived ones");
+    }
+    out
+}
+
 /// The whole finding, readable, with the lineage drawn as a tree (init at the top, the acting
 /// process at the bottom).
 pub fn show_text(f: &Finding, archived_by: Option<&str>) -> String {
@@ -134,5 +149,30 @@ fn branch(depth: usize) -> String {
         String::new()
     } else {
         format!("{}└─ ", "   ".repeat(depth - 1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::no_findings_text;
+
+    #[test]
+    fn an_empty_listing_says_so_and_counts_what_is_archived() {
+        assert_eq!(
+            no_findings_text(0, 0, None),
+            "no findings (0 stored, 0 archived)"
+        );
+        assert_eq!(
+            no_findings_text(5, 2, None),
+            "no findings match (5 stored, 2 archived)"
+        );
+        assert_eq!(
+            no_findings_text(5, 2, Some(false)),
+            "no findings match (5 stored, 2 archived); --archived lists the archived ones"
+        );
+        assert_eq!(
+            no_findings_text(5, 0, Some(false)),
+            "no findings match (5 stored, 0 archived)"
+        );
     }
 }
