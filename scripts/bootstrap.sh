@@ -12,19 +12,36 @@ source "$here/env.sh"
 
 log() { printf 'bootstrap: %s\n' "$*" >&2; }
 
-# 1. Debian packages the tests use (iproute2 for network namespaces, gcc for setuid helpers).
+# 1. Debian packages the tests use (iproute2 for network namespaces, gcc for setuid helpers,
+#    python3 for the image SBOM), and podman with runc for the images and the container test
+#    (scripts/build-images.sh, node-agent/tests/container.rs; crun is not installed: it refuses
+#    hybrid cgroup hosts). Without root, missing podman/runc only make that test skip.
 need_pkgs=()
 command -v ip >/dev/null 2>&1 || need_pkgs+=(iproute2)
 command -v cc >/dev/null 2>&1 || need_pkgs+=(gcc)
+command -v strip >/dev/null 2>&1 || need_pkgs+=(binutils)
 command -v python3 >/dev/null 2>&1 || need_pkgs+=(python3)
-if [ ${#need_pkgs[@]} -gt 0 ]; then
-  if [ "$(id -u)" -ne 0 ]; then
+container_pkgs=()
+command -v podman >/dev/null 2>&1 || container_pkgs+=(podman)
+command -v runc >/dev/null 2>&1 || container_pkgs+=(runc)
+if [ "$(id -u)" -ne 0 ]; then
+  if [ ${#need_pkgs[@]} -gt 0 ]; then
     log "missing Debian packages ${need_pkgs[*]} and not root: install them with apt-get"
     exit 1
   fi
-  log "installing Debian packages: ${need_pkgs[*]}"
+  if [ ${#container_pkgs[@]} -gt 0 ]; then
+    log "missing ${container_pkgs[*]} and not root: the image build and the container test need them (apt-get install --no-install-recommends ${container_pkgs[*]})"
+  fi
+elif [ $((${#need_pkgs[@]} + ${#container_pkgs[@]})) -gt 0 ]; then
+  log "installing Debian packages: ${need_pkgs[*]} ${container_pkgs[*]}"
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_pkgs[@]}"
+  if [ ${#need_pkgs[@]} -gt 0 ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_pkgs[@]}"
+  fi
+  if [ ${#container_pkgs[@]} -gt 0 ]; then
+    # No recommends: podman's pull in crun, slirp4netns and fuse, none of which is used here.
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${container_pkgs[@]}"
+  fi
 fi
 
 # 2. The stable toolchain must already be there (never `rustup toolchain install stable`: it upgrades).
