@@ -24,6 +24,7 @@ use vigil_crds::{
     RuntimeMonitoringPolicy,
     agent_config::{AgentConfig, CONFIG_DIR, CONFIG_KEY, LISTS_DIR},
     lease::POLICY_LABEL,
+    policy::AgentSpec,
 };
 
 use crate::facts::OS_LABEL;
@@ -32,15 +33,27 @@ use crate::facts::OS_LABEL;
 pub const FIELD_MANAGER: &str = "vigil-operator";
 /// `app.kubernetes.io/name` of agent objects.
 pub const AGENT_APP: &str = "vigil-agent";
-/// Capabilities eBPF monitoring needs, and nothing else. SYS_RESOURCE lifts the memlock limit
-/// that kernels before 5.11 charge BPF maps to.
+/// Capabilities the agent has on every node, and nothing else (measured under runc, see
+/// docs/CLUSTER.md): BPF and PERFMON load and attach the programs, NET_ADMIN attaches the cgroup
+/// network (DNS) hooks, SYS_PTRACE and DAC_READ_SEARCH read other processes' `/proc` entries
+/// and executables for the context of findings. No SYS_ADMIN: nothing needs it.
 pub const AGENT_CAPABILITIES: &[&str] = &[
     "BPF",
     "PERFMON",
+    "NET_ADMIN",
     "SYS_PTRACE",
     "DAC_READ_SEARCH",
-    "SYS_RESOURCE",
 ];
+/// Added only with `spec.agent.raiseMemlockLimit`: lifts RLIMIT_MEMLOCK, which kernels before
+/// 5.11 charge eBPF maps to. Not by default: newer kernels do not need it, and a runtime whose
+/// bounding set lacks it refuses to start the container ("unable to apply caps").
+pub const MEMLOCK_CAPABILITY: &str = "SYS_RESOURCE";
+/// The agent's seccomp profile type. Not `RuntimeDefault`: the runtimes' default profiles
+/// disagree about `bpf()` and `perf_event_open()` (podman's and older Docker's allow them only
+/// with CAP_SYS_ADMIN, containerd's with CAP_BPF/CAP_PERFMON), so the same pod would load
+/// nothing on some nodes, or need SYS_ADMIN. A `Localhost` profile would first have to be
+/// installed on every node. The capabilities above bound what the agent can do (docs/CLUSTER.md).
+pub const AGENT_SECCOMP_PROFILE: &str = "Unconfined";
 /// Where the agent keeps its findings store and its delivery spool on the host, so both
 /// survive an agent restart.
 pub const AGENT_STATE_DIR: &str = "/var/lib/vigil";
@@ -269,6 +282,17 @@ fn field_env(name: &str, path: &str) -> EnvVar {
     }
 }
 
+/// The capabilities the agent container adds (after dropping ALL): [`AGENT_CAPABILITIES`], and
+/// [`MEMLOCK_CAPABILITY`] when the policy asks for it.
+pub fn agent_capabilities(agent: &AgentSpec) -> Vec<String> {
+    AGENT_CAPABILITIES
+        .iter()
+        .copied()
+        .chain(agent.raise_memlock_limit.then_some(MEMLOCK_CAPABILITY))
+        .map(str::to_owned)
+        .collect()
+}
+
 fn daemon_set(
     policy: &RuntimeMonitoringPolicy,
     name: &str,
@@ -407,11 +431,11 @@ fn daemon_set(
             // Root inside the container, but only the listed capabilities.
             run_as_user: Some(0),
             capabilities: Some(Capabilities {
-                add: Some(AGENT_CAPABILITIES.iter().map(|c| (*c).to_owned()).collect()),
+                add: Some(agent_capabilities(&spec.agent)),
                 drop: Some(vec!["ALL".into()]),
             }),
             seccomp_profile: Some(SeccompProfile {
-                type_: "RuntimeDefault".into(),
+                type_: AGENT_SECCOMP_PROFILE.into(),
                 ..SeccompProfile::default()
             }),
             ..SecurityContext::default()
@@ -488,13 +512,19 @@ mod tests {
         let caps = sc.capabilities.as_ref().unwrap();
         assert_eq!(caps.drop.as_deref(), Some(&["ALL".to_owned()][..]));
         assert_eq!(
-            caps.add.as_ref().unwrap(),
-            &AGENT_CAPABILITIES
-                .iter()
-                .map(|c| (*c).to_owned())
-                .collect::<Vec<_>>()
+            caps.add.as_deref().unwrap(),
+            [
+                "BPF",
+                "PERFMON",
+                "NET_ADMIN",
+                "SYS_PTRACE",
+                "DAC_READ_SEARCH"
+            ]
         );
-        assert!(!caps.add.as_ref().unwrap().iter().any(|c| c == "SYS_ADMIN"));
+        assert_eq!(
+            sc.seccomp_profile.as_ref().map(|p| p.type_.as_str()),
+            Some("Unconfined")
+        );
         for m in ps.containers[0].volume_mounts.as_ref().unwrap() {
             if m.name != "tmp" && m.name != "state" {
                 assert_eq!(m.read_only, Some(true), "{} must be read-only", m.name);
@@ -544,6 +574,31 @@ mod tests {
                 .all(|r| r.resources.as_ref().unwrap() != &["leases".to_owned()])
         );
         assert_eq!(o.role.metadata.namespace.as_deref(), Some("vigil-system"));
+    }
+
+    #[test]
+    fn sys_resource_only_when_the_policy_raises_the_memlock_limit() {
+        let caps = |spec| {
+            let o = render(&policy(spec), "ns", &[]).unwrap();
+            pod_spec(&o).containers[0]
+                .security_context
+                .as_ref()
+                .and_then(|sc| sc.capabilities.as_ref())
+                .and_then(|c| c.add.clone())
+                .unwrap()
+        };
+        for spec in [
+            serde_json::json!({}),
+            serde_json::json!({"agent": {"raiseMemlockLimit": false}}),
+        ] {
+            let add = caps(spec);
+            assert!(!add.iter().any(|c| c == "SYS_RESOURCE"), "{add:?}");
+            assert!(!add.iter().any(|c| c == "SYS_ADMIN"), "{add:?}");
+        }
+        let add = caps(serde_json::json!({"agent": {"raiseMemlockLimit": true}}));
+        assert_eq!(add.last().map(String::as_str), Some("SYS_RESOURCE"));
+        assert_eq!(add.len(), AGENT_CAPABILITIES.len() + 1);
+        assert!(!add.iter().any(|c| c == "SYS_ADMIN"), "{add:?}");
     }
 
     #[test]
