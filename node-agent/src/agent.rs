@@ -331,6 +331,7 @@ pub async fn run_with<W: Write, H: RunHooks>(
             repeats = stats.repeats,
             archived = stats.archived,
             store_errors = d.store_errors(),
+            store = ?d.store_stats(),
             "detection summary"
         );
     }

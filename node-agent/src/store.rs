@@ -21,7 +21,7 @@ use vigil_crds::finding::{Finding, SeverityLabel};
 pub const DEFAULT_PATH: &str = "/var/lib/vigil/findings.db";
 /// Findings whose last event is older than this are removed.
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(90 * 24 * 3600);
-/// Most findings kept; the least recently seen go first.
+/// Most findings kept; the least severe, then the least recently seen, go first.
 pub const DEFAULT_MAX_FINDINGS: u64 = 100_000;
 
 /// Why the store failed.
@@ -132,6 +132,34 @@ pub struct Store {
     /// calls first, at [`FLUSH_EVERY`] entries or [`FLUSH_AFTER`], and on drop.
     pending: RefCell<HashMap<String, StoredFinding>>,
     pending_since: Cell<Option<Instant>>,
+    /// Failed flushes since the last one that worked, and when to try again.
+    failures_in_a_row: Cell<u32>,
+    retry_at: Cell<Option<Instant>>,
+    stats: Cell<StoreStats>,
+}
+
+/// What the store gave up, counted since it was opened.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoreStats {
+    /// Flushes that failed; their findings stayed pending.
+    pub failed_flushes: u64,
+    /// Pending findings dropped because writes kept failing and the batch was full.
+    pub shed: u64,
+    /// Stored findings removed by the size bound (the least severe first).
+    pub evicted: u64,
+    /// Stored findings removed by retention.
+    pub expired: u64,
+}
+
+/// Most findings kept pending while writes fail.
+pub const MAX_PENDING: usize = 8 * FLUSH_EVERY;
+
+/// How long to wait before the next write after `failures` failed ones in a row: 100 ms,
+/// doubling, at most 30 s.
+pub fn retry_delay(failures: u32) -> Duration {
+    let ms = 100u64.saturating_mul(1u64 << failures.saturating_sub(1).min(16));
+    Duration::from_millis(ms.min(30_000))
 }
 
 /// Pending findings that trigger a write.
@@ -191,6 +219,9 @@ impl Store {
             limits,
             pending: RefCell::new(HashMap::new()),
             pending_since: Cell::new(None),
+            failures_in_a_row: Cell::new(0),
+            retry_at: Cell::new(None),
+            stats: Cell::new(StoreStats::default()),
         })
     }
 
@@ -254,8 +285,11 @@ impl Store {
         if self.pending_since.get().is_none() {
             self.pending_since.set(Some(Instant::now()));
         }
-        if count >= FLUSH_EVERY || self.flush_is_due() {
+        let backing_off = self.retry_at.get().is_some_and(|t| Instant::now() < t);
+        if (count >= FLUSH_EVERY && !backing_off) || self.flush_is_due() {
             self.flush()?;
+        } else if backing_off {
+            self.shed_beyond(MAX_PENDING);
         }
         Ok(Upserted {
             stored: merged,
@@ -264,9 +298,11 @@ impl Store {
     }
 
     fn flush_is_due(&self) -> bool {
-        self.pending_since
+        let waited = self
+            .pending_since
             .get()
-            .is_some_and(|t| t.elapsed() >= FLUSH_AFTER)
+            .is_some_and(|t| t.elapsed() >= FLUSH_AFTER);
+        waited && self.retry_at.get().is_none_or(|t| Instant::now() >= t)
     }
 
     /// Writes pending findings when the oldest has waited [`FLUSH_AFTER`] (for an idle loop).
@@ -278,31 +314,90 @@ impl Store {
         }
     }
 
-    /// Writes every pending finding, in one transaction.
+    /// Writes every pending finding, in one transaction. When that fails (a full disk, a
+    /// damaged file) every pending finding stays for the next try, which waits longer after each
+    /// failure ([`retry_delay`]); the batch keeps at most [`MAX_PENDING`] findings, shedding the
+    /// least severe (then least recently seen) beyond that, counted in [`StoreStats::shed`].
     pub fn flush(&self) -> Result<(), StoreError> {
-        let pending: Vec<StoredFinding> =
-            self.pending.borrow_mut().drain().map(|(_, v)| v).collect();
-        self.pending_since.set(None);
-        if pending.is_empty() {
+        if self.pending.borrow().is_empty() {
+            self.pending_since.set(None);
             return Ok(());
         }
+        match self.write_pending() {
+            Ok(()) => {
+                self.pending.borrow_mut().clear();
+                self.pending_since.set(None);
+                self.failures_in_a_row.set(0);
+                self.retry_at.set(None);
+                Ok(())
+            }
+            Err(error) => {
+                // After a failed statement or COMMIT the transaction may still be open.
+                let _ = self.conn.execute_batch("ROLLBACK");
+                let failures = self.failures_in_a_row.get().saturating_add(1);
+                self.failures_in_a_row.set(failures);
+                self.retry_at
+                    .set(Some(Instant::now() + retry_delay(failures)));
+                self.update_stats(|s| s.failed_flushes += 1);
+                self.shed_beyond(MAX_PENDING);
+                Err(error)
+            }
+        }
+    }
+
+    fn write_pending(&self) -> Result<(), StoreError> {
         self.conn
             .execute_batch("BEGIN")
             .map_err(self.err("begin a transaction"))?;
-        for stored in &pending {
-            if let Err(e) = self.write(stored) {
-                let _ = self.conn.execute_batch("ROLLBACK");
-                // Keep what could not be written for the next flush.
-                self.pending
-                    .borrow_mut()
-                    .extend(pending.into_iter().map(|s| (s.finding.id.clone(), s)));
-                self.pending_since.set(Some(Instant::now()));
-                return Err(e);
-            }
+        for stored in self.pending.borrow().values() {
+            self.write(stored)?;
         }
         self.conn
             .execute_batch("COMMIT")
             .map_err(self.err("commit findings"))
+    }
+
+    /// Drops the least severe, then least recently seen, pending findings beyond `max`.
+    fn shed_beyond(&self, max: usize) {
+        let mut pending = self.pending.borrow_mut();
+        if pending.len() <= max {
+            return;
+        }
+        let mut order: Vec<(f64, i64, String)> = pending
+            .values()
+            .map(|s| {
+                let f = &s.finding;
+                (f.severity, millis(&f.event_last_seen), f.id.clone())
+            })
+            .collect();
+        order.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        let excess = pending.len() - max;
+        for (_, _, id) in order.into_iter().take(excess) {
+            pending.remove(&id);
+        }
+        drop(pending);
+        self.update_stats(|s| s.shed += excess as u64);
+        tracing::error!(
+            shed = excess,
+            kept = max,
+            "findings store cannot write: the least severe pending findings were dropped"
+        );
+    }
+
+    fn update_stats(&self, f: impl FnOnce(&mut StoreStats)) {
+        let mut stats = self.stats.get();
+        f(&mut stats);
+        self.stats.set(stats);
+    }
+
+    /// What the store had to give up so far.
+    pub fn stats(&self) -> StoreStats {
+        self.stats.get()
+    }
+
+    /// Findings merged in memory and not yet written.
+    pub fn pending_len(&self) -> usize {
+        self.pending.borrow().len()
     }
 
     fn write(&self, s: &StoredFinding) -> Result<(), StoreError> {
@@ -470,7 +565,9 @@ impl Store {
     }
 
     /// Applies the bounds as of `now`: removes findings last seen before `now - retention`,
-    /// then the least recently seen beyond `max_findings`. Returns how many were removed.
+    /// then, beyond `max_findings`, the least severe and among equals the least recently seen:
+    /// a flood of Low findings never pushes out a High one. Returns how many were removed;
+    /// [`Store::stats`] counts them.
     pub fn enforce_limits(&mut self, now: Timestamp) -> Result<u64, StoreError> {
         self.flush()?;
         let cutoff = now
@@ -488,10 +585,22 @@ impl Store {
             .conn
             .execute(
                 "DELETE FROM findings WHERE id IN (
-                     SELECT id FROM findings ORDER BY last_seen_ms DESC, id LIMIT -1 OFFSET ?1)",
+                     SELECT id FROM findings
+                     ORDER BY severity DESC, last_seen_ms DESC, id LIMIT -1 OFFSET ?1)",
                 params![max],
             )
             .map_err(self.err("remove findings beyond the size bound"))?;
+        self.update_stats(|s| {
+            s.expired += old as u64;
+            s.evicted += excess as u64;
+        });
+        if excess > 0 {
+            tracing::warn!(
+                evicted = excess,
+                max_findings = self.limits.max_findings,
+                "findings store full: the least severe, least recently seen findings were removed"
+            );
+        }
         Ok((old + excess) as u64)
     }
 }
@@ -711,6 +820,169 @@ mod tests {
             .map(|f| f.finding.id)
             .collect();
         assert_eq!(left, ["x3", "x2"]);
+    }
+
+    #[test]
+    fn the_size_bound_removes_low_findings_before_high_ones_and_counts_them() {
+        let path = temp_db("severity-bound");
+        let limits = StoreLimits {
+            retention: DEFAULT_RETENTION,
+            max_findings: 3,
+        };
+        let mut s = Store::open(&path, limits).unwrap();
+        let t = "Execution:Runtime/SuspiciousTool";
+        s.upsert(&finding("high", t, 8.0, "2026-11-27T00:00:00Z"), 1, None)
+            .unwrap();
+        s.upsert(&finding("crit", t, 9.5, "2026-11-27T00:00:01Z"), 1, None)
+            .unwrap();
+        for i in 0..6 {
+            let seen = format!("2026-11-27T01:00:0{i}Z");
+            s.upsert(&finding(&format!("low{i}"), t, 2.0, &seen), 1, None)
+                .unwrap();
+        }
+        let removed = s
+            .enforce_limits("2026-11-27T12:00:00Z".parse().unwrap())
+            .unwrap();
+        assert_eq!(removed, 5);
+        let mut left: Vec<String> = s
+            .list(&Filter::default())
+            .unwrap()
+            .into_iter()
+            .map(|f| f.finding.id)
+            .collect();
+        left.sort();
+        assert_eq!(left, ["crit", "high", "low5"]);
+        assert_eq!(s.stats().evicted, 5);
+    }
+
+    #[test]
+    fn retry_delay_doubles_and_is_capped() {
+        assert_eq!(retry_delay(1), Duration::from_millis(100));
+        assert_eq!(retry_delay(2), Duration::from_millis(200));
+        assert_eq!(retry_delay(5), Duration::from_millis(1600));
+        assert_eq!(retry_delay(40), Duration::from_secs(30));
+    }
+
+    /// A small tmpfs mounted for a test, unmounted when dropped.
+    struct SmallFs(PathBuf);
+
+    impl SmallFs {
+        fn mount(name: &str, size: &str) -> Self {
+            let dir =
+                std::env::temp_dir().join(format!("vigil-fullfs-{}-{name}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let status = std::process::Command::new("mount")
+                .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+                .arg(&dir)
+                .status()
+                .unwrap();
+            assert!(status.success(), "mount a tmpfs on {}", dir.display());
+            Self(dir)
+        }
+
+        /// Fills the filesystem with one file until it is full.
+        fn fill(&self) -> PathBuf {
+            use std::io::Write;
+            let filler = self.0.join("filler");
+            let mut f = std::fs::File::create(&filler).unwrap();
+            let block = vec![0u8; 4096];
+            while f.write_all(&block).is_ok() {}
+            filler
+        }
+    }
+
+    impl Drop for SmallFs {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn a_full_disk_loses_no_finding_and_writes_them_all_once_there_is_room() {
+        if !crate::collector::root_or_skip(
+            "a_full_disk_loses_no_finding_and_writes_them_all_once_there_is_room (mounts a tmpfs)",
+        ) {
+            return;
+        }
+        let fs = SmallFs::mount("store", "2m");
+        let path = fs.0.join("findings.db");
+        let mut s = Store::open(&path, StoreLimits::default()).unwrap();
+        s.upsert(
+            &finding(
+                "before",
+                "Execution:Runtime/SuspiciousTool",
+                5.0,
+                "2026-11-27T00:00:00Z",
+            ),
+            1,
+            None,
+        )
+        .unwrap();
+        s.flush().unwrap();
+        let filler = fs.fill();
+        let long = "d".repeat(4000);
+        let mut failures = 0;
+        for i in 0..100 {
+            let mut f = finding(
+                &format!("f{i:03}"),
+                "Execution:Runtime/SuspiciousTool",
+                5.0,
+                "2026-11-27T01:00:00Z",
+            );
+            f.description = long.clone();
+            if s.upsert(&f, 1, None).is_err() {
+                failures += 1;
+            }
+        }
+        assert!(s.flush().is_err(), "the disk is full");
+        assert!(failures >= 1 && s.stats().failed_flushes >= 1, "{failures}");
+        assert_eq!(s.pending_len(), 100, "every finding is still pending");
+        std::fs::remove_file(&filler).unwrap();
+        s.flush().unwrap();
+        assert_eq!(s.len().unwrap(), 101);
+        assert_eq!(s.stats().shed, 0);
+        drop(s);
+        let reopened = Store::open(&path, StoreLimits::default()).unwrap();
+        assert_eq!(reopened.len().unwrap(), 101);
+    }
+
+    #[test]
+    fn a_batch_that_cannot_be_written_is_bounded_by_shedding_the_least_severe() {
+        if !crate::collector::root_or_skip(
+            "a_batch_that_cannot_be_written_is_bounded_by_shedding_the_least_severe (mounts a tmpfs)",
+        ) {
+            return;
+        }
+        let fs = SmallFs::mount("shed", "2m");
+        let s = Store::open(&fs.0.join("findings.db"), StoreLimits::default()).unwrap();
+        let _filler = fs.fill();
+        {
+            let mut pending = s.pending.borrow_mut();
+            let mut add = |id: String, severity: f64| {
+                let f = finding(
+                    &id,
+                    "Execution:Runtime/SuspiciousTool",
+                    severity,
+                    "2026-11-27T01:00:00Z",
+                );
+                pending.insert(
+                    id,
+                    StoredFinding {
+                        finding: f,
+                        archived_by: None,
+                    },
+                );
+            };
+            add("critical".into(), 9.5);
+            for i in 0..MAX_PENDING + 10 {
+                add(format!("low{i}"), 2.0);
+            }
+        }
+        assert!(s.flush().is_err());
+        assert_eq!(s.pending_len(), MAX_PENDING);
+        assert_eq!(s.stats().shed, 11);
+        assert!(s.pending.borrow().contains_key("critical"));
     }
 
     #[test]

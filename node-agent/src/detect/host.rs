@@ -255,6 +255,11 @@ impl DetectionRunner {
         self.store_errors
     }
 
+    /// What the store gave up (failed flushes, shed, evicted, expired), when there is one.
+    pub fn store_stats(&self) -> Option<crate::store::StoreStats> {
+        self.store.as_ref().map(crate::store::Store::stats)
+    }
+
     /// Writes findings that have waited long enough in the store's batch (called by the run
     /// loop after every drain, events or not, so an idle host still gets them on disk).
     pub fn flush_if_due(&mut self) {
@@ -284,7 +289,14 @@ impl DetectionRunner {
                     {
                         tracing::warn!(%error, "cannot apply the findings store bounds");
                     }
-                    match store.upsert(&outcome.finding, 1, outcome.archived_by.as_deref()) {
+                    // Every occurrence this event stands for, the repeats the kernel counted
+                    // instead of sending included, reaches the stored count.
+                    let occurrences = super::occurrences(event);
+                    match store.upsert(
+                        &outcome.finding,
+                        occurrences,
+                        outcome.archived_by.as_deref(),
+                    ) {
                         Ok(up) => {
                             outcome.finding = up.stored.finding;
                             if outcome.archived_by.is_none() {

@@ -656,7 +656,7 @@ fn remembered_from_ref(p: &ProcessRef) -> Remembered {
 /// When the event happened (its `time`), or now for an event that does not say.
 /// How many occurrences one event stands for: a connect or accept record also carries the
 /// identical ones the kernel counted instead of sending (`NetInfo::repeats`).
-fn occurrences(event: &Event) -> u64 {
+pub(crate) fn occurrences(event: &Event) -> u64 {
     match event {
         Event::Connect(n) | Event::Accept(n) => 1 + u64::from(n.repeats),
         _ => 1,

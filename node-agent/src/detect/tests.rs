@@ -982,3 +982,33 @@ fn runner_reload_swaps_suppression_and_keeps_the_old_rules_on_error() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn repeats_counted_in_the_kernel_reach_the_stored_count() {
+    use super::host::{DetectionOptions, DetectionRunner};
+    let dir = std::env::temp_dir().join(format!("vigil-folded-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let options = DetectionOptions {
+        database: Some(dir.join("findings.db")),
+        ..DetectionOptions::default()
+    };
+    let with_repeats = |repeats| match connect(77, "127.66.0.1:443", None) {
+        Event::Connect(mut n) => {
+            n.repeats = repeats;
+            Event::Connect(n)
+        }
+        _ => unreachable!(),
+    };
+    let id = {
+        let mut runner = DetectionRunner::new(detector(), &options).unwrap();
+        let first = runner.on_event(&with_repeats(0), &NoLookup);
+        assert_eq!(first[0].finding.count, 1);
+        // One record standing for itself and 41 identical connects the kernel folded.
+        let second = runner.on_event(&with_repeats(41), &NoLookup);
+        assert_eq!(second[0].finding.count, 43, "the outcome carries the stored count");
+        second[0].finding.id.clone()
+    };
+    let store = crate::store::Store::open(&dir.join("findings.db"), Default::default()).unwrap();
+    assert_eq!(store.get(&id).unwrap().unwrap().finding.count, 43);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
