@@ -28,13 +28,22 @@ struct Patterns {
     token_shapes: Regex,
     /// A whole argument that names a secret-bearing option whose value is the next argument.
     secret_flag: Regex,
+    /// A bare secret-bearing name (`aws_secret_access_key`) whose value follows `set NAME`.
+    secret_name: Regex,
+    /// OpenSSL's `pass:secret` password source (`-pass`, `-passin`, `-passout`).
+    openssl_pass: Regex,
+    /// A PEM private key pasted into a command line.
+    private_key: Regex,
+    /// The programs' secret flags of [`SECRET_SHORT_FLAGS`] and [`LOGIN_P_FLAG`] inside one
+    /// string (a `sh -c` script): `redis-cli -a secret`, `docker login -p secret`.
+    script_flags: Vec<Regex>,
 }
 
 static PATTERNS: LazyLock<Option<Patterns>> = LazyLock::new(|| {
     Some(Patterns {
         auth_scheme: Regex::new(r"(?i)\b(bearer|basic|token)\s+[A-Za-z0-9._~+/=-]{6,}").ok()?,
         key_value: Regex::new(&format!(
-            r"(?i)([\w.-]*{SECRET_WORDS}[\w.-]*)([=:])([^\s&'\x22;]+)"
+            r"(?i)([\w.-]*{SECRET_WORDS}[\w.-]*)(=|:\s*)([^\s&'\x22;]+)"
         ))
         .ok()?,
         flag_space_value: Regex::new(&format!(
@@ -46,10 +55,25 @@ static PATTERNS: LazyLock<Option<Patterns>> = LazyLock::new(|| {
         mysql_password: Regex::new(r"(\b(?:mysql|mysqldump|mysqladmin|mariadb)\b[^|;&]*\s)-p(\S+)")
             .ok()?,
         token_shapes: Regex::new(
-            r"\b((AKIA|ASIA)[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{30,}|glpat-[A-Za-z0-9_-]{20,}|xox[abprs]-[A-Za-z0-9-]{10,}|eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}|sk-[A-Za-z0-9_-]{20,}|sk_live_[A-Za-z0-9]{16,})\b",
+            r"\b((AKIA|ASIA)[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{30,}|glpat-[A-Za-z0-9_-]{20,}|xox[abprs]-[A-Za-z0-9-]{10,}|eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}|sk-[A-Za-z0-9_-]{20,}|sk_live_[A-Za-z0-9]{16,}|hv[sbr]\.[A-Za-z0-9_-]{20,}|npm_[A-Za-z0-9]{30,}|AIza[0-9A-Za-z_-]{35})\b",
         )
         .ok()?,
         secret_flag: Regex::new(&format!(r"(?i)^--?[\w-]*{SECRET_WORDS}[\w-]*$")).ok()?,
+        secret_name: Regex::new(&format!(r"(?i)^[\w.-]*{SECRET_WORDS}[\w.-]*$")).ok()?,
+        openssl_pass: Regex::new(r"\bpass:(\S+)").ok()?,
+        private_key: Regex::new(
+            r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(-----END [A-Z ]*PRIVATE KEY-----|$)",
+        )
+        .ok()?,
+        script_flags: SECRET_SHORT_FLAGS
+            .iter()
+            .flat_map(|(program, flags)| flags.iter().map(move |f| (program.to_string(), *f)))
+            .chain(LOGIN_P_FLAG.iter().map(|p| (format!("{p}\\s+login"), "-p")))
+            .map(|(program, flag)| {
+                Regex::new(&format!(r"(\b{program}\b[^|;&\n]*\s{flag})\s+([^\s|;&]+)"))
+            })
+            .collect::<Result<_, _>>()
+            .ok()?,
     })
 });
 
@@ -57,6 +81,18 @@ static PATTERNS: LazyLock<Option<Patterns>> = LazyLock::new(|| {
 const PASSWORD_P_FLAG: &[&str] = &["mysql", "mysqldump", "mysqladmin", "mariadb", "sshpass"];
 /// Programs whose `-u` / `--user` value is `user:password`.
 const USER_PASSWORD_FLAG: &[&str] = &["curl", "wget"];
+/// Programs and the short flags whose next argument is a password or key.
+const SECRET_SHORT_FLAGS: &[(&str, &[&str])] = &[
+    ("redis-cli", &["-a"]),
+    ("openssl", &["-k", "-K"]),
+    ("sshpass", &["-p"]),
+    ("mongo", &["-p"]),
+    ("mongosh", &["-p"]),
+];
+/// Programs whose `login` subcommand takes the password after `-p`.
+const LOGIN_P_FLAG: &[&str] = &[
+    "docker", "podman", "buildah", "skopeo", "nerdctl", "helm", "oras",
+];
 
 /// Redacts one string (an argument, or a whole script given to `sh -c`).
 pub fn redact_text(text: &str) -> String {
@@ -65,7 +101,11 @@ pub fn redact_text(text: &str) -> String {
         // everything rather than leak.
         return REDACTED.to_owned();
     };
-    let text = p.token_shapes.replace_all(text, REDACTED);
+    let text = p.private_key.replace_all(text, REDACTED);
+    let text = p.token_shapes.replace_all(&text, REDACTED);
+    let text = p
+        .openssl_pass
+        .replace_all(&text, format!("pass:{REDACTED}").as_str());
     let text = p
         .auth_scheme
         .replace_all(&text, format!("${{1}} {REDACTED}").as_str());
@@ -78,6 +118,12 @@ pub fn redact_text(text: &str) -> String {
     let text = p
         .mysql_password
         .replace_all(&text, format!("${{1}}-p{REDACTED}").as_str());
+    let mut text = text.into_owned();
+    for flag in &p.script_flags {
+        text = flag
+            .replace_all(&text, format!("${{1}} {REDACTED}").as_str())
+            .into_owned();
+    }
     let text = p
         .flag_space_value
         .replace_all(&text, format!("${{1}} {REDACTED}").as_str());
@@ -101,6 +147,17 @@ pub fn redact_argv(argv: &[String]) -> Vec<String> {
         .unwrap_or("");
     let p_flag = PASSWORD_P_FLAG.contains(&program);
     let user_flag = USER_PASSWORD_FLAG.contains(&program);
+    let login_p_flag = LOGIN_P_FLAG.contains(&program) && argv.iter().any(|a| a == "login");
+    let short_flags = SECRET_SHORT_FLAGS
+        .iter()
+        .find(|(p, _)| *p == program)
+        .map_or(&[][..], |(_, flags)| *flags);
+    // `htpasswd -b FILE USER PASSWORD` (or `-nb USER PASSWORD`): the password is the last word.
+    let htpasswd_batch = program == "htpasswd"
+        && argv
+            .iter()
+            .skip(1)
+            .any(|a| a.starts_with('-') && !a.starts_with("--") && a.contains('b'));
     let mut out = Vec::with_capacity(argv.len());
     let mut hide_next = false;
     let mut user_next = false;
@@ -117,11 +174,22 @@ pub fn redact_argv(argv: &[String]) -> Vec<String> {
                 continue;
             }
         }
+        if i > 0 && htpasswd_batch && i == argv.len() - 1 && !arg.starts_with('-') {
+            out.push(REDACTED.to_owned());
+            continue;
+        }
         if i > 0 && p_flag && arg.len() > 2 && arg.starts_with("-p") && !arg.starts_with("--") {
             out.push(format!("-p{REDACTED}"));
             continue;
         }
-        if i > 0 && p_flag && program == "sshpass" && arg == "-p" {
+        let next_is_secret = short_flags.contains(&arg.as_str())
+            || (login_p_flag && arg == "-p")
+            || (i > 1
+                && argv[i - 1] == "set"
+                && PATTERNS
+                    .as_ref()
+                    .is_some_and(|p| p.secret_name.is_match(arg)));
+        if i > 0 && next_is_secret {
             out.push(arg.clone());
             hide_next = true;
             continue;
@@ -217,6 +285,121 @@ mod tests {
                 "ls -la /etc/passwd --color=auto",
             ),
             (&["nmap", "-p", "80", "127.0.0.1"], "nmap -p 80 127.0.0.1"),
+            (
+                &["curl", "-H", "X-Api-Key: 0123456789abcdef", "https://x"],
+                "curl -H X-Api-Key: [REDACTED] https://x",
+            ),
+            (
+                &["curl", "-H", "X-Auth-Token:abc123", "https://x"],
+                "curl -H X-Auth-Token:[REDACTED] https://x",
+            ),
+            (
+                &[
+                    "openssl",
+                    "enc",
+                    "-aes-256-cbc",
+                    "-pass",
+                    "pass:hunter2",
+                    "-in",
+                    "f",
+                ],
+                "openssl enc -aes-256-cbc -pass pass:[REDACTED] -in f",
+            ),
+            (
+                &[
+                    "openssl",
+                    "pkcs12",
+                    "-passin",
+                    "pass:hunter2",
+                    "-passout",
+                    "env:PW",
+                ],
+                "openssl pkcs12 -passin pass:[REDACTED] -passout env:PW",
+            ),
+            (
+                &["openssl", "enc", "-d", "-k", "hunter2", "-in", "f"],
+                "openssl enc -d -k [REDACTED] -in f",
+            ),
+            (
+                &[
+                    "docker", "login", "-u", "alice", "-p", "hunter2", "registry",
+                ],
+                "docker login -u alice -p [REDACTED] registry",
+            ),
+            (
+                &["docker", "login", "--password", "hunter2", "registry"],
+                "docker login --password [REDACTED] registry",
+            ),
+            (
+                &["docker", "run", "-p", "8080:80", "nginx"],
+                "docker run -p 8080:80 nginx",
+            ),
+            (
+                &["redis-cli", "-h", "db", "-a", "hunter2", "ping"],
+                "redis-cli -h db -a [REDACTED] ping",
+            ),
+            (
+                &["htpasswd", "-b", "/etc/nginx/htpasswd", "alice", "hunter2"],
+                "htpasswd -b /etc/nginx/htpasswd alice [REDACTED]",
+            ),
+            (
+                &["htpasswd", "-nb", "alice", "hunter2"],
+                "htpasswd -nb alice [REDACTED]",
+            ),
+            (
+                &["htpasswd", "-c", "/etc/nginx/htpasswd", "alice"],
+                "htpasswd -c /etc/nginx/htpasswd alice",
+            ),
+            (
+                &[
+                    "aws",
+                    "configure",
+                    "set",
+                    "aws_secret_access_key",
+                    "wJalrXUtnFEMI/K7MDENG",
+                ],
+                "aws configure set aws_secret_access_key [REDACTED]",
+            ),
+            (
+                &["aws", "configure", "set", "region", "eu-west-1"],
+                "aws configure set region eu-west-1",
+            ),
+            (
+                &["vault", "login", "hvs.CAESIJlU9JMYEhOPYv4KMVS5Wv2dbTk"],
+                "vault login [REDACTED]",
+            ),
+            (
+                &[
+                    "sh",
+                    "-c",
+                    "VAULT_TOKEN=hvs.abcdefghijklmnopqrstuvwx vault kv get x",
+                ],
+                "sh -c VAULT_TOKEN=[REDACTED] vault kv get x",
+            ),
+            (
+                &["mongosh", "-u", "admin", "-p", "hunter2"],
+                "mongosh -u admin -p [REDACTED]",
+            ),
+            (
+                &[
+                    "sh",
+                    "-c",
+                    "echo '-----BEGIN RSA PRIVATE KEY-----\nMIIEow\n-----END RSA PRIVATE KEY-----' > k",
+                ],
+                "sh -c echo '[REDACTED]' > k",
+            ),
+            (
+                &["sh", "-c", "redis-cli -a hunter2 ping"],
+                "sh -c redis-cli -a [REDACTED] ping",
+            ),
+            (
+                &[
+                    "bash",
+                    "-c",
+                    "docker login -u ci -p hunter2 reg && docker push x",
+                ],
+                "bash -c docker login -u ci -p [REDACTED] reg && docker push x",
+            ),
         ];
         for (input, want) in table {
             assert_eq!(redacted_command_line(&argv(input)), *want, "{input:?}");
