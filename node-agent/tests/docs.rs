@@ -113,6 +113,29 @@ fn the_default_configuration_table_matches_the_code() {
 }
 
 #[test]
+fn the_readme_counts_what_fires_by_default() {
+    let readme = repo_file("README.md");
+    let count = |want: fn(&coverage::DefaultStatus) -> bool| {
+        FindingType::ALL
+            .into_iter()
+            .filter(|&t| want(&coverage::default_status(t)))
+            .count()
+    };
+    let fires = count(|s| *s == coverage::DefaultStatus::Fires);
+    let list = count(|s| *s == coverage::DefaultStatus::NeedsList);
+    let kernel = count(|s| matches!(s, coverage::DefaultStatus::NeedsKernelFeature(_)));
+    // Line breaks do not matter.
+    let flat = readme.split_whitespace().collect::<Vec<_>>().join(" ");
+    let said = format!(
+        "Of the {} types, {fires} fire with the default configuration, {list} need a threat list",
+        FindingType::ALL.len()
+    );
+    assert!(flat.contains(&said), "README should say: {said}");
+    let said = format!("{kernel}, `KernelModuleLoaded`, needs a kernel");
+    assert!(flat.contains(&said), "README should say: {said}");
+}
+
+#[test]
 fn the_default_severity_table_matches_the_catalogue() {
     let doc = repo_file("docs/FINDINGS.md");
     let rows = table_after(&doc, "### Default severities, and where they come from");

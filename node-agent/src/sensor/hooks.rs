@@ -499,10 +499,12 @@ fn prepare(
             let cgroup = open_cgroup(cgroup2_root)?;
             for program in programs.iter() {
                 let prog: &mut CgroupSockAddr = program_mut(ebpf, program)?;
-                load_once!(prog);
+                if prog.fd().is_err() {
+                    prog.load().map_err(describe_cgroup)?;
+                }
                 if attach {
                     prog.attach(&cgroup, CgroupAttachMode::Single)
-                        .map_err(describe)?;
+                        .map_err(describe_cgroup)?;
                 }
             }
         }
@@ -512,14 +514,31 @@ fn prepare(
         } => {
             let cgroup = open_cgroup(cgroup2_root)?;
             let prog: &mut CgroupSkb = program_mut(ebpf, program)?;
-            load_once!(prog);
+            if prog.fd().is_err() {
+                prog.load().map_err(describe_cgroup)?;
+            }
             if attach {
                 prog.attach(&cgroup, *kind, CgroupAttachMode::Single)
-                    .map_err(describe)?;
+                    .map_err(describe_cgroup)?;
             }
         }
     }
     Ok(())
+}
+
+/// [`describe`] for the cgroup programs, naming the capability the kernel wants for them: it
+/// loads and attaches cgroup network programs only for CAP_NET_ADMIN (or CAP_SYS_ADMIN), which
+/// CAP_BPF and CAP_PERFMON do not imply.
+fn describe_cgroup(error: ProgramError) -> String {
+    with_cgroup_hint(describe(error))
+}
+
+fn with_cgroup_hint(reason: String) -> String {
+    if reason.contains("Operation not permitted") {
+        format!("{reason} (cgroup network programs need CAP_NET_ADMIN)")
+    } else {
+        reason
+    }
 }
 
 /// Whether tracefs lists the tracepoint (tracefs is mounted by start-up when it was missing).
@@ -633,5 +652,19 @@ mod tests {
         };
         assert!(status.is_permission_error());
         assert!(status.to_string().starts_with("exec failed: "));
+    }
+
+    #[test]
+    fn a_refused_cgroup_program_names_cap_net_admin() {
+        let text = describe_cgroup(ProgramError::LoadError {
+            io_error: std::io::Error::from_raw_os_error(libc::EPERM),
+            verifier_log: aya_obj::VerifierLog::new(String::new()),
+        });
+        assert!(
+            text.ends_with("(cgroup network programs need CAP_NET_ADMIN)"),
+            "{text}"
+        );
+        let other = with_cgroup_hint("cannot open /sys/fs/cgroup: No such file".into());
+        assert!(!other.contains("CAP_NET_ADMIN"), "{other}");
     }
 }

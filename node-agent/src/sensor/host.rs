@@ -16,13 +16,25 @@ pub const TRACEFS: &str = "/sys/kernel/tracing";
 pub enum HostError {
     /// tracefs is not mounted and mounting it failed.
     #[error(
-        "tracefs is not mounted at {TRACEFS} and mounting it failed ({source}); the syscall \
-         sensors (connect, accept) need it. Mount it yourself with \
-         `mount -t tracefs nodev {TRACEFS}`, or in a container give the agent \
+        "tracefs is not mounted at {TRACEFS} and mounting it failed ({source}); the sensors on \
+         syscall tracepoints (connect, accept, files, kernel activity) need it. Mount it \
+         yourself with `mount -t tracefs nodev {TRACEFS}`, or in a container give the agent \
          CAP_SYS_ADMIN or a host mount of {TRACEFS}."
     )]
     Tracefs {
         /// The mount(2) error.
+        #[source]
+        source: io::Error,
+    },
+    /// tracefs is mounted, but this process may not look inside it (it is root's, mode 0700).
+    #[error(
+        "tracefs at {TRACEFS} cannot be read ({source}): it is mounted, but only root may look \
+         inside it, and the sensors on syscall tracepoints (connect, accept, files, kernel \
+         activity) find their tracepoints there. Run the agent as root, or grant it \
+         CAP_DAC_READ_SEARCH (docs/SENSORS.md, \"Privileges\")."
+    )]
+    TracefsUnreadable {
+        /// The error of looking inside.
         #[source]
         source: io::Error,
     },
@@ -89,8 +101,13 @@ pub fn raise_memlock() -> Option<String> {
 
 /// Mounts tracefs at [`TRACEFS`] when it is not there. Returns whether this call mounted it.
 pub fn ensure_tracefs() -> Result<bool, HostError> {
-    if Path::new(TRACEFS).join("events").is_dir() {
-        return Ok(false);
+    match fs::metadata(Path::new(TRACEFS).join("events")) {
+        Ok(m) if m.is_dir() => return Ok(false),
+        // Mounted but closed to this process: mounting again would only fail, and confuse.
+        Err(source) if source.kind() == io::ErrorKind::PermissionDenied => {
+            return Err(HostError::TracefsUnreadable { source });
+        }
+        _ => {}
     }
     // Older set-ups expose it under debugfs only.
     if Path::new("/sys/kernel/debug/tracing/events").is_dir() {

@@ -68,10 +68,12 @@ impl Default for SensorOptions {
 pub enum SensorError {
     /// Loading eBPF needs privileges the process lacks.
     #[error(
-        "Vigil cannot load eBPF programs: the process runs as uid {euid} without CAP_BPF, \
-         CAP_PERFMON or CAP_SYS_ADMIN ({detail}). Run the agent as root (sudo node-agent run), \
-         or grant it CAP_BPF, CAP_PERFMON, CAP_SYS_RESOURCE and CAP_DAC_READ_SEARCH (and \
-         CAP_SYS_ADMIN for the cgroup network hooks)."
+        "Vigil cannot load eBPF programs: the process runs as uid {euid} without CAP_BPF and \
+         CAP_PERFMON (or CAP_SYS_ADMIN) ({detail}). Run the agent as root (sudo node-agent \
+         run), or grant it CAP_BPF and CAP_PERFMON to load its programs, CAP_NET_ADMIN for the \
+         DNS hooks, CAP_DAC_READ_SEARCH to read tracefs and CAP_SYS_PTRACE to read other \
+         users' /proc entries (CAP_SYS_RESOURCE only on kernels before 5.11); docs/SENSORS.md \
+         (\"Privileges\") has the table."
     )]
     NotPermitted {
         /// The effective uid.
