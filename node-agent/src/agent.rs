@@ -395,8 +395,13 @@ pub fn write_event<W: Write>(
     }
 }
 
-/// One readable line for an event.
+/// One readable line for an event, control characters escaped (the workload chooses `comm`,
+/// arguments and paths).
 pub fn text_line(event: &Event) -> String {
+    report::escape_controls(&event_line(event)).into_owned()
+}
+
+fn event_line(event: &Event) -> String {
     let p = event.process();
     let who = format!(
         "pid={} ppid={} uid={} comm={}",

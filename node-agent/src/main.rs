@@ -19,9 +19,10 @@ use node_agent::{
     about = "Vigil runtime threat detection agent"
 )]
 struct Cli {
-    /// Log format on stderr (the filter comes from RUST_LOG, default `info`).
-    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
-    log_format: LogFormat,
+    /// Log format on stderr (the filter comes from RUST_LOG, default `info`); default `json` in
+    /// cluster mode, where logs go to a collector, and `text` elsewhere.
+    #[arg(long, value_enum, global = true)]
+    log_format: Option<LogFormat>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -109,9 +110,14 @@ struct DetectionArgs {
     /// Do not run detection (events only).
     #[arg(long)]
     no_detection: bool,
-    /// Print new findings on stdout instead of events.
+    /// Print new findings on stdout instead of events (always so in cluster mode, unless
+    /// --print-events).
     #[arg(long)]
     findings_only: bool,
+    /// Cluster mode: print every event on stdout too. Off by default there: the container log
+    /// would then hold every command line of the node, unredacted.
+    #[arg(long, conflicts_with = "findings_only")]
+    print_events: bool,
     /// The findings database.
     #[arg(long, default_value = store::DEFAULT_PATH)]
     db: PathBuf,
@@ -301,11 +307,16 @@ fn init_logging(format: LogFormat) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
     // `node-agent` alone is `node-agent run` with the defaults.
     let command = cli
         .command
         .or_else(|| Cli::parse_from(["node-agent", "run"]).command);
+    let in_cluster = matches!(&command, Some(Command::Run(args)) if args.cluster.kubernetes());
+    init_logging(cli.log_format.unwrap_or(if in_cluster {
+        LogFormat::Json
+    } else {
+        LogFormat::Text
+    }));
     match command {
         Some(Command::Probe(args)) => probe(&args),
         Some(Command::Run(args)) => run(&args),
@@ -355,7 +366,9 @@ fn run(args: &RunArgs) -> ExitCode {
         proc_root: args.proc_root.clone(),
         cgroup_root: args.cgroup_root.clone(),
         detection: args.detection.options(),
-        findings_only: args.detection.findings_only,
+        // In a cluster, stdout is the container log: findings (redacted) only, unless asked.
+        findings_only: args.detection.findings_only
+            || (args.cluster.kubernetes() && !args.detection.print_events),
     };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -6,8 +6,9 @@
 //! - Repeats of a published finding are coalesced: the object is re-applied with the latest
 //!   `count` and `eventLastSeen` at most once per publishing frequency.
 //! - Per-node caps bound new objects and Events per minute. A new finding over its cap waits
-//!   (counted, logged) and is published, oldest first, as soon as the cap allows; an Event over
-//!   its cap is counted and dropped (the finding object still tells).
+//!   (counted, logged) and is published, most severe first and oldest first among equals, as
+//!   soon as the cap allows: a Critical finding goes out at the next free slot behind any number
+//!   of Low ones. An Event over its cap is counted and dropped (the finding object still tells).
 //! - Archived findings are applied with the suppression rule that archived them, and never
 //!   announced.
 //!
@@ -17,6 +18,7 @@
 //! detectors put node Events too.
 
 use std::{
+    cmp::Reverse,
     collections::{BTreeMap, HashMap, VecDeque},
     fmt::Write as _,
     time::{Duration, Instant},
@@ -221,6 +223,8 @@ type Key = (String, String);
 struct Tracked {
     /// Order of first appearance.
     seq: u64,
+    /// Severity rank when first seen (Low 0 .. Critical 3): the order of the waiting queue.
+    rank: u8,
     /// The latest finding not yet published; `None` once published (repeats bring it back).
     pending: Option<Finding>,
     /// Suppression rule and time of archival, sticky (the detector reports the rule once).
@@ -263,8 +267,8 @@ impl Window {
 pub struct Publisher {
     config: PublishConfig,
     tracked: HashMap<Key, Tracked>,
-    /// Never-published findings waiting for the cap, by first appearance.
-    waiting: BTreeMap<u64, Key>,
+    /// Never-published findings waiting for the cap: most severe first, then by first appearance.
+    waiting: BTreeMap<(Reverse<u8>, u64), Key>,
     /// Published findings with a pending update, by when it may go out.
     scheduled: BTreeMap<(Instant, u64), Key>,
     findings_window: Window,
@@ -357,6 +361,7 @@ impl Publisher {
         let seq = self.next_seq;
         let t = self.tracked.entry(key.clone()).or_insert_with(|| Tracked {
             seq,
+            rank: severity_rank(finding.severity_label),
             pending: None,
             archived: None,
             published: None,
@@ -378,7 +383,7 @@ impl Publisher {
         {
             t.archived = Some((rule.to_owned(), finding.updated_at.clone()));
         }
-        let (seq, published) = (t.seq, t.published);
+        let (seq, rank, published) = (t.seq, t.rank, t.published);
         match published {
             None => {
                 if self.waiting.is_empty()
@@ -388,7 +393,7 @@ impl Publisher {
                 {
                     actions.extend(self.publish_first(&key, now));
                 } else if let std::collections::btree_map::Entry::Vacant(slot) =
-                    self.waiting.entry(seq)
+                    self.waiting.entry((Reverse(rank), seq))
                 {
                     slot.insert(key);
                     self.stats.over_cap_findings += 1;
@@ -455,7 +460,7 @@ impl Publisher {
         self.tracked.len()
     }
 
-    /// Publishes waiting findings, oldest first, while the cap allows.
+    /// Publishes waiting findings, most severe first, while the cap allows.
     fn release_waiting(&mut self, now: Instant) -> Vec<Action> {
         let mut actions = Vec::new();
         while let Some(entry) = self.waiting.first_entry() {
@@ -566,23 +571,24 @@ impl Publisher {
         if self.tracked.len() <= self.max_tracked {
             return;
         }
-        // Down to 7/8 of the limit, so the sort is paid once per many insertions.
+        // Down to 7/8 of the limit, so the sort is paid once per many insertions. Idle ones go
+        // first, then among those with something pending the least severe.
         let target = self.max_tracked - self.max_tracked / 8;
-        let mut order: Vec<(bool, Instant, u64, Key)> = self
+        let mut order: Vec<(bool, u8, Instant, u64, Key)> = self
             .tracked
             .iter()
-            .map(|(k, t)| (t.pending.is_some(), t.last_seen, t.seq, k.clone()))
+            .map(|(k, t)| (t.pending.is_some(), t.rank, t.last_seen, t.seq, k.clone()))
             .collect();
         order.sort();
         let excess = self.tracked.len().saturating_sub(target);
         let mut forgotten = 0;
-        for (pending, _, seq, key) in order.into_iter().take(excess) {
+        for (pending, rank, _, seq, key) in order.into_iter().take(excess) {
             if let Some(t) = self.tracked.remove(&key) {
                 if let Some(p) = t.published {
                     self.scheduled
                         .remove(&(p + self.config.publishing_frequency, seq));
                 }
-                self.waiting.remove(&seq);
+                self.waiting.remove(&(Reverse(rank), seq));
             }
             if pending {
                 forgotten += 1;
@@ -598,6 +604,16 @@ impl Publisher {
             );
         }
         self.stats.waiting = self.waiting.len() as u64;
+    }
+}
+
+/// Low 0, Medium 1, High 2, Critical 3.
+pub fn severity_rank(label: SeverityLabel) -> u8 {
+    match label {
+        SeverityLabel::Low => 0,
+        SeverityLabel::Medium => 1,
+        SeverityLabel::High => 2,
+        SeverityLabel::Critical => 3,
     }
 }
 
@@ -1140,6 +1156,35 @@ pub(crate) mod tests {
             summary(&p.due(t0 + MIN * 2)),
             ["A vigil-system/finding-c 1"]
         );
+    }
+
+    #[test]
+    fn a_critical_finding_goes_out_at_the_next_free_slot_behind_any_number_of_low_ones() {
+        let mut p = Publisher::new(PublishConfig {
+            max_new_findings_per_minute: 120,
+            ..config()
+        });
+        let t0 = Instant::now();
+        for i in 0..6_000 {
+            p.on_finding(&finding(&format!("low{i}"), 2.0, None), true, None, t0);
+        }
+        assert_eq!(p.stats().waiting, 6_000 - 120);
+        let critical = finding("critical", 9.5, None);
+        assert!(
+            p.on_finding(&critical, true, None, t0).is_empty(),
+            "the cap is used up"
+        );
+        // The first slot to free up goes to the Critical finding, with its Event.
+        let next = p.due(t0 + MIN);
+        assert_eq!(
+            summary(&next[..2]),
+            [
+                "A vigil-system/finding-critical 1",
+                "E default ExecutionRuntimeNewBinaryExecuted Node/node-a"
+            ]
+        );
+        // The Low ones follow, oldest first.
+        assert_eq!(summary(&next[2..3]), ["A vigil-system/finding-low120 1"]);
     }
 
     #[test]

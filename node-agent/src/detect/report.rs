@@ -1,12 +1,56 @@
 //! How findings are shown on a terminal: one line per finding for lists and the agent's
 //! output, and a full view with the process lineage as a tree for `findings show`.
 
-use std::fmt::Write as _;
+use std::{borrow::Cow, fmt::Write as _};
 
 use vigil_crds::finding::Finding;
 
-/// One readable line: time, severity, type, count, resource, process, id.
+/// `s` with every control character, and the bidirectional overrides a terminal obeys, written
+/// as an escape (`\u{1b}`), so a process name, argument or path the workload chose cannot move
+/// the cursor, recolour the terminal, hide text or fake a line of output.
+pub fn escape_controls(s: &str) -> Cow<'_, str> {
+    let unsafe_char =
+        |c: char| c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    if !s.chars().any(unsafe_char) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if unsafe_char(c) {
+            let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// The finding with every string escaped for a terminal (see [`escape_controls`]).
+fn for_terminal(f: &Finding) -> Option<Finding> {
+    fn walk(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::String(s) => {
+                if let Cow::Owned(escaped) = escape_controls(s) {
+                    *s = escaped;
+                }
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(walk),
+            serde_json::Value::Object(map) => map.values_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    let mut value = serde_json::to_value(f).ok()?;
+    walk(&mut value);
+    serde_json::from_value(value).ok()
+}
+
+/// One readable line: time, severity, type, count, resource, process, id; control characters
+/// escaped.
 pub fn text_line(f: &Finding) -> String {
+    escape_controls(&line(f)).into_owned()
+}
+
+fn line(f: &Finding) -> String {
     let process = f
         .process
         .as_ref()
@@ -43,6 +87,13 @@ pub fn no_findings_text(stored: u64, archived: u64, archived_filter: Option<bool
 /// The whole finding, readable, with the lineage drawn as a tree (init at the top, the acting
 /// process at the bottom).
 pub fn show_text(f: &Finding, archived_by: Option<&str>) -> String {
+    let Some(escaped) = for_terminal(f) else {
+        // Cannot happen for a finding that serialises; never print it unescaped.
+        return escape_controls(&line(f)).into_owned();
+    };
+    let f = &escaped;
+    let archived_by = archived_by.map(escape_controls);
+    let archived_by = archived_by.as_deref();
     let mut out = String::new();
     let _ = writeln!(out, "{}  {}", f.finding_type, f.id);
     let _ = writeln!(out, "  {}", f.title);
@@ -154,7 +205,40 @@ fn branch(depth: usize) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::no_findings_text;
+    use super::{escape_controls, no_findings_text, show_text, text_line};
+
+    #[test]
+    fn finding_views_escape_what_the_workload_chose() {
+        let f: vigil_crds::finding::Finding = serde_json::from_value(serde_json::json!({
+            "id": "abc", "schemaVersion": "1.0", "type": "Execution:Runtime/SuspiciousTool",
+            "title": "tool\u{1b}]0;owned\u{7}", "description": "line one\nline two",
+            "severity": 5.0, "severityLabel": "Medium",
+            "createdAt": "2026-12-04T00:00:00Z", "updatedAt": "2026-12-04T00:00:00Z",
+            "resource": {"displayName": "host\r\u{1b}[2K", "host": {"hostname": "h"}},
+            "resourceRole": "ACTOR", "count": 1,
+            "eventFirstSeen": "2026-12-04T00:00:00Z", "eventLastSeen": "2026-12-04T00:00:00Z"
+        }))
+        .unwrap();
+        let shown = show_text(&f, Some("rule\u{1b}"));
+        assert!(
+            !shown.contains('\u{1b}') && !shown.contains('\r') && !shown.contains('\u{7}'),
+            "{shown}"
+        );
+        assert!(shown.contains("line one\\u{a}line two"), "{shown}");
+        let line = text_line(&f);
+        assert!(!line.chars().any(char::is_control), "{line}");
+        assert!(line.contains("host\\u{d}\\u{1b}[2K"), "{line}");
+    }
+
+    #[test]
+    fn control_characters_are_escaped_for_a_terminal() {
+        assert_eq!(escape_controls("bash"), "bash");
+        assert_eq!(
+            escape_controls("x\u{1b}[2J\nfake line\r\u{7}\u{202e}gpj.exe"),
+            "x\\u{1b}[2J\\u{a}fake line\\u{d}\\u{7}\\u{202e}gpj.exe"
+        );
+        assert_eq!(escape_controls("résumé ✓"), "résumé ✓");
+    }
 
     #[test]
     fn an_empty_listing_says_so_and_counts_what_is_archived() {
