@@ -17,7 +17,9 @@ const USAGE: &str = "usage: vigil-trigger <action> [args]
   accept ADDR:PORT               listen, print the bound address, accept one connection
   unix-connect PATH              connect to a unix stream socket
   dns-query SERVER:PORT NAME [--tcp]   send one A query, print the answer's rcode and addresses
-  dns-server ADDR:PORT IP        answer A queries with IP, NXDOMAIN for names starting nx-
+  dns-server ADDR:PORT IP [--cname TARGET]   answer A queries with IP (through a CNAME to
+                                 TARGET when given), NXDOMAIN for names starting nx-
+  dns-server ADDR:PORT nxdomain  answer NXDOMAIN to every query
   exec-storm SECONDS WORKERS     fork+exec /bin/true in a loop; prints execs/s
   connect-storm ADDR:PORT SECONDS  TCP connect+close in a loop to a listener; prints connects/s
   connect-repeat ADDR:PORT N PAUSE_MS  N TCP connects in a row, a pause, then one more; prints ok
@@ -75,9 +77,17 @@ fn main() -> ExitCode {
         ["dns-query", server, name, "--tcp"] => {
             parse(server).and_then(|s| dns_query(s, name, true))
         }
+        ["dns-server", addr, "nxdomain"] => {
+            parse(addr).and_then(|a| dns_server(a, Answer::NxDomain))
+        }
         ["dns-server", addr, ip] => parse(addr).and_then(|a| {
             let ip: Ipv4Addr = ip.parse().map_err(|e| invalid(format!("{ip}: {e}")))?;
-            dns_server(a, ip)
+            dns_server(a, Answer::Address { ip, cname: None })
+        }),
+        ["dns-server", addr, ip, "--cname", target] => parse(addr).and_then(|a| {
+            let ip: Ipv4Addr = ip.parse().map_err(|e| invalid(format!("{ip}: {e}")))?;
+            let cname = Some((*target).to_owned());
+            dns_server(a, Answer::Address { ip, cname })
         }),
         ["exec-storm", seconds, workers] => {
             let seconds = number(seconds);
@@ -259,8 +269,28 @@ fn dns_query(server: SocketAddr, name: &str, tcp: bool) -> io::Result<()> {
     Ok(())
 }
 
-/// Builds the answer to `query` (a single question): A `ip`, or NXDOMAIN for `nx-*` names.
-fn answer_bytes(query: &[u8], ip: Ipv4Addr) -> Option<Vec<u8>> {
+/// What `dns-server` answers.
+#[derive(Clone)]
+enum Answer {
+    /// A record `ip` (after a CNAME to `cname` when set); NXDOMAIN for `nx-*` names.
+    Address { ip: Ipv4Addr, cname: Option<String> },
+    /// NXDOMAIN to every name.
+    NxDomain,
+}
+
+/// A name in DNS wire format (no compression).
+fn name_bytes(name: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(name.len() + 2);
+    for label in name.trim_end_matches('.').split('.') {
+        out.push(label.len() as u8);
+        out.extend_from_slice(label.as_bytes());
+    }
+    out.push(0);
+    out
+}
+
+/// Builds the answer to `query` (a single question).
+fn answer_bytes(query: &[u8], answer: &Answer) -> Option<Vec<u8>> {
     if query.len() < 12 {
         return None;
     }
@@ -277,37 +307,54 @@ fn answer_bytes(query: &[u8], ip: Ipv4Addr) -> Option<Vec<u8>> {
     }
     let question_end = end + 5;
     let question = query.get(12..question_end)?;
-    let nx = first_label.starts_with(b"nx-");
-    let mut out = Vec::with_capacity(question_end + 16);
+    let (ip, cname) = match answer {
+        Answer::Address { ip, cname } if !first_label.starts_with(b"nx-") => (Some(*ip), cname),
+        _ => (None, &None),
+    };
+    let records = u8::from(ip.is_some()) + u8::from(ip.is_some() && cname.is_some());
+    let mut out = Vec::with_capacity(question_end + 64);
     out.extend_from_slice(&query[..2]);
     out.extend_from_slice(&[
         0x81,
-        if nx { 0x83 } else { 0x80 },
+        if ip.is_none() { 0x83 } else { 0x80 },
         0,
         1,
         0,
-        if nx { 0 } else { 1 },
+        records,
         0,
         0,
         0,
         0,
     ]);
     out.extend_from_slice(question);
-    if !nx {
-        out.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4]);
+    if let Some(ip) = ip {
+        // The A record's owner: the question (a pointer to it), or the CNAME's target.
+        let owner = match cname {
+            Some(target) => {
+                let target = name_bytes(target);
+                out.extend_from_slice(&[0xc0, 0x0c, 0, 5, 0, 1, 0, 0, 0, 60]);
+                out.extend_from_slice(&(target.len() as u16).to_be_bytes());
+                out.extend_from_slice(&target);
+                target
+            }
+            None => vec![0xc0, 0x0c],
+        };
+        out.extend_from_slice(&owner);
+        out.extend_from_slice(&[0, 1, 0, 1, 0, 0, 0, 60, 0, 4]);
         out.extend_from_slice(&ip.octets());
     }
     Some(out)
 }
 
-fn dns_server(addr: SocketAddr, ip: Ipv4Addr) -> io::Result<()> {
+fn dns_server(addr: SocketAddr, answer: Answer) -> io::Result<()> {
     let udp = UdpSocket::bind(addr)?;
     let tcp = TcpListener::bind(addr)?;
     println!("ready");
     io::stdout().flush()?;
+    let for_tcp = answer.clone();
     std::thread::spawn(move || {
         for stream in tcp.incoming().flatten() {
-            let _ = serve_tcp(stream, ip);
+            let _ = serve_tcp(stream, &for_tcp);
         }
     });
     // Stop when the parent closes our stdin, so no server outlives its test.
@@ -319,20 +366,20 @@ fn dns_server(addr: SocketAddr, ip: Ipv4Addr) -> io::Result<()> {
     let mut buf = [0u8; 512];
     loop {
         let (n, peer) = udp.recv_from(&mut buf)?;
-        if let Some(answer) = answer_bytes(&buf[..n], ip) {
-            udp.send_to(&answer, peer)?;
+        if let Some(reply) = answer_bytes(&buf[..n], &answer) {
+            udp.send_to(&reply, peer)?;
         }
     }
 }
 
-fn serve_tcp(mut stream: TcpStream, ip: Ipv4Addr) -> io::Result<()> {
+fn serve_tcp(mut stream: TcpStream, answer: &Answer) -> io::Result<()> {
     let mut len = [0u8; 2];
     stream.read_exact(&mut len)?;
     let mut query = vec![0u8; u16::from_be_bytes(len) as usize];
     stream.read_exact(&mut query)?;
-    if let Some(answer) = answer_bytes(&query, ip) {
-        let mut framed = (answer.len() as u16).to_be_bytes().to_vec();
-        framed.extend_from_slice(&answer);
+    if let Some(reply) = answer_bytes(&query, answer) {
+        let mut framed = (reply.len() as u16).to_be_bytes().to_vec();
+        framed.extend_from_slice(&reply);
         stream.write_all(&framed)?;
     }
     Ok(())

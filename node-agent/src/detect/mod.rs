@@ -114,9 +114,15 @@ pub struct DetectorConfig {
     pub host: HostDetails,
     /// `/proc/sys/kernel/random/boot_id`, for process uuids of looked-up processes.
     pub boot_id: String,
-    /// Distinct DGA-looking names one process must query before a DGA finding (one odd name is
-    /// noise; malware walks a list of them).
-    pub dga_names_per_process: usize,
+    /// Distinct DGA-looking names one process must query, answered NXDOMAIN, within
+    /// `dga_window` before a DGA finding (one odd name is noise; malware walks a list of them,
+    /// most of them unregistered).
+    pub dga_nxdomain_names: usize,
+    /// Distinct DGA-looking names within `dga_window` that raise the finding whatever the
+    /// answers said (generators whose names resolve, answers not seen).
+    pub dga_names_any_answer: usize,
+    /// How far back a process's DGA-looking names count.
+    pub dga_window: std::time::Duration,
     /// Findings kept in memory for aggregation; the oldest are forgotten beyond this (the
     /// store still merges them by id).
     pub max_aggregates: usize,
@@ -131,7 +137,9 @@ impl Default for DetectorConfig {
         Self {
             host: HostDetails::default(),
             boot_id: String::new(),
-            dga_names_per_process: 3,
+            dga_nxdomain_names: 3,
+            dga_names_any_answer: 10,
+            dga_window: std::time::Duration::from_secs(600),
             max_aggregates: 4_096,
             max_processes: 32_768,
             users: HashMap::new(),
@@ -219,7 +227,7 @@ pub struct Detector {
     parents: HashMap<u32, u32>,
     aggregates: HashMap<String, Finding>,
     aggregate_order: VecDeque<String>,
-    dga_hits: HashMap<u32, (u64, Vec<String>)>,
+    dns: reputation::DnsMemory,
     answers: HashMap<IpAddr, String>,
     stats: DetectorStats,
     enricher: Option<ResourceEnricher>,
@@ -264,7 +272,7 @@ impl Detector {
             parents: HashMap::new(),
             aggregates: HashMap::new(),
             aggregate_order: VecDeque::new(),
-            dga_hits: HashMap::new(),
+            dns: reputation::DnsMemory::default(),
             answers: HashMap::new(),
             stats: DetectorStats::default(),
             enricher: None,
@@ -340,7 +348,7 @@ impl Detector {
             Event::Exit(x) => {
                 // A process' events all come before its exit: forget it, so the tables hold
                 // live processes only.
-                self.dga_hits.remove(&x.process.pid);
+                self.dns.forget(x.process.pid);
                 self.parents.remove(&x.process.pid);
                 if self
                     .procs

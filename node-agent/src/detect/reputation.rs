@@ -2,9 +2,12 @@
 //! names, and names that resolve to the instance metadata address.
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, BTreeSet, HashMap},
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
+    path::PathBuf,
 };
+
+use k8s_openapi::jiff::Timestamp;
 
 use vigil_crds::finding::{
     ConnectionDirection, DnsAction, NetworkAction, ResourceRole, RuntimeContext,
@@ -13,7 +16,7 @@ use vigil_crds::finding::{
 use vigil_detection::FindingType;
 
 use super::{Candidate, Detector, ProcessLookup};
-use crate::event::{DnsInfo, NetInfo};
+use crate::event::{DnsInfo, NetInfo, ProcessRef};
 
 /// The instance metadata service addresses (AWS IPv4 and IPv6; GCP, Azure and others use the
 /// IPv4 one too).
@@ -38,13 +41,16 @@ const ACCEPT_TYPES: &[FindingType] = &[FindingType::UnauthorizedAccessTorRelay];
 /// Most DNS answers remembered for naming the remote end of later connections.
 const MAX_ANSWERS: usize = 8_192;
 
-/// Names never scored for DGA: reverse lookups, local and service-discovery names.
+/// Names never scored for DGA: reverse lookups, local and service-discovery names, and
+/// internationalised names (a punycode label, `xn--...`, is an encoding of what a person chose:
+/// its characters look random to a model of ASCII labels whatever the name says).
 fn dga_exempt(name: &str) -> bool {
     name.ends_with(".arpa")
         || name.ends_with(".local")
         || name.ends_with(".internal")
         || name.ends_with(".localdomain")
         || name.contains('_')
+        || vigil_detection::dga::registrable_label(name).is_some_and(|l| l.starts_with("xn--"))
         || name.parse::<IpAddr>().is_ok()
 }
 
@@ -212,6 +218,123 @@ fn check_net(
         .collect()
 }
 
+/// How long after a process asked for a name another process's query for the same name counts
+/// as forwarding it (a resolver asks upstream within milliseconds; retries take seconds).
+const FORWARD_WINDOW_MS: i64 = 10_000;
+
+/// Names remembered with the process that last asked for them (for recognising forwarding).
+const MAX_ASKED: usize = 16_384;
+
+/// DGA-flagged names remembered per process (the newest are kept).
+const MAX_DGA_NAMES: usize = 32;
+
+/// What the DNS checks remember between messages: DGA-flagged names per process, who asked
+/// for which name a moment ago, and the processes recognised as local caching resolvers.
+#[derive(Debug, Default)]
+pub(crate) struct DnsMemory {
+    dga: HashMap<u32, DgaProcess>,
+    asked: HashMap<String, Asker>,
+    /// Local resolvers: pid -> start time.
+    resolvers: HashMap<u32, u64>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Asker {
+    pid: u32,
+    ms: i64,
+}
+
+/// Names one process queried that the DGA model flags, within the window.
+#[derive(Debug)]
+struct DgaProcess {
+    start_time_ns: u64,
+    names: Vec<FlaggedName>,
+}
+
+#[derive(Debug)]
+struct FlaggedName {
+    name: String,
+    /// When it was first queried (ms, wall clock of the message).
+    first_ms: i64,
+    /// An answer said the name does not exist.
+    nxdomain: bool,
+}
+
+impl DnsMemory {
+    /// Forgets an exited process.
+    pub(crate) fn forget(&mut self, pid: u32) {
+        self.dga.remove(&pid);
+        self.resolvers.remove(&pid);
+    }
+
+    fn is_resolver(&self, p: &ProcessRef) -> bool {
+        self.resolvers.get(&p.pid) == Some(&p.start_time_ns)
+    }
+
+    /// Whether a process other than `pid` asked for `name` within the forwarding window.
+    fn asked_by_other(&self, name: &str, pid: u32, now: i64) -> bool {
+        self.asked.get(name).is_some_and(|a| {
+            a.pid != pid && now >= a.ms.saturating_sub(1_000) && now - a.ms <= FORWARD_WINDOW_MS
+        })
+    }
+
+    fn record_ask(&mut self, name: &str, pid: u32, now: i64) {
+        if self.asked.len() >= MAX_ASKED && !self.asked.contains_key(name) {
+            self.asked.retain(|_, a| now - a.ms <= FORWARD_WINDOW_MS);
+            if self.asked.len() >= MAX_ASKED {
+                self.asked.clear();
+            }
+        }
+        self.asked.insert(name.to_owned(), Asker { pid, ms: now });
+    }
+}
+
+/// The message's time in ms (its wall-clock `time`; now when it does not parse).
+fn message_ms(m: &DnsInfo) -> i64 {
+    m.time
+        .parse::<Timestamp>()
+        .unwrap_or_else(|_| Timestamp::now())
+        .as_millisecond()
+}
+
+/// The resolved path of the process's executable, from its exec or the process table.
+fn executable(d: &Detector, p: &ProcessRef, lookup: &dyn ProcessLookup) -> Option<PathBuf> {
+    d.procs
+        .get(&p.pid)
+        .filter(|r| r.start_time_ns == p.start_time_ns)
+        .and_then(|r| r.exe.clone())
+        .or_else(|| {
+            lookup
+                .get(p.pid)
+                .filter(|k| k.start_time_ns == p.start_time_ns)
+                .and_then(|k| k.exe)
+        })
+}
+
+/// Whether this query of `name` is a local resolver forwarding another process's question.
+/// A process is recognised as a local resolver by what it is (its executable on the
+/// `localResolvers` list) and by what it does (it asks for a name another process asked for a
+/// moment before); from then on, until it exits, it is one.
+fn forwarded(
+    d: &mut Detector,
+    p: &ProcessRef,
+    name: &str,
+    now: i64,
+    lookup: &dyn ProcessLookup,
+) -> bool {
+    let other = d.dns.asked_by_other(name, p.pid, now);
+    if d.dns.is_resolver(p) {
+        return other;
+    }
+    if other && executable(d, p, lookup).is_some_and(|exe| d.rules.is_local_resolver(&exe)) {
+        d.dns.resolvers.insert(p.pid, p.start_time_ns);
+        // What it queried before it was recognised was for others too.
+        d.dns.dga.remove(&p.pid);
+        return true;
+    }
+    false
+}
+
 pub(crate) fn check_dns(
     d: &mut Detector,
     m: &DnsInfo,
@@ -220,12 +343,20 @@ pub(crate) fn check_dns(
     if m.direction == "answer" {
         return check_answer(d, m, lookup);
     }
+    let now = message_ms(m);
     let intel = d.intel.snapshot();
     let mut out = Vec::new();
     for q in &m.questions {
         let name = q.name.as_str();
         if name.is_empty() {
             continue;
+        }
+        // A resolver asking for a client's name: the client's own query raised what it raises.
+        if forwarded(d, &m.process, name, now, lookup) {
+            continue;
+        }
+        if !d.dns.is_resolver(&m.process) {
+            d.dns.record_ask(name, m.process.pid, now);
         }
         let types = by_type(intel.lookup_domain(name), FindingType::is_dns);
         for (t, lists) in types {
@@ -260,57 +391,106 @@ pub(crate) fn check_dns(
                     .collect(),
             });
         }
-        if let Some(c) = check_dga(d, m, name, lookup) {
+        if let Some(c) = check_dga(d, m, name, None, now, lookup) {
             out.push(c);
         }
     }
     out
 }
 
+/// Counts a DGA-flagged name for the process (a query, or an answer with its response code)
+/// and raises the finding once, within the window, enough names answered NXDOMAIN
+/// (`DetectorConfig::dga_nxdomain_names`) or enough names whatever the answers
+/// (`dga_names_any_answer`). Local resolvers never count.
 fn check_dga(
     d: &mut Detector,
     m: &DnsInfo,
     name: &str,
+    rcode: Option<&str>,
+    now: i64,
     lookup: &dyn ProcessLookup,
 ) -> Option<Candidate> {
     let model = d.dga.as_ref()?;
-    if dga_exempt(name) || !model.is_dga(name) {
+    if dga_exempt(name) || d.dns.is_resolver(&m.process) {
         return None;
     }
-    let threshold = d.config.dga_names_per_process.max(1);
     let pid = m.process.pid;
     let start = m.process.start_time_ns;
-    if d.dga_hits.len() >= d.config.max_processes && !d.dga_hits.contains_key(&pid) {
+    let known = d
+        .dns
+        .dga
+        .get(&pid)
+        .is_some_and(|e| e.start_time_ns == start && e.names.iter().any(|n| n.name == name));
+    if !known && !model.is_dga(name) {
         return None;
     }
-    let entry = d.dga_hits.entry(pid).or_insert_with(|| (start, Vec::new()));
-    if entry.0 != start {
+    if d.dns.dga.len() >= d.config.max_processes && !d.dns.dga.contains_key(&pid) {
+        return None;
+    }
+    let nxdomain = rcode == Some("NXDOMAIN");
+    let window_ms = i64::try_from(d.config.dga_window.as_millis()).unwrap_or(i64::MAX);
+    let entry = d.dns.dga.entry(pid).or_insert_with(|| DgaProcess {
+        start_time_ns: start,
+        names: Vec::new(),
+    });
+    if entry.start_time_ns != start {
         // The pid was reused by a new process.
-        *entry = (start, Vec::new());
+        *entry = DgaProcess {
+            start_time_ns: start,
+            names: Vec::new(),
+        };
     }
-    if !entry.1.iter().any(|n| n == name) {
-        if entry.1.len() >= 16 {
-            entry.1.remove(0);
+    entry
+        .names
+        .retain(|n| now.saturating_sub(n.first_ms) <= window_ms);
+    let changed = match entry.names.iter_mut().find(|n| n.name == name) {
+        Some(n) => {
+            let upgraded = nxdomain && !n.nxdomain;
+            n.nxdomain |= nxdomain;
+            upgraded
         }
-        entry.1.push(name.to_owned());
-    }
-    if entry.1.len() < threshold {
+        None => {
+            if entry.names.len() >= MAX_DGA_NAMES {
+                entry.names.remove(0);
+            }
+            entry.names.push(FlaggedName {
+                name: name.to_owned(),
+                first_ms: now,
+                nxdomain,
+            });
+            true
+        }
+    };
+    let total = entry.names.len();
+    let nx = entry.names.iter().filter(|n| n.nxdomain).count();
+    if !changed
+        || (nx < d.config.dga_nxdomain_names.max(1) && total < d.config.dga_names_any_answer.max(1))
+    {
         return None;
     }
-    let names = entry.1.join(",");
+    let names = entry
+        .names
+        .iter()
+        .map(|n| n.name.as_str())
+        .collect::<Vec<_>>()
+        .join(",");
+    let minutes = window_ms / 60_000;
     let process = d.process_details(&m.process, lookup);
     let t = FindingType::TrojanDgaDomainRequestCDns;
     let mut context = RuntimeContext::default();
     context
         .additional
         .insert("dgaDomains".into(), names.clone());
+    context
+        .additional
+        .insert("dgaNxdomain".into(), nx.to_string());
     Some(Candidate {
         container: m.process.container.clone(),
         finding_type: t,
         severity: super::default_severity(t),
         title: title(t).into(),
         description: format!(
-            "Process {} (pid {}) queried names that look algorithmically generated: {names}.",
+            "Process {} (pid {}) queried {total} names that look algorithmically generated within {minutes} minutes, {nx} of them answered NXDOMAIN: {names}.",
             m.process.comm, m.process.pid
         ),
         key: if process.executable_path.is_empty() {
@@ -330,7 +510,20 @@ fn check_dga(
     })
 }
 
+/// The DNS type raised when a DNS answer carries an address on a list that feeds `t` (a
+/// connection type); `None` for types with no DNS counterpart (Tor).
+fn dns_type_for_address(t: FindingType) -> Option<FindingType> {
+    match t {
+        FindingType::BackdoorCcActivityB => Some(FindingType::BackdoorCcActivityBDns),
+        FindingType::CryptoCurrencyBitcoinToolB => Some(FindingType::CryptoCurrencyBitcoinToolBDns),
+        FindingType::TrojanBlackholeTraffic => Some(FindingType::TrojanBlackholeTrafficDns),
+        FindingType::TrojanDropPoint => Some(FindingType::TrojanDropPointDns),
+        _ => None,
+    }
+}
+
 fn check_answer(d: &mut Detector, m: &DnsInfo, lookup: &dyn ProcessLookup) -> Vec<Candidate> {
+    let now = message_ms(m);
     let mut out = Vec::new();
     let question = m.questions.first().map(|q| q.name.as_str()).unwrap_or("");
     for a in &m.answers {
@@ -378,5 +571,125 @@ fn check_answer(d: &mut Detector, m: &DnsInfo, lookup: &dyn ProcessLookup) -> Ve
             evidence: Vec::new(),
         });
     }
+    // A resolver's answer to a client's question: the client's copy of it is checked.
+    let forwarded = !question.is_empty()
+        && d.dns.is_resolver(&m.process)
+        && d.dns.asked_by_other(question, m.process.pid, now);
+    if !forwarded {
+        out.extend(check_answer_intel(d, m, question, lookup));
+    }
+    if !question.is_empty()
+        && let Some(rcode) = m.rcode.as_deref()
+        && let Some(c) = check_dga(d, m, question, Some(rcode), now, lookup)
+    {
+        out.push(c);
+    }
     out
+}
+
+/// Threat intel on what an answer says: every name of the CNAME chain and every A/AAAA
+/// address. A listed name raises the DNS type its list feeds; a listed address raises the DNS
+/// counterpart of the connection type its list feeds (a name resolving to a C2 address is
+/// `C&CActivity.B!DNS`, to a sinkhole `BlackholeTraffic!DNS`). Types the queried name itself
+/// raised when it was sent are not raised again.
+fn check_answer_intel(
+    d: &Detector,
+    m: &DnsInfo,
+    question: &str,
+    lookup: &dyn ProcessLookup,
+) -> Vec<Candidate> {
+    if m.answers.is_empty() {
+        return Vec::new();
+    }
+    let intel = d.intel.snapshot();
+    let asked: BTreeSet<FindingType> = if question.is_empty() {
+        BTreeSet::new()
+    } else {
+        by_type(intel.lookup_domain(question), FindingType::is_dns)
+            .into_keys()
+            .collect()
+    };
+    // Per type: (what in the answer is listed, the list).
+    let mut hits: BTreeMap<FindingType, Vec<(String, String)>> = BTreeMap::new();
+    let mut names: Vec<&str> = Vec::new();
+    for a in &m.answers {
+        let target = (a.rtype == "CNAME").then_some(a.data.as_str());
+        for n in [Some(a.name.as_str()), target].into_iter().flatten() {
+            if n.is_empty() || n == question || names.contains(&n) {
+                continue;
+            }
+            names.push(n);
+            for (t, lists) in by_type(intel.lookup_domain(n), FindingType::is_dns) {
+                if !asked.contains(&t) {
+                    let hit = hits.entry(t).or_default();
+                    hit.extend(lists.into_iter().map(|l| (n.to_owned(), l)));
+                }
+            }
+        }
+        if a.rtype != "A" && a.rtype != "AAAA" {
+            continue;
+        }
+        let Ok(ip) = a.data.parse::<IpAddr>() else {
+            continue;
+        };
+        for list in intel.lookup_ip(ip) {
+            for t in list.feeds.iter().filter_map(|t| dns_type_for_address(*t)) {
+                if !asked.contains(&t) {
+                    hits.entry(t)
+                        .or_default()
+                        .push((ip.to_string(), list.name.clone()));
+                }
+            }
+        }
+    }
+    if hits.is_empty() {
+        return Vec::new();
+    }
+    let domain = if question.is_empty() {
+        names.first().copied().unwrap_or("")
+    } else {
+        question
+    };
+    let process = d.process_details(&m.process, lookup);
+    hits.into_iter()
+        .map(|(t, found)| {
+            let mut listed: Vec<&str> = found.iter().map(|(i, _)| i.as_str()).collect();
+            listed.dedup();
+            let mut context = RuntimeContext::default();
+            context
+                .additional
+                .insert("dnsAnswerListed".into(), listed.join(","));
+            let lists: BTreeSet<&str> = found.iter().map(|(_, l)| l.as_str()).collect();
+            Candidate {
+                container: m.process.container.clone(),
+                finding_type: t,
+                severity: super::default_severity(t),
+                title: title(t).into(),
+                description: format!(
+                    "Process {} (pid {}) queried {domain} ({}); the answer carries {}, listed on {}.",
+                    m.process.comm,
+                    m.process.pid,
+                    m.protocol,
+                    listed.join(", "),
+                    lists.into_iter().collect::<Vec<_>>().join(", ")
+                ),
+                key: domain.to_owned(),
+                role: ResourceRole::Actor,
+                process: Some(process.clone()),
+                context,
+                network: None,
+                dns: Some(DnsAction {
+                    domain: domain.to_owned(),
+                    protocol: protocol(m.protocol),
+                }),
+                evidence: found
+                    .into_iter()
+                    .map(|(indicator, list)| ThreatIntelligenceDetail {
+                        threat_list_name: list,
+                        indicator,
+                    })
+                    .collect(),
+            }
+        })
+        .collect()
 }

@@ -2,7 +2,8 @@
 //! directory, loaded and validated once at start.
 //!
 //! A rules file is a YAML map with a `rules` list (and, optionally, `metadataNames`: host names
-//! that legitimately resolve to the instance metadata address). Each rule:
+//! that legitimately resolve to the instance metadata address; `localResolvers`: executable
+//! paths of caching DNS resolvers). Each rule:
 //!
 //! ```yaml
 //! rules:
@@ -109,6 +110,8 @@ struct RuleFile {
     rules: Vec<RuleSpec>,
     #[serde(default)]
     metadata_names: Vec<String>,
+    #[serde(default)]
+    local_resolvers: Vec<PathBuf>,
     #[serde(default)]
     behaviour: super::behaviour::BehaviourSpec,
 }
@@ -260,6 +263,7 @@ pub struct RuleSet {
     by_exe: HashMap<String, Vec<usize>>,
     any_exe: Vec<usize>,
     metadata_names: HashSet<String>,
+    local_resolvers: HashSet<PathBuf>,
     behaviour: super::behaviour::Behaviour,
 }
 
@@ -342,6 +346,11 @@ impl RuleSet {
     pub fn is_metadata_name(&self, name: &str) -> bool {
         self.metadata_names.contains(name)
     }
+
+    /// Whether `exe` (the resolved path of a running executable) is a caching DNS resolver's.
+    pub fn is_local_resolver(&self, exe: &Path) -> bool {
+        self.local_resolvers.contains(exe)
+    }
 }
 
 #[derive(Default)]
@@ -349,6 +358,7 @@ struct RuleLoader {
     rules: Vec<Rule>,
     seen: HashMap<String, String>,
     metadata_names: HashSet<String>,
+    local_resolvers: HashSet<PathBuf>,
     behaviour: super::behaviour::Behaviour,
 }
 
@@ -374,6 +384,17 @@ impl RuleLoader {
             self.metadata_names
                 .insert(name.trim_end_matches('.').to_ascii_lowercase());
         }
+        for (i, exe) in parsed.local_resolvers.into_iter().enumerate() {
+            if !exe.is_absolute() {
+                return Err(RuleError::Invalid {
+                    file: file.to_owned(),
+                    rule: "localResolvers".into(),
+                    field: format!("localResolvers[{i}]"),
+                    message: format!("{}: must be an absolute path", exe.display()),
+                });
+            }
+            self.local_resolvers.insert(exe);
+        }
         self.behaviour.merge(file, parsed.behaviour)?;
         Ok(())
     }
@@ -394,6 +415,7 @@ impl RuleLoader {
             by_exe,
             any_exe,
             metadata_names: self.metadata_names,
+            local_resolvers: self.local_resolvers,
             behaviour: self.behaviour,
         }
     }

@@ -705,17 +705,80 @@ fn dns_queries_raise_the_types_their_lists_feed() {
     );
 }
 
+/// A DNS message at `second` seconds past 10:00: a query (`rcode` `None`) or an answer with
+/// `records` as (owner, type, data).
+fn dns_at(
+    pid: u32,
+    second: u32,
+    name: &str,
+    rcode: Option<&str>,
+    records: &[(&str, &str, &str)],
+) -> Event {
+    let time = format!(
+        "2026-11-27T{:02}:{:02}:{:02}Z",
+        10 + second / 3600,
+        second / 60 % 60,
+        second % 60
+    );
+    Event::Dns(DnsInfo {
+        time,
+        process: process(pid, 1000, 1000, "client"),
+        direction: if rcode.is_some() { "answer" } else { "query" },
+        protocol: "udp",
+        resolver: "127.0.0.53:53".parse().unwrap(),
+        id: Some(1),
+        rcode: rcode.map(str::to_owned),
+        questions: vec![DnsQuestion {
+            name: name.into(),
+            qtype: "A".into(),
+        }],
+        answers: records
+            .iter()
+            .map(|(owner, rtype, data)| DnsAnswer {
+                name: (*owner).into(),
+                rtype: (*rtype).into(),
+                ttl: 60,
+                data: (*data).into(),
+            })
+            .collect(),
+        truncated: false,
+        parse_error: None,
+    })
+}
+
+/// Queries `name` and answers it with `rcode`: the findings of both messages.
+fn lookup_name(
+    d: &mut Detector,
+    lookup: &dyn ProcessLookup,
+    pid: u32,
+    second: u32,
+    name: &str,
+    rcode: &str,
+) -> Vec<Outcome> {
+    let mut out = d.process(&dns_at(pid, second, name, None, &[]), lookup);
+    out.extend(d.process(&dns_at(pid, second, name, Some(rcode), &[]), lookup));
+    out
+}
+
+const GENERATED: [&str; 3] = [
+    "xjo4vk9bk1f19hxz.net",
+    "qwzx8vj3kq1p7rlt.com",
+    "zk3j9vq8xw2m4plr.org",
+];
+
+fn dga_findings(out: &[Outcome]) -> Vec<&Finding> {
+    out.iter()
+        .map(|o| &o.finding)
+        .filter(|f| f.finding_type == "Trojan:Runtime/DGADomainRequest.C!DNS")
+        .collect()
+}
+
 #[test]
-fn dga_needs_several_names_from_one_process() {
-    let names = [
-        "xjo4vk9bk1f19hxz.net",
-        "qwzx8vj3kq1p7rlt.com",
-        "zk3j9vq8xw2m4plr.org",
-    ];
+fn dga_needs_several_nxdomain_names_from_one_process() {
     let mut d = detector();
     let mut got = Vec::new();
-    for n in names {
-        got.push(d.process(&dns(91, "query", n, None), &NoLookup));
+    for (i, n) in GENERATED.iter().enumerate() {
+        got.push(lookup_name(&mut d, &NoLookup, 91, i as u32, n, "NXDOMAIN"));
     }
     assert!(
         got[0].is_empty() && got[1].is_empty(),
@@ -724,16 +787,14 @@ fn dga_needs_several_names_from_one_process() {
     assert_eq!(got[2].len(), 1);
     let f = &got[2][0].finding;
     assert_eq!(f.finding_type, "Trojan:Runtime/DGADomainRequest.C!DNS");
-    assert_eq!(f.context.additional["dgaDomains"], names.join(","));
+    assert_eq!(f.context.additional["dgaDomains"], GENERATED.join(","));
+    assert_eq!(f.context.additional["dgaNxdomain"], "3");
     // Spread over three processes: nothing.
     let mut d = detector();
-    for (i, n) in names.iter().enumerate() {
-        assert!(
-            d.process(&dns(200 + i as u32, "query", n, None), &NoLookup)
-                .is_empty()
-        );
+    for (i, n) in GENERATED.iter().enumerate() {
+        assert!(lookup_name(&mut d, &NoLookup, 200 + i as u32, 0, n, "NXDOMAIN").is_empty());
     }
-    // Ordinary names from one process: nothing.
+    // Ordinary names from one process, even unanswered ones: nothing.
     let mut d = detector();
     for n in [
         "github.com",
@@ -743,14 +804,14 @@ fn dga_needs_several_names_from_one_process() {
         "deb.debian.org",
     ] {
         assert!(
-            d.process(&dns(92, "query", n, None), &NoLookup).is_empty(),
+            lookup_name(&mut d, &NoLookup, 92, 0, n, "NXDOMAIN").is_empty(),
             "{n}"
         );
     }
     // The counter goes with the process.
     let mut d = detector();
-    d.process(&dns(93, "query", names[0], None), &NoLookup);
-    d.process(&dns(93, "query", names[1], None), &NoLookup);
+    lookup_name(&mut d, &NoLookup, 93, 0, GENERATED[0], "NXDOMAIN");
+    lookup_name(&mut d, &NoLookup, 93, 0, GENERATED[1], "NXDOMAIN");
     d.process(
         &Event::Exit(ExitInfo {
             time: "2026-11-27T10:00:00Z".into(),
@@ -760,10 +821,221 @@ fn dga_needs_several_names_from_one_process() {
         }),
         &NoLookup,
     );
-    assert!(
-        d.process(&dns(93, "query", names[2], None), &NoLookup)
-            .is_empty()
+    assert!(lookup_name(&mut d, &NoLookup, 93, 1, GENERATED[2], "NXDOMAIN").is_empty());
+}
+
+#[test]
+fn dga_prefers_nxdomain_and_counts_within_a_window() {
+    // Names that resolve: three are not enough; ten are.
+    let mut d = detector();
+    for (i, n) in GENERATED.iter().enumerate() {
+        assert!(lookup_name(&mut d, &NoLookup, 94, i as u32, n, "NOERROR").is_empty());
+    }
+    let more: Vec<String> = (0..7)
+        .map(|i| format!("q{i}xv9kz3wj7pl{i}mr.com"))
+        .collect();
+    let mut found = Vec::new();
+    for (i, n) in more.iter().enumerate() {
+        found.extend(lookup_name(&mut d, &NoLookup, 94, 10 + i as u32, n, "NOERROR"));
+    }
+    assert_eq!(dga_findings(&found).len(), 1, "ten resolving names");
+    assert_eq!(dga_findings(&found)[0].context.additional["dgaNxdomain"], "0");
+    // Unanswered queries count as names whatever the answer: three are not enough.
+    let mut d = detector();
+    for (i, n) in GENERATED.iter().enumerate() {
+        assert!(d.process(&dns_at(95, i as u32, n, None, &[]), &NoLookup).is_empty());
+    }
+    // Three NXDOMAIN names, 6 minutes apart: the first has left the 10-minute window when the
+    // third comes.
+    let mut d = detector();
+    for (i, n) in GENERATED.iter().enumerate() {
+        let out = lookup_name(&mut d, &NoLookup, 96, i as u32 * 360, n, "NXDOMAIN");
+        assert!(out.is_empty(), "{n}");
+    }
+    // The same, 4 minutes apart: within the window.
+    let mut d = detector();
+    let mut out = Vec::new();
+    for (i, n) in GENERATED.iter().enumerate() {
+        out = lookup_name(&mut d, &NoLookup, 97, i as u32 * 240, n, "NXDOMAIN");
+    }
+    assert_eq!(dga_findings(&out).len(), 1);
+}
+
+/// Processes the detector has not seen exec, with their executables.
+struct Table(Vec<(u32, &'static str)>);
+
+impl ProcessLookup for Table {
+    fn get(&self, pid: u32) -> Option<KnownProcess> {
+        let (_, exe) = self.0.iter().find(|(p, _)| *p == pid)?;
+        Some(KnownProcess {
+            pid,
+            ppid: 1,
+            start_time_ns: u64::from(pid) * 1000,
+            comm: "dnsmasq".into(),
+            exe: Some(PathBuf::from(exe)),
+            sha256: None,
+            cwd: None,
+            uid: 0,
+            euid: 0,
+        })
+    }
+}
+
+#[test]
+fn a_local_resolver_forwarding_for_others_never_accumulates() {
+    // pid 300: dnsmasq; pid 301: a program named dnsmasq elsewhere; 302-305: clients.
+    let table = Table(vec![(300, "/usr/sbin/dnsmasq"), (301, "/tmp/dnsmasq")]);
+    let mut d = detector();
+    let names: Vec<String> = (0..12).map(|i| format!("k{i}zq8xv3wj9pl{i}mt.net")).collect();
+    let mut resolver = Vec::new();
+    let mut clients = Vec::new();
+    for (i, n) in names.iter().enumerate() {
+        let client = 302 + (i as u32 % 4);
+        let t = i as u32;
+        clients.extend(d.process(&dns_at(client, t, n, None, &[]), &table));
+        resolver.extend(d.process(&dns_at(300, t, n, None, &[]), &table));
+        resolver.extend(d.process(&dns_at(300, t, n, Some("NXDOMAIN"), &[]), &table));
+        clients.extend(d.process(&dns_at(client, t, n, Some("NXDOMAIN"), &[]), &table));
+    }
+    assert!(resolver.is_empty(), "{resolver:#?}");
+    // Each client asked three names: each is found, the resolver never.
+    assert_eq!(dga_findings(&clients).len(), 4);
+
+    // The same executable asking names nobody asked: not recognised as a resolver, counted.
+    let mut d = detector();
+    let mut out = Vec::new();
+    for (i, n) in GENERATED.iter().enumerate() {
+        out.extend(lookup_name(&mut d, &table, 300, i as u32, n, "NXDOMAIN"));
+    }
+    assert_eq!(dga_findings(&out).len(), 1, "no forwarding seen");
+
+    // Another executable (named like a resolver) forwarding: counted.
+    let mut d = detector();
+    let mut out = Vec::new();
+    for (i, n) in GENERATED.iter().enumerate() {
+        d.process(&dns_at(302, i as u32, n, None, &[]), &table);
+        out.extend(lookup_name(&mut d, &table, 301, i as u32, n, "NXDOMAIN"));
+    }
+    assert_eq!(dga_findings(&out).len(), 1, "/tmp/dnsmasq is no resolver");
+
+    // Forwarding long after the client asked is not forwarding.
+    let mut d = detector();
+    let mut out = Vec::new();
+    for (i, n) in GENERATED.iter().enumerate() {
+        d.process(&dns_at(302, i as u32, n, None, &[]), &table);
+        out.extend(lookup_name(&mut d, &table, 300, 60 + i as u32, n, "NXDOMAIN"));
+    }
+    assert_eq!(dga_findings(&out).len(), 1, "a minute later");
+}
+
+#[test]
+fn threat_intel_on_dns_answers_matches_addresses_and_the_cname_chain() {
+    let cname = |q: &str, target: &str, ip: &str| -> Vec<(String, String, String)> {
+        vec![
+            (q.into(), "CNAME".into(), target.into()),
+            (target.into(), "A".into(), ip.into()),
+        ]
+    };
+    let answer = |d: &mut Detector, pid: u32, q: &str, records: &[(String, String, String)]| {
+        let records: Vec<(&str, &str, &str)> = records
+            .iter()
+            .map(|(a, b, c)| (a.as_str(), b.as_str(), c.as_str()))
+            .collect();
+        let mut out = d.process(&dns_at(pid, 0, q, None, &[]), &NoLookup);
+        out.extend(d.process(&dns_at(pid, 0, q, Some("NOERROR"), &records), &NoLookup));
+        out
+    };
+    let table: &[(&str, Vec<(String, String, String)>, Option<FindingType>, &str)] = &[
+        // A CNAME to a listed name (and its subdomains), in the middle of a chain.
+        (
+            "www.shop.example",
+            cname("www.shop.example", "edge.phish.test", "192.0.2.1"),
+            Some(FindingType::TrojanPhishingDomainRequestDns),
+            "edge.phish.test",
+        ),
+        (
+            "cdn.shop.example",
+            vec![
+                ("cdn.shop.example".into(), "CNAME".into(), "a.cdn.example".into()),
+                ("a.cdn.example".into(), "CNAME".into(), "c2.test".into()),
+                ("c2.test".into(), "A".into(), "192.0.2.2".into()),
+            ],
+            Some(FindingType::BackdoorCcActivityBDns),
+            "c2.test",
+        ),
+        // Addresses on lists of connection types: their DNS counterparts.
+        (
+            "update.shop.example",
+            vec![("update.shop.example".into(), "A".into(), "127.66.0.1".into())],
+            Some(FindingType::BackdoorCcActivityBDns),
+            "127.66.0.1",
+        ),
+        (
+            "gone.shop.example",
+            vec![("gone.shop.example".into(), "A".into(), "127.66.0.4".into())],
+            Some(FindingType::TrojanBlackholeTrafficDns),
+            "127.66.0.4",
+        ),
+        (
+            "mine.shop.example",
+            cname("mine.shop.example", "pool.shop.example", "127.66.0.2"),
+            Some(FindingType::CryptoCurrencyBitcoinToolBDns),
+            "127.66.0.2",
+        ),
+        (
+            "v6.shop.example",
+            vec![("v6.shop.example".into(), "AAAA".into(), "::ffff:127.66.1.7".into())],
+            Some(FindingType::BackdoorCcActivityBDns),
+            "::ffff:127.66.1.7",
+        ),
+        // A Tor node has no DNS type; a trusted address inside a listed range matches nothing;
+        // unlisted answers nothing.
+        (
+            "tor.shop.example",
+            vec![("tor.shop.example".into(), "A".into(), "127.66.0.3".into())],
+            None,
+            "",
+        ),
+        (
+            "office.shop.example",
+            vec![("office.shop.example".into(), "A".into(), "127.66.1.200".into())],
+            None,
+            "",
+        ),
+        (
+            "ok.shop.example",
+            cname("ok.shop.example", "edge.cdn.example", "192.0.2.3"),
+            None,
+            "",
+        ),
+    ];
+    for (q, records, want, indicator) in table {
+        let mut d = detector();
+        let out = answer(&mut d, 98, q, records);
+        match want {
+            Some(t) => {
+                assert_eq!(out.len(), 1, "{q}: {out:#?}");
+                let f = &out[0].finding;
+                assert_eq!(f.finding_type, t.as_str(), "{q}");
+                assert_eq!(f.dns.as_ref().unwrap().domain, *q);
+                assert_eq!(f.context.additional["dnsAnswerListed"], *indicator);
+                let evidence = &f.evidence.as_ref().unwrap().threat_intelligence_details;
+                assert!(evidence.iter().all(|e| e.indicator == *indicator), "{q}");
+            }
+            None => assert!(out.is_empty(), "{q}: {out:#?}"),
+        }
+    }
+    // A listed question whose answer is a CNAME to a name on the same list: one finding, from
+    // the query.
+    let mut d = detector();
+    let out = answer(
+        &mut d,
+        99,
+        "www.c2.test",
+        &cname("www.c2.test", "edge.c2.test", "192.0.2.4"),
     );
+    assert_eq!(out.len(), 1, "{out:#?}");
+    assert_eq!(out[0].finding.count, 1);
 }
 
 #[test]
