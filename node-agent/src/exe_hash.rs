@@ -8,6 +8,13 @@
 //! replaced meanwhile. The key also holds the inode change time: `utimensat` can put the
 //! modification time back after an in-place edit of the same size, the change time cannot be
 //! set from user space, so a tampered binary is never answered from the cache.
+//!
+//! The reader thread must never stall on a file: a file larger than [`SYNC_HASH_SIZE`], or one
+//! on a network or FUSE filesystem (whose server can take any time to answer, or none), is
+//! handed to a background hasher thread instead; the exec goes out at once without its hash
+//! ([`ExeHashError::Deferred`]) and a later exec of the same file version finds it cached. The
+//! filesystem is told from the open handle's mount id (`/proc/self/fdinfo`) and the mount table,
+//! neither of which asks the filesystem itself.
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -19,6 +26,7 @@ use std::{
         unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt},
     },
     path::{Path, PathBuf},
+    sync::mpsc,
 };
 
 use serde::{Serialize, Serializer};
@@ -27,6 +35,32 @@ use sha2::{Digest as _, Sha256};
 /// Files larger than this are not hashed (512 MiB): reading them would stall the agent for
 /// seconds, and executables that large are rare enough to be worth a finding of their own.
 pub const MAX_HASH_SIZE: u64 = 512 * 1024 * 1024;
+
+/// Files up to this size are hashed on the reader thread (tens of milliseconds at most); larger
+/// ones by the background hasher.
+pub const SYNC_HASH_SIZE: u64 = 16 * 1024 * 1024;
+/// Jobs waiting for the background hasher; past it a job is dropped and counted.
+pub const BACKGROUND_QUEUE: usize = 64;
+/// Filesystem types whose reads may wait on another machine or a user-space server.
+const REMOTE_OR_FUSE: &[&str] = &[
+    "nfs",
+    "nfs4",
+    "cifs",
+    "smb3",
+    "smbfs",
+    "9p",
+    "ceph",
+    "glusterfs",
+    "afs",
+    "lustre",
+    "gpfs",
+    "ncpfs",
+    "coda",
+    "fuse",
+    "fuseblk",
+    "virtiofs",
+    "davfs",
+];
 
 /// Read buffer size: large enough for few syscalls, small enough to stay in cache.
 const CHUNK: usize = 64 * 1024;
@@ -123,6 +157,15 @@ pub enum ExeHashError {
         /// The path.
         path: PathBuf,
     },
+    /// Handed to the background hasher (or dropped because its queue was full): a later exec
+    /// of the same file version finds the digest cached.
+    #[error("{} {why}: not hashed on the reader thread", path.display())]
+    Deferred {
+        /// The path.
+        path: PathBuf,
+        /// Why, e.g. `is on a FUSE filesystem (fuse.sshfs)`.
+        why: String,
+    },
 }
 
 /// Counters for the agent's health summary.
@@ -138,6 +181,92 @@ pub struct ExeHashStats {
     pub evictions: u64,
     /// Failed hashes.
     pub errors: u64,
+    /// Files handed to the background hasher.
+    pub deferred: u64,
+    /// Files not hashed because the background hasher's queue was full.
+    pub background_dropped: u64,
+    /// Digests the background hasher delivered into this cache.
+    pub background_done: u64,
+}
+
+/// What the background hasher is asked to do: hash the file an `O_PATH` handle refers to.
+struct Job {
+    handle: File,
+    path: PathBuf,
+}
+
+/// The background hasher: a thread with a bounded queue, and its results.
+struct Background {
+    jobs: mpsc::SyncSender<Job>,
+    done: mpsc::Receiver<(FileKey, Digest)>,
+}
+
+impl Background {
+    fn start() -> io::Result<Self> {
+        let (jobs, queue) = mpsc::sync_channel::<Job>(BACKGROUND_QUEUE);
+        let (results, done) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("vigil-hasher".into())
+            .spawn(move || {
+                // Its own small cache: files that stay slow (a FUSE binary run again and again)
+                // are hashed once per version here too.
+                let mut cache = ExeHashCache::new(256);
+                for job in queue {
+                    match cache.hash_handle(job.handle, &job.path) {
+                        Ok((key, digest)) => {
+                            if results.send((key, digest)).is_err() {
+                                return;
+                            }
+                        }
+                        Err(error) => tracing::debug!(%error, "background hash failed"),
+                    }
+                }
+            })?;
+        Ok(Self { jobs, done })
+    }
+}
+
+/// Mount id to filesystem type, from `/proc/self/mountinfo`, read again when an unknown mount
+/// id shows up.
+#[derive(Default)]
+struct Mounts {
+    types: HashMap<u64, String>,
+}
+
+impl Mounts {
+    /// The filesystem type of the file `handle` is open on, without asking that filesystem.
+    fn fs_type(&mut self, handle: &File) -> Option<String> {
+        let fdinfo =
+            std::fs::read_to_string(format!("/proc/self/fdinfo/{}", handle.as_raw_fd())).ok()?;
+        let mnt_id: u64 = fdinfo
+            .lines()
+            .find_map(|l| l.strip_prefix("mnt_id:"))?
+            .trim()
+            .parse()
+            .ok()?;
+        if !self.types.contains_key(&mnt_id) {
+            let table = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+            self.types = parse_mountinfo(&table);
+        }
+        self.types.get(&mnt_id).cloned()
+    }
+}
+
+/// Mount id to filesystem type, from the text of a `mountinfo` file.
+fn parse_mountinfo(text: &str) -> HashMap<u64, String> {
+    text.lines()
+        .filter_map(|line| {
+            let id = line.split_whitespace().next()?.parse().ok()?;
+            let (_, after) = line.split_once(" - ")?;
+            Some((id, after.split_whitespace().next()?.to_owned()))
+        })
+        .collect()
+}
+
+/// Whether reads on a filesystem of this type can wait on a network or a user-space server.
+pub fn is_remote_or_fuse(fs_type: &str) -> bool {
+    let base = fs_type.split('.').next().unwrap_or(fs_type);
+    REMOTE_OR_FUSE.contains(&base)
 }
 
 /// The identity of one version of a file.
@@ -171,6 +300,11 @@ struct Entry {
 /// A bounded cache of executable digests, least recently used evicted first.
 pub struct ExeHashCache {
     capacity: usize,
+    /// The background hasher, started at the first file that needs it; `None` inside it.
+    background: Option<Background>,
+    /// Whether this cache may hand work to a background hasher.
+    defers: bool,
+    mounts: Mounts,
     entries: HashMap<FileKey, Entry>,
     /// Use order: tick -> key; the first entry is the least recently used.
     by_use: BTreeMap<u64, FileKey>,
@@ -179,10 +313,14 @@ pub struct ExeHashCache {
 }
 
 impl ExeHashCache {
-    /// A cache holding at most `capacity` digests (0 caches nothing: every call hashes).
+    /// A cache holding at most `capacity` digests (0 caches nothing: every call hashes), that
+    /// hashes every file itself, however large or slow.
     pub fn new(capacity: usize) -> Self {
         Self {
             capacity,
+            background: None,
+            defers: false,
+            mounts: Mounts::default(),
             entries: HashMap::with_capacity(capacity.min(4096)),
             by_use: BTreeMap::new(),
             tick: 0,
@@ -190,14 +328,81 @@ impl ExeHashCache {
         }
     }
 
+    /// The same cache, handing large files and files on network or FUSE filesystems to a
+    /// background hasher instead of reading them itself (the agent's reader thread).
+    pub fn deferring(mut self) -> Self {
+        self.defers = true;
+        self
+    }
+
     /// The SHA-256 of the file at `path`, from the cache when this version of the file was
     /// hashed before.
     pub fn hash_file(&mut self, path: &Path) -> Result<Digest, ExeHashError> {
+        self.collect_background();
         let result = self.hash_file_inner(path);
-        if result.is_err() {
-            self.stats.errors += 1;
+        match &result {
+            Err(ExeHashError::Deferred { .. }) | Ok(_) => {}
+            Err(_) => self.stats.errors += 1,
         }
         result
+    }
+
+    /// The inode `path` names now, from an `O_PATH` handle, or `None` when it cannot be opened
+    /// or sits on a network or FUSE filesystem (whose answer could take any time).
+    pub fn inode_of(&mut self, path: &Path) -> Option<u64> {
+        let handle = open_path(path).ok()?;
+        if self.defers
+            && self
+                .mounts
+                .fs_type(&handle)
+                .is_some_and(|t| is_remote_or_fuse(&t))
+        {
+            return None;
+        }
+        handle.metadata().ok().map(|m| m.ino())
+    }
+
+    /// Takes in what the background hasher finished.
+    fn collect_background(&mut self) {
+        let Some(background) = &self.background else {
+            return;
+        };
+        let done: Vec<(FileKey, Digest)> = background.done.try_iter().collect();
+        for (key, digest) in done {
+            self.stats.background_done += 1;
+            self.insert(key, digest);
+        }
+    }
+
+    /// Hands the file to the background hasher.
+    fn defer(&mut self, handle: File, path: &Path, why: String) -> ExeHashError {
+        if self.background.is_none() {
+            match Background::start() {
+                Ok(b) => self.background = Some(b),
+                Err(error) => tracing::warn!(%error, "cannot start the background hasher"),
+            }
+        }
+        let job = Job {
+            handle,
+            path: path.to_path_buf(),
+        };
+        let queued = self
+            .background
+            .as_ref()
+            .is_some_and(|b| b.jobs.try_send(job).is_ok());
+        if queued {
+            self.stats.deferred += 1;
+            ExeHashError::Deferred {
+                path: path.to_path_buf(),
+                why,
+            }
+        } else {
+            self.stats.background_dropped += 1;
+            ExeHashError::Deferred {
+                path: path.to_path_buf(),
+                why: format!("{why}, and the background hasher is busy"),
+            }
+        }
     }
 
     /// The SHA-256 of the executable of process `pid`, through `/proc/<pid>/exe` (which
@@ -230,14 +435,30 @@ impl ExeHashCache {
         // Open with O_PATH first: it neither reads nor triggers anything, so a path swapped
         // for a FIFO (which would block) or a device (whose open can have effects, think
         // /dev/watchdog) is stat'ed and refused without ever being opened for reading.
-        let handle = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_PATH)
-            .open(path)
-            .map_err(|source| ExeHashError::Open {
-                path: path.to_path_buf(),
-                source,
-            })?;
+        let handle = open_path(path).map_err(|source| ExeHashError::Open {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        if self.defers
+            && let Some(fs) = self.mounts.fs_type(&handle)
+            && is_remote_or_fuse(&fs)
+        {
+            return Err(self.defer(handle, path, format!("is on a {fs} filesystem")));
+        }
+        self.hash_open(handle, path).map(|(_, digest)| digest)
+    }
+
+    /// Hashes the file an `O_PATH` handle refers to, through the cache; the background hasher's
+    /// entry point.
+    fn hash_handle(
+        &mut self,
+        handle: File,
+        path: &Path,
+    ) -> Result<(FileKey, Digest), ExeHashError> {
+        self.hash_open(handle, path)
+    }
+
+    fn hash_open(&mut self, handle: File, path: &Path) -> Result<(FileKey, Digest), ExeHashError> {
         let meta = handle.metadata().map_err(|source| ExeHashError::Stat {
             path: path.to_path_buf(),
             source,
@@ -259,7 +480,11 @@ impl ExeHashCache {
         let key = FileKey::of(&meta);
         if let Some(digest) = self.touch(&key) {
             self.stats.hits += 1;
-            return Ok(digest);
+            return Ok((key, digest));
+        }
+        if self.defers && meta.size() > SYNC_HASH_SIZE {
+            let why = format!("is {} bytes, over {SYNC_HASH_SIZE}", meta.size());
+            return Err(self.defer(handle, path, why));
         }
         self.stats.misses += 1;
 
@@ -286,7 +511,7 @@ impl ExeHashCache {
             });
         }
         self.insert(key, digest);
-        Ok(digest)
+        Ok((key, digest))
     }
 
     /// Reads the whole file from the start, hashing as it goes.
@@ -360,6 +585,14 @@ impl ExeHashCache {
     }
 }
 
+/// An `O_PATH` handle: names the file without reading it or asking its filesystem for data.
+fn open_path(path: &Path) -> io::Result<File> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH)
+        .open(path)
+}
+
 fn kind_name(file_type: &std::fs::FileType) -> &'static str {
     if file_type.is_dir() {
         "directory"
@@ -410,6 +643,57 @@ mod tests {
         fn drop(&mut self) {
             let _ = fs::remove_dir_all(&self.0);
         }
+    }
+
+    #[test]
+    fn a_large_file_is_hashed_in_the_background_and_found_by_the_next_exec() {
+        let dir = Scratch::new("background");
+        let bytes = vec![7u8; SYNC_HASH_SIZE as usize + 4096];
+        let big = dir.file("big", &bytes);
+        let want = Digest::of(&bytes);
+        let mut cache = ExeHashCache::new(8).deferring();
+        match cache.hash_file(&big) {
+            Err(ExeHashError::Deferred { why, .. }) => assert!(why.contains("bytes"), "{why}"),
+            other => panic!("expected a deferral, got {other:?}"),
+        }
+        assert_eq!(cache.stats().deferred, 1);
+        // The background hasher delivers; a later lookup of the same version is a cache hit.
+        let deadline = std::time::Instant::now() + Duration::from_secs(300);
+        loop {
+            cache.collect_background();
+            if cache.stats().background_done > 0 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the background hasher never finished"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(cache.hash_file(&big).unwrap(), want);
+        assert_eq!(cache.stats().hits, 1);
+        // A cache that does not defer hashes it itself, to the same digest.
+        assert_eq!(ExeHashCache::new(8).hash_file(&big).unwrap(), want);
+    }
+
+    #[test]
+    fn the_filesystem_is_told_without_asking_it() {
+        let table = "22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw\n\
+                     95 22 0:48 / /mnt/remote rw,nosuid - fuse.sshfs user@host:/ rw\n\
+                     96 22 0:49 / /mnt/nfs rw - nfs4 srv:/export rw,vers=4.2\n";
+        let types = parse_mountinfo(table);
+        assert_eq!(types[&22], "ext4");
+        assert_eq!(types[&95], "fuse.sshfs");
+        assert!(is_remote_or_fuse(&types[&95]));
+        assert!(is_remote_or_fuse(&types[&96]));
+        assert!(
+            !is_remote_or_fuse("ext4")
+                && !is_remote_or_fuse("tmpfs")
+                && !is_remote_or_fuse("overlay")
+        );
+        let mut mounts = Mounts::default();
+        let handle = open_path(Path::new("/proc/self/status")).unwrap();
+        assert_eq!(mounts.fs_type(&handle).as_deref(), Some("proc"));
     }
 
     #[test]

@@ -3,7 +3,6 @@
 
 use std::{
     fs,
-    os::unix::fs::MetadataExt,
     path::{Path, PathBuf},
 };
 
@@ -101,7 +100,7 @@ impl Pipeline {
             clock,
             boot_id,
             procs: ProcessTable::new(limits.processes),
-            hashes: ExeHashCache::new(limits.hashes),
+            hashes: ExeHashCache::new(limits.hashes).deferring(),
             containers: ContainerResolver::new(
                 crate::sensor::cgroup2_root(),
                 PathBuf::from("/proc"),
@@ -269,8 +268,13 @@ impl Pipeline {
     /// else the exec'd path if it still names that inode.
     fn resolve_executable(&mut self, info: &mut ExecInfo) {
         let kernel_ino = info.exe_inode;
-        let same_inode = |path: &Path| {
-            fs::metadata(path).is_ok_and(|m| kernel_ino == 0 || m.ino() == kernel_ino)
+        // Through the hash cache: an O_PATH handle, and never a stat on a network or FUSE
+        // filesystem, which could stall the reader.
+        let hashes = &mut self.hashes;
+        let mut same_inode = |path: &Path| {
+            hashes
+                .inode_of(path)
+                .is_some_and(|ino| kernel_ino == 0 || ino == kernel_ino)
         };
         let proc_exe = PathBuf::from(format!("/proc/{}/exe", info.process.pid));
         let target = if same_inode(&proc_exe) {
