@@ -242,6 +242,17 @@ pub enum IntelError {
         /// The file.
         origin: Origin,
     },
+    /// The list, or what its gzip unpacks to, is larger than [`MAX_LIST_BYTES`] (a gzip bomb in
+    /// a ConfigMap would otherwise take every agent's memory).
+    #[error("{origin}: larger than {limit} bytes{}", if *compressed { " once decompressed" } else { "" })]
+    TooLarge {
+        /// The file.
+        origin: Origin,
+        /// The limit.
+        limit: u64,
+        /// Whether the limit was hit while decompressing.
+        compressed: bool,
+    },
     /// The list does not fit in the snapshot.
     #[error("{origin}: {source}")]
     Build {
@@ -328,13 +339,19 @@ pub fn load_at(
     Ok((builder.build(), report))
 }
 
-/// Reads a file, decompressing it when its name ends in `.gz`.
+/// The most bytes one list may hold, read or decompressed: ten times the largest built-in list
+/// as decompressed, and far over what a ConfigMap (1 MiB) can carry.
+pub const MAX_LIST_BYTES: u64 = 256 * 1024 * 1024;
+
+/// Reads a file (at most [`MAX_LIST_BYTES`]), decompressing it when its name ends in `.gz`.
 fn read_file(path: &Path) -> Result<Vec<u8>, IntelError> {
     let origin = || Origin::File(path.to_owned());
-    let bytes = std::fs::read(path).map_err(|source| IntelError::Read {
+    let read_error = |source| IntelError::Read {
         origin: origin(),
         source,
-    })?;
+    };
+    let file = std::fs::File::open(path).map_err(read_error)?;
+    let bytes = read_bounded(file, &origin(), false, MAX_LIST_BYTES)?;
     if path.extension().is_some_and(|e| e == "gz") {
         gunzip(&bytes, &origin())
     } else {
@@ -343,13 +360,32 @@ fn read_file(path: &Path) -> Result<Vec<u8>, IntelError> {
 }
 
 fn gunzip(bytes: &[u8], origin: &Origin) -> Result<Vec<u8>, IntelError> {
-    let mut out = Vec::with_capacity(bytes.len() * 4);
-    GzDecoder::new(bytes)
+    read_bounded(GzDecoder::new(bytes), origin, true, MAX_LIST_BYTES)
+}
+
+/// Reads `reader` to its end, failing once it yields more than `limit` bytes (without ever
+/// holding more than one byte over it).
+fn read_bounded(
+    reader: impl Read,
+    origin: &Origin,
+    compressed: bool,
+    limit: u64,
+) -> Result<Vec<u8>, IntelError> {
+    let mut out = Vec::new();
+    reader
+        .take(limit + 1)
         .read_to_end(&mut out)
         .map_err(|source| IntelError::Read {
             origin: origin.clone(),
             source,
         })?;
+    if out.len() as u64 > limit {
+        return Err(IntelError::TooLarge {
+            origin: origin.clone(),
+            limit,
+            compressed,
+        });
+    }
     Ok(out)
 }
 
@@ -502,6 +538,25 @@ mod tests {
         let (_, report) = load(&config).unwrap();
         assert_eq!(report.malformed_total, 250);
         assert_eq!(report.malformed.len(), MAX_REPORTED_PER_FILE);
+    }
+
+    #[test]
+    fn a_gzip_bomb_stops_at_the_limit_with_an_error_naming_the_file() {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gz.write_all(&vec![0u8; 4 << 20]).unwrap();
+        let bomb = gz.finish().unwrap();
+        assert!(bomb.len() < 64 << 10, "{} bytes", bomb.len());
+        let origin = Origin::File(PathBuf::from("/etc/vigil/lists/bomb.txt.gz"));
+        let err = read_bounded(GzDecoder::new(&bomb[..]), &origin, true, 1 << 20).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("bomb.txt.gz")
+                && text.contains("larger than 1048576 bytes once decompressed"),
+            "{text}"
+        );
+        // Under the limit it reads whole.
+        let whole = read_bounded(GzDecoder::new(&bomb[..]), &origin, true, 8 << 20).unwrap();
+        assert_eq!(whole.len(), 4 << 20);
     }
 
     #[test]
