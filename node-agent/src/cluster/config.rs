@@ -13,6 +13,7 @@ use std::{
 use futures::StreamExt;
 use kube::{
     Api, Client,
+    core::DeserializeGuard,
     runtime::{WatchStreamExt, watcher},
 };
 use sha2::{Digest, Sha256};
@@ -235,50 +236,28 @@ pub fn compile_rules(rules: &BTreeMap<String, SuppressionRuleSpec>) -> Vec<Compi
 }
 
 /// Watches the cluster's SuppressionRules and sends the compiled set on every change. Returns
-/// when the receiver is gone.
+/// when the receiver is gone. Each object is read on its own ([`DeserializeGuard`]): one that
+/// does not parse is logged and left out, and the others keep updating.
 pub async fn watch_suppression_rules(
     client: Client,
     tx: tokio::sync::watch::Sender<Vec<CompiledRule>>,
 ) {
-    let api: Api<SuppressionRule> = Api::all(client);
-    let mut rules: BTreeMap<String, SuppressionRuleSpec> = BTreeMap::new();
-    let mut initial: Option<BTreeMap<String, SuppressionRuleSpec>> = None;
+    let api: Api<DeserializeGuard<SuppressionRule>> = Api::all(client);
+    let mut rules = RuleSet::default();
     let stream = watcher(api, watcher::Config::default()).default_backoff();
     futures::pin_mut!(stream);
     while let Some(event) = stream.next().await {
         let changed = match event {
-            Ok(watcher::Event::Apply(rule)) => {
-                let name = rule.metadata.name.clone().unwrap_or_default();
-                rules.insert(name, rule.spec);
-                true
-            }
-            Ok(watcher::Event::Delete(rule)) => {
-                rules.remove(&rule.metadata.name.unwrap_or_default());
-                true
-            }
-            Ok(watcher::Event::Init) => {
-                initial = Some(BTreeMap::new());
-                false
-            }
-            Ok(watcher::Event::InitApply(rule)) => {
-                if let Some(i) = initial.as_mut() {
-                    i.insert(rule.metadata.name.clone().unwrap_or_default(), rule.spec);
-                }
-                false
-            }
-            Ok(watcher::Event::InitDone) => {
-                rules = initial.take().unwrap_or_default();
-                true
-            }
+            Ok(event) => rules.apply(event),
             Err(error) => {
                 tracing::warn!(%error, "watching SuppressionRules");
                 false
             }
         };
         if changed {
-            let compiled = compile_rules(&rules);
+            let compiled = compile_rules(&rules.current);
             tracing::info!(
-                rules = rules.len(),
+                rules = rules.current.len(),
                 applied = compiled.len(),
                 "suppression rules updated"
             );
@@ -286,6 +265,117 @@ pub async fn watch_suppression_rules(
                 return;
             }
         }
+    }
+}
+
+/// The rules a watch has seen so far.
+#[derive(Debug, Default)]
+pub struct RuleSet {
+    /// Rules by name, as of the last complete view.
+    pub current: BTreeMap<String, SuppressionRuleSpec>,
+    /// A relist in progress.
+    initial: Option<BTreeMap<String, SuppressionRuleSpec>>,
+}
+
+impl RuleSet {
+    /// Applies one watch event; returns whether the rule set changed. An object that does not
+    /// parse counts as absent (it archives nothing), named in a warning.
+    pub fn apply(&mut self, event: watcher::Event<DeserializeGuard<SuppressionRule>>) -> bool {
+        let parsed = |guard: DeserializeGuard<SuppressionRule>| match guard.0 {
+            Ok(rule) => (
+                rule.metadata.name.clone().unwrap_or_default(),
+                Some(rule.spec),
+            ),
+            Err(invalid) => {
+                let name = invalid.metadata.name.clone().unwrap_or_default();
+                tracing::warn!(rule = %name, error = %invalid.error, "SuppressionRule does not parse; not applied");
+                (name, None)
+            }
+        };
+        match event {
+            watcher::Event::Apply(guard) => {
+                let (name, spec) = parsed(guard);
+                match spec {
+                    Some(spec) => self.current.insert(name, spec),
+                    None => self.current.remove(&name),
+                };
+                true
+            }
+            watcher::Event::Delete(guard) => {
+                let name = match guard.0 {
+                    Ok(rule) => rule.metadata.name.unwrap_or_default(),
+                    Err(invalid) => invalid.metadata.name.unwrap_or_default(),
+                };
+                self.current.remove(&name).is_some()
+            }
+            watcher::Event::Init => {
+                self.initial = Some(BTreeMap::new());
+                false
+            }
+            watcher::Event::InitApply(guard) => {
+                let (name, spec) = parsed(guard);
+                if let (Some(initial), Some(spec)) = (self.initial.as_mut(), spec) {
+                    initial.insert(name, spec);
+                }
+                false
+            }
+            watcher::Event::InitDone => {
+                self.current = self.initial.take().unwrap_or_default();
+                true
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod rule_set_tests {
+    use kube::core::{DeserializeGuard, error_boundary::InvalidObject};
+    use vigil_crds::SuppressionRule;
+
+    use super::*;
+
+    fn rule(name: &str, finding_type: &str) -> DeserializeGuard<SuppressionRule> {
+        let rule: SuppressionRule = serde_json::from_value(serde_json::json!({
+            "apiVersion": "vigil.dev/v1alpha1", "kind": "SuppressionRule",
+            "metadata": {"name": name},
+            "spec": {"criteria": {"criterion": {"type": {"equals": [finding_type]}}}}
+        }))
+        .expect("a valid rule");
+        DeserializeGuard(Ok(rule))
+    }
+
+    fn broken(name: &str) -> DeserializeGuard<SuppressionRule> {
+        DeserializeGuard(Err(InvalidObject {
+            error: "spec.criteria: missing field `criterion`".into(),
+            metadata: kube::api::ObjectMeta {
+                name: Some(name.into()),
+                ..Default::default()
+            },
+        }))
+    }
+
+    #[test]
+    fn an_object_that_does_not_parse_leaves_the_others_working() {
+        let mut set = RuleSet::default();
+        assert!(!set.apply(watcher::Event::Init));
+        assert!(!set.apply(watcher::Event::InitApply(rule(
+            "a",
+            "Execution:Runtime/SuspiciousTool"
+        ))));
+        assert!(!set.apply(watcher::Event::InitApply(broken("bad"))));
+        assert!(set.apply(watcher::Event::InitDone));
+        assert_eq!(set.current.keys().collect::<Vec<_>>(), ["a"]);
+        // Later changes still arrive around the broken object.
+        assert!(set.apply(watcher::Event::Apply(rule(
+            "b",
+            "Execution:Runtime/ReverseShell"
+        ))));
+        assert_eq!(compile_rules(&set.current).len(), 2);
+        // A good rule edited into one that does not parse stops applying.
+        assert!(set.apply(watcher::Event::Apply(broken("a"))));
+        assert_eq!(set.current.keys().collect::<Vec<_>>(), ["b"]);
+        assert!(set.apply(watcher::Event::Delete(rule("b", "x"))));
+        assert!(set.current.is_empty());
     }
 }
 
