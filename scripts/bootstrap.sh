@@ -21,6 +21,13 @@ command -v ip >/dev/null 2>&1 || need_pkgs+=(iproute2)
 command -v cc >/dev/null 2>&1 || need_pkgs+=(gcc)
 command -v strip >/dev/null 2>&1 || need_pkgs+=(binutils)
 command -v python3 >/dev/null 2>&1 || need_pkgs+=(python3)
+# A real caching resolver for node-agent/tests/detection_dns.rs; what the benign suite
+# (node-agent/tests/benign_suite.rs) runs: crontab, curl, git, a Python venv.
+[ -x /usr/sbin/dnsmasq ] || command -v dnsmasq >/dev/null 2>&1 || need_pkgs+=(dnsmasq-base)
+command -v crontab >/dev/null 2>&1 || need_pkgs+=(cron)
+command -v curl >/dev/null 2>&1 || need_pkgs+=(curl)
+command -v git >/dev/null 2>&1 || need_pkgs+=(git)
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need_pkgs+=(python3-venv)
 container_pkgs=()
 command -v podman >/dev/null 2>&1 || container_pkgs+=(podman)
 command -v runc >/dev/null 2>&1 || container_pkgs+=(runc)
