@@ -1,16 +1,16 @@
 //! Policy to agent objects: DaemonSet, ServiceAccount, RBAC and ConfigMap, least privilege.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::{
     api::{
         apps::v1::{DaemonSet, DaemonSetSpec},
         core::v1::{
-            Affinity, Capabilities, ConfigMap, ConfigMapVolumeSource, Container, EnvVar,
-            EnvVarSource, HostPathVolumeSource, NodeAffinity, NodeSelector,
+            Affinity, Capabilities, ConfigMap, ConfigMapProjection, Container, EnvVar,
+            EnvVarSource, HostPathVolumeSource, KeyToPath, NodeAffinity, NodeSelector,
             NodeSelectorRequirement, NodeSelectorTerm, ObjectFieldSelector, PodSpec,
-            PodTemplateSpec, ResourceRequirements, SeccompProfile, SecurityContext, ServiceAccount,
-            Volume, VolumeMount,
+            PodTemplateSpec, ProjectedVolumeSource, ResourceRequirements, SeccompProfile,
+            SecurityContext, ServiceAccount, Volume, VolumeMount, VolumeProjection,
         },
         rbac::v1::{
             ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject,
@@ -24,7 +24,7 @@ use vigil_crds::{
     RuntimeMonitoringPolicy,
     agent_config::{AgentConfig, CONFIG_DIR, CONFIG_KEY, LISTS_DIR},
     lease::POLICY_LABEL,
-    policy::AgentSpec,
+    policy::{AgentSpec, RuntimeMonitoringPolicySpec},
 };
 
 use crate::facts::OS_LABEL;
@@ -282,6 +282,55 @@ fn field_env(name: &str, path: &str) -> EnvVar {
     }
 }
 
+/// One projected volume, mounted read-only at `CONFIG_DIR`, with the agent configuration and,
+/// under `LISTS_DIR`, each list key the policy references. One volume, because a mount inside a
+/// read-only mount cannot be made (the runtime cannot create its mount point: runc fails with
+/// "read-only file system"), and the kubelet updates projected ConfigMaps live. The list sources
+/// are optional: a missing list degrades detection but must not keep the agent from starting.
+fn config_volume(policy: &str, spec: &RuntimeMonitoringPolicySpec) -> Volume {
+    let lists_subdir = LISTS_DIR
+        .strip_prefix(CONFIG_DIR)
+        .unwrap_or(LISTS_DIR)
+        .trim_start_matches('/');
+    let mut keys: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for list in spec.threat_intel_lists.iter().chain(&spec.trusted_ip_lists) {
+        keys.entry(list.config_map_name.as_str())
+            .or_default()
+            .insert(list.key.as_str());
+    }
+    let agent_config = VolumeProjection {
+        config_map: Some(ConfigMapProjection {
+            name: agent_name(policy),
+            ..ConfigMapProjection::default()
+        }),
+        ..VolumeProjection::default()
+    };
+    let lists = keys.into_iter().map(|(config_map, keys)| VolumeProjection {
+        config_map: Some(ConfigMapProjection {
+            name: config_map.to_owned(),
+            items: Some(
+                keys.into_iter()
+                    .map(|key| KeyToPath {
+                        key: key.to_owned(),
+                        path: format!("{lists_subdir}/{config_map}/{key}"),
+                        ..KeyToPath::default()
+                    })
+                    .collect(),
+            ),
+            optional: Some(true),
+        }),
+        ..VolumeProjection::default()
+    });
+    Volume {
+        name: "config".into(),
+        projected: Some(ProjectedVolumeSource {
+            sources: Some(std::iter::once(agent_config).chain(lists).collect()),
+            ..ProjectedVolumeSource::default()
+        }),
+        ..Volume::default()
+    }
+}
+
 /// The capabilities the agent container adds (after dropping ALL): [`AGENT_CAPABILITIES`], and
 /// [`MEMLOCK_CAPABILITY`] when the policy asks for it.
 pub fn agent_capabilities(agent: &AgentSpec) -> Vec<String> {
@@ -319,15 +368,8 @@ fn daemon_set(
         ..Affinity::default()
     });
 
-    let mut volumes = vec![
-        Volume {
-            name: "config".into(),
-            config_map: Some(ConfigMapVolumeSource {
-                name: agent_name(name),
-                ..ConfigMapVolumeSource::default()
-            }),
-            ..Volume::default()
-        },
+    let volumes = vec![
+        config_volume(name, spec),
         host_path("btf", "/sys/kernel/btf"),
         host_path("cgroup", "/sys/fs/cgroup"),
         host_path("proc", "/proc"),
@@ -346,7 +388,7 @@ fn daemon_set(
             ..Volume::default()
         },
     ];
-    let mut mounts = vec![
+    let mounts = vec![
         mount("config", CONFIG_DIR),
         mount("btf", "/sys/kernel/btf"),
         mount("cgroup", "/host/sys/fs/cgroup"),
@@ -363,29 +405,6 @@ fn daemon_set(
             ..VolumeMount::default()
         },
     ];
-    let mut list_maps: Vec<&str> = spec
-        .threat_intel_lists
-        .iter()
-        .chain(&spec.trusted_ip_lists)
-        .map(|l| l.config_map_name.as_str())
-        .collect();
-    list_maps.sort_unstable();
-    list_maps.dedup();
-    for (i, cm) in list_maps.iter().enumerate() {
-        let vol = format!("list-{i}");
-        volumes.push(Volume {
-            name: vol.clone(),
-            // Optional: a missing list degrades detection but must not keep the agent from starting.
-            config_map: Some(ConfigMapVolumeSource {
-                name: (*cm).to_owned(),
-                optional: Some(true),
-                ..ConfigMapVolumeSource::default()
-            }),
-            ..Volume::default()
-        });
-        mounts.push(mount(&vol, &format!("{LISTS_DIR}/{cm}")));
-    }
-
     let res = &spec.agent.resources;
     let container = Container {
         name: "agent".into(),
@@ -653,15 +672,42 @@ mod tests {
             (excluded.operator.as_str(), excluded.values.as_deref()),
             ("NotIn", Some(&["node-x".to_owned()][..]))
         );
-        // One ConfigMap referenced twice is mounted once.
+        // One ConfigMap referenced twice is one optional source with both keys, in the
+        // configuration's volume, where the agent configuration says the lists are.
+        let config = ps
+            .volumes
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|v| v.name == "config");
+        let sources = config
+            .and_then(|v| v.projected.as_ref())
+            .and_then(|p| p.sources.as_ref())
+            .unwrap();
+        assert_eq!(sources.len(), 2);
+        let lists = sources[1].config_map.as_ref().unwrap();
+        assert_eq!((lists.name.as_str(), lists.optional), ("intel", Some(true)));
+        let projected: Vec<String> = lists
+            .items
+            .iter()
+            .flatten()
+            .map(|i| format!("{CONFIG_DIR}/{}", i.path))
+            .collect();
+        let config: AgentConfig =
+            serde_json::from_str(&o.config_map.data.as_ref().unwrap()[CONFIG_KEY]).unwrap();
+        let configured: Vec<String> = config
+            .threat_intel_lists
+            .iter()
+            .chain(&config.trusted_ip_lists)
+            .map(|l| l.path.clone())
+            .collect();
+        assert_eq!(projected, configured);
         assert_eq!(
-            ps.volumes
-                .as_ref()
-                .unwrap()
-                .iter()
-                .filter(|v| v.name.starts_with("list-"))
-                .count(),
-            1
+            projected,
+            [
+                "/etc/vigil/lists/intel/a.txt",
+                "/etc/vigil/lists/intel/b.txt"
+            ]
         );
 
         let defaults = render(&policy(serde_json::json!({})), "ns", &[]).unwrap();
@@ -689,6 +735,33 @@ mod tests {
             defaults.daemon_set.metadata.name.as_deref(),
             Some("vigil-agent-all-linux")
         );
+    }
+
+    #[test]
+    fn no_mount_inside_a_read_only_mount() {
+        // runc cannot create a mount point inside a read-only mount ("read-only file system"):
+        // such a pod never starts.
+        let o = render(
+            &policy(serde_json::json!({
+                "threatIntelLists": [{"listName": "a", "configMapName": "intel", "key": "a.txt"}],
+                "trustedIpLists": [{"listName": "b", "configMapName": "egress", "key": "b.txt"}]
+            })),
+            "ns",
+            &[],
+        )
+        .unwrap();
+        let mounts = pod_spec(&o).containers[0].volume_mounts.as_ref().unwrap();
+        for outer in mounts.iter().filter(|m| m.read_only == Some(true)) {
+            for inner in mounts {
+                assert!(
+                    inner.mount_path == outer.mount_path
+                        || !std::path::Path::new(&inner.mount_path).starts_with(&outer.mount_path),
+                    "{} is inside the read-only mount {}",
+                    inner.mount_path,
+                    outer.mount_path
+                );
+            }
+        }
     }
 
     #[test]
