@@ -13,7 +13,7 @@ source "$here/env.sh"
 log() { printf 'bootstrap: %s\n' "$*" >&2; }
 
 # 1. Debian packages the tests use (iproute2 for network namespaces, gcc for setuid helpers,
-#    python3 for the image SBOM), and podman with runc for the images and the container test
+#    python3 for the image SBOM, ca-certificates for the images), and podman with runc for the images and the container test
 #    (scripts/build-images.sh, node-agent/tests/container.rs; crun is not installed: it refuses
 #    hybrid cgroup hosts). Without root, missing podman/runc only make that test skip.
 need_pkgs=()
@@ -21,6 +21,7 @@ command -v ip >/dev/null 2>&1 || need_pkgs+=(iproute2)
 command -v cc >/dev/null 2>&1 || need_pkgs+=(gcc)
 command -v strip >/dev/null 2>&1 || need_pkgs+=(binutils)
 command -v python3 >/dev/null 2>&1 || need_pkgs+=(python3)
+[ -f /etc/ssl/certs/ca-certificates.crt ] || need_pkgs+=(ca-certificates)
 # A real caching resolver for node-agent/tests/detection_dns.rs; what the benign suite
 # (node-agent/tests/benign_suite.rs) runs: crontab, curl, git, a Python venv.
 [ -x /usr/sbin/dnsmasq ] || command -v dnsmasq >/dev/null 2>&1 || need_pkgs+=(dnsmasq-base)

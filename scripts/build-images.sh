@@ -5,8 +5,8 @@
 #   scripts/build-images.sh --print-names    # the image references it builds, one a line
 #
 # Each image is FROM scratch with a root filesystem assembled here: the binary (debug info
-# stripped) and the exact shared libraries `ldd` lists for it (glibc, libm, libgcc_s and the
-# loader, from this machine's Debian packages), a CycloneDX SBOM (images/sbom.py, from
+# stripped), the exact shared libraries `ldd` lists for it (glibc, libm, libgcc_s and the
+# loader, from this machine's Debian packages), the CA certificate bundle, a CycloneDX SBOM (images/sbom.py, from
 # `cargo metadata` and dpkg) and, for the operator, a passwd/group naming its non-root user.
 # Reproducible: file times and the image's creation time are SOURCE_DATE_EPOCH (the last
 # commit's time unless set), the SBOM is deterministic, so the same binaries and libraries give
@@ -112,6 +112,8 @@ metadata="$work/metadata.json"
 cargo metadata --format-version 1 --locked --offline --filter-platform x86_64-unknown-linux-gnu >"$metadata" 2>/dev/null \
   || cargo metadata --format-version 1 --locked --filter-platform x86_64-unknown-linux-gnu >"$metadata"
 
+ca_bundle=/etc/ssl/certs/ca-certificates.crt
+
 # The shared libraries a binary loads, as ldd resolves them here (none for a static binary).
 libraries() {
   if ! ldd "$1" >"$work/ldd" 2>&1; then
@@ -142,6 +144,11 @@ build_image() {
     cp -L "$lib" "$rootfs$lib"
     chmod 0755 "$rootfs$lib"
   done < <(libraries "$binary")
+  # CA certificates: kube's TLS client loads the system roots even when a kubeconfig or the
+  # service account names the cluster's CA, and fails without any.
+  [ -f "$ca_bundle" ] || die "$ca_bundle missing: apt-get install ca-certificates"
+  install -D -m 0644 "$ca_bundle" "$rootfs$ca_bundle"
+  libs+=(/usr/share/ca-certificates)
   if [ "$name" = vigil-operator ]; then
     mkdir -p "$rootfs/etc"
     printf 'root:x:0:0:root:/:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/:/sbin/nologin\n' >"$rootfs/etc/passwd"
@@ -149,7 +156,7 @@ build_image() {
   fi
   local roots=() pkg
   for pkg in "$@"; do roots+=(--root "$pkg"); done
-  local file_args=()
+  local file_args=()  # what the SBOM names by its Debian package
   for lib in "${libs[@]}"; do file_args+=(--file "$lib"); done
   local sbom="$rootfs/usr/share/doc/$name/sbom.cdx.json"
   python3 images/sbom.py --image "${image%:*}" --version "$version" --revision "$revision" \
