@@ -3,6 +3,7 @@
 use std::{
     io::Write,
     path::PathBuf,
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -15,6 +16,7 @@ use crate::{
         report,
     },
     event::{Clock, Event},
+    metrics::{Gauge, Telemetry},
     pipeline::{Limits, Pipeline, PipelineStats},
     proctable,
     sensor::{
@@ -53,7 +55,14 @@ pub struct RunOptions {
     pub detection: Option<DetectionOptions>,
     /// Print new findings instead of events on stdout.
     pub findings_only: bool,
+    /// Where the run loop publishes what `/metrics` and `/healthz` report, when served.
+    pub telemetry: Option<Arc<Telemetry>>,
 }
+
+/// How often the run loop reads the kernel counters for the endpoint and the drop check.
+const COUNTERS_EVERY: Duration = Duration::from_secs(1);
+/// How often new drops are logged at most (standalone mode reported them only at exit).
+const DROPS_LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// Why the agent stopped early.
 #[derive(Debug, thiserror::Error)]
@@ -144,6 +153,44 @@ pub trait RunHooks {
     /// After every drain (about every poll interval): periodic work. `health` gives the current
     /// summary (it reads the kernel counters: call it sparingly).
     fn tick(&mut self, _health: &dyn Fn() -> Health, _detection: Option<&mut DetectionRunner>) {}
+    /// Gauges of the deployment for `/metrics` (cluster mode: spool depth, heartbeat age).
+    fn gauges(&self) -> Vec<Gauge> {
+        Vec::new()
+    }
+}
+
+/// Logs drops while the agent runs, at most every [`DROPS_LOG_EVERY`], with the hooks that
+/// dropped: a sensor that loses events must say so when it happens, not only at exit.
+#[derive(Default)]
+struct DropWatch {
+    logged: u64,
+    last_log: Option<Instant>,
+}
+
+impl DropWatch {
+    fn check(&mut self, health: &Health, now: Instant) {
+        if health.dropped <= self.logged
+            || self
+                .last_log
+                .is_some_and(|t| now.duration_since(t) < DROPS_LOG_EVERY)
+        {
+            return;
+        }
+        let by_hook: Vec<String> = health
+            .counters
+            .iter()
+            .filter(|c| c.counters.dropped > 0)
+            .map(|c| format!("{}={}", c.hook, c.counters.dropped))
+            .collect();
+        tracing::warn!(
+            dropped = health.dropped,
+            new = health.dropped - self.logged,
+            hooks = %by_hook.join(","),
+            "the kernel dropped records: the ring buffer was full"
+        );
+        self.logged = health.dropped;
+        self.last_log = Some(now);
+    }
 }
 
 /// No hooks: the standalone agent.
@@ -253,6 +300,16 @@ pub async fn run_with<W: Write, H: RunHooks>(
             .as_mut()
             .map(|d| d.on_event(&event, pipeline.processes()))
             .unwrap_or_default();
+        if let Some(t) = &options.telemetry
+            && outcomes.iter().any(|o| o.new)
+        {
+            t.update(|s| {
+                for o in outcomes.iter().filter(|o| o.new) {
+                    let key = (o.finding.finding_type.clone(), o.finding.severity_label);
+                    *s.findings.entry(key).or_default() += 1;
+                }
+            });
+        }
         if !outcomes.is_empty() {
             let mut hooks = hooks.borrow_mut();
             for o in &outcomes {
@@ -283,6 +340,8 @@ pub async fn run_with<W: Write, H: RunHooks>(
     };
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| AgentError::Ring(format!("cannot watch SIGTERM: {e}")))?;
+    let mut counters_read = Instant::now();
+    let mut drops = DropWatch::default();
     loop {
         let stop = async {
             match deadline {
@@ -304,6 +363,22 @@ pub async fn run_with<W: Write, H: RunHooks>(
                 }
                 let current = || health(&sensor, &pipeline, seeded, started.elapsed());
                 hooks.borrow_mut().tick(&current, detection.as_mut());
+                let now = Instant::now();
+                if let Some(t) = &options.telemetry {
+                    t.update(|s| s.last_loop = Some(now));
+                }
+                if now.duration_since(counters_read) >= COUNTERS_EVERY {
+                    counters_read = now;
+                    let summary = current();
+                    drops.check(&summary, now);
+                    if let Some(t) = &options.telemetry {
+                        let gauges = hooks.borrow().gauges();
+                        t.update(|s| {
+                            s.health = Some(summary);
+                            s.gauges = gauges;
+                        });
+                    }
+                }
             }
             _ = tokio::signal::ctrl_c() => break,
             _ = terminate.recv() => break,

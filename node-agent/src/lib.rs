@@ -15,6 +15,7 @@ pub mod detect;
 pub mod dns;
 pub mod event;
 pub mod exe_hash;
+pub mod metrics;
 pub mod pipeline;
 pub mod proctable;
 pub mod sensitive;

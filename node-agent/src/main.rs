@@ -208,6 +208,11 @@ struct RunArgs {
     /// Print the health summary as JSON on stderr instead of text.
     #[arg(long)]
     health_json: bool,
+    /// Serve /metrics (Prometheus) and /healthz on this address, e.g. 127.0.0.1:9464; `off`
+    /// serves nothing. Default: off on a host, 0.0.0.0:9464 in cluster mode (counters only, no
+    /// finding contents).
+    #[arg(long)]
+    metrics_addr: Option<String>,
     #[command(flatten)]
     detection: DetectionArgs,
     #[command(flatten)]
@@ -369,7 +374,34 @@ fn run(args: &RunArgs) -> ExitCode {
         // In a cluster, stdout is the container log: findings (redacted) only, unless asked.
         findings_only: args.detection.findings_only
             || (args.cluster.kubernetes() && !args.detection.print_events),
+        telemetry: None,
     };
+    let metrics_addr = match args.metrics_addr.as_deref() {
+        Some("off") => None,
+        Some(addr) => match addr.parse::<std::net::SocketAddr>() {
+            Ok(a) => Some(a),
+            Err(e) => {
+                return fail(format!(
+                    "--metrics-addr {addr}: {e} (want ADDRESS:PORT or off)"
+                ));
+            }
+        },
+        None if args.cluster.kubernetes() => Some(std::net::SocketAddr::from((
+            [0, 0, 0, 0],
+            node_agent::metrics::DEFAULT_CLUSTER_PORT,
+        ))),
+        None => None,
+    };
+    if let Some(addr) = metrics_addr {
+        let telemetry = std::sync::Arc::new(node_agent::metrics::Telemetry::default());
+        match node_agent::metrics::serve(addr, telemetry.clone()) {
+            Ok(_) => options.telemetry = Some(telemetry),
+            // Asked for by name: a mistake to fix. By default (cluster mode): detection matters
+            // more than its metrics, so the agent runs on and says why there are none.
+            Err(e) if args.metrics_addr.is_some() => return fail(e),
+            Err(e) => tracing::error!(error = %e, "running without /metrics and /healthz"),
+        }
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

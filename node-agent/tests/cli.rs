@@ -179,3 +179,98 @@ fn an_agent_started_during_an_exec_storm_drops_nothing() {
         health["counters"]
     );
 }
+
+/// GET `path` from `addr`; `None` while nothing listens there yet.
+fn http_get(addr: std::net::SocketAddr, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    Some(response)
+}
+
+#[test]
+fn a_running_agent_serves_its_metrics_and_a_truthful_healthz() {
+    if !node_agent::collector::root_or_skip(
+        "a_running_agent_serves_its_metrics_and_a_truthful_healthz",
+    ) {
+        return;
+    }
+    // A free loopback port: bind one, note it, let it go.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port");
+    let agent = Command::new(AGENT)
+        .args([
+            "run",
+            "--no-detection",
+            "--duration",
+            "300s",
+            "--format",
+            "json",
+        ])
+        .args(["--metrics-addr", &addr.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start node-agent");
+    // Until the sensors run, /healthz says the agent is starting (503); then 200.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(240);
+    let healthy = loop {
+        match http_get(addr, "/healthz") {
+            Some(r) if r.starts_with("HTTP/1.1 200") => break r,
+            Some(r) => assert!(
+                r.starts_with("HTTP/1.1 503") && r.contains("starting"),
+                "{r}"
+            ),
+            None => {}
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the agent never became healthy"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    assert!(healthy.contains("hooks active"), "{healthy}");
+    // Something to count: a few execs, then the counters move.
+    for _ in 0..5 {
+        let _ = Command::new("/bin/true").status();
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let metrics = loop {
+        let m = http_get(addr, "/metrics").unwrap_or_default();
+        let sent = m
+            .lines()
+            .find(|l| {
+                l.starts_with("vigil_agent_hook_records_total{hook=\"exec\",outcome=\"sent\"}")
+            })
+            .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .unwrap_or(0);
+        if sent >= 5 {
+            break m;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "exec counter never moved:\n{m}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    for want in [
+        "vigil_agent_hook_active{hook=\"exec\",mechanism=",
+        "process_resident_memory_bytes ",
+        "vigil_agent_event_loop_age_seconds ",
+        "vigil_agent_dropped_records_total ",
+    ] {
+        assert!(metrics.contains(want), "missing {want}:\n{metrics}");
+    }
+    // SIGINT stops it cleanly.
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe { libc::kill(agent.id() as i32, libc::SIGINT) };
+    let out = agent.wait_with_output().expect("agent output");
+    no_panic(&out);
+}

@@ -52,6 +52,8 @@ pub struct Reported {
     pub last_error: Option<String>,
     /// Whether the sensor runs; `false` with `last_error` when it could not start.
     pub sensors_running: bool,
+    /// When the Lease was last written successfully.
+    pub last_renewal: Option<std::time::Instant>,
 }
 
 /// Shared between the run loop, the publisher and the heartbeat task.
@@ -176,12 +178,19 @@ pub async fn run(
         } else {
             Duration::from_secs(u64::from(current.renew_interval_seconds.max(1)))
         };
-        if let Some(health) = health
-            && let Err(error) = renew(&client, &identity, &current, &health).await
-        {
-            tracing::warn!(%error, "cannot renew the heartbeat Lease");
-            if let Ok(mut r) = report.lock() {
-                r.last_error = Some(format!("heartbeat: {error}"));
+        if let Some(health) = health {
+            match renew(&client, &identity, &current, &health).await {
+                Ok(()) => {
+                    if let Ok(mut r) = report.lock() {
+                        r.last_renewal = Some(std::time::Instant::now());
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "cannot renew the heartbeat Lease");
+                    if let Ok(mut r) = report.lock() {
+                        r.last_error = Some(format!("heartbeat: {error}"));
+                    }
+                }
             }
         }
         tokio::select! {

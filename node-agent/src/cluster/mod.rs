@@ -174,6 +174,38 @@ fn reload_intel(detection: &DetectionRunner, intel_config: vigil_detection::Inte
 }
 
 impl RunHooks for ClusterHooks {
+    fn gauges(&self) -> Vec<crate::metrics::Gauge> {
+        let (depth, lost) = {
+            let spool = self.spool.lock().unwrap_or_else(PoisonError::into_inner);
+            (spool.len(), spool.lost_total())
+        };
+        let mut gauges = vec![
+            (
+                "spool_depth",
+                "Actions waiting in the delivery spool for the API server.",
+                depth as f64,
+            ),
+            (
+                "spool_lost_total",
+                "Actions the full spool evicted before delivery.",
+                lost as f64,
+            ),
+            (
+                "publisher_waiting",
+                "New findings waiting for the per-node cap.",
+                self.publisher.stats().waiting as f64,
+            ),
+        ];
+        if let Some(at) = self.report.lock().ok().and_then(|r| r.last_renewal) {
+            gauges.push((
+                "heartbeat_age_seconds",
+                "Seconds since the heartbeat Lease was last written.",
+                at.elapsed().as_secs_f64(),
+            ));
+        }
+        gauges
+    }
+
     fn started(&mut self, detection: Option<&mut DetectionRunner>) {
         let Some(d) = detection else { return };
         d.set_enabled_types(&self.config.enabled_finding_types);

@@ -945,7 +945,9 @@ fn threat_intel_on_dns_answers_matches_addresses_and_the_cname_chain() {
         out.extend(d.process(&dns_at(pid, 0, q, Some("NOERROR"), &records), &NoLookup));
         out
     };
-    let table: &[(&str, Vec<(String, String, String)>, Option<FindingType>, &str)] = &[
+    // (question, answer records, expected type, why)
+    type Case = (&'static str, Vec<(String, String, String)>, Option<FindingType>, &'static str);
+    let table: &[Case] = &[
         // A CNAME to a listed name (and its subdomains), in the middle of a chain.
         (
             "www.shop.example",
