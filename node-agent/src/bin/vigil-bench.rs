@@ -21,7 +21,7 @@ use std::{
 use node_agent::{collector::Collector, sensor::SensorOptions};
 use node_agent_common::stats::Hook;
 
-const USAGE: &str = "usage: vigil-bench <exec|connect|files|ring|build|all> [--rounds N] [--seconds S] [--agent-arg ARG]...";
+const USAGE: &str = "usage: vigil-bench <exec|connect|files|ring|build|all> [--rounds N] [--seconds S] [--workers 1,2,4,...] [--agent-arg ARG]...";
 
 struct Settings {
     rounds: usize,
@@ -29,6 +29,9 @@ struct Settings {
     bin_dir: PathBuf,
     /// Extra arguments for the agent (a sensitive-path file for the file benchmarks).
     agent_args: Vec<String>,
+    /// Parallel workloads of the exec and connect storms, one figure each: how the cost grows
+    /// with the number of CPUs busy (`--workers 1,2,4,8,16` on a 16-core machine).
+    workers: Vec<u32>,
 }
 
 fn main() -> ExitCode {
@@ -45,6 +48,7 @@ fn main() -> ExitCode {
             .and_then(|p| p.parent().map(Path::to_path_buf))
             .unwrap_or_else(|| PathBuf::from(".")),
         agent_args: Vec::new(),
+        workers: vec![1, 2],
     };
     let mut rest = args[1..].iter();
     while let Some(flag) = rest.next() {
@@ -52,6 +56,17 @@ fn main() -> ExitCode {
         if let ("--agent-arg", Some(arg)) = (flag.as_str(), raw) {
             // Extra agent arguments, for breakdowns (`--agent-arg --no-detection`).
             settings.agent_args.push(arg.clone());
+            continue;
+        }
+        if let ("--workers", Some(list)) = (flag.as_str(), raw) {
+            let parsed: Result<Vec<u32>, _> = list.split(',').map(str::parse).collect();
+            match parsed {
+                Ok(w) if !w.is_empty() && w.iter().all(|&n| n > 0) => settings.workers = w,
+                _ => {
+                    eprintln!("vigil-bench: --workers {list}: want counts like 1,2,4\n{USAGE}");
+                    return ExitCode::FAILURE;
+                }
+            }
             continue;
         }
         let value = raw.and_then(|v| v.parse::<u64>().ok());
@@ -301,22 +316,56 @@ fn trigger_rate(settings: &Settings, args: &[&str]) -> Result<f64, String> {
 
 fn exec(settings: &Settings) -> Result<(), String> {
     let seconds = settings.seconds.to_string();
-    for workers in ["1", "2"] {
+    for workers in &settings.workers {
+        let workers = workers.to_string();
         compare(
             settings,
             &format!("exec storm, {workers} worker(s)"),
             "exec/s",
-            || trigger_rate(settings, &["exec-storm", &seconds, workers]),
+            || trigger_rate(settings, &["exec-storm", &seconds, &workers]),
         )?;
     }
     Ok(())
+}
+
+/// `workers` copies of a trigger run at once; their rates summed.
+fn parallel_rate(settings: &Settings, workers: u32, args: &[&str]) -> Result<f64, String> {
+    let children: Vec<Child> = (0..workers)
+        .map(|_| {
+            Command::new(settings.bin_dir.join("vigil-trigger"))
+                .args(args)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .map_err(|e| format!("vigil-trigger: {e}"))
+        })
+        .collect::<Result<_, _>>()?;
+    let mut total = 0.0;
+    for child in children {
+        let out = child
+            .wait_with_output()
+            .map_err(|e| format!("vigil-trigger: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "vigil-trigger {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        total += String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse::<f64>()
+            .map_err(|e| format!("vigil-trigger output: {e}"))?;
+    }
+    Ok(total)
 }
 
 fn connect(settings: &Settings) -> Result<(), String> {
     // The listener is a process of its own (std's backlog of 128 overflows under the storm,
     // and both sides of the storm are then traced, as on a real host).
     let seconds = settings.seconds.to_string();
-    let listen_for = (settings.rounds as u64 * 2 * (settings.seconds + 30)).to_string();
+    let listen_for =
+        (settings.workers.len() as u64 * settings.rounds as u64 * 2 * (settings.seconds + 30))
+            .to_string();
     let mut listener = Command::new(settings.bin_dir.join("vigil-trigger"))
         .args(["listen", "127.0.0.1:0", &listen_for])
         .stdout(Stdio::piped())
@@ -327,9 +376,18 @@ fn connect(settings: &Settings) -> Result<(), String> {
         .read_line(&mut first)
         .map_err(|e| e.to_string())?;
     let addr = first.trim().to_owned();
-    let result = compare(settings, "loopback TCP connect storm", "connect/s", || {
-        trigger_rate(settings, &["connect-storm", &addr, &seconds])
-    });
+    let mut result = Ok(());
+    for &workers in &settings.workers {
+        result = compare(
+            settings,
+            &format!("loopback TCP connect storm, {workers} client(s)"),
+            "connect/s",
+            || parallel_rate(settings, workers, &["connect-storm", &addr, &seconds]),
+        );
+        if result.is_err() {
+            break;
+        }
+    }
     let _ = listener.kill();
     let _ = listener.wait();
     result
@@ -359,6 +417,7 @@ fn files(settings: &Settings) -> Result<(), String> {
         seconds: settings.seconds,
         bin_dir: settings.bin_dir.clone(),
         agent_args: vec!["--sensitive-paths".into(), config.display().to_string()],
+        workers: settings.workers.clone(),
     };
     let seconds = settings.seconds.to_string();
     compare(&with_set, "read-only open storm", "opens/s", || {
@@ -397,6 +456,7 @@ fn memory(settings: &Settings) -> Result<(), String> {
             seconds: settings.seconds,
             bin_dir: settings.bin_dir.clone(),
             agent_args: args,
+            workers: settings.workers.clone(),
         };
         let agent = Agent::start(&with)?;
         trigger_rate(
@@ -597,6 +657,7 @@ fn build(settings: &Settings) -> Result<(), String> {
         seconds: settings.seconds,
         bin_dir: settings.bin_dir.clone(),
         agent_args: Vec::new(),
+        workers: settings.workers.clone(),
     };
     compare(&quick, "clean cargo build", "builds/hour", || {
         let _ = std::fs::remove_dir_all(&target);
