@@ -7,13 +7,15 @@
 //! - [`finding`]: the finding document, spec of the namespaced `RuntimeFinding`;
 //! - [`suppression`]: criteria and their evaluation;
 //! - [`lease`]: the agent heartbeat Lease contract;
-//! - [`coverage`]: the coverage reason taxonomy.
+//! - [`coverage`]: the coverage reason taxonomy;
+//! - [`node_coverage`]: `NodeCoverage` (cluster-scoped), the coverage of one node.
 
 pub mod agent_config;
 pub mod coverage;
 pub mod finding;
 pub mod lease;
 pub mod limits;
+pub mod node_coverage;
 pub mod policy;
 pub mod schema;
 pub mod suppression;
@@ -25,6 +27,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::CustomResourceExt;
 
 pub use finding::{Finding, RuntimeFinding, RuntimeFindingStatus};
+pub use node_coverage::{NodeCoverage, NodeCoverageSpec};
 pub use policy::{
     RuntimeMonitoringPolicy, RuntimeMonitoringPolicySpec, RuntimeMonitoringPolicyStatus,
 };
@@ -39,6 +42,7 @@ pub fn crds() -> Vec<(String, CustomResourceDefinition)> {
         RuntimeMonitoringPolicy::crd(),
         SuppressionRule::crd(),
         RuntimeFinding::crd(),
+        NodeCoverage::crd(),
     ]
     .into_iter()
     .map(|mut crd| {

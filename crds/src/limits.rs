@@ -41,6 +41,32 @@ pub const CONDITION_VALUE: u32 = 1024;
 /// Characters in a suppression rule's description.
 pub const DESCRIPTION: u32 = 4096;
 
+/// Unhealthy nodes a policy status lists by name; the others are only counted
+/// (`status.coverage.unhealthyNotListed`), so the status stays small however large the cluster.
+pub const UNHEALTHY_LISTED: u32 = 50;
+/// Characters of a coverage issue (`IssueType: detail`); a longer one is cut and ends with `…`.
+pub const ISSUE: u32 = 1024;
+/// Characters of an issue type, e.g. `AgentNotReporting`.
+pub const ISSUE_TYPE: u32 = 64;
+/// Characters of an agent or kernel version.
+pub const VERSION: u32 = 256;
+/// Hook names a `NodeCoverage` lists (the agent has about 20).
+pub const ACTIVE_HOOKS: u32 = 128;
+/// Characters of a hook name.
+pub const HOOK_NAME: u32 = 128;
+
+/// `text` cut to at most `max` characters (as the API server counts `maxLength`: code points),
+/// ending with `…` when something was cut.
+pub fn clip(text: &str, max: u32) -> String {
+    let max = usize::try_from(max).unwrap_or(usize::MAX);
+    if text.chars().count() <= max {
+        return text.to_owned();
+    }
+    let mut out: String = text.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
 /// A ConfigMap key: letters, digits, `-`, `_` and `.` (Kubernetes' own rule for data keys).
 pub const CONFIG_MAP_KEY_PATTERN: &str = "^[-._a-zA-Z0-9]+$";
 /// A DNS subdomain name, lower case.
@@ -49,3 +75,19 @@ pub const DNS_SUBDOMAIN_PATTERN: &str = "^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$";
 pub const FINDING_TYPE_PATTERN: &str = "^[A-Za-z]+:Runtime/[!-~]+$";
 /// An image reference: not empty, no white space.
 pub const IMAGE_REFERENCE_PATTERN: &str = "^[^\\s]+$";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clip_counts_characters_and_marks_the_cut() {
+        assert_eq!(clip("short", 10), "short");
+        assert_eq!(clip("exactly", 7), "exactly");
+        assert_eq!(clip("abcdefgh", 5), "abcd…");
+        let long = "é".repeat(2000);
+        let cut = clip(&long, ISSUE);
+        assert_eq!(cut.chars().count(), ISSUE as usize);
+        assert!(cut.ends_with('…'));
+    }
+}

@@ -346,7 +346,7 @@ pub struct RuntimeMonitoringPolicyStatus {
     /// `Ready`, `Progressing` and `Degraded`.
     #[serde(default)]
     pub conditions: Vec<Condition>,
-    /// Per-node coverage and its totals.
+    /// Coverage totals and the unhealthy nodes.
     #[serde(default)]
     pub coverage: CoverageSummary,
     /// Findings on the covered nodes, by severity label.
@@ -364,7 +364,9 @@ pub mod condition_types {
     pub const DEGRADED: &str = "Degraded";
 }
 
-/// Coverage totals and per-node details.
+/// Coverage totals and the unhealthy nodes. Per-node detail for every node is in the
+/// [`NodeCoverage`](crate::node_coverage::NodeCoverage) objects, one per node, so this status
+/// keeps the same size however many nodes the policy covers.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct CoverageSummary {
@@ -376,40 +378,29 @@ pub struct CoverageSummary {
     pub healthy_nodes: u32,
     /// Compatible nodes with a coverage issue.
     pub unhealthy_nodes: u32,
-    /// One entry per compatible node, sorted by name.
+    /// The first unhealthy nodes by name, at most 50; `kubectl get ncov -l
+    /// vigil.dev/coverage=Unhealthy` lists them all.
     #[serde(default)]
-    pub nodes: Vec<NodeCoverage>,
+    #[schemars(length(max = limits::UNHEALTHY_LISTED))]
+    pub unhealthy: Vec<UnhealthyNode>,
+    /// Unhealthy nodes left out of `unhealthy`.
+    #[serde(default)]
+    pub unhealthy_not_listed: u32,
 }
 
-/// Coverage of one node.
+/// An unhealthy node, as listed in a policy status.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
-pub struct NodeCoverage {
+pub struct UnhealthyNode {
     /// Node name.
+    #[schemars(length(max = limits::DNS_SUBDOMAIN))]
     pub node_name: String,
-    /// Healthy or Unhealthy.
-    pub status: CoverageStatus,
-    /// `IssueType: detail` when unhealthy.
+    /// `IssueType: detail`.
+    #[schemars(length(max = limits::ISSUE))]
+    pub issue: String,
+    /// When the node turned unhealthy, or its issue type last changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub issue: Option<String>,
-    /// Agent version from its Lease.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub agent_version: Option<String>,
-    /// Kernel release, from the agent or else from the node.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kernel_version: Option<String>,
-    /// Number of attached eBPF hooks.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub active_hooks: Option<u32>,
-    /// Events per second the agent processes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub events_per_second: Option<f64>,
-    /// Events dropped since the agent started.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub dropped_events: Option<u64>,
-    /// Last Lease renewal.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_heartbeat: Option<Time>,
+    pub since: Option<Time>,
 }
 
 /// Whether a node is really covered.
@@ -419,6 +410,16 @@ pub enum CoverageStatus {
     Healthy,
     /// See the node's `issue`.
     Unhealthy,
+}
+
+impl CoverageStatus {
+    /// `Healthy` or `Unhealthy`, as serialised.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Healthy => "Healthy",
+            Self::Unhealthy => "Unhealthy",
+        }
+    }
 }
 
 /// Number of findings by severity label.

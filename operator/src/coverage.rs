@@ -1,14 +1,12 @@
 //! Coverage: Leases, agent pods and node state to Healthy/Unhealthy per node, with a reason.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 
-use k8s_openapi::{apimachinery::pkg::apis::meta::v1::Time, jiff::Timestamp};
+use k8s_openapi::jiff::Timestamp;
 use vigil_crds::{
     coverage::CoverageIssue,
     lease::Heartbeat,
-    policy::{
-        AgentManagement, CoverageStatus, CoverageSummary, NodeCoverage, RuntimeMonitoringPolicySpec,
-    },
+    policy::{AgentManagement, CoverageStatus, RuntimeMonitoringPolicySpec},
 };
 
 use crate::facts::{AgentPodFacts, NodeFacts};
@@ -21,16 +19,58 @@ const IMAGE_PULL_REASONS: &[&str] = &[
     "ErrImageNeverPull",
 ];
 
-/// Assessed coverage of every compatible node.
+/// The coverage of one node at one moment.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Assessment {
-    /// Totals and per-node entries for the status.
-    pub summary: CoverageSummary,
-    /// The issue of each unhealthy node, by node name.
-    pub issues: BTreeMap<String, CoverageIssue>,
+pub struct NodeAssessment {
+    /// Node name.
+    pub node: String,
+    /// `None` when healthy.
+    pub issue: Option<CoverageIssue>,
+    /// Whether the agent's heartbeat Lease is fresh.
+    pub covered: bool,
+    /// Agent version from its Lease, fresh or not.
+    pub agent_version: Option<String>,
+    /// Kernel release, from the agent or else from the node.
+    pub kernel_version: Option<String>,
+    /// The agent's attached hooks, `None` when it never reported.
+    pub active_hooks: Option<Vec<String>>,
 }
 
-/// Assess the coverage of `nodes` (the policy's compatible nodes) at `now`.
+impl NodeAssessment {
+    /// Healthy when there is no issue.
+    pub fn status(&self) -> CoverageStatus {
+        if self.issue.is_none() {
+            CoverageStatus::Healthy
+        } else {
+            CoverageStatus::Unhealthy
+        }
+    }
+}
+
+/// Node counts of one policy.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Totals {
+    /// Nodes the policy selects that can run the agent.
+    pub compatible: u32,
+    /// Compatible nodes with a fresh Lease.
+    pub covered: u32,
+    /// Compatible nodes without an issue.
+    pub healthy: u32,
+    /// Compatible nodes with an issue.
+    pub unhealthy: u32,
+}
+
+/// Assessed coverage of every compatible node.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Assessment {
+    /// One per compatible node, sorted by name.
+    pub nodes: Vec<NodeAssessment>,
+    /// Counts.
+    pub totals: Totals,
+}
+
+/// Assess the coverage of `nodes` (the policy's compatible nodes) at `now`. Linear in the number
+/// of nodes, pods and heartbeats: each node finds its pod and its Lease through an index.
 pub fn assess(
     spec: &RuntimeMonitoringPolicySpec,
     nodes: &[NodeFacts],
@@ -38,55 +78,57 @@ pub fn assess(
     heartbeats: &[Heartbeat],
     now: Timestamp,
 ) -> Assessment {
-    let mut summary = CoverageSummary::default();
-    let mut issues = BTreeMap::new();
+    // The newest Lease of each node (there is one per node unless a name was hashed).
+    let mut latest: HashMap<&str, &Heartbeat> = HashMap::with_capacity(heartbeats.len());
+    for h in heartbeats {
+        let renew = |h: &Heartbeat| h.renew_time.as_ref().map(|t| t.0);
+        latest
+            .entry(h.node.as_str())
+            .and_modify(|old| {
+                if renew(h) > renew(old) {
+                    *old = h;
+                }
+            })
+            .or_insert(h);
+    }
+    // The first agent pod listed on each node.
+    let mut pod_on: HashMap<&str, &AgentPodFacts> = HashMap::with_capacity(pods.len());
+    for p in pods {
+        if let Some(node) = p.node.as_deref() {
+            pod_on.entry(node).or_insert(p);
+        }
+    }
     let mut sorted: Vec<&NodeFacts> = nodes.iter().collect();
     sorted.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut out = Assessment::default();
     for node in sorted {
-        let heartbeat = heartbeats
-            .iter()
-            .filter(|h| h.node == node.name)
-            .max_by_key(|h| h.renew_time.as_ref().map(|t| t.0));
+        let heartbeat = latest.get(node.name.as_str()).copied();
         let fresh = heartbeat.filter(|h| is_fresh(h, spec.coverage.heartbeat_timeout_seconds, now));
-        let pod = pods
-            .iter()
-            .find(|p| p.node.as_deref() == Some(node.name.as_str()));
+        let pod = pod_on.get(node.name.as_str()).copied();
         let issue = node_issue(spec, node, pod, heartbeat, fresh);
-
-        summary.compatible_nodes += 1;
+        let t = &mut out.totals;
+        t.compatible += 1;
         if fresh.is_some() {
-            summary.covered_nodes += 1;
+            t.covered += 1;
         }
-        let status = if issue.is_none() {
-            CoverageStatus::Healthy
+        if issue.is_none() {
+            t.healthy += 1;
         } else {
-            CoverageStatus::Unhealthy
-        };
-        match status {
-            CoverageStatus::Healthy => summary.healthy_nodes += 1,
-            CoverageStatus::Unhealthy => summary.unhealthy_nodes += 1,
+            t.unhealthy += 1;
         }
         let health = heartbeat.map(|h| &h.health);
-        summary.nodes.push(NodeCoverage {
-            node_name: node.name.clone(),
-            status,
-            issue: issue.as_ref().map(ToString::to_string),
+        out.nodes.push(NodeAssessment {
+            node: node.name.clone(),
+            issue,
+            covered: fresh.is_some(),
             agent_version: health.map(|h| h.agent_version.clone()),
             kernel_version: health
                 .map(|h| h.kernel_version.clone())
                 .or_else(|| node.kernel_version.clone()),
-            active_hooks: health.map(|h| u32::try_from(h.active_hooks.len()).unwrap_or(u32::MAX)),
-            events_per_second: health.map(|h| h.events_per_second),
-            dropped_events: health.map(|h| h.dropped_events_total),
-            last_heartbeat: heartbeat
-                .and_then(|h| h.renew_time.as_ref())
-                .map(|t| Time(t.0)),
+            active_hooks: health.map(|h| h.active_hooks.clone()),
         });
-        if let Some(issue) = issue {
-            issues.insert(node.name.clone(), issue);
-        }
     }
-    Assessment { summary, issues }
+    out
 }
 
 fn is_fresh(h: &Heartbeat, timeout_seconds: u32, now: Timestamp) -> bool {
@@ -204,49 +246,10 @@ fn node_issue(
     Some(CoverageIssue::AgentNotReporting { detail })
 }
 
-/// A change of one node's coverage between two assessments.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Transition {
-    /// Node name.
-    pub node: String,
-    /// New status.
-    pub to: CoverageStatus,
-    /// New issue type, when unhealthy.
-    pub issue_type: Option<String>,
-    /// New issue text, when unhealthy.
-    pub issue: Option<String>,
-    /// Whether the node is new to the policy.
-    pub new_node: bool,
-}
-
-/// Changes from `before` to `after`: status changes, issue type changes and new nodes.
-/// Nodes that left the policy are not transitions; they are simply no longer listed.
-pub fn transitions(before: &[NodeCoverage], after: &[NodeCoverage]) -> Vec<Transition> {
-    let issue_type = |n: &NodeCoverage| {
-        n.issue
-            .as_deref()
-            .and_then(|i| i.split(':').next())
-            .map(str::to_owned)
-    };
-    after
-        .iter()
-        .filter_map(|now| {
-            let prev = before.iter().find(|b| b.node_name == now.node_name);
-            let changed =
-                prev.is_none_or(|p| p.status != now.status || issue_type(p) != issue_type(now));
-            changed.then(|| Transition {
-                node: now.node_name.clone(),
-                to: now.status,
-                issue_type: issue_type(now),
-                issue: now.issue.clone(),
-                new_node: prev.is_none(),
-            })
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
     use vigil_crds::lease::{AgentHealth, HEALTH_SCHEMA_VERSION, ProbeFailure};
 
@@ -321,7 +324,7 @@ mod tests {
             &hbs,
             Timestamp::from_second(NOW).unwrap(),
         );
-        a.issues.values().next().map(|i| i.issue_type().to_owned())
+        a.nodes[0].issue.as_ref().map(|i| i.issue_type().to_owned())
     }
 
     /// (name, spec, node, agent pods, heartbeats, expected issue type)
@@ -496,7 +499,11 @@ mod tests {
             Timestamp::from_second(NOW).unwrap(),
         );
         assert_eq!(
-            a.summary.nodes[0].issue.as_deref(),
+            a.nodes[0]
+                .issue
+                .as_ref()
+                .map(ToString::to_string)
+                .as_deref(),
             Some(
                 "AgentCrashLooping: 3 restarts, last: kernel BTF missing at /sys/kernel/btf/vmlinux"
             )
@@ -510,7 +517,11 @@ mod tests {
             Timestamp::from_second(NOW).unwrap(),
         );
         assert_eq!(
-            a.summary.nodes[0].issue.as_deref(),
+            a.nodes[0]
+                .issue
+                .as_ref()
+                .map(ToString::to_string)
+                .as_deref(),
             Some("AgentCrashLooping: 3 restarts, last: Error (exit 1)")
         );
     }
@@ -527,7 +538,11 @@ mod tests {
             Timestamp::from_second(NOW).unwrap(),
         );
         assert_eq!(
-            a.summary.nodes[0].issue.as_deref(),
+            a.nodes[0]
+                .issue
+                .as_ref()
+                .map(ToString::to_string)
+                .as_deref(),
             Some("AgentPodPending: 0/3 nodes are available: 1 Insufficient memory.")
         );
     }
@@ -544,70 +559,53 @@ mod tests {
             &[hb("a", 1, health()), hb("b", 1, no_btf)],
             Timestamp::from_second(NOW).unwrap(),
         );
-        let s = &a.summary;
         assert_eq!(
-            (
-                s.compatible_nodes,
-                s.covered_nodes,
-                s.healthy_nodes,
-                s.unhealthy_nodes
-            ),
-            (3, 2, 1, 2)
+            a.totals,
+            Totals {
+                compatible: 3,
+                covered: 2,
+                healthy: 1,
+                unhealthy: 2
+            }
         );
         assert_eq!(
-            s.nodes
-                .iter()
-                .map(|n| n.node_name.as_str())
-                .collect::<Vec<_>>(),
+            a.nodes.iter().map(|n| n.node.as_str()).collect::<Vec<_>>(),
             ["a", "b", "c"]
         );
-        assert_eq!(s.nodes[0].active_hooks, Some(2));
+        assert_eq!(a.nodes[0].active_hooks.as_ref().map(Vec::len), Some(2));
+        assert_eq!(a.nodes[0].status(), CoverageStatus::Healthy);
+        assert_eq!(a.nodes[1].status(), CoverageStatus::Unhealthy);
+        assert!(a.nodes[1].covered, "an unhealthy agent still reports");
+        assert!(!a.nodes[2].covered);
         assert_eq!(
-            s.nodes[2].kernel_version.as_deref(),
+            a.nodes[2].kernel_version.as_deref(),
             Some("6.1.0"),
             "kernel falls back to the node's"
         );
     }
 
     #[test]
-    fn transitions_report_status_and_issue_changes_only() {
-        let n = |name: &str, status, issue: Option<&str>| NodeCoverage {
-            node_name: name.into(),
-            status,
-            issue: issue.map(str::to_owned),
-            agent_version: None,
-            kernel_version: None,
-            active_hooks: None,
-            events_per_second: None,
-            dropped_events: None,
-            last_heartbeat: None,
-        };
-        use CoverageStatus::{Healthy, Unhealthy};
-        let before = vec![
-            n("same", Healthy, None),
-            n("flip", Healthy, None),
-            n("reason", Unhealthy, Some("AgentPodPending: x")),
-            n("detail", Unhealthy, Some("EventsDropped: 2%")),
-        ];
-        let after = vec![
-            n("same", Healthy, None),
-            n("flip", Unhealthy, Some("AgentNotReporting: gone")),
-            n("reason", Unhealthy, Some("AgentCrashLooping: 4 restarts")),
-            n("detail", Unhealthy, Some("EventsDropped: 3%")),
-            n("new", Healthy, None),
-        ];
-        let t = transitions(&before, &after);
-        let got: Vec<(&str, Option<&str>, bool)> = t
-            .iter()
-            .map(|t| (t.node.as_str(), t.issue_type.as_deref(), t.new_node))
-            .collect();
+    fn the_newest_lease_of_a_node_counts() {
+        let mut old = health();
+        old.btf_available = false;
+        let a = assess(
+            &spec(AgentManagement::Manual),
+            &[node("n")],
+            &[],
+            &[hb("n", 5, health()), hb("n", 500, old.clone())],
+            Timestamp::from_second(NOW).unwrap(),
+        );
+        assert_eq!(a.nodes[0].issue, None);
+        let a = assess(
+            &spec(AgentManagement::Manual),
+            &[node("n")],
+            &[],
+            &[hb("n", 500, health()), hb("n", 5, old)],
+            Timestamp::from_second(NOW).unwrap(),
+        );
         assert_eq!(
-            got,
-            [
-                ("flip", Some("AgentNotReporting"), false),
-                ("reason", Some("AgentCrashLooping"), false),
-                ("new", None, true)
-            ]
+            a.nodes[0].issue.as_ref().map(CoverageIssue::issue_type),
+            Some("KernelUnsupported")
         );
     }
 }

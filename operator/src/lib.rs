@@ -1,9 +1,10 @@
 //! The Vigil operator: `RuntimeMonitoringPolicy` rolls out the agent and reports coverage,
 //! `SuppressionRule` archives findings.
 //!
-//! Pure decisions ([`placement`], [`render`], [`coverage`], [`status`], [`backoff`]) are plain
-//! functions with table tests; the controllers ([`policy_controller`], [`suppression_controller`])
-//! are thin shells that read caches, call them and write through the API.
+//! Pure decisions ([`placement`], [`render`], [`coverage`], [`node_coverage`], [`status`],
+//! [`backoff`]) are plain functions with table tests; the controllers
+//! ([`policy_controller`], [`suppression_controller`]) are thin shells that read caches, call them
+//! and write through the API.
 
 pub mod backoff;
 pub mod coverage;
@@ -11,6 +12,7 @@ pub mod facts;
 pub mod http;
 pub mod leader;
 pub mod metrics;
+pub mod node_coverage;
 pub mod placement;
 pub mod policy_controller;
 pub mod render;
@@ -39,9 +41,9 @@ use kube::{
 };
 use thiserror::Error;
 use tracing::{debug, warn};
-use vigil_crds::{RuntimeFinding, RuntimeMonitoringPolicy, policy::condition_types};
+use vigil_crds::{NodeCoverage, RuntimeFinding, RuntimeMonitoringPolicy, policy::condition_types};
 
-pub use crate::{backoff::Backoff, metrics::Metrics};
+pub use crate::{backoff::Backoff, metrics::Metrics, node_coverage::WriteLog};
 
 /// Why a reconciliation failed.
 #[derive(Debug, Error)]
@@ -273,6 +275,8 @@ pub struct Stores {
     pub policies: Store<DeserializeGuard<RuntimeMonitoringPolicy>>,
     /// All findings.
     pub findings: Store<DeserializeGuard<RuntimeFinding>>,
+    /// All `NodeCoverage` objects: what the operator reported per node.
+    pub node_coverage: Store<DeserializeGuard<NodeCoverage>>,
 }
 
 impl Stores {
@@ -288,6 +292,7 @@ impl Stores {
             && ready(self.leases.wait_until_ready().now_or_never())
             && ready(self.policies.wait_until_ready().now_or_never())
             && ready(self.findings.wait_until_ready().now_or_never())
+            && ready(self.node_coverage.wait_until_ready().now_or_never())
     }
 }
 
@@ -307,6 +312,9 @@ pub struct Context {
     pub clock: Clock,
     /// Failed reconciles per object, for backoff and reporting once; empty at start.
     pub failures: Mutex<Backoff<FailureKey>>,
+    /// The operator's own `NodeCoverage` writes, which the cache learns of a moment later;
+    /// empty at start.
+    pub coverage_log: Mutex<WriteLog>,
 }
 
 impl Context {
@@ -374,6 +382,14 @@ impl Context {
     fn failures(&self) -> MutexGuard<'_, Backoff<FailureKey>> {
         // The table stays consistent whatever panicked while holding it.
         self.failures.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The write log of `NodeCoverage` objects (each entry is written whole, so a panic while
+    /// holding it leaves it consistent).
+    pub fn coverage_log(&self) -> MutexGuard<'_, WriteLog> {
+        self.coverage_log
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// How much longer `controller` must leave the object of `meta` alone after failures, `None`

@@ -25,7 +25,7 @@ use kube::{
 };
 use tracing::{error, info, warn};
 use vigil_crds::{
-    RuntimeFinding, RuntimeMonitoringPolicy, SuppressionRule,
+    NodeCoverage, RuntimeFinding, RuntimeMonitoringPolicy, SuppressionRule,
     lease::{COMPONENT_LABEL, HEARTBEAT_COMPONENT},
 };
 use vigil_operator::{
@@ -170,6 +170,7 @@ async fn main() -> anyhow::Result<()> {
     let (pods, pods_w) = reflector::store::<Pod>();
     let (leases, leases_w) = reflector::store::<Lease>();
     let (findings, findings_w) = reflector::store::<DeserializeGuard<RuntimeFinding>>();
+    let (node_coverage, node_coverage_w) = reflector::store::<DeserializeGuard<NodeCoverage>>();
     let node_changes = trigger(
         Api::<Node>::all(client.clone()),
         watcher::Config::default(),
@@ -190,6 +191,26 @@ async fn main() -> anyhow::Result<()> {
         watcher::Config::default(),
         findings_w,
     );
+    // The NodeCoverage cache only informs reconciles; the operator's own writes wake nothing.
+    let coverage_cache = reflector(
+        node_coverage_w,
+        watcher(
+            Api::<DeserializeGuard<NodeCoverage>>::all(client.clone()),
+            watcher::Config::default(),
+        )
+        .modify(|g| {
+            if let Ok(o) = &mut g.0 {
+                o.metadata.managed_fields = None;
+            }
+        }),
+    )
+    .default_backoff()
+    .for_each(|r| async move {
+        if let Err(error) = r {
+            warn!(%error, "NodeCoverage watch failed, retrying");
+        }
+    });
+    tokio::spawn(coverage_cache);
 
     // One signal stops both controllers; see `shutdown`.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -245,9 +266,11 @@ async fn main() -> anyhow::Result<()> {
             leases,
             policies: policy_ctrl.store(),
             findings,
+            node_coverage,
         },
         clock: Arc::new(Timestamp::now),
         failures: Default::default(),
+        coverage_log: Default::default(),
     });
 
     let policies = policy_ctrl

@@ -1,6 +1,12 @@
 //! The `RuntimeMonitoringPolicy` reconciler.
 
-use std::{collections::BTreeSet, sync::Arc, time::Duration};
+use std::{
+    collections::{BTreeSet, HashMap, HashSet},
+    sync::Arc,
+    time::Duration,
+};
+
+use futures::{StreamExt, stream};
 
 use k8s_openapi::{
     api::{
@@ -8,7 +14,8 @@ use k8s_openapi::{
         core::v1::{ConfigMap, ServiceAccount},
         rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding},
     },
-    apimachinery::pkg::apis::meta::v1::{Condition, Time},
+    apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta, Time},
+    jiff::Timestamp,
 };
 use kube::{
     Api, Resource, ResourceExt,
@@ -21,18 +28,19 @@ use kube::{
     },
 };
 use serde::{Serialize, de::DeserializeOwned};
-use tracing::{info, instrument, warn};
+use tracing::{debug, info, instrument, warn};
 use vigil_crds::{
-    RuntimeMonitoringPolicy, RuntimeMonitoringPolicyStatus,
+    NodeCoverage, NodeCoverageSpec, RuntimeMonitoringPolicy, RuntimeMonitoringPolicyStatus,
     lease::{POLICY_LABEL, read_heartbeat},
-    policy::{AgentManagement, CoverageStatus, FindingCounts, condition_types},
+    policy::{AgentManagement, FindingCounts, condition_types},
 };
 
 use crate::{
     Context, Error, WithConditions,
-    coverage::{assess, transitions},
+    coverage::{Assessment, assess},
     facts::{AgentPodFacts, NodeFacts},
     metrics::{ControllerLabels, CoverageLabels, TransitionLabels},
+    node_coverage::{MAX_NODE_EVENTS, Plan, Transition, events, known, plan, summary},
     placement::place,
     reference_of,
     render::{FIELD_MANAGER, agent_object_name, render},
@@ -42,6 +50,8 @@ use crate::{
 /// Finalizer on policies.
 pub const FINALIZER: &str = "vigil.dev/policy-cleanup";
 const CONTROLLER: &str = "policy";
+/// `NodeCoverage` writes in flight at once.
+const NODE_WRITE_CONCURRENCY: usize = 16;
 
 impl WithConditions for RuntimeMonitoringPolicy {
     fn conditions_mut(status: &mut RuntimeMonitoringPolicyStatus) -> &mut Vec<Condition> {
@@ -258,36 +268,45 @@ async fn apply(policy: &RuntimeMonitoringPolicy, ctx: &Context) -> Result<Action
         })
         .collect();
     let assessment = assess(&policy.spec, &placement.compatible, &pods, &heartbeats, now);
+    let plan = plan_node_coverage(policy, &assessment, ctx, now);
+    let node_result = write_node_coverage(policy, &plan, ctx, now).await;
 
     let previous = policy.status.clone().unwrap_or_default();
-    for t in transitions(&previous.coverage.nodes, &assessment.summary.nodes) {
-        let to = match t.to {
-            CoverageStatus::Healthy => "Healthy",
-            CoverageStatus::Unhealthy => "Unhealthy",
-        };
+    let written: Vec<&Transition> = plan
+        .nodes
+        .iter()
+        .filter(|n| !n.write || node_result.written.contains(n.node.as_str()))
+        .filter_map(|n| n.transition.as_ref())
+        .collect();
+    for (i, t) in written.iter().enumerate() {
         ctx.metrics
             .coverage_transitions
             .get_or_create(&TransitionLabels {
                 policy: name.clone(),
-                to: to.to_owned(),
+                to: t.to.as_str().to_owned(),
                 issue: t.issue_type.clone().unwrap_or_default(),
             })
             .inc();
-        info!(node = %t.node, to, issue = t.issue.as_deref().unwrap_or(""), "coverage transition");
-        let (type_, reason) = match t.to {
-            CoverageStatus::Healthy => (EventType::Normal, "NodeHealthy".to_owned()),
-            CoverageStatus::Unhealthy => (
-                EventType::Warning,
-                t.issue_type
-                    .clone()
-                    .unwrap_or_else(|| "NodeUnhealthy".to_owned()),
-            ),
+        if i < MAX_NODE_EVENTS {
+            info!(node = %t.node, to = t.to.as_str(), issue = t.issue.as_deref().unwrap_or(""), "coverage transition");
+        } else {
+            debug!(node = %t.node, to = t.to.as_str(), issue = t.issue.as_deref().unwrap_or(""), "coverage transition");
+        }
+    }
+    if written.len() > MAX_NODE_EVENTS {
+        info!(
+            transitions = written.len(),
+            events = MAX_NODE_EVENTS,
+            "more coverage transitions than Events: the rest summed up per reason"
+        );
+    }
+    for ev in events(&written, MAX_NODE_EVENTS) {
+        let type_ = if ev.warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
         };
-        let note = match &t.issue {
-            Some(issue) => format!("node {}: {issue}", t.node),
-            None => format!("node {} is covered and healthy", t.node),
-        };
-        ctx.event(&reference, type_, &reason, note).await;
+        ctx.event(&reference, type_, &ev.reason, ev.note).await;
     }
     let previous_conflicts: BTreeSet<&str> = previous
         .conditions
@@ -296,10 +315,11 @@ async fn apply(policy: &RuntimeMonitoringPolicy, ctx: &Context) -> Result<Action
         .map(|c| c.message.as_str())
         .collect();
 
+    let coverage = summary(&assessment, &plan.nodes);
     let conds = conditions(
         &previous.conditions,
         &ConditionInputs {
-            coverage: &assessment.summary,
+            coverage: &coverage,
             conflicts: &placement.conflicts,
             rollout,
             generation: policy.metadata.generation,
@@ -340,12 +360,12 @@ async fn apply(policy: &RuntimeMonitoringPolicy, ctx: &Context) -> Result<Action
             counts.add(f.spec.severity_label);
         }
     }
-    let s = &assessment.summary;
+    let t = assessment.totals;
     for (state, value) in [
-        ("compatible", s.compatible_nodes),
-        ("covered", s.covered_nodes),
-        ("healthy", s.healthy_nodes),
-        ("unhealthy", s.unhealthy_nodes),
+        ("compatible", t.compatible),
+        ("covered", t.covered),
+        ("healthy", t.healthy),
+        ("unhealthy", t.unhealthy),
     ] {
         ctx.metrics
             .coverage_nodes
@@ -359,17 +379,143 @@ async fn apply(policy: &RuntimeMonitoringPolicy, ctx: &Context) -> Result<Action
     let status = RuntimeMonitoringPolicyStatus {
         observed_generation: policy.metadata.generation,
         conditions: conds,
-        coverage: assessment.summary,
+        coverage,
         finding_counts: counts,
     };
     if policy.status.as_ref() != Some(&status) {
         ctx.apply_status::<RuntimeMonitoringPolicy>(&name, &status)
             .await?;
     }
+    // The status says what the assessment found; objects that could not be written are tried
+    // again (and their transitions reported) on the retry.
+    if let Some(error) = node_result.error {
+        return Err(error);
+    }
     // Lease expiry is a matter of time, not of a watch event: look again within half the timeout.
     Ok(Action::requeue(Duration::from_secs(
         u64::from(policy.spec.coverage.heartbeat_timeout_seconds / 2).max(5),
     )))
+}
+
+/// Plans the policy's `NodeCoverage` objects from what the cache and the write log know.
+fn plan_node_coverage(
+    policy: &RuntimeMonitoringPolicy,
+    assessment: &Assessment,
+    ctx: &Context,
+    now: Timestamp,
+) -> Plan {
+    let objects = ctx.stores.node_coverage.state();
+    let cached: HashMap<&str, &NodeCoverageSpec> = objects
+        .iter()
+        .filter_map(|g| {
+            let o = g.0.as_ref().ok()?;
+            Some((o.metadata.name.as_deref()?, &o.spec))
+        })
+        .collect();
+    let mut log = ctx.coverage_log();
+    log.prune(now, |n| cached.contains_key(n));
+    let log = &*log;
+    plan(
+        &policy.name_any(),
+        assessment,
+        |n| known(log.get(n), cached.get(n).copied(), now),
+        cached.keys().copied().chain(log.nodes()),
+        now,
+    )
+}
+
+/// What [`write_node_coverage`] did.
+struct NodeWrites {
+    /// Nodes whose object was written.
+    written: HashSet<String>,
+    /// The first failure, if any.
+    error: Option<Error>,
+}
+
+/// Writes and deletes the planned `NodeCoverage` objects, a few at a time, recording each
+/// success in the write log. A failed object does not stop the others.
+async fn write_node_coverage(
+    policy: &RuntimeMonitoringPolicy,
+    plan: &Plan,
+    ctx: &Context,
+    now: Timestamp,
+) -> NodeWrites {
+    let mut out = NodeWrites {
+        written: HashSet::new(),
+        error: None,
+    };
+    let owner = policy.controller_owner_ref(&());
+    if owner.is_none() && (plan.writes().next().is_some()) {
+        out.error = Some(Error::Render(crate::render::RenderError::MissingMetadata {
+            policy: policy.name_any(),
+            field: "uid",
+        }));
+        return out;
+    }
+    let api: Api<NodeCoverage> = Api::all(ctx.client.clone());
+    // Collected first: a lazy iterator of closures held across an await makes the future's
+    // `Send` bound unprovable.
+    let writes: Vec<_> = plan
+        .writes()
+        .map(|n| {
+            let object = NodeCoverage {
+                metadata: ObjectMeta {
+                    name: Some(n.node.clone()),
+                    labels: Some(n.spec.labels()),
+                    owner_references: owner.clone().map(|o| vec![o]),
+                    ..ObjectMeta::default()
+                },
+                spec: n.spec.clone(),
+            };
+            let api = api.clone();
+            async move {
+                let result = server_side_apply(api, &object).await;
+                (n, result.map(|_| ()))
+            }
+        })
+        .collect();
+    let results: Vec<_> = stream::iter(writes)
+        .buffer_unordered(NODE_WRITE_CONCURRENCY)
+        .collect()
+        .await;
+    for (n, result) in results {
+        match result {
+            Ok(()) => {
+                ctx.coverage_log()
+                    .record(&n.node, Some(n.spec.clone()), now);
+                out.written.insert(n.node.clone());
+            }
+            Err(error) => {
+                warn!(node = %n.node, error = %crate::chain(&error), "node coverage not written");
+                out.error.get_or_insert(error);
+            }
+        }
+    }
+    let deletes: Vec<_> = plan
+        .delete
+        .iter()
+        .map(|node| {
+            let api = api.clone();
+            async move { (node, delete_ignoring_absent(api, node).await) }
+        })
+        .collect();
+    let results: Vec<_> = stream::iter(deletes)
+        .buffer_unordered(NODE_WRITE_CONCURRENCY)
+        .collect()
+        .await;
+    for (node, result) in results {
+        match result {
+            Ok(()) => {
+                info!(node = %node, "node left the policy, its coverage object deleted");
+                ctx.coverage_log().record(node, None, now);
+            }
+            Err(error) => {
+                warn!(node = %node, error = %crate::chain(&error), "node coverage not deleted");
+                out.error.get_or_insert(error);
+            }
+        }
+    }
+    out
 }
 
 async fn rollout_events(
@@ -423,8 +569,9 @@ async fn rollout_events(
 
 async fn cleanup(policy: &RuntimeMonitoringPolicy, ctx: &Context) -> Result<Action, Error> {
     let name = policy.name_any();
-    // The agent objects carry owner references and are garbage-collected; only our own
-    // bookkeeping goes here.
+    // The agent objects and the NodeCoverage objects carry owner references and are
+    // garbage-collected; only our own bookkeeping goes here.
+    ctx.coverage_log().forget_policy(&name);
     for state in ["compatible", "covered", "healthy", "unhealthy"] {
         ctx.metrics.coverage_nodes.remove(&CoverageLabels {
             policy: name.clone(),

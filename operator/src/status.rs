@@ -122,9 +122,9 @@ pub fn conditions(previous: &[Condition], inputs: &ConditionInputs<'_>) -> Vec<C
         ("PolicyConflict", conflict_msg())
     } else if degraded {
         let first = c
-            .nodes
-            .iter()
-            .find_map(|n| n.issue.as_ref().map(|i| format!("{}: {i}", n.node_name)));
+            .unhealthy
+            .first()
+            .map(|n| format!("{}: {}", n.node_name, n.issue));
         (
             "NodesUnhealthy",
             format!(
@@ -196,7 +196,8 @@ mod tests {
             covered_nodes: healthy,
             healthy_nodes: healthy,
             unhealthy_nodes: compatible - healthy,
-            nodes: vec![],
+            unhealthy: vec![],
+            unhealthy_not_listed: 0,
         }
     }
 

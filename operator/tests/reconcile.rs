@@ -31,7 +31,7 @@ use kube::{
 };
 use serde_json::{Value, json};
 use vigil_crds::{
-    RuntimeFinding, RuntimeMonitoringPolicy, SuppressionRule,
+    NodeCoverage, RuntimeFinding, RuntimeMonitoringPolicy, SuppressionRule,
     lease::{AgentHealth, HEALTH_SCHEMA_VERSION, Renewal, agent_lease},
 };
 use vigil_operator::{Context, Error, Metrics, Stores, policy_controller, suppression_controller};
@@ -39,6 +39,7 @@ use vigil_operator::{Context, Error, Metrics, Stores, policy_controller, suppres
 const NS: &str = "vigil-system";
 const T0: i64 = 1_800_000_000;
 const POLICIES: &str = "/apis/vigil.dev/v1alpha1/runtimemonitoringpolicies";
+const NODE_COVERAGES: &str = "/apis/vigil.dev/v1alpha1/nodecoverages";
 
 type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
 
@@ -213,6 +214,88 @@ impl ApiServerVerifier {
         body["status"].clone()
     }
 
+    /// Server-side applies of the `NodeCoverage` objects of `nodes`, in any order. Each is
+    /// answered, and put in `cache` as its watch would. Returns the specs by node.
+    async fn expect_node_coverage(
+        &mut self,
+        cache: &mut Writer<DeserializeGuard<NodeCoverage>>,
+        nodes: &[&str],
+    ) -> BTreeMap<String, Value> {
+        let mut specs = BTreeMap::new();
+        for _ in nodes {
+            let (seen, send) = self.next().await;
+            let node = seen
+                .path
+                .strip_prefix(&format!("{NODE_COVERAGES}/"))
+                .unwrap_or_else(|| panic!("{} {}: not a NodeCoverage", seen.method, seen.path))
+                .to_owned();
+            assert!(nodes.contains(&node.as_str()), "{node} not in {nodes:?}");
+            assert_eq!(seen.method, Method::PATCH);
+            assert!(
+                seen.query.contains("fieldManager=vigil-operator"),
+                "{}",
+                seen.query
+            );
+            let b = &seen.body;
+            assert_eq!(
+                (b["apiVersion"].as_str(), b["kind"].as_str()),
+                (Some("vigil.dev/v1alpha1"), Some("NodeCoverage"))
+            );
+            assert_eq!(b["metadata"]["name"], node.as_str());
+            assert_eq!(
+                b["metadata"]["labels"]["vigil.dev/policy"],
+                b["spec"]["policy"]
+            );
+            assert_eq!(
+                b["metadata"]["labels"]["vigil.dev/coverage"],
+                b["spec"]["status"]
+            );
+            assert_eq!(
+                b["metadata"]["ownerReferences"][0]["kind"],
+                "RuntimeMonitoringPolicy"
+            );
+            for volatile in ["lastHeartbeat", "eventsPerSecond", "droppedEvents"] {
+                assert!(b["spec"].get(volatile).is_none(), "{volatile} in {b}");
+            }
+            let mut stored = b.clone();
+            stored["metadata"]["uid"] = json!(format!("uid-{node}"));
+            Self::reply(send, StatusCode::OK, &stored);
+            cache.apply_watcher_event(&watcher::Event::Apply(
+                serde_json::from_value(stored).unwrap(),
+            ));
+            assert!(
+                specs.insert(node.clone(), b["spec"].clone()).is_none(),
+                "{node} twice"
+            );
+        }
+        specs
+    }
+
+    /// The deletion of the `NodeCoverage` object of `node`, removed from `cache` as its watch
+    /// would.
+    async fn expect_node_coverage_deleted(
+        &mut self,
+        cache: &mut Writer<DeserializeGuard<NodeCoverage>>,
+        node: &str,
+    ) {
+        let (seen, send) = self.next().await;
+        assert_eq!(
+            (seen.method.as_str(), seen.path.as_str()),
+            ("DELETE", format!("{NODE_COVERAGES}/{node}").as_str())
+        );
+        let gone: DeserializeGuard<NodeCoverage> = serde_json::from_value(json!({
+            "apiVersion": "vigil.dev/v1alpha1", "kind": "NodeCoverage", "metadata": {"name": node},
+            "spec": {"policy": "x", "status": "Healthy", "covered": true, "since": "2027-01-15T08:00:00Z"}
+        }))
+        .unwrap();
+        Self::reply(
+            send,
+            StatusCode::OK,
+            &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}),
+        );
+        cache.apply_watcher_event(&watcher::Event::Delete(gone));
+    }
+
     /// Asserts that no request is pending, i.e. the reconcile made no call beyond those expected.
     fn assert_idle(&mut self) {
         let waker = futures::task::noop_waker();
@@ -233,6 +316,7 @@ struct Harness {
     leases: Writer<Lease>,
     policies: Writer<DeserializeGuard<RuntimeMonitoringPolicy>>,
     findings: Writer<DeserializeGuard<RuntimeFinding>>,
+    node_coverage: Writer<DeserializeGuard<NodeCoverage>>,
     now: Arc<Mutex<i64>>,
 }
 
@@ -244,15 +328,17 @@ fn harness() -> (Harness, ApiServerVerifier) {
     let (leases_s, leases) = reflector::store();
     let (policies_s, policies) = reflector::store();
     let (findings_s, findings) = reflector::store();
+    let (node_coverage_s, node_coverage) = reflector::store();
     let now = Arc::new(Mutex::new(T0));
-    let (mut nodes, mut pods, mut leases, mut policies, mut findings) =
-        (nodes, pods, leases, policies, findings);
+    let (mut nodes, mut pods, mut leases, mut policies, mut findings, mut node_coverage) =
+        (nodes, pods, leases, policies, findings, node_coverage);
     // The caches have completed their first (empty) list.
     nodes.apply_watcher_event(&watcher::Event::InitDone);
     pods.apply_watcher_event(&watcher::Event::InitDone);
     leases.apply_watcher_event(&watcher::Event::InitDone);
     policies.apply_watcher_event(&watcher::Event::InitDone);
     findings.apply_watcher_event(&watcher::Event::InitDone);
+    node_coverage.apply_watcher_event(&watcher::Event::InitDone);
     let clock_now = now.clone();
     let ctx = Arc::new(Context {
         client: client.clone(),
@@ -271,9 +357,11 @@ fn harness() -> (Harness, ApiServerVerifier) {
             leases: leases_s,
             policies: policies_s,
             findings: findings_s,
+            node_coverage: node_coverage_s,
         },
         clock: Arc::new(move || Timestamp::from_second(*clock_now.lock().unwrap()).unwrap()),
         failures: Default::default(),
+        coverage_log: Default::default(),
     });
     (
         Harness {
@@ -283,6 +371,7 @@ fn harness() -> (Harness, ApiServerVerifier) {
             leases,
             policies,
             findings,
+            node_coverage,
             now,
         },
         ApiServerVerifier(handle),
@@ -454,13 +543,28 @@ async fn policy_flow_rollout_heartbeat_expiry_and_new_node() {
     h.remember(&p);
     Harness::add(&mut h.nodes, node("node-a", &[], true));
 
-    // Apply: agent objects, then status. No heartbeat yet: AgentNotReporting.
+    // Apply: agent objects, the node's NodeCoverage, then status. No agent yet.
     let task = h.reconcile_policy(&p).await;
     let objs = api.expect_agent_objects("all-linux", ds_done(1)).await;
     let pod = &objs["DaemonSet"]["spec"]["template"]["spec"];
     assert_eq!(pod["hostPID"], true);
     assert_eq!(pod["containers"][0]["securityContext"]["privileged"], false);
     assert_eq!(pod["nodeSelector"]["kubernetes.io/os"], "linux");
+    let a = &api
+        .expect_node_coverage(&mut h.node_coverage, &["node-a"])
+        .await["node-a"];
+    assert_eq!(
+        (&a["policy"], &a["status"], &a["issueType"], &a["covered"]),
+        (
+            &json!("all-linux"),
+            &json!("Unhealthy"),
+            &json!("AgentPodMissing"),
+            &json!(false)
+        )
+    );
+    assert_eq!(a["issue"], "AgentPodMissing: no agent pod on the node");
+    assert_eq!(a["kernelVersion"], "6.8.0");
+    assert_eq!(a["since"], "2027-01-15T08:00:00Z");
     let ev = api.expect_event("AgentPodMissing").await;
     assert!(ev["note"].as_str().unwrap().contains("node-a"), "{ev}");
     api.expect_event("AgentDeployed").await;
@@ -468,9 +572,12 @@ async fn policy_flow_rollout_heartbeat_expiry_and_new_node() {
     assert_eq!(status["coverage"]["compatibleNodes"], 1);
     assert_eq!(status["coverage"]["healthyNodes"], 0);
     assert_eq!(
-        status["coverage"]["nodes"][0]["issue"],
-        "AgentPodMissing: no agent pod on the node"
+        status["coverage"]["unhealthy"],
+        json!([{"nodeName": "node-a", "issue": "AgentPodMissing: no agent pod on the node",
+                "since": "2027-01-15T08:00:00Z"}])
     );
+    assert_eq!(status["coverage"]["unhealthyNotListed"], 0);
+    assert!(status["coverage"].get("nodes").is_none(), "{status}");
     assert_eq!(status["observedGeneration"], 1);
     let requeue = done(task).await.unwrap();
     assert_eq!(requeue, Action::requeue(Duration::from_secs(30)));
@@ -481,11 +588,21 @@ async fn policy_flow_rollout_heartbeat_expiry_and_new_node() {
     Harness::add(&mut h.leases, heartbeat("node-a", T0 - 5));
     let task = h.reconcile_policy(&p).await;
     api.expect_agent_objects("all-linux", ds_done(1)).await;
+    let a = &api
+        .expect_node_coverage(&mut h.node_coverage, &["node-a"])
+        .await["node-a"];
+    assert_eq!(
+        (&a["status"], &a["covered"], &a["agentVersion"]),
+        (&json!("Healthy"), &json!(true), &json!("0.1.0"))
+    );
+    assert_eq!(a["activeHooks"], json!(["sched_process_exec"]));
+    assert_eq!(a["activeHookCount"], 1);
+    assert!(a.get("issue").is_none(), "{a}");
     api.expect_event("NodeHealthy").await;
     let status = api.expect_policy_status(&p).await;
     assert_eq!(status["coverage"]["healthyNodes"], 1);
     assert_eq!(status["coverage"]["coveredNodes"], 1);
-    assert_eq!(status["coverage"]["nodes"][0]["agentVersion"], "0.1.0");
+    assert_eq!(status["coverage"]["unhealthy"], json!([]));
     let ready = status["conditions"]
         .as_array()
         .unwrap()
@@ -496,7 +613,25 @@ async fn policy_flow_rollout_heartbeat_expiry_and_new_node() {
     done(task).await.unwrap();
     let p = with_status(&p, &status);
 
-    // Nothing changed: the agent objects are re-applied, no Event, no status write.
+    // Nothing changed: the agent objects are re-applied, no NodeCoverage write, no Event, no
+    // status write.
+    let task = h.reconcile_policy(&p).await;
+    api.expect_agent_objects("all-linux", ds_done(1)).await;
+    done(task).await.unwrap();
+    api.assert_idle();
+
+    // The agent renews its Lease with other rates: still nothing to write.
+    let mut busier = heartbeat("node-a", T0 + 15);
+    busier
+        .metadata
+        .annotations
+        .as_mut()
+        .unwrap()
+        .values_mut()
+        .for_each(|h| *h = h.replace("\"eventsPerSecond\":50.0", "\"eventsPerSecond\":900.0"));
+    assert!(format!("{busier:?}").contains("900"));
+    Harness::add(&mut h.leases, busier);
+    *h.now.lock().unwrap() = T0 + 20;
     let task = h.reconcile_policy(&p).await;
     api.expect_agent_objects("all-linux", ds_done(1)).await;
     done(task).await.unwrap();
@@ -506,10 +641,25 @@ async fn policy_flow_rollout_heartbeat_expiry_and_new_node() {
     *h.now.lock().unwrap() = T0 + 120;
     let task = h.reconcile_policy(&p).await;
     api.expect_agent_objects("all-linux", ds_done(1)).await;
+    let a = &api
+        .expect_node_coverage(&mut h.node_coverage, &["node-a"])
+        .await["node-a"];
+    assert_eq!(
+        (&a["status"], &a["issueType"], &a["covered"], &a["since"]),
+        (
+            &json!("Unhealthy"),
+            &json!("AgentNotReporting"),
+            &json!(false),
+            &json!("2027-01-15T08:02:00Z")
+        )
+    );
+    assert_eq!(a["agentVersion"], "0.1.0", "the last agent seen");
     let ev = api.expect_event("AgentNotReporting").await;
     assert_eq!(ev["type"], "Warning");
     let status = api.expect_policy_status(&p).await;
-    let issue = status["coverage"]["nodes"][0]["issue"].as_str().unwrap();
+    let issue = status["coverage"]["unhealthy"][0]["issue"]
+        .as_str()
+        .unwrap();
     assert!(
         issue.starts_with("AgentNotReporting: last heartbeat at"),
         "{issue}"
@@ -521,10 +671,17 @@ async fn policy_flow_rollout_heartbeat_expiry_and_new_node() {
         .find(|c| c["type"] == "Degraded")
         .unwrap();
     assert_eq!(degraded["status"], "True");
+    assert!(
+        degraded["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("1 unhealthy; first: node-a: AgentNotReporting"),
+        "{degraded}"
+    );
     done(task).await.unwrap();
     let p = with_status(&p, &status);
 
-    // A node joins: it is listed (pending agent) and the rollout is reported.
+    // A node joins: it gets its object (pending agent) and the rollout is reported.
     Harness::add(&mut h.nodes, node("node-b", &[], true));
     Harness::add(&mut h.leases, heartbeat("node-a", T0 + 119));
     let task = h.reconcile_policy(&p).await;
@@ -534,6 +691,11 @@ async fn policy_flow_rollout_heartbeat_expiry_and_new_node() {
                "currentNumberScheduled": 2, "numberMisscheduled": 0, "numberReady": 1}),
     )
     .await;
+    let written = api
+        .expect_node_coverage(&mut h.node_coverage, &["node-a", "node-b"])
+        .await;
+    assert_eq!(written["node-a"]["status"], "Healthy");
+    assert_eq!(written["node-b"]["issueType"], "AgentPodMissing");
     api.expect_event("NodeHealthy").await;
     api.expect_event("AgentPodMissing").await;
     api.expect_event("RollingOut").await;
@@ -548,10 +710,30 @@ async fn policy_flow_rollout_heartbeat_expiry_and_new_node() {
     assert_eq!(progressing["status"], "True");
     done(task).await.unwrap();
     api.assert_idle();
+    let p = with_status(&p, &status);
+
+    // node-b leaves the policy (another OS): its object is deleted, node-a's left alone.
+    let mut windows = node("node-b", &[], true);
+    windows
+        .metadata
+        .labels
+        .as_mut()
+        .unwrap()
+        .insert("kubernetes.io/os".into(), "windows".into());
+    Harness::add(&mut h.nodes, windows);
+    let task = h.reconcile_policy(&p).await;
+    api.expect_agent_objects("all-linux", ds_done(1)).await;
+    api.expect_node_coverage_deleted(&mut h.node_coverage, "node-b")
+        .await;
+    api.expect_event("RolloutComplete").await;
+    let status = api.expect_policy_status(&p).await;
+    assert_eq!(status["coverage"]["compatibleNodes"], 1);
+    done(task).await.unwrap();
+    api.assert_idle();
 
     let text = h.ctx.metrics.render().unwrap();
     assert!(
-        text.contains(r#"vigil_operator_coverage_nodes{policy="all-linux",state="compatible"} 2"#),
+        text.contains(r#"vigil_operator_coverage_nodes{policy="all-linux",state="compatible"} 1"#),
         "{text}"
     );
     assert!(text.contains(r#"vigil_operator_coverage_transitions_total{policy="all-linux",to="Unhealthy",issue="AgentNotReporting"} 1"#), "{text}");
@@ -575,11 +757,18 @@ async fn unschedulable_agent_reports_the_scheduler_reason() {
     Harness::add(&mut h.pods, pending);
     let task = h.reconcile_policy(&p).await;
     api.expect_agent_objects("all-linux", ds_done(1)).await;
+    let a = &api
+        .expect_node_coverage(&mut h.node_coverage, &["node-a"])
+        .await["node-a"];
+    assert_eq!(
+        a["issue"],
+        "AgentPodPending: 0/1 nodes are available: 1 Insufficient memory."
+    );
     api.expect_event("AgentPodPending").await;
     api.expect_event("AgentDeployed").await;
     let status = api.expect_policy_status(&p).await;
     assert_eq!(
-        status["coverage"]["nodes"][0]["issue"],
+        status["coverage"]["unhealthy"][0]["issue"],
         "AgentPodPending: 0/1 nodes are available: 1 Insufficient memory."
     );
     done(task).await.unwrap();
@@ -773,6 +962,8 @@ async fn rejected_status_write_is_reported_once_and_retried_slowly() {
     Harness::add(&mut h.nodes, node("node-a", &[], true));
     let task = h.reconcile_policy(&p).await;
     api.expect_agent_objects("all-linux", ds_done(1)).await;
+    api.expect_node_coverage(&mut h.node_coverage, &["node-a"])
+        .await;
     api.expect_event("AgentPodMissing").await;
     api.expect_error(
         Method::PATCH,
@@ -825,11 +1016,11 @@ async fn rejected_status_write_is_reported_once_and_retried_slowly() {
     );
     api.assert_idle();
 
-    // Five minutes on, the retry is rejected again: no second Event, condition or warning.
+    // Five minutes on, the retry is rejected again: no second Event, condition or warning (the
+    // node's transition was reported with its NodeCoverage object, once).
     *h.now.lock().unwrap() = T0 + 300;
     let task = h.reconcile_policy(&p).await;
     api.expect_agent_objects("all-linux", ds_done(1)).await;
-    api.expect_event("AgentPodMissing").await;
     api.expect_error(
         Method::PATCH,
         &status_path,
@@ -857,7 +1048,6 @@ async fn rejected_status_write_is_reported_once_and_retried_slowly() {
     *h.now.lock().unwrap() = T0 + 600;
     let task = h.reconcile_policy(&p).await;
     api.expect_agent_objects("all-linux", ds_done(1)).await;
-    api.expect_event("AgentPodMissing").await;
     let status = api.expect_policy_status(&p).await;
     assert_eq!(condition(&status, "Degraded")["reason"], "NodesUnhealthy");
     done(task).await.unwrap();
@@ -1069,6 +1259,8 @@ async fn manual_mode_removes_agent_objects_and_only_tracks_coverage() {
         api.expect_error(Method::DELETE, &path, StatusCode::NOT_FOUND, "NotFound")
             .await;
     }
+    api.expect_node_coverage(&mut h.node_coverage, &["node-a"])
+        .await;
     api.expect_event("NodeHealthy").await;
     let status = api.expect_policy_status(&p).await;
     assert_eq!(status["coverage"]["healthyNodes"], 1);
@@ -1309,9 +1501,11 @@ async fn nothing_happens_before_the_caches_are_synced() {
             leases: reflector::store().0,
             policies: reflector::store().0,
             findings: reflector::store().0,
+            node_coverage: reflector::store().0,
         },
         clock: Arc::new(|| Timestamp::from_second(T0).unwrap()),
         failures: Default::default(),
+        coverage_log: Default::default(),
     });
     let p = policy("all-linux", json!({}), T0);
     let action = policy_controller::reconcile(Arc::new(DeserializeGuard(Ok(p))), ctx.clone())

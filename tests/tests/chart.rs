@@ -226,7 +226,7 @@ fn chart_crds_are_the_generated_crds() {
         }
     }
     let chart_count = std::fs::read_dir(chart().join("crds")).unwrap().count();
-    assert_eq!((names.len(), chart_count), (3, 3));
+    assert_eq!((names.len(), chart_count), (4, 4));
 }
 
 type Grants = BTreeSet<(String, String, String)>;
@@ -291,6 +291,11 @@ fn operator_rbac_covers_what_it_grants_and_what_it_calls() {
         ("vigil.dev", "suppressionrules/status", &["patch"]),
         ("vigil.dev", "runtimefindings", &["list", "watch"]),
         ("vigil.dev", "runtimefindings/status", &["patch"]),
+        (
+            "vigil.dev",
+            "nodecoverages",
+            &["list", "watch", "patch", "delete"],
+        ),
         ("", "nodes", &["list", "watch"]),
         ("events.k8s.io", "events", &["create", "patch"]),
         (

@@ -28,7 +28,7 @@ use kube::{
 };
 use serde_json::json;
 use vigil_crds::{
-    RuntimeFinding, RuntimeMonitoringPolicy, SuppressionRule,
+    NodeCoverage, RuntimeFinding, RuntimeMonitoringPolicy, SuppressionRule,
     lease::{AgentHealth, HEALTH_SCHEMA_VERSION, Renewal, agent_lease},
     policy::CoverageStatus,
 };
@@ -98,18 +98,22 @@ async fn prepare(client: &kube::Client, ns: &str, label: &str) -> (Operator, Api
     (operator, nodes, node)
 }
 
+/// Coverage of `node` under `policy`, from the node's `NodeCoverage` object.
+async fn coverage_of(
+    policies: &Api<RuntimeMonitoringPolicy>,
+    policy: &str,
+    node: &str,
+) -> Option<(CoverageStatus, Option<String>)> {
+    let coverages: Api<NodeCoverage> = Api::all(policies.clone().into_client());
+    let c = coverages.get_opt(node).await.ok()??;
+    (c.spec.policy == policy).then_some((c.spec.status, c.spec.issue))
+}
+
 async fn node_status(
     policies: &Api<RuntimeMonitoringPolicy>,
     node: &str,
 ) -> Option<(CoverageStatus, Option<String>)> {
-    let p = policies.get_opt(POLICY).await.ok()??;
-    let n = p
-        .status?
-        .coverage
-        .nodes
-        .into_iter()
-        .find(|n| n.node_name == node)?;
-    Some((n.status, n.issue))
+    coverage_of(policies, POLICY, node).await
 }
 
 #[tokio::test]
@@ -138,7 +142,7 @@ async fn operator_end_to_end() {
     })
     .await
     .unwrap();
-    wait_for("policy status listing the node", WAIT, || {
+    wait_for("the node's NodeCoverage", WAIT, || {
         node_status(&policies, &node)
     })
     .await
@@ -311,14 +315,7 @@ async fn agent_end_to_end() {
     std::fs::write(&config_path, serde_json::to_string(&config).unwrap()).unwrap();
     let mut agent = start_agent(&node, &config_path, &dir.join("state")).unwrap();
     let status = |policies: Api<RuntimeMonitoringPolicy>, node: String| async move {
-        let p = policies.get_opt(AGENT_POLICY).await.ok()??;
-        let n = p
-            .status?
-            .coverage
-            .nodes
-            .into_iter()
-            .find(|n| n.node_name == node)?;
-        Some((n.status, n.issue))
+        coverage_of(&policies, AGENT_POLICY, &node).await
     };
     wait_for("node Healthy from the agent's own Lease", WAIT, || {
         let (policies, node) = (policies.clone(), node.clone());

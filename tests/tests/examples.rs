@@ -24,7 +24,7 @@ fn yaml_files(dir: &Path, out: &mut Vec<PathBuf>) {
 
 fn crds() -> CrdSet {
     let set = CrdSet::load(&repo_root().join("crds")).unwrap();
-    assert_eq!(set.len(), 3);
+    assert_eq!(set.len(), 4);
     set
 }
 
