@@ -71,24 +71,24 @@ if [ "$print_names" = 1 ]; then
   exit 0
 fi
 
-command -v podman >/dev/null 2>&1 || die "podman not found: run scripts/bootstrap.sh (as root) or apt-get install podman"
-command -v python3 >/dev/null 2>&1 || die "python3 not found (the SBOM is written with it)"
-
 # Binaries: a release build unless given.
 build=()
 want agent && [ -z "$agent_bin" ] && build+=(-p node-agent --bin node-agent)
 want operator && [ -z "$operator_bin" ] && build+=(-p vigil-operator --bin vigil-operator)
 # shellcheck source=scripts/env.sh
 source scripts/env.sh
+# bootstrap.sh installs the build tools and, as root, podman and runc.
+[ ${#build[@]} -eq 0 ] || scripts/bootstrap.sh
+command -v cargo >/dev/null 2>&1 || die "cargo not found (the SBOM reads cargo metadata)"
+command -v podman >/dev/null 2>&1 || die "podman not found: run scripts/bootstrap.sh (as root) or apt-get install podman"
+command -v python3 >/dev/null 2>&1 || die "python3 not found (the SBOM is written with it)"
 if [ ${#build[@]} -gt 0 ]; then
-  scripts/bootstrap.sh
   log "cargo build --release ${build[*]}"
   cargo build --locked --release "${build[@]}"
   target_dir="$(cargo metadata --format-version 1 --no-deps --offline | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
   [ -n "$agent_bin" ] || agent_bin="$target_dir/release/node-agent"
   [ -n "$operator_bin" ] || operator_bin="$target_dir/release/vigil-operator"
 fi
-command -v cargo >/dev/null 2>&1 || die "cargo not found (the SBOM reads cargo metadata)"
 
 # Provenance and reproducibility.
 if git rev-parse --git-dir >/dev/null 2>&1; then
