@@ -114,7 +114,7 @@ fn chart_examples_and_operator_name_the_images_the_script_builds() {
             for (i, _) in text.match_indices(&format!("{repository}:")) {
                 let reference: String = text[i..]
                     .chars()
-                    .take_while(|c| !c.is_whitespace() && !matches!(c, '`' | '"' | ')'))
+                    .take_while(|c| !c.is_whitespace() && !matches!(c, '`' | '"' | ')' | ',' | ';'))
                     .collect();
                 assert!(
                     reference == agent || reference == operator,
