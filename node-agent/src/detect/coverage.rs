@@ -45,7 +45,9 @@ pub const fn needs(t: FindingType) -> Needs {
     }
     const EXEC: &[&[Hook]] = &[&[H::Exec]];
     const CONNECT: &[&[Hook]] = &[&[H::Connect]];
-    const QUERY: &[&[Hook]] = &[&[H::DnsSocket], &[H::DnsEgress]];
+    // Names are checked in queries and, for the names of a CNAME chain, the addresses and the
+    // response code, in answers.
+    const QUERY: &[&[Hook]] = &[&[H::DnsSocket], &[H::DnsEgress, H::DnsIngress]];
     const ANSWER: &[&[Hook]] = &[&[H::DnsSocket], &[H::DnsIngress]];
     // Written-file tracking (`writtenBy`) is kept by the file_open programs.
     const WRITTEN_EXEC: &[&[Hook]] = &[&[H::Exec], &[H::FileOpen]];
@@ -102,9 +104,16 @@ pub const fn needs(t: FindingType) -> Needs {
     }
 }
 
-/// Whether a built-in threat list feeds `t`.
+/// Whether a built-in threat list feeds `t`: names it, or, for a `!DNS` type, holds addresses
+/// of the connection type whose DNS counterpart it is (an answer resolving to a listed C2
+/// address is `C&CActivity.B!DNS`, `reputation::dns_type_for_address`).
 pub fn has_builtin_list(t: FindingType) -> bool {
-    BUILTIN_LISTS.iter().any(|l| l.feeds.contains(&t))
+    BUILTIN_LISTS.iter().any(|l| {
+        l.feeds.contains(&t)
+            || l.feeds
+                .iter()
+                .any(|&c| super::reputation::dns_type_for_address(c) == Some(t))
+    })
 }
 
 /// Whether a type fires with the default configuration (built-in rules and lists, every hook
@@ -188,7 +197,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn six_types_need_a_list_and_one_a_kernel_feature() {
+    fn five_types_need_a_list_and_one_a_kernel_feature() {
         let need_list: Vec<&str> = FindingType::ALL
             .into_iter()
             .filter(|&t| default_status(t) == DefaultStatus::NeedsList)
@@ -197,7 +206,6 @@ mod tests {
         assert_eq!(
             need_list,
             [
-                "Backdoor:Runtime/C&CActivity.B!DNS",
                 "Trojan:Runtime/DropPoint",
                 "Trojan:Runtime/DropPoint!DNS",
                 "Impact:Runtime/AbusedDomainRequest.Reputation",
@@ -210,6 +218,8 @@ mod tests {
             .filter(|&t| matches!(default_status(t), DefaultStatus::NeedsKernelFeature(_)))
             .collect();
         assert_eq!(kernel, [FindingType::DefenseEvasionKernelModuleLoaded]);
+        // No built-in list names a C2 domain, but c2-ips holds addresses an answer can carry.
+        assert!(has_builtin_list(FindingType::BackdoorCcActivityBDns));
     }
 
     #[test]
@@ -238,6 +248,18 @@ mod tests {
         assert!(!names.contains(&"Persistence:Runtime/SensitiveFileModified"));
         assert!(!names.contains(&"PrivilegeEscalation:Runtime/DockerSocketAccessed"));
         assert!(!names.contains(&"Execution:Runtime/SuspiciousTool"));
+
+        // Queries or answers: either DNS packet hook will do for the names.
+        let egress_off = unreachable(|h| (h == Hook::DnsEgress).then(|| "off".to_owned()));
+        assert!(egress_off.is_empty(), "{egress_off:?}");
+        let both_off = unreachable(|h| {
+            matches!(h, Hook::DnsEgress | Hook::DnsIngress).then(|| "off".to_owned())
+        });
+        assert!(
+            both_off
+                .iter()
+                .any(|u| u.finding_type == "Trojan:Runtime/PhishingDomainRequest!DNS")
+        );
         let module_type = gone
             .iter()
             .find(|u| u.finding_type == "DefenseEvasion:Runtime/KernelModuleLoaded");

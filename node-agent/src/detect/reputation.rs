@@ -512,7 +512,7 @@ fn check_dga(
 
 /// The DNS type raised when a DNS answer carries an address on a list that feeds `t` (a
 /// connection type); `None` for types with no DNS counterpart (Tor).
-fn dns_type_for_address(t: FindingType) -> Option<FindingType> {
+pub(crate) fn dns_type_for_address(t: FindingType) -> Option<FindingType> {
     match t {
         FindingType::BackdoorCcActivityB => Some(FindingType::BackdoorCcActivityBDns),
         FindingType::CryptoCurrencyBitcoinToolB => Some(FindingType::CryptoCurrencyBitcoinToolBDns),
