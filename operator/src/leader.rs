@@ -37,14 +37,28 @@ pub fn decide(spec: Option<&LeaseSpec>, me: &str, now: Timestamp) -> Decision {
     if holder.is_empty() {
         return Decision::Acquire;
     }
-    let duration = SignedDuration::from_secs(i64::from(spec.lease_duration_seconds.unwrap_or(15)));
+    // Whoever can write the Lease chooses these numbers: a duration of 2^31-1 seconds, or a
+    // renewal stamped in the future, would otherwise make every replica follow forever.
+    let seconds = spec
+        .lease_duration_seconds
+        .unwrap_or(15)
+        .clamp(1, MAX_HONOURED_LEASE_SECONDS);
+    let duration = SignedDuration::from_secs(i64::from(seconds));
     match spec.renew_time.as_ref().or(spec.acquire_time.as_ref()) {
+        Some(t) if t.0 > now + SignedDuration::from_secs(MAX_CLOCK_SKEW_SECONDS) => {
+            Decision::Acquire
+        }
         Some(t) if t.0 + duration > now => Decision::Follow {
             holder: holder.to_owned(),
         },
         _ => Decision::Acquire,
     }
 }
+
+/// The longest lease another holder's Lease is honoured for, whatever it says.
+pub const MAX_HONOURED_LEASE_SECONDS: i32 = 300;
+/// How far in the future a renewal time may be (clock skew between nodes) before it is ignored.
+pub const MAX_CLOCK_SKEW_SECONDS: i64 = 60;
 
 /// Leader election failures.
 #[derive(Debug, Error)]
@@ -235,6 +249,30 @@ mod tests {
                 Decision::Acquire,
             ),
             ("released", Some(spec("", 999, 15)), Decision::Acquire),
+            (
+                "other, absurd duration: honoured for 300 s only",
+                Some(spec("other", 600, i32::MAX)),
+                Decision::Acquire,
+            ),
+            (
+                "other, long duration within 300 s",
+                Some(spec("other", 800, i32::MAX)),
+                Decision::Follow {
+                    holder: "other".into(),
+                },
+            ),
+            (
+                "other, renewed a year ahead",
+                Some(spec("other", 1000 + 365 * 86_400, 15)),
+                Decision::Acquire,
+            ),
+            (
+                "other, renewed within the clock skew",
+                Some(spec("other", 1030, 15)),
+                Decision::Follow {
+                    holder: "other".into(),
+                },
+            ),
         ];
         for (name, s, want) in table {
             assert_eq!(decide(s.as_ref(), "me", now), want, "{name}");
