@@ -90,7 +90,7 @@ fn findings(detector: &mut Detector, events: &[Event]) -> Vec<Finding> {
     by_id.into_values().collect()
 }
 
-fn of_type<'a>(found: &'a [Finding], t: FindingType) -> Vec<&'a Finding> {
+fn of_type(found: &[Finding], t: FindingType) -> Vec<&Finding> {
     found
         .iter()
         .filter(|f| f.finding_type == t.as_str())
@@ -220,6 +220,9 @@ impl Drop for Scratch {
     }
 }
 
+/// The finding an answer should raise, with the listed indicator; `None`: nothing.
+type Expected = Option<(FindingType, &'static str)>;
+
 #[test]
 fn answers_carrying_a_listed_address_or_a_cname_to_a_listed_name_raise_findings() {
     if !privileged("answers_carrying_a_listed_address_or_a_cname_to_a_listed_name_raise_findings") {
@@ -240,7 +243,7 @@ fn answers_carrying_a_listed_address_or_a_cname_to_a_listed_name_raise_findings(
             FindingType::TrojanPhishingDomainRequestDns,
         ),
     ];
-    let cases: &[(&[&str], Option<(FindingType, &str)>)] = &[
+    let cases: &[(&[&str], Expected)] = &[
         // The queried name is not listed; the address the answer carries is.
         (
             &["127.66.0.9"],
