@@ -3,7 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::{
+    coordination::v1::Lease,
+    core::v1::{Node, NodeStatus, Pod, PodSpec},
+};
 
 /// Label carrying the node's operating system.
 pub const OS_LABEL: &str = "kubernetes.io/os";
@@ -134,5 +137,96 @@ impl AgentPodFacts {
             restarts: container.map_or(0, |c| c.restart_count),
             last_termination,
         }
+    }
+}
+
+/// Drops from a watched node what [`NodeFacts`] does not read (managed fields, annotations, the
+/// spec, images, volumes, addresses, capacity), so the cache of a large cluster stays small: the
+/// image list alone is often most of a node object.
+pub fn slim_node(node: &mut Node) {
+    node.metadata.managed_fields = None;
+    node.metadata.annotations = None;
+    node.spec = None;
+    if let Some(status) = node.status.take() {
+        node.status = Some(NodeStatus {
+            conditions: status
+                .conditions
+                .map(|cs| cs.into_iter().filter(|c| c.type_ == "Ready").collect()),
+            node_info: status.node_info,
+            ..NodeStatus::default()
+        });
+    }
+}
+
+/// Drops from a watched agent pod what [`AgentPodFacts`] does not read (managed fields,
+/// annotations, containers, volumes).
+pub fn slim_pod(pod: &mut Pod) {
+    pod.metadata.managed_fields = None;
+    pod.metadata.annotations = None;
+    if let Some(spec) = pod.spec.take() {
+        pod.spec = Some(PodSpec {
+            node_name: spec.node_name,
+            affinity: spec.affinity,
+            ..PodSpec::default()
+        });
+    }
+}
+
+/// Drops a watched Lease's managed fields.
+pub fn slim_lease(lease: &mut Lease) {
+    lease.metadata.managed_fields = None;
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn slimming_keeps_every_fact() {
+        let node: Node = serde_json::from_value(json!({
+            "metadata": {"name": "n1", "labels": {"kubernetes.io/os": "linux", "pool": "gpu"},
+                "annotations": {"node.alpha.kubernetes.io/ttl": "0"},
+                "managedFields": [{"manager": "kubelet", "operation": "Update"}]},
+            "spec": {"podCIDR": "10.0.0.0/24", "taints": [{"key": "k", "effect": "NoSchedule"}]},
+            "status": {
+                "conditions": [
+                    {"type": "MemoryPressure", "status": "False"},
+                    {"type": "Ready", "status": "False", "reason": "KubeletNotReady", "message": "PLEG"}],
+                "nodeInfo": {"kernelVersion": "6.8.0", "operatingSystem": "linux", "architecture": "amd64",
+                    "bootID": "", "containerRuntimeVersion": "", "kubeProxyVersion": "", "kubeletVersion": "",
+                    "machineID": "", "osImage": "", "systemUUID": ""},
+                "images": [{"names": ["registry.example/app@sha256:0123"], "sizeBytes": 1000}],
+                "capacity": {"cpu": "4"}}
+        }))
+        .unwrap();
+        let mut slim = node.clone();
+        slim_node(&mut slim);
+        assert_eq!(NodeFacts::from_node(&slim), NodeFacts::from_node(&node));
+        let before = serde_json::to_vec(&node).unwrap().len();
+        let after = serde_json::to_vec(&slim).unwrap().len();
+        assert!(after < before, "{after} < {before}");
+        assert!(slim.status.unwrap().images.is_none());
+
+        let pod: Pod = serde_json::from_value(json!({
+            "metadata": {"name": "a", "labels": {"vigil.dev/policy": "p"}, "annotations": {"x": "y"}},
+            "spec": {"containers": [{"name": "agent", "image": "i", "env": [{"name": "A", "value": "B"}]}],
+                "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution":
+                    {"nodeSelectorTerms": [{"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["n1"]}]}]}}}},
+            "status": {"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False", "message": "0/1 nodes"}],
+                "containerStatuses": [{"name": "agent", "image": "i", "imageID": "", "ready": false, "restartCount": 4,
+                    "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off"}},
+                    "lastState": {"terminated": {"exitCode": 1, "reason": "Error"}}}]}
+        }))
+        .unwrap();
+        let mut slim = pod.clone();
+        slim_pod(&mut slim);
+        assert_eq!(
+            AgentPodFacts::from_pod(&slim),
+            AgentPodFacts::from_pod(&pod)
+        );
+        assert_eq!(AgentPodFacts::from_pod(&slim).node.as_deref(), Some("n1"));
+        assert!(slim.spec.unwrap().containers.is_empty());
     }
 }

@@ -2,7 +2,7 @@
 //! `SuppressionRule` archives findings.
 //!
 //! Pure decisions ([`placement`], [`render`], [`coverage`], [`node_coverage`], [`status`],
-//! [`backoff`]) are plain functions with table tests; the controllers
+//! [`backoff`], [`triggers`]) are plain functions with table tests; the controllers
 //! ([`policy_controller`], [`suppression_controller`]) are thin shells that read caches, call them
 //! and write through the API.
 
@@ -18,6 +18,7 @@ pub mod policy_controller;
 pub mod render;
 pub mod status;
 pub mod suppression_controller;
+pub mod triggers;
 
 use std::{
     sync::{Arc, Mutex, MutexGuard, PoisonError},

@@ -4,7 +4,7 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
 use clap::{Parser, ValueEnum};
-use futures::{StreamExt, future::Either, stream};
+use futures::{Stream, StreamExt, future::Either, stream};
 use k8s_openapi::{
     api::{
         apps::v1::DaemonSet,
@@ -20,7 +20,9 @@ use kube::{
         Controller, WatchStreamExt,
         controller::Config as ControllerConfig,
         events::{Recorder, Reporter},
-        reflector, watcher,
+        reflector,
+        reflector::ObjectRef,
+        watcher,
     },
 };
 use tracing::{error, info, warn};
@@ -29,11 +31,11 @@ use vigil_crds::{
     lease::{COMPONENT_LABEL, HEARTBEAT_COMPONENT},
 };
 use vigil_operator::{
-    Context, Metrics, Stores, http,
+    Context, Metrics, Stores, facts, http,
     leader::Elector,
     policy_controller,
     render::{AGENT_APP, FIELD_MANAGER},
-    suppression_controller,
+    suppression_controller, triggers,
 };
 
 /// Time in-flight reconciles get after SIGTERM or Ctrl+C.
@@ -128,6 +130,98 @@ where
         })
 }
 
+/// Writers of the caches that also wake the policy controller.
+struct Watched {
+    nodes: reflector::store::Writer<Node>,
+    pods: reflector::store::Writer<Pod>,
+    leases: reflector::store::Writer<Lease>,
+}
+
+/// The subjects (see [`triggers::Seen`]) of the changes in a watch that matter to coverage.
+fn subjects<K>(
+    events: impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
+    read: impl Fn(&K) -> Option<(String, triggers::Seen)> + Send + 'static,
+) -> impl Stream<Item = String> + Send + 'static
+where
+    K: Send + 'static,
+{
+    let mut filter = triggers::ChangeFilter::default();
+    events
+        .map(move |event| match event {
+            Ok(event) => filter.on_event(&event, &read),
+            Err(error) => {
+                warn!(%error, "watch failed, retrying");
+                Vec::new()
+            }
+        })
+        .flat_map(stream::iter)
+}
+
+/// What wakes the policy controller besides its own objects: nodes, agent pods, heartbeat Leases
+/// and agent DaemonSets, each change mapped to the policies it concerns and only when it changes
+/// what coverage reads, coalesced per policy over [`triggers::COALESCE_PERIOD`]. Keeps the node,
+/// pod and Lease caches up to date.
+fn policy_triggers(
+    client: &Client,
+    ns: &str,
+    stores: Stores,
+    watched: Watched,
+) -> impl Stream<Item = ObjectRef<DeserializeGuard<RuntimeMonitoringPolicy>>> + Send + 'static {
+    let node_changes = subjects(
+        reflector(
+            watched.nodes,
+            watcher(Api::<Node>::all(client.clone()), watcher::Config::default())
+                .modify(facts::slim_node),
+        )
+        .default_backoff(),
+        triggers::node_seen,
+    );
+    let lease_stores = stores.clone();
+    let lease_changes = subjects(
+        reflector(
+            watched.leases,
+            watcher(
+                Api::<Lease>::namespaced(client.clone(), ns),
+                watcher::Config::default()
+                    .labels(&format!("{COMPONENT_LABEL}={HEARTBEAT_COMPONENT}")),
+            )
+            .modify(facts::slim_lease),
+        )
+        .default_backoff(),
+        move |lease| {
+            triggers::lease_seen(lease, |policy| {
+                triggers::max_dropped_percent(&lease_stores, policy)
+            })
+        },
+    );
+    let pod_changes = subjects(
+        reflector(
+            watched.pods,
+            watcher(
+                Api::<Pod>::namespaced(client.clone(), ns),
+                watcher::Config::default().labels(&format!("app.kubernetes.io/name={AGENT_APP}")),
+            )
+            .modify(facts::slim_pod),
+        )
+        .default_backoff(),
+        triggers::pod_seen,
+    );
+    let daemon_set_changes = subjects(
+        watcher(
+            Api::<DaemonSet>::namespaced(client.clone(), ns),
+            watcher::Config::default()
+                .labels(&format!("app.kubernetes.io/managed-by={FIELD_MANAGER}")),
+        )
+        .default_backoff(),
+        triggers::daemon_set_seen,
+    );
+    // Nodes and Leases name a node; the policies concerned are looked up when the change comes.
+    let by_node = stream::select(node_changes, lease_changes)
+        .flat_map(move |node| stream::iter(triggers::policies_for_node(&node, &stores)));
+    let policies = stream::select(by_node, stream::select(pod_changes, daemon_set_changes));
+    triggers::coalesce(policies, triggers::COALESCE_PERIOD).map(|policy| ObjectRef::new(&policy))
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -171,21 +265,6 @@ async fn main() -> anyhow::Result<()> {
     let (leases, leases_w) = reflector::store::<Lease>();
     let (findings, findings_w) = reflector::store::<DeserializeGuard<RuntimeFinding>>();
     let (node_coverage, node_coverage_w) = reflector::store::<DeserializeGuard<NodeCoverage>>();
-    let node_changes = trigger(
-        Api::<Node>::all(client.clone()),
-        watcher::Config::default(),
-        nodes_w,
-    );
-    let pod_changes = trigger(
-        Api::<Pod>::namespaced(client.clone(), ns),
-        watcher::Config::default().labels(&format!("app.kubernetes.io/name={AGENT_APP}")),
-        pods_w,
-    );
-    let lease_changes = trigger(
-        Api::<Lease>::namespaced(client.clone(), ns),
-        watcher::Config::default().labels(&format!("{COMPONENT_LABEL}={HEARTBEAT_COMPONENT}")),
-        leases_w,
-    );
     let finding_changes = trigger(
         Api::<DeserializeGuard<RuntimeFinding>>::all(client.clone()),
         watcher::Config::default(),
@@ -211,7 +290,6 @@ async fn main() -> anyhow::Result<()> {
         }
     });
     tokio::spawn(coverage_cache);
-
     // One signal stops both controllers; see `shutdown`.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = move || {
@@ -227,22 +305,33 @@ async fn main() -> anyhow::Result<()> {
         let _ = stop_tx.send(true);
     });
 
-    // Debounce: Lease renewals and node updates arrive in bursts; one reconcile per burst is enough.
+    // Debounce finding bursts for the rule controller. The policy controller has no debounce:
+    // its triggers are filtered and coalesced (see `policy_triggers`).
     let controller_config = ControllerConfig::default().debounce(Duration::from_secs(2));
     let policy_ctrl = Controller::new(
         Api::<DeserializeGuard<RuntimeMonitoringPolicy>>::all(client.clone()),
         watcher::Config::default(),
-    )
-    .with_config(controller_config.clone())
-    .owns(
-        Api::<DaemonSet>::namespaced(client.clone(), ns),
-        watcher::Config::default().labels(&format!("app.kubernetes.io/managed-by={FIELD_MANAGER}")),
-    )
-    .reconcile_all_on(stream::select(
-        node_changes,
-        stream::select(pod_changes, lease_changes),
-    ))
-    .graceful_shutdown_on(stopped());
+    );
+    let stores = Stores {
+        nodes,
+        pods,
+        leases,
+        policies: policy_ctrl.store(),
+        findings,
+        node_coverage,
+    };
+    let policy_ctrl = policy_ctrl
+        .reconcile_on(policy_triggers(
+            &client,
+            ns,
+            stores.clone(),
+            Watched {
+                nodes: nodes_w,
+                pods: pods_w,
+                leases: leases_w,
+            },
+        ))
+        .graceful_shutdown_on(stopped());
     let rule_ctrl = Controller::new(
         Api::<DeserializeGuard<SuppressionRule>>::all(client.clone()),
         watcher::Config::default(),
@@ -260,14 +349,7 @@ async fn main() -> anyhow::Result<()> {
         recorder: Recorder::new(client.clone(), reporter),
         metrics,
         namespace: args.namespace.clone(),
-        stores: Stores {
-            nodes,
-            pods,
-            leases,
-            policies: policy_ctrl.store(),
-            findings,
-            node_coverage,
-        },
+        stores,
         clock: Arc::new(Timestamp::now),
         failures: Default::default(),
         coverage_log: Default::default(),
