@@ -325,6 +325,9 @@ pub mod file_op {
     pub const CHMOD: u16 = 6;
     /// `chown`/`fchownat`/`lchown`.
     pub const CHOWN: u16 = 7;
+    /// `open`/`openat`/`openat2` read-only of `/proc/<pid>/mem` (another process's memory read:
+    /// a memory dump). The only read-only open reported.
+    pub const OPEN_READ: u16 = 8;
 }
 
 /// Why the kernel kept a file record ([`FileEvent::match_flags`]) and what was cut.
@@ -343,6 +346,8 @@ pub mod file_flags {
     pub const HAS_BASE: u32 = 1 << 5;
     /// `base` was deeper or longer than the kernel walks.
     pub const BASE_TRUNCATED: u32 = 1 << 6;
+    /// A systemd journal file (`*.journal`, `*.journal~`) removed or renamed, wherever it is.
+    pub const MATCH_JOURNAL: u32 = 1 << 7;
 }
 
 /// A file operation that passed the kernel's sensitive-path filter, with its result.
@@ -400,7 +405,8 @@ pub struct FileEvent {
 pub mod activity {
     /// `memfd_create(name, flags)`: `str1` name, `args[1]` flags.
     pub const MEMFD_CREATE: u16 = 1;
-    /// `ptrace(request, pid, ...)`: `args[0]` request, `args[1]` target pid.
+    /// `ptrace(request, pid, ...)`: `args[0]` request, `args[1]` target pid. Kept: TRACEME,
+    /// PEEKUSER, POKE*, SETREGS(ET), ATTACH, SEIZE, whatever their result.
     pub const PTRACE: u16 = 2;
     /// `process_vm_writev(pid, ...)`: `args[0]` target pid.
     pub const PROCESS_VM_WRITEV: u16 = 3;

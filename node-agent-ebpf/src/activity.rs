@@ -49,10 +49,12 @@ fn args(ctx: &TracePointContext, n: usize) -> [u64; 6] {
     a
 }
 
-/// ptrace requests that change another process or make this one traced (reads are not kept).
+/// ptrace requests that change another process or make this one traced, and PEEKUSER (the
+/// probe of a tracee that GuardDuty's tester makes). Memory and register reads otherwise are not
+/// kept: debuggers make them by the thousand.
 #[inline(always)]
 fn ptrace_interesting(request: u64) -> bool {
-    matches!(request, 0 | 4 | 5 | 6 | 13 | 16 | 0x4204 | 0x4206)
+    matches!(request, 0 | 3 | 4 | 5 | 6 | 13 | 16 | 0x4204 | 0x4206)
 }
 
 /// Whether a call is worth a record at all, decided at entry.

@@ -3,7 +3,8 @@
 //!
 //! The sensitive set comes from user space: absolute prefixes and exact paths in an LPM trie
 //! (an exact path carries its NUL), and file names (`authorized_keys`, `.bashrc`, ...) in a
-//! hash set that also catches relative paths. Read-only opens leave at the first test, which
+//! hash set that also catches relative paths. Read-only opens cost one short read of the path
+//! (are they `/proc/<pid>/mem`, another process's memory being dumped?) and nothing more, which
 //! keeps a storm of ordinary opens nearly free.
 
 use aya_ebpf::{
@@ -106,6 +107,8 @@ struct Scratch {
     /// The path, then zeros: a name is read as the NAME_KEY_LEN bytes after the last '/'.
     path: [u8; PATH_LEN + NAME_KEY_LEN],
     name: [u8; NAME_KEY_LEN],
+    /// Bytes of `path` read, its NUL included (0 when unreadable).
+    len: u32,
 }
 
 #[map]
@@ -152,6 +155,7 @@ fn classify(path: u64) -> u32 {
             path as *const _,
         )
     };
+    s.len = if n > 0 { n as u32 } else { 0 };
     if n <= 1 {
         return 0;
     }
@@ -229,6 +233,33 @@ fn classify(path: u64) -> u32 {
     flags
 }
 
+/// Whether the path [`classify`] last read names a systemd journal file (`*.journal`,
+/// `*.journal~`), wherever it is: `journalctl --vacuum-*` removes them by name relative to a
+/// directory fd, which the prefixes cannot see. Asked for removals and renames only.
+#[inline(always)]
+fn journal_name() -> bool {
+    let Some(s) = FILE_SCRATCH.get_ptr(0) else {
+        return false;
+    };
+    // SAFETY: per-CPU scratch, this program's alone while it runs.
+    let s = unsafe { &*s };
+    // `x.journal` and its NUL is the shortest.
+    if s.len < 10 || s.len > PATH_LEN as u32 {
+        return false;
+    }
+    // SAFETY: a plain static.
+    let mask = unsafe { core::ptr::read_volatile(&PATH_INDEX_MASK) };
+    let at = ((s.len - 10) & mask) as usize;
+    // SAFETY: 9 bytes at at <= PATH_LEN - 1 of a buffer with NAME_KEY_LEN spare bytes.
+    let tail: [u8; 9] = unsafe {
+        aya_ebpf::helpers::bpf_probe_read_kernel(s.path.as_ptr().add(at).cast::<[u8; 9]>())
+    }
+    .unwrap_or([0; 9]);
+    let word = |b: &[u8]| u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+    let journal = u64::from_le_bytes(*b".journal");
+    word(&tail[1..]) == journal || (word(&tail[..8]) == journal && tail[8] == b'~')
+}
+
 #[inline(always)]
 fn remember(pending: Pending, hook: Hook) {
     if PENDING_FILE
@@ -239,10 +270,81 @@ fn remember(pending: Pending, hook: Hook) {
     }
 }
 
-/// Read-only opens, the common case, need nothing.
+/// Read-only opens, the common case, need at most [`proc_mem_of_pid`].
 #[inline(always)]
 fn writes(open_flags: u32) -> bool {
     open_flags & O_ACCMODE != 0 || open_flags & WRITE_INTENT != 0
+}
+
+/// Bytes of a read-only open's path looked at: `/proc/<pid>/mem` with any pid fits.
+const PROC_MEM_PATH_LEN: usize = 24;
+
+/// Whether a path names `/proc/<pid>/mem` with a numeric pid: another process's memory (a
+/// process reads its own as `/proc/self/mem`, which is not kept). One short read of user memory
+/// and constant-index compares: every read-only open of the host passes here.
+#[inline(always)]
+fn proc_mem_of_pid(path: u64) -> bool {
+    let mut buf = [0u8; PROC_MEM_PATH_LEN];
+    // SAFETY: at most PROC_MEM_PATH_LEN bytes into a local of that size.
+    let n = unsafe {
+        aya_ebpf::helpers::generated::bpf_probe_read_user_str(
+            buf.as_mut_ptr().cast(),
+            PROC_MEM_PATH_LEN as u32,
+            path as *const _,
+        )
+    };
+    // `/proc/1/mem` and its NUL is the shortest.
+    // Byte compares, not a slice compare: no memcmp call in a BPF program.
+    let head = [buf[0], buf[1], buf[2], buf[3], buf[4], buf[5], 0, 0];
+    if n < 12
+        || u64::from_le_bytes(head) != u64::from_le_bytes(*b"/proc/\0\0")
+        || !buf[6].is_ascii_digit()
+    {
+        return false;
+    }
+    // The '/' after the digits, then `mem` and the NUL.
+    for i in 7..PROC_MEM_PATH_LEN - 4 {
+        let c = buf[i];
+        if c == b'/' {
+            return buf[i + 1] == b'm'
+                && buf[i + 2] == b'e'
+                && buf[i + 3] == b'm'
+                && buf[i + 4] == 0;
+        }
+        if !c.is_ascii_digit() {
+            return false;
+        }
+    }
+    false
+}
+
+/// A read-only open of another process's memory (`/proc/<pid>/mem`): reported, with its result,
+/// as `OPEN_READ`. Nothing else read-only is.
+#[inline(always)]
+fn on_read_open_enter(dirfd: i32, path: u64, open_flags: u32) {
+    if !proc_mem_of_pid(path) {
+        return;
+    }
+    if is_agent() {
+        count(Hook::FileOpen, StatKind::Filtered);
+        return;
+    }
+    remember(
+        Pending {
+            path,
+            path2: 0,
+            op: file_op::OPEN_READ,
+            _pad: 0,
+            match_flags: file_flags::PROC_MEM,
+            dirfd,
+            dirfd2: AT_FDCWD,
+            open_flags,
+            mode: 0,
+            uid: 0,
+            gid: 0,
+        },
+        Hook::FileOpen,
+    );
 }
 
 #[inline(always)]
@@ -282,6 +384,11 @@ fn on_open_exit(ctx: &TracePointContext) {
     };
     let _ = PENDING_FILE.remove(key);
     let ret = exit_ret(ctx);
+    if pending.op == file_op::OPEN_READ {
+        // Nothing was written: the written-files map is not touched.
+        emit(&pending, ret, 0, 0, Hook::FileOpen);
+        return;
+    }
     let (mut dev, mut ino) = (0, 0);
     if ret >= 0 {
         let inode = file_inode(fd_file(ret as u64));
@@ -330,6 +437,9 @@ fn on_change_enter(pending: Pending) {
         return;
     }
     let mut flags = classify(pending.path);
+    if matches!(pending.op, file_op::UNLINK | file_op::RENAME) && journal_name() {
+        flags |= file_flags::MATCH_JOURNAL;
+    }
     if pending.path2 != 0 {
         flags |= classify(pending.path2);
     }
@@ -463,6 +573,8 @@ pub fn openat_enter(ctx: TracePointContext) -> u32 {
             flags,
             arg(&ctx, 3) as u32,
         );
+    } else {
+        on_read_open_enter(arg(&ctx, 0) as i32, arg(&ctx, 1), flags);
     }
     0
 }
@@ -478,6 +590,8 @@ pub fn open_enter(ctx: TracePointContext) -> u32 {
     let flags = arg(&ctx, 1) as u32;
     if writes(flags) {
         on_open_enter(AT_FDCWD, arg(&ctx, 0), flags, arg(&ctx, 2) as u32);
+    } else {
+        on_read_open_enter(AT_FDCWD, arg(&ctx, 0), flags);
     }
     0
 }
@@ -525,6 +639,8 @@ pub fn openat2_enter(ctx: TracePointContext) -> u32 {
             flags[0] as u32,
             flags[1] as u32,
         );
+    } else {
+        on_read_open_enter(arg(&ctx, 0) as i32, arg(&ctx, 1), flags[0] as u32);
     }
     0
 }

@@ -344,7 +344,8 @@ pub struct FileInfo {
     pub time: String,
     /// The calling process.
     pub process: ProcessRef,
-    /// `openWrite`, `rename`, `link`, `symlink`, `unlink`, `chmod`, `chown`.
+    /// `openWrite`, `rename`, `link`, `symlink`, `unlink`, `chmod`, `chown`, or `openRead`
+    /// (`/proc/<pid>/mem` only).
     pub operation: &'static str,
     /// The path as the process gave it.
     pub path: String,
@@ -374,11 +375,15 @@ pub struct FileInfo {
     /// Inode opened (successful opens).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub inode: Option<u64>,
-    /// Why the kernel kept it: `prefix`, `name`, `procMem`.
+    /// Why the kernel kept it: `prefix`, `name`, `procMem`, `journal`.
     pub matched_by: Vec<&'static str>,
     /// For `/proc/<pid>/mem`: the pid whose memory was opened.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub proc_mem_pid: Option<u32>,
+    /// For a kernel setting under `/proc/sys` opened for writing: its value when the agent
+    /// handled the record (read in user space, just after the write).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sysctl_value: Option<String>,
     /// A path was longer than the kernel keeps.
     pub truncated: bool,
 }
@@ -662,10 +667,14 @@ pub fn errno_name(errno: i32) -> String {
     let name = match errno {
         libc::EPERM => "EPERM",
         libc::ENOENT => "ENOENT",
+        libc::ESRCH => "ESRCH",
         libc::EINTR => "EINTR",
         libc::EBADF => "EBADF",
         libc::EAGAIN => "EAGAIN",
         libc::EACCES => "EACCES",
+        libc::EFAULT => "EFAULT",
+        libc::EEXIST => "EEXIST",
+        libc::ETXTBSY => "ETXTBSY",
         libc::EINVAL => "EINVAL",
         libc::EMFILE => "EMFILE",
         libc::ENOTSOCK => "ENOTSOCK",
@@ -763,6 +772,7 @@ fn file_op_name(op: u16) -> &'static str {
         UNLINK => "unlink",
         CHMOD => "chmod",
         CHOWN => "chown",
+        OPEN_READ => "openRead",
         _ => "unknown",
     }
 }
@@ -779,6 +789,9 @@ pub fn file_info(ev: &node_agent_common::FileEvent, clock: &Clock) -> FileInfo {
     }
     if ev.match_flags & file_flags::MATCH_NAME != 0 {
         matched_by.push("name");
+    }
+    if ev.match_flags & file_flags::MATCH_JOURNAL != 0 {
+        matched_by.push("journal");
     }
     let proc_mem_pid = if ev.match_flags & file_flags::PROC_MEM != 0 {
         matched_by.push("procMem");
@@ -821,6 +834,7 @@ pub fn file_info(ev: &node_agent_common::FileEvent, clock: &Clock) -> FileInfo {
         inode: (ev.ino != 0).then_some(ev.ino),
         matched_by,
         proc_mem_pid,
+        sysctl_value: None,
         truncated: ev.match_flags & (file_flags::PATH_TRUNCATED | file_flags::PATH2_TRUNCATED) != 0,
     }
 }
@@ -837,6 +851,7 @@ pub fn proc_mem_pid(path: &str) -> Option<u32> {
 fn ptrace_request(request: u64) -> String {
     match request {
         0 => "PTRACE_TRACEME".into(),
+        3 => "PTRACE_PEEKUSER".into(),
         4 => "PTRACE_POKETEXT".into(),
         5 => "PTRACE_POKEDATA".into(),
         6 => "PTRACE_POKEUSER".into(),

@@ -241,6 +241,15 @@ impl Pipeline {
                 if let (None, Some(path2)) = (&info.resolved_path2, &info.path2) {
                     info.resolved_path2 = resolve_at(info.process.pid, ev.dirfd2, path2);
                 }
+                if info.operation == "openWrite"
+                    && info.ret >= 0
+                    && let Some(path) = info.resolved_path.as_deref()
+                    && path.starts_with("/proc/sys/")
+                {
+                    // The value written (the write follows the open at once; by the time the
+                    // record is read it is there).
+                    info.sysctl_value = fs::read_to_string(path).ok().map(|v| v.trim().to_owned());
+                }
                 if info.proc_mem_pid.is_none() && info.matched_by.contains(&"procMem") {
                     // `/proc/self/mem` and friends: the process's own memory.
                     info.proc_mem_pid = Some(info.process.pid);

@@ -109,6 +109,7 @@ fn file_event(operation: &'static str, path: &str, f: impl FnOnce(&mut FileInfo)
         inode: Some(9),
         matched_by: vec!["prefix"],
         proc_mem_pid: None,
+        sysctl_value: None,
         truncated: false,
     };
     f(&mut e);
