@@ -47,17 +47,27 @@ pub enum OpenError {
 /// damaged is renamed to `<name>.corrupt-<unix seconds>` (with its `-wal` and `-shm`) and a fresh
 /// database is created in its place.
 pub fn open(path: &Path, durability: Durability, schema: &str) -> Result<Connection, OpenError> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
-        && !dir.exists()
-    {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(|source| OpenError::CreateDir {
-                path: dir.to_path_buf(),
-                source,
-            })?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        let create_dir = |source| OpenError::CreateDir {
+            path: dir.to_path_buf(),
+            source,
+        };
+        match std::fs::metadata(dir) {
+            Ok(meta) if meta.is_dir() => {}
+            Ok(_) => {
+                return Err(create_dir(std::io::Error::new(
+                    std::io::ErrorKind::NotADirectory,
+                    "a file is in the way",
+                )));
+            }
+            // Only directories the agent creates are made private: an existing one (say /tmp
+            // for --db /tmp/findings.db) keeps its mode.
+            Err(_) => std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(create_dir)?,
+        }
     }
     match open_checked(path, durability, schema) {
         Err(OpenError::Sqlite { source, .. }) if is_damage(&source) => {
