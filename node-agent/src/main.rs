@@ -281,7 +281,10 @@ impl SensorArgs {
                 known.join(", ")
             ));
         }
-        let mut sensitive = SensitivePaths::default();
+        // Every account's user systemd units (persistence), from the host's accounts.
+        let mut sensitive = SensitivePaths::default().with_user_unit_dirs(
+            node_agent::sensitive::home_directories(std::path::Path::new("/etc/passwd")),
+        );
         if let Some(path) = &self.sensitive_paths {
             sensitive = sensitive.with_file(path).map_err(|e| e.to_string())?;
         }

@@ -13,6 +13,26 @@ pub const MAX_PATH_BYTES: usize = 127;
 /// Longest file name the kernel compares (its hash key; the NUL counts).
 pub const MAX_NAME_BYTES: usize = 31;
 
+/// The set stops growing with home directories here: the kernel's prefix trie holds 1,024.
+const USER_UNIT_DIRS_BOUND: usize = 768;
+
+/// Home directories of the accounts in a `passwd` file that can own files (not `/`, not
+/// `/nonexistent`), for [`SensitivePaths::with_user_unit_dirs`]. An unreadable file gives none.
+pub fn home_directories(passwd: &Path) -> Vec<PathBuf> {
+    let Ok(text) = std::fs::read_to_string(passwd) else {
+        return Vec::new();
+    };
+    let mut homes: Vec<PathBuf> = text
+        .lines()
+        .filter_map(|l| l.split(':').nth(5))
+        .filter(|h| h.starts_with('/') && *h != "/" && !h.starts_with("/nonexistent"))
+        .map(PathBuf::from)
+        .collect();
+    homes.sort();
+    homes.dedup();
+    homes
+}
+
 /// How an entry matches.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -143,6 +163,8 @@ const DEFAULTS: &[(&str, MatchKind, Category)] = &[
     entry("/run/systemd/system/", Prefix, Persist),
     entry("/etc/init.d/", Prefix, Persist),
     entry("/etc/rc.local", Exact, Persist),
+    entry("/etc/rc.d/rc.local", Exact, Persist),
+    entry("/root/.config/systemd/user/", Prefix, Persist),
     entry("/etc/profile", Exact, Persist),
     entry("/etc/profile.d/", Prefix, Persist),
     entry("/etc/bash.bashrc", Exact, Persist),
@@ -156,6 +178,9 @@ const DEFAULTS: &[(&str, MatchKind, Category)] = &[
     entry(".zprofile", Name, Persist),
     entry(".zlogin", Name, Persist),
     entry("/var/log/", Prefix, Evasion),
+    entry("/run/log/journal/", Prefix, Evasion),
+    // Kernel settings: ASLR (by name, so a relative path from /proc/sys/kernel is seen too).
+    entry("randomize_va_space", Name, Evasion),
     entry("/etc/audit/", Prefix, Evasion),
     entry("/etc/rsyslog.conf", Exact, Evasion),
     entry("/etc/rsyslog.d/", Prefix, Evasion),
@@ -211,6 +236,33 @@ impl SensitivePaths {
             category,
         });
         self.validate()
+    }
+
+    /// Adds the user systemd unit directory (`.config/systemd/user/`) of each home directory
+    /// (root's is built in). The kernel matches absolute prefixes, so homes are listed one by
+    /// one; a user added later is not covered until the agent restarts. Homes that make the
+    /// prefix too long for the kernel, and `/`, are skipped.
+    pub fn with_user_unit_dirs<I: IntoIterator<Item = PathBuf>>(mut self, homes: I) -> Self {
+        for home in homes {
+            let Some(home) = home.to_str().map(|h| h.trim_end_matches('/').to_owned()) else {
+                continue;
+            };
+            let pattern = format!("{home}/.config/systemd/user/");
+            if home.is_empty()
+                || !home.starts_with('/')
+                || pattern.len() > MAX_PATH_BYTES
+                || self.entries.iter().any(|e| e.pattern == pattern)
+                || self.entries.len() >= USER_UNIT_DIRS_BOUND
+            {
+                continue;
+            }
+            self.entries.push(SensitivePath {
+                pattern,
+                kind: Prefix,
+                category: Persist,
+            });
+        }
+        self
     }
 
     /// Checks every entry against what the kernel maps can hold.
@@ -333,6 +385,38 @@ mod tests {
             Some(("/var/log/", Category::DefenseEvasion))
         );
         assert_eq!(hit("/tmp/notes.txt"), None);
+    }
+
+    #[test]
+    fn user_unit_dirs_come_from_home_directories() {
+        let dir = std::env::temp_dir().join(format!("vigil-homes-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("tmp dir");
+        let passwd = dir.join("passwd");
+        std::fs::write(
+            &passwd,
+            "root:x:0:0:root:/root:/bin/bash\nann:x:1000:1000::/home/ann:/bin/bash\n\
+             nobody:x:65534:65534::/nonexistent:/usr/sbin/nologin\nodd:x:9:9::/:/bin/sh\n",
+        )
+        .expect("write");
+        let homes = home_directories(&passwd);
+        assert_eq!(homes, [PathBuf::from("/home/ann"), PathBuf::from("/root")]);
+        let set = SensitivePaths::default().with_user_unit_dirs(homes);
+        set.validate().expect("valid");
+        let hit = |p: &str| set.classify(Path::new(p)).map(|e| e.category);
+        assert_eq!(
+            hit("/home/ann/.config/systemd/user/evil.service"),
+            Some(Category::Persistence)
+        );
+        assert_eq!(
+            set.entries
+                .iter()
+                .filter(|e| e.pattern == "/root/.config/systemd/user/")
+                .count(),
+            1,
+            "root's is built in and not added twice"
+        );
+        assert!(home_directories(&dir.join("missing")).is_empty());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -43,6 +43,107 @@ pub(crate) struct BehaviourSpec {
     userfaultfd_users: Vec<String>,
     #[serde(default)]
     sensitive_files: SensitiveFilesSpec,
+    #[serde(default)]
+    host_new_files: Option<HostNewFiles>,
+    #[serde(default)]
+    package_managers: Vec<String>,
+    #[serde(default)]
+    persistence_locations: Vec<PersistenceSpec>,
+    #[serde(default)]
+    crontab_programs: Vec<String>,
+    #[serde(default)]
+    history_files: Vec<String>,
+    #[serde(default)]
+    wiped_logs: Vec<String>,
+    #[serde(default)]
+    log_owners: Vec<String>,
+    #[serde(default)]
+    log_overwriters: Vec<String>,
+    #[serde(default)]
+    shells: Vec<String>,
+    #[serde(default)]
+    interpreters: Vec<String>,
+    #[serde(default)]
+    shell_parents: Vec<String>,
+    #[serde(default)]
+    shell_wrappers: Vec<String>,
+    #[serde(default)]
+    memory_exec_dirs: Vec<String>,
+    #[serde(default)]
+    world_writable_exec_dirs: Vec<String>,
+    #[serde(default)]
+    system_library_dirs: Vec<String>,
+}
+
+/// What NewBinaryExecuted and NewLibraryLoaded raise for a file written on the host (not in a
+/// container): GuardDuty defines both for containers, whose image should not change.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HostNewFiles {
+    /// Nothing on the host (the default).
+    #[default]
+    Off,
+    /// Low-severity findings on the host; build output (`hostBuildWriters`) still exempt.
+    Low,
+    /// Medium, as in a container; build output still exempt.
+    Medium,
+}
+
+/// What a persistence location is for (the finding's technique).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PersistenceKind {
+    /// cron tables and directories (MITRE T1053.003).
+    Cron,
+    /// systemd units and timers (T1543.002, T1053.006).
+    Systemd,
+    /// init scripts and rc.local (T1037.004).
+    Init,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct PersistenceSpec {
+    #[serde(default)]
+    path: Option<String>,
+    #[serde(default)]
+    home: Option<String>,
+    kind: PersistenceKind,
+    #[serde(default)]
+    owners: Vec<String>,
+}
+
+/// Where a write makes something run later, and the tool whose job that write is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PersistenceLocation {
+    /// An absolute path (a prefix when it ends in `/`), or a path under any home directory.
+    pub place: Place,
+    /// What runs from there.
+    pub kind: PersistenceKind,
+    /// Executables (resolved paths) that own the location, besides the package managers.
+    pub owners: Vec<String>,
+}
+
+/// A location in the file system.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Place {
+    /// This absolute path; everything under it when it ends in `/`.
+    Path(String),
+    /// This path relative to a home directory (`.config/systemd/user/`), in any home.
+    Home(String),
+}
+
+impl Place {
+    /// Whether an absolute path is this place or under it.
+    pub fn contains(&self, path: &str) -> bool {
+        match self {
+            Place::Path(p) if p.ends_with('/') => path.starts_with(p.as_str()),
+            Place::Path(p) => path == p,
+            Place::Home(h) => path
+                .match_indices(h.as_str())
+                .any(|(i, _)| i > 1 && path.as_bytes()[i - 1] == b'/' && path.len() > i + h.len()),
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -98,6 +199,39 @@ pub struct Behaviour {
     pub sensitive_trusted_writers: Vec<String>,
     /// Per sensitive-set pattern.
     pub sensitive_exempt: Vec<(String, SensitiveExemption)>,
+    /// NewBinaryExecuted and NewLibraryLoaded on the host (the last file that sets it wins).
+    pub host_new_files: HostNewFiles,
+    /// Package managers, by the resolved path of their executable or of the script exec'd:
+    /// what they and their children write is installation.
+    pub package_managers: Vec<String>,
+    /// cron, systemd and init locations.
+    pub persistence_locations: Vec<PersistenceLocation>,
+    /// `crontab` programs (resolved paths): a table installed from a file or standard input.
+    pub crontab_programs: Vec<String>,
+    /// Shell history file names.
+    pub history_files: Vec<String>,
+    /// System logs whose removal or truncation is wiping (prefix when ending in `/`).
+    pub wiped_logs: Vec<String>,
+    /// Programs (resolved paths) that rotate, vacuum and write the system logs.
+    pub log_owners: Vec<String>,
+    /// Programs (by executable name) that overwrite a file in place without truncating it.
+    pub log_overwriters: Vec<String>,
+    /// Shells, by executable name.
+    pub shells: Vec<String>,
+    /// Script interpreters, by executable name without its version (`python3.11` is `python`).
+    pub interpreters: Vec<String>,
+    /// Programs that start interactive shells as their job (terminals, logins, multiplexers,
+    /// init, container runtimes), by executable name.
+    pub shell_parents: Vec<String>,
+    /// Programs that run a shell on someone else's behalf and are looked through (`script`,
+    /// `env`, `setsid`), by executable name.
+    pub shell_wrappers: Vec<String>,
+    /// Memory-backed directories (prefixes): nothing is installed there.
+    pub memory_exec_dirs: Vec<String>,
+    /// World-writable directories (prefixes).
+    pub world_writable_exec_dirs: Vec<String>,
+    /// Library directories an `LD_PRELOAD` may name without a finding (prefixes).
+    pub system_library_dirs: Vec<String>,
 }
 
 impl Behaviour {
@@ -141,6 +275,91 @@ impl Behaviour {
                 }
             }
         }
+        let absolute = [
+            ("packageManagers", &spec.package_managers),
+            ("crontabPrograms", &spec.crontab_programs),
+            ("wipedLogs", &spec.wiped_logs),
+            ("logOwners", &spec.log_owners),
+            ("memoryExecDirs", &spec.memory_exec_dirs),
+            ("worldWritableExecDirs", &spec.world_writable_exec_dirs),
+            ("systemLibraryDirs", &spec.system_library_dirs),
+        ];
+        for (field, list) in absolute {
+            for (i, p) in list.iter().enumerate() {
+                if !p.starts_with('/') {
+                    return Err(invalid(
+                        format!("behaviour.{field}[{i}]"),
+                        "must be an absolute path",
+                    ));
+                }
+            }
+        }
+        let dirs = [
+            ("memoryExecDirs", &spec.memory_exec_dirs),
+            ("worldWritableExecDirs", &spec.world_writable_exec_dirs),
+            ("systemLibraryDirs", &spec.system_library_dirs),
+        ];
+        for (field, list) in dirs {
+            for (i, p) in list.iter().enumerate() {
+                if !p.ends_with('/') {
+                    return Err(invalid(
+                        format!("behaviour.{field}[{i}]"),
+                        "must be a directory, ending in '/'",
+                    ));
+                }
+            }
+        }
+        let names = [
+            ("historyFiles", &spec.history_files),
+            ("logOverwriters", &spec.log_overwriters),
+            ("shells", &spec.shells),
+            ("interpreters", &spec.interpreters),
+            ("shellParents", &spec.shell_parents),
+            ("shellWrappers", &spec.shell_wrappers),
+        ];
+        for (field, list) in names {
+            for (i, n) in list.iter().enumerate() {
+                if n.is_empty() || n.contains('/') {
+                    return Err(invalid(
+                        format!("behaviour.{field}[{i}]"),
+                        "must be a name without '/'",
+                    ));
+                }
+            }
+        }
+        let mut locations = Vec::new();
+        for (i, l) in spec.persistence_locations.into_iter().enumerate() {
+            let field = format!("behaviour.persistenceLocations[{i}]");
+            let place = match (l.path, l.home) {
+                (Some(p), None) if p.starts_with('/') && p.len() > 1 => Place::Path(p),
+                (None, Some(h)) if !h.starts_with('/') && h.ends_with('/') && !h.is_empty() => {
+                    Place::Home(h)
+                }
+                (Some(_), None) => {
+                    return Err(invalid(format!("{field}.path"), "must be an absolute path"));
+                }
+                (None, Some(_)) => {
+                    return Err(invalid(
+                        format!("{field}.home"),
+                        "must be a directory relative to a home directory, ending in '/'",
+                    ));
+                }
+                _ => return Err(invalid(field, "needs exactly one of path and home")),
+            };
+            for (j, o) in l.owners.iter().enumerate() {
+                if !o.starts_with('/') {
+                    return Err(invalid(
+                        format!("{field}.owners[{j}]"),
+                        "must be an absolute path",
+                    ));
+                }
+            }
+            locations.push(PersistenceLocation {
+                place,
+                kind: l.kind,
+                owners: l.owners,
+            });
+        }
         for (i, e) in spec.sensitive_files.exempt.iter().enumerate() {
             if e.pattern.is_empty() {
                 return Err(invalid(
@@ -167,6 +386,24 @@ impl Behaviour {
         self.userfaultfd_users.extend(spec.userfaultfd_users);
         self.sensitive_trusted_writers
             .extend(spec.sensitive_files.trusted_writers);
+        if let Some(h) = spec.host_new_files {
+            self.host_new_files = h;
+        }
+        self.package_managers.extend(spec.package_managers);
+        self.persistence_locations.extend(locations);
+        self.crontab_programs.extend(spec.crontab_programs);
+        self.history_files.extend(spec.history_files);
+        self.wiped_logs.extend(spec.wiped_logs);
+        self.log_owners.extend(spec.log_owners);
+        self.log_overwriters.extend(spec.log_overwriters);
+        self.shells.extend(spec.shells);
+        self.interpreters.extend(spec.interpreters);
+        self.shell_parents.extend(spec.shell_parents);
+        self.shell_wrappers.extend(spec.shell_wrappers);
+        self.memory_exec_dirs.extend(spec.memory_exec_dirs);
+        self.world_writable_exec_dirs
+            .extend(spec.world_writable_exec_dirs);
+        self.system_library_dirs.extend(spec.system_library_dirs);
         for e in spec.sensitive_files.exempt {
             match self
                 .sensitive_exempt
@@ -190,9 +427,14 @@ impl Behaviour {
     }
 
     fn exemption(&self, pattern: &str) -> Option<&SensitiveExemption> {
+        // Per-home entries (`<home>/.config/systemd/user/`) share one exemption, written
+        // `~/.config/systemd/user/`.
+        let in_any_home = pattern
+            .find("/.config/")
+            .map(|i| format!("~{}", &pattern[i..]));
         self.sensitive_exempt
             .iter()
-            .find(|(p, _)| p == pattern)
+            .find(|(p, _)| p == pattern || in_any_home.as_deref() == Some(p.as_str()))
             .map(|(_, x)| x)
     }
 }
@@ -215,15 +457,20 @@ fn actor_names<'a>(d: &'a Detector, p: &'a ProcessRef) -> [&'a str; 2] {
 }
 
 /// A finding about the acting process with its type's default severity.
-struct Draft {
-    finding_type: FindingType,
-    title: &'static str,
-    description: String,
-    key: String,
-    context: RuntimeContext,
+pub(super) struct Draft {
+    pub(super) finding_type: FindingType,
+    pub(super) title: &'static str,
+    pub(super) description: String,
+    pub(super) key: String,
+    pub(super) context: RuntimeContext,
 }
 
-fn candidate(d: &Detector, p: &ProcessRef, lookup: &dyn ProcessLookup, draft: Draft) -> Candidate {
+pub(super) fn candidate(
+    d: &Detector,
+    p: &ProcessRef,
+    lookup: &dyn ProcessLookup,
+    draft: Draft,
+) -> Candidate {
     let process = d.process_details(p, lookup);
     let actor = if process.executable_path.is_empty() {
         p.comm.clone()
@@ -349,7 +596,7 @@ pub(crate) fn check_exec(d: &Detector, e: &ExecInfo, lookup: &dyn ProcessLookup)
         ));
     }
     if let Some(w) = &e.written_by
-        && !(e.process.container.is_none() && named(&b.host_build_writers, &[w.comm.as_str()]))
+        && let Some(severity) = new_file_severity(b, e.process.container.is_some(), w)
     {
         let context = with_modifier(
             d,
@@ -360,7 +607,7 @@ pub(crate) fn check_exec(d: &Detector, e: &ExecInfo, lookup: &dyn ProcessLookup)
                 ..RuntimeContext::default()
             },
         );
-        out.push(candidate(
+        let mut c = candidate(
             d,
             &e.process,
             lookup,
@@ -374,9 +621,33 @@ pub(crate) fn check_exec(d: &Detector, e: &ExecInfo, lookup: &dyn ProcessLookup)
                 key: exe.clone(),
                 context,
             },
-        ));
+        );
+        c.severity = severity;
+        out.push(c);
     }
     out
+}
+
+/// The score of a Low finding (the middle of GuardDuty's Low band, as defaults use).
+const LOW: f64 = 2.0;
+
+/// The severity of NewBinaryExecuted or NewLibraryLoaded for a file `w` wrote, or `None` for no
+/// finding. GuardDuty defines both for containers ("a newly created or recently modified binary
+/// in the container"): there nothing is exempt. On the host they are off unless `hostNewFiles`
+/// turns them on, and build output (`hostBuildWriters`) stays exempt.
+fn new_file_severity(b: &Behaviour, in_container: bool, w: &Writer) -> Option<f64> {
+    let medium = super::default_severity(FindingType::ExecutionNewBinaryExecuted);
+    if in_container {
+        return Some(medium);
+    }
+    if named(&b.host_build_writers, &[w.comm.as_str()]) {
+        return None;
+    }
+    match b.host_new_files {
+        HostNewFiles::Off => None,
+        HostNewFiles::Low => Some(LOW),
+        HostNewFiles::Medium => Some(medium),
+    }
 }
 
 /// Connects: a runtime API socket reached from a container.
@@ -459,12 +730,14 @@ pub(crate) fn check_file(d: &Detector, f: &FileInfo, lookup: &dyn ProcessLookup)
     let names = actor_names(d, &f.process);
     let mut out = Vec::new();
 
-    // /proc/<pid>/mem of another process opened for writing.
+    // /proc/<pid>/mem of another process opened for writing (injection) or reading (a memory
+    // dump). Attempts count: the result is in `additional.result`.
     if f.matched_by.contains(&"procMem") {
         if let Some(target) = f.proc_mem_pid
             && target != f.process.pid
-            && f.ret >= 0
+            && !debugger_reading_its_child(d, f, &names, target, lookup)
         {
+            let read = f.operation == "openRead";
             let mut context = RuntimeContext {
                 file_path: Some(f.path.clone()),
                 file_operation: Some(f.operation.to_owned()),
@@ -474,18 +747,41 @@ pub(crate) fn check_file(d: &Detector, f: &FileInfo, lookup: &dyn ProcessLookup)
             context
                 .additional
                 .insert("targetPid".into(), target.to_string());
+            context.additional.insert(
+                "memoryAccess".into(),
+                if read { "read" } else { "write" }.into(),
+            );
+            if let Some(error) = &f.error {
+                context.additional.insert("result".into(), error.clone());
+            }
+            let (title, verb) = if read {
+                (
+                    "A process read another process's memory through /proc (a memory dump)",
+                    "reading",
+                )
+            } else {
+                (
+                    "A process opened another process's memory for writing",
+                    "writing",
+                )
+            };
             out.push(candidate(
                 d,
                 &f.process,
                 lookup,
                 Draft {
                     finding_type: FindingType::DefenseEvasionProcessInjectionProc,
-                    title: "A process opened another process's memory for writing",
+                    title,
                     description: format!(
-                        "Process {} (pid {}) opened /proc/{target}/mem for writing.",
-                        f.process.comm, f.process.pid
+                        "Process {} (pid {}) opened /proc/{target}/mem for {verb}{}.",
+                        f.process.comm,
+                        f.process.pid,
+                        f.error
+                            .as_deref()
+                            .map(|e| format!(" (refused: {e})"))
+                            .unwrap_or_default()
                     ),
-                    key: target.to_string(),
+                    key: format!("{}\0{target}", if read { "read" } else { "write" }),
                     context,
                 },
             ));
@@ -570,6 +866,11 @@ pub(crate) fn check_file(d: &Detector, f: &FileInfo, lookup: &dyn ProcessLookup)
             // Not modified.
             continue;
         }
+        // Kernel settings under /proc/sys are not files anyone keeps (the technique checks
+        // look at the one that matters, randomize_va_space).
+        if path.starts_with("/proc/") {
+            continue;
+        }
         let Some(entry) = d.sensitive.classify(path) else {
             continue;
         };
@@ -625,8 +926,10 @@ pub(crate) fn check_file(d: &Detector, f: &FileInfo, lookup: &dyn ProcessLookup)
     out
 }
 
-/// Ptrace requests that write into or take control of another process.
+/// Ptrace requests on another process that injection starts with: taking control, writing, and
+/// PEEKUSER, the probe of a tracee that GuardDuty's own tester makes.
 const PTRACE_INJECTION: &[&str] = &[
+    "PTRACE_PEEKUSER",
     "PTRACE_ATTACH",
     "PTRACE_SEIZE",
     "PTRACE_POKETEXT",
@@ -659,10 +962,13 @@ pub(crate) fn check_activity(
             .insert("targetPid".into(), pid.to_string());
         context
     };
-    // Only calls that did something: a refused ptrace or mount changed nothing.
+    // Injection (ptrace, process_vm_writev) and userfaultfd count as attempts, whatever the
+    // kernel answered (the result is in `additional.result`); modules and mounts only when they
+    // happened.
     let ok = a.ret >= 0;
+    let mut library_severity = None;
     let draft = match a.operation {
-        "ptrace" if ok => {
+        "ptrace" => {
             let request = a.request.as_deref().unwrap_or("");
             match (request, a.target_pid) {
                 ("PTRACE_TRACEME", _) => {
@@ -710,20 +1016,30 @@ pub(crate) fn check_activity(
                 _ => return Vec::new(),
             }
         }
-        "processVmWritev" if ok => match a.target_pid {
+        "processVmWritev" => match a.target_pid {
             Some(t) if t != p.pid => Draft {
                 finding_type: FindingType::DefenseEvasionProcessInjectionVirtualMemoryWrite,
                 title: "A process wrote into another process's memory",
-                description: format!(
-                    "Process {} (pid {}) wrote {} bytes into pid {t} with process_vm_writev.",
-                    p.comm, p.pid, a.ret
-                ),
+                description: if ok {
+                    format!(
+                        "Process {} (pid {}) wrote {} bytes into pid {t} with process_vm_writev.",
+                        p.comm, p.pid, a.ret
+                    )
+                } else {
+                    format!(
+                        "Process {} (pid {}) tried to write into pid {t} with process_vm_writev \
+                         ({}).",
+                        p.comm,
+                        p.pid,
+                        a.error.as_deref().unwrap_or("failed")
+                    )
+                },
                 key: t.to_string(),
                 context: target(t),
             },
             _ => return Vec::new(),
         },
-        "userfaultfd" if ok => {
+        "userfaultfd" => {
             if named(&b.userfaultfd_users, &names) {
                 return Vec::new();
             }
@@ -806,9 +1122,10 @@ pub(crate) fn check_activity(
             let Some(w) = &a.written_by else {
                 return Vec::new();
             };
-            if p.container.is_none() && named(&b.host_build_writers, &[w.comm.as_str()]) {
+            let Some(severity) = new_file_severity(b, p.container.is_some(), w) else {
                 return Vec::new();
-            }
+            };
+            library_severity = Some(severity);
             let mut context = with_modifier(d, w, RuntimeContext::default());
             if let Some(ino) = a.inode {
                 context
@@ -834,7 +1151,28 @@ pub(crate) fn check_activity(
         }
         _ => return Vec::new(),
     };
-    vec![candidate(d, p, lookup, draft)]
+    let mut c = candidate(d, p, lookup, draft);
+    if let Some(severity) = library_severity {
+        c.severity = severity;
+    }
+    if let Some(error) = &a.error {
+        c.context.additional.insert("result".into(), error.clone());
+    }
+    vec![c]
+}
+
+/// A debugger reading the memory of the program it started (gdb reads its inferior through
+/// `/proc/<pid>/mem`). By the debugger's executable name, never its comm.
+fn debugger_reading_its_child(
+    d: &Detector,
+    f: &FileInfo,
+    names: &[&str; 2],
+    target: u32,
+    lookup: &dyn ProcessLookup,
+) -> bool {
+    f.operation == "openRead"
+        && named(&d.rules.behaviour().debuggers, &[names[1]])
+        && parent_of(d, target, lookup) == Some(f.process.pid)
 }
 
 /// The parent's comm and executable basename, from the detector's memory or the lookup.

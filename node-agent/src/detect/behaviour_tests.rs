@@ -127,8 +127,47 @@ fn activity(operation: &'static str, f: impl FnOnce(&mut ActivityInfo)) -> Event
     Event::Activity(a)
 }
 
+/// Programs the pipeline's table knows, by pid, with the executable the kernel recorded:
+/// exemptions of the technique checks go by executable, never by comm.
+struct Known;
+
+/// Pids of [`Known`] programs.
+const DPKG: u32 = 5101;
+const SYSTEMCTL: u32 = 5102;
+const LOGROTATE: u32 = 5103;
+const BASH: u32 = 5104;
+
+impl ProcessLookup for Known {
+    fn get(&self, pid: u32) -> Option<KnownProcess> {
+        let exe = match pid {
+            DPKG => "/usr/bin/dpkg",
+            SYSTEMCTL => "/usr/bin/systemctl",
+            LOGROTATE => "/usr/sbin/logrotate",
+            BASH => "/usr/bin/bash",
+            _ => return None,
+        };
+        Some(KnownProcess {
+            pid,
+            ppid: 1,
+            start_time_ns: u64::from(pid) * 1000,
+            comm: super::basename(exe).into(),
+            exe: Some(PathBuf::from(exe)),
+            sha256: None,
+            cwd: None,
+            uid: 0,
+            euid: 0,
+        })
+    }
+}
+
+/// A process the [`Known`] table knows.
+fn known(pid: u32) -> ProcessRef {
+    let comm = Known.get(pid).map(|k| k.comm).unwrap_or_default();
+    proc_ref(pid, &comm)
+}
+
 fn types(d: &mut Detector, event: &Event) -> Vec<String> {
-    d.process(event, &NoLookup)
+    d.process(event, &Known)
         .into_iter()
         .map(|o| o.finding.finding_type)
         .collect()
@@ -142,9 +181,17 @@ fn every_behavioural_type_fires_on_its_case_and_not_on_the_benign_ones() {
     use FindingType as T;
     let cases: Vec<Case> = vec![
         (
-            "binary written by cp, then run",
-            exec_event("/tmp/dropper", |e| e.written_by = Some(writer("cp"))),
+            "binary written by cp, then run, in a container",
+            exec_event("/app/dropper", |e| {
+                e.written_by = Some(writer("cp"));
+                e.process.container = container();
+            }),
             &[T::ExecutionNewBinaryExecuted],
+        ),
+        (
+            "binary written by cp, then run, on the host (GuardDuty: containers only)",
+            exec_event("/home/dev/dropper", |e| e.written_by = Some(writer("cp"))),
+            &[],
         ),
         (
             "binary linked by ld on the host (build output)",
@@ -167,16 +214,25 @@ fn every_behavioural_type_fires_on_its_case_and_not_on_the_benign_ones() {
         ),
         (
             "deleted exe",
-            exec_event("/tmp/gone", |e| e.exe_deleted = true),
+            exec_event("/home/dev/gone", |e| e.exe_deleted = true),
             &[T::DefenseEvasionFilelessExecution],
         ),
         (
-            "library written by cp, mapped executable",
+            "library written by cp, mapped executable, in a container",
             activity("libraryLoad", |a| {
                 a.inode = Some(55);
                 a.written_by = Some(writer("cp"));
+                a.process.container = container();
             }),
             &[T::ExecutionNewLibraryLoaded],
+        ),
+        (
+            "library written by pip on the host (GuardDuty: containers only)",
+            activity("libraryLoad", |a| {
+                a.inode = Some(55);
+                a.written_by = Some(writer("pip"));
+            }),
+            &[],
         ),
         (
             "library linked by ld on the host",
@@ -223,14 +279,22 @@ fn every_behavioural_type_fires_on_its_case_and_not_on_the_benign_ones() {
             &[T::DefenseEvasionProcessInjectionPtrace],
         ),
         (
-            "refused attach",
+            "refused attach (the attempt counts)",
             activity("ptrace", |a| {
                 a.request = Some("PTRACE_ATTACH".into());
                 a.target_pid = Some(1);
                 a.ret = -1;
                 a.error = Some("EPERM".into());
             }),
-            &[],
+            &[T::DefenseEvasionProcessInjectionPtrace],
+        ),
+        (
+            "PEEKUSER of another process (GuardDuty's tester)",
+            activity("ptrace", |a| {
+                a.request = Some("PTRACE_PEEKUSER".into());
+                a.target_pid = Some(77);
+            }),
+            &[T::DefenseEvasionProcessInjectionPtrace],
         ),
         (
             "traceme",
@@ -242,6 +306,15 @@ fn every_behavioural_type_fires_on_its_case_and_not_on_the_benign_ones() {
             activity("processVmWritev", |a| {
                 a.target_pid = Some(77);
                 a.ret = 8;
+            }),
+            &[T::DefenseEvasionProcessInjectionVirtualMemoryWrite],
+        ),
+        (
+            "vm write that failed (the attempt counts)",
+            activity("processVmWritev", |a| {
+                a.target_pid = Some(77);
+                a.ret = -14;
+                a.error = Some("EFAULT".into());
             }),
             &[T::DefenseEvasionProcessInjectionVirtualMemoryWrite],
         ),
@@ -259,12 +332,14 @@ fn every_behavioural_type_fires_on_its_case_and_not_on_the_benign_ones() {
             &[T::PrivilegeEscalationUserfaultfdUsage],
         ),
         (
-            "userfaultfd refused",
+            "userfaultfd refused to an unprivileged process (the attempt counts)",
             activity("userfaultfd", |a| {
                 a.ret = -1;
                 a.error = Some("EPERM".into());
+                a.process.uid = 65534;
+                a.process.euid = 65534;
             }),
-            &[],
+            &[T::PrivilegeEscalationUserfaultfdUsage],
         ),
         (
             "userfaultfd by criu",
@@ -403,7 +478,10 @@ fn every_behavioural_type_fires_on_its_case_and_not_on_the_benign_ones() {
         (
             "cron file",
             file_event("openWrite", "/etc/cron.d/evil", |_| {}),
-            &[T::PersistenceSensitiveFileModified],
+            &[
+                T::PersistenceSensitiveFileModified,
+                T::PersistenceSuspiciousCommand,
+            ],
         ),
         (
             "sudoers",
@@ -428,11 +506,22 @@ fn every_behavioural_type_fires_on_its_case_and_not_on_the_benign_ones() {
         (
             "log truncated",
             file_event("openWrite", "/var/log/auth.log", |_| {}),
-            &[T::DefenseEvasionSensitiveFileModified],
+            &[
+                T::DefenseEvasionSensitiveFileModified,
+                T::DefenseEvasionSuspiciousCommand,
+            ],
         ),
         (
             "log deleted",
             file_event("unlink", "/var/log/auth.log", |f| f.ret = 0),
+            &[
+                T::DefenseEvasionSensitiveFileModified,
+                T::DefenseEvasionSuspiciousCommand,
+            ],
+        ),
+        (
+            "an application's own log deleted",
+            file_event("unlink", "/var/log/app/old.log", |f| f.ret = 0),
             &[T::DefenseEvasionSensitiveFileModified],
         ),
         (
@@ -456,35 +545,70 @@ fn every_behavioural_type_fires_on_its_case_and_not_on_the_benign_ones() {
                 "symlink",
                 "/etc/systemd/system/multi-user.target.wants/x.service",
                 |f| {
-                    f.process.comm = "systemctl".into();
+                    f.process = known(SYSTEMCTL);
                     f.ret = 0;
                 },
             ),
             &[],
         ),
         (
+            "a unit linked by a program that only calls itself systemctl (comm)",
+            file_event(
+                "symlink",
+                "/etc/systemd/system/multi-user.target.wants/x.service",
+                |f| {
+                    f.process.comm = "systemctl".into();
+                    f.ret = 0;
+                },
+            ),
+            &[T::PersistenceSuspiciousCommand],
+        ),
+        (
             "a unit written by an editor",
             file_event("openWrite", "/etc/systemd/system/x.service", |f| {
                 f.process.comm = "vim".into();
             }),
-            &[FindingType::PersistenceSensitiveFileModified],
+            &[
+                FindingType::PersistenceSensitiveFileModified,
+                T::PersistenceSuspiciousCommand,
+            ],
         ),
         (
             "log rotated by logrotate",
             file_event("rename", "/var/log/syslog", |f| {
-                f.process.comm = "logrotate".into();
+                f.process = known(LOGROTATE);
                 f.path2 = Some("/var/log/syslog.1".into());
                 f.resolved_path2 = Some(PathBuf::from("/var/log/syslog.1"));
             }),
             &[],
         ),
         (
-            "history written by bash",
+            "history appended by bash",
             file_event("openWrite", "/root/.bash_history", |f| {
-                f.process.comm = "bash".into();
+                f.process = known(BASH);
+                f.open_flags = Some("2001".into());
                 f.matched_by = vec!["name"];
             }),
             &[],
+        ),
+        (
+            "history written by bash through a temporary file renamed over it",
+            file_event("rename", "/root/.bash_history-77.tmp", |f| {
+                f.process = known(BASH);
+                f.path2 = Some("/root/.bash_history".into());
+                f.resolved_path2 = Some(PathBuf::from("/root/.bash_history"));
+                f.matched_by = vec!["name"];
+                f.ret = 0;
+            }),
+            &[],
+        ),
+        (
+            "history truncated by a shell redirection",
+            file_event("openWrite", "/root/.bash_history", |f| {
+                f.process = known(BASH);
+                f.matched_by = vec!["name"];
+            }),
+            &[T::DefenseEvasionSuspiciousCommand],
         ),
         (
             "history wiped by another program",
@@ -492,14 +616,75 @@ fn every_behavioural_type_fires_on_its_case_and_not_on_the_benign_ones() {
                 f.process.comm = "cp".into();
                 f.matched_by = vec!["name"];
             }),
-            &[T::DefenseEvasionSensitiveFileModified],
+            &[
+                T::DefenseEvasionSensitiveFileModified,
+                T::DefenseEvasionSuspiciousCommand,
+            ],
+        ),
+        (
+            "history removed",
+            file_event("unlink", "/home/ann/.zsh_history", |f| {
+                f.ret = 0;
+                f.matched_by = vec!["name"];
+            }),
+            &[
+                T::DefenseEvasionSensitiveFileModified,
+                T::DefenseEvasionSuspiciousCommand,
+            ],
         ),
         (
             "unit file installed by dpkg",
             file_event("openWrite", "/lib/systemd/system/x.service", |f| {
-                f.process.comm = "dpkg".into();
+                f.process = known(DPKG);
             }),
             &[],
+        ),
+        (
+            "journal vacuumed by journalctl",
+            file_event(
+                "unlink",
+                "/var/log/journal/0123/system@0005f-0000000000000001-0005f.journal",
+                |f| f.ret = 0,
+            ),
+            &[
+                T::DefenseEvasionSensitiveFileModified,
+                T::DefenseEvasionSuspiciousCommand,
+            ],
+        ),
+        (
+            "ASLR switched off",
+            file_event("openWrite", "/proc/sys/kernel/randomize_va_space", |f| {
+                f.matched_by = vec!["name"];
+                f.sysctl_value = Some("0".into());
+            }),
+            &[T::DefenseEvasionSuspiciousCommand],
+        ),
+        (
+            "ASLR set to full randomisation",
+            file_event("openWrite", "/proc/sys/kernel/randomize_va_space", |f| {
+                f.matched_by = vec!["name"];
+                f.sysctl_value = Some("2".into());
+            }),
+            &[],
+        ),
+        (
+            "another process's memory opened for reading (a dump)",
+            file_event("openRead", "/proc/77/mem", |f| {
+                f.matched_by = vec!["procMem"];
+                f.proc_mem_pid = Some(77);
+                f.open_flags = None;
+            }),
+            &[T::DefenseEvasionProcessInjectionProc],
+        ),
+        (
+            "another process's memory, a refused read (the attempt counts)",
+            file_event("openRead", "/proc/1/mem", |f| {
+                f.matched_by = vec!["procMem"];
+                f.proc_mem_pid = Some(1);
+                f.ret = -13;
+                f.error = Some("EACCES".into());
+            }),
+            &[T::DefenseEvasionProcessInjectionProc],
         ),
         (
             "failed write to shadow",
@@ -571,14 +756,17 @@ fn unix_connect(path: &str, container: Option<Container>) -> NetInfo {
 fn contexts_name_the_modifier_the_target_the_mount_and_the_file() {
     let mut d = detector();
     let out = d.process(
-        &exec_event("/tmp/dropper", |e| e.written_by = Some(writer("cp"))),
+        &exec_event("/app/dropper", |e| {
+            e.written_by = Some(writer("cp"));
+            e.process.container = container();
+        }),
         &NoLookup,
     );
     let f = &out[0].finding;
     assert_eq!(f.severity_label, SeverityLabel::Medium);
     let m = f.context.modifying_process.as_ref().unwrap();
     assert_eq!((m.pid, m.name.as_str(), m.uid), (77, "cp", 1000));
-    assert_eq!(f.context.file_path.as_deref(), Some("/tmp/dropper"));
+    assert_eq!(f.context.file_path.as_deref(), Some("/app/dropper"));
     assert_eq!(
         f.context.modified_at.as_ref().map(|t| t.0.to_string()),
         Some("2026-11-27T09:59:00Z".into())
@@ -755,4 +943,408 @@ fn behaviour_sections_merge_and_bad_entries_are_named() {
             .host_build_writers
             .contains(&"ld".to_owned())
     );
+}
+
+#[test]
+fn new_files_on_the_host_are_off_by_default_and_low_when_asked() {
+    let dropper = exec_event("/home/dev/dropper", |e| e.written_by = Some(writer("cp")));
+    let library = activity("libraryLoad", |a| {
+        a.inode = Some(55);
+        a.written_by = Some(writer("pip"));
+    });
+    assert!(types(&mut detector(), &dropper).is_empty());
+    assert!(types(&mut detector(), &library).is_empty());
+    // A rules directory that turns them on for this host, after the built-in files.
+    let dir = std::env::temp_dir().join(format!("vigil-host-new-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("host.yaml"), "behaviour:\n  hostNewFiles: low\n").unwrap();
+    let rules = RuleSet::load(true, Some(&dir)).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut d = Detector::new(
+        Arc::new(SharedIntel::new(ThreatIntel::empty())),
+        None,
+        rules,
+        Vec::new(),
+        DetectorConfig::default(),
+        Clock::with_offset(0),
+    );
+    for (event, t) in [
+        (&dropper, "Execution:Runtime/NewBinaryExecuted"),
+        (&library, "Execution:Runtime/NewLibraryLoaded"),
+    ] {
+        let out = d.process(event, &NoLookup);
+        assert_eq!(out.len(), 1, "{t}");
+        assert_eq!(out[0].finding.finding_type, t);
+        assert_eq!(out[0].finding.severity_label, SeverityLabel::Low);
+    }
+    // Build output stays exempt on the host, whatever the setting.
+    let built = exec_event("/home/dev/a.out", |e| e.written_by = Some(writer("ld")));
+    assert!(d.process(&built, &NoLookup).is_empty());
+    let err = RuleSet::from_text("host.yaml", "behaviour:\n  hostNewFiles: sometimes\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("host.yaml") && err.contains("hostNewFiles"),
+        "{err}"
+    );
+}
+
+/// Findings of a sequence of events, with their rule ids (`additional.ruleId`) and labels.
+fn run_all(events: &[Event]) -> Vec<(String, String, SeverityLabel)> {
+    let mut d = detector();
+    events
+        .iter()
+        .flat_map(|e| d.process(e, &NoLookup))
+        .map(|o| {
+            let f = o.finding;
+            let rule = f
+                .context
+                .additional
+                .get("ruleId")
+                .cloned()
+                .unwrap_or_default();
+            (f.finding_type, rule, f.severity_label)
+        })
+        .collect()
+}
+
+fn ancestor(pid: u32, exe: &str) -> crate::event::Ancestor {
+    crate::event::Ancestor {
+        pid,
+        ppid: 1,
+        comm: super::basename(exe).chars().take(15).collect(),
+        exe: Some(PathBuf::from(exe)),
+        uuid: format!("uuid-{pid}"),
+    }
+}
+
+fn exec_by(pid: u32, exe: &str, argv: &[&str], lineage: &[(u32, &str)]) -> Event {
+    exec_event(exe, |e| {
+        e.process = proc_ref(pid, super::basename(argv[0]));
+        e.filename = argv[0].into();
+        e.argv = argv.iter().map(|a| (*a).to_owned()).collect();
+        e.cwd = Some(PathBuf::from("/root"));
+        e.lineage = lineage.iter().map(|(p, x)| ancestor(*p, x)).collect();
+    })
+}
+
+fn write_by(pid: u32, comm: &str, path: &str) -> Event {
+    file_event("openWrite", path, |f| f.process = proc_ref(pid, comm))
+}
+
+#[test]
+fn persistence_writes_are_judged_by_executable_and_lineage_not_comm() {
+    let persisted = |events: &[Event]| {
+        run_all(events)
+            .into_iter()
+            .filter(|(t, _, _)| t == "Persistence:Runtime/SuspiciousCommand")
+            .map(|(_, rule, _)| rule)
+            .collect::<Vec<_>>()
+    };
+    let dpkg = exec_by(
+        300,
+        "/usr/bin/dpkg",
+        &["dpkg", "-i", "x.deb"],
+        &[(1, "/usr/lib/systemd/systemd")],
+    );
+    // dpkg itself, a child it forked (not exec'd), and a maintainer script it ran.
+    let fork = Event::Fork(crate::event::ForkInfo {
+        time: "2026-11-27T10:00:00Z".into(),
+        process: proc_ref(300, "dpkg"),
+        child_pid: 301,
+    });
+    let postinst = exec_by(
+        302,
+        "/usr/bin/dash",
+        &["/bin/sh", "/var/lib/dpkg/info/x.postinst", "configure"],
+        &[(300, "/usr/bin/dpkg"), (1, "/usr/lib/systemd/systemd")],
+    );
+    assert!(
+        persisted(&[
+            dpkg.clone(),
+            write_by(300, "dpkg", "/lib/systemd/system/x.service")
+        ])
+        .is_empty()
+    );
+    assert!(persisted(&[dpkg.clone(), fork, write_by(301, "dpkg", "/etc/cron.d/x")]).is_empty());
+    assert!(
+        persisted(&[
+            dpkg,
+            postinst,
+            write_by(302, "x.postinst", "/etc/systemd/system/x.service")
+        ])
+        .is_empty()
+    );
+
+    // A program that named itself dpkg (`printf dpkg > /proc/self/comm`): its executable says
+    // python3.
+    let python = exec_by(
+        310,
+        "/usr/bin/python3.11",
+        &["python3", "/root/x.py"],
+        &[(200, "/usr/bin/bash")],
+    );
+    assert_eq!(
+        persisted(&[python, write_by(310, "dpkg", "/etc/cron.d/x")]),
+        ["behaviour-persistence-cron"]
+    );
+    // A shell appending to root's crontab file, an init script and a user unit.
+    let sh = exec_by(
+        320,
+        "/usr/bin/dash",
+        &["sh", "-c", "x"],
+        &[(200, "/usr/bin/bash")],
+    );
+    for (path, rule) in [
+        (
+            "/var/spool/cron/crontabs/root",
+            "behaviour-persistence-cron",
+        ),
+        ("/etc/init.d/evil", "behaviour-persistence-init"),
+        (
+            "/home/ann/.config/systemd/user/x.service",
+            "behaviour-persistence-systemd",
+        ),
+    ] {
+        assert_eq!(
+            persisted(&[sh.clone(), write_by(320, "sh", path)]),
+            [rule],
+            "{path}"
+        );
+    }
+    // crontab writing its spool, systemctl linking a unit: their job.
+    let crontab = exec_by(
+        330,
+        "/usr/bin/crontab",
+        &["crontab", "-e"],
+        &[(200, "/usr/bin/bash")],
+    );
+    assert!(
+        persisted(&[
+            crontab,
+            write_by(330, "crontab", "/var/spool/cron/crontabs/root")
+        ])
+        .is_empty()
+    );
+    // A rename into place counts for the destination; a move out of a location does not.
+    let mv = |from: &str, to: &str| {
+        let (from, to) = (from.to_owned(), to.to_owned());
+        file_event("rename", &from, move |f| {
+            f.process = proc_ref(320, "mv");
+            f.path2 = Some(to.clone());
+            f.resolved_path2 = Some(PathBuf::from(to));
+            f.ret = 0;
+        })
+    };
+    assert_eq!(
+        persisted(&[sh.clone(), mv("/tmp/job", "/etc/cron.d/job")]),
+        ["behaviour-persistence-cron"]
+    );
+    assert!(persisted(&[sh, mv("/etc/cron.d/job", "/root/job")]).is_empty());
+}
+
+#[test]
+fn crontab_installs_from_files_and_standard_input() {
+    let crontab = |argv: &[&str]| {
+        run_all(&[exec_by(
+            400,
+            "/usr/bin/crontab",
+            argv,
+            &[(200, "/usr/bin/bash")],
+        )])
+        .into_iter()
+        .map(|(t, rule, _)| (t, rule))
+        .collect::<Vec<_>>()
+    };
+    let installed = vec![(
+        "Persistence:Runtime/SuspiciousCommand".to_owned(),
+        "behaviour-persistence-crontab-install".to_owned(),
+    )];
+    assert_eq!(crontab(&["crontab", "/root/new.cron"]), installed);
+    assert_eq!(crontab(&["crontab", "-"]), installed);
+    assert_eq!(
+        crontab(&["crontab", "-u", "www-data", "/root/x"]),
+        installed
+    );
+    assert!(crontab(&["crontab", "-l"]).is_empty());
+    assert!(crontab(&["crontab", "-e"]).is_empty());
+    assert!(crontab(&["crontab", "-u", "root", "-r"]).is_empty());
+}
+
+#[test]
+fn interactive_shells_are_judged_by_who_wanted_them() {
+    let shell = |argv: &[&str], lineage: &[(u32, &str)]| {
+        run_all(&[exec_by(500, "/usr/bin/dash", argv, lineage)])
+            .into_iter()
+            .map(|(t, rule, label)| (t, rule, label))
+            .collect::<Vec<_>>()
+    };
+    let created = |rule: &str| {
+        vec![(
+            "Execution:Runtime/SuspiciousShellCreated".to_owned(),
+            rule.to_owned(),
+            SeverityLabel::Low,
+        )]
+    };
+    // python3 -c 'import pty; pty.spawn("/bin/sh")'
+    assert_eq!(
+        shell(
+            &["/bin/sh"],
+            &[(450, "/usr/bin/python3.11"), (200, "/usr/bin/bash")]
+        ),
+        created("behaviour-shell-from-interpreter")
+    );
+    // perl and node, through `script -qc /bin/sh /dev/null` and a `sh -c`.
+    assert_eq!(
+        shell(
+            &["sh", "-i"],
+            &[
+                (451, "/usr/bin/dash"),
+                (452, "/usr/bin/script"),
+                (453, "/usr/bin/perl")
+            ]
+        ),
+        created("behaviour-shell-from-interpreter")
+    );
+    // A web server (not an interpreter, not a terminal).
+    assert_eq!(
+        shell(
+            &["sh"],
+            &[(454, "/usr/sbin/nginx"), (1, "/usr/lib/systemd/systemd")]
+        ),
+        created("behaviour-shell-from-program")
+    );
+    // People's shells: a login over ssh, a terminal, tmux, sudo -s, a shell in a shell.
+    for lineage in [
+        &[(460, "/usr/sbin/sshd")][..],
+        &[(461, "/usr/libexec/gnome-terminal-server")][..],
+        &[(462, "/usr/bin/tmux")][..],
+        &[
+            (463, "/usr/bin/sudo"),
+            (464, "/usr/bin/bash"),
+            (465, "/usr/sbin/sshd"),
+        ][..],
+        &[
+            (466, "/usr/bin/bash"),
+            (467, "/usr/bin/zsh"),
+            (468, "/usr/bin/kitty"),
+        ][..],
+        &[(469, "/usr/bin/containerd-shim-runc-v2")][..],
+    ] {
+        assert!(shell(&["-bash"], lineage).is_empty(), "{lineage:?}");
+    }
+    // Not interactive: a command string, a script, standard input.
+    let python = [(450, "/usr/bin/python3.11")];
+    assert!(shell(&["sh", "-c", "ls"], &python).is_empty());
+    assert!(shell(&["sh", "/root/build.sh"], &python).is_empty());
+    assert!(shell(&["sh", "-s"], &python).is_empty());
+    // Nothing to judge by: the parent's executable is unknown.
+    let unknown = exec_event("/usr/bin/dash", |e| {
+        e.argv = vec!["sh".into()];
+        e.lineage = vec![crate::event::Ancestor {
+            pid: 9,
+            ppid: 1,
+            comm: "python3".into(),
+            exe: None,
+            uuid: "uuid-9".into(),
+        }];
+    });
+    assert!(run_all(&[unknown]).is_empty());
+}
+
+#[test]
+fn programs_and_scripts_run_from_writable_directories() {
+    let ran = |e: Event| {
+        run_all(&[e])
+            .into_iter()
+            .filter(|(t, _, _)| t == "Execution:Runtime/SuspiciousCommand")
+            .map(|(_, rule, label)| (rule, label))
+            .collect::<Vec<_>>()
+    };
+    let memory = |l| vec![("behaviour-exec-from-memory-dir".to_owned(), l)];
+    let writable = |l| vec![("behaviour-exec-from-world-writable-dir".to_owned(), l)];
+    let bash = [(200, "/usr/bin/bash")];
+    assert_eq!(
+        ran(exec_by(600, "/dev/shm/x", &["/dev/shm/x"], &bash)),
+        memory(SeverityLabel::Medium)
+    );
+    // A script handed to an interpreter, by absolute and relative path.
+    assert_eq!(
+        ran(exec_by(
+            601,
+            "/usr/bin/dash",
+            &["sh", "/dev/shm/x.sh"],
+            &bash
+        )),
+        memory(SeverityLabel::Medium)
+    );
+    assert_eq!(
+        ran(exec_event("/usr/bin/python3.11", |e| {
+            e.argv = vec!["python3".into(), "-u".into(), "x.py".into()];
+            e.cwd = Some(PathBuf::from("/run/user/1000"));
+        })),
+        memory(SeverityLabel::Medium)
+    );
+    // A script run through its #! line: the interpreter runs, the path exec'd is the script.
+    assert_eq!(
+        ran(exec_event("/usr/bin/bash", |e| {
+            e.filename = "/var/tmp/run.sh".into();
+            e.argv = vec!["/var/tmp/run.sh".into()];
+        })),
+        writable(SeverityLabel::Low)
+    );
+    // World-writable: Low on the host, Medium in a container.
+    assert_eq!(
+        ran(exec_by(602, "/tmp/a.out", &["./a.out"], &bash)),
+        writable(SeverityLabel::Low)
+    );
+    assert_eq!(
+        ran(exec_event("/tmp/payload", |e| e.process.container = container())),
+        writable(SeverityLabel::Medium)
+    );
+    // Not from a file there: a command string run in /tmp, a system program, a memfd.
+    assert!(
+        ran(exec_event("/usr/bin/python3.11", |e| {
+            e.argv = vec!["python3".into(), "-c".into(), "print(1)".into()];
+            e.cwd = Some(PathBuf::from("/tmp"));
+        }))
+        .is_empty()
+    );
+    assert!(ran(exec_by(603, "/usr/bin/ls", &["ls", "/tmp"], &bash)).is_empty());
+    assert!(ran(exec_event("/memfd:x (deleted)", |e| e.fileless = true)).is_empty());
+}
+
+#[test]
+fn ld_preload_outside_the_system_libraries() {
+    let preload = |value: &str, exe: &str| {
+        let value = value.to_owned();
+        exec_event(exe, move |e| e.ld_preload = Some(value))
+    };
+    let found = run_all(&[
+        preload("/dev/shm/libx.so", "/usr/bin/id"),
+        preload("/dev/shm/libx.so", "/usr/bin/ls"),
+    ]);
+    assert_eq!(found.len(), 2);
+    assert!(found.iter().all(
+        |(t, rule, label)| t == "DefenseEvasion:Runtime/SuspiciousCommand"
+            && rule == "behaviour-ld-preload"
+            && *label == SeverityLabel::High
+    ));
+    let mut d = detector();
+    let first = d.process(&preload("/dev/shm/libx.so", "/usr/bin/id"), &NoLookup);
+    let again = d.process(&preload("/dev/shm/libx.so", "/usr/bin/ls"), &NoLookup);
+    assert!(first[0].new && !again[0].new, "one finding per library");
+    assert_eq!(again[0].finding.count, 2);
+    let medium = run_all(&[preload("/opt/app/libhook.so", "/usr/bin/id")]);
+    assert_eq!(medium[0].2, SeverityLabel::Medium);
+    for benign in [
+        "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2",
+        "libfakeroot-sysv.so",
+        "/usr/lib/x86_64-linux-gnu/libfakeroot/libfakeroot-sysv.so:/lib/x86_64-linux-gnu/libeatmydata.so",
+    ] {
+        assert!(
+            run_all(&[preload(benign, "/usr/bin/id")]).is_empty(),
+            "{benign}"
+        );
+    }
 }

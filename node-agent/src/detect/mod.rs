@@ -5,6 +5,9 @@
 //! - execs against the rules of `node-agent/rules/*.yaml` and the SHA-256 lists ([`exec`]),
 //! - exec context, file operations on the sensitive-path set and kernel activity (ptrace,
 //!   memory writes, userfaultfd, modules, mounts, library loads) ([`behaviour`]),
+//! - execs and file operations for technique classes shown by behaviour: persistence writes,
+//!   defence evasion, execution from writable directories, shells started by interpreters
+//!   (`technique`),
 //!
 //! then aggregates (same type, resource and key context: one finding whose `count` and
 //! `eventLastSeen` grow), redacts secrets from command lines ([`redact`]) and applies suppression
@@ -21,6 +24,7 @@ pub mod redact;
 pub mod report;
 pub mod reputation;
 pub mod rules;
+mod technique;
 #[cfg(test)]
 mod tests;
 
@@ -205,6 +209,8 @@ pub(crate) struct Remembered {
     pub uid: u32,
     pub euid: u32,
     pub exe: Option<PathBuf>,
+    /// The path exec'd, absolute: a script's for an interpreted program.
+    pub exec_path: Option<PathBuf>,
     pub sha256: Option<crate::exe_hash::Digest>,
     pub cwd: Option<PathBuf>,
     pub lineage: Vec<Ancestor>,
@@ -321,6 +327,10 @@ impl Detector {
                     uid: e.process.uid,
                     euid: e.process.euid,
                     exe: Some(e.exe.clone()),
+                    exec_path: Some(crate::event::normalize(&crate::event::resolve_exe(
+                        &e.filename,
+                        e.cwd.as_deref(),
+                    ))),
                     sha256: e.sha256,
                     cwd: e.cwd.clone(),
                     lineage: e.lineage.clone(),
@@ -329,6 +339,7 @@ impl Detector {
                 self.remember(e.process.pid, remembered);
                 let mut found = exec::check(self, e, lookup);
                 found.extend(behaviour::check_exec(self, e, lookup));
+                found.extend(technique::check_exec(self, e, lookup));
                 found
             }
             Event::Fork(f) => {
@@ -366,7 +377,11 @@ impl Detector {
             }
             Event::Accept(n) => reputation::check_accept(self, n, lookup),
             Event::Dns(d) => reputation::check_dns(self, d, lookup),
-            Event::File(f) => behaviour::check_file(self, f, lookup),
+            Event::File(f) => {
+                let mut found = behaviour::check_file(self, f, lookup);
+                found.extend(technique::check_file(self, f, lookup));
+                found
+            }
             Event::Activity(a) => behaviour::check_activity(self, a, lookup),
         };
         let time = event_time(event);
@@ -654,6 +669,7 @@ fn remembered_from_ref(p: &ProcessRef) -> Remembered {
         uid: p.uid,
         euid: p.euid,
         exe: None,
+        exec_path: None,
         sha256: None,
         cwd: None,
         lineage: Vec::new(),

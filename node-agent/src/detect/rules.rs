@@ -606,7 +606,12 @@ mod tests {
     fn builtin_rules_load() {
         let set = RuleSet::builtin().expect("built-in rules are valid");
         assert!(set.rules().len() >= 40, "{}", set.rules().len());
-        for t in EXEC_RULE_TYPES {
+        // SuspiciousShellCreated is raised from the lineage's executables (detect/technique.rs);
+        // rules files may still raise it.
+        for t in EXEC_RULE_TYPES
+            .iter()
+            .filter(|t| **t != FindingType::ExecutionSuspiciousShellCreated)
+        {
             assert!(
                 set.rules().iter().any(|r| r.finding_type == *t),
                 "no built-in rule raises {t}"

@@ -201,6 +201,9 @@ fn rule_ids(d: &mut Detector, event: &Event) -> Vec<String> {
 /// (argv, parent, uid, euid, expected rule ids).
 type Case = (Vec<&'static str>, &'static str, u32, u32, Vec<&'static str>);
 
+/// Programs and scripts run from /tmp: Low on the host, whatever they are (technique.rs).
+const TMP: &str = "behaviour-exec-from-world-writable-dir";
+
 /// The exec cases. Every built-in rule appears at least once.
 fn exec_table() -> Vec<Case> {
     let user = |argv: Vec<&'static str>, want: Vec<&'static str>| (argv, "bash", 1000, 1000, want);
@@ -219,10 +222,14 @@ fn exec_table() -> Vec<Case> {
         user(vec!["mimipenguin"], vec!["tool-credential-dumper"]),
         user(
             vec!["/bin/sh", "/tmp/linpeas.sh", "-a"],
-            vec!["tool-privesc-enumeration-script"],
+            vec!["tool-privesc-enumeration-script", TMP],
         ),
-        user(vec!["/bin/sh", "/tmp/build.sh"], vec![]),
-        user(vec!["/tmp/linpeas.sh"], vec!["tool-privesc-enumeration"]),
+        user(vec!["/bin/sh", "/tmp/build.sh"], vec![TMP]),
+        user(vec!["/bin/sh", "/home/alice/build.sh"], vec![]),
+        user(
+            vec!["/tmp/linpeas.sh"],
+            vec!["tool-privesc-enumeration", TMP],
+        ),
         user(vec!["peirates"], vec!["tool-container-escape-kit"]),
         user(
             vec!["chisel", "client", "h:8080", "R:socks"],
@@ -246,19 +253,19 @@ fn exec_table() -> Vec<Case> {
         ),
         user(
             vec!["/tmp/.x/kworker", "-o", "stratum+tcp://pool:3333"],
-            vec!["miner-stratum-url"],
+            vec!["miner-stratum-url", TMP],
         ),
         user(vec!["sh", "-c", "./m -o stratum+tcp://pool:3333"], vec![]),
         user(
             vec!["/tmp/syslogd", "--donate-level=1", "-a", "rx/0"],
-            vec!["miner-cli-options"],
+            vec!["miner-cli-options", TMP],
         ),
         case(
             "nginx",
             33,
             33,
             vec!["sh", "-i"],
-            vec!["shell-from-network-service"],
+            vec!["behaviour-shell-from-program"],
         ),
         case("nginx", 33, 33, vec!["sh", "-c", "ls /var/www"], vec![]),
         case("sshd", 1000, 1000, vec!["bash", "-l"], vec![]),
@@ -280,7 +287,7 @@ fn exec_table() -> Vec<Case> {
             vec!["exec-interpreter-pty-spawn"],
         ),
         user(vec!["python3", "-c", "print(1)"], vec![]),
-        user(vec!["/dev/shm/x"], vec!["exec-binary-from-shm"]),
+        user(vec!["/dev/shm/x"], vec!["behaviour-exec-from-memory-dir"]),
         user(
             vec!["bash", "-c", "history -c"],
             vec!["evasion-clear-history"],
@@ -388,10 +395,10 @@ fn exec_table() -> Vec<Case> {
             1000,
             0,
             vec!["/tmp/rootme"],
-            vec!["elevation-setuid-root"],
+            vec!["elevation-setuid-root", TMP],
         ),
         case("bash", 1000, 0, vec!["sudo", "-i"], vec![]),
-        case("bash", 0, 0, vec!["/tmp/rootme"], vec![]),
+        case("bash", 0, 0, vec!["/tmp/rootme"], vec![TMP]),
         // Ordinary work.
         user(vec!["cargo", "build", "--release"], vec![]),
         user(vec!["gcc", "-O2", "-o", "a.out", "a.c"], vec![]),
@@ -521,7 +528,7 @@ fn repeats_aggregate_into_one_finding() {
 #[test]
 fn malicious_file_by_sha256() {
     let mut d = detector();
-    let mut e = exec(&["/tmp/payload"]);
+    let mut e = exec(&["/opt/payload"]);
     if let Event::Exec(x) = &mut e {
         x.sha256 = Some(crate::exe_hash::Digest(SHA_BAD));
     }
@@ -532,7 +539,7 @@ fn malicious_file_by_sha256() {
     let ev = &f.evidence.as_ref().unwrap().threat_intelligence_details[0];
     assert_eq!(ev.threat_list_name, "bad-hashes");
     assert_eq!(ev.indicator, "ab".repeat(32));
-    assert!(d.process(&exec(&["/tmp/payload"]), &NoLookup).is_empty());
+    assert!(d.process(&exec(&["/opt/payload"]), &NoLookup).is_empty());
 }
 
 fn connect(pid: u32, remote: &str, error: Option<&str>) -> Event {

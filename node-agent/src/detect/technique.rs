@@ -1,0 +1,920 @@
+//! Technique classes recognised from what processes do, not from the command lines that asked
+//! for it: persistence written into cron, systemd and init locations; defence evasion (shell
+//! history removed or truncated, the journal and system logs wiped, ASLR switched off, a library
+//! preloaded from outside the system's library directories); execution from memory-backed and
+//! world-writable directories, scripts handed to an interpreter included; interactive shells
+//! started by interpreters and by programs that are neither shells nor terminals.
+//!
+//! Programs are identified by what the kernel recorded: the resolved path of the executable
+//! (`/proc/<pid>/exe` at exec), the path exec'd (a script's, for an interpreted program) and the
+//! executables of the ancestors. Never by `comm`, which a process sets as it likes. The
+//! knowledge (locations, owners, shells, interpreters, directories) is data in the `behaviour:`
+//! section of the rules files (`node-agent/rules/behaviour.yaml`).
+
+use std::path::{Path, PathBuf};
+
+use vigil_crds::finding::RuntimeContext;
+use vigil_detection::FindingType;
+
+use super::{
+    Candidate, Detector, ProcessLookup,
+    behaviour::{Behaviour, Draft, PersistenceKind, candidate},
+    path_basename,
+    redact::redacted_command_line,
+};
+use crate::event::{ExecInfo, FileInfo, ProcessRef, normalize, resolve_exe};
+
+/// `O_APPEND`, `O_TRUNC` and `O_CREAT` of Linux (octal).
+const O_APPEND: u32 = 0o2000;
+const O_TRUNC: u32 = 0o1000;
+
+/// Where the value ASLR is switched with lives.
+const RANDOMIZE_VA_SPACE: &str = "/proc/sys/kernel/randomize_va_space";
+
+/// Where `additional.ruleOrigin` says these checks come from.
+const ORIGIN: &str = "builtin:behaviour";
+
+/// A program as the kernel recorded it.
+#[derive(Debug, Default)]
+struct Actor {
+    /// Resolved path of the executable.
+    exe: Option<PathBuf>,
+    /// The path exec'd, made absolute (a script for an interpreted program; a link's name).
+    exec_path: Option<PathBuf>,
+    /// Ancestors, parent first: executable and path exec'd when the detector saw that exec.
+    ancestors: Vec<(Option<PathBuf>, Option<PathBuf>)>,
+}
+
+impl Actor {
+    /// Whether this program, or one of its ancestors when `inherited`, is one of `paths`.
+    fn is_one_of(&self, paths: &[String], inherited: bool) -> bool {
+        let hit = |p: &Option<PathBuf>| {
+            p.as_deref()
+                .and_then(Path::to_str)
+                .is_some_and(|p| paths.iter().any(|x| x == p))
+        };
+        hit(&self.exe)
+            || hit(&self.exec_path)
+            || (inherited && self.ancestors.iter().any(|(e, x)| hit(e) || hit(x)))
+    }
+
+    /// The executable's name without a version suffix (`python3.11` is `python`).
+    fn name(&self) -> Option<String> {
+        self.exe.as_deref().map(|e| program_name(path_basename(e)))
+    }
+}
+
+/// A program name without its version (`python3.11`, `perl5.36`, `php8.2`: `python`, `perl`,
+/// `php`), so one list entry covers every installed version.
+fn program_name(basename: &str) -> String {
+    basename
+        .trim_end_matches(|c: char| c.is_ascii_digit() || c == '.')
+        .to_owned()
+}
+
+/// Whether a program name (see [`program_name`]) is on a list of names.
+fn listed(list: &[String], name: &str) -> bool {
+    list.iter().any(|n| program_name(n) == name)
+}
+
+/// The acting process: from its exec (the detector's memory), else the pipeline's table; a
+/// process that forked without exec'ing is its parent's image.
+fn actor(d: &Detector, p: &ProcessRef, lookup: &dyn ProcessLookup) -> Actor {
+    let ancestors_of = |lineage: &[crate::event::Ancestor]| {
+        lineage
+            .iter()
+            .map(|a| {
+                let exec_path = d
+                    .procs
+                    .get(&a.pid)
+                    .filter(|r| r.uuid == a.uuid)
+                    .and_then(|r| r.exec_path.clone());
+                (a.exe.clone(), exec_path)
+            })
+            .collect::<Vec<_>>()
+    };
+    if let Some(r) = d
+        .procs
+        .get(&p.pid)
+        .filter(|r| r.start_time_ns == p.start_time_ns && r.exe.is_some())
+    {
+        return Actor {
+            exe: r.exe.clone(),
+            exec_path: r.exec_path.clone(),
+            ancestors: ancestors_of(&r.lineage),
+        };
+    }
+    if let Some(k) = lookup
+        .get(p.pid)
+        .filter(|k| k.start_time_ns == p.start_time_ns)
+    {
+        return Actor {
+            exe: k.exe.clone(),
+            exec_path: None,
+            ancestors: ancestors_of(&d.walk_lineage(k.ppid, lookup)),
+        };
+    }
+    // Forked, not exec'd (since the agent started): the parent's image.
+    let parent = d.parents.get(&p.pid).copied().unwrap_or(p.ppid);
+    match d.procs.get(&parent).filter(|r| r.exe.is_some()) {
+        Some(r) => {
+            let mut ancestors = vec![(r.exe.clone(), r.exec_path.clone())];
+            ancestors.extend(ancestors_of(&r.lineage));
+            Actor {
+                exe: r.exe.clone(),
+                exec_path: r.exec_path.clone(),
+                ancestors,
+            }
+        }
+        None => Actor::default(),
+    }
+}
+
+/// What a check raises: the type, the check's id (`additional.ruleId`), its ATT&CK techniques
+/// and its score (the type's default when `None`).
+struct Raises {
+    finding_type: FindingType,
+    rule: &'static str,
+    mitre: &'static str,
+    severity: Option<f64>,
+}
+
+/// A finding of these checks: `ruleId`, `ruleOrigin` and `mitreTechniques` as exec rules have.
+fn technique(
+    d: &Detector,
+    p: &ProcessRef,
+    lookup: &dyn ProcessLookup,
+    raises: Raises,
+    mut draft: Draft,
+) -> Candidate {
+    let additional = &mut draft.context.additional;
+    additional.insert("ruleId".into(), raises.rule.to_owned());
+    additional.insert("ruleOrigin".into(), ORIGIN.to_owned());
+    additional.insert("mitreTechniques".into(), raises.mitre.to_owned());
+    draft.finding_type = raises.finding_type;
+    let mut c = candidate(d, p, lookup, draft);
+    if let Some(s) = raises.severity {
+        c.severity = s;
+    }
+    c
+}
+
+fn draft(title: &'static str, description: String, key: String, context: RuntimeContext) -> Draft {
+    Draft {
+        // Set by `technique` from its `Raises`.
+        finding_type: FindingType::ExecutionSuspiciousCommand,
+        title,
+        description,
+        key,
+        context,
+    }
+}
+
+/// A directory list entry (ending in `/`) that holds `path`.
+fn under<'a>(dirs: &'a [String], path: &str) -> Option<&'a str> {
+    dirs.iter()
+        .find(|d| path.starts_with(d.as_str()))
+        .map(String::as_str)
+}
+
+// --- exec ----------------------------------------------------------------------------------
+
+/// Checks of one exec.
+pub(crate) fn check_exec(d: &Detector, e: &ExecInfo, lookup: &dyn ProcessLookup) -> Vec<Candidate> {
+    let b = d.rules.behaviour();
+    let mut out = Vec::new();
+    out.extend(exec_from_writable_dir(d, b, e, lookup));
+    out.extend(interactive_shell(d, b, e, lookup));
+    out.extend(ld_preload(d, b, e, lookup));
+    out.extend(crontab_install(d, b, e, lookup));
+    out
+}
+
+/// The file a shell or interpreter runs, from its arguments: the first operand that is not an
+/// option or an option's value. `None` when it runs a command string (`-c`, `-e`, `-m`, ...) or
+/// reads standard input.
+fn script_operand<'a>(b: &Behaviour, name: &str, argv: &'a [String]) -> Option<&'a str> {
+    let shell = listed(&b.shells, name);
+    // Options that take the next argument as their value, and options after which the program
+    // runs something other than a file.
+    let (with_value, runs_other): (&[&str], &[&str]) = match name {
+        _ if shell => (
+            &["-o", "+o", "-O", "+O", "--rcfile", "--init-file"],
+            &["-c", "-s"],
+        ),
+        "python" => (&["-W", "-X", "-Q"], &["-c", "-m", "-"]),
+        "perl" => (&["-I", "-M", "-m", "-x"], &["-e", "-E"]),
+        "ruby" => (&["-I", "-r", "-C", "-E"], &["-e"]),
+        "node" | "nodejs" | "bun" | "deno" => (
+            &["-r", "--require", "--import"],
+            &["-e", "-p", "--eval", "--print"],
+        ),
+        "php" => (&["-d", "-c", "-z"], &["-r", "-R", "-B", "-E"]),
+        "lua" | "luajit" => (&["-l"], &["-e"]),
+        _ => (&[], &["-e", "-c"]),
+    };
+    let mut args = argv.iter().skip(1);
+    while let Some(a) = args.next() {
+        if a == "--" {
+            return args.next().map(String::as_str);
+        }
+        if runs_other.contains(&a.as_str()) {
+            return None;
+        }
+        if with_value.contains(&a.as_str()) {
+            args.next();
+            continue;
+        }
+        if a.starts_with('-') || (shell && a.starts_with('+')) {
+            // Combined single-letter flags: `bash -lc CMD` and `python3 -uc CMD` run a
+            // command, `bash -ex FILE` does not.
+            let cluster = !a.starts_with("--") && a.len() > 2;
+            if cluster
+                && runs_other
+                    .iter()
+                    .filter(|r| r.len() == 2)
+                    .any(|r| a[1..].contains(&r[1..]))
+            {
+                return None;
+            }
+            continue;
+        }
+        return Some(a.as_str());
+    }
+    None
+}
+
+/// An executable, a script run directly or a script handed to an interpreter, in a
+/// memory-backed or world-writable directory.
+fn exec_from_writable_dir(
+    d: &Detector,
+    b: &Behaviour,
+    e: &ExecInfo,
+    lookup: &dyn ProcessLookup,
+) -> Option<Candidate> {
+    if e.fileless {
+        // A memfd: FilelessExecution says it.
+        return None;
+    }
+    let exe = e.exe.display().to_string();
+    let exec_path = normalize(&resolve_exe(&e.filename, e.cwd.as_deref()))
+        .display()
+        .to_string();
+    let name = program_name(path_basename(&e.exe));
+    let interpreter = listed(&b.shells, &name) || listed(&b.interpreters, &name);
+    let script = interpreter
+        .then(|| script_operand(b, &name, &e.argv))
+        .flatten()
+        .map(|s| {
+            normalize(&resolve_exe(s, e.cwd.as_deref()))
+                .display()
+                .to_string()
+        });
+    // The file that runs: the binary, else the script exec'd (#!), else the script operand.
+    let from_script = || {
+        script.as_deref().and_then(|s| {
+            placed(b, s).map(|at| (s.to_owned(), "script passed to an interpreter", at))
+        })
+    };
+    let (file, what, (dir, memory)) = placed(b, &exe)
+        .map(|at| (exe.clone(), "binary", at))
+        .or_else(|| {
+            (exec_path != exe)
+                .then(|| placed(b, &exec_path).map(|at| (exec_path.clone(), "script", at)))
+                .flatten()
+        })
+        .or_else(from_script)?;
+    // Memory-backed directories hold nothing installed: Medium everywhere. World-writable
+    // ones hold build and test programs on a developer's host (Low there), never in a
+    // container's image (Medium).
+    let severity = if memory || e.process.container.is_some() {
+        6.0
+    } else {
+        3.0
+    };
+    let mut context = RuntimeContext {
+        file_path: Some(file.clone()),
+        command_line_example: Some(redacted_command_line(&e.argv)),
+        ..RuntimeContext::default()
+    };
+    context
+        .additional
+        .insert("executionDirectory".into(), dir.to_owned());
+    context
+        .additional
+        .insert("executedFile".into(), what.into());
+    Some(technique(
+        d,
+        &e.process,
+        lookup,
+        Raises {
+            finding_type: FindingType::ExecutionSuspiciousCommand,
+            rule: if memory {
+                "behaviour-exec-from-memory-dir"
+            } else {
+                "behaviour-exec-from-world-writable-dir"
+            },
+            mitre: "T1059,T1036.005",
+            severity: Some(severity),
+        },
+        draft(
+            if memory {
+                "A program ran from a memory-backed directory"
+            } else {
+                "A program ran from a world-writable directory"
+            },
+            format!(
+                "Process {} (pid {}) ran {file} ({what}) from {dir}.",
+                e.process.comm, e.process.pid
+            ),
+            file,
+            context,
+        ),
+    ))
+}
+
+/// The directory list entry holding `path`, and whether it is memory-backed.
+fn placed<'a>(b: &'a Behaviour, path: &str) -> Option<(&'a str, bool)> {
+    under(&b.memory_exec_dirs, path)
+        .map(|d| (d, true))
+        .or_else(|| under(&b.world_writable_exec_dirs, path).map(|d| (d, false)))
+}
+
+/// Whether a shell's arguments start it interactively: no command string (`-c`), no script,
+/// and not reading commands from standard input (`-s`) unless `-i` says so.
+fn interactive(b: &Behaviour, name: &str, argv: &[String]) -> bool {
+    let (mut explicit, mut stdin) = (false, false);
+    for a in argv.iter().skip(1) {
+        if a == "--" {
+            break;
+        }
+        if a.starts_with('-') && !a.starts_with("--") {
+            if a.contains('c') {
+                return false;
+            }
+            stdin |= a.contains('s');
+            explicit |= a.contains('i');
+        }
+    }
+    if stdin {
+        return explicit;
+    }
+    script_operand(b, name, argv).is_none()
+}
+
+/// An interactive shell whose nearest ancestor that is not a shell (nor a wrapper such as
+/// `script` or `env`) is an interpreter, or a program that does not start shells for people
+/// (a terminal, a login, a multiplexer, init, a container runtime).
+fn interactive_shell(
+    d: &Detector,
+    b: &Behaviour,
+    e: &ExecInfo,
+    lookup: &dyn ProcessLookup,
+) -> Option<Candidate> {
+    let exe_name = program_name(path_basename(&e.exe));
+    // busybox runs as the applet named by argv[0].
+    let name = if exe_name == "busybox" {
+        e.argv
+            .first()
+            .map(|a| program_name(super::basename(a)))
+            .unwrap_or(exe_name)
+    } else {
+        exe_name
+    };
+    if !listed(&b.shells, &name) || !interactive(b, &name, &e.argv) || e.argv_truncated {
+        return None;
+    }
+    // Look through shells and wrappers to the program that wanted a shell.
+    let mut starter = None;
+    for a in e.lineage.iter().take(8) {
+        let Some(exe) = a.exe.as_deref() else {
+            // Unknown: nothing to judge by (never by its comm).
+            return None;
+        };
+        let n = program_name(path_basename(exe));
+        if listed(&b.shells, &n) || listed(&b.shell_wrappers, &n) {
+            continue;
+        }
+        starter = Some((a, n));
+        break;
+    }
+    let (parent, parent_name) = starter?;
+    let by_interpreter = listed(&b.interpreters, &parent_name);
+    if !by_interpreter && listed(&b.shell_parents, &parent_name) {
+        return None;
+    }
+    let parent_exe = parent
+        .exe
+        .as_deref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    let mut context = RuntimeContext {
+        command_line_example: Some(redacted_command_line(&e.argv)),
+        ..RuntimeContext::default()
+    };
+    context
+        .additional
+        .insert("shellStartedBy".into(), parent_exe.clone());
+    context
+        .additional
+        .insert("shellStarterPid".into(), parent.pid.to_string());
+    Some(technique(
+        d,
+        &e.process,
+        lookup,
+        Raises {
+            finding_type: FindingType::ExecutionSuspiciousShellCreated,
+            rule: if by_interpreter {
+                "behaviour-shell-from-interpreter"
+            } else {
+                "behaviour-shell-from-program"
+            },
+            mitre: "T1059.004",
+            severity: None,
+        },
+        draft(
+            if by_interpreter {
+                "An interpreter started an interactive shell"
+            } else {
+                "A program that is not a shell or terminal started an interactive shell"
+            },
+            format!(
+                "Process {} (pid {}) is an interactive shell started by {parent_exe} (pid {}).",
+                e.process.comm, e.process.pid, parent.pid
+            ),
+            parent_exe,
+            context,
+        ),
+    ))
+}
+
+/// `LD_PRELOAD` naming a library outside the system's library directories.
+fn ld_preload(
+    d: &Detector,
+    b: &Behaviour,
+    e: &ExecInfo,
+    lookup: &dyn ProcessLookup,
+) -> Vec<Candidate> {
+    let Some(value) = e.ld_preload.as_deref() else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for lib in value.split([':', ' ', '\t']).filter(|l| l.contains('/')) {
+        let path = normalize(&resolve_exe(lib, e.cwd.as_deref()))
+            .display()
+            .to_string();
+        if under(&b.system_library_dirs, &path).is_some() {
+            continue;
+        }
+        let writable = placed(b, &path).is_some();
+        let mut context = RuntimeContext {
+            file_path: Some(path.clone()),
+            command_line_example: Some(redacted_command_line(&e.argv)),
+            ..RuntimeContext::default()
+        };
+        context
+            .additional
+            .insert("ldPreload".into(), value.to_owned());
+        let mut c = technique(
+            d,
+            &e.process,
+            lookup,
+            Raises {
+                finding_type: FindingType::DefenseEvasionSuspiciousCommand,
+                rule: "behaviour-ld-preload",
+                mitre: "T1574.006",
+                severity: Some(if writable { 8.0 } else { 5.0 }),
+            },
+            draft(
+                "A program was started with a library preloaded from outside the system's",
+                format!(
+                    "Process {} (pid {}) was exec'd with LD_PRELOAD={value}: {path} is loaded \
+                     into it before its own libraries.",
+                    e.process.comm, e.process.pid
+                ),
+                String::new(),
+                context,
+            ),
+        );
+        // Every program the preloading environment starts carries it: one finding per library.
+        c.key = format!("ld-preload\0{path}");
+        out.push(c);
+    }
+    out
+}
+
+/// `crontab FILE` or `crontab -`: a table installed without an editor (what scripts and
+/// droppers do; `crontab -e`, `-l` and `-r` do not install from elsewhere).
+fn crontab_install(
+    d: &Detector,
+    b: &Behaviour,
+    e: &ExecInfo,
+    lookup: &dyn ProcessLookup,
+) -> Option<Candidate> {
+    let exe = e.exe.display().to_string();
+    if !b.crontab_programs.contains(&exe) {
+        return None;
+    }
+    let mut args = e.argv.iter().skip(1);
+    let mut source = None;
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "-u" | "-n" => {
+                args.next();
+            }
+            "-" => source = Some("standard input".to_owned()),
+            a if a.starts_with('-') => {
+                if a.contains(['l', 'r', 'e', 'V', 'T', 'h', 'c']) {
+                    return None;
+                }
+            }
+            file => source = Some(file.to_owned()),
+        }
+    }
+    let source = source.unwrap_or_else(|| "standard input".to_owned());
+    let mut context = RuntimeContext {
+        command_line_example: Some(redacted_command_line(&e.argv)),
+        ..RuntimeContext::default()
+    };
+    context
+        .additional
+        .insert("persistenceKind".into(), "cron".into());
+    Some(technique(
+        d,
+        &e.process,
+        lookup,
+        Raises {
+            finding_type: FindingType::PersistenceSuspiciousCommand,
+            rule: "behaviour-persistence-crontab-install",
+            mitre: "T1053.003",
+            severity: None,
+        },
+        draft(
+            "A crontab was installed from a file or standard input",
+            format!(
+                "Process {} (pid {}) installed a cron table from {source}.",
+                e.process.comm, e.process.pid
+            ),
+            "crontab-install".into(),
+            context,
+        ),
+    ))
+}
+
+// --- files ---------------------------------------------------------------------------------
+
+/// Checks of one file operation.
+pub(crate) fn check_file(d: &Detector, f: &FileInfo, lookup: &dyn ProcessLookup) -> Vec<Candidate> {
+    let b = d.rules.behaviour();
+    let mut out = Vec::new();
+    if f.ret < 0 || f.operation == "openRead" {
+        // Nothing changed.
+        return out;
+    }
+    let flags = f
+        .open_flags
+        .as_deref()
+        .and_then(|t| u32::from_str_radix(t, 8).ok())
+        .unwrap_or(0);
+    let actor = actor(d, &f.process, lookup);
+    out.extend(persistence_write(d, b, f, &actor, lookup));
+    out.extend(history_tampered(d, b, f, flags, &actor, lookup));
+    out.extend(logs_wiped(d, b, f, flags, &actor, lookup));
+    out.extend(aslr_off(d, f, lookup));
+    out
+}
+
+fn text(p: Option<&PathBuf>) -> Option<String> {
+    p.map(|p| p.display().to_string())
+}
+
+fn file_context(f: &FileInfo, path: &str) -> RuntimeContext {
+    RuntimeContext {
+        file_path: Some(path.to_owned()),
+        file_operation: Some(f.operation.to_owned()),
+        ..RuntimeContext::default()
+    }
+}
+
+/// A file created, replaced, linked or made executable in a cron, systemd or init location by
+/// anything but a package manager (or its children) and the location's own tool.
+fn persistence_write(
+    d: &Detector,
+    b: &Behaviour,
+    f: &FileInfo,
+    actor: &Actor,
+    lookup: &dyn ProcessLookup,
+) -> Option<Candidate> {
+    // The path the operation makes: an opened or chmod'ed file, a new link, the destination of
+    // a rename or hard link (moving a file out of a location persists nothing).
+    let path = match f.operation {
+        "openWrite" | "chmod" | "symlink" => text(f.resolved_path.as_ref())?,
+        "rename" | "link" => text(f.resolved_path2.as_ref())?,
+        _ => return None,
+    };
+    let location = b
+        .persistence_locations
+        .iter()
+        .find(|l| l.place.contains(&path))?;
+    if actor.is_one_of(&b.package_managers, true) || actor.is_one_of(&location.owners, true) {
+        return None;
+    }
+    let (kind, rule, mitre, what) = match location.kind {
+        PersistenceKind::Cron => (
+            "cron",
+            "behaviour-persistence-cron",
+            "T1053.003",
+            "a cron table",
+        ),
+        PersistenceKind::Systemd => (
+            "systemd",
+            "behaviour-persistence-systemd",
+            "T1543.002,T1053.006",
+            "a systemd unit",
+        ),
+        PersistenceKind::Init => (
+            "init",
+            "behaviour-persistence-init",
+            "T1037.004",
+            "an init script",
+        ),
+    };
+    let mut context = file_context(f, &path);
+    context
+        .additional
+        .insert("persistenceKind".into(), kind.into());
+    Some(technique(
+        d,
+        &f.process,
+        lookup,
+        Raises {
+            finding_type: FindingType::PersistenceSuspiciousCommand,
+            rule,
+            mitre,
+            severity: None,
+        },
+        draft(
+            "A process wrote a persistence location",
+            format!(
+                "Process {} (pid {}) wrote {path} ({}), {what}: it runs again later on its \
+                 own. Neither a package manager nor the location's tool did it.",
+                f.process.comm, f.process.pid, f.operation
+            ),
+            path,
+            context,
+        ),
+    ))
+}
+
+/// A shell history file removed, truncated, overwritten, or replaced by a link. Shells write
+/// their own history by appending or through a temporary file renamed over it (bash, zsh); a
+/// truncating open is a redirection (`: > ~/.bash_history`), whoever makes it.
+fn history_tampered(
+    d: &Detector,
+    b: &Behaviour,
+    f: &FileInfo,
+    flags: u32,
+    actor: &Actor,
+    lookup: &dyn ProcessLookup,
+) -> Option<Candidate> {
+    let is_history = |p: Option<&PathBuf>| {
+        p.and_then(|p| p.file_name())
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| b.history_files.iter().any(|h| h == n))
+    };
+    let shell = actor.name().is_some_and(|n| listed(&b.shells, &n));
+    let (path, how) = match f.operation {
+        "unlink" if is_history(f.resolved_path.as_ref()) => (f.resolved_path.as_ref(), "removed"),
+        "symlink" if is_history(f.resolved_path.as_ref()) => {
+            (f.resolved_path.as_ref(), "replaced by a symbolic link")
+        }
+        "rename" if !shell && is_history(f.resolved_path.as_ref()) => {
+            (f.resolved_path.as_ref(), "moved away")
+        }
+        "rename" | "link" if !shell && is_history(f.resolved_path2.as_ref()) => {
+            (f.resolved_path2.as_ref(), "replaced")
+        }
+        "openWrite" if is_history(f.resolved_path.as_ref()) && flags & O_TRUNC != 0 => {
+            (f.resolved_path.as_ref(), "truncated")
+        }
+        "openWrite" if is_history(f.resolved_path.as_ref()) && !shell && flags & O_APPEND == 0 => {
+            (f.resolved_path.as_ref(), "overwritten")
+        }
+        _ => return None,
+    };
+    let path = text(path)?;
+    let mut context = file_context(f, &path);
+    context.additional.insert("tampering".into(), how.into());
+    Some(technique(
+        d,
+        &f.process,
+        lookup,
+        Raises {
+            finding_type: FindingType::DefenseEvasionSuspiciousCommand,
+            rule: "behaviour-history-tampered",
+            mitre: "T1070.003",
+            severity: Some(5.0),
+        },
+        draft(
+            "Shell history was removed or truncated",
+            format!(
+                "Process {} (pid {}) {how} the shell history {path} ({}).",
+                f.process.comm, f.process.pid, f.operation
+            ),
+            path,
+            context,
+        ),
+    ))
+}
+
+/// The journal or a system log removed, truncated or overwritten by anything but the programs
+/// that write and rotate logs (journald, logrotate, syslog daemons) and package managers.
+/// `journalctl --vacuum-*` is such a removal.
+fn logs_wiped(
+    d: &Detector,
+    b: &Behaviour,
+    f: &FileInfo,
+    flags: u32,
+    actor: &Actor,
+    lookup: &dyn ProcessLookup,
+) -> Option<Candidate> {
+    let path = text(f.resolved_path.as_ref())?;
+    let journal = (path.starts_with("/var/log/journal/") || path.starts_with("/run/log/journal/"))
+        && (path.ends_with(".journal") || path.ends_with(".journal~"));
+    let system_log = b.wiped_logs.iter().any(|l| {
+        if l.ends_with('/') {
+            path.starts_with(l.as_str())
+        } else {
+            path == *l
+        }
+    });
+    if !journal && !system_log {
+        return None;
+    }
+    let overwriter = actor
+        .exe
+        .as_deref()
+        .is_some_and(|e| b.log_overwriters.iter().any(|o| o == path_basename(e)));
+    let how = match f.operation {
+        "unlink" => "removed",
+        "rename" => "moved away",
+        "symlink" => "replaced by a symbolic link",
+        "openWrite" if flags & O_TRUNC != 0 => "truncated",
+        "openWrite" if overwriter && flags & O_APPEND == 0 => "overwritten",
+        _ => return None,
+    };
+    if actor.is_one_of(&b.log_owners, true) || actor.is_one_of(&b.package_managers, true) {
+        return None;
+    }
+    let mut context = file_context(f, &path);
+    context.additional.insert("tampering".into(), how.into());
+    Some(technique(
+        d,
+        &f.process,
+        lookup,
+        Raises {
+            finding_type: FindingType::DefenseEvasionSuspiciousCommand,
+            rule: if journal {
+                "behaviour-journal-wiped"
+            } else {
+                "behaviour-logs-wiped"
+            },
+            mitre: "T1070.002",
+            severity: Some(8.0),
+        },
+        draft(
+            if journal {
+                "The systemd journal was vacuumed or removed"
+            } else {
+                "A system log was removed or truncated"
+            },
+            format!(
+                "Process {} (pid {}) {how} {path} ({}).",
+                f.process.comm, f.process.pid, f.operation
+            ),
+            path,
+            context,
+        ),
+    ))
+}
+
+/// `/proc/sys/kernel/randomize_va_space` written with a value below 2 (full randomisation),
+/// as read right after the write; a write whose value could not be read is reported too, as
+/// Medium.
+fn aslr_off(d: &Detector, f: &FileInfo, lookup: &dyn ProcessLookup) -> Option<Candidate> {
+    if f.operation != "openWrite"
+        || f.resolved_path.as_deref() != Some(Path::new(RANDOMIZE_VA_SPACE))
+    {
+        return None;
+    }
+    let value = f.sysctl_value.as_deref();
+    if value == Some("2") {
+        return None;
+    }
+    let mut context = file_context(f, RANDOMIZE_VA_SPACE);
+    if let Some(v) = value {
+        context.additional.insert("value".into(), v.to_owned());
+    }
+    Some(technique(
+        d,
+        &f.process,
+        lookup,
+        Raises {
+            finding_type: FindingType::DefenseEvasionSuspiciousCommand,
+            rule: "behaviour-aslr-disabled",
+            mitre: "T1562.001",
+            severity: Some(if value.is_some() { 8.0 } else { 5.0 }),
+        },
+        draft(
+            "Address space layout randomisation was weakened",
+            format!(
+                "Process {} (pid {}) wrote {RANDOMIZE_VA_SPACE}{}.",
+                f.process.comm,
+                f.process.pid,
+                value
+                    .map(|v| format!(": it now reads {v} (2 is full randomisation)"))
+                    .unwrap_or_else(|| ", whose value could not be read".into())
+            ),
+            RANDOMIZE_VA_SPACE.into(),
+            context,
+        ),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn script_operands_follow_each_interpreter_grammar() {
+        let set = super::super::RuleSet::builtin().unwrap();
+        let b = set.behaviour();
+        let op = |name: &str, a: &[&str]| script_operand(b, name, &argv(a)).map(str::to_owned);
+        assert_eq!(
+            op("sh", &["sh", "/dev/shm/x.sh"]).as_deref(),
+            Some("/dev/shm/x.sh")
+        );
+        assert_eq!(
+            op("bash", &["bash", "-x", "-o", "pipefail", "x.sh", "a"]).as_deref(),
+            Some("x.sh")
+        );
+        assert_eq!(op("bash", &["bash", "-c", "/tmp/x"]), None);
+        assert_eq!(op("bash", &["bash", "-lc", "/tmp/x"]), None);
+        assert_eq!(op("sh", &["sh", "-s", "--", "a"]), None);
+        assert_eq!(
+            op("python", &["python3", "-u", "/tmp/x.py"]).as_deref(),
+            Some("/tmp/x.py")
+        );
+        assert_eq!(op("python", &["python3", "-m", "http.server"]), None);
+        assert_eq!(
+            op("python", &["python3", "-W", "ignore", "/tmp/x.py"]).as_deref(),
+            Some("/tmp/x.py")
+        );
+        assert_eq!(op("perl", &["perl", "-e", "print 1"]), None);
+        assert_eq!(
+            op("perl", &["perl", "-w", "/tmp/x.pl"]).as_deref(),
+            Some("/tmp/x.pl")
+        );
+        assert_eq!(op("node", &["node", "--eval", "1"]), None);
+        assert_eq!(program_name("python3.11"), "python");
+        assert_eq!(program_name("perl5.36.0"), "perl");
+    }
+
+    #[test]
+    fn interactive_means_no_command_and_no_script() {
+        let set = super::super::RuleSet::builtin().unwrap();
+        let b = set.behaviour();
+        let i = |a: &[&str]| interactive(b, "bash", &argv(a));
+        assert!(i(&["/bin/sh"]));
+        assert!(i(&["bash", "-i"]));
+        assert!(i(&["bash", "-li"]));
+        assert!(i(&["bash", "--login"]));
+        assert!(i(&["bash", "--init-file", "/x/integration.sh"]));
+        assert!(
+            i(&["sh", "-is"]),
+            "-i with -s: interactive on standard input"
+        );
+        assert!(!i(&["sh", "-c", "true"]));
+        assert!(!i(&["bash", "-ic", "true"]));
+        assert!(!i(&["sh", "-s"]));
+        assert!(!i(&["sh", "/tmp/x.sh"]));
+    }
+
+    #[test]
+    fn home_places_match_any_home_and_only_files_inside() {
+        use super::super::behaviour::Place;
+        let p = Place::Home(".config/systemd/user/".into());
+        assert!(p.contains("/root/.config/systemd/user/x.service"));
+        assert!(p.contains("/home/ann/.config/systemd/user/default.target.wants/x.service"));
+        assert!(!p.contains("/root/.config/systemd/user/"));
+        assert!(!p.contains("/root/x.config/systemd/user/a"));
+        let p = Place::Path("/etc/cron.d/".into());
+        assert!(p.contains("/etc/cron.d/job") && !p.contains("/etc/cron.daily/job"));
+        let p = Place::Path("/etc/crontab".into());
+        assert!(p.contains("/etc/crontab") && !p.contains("/etc/crontab2"));
+    }
+}
