@@ -7,7 +7,8 @@
 //! Root only (eBPF). The real /etc files are never written: sensitive files are temporary
 //! prefixes added to the sensitive-path set with a category, plus one log file of our own
 //! under /var/log. "Containers" are a runtime-named cgroup (`docker-<id>.scope`), as in
-//! `sensor_breadth.rs`.
+//! `sensor_breadth.rs`. Scratch programs live under the build's own temporary directory, not
+//! /tmp: running a program from /tmp is a finding of its own (`detection_techniques.rs`).
 
 use std::{
     collections::BTreeMap,
@@ -75,7 +76,8 @@ struct Scratch(PathBuf);
 
 impl Scratch {
     fn new(tag: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("vigil-dbh-{tag}-{}", nonce()));
+        let dir =
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("vigil-dbh-{tag}-{}", nonce()));
         std::fs::create_dir_all(&dir).expect("scratch dir");
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
         Self(dir)
@@ -172,13 +174,15 @@ fn none(found: &[Finding], what: &str) {
 }
 
 #[test]
-fn a_binary_copied_then_run_is_new_and_a_compiled_one_is_build_output() {
-    if !privileged("a_binary_copied_then_run_is_new_and_a_compiled_one_is_build_output") {
+fn a_binary_copied_then_run_is_new_in_a_container_and_not_on_the_host() {
+    if !privileged("a_binary_copied_then_run_is_new_in_a_container_and_not_on_the_host") {
         return;
     }
     let dir = Scratch::new("newbin");
     let dropper = dir.path("dropper");
-    let pid = sh(&format!("cp /bin/true {dropper} && {dropper} x; true"));
+    let script = format!("cp /bin/true {dropper} && {dropper} x; true");
+    let container = FakeContainer::new();
+    let pid = container.run("/bin/sh", &["-c", script.as_str()]);
     let found = detect(pid);
     assert_eq!(types(&found), ["Execution:Runtime/NewBinaryExecuted"]);
     let f = &found[0];
@@ -187,7 +191,11 @@ fn a_binary_copied_then_run_is_new_and_a_compiled_one_is_build_output() {
     let m = f.context.modifying_process.as_ref().expect("modifier");
     assert_eq!(m.name, "cp");
     assert!(f.context.modified_at.is_some());
+    assert!(f.resource.container.is_some());
 
+    // On the host GuardDuty's type does not apply (off by default).
+    let _ = std::fs::remove_file(&dropper);
+    none(&detect(sh(&script)), "a copied binary run on the host");
     std::fs::write(dir.0.join("tiny.c"), "int main(void) { return 0; }\n").expect("tiny.c");
     let pid = sh(&format!(
         "cd {} && cc -o tiny tiny.c && ./tiny; true",
@@ -197,8 +205,8 @@ fn a_binary_copied_then_run_is_new_and_a_compiled_one_is_build_output() {
 }
 
 #[test]
-fn a_library_copied_then_loaded_is_new_and_a_linked_one_is_not() {
-    if !privileged("a_library_copied_then_loaded_is_new_and_a_linked_one_is_not") {
+fn a_library_copied_then_loaded_in_a_container_is_new_and_on_the_host_is_not() {
+    if !privileged("a_library_copied_then_loaded_in_a_container_is_new_and_on_the_host_is_not") {
         return;
     }
     let dir = Scratch::new("newlib");
@@ -223,7 +231,13 @@ fn a_library_copied_then_loaded_is_new_and_a_linked_one_is_not() {
             .any(|e| matches!(e, Event::Exec(x) if x.argv.first().is_some_and(|a| a == "cp")))
     );
     let loader = dir.path("loader");
-    let (pid, _) = run_out(Command::new(&loader).arg(dir.path("libcopied.so")));
+    // Rewritten by this process, which the agent does not observe: the loader itself is not
+    // new (in a container nothing is exempt, not even ld's output).
+    let program = std::fs::read(&loader).expect("read loader");
+    std::fs::write(&loader, program).expect("rewrite loader");
+    let container = FakeContainer::new();
+    let copied = dir.path("libcopied.so");
+    let pid = container.run(&loader, &[copied.as_str()]);
     let found = detect(pid);
     assert_eq!(types(&found), ["Execution:Runtime/NewLibraryLoaded"]);
     let m = found[0]
@@ -240,6 +254,8 @@ fn a_library_copied_then_loaded_is_new_and_a_linked_one_is_not() {
         Some(&inode)
     );
 
+    let (pid, _) = run_out(Command::new(&loader).arg(&copied));
+    none(&detect(pid), "a copied library loaded on the host");
     let (pid, _) = run_out(Command::new(&loader).arg(dir.path("libbuilt.so")));
     none(&detect(pid), "a library linked by ld on the host");
 }
@@ -264,9 +280,17 @@ fn execution_from_a_memfd_is_fileless() {
     none(&detect(pid), "a binary on disk");
 
     // A dropper that writes itself a program, unlinks it and runs it from the open file:
-    // fileless (deleted) and, as it was just written, a new binary.
+    // fileless (deleted) and, as it was just written, in a container a new binary.
     let dir = Scratch::new("deleted");
     let (pid, _) = trigger(&["deleted-exec", &dir.path("gone")]);
+    assert_eq!(
+        types(&detect(pid)),
+        ["DefenseEvasion:Runtime/FilelessExecution"],
+        "on the host"
+    );
+    let container = FakeContainer::new();
+    let gone = dir.path("gone");
+    let pid = container.run(TRIGGER, &["deleted-exec", gone.as_str()]);
     let found = detect(pid);
     let mut got = types(&found);
     got.sort_unstable();
@@ -346,12 +370,25 @@ fn ptrace_attach_is_injection_traceme_is_anti_debugging_and_strace_is_neither() 
     );
     assert_eq!(found[0].severity_label, SeverityLabel::Low);
 
-    // A refused attach (nobody against init) changed nothing.
+    // A refused attach (nobody against init) is still the attempt.
     let pid = run(Command::new(TRIGGER)
         .args(["ptrace-attach-pid", "1"])
         .uid(65534)
         .gid(65534));
-    none(&detect(pid), "refused attach");
+    let found = detect(pid);
+    assert_eq!(
+        types(&found),
+        ["DefenseEvasion:Runtime/ProcessInjection.Ptrace"],
+        "refused attach"
+    );
+    assert_eq!(
+        found[0]
+            .context
+            .additional
+            .get("result")
+            .map(String::as_str),
+        Some("EPERM")
+    );
     // strace running a program: it seizes its own child, its probes call PTRACE_TRACEME.
     let pid = run(Command::new("strace").args(["-f", "-o", "/dev/null", "/bin/true"]));
     let events = tree_events(pid);
@@ -387,8 +424,8 @@ fn process_vm_writev_into_another_process_is_injection() {
 }
 
 #[test]
-fn userfaultfd_by_root_is_reported_and_a_refused_one_is_not() {
-    if !privileged("userfaultfd_by_root_is_reported_and_a_refused_one_is_not") {
+fn userfaultfd_by_root_and_a_refused_one_by_nobody_are_reported() {
+    if !privileged("userfaultfd_by_root_and_a_refused_one_by_nobody_are_reported") {
         return;
     }
     let (pid, _) = trigger(&["userfaultfd"]);
@@ -410,8 +447,20 @@ fn userfaultfd_by_root_is_reported_and_a_refused_one_is_not() {
             _ => None,
         });
         assert!(call.is_some_and(|r| r < 0), "refused for nobody: {call:?}");
-        let mut d = detector();
-        assert!(events.iter().all(|e| d.process(e, &NoLookup).is_empty()));
+        let found = detect(pid);
+        assert_eq!(
+            types(&found),
+            ["PrivilegeEscalation:Runtime/UserfaultfdUsage"],
+            "the attempt counts"
+        );
+        assert_eq!(
+            found[0]
+                .context
+                .additional
+                .get("result")
+                .map(String::as_str),
+            Some("EPERM")
+        );
     } else {
         eprintln!("NOT TESTED refused userfaultfd: vm.unprivileged_userfaultfd is not 0");
     }

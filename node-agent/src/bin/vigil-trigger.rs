@@ -40,7 +40,13 @@ const USAGE: &str = "usage: vigil-trigger <action> [args]
   ptrace-attach-pid PID          PTRACE_ATTACH to PID (and detach when it worked)
   vm-write-self                  process_vm_writev into this process
   tmpfs-mount DST                in a new mount namespace, mount a tmpfs on DST
-  deleted-exec PATH              copy /bin/true to PATH, open it, unlink it, execveat the fd";
+  deleted-exec PATH              copy /bin/true to PATH, open it, unlink it, execveat the fd
+  ptrace-peekuser                a child calls PTRACE_TRACEME and stops, the parent
+                                 PTRACE_PEEKUSERs it (GuardDuty's tester); prints the child's pid
+  vm-write-fail                  process_vm_writev into a child at an unmapped address (fails
+                                 with EFAULT); prints the child's pid
+  proc-mem-dump OUT              read a child's memory through /proc/<pid>/mem into OUT; prints
+                                 the child's pid";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -197,6 +203,27 @@ fn main() -> ExitCode {
         }
         ["tmpfs-mount", dst] => tmpfs_mount(dst),
         ["deleted-exec", path] => deleted_exec(path),
+        ["ptrace-peekuser"] => ptrace_peekuser(),
+        ["vm-write-fail"] => with_child(|child| {
+            let data = [0x5au8; 8];
+            let local = libc::iovec {
+                iov_base: data.as_ptr() as *mut _,
+                iov_len: data.len(),
+            };
+            // Page 0 is never mapped: the kernel refuses the write, after the attempt.
+            let remote = libc::iovec {
+                iov_base: 8 as *mut _,
+                iov_len: 8,
+            };
+            // SAFETY: valid local iovec; the kernel checks the remote range and fails.
+            let n = unsafe { libc::process_vm_writev(child, &local, 1, &remote, 1, 0) };
+            if n < 0 {
+                Ok(())
+            } else {
+                Err(invalid("process_vm_writev to address 8 succeeded".into()))
+            }
+        }),
+        ["proc-mem-dump", out] => with_child(|child| proc_mem_dump(child, out)),
         _ => Err(invalid(USAGE.to_owned())),
     };
     match result {
@@ -642,4 +669,52 @@ fn listen(addr: SocketAddr, seconds: u64) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// What GuardDuty's runtime tester does for ProcessInjection.Ptrace: the child asks to be traced
+/// and stops; the parent reads one word of its user area.
+fn ptrace_peekuser() -> io::Result<()> {
+    // SAFETY: the child only calls ptrace and raise; the parent waits for it.
+    let child = unsafe { libc::fork() };
+    if child < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if child == 0 {
+        // SAFETY: no pointers; the child stops until the parent kills it.
+        unsafe {
+            libc::ptrace(libc::PTRACE_TRACEME, 0, 0, 0);
+            libc::raise(libc::SIGSTOP);
+            libc::_exit(0);
+        }
+    }
+    let mut status = 0;
+    // SAFETY: our own child; PEEKUSER reads a word of its user area (offset 0).
+    let result = unsafe {
+        libc::waitpid(child, &mut status, 0);
+        *libc::__errno_location() = 0;
+        let word = libc::ptrace(libc::PTRACE_PEEKUSER, child, 0, 0);
+        if word == -1 && *libc::__errno_location() != 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
+    };
+    println!("{child}");
+    // SAFETY: our own child.
+    unsafe {
+        libc::kill(child, libc::SIGKILL);
+        libc::waitpid(child, std::ptr::null_mut(), 0);
+    }
+    result
+}
+
+/// Reads the child's copy of `TARGET` through `/proc/<child>/mem` and writes it to `out`: a
+/// memory dump into a file.
+fn proc_mem_dump(child: libc::pid_t, out: &str) -> io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let mem = std::fs::File::open(format!("/proc/{child}/mem"))?;
+    let mut buf = [0u8; 8];
+    // The child is a fork of us: TARGET has the same address there.
+    mem.read_exact_at(&mut buf, (&raw const TARGET) as u64)?;
+    std::fs::write(out, buf)
 }

@@ -1,0 +1,807 @@
+//! Technique classes from behaviour (`detect/technique.rs`) against real behaviour on this
+//! machine, and the attempts that count whether or not the kernel refused them: each test does
+//! the thing (writes a cron file, truncates a shell history, vacuums the journal, switches ASLR
+//! off, preloads a library from /dev/shm, runs a script from /dev/shm, spawns a shell from
+//! python, PEEKUSERs a traced child, dumps another process's memory), takes the events the
+//! sensors produced for that process tree, runs them through a detector and expects the
+//! finding; a benign variant of the same activity expects none.
+//!
+//! Root only (eBPF). Persistence tests write uniquely named files into the real cron, systemd
+//! and init directories and remove them; the ASLR test puts the setting back as it found it.
+
+use std::{
+    collections::BTreeMap,
+    io::Write as _,
+    os::unix::fs::PermissionsExt,
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    sync::{Arc, LazyLock},
+    time::{Duration, Instant},
+};
+
+use node_agent::{
+    agent::boot_id,
+    collector::{Collector, root_or_skip as privileged},
+    detect::{
+        Detector, DetectorConfig, NoLookup, RuleSet,
+        host::{host_details, read_users},
+    },
+    event::{Clock, Event},
+    sensitive::SensitivePaths,
+    sensor::SensorOptions,
+};
+use vigil_crds::finding::{Finding, SeverityLabel};
+use vigil_detection::{SharedIntel, ThreatIntel};
+
+/// Generous: a busy machine can take long to hand events over.
+const WAIT: Duration = Duration::from_secs(30);
+const TRIGGER: &str = env!("CARGO_BIN_EXE_vigil-trigger");
+
+static AGENT: LazyLock<Collector> = LazyLock::new(|| {
+    Collector::start(SensorOptions {
+        sensitive: SensitivePaths::default(),
+        ..SensorOptions::default()
+    })
+    .expect("the sensor starts as root")
+});
+
+fn nonce() -> String {
+    node_agent::collector::unique_name("vt")
+}
+
+/// A scratch directory outside the world-writable ones (programs run from /tmp are findings of
+/// their own), removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(tag: &str) -> Self {
+        let dir =
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("vigil-dt-{tag}-{}", nonce()));
+        std::fs::create_dir_all(&dir).expect("scratch dir");
+        Self(dir)
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.0.join(name).display().to_string()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Removes files and (empty) directories this test created, last first, when dropped.
+#[derive(Default)]
+struct Cleanup(Vec<PathBuf>);
+
+impl Cleanup {
+    fn file(&mut self, path: impl Into<PathBuf>) -> String {
+        let path = path.into();
+        let text = path.display().to_string();
+        self.0.push(path);
+        text
+    }
+
+    /// Creates the missing directories of `dir`, remembering them for removal.
+    fn dirs(&mut self, dir: &Path) {
+        let mut missing = Vec::new();
+        let mut d = Some(dir);
+        while let Some(p) = d
+            && !p.exists()
+        {
+            missing.push(p.to_path_buf());
+            d = p.parent();
+        }
+        std::fs::create_dir_all(dir).expect("create directories");
+        // Outermost first in the list, so it is removed last.
+        self.0.extend(missing.into_iter().rev());
+    }
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for p in self.0.iter().rev() {
+            if p.is_dir() && !p.is_symlink() {
+                let _ = std::fs::remove_dir(p);
+            } else {
+                let _ = std::fs::remove_file(p);
+            }
+        }
+    }
+}
+
+/// Runs a command to completion with `input` on its standard input; returns its pid.
+fn run_with_input(cmd: &mut Command, input: &[u8]) -> u32 {
+    LazyLock::force(&AGENT);
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let pid = child.id();
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(input);
+    }
+    let _ = child.wait().expect("wait");
+    pid
+}
+
+/// Runs a command to completion; returns its pid and standard output.
+fn run_out(cmd: &mut Command) -> (u32, String) {
+    LazyLock::force(&AGENT);
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let pid = child.id();
+    let out = child.wait_with_output().expect("wait");
+    (pid, String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+fn run(cmd: &mut Command) -> u32 {
+    run_out(cmd).0
+}
+
+fn sh(script: &str) -> u32 {
+    run(Command::new("/bin/sh").args(["-c", script]))
+}
+
+fn detector() -> Detector {
+    Detector::new(
+        Arc::new(SharedIntel::new(ThreatIntel::empty())),
+        None,
+        RuleSet::builtin().expect("built-in rules"),
+        Vec::new(),
+        DetectorConfig {
+            host: host_details(),
+            boot_id: boot_id(),
+            users: read_users(Path::new("/etc/passwd")),
+            ..DetectorConfig::default()
+        },
+        Clock::now(),
+    )
+}
+
+fn tree_events(root: u32) -> Vec<Event> {
+    AGENT
+        .tree_events(root, WAIT)
+        .unwrap_or_else(|| panic!("no exec and exit of {root} within {WAIT:?}"))
+}
+
+/// The findings of the process tree rooted at `root`, one per id.
+fn detect(root: u32) -> Vec<Finding> {
+    let mut d = detector();
+    let mut by_id: BTreeMap<String, Finding> = BTreeMap::new();
+    for event in tree_events(root) {
+        for outcome in d.process(&event, &NoLookup) {
+            by_id.insert(outcome.finding.id.clone(), outcome.finding);
+        }
+    }
+    by_id.into_values().collect()
+}
+
+fn rule(f: &Finding) -> &str {
+    f.context
+        .additional
+        .get("ruleId")
+        .map(String::as_str)
+        .unwrap_or("")
+}
+
+/// `(type, ruleId)` of each finding, sorted.
+fn kinds(found: &[Finding]) -> Vec<(String, String)> {
+    let mut k: Vec<_> = found
+        .iter()
+        .map(|f| (f.finding_type.clone(), rule(f).to_owned()))
+        .collect();
+    k.sort();
+    k
+}
+
+/// The findings of one technique check (by its rule id).
+fn of<'a>(found: &'a [Finding], rule_id: &str) -> Vec<&'a Finding> {
+    found.iter().filter(|f| rule(f) == rule_id).collect()
+}
+
+fn pair(t: &str, r: &str) -> (String, String) {
+    (t.to_owned(), r.to_owned())
+}
+
+#[test]
+fn persistence_written_to_cron_systemd_and_init_locations() {
+    if !privileged("persistence_written_to_cron_systemd_and_init_locations") {
+        return;
+    }
+    let n = nonce();
+    let mut clean = Cleanup::default();
+    clean.dirs(Path::new("/var/spool/cron/crontabs"));
+    clean.dirs(Path::new("/root/.config/systemd/user"));
+    let cases = [
+        (format!("/etc/cron.d/vigil-{n}"), "cron"),
+        (format!("/var/spool/cron/crontabs/vigil-{n}"), "cron"),
+        (format!("/etc/systemd/system/vigil-{n}.service"), "systemd"),
+        (
+            format!("/root/.config/systemd/user/vigil-{n}.service"),
+            "systemd",
+        ),
+        (format!("/etc/init.d/vigil-{n}"), "init"),
+    ];
+    for (path, kind) in &cases {
+        let path = clean.file(path);
+        let pid = sh(&format!("echo '# vigil test' > {path}"));
+        let found = detect(pid);
+        // The shell's command line may match a command rule too (persistence-cron-write):
+        // the same type, from the string.
+        let mut types: Vec<&str> = found.iter().map(|f| f.finding_type.as_str()).collect();
+        types.sort_unstable();
+        types.dedup();
+        assert_eq!(
+            types,
+            [
+                "Persistence:Runtime/SensitiveFileModified",
+                "Persistence:Runtime/SuspiciousCommand"
+            ],
+            "{path}: {:?}",
+            kinds(&found)
+        );
+        let by_behaviour = of(&found, &format!("behaviour-persistence-{kind}"));
+        assert_eq!(by_behaviour.len(), 1, "{path}: {:?}", kinds(&found));
+        let f = by_behaviour[0];
+        assert_eq!(f.severity_label, SeverityLabel::Medium);
+        assert_eq!(f.context.file_path.as_deref(), Some(path.as_str()));
+        assert_eq!(
+            f.context
+                .additional
+                .get("persistenceKind")
+                .map(String::as_str),
+            Some(*kind)
+        );
+    }
+    // Not a shell: cp into /etc/cron.d, and a file moved into place (the rename's destination).
+    let scratch = Scratch::new("persist");
+    let staged = scratch.path("job");
+    std::fs::write(&staged, "# vigil test\n").expect("stage");
+    let copied = clean.file(format!("/etc/cron.d/vigil-cp-{n}"));
+    let pid = run(Command::new("cp").args([staged.as_str(), copied.as_str()]));
+    assert_eq!(
+        of(&detect(pid), "behaviour-persistence-cron").len(),
+        1,
+        "cp"
+    );
+    let moved = clean.file(format!("/etc/cron.d/vigil-mv-{n}"));
+    let pid = run(Command::new("mv").args([staged.as_str(), moved.as_str()]));
+    let found = detect(pid);
+    let f = of(&found, "behaviour-persistence-cron");
+    assert_eq!(f.len(), 1, "mv: {:?}", kinds(&found));
+    assert_eq!(f[0].context.file_path.as_deref(), Some(moved.as_str()));
+    // Benign: reading them, and moving a file out of a location.
+    let pid = sh(&format!("cat /etc/cron.d/vigil-{n} {moved} >/dev/null"));
+    assert!(detect(pid).is_empty(), "reads");
+    let out = scratch.path("out");
+    let pid = run(Command::new("mv").args([moved.as_str(), out.as_str()]));
+    assert!(
+        of(&detect(pid), "behaviour-persistence-cron").is_empty(),
+        "moved out"
+    );
+}
+
+/// Builds a package whose files and maintainer script write persistence locations.
+fn package(dir: &Scratch, name: &str, cron: &str, unit: &str) -> String {
+    let root = dir.0.join("pkg");
+    std::fs::create_dir_all(root.join("DEBIAN")).expect("DEBIAN");
+    std::fs::create_dir_all(root.join("etc/cron.d")).expect("cron.d");
+    std::fs::write(
+        root.join("DEBIAN/control"),
+        format!(
+            "Package: {name}\nVersion: 1.0\nArchitecture: all\nMaintainer: Vigil tests <t@example.invalid>\nDescription: Vigil test package\n"
+        ),
+    )
+    .expect("control");
+    let postinst = root.join("DEBIAN/postinst");
+    std::fs::write(
+        &postinst,
+        format!("#!/bin/sh\nset -e\necho '[Unit]' > {unit}\n"),
+    )
+    .expect("postinst");
+    let postrm = root.join("DEBIAN/postrm");
+    std::fs::write(&postrm, format!("#!/bin/sh\nrm -f {unit}\n")).expect("postrm");
+    for script in [&postinst, &postrm] {
+        std::fs::set_permissions(script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    let cron_path = root.join(cron.trim_start_matches('/'));
+    std::fs::write(&cron_path, "# vigil test package\n").expect("cron file");
+    let deb = dir.path(&format!("{name}.deb"));
+    let built = Command::new("dpkg-deb")
+        .args(["--build", "--root-owner-group"])
+        .arg(&root)
+        .arg(&deb)
+        .stdout(Stdio::null())
+        .status()
+        .expect("dpkg-deb");
+    assert!(built.success(), "dpkg-deb --build");
+    deb
+}
+
+/// Runs dpkg, waiting out another dpkg holding its lock (other tests install packages too).
+fn dpkg(args: &[&str]) -> u32 {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        LazyLock::force(&AGENT);
+        let child = Command::new("dpkg")
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("dpkg");
+        let pid = child.id();
+        let out = child.wait_with_output().expect("wait");
+        let err = String::from_utf8_lossy(&out.stderr);
+        if out.status.success() {
+            return pid;
+        }
+        assert!(
+            err.contains("lock") && Instant::now() < deadline,
+            "dpkg {args:?}: {err}"
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+#[test]
+fn a_package_manager_and_its_scripts_install_persistence_quietly() {
+    if !privileged("a_package_manager_and_its_scripts_install_persistence_quietly") {
+        return;
+    }
+    if !Path::new("/usr/bin/dpkg").exists() {
+        eprintln!("NOT TESTED package manager: no /usr/bin/dpkg");
+        return;
+    }
+    let n = nonce();
+    let name = format!("vigil-test-{}", n.to_ascii_lowercase().replace('x', "-"));
+    let cron = format!("/etc/cron.d/vigil-pkg-{n}");
+    let unit = format!("/etc/systemd/system/vigil-pkg-{n}.service");
+    let mut clean = Cleanup::default();
+    clean.file(&cron);
+    clean.file(&unit);
+    let dir = Scratch::new("pkg");
+    let deb = package(&dir, &name, &cron, &unit);
+    let pid = dpkg(&["-i", &deb]);
+    let installed = detect(pid);
+    let _purge = PurgeOnDrop(name.clone());
+    assert!(Path::new(&cron).exists() && Path::new(&unit).exists());
+    let persistence: Vec<_> = installed
+        .iter()
+        .filter(|f| f.finding_type == "Persistence:Runtime/SuspiciousCommand")
+        .map(|f| f.context.file_path.clone())
+        .collect();
+    assert!(
+        persistence.is_empty(),
+        "dpkg and its postinst: {persistence:?}"
+    );
+    let pid = dpkg(&["--purge", &name]);
+    assert!(
+        detect(pid)
+            .iter()
+            .all(|f| f.finding_type != "Persistence:Runtime/SuspiciousCommand")
+    );
+}
+
+/// Purges a test package if a test stops half-way.
+struct PurgeOnDrop(String);
+
+impl Drop for PurgeOnDrop {
+    fn drop(&mut self) {
+        let _ = Command::new("dpkg")
+            .args(["--purge", &self.0])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+#[test]
+fn shell_history_removed_truncated_or_replaced() {
+    if !privileged("shell_history_removed_truncated_or_replaced") {
+        return;
+    }
+    let home = Scratch::new("home");
+    let history = home.path(".bash_history");
+    let fresh = || std::fs::write(&history, "ls\ncat /etc/passwd\n").expect("history");
+    let tampered = |pid: u32, how: &str| {
+        let found = detect(pid);
+        let f = of(&found, "behaviour-history-tampered");
+        assert_eq!(f.len(), 1, "{how}: {:?}", kinds(&found));
+        assert_eq!(
+            f[0].finding_type,
+            "DefenseEvasion:Runtime/SuspiciousCommand"
+        );
+        assert_eq!(f[0].context.file_path.as_deref(), Some(history.as_str()));
+        assert_eq!(
+            f[0].context.additional.get("tampering").map(String::as_str),
+            Some(how)
+        );
+    };
+    fresh();
+    tampered(sh(&format!(": > {history}")), "truncated");
+    fresh();
+    tampered(
+        run(Command::new("truncate").args(["-s", "0", &history])),
+        "overwritten",
+    );
+    fresh();
+    tampered(run(Command::new("rm").args(["-f", &history])), "removed");
+    fresh();
+    tampered(
+        run(Command::new("ln").args(["-sf", "/dev/null", &history])),
+        "replaced",
+    );
+    let _ = std::fs::remove_file(&history);
+
+    // An interactive bash writing its own history: appended, then, past HISTFILESIZE, rewritten
+    // through a temporary file renamed over it. Started by su, as a login would.
+    fresh();
+    for size in ["500", "1"] {
+        let script = format!(
+            "HISTFILE={history} HISTFILESIZE={size} bash -i >/dev/null 2>&1 <<'EOF'\necho hi\nEOF"
+        );
+        let pid = run(Command::new("su").args(["root", "-s", "/bin/sh", "-c", &script]));
+        let found = detect(pid);
+        assert!(
+            of(&found, "behaviour-history-tampered").is_empty(),
+            "bash writing its history (HISTFILESIZE={size}): {:?}",
+            kinds(&found)
+        );
+    }
+    assert!(
+        std::fs::read_to_string(&history).is_ok_and(|h| h.contains("echo hi")),
+        "bash wrote its history"
+    );
+}
+
+#[test]
+fn the_journal_vacuumed() {
+    if !privileged("the_journal_vacuumed") {
+        return;
+    }
+    let mut clean = Cleanup::default();
+    let dir = PathBuf::from(format!("/var/log/journal/vigil-{}", nonce()));
+    clean.dirs(&dir);
+    let archived = dir
+        .join("system@0123456789abcdef0123456789abcdef-0000000000000001-0005f0a1b2c3d4e5.journal");
+    clean.file(&archived);
+    std::fs::write(&archived, "x").expect("archived journal");
+    let old = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_600_000_000);
+    std::fs::File::options()
+        .write(true)
+        .open(&archived)
+        .and_then(|f| f.set_modified(old))
+        .expect("age the file");
+    let directory = format!("--directory={}", dir.display());
+    // Reading the journal: nothing.
+    let pid = run(Command::new("journalctl").args([directory.as_str(), "--no-pager", "-n", "1"]));
+    assert!(detect(pid).is_empty(), "journalctl reading");
+    let pid = run(Command::new("journalctl").args([directory.as_str(), "--vacuum-time=1s"]));
+    assert!(!archived.exists(), "journalctl vacuumed the file");
+    let found = detect(pid);
+    let f = of(&found, "behaviour-journal-wiped");
+    assert_eq!(f.len(), 1, "{:?}", kinds(&found));
+    assert_eq!(
+        f[0].finding_type,
+        "DefenseEvasion:Runtime/SuspiciousCommand"
+    );
+    assert_eq!(f[0].severity_label, SeverityLabel::High);
+    assert_eq!(
+        f[0].context.file_path.as_deref(),
+        Some(archived.display().to_string().as_str())
+    );
+}
+
+/// Puts `randomize_va_space` back as it was (written by this process, which the agent does not
+/// observe).
+struct RestoreAslr(String);
+
+impl Drop for RestoreAslr {
+    fn drop(&mut self) {
+        let _ = std::fs::write("/proc/sys/kernel/randomize_va_space", &self.0);
+    }
+}
+
+#[test]
+fn aslr_switched_off_through_proc_sys() {
+    if !privileged("aslr_switched_off_through_proc_sys") {
+        return;
+    }
+    let path = "/proc/sys/kernel/randomize_va_space";
+    let was = std::fs::read_to_string(path).expect("read randomize_va_space");
+    let _restore = RestoreAslr(was.trim().to_owned());
+    let pid = sh(&format!("echo 0 > {path}"));
+    let found = detect(pid);
+    assert_eq!(
+        kinds(&found),
+        [pair(
+            "DefenseEvasion:Runtime/SuspiciousCommand",
+            "behaviour-aslr-disabled"
+        )]
+    );
+    assert_eq!(found[0].severity_label, SeverityLabel::High);
+    assert_eq!(
+        found[0].context.additional.get("value").map(String::as_str),
+        Some("0")
+    );
+    // Setting full randomisation back is not evasion.
+    let pid = run(Command::new("sysctl").args(["-q", "-w", "kernel.randomize_va_space=2"]));
+    assert!(detect(pid).is_empty(), "sysctl setting 2");
+}
+
+#[test]
+fn a_library_preloaded_from_shared_memory() {
+    if !privileged("a_library_preloaded_from_shared_memory") {
+        return;
+    }
+    let system = [
+        "/usr/lib/x86_64-linux-gnu/libm.so.6",
+        "/lib64/libm.so.6",
+        "/usr/lib/libm.so.6",
+    ]
+    .into_iter()
+    .find(|p| Path::new(p).exists());
+    let Some(system) = system else {
+        eprintln!("NOT TESTED LD_PRELOAD: no libm.so.6 found");
+        return;
+    };
+    let mut clean = Cleanup::default();
+    let shm = clean.file(format!("/dev/shm/vigil-{}.so", nonce()));
+    std::fs::copy(system, &shm).expect("copy a library to /dev/shm");
+    // A short environment: the kernel scans the first 64 variables for LD_*.
+    let pid = run(Command::new("/bin/true")
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("LD_PRELOAD", &shm));
+    let found = detect(pid);
+    assert_eq!(
+        kinds(&found),
+        [pair(
+            "DefenseEvasion:Runtime/SuspiciousCommand",
+            "behaviour-ld-preload"
+        )]
+    );
+    assert_eq!(found[0].severity_label, SeverityLabel::High);
+    assert_eq!(found[0].context.file_path.as_deref(), Some(shm.as_str()));
+    let pid = run(Command::new("/bin/true")
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("LD_PRELOAD", system));
+    assert!(detect(pid).is_empty(), "a system library preloaded");
+}
+
+#[test]
+fn programs_and_scripts_run_from_memory_backed_and_world_writable_directories() {
+    if !privileged("programs_and_scripts_run_from_memory_backed_and_world_writable_directories") {
+        return;
+    }
+    let n = nonce();
+    let mut clean = Cleanup::default();
+    let binary = clean.file(format!("/dev/shm/vigil-{n}"));
+    std::fs::copy("/bin/true", &binary).expect("copy to /dev/shm");
+    std::fs::set_permissions(&binary, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let script = clean.file(format!("/dev/shm/vigil-{n}.sh"));
+    std::fs::write(&script, "true\n").expect("script");
+    let py = clean.file(format!("/dev/shm/vigil-{n}.py"));
+    std::fs::write(&py, "pass\n").expect("python script");
+    let tmp = clean.file(std::env::temp_dir().join(format!("vigil-{n}")));
+    std::fs::copy("/bin/true", &tmp).expect("copy to /tmp");
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+
+    let from = |pid: u32, rule_id: &str, file: &str, label: SeverityLabel| {
+        let found = detect(pid);
+        let f = of(&found, rule_id);
+        assert_eq!(f.len(), 1, "{file}: {:?}", kinds(&found));
+        assert_eq!(f[0].finding_type, "Execution:Runtime/SuspiciousCommand");
+        assert_eq!(f[0].context.file_path.as_deref(), Some(file));
+        assert_eq!(f[0].severity_label, label, "{file}");
+    };
+    let memory = "behaviour-exec-from-memory-dir";
+    from(
+        run(&mut Command::new(&binary)),
+        memory,
+        &binary,
+        SeverityLabel::Medium,
+    );
+    from(
+        run(Command::new("sh").arg(&script)),
+        memory,
+        &script,
+        SeverityLabel::Medium,
+    );
+    from(
+        run(Command::new("/usr/bin/python3").arg(&py)),
+        memory,
+        &py,
+        SeverityLabel::Medium,
+    );
+    from(
+        run(&mut Command::new(&tmp)),
+        "behaviour-exec-from-world-writable-dir",
+        &tmp,
+        SeverityLabel::Low,
+    );
+    // Benign: a system program, a command string run in /tmp.
+    assert!(detect(run(&mut Command::new("/bin/true"))).is_empty());
+    assert!(
+        detect(run(Command::new("sh")
+            .args(["-c", "true"])
+            .current_dir("/tmp")))
+        .is_empty()
+    );
+}
+
+#[test]
+fn interactive_shells_started_by_interpreters_and_services() {
+    if !privileged("interactive_shells_started_by_interpreters_and_services") {
+        return;
+    }
+    let created = |pid: u32, rule_id: &str, what: &str| {
+        let found = detect(pid);
+        let f = of(&found, rule_id);
+        assert_eq!(f.len(), 1, "{what}: {:?}", kinds(&found));
+        assert_eq!(
+            f[0].finding_type,
+            "Execution:Runtime/SuspiciousShellCreated"
+        );
+        f[0].context
+            .additional
+            .get("shellStartedBy")
+            .cloned()
+            .unwrap_or_default()
+    };
+    let exit = b"exit\n";
+    let by = created(
+        run_with_input(
+            Command::new("/usr/bin/python3").args(["-c", "import pty; pty.spawn('/bin/sh')"]),
+            exit,
+        ),
+        "behaviour-shell-from-interpreter",
+        "python pty.spawn",
+    );
+    assert!(by.contains("python3"), "{by}");
+    created(
+        run_with_input(
+            Command::new("perl").args(["-e", "system('/bin/sh -i')"]),
+            exit,
+        ),
+        "behaviour-shell-from-interpreter",
+        "perl system",
+    );
+    created(
+        run_with_input(
+            Command::new("node").args([
+                "-e",
+                "require('child_process').spawnSync('/bin/sh', ['-i'], {stdio: 'inherit'})",
+            ]),
+            exit,
+        ),
+        "behaviour-shell-from-interpreter",
+        "node spawnSync",
+    );
+    // A service that is not an interpreter: a web server (a copy of sh called nginx here) that
+    // starts a shell.
+    let dir = Scratch::new("svc");
+    let nginx = dir.0.join("nginx");
+    std::fs::copy("/bin/sh", &nginx).expect("copy");
+    std::fs::set_permissions(&nginx, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    created(
+        run_with_input(Command::new(&nginx).args(["-c", "sh -i; true"]), exit),
+        "behaviour-shell-from-program",
+        "nginx",
+    );
+    // Benign: a shell su starts, a shell script python runs.
+    let pid = run_with_input(
+        Command::new("su").args(["root", "-s", "/bin/sh", "-c", "sh -i"]),
+        exit,
+    );
+    assert!(detect(pid).is_empty(), "su");
+    let pid = run(Command::new("/usr/bin/python3").args([
+        "-c",
+        "import subprocess; subprocess.run(['sh', '-c', 'true'])",
+    ]));
+    assert!(detect(pid).is_empty(), "python running sh -c");
+}
+
+#[test]
+fn ptrace_peekuser_of_a_child_that_asked_to_be_traced() {
+    if !privileged("ptrace_peekuser_of_a_child_that_asked_to_be_traced") {
+        return;
+    }
+    let (pid, child) = run_out(Command::new(TRIGGER).arg("ptrace-peekuser"));
+    let found = detect(pid);
+    let mut types: Vec<&str> = found.iter().map(|f| f.finding_type.as_str()).collect();
+    types.sort_unstable();
+    assert_eq!(
+        types,
+        [
+            "DefenseEvasion:Runtime/ProcessInjection.Ptrace",
+            "DefenseEvasion:Runtime/PtraceAntiDebugging"
+        ]
+    );
+    let injection = found
+        .iter()
+        .find(|f| f.finding_type == "DefenseEvasion:Runtime/ProcessInjection.Ptrace")
+        .expect("injection");
+    assert_eq!(
+        injection
+            .context
+            .additional
+            .get("ptraceRequest")
+            .map(String::as_str),
+        Some("PTRACE_PEEKUSER")
+    );
+    assert_eq!(injection.context.additional.get("targetPid"), Some(&child));
+}
+
+#[test]
+fn a_failed_process_vm_writev_is_still_an_injection_attempt() {
+    if !privileged("a_failed_process_vm_writev_is_still_an_injection_attempt") {
+        return;
+    }
+    let (pid, child) = run_out(Command::new(TRIGGER).arg("vm-write-fail"));
+    let found = detect(pid);
+    assert_eq!(found.len(), 1, "{:?}", kinds(&found));
+    let f = &found[0];
+    assert_eq!(
+        f.finding_type,
+        "DefenseEvasion:Runtime/ProcessInjection.VirtualMemoryWrite"
+    );
+    assert_eq!(f.context.additional.get("targetPid"), Some(&child));
+    assert_eq!(
+        f.context.additional.get("result").map(String::as_str),
+        Some("EFAULT")
+    );
+}
+
+#[test]
+fn another_process_memory_dumped_through_proc() {
+    if !privileged("another_process_memory_dumped_through_proc") {
+        return;
+    }
+    let dir = Scratch::new("dump");
+    let out = dir.path("dump.bin");
+    let (pid, child) = run_out(Command::new(TRIGGER).args(["proc-mem-dump", &out]));
+    assert_eq!(
+        std::fs::read(&out).map(|b| b.len()).ok(),
+        Some(8),
+        "the dump was written"
+    );
+    let found = detect(pid);
+    assert_eq!(found.len(), 1, "{:?}", kinds(&found));
+    let f = &found[0];
+    assert_eq!(
+        f.finding_type,
+        "DefenseEvasion:Runtime/ProcessInjection.Proc"
+    );
+    assert_eq!(f.severity_label, SeverityLabel::High);
+    assert_eq!(f.context.additional.get("targetPid"), Some(&child));
+    assert_eq!(
+        f.context.additional.get("memoryAccess").map(String::as_str),
+        Some("read")
+    );
+    assert_eq!(f.context.file_operation.as_deref(), Some("openRead"));
+    // Its own memory, by pid: nothing.
+    let pid = run(Command::new("/usr/bin/python3").args([
+        "-c",
+        "import os; open('/proc/%d/mem' % os.getpid(), 'rb').close()",
+    ]));
+    let events = tree_events(pid);
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::File(f) if f.operation == "openRead")),
+        "the kernel reported the read-only open"
+    );
+    assert!(detect(pid).is_empty(), "its own memory");
+}
