@@ -165,7 +165,9 @@ build_image() {
   cp "$sbom" "$out/$name-$version.cdx.json"
 
   log "podman build $image ($(du -sh "$rootfs" | cut -f1) root filesystem)"
-  podman build --quiet --timestamp "$SOURCE_DATE_EPOCH" --no-cache \
+  # --layers=false: no intermediate image per instruction (nothing to cache here, and buildah
+  # sometimes left one behind).
+  podman build --quiet --timestamp "$SOURCE_DATE_EPOCH" --no-cache --layers=false \
     --file "images/${name#vigil-}/Containerfile" \
     --build-arg "VERSION=$version" --build-arg "REVISION=$revision" \
     --build-arg "CREATED=$created" --build-arg "SOURCE=$source_url" \
