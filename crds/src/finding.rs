@@ -288,13 +288,39 @@ pub struct WorkloadDetails {
     pub uid: Option<String>,
 }
 
+/// The value that stands for an unknown user id in memory ([`u32::MAX`], never a real id: the
+/// kernel's `(uid_t)-1`); documents leave the field out instead.
+pub const UNKNOWN_ID: u32 = u32::MAX;
+
+fn unknown_id() -> u32 {
+    UNKNOWN_ID
+}
+
+fn is_unknown_id(id: &u32) -> bool {
+    *id == UNKNOWN_ID
+}
+
+/// The value that stands for an unknown time in memory (the epoch); documents leave it out.
+pub fn unknown_time() -> Time {
+    Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH)
+}
+
+fn is_zero_port(port: &u16) -> bool {
+    *port == 0
+}
+
+fn is_unknown_time(t: &Time) -> bool {
+    t.0 == k8s_openapi::jiff::Timestamp::UNIX_EPOCH
+}
+
 /// The process that acted, with its ancestry.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct ProcessDetails {
     /// Process name (comm).
     pub name: String,
-    /// Absolute path of the executable.
+    /// Absolute path of the executable; absent when unknown.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub executable_path: String,
     /// SHA-256 of the executable, hex.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -304,9 +330,12 @@ pub struct ProcessDetails {
     /// Pid in the process' own pid namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace_pid: Option<u32>,
-    /// Real user id.
+    /// Real user id; absent when unknown.
+    #[serde(default = "unknown_id", skip_serializing_if = "is_unknown_id")]
     pub uid: u32,
-    /// Effective user id.
+    /// Effective user id; absent when unknown (the writer of a file: its sensor records the
+    /// real uid only).
+    #[serde(default = "unknown_id", skip_serializing_if = "is_unknown_id")]
     pub euid: u32,
     /// User name, when resolvable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -314,9 +343,11 @@ pub struct ProcessDetails {
     /// Working directory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pwd: Option<String>,
-    /// Process start time.
+    /// Process start time; absent when unknown.
+    #[serde(default = "unknown_time", skip_serializing_if = "is_unknown_time")]
     pub start_time: Time,
-    /// Stable process id across pid reuse.
+    /// Stable process id across pid reuse; absent when unknown.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub uuid: String,
     /// `uuid` of the parent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -332,20 +363,25 @@ pub struct ProcessDetails {
 pub struct LineageEntry {
     /// Process name.
     pub name: String,
-    /// Executable path.
+    /// Executable path; absent when unknown.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub executable_path: String,
     /// Pid in the host pid namespace.
     pub pid: u32,
     /// Pid in its own pid namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace_pid: Option<u32>,
-    /// Real user id.
+    /// Real user id; absent when unknown.
+    #[serde(default = "unknown_id", skip_serializing_if = "is_unknown_id")]
     pub uid: u32,
-    /// Effective user id.
+    /// Effective user id; absent when unknown.
+    #[serde(default = "unknown_id", skip_serializing_if = "is_unknown_id")]
     pub euid: u32,
-    /// Start time.
+    /// Start time; absent when unknown.
+    #[serde(default = "unknown_time", skip_serializing_if = "is_unknown_time")]
     pub start_time: Time,
-    /// Stable process id.
+    /// Stable process id; absent when unknown.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub uuid: String,
     /// Parent's stable process id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -421,9 +457,11 @@ pub struct NetworkAction {
     pub connection_direction: ConnectionDirection,
     /// `TCP` or `UDP`.
     pub protocol: String,
-    /// Local address.
+    /// Local address; absent when unknown (the sensors record the remote end).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub local_ip: String,
-    /// Local port.
+    /// Local port; absent when unknown.
+    #[serde(default, skip_serializing_if = "is_zero_port")]
     pub local_port: u16,
     /// Remote address.
     pub remote_ip: String,
@@ -507,6 +545,40 @@ impl Finding {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unknown_ids_times_and_paths_are_left_out_and_read_back() {
+        let lineage = LineageEntry {
+            name: "sh".into(),
+            executable_path: String::new(),
+            pid: 7,
+            namespace_pid: None,
+            uid: UNKNOWN_ID,
+            euid: UNKNOWN_ID,
+            start_time: unknown_time(),
+            uuid: String::new(),
+            parent_uuid: None,
+        };
+        let json = serde_json::to_value(&lineage).unwrap();
+        assert_eq!(json, serde_json::json!({"name": "sh", "pid": 7}));
+        let back: LineageEntry = serde_json::from_value(json).unwrap();
+        assert_eq!(back, lineage);
+        // The CRD schema does not require what may be unknown.
+        let crd = serde_json::to_value(<RuntimeFinding as kube::CustomResourceExt>::crd()).unwrap();
+        let process = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+            ["properties"]["process"];
+        let required: Vec<&str> = process["required"]
+            .as_array()
+            .map(|r| r.iter().filter_map(|v| v.as_str()).collect())
+            .unwrap_or_default();
+        for field in ["executablePath", "uid", "euid", "startTime", "uuid"] {
+            assert!(
+                !required.contains(&field),
+                "{field} is required: {required:?}"
+            );
+        }
+        assert!(required.contains(&"pid"), "{required:?}");
+    }
 
     #[test]
     fn severity_labels_follow_guardduty_bands() {

@@ -176,15 +176,26 @@ pub fn show_text(f: &Finding, archived_by: Option<&str>) -> String {
             );
             depth += 1;
         }
+        let id = |v: u32| {
+            if v == vigil_crds::finding::UNKNOWN_ID {
+                "?".to_owned()
+            } else {
+                v.to_string()
+            }
+        };
         let _ = writeln!(
             out,
             "    {}{} (pid {}, {}, uid {} euid {}{}{}) <- acting process",
             branch(depth),
             p.name,
             p.pid,
-            p.executable_path,
-            p.uid,
-            p.euid,
+            if p.executable_path.is_empty() {
+                "executable unknown"
+            } else {
+                &p.executable_path
+            },
+            id(p.uid),
+            id(p.euid),
             p.user.as_ref().map(|u| format!(" {u}")).unwrap_or_default(),
             p.executable_sha256
                 .as_ref()

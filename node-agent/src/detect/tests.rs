@@ -173,6 +173,7 @@ fn exec_as(argv: &[&str], parent: &str, uid: u32, euid: u32) -> Event {
         exe_deleted: false,
         written_by: None,
         stdio_sockets: Vec::new(),
+        stdin: None,
         ld_preload: None,
         ld_library_path: None,
         env_truncated: false,
@@ -822,7 +823,7 @@ fn dga_needs_several_nxdomain_names_from_one_process() {
     d.process(
         &Event::Exit(ExitInfo {
             time: "2026-11-27T10:00:00Z".into(),
-            process: process(93, 1000, 1000, "resolver"),
+            process: process(93, 1000, 1000, "client"),
             exit_status: Some(0),
             signal: None,
         }),
@@ -843,14 +844,27 @@ fn dga_prefers_nxdomain_and_counts_within_a_window() {
         .collect();
     let mut found = Vec::new();
     for (i, n) in more.iter().enumerate() {
-        found.extend(lookup_name(&mut d, &NoLookup, 94, 10 + i as u32, n, "NOERROR"));
+        found.extend(lookup_name(
+            &mut d,
+            &NoLookup,
+            94,
+            10 + i as u32,
+            n,
+            "NOERROR",
+        ));
     }
     assert_eq!(dga_findings(&found).len(), 1, "ten resolving names");
-    assert_eq!(dga_findings(&found)[0].context.additional["dgaNxdomain"], "0");
+    assert_eq!(
+        dga_findings(&found)[0].context.additional["dgaNxdomain"],
+        "0"
+    );
     // Unanswered queries count as names whatever the answer: three are not enough.
     let mut d = detector();
     for (i, n) in GENERATED.iter().enumerate() {
-        assert!(d.process(&dns_at(95, i as u32, n, None, &[]), &NoLookup).is_empty());
+        assert!(
+            d.process(&dns_at(95, i as u32, n, None, &[]), &NoLookup)
+                .is_empty()
+        );
     }
     // Three NXDOMAIN names, 6 minutes apart: the first has left the 10-minute window when the
     // third comes.
@@ -893,7 +907,9 @@ fn a_local_resolver_forwarding_for_others_never_accumulates() {
     // pid 300: dnsmasq; pid 301: a program named dnsmasq elsewhere; 302-305: clients.
     let table = Table(vec![(300, "/usr/sbin/dnsmasq"), (301, "/tmp/dnsmasq")]);
     let mut d = detector();
-    let names: Vec<String> = (0..12).map(|i| format!("k{i}zq8xv3wj9pl{i}mt.net")).collect();
+    let names: Vec<String> = (0..12)
+        .map(|i| format!("k{i}zq8xv3wj9pl{i}mt.net"))
+        .collect();
     let mut resolver = Vec::new();
     let mut clients = Vec::new();
     for (i, n) in names.iter().enumerate() {
@@ -930,7 +946,14 @@ fn a_local_resolver_forwarding_for_others_never_accumulates() {
     let mut out = Vec::new();
     for (i, n) in GENERATED.iter().enumerate() {
         d.process(&dns_at(302, i as u32, n, None, &[]), &table);
-        out.extend(lookup_name(&mut d, &table, 300, 60 + i as u32, n, "NXDOMAIN"));
+        out.extend(lookup_name(
+            &mut d,
+            &table,
+            300,
+            60 + i as u32,
+            n,
+            "NXDOMAIN",
+        ));
     }
     assert_eq!(dga_findings(&out).len(), 1, "a minute later");
 }
@@ -953,7 +976,12 @@ fn threat_intel_on_dns_answers_matches_addresses_and_the_cname_chain() {
         out
     };
     // (question, answer records, expected type, why)
-    type Case = (&'static str, Vec<(String, String, String)>, Option<FindingType>, &'static str);
+    type Case = (
+        &'static str,
+        Vec<(String, String, String)>,
+        Option<FindingType>,
+        &'static str,
+    );
     let table: &[Case] = &[
         // A CNAME to a listed name (and its subdomains), in the middle of a chain.
         (
@@ -965,7 +993,11 @@ fn threat_intel_on_dns_answers_matches_addresses_and_the_cname_chain() {
         (
             "cdn.shop.example",
             vec![
-                ("cdn.shop.example".into(), "CNAME".into(), "a.cdn.example".into()),
+                (
+                    "cdn.shop.example".into(),
+                    "CNAME".into(),
+                    "a.cdn.example".into(),
+                ),
                 ("a.cdn.example".into(), "CNAME".into(), "c2.test".into()),
                 ("c2.test".into(), "A".into(), "192.0.2.2".into()),
             ],
@@ -975,7 +1007,11 @@ fn threat_intel_on_dns_answers_matches_addresses_and_the_cname_chain() {
         // Addresses on lists of connection types: their DNS counterparts.
         (
             "update.shop.example",
-            vec![("update.shop.example".into(), "A".into(), "127.66.0.1".into())],
+            vec![(
+                "update.shop.example".into(),
+                "A".into(),
+                "127.66.0.1".into(),
+            )],
             Some(FindingType::BackdoorCcActivityBDns),
             "127.66.0.1",
         ),
@@ -993,7 +1029,11 @@ fn threat_intel_on_dns_answers_matches_addresses_and_the_cname_chain() {
         ),
         (
             "v6.shop.example",
-            vec![("v6.shop.example".into(), "AAAA".into(), "::ffff:127.66.1.7".into())],
+            vec![(
+                "v6.shop.example".into(),
+                "AAAA".into(),
+                "::ffff:127.66.1.7".into(),
+            )],
             Some(FindingType::BackdoorCcActivityBDns),
             "::ffff:127.66.1.7",
         ),
@@ -1007,7 +1047,11 @@ fn threat_intel_on_dns_answers_matches_addresses_and_the_cname_chain() {
         ),
         (
             "office.shop.example",
-            vec![("office.shop.example".into(), "A".into(), "127.66.1.200".into())],
+            vec![(
+                "office.shop.example".into(),
+                "A".into(),
+                "127.66.1.200".into(),
+            )],
             None,
             "",
         ),
@@ -1286,10 +1330,56 @@ fn repeats_counted_in_the_kernel_reach_the_stored_count() {
         assert_eq!(first[0].finding.count, 1);
         // One record standing for itself and 41 identical connects the kernel folded.
         let second = runner.on_event(&with_repeats(41), &NoLookup);
-        assert_eq!(second[0].finding.count, 43, "the outcome carries the stored count");
+        assert_eq!(
+            second[0].finding.count, 43,
+            "the outcome carries the stored count"
+        );
         second[0].finding.id.clone()
     };
     let store = crate::store::Store::open(&dir.join("findings.db"), Default::default()).unwrap();
     assert_eq!(store.get(&id).unwrap().unwrap().finding.count, 43);
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Fails on a value that stands for "unknown" in a finding document: the id `4294967295`, the
+/// epoch, an empty string. Unknown is absent.
+fn assert_no_placeholders(value: &serde_json::Value, path: &str) {
+    match value {
+        serde_json::Value::Number(n) => {
+            assert_ne!(
+                n.as_u64(),
+                Some(u64::from(u32::MAX)),
+                "{path} is 4294967295"
+            )
+        }
+        serde_json::Value::String(s) => {
+            assert!(!s.is_empty(), "{path} is an empty string");
+            assert!(!s.starts_with("1970-01-01T00:00:00"), "{path} is the epoch");
+        }
+        serde_json::Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                assert_no_placeholders(item, &format!("{path}[{i}]"));
+            }
+        }
+        serde_json::Value::Object(map) => {
+            for (k, v) in map {
+                assert_no_placeholders(v, &format!("{path}.{k}"));
+            }
+        }
+        _ => {}
+    }
+}
+
+#[test]
+fn unknown_values_are_absent_from_finding_documents_not_placeholders() {
+    let mut d = detector();
+    // A connect by a process whose exec was never seen, with a parent nobody knows: no
+    // executable path, no ids or start time for the ancestor.
+    let out = d.process(&connect(97, "127.66.0.1:443", None), &NoLookup);
+    let document = serde_json::to_value(&out[0].finding).unwrap();
+    assert_no_placeholders(&document, "finding");
+    assert!(document["process"].get("executablePath").is_none());
+    // It reads back to the same document (times have the API's second precision).
+    let back: Finding = serde_json::from_value(document.clone()).unwrap();
+    assert_eq!(serde_json::to_value(&back).unwrap(), document);
 }
