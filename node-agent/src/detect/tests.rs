@@ -173,7 +173,6 @@ fn exec_as(argv: &[&str], parent: &str, uid: u32, euid: u32) -> Event {
         exe_deleted: false,
         written_by: None,
         stdio_sockets: Vec::new(),
-        stdin: None,
         ld_preload: None,
         ld_library_path: None,
         env_truncated: false,
@@ -823,7 +822,7 @@ fn dga_needs_several_nxdomain_names_from_one_process() {
     d.process(
         &Event::Exit(ExitInfo {
             time: "2026-11-27T10:00:00Z".into(),
-            process: process(93, 1000, 1000, "client"),
+            process: process(93, 1000, 1000, "resolver"),
             exit_status: Some(0),
             signal: None,
         }),
