@@ -220,7 +220,7 @@ mod tests {
             filename_len: 9,
             cwd_len: 0,
             cwd_depth: 0,
-            _pad3: 0,
+            stdio_types: 0x0c_01_02,
             exe_nlink: 1,
             writer: WriterInfo {
                 tgid: 9,

@@ -171,8 +171,10 @@ pub struct ExecEvent {
     pub cwd_len: u32,
     /// Number of components in `cwd`.
     pub cwd_depth: u32,
-    /// Explicit padding; always zero.
-    pub _pad3: u32,
+    /// File types of file descriptors 0, 1 and 2, one byte each (byte `n` for fd `n`): the
+    /// inode's `S_IFMT` bits shifted down 12 (`0x1` pipe, `0x2` character device, `0x8` regular
+    /// file, `0xc` socket, ...), 0 when the fd is closed. The top byte is zero.
+    pub stdio_types: u32,
     /// Link count of the executable.
     pub exe_nlink: u32,
     /// Who wrote the executable since the agent started (with [`exec_flags::EXE_WRITTEN`]).

@@ -21,8 +21,8 @@ use node_agent_common::{
 use crate::{
     files::{FileKey, WRITTEN},
     kernel::{
-        EVENTS, Walk, config, count, fd_file, fill_current, header, is_agent, read_at, read_ptr,
-        socket_peer, submit_flags, walk_path,
+        EVENTS, S_IFSOCK, Walk, config, count, fd_file, fill_current, header, inode_type, is_agent,
+        read_at, read_ptr, socket_peer, submit_flags, walk_path,
     },
 };
 
@@ -161,7 +161,6 @@ unsafe fn fill_exec(ev: &mut ExecEvent, task: u64, bprm: u64) -> bool {
 /// the agent started (and by whom).
 #[inline(always)]
 fn fill_exe_origin(ev: &mut ExecEvent, exe_file: u64, inode: u64) {
-    ev._pad3 = 0;
     ev.exe_nlink = read_at::<u32>(inode, config!(offsets.inode_nlink));
     if inode != 0 && ev.exe_nlink == 0 {
         ev.flags |= exec_flags::EXE_DELETED;
@@ -191,12 +190,27 @@ fn fill_exe_origin(ev: &mut ExecEvent, exe_file: u64, inode: u64) {
     }
 }
 
-/// Standard streams that are sockets, with their peers: the reverse-shell signal.
+/// What the standard streams are (a terminal, a pipe, a file, a socket) and, for sockets, their
+/// peers: the reverse-shell signal, and whether a shell reads commands from a pipe or a person.
 #[inline(always)]
 fn fill_stdio(ev: &mut ExecEvent) {
-    ev.stdio[0] = socket_peer(fd_file(0), false);
-    ev.stdio[1] = socket_peer(fd_file(1), false);
-    ev.stdio[2] = socket_peer(fd_file(2), false);
+    let mut types = 0u32;
+    for fd in 0..3usize {
+        let file = fd_file(fd as u64);
+        let inode = if file == 0 {
+            0
+        } else {
+            read_ptr(file, config!(offsets.file_inode))
+        };
+        let mode = if inode == 0 { 0 } else { inode_type(inode) };
+        ev.stdio[fd] = if mode == S_IFSOCK {
+            socket_peer(file, true)
+        } else {
+            node_agent_common::SocketPeer::default()
+        };
+        types |= u32::from(mode >> 12) << (8 * fd);
+    }
+    ev.stdio_types = types;
 }
 
 /// Variables scanned for `LD_PRELOAD`/`LD_LIBRARY_PATH`; more are flagged, not read.

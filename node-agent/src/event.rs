@@ -177,6 +177,11 @@ pub struct ExecInfo {
     /// Standard streams (0, 1, 2) that are sockets, with their peers.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub stdio_sockets: Vec<StdioSocket>,
+    /// What standard input is: `device` (a character device: a terminal, `/dev/null`), `pipe`,
+    /// `file`, `socket` or `other`; a shell reading a pipe or a file runs a script. `None` when
+    /// it is closed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stdin: Option<&'static str>,
     /// `LD_PRELOAD` from the environment.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ld_preload: Option<String>,
@@ -567,10 +572,23 @@ pub fn exec_info(ev: &node_agent_common::ExecEvent, clock: &Clock) -> ExecInfo {
             .filter(|(_, peer)| peer.family != 0)
             .map(|(fd, peer)| stdio_socket(fd as u8, peer))
             .collect(),
+        stdin: stream_kind(ev.stdio_types as u8),
         ld_preload: env_value(&ev.ld_preload, ev.ld_preload_len),
         ld_library_path: env_value(&ev.ld_library_path, ev.ld_library_path_len),
         env_truncated: ev.flags & exec_flags::ENV_TRUNCATED != 0,
         setuid: ev.flags & exec_flags::EUID_CHANGED != 0,
+    }
+}
+
+/// A standard stream's kind from its file type (`S_IFMT >> 12`), `None` when closed.
+fn stream_kind(file_type: u8) -> Option<&'static str> {
+    match file_type {
+        0 => None,
+        0x1 => Some("pipe"),
+        0x2 => Some("device"),
+        0x8 => Some("file"),
+        0xc => Some("socket"),
+        _ => Some("other"),
     }
 }
 
@@ -1032,6 +1050,16 @@ mod tests {
         // 8:1 (sda1) and 259:65536 (a large minor) round-trip through the two encodings.
         assert_eq!(user_dev((8 << 20) | 1), libc::makedev(8, 1));
         assert_eq!(user_dev((259 << 20) | 65536), libc::makedev(259, 65536));
+    }
+
+    #[test]
+    fn standard_input_kinds_from_file_types() {
+        assert_eq!(stream_kind(0), None);
+        assert_eq!(stream_kind(0x1), Some("pipe"));
+        assert_eq!(stream_kind(0x2), Some("device"));
+        assert_eq!(stream_kind(0x8), Some("file"));
+        assert_eq!(stream_kind(0xc), Some("socket"));
+        assert_eq!(stream_kind(0x4), Some("other"));
     }
 
     #[test]

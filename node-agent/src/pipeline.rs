@@ -246,9 +246,7 @@ impl Pipeline {
                     && let Some(path) = info.resolved_path.as_deref()
                     && path.starts_with("/proc/sys/")
                 {
-                    // The value written (the write follows the open at once; by the time the
-                    // record is read it is there).
-                    info.sysctl_value = fs::read_to_string(path).ok().map(|v| v.trim().to_owned());
+                    info.sysctl_value = sysctl_value_written(info.process.pid, info.ret, path);
                 }
                 if info.proc_mem_pid.is_none() && info.matched_by.contains(&"procMem") {
                     // `/proc/self/mem` and friends: the process's own memory.
@@ -360,6 +358,24 @@ fn strip_deleted(path: PathBuf) -> PathBuf {
         Some(stripped) => PathBuf::from(stripped),
         None => path,
     }
+}
+
+/// How long the pipeline waits for a writer to close a kernel setting before reading its value.
+const SYSCTL_WRITE_WAIT: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// The value of a kernel setting under `/proc/sys` that `pid` opened for writing as `fd`: read
+/// once the writer has closed it (or exited), so the write that follows the open is in, waiting
+/// at most [`SYSCTL_WRITE_WAIT`]. Only settings in the sensitive-path set come here
+/// (`randomize_va_space`), and they are written rarely: the wait costs nothing in practice.
+fn sysctl_value_written(pid: u32, fd: i64, path: &Path) -> Option<String> {
+    let link = PathBuf::from(format!("/proc/{pid}/fd/{fd}"));
+    let deadline = std::time::Instant::now() + SYSCTL_WRITE_WAIT;
+    while std::time::Instant::now() < deadline
+        && fs::read_link(&link).is_ok_and(|target| target == path)
+    {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    fs::read_to_string(path).ok().map(|v| v.trim().to_owned())
 }
 
 /// `AT_FDCWD`.

@@ -711,6 +711,21 @@ fn interactive_shells_started_by_interpreters_and_services() {
         "import subprocess; subprocess.run(['sh', '-c', 'true'])",
     ]));
     assert!(detect(pid).is_empty(), "python running sh -c");
+    // A shell fed commands through a pipe (`... | sh`): standard input, as the kernel saw it
+    // at exec, is a pipe; not an interactive shell.
+    let pid = run(Command::new("/usr/bin/python3").args([
+        "-c",
+        "import subprocess; subprocess.run(['sh'], input=b'true\\n')",
+    ]));
+    let stdin: Vec<_> = tree_events(pid)
+        .iter()
+        .filter_map(|e| match e {
+            Event::Exec(x) if x.argv == ["sh"] => Some(x.stdin),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(stdin, [Some("pipe")]);
+    assert!(detect(pid).is_empty(), "python piping commands into sh");
 }
 
 #[test]

@@ -83,6 +83,7 @@ fn exec_event(exe: &str, f: impl FnOnce(&mut ExecInfo)) -> Event {
         exe_deleted: false,
         written_by: None,
         stdio_sockets: Vec::new(),
+        stdin: None,
         ld_preload: None,
         ld_library_path: None,
         env_truncated: false,
@@ -1175,9 +1176,6 @@ fn crontab_installs_from_files_and_standard_input() {
 fn interactive_shells_are_judged_by_who_wanted_them() {
     let shell = |argv: &[&str], lineage: &[(u32, &str)]| {
         run_all(&[exec_by(500, "/usr/bin/dash", argv, lineage)])
-            .into_iter()
-            .map(|(t, rule, label)| (t, rule, label))
-            .collect::<Vec<_>>()
     };
     let created = |rule: &str| {
         vec![(
@@ -1232,6 +1230,15 @@ fn interactive_shells_are_judged_by_who_wanted_them() {
         &[(469, "/usr/bin/containerd-shim-runc-v2")][..],
     ] {
         assert!(shell(&["-bash"], lineage).is_empty(), "{lineage:?}");
+    }
+    // `... | sh` and `sh < script`: commands from a pipe or a file, not from a person.
+    for stdin in ["pipe", "file"] {
+        let fed = exec_event("/usr/bin/dash", |e| {
+            e.argv = vec!["sh".into()];
+            e.stdin = Some(stdin);
+            e.lineage = vec![ancestor(450, "/usr/bin/python3.11")];
+        });
+        assert!(run_all(&[fed]).is_empty(), "{stdin}");
     }
     // Not interactive: a command string, a script, standard input.
     let python = [(450, "/usr/bin/python3.11")];

@@ -340,10 +340,11 @@ fn placed<'a>(b: &'a Behaviour, path: &str) -> Option<(&'a str, bool)> {
         .or_else(|| under(&b.world_writable_exec_dirs, path).map(|d| (d, false)))
 }
 
-/// Whether a shell's arguments start it interactively: no command string (`-c`), no script,
-/// and not reading commands from standard input (`-s`) unless `-i` says so.
-fn interactive(b: &Behaviour, name: &str, argv: &[String]) -> bool {
-    let (mut explicit, mut stdin) = (false, false);
+/// Whether a shell starts interactively: no command string (`-c`), no script, and commands
+/// not coming from a pipe or a file (standard input as the kernel saw it at exec, or `-s`),
+/// unless `-i` says so. `curl ... | sh` and `base64 -d | sh` are not interactive shells.
+fn interactive(b: &Behaviour, name: &str, argv: &[String], stdin: Option<&str>) -> bool {
+    let (mut explicit, mut from_stdin) = (false, matches!(stdin, Some("pipe" | "file")));
     for a in argv.iter().skip(1) {
         if a == "--" {
             break;
@@ -352,14 +353,14 @@ fn interactive(b: &Behaviour, name: &str, argv: &[String]) -> bool {
             if a.contains('c') {
                 return false;
             }
-            stdin |= a.contains('s');
+            from_stdin |= a.contains('s');
             explicit |= a.contains('i');
         }
     }
-    if stdin {
-        return explicit;
+    if explicit {
+        return script_operand(b, name, argv).is_none();
     }
-    script_operand(b, name, argv).is_none()
+    !from_stdin && script_operand(b, name, argv).is_none()
 }
 
 /// An interactive shell whose nearest ancestor that is not a shell (nor a wrapper such as
@@ -381,7 +382,7 @@ fn interactive_shell(
     } else {
         exe_name
     };
-    if !listed(&b.shells, &name) || !interactive(b, &name, &e.argv) || e.argv_truncated {
+    if !listed(&b.shells, &name) || !interactive(b, &name, &e.argv, e.stdin) || e.argv_truncated {
         return None;
     }
     // Look through shells and wrappers to the program that wanted a shell.
@@ -888,7 +889,7 @@ mod tests {
     fn interactive_means_no_command_and_no_script() {
         let set = super::super::RuleSet::builtin().unwrap();
         let b = set.behaviour();
-        let i = |a: &[&str]| interactive(b, "bash", &argv(a));
+        let i = |a: &[&str]| interactive(b, "bash", &argv(a), Some("device"));
         assert!(i(&["/bin/sh"]));
         assert!(i(&["bash", "-i"]));
         assert!(i(&["bash", "-li"]));
@@ -902,6 +903,13 @@ mod tests {
         assert!(!i(&["bash", "-ic", "true"]));
         assert!(!i(&["sh", "-s"]));
         assert!(!i(&["sh", "/tmp/x.sh"]));
+        // Commands from a pipe or a file: `base64 -d | sh`, `sh < x.sh`; `-i` still says so.
+        let from = |a: &[&str], stdin| interactive(b, "sh", &argv(a), stdin);
+        assert!(!from(&["sh"], Some("pipe")));
+        assert!(!from(&["sh"], Some("file")));
+        assert!(from(&["sh", "-i"], Some("pipe")));
+        assert!(from(&["sh"], Some("socket")));
+        assert!(from(&["sh"], None));
     }
 
     #[test]

@@ -173,6 +173,7 @@ fn exec_as(argv: &[&str], parent: &str, uid: u32, euid: u32) -> Event {
         exe_deleted: false,
         written_by: None,
         stdio_sockets: Vec::new(),
+        stdin: None,
         ld_preload: None,
         ld_library_path: None,
         env_truncated: false,
