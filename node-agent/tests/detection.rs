@@ -70,12 +70,15 @@ fn nonce() -> String {
     node_agent::collector::unique_name("vd")
 }
 
-/// A scratch directory, world-readable (a setuid test runs a program from it as nobody).
+/// A scratch directory, world-readable (a setuid test runs a program from it as nobody), under
+/// the build's temporary directory: a program run from /tmp is a finding of its own
+/// (`detection_techniques.rs`).
 struct Scratch(PathBuf);
 
 impl Scratch {
     fn new(tag: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("vigil-detect-{tag}-{}", nonce()));
+        let dir =
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("vigil-detect-{tag}-{}", nonce()));
         std::fs::create_dir_all(&dir).expect("scratch dir");
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
         Self(dir)

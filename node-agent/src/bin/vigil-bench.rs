@@ -486,17 +486,27 @@ fn memory(settings: &Settings) -> Result<(), String> {
 }
 
 /// From a behaviour to its finding: the bench copies `/bin/true` to a new path and runs it (a
-/// NewBinaryExecuted finding, new for every path), and times from just before the spawn to the
-/// moment the agent prints the finding (`--findings-only`). The agent prints a finding once
+/// NewBinaryExecuted finding, new for every path; the agent gets a rules file that turns the
+/// type on for the host, where it is off by default), and times from just before the spawn to
+/// the moment the agent prints the finding (`--findings-only`). The agent prints a finding once
 /// detection has made it and put it in the store's batch, which is written to the database
 /// within `store::FLUSH_AFTER` plus one reader poll.
 fn latency(settings: &Settings) -> Result<(), String> {
     let dir = std::env::temp_dir().join(format!("vigil-bench-latency-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let db = dir.join("findings.db");
+    let rules = dir.join("rules");
+    std::fs::create_dir_all(&rules).map_err(|e| e.to_string())?;
+    std::fs::write(
+        rules.join("host-new-files.yaml"),
+        "behaviour:\n  hostNewFiles: medium\n",
+    )
+    .map_err(|e| e.to_string())?;
     let mut child = Command::new(settings.bin_dir.join("node-agent"))
         .args(["run", "--findings-only", "--format", "json", "--db"])
         .arg(&db)
+        .arg("--rules-dir")
+        .arg(&rules)
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
