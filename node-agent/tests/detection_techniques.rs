@@ -820,3 +820,55 @@ fn another_process_memory_dumped_through_proc() {
     );
     assert!(detect(pid).is_empty(), "its own memory");
 }
+
+/// Removes the test user's crontab (nobody's, never root's) when dropped.
+struct RemoveCrontab;
+
+impl Drop for RemoveCrontab {
+    fn drop(&mut self) {
+        let _ = Command::new("crontab")
+            .args(["-u", "nobody", "-r"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+#[test]
+fn a_crontab_installed_from_a_file_or_standard_input() {
+    if !privileged("a_crontab_installed_from_a_file_or_standard_input") {
+        return;
+    }
+    if !Path::new("/usr/bin/crontab").exists() {
+        eprintln!("NOT TESTED crontab: no /usr/bin/crontab (scripts/bootstrap.sh installs cron)");
+        return;
+    }
+    let _cleanup = RemoveCrontab;
+    let dir = Scratch::new("cron");
+    let table = dir.path("table");
+    std::fs::write(&table, "# vigil test\n* * * * * true\n").expect("table");
+    let installed = |pid: u32, how: &str| {
+        let found = detect(pid);
+        let f = of(&found, "behaviour-persistence-crontab-install");
+        assert_eq!(f.len(), 1, "{how}: {:?}", kinds(&found));
+        assert_eq!(f[0].finding_type, "Persistence:Runtime/SuspiciousCommand");
+        assert_eq!(f[0].severity_label, SeverityLabel::Medium);
+    };
+    installed(
+        run(Command::new("crontab").args(["-u", "nobody", &table])),
+        "from a file",
+    );
+    installed(
+        run_with_input(
+            Command::new("crontab").args(["-u", "nobody", "-"]),
+            b"* * * * * true\n",
+        ),
+        "from standard input",
+    );
+    // Listing and removing install nothing.
+    let (pid, listed) = run_out(Command::new("crontab").args(["-u", "nobody", "-l"]));
+    assert!(listed.contains("* * * * * true"), "{listed}");
+    assert!(detect(pid).is_empty(), "crontab -l");
+    let pid = run(Command::new("crontab").args(["-u", "nobody", "-r"]));
+    assert!(detect(pid).is_empty(), "crontab -r");
+}
