@@ -1,17 +1,18 @@
 //! The immutable threat-intelligence snapshot and the builder that fills it.
 //!
 //! Lookups are pure and allocation-free: each indicator maps to a 64-bit mask of the lists that
-//! contain it, and a lookup returns the union of the masks it hits.
+//! contain it, and a lookup returns the union of the masks it hits. The indicators are kept in
+//! the compact, exactly sized structures of [`crate::store`]; [`ThreatIntel::heap_bytes`] says
+//! what they take.
 
-use std::{hash::BuildHasher, net::IpAddr};
+use std::net::IpAddr;
 
-use foldhash::fast::RandomState;
-use hashbrown::{HashMap, HashTable};
 use serde::{Deserialize, Serialize};
 
 use crate::{
     finding_type::FindingType,
     indicator::{Indicator, IndicatorKind, IpNet, MAX_DOMAIN_LEN, v4_mask, v6_mask},
+    store::{DomainBuilder, DomainSet, ExactBuilder, ExactSet, RangeBuilder, RangeSet},
 };
 
 /// Most lists one snapshot can hold (threat lists and trusted-IP lists are counted apart):
@@ -48,12 +49,6 @@ pub struct ListInfo {
 /// Index of a list within a snapshot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ListId(u8);
-
-impl ListId {
-    fn bit(self) -> u64 {
-        1u64 << self.0
-    }
-}
 
 /// The lists an indicator matched. Iterates over [`ListInfo`]s without allocating.
 #[derive(Debug, Clone, Copy)]
@@ -100,131 +95,82 @@ impl<'a> Iterator for Matches<'a> {
     }
 }
 
-/// Domain names in one string arena, indexed by a hash table of offsets: about 16 bytes per
-/// entry plus the name itself, instead of a heap allocation per name.
-#[derive(Debug, Default)]
-struct DomainSet {
-    arena: String,
-    table: HashTable<DomainEntry>,
-    state: RandomState,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct DomainEntry {
-    lists: u64,
-    start: u32,
-    len: u32,
-}
-
-impl DomainSet {
-    fn name<'s>(arena: &'s str, entry: &DomainEntry) -> &'s str {
-        let start = entry.start as usize;
-        arena.get(start..start + entry.len as usize).unwrap_or("")
-    }
-
-    fn insert(&mut self, name: &str, bit: u64) -> Result<(), BuildError> {
-        let hash = self.state.hash_one(name.as_bytes());
-        let arena = &self.arena;
-        if let Some(entry) = self.table.find_mut(hash, |e| Self::name(arena, e) == name) {
-            entry.lists |= bit;
-            return Ok(());
-        }
-        let start = u32::try_from(self.arena.len())
-            .ok()
-            .filter(|s| s.checked_add(name.len() as u32).is_some())
-            .ok_or(BuildError::DomainArenaFull)?;
-        self.arena.push_str(name);
-        let entry = DomainEntry {
-            lists: bit,
-            start,
-            len: name.len() as u32,
-        };
-        let (arena, state) = (&self.arena, &self.state);
-        self.table.insert_unique(hash, entry, |e| {
-            state.hash_one(Self::name(arena, e).as_bytes())
-        });
-        Ok(())
-    }
-
-    fn get(&self, name: &[u8]) -> u64 {
-        let hash = self.state.hash_one(name);
-        self.table
-            .find(hash, |e| Self::name(&self.arena, e).as_bytes() == name)
-            .map_or(0, |e| e.lists)
-    }
-
-    fn reserve(&mut self, entries: usize, bytes: usize) {
-        self.arena.reserve(bytes);
-        let (arena, state) = (&self.arena, &self.state);
-        self.table
-            .reserve(entries, |e| state.hash_one(Self::name(arena, e).as_bytes()));
-    }
-
-    fn len(&self) -> usize {
-        self.table.len()
-    }
-}
-
-/// Networks of one address family, one hash map per prefix length in use, longest first. A
-/// lookup costs one probe per distinct prefix length (exact addresses are one of them).
-#[derive(Debug, Default)]
-struct PrefixTable<K> {
-    by_prefix: Vec<(u8, HashMap<K, u64, RandomState>)>,
-}
-
-impl<K: std::hash::Hash + Eq + Copy> PrefixTable<K> {
-    fn insert(&mut self, prefix: u8, key: K, bit: u64) {
-        let slot = match self.by_prefix.iter().position(|(p, _)| *p == prefix) {
-            Some(slot) => slot,
-            None => {
-                self.by_prefix.push((prefix, HashMap::default()));
-                self.by_prefix.sort_by_key(|(p, _)| std::cmp::Reverse(*p));
-                self.by_prefix
-                    .iter()
-                    .position(|(p, _)| *p == prefix)
-                    .unwrap_or(0)
-            }
-        };
-        if let Some((_, map)) = self.by_prefix.get_mut(slot) {
-            *map.entry(key).or_insert(0) |= bit;
-        }
-    }
-
-    fn get(&self, mask_of: impl Fn(u8) -> K, and: impl Fn(K, K) -> K, addr: K) -> u64 {
-        self.by_prefix
-            .iter()
-            .filter_map(|(prefix, map)| map.get(&and(addr, mask_of(*prefix))))
-            .fold(0, |acc, bits| acc | bits)
-    }
-
-    fn len(&self) -> usize {
-        self.by_prefix.iter().map(|(_, m)| m.len()).sum()
-    }
-}
-
+/// IP networks of both families: single addresses as sorted keys, CIDR blocks as sorted
+/// intervals.
 #[derive(Debug, Default)]
 struct IpSet {
-    v4: PrefixTable<u32>,
-    v6: PrefixTable<u128>,
+    v4: ExactSet<u32>,
+    v4_blocks: RangeSet<u32>,
+    v6: ExactSet<u128>,
+    v6_blocks: RangeSet<u128>,
+    /// Distinct networks (address and prefix), blocks and single addresses together.
+    networks: usize,
 }
 
 impl IpSet {
-    fn insert(&mut self, net: IpNet, bit: u64) {
-        match net.addr() {
-            IpAddr::V4(a) => self.v4.insert(net.prefix(), u32::from(a), bit),
-            IpAddr::V6(a) => self.v6.insert(net.prefix(), u128::from(a), bit),
-        }
-    }
-
     fn get(&self, ip: IpAddr) -> u64 {
         match canonical(ip) {
-            IpAddr::V4(a) => self.v4.get(v4_mask, |a, m| a & m, u32::from(a)),
-            IpAddr::V6(a) => self.v6.get(v6_mask, |a, m| a & m, u128::from(a)),
+            IpAddr::V4(a) => {
+                let key = u32::from(a);
+                self.v4.get(&key) | self.v4_blocks.get(&key)
+            }
+            IpAddr::V6(a) => {
+                let key = u128::from(a);
+                self.v6.get(&key) | self.v6_blocks.get(&key)
+            }
         }
     }
 
     fn len(&self) -> usize {
-        self.v4.len() + self.v6.len()
+        self.networks
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.v4.heap_bytes()
+            + self.v4_blocks.heap_bytes()
+            + self.v6.heap_bytes()
+            + self.v6_blocks.heap_bytes()
+    }
+}
+
+/// Collects networks for an [`IpSet`].
+#[derive(Debug, Default)]
+struct IpSetBuilder {
+    v4: ExactBuilder<u32>,
+    v4_blocks: RangeBuilder<u32>,
+    v6: ExactBuilder<u128>,
+    v6_blocks: RangeBuilder<u128>,
+}
+
+impl IpSetBuilder {
+    fn insert(&mut self, net: IpNet, list: ListId) {
+        match net.addr() {
+            IpAddr::V4(a) if net.prefix() >= 32 => self.v4.push(u32::from(a), list.0),
+            IpAddr::V4(a) => {
+                let first = u32::from(a);
+                self.v4_blocks
+                    .push(first, first | !v4_mask(net.prefix()), list.0);
+            }
+            IpAddr::V6(a) if net.prefix() >= 128 => self.v6.push(u128::from(a), list.0),
+            IpAddr::V6(a) => {
+                let first = u128::from(a);
+                self.v6_blocks
+                    .push(first, first | !v6_mask(net.prefix()), list.0);
+            }
+        }
+    }
+
+    fn build(self) -> IpSet {
+        let (v4_blocks, v4_block_count) = self.v4_blocks.build();
+        let (v6_blocks, v6_block_count) = self.v6_blocks.build();
+        let (v4, v6) = (self.v4.build(), self.v6.build());
+        IpSet {
+            networks: v4.len() + v6.len() + v4_block_count + v6_block_count,
+            v4,
+            v4_blocks,
+            v6,
+            v6_blocks,
+        }
     }
 }
 
@@ -263,10 +209,10 @@ pub enum BuildError {
 pub struct IntelBuilder {
     lists: Vec<ListInfo>,
     trusted: Vec<ListInfo>,
-    domains: DomainSet,
-    ips: IpSet,
-    hashes: HashMap<[u8; 32], u64, RandomState>,
-    trusted_ips: IpSet,
+    domains: DomainBuilder,
+    ips: IpSetBuilder,
+    hashes: ExactBuilder<[u8; 32]>,
+    trusted_ips: IpSetBuilder,
 }
 
 impl IntelBuilder {
@@ -334,7 +280,8 @@ impl IntelBuilder {
     }
 
     /// Sizes the domain table for about `entries` more names of `bytes` total length, so that
-    /// loading a big list does not rehash repeatedly.
+    /// loading a big list does not rehash repeatedly. The snapshot is sized exactly whatever
+    /// was reserved.
     pub fn reserve_domains(&mut self, entries: usize, bytes: usize) {
         self.domains.reserve(entries, bytes);
     }
@@ -342,9 +289,9 @@ impl IntelBuilder {
     /// Adds one indicator to a threat list.
     pub fn insert(&mut self, list: ListId, indicator: &Indicator<'_>) -> Result<(), BuildError> {
         match indicator {
-            Indicator::Ip(net) => self.ips.insert(*net, list.bit()),
-            Indicator::Domain(name) => self.domains.insert(name, list.bit())?,
-            Indicator::Sha256(digest) => *self.hashes.entry(*digest).or_insert(0) |= list.bit(),
+            Indicator::Ip(net) => self.ips.insert(*net, list),
+            Indicator::Domain(name) => self.domains.insert(name, list.0)?,
+            Indicator::Sha256(digest) => self.hashes.push(*digest, list.0),
         }
         if let Some(info) = self.lists.get_mut(usize::from(list.0)) {
             info.indicators += 1;
@@ -354,21 +301,34 @@ impl IntelBuilder {
 
     /// Adds one network to a trusted-IP list.
     pub fn insert_trusted(&mut self, list: ListId, net: IpNet) {
-        self.trusted_ips.insert(net, list.bit());
+        self.trusted_ips.insert(net, list);
         if let Some(info) = self.trusted.get_mut(usize::from(list.0)) {
             info.indicators += 1;
         }
     }
 
-    /// Freezes the builder into a snapshot.
+    /// Freezes the builder into a snapshot: sorts, deduplicates and packs each kind of
+    /// indicator in turn, freeing what the builder held for it before the next.
     pub fn build(self) -> ThreatIntel {
+        let Self {
+            lists,
+            trusted,
+            domains,
+            ips,
+            hashes,
+            trusted_ips,
+        } = self;
+        let domains = domains.build();
+        let ips = ips.build();
+        let hashes = hashes.build();
+        let trusted_ips = trusted_ips.build();
         ThreatIntel {
-            lists: self.lists,
-            trusted: self.trusted,
-            domains: self.domains,
-            ips: self.ips,
-            hashes: self.hashes,
-            trusted_ips: self.trusted_ips,
+            lists,
+            trusted,
+            domains,
+            ips,
+            hashes,
+            trusted_ips,
         }
     }
 }
@@ -381,7 +341,7 @@ pub struct ThreatIntel {
     trusted: Vec<ListInfo>,
     domains: DomainSet,
     ips: IpSet,
-    hashes: HashMap<[u8; 32], u64, RandomState>,
+    hashes: ExactSet<[u8; 32]>,
     trusted_ips: IpSet,
 }
 
@@ -404,6 +364,27 @@ impl ThreatIntel {
     /// Distinct indicators stored, by kind: (IP networks, domains, SHA-256 digests).
     pub fn distinct_indicators(&self) -> (usize, usize, usize) {
         (self.ips.len(), self.domains.len(), self.hashes.len())
+    }
+
+    /// Heap bytes the snapshot holds: the indicator structures (computed from their sizes, not
+    /// measured) and the lists' descriptions.
+    pub fn heap_bytes(&self) -> usize {
+        let info = |l: &ListInfo| {
+            std::mem::size_of::<ListInfo>()
+                + l.name.capacity()
+                + l.origin.capacity()
+                + l.feeds.capacity() * std::mem::size_of::<FindingType>()
+        };
+        self.domains.heap_bytes()
+            + self.ips.heap_bytes()
+            + self.hashes.heap_bytes()
+            + self.trusted_ips.heap_bytes()
+            + self
+                .lists
+                .iter()
+                .chain(&self.trusted)
+                .map(info)
+                .sum::<usize>()
     }
 
     fn matches(&self, mask: u64) -> Matches<'_> {
@@ -452,7 +433,7 @@ impl ThreatIntel {
 
     /// The threat lists that contain this SHA-256 digest.
     pub fn lookup_sha256(&self, digest: &[u8; 32]) -> Matches<'_> {
-        self.matches(self.hashes.get(digest).copied().unwrap_or(0))
+        self.matches(self.hashes.get(digest))
     }
 }
 
@@ -600,6 +581,93 @@ mod tests {
             hits += usize::from(got);
         }
         assert!(hits > 1_000 && hits < 19_000, "{hits}");
+    }
+
+    /// Lookups give exactly the lists a linear scan finds, over several lists of addresses and
+    /// blocks of every prefix length (nested, overlapping and repeated across lists), in both
+    /// families, with a trusted list on top.
+    #[test]
+    fn ip_lookup_gives_the_lists_of_a_naive_scan() {
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut b = IntelBuilder::new();
+        let lists: Vec<ListId> = (0..5)
+            .map(|i| {
+                let format = ListFormat::PlainText(IndicatorKind::Ip);
+                b.add_list(&format!("l{i}"), format, vec![], "t").unwrap()
+            })
+            .collect();
+        let trusted = b.add_trusted_list("office", "t").unwrap();
+        // Addresses in 10.0.0.0/12 and 2001:db8::/108, so that blocks nest and probes hit.
+        let v4 = |bits: u64| {
+            IpAddr::V4(std::net::Ipv4Addr::from(
+                0x0a00_0000 | (bits as u32 & 0xf_ffff),
+            ))
+        };
+        let v6 = |bits: u64| {
+            IpAddr::V6(std::net::Ipv6Addr::from(
+                0x2001_0db8_u128 << 96 | u128::from(bits as u32 & 0xf_ffff),
+            ))
+        };
+        let mut nets: Vec<(IpNet, usize)> = Vec::new();
+        for _ in 0..3_000 {
+            let r = next();
+            let list = (r % 5) as usize;
+            let net = if r & 8 == 0 {
+                IpNet::new(
+                    v4(next()),
+                    [32, 32, 31, 30, 28, 26, 24, 22][(r >> 4) as usize % 8],
+                )
+            } else {
+                IpNet::new(
+                    v6(next()),
+                    [128, 128, 127, 126, 124, 122, 120, 118][(r >> 4) as usize % 8],
+                )
+            }
+            .unwrap();
+            b.insert(lists[list], &Indicator::Ip(net)).unwrap();
+            nets.push((net, list));
+        }
+        let mut trusted_nets = Vec::new();
+        for _ in 0..20 {
+            let net = IpNet::new(v4(next()), 28).unwrap();
+            b.insert_trusted(trusted, net);
+            trusted_nets.push(net);
+        }
+        let t = b.build();
+        let contains = |net: &IpNet, ip: IpAddr| match (net.addr(), ip) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => u32::from(a) & v4_mask(net.prefix()) == u32::from(n),
+            (IpAddr::V6(n), IpAddr::V6(a)) => {
+                u128::from(a) & v6_mask(net.prefix()) == u128::from(n)
+            }
+            _ => false,
+        };
+        let (mut hits, mut trusted_hits) = (0, 0);
+        for i in 0..10_000 {
+            let ip = if i % 2 == 0 { v4(next()) } else { v6(next()) };
+            let is_trusted = trusted_nets.iter().any(|n| contains(n, ip));
+            assert_eq!(t.is_trusted_ip(ip), is_trusted, "{ip}");
+            let mut expected: Vec<String> = nets
+                .iter()
+                .filter(|(n, _)| !is_trusted && contains(n, ip))
+                .map(|(_, l)| format!("l{l}"))
+                .collect();
+            expected.sort();
+            expected.dedup();
+            let got: Vec<String> = t.lookup_ip(ip).map(|l| l.name.clone()).collect();
+            assert_eq!(got, expected, "{ip}");
+            hits += usize::from(!got.is_empty());
+            trusted_hits += usize::from(is_trusted);
+        }
+        assert!(hits > 1_000 && hits < 9_000, "{hits}");
+        assert!(trusted_hits > 0, "{trusted_hits}");
+        let distinct: std::collections::HashSet<IpNet> = nets.iter().map(|(n, _)| *n).collect();
+        assert_eq!(t.distinct_indicators().0, distinct.len());
     }
 
     #[test]

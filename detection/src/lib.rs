@@ -12,6 +12,7 @@ pub mod indicator;
 pub mod intel;
 pub mod loader;
 pub mod stix;
+mod store;
 
 pub use dga::{DgaModel, DgaModelError, DgaParams};
 pub use finding_type::{DefaultSeverity, FindingType, Severity, UnknownFindingType};
