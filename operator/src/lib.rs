@@ -6,6 +6,7 @@
 //! ([`policy_controller`], [`suppression_controller`]) are thin shells that read caches, call them
 //! and write through the API.
 
+pub mod agent_objects;
 pub mod backoff;
 pub mod coverage;
 pub mod facts;
@@ -21,11 +22,13 @@ pub mod suppression_controller;
 pub mod triggers;
 
 use std::{
+    collections::HashMap,
     sync::{Arc, Mutex, MutexGuard, PoisonError},
     time::Duration,
 };
 
 use k8s_openapi::{
+    api::apps::v1::DaemonSet,
     api::coordination::v1::Lease,
     api::core::v1::{Node, ObjectReference, Pod},
     apimachinery::pkg::apis::meta::v1::{Condition, Time},
@@ -278,6 +281,8 @@ pub struct Stores {
     pub findings: Store<DeserializeGuard<RuntimeFinding>>,
     /// All `NodeCoverage` objects: what the operator reported per node.
     pub node_coverage: Store<DeserializeGuard<NodeCoverage>>,
+    /// The agent DaemonSets in the operator namespace.
+    pub daemon_sets: Store<DaemonSet>,
 }
 
 impl Stores {
@@ -294,6 +299,7 @@ impl Stores {
             && ready(self.policies.wait_until_ready().now_or_never())
             && ready(self.findings.wait_until_ready().now_or_never())
             && ready(self.node_coverage.wait_until_ready().now_or_never())
+            && ready(self.daemon_sets.wait_until_ready().now_or_never())
     }
 }
 
@@ -316,6 +322,8 @@ pub struct Context {
     /// The operator's own `NodeCoverage` writes, which the cache learns of a moment later;
     /// empty at start.
     pub coverage_log: Mutex<WriteLog>,
+    /// What was last done to each policy's agent objects (by policy name); empty at start.
+    pub agent_objects: Mutex<HashMap<String, agent_objects::Done>>,
 }
 
 impl Context {
@@ -383,6 +391,13 @@ impl Context {
     fn failures(&self) -> MutexGuard<'_, Backoff<FailureKey>> {
         // The table stays consistent whatever panicked while holding it.
         self.failures.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// What was last done to each policy's agent objects.
+    pub fn agent_objects(&self) -> MutexGuard<'_, HashMap<String, agent_objects::Done>> {
+        self.agent_objects
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The write log of `NodeCoverage` objects (each entry is written whole, so a panic while

@@ -135,6 +135,7 @@ struct Watched {
     nodes: reflector::store::Writer<Node>,
     pods: reflector::store::Writer<Pod>,
     leases: reflector::store::Writer<Lease>,
+    daemon_sets: reflector::store::Writer<DaemonSet>,
 }
 
 /// The subjects (see [`triggers::Seen`]) of the changes in a watch that matter to coverage.
@@ -160,7 +161,7 @@ where
 /// What wakes the policy controller besides its own objects: nodes, agent pods, heartbeat Leases
 /// and agent DaemonSets, each change mapped to the policies it concerns and only when it changes
 /// what coverage reads, coalesced per policy over [`triggers::COALESCE_PERIOD`]. Keeps the node,
-/// pod and Lease caches up to date.
+/// pod, Lease and DaemonSet caches up to date.
 fn policy_triggers(
     client: &Client,
     ns: &str,
@@ -207,10 +208,14 @@ fn policy_triggers(
         triggers::pod_seen,
     );
     let daemon_set_changes = subjects(
-        watcher(
-            Api::<DaemonSet>::namespaced(client.clone(), ns),
-            watcher::Config::default()
-                .labels(&format!("app.kubernetes.io/managed-by={FIELD_MANAGER}")),
+        reflector(
+            watched.daemon_sets,
+            watcher(
+                Api::<DaemonSet>::namespaced(client.clone(), ns),
+                watcher::Config::default()
+                    .labels(&format!("app.kubernetes.io/managed-by={FIELD_MANAGER}")),
+            )
+            .modify(|ds| ds.metadata.managed_fields = None),
         )
         .default_backoff(),
         triggers::daemon_set_seen,
@@ -265,6 +270,7 @@ async fn main() -> anyhow::Result<()> {
     let (leases, leases_w) = reflector::store::<Lease>();
     let (findings, findings_w) = reflector::store::<DeserializeGuard<RuntimeFinding>>();
     let (node_coverage, node_coverage_w) = reflector::store::<DeserializeGuard<NodeCoverage>>();
+    let (daemon_sets, daemon_sets_w) = reflector::store::<DaemonSet>();
     let finding_changes = trigger(
         Api::<DeserializeGuard<RuntimeFinding>>::all(client.clone()),
         watcher::Config::default(),
@@ -319,6 +325,7 @@ async fn main() -> anyhow::Result<()> {
         policies: policy_ctrl.store(),
         findings,
         node_coverage,
+        daemon_sets,
     };
     let policy_ctrl = policy_ctrl
         .reconcile_on(policy_triggers(
@@ -329,6 +336,7 @@ async fn main() -> anyhow::Result<()> {
                 nodes: nodes_w,
                 pods: pods_w,
                 leases: leases_w,
+                daemon_sets: daemon_sets_w,
             },
         ))
         .graceful_shutdown_on(stopped());
@@ -353,6 +361,7 @@ async fn main() -> anyhow::Result<()> {
         clock: Arc::new(Timestamp::now),
         failures: Default::default(),
         coverage_log: Default::default(),
+        agent_objects: Default::default(),
     });
 
     let policies = policy_ctrl

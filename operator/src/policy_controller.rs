@@ -25,6 +25,7 @@ use kube::{
         controller::Action,
         events::EventType,
         finalizer::{Event as Finalizer, finalizer},
+        reflector::ObjectRef,
     },
 };
 use serde::{Serialize, de::DeserializeOwned};
@@ -36,7 +37,7 @@ use vigil_crds::{
 };
 
 use crate::{
-    Context, Error, WithConditions,
+    Context, Error, WithConditions, agent_objects,
     coverage::{Assessment, assess},
     facts::{AgentPodFacts, NodeFacts},
     metrics::{ControllerLabels, CoverageLabels, TransitionLabels},
@@ -146,13 +147,30 @@ where
     })
 }
 
-/// Apply the agent objects; returns the DaemonSet rollout state.
+/// Apply the agent objects when [`agent_objects::must_apply`] says so; returns the DaemonSet
+/// rollout state, from the apply's answer or else from the cache.
 async fn apply_agent(
     policy: &RuntimeMonitoringPolicy,
     ctx: &Context,
     excluded: &[String],
+    now: Timestamp,
 ) -> Result<Rollout, Error> {
     let objs = render(policy, &ctx.namespace, excluded)?;
+    let name = policy.name_any();
+    let digest = agent_objects::digest(&objs).map_err(|source| Error::Serialize {
+        what: format!("agent objects of {name}"),
+        source,
+    })?;
+    let cached = ctx
+        .stores
+        .daemon_sets
+        .get(&ObjectRef::new(&agent_object_name(policy)).within(&ctx.namespace));
+    let last = ctx.agent_objects().get(&name).copied();
+    if let Some(ds) = cached.as_deref()
+        && !agent_objects::must_apply(last, digest, true, now)
+    {
+        return Ok(Rollout::of(ds));
+    }
     let ns = ctx.namespace.as_str();
     let c = ctx.client.clone();
     server_side_apply(
@@ -178,14 +196,9 @@ async fn apply_agent(
     )
     .await?;
     let ds = server_side_apply(Api::<DaemonSet>::namespaced(c, ns), &objs.daemon_set).await?;
-    let st = ds.status.unwrap_or_default();
-    Ok(Rollout {
-        desired: st.desired_number_scheduled,
-        updated: st.updated_number_scheduled.unwrap_or(0),
-        available: st.number_available.unwrap_or(0),
-        observed: st.observed_generation.is_some()
-            && st.observed_generation >= ds.metadata.generation,
-    })
+    ctx.agent_objects()
+        .insert(name, agent_objects::Done::Applied { digest, at: now });
+    Ok(Rollout::of(&ds))
 }
 
 async fn delete_ignoring_absent<K>(api: Api<K>, name: &str) -> Result<(), Error>
@@ -204,8 +217,27 @@ where
     }
 }
 
-/// Manual mode: the operator runs nothing, so remove what Automated mode may have left.
-async fn remove_agent(policy: &RuntimeMonitoringPolicy, ctx: &Context) -> Result<(), Error> {
+/// Manual mode: the operator runs nothing, so remove what Automated mode may have left (when
+/// [`agent_objects::must_remove`] says so).
+async fn remove_agent(
+    policy: &RuntimeMonitoringPolicy,
+    ctx: &Context,
+    now: Timestamp,
+) -> Result<(), Error> {
+    let last = ctx.agent_objects().get(&policy.name_any()).copied();
+    if !agent_objects::must_remove(last, now) {
+        return Ok(());
+    }
+    remove_agent_objects(policy, ctx).await?;
+    ctx.agent_objects()
+        .insert(policy.name_any(), agent_objects::Done::Removed { at: now });
+    Ok(())
+}
+
+async fn remove_agent_objects(
+    policy: &RuntimeMonitoringPolicy,
+    ctx: &Context,
+) -> Result<(), Error> {
     let name = agent_object_name(policy);
     let ns = ctx.namespace.as_str();
     let c = ctx.client.clone();
@@ -241,9 +273,9 @@ async fn apply(policy: &RuntimeMonitoringPolicy, ctx: &Context) -> Result<Action
     let excluded: Vec<String> = placement.conflicts.keys().cloned().collect();
 
     let rollout = match policy.spec.agent_management {
-        AgentManagement::Automated => Some(apply_agent(policy, ctx, &excluded).await?),
+        AgentManagement::Automated => Some(apply_agent(policy, ctx, &excluded, now).await?),
         AgentManagement::Manual => {
-            remove_agent(policy, ctx).await?;
+            remove_agent(policy, ctx, now).await?;
             None
         }
     };
@@ -572,6 +604,7 @@ async fn cleanup(policy: &RuntimeMonitoringPolicy, ctx: &Context) -> Result<Acti
     // The agent objects and the NodeCoverage objects carry owner references and are
     // garbage-collected; only our own bookkeeping goes here.
     ctx.coverage_log().forget_policy(&name);
+    ctx.agent_objects().remove(&name);
     for state in ["compatible", "covered", "healthy", "unhealthy"] {
         ctx.metrics.coverage_nodes.remove(&CoverageLabels {
             policy: name.clone(),

@@ -2,7 +2,10 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::{
+    api::apps::v1::DaemonSet,
+    apimachinery::pkg::apis::meta::v1::{Condition, Time},
+};
 use vigil_crds::policy::{CoverageSummary, condition_types};
 
 /// Rollout progress of the agent DaemonSet, from its status.
@@ -19,6 +22,18 @@ pub struct Rollout {
 }
 
 impl Rollout {
+    /// The rollout state of `ds`, from its status.
+    pub fn of(ds: &DaemonSet) -> Self {
+        let st = ds.status.clone().unwrap_or_default();
+        Self {
+            desired: st.desired_number_scheduled,
+            updated: st.updated_number_scheduled.unwrap_or(0),
+            available: st.number_available.unwrap_or(0),
+            observed: st.observed_generation.is_some()
+                && st.observed_generation >= ds.metadata.generation,
+        }
+    }
+
     /// Whether the rollout is still going.
     pub fn in_progress(&self) -> bool {
         !self.observed || self.updated < self.desired || self.available < self.desired

@@ -584,6 +584,7 @@ mod tests {
             policies,
             findings: reflector::store().0,
             node_coverage,
+            daemon_sets: reflector::store().0,
         };
         let policy = |name: &str, selector: serde_json::Value| {
             DeserializeGuard(Ok(RuntimeMonitoringPolicy::new(

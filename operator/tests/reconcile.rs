@@ -329,6 +329,9 @@ fn harness() -> (Harness, ApiServerVerifier) {
     let (policies_s, policies) = reflector::store();
     let (findings_s, findings) = reflector::store();
     let (node_coverage_s, node_coverage) = reflector::store();
+    // The agent DaemonSet is never cached here, so every reconcile applies the agent objects.
+    let (daemon_sets_s, mut daemon_sets) = reflector::store();
+    daemon_sets.apply_watcher_event(&watcher::Event::InitDone);
     let now = Arc::new(Mutex::new(T0));
     let (mut nodes, mut pods, mut leases, mut policies, mut findings, mut node_coverage) =
         (nodes, pods, leases, policies, findings, node_coverage);
@@ -358,10 +361,12 @@ fn harness() -> (Harness, ApiServerVerifier) {
             policies: policies_s,
             findings: findings_s,
             node_coverage: node_coverage_s,
+            daemon_sets: daemon_sets_s,
         },
         clock: Arc::new(move || Timestamp::from_second(*clock_now.lock().unwrap()).unwrap()),
         failures: Default::default(),
         coverage_log: Default::default(),
+        agent_objects: Default::default(),
     });
     (
         Harness {
@@ -1502,10 +1507,12 @@ async fn nothing_happens_before_the_caches_are_synced() {
             policies: reflector::store().0,
             findings: reflector::store().0,
             node_coverage: reflector::store().0,
+            daemon_sets: reflector::store().0,
         },
         clock: Arc::new(|| Timestamp::from_second(T0).unwrap()),
         failures: Default::default(),
         coverage_log: Default::default(),
+        agent_objects: Default::default(),
     });
     let p = policy("all-linux", json!({}), T0);
     let action = policy_controller::reconcile(Arc::new(DeserializeGuard(Ok(p))), ctx.clone())
