@@ -922,7 +922,6 @@ mod tests {
         s.flush().unwrap();
         let filler = fs.fill();
         let long = "d".repeat(4000);
-        let mut failures = 0;
         for i in 0..100 {
             let mut f = finding(
                 &format!("f{i:03}"),
@@ -931,12 +930,12 @@ mod tests {
                 "2026-11-27T01:00:00Z",
             );
             f.description = long.clone();
-            if s.upsert(&f, 1, None).is_err() {
-                failures += 1;
-            }
+            // Whether this upsert already tried to write depends on how fast the loop runs; an
+            // error here is the full disk too, and the finding stays pending either way.
+            let _ = s.upsert(&f, 1, None);
         }
         assert!(s.flush().is_err(), "the disk is full");
-        assert!(failures >= 1 && s.stats().failed_flushes >= 1, "{failures}");
+        assert!(s.stats().failed_flushes >= 1);
         assert_eq!(s.pending_len(), 100, "every finding is still pending");
         std::fs::remove_file(&filler).unwrap();
         s.flush().unwrap();
