@@ -1113,6 +1113,34 @@ fn persistence_writes_are_judged_by_executable_and_lineage_not_comm() {
             "{path}"
         );
     }
+    // The editor `systemctl edit` runs (a child of systemctl) writes the drop-in: exempt. A
+    // service under init is not exempt for being under init.
+    let editor = exec_by(
+        340,
+        "/usr/bin/vim.basic",
+        &["vim", "/etc/systemd/system/x.service.d/.#override.conf"],
+        &[(339, "/usr/bin/systemctl"), (200, "/usr/bin/bash")],
+    );
+    assert!(
+        persisted(&[
+            editor,
+            write_by(340, "vim", "/etc/systemd/system/x.service.d/override.conf")
+        ])
+        .is_empty()
+    );
+    let service = exec_by(
+        350,
+        "/usr/bin/python3.11",
+        &["python3", "/srv/app.py"],
+        &[(1, "/usr/lib/systemd/systemd")],
+    );
+    assert_eq!(
+        persisted(&[
+            service,
+            write_by(350, "python3", "/run/systemd/system/x.service")
+        ]),
+        ["behaviour-persistence-systemd"]
+    );
     // crontab writing its spool, systemctl linking a unit: their job.
     let crontab = exec_by(
         330,

@@ -24,7 +24,7 @@ use super::{
 };
 use crate::event::{ExecInfo, FileInfo, ProcessRef, normalize, resolve_exe};
 
-/// `O_APPEND`, `O_TRUNC` and `O_CREAT` of Linux (octal).
+/// `O_APPEND` and `O_TRUNC` of Linux (octal).
 const O_APPEND: u32 = 0o2000;
 const O_TRUNC: u32 = 0o1000;
 
@@ -45,17 +45,34 @@ struct Actor {
     ancestors: Vec<(Option<PathBuf>, Option<PathBuf>)>,
 }
 
+/// How far up the lineage a list of programs reaches.
+#[derive(Clone, Copy)]
+enum Reach {
+    /// The program and every ancestor (a package manager's maintainer scripts).
+    Lineage,
+    /// The program and its parent (the editor `systemctl edit` runs).
+    Parent,
+}
+
 impl Actor {
-    /// Whether this program, or one of its ancestors when `inherited`, is one of `paths`.
-    fn is_one_of(&self, paths: &[String], inherited: bool) -> bool {
+    /// Whether this program, or an ancestor within `reach`, is one of `paths`.
+    fn is_one_of(&self, paths: &[String], reach: Reach) -> bool {
         let hit = |p: &Option<PathBuf>| {
             p.as_deref()
                 .and_then(Path::to_str)
                 .is_some_and(|p| paths.iter().any(|x| x == p))
         };
+        let depth = match reach {
+            Reach::Lineage => self.ancestors.len(),
+            Reach::Parent => 1,
+        };
         hit(&self.exe)
             || hit(&self.exec_path)
-            || (inherited && self.ancestors.iter().any(|(e, x)| hit(e) || hit(x)))
+            || self
+                .ancestors
+                .iter()
+                .take(depth)
+                .any(|(e, x)| hit(e) || hit(x))
     }
 
     /// The executable's name without a version suffix (`python3.11` is `python`).
@@ -617,7 +634,9 @@ fn persistence_write(
         .persistence_locations
         .iter()
         .find(|l| l.place.contains(&path))?;
-    if actor.is_one_of(&b.package_managers, true) || actor.is_one_of(&location.owners, true) {
+    if actor.is_one_of(&b.package_managers, Reach::Lineage)
+        || actor.is_one_of(&location.owners, Reach::Parent)
+    {
         return None;
     }
     let (kind, rule, mitre, what) = match location.kind {
@@ -764,7 +783,9 @@ fn logs_wiped(
         "openWrite" if overwriter && flags & O_APPEND == 0 => "overwritten",
         _ => return None,
     };
-    if actor.is_one_of(&b.log_owners, true) || actor.is_one_of(&b.package_managers, true) {
+    if actor.is_one_of(&b.log_owners, Reach::Parent)
+        || actor.is_one_of(&b.package_managers, Reach::Lineage)
+    {
         return None;
     }
     let mut context = file_context(f, &path);
