@@ -986,7 +986,10 @@ fn agent_prints_stores_and_lists_findings() {
             .is_some_and(|p| p.executable_path == tool.display().to_string())
     };
     let mut printed: Option<Finding> = None;
-    'wait: for _ in 0..60 {
+    // Until the finding shows: on a busy machine loading the intel and verifying the programs
+    // can take longer than any fixed number of tries.
+    let deadline = std::time::Instant::now() + Duration::from_secs(300);
+    'wait: while std::time::Instant::now() < deadline {
         let _ = Command::new(&tool).arg("127.0.0.1").status();
         while let Ok(line) = rx.recv_timeout(Duration::from_millis(500)) {
             let f: Finding = serde_json::from_str(&line).expect("a finding document per line");
