@@ -33,17 +33,33 @@ pub const MAX_NODE_EVENTS: usize = 50;
 /// Node names a summary Event names.
 const SUMMARY_NAMES: usize = 10;
 
-/// What the operator last wrote for one node.
+/// What the operator last did to one node's object.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Write {
+    /// Wrote this spec, which the cache may not have yet.
+    Applied(NodeCoverageSpec),
+    /// Wrote it for this policy longer than [`STORE_LAG`] ago: the cache has it (or someone
+    /// changed it since), so only the time is kept.
+    Settled {
+        /// The policy it was written for.
+        policy: String,
+    },
+    /// Deleted it.
+    Deleted,
+}
+
+/// What the operator last did to one node's object, and when.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Written {
-    /// The object's spec, `None` when the operator deleted it.
-    pub spec: Option<NodeCoverageSpec>,
+    /// What.
+    pub what: Write,
     /// When.
     pub at: Timestamp,
 }
 
-/// The operator's own writes of `NodeCoverage` objects, by node. One entry per node it reports
-/// (deletions are forgotten once the cache agrees), so it is bounded by the node count.
+/// The operator's own writes of `NodeCoverage` objects, by node. One small entry per node it
+/// reports (the spec itself only until the cache has caught up; deletions are forgotten once
+/// the cache agrees), so it is bounded by the node count.
 #[derive(Debug, Default)]
 pub struct WriteLog {
     by_node: HashMap<String, Written>,
@@ -57,7 +73,8 @@ impl WriteLog {
 
     /// Records that `spec` was written for `node` at `at` (`None`: the object was deleted).
     pub fn record(&mut self, node: &str, spec: Option<NodeCoverageSpec>, at: Timestamp) {
-        self.by_node.insert(node.to_owned(), Written { spec, at });
+        let what = spec.map_or(Write::Deleted, Write::Applied);
+        self.by_node.insert(node.to_owned(), Written { what, at });
     }
 
     /// Nodes with an entry.
@@ -65,17 +82,31 @@ impl WriteLog {
         self.by_node.keys().map(String::as_str)
     }
 
-    /// Forgets deletions that the cache has seen (`in_cache` is false for the node) or that are
-    /// older than [`STORE_LAG`].
+    /// Drops the specs written longer than [`STORE_LAG`] ago (keeping when), and forgets
+    /// deletions that the cache has seen (`in_cache` is false for the node) or that are that old.
     pub fn prune(&mut self, now: Timestamp, in_cache: impl Fn(&str) -> bool) {
-        self.by_node
-            .retain(|node, w| w.spec.is_some() || (in_cache(node) && age(w.at, now) < STORE_LAG));
+        self.by_node.retain(|node, w| {
+            let settled = age(w.at, now) >= STORE_LAG;
+            match &w.what {
+                Write::Applied(spec) if settled => {
+                    w.what = Write::Settled {
+                        policy: spec.policy.clone(),
+                    };
+                    true
+                }
+                Write::Applied(_) | Write::Settled { .. } => true,
+                Write::Deleted => in_cache(node) && !settled,
+            }
+        });
     }
 
     /// Forgets the writes for `policy`, which is gone (its objects are garbage-collected with it).
     pub fn forget_policy(&mut self, policy: &str) {
-        self.by_node
-            .retain(|_, w| w.spec.as_ref().is_none_or(|s| s.policy != policy));
+        self.by_node.retain(|_, w| match &w.what {
+            Write::Applied(spec) => spec.policy != policy,
+            Write::Settled { policy: p } => p != policy,
+            Write::Deleted => true,
+        });
     }
 
     /// Entries held.
@@ -86,6 +117,15 @@ impl WriteLog {
     /// Whether no entry is held.
     pub fn is_empty(&self) -> bool {
         self.by_node.is_empty()
+    }
+
+    /// Entries that still hold a spec (written less than [`STORE_LAG`] ago, as of the last
+    /// [`WriteLog::prune`]).
+    pub fn holding_specs(&self) -> usize {
+        self.by_node
+            .values()
+            .filter(|w| matches!(w.what, Write::Applied(_)))
+            .count()
     }
 }
 
@@ -109,10 +149,14 @@ pub fn known<'a>(
     cached: Option<&'a NodeCoverageSpec>,
     now: Timestamp,
 ) -> Known<'a> {
-    let written_at = written.filter(|w| w.spec.is_some()).map(|w| w.at);
-    let spec = match written {
-        Some(w) if w.spec.as_ref() != cached && age(w.at, now) < STORE_LAG => w.spec.as_ref(),
-        _ => cached,
+    let written_at = written
+        .filter(|w| !matches!(w.what, Write::Deleted))
+        .map(|w| w.at);
+    let recent = written.filter(|w| age(w.at, now) < STORE_LAG);
+    let spec = match recent.map(|w| &w.what) {
+        Some(Write::Applied(spec)) => Some(spec),
+        Some(Write::Deleted) => None,
+        Some(Write::Settled { .. }) | None => cached,
     };
     Known { spec, written_at }
 }
@@ -620,12 +664,27 @@ mod tests {
             assert_eq!(k.spec, want, "{case}");
             assert_eq!(k.written_at, Some(at(0)), "{case}");
         }
+        // Past STORE_LAG the spec is dropped, the time kept (for DETAIL_REFRESH).
+        log.prune(at(30), |_| true);
+        assert_eq!(log.holding_specs(), 1);
+        log.prune(at(60), |_| true);
+        assert_eq!((log.len(), log.holding_specs()), (1, 0));
+        let k = known(log.get("n"), Some(&old), at(61));
+        assert_eq!((k.spec, k.written_at), (Some(&old), Some(at(0))));
         // A deletion hides the cached object until the cache sees it, then is forgotten.
         log.record("n", None, at(200));
         assert_eq!(known(log.get("n"), Some(&new), at(201)).spec, None);
+        assert_eq!(known(log.get("n"), Some(&new), at(201)).written_at, None);
         log.prune(at(201), |_| true);
         assert_eq!(log.len(), 1);
         log.prune(at(202), |_| false);
+        assert!(log.is_empty());
+        // A policy's entries go with it.
+        log.record("a", Some(new.clone()), at(300));
+        log.record("b", Some(new.clone()), at(300));
+        log.prune(at(400), |_| true);
+        log.record("b", Some(new.clone()), at(400));
+        log.forget_policy("p");
         assert!(log.is_empty());
     }
 

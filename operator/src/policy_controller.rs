@@ -485,61 +485,56 @@ async fn write_node_coverage(
         return out;
     }
     let api: Api<NodeCoverage> = Api::all(ctx.client.clone());
-    // Collected first: a lazy iterator of closures held across an await makes the future's
-    // `Send` bound unprovable.
-    let writes: Vec<_> = plan
+    // The objects are built first and each request's future only when a slot frees up: 5,000
+    // futures made in advance would hold tens of megabytes for one first reconcile.
+    let objects: Vec<NodeCoverage> = plan
         .writes()
-        .map(|n| {
-            let object = NodeCoverage {
-                metadata: ObjectMeta {
-                    name: Some(n.node.clone()),
-                    labels: Some(n.spec.labels()),
-                    owner_references: owner.clone().map(|o| vec![o]),
-                    ..ObjectMeta::default()
-                },
-                spec: n.spec.clone(),
-            };
-            let api = api.clone();
-            async move {
-                let result = server_side_apply(api, &object).await;
-                (n, result.map(|_| ()))
-            }
+        .map(|n| NodeCoverage {
+            metadata: ObjectMeta {
+                name: Some(n.node.clone()),
+                labels: Some(n.spec.labels()),
+                owner_references: owner.clone().map(|o| vec![o]),
+                ..ObjectMeta::default()
+            },
+            spec: n.spec.clone(),
         })
         .collect();
-    let results: Vec<_> = stream::iter(writes)
-        .buffer_unordered(NODE_WRITE_CONCURRENCY)
-        .collect()
-        .await;
-    for (n, result) in results {
+    let mut writes = stream::iter(objects)
+        .map(|object| {
+            let api = api.clone();
+            async move {
+                let result = server_side_apply(api, &object).await.map(|_| ());
+                (object, result)
+            }
+        })
+        .buffer_unordered(NODE_WRITE_CONCURRENCY);
+    while let Some((object, result)) = writes.next().await {
+        let node = object.metadata.name.unwrap_or_default();
         match result {
             Ok(()) => {
-                ctx.coverage_log()
-                    .record(&n.node, Some(n.spec.clone()), now);
-                out.written.insert(n.node.clone());
+                ctx.coverage_log().record(&node, Some(object.spec), now);
+                out.written.insert(node);
             }
             Err(error) => {
-                warn!(node = %n.node, error = %crate::chain(&error), "node coverage not written");
+                warn!(node = %node, error = %crate::chain(&error), "node coverage not written");
                 out.error.get_or_insert(error);
             }
         }
     }
-    let deletes: Vec<_> = plan
-        .delete
-        .iter()
+    let mut deletes = stream::iter(plan.delete.clone())
         .map(|node| {
             let api = api.clone();
-            async move { (node, delete_ignoring_absent(api, node).await) }
+            async move {
+                let result = delete_ignoring_absent(api, &node).await;
+                (node, result)
+            }
         })
-        .collect();
-    let results: Vec<_> = stream::iter(deletes)
-        .buffer_unordered(NODE_WRITE_CONCURRENCY)
-        .collect()
-        .await;
-    for (node, result) in results {
+        .buffer_unordered(NODE_WRITE_CONCURRENCY);
+    while let Some((node, result)) = deletes.next().await {
         match result {
             Ok(()) => {
                 info!(node = %node, "node left the policy, its coverage object deleted");
-                ctx.coverage_log().record(node, None, now);
+                ctx.coverage_log().record(&node, None, now);
             }
             Err(error) => {
                 warn!(node = %node, error = %crate::chain(&error), "node coverage not deleted");
