@@ -109,6 +109,9 @@ struct IpSet {
 
 impl IpSet {
     fn get(&self, ip: IpAddr) -> u64 {
+        if self.networks == 0 {
+            return 0;
+        }
         match canonical(ip) {
             IpAddr::V4(a) => {
                 let key = u32::from(a);

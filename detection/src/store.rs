@@ -2,8 +2,8 @@
 //!
 //! - [`ExactSet`]: fixed-size keys (an IPv4 address as a `u32`, IPv6 as a `u128`, a SHA-256
 //!   digest as `[u8; 32]`) in one array, grouped into buckets by a hash of the key and sorted
-//!   within each: a lookup reads two neighbouring index slots and binary-searches about two
-//!   keys, however the keys cluster.
+//!   within each: a lookup reads two neighbouring index slots and binary-searches the few keys
+//!   of its bucket (none, for most misses), however the keys cluster.
 //! - [`RangeSet`]: CIDR blocks flattened into sorted, disjoint intervals (nested and
 //!   overlapping blocks split where the set of lists changes), indexed by their top bits: a
 //!   lookup finds the interval that holds the address the same way.
@@ -127,6 +127,11 @@ impl Classes {
 
 /// A fixed-size key that sorts like the value it stands for.
 pub(crate) trait Key: Copy + Ord {
+    /// Log2 of the buckets per key in an exact set, about: wide keys, whose index slot is
+    /// small beside them, get about two buckets per key, so that most misses find an empty
+    /// bucket and compare no key at all.
+    const BUCKETS_PER_KEY_LOG2: i32;
+
     /// The key's 64 most significant bits, in the same order as the keys.
     fn top64(&self) -> u64;
 
@@ -141,6 +146,8 @@ fn fibonacci(x: u64) -> u64 {
 }
 
 impl Key for u32 {
+    const BUCKETS_PER_KEY_LOG2: i32 = -1;
+
     fn top64(&self) -> u64 {
         u64::from(*self) << 32
     }
@@ -151,6 +158,8 @@ impl Key for u32 {
 }
 
 impl Key for u128 {
+    const BUCKETS_PER_KEY_LOG2: i32 = 1;
+
     fn top64(&self) -> u64 {
         (*self >> 64) as u64
     }
@@ -161,6 +170,8 @@ impl Key for u128 {
 }
 
 impl Key for [u8; 32] {
+    const BUCKETS_PER_KEY_LOG2: i32 = 1;
+
     fn top64(&self) -> u64 {
         let mut top = [0u8; 8];
         top.copy_from_slice(&self[..8]);
@@ -201,14 +212,15 @@ enum Spread {
     Hashed,
 }
 
-/// Index bits for `n` keys, about `2^per_bucket_log2` keys a bucket; none when positions
-/// would not fit in `u32` (one bucket, whose keys are then simply sorted).
-fn index_bits(n: usize, per_bucket_log2: u32) -> u32 {
-    if u32::try_from(n).is_err() {
+/// Index bits for `n` keys, about `2^buckets_per_key_log2` buckets a key; none for fewer than
+/// two keys, or when positions would not fit in `u32` (one bucket, whose keys are then
+/// simply sorted).
+fn index_bits(n: usize, buckets_per_key_log2: i32) -> u32 {
+    if n < 2 || u32::try_from(n).is_err() {
         return 0;
     }
     let log2 = (usize::BITS - 1).saturating_sub(n.leading_zeros());
-    log2.saturating_sub(per_bucket_log2).min(24)
+    log2.saturating_add_signed(buckets_per_key_log2).min(24)
 }
 
 /// Keys grouped by bucket (in bucket order, each bucket sorted), with where each bucket
@@ -322,8 +334,9 @@ impl<K: Key> ExactBuilder<K> {
 
     pub(crate) fn build(self) -> ExactSet<K> {
         let mut items = self.items;
-        // About two keys a bucket (fewer once repeated keys merge); equal keys stay together.
-        let bits = index_bits(items.len(), 1);
+        // Two to four IPv4 addresses a bucket, half a wider key (fewer once repeated keys
+        // merge); equal keys stay together.
+        let bits = index_bits(items.len(), K::BUCKETS_PER_KEY_LOG2);
         let bucket = |k: &K| SortedKeys::bucket_of(k, bits, Spread::Hashed);
         items.sort_unstable_by(|a, b| (bucket(&a.0), a).cmp(&(bucket(&b.0), b)));
         let distinct = items.chunk_by(|a, b| a.0 == b.0).count();
@@ -354,6 +367,9 @@ pub(crate) struct ExactSet<K> {
 impl<K: Key> ExactSet<K> {
     /// The mask of the lists that hold `key`.
     pub(crate) fn get(&self, key: &K) -> u64 {
+        if self.keys.len() == 0 {
+            return 0;
+        }
         self.keys.find(key).map_or(0, |i| self.classes.mask(i))
     }
 
@@ -436,7 +452,7 @@ impl<K: RangeKey> RangeBuilder<K> {
             }
         }
         // About eight interval starts a bucket.
-        let bits = index_bits(starts.len(), 3);
+        let bits = index_bits(starts.len(), -3);
         let set = RangeSet {
             starts: SortedKeys::new(starts, bits, Spread::Ordered),
             classes: Classes::new(interner, ids),
