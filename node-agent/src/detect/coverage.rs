@@ -72,11 +72,14 @@ pub const fn needs(t: FindingType) -> Needs {
         T::TrojanDgaDomainRequestCDns => hooks(QUERY),
         T::UnauthorizedAccessMetadataDnsRebind => hooks(ANSWER),
         T::ExecutionMaliciousFileExecuted => listed(EXEC),
+        // Raised by exec rules and, from file operations, by the technique checks
+        // (persistence writes; history, journal and log wiping, ASLR).
+        T::DefenseEvasionSuspiciousCommand | T::PersistenceSuspiciousCommand => {
+            hooks(&[&[H::Exec, H::FileOpen, H::FileChange]])
+        }
         T::ExecutionSuspiciousTool
         | T::ExecutionSuspiciousCommand
-        | T::DefenseEvasionSuspiciousCommand
         | T::DiscoverySuspiciousCommand
-        | T::PersistenceSuspiciousCommand
         | T::PrivilegeEscalationSuspiciousCommand
         | T::ImpactCryptoMinerExecuted
         | T::ExecutionSuspiciousShellCreated
@@ -248,6 +251,13 @@ mod tests {
         assert!(!names.contains(&"Persistence:Runtime/SensitiveFileModified"));
         assert!(!names.contains(&"PrivilegeEscalation:Runtime/DockerSocketAccessed"));
         assert!(!names.contains(&"Execution:Runtime/SuspiciousTool"));
+
+        // Persistence and defence evasion are seen in file operations too, not only in execs.
+        let exec_off = unreachable(|h| (h == Hook::Exec).then(|| "off".to_owned()));
+        let names: Vec<&str> = exec_off.iter().map(|u| u.finding_type).collect();
+        assert!(!names.contains(&"Persistence:Runtime/SuspiciousCommand"));
+        assert!(!names.contains(&"DefenseEvasion:Runtime/SuspiciousCommand"));
+        assert!(names.contains(&"Discovery:Runtime/SuspiciousCommand"));
 
         // Queries or answers: either DNS packet hook will do for the names.
         let egress_off = unreachable(|h| (h == Hook::DnsEgress).then(|| "off".to_owned()));
