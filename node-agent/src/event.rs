@@ -670,7 +670,7 @@ pub fn net_info(ev: &NetEvent, clock: &Clock) -> NetInfo {
         time: clock.rfc3339(ev.header.ktime_ns),
         process: ProcessRef::from(&ev.task),
         ret: ev.ret,
-        error: (ev.ret < 0).then(|| errno_name(-ev.ret)),
+        error: error_of(i64::from(ev.ret)),
         fd: ev.fd,
         family: family_name(ev.family),
         protocol: protocol_name(ev.protocol, ev.family, ev.sock_type),
@@ -678,6 +678,16 @@ pub fn net_info(ev: &NetEvent, clock: &Clock) -> NetInfo {
         unix_path,
         repeats: ev.repeats,
     }
+}
+
+/// The error a syscall's negative return value stands for (see [`errno_name`]); `None` when it
+/// succeeded. Any value is taken: a record from a damaged or tampered map may hold one no syscall
+/// returns, such as `i64::MIN`, whose negation overflows.
+pub fn error_of(ret: i64) -> Option<String> {
+    (ret < 0).then(|| match i32::try_from(ret.unsigned_abs()) {
+        Ok(errno) => errno_name(errno),
+        Err(_) => format!("errno {}", ret.unsigned_abs()),
+    })
 }
 
 /// The symbolic name of an errno, for the common network ones; `errno N` otherwise.
@@ -844,7 +854,7 @@ pub fn file_info(ev: &node_agent_common::FileEvent, clock: &Clock) -> FileInfo {
         path2,
         resolved_path2,
         ret: ev.ret,
-        error: (ev.ret < 0).then(|| errno_name(-ev.ret as i32)),
+        error: error_of(ev.ret),
         open_flags: (ev.op == file_op::OPEN_WRITE).then(|| format!("{:o}", ev.open_flags)),
         mode: (ev.op == file_op::CHMOD || ev.open_flags & libc::O_CREAT as u32 != 0)
             .then(|| format!("{:o}", ev.mode)),
@@ -909,7 +919,7 @@ pub fn activity_info(ev: &node_agent_common::ActivityEvent, clock: &Clock) -> Ac
         time: clock.rfc3339(ev.header.ktime_ns),
         process: ProcessRef::from(&ev.task),
         ret: ev.ret,
-        error: (ev.ret < 0).then(|| errno_name(-ev.ret as i32)),
+        error: error_of(ev.ret),
         inode: (ev.ino != 0).then_some(ev.ino),
         ..ActivityInfo::default()
     };
@@ -1066,6 +1076,47 @@ mod tests {
     fn errno_names() {
         assert_eq!(errno_name(libc::ECONNREFUSED), "ECONNREFUSED");
         assert_eq!(errno_name(9999), "errno 9999");
+    }
+
+    #[test]
+    fn any_return_value_names_its_error_without_overflow() {
+        // Found by fuzzing (fuzz/fuzz_targets/record_decode.rs): an activity record with
+        // `ret = i64::MIN` overflowed negating it; file and connect records had the same code.
+        assert_eq!(error_of(0), None);
+        assert_eq!(error_of(7), None);
+        assert_eq!(error_of(-i64::from(libc::EPERM)).as_deref(), Some("EPERM"));
+        assert_eq!(
+            error_of(i64::MIN).as_deref(),
+            Some("errno 9223372036854775808")
+        );
+        assert_eq!(
+            error_of(i64::from(i32::MIN)).as_deref(),
+            Some("errno 2147483648")
+        );
+        // Not truncated to 32 bits (which read -(2^32 + 1) as EPERM).
+        assert_eq!(
+            error_of(-(1i64 << 32) - 1).as_deref(),
+            Some("errno 4294967297")
+        );
+        let clock = Clock::with_offset(0);
+        // SAFETY: ActivityEvent is plain integers and arrays; all-zero is a valid value.
+        let mut activity: node_agent_common::ActivityEvent = unsafe { std::mem::zeroed() };
+        activity.ret = i64::MIN;
+        assert_eq!(
+            activity_info(&activity, &clock).error.as_deref(),
+            Some("errno 9223372036854775808")
+        );
+        // SAFETY: as above.
+        let mut file: node_agent_common::FileEvent = unsafe { std::mem::zeroed() };
+        file.ret = i64::MIN;
+        assert!(file_info(&file, &clock).error.is_some());
+        // SAFETY: as above.
+        let mut net: node_agent_common::NetEvent = unsafe { std::mem::zeroed() };
+        net.ret = i32::MIN;
+        assert_eq!(
+            net_info(&net, &clock).error.as_deref(),
+            Some("errno 2147483648")
+        );
     }
 
     #[test]
