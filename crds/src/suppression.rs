@@ -338,15 +338,17 @@ fn compile_criterion(
             .map(|ps| {
                 ps.iter()
                     .map(|p| {
-                        // Anchor so a pattern means the whole value, as globs do.
-                        Regex::new(&format!("^(?:{p})$")).map_err(|source| {
-                            SuppressionError::InvalidRegex {
+                        // Anchor so a pattern means the whole value, as globs do. The pattern must
+                        // be a regex on its own first: `a)|(b` is none, but anchored as
+                        // `^(?:a)|(b)$` it would compile and match any value starting with `a`.
+                        Regex::new(p)
+                            .and_then(|_| Regex::new(&format!("^(?:{p})$")))
+                            .map_err(|source| SuppressionError::InvalidRegex {
                                 rule: rule.to_owned(),
                                 path: path.to_owned(),
                                 pattern: p.clone(),
                                 source,
-                            }
-                        })
+                            })
                     })
                     .collect()
             })
@@ -816,5 +818,149 @@ mod tests {
         let f = crate::testdata::finding();
         let r = rule(json!({"resourceRole": {"equals": ["ACTOR"]}})).unwrap();
         assert!(r.matches(&f).unwrap());
+    }
+
+    #[test]
+    fn a_regex_that_only_parses_inside_the_anchoring_group_is_refused() {
+        // `a)|(b` is no regular expression, but wrapped as `^(?:a)|(b)$` it compiled and matched
+        // any value starting with `a` (or ending with `b`). The property test
+        // `an_accepted_regex_is_a_regex_and_matches_only_what_it_matches` finds it (as `)(`).
+        let err = rule(json!({"process.name": {"matchesRegex": ["c)|(x"]}})).unwrap_err();
+        assert!(
+            matches!(err, SuppressionError::InvalidRegex { ref pattern, .. } if pattern == "c)|(x"),
+            "{err}"
+        );
+        let err = rule(json!({"process.name": {"notMatchesRegex": [".*)|(?:z"]}})).unwrap_err();
+        assert!(
+            matches!(err, SuppressionError::InvalidRegex { .. }),
+            "{err}"
+        );
+    }
+
+    mod properties {
+        use proptest::prelude::*;
+        use serde_json::json;
+
+        use super::*;
+
+        /// The example finding with `process.name` (a present value) set to `name`.
+        fn named(name: &str) -> Value {
+            let mut f = finding();
+            f["process"]["name"] = json!(name);
+            f
+        }
+
+        fn holds(condition: Value, finding: &Value) -> bool {
+            let rule = rule(json!({ "process.name": condition })).unwrap_or_else(|e| panic!("{e}"));
+            rule.matches_json(finding)
+        }
+
+        proptest! {
+            #[test]
+            fn equals_and_not_equals_are_complements(
+                name in "[a-z0-9.]{0,6}",
+                wants in proptest::collection::vec("[a-z0-9.]{0,6}", 1..4),
+                absent in any::<bool>(),
+            ) {
+                let f = if absent {
+                    let mut f = finding();
+                    if let Some(process) = f["process"].as_object_mut() {
+                        process.remove("name");
+                    }
+                    f
+                } else {
+                    named(&name)
+                };
+                let eq = holds(json!({"equals": wants}), &f);
+                let ne = holds(json!({"notEquals": wants}), &f);
+                prop_assert_ne!(eq, ne);
+                if !absent {
+                    prop_assert_eq!(eq, wants.contains(&name));
+                }
+            }
+
+            #[test]
+            fn numbers_equal_whatever_their_spelling(score in 1u32..100) {
+                let mut f = finding();
+                f["severity"] = json!(f64::from(score) / 10.0);
+                let spelled = format!("{:.3}", f64::from(score) / 10.0);
+                let rule = rule(json!({"severity": {"equals": [spelled]}})).unwrap();
+                prop_assert!(rule.matches_json(&f));
+            }
+
+            #[test]
+            fn a_rule_never_matches_when_a_required_attribute_is_absent(
+                operator in prop_oneof![
+                    Just("equals"), Just("matches"), Just("matchesRegex"),
+                    Just("greaterThan"), Just("greaterThanOrEqual"),
+                    Just("lessThan"), Just("lessThanOrEqual"),
+                ],
+                text in "[a-z*?.]{0,6}",
+                number in -1.0e6f64..1.0e6,
+            ) {
+                let value = if operator.ends_with("Than") || operator.ends_with("Equal") {
+                    json!(number)
+                } else if operator == "matchesRegex" {
+                    json!([".*", regex::escape(&text)])
+                } else {
+                    json!(["*", text])
+                };
+                // Absent: no such field, and the field of an absent object.
+                for path in ["context.notAField", "network.remotePort", "dns.domain"] {
+                    let rule = rule(json!({ path: { operator: value.clone() } })).unwrap();
+                    prop_assert!(!rule.matches_json(&finding()), "{path} {operator}");
+                }
+            }
+
+            #[test]
+            fn the_glob_star_matches_every_present_value(name in "\\PC{0,12}", newline in any::<bool>()) {
+                let name = if newline { format!("{name}\nx") } else { name };
+                let matched = holds(json!({"matches": ["*"]}), &named(&name));
+                let excluded = holds(json!({"notMatches": ["*"]}), &named(&name));
+                prop_assert!(matched && !excluded, "{name:?}");
+            }
+
+            #[test]
+            fn a_literal_regex_matches_the_whole_value_only(
+                literal in "[a-z./-]{1,8}",
+                prefix in "[a-z]{0,2}",
+                suffix in "[a-z]{0,2}",
+            ) {
+                let name = format!("{prefix}{literal}{suffix}");
+                let pattern = regex::escape(&literal);
+                prop_assert_eq!(holds(json!({"matchesRegex": [pattern]}), &named(&name)), name == literal);
+                prop_assert_eq!(holds(json!({"notMatchesRegex": [pattern]}), &named(&name)), name != literal);
+            }
+
+            #[test]
+            fn an_accepted_regex_is_a_regex_and_matches_only_what_it_matches(
+                pattern in "[ab()|.*?]{1,8}",
+                name in "[ab]{0,6}",
+            ) {
+                let Ok(rule) = rule(json!({"process.name": {"matchesRegex": [&pattern]}})) else {
+                    return Ok(());
+                };
+                let standalone = Regex::new(&pattern);
+                prop_assert!(standalone.is_ok(), "{pattern:?} accepted but is no regex");
+                if let Ok(re) = standalone && rule.matches_json(&named(&name)) {
+                    prop_assert!(re.is_match(&name), "{pattern:?} matched {name:?}");
+                }
+            }
+
+            #[test]
+            fn anchoring_covers_every_alternative(
+                first in "[a-z]{1,4}",
+                second in "[a-z]{1,4}",
+                prefix in "[a-z]{0,2}",
+                suffix in "[a-z]{0,2}",
+                pick_second in any::<bool>(),
+            ) {
+                let pattern = format!("{first}|{second}");
+                let chosen = if pick_second { &second } else { &first };
+                let name = format!("{prefix}{chosen}{suffix}");
+                let whole = name == first || name == second;
+                prop_assert_eq!(holds(json!({"matchesRegex": [pattern]}), &named(&name)), whole);
+            }
+        }
     }
 }

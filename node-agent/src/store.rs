@@ -1058,4 +1058,120 @@ mod tests {
             1000
         );
     }
+
+    mod properties {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+
+        use proptest::{collection::vec, prelude::*};
+
+        use super::*;
+
+        /// 2026-01-01T00:00:00Z.
+        const BASE: i64 = 1_767_225_600;
+
+        fn at_second(offset: i64) -> Time {
+            Time(Timestamp::from_second(BASE + offset).unwrap())
+        }
+
+        /// One event of the finding as the detector reports it.
+        #[derive(Debug, Clone)]
+        struct Occurrence {
+            /// Events it stands for (kernel-folded repeats included).
+            occurrences: u64,
+            /// The count on the detector's copy, which the store must not trust for repeats.
+            detector_count: u64,
+            first: i64,
+            span: i64,
+            archived_by: Option<&'static str>,
+            flush: bool,
+        }
+
+        fn occurrence() -> impl Strategy<Value = Occurrence> {
+            (
+                1u64..50,
+                1u64..1000,
+                0i64..100_000,
+                0i64..10_000,
+                prop_oneof![3 => Just(None), 1 => Just(Some("quiet")), 1 => Just(Some("other"))],
+                any::<bool>(),
+            )
+                .prop_map(
+                    |(occurrences, detector_count, first, span, archived_by, flush)| Occurrence {
+                        occurrences,
+                        detector_count,
+                        first,
+                        span,
+                        archived_by,
+                        flush,
+                    },
+                )
+        }
+
+        fn reported(id: &str, index: usize, e: &Occurrence) -> Finding {
+            let mut f = finding(
+                id,
+                "Execution:Runtime/NewBinaryExecuted",
+                5.0,
+                "2026-01-01T00:00:00Z",
+            );
+            f.event_first_seen = at_second(e.first);
+            f.event_last_seen = at_second(e.first + e.span);
+            f.created_at = f.event_first_seen.clone();
+            f.updated_at = f.event_last_seen.clone();
+            // A first occurrence carries its own count, as the detector builds it.
+            f.count = if index == 0 {
+                e.occurrences
+            } else {
+                e.detector_count
+            };
+            f.archived = e.archived_by.is_some();
+            f
+        }
+
+        static CASE: AtomicUsize = AtomicUsize::new(0);
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(48))]
+
+            #[test]
+            fn repeats_add_up_widen_the_seen_window_and_stay_archived(
+                events in vec(occurrence(), 1..12),
+                interleave in vec(occurrence(), 0..6),
+            ) {
+                let case = CASE.fetch_add(1, Ordering::Relaxed);
+                let path = temp_db(&format!("prop-{case}"));
+                let mut store = Store::open(&path, StoreLimits::default()).unwrap();
+                let mut archived_by: Option<&str> = None;
+                for (i, e) in events.iter().enumerate() {
+                    let up = store.upsert(&reported("prop", i, e), e.occurrences, e.archived_by).unwrap();
+                    prop_assert_eq!(up.inserted, i == 0);
+                    archived_by = archived_by.or(e.archived_by);
+                    // Sticky: archived once, archived from then on, by the first rule.
+                    prop_assert_eq!(up.stored.finding.archived, archived_by.is_some());
+                    prop_assert_eq!(up.stored.archived_by.as_deref(), archived_by);
+                    // Another finding in between changes nothing of this one.
+                    if let Some(other) = interleave.get(i) {
+                        store.upsert(&reported("other", i, other), other.occurrences, None).unwrap();
+                    }
+                    if e.flush {
+                        store.flush().unwrap();
+                    }
+                }
+                let count: u64 = events.iter().map(|e| e.occurrences).sum();
+                let first = events.iter().map(|e| e.first).min().unwrap();
+                let last = events.iter().map(|e| e.first + e.span).max().unwrap();
+                // As read back from the file, after a reopen.
+                drop(store);
+                let store = Store::open(&path, StoreLimits::default()).unwrap();
+                let stored = store.get("prop").unwrap().unwrap();
+                let _ = std::fs::remove_dir_all(path.parent().unwrap().parent().unwrap());
+                prop_assert_eq!(stored.finding.count, count);
+                prop_assert_eq!(&stored.finding.event_first_seen, &at_second(first));
+                prop_assert_eq!(&stored.finding.event_last_seen, &at_second(last));
+                prop_assert_eq!(&stored.finding.created_at, &at_second(events[0].first));
+                prop_assert_eq!(stored.finding.archived, archived_by.is_some());
+                prop_assert_eq!(stored.archived_by.as_deref(), archived_by);
+            }
+        }
+    }
 }
