@@ -1320,13 +1320,48 @@ fn programs_and_scripts_run_from_writable_directories() {
         })),
         memory(SeverityLabel::Medium)
     );
-    // A script run through its #! line: the interpreter runs, the path exec'd is the script.
+    // A script run through its #! line: the kernel runs the interpreter and puts the script
+    // after it in argv.
     assert_eq!(
         ran(exec_event("/usr/bin/bash", |e| {
             e.filename = "/var/tmp/run.sh".into();
-            e.argv = vec!["/var/tmp/run.sh".into()];
+            e.argv = vec!["/bin/bash".into(), "/var/tmp/run.sh".into()];
         })),
         writable(SeverityLabel::Low)
+    );
+    assert_eq!(
+        ran(exec_event("/usr/bin/python3.11", |e| {
+            e.filename = "/dev/shm/x".into();
+            e.argv = vec!["/usr/bin/env".into(), "python3".into(), "/dev/shm/x".into()];
+        })),
+        memory(SeverityLabel::Medium)
+    );
+    // A symbolic link exec'd from /tmp (a venv's interpreter) runs a system binary.
+    assert!(
+        ran(exec_event("/usr/bin/python3.11", |e| {
+            e.filename = "/tmp/venv/bin/python3".into();
+            e.argv = vec!["/tmp/venv/bin/python3".into(), "-c".into(), "pass".into()];
+        }))
+        .is_empty()
+    );
+    // A `#!/usr/bin/env bash` wrapper whose exec the pipeline saw only by its path: env's
+    // arguments are not a script operand.
+    assert!(
+        ran(exec_event("/root/.pyenv/shims/python3", |e| {
+            e.filename = "/root/.pyenv/shims/python3".into();
+            e.argv = [
+                "/usr/bin/env",
+                "bash",
+                "/root/.pyenv/shims/python3",
+                "-m",
+                "venv",
+                "venv",
+            ]
+            .map(String::from)
+            .to_vec();
+            e.cwd = Some(PathBuf::from("/tmp/work"));
+        }))
+        .is_empty()
     );
     // World-writable: Low on the host, Medium in a container.
     assert_eq!(

@@ -277,7 +277,17 @@ fn exec_from_writable_dir(
     let exec_path = normalize(&resolve_exe(&e.filename, e.cwd.as_deref()))
         .display()
         .to_string();
-    let name = program_name(path_basename(&e.exe));
+    // A `#!` script: the kernel ran the interpreter named on its first line and put the path
+    // exec'd after it in argv (`[interpreter, (argument,) script, ...]`). A symbolic link exec'd
+    // (a venv's `bin/python3`) is not a script.
+    let shebang = e.argv.iter().skip(1).take(2).any(|a| *a == e.filename);
+    // The program whose arguments say which script it runs: argv[0] as the kernel recorded it
+    // (for a `#!` script, the interpreter of its first line). `exec -a` can hide it.
+    let name = e
+        .argv
+        .first()
+        .map(|a| program_name(super::basename(a).trim_start_matches('-')))
+        .unwrap_or_default();
     let interpreter = listed(&b.shells, &name) || listed(&b.interpreters, &name);
     let script = interpreter
         .then(|| script_operand(b, &name, &e.argv))
@@ -296,7 +306,7 @@ fn exec_from_writable_dir(
     let (file, what, (dir, memory)) = placed(b, &exe)
         .map(|at| (exe.clone(), "binary", at))
         .or_else(|| {
-            (exec_path != exe)
+            (shebang && exec_path != exe)
                 .then(|| placed(b, &exec_path).map(|at| (exec_path.clone(), "script", at)))
                 .flatten()
         })
