@@ -48,7 +48,9 @@ pub enum SchemaError {
 }
 
 /// Check `value` against an OpenAPI v3 / JSON Schema subset: `type`, `properties`, `required`,
-/// `additionalProperties`, `items`, `enum`, `minimum`, `maximum`, `nullable`, `format: date-time`
+/// `additionalProperties`, `items`, `enum`, `minimum`, `maximum`, `minLength`, `maxLength`,
+/// `pattern`, `minItems`, `maxItems`, `minProperties`, `maxProperties`, `nullable`,
+/// `format: date-time`
 /// and the Kubernetes extensions `x-kubernetes-int-or-string` and
 /// `x-kubernetes-preserve-unknown-fields`. Unknown fields are errors: the apiserver would silently
 /// prune them, which hides typos in examples.
@@ -102,6 +104,7 @@ pub fn check_structure(schema: &Value, value: &Value, path: &str, problems: &mut
             problems.push(format!("{path}: {n} is above the maximum {max}"));
         }
     }
+    check_sizes(schema, value, path, problems);
     if schema.get("format").and_then(Value::as_str) == Some("date-time")
         && let Some(s) = value.as_str()
         && s.parse::<k8s_openapi::jiff::Timestamp>().is_err()
@@ -153,6 +156,44 @@ pub fn check_structure(schema: &Value, value: &Value, path: &str, problems: &mut
             }
         }
         _ => {}
+    }
+}
+
+/// The size and shape keywords the apiserver enforces: `minLength`/`maxLength` (counted in
+/// characters, as the apiserver counts them), `pattern`, `minItems`/`maxItems` and
+/// `minProperties`/`maxProperties`.
+fn check_sizes(schema: &Value, value: &Value, path: &str, problems: &mut Vec<String>) {
+    let bound = |key: &str| schema.get(key).and_then(Value::as_u64);
+    let mut check = |len: usize, keyword: &str, noun: &str| {
+        let len = len as u64;
+        if let Some(min) = bound(&format!("min{keyword}"))
+            && len < min
+        {
+            problems.push(format!(
+                "{path}: {len} {noun}, fewer than the minimum {min}"
+            ));
+        }
+        if let Some(max) = bound(&format!("max{keyword}"))
+            && len > max
+        {
+            problems.push(format!("{path}: {len} {noun}, more than the maximum {max}"));
+        }
+    };
+    match value {
+        Value::String(s) => check(s.chars().count(), "Length", "characters"),
+        Value::Array(items) => check(items.len(), "Items", "items"),
+        Value::Object(map) => check(map.len(), "Properties", "properties"),
+        _ => {}
+    }
+    if let (Some(pattern), Some(s)) = (
+        schema.get("pattern").and_then(Value::as_str),
+        value.as_str(),
+    ) {
+        match regex::Regex::new(pattern) {
+            Ok(re) if re.is_match(s) => {}
+            Ok(_) => problems.push(format!("{path}: {s:?} should match '{pattern}'")),
+            Err(e) => problems.push(format!("{path}: the schema's pattern {pattern:?}: {e}")),
+        }
     }
 }
 
@@ -280,7 +321,10 @@ mod tests {
             "a": {"type": "integer", "minimum": 1},
             "b": {"type": "string", "enum": ["x", "y"]},
             "c": {"type": "array", "items": {"type": "boolean"}},
-            "m": {"type": "object", "additionalProperties": {"type": "string"}}
+            "m": {"type": "object", "additionalProperties": {"type": "string"}, "maxProperties": 1},
+            "s": {"type": "string", "maxLength": 3, "pattern": "^[a-z]+$"},
+            "u": {"type": "string", "maxLength": 3},
+            "l": {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": 2}
         }});
         let table = [
             (json!({"a": 1}), None),
@@ -295,6 +339,29 @@ mod tests {
             (
                 json!({"a": 1, "m": {"k": 2}}),
                 Some(".m.k: expected string"),
+            ),
+            (json!({"a": 1, "s": "abc", "l": ["x", "y"]}), None),
+            // Characters, not bytes: three two-byte letters fit a maxLength of 3.
+            (json!({"a": 1, "u": "\u{e9}\u{e9}\u{e9}"}), None),
+            (
+                json!({"a": 1, "s": "abcd"}),
+                Some(".s: 4 characters, more than the maximum 3"),
+            ),
+            (
+                json!({"a": 1, "s": "AB"}),
+                Some(".s: \"AB\" should match '^[a-z]+$'"),
+            ),
+            (
+                json!({"a": 1, "l": ["x", "y", "z"]}),
+                Some(".l: 3 items, more than the maximum 2"),
+            ),
+            (
+                json!({"a": 1, "l": []}),
+                Some(".l: 0 items, fewer than the minimum 1"),
+            ),
+            (
+                json!({"a": 1, "m": {"k": "v", "j": "w"}}),
+                Some(".m: 2 properties, more than the maximum 1"),
             ),
         ];
         for (value, want) in table {

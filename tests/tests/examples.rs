@@ -149,7 +149,11 @@ fn broken_examples_are_rejected_with_the_schema_message() {
 
     let mut p = example("policies/all-linux-nodes.yaml");
     p["spec"]["findings"]["enabledTypes"] = json!(["NewBinaryExecuted"]);
-    cases.push(("bad finding type", p, "finding types look like"));
+    cases.push((
+        "bad finding type",
+        p,
+        ".spec.findings.enabledTypes[0]: \"NewBinaryExecuted\" should match",
+    ));
 
     let mut p = example("policies/all-linux-nodes.yaml");
     p["spec"]["agentManagment"] = json!("Manual");
@@ -172,7 +176,7 @@ fn broken_examples_are_rejected_with_the_schema_message() {
     cases.push((
         "timeout",
         p,
-        "heartbeatTimeoutSeconds must be between 10 and 3600",
+        ".spec.coverage.heartbeatTimeoutSeconds: 5 is below the minimum 10",
     ));
 
     let mut f = example("findings/sample-finding.yaml");
@@ -181,7 +185,11 @@ fn broken_examples_are_rejected_with_the_schema_message() {
 
     let mut r = example("suppression-rules/package-managers-in-ci.yaml");
     r["spec"]["criteria"]["criterion"] = json!({});
-    cases.push(("empty criteria", r, "criteria need at least one attribute"));
+    cases.push((
+        "empty criteria",
+        r,
+        ".spec.criteria.criterion: 0 properties, fewer than the minimum 1",
+    ));
 
     let mut r = example("suppression-rules/package-managers-in-ci.yaml");
     r["spec"]["criteria"]["criterion"]["type"] = json!({});
