@@ -2,7 +2,7 @@
 # Installs everything Vigil needs to build and test on a fresh Debian machine.
 # Idempotent: a second run checks what is there and returns in seconds.
 #
-#   scripts/bootstrap.sh          # toolchains + bpf-linker
+#   scripts/bootstrap.sh          # toolchains + bpf-linker + cargo-fuzz
 #   source scripts/env.sh         # puts the tools on PATH for this shell
 set -euo pipefail
 
@@ -19,6 +19,8 @@ log() { printf 'bootstrap: %s\n' "$*" >&2; }
 need_pkgs=()
 command -v ip >/dev/null 2>&1 || need_pkgs+=(iproute2)
 command -v cc >/dev/null 2>&1 || need_pkgs+=(gcc)
+# libfuzzer-sys compiles libFuzzer (C++) for the fuzz targets (scripts/fuzz.sh).
+command -v c++ >/dev/null 2>&1 || need_pkgs+=(g++)
 command -v strip >/dev/null 2>&1 || need_pkgs+=(binutils)
 command -v python3 >/dev/null 2>&1 || need_pkgs+=(python3)
 [ -f /etc/ssl/certs/ca-certificates.crt ] || need_pkgs+=(ca-certificates)
@@ -80,4 +82,10 @@ if [ ! -x "$VIGIL_TOOLS/bin/bpf-linker" ] || ! "$VIGIL_TOOLS/bin/bpf-linker" --v
     --no-default-features --features llvm-22 --root "$VIGIL_TOOLS"
 fi
 
-log "ready: $(rustc --version), $VIGIL_BPF_TOOLCHAIN, $("$VIGIL_TOOLS/bin/bpf-linker" --version)"
+# 5. cargo-fuzz for scripts/fuzz.sh (it builds the targets on the pinned nightly).
+if ! "$VIGIL_TOOLS/bin/cargo-fuzz" --version 2>/dev/null | grep -q "$VIGIL_CARGO_FUZZ_VERSION"; then
+  log "installing cargo-fuzz $VIGIL_CARGO_FUZZ_VERSION"
+  cargo install --locked "cargo-fuzz@$VIGIL_CARGO_FUZZ_VERSION" --root "$VIGIL_TOOLS"
+fi
+
+log "ready: $(rustc --version), $VIGIL_BPF_TOOLCHAIN, $("$VIGIL_TOOLS/bin/bpf-linker" --version), $("$VIGIL_TOOLS/bin/cargo-fuzz" --version)"

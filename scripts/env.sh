@@ -1,6 +1,7 @@
 # Sourced by the other scripts: where Vigil's build tools live and which versions are pinned.
 export VIGIL_BPF_TOOLCHAIN="${VIGIL_BPF_TOOLCHAIN:-nightly-2026-05-20}"
 export VIGIL_BPF_LINKER_VERSION="${VIGIL_BPF_LINKER_VERSION:-0.13.0}"
+export VIGIL_CARGO_FUZZ_VERSION="${VIGIL_CARGO_FUZZ_VERSION:-0.13.2}"
 export VIGIL_TOOLS="${VIGIL_TOOLS:-$HOME/.local/share/vigil-tools}"
 case ":$PATH:" in
   *":$VIGIL_TOOLS/bin:"*) ;;

@@ -377,7 +377,14 @@ fn read_raw(path: &Path) -> Result<Vec<u8>, IntelError> {
 }
 
 fn gunzip(bytes: &[u8], origin: &Origin) -> Result<Vec<u8>, IntelError> {
-    read_bounded(GzDecoder::new(bytes), origin, true, MAX_LIST_BYTES)
+    gunzip_bounded(bytes, origin, MAX_LIST_BYTES)
+}
+
+/// Decompresses a gzip list as the loader does, refusing it with [`IntelError::TooLarge`] once it
+/// unpacks to more than `limit` bytes (the loader's limit is [`MAX_LIST_BYTES`]); never holds more
+/// than one byte over `limit`. Public for the fuzz targets, which use a small limit.
+pub fn gunzip_bounded(bytes: &[u8], origin: &Origin, limit: u64) -> Result<Vec<u8>, IntelError> {
+    read_bounded(GzDecoder::new(bytes), origin, true, limit)
 }
 
 /// Reads `reader` to its end, failing once it yields more than `limit` bytes (without ever

@@ -823,7 +823,7 @@ fn dga_needs_several_nxdomain_names_from_one_process() {
     d.process(
         &Event::Exit(ExitInfo {
             time: "2026-11-27T10:00:00Z".into(),
-            process: process(93, 1000, 1000, "resolver"),
+            process: process(93, 1000, 1000, "client"),
             exit_status: Some(0),
             signal: None,
         }),
