@@ -9,7 +9,10 @@ use vigil_crds::{
     policy::{AgentManagement, CoverageStatus, RuntimeMonitoringPolicySpec},
 };
 
-use crate::facts::{AgentPodFacts, NodeFacts};
+use crate::{
+    facts::{AgentPodFacts, NodeFacts},
+    leader::MAX_CLOCK_SKEW_SECONDS,
+};
 
 /// Waiting reasons that mean the image cannot be pulled.
 const IMAGE_PULL_REASONS: &[&str] = &[
@@ -78,10 +81,12 @@ pub fn assess(
     heartbeats: &[Heartbeat],
     now: Timestamp,
 ) -> Assessment {
-    // The newest Lease of each node (there is one per node unless a name was hashed).
+    // The newest Lease of each node (there is one per node unless a name was hashed). A renewal
+    // stamped in the future never outranks a believable one: whoever can write a Lease could
+    // otherwise hide the node's real heartbeat behind a forged one.
     let mut latest: HashMap<&str, &Heartbeat> = HashMap::with_capacity(heartbeats.len());
     for h in heartbeats {
-        let renew = |h: &Heartbeat| h.renew_time.as_ref().map(|t| t.0);
+        let renew = |h: &Heartbeat| (!from_the_future(h, now), h.renew_time.as_ref().map(|t| t.0));
         latest
             .entry(h.node.as_str())
             .and_modify(|old| {
@@ -105,7 +110,7 @@ pub fn assess(
         let heartbeat = latest.get(node.name.as_str()).copied();
         let fresh = heartbeat.filter(|h| is_fresh(h, spec.coverage.heartbeat_timeout_seconds, now));
         let pod = pod_on.get(node.name.as_str()).copied();
-        let issue = node_issue(spec, node, pod, heartbeat, fresh);
+        let issue = node_issue(spec, node, pod, heartbeat, fresh, now);
         let t = &mut out.totals;
         t.compatible += 1;
         if fresh.is_some() {
@@ -131,11 +136,21 @@ pub fn assess(
     out
 }
 
+/// A heartbeat renewed within the timeout, and not after `now` beyond the clock skew allowed
+/// between nodes: a Lease renewed "a year from now" keeps no node covered.
 fn is_fresh(h: &Heartbeat, timeout_seconds: u32, now: Timestamp) -> bool {
-    h.renew_time.as_ref().is_some_and(|t| {
-        let age = now.as_second() - t.0.as_second();
-        age <= i64::from(timeout_seconds)
-    })
+    !from_the_future(h, now)
+        && h.renew_time.as_ref().is_some_and(|t| {
+            let age = now.as_second().saturating_sub(t.0.as_second());
+            age <= i64::from(timeout_seconds)
+        })
+}
+
+/// Whether the Lease claims a renewal later than `now` plus the clock skew allowed.
+fn from_the_future(h: &Heartbeat, now: Timestamp) -> bool {
+    h.renew_time
+        .as_ref()
+        .is_some_and(|t| t.0.as_second() > now.as_second().saturating_add(MAX_CLOCK_SKEW_SECONDS))
 }
 
 /// The most fundamental issue of one node, `None` when healthy.
@@ -145,6 +160,7 @@ fn node_issue(
     pod: Option<&AgentPodFacts>,
     heartbeat: Option<&Heartbeat>,
     fresh: Option<&Heartbeat>,
+    now: Timestamp,
 ) -> Option<CoverageIssue> {
     if let Some(detail) = &node.not_ready {
         return Some(CoverageIssue::NodeNotReady {
@@ -240,6 +256,11 @@ fn node_issue(
         }
     }
     let detail = match heartbeat.and_then(|h| h.renew_time.as_ref()) {
+        Some(t) if heartbeat.is_some_and(|h| from_the_future(h, now)) => format!(
+            "the agent Lease claims a heartbeat at {}, in the future: ignored (a forged Lease, or a \
+             node clock more than {MAX_CLOCK_SKEW_SECONDS} s ahead)",
+            t.0
+        ),
         Some(t) => format!("last heartbeat at {}", t.0),
         None => "agent has never reported".to_owned(),
     };
@@ -607,5 +628,54 @@ mod tests {
             a.nodes[0].issue.as_ref().map(CoverageIssue::issue_type),
             Some("KernelUnsupported")
         );
+    }
+
+    #[test]
+    fn a_heartbeat_from_the_future_covers_nothing() {
+        let at = Timestamp::from_second(NOW).unwrap();
+        // A year ahead, with no agent pod: not covered, and the issue says why.
+        let forged = hb("n", -365 * 24 * 3600, health());
+        let a = assess(
+            &spec(AgentManagement::Manual),
+            &[node("n")],
+            &[],
+            &[forged.clone()],
+            at,
+        );
+        assert!(!a.nodes[0].covered);
+        match &a.nodes[0].issue {
+            Some(CoverageIssue::AgentNotReporting { detail }) => {
+                assert!(detail.contains("in the future"), "{detail}")
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!((a.totals.covered, a.totals.healthy), (0, 0));
+        // Nor does it hide the node's real, believable heartbeat.
+        let a = assess(
+            &spec(AgentManagement::Manual),
+            &[node("n")],
+            &[],
+            &[forged, hb("n", 5, health())],
+            at,
+        );
+        assert!(a.nodes[0].covered);
+        assert_eq!(a.nodes[0].issue, None);
+        // Clock skew within the allowance still counts.
+        let a = assess(
+            &spec(AgentManagement::Manual),
+            &[node("n")],
+            &[],
+            &[hb("n", -MAX_CLOCK_SKEW_SECONDS, health())],
+            at,
+        );
+        assert!(a.nodes[0].covered);
+        let a = assess(
+            &spec(AgentManagement::Manual),
+            &[node("n")],
+            &[],
+            &[hb("n", -MAX_CLOCK_SKEW_SECONDS - 1, health())],
+            at,
+        );
+        assert!(!a.nodes[0].covered);
     }
 }

@@ -11,6 +11,7 @@ pub mod backoff;
 pub mod coverage;
 pub mod facts;
 pub mod http;
+pub mod image_policy;
 pub mod leader;
 pub mod metrics;
 pub mod node_coverage;
@@ -68,6 +69,9 @@ pub enum Error {
     /// The policy cannot be rendered.
     #[error(transparent)]
     Render(#[from] render::RenderError),
+    /// The policy names an agent image the operator does not allow.
+    #[error(transparent)]
+    ImageNotAllowed(#[from] image_policy::ImageNotAllowed),
     /// A status or finding did not serialise.
     #[error("serialising {what}")]
     Serialize {
@@ -94,6 +98,7 @@ impl Error {
                 _ => "kube".to_owned(),
             },
             Self::Render(_) => "render".to_owned(),
+            Self::ImageNotAllowed(_) => "image_not_allowed".to_owned(),
             Self::Serialize { .. } => "serialize".to_owned(),
             Self::Finalizer(inner) => match inner.as_ref() {
                 kube::runtime::finalizer::Error::ApplyFailed(e)
@@ -126,6 +131,7 @@ impl Error {
                 Rejection::api(reason, status, &format!("{verb} {kind} {name}"))
             }
             Self::Render(_) => Some(Rejection::new("RenderFailed", "render", self)),
+            Self::ImageNotAllowed(_) => Some(Rejection::new("ImageNotAllowed", "image", self)),
             Self::Serialize { .. } => {
                 Some(Rejection::new("SerializationFailed", "serialize", self))
             }
@@ -324,6 +330,8 @@ pub struct Context {
     pub coverage_log: Mutex<WriteLog>,
     /// What was last done to each policy's agent objects (by policy name); empty at start.
     pub agent_objects: Mutex<HashMap<String, agent_objects::Done>>,
+    /// The agent images policies may run.
+    pub agent_images: image_policy::ImageAllowList,
 }
 
 impl Context {

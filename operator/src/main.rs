@@ -32,6 +32,7 @@ use vigil_crds::{
 };
 use vigil_operator::{
     Context, Metrics, Stores, facts, http,
+    image_policy::{self, ImageAllowList},
     leader::Elector,
     policy_controller,
     render::{AGENT_APP, FIELD_MANAGER},
@@ -93,6 +94,17 @@ struct Args {
     /// Validity of the leader Lease, in seconds.
     #[arg(long, default_value_t = 15)]
     lease_duration_seconds: i32,
+    /// Agent images policies may run: a whole reference, a repository (any tag or digest of
+    /// it), a registry path ending in `/`, or `*` for any. Repeat the flag, or separate with
+    /// commas. A policy naming another image is refused (condition Degraded, reason
+    /// ImageNotAllowed) and nothing is rolled out for it.
+    #[arg(
+        long = "allowed-agent-image",
+        env = "VIGIL_ALLOWED_AGENT_IMAGES",
+        value_delimiter = ',',
+        default_value = image_policy::DEFAULT_AGENT_REPOSITORY
+    )]
+    allowed_agent_images: Vec<String>,
 }
 
 fn init_logging(format: LogFormat) {
@@ -231,6 +243,9 @@ fn policy_triggers(
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     init_logging(args.log_format);
+    let agent_images = ImageAllowList::new(args.allowed_agent_images.iter().cloned())
+        .context("--allowed-agent-image")?;
+    info!(allowed = %agent_images, "agent images policies may run");
     let client = Client::try_default()
         .await
         .context("no Kubernetes configuration (in-cluster or KUBECONFIG)")?;
@@ -362,6 +377,7 @@ async fn main() -> anyhow::Result<()> {
         failures: Default::default(),
         coverage_log: Default::default(),
         agent_objects: Default::default(),
+        agent_images,
     });
 
     let policies = policy_ctrl

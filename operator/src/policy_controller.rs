@@ -155,6 +155,8 @@ async fn apply_agent(
     excluded: &[String],
     now: Timestamp,
 ) -> Result<Rollout, Error> {
+    // Refused before anything is rendered: the image runs with node-level rights.
+    ctx.agent_images.check(&policy.spec.agent.image)?;
     let objs = render(policy, &ctx.namespace, excluded)?;
     let name = policy.name_any();
     let digest = agent_objects::digest(&objs).map_err(|source| Error::Serialize {

@@ -367,6 +367,10 @@ fn harness() -> (Harness, ApiServerVerifier) {
         failures: Default::default(),
         coverage_log: Default::default(),
         agent_objects: Default::default(),
+        agent_images: vigil_operator::image_policy::ImageAllowList::new([
+            vigil_operator::image_policy::DEFAULT_AGENT_REPOSITORY,
+        ])
+        .unwrap(),
     });
     (
         Harness {
@@ -942,6 +946,42 @@ async fn forbidden_apply_is_reported_counted_by_kind_and_retried_slowly() {
     assert!(text.contains(r#"vigil_operator_reconcile_failures_total{controller="policy",error="api_forbidden"} 1"#), "{text}");
 }
 
+/// Whoever can create a policy chooses its agent image, which runs with node-level rights: an
+/// image outside the operator's allow-list is refused before anything is applied.
+#[tokio::test]
+async fn an_agent_image_outside_the_allow_list_is_refused_before_anything_is_applied() {
+    let (mut h, mut api) = harness();
+    let p = policy(
+        "all-linux",
+        json!({"agent": {"image": "ghcr.io/vigil-dev/vigil-agent-evil:0.1.0"}}),
+        T0 - 100,
+    );
+    h.remember(&p);
+    let task = h.reconcile_policy(&p).await;
+    let ev = api.expect_event("ImageNotAllowed").await;
+    assert_eq!(ev["type"], "Warning");
+    let status = api.expect_policy_status(&p).await;
+    let degraded = condition(&status, "Degraded");
+    assert_eq!(
+        (degraded["status"].as_str(), degraded["reason"].as_str()),
+        (Some("True"), Some("ImageNotAllowed"))
+    );
+    let message = degraded["message"].as_str().unwrap();
+    assert!(
+        message.contains("\"ghcr.io/vigil-dev/vigil-agent-evil:0.1.0\" is not allowed")
+            && message.contains("ghcr.io/vigil-dev/vigil-agent"),
+        "{message}"
+    );
+    let err = done(task).await.unwrap_err();
+    assert_eq!(err.metric_label(), "image_not_allowed");
+    assert_eq!(
+        policy_error_policy(&h, &p, &err),
+        Action::requeue(Duration::from_secs(300))
+    );
+    // No ServiceAccount, role, ConfigMap or DaemonSet was written.
+    api.assert_idle();
+}
+
 /// A status the API server rejects (422 Invalid) used to be retried about 100 times a second.
 /// Now: one Warning Event, one `Degraded` condition in the last accepted status, one warning in
 /// the log, five minutes between tries whatever wakes the controller, and a clean slate after the
@@ -1513,6 +1553,10 @@ async fn nothing_happens_before_the_caches_are_synced() {
         failures: Default::default(),
         coverage_log: Default::default(),
         agent_objects: Default::default(),
+        agent_images: vigil_operator::image_policy::ImageAllowList::new([
+            vigil_operator::image_policy::DEFAULT_AGENT_REPOSITORY,
+        ])
+        .unwrap(),
     });
     let p = policy("all-linux", json!({}), T0);
     let action = policy_controller::reconcile(Arc::new(DeserializeGuard(Ok(p))), ctx.clone())

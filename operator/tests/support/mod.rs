@@ -441,6 +441,10 @@ impl Cluster {
             failures: Default::default(),
             coverage_log: Default::default(),
             agent_objects: Default::default(),
+            agent_images: vigil_operator::image_policy::ImageAllowList::new([
+                vigil_operator::image_policy::DEFAULT_AGENT_REPOSITORY,
+            ])
+            .unwrap(),
         });
         let mut policy =
             RuntimeMonitoringPolicy::new(POLICY, serde_json::from_value(json!({})).unwrap());
