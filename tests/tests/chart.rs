@@ -132,7 +132,9 @@ fn templates_render_to_well_formed_objects() {
             "Role",
             "RoleBinding",
             "Service",
-            "ServiceAccount"
+            "ServiceAccount",
+            "ValidatingAdmissionPolicy",
+            "ValidatingAdmissionPolicyBinding"
         ])
     );
     for (file, o) in &objs {
@@ -142,7 +144,12 @@ fn templates_render_to_well_formed_objects() {
         );
         let cluster_scoped = matches!(
             o["kind"].as_str(),
-            Some("ClusterRole" | "ClusterRoleBinding")
+            Some(
+                "ClusterRole"
+                    | "ClusterRoleBinding"
+                    | "ValidatingAdmissionPolicy"
+                    | "ValidatingAdmissionPolicyBinding"
+            )
         );
         assert_eq!(
             o["metadata"]["namespace"].as_str().is_none(),
@@ -207,6 +214,13 @@ fn leader_election_and_options_reach_the_deployment() {
     );
     assert_eq!(pod["priorityClassName"], "system-cluster-critical");
     assert_eq!(pod["tolerations"][0]["key"], "dedicated");
+    // The agent image allow-list reaches the operator as the variable its flag reads.
+    let env = pod["containers"][0]["env"].as_array().unwrap();
+    let allowed = env
+        .iter()
+        .find(|e| e["name"] == "VIGIL_ALLOWED_AGENT_IMAGES")
+        .expect("VIGIL_ALLOWED_AGENT_IMAGES");
+    assert_eq!(allowed["value"], "ghcr.io/vigil-dev/vigil-agent");
 }
 
 #[test]
