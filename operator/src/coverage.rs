@@ -639,7 +639,7 @@ mod tests {
             &spec(AgentManagement::Manual),
             &[node("n")],
             &[],
-            &[forged.clone()],
+            std::slice::from_ref(&forged),
             at,
         );
         assert!(!a.nodes[0].covered);
