@@ -1,4 +1,5 @@
-//! `/metrics` (Prometheus text) and `/healthz`.
+//! `/metrics` (Prometheus text), `/healthz` (whether this replica does its work, see
+//! [`crate::health`]) and `/livez` (the process answers).
 
 use std::sync::Arc;
 
@@ -10,17 +11,36 @@ use axum::{
     routing::get,
 };
 
-use crate::Metrics;
+use k8s_openapi::jiff::Timestamp;
 
-/// The HTTP routes.
-pub fn router(metrics: Arc<Metrics>) -> Router {
-    Router::new()
-        .route("/metrics", get(metrics_handler))
-        .route("/healthz", get(|| async { "ok" }))
-        .with_state(metrics)
+use crate::{Metrics, health::Health};
+
+#[derive(Clone)]
+struct Shared {
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
 }
 
-async fn metrics_handler(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
+/// The HTTP routes.
+pub fn router(metrics: Arc<Metrics>, health: Arc<Health>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics_handler))
+        .route("/healthz", get(healthz))
+        .route("/livez", get(|| async { "ok" }))
+        .with_state(Shared { metrics, health })
+}
+
+async fn healthz(State(shared): State<Shared>) -> impl IntoResponse {
+    let report = shared.health.report(Timestamp::now());
+    let status = if report.ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, report.text)
+}
+
+async fn metrics_handler(State(Shared { metrics, .. }): State<Shared>) -> impl IntoResponse {
     match metrics.render() {
         Ok(text) => (
             StatusCode::OK,
@@ -57,12 +77,24 @@ mod tests {
     #[tokio::test]
     async fn healthz_and_metrics_answer() {
         let metrics = Arc::new(Metrics::default());
+        let health = Arc::new(Health::default());
         metrics.failure("suppression", "api_forbidden");
+        let app = || router(metrics.clone(), health.clone());
         assert_eq!(
-            get(router(metrics.clone()), "/healthz").await,
+            get(app(), "/healthz").await,
+            (StatusCode::SERVICE_UNAVAILABLE, "starting".to_owned())
+        );
+        assert_eq!(
+            get(app(), "/livez").await,
             (StatusCode::OK, "ok".to_owned())
         );
-        let (status, text) = get(router(metrics), "/metrics").await;
+        health.set_phase(crate::health::Phase::Running);
+        health.set_caches_ready(|| true);
+        assert_eq!(
+            get(app(), "/healthz").await,
+            (StatusCode::OK, "ok".to_owned())
+        );
+        let (status, text) = get(app(), "/metrics").await;
         assert_eq!(status, StatusCode::OK);
         assert!(text.contains("vigil_operator_reconcile_failures_total{controller=\"suppression\",error=\"api_forbidden\"} 1"), "{text}");
         assert!(text.ends_with("# EOF\n"));

@@ -31,7 +31,9 @@ use vigil_crds::{
     lease::{COMPONENT_LABEL, HEARTBEAT_COMPONENT},
 };
 use vigil_operator::{
-    Context, Metrics, Stores, facts, http,
+    Context, Metrics, Stores, facts,
+    health::{Health, Phase},
+    http,
     image_policy::{self, ImageAllowList},
     leader::Elector,
     policy_controller,
@@ -122,6 +124,7 @@ fn trigger<K>(
     api: Api<K>,
     config: watcher::Config,
     writer: reflector::store::Writer<K>,
+    health: Watch,
 ) -> impl futures::Stream<Item = ()> + Send
 where
     K: kube::Resource<DynamicType = ()>
@@ -135,11 +138,42 @@ where
     reflector(writer, watcher(api, config))
         .default_backoff()
         .touched_objects()
-        .filter_map(|r| async move {
-            r.map_err(|error| warn!(%error, "watch failed, retrying"))
-                .ok()
-                .map(|_| ())
+        .filter_map(move |r| {
+            let seen = health.saw(r.as_ref().map(|_| ()));
+            async move { seen.then_some(()) }
         })
+}
+
+/// One watch's line to [`Health`]: a success clears its failure, a failure is logged and
+/// recorded with its time.
+#[derive(Clone)]
+struct Watch {
+    health: Arc<Health>,
+    name: &'static str,
+}
+
+impl Watch {
+    fn new(health: &Arc<Health>, name: &'static str) -> Self {
+        Self {
+            health: health.clone(),
+            name,
+        }
+    }
+
+    /// Records `result`; true when it was a success.
+    fn saw<E: std::fmt::Display>(&self, result: Result<(), &E>) -> bool {
+        match result {
+            Ok(()) => {
+                self.health.watch_ok(self.name);
+                true
+            }
+            Err(error) => {
+                warn!(watch = self.name, %error, "watch failed, retrying");
+                self.health.watch_failed(self.name, error, Timestamp::now());
+                false
+            }
+        }
+    }
 }
 
 /// Writers of the caches that also wake the policy controller.
@@ -154,6 +188,7 @@ struct Watched {
 fn subjects<K>(
     events: impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
     read: impl Fn(&K) -> Option<(String, triggers::Seen)> + Send + 'static,
+    health: Watch,
 ) -> impl Stream<Item = String> + Send + 'static
 where
     K: Send + 'static,
@@ -161,9 +196,12 @@ where
     let mut filter = triggers::ChangeFilter::default();
     events
         .map(move |event| match event {
-            Ok(event) => filter.on_event(&event, &read),
+            Ok(event) => {
+                health.saw::<watcher::Error>(Ok(()));
+                filter.on_event(&event, &read)
+            }
             Err(error) => {
-                warn!(%error, "watch failed, retrying");
+                health.saw(Err(&error));
                 Vec::new()
             }
         })
@@ -179,6 +217,7 @@ fn policy_triggers(
     ns: &str,
     stores: Stores,
     watched: Watched,
+    health: &Arc<Health>,
 ) -> impl Stream<Item = ObjectRef<DeserializeGuard<RuntimeMonitoringPolicy>>> + Send + 'static {
     let node_changes = subjects(
         reflector(
@@ -188,6 +227,7 @@ fn policy_triggers(
         )
         .default_backoff(),
         triggers::node_seen,
+        Watch::new(health, "nodes"),
     );
     let lease_stores = stores.clone();
     let lease_changes = subjects(
@@ -206,6 +246,7 @@ fn policy_triggers(
                 triggers::max_dropped_percent(&lease_stores, policy)
             })
         },
+        Watch::new(health, "heartbeat leases"),
     );
     let pod_changes = subjects(
         reflector(
@@ -218,6 +259,7 @@ fn policy_triggers(
         )
         .default_backoff(),
         triggers::pod_seen,
+        Watch::new(health, "agent pods"),
     );
     let daemon_set_changes = subjects(
         reflector(
@@ -231,6 +273,7 @@ fn policy_triggers(
         )
         .default_backoff(),
         triggers::daemon_set_seen,
+        Watch::new(health, "agent daemonsets"),
     );
     // Nodes and Leases name a node; the policies concerned are looked up when the change comes.
     let by_node = stream::select(node_changes, lease_changes)
@@ -254,13 +297,14 @@ async fn main() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(args.http_addr)
         .await
         .with_context(|| format!("binding {}", args.http_addr))?;
-    let router = http::router(metrics.clone());
+    let health = Arc::new(Health::default());
+    let router = http::router(metrics.clone(), health.clone());
     tokio::spawn(async move {
         if let Err(error) = axum::serve(listener, router).await {
             error!(%error, "http server stopped");
         }
     });
-    info!(addr = %args.http_addr, "serving /metrics and /healthz");
+    info!(addr = %args.http_addr, "serving /metrics, /healthz and /livez");
 
     let elector = args.leader_election.then(|| {
         Elector::new(
@@ -272,6 +316,7 @@ async fn main() -> anyhow::Result<()> {
         )
     });
     if let Some(e) = &elector {
+        health.set_phase(Phase::Standby);
         info!(lease = %args.leader_lease, identity = %args.identity, "waiting for leadership");
         e.acquire(Duration::from_secs(2))
             .await
@@ -290,6 +335,7 @@ async fn main() -> anyhow::Result<()> {
         Api::<DeserializeGuard<RuntimeFinding>>::all(client.clone()),
         watcher::Config::default(),
         findings_w,
+        Watch::new(&health, "runtimefindings"),
     );
     // The NodeCoverage cache only informs reconciles; the operator's own writes wake nothing.
     let coverage_cache = reflector(
@@ -305,9 +351,11 @@ async fn main() -> anyhow::Result<()> {
         }),
     )
     .default_backoff()
-    .for_each(|r| async move {
-        if let Err(error) = r {
-            warn!(%error, "NodeCoverage watch failed, retrying");
+    .for_each({
+        let watch = Watch::new(&health, "nodecoverages");
+        move |r| {
+            watch.saw(r.as_ref().map(|_| ()));
+            async {}
         }
     });
     tokio::spawn(coverage_cache);
@@ -342,6 +390,10 @@ async fn main() -> anyhow::Result<()> {
         node_coverage,
         daemon_sets,
     };
+    health.set_caches_ready({
+        let stores = stores.clone();
+        move || stores.ready()
+    });
     let policy_ctrl = policy_ctrl
         .reconcile_on(policy_triggers(
             &client,
@@ -353,6 +405,7 @@ async fn main() -> anyhow::Result<()> {
                 leases: leases_w,
                 daemon_sets: daemon_sets_w,
             },
+            &health,
         ))
         .graceful_shutdown_on(stopped());
     let rule_ctrl = Controller::new(
@@ -404,10 +457,16 @@ async fn main() -> anyhow::Result<()> {
             info!("grace period over, stopping");
         }
     };
+    health.set_phase(Phase::Running);
     let controllers = futures::future::select(
         Box::pin(futures::future::join(policies, rules)),
         Box::pin(stop_after_grace),
     );
+    let stopped_health = health.clone();
+    let controllers = async move {
+        controllers.await;
+        stopped_health.set_phase(Phase::Stopped);
+    };
     match &elector {
         None => {
             controllers.await;
