@@ -20,5 +20,6 @@ pub mod pipeline;
 pub mod proctable;
 pub mod sensitive;
 pub mod sensor;
+pub mod spool;
 pub mod sqlite;
 pub mod store;
