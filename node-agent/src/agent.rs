@@ -57,6 +57,8 @@ pub struct RunOptions {
     pub findings_only: bool,
     /// Where the run loop publishes what `/metrics` and `/healthz` report, when served.
     pub telemetry: Option<Arc<Telemetry>>,
+    /// Sinks new findings are delivered to (`--integrations`, or the policy in cluster mode).
+    pub sinks: Option<crate::sinks::SinksOptions>,
 }
 
 /// How often the run loop reads the kernel counters for the endpoint and the drop check.
@@ -242,6 +244,28 @@ pub async fn run_with<W: Write, H: RunHooks>(
         None => None,
     });
     hooks.started(detection.borrow_mut().as_mut());
+    // Sinks start once detection runs, on this loop's runtime; their tasks run while the loop
+    // waits for records. A sink that cannot start is reported and left out.
+    let delivery = match (&options.sinks, detection.borrow().is_some()) {
+        (Some(sinks), true) => {
+            for e in &sinks.integrations.errors {
+                tracing::error!(sink = e.sink(), error = %e, "sink left out");
+            }
+            let (delivery, errors) = crate::sinks::Delivery::start(sinks);
+            for e in &errors {
+                tracing::error!(error = %e, "sink left out");
+            }
+            tracing::info!(sinks = ?delivery.sinks(), dir = %sinks.dir.display(), "delivering findings");
+            Some(delivery)
+        }
+        (Some(_), false) => {
+            tracing::warn!(
+                "integrations are configured but detection is off: no findings to deliver"
+            );
+            None
+        }
+        (None, _) => None,
+    };
     let hooks = std::cell::RefCell::new(hooks);
     for hook in sensor.hooks() {
         tracing::info!(hook = hook.hook, mechanism = hook.mechanism, state = ?hook.state, "sensor");
@@ -310,6 +334,11 @@ pub async fn run_with<W: Write, H: RunHooks>(
                 }
             });
         }
+        if let Some(d) = &delivery {
+            for o in outcomes.iter().filter(|o| o.is_shown()) {
+                d.submit(&o.finding);
+            }
+        }
         if !outcomes.is_empty() {
             let mut hooks = hooks.borrow_mut();
             for o in &outcomes {
@@ -373,9 +402,13 @@ pub async fn run_with<W: Write, H: RunHooks>(
                     drops.check(&summary, now);
                     if let Some(t) = &options.telemetry {
                         let gauges = hooks.borrow().gauges();
+                        let sinks = delivery.as_ref().map(|d| d.stats()).unwrap_or_default();
+                        let left_out = delivery.as_ref().map(|d| d.left_out());
                         t.update(|s| {
                             s.health = Some(summary);
                             s.gauges = gauges;
+                            s.sinks = sinks;
+                            s.sinks_left_out = left_out;
                         });
                     }
                 }

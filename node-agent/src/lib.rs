@@ -20,6 +20,7 @@ pub mod pipeline;
 pub mod proctable;
 pub mod sensitive;
 pub mod sensor;
+pub mod sinks;
 pub mod spool;
 pub mod sqlite;
 pub mod store;

@@ -142,6 +142,14 @@ struct DetectionArgs {
     /// Suppression rules (SuppressionRule YAML documents).
     #[arg(long)]
     suppression_rules: Option<PathBuf>,
+    /// Sinks to deliver new findings to (YAML, see docs/INTEGRATIONS.md). A sink with a mistake
+    /// is reported and left out; a file that cannot be read or parsed stops the agent.
+    #[arg(long)]
+    integrations: Option<PathBuf>,
+    /// Where each sink's queue lives (`<name>.db`). Default: `sinks/` beside the findings
+    /// database (`/var/lib/vigil/sinks`; the state directory's in cluster mode).
+    #[arg(long)]
+    sinks_dir: Option<PathBuf>,
 }
 
 impl DetectionArgs {
@@ -378,7 +386,27 @@ fn run(args: &RunArgs) -> ExitCode {
         findings_only: args.detection.findings_only
             || (args.cluster.kubernetes() && !args.detection.print_events),
         telemetry: None,
+        sinks: None,
     };
+    if let Some(path) = &args.detection.integrations {
+        let integrations = match vigil_integrations::config::load(path) {
+            Ok(i) => i,
+            Err(e) => return fail(e),
+        };
+        let database = if args.cluster.kubernetes() {
+            Some(args.cluster.state_dir.join("findings.db"))
+        } else {
+            (!args.detection.no_store).then(|| args.detection.db.clone())
+        };
+        options.sinks = Some(node_agent::sinks::SinksOptions {
+            integrations,
+            dir: args
+                .detection
+                .sinks_dir
+                .clone()
+                .unwrap_or_else(|| node_agent::sinks::default_dir(database.as_deref())),
+        });
+    }
     let metrics_addr = match args.metrics_addr.as_deref() {
         Some("off") => None,
         Some(addr) => match addr.parse::<std::net::SocketAddr>() {

@@ -37,6 +37,11 @@ pub struct Snapshot {
     pub last_loop: Option<Instant>,
     /// Extra gauges from the deployment (cluster mode: spool depth, heartbeat age).
     pub gauges: Vec<Gauge>,
+    /// Each running sink's delivery figures.
+    pub sinks: Vec<crate::sinks::SinkStats>,
+    /// Configured sinks that are not running (a mistake in their configuration, an unopenable
+    /// queue), when integrations are configured.
+    pub sinks_left_out: Option<usize>,
 }
 
 /// The snapshot shared between the run loop and the HTTP server.
@@ -212,7 +217,74 @@ pub fn render(snapshot: &Snapshot, now: Instant, rss_bytes: Option<u64>) -> Stri
         let name = family(&mut out, &format!("vigil_agent_{metric}"), "gauge", help);
         let _ = writeln!(out, "{name} {value}");
     }
+    render_sinks(&mut out, snapshot);
     out
+}
+
+fn render_sinks(out: &mut String, snapshot: &Snapshot) {
+    type Value = fn(&crate::sinks::SinkStats) -> u64;
+    let families: [(&str, &str, &str, Value); 6] = [
+        (
+            "vigil_agent_sink_delivered_total",
+            "counter",
+            "Findings the sink's receiver accepted, since the agent started.",
+            |s| s.delivered,
+        ),
+        (
+            "vigil_agent_sink_failed_attempts_total",
+            "counter",
+            "Failed delivery attempts (each is retried with backoff until maxAttempts), since the agent started.",
+            |s| s.failed,
+        ),
+        (
+            "vigil_agent_sink_dead_lettered_total",
+            "counter",
+            "Findings given up on after maxAttempts or a permanent error, since the agent started.",
+            |s| s.dead_lettered,
+        ),
+        (
+            "vigil_agent_sink_evicted_total",
+            "counter",
+            "Findings pushed out of a full queue (oldest of the lowest severity), since the agent started.",
+            |s| s.evicted,
+        ),
+        (
+            "vigil_agent_sink_queue_errors_total",
+            "counter",
+            "Queue (SQLite) read or write failures, since the agent started.",
+            |s| s.queue_errors,
+        ),
+        (
+            "vigil_agent_sink_queued",
+            "gauge",
+            "Findings waiting for the sink now (kept across restarts).",
+            |s| s.queued,
+        ),
+    ];
+    if snapshot.sinks.is_empty() && snapshot.sinks_left_out.is_none() {
+        return;
+    }
+    for (metric, kind, help, value) in families {
+        let name = family(out, metric, kind, help);
+        for s in &snapshot.sinks {
+            let _ = writeln!(
+                out,
+                "{name}{{sink=\"{}\",type=\"{}\"}} {}",
+                label(&s.sink),
+                label(s.kind),
+                value(s)
+            );
+        }
+    }
+    if let Some(n) = snapshot.sinks_left_out {
+        let name = family(
+            out,
+            "vigil_agent_sinks_left_out",
+            "gauge",
+            "Configured sinks that are not running (the log says why for each).",
+        );
+        let _ = writeln!(out, "{name} {n}");
+    }
 }
 
 /// Writes a family's HELP and TYPE lines; returns its name.
@@ -349,6 +421,37 @@ mod tests {
             seeded_processes: 0,
             events_per_second: 3.5,
             dropped: 2,
+        }
+    }
+
+    #[test]
+    fn metrics_carry_each_sinks_figures() {
+        let now = Instant::now();
+        let mut snapshot = Snapshot::default();
+        assert!(!render(&snapshot, now, None).contains("vigil_agent_sink"));
+        snapshot.sinks = vec![crate::sinks::SinkStats {
+            sink: "siem".into(),
+            kind: "webhook",
+            delivered: 5,
+            failed: 3,
+            dead_lettered: 1,
+            dead_lettered_total: 4,
+            evicted: 2,
+            queue_errors: 0,
+            queued: 7,
+        }];
+        snapshot.sinks_left_out = Some(1);
+        let text = render(&snapshot, now, None);
+        for want in [
+            "vigil_agent_sink_delivered_total{sink=\"siem\",type=\"webhook\"} 5",
+            "vigil_agent_sink_failed_attempts_total{sink=\"siem\",type=\"webhook\"} 3",
+            "vigil_agent_sink_dead_lettered_total{sink=\"siem\",type=\"webhook\"} 1",
+            "vigil_agent_sink_evicted_total{sink=\"siem\",type=\"webhook\"} 2",
+            "vigil_agent_sink_queued{sink=\"siem\",type=\"webhook\"} 7",
+            "# TYPE vigil_agent_sink_queued gauge",
+            "vigil_agent_sinks_left_out 1",
+        ] {
+            assert!(text.contains(want), "{want} missing from\n{text}");
         }
     }
 
