@@ -10,6 +10,7 @@ pub mod agent_objects;
 pub mod backoff;
 pub mod coverage;
 pub mod facts;
+pub mod finding_gc;
 pub mod health;
 pub mod http;
 pub mod image_policy;

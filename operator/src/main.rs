@@ -11,7 +11,7 @@ use k8s_openapi::{
         coordination::v1::Lease,
         core::v1::{Node, Pod},
     },
-    jiff::Timestamp,
+    jiff::{SignedDuration, Timestamp},
 };
 use kube::{
     Api, Client,
@@ -32,6 +32,7 @@ use vigil_crds::{
 };
 use vigil_operator::{
     Context, Metrics, Stores, facts,
+    finding_gc::{self, GcLimits},
     health::{Health, Phase},
     http,
     image_policy::{self, ImageAllowList},
@@ -107,7 +108,17 @@ struct Args {
         default_value = image_policy::DEFAULT_AGENT_REPOSITORY
     )]
     allowed_agent_images: Vec<String>,
+    /// RuntimeFindings not seen for this many days are deleted.
+    #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(u32).range(1..=3650))]
+    finding_retention_days: u32,
+    /// At most this many RuntimeFindings are kept per namespace; over it, archived ones go
+    /// first, then the lowest severity, then the longest unseen.
+    #[arg(long, default_value_t = 5_000, value_parser = clap::value_parser!(u32).range(1..))]
+    max_findings_per_namespace: u32,
 }
+
+/// How often findings are collected.
+const FINDING_GC_PERIOD: Duration = Duration::from_secs(300);
 
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -440,6 +451,24 @@ async fn main() -> anyhow::Result<()> {
             ctx.clone(),
         )
         .for_each(|_| async {});
+    let limits = GcLimits {
+        retention: SignedDuration::from_hours(i64::from(args.finding_retention_days) * 24),
+        per_namespace: usize::try_from(args.max_findings_per_namespace).unwrap_or(usize::MAX),
+    };
+    let gc_ctx = ctx.clone();
+    let gc_stopped = stopped();
+    let finding_gc = async move {
+        let collect = async {
+            let mut tick = tokio::time::interval(FINDING_GC_PERIOD);
+            loop {
+                tick.tick().await;
+                if let Err(error) = finding_gc::collect(&gc_ctx, limits).await {
+                    warn!(error = %error, "finding collection failed; trying again next period");
+                }
+            }
+        };
+        futures::future::select(Box::pin(collect), Box::pin(gc_stopped)).await;
+    };
     let rules = rule_ctrl
         .run(
             suppression_controller::reconcile,
@@ -459,7 +488,7 @@ async fn main() -> anyhow::Result<()> {
     };
     health.set_phase(Phase::Running);
     let controllers = futures::future::select(
-        Box::pin(futures::future::join(policies, rules)),
+        Box::pin(futures::future::join3(policies, rules, finding_gc)),
         Box::pin(stop_after_grace),
     );
     let stopped_health = health.clone();

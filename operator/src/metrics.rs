@@ -51,6 +51,13 @@ pub struct RuleLabels {
     pub rule: String,
 }
 
+/// Labels of collected findings.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CollectedLabels {
+    /// `retention` or `namespace_cap`.
+    pub reason: String,
+}
+
 /// All metrics, registered once.
 #[derive(Debug)]
 pub struct Metrics {
@@ -67,6 +74,8 @@ pub struct Metrics {
     pub coverage_transitions: Family<TransitionLabels, Counter>,
     /// Findings archived by a rule.
     pub findings_archived: Family<RuleLabels, Counter<u64, AtomicU64>>,
+    /// Findings deleted by retention or the namespace cap.
+    pub findings_collected: Family<CollectedLabels, Counter<u64, AtomicU64>>,
 }
 
 impl Default for Metrics {
@@ -80,6 +89,7 @@ impl Default for Metrics {
         let coverage_nodes = Family::default();
         let coverage_transitions = Family::default();
         let findings_archived = Family::default();
+        let findings_collected = Family::default();
         registry.register(
             "reconciliations",
             "Reconciliations run",
@@ -110,6 +120,11 @@ impl Default for Metrics {
             "Findings archived by a suppression rule",
             findings_archived.clone(),
         );
+        registry.register(
+            "findings_collected",
+            "Findings deleted by retention or the per-namespace cap",
+            findings_collected.clone(),
+        );
         Self {
             registry,
             reconciliations,
@@ -118,6 +133,7 @@ impl Default for Metrics {
             coverage_nodes,
             coverage_transitions,
             findings_archived,
+            findings_collected,
         }
     }
 }

@@ -34,7 +34,11 @@ use vigil_crds::{
     NodeCoverage, RuntimeFinding, RuntimeMonitoringPolicy, SuppressionRule,
     lease::{AgentHealth, HEALTH_SCHEMA_VERSION, Renewal, agent_lease},
 };
-use vigil_operator::{Context, Error, Metrics, Stores, policy_controller, suppression_controller};
+use vigil_operator::{
+    Context, Error, Metrics, Stores,
+    finding_gc::{self, GcLimits},
+    policy_controller, suppression_controller,
+};
 
 const NS: &str = "vigil-system";
 const T0: i64 = 1_800_000_000;
@@ -1343,6 +1347,72 @@ fn finding(name: &str, ns: &str, exe: &str) -> RuntimeFinding {
     f.metadata.namespace = Some(ns.into());
     f.spec.process.as_mut().unwrap().executable_path = exe.into();
     f
+}
+
+/// A finding of `severity` last seen `days` before the harness clock.
+fn aged_finding(name: &str, days: i64, severity: f64) -> RuntimeFinding {
+    let mut f = finding(name, "shop", "/usr/bin/curl");
+    f.metadata.uid = Some(format!("uid-{name}"));
+    f.spec.severity = severity;
+    f.spec.severity_label = vigil_crds::finding::SeverityLabel::from_score(severity).unwrap();
+    f.spec.event_last_seen = Time(Timestamp::from_second(T0 - days * 86_400).unwrap());
+    f
+}
+
+#[tokio::test]
+async fn findings_are_collected_by_retention_and_the_namespace_cap() {
+    let (mut h, mut api) = harness();
+    for (name, days, severity) in [
+        ("old-critical", 100, 9.5),
+        ("low-older", 3, 2.0),
+        ("low-newer", 1, 2.0),
+        ("high", 2, 8.0),
+    ] {
+        Harness::add(
+            &mut h.findings,
+            DeserializeGuard(Ok(aged_finding(name, days, severity))),
+        );
+    }
+    let limits = GcLimits {
+        per_namespace: 2,
+        ..GcLimits::default()
+    };
+    let ctx = h.ctx.clone();
+    let task = tokio::spawn(async move { finding_gc::collect(&ctx, limits).await });
+    let mut deleted = std::collections::BTreeSet::new();
+    for _ in 0..2 {
+        let (seen, send) = api.next().await;
+        assert_eq!(seen.method, Method::DELETE);
+        let name = seen
+            .path
+            .strip_prefix("/apis/vigil.dev/v1alpha1/namespaces/shop/runtimefindings/")
+            .unwrap_or_else(|| panic!("{}", seen.path))
+            .to_owned();
+        // Never a newer object that took the name meanwhile.
+        assert_eq!(seen.body["preconditions"]["uid"], format!("uid-{name}"));
+        ApiServerVerifier::reply(
+            send,
+            StatusCode::OK,
+            &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}),
+        );
+        deleted.insert(name);
+    }
+    assert_eq!(task.await.unwrap().unwrap(), 2);
+    assert_eq!(
+        deleted,
+        ["low-older", "old-critical"].map(String::from).into(),
+        "retention takes the 100-day-old one; the cap of 2 then takes the older Low, keeping High"
+    );
+    api.assert_idle();
+    let text = h.ctx.metrics.render().unwrap();
+    for reason in ["retention", "namespace_cap"] {
+        assert!(
+            text.contains(&format!(
+                "vigil_operator_findings_collected_total{{reason=\"{reason}\"}} 1"
+            )),
+            "{text}"
+        );
+    }
 }
 
 fn rule(criteria: Value) -> SuppressionRule {
