@@ -10,6 +10,7 @@ pub mod agent;
 pub mod btf_offsets;
 pub mod cluster;
 pub mod collector;
+pub mod console;
 pub mod container;
 pub mod detect;
 pub mod dns;

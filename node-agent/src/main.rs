@@ -42,6 +42,29 @@ enum Command {
     /// Read the findings store (standalone mode).
     #[command(subcommand)]
     Findings(FindingsCommand),
+    /// Serve the web console over the findings store (standalone mode).
+    Console(ConsoleArgs),
+}
+
+#[derive(clap::Args, Debug, Clone)]
+struct ConsoleArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Address to listen on. A loopback address (the default) allows actions (archive,
+    /// suppress); any other serves the pages read-only.
+    #[arg(long, default_value = "127.0.0.1:8765")]
+    listen: std::net::SocketAddr,
+    /// The suppression rules the agent reads (`node-agent run --suppression-rules`): shown on
+    /// the settings page, and "suppress findings like this" appends to it.
+    #[arg(long)]
+    suppression_rules: Option<PathBuf>,
+    /// The agent's threat-intel configuration (`node-agent run --intel-config`), shown on the
+    /// settings page.
+    #[arg(long)]
+    intel_config: Option<PathBuf>,
+    /// Price per vCPU-hour for the usage page's estimate.
+    #[arg(long, default_value_t = 0.0)]
+    price_per_vcpu_hour: f64,
 }
 
 #[derive(Subcommand, Debug)]
@@ -337,6 +360,7 @@ fn main() -> ExitCode {
         Some(Command::Probe(args)) => probe(&args),
         Some(Command::Run(args)) => run(&args),
         Some(Command::Findings(command)) => findings(&command),
+        Some(Command::Console(args)) => console(&args),
         None => fail("no command"),
     }
 }
@@ -537,6 +561,7 @@ fn findings(command: &FindingsCommand) -> ExitCode {
                 since,
                 archived: args.archived,
                 limit: args.limit,
+                ..Default::default()
             };
             let found = match store.list(&filter) {
                 Ok(f) => f,
@@ -580,6 +605,58 @@ fn findings(command: &FindingsCommand) -> ExitCode {
     match written.and_then(|()| out.flush()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(format!("cannot write: {e}")),
+    }
+}
+
+fn console(args: &ConsoleArgs) -> ExitCode {
+    let db = &args.store.db;
+    if !db.exists() {
+        return fail(format!("{}: no findings database", db.display()));
+    }
+    if !(args.price_per_vcpu_hour.is_finite() && args.price_per_vcpu_hour >= 0.0) {
+        return fail("--price-per-vcpu-hour: want a price of 0 or more");
+    }
+    let store = match Store::open(db, StoreLimits::default()) {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
+    let backend = node_agent::console::HostBackend::new(
+        store,
+        args.suppression_rules.clone(),
+        args.intel_config.clone(),
+    );
+    let mut options = vigil_console::ConsoleOptions::for_listen_address(args.listen);
+    options.price_per_vcpu_hour = args.price_per_vcpu_hour;
+    let router = match vigil_console::router(std::sync::Arc::new(backend), options) {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return fail(format!("cannot start the async runtime: {e}")),
+    };
+    let result = runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .map_err(|e| format!("--listen {}: {e}", args.listen))?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        // The address on stdout, for a person and for scripts started with port 0.
+        println!("console: http://{addr}/");
+        let _ = std::io::stdout().flush();
+        let shutdown = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        vigil_console::serve(listener, router, shutdown)
+            .await
+            .map_err(|e| e.to_string())
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(e),
     }
 }
 

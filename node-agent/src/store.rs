@@ -105,21 +105,270 @@ pub struct Upserted {
     pub inserted: bool,
 }
 
-/// Filters of `findings list`.
+/// Filters of `findings list` and of the console's findings page.
 #[derive(Debug, Clone, Default)]
 pub struct Filter {
     /// At least this severity.
     pub min_severity: Option<SeverityLabel>,
+    /// One of these severity labels (none given: any).
+    pub severities: Vec<SeverityLabel>,
     /// Exactly this type.
     pub finding_type: Option<String>,
     /// Resource display name (the host, or namespace/pod/container).
     pub resource: Option<String>,
+    /// Any part of the resource equals this: display name, node or host name, namespace, pod,
+    /// container or image.
+    pub resource_any: Option<String>,
+    /// Process name (comm) equals this.
+    pub process_name: Option<String>,
+    /// Executable path equals this.
+    pub executable: Option<String>,
+    /// Executable SHA-256 equals this (hex, any case).
+    pub sha256: Option<String>,
+    /// Remote IP address or domain (DNS query or connection's domain) equals this.
+    pub remote: Option<String>,
+    /// One of the finding's MITRE ATT&CK techniques (`additional.mitreTechniques`) equals this.
+    pub mitre: Option<String>,
     /// Last seen at or after this time.
     pub since: Option<Timestamp>,
+    /// Last seen before this time.
+    pub until: Option<Timestamp>,
     /// `Some(true)`: only archived; `Some(false)`: only active; `None`: both.
     pub archived: Option<bool>,
-    /// Most rows returned (newest first).
+    /// Order of the rows (default: most recently seen first).
+    pub sort: Sort,
+    /// Rows skipped before the first returned (paging).
+    pub offset: u64,
+    /// Most rows returned.
     pub limit: Option<u64>,
+}
+
+/// The column findings are ordered by.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SortKey {
+    /// When the finding's last event was seen.
+    #[default]
+    LastSeen,
+    /// When its first event was seen.
+    FirstSeen,
+    /// Severity score.
+    Severity,
+    /// Events counted.
+    Count,
+    /// Finding type.
+    Type,
+    /// Resource display name.
+    Resource,
+}
+
+impl SortKey {
+    fn column(self) -> &'static str {
+        match self {
+            Self::LastSeen => "last_seen_ms",
+            Self::FirstSeen => "first_seen_ms",
+            Self::Severity => "severity",
+            Self::Count => "count",
+            Self::Type => "type",
+            Self::Resource => "resource",
+        }
+    }
+}
+
+/// What [`Store::tally`] groups findings by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupBy {
+    /// Finding type.
+    Type,
+    /// Resource display name.
+    Resource,
+    /// Severity label (`Low`, `Medium`, `High`, `Critical`).
+    Label,
+    /// UTC day of the last event (`YYYY-MM-DD`).
+    Day,
+}
+
+impl GroupBy {
+    fn expression(self) -> &'static str {
+        match self {
+            Self::Type => "type",
+            Self::Resource => "resource",
+            Self::Label => {
+                "CASE WHEN severity >= 9 THEN 'Critical' WHEN severity >= 7 THEN 'High' \
+                 WHEN severity >= 4 THEN 'Medium' ELSE 'Low' END"
+            }
+            Self::Day => "strftime('%Y-%m-%d', last_seen_ms / 1000, 'unixepoch')",
+        }
+    }
+}
+
+/// Order of the rows of a listing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sort {
+    /// The column.
+    pub key: SortKey,
+    /// Largest (latest) first.
+    pub descending: bool,
+}
+
+impl Default for Sort {
+    fn default() -> Self {
+        Self {
+            key: SortKey::LastSeen,
+            descending: true,
+        }
+    }
+}
+
+/// The lowest score of a label (labels cover `[low, next label's low)`).
+fn label_floor(label: SeverityLabel) -> f64 {
+    match label {
+        SeverityLabel::Low => 1.0,
+        SeverityLabel::Medium => 4.0,
+        SeverityLabel::High => 7.0,
+        SeverityLabel::Critical => 9.0,
+    }
+}
+
+fn label_ceiling(label: SeverityLabel) -> f64 {
+    match label {
+        SeverityLabel::Low => 4.0,
+        SeverityLabel::Medium => 7.0,
+        SeverityLabel::High => 9.0,
+        // Above every valid score (at most 10).
+        SeverityLabel::Critical => 11.0,
+    }
+}
+
+impl Filter {
+    /// The `WHERE` clause (starting with ` WHERE`) and its arguments.
+    fn where_clause(&self) -> (String, Vec<rusqlite::types::Value>) {
+        let mut sql = String::from(" WHERE 1 = 1");
+        let mut args: Vec<rusqlite::types::Value> = Vec::new();
+        if let Some(label) = self.min_severity {
+            sql.push_str(" AND severity >= ?");
+            args.push(label_floor(label).into());
+        }
+        if !self.severities.is_empty() {
+            let any: Vec<&str> = self
+                .severities
+                .iter()
+                .map(|_| "(severity >= ? AND severity < ?)")
+                .collect();
+            sql.push_str(&format!(" AND ({})", any.join(" OR ")));
+            for label in &self.severities {
+                args.push(label_floor(*label).into());
+                args.push(label_ceiling(*label).into());
+            }
+        }
+        let mut equals = |column: &str, value: &Option<String>| {
+            if let Some(v) = value {
+                sql.push_str(&format!(" AND {column} = ?"));
+                args.push(v.clone().into());
+            }
+        };
+        equals("type", &self.finding_type);
+        equals("resource", &self.resource);
+        equals("process_name", &self.process_name);
+        equals("exe_path", &self.executable);
+        equals(
+            "exe_sha256",
+            &self.sha256.as_ref().map(|s| s.to_ascii_lowercase()),
+        );
+        if let Some(r) = &self.resource_any {
+            sql.push_str(" AND instr(resource_keys, ?) > 0");
+            args.push(format!("\n{r}\n").into());
+        }
+        if let Some(r) = &self.remote {
+            sql.push_str(" AND (remote_ip = ? OR domain = ?)");
+            args.push(r.clone().into());
+            args.push(r.trim_end_matches('.').to_ascii_lowercase().into());
+        }
+        if let Some(t) = &self.mitre {
+            sql.push_str(" AND instr(mitre, ?) > 0");
+            args.push(format!(",{},", t.trim().to_ascii_uppercase()).into());
+        }
+        if let Some(since) = self.since {
+            sql.push_str(" AND last_seen_ms >= ?");
+            args.push(since.as_millisecond().into());
+        }
+        if let Some(until) = self.until {
+            sql.push_str(" AND last_seen_ms < ?");
+            args.push(until.as_millisecond().into());
+        }
+        if let Some(archived) = self.archived {
+            sql.push_str(" AND archived = ?");
+            args.push(i64::from(archived).into());
+        }
+        (sql, args)
+    }
+}
+
+/// The columns the store derives from a finding to filter on (besides type, severity,
+/// resource, archived and times).
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Derived {
+    process_name: Option<String>,
+    exe_path: Option<String>,
+    exe_sha256: Option<String>,
+    remote_ip: Option<String>,
+    domain: Option<String>,
+    /// `,T1059,T1036.005,`: each technique between commas, for an `instr` match.
+    mitre: String,
+    /// Every part of the resource between newlines, for an `instr` match.
+    resource_keys: String,
+}
+
+impl Derived {
+    fn of(f: &Finding) -> Self {
+        let process = f.process.as_ref();
+        let domain = f
+            .dns
+            .as_ref()
+            .map(|d| d.domain.clone())
+            .or_else(|| f.network.as_ref().and_then(|n| n.remote_domain.clone()))
+            .map(|d| d.trim_end_matches('.').to_ascii_lowercase());
+        let mitre: Vec<String> = f
+            .context
+            .additional
+            .get("mitreTechniques")
+            .map(|t| {
+                t.split(',')
+                    .map(|x| x.trim().to_ascii_uppercase())
+                    .filter(|x| !x.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let r = &f.resource;
+        let mut keys = vec![r.display_name.clone(), r.host.hostname.clone()];
+        keys.extend(r.host.node_name.clone());
+        if let Some(p) = &r.pod {
+            keys.push(p.namespace.clone());
+            keys.push(p.name.clone());
+            keys.push(format!("{}/{}", p.namespace, p.name));
+        }
+        if let Some(c) = &r.container {
+            keys.push(c.name.clone());
+            keys.extend(c.image.clone());
+        }
+        keys.retain(|k| !k.is_empty() && !k.contains('\n'));
+        Self {
+            process_name: process.map(|p| p.name.clone()),
+            exe_path: process
+                .map(|p| p.executable_path.clone())
+                .filter(|p| !p.is_empty()),
+            exe_sha256: process
+                .and_then(|p| p.executable_sha256.clone())
+                .map(|s| s.to_ascii_lowercase()),
+            remote_ip: f.network.as_ref().map(|n| n.remote_ip.clone()),
+            domain,
+            mitre: if mitre.is_empty() {
+                String::new()
+            } else {
+                format!(",{},", mitre.join(","))
+            },
+            resource_keys: format!("\n{}\n", keys.join("\n")),
+        }
+    }
 }
 
 /// The findings database.
@@ -178,11 +427,38 @@ CREATE TABLE IF NOT EXISTS findings (
     count INTEGER NOT NULL,
     first_seen_ms INTEGER NOT NULL,
     last_seen_ms INTEGER NOT NULL,
-    document TEXT NOT NULL
+    document TEXT NOT NULL,
+    process_name TEXT,
+    exe_path TEXT,
+    exe_sha256 TEXT,
+    remote_ip TEXT,
+    domain TEXT,
+    mitre TEXT NOT NULL DEFAULT '',
+    resource_keys TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS findings_last_seen ON findings(last_seen_ms);
 CREATE INDEX IF NOT EXISTS findings_type ON findings(type);
-PRAGMA user_version = 1;
+";
+
+/// The columns schema version 2 added (the console's filters), created on a version-1 store and
+/// filled from the stored documents.
+const DERIVED_COLUMNS: &[&str] = &[
+    "process_name TEXT",
+    "exe_path TEXT",
+    "exe_sha256 TEXT",
+    "remote_ip TEXT",
+    "domain TEXT",
+    "mitre TEXT NOT NULL DEFAULT ''",
+    "resource_keys TEXT NOT NULL DEFAULT ''",
+];
+
+/// A covering index of every filter and sort column: counting and paging the console's
+/// filtered listing reads this (a few tens of bytes a finding) instead of every document.
+const INDEXES: &str = "
+CREATE INDEX IF NOT EXISTS findings_console ON findings(
+    last_seen_ms, archived, severity, type, resource, count, first_seen_ms, id, process_name,
+    exe_path, exe_sha256, remote_ip, domain, mitre, resource_keys);
+PRAGMA user_version = 2;
 ";
 
 fn millis(t: &Time) -> i64 {
@@ -213,6 +489,11 @@ impl Store {
     pub fn open(path: &Path, limits: StoreLimits) -> Result<Self, StoreError> {
         // WAL: `findings list` can read while the agent writes.
         let conn = crate::sqlite::open(path, crate::sqlite::Durability::Normal, SCHEMA)?;
+        migrate(&conn).map_err(|(action, source)| StoreError::Sqlite {
+            path: path.to_path_buf(),
+            action,
+            source,
+        })?;
         Ok(Self {
             conn,
             path: path.to_path_buf(),
@@ -402,6 +683,7 @@ impl Store {
 
     fn write(&self, s: &StoredFinding) -> Result<(), StoreError> {
         let f = &s.finding;
+        let d = Derived::of(f);
         let document = serde_json::to_string(f).map_err(|source| StoreError::Serialise {
             id: f.id.clone(),
             source,
@@ -409,11 +691,15 @@ impl Store {
         self.conn
             .execute(
                 "INSERT INTO findings (id, type, severity, resource, archived, archived_by, count,
-                     first_seen_ms, last_seen_ms, document)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                     first_seen_ms, last_seen_ms, document, process_name, exe_path, exe_sha256,
+                     remote_ip, domain, mitre, resource_keys)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
+                     ?17)
                  ON CONFLICT(id) DO UPDATE SET type = ?2, severity = ?3, resource = ?4,
                      archived = ?5, archived_by = ?6, count = ?7, first_seen_ms = ?8,
-                     last_seen_ms = ?9, document = ?10",
+                     last_seen_ms = ?9, document = ?10, process_name = ?11, exe_path = ?12,
+                     exe_sha256 = ?13, remote_ip = ?14, domain = ?15, mitre = ?16,
+                     resource_keys = ?17",
                 params![
                     f.id,
                     f.finding_type,
@@ -424,7 +710,14 @@ impl Store {
                     i64::try_from(f.count).unwrap_or(i64::MAX),
                     millis(&f.event_first_seen),
                     millis(&f.event_last_seen),
-                    document
+                    document,
+                    d.process_name,
+                    d.exe_path,
+                    d.exe_sha256,
+                    d.remote_ip,
+                    d.domain,
+                    d.mitre,
+                    d.resource_keys
                 ],
             )
             .map_err(self.err("write a finding"))?;
@@ -484,55 +777,170 @@ impl Store {
         })
     }
 
-    /// Findings matching the filter, most recently seen first.
+    /// Findings matching the filter, in the filter's order (most recently seen first unless
+    /// it says otherwise), from `offset`, at most `limit`.
     pub fn list(&self, filter: &Filter) -> Result<Vec<StoredFinding>, StoreError> {
         self.flush()?;
-        let mut sql = String::from("SELECT id, document, archived_by FROM findings WHERE 1 = 1");
-        let mut args: Vec<rusqlite::types::Value> = Vec::new();
-        if let Some(label) = filter.min_severity {
-            sql.push_str(" AND severity >= ?");
-            args.push(
-                match label {
-                    SeverityLabel::Low => 1.0,
-                    SeverityLabel::Medium => 4.0,
-                    SeverityLabel::High => 7.0,
-                    SeverityLabel::Critical => 9.0,
-                }
+        // The ids come from the covering index alone; only the page's documents are read.
+        let (clause, mut args) = filter.where_clause();
+        let direction = if filter.sort.descending {
+            "DESC"
+        } else {
+            "ASC"
+        };
+        let mut sql = format!(
+            "SELECT id FROM findings INDEXED BY findings_console{clause} ORDER BY {} {direction}, id {direction}",
+            filter.sort.key.column()
+        );
+        sql.push_str(" LIMIT ? OFFSET ?");
+        args.push(
+            filter
+                .limit
+                .map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX))
                 .into(),
-            );
-        }
-        if let Some(t) = &filter.finding_type {
-            sql.push_str(" AND type = ?");
-            args.push(t.clone().into());
-        }
-        if let Some(r) = &filter.resource {
-            sql.push_str(" AND resource = ?");
-            args.push(r.clone().into());
-        }
-        if let Some(since) = filter.since {
-            sql.push_str(" AND last_seen_ms >= ?");
-            args.push(since.as_millisecond().into());
-        }
-        if let Some(archived) = filter.archived {
-            sql.push_str(" AND archived = ?");
-            args.push(i64::from(archived).into());
-        }
-        sql.push_str(" ORDER BY last_seen_ms DESC, id");
-        if let Some(limit) = filter.limit {
-            sql.push_str(" LIMIT ?");
-            args.push(i64::try_from(limit).unwrap_or(i64::MAX).into());
-        }
-        let mut stmt = self.conn.prepare(&sql).map_err(self.err("list findings"))?;
-        let rows: Vec<(String, String, Option<String>)> = stmt
-            .query_map(rusqlite::params_from_iter(args), |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })
+        );
+        args.push(i64::try_from(filter.offset).unwrap_or(i64::MAX).into());
+        let mut stmt = self
+            .conn
+            .prepare_cached(&sql)
+            .map_err(self.err("list findings"))?;
+        let ids: Vec<String> = stmt
+            .query_map(rusqlite::params_from_iter(args), |r| r.get(0))
             .map_err(self.err("list findings"))?
             .collect::<Result<_, _>>()
             .map_err(self.err("list findings"))?;
-        rows.into_iter()
-            .map(|(id, doc, by)| self.parse(&id, &doc, by))
-            .collect()
+        let mut read = self
+            .conn
+            .prepare_cached("SELECT document, archived_by FROM findings WHERE id = ?1")
+            .map_err(self.err("read a finding"))?;
+        let mut found = Vec::with_capacity(ids.len());
+        for id in ids {
+            let row: Option<(String, Option<String>)> = read
+                .query_row(params![id], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+                .map_err(self.err("read a finding"))?;
+            if let Some((doc, by)) = row {
+                found.push(self.parse(&id, &doc, by)?);
+            }
+        }
+        Ok(found)
+    }
+
+    /// Number of findings matching the filter (its order, offset and limit aside).
+    pub fn count(&self, filter: &Filter) -> Result<u64, StoreError> {
+        self.flush()?;
+        let (clause, args) = filter.where_clause();
+        let sql = format!("SELECT COUNT(*) FROM findings INDEXED BY findings_console{clause}");
+        let n: i64 = self
+            .conn
+            .prepare_cached(&sql)
+            .and_then(|mut s| s.query_row(rusqlite::params_from_iter(args), |r| r.get(0)))
+            .map_err(self.err("count findings"))?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// Findings matching the filter counted per group (the keys in `by`'s order), most first,
+    /// at most `limit` groups.
+    pub fn tally(
+        &self,
+        filter: &Filter,
+        by: &[GroupBy],
+        limit: u64,
+    ) -> Result<Vec<(Vec<String>, u64)>, StoreError> {
+        self.flush()?;
+        let (clause, mut args) = filter.where_clause();
+        let keys: Vec<&str> = by.iter().map(|g| g.expression()).collect();
+        let keys = keys.join(", ");
+        let sql = format!(
+            "SELECT {keys}, COUNT(*) AS n FROM findings INDEXED BY findings_console{clause} \
+             GROUP BY {keys} ORDER BY n DESC, 1 LIMIT ?"
+        );
+        args.push(i64::try_from(limit).unwrap_or(i64::MAX).into());
+        let mut stmt = self
+            .conn
+            .prepare_cached(&sql)
+            .map_err(self.err("count findings per group"))?;
+        let width = by.len();
+        let rows = stmt
+            .query_map(rusqlite::params_from_iter(args), |r| {
+                let mut keys = Vec::with_capacity(width);
+                for i in 0..width {
+                    keys.push(r.get::<_, String>(i)?);
+                }
+                let n: i64 = r.get(width)?;
+                Ok((keys, u64::try_from(n).unwrap_or(0)))
+            })
+            .map_err(self.err("count findings per group"))?
+            .collect::<Result<_, _>>()
+            .map_err(self.err("count findings per group"))?;
+        Ok(rows)
+    }
+
+    /// Archives or restores one finding by hand (`archived_by` is cleared: no rule did it).
+    /// Returns the finding as stored now, or `None` when there is no such finding.
+    pub fn set_archived(
+        &self,
+        id: &str,
+        archived: bool,
+    ) -> Result<Option<StoredFinding>, StoreError> {
+        self.flush()?;
+        let Some(mut stored) = self.load(id)? else {
+            return Ok(None);
+        };
+        stored.finding.archived = archived;
+        if !archived {
+            stored.archived_by = None;
+        }
+        self.write(&stored)?;
+        Ok(Some(stored))
+    }
+
+    /// Calls `each` with every stored finding (document order unspecified), for evaluations
+    /// that need the whole document (a suppression rule's preview). Stops at the first error.
+    pub fn for_each(&self, mut each: impl FnMut(&StoredFinding)) -> Result<(), StoreError> {
+        self.flush()?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, document, archived_by FROM findings")
+            .map_err(self.err("read findings"))?;
+        let mut rows = stmt.query([]).map_err(self.err("read findings"))?;
+        while let Some(row) = rows.next().map_err(self.err("read findings"))? {
+            let id: String = row.get(0).map_err(self.err("read findings"))?;
+            let doc: String = row.get(1).map_err(self.err("read findings"))?;
+            let by: Option<String> = row.get(2).map_err(self.err("read findings"))?;
+            each(&self.parse(&id, &doc, by)?);
+        }
+        Ok(())
+    }
+
+    /// Archives every active finding `matches` says yes to, recording `rule` as what archived
+    /// it; returns how many. One transaction.
+    pub fn archive_matching(
+        &self,
+        rule: &str,
+        mut matches: impl FnMut(&Finding) -> bool,
+    ) -> Result<u64, StoreError> {
+        let mut hits = Vec::new();
+        self.for_each(|s| {
+            if !s.finding.archived && matches(&s.finding) {
+                hits.push(s.clone());
+            }
+        })?;
+        self.conn
+            .execute_batch("BEGIN")
+            .map_err(self.err("begin a transaction"))?;
+        for mut s in hits.iter().cloned() {
+            s.finding.archived = true;
+            s.archived_by = Some(rule.to_owned());
+            if let Err(e) = self.write(&s) {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                return Err(e);
+            }
+        }
+        self.conn
+            .execute_batch("COMMIT")
+            .map_err(self.err("commit archived findings"))?;
+        Ok(hits.len() as u64)
     }
 
     /// Number of findings stored.
@@ -603,6 +1011,72 @@ impl Store {
         }
         Ok((old + excess) as u64)
     }
+}
+
+/// Brings a store written by an older agent to this schema: the derived filter columns are
+/// added and filled from each document, then the console's index is built.
+fn migrate(conn: &Connection) -> Result<(), (&'static str, rusqlite::Error)> {
+    let mut stmt = conn
+        .prepare("SELECT name FROM pragma_table_info('findings')")
+        .map_err(|e| ("read the schema", e))?;
+    let columns: Vec<String> = stmt
+        .query_map([], |r| r.get(0))
+        .and_then(|rows| rows.collect())
+        .map_err(|e| ("read the schema", e))?;
+    drop(stmt);
+    let missing: Vec<&&str> = DERIVED_COLUMNS
+        .iter()
+        .filter(|c| !columns.iter().any(|have| c.split(' ').next() == Some(have)))
+        .collect();
+    if !missing.is_empty() {
+        conn.execute_batch("BEGIN")
+            .map_err(|e| ("begin the schema upgrade", e))?;
+        let upgrade = || -> Result<(), (&'static str, rusqlite::Error)> {
+            for column in &missing {
+                conn.execute_batch(&format!("ALTER TABLE findings ADD COLUMN {column}"))
+                    .map_err(|e| ("add a filter column", e))?;
+            }
+            let mut read = conn
+                .prepare("SELECT id, document FROM findings")
+                .map_err(|e| ("read findings to upgrade", e))?;
+            let rows: Vec<(String, String)> = read
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .and_then(|rows| rows.collect())
+                .map_err(|e| ("read findings to upgrade", e))?;
+            for (id, doc) in rows {
+                // A document that does not parse keeps empty columns; reading it reports it.
+                let Ok(f) = serde_json::from_str::<Finding>(&doc) else {
+                    continue;
+                };
+                let d = Derived::of(&f);
+                conn.execute(
+                    "UPDATE findings SET process_name = ?2, exe_path = ?3, exe_sha256 = ?4,
+                         remote_ip = ?5, domain = ?6, mitre = ?7, resource_keys = ?8
+                     WHERE id = ?1",
+                    params![
+                        id,
+                        d.process_name,
+                        d.exe_path,
+                        d.exe_sha256,
+                        d.remote_ip,
+                        d.domain,
+                        d.mitre,
+                        d.resource_keys
+                    ],
+                )
+                .map_err(|e| ("fill a filter column", e))?;
+            }
+            Ok(())
+        };
+        if let Err(e) = upgrade() {
+            let _ = conn.execute_batch("ROLLBACK");
+            return Err(e);
+        }
+        conn.execute_batch("COMMIT")
+            .map_err(|e| ("commit the schema upgrade", e))?;
+    }
+    conn.execute_batch(INDEXES)
+        .map_err(|e| ("create the console index", e))
 }
 
 impl Drop for Store {
@@ -786,6 +1260,58 @@ mod tests {
         assert_eq!(s.get("c3").unwrap().unwrap().finding.id, "c3");
         assert!(s.get("zz").unwrap().is_none());
         assert_eq!((s.len().unwrap(), s.archived_len().unwrap()), (3, 1));
+    }
+
+    #[test]
+    fn a_version_1_store_gains_the_console_columns_filled_from_its_documents() {
+        let path = temp_db("migrate");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let mut f = finding(
+            "m1",
+            "Execution:Runtime/SuspiciousTool",
+            5.0,
+            "2026-11-27T10:00:00Z",
+        );
+        f.context
+            .additional
+            .insert("mitreTechniques".into(), "T1046".into());
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE findings (id TEXT PRIMARY KEY, type TEXT NOT NULL,
+                     severity REAL NOT NULL, resource TEXT NOT NULL,
+                     archived INTEGER NOT NULL DEFAULT 0, archived_by TEXT,
+                     count INTEGER NOT NULL, first_seen_ms INTEGER NOT NULL,
+                     last_seen_ms INTEGER NOT NULL, document TEXT NOT NULL);
+                 PRAGMA user_version = 1;",
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO findings VALUES ('m1', ?1, 5.0, 'node-a', 0, NULL, 1, 0, 0, ?2)",
+                params![f.finding_type, serde_json::to_string(&f).unwrap()],
+            )
+            .unwrap();
+        }
+        let s = Store::open(&path, StoreLimits::default()).unwrap();
+        let by_mitre = Filter {
+            mitre: Some("t1046".into()),
+            ..Default::default()
+        };
+        assert_eq!(s.count(&by_mitre).unwrap(), 1);
+        let by_resource = Filter {
+            resource_any: Some("node-a".into()),
+            ..Default::default()
+        };
+        assert_eq!(s.list(&by_resource).unwrap()[0].finding.id, "m1");
+        let version: i64 = s
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, 2);
+        drop(s);
+        // Opening again changes nothing.
+        let s = Store::open(&path, StoreLimits::default()).unwrap();
+        assert_eq!(s.count(&by_mitre).unwrap(), 1);
     }
 
     #[test]
