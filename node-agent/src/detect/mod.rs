@@ -17,6 +17,7 @@
 pub mod behaviour;
 #[cfg(test)]
 mod behaviour_tests;
+mod bounded;
 pub mod coverage;
 pub mod exec;
 pub mod host;
@@ -234,7 +235,8 @@ pub struct Detector {
     aggregates: HashMap<String, Finding>,
     aggregate_order: VecDeque<String>,
     dns: reputation::DnsMemory,
-    answers: HashMap<IpAddr, String>,
+    /// Which name each address was an answer for, newest [`reputation::MAX_ANSWERS`].
+    answers: bounded::FifoMap<IpAddr, String>,
     stats: DetectorStats,
     enricher: Option<ResourceEnricher>,
 }
@@ -279,7 +281,7 @@ impl Detector {
             aggregates: HashMap::new(),
             aggregate_order: VecDeque::new(),
             dns: reputation::DnsMemory::default(),
-            answers: HashMap::new(),
+            answers: bounded::FifoMap::new(reputation::MAX_ANSWERS),
             stats: DetectorStats::default(),
             enricher: None,
         }
@@ -293,6 +295,20 @@ impl Detector {
     /// Counters so far.
     pub fn stats(&self) -> &DetectorStats {
         &self.stats
+    }
+
+    /// Bytes the DNS checks hold (names asked, DGA-flagged names, resolvers, answers), counted
+    /// as names plus a fixed overhead per entry; never above
+    /// [`reputation::DNS_TRACKED_BYTES_BOUND`] whatever a DNS flood sends.
+    pub fn dns_tracked_bytes(&self) -> usize {
+        self.dns.tracked_bytes()
+            + self.answers.len() * reputation::ENTRY_OVERHEAD
+            + self.answers.values().map(String::len).sum::<usize>()
+    }
+
+    /// Entries the DNS tables dropped to stay within their bounds.
+    pub fn dns_evicted(&self) -> u64 {
+        self.dns.evicted() + self.answers.evicted()
     }
 
     /// The exec rules in use.

@@ -2,7 +2,7 @@
 //! names, and names that resolve to the instance metadata address.
 
 use std::{
-    collections::{BTreeMap, BTreeSet, HashMap},
+    collections::{BTreeMap, BTreeSet},
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
     path::PathBuf,
 };
@@ -15,7 +15,7 @@ use vigil_crds::finding::{
 };
 use vigil_detection::FindingType;
 
-use super::{Candidate, Detector, ProcessLookup};
+use super::{Candidate, Detector, ProcessLookup, bounded::FifoMap};
 use crate::event::{DnsInfo, NetInfo, ProcessRef};
 
 /// The instance metadata service addresses (AWS IPv4 and IPv6; GCP, Azure and others use the
@@ -39,7 +39,7 @@ const CONNECT_TYPES: &[FindingType] = &[
 const ACCEPT_TYPES: &[FindingType] = &[FindingType::UnauthorizedAccessTorRelay];
 
 /// Most DNS answers remembered for naming the remote end of later connections.
-const MAX_ANSWERS: usize = 8_192;
+pub(crate) const MAX_ANSWERS: usize = 8_192;
 
 /// Names never scored for DGA: reverse lookups, local and service-discovery names, and
 /// internationalised names (a punycode label, `xn--...`, is an encoding of what a person chose:
@@ -227,21 +227,54 @@ const MAX_ASKED: usize = 16_384;
 
 /// DGA-flagged names remembered per process (the newest are kept).
 const MAX_DGA_NAMES: usize = 32;
+/// Processes whose DGA-flagged names are remembered (the oldest tracked goes first).
+const MAX_DGA_PROCESSES: usize = 4_096;
+/// DGA-flagged names remembered over all processes: past it, the oldest tracked processes are
+/// forgotten whole.
+const MAX_DGA_TOTAL_NAMES: usize = 8_192;
+/// Processes remembered as local resolvers.
+const MAX_RESOLVERS: usize = 1_024;
+
+/// Bytes counted per remembered entry besides its name: the key, the value and the hash table's
+/// share, rounded up.
+pub(crate) const ENTRY_OVERHEAD: usize = 64;
+
+/// The most [`DnsMemory::tracked_bytes`] and the answers table together can reach, names at the
+/// DNS maximum of 255 bytes.
+pub const DNS_TRACKED_BYTES_BOUND: usize = (MAX_ASKED + MAX_ANSWERS + MAX_DGA_TOTAL_NAMES)
+    * (crate::dns::MAX_NAME_LEN + ENTRY_OVERHEAD)
+    + (MAX_DGA_PROCESSES + MAX_RESOLVERS) * ENTRY_OVERHEAD;
 
 /// What the DNS checks remember between messages: DGA-flagged names per process, who asked
-/// for which name a moment ago, and the processes recognised as local caching resolvers.
-#[derive(Debug, Default)]
+/// for which name a moment ago, and the processes recognised as local caching resolvers. Every
+/// table is bounded by construction (first in, first out), whatever a DNS flood sends.
+#[derive(Debug)]
 pub(crate) struct DnsMemory {
-    dga: HashMap<u32, DgaProcess>,
-    asked: HashMap<String, Asker>,
+    dga: FifoMap<u32, DgaProcess>,
+    /// Names in `dga`, over all processes.
+    dga_names: usize,
+    asked: FifoMap<String, Asker>,
     /// Local resolvers: pid -> start time.
-    resolvers: HashMap<u32, u64>,
+    resolvers: FifoMap<u32, u64>,
+}
+
+impl Default for DnsMemory {
+    fn default() -> Self {
+        Self {
+            dga: FifoMap::new(MAX_DGA_PROCESSES),
+            dga_names: 0,
+            asked: FifoMap::new(MAX_ASKED),
+            resolvers: FifoMap::new(MAX_RESOLVERS),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
 struct Asker {
     pid: u32,
     ms: i64,
+    /// Length of the name (the key), for the byte count.
+    name_len: usize,
 }
 
 /// Names one process queried that the DGA model flags, within the window.
@@ -263,8 +296,38 @@ struct FlaggedName {
 impl DnsMemory {
     /// Forgets an exited process.
     pub(crate) fn forget(&mut self, pid: u32) {
-        self.dga.remove(&pid);
+        self.forget_dga(pid);
         self.resolvers.remove(&pid);
+    }
+
+    fn forget_dga(&mut self, pid: u32) {
+        if let Some(p) = self.dga.remove(&pid) {
+            self.dga_names = self.dga_names.saturating_sub(p.names.len());
+        }
+    }
+
+    /// Bytes held (names plus [`ENTRY_OVERHEAD`] per entry); at most
+    /// [`DNS_TRACKED_BYTES_BOUND`] with the answers table.
+    pub(crate) fn tracked_bytes(&self) -> usize {
+        let dga: usize = self
+            .dga
+            .values()
+            .map(|p| {
+                ENTRY_OVERHEAD
+                    + p.names
+                        .iter()
+                        .map(|n| n.name.len() + ENTRY_OVERHEAD)
+                        .sum::<usize>()
+            })
+            .sum();
+        let asked = self.asked.len() * ENTRY_OVERHEAD
+            + self.asked.values().map(|a| a.name_len).sum::<usize>();
+        dga + asked + self.resolvers.len() * ENTRY_OVERHEAD
+    }
+
+    /// Entries dropped to stay within the bounds.
+    pub(crate) fn evicted(&self) -> u64 {
+        self.dga.evicted() + self.asked.evicted() + self.resolvers.evicted()
     }
 
     fn is_resolver(&self, p: &ProcessRef) -> bool {
@@ -279,13 +342,17 @@ impl DnsMemory {
     }
 
     fn record_ask(&mut self, name: &str, pid: u32, now: i64) {
-        if self.asked.len() >= MAX_ASKED && !self.asked.contains_key(name) {
-            self.asked.retain(|_, a| now - a.ms <= FORWARD_WINDOW_MS);
-            if self.asked.len() >= MAX_ASKED {
-                self.asked.clear();
+        let asker = Asker {
+            pid,
+            ms: now,
+            name_len: name.len(),
+        };
+        match self.asked.get_mut(name) {
+            Some(a) => *a = asker,
+            None => {
+                self.asked.insert(name.to_owned(), asker);
             }
         }
-        self.asked.insert(name.to_owned(), Asker { pid, ms: now });
     }
 }
 
@@ -329,7 +396,7 @@ fn forwarded(
     if other && executable(d, p, lookup).is_some_and(|exe| d.rules.is_local_resolver(&exe)) {
         d.dns.resolvers.insert(p.pid, p.start_time_ns);
         // What it queried before it was recognised was for others too.
-        d.dns.dga.remove(&p.pid);
+        d.dns.forget_dga(p.pid);
         return true;
     }
     false
@@ -424,22 +491,24 @@ fn check_dga(
     if !known && !model.is_dga(name) {
         return None;
     }
-    if d.dns.dga.len() >= d.config.max_processes && !d.dns.dga.contains_key(&pid) {
-        return None;
-    }
     let nxdomain = rcode == Some("NXDOMAIN");
     let window_ms = i64::try_from(d.config.dga_window.as_millis()).unwrap_or(i64::MAX);
-    let entry = d.dns.dga.entry(pid).or_insert_with(|| DgaProcess {
-        start_time_ns: start,
-        names: Vec::new(),
-    });
-    if entry.start_time_ns != start {
+    let mem = &mut d.dns;
+    if mem.dga.get(&pid).is_some_and(|e| e.start_time_ns != start) {
         // The pid was reused by a new process.
-        *entry = DgaProcess {
+        mem.forget_dga(pid);
+    }
+    if !mem.dga.contains_key(&pid) {
+        let fresh = DgaProcess {
             start_time_ns: start,
             names: Vec::new(),
         };
+        if let Some((_, old)) = mem.dga.insert(pid, fresh) {
+            mem.dga_names = mem.dga_names.saturating_sub(old.names.len());
+        }
     }
+    let before = mem.dga.get(&pid).map_or(0, |e| e.names.len());
+    let entry = mem.dga.get_mut(&pid)?;
     entry
         .names
         .retain(|n| now.saturating_sub(n.first_ms) <= window_ms);
@@ -461,19 +530,37 @@ fn check_dga(
             true
         }
     };
-    let total = entry.names.len();
-    let nx = entry.names.iter().filter(|n| n.nxdomain).count();
-    if !changed
-        || (nx < d.config.dga_nxdomain_names.max(1) && total < d.config.dga_names_any_answer.max(1))
-    {
-        return None;
-    }
+    let (total, nx) = (
+        entry.names.len(),
+        entry.names.iter().filter(|n| n.nxdomain).count(),
+    );
     let names = entry
         .names
         .iter()
         .map(|n| n.name.as_str())
         .collect::<Vec<_>>()
         .join(",");
+    mem.dga_names = mem.dga_names.saturating_sub(before) + total;
+    // Over the budget of names, the longest-tracked other processes are forgotten whole.
+    while mem.dga_names > MAX_DGA_TOTAL_NAMES {
+        let Some((old_pid, old)) = mem.dga.pop_oldest() else {
+            break;
+        };
+        mem.dga_names = mem.dga_names.saturating_sub(old.names.len());
+        if old_pid == pid {
+            // This process was the oldest: keep it, it is the one asking now.
+            mem.dga_names += old.names.len();
+            mem.dga.insert(old_pid, old);
+            if mem.dga.len() == 1 {
+                break;
+            }
+        }
+    }
+    if !changed
+        || (nx < d.config.dga_nxdomain_names.max(1) && total < d.config.dga_names_any_answer.max(1))
+    {
+        return None;
+    }
     let minutes = window_ms / 60_000;
     let process = d.process_details(&m.process, lookup);
     let t = FindingType::TrojanDgaDomainRequestCDns;
@@ -538,9 +625,6 @@ fn check_answer(d: &mut Detector, m: &DnsInfo, lookup: &dyn ProcessLookup) -> Ve
         } else {
             question
         };
-        if d.answers.len() >= MAX_ANSWERS && !d.answers.contains_key(&ip) {
-            d.answers.clear();
-        }
         d.answers.insert(ip, name.to_owned());
         if !METADATA_ADDRESSES.contains(&ip)
             || name.is_empty()

@@ -1383,3 +1383,76 @@ fn unknown_values_are_absent_from_finding_documents_not_placeholders() {
     let back: Finding = serde_json::from_value(document.clone()).unwrap();
     assert_eq!(serde_json::to_value(&back).unwrap(), document);
 }
+
+/// A DNS flood (issue 12): names at the DNS maximum, answers for ever new addresses, and
+/// algorithmically generated names from thousands of processes. Every table the DNS checks keep
+/// stays within [`super::reputation::DNS_TRACKED_BYTES_BOUND`] (about 10 MiB), the oldest entries
+/// make way, and detection still works after it.
+#[test]
+fn a_dns_flood_stays_within_the_tracked_byte_bound() {
+    let mut d = detector();
+    // Near-maximal names: three 61-character labels and one of 60, 246 bytes.
+    let long = |i: u32| {
+        let l = format!("{i:0>61}");
+        format!("{l}.{l}.{l}.x{i:0>59}")
+    };
+    for i in 0..40_000u32 {
+        let name = long(i);
+        let ip = format!("127.{}.{}.{}", (i >> 16) & 0xff, (i >> 8) & 0xff, i & 0xff);
+        let pid = 10_000 + i % 20_000;
+        d.process(&dns_at(pid, i % 600, &name, None, &[]), &NoLookup);
+        d.process(
+            &dns_at(
+                pid,
+                i % 600,
+                &name,
+                Some("NOERROR"),
+                &[(name.as_str(), "A", ip.as_str())],
+            ),
+            &NoLookup,
+        );
+    }
+    // Generated-looking names, NXDOMAIN, three per process from 6,000 processes.
+    let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+    let mut random_label = || {
+        (0..16)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                b"abcdefghijklmnopqrstuvwxyz0123456789"[(seed % 36) as usize] as char
+            })
+            .collect::<String>()
+    };
+    for p in 0..6_000u32 {
+        for _ in 0..3 {
+            let name = format!("{}.net", random_label());
+            lookup_name(&mut d, &NoLookup, 100_000 + p, p % 600, &name, "NXDOMAIN");
+        }
+    }
+    let bytes = d.dns_tracked_bytes();
+    assert!(
+        bytes <= super::reputation::DNS_TRACKED_BYTES_BOUND,
+        "{bytes} > {}",
+        super::reputation::DNS_TRACKED_BYTES_BOUND
+    );
+    // The tables really filled up (the bound is not met by keeping nothing).
+    assert!(
+        bytes > super::reputation::DNS_TRACKED_BYTES_BOUND / 3,
+        "{bytes}"
+    );
+    assert!(d.dns_evicted() > 40_000, "{}", d.dns_evicted());
+    // A new process generating names is still seen.
+    let mut got = Vec::new();
+    for (i, n) in GENERATED.iter().enumerate() {
+        got.extend(lookup_name(
+            &mut d,
+            &NoLookup,
+            999_999,
+            10 + i as u32,
+            n,
+            "NXDOMAIN",
+        ));
+    }
+    assert_eq!(dga_findings(&got).len(), 1);
+}
