@@ -31,6 +31,11 @@ command -v crontab >/dev/null 2>&1 || need_pkgs+=(cron)
 command -v curl >/dev/null 2>&1 || need_pkgs+=(curl)
 command -v git >/dev/null 2>&1 || need_pkgs+=(git)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need_pkgs+=(python3-venv)
+# Real receivers for the sinks' tests (integrations/tests/): rsyslog with its GnuTLS driver,
+# and nats-server with JetStream, each started by its test on loopback.
+[ -x /usr/sbin/rsyslogd ] || need_pkgs+=(rsyslog)
+dpkg -s rsyslog-gnutls >/dev/null 2>&1 || need_pkgs+=(rsyslog-gnutls)
+[ -x /usr/sbin/nats-server ] || need_pkgs+=(nats-server)
 container_pkgs=()
 command -v podman >/dev/null 2>&1 || container_pkgs+=(podman)
 command -v runc >/dev/null 2>&1 || container_pkgs+=(runc)

@@ -9,3 +9,4 @@ pub mod format;
 pub mod http;
 pub mod sample;
 pub mod sink;
+pub mod syslog;

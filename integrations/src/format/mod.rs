@@ -154,7 +154,7 @@ pub fn update_id(finding: &Finding) -> String {
 }
 
 /// The time, unless it is the value that stands for an unknown time (the epoch).
-fn known_time(time: &Time) -> Option<Timestamp> {
+pub(crate) fn known_time(time: &Time) -> Option<Timestamp> {
     (time.0 != Timestamp::UNIX_EPOCH).then_some(time.0)
 }
 
