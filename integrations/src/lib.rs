@@ -7,6 +7,7 @@
 pub mod config;
 pub mod format;
 pub mod http;
+pub mod nats;
 pub mod sample;
 pub mod sink;
 pub mod syslog;

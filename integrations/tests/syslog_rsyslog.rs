@@ -57,8 +57,9 @@ impl Rsyslog {
                 cert.display(),
                 key.display()
             ));
-            module = r#" streamDriver.name="gtls" streamDriver.mode="1" streamDriver.authMode="anon""#
-                .to_owned();
+            module =
+                r#" streamDriver.name="gtls" streamDriver.mode="1" streamDriver.authMode="anon""#
+                    .to_owned();
         }
         let port_file = dir.path("port");
         let _ = std::fs::remove_file(&port_file);
@@ -136,8 +137,13 @@ fn sink(address: String, payload: Payload, tls: Option<TlsOptions>, format: Form
         payload,
         facility: Facility::Auth,
     };
-    SyslogSink::new(&settings, format, Origin::default(), Duration::from_secs(30))
-        .expect("valid settings")
+    SyslogSink::new(
+        &settings,
+        format,
+        Origin::default(),
+        Duration::from_secs(30),
+    )
+    .expect("valid settings")
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -228,7 +234,11 @@ fn cef_over_tls_reaches_rsyslog_and_an_unknown_ca_is_refused() {
         other => panic!("an unknown CA must be refused: {other:?}"),
     }
     let lines = rsyslog.lines(2);
-    assert_eq!(lines.len(), 2, "only the trusted sink's findings: {lines:#?}");
+    assert_eq!(
+        lines.len(),
+        2,
+        "only the trusted sink's findings: {lines:#?}"
+    );
     assert_eq!(fields(&lines[1])[6], wire::cef(&second));
     let f = fields(&lines[0]);
     assert_eq!(f[6], wire::cef(&finding));
@@ -286,5 +296,9 @@ fn restart(tls: bool) {
         })
         .collect();
     assert_eq!(ids, ["before", "while-down", "after"]);
-    assert_eq!(sink.connections_opened(), 2, "one before, one after the restart");
+    assert_eq!(
+        sink.connections_opened(),
+        2,
+        "one before, one after the restart"
+    );
 }

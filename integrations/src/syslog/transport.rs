@@ -140,7 +140,10 @@ impl std::fmt::Debug for Endpoint {
     }
 }
 
-fn read_certs(what: &'static str, path: &Path) -> Result<Vec<CertificateDer<'static>>, TransportError> {
+fn read_certs(
+    what: &'static str,
+    path: &Path,
+) -> Result<Vec<CertificateDer<'static>>, TransportError> {
     let pem = |source| TransportError::Pem {
         what,
         path: path.to_owned(),
@@ -408,16 +411,15 @@ mod tests {
             ca_file: Some(empty.clone()),
             ..TlsOptions::default()
         };
-        let err = Endpoint::new("127.0.0.1:6514", Some(&opts), Duration::from_secs(1))
-            .unwrap_err();
+        let err = Endpoint::new("127.0.0.1:6514", Some(&opts), Duration::from_secs(1)).unwrap_err();
         assert!(matches!(err, TransportError::NoCertificate { .. }), "{err}");
         assert!(err.to_string().contains("empty.pem"), "{err}");
         let missing = TlsOptions {
             ca_file: Some(dir.join("missing.pem")),
             ..TlsOptions::default()
         };
-        let err = Endpoint::new("127.0.0.1:6514", Some(&missing), Duration::from_secs(1))
-            .unwrap_err();
+        let err =
+            Endpoint::new("127.0.0.1:6514", Some(&missing), Duration::from_secs(1)).unwrap_err();
         assert!(err.to_string().contains("tls.caFile"), "{err}");
         let half = TlsOptions {
             cert_file: Some(empty),

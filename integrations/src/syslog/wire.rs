@@ -210,12 +210,20 @@ pub fn cef(finding: &Finding) -> String {
         let local_port = (n.local_port != 0).then(|| n.local_port.to_string());
         let remote_port = Some(n.remote_port.to_string());
         let (src, spt, dst, dpt, direction) = match n.connection_direction {
-            ConnectionDirection::Outbound => {
-                (local, local_port, Some(n.remote_ip.clone()), remote_port, "1")
-            }
-            ConnectionDirection::Inbound => {
-                (Some(n.remote_ip.clone()), remote_port, local, local_port, "0")
-            }
+            ConnectionDirection::Outbound => (
+                local,
+                local_port,
+                Some(n.remote_ip.clone()),
+                remote_port,
+                "1",
+            ),
+            ConnectionDirection::Inbound => (
+                Some(n.remote_ip.clone()),
+                remote_port,
+                local,
+                local_port,
+                "0",
+            ),
         };
         ext.extend(src.map(|v| ("src", v)));
         ext.extend(spt.map(|v| ("spt", v)));
@@ -346,7 +354,10 @@ mod tests {
             assert!(event.contains(want), "{want} in {event}");
         }
         let event = cef(&testdata::dns_in_container());
-        assert!(event.contains("dhost=pool.minexmr.example proto=UDP"), "{event}");
+        assert!(
+            event.contains("dhost=pool.minexmr.example proto=UDP"),
+            "{event}"
+        );
         let event = cef(&testdata::rule_archived());
         assert!(event.contains("|10|"), "9.5 rounds to 10: {event}");
         assert!(event.ends_with("act=archived"), "{event}");

@@ -42,9 +42,7 @@ pub fn program(path: &str, package: &str, test: &str) -> Option<PathBuf> {
     if p.is_file() {
         return Some(p);
     }
-    let why = format!(
-        "{path} is missing: install Debian's {package} (scripts/bootstrap.sh does)"
-    );
+    let why = format!("{path} is missing: install Debian's {package} (scripts/bootstrap.sh does)");
     assert!(std::env::var_os("CI").is_none(), "{test}: {why}");
     eprintln!("NOT RUN: {test}: {why}");
     None
