@@ -14,6 +14,12 @@
 //!     minSeverity: Medium        # Low | Medium | High | Critical
 //!     findingTypes: []           # empty: every type
 //!     namespaces: []             # empty: every finding; otherwise pod findings in these only
+//!   - name: siem-syslog          # syslog and nats take their own settings (docs/INTEGRATIONS.md)
+//!     type: syslog
+//!     url: tls://siem.example:6514
+//!     payload: cef               # json | cef
+//!     facility: local4
+//!     caFile: /etc/vigil/siem-ca.pem
 //! delivery:                      # optional; these are the defaults
 //!   maxAttempts: 10
 //!   initialBackoffMillis: 1000
@@ -36,7 +42,10 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use vigil_crds::finding::{Finding, SeverityLabel};
 
-use crate::format::{Format, FormatError, Origin};
+use crate::{
+    format::{Format, FormatError, Origin},
+    syslog::{Facility, Payload},
+};
 
 /// Most sinks in one configuration.
 pub const MAX_SINKS: usize = 32;
@@ -99,6 +108,23 @@ pub struct SinkDocument {
     /// Only pod findings in these namespaces; every finding when empty.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub namespaces: Vec<String>,
+    /// syslog: `json` (the finding in `format`; the default) or `cef`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload: Option<String>,
+    /// syslog: the facility (`auth` by default; `kern`, `user`, `daemon`, `authpriv`, `audit`,
+    /// `alert`, `local0`..`local7`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub facility: Option<String>,
+    /// syslog and NATS over TLS: PEM file of the CA certificates to trust; the system's when
+    /// absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
+    /// NATS: the subject findings are published to (`vigil.findings` by default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// NATS: a JetStream stream to create, capturing `subject`, when it does not exist.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<String>,
 }
 
 /// Delivery settings as written.
@@ -274,6 +300,23 @@ pub struct SinkConfig {
     pub format: Format,
     /// Which findings it receives.
     pub filter: SinkFilter,
+    /// The settings of syslog and NATS sinks (defaults for the other kinds).
+    pub options: SinkOptions,
+}
+
+/// Settings only some kinds take, validated.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SinkOptions {
+    /// syslog: what the message carries.
+    pub payload: Payload,
+    /// syslog: the facility.
+    pub facility: Facility,
+    /// syslog and NATS over TLS: the CA certificates to trust; the system's when absent.
+    pub ca_file: Option<PathBuf>,
+    /// NATS: the subject.
+    pub subject: Option<String>,
+    /// NATS: the stream to create when missing.
+    pub stream: Option<String>,
 }
 
 /// How delivery retries, validated.
@@ -517,6 +560,17 @@ pub enum SinkConfigError {
         /// The value.
         value: String,
     },
+    /// A setting of a kind's own (syslog's `payload`, `facility`, `caFile`; NATS's `subject`,
+    /// `stream`, `caFile`) is wrong, or given to a kind that does not take it.
+    #[error("sink {sink}: {field}: {problem}")]
+    BadOption {
+        /// The sink.
+        sink: String,
+        /// The field.
+        field: &'static str,
+        /// What is wrong.
+        problem: String,
+    },
     /// A list has too many values.
     #[error("sink {sink}: {field}: {count} values, at most {MAX_FILTER_VALUES}")]
     TooManyValues {
@@ -548,6 +602,7 @@ impl SinkConfigError {
             | Self::UnknownSeverity { sink, .. }
             | Self::BadFindingType { sink, .. }
             | Self::BadNamespace { sink, .. }
+            | Self::BadOption { sink, .. }
             | Self::TooManyValues { sink, .. } => sink,
         }
     }
@@ -791,6 +846,7 @@ fn validate_sink(
             value: bad.clone(),
         });
     }
+    let options = sink_options(&sink, kind, &url, doc)?;
     Ok(SinkConfig {
         name: sink,
         kind,
@@ -802,7 +858,96 @@ fn validate_sink(
             finding_types: doc.finding_types.iter().cloned().collect(),
             namespaces: doc.namespaces.iter().cloned().collect(),
         },
+        options,
     })
+}
+
+/// The settings of syslog and NATS sinks: each only where it applies.
+fn sink_options(
+    sink: &str,
+    kind: SinkKind,
+    url: &http::Uri,
+    doc: &SinkDocument,
+) -> Result<SinkOptions, SinkConfigError> {
+    let bad = |field, problem: String| SinkConfigError::BadOption {
+        sink: sink.to_owned(),
+        field,
+        problem,
+    };
+    let unused = |field| bad(field, format!("a {kind} sink does not take it"));
+    let tls = url.scheme_str() == Some("tls");
+    let mut options = SinkOptions::default();
+    for (field, value, kinds) in [
+        ("payload", &doc.payload, &[SinkKind::Syslog][..]),
+        ("facility", &doc.facility, &[SinkKind::Syslog][..]),
+        (
+            "caFile",
+            &doc.ca_file,
+            &[SinkKind::Syslog, SinkKind::Nats][..],
+        ),
+        ("subject", &doc.subject, &[SinkKind::Nats][..]),
+        ("stream", &doc.stream, &[SinkKind::Nats][..]),
+    ] {
+        if value.is_some() && !kinds.contains(&kind) {
+            return Err(unused(field));
+        }
+    }
+    if let Some(text) = &doc.payload {
+        options.payload = serde_json::from_value(serde_json::Value::String(text.clone()))
+            .map_err(|_| bad("payload", format!("{text:?}: must be json or cef")))?;
+        if options.payload == Payload::Cef && doc.format.is_some() {
+            return Err(bad(
+                "format",
+                "a syslog sink with payload cef sends CEF; leave format out".into(),
+            ));
+        }
+    }
+    if let Some(text) = &doc.facility {
+        options.facility = serde_json::from_value(serde_json::Value::String(text.clone()))
+            .map_err(|_| {
+                bad(
+                    "facility",
+                    format!("{text:?}: must be kern, user, daemon, auth, authpriv, audit, alert or local0 to local7"),
+                )
+            })?;
+    }
+    if let Some(path) = &doc.ca_file {
+        if kind == SinkKind::Syslog && !tls {
+            return Err(bad("caFile", "needs a tls:// url".into()));
+        }
+        if path.is_empty() {
+            return Err(bad("caFile", "empty".into()));
+        }
+        options.ca_file = Some(PathBuf::from(path));
+    }
+    if let Some(subject) = &doc.subject {
+        if !crate::nats::publishable(subject) {
+            return Err(bad(
+                "subject",
+                format!(
+                    "{subject:?}: not a NATS subject to publish to (dot-separated tokens, no spaces or wildcards)"
+                ),
+            ));
+        }
+        options.subject = Some(subject.clone());
+    }
+    if let Some(stream) = &doc.stream {
+        let valid = !stream.is_empty()
+            && stream.len() <= 255
+            && stream
+                .chars()
+                .all(|c| c.is_ascii_graphic() && !matches!(c, '.' | '*' | '>' | '/' | '\\'));
+        if !valid {
+            return Err(bad(
+                "stream",
+                format!(
+                    "{stream:?}: not a JetStream stream name (no spaces, '.', '*', '>', '/' or '\\')"
+                ),
+            ));
+        }
+        options.stream = Some(stream.clone());
+    }
+    Ok(options)
 }
 
 fn parse_url(sink: &str, kind: SinkKind, text: &str) -> Result<http::Uri, SinkConfigError> {
@@ -881,6 +1026,72 @@ mod tests {
     fn from_yaml(yaml: &str) -> Integrations {
         let doc: IntegrationsDocument = serde_yaml::from_str(yaml).unwrap();
         validate(&doc, Path::new("test.yaml")).unwrap()
+    }
+
+    #[test]
+    fn syslog_and_nats_settings_apply_to_their_kinds_only() {
+        let table: &[(&str, &[&str])] = &[
+            (
+                "{name: a, type: slack, url: 'http://x/', payload: cef}",
+                &["payload", "slack"],
+            ),
+            (
+                "{name: b, type: otlp, url: 'http://x/', subject: a.b}",
+                &["subject", "otlp"],
+            ),
+            (
+                "{name: c, type: syslog, url: 'tcp://x:514', payload: xml}",
+                &["payload", "xml"],
+            ),
+            (
+                "{name: d, type: syslog, url: 'tcp://x:514', facility: local9}",
+                &["facility", "local9"],
+            ),
+            (
+                "{name: e, type: syslog, url: 'tcp://x:514', caFile: /ca.pem}",
+                &["caFile", "tls://"],
+            ),
+            (
+                "{name: f, type: syslog, url: 'tcp://x:514', payload: cef, format: ocsf}",
+                &["format", "cef"],
+            ),
+            (
+                "{name: g, type: syslog, url: 'tcp://x:514', stream: S}",
+                &["stream", "syslog"],
+            ),
+            (
+                "{name: h, type: nats, url: 'nats://x:4222', subject: 'a.*'}",
+                &["subject", "a.*"],
+            ),
+            (
+                "{name: i, type: nats, url: 'nats://x:4222', stream: a.b}",
+                &["stream", "a.b"],
+            ),
+            (
+                "{name: j, type: nats, url: 'nats://x:4222', payload: cef}",
+                &["payload", "nats"],
+            ),
+        ];
+        for (sink, words) in table {
+            let got = from_yaml(&format!("sinks: [{sink}]"));
+            assert!(got.sinks.is_empty(), "{sink}");
+            let err = got.errors[0].to_string();
+            for w in *words {
+                assert!(err.contains(w), "{sink}: {err} lacks {w}");
+            }
+        }
+        let got = from_yaml(
+            "sinks:\n  - {name: s, type: syslog, url: 'tls://siem:6514', payload: cef, facility: local4, caFile: /etc/ca.pem}\n  - {name: n, type: nats, url: 'nats://nats:4222', subject: vigil.eu, stream: VIGIL, format: ocsf}\n",
+        );
+        assert!(got.errors.is_empty(), "{:?}", got.errors);
+        let s = &got.sinks[0].options;
+        assert_eq!(s.payload, Payload::Cef);
+        assert_eq!(s.facility, Facility::Local4);
+        assert_eq!(s.ca_file.as_deref(), Some(Path::new("/etc/ca.pem")));
+        let n = &got.sinks[1].options;
+        assert_eq!(n.subject.as_deref(), Some("vigil.eu"));
+        assert_eq!(n.stream.as_deref(), Some("VIGIL"));
+        assert_eq!(got.sinks[1].format, Format::Ocsf);
     }
 
     #[test]

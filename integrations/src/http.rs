@@ -425,6 +425,7 @@ mod tests {
             secret: secret.map(Secret::new),
             format: Format::Vigil,
             filter: SinkFilter::default(),
+            options: Default::default(),
         }
     }
 

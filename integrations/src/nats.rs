@@ -9,37 +9,92 @@ use async_nats::{
     ConnectOptions,
     jetstream::{self, Context, message::PublishMessage, stream},
 };
-use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use tokio::sync::Mutex;
 use vigil_crds::finding::Finding;
 
-use crate::format::{self, Format, FormatError, Origin};
+use crate::{
+    config::{SinkConfig, SinkConfigError},
+    format::{self, Format, FormatError, Origin},
+    sink::{SendFuture, Sink, SinkError},
+};
 
-fn default_subject() -> String {
-    "vigil.findings".to_owned()
+/// The subject when none is configured.
+pub const DEFAULT_SUBJECT: &str = "vigil.findings";
+
+/// How long connecting or waiting for an acknowledgement may take inside one attempt (the
+/// delivery engine bounds the whole attempt with its own `timeoutMillis`).
+pub const IO_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How the sink authenticates.
+#[derive(Clone, PartialEq, Eq)]
+pub enum NatsAuth {
+    /// A credentials file's contents (user JWT and nkey seed).
+    Credentials(String),
+    /// A token.
+    Token(String),
 }
 
-/// The NATS-specific settings of a sink.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+impl std::fmt::Debug for NatsAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Credentials(_) => "Credentials(..)",
+            Self::Token(_) => "Token(..)",
+        })
+    }
+}
+
+impl NatsAuth {
+    /// The secret of a NATS sink: a credentials file (it holds a `NATS USER JWT` block) or a
+    /// token.
+    pub fn from_secret(secret: &[u8]) -> Option<Self> {
+        let text = std::str::from_utf8(secret).ok()?.trim();
+        if text.is_empty() {
+            None
+        } else if text.contains("BEGIN NATS USER JWT") {
+            Some(Self::Credentials(text.to_owned()))
+        } else {
+            Some(Self::Token(text.to_owned()))
+        }
+    }
+}
+
+/// The settings of a NATS sink.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NatsSettings {
-    /// Server URL(s), e.g. `nats://127.0.0.1:4222` (`tls://` for TLS); comma-separated for a
-    /// cluster.
+    /// Server URL, e.g. `nats://127.0.0.1:4222` (`tls://` for TLS).
     pub url: String,
-    /// Subject the findings are published to, `vigil.findings` by default.
-    #[serde(default = "default_subject")]
+    /// Subject the findings are published to.
     pub subject: String,
     /// A stream to create (capturing `subject`) when it does not exist; when absent, a stream
     /// that captures the subject must exist, or every publish fails.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stream: Option<String>,
-    /// NATS credentials file (JWT and nkey seed).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub credentials_file: Option<PathBuf>,
+    /// Credentials or token.
+    pub auth: Option<NatsAuth>,
     /// PEM CA file for a TLS server; requires TLS when set.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_file: Option<PathBuf>,
+}
+
+impl NatsSettings {
+    /// The settings of a validated `nats` sink; `None` when its secret is neither credentials
+    /// nor a token (not UTF-8, or blank).
+    pub fn from_config(config: &SinkConfig) -> Option<Self> {
+        let auth = match &config.secret {
+            Some(secret) => Some(NatsAuth::from_secret(secret.expose())?),
+            None => None,
+        };
+        Some(Self {
+            url: config.url.to_string(),
+            subject: config
+                .options
+                .subject
+                .clone()
+                .unwrap_or_else(|| DEFAULT_SUBJECT.to_owned()),
+            stream: config.options.stream.clone(),
+            auth,
+            ca_file: config.options.ca_file.clone(),
+        })
+    }
 }
 
 /// Why a finding was not stored by JetStream.
@@ -54,15 +109,9 @@ pub enum NatsError {
     /// The finding could not be rendered.
     #[error("rendering the finding")]
     Format(#[from] FormatError),
-    /// The credentials file could not be read.
-    #[error("reading credentials file {}", path.display())]
-    Credentials {
-        /// The file.
-        path: PathBuf,
-        /// The I/O error.
-        #[source]
-        source: std::io::Error,
-    },
+    /// The credentials could not be parsed.
+    #[error("the credentials in secretFile")]
+    Credentials(#[source] std::io::Error),
     /// No connection to the server.
     #[error("connecting to {url}")]
     Connect {
@@ -107,6 +156,7 @@ pub struct Stored {
 /// A configured JetStream destination; connects on first use, then the client reconnects by
 /// itself.
 pub struct NatsSink {
+    name: String,
     settings: NatsSettings,
     format: Format,
     origin: Origin,
@@ -125,7 +175,7 @@ impl std::fmt::Debug for NatsSink {
 
 /// Whether NATS accepts `subject` for a publish: dot-separated non-empty tokens of printable
 /// characters other than the wildcards.
-fn publishable(subject: &str) -> bool {
+pub(crate) fn publishable(subject: &str) -> bool {
     !subject.is_empty()
         && subject.split('.').all(|token| {
             !token.is_empty()
@@ -139,6 +189,7 @@ impl NatsSink {
     /// Checks the settings without connecting: an unreachable server is a failed delivery,
     /// retried, not a bad setting.
     pub fn new(
+        name: &str,
         settings: NatsSettings,
         format: Format,
         origin: Origin,
@@ -148,7 +199,12 @@ impl NatsSink {
             return Err(NatsError::Subject(settings.subject));
         }
         format.check_origin(&origin)?;
+        if let Some(NatsAuth::Credentials(creds)) = &settings.auth {
+            // Parse once now, so that bad credentials are a configuration error.
+            ConnectOptions::with_credentials(creds).map_err(NatsError::Credentials)?;
+        }
         Ok(Self {
+            name: name.to_owned(),
             settings,
             format,
             origin,
@@ -163,15 +219,12 @@ impl NatsSink {
             .name("vigil")
             .connection_timeout(self.timeout)
             .request_timeout(Some(self.timeout));
-        if let Some(path) = &s.credentials_file {
-            options =
-                options
-                    .credentials_file(path)
-                    .await
-                    .map_err(|source| NatsError::Credentials {
-                        path: path.clone(),
-                        source,
-                    })?;
+        match &s.auth {
+            Some(NatsAuth::Credentials(creds)) => {
+                options = options.credentials(creds).map_err(NatsError::Credentials)?;
+            }
+            Some(NatsAuth::Token(token)) => options = options.token(token.clone()),
+            None => {}
         }
         if let Some(ca) = &s.ca_file {
             options = options.require_tls(true).add_root_certificates(ca.clone());
@@ -201,8 +254,44 @@ impl NatsSink {
         Ok(context)
     }
 
+    /// A sink for a validated `nats` configuration.
+    pub fn from_config(config: &SinkConfig, origin: &Origin) -> Result<Self, SinkConfigError> {
+        let bad = |field, problem| SinkConfigError::BadOption {
+            sink: config.name.clone(),
+            field,
+            problem,
+        };
+        let settings = NatsSettings::from_config(config).ok_or_else(|| {
+            bad(
+                "secretFile",
+                "neither a NATS credentials file nor a token".to_owned(),
+            )
+        })?;
+        Self::new(
+            &config.name,
+            settings,
+            config.format,
+            origin.clone(),
+            IO_TIMEOUT,
+        )
+        .map_err(|e| {
+            let field = match &e {
+                NatsError::Credentials(_) => "secretFile",
+                NatsError::Subject(_) => "subject",
+                _ => "format",
+            };
+            bad(field, crate::syslog::error_chain(&e))
+        })
+    }
+
+    /// The server, without credentials (the configuration's URL has none: they come from the
+    /// secret).
+    pub fn url(&self) -> &str {
+        &self.settings.url
+    }
+
     /// Publishes one finding and waits for JetStream to store it.
-    pub async fn send(&self, finding: &Finding) -> Result<Stored, NatsError> {
+    pub async fn publish(&self, finding: &Finding) -> Result<Stored, NatsError> {
         let payload = serde_json::to_vec(&format::render(self.format, finding, &self.origin)?)
             .map_err(FormatError::from)?;
         let context = {
@@ -240,6 +329,25 @@ impl NatsSink {
     }
 }
 
+impl Sink for NatsSink {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn send<'a>(&'a self, finding: &'a Finding) -> SendFuture<'a> {
+        Box::pin(async move {
+            match self.publish(finding).await {
+                Ok(_) => Ok(()),
+                Err(NatsError::Format(e)) => Err(SinkError::Format(e)),
+                Err(e) => Err(SinkError::Connect {
+                    endpoint: format!("nats {}", self.url()),
+                    source: Box::new(e),
+                }),
+            }
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -262,10 +370,11 @@ mod tests {
             url: "nats://127.0.0.1:4222".into(),
             subject: "a.*".into(),
             stream: None,
-            credentials_file: None,
+            auth: None,
             ca_file: None,
         };
         let err = NatsSink::new(
+            "n",
             settings,
             Format::Vigil,
             Origin::default(),
@@ -276,15 +385,33 @@ mod tests {
     }
 
     #[test]
-    fn settings_default_the_subject_and_refuse_unknown_fields() {
-        let s: NatsSettings =
-            serde_json::from_value(serde_json::json!({"url": "nats://127.0.0.1:4222"})).unwrap();
-        assert_eq!(s.subject, "vigil.findings");
-        assert!(
-            serde_json::from_value::<NatsSettings>(
-                serde_json::json!({"url": "nats://x:1", "subjekt": "a"})
-            )
-            .is_err()
-        );
+    fn secrets_are_credentials_or_tokens_and_never_printed() {
+        let creds = "-----BEGIN NATS USER JWT-----\neyJ0\n------END NATS USER JWT------\n";
+        assert!(matches!(
+            NatsAuth::from_secret(creds.as_bytes()),
+            Some(NatsAuth::Credentials(_))
+        ));
+        let token = NatsAuth::from_secret(b"s3cret-token\n");
+        assert_eq!(token, Some(NatsAuth::Token("s3cret-token".into())));
+        assert_eq!(format!("{token:?}"), "Some(Token(..))");
+        assert_eq!(NatsAuth::from_secret(b"  \n"), None);
+        assert_eq!(NatsAuth::from_secret(&[0xff, 0xfe]), None);
+        // Credentials that do not parse are refused when the sink is made.
+        let settings = NatsSettings {
+            url: "nats://127.0.0.1:4222".into(),
+            subject: DEFAULT_SUBJECT.into(),
+            stream: None,
+            auth: Some(NatsAuth::Credentials(creds.into())),
+            ca_file: None,
+        };
+        let err = NatsSink::new(
+            "n",
+            settings,
+            Format::Vigil,
+            Origin::default(),
+            Duration::from_secs(1),
+        )
+        .unwrap_err();
+        assert!(matches!(err, NatsError::Credentials(_)), "{err}");
     }
 }

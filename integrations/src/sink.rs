@@ -111,8 +111,8 @@ impl SinkError {
     }
 }
 
-/// The sink a validated configuration describes. Kinds this build does not implement are
-/// refused with [`SinkConfigError::Unavailable`].
+/// The sink a validated configuration describes. A syslog or NATS sink whose certificate files
+/// or credentials do not parse is refused with [`SinkConfigError::BadOption`].
 pub fn build(
     config: &SinkConfig,
     origin: &crate::format::Origin,
@@ -121,10 +121,12 @@ pub fn build(
         SinkKind::Webhook | SinkKind::Slack | SinkKind::SplunkHec | SinkKind::Otlp => Ok(Box::new(
             crate::http::HttpSink::new(config, origin.clone())?,
         )),
-        kind @ (SinkKind::Syslog | SinkKind::Nats) => Err(SinkConfigError::Unavailable {
-            sink: config.name.clone(),
-            kind,
-        }),
+        SinkKind::Syslog => Ok(Box::new(crate::syslog::SyslogSink::from_config(
+            config, origin,
+        )?)),
+        SinkKind::Nats => Ok(Box::new(crate::nats::NatsSink::from_config(
+            config, origin,
+        )?)),
     }
 }
 

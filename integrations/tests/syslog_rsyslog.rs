@@ -4,12 +4,15 @@
 
 mod support;
 
-use std::{path::PathBuf, process::Command, time::Duration};
+use std::{path::PathBuf, process::Command};
 
-use support::{Daemon, TempDir, certificates, program, sample, variant, wait_for};
+use support::{
+    Daemon, TempDir, certificates, chain, configure, program, sample, variant, wait_for,
+};
 use vigil_integrations::{
     format::{self, Format, Origin},
-    syslog::{Facility, Payload, SyslogError, SyslogSettings, SyslogSink, TlsOptions, wire},
+    sink::{self as sinks, Sink},
+    syslog::{SyslogSink, wire},
 };
 
 const RSYSLOGD: &str = "/usr/sbin/rsyslogd";
@@ -130,20 +133,10 @@ fn fields(line: &str) -> Vec<&str> {
     line.splitn(7, '|').collect()
 }
 
-fn sink(address: String, payload: Payload, tls: Option<TlsOptions>, format: Format) -> SyslogSink {
-    let settings = SyslogSettings {
-        address,
-        tls,
-        payload,
-        facility: Facility::Auth,
-    };
-    SyslogSink::new(
-        &settings,
-        format,
-        Origin::default(),
-        Duration::from_secs(30),
-    )
-    .expect("valid settings")
+/// A syslog sink from its configuration, as the agent makes it.
+fn sink(yaml: &str) -> SyslogSink {
+    let (config, origin) = configure(yaml);
+    SyslogSink::from_config(&config, &origin).expect("a valid syslog sink")
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -159,7 +152,13 @@ fn json_findings_arrive_as_rfc5424_messages_over_tcp() {
         return;
     };
     let mut rsyslog = Rsyslog::start(&rsyslogd, TempDir::new("rsyslog-json"), false, None);
-    let sink = sink(rsyslog.address(), Payload::Json, None, Format::GuardDuty);
+    // Through the agent's own path: the YAML, its validation, sink::build.
+    let (config, origin) = configure(&format!(
+        "sinks: [{{name: siem, type: syslog, url: 'tcp://{}', format: guardduty}}]",
+        rsyslog.address()
+    ));
+    let sink = sinks::build(&config, &origin).expect("a syslog sink");
+    assert_eq!(sink.name(), "siem");
     // A long description: a message far past the 1 KiB / 8 KiB that LF-framed or UDP syslog
     // would keep, with a newline and a `|` inside.
     let long = format!("first line\nsecond | {}", "x".repeat(40_000));
@@ -197,24 +196,19 @@ fn cef_over_tls_reaches_rsyslog_and_an_unknown_ca_is_refused() {
     };
     let mut rsyslog = Rsyslog::start(&rsyslogd, TempDir::new("rsyslog-tls"), true, None);
     let (ca, _, _) = rsyslog.tls.clone().expect("TLS files");
-    let tls = TlsOptions {
-        ca_file: Some(ca),
-        server_name: Some("localhost".into()),
-        ..TlsOptions::default()
-    };
-    let good = sink(rsyslog.address(), Payload::Cef, Some(tls), Format::Vigil);
+    let good = sink(&format!(
+        "sinks: [{{name: siem, type: syslog, url: 'tls://localhost:{}', payload: cef, facility: local4, caFile: '{}'}}]",
+        rsyslog.port,
+        ca.display()
+    ));
     // A CA that did not sign the receiver's certificate.
     let other = TempDir::new("rsyslog-other-ca");
     let (other_ca, _, _) = certificates(&other, "other-");
-    let untrusted = sink(
-        rsyslog.address(),
-        Payload::Cef,
-        Some(TlsOptions {
-            ca_file: Some(other_ca),
-            ..TlsOptions::default()
-        }),
-        Format::Vigil,
-    );
+    let untrusted = sink(&format!(
+        "sinks: [{{name: siem, type: syslog, url: 'tls://127.0.0.1:{}', payload: cef, caFile: '{}'}}]",
+        rsyslog.port,
+        other_ca.display()
+    ));
     let mut finding = sample();
     finding.title = "pipe | and back\\slash".into();
     finding.description = "key=value\nnext".into();
@@ -228,10 +222,11 @@ fn cef_over_tls_reaches_rsyslog_and_an_unknown_ca_is_refused() {
     });
     assert_eq!(good.connections_opened(), 1);
     match refused {
-        Err(SyslogError::Transport(e)) => {
-            assert!(e.to_string().contains("TLS handshake"), "{e}");
+        Err(e) => {
+            assert!(!e.is_permanent(), "retried: {e}");
+            assert!(chain(&e).contains("TLS handshake"), "{}", chain(&e));
         }
-        other => panic!("an unknown CA must be refused: {other:?}"),
+        Ok(()) => panic!("an unknown CA must be refused"),
     }
     let lines = rsyslog.lines(2);
     assert_eq!(
@@ -266,11 +261,17 @@ fn restart(tls: bool) {
     };
     let mut rsyslog = Rsyslog::start(&rsyslogd, TempDir::new("rsyslog-restart"), tls, None);
     let port = rsyslog.port;
-    let tls = rsyslog.tls.clone().map(|(ca, _, _)| TlsOptions {
-        ca_file: Some(ca),
-        ..TlsOptions::default()
+    let sink = sink(&match &rsyslog.tls {
+        Some((ca, _, _)) => format!(
+            "sinks: [{{name: siem, type: syslog, url: 'tls://127.0.0.1:{}', caFile: '{}'}}]",
+            rsyslog.port,
+            ca.display()
+        ),
+        None => format!(
+            "sinks: [{{name: siem, type: syslog, url: 'tcp://127.0.0.1:{}'}}]",
+            rsyslog.port
+        ),
     });
-    let sink = sink(rsyslog.address(), Payload::Json, tls, Format::Vigil);
     let rt = runtime();
     rt.block_on(sink.send(&variant("before", 1, "before")))
         .expect("delivered");

@@ -9,7 +9,6 @@ use std::{
     time::Duration,
 };
 
-use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use tokio::sync::Mutex;
 use vigil_crds::finding::Finding;
@@ -18,24 +17,61 @@ pub use self::{
     transport::{Connection, Endpoint, TlsOptions, TransportError},
     wire::{Facility, Payload},
 };
-use crate::format::{self, Format, FormatError, Origin};
+use crate::{
+    config::{SinkConfig, SinkConfigError},
+    format::{self, Format, FormatError, Origin},
+    sink::{SendFuture, Sink, SinkError},
+};
 
-/// The syslog-specific settings of a sink.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+/// An error and its sources, on one line.
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+/// How long connecting or writing may take inside one attempt (the delivery engine bounds the
+/// whole attempt with its own `timeoutMillis`).
+pub const IO_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The settings of a syslog sink.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SyslogSettings {
     /// The receiver, `host:port` (RFC 5425 uses 6514 for TLS).
     pub address: String,
     /// TLS; plain TCP when absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsOptions>,
     /// `json` (the finding in the sink's `format`) or `cef`.
-    #[serde(default)]
     pub payload: Payload,
-    /// Syslog facility, `auth` by default.
-    #[serde(default)]
+    /// Syslog facility.
     pub facility: Facility,
 }
+
+impl SyslogSettings {
+    /// The settings of a validated `syslog` sink: `tcp://host:port` or `tls://host:port`.
+    pub fn from_config(config: &SinkConfig) -> Self {
+        let host = config.url.host().unwrap_or_default();
+        let port = config.url.port_u16().unwrap_or(DEFAULT_PORT);
+        let tls = (config.url.scheme_str() == Some("tls")).then(|| TlsOptions {
+            ca_file: config.options.ca_file.clone(),
+            ..TlsOptions::default()
+        });
+        Self {
+            address: format!("{host}:{port}"),
+            tls,
+            payload: config.options.payload,
+            facility: config.options.facility,
+        }
+    }
+}
+
+/// RFC 6587's customary port; the configuration requires one anyway.
+const DEFAULT_PORT: u16 = 514;
 
 /// Why a finding was not delivered to the syslog receiver.
 #[derive(Debug, Error)]
@@ -53,6 +89,7 @@ pub enum SyslogError {
 /// failure or a close by the receiver).
 #[derive(Debug)]
 pub struct SyslogSink {
+    name: String,
     endpoint: Endpoint,
     payload: Payload,
     facility: Facility,
@@ -66,6 +103,7 @@ impl SyslogSink {
     /// Checks the settings (the address, the TLS files, what `format` needs) without
     /// connecting: an unreachable receiver is a failed delivery, retried, not a bad setting.
     pub fn new(
+        name: &str,
         settings: &SyslogSettings,
         format: Format,
         origin: Origin,
@@ -75,6 +113,7 @@ impl SyslogSink {
             format.check_origin(&origin)?;
         }
         Ok(Self {
+            name: name.to_owned(),
             endpoint: Endpoint::new(&settings.address, settings.tls.as_ref(), timeout)?,
             payload: settings.payload,
             facility: settings.facility,
@@ -99,28 +138,47 @@ impl SyslogSink {
         )))
     }
 
+    /// A sink for a validated `syslog` configuration.
+    pub fn from_config(config: &SinkConfig, origin: &Origin) -> Result<Self, SinkConfigError> {
+        Self::new(
+            &config.name,
+            &SyslogSettings::from_config(config),
+            config.format,
+            origin.clone(),
+            IO_TIMEOUT,
+        )
+        .map_err(|e| SinkConfigError::BadOption {
+            sink: config.name.clone(),
+            field: match &e {
+                SyslogError::Format(_) => "format",
+                SyslogError::Transport(_) => "caFile",
+            },
+            problem: error_chain(&e),
+        })
+    }
+
     /// Sends one finding. `Ok` once the frame is written to a connection the receiver had not
     /// closed; an error drops the connection so that the retry opens a new one.
-    pub async fn send(&self, finding: &Finding) -> Result<(), SyslogError> {
+    pub async fn send_finding(&self, finding: &Finding) -> Result<(), SyslogError> {
         let frame = self.encode(finding)?;
         let mut slot = self.connection.lock().await;
-        if let Some(conn) = slot.as_mut()
-            && conn.closed_by_peer().await
-        {
-            *slot = None;
-        }
-        let conn = match slot.as_mut() {
+        // Out of the slot while in use: if the attempt is abandoned (the delivery engine's
+        // timeout) in the middle of a frame, the connection goes with it instead of carrying
+        // half a frame into the next message.
+        let reusable = match slot.take() {
+            Some(mut conn) => (!conn.closed_by_peer().await).then_some(conn),
+            None => None,
+        };
+        let mut conn = match reusable {
             Some(conn) => conn,
             None => {
                 let conn = self.endpoint.connect().await?;
                 self.connections_opened.fetch_add(1, Ordering::Relaxed);
-                slot.insert(conn)
+                conn
             }
         };
-        if let Err(e) = conn.write(&frame).await {
-            *slot = None;
-            return Err(e.into());
-        }
+        conn.write(&frame).await?;
+        *slot = Some(conn);
         Ok(())
     }
 
@@ -132,5 +190,23 @@ impl SyslogSink {
     /// The receiver's address.
     pub fn address(&self) -> &str {
         self.endpoint.address()
+    }
+}
+
+impl Sink for SyslogSink {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn send<'a>(&'a self, finding: &'a Finding) -> SendFuture<'a> {
+        Box::pin(async move {
+            self.send_finding(finding).await.map_err(|e| match e {
+                SyslogError::Format(e) => SinkError::Format(e),
+                SyslogError::Transport(e) => SinkError::Connect {
+                    endpoint: format!("syslog {}", self.address()),
+                    source: Box::new(e),
+                },
+            })
+        })
     }
 }

@@ -17,7 +17,6 @@ use std::{
 
 use rustls::{ClientConfig, RootCertStore};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, pem::PemObject};
-use serde::{Deserialize, Serialize};
 use socket2::SockRef;
 use thiserror::Error;
 use tokio::{
@@ -27,21 +26,16 @@ use tokio::{
 use tokio_rustls::{TlsConnector, client::TlsStream};
 
 /// TLS settings of a syslog sink.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TlsOptions {
     /// PEM file of the CA certificates that sign the receiver's certificate; the system's
     /// roots when absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_file: Option<PathBuf>,
     /// Name to verify the receiver's certificate against; the host of the address when absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_name: Option<String>,
     /// PEM client certificate chain, for receivers that authenticate clients.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cert_file: Option<PathBuf>,
     /// PEM private key of `certFile`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_file: Option<PathBuf>,
 }
 

@@ -158,3 +158,31 @@ pub fn certificates(dir: &TempDir, prefix: &str) -> (PathBuf, PathBuf, PathBuf) 
     std::fs::write(&paths.2, key.serialize_pem()).expect("key.pem");
     paths
 }
+
+/// The one sink of an integrations document (YAML), validated as the agent does.
+pub fn configure(
+    yaml: &str,
+) -> (
+    vigil_integrations::config::SinkConfig,
+    vigil_integrations::format::Origin,
+) {
+    let doc: vigil_integrations::config::IntegrationsDocument =
+        serde_yaml::from_str(yaml).expect("the test's YAML parses");
+    let mut integrations =
+        vigil_integrations::config::validate(&doc, Path::new("test.yaml")).expect("valid file");
+    assert!(integrations.errors.is_empty(), "{:?}", integrations.errors);
+    assert_eq!(integrations.sinks.len(), 1);
+    (integrations.sinks.remove(0), integrations.origin)
+}
+
+/// An error and its sources on one line.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
