@@ -7,7 +7,9 @@ mod support;
 use std::{path::PathBuf, process::Command, time::Duration};
 
 use async_nats::jetstream;
-use support::{Daemon, TempDir, chain, configure, program, sample, variant, wait_for};
+use support::{
+    Daemon, TempDir, certificates, chain, configure, program, sample, variant, wait_for,
+};
 use vigil_integrations::{
     format::{self, Format, Origin},
     nats::NatsSink,
@@ -26,6 +28,10 @@ impl NatsServer {
     /// nats-server -js on 127.0.0.1, on a port it picks (read from its ports file) unless
     /// `port` is given; the store in `dir`.
     fn start(server: &PathBuf, dir: TempDir, port: Option<u16>) -> Self {
+        Self::start_with(server, dir, port, &[])
+    }
+
+    fn start_with(server: &PathBuf, dir: TempDir, port: Option<u16>, extra: &[&str]) -> Self {
         let ports = dir.path("ports");
         let _ = std::fs::remove_dir_all(&ports);
         std::fs::create_dir_all(&ports).expect("ports directory");
@@ -38,7 +44,8 @@ impl NatsServer {
                 .arg("-sd")
                 .arg(dir.path("store"))
                 .arg("--ports_file_dir")
-                .arg(&ports),
+                .arg(&ports)
+                .args(extra),
             &log,
         );
         // The ports file appears once the server listens: {"nats": ["nats://127.0.0.1:N"], ...}
@@ -213,4 +220,58 @@ fn a_restarted_server_stores_the_retried_finding_and_keeps_the_first() {
         stream.info().await.expect("stream info").state.messages
     });
     assert_eq!(messages, 2, "before and during, each once");
+}
+
+#[test]
+fn tls_and_a_token_from_the_secret_file() {
+    let Some(bin) = program(
+        NATS_SERVER,
+        "nats-server",
+        "tls_and_a_token_from_the_secret_file",
+    ) else {
+        return;
+    };
+    let dir = TempDir::new("nats-tls");
+    let (ca, cert, key) = certificates(&dir, "server-");
+    let token_file = dir.path("token");
+    std::fs::write(&token_file, "s3cret-token\n").expect("token file");
+    let wrong_file = dir.path("wrong");
+    std::fs::write(&wrong_file, "not-the-token\n").expect("token file");
+    let (cert, key) = (cert.display().to_string(), key.display().to_string());
+    let server = NatsServer::start_with(
+        &bin,
+        dir,
+        None,
+        &[
+            "--tls",
+            "--tlscert",
+            &cert,
+            "--tlskey",
+            &key,
+            "--auth",
+            "s3cret-token",
+        ],
+    );
+    let yaml = |secret: &std::path::Path| {
+        format!(
+            "sinks: [{{name: stream, type: nats, url: 'tls://127.0.0.1:{}', caFile: '{}', secretFile: '{}', stream: VIGIL}}]",
+            server.port,
+            ca.display(),
+            secret.display()
+        )
+    };
+    let good = sink(&yaml(&token_file));
+    let wrong = sink(&yaml(&wrong_file));
+    let rt = runtime();
+    let stored = rt
+        .block_on(good.publish(&sample()))
+        .expect("stored over TLS");
+    assert_eq!((stored.stream.as_str(), stored.sequence), ("VIGIL", 1));
+    let refused = rt.block_on(async {
+        tokio::time::timeout(Duration::from_secs(20), wrong.publish(&sample())).await
+    });
+    match refused {
+        Ok(Err(e)) => assert!(chain(&e).contains("connecting to"), "{}", chain(&e)),
+        other => panic!("a wrong token must be refused: {other:?}"),
+    }
 }
