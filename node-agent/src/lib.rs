@@ -21,6 +21,7 @@ pub mod pipeline;
 pub mod proctable;
 pub mod sensitive;
 pub mod sensor;
+pub mod settings;
 pub mod sinks;
 pub mod spool;
 pub mod sqlite;

@@ -218,6 +218,10 @@ struct SensorArgs {
 
 #[derive(clap::Args, Debug, Clone)]
 struct RunArgs {
+    /// The file form of these flags (`key: value` per flag, see docs/HOST.md); read when it
+    /// exists, and a flag on the command line wins over its key.
+    #[arg(long, default_value = node_agent::settings::DEFAULT_PATH)]
+    settings: PathBuf,
     #[command(flatten)]
     sensor: SensorArgs,
     /// Stop after this long (`30s`, `5m`, `1h`); runs until SIGINT/SIGTERM when absent.
@@ -345,7 +349,11 @@ fn init_logging(format: LogFormat) {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let argv: Vec<String> = std::env::args().collect();
+    let cli = match with_settings(argv) {
+        Ok(argv) => Cli::parse_from(argv),
+        Err(e) => return fail(e),
+    };
     // `node-agent` alone is `node-agent run` with the defaults.
     let command = cli
         .command
@@ -363,6 +371,51 @@ fn main() -> ExitCode {
         Some(Command::Console(args)) => console(&args),
         None => fail("no command"),
     }
+}
+
+/// `argv` with the settings file's flags added after `run` (or `run` and them, when no command
+/// is given), when the command is `run` and the file exists; a `--settings` file that does not
+/// exist is an error, the default one is optional.
+fn with_settings(argv: Vec<String>) -> Result<Vec<String>, node_agent::settings::SettingsError> {
+    use clap::CommandFactory;
+    let Ok(cli) = Cli::try_parse_from(&argv) else {
+        // clap reports it with the parse that follows.
+        return Ok(argv);
+    };
+    let path = match &cli.command {
+        Some(Command::Run(args)) => args.settings.clone(),
+        None => PathBuf::from(node_agent::settings::DEFAULT_PATH),
+        Some(_) => return Ok(argv),
+    };
+    let explicit = argv
+        .iter()
+        .any(|a| a == "--settings" || a.starts_with("--settings="));
+    if !explicit && !path.exists() {
+        return Ok(argv);
+    }
+    let known: Vec<String> = Cli::command()
+        .find_subcommand("run")
+        .map(|run| {
+            run.get_arguments()
+                .filter_map(|a| a.get_long())
+                .filter(|l| !matches!(*l, "settings" | "help"))
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    let extra =
+        node_agent::settings::read(&path, &known, &node_agent::settings::given_flags(&argv))?;
+    let mut out = argv;
+    match out.iter().position(|a| a == "run") {
+        Some(i) => {
+            out.splice(i + 1..i + 1, extra);
+        }
+        None => {
+            out.push("run".to_owned());
+            out.extend(extra);
+        }
+    }
+    Ok(out)
 }
 
 fn fail(message: impl std::fmt::Display) -> ExitCode {
