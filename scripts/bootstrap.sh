@@ -93,13 +93,15 @@ if ! "$VIGIL_TOOLS/bin/cargo-fuzz" --version 2>/dev/null | grep -q "$VIGIL_CARGO
   cargo install --locked "cargo-fuzz@$VIGIL_CARGO_FUZZ_VERSION" --root "$VIGIL_TOOLS"
 fi
 
-# 6. The OCSF schema and a JSON Schema validator, in their own venv, for the OCSF format test.
+# 6. The schemas the format tests validate against (OCSF, GuardDuty's and Security Hub's
+#    models), in their own venv.
 ocsf_venv="$(dirname "$(dirname "$VIGIL_OCSF_PYTHON")")"
-if ! "$VIGIL_OCSF_PYTHON" -c "import importlib.metadata as m, sys; sys.exit(m.version('ocsf-json-schema') != '$VIGIL_OCSF_JSON_SCHEMA_VERSION' or m.version('jsonschema') != '$VIGIL_JSONSCHEMA_VERSION')" >/dev/null 2>&1; then
-  log "installing ocsf-json-schema $VIGIL_OCSF_JSON_SCHEMA_VERSION and jsonschema $VIGIL_JSONSCHEMA_VERSION in $ocsf_venv"
+if ! "$VIGIL_OCSF_PYTHON" -c "import importlib.metadata as m, sys; sys.exit(m.version('ocsf-json-schema') != '$VIGIL_OCSF_JSON_SCHEMA_VERSION' or m.version('jsonschema') != '$VIGIL_JSONSCHEMA_VERSION' or m.version('botocore') != '$VIGIL_BOTOCORE_VERSION')" >/dev/null 2>&1; then
+  log "installing ocsf-json-schema $VIGIL_OCSF_JSON_SCHEMA_VERSION, jsonschema $VIGIL_JSONSCHEMA_VERSION and botocore $VIGIL_BOTOCORE_VERSION in $ocsf_venv"
   python3 -m venv "$ocsf_venv"
   "$ocsf_venv/bin/pip" install --quiet --disable-pip-version-check \
-    "ocsf-json-schema==$VIGIL_OCSF_JSON_SCHEMA_VERSION" "jsonschema==$VIGIL_JSONSCHEMA_VERSION"
+    "ocsf-json-schema==$VIGIL_OCSF_JSON_SCHEMA_VERSION" "jsonschema==$VIGIL_JSONSCHEMA_VERSION" \
+    "botocore==$VIGIL_BOTOCORE_VERSION"
 fi
 
 log "ready: $(rustc --version), $VIGIL_BPF_TOOLCHAIN, $("$VIGIL_TOOLS/bin/bpf-linker" --version), $("$VIGIL_TOOLS/bin/cargo-fuzz" --version)"

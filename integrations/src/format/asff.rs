@@ -489,4 +489,44 @@ mod tests {
             assert_eq!(indicator_type(indicator), want, "{indicator}");
         }
     }
+
+    #[test]
+    fn documents_have_the_members_and_types_of_security_hubs_finding_model() {
+        let test = "documents_have_the_members_and_types_of_security_hubs_finding_model";
+        let Some(python) = testdata::schema_python(test) else {
+            return;
+        };
+        let mut docs: Vec<Value> = testdata::all()
+            .iter()
+            .map(|f| render(f, &testdata::aws_origin()).unwrap())
+            .collect();
+        let good = docs.len();
+        let mut broken = docs[0].clone();
+        broken["Severity"]["Label"] = json!("SEVERE");
+        docs.push(broken);
+        let mut missing = docs[0].clone();
+        missing.as_object_mut().unwrap().remove("GeneratorId");
+        docs.push(missing);
+        let results = testdata::validate(
+            &python,
+            "aws_shapes.py",
+            &["securityhub", "AwsSecurityFinding"],
+            &docs,
+        );
+        for (doc, errors) in docs.iter().zip(&results).take(good) {
+            assert!(errors.is_empty(), "{}: {errors:#?}", doc["Id"]);
+        }
+        assert!(
+            results[good].iter().any(|e| e.contains("SEVERE")),
+            "{:?}",
+            results[good]
+        );
+        assert!(
+            results[good + 1]
+                .iter()
+                .any(|e| e.contains("'GeneratorId'")),
+            "{:?}",
+            results[good + 1]
+        );
+    }
 }

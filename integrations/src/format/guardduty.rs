@@ -505,4 +505,55 @@ mod tests {
         // No cluster configured: no EksClusterDetails rather than an empty name.
         assert!(doc["Resource"].get("EksClusterDetails").is_none());
     }
+
+    #[test]
+    fn documents_have_the_members_and_types_of_guarddutys_finding_model() {
+        let test = "documents_have_the_members_and_types_of_guarddutys_finding_model";
+        let Some(python) = testdata::schema_python(test) else {
+            return;
+        };
+        // With an origin, every member the model requires; without one, all but the three
+        // that only an origin gives (left out rather than invented).
+        let with: Vec<Value> = testdata::all()
+            .iter()
+            .map(|f| render(f, &testdata::aws_origin()))
+            .collect();
+        let without: Vec<Value> = testdata::all()
+            .iter()
+            .map(|f| render(f, &Origin::default()))
+            .collect();
+        let mut broken = with[0].clone();
+        broken["Service"]["RuntimeDetails"]["Process"]["Uid"] = json!(1000);
+        let mut missing = with[0].clone();
+        missing.as_object_mut().unwrap().remove("Severity");
+        let mut docs = with.clone();
+        docs.push(broken);
+        docs.push(missing);
+        let results =
+            testdata::validate(&python, "aws_shapes.py", &["guardduty", "Finding"], &docs);
+        for (doc, errors) in docs.iter().zip(&results).take(with.len()) {
+            assert!(errors.is_empty(), "{}: {errors:#?}", doc["Id"]);
+        }
+        assert!(
+            results[with.len()].iter().any(|e| e.contains("'Uid'")),
+            "{:?}",
+            results[with.len()]
+        );
+        assert!(
+            results[with.len() + 1]
+                .iter()
+                .any(|e| e.contains("'Severity'")),
+            "{:?}",
+            results[with.len() + 1]
+        );
+        let results = testdata::validate(
+            &python,
+            "aws_shapes.py",
+            &["guardduty", "Finding", "AccountId,Arn,Region"],
+            &without,
+        );
+        for (doc, errors) in without.iter().zip(&results) {
+            assert!(errors.is_empty(), "{}: {errors:#?}", doc["Id"]);
+        }
+    }
 }

@@ -471,12 +471,6 @@ fn unmapped(finding: &Finding, origin: &Origin) -> Obj {
 
 #[cfg(test)]
 mod tests {
-    use std::{
-        io::Write,
-        path::{Path, PathBuf},
-        process::{Command, Stdio},
-    };
-
     use serde_json::json;
 
     use super::*;
@@ -614,77 +608,11 @@ mod tests {
         assert_eq!(doc["unmapped"]["toolName"], "hydra");
     }
 
-    /// The interpreter with `ocsf-json-schema` and `jsonschema` that scripts/bootstrap.sh
-    /// installs, or `None` (with the reason) when there is none.
-    fn schema_python() -> Result<PathBuf, String> {
-        let python = std::env::var_os("VIGIL_OCSF_PYTHON")
-            .map(PathBuf::from)
-            .or_else(|| {
-                let tools = std::env::var_os("VIGIL_TOOLS")
-                    .map(PathBuf::from)
-                    .or_else(|| {
-                        std::env::var_os("HOME")
-                            .map(|h| Path::new(&h).join(".local/share/vigil-tools"))
-                    })?;
-                Some(tools.join("ocsf-venv/bin/python"))
-            })
-            .ok_or("neither VIGIL_OCSF_PYTHON nor HOME is set")?;
-        let probe = Command::new(&python)
-            .args(["-c", "import ocsf_json_schema, jsonschema"])
-            .output()
-            .map_err(|e| format!("{}: {e}", python.display()))?;
-        if probe.status.success() {
-            Ok(python)
-        } else {
-            Err(format!(
-                "{} cannot import ocsf_json_schema and jsonschema: {}",
-                python.display(),
-                String::from_utf8_lossy(&probe.stderr).trim()
-            ))
-        }
-    }
-
-    /// Each document's schema errors, from `integrations/tests/ocsf_validate.py`.
-    fn validate(python: &Path, docs: &[Value]) -> Vec<Vec<String>> {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ocsf_validate.py");
-        let mut child = Command::new(python)
-            .arg(script)
-            .args([OCSF_VERSION, &OCSF_PROFILES.join(","), "2004"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the validator starts");
-        let input = serde_json::to_vec(docs).unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(&input)
-            .expect("the documents are written to the validator");
-        let out = child.wait_with_output().expect("the validator ends");
-        assert!(
-            out.status.success(),
-            "validator failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).expect("the validator prints a JSON array")
-    }
-
     #[test]
     fn documents_validate_against_the_ocsf_schema_and_broken_ones_do_not() {
-        let python = match schema_python() {
-            Ok(p) => p,
-            Err(why) if std::env::var_os("CI").is_some() => {
-                panic!("the OCSF schema is missing ({why}): scripts/bootstrap.sh installs it")
-            }
-            Err(why) => {
-                eprintln!(
-                    "NOT RUN: documents_validate_against_the_ocsf_schema: {why}; \
-                     run scripts/bootstrap.sh to install the OCSF schema"
-                );
-                return;
-            }
+        let Some(python) = testdata::schema_python("documents_validate_against_the_ocsf_schema")
+        else {
+            return;
         };
         let mut docs: Vec<Value> = Vec::new();
         for origin in [Origin::default(), testdata::aws_origin()] {
@@ -717,7 +645,13 @@ mod tests {
         broken.push(b);
         docs.extend(broken);
 
-        let results = validate(&python, &docs);
+        let profiles = OCSF_PROFILES.join(",");
+        let results = testdata::validate(
+            &python,
+            "ocsf_validate.py",
+            &[OCSF_VERSION, &profiles, "2004"],
+            &docs,
+        );
         assert_eq!(results.len(), docs.len());
         for (doc, errors) in docs.iter().zip(&results).take(good) {
             assert!(

@@ -1,6 +1,12 @@
 //! Findings for the format tests: the sample of `examples/`, and variants that exercise every
 //! part of the document (network, DNS, threat intel, rules, unknown values, a host finding).
 
+use std::{
+    io::Write,
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+};
+
 use serde_json::{Value, json};
 use vigil_crds::finding::{Finding, RuntimeFinding};
 
@@ -107,4 +113,79 @@ pub(crate) fn aws_origin() -> Origin {
         region: Some("eu-west-1".into()),
         cluster: Some("prod-eu".into()),
     }
+}
+
+/// The interpreter scripts/bootstrap.sh installs with the schemas the formats are validated
+/// against (`ocsf-json-schema`, `jsonschema`, `botocore`), or `None` after saying why the test
+/// did not run; under `CI` a missing one fails the test.
+pub(crate) fn schema_python(test: &str) -> Option<PathBuf> {
+    let python = std::env::var_os("VIGIL_OCSF_PYTHON")
+        .map(PathBuf::from)
+        .or_else(|| {
+            let tools = std::env::var_os("VIGIL_TOOLS")
+                .map(PathBuf::from)
+                .or_else(|| {
+                    std::env::var_os("HOME").map(|h| Path::new(&h).join(".local/share/vigil-tools"))
+                })?;
+            Some(tools.join("ocsf-venv/bin/python"))
+        });
+    let why = match &python {
+        None => "neither VIGIL_OCSF_PYTHON nor HOME is set".to_owned(),
+        Some(python) => match Command::new(python)
+            .args(["-c", "import ocsf_json_schema, jsonschema, botocore"])
+            .output()
+        {
+            Ok(out) if out.status.success() => return Some(python.clone()),
+            Ok(out) => format!(
+                "{} cannot import the schema packages: {}",
+                python.display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+            Err(e) => format!("{}: {e}", python.display()),
+        },
+    };
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{test}: the schemas are missing ({why}): scripts/bootstrap.sh installs them"
+    );
+    eprintln!("NOT RUN: {test}: {why}; run scripts/bootstrap.sh to install the schemas");
+    None
+}
+
+/// Each document's errors from the validator `script` of `integrations/tests/`.
+pub(crate) fn validate(
+    python: &Path,
+    script: &str,
+    args: &[&str],
+    docs: &[Value],
+) -> Vec<Vec<String>> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join(script);
+    let mut child = Command::new(python)
+        .arg(&script)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the validator starts");
+    let input = serde_json::to_vec(docs).expect("documents serialise");
+    child
+        .stdin
+        .take()
+        .expect("the validator's stdin")
+        .write_all(&input)
+        .expect("the documents are written to the validator");
+    let out = child.wait_with_output().expect("the validator ends");
+    assert!(
+        out.status.success(),
+        "{} failed: {}",
+        script.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let results: Vec<Vec<String>> =
+        serde_json::from_slice(&out.stdout).expect("the validator prints a JSON array");
+    assert_eq!(results.len(), docs.len());
+    results
 }
