@@ -67,6 +67,12 @@ async fn shutdown_signal() {
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
+enum MetricsAuthMode {
+    None,
+    Kubernetes,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
 enum LogFormat {
     Text,
     Json,
@@ -82,9 +88,13 @@ struct Args {
     /// Log format; the filter comes from RUST_LOG (default `info`).
     #[arg(long, value_enum, default_value = "text")]
     log_format: LogFormat,
-    /// Address of the /metrics and /healthz endpoints.
+    /// Address of the /metrics, /healthz and /livez endpoints.
     #[arg(long, default_value = "0.0.0.0:8080")]
     http_addr: SocketAddr,
+    /// Who may read /metrics: `none` (anyone who reaches the address) or `kubernetes` (a bearer
+    /// token the API server authenticates and authorizes for `get /metrics`).
+    #[arg(long, value_enum, default_value = "none")]
+    metrics_auth: MetricsAuthMode,
     /// Hold a Lease before running the controllers (needed with more than one replica).
     #[arg(long)]
     leader_election: bool,
@@ -309,7 +319,11 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", args.http_addr))?;
     let health = Arc::new(Health::default());
-    let router = http::router(metrics.clone(), health.clone());
+    let auth = match args.metrics_auth {
+        MetricsAuthMode::None => http::MetricsAuth::None,
+        MetricsAuthMode::Kubernetes => http::MetricsAuth::Kubernetes(client.clone()),
+    };
+    let router = http::router(metrics.clone(), health.clone(), auth);
     tokio::spawn(async move {
         if let Err(error) = axum::serve(listener, router).await {
             error!(%error, "http server stopped");

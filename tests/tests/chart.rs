@@ -224,6 +224,34 @@ fn leader_election_and_options_reach_the_deployment() {
 }
 
 #[test]
+fn metrics_authentication_adds_the_flag_and_the_review_rights() {
+    let reviews = |objs: &[(String, Value)]| {
+        find(objs, "ClusterRole")["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| {
+                r["resources"] == json!(["tokenreviews"])
+                    || r["resources"] == json!(["subjectaccessreviews"])
+            })
+            .count()
+    };
+    let args = |objs: &[(String, Value)]| {
+        find(objs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("--metrics-auth=kubernetes"))
+    };
+    let off = render_all(values());
+    assert_eq!((args(&off), reviews(&off)), (false, 0));
+    let mut v = values();
+    v["metrics"]["authenticate"] = json!(true);
+    assert_eq!(schema_problems(&v), Vec::<String>::new());
+    let on = render_all(v);
+    assert_eq!((args(&on), reviews(&on)), (true, 2));
+}
+
+#[test]
 fn chart_crds_are_the_generated_crds() {
     let mut names = Vec::new();
     for entry in std::fs::read_dir(repo_root().join("crds")).unwrap() {
