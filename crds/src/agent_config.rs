@@ -30,6 +30,9 @@ pub struct AgentConfig {
     pub threat_intel_lists: Vec<ListFile>,
     /// Trusted IP list files.
     pub trusted_ip_lists: Vec<ListFile>,
+    /// Sinks new findings are delivered to, with secrets as the files the DaemonSet mounts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub integrations: Option<crate::integrations::IntegrationsDocument>,
 }
 
 /// How the agent renews its heartbeat Lease (see [`crate::lease`]).
@@ -78,6 +81,10 @@ impl AgentConfig {
             },
             threat_intel_lists: lists(&spec.threat_intel_lists),
             trusted_ip_lists: lists(&spec.trusted_ip_lists),
+            integrations: spec
+                .integrations
+                .as_ref()
+                .map(crate::integrations::IntegrationsSpec::to_document),
         }
     }
 }

@@ -13,6 +13,7 @@
 pub mod agent_config;
 pub mod coverage;
 pub mod finding;
+pub mod integrations;
 pub mod lease;
 pub mod limits;
 pub mod node_coverage;

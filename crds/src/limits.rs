@@ -41,6 +41,15 @@ pub const CONDITION_VALUE: u32 = 1024;
 /// Characters in a suppression rule's description.
 pub const DESCRIPTION: u32 = 4096;
 
+/// Sinks a policy delivers findings to.
+pub const SINKS: u32 = 32;
+/// Characters of a sink name (it names the sink's queue file and metrics label).
+pub const SINK_NAME: u32 = 63;
+/// Characters of a sink URL.
+pub const URL: u32 = 2048;
+/// Values in a sink's `findingTypes` and in its `namespaces`.
+pub const SINK_FILTER_VALUES: u32 = 64;
+
 /// Unhealthy nodes a policy status lists by name; the others are only counted
 /// (`status.coverage.unhealthyNotListed`), so the status stays small however large the cluster.
 pub const UNHEALTHY_LISTED: u32 = 50;
@@ -73,6 +82,8 @@ pub const CONFIG_MAP_KEY_PATTERN: &str = "^[-._a-zA-Z0-9]+$";
 pub const DNS_SUBDOMAIN_PATTERN: &str = "^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$";
 /// A GuardDuty finding type, e.g. `Execution:Runtime/NewBinaryExecuted`.
 pub const FINDING_TYPE_PATTERN: &str = "^[A-Za-z]+:Runtime/[!-~]+$";
+/// A sink name or a namespace: a DNS label.
+pub const SINK_NAME_PATTERN: &str = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
 /// An image reference: not empty, no white space.
 pub const IMAGE_REFERENCE_PATTERN: &str = "^[^\\s]+$";
 

@@ -96,6 +96,11 @@ pub struct RuntimeMonitoringPolicySpec {
     #[serde(default)]
     #[schemars(length(max = limits::LISTS))]
     pub trusted_ip_lists: Vec<ListReference>,
+    /// Where every agent also delivers its new findings (webhook, Slack, Splunk HEC, OTLP, ...),
+    /// at least once through an on-disk queue per sink; secrets by reference to Secrets in the
+    /// agent's namespace (docs/INTEGRATIONS.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub integrations: Option<crate::integrations::IntegrationsSpec>,
 }
 
 /// Who runs the agent.

@@ -38,7 +38,6 @@ use std::{
     time::Duration,
 };
 
-use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use vigil_crds::finding::{Finding, SeverityLabel};
 
@@ -62,91 +61,9 @@ pub const MAX_ATTEMPTS: u32 = 1000;
 /// Most findings waiting per sink.
 pub const MAX_QUEUED: u64 = 1_000_000;
 
-/// The document as written: field names as in YAML, nothing validated yet.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct IntegrationsDocument {
-    /// The account findings are attributed to (GuardDuty's `AccountId`, ASFF's `AwsAccountId`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub account_id: Option<String>,
-    /// The region (e.g. `eu-west-1`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub region: Option<String>,
-    /// The sinks.
-    #[serde(default)]
-    pub sinks: Vec<SinkDocument>,
-    /// Delivery settings shared by every sink.
-    #[serde(default)]
-    pub delivery: Option<DeliveryDocument>,
-}
-
-/// One sink as written.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct SinkDocument {
-    /// Unique name.
-    #[serde(default)]
-    pub name: String,
-    /// `webhook`, `slack`, `splunk-hec`, `syslog`, `otlp` or `nats`.
-    #[serde(rename = "type", default)]
-    pub kind: String,
-    /// Where to deliver.
-    #[serde(default)]
-    pub url: String,
-    /// File holding the secret (webhook signing key, Splunk HEC token, OTLP bearer token).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub secret_file: Option<String>,
-    /// Document format; `vigil` when absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub format: Option<String>,
-    /// Least severity delivered; `Low` when absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub min_severity: Option<String>,
-    /// Only these finding types; every type when empty.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub finding_types: Vec<String>,
-    /// Only pod findings in these namespaces; every finding when empty.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub namespaces: Vec<String>,
-    /// syslog: `json` (the finding in `format`; the default) or `cef`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub payload: Option<String>,
-    /// syslog: the facility (`auth` by default; `kern`, `user`, `daemon`, `authpriv`, `audit`,
-    /// `alert`, `local0`..`local7`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub facility: Option<String>,
-    /// syslog and NATS over TLS: PEM file of the CA certificates to trust; the system's when
-    /// absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ca_file: Option<String>,
-    /// NATS: the subject findings are published to (`vigil.findings` by default).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub subject: Option<String>,
-    /// NATS: a JetStream stream to create, capturing `subject`, when it does not exist.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stream: Option<String>,
-}
-
-/// Delivery settings as written.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct DeliveryDocument {
-    /// Attempts at one finding before it is dead-lettered.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_attempts: Option<u32>,
-    /// Wait after the first failure, doubled after each further one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub initial_backoff_millis: Option<u64>,
-    /// Longest wait between attempts.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_backoff_millis: Option<u64>,
-    /// Most findings waiting per sink; beyond it the oldest of the lowest severity goes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_queued: Option<u64>,
-    /// Longest one attempt may take.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timeout_millis: Option<u64>,
-}
+/// The document as written (shared with the agent configuration a cluster's operator renders):
+/// field names as in YAML, nothing validated yet.
+pub use vigil_crds::integrations::{DeliveryDocument, IntegrationsDocument, SinkDocument};
 
 /// The kind of a sink.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -465,24 +465,9 @@ fn run(args: &RunArgs) -> ExitCode {
         telemetry: None,
         sinks: None,
     };
-    if let Some(path) = &args.detection.integrations {
-        let integrations = match vigil_integrations::config::load(path) {
-            Ok(i) => i,
-            Err(e) => return fail(e),
-        };
-        let database = if args.cluster.kubernetes() {
-            Some(args.cluster.state_dir.join("findings.db"))
-        } else {
-            (!args.detection.no_store).then(|| args.detection.db.clone())
-        };
-        options.sinks = Some(node_agent::sinks::SinksOptions {
-            integrations,
-            dir: args
-                .detection
-                .sinks_dir
-                .clone()
-                .unwrap_or_else(|| node_agent::sinks::default_dir(database.as_deref())),
-        });
+    match sinks_options(args) {
+        Ok(sinks) => options.sinks = sinks,
+        Err(e) => return fail(e),
     }
     let metrics_addr = match args.metrics_addr.as_deref() {
         Some("off") => None,
@@ -545,6 +530,46 @@ fn run(args: &RunArgs) -> ExitCode {
         }
         Err(e) => fail(e),
     }
+}
+
+/// The sinks: `--integrations FILE`, or in cluster mode the `integrations` of the agent
+/// configuration the operator renders. A host file that cannot be read or parsed stops the agent
+/// (the user asked for it); in cluster mode a whole-document mistake is logged and the agent
+/// detects without sinks, and a configuration that cannot be read is reported by cluster mode
+/// itself. Mistakes in single sinks are reported when delivery starts, and never stop anything.
+fn sinks_options(args: &RunArgs) -> Result<Option<node_agent::sinks::SinksOptions>, String> {
+    let in_cluster = args.cluster.kubernetes();
+    let integrations = match &args.detection.integrations {
+        Some(path) => vigil_integrations::config::load(path).map_err(|e| e.to_string())?,
+        None if in_cluster => {
+            let path = &args.cluster.config;
+            let Some(document) = node_agent::cluster::config::read_config(path)
+                .ok()
+                .and_then(|c| c.integrations)
+            else {
+                return Ok(None);
+            };
+            match vigil_integrations::config::validate(&document, path) {
+                Ok(i) => i,
+                Err(error) => {
+                    tracing::error!(%error, "integrations left out: findings are not delivered to any sink");
+                    return Ok(None);
+                }
+            }
+        }
+        None => return Ok(None),
+    };
+    let database = if in_cluster {
+        Some(args.cluster.state_dir.join("findings.db"))
+    } else {
+        (!args.detection.no_store).then(|| args.detection.db.clone())
+    };
+    let dir = args
+        .detection
+        .sinks_dir
+        .clone()
+        .unwrap_or_else(|| node_agent::sinks::default_dir(database.as_deref()));
+    Ok(Some(node_agent::sinks::SinksOptions { integrations, dir }))
 }
 
 /// Cluster mode's options; the findings store moves to the state directory (unless `--db` or

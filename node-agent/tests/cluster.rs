@@ -101,6 +101,7 @@ fn config(event_min_severity: SeverityLabel) -> AgentConfig {
         },
         threat_intel_lists: vec![],
         trusted_ip_lists: vec![],
+        integrations: None,
     }
 }
 
@@ -960,5 +961,115 @@ fn a_finding_held_by_the_cap_is_published_after_the_agent_restarts() {
         "the held finding published after the restart",
         &agent,
         || cc_finding(&api, &capped.second),
+    );
+}
+
+/// Each request's head and body.
+type Requests = std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<u8>)>>>;
+
+/// A loopback HTTP receiver on a thread: keeps every request's head and body, answers 200 and
+/// closes the connection.
+struct Webhook {
+    addr: std::net::SocketAddr,
+    got: Requests,
+}
+
+impl Webhook {
+    fn start() -> Self {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let got = Requests::default();
+        let keep = got.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut head = String::new();
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    head.push_str(&line);
+                }
+                let length = head
+                    .lines()
+                    .find_map(|l| {
+                        let (name, value) = l.split_once(':')?;
+                        name.eq_ignore_ascii_case("content-length")
+                            .then(|| value.trim().parse::<usize>().ok())?
+                    })
+                    .unwrap_or(0);
+                let mut body = vec![0; length];
+                if reader.read_exact(&mut body).is_ok() {
+                    keep.lock().unwrap().push((head, body));
+                }
+                let _ = stream.write_all(
+                    b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                );
+            }
+        });
+        Self { addr, got }
+    }
+}
+
+/// The policy's sinks in the agent configuration (as the operator renders them, the Secret a
+/// file): a host finding arrives at the webhook, signed with the secret, beside its
+/// RuntimeFinding object.
+#[test]
+fn the_policys_webhook_receives_signed_findings() {
+    if !root_or_skip("the_policys_webhook_receives_signed_findings") {
+        return;
+    }
+    let scratch = Scratch::new("vigil-cluster-sinks");
+    let dir = &scratch.0;
+    let api = MockApi::start();
+    let webhook = Webhook::start();
+    let secret = dir.join("secrets").join("webhook");
+    std::fs::create_dir_all(secret.parent().unwrap()).unwrap();
+    std::fs::write(&secret, "cluster-key\n").unwrap();
+    let mut cfg = config(SeverityLabel::High);
+    cfg.integrations = Some(
+        serde_json::from_value(json!({
+            "sinks": [
+                {"name": "siem", "type": "webhook", "url": format!("http://{}/hook", webhook.addr),
+                 "secretFile": secret.display().to_string(), "findingTypes": [TOOL]},
+                {"name": "broken", "type": "webhook", "url": "http://127.0.0.1:9/x",
+                 "secretFile": dir.join("no-such-secret").display().to_string()}
+            ]
+        }))
+        .unwrap(),
+    );
+    write_config(dir, &cfg);
+    let tool = scratch.tool("hydra");
+    let agent = Agent::start(&api, dir, &[]);
+    wait_running(&api, &agent);
+    run(&tool);
+    let (head, body) = wait_for("the finding at the webhook", &agent, || {
+        webhook.got.lock().unwrap().iter().find_map(|(head, body)| {
+            let f: Value = serde_json::from_slice(body).ok()?;
+            (f.pointer("/process/executablePath") == Some(&json!(tool.display().to_string())))
+                .then(|| (head.clone(), body.clone()))
+        })
+    });
+    let signature = head
+        .lines()
+        .find_map(|l| l.strip_prefix("x-vigil-signature: "))
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+    assert!(
+        vigil_integrations::http::verify_signature(b"cluster-key", &body, &signature),
+        "{head}"
+    );
+    // The same finding is also a RuntimeFinding object; the broken sink is named in the log.
+    wait_for("the RuntimeFinding object", &agent, || {
+        host_tool_finding(&api, &tool)
+    });
+    let log = agent.log();
+    assert!(
+        log.contains("sink broken") && log.contains("no-such-secret"),
+        "{log}"
     );
 }

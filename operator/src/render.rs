@@ -10,7 +10,8 @@ use k8s_openapi::{
             EnvVarSource, HostPathVolumeSource, KeyToPath, NodeAffinity, NodeSelector,
             NodeSelectorRequirement, NodeSelectorTerm, ObjectFieldSelector, PodSpec,
             PodTemplateSpec, ProjectedVolumeSource, ResourceRequirements, SeccompProfile,
-            SecurityContext, ServiceAccount, Volume, VolumeMount, VolumeProjection,
+            SecretProjection, SecurityContext, ServiceAccount, Volume, VolumeMount,
+            VolumeProjection,
         },
         rbac::v1::{
             ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject,
@@ -23,6 +24,7 @@ use thiserror::Error;
 use vigil_crds::{
     RuntimeMonitoringPolicy,
     agent_config::{AgentConfig, CONFIG_DIR, CONFIG_KEY, LISTS_DIR},
+    integrations::SECRETS_DIR,
     lease::POLICY_LABEL,
     policy::{AgentSpec, RuntimeMonitoringPolicySpec},
 };
@@ -287,6 +289,8 @@ fn field_env(name: &str, path: &str) -> EnvVar {
 /// read-only mount cannot be made (the runtime cannot create its mount point: runc fails with
 /// "read-only file system"), and the kubelet updates projected ConfigMaps live. The list sources
 /// are optional: a missing list degrades detection but must not keep the agent from starting.
+/// So are the Secrets the sinks reference (under `SECRETS_DIR`, readable by the owner only): a
+/// missing one leaves that sink out, with an error naming it, and never the agent.
 fn config_volume(policy: &str, spec: &RuntimeMonitoringPolicySpec) -> Volume {
     let lists_subdir = LISTS_DIR
         .strip_prefix(CONFIG_DIR)
@@ -321,10 +325,45 @@ fn config_volume(policy: &str, spec: &RuntimeMonitoringPolicySpec) -> Volume {
         }),
         ..VolumeProjection::default()
     });
+    let secrets_subdir = SECRETS_DIR
+        .strip_prefix(CONFIG_DIR)
+        .unwrap_or(SECRETS_DIR)
+        .trim_start_matches('/');
+    let mut secret_keys: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    if let Some(integrations) = &spec.integrations {
+        for (secret, key) in integrations.secret_references() {
+            secret_keys.entry(secret).or_default().insert(key);
+        }
+    }
+    let secrets = secret_keys
+        .into_iter()
+        .map(|(secret, keys)| VolumeProjection {
+            secret: Some(SecretProjection {
+                name: secret.to_owned(),
+                items: Some(
+                    keys.into_iter()
+                        .map(|key| KeyToPath {
+                            key: key.to_owned(),
+                            path: format!("{secrets_subdir}/{secret}/{key}"),
+                            mode: Some(0o400),
+                            ..KeyToPath::default()
+                        })
+                        .collect(),
+                ),
+                optional: Some(true),
+            }),
+            ..VolumeProjection::default()
+        })
+        .collect::<Vec<_>>();
     Volume {
         name: "config".into(),
         projected: Some(ProjectedVolumeSource {
-            sources: Some(std::iter::once(agent_config).chain(lists).collect()),
+            sources: Some(
+                std::iter::once(agent_config)
+                    .chain(lists)
+                    .chain(secrets)
+                    .collect(),
+            ),
             ..ProjectedVolumeSource::default()
         }),
         ..Volume::default()
@@ -711,6 +750,9 @@ mod tests {
         );
 
         let defaults = render(&policy(serde_json::json!({})), "ns", &[]).unwrap();
+        let config: AgentConfig =
+            serde_json::from_str(&defaults.config_map.data.as_ref().unwrap()[CONFIG_KEY]).unwrap();
+        assert_eq!(config.integrations, None);
         let ps = pod_spec(&defaults);
         assert!(ps.affinity.is_none() && ps.tolerations.is_none());
         let r = ps.containers[0].resources.as_ref().unwrap();
@@ -805,6 +847,69 @@ mod tests {
         assert!(
             err.to_string().contains("all-linux") && err.to_string().contains("uid"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn sink_secrets_are_mounted_where_the_agent_configuration_says() {
+        let o = render(
+            &policy(serde_json::json!({
+                "integrations": {"sinks": [
+                    {"name": "siem", "type": "webhook", "url": "https://siem.example/hook",
+                     "secretRef": {"name": "vigil-sinks", "key": "webhook"}},
+                    {"name": "splunk", "type": "splunk-hec", "url": "https://splunk:8088",
+                     "secretRef": {"name": "vigil-sinks", "key": "hec"}},
+                    {"name": "chat", "type": "slack", "url": "https://hooks.slack.example/x"}
+                ]}
+            })),
+            "vigil-system",
+            &[],
+        )
+        .unwrap();
+        let config: AgentConfig =
+            serde_json::from_str(&o.config_map.data.as_ref().unwrap()[CONFIG_KEY]).unwrap();
+        let configured: BTreeSet<String> = config
+            .integrations
+            .unwrap()
+            .sinks
+            .iter()
+            .filter_map(|s| s.secret_file.clone())
+            .collect();
+        let ps = pod_spec(&o);
+        let sources = ps
+            .volumes
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|v| v.name == "config")
+            .and_then(|v| v.projected.as_ref())
+            .and_then(|p| p.sources.as_ref())
+            .unwrap();
+        let secrets: Vec<&SecretProjection> =
+            sources.iter().filter_map(|s| s.secret.as_ref()).collect();
+        assert_eq!(
+            secrets.len(),
+            1,
+            "one Secret referenced twice is one source"
+        );
+        assert_eq!(
+            (secrets[0].name.as_str(), secrets[0].optional),
+            ("vigil-sinks", Some(true))
+        );
+        let mounted: BTreeSet<String> = secrets[0]
+            .items
+            .iter()
+            .flatten()
+            .inspect(|i| assert_eq!(i.mode, Some(0o400)))
+            .map(|i| format!("{CONFIG_DIR}/{}", i.path))
+            .collect();
+        assert_eq!(mounted, configured);
+        assert_eq!(
+            mounted.into_iter().collect::<Vec<_>>(),
+            [
+                "/etc/vigil/secrets/vigil-sinks/hec",
+                "/etc/vigil/secrets/vigil-sinks/webhook"
+            ]
         );
     }
 }

@@ -140,6 +140,11 @@ impl ClusterHooks {
             d.set_enabled_types(&config.enabled_finding_types);
             reload_intel(d, config::intel_config(&self.base_intel, &config));
         }
+        if config.integrations != self.config.integrations {
+            tracing::warn!(
+                "the policy's integrations changed: the sinks the agent started with run on until it restarts"
+            );
+        }
         tracing::info!(policy = %config.policy, "applied the agent configuration");
         self.config = config;
     }
