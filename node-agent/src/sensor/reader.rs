@@ -6,6 +6,11 @@ use std::{io, time::Duration};
 use aya::maps::{MapData, RingBuf};
 use tokio::io::{Interest, unix::AsyncFd};
 
+/// Records handed out by one drain at most. Past it the caller's loop runs its other work
+/// (flushes, the heartbeat, deliveries, signals) before it reads on: a producer that keeps the
+/// ring buffer full cannot hold the loop in the reader. 16,384 records take a few milliseconds.
+pub const DRAIN_BUDGET: usize = 16_384;
+
 /// Reads records from the ring buffer in place.
 pub struct Reader {
     ring: AsyncFd<RingBuf<MapData>>,
@@ -22,33 +27,77 @@ impl Reader {
         Ok(Self { ring, poll })
     }
 
-    /// Waits for a wake-up or the poll timer, then hands every waiting record to `each`
-    /// (borrowed from the ring, valid only during the call). Returns how many there were.
+    /// Waits for a wake-up or the poll timer, then hands the waiting records to `each`
+    /// (borrowed from the ring, valid only during the call), at most [`DRAIN_BUDGET`] of them.
+    /// Returns how many there were. When the budget ran out the ring stays marked readable, so
+    /// the next call returns at once with the rest.
     pub async fn drain<F: FnMut(&[u8])>(&mut self, mut each: F) -> io::Result<usize> {
         tokio::select! {
             guard = self.ring.readable_mut() => {
                 let mut guard = guard?;
-                let n = drain_now(guard.get_inner_mut(), &mut each);
-                guard.clear_ready();
+                let (n, more) = drain_now(guard.get_inner_mut(), &mut each);
+                if !more {
+                    guard.clear_ready();
+                }
                 Ok(n)
             }
             () = tokio::time::sleep(self.poll) => {
-                Ok(drain_now(self.ring.get_mut(), &mut each))
+                Ok(drain_now(self.ring.get_mut(), &mut each).0)
             }
         }
     }
 
-    /// Hands every waiting record to `each` without waiting.
+    /// Hands the waiting records to `each` without waiting, at most [`DRAIN_BUDGET`].
     pub fn drain_ready<F: FnMut(&[u8])>(&mut self, mut each: F) -> usize {
-        drain_now(self.ring.get_mut(), &mut each)
+        drain_now(self.ring.get_mut(), &mut each).0
     }
 }
 
-fn drain_now<F: FnMut(&[u8])>(ring: &mut RingBuf<MapData>, each: &mut F) -> usize {
+/// How many records were handed out, and whether the budget ran out before the ring did.
+fn drain_now<F: FnMut(&[u8])>(ring: &mut RingBuf<MapData>, each: &mut F) -> (usize, bool) {
+    budgeted(DRAIN_BUDGET, || match ring.next() {
+        Some(item) => {
+            each(&item);
+            true
+        }
+        None => false,
+    })
+}
+
+/// Calls `one` (which handles one record, false when there was none) up to `budget` times:
+/// how many it handled, and whether it stopped for the budget.
+fn budgeted(budget: usize, mut one: impl FnMut() -> bool) -> (usize, bool) {
     let mut n = 0;
-    while let Some(item) = ring.next() {
-        each(&item);
+    while n < budget {
+        if !one() {
+            return (n, false);
+        }
         n += 1;
     }
-    n
+    (n, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_ring_is_read_in_budgeted_slices() {
+        // A producer that stays ahead: 50,000 records waiting.
+        let mut waiting = 50_000usize;
+        let mut take = || {
+            budgeted(DRAIN_BUDGET, || {
+                if waiting == 0 {
+                    return false;
+                }
+                waiting -= 1;
+                true
+            })
+        };
+        assert_eq!(take(), (DRAIN_BUDGET, true));
+        assert_eq!(take(), (DRAIN_BUDGET, true));
+        assert_eq!(take(), (DRAIN_BUDGET, true));
+        assert_eq!(take(), (50_000 - 3 * DRAIN_BUDGET, false));
+        assert_eq!(take(), (0, false));
+    }
 }
