@@ -39,13 +39,17 @@ dpkg -s rsyslog-gnutls >/dev/null 2>&1 || need_pkgs+=(rsyslog-gnutls)
 container_pkgs=()
 command -v podman >/dev/null 2>&1 || container_pkgs+=(podman)
 command -v runc >/dev/null 2>&1 || container_pkgs+=(runc)
+# Headless Chromium and its WebDriver for the console's browser test
+# (node-agent/tests/console_browser.rs; it fails without them when CI is set).
+command -v chromium >/dev/null 2>&1 || container_pkgs+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || container_pkgs+=(chromium-driver)
 if [ "$(id -u)" -ne 0 ]; then
   if [ ${#need_pkgs[@]} -gt 0 ]; then
     log "missing Debian packages ${need_pkgs[*]} and not root: install them with apt-get"
     exit 1
   fi
   if [ ${#container_pkgs[@]} -gt 0 ]; then
-    log "missing ${container_pkgs[*]} and not root: the image build and the container test need them (apt-get install --no-install-recommends ${container_pkgs[*]})"
+    log "missing ${container_pkgs[*]} and not root: the image build, the container test and the console's browser test need them (apt-get install --no-install-recommends ${container_pkgs[*]})"
   fi
 elif [ $((${#need_pkgs[@]} + ${#container_pkgs[@]})) -gt 0 ]; then
   log "installing Debian packages: ${need_pkgs[*]} ${container_pkgs[*]}"
@@ -54,7 +58,8 @@ elif [ $((${#need_pkgs[@]} + ${#container_pkgs[@]})) -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_pkgs[@]}"
   fi
   if [ ${#container_pkgs[@]} -gt 0 ]; then
-    # No recommends: podman's pull in crun, slirp4netns and fuse, none of which is used here.
+    # No recommends: podman's pull in crun, slirp4netns and fuse, none of which is used here;
+    # chromium's pull in fonts and desktop integration the headless browser does not need.
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${container_pkgs[@]}"
   fi
 fi
