@@ -528,9 +528,11 @@ impl Store {
         archived_by: Option<&str>,
     ) -> Result<Upserted, StoreError> {
         let pending = self.pending.borrow().get(&finding.id).cloned();
+        // The exact id only: a prefix lookup here would scan the table for every new finding
+        // (and could merge into another finding).
         let existing = match pending {
             Some(p) => Some(p),
-            None => self.load(&finding.id)?,
+            None => self.load_exact(&finding.id)?,
         };
         let inserted = existing.is_none();
         let merged = match existing {
@@ -728,6 +730,19 @@ impl Store {
     pub fn get(&self, id: &str) -> Result<Option<StoredFinding>, StoreError> {
         self.flush()?;
         self.load(id)
+    }
+
+    /// The finding with exactly this id, without writing pending findings first.
+    fn load_exact(&self, id: &str) -> Result<Option<StoredFinding>, StoreError> {
+        let row: Option<(String, Option<String>)> = self
+            .conn
+            .prepare_cached("SELECT document, archived_by FROM findings WHERE id = ?1")
+            .and_then(|mut s| {
+                s.query_row(params![id], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()
+            })
+            .map_err(self.err("read a finding"))?;
+        row.map(|(doc, by)| self.parse(id, &doc, by)).transpose()
     }
 
     /// `get` without writing pending findings first.
