@@ -63,6 +63,12 @@ impl<'a> Matches<'a> {
         self.mask == 0
     }
 
+    /// The matching lists as a bit mask: bit `i` is the list at index `i` of
+    /// [`ThreatIntel::lists`].
+    pub fn mask(&self) -> u64 {
+        self.mask
+    }
+
     /// Number of lists that matched.
     pub fn len(&self) -> usize {
         self.mask.count_ones() as usize
@@ -175,6 +181,34 @@ impl IpSetBuilder {
             v6_blocks,
         }
     }
+}
+
+/// The fewest CIDR blocks that cover `first..=last` in a `bits`-wide address space: each
+/// block as (address, prefix length).
+fn cidr_blocks(first: u128, last: u128, bits: u32) -> Vec<(u128, u8)> {
+    let mut blocks = Vec::new();
+    let mut cur = first;
+    while cur <= last {
+        // The largest block aligned at `cur` that ends at or before `last`.
+        let mut size = cur.trailing_zeros().min(bits);
+        let block_last = |size: u32| {
+            if size >= 128 {
+                u128::MAX
+            } else {
+                cur | ((1u128 << size) - 1)
+            }
+        };
+        while size > 0 && block_last(size) > last {
+            size -= 1;
+        }
+        // `bits - size` is at most 128.
+        blocks.push((cur, (bits - size) as u8));
+        match block_last(size).checked_add(1) {
+            Some(next) if block_last(size) < last => cur = next,
+            _ => break,
+        }
+    }
+    blocks
 }
 
 /// IPv4-mapped IPv6 addresses (what a dual-stack socket reports) are looked up as IPv4.
@@ -406,6 +440,49 @@ impl ThreatIntel {
         self.matches(self.ips.get(ip))
     }
 
+    /// Every IP network on the threat lists, as CIDR blocks, with the lists that hold it: what
+    /// a kernel deny map is filled from. Blocks that overlapped in the lists come out split
+    /// where the set of lists changes, so each address is in one block. Single addresses on a
+    /// trusted-IP list are left out; a listed CIDR block is given whole even when a trusted
+    /// address falls inside it.
+    pub fn ip_networks(&self) -> impl Iterator<Item = (IpNet, Matches<'_>)> + '_ {
+        let v4_exact = self
+            .ips
+            .v4
+            .iter()
+            .map(|(a, mask)| (u128::from(a), u128::from(a), mask, 32));
+        let v4_blocks = self.ips.v4_blocks.intervals().map(|(first, next, mask)| {
+            let last = next.map_or(u32::MAX, |n| n.wrapping_sub(1));
+            (u128::from(first), u128::from(last), mask, 32)
+        });
+        let v6_exact = self.ips.v6.iter().map(|(a, mask)| (a, a, mask, 128));
+        let v6_blocks = self.ips.v6_blocks.intervals().map(|(first, next, mask)| {
+            let last = next.map_or(u128::MAX, |n| n.wrapping_sub(1));
+            (first, last, mask, 128)
+        });
+        v4_exact
+            .chain(v4_blocks)
+            .chain(v6_exact)
+            .chain(v6_blocks)
+            .flat_map(|(first, last, mask, bits)| {
+                cidr_blocks(first, last, bits)
+                    .into_iter()
+                    .map(move |(addr, prefix)| (addr, prefix, mask, bits))
+            })
+            .filter_map(|(addr, prefix, mask, bits)| {
+                let ip = if bits == 32 {
+                    IpAddr::V4(std::net::Ipv4Addr::from(u32::try_from(addr).ok()?))
+                } else {
+                    IpAddr::V6(std::net::Ipv6Addr::from(addr))
+                };
+                let single = u32::from(prefix) == bits;
+                if single && self.is_trusted_ip(ip) {
+                    return None;
+                }
+                Some((IpNet::new(ip, prefix).ok()?, self.matches(mask)))
+            })
+    }
+
     /// Whether `ip` is on a trusted-IP list.
     pub fn is_trusted_ip(&self, ip: IpAddr) -> bool {
         self.trusted_ips.get(ip) != 0
@@ -497,6 +574,78 @@ mod tests {
         assert!(t.lookup_domain("example").is_empty());
         assert!(t.lookup_domain("").is_empty());
         assert!(t.lookup_domain(&"a.".repeat(200)).is_empty());
+    }
+
+    #[test]
+    fn ip_networks_lists_every_network_once_without_trusted_addresses() {
+        let t = intel();
+        let mut nets: Vec<(String, bool)> = t
+            .ip_networks()
+            .map(|(net, lists)| {
+                (
+                    format!("{}/{}", net.addr(), net.prefix()),
+                    lists.contains("bad-ips"),
+                )
+            })
+            .collect();
+        nets.sort();
+        assert_eq!(
+            nets,
+            vec![
+                ("192.0.2.1/32".to_owned(), true),
+                ("198.51.100.0/24".to_owned(), true),
+                ("2001:db8::/32".to_owned(), true),
+            ]
+        );
+    }
+
+    #[test]
+    fn overlapping_blocks_split_where_the_lists_change() {
+        let mut b = IntelBuilder::new();
+        let wide = b
+            .add_list(
+                "wide",
+                ListFormat::PlainText(IndicatorKind::Ip),
+                vec![],
+                "t",
+            )
+            .unwrap();
+        let narrow = b
+            .add_list(
+                "narrow",
+                ListFormat::PlainText(IndicatorKind::Ip),
+                vec![],
+                "t",
+            )
+            .unwrap();
+        b.insert(wide, &Indicator::Ip("10.0.0.0/8".parse().unwrap()))
+            .unwrap();
+        b.insert(narrow, &Indicator::Ip("10.1.0.0/16".parse().unwrap()))
+            .unwrap();
+        let t = b.build();
+        let nets: Vec<(IpNet, usize)> = t.ip_networks().map(|(n, m)| (n, m.len())).collect();
+        // Every address of 10/8 is in exactly one block, with the lists lookup_ip gives.
+        let total: u64 = nets.iter().map(|(n, _)| 1u64 << (32 - n.prefix())).sum();
+        assert_eq!(total, 1 << 24);
+        for (net, lists) in &nets {
+            assert_eq!(t.lookup_ip(net.addr()).len(), *lists, "{net:?}");
+        }
+        assert!(nets.iter().any(|(n, l)| n.prefix() == 16 && *l == 2));
+        assert!(nets.len() <= 9, "{nets:?}");
+    }
+
+    #[test]
+    fn cidr_blocks_cover_a_range_exactly() {
+        assert_eq!(
+            cidr_blocks(1, 6, 32),
+            vec![(1, 32), (2, 31), (4, 31), (6, 32)]
+        );
+        assert_eq!(cidr_blocks(0, u128::from(u32::MAX), 32), vec![(0, 0)]);
+        assert_eq!(cidr_blocks(0, u128::MAX, 128), vec![(0, 0)]);
+        assert_eq!(
+            cidr_blocks(u128::MAX, u128::MAX, 128),
+            vec![(u128::MAX, 128)]
+        );
     }
 
     #[test]

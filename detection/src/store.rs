@@ -377,6 +377,15 @@ impl<K: Key> ExactSet<K> {
         self.keys.len()
     }
 
+    /// Every key with the mask of the lists that hold it.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (K, u64)> + '_ {
+        self.keys
+            .keys
+            .iter()
+            .enumerate()
+            .map(|(i, key)| (*key, self.classes.mask(i)))
+    }
+
     pub(crate) fn heap_bytes(&self) -> usize {
         self.keys.heap_bytes() + self.classes.heap_bytes()
     }
@@ -477,6 +486,17 @@ impl<K: RangeKey> RangeSet<K> {
         self.starts
             .predecessor(key)
             .map_or(0, |i| self.classes.mask(i))
+    }
+
+    /// The intervals some list covers, in order: first key, the start of the next interval
+    /// (`None`: this one runs to the last key), and the lists' mask.
+    pub(crate) fn intervals(&self) -> impl Iterator<Item = (K, Option<K>, u64)> + '_ {
+        let starts = &self.starts.keys;
+        starts
+            .iter()
+            .enumerate()
+            .map(move |(i, first)| (*first, starts.get(i + 1).copied(), self.classes.mask(i)))
+            .filter(|(_, _, mask)| *mask != 0)
     }
 
     pub(crate) fn heap_bytes(&self) -> usize {
