@@ -69,9 +69,13 @@ fn main() -> anyhow::Result<()> {
         )
     })?;
 
-    let object = PathBuf::from(env::var("OUT_DIR").context("OUT_DIR")?).join("vigil");
-    if !object.exists() {
-        fs::write(&object, []).context("writing the empty eBPF placeholder")?;
+    let out_dir = PathBuf::from(env::var("OUT_DIR").context("OUT_DIR")?);
+    // The sensors' object and the response object (the kernel deny hook).
+    for name in ["vigil", "vigil-response"] {
+        let object = out_dir.join(name);
+        if !object.exists() {
+            fs::write(&object, []).context("writing the empty eBPF placeholder")?;
+        }
     }
     Ok(())
 }

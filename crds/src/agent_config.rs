@@ -33,6 +33,9 @@ pub struct AgentConfig {
     /// Sinks new findings are delivered to, with secrets as the files the DaemonSet mounts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub integrations: Option<crate::integrations::IntegrationsDocument>,
+    /// Automated response, as the policy sets it; absent: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response: Option<crate::response::ResponseSpec>,
 }
 
 /// How the agent renews its heartbeat Lease (see [`crate::lease`]).
@@ -85,6 +88,7 @@ impl AgentConfig {
                 .integrations
                 .as_ref()
                 .map(crate::integrations::IntegrationsSpec::to_document),
+            response: spec.response.clone(),
         }
     }
 }

@@ -98,6 +98,52 @@ pub struct Finding {
     /// Archived findings are kept and marked, never deleted.
     #[serde(default)]
     pub archived: bool,
+    /// What automated response did about it (docs/RESPONSE.md), oldest first; absent when
+    /// nothing was done or configured.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = limits::ACTIONS_TAKEN))]
+    pub actions_taken: Vec<ActionTaken>,
+}
+
+/// One automated response action recorded on a finding.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ActionTaken {
+    /// The action.
+    pub action: ResponseAction,
+    /// When it was taken (or would have been, in dry run).
+    pub time: Time,
+    /// How it ended.
+    pub outcome: ActionOutcome,
+    /// What happened, for a person: e.g. `killed pid 4242 (start time checked)`.
+    #[schemars(length(max = limits::ACTION_RESULT))]
+    pub result: String,
+}
+
+/// An automated response action.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[serde(rename_all = "camelCase")]
+pub enum ResponseAction {
+    /// Connections to the address refused in the kernel.
+    DenyConnection,
+    /// The offending process killed.
+    KillProcess,
+    /// The pod labelled for quarantine (deny-all NetworkPolicy).
+    IsolatePod,
+}
+
+/// How an action ended.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[serde(rename_all = "camelCase")]
+pub enum ActionOutcome {
+    /// Done.
+    Succeeded,
+    /// Dry run: recorded, not done.
+    DryRun,
+    /// Not done on purpose (rate limit, the target already gone, a different process).
+    Skipped,
+    /// Tried and failed.
+    Failed,
 }
 
 /// Severity label, from the score.

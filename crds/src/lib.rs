@@ -8,6 +8,7 @@
 //! - [`suppression`]: criteria and their evaluation;
 //! - [`lease`]: the agent heartbeat Lease contract;
 //! - [`coverage`]: the coverage reason taxonomy;
+//! - [`response`]: opt-in automated response (`spec.response`, the host's `--response` file);
 //! - [`node_coverage`]: `NodeCoverage` (cluster-scoped), the coverage of one node.
 
 pub mod agent_config;
@@ -18,6 +19,7 @@ pub mod lease;
 pub mod limits;
 pub mod node_coverage;
 pub mod policy;
+pub mod response;
 pub mod schema;
 pub mod suppression;
 pub mod suppression_rule;

@@ -49,6 +49,12 @@ pub const SINK_NAME: u32 = 63;
 pub const URL: u32 = 2048;
 /// Values in a sink's `findingTypes` and in its `namespaces`.
 pub const SINK_FILTER_VALUES: u32 = 64;
+/// Namespaces a response configuration may exclude.
+pub const RESPONSE_NAMESPACES: u32 = 64;
+/// Actions recorded on one finding (`actionsTaken`); the oldest are dropped past it.
+pub const ACTIONS_TAKEN: u32 = 16;
+/// Characters of an action's result.
+pub const ACTION_RESULT: u32 = 1024;
 
 /// Unhealthy nodes a policy status lists by name; the others are only counted
 /// (`status.coverage.unhealthyNotListed`), so the status stays small however large the cluster.
@@ -84,6 +90,8 @@ pub const DNS_SUBDOMAIN_PATTERN: &str = "^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$";
 pub const FINDING_TYPE_PATTERN: &str = "^[A-Za-z]+:Runtime/[!-~]+$";
 /// A sink name or a namespace: a DNS label.
 pub const SINK_NAME_PATTERN: &str = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
+/// A namespace name (a DNS label).
+pub const NAMESPACE_PATTERN: &str = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
 /// An image reference: not empty, no white space.
 pub const IMAGE_REFERENCE_PATTERN: &str = "^[^\\s]+$";
 

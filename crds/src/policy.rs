@@ -101,6 +101,9 @@ pub struct RuntimeMonitoringPolicySpec {
     /// agent's namespace (docs/INTEGRATIONS.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub integrations: Option<crate::integrations::IntegrationsSpec>,
+    /// Opt-in automated response (deny, kill, isolate); absent: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response: Option<crate::response::ResponseSpec>,
 }
 
 /// Who runs the agent.

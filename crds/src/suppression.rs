@@ -111,6 +111,7 @@ pub const FINDING_ATTRIBUTES: &[&str] = &[
     "dns",
     "evidence",
     "archived",
+    "actionsTaken",
 ];
 
 /// Why a rule cannot be used; every variant names the rule and, where relevant, the path.

@@ -22,6 +22,7 @@
 
 pub mod config;
 pub mod event;
+pub mod response;
 pub mod stats;
 
 #[cfg(feature = "user")]

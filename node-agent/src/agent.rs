@@ -19,6 +19,7 @@ use crate::{
     metrics::{Gauge, Telemetry},
     pipeline::{Limits, Pipeline, PipelineStats},
     proctable,
+    response::{Responder, ResponseConfig, ResponseStartError},
     sensor::{
         HookCounters, HookStatus, HostSetup, Sensor, SensorError, SensorOptions, reader::Reader,
     },
@@ -59,6 +60,8 @@ pub struct RunOptions {
     pub telemetry: Option<Arc<Telemetry>>,
     /// Sinks new findings are delivered to (`--integrations`, or the policy in cluster mode).
     pub sinks: Option<crate::sinks::SinksOptions>,
+    /// Opt-in automated response (`--response FILE`; in a cluster, `spec.response`).
+    pub response: Option<ResponseConfig>,
 }
 
 /// How often the run loop reads the kernel counters for the endpoint and the drop check.
@@ -81,6 +84,15 @@ pub enum AgentError {
     /// Detection could not start (rules, intel, suppression or store).
     #[error(transparent)]
     Detection(#[from] SetupError),
+    /// Automated response could not start.
+    #[error(transparent)]
+    Response(#[from] ResponseStartError),
+    /// Automated response was asked for without detection, which it acts on.
+    #[error(
+        "automated response acts on findings, and detection is off (--no-detection): drop \
+         --no-detection or --response"
+    )]
+    ResponseWithoutDetection,
 }
 
 /// The summary printed when the agent stops.
@@ -243,6 +255,27 @@ pub async fn run_with<W: Write, H: RunHooks>(
         Some((detector, d)) => Some(DetectionRunner::new(detector, d)?),
         None => None,
     });
+    if let Some(config) = options.response.clone() {
+        let mut detection = detection.borrow_mut();
+        let d = detection
+            .as_mut()
+            .ok_or(AgentError::ResponseWithoutDetection)?;
+        let cgroup_root = match &options.cgroup_root {
+            Some(root) => Some(crate::sensor::unified_cgroup(root)),
+            None => sensor.setup().cgroup2_root.clone(),
+        };
+        let responder = Responder::start(
+            config,
+            &d.detector().intel().snapshot(),
+            options.proc_root.clone(),
+            cgroup_root,
+            boot_id(),
+        )?;
+        for hook in responder.hooks() {
+            tracing::info!(hook = hook.hook, mechanism = hook.mechanism, state = ?hook.state, "response");
+        }
+        d.set_responder(responder);
+    }
     hooks.started(detection.borrow_mut().as_mut());
     // Sinks start once detection runs, on this loop's runtime; their tasks run while the loop
     // waits for records. A sink that cannot start is reported and left out.

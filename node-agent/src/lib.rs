@@ -19,6 +19,7 @@ pub mod exe_hash;
 pub mod metrics;
 pub mod pipeline;
 pub mod proctable;
+pub mod response;
 pub mod sensitive;
 pub mod sensor;
 pub mod settings;

@@ -248,6 +248,10 @@ struct RunArgs {
     /// finding contents).
     #[arg(long)]
     metrics_addr: Option<String>,
+    /// Opt-in automated response on this host: a YAML file (`mode: dryRun | enforce`, the
+    /// `deny`, `kill` actions, the rate limit); docs/RESPONSE.md.
+    #[arg(long)]
+    response: Option<PathBuf>,
     #[command(flatten)]
     detection: DetectionArgs,
     #[command(flatten)]
@@ -464,10 +468,17 @@ fn run(args: &RunArgs) -> ExitCode {
             || (args.cluster.kubernetes() && !args.detection.print_events),
         telemetry: None,
         sinks: None,
+        response: None,
     };
     match sinks_options(args) {
         Ok(sinks) => options.sinks = sinks,
         Err(e) => return fail(e),
+    }
+    if let Some(path) = &args.response {
+        match node_agent::response::ResponseConfig::from_file(path) {
+            Ok(config) => options.response = Some(config),
+            Err(e) => return fail(e),
+        }
     }
     let metrics_addr = match args.metrics_addr.as_deref() {
         Some("off") => None,

@@ -615,6 +615,25 @@ fn ns_per_tick(ticks_per_second: u64) -> u64 {
     (1_000_000_000 / ticks_per_second.max(1)).max(1)
 }
 
+/// The start time of process `tgid` now, in ns since boot at clock-tick resolution (what
+/// [`process_uuid`] rounds to), from `<proc_root>/<tgid>/stat`: what the kernel holds, for
+/// telling a process from a later one that reuses its pid.
+pub fn read_start_time_ns(proc_root: &Path, tgid: u32) -> Result<u64, ProcTableError> {
+    let path = proc_root.join(tgid.to_string()).join("stat");
+    let bytes = fs::read(&path).map_err(|source| ProcTableError::Read {
+        path: path.clone(),
+        source,
+    })?;
+    let stat = parse_stat(&bytes).map_err(|(field, detail)| ProcTableError::Parse {
+        path,
+        field,
+        detail,
+    })?;
+    Ok(stat
+        .start_ticks
+        .saturating_mul(ns_per_tick(clock_ticks_per_second())))
+}
+
 /// The id of the current boot, from [`BOOT_ID_PATH`].
 pub fn read_boot_id() -> Result<String, ProcTableError> {
     read_boot_id_from(Path::new(BOOT_ID_PATH))

@@ -553,6 +553,10 @@ impl Store {
                 f.updated_at = Time(f.updated_at.0.max(old.finding.updated_at.0));
                 // Archived findings stay archived (and keep the rule that archived them).
                 f.archived = old.finding.archived || finding.archived;
+                // Actions taken stay on the finding across repeats.
+                let mut actions = old.finding.actions_taken;
+                actions.extend(finding.actions_taken.iter().cloned());
+                f.actions_taken = bounded_actions(actions);
                 let by = old.archived_by.or_else(|| archived_by.map(str::to_owned));
                 StoredFinding {
                     finding: f,
@@ -578,6 +582,34 @@ impl Store {
             stored: merged,
             inserted,
         })
+    }
+
+    /// Appends automated response actions to the stored finding `id` (kept with the newest
+    /// [`vigil_crds::limits::ACTIONS_TAKEN`]); false when there is no such finding.
+    pub fn add_actions(
+        &mut self,
+        id: &str,
+        actions: &[vigil_crds::finding::ActionTaken],
+    ) -> Result<bool, StoreError> {
+        if actions.is_empty() {
+            return Ok(true);
+        }
+        let pending = self.pending.borrow().get(id).cloned();
+        let existing = match pending {
+            Some(p) => Some(p),
+            None => self.load(id)?,
+        };
+        let Some(mut stored) = existing else {
+            return Ok(false);
+        };
+        let mut all = std::mem::take(&mut stored.finding.actions_taken);
+        all.extend(actions.iter().cloned());
+        stored.finding.actions_taken = bounded_actions(all);
+        self.pending.borrow_mut().insert(id.to_owned(), stored);
+        if self.pending_since.get().is_none() {
+            self.pending_since.set(Some(Instant::now()));
+        }
+        Ok(true)
     }
 
     fn flush_is_due(&self) -> bool {
@@ -1102,6 +1134,17 @@ impl Drop for Store {
     }
 }
 
+/// The newest [`vigil_crds::limits::ACTIONS_TAKEN`] actions.
+fn bounded_actions(
+    mut actions: Vec<vigil_crds::finding::ActionTaken>,
+) -> Vec<vigil_crds::finding::ActionTaken> {
+    let max = vigil_crds::limits::ACTIONS_TAKEN as usize;
+    if actions.len() > max {
+        actions.drain(..actions.len() - max);
+    }
+    actions
+}
+
 #[cfg(test)]
 mod tests {
     use vigil_crds::finding::{HostDetails, Resource, ResourceRole, RuntimeContext};
@@ -1142,6 +1185,7 @@ mod tests {
             dns: None,
             evidence: None,
             archived: false,
+            actions_taken: Vec::new(),
         }
     }
 

@@ -102,6 +102,7 @@ fn config(event_min_severity: SeverityLabel) -> AgentConfig {
         threat_intel_lists: vec![],
         trusted_ip_lists: vec![],
         integrations: None,
+        response: None,
     }
 }
 

@@ -400,6 +400,7 @@ mod tests {
             threat_intel_lists: lists,
             trusted_ip_lists: vec![],
             integrations: None,
+            response: None,
         }
     }
 

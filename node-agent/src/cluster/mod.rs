@@ -91,10 +91,14 @@ pub enum ClusterError {
     /// The agent failed; the heartbeat says so.
     #[error(transparent)]
     Agent(#[from] AgentError),
+    /// The policy's `spec.response` is unusable.
+    #[error("spec.response of the policy: {0}")]
+    Response(#[from] crate::response::ResponseConfigError),
 }
 
 /// The run loop's side of cluster mode.
 pub struct ClusterHooks {
+    client: kube::Client,
     options: ClusterOptions,
     publisher: Publisher,
     spool: Arc<Mutex<Spool>>,
@@ -132,6 +136,32 @@ impl ClusterHooks {
         self.wake.notify_one();
     }
 
+    /// Events for the response actions taken, and the quarantine labels asked for.
+    fn respond(&mut self, detection: &mut DetectionRunner) {
+        let mut events = Vec::new();
+        for (finding, actions) in detection.take_responses() {
+            let namespace = self.publisher.namespace_for(&finding);
+            let name = finding.object_name();
+            for taken in &actions {
+                events.push(publish::response_event(
+                    self.publisher.config(),
+                    &namespace,
+                    &name,
+                    &finding,
+                    taken,
+                ));
+            }
+        }
+        self.push(events);
+        let pods = detection
+            .responder_mut()
+            .map(crate::response::Responder::take_isolate_requests)
+            .unwrap_or_default();
+        for pod in pods {
+            tokio::spawn(label_quarantined(self.client.clone(), pod));
+        }
+    }
+
     fn apply_config(&mut self, config: AgentConfig, detection: Option<&mut DetectionRunner>) {
         self.publisher
             .set_config(publish_config(&config, &self.options));
@@ -147,6 +177,30 @@ impl ClusterHooks {
         }
         tracing::info!(policy = %config.policy, "applied the agent configuration");
         self.config = config;
+    }
+}
+
+/// Labels a pod `vigil.dev/quarantined=true`; the operator then isolates it.
+async fn label_quarantined(client: kube::Client, pod: crate::response::PodRef) {
+    let api: kube::Api<k8s_openapi::api::core::v1::Pod> =
+        kube::Api::namespaced(client, &pod.namespace);
+    let patch = serde_json::json!({"metadata": {"labels": {
+        vigil_crds::response::QUARANTINE_LABEL: "true"
+    }}});
+    match api
+        .patch(
+            &pod.name,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await
+    {
+        Ok(_) => {
+            tracing::warn!(namespace = %pod.namespace, pod = %pod.name, "response: pod labelled for quarantine")
+        }
+        Err(error) => {
+            tracing::error!(%error, namespace = %pod.namespace, pod = %pod.name, "response: cannot label the pod for quarantine")
+        }
     }
 }
 
@@ -241,6 +295,9 @@ impl RunHooks for ClusterHooks {
 
     fn tick(&mut self, health: &dyn Fn() -> Health, mut detection: Option<&mut DetectionRunner>) {
         let now = Instant::now();
+        if let Some(d) = detection.as_deref_mut() {
+            self.respond(d);
+        }
         if now.duration_since(self.last_due) >= DUE_EVERY {
             self.last_due = now;
             let actions = self.publisher.due(now);
@@ -328,6 +385,12 @@ pub async fn run<W: Write>(
     let config = config::read_config(&cluster.config_path)?;
     // The policy's lists join the command line's threat intel from the start.
     let mut options = options.clone();
+    // The policy's automated response, unless the command line set one.
+    if options.response.is_none()
+        && let Some(spec) = &config.response
+    {
+        options.response = Some(crate::response::ResponseConfig::from_spec(spec)?);
+    }
     let base_intel = match &mut options.detection {
         Some(d) => {
             let base = d.intel_config().map_err(AgentError::from)?;
@@ -386,6 +449,7 @@ pub async fn run<W: Write>(
     wake.notify_one();
 
     let mut hooks = ClusterHooks {
+        client: client.clone(),
         publisher: Publisher::new(publish_config(&config, &cluster)),
         watch: ConfigWatch::new(cluster.config_path.clone(), &config),
         options: cluster,

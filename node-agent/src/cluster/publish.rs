@@ -723,6 +723,64 @@ pub fn event_for(config: &PublishConfig, namespace: &str, name: &str, finding: &
     }
 }
 
+/// The Event recording an automated response action on a finding: about the same pod (or
+/// node) as the finding's Event, reason `Response<Action>`, the action's result as the note,
+/// named after the finding and the action's time so a retry does not duplicate it.
+pub fn response_event(
+    config: &PublishConfig,
+    namespace: &str,
+    name: &str,
+    finding: &Finding,
+    taken: &vigil_crds::finding::ActionTaken,
+) -> Action {
+    match event_for(config, namespace, name, finding) {
+        Action::Event {
+            namespace: event_namespace,
+            mut event,
+        } => {
+            let action = serde_json::to_value(taken.action)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default();
+            let mut hash = Sha256::new();
+            for part in [
+                event.metadata.name.as_deref().unwrap_or_default(),
+                action.as_str(),
+                &taken.time.0.to_string(),
+            ] {
+                hash.update(part.as_bytes());
+                hash.update([0]);
+            }
+            let mut event_name = format!("{name}.r");
+            for b in hash.finalize().iter().take(8) {
+                let _ = write!(event_name, "{b:02x}");
+            }
+            event.metadata.name = Some(event_name);
+            event.action = Some("Respond".to_owned());
+            event.event_time = Some(MicroTime(taken.time.0));
+            let mut reason = String::from("Response");
+            let mut chars = action.chars();
+            if let Some(first) = chars.next() {
+                reason.push(first.to_ascii_uppercase());
+                reason.extend(chars);
+            }
+            event.reason = Some(reason);
+            event.note = Some(truncate(
+                format!(
+                    "{:?}: {} (RuntimeFinding {namespace}/{name})",
+                    taken.outcome, taken.result
+                ),
+                NOTE_MAX,
+            ));
+            Action::Event {
+                namespace: event_namespace,
+                event,
+            }
+        }
+        other => other,
+    }
+}
+
 /// `<object name>.<16 hex>`: the hash covers the object and the finding's id and first
 /// occurrence, so the same finding always gets the same Event name and a re-raised one (new first
 /// occurrence) a new one.
@@ -830,6 +888,7 @@ pub(crate) mod tests {
             dns: None,
             evidence: None,
             archived: false,
+            actions_taken: Vec::new(),
         }
     }
 

@@ -199,7 +199,16 @@ pub struct DetectionRunner {
     store_errors: u64,
     /// Finding types to raise; `None` raises all.
     enabled_types: Option<std::collections::HashSet<String>>,
+    /// Opt-in automated response, run on every finding once stored.
+    responder: Option<crate::response::Responder>,
+    /// Actions taken since the last [`Self::take_responses`] (cluster mode makes Events of
+    /// them), newest [`MAX_RESPONSES`] kept.
+    responses:
+        std::collections::VecDeque<(vigil_crds::Finding, Vec<vigil_crds::finding::ActionTaken>)>,
 }
+
+/// Response records waiting for [`DetectionRunner::take_responses`] at most.
+const MAX_RESPONSES: usize = 1024;
 
 impl DetectionRunner {
     /// A runner; opens the store (applying its bounds once) when the options name one.
@@ -219,6 +228,8 @@ impl DetectionRunner {
             upserts: 0,
             store_errors: 0,
             enabled_types: None,
+            responder: None,
+            responses: std::collections::VecDeque::new(),
         })
     }
 
@@ -230,6 +241,23 @@ impl DetectionRunner {
     /// The detector, to change its suppression rules or enricher.
     pub fn detector_mut(&mut self) -> &mut Detector {
         &mut self.detector
+    }
+
+    /// Runs automated response on every finding from now on.
+    pub fn set_responder(&mut self, responder: crate::response::Responder) {
+        self.responder = Some(responder);
+    }
+
+    /// The response engine, when one is set.
+    pub fn responder_mut(&mut self) -> Option<&mut crate::response::Responder> {
+        self.responder.as_mut()
+    }
+
+    /// The findings acted on since the last call, with the actions taken.
+    pub fn take_responses(
+        &mut self,
+    ) -> Vec<(vigil_crds::Finding, Vec<vigil_crds::finding::ActionTaken>)> {
+        self.responses.drain(..).collect()
     }
 
     /// Raise only these finding types (exact GuardDuty names); empty raises all.
@@ -247,6 +275,11 @@ impl DetectionRunner {
         };
         let report = self.detector.intel().reload(&intel_config)?;
         self.detector.set_suppression(suppression);
+        if let Some(responder) = self.responder.as_mut()
+            && let Err(error) = responder.reload_intel(&self.detector.intel().snapshot())
+        {
+            tracing::warn!(%error, "response: the kernel deny maps keep the previous addresses");
+        }
         Ok(report)
     }
 
@@ -314,6 +347,27 @@ impl DetectionRunner {
                 None => outcome.new,
             };
             outcome.new = new;
+            if let Some(responder) = self.responder.as_mut()
+                && outcome.archived_by.is_none()
+            {
+                let actions = responder.on_finding(&outcome.finding, std::time::Instant::now());
+                if !actions.is_empty() {
+                    if let Some(store) = self.store.as_mut()
+                        && let Err(error) = store.add_actions(&outcome.finding.id, &actions)
+                    {
+                        self.store_errors += 1;
+                        tracing::warn!(%error, id = %outcome.finding.id, "cannot record response actions");
+                    }
+                    outcome
+                        .finding
+                        .actions_taken
+                        .extend(actions.iter().cloned());
+                    if self.responses.len() >= MAX_RESPONSES {
+                        self.responses.pop_front();
+                    }
+                    self.responses.push_back((outcome.finding.clone(), actions));
+                }
+            }
             if let Some(rule) = &outcome.archived_by {
                 tracing::debug!(id = %outcome.finding.id, rule = %rule, "finding archived by a suppression rule");
             }

@@ -643,6 +643,7 @@ impl Detector {
                 threat_intelligence_details: c.evidence,
             }),
             archived: false,
+            actions_taken: Vec::new(),
         };
         let archived_by = self.suppress(&mut finding);
         self.stats.new_findings += 1;

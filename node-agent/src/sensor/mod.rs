@@ -334,6 +334,17 @@ impl fmt::Debug for Sensor {
     }
 }
 
+/// The cgroup v2 hierarchy at `root`: `root` itself on a pure v2 host, its `unified/` on a
+/// hybrid one (a host mount of `/sys/fs/cgroup` inside a container).
+pub fn unified_cgroup(root: &std::path::Path) -> PathBuf {
+    let unified = root.join("unified");
+    if !root.join("cgroup.controllers").exists() && unified.join("cgroup.procs").exists() {
+        unified
+    } else {
+        root.to_owned()
+    }
+}
+
 /// Fills the kernel's sensitive-path maps.
 fn load_sensitive_paths(ebpf: &mut Ebpf, set: &SensitivePaths) -> Result<(), SensorError> {
     use aya::maps::{
