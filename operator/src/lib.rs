@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod node_coverage;
 pub mod placement;
 pub mod policy_controller;
+pub mod quarantine;
 pub mod render;
 pub mod status;
 pub mod suppression_controller;

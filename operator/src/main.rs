@@ -384,6 +384,8 @@ async fn main() -> anyhow::Result<()> {
         }
     });
     tokio::spawn(coverage_cache);
+    // Pods labelled vigil.dev/quarantined=true get a deny-all NetworkPolicy (docs/RESPONSE.md).
+    tokio::spawn(vigil_operator::quarantine::run(client.clone()));
     // One signal stops both controllers; see `shutdown`.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = move || {

@@ -182,7 +182,17 @@ pub fn render(
         cluster_role: ClusterRole {
             metadata: meta(false),
             rules: Some(vec![
-                rule("", &["pods"], &["get", "list", "watch"]),
+                // The isolate response action labels pods: patch only when it is configured.
+                if policy
+                    .spec
+                    .response
+                    .as_ref()
+                    .is_some_and(|r| r.isolate.is_some())
+                {
+                    rule("", &["pods"], &["get", "list", "watch", "patch"])
+                } else {
+                    rule("", &["pods"], &["get", "list", "watch"])
+                },
                 rule("", &["nodes"], &["get"]),
                 rule(
                     "vigil.dev",
