@@ -79,6 +79,7 @@ pub fn finding(id: &str, finding_type: &str, severity: f64, seen: &str) -> Findi
         dns: None,
         evidence: None,
         archived: false,
+        actions_taken: Vec::new(),
     }
 }
 
