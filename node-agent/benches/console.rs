@@ -134,6 +134,7 @@ fn finding(i: usize) -> Finding {
         dns: None,
         evidence: None,
         archived: i.is_multiple_of(11),
+        actions_taken: Vec::new(),
     }
 }
 
