@@ -55,8 +55,18 @@ pub enum SinkType {
 }
 
 impl SinkType {
+    /// Every kind, in the order the documentation lists them.
+    pub const ALL: [SinkType; 6] = [
+        Self::Webhook,
+        Self::Slack,
+        Self::SplunkHec,
+        Self::Syslog,
+        Self::Otlp,
+        Self::Nats,
+    ];
+
     /// The name in the configuration.
-    pub fn as_str(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Self::Webhook => "webhook",
             Self::Slack => "slack",
@@ -65,6 +75,44 @@ impl SinkType {
             Self::Otlp => "otlp",
             Self::Nats => "nats",
         }
+    }
+
+    /// The URL schemes this kind accepts.
+    pub fn schemes(self) -> &'static [&'static str] {
+        match self {
+            Self::Webhook | Self::Slack | Self::SplunkHec | Self::Otlp => &["http", "https"],
+            Self::Syslog => &["tcp", "tls"],
+            Self::Nats => &["nats", "tls"],
+        }
+    }
+
+    /// Whether the kind needs a secret (`Some(true)`), may have one (`Some(false)`) or takes
+    /// none (`None`).
+    pub fn secret(self) -> Option<bool> {
+        match self {
+            Self::Webhook | Self::SplunkHec => Some(true),
+            Self::Otlp | Self::Nats => Some(false),
+            Self::Slack | Self::Syslog => None,
+        }
+    }
+
+    /// Whether `format` applies (a Slack message is text for people).
+    pub fn has_format(self) -> bool {
+        !matches!(self, Self::Slack)
+    }
+}
+
+impl std::fmt::Display for SinkType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for SinkType {
+    type Err = ();
+
+    fn from_str(s: &str) -> Result<Self, ()> {
+        Self::ALL.into_iter().find(|k| k.name() == s).ok_or(())
     }
 }
 
@@ -279,7 +327,7 @@ impl IntegrationsSpec {
                 .iter()
                 .map(|s| SinkDocument {
                     name: s.name.clone(),
-                    kind: s.kind.as_str().to_owned(),
+                    kind: s.kind.name().to_owned(),
                     url: s.url.clone(),
                     secret_file: s.secret_ref.as_ref().map(SecretKeyReference::path),
                     format: s.format.map(|f| f.as_str().to_owned()),

@@ -65,84 +65,8 @@ pub const MAX_QUEUED: u64 = 1_000_000;
 /// field names as in YAML, nothing validated yet.
 pub use vigil_crds::integrations::{DeliveryDocument, IntegrationsDocument, SinkDocument};
 
-/// The kind of a sink.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum SinkKind {
-    /// JSON POST signed with HMAC-SHA256.
-    Webhook,
-    /// Slack incoming webhook.
-    Slack,
-    /// Splunk HTTP Event Collector.
-    SplunkHec,
-    /// RFC 5424 syslog over TCP or TLS.
-    Syslog,
-    /// OpenTelemetry logs over HTTP (JSON).
-    Otlp,
-    /// NATS JetStream.
-    Nats,
-}
-
-impl SinkKind {
-    /// Every kind, in the order the documentation lists them.
-    pub const ALL: [SinkKind; 6] = [
-        Self::Webhook,
-        Self::Slack,
-        Self::SplunkHec,
-        Self::Syslog,
-        Self::Otlp,
-        Self::Nats,
-    ];
-
-    /// The name in the configuration.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Webhook => "webhook",
-            Self::Slack => "slack",
-            Self::SplunkHec => "splunk-hec",
-            Self::Syslog => "syslog",
-            Self::Otlp => "otlp",
-            Self::Nats => "nats",
-        }
-    }
-
-    /// The URL schemes this kind accepts.
-    pub fn schemes(self) -> &'static [&'static str] {
-        match self {
-            Self::Webhook | Self::Slack | Self::SplunkHec | Self::Otlp => &["http", "https"],
-            Self::Syslog => &["tcp", "tls"],
-            Self::Nats => &["nats", "tls"],
-        }
-    }
-
-    /// Whether the kind needs a secret (`Some(true)`), may have one (`Some(false)`) or takes
-    /// none (`None`).
-    fn secret(self) -> Option<bool> {
-        match self {
-            Self::Webhook | Self::SplunkHec => Some(true),
-            Self::Otlp | Self::Nats => Some(false),
-            Self::Slack | Self::Syslog => None,
-        }
-    }
-
-    /// Whether `format` applies (a Slack message is text for people).
-    fn has_format(self) -> bool {
-        !matches!(self, Self::Slack)
-    }
-}
-
-impl std::fmt::Display for SinkKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl std::str::FromStr for SinkKind {
-    type Err = ();
-
-    fn from_str(s: &str) -> Result<Self, ()> {
-        Self::ALL.into_iter().find(|k| k.name() == s).ok_or(())
-    }
-}
+/// The kind of a sink: one type for the host file and the policy's `spec.integrations`.
+pub use vigil_crds::integrations::SinkType as SinkKind;
 
 /// A secret read from a file; never printed.
 #[derive(Clone, PartialEq, Eq)]

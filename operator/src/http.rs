@@ -156,8 +156,17 @@ mod tests {
     use super::*;
 
     async fn get(router: Router, path: &str) -> (StatusCode, String) {
+        get_as(router, path, None).await
+    }
+
+    /// GET `path`, with `token` as a bearer token when given.
+    async fn get_as(router: Router, path: &str, token: Option<&str>) -> (StatusCode, String) {
+        let mut req = axum::http::Request::get(path);
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
         let res = router
-            .oneshot(axum::http::Request::get(path).body(Body::empty()).unwrap())
+            .oneshot(req.body(Body::empty()).unwrap())
             .await
             .unwrap();
         let status = res.status();
@@ -234,22 +243,6 @@ mod tests {
         kube::Client::new(service, "default")
     }
 
-    async fn get_with(router: Router, token: Option<&str>) -> (StatusCode, String) {
-        let mut req = axum::http::Request::get("/metrics");
-        if let Some(t) = token {
-            req = req.header("authorization", format!("Bearer {t}"));
-        }
-        let res = router
-            .oneshot(req.body(Body::empty()).unwrap())
-            .await
-            .unwrap();
-        let status = res.status();
-        let bytes = axum::body::to_bytes(res.into_body(), 1 << 20)
-            .await
-            .unwrap();
-        (status, String::from_utf8(bytes.to_vec()).unwrap())
-    }
-
     #[tokio::test]
     async fn metrics_behind_kubernetes_auth_need_a_token_the_api_server_authorizes() {
         let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -261,17 +254,17 @@ mod tests {
                 auth.clone(),
             )
         };
-        let (status, text) = get_with(app(), None).await;
+        let (status, text) = get_as(app(), "/metrics", None).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{text}");
         assert!(seen.lock().unwrap().is_empty(), "no token, no review");
-        let (status, _) = get_with(app(), Some("forged")).await;
+        let (status, _) = get_as(app(), "/metrics", Some("forged")).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
-        let (status, text) = get_with(app(), Some("denied")).await;
+        let (status, text) = get_as(app(), "/metrics", Some("denied")).await;
         assert_eq!(
             (status, text.as_str()),
             (StatusCode::FORBIDDEN, "bob may not get /metrics")
         );
-        let (status, text) = get_with(app(), Some("good")).await;
+        let (status, text) = get_as(app(), "/metrics", Some("good")).await;
         assert_eq!(status, StatusCode::OK, "{text}");
         assert!(text.ends_with("# EOF\n"));
         // The access review asked about alice, with her groups, for get /metrics.
