@@ -4,7 +4,8 @@
 //!
 //! Invariants: rendering never panics; the ConfigMap's `agent.yaml` parses (YAML, as
 //! `node_agent::cluster::config::read_config` does) to exactly `AgentConfig::for_policy`; every
-//! object serialises; the DaemonSet runs the policy's image.
+//! object serialises; the DaemonSet runs the policy's image, as one of the ServiceAccounts the
+//! chart ships.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -12,17 +13,14 @@ use vigil_crds::{
     RuntimeMonitoringPolicy,
     agent_config::{AgentConfig, CONFIG_KEY},
 };
-use vigil_operator::render::{AgentObjects, render};
+use vigil_operator::render::{
+    AGENT_SERVICE_ACCOUNT, AgentObjects, RESPONDER_SERVICE_ACCOUNT, render,
+};
 
 const NAMESPACE: &str = "vigil-system";
 
 fn serialises(objects: &AgentObjects) {
     let results = [
-        serde_json::to_string(&objects.service_account),
-        serde_json::to_string(&objects.cluster_role),
-        serde_json::to_string(&objects.cluster_role_binding),
-        serde_json::to_string(&objects.role),
-        serde_json::to_string(&objects.role_binding),
         serde_json::to_string(&objects.config_map),
         serde_json::to_string(&objects.daemon_set),
     ];
@@ -79,4 +77,11 @@ fuzz_target!(|data: &[u8]| {
         .and_then(|p| p.containers.first())
         .and_then(|c| c.image.as_deref());
     assert_eq!(image, Some(policy.spec.agent.image.as_str()));
+    let account = pod.and_then(|p| p.service_account_name.as_deref());
+    assert_eq!(account, Some(objects.service_account));
+    assert!(
+        [AGENT_SERVICE_ACCOUNT, RESPONDER_SERVICE_ACCOUNT].contains(&objects.service_account),
+        "{}",
+        objects.service_account
+    );
 });

@@ -1,10 +1,11 @@
 //! When to (re-)apply or remove a policy's agent objects.
 //!
-//! Server-side apply is idempotent, but seven applies on every reconcile were most of the
-//! operator's writes once coverage stopped writing on every heartbeat. The objects are applied
-//! when what is rendered changes, when the agent DaemonSet is not in the cache (just created, or
-//! deleted by someone), and at least every [`REAPPLY_EVERY`] to undo changes the cache cannot see
-//! (RBAC, ConfigMap). Manual mode deletes them on the same terms.
+//! Server-side apply is idempotent, but applies on every reconcile were most of the operator's
+//! writes once coverage stopped writing on every heartbeat. The objects (ConfigMap and
+//! DaemonSet; the agent's ServiceAccount and RBAC come with the chart) are applied when what is
+//! rendered changes, when the agent DaemonSet is not in the cache (just created, or deleted by
+//! someone), and at least every [`REAPPLY_EVERY`] to undo changes the cache cannot see (the
+//! ConfigMap). Manual mode deletes them on the same terms.
 
 use std::{
     hash::{DefaultHasher, Hash, Hasher},
@@ -42,11 +43,6 @@ fn older_than(at: Timestamp, now: Timestamp, limit: Duration) -> bool {
 /// A digest of the rendered objects (in memory only, never stored).
 pub fn digest(objects: &AgentObjects) -> Result<u64, serde_json::Error> {
     let mut h = DefaultHasher::new();
-    serde_json::to_vec(&objects.service_account)?.hash(&mut h);
-    serde_json::to_vec(&objects.cluster_role)?.hash(&mut h);
-    serde_json::to_vec(&objects.cluster_role_binding)?.hash(&mut h);
-    serde_json::to_vec(&objects.role)?.hash(&mut h);
-    serde_json::to_vec(&objects.role_binding)?.hash(&mut h);
     serde_json::to_vec(&objects.config_map)?.hash(&mut h);
     serde_json::to_vec(&objects.daemon_set)?.hash(&mut h);
     Ok(h.finish())

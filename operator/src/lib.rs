@@ -75,6 +75,18 @@ pub enum Error {
     /// The policy names an agent image the operator does not allow.
     #[error(transparent)]
     ImageNotAllowed(#[from] image_policy::ImageNotAllowed),
+    /// The ServiceAccount the agent would run as does not exist: the agent's identity and
+    /// rights, which the chart ships, are not installed in the operator's namespace.
+    #[error(
+        "ServiceAccount {namespace}/{service_account} does not exist: {}",
+        render::missing_service_account_hint(service_account)
+    )]
+    AgentRbacMissing {
+        /// The agent namespace.
+        namespace: String,
+        /// The missing ServiceAccount.
+        service_account: &'static str,
+    },
     /// A status or finding did not serialise.
     #[error("serialising {what}")]
     Serialize {
@@ -102,6 +114,7 @@ impl Error {
             },
             Self::Render(_) => "render".to_owned(),
             Self::ImageNotAllowed(_) => "image_not_allowed".to_owned(),
+            Self::AgentRbacMissing { .. } => "agent_rbac_missing".to_owned(),
             Self::Serialize { .. } => "serialize".to_owned(),
             Self::Finalizer(inner) => match inner.as_ref() {
                 kube::runtime::finalizer::Error::ApplyFailed(e)
@@ -135,6 +148,9 @@ impl Error {
             }
             Self::Render(_) => Some(Rejection::new("RenderFailed", "render", self)),
             Self::ImageNotAllowed(_) => Some(Rejection::new("ImageNotAllowed", "image", self)),
+            Self::AgentRbacMissing { .. } => {
+                Some(Rejection::new("AgentRbacMissing", "service_account", self))
+            }
             Self::Serialize { .. } => {
                 Some(Rejection::new("SerializationFailed", "serialize", self))
             }

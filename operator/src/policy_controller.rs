@@ -12,7 +12,6 @@ use k8s_openapi::{
     api::{
         apps::v1::DaemonSet,
         core::v1::{ConfigMap, ServiceAccount},
-        rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding},
     },
     apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta, Time},
     jiff::Timestamp,
@@ -175,23 +174,9 @@ async fn apply_agent(
     }
     let ns = ctx.namespace.as_str();
     let c = ctx.client.clone();
-    server_side_apply(
-        Api::<ServiceAccount>::namespaced(c.clone(), ns),
-        &objs.service_account,
-    )
-    .await?;
-    server_side_apply(Api::<Role>::namespaced(c.clone(), ns), &objs.role).await?;
-    server_side_apply(
-        Api::<RoleBinding>::namespaced(c.clone(), ns),
-        &objs.role_binding,
-    )
-    .await?;
-    server_side_apply(Api::<ClusterRole>::all(c.clone()), &objs.cluster_role).await?;
-    server_side_apply(
-        Api::<ClusterRoleBinding>::all(c.clone()),
-        &objs.cluster_role_binding,
-    )
-    .await?;
+    // The identity and rights come with the chart, not from here: without them the DaemonSet
+    // could start no pod, and the only trace would be its controller's FailedCreate Events.
+    require_service_account(Api::namespaced(c.clone(), ns), ns, objs.service_account).await?;
     server_side_apply(
         Api::<ConfigMap>::namespaced(c.clone(), ns),
         &objs.config_map,
@@ -201,6 +186,28 @@ async fn apply_agent(
     ctx.agent_objects()
         .insert(name, agent_objects::Done::Applied { digest, at: now });
     Ok(Rollout::of(&ds))
+}
+
+/// `Ok` when the ServiceAccount `name` exists in `namespace`, else an error naming what to
+/// install.
+async fn require_service_account(
+    api: Api<ServiceAccount>,
+    namespace: &str,
+    name: &'static str,
+) -> Result<(), Error> {
+    match api.get_opt(name).await {
+        Ok(Some(_)) => Ok(()),
+        Ok(None) => Err(Error::AgentRbacMissing {
+            namespace: namespace.to_owned(),
+            service_account: name,
+        }),
+        Err(source) => Err(Error::Kube {
+            verb: "get",
+            kind: "ServiceAccount".to_owned(),
+            name: name.to_owned(),
+            source: Box::new(source),
+        }),
+    }
 }
 
 async fn delete_ignoring_absent<K>(api: Api<K>, name: &str) -> Result<(), Error>
@@ -220,7 +227,9 @@ where
 }
 
 /// Manual mode: the operator runs nothing, so remove what Automated mode may have left (when
-/// [`agent_objects::must_remove`] says so).
+/// [`agent_objects::must_remove`] says so): the DaemonSet and its ConfigMap. The per-policy
+/// ServiceAccount and RBAC objects an older operator made stay (this one may not delete RBAC
+/// objects): they go with the policy, or by the cleanup in docs/OPERATOR.md.
 async fn remove_agent(
     policy: &RuntimeMonitoringPolicy,
     ctx: &Context,
@@ -244,12 +253,7 @@ async fn remove_agent_objects(
     let ns = ctx.namespace.as_str();
     let c = ctx.client.clone();
     delete_ignoring_absent(Api::<DaemonSet>::namespaced(c.clone(), ns), &name).await?;
-    delete_ignoring_absent(Api::<ConfigMap>::namespaced(c.clone(), ns), &name).await?;
-    delete_ignoring_absent(Api::<ClusterRoleBinding>::all(c.clone()), &name).await?;
-    delete_ignoring_absent(Api::<ClusterRole>::all(c.clone()), &name).await?;
-    delete_ignoring_absent(Api::<RoleBinding>::namespaced(c.clone(), ns), &name).await?;
-    delete_ignoring_absent(Api::<Role>::namespaced(c.clone(), ns), &name).await?;
-    delete_ignoring_absent(Api::<ServiceAccount>::namespaced(c, ns), &name).await
+    delete_ignoring_absent(Api::<ConfigMap>::namespaced(c, ns), &name).await
 }
 
 async fn apply(policy: &RuntimeMonitoringPolicy, ctx: &Context) -> Result<Action, Error> {

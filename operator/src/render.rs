@@ -1,4 +1,9 @@
-//! Policy to agent objects: DaemonSet, ServiceAccount, RBAC and ConfigMap, least privilege.
+//! Policy to agent objects: the DaemonSet and its ConfigMap, least privilege.
+//!
+//! The agent's identity and rights are not rendered: the chart ships them once
+//! (`charts/vigil/templates/agent-rbac.yaml`), so the operator needs no right to write RBAC
+//! objects or ServiceAccounts. The DaemonSet names [`AGENT_SERVICE_ACCOUNT`], or
+//! [`RESPONDER_SERVICE_ACCOUNT`] when the policy's response isolates pods in `enforce` mode.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -10,11 +15,7 @@ use k8s_openapi::{
             EnvVarSource, HostPathVolumeSource, KeyToPath, NodeAffinity, NodeSelector,
             NodeSelectorRequirement, NodeSelectorTerm, ObjectFieldSelector, PodSpec,
             PodTemplateSpec, ProjectedVolumeSource, ResourceRequirements, SeccompProfile,
-            SecretProjection, SecurityContext, ServiceAccount, Volume, VolumeMount,
-            VolumeProjection,
-        },
-        rbac::v1::{
-            ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject,
+            SecretProjection, SecurityContext, Volume, VolumeMount, VolumeProjection,
         },
     },
     apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference},
@@ -27,6 +28,7 @@ use vigil_crds::{
     integrations::SECRETS_DIR,
     lease::POLICY_LABEL,
     policy::{AgentSpec, RuntimeMonitoringPolicySpec},
+    response::ResponseMode,
 };
 
 use crate::facts::OS_LABEL;
@@ -35,6 +37,19 @@ use crate::facts::OS_LABEL;
 pub const FIELD_MANAGER: &str = "vigil-operator";
 /// `app.kubernetes.io/name` of agent objects.
 pub const AGENT_APP: &str = "vigil-agent";
+/// The ServiceAccount the agent pods run as, in the agent namespace. The chart creates it and
+/// binds it to the agent's rights: pods `get/list/watch`, nodes `get`, runtimefindings
+/// `get/list/watch/create/patch/update` (and their status `patch/update`), suppressionrules
+/// `get/list/watch`, events `create/patch`, and heartbeat Leases in the namespace. Not of the
+/// form `vigil-agent-<policy>`, so it cannot meet a ServiceAccount that an older operator made
+/// for a policy.
+pub const AGENT_SERVICE_ACCOUNT: &str = "vigil-agent";
+/// The ServiceAccount of agents whose policy isolates pods (`spec.response.isolate` with
+/// `mode: enforce`): the agent's rights plus `patch` on pods, to label a pod quarantined. A
+/// separate identity, since `patch` on pods can change any pod's images; the chart creates it
+/// only with `agentResponder.enabled`. In `dryRun` nothing is patched, so the agent needs no
+/// more than [`AGENT_SERVICE_ACCOUNT`].
+pub const RESPONDER_SERVICE_ACCOUNT: &str = "vigil-responder";
 /// Capabilities the agent has on every node, and nothing else (measured under runc, see
 /// docs/CLUSTER.md): BPF and PERFMON load and attach the programs, NET_ADMIN attaches the cgroup
 /// network (DNS) hooks, SYS_PTRACE and DAC_READ_SEARCH read other processes' `/proc` entries
@@ -85,20 +100,38 @@ pub enum RenderError {
 /// Everything Automated mode runs for one policy.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AgentObjects {
-    /// Identity of the agent pods.
-    pub service_account: ServiceAccount,
-    /// Cluster-wide read of pods and nodes, writing findings and events.
-    pub cluster_role: ClusterRole,
-    /// Binds the ClusterRole to the ServiceAccount.
-    pub cluster_role_binding: ClusterRoleBinding,
-    /// Heartbeat Leases, in the agent namespace only.
-    pub role: Role,
-    /// Binds the Role to the ServiceAccount.
-    pub role_binding: RoleBinding,
+    /// The (chart-made) ServiceAccount the DaemonSet runs as: [`service_account`].
+    pub service_account: &'static str,
     /// Agent configuration.
     pub config_map: ConfigMap,
     /// The agent itself.
     pub daemon_set: DaemonSet,
+}
+
+/// The ServiceAccount the agents of a policy with `spec` run as: [`RESPONDER_SERVICE_ACCOUNT`]
+/// when its response isolates pods for real, else [`AGENT_SERVICE_ACCOUNT`].
+pub fn service_account(spec: &RuntimeMonitoringPolicySpec) -> &'static str {
+    if spec
+        .response
+        .as_ref()
+        .is_some_and(|r| r.isolate.is_some() && r.mode == ResponseMode::Enforce)
+    {
+        RESPONDER_SERVICE_ACCOUNT
+    } else {
+        AGENT_SERVICE_ACCOUNT
+    }
+}
+
+/// What to install when the ServiceAccount `name` is missing, for the operator's report.
+pub fn missing_service_account_hint(name: &str) -> &'static str {
+    if name == RESPONDER_SERVICE_ACCOUNT {
+        "the policy isolates pods (spec.response.isolate, mode enforce), which needs the \
+         responder's identity and rights: install the Vigil chart with \
+         agentResponder.enabled=true (templates/agent-rbac.yaml), or use mode dryRun"
+    } else {
+        "the agent's identity and rights are not installed: install or upgrade the Vigil chart \
+         in this namespace (templates/agent-rbac.yaml ships them; the operator creates no RBAC)"
+    }
 }
 
 /// Name of every agent object of `policy`.
@@ -144,20 +177,13 @@ pub fn render(
         field: "uid",
     })?;
     let object_name = agent_name(&name);
-    let meta = |namespaced: bool| ObjectMeta {
+    let meta = || ObjectMeta {
         name: Some(object_name.clone()),
-        namespace: namespaced.then(|| namespace.to_owned()),
+        namespace: Some(namespace.to_owned()),
         labels: Some(labels(&name)),
         owner_references: Some(vec![owner.clone()]),
         ..ObjectMeta::default()
     };
-    let subject = Subject {
-        kind: "ServiceAccount".into(),
-        name: object_name.clone(),
-        namespace: Some(namespace.to_owned()),
-        ..Subject::default()
-    };
-
     let config = AgentConfig::for_policy(&name, &policy.spec, namespace);
     let config_yaml =
         serde_json::to_string_pretty(&config).map_err(|source| RenderError::Config {
@@ -165,7 +191,7 @@ pub fn render(
             source,
         })?;
     let config_map = ConfigMap {
-        metadata: meta(true),
+        metadata: meta(),
         data: Some(BTreeMap::from([(
             CONFIG_KEY.to_owned(),
             config_yaml.clone(),
@@ -174,72 +200,8 @@ pub fn render(
     };
 
     Ok(AgentObjects {
-        service_account: ServiceAccount {
-            metadata: meta(true),
-            automount_service_account_token: Some(true),
-            ..ServiceAccount::default()
-        },
-        cluster_role: ClusterRole {
-            metadata: meta(false),
-            rules: Some(vec![
-                // The isolate response action labels pods: patch only when it is configured.
-                if policy
-                    .spec
-                    .response
-                    .as_ref()
-                    .is_some_and(|r| r.isolate.is_some())
-                {
-                    rule("", &["pods"], &["get", "list", "watch", "patch"])
-                } else {
-                    rule("", &["pods"], &["get", "list", "watch"])
-                },
-                rule("", &["nodes"], &["get"]),
-                rule(
-                    "vigil.dev",
-                    &["runtimefindings"],
-                    &["get", "list", "watch", "create", "patch", "update"],
-                ),
-                rule(
-                    "vigil.dev",
-                    &["runtimefindings/status"],
-                    &["patch", "update"],
-                ),
-                rule(
-                    "vigil.dev",
-                    &["suppressionrules"],
-                    &["get", "list", "watch"],
-                ),
-                rule("events.k8s.io", &["events"], &["create", "patch"]),
-            ]),
-            ..ClusterRole::default()
-        },
-        cluster_role_binding: ClusterRoleBinding {
-            metadata: meta(false),
-            role_ref: RoleRef {
-                api_group: Some("rbac.authorization.k8s.io".into()),
-                kind: "ClusterRole".into(),
-                name: object_name.clone(),
-            },
-            subjects: Some(vec![subject.clone()]),
-        },
-        role: Role {
-            metadata: meta(true),
-            rules: Some(vec![rule(
-                "coordination.k8s.io",
-                &["leases"],
-                &["get", "create", "update", "patch"],
-            )]),
-        },
-        role_binding: RoleBinding {
-            metadata: meta(true),
-            role_ref: RoleRef {
-                api_group: Some("rbac.authorization.k8s.io".into()),
-                kind: "Role".into(),
-                name: object_name.clone(),
-            },
-            subjects: Some(vec![subject]),
-        },
-        daemon_set: daemon_set(policy, &name, meta(true), excluded_nodes),
+        service_account: service_account(&policy.spec),
+        daemon_set: daemon_set(policy, &name, meta(), excluded_nodes),
         config_map,
     })
 }
@@ -249,15 +211,6 @@ fn owner_reference(policy: &RuntimeMonitoringPolicy) -> Option<OwnerReference> {
     // Children block the policy's foreground deletion until they are gone.
     owner.block_owner_deletion = Some(true);
     Some(owner)
-}
-
-fn rule(group: &str, resources: &[&str], verbs: &[&str]) -> PolicyRule {
-    PolicyRule {
-        api_groups: Some(vec![group.to_owned()]),
-        resources: Some(resources.iter().map(|r| (*r).to_owned()).collect()),
-        verbs: verbs.iter().map(|v| (*v).to_owned()).collect(),
-        ..PolicyRule::default()
-    }
 }
 
 fn host_path(name: &str, path: &str) -> Volume {
@@ -529,7 +482,7 @@ fn daemon_set(
                     ..ObjectMeta::default()
                 }),
                 spec: Some(PodSpec {
-                    service_account_name: Some(agent_name(name)),
+                    service_account_name: Some(service_account(spec).to_owned()),
                     host_pid: Some(true),
                     priority_class_name: spec.agent.priority_class_name.clone(),
                     node_selector: Some(node_selector),
@@ -614,34 +567,42 @@ mod tests {
                 );
             }
         }
-        // RBAC: no wildcard, no secrets, leases only in the namespace.
-        for r in o
-            .cluster_role
-            .rules
-            .as_ref()
-            .unwrap()
-            .iter()
-            .chain(o.role.rules.as_ref().unwrap())
-        {
-            assert!(!r.verbs.iter().any(|v| v == "*" || v == "delete"), "{r:?}");
-            assert!(
-                !r.resources
-                    .as_ref()
-                    .unwrap()
-                    .iter()
-                    .any(|x| x == "*" || x == "secrets"),
-                "{r:?}"
+        // The identity is the chart's ServiceAccount: nothing with rights is rendered.
+        assert_eq!(ps.service_account_name.as_deref(), Some("vigil-agent"));
+        assert_eq!(o.service_account, AGENT_SERVICE_ACCOUNT);
+    }
+
+    #[test]
+    fn only_a_policy_that_isolates_pods_for_real_runs_as_the_responder() {
+        let isolate = serde_json::json!({"findingTypes": ["Execution:Runtime/ReverseShell"]});
+        // (case, spec, ServiceAccount)
+        let table = [
+            ("no response", serde_json::json!({}), "vigil-agent"),
+            (
+                "kill only, enforced",
+                serde_json::json!({"response": {"mode": "enforce", "kill": isolate}}),
+                "vigil-agent",
+            ),
+            (
+                "isolate in dry run (nothing is patched)",
+                serde_json::json!({"response": {"isolate": isolate}}),
+                "vigil-agent",
+            ),
+            (
+                "isolate, enforced",
+                serde_json::json!({"response": {"mode": "enforce", "isolate": isolate}}),
+                "vigil-responder",
+            ),
+        ];
+        for (case, spec, want) in table {
+            let o = render(&policy(spec), "ns", &[]).unwrap();
+            assert_eq!(
+                pod_spec(&o).service_account_name.as_deref(),
+                Some(want),
+                "{case}"
             );
+            assert_eq!(o.service_account, want, "{case}");
         }
-        assert!(
-            o.cluster_role
-                .rules
-                .as_ref()
-                .unwrap()
-                .iter()
-                .all(|r| r.resources.as_ref().unwrap() != &["leases".to_owned()])
-        );
-        assert_eq!(o.role.metadata.namespace.as_deref(), Some("vigil-system"));
     }
 
     #[test]
@@ -843,10 +804,6 @@ mod tests {
             .find(|m| m.mount_path == AGENT_STATE_DIR)
             .unwrap();
         assert_ne!(state.read_only, Some(true), "the spool is written");
-        let rules = o.cluster_role.rules.as_ref().unwrap();
-        assert!(rules.iter().any(|r| r.resources.as_deref()
-            == Some(&["suppressionrules".to_owned()][..])
-            && r.verbs.contains(&"watch".to_owned())));
     }
 
     #[test]

@@ -143,34 +143,35 @@ impl ApiServerVerifier {
         seen.body
     }
 
-    /// The seven agent objects of `policy`, in apply order; returns the applied bodies by kind.
+    /// A read of the agent's ServiceAccount, which the chart ships; answered as found.
+    async fn expect_service_account_check(&mut self, name: &str) {
+        let (seen, send) = self.next().await;
+        assert_eq!(
+            (seen.method.as_str(), seen.path.as_str()),
+            (
+                "GET",
+                format!("/api/v1/namespaces/{NS}/serviceaccounts/{name}").as_str()
+            )
+        );
+        Self::reply(
+            send,
+            StatusCode::OK,
+            &json!({"apiVersion": "v1", "kind": "ServiceAccount",
+                    "metadata": {"name": name, "namespace": NS}}),
+        );
+    }
+
+    /// The agent objects of `policy` (ConfigMap and DaemonSet, after the check that the agent's
+    /// ServiceAccount exists), in apply order; returns the applied bodies by kind. Nothing else:
+    /// no ServiceAccount or RBAC object is ever written.
     async fn expect_agent_objects(
         &mut self,
         policy: &str,
         ds_status: Value,
     ) -> BTreeMap<String, Value> {
+        self.expect_service_account_check("vigil-agent").await;
         let name = format!("vigil-agent-{policy}");
         let paths = [
-            (
-                "ServiceAccount",
-                format!("/api/v1/namespaces/{NS}/serviceaccounts/{name}"),
-            ),
-            (
-                "Role",
-                format!("/apis/rbac.authorization.k8s.io/v1/namespaces/{NS}/roles/{name}"),
-            ),
-            (
-                "RoleBinding",
-                format!("/apis/rbac.authorization.k8s.io/v1/namespaces/{NS}/rolebindings/{name}"),
-            ),
-            (
-                "ClusterRole",
-                format!("/apis/rbac.authorization.k8s.io/v1/clusterroles/{name}"),
-            ),
-            (
-                "ClusterRoleBinding",
-                format!("/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/{name}"),
-            ),
             (
                 "ConfigMap",
                 format!("/api/v1/namespaces/{NS}/configmaps/{name}"),
@@ -560,6 +561,7 @@ async fn policy_flow_rollout_heartbeat_expiry_and_new_node() {
     let task = h.reconcile_policy(&p).await;
     let objs = api.expect_agent_objects("all-linux", ds_done(1)).await;
     let pod = &objs["DaemonSet"]["spec"]["template"]["spec"];
+    assert_eq!(pod["serviceAccountName"], "vigil-agent");
     assert_eq!(pod["hostPID"], true);
     assert_eq!(pod["containers"][0]["securityContext"]["privileged"], false);
     assert_eq!(pod["nodeSelector"]["kubernetes.io/os"], "linux");
@@ -919,9 +921,10 @@ async fn forbidden_apply_is_reported_counted_by_kind_and_retried_slowly() {
     let p = policy("all-linux", json!({}), T0 - 100);
     h.remember(&p);
     let task = h.reconcile_policy(&p).await;
+    api.expect_service_account_check("vigil-agent").await;
     api.expect_error(
         Method::PATCH,
-        &format!("/api/v1/namespaces/{NS}/serviceaccounts/vigil-agent-all-linux"),
+        &format!("/api/v1/namespaces/{NS}/configmaps/vigil-agent-all-linux"),
         StatusCode::FORBIDDEN,
         "Forbidden",
     )
@@ -937,7 +940,7 @@ async fn forbidden_apply_is_reported_counted_by_kind_and_retried_slowly() {
     );
     assert_eq!(
         degraded["message"],
-        "apply ServiceAccount vigil-agent-all-linux: 403 Forbidden: Forbidden by test"
+        "apply ConfigMap vigil-agent-all-linux: 403 Forbidden: Forbidden by test"
     );
     let err = done(task).await.unwrap_err();
     assert_eq!(err.metric_label(), "api_forbidden");
@@ -983,6 +986,98 @@ async fn an_agent_image_outside_the_allow_list_is_refused_before_anything_is_app
         Action::requeue(Duration::from_secs(300))
     );
     // No ServiceAccount, role, ConfigMap or DaemonSet was written.
+    api.assert_idle();
+}
+
+/// The agent's identity and rights come with the chart. Without its ServiceAccount the
+/// DaemonSet could start no pod: the policy says what to install, and nothing is applied.
+#[tokio::test]
+async fn a_missing_agent_service_account_is_reported_naming_what_to_install() {
+    let isolate = json!({"findingTypes": ["Execution:Runtime/ReverseShell"]});
+    // (policy spec, ServiceAccount looked up, a fragment of the message)
+    let table = [
+        (
+            json!({}),
+            "vigil-agent",
+            "install or upgrade the Vigil chart in this namespace",
+        ),
+        (
+            json!({"response": {"mode": "enforce", "isolate": isolate}}),
+            "vigil-responder",
+            "agentResponder.enabled=true",
+        ),
+    ];
+    for (spec, sa, hint) in table {
+        let (mut h, mut api) = harness();
+        let p = policy("all-linux", spec, T0 - 100);
+        h.remember(&p);
+        let task = h.reconcile_policy(&p).await;
+        api.expect_error(
+            Method::GET,
+            &format!("/api/v1/namespaces/{NS}/serviceaccounts/{sa}"),
+            StatusCode::NOT_FOUND,
+            "NotFound",
+        )
+        .await;
+        let ev = api.expect_event("AgentRbacMissing").await;
+        assert_eq!(ev["type"], "Warning");
+        let status = api.expect_policy_status(&p).await;
+        let degraded = condition(&status, "Degraded");
+        assert_eq!(
+            (degraded["status"].as_str(), degraded["reason"].as_str()),
+            (Some("True"), Some("AgentRbacMissing"))
+        );
+        let message = degraded["message"].as_str().unwrap();
+        assert!(
+            message.starts_with(&format!("ServiceAccount {NS}/{sa} does not exist: "))
+                && message.contains(hint),
+            "{message}"
+        );
+        assert_eq!(ev["note"], message);
+        let err = done(task).await.unwrap_err();
+        assert_eq!(err.metric_label(), "agent_rbac_missing");
+        assert_eq!(
+            policy_error_policy(&h, &p, &err),
+            Action::requeue(Duration::from_secs(300))
+        );
+        // No ConfigMap or DaemonSet was written.
+        api.assert_idle();
+    }
+}
+
+/// A policy that isolates pods in enforce mode runs as the responder; its objects are the same
+/// two, and still no RBAC object is written.
+#[tokio::test]
+async fn an_isolating_policy_runs_as_the_responder_and_writes_no_rbac() {
+    let (mut h, mut api) = harness();
+    let p = policy(
+        "all-linux",
+        json!({"response": {"mode": "enforce", "isolate": {"findingTypes": ["Execution:Runtime/ReverseShell"]}}}),
+        T0 - 100,
+    );
+    h.remember(&p);
+    let task = h.reconcile_policy(&p).await;
+    api.expect_service_account_check("vigil-responder").await;
+    let name = "vigil-agent-all-linux";
+    api.expect_apply(&format!("/api/v1/namespaces/{NS}/configmaps/{name}"), |b| b)
+        .await;
+    let ds = api
+        .expect_apply(
+            &format!("/apis/apps/v1/namespaces/{NS}/daemonsets/{name}"),
+            |mut b| {
+                b["metadata"]["generation"] = json!(1);
+                b["status"] = ds_done(0);
+                b
+            },
+        )
+        .await;
+    assert_eq!(
+        ds["spec"]["template"]["spec"]["serviceAccountName"],
+        "vigil-responder"
+    );
+    api.expect_event("AgentDeployed").await;
+    api.expect_policy_status(&p).await;
+    done(task).await.unwrap();
     api.assert_idle();
 }
 
@@ -1103,8 +1198,8 @@ async fn rejected_status_write_is_reported_once_and_retried_slowly() {
     let p = with_status(&p, &status);
     let task = h.reconcile_policy(&p).await;
     api.expect_error(
-        Method::PATCH,
-        &format!("/api/v1/namespaces/{NS}/serviceaccounts/vigil-agent-all-linux"),
+        Method::GET,
+        &format!("/api/v1/namespaces/{NS}/serviceaccounts/vigil-agent"),
         StatusCode::SERVICE_UNAVAILABLE,
         "ServiceUnavailable",
     )
@@ -1146,13 +1241,13 @@ async fn transient_errors_back_off_exponentially_without_reports() {
     let (mut h, mut api) = harness();
     let mut p = policy("all-linux", json!({}), T0 - 100);
     h.remember(&p);
-    let sa = format!("/api/v1/namespaces/{NS}/serviceaccounts/vigil-agent-all-linux");
+    let sa = format!("/api/v1/namespaces/{NS}/serviceaccounts/vigil-agent");
     // (time of the try, retry in)
     for (t, retry_in) in [(0, 2), (2, 4), (6, 8), (14, 16)] {
         *h.now.lock().unwrap() = T0 + t;
         let task = h.reconcile_policy(&p).await;
         api.expect_error(
-            Method::PATCH,
+            Method::GET,
             &sa,
             StatusCode::SERVICE_UNAVAILABLE,
             "ServiceUnavailable",
@@ -1180,7 +1275,7 @@ async fn transient_errors_back_off_exponentially_without_reports() {
     *h.now.lock().unwrap() = T0 + 15;
     let task = h.reconcile_policy(&p).await;
     api.expect_error(
-        Method::PATCH,
+        Method::GET,
         &sa,
         StatusCode::SERVICE_UNAVAILABLE,
         "ServiceUnavailable",
@@ -1296,14 +1391,11 @@ async fn manual_mode_removes_agent_objects_and_only_tracks_coverage() {
     Harness::add(&mut h.leases, heartbeat("node-a", T0 - 1));
     let task = h.reconcile_policy(&p).await;
     let name = "vigil-agent-pool";
+    // The DaemonSet and its ConfigMap; never an RBAC object or ServiceAccount (an older
+    // operator's per-policy ones go with the policy: the operator may not delete them).
     for path in [
         format!("/apis/apps/v1/namespaces/{NS}/daemonsets/{name}"),
         format!("/api/v1/namespaces/{NS}/configmaps/{name}"),
-        format!("/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/{name}"),
-        format!("/apis/rbac.authorization.k8s.io/v1/clusterroles/{name}"),
-        format!("/apis/rbac.authorization.k8s.io/v1/namespaces/{NS}/rolebindings/{name}"),
-        format!("/apis/rbac.authorization.k8s.io/v1/namespaces/{NS}/roles/{name}"),
-        format!("/api/v1/namespaces/{NS}/serviceaccounts/{name}"),
     ] {
         api.expect_error(Method::DELETE, &path, StatusCode::NOT_FOUND, "NotFound")
             .await;

@@ -11,7 +11,8 @@ use vigil_crds::lease::{AgentHealth, HEALTH_SCHEMA_VERSION, Renewal, agent_lease
 use vigil_e2e::{repo_root, schema::yaml_documents, template::Scope};
 
 const NS: &str = "vigil-system";
-const AGENT: &str = "system:serviceaccount:vigil-system:vigil-agent-all-linux";
+/// The agents' ServiceAccount, as the chart ships it and the operator's DaemonSets name it.
+const AGENT: &str = "system:serviceaccount:vigil-system:vigil-agent";
 const NODE_CLAIM: &str = "authentication.kubernetes.io/node-name";
 
 /// The policy as the chart renders it with its default values.
@@ -158,6 +159,12 @@ fn event(kind: &str, name: &str) -> Value {
 #[test]
 fn each_agent_writes_only_its_own_nodes_objects() {
     let p = policy();
+    use vigil_operator::render::{AGENT_SERVICE_ACCOUNT, RESPONDER_SERVICE_ACCOUNT};
+    assert_eq!(
+        (AGENT_SERVICE_ACCOUNT, RESPONDER_SERVICE_ACCOUNT),
+        ("vigil-agent", "vigil-responder"),
+        "the names the table uses"
+    );
     let a = |node: Option<&str>, resource: &str| request(AGENT, node, resource);
     // (case, request, object, Ok or a fragment of the denial)
     let table: Vec<(&str, Value, Value, Result<(), &str>)> = vec![
@@ -248,9 +255,39 @@ fn each_agent_writes_only_its_own_nodes_objects() {
             Ok(()),
         ),
         (
+            "the responder (isolating agents) is an agent",
+            request(
+                "system:serviceaccount:vigil-system:vigil-responder",
+                Some("node-a"),
+                "leases",
+            ),
+            lease("node-b", 40),
+            Err("may write only its own heartbeat Lease, vigil-agent-node-a"),
+        ),
+        (
+            "a per-policy ServiceAccount of an older operator is an agent until cleaned up",
+            request(
+                "system:serviceaccount:vigil-system:vigil-agent-all-linux",
+                Some("node-a"),
+                "runtimefindings",
+            ),
+            finding(Some("node-b")),
+            Err("whose spec.resource.host.nodeName is node-a"),
+        ),
+        (
+            "a ServiceAccount whose name only begins like the agent's is not matched",
+            request(
+                "system:serviceaccount:vigil-system:vigil-agents",
+                Some("node-a"),
+                "leases",
+            ),
+            lease("node-b", 40),
+            Ok(()),
+        ),
+        (
             "an agent ServiceAccount of another namespace is not matched",
             request(
-                "system:serviceaccount:other:vigil-agent-x",
+                "system:serviceaccount:other:vigil-agent",
                 Some("node-a"),
                 "leases",
             ),

@@ -1,6 +1,7 @@
 //! The Helm chart, checked without Helm: values against `values.schema.json`, every template
-//! rendered (plain subset only) into well-formed objects, CRDs identical to `crds/`, and RBAC that
-//! lets the operator grant the agent what it renders (the apiserver's escalation check).
+//! rendered (plain subset only) into well-formed objects, CRDs identical to `crds/`, an operator
+//! that may write no RBAC object or ServiceAccount, and the agent's identities with exactly the
+//! rights the agent needs.
 
 use std::{collections::BTreeSet, path::PathBuf};
 
@@ -79,6 +80,16 @@ fn find<'a>(objs: &'a [(String, Value)], kind: &str) -> &'a Value {
         .find(|(_, o)| o["kind"] == kind)
         .unwrap_or_else(|| panic!("no {kind}"))
         .1
+}
+
+fn named<'a>(objs: &'a [(String, Value)], kind: &str, name: &str) -> Option<&'a Value> {
+    objs.iter()
+        .map(|(_, o)| o)
+        .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
+}
+
+fn operator_object<'a>(objs: &'a [(String, Value)], kind: &str) -> &'a Value {
+    named(objs, kind, "vigil-operator").unwrap_or_else(|| panic!("no {kind} vigil-operator"))
 }
 
 #[test]
@@ -180,17 +191,15 @@ fn templates_render_to_well_formed_objects() {
     );
     assert_eq!(pod.priority_class_name, None);
     let sa = pod.service_account_name.unwrap();
+    assert_eq!(sa, "vigil-operator");
+    operator_object(&objs, "ServiceAccount");
     assert_eq!(
-        find(&objs, "ServiceAccount")["metadata"]["name"],
-        sa.as_str()
+        operator_object(&objs, "ClusterRoleBinding")["subjects"],
+        json!([{"kind": "ServiceAccount", "name": sa, "namespace": NS}])
     );
     assert_eq!(
-        find(&objs, "ClusterRoleBinding")["subjects"][0]["name"],
-        sa.as_str()
-    );
-    assert_eq!(
-        find(&objs, "RoleBinding")["subjects"][0]["name"],
-        sa.as_str()
+        operator_object(&objs, "RoleBinding")["subjects"],
+        json!([{"kind": "ServiceAccount", "name": sa, "namespace": NS}])
     );
 }
 
@@ -226,7 +235,7 @@ fn leader_election_and_options_reach_the_deployment() {
 #[test]
 fn metrics_authentication_adds_the_flag_and_the_review_rights() {
     let reviews = |objs: &[(String, Value)]| {
-        find(objs, "ClusterRole")["rules"]
+        operator_object(objs, "ClusterRole")["rules"]
             .as_array()
             .unwrap()
             .iter()
@@ -291,97 +300,269 @@ fn grants(rules: &Value) -> Grants {
     out
 }
 
-#[test]
-fn operator_rbac_covers_what_it_grants_and_what_it_calls() {
-    let objs = render_all(values());
-    let cluster = grants(&find(&objs, "ClusterRole")["rules"]);
-    let namespaced: Grants = cluster
-        .union(&grants(&find(&objs, "Role")["rules"]))
-        .cloned()
-        .collect();
-
-    let mut policy = RuntimeMonitoringPolicy::new("p", serde_json::from_value(json!({})).unwrap());
-    policy.metadata.uid = Some("u".into());
-    let agent = vigil_operator::render::render(&policy, NS, &[]).unwrap();
-    let agent_cluster = grants(&serde_json::to_value(&agent.cluster_role).unwrap()["rules"]);
-    let agent_ns = grants(&serde_json::to_value(&agent.role).unwrap()["rules"]);
-    let missing: Vec<_> = agent_cluster.difference(&cluster).collect();
-    assert!(
-        missing.is_empty(),
-        "operator cannot grant the agent ClusterRole: {missing:?}"
-    );
-    let missing: Vec<_> = agent_ns.difference(&namespaced).collect();
-    assert!(
-        missing.is_empty(),
-        "operator cannot grant the agent Role: {missing:?}"
-    );
-
-    // What the controllers call (see policy_controller, suppression_controller, leader, main).
-    let calls_cluster = [
-        (
-            "vigil.dev",
-            "runtimemonitoringpolicies",
-            ["list", "watch", "patch"].as_slice(),
-        ),
-        ("vigil.dev", "runtimemonitoringpolicies/status", &["patch"]),
-        (
-            "vigil.dev",
-            "runtimemonitoringpolicies/finalizers",
-            &["update"],
-        ),
-        ("vigil.dev", "suppressionrules", &["list", "watch"]),
-        ("vigil.dev", "suppressionrules/status", &["patch"]),
-        ("vigil.dev", "runtimefindings", &["list", "watch"]),
-        ("vigil.dev", "runtimefindings/status", &["patch"]),
-        (
-            "vigil.dev",
-            "nodecoverages",
-            &["list", "watch", "patch", "delete"],
-        ),
-        ("", "nodes", &["list", "watch"]),
-        ("events.k8s.io", "events", &["create", "patch"]),
-        (
-            "rbac.authorization.k8s.io",
-            "clusterroles",
-            &["patch", "delete"],
-        ),
-        (
-            "rbac.authorization.k8s.io",
-            "clusterrolebindings",
-            &["patch", "delete"],
-        ),
-    ];
-    let calls_ns = [
-        ("", "pods", ["list", "watch"].as_slice()),
-        (
-            "coordination.k8s.io",
-            "leases",
-            &["list", "watch", "get", "create", "update"],
-        ),
-        ("apps", "daemonsets", &["list", "watch", "patch", "delete"]),
-        ("", "serviceaccounts", &["patch", "delete"]),
-        ("", "configmaps", &["patch", "delete"]),
-        ("rbac.authorization.k8s.io", "roles", &["patch", "delete"]),
-        (
-            "rbac.authorization.k8s.io",
-            "rolebindings",
-            &["patch", "delete"],
-        ),
-    ];
-    for (set, calls) in [(&cluster, &calls_cluster[..]), (&namespaced, &calls_ns[..])] {
-        for (g, r, verbs) in calls {
-            for v in *verbs {
-                assert!(
-                    set.contains(&((*g).to_owned(), (*r).to_owned(), (*v).to_owned())),
-                    "operator lacks {v} {g}/{r}"
-                );
+/// What a ServiceAccount of the release namespace holds through the chart's bindings:
+/// (cluster-wide grants, grants in the namespace).
+fn grants_of(objs: &[(String, Value)], service_account: &str) -> (Grants, Grants) {
+    let bound = |o: &Value| {
+        o["subjects"].as_array().into_iter().flatten().any(|s| {
+            s["kind"] == "ServiceAccount" && s["name"] == service_account && s["namespace"] == NS
+        })
+    };
+    let (mut cluster, mut namespaced) = (Grants::new(), Grants::new());
+    for (binding, role, out) in [
+        ("ClusterRoleBinding", "ClusterRole", &mut cluster),
+        ("RoleBinding", "Role", &mut namespaced),
+    ] {
+        for (_, b) in objs.iter().filter(|(_, o)| o["kind"] == binding) {
+            if !bound(b) {
+                continue;
             }
+            assert_eq!(b["roleRef"]["kind"], role, "{b}");
+            let name = b["roleRef"]["name"].as_str().unwrap();
+            let r = named(objs, role, name)
+                .unwrap_or_else(|| panic!("{role} {name} is bound, not shipped"));
+            out.extend(grants(&r["rules"]));
         }
     }
-    // Least privilege: no wildcards and no secrets.
-    assert!(
-        namespaced
-            .iter()
-            .all(|(g, r, v)| g != "*" && r != "*" && v != "*" && r != "secrets")
+    (cluster, namespaced)
+}
+
+fn grant_set(list: &[(&str, &str, &[&str])]) -> Grants {
+    list.iter()
+        .flat_map(|(g, r, verbs)| {
+            verbs
+                .iter()
+                .map(|v| ((*g).to_owned(), (*r).to_owned(), (*v).to_owned()))
+        })
+        .collect()
+}
+
+/// What the agent needs: the rules the operator rendered per policy before the chart shipped
+/// them (pods get/list/watch, nodes get, runtimefindings and their status, suppressionrules
+/// read, events; heartbeat Leases in the namespace).
+fn agent_needs() -> (Grants, Grants) {
+    (
+        grant_set(&[
+            ("", "pods", &["get", "list", "watch"]),
+            ("", "nodes", &["get"]),
+            (
+                "vigil.dev",
+                "runtimefindings",
+                &["get", "list", "watch", "create", "patch", "update"],
+            ),
+            ("vigil.dev", "runtimefindings/status", &["patch", "update"]),
+            ("vigil.dev", "suppressionrules", &["get", "list", "watch"]),
+            ("events.k8s.io", "events", &["create", "patch"]),
+        ]),
+        grant_set(&[(
+            "coordination.k8s.io",
+            "leases",
+            &["get", "create", "update", "patch"],
+        )]),
+    )
+}
+
+#[test]
+fn agent_identities_hold_exactly_what_the_agent_needs() {
+    use vigil_operator::render::{AGENT_SERVICE_ACCOUNT, RESPONDER_SERVICE_ACCOUNT};
+
+    let (need_cluster, need_ns) = agent_needs();
+    let mut v = values();
+    v["agentResponder"]["enabled"] = json!(true);
+    let objs = render_all(v);
+    for sa in [AGENT_SERVICE_ACCOUNT, RESPONDER_SERVICE_ACCOUNT] {
+        let account = named(&objs, "ServiceAccount", sa).unwrap_or_else(|| panic!("no {sa}"));
+        assert_eq!(account["metadata"]["namespace"], NS);
+        // Never a name an older operator gave a policy's ServiceAccount.
+        assert!(!sa.starts_with("vigil-agent-"), "{sa}");
+    }
+    let agent = grants_of(&objs, AGENT_SERVICE_ACCOUNT);
+    assert_eq!(agent, (need_cluster.clone(), need_ns.clone()));
+    // The responder: the same, plus patch on pods (labelling a pod quarantined).
+    let mut responder_cluster = need_cluster.clone();
+    responder_cluster.insert(("".into(), "pods".into(), "patch".into()));
+    assert_eq!(
+        grants_of(&objs, RESPONDER_SERVICE_ACCOUNT),
+        (responder_cluster, need_ns.clone())
     );
+
+    // By default no responder: no such ServiceAccount, and nothing may patch pods.
+    let objs = render_all(values());
+    assert!(named(&objs, "ServiceAccount", RESPONDER_SERVICE_ACCOUNT).is_none());
+    assert_eq!(
+        grants_of(&objs, RESPONDER_SERVICE_ACCOUNT),
+        (Grants::new(), Grants::new())
+    );
+    assert_eq!(
+        grants_of(&objs, AGENT_SERVICE_ACCOUNT),
+        (need_cluster, need_ns)
+    );
+    for (_, o) in objs
+        .iter()
+        .filter(|(_, o)| o["kind"] == "ClusterRole" || o["kind"] == "Role")
+    {
+        assert!(
+            !grants(&o["rules"]).contains(&("".into(), "pods".into(), "patch".into())),
+            "{}",
+            o["metadata"]["name"]
+        );
+    }
+}
+
+#[test]
+fn the_daemon_set_runs_as_a_service_account_the_chart_ships() {
+    let mut v = values();
+    v["agentResponder"]["enabled"] = json!(true);
+    let objs = render_all(v);
+    let isolate = json!({"findingTypes": ["Execution:Runtime/ReverseShell"]});
+    for spec in [
+        json!({}),
+        json!({"response": {"isolate": isolate}}),
+        json!({"response": {"mode": "enforce", "isolate": isolate}}),
+    ] {
+        let mut policy = RuntimeMonitoringPolicy::new("p", serde_json::from_value(spec).unwrap());
+        policy.metadata.uid = Some("u".into());
+        let rendered = vigil_operator::render::render(&policy, NS, &[]).unwrap();
+        let sa = rendered
+            .daemon_set
+            .spec
+            .template
+            .spec
+            .unwrap()
+            .service_account_name
+            .unwrap();
+        assert!(named(&objs, "ServiceAccount", &sa).is_some(), "{sa}");
+    }
+}
+
+#[test]
+fn upgrade_cleanup_selects_none_of_the_charts_objects() {
+    // NOTES.txt and docs/OPERATOR.md delete the per-policy objects of older operators by these
+    // labels; the chart's own agent objects must not match.
+    let notes = read("templates/NOTES.txt");
+    let selector = "app.kubernetes.io/managed-by=vigil-operator,app.kubernetes.io/name=vigil-agent";
+    assert_eq!(notes.matches(selector).count(), 2, "{notes}");
+    let mut v = values();
+    v["agentResponder"]["enabled"] = json!(true);
+    for (file, o) in render_all(v) {
+        let labels = &o["metadata"]["labels"];
+        assert!(
+            !(labels["app.kubernetes.io/managed-by"] == "vigil-operator"
+                && labels["app.kubernetes.io/name"] == "vigil-agent"),
+            "{file}: {}",
+            o["metadata"]["name"]
+        );
+    }
+}
+
+/// RBAC verbs that change an object or widen what a subject may do.
+const WRITE_VERBS: &[&str] = &[
+    "*",
+    "create",
+    "update",
+    "patch",
+    "delete",
+    "deletecollection",
+    "bind",
+    "escalate",
+    "impersonate",
+];
+
+#[test]
+fn operator_rbac_writes_no_rbac_and_covers_what_it_calls() {
+    for authenticate in [false, true] {
+        let mut v = values();
+        v["metrics"]["authenticate"] = json!(authenticate);
+        v["agentResponder"]["enabled"] = json!(true);
+        let objs = render_all(v);
+        let role = operator_object(&objs, "Role");
+        let cluster = grants(&operator_object(&objs, "ClusterRole")["rules"]);
+        let namespaced = grants(&role["rules"]);
+        for (g, r, verb) in cluster.iter().chain(&namespaced) {
+            assert!(
+                !(g == "rbac.authorization.k8s.io" && WRITE_VERBS.contains(&verb.as_str())),
+                "operator may {verb} {g}/{r}"
+            );
+            assert!(
+                !(g.is_empty()
+                    && r.starts_with("serviceaccounts")
+                    && WRITE_VERBS.contains(&verb.as_str())),
+                "operator may {verb} {r}"
+            );
+            assert!(
+                g != "*" && r != "*" && verb != "*" && r != "secrets",
+                "{verb} {g}/{r}"
+            );
+        }
+        // ServiceAccounts: read, and only the agent's, by name.
+        for rule in role["rules"].as_array().unwrap() {
+            if rule["resources"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r == "serviceaccounts")
+            {
+                assert_eq!(
+                    rule["resourceNames"],
+                    json!([
+                        vigil_operator::render::AGENT_SERVICE_ACCOUNT,
+                        vigil_operator::render::RESPONDER_SERVICE_ACCOUNT
+                    ])
+                );
+                assert_eq!(rule["verbs"], json!(["get"]));
+            }
+        }
+        assert!(
+            !cluster.iter().any(|(_, r, _)| r == "serviceaccounts"),
+            "{cluster:?}"
+        );
+        let namespaced: Grants = cluster.union(&namespaced).cloned().collect();
+
+        // What the controllers call (see policy_controller, suppression_controller,
+        // finding_gc, quarantine, leader, main).
+        let calls_cluster = grant_set(&[
+            (
+                "vigil.dev",
+                "runtimemonitoringpolicies",
+                &["list", "watch", "patch"],
+            ),
+            ("vigil.dev", "runtimemonitoringpolicies/status", &["patch"]),
+            (
+                "vigil.dev",
+                "runtimemonitoringpolicies/finalizers",
+                &["update"],
+            ),
+            ("vigil.dev", "suppressionrules", &["list", "watch"]),
+            ("vigil.dev", "suppressionrules/status", &["patch"]),
+            ("vigil.dev", "runtimefindings", &["list", "watch", "delete"]),
+            ("vigil.dev", "runtimefindings/status", &["patch"]),
+            (
+                "vigil.dev",
+                "nodecoverages",
+                &["list", "watch", "patch", "delete"],
+            ),
+            ("", "nodes", &["list", "watch"]),
+            ("", "pods", &["list", "watch"]),
+            ("networking.k8s.io", "networkpolicies", &["patch", "delete"]),
+            ("events.k8s.io", "events", &["create", "patch"]),
+        ]);
+        let calls_ns = grant_set(&[
+            ("", "pods", &["list", "watch"]),
+            (
+                "coordination.k8s.io",
+                "leases",
+                &["list", "watch", "get", "create", "update"],
+            ),
+            ("apps", "daemonsets", &["list", "watch", "patch", "delete"]),
+            ("", "configmaps", &["patch", "delete"]),
+            ("", "serviceaccounts", &["get"]),
+        ]);
+        let missing: Vec<_> = calls_cluster.difference(&cluster).collect();
+        assert!(missing.is_empty(), "operator lacks {missing:?}");
+        let missing: Vec<_> = calls_ns.difference(&namespaced).collect();
+        assert!(
+            missing.is_empty(),
+            "operator lacks {missing:?} in its namespace"
+        );
+    }
 }

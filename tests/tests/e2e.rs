@@ -17,7 +17,7 @@ use k8s_openapi::{
     api::{
         apps::v1::DaemonSet,
         coordination::v1::Lease,
-        core::v1::{Namespace, Node},
+        core::v1::{Namespace, Node, ServiceAccount},
     },
     apimachinery::pkg::apis::meta::v1::MicroTime,
     jiff::Timestamp,
@@ -61,8 +61,9 @@ fn health() -> AgentHealth {
     }
 }
 
-/// The namespace `ns`, the CRDs and an operator running there; the cluster's first node, labelled `label`
-/// so a policy selecting it picks it up.
+/// The namespace `ns` with the agent's ServiceAccount (which the chart ships: the operator only
+/// checks it exists), the CRDs and an operator running there; the cluster's first node, labelled
+/// `label` so a policy selecting it picks it up.
 async fn prepare(client: &kube::Client, ns: &str, label: &str) -> (Operator, Api<Node>, String) {
     let namespaces: Api<Namespace> = Api::all(client.clone());
     namespaces
@@ -72,6 +73,16 @@ async fn prepare(client: &kube::Client, ns: &str, label: &str) -> (Operator, Api
             &Patch::Apply(
                 json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
             ),
+        )
+        .await
+        .unwrap();
+    let account = vigil_operator::render::AGENT_SERVICE_ACCOUNT;
+    Api::<ServiceAccount>::namespaced(client.clone(), ns)
+        .patch(
+            account,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(json!({"apiVersion": "v1", "kind": "ServiceAccount",
+                                 "metadata": {"name": account, "namespace": ns}})),
         )
         .await
         .unwrap();

@@ -57,7 +57,7 @@ pub enum Kind {
     NodeCoverage,
     /// `POST` or `PATCH .../events`.
     Event,
-    /// Server-side applies of the agent objects (DaemonSet, RBAC, ConfigMap, ServiceAccount).
+    /// Server-side applies of the agent objects (ConfigMap, DaemonSet).
     AgentObject,
     /// Anything else.
     Other,
@@ -205,6 +205,12 @@ impl MockApi {
                 (StatusCode::OK, ds)
             }
             (Kind::Event | Kind::AgentObject, _) => (StatusCode::OK, body),
+            // The agent's ServiceAccount, which the chart installs, exists.
+            (Kind::Other, &Method::GET) if path.contains("/serviceaccounts/") => (
+                StatusCode::OK,
+                json!({"apiVersion": "v1", "kind": "ServiceAccount",
+                       "metadata": {"name": path.rsplit('/').next().unwrap_or_default(), "namespace": NS}}),
+            ),
             (Kind::NodeCoverage | Kind::Other, _) => (
                 StatusCode::NOT_FOUND,
                 json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
