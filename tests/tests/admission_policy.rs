@@ -41,11 +41,22 @@ fn policy() -> Value {
 
 /// `Ok(())` when admitted (or not matched), else the denial's message.
 fn admit(policy: &Value, request: &Value, object: &Value) -> Result<(), String> {
+    admit_update(policy, request, &Value::Null, object)
+}
+
+/// [`admit`] for an update of `old` to `object`.
+fn admit_update(
+    policy: &Value,
+    request: &Value,
+    old: &Value,
+    object: &Value,
+) -> Result<(), String> {
     let eval = |expr: &str, variables: &Value| -> Result<CelValue, String> {
         let program = Program::compile(expr).map_err(|e| format!("{expr}: {e}"))?;
         let mut ctx = Context::default();
         ctx.add_variable("request", request).unwrap();
         ctx.add_variable("object", object).unwrap();
+        ctx.add_variable("oldObject", old).unwrap();
         ctx.add_variable("variables", variables).unwrap();
         program.execute(&ctx).map_err(|e| format!("{expr}: {e}"))
     };
@@ -305,6 +316,149 @@ fn each_agent_writes_only_its_own_nodes_objects() {
             _ => panic!("{case}: want {want:?}, got {got:?}"),
         }
     }
+}
+
+/// A pod as the API server holds it, on `node`.
+fn pod(node: &str) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "web-1", "namespace": "shop", "labels": {"app": "web"},
+                     "annotations": {"team": "shop"},
+                     "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-5d9", "uid": "u1", "controller": true}]},
+        "spec": {"nodeName": node, "containers": [{"name": "web", "image": "shop/web:1"}]},
+    })
+}
+
+/// `pod` after the merge patch `patch` (RFC 7386), as the API server would store it.
+fn merged(pod: &Value, patch: &Value) -> Value {
+    fn merge(target: &mut Value, patch: &Value) {
+        match (target, patch) {
+            (Value::Object(t), Value::Object(p)) => {
+                for (k, v) in p {
+                    if v.is_null() {
+                        t.remove(k);
+                    } else {
+                        merge(t.entry(k.clone()).or_insert(Value::Null), v);
+                    }
+                }
+            }
+            (t, p) => *t = p.clone(),
+        }
+    }
+    let mut out = pod.clone();
+    merge(&mut out, patch);
+    out
+}
+
+/// The isolate action: the responder may patch pods (RBAC cannot narrow that to a label or a
+/// node), so the policy admits only what the agent sends, `{"metadata": {"labels":
+/// {"vigil.dev/quarantined": "true"}}}`, to a pod on its own node.
+#[test]
+fn a_responder_only_labels_pods_on_its_own_node_quarantined() {
+    let p = policy();
+    let mut req = request(
+        "system:serviceaccount:vigil-system:vigil-responder",
+        Some("node-a"),
+        "pods",
+    );
+    req["operation"] = json!("UPDATE");
+    let quarantine =
+        json!({"metadata": {"labels": {vigil_crds::response::QUARANTINE_LABEL: "true"}}});
+    // (case, pod before, merge patch, Ok or a fragment of the denial)
+    let table: Vec<(&str, Value, Value, Result<(), &str>)> = vec![
+        (
+            "the agent's label, own node",
+            pod("node-a"),
+            quarantine.clone(),
+            Ok(()),
+        ),
+        (
+            "the agent's label on a pod without labels",
+            {
+                let mut p = pod("node-a");
+                p["metadata"].as_object_mut().unwrap().remove("labels");
+                p
+            },
+            quarantine.clone(),
+            Ok(()),
+        ),
+        (
+            "the agent's label, another node's pod",
+            pod("node-b"),
+            quarantine.clone(),
+            Err("may label only pods on its own node"),
+        ),
+        (
+            "a changed image",
+            pod("node-a"),
+            json!({"metadata": {"labels": {"vigil.dev/quarantined": "true"}},
+                   "spec": {"containers": [{"name": "web", "image": "evil/web:1"}]}}),
+            Err("only by setting the label vigil.dev/quarantined=true"),
+        ),
+        (
+            "another label changed",
+            pod("node-a"),
+            json!({"metadata": {"labels": {"vigil.dev/quarantined": "true", "app": "db"}}}),
+            Err("only by setting the label"),
+        ),
+        (
+            "another label removed",
+            pod("node-a"),
+            json!({"metadata": {"labels": {"vigil.dev/quarantined": "true", "app": null}}}),
+            Err("only by setting the label"),
+        ),
+        (
+            "the quarantine lifted",
+            merged(&pod("node-a"), &quarantine),
+            json!({"metadata": {"labels": {"vigil.dev/quarantined": null}}}),
+            Err("only by setting the label"),
+        ),
+        (
+            "an annotation changed",
+            pod("node-a"),
+            json!({"metadata": {"labels": {"vigil.dev/quarantined": "true"}, "annotations": {"team": "x"}}}),
+            Err("only by setting the label"),
+        ),
+        (
+            "a finalizer added",
+            pod("node-a"),
+            json!({"metadata": {"labels": {"vigil.dev/quarantined": "true"}, "finalizers": ["x/block"]}}),
+            Err("only by setting the label"),
+        ),
+        (
+            "owners removed",
+            pod("node-a"),
+            json!({"metadata": {"labels": {"vigil.dev/quarantined": "true"}, "ownerReferences": null}}),
+            Err("only by setting the label"),
+        ),
+    ];
+    for (case, before, patch, want) in table {
+        let after = merged(&before, &patch);
+        let got = admit_update(&p, &req, &before, &after);
+        match (want, &got) {
+            (Ok(()), Ok(())) => {}
+            (Err(fragment), Err(message)) => {
+                assert!(message.contains(fragment), "{case}: {message}")
+            }
+            _ => panic!("{case}: want {want:?}, got {got:?}"),
+        }
+    }
+    // Someone else's pod updates are not matched.
+    let mut kubelet = req.clone();
+    kubelet["userInfo"]["username"] = json!("system:node:node-b");
+    let before = pod("node-a");
+    let after = merged(
+        &before,
+        &json!({"spec": {"containers": [{"name": "web", "image": "shop/web:2"}]}}),
+    );
+    assert_eq!(admit_update(&p, &kubelet, &before, &after), Ok(()));
+    assert!(
+        p["spec"]["matchConstraints"]["resourceRules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["resources"] == json!(["pods"]) && r["operations"] == json!(["UPDATE"]))
+    );
 }
 
 #[test]
