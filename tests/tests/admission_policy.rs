@@ -232,6 +232,30 @@ fn each_agent_writes_only_its_own_nodes_objects() {
             Err("whose spec.resource.host.nodeName is node-a"),
         ),
         (
+            "archiving own finding (status)",
+            {
+                let mut r = a(Some("node-a"), "runtimefindings");
+                r["subResource"] = json!("status");
+                r
+            },
+            finding(Some("node-a")),
+            Ok(()),
+        ),
+        (
+            "archiving another node's finding (status), which would hide it",
+            {
+                let mut r = a(Some("node-a"), "runtimefindings");
+                r["subResource"] = json!("status");
+                r
+            },
+            {
+                let mut f = finding(Some("node-b"));
+                f["status"] = json!({"archived": true, "archivedBy": "forged"});
+                f
+            },
+            Err("whose spec.resource.host.nodeName is node-a"),
+        ),
+        (
             "a finding naming no node",
             a(Some("node-a"), "runtimefindings"),
             finding(None),
@@ -306,6 +330,17 @@ fn each_agent_writes_only_its_own_nodes_objects() {
             Ok(()),
         ),
     ];
+    // The status subresource is matched: RBAC lets every agent patch any finding's status.
+    let rules = p["spec"]["matchConstraints"]["resourceRules"]
+        .as_array()
+        .unwrap();
+    assert!(
+        rules.iter().any(|r| r["resources"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("runtimefindings/status"))),
+        "{rules:?}"
+    );
     for (case, req, obj, want) in table {
         let got = admit(&p, &req, &obj);
         match (want, &got) {
