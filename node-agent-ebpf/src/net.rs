@@ -7,8 +7,11 @@
 //! per-CPU slot with the thread and its context-switch count, and the exit takes them from there
 //! when both still match (the thread has not left the CPU since, so no other connect came in
 //! between). Otherwise (unix sockets, a connect that slept or moved, no `dns_socket` hook) the
-//! exit reads the user's sockaddr and the socket behind the fd. The cgroup hook also marks
-//! sockets aimed at port 53 for the DNS sensor.
+//! exit reads the socket behind the fd: for IPv4 and IPv6 its destination is the peer (a
+//! blocking connect sleeps in the handshake, and another thread could rewrite the sockaddr in
+//! user memory meanwhile), the user's sockaddr only fills in what the socket lacks (a unix
+//! path; the port of a connect that failed after sleeping, which the kernel clears). The cgroup
+//! hook also marks sockets aimed at port 53 for the DNS sensor.
 //!
 //! accept: the syscall exit alone. The new connection's socket, found through the returned fd,
 //! names the peer, so no entry program, no pending entry and no read of user memory is needed;
@@ -456,8 +459,23 @@ fn emit(ctx: &TracePointContext, hook: Hook, record_kind: u16, pending: &Pending
             saw.protocol,
         ),
         None => {
-            let (peer, readable) = read_peer(pending);
+            let (mut peer, mut readable) = read_peer(pending);
             let (sock_type, protocol) = socket_kind(pending.fd as u64);
+            // The connect slept (a TCP handshake) or no hook ran: user memory may have been
+            // rewritten meanwhile by another thread, so the kernel's socket decides where
+            // the connection went. A connect that failed after sleeping may have had its
+            // port cleared by the kernel: then the address still comes from the socket.
+            let found = socket_peer(fd_file(pending.fd as u64), false);
+            if (found.family == family::INET || found.family == family::INET6)
+                && found.addr.iter().any(|&b| b != 0)
+            {
+                if found.family != peer.family || found.port != 0 {
+                    peer.port = found.port;
+                }
+                peer.family = found.family;
+                peer.addr = found.addr;
+                readable = true;
+            }
             (peer, readable, sock_type, protocol)
         }
     };

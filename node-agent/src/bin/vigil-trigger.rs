@@ -22,6 +22,12 @@ const USAGE: &str = "usage: vigil-trigger <action> [args]
   dns-server ADDR:PORT nxdomain  answer NXDOMAIN to every query
   exec-storm SECONDS WORKERS     fork+exec /bin/true in a loop; prints execs/s
   connect-storm ADDR:PORT SECONDS  TCP connect+close in a loop to a listener; prints connects/s
+  connect-rewrite ADDR:PORT DECOY:PORT  blocking IPv4 TCP connect to ADDR while another
+                                 thread, once the connect sleeps in the kernel, rewrites the
+                                 sockaddr in memory to DECOY; prints rewritten, then ok or the
+                                 OS error
+  connect-flood N ADDR:PORT      N TCP connects to distinct loopback ports (127.0.0.1:1024 up,
+                                 mostly refused), then one to ADDR:PORT; prints ok or its error
   connect-repeat ADDR:PORT N PAUSE_MS  N TCP connects in a row, a pause, then one more; prints ok
   exit CODE                      exit with CODE
   listen ADDR:PORT SECONDS       accept and close connections (backlog 4096); prints the address
@@ -100,6 +106,22 @@ fn main() -> ExitCode {
             let workers = number(workers);
             seconds.and_then(|s| workers.and_then(|w| exec_storm(s, w)))
         }
+        ["connect-rewrite", addr, decoy] => {
+            parse(addr).and_then(|a| parse(decoy).and_then(|d| connect_rewrite(a, d)))
+        }
+        ["connect-flood", n, addr] => parse(addr).and_then(|a| {
+            let n = number(n)?.min(64_000);
+            for i in 0..n {
+                let port = 1024 + i as u16;
+                // Refused or accepted, either way a connect with its own peer.
+                let _ = TcpStream::connect((Ipv4Addr::LOCALHOST, port));
+            }
+            match TcpStream::connect(a) {
+                Ok(_) => println!("ok"),
+                Err(e) => println!("error {}", e.raw_os_error().unwrap_or(0)),
+            }
+            Ok(())
+        }),
         ["connect-repeat", addr, n, pause_ms] => parse(addr).and_then(|a| {
             let (n, pause) = (number(n)?, Duration::from_millis(number(pause_ms)?));
             for _ in 0..n {
@@ -452,6 +474,88 @@ fn connect_storm(addr: SocketAddr, seconds: u64) -> io::Result<()> {
         n += 1;
     }
     println!("{:.1}", n as f64 / started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+fn sockaddr_in(addr: SocketAddr) -> io::Result<libc::sockaddr_in> {
+    let SocketAddr::V4(v4) = addr else {
+        return Err(invalid(format!("{addr}: an IPv4 address is needed")));
+    };
+    Ok(libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: v4.port().to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(*v4.ip()).to_be(),
+        },
+        sin_zero: [0; 8],
+    })
+}
+
+/// The evasion of a sensor that reads connect's sockaddr from user memory at the syscall's
+/// exit: the connect sleeps in the handshake (the caller makes it: a listener whose queue is
+/// full), and another thread rewrites the sockaddr meanwhile.
+fn connect_rewrite(addr: SocketAddr, decoy: SocketAddr) -> io::Result<()> {
+    let target = Box::new(sockaddr_in(addr)?);
+    let decoy = sockaddr_in(decoy)?;
+    let target = Box::into_raw(target);
+    let shared = target as usize;
+    // SAFETY: gettid has no preconditions.
+    let tid = unsafe { libc::gettid() };
+    let rewriter = std::thread::spawn(move || -> io::Result<()> {
+        // Wait until the connecting thread sleeps inside connect(2): its syscall file then
+        // starts with connect's number.
+        let file = format!("/proc/self/task/{tid}/syscall");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let text = std::fs::read_to_string(&file)?;
+            let in_connect = text
+                .split_whitespace()
+                .next()
+                .is_some_and(|n| n == libc::SYS_connect.to_string());
+            if in_connect {
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err(invalid("the connect never slept".into()));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // SAFETY: the sockaddr outlives both threads (freed after the join below); the kernel
+        // has its own copy, which is what the rewrite is meant to get around.
+        unsafe { std::ptr::write_volatile(shared as *mut libc::sockaddr_in, decoy) };
+        println!("rewritten");
+        io::stdout().flush()
+    });
+    // SAFETY: a fresh socket and a valid sockaddr_in of the given length.
+    let rc = unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let rc = libc::connect(
+            fd,
+            target.cast_const().cast(),
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        );
+        let err = io::Error::last_os_error();
+        libc::close(fd);
+        if rc == 0 {
+            0
+        } else {
+            err.raw_os_error().unwrap_or(-1)
+        }
+    };
+    let rewritten = rewriter
+        .join()
+        .map_err(|_| invalid("the rewriting thread panicked".into()))?;
+    // SAFETY: from Box::into_raw above; the other thread has ended.
+    drop(unsafe { Box::from_raw(target) });
+    rewritten?;
+    if rc == 0 {
+        println!("ok");
+    } else {
+        println!("error {rc}");
+    }
     Ok(())
 }
 
