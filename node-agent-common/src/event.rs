@@ -13,6 +13,11 @@ pub const FILENAME_LEN: usize = 256;
 pub const CWD_LEN: usize = 512;
 /// Bytes kept of the NUL-separated argument vector.
 pub const ARGV_LEN: usize = 2048;
+/// Bytes of a longer argument vector kept from its end (after [`ARGV_HEAD_LEN`] from its
+/// start, [`exec_flags::ARGV_TAIL`]): padding cannot push what follows it out of sight.
+pub const ARGV_TAIL_LEN: usize = 768;
+/// Bytes of a longer argument vector kept from its start.
+pub const ARGV_HEAD_LEN: usize = ARGV_LEN - ARGV_TAIL_LEN;
 /// Bytes kept of a unix socket path (`sizeof(sun_path)`).
 pub const UNIX_PATH_LEN: usize = 108;
 /// Bytes kept of a DNS message.
@@ -116,6 +121,9 @@ pub mod exec_flags {
     pub const ENV_TRUNCATED: u32 = 1 << 8;
     /// The effective uid differs from the real one after the exec (a setuid binary).
     pub const EUID_CHANGED: u32 = 1 << 9;
+    /// With [`ARGV_TRUNCATED`]: `argv` holds the first [`super::ARGV_HEAD_LEN`] bytes of the
+    /// argument vector, then its last [`super::ARGV_TAIL_LEN`]; the middle is left out.
+    pub const ARGV_TAIL: u32 = 1 << 10;
 }
 
 /// Who wrote a file, remembered in the kernel from the write until an exec or library load.

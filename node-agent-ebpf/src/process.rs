@@ -13,8 +13,8 @@ use aya_ebpf::{
     programs::{BtfTracePointContext, RawTracePointContext},
 };
 use node_agent_common::{
-    ARGV_LEN, ENV_VALUE_LEN, ExecEvent, ExitEvent, FILENAME_LEN, ForkEvent, WriterInfo, exec_flags,
-    kind,
+    ARGV_HEAD_LEN, ARGV_LEN, ARGV_TAIL_LEN, ENV_VALUE_LEN, ExecEvent, ExitEvent, FILENAME_LEN,
+    ForkEvent, WriterInfo, exec_flags, kind,
     stats::{Hook, StatKind},
 };
 
@@ -122,11 +122,35 @@ unsafe fn fill_exec(ev: &mut ExecEvent, task: u64, bprm: u64) -> bool {
     ev.argv_len = 0;
     let arg_start = read_at::<u64>(mm, config!(offsets.mm_arg_start));
     let arg_end = read_at::<u64>(mm, config!(offsets.mm_arg_end));
-    if arg_start != 0 && arg_end > arg_start {
+    if arg_start != 0 && arg_end > arg_start && arg_end - arg_start > ARGV_LEN as u64 {
+        // Longer than the record holds: its start and its end, so that padding in the middle
+        // cannot hide what follows it.
+        ev.flags |= exec_flags::ARGV_TRUNCATED | exec_flags::ARGV_TAIL;
+        // SAFETY: ARGV_HEAD_LEN + ARGV_TAIL_LEN == ARGV_LEN, the size of the destination; the
+        // helper checks the user addresses.
+        let rc = unsafe {
+            let head = bpf_probe_read_user(
+                ev.argv.as_mut_ptr().cast(),
+                ARGV_HEAD_LEN as u32,
+                arg_start as *const _,
+            );
+            let tail = bpf_probe_read_user(
+                ev.argv.as_mut_ptr().add(ARGV_HEAD_LEN).cast(),
+                ARGV_TAIL_LEN as u32,
+                (arg_end - ARGV_TAIL_LEN as u64) as *const _,
+            );
+            head | tail
+        };
+        if rc == 0 {
+            ev.argv_len = ARGV_LEN as u32;
+        } else {
+            ev.flags |= exec_flags::ARGV_UNREADABLE;
+        }
+    } else if arg_start != 0 && arg_end > arg_start {
         let mut len = arg_end - arg_start;
         if len > ARGV_LEN as u64 {
+            // Not reached (the branch above); keeps the bound in sight of the verifier.
             len = ARGV_LEN as u64;
-            ev.flags |= exec_flags::ARGV_TRUNCATED;
         }
         // SAFETY: len <= ARGV_LEN, the size of the destination array.
         let rc = unsafe {

