@@ -384,11 +384,55 @@ fn a_package_manager_and_its_scripts_install_persistence_quietly() {
         persistence.is_empty(),
         "dpkg and its postinst: {persistence:?}"
     );
+    // dpkg itself unpacks the cron file: a trusted writer, by its executable.
+    let on_cron: Vec<_> = installed
+        .iter()
+        .filter(|f| f.context.file_path.as_deref() == Some(cron.as_str()))
+        .map(|f| f.finding_type.clone())
+        .collect();
+    assert!(
+        on_cron.is_empty(),
+        "dpkg writing its cron file: {on_cron:?}"
+    );
     let pid = dpkg(&["--purge", &name]);
     assert!(
         detect(pid)
             .iter()
             .all(|f| f.finding_type != "Persistence:Runtime/SuspiciousCommand")
+    );
+}
+
+#[test]
+fn a_process_that_names_itself_dpkg_is_not_dpkg() {
+    if !privileged("a_process_that_names_itself_dpkg_is_not_dpkg") {
+        return;
+    }
+    let n = nonce();
+    let mut clean = Cleanup::default();
+    let cron = clean.file(format!("/etc/cron.d/vigil-comm-{n}"));
+    // The shell renames itself (its comm) dpkg, then writes the cron file itself.
+    let pid = sh(&format!(
+        "printf dpkg > /proc/self/comm; echo '# vigil test' > {cron}"
+    ));
+    let found = detect(pid);
+    let on_cron: Vec<_> = found
+        .iter()
+        .filter(|f| f.context.file_path.as_deref() == Some(cron.as_str()))
+        .collect();
+    assert_eq!(
+        kinds(&on_cron.iter().map(|f| (*f).clone()).collect::<Vec<_>>()),
+        [
+            (
+                "Persistence:Runtime/SensitiveFileModified".to_owned(),
+                String::new()
+            ),
+            (
+                "Persistence:Runtime/SuspiciousCommand".to_owned(),
+                "behaviour-persistence-cron".to_owned()
+            ),
+        ],
+        "{:?}",
+        kinds(&found)
     );
 }
 

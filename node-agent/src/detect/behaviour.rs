@@ -6,7 +6,7 @@
 //! debuggers, container runtimes) is data: the `behaviour:` section of the rules files
 //! (`node-agent/rules/behaviour.yaml`), merged across files like the exec rules.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use k8s_openapi::{apimachinery::pkg::apis::meta::v1::Time, jiff::Timestamp};
 use serde::Deserialize;
@@ -251,19 +251,40 @@ impl Behaviour {
                 ));
             }
         }
-        let names = [
-            ("hostBuildWriters", &spec.host_build_writers),
-            ("runtimeBinaries", &spec.runtime_binaries),
-            ("runtimeBinaryUpdaters", &spec.runtime_binary_updaters),
-            ("releaseAgentNames", &spec.release_agent_names),
-            ("containerMounters", &spec.container_mounters),
-            ("hostFsTypes", &spec.host_fs_types),
-            ("debuggers", &spec.debuggers),
-            ("userfaultfdUsers", &spec.userfaultfd_users),
+        // Programs: a name (of a program in a system directory) or an absolute path.
+        let mut programs = vec![
+            ("hostBuildWriters".to_owned(), &spec.host_build_writers),
             (
-                "sensitiveFiles.trustedWriters",
+                "runtimeBinaryUpdaters".to_owned(),
+                &spec.runtime_binary_updaters,
+            ),
+            ("containerMounters".to_owned(), &spec.container_mounters),
+            ("debuggers".to_owned(), &spec.debuggers),
+            ("userfaultfdUsers".to_owned(), &spec.userfaultfd_users),
+            (
+                "sensitiveFiles.trustedWriters".to_owned(),
                 &spec.sensitive_files.trusted_writers,
             ),
+        ];
+        for (i, e) in spec.sensitive_files.exempt.iter().enumerate() {
+            programs.push((format!("sensitiveFiles.exempt[{i}].writers"), &e.writers));
+        }
+        for (field, list) in programs {
+            for (i, n) in list.iter().enumerate() {
+                let name = !n.is_empty() && !n.contains('/');
+                let path = n.starts_with('/') && !n.ends_with('/');
+                if !(name || path) {
+                    return Err(invalid(
+                        format!("behaviour.{field}[{i}]"),
+                        "must be a program name without '/' or an absolute path",
+                    ));
+                }
+            }
+        }
+        let names = [
+            ("runtimeBinaries", &spec.runtime_binaries),
+            ("releaseAgentNames", &spec.release_agent_names),
+            ("hostFsTypes", &spec.host_fs_types),
         ];
         for (field, list) in names {
             for (i, n) in list.iter().enumerate() {
@@ -439,21 +460,66 @@ impl Behaviour {
     }
 }
 
-/// Whether a program (its comm, or the basename of its executable) is on a list.
-fn named(list: &[String], names: &[&str]) -> bool {
-    list.iter()
-        .any(|n| names.iter().any(|m| !m.is_empty() && n == m))
+/// Directories only root installs programs into. A list entry given by name (no `/`) matches a
+/// program installed there under that file name, never a copy elsewhere (`cp /bin/true
+/// /tmp/dpkg`) and never a process that renamed itself (`printf dpkg > /proc/self/comm`).
+const SYSTEM_PROGRAM_DIRS: &[&str] = &[
+    "/usr/bin/",
+    "/usr/sbin/",
+    "/bin/",
+    "/sbin/",
+    "/usr/local/bin/",
+    "/usr/local/sbin/",
+    "/usr/lib/",
+    "/usr/libexec/",
+    "/lib/",
+    "/usr/local/lib/",
+];
+
+/// Whether a program, by the paths the kernel recorded for it (the resolved executable and,
+/// for a script, the script exec'd: `deb-systemd-helper` is perl running a script), is on a
+/// list: an absolute entry matches one of the paths exactly, a name matches the file name of
+/// one installed in a [`SYSTEM_PROGRAM_DIRS`] directory. Never by `comm`.
+pub(super) fn identified(list: &[String], paths: &[PathBuf]) -> bool {
+    paths.iter().filter_map(|p| p.to_str()).any(|path| {
+        let system = SYSTEM_PROGRAM_DIRS.iter().any(|d| path.starts_with(d));
+        let name = basename(path);
+        list.iter().any(|entry| {
+            if entry.starts_with('/') {
+                entry == path
+            } else {
+                system && entry == name
+            }
+        })
+    })
 }
 
-/// The acting process's names: comm and executable basename, when known.
-fn actor_names<'a>(d: &'a Detector, p: &'a ProcessRef) -> [&'a str; 2] {
-    let exe = d
-        .procs
-        .get(&p.pid)
-        .filter(|r| r.start_time_ns == p.start_time_ns)
-        .and_then(|r| r.exe.as_deref())
-        .map_or("", path_basename);
-    [p.comm.as_str(), exe]
+/// The acting process's identity: its resolved executable and the path it exec'd (a forked
+/// process that did not exec is its parent's image), as [`super::technique`] finds them.
+fn actor_paths(d: &Detector, p: &ProcessRef, lookup: &dyn ProcessLookup) -> Vec<PathBuf> {
+    let a = super::technique::actor(d, p, lookup);
+    a.exe.into_iter().chain(a.exec_path).collect()
+}
+
+/// A process's identity by pid alone (a file's writer, a tracer's parent): the pipeline's table,
+/// else the detector's memory of its exec.
+fn paths_of(d: &Detector, pid: u32, lookup: &dyn ProcessLookup) -> Vec<PathBuf> {
+    if let Some(k) = lookup.get(pid) {
+        let mut paths: Vec<PathBuf> = k.exe.into_iter().collect();
+        if let Some(x) = d
+            .procs
+            .get(&pid)
+            .filter(|r| r.start_time_ns == k.start_time_ns)
+            .and_then(|r| r.exec_path.clone())
+        {
+            paths.push(x);
+        }
+        return paths;
+    }
+    d.procs
+        .get(&pid)
+        .map(|r| r.exe.iter().chain(r.exec_path.iter()).cloned().collect())
+        .unwrap_or_default()
 }
 
 /// A finding about the acting process with its type's default severity.
@@ -596,7 +662,11 @@ pub(crate) fn check_exec(d: &Detector, e: &ExecInfo, lookup: &dyn ProcessLookup)
         ));
     }
     if let Some(w) = &e.written_by
-        && let Some(severity) = new_file_severity(b, e.process.container.is_some(), w)
+        && let Some(severity) = new_file_severity(
+            b,
+            e.process.container.is_some(),
+            &paths_of(d, w.pid, lookup),
+        )
     {
         let context = with_modifier(
             d,
@@ -635,12 +705,13 @@ const LOW: f64 = 2.0;
 /// finding. GuardDuty defines both for containers ("a newly created or recently modified binary
 /// in the container"): there nothing is exempt. On the host they are off unless `hostNewFiles`
 /// turns them on, and build output (`hostBuildWriters`) stays exempt.
-fn new_file_severity(b: &Behaviour, in_container: bool, w: &Writer) -> Option<f64> {
+/// `writer`: the writer's identity ([`paths_of`]).
+fn new_file_severity(b: &Behaviour, in_container: bool, writer: &[PathBuf]) -> Option<f64> {
     let medium = super::default_severity(FindingType::ExecutionNewBinaryExecuted);
     if in_container {
         return Some(medium);
     }
-    if named(&b.host_build_writers, &[w.comm.as_str()]) {
+    if identified(&b.host_build_writers, writer) {
         return None;
     }
     match b.host_new_files {
@@ -727,7 +798,7 @@ pub(crate) fn check_file(d: &Detector, f: &FileInfo, lookup: &dyn ProcessLookup)
     {
         paths.push(p2);
     }
-    let names = actor_names(d, &f.process);
+    let names = actor_paths(d, &f.process, lookup);
     let mut out = Vec::new();
 
     // /proc/<pid>/mem of another process opened for writing (injection) or reading (a memory
@@ -842,7 +913,7 @@ pub(crate) fn check_file(d: &Detector, f: &FileInfo, lookup: &dyn ProcessLookup)
             .and_then(|n| n.to_str())
             .is_some_and(|n| n == "bin" || n == "sbin");
         if in_bin_dir && b.runtime_binaries.iter().any(|n| n == name) {
-            if !named(&b.runtime_binary_updaters, &names) {
+            if !identified(&b.runtime_binary_updaters, &names) {
                 out.push(candidate(
                     d,
                     &f.process,
@@ -874,11 +945,11 @@ pub(crate) fn check_file(d: &Detector, f: &FileInfo, lookup: &dyn ProcessLookup)
         let Some(entry) = d.sensitive.classify(path) else {
             continue;
         };
-        if named(&b.sensitive_trusted_writers, &names) {
+        if identified(&b.sensitive_trusted_writers, &names) {
             continue;
         }
         if let Some(x) = b.exemption(&entry.pattern) {
-            if named(&x.writers, &names) {
+            if identified(&x.writers, &names) {
                 continue;
             }
             let flags = f
@@ -951,7 +1022,7 @@ pub(crate) fn check_activity(
 ) -> Vec<Candidate> {
     let b = d.rules.behaviour();
     let p = &a.process;
-    let names = actor_names(d, p);
+    let names = actor_paths(d, p, lookup);
     let target = |pid: u32| {
         let mut context = RuntimeContext {
             target_process: target_process(d, pid, lookup),
@@ -972,8 +1043,7 @@ pub(crate) fn check_activity(
             let request = a.request.as_deref().unwrap_or("");
             match (request, a.target_pid) {
                 ("PTRACE_TRACEME", _) => {
-                    let parent = parent_names(d, p, lookup);
-                    if named(&b.debuggers, &[parent.0.as_str(), parent.1.as_str()]) {
+                    if identified(&b.debuggers, &paths_of(d, p.ppid, lookup)) {
                         return Vec::new();
                     }
                     let mut context = RuntimeContext::default();
@@ -995,7 +1065,7 @@ pub(crate) fn check_activity(
                 (r, Some(t)) if t != p.pid && PTRACE_INJECTION.contains(&r) => {
                     // A debugger tracing the program it started (strace CMD, gdb --args) is
                     // a debugging session; attaching to a process it did not start is not.
-                    if named(&b.debuggers, &names) && parent_of(d, t, lookup) == Some(p.pid) {
+                    if identified(&b.debuggers, &names) && parent_of(d, t, lookup) == Some(p.pid) {
                         return Vec::new();
                     }
                     let mut context = target(t);
@@ -1040,7 +1110,7 @@ pub(crate) fn check_activity(
             _ => return Vec::new(),
         },
         "userfaultfd" => {
-            if named(&b.userfaultfd_users, &names) {
+            if identified(&b.userfaultfd_users, &names) {
                 return Vec::new();
             }
             Draft {
@@ -1089,7 +1159,10 @@ pub(crate) fn check_activity(
             let disk = flags & MS_REMOUNT == 0
                 && (b.host_fs_types.iter().any(|t| t == fs_type)
                     || source.starts_with("/dev/") && !fs_type.is_empty());
-            if !(bind || disk) || !source.starts_with('/') || named(&b.container_mounters, &names) {
+            if !(bind || disk)
+                || !source.starts_with('/')
+                || identified(&b.container_mounters, &names)
+            {
                 return Vec::new();
             }
             let target_dir = a.target.clone().unwrap_or_default();
@@ -1122,7 +1195,8 @@ pub(crate) fn check_activity(
             let Some(w) = &a.written_by else {
                 return Vec::new();
             };
-            let Some(severity) = new_file_severity(b, p.container.is_some(), w) else {
+            let writer = paths_of(d, w.pid, lookup);
+            let Some(severity) = new_file_severity(b, p.container.is_some(), &writer) else {
                 return Vec::new();
             };
             library_severity = Some(severity);
@@ -1166,28 +1240,13 @@ pub(crate) fn check_activity(
 fn debugger_reading_its_child(
     d: &Detector,
     f: &FileInfo,
-    names: &[&str; 2],
+    names: &[PathBuf],
     target: u32,
     lookup: &dyn ProcessLookup,
 ) -> bool {
     f.operation == "openRead"
-        && named(&d.rules.behaviour().debuggers, &[names[1]])
+        && identified(&d.rules.behaviour().debuggers, names)
         && parent_of(d, target, lookup) == Some(f.process.pid)
-}
-
-/// The parent's comm and executable basename, from the detector's memory or the lookup.
-fn parent_names(d: &Detector, p: &ProcessRef, lookup: &dyn ProcessLookup) -> (String, String) {
-    if let Some(k) = lookup.get(p.ppid) {
-        let exe = k.exe.as_deref().map(path_basename).unwrap_or("").to_owned();
-        return (k.comm, exe);
-    }
-    let exe = d
-        .procs
-        .get(&p.ppid)
-        .and_then(|r| r.exe.as_deref())
-        .map(|e| basename(&e.display().to_string()).to_owned())
-        .unwrap_or_default();
-    (String::new(), exe)
 }
 
 /// The parent pid of a process: from fork events, the pipeline's table or the exec lineage.

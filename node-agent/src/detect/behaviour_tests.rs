@@ -55,9 +55,11 @@ fn proc_ref(pid: u32, comm: &str) -> ProcessRef {
     }
 }
 
+/// A file's writer: `ld` is pid [`LD`], which [`Known`] says is `/usr/bin/ld`; any other is a
+/// process the lookup does not know.
 fn writer(comm: &str) -> Writer {
     Writer {
-        pid: 77,
+        pid: if comm == "ld" { LD } else { 78 },
         uid: 1000,
         comm: comm.into(),
         time: "2026-11-27T09:59:00Z".into(),
@@ -138,6 +140,12 @@ const DPKG: u32 = 5101;
 const SYSTEMCTL: u32 = 5102;
 const LOGROTATE: u32 = 5103;
 const BASH: u32 = 5104;
+const CRIU: u32 = 5105;
+const RUNC: u32 = 5106;
+const USERADD: u32 = 5107;
+const SSHD: u32 = 5108;
+/// The writer of [`writer`]'s files.
+const LD: u32 = 77;
 
 impl ProcessLookup for Known {
     fn get(&self, pid: u32) -> Option<KnownProcess> {
@@ -146,6 +154,11 @@ impl ProcessLookup for Known {
             SYSTEMCTL => "/usr/bin/systemctl",
             LOGROTATE => "/usr/sbin/logrotate",
             BASH => "/usr/bin/bash",
+            CRIU => "/usr/sbin/criu",
+            RUNC => "/usr/bin/runc",
+            USERADD => "/usr/sbin/useradd",
+            SSHD => "/usr/sbin/sshd",
+            LD => "/usr/bin/ld",
             _ => return None,
         };
         Some(KnownProcess {
@@ -347,9 +360,17 @@ fn every_behavioural_type_fires_on_its_case_and_not_on_the_benign_ones() {
             "userfaultfd by criu",
             activity("userfaultfd", |a| {
                 a.ret = 3;
-                a.process.comm = "criu".into();
+                a.process = known(CRIU);
             }),
             &[],
+        ),
+        (
+            "userfaultfd by a program that only calls itself criu (comm)",
+            activity("userfaultfd", |a| {
+                a.ret = 3;
+                a.process.comm = "criu".into();
+            }),
+            &[T::PrivilegeEscalationUserfaultfdUsage],
         ),
         (
             "finit_module",
@@ -411,8 +432,8 @@ fn every_behavioural_type_fires_on_its_case_and_not_on_the_benign_ones() {
         (
             "runc setting up the container's volumes",
             activity("mount", |a| {
+                a.process = known(RUNC);
                 a.process.container = container();
-                a.process.comm = "runc:[2:INIT]".into();
                 a.source = Some("/var/lib/docker/volumes/v/_data".into());
                 a.target = Some("/data".into());
                 a.flags = Some(0x1000);
@@ -466,7 +487,7 @@ fn every_behavioural_type_fires_on_its_case_and_not_on_the_benign_ones() {
         (
             "runc upgraded by dpkg",
             file_event("rename", "/usr/bin/runc.dpkg-new", |f| {
-                f.process.comm = "dpkg".into();
+                f.process = known(DPKG);
                 f.path2 = Some("/usr/bin/runc".into());
                 f.resolved_path2 = Some(PathBuf::from("/usr/bin/runc"));
             }),
@@ -501,7 +522,31 @@ fn every_behavioural_type_fires_on_its_case_and_not_on_the_benign_ones() {
         (
             "passwd by useradd",
             file_event("openWrite", "/etc/passwd", |f| {
+                f.process = known(USERADD);
+            }),
+            &[],
+        ),
+        (
+            "passwd by a program that only calls itself useradd (comm)",
+            file_event("openWrite", "/etc/passwd", |f| {
                 f.process.comm = "useradd".into();
+            }),
+            &[T::PrivilegeEscalationSensitiveFileModified],
+        ),
+        (
+            "a cron file by a program that only calls itself dpkg (comm)",
+            file_event("openWrite", "/etc/cron.d/job", |f| {
+                f.process.comm = "dpkg".into();
+            }),
+            &[
+                T::PersistenceSensitiveFileModified,
+                T::PersistenceSuspiciousCommand,
+            ],
+        ),
+        (
+            "a cron file by dpkg",
+            file_event("openWrite", "/etc/cron.d/job", |f| {
+                f.process = known(DPKG);
             }),
             &[],
         ),
@@ -536,7 +581,7 @@ fn every_behavioural_type_fires_on_its_case_and_not_on_the_benign_ones() {
         (
             "wtmp written at an offset by sshd",
             file_event("openWrite", "/var/log/wtmp", |f| {
-                f.process.comm = "sshd".into();
+                f.process = known(SSHD);
                 f.open_flags = Some("100001".into());
             }),
             &[],
@@ -563,7 +608,10 @@ fn every_behavioural_type_fires_on_its_case_and_not_on_the_benign_ones() {
                     f.ret = 0;
                 },
             ),
-            &[T::PersistenceSuspiciousCommand],
+            &[
+                T::PersistenceSensitiveFileModified,
+                T::PersistenceSuspiciousCommand,
+            ],
         ),
         (
             "a unit written by an editor",
@@ -767,7 +815,7 @@ fn contexts_name_the_modifier_the_target_the_mount_and_the_file() {
     let f = &out[0].finding;
     assert_eq!(f.severity_label, SeverityLabel::Medium);
     let m = f.context.modifying_process.as_ref().unwrap();
-    assert_eq!((m.pid, m.name.as_str(), m.uid), (77, "cp", 1000));
+    assert_eq!((m.pid, m.name.as_str(), m.uid), (78, "cp", 1000));
     assert_eq!(f.context.file_path.as_deref(), Some("/app/dropper"));
     assert_eq!(
         f.context.modified_at.as_ref().map(|t| t.0.to_string()),
@@ -911,8 +959,12 @@ fn behaviour_sections_merge_and_bad_entries_are_named() {
             "behaviour.runtimeSockets[0]",
         ),
         (
-            "behaviour:\n  debuggers: [/usr/bin/gdb]\n",
+            "behaviour:\n  debuggers: [bin/gdb]\n",
             "behaviour.debuggers[0]",
+        ),
+        (
+            "behaviour:\n  sensitiveFiles:\n    exempt:\n      - pattern: /etc/passwd\n        writers: [/usr/sbin/]\n",
+            "behaviour.sensitiveFiles.exempt[0].writers[0]",
         ),
         (
             "behaviour:\n  sensitiveFiles:\n    exempt:\n      - pattern: /etc/passwd\n",
@@ -981,7 +1033,7 @@ fn new_files_on_the_host_are_off_by_default_and_low_when_asked() {
     }
     // Build output stays exempt on the host, whatever the setting.
     let built = exec_event("/home/dev/a.out", |e| e.written_by = Some(writer("ld")));
-    assert!(d.process(&built, &NoLookup).is_empty());
+    assert!(d.process(&built, &Known).is_empty());
     let err = RuleSet::from_text("host.yaml", "behaviour:\n  hostNewFiles: sometimes\n")
         .unwrap_err()
         .to_string();

@@ -36,13 +36,13 @@ const ORIGIN: &str = "builtin:behaviour";
 
 /// A program as the kernel recorded it.
 #[derive(Debug, Default)]
-struct Actor {
+pub(super) struct Actor {
     /// Resolved path of the executable.
-    exe: Option<PathBuf>,
+    pub(super) exe: Option<PathBuf>,
     /// The path exec'd, made absolute (a script for an interpreted program; a link's name).
-    exec_path: Option<PathBuf>,
+    pub(super) exec_path: Option<PathBuf>,
     /// Ancestors, parent first: executable and path exec'd when the detector saw that exec.
-    ancestors: Vec<(Option<PathBuf>, Option<PathBuf>)>,
+    pub(super) ancestors: Vec<(Option<PathBuf>, Option<PathBuf>)>,
 }
 
 /// How far up the lineage a list of programs reaches.
@@ -96,7 +96,7 @@ fn listed(list: &[String], name: &str) -> bool {
 
 /// The acting process: from its exec (the detector's memory), else the pipeline's table; a
 /// process that forked without exec'ing is its parent's image.
-fn actor(d: &Detector, p: &ProcessRef, lookup: &dyn ProcessLookup) -> Actor {
+pub(super) fn actor(d: &Detector, p: &ProcessRef, lookup: &dyn ProcessLookup) -> Actor {
     let ancestors_of = |lineage: &[crate::event::Ancestor]| {
         lineage
             .iter()
