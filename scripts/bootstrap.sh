@@ -31,6 +31,9 @@ command -v crontab >/dev/null 2>&1 || need_pkgs+=(cron)
 command -v curl >/dev/null 2>&1 || need_pkgs+=(curl)
 command -v git >/dev/null 2>&1 || need_pkgs+=(git)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need_pkgs+=(python3-venv)
+# Real tools whose renamed copies node-agent/tests/detection_evasion.rs runs (found by content).
+[ -x /usr/bin/socat ] || need_pkgs+=(socat)
+[ -x /usr/bin/nc.openbsd ] || need_pkgs+=(netcat-openbsd)
 # Real receivers for the sinks' tests (integrations/tests/): rsyslog with its GnuTLS driver,
 # and nats-server with JetStream, each started by its test on loopback.
 [ -x /usr/sbin/rsyslogd ] || need_pkgs+=(rsyslog)

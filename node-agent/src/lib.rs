@@ -27,3 +27,4 @@ pub mod sinks;
 pub mod spool;
 pub mod sqlite;
 pub mod store;
+pub mod tool_hashes;

@@ -10,6 +10,13 @@ use super::{
 };
 use crate::event::ExecInfo;
 
+/// The types a SHA-256 list may feed for executables.
+const HASH_TYPES: [FindingType; 3] = [
+    FindingType::ExecutionMaliciousFileExecuted,
+    FindingType::ExecutionSuspiciousTool,
+    FindingType::ImpactCryptoMinerExecuted,
+];
+
 /// Findings raised by one exec.
 pub(crate) fn check(d: &Detector, e: &ExecInfo, lookup: &dyn ProcessLookup) -> Vec<Candidate> {
     let cmdline = e.argv.join(" ");
@@ -18,6 +25,10 @@ pub(crate) fn check(d: &Detector, e: &ExecInfo, lookup: &dyn ProcessLookup) -> V
         exe_name: path_basename(&e.exe),
         argv0_name: e.argv.first().map_or("", |a| basename(a)),
         filename_name: basename(&e.filename),
+        content_name: e
+            .sha256
+            .and_then(|digest| d.tool_hashes.get(&digest))
+            .map_or("", String::as_str),
         cmdline: &cmdline,
         parent_exe_name: parent
             .and_then(|p| p.exe.as_deref())
@@ -27,20 +38,26 @@ pub(crate) fn check(d: &Detector, e: &ExecInfo, lookup: &dyn ProcessLookup) -> V
         stdio_socket: stdio_peer(e).is_some(),
     };
     let matched = d.rules.matching(&facts);
-    let sha_matches = e.sha256.map(|digest| {
+    // Hash lists: malicious files, and tools and miners by content (a list feeding
+    // SuspiciousTool or CryptoMinerExecuted), each type with the lists that name the file.
+    let mut by_hash: Vec<(FindingType, Vec<String>)> = Vec::new();
+    if let Some(digest) = e.sha256 {
         let intel = d.intel.snapshot();
-        let lists: Vec<String> = intel
-            .lookup_sha256(digest.as_bytes())
-            .filter(|l| {
-                l.feeds
-                    .contains(&FindingType::ExecutionMaliciousFileExecuted)
-            })
-            .map(|l| l.name.clone())
-            .collect();
-        (digest, lists)
-    });
-    let malicious = sha_matches.as_ref().is_some_and(|(_, l)| !l.is_empty());
-    if matched.is_empty() && !malicious {
+        for list in intel.lookup_sha256(digest.as_bytes()) {
+            for &feed in &list.feeds {
+                if !HASH_TYPES.contains(&feed) {
+                    continue;
+                }
+                match by_hash.iter_mut().find(|(t, _)| *t == feed) {
+                    Some((_, names)) => names.push(list.name.clone()),
+                    None => by_hash.push((feed, vec![list.name.clone()])),
+                }
+            }
+        }
+    }
+    // A rule that named the program already raised its type.
+    by_hash.retain(|(t, _)| !matched.iter().any(|r| r.finding_type == *t));
+    if matched.is_empty() && by_hash.is_empty() {
         return Vec::new();
     }
     let command = redacted_command_line(&e.argv);
@@ -55,6 +72,20 @@ pub(crate) fn check(d: &Detector, e: &ExecInfo, lookup: &dyn ProcessLookup) -> V
         if let Some((name, category)) = &rule.tool {
             context.tool_name = Some(name.clone());
             context.tool_category = Some(category.clone());
+        }
+        if !facts.content_name.is_empty()
+            && !rule.matches(&ExecFacts {
+                content_name: "",
+                ..facts
+            })
+        {
+            // Only the bytes gave it away: a renamed or copied tool.
+            context
+                .additional
+                .insert("identifiedBy".into(), "content".into());
+            context
+                .additional
+                .insert("contentOf".into(), facts.content_name.to_owned());
         }
         context.additional.insert("ruleId".into(), rule.id.clone());
         context
@@ -99,39 +130,57 @@ pub(crate) fn check(d: &Detector, e: &ExecInfo, lookup: &dyn ProcessLookup) -> V
             evidence: Vec::new(),
         });
     }
-    if let Some((digest, lists)) = sha_matches
-        && !lists.is_empty()
-    {
+    if let Some(digest) = e.sha256 {
         let hex = digest.to_string();
-        out.push(Candidate {
-            container: e.process.container.clone(),
-            finding_type: FindingType::ExecutionMaliciousFileExecuted,
-            severity: super::default_severity(FindingType::ExecutionMaliciousFileExecuted),
-            title: "A known malicious file was executed".into(),
-            description: format!(
-                "Process {} (pid {}) executed {exe}, whose SHA-256 {hex} is on the threat list {}.",
-                e.process.comm,
-                e.process.pid,
-                lists.join(", ")
-            ),
-            key: hex.clone(),
-            role: ResourceRole::Actor,
-            process: Some(process),
-            context: RuntimeContext {
+        for (finding_type, lists) in by_hash {
+            let (title, what) = match finding_type {
+                FindingType::ExecutionMaliciousFileExecuted => {
+                    ("A known malicious file was executed", "a malicious file")
+                }
+                FindingType::ImpactCryptoMinerExecuted => {
+                    ("A known cryptocurrency miner was executed", "a miner")
+                }
+                _ => ("A known attack tool was executed", "an attack tool"),
+            };
+            let mut context = RuntimeContext {
                 file_path: Some(exe.clone()),
-                command_line_example: Some(command),
+                command_line_example: Some(command.clone()),
                 ..RuntimeContext::default()
-            },
-            network: None,
-            dns: None,
-            evidence: lists
-                .into_iter()
-                .map(|name| ThreatIntelligenceDetail {
-                    threat_list_name: name,
-                    indicator: hex.clone(),
-                })
-                .collect(),
-        });
+            };
+            context
+                .additional
+                .insert("identifiedBy".into(), "hashList".into());
+            out.push(Candidate {
+                container: e.process.container.clone(),
+                finding_type,
+                severity: super::default_severity(finding_type),
+                title: title.into(),
+                description: format!(
+                    "Process {} (pid {}) executed {exe}, whose SHA-256 {hex} is {what} on the \
+                     threat list {}.",
+                    e.process.comm,
+                    e.process.pid,
+                    lists.join(", ")
+                ),
+                key: if finding_type == FindingType::ExecutionMaliciousFileExecuted {
+                    hex.clone()
+                } else {
+                    format!("{}\0{hex}", finding_type.as_str())
+                },
+                role: ResourceRole::Actor,
+                process: Some(process.clone()),
+                context,
+                network: None,
+                dns: None,
+                evidence: lists
+                    .into_iter()
+                    .map(|name| ThreatIntelligenceDetail {
+                        threat_list_name: name,
+                        indicator: hex.clone(),
+                    })
+                    .collect(),
+            });
+        }
     }
     out
 }

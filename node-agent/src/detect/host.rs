@@ -176,6 +176,12 @@ pub fn build_detector(
         users: read_users(Path::new("/etc/passwd")),
         ..DetectorConfig::default()
     };
+    let tools = crate::tool_hashes::installed_on_host(rules.exe_names());
+    tracing::debug!(
+        programs = tools.by_digest.len(),
+        skipped = tools.skipped,
+        "installed tools hashed"
+    );
     let detector = Detector::new(
         Arc::new(intel),
         Some(DgaModel::builtin()?),
@@ -183,7 +189,8 @@ pub fn build_detector(
         suppression,
         config,
         clock,
-    );
+    )
+    .with_tool_hashes(tools.by_digest);
     Ok((detector, report))
 }
 

@@ -224,6 +224,9 @@ pub struct Detector {
     dga: Option<DgaModel>,
     rules: RuleSet,
     sensitive: SensitivePaths,
+    /// The installed programs the exec rules name, by the SHA-256 of their bytes: a renamed
+    /// or copied tool is still that tool ([`Detector::with_tool_hashes`]).
+    tool_hashes: HashMap<crate::exe_hash::Digest, String>,
     suppression: Vec<CompiledRule>,
     config: DetectorConfig,
     clock: Clock,
@@ -272,6 +275,7 @@ impl Detector {
             dga,
             rules,
             sensitive: SensitivePaths::default(),
+            tool_hashes: HashMap::new(),
             suppression,
             config,
             clock,
@@ -325,6 +329,14 @@ impl Detector {
     /// reports from (the built-in set unless replaced), so categories agree.
     pub fn with_sensitive_paths(mut self, sensitive: SensitivePaths) -> Self {
         self.sensitive = sensitive;
+        self
+    }
+
+    /// The SHA-256 of the installed programs the exec rules name, each with its name
+    /// (`crate::tool_hashes::installed` computes them at start): an executable with those
+    /// bytes matches the rules for that name whatever it is called.
+    pub fn with_tool_hashes(mut self, hashes: HashMap<crate::exe_hash::Digest, String>) -> Self {
+        self.tool_hashes = hashes;
         self
     }
 

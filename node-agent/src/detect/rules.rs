@@ -196,6 +196,9 @@ pub struct ExecFacts<'a> {
     pub argv0_name: &'a str,
     /// Basename of the path given to exec (a script, where the executable is its interpreter).
     pub filename_name: &'a str,
+    /// The name of the installed program whose bytes the executable has (a renamed or copied
+    /// tool: its SHA-256 is that of `/usr/bin/<name>`), or "".
+    pub content_name: &'a str,
     /// The command line, arguments joined by spaces.
     pub cmdline: &'a str,
     /// Basename of the parent's executable, when known.
@@ -209,14 +212,20 @@ pub struct ExecFacts<'a> {
 }
 
 impl ExecFacts<'_> {
-    fn names(&self) -> [&str; 3] {
-        [self.exe_name, self.filename_name, self.argv0_name]
+    fn names(&self) -> [&str; 4] {
+        [
+            self.exe_name,
+            self.filename_name,
+            self.argv0_name,
+            self.content_name,
+        ]
     }
 }
 
 impl Rule {
     /// Whether every condition of the rule holds for this exec.
     pub fn matches(&self, exec: &ExecFacts<'_>) -> bool {
+        // An empty name (no content name) never equals a rule's (non-empty) entry.
         let names = exec.names();
         if !self.exe.is_empty() && !self.exe.iter().any(|e| names.contains(&e.as_str())) {
             return false;
@@ -335,6 +344,12 @@ impl RuleSet {
             .filter_map(|i| self.rules.get(i))
             .filter(|r| r.matches(exec))
             .collect()
+    }
+
+    /// Every executable name a rule asks for (`match.exe`): the programs whose installed
+    /// copies are worth recognising by content.
+    pub fn exe_names(&self) -> impl Iterator<Item = &str> {
+        self.by_exe.keys().map(String::as_str)
     }
 
     /// The knowledge of the behavioural types (`behaviour:` sections, merged).
@@ -597,6 +612,7 @@ mod tests {
             cmdline,
             parent_exe_name: "bash",
             parent_comm: "bash",
+            content_name: "",
             elevated: false,
             stdio_socket: false,
         }
