@@ -39,6 +39,10 @@ python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need_pkgs+=(python3-venv)
 [ -x /usr/sbin/rsyslogd ] || need_pkgs+=(rsyslog)
 dpkg -s rsyslog-gnutls >/dev/null 2>&1 || need_pkgs+=(rsyslog-gnutls)
 [ -x /usr/sbin/nats-server ] || need_pkgs+=(nats-server)
+# The self-protection tests (node-agent/tests/self_protection.rs) read and write the agent's
+# eBPF maps with bpftool, trace the agent with strace and run it in a pid namespace (unshare).
+command -v bpftool >/dev/null 2>&1 || [ -x /usr/sbin/bpftool ] || need_pkgs+=(bpftool)
+command -v strace >/dev/null 2>&1 || need_pkgs+=(strace)
 container_pkgs=()
 command -v podman >/dev/null 2>&1 || container_pkgs+=(podman)
 command -v runc >/dev/null 2>&1 || container_pkgs+=(runc)

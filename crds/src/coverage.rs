@@ -61,6 +61,12 @@ pub enum CoverageIssue {
         /// The policy's threshold.
         threshold: f64,
     },
+    /// Another process tampered with the agent (its eBPF maps or links, signals, ptrace, its
+    /// binary or configuration): what it reports can no longer be trusted until it restarts.
+    AgentTampered {
+        /// How often, and the latest occurrence.
+        detail: String,
+    },
 }
 
 impl CoverageIssue {
@@ -77,6 +83,7 @@ impl CoverageIssue {
             Self::AgentFailed { .. } => "AgentFailed",
             Self::ProbeLoadFailed { .. } => "ProbeLoadFailed",
             Self::EventsDropped { .. } => "EventsDropped",
+            Self::AgentTampered { .. } => "AgentTampered",
         }
     }
 
@@ -88,6 +95,7 @@ impl CoverageIssue {
                 | Self::AgentFailed { .. }
                 | Self::ProbeLoadFailed { .. }
                 | Self::EventsDropped { .. }
+                | Self::AgentTampered { .. }
         )
     }
 }
@@ -99,7 +107,8 @@ impl fmt::Display for CoverageIssue {
             Self::NodeNotReady { detail }
             | Self::AgentNotReporting { detail }
             | Self::KernelUnsupported { detail }
-            | Self::AgentFailed { detail } => f.write_str(detail),
+            | Self::AgentFailed { detail }
+            | Self::AgentTampered { detail } => f.write_str(detail),
             Self::PolicyConflict { other_policy } => {
                 write!(f, "node is already covered by policy {other_policy}")
             }

@@ -84,6 +84,18 @@ pub struct AgentHealth {
     /// Findings publishing, when the agent publishes to the cluster.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub publishing: Option<PublishingHealth>,
+    /// Times another process tampered with the agent since it started
+    /// (`DefenseEvasion:Runtime/SecurityAgentTampered`); the node is `AgentTampered` while
+    /// this is above 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub tampering_total: u64,
+    /// The latest tampering, described.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_tampering: Option<String>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 fn default_true() -> bool {
@@ -276,6 +288,8 @@ mod tests {
                 findings_over_cap: 2,
                 ..PublishingHealth::default()
             }),
+            tampering_total: 0,
+            last_tampering: None,
         }
     }
 

@@ -40,7 +40,8 @@ impl DefaultSeverity {
     }
 }
 
-/// A GuardDuty Runtime Monitoring finding type (45 types).
+/// A runtime finding type: the 45 GuardDuty Runtime Monitoring types and Vigil's own
+/// `DefenseEvasion:Runtime/SecurityAgentTampered` (46 in all).
 ///
 /// Serialises to and parses from the exact GuardDuty string; [`FindingType::ALL`] lists the
 /// whole catalogue in GuardDuty's documentation order.
@@ -181,11 +182,16 @@ pub enum FindingType {
     /// `DefenseEvasion:Runtime/SensitiveFileModified`
     #[serde(rename = "DefenseEvasion:Runtime/SensitiveFileModified")]
     DefenseEvasionSensitiveFileModified,
+    /// `DefenseEvasion:Runtime/SecurityAgentTampered`: Vigil's own type, not GuardDuty's (whose
+    /// agent is protected by AWS): another process changed the agent's eBPF maps or detached
+    /// its programs, signalled or traced it, or wrote its binary or configuration.
+    #[serde(rename = "DefenseEvasion:Runtime/SecurityAgentTampered")]
+    DefenseEvasionSecurityAgentTampered,
 }
 
 impl FindingType {
     /// Every finding type, in the order of GuardDuty's Runtime Monitoring documentation.
-    pub const ALL: [Self; 45] = [
+    pub const ALL: [Self; 46] = [
         Self::BackdoorCcActivityB,
         Self::BackdoorCcActivityBDns,
         Self::CryptoCurrencyBitcoinToolB,
@@ -231,6 +237,7 @@ impl FindingType {
         Self::PersistenceSensitiveFileModified,
         Self::PrivilegeEscalationSensitiveFileModified,
         Self::DefenseEvasionSensitiveFileModified,
+        Self::DefenseEvasionSecurityAgentTampered,
     ];
 
     /// The exact GuardDuty string for this type.
@@ -315,6 +322,9 @@ impl FindingType {
             Self::DefenseEvasionSensitiveFileModified => {
                 "DefenseEvasion:Runtime/SensitiveFileModified"
             }
+            Self::DefenseEvasionSecurityAgentTampered => {
+                "DefenseEvasion:Runtime/SecurityAgentTampered"
+            }
         }
     }
 
@@ -372,6 +382,8 @@ impl FindingType {
             Self::PersistenceSensitiveFileModified => Fixed(Medium),
             Self::PrivilegeEscalationSensitiveFileModified => Fixed(Medium),
             Self::DefenseEvasionSensitiveFileModified => Fixed(Medium),
+            // Vigil's own type: an attacker blinding the sensor comes before what it hides.
+            Self::DefenseEvasionSecurityAgentTampered => Fixed(High),
         }
     }
 
@@ -389,7 +401,7 @@ impl fmt::Display for FindingType {
     }
 }
 
-/// The string is not one of the 45 finding types of the catalogue.
+/// The string is not one of the 46 finding types of the catalogue.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
     "unknown finding type {0:?} (expected a GuardDuty Runtime type such as \"Backdoor:Runtime/C&CActivity.B\")"
@@ -426,9 +438,9 @@ mod tests {
     }
 
     #[test]
-    fn catalogue_has_45_distinct_runtime_types() {
+    fn catalogue_has_46_distinct_runtime_types() {
         let names: HashSet<&str> = FindingType::ALL.iter().map(|t| t.as_str()).collect();
-        assert_eq!(names.len(), 45);
+        assert_eq!(names.len(), 46);
         assert!(names.iter().all(|n| n.contains(":Runtime/")));
     }
 

@@ -123,6 +123,14 @@ pub struct KernelOffsets {
     pub task_nvcsw: u32,
     /// `task_struct.nivcsw` (involuntary context switches)
     pub task_nivcsw: u32,
+    /// `bpf_map.id`
+    pub bpf_map_id: u32,
+    /// `bpf_prog.aux`
+    pub bpf_prog_aux: u32,
+    /// `bpf_prog_aux.id`
+    pub bpf_prog_aux_id: u32,
+    /// `bpf_link.id`
+    pub bpf_link_id: u32,
 }
 
 impl KernelOffsets {
@@ -184,6 +192,10 @@ impl KernelOffsets {
         regs_arg2: OFFSET_UNKNOWN,
         task_nvcsw: OFFSET_UNKNOWN,
         task_nivcsw: OFFSET_UNKNOWN,
+        bpf_map_id: OFFSET_UNKNOWN,
+        bpf_prog_aux: OFFSET_UNKNOWN,
+        bpf_prog_aux_id: OFFSET_UNKNOWN,
+        bpf_link_id: OFFSET_UNKNOWN,
     };
 }
 
@@ -191,8 +203,11 @@ impl KernelOffsets {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AgentConfig {
-    /// The agent's own process id: its tasks are filtered out in the kernel.
-    pub agent_tgid: u32,
+    /// The secret of the agent's identity marker: the agent calls `bpf(MARKER_BPF_CMD,
+    /// marker_nonce, 0)` once at start and the marker program records the calling process, in
+    /// the kernel's own numbering, as the agent (`AgentIdentity`). The agent's own pid is no
+    /// use for that in a pid namespace.
+    pub marker_nonce: u64,
     /// Wake the reader once this many bytes wait in the ring buffer; below it records are
     /// submitted without a wake-up and the reader picks them up on its next timed poll.
     pub wakeup_bytes: u32,
@@ -203,6 +218,8 @@ pub struct AgentConfig {
     /// this many milliseconds of its last record are counted in the kernel instead of sent
     /// (see `NetEvent::repeats`); 0 sends every one.
     pub repeat_window_ms: u32,
+    /// Explicit padding; always zero.
+    pub _pad: u32,
     /// Kernel struct offsets.
     pub offsets: KernelOffsets,
 }
@@ -210,15 +227,40 @@ pub struct AgentConfig {
 impl AgentConfig {
     /// What the object holds before user space writes the real values.
     pub const DEFAULT: Self = Self {
-        agent_tgid: 0,
+        marker_nonce: 0,
         wakeup_bytes: 0,
         bench_tgid: 0,
         repeat_window_ms: 0,
+        _pad: 0,
         offsets: KernelOffsets::UNKNOWN,
     };
 }
 
-const _: () = assert!(size_of::<AgentConfig>() == 16 + 56 * 4);
+const _: () = assert!(size_of::<AgentConfig>() == 24 + 60 * 4);
+
+/// The `bpf(2)` command number of the agent's identity marker: no real command has it, so the
+/// kernel answers `EINVAL` after the marker program has seen the call.
+pub const MARKER_BPF_CMD: u64 = 0x5649_4731;
+
+/// Who the agent is, in the kernel's (initial pid namespace's) numbering: the one entry of the
+/// `AGENT` map, written by the marker program, read by every program to filter the agent's own
+/// tasks and by the self-protection programs to see what is aimed at the agent.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AgentIdentity {
+    /// The agent's process id (thread-group id); 0 while unknown.
+    pub tgid: u32,
+    /// Its parent's process id when it started.
+    pub ppid: u32,
+    /// When the agent's process started, ns since boot.
+    pub start_time_ns: u64,
+}
+
+const _: () = assert!(size_of::<AgentIdentity>() == 16);
+
+// SAFETY: #[repr(C)] of integers without padding, every bit pattern valid.
+#[cfg(feature = "user")]
+unsafe impl aya::Pod for AgentIdentity {}
 
 // SAFETY: #[repr(C)] of u32 fields only: no padding, every bit pattern valid.
 #[cfg(feature = "user")]

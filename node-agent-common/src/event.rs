@@ -450,6 +450,25 @@ pub mod activity {
     pub const DUP_SOCKET: u16 = 17;
     /// `mmap` with `PROT_EXEC` of a file written since the agent started: `ino`/`dev`, `writer`.
     pub const LIBRARY_LOAD: u16 = 18;
+    /// `bpf(cmd, attr, size)` by another process on one of the agent's own maps, programs or
+    /// links (self-protection): `args[0]` the command, `args[1]` the object kind
+    /// ([`super::agent_object`]), `args[2]` its id. Recorded at entry; `ret` is 0.
+    pub const BPF_AGENT: u16 = 19;
+    /// A signal generated for the agent by another process (self-protection): `args[0]` the
+    /// signal, `args[1]` `si_code`, `args[2]` the target thread, `args[3]` the target process,
+    /// `args[4]` whether it was for the whole group, `args[5]` the kernel's result
+    /// (`TRACE_SIGNAL_*`: 0 delivered, 1 ignored, 2 already pending, ...).
+    pub const SIGNAL_AGENT: u16 = 20;
+}
+
+/// The kinds of the agent's own BPF objects (keys of the `AGENT_OBJECTS` map: kind << 32 | id).
+pub mod agent_object {
+    /// A map.
+    pub const MAP: u64 = 1;
+    /// A program.
+    pub const PROG: u64 = 2;
+    /// A link.
+    pub const LINK: u64 = 3;
 }
 
 /// Kernel-level activity, one record per call (emitted when the call returns).

@@ -28,6 +28,6 @@ pub mod stats;
 #[cfg(feature = "user")]
 pub mod decode;
 
-pub use config::{AgentConfig, KernelOffsets};
+pub use config::{AgentConfig, AgentIdentity, KernelOffsets};
 pub use event::*;
 pub use stats::{Hook, StatKind};

@@ -47,13 +47,17 @@ pub enum Hook {
     Dup = 18,
     /// `mmap` with `PROT_EXEC` of a written file
     LibraryLoad = 19,
+    /// `bpf(2)` by other processes on the agent's own maps, programs and links
+    BpfAgent = 20,
+    /// Signals generated for the agent by other processes
+    SignalAgent = 21,
     /// The synthetic benchmark program (attached only by the benchmark).
     Synthetic = 31,
 }
 
 impl Hook {
     /// Every production hook, in slot order (the synthetic one is attached on request only).
-    pub const ALL: [Hook; 20] = [
+    pub const ALL: [Hook; 22] = [
         Hook::Exec,
         Hook::Fork,
         Hook::Exit,
@@ -74,6 +78,8 @@ impl Hook {
         Hook::Privilege,
         Hook::Dup,
         Hook::LibraryLoad,
+        Hook::BpfAgent,
+        Hook::SignalAgent,
     ];
     /// Room in the map; hooks added later take the next numbers.
     pub const MAX: u32 = 32;
@@ -101,6 +107,8 @@ impl Hook {
             Hook::Privilege => "privilege",
             Hook::Dup => "dup",
             Hook::LibraryLoad => "library_load",
+            Hook::BpfAgent => "bpf_agent",
+            Hook::SignalAgent => "signal_agent",
             Hook::Synthetic => "synthetic",
         }
     }

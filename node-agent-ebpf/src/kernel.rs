@@ -10,10 +10,10 @@ use aya_ebpf::{
         },
     },
     macros::map,
-    maps::{PerCpuArray, RingBuf},
+    maps::{Array, PerCpuArray, RingBuf},
 };
 use node_agent_common::{
-    AgentConfig, EventHeader, TaskIdentity,
+    AgentConfig, AgentIdentity, EventHeader, TaskIdentity,
     config::OFFSET_UNKNOWN,
     stats::{Hook, STATS_SLOTS, StatKind, stat_slot},
 };
@@ -30,6 +30,12 @@ pub static EVENTS: RingBuf = RingBuf::with_byte_size(8 * 1024 * 1024, 0);
 /// Per-hook counters (see `node_agent_common::stats`).
 #[map]
 static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(STATS_SLOTS, 0);
+
+/// The agent's identity in the kernel's numbering (see `guard::agent_marker`); zero until the
+/// marker call, or, without the marker, what user space wrote (its own pid in the initial pid
+/// namespace).
+#[map]
+pub static AGENT: Array<AgentIdentity> = Array::with_max_entries(1, 0);
 
 /// Reads one field of the configuration without letting the compiler fold the default in.
 macro_rules! config {
@@ -77,10 +83,20 @@ pub fn current_tgid() -> u32 {
     (bpf_get_current_pid_tgid() >> 32) as u32
 }
 
+/// The agent's process id in the kernel's numbering, 0 while unknown.
+#[inline(always)]
+pub fn agent_tgid() -> u32 {
+    match AGENT.get(0) {
+        Some(agent) => agent.tgid,
+        None => 0,
+    }
+}
+
 /// True when the current task belongs to the agent itself.
 #[inline(always)]
 pub fn is_agent() -> bool {
-    current_tgid() == config!(agent_tgid)
+    let agent = agent_tgid();
+    agent != 0 && current_tgid() == agent
 }
 
 #[inline(always)]

@@ -15,6 +15,7 @@
 mod activity;
 mod dns;
 mod files;
+mod guard;
 mod kernel;
 mod net;
 mod process;

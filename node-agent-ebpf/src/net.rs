@@ -403,7 +403,10 @@ fn repeats_to_send(
     if let Some(seen) = REPEATS.get_ptr_mut(&key) {
         // SAFETY: a valid map value for the program's lifetime.
         let seen = unsafe { &mut *seen };
-        if now.saturating_sub(seen.sent_ns) < window_ms as u64 * 1_000_000 {
+        // A time after now was not written by this program (another process rewrote the
+        // map: `sent_ns = u64::MAX` would fold this connection forever): not trusted, the
+        // record goes out and the entry is reset below.
+        if seen.sent_ns <= now && now - seen.sent_ns < window_ms as u64 * 1_000_000 {
             // SAFETY: a valid map value; the result is unused, so this is a plain atomic add.
             unsafe {
                 core::intrinsics::atomic_xadd::<

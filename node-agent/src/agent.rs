@@ -8,6 +8,7 @@ use std::{
 };
 
 use serde::Serialize;
+use vigil_detection::FindingType;
 
 use crate::{
     detect::{
@@ -115,6 +116,21 @@ pub struct Health {
     pub events_per_second: f64,
     /// Records the kernel could not deliver (ring buffer full), all hooks.
     pub dropped: u64,
+    /// Who the agent is in the kernel, and what was aimed at it.
+    pub self_protection: SelfProtection,
+}
+
+/// The agent's self-protection: its identity in the kernel and the tampering seen.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SelfProtection {
+    /// The agent's identity, as the kernel's programs filter and watch it.
+    pub identity: Option<crate::sensor::SelfIdentity>,
+    /// `SecurityAgentTampered` occurrences since the agent started (detection on).
+    pub tampering: u64,
+    /// The latest one's description.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_tampering: Option<String>,
 }
 
 /// One hook's counters, named.
@@ -251,9 +267,28 @@ pub async fn run_with<W: Write, H: RunHooks>(
         None => None,
     };
     let mut sensor = Sensor::start(&options.sensor)?;
+    let identity = sensor.identity();
+    tracing::info!(
+        pid = identity.pid,
+        parent = identity.parent_pid,
+        own_pid = identity.own_pid,
+        source = ?identity.source,
+        "the agent's identity in the kernel"
+    );
     let detection = std::cell::RefCell::new(match detector {
-        Some((detector, d)) => Some(DetectionRunner::new(detector, d)?),
+        Some((mut detector, d)) => {
+            detector.set_agent(crate::detect::selfprotect::AgentSelf {
+                pid: identity.pid,
+                parent_pid: identity.parent_pid,
+                files: options.sensor.agent_files.clone(),
+            });
+            Some(DetectionRunner::new(detector, d)?)
+        }
         None => None,
+    });
+    let protection = std::cell::RefCell::new(SelfProtection {
+        identity: Some(identity),
+        ..SelfProtection::default()
     });
     if let Some(config) = options.response.clone() {
         let mut detection = detection.borrow_mut();
@@ -357,6 +392,14 @@ pub async fn run_with<W: Write, H: RunHooks>(
             .as_mut()
             .map(|d| d.on_event(&event, pipeline.processes()))
             .unwrap_or_default();
+        for o in &outcomes {
+            if o.finding.finding_type == FindingType::DefenseEvasionSecurityAgentTampered.as_str() {
+                let mut p = protection.borrow_mut();
+                p.tampering += 1;
+                p.last_tampering = Some(o.finding.description.clone());
+                tracing::error!(id = %o.finding.id, "the agent is being tampered with: {}", o.finding.description);
+            }
+        }
         if let Some(t) = &options.telemetry
             && outcomes.iter().any(|o| o.new)
         {
@@ -423,7 +466,9 @@ pub async fn run_with<W: Write, H: RunHooks>(
                 if let Some(d) = detection.as_mut() {
                     d.flush_if_due();
                 }
-                let current = || health(&sensor, &pipeline, seeded, started.elapsed());
+                let current = || {
+                    health(&sensor, &pipeline, seeded, started.elapsed(), &protection.borrow())
+                };
                 hooks.borrow_mut().tick(&current, detection.as_mut());
                 let now = Instant::now();
                 if let Some(t) = &options.telemetry {
@@ -476,11 +521,24 @@ pub async fn run_with<W: Write, H: RunHooks>(
             "detection summary"
         );
     }
-    Ok(health(&sensor, &pipeline, seeded, started.elapsed()))
+    let summary = health(
+        &sensor,
+        &pipeline,
+        seeded,
+        started.elapsed(),
+        &protection.borrow(),
+    );
+    Ok(summary)
 }
 
 /// The summary of a run.
-pub fn health(sensor: &Sensor, pipeline: &Pipeline, seeded: usize, elapsed: Duration) -> Health {
+pub fn health(
+    sensor: &Sensor,
+    pipeline: &Pipeline,
+    seeded: usize,
+    elapsed: Duration,
+    protection: &SelfProtection,
+) -> Health {
     let counters: Vec<HookCounterLine> = sensor
         .counters()
         .into_iter()
@@ -503,6 +561,7 @@ pub fn health(sensor: &Sensor, pipeline: &Pipeline, seeded: usize, elapsed: Dura
         } else {
             0.0
         },
+        self_protection: protection.clone(),
     }
 }
 

@@ -240,6 +240,11 @@ const FIELDS: &[FieldSpec] = &[
     field!("pt_regs.dx", "pt_regs", ["dx"], regs_arg2),
     field!("task_struct.nvcsw", "task_struct", ["nvcsw"], task_nvcsw),
     field!("task_struct.nivcsw", "task_struct", ["nivcsw"], task_nivcsw),
+    // Self-protection: the ids of the BPF objects behind another process's fds.
+    field!("bpf_map.id", "bpf_map", ["id"], bpf_map_id),
+    field!("bpf_prog.aux", "bpf_prog", ["aux"], bpf_prog_aux),
+    field!("bpf_prog_aux.id", "bpf_prog_aux", ["id"], bpf_prog_aux_id),
+    field!("bpf_link.id", "bpf_link", ["id"], bpf_link_id),
 ];
 
 /// Resolves every [`KernelOffsets`] field from the BTF file at `btf_path`.

@@ -406,7 +406,8 @@ pub struct ActivityInfo {
     /// The calling process (ids as they are after the call).
     pub process: ProcessRef,
     /// `memfdCreate`, `ptrace`, `processVmWritev`, `userfaultfd`, `initModule`, `finitModule`,
-    /// `mount`, `unshare`, `setns`, `setuid`, ..., `capset`, `dupSocket`, `libraryLoad`.
+    /// `mount`, `unshare`, `setns`, `setuid`, ..., `capset`, `dupSocket`, `libraryLoad`,
+    /// `bpfAgent`, `signalAgent`.
     pub operation: &'static str,
     /// The syscall's return.
     pub ret: i64,
@@ -455,6 +456,18 @@ pub struct ActivityInfo {
     /// libraryLoad: who wrote the mapped file.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub written_by: Option<Writer>,
+    /// signalAgent: the signal (`SIGSTOP`, `SIGTERM`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signal: Option<String>,
+    /// signalAgent: `si_code` (0 `kill`, -6 `tgkill`, -1 `sigqueue`, 128 the kernel).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signal_code: Option<i32>,
+    /// bpfAgent: the `bpf(2)` command (`BPF_MAP_UPDATE_ELEM`, `BPF_LINK_DETACH`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bpf_command: Option<String>,
+    /// bpfAgent: the agent's object it was aimed at (`map 12`, `prog 40`, `link 7`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bpf_object: Option<String>,
 }
 
 /// Every kind of event.
@@ -910,6 +923,65 @@ fn ptrace_request(request: u64) -> String {
     }
 }
 
+/// The `bpf(2)` commands the self-protection program reports, by name.
+fn bpf_command(cmd: u64) -> String {
+    match cmd {
+        2 => "BPF_MAP_UPDATE_ELEM".into(),
+        3 => "BPF_MAP_DELETE_ELEM".into(),
+        9 => "BPF_PROG_DETACH".into(),
+        21 => "BPF_MAP_LOOKUP_AND_DELETE_ELEM".into(),
+        22 => "BPF_MAP_FREEZE".into(),
+        25 => "BPF_MAP_LOOKUP_AND_DELETE_BATCH".into(),
+        26 => "BPF_MAP_UPDATE_BATCH".into(),
+        27 => "BPF_MAP_DELETE_BATCH".into(),
+        29 => "BPF_LINK_UPDATE".into(),
+        34 => "BPF_LINK_DETACH".into(),
+        other => format!("command {other}"),
+    }
+}
+
+/// A signal's name (`SIGTERM`), or its number.
+pub fn signal_name(sig: u64) -> String {
+    const NAMES: [&str; 32] = [
+        "",
+        "SIGHUP",
+        "SIGINT",
+        "SIGQUIT",
+        "SIGILL",
+        "SIGTRAP",
+        "SIGABRT",
+        "SIGBUS",
+        "SIGFPE",
+        "SIGKILL",
+        "SIGUSR1",
+        "SIGSEGV",
+        "SIGUSR2",
+        "SIGPIPE",
+        "SIGALRM",
+        "SIGTERM",
+        "SIGSTKFLT",
+        "SIGCHLD",
+        "SIGCONT",
+        "SIGSTOP",
+        "SIGTSTP",
+        "SIGTTIN",
+        "SIGTTOU",
+        "SIGURG",
+        "SIGXCPU",
+        "SIGXFSZ",
+        "SIGVTALRM",
+        "SIGPROF",
+        "SIGWINCH",
+        "SIGIO",
+        "SIGPWR",
+        "SIGSYS",
+    ];
+    match NAMES.get(sig as usize) {
+        Some(name) if !name.is_empty() => (*name).to_owned(),
+        _ => format!("signal {sig}"),
+    }
+}
+
 /// The namespaces named by `CLONE_NEW*` flags.
 pub fn namespaces(flags: u64) -> Vec<&'static str> {
     let table: [(u64, &str); 8] = [
@@ -1013,6 +1085,23 @@ pub fn activity_info(ev: &node_agent_common::ActivityEvent, clock: &Clock) -> Ac
             info.written_by = Some(writer(&ev.writer, clock));
             info.name = (ev.str1_len > 0).then(s1);
             "libraryLoad"
+        }
+        BPF_AGENT => {
+            info.bpf_command = Some(bpf_command(a[0]));
+            let kind = match a[1] {
+                node_agent_common::agent_object::MAP => "map",
+                node_agent_common::agent_object::PROG => "prog",
+                node_agent_common::agent_object::LINK => "link",
+                _ => "object",
+            };
+            info.bpf_object = Some(format!("{kind} {}", a[2]));
+            "bpfAgent"
+        }
+        SIGNAL_AGENT => {
+            info.signal = Some(signal_name(a[0]));
+            info.signal_code = Some(a[1] as i32);
+            info.target_pid = Some(a[3] as u32);
+            "signalAgent"
         }
         _ => "unknown",
     };

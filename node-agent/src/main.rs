@@ -199,7 +199,7 @@ struct SensorArgs {
     btf_path: PathBuf,
     /// Do not attach this hook (repeatable): exec, fork, exit, connect, accept, dns_socket,
     /// dns_egress, dns_ingress, file_open, file_change, memfd, ptrace, vm_write, userfaultfd,
-    /// module, mount, namespace, privilege, dup, library_load.
+    /// module, mount, namespace, privilege, dup, library_load, bpf_agent, signal_agent.
     #[arg(long = "disable-hook")]
     disabled: Vec<String>,
     /// Wake the reader once this many bytes wait in the ring buffer (0: every record).
@@ -334,6 +334,7 @@ impl SensorArgs {
             disabled: self.disabled.clone(),
             synthetic: false,
             sensitive,
+            agent_files: Vec::new(),
         })
     }
 }
@@ -450,10 +451,14 @@ fn probe(args: &SensorArgs) -> ExitCode {
 }
 
 fn run(args: &RunArgs) -> ExitCode {
-    let sensor = match args.sensor.options() {
+    let mut sensor = match args.sensor.options() {
         Ok(o) => o,
         Err(e) => return fail(e),
     };
+    let (sensitive, agent_files) =
+        std::mem::take(&mut sensor.sensitive).with_agent_files(&agent_files(args));
+    sensor.sensitive = sensitive;
+    sensor.agent_files = agent_files;
     let mut options = RunOptions {
         sensor,
         duration: args.duration,
@@ -541,6 +546,31 @@ fn run(args: &RunArgs) -> ExitCode {
         }
         Err(e) => fail(e),
     }
+}
+
+/// The agent's own binary and the configuration it reads, absolute: writes to them are
+/// tampering (docs/SENSORS.md, "Self-protection").
+fn agent_files(args: &RunArgs) -> Vec<PathBuf> {
+    let d = &args.detection;
+    let mut files: Vec<PathBuf> = std::env::current_exe().into_iter().collect();
+    files.extend(
+        [
+            Some(&args.settings),
+            d.intel_config.as_ref(),
+            d.rules_dir.as_ref(),
+            d.suppression_rules.as_ref(),
+            d.integrations.as_ref(),
+            args.sensor.sensitive_paths.as_ref(),
+            args.response.as_ref(),
+            args.cluster.kubernetes().then_some(&args.cluster.config),
+        ]
+        .into_iter()
+        .flatten()
+        .filter_map(|p| std::fs::canonicalize(p).ok()),
+    );
+    files.sort();
+    files.dedup();
+    files
 }
 
 /// The sinks: `--integrations FILE`, or in cluster mode the `integrations` of the agent

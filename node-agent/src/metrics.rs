@@ -173,6 +173,13 @@ pub fn render(snapshot: &Snapshot, now: Instant, rss_bytes: Option<u64>) -> Stri
                 "Seconds since the agent started.",
                 h.seconds,
             ),
+            (
+                "vigil_agent_tampering_total",
+                "counter",
+                "Times another process tampered with the agent (SecurityAgentTampered); the \
+                 node's coverage is AgentTampered while above 0.",
+                h.self_protection.tampering as f64,
+            ),
         ] {
             let name = family(&mut out, metric, kind, help);
             let _ = writeln!(out, "{name} {value}");
@@ -421,6 +428,10 @@ mod tests {
             seeded_processes: 0,
             events_per_second: 3.5,
             dropped: 2,
+            self_protection: crate::agent::SelfProtection {
+                tampering: 1,
+                ..Default::default()
+            },
         }
     }
 
@@ -475,6 +486,7 @@ mod tests {
             "vigil_agent_hook_active{hook=\"exec\",mechanism=\"tp_btf\"} 1",
             "vigil_agent_dropped_records_total 2",
             "vigil_agent_events_per_second 3.5",
+            "vigil_agent_tampering_total 1",
             "vigil_agent_findings_total{type=\"Execution:Runtime/ReverseShell\",severity=\"High\"} 3",
             "process_resident_memory_bytes 4096",
             "# TYPE vigil_agent_spool_depth gauge\nvigil_agent_spool_depth 7",

@@ -265,6 +265,36 @@ impl SensitivePaths {
         self
     }
 
+    /// Adds the agent's own binary and configuration (a file exactly, a directory as a prefix),
+    /// so that the file sensor reports writes to them. Returns the paths added; one too long
+    /// for the kernel's map, or not absolute, is left out with a warning.
+    pub fn with_agent_files(mut self, files: &[PathBuf]) -> (Self, Vec<PathBuf>) {
+        let mut added = Vec::new();
+        for file in files {
+            let Some(text) = file.to_str() else {
+                continue;
+            };
+            let (pattern, kind) = if file.is_dir() {
+                (format!("{}/", text.trim_end_matches('/')), Prefix)
+            } else {
+                (text.to_owned(), Exact)
+            };
+            if !pattern.starts_with('/') || pattern.len() > MAX_PATH_BYTES {
+                tracing::warn!(path = %file.display(), "the agent's file is not watched: its path is longer than the kernel's 127 bytes");
+                continue;
+            }
+            if !self.entries.iter().any(|e| e.pattern == pattern) {
+                self.entries.push(SensitivePath {
+                    pattern,
+                    kind,
+                    category: Category::DefenseEvasion,
+                });
+            }
+            added.push(file.clone());
+        }
+        (self, added)
+    }
+
     /// Checks every entry against what the kernel maps can hold.
     pub fn validate(&self) -> Result<(), SensitivePathsError> {
         for (index, e) in self.entries.iter().enumerate() {

@@ -202,6 +202,16 @@ fn node_issue(
                     .unwrap_or_else(|| "the agent could not start its sensors".into()),
             });
         }
+        // Before probes and drops: what a tampered agent reports is not to be trusted.
+        if health.tampering_total > 0 {
+            return Some(CoverageIssue::AgentTampered {
+                detail: format!(
+                    "{} tampering event(s) since the agent started, latest: {}",
+                    health.tampering_total,
+                    health.last_tampering.as_deref().unwrap_or("not described")
+                ),
+            });
+        }
         if let Some(f) = health.probe_failures.first() {
             return Some(CoverageIssue::ProbeLoadFailed {
                 probe: f.probe.clone(),
@@ -309,6 +319,8 @@ mod tests {
             sensors_running: true,
             last_error: None,
             publishing: None,
+            tampering_total: 0,
+            last_tampering: None,
         }
     }
 
@@ -376,6 +388,11 @@ mod tests {
         failed.last_error = Some("not root: the agent needs CAP_BPF and CAP_PERFMON".into());
         let mut drops = health();
         drops.dropped_events_per_second = 5.0;
+        let mut tampered = health();
+        tampered.tampering_total = 2;
+        tampered.last_tampering = Some("Process sh (pid 9) sent SIGSTOP to the agent".into());
+        let mut tampered_and_probe = probe.clone();
+        tampered_and_probe.tampering_total = 1;
         let mut pending = pod("n", "Pending");
         pending.unschedulable = Some("0/3 nodes are available: 1 Insufficient cpu.".into());
         let mut looping = pod("n", "Running");
@@ -385,6 +402,22 @@ mod tests {
         pulling.waiting = Some(("ImagePullBackOff".into(), "not found".into()));
 
         let table: Vec<Case<'_>> = vec![
+            (
+                "tampered agent",
+                &auto,
+                node("n"),
+                vec![pod("n", "Running")],
+                vec![hb("n", 5, tampered)],
+                Some("AgentTampered"),
+            ),
+            (
+                "tampering before a failed probe",
+                &auto,
+                node("n"),
+                vec![pod("n", "Running")],
+                vec![hb("n", 5, tampered_and_probe)],
+                Some("AgentTampered"),
+            ),
             (
                 "healthy",
                 &auto,

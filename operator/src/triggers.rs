@@ -414,6 +414,8 @@ mod tests {
             sensors_running: true,
             last_error: None,
             publishing: None,
+            tampering_total: 0,
+            last_tampering: None,
         }
     }
 

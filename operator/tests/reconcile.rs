@@ -466,6 +466,8 @@ fn heartbeat(node: &str, at: i64) -> Lease {
         sensors_running: true,
         last_error: None,
         publishing: None,
+        tampering_total: 0,
+        last_tampering: None,
     };
     agent_lease(
         &Renewal {

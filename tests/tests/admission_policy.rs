@@ -129,6 +129,8 @@ fn lease(node: &str, duration: i32) -> Value {
         sensors_running: true,
         last_error: None,
         publishing: None,
+        tampering_total: 0,
+        last_tampering: None,
     };
     let renewal = Renewal {
         node,

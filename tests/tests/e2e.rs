@@ -58,6 +58,8 @@ fn health() -> AgentHealth {
         sensors_running: true,
         last_error: None,
         publishing: None,
+        tampering_total: 0,
+        last_tampering: None,
     }
 }
 

@@ -202,6 +202,13 @@ const BY_TYPE: &[Entry] = &[
         PERSISTENCE,
     ),
     (
+        "DefenseEvasion:Runtime/SecurityAgentTampered",
+        "T1562",
+        "Impair Defenses",
+        Some(("T1562.001", "Disable or Modify Tools")),
+        DEFENSE_EVASION,
+    ),
+    (
         "Execution:Runtime/ReverseShell",
         "T1059",
         "Command and Scripting Interpreter",

@@ -94,6 +94,8 @@ pub fn agent_health(reported: &Reported, previous: &mut Previous) -> AgentHealth
         sensors_running: reported.sensors_running,
         last_error: reported.last_error.clone(),
         publishing: Some(reported.publishing.clone()),
+        tampering_total: 0,
+        last_tampering: None,
     };
     let Some(h) = &reported.health else {
         return health;
@@ -115,6 +117,8 @@ pub fn agent_health(reported: &Reported, previous: &mut Previous) -> AgentHealth
         health.events_per_second = records as f64 / seconds;
         health.dropped_events_per_second = dropped as f64 / seconds;
     }
+    health.tampering_total = h.self_protection.tampering;
+    health.last_tampering = h.self_protection.last_tampering.clone();
     health.dropped_events_total = h.dropped;
     health.dropped_since_last_renewal = dropped;
     *previous = Previous {
@@ -277,6 +281,7 @@ mod tests {
             seeded_processes: 0,
             events_per_second: 0.0,
             dropped,
+            self_protection: crate::agent::SelfProtection::default(),
         }
     }
 
@@ -308,6 +313,32 @@ mod tests {
         assert_eq!(second.dropped_events_total, 7);
         assert_eq!(second.publishing.unwrap().findings_over_cap, 3);
         assert!(second.sensors_running);
+    }
+
+    #[test]
+    fn tampering_reaches_the_lease() {
+        let mut h = health(10.0, 1_000, 0);
+        h.self_protection.tampering = 2;
+        h.self_protection.last_tampering = Some("Process sh (pid 9) sent SIGSTOP".into());
+        let reported = Reported {
+            health: Some(h),
+            sensors_running: true,
+            ..Reported::default()
+        };
+        let lease = agent_health(&reported, &mut Previous::default());
+        assert_eq!(lease.tampering_total, 2);
+        assert_eq!(
+            lease.last_tampering.as_deref(),
+            Some("Process sh (pid 9) sent SIGSTOP")
+        );
+        let clean = agent_health(
+            &Reported {
+                health: Some(health(10.0, 1_000, 0)),
+                ..Reported::default()
+            },
+            &mut Previous::default(),
+        );
+        assert_eq!(clean.tampering_total, 0);
     }
 
     #[test]

@@ -104,6 +104,14 @@ pub const fn needs(t: FindingType) -> Needs {
         T::PrivilegeEscalationUserfaultfdUsage => hooks(&[&[H::Userfaultfd]]),
         T::DefenseEvasionKernelModuleLoaded => hooks(&[&[H::Module]]),
         T::PrivilegeEscalationContainerMountsHostDirectory => hooks(&[&[H::Mount]]),
+        // bpf(2) on the agent's objects, signals, ptrace, or its files written.
+        T::DefenseEvasionSecurityAgentTampered => hooks(&[&[
+            H::BpfAgent,
+            H::SignalAgent,
+            H::Ptrace,
+            H::FileOpen,
+            H::FileChange,
+        ]]),
     }
 }
 

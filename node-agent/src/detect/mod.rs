@@ -25,6 +25,7 @@ pub mod redact;
 pub mod report;
 pub mod reputation;
 pub mod rules;
+pub mod selfprotect;
 mod technique;
 #[cfg(test)]
 mod tests;
@@ -242,6 +243,8 @@ pub struct Detector {
     answers: bounded::FifoMap<IpAddr, String>,
     stats: DetectorStats,
     enricher: Option<ResourceEnricher>,
+    /// The agent itself, for the self-protection checks (unknown until the sensor starts).
+    agent: Option<selfprotect::AgentSelf>,
 }
 
 /// Adds what the node knows beyond the cgroup (pod, workload, image) to a container resource;
@@ -288,12 +291,18 @@ impl Detector {
             answers: bounded::FifoMap::new(reputation::MAX_ANSWERS),
             stats: DetectorStats::default(),
             enricher: None,
+            agent: None,
         }
     }
 
     /// Sets the resource enricher (cluster mode: pod context from the API server).
     pub fn set_enricher(&mut self, enricher: ResourceEnricher) {
         self.enricher = Some(enricher);
+    }
+
+    /// Who the agent is, for the self-protection checks (`SecurityAgentTampered`).
+    pub fn set_agent(&mut self, agent: selfprotect::AgentSelf) {
+        self.agent = Some(agent);
     }
 
     /// Counters so far.
@@ -408,9 +417,14 @@ impl Detector {
             Event::File(f) => {
                 let mut found = behaviour::check_file(self, f, lookup);
                 found.extend(technique::check_file(self, f, lookup));
+                found.extend(selfprotect::check_file(self, f, lookup));
                 found
             }
-            Event::Activity(a) => behaviour::check_activity(self, a, lookup),
+            Event::Activity(a) => {
+                let mut found = behaviour::check_activity(self, a, lookup);
+                found.extend(selfprotect::check_activity(self, a, lookup));
+                found
+            }
         };
         let time = event_time(event);
         let occurrences = occurrences(event);

@@ -283,6 +283,11 @@ fn plan(hook: Hook, offsets: &KernelOffsets) -> Vec<Mechanism> {
             ("dup3_exit", "syscalls", "sys_exit_dup3"),
         ])],
         Hook::LibraryLoad => vec![TracePoints(&[("mmap_enter", "syscalls", "sys_enter_mmap")])],
+        Hook::BpfAgent => vec![TracePoints(&[("bpf_agent", "syscalls", "sys_enter_bpf")])],
+        Hook::SignalAgent => vec![BtfTracePoint {
+            program: "signal_agent",
+            tracepoint: "signal_generate",
+        }],
         Hook::Synthetic => vec![TracePoints(&[(
             "synthetic_burst",
             "syscalls",

@@ -1,6 +1,7 @@
 //! The kernel edge: loads the eBPF object, attaches each sensor to the best hook this kernel
 //! offers, and hands out the ring buffer and the counters.
 
+mod guard;
 mod hooks;
 mod host;
 pub mod reader;
@@ -18,6 +19,7 @@ use node_agent_common::{
 use serde::Serialize;
 
 use crate::{btf_offsets, sensitive::SensitivePaths};
+pub use guard::{IdentitySource, SelfIdentity};
 pub use hooks::{HookState, HookStatus};
 pub use host::cgroup2_root;
 
@@ -43,6 +45,9 @@ pub struct SensorOptions {
     pub synthetic: bool,
     /// What the file sensor reports.
     pub sensitive: SensitivePaths,
+    /// The agent's own binary and configuration, watched for writes (self-protection); they are
+    /// in `sensitive` too ([`SensitivePaths::with_agent_files`]).
+    pub agent_files: Vec<PathBuf>,
 }
 
 impl SensorOptions {
@@ -59,6 +64,7 @@ impl Default for SensorOptions {
             disabled: Vec::new(),
             synthetic: false,
             sensitive: SensitivePaths::default(),
+            agent_files: Vec::new(),
         }
     }
 }
@@ -143,6 +149,7 @@ pub struct Sensor {
     hooks: Vec<HookStatus>,
     wanted: Vec<Hook>,
     setup: HostSetup,
+    identity: SelfIdentity,
 }
 
 /// What the start-up did to and learned about the host, for the health summary.
@@ -200,8 +207,9 @@ impl Sensor {
         setup.mounted_tracefs = host::ensure_tracefs()?;
         setup.cgroup2_root = host::cgroup2_root();
 
+        let marker_nonce = guard::nonce();
         let config = AgentConfig {
-            agent_tgid: std::process::id(),
+            marker_nonce,
             wakeup_bytes: options.wakeup_bytes,
             bench_tgid: if options.synthetic {
                 std::process::id()
@@ -209,6 +217,7 @@ impl Sensor {
                 0
             },
             repeat_window_ms: options.repeat_window_ms,
+            _pad: 0,
             offsets: resolved.offsets,
         };
         let btf = aya::Btf::from_sys_fs().ok();
@@ -229,6 +238,8 @@ impl Sensor {
             })?;
 
         load_sensitive_paths(&mut ebpf, &options.sensitive)?;
+        // Before any sensor attaches: the programs filter the agent's own tasks by this.
+        let identity = guard::learn_identity(&mut ebpf, marker_nonce);
         let hooks = hooks::attach_all(
             &mut ebpf,
             btf.as_ref(),
@@ -236,6 +247,12 @@ impl Sensor {
             options,
             &config.offsets,
         );
+        match guard::register_objects(&mut ebpf) {
+            Ok(n) => tracing::debug!(objects = n, "the agent's BPF objects are watched"),
+            Err(error) => {
+                tracing::warn!(%error, "cannot list the agent's BPF objects for self-protection")
+            }
+        }
         if !hooks.iter().any(|h| h.state == HookState::Active) {
             let summary = hooks
                 .iter()
@@ -266,6 +283,7 @@ impl Sensor {
             hooks,
             wanted: hooks::wanted(options),
             setup,
+            identity,
         })
     }
 
@@ -282,6 +300,11 @@ impl Sensor {
     /// What start-up found and did.
     pub fn setup(&self) -> &HostSetup {
         &self.setup
+    }
+
+    /// Who the agent is in the kernel's numbering.
+    pub fn identity(&self) -> SelfIdentity {
+        self.identity
     }
 
     /// The finding types that cannot fire because a hook they need is not active, with the
