@@ -456,6 +456,16 @@ pub struct ActivityInfo {
     /// libraryLoad: who wrote the mapped file.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub written_by: Option<Writer>,
+    /// bpfAgent, signalAgent: what was aimed at the agent (boxed: rare, and the other
+    /// operations should not pay for its room).
+    #[serde(flatten)]
+    pub aimed_at_agent: Option<Box<AimedAtAgent>>,
+}
+
+/// What a `bpfAgent` or `signalAgent` record says was aimed at the agent.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AimedAtAgent {
     /// signalAgent: the signal (`SIGSTOP`, `SIGTERM`, ...).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub signal: Option<String>,
@@ -1087,19 +1097,25 @@ pub fn activity_info(ev: &node_agent_common::ActivityEvent, clock: &Clock) -> Ac
             "libraryLoad"
         }
         BPF_AGENT => {
-            info.bpf_command = Some(bpf_command(a[0]));
             let kind = match a[1] {
                 node_agent_common::agent_object::MAP => "map",
                 node_agent_common::agent_object::PROG => "prog",
                 node_agent_common::agent_object::LINK => "link",
                 _ => "object",
             };
-            info.bpf_object = Some(format!("{kind} {}", a[2]));
+            info.aimed_at_agent = Some(Box::new(AimedAtAgent {
+                bpf_command: Some(bpf_command(a[0])),
+                bpf_object: Some(format!("{kind} {}", a[2])),
+                ..AimedAtAgent::default()
+            }));
             "bpfAgent"
         }
         SIGNAL_AGENT => {
-            info.signal = Some(signal_name(a[0]));
-            info.signal_code = Some(a[1] as i32);
+            info.aimed_at_agent = Some(Box::new(AimedAtAgent {
+                signal: Some(signal_name(a[0])),
+                signal_code: Some(a[1] as i32),
+                ..AimedAtAgent::default()
+            }));
             info.target_pid = Some(a[3] as u32);
             "signalAgent"
         }

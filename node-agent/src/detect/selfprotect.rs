@@ -97,10 +97,11 @@ pub(crate) fn check_activity(
     if p.pid == agent.pid {
         return Vec::new();
     }
+    let aimed = a.aimed_at_agent.as_deref().cloned().unwrap_or_default();
     let tampering = match a.operation {
         "bpfAgent" => {
-            let command = a.bpf_command.clone().unwrap_or_default();
-            let object = a.bpf_object.clone().unwrap_or_default();
+            let command = aimed.bpf_command.unwrap_or_default();
+            let object = aimed.bpf_object.unwrap_or_default();
             Tampering {
                 method: "bpf",
                 title: "A process changed or detached the security agent's eBPF objects",
@@ -113,11 +114,11 @@ pub(crate) fn check_activity(
             }
         }
         "signalAgent" => {
-            let code = a.signal_code.unwrap_or(0);
+            let code = aimed.signal_code.unwrap_or(0);
             if !sent_by_a_process(code) || allowed_sender(d, agent, p, lookup) {
                 return Vec::new();
             }
-            let signal = a.signal.clone().unwrap_or_default();
+            let signal = aimed.signal.unwrap_or_default();
             Tampering {
                 method: "signal",
                 title: "A process sent a signal to the security agent",
