@@ -8,7 +8,7 @@ use vigil_crds::{
     suppression_rule::SuppressionRule,
 };
 
-use crate::query::FindingsQuery;
+use crate::{query::FindingsQuery, trust::TrustedNet};
 
 /// Why the backend could not answer.
 #[derive(Debug, thiserror::Error)]
@@ -237,6 +237,23 @@ pub struct CreatedRule {
     pub archived_now: u64,
 }
 
+/// A trusted list an address can be added to, and what adding one would do (or did).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrustTarget {
+    /// The list's name (what the form sends back).
+    pub name: String,
+    /// Where its entries live (a file, a ConfigMap key).
+    pub location: String,
+    /// Entries it holds now, when it could be read.
+    pub entries: Option<u64>,
+    /// It lists the address or block already, exactly.
+    pub already_listed: bool,
+    /// Adding creates the file, key or ConfigMap.
+    pub creates: bool,
+    /// When the agents apply a change to it.
+    pub applies: String,
+}
+
 /// Where the pages get their data. Calls may block (a database query): the server runs them on
 /// the blocking pool.
 pub trait Backend: Send + Sync + 'static {
@@ -272,4 +289,24 @@ pub trait Backend: Send + Sync + 'static {
     /// Adds the rule where the detector reads rules, and archives the active findings it
     /// matches.
     fn create_suppression(&self, rule: &SuppressionRule) -> Result<CreatedRule, BackendError>;
+
+    /// The trusted lists `net` could be added to, each with what adding it would do.
+    fn trust_targets(&self, net: &TrustedNet) -> Result<Vec<TrustTarget>, BackendError> {
+        let _ = net;
+        Ok(Vec::new())
+    }
+
+    /// Appends `net` to the trusted list named `list`, with `note` (where it came from) as a
+    /// comment above it; returns the list as it is now.
+    fn add_trusted(
+        &self,
+        list: &str,
+        net: &TrustedNet,
+        note: &str,
+    ) -> Result<TrustTarget, BackendError> {
+        let _ = (list, net, note);
+        Err(BackendError::Unavailable(
+            "this console has no trusted lists to add to".into(),
+        ))
+    }
 }

@@ -10,19 +10,22 @@
 //! requests whose `Host` is not one the console answers to are refused (DNS rebinding); the
 //! server can be read-only, with the reason shown on every page.
 
+pub mod access;
 pub mod backend;
 pub mod charts;
+pub mod memory;
 pub mod pages;
 pub mod query;
 pub mod suppress;
+pub mod trust;
 
-use std::{net::SocketAddr, sync::Arc};
+use std::{convert::Infallible, net::SocketAddr, sync::Arc};
 
 use axum::{
     Router,
     body::Bytes,
-    extract::{Path, RawQuery, Request, State},
-    http::{HeaderMap, HeaderValue, StatusCode, header},
+    extract::{FromRequestParts, Path, RawQuery, Request, State},
+    http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts},
     middleware::{self, Next},
     response::{Html, IntoResponse, Redirect, Response},
     routing::{get, post},
@@ -44,14 +47,29 @@ pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; 
 const SUMMARY_DAYS: u32 = 14;
 
 /// How the console runs.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ConsoleOptions {
-    /// `None`: actions allowed; `Some(why)`: read-only, and why (shown on every page).
+    /// `None`: actions allowed (subject to the gate); `Some(why)`: read-only for everyone, and
+    /// why (shown on every page).
     pub read_only: Option<String>,
     /// Host names (without port) the console answers to; empty: any.
     pub allowed_hosts: Vec<String>,
     /// Default price per vCPU-hour on the usage page.
     pub price_per_vcpu_hour: f64,
+    /// Decides per request who may act (a cluster's API server); `None`: everyone who reaches a
+    /// console that is not read-only.
+    pub gate: Option<Arc<dyn access::Gate>>,
+}
+
+impl std::fmt::Debug for ConsoleOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConsoleOptions")
+            .field("read_only", &self.read_only)
+            .field("allowed_hosts", &self.allowed_hosts)
+            .field("price_per_vcpu_hour", &self.price_per_vcpu_hour)
+            .field("gate", &self.gate.is_some())
+            .finish()
+    }
 }
 
 impl ConsoleOptions {
@@ -76,6 +94,7 @@ impl ConsoleOptions {
                 Vec::new()
             },
             price_per_vcpu_hour: 0.0,
+            gate: None,
         }
     }
 }
@@ -87,6 +106,31 @@ struct AppState {
     csrf: Arc<str>,
     kind: Arc<str>,
     name: Arc<str>,
+    /// This request's reason it cannot act (the console's, else the gate's), if any.
+    read_only: Option<Arc<str>>,
+    /// Whether this request carries a token (only with a gate).
+    session: pages::Session,
+}
+
+/// The state as it stands for one request: the gate's read-only reason and session worked out
+/// from its headers.
+struct Req(AppState);
+
+impl FromRequestParts<AppState> for Req {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Infallible> {
+        let mut s = state.clone();
+        if let (None, Some(gate)) = (&s.read_only, &s.options.gate) {
+            s.read_only = gate.read_only(&parts.headers).map(Into::into);
+            s.session = if access::bearer_token(&parts.headers).is_some() {
+                pages::Session::SignedIn
+            } else {
+                pages::Session::SignedOut
+            };
+        }
+        Ok(Req(s))
+    }
 }
 
 /// Why the console could not be started.
@@ -108,10 +152,12 @@ pub fn router(backend: Arc<dyn Backend>, options: ConsoleOptions) -> Result<Rout
     let (kind, name) = backend.describe();
     let state = AppState {
         backend,
+        read_only: options.read_only.as_deref().map(Into::into),
         options: Arc::new(options),
         csrf: csrf.into(),
         kind: kind.into(),
         name: name.into(),
+        session: pages::Session::None,
     };
     Ok(Router::new()
         .route("/", get(summary))
@@ -122,6 +168,9 @@ pub fn router(backend: Arc<dyn Backend>, options: ConsoleOptions) -> Result<Rout
             "/findings/{id}/suppress",
             get(suppress_form).post(suppress_create),
         )
+        .route("/findings/{id}/trust", get(trust_form).post(trust_add))
+        .route("/session", post(sign_in))
+        .route("/session/end", post(sign_out))
         .route("/coverage", get(coverage))
         .route("/usage", get(usage))
         .route("/settings", get(settings))
@@ -156,6 +205,10 @@ enum PageError {
     #[error("{0}")]
     Forbidden(String),
     #[error("{0}")]
+    Unauthenticated(String),
+    #[error("{0}")]
+    GateUnavailable(String),
+    #[error("{0}")]
     Backend(#[from] BackendError),
     #[error("the request could not be completed: {0}")]
     Join(#[from] tokio::task::JoinError),
@@ -169,6 +222,8 @@ impl PageError {
             Self::BadQuery(_) | Self::BadForm(_) => StatusCode::BAD_REQUEST,
             Self::NoFinding(_) | Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            Self::GateUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Backend(BackendError::Rejected(_)) => StatusCode::CONFLICT,
             Self::Backend(BackendError::Unavailable(_)) => StatusCode::NOT_IMPLEMENTED,
             Self::Backend(_) | Self::Join(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -197,6 +252,7 @@ impl IntoResponse for Failure {
             StatusCode::NOT_FOUND => "Not found",
             StatusCode::BAD_REQUEST => "Bad request",
             StatusCode::FORBIDDEN => "Not allowed",
+            StatusCode::UNAUTHORIZED => "Not signed in",
             StatusCode::CONFLICT => "Not done",
             _ => "Error",
         };
@@ -216,8 +272,9 @@ fn frame(state: &AppState) -> pages::Frame<'_> {
     pages::Frame {
         kind: &state.kind,
         name: &state.name,
-        read_only: state.options.read_only.as_deref(),
+        read_only: state.read_only.as_deref(),
         csrf: &state.csrf,
+        session: state.session,
     }
 }
 
@@ -313,11 +370,11 @@ async fn js() -> Response {
         .into_response()
 }
 
-async fn not_found(State(state): State<AppState>, uri: axum::http::Uri) -> Response {
+async fn not_found(Req(state): Req, uri: axum::http::Uri) -> Response {
     Failure::new(PageError::NotFound(uri.path().to_owned()), state).into_response()
 }
 
-async fn summary(State(state): State<AppState>) -> PageResult {
+async fn summary(Req(state): Req) -> PageResult {
     let now = Timestamp::now();
     let (s, nodes) = call(&state, move |b| {
         Ok((b.summary(now, SUMMARY_DAYS)?, b.coverage(now)?))
@@ -326,7 +383,7 @@ async fn summary(State(state): State<AppState>) -> PageResult {
     Ok(page(&state, "Summary", "/", pages::summary(&s, &nodes)).into_response())
 }
 
-async fn findings(State(state): State<AppState>, RawQuery(raw): RawQuery) -> PageResult {
+async fn findings(Req(state): Req, RawQuery(raw): RawQuery) -> PageResult {
     let now = Timestamp::now();
     let parsed = query::parse(raw.as_deref().unwrap_or(""), now)
         .map_err(|e| Failure::new(e.into(), state.clone()))?;
@@ -350,7 +407,7 @@ async fn load(state: &AppState, id: String) -> Result<FindingRecord, Failure> {
         .ok_or_else(|| Failure::new(PageError::NoFinding(id), state.clone()))
 }
 
-async fn finding(State(state): State<AppState>, Path(id): Path<String>) -> PageResult {
+async fn finding(Req(state): Req, Path(id): Path<String>) -> PageResult {
     let r = load(&state, id).await?;
     let raw = serde_json::to_string_pretty(&r.finding)
         .map_err(|e| Failure::new(PageError::BadForm(e.to_string()), state.clone()))?;
@@ -373,9 +430,37 @@ fn field<'a>(fields: &'a [(String, String)], key: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
-/// An action is allowed: not read-only, the CSRF token matches, and a browser's `Origin` (when
+/// An action is allowed: not read-only, the CSRF token matches, a browser's `Origin` (when
+/// sent) is this console, and the gate (if any) lets this caller do it.
+async fn authorize(
+    state: &AppState,
+    headers: &HeaderMap,
+    fields: &[(String, String)],
+    action: access::Action<'_>,
+) -> Result<(), Failure> {
+    if let Some(why) = &state.read_only {
+        return Err(Failure::new(
+            PageError::Forbidden(format!("the console is read-only: {why}")),
+            state.clone(),
+        ));
+    }
+    same_origin(state, headers, fields)?;
+    if let Some(gate) = &state.options.gate {
+        gate.check(headers, action).await.map_err(|d| {
+            let e = match d {
+                access::Denied::Unauthenticated(why) => PageError::Unauthenticated(why),
+                access::Denied::Forbidden(why) => PageError::Forbidden(why),
+                access::Denied::Unavailable(why) => PageError::GateUnavailable(why),
+            };
+            Failure::new(e, state.clone())
+        })?;
+    }
+    Ok(())
+}
+
+/// The form came from this console: the CSRF token matches and a browser's `Origin` (when
 /// sent) is this console.
-fn authorize(
+fn same_origin(
     state: &AppState,
     headers: &HeaderMap,
     fields: &[(String, String)],
@@ -386,9 +471,6 @@ fn authorize(
             state.clone(),
         ))
     };
-    if let Some(why) = &state.options.read_only {
-        return deny(&format!("the console is read-only: {why}"));
-    }
     let token = field(fields, "csrf").unwrap_or("");
     if !constant_time_eq(token.as_bytes(), state.csrf.as_bytes()) {
         return deny("the form's CSRF token is missing or stale: reload the page and try again");
@@ -410,13 +492,19 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 async fn archive(
-    State(state): State<AppState>,
+    Req(state): Req,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> PageResult {
     let fields = form_fields(&body);
-    authorize(&state, &headers, &fields)?;
+    authorize(
+        &state,
+        &headers,
+        &fields,
+        access::Action::Archive { finding: &id },
+    )
+    .await?;
     let archived = match field(&fields, "archived") {
         Some("true") => true,
         Some("false") => false,
@@ -487,7 +575,7 @@ fn rule_from(r: &FindingRecord, fields: &[(String, String)], first_visit: bool) 
 }
 
 async fn suppress_form(
-    State(state): State<AppState>,
+    Req(state): Req,
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> PageResult {
@@ -520,13 +608,13 @@ async fn suppress_form(
 }
 
 async fn suppress_create(
-    State(state): State<AppState>,
+    Req(state): Req,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> PageResult {
     let fields = form_fields(&body);
-    authorize(&state, &headers, &fields)?;
+    authorize(&state, &headers, &fields, access::Action::Suppress).await?;
     let r = load(&state, id).await?;
     let rule = rule_from(&r, &fields, false)
         .rule
@@ -539,7 +627,166 @@ async fn suppress_create(
     Ok(Redirect::to(&format!("/settings?{qs}#rule-{}", created.name)).into_response())
 }
 
-async fn coverage(State(state): State<AppState>, RawQuery(raw): RawQuery) -> PageResult {
+/// The trust form's choices: the address or block checked against the finding, the list.
+struct TrustForm {
+    remote: Option<String>,
+    net_text: String,
+    confirm_wide: bool,
+    list: Option<String>,
+    net: Result<trust::TrustedNet, String>,
+}
+
+fn trust_from(r: &FindingRecord, fields: &[(String, String)]) -> TrustForm {
+    let remote = r.finding.network.as_ref().map(|n| n.remote_ip.clone());
+    let net_text = field(fields, "net")
+        .map(str::to_owned)
+        .or_else(|| remote.clone())
+        .unwrap_or_default();
+    let confirm_wide = field(fields, "wide") == Some("yes");
+    let net = trust::validate(remote.as_deref(), Some(&net_text), confirm_wide)
+        .map_err(|e| e.to_string());
+    TrustForm {
+        remote,
+        net_text,
+        confirm_wide,
+        list: field(fields, "list").map(str::to_owned),
+        net,
+    }
+}
+
+async fn trust_form(
+    Req(state): Req,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> PageResult {
+    let r = load(&state, id).await?;
+    let fields = form_fields(raw.as_deref().unwrap_or("").as_bytes());
+    let form = trust_from(&r, &fields);
+    let targets = match &form.net {
+        Ok(net) => {
+            let net = *net;
+            call(&state, move |b| b.trust_targets(&net))
+                .await
+                .map_err(|f| f.0.0.to_string())
+        }
+        Err(why) => Err(why.clone()),
+    };
+    let body = pages::trust(
+        &r,
+        &frame(&state),
+        &pages::TrustView {
+            remote: form.remote.as_deref(),
+            net_text: &form.net_text,
+            confirm_wide: form.confirm_wide,
+            list: form.list.as_deref(),
+            net: form
+                .net
+                .as_ref()
+                .map(ToString::to_string)
+                .map_err(Clone::clone),
+            targets,
+        },
+    );
+    Ok(page(
+        &state,
+        "Add the remote address to a trusted list",
+        "/findings",
+        body,
+    )
+    .into_response())
+}
+
+async fn trust_add(
+    Req(state): Req,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> PageResult {
+    let fields = form_fields(&body);
+    let list = field(&fields, "list").unwrap_or("").to_owned();
+    if list.is_empty() {
+        return Err(Failure::new(
+            PageError::BadForm("choose the trusted list to add the address to".into()),
+            state,
+        ));
+    }
+    authorize(
+        &state,
+        &headers,
+        &fields,
+        access::Action::Trust { list: &list },
+    )
+    .await?;
+    let r = load(&state, id).await?;
+    let net = trust_from(&r, &fields)
+        .net
+        .map_err(|why| Failure::new(PageError::BadForm(why), state.clone()))?;
+    let note = format!(
+        "Added by the Vigil console on {} from finding {} ({})",
+        pages::time(&Timestamp::now()),
+        r.finding.id,
+        r.finding.finding_type
+    );
+    let wanted = list.clone();
+    let added = call(&state, move |b| b.add_trusted(&wanted, &net, &note)).await?;
+    tracing::info!(list = %added.name, location = %added.location, %net, finding = %r.finding.id, "address added to a trusted list from the console");
+    let qs = form_urlencoded::Serializer::new(String::new())
+        .append_pair("trusted", &net.to_string())
+        .append_pair("list", &added.name)
+        .finish();
+    Ok(Redirect::to(&format!("/settings?{qs}#trusted-lists")).into_response())
+}
+
+/// Signs a browser in: the token (checked with the gate) goes into an HttpOnly, SameSite=Strict
+/// cookie, so a browser behind `kubectl port-forward` can act as the token's owner.
+async fn sign_in(Req(state): Req, headers: HeaderMap, body: Bytes) -> PageResult {
+    let fields = form_fields(&body);
+    same_origin(&state, &headers, &fields)?;
+    let Some(gate) = state.options.gate.clone() else {
+        return Err(Failure::new(
+            PageError::NotFound("/session (this console has no sign-in)".into()),
+            state,
+        ));
+    };
+    let token = field(&fields, "token").unwrap_or("").trim().to_owned();
+    if !access::cookie_safe(&token) {
+        return Err(Failure::new(
+            PageError::BadForm("paste a bearer token (printable characters, at most 8 KiB)".into()),
+            state,
+        ));
+    }
+    let user = gate.who(&token).await.map_err(|d| {
+        let e = match d {
+            access::Denied::Unauthenticated(why) => PageError::Unauthenticated(why),
+            access::Denied::Forbidden(why) => PageError::Forbidden(why),
+            access::Denied::Unavailable(why) => PageError::GateUnavailable(why),
+        };
+        Failure::new(e, state.clone())
+    })?;
+    tracing::info!(%user, "signed in to the console");
+    let mut r = Redirect::to("/").into_response();
+    let cookie = format!(
+        "{}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age=28800",
+        access::TOKEN_COOKIE
+    );
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        r.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    Ok(r)
+}
+
+async fn sign_out(Req(state): Req, headers: HeaderMap, body: Bytes) -> PageResult {
+    let fields = form_fields(&body);
+    same_origin(&state, &headers, &fields)?;
+    let mut r = Redirect::to("/").into_response();
+    r.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static("vigil-token=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
+    );
+    Ok(r)
+}
+
+async fn coverage(Req(state): Req, RawQuery(raw): RawQuery) -> PageResult {
     let fields = form_fields(raw.as_deref().unwrap_or("").as_bytes());
     let only_unhealthy = match field(&fields, "status") {
         None | Some("all") => false,
@@ -564,7 +811,7 @@ async fn coverage(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Pag
     .into_response())
 }
 
-async fn usage(State(state): State<AppState>, RawQuery(raw): RawQuery) -> PageResult {
+async fn usage(Req(state): Req, RawQuery(raw): RawQuery) -> PageResult {
     let fields = form_fields(raw.as_deref().unwrap_or("").as_bytes());
     let price = match field(&fields, "price") {
         None => state.options.price_per_vcpu_hour,
@@ -586,15 +833,19 @@ async fn usage(State(state): State<AppState>, RawQuery(raw): RawQuery) -> PageRe
     Ok(page(&state, "Usage", "/usage", pages::usage(&u, price)).into_response())
 }
 
-async fn settings(State(state): State<AppState>, RawQuery(raw): RawQuery) -> PageResult {
+async fn settings(Req(state): Req, RawQuery(raw): RawQuery) -> PageResult {
     let fields = form_fields(raw.as_deref().unwrap_or("").as_bytes());
     let s = call(&state, |b| b.settings()).await?;
     let created = field(&fields, "created").filter(|n| suppress::valid_name(n));
+    let trusted = match (field(&fields, "trusted"), field(&fields, "list")) {
+        (Some(net), Some(list)) => trust::parse(net).ok().map(|n| (n, list)),
+        _ => None,
+    };
     Ok(page(
         &state,
         "Settings",
         "/settings",
-        pages::settings(&s, created),
+        pages::settings(&s, created, trusted),
     )
     .into_response())
 }

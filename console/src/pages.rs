@@ -7,7 +7,8 @@ use vigil_crds::finding::{Finding, SeverityLabel};
 
 use crate::{
     backend::{
-        CoverageStatus, FindingRecord, FindingsPage, NodeCoverage, Settings, Summary, Usage,
+        CoverageStatus, FindingRecord, FindingsPage, NodeCoverage, Settings, Summary, TrustTarget,
+        Usage,
     },
     charts,
     query::{CRITERIA, FindingsQuery, SortKey, Status, label_str},
@@ -23,6 +24,17 @@ const NAV: &[(&str, &str)] = &[
     ("/settings", "Settings"),
 ];
 
+/// Whether the caller brought a token (consoles with a gate only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Session {
+    /// No sign-in here (a host console).
+    None,
+    /// No token: the page offers to sign in.
+    SignedOut,
+    /// A token came with the request.
+    SignedIn,
+}
+
 /// What every page needs besides its body.
 pub struct Frame<'a> {
     /// `host` or `cluster`.
@@ -33,6 +45,8 @@ pub struct Frame<'a> {
     pub read_only: Option<&'a str>,
     /// The CSRF token for forms.
     pub csrf: &'a str,
+    /// Sign-in state.
+    pub session: Session,
 }
 
 /// The page around a body.
@@ -68,7 +82,26 @@ pub fn layout(frame: &Frame<'_>, title: &str, active: &str, body: Markup) -> Mar
                     span.where { (frame.kind) ": " (frame.name) }
                 }
                 @if let Some(why) = frame.read_only {
-                    p.notice role="note" { "Read-only: " (why) }
+                    p.notice role="note" id="read-only" { "Read-only: " (why) }
+                }
+                @if frame.session == Session::SignedOut {
+                    form.notice.session method="post" action="/session" id="sign-in" {
+                        input type="hidden" name="csrf" value=(frame.csrf);
+                        label for="token" { "Bearer token" }
+                        " "
+                        input id="token" name="token" type="password" autocomplete="off" required;
+                        " "
+                        button type="submit" { "Sign in" }
+                        " "
+                        span.muted { "(for example from " code { "kubectl create token NAME" } "; kept in an HttpOnly cookie for 8 hours)" }
+                    }
+                }
+                @if frame.session == Session::SignedIn {
+                    form.notice.session method="post" action="/session/end" id="sign-out" {
+                        input type="hidden" name="csrf" value=(frame.csrf);
+                        "Signed in with a token; actions are checked with the API server. "
+                        button type="submit" { "Sign out" }
+                    }
                 }
                 main id="main" tabindex="-1" {
                     h1 { (title) }
@@ -303,6 +336,10 @@ pub fn finding(r: &FindingRecord, frame: &Frame<'_>, raw_json: &str) -> Markup {
                     button type="submit" id="archive-button" { (if f.archived { "Unarchive" } else { "Archive" }) }
                 }
                 a.button href=(format!("/findings/{}/suppress", f.id)) id="suppress-link" { "Suppress findings like this" }
+                @if f.network.is_some() {
+                    " "
+                    a.button href=(format!("/findings/{}/trust", f.id)) id="trust-link" { "Add the remote address to a trusted list" }
+                }
             }
         }
         div.columns {
@@ -452,6 +489,85 @@ pub fn suppress(
     }
 }
 
+/// What the trust form shows.
+pub struct TrustView<'a> {
+    /// The finding's remote address.
+    pub remote: Option<&'a str>,
+    /// The address or block as typed.
+    pub net_text: &'a str,
+    /// "I mean the whole block" ticked.
+    pub confirm_wide: bool,
+    /// The list chosen.
+    pub list: Option<&'a str>,
+    /// The checked address or block, or why not.
+    pub net: Result<String, String>,
+    /// The lists and what adding would do to each, or why they cannot be read.
+    pub targets: Result<Vec<TrustTarget>, String>,
+}
+
+/// "Add the remote address to a trusted list": the address or block, the list, the preview.
+pub fn trust(r: &FindingRecord, frame: &Frame<'_>, v: &TrustView<'_>) -> Markup {
+    let f = &r.finding;
+    let action = format!("/findings/{}/trust", f.id);
+    html! {
+        p { "From finding " a href=(format!("/findings/{}", f.id)) { code { (f.id) } } ": " (f.title) }
+        p { "A trusted address raises no network findings (threat-list matches) from now on. The finding's remote address is "
+            code id="remote" { (v.remote.unwrap_or("unknown")) } "." }
+        form method="get" action=(action) id="trust-form" {
+            div.field {
+                label for="trust-net" { "Address or CIDR block (it must contain the remote address)" }
+                input id="trust-net" name="net" type="text" value=(v.net_text) maxlength="64" required;
+            }
+            div.check {
+                input type="checkbox" name="wide" value="yes" id="trust-wide" checked[v.confirm_wide];
+                label for="trust-wide" { "I mean the whole block, though it is wider than a /24 (IPv4) or /64 (IPv6)" }
+            }
+            @match &v.targets {
+                Ok(targets) if targets.is_empty() => p.error id="no-lists" { "No trusted lists are configured, so there is nowhere to add it." },
+                Ok(targets) => fieldset {
+                    legend { "Trusted list" }
+                    @for (i, t) in targets.iter().enumerate() {
+                        @let id = format!("list-{i}");
+                        @let chosen = v.list.map_or(i == 0, |l| l == t.name);
+                        div.check {
+                            input type="radio" name="list" value=(t.name) id=(id) checked[chosen];
+                            label for=(id) {
+                                strong { (t.name) } " — " (t.location)
+                                @if let Some(n) = t.entries { " (" (n) " entr" (if n == 1 { "y" } else { "ies" }) ")" }
+                                @if t.already_listed { " — " em.listed { "lists it already" } }
+                                @if t.creates { " — " em { "created by adding" } }
+                            }
+                        }
+                    }
+                },
+                Err(why) => p.error role="alert" { (why) },
+            }
+            button type="submit" formmethod="get" id="trust-preview-button" { "Preview" }
+            @if frame.read_only.is_none() {
+                input type="hidden" name="csrf" value=(frame.csrf);
+                button type="submit" formmethod="post" formaction=(action) id="trust-add" { "Add to the trusted list" }
+            }
+        }
+        @match (&v.net, &v.targets) {
+            (Ok(net), Ok(targets)) if !targets.is_empty() => {
+                @let chosen = targets.iter().find(|t| Some(t.name.as_str()) == v.list).or(targets.first());
+                @if let Some(t) = chosen {
+                    p.preview id="trust-preview" aria-live="polite" {
+                        @if t.already_listed {
+                            strong { (t.name) } " lists " code { (net) } " already; adding changes nothing."
+                        } @else {
+                            "Adds the line " code id="trust-line" { (net) } " to " (t.location)
+                            @if t.creates { " (created)" } ". " (t.applies)
+                        }
+                    }
+                }
+            },
+            (Err(why), _) => p.error role="alert" id="trust-preview" { (why) },
+            _ => {},
+        }
+    }
+}
+
 /// The coverage page.
 pub fn coverage(nodes: &[NodeCoverage], only_unhealthy: bool) -> Markup {
     html! {
@@ -527,10 +643,17 @@ pub fn usage(u: &Usage, price: f64) -> Markup {
 }
 
 /// The settings page.
-pub fn settings(s: &Settings, created: Option<&str>) -> Markup {
+pub fn settings(
+    s: &Settings,
+    created: Option<&str>,
+    trusted: Option<(crate::trust::TrustedNet, &str)>,
+) -> Markup {
     html! {
         @if let Some(name) = created {
             p.notice role="status" id="created" { "Suppression rule " strong { (name) } " created." }
+        }
+        @if let Some((net, list)) = trusted {
+            p.notice role="status" id="trusted" { code { (net) } " added to trusted list " strong { (list.chars().take(120).collect::<String>()) } "." }
         }
         @if !s.problems.is_empty() {
             section aria-label="Problems" {
