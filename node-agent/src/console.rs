@@ -15,8 +15,10 @@ use std::{
 use k8s_openapi::jiff::{SignedDuration, Timestamp, tz::TimeZone};
 use vigil_console::{
     Backend, BackendError, CoverageStatus, CreatedRule, DayCounts, FindingRecord, FindingsPage,
-    ListInfo, NodeCoverage, NodeUsage, RuleInfo, Settings, SeverityCounts, Summary, Usage,
+    ListInfo, NodeCoverage, NodeUsage, RuleInfo, Settings, SeverityCounts, Summary, TrustTarget,
+    Usage,
     query::{self, FindingsQuery, Status},
+    trust::{self, TrustedNet},
 };
 use vigil_crds::{
     finding::{HostDetails, SeverityLabel},
@@ -33,6 +35,10 @@ use crate::{
 const TOP: u64 = 8;
 /// Largest suppression-rules file the console reads or extends.
 const MAX_RULES_FILE: u64 = 4 << 20;
+/// Largest trusted-IP list file the console extends (a larger one is left to an editor).
+const MAX_TRUSTED_FILE: u64 = 16 << 20;
+/// When a host agent applies a changed trusted list.
+const HOST_APPLIES: &str = "The agent reads it at start and on SIGHUP (systemctl reload vigil-agent, or kill -HUP the agent).";
 
 /// The host backend.
 pub struct HostBackend {
@@ -107,10 +113,62 @@ impl HostBackend {
         Ok((rules, compiled))
     }
 
+    /// The trusted-IP lists of the intel configuration (name, file).
+    fn trusted_files(&self) -> Result<Vec<(String, PathBuf)>, BackendError> {
+        let Some(path) = &self.intel_config else {
+            return Err(BackendError::Unavailable(
+                "this console was started without --intel-config FILE, so it knows no trusted lists (the intel configuration's trusted_ips)".into(),
+            ));
+        };
+        let config = load_intel_config(path).map_err(|e| BackendError::Rejected(e.to_string()))?;
+        Ok(config
+            .trusted_ips
+            .iter()
+            .map(|l| (l.name.clone(), l.path.clone()))
+            .collect())
+    }
+
+    /// What adding `net` to the file at `path` would do.
+    fn trust_target(
+        name: &str,
+        path: &Path,
+        net: &TrustedNet,
+    ) -> Result<TrustTarget, BackendError> {
+        let (text, creates) = match read_trusted(path) {
+            Ok(t) => (t, false),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (String::new(), true),
+            Err(e) => {
+                return Err(BackendError::Rejected(format!(
+                    "trusted list {name}: {}: {e}",
+                    path.display()
+                )));
+            }
+        };
+        Ok(TrustTarget {
+            name: name.to_owned(),
+            location: path.display().to_string(),
+            entries: Some(trust::entries(&text)),
+            already_listed: trust::listed(&text, net),
+            creates,
+            applies: HOST_APPLIES.into(),
+        })
+    }
+
     /// Running agents on this host: pid and start time.
     fn agents(&self) -> Vec<(u32, Option<Timestamp>)> {
         running_agents(&self.proc_root)
     }
+}
+
+fn read_trusted(path: &Path) -> std::io::Result<String> {
+    let meta = std::fs::metadata(path)?;
+    if meta.len() > MAX_TRUSTED_FILE {
+        return Err(std::io::Error::other(format!(
+            "larger than {} MiB; edit it by hand",
+            MAX_TRUSTED_FILE >> 20
+        )));
+    }
+    std::fs::read_to_string(path)
 }
 
 fn read_bounded(path: &Path) -> std::io::Result<String> {
@@ -534,6 +592,61 @@ impl Backend for HostBackend {
             location: path.display().to_string(),
             archived_now,
         })
+    }
+
+    fn trust_targets(&self, net: &TrustedNet) -> Result<Vec<TrustTarget>, BackendError> {
+        self.trusted_files()?
+            .iter()
+            .map(|(name, path)| Self::trust_target(name, path, net))
+            .collect()
+    }
+
+    fn add_trusted(
+        &self,
+        list: &str,
+        net: &TrustedNet,
+        note: &str,
+    ) -> Result<TrustTarget, BackendError> {
+        let files = self.trusted_files()?;
+        let Some((name, path)) = files.iter().find(|(n, _)| n == list) else {
+            return Err(BackendError::Rejected(format!(
+                "no trusted list named {list:?} in the intel configuration; the lists are {}",
+                files
+                    .iter()
+                    .map(|(n, _)| n.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        };
+        let before = Self::trust_target(name, path, net)?;
+        if before.already_listed {
+            return Ok(before);
+        }
+        // Appending keeps what is there byte for byte (comments, order); a missing file is
+        // created readable by the agent only.
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| BackendError::Source {
+                action: "open the trusted list",
+                source: Box::new(e),
+            })?;
+        let current = read_trusted(path).map_err(|e| BackendError::Source {
+            action: "read the trusted list",
+            source: Box::new(e),
+        })?;
+        let whole = trust::appended(&current, net, note);
+        let tail = &whole[current.len()..];
+        file.write_all(tail.as_bytes())
+            .and_then(|()| file.sync_all())
+            .map_err(|e| BackendError::Source {
+                action: "append to the trusted list",
+                source: Box::new(e),
+            })?;
+        tracing::info!(list = %name, file = %path.display(), %net, "address added to a trusted list from the console");
+        Self::trust_target(name, path, net)
     }
 }
 

@@ -688,6 +688,156 @@ async fn settings_show_configured_lists_and_rules_with_their_match_counts() {
 }
 
 #[tokio::test]
+async fn the_remote_address_goes_into_a_trusted_list_file_after_a_preview() {
+    let dir = temp_dir("trust");
+    let store = filled_store(&dir, 0);
+    let office = dir.join("office.txt");
+    std::fs::write(&office, "# office\n198.51.100.0/24").expect("list");
+    let fresh = dir.join("fresh.txt");
+    let intel = dir.join("intel.yaml");
+    std::fs::write(
+        &intel,
+        format!(
+            "builtin: false\ntrusted_ips:\n  - name: office\n    path: {}\n  - name: fresh\n    path: {}\n",
+            office.display(),
+            fresh.display()
+        ),
+    )
+    .expect("intel");
+    let backend = HostBackend::new(store, None, Some(intel.clone()));
+    let router = vigil_console::router(
+        Arc::new(backend),
+        ConsoleOptions::for_listen_address(HOST.parse().expect("an address")),
+    )
+    .expect("router");
+    // The finding page offers it for a finding with a connection.
+    let page = get(&router, "/findings/c2aaaa01").await;
+    assert!(
+        page.body.contains("/findings/c2aaaa01/trust"),
+        "{}",
+        page.body
+    );
+    // The preview: the finding's remote address, each list, what adding would do.
+    let a = get(&router, "/findings/c2aaaa01/trust").await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert!(a.body.contains("value=\"203.0.113.7\""), "{}", a.body);
+    assert!(a.body.contains("office.txt (1 entry)"), "{}", a.body);
+    assert!(a.body.contains("fresh.txt") && a.body.contains("created by adding"));
+    assert!(
+        a.body
+            .contains("Adds the line <code id=\"trust-line\">203.0.113.7</code>"),
+        "{}",
+        a.body
+    );
+    let token = csrf(&a.body);
+    // A block wider than a /24 needs confirmation; one that misses the address is refused;
+    // neither changes the file.
+    let a = get(
+        &router,
+        "/findings/c2aaaa01/trust?net=203.0.0.0%2F16&list=office",
+    )
+    .await;
+    assert!(a.body.contains("wider than a /24"), "{}", a.body);
+    for (net, why) in [
+        ("203.0.0.0/16", "wider than a /24"),
+        ("198.51.100.7", "does not contain"),
+        ("203.0.113.7/24", "bits set past the prefix"),
+        ("evil.example", "not an IP address"),
+    ] {
+        let a = post(
+            &router,
+            "/findings/c2aaaa01/trust",
+            &[("csrf", &token), ("list", "office"), ("net", net)],
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{net}: {}", a.body);
+        assert!(a.body.contains(why), "{net}: {}", a.body);
+    }
+    // Without the CSRF token: refused.
+    let a = post(
+        &router,
+        "/findings/c2aaaa01/trust",
+        &[("list", "office"), ("net", "203.0.113.7")],
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        std::fs::read_to_string(&office).expect("list"),
+        "# office\n198.51.100.0/24"
+    );
+    // Added: the file keeps what it had, gains a comment and the address.
+    let a = post(
+        &router,
+        "/findings/c2aaaa01/trust",
+        &[("csrf", &token), ("list", "office"), ("net", "203.0.113.7")],
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
+    assert!(location(&a).starts_with("/settings?trusted=203.0.113.7&list=office"));
+    let text = std::fs::read_to_string(&office).expect("list");
+    assert!(
+        text.starts_with("# office\n198.51.100.0/24\n# Added by the Vigil console on "),
+        "{text}"
+    );
+    assert!(
+        text.ends_with("from finding c2aaaa01 (Backdoor:Runtime/C&CActivity.B)\n203.0.113.7\n"),
+        "{text}"
+    );
+    let settings = get(&router, location(&a)).await;
+    assert!(
+        settings.body.contains("id=\"trusted\""),
+        "{}",
+        settings.body
+    );
+    // Again: already listed, nothing appended.
+    let a = get(&router, "/findings/c2aaaa01/trust?list=office").await;
+    assert!(
+        a.body.contains("already; adding changes nothing"),
+        "{}",
+        a.body
+    );
+    let a = post(
+        &router,
+        "/findings/c2aaaa01/trust",
+        &[("csrf", &token), ("list", "office"), ("net", "203.0.113.7")],
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER);
+    assert_eq!(std::fs::read_to_string(&office).expect("list"), text);
+    // A block, confirmed, into a list file that does not exist yet.
+    let a = post(
+        &router,
+        "/findings/c2aaaa01/trust",
+        &[
+            ("csrf", &token),
+            ("list", "fresh"),
+            ("net", "203.0.0.0/16"),
+            ("wide", "yes"),
+        ],
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
+    assert!(
+        std::fs::read_to_string(&fresh)
+            .expect("created")
+            .ends_with("\n203.0.0.0/16\n")
+    );
+    // The detection loader reads both lists back, the address trusted.
+    let config = node_agent::detect::host::load_intel_config(&intel).expect("intel config");
+    let (intel, _) = vigil_detection::loader::load(&config).expect("the lists load");
+    assert!(intel.is_trusted_ip("203.0.113.7".parse().expect("an address")));
+    // An unknown list is named.
+    let a = post(
+        &router,
+        "/findings/c2aaaa01/trust",
+        &[("csrf", &token), ("list", "nope"), ("net", "203.0.113.7")],
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::CONFLICT);
+    assert!(a.body.contains("no trusted list named"), "{}", a.body);
+}
+
+#[tokio::test]
 async fn a_foreign_host_name_is_refused_and_a_public_listener_is_read_only() {
     let c = console("hosts", 0, false);
     let rebinding = send(
