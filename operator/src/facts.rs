@@ -140,8 +140,8 @@ impl AgentPodFacts {
     }
 }
 
-/// Drops from a watched node what [`NodeFacts`] does not read (managed fields, annotations, the
-/// spec, images, volumes, addresses, capacity), so the cache of a large cluster stays small: the
+/// Drops from a watched node what [`NodeFacts`] and the console do not read (managed fields,
+/// annotations, the spec, images, volumes, addresses, capacity but the CPUs), so the cache of a large cluster stays small: the
 /// image list alone is often most of a node object.
 pub fn slim_node(node: &mut Node) {
     node.metadata.managed_fields = None;
@@ -153,6 +153,10 @@ pub fn slim_node(node: &mut Node) {
                 .conditions
                 .map(|cs| cs.into_iter().filter(|c| c.type_ == "Ready").collect()),
             node_info: status.node_info,
+            // The console's usage page counts vCPUs.
+            capacity: status
+                .capacity
+                .map(|c| c.into_iter().filter(|(k, _)| k == "cpu").collect()),
             ..NodeStatus::default()
         });
     }

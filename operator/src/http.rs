@@ -10,15 +10,15 @@ use axum::{
     response::IntoResponse,
     routing::get,
 };
-use k8s_openapi::api::{
-    authentication::v1::{TokenReview, TokenReviewSpec},
-    authorization::v1::{NonResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec},
-};
-use kube::{Api, Client, api::PostParams};
+use kube::Client;
 
 use k8s_openapi::jiff::Timestamp;
 
-use crate::{Metrics, health::Health};
+use crate::{
+    Metrics,
+    health::Health,
+    kube_auth::{self, Access, AuthError},
+};
 
 /// Who may read `/metrics`.
 #[derive(Clone, Default)]
@@ -64,55 +64,26 @@ async fn authorize(auth: &MetricsAuth, headers: &HeaderMap) -> Result<(), (Statu
         .map(str::trim)
         .filter(|t| !t.is_empty())
         .ok_or_else(|| unauthorized("a bearer token is required"))?;
-    let unavailable = |e: kube::Error| {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("the API server could not check the token: {e}"),
-        )
+    let refused = |e: AuthError| match e {
+        AuthError::InvalidToken => unauthorized("the token is not valid"),
+        unavailable => (StatusCode::SERVICE_UNAVAILABLE, unavailable.to_string()),
     };
-    let review = TokenReview {
-        spec: TokenReviewSpec {
-            token: token.to_owned(),
-            ..TokenReviewSpec::default()
-        },
-        ..TokenReview::default()
-    };
-    let reviewed = Api::<TokenReview>::all(client.clone())
-        .create(&PostParams::default(), &review)
+    let user = kube_auth::authenticate(client, token)
         .await
-        .map_err(unavailable)?;
-    let status = reviewed.status.unwrap_or_default();
-    let user = match (status.authenticated, status.user) {
-        (Some(true), Some(user)) => user,
-        _ => return Err(unauthorized("the token is not valid")),
+        .map_err(refused)?;
+    let access = Access::Url {
+        path: "/metrics".to_owned(),
+        verb: "get".to_owned(),
     };
-    let access = SubjectAccessReview {
-        spec: SubjectAccessReviewSpec {
-            user: user.username.clone(),
-            groups: user.groups,
-            uid: user.uid,
-            extra: user.extra,
-            non_resource_attributes: Some(NonResourceAttributes {
-                path: Some("/metrics".to_owned()),
-                verb: Some("get".to_owned()),
-            }),
-            ..SubjectAccessReviewSpec::default()
-        },
-        ..SubjectAccessReview::default()
-    };
-    let decided = Api::<SubjectAccessReview>::all(client.clone())
-        .create(&PostParams::default(), &access)
+    if kube_auth::authorized(client, &user, &access)
         .await
-        .map_err(unavailable)?;
-    if decided.status.is_some_and(|s| s.allowed) {
+        .map_err(refused)?
+    {
         Ok(())
     } else {
         Err((
             StatusCode::FORBIDDEN,
-            format!(
-                "{} may not get /metrics",
-                user.username.as_deref().unwrap_or("the caller")
-            ),
+            format!("{} may not get /metrics", kube_auth::user_name(&user)),
         ))
     }
 }

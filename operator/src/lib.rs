@@ -8,12 +8,14 @@
 
 pub mod agent_objects;
 pub mod backoff;
+pub mod console;
 pub mod coverage;
 pub mod facts;
 pub mod finding_gc;
 pub mod health;
 pub mod http;
 pub mod image_policy;
+pub mod kube_auth;
 pub mod leader;
 pub mod metrics;
 pub mod node_coverage;

@@ -125,6 +125,28 @@ struct Args {
     /// first, then the lowest severity, then the longest unseen.
     #[arg(long, default_value_t = 5_000, value_parser = clap::value_parser!(u32).range(1..))]
     max_findings_per_namespace: u32,
+    /// Serve the console (docs/CONSOLE.md) on this address; off unless given. Callers act only
+    /// as far as the API server authorizes their bearer token.
+    #[arg(long)]
+    console_listen: Option<SocketAddr>,
+    /// Run the console alone: no controllers, no leader election, no /metrics; the console
+    /// watches what it reads itself (the chart's console Deployment). Needs --console-listen.
+    #[arg(long, requires = "console_listen")]
+    console_only: bool,
+    /// Host names (without port) the console answers to, against DNS rebinding; repeat or
+    /// separate with commas. `*` answers to any.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "localhost,127.0.0.1,[::1]"
+    )]
+    console_allowed_hosts: Vec<String>,
+    /// Default price per vCPU-hour on the console's usage page.
+    #[arg(long, default_value_t = 0.0)]
+    console_price_per_vcpu_hour: f64,
+    /// The cluster's name in the console's header.
+    #[arg(long, env = "VIGIL_CLUSTER_NAME", default_value = "cluster")]
+    cluster_name: String,
 }
 
 /// How often findings are collected.
@@ -303,10 +325,65 @@ fn policy_triggers(
     triggers::coalesce(policies, triggers::COALESCE_PERIOD).map(|policy| ObjectRef::new(&policy))
 }
 
+/// Serves the console over `stores` on `addr` until the process stops.
+async fn start_console(
+    args: &Args,
+    client: &Client,
+    stores: vigil_operator::console::ConsoleStores,
+) -> anyhow::Result<()> {
+    use vigil_operator::console::{ClusterBackend, KubeGate};
+    let Some(addr) = args.console_listen else {
+        return Ok(());
+    };
+    let backend = Arc::new(ClusterBackend::new(
+        client.clone(),
+        stores,
+        &args.namespace,
+        &args.cluster_name,
+    ));
+    let gate = Arc::new(KubeGate::new(client.clone(), backend.clone()));
+    let options = vigil_console::ConsoleOptions {
+        read_only: None,
+        allowed_hosts: if args.console_allowed_hosts.iter().any(|h| h == "*") {
+            Vec::new()
+        } else {
+            args.console_allowed_hosts.clone()
+        },
+        price_per_vcpu_hour: args.console_price_per_vcpu_hour,
+        gate: Some(gate),
+    };
+    let router = vigil_console::router(backend, options).context("console")?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding the console to {addr}"))?;
+    info!(%addr, "serving the console");
+    tokio::spawn(async move {
+        if let Err(error) = vigil_console::serve(listener, router, shutdown_signal()).await {
+            error!(%error, "console stopped");
+        }
+    });
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     init_logging(args.log_format);
+    if !(args.console_price_per_vcpu_hour.is_finite()
+        && (0.0..1000.0).contains(&args.console_price_per_vcpu_hour))
+    {
+        anyhow::bail!("--console-price-per-vcpu-hour: want a price from 0 to 1000");
+    }
+    if args.console_only {
+        let client = Client::try_default()
+            .await
+            .context("no Kubernetes configuration (in-cluster or KUBECONFIG)")?;
+        let (stores, watches) =
+            vigil_operator::console::ConsoleStores::watch(&client, &args.namespace);
+        start_console(&args, &client, stores).await?;
+        futures::future::select(Box::pin(watches), Box::pin(shutdown_signal())).await;
+        return Ok(());
+    }
     let agent_images = ImageAllowList::new(args.allowed_agent_images.iter().cloned())
         .context("--allowed-agent-image")?;
     info!(allowed = %agent_images, "agent images policies may run");
@@ -438,10 +515,25 @@ async fn main() -> anyhow::Result<()> {
     let rule_ctrl = Controller::new(
         Api::<DeserializeGuard<SuppressionRule>>::all(client.clone()),
         watcher::Config::default(),
+    );
+    // The console reads the controllers' caches: no second copy of the findings.
+    start_console(
+        &args,
+        &client,
+        vigil_operator::console::ConsoleStores {
+            findings: stores.findings.clone(),
+            node_coverage: stores.node_coverage.clone(),
+            rules: rule_ctrl.store(),
+            policies: stores.policies.clone(),
+            nodes: stores.nodes.clone(),
+            leases: stores.leases.clone(),
+        },
     )
-    .with_config(controller_config)
-    .reconcile_all_on(finding_changes)
-    .graceful_shutdown_on(stopped());
+    .await?;
+    let rule_ctrl = rule_ctrl
+        .with_config(controller_config)
+        .reconcile_all_on(finding_changes)
+        .graceful_shutdown_on(stopped());
 
     let reporter = Reporter {
         controller: FIELD_MANAGER.to_owned(),
