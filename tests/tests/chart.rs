@@ -566,3 +566,70 @@ fn operator_rbac_writes_no_rbac_and_covers_what_it_calls() {
         );
     }
 }
+
+#[test]
+fn the_console_deployment_is_opt_in_with_its_own_account_and_exactly_its_rights() {
+    let off = render_all(values());
+    assert!(named(&off, "Deployment", "vigil-console").is_none());
+    let mut v = values();
+    v["console"]["enabled"] = json!(true);
+    v["console"]["extraAllowedHosts"] = json!("vigil.example.com");
+    assert_eq!(schema_problems(&v), Vec::<String>::new());
+    let on = render_all(v);
+    let deployment = named(&on, "Deployment", "vigil-console").expect("the console Deployment");
+    let pod = &deployment["spec"]["template"]["spec"];
+    assert_eq!(pod["serviceAccountName"], "vigil-console");
+    let args = pod["containers"][0]["args"].as_array().unwrap();
+    for want in [
+        "--console-only",
+        "--console-listen=0.0.0.0:8765",
+        "--console-allowed-hosts=localhost,127.0.0.1,[::1],vigil-console,vigil-console.vigil-system,vigil-console.vigil-system.svc,vigil-console.vigil-system.svc.cluster.local,vigil.example.com",
+    ] {
+        assert!(args.contains(&json!(want)), "{want}: {args:?}");
+    }
+    assert!(named(&on, "ServiceAccount", "vigil-console").is_some());
+    let service = named(&on, "Service", "vigil-console").expect("the console Service");
+    assert_eq!(service["spec"]["ports"][0]["port"], 8765);
+    let cluster = grants(&named(&on, "ClusterRole", "vigil-console").unwrap()["rules"]);
+    let namespaced = grants(&named(&on, "Role", "vigil-console").unwrap()["rules"]);
+    // What the console calls (operator/src/console.rs): exactly these, nothing more.
+    let mut want_cluster = Grants::new();
+    for r in [
+        "runtimefindings",
+        "nodecoverages",
+        "runtimemonitoringpolicies",
+        "suppressionrules",
+    ] {
+        for v in ["get", "list", "watch"] {
+            want_cluster.insert(("vigil.dev".into(), r.into(), v.into()));
+        }
+    }
+    for (g, r, v) in [
+        ("", "nodes", "get"),
+        ("", "nodes", "list"),
+        ("", "nodes", "watch"),
+        ("vigil.dev", "runtimefindings", "patch"),
+        ("vigil.dev", "runtimefindings/status", "patch"),
+        ("vigil.dev", "suppressionrules", "create"),
+        ("authentication.k8s.io", "tokenreviews", "create"),
+        ("authorization.k8s.io", "subjectaccessreviews", "create"),
+    ] {
+        want_cluster.insert((g.into(), r.into(), v.into()));
+    }
+    assert_eq!(cluster, want_cluster);
+    let want_ns: Grants = [
+        ("coordination.k8s.io", "leases", "get"),
+        ("coordination.k8s.io", "leases", "list"),
+        ("coordination.k8s.io", "leases", "watch"),
+        ("", "configmaps", "get"),
+        ("", "configmaps", "create"),
+        ("", "configmaps", "update"),
+    ]
+    .into_iter()
+    .map(|(g, r, v)| (g.into(), r.into(), v.into()))
+    .collect();
+    assert_eq!(namespaced, want_ns);
+    let binding = named(&on, "ClusterRoleBinding", "vigil-console").unwrap();
+    assert_eq!(binding["subjects"][0]["name"], "vigil-console");
+    assert_eq!(binding["roleRef"]["name"], "vigil-console");
+}
