@@ -28,6 +28,8 @@ use kube::{
 use tracing::{debug, info, warn};
 use vigil_crds::finding::{PodDetails, Resource, WorkloadDetails};
 
+use crate::container::image_prefix;
+
 /// Tombstones kept at most, whatever the retention: a node that churns through short-lived pods
 /// (CronJobs, CI runners) must not grow the index without bound. The oldest go first.
 pub const MAX_TOMBSTONES: usize = 1024;
@@ -300,17 +302,6 @@ pub fn parse_status_container_id(status_id: &str) -> Option<(&str, String)> {
     let (runtime, id) = status_id.trim().split_once("://")?;
     let id = id.trim_matches('/');
     (!runtime.is_empty() && !id.is_empty()).then(|| (runtime, id.to_ascii_lowercase()))
-}
-
-/// An image reference without its tag and digest: `registry:5000/shop/web:1.2@sha256:..` ->
-/// `registry:5000/shop/web` (a colon before the last `/` is a registry port, not a tag).
-pub fn image_prefix(image: &str) -> String {
-    let without_digest = image.split_once('@').map_or(image, |(name, _)| name);
-    let name_start = without_digest.rfind('/').map_or(0, |i| i + 1);
-    match without_digest[name_start..].find(':') {
-        Some(colon) => without_digest[..name_start + colon].to_owned(),
-        None => without_digest.to_owned(),
-    }
 }
 
 /// The workload that owns a pod, from its controller owner reference (or its first owner
@@ -801,22 +792,6 @@ mod tests {
                 want,
                 "{input:?}"
             );
-        }
-    }
-
-    #[test]
-    fn image_prefix_table() {
-        let table = [
-            ("nginx", "nginx"),
-            ("nginx:1.25", "nginx"),
-            ("registry.example/shop/web:1.2", "registry.example/shop/web"),
-            ("registry:5000/app", "registry:5000/app"),
-            ("registry:5000/app:1", "registry:5000/app"),
-            ("repo/app@sha256:abcd", "repo/app"),
-            ("repo/app:1@sha256:abcd", "repo/app"),
-        ];
-        for (image, want) in table {
-            assert_eq!(image_prefix(image), want, "{image}");
         }
     }
 

@@ -39,6 +39,7 @@ fn container() -> Option<Container> {
         runtime: ContainerRuntime::Docker,
         pod_uid: None,
         cgroup: "/system.slice/docker-x.scope".into(),
+        described: None,
     })
 }
 

@@ -42,8 +42,8 @@ use sha2::{Digest as _, Sha256};
 use vigil_crds::{
     finding::{
         ContainerDetails, DnsAction, Evidence, Finding, HostDetails, LineageEntry, NetworkAction,
-        ProcessDetails, Resource, ResourceRole, RuntimeContext, SCHEMA_VERSION, SeverityLabel,
-        ThreatIntelligenceDetail,
+        PodDetails, ProcessDetails, Resource, ResourceRole, RuntimeContext, SCHEMA_VERSION,
+        SeverityLabel, ThreatIntelligenceDetail,
     },
     suppression::{CompiledRule, SuppressionAction},
 };
@@ -579,17 +579,23 @@ impl Detector {
             .collect()
     }
 
-    /// The host, and the container when the process runs in one (its name is not known on
-    /// the node: the short id stands for it until the operator adds pod context).
+    /// The host, and the container when the process runs in one: its name and image from the
+    /// runtime's state where the node could read it (else the short id stands for the name),
+    /// the pod's name and namespace from CRI annotations; the enricher (cluster mode) adds what
+    /// the API server knows.
     fn resource_for(&self, container: Option<&crate::container::Container>) -> Resource {
         let Some(c) = container else {
             return self.resource.clone();
         };
+        let described = c.described.as_deref();
+        let image = described.and_then(|d| d.image.clone());
         let details = ContainerDetails {
-            name: c.id.chars().take(12).collect(),
+            name: described
+                .and_then(|d| d.name.clone())
+                .unwrap_or_else(|| c.id.chars().take(12).collect()),
             id: c.id.clone(),
-            image: None,
-            image_prefix: None,
+            image_prefix: image.as_deref().map(crate::container::image_prefix),
+            image,
             container_runtime: Some(
                 match c.runtime {
                     Runtime::Docker => "docker",
@@ -599,15 +605,27 @@ impl Detector {
                 }
                 .to_owned(),
             ),
-            privileged: None,
+            privileged: described.and_then(|d| d.privileged),
             image_id: None,
             allow_privilege_escalation: None,
         };
+        let pod = described.and_then(|d| {
+            Some(PodDetails {
+                name: d.pod_name.clone()?,
+                namespace: d.pod_namespace.clone()?,
+                uid: c.pod_uid.clone(),
+                ..PodDetails::default()
+            })
+        });
         let mut resource = Resource {
-            display_name: Resource::display_name_for(&self.config.host, Some(&details), None),
+            display_name: Resource::display_name_for(
+                &self.config.host,
+                Some(&details),
+                pod.as_ref(),
+            ),
             host: self.config.host.clone(),
             container: Some(details),
-            pod: None,
+            pod,
         };
         if let Some(enrich) = &self.enricher {
             enrich(&mut resource, c.pod_uid.as_deref());

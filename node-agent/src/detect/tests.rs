@@ -1185,6 +1185,7 @@ fn container_processes_get_container_resources_and_their_own_findings() {
             runtime: crate::container::Runtime::Containerd,
             pod_uid: Some("0b9a4f3e-1c2d-4e5f-8a9b-0c1d2e3f4a5b".into()),
             cgroup: "/kubepods.slice/x".into(),
+            described: None,
         });
     }
     let out = d.process(&in_container, &NoLookup);
@@ -1203,6 +1204,45 @@ fn container_processes_get_container_resources_and_their_own_findings() {
         "0b9a4f3e-1c2d-4e5f-8a9b-0c1d2e3f4a5b"
     );
     assert!(host[0].finding.resource.container.is_none());
+}
+
+#[test]
+fn container_name_image_and_pod_come_from_the_runtime_state_read_on_the_node() {
+    let mut d = detector();
+    let mut in_container = exec(&["nmap", "h"]);
+    if let Event::Exec(e) = &mut in_container {
+        e.process.container = Some(crate::container::Container {
+            id: "cd".repeat(32),
+            runtime: crate::container::Runtime::Crio,
+            pod_uid: Some("0b9a4f3e-1c2d-4e5f-8a9b-0c1d2e3f4a5b".into()),
+            cgroup: "/kubepods.slice/x".into(),
+            described: Some(std::sync::Arc::new(crate::container::Described {
+                name: Some("worker".into()),
+                image: Some("quay.io/shop/worker:5@sha256:ab".into()),
+                pod_name: Some("worker-0".into()),
+                pod_namespace: Some("jobs".into()),
+                privileged: Some(false),
+            })),
+        });
+    }
+    let out = d.process(&in_container, &NoLookup);
+    let r = &out[0].finding.resource;
+    let c = r.container.as_ref().unwrap();
+    assert_eq!(c.name, "worker");
+    assert_eq!(c.image.as_deref(), Some("quay.io/shop/worker:5@sha256:ab"));
+    assert_eq!(c.image_prefix.as_deref(), Some("quay.io/shop/worker"));
+    assert_eq!(c.container_runtime.as_deref(), Some("cri-o"));
+    assert_eq!(c.privileged, Some(false));
+    let pod = r.pod.as_ref().unwrap();
+    assert_eq!(
+        (pod.name.as_str(), pod.namespace.as_str()),
+        ("worker-0", "jobs")
+    );
+    assert_eq!(
+        pod.uid.as_deref(),
+        Some("0b9a4f3e-1c2d-4e5f-8a9b-0c1d2e3f4a5b")
+    );
+    assert!(r.display_name.contains("worker"), "{}", r.display_name);
 }
 
 fn with_stdio(mut event: Event, fds: &[(u8, &'static str)]) -> Event {
