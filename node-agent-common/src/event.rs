@@ -327,7 +327,7 @@ pub mod file_op {
     pub const RENAME: u16 = 2;
     /// `link`/`linkat` (`path` existing, `path2` new).
     pub const LINK: u16 = 3;
-    /// `symlink`/`symlinkat` (`path` target, `path2` the new link).
+    /// `symlink`/`symlinkat` (`path` the new link, `path2` its target).
     pub const SYMLINK: u16 = 4;
     /// `unlink`/`unlinkat`.
     pub const UNLINK: u16 = 5;

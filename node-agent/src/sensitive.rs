@@ -178,6 +178,9 @@ const DEFAULTS: &[(&str, MatchKind, Category)] = &[
     entry(".zprofile", Name, Persist),
     entry(".zlogin", Name, Persist),
     entry("/var/log/", Prefix, Evasion),
+    // Container logs: the kubelet links and rotates them, the runtimes append to them.
+    entry("/var/log/containers/", Prefix, Evasion),
+    entry("/var/log/pods/", Prefix, Evasion),
     entry("/run/log/journal/", Prefix, Evasion),
     // Kernel settings: ASLR (by name, so a relative path from /proc/sys/kernel is seen too).
     entry("randomize_va_space", Name, Evasion),

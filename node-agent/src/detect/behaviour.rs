@@ -1010,6 +1010,11 @@ const PTRACE_INJECTION: &[&str] = &[
     "PTRACE_SETREGSET",
 ];
 
+/// A bind mount of a process's own executable mounts no host directory: runc 1.1 does it at
+/// every container start and exec (as `runc init`, in the container's cgroup) to protect its
+/// binary from being overwritten through /proc (CVE-2019-5736).
+const OWN_EXECUTABLE: &str = "/proc/self/exe";
+
 /// `MS_BIND` and `MS_REMOUNT` of mount(2).
 const MS_BIND: u64 = 0x1000;
 const MS_REMOUNT: u64 = 0x20;
@@ -1161,6 +1166,7 @@ pub(crate) fn check_activity(
                     || source.starts_with("/dev/") && !fs_type.is_empty());
             if !(bind || disk)
                 || !source.starts_with('/')
+                || source == OWN_EXECUTABLE
                 || identified(&b.container_mounters, &names)
             {
                 return Vec::new();

@@ -410,6 +410,20 @@ fn every_behavioural_type_fires_on_its_case_and_not_on_the_benign_ones() {
             &[T::PrivilegeEscalationContainerMountsHostDirectory],
         ),
         (
+            // runc 1.1 protects its binary (CVE-2019-5736) by bind-mounting /proc/self/exe
+            // read-only over a file in its state directory, as `runc init` (comm `exe`, from
+            // its re-exec of /proc/self/exe), already in the container's cgroup.
+            "runc's bind mount of its own executable at container start and exec",
+            activity("mount", |a| {
+                a.process.container = container();
+                a.process.comm = "exe".into();
+                a.source = Some("/proc/self/exe".into());
+                a.target = Some("/run/runc/6f21f966/runc.8VlunF".into());
+                a.flags = Some(0x1000);
+            }),
+            &[],
+        ),
+        (
             "tmpfs in a container",
             activity("mount", |a| {
                 a.process.container = container();
@@ -578,6 +592,68 @@ fn every_behavioural_type_fires_on_its_case_and_not_on_the_benign_ones() {
                 f.open_flags = Some("2101".into());
             }),
             &[],
+        ),
+        (
+            "the kubelet links a container's log when it starts",
+            file_event(
+                "symlink",
+                "/var/log/containers/web-0_shop_web-4f1d.log",
+                |f| {
+                    f.process.comm = "kubelet".into();
+                    f.ret = 0;
+                },
+            ),
+            &[],
+        ),
+        (
+            "the kubelet unlinks it when the container goes",
+            file_event(
+                "unlink",
+                "/var/log/containers/web-0_shop_web-4f1d.log",
+                |f| {
+                    f.process.comm = "kubelet".into();
+                    f.ret = 0;
+                },
+            ),
+            &[],
+        ),
+        (
+            "the kubelet rotates a container log",
+            file_event("rename", "/var/log/pods/shop_web-0_1a2b/web/0.log", |f| {
+                f.process.comm = "kubelet".into();
+                f.path2 = Some("/var/log/pods/shop_web-0_1a2b/web/0.log.20261205-010203".into());
+                f.resolved_path2 = f.path2.as_deref().map(PathBuf::from);
+                f.ret = 0;
+            }),
+            &[],
+        ),
+        (
+            "the runtime appends to a container log",
+            file_event(
+                "openWrite",
+                "/var/log/pods/shop_web-0_1a2b/web/0.log",
+                |f| {
+                    f.process.comm = "containerd".into();
+                    f.open_flags = Some("2101".into());
+                },
+            ),
+            &[],
+        ),
+        (
+            "another program removes a container log",
+            file_event("unlink", "/var/log/pods/shop_web-0_1a2b/web/0.log", |f| {
+                f.ret = 0
+            }),
+            &[T::DefenseEvasionSensitiveFileModified],
+        ),
+        (
+            "another program truncates one",
+            file_event(
+                "openWrite",
+                "/var/log/containers/web-0_shop_web-4f1d.log",
+                |_| {},
+            ),
+            &[T::DefenseEvasionSensitiveFileModified],
         ),
         (
             "wtmp written at an offset by sshd",
