@@ -5,3 +5,8 @@
     reason = "each test binary uses a different part of the support code"
 )]
 pub mod mock_api;
+#[allow(
+    dead_code,
+    reason = "each test binary uses a different part of the support code"
+)]
+pub mod podman;
