@@ -25,7 +25,7 @@ pub enum AuthError {
 #[derive(Debug, Clone)]
 pub enum Access {
     /// A verb on a resource (`patch` `runtimefindings` in `shop`).
-    Resource(ResourceAttributes),
+    Resource(Box<ResourceAttributes>),
     /// A verb on a non-resource URL (`get` `/metrics`).
     Url {
         /// The path.
@@ -45,14 +45,14 @@ impl Access {
         namespace: Option<&str>,
         name: Option<&str>,
     ) -> Self {
-        Self::Resource(ResourceAttributes {
+        Self::Resource(Box::new(ResourceAttributes {
             verb: Some(verb.to_owned()),
             group: Some(group.to_owned()),
             resource: Some(resource.to_owned()),
             namespace: namespace.map(str::to_owned),
             name: name.map(str::to_owned),
             ..ResourceAttributes::default()
-        })
+        }))
     }
 
     /// What a person reads: `patch runtimefindings in shop`.
@@ -109,7 +109,7 @@ pub async fn authorized(
     access: &Access,
 ) -> Result<bool, AuthError> {
     let (resource_attributes, non_resource_attributes) = match access {
-        Access::Resource(r) => (Some(r.clone()), None),
+        Access::Resource(r) => (Some(ResourceAttributes::clone(r)), None),
         Access::Url { path, verb } => (
             None,
             Some(NonResourceAttributes {
@@ -126,7 +126,6 @@ pub async fn authorized(
             extra: user.extra.clone(),
             resource_attributes,
             non_resource_attributes,
-            ..SubjectAccessReviewSpec::default()
         },
         ..SubjectAccessReview::default()
     };
