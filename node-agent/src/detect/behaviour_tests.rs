@@ -145,6 +145,8 @@ const CRIU: u32 = 5105;
 const RUNC: u32 = 5106;
 const USERADD: u32 = 5107;
 const SSHD: u32 = 5108;
+const KUBELET: u32 = 5109;
+const CONTAINERD: u32 = 5110;
 /// The writer of [`writer`]'s files.
 const LD: u32 = 77;
 
@@ -159,6 +161,8 @@ impl ProcessLookup for Known {
             RUNC => "/usr/bin/runc",
             USERADD => "/usr/sbin/useradd",
             SSHD => "/usr/sbin/sshd",
+            KUBELET => "/usr/bin/kubelet",
+            CONTAINERD => "/usr/bin/containerd",
             LD => "/usr/bin/ld",
             _ => return None,
         };
@@ -599,7 +603,7 @@ fn every_behavioural_type_fires_on_its_case_and_not_on_the_benign_ones() {
                 "symlink",
                 "/var/log/containers/web-0_shop_web-4f1d.log",
                 |f| {
-                    f.process.comm = "kubelet".into();
+                    f.process = known(KUBELET);
                     f.ret = 0;
                 },
             ),
@@ -611,7 +615,7 @@ fn every_behavioural_type_fires_on_its_case_and_not_on_the_benign_ones() {
                 "unlink",
                 "/var/log/containers/web-0_shop_web-4f1d.log",
                 |f| {
-                    f.process.comm = "kubelet".into();
+                    f.process = known(KUBELET);
                     f.ret = 0;
                 },
             ),
@@ -620,7 +624,7 @@ fn every_behavioural_type_fires_on_its_case_and_not_on_the_benign_ones() {
         (
             "the kubelet rotates a container log",
             file_event("rename", "/var/log/pods/shop_web-0_1a2b/web/0.log", |f| {
-                f.process.comm = "kubelet".into();
+                f.process = known(KUBELET);
                 f.path2 = Some("/var/log/pods/shop_web-0_1a2b/web/0.log.20261205-010203".into());
                 f.resolved_path2 = f.path2.as_deref().map(PathBuf::from);
                 f.ret = 0;
@@ -633,11 +637,23 @@ fn every_behavioural_type_fires_on_its_case_and_not_on_the_benign_ones() {
                 "openWrite",
                 "/var/log/pods/shop_web-0_1a2b/web/0.log",
                 |f| {
-                    f.process.comm = "containerd".into();
+                    f.process = known(CONTAINERD);
                     f.open_flags = Some("2101".into());
                 },
             ),
             &[],
+        ),
+        (
+            "a program that only calls itself kubelet (comm) unlinks a container's log",
+            file_event(
+                "unlink",
+                "/var/log/containers/web-0_shop_web-4f1d.log",
+                |f| {
+                    f.process.comm = "kubelet".into();
+                    f.ret = 0;
+                },
+            ),
+            &[T::DefenseEvasionSensitiveFileModified],
         ),
         (
             "another program removes a container log",
