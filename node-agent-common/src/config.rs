@@ -131,6 +131,8 @@ pub struct KernelOffsets {
     pub bpf_prog_aux_id: u32,
     /// `bpf_link.id`
     pub bpf_link_id: u32,
+    /// `fdtable.open_fds` (the bitmap of open file descriptors)
+    pub fdt_open_fds: u32,
 }
 
 impl KernelOffsets {
@@ -196,6 +198,7 @@ impl KernelOffsets {
         bpf_prog_aux: OFFSET_UNKNOWN,
         bpf_prog_aux_id: OFFSET_UNKNOWN,
         bpf_link_id: OFFSET_UNKNOWN,
+        fdt_open_fds: OFFSET_UNKNOWN,
     };
 }
 
@@ -222,6 +225,8 @@ pub struct AgentConfig {
     pub _pad: u32,
     /// Kernel struct offsets.
     pub offsets: KernelOffsets,
+    /// Explicit padding to the 8-byte alignment `marker_nonce` gives the struct; always zero.
+    pub _pad2: u32,
 }
 
 impl AgentConfig {
@@ -233,10 +238,11 @@ impl AgentConfig {
         repeat_window_ms: 0,
         _pad: 0,
         offsets: KernelOffsets::UNKNOWN,
+        _pad2: 0,
     };
 }
 
-const _: () = assert!(size_of::<AgentConfig>() == 24 + 60 * 4);
+const _: () = assert!(size_of::<AgentConfig>() == 24 + 61 * 4 + 4);
 
 /// The `bpf(2)` command number of the agent's identity marker: no real command has it, so the
 /// kernel answers `EINVAL` after the marker program has seen the call.

@@ -229,6 +229,15 @@ mod tests {
                 comm: *b"cp\0\0\0\0\0\0\0\0\0\0\0\0\0\0",
             },
             stdio: [SocketPeer::default(); 3],
+            stdio_pipes: [0, 4242],
+            fd_pipes: [
+                FdPipe {
+                    fd: 63,
+                    _pad: 0,
+                    ino: 4243,
+                },
+                FdPipe::default(),
+            ],
             ld_preload_len: 0,
             ld_library_path_len: 0,
             filename: [0; FILENAME_LEN],

@@ -3,7 +3,7 @@
 use core::mem::{offset_of, size_of};
 
 /// Version of the record layouts; bumped on any change to a struct in this module.
-pub const ABI_VERSION: u32 = 1;
+pub const ABI_VERSION: u32 = 2;
 
 /// Bytes of `comm` (the kernel's `TASK_COMM_LEN`).
 pub const COMM_LEN: usize = 16;
@@ -156,6 +156,22 @@ pub struct SocketPeer {
     pub addr: [u8; 16],
 }
 
+/// Inherited pipe file descriptors beyond the standard streams kept in an exec record.
+pub const FD_PIPES: usize = 2;
+
+/// A pipe the new program inherited on a file descriptor above 2: what process substitution
+/// (`bash <(curl ...)` runs `bash /dev/fd/63`) hands over.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FdPipe {
+    /// The file descriptor; meaningful only when `ino` is not 0.
+    pub fd: u32,
+    /// Explicit padding; always zero.
+    pub _pad: u32,
+    /// Inode number of the pipe (see [`ExecEvent::stdio_pipes`]); 0 for an unused slot.
+    pub ino: u64,
+}
+
 /// A successful exec, emitted once per exec from `sched_process_exec`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -189,6 +205,13 @@ pub struct ExecEvent {
     pub writer: WriterInfo,
     /// File descriptors 0, 1 and 2 when they are sockets (family 0 otherwise).
     pub stdio: [SocketPeer; 3],
+    /// Inode numbers of the pipes on file descriptors 0 and 1, 0 when the fd is not a pipe
+    /// (or a FIFO). Both ends of a pipe share its inode: the writer's standard output and the
+    /// reader's standard input show the same number.
+    pub stdio_pipes: [u64; 2],
+    /// Pipes on inherited file descriptors from 3 to 63, highest first, at most [`FD_PIPES`]
+    /// (the kernel looks at the three highest open ones).
+    pub fd_pipes: [FdPipe; FD_PIPES],
     /// Bytes used in `ld_preload`; 0 when `LD_PRELOAD` was not set.
     pub ld_preload_len: u32,
     /// Bytes used in `ld_library_path`; 0 when `LD_LIBRARY_PATH` was not set.
@@ -548,8 +571,10 @@ const _: () = {
     assert!(size_of::<WriterInfo>() == 32);
     assert!(size_of::<SocketPeer>() == 24);
     assert!(offset_of!(ExecEvent, writer) == 128);
-    assert!(offset_of!(ExecEvent, filename) == 240);
-    assert!(size_of::<ExecEvent>() == 240 + FILENAME_LEN + CWD_LEN + ARGV_LEN + 2 * ENV_VALUE_LEN);
+    assert!(size_of::<FdPipe>() == 16);
+    assert!(offset_of!(ExecEvent, stdio_pipes) == 232);
+    assert!(offset_of!(ExecEvent, filename) == 288);
+    assert!(size_of::<ExecEvent>() == 288 + FILENAME_LEN + CWD_LEN + ARGV_LEN + 2 * ENV_VALUE_LEN);
     assert!(offset_of!(FileEvent, path) == 152);
     assert!(size_of::<FileEvent>() == 152 + 2 * PATH_LEN + 8 + CWD_LEN);
     assert!(offset_of!(ActivityEvent, str1) == 256);

@@ -257,6 +257,7 @@ pub fn process_start_ns(task: Kptr) -> u64 {
 pub const S_IFMT: u16 = 0o170000;
 pub const S_IFREG: u16 = 0o100000;
 pub const S_IFSOCK: u16 = 0o140000;
+pub const S_IFIFO: u16 = 0o010000;
 
 /// The `struct file *` behind one of the current task's fds, 0 when there is none. The fd
 /// array holds untyped pointers, so its slot (and what hangs off the file) is read with

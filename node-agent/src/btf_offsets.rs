@@ -245,6 +245,7 @@ const FIELDS: &[FieldSpec] = &[
     field!("bpf_prog.aux", "bpf_prog", ["aux"], bpf_prog_aux),
     field!("bpf_prog_aux.id", "bpf_prog_aux", ["id"], bpf_prog_aux_id),
     field!("bpf_link.id", "bpf_link", ["id"], bpf_link_id),
+    field!("fdtable.open_fds", "fdtable", ["open_fds"], fdt_open_fds),
 ];
 
 /// Resolves every [`KernelOffsets`] field from the BTF file at `btf_path`.

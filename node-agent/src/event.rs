@@ -186,6 +186,15 @@ pub struct ExecInfo {
     /// it is closed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stdin: Option<&'static str>,
+    /// The pipe on standard input (its inode number, shared by both ends), if it is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stdin_pipe: Option<u64>,
+    /// The pipe on standard output, if it is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stdout_pipe: Option<u64>,
+    /// Pipes inherited on file descriptors above 2 (process substitution's `/dev/fd/63`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fd_pipes: Vec<FdPipe>,
     /// `LD_PRELOAD` from the environment.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ld_preload: Option<String>,
@@ -210,6 +219,16 @@ pub struct Writer {
     pub comm: String,
     /// When it opened the file for writing.
     pub time: String,
+}
+
+/// A pipe on an inherited file descriptor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FdPipe {
+    /// The file descriptor.
+    pub fd: u32,
+    /// The pipe's inode number.
+    pub pipe: u64,
 }
 
 /// A standard stream that is a socket.
@@ -615,6 +634,17 @@ pub fn exec_info(ev: &node_agent_common::ExecEvent, clock: &Clock) -> ExecInfo {
             .map(|(fd, peer)| stdio_socket(fd as u8, peer))
             .collect(),
         stdin: stream_kind(ev.stdio_types as u8),
+        stdin_pipe: (ev.stdio_pipes[0] != 0).then_some(ev.stdio_pipes[0]),
+        stdout_pipe: (ev.stdio_pipes[1] != 0).then_some(ev.stdio_pipes[1]),
+        fd_pipes: ev
+            .fd_pipes
+            .iter()
+            .filter(|p| p.ino != 0)
+            .map(|p| FdPipe {
+                fd: p.fd,
+                pipe: p.ino,
+            })
+            .collect(),
         ld_preload: env_value(&ev.ld_preload, ev.ld_preload_len),
         ld_library_path: env_value(&ev.ld_library_path, ev.ld_library_path_len),
         env_truncated: ev.flags & exec_flags::ENV_TRUNCATED != 0,

@@ -916,3 +916,170 @@ fn a_crontab_installed_from_a_file_or_standard_input() {
     let pid = run(Command::new("crontab").args(["-u", "nobody", "-r"]));
     assert!(detect(pid).is_empty(), "crontab -r");
 }
+
+/// A tiny HTTP server on 127.0.0.1 for the download tests: `GET /x.sh` answers a shell script,
+/// anything else a JSON document. Runs until the test binary ends.
+fn http_server() -> String {
+    use std::{
+        io::{BufRead as _, BufReader},
+        net::TcpListener,
+    };
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
+    let addr = listener.local_addr().expect("local address");
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut request = String::new();
+            let mut reader = BufReader::new(&stream);
+            let _ = reader.read_line(&mut request);
+            // The rest of the head, up to the empty line.
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                line.clear();
+            }
+            let body: &[u8] = if request.contains("/x.sh") {
+                b"true\n"
+            } else {
+                b"{\"version\": 1}\n"
+            };
+            let _ = write!(
+                stream,
+                "HTTP/1.0 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(body);
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[test]
+fn scripts_that_pipe_downloaded_or_decoded_code_into_a_shell() {
+    if !privileged("scripts_that_pipe_downloaded_or_decoded_code_into_a_shell") {
+        return;
+    }
+    let url = http_server();
+    let dir = Scratch::new("pipes");
+    // `true` in base64.
+    let payload = dir.path("payload.b64");
+    std::fs::write(&payload, "dHJ1ZQo=\n").expect("payload");
+    // Each line form as a script file run by bash: no single argv holds the pipe.
+    let script = |name: &str, body: &str| {
+        let path = dir.path(name);
+        std::fs::write(&path, format!("#!/bin/bash\n{body}\n")).expect("script");
+        run(Command::new("/bin/bash").arg(&path).current_dir(&dir.0))
+    };
+    let raised = |name: &str, body: &str, rule_id: &str, writer: &str, via: &str| {
+        let found = detect(script(name, body));
+        let f = of(&found, rule_id);
+        assert_eq!(f.len(), 1, "{body}: {:?}", kinds(&found));
+        assert_eq!(
+            f[0].finding_type, "Execution:Runtime/SuspiciousCommand",
+            "{body}"
+        );
+        assert_eq!(f[0].severity_label, SeverityLabel::High, "{body}");
+        let a = &f[0].context.additional;
+        assert_eq!(a["pipeWriter"], writer, "{body}");
+        assert_eq!(a["programReadFrom"], via, "{body}");
+    };
+    let download = "behaviour-download-pipe-exec";
+    let decode = "behaviour-decode-pipe-exec";
+    let stdin = "standard input";
+    raised(
+        "curl.sh",
+        &format!("curl -s {url}/x.sh | bash"),
+        download,
+        "/usr/bin/curl",
+        stdin,
+    );
+    raised(
+        "wget.sh",
+        &format!("wget -qO- {url}/x.sh | sh"),
+        download,
+        "/usr/bin/wget",
+        stdin,
+    );
+    raised(
+        "filter.sh",
+        &format!("curl -s {url}/x.sh | cat | sh"),
+        download,
+        "/usr/bin/curl",
+        stdin,
+    );
+    raised(
+        "b64-file.sh",
+        &format!("base64 -d {payload} | sh"),
+        decode,
+        "/usr/bin/base64",
+        stdin,
+    );
+    raised(
+        "b64-echo.sh",
+        "echo dHJ1ZQo= | base64 -d | bash",
+        decode,
+        "/usr/bin/base64",
+        stdin,
+    );
+    raised(
+        "b64-herestring.sh",
+        "base64 -d <<<dHJ1ZQo= | sh",
+        decode,
+        "/usr/bin/base64",
+        stdin,
+    );
+    raised(
+        "sh-procsubst.sh",
+        &format!("sh <(curl -s {url}/x.sh)"),
+        download,
+        "/usr/bin/curl",
+        "/dev/fd/63",
+    );
+    raised(
+        "procsubst.sh",
+        &format!("bash <(curl -s {url}/x.sh)"),
+        download,
+        "/usr/bin/curl",
+        "/dev/fd/63",
+    );
+
+    // Benign: downloads and decodes that nothing runs, pipes into shells that run a command
+    // string, a local script fed to bash, a builtin's output run by bash, plain pipelines.
+    let local = dir.path("local.sh");
+    std::fs::write(&local, "true\n").expect("local script");
+    let quiet = |name: &str, body: &str| {
+        let found = detect(script(name, body));
+        assert!(
+            of(&found, download).is_empty() && of(&found, decode).is_empty(),
+            "{body}: {:?}",
+            kinds(&found)
+        );
+        assert!(
+            found.iter().all(|f| f.severity_label == SeverityLabel::Low),
+            "{body}: nothing at Medium or above: {:?}",
+            kinds(&found)
+        );
+    };
+    quiet("jq.sh", &format!("curl -s {url}/v.json | jq .version"));
+    quiet("grep.sh", &format!("curl -s {url}/x.sh | grep -c true"));
+    quiet(
+        "fetch-only.sh",
+        &format!("curl -s -o {} {url}/x.sh", dir.path("fetched.sh")),
+    );
+    quiet(
+        "decode-only.sh",
+        &format!("base64 -d {payload} > {}", dir.path("decoded")),
+    );
+    quiet("sh-c.sh", "echo hi | sh -c 'cat'");
+    quiet(
+        "pkg.sh",
+        &format!(
+            "dpkg-query -W -f '${{Package}}\\n' bash coreutils | sort | head -1 | sh -c 'cat'\n\
+             curl -s {url}/v.json | tee {} | sha256sum",
+            dir.path("index.json")
+        ),
+    );
+    quiet("echo.sh", "echo true | bash");
+    quiet("plain-pipes.sh", "ls / | sort | head -3 | cat");
+    quiet("redirect.sh", &format!("bash < {local}"));
+    quiet("cat-local.sh", &format!("cat {local} | bash"));
+}

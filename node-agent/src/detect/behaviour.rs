@@ -73,6 +73,44 @@ pub(crate) struct BehaviourSpec {
     world_writable_exec_dirs: Vec<String>,
     #[serde(default)]
     system_library_dirs: Vec<String>,
+    #[serde(default)]
+    downloaders: Vec<String>,
+    #[serde(default)]
+    decoders: Vec<Decoder>,
+    #[serde(default)]
+    pipe_filters: Vec<String>,
+}
+
+/// A program that turns encoded text back into what it encodes, and the arguments that make it
+/// decode (`base64 -d`, `openssl enc -d`, `xxd -r`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Decoder {
+    /// Executable name (version suffix dropped, as for `shells`).
+    pub program: String,
+    /// Arguments that mean "decode" exactly as written (`-d`, `--decode`, `-revert`).
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// Single-letter flags that mean "decode" inside a cluster of short flags (`-di`).
+    #[serde(default)]
+    pub letters: Vec<char>,
+}
+
+impl Decoder {
+    /// Whether this argument vector makes the program decode: one of `args`, or a cluster of
+    /// short flags holding one of `letters`; always, when neither is listed (`uudecode`).
+    pub fn decodes(&self, argv: &[String]) -> bool {
+        if self.args.is_empty() && self.letters.is_empty() {
+            return true;
+        }
+        argv.iter().skip(1).any(|a| {
+            self.args.iter().any(|x| x == a)
+                || (a.starts_with('-')
+                    && !a.starts_with("--")
+                    && a[1..].chars().all(|c| c.is_ascii_alphanumeric())
+                    && a[1..].chars().any(|c| self.letters.contains(&c)))
+        })
+    }
 }
 
 /// What NewBinaryExecuted and NewLibraryLoaded raise for a file written on the host (not in a
@@ -232,6 +270,14 @@ pub struct Behaviour {
     pub world_writable_exec_dirs: Vec<String>,
     /// Library directories an `LD_PRELOAD` may name without a finding (prefixes).
     pub system_library_dirs: Vec<String>,
+    /// Programs that fetch from the network, by executable name: what they write into a pipe a
+    /// shell reads, or into a file that is then run, is downloaded code.
+    pub downloaders: Vec<String>,
+    /// Programs that decode, with the arguments that make them.
+    pub decoders: Vec<Decoder>,
+    /// Programs a stream passes through (copied, decompressed, edited), by executable name: the
+    /// origin of what they write is the origin of what they read.
+    pub pipe_filters: Vec<String>,
 }
 
 impl Behaviour {
@@ -337,6 +383,8 @@ impl Behaviour {
             ("interpreters", &spec.interpreters),
             ("shellParents", &spec.shell_parents),
             ("shellWrappers", &spec.shell_wrappers),
+            ("downloaders", &spec.downloaders),
+            ("pipeFilters", &spec.pipe_filters),
         ];
         for (field, list) in names {
             for (i, n) in list.iter().enumerate() {
@@ -346,6 +394,14 @@ impl Behaviour {
                         "must be a name without '/'",
                     ));
                 }
+            }
+        }
+        for (i, d) in spec.decoders.iter().enumerate() {
+            if d.program.is_empty() || d.program.contains('/') {
+                return Err(invalid(
+                    format!("behaviour.decoders[{i}].program"),
+                    "must be a name without '/'",
+                ));
             }
         }
         let mut locations = Vec::new();
@@ -425,6 +481,9 @@ impl Behaviour {
         self.world_writable_exec_dirs
             .extend(spec.world_writable_exec_dirs);
         self.system_library_dirs.extend(spec.system_library_dirs);
+        self.downloaders.extend(spec.downloaders);
+        self.decoders.extend(spec.decoders);
+        self.pipe_filters.extend(spec.pipe_filters);
         for e in spec.sensitive_files.exempt {
             match self
                 .sensitive_exempt

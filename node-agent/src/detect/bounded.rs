@@ -92,6 +92,19 @@ impl<K: Hash + Eq + Clone, V> FifoMap<K, V> {
         None
     }
 
+    /// The value of `key`, a default one inserted (evicting the oldest in a full map) when
+    /// missing.
+    pub(crate) fn get_or_default(&mut self, key: K) -> &mut V
+    where
+        V: Default,
+    {
+        if !self.map.contains_key(&key) {
+            self.insert(key.clone(), V::default());
+        }
+        // Present after the insert (the capacity is at least one).
+        self.map.entry(key).or_default()
+    }
+
     /// Inserts or replaces; a new key in a full map first evicts the oldest. Returns what was
     /// evicted, if anything, so the caller can account for it.
     pub(crate) fn insert(&mut self, key: K, value: V) -> Option<(K, V)> {

@@ -8,6 +8,8 @@
 //! - execs and file operations for technique classes shown by behaviour: persistence writes,
 //!   defence evasion, execution from writable directories, shells started by interpreters
 //!   (`technique`),
+//! - execs for shells and interpreters reading their program from a pipe that a downloader or a
+//!   decoder writes (`pipes`),
 //!
 //! then aggregates (same type, resource and key context: one finding whose `count` and
 //! `eventLastSeen` grow), redacts secrets from command lines ([`redact`]) and applies suppression
@@ -21,6 +23,9 @@ mod bounded;
 pub mod coverage;
 pub mod exec;
 pub mod host;
+mod pipes;
+#[cfg(test)]
+mod pipes_tests;
 pub mod redact;
 pub mod report;
 pub mod reputation;
@@ -241,6 +246,8 @@ pub struct Detector {
     dns: reputation::DnsMemory,
     /// Which name each address was an answer for, newest [`reputation::MAX_ANSWERS`].
     answers: bounded::FifoMap<IpAddr, String>,
+    /// Pipes seen at execs: who reads and who writes each.
+    pipes: pipes::PipeTable,
     stats: DetectorStats,
     enricher: Option<ResourceEnricher>,
     /// The agent itself, for the self-protection checks (unknown until the sensor starts).
@@ -289,6 +296,7 @@ impl Detector {
             aggregate_order: VecDeque::new(),
             dns: reputation::DnsMemory::default(),
             answers: bounded::FifoMap::new(reputation::MAX_ANSWERS),
+            pipes: pipes::PipeTable::default(),
             stats: DetectorStats::default(),
             enricher: None,
             agent: None,
@@ -322,6 +330,12 @@ impl Detector {
     /// Entries the DNS tables dropped to stay within their bounds.
     pub fn dns_evicted(&self) -> u64 {
         self.dns.evicted() + self.answers.evicted()
+    }
+
+    /// Pipes the download- and decode-and-execute check holds (at most 4,096), and how many it
+    /// dropped to stay within that bound.
+    pub fn pipes_tracked(&self) -> (usize, u64) {
+        (self.pipes.len(), self.pipes.evicted())
     }
 
     /// The exec rules in use.
@@ -377,6 +391,9 @@ impl Detector {
                 let mut found = exec::check(self, e, lookup);
                 found.extend(behaviour::check_exec(self, e, lookup));
                 found.extend(technique::check_exec(self, e, lookup));
+                let mut table = std::mem::take(&mut self.pipes);
+                found.extend(pipes::check_exec(self, &mut table, e, lookup));
+                self.pipes = table;
                 found
             }
             Event::Fork(f) => {

@@ -83,14 +83,14 @@ impl Actor {
 
 /// A program name without its version (`python3.11`, `perl5.36`, `php8.2`: `python`, `perl`,
 /// `php`), so one list entry covers every installed version.
-fn program_name(basename: &str) -> String {
+pub(super) fn program_name(basename: &str) -> String {
     basename
         .trim_end_matches(|c: char| c.is_ascii_digit() || c == '.')
         .to_owned()
 }
 
 /// Whether a program name (see [`program_name`]) is on a list of names.
-fn listed(list: &[String], name: &str) -> bool {
+pub(super) fn listed(list: &[String], name: &str) -> bool {
     list.iter().any(|n| program_name(n) == name)
 }
 
@@ -149,15 +149,15 @@ pub(super) fn actor(d: &Detector, p: &ProcessRef, lookup: &dyn ProcessLookup) ->
 
 /// What a check raises: the type, the check's id (`additional.ruleId`), its ATT&CK techniques
 /// and its score (the type's default when `None`).
-struct Raises {
-    finding_type: FindingType,
-    rule: &'static str,
-    mitre: &'static str,
-    severity: Option<f64>,
+pub(super) struct Raises {
+    pub(super) finding_type: FindingType,
+    pub(super) rule: &'static str,
+    pub(super) mitre: &'static str,
+    pub(super) severity: Option<f64>,
 }
 
 /// A finding of these checks: `ruleId`, `ruleOrigin` and `mitreTechniques` as exec rules have.
-fn technique(
+pub(super) fn technique(
     d: &Detector,
     p: &ProcessRef,
     lookup: &dyn ProcessLookup,
@@ -176,7 +176,12 @@ fn technique(
     c
 }
 
-fn draft(title: &'static str, description: String, key: String, context: RuntimeContext) -> Draft {
+pub(super) fn draft(
+    title: &'static str,
+    description: String,
+    key: String,
+    context: RuntimeContext,
+) -> Draft {
     Draft {
         // Set by `technique` from its `Raises`.
         finding_type: FindingType::ExecutionSuspiciousCommand,
@@ -306,6 +311,69 @@ fn collapse_runs(argv: &[String]) -> Vec<String> {
 /// option or an option's value. `None` when it runs a command string (`-c`, `-e`, `-m`, ...) or
 /// reads standard input.
 fn script_operand<'a>(b: &Behaviour, name: &str, argv: &'a [String]) -> Option<&'a str> {
+    match operand(b, name, argv) {
+        Operand::Script(s) => Some(s),
+        Operand::Runs(_) | Operand::Nothing => None,
+    }
+}
+
+/// What a shell's or interpreter's arguments say it runs.
+enum Operand<'a> {
+    /// This file.
+    Script(&'a str),
+    /// What this option says (`-c`, `-e`, `-m`, `-s`, `-`, or a cluster holding one).
+    Runs(&'a str),
+    /// Nothing named: standard input.
+    Nothing,
+}
+
+/// Where a shell or interpreter takes the program it runs from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum ProgramInput<'a> {
+    /// Standard input: no operand, `-s`, `-`, `/dev/stdin`.
+    Stdin,
+    /// An inherited file descriptor its operand names (`/dev/fd/63`, `/proc/self/fd/63`).
+    Fd(u32),
+    /// A script file.
+    Script(&'a str),
+    /// A command string or a module (`-c`, `-e`, `-m`).
+    Command,
+}
+
+/// Where the program a shell or interpreter runs comes from, from its arguments.
+pub(super) fn program_input<'a>(b: &Behaviour, name: &str, argv: &'a [String]) -> ProgramInput<'a> {
+    match operand(b, name, argv) {
+        Operand::Script(s) => match fd_operand(s) {
+            Some(0) => ProgramInput::Stdin,
+            Some(fd) => ProgramInput::Fd(fd),
+            None if s == "-" => ProgramInput::Stdin,
+            None => ProgramInput::Script(s),
+        },
+        Operand::Runs(flag) => {
+            let shell = listed(&b.shells, name);
+            let short = flag.starts_with('-') && !flag.starts_with("--");
+            if flag == "-" || (shell && short && flag.contains('s') && !flag.contains('c')) {
+                ProgramInput::Stdin
+            } else {
+                ProgramInput::Command
+            }
+        }
+        Operand::Nothing => ProgramInput::Stdin,
+    }
+}
+
+/// The file descriptor a path names through `/dev/fd`, `/proc/self/fd` or `/dev/stdin`.
+fn fd_operand(path: &str) -> Option<u32> {
+    if path == "/dev/stdin" {
+        return Some(0);
+    }
+    ["/dev/fd/", "/proc/self/fd/", "/proc/thread-self/fd/"]
+        .iter()
+        .find_map(|p| path.strip_prefix(p))
+        .and_then(|n| n.parse().ok())
+}
+
+fn operand<'a>(b: &Behaviour, name: &str, argv: &'a [String]) -> Operand<'a> {
     let shell = listed(&b.shells, name);
     // Options that take the next argument as their value, and options after which the program
     // runs something other than a file.
@@ -328,10 +396,12 @@ fn script_operand<'a>(b: &Behaviour, name: &str, argv: &'a [String]) -> Option<&
     let mut args = argv.iter().skip(1);
     while let Some(a) = args.next() {
         if a == "--" {
-            return args.next().map(String::as_str);
+            return args
+                .next()
+                .map_or(Operand::Nothing, |s| Operand::Script(s.as_str()));
         }
         if runs_other.contains(&a.as_str()) {
-            return None;
+            return Operand::Runs(a.as_str());
         }
         if with_value.contains(&a.as_str()) {
             args.next();
@@ -347,13 +417,13 @@ fn script_operand<'a>(b: &Behaviour, name: &str, argv: &'a [String]) -> Option<&
                     .filter(|r| r.len() == 2)
                     .any(|r| a[1..].contains(&r[1..]))
             {
-                return None;
+                return Operand::Runs(a.as_str());
             }
             continue;
         }
-        return Some(a.as_str());
+        return Operand::Script(a.as_str());
     }
-    None
+    Operand::Nothing
 }
 
 /// An executable, a script run directly or a script handed to an interpreter, in a

@@ -1,0 +1,385 @@
+//! Download-and-execute and decode-and-execute from behaviour: a shell or interpreter that reads
+//! the program it runs from a pipe whose writer downloaded or decoded it, whatever the command
+//! lines look like. `curl URL | bash` as a line of a script, `wget -qO- URL | sh`,
+//! `base64 -d payload | sh`, `echo <b64> | base64 -d | bash` and `bash <(curl -s URL)` put the
+//! pipe in no single process's argv; the exec records do hold it: the kernel records the pipe
+//! (its inode, the same on both ends) on standard input and output and on the inherited file
+//! descriptors a `/dev/fd/N` operand names.
+//!
+//! The readers, writers and filters of each pipe meet in a bounded table, whichever exec comes
+//! first: a writer that execs after its reader still raises. Programs are identified by their
+//! executables (the `behaviour:` lists `downloaders`, `decoders`, `pipeFilters`, `shells`,
+//! `interpreters`), never by `comm`.
+
+use std::path::{Path, PathBuf};
+
+use vigil_crds::finding::RuntimeContext;
+use vigil_detection::FindingType;
+
+use super::{
+    Candidate, Detector, ProcessLookup,
+    behaviour::Behaviour,
+    bounded::FifoMap,
+    path_basename,
+    redact::redacted_command_line,
+    technique::{ProgramInput, Raises, draft, listed, program_input, program_name, technique},
+};
+use crate::event::{ExecInfo, ProcessRef};
+
+/// Pipes remembered. Pipes live as long as the commands at their ends; the oldest go first.
+pub(crate) const MAX_PIPES: usize = 4_096;
+/// Readers and downstream pipes kept per pipe.
+const MAX_PER_PIPE: usize = 4;
+/// Pipes followed from a reader back to where its program text came from (filters between).
+const MAX_CHAIN: usize = 4;
+
+/// What a writer does to what goes through it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// Fetched from the network.
+    Download,
+    /// Decoded from what it read.
+    Decode,
+    /// Passed on what it read (copied, decompressed, edited).
+    Filter,
+}
+
+/// The program writing into a pipe.
+#[derive(Debug, Clone)]
+struct Writer {
+    role: Role,
+    pid: u32,
+    exe: PathBuf,
+    command_line: String,
+    /// The pipe it reads from, for decoders and filters.
+    upstream: Option<u64>,
+}
+
+/// A shell or interpreter reading its program from a pipe.
+#[derive(Debug, Clone)]
+struct Reader {
+    process: ProcessRef,
+    exe: PathBuf,
+    command_line: String,
+    /// `standard input` or the operand (`/dev/fd/63`).
+    via: String,
+    reported: bool,
+}
+
+#[derive(Debug, Default)]
+struct Pipe {
+    writer: Option<Writer>,
+    readers: Vec<Reader>,
+    /// Pipes a filter or decoder reading this one writes into.
+    downstream: Vec<u64>,
+}
+
+/// The pipes seen at execs, by inode number.
+#[derive(Debug)]
+pub(crate) struct PipeTable {
+    pipes: FifoMap<u64, Pipe>,
+}
+
+impl Default for PipeTable {
+    fn default() -> Self {
+        Self::new(MAX_PIPES)
+    }
+}
+
+impl PipeTable {
+    pub(crate) fn new(capacity: usize) -> Self {
+        Self {
+            pipes: FifoMap::new(capacity),
+        }
+    }
+
+    /// Pipes held now.
+    pub(crate) fn len(&self) -> usize {
+        self.pipes.len()
+    }
+
+    /// Pipes dropped to stay within the bound.
+    pub(crate) fn evicted(&self) -> u64 {
+        self.pipes.evicted()
+    }
+
+    fn entry(&mut self, ino: u64) -> &mut Pipe {
+        self.pipes.get_or_default(ino)
+    }
+
+    /// Where the program text in `ino` comes from: the nearest downloader through decoders and
+    /// filters, else the nearest decoder; with the writers on the way, nearest first.
+    fn origin(&self, mut ino: u64) -> Option<(Role, Vec<&Writer>)> {
+        let mut chain = Vec::new();
+        let mut found = None;
+        for _ in 0..MAX_CHAIN {
+            let Some(w) = self.pipes.get(&ino).and_then(|p| p.writer.as_ref()) else {
+                break;
+            };
+            chain.push(w);
+            match w.role {
+                Role::Download => {
+                    found = Some(Role::Download);
+                    break;
+                }
+                Role::Decode => {
+                    found.get_or_insert(Role::Decode);
+                }
+                Role::Filter => {}
+            }
+            match w.upstream {
+                Some(up) if up != ino => ino = up,
+                _ => break,
+            }
+        }
+        found.map(|role| (role, chain))
+    }
+
+    /// `ino` and the pipes fed from it through filters, nearest first.
+    fn downstream_of(&self, ino: u64) -> Vec<u64> {
+        let mut out = vec![ino];
+        let mut i = 0;
+        while i < out.len() && out.len() < MAX_CHAIN * MAX_PER_PIPE {
+            if let Some(p) = self.pipes.get(&out[i]) {
+                for d in &p.downstream {
+                    if !out.contains(d) {
+                        out.push(*d);
+                    }
+                }
+            }
+            i += 1;
+        }
+        out
+    }
+}
+
+/// How an exec takes part in pipes: as a writer (downloader, decoder, filter) of its standard
+/// output, and as a reader of its program.
+pub(crate) fn check_exec(
+    d: &Detector,
+    table: &mut PipeTable,
+    e: &ExecInfo,
+    lookup: &dyn ProcessLookup,
+) -> Vec<Candidate> {
+    let b = d.rules.behaviour();
+    let mut touched = Vec::new();
+    if let Some(out) = e.stdout_pipe
+        && let Some(role) = role(b, e)
+    {
+        let upstream = match role {
+            Role::Download => None,
+            Role::Decode | Role::Filter => e.stdin_pipe.filter(|&i| i != out),
+        };
+        if let Some(up) = upstream {
+            let p = table.entry(up);
+            if !p.downstream.contains(&out) && p.downstream.len() < MAX_PER_PIPE {
+                p.downstream.push(out);
+            }
+        }
+        table.entry(out).writer = Some(Writer {
+            role,
+            pid: e.process.pid,
+            exe: e.exe.clone(),
+            command_line: redacted_command_line(&e.argv),
+            upstream,
+        });
+        touched.extend(table.downstream_of(out));
+    }
+    if let Some((ino, via)) = program_pipe(b, e) {
+        let p = table.entry(ino);
+        if p.readers.len() < MAX_PER_PIPE {
+            p.readers.push(Reader {
+                process: e.process.clone(),
+                exe: e.exe.clone(),
+                command_line: redacted_command_line(&e.argv),
+                via,
+                reported: false,
+            });
+        }
+        touched.push(ino);
+    }
+    let mut out = Vec::new();
+    for ino in touched {
+        out.extend(judge(d, table, ino, lookup));
+    }
+    out
+}
+
+/// What a writer does, from its executable and arguments; `None` for anything else.
+fn role(b: &Behaviour, e: &ExecInfo) -> Option<Role> {
+    let name = program(e);
+    if listed(&b.downloaders, &name) {
+        Some(Role::Download)
+    } else if b
+        .decoders
+        .iter()
+        .any(|x| program_name(&x.program) == name && x.decodes(&e.argv))
+    {
+        Some(Role::Decode)
+    } else if listed(&b.pipe_filters, &name) {
+        Some(Role::Filter)
+    } else {
+        None
+    }
+}
+
+/// The program an exec runs, by its executable's name (version dropped); busybox runs as the
+/// applet argv[0] names (`wget`, `sh`).
+fn program(e: &ExecInfo) -> String {
+    let exe_name = program_name(path_basename(&e.exe));
+    if exe_name == "busybox" {
+        e.argv
+            .first()
+            .map(|a| program_name(super::basename(a)))
+            .unwrap_or(exe_name)
+    } else {
+        exe_name
+    }
+}
+
+/// The pipe a shell or interpreter reads its program from, and how it names it.
+fn program_pipe(b: &Behaviour, e: &ExecInfo) -> Option<(u64, String)> {
+    let name = program(e);
+    if !listed(&b.shells, &name) && !listed(&b.interpreters, &name) {
+        return None;
+    }
+    match program_input(b, &name, &e.argv) {
+        ProgramInput::Stdin => e.stdin_pipe.map(|p| (p, "standard input".to_owned())),
+        ProgramInput::Fd(fd) => e.fd_pipes.iter().find(|p| p.fd == fd).map(|p| {
+            let operand = e
+                .argv
+                .iter()
+                .skip(1)
+                .find(|a| a.ends_with(&format!("/{fd}")))
+                .cloned()
+                .unwrap_or_else(|| format!("/dev/fd/{fd}"));
+            (p.pipe, operand)
+        }),
+        ProgramInput::Script(_) | ProgramInput::Command => None,
+    }
+}
+
+/// Findings for the readers of `ino` whose program came from a downloader or a decoder.
+fn judge(
+    d: &Detector,
+    table: &mut PipeTable,
+    ino: u64,
+    lookup: &dyn ProcessLookup,
+) -> Vec<Candidate> {
+    let Some((role, chain)) = table.origin(ino) else {
+        return Vec::new();
+    };
+    let Some(pipe) = table.pipes.get(&ino) else {
+        return Vec::new();
+    };
+    let pending: Vec<Reader> = pipe
+        .readers
+        .iter()
+        .filter(|r| !r.reported)
+        .cloned()
+        .collect();
+    if pending.is_empty() {
+        return Vec::new();
+    }
+    let Some(origin) = chain.last() else {
+        return Vec::new();
+    };
+    let through: Vec<String> = chain
+        .iter()
+        .rev()
+        .map(|w| path_basename(&w.exe).to_owned())
+        .collect();
+    let (origin_exe, origin_pid, origin_line) = (
+        origin.exe.display().to_string(),
+        origin.pid,
+        origin.command_line.clone(),
+    );
+    let mut out = Vec::new();
+    for r in &pending {
+        out.push(finding(
+            d,
+            lookup,
+            role,
+            r,
+            &origin_exe,
+            origin_pid,
+            &origin_line,
+            &through,
+        ));
+    }
+    if let Some(pipe) = table.pipes.get_mut(&ino) {
+        for r in &mut pipe.readers {
+            r.reported = true;
+        }
+    }
+    out
+}
+
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one finding's facts, each from a different end of the pipe"
+)]
+fn finding(
+    d: &Detector,
+    lookup: &dyn ProcessLookup,
+    role: Role,
+    r: &Reader,
+    writer_exe: &str,
+    writer_pid: u32,
+    writer_line: &str,
+    through: &[String],
+) -> Candidate {
+    let reader_exe = r.exe.display().to_string();
+    let chain = format!(
+        "{} | {}",
+        through.join(" | "),
+        path_basename(Path::new(&reader_exe))
+    );
+    let mut context = RuntimeContext {
+        command_line_example: Some(r.command_line.clone()),
+        ..RuntimeContext::default()
+    };
+    let a = &mut context.additional;
+    a.insert("pipeWriter".into(), writer_exe.to_owned());
+    a.insert("pipeWriterPid".into(), writer_pid.to_string());
+    a.insert("pipeWriterCommandLine".into(), writer_line.to_owned());
+    a.insert("pipeChain".into(), chain.clone());
+    a.insert("programReadFrom".into(), r.via.clone());
+    let (rule, mitre, title, what) = match role {
+        Role::Download => (
+            "behaviour-download-pipe-exec",
+            "T1059.004,T1105",
+            "A shell ran code downloaded into it through a pipe",
+            "downloaded",
+        ),
+        Role::Decode | Role::Filter => (
+            "behaviour-decode-pipe-exec",
+            "T1059.004,T1140",
+            "A shell ran code decoded into it through a pipe",
+            "decoded",
+        ),
+    };
+    technique(
+        d,
+        &r.process,
+        lookup,
+        Raises {
+            finding_type: FindingType::ExecutionSuspiciousCommand,
+            rule,
+            mitre,
+            // As the command rules for the same technique (exec-download-pipe-shell,
+            // exec-base64-pipe-shell): High.
+            severity: Some(8.0),
+        },
+        draft(
+            title,
+            format!(
+                "Process {} (pid {}, {reader_exe}) read the program it runs from {}, which \
+                 {writer_exe} (pid {writer_pid}) {what}: {chain}.",
+                r.process.comm, r.process.pid, r.via
+            ),
+            format!("{rule}\0{writer_line}"),
+            context,
+        ),
+    )
+}

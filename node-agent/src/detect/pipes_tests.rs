@@ -1,0 +1,498 @@
+//! Table tests of download- and decode-and-execute through pipes (`pipes.rs`): execs with the
+//! pipes the kernel recorded on them, in either order, and the findings they must and must not
+//! raise.
+
+use std::{path::PathBuf, sync::Arc};
+
+use vigil_detection::{SharedIntel, ThreatIntel};
+
+use super::{behaviour::Decoder, *};
+use crate::event::{ExecInfo, FdPipe, ProcessRef};
+
+fn detector() -> Detector {
+    Detector::new(
+        Arc::new(SharedIntel::new(ThreatIntel::empty())),
+        None,
+        RuleSet::builtin().unwrap(),
+        Vec::new(),
+        DetectorConfig::default(),
+        Clock::with_offset(1_700_000_000_000_000_000),
+    )
+}
+
+/// One exec: pid, executable, arguments, pipe on stdin, pipe on stdout, inherited pipes.
+struct X {
+    pid: u32,
+    exe: &'static str,
+    argv: &'static [&'static str],
+    stdin: Option<u64>,
+    stdout: Option<u64>,
+    fds: &'static [(u32, u64)],
+}
+
+const fn x(
+    pid: u32,
+    exe: &'static str,
+    argv: &'static [&'static str],
+    stdin: Option<u64>,
+    stdout: Option<u64>,
+) -> X {
+    X {
+        pid,
+        exe,
+        argv,
+        stdin,
+        stdout,
+        fds: &[],
+    }
+}
+
+fn exec(x: &X) -> Event {
+    let comm: String = super::basename(x.exe).chars().take(15).collect();
+    Event::Exec(Box::new(ExecInfo {
+        time: "2026-12-05T01:00:00Z".into(),
+        process: ProcessRef {
+            pid: x.pid,
+            tid: x.pid,
+            ppid: 100,
+            comm,
+            start_time_ns: u64::from(x.pid) * 1000,
+            uuid: format!("uuid-{}", x.pid),
+            host_namespaces: true,
+            ..ProcessRef::default()
+        },
+        filename: x.exe.into(),
+        exe: PathBuf::from(x.exe),
+        argv: x.argv.iter().map(|a| (*a).to_owned()).collect(),
+        argv_truncated: false,
+        argv_tail: false,
+        cwd: Some(PathBuf::from("/srv/app")),
+        cwd_truncated: false,
+        exe_inode: 1,
+        exe_dev: 1,
+        sha256: None,
+        sha256_error: None,
+        lineage: Vec::new(),
+        fileless: false,
+        exe_deleted: false,
+        written_by: None,
+        stdio_sockets: Vec::new(),
+        stdin: x.stdin.map(|_| "pipe"),
+        stdin_pipe: x.stdin,
+        stdout_pipe: x.stdout,
+        fd_pipes: x
+            .fds
+            .iter()
+            .map(|&(fd, pipe)| FdPipe { fd, pipe })
+            .collect(),
+        ld_preload: None,
+        ld_library_path: None,
+        env_truncated: false,
+        setuid: false,
+    }))
+}
+
+/// `(ruleId, pid of the process it is about)` of the pipe findings raised by these execs, in
+/// this order.
+fn raised(execs: &[X]) -> Vec<(String, u32)> {
+    let mut d = detector();
+    let mut out = Vec::new();
+    for e in execs {
+        for o in d.process(&exec(e), &NoLookup) {
+            let rule = o
+                .finding
+                .context
+                .additional
+                .get("ruleId")
+                .cloned()
+                .unwrap_or_default();
+            if rule.contains("-pipe-exec") {
+                let pid = o.finding.process.as_ref().map_or(0, |p| p.pid);
+                out.push((rule, pid));
+            }
+        }
+    }
+    out
+}
+
+/// A name, the execs in order, and the finding expected (`ruleId`, pid of the reader).
+type Case<'a> = (&'a str, &'a [X], Option<(&'a str, u32)>);
+
+const DOWNLOAD: &str = "behaviour-download-pipe-exec";
+const DECODE: &str = "behaviour-decode-pipe-exec";
+
+#[test]
+fn shells_reading_downloaded_or_decoded_code_from_a_pipe() {
+    let cases: &[Case<'_>] = &[
+        (
+            "curl URL | bash, the writer's exec first",
+            &[
+                x(
+                    10,
+                    "/usr/bin/curl",
+                    &["curl", "-s", "http://h/x"],
+                    None,
+                    Some(1),
+                ),
+                x(11, "/usr/bin/bash", &["bash"], Some(1), None),
+            ],
+            Some((DOWNLOAD, 11)),
+        ),
+        (
+            "curl URL | bash, the reader's exec first",
+            &[
+                x(11, "/usr/bin/bash", &["bash"], Some(1), None),
+                x(
+                    10,
+                    "/usr/bin/curl",
+                    &["curl", "-s", "http://h/x"],
+                    None,
+                    Some(1),
+                ),
+            ],
+            Some((DOWNLOAD, 11)),
+        ),
+        (
+            "wget -qO- URL | sh",
+            &[
+                x(
+                    10,
+                    "/usr/bin/wget",
+                    &["wget", "-qO-", "http://h/x"],
+                    None,
+                    Some(2),
+                ),
+                x(11, "/usr/bin/dash", &["sh"], Some(2), None),
+            ],
+            Some((DOWNLOAD, 11)),
+        ),
+        (
+            "curl URL | sudo bash -s -- arg (sudo execs bash on the same stdin)",
+            &[
+                x(10, "/usr/bin/curl", &["curl", "http://h/x"], None, Some(3)),
+                x(
+                    11,
+                    "/usr/bin/bash",
+                    &["bash", "-s", "--", "arg"],
+                    Some(3),
+                    None,
+                ),
+            ],
+            Some((DOWNLOAD, 11)),
+        ),
+        (
+            "curl URL | python3 -",
+            &[
+                x(
+                    10,
+                    "/usr/bin/curl",
+                    &["curl", "http://h/x.py"],
+                    None,
+                    Some(4),
+                ),
+                x(11, "/usr/bin/python3.12", &["python3", "-"], Some(4), None),
+            ],
+            Some((DOWNLOAD, 11)),
+        ),
+        (
+            "base64 -d payload | sh",
+            &[
+                x(
+                    10,
+                    "/usr/bin/base64",
+                    &["base64", "-d", "payload"],
+                    None,
+                    Some(5),
+                ),
+                x(11, "/usr/bin/dash", &["sh"], Some(5), None),
+            ],
+            Some((DECODE, 11)),
+        ),
+        (
+            "echo <b64> | base64 --decode | bash (echo is a builtin: no exec)",
+            &[
+                x(11, "/usr/bin/bash", &["bash"], Some(7), None),
+                x(
+                    10,
+                    "/usr/bin/base64",
+                    &["base64", "--decode"],
+                    Some(6),
+                    Some(7),
+                ),
+            ],
+            Some((DECODE, 11)),
+        ),
+        (
+            "openssl enc -d | sh",
+            &[
+                x(
+                    10,
+                    "/usr/bin/openssl",
+                    &["openssl", "enc", "-d", "-aes-256-cbc", "-pbkdf2", "-k", "x"],
+                    None,
+                    Some(8),
+                ),
+                x(11, "/usr/bin/dash", &["sh"], Some(8), None),
+            ],
+            Some((DECODE, 11)),
+        ),
+        (
+            "xxd -r -p | sh",
+            &[
+                x(10, "/usr/bin/xxd", &["xxd", "-r", "-p"], Some(9), Some(10)),
+                x(11, "/usr/bin/dash", &["sh"], Some(10), None),
+            ],
+            Some((DECODE, 11)),
+        ),
+        (
+            "curl URL | gunzip | bash: through a filter, execs in any order",
+            &[
+                x(12, "/usr/bin/bash", &["bash"], Some(12), None),
+                x(11, "/usr/bin/gzip", &["gunzip"], Some(11), Some(12)),
+                x(
+                    10,
+                    "/usr/bin/curl",
+                    &["curl", "http://h/x.gz"],
+                    None,
+                    Some(11),
+                ),
+            ],
+            Some((DOWNLOAD, 12)),
+        ),
+        (
+            "curl URL | base64 -d | tee log | sh: the downloader is the origin",
+            &[
+                x(
+                    10,
+                    "/usr/bin/curl",
+                    &["curl", "http://h/x.b64"],
+                    None,
+                    Some(13),
+                ),
+                x(11, "/usr/bin/base64", &["base64", "-d"], Some(13), Some(14)),
+                x(12, "/usr/bin/tee", &["tee", "log"], Some(14), Some(15)),
+                x(13, "/usr/bin/dash", &["sh"], Some(15), None),
+            ],
+            Some((DOWNLOAD, 13)),
+        ),
+        (
+            "bash <(curl -s URL): the operand names the inherited pipe",
+            &[
+                x(
+                    10,
+                    "/usr/bin/curl",
+                    &["curl", "-s", "http://h/x"],
+                    None,
+                    Some(16),
+                ),
+                X {
+                    fds: &[(63, 16)],
+                    ..x(11, "/usr/bin/bash", &["bash", "/dev/fd/63"], None, None)
+                },
+            ],
+            Some((DOWNLOAD, 11)),
+        ),
+        (
+            "zsh =(...) style /proc/self/fd/N, reader first",
+            &[
+                X {
+                    fds: &[(12, 17)],
+                    ..x(11, "/usr/bin/zsh", &["zsh", "/proc/self/fd/12"], None, None)
+                },
+                x(
+                    10,
+                    "/usr/bin/wget",
+                    &["wget", "-O-", "http://h/x"],
+                    None,
+                    Some(17),
+                ),
+            ],
+            Some((DOWNLOAD, 11)),
+        ),
+        (
+            "busybox wget -O- URL | busybox sh (applets by argv[0])",
+            &[
+                x(
+                    10,
+                    "/bin/busybox",
+                    &["wget", "-O-", "http://h/x"],
+                    None,
+                    Some(18),
+                ),
+                x(11, "/bin/busybox", &["sh"], Some(18), None),
+            ],
+            Some((DOWNLOAD, 11)),
+        ),
+        // Benign: data read from a download or a decoder, not code.
+        (
+            "curl URL | jq .",
+            &[
+                x(10, "/usr/bin/curl", &["curl", "http://h/x"], None, Some(20)),
+                x(11, "/usr/bin/jq", &["jq", "."], Some(20), None),
+            ],
+            None,
+        ),
+        (
+            "curl URL | sh -c 'grep x' (a command string; stdin is its data)",
+            &[
+                x(10, "/usr/bin/curl", &["curl", "http://h/x"], None, Some(21)),
+                x(11, "/usr/bin/dash", &["sh", "-c", "grep x"], Some(21), None),
+            ],
+            None,
+        ),
+        (
+            "echo hi | sh -c cat",
+            &[x(11, "/usr/bin/dash", &["sh", "-c", "cat"], Some(22), None)],
+            None,
+        ),
+        (
+            "cat local.sh | bash (nothing downloaded or decoded)",
+            &[
+                x(10, "/usr/bin/cat", &["cat", "local.sh"], None, Some(23)),
+                x(11, "/usr/bin/bash", &["bash"], Some(23), None),
+            ],
+            None,
+        ),
+        (
+            "base64 file | sh (encoding, not decoding)",
+            &[
+                x(10, "/usr/bin/base64", &["base64", "file"], None, Some(24)),
+                x(11, "/usr/bin/dash", &["sh"], Some(24), None),
+            ],
+            None,
+        ),
+        (
+            "curl URL | python3 tool.py (a script; stdin is its data)",
+            &[
+                x(10, "/usr/bin/curl", &["curl", "http://h/x"], None, Some(25)),
+                x(
+                    11,
+                    "/usr/bin/python3",
+                    &["python3", "tool.py"],
+                    Some(25),
+                    None,
+                ),
+            ],
+            None,
+        ),
+        (
+            "bash script.sh with an inherited pipe it does not run",
+            &[
+                x(10, "/usr/bin/curl", &["curl", "http://h/x"], None, Some(26)),
+                X {
+                    fds: &[(63, 26)],
+                    ..x(11, "/usr/bin/bash", &["bash", "script.sh"], None, None)
+                },
+            ],
+            None,
+        ),
+        (
+            "a program named curl by comm only (the executable is python)",
+            &[
+                x(10, "/usr/bin/python3", &["curl", "x"], None, Some(27)),
+                x(11, "/usr/bin/bash", &["bash"], Some(27), None),
+            ],
+            None,
+        ),
+    ];
+    for (name, execs, want) in cases {
+        let got = raised(execs);
+        let want: Vec<(String, u32)> = want
+            .iter()
+            .map(|(r, pid)| ((*r).to_owned(), *pid))
+            .collect();
+        assert_eq!(got, want, "{name}");
+    }
+}
+
+#[test]
+fn a_pipe_finding_names_both_ends() {
+    let mut d = detector();
+    d.process(
+        &exec(&x(
+            10,
+            "/usr/bin/curl",
+            &["curl", "-fsSL", "http://127.0.0.1:8080/x.sh"],
+            None,
+            Some(1),
+        )),
+        &NoLookup,
+    );
+    let out = d.process(
+        &exec(&x(11, "/usr/bin/bash", &["bash"], Some(1), None)),
+        &NoLookup,
+    );
+    let f = out
+        .iter()
+        .map(|o| &o.finding)
+        .find(|f| f.context.additional.get("ruleId").map(String::as_str) == Some(DOWNLOAD))
+        .expect("a download finding");
+    assert_eq!(f.finding_type, "Execution:Runtime/SuspiciousCommand");
+    assert_eq!(f.severity, 8.0);
+    let a = &f.context.additional;
+    assert_eq!(a["pipeWriter"], "/usr/bin/curl");
+    assert_eq!(a["pipeWriterPid"], "10");
+    assert!(a["pipeWriterCommandLine"].contains("http://127.0.0.1:8080/x.sh"));
+    assert_eq!(a["pipeChain"], "curl | bash");
+    assert_eq!(a["programReadFrom"], "standard input");
+    // Another reader of the same pipe later (a second line of the script) raises again only
+    // as a repeat of the same finding.
+    let again = d.process(
+        &exec(&x(12, "/usr/bin/bash", &["bash"], Some(1), None)),
+        &NoLookup,
+    );
+    assert!(again.iter().all(|o| !o.new), "{again:?}");
+}
+
+#[test]
+fn the_pipe_table_stays_bounded_and_counts_what_it_drops() {
+    let mut d = detector();
+    let n = pipes::MAX_PIPES as u64 * 3;
+    for ino in 0..n {
+        d.process(
+            &exec(&x(
+                10,
+                "/usr/bin/curl",
+                &["curl", "x"],
+                None,
+                Some(1_000 + ino),
+            )),
+            &NoLookup,
+        );
+    }
+    let (held, evicted) = d.pipes_tracked();
+    assert!(held <= pipes::MAX_PIPES, "{held}");
+    assert_eq!(held as u64 + evicted, n);
+    // The newest pipes are still known.
+    let found = d.process(
+        &exec(&x(
+            11,
+            "/usr/bin/bash",
+            &["bash"],
+            Some(1_000 + n - 1),
+            None,
+        )),
+        &NoLookup,
+    );
+    assert_eq!(found.len(), 1, "{found:?}");
+}
+
+#[test]
+fn decoders_decode_only_with_their_arguments() {
+    let d = |program: &str, args: &[&str], letters: &[char]| Decoder {
+        program: program.into(),
+        args: args.iter().map(|a| (*a).to_owned()).collect(),
+        letters: letters.to_vec(),
+    };
+    let argv = |a: &[&str]| a.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    let base64 = d("base64", &["-d", "--decode"], &['d']);
+    assert!(base64.decodes(&argv(&["base64", "-d"])));
+    assert!(base64.decodes(&argv(&["base64", "-di", "f"])));
+    assert!(base64.decodes(&argv(&["base64", "--decode"])));
+    assert!(!base64.decodes(&argv(&["base64", "f"])));
+    assert!(!base64.decodes(&argv(&["base64", "--wrap=0"])));
+    let openssl = d("openssl", &["-d"], &[]);
+    assert!(openssl.decodes(&argv(&["openssl", "enc", "-d", "-aes-256-cbc"])));
+    assert!(!openssl.decodes(&argv(&["openssl", "enc", "-aes-256-cbc", "-pbkdf2"])));
+    assert!(d("uudecode", &[], &[]).decodes(&argv(&["uudecode"])));
+}
