@@ -918,7 +918,7 @@ fn a_crontab_installed_from_a_file_or_standard_input() {
 }
 
 /// A tiny HTTP server on 127.0.0.1 for the download tests: `GET /x.sh` answers a shell script,
-/// anything else a JSON document. Runs until the test binary ends.
+/// `GET /true.bin` the bytes of `/usr/bin/true`, anything else a JSON document. Runs until the test binary ends.
 fn http_server() -> String {
     use std::{
         io::{BufRead as _, BufReader},
@@ -937,17 +937,19 @@ fn http_server() -> String {
             while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
                 line.clear();
             }
-            let body: &[u8] = if request.contains("/x.sh") {
-                b"true\n"
+            let body: Vec<u8> = if request.contains("/x.sh") {
+                b"true\n".to_vec()
+            } else if request.contains("/true.bin") {
+                std::fs::read("/usr/bin/true").unwrap_or_default()
             } else {
-                b"{\"version\": 1}\n"
+                b"{\"version\": 1}\n".to_vec()
             };
             let _ = write!(
                 stream,
                 "HTTP/1.0 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
                 body.len()
             );
-            let _ = stream.write_all(body);
+            let _ = stream.write_all(&body);
         }
     });
     format!("http://{addr}")
@@ -1082,4 +1084,62 @@ fn scripts_that_pipe_downloaded_or_decoded_code_into_a_shell() {
     quiet("plain-pipes.sh", "ls / | sort | head -3 | cat");
     quiet("redirect.sh", &format!("bash < {local}"));
     quiet("cat-local.sh", &format!("cat {local} | bash"));
+}
+
+#[test]
+fn a_binary_fetched_by_a_downloader_then_run() {
+    if !privileged("a_binary_fetched_by_a_downloader_then_run") {
+        return;
+    }
+    let url = http_server();
+    let dir = Scratch::new("fetched");
+    let rule_id = "behaviour-download-exec";
+    let script = |name: &str, body: &str| {
+        let path = dir.path(name);
+        std::fs::write(&path, format!("#!/bin/bash\n{body}\n")).expect("script");
+        detect(run(Command::new("/bin/bash")
+            .arg(&path)
+            .current_dir(&dir.0)))
+    };
+    for (name, fetch, writer) in [
+        (
+            "curl-o",
+            format!("curl -s -o c1 {url}/true.bin"),
+            "/usr/bin/curl",
+        ),
+        (
+            "wget-O",
+            format!("wget -q -O w1 {url}/true.bin"),
+            "/usr/bin/wget",
+        ),
+        (
+            "curl-redirect",
+            format!("curl -s {url}/true.bin > c1"),
+            "/usr/bin/curl",
+        ),
+    ] {
+        let found = script(
+            &format!("{name}.sh"),
+            &format!("rm -f c1 w1\n{fetch}\nchmod +x c1 w1 2>/dev/null\n./c1 2>/dev/null || ./w1"),
+        );
+        let f = of(&found, rule_id);
+        assert_eq!(f.len(), 1, "{name}: {:?}", kinds(&found));
+        assert_eq!(
+            f[0].finding_type, "Execution:Runtime/SuspiciousCommand",
+            "{name}"
+        );
+        assert_eq!(f[0].severity_label, SeverityLabel::High, "{name}");
+        assert_eq!(f[0].context.additional["downloadedBy"], writer, "{name}");
+    }
+    // Benign: a binary copied, not downloaded, and run; a download that is not run.
+    let found = script(
+        "copied.sh",
+        &format!("cp /usr/bin/true t2\n./t2\ncurl -s -o data.json {url}/v.json"),
+    );
+    assert!(of(&found, rule_id).is_empty(), "{:?}", kinds(&found));
+    assert!(
+        found.iter().all(|f| f.severity_label == SeverityLabel::Low),
+        "nothing at Medium or above: {:?}",
+        kinds(&found)
+    );
 }

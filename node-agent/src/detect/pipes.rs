@@ -1,6 +1,6 @@
 //! Download-and-execute and decode-and-execute from behaviour: a shell or interpreter that reads
 //! the program it runs from a pipe whose writer downloaded or decoded it, whatever the command
-//! lines look like. `curl URL | bash` as a line of a script, `wget -qO- URL | sh`,
+//! lines look like, and an executable that a downloader wrote, run. `curl URL | bash` as a line of a script, `wget -qO- URL | sh`,
 //! `base64 -d payload | sh`, `echo <b64> | base64 -d | bash` and `bash <(curl -s URL)` put the
 //! pipe in no single process's argv; the exec records do hold it: the kernel records the pipe
 //! (its inode, the same on both ends) on standard input and output and on the inherited file
@@ -28,6 +28,8 @@ use crate::event::{ExecInfo, ProcessRef};
 
 /// Pipes remembered. Pipes live as long as the commands at their ends; the oldest go first.
 pub(crate) const MAX_PIPES: usize = 4_096;
+/// Downloader execs remembered (by pid) after they exit, for the files they wrote.
+pub(crate) const MAX_DOWNLOADERS: usize = 1_024;
 /// Readers and downstream pipes kept per pipe.
 const MAX_PER_PIPE: usize = 4;
 /// Pipes followed from a reader back to where its program text came from (filters between).
@@ -74,10 +76,18 @@ struct Pipe {
     downstream: Vec<u64>,
 }
 
-/// The pipes seen at execs, by inode number.
+/// A downloader that ran: what a file it wrote was fetched by.
+#[derive(Debug, Clone)]
+struct Downloader {
+    exe: PathBuf,
+    command_line: String,
+}
+
+/// The pipes seen at execs, by inode number, and the downloaders that ran, by pid.
 #[derive(Debug)]
 pub(crate) struct PipeTable {
     pipes: FifoMap<u64, Pipe>,
+    downloaders: FifoMap<u32, Downloader>,
 }
 
 impl Default for PipeTable {
@@ -90,6 +100,7 @@ impl PipeTable {
     pub(crate) fn new(capacity: usize) -> Self {
         Self {
             pipes: FifoMap::new(capacity),
+            downloaders: FifoMap::new(MAX_DOWNLOADERS),
         }
     }
 
@@ -98,9 +109,9 @@ impl PipeTable {
         self.pipes.len()
     }
 
-    /// Pipes dropped to stay within the bound.
+    /// Pipes and downloaders dropped to stay within the bounds.
     pub(crate) fn evicted(&self) -> u64 {
-        self.pipes.evicted()
+        self.pipes.evicted() + self.downloaders.evicted()
     }
 
     fn entry(&mut self, ino: u64) -> &mut Pipe {
@@ -162,9 +173,29 @@ pub(crate) fn check_exec(
     lookup: &dyn ProcessLookup,
 ) -> Vec<Candidate> {
     let b = d.rules.behaviour();
+    let role = role(b, e);
+    let mut found = Vec::new();
+    // A file a downloader wrote, now run: the kernel recorded who wrote the executable.
+    if let Some(w) = &e.written_by
+        && let Some(dl) = table.downloaders.get(&w.pid)
+    {
+        found.push(downloaded_binary(d, lookup, e, dl));
+    }
+    if role == Some(Role::Download) {
+        table.downloaders.insert(
+            e.process.pid,
+            Downloader {
+                exe: e.exe.clone(),
+                command_line: redacted_command_line(&e.argv),
+            },
+        );
+    } else {
+        // The pid runs something else now (or was reused): what it writes is not a download.
+        table.downloaders.remove(&e.process.pid);
+    }
     let mut touched = Vec::new();
     if let Some(out) = e.stdout_pipe
-        && let Some(role) = role(b, e)
+        && let Some(role) = role
     {
         let upstream = match role {
             Role::Download => None,
@@ -198,11 +229,10 @@ pub(crate) fn check_exec(
         }
         touched.push(ino);
     }
-    let mut out = Vec::new();
     for ino in touched {
-        out.extend(judge(d, table, ino, lookup));
+        found.extend(judge(d, table, ino, lookup));
     }
-    out
+    found
 }
 
 /// What a writer does, from its executable and arguments; `None` for anything else.
@@ -313,6 +343,50 @@ fn judge(
         }
     }
     out
+}
+
+/// An executable that a downloader wrote, run.
+fn downloaded_binary(
+    d: &Detector,
+    lookup: &dyn ProcessLookup,
+    e: &ExecInfo,
+    dl: &Downloader,
+) -> Candidate {
+    let exe = e.exe.display().to_string();
+    let downloader = dl.exe.display().to_string();
+    let mut context = RuntimeContext {
+        file_path: Some(exe.clone()),
+        command_line_example: Some(redacted_command_line(&e.argv)),
+        ..RuntimeContext::default()
+    };
+    let a = &mut context.additional;
+    a.insert("downloadedBy".into(), downloader.clone());
+    if let Some(w) = &e.written_by {
+        a.insert("downloaderPid".into(), w.pid.to_string());
+    }
+    a.insert("downloaderCommandLine".into(), dl.command_line.clone());
+    a.insert("executedFile".into(), "binary".into());
+    technique(
+        d,
+        &e.process,
+        lookup,
+        Raises {
+            finding_type: FindingType::ExecutionSuspiciousCommand,
+            rule: "behaviour-download-exec",
+            mitre: "T1105,T1204.002",
+            // The same technique as a download piped into a shell, one step apart.
+            severity: Some(8.0),
+        },
+        draft(
+            "A program that a downloader wrote was executed",
+            format!(
+                "Process {} (pid {}) executed {exe}, which {downloader} wrote: {}.",
+                e.process.comm, e.process.pid, dl.command_line
+            ),
+            exe,
+            context,
+        ),
+    )
 }
 
 #[expect(

