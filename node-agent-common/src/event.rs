@@ -126,6 +126,27 @@ pub mod exec_flags {
     pub const ARGV_TAIL: u32 = 1 << 10;
 }
 
+/// Identity of a file as the kernel's written-files map (`WRITTEN`) keys it: the super block's
+/// device (kernel encoding, `major << 20 | minor`) and the inode number.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FileKey {
+    /// `s_dev` of the file's super block.
+    pub dev: u32,
+    /// Explicit padding; always zero.
+    pub _pad: u32,
+    /// Inode number.
+    pub ino: u64,
+}
+
+// SAFETY: #[repr(C)] of integers with the padding explicit, every bit pattern valid.
+#[cfg(feature = "user")]
+unsafe impl aya::Pod for FileKey {}
+
+// SAFETY: as above.
+#[cfg(feature = "user")]
+unsafe impl aya::Pod for WriterInfo {}
+
 /// Who wrote a file, remembered in the kernel from the write until an exec or library load.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -569,6 +590,7 @@ const _: () = {
     assert!(offset_of!(TaskIdentity, comm) == 56);
     assert!(offset_of!(ExecEvent, task) == 16);
     assert!(size_of::<WriterInfo>() == 32);
+    assert!(size_of::<FileKey>() == 16);
     assert!(size_of::<SocketPeer>() == 24);
     assert!(offset_of!(ExecEvent, writer) == 128);
     assert!(size_of::<FdPipe>() == 16);

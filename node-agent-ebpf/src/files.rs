@@ -45,14 +45,9 @@ const O_DIRECTORY: u32 = 0o200000;
 const WRITE_INTENT: u32 = O_CREAT | O_TRUNC;
 const EXEC_OR_ID_BITS: u32 = 0o6111;
 
-/// Identity of a file: super block device and inode number.
-#[repr(C)]
-#[derive(Clone, Copy)]
-pub struct FileKey {
-    pub dev: u32,
-    pub _pad: u32,
-    pub ino: u64,
-}
+/// Identity of a file: super block device and inode number (shared with user space, which
+/// reads `WRITTEN` for a script's writer).
+pub use node_agent_common::FileKey;
 
 /// Sensitive absolute prefixes and exact paths (value: unused, 1).
 #[map]

@@ -166,7 +166,8 @@ fn collect(
                 return;
             }
         };
-        let mut pipeline = Pipeline::new(Clock::now(), boot_id(), Limits::default());
+        let mut pipeline = Pipeline::new(Clock::now(), boot_id(), Limits::default())
+            .with_written_files(sensor.take_written());
         if let Err(e) = pipeline.seed(Path::new("/proc")) {
             tracing::warn!(error = %e, "seeding from /proc failed");
         }

@@ -178,6 +178,10 @@ pub struct ExecInfo {
     /// Who wrote the executable since the agent started (a new binary).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub written_by: Option<Writer>,
+    /// For a `#!` script exec'd: who wrote the script since the agent started, from the
+    /// kernel's written-files map (looked up by the script's device and inode at exec).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub script_written_by: Option<Writer>,
     /// Standard streams (0, 1, 2) that are sockets, with their peers.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub stdio_sockets: Vec<StdioSocket>,
@@ -575,6 +579,11 @@ pub fn resolve_exe(filename: &str, cwd: Option<&Path>) -> PathBuf {
     }
 }
 
+/// A user-space `dev_t` (as `stat` gives it) in the kernel's encoding (`major << 20 | minor`).
+pub fn kernel_dev(user_dev: u64) -> u32 {
+    (libc::major(user_dev) << 20) | (libc::minor(user_dev) & 0xfffff)
+}
+
 /// The kernel's `dev_t` (`major << 20 | minor`) in the user-space encoding `stat` uses.
 pub fn user_dev(kernel_dev: u32) -> u64 {
     let major = (kernel_dev >> 20) as u64;
@@ -626,6 +635,7 @@ pub fn exec_info(ev: &node_agent_common::ExecEvent, clock: &Clock) -> ExecInfo {
         fileless: ev.flags & exec_flags::EXE_MEMFD != 0,
         exe_deleted: ev.flags & exec_flags::EXE_DELETED != 0,
         written_by: (ev.flags & exec_flags::EXE_WRITTEN != 0).then(|| writer(&ev.writer, clock)),
+        script_written_by: None,
         stdio_sockets: ev
             .stdio
             .iter()

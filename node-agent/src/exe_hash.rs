@@ -350,6 +350,12 @@ impl ExeHashCache {
     /// The inode `path` names now, from an `O_PATH` handle, or `None` when it cannot be opened
     /// or sits on a network or FUSE filesystem (whose answer could take any time).
     pub fn inode_of(&mut self, path: &Path) -> Option<u64> {
+        self.identity_of(path).map(|(_, ino)| ino)
+    }
+
+    /// Device (user-space encoding, as `stat` gives it) and inode number of a file, with the
+    /// same care as [`Self::inode_of`].
+    pub fn identity_of(&mut self, path: &Path) -> Option<(u64, u64)> {
         let handle = open_path(path).ok()?;
         if self.defers
             && self
@@ -359,7 +365,7 @@ impl ExeHashCache {
         {
             return None;
         }
-        handle.metadata().ok().map(|m| m.ino())
+        handle.metadata().ok().map(|m| (m.dev(), m.ino()))
     }
 
     /// Takes in what the background hasher finished.

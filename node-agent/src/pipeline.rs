@@ -13,7 +13,7 @@ use crate::{
     container::ContainerResolver,
     event::{
         Ancestor, Clock, Event, ExecInfo, ForkInfo, ProcessRef, activity_info, dns_info, exec_info,
-        exit_info, file_info, net_info, normalize,
+        exit_info, file_info, kernel_dev, net_info, normalize, resolve_exe, writer,
     },
     exe_hash::ExeHashCache,
     proctable::{self, ProcessInfo, ProcessTable},
@@ -88,6 +88,10 @@ pub struct Pipeline {
     seen_ns: u64,
     /// Process uuids by (pid, start time): a SHA-256 per process, not per event.
     uuids: std::collections::HashMap<(u32, u64), String>,
+    /// The kernel's written-files map, for the writer of a `#!` script.
+    written: Option<crate::sensor::WrittenFiles>,
+    /// The host's `/proc`, through which a process's own paths are opened.
+    proc_root: PathBuf,
 }
 
 /// Cached process uuids; the cache is dropped whole past this many.
@@ -108,7 +112,17 @@ impl Pipeline {
             stats: PipelineStats::default(),
             seen_ns: 0,
             uuids: std::collections::HashMap::new(),
+            written: None,
+            proc_root: PathBuf::from("/proc"),
         }
+    }
+
+    /// Reads who wrote a `#!` script from the kernel's written-files map ([`Sensor::take_written`]).
+    ///
+    /// [`Sensor::take_written`]: crate::sensor::Sensor::take_written
+    pub fn with_written_files(mut self, written: Option<crate::sensor::WrittenFiles>) -> Self {
+        self.written = written;
+        self
     }
 
     /// Reads container context from the host's `/proc` and cgroup v2 hierarchy mounted
@@ -127,7 +141,8 @@ impl Pipeline {
                 }
             })
             .or_else(crate::sensor::cgroup2_root);
-        self.containers = ContainerResolver::new(root, proc_root);
+        self.containers = ContainerResolver::new(root, proc_root.clone());
+        self.proc_root = proc_root;
         self
     }
 
@@ -194,6 +209,7 @@ impl Pipeline {
                 });
                 self.identify(&mut info.process);
                 info.lineage = self.lineage(pid);
+                self.script_writer(&mut info);
                 Event::Exec(Box::new(info))
             }
             Record::Fork(ev) => {
@@ -301,6 +317,56 @@ impl Pipeline {
         match self.hashes.hash_file(&target) {
             Ok(digest) => info.sha256 = Some(digest),
             Err(error) => info.sha256_error = Some(error.to_string()),
+        }
+    }
+
+    /// For a `#!` script, who wrote it since the agent started, from the kernel's written-files
+    /// map: the exec record knows the writer of the executable only, the interpreter here. The
+    /// kernel put the path exec'd after the interpreter in argv; the script is opened through
+    /// the process's root (a container's paths are its own), or, once the process is gone, by
+    /// its path when it shared the host's namespaces. Only script execs pay for the lookup.
+    fn script_writer(&mut self, info: &mut ExecInfo) {
+        let Some(written) = &self.written else {
+            return;
+        };
+        if !info
+            .argv
+            .iter()
+            .skip(1)
+            .take(2)
+            .any(|a| *a == info.filename)
+        {
+            return;
+        }
+        let script = normalize(&resolve_exe(&info.filename, info.cwd.as_deref()));
+        let Ok(relative) = script.strip_prefix("/") else {
+            return;
+        };
+        let through_root = self
+            .proc_root
+            .join(info.process.pid.to_string())
+            .join("root")
+            .join(relative);
+        let identity = self.hashes.identity_of(&through_root).or_else(|| {
+            info.process
+                .host_namespaces
+                .then(|| self.hashes.identity_of(&script))
+                .flatten()
+        });
+        let Some((dev, ino)) = identity else {
+            return;
+        };
+        if (dev, ino) == (info.exe_dev, info.exe_inode) {
+            // The executable itself (a binary exec'd with its own path as an argument).
+            return;
+        }
+        let key = node_agent_common::FileKey {
+            dev: kernel_dev(dev),
+            _pad: 0,
+            ino,
+        };
+        if let Ok(w) = written.get(&key, 0) {
+            info.script_written_by = Some(writer(&w, &self.clock));
         }
     }
 

@@ -918,7 +918,8 @@ fn a_crontab_installed_from_a_file_or_standard_input() {
 }
 
 /// A tiny HTTP server on 127.0.0.1 for the download tests: `GET /x.sh` answers a shell script,
-/// `GET /true.bin` the bytes of `/usr/bin/true`, anything else a JSON document. Runs until the test binary ends.
+/// `GET /run.sh` a `#!/bin/sh` script, `GET /true.bin` the bytes of `/usr/bin/true`, anything else
+/// a JSON document. Runs until the test binary ends.
 fn http_server() -> String {
     use std::{
         io::{BufRead as _, BufReader},
@@ -939,6 +940,8 @@ fn http_server() -> String {
             }
             let body: Vec<u8> = if request.contains("/x.sh") {
                 b"true\n".to_vec()
+            } else if request.contains("/run.sh") {
+                b"#!/bin/sh\ntrue\n".to_vec()
             } else if request.contains("/true.bin") {
                 std::fs::read("/usr/bin/true").unwrap_or_default()
             } else {
@@ -1087,8 +1090,8 @@ fn scripts_that_pipe_downloaded_or_decoded_code_into_a_shell() {
 }
 
 #[test]
-fn a_binary_fetched_by_a_downloader_then_run() {
-    if !privileged("a_binary_fetched_by_a_downloader_then_run") {
+fn binaries_and_scripts_fetched_by_a_downloader_then_run() {
+    if !privileged("binaries_and_scripts_fetched_by_a_downloader_then_run") {
         return;
     }
     let url = http_server();
@@ -1131,10 +1134,43 @@ fn a_binary_fetched_by_a_downloader_then_run() {
         assert_eq!(f[0].severity_label, SeverityLabel::High, "{name}");
         assert_eq!(f[0].context.additional["downloadedBy"], writer, "{name}");
     }
-    // Benign: a binary copied, not downloaded, and run; a download that is not run.
+    // A `#!` script fetched, made executable and run: its writer is read from the kernel's
+    // written-files map at exec.
+    for (name, fetch, writer) in [
+        (
+            "curl-script",
+            format!("curl -s -o r1.sh {url}/run.sh"),
+            "/usr/bin/curl",
+        ),
+        (
+            "wget-script",
+            format!("wget -q -O r1.sh {url}/run.sh"),
+            "/usr/bin/wget",
+        ),
+    ] {
+        let found = script(
+            &format!("{name}.sh"),
+            &format!("rm -f r1.sh\n{fetch}\nchmod +x r1.sh\n./r1.sh"),
+        );
+        let f = of(&found, rule_id);
+        assert_eq!(f.len(), 1, "{name}: {:?}", kinds(&found));
+        assert_eq!(f[0].severity_label, SeverityLabel::High, "{name}");
+        assert_eq!(f[0].context.additional["downloadedBy"], writer, "{name}");
+        assert_eq!(f[0].context.additional["executedFile"], "script", "{name}");
+        assert_eq!(
+            f[0].context.file_path.as_deref(),
+            Some(dir.path("r1.sh").as_str()),
+            "{name}"
+        );
+    }
+    // Benign: a binary copied, not downloaded, and run; a script written locally and run; a
+    // download that is not run.
     let found = script(
         "copied.sh",
-        &format!("cp /usr/bin/true t2\n./t2\ncurl -s -o data.json {url}/v.json"),
+        &format!(
+            "cp /usr/bin/true t2\n./t2\nprintf '#!/bin/sh\\ntrue\\n' > l.sh\nchmod +x l.sh\n./l.sh\n\
+             curl -s -o data.json {url}/v.json"
+        ),
     );
     assert!(of(&found, rule_id).is_empty(), "{:?}", kinds(&found));
     assert!(

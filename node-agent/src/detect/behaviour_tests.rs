@@ -86,6 +86,7 @@ fn exec_event(exe: &str, f: impl FnOnce(&mut ExecInfo)) -> Event {
         fileless: false,
         exe_deleted: false,
         written_by: None,
+        script_written_by: None,
         stdio_sockets: Vec::new(),
         stdin: None,
         stdin_pipe: None,

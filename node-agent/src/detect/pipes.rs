@@ -24,7 +24,7 @@ use super::{
     redact::redacted_command_line,
     technique::{ProgramInput, Raises, draft, listed, program_input, program_name, technique},
 };
-use crate::event::{ExecInfo, ProcessRef};
+use crate::event::{ExecInfo, ProcessRef, normalize, resolve_exe};
 
 /// Pipes remembered. Pipes live as long as the commands at their ends; the oldest go first.
 pub(crate) const MAX_PIPES: usize = 4_096;
@@ -175,11 +175,21 @@ pub(crate) fn check_exec(
     let b = d.rules.behaviour();
     let role = role(b, e);
     let mut found = Vec::new();
-    // A file a downloader wrote, now run: the kernel recorded who wrote the executable.
+    // A file a downloader wrote, now run: the kernel recorded who wrote the executable, and the
+    // pipeline who wrote a `#!` script.
     if let Some(w) = &e.written_by
         && let Some(dl) = table.downloaders.get(&w.pid)
     {
-        found.push(downloaded_binary(d, lookup, e, dl));
+        let exe = e.exe.display().to_string();
+        found.push(downloaded_file(d, lookup, e, dl, w.pid, exe, "binary"));
+    }
+    if let Some(w) = &e.script_written_by
+        && let Some(dl) = table.downloaders.get(&w.pid)
+    {
+        let script = normalize(&resolve_exe(&e.filename, e.cwd.as_deref()))
+            .display()
+            .to_string();
+        found.push(downloaded_file(d, lookup, e, dl, w.pid, script, "script"));
     }
     if role == Some(Role::Download) {
         table.downloaders.insert(
@@ -345,14 +355,16 @@ fn judge(
     out
 }
 
-/// An executable that a downloader wrote, run.
-fn downloaded_binary(
+/// An executable or a `#!` script that a downloader wrote, run.
+fn downloaded_file(
     d: &Detector,
     lookup: &dyn ProcessLookup,
     e: &ExecInfo,
     dl: &Downloader,
+    downloader_pid: u32,
+    exe: String,
+    what: &str,
 ) -> Candidate {
-    let exe = e.exe.display().to_string();
     let downloader = dl.exe.display().to_string();
     let mut context = RuntimeContext {
         file_path: Some(exe.clone()),
@@ -361,11 +373,9 @@ fn downloaded_binary(
     };
     let a = &mut context.additional;
     a.insert("downloadedBy".into(), downloader.clone());
-    if let Some(w) = &e.written_by {
-        a.insert("downloaderPid".into(), w.pid.to_string());
-    }
+    a.insert("downloaderPid".into(), downloader_pid.to_string());
     a.insert("downloaderCommandLine".into(), dl.command_line.clone());
-    a.insert("executedFile".into(), "binary".into());
+    a.insert("executedFile".into(), what.into());
     technique(
         d,
         &e.process,
@@ -380,7 +390,7 @@ fn downloaded_binary(
         draft(
             "A program that a downloader wrote was executed",
             format!(
-                "Process {} (pid {}) executed {exe}, which {downloader} wrote: {}.",
+                "Process {} (pid {}) executed {exe} ({what}), which {downloader} wrote: {}.",
                 e.process.comm, e.process.pid, dl.command_line
             ),
             exe,

@@ -76,6 +76,7 @@ fn exec(x: &X) -> Event {
         fileless: false,
         exe_deleted: false,
         written_by: None,
+        script_written_by: None,
         stdio_sockets: Vec::new(),
         stdin: x.stdin.map(|_| "pipe"),
         stdin_pipe: x.stdin,
@@ -542,4 +543,41 @@ fn a_binary_a_downloader_wrote_is_download_and_execute() {
     // Written by chmod's pid (not a downloader), or by a pid never seen: nothing.
     assert!(downloaded(21).is_empty());
     assert!(downloaded(99).is_empty());
+
+    // A `#!` script: the interpreter is the executable, the script's writer comes separately.
+    let mut d = detector();
+    d.process(
+        &exec(&x(
+            20,
+            "/usr/bin/wget",
+            &["wget", "http://h/r.sh"],
+            None,
+            None,
+        )),
+        &NoLookup,
+    );
+    let Event::Exec(mut run) = exec(&x(23, "/usr/bin/dash", &["/bin/sh", "./r.sh"], None, None))
+    else {
+        unreachable!()
+    };
+    run.filename = "./r.sh".into();
+    run.script_written_by = Some(crate::event::Writer {
+        pid: 20,
+        uid: 0,
+        comm: "wget".into(),
+        time: "2026-12-05T01:00:00Z".into(),
+    });
+    let found: Vec<_> = d
+        .process(&Event::Exec(run), &NoLookup)
+        .into_iter()
+        .map(|o| o.finding)
+        .filter(|f| {
+            f.context.additional.get("ruleId").map(String::as_str)
+                == Some("behaviour-download-exec")
+        })
+        .collect();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].context.file_path.as_deref(), Some("/srv/app/r.sh"));
+    assert_eq!(found[0].context.additional["executedFile"], "script");
+    assert_eq!(found[0].context.additional["downloadedBy"], "/usr/bin/wget");
 }

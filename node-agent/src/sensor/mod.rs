@@ -10,10 +10,10 @@ use std::{fmt, path::PathBuf};
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{MapData, PerCpuArray, RingBuf},
+    maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf},
 };
 use node_agent_common::{
-    AgentConfig,
+    AgentConfig, FileKey, WriterInfo,
     stats::{Hook, STATS_SLOTS, StatKind, stat_slot},
 };
 use serde::Serialize;
@@ -140,11 +140,15 @@ pub enum SensorError {
     Host(#[from] host::HostError),
 }
 
+/// The kernel's written-files map, read from user space.
+pub type WrittenFiles = BpfHashMap<MapData, FileKey, WriterInfo>;
+
 /// A running sensor: the loaded programs (they detach when this is dropped), the ring buffer
 /// and the counters.
 pub struct Sensor {
     _ebpf: Ebpf,
     events: Option<RingBuf<MapData>>,
+    written: Option<WrittenFiles>,
     stats: PerCpuArray<MapData, u64>,
     hooks: Vec<HookStatus>,
     wanted: Vec<Hook>,
@@ -271,6 +275,9 @@ impl Sensor {
         let events = ebpf
             .take_map("EVENTS")
             .and_then(|m| RingBuf::try_from(m).ok());
+        let written = ebpf
+            .take_map("WRITTEN")
+            .and_then(|m| BpfHashMap::try_from(m).ok());
         let stats = ebpf
             .take_map("STATS")
             .and_then(|m| PerCpuArray::try_from(m).ok())
@@ -280,12 +287,19 @@ impl Sensor {
         Ok(Self {
             _ebpf: ebpf,
             events,
+            written,
             stats,
             hooks,
             wanted: hooks::wanted(options),
             setup,
             identity,
         })
+    }
+
+    /// Takes the kernel's written-files map (who opened each regular file for writing since the
+    /// agent started), for the reader task. Only the first call gets it.
+    pub fn take_written(&mut self) -> Option<WrittenFiles> {
+        self.written.take()
     }
 
     /// Takes the ring buffer, for the reader task. Only the first call gets it.
