@@ -402,6 +402,14 @@ pub mod file_flags {
     pub const BASE_TRUNCATED: u32 = 1 << 6;
     /// A systemd journal file (`*.journal`, `*.journal~`) removed or renamed, wherever it is.
     pub const MATCH_JOURNAL: u32 = 1 << 7;
+    /// `base` holds the path of the file an open returned (walked from its dentry in the
+    /// kernel), root first and NUL-terminated, not a directory: the path the open resolved
+    /// to, whatever string led there.
+    pub const OBJECT_PATH: u32 = 1 << 8;
+    /// The kernel could not match the path as written (`.`, `..` or empty components, a path
+    /// through `/proc`, one cut at the read bound, or a directory it could not walk whole): sent
+    /// for user space to normalise and match.
+    pub const UNRESOLVED: u32 = 1 << 9;
 }
 
 /// A file operation that passed the kernel's sensitive-path filter, with its result.
@@ -450,8 +458,10 @@ pub struct FileEvent {
     pub base_len: u32,
     /// Components in `base`.
     pub base_depth: u32,
-    /// For a relative `path`: the directory it starts from (the working directory, or the
-    /// directory fd), leaf first like [`ExecEvent::cwd`].
+    /// For a successful open ([`file_flags::OBJECT_PATH`]): the path of the file opened, root
+    /// first, `base_len` bytes. Otherwise, for a relative `path`: the directory it starts from
+    /// (the working directory, or the directory fd); for an absolute `path` and a relative
+    /// `path2`: `path2`'s directory; leaf first like [`ExecEvent::cwd`].
     pub base: [u8; CWD_LEN],
 }
 

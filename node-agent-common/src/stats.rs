@@ -129,11 +129,15 @@ pub enum StatKind {
     /// Repeats of an event already sent, counted in the kernel and carried by the next record
     /// of the same event (connect and accept; see `NetEvent::repeats`).
     Folded = 4,
+    /// Paths the kernel could not walk from its objects (a dentry chain deeper or longer than
+    /// the walk's bound, or a read that failed): the operation was matched by the string the
+    /// process passed, or by the file name only (`file_open`, `file_change`).
+    Unresolved = 5,
 }
 
 impl StatKind {
     /// Slots per hook.
-    pub const COUNT: u32 = 5;
+    pub const COUNT: u32 = 6;
 }
 
 /// Number of slots in the `STATS` map.

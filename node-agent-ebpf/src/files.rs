@@ -3,9 +3,19 @@
 //!
 //! The sensitive set comes from user space: absolute prefixes and exact paths in an LPM trie
 //! (an exact path carries its NUL), and file names (`authorized_keys`, `.bashrc`, ...) in a
-//! hash set that also catches relative paths. Read-only opens cost one short read of the path
-//! (are they `/proc/<pid>/mem`, another process's memory being dumped?) and nothing more, which
-//! keeps a storm of ordinary opens nearly free.
+//! hash set. Read-only opens cost one short read of the path (are they `/proc/<pid>/mem`,
+//! another process's memory being dumped?) and nothing more, which keeps a storm of ordinary
+//! opens nearly free.
+//!
+//! Paths are matched as the kernel holds them, not as the process wrote them: a successful
+//! write-open is matched on the path of the file it returned, walked from its dentry across
+//! mount points at syscall exit (`kernel::resolve_path`), so `.`, `..`, `//`, a relative path,
+//! a directory fd, a symbolic link and `/proc/self/root` all end at the same name. The other
+//! operations (rename, link, symlink, unlink, chmod, chown) may name something that does not
+//! exist yet: a relative path is joined to the directory the kernel holds for the directory fd
+//! or the working directory; a path with `.`, `..` or `//` components, one through `/proc`, or
+//! one longer than the read bound is sent to user space (flag `UNRESOLVED`), which normalises
+//! it and matches again.
 
 use aya_ebpf::{
     helpers::{
@@ -25,9 +35,9 @@ use node_agent_common::{
 };
 
 use crate::kernel::{
-    EVENTS, S_IFREG, Walk, config, count, current_task, fd_file, file_inode, fill_current, header,
-    inode_key, inode_type, is_agent, read_ptr, read_user_str, submit_flags, syscall_arg,
-    syscall_ret, walk_path,
+    EVENTS, RESOLVED_END, Resolved, S_IFREG, Walk, config, count, current_task, fd_file,
+    file_inode, fill_current, header, inode_key, inode_type, is_agent, read_ptr, read_user_str,
+    resolve_path, submit_flags, syscall_arg, syscall_ret, walk_path,
 };
 
 /// Bytes of a path compared against prefixes (longer prefixes cannot be configured).
@@ -107,6 +117,14 @@ struct Scratch {
     name: [u8; NAME_KEY_LEN],
     /// Bytes of `path` read, its NUL included (0 when unreadable).
     len: u32,
+    /// See [`opaque`].
+    opaque: u32,
+    /// See [`opaque64`].
+    opaque64: u64,
+    /// A kernel object's path, root first.
+    resolved: Resolved,
+    /// A directory's path joined with a relative path.
+    joined: [u8; 2 * PATH_LEN],
 }
 
 #[map]
@@ -129,14 +147,39 @@ fn exit_ret(ctx: &TracePointContext) -> i64 {
     syscall_ret(ctx)
 }
 
-/// What makes a path sensitive: `file_flags::MATCH_*` and `PROC_MEM`, 0 for an ordinary path.
+#[inline(always)]
+fn scratch() -> Option<&'static mut Scratch> {
+    let s = FILE_SCRATCH.get_ptr_mut(0)?;
+    // SAFETY: per-CPU scratch, this program's alone while it runs.
+    Some(unsafe { &mut *s })
+}
+
+/// `v` passed through map memory, so the verifier sees a value it knows nothing about instead
+/// of each constant it could be: what follows (the next match, the record) is verified once
+/// rather than once per combination of match flags or per `./` prefix length.
+#[inline(always)]
+fn opaque(s: &mut Scratch, v: u32) -> u32 {
+    // SAFETY: volatile access to map memory.
+    unsafe {
+        core::ptr::write_volatile(&mut s.opaque, v);
+        core::ptr::read_volatile(&s.opaque)
+    }
+}
+
+/// What makes a path string sensitive: `file_flags::MATCH_*` and `PROC_MEM`, 0 for an ordinary
+/// path.
 #[inline(always)]
 fn classify(path: u64) -> u32 {
-    let Some(s) = FILE_SCRATCH.get_ptr_mut(0) else {
+    let Some(s) = scratch() else {
         return 0;
     };
-    // SAFETY: per-CPU scratch, this program's alone while it runs.
-    let s = unsafe { &mut *s };
+    load_user(s, path);
+    classify_loaded(s, true)
+}
+
+/// Reads a user path string into the scratch (`s.len`: bytes read, NUL included).
+#[inline(always)]
+fn load_user(s: &mut Scratch, path: u64) {
     // SAFETY: copies ZEROS (same size) over the scratch path.
     unsafe {
         bpf_probe_read_kernel(
@@ -154,12 +197,28 @@ fn classify(path: u64) -> u32 {
         )
     };
     s.len = if n > 0 { n as u32 } else { 0 };
-    if n <= 1 {
+}
+
+/// [`opaque`] for a 64-bit value.
+#[inline(always)]
+fn opaque64(s: &mut Scratch, v: u64) -> u64 {
+    // SAFETY: volatile access to map memory.
+    unsafe {
+        core::ptr::write_volatile(&mut s.opaque64, v);
+        core::ptr::read_volatile(&s.opaque64)
+    }
+}
+
+/// Classifies the path in the scratch: by prefix (when `prefixes` and it is absolute) and by
+/// its last component's name.
+#[inline(always)]
+fn classify_loaded(s: &mut Scratch, prefixes: bool) -> u32 {
+    let n = s.len; // bytes including the NUL
+    if n <= 1 || n > PATH_LEN as u32 {
         return 0;
     }
-    let n = n as u32; // bytes including the NUL
     let mut flags = 0;
-    if s.path[0] == b'/' {
+    if prefixes && s.path[0] == b'/' {
         let key_len = if n > PREFIX_KEY_LEN as u32 {
             PREFIX_KEY_LEN as u32
         } else {
@@ -228,7 +287,7 @@ fn classify(path: u64) -> u32 {
             flags |= file_flags::MATCH_NAME;
         }
     }
-    flags
+    opaque(s, flags)
 }
 
 /// Whether the path [`classify`] last read names a systemd journal file (`*.journal`,
@@ -256,6 +315,216 @@ fn journal_name() -> bool {
     let word = |b: &[u8]| u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
     let journal = u64::from_le_bytes(*b".journal");
     word(&tail[1..]) == journal || (word(&tail[..8]) == journal && tail[8] == b'~')
+}
+
+/// Classifies the path of an open file, walked from its dentry (`file`: a `struct file *`);
+/// `None` when it could not be walked. A path too long or too deep to walk whole is matched by
+/// its name, and by the string the process passed (`path`), as before paths were walked. The
+/// flag says whether the whole path is in `Scratch::resolved`, for the record.
+#[inline(always)]
+fn classify_file(file: u64, path: u64) -> Option<(u32, bool)> {
+    let s = scratch()?;
+    let whole = match resolve_path(
+        current_task(),
+        file + config!(offsets.file_path) as u64,
+        &mut s.resolved,
+    ) {
+        Walk::Done => true,
+        Walk::Truncated => {
+            count(Hook::FileOpen, StatKind::Unresolved);
+            false
+        }
+        Walk::Unreadable => {
+            count(Hook::FileOpen, StatKind::Unresolved);
+            return None;
+        }
+    };
+    // SAFETY: a plain static.
+    let mask = unsafe { core::ptr::read_volatile(&PATH_INDEX_MASK) };
+    // SAFETY: map memory written by resolve_path.
+    let start = unsafe { core::ptr::read_volatile(&s.resolved.start) } & mask;
+    // SAFETY: PATH_LEN bytes from `start` < PATH_LEN of a 2 * PATH_LEN buffer into the scratch
+    // path: the path, its NUL and zeros (resolve_path never writes past its end).
+    unsafe {
+        bpf_probe_read_kernel(
+            s.path.as_mut_ptr().cast(),
+            PATH_LEN as u32,
+            s.resolved.buf.as_ptr().add(start as usize).cast(),
+        )
+    };
+    s.len = RESOLVED_END - start + 1;
+    let flags = classify_loaded(s, whole);
+    if whole {
+        Some((flags, true))
+    } else {
+        let flags = flags | classify(path);
+        Some((opaque(s, flags), false))
+    }
+}
+
+/// Whether the path in the scratch, from byte `from` (past the leading `./` pairs the join
+/// skips), has a `.` or `..` component or an empty one (`//`): the kernel leaves those to user
+/// space, which normalises them. `from` is never compared inside the loop: a comparison there
+/// would split the verifier's knowledge of it at every byte.
+#[inline(always)]
+fn not_canonical(s: &Scratch, from: u32) -> bool {
+    let from = (from & 31) as usize;
+    let (c0, c1, c2) = (s.path[from], s.path[from + 1], s.path[from + 2]);
+    if c0 == b'.' && (c1 == 0 || c1 == b'/' || (c1 == b'.' && (c2 == b'/' || c2 == 0))) {
+        return true;
+    }
+    // `.//x`: the empty component right after the skipped prefix.
+    if from > 0 && c0 == b'/' {
+        return true;
+    }
+    // i + from + 3 < PATH_LEN + NAME_KEY_LEN.
+    for i in 0..PATH_LEN - 4 {
+        let at = i + from;
+        let c = s.path[at];
+        if c == 0 {
+            break;
+        }
+        if c != b'/' {
+            continue;
+        }
+        let c1 = s.path[at + 1];
+        if c1 == b'/' {
+            return true;
+        }
+        if c1 == b'.' {
+            let c2 = s.path[at + 2];
+            if c2 == b'/' || c2 == 0 {
+                return true;
+            }
+            if c2 == b'.' {
+                let c3 = s.path[at + 3];
+                if c3 == b'/' || c3 == 0 {
+                    return true;
+                }
+            }
+        }
+    }
+    false
+}
+
+/// Leading `./` pairs skipped before a relative path is joined to its directory.
+const DOT_SLASH_SKIP: usize = 8;
+
+/// Classifies the path of a rename, link, symlink, unlink, chmod or chown, which may not exist
+/// yet: the string as given (prefix when absolute, name always) and, for a relative one, the
+/// directory the kernel holds (`dirfd`, or the working directory) joined with it. A path the
+/// kernel cannot match as written (`.`, `..`, `//`, through `/proc`, cut at the read bound, or
+/// its directory not walked whole) is flagged `UNRESOLVED` for user space.
+#[inline(always)]
+fn classify_change(path: u64, dirfd: i32) -> u32 {
+    let Some(s) = scratch() else {
+        return 0;
+    };
+    load_user(s, path);
+    let mut flags = classify_loaded(s, true);
+    let n = s.len;
+    if n <= 1 {
+        return flags;
+    }
+    if n >= PATH_LEN as u32 {
+        return flags | file_flags::UNRESOLVED;
+    }
+    let mut skip = 0;
+    for _ in 0..DOT_SLASH_SKIP {
+        if s.path[skip] == b'.' && s.path[skip + 1] == b'/' {
+            skip += 2;
+        } else {
+            break;
+        }
+    }
+    let head = u64::from_le_bytes([
+        s.path[0], s.path[1], s.path[2], s.path[3], s.path[4], s.path[5], 0, 0,
+    ]);
+    let skip = opaque(s, skip as u32) & 31;
+    if not_canonical(s, skip) || head == u64::from_le_bytes(*b"/proc/\0\0") {
+        flags |= file_flags::UNRESOLVED;
+    }
+    let flags = opaque(s, flags);
+    if s.path[0] != b'/' {
+        let joined = classify_joined(s, dirfd, skip);
+        return opaque(s, flags | joined);
+    }
+    flags
+}
+
+/// The prefix match of a relative path (in the scratch, `skip` bytes of `./` left out) joined
+/// to its directory: `MATCH_PREFIX`, `UNRESOLVED` when the directory could not be walked whole.
+#[inline(always)]
+fn classify_joined(s: &mut Scratch, dirfd: i32, skip: u32) -> u32 {
+    let task = current_task();
+    let start = if dirfd == AT_FDCWD {
+        let fs = read_ptr(task, config!(offsets.task_fs));
+        if fs == 0 {
+            return file_flags::UNRESOLVED;
+        }
+        fs + config!(offsets.fs_pwd) as u64
+    } else {
+        let file = fd_file(dirfd as u64);
+        if file == 0 {
+            return file_flags::UNRESOLVED;
+        }
+        file + config!(offsets.file_path) as u64
+    };
+    if !matches!(resolve_path(task, start, &mut s.resolved), Walk::Done) {
+        count(Hook::FileChange, StatKind::Unresolved);
+        return file_flags::UNRESOLVED;
+    }
+    // SAFETY: a plain static.
+    let mask = unsafe { core::ptr::read_volatile(&PATH_INDEX_MASK) };
+    // SAFETY: map memory written by resolve_path.
+    let dir_start = unsafe { core::ptr::read_volatile(&s.resolved.start) } & mask;
+    let dir_len = RESOLVED_END - dir_start;
+    let joined = s.joined.as_mut_ptr();
+    // SAFETY: PATH_LEN bytes from `dir_start` < PATH_LEN of a 2 * PATH_LEN buffer (the
+    // directory, its NUL, zeros) into the first half of `joined`.
+    unsafe {
+        bpf_probe_read_kernel(
+            joined.cast(),
+            PATH_LEN as u32,
+            s.resolved.buf.as_ptr().add(dir_start as usize).cast(),
+        )
+    };
+    let at = if dir_len == 1 {
+        1
+    } else {
+        // SAFETY: dir_len < PATH_LEN, inside `joined`.
+        unsafe { *joined.add((dir_len & mask) as usize) = b'/' };
+        dir_len + 1
+    };
+    // SAFETY: PATH_LEN bytes to `at & mask` < PATH_LEN of the 2 * PATH_LEN-byte `joined`, from
+    // `skip & 31` < NAME_KEY_LEN of the PATH_LEN + NAME_KEY_LEN-byte scratch path.
+    unsafe {
+        bpf_probe_read_kernel(
+            joined.add((at & mask) as usize).cast(),
+            PATH_LEN as u32,
+            s.path.as_ptr().add((skip & 31) as usize).cast(),
+        )
+    };
+    let total = at + s.len - skip;
+    let key_len = if total > PREFIX_KEY_LEN as u32 {
+        PREFIX_KEY_LEN as u32
+    } else {
+        total
+    };
+    // SAFETY: fixed-size copy between two parts of the scratch.
+    unsafe {
+        bpf_probe_read_kernel(
+            s.key.data.as_mut_ptr().cast(),
+            PREFIX_KEY_LEN as u32,
+            joined.cast(),
+        )
+    };
+    s.key.prefix_len = key_len * 8;
+    if SENSITIVE_PREFIXES.get(&s.key).is_some() {
+        file_flags::MATCH_PREFIX
+    } else {
+        0
+    }
 }
 
 #[inline(always)]
@@ -348,6 +617,7 @@ fn on_read_open_enter(dirfd: i32, path: u64, open_flags: u32) {
     );
 }
 
+/// A write-open is only remembered here: what it opened is known, and matched, at its exit.
 #[inline(always)]
 fn on_open_enter(dirfd: i32, path: u64, open_flags: u32, mode: u32) {
     // The agent's own writes are not reported, but they still clear the file's writer: a file
@@ -356,7 +626,7 @@ fn on_open_enter(dirfd: i32, path: u64, open_flags: u32, mode: u32) {
     if agent {
         count(Hook::FileOpen, StatKind::Filtered);
     }
-    let match_flags = if agent { 0 } else { classify(path) };
+    let match_flags = 0;
     in_flight_add(1);
     remember(
         Pending {
@@ -387,47 +657,81 @@ fn on_open_exit(ctx: &TracePointContext) {
     let ret = exit_ret(ctx);
     if pending.op == file_op::OPEN_READ {
         // Nothing was written: the written-files map is not touched.
-        emit(&pending, ret, 0, 0, Hook::FileOpen);
+        emit(&pending, ret, 0, 0, false, Hook::FileOpen);
         return;
     }
+    let agent = pending._pad != 0;
     let (mut dev, mut ino) = (0, 0);
-    if ret >= 0 {
-        let inode = file_inode(fd_file(ret as u64));
+    let file = if ret >= 0 { fd_file(ret as u64) } else { 0 };
+    if file != 0 {
+        let inode = file_inode(file);
         if inode != 0 && inode_type(inode) == S_IFREG {
             (dev, ino) = inode_key(inode);
-            let file_key = FileKey { dev, _pad: 0, ino };
-            if pending._pad != 0 {
-                let _ = WRITTEN.remove(file_key);
+            if agent {
+                let _ = WRITTEN.remove(FileKey { dev, _pad: 0, ino });
                 return;
             }
-            let tgid = (key >> 32) as u32;
-            // SAFETY: read at once. The same process rewriting the same file (a log, a storm)
-            // needs no update: the first write is the one that made it new.
-            let known = unsafe { WRITTEN.get(file_key) }.is_some_and(|w| w.tgid == tgid);
-            if known {
-                if pending.match_flags != 0 {
-                    emit(&pending, ret, dev, ino, Hook::FileOpen);
-                }
-                return;
-            }
-            let uid_gid = bpf_get_current_uid_gid();
-            let writer = WriterInfo {
-                tgid: (key >> 32) as u32,
-                uid: uid_gid as u32,
-                // SAFETY: helper without arguments.
-                time_ns: unsafe { aya_ebpf::helpers::generated::bpf_ktime_get_boot_ns() },
-                comm: bpf_get_current_comm().unwrap_or([0; 16]),
-            };
-            if WRITTEN
-                .insert(FileKey { dev, _pad: 0, ino }, writer, 0)
-                .is_err()
-            {
-                count(Hook::FileOpen, StatKind::Errors);
-            }
+            remember_written(key, dev, ino);
         }
     }
-    if pending.match_flags != 0 {
-        emit(&pending, ret, dev, ino, Hook::FileOpen);
+    if agent {
+        return;
+    }
+    // What was opened, from its dentry; a failed open (or a file that could not be walked) by
+    // the path as given: the attempt is reported too.
+    let resolved = if file != 0 {
+        classify_file(file, pending.path)
+    } else {
+        None
+    };
+    let (flags, object) = match resolved {
+        Some(matched) => matched,
+        None => (classify(pending.path), false),
+    };
+    if flags == 0 {
+        return;
+    }
+    let Some(s) = scratch() else {
+        return;
+    };
+    // One state into `emit` whatever the paths here were (regular file or not, walked or not).
+    let object = opaque(s, object as u32) != 0;
+    let dev = opaque(s, dev);
+    let ino = opaque64(s, ino);
+    emit(
+        &Pending {
+            match_flags: flags,
+            ..pending
+        },
+        ret,
+        dev,
+        ino,
+        object,
+        Hook::FileOpen,
+    );
+}
+
+/// Records the current process as the writer of a regular file, unless it already is.
+#[inline(always)]
+fn remember_written(key: u64, dev: u32, ino: u64) {
+    let file_key = FileKey { dev, _pad: 0, ino };
+    let tgid = (key >> 32) as u32;
+    // SAFETY: read at once. The same process rewriting the same file (a log, a storm) needs no
+    // update: the first write is the one that made it new.
+    let known = unsafe { WRITTEN.get(file_key) }.map(|w| w.tgid);
+    if known == Some(tgid) {
+        return;
+    }
+    let uid_gid = bpf_get_current_uid_gid();
+    let writer = WriterInfo {
+        tgid,
+        uid: uid_gid as u32,
+        // SAFETY: helper without arguments.
+        time_ns: unsafe { aya_ebpf::helpers::generated::bpf_ktime_get_boot_ns() },
+        comm: bpf_get_current_comm().unwrap_or([0; 16]),
+    };
+    if WRITTEN.insert(file_key, writer, 0).is_err() {
+        count(Hook::FileOpen, StatKind::Errors);
     }
 }
 
@@ -437,12 +741,12 @@ fn on_change_enter(pending: Pending) {
         count(Hook::FileChange, StatKind::Filtered);
         return;
     }
-    let mut flags = classify(pending.path);
+    let mut flags = classify_change(pending.path, pending.dirfd);
     if matches!(pending.op, file_op::UNLINK | file_op::RENAME) && journal_name() {
         flags |= file_flags::MATCH_JOURNAL;
     }
     if pending.path2 != 0 {
-        flags |= classify(pending.path2);
+        flags |= classify_change(pending.path2, pending.dirfd2);
     }
     if flags == 0 {
         return;
@@ -464,11 +768,14 @@ fn on_change_exit(ctx: &TracePointContext) {
         return;
     };
     let _ = PENDING_FILE.remove(key);
-    emit(&pending, exit_ret(ctx), 0, 0, Hook::FileChange);
+    emit(&pending, exit_ret(ctx), 0, 0, false, Hook::FileChange);
 }
 
 #[inline(always)]
-fn emit(pending: &Pending, ret: i64, dev: u32, ino: u64, hook: Hook) {
+/// Sends a record. `object`: the path of the file an open returned is whole in
+/// `Scratch::resolved` and goes in `base` (`OBJECT_PATH`); for the others `base` is a relative
+/// path's directory.
+fn emit(pending: &Pending, ret: i64, dev: u32, ino: u64, object: bool, hook: Hook) {
     let Some(mut entry) = EVENTS.reserve::<FileEvent>(0) else {
         count(hook, StatKind::Dropped);
         return;
@@ -502,12 +809,37 @@ fn emit(pending: &Pending, ret: i64, dev: u32, ino: u64, hook: Hook) {
         if cut2 {
             flags |= file_flags::PATH2_TRUNCATED;
         }
-        // A relative path: record the directory it starts from while it still exists.
         ev.base_len = 0;
         ev.base_depth = 0;
-        if len > 0 && ev.path[0] != b'/' {
+        if object && let Some(s) = FILE_SCRATCH.get_ptr(0) {
+            // The file the open returned, wherever the path the process gave led: as walked
+            // for the match, root first.
+            let mask = core::ptr::read_volatile(&PATH_INDEX_MASK);
+            let start = core::ptr::read_volatile(&(*s).resolved.start) & mask;
+            // PATH_LEN bytes from `start` < PATH_LEN of a 2 * PATH_LEN buffer (the path, its
+            // NUL, zeros) into the CWD_LEN-byte base.
+            bpf_probe_read_kernel(
+                ev.base.as_mut_ptr().cast(),
+                PATH_LEN as u32,
+                (*s).resolved.buf.as_ptr().add(start as usize).cast(),
+            );
+            ev.base_len = RESOLVED_END - start;
+            flags |= file_flags::OBJECT_PATH;
+        }
+        // A relative path: record the directory it starts from while it still exists. For an
+        // absolute `path` and a relative `path2` (`mv /tmp/x job`), `path2`'s directory.
+        let dirfd = if len > 0 && ev.path[0] != b'/' {
+            Some(pending.dirfd)
+        } else if len2 > 0 && ev.path2[0] != b'/' {
+            Some(pending.dirfd2)
+        } else {
+            None
+        };
+        if flags & file_flags::OBJECT_PATH == 0
+            && let Some(dirfd) = dirfd
+        {
             let task = current_task();
-            let start = if pending.dirfd == AT_FDCWD {
+            let start = if dirfd == AT_FDCWD {
                 let fs = read_ptr(task, config!(offsets.task_fs));
                 if fs == 0 {
                     0
@@ -515,7 +847,7 @@ fn emit(pending: &Pending, ret: i64, dev: u32, ino: u64, hook: Hook) {
                     fs + config!(offsets.fs_pwd) as u64
                 }
             } else {
-                let file = fd_file(pending.dirfd as u64);
+                let file = fd_file(dirfd as u64);
                 if file == 0 {
                     0
                 } else {
@@ -761,7 +1093,7 @@ fn on_symlink(pending: Pending) {
         count(Hook::FileChange, StatKind::Filtered);
         return;
     }
-    let flags = classify(pending.path);
+    let flags = classify_change(pending.path, pending.dirfd);
     if flags != 0 {
         remember(
             Pending {

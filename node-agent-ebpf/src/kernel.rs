@@ -554,6 +554,161 @@ pub fn walk_path(
     Walk::Truncated
 }
 
+/// Where a `struct path` is written root first by [`resolve_path`]: the path ends at
+/// `RESOLVED_END` (the NUL is there) and starts at `start`; the bytes from `RESOLVED_END` on are
+/// never written and stay zero, so a copy of `PATH_LEN` bytes from `start` is the path followed
+/// by zeros. Lives in map memory (a per-CPU scratch), with the walk's position.
+#[repr(C)]
+pub struct Resolved {
+    /// The path in `buf[start..RESOLVED_END]`.
+    pub buf: [u8; 2 * node_agent_common::PATH_LEN],
+    /// One component, as read before it is put in place.
+    pub component: [u8; node_agent_common::PATH_LEN],
+    /// First byte of the path in `buf`: `RESOLVED_END` while nothing is written.
+    pub start: u32,
+    pub _pad: u32,
+    /// The walk's position (dentry, its `struct vfsmount`, the `struct mount` around it, that
+    /// mount's root dentry), kept here rather than in registers: every iteration then starts
+    /// from the same state for the verifier, which checks the loop body once per iteration
+    /// instead of once per way the previous ones went.
+    pub at: [u64; 4],
+}
+
+/// Where a resolved path ends in [`Resolved::buf`].
+pub const RESOLVED_END: u32 = node_agent_common::PATH_LEN as u32;
+
+/// `RESOLVED_END - 1` through a volatile read (see `WALK_OFFSET_MASK`).
+#[unsafe(no_mangle)]
+static RESOLVED_MASK: u32 = RESOLVED_END - 1;
+
+const AT_DENTRY: usize = 0;
+const AT_VFSMNT: usize = 1;
+const AT_MNT: usize = 2;
+const AT_MNT_ROOT: usize = 3;
+
+#[inline(always)]
+fn get(out: &Resolved, i: usize) -> u64 {
+    // SAFETY: volatile read of map memory.
+    unsafe { core::ptr::read_volatile(&out.at[i]) }
+}
+
+#[inline(always)]
+fn set(out: &mut Resolved, i: usize, v: u64) {
+    // SAFETY: volatile write of map memory.
+    unsafe { core::ptr::write_volatile(&mut out.at[i], v) }
+}
+
+/// Writes the absolute path of a `struct path` (at address `start`) root first into `out`, the
+/// way `d_path` does: components from the leaf up, each put in front of the last, crossing mount
+/// points up to the task's root (so a process in a container gets the path as the container
+/// sees it, and a bind mount the path it is mounted at). What the kernel opened, not what the
+/// process wrote: `.`, `..`, `//`, symbolic links and `/proc/<pid>/root` are gone. `Truncated`
+/// leaves the deepest part of a path longer than `RESOLVED_END - 1` bytes or deeper than
+/// `WALK_MAX_DEPTH` components.
+#[inline(always)]
+pub fn resolve_path(task: u64, start: u64, out: &mut Resolved) -> Walk {
+    // SAFETY: volatile access to map memory (see `walk_path`).
+    unsafe { core::ptr::write_volatile(&mut out.start, RESOLVED_END) };
+    let fs = read_ptr(task, config!(offsets.task_fs));
+    let root = fs + config!(offsets.fs_root) as u64;
+    let dentry = read_ptr(start, config!(offsets.path_dentry));
+    let vfsmnt = read_ptr(start, config!(offsets.path_mnt));
+    let root_dentry = read_ptr(root, config!(offsets.path_dentry));
+    let root_mnt = read_ptr(root, config!(offsets.path_mnt));
+    let mount_mnt = config!(offsets.mount_mnt) as u64;
+    if dentry == 0 || vfsmnt == 0 || mount_mnt == OFFSET_UNKNOWN as u64 {
+        return Walk::Unreadable;
+    }
+    set(out, AT_DENTRY, dentry);
+    set(out, AT_VFSMNT, vfsmnt);
+    set(out, AT_MNT, vfsmnt - mount_mnt);
+    set(
+        out,
+        AT_MNT_ROOT,
+        read_ptr(vfsmnt, config!(offsets.vfsmount_root)),
+    );
+    let buf = out.buf.as_mut_ptr();
+    let mut done = false;
+    for _ in 0..WALK_MAX_DEPTH {
+        let dentry = get(out, AT_DENTRY);
+        if dentry == root_dentry && get(out, AT_VFSMNT) == root_mnt {
+            done = true;
+            break;
+        }
+        if dentry == get(out, AT_MNT_ROOT) {
+            let mnt = get(out, AT_MNT);
+            let parent = read_ptr(mnt, config!(offsets.mount_parent));
+            if parent == mnt || parent == 0 {
+                done = true;
+                break;
+            }
+            set(
+                out,
+                AT_DENTRY,
+                read_ptr(mnt, config!(offsets.mount_mountpoint)),
+            );
+            set(out, AT_MNT, parent);
+            let vfsmnt = parent + mount_mnt;
+            set(out, AT_VFSMNT, vfsmnt);
+            set(
+                out,
+                AT_MNT_ROOT,
+                read_ptr(vfsmnt, config!(offsets.vfsmount_root)),
+            );
+            continue;
+        }
+        let name = read_ptr(dentry, config!(offsets.dentry_name));
+        // SAFETY: at most PATH_LEN bytes into the component buffer of that size.
+        let n = unsafe {
+            aya_ebpf::helpers::generated::bpf_probe_read_kernel_str(
+                out.component.as_mut_ptr().cast(),
+                node_agent_common::PATH_LEN as u32,
+                name as *const core::ffi::c_void,
+            )
+        };
+        if n <= 1 {
+            return Walk::Unreadable;
+        }
+        let len = (n - 1) as u32;
+        // SAFETY: as above.
+        let used = unsafe { core::ptr::read_volatile(&out.start) };
+        // The path keeps at most RESOLVED_END - 1 bytes, its NUL at RESOLVED_END.
+        if len + 2 > used {
+            return Walk::Truncated;
+        }
+        let at = used - len - 1;
+        // SAFETY: a plain static.
+        let mask = unsafe { core::ptr::read_volatile(&RESOLVED_MASK) };
+        // SAFETY: `at & mask` < RESOLVED_END and the copy is at most RESOLVED_END - 1 bytes
+        // starting one past it, so it ends inside the 2 * RESOLVED_END-byte buffer.
+        unsafe {
+            *buf.add((at & mask) as usize) = b'/';
+            bpf_probe_read_kernel(
+                buf.add(((at & mask) + 1) as usize).cast(),
+                len & mask,
+                out.component.as_ptr().cast(),
+            );
+            core::ptr::write_volatile(&mut out.start, at);
+        }
+        let parent = read_ptr(dentry, config!(offsets.dentry_parent));
+        if parent == dentry || parent == 0 {
+            done = true;
+            break;
+        }
+        set(out, AT_DENTRY, parent);
+    }
+    // SAFETY: as above.
+    if unsafe { core::ptr::read_volatile(&out.start) } == RESOLVED_END {
+        // The root itself.
+        // SAFETY: index RESOLVED_END - 1 of the buffer.
+        unsafe {
+            *buf.add((RESOLVED_END - 1) as usize) = b'/';
+            core::ptr::write_volatile(&mut out.start, RESOLVED_END - 1);
+        }
+    }
+    if done { Walk::Done } else { Walk::Truncated }
+}
+
 /// Argument `n` of a `syscalls:sys_enter_*` record, read straight from the context (a load,
 /// not a helper call: these run on every matching syscall). Only valid for `n` below the
 /// syscall's argument count: the kernel rejects a program that reads past its record.

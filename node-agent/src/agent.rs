@@ -159,12 +159,13 @@ impl Health {
             let counters = self.counters.iter().find(|c| c.hook == hook.hook);
             match counters {
                 Some(c) => out.push_str(&format!(
-                    "  {hook}: sent {} dropped {} errors {} filtered {} folded {}\n",
+                    "  {hook}: sent {} dropped {} errors {} filtered {} folded {} unresolved {}\n",
                     c.counters.sent,
                     c.counters.dropped,
                     c.counters.errors,
                     c.counters.filtered,
-                    c.counters.folded
+                    c.counters.folded,
+                    c.counters.unresolved
                 )),
                 None => out.push_str(&format!("  {hook}\n")),
             }

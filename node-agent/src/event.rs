@@ -903,30 +903,43 @@ pub fn file_info(ev: &node_agent_common::FileEvent, clock: &Clock) -> FileInfo {
     if ev.match_flags & file_flags::MATCH_JOURNAL != 0 {
         matched_by.push("journal");
     }
-    let proc_mem_pid = if ev.match_flags & file_flags::PROC_MEM != 0 {
-        matched_by.push("procMem");
-        proc_mem_pid(&path)
-    } else {
-        None
-    };
+    if ev.match_flags & file_flags::UNRESOLVED != 0 {
+        matched_by.push("unresolved");
+    }
     let unchanged = |v: u32| (v != u32::MAX).then_some(v);
-    // Absolute paths stand alone; a relative one starts from the directory the kernel recorded.
-    let base = (ev.match_flags & file_flags::HAS_BASE != 0)
-        .then(|| cwd_from_components(&ev.base[..(ev.base_len as usize).min(ev.base.len())]));
+    let kernel_path = || cwd_from_components(&ev.base[..(ev.base_len as usize).min(ev.base.len())]);
+    // An open's file as the kernel walked it; otherwise absolute paths stand alone and a
+    // relative one starts from the directory the kernel recorded.
+    let object = (ev.match_flags & file_flags::OBJECT_PATH != 0)
+        .then(|| PathBuf::from(lossy(&ev.base[..(ev.base_len as usize).min(ev.base.len())])));
+    let base = (ev.match_flags & file_flags::HAS_BASE != 0).then(kernel_path);
+    let own_root = |p: PathBuf| without_own_proc_root(p, ev.task.tgid, ev.task.pid);
     let resolve = |p: &str, same_base: bool| {
         let p = Path::new(p);
         if p.is_absolute() {
-            Some(normalize(p))
+            Some(own_root(normalize(p)))
         } else if same_base {
-            base.as_ref().map(|b| normalize(&b.join(p)))
+            base.as_ref().map(|b| own_root(normalize(&b.join(p))))
         } else {
             None
         }
     };
-    let resolved_path = resolve(&path, true);
-    let resolved_path2 = path2
-        .as_deref()
-        .and_then(|p| resolve(p, ev.dirfd2 == ev.dirfd));
+    let resolved_path = object.or_else(|| resolve(&path, true));
+    // The base is `path2`'s when `path` is not relative (see `FileEvent::base`).
+    let path_relative = !path.is_empty() && !path.starts_with('/');
+    let path2_base = !path_relative || ev.dirfd2 == ev.dirfd;
+    let resolved_path2 = path2.as_deref().and_then(|p| resolve(p, path2_base));
+    let proc_mem_pid = if ev.match_flags & file_flags::PROC_MEM != 0 {
+        matched_by.push("procMem");
+        // The kernel's path when it has one: `cd /proc/123; open("mem")` is pid 123's.
+        resolved_path
+            .as_deref()
+            .and_then(|p| p.to_str())
+            .and_then(proc_mem_pid)
+            .or_else(|| proc_mem_pid(&path))
+    } else {
+        None
+    };
     FileInfo {
         time: clock.rfc3339(ev.header.ktime_ns),
         process: ProcessRef::from(&ev.task),
@@ -947,6 +960,27 @@ pub fn file_info(ev: &node_agent_common::FileEvent, clock: &Clock) -> FileInfo {
         sysctl_value: None,
         truncated: ev.match_flags & (file_flags::PATH_TRUNCATED | file_flags::PATH2_TRUNCATED) != 0,
     }
+}
+
+/// A path through the process's own `/proc/<pid>/root` (`self`, `thread-self`, its pid or
+/// thread id) names what the process sees at that path: `/proc/self/root/etc/crontab` is
+/// `/etc/crontab`. Another process's root may be another mount namespace's, and is kept.
+pub fn without_own_proc_root(path: PathBuf, tgid: u32, tid: u32) -> PathBuf {
+    use std::path::Component;
+    let mut parts = path.components();
+    let (Some(Component::RootDir), Some(proc), Some(who), Some(root)) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return path;
+    };
+    let who = who.as_os_str().to_str().unwrap_or("");
+    let own =
+        matches!(who, "self" | "thread-self") || who == tgid.to_string() || who == tid.to_string();
+    if proc.as_os_str() != "proc" || root.as_os_str() != "root" || !own {
+        return path;
+    }
+    // Nested (`/proc/self/root/proc/self/root/...`) is the same again.
+    without_own_proc_root(Path::new("/").join(parts.as_path()), tgid, tid)
 }
 
 /// `N` of `/proc/N/mem`; `self` is left to the caller (it is the process's own pid).
@@ -1280,6 +1314,81 @@ mod tests {
         assert_eq!(
             net_info(&net, &clock).error.as_deref(),
             Some("errno 2147483648")
+        );
+    }
+
+    /// A file record as the kernel fills it: `path` and `path2` as passed, `base` raw.
+    fn file_record(
+        path: &str,
+        path2: Option<&str>,
+        flags: u32,
+        base: &[u8],
+    ) -> node_agent_common::FileEvent {
+        // SAFETY: FileEvent is plain integers and arrays; all-zero is a valid value.
+        let mut ev: node_agent_common::FileEvent = unsafe { std::mem::zeroed() };
+        ev.op = node_agent_common::file_op::RENAME;
+        ev.task.tgid = 4242;
+        ev.task.pid = 4243;
+        ev.dirfd = -100;
+        ev.dirfd2 = -100;
+        ev.path[..path.len()].copy_from_slice(path.as_bytes());
+        ev.path_len = path.len() as u32;
+        if let Some(p2) = path2 {
+            ev.path2[..p2.len()].copy_from_slice(p2.as_bytes());
+            ev.path2_len = p2.len() as u32;
+        }
+        ev.match_flags = flags;
+        ev.base[..base.len()].copy_from_slice(base);
+        ev.base_len = base.len() as u32;
+        ev
+    }
+
+    #[test]
+    fn file_paths_come_from_what_the_kernel_recorded_not_the_string() {
+        use node_agent_common::file_flags::{HAS_BASE, OBJECT_PATH, UNRESOLVED};
+        let clock = Clock::with_offset(0);
+        let resolved = |ev: &node_agent_common::FileEvent| {
+            let f = file_info(ev, &clock);
+            (f.resolved_path, f.resolved_path2)
+        };
+        // An open: the path walked from the file, whatever was passed.
+        let ev = file_record(
+            "././../x/../../crontab",
+            None,
+            OBJECT_PATH,
+            b"/etc/crontab\0",
+        );
+        assert_eq!(resolved(&ev).0, Some(PathBuf::from("/etc/crontab")));
+        // Dot segments, double slashes and the process's own /proc root, normalised.
+        for (given, want) in [
+            ("/etc//cron.d/./x", "/etc/cron.d/x"),
+            ("/etc/cron.d/../cron.d/x", "/etc/cron.d/x"),
+            ("/proc/self/root/etc/cron.d/x", "/etc/cron.d/x"),
+            ("/proc/4242/root/proc/self/root/etc/shadow", "/etc/shadow"),
+            ("/proc/thread-self/root/etc/shadow", "/etc/shadow"),
+            // Another process's root is another mount namespace's, possibly: kept.
+            ("/proc/1/root/etc/shadow", "/proc/1/root/etc/shadow"),
+        ] {
+            let ev = file_record("/tmp/a", Some(given), UNRESOLVED, b"");
+            assert_eq!(resolved(&ev).1, Some(PathBuf::from(want)), "{given}");
+        }
+        // `mv /tmp/a job` in /etc/cron.d: the base is the second path's directory.
+        let ev = file_record("/tmp/a", Some("./job"), HAS_BASE, b"cron.d\0etc\0");
+        assert_eq!(
+            resolved(&ev),
+            (
+                Some(PathBuf::from("/tmp/a")),
+                Some(PathBuf::from("/etc/cron.d/job"))
+            )
+        );
+        // `mv a ../job` in /etc/cron.d/sub: both relative to the same directory.
+        let ev = file_record("a", Some("../job"), HAS_BASE, b"sub\0cron.d\0etc\0");
+        assert_eq!(
+            resolved(&ev),
+            (
+                Some(PathBuf::from("/etc/cron.d/sub/a")),
+                Some(PathBuf::from("/etc/cron.d/job"))
+            )
         );
     }
 

@@ -110,7 +110,7 @@ pub fn render(snapshot: &Snapshot, now: Instant, rss_bytes: Option<u64>) -> Stri
             &mut out,
             "vigil_agent_hook_records_total",
             "counter",
-            "Records per sensor hook by outcome: sent, dropped (ring buffer full), errors, filtered, folded (repeats counted in the kernel).",
+            "Records per sensor hook by outcome: sent, dropped (ring buffer full), errors, filtered, folded (repeats counted in the kernel), unresolved (paths the kernel could not walk from its objects, matched by the string or the file name instead).",
         );
         for c in &h.counters {
             for (outcome, value) in [
@@ -119,6 +119,7 @@ pub fn render(snapshot: &Snapshot, now: Instant, rss_bytes: Option<u64>) -> Stri
                 ("errors", c.counters.errors),
                 ("filtered", c.counters.filtered),
                 ("folded", c.counters.folded),
+                ("unresolved", c.counters.unresolved),
             ] {
                 lines.push(format!(
                     "{name}{{hook=\"{}\",outcome=\"{outcome}\"}} {value}",

@@ -5,7 +5,10 @@
 //! - a blocking connect whose sockaddr another thread rewrites while the handshake sleeps;
 //! - a renamed copy of an installed tool, and a tool on a hash list;
 //! - a command line padded past the exec record's bound;
-//! - a flood of distinct connects before the one that matters.
+//! - a flood of distinct connects before the one that matters;
+//! - a cron file written or moved into place by a path that is not the one the rules name (a
+//!   relative path after `cd`, `//`, `.` and `..`, `/proc/self/root`, a directory fd, a symbolic
+//!   link to the directory, a long `./././` prefix).
 //!
 //! The comm-renaming technique (`printf dpkg > /proc/self/comm`) is tested with the other
 //! persistence tests in `detection_techniques.rs` (`a_process_that_names_itself_dpkg_is_not_dpkg`).
@@ -414,4 +417,233 @@ fn a_command_padded_past_the_exec_record_still_raises() {
     let args: Vec<String> = (0..400).map(|i| format!("--opt-{i:04}")).collect();
     let pid = run(Command::new("/bin/true").args(&args));
     assert!(detect(pid, ThreatIntel::empty()).is_empty());
+}
+
+/// A cron file of the test's own, `/etc/cron.d/vigil-<tag>-<nonce>`, removed when dropped. The
+/// tests write the real location (a comment line, never a job): the path forms are the point.
+struct CronFile(PathBuf);
+
+impl CronFile {
+    fn new(tag: &str) -> Self {
+        Self(PathBuf::from(format!(
+            "/etc/cron.d/vigil-{tag}-{}",
+            nonce()
+        )))
+    }
+
+    fn name(&self) -> String {
+        self.0
+            .file_name()
+            .expect("a file name")
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    fn path(&self) -> String {
+        self.0.display().to_string()
+    }
+}
+
+impl Drop for CronFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn sh(script: &str) -> u32 {
+    run(Command::new("/bin/sh").args(["-c", script]))
+}
+
+/// The findings of the process tree at `pid` include the file-level ones for `file` under its
+/// real name, whatever path the process gave: `Persistence:Runtime/SensitiveFileModified` and
+/// the persistence check `behaviour-persistence-cron` (both come from file records only; the
+/// command-line rules name no file).
+fn assert_cron_file_found(pid: u32, file: &CronFile, how: &str) {
+    assert!(file.0.exists(), "{how}: {} was not written", file.path());
+    let found = detect(pid, ThreatIntel::empty());
+    let path = file.path();
+    let names = |f: &Finding| f.context.file_path.as_deref() == Some(path.as_str());
+    assert!(
+        found
+            .iter()
+            .any(|f| names(f) && f.finding_type == "Persistence:Runtime/SensitiveFileModified"),
+        "{how}: no SensitiveFileModified for {path}: {:?}",
+        kinds(&found)
+    );
+    assert!(
+        found
+            .iter()
+            .any(|f| names(f) && rule(f) == "behaviour-persistence-cron"),
+        "{how}: no behaviour-persistence-cron for {path}: {:?}",
+        kinds(&found)
+    );
+}
+
+#[test]
+fn a_cron_file_written_by_a_relative_path_after_chdir() {
+    if !privileged("a_cron_file_written_by_a_relative_path_after_chdir") {
+        return;
+    }
+    let file = CronFile::new("rel");
+    let pid = sh(&format!(
+        "cd /etc/cron.d && echo '# vigil test' > {}",
+        file.name()
+    ));
+    assert_cron_file_found(pid, &file, "cd; echo > name");
+    // And appended to by a relative path from the parent directory.
+    let pid = sh(&format!(
+        "cd /etc && echo '# vigil test' >> cron.d/{}",
+        file.name()
+    ));
+    assert_cron_file_found(pid, &file, "cd /etc; echo >> cron.d/name");
+}
+
+#[test]
+fn a_cron_file_written_through_double_slashes() {
+    if !privileged("a_cron_file_written_through_double_slashes") {
+        return;
+    }
+    let file = CronFile::new("slash");
+    let pid = sh(&format!(
+        "echo '# vigil test' > //etc//cron.d//{}",
+        file.name()
+    ));
+    assert_cron_file_found(pid, &file, "//etc//cron.d//name");
+}
+
+#[test]
+fn a_cron_file_written_through_dot_segments() {
+    if !privileged("a_cron_file_written_through_dot_segments") {
+        return;
+    }
+    let file = CronFile::new("dots");
+    let pid = sh(&format!(
+        "echo '# vigil test' > /etc/./cron.d/../cron.d/./{}",
+        file.name()
+    ));
+    assert_cron_file_found(pid, &file, "/etc/./cron.d/../cron.d/./name");
+}
+
+#[test]
+fn a_cron_file_written_through_proc_self_root() {
+    if !privileged("a_cron_file_written_through_proc_self_root") {
+        return;
+    }
+    let file = CronFile::new("procroot");
+    let pid = sh(&format!(
+        "echo '# vigil test' > /proc/self/root/etc/cron.d/{}",
+        file.name()
+    ));
+    assert_cron_file_found(pid, &file, "/proc/self/root/etc/cron.d/name");
+}
+
+#[test]
+fn a_cron_file_written_with_openat_and_a_directory_fd() {
+    if !privileged("a_cron_file_written_with_openat_and_a_directory_fd") {
+        return;
+    }
+    let file = CronFile::new("dirfd");
+    let script = format!(
+        "import os\n\
+         d = os.open('/etc/cron.d', os.O_RDONLY | os.O_DIRECTORY)\n\
+         f = os.open('{}', os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644, dir_fd=d)\n\
+         os.write(f, b'# vigil test\\n')\n",
+        file.name()
+    );
+    let pid = run(Command::new("/usr/bin/python3").args(["-c", &script]));
+    assert_cron_file_found(pid, &file, "openat(dirfd, name)");
+}
+
+#[test]
+fn a_cron_file_written_through_a_symlinked_directory() {
+    if !privileged("a_cron_file_written_through_a_symlinked_directory") {
+        return;
+    }
+    let scratch = Scratch::new("symlink");
+    let link = scratch.0.join("jobs");
+    std::os::unix::fs::symlink("/etc/cron.d", &link).expect("symlink");
+    let file = CronFile::new("symdir");
+    let pid = sh(&format!(
+        "echo '# vigil test' > {}/{}",
+        link.display(),
+        file.name()
+    ));
+    assert_cron_file_found(pid, &file, "a link to /etc/cron.d");
+    // Benign: the same link form into a directory of no interest raises nothing.
+    let elsewhere = scratch.0.join("elsewhere");
+    std::fs::create_dir(&elsewhere).expect("mkdir");
+    let other = scratch.0.join("other");
+    std::os::unix::fs::symlink(&elsewhere, &other).expect("symlink");
+    let pid = sh(&format!("echo x > {}/notes", other.display()));
+    let found = detect(pid, ThreatIntel::empty());
+    assert!(found.is_empty(), "{:?}", kinds(&found));
+}
+
+#[test]
+fn a_cron_file_written_after_a_long_dot_slash_prefix() {
+    if !privileged("a_cron_file_written_after_a_long_dot_slash_prefix") {
+        return;
+    }
+    let file = CronFile::new("dotslash");
+    // 600 bytes of `./`: far past the 256 bytes of a path the kernel reads from the process.
+    let pid = sh(&format!(
+        "cd /etc/cron.d && echo '# vigil test' > {}{}",
+        "./".repeat(300),
+        file.name()
+    ));
+    assert_cron_file_found(pid, &file, "././.../name");
+    let pid = sh(&format!(
+        "echo '# vigil test' > /etc/cron.d/{}{}",
+        "./".repeat(300),
+        file.name()
+    ));
+    assert_cron_file_found(pid, &file, "/etc/cron.d/././.../name");
+}
+
+#[test]
+fn a_cron_file_moved_into_place_by_paths_the_rules_do_not_name() {
+    if !privileged("a_cron_file_moved_into_place_by_paths_the_rules_do_not_name") {
+        return;
+    }
+    let scratch = Scratch::new("mv");
+    let staged = scratch.0.join("job");
+    let stage = || std::fs::write(&staged, "# vigil test\n").expect("stage");
+    let staged = staged.display().to_string();
+    // The destination does not exist before the rename: these are matched on the string,
+    // joined to the directory the kernel holds, or normalised in user space.
+    let cases: [(&str, Box<dyn Fn(&str) -> String>); 4] = [
+        (
+            "relative",
+            Box::new(|name| format!("cd /etc/cron.d && mv {staged} ./{name}")),
+        ),
+        (
+            "dots",
+            Box::new(|name| format!("mv {staged} /etc//cron.d/../cron.d/{name}")),
+        ),
+        (
+            "proc-root",
+            Box::new(|name| format!("mv {staged} /proc/self/root/etc/cron.d/{name}")),
+        ),
+        (
+            "parent",
+            Box::new(|name| format!("cd /etc/cron.d/.. && mv {staged} cron.d/{name}")),
+        ),
+    ];
+    for (tag, script) in &cases {
+        stage();
+        let file = CronFile::new(&format!("mv-{tag}"));
+        let pid = sh(&script(&file.name()));
+        assert_cron_file_found(pid, &file, tag);
+    }
+    // A directory fd: renameat(AT_FDCWD, staged, dirfd, name).
+    stage();
+    let file = CronFile::new("mv-dirfd");
+    let script = format!(
+        "import os\n\
+         d = os.open('/etc/cron.d', os.O_RDONLY | os.O_DIRECTORY)\n\
+         os.rename('{staged}', '{}', dst_dir_fd=d)\n",
+        file.name()
+    );
+    let pid = run(Command::new("/usr/bin/python3").args(["-c", &script]));
+    assert_cron_file_found(pid, &file, "renameat(dirfd)");
 }

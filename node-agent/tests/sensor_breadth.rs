@@ -586,3 +586,82 @@ fn a_process_in_new_namespaces_and_a_runtime_cgroup_is_a_container() {
     assert!(plain.process.container.is_none());
     assert!(plain.process.host_namespaces);
 }
+
+#[test]
+fn a_write_is_matched_on_the_file_it_opened_not_the_string_passed() {
+    if !privileged("a_write_is_matched_on_the_file_it_opened_not_the_string_passed") {
+        return;
+    }
+    LazyLock::force(&AGENT);
+    // A directory outside the watched one holding a symbolic link into it.
+    let outside = std::env::temp_dir().join(format!("vigil-outside-{}", std::process::id()));
+    std::fs::create_dir_all(&outside).expect("mkdir");
+    let link = outside.join("link");
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(&*WATCHED, &link).expect("symlink");
+    let w = WATCHED.display().to_string();
+    let cases = [
+        ("via-link", format!("echo x > {}/via-link", link.display())),
+        (
+            "slashes",
+            format!("echo x > {}//slashes", w.replace('/', "//")),
+        ),
+        (
+            "dots",
+            format!(
+                "echo x > {w}/./../{}/./dots",
+                WATCHED.file_name().expect("name").to_string_lossy()
+            ),
+        ),
+        ("relative", format!("cd {w} && echo x > relative")),
+        (
+            "proc-root",
+            format!("echo x > /proc/self/root{w}/proc-root"),
+        ),
+    ];
+    for (name, script) in &cases {
+        let pid = sh(script);
+        let want = watched(name);
+        let event = file_event(|f| {
+            (f.process.pid == pid || f.process.ppid == pid)
+                && f.operation == "openWrite"
+                && f.resolved_path.as_deref() == Some(want.as_path())
+        });
+        assert!(event.matched_by.contains(&"prefix"), "{name}: {event:?}");
+        assert!(event.ret >= 0, "{name}: {event:?}");
+    }
+    let _ = std::fs::remove_dir_all(&outside);
+}
+
+#[test]
+fn a_path_too_deep_to_walk_is_counted_and_still_matched() {
+    if !privileged("a_path_too_deep_to_walk_is_counted_and_still_matched") {
+        return;
+    }
+    LazyLock::force(&AGENT);
+    let unresolved = || {
+        AGENT
+            .counters()
+            .into_iter()
+            .find(|(h, _)| *h == node_agent_common::Hook::FileOpen)
+            .map(|(_, c)| c.unresolved)
+            .unwrap_or(0)
+    };
+    let before = unresolved();
+    // Deeper than the kernel's walk (32 components): matched by name, counted as unresolved.
+    let top = std::env::temp_dir().join(format!("vigil-deep-{}", std::process::id()));
+    let deep = (0..40).fold(top.clone(), |p, i| p.join(format!("d{i}")));
+    std::fs::create_dir_all(&deep).expect("mkdir -p");
+    let keys = deep.join("authorized_keys");
+    let pid = sh(&format!("echo ssh-ed25519 AAAA > {}", keys.display()));
+    let event = file_event(|f| f.process.pid == pid && f.operation == "openWrite");
+    assert!(event.matched_by.contains(&"name"), "{event:?}");
+    assert_eq!(event.resolved_path.as_deref(), Some(keys.as_path()));
+    // The counters are read when the ring buffer is drained: wait for a drain that has it.
+    let deadline = std::time::Instant::now() + WAIT;
+    while unresolved() <= before && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(unresolved() > before, "the truncated walk was not counted");
+    let _ = std::fs::remove_dir_all(&top);
+}

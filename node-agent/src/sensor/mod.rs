@@ -185,6 +185,9 @@ pub struct HookCounters {
     pub filtered: u64,
     /// Repeats counted in the kernel and carried by a later record instead of sent.
     pub folded: u64,
+    /// Paths the kernel could not walk from its objects (too deep or too long for the walk, or
+    /// a failed read): matched by the string the process passed, or by the file name only.
+    pub unresolved: u64,
 }
 
 impl Sensor {
@@ -359,6 +362,7 @@ impl Sensor {
             errors: read(StatKind::Errors),
             filtered: read(StatKind::Filtered),
             folded: read(StatKind::Folded),
+            unresolved: read(StatKind::Unresolved),
         }
     }
 }
