@@ -907,12 +907,16 @@ pub fn file_info(ev: &node_agent_common::FileEvent, clock: &Clock) -> FileInfo {
         matched_by.push("unresolved");
     }
     let unchanged = |v: u32| (v != u32::MAX).then_some(v);
-    let kernel_path = || cwd_from_components(&ev.base[..(ev.base_len as usize).min(ev.base.len())]);
-    // An open's file as the kernel walked it; otherwise absolute paths stand alone and a
-    // relative one starts from the directory the kernel recorded.
-    let object = (ev.match_flags & file_flags::OBJECT_PATH != 0)
-        .then(|| PathBuf::from(lossy(&ev.base[..(ev.base_len as usize).min(ev.base.len())])));
-    let base = (ev.match_flags & file_flags::HAS_BASE != 0).then(kernel_path);
+    // Otherwise absolute paths stand alone and a relative one starts from the directory the
+    // kernel recorded.
+    // An open's file as the kernel walked it, root first (up to its NUL).
+    let object = (ev.match_flags & file_flags::OBJECT_PATH != 0).then(|| {
+        let bytes = &ev.base[..(ev.base_len as usize).min(ev.base.len())];
+        let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+        PathBuf::from(lossy(&bytes[..end]))
+    });
+    let base = (ev.match_flags & file_flags::HAS_BASE != 0)
+        .then(|| cwd_from_components(&ev.base[..(ev.base_len as usize).min(ev.base.len())]));
     let own_root = |p: PathBuf| without_own_proc_root(p, ev.task.tgid, ev.task.pid);
     let resolve = |p: &str, same_base: bool| {
         let p = Path::new(p);

@@ -611,28 +611,18 @@ fn a_cron_file_moved_into_place_by_paths_the_rules_do_not_name() {
     let staged = staged.display().to_string();
     // The destination does not exist before the rename: these are matched on the string,
     // joined to the directory the kernel holds, or normalised in user space.
-    let cases: [(&str, Box<dyn Fn(&str) -> String>); 4] = [
-        (
-            "relative",
-            Box::new(|name| format!("cd /etc/cron.d && mv {staged} ./{name}")),
-        ),
-        (
-            "dots",
-            Box::new(|name| format!("mv {staged} /etc//cron.d/../cron.d/{name}")),
-        ),
-        (
-            "proc-root",
-            Box::new(|name| format!("mv {staged} /proc/self/root/etc/cron.d/{name}")),
-        ),
-        (
-            "parent",
-            Box::new(|name| format!("cd /etc/cron.d/.. && mv {staged} cron.d/{name}")),
-        ),
+    let cases = [
+        ("relative", "cd /etc/cron.d && mv STAGED ./NAME"),
+        ("dots", "mv STAGED /etc//cron.d/../cron.d/NAME"),
+        ("proc-root", "mv STAGED /proc/self/root/etc/cron.d/NAME"),
+        ("parent", "cd /etc/cron.d/.. && mv STAGED cron.d/NAME"),
     ];
-    for (tag, script) in &cases {
+    for (tag, script) in cases {
         stage();
         let file = CronFile::new(&format!("mv-{tag}"));
-        let pid = sh(&script(&file.name()));
+        let pid = sh(&script
+            .replace("STAGED", &staged)
+            .replace("NAME", &file.name()));
         assert_cron_file_found(pid, &file, tag);
     }
     // A directory fd: renameat(AT_FDCWD, staged, dirfd, name).

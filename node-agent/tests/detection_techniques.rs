@@ -914,7 +914,8 @@ fn a_crontab_installed_from_a_file_or_standard_input() {
     assert!(listed.contains("* * * * * true"), "{listed}");
     assert!(detect(pid).is_empty(), "crontab -l");
     let pid = run(Command::new("crontab").args(["-u", "nobody", "-r"]));
-    assert!(detect(pid).is_empty(), "crontab -r");
+    let found = detect(pid);
+    assert!(found.is_empty(), "crontab -r: {:?}", kinds(&found));
 }
 
 /// A tiny HTTP server on 127.0.0.1 for the download tests: `GET /x.sh` answers a shell script,
