@@ -92,6 +92,13 @@ pub struct AgentHealth {
     /// The latest tampering, described.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_tampering: Option<String>,
+    /// Bytes the agent's bounded tables of host activity hold (processes, DNS names), each
+    /// within its own bound.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub tracked_bytes: u64,
+    /// Entries those tables dropped to stay within their bounds since the agent started.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub tracked_shed_total: u64,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -290,6 +297,8 @@ mod tests {
             }),
             tampering_total: 0,
             last_tampering: None,
+            tracked_bytes: 0,
+            tracked_shed_total: 0,
         }
     }
 

@@ -24,6 +24,7 @@ use crate::{
     sensor::{
         HookCounters, HookStatus, HostSetup, Sensor, SensorError, SensorOptions, reader::Reader,
     },
+    tracked::TrackedTable,
 };
 
 /// How events are printed.
@@ -118,6 +119,12 @@ pub struct Health {
     pub dropped: u64,
     /// Who the agent is in the kernel, and what was aimed at it.
     pub self_protection: SelfProtection,
+    /// Every table of user-space state the workload can grow, against its bounds, and what each
+    /// shed to stay there.
+    pub tracked: Vec<TrackedTable>,
+    /// The executable hash cache and the background hasher: hits, files hashed, deferred,
+    /// skipped.
+    pub hashing: crate::exe_hash::ExeHashStats,
 }
 
 /// The agent's self-protection: its identity in the kernel and the tampering seen.
@@ -468,8 +475,19 @@ pub async fn run_with<W: Write, H: RunHooks>(
                 if let Some(d) = detection.as_mut() {
                     d.flush_if_due();
                 }
+                let detector_tables = detection
+                    .as_ref()
+                    .map(|d| d.detector().tracked())
+                    .unwrap_or_default();
                 let current = || {
-                    health(&sensor, &pipeline, seeded, started.elapsed(), &protection.borrow())
+                    health(
+                        &sensor,
+                        &pipeline,
+                        seeded,
+                        started.elapsed(),
+                        &protection.borrow(),
+                        &detector_tables,
+                    )
                 };
                 hooks.borrow_mut().tick(&current, detection.as_mut());
                 let now = Instant::now();
@@ -523,12 +541,18 @@ pub async fn run_with<W: Write, H: RunHooks>(
             "detection summary"
         );
     }
+    let detector_tables = detection
+        .borrow()
+        .as_ref()
+        .map(|d| d.detector().tracked())
+        .unwrap_or_default();
     let summary = health(
         &sensor,
         &pipeline,
         seeded,
         started.elapsed(),
         &protection.borrow(),
+        &detector_tables,
     );
     Ok(summary)
 }
@@ -540,6 +564,7 @@ pub fn health(
     seeded: usize,
     elapsed: Duration,
     protection: &SelfProtection,
+    detector_tables: &[TrackedTable],
 ) -> Health {
     let counters: Vec<HookCounterLine> = sensor
         .counters()
@@ -564,6 +589,11 @@ pub fn health(
             0.0
         },
         self_protection: protection.clone(),
+        tracked: [pipeline.processes().tracked(), pipeline.hash_tracked()]
+            .into_iter()
+            .chain(detector_tables.iter().cloned())
+            .collect(),
+        hashing: pipeline.hash_stats(),
     }
 }
 

@@ -170,6 +170,7 @@ pub enum ExeHashError {
 
 /// Counters for the agent's health summary.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ExeHashStats {
     /// Lookups answered from the cache.
     pub hits: u64,
@@ -417,7 +418,19 @@ impl ExeHashCache {
         self.hash_file(&PathBuf::from(format!("/proc/{pid}/exe")))
     }
 
-    /// The counters so far.
+    /// The cache against its bound, for the health summary.
+    pub fn tracked(&self) -> crate::tracked::TrackedTable {
+        crate::tracked::TrackedTable {
+            table: "exeHashes",
+            entries: self.entries.len() as u64,
+            max_entries: self.capacity as u64,
+            bytes: None,
+            max_bytes: None,
+            shed: self.stats.evictions,
+        }
+    }
+
+    /// Counters so far.
     pub fn stats(&self) -> ExeHashStats {
         self.stats
     }

@@ -28,3 +28,4 @@ pub mod spool;
 pub mod sqlite;
 pub mod store;
 pub mod tool_hashes;
+pub mod tracked;

@@ -233,6 +233,10 @@ struct RunArgs {
     /// Longest a record waits in the kernel before the reader picks it up, in milliseconds.
     #[arg(long, default_value_t = 10)]
     poll_ms: u64,
+    /// Most processes the agent tracks, live and recently exited (a quarter of them exited);
+    /// with their command lines they also stay within 16 MiB. At least 64.
+    #[arg(long, default_value_t = Limits::default().processes as u32, value_parser = clap::value_parser!(u32).range(64..))]
+    max_processes: u32,
     /// Where /proc is (a host mount when the agent runs in a container).
     #[arg(long, default_value = "/proc")]
     proc_root: PathBuf,
@@ -464,7 +468,10 @@ fn run(args: &RunArgs) -> ExitCode {
         duration: args.duration,
         format: args.format,
         poll: Duration::from_millis(args.poll_ms.max(1)),
-        limits: Limits::default(),
+        limits: Limits {
+            processes: args.max_processes as usize,
+            ..Limits::default()
+        },
         proc_root: args.proc_root.clone(),
         cgroup_root: args.cgroup_root.clone(),
         detection: args.detection.options(),

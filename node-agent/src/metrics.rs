@@ -15,7 +15,7 @@ use std::{
 
 use vigil_crds::finding::SeverityLabel;
 
-use crate::{agent::Health, sensor::HookState};
+use crate::{agent::Health, sensor::HookState, tracked::TrackedTable};
 
 /// How long the run loop may go without a pass before `/healthz` says it is stalled. The loop
 /// passes at least every poll interval (10 ms by default) even on an idle host.
@@ -143,6 +143,46 @@ pub fn render(snapshot: &Snapshot, now: Instant, rss_bytes: Option<u64>) -> Stri
             ));
         }
         flush(&mut out, &mut lines);
+        for (metric, kind, help, value) in [
+            (
+                "vigil_agent_tracked_entries",
+                "gauge",
+                "Entries held by each bounded table of the agent's state.",
+                (|t: &TrackedTable| Some(t.entries)) as fn(&TrackedTable) -> Option<u64>,
+            ),
+            (
+                "vigil_agent_tracked_max_entries",
+                "gauge",
+                "The most entries each table may hold.",
+                |t| Some(t.max_entries),
+            ),
+            (
+                "vigil_agent_tracked_bytes",
+                "gauge",
+                "Bytes held by each table that accounts its bytes (strings and paths included).",
+                |t| t.bytes,
+            ),
+            (
+                "vigil_agent_tracked_max_bytes",
+                "gauge",
+                "The most bytes each table may hold.",
+                |t| t.max_bytes,
+            ),
+            (
+                "vigil_agent_tracked_shed_total",
+                "counter",
+                "Entries each table dropped to stay within its bounds.",
+                |t| Some(t.shed),
+            ),
+        ] {
+            let name = family(&mut out, metric, kind, help);
+            for t in &h.tracked {
+                if let Some(v) = value(t) {
+                    lines.push(format!("{name}{{table=\"{}\"}} {v}", label(t.table)));
+                }
+            }
+            flush(&mut out, &mut lines);
+        }
         for (metric, kind, help, value) in [
             (
                 "vigil_agent_records_total",
@@ -433,6 +473,15 @@ mod tests {
                 tampering: 1,
                 ..Default::default()
             },
+            tracked: vec![crate::tracked::TrackedTable {
+                table: "processes",
+                entries: 12,
+                max_entries: 65_536,
+                bytes: Some(4_096),
+                max_bytes: Some(16 << 20),
+                shed: 3,
+            }],
+            hashing: Default::default(),
         }
     }
 
@@ -490,6 +539,11 @@ mod tests {
             "vigil_agent_tampering_total 1",
             "vigil_agent_findings_total{type=\"Execution:Runtime/ReverseShell\",severity=\"High\"} 3",
             "process_resident_memory_bytes 4096",
+            "vigil_agent_tracked_entries{table=\"processes\"} 12",
+            "vigil_agent_tracked_bytes{table=\"processes\"} 4096",
+            "vigil_agent_tracked_max_bytes{table=\"processes\"} 16777216",
+            "vigil_agent_tracked_shed_total{table=\"processes\"} 3",
+            "# TYPE vigil_agent_tracked_shed_total counter",
             "# TYPE vigil_agent_spool_depth gauge\nvigil_agent_spool_depth 7",
             "vigil_agent_event_loop_age_seconds 0",
         ] {

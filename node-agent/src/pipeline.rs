@@ -163,6 +163,11 @@ impl Pipeline {
         &self.procs
     }
 
+    /// The hash cache against its bound.
+    pub fn hash_tracked(&self) -> crate::tracked::TrackedTable {
+        self.hashes.tracked()
+    }
+
     /// Hash cache counters.
     pub fn hash_stats(&self) -> crate::exe_hash::ExeHashStats {
         self.hashes.stats()

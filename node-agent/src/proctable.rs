@@ -430,6 +430,18 @@ impl ProcessTable {
         self.stats
     }
 
+    /// The table against its bounds, for the health summary.
+    pub fn tracked(&self) -> crate::tracked::TrackedTable {
+        crate::tracked::TrackedTable {
+            table: "processes",
+            entries: self.entries.len() as u64,
+            max_entries: self.capacity as u64,
+            bytes: Some(self.stats.bytes),
+            max_bytes: Some(self.byte_budget as u64),
+            shed: self.stats.live_evictions + self.stats.exited_evictions,
+        }
+    }
+
     /// The same table with a byte budget other than [`DEFAULT_BYTE_BUDGET`] (at least one entry
     /// always fits).
     pub fn with_byte_budget(mut self, bytes: usize) -> Self {

@@ -416,6 +416,8 @@ mod tests {
             publishing: None,
             tampering_total: 0,
             last_tampering: None,
+            tracked_bytes: 0,
+            tracked_shed_total: 0,
         }
     }
 

@@ -468,6 +468,8 @@ fn heartbeat(node: &str, at: i64) -> Lease {
         publishing: None,
         tampering_total: 0,
         last_tampering: None,
+        tracked_bytes: 0,
+        tracked_shed_total: 0,
     };
     agent_lease(
         &Renewal {

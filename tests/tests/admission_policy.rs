@@ -131,6 +131,8 @@ fn lease(node: &str, duration: i32) -> Value {
         publishing: None,
         tampering_total: 0,
         last_tampering: None,
+        tracked_bytes: 0,
+        tracked_shed_total: 0,
     };
     let renewal = Renewal {
         node,

@@ -60,6 +60,8 @@ fn health() -> AgentHealth {
         publishing: None,
         tampering_total: 0,
         last_tampering: None,
+        tracked_bytes: 0,
+        tracked_shed_total: 0,
     }
 }
 

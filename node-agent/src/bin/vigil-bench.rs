@@ -21,7 +21,7 @@ use std::{
 use node_agent::{collector::Collector, sensor::SensorOptions};
 use node_agent_common::stats::Hook;
 
-const USAGE: &str = "usage: vigil-bench <exec|connect|files|ring|build|all> [--rounds N] [--seconds S] [--workers 1,2,4,...] [--agent-arg ARG]...";
+const USAGE: &str = "usage: vigil-bench <exec|connect|files|memory|latency|ring|build|hostile|all> [--rounds N] [--seconds S] [--workers 1,2,4,...] [--agent-arg ARG]...";
 
 struct Settings {
     rounds: usize,
@@ -92,6 +92,7 @@ fn main() -> ExitCode {
         "latency" => latency(&settings),
         "ring" => ring(&settings),
         "build" => build(&settings),
+        "hostile" => hostile(&settings),
         "all" => exec(&settings)
             .and_then(|()| connect(&settings))
             .and_then(|()| files(&settings))
@@ -127,6 +128,9 @@ struct AgentUse {
     /// Repeats the kernel counted instead of sending (`--repeat-window-ms`).
     folded: u64,
     dropped: u64,
+    /// Bytes held by the agent's bounded tables at the end, and entries they shed.
+    tracked_bytes: u64,
+    tracked_shed: u64,
 }
 
 impl Agent {
@@ -197,8 +201,98 @@ impl Agent {
                 .map(|lines| lines.iter().filter_map(|l| l["folded"].as_u64()).sum())
                 .unwrap_or(0),
             dropped: health["dropped"].as_u64().unwrap_or(0),
+            tracked_bytes: sum_tracked(&health, "bytes"),
+            tracked_shed: sum_tracked(&health, "shed"),
         })
     }
+}
+
+/// `field` summed over the health summary's tracked tables.
+fn sum_tracked(health: &serde_json::Value, field: &str) -> u64 {
+    health["tracked"]
+        .as_array()
+        .map(|tables| tables.iter().filter_map(|t| t[field].as_u64()).sum())
+        .unwrap_or(0)
+}
+
+/// The hostile workloads of issue 12, each against an agent of its own (detection on, default
+/// intel): the agent's RSS after start-up and its peak while the workload ran, and what its
+/// bounded tables held and shed. The bounds themselves are asserted by `tests/hostile.rs`.
+fn hostile(settings: &Settings) -> Result<(), String> {
+    let dir = std::env::temp_dir().join(format!("vigil-bench-hostile-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let d = dir.to_string_lossy().into_owned();
+    let workloads: [(&str, Vec<&str>); 5] = [
+        (
+            "argv flood: 20,000 execs of /bin/true with 1,000 arguments",
+            vec!["argv-flood", "20000", "1000"],
+        ),
+        ("pid churn: 50,000 forks", vec!["fork-churn", "50000"]),
+        (
+            "DNS flood: 60,000 queries for distinct 246-byte names, each answered",
+            vec!["dns-flood", "60000"],
+        ),
+        (
+            "file-creation flood: 70,000 files",
+            vec!["file-flood", &d, "70000"],
+        ),
+        (
+            "huge executables: 20 files of 100 MiB",
+            vec!["huge-exec", &d, "100", "20"],
+        ),
+    ];
+    let mut result = Ok(());
+    for (label, args) in workloads {
+        let agent = Agent::start(settings)?;
+        let start_rss = rss_kib(agent.child.id());
+        let out = Command::new(settings.bin_dir.join("vigil-trigger"))
+            .args(&args)
+            .output()
+            .map_err(|e| format!("vigil-trigger: {e}"));
+        let used = agent.stop()?;
+        match out {
+            Ok(o) if o.status.success() => println!(
+                "{label}: RSS {:.1} MiB after start-up, peak {:.1} MiB; tracked tables {:.1} MiB at the end, {} entries shed; {} records, {} dropped",
+                start_rss as f64 / 1024.0,
+                used.peak_rss_kib as f64 / 1024.0,
+                used.tracked_bytes as f64 / 1048576.0,
+                used.tracked_shed,
+                used.records,
+                used.dropped
+            ),
+            Ok(o) => {
+                result = Err(format!(
+                    "vigil-trigger {args:?}: {}",
+                    String::from_utf8_lossy(&o.stderr)
+                ));
+                break;
+            }
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
+        }
+        for entry in std::fs::read_dir(&dir)
+            .map_err(|e| e.to_string())?
+            .flatten()
+        {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+/// Resident memory of a process now (KiB), 0 when it cannot be read.
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        })
+        .unwrap_or(0)
 }
 
 /// CPU seconds (user + system) and peak RSS of a process.

@@ -52,7 +52,15 @@ const USAGE: &str = "usage: vigil-trigger <action> [args]
   vm-write-fail                  process_vm_writev into a child at an unmapped address (fails
                                  with EFAULT); prints the child's pid
   proc-mem-dump OUT              read a child's memory through /proc/<pid>/mem into OUT; prints
-                                 the child's pid";
+                                 the child's pid
+  argv-flood N ARGS              run /bin/true N times with ARGS arguments of one byte each
+  fork-churn N                   fork N children that exit at once (each waited for)
+  dns-flood N                    in a network namespace of its own, N A queries for distinct
+                                 246-byte names to a server of its own on 127.0.0.53:53 that
+                                 answers each with a distinct address; prints answered/sent
+  file-flood DIR N               create N empty files in DIR, then remove them
+  huge-exec DIR MIB N            N copies of /bin/true in DIR grown to MIB MiB (each a byte
+                                 longer than the last), each run once; left in DIR";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -139,6 +147,27 @@ fn main() -> ExitCode {
         ["listen", addr, seconds] => {
             parse(addr).and_then(|a| number(seconds).and_then(|s| listen(a, s)))
         }
+        ["argv-flood", n, args] => number(n).and_then(|n| {
+            let args = vec!["a"; number(args)? as usize];
+            for _ in 0..n {
+                Command::new("/bin/true").args(&args).status()?;
+            }
+            Ok(())
+        }),
+        ["fork-churn", n] => number(n).and_then(fork_churn),
+        ["dns-flood", n] => number(n).and_then(dns_flood),
+        ["file-flood", dir, n] => number(n).and_then(|n| {
+            let dir = std::path::Path::new(dir);
+            for i in 0..n {
+                std::fs::File::create(dir.join(format!("vigil-flood-{i}")))?;
+            }
+            for i in 0..n {
+                std::fs::remove_file(dir.join(format!("vigil-flood-{i}")))?;
+            }
+            Ok(())
+        }),
+        ["huge-exec", dir, mib, n] => number(mib)
+            .and_then(|mib| number(n).and_then(|n| huge_exec(std::path::Path::new(dir), mib, n))),
         ["write-storm", dir, seconds] => number(seconds).and_then(|s| {
             let path = std::path::Path::new(dir).join("vigil-write-storm");
             let rate = storm(s, || std::fs::File::create(&path).map(drop))?;
@@ -430,6 +459,108 @@ fn serve_tcp(mut stream: TcpStream, answer: &Answer) -> io::Result<()> {
         let mut framed = (reply.len() as u16).to_be_bytes().to_vec();
         framed.extend_from_slice(&reply);
         stream.write_all(&framed)?;
+    }
+    Ok(())
+}
+
+/// Forks `n` children that exit at once, each waited for: a process table's churn.
+fn fork_churn(n: u64) -> io::Result<()> {
+    for _ in 0..n {
+        // SAFETY: the child only calls _exit.
+        match unsafe { libc::fork() } {
+            -1 => return Err(io::Error::last_os_error()),
+            0 => unsafe { libc::_exit(0) },
+            child => {
+                let mut status = 0;
+                // SAFETY: waiting for our own child.
+                unsafe { libc::waitpid(child, &mut status, 0) };
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Sets the loopback interface of the current network namespace up.
+fn loopback_up() -> io::Result<()> {
+    // SAFETY: a plain socket for the interface ioctls, closed below.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: ifreq is plain data; all zeroes is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {
+        *dst = *src as libc::c_char;
+    }
+    // SAFETY: fd is open and req a valid ifreq naming an interface.
+    let result = unsafe {
+        if libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut req) < 0 {
+            -1
+        } else {
+            req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+            libc::ioctl(fd, libc::SIOCSIFFLAGS, &req)
+        }
+    };
+    let error = io::Error::last_os_error();
+    // SAFETY: closing the socket opened above.
+    unsafe { libc::close(fd) };
+    if result < 0 { Err(error) } else { Ok(()) }
+}
+
+/// A DNS flood that stays in a network namespace of its own: `n` A queries for distinct
+/// near-maximal names, each answered with a distinct address by a server thread of this process
+/// on 127.0.0.53:53 (the agent's DNS sensor watches port 53 in every namespace).
+fn dns_flood(n: u64) -> io::Result<()> {
+    // SAFETY: unshare affects only this process (still single-threaded here).
+    if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    loopback_up()?;
+    let server = UdpSocket::bind((Ipv4Addr::new(127, 0, 0, 53), 53))?;
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 512];
+        while let Ok((len, peer)) = server.recv_from(&mut buf) {
+            let id = u32::from(u16::from_be_bytes([buf[0], buf[1]]));
+            let ip = Ipv4Addr::from(0x0a00_0000 | (id << 8) | (len as u32 & 0xff));
+            let answer = Answer::Address { ip, cname: None };
+            if let Some(reply) = answer_bytes(&buf[..len], &answer) {
+                let _ = server.send_to(&reply, peer);
+            }
+        }
+    });
+    let client = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))?;
+    client.connect((Ipv4Addr::new(127, 0, 0, 53), 53))?;
+    client.set_read_timeout(Some(Duration::from_secs(1)))?;
+    let mut answered = 0u64;
+    let mut buf = [0u8; 512];
+    for i in 0..n {
+        // Three 61-byte labels and one of 60: 246 bytes, near the DNS maximum.
+        let l = format!("{i:0>61}");
+        let name = format!("{l}.{l}.{l}.x{i:0>59}");
+        client.send(&query_bytes(i as u16, &name))?;
+        if client.recv(&mut buf).is_ok() {
+            answered += 1;
+        }
+    }
+    println!("{answered}/{n}");
+    Ok(())
+}
+
+/// Makes `n` copies of /bin/true in `dir`, each grown (sparse) to `mib` MiB plus its index in
+/// bytes, so each is a file the agent has not hashed, and runs each once. The copies stay (the
+/// caller removes `dir`): an agent that reads its records late still finds the files it hashes.
+fn huge_exec(dir: &std::path::Path, mib: u64, n: u64) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    for i in 0..n {
+        let path = dir.join(format!("vigil-huge-{i}"));
+        std::fs::copy("/bin/true", &path)?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
+        // Grown with the file closed again before it runs (no ETXTBSY).
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)?
+            .set_len((mib << 20) + i)?;
+        Command::new(&path).status()?;
     }
     Ok(())
 }

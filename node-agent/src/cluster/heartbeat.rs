@@ -96,6 +96,8 @@ pub fn agent_health(reported: &Reported, previous: &mut Previous) -> AgentHealth
         publishing: Some(reported.publishing.clone()),
         tampering_total: 0,
         last_tampering: None,
+        tracked_bytes: 0,
+        tracked_shed_total: 0,
     };
     let Some(h) = &reported.health else {
         return health;
@@ -118,6 +120,8 @@ pub fn agent_health(reported: &Reported, previous: &mut Previous) -> AgentHealth
         health.dropped_events_per_second = dropped as f64 / seconds;
     }
     health.tampering_total = h.self_protection.tampering;
+    health.tracked_bytes = crate::tracked::total_bytes(&h.tracked);
+    health.tracked_shed_total = crate::tracked::total_shed(&h.tracked);
     health.last_tampering = h.self_protection.last_tampering.clone();
     health.dropped_events_total = h.dropped;
     health.dropped_since_last_renewal = dropped;
@@ -282,6 +286,15 @@ mod tests {
             events_per_second: 0.0,
             dropped,
             self_protection: crate::agent::SelfProtection::default(),
+            tracked: vec![crate::tracked::TrackedTable {
+                table: "processes",
+                entries: 2,
+                max_entries: 10,
+                bytes: Some(records),
+                max_bytes: Some(1 << 20),
+                shed: dropped,
+            }],
+            hashing: Default::default(),
         }
     }
 
@@ -313,6 +326,9 @@ mod tests {
         assert_eq!(second.dropped_events_total, 7);
         assert_eq!(second.publishing.unwrap().findings_over_cap, 3);
         assert!(second.sensors_running);
+        // The tracked tables' bytes and what they shed reach the Lease.
+        assert_eq!(second.tracked_bytes, 3_000);
+        assert_eq!(second.tracked_shed_total, 7);
     }
 
     #[test]

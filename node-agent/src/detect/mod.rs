@@ -188,6 +188,13 @@ pub struct DetectorStats {
     pub repeats: u64,
     /// Findings archived by a suppression rule.
     pub archived: u64,
+    /// Remembered execs forgotten to stay within `max_processes`.
+    pub processes_shed: u64,
+    /// Fork parents forgotten to stay within `max_processes`.
+    pub parents_shed: u64,
+    /// Findings dropped from the aggregation table to stay within `max_aggregates` (a later
+    /// occurrence is a new finding with the same id: the store still merges it).
+    pub findings_shed: u64,
 }
 
 /// A finding before aggregation: one occurrence.
@@ -338,6 +345,53 @@ impl Detector {
         (self.pipes.len(), self.pipes.evicted())
     }
 
+    /// Every table the detector keeps, against its bounds (the health summary).
+    pub fn tracked(&self) -> Vec<crate::tracked::TrackedTable> {
+        use crate::tracked::TrackedTable;
+        vec![
+            TrackedTable {
+                table: "detectorProcesses",
+                entries: self.procs.len() as u64,
+                max_entries: self.config.max_processes as u64,
+                bytes: None,
+                max_bytes: None,
+                shed: self.stats.processes_shed,
+            },
+            TrackedTable {
+                table: "processParents",
+                entries: self.parents.len() as u64,
+                max_entries: self.config.max_processes as u64,
+                bytes: None,
+                max_bytes: None,
+                shed: self.stats.parents_shed,
+            },
+            TrackedTable {
+                table: "findings",
+                entries: self.aggregates.len() as u64,
+                max_entries: self.config.max_aggregates as u64,
+                bytes: None,
+                max_bytes: None,
+                shed: self.stats.findings_shed,
+            },
+            TrackedTable {
+                table: "pipes",
+                entries: self.pipes.len() as u64,
+                max_entries: pipes::MAX_PIPES as u64,
+                bytes: None,
+                max_bytes: None,
+                shed: self.pipes.evicted(),
+            },
+            TrackedTable {
+                table: "dns",
+                entries: self.dns.len() as u64 + self.answers.len() as u64,
+                max_entries: reputation::DNS_TRACKED_ENTRIES_BOUND as u64,
+                bytes: Some(self.dns_tracked_bytes() as u64),
+                max_bytes: Some(reputation::DNS_TRACKED_BYTES_BOUND as u64),
+                shed: self.dns_evicted(),
+            },
+        ]
+    }
+
     /// The exec rules in use.
     pub fn rules(&self) -> &RuleSet {
         &self.rules
@@ -406,6 +460,7 @@ impl Detector {
                     && let Some(&victim) = self.parents.keys().next()
                 {
                     self.parents.remove(&victim);
+                    self.stats.parents_shed += 1;
                 }
                 self.parents.insert(f.child_pid, f.process.pid);
                 Vec::new()
@@ -457,6 +512,7 @@ impl Detector {
             // only the fast path for recent execs.
             if let Some(&victim) = self.procs.keys().next() {
                 self.procs.remove(&victim);
+                self.stats.processes_shed += 1;
             }
         }
         self.procs.insert(pid, r);
@@ -712,6 +768,7 @@ impl Detector {
             && let Some(oldest) = self.aggregate_order.pop_front()
         {
             self.aggregates.remove(&oldest);
+            self.stats.findings_shed += 1;
         }
         self.aggregates.insert(id.clone(), finding.clone());
         self.aggregate_order.push_back(id);

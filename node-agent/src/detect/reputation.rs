@@ -245,6 +245,11 @@ pub const DNS_TRACKED_BYTES_BOUND: usize = (MAX_ASKED + MAX_ANSWERS + MAX_DGA_TO
     * (crate::dns::MAX_NAME_LEN + ENTRY_OVERHEAD)
     + (MAX_DGA_PROCESSES + MAX_RESOLVERS) * ENTRY_OVERHEAD;
 
+/// The most entries the DNS tables hold together (flagged processes and their names, names
+/// asked, resolvers, answers).
+pub const DNS_TRACKED_ENTRIES_BOUND: usize =
+    MAX_ASKED + MAX_ANSWERS + MAX_DGA_TOTAL_NAMES + MAX_DGA_PROCESSES + MAX_RESOLVERS;
+
 /// What the DNS checks remember between messages: DGA-flagged names per process, who asked
 /// for which name a moment ago, and the processes recognised as local caching resolvers. Every
 /// table is bounded by construction (first in, first out), whatever a DNS flood sends.
@@ -328,6 +333,11 @@ impl DnsMemory {
     /// Entries dropped to stay within the bounds.
     pub(crate) fn evicted(&self) -> u64 {
         self.dga.evicted() + self.asked.evicted() + self.resolvers.evicted()
+    }
+
+    /// Entries held: flagged processes, their names, names asked and resolvers.
+    pub(crate) fn len(&self) -> usize {
+        self.dga.len() + self.dga_names + self.asked.len() + self.resolvers.len()
     }
 
     fn is_resolver(&self, p: &ProcessRef) -> bool {

@@ -362,6 +362,8 @@ pub fn health() -> AgentHealth {
         publishing: None,
         tampering_total: 0,
         last_tampering: None,
+        tracked_bytes: 0,
+        tracked_shed_total: 0,
     }
 }
 
