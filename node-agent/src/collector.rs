@@ -2,7 +2,7 @@
 //! of the root integration tests and of the benchmarks ("run this, expect that").
 
 use std::{
-    collections::VecDeque,
+    collections::{HashMap, VecDeque},
     path::Path,
     sync::{
         Arc, Condvar, Mutex, PoisonError,
@@ -17,6 +17,7 @@ use node_agent_common::stats::Hook;
 
 use crate::{
     agent::boot_id,
+    detect::{KnownProcess, ProcessLookup},
     event::{Clock, Event},
     pipeline::{Limits, Pipeline, PipelineStats},
     sensor::{HookCounters, HookStatus, Sensor, SensorOptions, reader::Reader},
@@ -28,6 +29,9 @@ const KEEP: usize = 200_000;
 #[derive(Default)]
 struct Shared {
     events: VecDeque<Event>,
+    /// The pipeline's table entry of each process when it was first forked or exec'd:
+    /// what the agent's detector looks processes up in ([`Collector::lookup`]).
+    processes: HashMap<u32, KnownProcess>,
     counters: Vec<(Hook, HookCounters)>,
     stats: PipelineStats,
 }
@@ -69,6 +73,14 @@ impl Collector {
             thread: Some(thread),
             hooks,
         })
+    }
+
+    /// The processes the pipeline's table held when they exec'd or were forked (the agent's
+    /// detector looks processes up in that table: this is the same view, after the fact).
+    pub fn lookup(&self) -> SeenProcesses {
+        let (lock, _) = &*self.shared;
+        let guard = lock.lock().unwrap_or_else(PoisonError::into_inner);
+        SeenProcesses(guard.processes.clone())
     }
 
     /// Hook states at start-up.
@@ -179,7 +191,16 @@ fn collect(
                 Duration::from_millis(50),
                 reader.drain(|bytes| {
                     if let Some(event) = pipeline.handle(bytes) {
-                        batch.push(event);
+                        // The table's entry as it stands right after this record (a later exec
+                        // in the same batch must not overwrite what a fork left).
+                        let pid = match &event {
+                            Event::Exec(x) => Some(x.process.pid),
+                            Event::Fork(f) => Some(f.child_pid),
+                            _ => None,
+                        };
+                        let known =
+                            pid.and_then(|pid| ProcessLookup::get(pipeline.processes(), pid));
+                        batch.push((event, known));
                     }
                 }),
             )
@@ -189,7 +210,21 @@ fn collect(
                 break;
             }
             let mut guard = lock.lock().unwrap_or_else(PoisonError::into_inner);
-            for event in batch {
+            for (event, known) in batch {
+                // The first view of a pid wins: a process that forked and later exec'd keeps
+                // the image it had when it was forked (a replay looks it up for what it did
+                // before its exec; its exec itself tells the detector the rest).
+                if let Some(known) = known
+                    && guard
+                        .processes
+                        .get(&known.pid)
+                        .is_none_or(|k| k.start_time_ns != known.start_time_ns)
+                {
+                    if guard.processes.len() >= KEEP {
+                        guard.processes.clear();
+                    }
+                    guard.processes.insert(known.pid, known);
+                }
                 if guard.events.len() == KEEP {
                     guard.events.pop_front();
                 }
@@ -201,6 +236,15 @@ fn collect(
             cond.notify_all();
         }
     });
+}
+
+/// A [`ProcessLookup`] over what a [`Collector`] saw.
+pub struct SeenProcesses(HashMap<u32, KnownProcess>);
+
+impl ProcessLookup for SeenProcesses {
+    fn get(&self, pid: u32) -> Option<KnownProcess> {
+        self.0.get(&pid).cloned()
+    }
 }
 
 /// For root-only tests: true when this process may load eBPF programs. Otherwise it prints why

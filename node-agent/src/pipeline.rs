@@ -305,13 +305,35 @@ impl Pipeline {
                 .is_some_and(|ino| kernel_ino == 0 || ino == kernel_ino)
         };
         let proc_exe = PathBuf::from(format!("/proc/{}/exe", info.process.pid));
+        // A program that re-executes itself (`/proc/self/exe`, or an fd of its own binary, as
+        // `runc init` does) runs the image it ran before this exec, or its parent's: known to
+        // the table, and accepted only when it is still the inode the kernel exec'd.
+        let before: Vec<PathBuf> = [info.process.pid, info.process.ppid]
+            .iter()
+            .filter_map(|&pid| self.procs.get(pid).and_then(|p| p.exe.clone()))
+            .filter(|exe| exe.is_absolute() && !names_the_agents_own(exe))
+            .collect();
         let target = if same_inode(&proc_exe) {
-            if let Ok(link) = fs::read_link(&proc_exe) {
-                info.exe = strip_deleted(link);
+            match fs::read_link(&proc_exe).map(strip_deleted) {
+                // A file bind-mounted in a mount namespace the agent cannot reach (runc's copy
+                // of itself in a container) reads as "/": name it by the image it came from.
+                Ok(link) if link != Path::new("/") => info.exe = link,
+                _ => {
+                    if let Some(image) = before.iter().find(|exe| same_inode(exe)) {
+                        info.exe = image.clone();
+                    }
+                }
             }
             proc_exe
-        } else if same_inode(&info.exe) {
+        } else if !names_the_agents_own(&info.exe) && same_inode(&info.exe) {
             info.exe.clone()
+        } else if let Some(image) = before
+            .iter()
+            .find(|exe| kernel_ino != 0 && same_inode(exe))
+            .cloned()
+        {
+            info.exe = image.clone();
+            image
         } else {
             info.sha256_error = Some(format!(
                 "the process is gone and {} is not the file it ran (an interpreted script, or replaced since)",
@@ -421,6 +443,14 @@ impl Pipeline {
             })
             .collect()
     }
+}
+
+/// A path that, opened by the agent, names the agent's own objects rather than the process's:
+/// `/proc/self/...`, `/dev/fd/N` (what a process passes to re-execute itself).
+fn names_the_agents_own(path: &Path) -> bool {
+    path.starts_with("/proc/self")
+        || path.starts_with("/proc/thread-self")
+        || path.starts_with("/dev/fd")
 }
 
 /// `/proc/<pid>/exe` of a deleted file reads `path (deleted)`.

@@ -94,8 +94,11 @@ pub(super) fn listed(list: &[String], name: &str) -> bool {
     list.iter().any(|n| program_name(n) == name)
 }
 
+/// Forks followed up from a process that did not exec to the one that did.
+const MAX_FORK_HOPS: usize = 8;
+
 /// The acting process: from its exec (the detector's memory), else the pipeline's table; a
-/// process that forked without exec'ing is its parent's image.
+/// process that forked without exec'ing is its nearest exec'ing forebear's image.
 pub(super) fn actor(d: &Detector, p: &ProcessRef, lookup: &dyn ProcessLookup) -> Actor {
     let ancestors_of = |lineage: &[crate::event::Ancestor]| {
         lineage
@@ -131,8 +134,18 @@ pub(super) fn actor(d: &Detector, p: &ProcessRef, lookup: &dyn ProcessLookup) ->
             ancestors: ancestors_of(&d.walk_lineage(k.ppid, lookup)),
         };
     }
-    // Forked, not exec'd (since the agent started): the parent's image.
-    let parent = d.parents.get(&p.pid).copied().unwrap_or(p.ppid);
+    // Forked, not exec'd (since the agent started): the image of the nearest forebear that
+    // exec'd, through the forks seen (`runc init` forks twice before it mounts anything).
+    let mut parent = d.parents.get(&p.pid).copied().unwrap_or(p.ppid);
+    for _ in 0..MAX_FORK_HOPS {
+        if d.procs.get(&parent).is_some_and(|r| r.exe.is_some()) {
+            break;
+        }
+        match d.parents.get(&parent) {
+            Some(&up) if up != parent => parent = up,
+            _ => break,
+        }
+    }
     match d.procs.get(&parent).filter(|r| r.exe.is_some()) {
         Some(r) => {
             let mut ancestors = vec![(r.exe.clone(), r.exec_path.clone())];
