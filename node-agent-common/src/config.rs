@@ -55,6 +55,8 @@ pub struct KernelOffsets {
     pub dentry_parent: u32,
     /// `dentry.d_name.name` (offset of the `name` pointer inside the dentry)
     pub dentry_name: u32,
+    /// `dentry.d_name.len` (the name's length, inside the qstr's hash/len union)
+    pub dentry_name_len: u32,
     /// `mount.mnt` (the embedded `vfsmount`)
     pub mount_mnt: u32,
     /// `mount.mnt_parent`
@@ -160,6 +162,7 @@ impl KernelOffsets {
         path_dentry: OFFSET_UNKNOWN,
         dentry_parent: OFFSET_UNKNOWN,
         dentry_name: OFFSET_UNKNOWN,
+        dentry_name_len: OFFSET_UNKNOWN,
         mount_mnt: OFFSET_UNKNOWN,
         mount_parent: OFFSET_UNKNOWN,
         mount_mountpoint: OFFSET_UNKNOWN,
@@ -223,10 +226,8 @@ pub struct AgentConfig {
     pub repeat_window_ms: u32,
     /// Explicit padding; always zero.
     pub _pad: u32,
-    /// Kernel struct offsets.
+    /// Kernel struct offsets (an even number of `u32`s: no padding after them).
     pub offsets: KernelOffsets,
-    /// Explicit padding to the 8-byte alignment `marker_nonce` gives the struct; always zero.
-    pub _pad2: u32,
 }
 
 impl AgentConfig {
@@ -238,11 +239,10 @@ impl AgentConfig {
         repeat_window_ms: 0,
         _pad: 0,
         offsets: KernelOffsets::UNKNOWN,
-        _pad2: 0,
     };
 }
 
-const _: () = assert!(size_of::<AgentConfig>() == 24 + 61 * 4 + 4);
+const _: () = assert!(size_of::<AgentConfig>() == 24 + 62 * 4);
 
 /// The `bpf(2)` command number of the agent's identity marker: no real command has it, so the
 /// kernel answers `EINVAL` after the marker program has seen the call.

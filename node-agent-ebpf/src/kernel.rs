@@ -562,8 +562,6 @@ pub fn walk_path(
 pub struct Resolved {
     /// The path in `buf[start..RESOLVED_END]`.
     pub buf: [u8; 2 * node_agent_common::PATH_LEN],
-    /// One component, as read before it is put in place.
-    pub component: [u8; node_agent_common::PATH_LEN],
     /// First byte of the path in `buf`: `RESOLVED_END` while nothing is written.
     pub start: u32,
     pub _pad: u32,
@@ -619,6 +617,9 @@ pub fn resolve_path(task: u64, start: u64, out: &mut Resolved) -> Walk {
     if dentry == 0 || vfsmnt == 0 || mount_mnt == OFFSET_UNKNOWN as u64 {
         return Walk::Unreadable;
     }
+    if config!(offsets.dentry_name_len) == OFFSET_UNKNOWN {
+        return Walk::Unreadable;
+    }
     set(out, AT_DENTRY, dentry);
     set(out, AT_VFSMNT, vfsmnt);
     set(out, AT_MNT, vfsmnt - mount_mnt);
@@ -658,22 +659,15 @@ pub fn resolve_path(task: u64, start: u64, out: &mut Resolved) -> Walk {
             continue;
         }
         let name = read_ptr(dentry, config!(offsets.dentry_name));
-        // SAFETY: at most PATH_LEN bytes into the component buffer of that size.
-        let n = unsafe {
-            aya_ebpf::helpers::generated::bpf_probe_read_kernel_str(
-                out.component.as_mut_ptr().cast(),
-                node_agent_common::PATH_LEN as u32,
-                name as *const core::ffi::c_void,
-            )
-        };
-        if n <= 1 {
+        // The name's length from its qstr: the name is copied once, straight into place.
+        let len = read_at::<u32>(dentry, config!(offsets.dentry_name_len));
+        if len == 0 {
             return Walk::Unreadable;
         }
-        let len = (n - 1) as u32;
         // SAFETY: as above.
         let used = unsafe { core::ptr::read_volatile(&out.start) };
         // The path keeps at most RESOLVED_END - 1 bytes, its NUL at RESOLVED_END.
-        if len + 2 > used {
+        if len >= RESOLVED_END || len + 2 > used {
             return Walk::Truncated;
         }
         let at = used - len - 1;
@@ -681,15 +675,19 @@ pub fn resolve_path(task: u64, start: u64, out: &mut Resolved) -> Walk {
         let mask = unsafe { core::ptr::read_volatile(&RESOLVED_MASK) };
         // SAFETY: `at & mask` < RESOLVED_END and the copy is at most RESOLVED_END - 1 bytes
         // starting one past it, so it ends inside the 2 * RESOLVED_END-byte buffer.
-        unsafe {
+        let read = unsafe {
             *buf.add((at & mask) as usize) = b'/';
             bpf_probe_read_kernel(
                 buf.add(((at & mask) + 1) as usize).cast(),
                 len & mask,
-                out.component.as_ptr().cast(),
-            );
-            core::ptr::write_volatile(&mut out.start, at);
+                name as *const core::ffi::c_void,
+            )
+        };
+        if read != 0 {
+            return Walk::Unreadable;
         }
+        // SAFETY: as above.
+        unsafe { core::ptr::write_volatile(&mut out.start, at) };
         let parent = read_ptr(dentry, config!(offsets.dentry_parent));
         if parent == dentry || parent == 0 {
             done = true;

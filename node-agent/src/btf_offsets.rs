@@ -149,6 +149,12 @@ const FIELDS: &[FieldSpec] = &[
         ["d_name", "name"],
         dentry_name
     ),
+    field!(
+        "dentry.d_name.len",
+        "dentry",
+        ["d_name", "len"],
+        dentry_name_len
+    ),
     field!("mount.mnt", "mount", ["mnt"], mount_mnt),
     field!("mount.mnt_parent", "mount", ["mnt_parent"], mount_parent),
     field!(
@@ -473,6 +479,9 @@ mod tests {
         // `name` sits after the hash/len union, so it is never at offset 0 of the qstr.
         assert!(qstr_name >= 8);
         assert_eq!(o.dentry_name, d_name + qstr_name);
+        // `len` is inside an anonymous struct of the qstr's anonymous union.
+        let qstr_len = field_offset(btf, "qstr", &["len"]).expect("qstr.len");
+        assert_eq!(o.dentry_name_len, d_name + qstr_len);
 
         let ns = field_offset(btf, "pid_namespace", &["ns"]).expect("pid_namespace.ns");
         let inum = field_offset(btf, "ns_common", &["inum"]).expect("ns_common.inum");

@@ -226,7 +226,6 @@ impl Sensor {
             repeat_window_ms: options.repeat_window_ms,
             _pad: 0,
             offsets: resolved.offsets,
-            _pad2: 0,
         };
         let btf = aya::Btf::from_sys_fs().ok();
         let mut ebpf = EbpfLoader::new()
