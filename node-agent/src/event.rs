@@ -178,8 +178,9 @@ pub struct ExecInfo {
     /// Who wrote the executable since the agent started (a new binary).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub written_by: Option<Writer>,
-    /// For a `#!` script exec'd: who wrote the script since the agent started, from the
-    /// kernel's written-files map (looked up by the script's device and inode at exec).
+    /// For a `#!` script exec'd, or a script handed to a shell or interpreter (`sh x.sh`): who
+    /// wrote the script since the agent started, from the kernel's written-files map (looked up
+    /// by the script's device and inode at exec).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub script_written_by: Option<Writer>,
     /// Standard streams (0, 1, 2) that are sockets, with their peers.

@@ -92,6 +92,8 @@ pub struct Pipeline {
     written: Option<crate::sensor::WrittenFiles>,
     /// The host's `/proc`, through which a process's own paths are opened.
     proc_root: PathBuf,
+    /// The built-in rules, for the script operand of a shell or interpreter exec.
+    script_rules: Option<crate::detect::RuleSet>,
 }
 
 /// Cached process uuids; the cache is dropped whole past this many.
@@ -114,6 +116,7 @@ impl Pipeline {
             uuids: std::collections::HashMap::new(),
             written: None,
             proc_root: PathBuf::from("/proc"),
+            script_rules: None,
         }
     }
 
@@ -121,6 +124,13 @@ impl Pipeline {
     ///
     /// [`Sensor::take_written`]: crate::sensor::Sensor::take_written
     pub fn with_written_files(mut self, written: Option<crate::sensor::WrittenFiles>) -> Self {
+        if written.is_some() {
+            self.script_rules = crate::detect::RuleSet::builtin()
+                .inspect_err(
+                    |error| tracing::warn!(%error, "built-in rules: script operands not read"),
+                )
+                .ok();
+        }
         self.written = written;
         self
     }
@@ -347,25 +357,31 @@ impl Pipeline {
         }
     }
 
-    /// For a `#!` script, who wrote it since the agent started, from the kernel's written-files
-    /// map: the exec record knows the writer of the executable only, the interpreter here. The
-    /// kernel put the path exec'd after the interpreter in argv; the script is opened through
+    /// For a `#!` script, or the script operand of a shell or interpreter (`sh x.sh`), who wrote
+    /// it since the agent started, from the kernel's written-files map: the exec record knows the
+    /// writer of the executable only, the interpreter here. For `#!` the kernel put the path
+    /// exec'd after the interpreter in argv. The script is opened through
     /// the process's root (a container's paths are its own), or, once the process is gone, by
     /// its path when it shared the host's namespaces. Only script execs pay for the lookup.
     fn script_writer(&mut self, info: &mut ExecInfo) {
         let Some(written) = &self.written else {
             return;
         };
-        if !info
+        let shebang = info
             .argv
             .iter()
             .skip(1)
             .take(2)
-            .any(|a| *a == info.filename)
-        {
+            .any(|a| *a == info.filename);
+        let operand = || {
+            self.script_rules
+                .as_ref()
+                .and_then(|r| crate::detect::script_operand(r, &info.argv))
+        };
+        let Some(script) = shebang.then_some(info.filename.as_str()).or_else(operand) else {
             return;
-        }
-        let script = normalize(&resolve_exe(&info.filename, info.cwd.as_deref()));
+        };
+        let script = normalize(&resolve_exe(script, info.cwd.as_deref()));
         let Ok(relative) = script.strip_prefix("/") else {
             return;
         };

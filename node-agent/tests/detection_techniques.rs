@@ -1137,27 +1137,43 @@ fn binaries_and_scripts_fetched_by_a_downloader_then_run() {
     }
     // A `#!` script fetched, made executable and run: its writer is read from the kernel's
     // written-files map at exec.
-    for (name, fetch, writer) in [
+    // And handed to an interpreter: the agent reads the script operand with the interpreter's
+    // grammar.
+    let exec_it = "chmod +x r1.sh\n./r1.sh";
+    let passed = "script passed to an interpreter";
+    for (name, fetch, run, what, writer) in [
         (
             "curl-script",
-            format!("curl -s -o r1.sh {url}/run.sh"),
+            "curl -s -o",
+            exec_it,
+            "script",
             "/usr/bin/curl",
         ),
         (
             "wget-script",
-            format!("wget -q -O r1.sh {url}/run.sh"),
+            "wget -q -O",
+            exec_it,
+            "script",
+            "/usr/bin/wget",
+        ),
+        ("curl-sh", "curl -s -o", "sh r1.sh", passed, "/usr/bin/curl"),
+        (
+            "wget-bash",
+            "wget -q -O",
+            "bash -x ./r1.sh 2>/dev/null",
+            passed,
             "/usr/bin/wget",
         ),
     ] {
         let found = script(
             &format!("{name}.sh"),
-            &format!("rm -f r1.sh\n{fetch}\nchmod +x r1.sh\n./r1.sh"),
+            &format!("rm -f r1.sh\n{fetch} r1.sh {url}/run.sh\n{run}"),
         );
         let f = of(&found, rule_id);
         assert_eq!(f.len(), 1, "{name}: {:?}", kinds(&found));
         assert_eq!(f[0].severity_label, SeverityLabel::High, "{name}");
         assert_eq!(f[0].context.additional["downloadedBy"], writer, "{name}");
-        assert_eq!(f[0].context.additional["executedFile"], "script", "{name}");
+        assert_eq!(f[0].context.additional["executedFile"], what, "{name}");
         assert_eq!(
             f[0].context.file_path.as_deref(),
             Some(dir.path("r1.sh").as_str()),
@@ -1169,7 +1185,7 @@ fn binaries_and_scripts_fetched_by_a_downloader_then_run() {
     let found = script(
         "copied.sh",
         &format!(
-            "cp /usr/bin/true t2\n./t2\nprintf '#!/bin/sh\\ntrue\\n' > l.sh\nchmod +x l.sh\n./l.sh\n\
+            "cp /usr/bin/true t2\n./t2\nprintf '#!/bin/sh\\ntrue\\n' > l.sh\nchmod +x l.sh\n./l.sh\nsh l.sh\n\
              curl -s -o data.json {url}/v.json"
         ),
     );

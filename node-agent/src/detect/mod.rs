@@ -62,6 +62,12 @@ use crate::{
 };
 pub use rules::{RuleError, RuleSet};
 
+/// The script file an exec of a shell or interpreter runs from its operand (`sh x.sh`), by the
+/// built-in and configured `shells` and `interpreters`: for the edge to look up who wrote it.
+pub fn script_operand<'a>(rules: &RuleSet, argv: &'a [String]) -> Option<&'a str> {
+    technique::script_operand_of(rules.behaviour(), argv)
+}
+
 /// What a process looked like, from the pipeline's process table or the detector's memory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KnownProcess {

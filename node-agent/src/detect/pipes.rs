@@ -186,10 +186,19 @@ pub(crate) fn check_exec(
     if let Some(w) = &e.script_written_by
         && let Some(dl) = table.downloaders.get(&w.pid)
     {
-        let script = normalize(&resolve_exe(&e.filename, e.cwd.as_deref()))
+        let shebang = e.argv.iter().skip(1).take(2).any(|a| *a == e.filename);
+        let (script, what) = if shebang {
+            (e.filename.as_str(), "script")
+        } else {
+            (
+                super::script_operand(&d.rules, &e.argv).unwrap_or(&e.filename),
+                "script passed to an interpreter",
+            )
+        };
+        let script = normalize(&resolve_exe(script, e.cwd.as_deref()))
             .display()
             .to_string();
-        found.push(downloaded_file(d, lookup, e, dl, w.pid, script, "script"));
+        found.push(downloaded_file(d, lookup, e, dl, w.pid, script, what));
     }
     if role == Some(Role::Download) {
         table.downloaders.insert(

@@ -353,6 +353,23 @@ pub(super) enum ProgramInput<'a> {
     Command,
 }
 
+/// The script file a shell or interpreter exec runs from its operand (`sh x.sh`, `python3 -u
+/// x.py`), as written in argv; `None` for anything else (a command string, standard input, a
+/// program that is neither). The program is the one argv[0] names, busybox by its applet, as
+/// for the checks of writable directories.
+pub(crate) fn script_operand_of<'a>(b: &Behaviour, argv: &'a [String]) -> Option<&'a str> {
+    let name = argv
+        .first()
+        .map(|a| program_name(super::basename(a).trim_start_matches('-')))?;
+    if !listed(&b.shells, &name) && !listed(&b.interpreters, &name) {
+        return None;
+    }
+    match program_input(b, &name, argv) {
+        ProgramInput::Script(s) => Some(s),
+        ProgramInput::Stdin | ProgramInput::Fd(_) | ProgramInput::Command => None,
+    }
+}
+
 /// Where the program a shell or interpreter runs comes from, from its arguments.
 pub(super) fn program_input<'a>(b: &Behaviour, name: &str, argv: &'a [String]) -> ProgramInput<'a> {
     match operand(b, name, argv) {
