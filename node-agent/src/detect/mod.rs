@@ -388,6 +388,14 @@ impl Detector {
                 shed: self.pipes.evicted(),
             },
             TrackedTable {
+                table: "downloaders",
+                entries: self.pipes.downloaders().0 as u64,
+                max_entries: pipes::MAX_DOWNLOADERS as u64,
+                bytes: None,
+                max_bytes: None,
+                shed: self.pipes.downloaders().1,
+            },
+            TrackedTable {
                 table: "dns",
                 entries: self.dns.len() as u64 + self.answers.len() as u64,
                 max_entries: reputation::DNS_TRACKED_ENTRIES_BOUND as u64,

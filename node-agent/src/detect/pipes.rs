@@ -109,9 +109,14 @@ impl PipeTable {
         self.pipes.len()
     }
 
-    /// Pipes and downloaders dropped to stay within the bounds.
+    /// Pipes dropped to stay within the bound.
     pub(crate) fn evicted(&self) -> u64 {
-        self.pipes.evicted() + self.downloaders.evicted()
+        self.pipes.evicted()
+    }
+
+    /// Downloaders remembered now, and how many were dropped to stay within the bound.
+    pub(crate) fn downloaders(&self) -> (usize, u64) {
+        (self.downloaders.len(), self.downloaders.evicted())
     }
 
     fn entry(&mut self, ino: u64) -> &mut Pipe {
