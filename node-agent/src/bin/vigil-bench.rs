@@ -30,8 +30,20 @@ struct Settings {
     /// Extra arguments for the agent (a sensitive-path file for the file benchmarks).
     agent_args: Vec<String>,
     /// Parallel workloads of the exec and connect storms, one figure each: how the cost grows
-    /// with the number of CPUs busy (`--workers 1,2,4,8,16` on a 16-core machine).
+    /// with the number of CPUs busy. By default 1, 2, 4, ... up to the core count.
     workers: Vec<u32>,
+}
+
+/// 1, 2, 4, ... up to `cores`, and `cores` itself when it is not a power of two.
+fn default_workers(cores: u32) -> Vec<u32> {
+    let cores = cores.max(1);
+    let mut counts: Vec<u32> = std::iter::successors(Some(1u32), |n| n.checked_mul(2))
+        .take_while(|&n| n <= cores)
+        .collect();
+    if counts.last() != Some(&cores) {
+        counts.push(cores);
+    }
+    counts
 }
 
 fn main() -> ExitCode {
@@ -48,7 +60,9 @@ fn main() -> ExitCode {
             .and_then(|p| p.parent().map(Path::to_path_buf))
             .unwrap_or_else(|| PathBuf::from(".")),
         agent_args: Vec::new(),
-        workers: vec![1, 2],
+        workers: default_workers(
+            std::thread::available_parallelism().map_or(1, |n| u32::try_from(n.get()).unwrap_or(1)),
+        ),
     };
     let mut rest = args[1..].iter();
     while let Some(flag) = rest.next() {
@@ -320,6 +334,30 @@ fn proc_usage(pid: u32) -> Result<(f64, u64), String> {
     Ok((ticks as f64 / hz, hwm))
 }
 
+/// Resident memory of a process from `/proc/PID/status`, in KiB.
+struct Resident {
+    rss: u64,
+    anon: u64,
+    file: u64,
+}
+
+fn proc_memory(pid: u32) -> Result<Resident, String> {
+    let status =
+        std::fs::read_to_string(format!("/proc/{pid}/status")).map_err(|e| e.to_string())?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    Ok(Resident {
+        rss: field("VmRSS:"),
+        anon: field("RssAnon:"),
+        file: field("RssFile:"),
+    })
+}
+
 fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     let n = values.len();
@@ -332,13 +370,14 @@ fn median(values: &mut [f64]) -> f64 {
     }
 }
 
-/// Runs `workload` untraced and traced, alternating, and prints the comparison.
+/// Runs `workload` untraced and traced, alternating, prints the comparison and returns the
+/// slowdown (untraced median / traced median).
 fn compare(
     settings: &Settings,
     name: &str,
     unit: &str,
     mut workload: impl FnMut() -> Result<f64, String>,
-) -> Result<(), String> {
+) -> Result<f64, String> {
     let mut plain = Vec::new();
     let mut traced = Vec::new();
     let mut uses = Vec::new();
@@ -366,13 +405,14 @@ fn compare(
     let cpu: f64 = uses.iter().map(|u| u.cpu_seconds).sum();
     let dropped: u64 = uses.iter().map(|u| u.dropped).sum();
     let rss = uses.iter().map(|u| u.peak_rss_kib).max().unwrap_or(0);
+    let slowdown = if t > 0.0 { p / t } else { f64::INFINITY };
     println!(
         "{name}: untraced {p:.0} {unit} (runs {}), traced {t:.0} {unit} (runs {}), slowdown {:.3}x; \
          agent: {records} records, {folded} repeats counted in the kernel, {dropped} dropped, \
          {:.3} ms CPU per 1000 events, peak RSS {:.1} MiB",
         fmt_runs(&plain),
         fmt_runs(&traced),
-        if t > 0.0 { p / t } else { f64::INFINITY },
+        slowdown,
         if events > 0 {
             cpu * 1000.0 / (events as f64 / 1000.0)
         } else {
@@ -380,7 +420,31 @@ fn compare(
         },
         rss as f64 / 1024.0
     );
-    Ok(())
+    Ok(slowdown)
+}
+
+/// One line with the slowdown at each worker count and how far the largest count is from the
+/// 2-worker figure (the flatness target of issue 15: within 0.05 on a 16-core machine).
+fn print_sweep(name: &str, sweep: &[(u32, f64)]) {
+    if sweep.len() < 2 {
+        return;
+    }
+    let figures: Vec<String> = sweep
+        .iter()
+        .map(|(workers, slowdown)| format!("{workers}: {slowdown:.3}x"))
+        .collect();
+    let two = sweep.iter().find(|(w, _)| *w == 2).map(|(_, s)| *s);
+    let most = sweep.iter().max_by_key(|(w, _)| *w).copied();
+    let against_two = match (two, most) {
+        (Some(two), Some((workers, slowdown))) if workers > 2 => {
+            format!("; at {workers} workers {:+.3} against 2 workers", slowdown - two)
+        }
+        _ => String::new(),
+    };
+    println!(
+        "{name} slowdown per worker count: {}{against_two}",
+        figures.join(", ")
+    );
 }
 
 fn fmt_runs(values: &[f64]) -> String {
@@ -410,15 +474,18 @@ fn trigger_rate(settings: &Settings, args: &[&str]) -> Result<f64, String> {
 
 fn exec(settings: &Settings) -> Result<(), String> {
     let seconds = settings.seconds.to_string();
-    for workers in &settings.workers {
-        let workers = workers.to_string();
-        compare(
+    let mut sweep = Vec::new();
+    for &workers in &settings.workers {
+        let count = workers.to_string();
+        let slowdown = compare(
             settings,
             &format!("exec storm, {workers} worker(s)"),
             "exec/s",
-            || trigger_rate(settings, &["exec-storm", &seconds, &workers]),
+            || trigger_rate(settings, &["exec-storm", &seconds, &count]),
         )?;
+        sweep.push((workers, slowdown));
     }
+    print_sweep("exec storm", &sweep);
     Ok(())
 }
 
@@ -471,17 +538,22 @@ fn connect(settings: &Settings) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let addr = first.trim().to_owned();
     let mut result = Ok(());
+    let mut sweep = Vec::new();
     for &workers in &settings.workers {
-        result = compare(
+        match compare(
             settings,
             &format!("loopback TCP connect storm, {workers} client(s)"),
             "connect/s",
             || parallel_rate(settings, workers, &["connect-storm", &addr, &seconds]),
-        );
-        if result.is_err() {
-            break;
+        ) {
+            Ok(slowdown) => sweep.push((workers, slowdown)),
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
         }
     }
+    print_sweep("loopback TCP connect storm", &sweep);
     let _ = listener.kill();
     let _ = listener.wait();
     result
@@ -549,31 +621,30 @@ fn memory(settings: &Settings) -> Result<(), String> {
             rounds: 1,
             seconds: settings.seconds,
             bin_dir: settings.bin_dir.clone(),
-            agent_args: args,
+            agent_args: settings.agent_args.iter().cloned().chain(args).collect(),
             workers: settings.workers.clone(),
         };
         let agent = Agent::start(&with)?;
+        let started = proc_memory(agent.child.id())?;
         trigger_rate(
             settings,
             &["exec-storm", &settings.seconds.to_string(), "1"],
         )?;
-        let status = std::fs::read_to_string(format!("/proc/{}/status", agent.child.id()))
-            .map_err(|e| e.to_string())?;
-        let field = |name: &str| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(name))
-                .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
-                .unwrap_or(0)
-        };
-        let (rss, anon, file) = (field("VmRSS:"), field("RssAnon:"), field("RssFile:"));
+        let stormed = proc_memory(agent.child.id())?;
         let used = agent.stop()?;
+        let mib = |kib: u64| kib as f64 / 1024.0;
         println!(
-            "memory, {label}: RSS {:.1} MiB (anonymous {:.1}, file-backed {:.1}: binary pages and the ring buffer, which is mapped twice), peak {:.1} MiB",
-            rss as f64 / 1024.0,
-            anon as f64 / 1024.0,
-            file as f64 / 1024.0,
-            used.peak_rss_kib as f64 / 1024.0
+            "memory, {label}: after start-up RSS {:.1} MiB (anonymous {:.1}, file-backed {:.1}); \
+             after a {}s exec storm RSS {:.1} MiB (anonymous {:.1}, file-backed {:.1}: binary \
+             pages and the ring buffer, which is mapped twice); peak (VmHWM) {:.1} MiB",
+            mib(started.rss),
+            mib(started.anon),
+            mib(started.file),
+            settings.seconds,
+            mib(stormed.rss),
+            mib(stormed.anon),
+            mib(stormed.file),
+            mib(used.peak_rss_kib)
         );
     }
     Ok(())
@@ -786,4 +857,5 @@ fn build(settings: &Settings) -> Result<(), String> {
         }
         Ok(3600.0 / started.elapsed().as_secs_f64())
     })
+    .map(|_| ())
 }
