@@ -370,6 +370,9 @@ pub async fn run_with<W: Write, H: RunHooks>(
         .ok_or_else(|| AgentError::Ring("the EVENTS map is missing from the eBPF object".into()))?;
     let mut reader =
         Reader::new(ring, options.poll).map_err(|e| AgentError::Ring(e.to_string()))?;
+    // Start-up is over: what the intel load, the eBPF loader and the seeding freed goes back
+    // to the kernel instead of staying resident in the heap.
+    crate::memory::release_free_memory();
 
     let deadline = options.duration.map(|d| tokio::time::Instant::now() + d);
     let mut write_error: Option<std::io::Error> = None;

@@ -358,6 +358,8 @@ fn init_logging(format: LogFormat) {
 }
 
 fn main() -> ExitCode {
+    // Before any thread starts or any large block is allocated (docs/PERFORMANCE.md, "Memory").
+    node_agent::memory::tune_allocator();
     let argv: Vec<String> = std::env::args().collect();
     let cli = match with_settings(argv) {
         Ok(argv) => Cli::parse_from(argv),

@@ -224,7 +224,10 @@ impl ProcessTable {
             capacity,
             exited_capacity: exited_capacity.clamp(1, capacity),
             byte_budget: DEFAULT_BYTE_BUDGET,
-            entries: HashMap::with_capacity(capacity.min(65_536)),
+            // Grown as processes come, not reserved for `capacity`: a table reserved for 65,536
+            // entries of about 200 bytes is 27 MiB of address space, and entries land all over
+            // it, so that a few thousand processes made most of it resident.
+            entries: HashMap::new(),
             live_order: BTreeMap::new(),
             exited_order: BTreeMap::new(),
             tick: 0,
