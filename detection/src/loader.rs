@@ -86,6 +86,13 @@ pub struct BuiltinList {
     gzip: &'static [u8],
 }
 
+impl BuiltinList {
+    /// The gzip-compressed list as built into the binary.
+    pub fn compressed(&self) -> &'static [u8] {
+        self.gzip
+    }
+}
+
 macro_rules! builtin {
     ($name:literal, $kind:ident, [$($feed:ident),*]) => {
         BuiltinList {

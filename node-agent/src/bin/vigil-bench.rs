@@ -437,7 +437,10 @@ fn print_sweep(name: &str, sweep: &[(u32, f64)]) {
     let most = sweep.iter().max_by_key(|(w, _)| *w).copied();
     let against_two = match (two, most) {
         (Some(two), Some((workers, slowdown))) if workers > 2 => {
-            format!("; at {workers} workers {:+.3} against 2 workers", slowdown - two)
+            format!(
+                "; at {workers} workers {:+.3} against 2 workers",
+                slowdown - two
+            )
         }
         _ => String::new(),
     };
@@ -625,6 +628,9 @@ fn memory(settings: &Settings) -> Result<(), String> {
             workers: settings.workers.clone(),
         };
         let agent = Agent::start(&with)?;
+        // The hooks are logged just before the process table is seeded and the free heap
+        // handed back: let that finish.
+        std::thread::sleep(Duration::from_millis(500));
         let started = proc_memory(agent.child.id())?;
         trigger_rate(
             settings,
@@ -858,4 +864,19 @@ fn build(settings: &Settings) -> Result<(), String> {
         Ok(3600.0 / started.elapsed().as_secs_f64())
     })
     .map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::default_workers;
+
+    #[test]
+    fn workers_double_up_to_the_core_count_and_end_on_it() {
+        assert_eq!(default_workers(0), vec![1]);
+        assert_eq!(default_workers(1), vec![1]);
+        assert_eq!(default_workers(2), vec![1, 2]);
+        assert_eq!(default_workers(6), vec![1, 2, 4, 6]);
+        assert_eq!(default_workers(16), vec![1, 2, 4, 8, 16]);
+        assert_eq!(default_workers(96), vec![1, 2, 4, 8, 16, 32, 64, 96]);
+    }
 }

@@ -221,11 +221,14 @@ fn publish_config(config: &AgentConfig, cluster: &ClusterOptions) -> PublishConf
 fn reload_intel(detection: &DetectionRunner, intel_config: vigil_detection::IntelConfig) {
     let intel = detection.detector().intel().clone();
     tokio::task::spawn_blocking(move || match intel.reload(&intel_config) {
-        Ok(report) => tracing::info!(
-            lists = intel_config.lists.len(),
-            malformed = report.malformed_total,
-            "threat intel reloaded"
-        ),
+        Ok(report) => {
+            crate::memory::release_builtin_lists();
+            tracing::info!(
+                lists = intel_config.lists.len(),
+                malformed = report.malformed_total,
+                "threat intel reloaded"
+            )
+        }
         Err(error) => {
             tracing::warn!(%error, "threat-intel reload failed; the previous lists stay")
         }

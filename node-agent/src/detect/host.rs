@@ -165,6 +165,7 @@ pub fn build_detector(
 ) -> Result<(Detector, LoadReport), SetupError> {
     let intel_config = options.intel_config()?;
     let (intel, report) = SharedIntel::load(&intel_config)?;
+    crate::memory::release_builtin_lists();
     let rules = RuleSet::load(!options.no_builtin_rules, options.rules_dir.as_deref())?;
     let suppression = match &options.suppression {
         Some(path) => load_suppression(path)?,
@@ -281,6 +282,7 @@ impl DetectionRunner {
             None => Vec::new(),
         };
         let report = self.detector.intel().reload(&intel_config)?;
+        crate::memory::release_builtin_lists();
         self.detector.set_suppression(suppression);
         if let Some(responder) = self.responder.as_mut()
             && let Err(error) = responder.reload_intel(&self.detector.intel().snapshot())

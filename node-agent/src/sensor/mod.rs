@@ -243,6 +243,9 @@ impl Sensor {
                 }
                 _ => SensorError::Object { source },
             })?;
+        // The loader copied what it needs out of the object: its pages (about 4 MiB) need
+        // not stay resident.
+        crate::memory::release_static(OBJECT);
 
         load_sensitive_paths(&mut ebpf, &options.sensitive)?;
         // Before any sensor attaches: the programs filter the agent's own tasks by this.
