@@ -254,9 +254,21 @@ pub async fn run_with<W: Write, H: RunHooks>(
     hooks: &mut H,
 ) -> Result<Health, AgentError> {
     let started = Instant::now();
-    // Before the sensor starts: loading threat intel takes a moment, and records would wait in
-    // the ring buffer meanwhile. The store opens once the sensor runs, so that a missing
+    // The sensor first, the threat intel after it: the eBPF loader's transient memory (BTF,
+    // the object's sections) is freed before the lists load, so the two do not add up into
+    // the agent's peak (docs/PERFORMANCE.md, "Memory"). Records wait in the ring buffer
+    // meanwhile (the load takes a fraction of a second; the reader starts after the process
+    // table is seeded in any case). The store opens once the sensor runs, so that a missing
     // privilege is reported as such rather than as an unwritable database.
+    let mut sensor = Sensor::start(&options.sensor)?;
+    let identity = sensor.identity();
+    tracing::info!(
+        pid = identity.pid,
+        parent = identity.parent_pid,
+        own_pid = identity.own_pid,
+        source = ?identity.source,
+        "the agent's identity in the kernel"
+    );
     let detector = match &options.detection {
         Some(d) => {
             let (detector, report) = build_detector(d, Clock::now(), boot_id())?;
@@ -274,15 +286,6 @@ pub async fn run_with<W: Write, H: RunHooks>(
         }
         None => None,
     };
-    let mut sensor = Sensor::start(&options.sensor)?;
-    let identity = sensor.identity();
-    tracing::info!(
-        pid = identity.pid,
-        parent = identity.parent_pid,
-        own_pid = identity.own_pid,
-        source = ?identity.source,
-        "the agent's identity in the kernel"
-    );
     let detection = std::cell::RefCell::new(match detector {
         Some((mut detector, d)) => {
             detector.set_agent(crate::detect::selfprotect::AgentSelf {
