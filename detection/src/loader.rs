@@ -864,6 +864,161 @@ mod tests {
         assert!(streamed.lookup_domain("host-997.example").is_empty());
     }
 
+    /// The built-in lists as the obvious storage holds them (what the snapshot replaced):
+    /// hash maps from a normalised name, an address under each prefix length, and a digest, to
+    /// the mask of the lists that hold it.
+    #[derive(Default)]
+    struct Reference {
+        domains: std::collections::HashMap<String, u64>,
+        /// (IPv6, prefix length, network address) -> lists.
+        networks: std::collections::HashMap<(bool, u8, u128), u64>,
+        prefixes: std::collections::BTreeSet<(bool, u8)>,
+        digests: std::collections::HashMap<[u8; 32], u64>,
+        /// Every network as listed, to query around its edges.
+        listed_networks: Vec<IpNet>,
+    }
+
+    fn ip_key(ip: std::net::IpAddr) -> (bool, u128) {
+        match ip {
+            std::net::IpAddr::V4(a) => (false, u128::from(u32::from(a))),
+            std::net::IpAddr::V6(a) => (true, u128::from(a)),
+        }
+    }
+
+    fn prefix_mask(v6: bool, prefix: u8) -> u128 {
+        let bits = if v6 { 128 } else { 32 };
+        let host = bits - u32::from(prefix);
+        let all = if v6 { u128::MAX } else { u128::from(u32::MAX) };
+        all.checked_shr(host).map_or(0, |m| m << host) & all
+    }
+
+    impl Reference {
+        fn builtin(intel: &ThreatIntel) -> Self {
+            let mut r = Self::default();
+            for list in BUILTIN_LISTS {
+                let index = intel.lists().iter().position(|l| l.name == list.name);
+                let bit = 1u64 << index.unwrap();
+                let text = gunzip(list.gzip, &Origin::Builtin(list.file)).unwrap();
+                for (_, line) in lines(&text) {
+                    match Indicator::parse(list.kind, line.unwrap()).unwrap() {
+                        Indicator::Domain(name) => {
+                            *r.domains.entry(name.into_owned()).or_default() |= bit;
+                        }
+                        Indicator::Ip(net) => {
+                            let (v6, addr) = ip_key(net.addr());
+                            *r.networks.entry((v6, net.prefix(), addr)).or_default() |= bit;
+                            r.prefixes.insert((v6, net.prefix()));
+                            r.listed_networks.push(net);
+                        }
+                        Indicator::Sha256(digest) => *r.digests.entry(digest).or_default() |= bit,
+                    }
+                }
+            }
+            r
+        }
+
+        /// What `lookup_domain` answers: the name and each parent domain, after trimming,
+        /// one trailing dot off and lowercasing.
+        fn domain(&self, query: &str) -> u64 {
+            let name = query.trim();
+            let name = name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase();
+            if name.is_empty() || name.len() > crate::indicator::MAX_DOMAIN_LEN {
+                return 0;
+            }
+            let mut mask = self.domains.get(&name).copied().unwrap_or(0);
+            for (i, b) in name.bytes().enumerate() {
+                if b == b'.' {
+                    mask |= self.domains.get(&name[i + 1..]).copied().unwrap_or(0);
+                }
+            }
+            mask
+        }
+
+        /// What `lookup_ip` answers: every listed network that holds the address (an
+        /// IPv4-mapped IPv6 address as its IPv4 address).
+        fn ip(&self, ip: std::net::IpAddr) -> u64 {
+            let full = if ip.is_ipv4() { 32 } else { 128 };
+            let (v6, addr) = ip_key(IpNet::new(ip, full).unwrap().addr());
+            self.prefixes
+                .iter()
+                .filter(|&&(family, _)| family == v6)
+                .filter_map(|&(_, prefix)| {
+                    let network = addr & prefix_mask(v6, prefix);
+                    self.networks.get(&(v6, prefix, network))
+                })
+                .fold(0, |mask, lists| mask | lists)
+        }
+    }
+
+    /// The compact snapshot answers exactly as the hash maps it replaced, for every indicator
+    /// of the built-in lists and the queries around them: each listed name as given, in upper
+    /// case, with a trailing dot, as a parent of a subdomain, cut to its own parent, and with
+    /// a byte changed; each network at its first and last address, just outside them, and
+    /// IPv4 in its IPv4-mapped IPv6 form; each digest and a changed one.
+    #[test]
+    fn builtin_snapshot_answers_as_hash_maps_of_its_lists() {
+        let (intel, _) = load(&IntelConfig::default()).unwrap();
+        let reference = Reference::builtin(&intel);
+        let (networks, domains, hashes) = intel.distinct_indicators();
+        assert_eq!(domains, reference.domains.len());
+        assert_eq!(hashes, reference.digests.len());
+        assert!(networks > 0 && networks <= reference.listed_networks.len());
+        let check_domain = |query: &str| {
+            assert_eq!(
+                intel.lookup_domain(query).mask(),
+                reference.domain(query),
+                "{query:?}"
+            );
+        };
+        let mut names: Vec<&String> = reference.domains.keys().collect();
+        names.sort_unstable();
+        for (i, name) in names.iter().enumerate() {
+            check_domain(name);
+            if i % 4 != 0 {
+                continue;
+            }
+            check_domain(&name.to_ascii_uppercase());
+            check_domain(&format!("{name}."));
+            check_domain(&format!(" Www.{name}. "));
+            if let Some((_, parent)) = name.split_once('.') {
+                check_domain(parent);
+            }
+            let mut changed = name.as_bytes().to_vec();
+            let at = i % changed.len();
+            changed[at] = if changed[at] == b'q' { b'z' } else { b'q' };
+            check_domain(std::str::from_utf8(&changed).unwrap());
+            check_domain(&name[..name.len() - 1]);
+        }
+        for query in ["", ".", "..", "com", "COM.", "a..com", &"a".repeat(300)] {
+            check_domain(query);
+        }
+        for net in &reference.listed_networks {
+            let (v6, first) = ip_key(net.addr());
+            let last = first | !prefix_mask(v6, net.prefix()) & prefix_mask(v6, 0);
+            for addr in [first, last, first.wrapping_sub(1), last.wrapping_add(1)] {
+                let ip = if v6 {
+                    std::net::IpAddr::V6(std::net::Ipv6Addr::from(addr))
+                } else if let Ok(a) = u32::try_from(addr) {
+                    std::net::IpAddr::V4(std::net::Ipv4Addr::from(a))
+                } else {
+                    continue;
+                };
+                assert_eq!(intel.lookup_ip(ip).mask(), reference.ip(ip), "{ip} ({net})");
+                if let std::net::IpAddr::V4(a) = ip {
+                    let mapped = std::net::IpAddr::V6(a.to_ipv6_mapped());
+                    assert_eq!(intel.lookup_ip(mapped).mask(), reference.ip(ip), "{mapped}");
+                }
+            }
+        }
+        for (digest, &lists) in &reference.digests {
+            assert_eq!(intel.lookup_sha256(digest).mask(), lists);
+            let mut changed = *digest;
+            changed[31] ^= 1;
+            let expected = reference.digests.get(&changed).copied().unwrap_or(0);
+            assert_eq!(intel.lookup_sha256(&changed).mask(), expected);
+        }
+    }
+
     #[test]
     fn builtin_lists_load_without_malformed_lines() {
         let (intel, report) = load(&IntelConfig::default()).unwrap();
