@@ -176,8 +176,10 @@ impl Agent {
             lines
         });
         ready_rx
-            .recv_timeout(Duration::from_secs(30))
-            .map_err(|_| "node-agent did not report its hooks within 30 s".to_owned())?;
+            // Loading and verifying the programs takes seconds, and much longer on a machine
+            // busy with builds.
+            .recv_timeout(Duration::from_secs(120))
+            .map_err(|_| "node-agent did not report its hooks within 120 s".to_owned())?;
         let (startup_cpu, _) = proc_usage(child.id())?;
         Ok(Self {
             child,
