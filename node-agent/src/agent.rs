@@ -254,6 +254,13 @@ pub async fn run_with<W: Write, H: RunHooks>(
     hooks: &mut H,
 ) -> Result<Health, AgentError> {
     let started = Instant::now();
+    // Stop signals are watched from the start: a service manager that stops the agent while it
+    // loads (programs, intel, the process table, tool hashes) gets a clean stop with the health
+    // summary, not the default action's kill.
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| AgentError::Ring(format!("cannot watch SIGTERM: {e}")))?;
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .map_err(|e| AgentError::Ring(format!("cannot watch SIGINT: {e}")))?;
     // The sensor first, the threat intel after it: the eBPF loader's transient memory (BTF,
     // the object's sections) is freed before the lists load, so the two do not add up into
     // the agent's peak (docs/PERFORMANCE.md, "Memory"). Records wait in the ring buffer
@@ -458,8 +465,6 @@ pub async fn run_with<W: Write, H: RunHooks>(
             *write_error = Some(e);
         }
     };
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(|e| AgentError::Ring(format!("cannot watch SIGTERM: {e}")))?;
     let mut counters_read = Instant::now();
     let mut drops = DropWatch::default();
     loop {
@@ -517,7 +522,7 @@ pub async fn run_with<W: Write, H: RunHooks>(
                     }
                 }
             }
-            _ = tokio::signal::ctrl_c() => break,
+            _ = interrupt.recv() => break,
             _ = terminate.recv() => break,
             _ = hangup.recv() => reload.set(true),
             () = stop => break,

@@ -274,3 +274,58 @@ fn a_running_agent_serves_its_metrics_and_a_truthful_healthz() {
     let out = agent.wait_with_output().expect("agent output");
     no_panic(&out);
 }
+
+/// A stop while the agent is still starting (a service manager stopping it, a test that is
+/// done) is a clean stop: exit code 0 and the health summary, not the default action's kill.
+/// The signal goes out at the first line the agent logs once its sensor runs, while the threat
+/// intel, the process table and the tool hashes are still loading.
+#[test]
+fn an_agent_stopped_while_it_starts_exits_cleanly_with_its_summary() {
+    if !node_agent::collector::root_or_skip(
+        "an_agent_stopped_while_it_starts_exits_cleanly_with_its_summary",
+    ) {
+        return;
+    }
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut agent = Command::new(AGENT)
+        .args([
+            "run",
+            "--format",
+            "json",
+            "--findings-only",
+            "--health-json",
+        ])
+        .arg("--db")
+        .arg(dir.path().join("findings.db"))
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start node-agent");
+    let stderr = agent.stderr.take().expect("stderr");
+    let mut lines = Vec::new();
+    let mut signalled = false;
+    for line in std::io::BufReader::new(stderr)
+        .lines()
+        .map_while(Result::ok)
+    {
+        if !signalled && line.contains("the agent's identity in the kernel") {
+            // SAFETY: signalling our own child.
+            unsafe { libc::kill(agent.id() as i32, libc::SIGTERM) };
+            signalled = true;
+        }
+        lines.push(line);
+    }
+    let status = agent.wait().expect("wait for node-agent");
+    let text = lines.join("\n");
+    assert!(signalled, "the agent never said its sensor runs:\n{text}");
+    assert!(status.success(), "{status}:\n{text}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| serde_json::from_str::<serde_json::Value>(l)
+                .is_ok_and(|v| v.get("tracked").is_some())),
+        "no health summary:\n{text}"
+    );
+}
