@@ -33,6 +33,8 @@ fuzz_target!(|data: &[u8]| {
             exe_name: exe,
             argv0_name: exe,
             filename_name: exe,
+            // A renamed copy of an installed tool: its content names the parent word's program.
+            content_name: if elevated { parent } else { "" },
             cmdline: &cmdline,
             parent_exe_name: parent,
             parent_comm: parent,
