@@ -294,12 +294,28 @@ fn a_renamed_copy_of_an_installed_tool_is_still_that_tool() {
     // socat connecting a file to a program: what the rule tool-socat-exec is about.
     let pid = run(Command::new(&copy).args(["-u", "OPEN:/dev/null", "EXEC:/bin/true"]));
     let found = detect(pid, ThreatIntel::empty());
+    // On failure, what the exec records said about the copy (its hash, or why there was none).
+    let execs: Vec<String> = tree_events(pid)
+        .iter()
+        .filter_map(|e| match e {
+            Event::Exec(x) => Some(format!(
+                "{} exe={} sha256={:?} error={:?} argv={:?}",
+                x.process.pid,
+                x.exe.display(),
+                x.sha256,
+                x.sha256_error,
+                x.argv
+            )),
+            _ => None,
+        })
+        .collect();
     assert_eq!(
         kinds(&found),
         [(
             "Execution:Runtime/SuspiciousTool".to_owned(),
             "tool-socat-exec".to_owned()
-        )]
+        )],
+        "execs: {execs:#?}"
     );
     let extra = &found[0].context.additional;
     assert_eq!(
