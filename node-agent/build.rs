@@ -55,6 +55,12 @@ fn main() -> anyhow::Result<()> {
         .parent()
         .ok_or_else(|| anyhow!("no parent for {}", ebpf.manifest_path))?;
 
+    // The programs are built from the shared structs too: a change there (a config or event
+    // layout) must rebuild them, or the object and the agent disagree on sizes.
+    if let Some(workspace) = root_dir.parent() {
+        println!("cargo:rerun-if-changed={workspace}/node-agent-common");
+    }
+
     aya_build::build_ebpf(
         [aya_build::Package {
             name: ebpf.name.as_str(),

@@ -135,6 +135,14 @@ pub struct KernelOffsets {
     pub bpf_link_id: u32,
     /// `fdtable.open_fds` (the bitmap of open file descriptors)
     pub fdt_open_fds: u32,
+    /// The seconds of an inode's change time: `inode.i_ctime_sec` (Linux 6.11 and later),
+    /// `inode.__i_ctime.tv_sec` (6.6 to 6.10) or `inode.i_ctime.tv_sec` (before).
+    pub inode_ctime_sec: u32,
+    /// The nanoseconds of an inode's change time: `inode.i_ctime_nsec`, or `tv_nsec` of the
+    /// older layouts' `timespec64`.
+    pub inode_ctime_nsec: u32,
+    /// `pid_namespace.child_reaper`: the namespace's init.
+    pub pid_ns_child_reaper: u32,
 }
 
 impl KernelOffsets {
@@ -202,6 +210,9 @@ impl KernelOffsets {
         bpf_prog_aux_id: OFFSET_UNKNOWN,
         bpf_link_id: OFFSET_UNKNOWN,
         fdt_open_fds: OFFSET_UNKNOWN,
+        inode_ctime_sec: OFFSET_UNKNOWN,
+        inode_ctime_nsec: OFFSET_UNKNOWN,
+        pid_ns_child_reaper: OFFSET_UNKNOWN,
     };
 }
 
@@ -224,10 +235,13 @@ pub struct AgentConfig {
     /// this many milliseconds of its last record are counted in the kernel instead of sent
     /// (see `NetEvent::repeats`); 0 sends every one.
     pub repeat_window_ms: u32,
-    /// Explicit padding; always zero.
-    pub _pad: u32,
-    /// Kernel struct offsets (an even number of `u32`s: no padding after them).
+    /// Kernel struct offsets (an odd number of `u32`s: with the three above, `start_realtime_sec`
+    /// falls on an 8-byte boundary and the struct has no padding).
     pub offsets: KernelOffsets,
+    /// When the agent started, in seconds of the real-time clock: an executable whose inode
+    /// changed since then and that the written-files map does not hold has its change time
+    /// reported (`ExecEvent::exe_ctime_sec`); 0 reports none.
+    pub start_realtime_sec: u64,
 }
 
 impl AgentConfig {
@@ -237,12 +251,12 @@ impl AgentConfig {
         wakeup_bytes: 0,
         bench_tgid: 0,
         repeat_window_ms: 0,
-        _pad: 0,
         offsets: KernelOffsets::UNKNOWN,
+        start_realtime_sec: 0,
     };
 }
 
-const _: () = assert!(size_of::<AgentConfig>() == 24 + 62 * 4);
+const _: () = assert!(size_of::<AgentConfig>() == 20 + 65 * 4 + 8);
 
 /// The `bpf(2)` command number of the agent's identity marker: no real command has it, so the
 /// kernel answers `EINVAL` after the marker program has seen the call.

@@ -228,6 +228,10 @@ mod tests {
                 time_ns: 3,
                 comm: *b"cp\0\0\0\0\0\0\0\0\0\0\0\0\0\0",
             },
+            exe_ctime_sec: 1_796_000_000,
+            exe_ctime_nsec: 5,
+            _pad_ctime: 0,
+            ns_init_start_ns: 11,
             stdio: [SocketPeer::default(); 3],
             stdio_pipes: [0, 4242],
             fd_pipes: [

@@ -126,6 +126,10 @@ pub mod exec_flags {
     pub const ARGV_TAIL: u32 = 1 << 10;
 }
 
+/// Entries of the kernel's written-files map (`WRITTEN`, an LRU): past this many files
+/// written since the agent started, the oldest are evicted.
+pub const WRITTEN_FILES_MAX: u32 = 65_536;
+
 /// Identity of a file as the kernel's written-files map (`WRITTEN`) keys it: the super block's
 /// device (kernel encoding, `major << 20 | minor`) and the inode number.
 #[repr(C)]
@@ -224,6 +228,19 @@ pub struct ExecEvent {
     pub exe_nlink: u32,
     /// Who wrote the executable since the agent started (with [`exec_flags::EXE_WRITTEN`]).
     pub writer: WriterInfo,
+    /// Without [`exec_flags::EXE_WRITTEN`]: the seconds of the executable's change time
+    /// (`ctime`, real-time clock) when it is at or after the agent's start
+    /// (`AgentConfig::start_realtime_sec`), else 0. The kernel sets `ctime` on every write,
+    /// chmod, chown, rename and link; a process cannot set it back. It shows a binary written
+    /// since the agent started that the written-files map no longer holds.
+    pub exe_ctime_sec: i64,
+    /// With `exe_ctime_sec`: its nanoseconds.
+    pub exe_ctime_nsec: u32,
+    /// Explicit padding; always zero.
+    pub _pad_ctime: u32,
+    /// With `exe_ctime_sec`: when the init of the process's pid namespace started (ns since
+    /// boot): a container's first process, or the host's init.
+    pub ns_init_start_ns: u64,
     /// File descriptors 0, 1 and 2 when they are sockets (family 0 otherwise).
     pub stdio: [SocketPeer; 3],
     /// Inode numbers of the pipes on file descriptors 0 and 1, 0 when the fd is not a pipe
@@ -604,9 +621,9 @@ const _: () = {
     assert!(size_of::<SocketPeer>() == 24);
     assert!(offset_of!(ExecEvent, writer) == 128);
     assert!(size_of::<FdPipe>() == 16);
-    assert!(offset_of!(ExecEvent, stdio_pipes) == 232);
-    assert!(offset_of!(ExecEvent, filename) == 288);
-    assert!(size_of::<ExecEvent>() == 288 + FILENAME_LEN + CWD_LEN + ARGV_LEN + 2 * ENV_VALUE_LEN);
+    assert!(offset_of!(ExecEvent, stdio_pipes) == 256);
+    assert!(offset_of!(ExecEvent, filename) == 312);
+    assert!(size_of::<ExecEvent>() == 312 + FILENAME_LEN + CWD_LEN + ARGV_LEN + 2 * ENV_VALUE_LEN);
     assert!(offset_of!(FileEvent, path) == 152);
     assert!(size_of::<FileEvent>() == 152 + 2 * PATH_LEN + 8 + CWD_LEN);
     assert!(offset_of!(ActivityEvent, str1) == 256);

@@ -69,7 +69,13 @@ static SENSITIVE_NAMES: HashMap<[u8; NAME_KEY_LEN], u32> = HashMap::with_max_ent
 
 /// Regular files opened for writing since the agent started, with who did it.
 #[map]
-pub static WRITTEN: LruHashMap<FileKey, WriterInfo> = LruHashMap::with_max_entries(65536, 0);
+pub static WRITTEN: LruHashMap<FileKey, WriterInfo> =
+    LruHashMap::with_max_entries(node_agent_common::WRITTEN_FILES_MAX, 0);
+
+/// Files added to `WRITTEN` (per CPU; user space sums): past the map's size, the LRU has
+/// evicted older entries. Slot 0 only.
+#[map]
+pub static WRITTEN_ADDED: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 
 #[repr(C)]
 #[derive(Clone, Copy)]
@@ -732,6 +738,11 @@ fn remember_written(key: u64, dev: u32, ino: u64) {
     };
     if WRITTEN.insert(file_key, writer, 0).is_err() {
         count(Hook::FileOpen, StatKind::Errors);
+    } else if known.is_none()
+        && let Some(added) = WRITTEN_ADDED.get_ptr_mut(0)
+    {
+        // SAFETY: per-CPU slot, no concurrent writer on this CPU while the program runs.
+        unsafe { *added += 1 };
     }
 }
 

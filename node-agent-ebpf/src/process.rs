@@ -22,7 +22,8 @@ use crate::{
     files::{FileKey, WRITTEN},
     kernel::{
         EVENTS, Kptr, S_IFIFO, S_IFSOCK, Walk, config, count, fd_file, file_inode, fill_current,
-        header, inode_type, is_agent, read_at, read_ptr, socket_peer, submit_flags, walk_path,
+        header, inode_type, is_agent, process_start_ns, read_at, read_ptr, socket_peer,
+        submit_flags, walk_path,
     },
 };
 
@@ -205,13 +206,43 @@ fn fill_exe_origin(ev: &mut ExecEvent, exe_file: u64, inode: u64) {
         ino: ev.exe_ino,
     };
     // SAFETY: copied out at once.
+    ev.exe_ctime_sec = 0;
+    ev.exe_ctime_nsec = 0;
+    ev._pad_ctime = 0;
+    ev.ns_init_start_ns = 0;
     match unsafe { WRITTEN.get(key) } {
         Some(writer) => {
             ev.writer = *writer;
             ev.flags |= exec_flags::EXE_WRITTEN;
         }
-        None => ev.writer = WriterInfo::default(),
+        None => {
+            ev.writer = WriterInfo::default();
+            fill_exe_changed(ev, inode);
+        }
     }
+}
+
+/// An executable the written-files map does not hold, changed since the agent started: its
+/// change time and when the init of its pid namespace started (user space decides whether
+/// the map may have lost it: a flood of written files evicts the oldest entries).
+#[inline(always)]
+fn fill_exe_changed(ev: &mut ExecEvent, inode: u64) {
+    let since = config!(start_realtime_sec) as i64;
+    let ctime = read_at::<i64>(inode, config!(offsets.inode_ctime_sec));
+    if since == 0 || inode == 0 || ctime < since {
+        return;
+    }
+    ev.exe_ctime_sec = ctime;
+    ev.exe_ctime_nsec = read_at::<u32>(inode, config!(offsets.inode_ctime_nsec));
+    let reaper = Kptr::current_task()
+        .ptr(config!(offsets.task_nsproxy))
+        .ptr(config!(offsets.nsproxy_pid_ns))
+        .ptr(config!(offsets.pid_ns_child_reaper));
+    ev.ns_init_start_ns = if reaper.addr() == 0 {
+        0
+    } else {
+        process_start_ns(reaper)
+    };
 }
 
 /// What the standard streams are (a terminal, a pipe, a file, a socket) and, for sockets, their

@@ -602,6 +602,7 @@ pub fn health(
         self_protection: protection.clone(),
         tracked: [pipeline.processes().tracked(), pipeline.hash_tracked()]
             .into_iter()
+            .chain(pipeline.written_tracked())
             .chain(detector_tables.iter().cloned())
             .collect(),
         hashing: pipeline.hash_stats(),

@@ -252,6 +252,34 @@ const FIELDS: &[FieldSpec] = &[
     field!("bpf_prog_aux.id", "bpf_prog_aux", ["id"], bpf_prog_aux_id),
     field!("bpf_link.id", "bpf_link", ["id"], bpf_link_id),
     field!("fdtable.open_fds", "fdtable", ["open_fds"], fdt_open_fds),
+    // An executable's change time, for files the written-files map no longer holds.
+    field!(
+        "inode.i_ctime_sec",
+        "inode",
+        ["i_ctime_sec"],
+        inode_ctime_sec
+    ),
+    field!(
+        "inode.i_ctime_nsec",
+        "inode",
+        ["i_ctime_nsec"],
+        inode_ctime_nsec
+    ),
+    field!(
+        "pid_namespace.child_reaper",
+        "pid_namespace",
+        ["child_reaper"],
+        pid_ns_child_reaper
+    ),
+];
+
+/// Older layouts of fields that kernels renamed: tried in order when the current name is absent.
+/// The change time's seconds are the first member of a `timespec64`.
+const OLDER_LAYOUTS: &[(&str, &str, &[&str])] = &[
+    ("inode.i_ctime_sec", "inode", &["__i_ctime", "tv_sec"]),
+    ("inode.i_ctime_sec", "inode", &["i_ctime", "tv_sec"]),
+    ("inode.i_ctime_nsec", "inode", &["__i_ctime", "tv_nsec"]),
+    ("inode.i_ctime_nsec", "inode", &["i_ctime", "tv_nsec"]),
 ];
 
 /// Resolves every [`KernelOffsets`] field from the BTF file at `btf_path`.
@@ -296,6 +324,16 @@ fn resolve_from(btf: &Btf) -> ResolvedOffsets {
             missing.push(spec.name);
         }
         *(spec.slot)(&mut offsets) = value;
+    }
+    for (name, struct_name, path) in OLDER_LAYOUTS {
+        let Some(i) = missing.iter().position(|m| m == name) else {
+            continue;
+        };
+        let spec = FIELDS.iter().find(|f| f.name == *name);
+        if let (Some(spec), Some(value)) = (spec, field_offset(btf, struct_name, path)) {
+            *(spec.slot)(&mut offsets) = value;
+            missing.remove(i);
+        }
     }
     ResolvedOffsets { offsets, missing }
 }

@@ -178,6 +178,12 @@ pub struct ExecInfo {
     /// Who wrote the executable since the agent started (a new binary).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub written_by: Option<Writer>,
+    /// The executable changed (its `ctime`, which only the kernel sets) since the agent
+    /// started, and inside its container's life for a container, but the kernel's
+    /// written-files map, which had evicted entries by then, no longer says who wrote it: the
+    /// time of the change. Set only when `written_by` is not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub changed_untracked: Option<String>,
     /// For a `#!` script exec'd, or a script handed to a shell or interpreter (`sh x.sh`): who
     /// wrote the script since the agent started, from the kernel's written-files map (looked up
     /// by the script's device and inode at exec).
@@ -636,6 +642,7 @@ pub fn exec_info(ev: &node_agent_common::ExecEvent, clock: &Clock) -> ExecInfo {
         fileless: ev.flags & exec_flags::EXE_MEMFD != 0,
         exe_deleted: ev.flags & exec_flags::EXE_DELETED != 0,
         written_by: (ev.flags & exec_flags::EXE_WRITTEN != 0).then(|| writer(&ev.writer, clock)),
+        changed_untracked: None,
         script_written_by: None,
         stdio_sockets: ev
             .stdio

@@ -4,6 +4,7 @@
 use std::{
     fs,
     path::{Path, PathBuf},
+    time::{Duration, UNIX_EPOCH},
 };
 
 use node_agent_common::decode::{DecodeError, Record, decode};
@@ -96,6 +97,11 @@ pub struct Pipeline {
     script_rules: Option<crate::detect::RuleSet>,
 }
 
+/// Files added to the kernel's written-files map past which it may have evicted some: its LRU
+/// starts evicting before it is full, as free entries sit in per-CPU lists, so a quarter of its
+/// size is taken as the point from which an entry may be gone.
+const WRITTEN_MAY_HAVE_EVICTED: u64 = node_agent_common::WRITTEN_FILES_MAX as u64 / 4;
+
 /// Cached process uuids; the cache is dropped whole past this many.
 const UUID_CACHE: usize = 65_536;
 
@@ -178,6 +184,22 @@ impl Pipeline {
         self.hashes.tracked()
     }
 
+    /// The kernel's written-files map as a tracked table: files added since the start against
+    /// its size; `shed` is how many older entries the additions past its size evicted at the
+    /// least. `None` without the map or its counter.
+    pub fn written_tracked(&self) -> Option<crate::tracked::TrackedTable> {
+        let added = self.written.as_ref()?.added()?;
+        let max = u64::from(node_agent_common::WRITTEN_FILES_MAX);
+        Some(crate::tracked::TrackedTable {
+            table: "kernelWrittenFiles",
+            entries: added.min(max),
+            max_entries: max,
+            bytes: None,
+            max_bytes: None,
+            shed: added.saturating_sub(max),
+        })
+    }
+
     /// Hash cache counters.
     pub fn hash_stats(&self) -> crate::exe_hash::ExeHashStats {
         self.hashes.stats()
@@ -223,6 +245,8 @@ impl Pipeline {
                     exit_code: None,
                 });
                 self.identify(&mut info.process);
+                // After identify: a container's changes count from its first process on.
+                self.untracked_change(&mut info, ev);
                 info.lineage = self.lineage(pid);
                 self.script_writer(&mut info);
                 Event::Exec(Box::new(info))
@@ -357,6 +381,39 @@ impl Pipeline {
         }
     }
 
+    /// An executable the kernel's written-files map does not hold, whose change time is after
+    /// the agent's start (the kernel sends it only then): once the map may have evicted entries,
+    /// a binary written since the start may be one of them, so the change time stands in for
+    /// the writer ([`ExecInfo::changed_untracked`]). In a container, only changes after its
+    /// first process started count: its image was unpacked before that. A flood of written
+    /// files can evict the writer but not the change time.
+    fn untracked_change(&self, info: &mut ExecInfo, ev: &node_agent_common::ExecEvent) {
+        let ctime_sec = ev.exe_ctime_sec;
+        if ctime_sec <= 0 || info.written_by.is_some() || info.fileless {
+            return;
+        }
+        let Some(written) = &self.written else {
+            return;
+        };
+        // An unreadable counter is taken as a full map: the change time is all there is.
+        if written
+            .added()
+            .is_some_and(|added| added <= WRITTEN_MAY_HAVE_EVICTED)
+        {
+            return;
+        }
+        let changed = UNIX_EPOCH
+            + Duration::from_secs(ctime_sec as u64)
+            + Duration::from_nanos(u64::from(ev.exe_ctime_nsec.min(999_999_999)));
+        if info.process.container.is_some()
+            && ev.ns_init_start_ns != 0
+            && changed <= self.clock.wall(ev.ns_init_start_ns)
+        {
+            return;
+        }
+        info.changed_untracked = Some(humantime::format_rfc3339_seconds(changed).to_string());
+    }
+
     /// For a `#!` script, or the script operand of a shell or interpreter (`sh x.sh`), who wrote
     /// it since the agent started, from the kernel's written-files map: the exec record knows the
     /// writer of the executable only, the interpreter here. For `#!` the kernel put the path
@@ -408,7 +465,7 @@ impl Pipeline {
             _pad: 0,
             ino,
         };
-        if let Ok(w) = written.get(&key, 0) {
+        if let Some(w) = written.writer(&key) {
             info.script_written_by = Some(writer(&w, &self.clock));
         }
     }

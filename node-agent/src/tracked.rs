@@ -10,7 +10,7 @@ use serde::Serialize;
 #[serde(rename_all = "camelCase")]
 pub struct TrackedTable {
     /// Its name (`processes`, `exeHashes`, `detectorProcesses`, `processParents`,
-    /// `findings`, `dns`).
+    /// `findings`, `dns`, and the kernel's `kernelWrittenFiles`).
     pub table: &'static str,
     /// Entries held now.
     pub entries: u64,

@@ -6,6 +6,7 @@
 //! - a renamed copy of an installed tool, and a tool on a hash list;
 //! - a command line padded past the exec record's bound;
 //! - a flood of distinct connects before the one that matters;
+//! - a flood of written files that evicts a dropped binary's writer from the kernel's map;
 //! - a cron file written or moved into place by a path that is not the one the rules name (a
 //!   relative path after `cd`, `//`, `.` and `..`, `/proc/self/root`, a directory fd, a symbolic
 //!   link to the directory, a long `./././` prefix).
@@ -267,6 +268,96 @@ fn a_flood_of_distinct_connects_cannot_hide_a_later_c2_connect() {
     assert_eq!(c2.len(), 1, "{:?}", kinds(&found));
     let n = c2[0].network.as_ref().expect("network");
     assert_eq!((n.remote_ip.as_str(), n.remote_port), (listed, addr.port()));
+}
+
+#[test]
+fn a_flood_of_written_files_cannot_hide_a_binary_dropped_before_it() {
+    if !privileged("a_flood_of_written_files_cannot_hide_a_binary_dropped_before_it") {
+        return;
+    }
+    let dir = Scratch::new("written-flood");
+    // Dropped first: the kernel's written-files map records `cp` as its writer.
+    let dropped = dir.0.join("dropper");
+    assert_eq!(
+        run_out(Command::new("cp").arg("/bin/true").arg(&dropped)).1,
+        ""
+    );
+    // Then twice as many new files as the map holds, so its LRU evicts the dropper's entry.
+    let flood = dir.0.join("flood");
+    std::fs::create_dir_all(&flood).expect("flood dir");
+    let n = 2 * node_agent_common::WRITTEN_FILES_MAX;
+    let status = Command::new(TRIGGER)
+        .args(["file-flood", flood.to_str().expect("utf-8"), &n.to_string()])
+        .status()
+        .expect("file-flood runs");
+    assert!(status.success(), "file-flood: {status}");
+    // A detector with new binaries on for this host (off by default: GuardDuty's type is
+    // for containers; the fallback is the same for both).
+    let rules_dir = dir.0.join("rules");
+    std::fs::create_dir_all(&rules_dir).expect("rules dir");
+    std::fs::write(
+        rules_dir.join("host.yaml"),
+        "behaviour:\n  hostNewFiles: low\n",
+    )
+    .expect("rules");
+    let rules = RuleSet::load(true, Some(&rules_dir)).expect("rules load");
+    let mut d = Detector::new(
+        Arc::new(SharedIntel::new(ThreatIntel::empty())),
+        None,
+        rules,
+        Vec::new(),
+        DetectorConfig {
+            host: host_details(),
+            boot_id: boot_id(),
+            ..DetectorConfig::default()
+        },
+        Clock::now(),
+    );
+    let mut found = |pid: u32| -> Vec<Finding> {
+        let mut out = Vec::new();
+        for event in tree_events(pid) {
+            if let Event::Exec(e) = &event
+                && e.process.pid == pid
+            {
+                assert!(
+                    e.written_by.is_none(),
+                    "the flood did not evict the writer of {}: {:?}",
+                    e.exe.display(),
+                    e.written_by
+                );
+            }
+            out.extend(d.process(&event, &NoLookup).into_iter().map(|o| o.finding));
+        }
+        out
+    };
+    let pid = run(&mut Command::new(&dropped));
+    let new_binary: Vec<_> = found(pid)
+        .into_iter()
+        .filter(|f| f.finding_type == "Execution:Runtime/NewBinaryExecuted")
+        .collect();
+    assert_eq!(new_binary.len(), 1, "{new_binary:?}");
+    let f = &new_binary[0];
+    assert_eq!(
+        f.context.file_path.as_deref(),
+        Some(dropped.to_str().expect("utf-8"))
+    );
+    assert!(f.context.modified_at.is_some(), "{:?}", f.context);
+    assert!(
+        f.context
+            .additional
+            .get("writer")
+            .is_some_and(|w| w.starts_with("unknown")),
+        "{:?}",
+        f.context.additional
+    );
+    // A binary that has not changed since the agent started raises nothing, flood or not.
+    let old = found(run(&mut Command::new("/bin/true")));
+    assert!(
+        !old.iter()
+            .any(|f| f.finding_type == "Execution:Runtime/NewBinaryExecuted"),
+        "{:?}",
+        kinds(&old)
+    );
 }
 
 /// The SHA-256 of a file, hex.

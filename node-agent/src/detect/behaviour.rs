@@ -753,6 +753,38 @@ pub(crate) fn check_exec(d: &Detector, e: &ExecInfo, lookup: &dyn ProcessLookup)
         );
         c.severity = severity;
         out.push(c);
+    } else if let Some(changed) = &e.changed_untracked
+        && let Some(severity) = new_file_severity(b, e.process.container.is_some(), &[])
+    {
+        let mut context = RuntimeContext {
+            file_path: Some(exe.clone()),
+            command_line_example: Some(super::redact::redacted_command_line(&e.argv)),
+            modified_at: changed.parse::<Timestamp>().ok().map(Time),
+            ..RuntimeContext::default()
+        };
+        context.additional.insert(
+            "writer".into(),
+            "unknown: the written-files table had evicted it".into(),
+        );
+        let mut c = candidate(
+            d,
+            &e.process,
+            lookup,
+            Draft {
+                finding_type: FindingType::ExecutionNewBinaryExecuted,
+                title: "A newly written binary was executed",
+                description: format!(
+                    "Process {} (pid {}) executed {exe}, changed at {changed}, after Vigil \
+                     started; who wrote it is unknown (the kernel's table of written files \
+                     had evicted older entries).",
+                    e.process.comm, e.process.pid
+                ),
+                key: exe.clone(),
+                context,
+            },
+        );
+        c.severity = severity;
+        out.push(c);
     }
     out
 }

@@ -86,6 +86,7 @@ fn exec_event(exe: &str, f: impl FnOnce(&mut ExecInfo)) -> Event {
         fileless: false,
         exe_deleted: false,
         written_by: None,
+        changed_untracked: None,
         script_written_by: None,
         stdio_sockets: Vec::new(),
         stdin: None,
@@ -229,6 +230,21 @@ fn every_behavioural_type_fires_on_its_case_and_not_on_the_benign_ones() {
                 e.process.container = container();
             }),
             &[T::ExecutionNewBinaryExecuted],
+        ),
+        (
+            "binary changed in a container after the written-files table evicted its writer",
+            exec_event("/app/dropper", |e| {
+                e.changed_untracked = Some("2026-12-05T06:00:00Z".into());
+                e.process.container = container();
+            }),
+            &[T::ExecutionNewBinaryExecuted],
+        ),
+        (
+            "binary changed on the host, writer evicted (GuardDuty: containers only)",
+            exec_event("/home/dev/dropper", |e| {
+                e.changed_untracked = Some("2026-12-05T06:00:00Z".into());
+            }),
+            &[],
         ),
         ("an old binary", exec_event("/usr/bin/true", |_| {}), &[]),
         (

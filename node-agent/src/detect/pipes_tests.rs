@@ -76,6 +76,7 @@ fn exec(x: &X) -> Event {
         fileless: false,
         exe_deleted: false,
         written_by: None,
+        changed_untracked: None,
         script_written_by: None,
         stdio_sockets: Vec::new(),
         stdin: x.stdin.map(|_| "pipe"),

@@ -140,8 +140,26 @@ pub enum SensorError {
     Host(#[from] host::HostError),
 }
 
-/// The kernel's written-files map, read from user space.
-pub type WrittenFiles = BpfHashMap<MapData, FileKey, WriterInfo>;
+/// The kernel's written-files map, read from user space, with its count of files added.
+pub struct WrittenFiles {
+    map: BpfHashMap<MapData, FileKey, WriterInfo>,
+    added: Option<PerCpuArray<MapData, u64>>,
+}
+
+impl WrittenFiles {
+    /// Who opened the file for writing since the agent started, if the map still holds it.
+    pub fn writer(&self, key: &FileKey) -> Option<WriterInfo> {
+        self.map.get(key, 0).ok()
+    }
+
+    /// Files added to the map since the agent started, all CPUs together (the map holds at
+    /// most [`node_agent_common::WRITTEN_FILES_MAX`]; past that, older ones were evicted).
+    /// `None` when the counter cannot be read.
+    pub fn added(&self) -> Option<u64> {
+        let values = self.added.as_ref()?.get(&0, 0).ok()?;
+        Some(values.iter().fold(0u64, |sum, v| sum.wrapping_add(*v)))
+    }
+}
 
 /// A running sensor: the loaded programs (they detach when this is dropped), the ring buffer
 /// and the counters.
@@ -224,8 +242,11 @@ impl Sensor {
                 0
             },
             repeat_window_ms: options.repeat_window_ms,
-            _pad: 0,
             offsets: resolved.offsets,
+            // Before the programs load: a file changed while they load counts as changed since.
+            start_realtime_sec: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
         };
         let btf = aya::Btf::from_sys_fs().ok();
         let mut ebpf = EbpfLoader::new()
@@ -280,9 +301,13 @@ impl Sensor {
         let events = ebpf
             .take_map("EVENTS")
             .and_then(|m| RingBuf::try_from(m).ok());
+        let added = ebpf
+            .take_map("WRITTEN_ADDED")
+            .and_then(|m| PerCpuArray::try_from(m).ok());
         let written = ebpf
             .take_map("WRITTEN")
-            .and_then(|m| BpfHashMap::try_from(m).ok());
+            .and_then(|m| BpfHashMap::try_from(m).ok())
+            .map(|map| WrittenFiles { map, added });
         let stats = ebpf
             .take_map("STATS")
             .and_then(|m| PerCpuArray::try_from(m).ok())
