@@ -125,6 +125,10 @@ pub struct Health {
     /// The executable hash cache and the background hasher: hits, files hashed, deferred,
     /// skipped.
     pub hashing: crate::exe_hash::ExeHashStats,
+    /// The directory-entry sensor (fanotify): records, queue overflows, directories marked and
+    /// left unmarked; absent when it did not start (see its hook status).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dirents: Option<crate::sensor::dirents::DirentStats>,
 }
 
 /// The agent's self-protection: its identity in the kernel and the tampering seen.
@@ -176,6 +180,12 @@ impl Health {
                 )),
                 None => out.push_str(&format!("  {hook}\n")),
             }
+        }
+        if let Some(d) = &self.dirents {
+            out.push_str(&format!(
+                "  file_dirents: {} directories marked, {} left unmarked, {} queue overflows\n",
+                d.marks, d.unmarked, d.overflows
+            ));
         }
         out
     }
@@ -375,6 +385,13 @@ pub async fn run_with<W: Write, H: RunHooks>(
             0
         }
     };
+    // Directory-entry changes from fanotify, read after each drain of the ring buffer (a
+    // non-blocking read: at most the poll interval late) and paired with the ring's records.
+    let mut dirents = sensor.take_dirents();
+    if let Some(watch) = &dirents {
+        pipeline =
+            pipeline.with_dirents(options.sensor.sensitive.clone(), watch.aliases().to_vec());
+    }
     let ring = sensor
         .take_events()
         .ok_or_else(|| AgentError::Ring("the EVENTS map is missing from the eBPF object".into()))?;
@@ -481,6 +498,13 @@ pub async fn run_with<W: Write, H: RunHooks>(
                 }
             }) => {
                 drained.map_err(|e| AgentError::Ring(e.to_string()))?;
+                if let Some(watch) = dirents.as_mut() {
+                    watch.read_ready(|change| {
+                        if let Some(event) = pipeline.handle_dirent(&change) {
+                            emit(event, &pipeline, out, &mut write_error);
+                        }
+                    });
+                }
                 out.flush().map_err(AgentError::Output)?;
                 let mut detection = detection.borrow_mut();
                 if let Some(d) = detection.as_mut() {
@@ -536,6 +560,13 @@ pub async fn run_with<W: Write, H: RunHooks>(
             emit(event, &pipeline, out, &mut write_error);
         }
     });
+    if let Some(watch) = dirents.as_mut() {
+        watch.read_ready(|change| {
+            if let Some(event) = pipeline.handle_dirent(&change) {
+                emit(event, &pipeline, out, &mut write_error);
+            }
+        });
+    }
     if let Some(e) = write_error.take() {
         return Err(AgentError::Output(e));
     }
@@ -577,7 +608,7 @@ pub fn health(
     protection: &SelfProtection,
     detector_tables: &[TrackedTable],
 ) -> Health {
-    let counters: Vec<HookCounterLine> = sensor
+    let mut counters: Vec<HookCounterLine> = sensor
         .counters()
         .into_iter()
         .map(|(hook, counters)| HookCounterLine {
@@ -585,6 +616,21 @@ pub fn health(
             counters,
         })
         .collect();
+    // fanotify's: changes reported, its queue's overflows as drops, records whose directory
+    // could not be resolved, the agent's own changes as filtered (all of them in `dirents`).
+    if let Some(d) = sensor.dirent_stats() {
+        counters.push(HookCounterLine {
+            hook: crate::sensor::dirents::HOOK_NAME,
+            counters: HookCounters {
+                sent: d.reported,
+                dropped: d.overflows,
+                errors: 0,
+                filtered: d.own,
+                folded: 0,
+                unresolved: d.unresolved,
+            },
+        });
+    }
     let seconds = elapsed.as_secs_f64();
     Health {
         seconds,
@@ -603,9 +649,11 @@ pub fn health(
         tracked: [pipeline.processes().tracked(), pipeline.hash_tracked()]
             .into_iter()
             .chain(pipeline.written_tracked())
+            .chain(pipeline.pairs_tracked())
             .chain(detector_tables.iter().cloned())
             .collect(),
         hashing: pipeline.hash_stats(),
+        dirents: sensor.dirent_stats(),
     }
 }
 

@@ -180,6 +180,10 @@ fn collect(
         };
         let mut pipeline = Pipeline::new(Clock::now(), boot_id(), Limits::default())
             .with_written_files(sensor.take_written());
+        let mut dirents = sensor.take_dirents();
+        if let Some(watch) = &dirents {
+            pipeline = pipeline.with_dirents(options.sensitive.clone(), watch.aliases().to_vec());
+        }
         if let Err(e) = pipeline.seed(Path::new("/proc")) {
             tracing::warn!(error = %e, "seeding from /proc failed");
         }
@@ -208,6 +212,15 @@ fn collect(
             if let Ok(Err(e)) = drained {
                 tracing::error!(error = %e, "ring buffer read failed");
                 break;
+            }
+            // After the ring: a change fanotify queued before a process's exit is read in the
+            // same batch as that exit (a test that waits for the exit sees the change too).
+            if let Some(watch) = dirents.as_mut() {
+                watch.read_ready(|change| {
+                    if let Some(event) = pipeline.handle_dirent(&change) {
+                        batch.push((event, None));
+                    }
+                });
             }
             let mut guard = lock.lock().unwrap_or_else(PoisonError::into_inner);
             for (event, known) in batch {

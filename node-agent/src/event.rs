@@ -414,7 +414,8 @@ pub struct FileInfo {
     /// Inode opened (successful opens).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub inode: Option<u64>,
-    /// Why the kernel kept it: `prefix`, `name`, `procMem`, `journal`.
+    /// Why the kernel kept it: `prefix`, `name`, `procMem`, `journal`; `dirent` for a change
+    /// fanotify reported in a sensitive directory (`file_dirents`).
     pub matched_by: Vec<&'static str>,
     /// For `/proc/<pid>/mem`: the pid whose memory was opened.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -971,6 +972,63 @@ pub fn file_info(ev: &node_agent_common::FileEvent, clock: &Clock) -> FileInfo {
         proc_mem_pid,
         sysctl_value: None,
         truncated: ev.match_flags & (file_flags::PATH_TRUNCATED | file_flags::PATH2_TRUNCATED) != 0,
+    }
+}
+
+/// A change fanotify reported in a sensitive directory, as a file event like the `file_change`
+/// sensor's (one home for each concept: the detections read one form). The paths are the real
+/// ones, from the directory that changed; what fanotify cannot know is left empty: the old name
+/// of a file moved in from, or hard-linked from, a directory that is not watched (`path` is
+/// then empty). `matchedBy` is `dirent`.
+pub fn dirent_info(
+    change: &crate::sensor::dirents::DirentChange,
+    process: ProcessRef,
+    clock: &Clock,
+) -> FileInfo {
+    use crate::sensor::dirents::DirentOp;
+    let text = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
+    let (operation, path, resolved_path, path2, resolved_path2) = match change.op {
+        DirentOp::Renamed => (
+            "rename",
+            text(&change.old_path),
+            change.old_path.clone(),
+            text(&change.path),
+            change.path.clone(),
+        ),
+        DirentOp::Linked => ("link", None, None, text(&change.path), change.path.clone()),
+        DirentOp::Symlinked => (
+            "symlink",
+            text(&change.path),
+            change.path.clone(),
+            change.target.clone(),
+            None,
+        ),
+        DirentOp::Removed => (
+            "unlink",
+            text(&change.path),
+            change.path.clone(),
+            None,
+            None,
+        ),
+    };
+    FileInfo {
+        time: clock.rfc3339(change.boot_ns),
+        process,
+        operation,
+        path: path.unwrap_or_default(),
+        resolved_path,
+        path2,
+        resolved_path2,
+        ret: 0,
+        error: None,
+        open_flags: None,
+        mode: None,
+        owner: None,
+        inode: change.inode,
+        matched_by: vec!["dirent"],
+        proc_mem_pid: None,
+        sysctl_value: None,
+        truncated: false,
     }
 }
 

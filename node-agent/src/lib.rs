@@ -16,6 +16,7 @@ pub mod detect;
 pub mod dns;
 pub mod event;
 pub mod exe_hash;
+pub mod file_changes;
 pub mod memory;
 pub mod metrics;
 pub mod pipeline;

@@ -199,7 +199,8 @@ struct SensorArgs {
     btf_path: PathBuf,
     /// Do not attach this hook (repeatable): exec, fork, exit, connect, accept, dns_socket,
     /// dns_egress, dns_ingress, file_open, file_change, memfd, ptrace, vm_write, userfaultfd,
-    /// module, mount, namespace, privilege, dup, library_load, bpf_agent, signal_agent.
+    /// module, mount, namespace, privilege, dup, library_load, bpf_agent, signal_agent,
+    /// file_dirents (fanotify).
     #[arg(long = "disable-hook")]
     disabled: Vec<String>,
     /// Wake the reader once this many bytes wait in the ring buffer (0: every record).
@@ -317,7 +318,10 @@ impl ClusterArgs {
 
 impl SensorArgs {
     fn options(&self) -> Result<SensorOptions, String> {
-        let known = node_agent_common::stats::Hook::ALL.map(|h| h.name());
+        let mut known = node_agent_common::stats::Hook::ALL
+            .map(|h| h.name())
+            .to_vec();
+        known.push(node_agent::sensor::dirents::HOOK_NAME);
         if let Some(bad) = self.disabled.iter().find(|d| !known.contains(&d.as_str())) {
             return Err(format!(
                 "--disable-hook {bad}: no such hook; the hooks are {}",

@@ -482,6 +482,7 @@ mod tests {
                 shed: 3,
             }],
             hashing: Default::default(),
+            dirents: None,
         }
     }
 

@@ -13,11 +13,14 @@ use serde::Serialize;
 use crate::{
     container::ContainerResolver,
     event::{
-        Ancestor, Clock, Event, ExecInfo, ForkInfo, ProcessRef, activity_info, dns_info, exec_info,
-        exit_info, file_info, kernel_dev, net_info, normalize, resolve_exe, writer,
+        Ancestor, Clock, Event, ExecInfo, ForkInfo, ProcessRef, activity_info, dirent_info,
+        dns_info, exec_info, exit_info, file_info, kernel_dev, net_info, normalize, resolve_exe,
+        writer,
     },
     exe_hash::ExeHashCache,
+    file_changes::{ChangePairs, Source},
     proctable::{self, ProcessInfo, ProcessTable},
+    sensor::dirents::DirentChange,
 };
 
 /// How far up the lineage goes (init is usually reached well before).
@@ -66,6 +69,12 @@ pub struct PipelineStats {
     pub dns: u64,
     /// File operations on sensitive paths.
     pub file: u64,
+    /// Changes fanotify reported in the sensitive directories (`file_dirents`); those not
+    /// dropped as duplicates are counted in `file` too.
+    pub dirent: u64,
+    /// Records dropped as the second sensor's copy of a change the other had reported
+    /// (see [`crate::file_changes`]).
+    pub file_duplicates: u64,
     /// Kernel-level activity.
     pub activity: u64,
     /// Synthetic benchmark records (counted, not turned into events).
@@ -95,6 +104,10 @@ pub struct Pipeline {
     proc_root: PathBuf,
     /// The built-in rules, for the script operand of a shell or interpreter exec.
     script_rules: Option<crate::detect::RuleSet>,
+    /// Pairs the file sensors' records of one change, once fanotify runs.
+    pairs: Option<ChangePairs>,
+    /// The cgroup v2 hierarchy, for the cgroup id of a process fanotify names.
+    cgroup_root: Option<PathBuf>,
 }
 
 /// Files added to the kernel's written-files map past which it may have evicted some: its LRU
@@ -123,7 +136,72 @@ impl Pipeline {
             written: None,
             proc_root: PathBuf::from("/proc"),
             script_rules: None,
+            pairs: None,
+            cgroup_root: crate::sensor::cgroup2_root(),
         }
+    }
+
+    /// Takes changes from fanotify too ([`Pipeline::handle_dirent`]), paired with the
+    /// `file_change` sensor's records of the same change so that each passes once. `aliases`:
+    /// the watched directories' names and real paths
+    /// ([`crate::sensor::dirents::DirentWatch::aliases`]).
+    pub fn with_dirents(
+        mut self,
+        sensitive: crate::sensitive::SensitivePaths,
+        aliases: Vec<(PathBuf, PathBuf)>,
+    ) -> Self {
+        self.pairs = Some(ChangePairs::new(sensitive, aliases));
+        self
+    }
+
+    /// The pairing table of the file sensors against its bound, when fanotify runs.
+    pub fn pairs_tracked(&self) -> Option<crate::tracked::TrackedTable> {
+        self.pairs.as_ref().map(ChangePairs::tracked)
+    }
+
+    /// Turns a change fanotify reported into a file event; `None` when the `file_change`
+    /// sensor already reported it (counted).
+    pub fn handle_dirent(&mut self, change: &DirentChange) -> Option<Event> {
+        let process = self.process_of(change.pid);
+        let mut info = dirent_info(change, process, &self.clock);
+        self.stats.dirent += 1;
+        if let Some(pairs) = &mut self.pairs
+            && !pairs.admit(&info, Source::Dirents)
+        {
+            self.stats.file_duplicates += 1;
+            return None;
+        }
+        self.stats.file += 1;
+        self.seen_ns = change.boot_ns;
+        self.identify(&mut info.process);
+        Some(Event::File(info))
+    }
+
+    /// Who a pid fanotify gave is: the process table's entry (a process that has exited is
+    /// named by what the table remembers), its namespaces and cgroup from `/proc` while it
+    /// lives.
+    fn process_of(&self, pid: u32) -> ProcessRef {
+        let mut p = ProcessRef {
+            pid,
+            tid: pid,
+            ..ProcessRef::default()
+        };
+        if let Some(known) = self.procs.get(pid) {
+            p.ppid = known.ppid;
+            p.uid = known.uid;
+            p.gid = known.gid;
+            p.euid = known.euid;
+            p.egid = known.egid;
+            p.comm.clone_from(&known.comm);
+            p.start_time_ns = known.start_time_ns;
+        }
+        let ns = |kind| {
+            crate::container::namespace_inode(&self.proc_root, &pid.to_string(), kind).unwrap_or(0)
+        };
+        p.pid_ns = ns("pid");
+        p.mnt_ns = ns("mnt");
+        p.cgroup_id = cgroup_id(&self.proc_root, self.cgroup_root.as_deref(), pid).unwrap_or(0);
+        p
     }
 
     /// Reads who wrote a `#!` script from the kernel's written-files map ([`Sensor::take_written`]).
@@ -157,6 +235,7 @@ impl Pipeline {
                 }
             })
             .or_else(crate::sensor::cgroup2_root);
+        self.cgroup_root.clone_from(&root);
         self.containers = ContainerResolver::new(root, proc_root.clone());
         self.proc_root = proc_root;
         self
@@ -302,6 +381,12 @@ impl Pipeline {
                     && path.starts_with("/proc/sys/")
                 {
                     info.sysctl_value = sysctl_value_written(info.process.pid, info.ret, path);
+                }
+                if let Some(pairs) = &mut self.pairs
+                    && !pairs.admit(&info, Source::Kernel)
+                {
+                    self.stats.file_duplicates += 1;
+                    return None;
                 }
                 if info.proc_mem_pid.is_none() && info.matched_by.contains(&"procMem") {
                     // `/proc/self/mem` and friends: the process's own memory.
@@ -550,6 +635,15 @@ fn sysctl_value_written(pid: u32, fd: i64, path: &Path) -> Option<String> {
         std::thread::sleep(std::time::Duration::from_millis(1));
     }
     fs::read_to_string(path).ok().map(|v| v.trim().to_owned())
+}
+
+/// The cgroup v2 id of a live process: the inode of its cgroup directory.
+fn cgroup_id(proc_root: &Path, cgroup_root: Option<&Path>, pid: u32) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    let text = fs::read_to_string(proc_root.join(pid.to_string()).join("cgroup")).ok()?;
+    let path = text.lines().find_map(|l| l.strip_prefix("0::"))?;
+    let dir = cgroup_root?.join(path.trim_start_matches('/'));
+    fs::metadata(dir).ok().map(|m| m.ino())
 }
 
 /// `AT_FDCWD`.

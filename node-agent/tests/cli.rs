@@ -110,7 +110,14 @@ fn root_probe_reports_every_hook() {
     assert!(out.status.success(), "{}", stderr(&out));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("probe prints JSON");
     let hooks = report["hooks"].as_array().expect("hooks array");
-    assert_eq!(hooks.len(), node_agent_common::stats::Hook::ALL.len());
+    // Every eBPF hook, and the directory-entry sensor (fanotify), which is not one.
+    assert_eq!(hooks.len(), node_agent_common::stats::Hook::ALL.len() + 1);
+    assert!(
+        hooks
+            .iter()
+            .any(|h| h["hook"] == "file_dirents" && h["mechanism"] == "fanotify"),
+        "{hooks:?}"
+    );
     for hook in hooks {
         // A kernel without a syscall (no loadable modules here) reports the hook unsupported.
         assert!(

@@ -744,3 +744,96 @@ fn a_cron_file_moved_into_place_by_paths_the_rules_do_not_name() {
     let pid = run(Command::new("/usr/bin/python3").args(["-c", &script]));
     assert_cron_file_found(pid, &file, "renameat(dirfd)");
 }
+
+/// The findings of `pid`'s tree that name `file`, by check (`type` or `type ruleId`), with the
+/// count each reached.
+fn counts_naming(pid: u32, file: &CronFile) -> Vec<(String, u64)> {
+    let path = file.path();
+    detect(pid, ThreatIntel::empty())
+        .into_iter()
+        .filter(|f| f.context.file_path.as_deref() == Some(path.as_str()))
+        .map(|f| (format!("{} {}", f.finding_type, rule(&f)), f.count))
+        .collect()
+}
+
+#[test]
+fn a_cron_file_moved_or_linked_through_a_symbolic_link_to_the_directory() {
+    if !privileged("a_cron_file_moved_or_linked_through_a_symbolic_link_to_the_directory") {
+        return;
+    }
+    // Renames and links are seen by fanotify on the directory that changed (file_dirents):
+    // the path string names /tmp-like places the kernel's prefix filter never matches.
+    let scratch = Scratch::new("dirents");
+    let link = scratch.0.join("jobs");
+    std::os::unix::fs::symlink("/etc/cron.d", &link).expect("symlink");
+    let staged = scratch.0.join("job");
+    let stage = || std::fs::write(&staged, "# vigil test\n").expect("stage");
+    let link = link.display().to_string();
+    let staged_text = staged.display().to_string();
+    for (tag, script) in [
+        ("mv", "mv STAGED LINK/NAME"),
+        ("ln", "ln STAGED LINK/NAME"),
+        ("cwd", "cd /etc/cron.d && mv STAGED /proc/self/cwd/NAME"),
+    ] {
+        stage();
+        let file = CronFile::new(&format!("dirent-{tag}"));
+        let pid = sh(&script
+            .replace("STAGED", &staged_text)
+            .replace("LINK", &link)
+            .replace("NAME", &file.name()));
+        assert_cron_file_found(pid, &file, tag);
+        let _ = std::fs::remove_file(&staged);
+    }
+    // Benign: the same moves through a link to a directory of no interest raise nothing.
+    let elsewhere = scratch.0.join("elsewhere");
+    std::fs::create_dir(&elsewhere).expect("mkdir");
+    let other = scratch.0.join("other");
+    std::os::unix::fs::symlink(&elsewhere, &other).expect("symlink");
+    for script in ["mv STAGED OTHER/notes", "ln STAGED OTHER/notes2"] {
+        stage();
+        let pid = sh(&script
+            .replace("STAGED", &staged_text)
+            .replace("OTHER", &other.display().to_string()));
+        let found = detect(pid, ThreatIntel::empty());
+        assert!(found.is_empty(), "{script}: {:?}", kinds(&found));
+    }
+}
+
+#[test]
+fn a_plain_move_into_cron_d_raises_each_finding_once() {
+    if !privileged("a_plain_move_into_cron_d_raises_each_finding_once") {
+        return;
+    }
+    // Both file sensors see this one (the path string names /etc/cron.d, and fanotify sees the
+    // directory change): one change, one record, each finding at count 1.
+    let scratch = Scratch::new("once");
+    let staged = scratch.0.join("job");
+    for round in 0..3 {
+        std::fs::write(&staged, "# vigil test\n").expect("stage");
+        let file = CronFile::new(&format!("once{round}"));
+        let pid = sh(&format!("mv {} {}", staged.display(), file.path()));
+        assert_cron_file_found(pid, &file, "mv by its canonical path");
+        let counts = counts_naming(pid, &file);
+        let sensitive: Vec<_> = counts
+            .iter()
+            .filter(|(k, _)| k.starts_with("Persistence:Runtime/SensitiveFileModified"))
+            .collect();
+        let cron: Vec<_> = counts
+            .iter()
+            .filter(|(k, _)| k.ends_with("behaviour-persistence-cron"))
+            .collect();
+        assert_eq!(sensitive.len(), 1, "{counts:?}");
+        assert_eq!(sensitive[0].1, 1, "one change, count 1: {counts:?}");
+        assert_eq!(cron.len(), 1, "{counts:?}");
+        assert_eq!(cron[0].1, 1, "one change, count 1: {counts:?}");
+        // And the events themselves: one rename of the file, whichever sensor's.
+        let renames = tree_events(pid)
+            .into_iter()
+            .filter(|e| {
+                matches!(e, Event::File(f) if f.operation == "rename"
+                    && f.resolved_path2.as_deref() == Some(file.0.as_path()))
+            })
+            .count();
+        assert_eq!(renames, 1, "round {round}");
+    }
+}

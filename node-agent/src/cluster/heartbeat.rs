@@ -295,6 +295,7 @@ mod tests {
                 shed: dropped,
             }],
             hashing: Default::default(),
+            dirents: None,
         }
     }
 

@@ -1,6 +1,7 @@
 //! The kernel edge: loads the eBPF object, attaches each sensor to the best hook this kernel
 //! offers, and hands out the ring buffer and the counters.
 
+pub mod dirents;
 mod guard;
 mod hooks;
 mod host;
@@ -172,6 +173,8 @@ pub struct Sensor {
     wanted: Vec<Hook>,
     setup: HostSetup,
     identity: SelfIdentity,
+    dirents: Option<dirents::DirentWatch>,
+    dirent_counters: Option<std::sync::Arc<dirents::DirentCounters>>,
 }
 
 /// What the start-up did to and learned about the host, for the health summary.
@@ -298,6 +301,11 @@ impl Sensor {
             }
             return Err(SensorError::NothingAttached { summary });
         }
+        let mut hooks = hooks;
+        let (dirents, dirent_status) = start_dirents(options);
+        tracing::debug!(status = %dirent_status, "directory-entry sensor");
+        hooks.push(dirent_status);
+        let dirent_counters = dirents.as_ref().map(dirents::DirentWatch::counters);
         let events = ebpf
             .take_map("EVENTS")
             .and_then(|m| RingBuf::try_from(m).ok());
@@ -323,7 +331,20 @@ impl Sensor {
             wanted: hooks::wanted(options),
             setup,
             identity,
+            dirents,
+            dirent_counters,
         })
+    }
+
+    /// Takes the directory-entry sensor (fanotify), for the reader. Only the first call gets
+    /// it; `None` when it did not start (its hook status says why).
+    pub fn take_dirents(&mut self) -> Option<dirents::DirentWatch> {
+        self.dirents.take()
+    }
+
+    /// The directory-entry sensor's counters, when it started.
+    pub fn dirent_stats(&self) -> Option<dirents::DirentStats> {
+        self.dirent_counters.as_ref().map(|c| c.snapshot())
     }
 
     /// Takes the kernel's written-files map (who opened each regular file for writing since the
@@ -411,6 +432,29 @@ pub fn unified_cgroup(root: &std::path::Path) -> PathBuf {
         unified
     } else {
         root.to_owned()
+    }
+}
+
+/// Starts the directory-entry sensor unless disabled; its status for the hook list.
+fn start_dirents(options: &SensorOptions) -> (Option<dirents::DirentWatch>, HookStatus) {
+    let status = |state| HookStatus {
+        hook: dirents::HOOK_NAME,
+        mechanism: "fanotify",
+        state,
+    };
+    if options.disabled.iter().any(|d| d == dirents::HOOK_NAME) {
+        return (None, status(HookState::Disabled));
+    }
+    match dirents::DirentWatch::start(&options.sensitive, std::process::id()) {
+        Ok(watch) => (Some(watch), status(HookState::Active)),
+        Err(error @ dirents::DirentError::Init(_)) => {
+            tracing::warn!(%error, "renames and links through other paths are not seen");
+            (None, status(HookState::Unsupported(error.to_string())))
+        }
+        Err(error) => {
+            tracing::warn!(%error, "renames and links through other paths are not seen");
+            (None, status(HookState::Failed(error.to_string())))
+        }
     }
 }
 

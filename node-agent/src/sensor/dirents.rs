@@ -1,0 +1,743 @@
+//! Directory-entry changes in the sensitive directories, from fanotify (`file_dirents`).
+//!
+//! The `file_change` tracepoints see a rename, link, symlink or unlink as the path string the
+//! process passed: a tracepoint cannot look a name up, so `mv job /tmp/link-to-cron.d/job`,
+//! or a path through `/proc/<pid>/cwd`, names a directory the kernel's prefix filter never
+//! matches. fanotify reports the change on the directory that really changed, whatever path
+//! reached it: the directory's file handle and the entry's name (`FAN_REPORT_DFID_NAME`), and
+//! the acting process's pid. Each sensitive directory (the absolute prefixes of the
+//! sensitive-path set, their subdirectories, and the parent directories of its exact paths) is
+//! marked for creations, removals and renames; the directory a record names is found by its
+//! handle among the directories opened at mark time, and its path is read from that open
+//! directory when the record is read, so a path is the real one.
+//!
+//! Bounded: at most [`MAX_MARKS`] directories are marked (the rest are counted), the kernel's
+//! queue is fanotify's own (16,384 events by default) and its overflow (`FAN_Q_OVERFLOW`) is
+//! counted and reported in the health summary.
+
+use std::{
+    collections::HashMap,
+    ffi::{CStr, CString, OsStr},
+    io,
+    os::{
+        fd::{AsRawFd, FromRawFd, OwnedFd, RawFd},
+        unix::ffi::OsStrExt,
+    },
+    path::{Path, PathBuf},
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+};
+
+use serde::Serialize;
+
+use crate::sensitive::{MatchKind, SensitivePaths};
+
+/// The sensor's name in the hook list and the counters.
+pub const HOOK_NAME: &str = "file_dirents";
+
+/// Directories marked at most (each holds an open descriptor).
+pub const MAX_MARKS: usize = 1_024;
+
+/// How deep below each sensitive prefix directory subdirectories are marked at start.
+const SUBDIR_DEPTH: usize = 4;
+
+/// The events asked for on each directory: entries created (files, hard links, symbolic links,
+/// directories), removed, and renamed (one event that names the old and the new directory and
+/// name, each when that directory is marked).
+const MASK: u64 = libc::FAN_CREATE | libc::FAN_DELETE | libc::FAN_RENAME | libc::FAN_ONDIR;
+
+/// What a directory-entry record says happened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum DirentOp {
+    /// A new name for an existing file (`link(2)`): a regular file with more than one link.
+    Linked,
+    /// A symbolic link was created.
+    Symlinked,
+    /// A name was removed.
+    Removed,
+    /// A name was moved (within or between marked directories, or into or out of one).
+    Renamed,
+}
+
+/// One change, as fanotify reported it, its directories resolved.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DirentChange {
+    /// The acting process (thread group id; 0 when it is in a pid namespace the agent cannot
+    /// see).
+    pub pid: u32,
+    /// What happened.
+    pub op: DirentOp,
+    /// The name created or removed, or the name a rename made (when its directory is marked).
+    pub path: Option<PathBuf>,
+    /// A rename's old name (when its directory is marked).
+    pub old_path: Option<PathBuf>,
+    /// A symbolic link's target.
+    pub target: Option<String>,
+    /// The inode of the file created, when it could be opened.
+    pub inode: Option<u64>,
+    /// The entry is a directory.
+    pub is_dir: bool,
+    /// `CLOCK_BOOTTIME` when the record was read (fanotify has no time stamp).
+    pub boot_ns: u64,
+}
+
+/// Why the sensor could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DirentError {
+    /// `fanotify_init` failed (an old kernel, no `CONFIG_FANOTIFY`, no `CAP_SYS_ADMIN`).
+    #[error(
+        "fanotify_init with FAN_REPORT_DFID_NAME failed ({0}): Linux 5.17 or later with \
+         CONFIG_FANOTIFY and CAP_SYS_ADMIN are needed; renames and links are matched by the \
+         path string only"
+    )]
+    Init(#[source] io::Error),
+    /// No sensitive directory could be marked.
+    #[error("no sensitive directory could be marked: {0}")]
+    NoMarks(String),
+}
+
+/// The sensor's counters (shared with the [`super::Sensor`] that reports them).
+#[derive(Debug, Default)]
+pub struct DirentCounters {
+    /// Records read.
+    pub events: AtomicU64,
+    /// Changes reported on (sensitive by path).
+    pub reported: AtomicU64,
+    /// Queue overflows (`FAN_Q_OVERFLOW`): the kernel dropped events.
+    pub overflows: AtomicU64,
+    /// Records whose directory could not be resolved, or that did not decode.
+    pub unresolved: AtomicU64,
+    /// Directories marked.
+    pub marks: AtomicU64,
+    /// Directories not marked: the bound was reached or the kernel refused.
+    pub unmarked: AtomicU64,
+    /// The agent's own changes, not reported.
+    pub own: AtomicU64,
+}
+
+/// A snapshot of [`DirentCounters`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DirentStats {
+    /// Records read.
+    pub events: u64,
+    /// Changes reported on.
+    pub reported: u64,
+    /// Queue overflows: events the kernel dropped.
+    pub overflows: u64,
+    /// Records not resolved or not decoded.
+    pub unresolved: u64,
+    /// Directories marked.
+    pub marks: u64,
+    /// Directories left unmarked (bound or refusal).
+    pub unmarked: u64,
+    /// The agent's own changes, not reported.
+    pub own: u64,
+}
+
+impl DirentCounters {
+    /// The counters now.
+    pub fn snapshot(&self) -> DirentStats {
+        let r = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        DirentStats {
+            events: r(&self.events),
+            reported: r(&self.reported),
+            overflows: r(&self.overflows),
+            unresolved: r(&self.unresolved),
+            marks: r(&self.marks),
+            unmarked: r(&self.unmarked),
+            own: r(&self.own),
+        }
+    }
+}
+
+/// A marked directory.
+struct Marked {
+    /// Open (read-only: `open_by_handle_at` takes no `O_PATH` descriptor as its mount): its
+    /// path is read from `/proc/self/fd` when a record names it.
+    fd: OwnedFd,
+    /// Changes in its subtree are reported whatever their name (a prefix directory or below).
+    whole: bool,
+}
+
+/// The running sensor.
+pub struct DirentWatch {
+    fan: OwnedFd,
+    /// Marked directories by file handle (`fsid`, handle type, handle bytes).
+    dirs: HashMap<Vec<u8>, Marked>,
+    sensitive: SensitivePaths,
+    own_pid: u32,
+    counters: Arc<DirentCounters>,
+    /// Each marked directory's path as the sensitive-path set names it, with its real path
+    /// where the two differ (`/lib/systemd/system` is `/usr/lib/systemd/system`).
+    aliases: Vec<(PathBuf, PathBuf)>,
+}
+
+impl std::fmt::Debug for DirentWatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DirentWatch")
+            .field("marks", &self.dirs.len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn cstring(path: &Path) -> io::Result<CString> {
+    CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"))
+}
+
+/// The real path of an open descriptor.
+fn fd_path(fd: RawFd) -> Option<PathBuf> {
+    std::fs::read_link(format!("/proc/self/fd/{fd}")).ok()
+}
+
+/// `CLOCK_BOOTTIME` in ns.
+fn boot_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid timespec pointer; CLOCK_BOOTTIME exists on Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// The key of a directory: its filesystem id and file handle, as fanotify reports them.
+fn handle_key(fd: RawFd) -> io::Result<Vec<u8>> {
+    // struct file_handle { u32 handle_bytes; i32 handle_type; u8 f_handle[]; }, MAX_HANDLE_SZ 128.
+    let mut buf = [0u8; 8 + 128];
+    buf[..4].copy_from_slice(&128u32.to_ne_bytes());
+    let mut mount_id: libc::c_int = 0;
+    let empty = c"";
+    // SAFETY: buf is large enough for MAX_HANDLE_SZ and starts with its size; the path is a
+    // valid C string; AT_EMPTY_PATH names fd itself.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_name_to_handle_at,
+            fd,
+            empty.as_ptr(),
+            buf.as_mut_ptr(),
+            &mut mount_id,
+            libc::AT_EMPTY_PATH,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a zeroed statfs is valid; fd is open.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: st is a valid statfs to fill.
+    if unsafe { libc::fstatfs(fd, &mut st) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fsid_t is two i32s, plain data.
+    let fsid: [u8; 8] = unsafe { std::mem::transmute(st.f_fsid) };
+    let bytes = u32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
+    let mut key = fsid.to_vec();
+    key.extend_from_slice(&buf[4..8]);
+    key.extend_from_slice(&buf[8..8 + bytes.min(128)]);
+    Ok(key)
+}
+
+/// One info record of a fanotify event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InfoRecord {
+    /// `FAN_EVENT_INFO_TYPE_*`.
+    pub info_type: u8,
+    /// `fsid`, handle type and handle bytes: the key [`handle_key`] makes.
+    pub key: Vec<u8>,
+    /// The handle as `struct file_handle` (for `open_by_handle_at`).
+    pub handle: Vec<u8>,
+    /// The entry's name (DFID_NAME records).
+    pub name: Option<Vec<u8>>,
+}
+
+/// One decoded fanotify event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RawEvent {
+    /// The event mask.
+    pub mask: u64,
+    /// The acting process.
+    pub pid: i32,
+    /// Its info records.
+    pub infos: Vec<InfoRecord>,
+}
+
+/// Size of `struct fanotify_event_metadata`.
+const METADATA_LEN: usize = 24;
+
+fn u16_at(b: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_ne_bytes(b.get(at..at + 2)?.try_into().ok()?))
+}
+fn u32_at(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_ne_bytes(b.get(at..at + 4)?.try_into().ok()?))
+}
+fn u64_at(b: &[u8], at: usize) -> Option<u64> {
+    Some(u64::from_ne_bytes(b.get(at..at + 8)?.try_into().ok()?))
+}
+
+/// Decodes what one `read(2)` of a fanotify descriptor returned. A record that does not decode
+/// ends the buffer (the count of those is the second value).
+pub fn decode(buf: &[u8]) -> (Vec<RawEvent>, u64) {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at + METADATA_LEN <= buf.len() {
+        let (Some(len), Some(meta_len), Some(mask), Some(pid)) = (
+            u32_at(buf, at).map(|l| l as usize),
+            u16_at(buf, at + 6).map(usize::from),
+            u64_at(buf, at + 8),
+            u32_at(buf, at + 20).map(|p| p as i32),
+        ) else {
+            return (out, 1);
+        };
+        if len < METADATA_LEN || meta_len < METADATA_LEN || at + len > buf.len() || meta_len > len {
+            return (out, 1);
+        }
+        let event = &buf[at..at + len];
+        let mut infos = Vec::new();
+        let mut i = meta_len;
+        while i + 4 <= event.len() {
+            let info_type = event[i];
+            let Some(info_len) = u16_at(event, i + 2).map(usize::from) else {
+                break;
+            };
+            if info_len < 4 || i + info_len > event.len() {
+                return (out, 1);
+            }
+            let body = &event[i + 4..i + info_len];
+            // fsid (8), handle_bytes (4), handle_type (4), handle, then a NUL-ended name.
+            if let (Some(fsid), Some(bytes)) = (body.get(..8), u32_at(body, 8).map(|b| b as usize))
+                && let Some(handle) = body.get(8..16 + bytes)
+            {
+                let mut key = fsid.to_vec();
+                key.extend_from_slice(&handle[4..]);
+                let name = matches!(
+                    info_type,
+                    libc::FAN_EVENT_INFO_TYPE_DFID_NAME
+                        | libc::FAN_EVENT_INFO_TYPE_OLD_DFID_NAME
+                        | libc::FAN_EVENT_INFO_TYPE_NEW_DFID_NAME
+                )
+                .then(|| {
+                    let rest = &body[16 + bytes..];
+                    let end = rest.iter().position(|&b| b == 0).unwrap_or(rest.len());
+                    rest[..end].to_vec()
+                });
+                infos.push(InfoRecord {
+                    info_type,
+                    key,
+                    handle: handle.to_vec(),
+                    name,
+                });
+            }
+            i += info_len;
+        }
+        out.push(RawEvent { mask, pid, infos });
+        at += len;
+    }
+    (out, 0)
+}
+
+impl DirentWatch {
+    /// Marks the directories of `sensitive` (see the module's description). Changes by
+    /// `own_pid` are not reported.
+    pub fn start(sensitive: &SensitivePaths, own_pid: u32) -> Result<Self, DirentError> {
+        // SAFETY: plain flags.
+        let fd = unsafe {
+            libc::fanotify_init(
+                libc::FAN_CLASS_NOTIF
+                    | libc::FAN_CLOEXEC
+                    | libc::FAN_NONBLOCK
+                    | libc::FAN_REPORT_DFID_NAME
+                    | libc::FAN_REPORT_FID
+                    | libc::FAN_REPORT_TARGET_FID,
+                (libc::O_RDONLY | libc::O_LARGEFILE | libc::O_CLOEXEC) as libc::c_uint,
+            )
+        };
+        if fd < 0 {
+            return Err(DirentError::Init(io::Error::last_os_error()));
+        }
+        // SAFETY: fanotify_init returned a new descriptor that nothing else owns.
+        let fan = unsafe { OwnedFd::from_raw_fd(fd) };
+        let mut watch = Self {
+            fan,
+            dirs: HashMap::new(),
+            sensitive: sensitive.clone(),
+            own_pid,
+            counters: Arc::new(DirentCounters::default()),
+            aliases: Vec::new(),
+        };
+        let mut last_error = String::from("no sensitive directory exists on this host");
+        for entry in &sensitive.entries {
+            let (dir, whole) = match entry.kind {
+                MatchKind::Prefix if entry.pattern.ends_with('/') => {
+                    (PathBuf::from(entry.pattern.trim_end_matches('/')), true)
+                }
+                // An exact path, or a prefix of names (`/usr/bin/containerd-shim`): its
+                // directory, where only the names the set matches are reported.
+                MatchKind::Exact | MatchKind::Prefix => match Path::new(&entry.pattern).parent() {
+                    Some(parent) => (parent.to_owned(), false),
+                    None => continue,
+                },
+                MatchKind::Name => continue,
+            };
+            if dir.as_os_str().is_empty() {
+                continue;
+            }
+            match watch.mark(&dir, whole, if whole { SUBDIR_DEPTH } else { 0 }) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => last_error = format!("{}: {e}", dir.display()),
+            }
+        }
+        if watch.dirs.is_empty() {
+            return Err(DirentError::NoMarks(last_error));
+        }
+        Ok(watch)
+    }
+
+    /// The counters, shared.
+    pub fn counters(&self) -> Arc<DirentCounters> {
+        Arc::clone(&self.counters)
+    }
+
+    /// Each marked directory as the sensitive-path set names it, with its real path, where the
+    /// two differ: what a path string made absolute must be read as to name the same file.
+    pub fn aliases(&self) -> &[(PathBuf, PathBuf)] {
+        &self.aliases
+    }
+
+    /// Marks `dir` (and its subdirectories `depth` levels down). `whole`: every change in it is
+    /// reported, else only those the sensitive-path set names.
+    fn mark(&mut self, dir: &Path, whole: bool, depth: usize) -> io::Result<()> {
+        if self.dirs.len() >= MAX_MARKS {
+            self.counters.unmarked.fetch_add(1, Ordering::Relaxed);
+            return Ok(());
+        }
+        let c = cstring(dir)?;
+        // SAFETY: a valid C string.
+        let raw = unsafe {
+            libc::open(
+                c.as_ptr(),
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            )
+        };
+        if raw < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: open returned a new descriptor.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let key = handle_key(fd.as_raw_fd())?;
+        if let Some(real) = fd_path(fd.as_raw_fd())
+            && real != dir
+            && !self.aliases.iter().any(|(a, _)| a == dir)
+        {
+            self.aliases.push((dir.to_owned(), real));
+        }
+        if let Some(existing) = self.dirs.get_mut(&key) {
+            existing.whole |= whole;
+        } else {
+            let dot = c".";
+            // SAFETY: both descriptors are open and "." is a valid C string: the directory
+            // opened is the one marked, whatever its path names by now.
+            let rc = unsafe {
+                libc::fanotify_mark(
+                    self.fan.as_raw_fd(),
+                    libc::FAN_MARK_ADD | libc::FAN_MARK_ONLYDIR,
+                    MASK,
+                    fd.as_raw_fd(),
+                    dot.as_ptr(),
+                )
+            };
+            if rc != 0 {
+                self.counters.unmarked.fetch_add(1, Ordering::Relaxed);
+                return Err(io::Error::last_os_error());
+            }
+            self.counters.marks.fetch_add(1, Ordering::Relaxed);
+            self.dirs.insert(key, Marked { fd, whole });
+        }
+        if depth > 0
+            && let Ok(entries) = std::fs::read_dir(dir)
+        {
+            for entry in entries.flatten() {
+                if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    let _ = self.mark(&entry.path(), whole, depth - 1);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads every record waiting (without blocking) and hands the sensitive changes to `each`.
+    /// Returns how many records were read.
+    pub fn read_ready(&mut self, mut each: impl FnMut(DirentChange)) -> usize {
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut total = 0;
+        // Bounded per call, like the ring buffer's drain: a flood cannot hold the loop here.
+        for _ in 0..64 {
+            // SAFETY: buf is valid for its length.
+            let n = unsafe { libc::read(self.fan.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+            if n <= 0 {
+                break;
+            }
+            let (events, bad) = decode(&buf[..n as usize]);
+            self.counters.unresolved.fetch_add(bad, Ordering::Relaxed);
+            total += events.len();
+            for event in events {
+                self.counters.events.fetch_add(1, Ordering::Relaxed);
+                for change in self.resolve(&event) {
+                    self.counters.reported.fetch_add(1, Ordering::Relaxed);
+                    each(change);
+                }
+            }
+        }
+        total
+    }
+
+    /// The path of `name` in the directory a record names, and whether the directory is one
+    /// whose every change counts.
+    fn locate(&self, info: &InfoRecord) -> Option<(PathBuf, bool)> {
+        let marked = self.dirs.get(&info.key)?;
+        let dir = fd_path(marked.fd.as_raw_fd())?;
+        let name = info.name.as_deref()?;
+        if name.is_empty() || name == b"." {
+            return Some((dir, marked.whole));
+        }
+        Some((dir.join(OsStr::from_bytes(name)), marked.whole))
+    }
+
+    fn resolve(&mut self, event: &RawEvent) -> Vec<DirentChange> {
+        if event.mask & libc::FAN_Q_OVERFLOW != 0 {
+            self.counters.overflows.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                "fanotify queue overflow: directory-entry changes were lost (file_dirents)"
+            );
+            return Vec::new();
+        }
+        let pid = u32::try_from(event.pid).unwrap_or(0);
+        if pid == self.own_pid {
+            self.counters.own.fetch_add(1, Ordering::Relaxed);
+            return Vec::new();
+        }
+        let is_dir = event.mask & libc::FAN_ONDIR != 0;
+        let find = |t: u8| event.infos.iter().find(|i| i.info_type == t);
+        let target = find(libc::FAN_EVENT_INFO_TYPE_FID);
+        let mut out = Vec::new();
+        let change = |op, path: Option<PathBuf>, old_path: Option<PathBuf>| DirentChange {
+            pid,
+            op,
+            path,
+            old_path,
+            target: None,
+            inode: None,
+            is_dir,
+            boot_ns: boot_ns(),
+        };
+        if event.mask & libc::FAN_RENAME != 0 {
+            let new = find(libc::FAN_EVENT_INFO_TYPE_NEW_DFID_NAME).and_then(|i| self.locate(i));
+            let old = find(libc::FAN_EVENT_INFO_TYPE_OLD_DFID_NAME).and_then(|i| self.locate(i));
+            if new.is_none() && old.is_none() {
+                self.counters.unresolved.fetch_add(1, Ordering::Relaxed);
+                return out;
+            }
+            // A directory moved into a watched one is watched from now on.
+            if is_dir && let Some((p, true)) = &new {
+                let _ = self.mark(p, true, SUBDIR_DEPTH);
+            }
+            let counts = |p: &Option<(PathBuf, bool)>| {
+                p.as_ref()
+                    .is_some_and(|(p, whole)| *whole || self.sensitive.classify(p).is_some())
+            };
+            if counts(&new) || counts(&old) {
+                out.push(change(
+                    DirentOp::Renamed,
+                    new.map(|n| n.0),
+                    old.map(|o| o.0),
+                ));
+            }
+            return out;
+        }
+        let Some((path, whole)) =
+            find(libc::FAN_EVENT_INFO_TYPE_DFID_NAME).and_then(|i| self.locate(i))
+        else {
+            self.counters.unresolved.fetch_add(1, Ordering::Relaxed);
+            return out;
+        };
+        if !whole && self.sensitive.classify(&path).is_none() {
+            return out;
+        }
+        if event.mask & libc::FAN_DELETE != 0 {
+            out.push(change(DirentOp::Removed, Some(path.clone()), None));
+        }
+        if event.mask & libc::FAN_CREATE != 0 {
+            if is_dir {
+                if whole {
+                    let _ = self.mark(&path, true, SUBDIR_DEPTH);
+                }
+                return out;
+            }
+            // What was created: a hard link (more than one name), a symbolic link, or a new
+            // file (open with O_CREAT, mknod), which the open sensor reports from the file it
+            // opened, and is left to it.
+            let Some((kind, nlink, ino, link_target)) = target.and_then(|t| self.inspect(t)) else {
+                return out;
+            };
+            let op = match kind {
+                libc::S_IFLNK => DirentOp::Symlinked,
+                libc::S_IFREG if nlink > 1 => DirentOp::Linked,
+                _ => return out,
+            };
+            let mut c = change(op, Some(path), None);
+            c.inode = Some(ino);
+            c.target = link_target;
+            out.push(c);
+        }
+        out
+    }
+
+    /// The type, link count and inode of the file a handle names, and a symbolic link's target.
+    fn inspect(&self, info: &InfoRecord) -> Option<(u32, u64, u64, Option<String>)> {
+        // Any marked directory on the same filesystem serves as the mount to open it on.
+        let mount = self
+            .dirs
+            .iter()
+            .find(|(k, _)| k.get(..8) == info.key.get(..8))
+            .map(|(_, m)| m.fd.as_raw_fd())?;
+        let mut handle = info.handle.clone();
+        // SAFETY: handle is a struct file_handle (size, type, bytes) as fanotify wrote it;
+        // open_by_handle_at reads it and returns a new descriptor or -1.
+        let raw = unsafe {
+            libc::syscall(
+                libc::SYS_open_by_handle_at,
+                mount,
+                handle.as_mut_ptr(),
+                libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            )
+        };
+        if raw < 0 {
+            return None;
+        }
+        // SAFETY: a new descriptor.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw as RawFd) };
+        // SAFETY: a zeroed stat is valid; fd is open.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: st is valid to fill.
+        if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } != 0 {
+            return None;
+        }
+        let kind = st.st_mode & libc::S_IFMT;
+        let target = (kind == libc::S_IFLNK).then(|| {
+            let mut buf = [0u8; 4096];
+            let empty: &CStr = c"";
+            // SAFETY: buf is valid for its length; an empty path reads the link fd itself.
+            let n = unsafe {
+                libc::readlinkat(
+                    fd.as_raw_fd(),
+                    empty.as_ptr(),
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                )
+            };
+            String::from_utf8_lossy(&buf[..n.max(0) as usize]).into_owned()
+        });
+        Some((kind, st.st_nlink, st.st_ino, target))
+    }
+}
+
+impl AsRawFd for DirentWatch {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fan.as_raw_fd()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An info record to lay out: type, handle bytes, name.
+    type Info<'a> = (u8, &'a [u8], Option<&'a [u8]>);
+
+    /// One event as the kernel lays it out: metadata, then info records.
+    fn event(mask: u64, pid: i32, infos: &[Info<'_>]) -> Vec<u8> {
+        let mut body = Vec::new();
+        for (t, handle, name) in infos {
+            let mut rec = vec![*t, 0, 0, 0];
+            rec.extend_from_slice(&[7u8; 8]); // fsid
+            rec.extend_from_slice(&(handle.len() as u32).to_ne_bytes());
+            rec.extend_from_slice(&1i32.to_ne_bytes());
+            rec.extend_from_slice(handle);
+            if let Some(n) = name {
+                rec.extend_from_slice(n);
+                rec.push(0);
+            }
+            while rec.len() % 4 != 0 {
+                rec.push(0);
+            }
+            let len = rec.len() as u16;
+            rec[2..4].copy_from_slice(&len.to_ne_bytes());
+            body.extend(rec);
+        }
+        let len = (METADATA_LEN + body.len()) as u32;
+        let mut out = Vec::new();
+        out.extend_from_slice(&len.to_ne_bytes());
+        out.extend_from_slice(&[3, 0]);
+        out.extend_from_slice(&(METADATA_LEN as u16).to_ne_bytes());
+        out.extend_from_slice(&mask.to_ne_bytes());
+        out.extend_from_slice(&(-1i32).to_ne_bytes());
+        out.extend_from_slice(&pid.to_ne_bytes());
+        out.extend(body);
+        out
+    }
+
+    #[test]
+    fn records_decode_with_their_handles_and_names() {
+        let mut buf = event(
+            libc::FAN_RENAME,
+            42,
+            &[
+                (libc::FAN_EVENT_INFO_TYPE_OLD_DFID_NAME, &[1; 8], Some(b"a")),
+                (
+                    libc::FAN_EVENT_INFO_TYPE_NEW_DFID_NAME,
+                    &[2; 8],
+                    Some(b"job"),
+                ),
+                (libc::FAN_EVENT_INFO_TYPE_FID, &[3; 8], None),
+            ],
+        );
+        buf.extend(event(libc::FAN_Q_OVERFLOW, -1, &[]));
+        let (events, bad) = decode(&buf);
+        assert_eq!(bad, 0);
+        assert_eq!(events.len(), 2);
+        assert_eq!(events[0].pid, 42);
+        assert_eq!(events[0].infos.len(), 3);
+        let new = &events[0].infos[1];
+        assert_eq!(new.name.as_deref(), Some(&b"job"[..]));
+        let mut key = vec![7u8; 8];
+        key.extend_from_slice(&1i32.to_ne_bytes());
+        key.extend_from_slice(&[2; 8]);
+        assert_eq!(new.key, key, "fsid, handle type, handle bytes");
+        assert_eq!(events[0].infos[2].name, None);
+        assert_eq!(events[1].mask, libc::FAN_Q_OVERFLOW);
+    }
+
+    #[test]
+    fn a_truncated_or_lying_record_ends_the_buffer_and_is_counted() {
+        let buf = event(
+            libc::FAN_CREATE,
+            1,
+            &[(libc::FAN_EVENT_INFO_TYPE_DFID_NAME, &[1; 8], Some(b"x"))],
+        );
+        let (events, bad) = decode(&buf[..buf.len() - 3]);
+        assert!(events.is_empty());
+        assert_eq!(bad, 1);
+        let mut lying = buf.clone();
+        lying[..4].copy_from_slice(&4u32.to_ne_bytes());
+        assert_eq!(decode(&lying), (Vec::new(), 1));
+        let mut huge_info = buf;
+        huge_info[METADATA_LEN + 2..METADATA_LEN + 4].copy_from_slice(&u16::MAX.to_ne_bytes());
+        assert_eq!(decode(&huge_info).1, 1);
+        assert_eq!(decode(&[]), (Vec::new(), 0));
+    }
+}
