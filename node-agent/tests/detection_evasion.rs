@@ -9,7 +9,9 @@
 //! - a flood of written files that evicts a dropped binary's writer from the kernel's map;
 //! - a cron file written or moved into place by a path that is not the one the rules name (a
 //!   relative path after `cd`, `//`, `.` and `..`, `/proc/self/root`, a directory fd, a symbolic
-//!   link to the directory, a long `./././` prefix).
+//!   link to the directory, a long `./././` prefix), or moved and linked there through a symbolic
+//!   link to the directory or `/proc/self/cwd` (seen by fanotify on the directory that changed);
+//! - one change seen by both file sensors raising each finding once.
 //!
 //! The comm-renaming technique (`printf dpkg > /proc/self/comm`) is tested with the other
 //! persistence tests in `detection_techniques.rs` (`a_process_that_names_itself_dpkg_is_not_dpkg`).
