@@ -24,7 +24,7 @@ pub const NODE_SELECTOR_PAIRS: u32 = 64;
 pub const TOLERATIONS: u32 = 64;
 /// Characters in an image reference (registry, path, tag and digest).
 pub const IMAGE_REFERENCE: u32 = 1024;
-/// Finding types a policy may enable (the catalogue has 46).
+/// Finding types a policy may enable (the catalogue has 47).
 pub const ENABLED_TYPES: u32 = 64;
 /// Characters in a finding type string.
 pub const FINDING_TYPE: u32 = 128;

@@ -41,7 +41,8 @@ impl DefaultSeverity {
 }
 
 /// A runtime finding type: the 45 GuardDuty Runtime Monitoring types and Vigil's own
-/// `DefenseEvasion:Runtime/SecurityAgentTampered` (46 in all).
+/// `DefenseEvasion:Runtime/SecurityAgentTampered` (47 in all, with
+/// `CredentialAccess:Runtime/MemoryDumpCreated`).
 ///
 /// Serialises to and parses from the exact GuardDuty string; [`FindingType::ALL`] lists the
 /// whole catalogue in GuardDuty's documentation order.
@@ -187,11 +188,16 @@ pub enum FindingType {
     /// its programs, signalled or traced it, or wrote its binary or configuration.
     #[serde(rename = "DefenseEvasion:Runtime/SecurityAgentTampered")]
     DefenseEvasionSecurityAgentTampered,
+    /// `CredentialAccess:Runtime/MemoryDumpCreated`: a process read another process's memory
+    /// (through `/proc/<pid>/mem`): a memory dump, the way credentials are taken from a running
+    /// program.
+    #[serde(rename = "CredentialAccess:Runtime/MemoryDumpCreated")]
+    CredentialAccessMemoryDumpCreated,
 }
 
 impl FindingType {
     /// Every finding type, in the order of GuardDuty's Runtime Monitoring documentation.
-    pub const ALL: [Self; 46] = [
+    pub const ALL: [Self; 47] = [
         Self::BackdoorCcActivityB,
         Self::BackdoorCcActivityBDns,
         Self::CryptoCurrencyBitcoinToolB,
@@ -238,6 +244,7 @@ impl FindingType {
         Self::PrivilegeEscalationSensitiveFileModified,
         Self::DefenseEvasionSensitiveFileModified,
         Self::DefenseEvasionSecurityAgentTampered,
+        Self::CredentialAccessMemoryDumpCreated,
     ];
 
     /// The exact GuardDuty string for this type.
@@ -325,6 +332,7 @@ impl FindingType {
             Self::DefenseEvasionSecurityAgentTampered => {
                 "DefenseEvasion:Runtime/SecurityAgentTampered"
             }
+            Self::CredentialAccessMemoryDumpCreated => "CredentialAccess:Runtime/MemoryDumpCreated",
         }
     }
 
@@ -384,6 +392,8 @@ impl FindingType {
             Self::DefenseEvasionSensitiveFileModified => Fixed(Medium),
             // Vigil's own type: an attacker blinding the sensor comes before what it hides.
             Self::DefenseEvasionSecurityAgentTampered => Fixed(High),
+            // Credentials read out of a running program.
+            Self::CredentialAccessMemoryDumpCreated => Fixed(High),
         }
     }
 
@@ -401,7 +411,7 @@ impl fmt::Display for FindingType {
     }
 }
 
-/// The string is not one of the 46 finding types of the catalogue.
+/// The string is not one of the 47 finding types of the catalogue.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
     "unknown finding type {0:?} (expected a GuardDuty Runtime type such as \"Backdoor:Runtime/C&CActivity.B\")"
@@ -440,7 +450,7 @@ mod tests {
     #[test]
     fn catalogue_has_46_distinct_runtime_types() {
         let names: HashSet<&str> = FindingType::ALL.iter().map(|t| t.as_str()).collect();
-        assert_eq!(names.len(), 46);
+        assert_eq!(names.len(), 47);
         assert!(names.iter().all(|n| n.contains(":Runtime/")));
     }
 

@@ -837,12 +837,17 @@ fn another_process_memory_dumped_through_proc() {
         "the dump was written"
     );
     let found = detect(pid);
-    assert_eq!(found.len(), 1, "{:?}", kinds(&found));
-    let f = &found[0];
-    assert_eq!(
-        f.finding_type,
-        "DefenseEvasion:Runtime/ProcessInjection.Proc"
-    );
+    assert_eq!(found.len(), 2, "{:?}", kinds(&found));
+    let dump = found
+        .iter()
+        .find(|f| f.finding_type == "CredentialAccess:Runtime/MemoryDumpCreated")
+        .unwrap_or_else(|| panic!("no MemoryDumpCreated: {:?}", kinds(&found)));
+    assert_eq!(dump.severity_label, SeverityLabel::High);
+    assert_eq!(dump.context.additional.get("targetPid"), Some(&child));
+    let f = found
+        .iter()
+        .find(|f| f.finding_type == "DefenseEvasion:Runtime/ProcessInjection.Proc")
+        .unwrap_or_else(|| panic!("no ProcessInjection.Proc: {:?}", kinds(&found)));
     assert_eq!(f.severity_label, SeverityLabel::High);
     assert_eq!(f.context.additional.get("targetPid"), Some(&child));
     assert_eq!(

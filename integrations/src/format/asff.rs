@@ -149,6 +149,7 @@ pub(crate) fn asff_type(finding_type: &str) -> String {
         "UnauthorizedAccess" => "TTPs/Initial Access",
         "Execution" => "TTPs/Execution",
         "DefenseEvasion" => "TTPs/Defense Evasion",
+        "CredentialAccess" => "TTPs/Credential Access",
         "Discovery" => "TTPs/Discovery",
         "Persistence" => "TTPs/Persistence",
         "PrivilegeEscalation" => "TTPs/Privilege Escalation",

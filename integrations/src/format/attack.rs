@@ -167,6 +167,13 @@ const BY_TYPE: &[Entry] = &[
         DEFENSE_EVASION,
     ),
     (
+        "CredentialAccess:Runtime/MemoryDumpCreated",
+        "T1003",
+        "OS Credential Dumping",
+        Some(("T1003.007", "Proc Filesystem")),
+        CREDENTIAL_ACCESS,
+    ),
+    (
         "DefenseEvasion:Runtime/ProcessInjection.Ptrace",
         "T1055",
         "Process Injection",

@@ -944,9 +944,33 @@ pub(crate) fn check_file(d: &Detector, f: &FileInfo, lookup: &dyn ProcessLookup)
                             .unwrap_or_default()
                     ),
                     key: format!("{}\0{target}", if read { "read" } else { "write" }),
-                    context,
+                    context: context.clone(),
                 },
             ));
+            // A read is a memory dump too: the way credentials are taken from a running program.
+            if read {
+                out.push(candidate(
+                    d,
+                    &f.process,
+                    lookup,
+                    Draft {
+                        finding_type: FindingType::CredentialAccessMemoryDumpCreated,
+                        title: "A process dumped another process's memory",
+                        description: format!(
+                            "Process {} (pid {}) opened /proc/{target}/mem to read the memory of \
+                             pid {target}{}.",
+                            f.process.comm,
+                            f.process.pid,
+                            f.error
+                                .as_deref()
+                                .map(|e| format!(" (refused: {e})"))
+                                .unwrap_or_default()
+                        ),
+                        key: target.to_string(),
+                        context,
+                    },
+                ));
+            }
         }
         return out;
     }

@@ -837,7 +837,10 @@ fn every_behavioural_type_fires_on_its_case_and_not_on_the_benign_ones() {
                 f.proc_mem_pid = Some(77);
                 f.open_flags = None;
             }),
-            &[T::DefenseEvasionProcessInjectionProc],
+            &[
+                T::DefenseEvasionProcessInjectionProc,
+                T::CredentialAccessMemoryDumpCreated,
+            ],
         ),
         (
             "another process's memory, a refused read (the attempt counts)",
@@ -847,7 +850,10 @@ fn every_behavioural_type_fires_on_its_case_and_not_on_the_benign_ones() {
                 f.ret = -13;
                 f.error = Some("EACCES".into());
             }),
-            &[T::DefenseEvasionProcessInjectionProc],
+            &[
+                T::DefenseEvasionProcessInjectionProc,
+                T::CredentialAccessMemoryDumpCreated,
+            ],
         ),
         (
             "failed write to shadow",
@@ -881,6 +887,7 @@ fn every_behavioural_type_fires_on_its_case_and_not_on_the_benign_ones() {
         T::ExecutionNewLibraryLoaded,
         T::DefenseEvasionFilelessExecution,
         T::DefenseEvasionProcessInjectionProc,
+        T::CredentialAccessMemoryDumpCreated,
         T::DefenseEvasionProcessInjectionPtrace,
         T::DefenseEvasionProcessInjectionVirtualMemoryWrite,
         T::DefenseEvasionPtraceAntiDebugging,

@@ -96,7 +96,9 @@ pub const fn needs(t: FindingType) -> Needs {
         | T::PersistenceSensitiveFileModified
         | T::PrivilegeEscalationSensitiveFileModified
         | T::DefenseEvasionSensitiveFileModified => hooks(FILES),
-        T::DefenseEvasionProcessInjectionProc => hooks(&[&[H::FileOpen]]),
+        T::DefenseEvasionProcessInjectionProc | T::CredentialAccessMemoryDumpCreated => {
+            hooks(&[&[H::FileOpen]])
+        }
         T::DefenseEvasionProcessInjectionPtrace | T::DefenseEvasionPtraceAntiDebugging => {
             hooks(&[&[H::Ptrace]])
         }
