@@ -1010,6 +1010,8 @@ pub fn dirent_info(
             None,
             None,
         ),
+        DirentOp::Chmod => ("chmod", text(&change.path), change.path.clone(), None, None),
+        DirentOp::Chown => ("chown", text(&change.path), change.path.clone(), None, None),
     };
     FileInfo {
         time: clock.rfc3339(change.boot_ns),
@@ -1022,8 +1024,8 @@ pub fn dirent_info(
         ret: 0,
         error: None,
         open_flags: None,
-        mode: None,
-        owner: None,
+        mode: change.mode.map(|m| format!("{m:o}")),
+        owner: change.owner.map(|(uid, gid)| (Some(uid), Some(gid))),
         inode: change.inode,
         matched_by: vec!["dirent"],
         proc_mem_pid: None,

@@ -34,7 +34,7 @@ pub enum Source {
 pub struct ChangeKey {
     /// The acting process.
     pub pid: u32,
-    /// `rename`, `link`, `symlink`, `unlink`.
+    /// `rename`, `link`, `symlink`, `unlink`, `chmod`, `chown`.
     pub operation: &'static str,
     /// The real path changed: the new name of a rename or link when the sensitive-path set
     /// names it, else the old name; the name a symlink or unlink made or removed.
@@ -99,8 +99,7 @@ impl ChangePairs {
         path.to_owned()
     }
 
-    /// The key of a file record, `None` for what only one sensor reports (opens, chmod, chown,
-    /// failed calls).
+    /// The key of a file record, `None` for what only one sensor reports (opens, failed calls).
     pub fn key(&self, f: &FileInfo) -> Option<ChangeKey> {
         if f.ret < 0 {
             return None;
@@ -113,7 +112,9 @@ impl ChangePairs {
         let path = match f.operation {
             "rename" => sensitive(&f.resolved_path2).or_else(|| sensitive(&f.resolved_path)),
             "link" => f.resolved_path2.as_deref().map(|p| self.real(p)),
-            "symlink" | "unlink" => f.resolved_path.as_deref().map(|p| self.real(p)),
+            "symlink" | "unlink" | "chmod" | "chown" => {
+                f.resolved_path.as_deref().map(|p| self.real(p))
+            }
             _ => None,
         }?;
         Some(ChangeKey {
@@ -306,6 +307,16 @@ mod tests {
         assert_eq!(
             p.key(&change(1, "openWrite", Some("/etc/passwd"), None)),
             None
+        );
+        assert_eq!(
+            p.key(&change(
+                1,
+                "chmod",
+                Some("/lib/systemd/system/x.service"),
+                None
+            ))
+            .map(|k| k.path),
+            Some(PathBuf::from("/usr/lib/systemd/system/x.service"))
         );
     }
 

@@ -9,8 +9,9 @@
 //! - a flood of written files that evicts a dropped binary's writer from the kernel's map;
 //! - a cron file written or moved into place by a path that is not the one the rules name (a
 //!   relative path after `cd`, `//`, `.` and `..`, `/proc/self/root`, a directory fd, a symbolic
-//!   link to the directory, a long `./././` prefix), or moved and linked there through a symbolic
-//!   link to the directory or `/proc/self/cwd` (seen by fanotify on the directory that changed);
+//!   link to the directory, a long `./././` prefix), or moved, linked, made executable or given
+//!   away there through a symbolic link to the directory, `/proc/self/cwd` or `/proc/self/fd/N`
+//!   (seen by fanotify on the directory that changed);
 //! - one change seen by both file sensors raising each finding once.
 //!
 //! The comm-renaming technique (`printf dpkg > /proc/self/comm`) is tested with the other
@@ -786,6 +787,49 @@ fn a_cron_file_moved_or_linked_through_a_symbolic_link_to_the_directory() {
         assert_cron_file_found(pid, &file, tag);
         let _ = std::fs::remove_file(&staged);
     }
+    // Through /proc/self/fd/N of a descriptor of the directory.
+    stage();
+    let file = CronFile::new("dirent-fd");
+    let script = format!(
+        "import os\n\
+         d = os.open('/etc/cron.d', os.O_RDONLY | os.O_DIRECTORY)\n\
+         os.rename('{staged_text}', '/proc/self/fd/%d/{}' % d)\n",
+        file.name()
+    );
+    let pid = run(Command::new("/usr/bin/python3").args(["-c", &script]));
+    assert_cron_file_found(pid, &file, "/proc/self/fd/N");
+    // Made executable, and given away, through the link: fanotify's attribute change, told
+    // from a time change by the mode and owner the agent knew before.
+    let file = CronFile::new("dirent-chmod");
+    let made = sh(&format!(
+        "umask 022; echo '# vigil test' > /etc/cron.d/{}",
+        file.name()
+    ));
+    // Once the writer's tree is in, the agent has read the creation (fanotify is read after
+    // the ring buffer) and knows the mode before the chmod.
+    tree_events(made);
+    let pid = sh(&format!("chmod 755 {link}/{}", file.name()));
+    assert_cron_file_found(pid, &file, "chmod through the link");
+    let pid = sh(&format!("chown nobody {link}/{}", file.name()));
+    let found = detect(pid, ThreatIntel::empty());
+    assert!(
+        found.iter().any(
+            |f| f.context.file_path.as_deref() == Some(file.path().as_str())
+                && f.finding_type == "Persistence:Runtime/SensitiveFileModified"
+                && f.context.file_operation.as_deref() == Some("chown")
+        ),
+        "chown through the link: {:?}",
+        kinds(&found)
+    );
+    // Setting its times (utimensat, no open; `touch` opens it for writing) is no chmod:
+    // nothing.
+    let pid = run(Command::new("/usr/bin/python3").args([
+        "-c",
+        &format!("import os; os.utime('{link}/{}', (0, 0))", file.name()),
+    ]));
+    let found = detect(pid, ThreatIntel::empty());
+    assert!(found.is_empty(), "utime: {:?}", kinds(&found));
+    drop(file);
     // Benign: the same moves through a link to a directory of no interest raise nothing.
     let elsewhere = scratch.0.join("elsewhere");
     std::fs::create_dir(&elsewhere).expect("mkdir");

@@ -7,7 +7,9 @@
 //! reached it: the directory's file handle and the entry's name (`FAN_REPORT_DFID_NAME`), and
 //! the acting process's pid. Each sensitive directory (the absolute prefixes of the
 //! sensitive-path set, their subdirectories, and the parent directories of its exact paths) is
-//! marked for creations, removals and renames; the directory a record names is found by its
+//! marked for creations, removals, renames and attribute changes of its entries (a chmod or
+//! chown told from the other attribute changes by the mode and owner known before); the
+//! directory a record names is found by its
 //! handle among the directories opened at mark time, and its path is read from that open
 //! directory when the record is read, so a path is the real one.
 //!
@@ -43,10 +45,24 @@ pub const MAX_MARKS: usize = 1_024;
 /// How deep below each sensitive prefix directory subdirectories are marked at start.
 const SUBDIR_DEPTH: usize = 4;
 
+/// Files whose mode and owner are remembered at most (to tell a chmod or chown from the other
+/// attribute changes fanotify reports alike: times, extended attributes).
+pub const MAX_ATTRS: usize = 16_384;
+
+/// Execute, set-user-ID and set-group-ID bits: a chmod that leaves one of them set is reported,
+/// as the `file_change` sensor reports one that asks for one.
+const EXEC_OR_ID_BITS: u32 = 0o6111;
+
 /// The events asked for on each directory: entries created (files, hard links, symbolic links,
 /// directories), removed, and renamed (one event that names the old and the new directory and
 /// name, each when that directory is marked).
-const MASK: u64 = libc::FAN_CREATE | libc::FAN_DELETE | libc::FAN_RENAME | libc::FAN_ONDIR;
+/// And attribute changes of the entries (`FAN_ATTRIB` on children).
+const MASK: u64 = libc::FAN_CREATE
+    | libc::FAN_DELETE
+    | libc::FAN_RENAME
+    | libc::FAN_ATTRIB
+    | libc::FAN_EVENT_ON_CHILD
+    | libc::FAN_ONDIR;
 
 /// What a directory-entry record says happened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -60,6 +76,10 @@ pub enum DirentOp {
     Removed,
     /// A name was moved (within or between marked directories, or into or out of one).
     Renamed,
+    /// The mode changed and has an execute, set-user-ID or set-group-ID bit.
+    Chmod,
+    /// The owner or group changed.
+    Chown,
 }
 
 /// One change, as fanotify reported it, its directories resolved.
@@ -78,6 +98,10 @@ pub struct DirentChange {
     pub target: Option<String>,
     /// The inode of the file created, when it could be opened.
     pub inode: Option<u64>,
+    /// The mode after a chmod.
+    pub mode: Option<u32>,
+    /// The owner and group after a chown.
+    pub owner: Option<(u32, u32)>,
     /// The entry is a directory.
     pub is_dir: bool,
     /// `CLOCK_BOOTTIME` when the record was read (fanotify has no time stamp).
@@ -116,6 +140,8 @@ pub struct DirentCounters {
     pub unmarked: AtomicU64,
     /// The agent's own changes, not reported.
     pub own: AtomicU64,
+    /// Attribute changes of files whose mode and owner before were not known (not reported).
+    pub attr_unknown: AtomicU64,
 }
 
 /// A snapshot of [`DirentCounters`].
@@ -136,6 +162,8 @@ pub struct DirentStats {
     pub unmarked: u64,
     /// The agent's own changes, not reported.
     pub own: u64,
+    /// Attribute changes of files whose mode and owner before were not known.
+    pub attr_unknown: u64,
 }
 
 impl DirentCounters {
@@ -150,6 +178,7 @@ impl DirentCounters {
             marks: r(&self.marks),
             unmarked: r(&self.unmarked),
             own: r(&self.own),
+            attr_unknown: r(&self.attr_unknown),
         }
     }
 }
@@ -174,6 +203,28 @@ pub struct DirentWatch {
     /// Each marked directory's path as the sensitive-path set names it, with its real path
     /// where the two differ (`/lib/systemd/system` is `/usr/lib/systemd/system`).
     aliases: Vec<(PathBuf, PathBuf)>,
+    /// Mode, owner and group of the reported files in the marked directories, by real path:
+    /// read when a directory is marked, kept up to date by its records.
+    attrs: HashMap<PathBuf, Attrs>,
+}
+
+/// What a chmod or chown changes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Attrs {
+    mode: u32,
+    uid: u32,
+    gid: u32,
+}
+
+impl Attrs {
+    fn of(path: &Path) -> Option<Self> {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::symlink_metadata(path).ok().map(|m| Self {
+            mode: m.mode() & 0o7777,
+            uid: m.uid(),
+            gid: m.gid(),
+        })
+    }
 }
 
 impl std::fmt::Debug for DirentWatch {
@@ -368,6 +419,7 @@ impl DirentWatch {
             own_pid,
             counters: Arc::new(DirentCounters::default()),
             aliases: Vec::new(),
+            attrs: HashMap::new(),
         };
         let mut last_error = String::from("no sensitive directory exists on this host");
         for entry in &sensitive.entries {
@@ -456,7 +508,16 @@ impl DirentWatch {
                 return Err(io::Error::last_os_error());
             }
             self.counters.marks.fetch_add(1, Ordering::Relaxed);
+            let real = fd_path(fd.as_raw_fd()).unwrap_or_else(|| dir.to_owned());
             self.dirs.insert(key, Marked { fd, whole });
+            if let Ok(entries) = std::fs::read_dir(&real) {
+                for entry in entries.flatten() {
+                    let path = entry.path();
+                    if whole || self.sensitive.classify(&path).is_some() {
+                        self.remember(&path);
+                    }
+                }
+            }
         }
         if depth > 0
             && let Ok(entries) = std::fs::read_dir(dir)
@@ -468,6 +529,37 @@ impl DirentWatch {
             }
         }
         Ok(())
+    }
+
+    /// Reads and keeps a file's mode and owner (within [`MAX_ATTRS`]); returns what was kept
+    /// before.
+    fn remember(&mut self, path: &Path) -> Option<Attrs> {
+        let Some(now) = Attrs::of(path) else {
+            return self.attrs.remove(path);
+        };
+        if self.attrs.len() >= MAX_ATTRS && !self.attrs.contains_key(path) {
+            return None;
+        }
+        self.attrs.insert(path.to_owned(), now)
+    }
+
+    /// What a `FAN_ATTRIB` record of `path` changed, as the `file_change` sensor would report it:
+    /// a chmod that leaves an execute or ID bit set, a chown. Time and extended-attribute
+    /// changes, and files whose attributes before are unknown, are not reported.
+    fn attribute_changes(&mut self, path: &Path) -> Vec<(DirentOp, Attrs)> {
+        let before = self.remember(path);
+        let (Some(before), Some(now)) = (before, self.attrs.get(path).copied()) else {
+            self.counters.attr_unknown.fetch_add(1, Ordering::Relaxed);
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        if now.mode != before.mode && now.mode & EXEC_OR_ID_BITS != 0 {
+            out.push((DirentOp::Chmod, now));
+        }
+        if (now.uid, now.gid) != (before.uid, before.gid) {
+            out.push((DirentOp::Chown, now));
+        }
+        out
     }
 
     /// Reads every record waiting (without blocking) and hands the sensitive changes to `each`.
@@ -517,10 +609,18 @@ impl DirentWatch {
             return Vec::new();
         }
         let pid = u32::try_from(event.pid).unwrap_or(0);
+        // The agent's own changes update what is known of the files, and are not reported.
+        let changes = self.changes(event, pid);
         if pid == self.own_pid {
-            self.counters.own.fetch_add(1, Ordering::Relaxed);
+            if !changes.is_empty() {
+                self.counters.own.fetch_add(1, Ordering::Relaxed);
+            }
             return Vec::new();
         }
+        changes
+    }
+
+    fn changes(&mut self, event: &RawEvent, pid: u32) -> Vec<DirentChange> {
         let is_dir = event.mask & libc::FAN_ONDIR != 0;
         let find = |t: u8| event.infos.iter().find(|i| i.info_type == t);
         let target = find(libc::FAN_EVENT_INFO_TYPE_FID);
@@ -532,6 +632,8 @@ impl DirentWatch {
             old_path,
             target: None,
             inode: None,
+            mode: None,
+            owner: None,
             is_dir,
             boot_ns: boot_ns(),
         };
@@ -541,6 +643,12 @@ impl DirentWatch {
             if new.is_none() && old.is_none() {
                 self.counters.unresolved.fetch_add(1, Ordering::Relaxed);
                 return out;
+            }
+            if let Some((p, _)) = &old {
+                self.attrs.remove(p);
+            }
+            if let Some((p, _)) = &new {
+                self.remember(p);
             }
             // A directory moved into a watched one is watched from now on.
             if is_dir && let Some((p, true)) = &new {
@@ -568,10 +676,22 @@ impl DirentWatch {
         if !whole && self.sensitive.classify(&path).is_none() {
             return out;
         }
+        if event.mask & libc::FAN_ATTRIB != 0 && !is_dir {
+            for (op, now) in self.attribute_changes(&path) {
+                let mut c = change(op, Some(path.clone()), None);
+                match op {
+                    DirentOp::Chmod => c.mode = Some(now.mode),
+                    _ => c.owner = Some((now.uid, now.gid)),
+                }
+                out.push(c);
+            }
+        }
         if event.mask & libc::FAN_DELETE != 0 {
+            self.attrs.remove(&path);
             out.push(change(DirentOp::Removed, Some(path.clone()), None));
         }
         if event.mask & libc::FAN_CREATE != 0 {
+            self.remember(&path);
             if is_dir {
                 if whole {
                     let _ = self.mark(&path, true, SUBDIR_DEPTH);
