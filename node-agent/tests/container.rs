@@ -108,20 +108,8 @@ fn build_workload_image(scratch: &mut Scratch, registry: &str) -> String {
     copy_with_libraries(Path::new("/bin/true"), &rootfs, "bin/true");
     copy_with_libraries(Path::new("/bin/sleep"), &rootfs, "bin/sleep");
     std::fs::copy("/bin/true", rootfs.join("usr/bin/nmap")).unwrap();
-    std::fs::write(
-        context.join("Containerfile"),
-        "FROM scratch\nCOPY rootfs/ /\n",
-    )
-    .unwrap();
     let image = format!("{registry}/workload:test");
-    scratch.images.push(image.clone());
-    podman_ok(&[
-        "build",
-        "--quiet",
-        "--tag",
-        &image,
-        context.to_str().unwrap(),
-    ]);
+    scratch.build_image(&context, &image);
     image
 }
 

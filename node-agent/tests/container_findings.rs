@@ -33,7 +33,7 @@ use node_agent::{
     event::{Clock, Event},
     sensor::SensorOptions,
 };
-use support::podman::{Scratch, copy_with_libraries, podman, podman_ok, podman_or_skip, ulimits};
+use support::podman::{Scratch, copy_with_libraries, podman, podman_or_skip, ulimits};
 use vigil_crds::finding::{Finding, SeverityLabel};
 use vigil_detection::{SharedIntel, ThreatIntel};
 
@@ -136,20 +136,8 @@ fn build_image(scratch: &mut Scratch, tag: &str) -> String {
     for dir in ["mnt", "cg", "hostdir", "tmp"] {
         std::fs::create_dir_all(rootfs.join(dir)).unwrap();
     }
-    std::fs::write(
-        context.join("Containerfile"),
-        "FROM scratch\nCOPY rootfs/ /\n",
-    )
-    .unwrap();
     let image = format!("localhost/{}:{tag}", unique_name("vigil-ctr"));
-    scratch.images.push(image.clone());
-    podman_ok(&[
-        "build",
-        "--quiet",
-        "--tag",
-        &image,
-        context.to_str().unwrap(),
-    ]);
+    scratch.build_image(&context, &image);
     image
 }
 
@@ -165,21 +153,7 @@ struct Ran {
 
 fn run_in(scratch: &mut Scratch, options: &[&str], image: &str, command: &[&str]) -> Ran {
     LazyLock::force(&AGENT);
-    let name = unique_name("vigil-ctr");
-    scratch.containers.push(name.clone());
-    let limits = ulimits();
-    let mut args = vec![
-        "run",
-        "--detach",
-        "--name",
-        name.as_str(),
-        "--network",
-        "none",
-    ];
-    args.extend(limits.iter().map(String::as_str));
-    args.extend(options);
-    args.extend([image, "/bin/sleep", "600"]);
-    let id = podman_ok(&args);
+    let (id, name) = scratch.run_detached(options, image);
     let mut args = vec!["exec", name.as_str()];
     args.extend(command);
     let out = podman(&args);

@@ -25,7 +25,7 @@ use node_agent::{
     event::{Clock, Event},
     sensor::SensorOptions,
 };
-use support::podman::{Scratch, copy_with_libraries, podman, podman_ok, podman_or_skip, ulimits};
+use support::podman::{Scratch, copy_with_libraries, podman, podman_ok, podman_or_skip};
 use vigil_crds::finding::{Finding, SeverityLabel};
 use vigil_detection::{SharedIntel, ThreatIntel};
 
@@ -97,27 +97,9 @@ fn a_binary_dropped_in_a_container_before_a_file_flood_is_still_new() {
         copy_with_libraries(Path::new(binary), &rootfs, dest);
     }
     std::fs::create_dir_all(rootfs.join("app")).expect("app dir");
-    std::fs::write(
-        context.join("Containerfile"),
-        "FROM scratch\nCOPY rootfs/ /\n",
-    )
-    .expect("Containerfile");
     let image = format!("localhost/{}:flood", unique_name("vigil-ctr"));
-    scratch.images.push(image.clone());
-    podman_ok(&[
-        "build",
-        "--quiet",
-        "--tag",
-        &image,
-        context.to_str().expect("utf-8"),
-    ]);
-    let name = unique_name("vigil-ctr");
-    scratch.containers.push(name.clone());
-    let limits = ulimits();
-    let mut args = vec!["run", "--detach", "--name", &name, "--network", "none"];
-    args.extend(limits.iter().map(String::as_str));
-    args.extend([image.as_str(), "/bin/sleep", "600"]);
-    let id = podman_ok(&args);
+    scratch.build_image(&context, &image);
+    let (id, name) = scratch.run_detached(&[], &image);
 
     // Dropped in the container: `cp` is its writer in the kernel's map.
     podman_ok(&["exec", &name, "/bin/cp", "/bin/true", "/app/dropper"]);

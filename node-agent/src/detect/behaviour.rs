@@ -720,22 +720,43 @@ pub(crate) fn check_exec(d: &Detector, e: &ExecInfo, lookup: &dyn ProcessLookup)
             },
         ));
     }
-    if let Some(w) = &e.written_by
-        && let Some(severity) = new_file_severity(
+    // Who wrote it, from the kernel's written-files map; or, once that map had to evict
+    // entries, only when it changed (its ctime): new all the same, the writer unknown.
+    let base = RuntimeContext {
+        file_path: Some(exe.clone()),
+        command_line_example: Some(super::redact::redacted_command_line(&e.argv)),
+        ..RuntimeContext::default()
+    };
+    let new_binary = if let Some(w) = &e.written_by {
+        new_file_severity(
             b,
             e.process.container.is_some(),
             &paths_of(d, w.pid, lookup),
         )
-    {
-        let context = with_modifier(
-            d,
-            w,
-            RuntimeContext {
-                file_path: Some(exe.clone()),
-                command_line_example: Some(super::redact::redacted_command_line(&e.argv)),
-                ..RuntimeContext::default()
-            },
-        );
+        .map(|severity| {
+            let how = format!("written by {} (pid {}) at {}", w.comm, w.pid, w.time);
+            (severity, how, with_modifier(d, w, base))
+        })
+    } else if let Some(changed) = &e.changed_untracked {
+        new_file_severity(b, e.process.container.is_some(), &[]).map(|severity| {
+            let mut context = RuntimeContext {
+                modified_at: changed.parse::<Timestamp>().ok().map(Time),
+                ..base
+            };
+            context.additional.insert(
+                "writer".into(),
+                "unknown: the written-files table had evicted it".into(),
+            );
+            let how = format!(
+                "changed at {changed}, after Vigil started; who wrote it is unknown (the \
+                 kernel's table of written files had evicted older entries)"
+            );
+            (severity, how, context)
+        })
+    } else {
+        None
+    };
+    if let Some((severity, how, context)) = new_binary {
         let mut c = candidate(
             d,
             &e.process,
@@ -744,39 +765,7 @@ pub(crate) fn check_exec(d: &Detector, e: &ExecInfo, lookup: &dyn ProcessLookup)
                 finding_type: FindingType::ExecutionNewBinaryExecuted,
                 title: "A newly written binary was executed",
                 description: format!(
-                    "Process {} (pid {}) executed {exe}, written by {} (pid {}) at {}.",
-                    e.process.comm, e.process.pid, w.comm, w.pid, w.time
-                ),
-                key: exe.clone(),
-                context,
-            },
-        );
-        c.severity = severity;
-        out.push(c);
-    } else if let Some(changed) = &e.changed_untracked
-        && let Some(severity) = new_file_severity(b, e.process.container.is_some(), &[])
-    {
-        let mut context = RuntimeContext {
-            file_path: Some(exe.clone()),
-            command_line_example: Some(super::redact::redacted_command_line(&e.argv)),
-            modified_at: changed.parse::<Timestamp>().ok().map(Time),
-            ..RuntimeContext::default()
-        };
-        context.additional.insert(
-            "writer".into(),
-            "unknown: the written-files table had evicted it".into(),
-        );
-        let mut c = candidate(
-            d,
-            &e.process,
-            lookup,
-            Draft {
-                finding_type: FindingType::ExecutionNewBinaryExecuted,
-                title: "A newly written binary was executed",
-                description: format!(
-                    "Process {} (pid {}) executed {exe}, changed at {changed}, after Vigil \
-                     started; who wrote it is unknown (the kernel's table of written files \
-                     had evicted older entries).",
+                    "Process {} (pid {}) executed {exe}, {how}.",
                     e.process.comm, e.process.pid
                 ),
                 key: exe.clone(),

@@ -135,3 +135,43 @@ pub fn copy_with_libraries(binary: &Path, rootfs: &Path, dest: &str) {
         copy(Path::new(lib), &rootfs.join(lib.trim_start_matches('/')));
     }
 }
+
+impl Scratch {
+    /// Builds `image` FROM scratch out of the `rootfs` under this scratch's `context`
+    /// directory (filled by the caller), and removes it at the end.
+    pub fn build_image(&mut self, context: &Path, image: &str) {
+        std::fs::write(
+            context.join("Containerfile"),
+            "FROM scratch\nCOPY rootfs/ /\n",
+        )
+        .unwrap();
+        self.images.push(image.to_owned());
+        podman_ok(&[
+            "build",
+            "--quiet",
+            "--tag",
+            image,
+            context.to_str().unwrap(),
+        ]);
+    }
+
+    /// Starts a long-lived container of `image` (`/bin/sleep 600`, no network, the explicit
+    /// ulimits) with `options`, removed at the end: its id and name.
+    pub fn run_detached(&mut self, options: &[&str], image: &str) -> (String, String) {
+        let name = unique_name("vigil-ctr");
+        self.containers.push(name.clone());
+        let limits = ulimits();
+        let mut args = vec![
+            "run",
+            "--detach",
+            "--name",
+            name.as_str(),
+            "--network",
+            "none",
+        ];
+        args.extend(limits.iter().map(String::as_str));
+        args.extend(options);
+        args.extend([image, "/bin/sleep", "600"]);
+        (podman_ok(&args), name)
+    }
+}
