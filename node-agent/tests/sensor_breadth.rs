@@ -665,3 +665,55 @@ fn a_path_too_deep_to_walk_is_counted_and_still_matched() {
     assert!(unresolved() > before, "the truncated walk was not counted");
     let _ = std::fs::remove_dir_all(&top);
 }
+
+#[test]
+fn a_fanotify_queue_overflow_is_counted_not_silent() {
+    if !privileged("a_fanotify_queue_overflow_is_counted_not_silent") {
+        return;
+    }
+    use node_agent::sensor::dirents::{DirentOp, DirentWatch};
+    // A directory of its own, watched by a sensor of its own that nothing reads meanwhile.
+    let dir = std::env::temp_dir().join(format!("vigil-overflow-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let mut set = SensitivePaths { entries: vec![] };
+    set.add(
+        &format!("{}/", dir.display()),
+        MatchKind::Prefix,
+        Category::Persistence,
+    )
+    .expect("a valid prefix");
+    // Pid 0: no process is the agent here, so this test's own changes are reported.
+    let mut watch = DirentWatch::start(&set, 0).expect("fanotify starts as root");
+    let queue: usize = std::fs::read_to_string("/proc/sys/fs/fanotify/max_queued_events")
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or(16_384);
+    assert!(
+        queue <= 1 << 20,
+        "max_queued_events is {queue}: this test would create that many files"
+    );
+    // One event per hard link (distinct names: fanotify merges none), more than the queue
+    // holds.
+    let source = std::env::temp_dir().join(format!("vigil-overflow-src-{}", std::process::id()));
+    std::fs::write(&source, b"x").expect("source");
+    let links = queue + 1_000;
+    for i in 0..links {
+        std::fs::hard_link(&source, dir.join(i.to_string())).expect("link");
+    }
+    let mut linked = 0usize;
+    while watch.read_ready(|c| {
+        if c.op == DirentOp::Linked {
+            linked += 1;
+        }
+    }) > 0
+    {}
+    let stats = watch.counters().snapshot();
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_file(&source);
+    assert_eq!(stats.overflows, 1, "{stats:?}");
+    assert!(
+        linked > 0 && linked < links,
+        "the queued links are reported, the rest lost: {linked} of {links}"
+    );
+    assert!(stats.events as usize <= queue + 1, "{stats:?}");
+}
