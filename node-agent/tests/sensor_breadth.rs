@@ -717,3 +717,53 @@ fn a_fanotify_queue_overflow_is_counted_not_silent() {
     );
     assert!(stats.events as usize <= queue + 1, "{stats:?}");
 }
+
+#[test]
+fn directories_made_in_a_watched_one_are_watched_and_their_marks_go_with_them() {
+    if !privileged("directories_made_in_a_watched_one_are_watched_and_their_marks_go_with_them") {
+        return;
+    }
+    use node_agent::sensor::dirents::{DirentOp, DirentWatch};
+    let dir = std::env::temp_dir().join(format!("vigil-subdirs-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let mut set = SensitivePaths { entries: vec![] };
+    set.add(
+        &format!("{}/", dir.display()),
+        MatchKind::Prefix,
+        Category::Persistence,
+    )
+    .expect("a valid prefix");
+    let mut watch = DirentWatch::start(&set, 0).expect("fanotify starts as root");
+    let marks = || watch.counters().snapshot().marks;
+    assert_eq!(marks(), 1);
+    let drain = |watch: &mut DirentWatch| {
+        let mut seen = Vec::new();
+        while watch.read_ready(|c| seen.push(c)) > 0 {}
+        seen
+    };
+    // Made after the start: marked as they appear, and a link made in one is seen.
+    for i in 0..5 {
+        std::fs::create_dir(dir.join(format!("d{i}"))).expect("mkdir");
+    }
+    drain(&mut watch);
+    assert_eq!(watch.counters().snapshot().marks, 6);
+    let source = dir.join("d0").join("f");
+    std::fs::write(&source, b"x").expect("write");
+    std::fs::hard_link(&source, dir.join("d4").join("g")).expect("link");
+    let seen = drain(&mut watch);
+    assert!(
+        seen.iter()
+            .any(|c| c.op == DirentOp::Linked && c.path == Some(dir.join("d4").join("g"))),
+        "{seen:?}"
+    );
+    for i in 0..5 {
+        std::fs::remove_dir_all(dir.join(format!("d{i}"))).expect("rmdir");
+    }
+    drain(&mut watch);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(
+        watch.counters().snapshot().marks,
+        1,
+        "the removed ones' marks are gone"
+    );
+}

@@ -134,7 +134,7 @@ pub struct DirentCounters {
     pub overflows: AtomicU64,
     /// Records whose directory could not be resolved, or that did not decode.
     pub unresolved: AtomicU64,
-    /// Directories marked.
+    /// Directories marked now (a removed directory's mark goes with it).
     pub marks: AtomicU64,
     /// Directories not marked: the bound was reached or the kernel refused.
     pub unmarked: AtomicU64,
@@ -156,7 +156,7 @@ pub struct DirentStats {
     pub overflows: u64,
     /// Records not resolved or not decoded.
     pub unresolved: u64,
-    /// Directories marked.
+    /// Directories marked now.
     pub marks: u64,
     /// Directories left unmarked (bound or refusal).
     pub unmarked: u64,
@@ -688,6 +688,14 @@ impl DirentWatch {
         }
         if event.mask & libc::FAN_DELETE != 0 {
             self.attrs.remove(&path);
+            // A directory removed: its mark (and the descriptor that held it) goes, so that
+            // directories made and removed cannot use the marks up.
+            if is_dir
+                && let Some(t) = target
+                && self.dirs.remove(&t.key).is_some()
+            {
+                self.counters.marks.fetch_sub(1, Ordering::Relaxed);
+            }
             out.push(change(DirentOp::Removed, Some(path.clone()), None));
         }
         if event.mask & libc::FAN_CREATE != 0 {
