@@ -386,7 +386,9 @@ pub struct FileInfo {
     /// `openWrite`, `rename`, `link`, `symlink`, `unlink`, `chmod`, `chown`, or `openRead`
     /// (`/proc/<pid>/mem` only).
     pub operation: &'static str,
-    /// The path as the process gave it.
+    /// The path as the process gave it; for a change fanotify reported (`matchedBy: dirent`),
+    /// the real path, or empty where fanotify does not know it (the old name of a file moved or
+    /// linked in from a directory that is not watched).
     pub path: String,
     /// The path made absolute (against the process's cwd or dirfd), when that was possible.
     #[serde(skip_serializing_if = "Option::is_none")]
