@@ -206,6 +206,8 @@ pub struct DirentWatch {
     /// Mode, owner and group of the reported files in the marked directories, by real path:
     /// read when a directory is marked, kept up to date by its records.
     attrs: HashMap<PathBuf, Attrs>,
+    /// The read buffer, kept between reads.
+    buf: Vec<u8>,
 }
 
 /// What a chmod or chown changes.
@@ -317,6 +319,9 @@ pub struct RawEvent {
     pub infos: Vec<InfoRecord>,
 }
 
+/// Bytes read from the queue at a time.
+const READ_BYTES: usize = 64 * 1024;
+
 /// Size of `struct fanotify_event_metadata`.
 const METADATA_LEN: usize = 24;
 
@@ -420,6 +425,7 @@ impl DirentWatch {
             counters: Arc::new(DirentCounters::default()),
             aliases: Vec::new(),
             attrs: HashMap::new(),
+            buf: Vec::new(),
         };
         let mut last_error = String::from("no sensitive directory exists on this host");
         for entry in &sensitive.entries {
@@ -513,7 +519,7 @@ impl DirentWatch {
             if let Ok(entries) = std::fs::read_dir(&real) {
                 for entry in entries.flatten() {
                     let path = entry.path();
-                    if whole || self.sensitive.classify(&path).is_some() {
+                    if self.sensitive.classify(&path).is_some() {
                         self.remember(&path);
                     }
                 }
@@ -565,7 +571,8 @@ impl DirentWatch {
     /// Reads every record waiting (without blocking) and hands the sensitive changes to `each`.
     /// Returns how many records were read.
     pub fn read_ready(&mut self, mut each: impl FnMut(DirentChange)) -> usize {
-        let mut buf = vec![0u8; 64 * 1024];
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.resize(READ_BYTES, 0);
         let mut total = 0;
         // Bounded per call, like the ring buffer's drain: a flood cannot hold the loop here.
         for _ in 0..64 {
@@ -585,11 +592,12 @@ impl DirentWatch {
                 }
             }
         }
+        self.buf = buf;
         total
     }
 
-    /// The path of `name` in the directory a record names, and whether the directory is one
-    /// whose every change counts.
+    /// The path of `name` in the directory a record names, and whether the directory is a
+    /// prefix directory of the set or below one (its new subdirectories are marked).
     fn locate(&self, info: &InfoRecord) -> Option<(PathBuf, bool)> {
         let marked = self.dirs.get(&info.key)?;
         let dir = fd_path(marked.fd.as_raw_fd())?;
@@ -654,9 +662,11 @@ impl DirentWatch {
             if is_dir && let Some((p, true)) = &new {
                 let _ = self.mark(p, true, SUBDIR_DEPTH);
             }
+            // What the set names counts (a directory moved out of the set keeps its mark, and
+            // its changes elsewhere are not reported).
             let counts = |p: &Option<(PathBuf, bool)>| {
                 p.as_ref()
-                    .is_some_and(|(p, whole)| *whole || self.sensitive.classify(p).is_some())
+                    .is_some_and(|(p, _)| self.sensitive.classify(p).is_some())
             };
             if counts(&new) || counts(&old) {
                 out.push(change(
@@ -673,7 +683,7 @@ impl DirentWatch {
             self.counters.unresolved.fetch_add(1, Ordering::Relaxed);
             return out;
         };
-        if !whole && self.sensitive.classify(&path).is_none() {
+        if self.sensitive.classify(&path).is_none() {
             return out;
         }
         if event.mask & libc::FAN_ATTRIB != 0 && !is_dir {
