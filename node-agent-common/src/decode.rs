@@ -230,8 +230,9 @@ mod tests {
             },
             exe_ctime_sec: 1_796_000_000,
             exe_ctime_nsec: 5,
-            _pad_ctime: 0,
+            stdin_dev: 0,
             ns_init_start_ns: 11,
+            stdin_ino: 0,
             stdio: [SocketPeer::default(); 3],
             stdio_pipes: [0, 4242],
             fd_pipes: [

@@ -236,11 +236,14 @@ pub struct ExecEvent {
     pub exe_ctime_sec: i64,
     /// With `exe_ctime_sec`: its nanoseconds.
     pub exe_ctime_nsec: u32,
-    /// Explicit padding; always zero.
-    pub _pad_ctime: u32,
+    /// When standard input is a regular file (`sh < x.sh`): its device (`s_dev`, kernel
+    /// encoding), else 0.
+    pub stdin_dev: u32,
     /// With `exe_ctime_sec`: when the init of the process's pid namespace started (ns since
     /// boot): a container's first process, or the host's init.
     pub ns_init_start_ns: u64,
+    /// When standard input is a regular file: its inode number, else 0.
+    pub stdin_ino: u64,
     /// File descriptors 0, 1 and 2 when they are sockets (family 0 otherwise).
     pub stdio: [SocketPeer; 3],
     /// Inode numbers of the pipes on file descriptors 0 and 1, 0 when the fd is not a pipe
@@ -621,9 +624,9 @@ const _: () = {
     assert!(size_of::<SocketPeer>() == 24);
     assert!(offset_of!(ExecEvent, writer) == 128);
     assert!(size_of::<FdPipe>() == 16);
-    assert!(offset_of!(ExecEvent, stdio_pipes) == 256);
-    assert!(offset_of!(ExecEvent, filename) == 312);
-    assert!(size_of::<ExecEvent>() == 312 + FILENAME_LEN + CWD_LEN + ARGV_LEN + 2 * ENV_VALUE_LEN);
+    assert!(offset_of!(ExecEvent, stdio_pipes) == 264);
+    assert!(offset_of!(ExecEvent, filename) == 320);
+    assert!(size_of::<ExecEvent>() == 320 + FILENAME_LEN + CWD_LEN + ARGV_LEN + 2 * ENV_VALUE_LEN);
     assert!(offset_of!(FileEvent, path) == 152);
     assert!(size_of::<FileEvent>() == 152 + 2 * PATH_LEN + 8 + CWD_LEN);
     assert!(offset_of!(ActivityEvent, str1) == 256);

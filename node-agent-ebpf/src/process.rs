@@ -21,9 +21,9 @@ use node_agent_common::{
 use crate::{
     files::{FileKey, WRITTEN},
     kernel::{
-        EVENTS, Kptr, S_IFIFO, S_IFSOCK, Walk, config, count, fd_file, file_inode, fill_current,
-        header, inode_type, is_agent, process_start_ns, read_at, read_ptr, socket_peer,
-        submit_flags, walk_path,
+        EVENTS, Kptr, S_IFIFO, S_IFREG, S_IFSOCK, Walk, config, count, fd_file, file_inode,
+        fill_current, header, inode_key, inode_type, is_agent, process_start_ns, read_at, read_ptr,
+        socket_peer, submit_flags, walk_path,
     },
 };
 
@@ -208,7 +208,6 @@ fn fill_exe_origin(ev: &mut ExecEvent, exe_file: u64, inode: u64) {
     // SAFETY: copied out at once.
     ev.exe_ctime_sec = 0;
     ev.exe_ctime_nsec = 0;
-    ev._pad_ctime = 0;
     ev.ns_init_start_ns = 0;
     match unsafe { WRITTEN.get(key) } {
         Some(writer) => {
@@ -271,6 +270,12 @@ fn fill_stdio(ev: &mut ExecEvent) {
         }
         types |= u32::from(mode >> 12) << (8 * fd);
     }
+    // A shell reading its program from a file on standard input (`sh < x.sh`): which file.
+    (ev.stdin_dev, ev.stdin_ino) = if stdio[0].1 == S_IFREG {
+        inode_key(stdio[0].0)
+    } else {
+        (0, 0)
+    };
     ev.stdio_types = types;
     ev.stdio_pipes = [
         pipe_ino(stdio[0].0, stdio[0].1),

@@ -184,7 +184,14 @@ pub struct ExecInfo {
     /// time of the change. Set only when `written_by` is not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub changed_untracked: Option<String>,
-    /// For a `#!` script exec'd, or a script handed to a shell or interpreter (`sh x.sh`): who
+    /// For a shell or interpreter reading its program on standard input from a regular file
+    /// (`sh < x.sh`): that file, by the path its descriptor holds (the process's
+    /// `/proc/<pid>/fd/0`, checked against the device and inode the kernel recorded at exec;
+    /// unknown once the process is gone).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stdin_script: Option<PathBuf>,
+    /// For a `#!` script exec'd, or a script handed to a shell or interpreter (`sh x.sh`), or
+    /// the file on standard input of one that reads its program there (`sh < x.sh`): who
     /// wrote the script since the agent started, from the kernel's written-files map (looked up
     /// by the script's device and inode at exec).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -646,6 +653,7 @@ pub fn exec_info(ev: &node_agent_common::ExecEvent, clock: &Clock) -> ExecInfo {
         exe_deleted: ev.flags & exec_flags::EXE_DELETED != 0,
         written_by: (ev.flags & exec_flags::EXE_WRITTEN != 0).then(|| writer(&ev.writer, clock)),
         changed_untracked: None,
+        stdin_script: None,
         script_written_by: None,
         stdio_sockets: ev
             .stdio

@@ -15,7 +15,7 @@ use crate::{
     event::{
         Ancestor, Clock, Event, ExecInfo, ForkInfo, ProcessRef, activity_info, dirent_info,
         dns_info, exec_info, exit_info, file_info, kernel_dev, net_info, normalize, resolve_exe,
-        writer,
+        user_dev, writer,
     },
     exe_hash::ExeHashCache,
     file_changes::{ChangePairs, Source},
@@ -327,7 +327,7 @@ impl Pipeline {
                 // After identify: a container's changes count from its first process on.
                 self.untracked_change(&mut info, ev);
                 info.lineage = self.lineage(pid);
-                self.script_writer(&mut info);
+                self.script_writer(&mut info, ev);
                 Event::Exec(Box::new(info))
             }
             Record::Fork(ev) => {
@@ -505,7 +505,10 @@ impl Pipeline {
     /// exec'd after the interpreter in argv. The script is opened through
     /// the process's root (a container's paths are its own), or, once the process is gone, by
     /// its path when it shared the host's namespaces. Only script execs pay for the lookup.
-    fn script_writer(&mut self, info: &mut ExecInfo) {
+    fn script_writer(&mut self, info: &mut ExecInfo, ev: &node_agent_common::ExecEvent) {
+        if ev.stdin_ino != 0 {
+            self.stdin_script(info, ev.stdin_dev, ev.stdin_ino);
+        }
         let Some(written) = &self.written else {
             return;
         };
@@ -551,6 +554,36 @@ impl Pipeline {
             ino,
         };
         if let Some(w) = written.writer(&key) {
+            info.script_written_by = Some(writer(&w, &self.clock));
+        }
+    }
+
+    /// A shell or interpreter reading its program from a regular file on standard input
+    /// (`sh < x.sh`; the kernel recorded the file's device and inode at exec): the file's path,
+    /// read from the process's fd 0 while it runs and accepted only when it is still that file,
+    /// and who wrote it since the agent started, from the written-files map by the kernel's
+    /// identity (known even once the process is gone).
+    fn stdin_script(&mut self, info: &mut ExecInfo, kernel_dev_stdin: u32, ino: u64) {
+        let reads_stdin = self
+            .script_rules
+            .as_ref()
+            .is_some_and(|r| crate::detect::reads_program_on_stdin(r, &info.argv));
+        if !reads_stdin {
+            return;
+        }
+        let fd0 = self
+            .proc_root
+            .join(info.process.pid.to_string())
+            .join("fd/0");
+        if self.hashes.identity_of(&fd0) == Some((user_dev(kernel_dev_stdin), ino)) {
+            info.stdin_script = fs::read_link(&fd0).ok().map(strip_deleted);
+        }
+        let key = node_agent_common::FileKey {
+            dev: kernel_dev_stdin,
+            _pad: 0,
+            ino,
+        };
+        if let Some(w) = self.written.as_ref().and_then(|m| m.writer(&key)) {
             info.script_written_by = Some(writer(&w, &self.clock));
         }
     }

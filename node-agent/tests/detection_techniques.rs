@@ -675,6 +675,42 @@ fn programs_and_scripts_run_from_memory_backed_and_world_writable_directories() 
         &tmp,
         SeverityLabel::Low,
     );
+    // A shell reading its program from a file on standard input (`sh < /dev/shm/x.sh`). The
+    // script waits on a FIFO until the agent has read its exec record, so the file is still
+    // what the shell's fd 0 holds when the agent looks.
+    let fifo = clean.file(format!("/dev/shm/vigil-{n}.fifo"));
+    let c_fifo = std::ffi::CString::new(fifo.as_str()).expect("path");
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c_fifo.as_ptr(), 0o600) }, 0, "mkfifo");
+    let on_stdin = clean.file(format!("/dev/shm/vigil-{n}-stdin.sh"));
+    std::fs::write(&on_stdin, format!("read x < {fifo}\n")).expect("script");
+    LazyLock::force(&AGENT);
+    let mut child = Command::new("sh")
+        .stdin(std::fs::File::open(&on_stdin).expect("open script"))
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn sh");
+    let pid = child.id();
+    let seen = AGENT.wait_for(
+        WAIT,
+        |e| matches!(e, Event::Exec(x) if x.process.pid == pid),
+    );
+    std::fs::write(&fifo, "go\n").expect("release the script");
+    child.wait().expect("wait sh");
+    let Some(Event::Exec(exec)) = seen else {
+        panic!("no exec of sh (pid {pid}) within {WAIT:?}");
+    };
+    assert_eq!(
+        exec.stdin_script.as_deref(),
+        Some(Path::new(&on_stdin)),
+        "the file on the shell's standard input"
+    );
+    from(pid, memory, &on_stdin, SeverityLabel::Medium);
+    let found = detect(pid);
+    assert_eq!(
+        of(&found, memory)[0].context.additional["executedFile"],
+        "script read on standard input"
+    );
     // Benign: a system program, a command string run in /tmp.
     assert!(detect(run(&mut Command::new("/bin/true"))).is_empty());
     assert!(
@@ -1163,6 +1199,20 @@ fn binaries_and_scripts_fetched_by_a_downloader_then_run() {
         ),
         ("curl-sh", "curl -s -o", "sh r1.sh", passed, "/usr/bin/curl"),
         (
+            "curl-stdin",
+            "curl -s -o",
+            "sh < r1.sh",
+            "script read on standard input",
+            "/usr/bin/curl",
+        ),
+        (
+            "wget-bash-stdin",
+            "wget -q -O",
+            "bash -s < ./r1.sh",
+            "script read on standard input",
+            "/usr/bin/wget",
+        ),
+        (
             "wget-bash",
             "wget -q -O",
             "bash -x ./r1.sh 2>/dev/null",
@@ -1179,10 +1229,14 @@ fn binaries_and_scripts_fetched_by_a_downloader_then_run() {
         assert_eq!(f[0].severity_label, SeverityLabel::High, "{name}");
         assert_eq!(f[0].context.additional["downloadedBy"], writer, "{name}");
         assert_eq!(f[0].context.additional["executedFile"], what, "{name}");
-        assert_eq!(
-            f[0].context.file_path.as_deref(),
-            Some(dir.path("r1.sh").as_str()),
-            "{name}"
+        // A script read on standard input is named by the path its shell's fd 0 held, read
+        // while the shell runs: one that has exited by then is `standard input` (its writer
+        // comes from the kernel's identity of the file either way).
+        let path = f[0].context.file_path.as_deref();
+        assert!(
+            path == Some(dir.path("r1.sh").as_str())
+                || (what == "script read on standard input" && path == Some("standard input")),
+            "{name}: {path:?}"
         );
     }
     // Benign: a binary copied, not downloaded, and run; a script written locally and run; a

@@ -87,6 +87,7 @@ fn exec_event(exe: &str, f: impl FnOnce(&mut ExecInfo)) -> Event {
         exe_deleted: false,
         written_by: None,
         changed_untracked: None,
+        stdin_script: None,
         script_written_by: None,
         stdio_sockets: Vec::new(),
         stdin: None,

@@ -68,6 +68,13 @@ pub fn script_operand<'a>(rules: &RuleSet, argv: &'a [String]) -> Option<&'a str
     technique::script_operand_of(rules.behaviour(), argv)
 }
 
+/// Whether `argv` is a shell or interpreter (the rules' `shells` and `interpreters`) that reads
+/// its program on standard input: no script operand, no command string (`sh`, `bash -s`,
+/// `python3 -`).
+pub fn reads_program_on_stdin(rules: &RuleSet, argv: &[String]) -> bool {
+    technique::reads_program_on_stdin(rules.behaviour(), argv)
+}
+
 /// What a process looked like, from the pipeline's process table or the detector's memory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KnownProcess {

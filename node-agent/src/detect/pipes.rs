@@ -192,17 +192,27 @@ pub(crate) fn check_exec(
         && let Some(dl) = table.downloaders.get(&w.pid)
     {
         let shebang = e.argv.iter().skip(1).take(2).any(|a| *a == e.filename);
+        let operand = super::script_operand(&d.rules, &e.argv);
+        let path = |p: &str| {
+            normalize(&resolve_exe(p, e.cwd.as_deref()))
+                .display()
+                .to_string()
+        };
         let (script, what) = if shebang {
-            (e.filename.as_str(), "script")
+            (path(&e.filename), "script")
+        } else if operand.is_none() && super::reads_program_on_stdin(&d.rules, &e.argv) {
+            // The path its fd held, or, once the process was gone, only that it was stdin.
+            let file = e
+                .stdin_script
+                .as_deref()
+                .map_or_else(|| "standard input".to_owned(), |p| p.display().to_string());
+            (file, "script read on standard input")
         } else {
             (
-                super::script_operand(&d.rules, &e.argv).unwrap_or(&e.filename),
+                path(operand.unwrap_or(&e.filename)),
                 "script passed to an interpreter",
             )
         };
-        let script = normalize(&resolve_exe(script, e.cwd.as_deref()))
-            .display()
-            .to_string();
         found.push(downloaded_file(d, lookup, e, dl, w.pid, script, what));
     }
     if role == Some(Role::Download) {

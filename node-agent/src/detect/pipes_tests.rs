@@ -77,6 +77,7 @@ fn exec(x: &X) -> Event {
         exe_deleted: false,
         written_by: None,
         changed_untracked: None,
+        stdin_script: None,
         script_written_by: None,
         stdio_sockets: Vec::new(),
         stdin: x.stdin.map(|_| "pipe"),

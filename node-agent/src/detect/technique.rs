@@ -370,6 +370,18 @@ pub(crate) fn script_operand_of<'a>(b: &Behaviour, argv: &'a [String]) -> Option
     }
 }
 
+/// A shell or interpreter whose arguments say it reads its program on standard input.
+pub(crate) fn reads_program_on_stdin(b: &Behaviour, argv: &[String]) -> bool {
+    let Some(name) = argv
+        .first()
+        .map(|a| program_name(super::basename(a).trim_start_matches('-')))
+    else {
+        return false;
+    };
+    (listed(&b.shells, &name) || listed(&b.interpreters, &name))
+        && matches!(program_input(b, &name, argv), ProgramInput::Stdin)
+}
+
 /// Where the program a shell or interpreter runs comes from, from its arguments.
 pub(super) fn program_input<'a>(b: &Behaviour, name: &str, argv: &'a [String]) -> ProgramInput<'a> {
     match operand(b, name, argv) {
@@ -492,11 +504,18 @@ fn exec_from_writable_dir(
                 .display()
                 .to_string()
         });
-    // The file that runs: the binary, else the script exec'd (#!), else the script operand.
+    // The file that runs: the binary, else the script exec'd (#!), else the script operand,
+    // else the file on standard input a shell reads its program from (`sh < /tmp/x.sh`).
     let from_script = || {
-        script.as_deref().and_then(|s| {
-            placed(b, s).map(|at| (s.to_owned(), "script passed to an interpreter", at))
-        })
+        script
+            .as_deref()
+            .and_then(|s| {
+                placed(b, s).map(|at| (s.to_owned(), "script passed to an interpreter", at))
+            })
+            .or_else(|| {
+                let s = e.stdin_script.as_deref()?.to_str()?;
+                placed(b, s).map(|at| (s.to_owned(), "script read on standard input", at))
+            })
     };
     let (file, what, (dir, memory)) = placed(b, &exe)
         .map(|at| (exe.clone(), "binary", at))

@@ -174,6 +174,7 @@ fn exec_as(argv: &[&str], parent: &str, uid: u32, euid: u32) -> Event {
         exe_deleted: false,
         written_by: None,
         changed_untracked: None,
+        stdin_script: None,
         script_written_by: None,
         stdio_sockets: Vec::new(),
         stdin: None,
