@@ -22,6 +22,7 @@
 
 pub mod config;
 pub mod event;
+pub mod maps;
 pub mod response;
 pub mod stats;
 

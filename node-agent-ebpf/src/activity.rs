@@ -32,7 +32,11 @@ struct Pending {
 }
 
 #[map]
-static PENDING_ACT: LruHashMap<u64, Pending> = LruHashMap::with_max_entries(16384, 0);
+/// One LRU list per CPU, sized from the CPU count at load (`node_agent_common::maps`).
+static PENDING_ACT: LruHashMap<u64, Pending> = LruHashMap::with_max_entries(
+    node_agent_common::maps::LRU_ENTRIES,
+    aya_ebpf::bindings::BPF_F_NO_COMMON_LRU,
+);
 
 const PROT_EXEC: u64 = 4;
 

@@ -25,7 +25,11 @@ const DNS_PORT: u16 = 53;
 
 /// Sockets aimed at port 53, by socket cookie, with the process that aimed them.
 #[map]
-static DNS_SOCKETS: LruHashMap<u64, TaskIdentity> = LruHashMap::with_max_entries(16384, 0);
+/// One LRU list per CPU, sized from the CPU count at load (`node_agent_common::maps`).
+static DNS_SOCKETS: LruHashMap<u64, TaskIdentity> = LruHashMap::with_max_entries(
+    node_agent_common::maps::LRU_ENTRIES,
+    aya_ebpf::bindings::BPF_F_NO_COMMON_LRU,
+);
 
 #[cgroup_sock_addr(sendmsg4)]
 pub fn sock_sendmsg4(ctx: SockAddrContext) -> i32 {

@@ -94,7 +94,11 @@ struct Pending {
 }
 
 #[map]
-static PENDING_FILE: LruHashMap<u64, Pending> = LruHashMap::with_max_entries(16384, 0);
+/// One LRU list per CPU, sized from the CPU count at load (`node_agent_common::maps`).
+static PENDING_FILE: LruHashMap<u64, Pending> = LruHashMap::with_max_entries(
+    node_agent_common::maps::LRU_ENTRIES,
+    aya_ebpf::bindings::BPF_F_NO_COMMON_LRU,
+);
 
 /// Write-opens between their entry and exit, all CPUs together: while it is zero (a read-only
 /// storm), the exit programs skip the pending-map lookup.

@@ -62,7 +62,11 @@ struct Pending {
 }
 
 #[map]
-static PENDING: LruHashMap<u64, Pending> = LruHashMap::with_max_entries(16384, 0);
+/// One LRU list per CPU, sized from the CPU count at load (`node_agent_common::maps`).
+static PENDING: LruHashMap<u64, Pending> = LruHashMap::with_max_entries(
+    node_agent_common::maps::LRU_ENTRIES,
+    aya_ebpf::bindings::BPF_F_NO_COMMON_LRU,
+);
 
 /// One connection, as the repeat filter tells them apart.
 #[repr(C)]
@@ -94,7 +98,11 @@ struct Seen {
 }
 
 #[map]
-static REPEATS: LruHashMap<RepeatKey, Seen> = LruHashMap::with_max_entries(16384, 0);
+/// One LRU list per CPU, sized from the CPU count at load (`node_agent_common::maps`).
+static REPEATS: LruHashMap<RepeatKey, Seen> = LruHashMap::with_max_entries(
+    node_agent_common::maps::LRU_ENTRIES,
+    aya_ebpf::bindings::BPF_F_NO_COMMON_LRU,
+);
 
 /// What the cgroup connect hook saw of the connect under way on this CPU.
 #[repr(C)]

@@ -767,3 +767,41 @@ fn directories_made_in_a_watched_one_are_watched_and_their_marks_go_with_them() 
         "the removed ones' marks are gone"
     );
 }
+
+#[test]
+fn a_write_open_that_ends_on_another_cpu_is_reported() {
+    if !privileged("a_write_open_that_ends_on_another_cpu_is_reported") {
+        return;
+    }
+    // The pending state between a syscall's entry and exit is kept per thread in a map with
+    // one LRU list per CPU: an entry made on one CPU must be found and freed from another.
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if cpus < 2 {
+        let message = "a_write_open_that_ends_on_another_cpu_is_reported: needs two CPUs; \
+                       not run on this machine";
+        assert!(std::env::var_os("CI").is_none(), "{message}");
+        eprintln!("SKIPPED {message}");
+        return;
+    }
+    LazyLock::force(&AGENT);
+    let fifo = watched(&format!(
+        "fifo-{}",
+        node_agent::collector::unique_name("cpu")
+    ));
+    let (pid, out) = trigger(&["fifo-migrate", &fifo.display().to_string()]);
+    let cpus: Vec<&str> = out.split_whitespace().collect();
+    assert!(
+        cpus.len() == 3 && cpus[0] != cpus[1],
+        "the open's entry and exit ran on different CPUs: {out}"
+    );
+    let tid: u32 = cpus[2].parse().expect("the writer's thread id");
+    let event = file_event(|f| {
+        f.process.pid == pid
+            && f.operation == "openWrite"
+            && f.path
+                .ends_with(fifo.file_name().expect("a name").to_string_lossy().as_ref())
+    });
+    assert_eq!(event.process.tid, tid, "{event:?}");
+    assert_eq!(event.resolved_path.as_deref(), Some(fifo.as_path()));
+    assert!(event.ret >= 0, "{event:?}");
+}

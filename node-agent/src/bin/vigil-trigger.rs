@@ -32,6 +32,10 @@ const USAGE: &str = "usage: vigil-trigger <action> [args]
   exit CODE                      exit with CODE
   listen ADDR:PORT SECONDS       accept and close connections (backlog 4096); prints the address
   write-storm DIR SECONDS        create+truncate+close one file in DIR in a loop; prints opens/s
+  fifo-migrate PATH              make a FIFO at PATH; a thread pinned to one CPU opens it for
+                                 writing (it sleeps in the open), is moved to another CPU, then
+                                 a reader opens it: the open's entry and exit run on different
+                                 CPUs; prints the two CPUs and the thread id
   open-storm SECONDS             open+close /etc/hostname read-only in a loop; prints opens/s
   memfd-exec                     copy /bin/true into a memfd and execveat it (fileless)
   ptrace-attach                  attach to and detach from a child; prints the child's pid
@@ -168,6 +172,7 @@ fn main() -> ExitCode {
         }),
         ["huge-exec", dir, mib, n] => number(mib)
             .and_then(|mib| number(n).and_then(|n| huge_exec(std::path::Path::new(dir), mib, n))),
+        ["fifo-migrate", path] => fifo_migrate(std::path::Path::new(path)),
         ["write-storm", dir, seconds] => number(seconds).and_then(|s| {
             let path = std::path::Path::new(dir).join("vigil-write-storm");
             let rate = storm(s, || std::fs::File::create(&path).map(drop))?;
@@ -561,6 +566,97 @@ fn huge_exec(dir: &std::path::Path, mib: u64, n: u64) -> io::Result<()> {
             .open(&path)?
             .set_len((mib << 20) + i)?;
         Command::new(&path).status()?;
+    }
+    Ok(())
+}
+
+/// The first two CPUs this process may run on.
+fn two_cpus() -> io::Result<(usize, usize)> {
+    // SAFETY: a zeroed cpu_set_t is valid; the call fills it.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: the set is ours and of the size given.
+    if unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) } != 0
+    {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: reads of our own set.
+    let mut cpus = (0..libc::CPU_SETSIZE as usize).filter(|&c| unsafe { libc::CPU_ISSET(c, &set) });
+    match (cpus.next(), cpus.next()) {
+        (Some(a), Some(b)) => Ok((a, b)),
+        _ => Err(io::Error::other("fewer than two CPUs to run on")),
+    }
+}
+
+/// Pins a thread (0: the caller) to one CPU.
+fn pin(tid: libc::pid_t, cpu: usize) -> io::Result<()> {
+    // SAFETY: a zeroed cpu_set_t is valid; CPU_SET writes inside it.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    unsafe { libc::CPU_SET(cpu, &mut set) };
+    // SAFETY: the set is ours and of the size given.
+    if unsafe { libc::sched_setaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &set) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// A syscall whose entry and exit run on different CPUs: a write-open of a FIFO sleeps until a
+/// reader comes, and the sleeping thread is moved meanwhile. Pending state kept per CPU would
+/// lose it.
+fn fifo_migrate(path: &std::path::Path) -> io::Result<()> {
+    use std::os::unix::{ffi::OsStrExt, fs::OpenOptionsExt};
+    let (first, second) = two_cpus()?;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())?;
+    // SAFETY: a valid C string.
+    if unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    let writer_path = path.to_owned();
+    let writer = std::thread::spawn(move || -> io::Result<(i32, i32)> {
+        pin(0, first)?;
+        // SAFETY: no arguments.
+        let _ = tx.send(unsafe { libc::gettid() });
+        // SAFETY: no arguments.
+        let before = unsafe { libc::sched_getcpu() };
+        // Sleeps in the kernel until the reader below opens the FIFO.
+        let file = std::fs::OpenOptions::new().write(true).open(&writer_path)?;
+        // SAFETY: no arguments.
+        let after = unsafe { libc::sched_getcpu() };
+        drop(file);
+        Ok((before, after))
+    });
+    let tid = rx
+        .recv()
+        .map_err(|_| io::Error::other("the writer thread ended early"))?;
+    // Asleep inside openat: the syscall file names it while the thread is blocked.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let syscall =
+            std::fs::read_to_string(format!("/proc/self/task/{tid}/syscall")).unwrap_or_default();
+        let number = syscall.split_whitespace().next().unwrap_or("");
+        if number == libc::SYS_openat.to_string() {
+            break;
+        }
+        if Instant::now() > deadline {
+            return Err(io::Error::other("the writer never slept in openat"));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    pin(tid, second)?;
+    let reader = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    let (before, after) = writer
+        .join()
+        .map_err(|_| io::Error::other("the writer thread panicked"))??;
+    drop(reader);
+    std::fs::remove_file(path)?;
+    println!("{before} {after} {tid}");
+    if before == after {
+        return Err(io::Error::other(format!(
+            "the open returned on the CPU it started on ({before})"
+        )));
     }
     Ok(())
 }

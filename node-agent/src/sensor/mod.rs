@@ -14,7 +14,7 @@ use aya::{
     maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf},
 };
 use node_agent_common::{
-    AgentConfig, FileKey, WriterInfo,
+    AgentConfig, FileKey, WriterInfo, maps,
     stats::{Hook, STATS_SLOTS, StatKind, stat_slot},
 };
 use serde::Serialize;
@@ -252,21 +252,34 @@ impl Sensor {
                 .map_or(0, |d| d.as_secs()),
         };
         let btf = aya::Btf::from_sys_fs().ok();
-        let mut ebpf = EbpfLoader::new()
+        let mut loader = EbpfLoader::new();
+        loader
             .btf(btf.as_ref())
-            .override_global("VIGIL_CONFIG", &config, true)
-            .load(OBJECT)
-            .map_err(|source| match &source {
-                aya::EbpfError::MapError(aya::maps::MapError::CreateError { io_error, .. })
-                    if io_error.raw_os_error() == Some(libc::EPERM) =>
-                {
-                    SensorError::NotPermitted {
-                        euid: host::euid(),
-                        detail: io_error.to_string(),
-                    }
+            .override_global("VIGIL_CONFIG", &config, true);
+        // Each CPU gets its own share of the per-CPU LRU maps: sized so no CPU's share is
+        // smaller than on a small machine (`node_agent_common::maps`).
+        let lru_entries = match aya::util::nr_cpus() {
+            Ok(cpus) => maps::per_cpu_lru_entries(u32::try_from(cpus).unwrap_or(u32::MAX)),
+            Err((path, error)) => {
+                tracing::warn!(path, %error, "cannot count the CPUs: per-CPU maps keep their default size");
+                maps::LRU_ENTRIES
+            }
+        };
+        for name in maps::PER_CPU_LRU_MAPS {
+            loader.map_max_entries(name, lru_entries);
+        }
+        tracing::debug!(entries = lru_entries, "per-CPU LRU maps sized");
+        let mut ebpf = loader.load(OBJECT).map_err(|source| match &source {
+            aya::EbpfError::MapError(aya::maps::MapError::CreateError { io_error, .. })
+                if io_error.raw_os_error() == Some(libc::EPERM) =>
+            {
+                SensorError::NotPermitted {
+                    euid: host::euid(),
+                    detail: io_error.to_string(),
                 }
-                _ => SensorError::Object { source },
-            })?;
+            }
+            _ => SensorError::Object { source },
+        })?;
         // The loader copied what it needs out of the object: its pages (about 4 MiB) need
         // not stay resident.
         crate::memory::release_static(OBJECT);
