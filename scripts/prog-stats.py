@@ -6,7 +6,7 @@ Usage (root, after `cargo build -p node-agent --bins`, or `--release`):
                           [-- node-agent run ARGS...]
 
 Starts `node-agent run` (output to /dev/null), waits until its programs are attached, then for
-each storm (exec, connect, write, open; all by default) takes `run_cnt` and `run_time_ns` of
+each storm (exec, connect, write, open, thread; all but thread by default) takes `run_cnt` and `run_time_ns` of
 every program the agent holds before and after the storm and prints the difference per
 program: runs and ns per run. Stats are switched on with `kernel.bpf_stats_enabled=1` for the
 run and put back as they were after; they add about 20-40 ns to each run themselves. Other processes' programs are not
@@ -103,7 +103,7 @@ def main():
     ap.add_argument("--bin", default="target/debug")
     ap.add_argument("--seconds", type=int, default=4)
     ap.add_argument("--rounds", type=int, default=2)
-    ap.add_argument("--storm", action="append", choices=["exec", "connect", "write", "open"])
+    ap.add_argument("--storm", action="append", choices=["exec", "connect", "write", "open", "thread"])
     ap.add_argument("agent_args", nargs="*")
     args = ap.parse_args()
     storms = args.storm or ["exec", "connect", "write", "open"]
@@ -121,6 +121,20 @@ def main():
         "connect": [trigger, "connect-storm", "127.0.0.1:47123", str(args.seconds)],
         "write": [trigger, "write-storm", f"{workdir}/a/b", str(args.seconds)],
         "open": [trigger, "open-storm", str(args.seconds)],
+        # Threads started and joined in a loop: the fork and exit programs' thread filter.
+        "thread": [
+            "python3",
+            "-c",
+            "import threading, time\n"
+            f"s = {args.seconds}\n"
+            "t, n = time.time(), 0\n"
+            "while time.time() - t < s:\n"
+            "    th = threading.Thread(target=int)\n"
+            "    th.start()\n"
+            "    th.join()\n"
+            "    n += 1\n"
+            "print(n / s)\n",
+        ],
     }
     stderr = open(f"{workdir}/agent.log", "w")
     agent = subprocess.Popen(

@@ -100,24 +100,6 @@ static PENDING_FILE: LruHashMap<u64, Pending> = LruHashMap::with_max_entries(
     aya_ebpf::bindings::BPF_F_NO_COMMON_LRU,
 );
 
-/// Write-opens between their entry and exit, all CPUs together: while it is zero (a read-only
-/// storm), the exit programs skip the pending-map lookup.
-#[map]
-static OPENS_IN_FLIGHT: aya_ebpf::maps::Array<u64> = aya_ebpf::maps::Array::with_max_entries(1, 0);
-
-#[inline(always)]
-fn in_flight_add(delta: u64) {
-    if let Some(slot) = OPENS_IN_FLIGHT.get_ptr_mut(0) {
-        // SAFETY: a valid map value; the result is unused, so this compiles to a plain atomic
-        // add (`lock xadd`), which every BPF CPU version has.
-        unsafe {
-            core::intrinsics::atomic_xadd::<u64, u64, { core::intrinsics::AtomicOrdering::Relaxed }>(
-                slot, delta,
-            )
-        };
-    }
-}
-
 /// Per-CPU room for path matching (too big for the stack).
 #[repr(C)]
 struct Scratch {
@@ -637,7 +619,6 @@ fn on_open_enter(dirfd: i32, path: u64, open_flags: u32, mode: u32) {
         count(Hook::FileOpen, StatKind::Filtered);
     }
     let match_flags = 0;
-    in_flight_add(1);
     remember(
         Pending {
             path,

@@ -165,6 +165,14 @@ impl Kptr {
         Kptr(unsafe { bpf_get_current_task_btf() } as *const u8)
     }
 
+    /// A pointer argument of a `tp_btf` program (`BtfTracePointContext::arg`): the verifier
+    /// types it from the tracepoint's BTF. Not for `raw_tp` arguments, which are plain numbers
+    /// to the verifier (it refuses loads through them).
+    #[inline(always)]
+    pub fn from_btf_arg(arg: u64) -> Kptr {
+        Kptr(arg as *const u8)
+    }
+
     /// The current task's saved user registers.
     #[inline(always)]
     pub fn current_regs() -> Kptr {

@@ -1,12 +1,16 @@
 //! Process sensors: exec, fork and exit, from the scheduler tracepoints.
 //!
 //! Each has a `tp_btf` entry (preferred) and a `raw_tp` entry (kernels without BTF-typed
-//! tracepoints); both hand the same u64 argument array to one body.
+//! tracepoints); both hand the same u64 argument array to one body, which reads a `tp_btf`
+//! argument with plain loads (the verifier knows its type) and a `raw_tp` one with helper calls.
 
 use aya_ebpf::{
-    helpers::generated::{
-        bpf_probe_read_kernel, bpf_probe_read_kernel_str, bpf_probe_read_user,
-        bpf_probe_read_user_str,
+    helpers::{
+        bpf_get_current_pid_tgid,
+        generated::{
+            bpf_probe_read_kernel, bpf_probe_read_kernel_str, bpf_probe_read_user,
+            bpf_probe_read_user_str,
+        },
     },
     macros::{btf_tracepoint, map, raw_tracepoint},
     maps::PerCpuArray,
@@ -41,25 +45,27 @@ pub fn exec_raw(ctx: RawTracePointContext) -> i32 {
 
 #[btf_tracepoint(function = "sched_process_fork")]
 pub fn fork_btf(ctx: BtfTracePointContext) -> i32 {
-    on_fork(ctx.arg::<u64>(1));
+    // The child is a BTF-typed pointer here: its fields are plain loads.
+    on_fork(ctx.arg::<u64>(1), true);
     0
 }
 
 #[raw_tracepoint(tracepoint = "sched_process_fork")]
 pub fn fork_raw(ctx: RawTracePointContext) -> i32 {
-    on_fork(ctx.arg::<u64>(1));
+    on_fork(ctx.arg::<u64>(1), false);
     0
 }
 
+// The exiting task is the current one (`do_exit`): the programs need no argument.
 #[btf_tracepoint(function = "sched_process_exit")]
-pub fn exit_btf(ctx: BtfTracePointContext) -> i32 {
-    on_exit(ctx.arg::<u64>(0));
+pub fn exit_btf(_ctx: BtfTracePointContext) -> i32 {
+    on_exit();
     0
 }
 
 #[raw_tracepoint(tracepoint = "sched_process_exit")]
-pub fn exit_raw(ctx: RawTracePointContext) -> i32 {
-    on_exit(ctx.arg::<u64>(0));
+pub fn exit_raw(_ctx: RawTracePointContext) -> i32 {
+    on_exit();
     0
 }
 
@@ -468,13 +474,23 @@ unsafe fn fill_cwd(ev: &mut ExecEvent, task: u64) {
 }
 
 #[inline(always)]
-fn on_fork(child: u64) {
+/// A new process. `typed`: `child` came from a `tp_btf` argument, which the verifier types, so
+/// its fields are read with plain loads (a `bpf_probe_read_kernel` call each otherwise): most
+/// forks on a busy host are new threads, dropped after the first two reads.
+fn on_fork(child: u64, typed: bool) {
     if is_agent() {
         count(Hook::Fork, StatKind::Filtered);
         return;
     }
-    let child_pid = read_at::<u32>(child, config!(offsets.task_pid));
-    let child_tgid = read_at::<u32>(child, config!(offsets.task_tgid));
+    let read_u32 = |offset: u32| {
+        if typed {
+            Kptr::from_btf_arg(child).read::<u32>(offset)
+        } else {
+            read_at::<u32>(child, offset)
+        }
+    };
+    let child_pid = read_u32(config!(offsets.task_pid));
+    let child_tgid = read_u32(config!(offsets.task_tgid));
     if child_tgid == 0 {
         count(Hook::Fork, StatKind::Errors);
         return;
@@ -496,7 +512,11 @@ fn on_fork(child: u64) {
         let complete = fill_current(&mut ev.task);
         ev.child_tgid = child_tgid;
         ev._pad = 0;
-        ev.child_start_time_ns = read_at::<u64>(child, config!(offsets.task_start_boottime));
+        ev.child_start_time_ns = if typed {
+            Kptr::from_btf_arg(child).read::<u64>(config!(offsets.task_start_boottime))
+        } else {
+            read_at::<u64>(child, config!(offsets.task_start_boottime))
+        };
         complete
     };
     entry.submit(submit_flags());
@@ -507,14 +527,14 @@ fn on_fork(child: u64) {
 }
 
 #[inline(always)]
-fn on_exit(task: u64) {
+fn on_exit() {
     if is_agent() {
         count(Hook::Exit, StatKind::Filtered);
         return;
     }
-    let pid = read_at::<u32>(task, config!(offsets.task_pid));
-    let tgid = read_at::<u32>(task, config!(offsets.task_tgid));
-    if pid != tgid {
+    // A helper, not two reads of the task: most exits on a busy host are threads'.
+    let pid_tgid = bpf_get_current_pid_tgid();
+    if pid_tgid as u32 != (pid_tgid >> 32) as u32 {
         // A thread ended; the process goes on.
         count(Hook::Exit, StatKind::Filtered);
         return;
@@ -529,7 +549,7 @@ fn on_exit(task: u64) {
         let ev = &mut *ev;
         ev.header = header(kind::EXIT, core::mem::size_of::<ExitEvent>());
         fill_current(&mut ev.task);
-        ev.exit_code = read_at::<u32>(task, config!(offsets.task_exit_code));
+        ev.exit_code = Kptr::current_task().read::<u32>(config!(offsets.task_exit_code));
         ev._pad = 0;
     }
     entry.submit(submit_flags());
