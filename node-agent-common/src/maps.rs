@@ -1,35 +1,42 @@
-//! Sizes of the kernel's hash maps that both sides need to agree on.
+//! Sizes of the kernel's hash maps that both sides need to agree on, and which LRU maps keep
+//! one LRU list per CPU.
 //!
-//! The maps of per-thread and per-connection state (the syscalls in flight, the repeat filter,
-//! the DNS sockets) are LRU hashes with `BPF_F_NO_COMMON_LRU`: each CPU has its own LRU list
-//! and lock, so no CPU takes a lock shared with all the others to insert or free an entry (the
-//! common list's lock is taken on every refill and eviction). The hash table itself stays one
-//! table: an entry inserted on one CPU is found and deleted from any other (a thread that
-//! sleeps in a syscall can exit it on another CPU). The kernel splits `max_entries` evenly
-//! between the possible CPUs and evicts from the inserting CPU's share only, so the size is
-//! set at load time from the CPU count: never below [`LRU_ENTRIES`], never below
-//! [`LRU_ENTRIES_PER_CPU`] per CPU.
+//! An LRU hash with the common list (the default) gives each CPU a small local list of free
+//! entries (128) and refills it from one global list under one lock shared by all CPUs, which
+//! is also where entries are evicted. Maps that only insert and let the LRU evict (the repeat
+//! filter, the DNS sockets: an entry per new connection or socket, never deleted) take that
+//! lock every 128 inserts on each CPU, and shrink the global list under it: on many cores, a
+//! storm of new connections serialises there. Those two are created with
+//! `BPF_F_NO_COMMON_LRU`: each CPU has its own LRU list and lock. The hash table itself stays
+//! one table: an entry inserted on one CPU is found from any other. The kernel splits
+//! `max_entries` evenly between the possible CPUs and evicts from the inserting CPU's share
+//! only, so their size is set at load time from the CPU count: never below [`LRU_ENTRIES`],
+//! never below [`LRU_ENTRIES_PER_CPU`] per CPU.
 //!
-//! `WRITTEN` keeps the common list: which files were written must hold across the whole host
-//! (a build writing thousands of files on one CPU must not push out a dropped payload written
-//! on it earlier), and its hot paths (a lookup at each exec and executable mmap) take no lock.
+//! The maps of syscalls in flight (`PENDING`, `PENDING_ACT`, `PENDING_FILE`, keyed by thread)
+//! keep the common list: an entry is inserted at a syscall's entry and deleted at its exit, and
+//! a deleted entry goes back to the local free list of the CPU that inserted it (whichever CPU
+//! the thread exits on), so the global lock is not on their path; a per-CPU list would cost
+//! more there (each insert rotates the CPU's list: about 30 ns more per write-open, measured
+//! with `scripts/prog-stats.py`, docs/PERFORMANCE.md). They must not become per-CPU maps
+//! either: a thread can sleep in a syscall and exit it on another CPU (the `sensor_breadth`
+//! test `a_write_open_that_ends_on_another_cpu_is_reported`).
+//!
+//! `WRITTEN` keeps the common list too: which files were written must hold across the whole
+//! host (a build writing thousands of files on one CPU must not push out a dropped payload
+//! written on it earlier), and its hot paths (a lookup at each exec and executable mmap) take no
+//! lock.
 
-/// Entries of each per-CPU LRU map as declared in the eBPF object.
+/// Entries of the LRU maps of per-thread and per-connection state as declared in the eBPF
+/// object.
 pub const LRU_ENTRIES: u32 = 16384;
 
-/// Entries each CPU's share keeps at least: threads of one CPU inside a traced syscall at the
-/// same time (a write-open blocked on a FIFO or a slow filesystem), new connections of one CPU
+/// Entries each CPU's share of a per-CPU LRU map keeps at least: new connections of one CPU
 /// within the repeat window, DNS sockets opened on one CPU and still in use.
 pub const LRU_ENTRIES_PER_CPU: u32 = 256;
 
 /// The maps created with `BPF_F_NO_COMMON_LRU`, sized by [`per_cpu_lru_entries`].
-pub const PER_CPU_LRU_MAPS: [&str; 5] = [
-    "PENDING",
-    "PENDING_ACT",
-    "PENDING_FILE",
-    "REPEATS",
-    "DNS_SOCKETS",
-];
+pub const PER_CPU_LRU_MAPS: [&str; 2] = ["REPEATS", "DNS_SOCKETS"];
 
 /// `max_entries` for a per-CPU LRU map on a machine with `possible_cpus` CPUs (the count in
 /// `/sys/devices/system/cpu/possible`, which is what the kernel divides by).

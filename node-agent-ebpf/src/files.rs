@@ -94,11 +94,9 @@ struct Pending {
 }
 
 #[map]
-/// One LRU list per CPU, sized from the CPU count at load (`node_agent_common::maps`).
-static PENDING_FILE: LruHashMap<u64, Pending> = LruHashMap::with_max_entries(
-    node_agent_common::maps::LRU_ENTRIES,
-    aya_ebpf::bindings::BPF_F_NO_COMMON_LRU,
-);
+/// The common LRU list, not one per CPU: see `node_agent_common::maps`.
+static PENDING_FILE: LruHashMap<u64, Pending> =
+    LruHashMap::with_max_entries(node_agent_common::maps::LRU_ENTRIES, 0);
 
 /// Per-CPU room for path matching (too big for the stack).
 #[repr(C)]
