@@ -5,13 +5,14 @@ Usage (root, after `cargo build -p node-agent --bins`, or `--release`):
     scripts/prog-stats.py [--bin target/debug] [--seconds 4] [--rounds 2] [--storm NAME]...
                           [-- node-agent run ARGS...]
 
-Starts `node-agent run` (output to /dev/null), waits until its programs are attached, then for
-each storm (exec, connect, write, open, thread; all but thread by default) takes `run_cnt` and `run_time_ns` of
-every program the agent holds before and after the storm and prints the difference per
-program: runs and ns per run. Stats are switched on with `kernel.bpf_stats_enabled=1` for the
-run and put back as they were after; they add about 20-40 ns to each run themselves. Other processes' programs are not
-counted, but other processes' syscalls do run the agent's programs: the counts are
-system-wide, so run it on a machine as quiet as you can.
+Starts `node-agent run` (output to /dev/null), waits until its sensors are attached, then for
+each storm (exec, connect, write, open, thread; all but thread by default) takes `run_cnt` and
+`run_time_ns` of every program the agent holds before and after the storm and prints the
+difference per program: runs and ns per run. Stats are switched on with
+`kernel.bpf_stats_enabled=1` for the run and put back as they were after; they add about
+20-40 ns to each run themselves. Only the agent's programs are read, but every process's
+syscalls run them: the counts are system-wide, so run it on a machine as quiet as you can.
+Syscall numbers are x86-64's.
 """
 
 import argparse
@@ -108,7 +109,7 @@ def main():
     args = ap.parse_args()
     storms = args.storm or ["exec", "connect", "write", "open"]
     trigger = f"{args.bin}/vigil-trigger"
-    stats_fd = enable_stats()
+    stats_before = enable_stats()
     listener = subprocess.Popen(
         [trigger, "listen", "127.0.0.1:47123", "3600"],
         stdout=subprocess.DEVNULL,
@@ -184,7 +185,7 @@ def main():
         except subprocess.TimeoutExpired:
             agent.kill()
         listener.kill()
-        restore_stats(stats_fd)
+        restore_stats(stats_before)
 
 
 if __name__ == "__main__":
