@@ -773,8 +773,9 @@ fn a_write_open_that_ends_on_another_cpu_is_reported() {
     if !privileged("a_write_open_that_ends_on_another_cpu_is_reported") {
         return;
     }
-    // The pending state between a syscall's entry and exit is kept per thread in a map with
-    // one LRU list per CPU: an entry made on one CPU must be found and freed from another.
+    // The pending state between a syscall's entry and exit is kept per thread, in one map
+    // for all CPUs (`node_agent_common::maps`): an entry made on one CPU must be found and
+    // freed from another.
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     if cpus < 2 {
         let message = "a_write_open_that_ends_on_another_cpu_is_reported: needs two CPUs; \
