@@ -4,7 +4,7 @@ use core::mem::{align_of, size_of};
 
 use crate::event::{
     ActivityEvent, DnsEvent, EventHeader, ExecEvent, ExitEvent, FileEvent, ForkEvent, NetEvent,
-    SyntheticEvent, TaskIdentity, kind,
+    StreamEvent, SyntheticEvent, TaskIdentity, kind,
 };
 
 /// Types that can be viewed from any properly sized and aligned bytes.
@@ -30,6 +30,8 @@ unsafe impl Plain for NetEvent {}
 unsafe impl Plain for DnsEvent {}
 // SAFETY: as above.
 unsafe impl Plain for SyntheticEvent {}
+// SAFETY: as above.
+unsafe impl Plain for StreamEvent {}
 // SAFETY: as above.
 unsafe impl Plain for FileEvent {}
 // SAFETY: as above.
@@ -65,6 +67,8 @@ pub enum Record<'a> {
     Accept(&'a NetEvent),
     /// [`kind::DNS`]
     Dns(&'a DnsEvent),
+    /// [`kind::STREAM`]
+    Stream(&'a StreamEvent),
     /// [`kind::FILE`]
     File(&'a FileEvent),
     /// [`kind::ACTIVITY`]
@@ -143,6 +147,7 @@ pub fn decode(bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
         kind::CONNECT => Record::Connect(typed(bytes, header)?),
         kind::ACCEPT => Record::Accept(typed(bytes, header)?),
         kind::DNS => Record::Dns(typed(bytes, header)?),
+        kind::STREAM => Record::Stream(typed(bytes, header)?),
         kind::FILE => Record::File(typed(bytes, header)?),
         kind::ACTIVITY => Record::Activity(typed(bytes, header)?),
         kind::SYNTHETIC => Record::Synthetic(typed(bytes, header)?),

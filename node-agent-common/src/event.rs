@@ -3,7 +3,7 @@
 use core::mem::{offset_of, size_of};
 
 /// Version of the record layouts; bumped on any change to a struct in this module.
-pub const ABI_VERSION: u32 = 2;
+pub const ABI_VERSION: u32 = 3;
 
 /// Bytes of `comm` (the kernel's `TASK_COMM_LEN`).
 pub const COMM_LEN: usize = 16;
@@ -22,6 +22,11 @@ pub const ARGV_HEAD_LEN: usize = ARGV_LEN - ARGV_TAIL_LEN;
 pub const UNIX_PATH_LEN: usize = 108;
 /// Bytes kept of a DNS message.
 pub const DNS_PAYLOAD_LEN: usize = 512;
+/// Bytes kept of the payload of a TCP segment in a [`StreamEvent`].
+pub const STREAM_HEAD_LEN: usize = 512;
+/// The data segments at the start of each TCP connection that the stream sensor looks at; later
+/// ones leave the program after two context reads.
+pub const STREAM_SEGMENTS: u32 = 4;
 /// Bytes kept of a path in file and activity records.
 pub const PATH_LEN: usize = 256;
 /// Bytes kept of an `LD_PRELOAD` or `LD_LIBRARY_PATH` value.
@@ -41,6 +46,9 @@ pub mod kind {
     pub const CONNECT: u16 = 0x0200;
     /// `accept(2)`/`accept4(2)` returned ([`super::NetEvent`]).
     pub const ACCEPT: u16 = 0x0201;
+    /// One of the first data segments of an outgoing TCP connection started like a JSON
+    /// object ([`super::StreamEvent`]).
+    pub const STREAM: u16 = 0x0202;
     /// A DNS message left or reached a process ([`super::DnsEvent`]).
     pub const DNS: u16 = 0x0300;
     /// A file operation on a sensitive path ([`super::FileEvent`]).
@@ -383,6 +391,53 @@ pub struct DnsEvent {
     pub payload: [u8; DNS_PAYLOAD_LEN],
 }
 
+/// Flags of [`StreamEvent::flags`].
+pub mod stream_flags {
+    /// The payload was longer than [`super::STREAM_HEAD_LEN`] bytes.
+    pub const TRUNCATED: u32 = 1 << 0;
+    /// No owner was recorded when the socket connected (it connected before the agent started,
+    /// or the socket storage could not be created): `task` is the task that was running when
+    /// the segment left, which for the first segments of a connection is almost always the
+    /// writer, but not always (a retransmission from a timer or from another task's softirq).
+    pub const OWNER_CURRENT: u32 = 1 << 1;
+}
+
+/// One of the first [`STREAM_SEGMENTS`] data segments of an outgoing TCP connection, sent when its
+/// payload starts (after at most 15 bytes of white space) with `{`: what a JSON-RPC client such
+/// as a stratum miner sends first. User space decides what the message is.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StreamEvent {
+    /// `kind::STREAM`.
+    pub header: EventHeader,
+    /// The process that owns the socket, recorded when it connected (see
+    /// [`stream_flags::OWNER_CURRENT`]).
+    pub task: TaskIdentity,
+    /// The socket's cookie (`bpf_get_socket_cookie`): the same for every segment of one
+    /// connection.
+    pub cookie: u64,
+    /// [`family::INET`] or [`family::INET6`].
+    pub family: u16,
+    /// Local port, host byte order.
+    pub local_port: u16,
+    /// Remote port, host byte order.
+    pub remote_port: u16,
+    /// Explicit padding; always zero.
+    pub _pad: u16,
+    /// Remote address (4 or 16 bytes used, network byte order).
+    pub addr: [u8; 16],
+    /// Data segments the connection sent before this one (0 for the first).
+    pub segment: u32,
+    /// [`stream_flags`].
+    pub flags: u32,
+    /// Bytes of payload in the segment.
+    pub payload_len: u32,
+    /// Bytes used in `head`.
+    pub head_len: u32,
+    /// The first bytes of the payload.
+    pub head: [u8; STREAM_HEAD_LEN],
+}
+
 /// Operations in [`FileEvent::op`].
 pub mod file_op {
     /// `open`/`openat`/`openat2`/`creat` for writing, creating or truncating.
@@ -638,4 +693,8 @@ const _: () = {
     assert!(size_of::<NetEvent>() == 240);
     assert!(offset_of!(DnsEvent, payload) == 120);
     assert!(size_of::<DnsEvent>() == 120 + DNS_PAYLOAD_LEN);
+    assert!(offset_of!(StreamEvent, cookie) == 88);
+    assert!(offset_of!(StreamEvent, addr) == 104);
+    assert!(offset_of!(StreamEvent, head) == 136);
+    assert!(size_of::<StreamEvent>() == 136 + STREAM_HEAD_LEN);
 };

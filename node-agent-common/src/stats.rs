@@ -51,13 +51,17 @@ pub enum Hook {
     BpfAgent = 20,
     /// Signals generated for the agent by other processes
     SignalAgent = 21,
+    /// cgroup skb egress: the first data segments of TCP connections, sent when one starts
+    /// like a JSON object (mining protocols on the wire); the owner of each TCP socket is
+    /// recorded by the cgroup `connect4`/`connect6` programs of `dns_socket`
+    StreamEgress = 22,
     /// The synthetic benchmark program (attached only by the benchmark).
     Synthetic = 31,
 }
 
 impl Hook {
     /// Every production hook, in slot order (the synthetic one is attached on request only).
-    pub const ALL: [Hook; 22] = [
+    pub const ALL: [Hook; 23] = [
         Hook::Exec,
         Hook::Fork,
         Hook::Exit,
@@ -80,6 +84,7 @@ impl Hook {
         Hook::LibraryLoad,
         Hook::BpfAgent,
         Hook::SignalAgent,
+        Hook::StreamEgress,
     ];
     /// Room in the map; hooks added later take the next numbers.
     pub const MAX: u32 = 32;
@@ -109,6 +114,7 @@ impl Hook {
             Hook::LibraryLoad => "library_load",
             Hook::BpfAgent => "bpf_agent",
             Hook::SignalAgent => "signal_agent",
+            Hook::StreamEgress => "stream_egress",
             Hook::Synthetic => "synthetic",
         }
     }

@@ -19,6 +19,7 @@ mod guard;
 mod kernel;
 mod net;
 mod process;
+mod stream;
 mod synthetic;
 
 #[panic_handler]

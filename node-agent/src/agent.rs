@@ -737,6 +737,14 @@ fn event_line(event: &Event) -> String {
                 .unwrap_or_else(|| "?".into()),
             e.error.clone().unwrap_or_else(|| format!("ret={}", e.ret))
         ),
+        Event::Stream(e) => format!(
+            "{} stream {who} tcp -> {} segment={} bytes={}{}",
+            e.time,
+            e.remote,
+            e.segment,
+            e.payload_len,
+            if e.owner_guessed { " owner=sending-task" } else { "" }
+        ),
         Event::File(e) => format!(
             "{} file   {who} {} {}{} {}",
             e.time,

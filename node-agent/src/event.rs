@@ -11,7 +11,8 @@ use std::{
 };
 
 use node_agent_common::{
-    DnsEvent, NetEvent, TaskIdentity, decode::c_str, direction, dns_flags, exec_flags, family,
+    DnsEvent, NetEvent, StreamEvent, TaskIdentity, decode::c_str, direction, dns_flags,
+    exec_flags, family, stream_flags,
 };
 use serde::Serialize;
 
@@ -325,6 +326,37 @@ fn is_zero(n: &u32) -> bool {
     *n == 0
 }
 
+/// One of the first data segments of an outgoing TCP connection, whose payload started like a
+/// JSON object (the stream sensor).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StreamInfo {
+    /// Wall-clock time.
+    pub time: String,
+    /// The process that owns the socket.
+    pub process: ProcessRef,
+    /// The owner is the task that was running when the segment left, not the one recorded when
+    /// the socket connected (a socket older than the agent).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub owner_guessed: bool,
+    /// The socket's cookie: the same for every segment of the connection.
+    pub socket_cookie: u64,
+    /// The local port.
+    pub local_port: u16,
+    /// The peer (an IPv4-mapped IPv6 peer as IPv4).
+    pub remote: SocketAddr,
+    /// Data segments the connection sent before this one.
+    pub segment: u32,
+    /// Bytes of payload in the segment.
+    pub payload_len: u32,
+    /// The first bytes of the payload. Not printed: it may be an API request's body with
+    /// credentials; detection reports only what it recognised.
+    #[serde(skip)]
+    pub head: Vec<u8>,
+    /// The payload was longer than the head kept.
+    pub truncated: bool,
+}
+
 /// A DNS message.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -536,6 +568,8 @@ pub enum Event {
     Accept(NetInfo),
     /// A DNS message.
     Dns(DnsInfo),
+    /// The first bytes of an outgoing TCP connection that started like a JSON object.
+    Stream(StreamInfo),
     /// A file operation on a sensitive path.
     File(FileInfo),
     /// Kernel-level activity.
@@ -551,6 +585,7 @@ impl Event {
             Event::Exit(e) => &e.process,
             Event::Connect(e) | Event::Accept(e) => &e.process,
             Event::Dns(e) => &e.process,
+            Event::Stream(e) => &e.process,
             Event::File(e) => &e.process,
             Event::Activity(e) => &e.process,
         }
@@ -753,6 +788,30 @@ fn ip_of(family: u16, addr: &[u8; 16]) -> Option<IpAddr> {
         ))),
         family::INET6 => Some(IpAddr::V6(Ipv6Addr::from(*addr))),
         _ => None,
+    }
+}
+
+/// A stream record as an event body.
+pub fn stream_info(ev: &StreamEvent, clock: &Clock) -> StreamInfo {
+    let len = (ev.head_len as usize).min(ev.head.len());
+    let ip = match ip_of(ev.family, &ev.addr) {
+        Some(IpAddr::V6(v6)) => v6
+            .to_ipv4_mapped()
+            .map_or(IpAddr::V6(v6), IpAddr::V4),
+        Some(ip) => ip,
+        None => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+    };
+    StreamInfo {
+        time: clock.rfc3339(ev.header.ktime_ns),
+        process: ProcessRef::from(&ev.task),
+        owner_guessed: ev.flags & stream_flags::OWNER_CURRENT != 0,
+        socket_cookie: ev.cookie,
+        local_port: ev.local_port,
+        remote: SocketAddr::new(ip, ev.remote_port),
+        segment: ev.segment,
+        payload_len: ev.payload_len,
+        head: ev.head[..len].to_vec(),
+        truncated: ev.flags & stream_flags::TRUNCATED != 0 || len < ev.payload_len as usize,
     }
 }
 

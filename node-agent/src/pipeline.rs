@@ -15,7 +15,7 @@ use crate::{
     event::{
         Ancestor, Clock, Event, ExecInfo, ForkInfo, ProcessRef, activity_info, dirent_info,
         dns_info, exec_info, exit_info, file_info, kernel_dev, net_info, normalize, resolve_exe,
-        user_dev, writer,
+        stream_info, user_dev, writer,
     },
     exe_hash::ExeHashCache,
     file_changes::{ChangePairs, Source},
@@ -67,6 +67,8 @@ pub struct PipelineStats {
     pub accept: u64,
     /// DNS messages.
     pub dns: u64,
+    /// Heads of TCP connections that started like a JSON object.
+    pub stream: u64,
     /// File operations on sensitive paths.
     pub file: u64,
     /// Changes fanotify reported in the sensitive directories (`file_dirents`); those not
@@ -406,6 +408,12 @@ impl Pipeline {
                 let mut info = dns_info(ev, &self.clock);
                 self.identify(&mut info.process);
                 Event::Dns(info)
+            }
+            Record::Stream(ev) => {
+                self.stats.stream += 1;
+                let mut info = stream_info(ev, &self.clock);
+                self.identify(&mut info.process);
+                Event::Stream(info)
             }
         })
     }

@@ -29,6 +29,9 @@ const USAGE: &str = "usage: vigil-trigger <action> [args]
   connect-flood N ADDR:PORT      N TCP connects to distinct loopback ports (127.0.0.1:1024 up,
                                  mostly refused), then one to ADDR:PORT; prints ok or its error
   connect-repeat ADDR:PORT N PAUSE_MS  N TCP connects in a row, a pause, then one more; prints ok
+  tcp-send ADDR:PORT PART...     TCP connect, then write each PART (\r and \n spelled out are
+                                 CR and LF) as a segment of its own (TCP_NODELAY, a pause
+                                 between), then close; prints ok
   exit CODE                      exit with CODE
   listen ADDR:PORT SECONDS       accept and close connections (backlog 4096); prints the address
   write-storm DIR SECONDS        create+truncate+close one file in DIR in a loop; prints opens/s
@@ -147,6 +150,7 @@ fn main() -> ExitCode {
         ["connect-storm", addr, seconds] => {
             parse(addr).and_then(|a| number(seconds).and_then(|s| connect_storm(a, s)))
         }
+        ["tcp-send", addr, parts @ ..] => parse(addr).and_then(|a| tcp_send(a, parts)),
         ["exit", code] => return ExitCode::from(code.parse::<u8>().unwrap_or(1)),
         ["listen", addr, seconds] => {
             parse(addr).and_then(|a| number(seconds).and_then(|s| listen(a, s)))
@@ -289,6 +293,27 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Writes each part as a segment of its own: what a client that writes its messages one by one
+/// (a miner's subscribe, then its authorize) puts on the wire.
+fn tcp_send(addr: SocketAddr, parts: &[&str]) -> io::Result<()> {
+    let mut stream = TcpStream::connect(addr)?;
+    stream.set_nodelay(true)?;
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let bytes = part.replace("\\r", "\r").replace("\\n", "\n");
+        stream.write_all(bytes.as_bytes())?;
+    }
+    stream.shutdown(std::net::Shutdown::Write)?;
+    // Until the peer closes (it reads everything first), so no segment is cut off by a reset.
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut rest = Vec::new();
+    let _ = stream.read_to_end(&mut rest);
+    println!("ok");
+    Ok(())
 }
 
 fn invalid(message: String) -> io::Error {

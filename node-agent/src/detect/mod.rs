@@ -2,6 +2,7 @@
 //!
 //! Pure logic: [`Detector::process`] does no I/O. It checks
 //! - connects, accepts and DNS messages against threat intelligence ([`reputation`]),
+//! - the first bytes of outgoing TCP connections for mining protocols (stratum) ([`stratum`]),
 //! - execs against the rules of `node-agent/rules/*.yaml` and the SHA-256 lists ([`exec`]),
 //! - exec context, file operations on the sensitive-path set and kernel activity (ptrace,
 //!   memory writes, userfaultfd, modules, mounts, library loads) ([`behaviour`]),
@@ -31,6 +32,7 @@ pub mod report;
 pub mod reputation;
 pub mod rules;
 pub mod selfprotect;
+pub mod stratum;
 mod technique;
 #[cfg(test)]
 mod tests;
@@ -507,6 +509,7 @@ impl Detector {
             }
             Event::Accept(n) => reputation::check_accept(self, n, lookup),
             Event::Dns(d) => reputation::check_dns(self, d, lookup),
+            Event::Stream(s) => stratum::check_stream(self, s, lookup),
             Event::File(f) => {
                 let mut found = behaviour::check_file(self, f, lookup);
                 found.extend(technique::check_file(self, f, lookup));
@@ -850,6 +853,7 @@ fn event_time(event: &Event) -> Timestamp {
         Event::Exit(e) => Some(e.time.as_str()),
         Event::Connect(e) | Event::Accept(e) => Some(e.time.as_str()),
         Event::Dns(e) => Some(e.time.as_str()),
+        Event::Stream(e) => Some(e.time.as_str()),
         Event::File(e) => Some(e.time.as_str()),
         Event::Activity(e) => Some(e.time.as_str()),
     };

@@ -293,6 +293,10 @@ fn plan(hook: Hook, offsets: &KernelOffsets) -> Vec<Mechanism> {
             "syscalls",
             "sys_enter_getpgid",
         )])],
+        Hook::StreamEgress => vec![CgroupSkb {
+            program: "stream_egress",
+            attach: CgroupSkbAttachType::Egress,
+        }],
         Hook::DnsIngress => vec![CgroupSkb {
             program: "dns_ingress",
             attach: CgroupSkbAttachType::Ingress,

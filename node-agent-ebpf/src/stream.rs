@@ -1,0 +1,255 @@
+//! Stream sensor: the first data segments of outgoing TCP connections, for protocols that give a
+//! program away on the wire whatever it is called and wherever it connects (a stratum miner's
+//! JSON-RPC `mining.subscribe` or `login`).
+//!
+//! The cgroup `connect4/6` programs run in the connecting process's context and leave its
+//! identity in the socket's local storage (`STREAM_OWNERS`, freed with the socket, so nothing
+//! here grows with the number of connections). The cgroup skb egress program then looks at every
+//! outgoing packet as cheaply as it can: it leaves after two context reads and one helper unless
+//! the packet is TCP and among the first [`STREAM_SEGMENTS`] data segments of its connection
+//! (the kernel's own `data_segs_out` counter, so no per-flow state), reads at most 16 payload
+//! bytes of those, and copies the head of the payload to user space only when it starts like a
+//! JSON object. What the message says is decided in user space (`detect::stratum`).
+//!
+//! cgroup skb programs may run in softirq context (retransmissions, data queued until the window
+//! opened), where the current task is whoever was interrupted: the owner comes from the storage,
+//! and only a socket without one (connected before the agent started) falls back to the current
+//! task, flagged [`stream_flags::OWNER_CURRENT`].
+
+use core::ptr;
+
+use aya_ebpf::{
+    btf_maps::SkStorage,
+    helpers::generated::{
+        bpf_get_socket_cookie, bpf_sk_storage_get, bpf_skb_load_bytes, bpf_tcp_sock,
+    },
+    macros::{btf_map, cgroup_skb},
+    programs::{SkBuffContext, SockAddrContext},
+};
+use node_agent_common::{
+    STREAM_HEAD_LEN, STREAM_SEGMENTS, StreamEvent, TaskIdentity, family, kind,
+    stats::{Hook, StatKind},
+    stream_flags,
+};
+
+use crate::kernel::{EVENTS, agent_tgid, count, fill_current, header, submit_flags};
+
+const AF_INET: u32 = 2;
+const AF_INET6: u32 = 10;
+const IPPROTO_TCP: u8 = 6;
+/// Bytes of the payload looked at for the opening `{` (white space before it is skipped).
+const PEEK_LEN: usize = 16;
+
+/// The process that connected each TCP socket (socket-local storage, freed with the socket).
+#[btf_map]
+static STREAM_OWNERS: SkStorage<TaskIdentity> = SkStorage::new();
+
+/// Records the connecting process as the owner of a TCP socket; called from the cgroup
+/// `connect4/6` programs, in the process's context. The agent's own sockets are recorded too,
+/// so that their segments can be told apart later.
+#[inline(always)]
+pub fn remember_owner(ctx: &SockAddrContext) {
+    // SAFETY: the helper creates zeroed storage for the context's socket, or returns the
+    // existing one, or NULL; the pointer is checked before use.
+    let owner = unsafe { STREAM_OWNERS.get_or_insert_ptr_mut(ctx, None) };
+    if owner.is_null() {
+        count(Hook::StreamEgress, StatKind::Errors);
+        return;
+    }
+    // SAFETY: storage of this socket, valid while the program runs; a connect is made by one
+    // thread at a time (the socket is locked).
+    let owner = unsafe { &mut *owner };
+    if !fill_current(owner) {
+        count(Hook::StreamEgress, StatKind::Errors);
+    }
+}
+
+#[cgroup_skb]
+pub fn stream_egress(ctx: SkBuffContext) -> i32 {
+    on_segment(&ctx);
+    1
+}
+
+#[inline(always)]
+fn on_segment(ctx: &SkBuffContext) {
+    let skb = ctx.skb.skb;
+    // SAFETY: context field reads; the socket pointer is checked before use.
+    let sk = unsafe { (*skb).__bindgen_anon_2.sk };
+    if sk.is_null() {
+        return;
+    }
+    // SAFETY: the helper checks the socket and returns NULL unless it is a TCP socket.
+    let tp = unsafe { bpf_tcp_sock(sk) };
+    if tp.is_null() {
+        return;
+    }
+    // Data segments this connection sent, this one included (the kernel counts them before the
+    // packet reaches the egress hook), less the segments in this packet (a GSO packet holds
+    // several): those before it.
+    // SAFETY: fields of the context and of the checked tcp_sock pointer.
+    let (sent, this) = unsafe { ((*tp).data_segs_out, (*skb).gso_segs) };
+    let before = sent.saturating_sub(if this == 0 { 1 } else { this });
+    if before >= STREAM_SEGMENTS {
+        return;
+    }
+
+    // Only now the headers: a pure ACK or the handshake carries no payload.
+    let hook = Hook::StreamEgress;
+    let Ok(first) = ctx.load::<u8>(0) else {
+        count(hook, StatKind::Errors);
+        return;
+    };
+    let l4 = match first >> 4 {
+        4 => ((first & 0x0f) as usize) * 4,
+        6 => {
+            if ctx.load::<u8>(6).unwrap_or(0) != IPPROTO_TCP {
+                // IPv6 extension headers on a locally sent TCP segment: not followed.
+                count(hook, StatKind::Errors);
+                return;
+            }
+            40
+        }
+        _ => return,
+    };
+    let Ok(doff) = ctx.load::<u8>(l4 + 12) else {
+        count(hook, StatKind::Errors);
+        return;
+    };
+    let payload_at = l4 + ((doff >> 4) as usize) * 4;
+    let total = ctx.len() as usize;
+    if payload_at >= total {
+        return;
+    }
+    let payload_len = total - payload_at;
+
+    // The first bytes: `{` after optional white space, or nothing more to do.
+    let mut peek = [0u8; PEEK_LEN];
+    let n = if payload_len < PEEK_LEN {
+        payload_len
+    } else {
+        PEEK_LEN
+    };
+    // n is in 1..=PEEK_LEN; the mask keeps that visible to the verifier.
+    let n = ((n - 1) & (PEEK_LEN - 1)) + 1;
+    // SAFETY: n bytes into a PEEK_LEN-byte stack buffer.
+    let rc = unsafe {
+        bpf_skb_load_bytes(
+            skb.cast(),
+            payload_at as u32,
+            peek.as_mut_ptr().cast(),
+            n as u32,
+        )
+    };
+    if rc != 0 {
+        count(hook, StatKind::Errors);
+        return;
+    }
+    let mut json = false;
+    for (i, &b) in peek.iter().enumerate() {
+        if i >= n {
+            break;
+        }
+        if matches!(b, b' ' | b'\t' | b'\r' | b'\n') {
+            continue;
+        }
+        json = b == b'{';
+        break;
+    }
+    if !json {
+        count(hook, StatKind::Filtered);
+        return;
+    }
+
+    // SAFETY: lookup only (no creation) in the storage of a checked socket pointer.
+    let owner = unsafe {
+        bpf_sk_storage_get(
+            ptr::from_ref(&STREAM_OWNERS).cast_mut().cast(),
+            sk.cast(),
+            ptr::null_mut(),
+            0,
+        )
+    }
+    .cast::<TaskIdentity>();
+    let agent = agent_tgid();
+    let mut flags = 0;
+    if owner.is_null() {
+        flags |= stream_flags::OWNER_CURRENT;
+    } else if agent != 0 && unsafe { (*owner).tgid } == agent {
+        // SAFETY (above): the storage value, checked non-NULL.
+        count(hook, StatKind::Filtered);
+        return;
+    }
+    if payload_len > STREAM_HEAD_LEN {
+        flags |= stream_flags::TRUNCATED;
+    }
+
+    let Some(mut entry) = EVENTS.reserve::<StreamEvent>(0) else {
+        count(hook, StatKind::Dropped);
+        return;
+    };
+    let ev = entry.as_mut_ptr();
+    // SAFETY: reserved memory of the right size; every field is written (head up to len).
+    let ok = unsafe {
+        let ev = &mut *ev;
+        ev.header = header(kind::STREAM, core::mem::size_of::<StreamEvent>());
+        if owner.is_null() {
+            fill_current(&mut ev.task);
+        } else {
+            ev.task = *owner;
+        }
+        ev.cookie = bpf_get_socket_cookie(skb.cast());
+        let s = &*skb;
+        ev.addr = [0; 16];
+        ev.family = if s.family == AF_INET6 {
+            for (i, word) in s.remote_ip6.iter().enumerate() {
+                ev.addr[i * 4..i * 4 + 4].copy_from_slice(&word.to_ne_bytes());
+            }
+            family::INET6
+        } else {
+            if s.family == AF_INET {
+                ev.addr[..4].copy_from_slice(&s.remote_ip4.to_ne_bytes());
+            }
+            family::INET
+        };
+        ev.local_port = s.local_port as u16;
+        // The remote port is in network order, in the upper half on little-endian targets.
+        let remote = if cfg!(target_endian = "little") {
+            (s.remote_port >> 16) as u16
+        } else {
+            s.remote_port as u16
+        };
+        ev.remote_port = u16::from_be(remote);
+        ev._pad = 0;
+        ev.segment = before;
+        ev.flags = flags;
+        ev.payload_len = payload_len as u32;
+        let len = if payload_len > STREAM_HEAD_LEN {
+            STREAM_HEAD_LEN
+        } else {
+            payload_len
+        };
+        // len is in 1..=STREAM_HEAD_LEN; the mask keeps that visible to the verifier.
+        let len = ((len - 1) & (STREAM_HEAD_LEN - 1)) + 1;
+        let rc = bpf_skb_load_bytes(
+            skb.cast(),
+            payload_at as u32,
+            ev.head.as_mut_ptr().cast(),
+            len as u32,
+        );
+        ev.head_len = if rc == 0 { len as u32 } else { 0 };
+        rc == 0
+    };
+    if agent != 0 && flags & stream_flags::OWNER_CURRENT != 0 {
+        // SAFETY: the task was just written.
+        if unsafe { (*ev).task.tgid } == agent {
+            entry.discard(0);
+            count(hook, StatKind::Filtered);
+            return;
+        }
+    }
+    entry.submit(submit_flags());
+    count(hook, StatKind::Sent);
+    if !ok {
+        count(hook, StatKind::Errors);
+    }
+}
