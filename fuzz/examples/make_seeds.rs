@@ -20,7 +20,7 @@ use libfuzzer_sys as _;
 use node_agent::cluster::publish::{Action, PublishConfig, event_for};
 use node_agent_common::{
     ActivityEvent, DnsEvent, EventHeader, ExecEvent, ExitEvent, FileEvent, ForkEvent, NetEvent,
-    SyntheticEvent, activity, direction, exec_flags, family, file_flags, file_op, kind,
+    StreamEvent, SyntheticEvent, activity, direction, exec_flags, family, file_flags, file_op, kind,
 };
 use vigil_crds::finding::{Finding, SeverityLabel};
 use vigil_fuzz::{DnsBuilder, put_task, record};
@@ -155,6 +155,27 @@ fn records() -> Vec<(&'static str, Vec<u8>)> {
         tcp.len() as u32,
     );
     out.push(("dns-tcp-query", dns));
+
+    // stream: XMRig's login request to a pool, the head the stream sensor sends.
+    let login = br#"{"id":1,"jsonrpc":"2.0","method":"login","params":{"login":"44AFFq5kSiGBoZ4NMDwYtN18obc8AemS33DBLWs3H7otXft3XjrpDtQGv7SqSsaBYBb98uNbr2VBBEt7f2wfn3RVGQBEP3A","pass":"x","agent":"XMRig/6.21.0"}}"#;
+    let mut stream = record::<StreamEvent>(kind::STREAM, 5_650_000_000);
+    put_task(&mut stream, 4343, 4200, 1000, "kworker-sync");
+    u16_at(&mut stream, offset_of!(StreamEvent, family), family::INET);
+    u16_at(&mut stream, offset_of!(StreamEvent, local_port), 40_000);
+    u16_at(&mut stream, offset_of!(StreamEvent, remote_port), 3333);
+    put(&mut stream, offset_of!(StreamEvent, addr), &[192, 0, 2, 33]);
+    put(&mut stream, offset_of!(StreamEvent, head), login);
+    u32_at(
+        &mut stream,
+        offset_of!(StreamEvent, payload_len),
+        login.len() as u32,
+    );
+    u32_at(
+        &mut stream,
+        offset_of!(StreamEvent, head_len),
+        login.len() as u32,
+    );
+    out.push(("stream-xmrig-login", stream));
 
     // file: a write to /etc/shadow; a rename relative to a directory fd with a recorded base.
     let mut file = record::<FileEvent>(kind::FILE, 5_700_000_000);

@@ -2,12 +2,17 @@
 //! conversions of a decoded record into an event (`node_agent::event::*_info`) and its JSON form.
 //!
 //! Invariants: a record that decodes is exactly the bytes it was decoded from (round trip); any
-//! body under a well-formed header of a known kind decodes.
+//! body under a well-formed header of a known kind decodes. A stream record's head also goes
+//! through the stratum matcher (`detect::stratum::recognise`), which must not panic.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use node_agent::event::{
-    Clock, ProcessRef, activity_info, dns_info, exec_info, exit_info, file_info, net_info,
+use node_agent::{
+    detect::stratum::recognise,
+    event::{
+        Clock, ProcessRef, activity_info, dns_info, exec_info, exit_info, file_info, net_info,
+        stream_info,
+    },
 };
 use node_agent_common::decode::{DecodeError, Record, bytes_of, decode};
 use vigil_fuzz::{Aligned, RECORD_KINDS};
@@ -23,6 +28,11 @@ fn convert(record: Record<'_>) {
         Record::Exit(ev) => serde_json::to_string(&exit_info(ev, &clock)),
         Record::Connect(ev) | Record::Accept(ev) => serde_json::to_string(&net_info(ev, &clock)),
         Record::Dns(ev) => serde_json::to_string(&dns_info(ev, &clock)),
+        Record::Stream(ev) => {
+            let info = stream_info(ev, &clock);
+            let _ = recognise(&info.head);
+            serde_json::to_string(&info)
+        }
         Record::File(ev) => serde_json::to_string(&file_info(ev, &clock)),
         Record::Activity(ev) => serde_json::to_string(&activity_info(ev, &clock)),
         Record::Synthetic(ev) => Ok(ev.seq.to_string()),
@@ -39,6 +49,7 @@ fn record_bytes<'a>(record: &Record<'a>) -> &'a [u8] {
         Record::Exit(ev) => bytes_of(*ev),
         Record::Connect(ev) | Record::Accept(ev) => bytes_of(*ev),
         Record::Dns(ev) => bytes_of(*ev),
+        Record::Stream(ev) => bytes_of(*ev),
         Record::File(ev) => bytes_of(*ev),
         Record::Activity(ev) => bytes_of(*ev),
         Record::Synthetic(ev) => bytes_of(*ev),

@@ -6,7 +6,7 @@ use std::{mem::size_of, net::Ipv4Addr};
 use node_agent::dns::{DnsMessage, HEADER_LEN, Opcode, RecordData};
 use node_agent_common::{
     ActivityEvent, DnsEvent, EventHeader, ExecEvent, ExitEvent, FileEvent, ForkEvent, NetEvent,
-    SyntheticEvent, TaskIdentity,
+    StreamEvent, SyntheticEvent, TaskIdentity,
     decode::{Plain, bytes_of},
     kind,
 };
@@ -58,6 +58,7 @@ pub const RECORD_KINDS: &[(u16, usize)] = &[
     (kind::CONNECT, size_of::<NetEvent>()),
     (kind::ACCEPT, size_of::<NetEvent>()),
     (kind::DNS, size_of::<DnsEvent>()),
+    (kind::STREAM, size_of::<StreamEvent>()),
     (kind::FILE, size_of::<FileEvent>()),
     (kind::ACTIVITY, size_of::<ActivityEvent>()),
     (kind::SYNTHETIC, size_of::<SyntheticEvent>()),

@@ -143,6 +143,10 @@ pub struct KernelOffsets {
     pub inode_ctime_nsec: u32,
     /// `pid_namespace.child_reaper`: the namespace's init.
     pub pid_ns_child_reaper: u32,
+    /// `sock.sk_lock.owned`
+    pub sk_lock_owned: u32,
+    /// Explicit padding (an odd number of offsets, see `AgentConfig::offsets`); always zero.
+    pub _pad: u32,
 }
 
 impl KernelOffsets {
@@ -213,6 +217,8 @@ impl KernelOffsets {
         inode_ctime_sec: OFFSET_UNKNOWN,
         inode_ctime_nsec: OFFSET_UNKNOWN,
         pid_ns_child_reaper: OFFSET_UNKNOWN,
+        sk_lock_owned: OFFSET_UNKNOWN,
+        _pad: 0,
     };
 }
 
@@ -256,7 +262,7 @@ impl AgentConfig {
     };
 }
 
-const _: () = assert!(size_of::<AgentConfig>() == 20 + 65 * 4 + 8);
+const _: () = assert!(size_of::<AgentConfig>() == 20 + 67 * 4 + 8);
 
 /// The `bpf(2)` command number of the agent's identity marker: no real command has it, so the
 /// kernel answers `EINVAL` after the marker program has seen the call.

@@ -299,6 +299,38 @@ mod tests {
     }
 
     #[test]
+    fn stream_round_trip() {
+        let mut head = [0u8; STREAM_HEAD_LEN];
+        let text = br#"{"id":1,"method":"mining.subscribe","params":[]}"#;
+        head[..text.len()].copy_from_slice(text);
+        let ev = StreamEvent {
+            header: EventHeader {
+                kind: kind::STREAM,
+                _pad: 0,
+                size: size_of::<StreamEvent>() as u32,
+                ktime_ns: 2,
+            },
+            task: task(),
+            cookie: 0x1234_5678_9abc,
+            family: family::INET,
+            local_port: 40000,
+            remote_port: 3333,
+            _pad: 0,
+            addr: [127, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            segment: 1,
+            flags: stream_flags::OWNER_UNKNOWN,
+            payload_len: text.len() as u32,
+            head_len: text.len() as u32,
+            head,
+        };
+        let words = aligned(bytes_of(&ev));
+        match decode(as_bytes(&words, size_of::<StreamEvent>())) {
+            Ok(Record::Stream(back)) => assert_eq!(*back, ev),
+            other => panic!("expected a stream record, got {other:?}"),
+        }
+    }
+
+    #[test]
     fn rejects_bad_records() {
         let ev = ExitEvent {
             header: EventHeader {

@@ -395,11 +395,9 @@ pub struct DnsEvent {
 pub mod stream_flags {
     /// The payload was longer than [`super::STREAM_HEAD_LEN`] bytes.
     pub const TRUNCATED: u32 = 1 << 0;
-    /// No owner was recorded when the socket connected (it connected before the agent started,
-    /// or the socket storage could not be created): `task` is the task that was running when
-    /// the segment left, which for the first segments of a connection is almost always the
-    /// writer, but not always (a retransmission from a timer or from another task's softirq).
-    pub const OWNER_CURRENT: u32 = 1 << 1;
+    /// The segment left while no task held the socket's lock (softirq: a retransmission, data
+    /// queued until the window opened): the sender is not known and `task` is all zero.
+    pub const OWNER_UNKNOWN: u32 = 1 << 1;
 }
 
 /// One of the first [`STREAM_SEGMENTS`] data segments of an outgoing TCP connection, sent when its
@@ -410,8 +408,8 @@ pub mod stream_flags {
 pub struct StreamEvent {
     /// `kind::STREAM`.
     pub header: EventHeader,
-    /// The process that owns the socket, recorded when it connected (see
-    /// [`stream_flags::OWNER_CURRENT`]).
+    /// The process that sent the segment: the task holding the socket's lock (see
+    /// [`stream_flags::OWNER_UNKNOWN`]).
     pub task: TaskIdentity,
     /// The socket's cookie (`bpf_get_socket_cookie`): the same for every segment of one
     /// connection.

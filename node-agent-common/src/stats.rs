@@ -52,8 +52,7 @@ pub enum Hook {
     /// Signals generated for the agent by other processes
     SignalAgent = 21,
     /// cgroup skb egress: the first data segments of TCP connections, sent when one starts
-    /// like a JSON object (mining protocols on the wire); the owner of each TCP socket is
-    /// recorded by the cgroup `connect4`/`connect6` programs of `dns_socket`
+    /// like a JSON object (mining protocols on the wire)
     StreamEgress = 22,
     /// The synthetic benchmark program (attached only by the benchmark).
     Synthetic = 31,
@@ -137,7 +136,8 @@ pub enum StatKind {
     Folded = 4,
     /// Paths the kernel could not walk from its objects (a dentry chain deeper or longer than
     /// the walk's bound, or a read that failed): the operation was matched by the string the
-    /// process passed, or by the file name only (`file_open`, `file_change`).
+    /// process passed, or by the file name only (`file_open`, `file_change`); segments sent
+    /// while no task held the socket, whose sender the kernel cannot name (`stream_egress`).
     Unresolved = 5,
 }
 

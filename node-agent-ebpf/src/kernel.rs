@@ -173,6 +173,12 @@ impl Kptr {
         Kptr(arg as *const u8)
     }
 
+    /// A pointer the verifier typed from BTF (returned by a `bpf_skc_to_*` helper).
+    #[inline(always)]
+    pub fn from_btf<T>(ptr: *const T) -> Kptr {
+        Kptr(ptr.cast())
+    }
+
     /// The current task's saved user registers.
     #[inline(always)]
     pub fn current_regs() -> Kptr {

@@ -11,8 +11,7 @@
 //! blocking connect sleeps in the handshake, and another thread could rewrite the sockaddr in
 //! user memory meanwhile), the user's sockaddr only fills in what the socket lacks (a unix
 //! path; the port of a connect that failed after sleeping, which the kernel clears). The cgroup
-//! hook also marks sockets aimed at port 53 for the DNS sensor, and records the owner of every
-//! TCP socket for the stream sensor (`stream`).
+//! hook also marks sockets aimed at port 53 for the DNS sensor.
 //!
 //! accept: the syscall exit alone. The new connection's socket, found through the returned fd,
 //! names the peer, so no entry program, no pending entry and no read of user memory is needed;
@@ -43,15 +42,12 @@ use node_agent_common::{
 };
 
 use crate::{
-    dns, stream,
+    dns,
     kernel::{
         EVENTS, Kptr, config, count, current_tgid, fd_file, fill_current, header, is_agent,
         process_start_ns, socket_kind, socket_peer, submit_flags, syscall_arg, syscall_ret,
     },
 };
-
-/// `SOCK_STREAM`.
-const SOCK_STREAM: u32 = 1;
 
 /// A connect in flight on one thread.
 #[repr(C)]
@@ -218,10 +214,6 @@ fn on_enter(ctx: &TracePointContext, hook: Hook) {
 fn on_sock_connect(ctx: &SockAddrContext, v6: bool) {
     // SAFETY: the context pointer is valid for the program's lifetime.
     let sa: &bpf_sock_addr = unsafe { &*ctx.sock_addr };
-    if sa.type_ == SOCK_STREAM {
-        // The agent's own sockets too: the stream sensor tells their segments apart by it.
-        stream::remember_owner(ctx);
-    }
     if is_agent() {
         return;
     }

@@ -646,7 +646,11 @@ pub fn health(
             0.0
         },
         self_protection: protection.clone(),
-        tracked: [pipeline.processes().tracked(), pipeline.hash_tracked()]
+        tracked: [
+            pipeline.processes().tracked(),
+            pipeline.hash_tracked(),
+            pipeline.stream_senders_tracked(),
+        ]
             .into_iter()
             .chain(pipeline.written_tracked())
             .chain(pipeline.pairs_tracked())
@@ -743,7 +747,11 @@ fn event_line(event: &Event) -> String {
             e.remote,
             e.segment,
             e.payload_len,
-            if e.owner_guessed { " owner=sending-task" } else { "" }
+            if e.sender == "socketLock" {
+                String::new()
+            } else {
+                format!(" sender={}", e.sender)
+            }
         ),
         Event::File(e) => format!(
             "{} file   {who} {} {}{} {}",

@@ -271,6 +271,7 @@ const FIELDS: &[FieldSpec] = &[
         ["child_reaper"],
         pid_ns_child_reaper
     ),
+    field!("sock.sk_lock.owned", "sock", ["sk_lock", "owned"], sk_lock_owned),
 ];
 
 /// Older layouts of fields that kernels renamed: tried in order when the current name is absent.
@@ -465,9 +466,10 @@ mod tests {
 
     #[test]
     fn fields_table_covers_every_kernel_offset() {
-        // KernelOffsets is all u32s; a field added there must be added to FIELDS too.
+        // KernelOffsets is all u32s, and one of padding; a field added there must be added to
+        // FIELDS too.
         assert_eq!(
-            FIELDS.len() * 4,
+            (FIELDS.len() + 1) * 4,
             size_of::<KernelOffsets>(),
             "FIELDS and KernelOffsets differ"
         );

@@ -333,12 +333,12 @@ fn is_zero(n: &u32) -> bool {
 pub struct StreamInfo {
     /// Wall-clock time.
     pub time: String,
-    /// The process that owns the socket.
+    /// The process that sent the segment.
     pub process: ProcessRef,
-    /// The owner is the task that was running when the segment left, not the one recorded when
-    /// the socket connected (a socket older than the agent).
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub owner_guessed: bool,
+    /// How it is known: `socketLock` (the task holding the socket's lock when the segment
+    /// left), `earlierSegment` (the segment left from softirq; the sender of an earlier segment
+    /// of the same socket), `unknown` (pid 0).
+    pub sender: &'static str,
     /// The socket's cookie: the same for every segment of the connection.
     pub socket_cookie: u64,
     /// The local port.
@@ -804,7 +804,11 @@ pub fn stream_info(ev: &StreamEvent, clock: &Clock) -> StreamInfo {
     StreamInfo {
         time: clock.rfc3339(ev.header.ktime_ns),
         process: ProcessRef::from(&ev.task),
-        owner_guessed: ev.flags & stream_flags::OWNER_CURRENT != 0,
+        sender: if ev.flags & stream_flags::OWNER_UNKNOWN != 0 {
+            "unknown"
+        } else {
+            "socketLock"
+        },
         socket_cookie: ev.cookie,
         local_port: ev.local_port,
         remote: SocketAddr::new(ip, ev.remote_port),

@@ -200,7 +200,7 @@ struct SensorArgs {
     /// Do not attach this hook (repeatable): exec, fork, exit, connect, accept, dns_socket,
     /// dns_egress, dns_ingress, file_open, file_change, memfd, ptrace, vm_write, userfaultfd,
     /// module, mount, namespace, privilege, dup, library_load, bpf_agent, signal_agent,
-    /// file_dirents (fanotify).
+    /// file_dirents (fanotify), stream_egress.
     #[arg(long = "disable-hook")]
     disabled: Vec<String>,
     /// Wake the reader once this many bytes wait in the ring buffer (0: every record).

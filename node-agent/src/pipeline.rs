@@ -110,6 +110,51 @@ pub struct Pipeline {
     pairs: Option<ChangePairs>,
     /// The cgroup v2 hierarchy, for the cgroup id of a process fanotify names.
     cgroup_root: Option<PathBuf>,
+    /// The sender of each socket's stream records, for its segments sent from softirq.
+    stream_senders: StreamSenders,
+}
+
+/// Sockets whose sender the stream sensor named, by socket cookie (cookies are never reused
+/// within a boot): the newest [`STREAM_SENDERS`], first in, first out.
+#[derive(Default)]
+struct StreamSenders {
+    by_cookie: std::collections::HashMap<u64, node_agent_common::TaskIdentity>,
+    order: std::collections::VecDeque<u64>,
+    shed: u64,
+}
+
+/// Sockets remembered by [`StreamSenders`]. Only connections whose first segments start like a
+/// JSON object are remembered, and only one softirq segment of such a connection needs it.
+const STREAM_SENDERS: usize = 4_096;
+
+impl StreamSenders {
+    fn insert(&mut self, cookie: u64, task: node_agent_common::TaskIdentity) {
+        if self.by_cookie.insert(cookie, task).is_some() {
+            return;
+        }
+        self.order.push_back(cookie);
+        if self.order.len() > STREAM_SENDERS
+            && let Some(oldest) = self.order.pop_front()
+        {
+            self.by_cookie.remove(&oldest);
+            self.shed += 1;
+        }
+    }
+
+    fn get(&self, cookie: u64) -> Option<node_agent_common::TaskIdentity> {
+        self.by_cookie.get(&cookie).copied()
+    }
+
+    fn tracked(&self) -> crate::tracked::TrackedTable {
+        crate::tracked::TrackedTable {
+            table: "streamSenders",
+            entries: self.by_cookie.len() as u64,
+            max_entries: STREAM_SENDERS as u64,
+            bytes: None,
+            max_bytes: None,
+            shed: self.shed,
+        }
+    }
 }
 
 /// Files added to the kernel's written-files map past which it may have evicted some: its LRU
@@ -140,6 +185,7 @@ impl Pipeline {
             script_rules: None,
             pairs: None,
             cgroup_root: crate::sensor::cgroup2_root(),
+            stream_senders: StreamSenders::default(),
         }
     }
 
@@ -281,6 +327,11 @@ impl Pipeline {
         })
     }
 
+    /// The stream sensor's senders by socket against their bound.
+    pub fn stream_senders_tracked(&self) -> crate::tracked::TrackedTable {
+        self.stream_senders.tracked()
+    }
+
     /// Hash cache counters.
     pub fn hash_stats(&self) -> crate::exe_hash::ExeHashStats {
         self.hashes.stats()
@@ -412,6 +463,13 @@ impl Pipeline {
             Record::Stream(ev) => {
                 self.stats.stream += 1;
                 let mut info = stream_info(ev, &self.clock);
+                if info.sender == "socketLock" {
+                    self.stream_senders.insert(ev.cookie, ev.task);
+                } else if let Some(task) = self.stream_senders.get(ev.cookie) {
+                    // Sent from softirq: the socket's earlier segments name the sender.
+                    info.process = ProcessRef::from(&task);
+                    info.sender = "earlierSegment";
+                }
                 self.identify(&mut info.process);
                 Event::Stream(info)
             }

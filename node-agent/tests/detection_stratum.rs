@@ -2,7 +2,7 @@
 //! or behaviour ... stratum on the wire"): a renamed program, not on any hash list, talking to a
 //! pool that no threat list names, on a real kernel with the real eBPF programs.
 //!
-//! The "pool" is a loopback listener this test runs; the "miner" is a copy of `vigil-trigger`
+//! The "pool" is a loopback listener this test runs (IPv4 and IPv6); the "miner" is a copy of `vigil-trigger`
 //! under an innocuous name that writes real stratum messages (`tcp-send`). Negative controls: an
 //! ordinary JSON-RPC call on a bare TCP connection, and an HTTP POST whose JSON body leaves in a
 //! segment of its own, raise nothing (and were seen by the sensor, so the silence means
@@ -73,9 +73,10 @@ impl Drop for Scratch {
     }
 }
 
-/// A loopback "pool": accepts connections and reads each to its end, in a thread of its own.
-fn pool() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+/// A loopback "pool" on `ip`: accepts connections and reads each to its end, in a thread of its
+/// own.
+fn pool_on(ip: &str) -> SocketAddr {
+    let listener = TcpListener::bind((ip, 0)).expect("bind a loopback port");
     let addr = listener.local_addr().expect("addr");
     std::thread::spawn(move || {
         for stream in listener.incoming() {
@@ -86,6 +87,10 @@ fn pool() -> SocketAddr {
         }
     });
     addr
+}
+
+fn pool() -> SocketAddr {
+    pool_on("127.0.0.1")
 }
 
 /// Runs `program tcp-send addr parts...` to completion; returns its pid.
@@ -165,8 +170,8 @@ fn assert_miner(found: &[Finding], pid: u32, program: &Path, pool: SocketAddr, m
     assert_eq!(Path::new(&process.executable_path), program);
     let n = f.network.as_ref().expect("network");
     assert_eq!(
-        (n.remote_ip.as_str(), n.remote_port),
-        ("127.0.0.1", pool.port())
+        (n.remote_ip.clone(), n.remote_port),
+        (pool.ip().to_string(), pool.port())
     );
     assert_eq!(
         f.context.additional.get("stratumMethod").map(String::as_str),
@@ -208,7 +213,8 @@ fn a_renamed_program_sending_the_xmrig_login_is_a_miner() {
     }
     let dir = Scratch::new("xmrig");
     let program = dir.program("php-fpm-helper");
-    let pool = pool();
+    // Over IPv6 (the cgroup connect6 program records the owner).
+    let pool = pool_on("::1");
     let login = r#"{"id":1,"jsonrpc":"2.0","method":"login","params":{"login":"44AFFq5kSiGBoZ4NMDwYtN18obc8AemS33DBLWs3H7otXft3XjrpDtQGv7SqSsaBYBb98uNbr2VBBEt7f2wfn3RVGQBEP3A","pass":"x","agent":"XMRig/6.21.0 (Linux x86_64) libuv/1.44.2 gcc/11.2.0","algo":["rx/0","cn/r"]}}\n"#;
     let pid = send(&program, pool, &[login]);
     let (_, found) = run_detection(pid);
@@ -263,5 +269,5 @@ fn ordinary_json_rpc_and_an_http_post_with_json_raise_nothing() {
         [1],
         "the body, not the headers"
     );
-    assert!(!seen[0].owner_guessed, "the owner was recorded at connect");
+    assert_eq!(seen[0].sender, "socketLock", "sent by the task holding the socket");
 }

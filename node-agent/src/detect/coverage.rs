@@ -2,7 +2,7 @@
 //! means with the default configuration or with the hooks a sensor actually attached.
 //!
 //! The mapping is written by hand from the checks in this module's siblings (`reputation`,
-//! `exec`, `rules`, `behaviour`): a type raised by a check that reads a record needs the hook
+//! `exec`, `rules`, `behaviour`, `stratum`): a type raised by a check that reads a record needs the hook
 //! that writes that record. docs/FINDINGS.md shows [`default_status`] of every type and a test
 //! (`node-agent/tests/docs.rs`) keeps the two in step.
 
@@ -53,8 +53,10 @@ pub const fn needs(t: FindingType) -> Needs {
     const WRITTEN_EXEC: &[&[Hook]] = &[&[H::Exec], &[H::FileOpen]];
     const FILES: &[&[Hook]] = &[&[H::FileOpen, H::FileChange]];
     match t {
+        // A listed address at connect, or, with no list at all, stratum on the wire (the
+        // stream sensor: the first segments of the connection).
+        T::CryptoCurrencyBitcoinToolB => hooks(&[&[H::Connect, H::StreamEgress]]),
         T::BackdoorCcActivityB
-        | T::CryptoCurrencyBitcoinToolB
         | T::UnauthorizedAccessTorClient
         | T::TrojanBlackholeTraffic
         | T::TrojanDropPoint => listed(CONNECT),
@@ -268,6 +270,12 @@ mod tests {
         assert!(!names.contains(&"Persistence:Runtime/SuspiciousCommand"));
         assert!(!names.contains(&"DefenseEvasion:Runtime/SuspiciousCommand"));
         assert!(names.contains(&"Discovery:Runtime/SuspiciousCommand"));
+
+        // A miner is seen at connect (listed pools) or on the wire (any pool).
+        let connect_off = unreachable(|h| (h == Hook::Connect).then(|| "off".to_owned()));
+        let names: Vec<&str> = connect_off.iter().map(|u| u.finding_type).collect();
+        assert!(names.contains(&"Backdoor:Runtime/C&CActivity.B"));
+        assert!(!names.contains(&"CryptoCurrency:Runtime/BitcoinTool.B"));
 
         // Queries or answers: either DNS packet hook will do for the names.
         let egress_off = unreachable(|h| (h == Hook::DnsEgress).then(|| "off".to_owned()));

@@ -341,9 +341,10 @@ pub(crate) fn check_stream(
     extra.insert("stratumMethod".into(), message.method.clone());
     extra.insert("stratumFlavour".into(), message.flavour.name().into());
     extra.insert("detectedBy".into(), "protocolOnTheWire".into());
-    if s.owner_guessed {
-        // No owner was recorded at connect: the process is the task that sent the segment.
-        extra.insert("processFrom".into(), "sendingTask".into());
+    if s.sender != "socketLock" {
+        // The segment left from softirq: the process is the sender of an earlier segment of the
+        // same socket, or not known.
+        extra.insert("processFrom".into(), s.sender.into());
     }
     let actor = if process.executable_path.is_empty() {
         s.process.comm.clone()
