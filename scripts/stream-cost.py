@@ -10,7 +10,7 @@ programs are told from other agents' by the program ids in the fdinfo of its des
 """
 import json, os, signal, socket, statistics, subprocess, sys, threading, time
 
-B = "target/release"
+B = os.environ.get("VIGIL_BIN", "target/release")
 ROUNDS = int(sys.argv[1]) if len(sys.argv) > 1 else 3
 MB = int(sys.argv[2]) if len(sys.argv) > 2 else 400
 PROGS = ("dns_egress", "stream_egress", "sock_connect4")

@@ -3,10 +3,12 @@
 //! JSON-RPC `mining.subscribe` or `login`).
 //!
 //! The cgroup skb egress program looks at every outgoing packet as cheaply as it can: it leaves
-//! after two context reads and one helper unless the packet is TCP and among the first
+//! after two context reads and one helper unless the packet is TCP, its connection has sent data
+//! (the handshake and a connection that only receives leave here) and it is among the first
 //! [`STREAM_SEGMENTS`] data segments of its connection (the kernel's own `data_segs_out` counter,
-//! so no per-flow state), reads at most 16 payload bytes of those, and copies the head of the
-//! payload to user space only when it starts like a JSON object. What the message says is
+//! so no per-flow state); then the header lengths, read in place, tell a pure ACK; of a data
+//! segment it reads 16 payload bytes, and copies the head of the payload to user space only when
+//! it starts like a JSON object. What the message says is
 //! decided in user space (`detect::stratum`).
 //!
 //! Who sent it: cgroup skb programs also run in softirq context (retransmissions, data queued
@@ -66,21 +68,31 @@ fn on_segment(ctx: &SkBuffContext) {
     // several): those before it.
     // SAFETY: fields of the context and of the checked tcp_sock pointer.
     let (sent, this) = unsafe { ((*tp).data_segs_out, (*skb).gso_segs) };
+    if sent == 0 {
+        // No data sent yet: the handshake, or the ACKs of a connection that only receives.
+        return;
+    }
     let before = sent.saturating_sub(if this == 0 { 1 } else { this });
     if before >= STREAM_SEGMENTS {
         return;
     }
 
-    // Only now the headers: a pure ACK or the handshake carries no payload.
+    // Only now the headers, read in place (a locally built segment has them in the linear
+    // part; a helper call costs more than the loads): a pure ACK carries no payload.
     let hook = Hook::StreamEgress;
-    let Ok(first) = ctx.load::<u8>(0) else {
+    // SAFETY: context reads, which the verifier turns into packet pointers.
+    let (data, end) = unsafe { ((*skb).data as usize, (*skb).data_end as usize) };
+    if data + 40 > end {
         count(hook, StatKind::Errors);
         return;
-    };
+    }
+    // SAFETY: within [data, end), checked above.
+    let first = unsafe { *(data as *const u8) };
     let l4 = match first >> 4 {
         4 => ((first & 0x0f) as usize) * 4,
         6 => {
-            if ctx.load::<u8>(6).unwrap_or(0) != IPPROTO_TCP {
+            // SAFETY: as above.
+            if unsafe { *((data + 6) as *const u8) } != IPPROTO_TCP {
                 // IPv6 extension headers on a locally sent TCP segment: not followed.
                 count(hook, StatKind::Errors);
                 return;
@@ -89,10 +101,12 @@ fn on_segment(ctx: &SkBuffContext) {
         }
         _ => return,
     };
-    let Ok(doff) = ctx.load::<u8>(l4 + 12) else {
+    if data + l4 + 13 > end {
         count(hook, StatKind::Errors);
         return;
-    };
+    }
+    // SAFETY: within [data, end), checked above.
+    let doff = unsafe { *((data + l4 + 12) as *const u8) };
     let payload_at = l4 + ((doff >> 4) as usize) * 4;
     let total = ctx.len() as usize;
     if payload_at >= total {
