@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Cost of the stream sensor (docs/PERFORMANCE.md): per-run time of the cgroup skb programs over a
-loopback bulk transfer, and of the cgroup connect4 program over a connect storm, with the stream
+loopback bulk transfer and over a connect storm, and of the cgroup connect4 program over the storm, with the stream
 sensor off (`--disable-hook stream_egress`: no skb program, no owner recorded at connect) and on.
 
 Usage (root, after `cargo build --release -p node-agent`):
@@ -124,6 +124,7 @@ def round_with(args):
     for name in ("dns_egress", "stream_egress"):
         if ids[name]:
             row[name] = per_run(s0, s1, ids, name)
+            row[name + " (storm)"] = per_run(s1, s2, ids, name)
     row["sock_connect4"] = per_run(s1, s2, ids, "sock_connect4")
     return row
 
@@ -147,7 +148,8 @@ def main():
                             for k, v in r.items()})
             for key in ("MB/s", "conn/s"):
                 print(f"    median {key}: {statistics.median(r[key] for r in rs):.1f}")
-            for key in ("dns_egress", "stream_egress", "sock_connect4"):
+            for key in ("dns_egress", "stream_egress", "dns_egress (storm)",
+                        "stream_egress (storm)", "sock_connect4"):
                 vals = [r[key][0] for r in rs if key in r]
                 if vals:
                     print(f"    median {key} ns/run: {statistics.median(vals):.1f}")

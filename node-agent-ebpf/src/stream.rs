@@ -34,9 +34,7 @@ use node_agent_common::{
     stream_flags,
 };
 
-use crate::kernel::{
-    EVENTS, Kptr, config, count, fill_current, header, is_agent, submit_flags,
-};
+use crate::kernel::{EVENTS, Kptr, config, count, fill_current, header, is_agent, submit_flags};
 
 const AF_INET: u32 = 2;
 const AF_INET6: u32 = 10;

@@ -11,8 +11,8 @@ use std::{
 };
 
 use node_agent_common::{
-    DnsEvent, NetEvent, StreamEvent, TaskIdentity, decode::c_str, direction, dns_flags,
-    exec_flags, family, stream_flags,
+    DnsEvent, NetEvent, StreamEvent, TaskIdentity, decode::c_str, direction, dns_flags, exec_flags,
+    family, stream_flags,
 };
 use serde::Serialize;
 
@@ -795,9 +795,7 @@ fn ip_of(family: u16, addr: &[u8; 16]) -> Option<IpAddr> {
 pub fn stream_info(ev: &StreamEvent, clock: &Clock) -> StreamInfo {
     let len = (ev.head_len as usize).min(ev.head.len());
     let ip = match ip_of(ev.family, &ev.addr) {
-        Some(IpAddr::V6(v6)) => v6
-            .to_ipv4_mapped()
-            .map_or(IpAddr::V6(v6), IpAddr::V4),
+        Some(IpAddr::V6(v6)) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
         Some(ip) => ip,
         None => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
     };

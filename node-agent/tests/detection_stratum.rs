@@ -174,7 +174,10 @@ fn assert_miner(found: &[Finding], pid: u32, program: &Path, pool: SocketAddr, m
         (pool.ip().to_string(), pool.port())
     );
     assert_eq!(
-        f.context.additional.get("stratumMethod").map(String::as_str),
+        f.context
+            .additional
+            .get("stratumMethod")
+            .map(String::as_str),
         Some(method)
     );
     assert_eq!(f.severity_label, SeverityLabel::High);
@@ -224,7 +227,10 @@ fn a_renamed_program_sending_the_xmrig_login_is_a_miner() {
         .find(|f| f.finding_type == MINER_TYPE)
         .expect("miner");
     assert_eq!(
-        f.context.additional.get("stratumFlavour").map(String::as_str),
+        f.context
+            .additional
+            .get("stratumFlavour")
+            .map(String::as_str),
         Some("monero-stratum")
     );
 }
@@ -269,5 +275,8 @@ fn ordinary_json_rpc_and_an_http_post_with_json_raise_nothing() {
         [1],
         "the body, not the headers"
     );
-    assert_eq!(seen[0].sender, "socketLock", "sent by the task holding the socket");
+    assert_eq!(
+        seen[0].sender, "socketLock",
+        "sent by the task holding the socket"
+    );
 }

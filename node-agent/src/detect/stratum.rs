@@ -113,9 +113,9 @@ pub fn recognise(head: &[u8]) -> Option<MiningMessage> {
             break;
         }
     }
-    methods
-        .into_iter()
-        .find_map(|method| classify(&method, &params).map(|flavour| MiningMessage { method, flavour }))
+    methods.into_iter().find_map(|method| {
+        classify(&method, &params).map(|flavour| MiningMessage { method, flavour })
+    })
 }
 
 /// The keys of `params` that tell a mining login or share from another request.
@@ -217,7 +217,11 @@ impl Scanner<'_> {
                 out.clear();
             }
         }
-        Some(if keep { String::from_utf8(out).ok() } else { None })
+        Some(if keep {
+            String::from_utf8(out).ok()
+        } else {
+            None
+        })
     }
 
     fn hex4(&mut self) -> Option<u16> {
@@ -466,10 +470,14 @@ mod tests {
     #[test]
     fn hostile_heads_end_cleanly() {
         // Truncated at every byte: never a panic, and never a match before the method is whole.
-        let full = br#"{"id":1,"jsonrpc":"2.0","method":"login","params":{"login":"w","pass":"x"}}"#;
+        let full =
+            br#"{"id":1,"jsonrpc":"2.0","method":"login","params":{"login":"w","pass":"x"}}"#;
         for cut in 0..full.len() {
             let got = m(&full[..cut]);
-            let params_at = full.windows(9).position(|w| w == br#""params":"#).unwrap_or(0);
+            let params_at = full
+                .windows(9)
+                .position(|w| w == br#""params":"#)
+                .unwrap_or(0);
             if cut < params_at + 17 {
                 assert_eq!(got, None, "cut at {cut}");
             }
@@ -507,6 +515,10 @@ mod tests {
         let mut long_method = br#"{"method":"mining."#.to_vec();
         long_method.extend(std::iter::repeat_n(b'x', 100));
         long_method.extend_from_slice(b"\"}");
-        assert_eq!(m(&long_method), None, "names longer than any mining method are not kept");
+        assert_eq!(
+            m(&long_method),
+            None,
+            "names longer than any mining method are not kept"
+        );
     }
 }
