@@ -386,6 +386,9 @@ pub(crate) fn check_stream(
 mod tests {
     use super::*;
 
+    /// A head and what it should be recognised as.
+    type Case<'a> = (&'a [u8], Option<(&'a str, Flavour)>);
+
     fn m(head: &[u8]) -> Option<(String, Flavour)> {
         recognise(head).map(|m| (m.method, m.flavour))
     }
@@ -393,7 +396,7 @@ mod tests {
     #[test]
     fn mining_requests_are_named() {
         let xmrig = br#"{"id":1,"jsonrpc":"2.0","method":"login","params":{"login":"44AFFq5kSiGBoZ4NMDwYtN18obc8AemS33DBLWs3H7otXft3XjrpDtQGv7SqSsaBYBb98uNbr2VBBEt7f2wfn3RVGQBEP3A","pass":"x","agent":"XMRig/6.21.0 (Linux x86_64) libuv/1.44.2 gcc/11.2.0","algo":["rx/0"]}}"#;
-        let cases: &[(&[u8], Option<(&str, Flavour)>)] = &[
+        let cases: &[Case<'_>] = &[
             (
                 b"{\"id\": 1, \"method\": \"mining.subscribe\", \"params\": [\"cgminer/4.10.0\"]}\n",
                 Some(("mining.subscribe", Flavour::StratumV1)),
