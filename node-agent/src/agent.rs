@@ -651,11 +651,11 @@ pub fn health(
             pipeline.hash_tracked(),
             pipeline.stream_senders_tracked(),
         ]
-            .into_iter()
-            .chain(pipeline.written_tracked())
-            .chain(pipeline.pairs_tracked())
-            .chain(detector_tables.iter().cloned())
-            .collect(),
+        .into_iter()
+        .chain(pipeline.written_tracked())
+        .chain(pipeline.pairs_tracked())
+        .chain(detector_tables.iter().cloned())
+        .collect(),
         hashing: pipeline.hash_stats(),
         dirents: sensor.dirent_stats(),
     }

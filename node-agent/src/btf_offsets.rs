@@ -271,7 +271,12 @@ const FIELDS: &[FieldSpec] = &[
         ["child_reaper"],
         pid_ns_child_reaper
     ),
-    field!("sock.sk_lock.owned", "sock", ["sk_lock", "owned"], sk_lock_owned),
+    field!(
+        "sock.sk_lock.owned",
+        "sock",
+        ["sk_lock", "owned"],
+        sk_lock_owned
+    ),
 ];
 
 /// Older layouts of fields that kernels renamed: tried in order when the current name is absent.
