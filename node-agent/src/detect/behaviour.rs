@@ -722,7 +722,8 @@ pub(crate) fn check_exec(d: &Detector, e: &ExecInfo, lookup: &dyn ProcessLookup)
     }
     // Who wrote it, from the kernel's written-files map; or, once that map had to evict
     // entries, only when it changed (its ctime): new all the same, the writer unknown.
-    let base = RuntimeContext {
+    // Built only for a finding: redacting a command line is not free, and most execs raise none.
+    let base = || RuntimeContext {
         file_path: Some(exe.clone()),
         command_line_example: Some(super::redact::redacted_command_line(&e.argv)),
         ..RuntimeContext::default()
@@ -735,13 +736,13 @@ pub(crate) fn check_exec(d: &Detector, e: &ExecInfo, lookup: &dyn ProcessLookup)
         )
         .map(|severity| {
             let how = format!("written by {} (pid {}) at {}", w.comm, w.pid, w.time);
-            (severity, how, with_modifier(d, w, base))
+            (severity, how, with_modifier(d, w, base()))
         })
     } else if let Some(changed) = &e.changed_untracked {
         new_file_severity(b, e.process.container.is_some(), &[]).map(|severity| {
             let mut context = RuntimeContext {
                 modified_at: changed.parse::<Timestamp>().ok().map(Time),
-                ..base
+                ..base()
             };
             context.additional.insert(
                 "writer".into(),
