@@ -777,6 +777,94 @@ mod tests {
         assert_eq!(normalize(Path::new("/a//b/")), PathBuf::from("/a/b"));
     }
 
+    /// A stream record of `cookie`, sent by `tgid` (0: from softirq, no task).
+    fn stream_record(cookie: u64, tgid: u32, segment: u32) -> Vec<u64> {
+        use node_agent_common::{EventHeader, STREAM_HEAD_LEN, StreamEvent, TaskIdentity, kind};
+        let head = br#"{"id":2,"method":"mining.authorize","params":["w","x"]}"#;
+        let mut ev = StreamEvent {
+            header: EventHeader {
+                kind: kind::STREAM,
+                _pad: 0,
+                size: std::mem::size_of::<StreamEvent>() as u32,
+                ktime_ns: 1_000,
+            },
+            task: TaskIdentity {
+                pid: tgid,
+                tgid,
+                start_time_ns: u64::from(tgid) * 10,
+                comm: *b"backup-sync\0\0\0\0\0",
+                ..TaskIdentity::default()
+            },
+            cookie,
+            family: node_agent_common::family::INET,
+            local_port: 40_000,
+            remote_port: 3333,
+            _pad: 0,
+            addr: [127, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            segment,
+            flags: 0,
+            payload_len: head.len() as u32,
+            head_len: head.len() as u32,
+            head: [0; STREAM_HEAD_LEN],
+        };
+        ev.head[..head.len()].copy_from_slice(head);
+        if tgid == 0 {
+            ev.task = TaskIdentity::default();
+            ev.flags = node_agent_common::stream_flags::OWNER_UNKNOWN;
+        }
+        let bytes = node_agent_common::decode::bytes_of(&ev);
+        let mut words = vec![0u64; bytes.len().div_ceil(8)];
+        // SAFETY: words holds at least bytes.len() bytes; u64 memory is 8-aligned, as the ring
+        // buffer's records are.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                bytes.as_ptr(),
+                words.as_mut_ptr().cast::<u8>(),
+                bytes.len(),
+            )
+        };
+        words
+    }
+
+    fn as_bytes(words: &[u64]) -> &[u8] {
+        // SAFETY: the u64s' memory viewed as bytes.
+        unsafe { std::slice::from_raw_parts(words.as_ptr().cast::<u8>(), words.len() * 8) }
+    }
+
+    #[test]
+    fn a_segment_sent_from_softirq_is_named_by_its_socket_s_earlier_segment() {
+        let mut p = Pipeline::new(Clock::with_offset(0), "boot".into(), Limits::default());
+        let sender = |e: Option<Event>| match e {
+            Some(Event::Stream(s)) => (s.sender, s.process.pid),
+            other => panic!("expected a stream event, got {other:?}"),
+        };
+        let size = std::mem::size_of::<node_agent_common::StreamEvent>();
+        let first = stream_record(7, 4242, 0);
+        assert_eq!(
+            sender(p.handle(&as_bytes(&first)[..size])),
+            ("socketLock", 4242)
+        );
+        let later = stream_record(7, 0, 1);
+        assert_eq!(
+            sender(p.handle(&as_bytes(&later)[..size])),
+            ("earlierSegment", 4242)
+        );
+        let other_socket = stream_record(8, 0, 1);
+        assert_eq!(
+            sender(p.handle(&as_bytes(&other_socket)[..size])),
+            ("unknown", 0)
+        );
+        // Bounded: the oldest socket is forgotten past the bound, and counted.
+        for cookie in 100..100 + STREAM_SENDERS as u64 {
+            p.stream_senders
+                .insert(cookie, node_agent_common::TaskIdentity::default());
+        }
+        let table = p.stream_senders_tracked();
+        assert_eq!(table.entries, STREAM_SENDERS as u64);
+        assert_eq!(table.shed, 1);
+        assert_eq!(sender(p.handle(&as_bytes(&later)[..size])), ("unknown", 0));
+    }
+
     #[test]
     fn relative_paths_resolve_against_this_process() {
         let cwd = std::env::current_dir().expect("cwd");
