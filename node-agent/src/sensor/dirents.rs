@@ -244,7 +244,18 @@ fn cstring(path: &Path) -> io::Result<CString> {
 
 /// The real path of an open descriptor.
 fn fd_path(fd: RawFd) -> Option<PathBuf> {
-    std::fs::read_link(format!("/proc/self/fd/{fd}")).ok()
+    let path = std::fs::read_link(format!("/proc/self/fd/{fd}")).ok()?;
+    // A directory removed since (a runtime deleting a container's log directory right after
+    // its files) reads as `<path> (deleted)`: the change happened at `<path>`. Only a directory
+    // with no link left gets the suffix cut, so a live one named `x (deleted)` keeps its name.
+    // SAFETY: a zeroed stat is valid; fstat fills it or fails.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: fd is open (the caller holds it) and st is valid to fill.
+    let removed = unsafe { libc::fstat(fd, &mut st) } == 0 && st.st_nlink == 0;
+    match path.as_os_str().as_bytes().strip_suffix(b" (deleted)") {
+        Some(live) if removed => Some(PathBuf::from(OsStr::from_bytes(live))),
+        _ => Some(path),
+    }
 }
 
 /// `CLOCK_BOOTTIME` in ns.
@@ -793,6 +804,22 @@ impl AsRawFd for DirentWatch {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_removed_directory_is_named_by_the_path_it_had() {
+        let base = std::env::temp_dir().join(format!("vigil-dirents-{}", std::process::id()));
+        let live = base.join("x (deleted)");
+        let gone = base.join("logs");
+        std::fs::create_dir_all(&live).unwrap();
+        std::fs::create_dir_all(&gone).unwrap();
+        let open = |p: &Path| std::fs::File::open(p).unwrap();
+        let (live_fd, gone_fd) = (open(&live), open(&gone));
+        std::fs::remove_dir(&gone).unwrap();
+        // Removed: the kernel's " (deleted)" is cut. Live, with that suffix in its name: kept.
+        assert_eq!(fd_path(gone_fd.as_raw_fd()), Some(gone.clone()));
+        assert_eq!(fd_path(live_fd.as_raw_fd()), Some(live.clone()));
+        let _ = std::fs::remove_dir_all(&base);
+    }
 
     /// An info record to lay out: type, handle bytes, name.
     type Info<'a> = (u8, &'a [u8], Option<&'a [u8]>);
