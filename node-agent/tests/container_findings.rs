@@ -19,23 +19,18 @@ use std::{
     os::unix::{fs::PermissionsExt, net::UnixListener},
     path::{Path, PathBuf},
     process::{Command, Stdio},
-    sync::{Arc, LazyLock},
+    sync::LazyLock,
     time::Duration,
 };
 
 use node_agent::{
-    agent::boot_id,
     collector::{Collector, unique_name},
-    detect::{
-        Detector, DetectorConfig, RuleSet,
-        host::{host_details, read_users},
-    },
-    event::{Clock, Event},
+    detect::Detector,
+    event::Event,
     sensor::SensorOptions,
 };
 use support::podman::{Scratch, copy_with_libraries, podman, podman_or_skip, ulimits};
 use vigil_crds::finding::{Finding, SeverityLabel};
-use vigil_detection::{SharedIntel, ThreatIntel};
 
 const TRIGGER: &str = env!("CARGO_BIN_EXE_vigil-trigger");
 /// Generous, for a busy shared machine; a passing run returns as soon as the events are in.
@@ -46,19 +41,7 @@ static AGENT: LazyLock<Collector> = LazyLock::new(|| {
 });
 
 fn detector() -> Detector {
-    Detector::new(
-        Arc::new(SharedIntel::new(ThreatIntel::empty())),
-        None,
-        RuleSet::builtin().expect("built-in rules"),
-        Vec::new(),
-        DetectorConfig {
-            host: host_details(),
-            boot_id: boot_id(),
-            users: read_users(Path::new("/etc/passwd")),
-            ..DetectorConfig::default()
-        },
-        Clock::now(),
-    )
+    support::detection::builtin_detector()
 }
 
 /// Findings of `events`, in the order they were first raised.

@@ -10,24 +10,15 @@
 
 mod support;
 
-use std::{
-    collections::BTreeMap,
-    path::Path,
-    process::Command,
-    sync::{Arc, LazyLock},
-    time::Duration,
-};
+use std::{collections::BTreeMap, path::Path, process::Command, sync::LazyLock, time::Duration};
 
 use node_agent::{
-    agent::boot_id,
     collector::{Collector, unique_name},
-    detect::{Detector, DetectorConfig, RuleSet, host::host_details},
-    event::{Clock, Event},
+    event::Event,
     sensor::SensorOptions,
 };
 use support::podman::{Scratch, copy_with_libraries, podman, podman_ok, podman_or_skip};
 use vigil_crds::finding::{Finding, SeverityLabel};
-use vigil_detection::{SharedIntel, ThreatIntel};
 
 const TRIGGER: &str = env!("CARGO_BIN_EXE_vigil-trigger");
 /// Generous, for a busy shared machine; a passing run returns as soon as the events are in.
@@ -39,18 +30,7 @@ static AGENT: LazyLock<Collector> = LazyLock::new(|| {
 
 /// The NewBinaryExecuted findings of every event of container `id` seen so far.
 fn new_binaries(id: &str) -> Vec<Finding> {
-    let mut d = Detector::new(
-        Arc::new(SharedIntel::new(ThreatIntel::empty())),
-        None,
-        RuleSet::builtin().expect("built-in rules"),
-        Vec::new(),
-        DetectorConfig {
-            host: host_details(),
-            boot_id: boot_id(),
-            ..DetectorConfig::default()
-        },
-        Clock::now(),
-    );
+    let mut d = support::detection::builtin_detector();
     let lookup = AGENT.lookup();
     let mut by_id = BTreeMap::new();
     for event in AGENT.matching(|_| true) {

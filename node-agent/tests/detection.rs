@@ -8,6 +8,8 @@
 //! These load eBPF programs and need root. Without root they say so and stop; under CI (`CI`
 //! set) a missing privilege fails the test instead.
 
+mod support;
+
 use std::{
     collections::{BTreeMap, HashSet},
     io::{BufRead, BufReader, Write},
@@ -15,26 +17,22 @@ use std::{
     os::unix::{fs::PermissionsExt, process::CommandExt},
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
-    sync::{Arc, LazyLock},
+    sync::LazyLock,
     time::Duration,
 };
 
 use node_agent::{
-    agent::boot_id,
     collector::Collector,
     collector::root_or_skip as privileged,
-    detect::{
-        Detector, DetectorConfig, NoLookup, RuleSet,
-        host::{host_details, read_users},
-    },
-    event::{Clock, Event},
+    detect::{Detector, NoLookup, RuleSet},
+    event::Event,
     sensor::{HookState, SensorOptions},
 };
 use sha2::{Digest as _, Sha256};
 use vigil_crds::finding::{Finding, SeverityLabel};
 use vigil_detection::{
-    DgaModel, FindingType, IndicatorKind, IntelConfig, ListFormat, ListSource, SharedIntel,
-    ThreatIntel, TrustedIpSource,
+    DgaModel, FindingType, IndicatorKind, IntelConfig, ListFormat, ListSource, ThreatIntel,
+    TrustedIpSource,
 };
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -123,18 +121,10 @@ fn tree_events(root: u32) -> Vec<Event> {
 
 /// A detector with the built-in rules and DGA model over `intel`.
 fn detector(intel: ThreatIntel) -> Detector {
-    Detector::new(
-        Arc::new(SharedIntel::new(intel)),
+    support::detection::detector_with(
+        intel,
         Some(DgaModel::builtin().expect("built-in DGA model")),
         RuleSet::builtin().expect("built-in rules"),
-        Vec::new(),
-        DetectorConfig {
-            host: host_details(),
-            boot_id: boot_id(),
-            users: read_users(Path::new("/etc/passwd")),
-            ..DetectorConfig::default()
-        },
-        Clock::now(),
     )
 }
 

@@ -10,29 +10,26 @@
 //! `sensor_breadth.rs`. Scratch programs live under the build's own temporary directory, not
 //! /tmp: running a program from /tmp is a finding of its own (`detection_techniques.rs`).
 
+mod support;
+
 use std::{
     collections::BTreeMap,
     os::unix::{fs::PermissionsExt, net::UnixListener, process::CommandExt},
     path::{Path, PathBuf},
     process::{Command, Stdio},
-    sync::{Arc, LazyLock},
+    sync::LazyLock,
     time::Duration,
 };
 
 use node_agent::{
-    agent::boot_id,
     collector::Collector,
     collector::root_or_skip as privileged,
-    detect::{
-        Detector, DetectorConfig, NoLookup, RuleSet,
-        host::{host_details, read_users},
-    },
-    event::{Clock, Event},
+    detect::{Detector, NoLookup},
+    event::Event,
     sensitive::{Category, MatchKind, SensitivePaths},
     sensor::SensorOptions,
 };
 use vigil_crds::finding::{Finding, SeverityLabel};
-use vigil_detection::{SharedIntel, ThreatIntel};
 
 const WAIT: Duration = Duration::from_secs(10);
 const TRIGGER: &str = env!("CARGO_BIN_EXE_vigil-trigger");
@@ -138,20 +135,7 @@ fn tree_events(root: u32) -> Vec<Event> {
 }
 
 fn detector() -> Detector {
-    Detector::new(
-        Arc::new(SharedIntel::new(ThreatIntel::empty())),
-        None,
-        RuleSet::builtin().expect("built-in rules"),
-        Vec::new(),
-        DetectorConfig {
-            host: host_details(),
-            boot_id: boot_id(),
-            users: read_users(Path::new("/etc/passwd")),
-            ..DetectorConfig::default()
-        },
-        Clock::now(),
-    )
-    .with_sensitive_paths(sensitive())
+    support::detection::builtin_detector().with_sensitive_paths(sensitive())
 }
 
 fn detect(root: u32) -> Vec<Finding> {

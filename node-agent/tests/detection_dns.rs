@@ -11,29 +11,26 @@
 //! These load eBPF programs and need root. Without root they say so and stop; under CI (`CI`
 //! set) a missing privilege fails the test instead.
 
+mod support;
+
 use std::{
     collections::{BTreeMap, HashSet},
     io::{BufRead, BufReader, Write},
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
-    sync::{Arc, LazyLock},
+    sync::LazyLock,
     time::{Duration, Instant},
 };
 
 use node_agent::{
-    agent::boot_id,
     collector::{Collector, root_or_skip as privileged},
-    detect::{
-        Detector, DetectorConfig, NoLookup, RuleSet,
-        host::{host_details, read_users},
-    },
-    event::{Clock, Event},
+    detect::{Detector, NoLookup, RuleSet},
+    event::Event,
     sensor::{HookState, SensorOptions},
 };
 use vigil_crds::finding::Finding;
 use vigil_detection::{
-    DgaModel, FindingType, IndicatorKind, IntelConfig, ListFormat, ListSource, SharedIntel,
-    ThreatIntel,
+    DgaModel, FindingType, IndicatorKind, IntelConfig, ListFormat, ListSource, ThreatIntel,
 };
 
 /// Loading the eBPF programs and draining a busy ring buffer can take a while on a shared
@@ -64,18 +61,10 @@ fn nonce() -> String {
 }
 
 fn detector(intel: ThreatIntel) -> Detector {
-    Detector::new(
-        Arc::new(SharedIntel::new(intel)),
+    support::detection::detector_with(
+        intel,
         Some(DgaModel::builtin().expect("built-in DGA model")),
         RuleSet::builtin().expect("built-in rules"),
-        Vec::new(),
-        DetectorConfig {
-            host: host_details(),
-            boot_id: boot_id(),
-            users: read_users(Path::new("/etc/passwd")),
-            ..DetectorConfig::default()
-        },
-        Clock::now(),
     )
 }
 

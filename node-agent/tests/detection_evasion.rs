@@ -19,6 +19,8 @@
 //!
 //! Root only (eBPF). Network activity stays on loopback.
 
+mod support;
+
 use std::{
     collections::BTreeMap,
     io::{BufRead, BufReader},
@@ -26,25 +28,21 @@ use std::{
     os::{fd::AsRawFd, unix::fs::PermissionsExt},
     path::{Path, PathBuf},
     process::{Command, Stdio},
-    sync::{Arc, LazyLock},
+    sync::LazyLock,
     time::Duration,
 };
 
 use node_agent::{
-    agent::boot_id,
     collector::{Collector, root_or_skip as privileged},
-    detect::{
-        Detector, DetectorConfig, NoLookup, RuleSet,
-        host::{host_details, read_users},
-    },
-    event::{Clock, Event},
+    detect::{Detector, NoLookup, RuleSet},
+    event::Event,
     sensor::SensorOptions,
     tool_hashes,
 };
 use sha2::{Digest as _, Sha256};
 use vigil_crds::finding::Finding;
 use vigil_detection::{
-    FindingType, IndicatorKind, IntelConfig, ListFormat, ListSource, SharedIntel, ThreatIntel,
+    FindingType, IndicatorKind, IntelConfig, ListFormat, ListSource, ThreatIntel,
 };
 
 /// Generous: a busy machine can take long to hand events over.
@@ -102,20 +100,7 @@ fn run(cmd: &mut Command) -> u32 {
 fn detector(intel: ThreatIntel) -> Detector {
     let rules = RuleSet::builtin().expect("built-in rules");
     let tools = tool_hashes::installed_on_host(rules.exe_names());
-    Detector::new(
-        Arc::new(SharedIntel::new(intel)),
-        None,
-        rules,
-        Vec::new(),
-        DetectorConfig {
-            host: host_details(),
-            boot_id: boot_id(),
-            users: read_users(Path::new("/etc/passwd")),
-            ..DetectorConfig::default()
-        },
-        Clock::now(),
-    )
-    .with_tool_hashes(tools.by_digest)
+    support::detection::detector_with(intel, None, rules).with_tool_hashes(tools.by_digest)
 }
 
 fn tree_events(root: u32) -> Vec<Event> {
@@ -304,18 +289,7 @@ fn a_flood_of_written_files_cannot_hide_a_binary_dropped_before_it() {
     )
     .expect("rules");
     let rules = RuleSet::load(true, Some(&rules_dir)).expect("rules load");
-    let mut d = Detector::new(
-        Arc::new(SharedIntel::new(ThreatIntel::empty())),
-        None,
-        rules,
-        Vec::new(),
-        DetectorConfig {
-            host: host_details(),
-            boot_id: boot_id(),
-            ..DetectorConfig::default()
-        },
-        Clock::now(),
-    );
+    let mut d = support::detection::detector_with(ThreatIntel::empty(), None, rules);
     let mut found = |pid: u32| -> Vec<Finding> {
         let mut out = Vec::new();
         for event in tree_events(pid) {

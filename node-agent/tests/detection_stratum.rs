@@ -10,29 +10,26 @@
 //!
 //! Root only (eBPF). Network activity stays on loopback.
 
+mod support;
+
 use std::{
     io::Read,
     net::{SocketAddr, TcpListener},
     os::unix::fs::PermissionsExt,
     path::{Path, PathBuf},
     process::{Command, Stdio},
-    sync::{Arc, LazyLock},
+    sync::LazyLock,
     time::Duration,
 };
 
 use node_agent::{
-    agent::boot_id,
     collector::{Collector, root_or_skip as privileged},
-    detect::{
-        Detector, DetectorConfig, NoLookup, RuleSet,
-        host::{host_details, read_users},
-    },
-    event::{Clock, Event, StreamInfo},
+    detect::{Detector, NoLookup},
+    event::{Event, StreamInfo},
     sensor::SensorOptions,
 };
 use node_agent_common::STREAM_SEGMENTS;
 use vigil_crds::finding::{Finding, SeverityLabel};
-use vigil_detection::{SharedIntel, ThreatIntel};
 
 /// Generous: a busy machine can take long to hand events over.
 const WAIT: Duration = Duration::from_secs(30);
@@ -112,19 +109,7 @@ fn send(program: &Path, addr: SocketAddr, parts: &[&str]) -> u32 {
 }
 
 fn detector() -> Detector {
-    Detector::new(
-        Arc::new(SharedIntel::new(ThreatIntel::empty())),
-        None,
-        RuleSet::builtin().expect("built-in rules"),
-        Vec::new(),
-        DetectorConfig {
-            host: host_details(),
-            boot_id: boot_id(),
-            users: read_users(Path::new("/etc/passwd")),
-            ..DetectorConfig::default()
-        },
-        Clock::now(),
-    )
+    support::detection::builtin_detector()
 }
 
 /// The events of the process `pid` (a child of this test) and its findings, one per id.

@@ -9,29 +9,26 @@
 //! Root only (eBPF). Persistence tests write uniquely named files into the real cron, systemd
 //! and init directories and remove them; the ASLR test puts the setting back as it found it.
 
+mod support;
+
 use std::{
     collections::BTreeMap,
     io::Write as _,
     os::unix::fs::PermissionsExt,
     path::{Path, PathBuf},
     process::{Command, Stdio},
-    sync::{Arc, LazyLock},
+    sync::LazyLock,
     time::{Duration, Instant},
 };
 
 use node_agent::{
-    agent::boot_id,
     collector::{Collector, root_or_skip as privileged},
-    detect::{
-        Detector, DetectorConfig, NoLookup, RuleSet,
-        host::{host_details, read_users},
-    },
-    event::{Clock, Event},
+    detect::{Detector, NoLookup},
+    event::Event,
     sensitive::SensitivePaths,
     sensor::SensorOptions,
 };
 use vigil_crds::finding::{Finding, SeverityLabel};
-use vigil_detection::{SharedIntel, ThreatIntel};
 
 /// Generous: a busy machine can take long to hand events over.
 const WAIT: Duration = Duration::from_secs(30);
@@ -152,19 +149,7 @@ fn sh(script: &str) -> u32 {
 }
 
 fn detector() -> Detector {
-    Detector::new(
-        Arc::new(SharedIntel::new(ThreatIntel::empty())),
-        None,
-        RuleSet::builtin().expect("built-in rules"),
-        Vec::new(),
-        DetectorConfig {
-            host: host_details(),
-            boot_id: boot_id(),
-            users: read_users(Path::new("/etc/passwd")),
-            ..DetectorConfig::default()
-        },
-        Clock::now(),
-    )
+    support::detection::builtin_detector()
 }
 
 fn tree_events(root: u32) -> Vec<Event> {

@@ -4,6 +4,11 @@
     dead_code,
     reason = "each test binary uses a different part of the support code"
 )]
+pub mod detection;
+#[allow(
+    dead_code,
+    reason = "each test binary uses a different part of the support code"
+)]
 pub mod mock_api;
 #[allow(
     dead_code,
