@@ -20,7 +20,8 @@ use libfuzzer_sys as _;
 use node_agent::cluster::publish::{Action, PublishConfig, event_for};
 use node_agent_common::{
     ActivityEvent, DnsEvent, EventHeader, ExecEvent, ExitEvent, FileEvent, ForkEvent, NetEvent,
-    StreamEvent, SyntheticEvent, activity, direction, exec_flags, family, file_flags, file_op, kind,
+    StreamEvent, SyntheticEvent, activity, direction, exec_flags, family, file_flags, file_op,
+    kind,
 };
 use vigil_crds::finding::{Finding, SeverityLabel};
 use vigil_fuzz::{DnsBuilder, put_task, record};
