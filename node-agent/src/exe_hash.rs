@@ -237,20 +237,42 @@ struct Mounts {
 impl Mounts {
     /// The filesystem type of the file `handle` is open on, without asking that filesystem.
     fn fs_type(&mut self, handle: &File) -> Option<String> {
-        let fdinfo =
-            std::fs::read_to_string(format!("/proc/self/fdinfo/{}", handle.as_raw_fd())).ok()?;
-        let mnt_id: u64 = fdinfo
-            .lines()
-            .find_map(|l| l.strip_prefix("mnt_id:"))?
-            .trim()
-            .parse()
-            .ok()?;
+        let mnt_id = mount_id(handle)?;
         if !self.types.contains_key(&mnt_id) {
             let table = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
             self.types = parse_mountinfo(&table);
         }
         self.types.get(&mnt_id).cloned()
     }
+}
+
+/// The id of the mount `handle` is open on: one `statx` (Linux 5.8 and later) on the hot path
+/// of every exec, else `/proc/self/fdinfo` (an open, a read and a parse).
+fn mount_id(handle: &File) -> Option<u64> {
+    // SAFETY: a zeroed statx is valid; the kernel fills it or fails.
+    let mut stx: libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: the fd is open, the path is an empty C string (AT_EMPTY_PATH: the fd itself) and
+    // stx is valid to fill.
+    let rc = unsafe {
+        libc::statx(
+            handle.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH,
+            libc::STATX_MNT_ID,
+            &mut stx,
+        )
+    };
+    if rc == 0 && stx.stx_mask & libc::STATX_MNT_ID != 0 {
+        return Some(stx.stx_mnt_id);
+    }
+    let fdinfo =
+        std::fs::read_to_string(format!("/proc/self/fdinfo/{}", handle.as_raw_fd())).ok()?;
+    fdinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("mnt_id:"))?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// Mount id to filesystem type, from the text of a `mountinfo` file.
@@ -713,6 +735,17 @@ mod tests {
         let mut mounts = Mounts::default();
         let handle = open_path(Path::new("/proc/self/status")).unwrap();
         assert_eq!(mounts.fs_type(&handle).as_deref(), Some("proc"));
+        // statx's mount id is the one /proc/self/fdinfo shows.
+        let fdinfo =
+            std::fs::read_to_string(format!("/proc/self/fdinfo/{}", handle.as_raw_fd())).unwrap();
+        let shown: u64 = fdinfo
+            .lines()
+            .find_map(|l| l.strip_prefix("mnt_id:"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert_eq!(mount_id(&handle), Some(shown));
     }
 
     #[test]
