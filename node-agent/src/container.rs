@@ -100,7 +100,7 @@ pub fn image_prefix(image: &str) -> String {
 }
 
 /// `CLOCK_BOOTTIME` in ns, the clock of the kernel's records.
-fn boot_ns() -> u64 {
+pub(crate) fn boot_ns() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,

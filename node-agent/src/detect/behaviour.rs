@@ -906,6 +906,11 @@ pub(crate) fn check_file(d: &Detector, f: &FileInfo, lookup: &dyn ProcessLookup)
             if let Some(error) = &f.error {
                 context.additional.insert("result".into(), error.clone());
             }
+            let refused = f
+                .error
+                .as_deref()
+                .map(|e| format!(" (refused: {e})"))
+                .unwrap_or_default();
             let (title, verb) = if read {
                 (
                     "A process read another process's memory through /proc (a memory dump)",
@@ -925,13 +930,8 @@ pub(crate) fn check_file(d: &Detector, f: &FileInfo, lookup: &dyn ProcessLookup)
                     finding_type: FindingType::DefenseEvasionProcessInjectionProc,
                     title,
                     description: format!(
-                        "Process {} (pid {}) opened /proc/{target}/mem for {verb}{}.",
-                        f.process.comm,
-                        f.process.pid,
-                        f.error
-                            .as_deref()
-                            .map(|e| format!(" (refused: {e})"))
-                            .unwrap_or_default()
+                        "Process {} (pid {}) opened /proc/{target}/mem for {verb}{refused}.",
+                        f.process.comm, f.process.pid,
                     ),
                     key: format!("{}\0{target}", if read { "read" } else { "write" }),
                     context: context.clone(),
@@ -948,13 +948,8 @@ pub(crate) fn check_file(d: &Detector, f: &FileInfo, lookup: &dyn ProcessLookup)
                         title: "A process dumped another process's memory",
                         description: format!(
                             "Process {} (pid {}) opened /proc/{target}/mem to read the memory of \
-                             pid {target}{}.",
-                            f.process.comm,
-                            f.process.pid,
-                            f.error
-                                .as_deref()
-                                .map(|e| format!(" (refused: {e})"))
-                                .unwrap_or_default()
+                             pid {target}{refused}.",
+                            f.process.comm, f.process.pid,
                         ),
                         key: target.to_string(),
                         context,

@@ -34,7 +34,10 @@ use std::{
 
 use serde::Serialize;
 
-use crate::sensitive::{MatchKind, SensitivePaths};
+use crate::{
+    container::boot_ns,
+    sensitive::{MatchKind, SensitivePaths},
+};
 
 /// The sensor's name in the hook list and the counters.
 pub const HOOK_NAME: &str = "file_dirents";
@@ -256,17 +259,6 @@ fn fd_path(fd: RawFd) -> Option<PathBuf> {
         Some(live) if removed => Some(PathBuf::from(OsStr::from_bytes(live))),
         _ => Some(path),
     }
-}
-
-/// `CLOCK_BOOTTIME` in ns.
-fn boot_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: a valid timespec pointer; CLOCK_BOOTTIME exists on Linux.
-    unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 /// The key of a directory: its filesystem id and file handle, as fanotify reports them.
