@@ -363,6 +363,13 @@ pub mod direction {
 pub mod dns_flags {
     /// The message was longer than [`super::DNS_PAYLOAD_LEN`] bytes.
     pub const TRUNCATED: u32 = 1 << 0;
+    /// The socket was not in the kernel's table of DNS sockets (its entry evicted by a flood of
+    /// other sockets aimed at port 53, or never seen); the message was reported because it is to
+    /// or from port 53. `task` is the task that sent it, unless [`OWNER_UNKNOWN`] is set.
+    pub const UNTRACKED: u32 = 1 << 1;
+    /// With [`UNTRACKED`]: no task is known (an answer coming in, a segment sent from softirq);
+    /// `task` is all zero but for `cgroup_id`, the socket's cgroup.
+    pub const OWNER_UNKNOWN: u32 = 1 << 2;
 }
 
 /// A DNS message on a socket that a process pointed at port 53.
@@ -371,7 +378,8 @@ pub mod dns_flags {
 pub struct DnsEvent {
     /// `kind::DNS`.
     pub header: EventHeader,
-    /// The process that owns the socket (recorded when it connected or sent to port 53).
+    /// The process that owns the socket (recorded when it connected or sent to port 53; see
+    /// [`dns_flags::UNTRACKED`] for a socket the table no longer held).
     pub task: TaskIdentity,
     /// One of [`direction`].
     pub direction: u16,

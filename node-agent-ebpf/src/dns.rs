@@ -4,10 +4,15 @@
 //! socket (by cookie) with its owner; the cgroup skb hooks then copy the DNS payload of every
 //! packet on such a socket. cgroup hooks see loopback traffic and every network namespace, so a
 //! resolver on 127.0.0.53 inside a container is covered too.
+//!
+//! The table of sockets is bounded (an LRU map): a process can open thousands of sockets aimed
+//! at port 53 to push its own out of it. A packet to or from port 53 on a socket the table does
+//! not hold is therefore still reported, marked [`dns_flags::UNTRACKED`], with the task that
+//! sent it or, when none can be named, only the socket's cgroup (`untracked_owner`).
 
 use aya_ebpf::{
     bindings::bpf_sock_addr,
-    helpers::generated::{bpf_get_socket_cookie, bpf_skb_load_bytes},
+    helpers::generated::{bpf_get_socket_cookie, bpf_skb_cgroup_id, bpf_skb_load_bytes},
     macros::{cgroup_skb, cgroup_sock_addr, map},
     maps::LruHashMap,
     programs::{SkBuffContext, SockAddrContext},
@@ -17,7 +22,10 @@ use node_agent_common::{
     stats::{Hook, StatKind},
 };
 
-use crate::kernel::{EVENTS, count, fill_current, header, is_agent, submit_flags};
+use crate::{
+    kernel::{EVENTS, count, fill_current, header, is_agent, submit_flags},
+    stream::locked_by_current,
+};
 
 const IPPROTO_TCP: u8 = 6;
 const IPPROTO_UDP: u8 = 17;
@@ -101,7 +109,8 @@ pub fn watch_socket(ctx: &SockAddrContext) {
 fn on_packet(ctx: &SkBuffContext, dir: u16) {
     // Every packet of the host passes here: leave at once unless the socket could be a watched
     // one. Watched sockets were connected to port 53, or are unconnected UDP (remote port 0)
-    // that sent to it. `remote_port` is a context field (a plain load, no helper call): the
+    // that sent to it; one the table no longer holds is known by the packet's port below.
+    // `remote_port` is a context field (a plain load, no helper call): the
     // socket's destination port in network order, in the upper half on little-endian targets.
     // SAFETY: the context pointer is valid for the program's lifetime.
     let remote = unsafe { (*ctx.skb.skb).remote_port };
@@ -115,9 +124,15 @@ fn on_packet(ctx: &SkBuffContext, dir: u16) {
     }
     // SAFETY: cgroup skb programs may call bpf_get_socket_cookie on their skb.
     let cookie = unsafe { bpf_get_socket_cookie(ctx.skb.skb.cast()) };
+    // SAFETY: an all-zero TaskIdentity is valid (plain integers).
+    let mut owner: TaskIdentity = unsafe { core::mem::zeroed() };
     // SAFETY: the value is copied before any other map operation.
-    let Some(owner) = (unsafe { DNS_SOCKETS.get(cookie) }).copied() else {
-        return;
+    let known = match unsafe { DNS_SOCKETS.get(cookie) } {
+        Some(found) => {
+            owner = *found;
+            true
+        }
+        None => false,
     };
     let hook = if dir == direction::EGRESS {
         Hook::DnsEgress
@@ -158,6 +173,9 @@ fn on_packet(ctx: &SkBuffContext, dir: u16) {
     };
     let port_at = if dir == direction::EGRESS { l4 + 2 } else { l4 };
     let port = u16::from_be(ctx.load::<u16>(port_at).unwrap_or(0));
+    if !known && port != DNS_PORT {
+        return;
+    }
     let payload_at = match proto {
         IPPROTO_UDP => l4 + 8,
         IPPROTO_TCP => {
@@ -174,8 +192,16 @@ fn on_packet(ctx: &SkBuffContext, dir: u16) {
         // A bare TCP segment (handshake, ACK): nothing to report.
         return;
     }
-    let mut len = total - payload_at;
     let mut flags = 0;
+    if !known {
+        // A socket the table does not hold (its entry was evicted by a flood of others, or it
+        // was never seen): a message to or from port 53 is still reported.
+        match untracked_owner(ctx, dir, proto, cookie, &mut owner) {
+            Some(how) => flags |= how,
+            None => return,
+        }
+    }
+    let mut len = total - payload_at;
     if len > DNS_PAYLOAD_LEN {
         len = DNS_PAYLOAD_LEN;
         flags |= dns_flags::TRUNCATED;
@@ -213,4 +239,51 @@ fn on_packet(ctx: &SkBuffContext, dir: u16) {
     if !ok {
         count(hook, StatKind::Errors);
     }
+}
+
+/// Fills `owner` (all zero) for a DNS message on a socket the table does not hold; returns the
+/// [`dns_flags`] bits that say how it is known, `None` for the agent's own.
+///
+/// Going out, the sender is the current task when the packet leaves in its context: a UDP
+/// datagram always does (the egress hook runs inside `sendmsg`), a TCP segment when the task
+/// holds the socket's lock (`stream::locked_by_current`). The socket is then put back in the
+/// table with that owner, so its answer is attributed too. Otherwise (an answer coming in, a
+/// segment sent from softirq) no task is known: the record carries the socket's cgroup only.
+#[inline(always)]
+fn untracked_owner(
+    ctx: &SkBuffContext,
+    dir: u16,
+    proto: u8,
+    cookie: u64,
+    owner: &mut TaskIdentity,
+) -> Option<u32> {
+    let skb = ctx.skb.skb;
+    let sender = dir == direction::EGRESS
+        && (proto == IPPROTO_UDP || {
+            // SAFETY: a context field read; the helper checks the pointer.
+            let sk = unsafe { (*skb).__bindgen_anon_2.sk };
+            !sk.is_null() && locked_by_current(sk)
+        });
+    if sender {
+        if is_agent() {
+            return None;
+        }
+        let complete = fill_current(owner);
+        if DNS_SOCKETS.insert(cookie, *owner, 0).is_err() || !complete {
+            count(Hook::DnsSocket, StatKind::Errors);
+        }
+        count(Hook::DnsSocket, StatKind::Sent);
+        return Some(dns_flags::UNTRACKED);
+    }
+    // SAFETY: cgroup skb programs may ask for the cgroup of their skb's socket.
+    owner.cgroup_id = unsafe { bpf_skb_cgroup_id(skb.cast()) };
+    count(
+        if dir == direction::EGRESS {
+            Hook::DnsEgress
+        } else {
+            Hook::DnsIngress
+        },
+        StatKind::Unresolved,
+    );
+    Some(dns_flags::UNTRACKED | dns_flags::OWNER_UNKNOWN)
 }

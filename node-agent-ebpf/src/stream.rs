@@ -48,6 +48,16 @@ pub fn stream_egress(ctx: SkBuffContext) -> i32 {
     1
 }
 
+/// Whether the current task holds the lock of this TCP socket, so that it is the one sending
+/// (the module comment); false for a socket that is not TCP.
+#[inline(always)]
+pub fn locked_by_current(sk: *mut aya_ebpf::bindings::bpf_sock) -> bool {
+    // SAFETY: the helper returns a BTF-typed tcp_sock or NULL; the read is checked by the
+    // verifier against the struct and fault-tolerant.
+    let full = unsafe { bpf_skc_to_tcp_sock(sk.cast()) };
+    !full.is_null() && Kptr::from_btf(full).read::<u32>(config!(offsets.sk_lock_owned)) != 0
+}
+
 #[inline(always)]
 fn on_segment(ctx: &SkBuffContext) {
     let skb = ctx.skb.skb;
@@ -151,16 +161,9 @@ fn on_segment(ctx: &SkBuffContext) {
     }
 
     // The sender: the current task when it holds the socket's lock (process context).
-    // SAFETY: the helper returns a BTF-typed tcp_sock or NULL; the read is checked by the
-    // verifier against the struct and fault-tolerant.
-    let full = unsafe { bpf_skc_to_tcp_sock(sk.cast()) };
-    let owned = if full.is_null() {
-        0
-    } else {
-        Kptr::from_btf(full).read::<u32>(config!(offsets.sk_lock_owned))
-    };
+    let owned = locked_by_current(sk);
     let mut flags = 0;
-    if owned == 0 {
+    if !owned {
         flags |= stream_flags::OWNER_UNKNOWN;
         count(hook, StatKind::Unresolved);
     } else if is_agent() {
@@ -180,7 +183,7 @@ fn on_segment(ctx: &SkBuffContext) {
     let ok = unsafe {
         let ev = &mut *ev;
         ev.header = header(kind::STREAM, core::mem::size_of::<StreamEvent>());
-        if owned == 0 {
+        if !owned {
             ev.task = core::mem::zeroed();
         } else {
             fill_current(&mut ev.task);

@@ -203,6 +203,7 @@ fn stream() -> Vec<Event> {
                         Vec::new()
                     },
                     truncated: false,
+                    untracked: None,
                     parse_error: None,
                 })
             }

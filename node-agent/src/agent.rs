@@ -653,6 +653,7 @@ pub fn health(
         ]
         .into_iter()
         .chain(pipeline.written_tracked())
+        .chain(sensor.dns_sockets_tracked())
         .chain(pipeline.pairs_tracked())
         .chain(detector_tables.iter().cloned())
         .collect(),

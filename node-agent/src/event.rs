@@ -384,6 +384,12 @@ pub struct DnsInfo {
     pub answers: Vec<DnsAnswer>,
     /// The message was longer than the kernel keeps, or ended early.
     pub truncated: bool,
+    /// Set when the kernel's table of DNS sockets no longer held the socket (a flood of other
+    /// sockets aimed at port 53 evicted it): `sender`, the process is the task that sent the
+    /// message; `unknown`, no task could be named and `process` has only the socket's cgroup
+    /// (pid 0). Absent for a socket the table held.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub untracked: Option<&'static str>,
     /// Why the message could not be parsed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub parse_error: Option<String>,
@@ -913,6 +919,14 @@ pub fn dns_info(ev: &DnsEvent, clock: &Clock) -> DnsInfo {
         questions: Vec::new(),
         answers: Vec::new(),
         truncated: ev.flags & dns_flags::TRUNCATED != 0,
+        untracked: match (
+            ev.flags & dns_flags::UNTRACKED != 0,
+            ev.flags & dns_flags::OWNER_UNKNOWN != 0,
+        ) {
+            (false, _) => None,
+            (true, false) => Some("sender"),
+            (true, true) => Some("unknown"),
+        },
         parse_error: None,
     };
     match dns::parse(payload) {

@@ -457,7 +457,14 @@ impl Pipeline {
             Record::Dns(ev) => {
                 self.stats.dns += 1;
                 let mut info = dns_info(ev, &self.clock);
-                self.identify(&mut info.process);
+                if info.untracked == Some("unknown") {
+                    // No task: the socket's cgroup is all there is (no pid to look up).
+                    info.process.container =
+                        self.containers
+                            .container(info.process.cgroup_id, self.seen_ns, 0, 0, true);
+                } else {
+                    self.identify(&mut info.process);
+                }
                 Event::Dns(info)
             }
             Record::Stream(ev) => {

@@ -10,7 +10,7 @@ use serde::Serialize;
 #[serde(rename_all = "camelCase")]
 pub struct TrackedTable {
     /// Its name (`processes`, `exeHashes`, `detectorProcesses`, `processParents`,
-    /// `findings`, `dns`, and the kernel's `kernelWrittenFiles`).
+    /// `findings`, `dns`, and the kernel's `kernelWrittenFiles` and `kernelDnsSockets`).
     pub table: &'static str,
     /// Entries held now.
     pub entries: u64,

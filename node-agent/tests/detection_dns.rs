@@ -56,6 +56,16 @@ static AGENT: LazyLock<Collector> = LazyLock::new(|| {
     agent
 });
 
+/// The tests here run one at a time: the eviction test floods the agent's table of DNS
+/// sockets, which the others' exchanges need to stay attributed (each to its own process).
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn nonce() -> String {
     node_agent::collector::unique_name("vn")
 }
@@ -217,6 +227,7 @@ fn answers_carrying_a_listed_address_or_a_cname_to_a_listed_name_raise_findings(
     if !privileged("answers_carrying_a_listed_address_or_a_cname_to_a_listed_name_raise_findings") {
         return;
     }
+    let _serial = serial();
     let dir = Scratch::new();
     let lists = [
         (
@@ -318,6 +329,7 @@ fn a_caching_resolver_forwarding_dga_lookups_is_never_flagged_and_the_client_is(
     let Some(dnsmasq) = dnsmasq(test) else {
         return;
     };
+    let _serial = serial();
     LazyLock::force(&AGENT);
     let mut ns = Namespace::new();
     // Upstream: every name NXDOMAIN (generated names are not registered).
@@ -407,5 +419,123 @@ fn a_caching_resolver_forwarding_dga_lookups_is_never_flagged_and_the_client_is(
             .iter()
             .all(|f| f.process.as_ref().is_none_or(|p| p.pid != resolver_pid)),
         "nothing for the resolver: {found:#?}"
+    );
+}
+
+/// Sockets per CPU the eviction test aims at port 53: twice the whole table, so every CPU's
+/// share of it (the map keeps one LRU list per CPU) is pushed out several times over.
+fn eviction_flood() -> String {
+    let cpus = std::fs::read_to_string("/sys/devices/system/cpu/possible")
+        .ok()
+        .and_then(|text| {
+            let last = text.trim().rsplit(['-', ',']).next()?.parse::<u32>().ok()?;
+            Some(last + 1)
+        })
+        .unwrap_or(1);
+    (2 * node_agent_common::maps::per_cpu_lru_entries(cpus)).to_string()
+}
+
+#[test]
+fn a_query_on_a_socket_pushed_out_of_the_table_by_a_flood_is_still_seen_and_attributed() {
+    let test =
+        "a_query_on_a_socket_pushed_out_of_the_table_by_a_flood_is_still_seen_and_attributed";
+    if !privileged(test) {
+        return;
+    }
+    let _serial = serial();
+    let dir = Scratch::new();
+    let lists = [(
+        "c2-addresses",
+        IndicatorKind::Ip,
+        "127.66.0.9",
+        FindingType::BackdoorCcActivityB,
+    )];
+    let flood = eviction_flood();
+    for transport in ["udp", "tcp"] {
+        let mut ns = Namespace::new();
+        ns.stub("127.0.0.53:53", &["127.66.0.9"]);
+        let name = format!("{}.evict.vigil-test.example", nonce());
+        let mut args = vec!["dns-evict", &flood, "127.0.0.53:53", &name];
+        if transport == "tcp" {
+            args.push("--tcp");
+        }
+        let pid = ns.run(TRIGGER, &args);
+        let events = tree_events(pid);
+        let asked = |d: &&node_agent::event::DnsInfo| d.questions.iter().any(|q| q.name == name);
+        let query = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Dns(d) if d.direction == "query" => Some(d),
+                _ => None,
+            })
+            .find(asked)
+            .unwrap_or_else(|| panic!("{transport}: the query for {name} was seen: {events:#?}"));
+        // The flood did push the socket out: the kernel reported it as untracked, and named the
+        // task that sent it.
+        assert_eq!(query.untracked, Some("sender"), "{transport}: {query:#?}");
+        assert_eq!(query.process.pid, pid, "{transport}");
+        assert_eq!(query.protocol, transport);
+        // Sending put the socket back in the table: the answer is the process's too.
+        assert!(
+            events.iter().any(|e| matches!(e, Event::Dns(d)
+                if d.direction == "answer" && asked(&d) && !d.answers.is_empty())),
+            "{transport}: the answer was attributed to {pid}: {events:#?}"
+        );
+        let found = findings(&mut detector(intel(&dir.0, &lists)), &events);
+        let c2 = of_type(&found, FindingType::BackdoorCcActivityBDns);
+        assert_eq!(c2.len(), 1, "{transport}: {found:#?}");
+        assert_eq!(c2[0].process.as_ref().map(|p| p.pid), Some(pid));
+    }
+
+    // The query went out while the table held the socket; the flood came before the answer,
+    // which no task receives in the kernel's view: it is still reported, with the socket's
+    // cgroup and no process, and its listed address still raises the finding.
+    let ns = Namespace::new();
+    let name = format!("{}.late.vigil-test.example", nonce());
+    let pid = ns.run(
+        TRIGGER,
+        &["dns-evict", &flood, "127.0.0.55:53", &name, "--answer-late"],
+    );
+    let events = tree_events(pid);
+    assert!(
+        events.iter().any(|e| matches!(e, Event::Dns(d)
+            if d.direction == "query" && d.questions.iter().any(|q| q.name == name))),
+        "the query was the process's: {events:#?}"
+    );
+    let deadline = Instant::now() + WAIT;
+    let answer = loop {
+        let seen = AGENT.matching(|e| {
+            matches!(e, Event::Dns(d)
+                if d.direction == "answer" && d.questions.iter().any(|q| q.name == name))
+        });
+        if let Some(Event::Dns(d)) = seen.into_iter().next() {
+            break d;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the late answer for {name} was seen"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(answer.untracked, Some("unknown"), "{answer:#?}");
+    assert_eq!(answer.process.pid, 0);
+    assert_ne!(
+        answer.process.cgroup_id, 0,
+        "the socket's cgroup: {answer:#?}"
+    );
+    let found = findings(
+        &mut detector(intel(&dir.0, &lists)),
+        &[Event::Dns(answer.clone())],
+    );
+    let c2 = of_type(&found, FindingType::BackdoorCcActivityBDns);
+    assert_eq!(c2.len(), 1, "{found:#?}");
+    assert!(c2[0].process.is_none(), "{found:#?}");
+    assert_eq!(
+        c2[0]
+            .context
+            .additional
+            .get("dnsSocket")
+            .map(String::as_str),
+        Some("untracked: no process known, only its cgroup")
     );
 }

@@ -118,6 +118,7 @@ fn message(pid: u32, ms: i64, name: &str, rcode: Option<&str>) -> Event {
         }],
         answers: Vec::new(),
         truncated: false,
+        untracked: None,
         parse_error: None,
     })
 }

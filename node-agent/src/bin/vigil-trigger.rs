@@ -62,6 +62,12 @@ const USAGE: &str = "usage: vigil-trigger <action> [args]
                                  the child's pid
   argv-flood N ARGS              run /bin/true N times with ARGS arguments of one byte each
   fork-churn N                   fork N children that exit at once (each waited for)
+  dns-evict N SERVER NAME [--tcp|--answer-late]
+                                 a socket aimed at SERVER, then N more per CPU (UDP connects,
+                                 an empty datagram each, closed at once) to evict it from the agent's table of DNS
+                                 sockets, then an A query for NAME on the first socket; with
+                                 --answer-late, it serves SERVER itself, the query goes before
+                                 the flood and the answer (127.66.0.9) after it
   dns-flood N                    in a network namespace of its own, N A queries for distinct
                                  246-byte names to a server of its own on 127.0.0.53:53 that
                                  answers each with a distinct address; prints answered/sent
@@ -103,6 +109,15 @@ fn main() -> ExitCode {
         ["dns-query", server, name] => parse(server).and_then(|s| dns_query(s, name, false)),
         ["dns-query", server, name, "--tcp"] => {
             parse(server).and_then(|s| dns_query(s, name, true))
+        }
+        ["dns-evict", n, server, name, how @ ..] => {
+            let how = match how {
+                [] => Ok(Evict::Udp),
+                ["--tcp"] => Ok(Evict::Tcp),
+                ["--answer-late"] => Ok(Evict::AnswerLate),
+                other => Err(invalid(format!("dns-evict: unknown option {other:?}"))),
+            };
+            parse(server).and_then(|s| dns_evict(s, number(n)?, name, how?))
         }
         ["dns-server", addr, "nxdomain"] => {
             parse(addr).and_then(|a| dns_server(a, Answer::NxDomain))
@@ -351,6 +366,100 @@ fn query_bytes(id: u16, name: &str) -> Vec<u8> {
     q
 }
 
+/// How `dns-evict` sends its query.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Evict {
+    /// Over UDP to a server already there.
+    Udp,
+    /// Over TCP to a server already there.
+    Tcp,
+    /// Over UDP to a server of its own on `server`, which answers `ANSWER_LATE_IP` only after
+    /// the flood: the query went out while the table held the socket, the answer comes in after.
+    AnswerLate,
+}
+
+/// The address `dns-evict --answer-late` answers.
+const ANSWER_LATE_IP: Ipv4Addr = Ipv4Addr::new(127, 66, 0, 9);
+
+/// A query on a socket aimed at `server`, sent after `n` other sockets per CPU were aimed there
+/// too (UDP `connect`s, each sending an empty datagram, closed at once), so that the kernel's LRU table of DNS sockets has
+/// evicted the first one's entry by then: every CPU's share of the table is flooded, whichever
+/// CPU the first connect ran on. With [`Evict::AnswerLate`] the query goes before the flood and
+/// only its answer after. Prints the answer's rcode and size.
+fn dns_evict(server: SocketAddr, n: u64, name: &str, how: Evict) -> io::Result<()> {
+    let any: SocketAddr = if server.is_ipv4() {
+        (Ipv4Addr::UNSPECIFIED, 0).into()
+    } else {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    let query = query_bytes(0x5158, name);
+    let own_server = match how {
+        Evict::AnswerLate => Some(UdpSocket::bind(server)?),
+        _ => None,
+    };
+    let mut stream = None;
+    let mut socket = None;
+    if how == Evict::Tcp {
+        let s = TcpStream::connect_timeout(&server, Duration::from_secs(2))?;
+        s.set_read_timeout(Some(Duration::from_secs(2)))?;
+        stream = Some(s);
+    } else {
+        let s = UdpSocket::bind(any)?;
+        s.connect(server)?;
+        s.set_read_timeout(Some(Duration::from_secs(2)))?;
+        socket = Some(s);
+    }
+    let mut pending = None;
+    if let (Some(own), Some(s)) = (&own_server, &socket) {
+        s.send(&query)?;
+        let mut buf = [0u8; 512];
+        let (len, peer) = own.recv_from(&mut buf)?;
+        let answer = Answer::Address {
+            ip: ANSWER_LATE_IP,
+            cname: None,
+        };
+        let reply =
+            answer_bytes(&buf[..len], &answer).ok_or_else(|| invalid("bad query".into()))?;
+        pending = Some((reply, peer));
+    }
+    for cpu in our_cpus()? {
+        pin(0, cpu)?;
+        for _ in 0..n {
+            let s = UdpSocket::bind(any)?;
+            s.connect(server)?;
+            // An empty datagram: the agent's egress hook looks the socket up, which marks its
+            // entry as used, so the table's LRU cannot keep the older, used entries instead.
+            let _ = s.send(&[]);
+        }
+    }
+    let answer = if let Some(mut stream) = stream {
+        let mut framed = (query.len() as u16).to_be_bytes().to_vec();
+        framed.extend_from_slice(&query);
+        stream.write_all(&framed)?;
+        let mut len = [0u8; 2];
+        stream.read_exact(&mut len)?;
+        let mut answer = vec![0u8; u16::from_be_bytes(len) as usize];
+        stream.read_exact(&mut answer)?;
+        answer
+    } else {
+        let socket = socket.ok_or_else(|| io::Error::other("no socket"))?;
+        match (&own_server, pending) {
+            (Some(own), Some((reply, peer))) => {
+                own.send_to(&reply, peer)?;
+            }
+            _ => {
+                socket.send(&query)?;
+            }
+        }
+        let mut buf = [0u8; 512];
+        let n = socket.recv(&mut buf)?;
+        buf[..n].to_vec()
+    };
+    let rcode = answer.get(3).map(|b| b & 0x0f).unwrap_or(255);
+    println!("rcode {rcode} bytes {}", answer.len());
+    Ok(())
+}
+
 fn dns_query(server: SocketAddr, name: &str, tcp: bool) -> io::Result<()> {
     let query = query_bytes(0x5157, name);
     let answer = if tcp {
@@ -597,6 +706,14 @@ fn huge_exec(dir: &std::path::Path, mib: u64, n: u64) -> io::Result<()> {
 
 /// The first two CPUs this process may run on.
 fn two_cpus() -> io::Result<(usize, usize)> {
+    match our_cpus()?[..] {
+        [a, b, ..] => Ok((a, b)),
+        _ => Err(io::Error::other("fewer than two CPUs to run on")),
+    }
+}
+
+/// The CPUs this process may run on.
+fn our_cpus() -> io::Result<Vec<usize>> {
     // SAFETY: a zeroed cpu_set_t is valid; the call fills it.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
     // SAFETY: the set is ours and of the size given.
@@ -605,11 +722,9 @@ fn two_cpus() -> io::Result<(usize, usize)> {
         return Err(io::Error::last_os_error());
     }
     // SAFETY: reads of our own set.
-    let mut cpus = (0..libc::CPU_SETSIZE as usize).filter(|&c| unsafe { libc::CPU_ISSET(c, &set) });
-    match (cpus.next(), cpus.next()) {
-        (Some(a), Some(b)) => Ok((a, b)),
-        _ => Err(io::Error::other("fewer than two CPUs to run on")),
-    }
+    Ok((0..libc::CPU_SETSIZE as usize)
+        .filter(|&c| unsafe { libc::CPU_ISSET(c, &set) })
+        .collect())
 }
 
 /// Pins a thread (0: the caller) to one CPU.

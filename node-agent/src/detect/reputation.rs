@@ -10,7 +10,7 @@ use std::{
 use k8s_openapi::jiff::Timestamp;
 
 use vigil_crds::finding::{
-    ConnectionDirection, DnsAction, NetworkAction, ResourceRole, RuntimeContext,
+    ConnectionDirection, DnsAction, NetworkAction, ProcessDetails, ResourceRole, RuntimeContext,
     ThreatIntelligenceDetail,
 };
 use vigil_detection::FindingType;
@@ -374,6 +374,42 @@ fn message_ms(m: &DnsInfo) -> i64 {
         .as_millisecond()
 }
 
+/// Whether no task could be named for the message (its socket had left the kernel's table
+/// and it was not sent in a task's context: `DnsInfo::untracked`).
+fn owner_unknown(m: &DnsInfo) -> bool {
+    m.untracked == Some("unknown")
+}
+
+/// Who sent or received the message, for a finding's description.
+fn asker(m: &DnsInfo) -> String {
+    if owner_unknown(m) {
+        "A process the agent could not name (its DNS socket had left the kernel's table)".into()
+    } else {
+        format!("Process {} (pid {})", m.process.comm, m.process.pid)
+    }
+}
+
+/// The process of a finding about the message; `None` when no task could be named.
+fn actor(d: &Detector, m: &DnsInfo, lookup: &dyn ProcessLookup) -> Option<ProcessDetails> {
+    (!owner_unknown(m)).then(|| d.process_details(&m.process, lookup))
+}
+
+/// The runtime context of a finding about the message: how its owner was known when the
+/// kernel's table of DNS sockets no longer held the socket.
+fn dns_context(m: &DnsInfo) -> RuntimeContext {
+    let mut context = RuntimeContext::default();
+    if let Some(how) = m.untracked {
+        context.additional.insert(
+            "dnsSocket".into(),
+            match how {
+                "sender" => "untracked: the process is the task that sent the message".into(),
+                _ => "untracked: no process known, only its cgroup".into(),
+            },
+        );
+    }
+    context
+}
+
 /// The resolved path of the process's executable, from its exec or the process table.
 fn executable(d: &Detector, p: &ProcessRef, lookup: &dyn ProcessLookup) -> Option<PathBuf> {
     d.procs
@@ -432,7 +468,7 @@ pub(crate) fn check_dns(
         if forwarded(d, &m.process, name, now, lookup) {
             continue;
         }
-        if !d.dns.is_resolver(&m.process) {
+        if !d.dns.is_resolver(&m.process) && !owner_unknown(m) {
             d.dns.record_ask(name, m.process.pid, now);
         }
         let types = by_type(intel.lookup_domain(name), FindingType::is_dns);
@@ -443,17 +479,16 @@ pub(crate) fn check_dns(
                 severity: super::default_severity(t),
                 title: title(t).into(),
                 description: format!(
-                    "Process {} (pid {}) queried {name} ({} {}), listed on {}.",
-                    m.process.comm,
-                    m.process.pid,
+                    "{} queried {name} ({} {}), listed on {}.",
+                    asker(m),
                     q.qtype,
                     m.protocol,
                     lists.join(", ")
                 ),
                 key: name.to_owned(),
                 role: ResourceRole::Actor,
-                process: Some(d.process_details(&m.process, lookup)),
-                context: RuntimeContext::default(),
+                process: actor(d, m, lookup),
+                context: dns_context(m),
                 network: None,
                 dns: Some(DnsAction {
                     domain: name.to_owned(),
@@ -488,7 +523,8 @@ fn check_dga(
     lookup: &dyn ProcessLookup,
 ) -> Option<Candidate> {
     let model = d.dga.as_ref()?;
-    if dga_exempt(name) || d.dns.is_resolver(&m.process) {
+    // Names of processes the agent could not name are not counted together: they may be many.
+    if dga_exempt(name) || d.dns.is_resolver(&m.process) || owner_unknown(m) {
         return None;
     }
     let pid = m.process.pid;
@@ -650,13 +686,13 @@ fn check_answer(d: &mut Detector, m: &DnsInfo, lookup: &dyn ProcessLookup) -> Ve
             severity: super::default_severity(t),
             title: title(t).into(),
             description: format!(
-                "Process {} (pid {}) resolved {name} to {ip}, the instance metadata address: a DNS rebinding attempt to reach instance credentials.",
-                m.process.comm, m.process.pid
+                "{} resolved {name} to {ip}, the instance metadata address: a DNS rebinding attempt to reach instance credentials.",
+                asker(m)
             ),
             key: name.to_owned(),
             role: ResourceRole::Actor,
-            process: Some(d.process_details(&m.process, lookup)),
-            context: RuntimeContext::default(),
+            process: actor(d, m, lookup),
+            context: dns_context(m),
             network: None,
             dns: Some(DnsAction {
                 domain: name.to_owned(),
@@ -744,12 +780,12 @@ fn check_answer_intel(
     } else {
         question
     };
-    let process = d.process_details(&m.process, lookup);
+    let process = actor(d, m, lookup);
     hits.into_iter()
         .map(|(t, found)| {
             let mut listed: Vec<&str> = found.iter().map(|(i, _)| i.as_str()).collect();
             listed.dedup();
-            let mut context = RuntimeContext::default();
+            let mut context = dns_context(m);
             context
                 .additional
                 .insert("dnsAnswerListed".into(), listed.join(","));
@@ -760,16 +796,15 @@ fn check_answer_intel(
                 severity: super::default_severity(t),
                 title: title(t).into(),
                 description: format!(
-                    "Process {} (pid {}) queried {domain} ({}); the answer carries {}, listed on {}.",
-                    m.process.comm,
-                    m.process.pid,
+                    "{} queried {domain} ({}); the answer carries {}, listed on {}.",
+                    asker(m),
                     m.protocol,
                     listed.join(", "),
                     lists.into_iter().collect::<Vec<_>>().join(", ")
                 ),
                 key: domain.to_owned(),
                 role: ResourceRole::Actor,
-                process: Some(process.clone()),
+                process: process.clone(),
                 context,
                 network: None,
                 dns: Some(DnsAction {

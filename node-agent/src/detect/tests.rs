@@ -690,6 +690,7 @@ fn dns(pid: u32, direction: &'static str, name: &str, answer: Option<&str>) -> E
             })
             .unwrap_or_default(),
         truncated: false,
+        untracked: None,
         parse_error: None,
     })
 }
@@ -757,6 +758,7 @@ fn dns_at(
             })
             .collect(),
         truncated: false,
+        untracked: None,
         parse_error: None,
     })
 }
@@ -837,6 +839,61 @@ fn dga_needs_several_nxdomain_names_from_one_process() {
         &NoLookup,
     );
     assert!(lookup_name(&mut d, &NoLookup, 93, 1, GENERATED[2], "NXDOMAIN").is_empty());
+}
+
+/// An answer whose socket had left the kernel's table, with no task known (pid 0).
+fn unowned_answer(second: u32, name: &str, rcode: &str, records: &[(&str, &str, &str)]) -> Event {
+    let mut e = dns_at(0, second, name, Some(rcode), records);
+    if let Event::Dns(d) = &mut e {
+        d.process = ProcessRef {
+            cgroup_id: 4242,
+            ..ProcessRef::default()
+        };
+        d.untracked = Some("unknown");
+    }
+    e
+}
+
+#[test]
+fn messages_with_no_known_process_raise_intel_findings_and_never_count_towards_dga() {
+    // Answers of many processes, none named: they are not one process generating names.
+    let mut d = detector();
+    for (i, n) in GENERATED.iter().chain(GENERATED.iter()).enumerate() {
+        let out = d.process(&unowned_answer(i as u32, n, "NXDOMAIN", &[]), &NoLookup);
+        assert!(dga_findings(&out).is_empty(), "{n}: {out:?}");
+    }
+    // A listed name in such an answer's CNAME chain still raises, with no process.
+    for (domain, t) in dns_cases() {
+        let mut d = detector();
+        let asked = "innocent.example";
+        let listed = format!("edge.{domain}");
+        let out = d.process(
+            &unowned_answer(
+                0,
+                asked,
+                "NOERROR",
+                &[
+                    (asked, "CNAME", listed.as_str()),
+                    (listed.as_str(), "A", "127.0.0.9"),
+                ],
+            ),
+            &NoLookup,
+        );
+        assert_eq!(out.len(), 1, "{domain}: {out:?}");
+        let f = &out[0].finding;
+        assert_eq!(f.finding_type, t.as_str());
+        assert!(f.process.is_none(), "{f:?}");
+        assert!(
+            f.description
+                .starts_with("A process the agent could not name"),
+            "{}",
+            f.description
+        );
+        assert_eq!(
+            f.context.additional["dnsSocket"],
+            "untracked: no process known, only its cgroup"
+        );
+    }
 }
 
 #[test]

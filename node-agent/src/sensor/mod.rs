@@ -175,6 +175,8 @@ pub struct Sensor {
     identity: SelfIdentity,
     dirents: Option<dirents::DirentWatch>,
     dirent_counters: Option<std::sync::Arc<dirents::DirentCounters>>,
+    /// `max_entries` of the per-CPU LRU maps as loaded.
+    lru_entries: u32,
 }
 
 /// What the start-up did to and learned about the host, for the health summary.
@@ -346,6 +348,7 @@ impl Sensor {
             identity,
             dirents,
             dirent_counters,
+            lru_entries,
         })
     }
 
@@ -395,6 +398,26 @@ impl Sensor {
                 Some(s) => Some(s.to_string()),
                 None => Some(format!("{} not attached", hook.name())),
             }
+        })
+    }
+
+    /// The kernel's table of DNS sockets as a tracked table: sockets added (the `dns_socket`
+    /// hook's sent count) against its size; `shed` is how many entries the additions past its
+    /// size evicted at the least (each CPU evicts from its own share, so there can be more).
+    /// `None` when the hook is not wanted.
+    pub fn dns_sockets_tracked(&self) -> Option<crate::tracked::TrackedTable> {
+        if !self.wanted.contains(&Hook::DnsSocket) {
+            return None;
+        }
+        let added = self.hook_counters(Hook::DnsSocket).sent;
+        let max = u64::from(self.lru_entries);
+        Some(crate::tracked::TrackedTable {
+            table: "kernelDnsSockets",
+            entries: added.min(max),
+            max_entries: max,
+            bytes: None,
+            max_bytes: None,
+            shed: added.saturating_sub(max),
         })
     }
 
