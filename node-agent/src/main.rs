@@ -343,6 +343,7 @@ impl SensorArgs {
             synthetic: false,
             sensitive,
             agent_files: Vec::new(),
+            host_root: PathBuf::from("/"),
         })
     }
 }
@@ -469,6 +470,7 @@ fn run(args: &RunArgs) -> ExitCode {
         std::mem::take(&mut sensor.sensitive).with_agent_files(&agent_files(args));
     sensor.sensitive = sensitive;
     sensor.agent_files = agent_files;
+    sensor.host_root = node_agent::sensor::host_root(&args.proc_root);
     let mut options = RunOptions {
         sensor,
         duration: args.duration,

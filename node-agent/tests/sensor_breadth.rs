@@ -683,7 +683,7 @@ fn a_fanotify_queue_overflow_is_counted_not_silent() {
     )
     .expect("a valid prefix");
     // Pid 0: no process is the agent here, so this test's own changes are reported.
-    let mut watch = DirentWatch::start(&set, 0).expect("fanotify starts as root");
+    let mut watch = DirentWatch::start(&set, 0, Path::new("/")).expect("fanotify starts as root");
     let queue: usize = std::fs::read_to_string("/proc/sys/fs/fanotify/max_queued_events")
         .ok()
         .and_then(|t| t.trim().parse().ok())
@@ -733,7 +733,7 @@ fn directories_made_in_a_watched_one_are_watched_and_their_marks_go_with_them() 
         Category::Persistence,
     )
     .expect("a valid prefix");
-    let mut watch = DirentWatch::start(&set, 0).expect("fanotify starts as root");
+    let mut watch = DirentWatch::start(&set, 0, Path::new("/")).expect("fanotify starts as root");
     let marks = || watch.counters().snapshot().marks;
     assert_eq!(marks(), 1);
     let drain = |watch: &mut DirentWatch| {
@@ -805,4 +805,97 @@ fn a_write_open_that_ends_on_another_cpu_is_reported() {
     assert_eq!(event.process.tid, tid, "{event:?}");
     assert_eq!(event.resolved_path.as_deref(), Some(fifo.as_path()));
     assert!(event.ret >= 0, "{event:?}");
+}
+
+#[test]
+fn directory_changes_are_watched_on_the_host_root_the_agent_reaches_and_named_as_the_host_names_them()
+ {
+    let test = "directory_changes_are_watched_on_the_host_root_the_agent_reaches_and_named_as_the_host_names_them";
+    if !privileged(test) {
+        return;
+    }
+    use node_agent::sensor::dirents::{DirentOp, DirentWatch};
+    // An agent in a container of its own reaches the host's files through
+    // `<proc-root>/1/root`: here a scratch directory stands for that root, holding its own
+    // `etc/cron.d`. The watch marks that one, not this machine's `/etc/cron.d`, and names what
+    // changes in it by the host's path.
+    let root = std::env::temp_dir().join(format!("vigil-hostroot-{}", std::process::id()));
+    let cron = root.join("etc/cron.d");
+    std::fs::create_dir_all(&cron).expect("mkdir");
+    let mut set = SensitivePaths { entries: vec![] };
+    set.add("/etc/cron.d/", MatchKind::Prefix, Category::Persistence)
+        .expect("a valid prefix");
+    let mut watch = DirentWatch::start(&set, 0, &root).expect("fanotify starts as root");
+    assert_eq!(watch.counters().snapshot().marks, 1);
+    assert!(watch.aliases().is_empty(), "{:?}", watch.aliases());
+    // A file linked in through the host root, and one moved into this machine's own
+    // `/etc/cron.d` (not the host root the watch was given).
+    let source = root.join("payload");
+    std::fs::write(&source, b"* * * * * root true\n").expect("write");
+    std::fs::hard_link(&source, cron.join("job")).expect("link");
+    let own = Path::new("/etc/cron.d").join(format!("vigil-hostroot-{}", std::process::id()));
+    std::fs::write(&own, b"# vigil test\n").expect("write /etc/cron.d");
+    let _ = std::fs::remove_file(&own);
+    let mut seen = Vec::new();
+    while watch.read_ready(|c| seen.push(c)) > 0 {}
+    let _ = std::fs::remove_dir_all(&root);
+    assert!(
+        seen.iter()
+            .any(|c| c.op == DirentOp::Linked
+                && c.path.as_deref() == Some(Path::new("/etc/cron.d/job"))),
+        "the link is named by the host's path: {seen:?}"
+    );
+    assert!(
+        seen.iter()
+            .all(|c| c.path.as_deref() != Some(own.as_path())),
+        "the machine's own /etc/cron.d is not watched: {seen:?}"
+    );
+}
+
+#[test]
+fn without_cap_sys_admin_the_directory_sensor_says_why_it_is_off() {
+    let test = "without_cap_sys_admin_the_directory_sensor_says_why_it_is_off";
+    if !privileged(test) {
+        return;
+    }
+    use std::os::unix::process::CommandExt;
+    // The agent's pod has no CAP_SYS_ADMIN (operator/src/render.rs). fanotify would still start
+    // there, as an unprivileged listener that is told no other process's pid.
+    let mut probe = Command::new(env!("CARGO_BIN_EXE_node-agent"));
+    probe.arg("probe");
+    // SAFETY: prctl is async-signal-safe; it only drops a capability of the child.
+    unsafe {
+        probe.pre_exec(|| {
+            if libc::prctl(libc::PR_CAPBSET_DROP, 21, 0, 0, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = probe.output().expect("run node-agent probe");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_str(&text).expect("a JSON report");
+    let hooks = report["hooks"].as_array().expect("hooks");
+    let state = |name: &str| {
+        hooks
+            .iter()
+            .find(|h| h["hook"] == name)
+            .unwrap_or_else(|| panic!("{name} listed: {text}"))
+    };
+    let dirents = state("file_dirents");
+    assert_eq!(dirents["state"], "unsupported", "{dirents}");
+    assert!(
+        dirents["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("CAP_SYS_ADMIN")),
+        "{dirents}"
+    );
+    // The eBPF sensors do not need it.
+    assert_eq!(state("exec")["state"], "active", "{text}");
+    assert_eq!(state("file_change")["state"], "active", "{text}");
 }

@@ -121,6 +121,14 @@ pub enum DirentError {
          path string only"
     )]
     Init(#[source] io::Error),
+    /// The process lacks CAP_SYS_ADMIN: fanotify would start as an unprivileged listener,
+    /// which is told the acting pid of no other process.
+    #[error(
+        "no CAP_SYS_ADMIN: fanotify gives an unprivileged listener no acting pid (each change \
+         would read as pid 0 and could not be paired with the tracepoints' record of it); \
+         renames and links are matched by the path string only"
+    )]
+    Unprivileged,
     /// No sensitive directory could be marked.
     #[error("no sensitive directory could be marked: {0}")]
     NoMarks(String),
@@ -198,6 +206,10 @@ struct Marked {
 /// The running sensor.
 pub struct DirentWatch {
     fan: OwnedFd,
+    /// Where the host's files are reached from: `/` on the host, `<proc-root>/1/root` for an
+    /// agent in a container of its own (a pod with the host's pid namespace). Paths kept and
+    /// reported are the host's; only opens, listings and `stat`s go through this.
+    root: PathBuf,
     /// Marked directories by file handle (`fsid`, handle type, handle bytes).
     dirs: HashMap<Vec<u8>, Marked>,
     sensitive: SensitivePaths,
@@ -238,6 +250,15 @@ impl std::fmt::Debug for DirentWatch {
             .field("marks", &self.dirs.len())
             .finish_non_exhaustive()
     }
+}
+
+/// The host's `path` as reached through `root`, the host's root directory as this process
+/// sees it.
+pub fn host_path_through(root: &Path, path: &Path) -> PathBuf {
+    if root == Path::new("/") {
+        return path.to_owned();
+    }
+    root.join(path.strip_prefix("/").unwrap_or(path))
 }
 
 fn cstring(path: &Path) -> io::Result<CString> {
@@ -400,9 +421,17 @@ pub fn decode(buf: &[u8]) -> (Vec<RawEvent>, u64) {
 }
 
 impl DirentWatch {
-    /// Marks the directories of `sensitive` (see the module's description). Changes by
+    /// Marks the directories of `sensitive` (see the module's description), reached through
+    /// `root` (the host's root directory as this process sees it: `/` on the host). Changes by
     /// `own_pid` are not reported.
-    pub fn start(sensitive: &SensitivePaths, own_pid: u32) -> Result<Self, DirentError> {
+    pub fn start(
+        sensitive: &SensitivePaths,
+        own_pid: u32,
+        root: &Path,
+    ) -> Result<Self, DirentError> {
+        if !super::host::has_capability(super::host::CAP_SYS_ADMIN) {
+            return Err(DirentError::Unprivileged);
+        }
         // SAFETY: plain flags.
         let fd = unsafe {
             libc::fanotify_init(
@@ -422,6 +451,7 @@ impl DirentWatch {
         let fan = unsafe { OwnedFd::from_raw_fd(fd) };
         let mut watch = Self {
             fan,
+            root: root.to_owned(),
             dirs: HashMap::new(),
             sensitive: sensitive.clone(),
             own_pid,
@@ -477,7 +507,7 @@ impl DirentWatch {
             self.counters.unmarked.fetch_add(1, Ordering::Relaxed);
             return Ok(());
         }
-        let c = cstring(dir)?;
+        let c = cstring(&self.reach(dir))?;
         // SAFETY: a valid C string.
         let raw = unsafe {
             libc::open(
@@ -491,7 +521,7 @@ impl DirentWatch {
         // SAFETY: open returned a new descriptor.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         let key = handle_key(fd.as_raw_fd())?;
-        if let Some(real) = fd_path(fd.as_raw_fd())
+        if let Some(real) = self.fd_path(fd.as_raw_fd())
             && real != dir
             && !self.aliases.iter().any(|(a, _)| a == dir)
         {
@@ -517,11 +547,13 @@ impl DirentWatch {
                 return Err(io::Error::last_os_error());
             }
             self.counters.marks.fetch_add(1, Ordering::Relaxed);
-            let real = fd_path(fd.as_raw_fd()).unwrap_or_else(|| dir.to_owned());
+            let real = self
+                .fd_path(fd.as_raw_fd())
+                .unwrap_or_else(|| dir.to_owned());
             self.dirs.insert(key, Marked { fd, whole });
-            if let Ok(entries) = std::fs::read_dir(&real) {
+            if let Ok(entries) = std::fs::read_dir(self.reach(&real)) {
                 for entry in entries.flatten() {
-                    let path = entry.path();
+                    let path = real.join(entry.file_name());
                     if self.sensitive.classify(&path).is_some() {
                         self.remember(&path);
                     }
@@ -529,21 +561,41 @@ impl DirentWatch {
             }
         }
         if depth > 0
-            && let Ok(entries) = std::fs::read_dir(dir)
+            && let Ok(entries) = std::fs::read_dir(self.reach(dir))
         {
             for entry in entries.flatten() {
                 if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                    let _ = self.mark(&entry.path(), whole, depth - 1);
+                    let _ = self.mark(&dir.join(entry.file_name()), whole, depth - 1);
                 }
             }
         }
         Ok(())
     }
 
+    /// Where this process reaches the host's `path`.
+    fn reach(&self, path: &Path) -> PathBuf {
+        host_path_through(&self.root, path)
+    }
+
+    /// The host's path of an open descriptor: the kernel names a directory reached through
+    /// `<proc-root>/1/root` by its path in the host's mount namespace already (it is outside
+    /// this process's root); one under this process's root is named with `root` in front,
+    /// which is cut.
+    fn fd_path(&self, fd: RawFd) -> Option<PathBuf> {
+        let path = fd_path(fd)?;
+        if self.root == Path::new("/") {
+            return Some(path);
+        }
+        match path.strip_prefix(&self.root) {
+            Ok(rest) => Some(Path::new("/").join(rest)),
+            Err(_) => Some(path),
+        }
+    }
+
     /// Reads and keeps a file's mode and owner (within [`MAX_ATTRS`]); returns what was kept
     /// before.
     fn remember(&mut self, path: &Path) -> Option<Attrs> {
-        let Some(now) = Attrs::of(path) else {
+        let Some(now) = Attrs::of(&self.reach(path)) else {
             return self.attrs.remove(path);
         };
         if self.attrs.len() >= MAX_ATTRS && !self.attrs.contains_key(path) {
@@ -603,7 +655,7 @@ impl DirentWatch {
     /// prefix directory of the set or below one (its new subdirectories are marked).
     fn locate(&self, info: &InfoRecord) -> Option<(PathBuf, bool)> {
         let marked = self.dirs.get(&info.key)?;
-        let dir = fd_path(marked.fd.as_raw_fd())?;
+        let dir = self.fd_path(marked.fd.as_raw_fd())?;
         let name = info.name.as_deref()?;
         if name.is_empty() || name == b"." {
             return Some((dir, marked.whole));

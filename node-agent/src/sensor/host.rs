@@ -47,9 +47,38 @@ pub fn euid() -> u32 {
 }
 
 /// Capability bits (from `linux/capability.h`).
-const CAP_SYS_ADMIN: u32 = 21;
+pub const CAP_SYS_ADMIN: u32 = 21;
 const CAP_PERFMON: u32 = 38;
 const CAP_BPF: u32 = 39;
+
+/// This process's effective capabilities (`CapEff` of `/proc/self/status`; 0 when unreadable).
+fn effective_capabilities() -> u64 {
+    let status = fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .unwrap_or(0)
+}
+
+/// Whether this process has the capability `cap` in its effective set (root in a container
+/// may lack some).
+pub fn has_capability(cap: u32) -> bool {
+    cap < 64 && effective_capabilities() & (1u64 << cap) != 0
+}
+
+/// The host's root directory as this process reaches it: `<proc_root>/1/root` when that is a
+/// root other than this process's own (an agent in a container of its own, with the host's
+/// pid namespace and `/proc` mounted at `proc_root`), else `/`.
+pub fn host_root(proc_root: &Path) -> PathBuf {
+    use std::os::unix::fs::MetadataExt;
+    let init_root = proc_root.join("1/root");
+    let id = |p: &Path| fs::metadata(p).ok().map(|m| (m.dev(), m.ino()));
+    match (id(&init_root), id(Path::new("/"))) {
+        (Some(theirs), Some(ours)) if theirs != ours => init_root,
+        _ => PathBuf::from("/"),
+    }
+}
 
 /// Fails early, with the fix, when the process plainly cannot load eBPF.
 pub fn check_privileges() -> Result<(), SensorError> {
@@ -57,12 +86,7 @@ pub fn check_privileges() -> Result<(), SensorError> {
     if euid == 0 {
         return Ok(());
     }
-    let status = fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let cap_eff = status
-        .lines()
-        .find_map(|l| l.strip_prefix("CapEff:"))
-        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-        .unwrap_or(0);
+    let cap_eff = effective_capabilities();
     let has = |cap: u32| cap_eff & (1u64 << cap) != 0;
     if has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON)) {
         return Ok(());

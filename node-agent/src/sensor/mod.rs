@@ -22,7 +22,7 @@ use serde::Serialize;
 use crate::{btf_offsets, sensitive::SensitivePaths};
 pub use guard::{IdentitySource, SelfIdentity};
 pub use hooks::{HookState, HookStatus};
-pub use host::cgroup2_root;
+pub use host::{cgroup2_root, host_root};
 
 /// The eBPF object built by `build.rs` from `node-agent-ebpf`.
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/vigil"));
@@ -49,6 +49,10 @@ pub struct SensorOptions {
     /// The agent's own binary and configuration, watched for writes (self-protection); they are
     /// in `sensitive` too ([`SensitivePaths::with_agent_files`]).
     pub agent_files: Vec<PathBuf>,
+    /// The host's root directory as the agent reaches it (`/` on the host;
+    /// [`host::host_root`] finds it in a container), for the sensors that open the host's
+    /// files by path (`file_dirents`).
+    pub host_root: PathBuf,
 }
 
 impl SensorOptions {
@@ -66,6 +70,7 @@ impl Default for SensorOptions {
             synthetic: false,
             sensitive: SensitivePaths::default(),
             agent_files: Vec::new(),
+            host_root: PathBuf::from("/"),
         }
     }
 }
@@ -481,9 +486,9 @@ fn start_dirents(options: &SensorOptions) -> (Option<dirents::DirentWatch>, Hook
     if options.disabled.iter().any(|d| d == dirents::HOOK_NAME) {
         return (None, status(HookState::Disabled));
     }
-    match dirents::DirentWatch::start(&options.sensitive, std::process::id()) {
+    match dirents::DirentWatch::start(&options.sensitive, std::process::id(), &options.host_root) {
         Ok(watch) => (Some(watch), status(HookState::Active)),
-        Err(error @ dirents::DirentError::Init(_)) => {
+        Err(error @ (dirents::DirentError::Init(_) | dirents::DirentError::Unprivileged)) => {
             tracing::warn!(%error, "renames and links through other paths are not seen");
             (None, status(HookState::Unsupported(error.to_string())))
         }
