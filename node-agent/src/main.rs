@@ -38,7 +38,7 @@ enum Command {
     /// Run the agent in standalone mode, printing events (the default).
     Run(Box<RunArgs>),
     /// Load and attach every sensor, print which hooks are active, and exit.
-    Probe(SensorArgs),
+    Probe(ProbeArgs),
     /// Read the findings store (standalone mode).
     #[command(subcommand)]
     Findings(FindingsCommand),
@@ -188,6 +188,7 @@ impl DetectionArgs {
                 retention: self.retention,
                 max_findings: self.max_findings,
             },
+            disabled_types: std::collections::BTreeSet::new(),
         })
     }
 }
@@ -203,6 +204,11 @@ struct SensorArgs {
     /// file_dirents (fanotify), stream_egress.
     #[arg(long = "disable-hook")]
     disabled: Vec<String>,
+    /// Never raise this finding type (repeatable), e.g. `Execution:Runtime/NewLibraryLoaded`
+    /// (docs/FINDINGS.md lists them). When events are not printed (--findings-only, cluster
+    /// mode), hooks that no enabled type reads are not attached either.
+    #[arg(long = "disable-finding", value_name = "TYPE")]
+    disabled_findings: Vec<String>,
     /// Wake the reader once this many bytes wait in the ring buffer (0: every record).
     #[arg(long, default_value_t = 256 * 1024)]
     wakeup_bytes: u32,
@@ -215,6 +221,16 @@ struct SensorArgs {
     /// added to the built-in set.
     #[arg(long)]
     sensitive_paths: Option<PathBuf>,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+struct ProbeArgs {
+    #[command(flatten)]
+    sensor: SensorArgs,
+    /// Attach what `run --findings-only` attaches: only the hooks some enabled finding type
+    /// (or the pipeline) reads.
+    #[arg(long)]
+    findings_only: bool,
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -317,7 +333,9 @@ impl ClusterArgs {
 }
 
 impl SensorArgs {
-    fn options(&self) -> Result<SensorOptions, String> {
+    /// The sensor's options; `findings_only` when records become findings only, never
+    /// printed events.
+    fn options(&self, findings_only: bool) -> Result<SensorOptions, String> {
         let mut known = node_agent_common::stats::Hook::ALL
             .map(|h| h.name())
             .to_vec();
@@ -327,6 +345,23 @@ impl SensorArgs {
                 "--disable-hook {bad}: no such hook; the hooks are {}",
                 known.join(", ")
             ));
+        }
+        let mut disabled_findings = std::collections::BTreeSet::new();
+        for name in &self.disabled_findings {
+            match name.parse::<vigil_detection::FindingType>() {
+                Ok(t) => {
+                    disabled_findings.insert(t);
+                }
+                Err(_) => {
+                    return Err(format!(
+                        "--disable-finding {name:?} (or `disable-finding:` in the settings file): \
+                         no such finding type; the types are {}",
+                        vigil_detection::FindingType::ALL
+                            .map(|t| t.as_str())
+                            .join(", ")
+                    ));
+                }
+            }
         }
         // Every account's user systemd units (persistence), from the host's accounts.
         let mut sensitive = SensitivePaths::default().with_user_unit_dirs(
@@ -340,6 +375,8 @@ impl SensorArgs {
             wakeup_bytes: self.wakeup_bytes,
             repeat_window_ms: self.repeat_window_ms,
             disabled: self.disabled.clone(),
+            disabled_findings,
+            findings_only,
             synthetic: false,
             sensitive,
             agent_files: Vec::new(),
@@ -439,8 +476,8 @@ fn fail(message: impl std::fmt::Display) -> ExitCode {
     ExitCode::FAILURE
 }
 
-fn probe(args: &SensorArgs) -> ExitCode {
-    let options = match args.options() {
+fn probe(args: &ProbeArgs) -> ExitCode {
+    let options = match args.sensor.options(args.findings_only) {
         Ok(o) => o,
         Err(e) => return fail(e),
     };
@@ -462,10 +499,18 @@ fn probe(args: &SensorArgs) -> ExitCode {
 }
 
 fn run(args: &RunArgs) -> ExitCode {
-    let mut sensor = match args.sensor.options() {
+    // In a cluster, stdout is the container log: findings (redacted) only, unless asked.
+    let findings_only =
+        args.detection.findings_only || (args.cluster.kubernetes() && !args.detection.print_events);
+    let mut detection = args.detection.options();
+    // Hooks are cut by the finding types only when records become findings and nothing else.
+    let mut sensor = match args.sensor.options(findings_only && detection.is_some()) {
         Ok(o) => o,
         Err(e) => return fail(e),
     };
+    if let Some(d) = detection.as_mut() {
+        d.disabled_types = sensor.disabled_findings.clone();
+    }
     let (sensitive, agent_files) =
         std::mem::take(&mut sensor.sensitive).with_agent_files(&agent_files(args));
     sensor.sensitive = sensitive;
@@ -482,10 +527,8 @@ fn run(args: &RunArgs) -> ExitCode {
         },
         proc_root: args.proc_root.clone(),
         cgroup_root: args.cgroup_root.clone(),
-        detection: args.detection.options(),
-        // In a cluster, stdout is the container log: findings (redacted) only, unless asked.
-        findings_only: args.detection.findings_only
-            || (args.cluster.kubernetes() && !args.detection.print_events),
+        detection,
+        findings_only,
         telemetry: None,
         sinks: None,
         response: None,

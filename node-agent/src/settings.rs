@@ -6,7 +6,8 @@
 //! db: /var/lib/vigil/findings.db
 //! findings-only: true
 //! metrics-addr: 127.0.0.1:9464
-//! disable-hook: [dns]
+//! disable-hook: [mount]
+//! disable-finding: [Execution:Runtime/NewLibraryLoaded]
 //! ```
 //!
 //! A flag on the command line wins over the file's key for it. An unknown key, or a value of the
@@ -172,6 +173,7 @@ mod tests {
             "db",
             "findings-only",
             "disable-hook",
+            "disable-finding",
             "poll-ms",
             "metrics-addr",
         ]
@@ -202,6 +204,23 @@ mod tests {
             Vec::<String>::new()
         );
         assert_eq!(args("", &[]).unwrap(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn finding_types_are_plain_values_in_either_list_form() {
+        // `:`, `/`, `&` and `!` inside the GuardDuty names need no quotes.
+        let block = "disable-finding:\n  - Execution:Runtime/NewLibraryLoaded\n  - Backdoor:Runtime/C&CActivity.B!DNS\n";
+        let flow = "disable-finding: [Execution:Runtime/NewLibraryLoaded, Backdoor:Runtime/C&CActivity.B!DNS]\n";
+        for text in [block, flow] {
+            assert_eq!(
+                args(text, &[]).unwrap(),
+                [
+                    "--disable-finding=Execution:Runtime/NewLibraryLoaded",
+                    "--disable-finding=Backdoor:Runtime/C&CActivity.B!DNS"
+                ],
+                "{text}"
+            );
+        }
     }
 
     #[test]

@@ -336,3 +336,169 @@ fn an_agent_stopped_while_it_starts_exits_cleanly_with_its_summary() {
         "no health summary:\n{text}"
     );
 }
+
+#[test]
+fn unknown_finding_type_is_rejected_with_the_list_of_types() {
+    let out = Command::new(AGENT)
+        .args([
+            "run",
+            "--disable-finding",
+            "Execution:Runtime/NoSuchThing",
+            "--duration",
+            "1s",
+        ])
+        .output()
+        .expect("run node-agent");
+    assert!(!out.status.success());
+    no_panic(&out);
+    let text = stderr(&out);
+    assert!(
+        text.contains("--disable-finding \"Execution:Runtime/NoSuchThing\""),
+        "{text}"
+    );
+    assert!(text.contains("no such finding type"), "{text}");
+    assert!(
+        text.contains("Execution:Runtime/NewLibraryLoaded"),
+        "{text}"
+    );
+}
+
+#[test]
+fn an_unknown_finding_type_in_the_settings_file_is_rejected() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let settings = dir.path().join("vigil.yaml");
+    std::fs::write(
+        &settings,
+        "disable-finding:\n  - Execution:Runtime/NewLibraryLoaded\n  - Trojan:Runtime/Nope\n",
+    )
+    .unwrap();
+    let out = Command::new(AGENT)
+        .args(["run", "--duration", "1s", "--settings"])
+        .arg(&settings)
+        .output()
+        .expect("run node-agent");
+    assert!(!out.status.success());
+    no_panic(&out);
+    let text = stderr(&out);
+    assert!(text.contains("\"Trojan:Runtime/Nope\""), "{text}");
+    assert!(text.contains("settings file"), "{text}");
+    assert!(text.contains("Trojan:Runtime/DropPoint"), "{text}");
+}
+
+/// The hooks of a `probe` report or a health summary, by name: (state, reason).
+fn hook_states(hooks: &serde_json::Value) -> std::collections::BTreeMap<String, (String, String)> {
+    hooks
+        .as_array()
+        .expect("hooks array")
+        .iter()
+        .map(|h| {
+            (
+                h["hook"].as_str().unwrap_or_default().to_owned(),
+                (
+                    h["state"].as_str().unwrap_or_default().to_owned(),
+                    h["reason"].as_str().unwrap_or_default().to_owned(),
+                ),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn root_probe_for_findings_only_leaves_off_the_hooks_of_disabled_types() {
+    if !node_agent::collector::root_or_skip(
+        "root_probe_for_findings_only_leaves_off_the_hooks_of_disabled_types",
+    ) {
+        return;
+    }
+    let probe = |extra: &[&str]| {
+        let out = Command::new(AGENT)
+            .args([
+                "probe",
+                "--disable-finding",
+                "Execution:Runtime/NewLibraryLoaded",
+            ])
+            .args(extra)
+            .output()
+            .expect("run node-agent");
+        assert!(out.status.success(), "{}", stderr(&out));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("probe prints JSON")
+    };
+    let report = probe(&["--findings-only"]);
+    let states = hook_states(&report["hooks"]);
+    let (state, reason) = &states["library_load"];
+    assert_eq!(state, "notNeeded", "{states:?}");
+    assert!(
+        reason.contains("disabled: Execution:Runtime/NewLibraryLoaded"),
+        "{reason}"
+    );
+    // Hooks no type reads are left off too, saying so.
+    for hook in ["memfd", "namespace", "privilege", "dup"] {
+        assert_eq!(states[hook].0, "notNeeded", "{hook}: {states:?}");
+        assert!(states[hook].1.contains("no finding type"), "{states:?}");
+    }
+    // Every other hook attaches (or this kernel lacks it: no loadable modules here).
+    for (hook, (state, _)) in &states {
+        if hook == "library_load"
+            || ["memfd", "namespace", "privilege", "dup"].contains(&hook.as_str())
+        {
+            continue;
+        }
+        assert!(
+            state == "active" || state == "unsupported",
+            "{hook}: {states:?}"
+        );
+    }
+    assert_eq!(states["file_open"].0, "active");
+    assert_eq!(states["exec"].0, "active");
+    // A disabled type is off by choice, not a type that cannot fire.
+    let cannot = report["findingTypesThatCannotFire"].to_string();
+    assert!(!cannot.contains("NewLibraryLoaded"), "{cannot}");
+
+    // Events printed: every hook is needed.
+    let states = hook_states(&probe(&[])["hooks"]);
+    assert!(
+        states
+            .values()
+            .all(|(s, _)| s == "active" || s == "unsupported"),
+        "{states:?}"
+    );
+}
+
+#[test]
+fn root_run_takes_disable_finding_from_the_settings_file() {
+    if !node_agent::collector::root_or_skip("root_run_takes_disable_finding_from_the_settings_file")
+    {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let settings = dir.path().join("vigil.yaml");
+    std::fs::write(
+        &settings,
+        "findings-only: true\nno-store: true\ndisable-finding:\n  - Execution:Runtime/NewLibraryLoaded\n  - CryptoCurrency:Runtime/BitcoinTool.B\n",
+    )
+    .unwrap();
+    let out = Command::new(AGENT)
+        .args(["run", "--duration", "1s", "--health-json", "--settings"])
+        .arg(&settings)
+        .stdout(std::process::Stdio::null())
+        .output()
+        .expect("run node-agent");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stderr(&out);
+    let health: serde_json::Value = text
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .expect("a JSON health summary on stderr");
+    let states = hook_states(&health["hooks"]);
+    assert_eq!(states["library_load"].0, "notNeeded", "{states:?}");
+    // Stratum on the wire feeds BitcoinTool.B alone; connects feed other types.
+    assert_eq!(states["stream_egress"].0, "notNeeded", "{states:?}");
+    assert!(
+        states["stream_egress"]
+            .1
+            .contains("CryptoCurrency:Runtime/BitcoinTool.B"),
+        "{states:?}"
+    );
+    assert_eq!(states["connect"].0, "active", "{states:?}");
+}

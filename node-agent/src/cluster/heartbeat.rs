@@ -109,7 +109,7 @@ pub fn agent_health(reported: &Reported, previous: &mut Previous) -> AgentHealth
                 probe: hook.hook.to_owned(),
                 error: error.clone(),
             }),
-            HookState::Disabled | HookState::Unsupported(_) => {}
+            HookState::Disabled | HookState::NotNeeded(_) | HookState::Unsupported(_) => {}
         }
     }
     let seconds = (h.seconds - previous.seconds).max(0.0);

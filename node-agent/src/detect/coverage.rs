@@ -6,7 +6,7 @@
 //! that writes that record. docs/FINDINGS.md shows [`default_status`] of every type and a test
 //! (`node-agent/tests/docs.rs`) keeps the two in step.
 
-use std::fmt;
+use std::{collections::BTreeSet, fmt};
 
 use node_agent_common::stats::Hook;
 use serde::Serialize;
@@ -19,6 +19,10 @@ pub struct Needs {
     pub hooks: &'static [&'static [Hook]],
     /// Raised only by a threat-list match (a list must feed the type).
     pub threat_list: bool,
+    /// Hooks that feed some of its checks without being needed for it to fire at all: without
+    /// them one way of seeing it is lost (`ExecutionSuspiciousCommand`: a binary a downloader
+    /// wrote, known from the written-files map that `file_open` keeps).
+    pub also: &'static [Hook],
 }
 
 /// Hooks whose tracepoints a kernel may lack altogether (a build option), unlike the syscalls
@@ -35,12 +39,14 @@ pub const fn needs(t: FindingType) -> Needs {
         Needs {
             hooks,
             threat_list: false,
+            also: &[],
         }
     }
     const fn listed(hooks: &'static [&'static [Hook]]) -> Needs {
         Needs {
             hooks,
             threat_list: true,
+            also: &[],
         }
     }
     const EXEC: &[&[Hook]] = &[&[H::Exec]];
@@ -79,8 +85,13 @@ pub const fn needs(t: FindingType) -> Needs {
         T::DefenseEvasionSuspiciousCommand | T::PersistenceSuspiciousCommand => {
             hooks(&[&[H::Exec, H::FileOpen, H::FileChange]])
         }
+        // Exec rules and pipes; also a binary or script a downloader wrote, then run (its
+        // writer from the written-files map of the file_open programs, `pipes`).
+        T::ExecutionSuspiciousCommand => Needs {
+            also: &[H::FileOpen],
+            ..hooks(EXEC)
+        },
         T::ExecutionSuspiciousTool
-        | T::ExecutionSuspiciousCommand
         | T::DiscoverySuspiciousCommand
         | T::PrivilegeEscalationSuspiciousCommand
         | T::ImpactCryptoMinerExecuted
@@ -108,15 +119,93 @@ pub const fn needs(t: FindingType) -> Needs {
         T::PrivilegeEscalationUserfaultfdUsage => hooks(&[&[H::Userfaultfd]]),
         T::DefenseEvasionKernelModuleLoaded => hooks(&[&[H::Module]]),
         T::PrivilegeEscalationContainerMountsHostDirectory => hooks(&[&[H::Mount]]),
-        // bpf(2) on the agent's objects, signals, ptrace, or its files written.
+        // bpf(2) on the agent's objects, signals, ptrace, process_vm_writev, or its files
+        // written (`selfprotect`).
         T::DefenseEvasionSecurityAgentTampered => hooks(&[&[
             H::BpfAgent,
             H::SignalAgent,
             H::Ptrace,
+            H::VmWrite,
             H::FileOpen,
             H::FileChange,
         ]]),
     }
+}
+
+/// Hooks whose records the pipeline reads whatever the finding types: process lifetime and
+/// lineage (the process table behind every finding's process, lineage and uuid, the parent of a
+/// traced process). Never left off for want of a type.
+pub const PIPELINE_HOOKS: &[Hook] = &[Hook::Exec, Hook::Fork, Hook::Exit];
+
+/// Every hook whose records some check of `t` reads: those of all its groups, and `also`.
+pub fn feeding_hooks(t: FindingType) -> impl Iterator<Item = Hook> {
+    let n = needs(t);
+    n.hooks
+        .iter()
+        .flat_map(|group| group.iter().copied())
+        .chain(n.also.iter().copied())
+}
+
+/// Whether a hook is needed when the agent makes findings only (its records are not printed as
+/// events: `--findings-only`, cluster mode).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HookNeed {
+    /// The pipeline reads its records, or an enabled finding type does.
+    Needed,
+    /// No enabled finding type reads its records: `disabled` are the switched-off types that
+    /// would (empty when no type reads them at all: they are printed as events only).
+    NotNeeded {
+        /// The disabled types it feeds.
+        disabled: Vec<FindingType>,
+    },
+}
+
+impl HookNeed {
+    /// Why the hook is left off; `None` when it is needed.
+    pub fn reason(&self) -> Option<String> {
+        match self {
+            Self::Needed => None,
+            Self::NotNeeded { disabled } if disabled.is_empty() => {
+                Some("events are not printed and no finding type reads its records".to_owned())
+            }
+            Self::NotNeeded { disabled } => Some(format!(
+                "events are not printed and the finding types that read its records are \
+                 disabled: {}",
+                disabled
+                    .iter()
+                    .map(|t| t.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        }
+    }
+}
+
+/// Whether `hook` is needed for findings only, with the types in `disabled` switched off. A
+/// hook is needed when the pipeline reads it or any enabled type's checks do, as one of
+/// several alternatives included: leaving it off must never lose a way of raising an enabled
+/// type.
+pub fn hook_need(hook: Hook, disabled: &BTreeSet<FindingType>) -> HookNeed {
+    if PIPELINE_HOOKS.contains(&hook) {
+        return HookNeed::Needed;
+    }
+    let mut off = Vec::new();
+    for t in FindingType::ALL {
+        if feeding_hooks(t).any(|h| h == hook) {
+            if !disabled.contains(&t) {
+                return HookNeed::Needed;
+            }
+            off.push(t);
+        }
+    }
+    HookNeed::NotNeeded { disabled: off }
+}
+
+/// [`hook_need`] for the directory-entry sensor (fanotify, `file_dirents`): it reports the
+/// changes the `file_change` programs report, made through paths they do not see, so it feeds
+/// the same types.
+pub fn dirents_need(disabled: &BTreeSet<FindingType>) -> HookNeed {
+    hook_need(Hook::FileChange, disabled)
 }
 
 /// Whether a built-in threat list feeds `t`: names it, or, for a `!DNS` type, holds addresses
@@ -295,5 +384,174 @@ mod tests {
             module_type.map(|u| u.missing.clone()),
             Some(vec!["module unsupported by this kernel".to_owned()])
         );
+    }
+
+    fn not_needed(disabled: &BTreeSet<FindingType>) -> Vec<Hook> {
+        Hook::ALL
+            .into_iter()
+            .filter(|&h| hook_need(h, disabled) != HookNeed::Needed)
+            .collect()
+    }
+
+    #[test]
+    fn with_every_type_enabled_only_the_hooks_no_check_reads_are_left_off() {
+        // memfd, namespace, privilege and dup records are printed as events; no check reads
+        // them (the exec record itself carries memfd executables and stdio sockets).
+        assert_eq!(
+            not_needed(&BTreeSet::new()),
+            [Hook::Memfd, Hook::Namespace, Hook::Privilege, Hook::Dup]
+        );
+        assert_eq!(
+            hook_need(Hook::Dup, &BTreeSet::new()).reason().as_deref(),
+            Some("events are not printed and no finding type reads its records")
+        );
+        assert_eq!(dirents_need(&BTreeSet::new()), HookNeed::Needed);
+        // Every other hook feeds some type; the pipeline's feed them all.
+        for hook in Hook::ALL {
+            let fed = FindingType::ALL
+                .into_iter()
+                .any(|t| feeding_hooks(t).any(|h| h == hook));
+            assert_eq!(
+                fed || PIPELINE_HOOKS.contains(&hook),
+                hook_need(hook, &BTreeSet::new()) == HookNeed::Needed,
+                "{hook:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn new_library_loaded_off_leaves_library_load_off_and_file_open_on() {
+        let off = BTreeSet::from([FindingType::ExecutionNewLibraryLoaded]);
+        assert_eq!(
+            hook_need(Hook::LibraryLoad, &off),
+            HookNeed::NotNeeded {
+                disabled: vec![FindingType::ExecutionNewLibraryLoaded]
+            }
+        );
+        let reason = hook_need(Hook::LibraryLoad, &off).reason().unwrap();
+        assert!(
+            reason.ends_with("disabled: Execution:Runtime/NewLibraryLoaded"),
+            "{reason}"
+        );
+        // file_open feeds NewBinaryExecuted and the file types too.
+        assert_eq!(hook_need(Hook::FileOpen, &off), HookNeed::Needed);
+        assert_eq!(
+            not_needed(&off),
+            [
+                Hook::Memfd,
+                Hook::Namespace,
+                Hook::Privilege,
+                Hook::Dup,
+                Hook::LibraryLoad
+            ]
+        );
+    }
+
+    #[test]
+    fn the_dns_hooks_go_only_when_every_type_reading_dns_is_off() {
+        let dns_hooks = [Hook::DnsSocket, Hook::DnsEgress, Hook::DnsIngress];
+        // The `!DNS` and domain-reputation types read queries and answers; the metadata
+        // rebinding check reads answers, so dns_socket and dns_ingress stay for it.
+        let named: BTreeSet<FindingType> = FindingType::ALL
+            .into_iter()
+            .filter(|t| t.is_dns())
+            .collect();
+        assert_eq!(
+            hook_need(Hook::DnsEgress, &named),
+            HookNeed::NotNeeded {
+                disabled: named.iter().copied().collect()
+            }
+        );
+        assert_eq!(hook_need(Hook::DnsSocket, &named), HookNeed::Needed);
+        assert_eq!(hook_need(Hook::DnsIngress, &named), HookNeed::Needed);
+        let mut all = named;
+        all.insert(FindingType::UnauthorizedAccessMetadataDnsRebind);
+        for hook in dns_hooks {
+            assert_ne!(hook_need(hook, &all), HookNeed::Needed, "{hook:?}");
+        }
+        // Nothing else goes with them: connects still name their domains from nothing, but
+        // every connect type still fires.
+        let rest: Vec<Hook> = not_needed(&all)
+            .into_iter()
+            .filter(|h| !dns_hooks.contains(h))
+            .collect();
+        assert_eq!(
+            rest,
+            [Hook::Memfd, Hook::Namespace, Hook::Privilege, Hook::Dup]
+        );
+    }
+
+    #[test]
+    fn a_hook_that_is_one_of_alternatives_stays_while_its_type_is_on() {
+        // BitcoinTool.B: a listed pool at connect, or stratum on the wire.
+        let connect_types: BTreeSet<FindingType> = FindingType::ALL
+            .into_iter()
+            .filter(|&t| t != FindingType::CryptoCurrencyBitcoinToolB)
+            .filter(|&t| feeding_hooks(t).any(|h| h == Hook::Connect))
+            .collect();
+        assert!(connect_types.contains(&FindingType::BackdoorCcActivityB));
+        assert_eq!(hook_need(Hook::Connect, &connect_types), HookNeed::Needed);
+        assert_eq!(
+            hook_need(Hook::StreamEgress, &connect_types),
+            HookNeed::Needed
+        );
+        let miner_off = BTreeSet::from([FindingType::CryptoCurrencyBitcoinToolB]);
+        assert_eq!(
+            hook_need(Hook::StreamEgress, &miner_off),
+            HookNeed::NotNeeded {
+                disabled: vec![FindingType::CryptoCurrencyBitcoinToolB]
+            }
+        );
+        assert_eq!(hook_need(Hook::Connect, &miner_off), HookNeed::Needed);
+        // Self-protection: bpf_agent and signal_agent feed SecurityAgentTampered alone;
+        // ptrace and vm_write feed injection types too.
+        let tamper_off = BTreeSet::from([FindingType::DefenseEvasionSecurityAgentTampered]);
+        assert_ne!(hook_need(Hook::BpfAgent, &tamper_off), HookNeed::Needed);
+        assert_ne!(hook_need(Hook::SignalAgent, &tamper_off), HookNeed::Needed);
+        assert_eq!(hook_need(Hook::VmWrite, &tamper_off), HookNeed::Needed);
+        assert_eq!(hook_need(Hook::Ptrace, &tamper_off), HookNeed::Needed);
+        // A binary a downloader wrote is a SuspiciousCommand: file_open feeds it.
+        let all_but_command: BTreeSet<FindingType> = FindingType::ALL
+            .into_iter()
+            .filter(|&t| t != FindingType::ExecutionSuspiciousCommand)
+            .collect();
+        assert_eq!(
+            hook_need(Hook::FileOpen, &all_but_command),
+            HookNeed::Needed
+        );
+        assert_ne!(dirents_need(&all_but_command), HookNeed::Needed);
+    }
+
+    #[test]
+    fn every_type_off_leaves_the_pipeline_hooks_only() {
+        let all: BTreeSet<FindingType> = FindingType::ALL.into_iter().collect();
+        let needed: Vec<Hook> = Hook::ALL
+            .into_iter()
+            .filter(|&h| hook_need(h, &all) == HookNeed::Needed)
+            .collect();
+        assert_eq!(needed, PIPELINE_HOOKS);
+    }
+
+    #[test]
+    fn hooks_left_off_never_make_an_enabled_type_unreachable() {
+        // Each type off alone, and every type off but one.
+        let sets = FindingType::ALL.into_iter().flat_map(|t| {
+            [
+                BTreeSet::from([t]),
+                FindingType::ALL.into_iter().filter(|&o| o != t).collect(),
+            ]
+        });
+        for disabled in sets {
+            let gone = unreachable(|h| {
+                (hook_need(h, &disabled) != HookNeed::Needed).then(|| "off".to_owned())
+            });
+            for u in gone {
+                assert!(
+                    disabled.iter().any(|t| t.as_str() == u.finding_type),
+                    "{} would be unreachable with {disabled:?} off",
+                    u.finding_type
+                );
+            }
+        }
     }
 }

@@ -86,6 +86,8 @@ pub struct DetectionOptions {
     pub database: Option<PathBuf>,
     /// Store bounds.
     pub limits: StoreLimits,
+    /// Finding types never raised (`--disable-finding`).
+    pub disabled_types: std::collections::BTreeSet<vigil_detection::FindingType>,
 }
 
 impl DetectionOptions {
@@ -175,6 +177,7 @@ pub fn build_detector(
         host: host_details(),
         boot_id,
         users: read_users(Path::new("/etc/passwd")),
+        disabled_types: options.disabled_types.clone(),
         ..DetectorConfig::default()
     };
     let tools = crate::tool_hashes::installed_on_host(rules.exe_names());

@@ -38,7 +38,7 @@ mod technique;
 mod tests;
 
 use std::{
-    collections::{HashMap, VecDeque},
+    collections::{BTreeSet, HashMap, VecDeque},
     net::IpAddr,
     path::{Path, PathBuf},
     sync::Arc,
@@ -156,6 +156,9 @@ pub struct DetectorConfig {
     pub max_processes: usize,
     /// uid to user name.
     pub users: HashMap<u32, String>,
+    /// Finding types never raised (`--disable-finding`): their candidates are dropped before
+    /// aggregation, suppression and the store.
+    pub disabled_types: BTreeSet<FindingType>,
 }
 
 impl Default for DetectorConfig {
@@ -169,6 +172,7 @@ impl Default for DetectorConfig {
             max_aggregates: 4_096,
             max_processes: 32_768,
             users: HashMap::new(),
+            disabled_types: BTreeSet::new(),
         }
     }
 }
@@ -210,6 +214,8 @@ pub struct DetectorStats {
     /// Findings dropped from the aggregation table to stay within `max_aggregates` (a later
     /// occurrence is a new finding with the same id: the store still merges it).
     pub findings_shed: u64,
+    /// Occurrences of disabled finding types (`--disable-finding`) not raised.
+    pub disabled_skipped: u64,
 }
 
 /// A finding before aggregation: one occurrence.
@@ -524,6 +530,10 @@ impl Detector {
         };
         let time = event_time(event);
         let occurrences = occurrences(event);
+        let mut candidates = candidates;
+        let raised = candidates.len();
+        candidates.retain(|c| !self.config.disabled_types.contains(&c.finding_type));
+        self.stats.disabled_skipped += (raised - candidates.len()) as u64;
         candidates
             .into_iter()
             .map(|c| self.aggregate(c, time, occurrences))

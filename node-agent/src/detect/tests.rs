@@ -1413,6 +1413,40 @@ fn runner_reload_swaps_suppression_and_keeps_the_old_rules_on_error() {
 }
 
 #[test]
+fn a_disabled_type_is_never_raised_and_the_others_are() {
+    let mut d = Detector::new(
+        Arc::new(SharedIntel::new(test_intel())),
+        Some(DgaModel::builtin().unwrap()),
+        RuleSet::builtin().unwrap(),
+        Vec::new(),
+        DetectorConfig {
+            disabled_types: [FindingType::ExecutionSuspiciousTool].into_iter().collect(),
+            ..DetectorConfig::default()
+        },
+        Clock::with_offset(1_700_000_000_000_000_000),
+    );
+    // nmap is a SuspiciousTool, and nothing else.
+    assert!(d.process(&exec(&["nmap", "h"]), &NoLookup).is_empty());
+    assert_eq!(d.stats().disabled_skipped, 1);
+    assert_eq!(d.stats().new_findings, 0);
+    // A connect to a listed address still raises its type.
+    let out = d.process(&connect(77, "127.66.0.1:443", None), &NoLookup);
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(
+        out[0].finding.finding_type,
+        "Backdoor:Runtime/C&CActivity.B"
+    );
+    // The same exec with the type on raises it.
+    let raised = detector().process(&exec(&["nmap", "h"]), &NoLookup);
+    assert!(
+        raised
+            .iter()
+            .any(|o| o.finding.finding_type == "Execution:Runtime/SuspiciousTool"),
+        "{raised:?}"
+    );
+}
+
+#[test]
 fn repeats_counted_in_the_kernel_reach_the_stored_count() {
     use super::host::{DetectionOptions, DetectionRunner};
     let dir = std::env::temp_dir().join(format!("vigil-folded-{}", std::process::id()));

@@ -22,6 +22,9 @@ pub enum HookState {
     Active,
     /// Switched off by the user.
     Disabled,
+    /// Left off: events are not printed and no enabled finding type reads its records; the
+    /// reason names the disabled types that would (`coverage::hook_need`).
+    NotNeeded(String),
     /// This kernel has none of the hooks the sensor could use (a syscall it was built without):
     /// nothing to fix on the host; the reason names what is missing.
     Unsupported(String),
@@ -74,6 +77,7 @@ impl fmt::Display for HookStatus {
         match &self.state {
             HookState::Active => write!(f, "{} active via {}", self.hook, self.mechanism),
             HookState::Disabled => write!(f, "{} disabled", self.hook),
+            HookState::NotNeeded(reason) => write!(f, "{} not needed: {reason}", self.hook),
             HookState::Unsupported(reason) => {
                 write!(f, "{} unsupported by this kernel: {reason}", self.hook)
             }
@@ -330,20 +334,35 @@ pub fn attach_all(
         .into_iter()
         .map(|hook| Attempt {
             hook,
-            disabled: options.disabled.iter().any(|d| d == hook.name()),
+            off: left_off(hook, options),
             plan: plan(hook, offsets),
             next: 0,
             reasons: Vec::new(),
             all_absent: true,
         })
         .collect();
-    for attempt in attempts.iter_mut().filter(|a| !a.disabled) {
+    for attempt in attempts.iter_mut().filter(|a| a.off.is_none()) {
         attempt.advance(ebpf, btf, cgroup2_root, Step::Load);
     }
     attempts
         .into_iter()
         .map(|mut attempt| attempt.finish(ebpf, btf, cgroup2_root))
         .collect()
+}
+
+/// Why a hook is not attached at all: switched off by the user, or not needed because events
+/// are not printed and no enabled finding type reads its records. `None` to attach it.
+fn left_off(hook: Hook, options: &SensorOptions) -> Option<HookState> {
+    if options.disabled.iter().any(|d| d == hook.name()) {
+        return Some(HookState::Disabled);
+    }
+    // The benchmark's generator is asked for by name.
+    if !options.findings_only || hook == Hook::Synthetic {
+        return None;
+    }
+    crate::detect::coverage::hook_need(hook, &options.disabled_findings)
+        .reason()
+        .map(HookState::NotNeeded)
 }
 
 /// How far `prepare` goes.
@@ -358,7 +377,8 @@ enum Step {
 /// One hook's way through its plan.
 struct Attempt {
     hook: Hook,
-    disabled: bool,
+    /// Not attached at all, and why.
+    off: Option<HookState>,
     plan: Vec<Mechanism>,
     /// The mechanism to try next.
     next: usize,
@@ -407,11 +427,11 @@ impl Attempt {
         cgroup2_root: Option<&Path>,
     ) -> HookStatus {
         let hook = self.hook.name();
-        if self.disabled {
+        if let Some(state) = self.off.take() {
             return HookStatus {
                 hook,
                 mechanism: "-",
-                state: HookState::Disabled,
+                state,
             };
         }
         if self.advance(ebpf, btf, cgroup2_root, Step::Attach) {

@@ -7,7 +7,7 @@ mod hooks;
 mod host;
 pub mod reader;
 
-use std::{fmt, path::PathBuf};
+use std::{collections::BTreeSet, fmt, path::PathBuf};
 
 use aya::{
     Ebpf, EbpfLoader,
@@ -18,6 +18,7 @@ use node_agent_common::{
     stats::{Hook, STATS_SLOTS, StatKind, stat_slot},
 };
 use serde::Serialize;
+use vigil_detection::FindingType;
 
 use crate::{btf_offsets, sensitive::SensitivePaths};
 pub use guard::{IdentitySource, SelfIdentity};
@@ -42,6 +43,13 @@ pub struct SensorOptions {
     pub repeat_window_ms: u32,
     /// Hooks not to attach, by name (see `Hook::name`).
     pub disabled: Vec<String>,
+    /// Finding types switched off (`--disable-finding`): not listed among the types that
+    /// cannot fire, and, with `findings_only`, the hooks only they read are left off.
+    pub disabled_findings: BTreeSet<FindingType>,
+    /// Records become findings only, never printed events (`--findings-only`, cluster mode,
+    /// detection on): hooks that no enabled finding type reads are not attached
+    /// ([`HookState::NotNeeded`]).
+    pub findings_only: bool,
     /// Benchmark only: attach the synthetic record generator for this process.
     pub synthetic: bool,
     /// What the file sensor reports.
@@ -67,6 +75,8 @@ impl Default for SensorOptions {
             wakeup_bytes: 256 * 1024,
             repeat_window_ms: Self::DEFAULT_REPEAT_WINDOW_MS,
             disabled: Vec::new(),
+            disabled_findings: BTreeSet::new(),
+            findings_only: false,
             synthetic: false,
             sensitive: SensitivePaths::default(),
             agent_files: Vec::new(),
@@ -176,6 +186,7 @@ pub struct Sensor {
     stats: PerCpuArray<MapData, u64>,
     hooks: Vec<HookStatus>,
     wanted: Vec<Hook>,
+    disabled_findings: BTreeSet<FindingType>,
     setup: HostSetup,
     identity: SelfIdentity,
     dirents: Option<dirents::DirentWatch>,
@@ -349,6 +360,7 @@ impl Sensor {
             stats,
             hooks,
             wanted: hooks::wanted(options),
+            disabled_findings: options.disabled_findings.clone(),
             setup,
             identity,
             dirents,
@@ -394,16 +406,23 @@ impl Sensor {
         self.identity
     }
 
-    /// The finding types that cannot fire because a hook they need is not active, with the
-    /// state of those hooks.
+    /// The enabled finding types that cannot fire because a hook they need is not active, with
+    /// the state of those hooks (the disabled ones are off by choice).
     pub fn unreachable_finding_types(&self) -> Vec<crate::detect::coverage::Unreachable> {
-        crate::detect::coverage::unreachable(|hook| {
+        let mut gone = crate::detect::coverage::unreachable(|hook| {
             match self.hooks.iter().find(|s| s.hook == hook.name()) {
                 Some(s) if s.state == HookState::Active => None,
                 Some(s) => Some(s.to_string()),
                 None => Some(format!("{} not attached", hook.name())),
             }
-        })
+        });
+        gone.retain(|u| {
+            !self
+                .disabled_findings
+                .iter()
+                .any(|t| t.as_str() == u.finding_type)
+        });
+        gone
     }
 
     /// The kernel's table of DNS sockets as a tracked table: sockets added (the `dns_socket`
@@ -485,6 +504,12 @@ fn start_dirents(options: &SensorOptions) -> (Option<dirents::DirentWatch>, Hook
     };
     if options.disabled.iter().any(|d| d == dirents::HOOK_NAME) {
         return (None, status(HookState::Disabled));
+    }
+    if options.findings_only
+        && let Some(reason) =
+            crate::detect::coverage::dirents_need(&options.disabled_findings).reason()
+    {
+        return (None, status(HookState::NotNeeded(reason)));
     }
     match dirents::DirentWatch::start(&options.sensitive, std::process::id(), &options.host_root) {
         Ok(watch) => (Some(watch), status(HookState::Active)),
