@@ -113,9 +113,13 @@ fn build_workload_image(scratch: &mut Scratch, registry: &str) -> String {
     image
 }
 
-/// The hooks `node-agent probe` finds active on the host: what this kernel supports.
+/// The hooks `node-agent probe --findings-only` finds active on the host: what this kernel
+/// supports of what an agent that prints findings only (cluster mode) attaches.
 fn host_hooks() -> BTreeSet<String> {
-    let out = Command::new(AGENT).arg("probe").output().unwrap();
+    let out = Command::new(AGENT)
+        .args(["probe", "--findings-only"])
+        .output()
+        .unwrap();
     assert!(
         out.status.success(),
         "node-agent probe: {}",

@@ -92,6 +92,27 @@ fn the_default_configuration_table_matches_the_code() {
         assert_eq!(doc_type, t, "rows in catalogue order");
         assert_eq!(doc_status, status, "{t}");
     }
+    // The hooks whose records each type's checks read (what `--disable-finding` can leave off).
+    let hooks = |t: FindingType| {
+        node_agent_common::stats::Hook::ALL
+            .into_iter()
+            .filter(|&h| coverage::feeding_hooks(t).any(|f| f == h))
+            .map(|h| format!("`{}`", h.name()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let table: Vec<String> = FindingType::ALL
+        .into_iter()
+        .map(|t| format!("| `{t}` | {} | {} |", coverage::default_status(t), hooks(t)))
+        .collect();
+    for (row, t) in rows.iter().zip(FindingType::ALL) {
+        assert_eq!(
+            row.get(2).copied(),
+            Some(hooks(t).as_str()),
+            "{t}: the table should read\n{}",
+            table.join("\n")
+        );
+    }
     // The counts in the text above the table.
     let count = |status: &str| {
         documented
