@@ -1056,3 +1056,79 @@ fn agent_prints_stores_and_lists_findings() {
         "a Medium finding is not listed as critical"
     );
 }
+
+/// `--disable-finding`: the agent never raises a disabled type, and raises the others. The
+/// `vm_write` hook stays on (SecurityAgentTampered reads it too), so the detector is what keeps
+/// `ProcessInjection.VirtualMemoryWrite` out.
+#[test]
+fn a_disabled_finding_type_is_never_raised_by_the_agent() {
+    if !privileged("a_disabled_finding_type_is_never_raised_by_the_agent") {
+        return;
+    }
+    let mut agent = Command::new(AGENT_BIN)
+        .args([
+            "run",
+            "--findings-only",
+            "--no-store",
+            "--duration",
+            "600s",
+            "--disable-finding",
+            "DefenseEvasion:Runtime/ProcessInjection.VirtualMemoryWrite",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the agent");
+    let stdout = agent.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel::<Finding>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(serde_json::from_str(&line).expect("a finding document per line"));
+        }
+    });
+    let trigger = |what: &str| {
+        let child = Command::new(TRIGGER)
+            .arg(what)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("run vigil-trigger");
+        let pid = child.id();
+        let _ = child.wait_with_output();
+        pid
+    };
+    let mut writers = Vec::new();
+    let mut seen: Vec<Finding> = Vec::new();
+    // Until the enabled type shows twice, for a ptrace after a memory write: the agent
+    // (which takes a moment to attach) has handled the write by then. Other tests run at the
+    // same time: only our processes' findings count.
+    let mut raised = 0;
+    let deadline = std::time::Instant::now() + Duration::from_secs(300);
+    while raised < 2 && std::time::Instant::now() < deadline {
+        writers.push(trigger("vm-write"));
+        // A new finding each time: its key is the traced child.
+        let tracer = trigger("ptrace-attach");
+        let until = std::time::Instant::now() + Duration::from_secs(3);
+        while let Some(left) = until.checked_duration_since(std::time::Instant::now()) {
+            let Ok(f) = rx.recv_timeout(left) else { break };
+            let pid = f.process.as_ref().map_or(0, |p| p.pid);
+            if pid == tracer && f.finding_type == "DefenseEvasion:Runtime/ProcessInjection.Ptrace" {
+                raised += 1;
+            }
+            seen.push(f);
+            if raised > 0 && pid == tracer {
+                break;
+            }
+        }
+    }
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(agent.id() as i32, libc::SIGTERM) };
+    let _ = agent.wait();
+    assert_eq!(raised, 2, "the enabled type was raised twice");
+    let ours: Vec<String> = seen
+        .iter()
+        .filter(|f| f.process.as_ref().is_some_and(|p| writers.contains(&p.pid)))
+        .map(|f| format!("{} {}", f.finding_type, f.description))
+        .collect();
+    assert!(ours.is_empty(), "a disabled type was raised: {ours:#?}");
+}
