@@ -132,7 +132,7 @@ pub fn render(snapshot: &Snapshot, now: Instant, rss_bytes: Option<u64>) -> Stri
             &mut out,
             "vigil_agent_hook_active",
             "gauge",
-            "1 when the sensor hook is attached, 0 when disabled, unsupported or failed.",
+            "1 when the sensor hook is attached, 0 when disabled, not needed, unsupported or failed.",
         );
         for hook in &h.hooks {
             let active = u8::from(matches!(hook.state, HookState::Active));

@@ -484,8 +484,11 @@ fn rendered_daemon_set_runs_under_podman_with_every_hook_and_sees_other_containe
     let expected = std::thread::spawn(host_hooks);
     let agent_image = build_agent_image(&mut scratch, &registry);
     let workload_image = build_workload_image(&mut scratch, &registry);
-    let expected = expected.join().unwrap();
+    let mut expected = expected.join().unwrap();
     assert!(!expected.is_empty(), "the host probe found no active hook");
+    // The rendered pod has no CAP_SYS_ADMIN, which fanotify needs to be told other processes'
+    // pids: file_dirents is off there with that reason (sensor_breadth.rs checks it).
+    expected.remove(node_agent::sensor::dirents::HOOK_NAME);
     eprintln!(
         "{test}: images built, host probed after {:?}",
         started.elapsed()
