@@ -98,8 +98,9 @@ pub struct Pipeline {
     stats: PipelineStats,
     /// Boot-time stamp of the record being handled.
     seen_ns: u64,
-    /// Process uuids by (pid, start time): a SHA-256 per process, not per event.
-    uuids: std::collections::HashMap<(u32, u64), String>,
+    /// Process uuids by (pid, start time): a SHA-256 per process, not per event (nor per
+    /// ancestor of every exec's lineage); kept as bytes, formatted on use.
+    uuids: std::collections::HashMap<(u32, u64), [u8; 16]>,
     /// The kernel's written-files map, for the writer of a `#!` script.
     written: Option<crate::sensor::WrittenFiles>,
     /// The host's `/proc`, through which a process's own paths are opened.
@@ -670,17 +671,12 @@ impl Pipeline {
     }
 
     fn identify(&mut self, process: &mut ProcessRef) {
-        let key = (process.pid, process.start_time_ns);
-        if let Some(uuid) = self.uuids.get(&key) {
-            process.uuid.clone_from(uuid);
-        } else {
-            if self.uuids.len() >= UUID_CACHE {
-                self.uuids.clear();
-            }
-            let uuid = proctable::process_uuid(&self.boot_id, process.pid, process.start_time_ns);
-            self.uuids.insert(key, uuid.clone());
-            process.uuid = uuid;
-        }
+        process.uuid = cached_uuid(
+            &mut self.uuids,
+            &self.boot_id,
+            process.pid,
+            process.start_time_ns,
+        );
         process.host_namespaces = self
             .containers
             .in_host_namespaces(process.pid_ns, process.mnt_ns);
@@ -693,7 +689,8 @@ impl Pipeline {
         );
     }
 
-    fn lineage(&self, pid: u32) -> Vec<Ancestor> {
+    fn lineage(&mut self, pid: u32) -> Vec<Ancestor> {
+        let (uuids, boot_id) = (&mut self.uuids, &self.boot_id);
         self.procs
             .lineage(pid, LINEAGE_DEPTH)
             .into_iter()
@@ -703,10 +700,33 @@ impl Pipeline {
                 ppid: p.ppid,
                 comm: p.comm.clone(),
                 exe: p.exe.clone(),
-                uuid: proctable::process_uuid(&self.boot_id, p.tgid, p.start_time_ns),
+                uuid: cached_uuid(uuids, boot_id, p.tgid, p.start_time_ns),
             })
             .collect()
     }
+}
+
+/// The uuid of (pid, start time) from `cache`, computed and kept on a miss (the cache is
+/// dropped whole past [`UUID_CACHE`]).
+fn cached_uuid(
+    cache: &mut std::collections::HashMap<(u32, u64), [u8; 16]>,
+    boot_id: &str,
+    pid: u32,
+    start_time_ns: u64,
+) -> String {
+    let key = (pid, start_time_ns);
+    let bytes = match cache.get(&key) {
+        Some(bytes) => *bytes,
+        None => {
+            if cache.len() >= UUID_CACHE {
+                cache.clear();
+            }
+            let bytes = proctable::process_uuid_bytes(boot_id, pid, start_time_ns);
+            cache.insert(key, bytes);
+            bytes
+        }
+    };
+    proctable::format_uuid(&bytes)
 }
 
 /// A path that, opened by the agent, names the agent's own objects rather than the process's:

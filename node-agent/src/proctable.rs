@@ -676,6 +676,11 @@ pub fn read_boot_id_from(path: &Path) -> Result<String, ProcTableError> {
 /// from `/proc` and the same process seen by the kernel in ns get the same id. Built from the
 /// SHA-256 of boot id, tgid and start tick, formatted as an RFC 9562 version 8 UUID.
 pub fn process_uuid(boot_id: &str, tgid: u32, start_time_ns: u64) -> String {
+    format_uuid(&process_uuid_bytes(boot_id, tgid, start_time_ns))
+}
+
+/// The 16 bytes of [`process_uuid`], for callers that keep many (a cache) and format on use.
+pub fn process_uuid_bytes(boot_id: &str, tgid: u32, start_time_ns: u64) -> [u8; 16] {
     let start_tick = start_time_ns / ns_per_tick(clock_ticks_per_second());
     let mut hasher = Sha256::new();
     hasher.update(b"vigil-process-v1\0");
@@ -688,25 +693,21 @@ pub fn process_uuid(boot_id: &str, tgid: u32, start_time_ns: u64) -> String {
     b.copy_from_slice(&digest[..16]);
     b[6] = (b[6] & 0x0f) | 0x80; // version 8: custom
     b[8] = (b[8] & 0x3f) | 0x80; // variant 10: RFC 9562
-    format!(
-        "{:02x}{:02x}{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}",
-        b[0],
-        b[1],
-        b[2],
-        b[3],
-        b[4],
-        b[5],
-        b[6],
-        b[7],
-        b[8],
-        b[9],
-        b[10],
-        b[11],
-        b[12],
-        b[13],
-        b[14],
-        b[15]
-    )
+    b
+}
+
+/// 16 bytes in the UUID text form (`8-4-4-4-12` lower-case hex digits).
+pub fn format_uuid(b: &[u8; 16]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(36);
+    for (i, byte) in b.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            out.push('-');
+        }
+        out.push(char::from(HEX[usize::from(byte >> 4)]));
+        out.push(char::from(HEX[usize::from(byte & 0x0f)]));
+    }
+    out
 }
 
 /// Why one process could not be read.
@@ -1227,6 +1228,22 @@ mod tests {
         table.on_fork(400, 401, 50 * tick());
         assert_eq!(table.get(401).expect("401").exe, None);
         assert_eq!(table.stats().unknown_parents, 2);
+    }
+
+    #[test]
+    fn a_uuid_is_formatted_as_rfc_9562_text() {
+        let b = [
+            0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0x8d, 0xef, 0x80, 0x11, 0x22, 0x33, 0x44, 0x55,
+            0x66, 0xff,
+        ];
+        assert_eq!(format_uuid(&b), "01234567-89ab-8def-8011-2233445566ff");
+        let id = process_uuid("boot", 7, 1_000_000_000);
+        assert_eq!(
+            id,
+            format_uuid(&process_uuid_bytes("boot", 7, 1_000_000_000))
+        );
+        assert_eq!(id.len(), 36);
+        assert_eq!(&id[14..15], "8", "version 8: {id}");
     }
 
     #[test]
