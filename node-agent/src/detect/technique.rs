@@ -1,5 +1,5 @@
 //! Technique classes recognised from what processes do, not from the command lines that asked
-//! for it: persistence written into cron, systemd and init locations; defence evasion (shell
+//! for it: persistence written into cron, systemd and init locations and shell start-up files; defence evasion (shell
 //! history removed or truncated, the journal and system logs wiped, ASLR switched off, a library
 //! preloaded from outside the system's library directories); execution from memory-backed and
 //! world-writable directories, scripts handed to an interpreter included; interactive shells
@@ -838,8 +838,9 @@ fn file_context(f: &FileInfo, path: &str) -> RuntimeContext {
     }
 }
 
-/// A file created, replaced, linked or made executable in a cron, systemd or init location by
-/// anything but a package manager (or its children) and the location's own tool.
+/// A file created, replaced, linked or made executable in a cron, systemd or init location or a
+/// shell start-up file by anything but a package manager (or its children) and the location's
+/// own tools.
 fn persistence_write(
     d: &Detector,
     b: &Behaviour,
@@ -881,6 +882,12 @@ fn persistence_write(
             "behaviour-persistence-init",
             "T1037.004",
             "an init script",
+        ),
+        PersistenceKind::Shell => (
+            "shell",
+            "behaviour-persistence-shell-startup",
+            "T1546.004",
+            "a shell start-up file",
         ),
     };
     let mut context = file_context(f, &path);
@@ -1181,6 +1188,11 @@ mod tests {
         assert!(p.contains("/home/ann/.config/systemd/user/default.target.wants/x.service"));
         assert!(!p.contains("/root/.config/systemd/user/"));
         assert!(!p.contains("/root/x.config/systemd/user/a"));
+        // A file name: that file in any directory, not a longer name ending with it.
+        let p = Place::Home(".bashrc".into());
+        assert!(p.contains("/root/.bashrc") && p.contains("/home/ann/.bashrc"));
+        assert!(!p.contains("/root/x.bashrc") && !p.contains("/.bashrc") && !p.contains(".bashrc"));
+        assert!(!p.contains("/root/.bashrc.swp"));
         let p = Place::Path("/etc/cron.d/".into());
         assert!(p.contains("/etc/cron.d/job") && !p.contains("/etc/cron.daily/job"));
         let p = Place::Path("/etc/crontab".into());

@@ -301,6 +301,46 @@ fn exec_table() -> Vec<Case> {
             vec!["evasion-clear-history"],
         ),
         user(vec!["bash", "-c", "history | tail"], vec![]),
+        // The ways a third-party test switches the history off in a `bash -c` line.
+        user(
+            vec!["bash", "-c", "unset HISTFILE; id"],
+            vec!["evasion-clear-history"],
+        ),
+        user(
+            vec!["sh", "-c", "export HISTFILESIZE=0; id"],
+            vec!["evasion-clear-history"],
+        ),
+        user(
+            vec!["bash", "-c", "export HISTSIZE='0'"],
+            vec!["evasion-clear-history"],
+        ),
+        user(
+            vec!["bash", "-c", "export HISTFILE=''; id"],
+            vec!["evasion-clear-history"],
+        ),
+        user(
+            vec!["bash", "-c", "set +o history; id"],
+            vec!["evasion-clear-history"],
+        ),
+        user(
+            vec!["bash", "-c", "export HISTCONTROL=\"ignoreboth\"; id"],
+            vec!["evasion-clear-history"],
+        ),
+        user(
+            vec!["bash", "-c", "export HISTIGNORE='*'; id"],
+            vec!["evasion-clear-history"],
+        ),
+        user(
+            vec![
+                "bash",
+                "-c",
+                "HISTFILE=/home/a/.h HISTFILESIZE=5000 bash -i",
+            ],
+            vec![],
+        ),
+        user(vec!["bash", "-c", "export HISTCONTROL=erasedups"], vec![]),
+        user(vec!["bash", "-c", "export HISTIGNORE='ls:pwd'"], vec![]),
+        user(vec!["bash", "-c", "set -o history; set +o errexit"], vec![]),
         user(
             vec!["shred", "-u", "/var/log/auth.log"],
             vec!["evasion-wipe-logs"],
