@@ -751,7 +751,8 @@ const SYSCTL_WRITE_WAIT: std::time::Duration = std::time::Duration::from_millis(
 /// The value of a kernel setting under `/proc/sys` that `pid` opened for writing as `fd`: read
 /// once the writer has closed it (or exited), so the write that follows the open is in, waiting
 /// at most [`SYSCTL_WRITE_WAIT`]. Only settings in the sensitive-path set come here
-/// (`randomize_va_space`), and they are written rarely: the wait costs nothing in practice.
+/// (`randomize_va_space` and the other hardening settings), and they are written rarely: the
+/// wait costs nothing in practice.
 fn sysctl_value_written(pid: u32, fd: i64, path: &Path) -> Option<String> {
     let link = PathBuf::from(format!("/proc/{pid}/fd/{fd}"));
     let deadline = std::time::Instant::now() + SYSCTL_WRITE_WAIT;

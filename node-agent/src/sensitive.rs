@@ -184,6 +184,12 @@ const DEFAULTS: &[(&str, MatchKind, Category)] = &[
     entry("/run/log/journal/", Prefix, Evasion),
     // Kernel settings: ASLR (by name, so a relative path from /proc/sys/kernel is seen too).
     entry("randomize_va_space", Name, Evasion),
+    // Other kernel hardening settings an attacker weakens (detect/technique.rs reads the value).
+    entry("kptr_restrict", Name, Evasion),
+    entry("dmesg_restrict", Name, Evasion),
+    entry("ptrace_scope", Name, Evasion),
+    entry("unprivileged_bpf_disabled", Name, Evasion),
+    entry("unprivileged_userfaultfd", Name, Evasion),
     entry("/etc/audit/", Prefix, Evasion),
     entry("/etc/rsyslog.conf", Exact, Evasion),
     entry("/etc/rsyslog.d/", Prefix, Evasion),

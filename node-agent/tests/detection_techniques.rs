@@ -1395,3 +1395,108 @@ fn a_shell_fed_by_a_network_relay_is_a_reverse_shell() {
         );
     }
 }
+
+/// Puts kernel settings back as they were (written by this process, which the agent does not
+/// observe).
+struct RestoreSettings(Vec<(&'static str, String)>);
+
+impl Drop for RestoreSettings {
+    fn drop(&mut self) {
+        for (path, value) in &self.0 {
+            let _ = std::fs::write(path, value);
+        }
+    }
+}
+
+#[test]
+fn kernel_hardening_settings_switched_off() {
+    if !privileged("kernel_hardening_settings_switched_off") {
+        return;
+    }
+    let settings = [
+        (
+            "/proc/sys/kernel/kptr_restrict",
+            "kernel.kptr_restrict",
+            "1",
+        ),
+        (
+            "/proc/sys/kernel/yama/ptrace_scope",
+            "kernel.yama.ptrace_scope",
+            "1",
+        ),
+    ];
+    let mut restore = RestoreSettings(Vec::new());
+    for (path, name, strict) in settings {
+        let Ok(was) = std::fs::read_to_string(path) else {
+            eprintln!("NOT TESTED {name}: {path} is missing on this kernel");
+            continue;
+        };
+        restore.0.push((path, was.trim().to_owned()));
+        // The two ways a test writes it: a shell redirection and sysctl.
+        for pid in [
+            sh(&format!("echo 0 > {path}")),
+            run(Command::new("sysctl").args(["-q", "-w", &format!("{name}=0")])),
+        ] {
+            let found = detect(pid);
+            let f = of(&found, "behaviour-kernel-hardening-weakened");
+            assert_eq!(f.len(), 1, "{name}: {:?}", kinds(&found));
+            assert_eq!(
+                f[0].finding_type,
+                "DefenseEvasion:Runtime/SuspiciousCommand"
+            );
+            assert_eq!(f[0].severity_label, SeverityLabel::Medium);
+            let a = &f[0].context.additional;
+            assert_eq!(a.get("setting").map(String::as_str), Some(name));
+            assert_eq!(a.get("value").map(String::as_str), Some("0"));
+        }
+        // Made stricter: nothing.
+        let pid = run(Command::new("sysctl").args(["-q", "-w", &format!("{name}={strict}")]));
+        assert!(detect(pid).is_empty(), "{name}={strict}");
+    }
+}
+
+#[test]
+fn aslr_off_for_one_program_and_logs_removed_by_a_glob() {
+    if !privileged("aslr_off_for_one_program_and_logs_removed_by_a_glob") {
+        return;
+    }
+    let arch = std::env::consts::ARCH;
+    // From a shell, as a test script runs it (the shell's tree holds setarch's exec and then
+    // the program's, in the same process).
+    let pid = sh(&format!("setarch {arch} -R /bin/true; true"));
+    let found = detect(pid);
+    let f = of(&found, "evasion-aslr-off-for-a-program");
+    assert_eq!(f.len(), 1, "setarch -R: {:?}", kinds(&found));
+    assert_eq!(
+        f[0].finding_type,
+        "DefenseEvasion:Runtime/SuspiciousCommand"
+    );
+    let pid = sh(&format!(
+        "setarch {arch} /bin/ls -R /proc/self/fdinfo >/dev/null; true"
+    ));
+    assert!(detect(pid).is_empty(), "setarch running ls -R");
+
+    // `rm -rf /var/log/*`, on entries of its own: rm receives the expanded glob.
+    let n = nonce();
+    let mut clean = Cleanup::default();
+    for x in ["a", "b", "c"] {
+        let p = clean.file(format!("/var/log/vigil-{n}-{x}"));
+        std::fs::write(&p, "vigil test\n").expect("a log");
+    }
+    let pid = sh(&format!("rm -rf /var/log/vigil-{n}-*"));
+    let found = detect(pid);
+    assert_eq!(
+        of(&found, "evasion-wipe-logs").len(),
+        1,
+        "{:?}",
+        kinds(&found)
+    );
+    // One old log removed: not wiping.
+    let one = clean.file(format!("/var/log/vigil-{n}-old.1"));
+    std::fs::write(&one, "vigil test\n").expect("a log");
+    let pid = run(Command::new("rm").args(["-f", &one]));
+    assert!(
+        of(&detect(pid), "evasion-wipe-logs").is_empty(),
+        "rm -f one log"
+    );
+}

@@ -824,6 +824,46 @@ fn every_behavioural_type_fires_on_its_case_and_not_on_the_benign_ones() {
             &[T::DefenseEvasionSuspiciousCommand],
         ),
         (
+            "kptr_restrict switched off",
+            file_event("openWrite", "/proc/sys/kernel/kptr_restrict", |f| {
+                f.matched_by = vec!["name"];
+                f.sysctl_value = Some("0".into());
+            }),
+            &[T::DefenseEvasionSuspiciousCommand],
+        ),
+        (
+            "ptrace_scope switched off",
+            file_event("openWrite", "/proc/sys/kernel/yama/ptrace_scope", |f| {
+                f.matched_by = vec!["name"];
+                f.sysctl_value = Some("0".into());
+            }),
+            &[T::DefenseEvasionSuspiciousCommand],
+        ),
+        (
+            "ptrace_scope made stricter",
+            file_event("openWrite", "/proc/sys/kernel/yama/ptrace_scope", |f| {
+                f.matched_by = vec!["name"];
+                f.sysctl_value = Some("2".into());
+            }),
+            &[],
+        ),
+        (
+            "userfaultfd opened to unprivileged users",
+            file_event("openWrite", "/proc/sys/vm/unprivileged_userfaultfd", |f| {
+                f.matched_by = vec!["name"];
+                f.sysctl_value = Some("1".into());
+            }),
+            &[T::DefenseEvasionSuspiciousCommand],
+        ),
+        (
+            "a file merely named like a setting",
+            file_event("openWrite", "/srv/app/kptr_restrict", |f| {
+                f.matched_by = vec!["name"];
+                f.sysctl_value = None;
+            }),
+            &[T::DefenseEvasionSensitiveFileModified],
+        ),
+        (
             "ASLR set to full randomisation",
             file_event("openWrite", "/proc/sys/kernel/randomize_va_space", |f| {
                 f.matched_by = vec!["name"];

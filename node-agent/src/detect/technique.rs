@@ -823,6 +823,7 @@ pub(crate) fn check_file(d: &Detector, f: &FileInfo, lookup: &dyn ProcessLookup)
     out.extend(history_tampered(d, b, f, flags, &actor, lookup));
     out.extend(logs_wiped(d, b, f, flags, &actor, lookup));
     out.extend(aslr_off(d, f, lookup));
+    out.extend(hardening_weakened(d, f, lookup));
     out
 }
 
@@ -1089,6 +1090,57 @@ fn aslr_off(d: &Detector, f: &FileInfo, lookup: &dyn ProcessLookup) -> Option<Ca
                     .unwrap_or_else(|| ", whose value could not be read".into())
             ),
             RANDOMIZE_VA_SPACE.into(),
+            context,
+        ),
+    ))
+}
+
+/// Kernel hardening settings besides ASLR, with the value that switches each off: what an
+/// attacker sets before reading kernel addresses (`kptr_restrict`, `dmesg_restrict`), attaching
+/// to other processes (`ptrace_scope`) or using the interfaces exploits need (`bpf`,
+/// `userfaultfd`). The kernel's semantics, not configuration.
+const HARDENING: &[(&str, &str)] = &[
+    ("/proc/sys/kernel/kptr_restrict", "0"),
+    ("/proc/sys/kernel/dmesg_restrict", "0"),
+    ("/proc/sys/kernel/yama/ptrace_scope", "0"),
+    ("/proc/sys/kernel/unprivileged_bpf_disabled", "0"),
+    ("/proc/sys/vm/unprivileged_userfaultfd", "1"),
+];
+
+/// A kernel hardening setting written and reading its weakest value once the writer closed it
+/// (`sysctl -w kernel.kptr_restrict=0`, `echo 0 > /proc/sys/kernel/yama/ptrace_scope`).
+/// Medium: administrators do it too, on a machine they debug.
+fn hardening_weakened(d: &Detector, f: &FileInfo, lookup: &dyn ProcessLookup) -> Option<Candidate> {
+    if f.operation != "openWrite" {
+        return None;
+    }
+    let path = f.resolved_path.as_deref()?.to_str()?;
+    let (setting, weak) = HARDENING.iter().find(|(p, _)| *p == path)?;
+    let value = f.sysctl_value.as_deref()?;
+    if value != *weak {
+        return None;
+    }
+    let name = setting.trim_start_matches("/proc/sys/").replace('/', ".");
+    let mut context = file_context(f, setting);
+    context.additional.insert("setting".into(), name.clone());
+    context.additional.insert("value".into(), value.to_owned());
+    Some(technique(
+        d,
+        &f.process,
+        lookup,
+        Raises {
+            finding_type: FindingType::DefenseEvasionSuspiciousCommand,
+            rule: "behaviour-kernel-hardening-weakened",
+            mitre: "T1562.001",
+            severity: Some(5.0),
+        },
+        draft(
+            "A kernel hardening setting was switched off",
+            format!(
+                "Process {} (pid {}) set {name} to {value}, which switches its protection off.",
+                f.process.comm, f.process.pid
+            ),
+            (*setting).to_owned(),
             context,
         ),
     ))

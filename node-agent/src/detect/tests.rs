@@ -347,6 +347,53 @@ fn exec_table() -> Vec<Case> {
         ),
         user(vec!["rm", "-rf", "/var/log/"], vec!["evasion-wipe-logs"]),
         user(vec!["rm", "-f", "/var/log/app/old.log.1"], vec![]),
+        // `rm -rf /var/log/*` as rm receives it, the shell having expanded the glob.
+        user(
+            vec![
+                "rm",
+                "-rf",
+                "/var/log/apt",
+                "/var/log/auth.log",
+                "/var/log/dpkg.log",
+                "/var/log/journal",
+            ],
+            vec!["evasion-wipe-logs"],
+        ),
+        user(
+            vec![
+                "rm",
+                "-f",
+                "/var/log/a.1.gz",
+                "/var/log/b.1.gz",
+                "/var/log/c.1.gz",
+            ],
+            vec![],
+        ),
+        user(
+            vec![
+                "rm",
+                "-rf",
+                "/var/log/app/a",
+                "/var/log/app/b",
+                "/var/log/app/c",
+            ],
+            vec![],
+        ),
+        user(
+            vec!["setarch", "x86_64", "-R", "/bin/bash"],
+            vec!["evasion-aslr-off-for-a-program"],
+        ),
+        user(
+            vec!["setarch", "--addr-no-randomize", "./a.out"],
+            vec!["evasion-aslr-off-for-a-program"],
+        ),
+        user(vec!["setarch", "i686", "./configure"], vec![]),
+        user(vec!["setarch", "i686", "ls", "-R", "/srv"], vec![]),
+        user(
+            vec!["x86_64", "-R", "/bin/sh"],
+            vec!["evasion-aslr-off-for-a-program"],
+        ),
+        user(vec!["linux32", "--uname-2.6", "make"], vec![]),
         user(vec!["iptables", "-F"], vec!["evasion-flush-firewall"]),
         user(vec!["iptables", "-t", "nat", "-F", "DOCKER"], vec![]),
         user(vec!["setenforce", "0"], vec!["evasion-disable-security"]),
