@@ -248,6 +248,12 @@ pub struct AgentConfig {
     /// changed since then and that the written-files map does not hold has its change time
     /// reported (`ExecEvent::exe_ctime_sec`); 0 reports none.
     pub start_realtime_sec: u64,
+    /// Which ring buffer a record goes to: `EVENTS<cpu & ring_mask>`, the ring count less one
+    /// (a power of two, at most [`crate::maps::MAX_RINGS`]; see `crate::maps`). 0: every
+    /// record goes to `EVENTS0`.
+    pub ring_mask: u32,
+    /// Explicit padding; always zero.
+    pub _pad: u32,
 }
 
 impl AgentConfig {
@@ -259,10 +265,12 @@ impl AgentConfig {
         repeat_window_ms: 0,
         offsets: KernelOffsets::UNKNOWN,
         start_realtime_sec: 0,
+        ring_mask: 0,
+        _pad: 0,
     };
 }
 
-const _: () = assert!(size_of::<AgentConfig>() == 20 + 67 * 4 + 8);
+const _: () = assert!(size_of::<AgentConfig>() == 20 + 67 * 4 + 8 + 8);
 
 /// The `bpf(2)` command number of the agent's identity marker: no real command has it, so the
 /// kernel answers `EINVAL` after the marker program has seen the call.

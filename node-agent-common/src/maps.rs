@@ -1,5 +1,5 @@
-//! Sizes of the kernel's hash maps that both sides need to agree on, and which LRU maps keep
-//! one LRU list per CPU.
+//! Sizes of the kernel's maps that both sides need to agree on, which LRU maps keep one LRU
+//! list per CPU, and how records are spread over ring buffers.
 //!
 //! An LRU hash with the common list (the default) gives each CPU a small local list of free
 //! entries (128) and refills it from one global list under one lock shared by all CPUs, which
@@ -26,6 +26,57 @@
 //! host (a build writing thousands of files on one CPU must not push out a dropped payload
 //! written on it earlier), and its hot paths (a lookup at each exec and executable mmap) take no
 //! lock.
+//!
+//! Records go to one of [`MAX_RINGS`] ring buffers, `EVENTS0` to `EVENTS15`: the one of the
+//! CPU the program runs on, `EVENTS<cpu & (rings - 1)>`. A ring buffer's reservation takes a
+//! spinlock that every CPU writing to it shares; with one ring per group of about four CPUs,
+//! that lock is shared by four CPUs, not by all of them. The ring count is chosen at load
+//! ([`default_rings`], or `--rings`) and written to `AgentConfig::ring_mask`; the rings not in
+//! use are created with one page. User space reads every ring in use and merges their records
+//! by their boot-clock stamp (`node-agent/src/sensor/reader.rs`).
+
+/// The most ring buffers the programs can write to (the `EVENTS<n>` maps of the object).
+pub const MAX_RINGS: u32 = 16;
+
+/// The ring buffers' map names, by ring number.
+pub const RING_NAMES: [&str; MAX_RINGS as usize] = [
+    "EVENTS0", "EVENTS1", "EVENTS2", "EVENTS3", "EVENTS4", "EVENTS5", "EVENTS6", "EVENTS7",
+    "EVENTS8", "EVENTS9", "EVENTS10", "EVENTS11", "EVENTS12", "EVENTS13", "EVENTS14", "EVENTS15",
+];
+
+/// Bytes of the ring buffer when there is one: about 35 ms of the fastest storm measured (a
+/// write storm inside the sensitive set) between two reader polls.
+pub const SINGLE_RING_BYTES: u32 = 8 * 1024 * 1024;
+
+/// Bytes of each ring buffer when there are several: each one fills from a quarter of the CPUs
+/// or fewer, and the total stays at 4 MiB per ring.
+pub const SHARED_RING_BYTES: u32 = 4 * 1024 * 1024;
+
+/// The ring count for a machine with `cpus` CPUs: one per four CPUs (rounded up), as a power
+/// of two, at most [`MAX_RINGS`]. 1 to 4 CPUs: 1; 16: 4; 64 and more: 16.
+pub const fn default_rings(cpus: u32) -> u32 {
+    let wanted = cpus.div_ceil(4);
+    let mut rings = 1;
+    while rings < wanted && rings < MAX_RINGS {
+        rings *= 2;
+    }
+    rings
+}
+
+/// Whether the programs can spread records over `rings` ring buffers: a power of two from 1 to
+/// [`MAX_RINGS`] (a ring is picked by masking the CPU number).
+pub const fn valid_rings(rings: u32) -> bool {
+    rings.is_power_of_two() && rings <= MAX_RINGS
+}
+
+/// The size of each ring buffer in use when `rings` are.
+pub const fn ring_bytes(rings: u32) -> u32 {
+    if rings <= 1 {
+        SINGLE_RING_BYTES
+    } else {
+        SHARED_RING_BYTES
+    }
+}
 
 /// Entries of the LRU maps of per-thread and per-connection state as declared in the eBPF
 /// object.
@@ -68,5 +119,38 @@ mod tests {
         assert_eq!(per_cpu_lru_entries(2), LRU_ENTRIES);
         assert_eq!(per_cpu_lru_entries(96), 96 * 256);
         assert_eq!(per_cpu_lru_entries(u32::MAX), u32::MAX);
+    }
+
+    #[test]
+    fn a_ring_per_four_cpus_as_a_power_of_two_at_most_sixteen() {
+        for (cpus, rings) in [
+            (0, 1),
+            (1, 1),
+            (2, 1),
+            (4, 1),
+            (5, 2),
+            (8, 2),
+            (12, 4),
+            (16, 4),
+            (24, 8),
+            (32, 8),
+            (48, 16),
+            (96, 16),
+            (4096, 16),
+            (u32::MAX, 16),
+        ] {
+            assert_eq!(default_rings(cpus), rings, "{cpus} CPUs");
+            assert!(valid_rings(default_rings(cpus)));
+        }
+        assert!(valid_rings(1) && valid_rings(2) && valid_rings(16));
+        assert!(!valid_rings(0) && !valid_rings(3) && !valid_rings(32));
+        for (i, name) in RING_NAMES.iter().enumerate() {
+            let number = name
+                .strip_prefix("EVENTS")
+                .and_then(|n| n.parse::<usize>().ok());
+            assert_eq!(number, Some(i), "{name}");
+        }
+        assert_eq!(ring_bytes(1), 8 << 20);
+        assert_eq!(ring_bytes(4) * 4, 16 << 20);
     }
 }

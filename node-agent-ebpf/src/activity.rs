@@ -16,9 +16,9 @@ use node_agent_common::{
 use crate::{
     files::{FileKey, WRITTEN},
     kernel::{
-        EVENTS, S_IFSOCK, config, count, current_ids, fd_file, file_inode, fill_current, header,
-        inode_key, inode_type, is_agent, read_ptr, read_user_str, socket_peer, submit_flags,
-        syscall_arg, syscall_ret,
+        S_IFSOCK, config, count, current_ids, fd_file, file_inode, fill_current, header, inode_key,
+        inode_type, is_agent, read_ptr, read_user_str, reserve, socket_peer, syscall_arg,
+        syscall_ret,
     },
 };
 
@@ -111,14 +111,14 @@ fn on_exit(ctx: &TracePointContext, hook: Hook) {
 
 #[inline(always)]
 fn emit(pending: &Pending, ret: i64, hook: Hook) {
-    let Some(mut entry) = EVENTS.reserve::<ActivityEvent>(0) else {
+    let Some(mut entry) = reserve::<ActivityEvent>() else {
         count(hook, StatKind::Dropped);
         return;
     };
     // SAFETY: reserved memory of the right size; every field is written (strings up to their
     // lengths).
     let complete = unsafe { fill(&mut *entry.as_mut_ptr(), pending, ret) };
-    entry.submit(submit_flags());
+    entry.submit();
     count(hook, StatKind::Sent);
     if !complete {
         count(hook, StatKind::Errors);
@@ -404,7 +404,7 @@ pub fn mmap_enter(ctx: TracePointContext) -> u32 {
         op: activity::LIBRARY_LOAD,
         _pad: [0; 3],
     };
-    let Some(mut entry) = EVENTS.reserve::<ActivityEvent>(0) else {
+    let Some(mut entry) = reserve::<ActivityEvent>() else {
         count(Hook::LibraryLoad, StatKind::Dropped);
         return 0;
     };
@@ -432,7 +432,7 @@ pub fn mmap_enter(ctx: TracePointContext) -> u32 {
             ev.str1_len = (n - 1) as u32;
         }
     }
-    entry.submit(submit_flags());
+    entry.submit();
     count(Hook::LibraryLoad, StatKind::Sent);
     0
 }

@@ -23,7 +23,7 @@ use node_agent_common::{
 };
 
 use crate::{
-    kernel::{EVENTS, count, fill_current, header, is_agent, submit_flags},
+    kernel::{count, fill_current, header, is_agent, reserve},
     stream::locked_by_current,
 };
 
@@ -207,7 +207,7 @@ fn on_packet(ctx: &SkBuffContext, dir: u16) {
         flags |= dns_flags::TRUNCATED;
     }
 
-    let Some(mut entry) = EVENTS.reserve::<DnsEvent>(0) else {
+    let Some(mut entry) = reserve::<DnsEvent>() else {
         count(hook, StatKind::Dropped);
         return;
     };
@@ -234,7 +234,7 @@ fn on_packet(ctx: &SkBuffContext, dir: u16) {
         ev.payload_len = if rc == 0 { n as u32 } else { 0 };
         rc == 0
     };
-    entry.submit(submit_flags());
+    entry.submit();
     count(hook, StatKind::Sent);
     if !ok {
         count(hook, StatKind::Errors);

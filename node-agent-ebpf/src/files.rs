@@ -35,9 +35,9 @@ use node_agent_common::{
 };
 
 use crate::kernel::{
-    EVENTS, RESOLVED_END, Resolved, S_IFREG, Walk, config, count, current_task, fd_file,
-    file_inode, fill_current, header, inode_key, inode_type, is_agent, read_ptr, read_user_str,
-    resolve_path, submit_flags, syscall_arg, syscall_ret, walk_path,
+    RESOLVED_END, Resolved, S_IFREG, Walk, config, count, current_task, fd_file, file_inode,
+    fill_current, header, inode_key, inode_type, is_agent, read_ptr, read_user_str, reserve,
+    resolve_path, syscall_arg, syscall_ret, walk_path,
 };
 
 /// Bytes of a path compared against prefixes (longer prefixes cannot be configured).
@@ -770,7 +770,7 @@ fn on_change_exit(ctx: &TracePointContext) {
 /// `Scratch::resolved` and goes in `base` (`OBJECT_PATH`); for the others `base` is a relative
 /// path's directory.
 fn emit(pending: &Pending, ret: i64, dev: u32, ino: u64, object: bool, hook: Hook) {
-    let Some(mut entry) = EVENTS.reserve::<FileEvent>(0) else {
+    let Some(mut entry) = reserve::<FileEvent>() else {
         count(hook, StatKind::Dropped);
         return;
     };
@@ -865,7 +865,7 @@ fn emit(pending: &Pending, ret: i64, dev: u32, ino: u64, object: bool, hook: Hoo
         ev.match_flags = flags;
         complete
     };
-    entry.submit(submit_flags());
+    entry.submit();
     count(hook, StatKind::Sent);
     if !complete {
         count(hook, StatKind::Errors);

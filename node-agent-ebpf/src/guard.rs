@@ -20,8 +20,8 @@ use node_agent_common::{
 };
 
 use crate::kernel::{
-    AGENT, EVENTS, Kptr, agent_tgid, config, count, current_ids, current_tgid, fd_file,
-    fill_current, header, process_start_ns, read_at, read_ptr, submit_flags, syscall_arg,
+    AGENT, Kptr, agent_tgid, config, count, current_ids, current_tgid, fd_file, fill_current,
+    header, process_start_ns, read_at, read_ptr, reserve, syscall_arg,
 };
 
 /// The agent's own maps, programs and links, keyed `kind << 32 | id` (`agent_object`), filled
@@ -209,7 +209,7 @@ pub fn signal_agent(ctx: BtfTracePointContext) -> i32 {
 
 #[inline(always)]
 fn emit(op: u16, args: [u64; 6], hook: Hook) {
-    let Some(mut entry) = EVENTS.reserve::<ActivityEvent>(0) else {
+    let Some(mut entry) = reserve::<ActivityEvent>() else {
         count(hook, StatKind::Dropped);
         return;
     };
@@ -240,7 +240,7 @@ fn emit(op: u16, args: [u64; 6], hook: Hook) {
         ev._pad3 = 0;
         complete
     };
-    entry.submit(submit_flags());
+    entry.submit();
     count(hook, StatKind::Sent);
     if !complete {
         count(hook, StatKind::Errors);

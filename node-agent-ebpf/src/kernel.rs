@@ -6,11 +6,12 @@ use aya_ebpf::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid,
         generated::{
             bpf_get_current_cgroup_id, bpf_get_current_task, bpf_get_current_task_btf,
-            bpf_ktime_get_boot_ns, bpf_probe_read_kernel, bpf_task_pt_regs,
+            bpf_get_smp_processor_id, bpf_ktime_get_boot_ns, bpf_probe_read_kernel,
+            bpf_task_pt_regs,
         },
     },
     macros::map,
-    maps::{Array, PerCpuArray, RingBuf},
+    maps::{Array, PerCpuArray, RingBuf, ring_buf::RingBufEntry},
 };
 use node_agent_common::{
     AgentConfig, AgentIdentity, EventHeader, TaskIdentity,
@@ -22,10 +23,139 @@ use node_agent_common::{
 #[unsafe(no_mangle)]
 static VIGIL_CONFIG: AgentConfig = AgentConfig::DEFAULT;
 
-/// Every record goes here. 8 MiB holds about 35 ms of the fastest storm measured (a write
-/// storm inside the sensitive set) between two reader polls.
-#[map]
-pub static EVENTS: RingBuf = RingBuf::with_byte_size(8 * 1024 * 1024, 0);
+/// The ring buffers, one per group of CPUs (`node_agent_common::maps`): a record goes to
+/// `EVENTS<cpu & ring_mask>`. User space sizes each one at load (`ring_bytes`, one page for
+/// those not in use); the sizes here are what an object loaded without that gets: one ring.
+macro_rules! rings {
+    ($($name:ident = $bytes:expr),+ $(,)?) => {
+        $(
+            #[map]
+            static $name: RingBuf = RingBuf::with_byte_size($bytes, 0);
+        )+
+    };
+}
+rings!(
+    EVENTS0 = 8 * 1024 * 1024,
+    EVENTS1 = 4096,
+    EVENTS2 = 4096,
+    EVENTS3 = 4096,
+    EVENTS4 = 4096,
+    EVENTS5 = 4096,
+    EVENTS6 = 4096,
+    EVENTS7 = 4096,
+    EVENTS8 = 4096,
+    EVENTS9 = 4096,
+    EVENTS10 = 4096,
+    EVENTS11 = 4096,
+    EVENTS12 = 4096,
+    EVENTS13 = 4096,
+    EVENTS14 = 4096,
+    EVENTS15 = 4096,
+);
+
+/// Runs `$body` with `$ring` bound to this CPU's ring buffer. One arm per map: a helper takes
+/// a map only as a constant, so the ring is chosen by branches, not by an index. The mask comes
+/// from .rodata, so the verifier knows it and walks only the arms in use (one when there is
+/// one ring). A program does not migrate while it runs, so two calls in one program pick the
+/// same ring.
+macro_rules! on_ring {
+    (|$ring:ident| $body:expr) => {{
+        // SAFETY: helper without arguments.
+        let cpu = unsafe { bpf_get_smp_processor_id() };
+        match cpu & config!(ring_mask) {
+            0 => {
+                let $ring = &EVENTS0;
+                $body
+            }
+            1 => {
+                let $ring = &EVENTS1;
+                $body
+            }
+            2 => {
+                let $ring = &EVENTS2;
+                $body
+            }
+            3 => {
+                let $ring = &EVENTS3;
+                $body
+            }
+            4 => {
+                let $ring = &EVENTS4;
+                $body
+            }
+            5 => {
+                let $ring = &EVENTS5;
+                $body
+            }
+            6 => {
+                let $ring = &EVENTS6;
+                $body
+            }
+            7 => {
+                let $ring = &EVENTS7;
+                $body
+            }
+            8 => {
+                let $ring = &EVENTS8;
+                $body
+            }
+            9 => {
+                let $ring = &EVENTS9;
+                $body
+            }
+            10 => {
+                let $ring = &EVENTS10;
+                $body
+            }
+            11 => {
+                let $ring = &EVENTS11;
+                $body
+            }
+            12 => {
+                let $ring = &EVENTS12;
+                $body
+            }
+            13 => {
+                let $ring = &EVENTS13;
+                $body
+            }
+            14 => {
+                let $ring = &EVENTS14;
+                $body
+            }
+            _ => {
+                let $ring = &EVENTS15;
+                $body
+            }
+        }
+    }};
+}
+
+/// A record reserved in this CPU's ring buffer, to fill in place and submit.
+pub struct Record<T: 'static>(RingBufEntry<T>);
+
+impl<T: 'static> Record<T> {
+    /// The reserved memory (uninitialised until written).
+    #[inline(always)]
+    pub fn as_mut_ptr(&mut self) -> *mut T {
+        self.0.as_mut_ptr()
+    }
+
+    /// Hands the record to user space, waking the reader only when enough waits in the ring
+    /// the record was reserved in ([`submit_flags`]).
+    #[inline(always)]
+    pub fn submit(self) {
+        let flags = submit_flags();
+        self.0.submit(flags);
+    }
+}
+
+/// The one place records are reserved: a `T` in the ring buffer of this CPU's group. `None`
+/// when that ring is full (the caller counts the drop).
+#[inline(always)]
+pub fn reserve<T: 'static>() -> Option<Record<T>> {
+    on_ring!(|ring| ring.reserve::<T>(0)).map(Record)
+}
 
 /// Per-hook counters (see `node_agent_common::stats`).
 #[map]
@@ -64,14 +194,15 @@ pub fn count(hook: Hook, kind: StatKind) {
     }
 }
 
-/// Flags for `bpf_ringbuf_submit`: wake the reader only when enough is waiting.
+/// Flags for `bpf_ringbuf_submit`: wake the reader only when enough is waiting in this CPU's
+/// ring, the one [`reserve`] took the record from.
 #[inline(always)]
-pub fn submit_flags() -> u64 {
+fn submit_flags() -> u64 {
     let threshold = config!(wakeup_bytes) as u64;
     if threshold == 0 {
         return 0;
     }
-    if EVENTS.query(BPF_RB_AVAIL_DATA as u64) >= threshold {
+    if on_ring!(|ring| ring.query(BPF_RB_AVAIL_DATA as u64)) >= threshold {
         BPF_RB_FORCE_WAKEUP as u64
     } else {
         BPF_RB_NO_WAKEUP as u64

@@ -44,8 +44,8 @@ use node_agent_common::{
 use crate::{
     dns,
     kernel::{
-        EVENTS, Kptr, config, count, current_tgid, fd_file, fill_current, header, is_agent,
-        process_start_ns, socket_kind, socket_peer, submit_flags, syscall_arg, syscall_ret,
+        Kptr, config, count, current_tgid, fd_file, fill_current, header, is_agent,
+        process_start_ns, reserve, socket_kind, socket_peer, syscall_arg, syscall_ret,
     },
 };
 
@@ -339,7 +339,7 @@ struct Conn {
 /// Sends one connect or accept record. A unix peer's path is copied from `sockaddr`'s.
 #[inline(always)]
 fn send(hook: Hook, record_kind: u16, conn: &Conn, sockaddr: Option<&Pending>) {
-    let Some(mut entry) = EVENTS.reserve::<NetEvent>(0) else {
+    let Some(mut entry) = reserve::<NetEvent>() else {
         count(hook, StatKind::Dropped);
         return;
     };
@@ -367,7 +367,7 @@ fn send(hook: Hook, record_kind: u16, conn: &Conn, sockaddr: Option<&Pending>) {
         }
         complete
     };
-    entry.submit(submit_flags());
+    entry.submit();
     count(hook, StatKind::Sent);
     if !complete {
         count(hook, StatKind::Errors);

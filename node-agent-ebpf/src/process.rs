@@ -25,9 +25,9 @@ use node_agent_common::{
 use crate::{
     files::{FileKey, WRITTEN},
     kernel::{
-        EVENTS, Kptr, S_IFIFO, S_IFREG, S_IFSOCK, Walk, config, count, fd_file, file_inode,
-        fill_current, header, inode_key, inode_type, is_agent, process_start_ns, read_at, read_ptr,
-        socket_peer, submit_flags, walk_path,
+        Kptr, S_IFIFO, S_IFREG, S_IFSOCK, Walk, config, count, fd_file, file_inode, fill_current,
+        header, inode_key, inode_type, is_agent, process_start_ns, read_at, read_ptr, reserve,
+        socket_peer, walk_path,
     },
 };
 
@@ -75,7 +75,7 @@ fn on_exec(task: u64, bprm: u64) {
         count(Hook::Exec, StatKind::Filtered);
         return;
     }
-    let Some(mut entry) = EVENTS.reserve::<ExecEvent>(0) else {
+    let Some(mut entry) = reserve::<ExecEvent>() else {
         count(Hook::Exec, StatKind::Dropped);
         return;
     };
@@ -83,7 +83,7 @@ fn on_exec(task: u64, bprm: u64) {
     // SAFETY: `ev` points at reserved ring-buffer memory of size_of::<ExecEvent>(); every field
     // is written below before submit (arrays only up to their *_len, which user space honours).
     let complete = unsafe { fill_exec(&mut *ev, task, bprm) };
-    entry.submit(submit_flags());
+    entry.submit();
     count(Hook::Exec, StatKind::Sent);
     if !complete {
         count(Hook::Exec, StatKind::Errors);
@@ -500,7 +500,7 @@ fn on_fork(child: u64, typed: bool) {
         count(Hook::Fork, StatKind::Filtered);
         return;
     }
-    let Some(mut entry) = EVENTS.reserve::<ForkEvent>(0) else {
+    let Some(mut entry) = reserve::<ForkEvent>() else {
         count(Hook::Fork, StatKind::Dropped);
         return;
     };
@@ -519,7 +519,7 @@ fn on_fork(child: u64, typed: bool) {
         };
         complete
     };
-    entry.submit(submit_flags());
+    entry.submit();
     count(Hook::Fork, StatKind::Sent);
     if !complete {
         count(Hook::Fork, StatKind::Errors);
@@ -539,7 +539,7 @@ fn on_exit() {
         count(Hook::Exit, StatKind::Filtered);
         return;
     }
-    let Some(mut entry) = EVENTS.reserve::<ExitEvent>(0) else {
+    let Some(mut entry) = reserve::<ExitEvent>() else {
         count(Hook::Exit, StatKind::Dropped);
         return;
     };
@@ -552,6 +552,6 @@ fn on_exit() {
         ev.exit_code = Kptr::current_task().read::<u32>(config!(offsets.task_exit_code));
         ev._pad = 0;
     }
-    entry.submit(submit_flags());
+    entry.submit();
     count(Hook::Exit, StatKind::Sent);
 }

@@ -34,7 +34,7 @@ use node_agent_common::{
     stream_flags,
 };
 
-use crate::kernel::{EVENTS, Kptr, config, count, fill_current, header, is_agent, submit_flags};
+use crate::kernel::{Kptr, config, count, fill_current, header, is_agent, reserve};
 
 const AF_INET: u32 = 2;
 const AF_INET6: u32 = 10;
@@ -174,7 +174,7 @@ fn on_segment(ctx: &SkBuffContext) {
         flags |= stream_flags::TRUNCATED;
     }
 
-    let Some(mut entry) = EVENTS.reserve::<StreamEvent>(0) else {
+    let Some(mut entry) = reserve::<StreamEvent>() else {
         count(hook, StatKind::Dropped);
         return;
     };
@@ -230,7 +230,7 @@ fn on_segment(ctx: &SkBuffContext) {
         ev.head_len = if rc == 0 { len as u32 } else { 0 };
         rc == 0
     };
-    entry.submit(submit_flags());
+    entry.submit();
     count(hook, StatKind::Sent);
     if !ok {
         count(hook, StatKind::Errors);

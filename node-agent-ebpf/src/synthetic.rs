@@ -8,7 +8,7 @@ use node_agent_common::{
     stats::{Hook, StatKind},
 };
 
-use crate::kernel::{EVENTS, config, count, current_tgid, header, submit_flags};
+use crate::kernel::{config, count, current_tgid, header, reserve};
 
 /// Records per syscall: enough that the syscall's own cost is small beside the records'.
 const BURST: u64 = 32;
@@ -20,7 +20,7 @@ pub fn synthetic_burst(_ctx: TracePointContext) -> u32 {
         return 0;
     }
     for seq in 0..BURST {
-        let Some(mut entry) = EVENTS.reserve::<SyntheticEvent>(0) else {
+        let Some(mut entry) = reserve::<SyntheticEvent>() else {
             count(Hook::Synthetic, StatKind::Dropped);
             continue;
         };
@@ -31,7 +31,7 @@ pub fn synthetic_burst(_ctx: TracePointContext) -> u32 {
             ev.seq = seq;
             ev.payload = [0; SYNTHETIC_PAYLOAD_LEN];
         }
-        entry.submit(submit_flags());
+        entry.submit();
         count(Hook::Synthetic, StatKind::Sent);
     }
     0

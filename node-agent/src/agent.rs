@@ -22,7 +22,8 @@ use crate::{
     proctable,
     response::{Responder, ResponseConfig, ResponseStartError},
     sensor::{
-        HookCounters, HookStatus, HostSetup, Sensor, SensorError, SensorOptions, reader::Reader,
+        HookCounters, HookStatus, HostSetup, Sensor, SensorError, SensorOptions,
+        reader::{MergeStats, Reader},
     },
     tracked::TrackedTable,
 };
@@ -117,6 +118,9 @@ pub struct Health {
     pub events_per_second: f64,
     /// Records the kernel could not deliver (ring buffer full), all hooks.
     pub dropped: u64,
+    /// Merging the ring buffers' records into one order (with more than one ring): records
+    /// held for a later drain, and those that went out of order.
+    pub ring_merge: MergeStats,
     /// Who the agent is in the kernel, and what was aimed at it.
     pub self_protection: SelfProtection,
     /// Every table of user-space state the workload can grow, against its bounds, and what each
@@ -180,6 +184,16 @@ impl Health {
                 )),
                 None => out.push_str(&format!("  {hook}\n")),
             }
+        }
+        if self.host.rings > 1 {
+            out.push_str(&format!(
+                "  {} ring buffers of {} KiB: {} records held for a later read, {} late, {} forced out of order\n",
+                self.host.rings,
+                self.host.ring_bytes / 1024,
+                self.ring_merge.held,
+                self.ring_merge.late,
+                self.ring_merge.forced
+            ));
         }
         if let Some(d) = &self.dirents {
             out.push_str(&format!(
@@ -392,11 +406,11 @@ pub async fn run_with<W: Write, H: RunHooks>(
         pipeline =
             pipeline.with_dirents(options.sensor.sensitive.clone(), watch.aliases().to_vec());
     }
-    let ring = sensor
-        .take_events()
-        .ok_or_else(|| AgentError::Ring("the EVENTS map is missing from the eBPF object".into()))?;
+    let rings = sensor.take_rings().ok_or_else(|| {
+        AgentError::Ring("an EVENTS ring buffer map is missing from the eBPF object".into())
+    })?;
     let mut reader =
-        Reader::new(ring, options.poll).map_err(|e| AgentError::Ring(e.to_string()))?;
+        Reader::new(rings, options.poll).map_err(|e| AgentError::Ring(e.to_string()))?;
     // Start-up is over: what the intel load, the eBPF loader and the seeding freed goes back
     // to the kernel instead of staying resident in the heap.
     crate::memory::release_free_memory();
@@ -514,6 +528,7 @@ pub async fn run_with<W: Write, H: RunHooks>(
                     .as_ref()
                     .map(|d| d.detector().tracked())
                     .unwrap_or_default();
+                let ring_merge = reader.merge_stats();
                 let current = || {
                     health(
                         &sensor,
@@ -522,6 +537,7 @@ pub async fn run_with<W: Write, H: RunHooks>(
                         started.elapsed(),
                         &protection.borrow(),
                         &detector_tables,
+                        ring_merge,
                     )
                 };
                 hooks.borrow_mut().tick(&current, detection.as_mut());
@@ -595,6 +611,7 @@ pub async fn run_with<W: Write, H: RunHooks>(
         started.elapsed(),
         &protection.borrow(),
         &detector_tables,
+        reader.merge_stats(),
     );
     Ok(summary)
 }
@@ -607,6 +624,7 @@ pub fn health(
     elapsed: Duration,
     protection: &SelfProtection,
     detector_tables: &[TrackedTable],
+    ring_merge: MergeStats,
 ) -> Health {
     let mut counters: Vec<HookCounterLine> = sensor
         .counters()
@@ -637,6 +655,7 @@ pub fn health(
         host: sensor.setup().clone(),
         hooks: sensor.hooks().to_vec(),
         dropped: counters.iter().map(|c| c.counters.dropped).sum(),
+        ring_merge,
         counters,
         pipeline: pipeline.stats().clone(),
         seeded_processes: seeded,

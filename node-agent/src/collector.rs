@@ -20,7 +20,10 @@ use crate::{
     detect::{KnownProcess, ProcessLookup},
     event::{Clock, Event},
     pipeline::{Limits, Pipeline, PipelineStats},
-    sensor::{HookCounters, HookStatus, Sensor, SensorOptions, reader::Reader},
+    sensor::{
+        HookCounters, HookStatus, Sensor, SensorOptions,
+        reader::{MergeStats, Reader},
+    },
 };
 
 /// Events kept; older ones are dropped from memory (not from the count).
@@ -34,6 +37,7 @@ struct Shared {
     processes: HashMap<u32, KnownProcess>,
     counters: Vec<(Hook, HookCounters)>,
     stats: PipelineStats,
+    ring_merge: MergeStats,
 }
 
 /// A running in-process agent.
@@ -42,6 +46,7 @@ pub struct Collector {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
     hooks: Vec<HookStatus>,
+    rings: usize,
 }
 
 /// The collector could not start.
@@ -54,7 +59,7 @@ impl Collector {
     pub fn start(options: SensorOptions) -> Result<Self, CollectorError> {
         let shared = Arc::new((Mutex::new(Shared::default()), Condvar::new()));
         let stop = Arc::new(AtomicBool::new(false));
-        let (ready_tx, ready_rx) = mpsc::channel::<Result<Vec<HookStatus>, String>>();
+        let (ready_tx, ready_rx) = mpsc::channel::<Result<(Vec<HookStatus>, usize), String>>();
         let thread = {
             let shared = Arc::clone(&shared);
             let stop = Arc::clone(&stop);
@@ -63,7 +68,7 @@ impl Collector {
                 .spawn(move || collect(options, shared, stop, ready_tx))
                 .map_err(|e| CollectorError(e.to_string()))?
         };
-        let hooks = ready_rx
+        let (hooks, rings) = ready_rx
             .recv()
             .map_err(|_| CollectorError("the collector thread ended before starting".into()))?
             .map_err(CollectorError)?;
@@ -72,6 +77,7 @@ impl Collector {
             stop,
             thread: Some(thread),
             hooks,
+            rings,
         })
     }
 
@@ -86,6 +92,19 @@ impl Collector {
     /// Hook states at start-up.
     pub fn hooks(&self) -> &[HookStatus] {
         &self.hooks
+    }
+
+    /// How many ring buffers the programs write to.
+    pub fn rings(&self) -> usize {
+        self.rings
+    }
+
+    /// What merging the ring buffers' records took, as of the last drain.
+    pub fn ring_merge(&self) -> MergeStats {
+        let (lock, _) = &*self.shared;
+        lock.lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .ring_merge
     }
 
     /// Waits until an event matching `pred` arrives (or already has), up to `timeout`.
@@ -147,7 +166,7 @@ fn collect(
     options: SensorOptions,
     shared: Arc<(Mutex<Shared>, Condvar)>,
     stop: Arc<AtomicBool>,
-    ready: mpsc::Sender<Result<Vec<HookStatus>, String>>,
+    ready: mpsc::Sender<Result<(Vec<HookStatus>, usize), String>>,
 ) {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -167,11 +186,11 @@ fn collect(
                 return;
             }
         };
-        let Some(ring) = sensor.take_events() else {
+        let Some(rings) = sensor.take_rings() else {
             let _ = ready.send(Err("no EVENTS ring buffer".into()));
             return;
         };
-        let mut reader = match Reader::new(ring, Duration::from_millis(5)) {
+        let mut reader = match Reader::new(rings, Duration::from_millis(5)) {
             Ok(r) => r,
             Err(e) => {
                 let _ = ready.send(Err(e.to_string()));
@@ -187,7 +206,7 @@ fn collect(
         if let Err(e) = pipeline.seed(Path::new("/proc")) {
             tracing::warn!(error = %e, "seeding from /proc failed");
         }
-        let _ = ready.send(Ok(sensor.hooks().to_vec()));
+        let _ = ready.send(Ok((sensor.hooks().to_vec(), reader.rings())));
         let (lock, cond) = &*shared;
         while !stop.load(Ordering::Relaxed) {
             let mut batch = Vec::new();
@@ -245,6 +264,7 @@ fn collect(
             }
             guard.counters = sensor.counters();
             guard.stats = pipeline.stats().clone();
+            guard.ring_merge = reader.merge_stats();
             drop(guard);
             cond.notify_all();
         }

@@ -212,6 +212,11 @@ struct SensorArgs {
     /// Wake the reader once this many bytes wait in the ring buffer (0: every record).
     #[arg(long, default_value_t = 256 * 1024)]
     wakeup_bytes: u32,
+    /// Ring buffers the programs write to, one per group of CPUs: 1, 2, 4, 8 or 16. Default:
+    /// one per four CPUs (1 up to 4 CPUs, 4 on 16, 16 from 64); 8 MiB for one, 4 MiB each for
+    /// more.
+    #[arg(long, value_parser = parse_rings)]
+    rings: Option<u32>,
     /// Count a repeated connection (the same process, peer, port, protocol and result) in the
     /// kernel instead of sending it when its last record went out less than this many ms ago;
     /// the next record carries the count (`repeats`). 0 sends every connect and accept.
@@ -378,10 +383,22 @@ impl SensorArgs {
             disabled_findings,
             findings_only,
             synthetic: false,
+            rings: self.rings,
             sensitive,
             agent_files: Vec::new(),
             host_root: PathBuf::from("/"),
         })
+    }
+}
+
+/// `--rings`: a ring count the programs can spread records over.
+fn parse_rings(text: &str) -> Result<u32, String> {
+    let max = node_agent_common::maps::MAX_RINGS;
+    match text.parse::<u32>() {
+        Ok(rings) if node_agent_common::maps::valid_rings(rings) => Ok(rings),
+        _ => Err(format!(
+            "want a power of two from 1 to {max} (1, 2, 4, 8, 16)"
+        )),
     }
 }
 

@@ -469,6 +469,7 @@ mod tests {
             seeded_processes: 0,
             events_per_second: 3.5,
             dropped: 2,
+            ring_merge: Default::default(),
             self_protection: crate::agent::SelfProtection {
                 tampering: 1,
                 ..Default::default()

@@ -774,14 +774,33 @@ fn ring(settings: &Settings) -> Result<(), String> {
     Ok(())
 }
 
+/// The ring count given to the agent (`--agent-arg --rings=N`), for the in-process benchmarks.
+fn agent_rings(settings: &Settings) -> Result<Option<u32>, String> {
+    let mut args = settings.agent_args.iter();
+    while let Some(arg) = args.next() {
+        let value = match arg.strip_prefix("--rings") {
+            Some("") => args.next().map(String::as_str),
+            Some(rest) => rest.strip_prefix('='),
+            None => continue,
+        };
+        return value
+            .and_then(|v| v.parse().ok())
+            .map(Some)
+            .ok_or_else(|| format!("--agent-arg {arg}: want --rings=N"));
+    }
+    Ok(None)
+}
+
 fn ring_with(settings: &Settings, wakeup_bytes: u32) -> Result<(), String> {
     let options = SensorOptions {
         synthetic: true,
         wakeup_bytes,
+        rings: agent_rings(settings)?,
         disabled: Hook::ALL.iter().map(|h| h.name().to_owned()).collect(),
         ..SensorOptions::default()
     };
     let agent = Collector::start(options).map_err(|e| e.to_string())?;
+    println!("  {} ring buffer(s)", agent.rings());
     for round in 0..settings.rounds {
         let base_delivered = agent.stats().synthetic;
         let base = counters(&agent);

@@ -285,6 +285,7 @@ mod tests {
             seeded_processes: 0,
             events_per_second: 0.0,
             dropped,
+            ring_merge: Default::default(),
             self_protection: crate::agent::SelfProtection::default(),
             tracked: vec![crate::tracked::TrackedTable {
                 table: "processes",

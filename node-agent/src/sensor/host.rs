@@ -97,6 +97,13 @@ pub fn check_privileges() -> Result<(), SensorError> {
     })
 }
 
+/// The size of a memory page (a ring buffer's smallest size).
+pub fn page_size() -> usize {
+    // SAFETY: no pointers.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    usize::try_from(size).unwrap_or(4096)
+}
+
 /// `uname -r`.
 pub fn kernel_release() -> String {
     fs::read_to_string("/proc/sys/kernel/osrelease")

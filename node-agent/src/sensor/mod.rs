@@ -52,6 +52,9 @@ pub struct SensorOptions {
     pub findings_only: bool,
     /// Benchmark only: attach the synthetic record generator for this process.
     pub synthetic: bool,
+    /// Ring buffers to spread records over, by CPU group: a power of two up to
+    /// [`maps::MAX_RINGS`]; `None` for one per four CPUs ([`maps::default_rings`]).
+    pub rings: Option<u32>,
     /// What the file sensor reports.
     pub sensitive: SensitivePaths,
     /// The agent's own binary and configuration, watched for writes (self-protection); they are
@@ -78,6 +81,7 @@ impl Default for SensorOptions {
             disabled_findings: BTreeSet::new(),
             findings_only: false,
             synthetic: false,
+            rings: None,
             sensitive: SensitivePaths::default(),
             agent_files: Vec::new(),
             host_root: PathBuf::from("/"),
@@ -151,6 +155,13 @@ pub enum SensorError {
          SENSITIVE_PREFIXES and SENSITIVE_NAMES maps (at most 1024 entries each)"
     )]
     SensitivePaths(String),
+    /// A ring count the programs cannot spread records over.
+    #[error(
+        "cannot spread records over {0} ring buffers: the count must be a power of two from 1 \
+         to {max} (--rings)",
+        max = maps::MAX_RINGS
+    )]
+    Rings(u32),
     /// Something in the host set-up failed (tracefs, cgroup v2).
     #[error("{0}")]
     Host(#[from] host::HostError),
@@ -181,7 +192,7 @@ impl WrittenFiles {
 /// and the counters.
 pub struct Sensor {
     _ebpf: Ebpf,
-    events: Option<RingBuf<MapData>>,
+    rings: Option<Vec<RingBuf<MapData>>>,
     written: Option<WrittenFiles>,
     stats: PerCpuArray<MapData, u64>,
     hooks: Vec<HookStatus>,
@@ -209,6 +220,10 @@ pub struct HostSetup {
     pub cgroup2_root: Option<PathBuf>,
     /// Kernel struct fields BTF did not have (their values are reported as 0).
     pub missing_offsets: Vec<String>,
+    /// Ring buffers the programs write to (one per group of CPUs).
+    pub rings: u32,
+    /// Bytes of each of them.
+    pub ring_bytes: u32,
 }
 
 /// Counters of one hook, summed over CPUs.
@@ -253,6 +268,21 @@ impl Sensor {
         setup.mounted_tracefs = host::ensure_tracefs()?;
         setup.cgroup2_root = host::cgroup2_root();
 
+        // Each CPU gets its own share of the per-CPU LRU maps, and a group of CPUs its own ring.
+        let cpus = match aya::util::nr_cpus() {
+            Ok(cpus) => Some(u32::try_from(cpus).unwrap_or(u32::MAX)),
+            Err((path, error)) => {
+                tracing::warn!(path, %error, "cannot count the CPUs: per-CPU maps keep their default size, and one ring buffer");
+                None
+            }
+        };
+        let rings = match options.rings {
+            Some(rings) if maps::valid_rings(rings) => rings,
+            Some(rings) => return Err(SensorError::Rings(rings)),
+            None => cpus.map_or(1, maps::default_rings),
+        };
+        setup.rings = rings;
+        setup.ring_bytes = maps::ring_bytes(rings);
         let marker_nonce = guard::nonce();
         let config = AgentConfig {
             marker_nonce,
@@ -268,25 +298,28 @@ impl Sensor {
             start_realtime_sec: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),
+            ring_mask: rings - 1,
+            _pad: 0,
         };
         let btf = aya::Btf::from_sys_fs().ok();
         let mut loader = EbpfLoader::new();
         loader
             .btf(btf.as_ref())
             .override_global("VIGIL_CONFIG", &config, true);
-        // Each CPU gets its own share of the per-CPU LRU maps: sized so no CPU's share is
-        // smaller than on a small machine (`node_agent_common::maps`).
-        let lru_entries = match aya::util::nr_cpus() {
-            Ok(cpus) => maps::per_cpu_lru_entries(u32::try_from(cpus).unwrap_or(u32::MAX)),
-            Err((path, error)) => {
-                tracing::warn!(path, %error, "cannot count the CPUs: per-CPU maps keep their default size");
-                maps::LRU_ENTRIES
-            }
-        };
+        // No CPU's share of a per-CPU LRU map is smaller than on a small machine
+        // (`node_agent_common::maps`).
+        let lru_entries = cpus.map_or(maps::LRU_ENTRIES, maps::per_cpu_lru_entries);
         for name in maps::PER_CPU_LRU_MAPS {
             loader.map_max_entries(name, lru_entries);
         }
         tracing::debug!(entries = lru_entries, "per-CPU LRU maps sized");
+        // The rings not in use get one page, the least a ring buffer can have.
+        let page = u32::try_from(host::page_size()).unwrap_or(4096);
+        for (ring, name) in (0..).zip(maps::RING_NAMES) {
+            let bytes = if ring < rings { setup.ring_bytes } else { page };
+            loader.map_max_entries(name, bytes);
+        }
+        tracing::debug!(rings, bytes = setup.ring_bytes, "ring buffers sized");
         let mut ebpf = loader.load(OBJECT).map_err(|source| match &source {
             aya::EbpfError::MapError(aya::maps::MapError::CreateError { io_error, .. })
                 if io_error.raw_os_error() == Some(libc::EPERM) =>
@@ -337,9 +370,10 @@ impl Sensor {
         tracing::debug!(status = %dirent_status, "directory-entry sensor");
         hooks.push(dirent_status);
         let dirent_counters = dirents.as_ref().map(dirents::DirentWatch::counters);
-        let events = ebpf
-            .take_map("EVENTS")
-            .and_then(|m| RingBuf::try_from(m).ok());
+        let ring_maps: Option<Vec<_>> = maps::RING_NAMES[..rings as usize]
+            .iter()
+            .map(|name| ebpf.take_map(name).and_then(|m| RingBuf::try_from(m).ok()))
+            .collect();
         let added = ebpf
             .take_map("WRITTEN_ADDED")
             .and_then(|m| PerCpuArray::try_from(m).ok());
@@ -355,7 +389,7 @@ impl Sensor {
             })?;
         Ok(Self {
             _ebpf: ebpf,
-            events,
+            rings: ring_maps,
             written,
             stats,
             hooks,
@@ -386,9 +420,10 @@ impl Sensor {
         self.written.take()
     }
 
-    /// Takes the ring buffer, for the reader task. Only the first call gets it.
-    pub fn take_events(&mut self) -> Option<RingBuf<MapData>> {
-        self.events.take()
+    /// Takes the ring buffers in use, for the reader task (`reader::Reader`). Only the first
+    /// call gets them.
+    pub fn take_rings(&mut self) -> Option<Vec<RingBuf<MapData>>> {
+        self.rings.take()
     }
 
     /// Which hooks are active, and why the others are not.
