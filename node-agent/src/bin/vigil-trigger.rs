@@ -40,6 +40,10 @@ const USAGE: &str = "usage: vigil-trigger <action> [args]
                                  a reader opens it: the open's entry and exit run on different
                                  CPUs; prints the two CPUs and the thread id
   open-storm SECONDS             open+close /etc/hostname read-only in a loop; prints opens/s
+  cross-cpu FORK EXEC EXIT       pinned to CPU FORK, fork a child that moves to CPU EXEC and
+                                 execs `vigil-trigger pin-exit EXIT` (which moves to CPU EXIT and
+                                 exits 0); prints its own pid and the child's
+  pin-exit CPU                   move to CPU and exit 0
   memfd-exec                     copy /bin/true into a memfd and execveat it (fileless)
   ptrace-attach                  attach to and detach from a child; prints the child's pid
   ptrace-traceme                 PTRACE_TRACEME
@@ -192,6 +196,10 @@ fn main() -> ExitCode {
         ["huge-exec", dir, mib, n] => number(mib)
             .and_then(|mib| number(n).and_then(|n| huge_exec(std::path::Path::new(dir), mib, n))),
         ["fifo-migrate", path] => fifo_migrate(std::path::Path::new(path)),
+        ["cross-cpu", fork, exec, exit] => {
+            number(fork).and_then(|f| number(exec).and_then(|e| cross_cpu(f, e, exit)))
+        }
+        ["pin-exit", cpu] => number(cpu).and_then(|cpu| pin(0, cpu as usize)),
         ["write-storm", dir, seconds] => number(seconds).and_then(|s| {
             let path = std::path::Path::new(dir).join("vigil-write-storm");
             let rate = storm(s, || std::fs::File::create(&path).map(drop))?;
@@ -799,6 +807,56 @@ fn fifo_migrate(path: &std::path::Path) -> io::Result<()> {
         )));
     }
     Ok(())
+}
+
+/// A fork, an exec and an exit on chosen CPUs: with a ring buffer per CPU group, their records
+/// land in different rings, and the agent must still see them in that order.
+fn cross_cpu(fork_cpu: u64, exec_cpu: u64, exit_cpu: &str) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    pin(0, fork_cpu as usize)?;
+    let me = std::fs::read_link("/proc/self/exe")?;
+    // Everything the child needs is made before the fork: it only makes system calls.
+    let path = std::ffi::CString::new(me.as_os_str().as_bytes())?;
+    let argv: Vec<std::ffi::CString> = ["vigil-trigger", "pin-exit", exit_cpu]
+        .iter()
+        .map(|a| std::ffi::CString::new(*a))
+        .collect::<Result<_, _>>()?;
+    let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    argv_ptrs.push(std::ptr::null());
+    // SAFETY: a zeroed cpu_set_t is valid; CPU_SET writes inside it.
+    let mut exec_set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    unsafe { libc::CPU_SET(exec_cpu as usize, &mut exec_set) };
+    // SAFETY: this process has one thread; the child makes only system calls before exec.
+    match unsafe { libc::fork() } {
+        -1 => Err(io::Error::last_os_error()),
+        0 => {
+            // SAFETY: the set and the strings were made before the fork and stay valid.
+            unsafe {
+                if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &exec_set)
+                    != 0
+                {
+                    libc::_exit(126);
+                }
+                libc::execv(path.as_ptr(), argv_ptrs.as_ptr());
+                libc::_exit(127)
+            }
+        }
+        child => {
+            println!("{} {child}", std::process::id());
+            let mut status = 0;
+            // SAFETY: our own child; status is ours.
+            if unsafe { libc::waitpid(child, &mut status, 0) } != child {
+                return Err(io::Error::last_os_error());
+            }
+            if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0 {
+                Ok(())
+            } else {
+                Err(io::Error::other(format!(
+                    "the child ended with status {status:#x}"
+                )))
+            }
+        }
+    }
 }
 
 fn exec_storm(seconds: u64, workers: u64) -> io::Result<()> {
