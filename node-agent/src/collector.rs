@@ -26,6 +26,10 @@ use crate::{
     },
 };
 
+/// The environment variable that sets the ring count of collectors whose options leave it to
+/// the machine (and of the agents the `hostile` tests start).
+pub const TEST_RINGS: &str = "VIGIL_TEST_RINGS";
+
 /// Events kept; older ones are dropped from memory (not from the count).
 const KEEP: usize = 200_000;
 
@@ -56,7 +60,18 @@ pub struct CollectorError(pub String);
 
 impl Collector {
     /// Starts the sensor and a reader thread; returns once every hook is attached.
-    pub fn start(options: SensorOptions) -> Result<Self, CollectorError> {
+    ///
+    /// Options that leave the ring count to the machine take it from `VIGIL_TEST_RINGS` when
+    /// that is set: a whole test suite can run over several ring buffers on a small machine.
+    pub fn start(mut options: SensorOptions) -> Result<Self, CollectorError> {
+        if options.rings.is_none()
+            && let Some(value) = std::env::var_os(TEST_RINGS)
+        {
+            let rings = value.to_str().and_then(|v| v.parse().ok()).ok_or_else(|| {
+                CollectorError(format!("{TEST_RINGS}={value:?}: want a ring count"))
+            })?;
+            options.rings = Some(rings);
+        }
         let shared = Arc::new((Mutex::new(Shared::default()), Condvar::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let (ready_tx, ready_rx) = mpsc::channel::<Result<(Vec<HookStatus>, usize), String>>();

@@ -44,6 +44,10 @@ impl Agent {
             ])
             .arg("--db")
             .arg(&db)
+            .args(
+                std::env::var(node_agent::collector::TEST_RINGS)
+                    .map(|rings| format!("--rings={rings}")),
+            )
             .args(extra)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
