@@ -208,6 +208,7 @@ impl Agent {
                     .filter(|v| v.get("pipeline").is_some())
             })
             .ok_or("node-agent printed no health summary")?;
+        report_rings_and_drops(&health);
         Ok(AgentUse {
             cpu_seconds: (cpu_seconds - self.startup_cpu).max(0.0),
             peak_rss_kib,
@@ -220,6 +221,32 @@ impl Agent {
             tracked_bytes: sum_tracked(&health, "bytes"),
             tracked_shed: sum_tracked(&health, "shed"),
         })
+    }
+}
+
+/// On stderr, when the agent wrote to several ring buffers or dropped records: how many rings,
+/// what their merge held back or let out of order, and which hooks dropped.
+fn report_rings_and_drops(health: &serde_json::Value) {
+    let rings = health["host"]["rings"].as_u64().unwrap_or(1);
+    if rings > 1 {
+        let merge = &health["ringMerge"];
+        eprintln!(
+            "  agent: {rings} ring buffers; merge held {} records for a later drain, {} late, {} forced",
+            merge["held"], merge["late"], merge["forced"]
+        );
+    }
+    let dropped: Vec<String> = health["counters"]
+        .as_array()
+        .map(|lines| {
+            lines
+                .iter()
+                .filter(|l| l["dropped"].as_u64().unwrap_or(0) > 0)
+                .map(|l| format!("{} {}", l["hook"].as_str().unwrap_or("?"), l["dropped"]))
+                .collect()
+        })
+        .unwrap_or_default();
+    if !dropped.is_empty() {
+        eprintln!("  agent: dropped by hook: {}", dropped.join(", "));
     }
 }
 

@@ -113,9 +113,11 @@ impl Reader {
         }
     }
 
-    /// Hands the waiting records to `each` without waiting, at most [`DRAIN_BUDGET`].
+    /// The last drain, without waiting: hands the waiting records to `each`, at most
+    /// [`DRAIN_BUDGET`], and with them what the merge held back for a later drain (as far as
+    /// the rings were read: a ring read only for its share still bounds what goes out).
     pub fn drain_ready<F: FnMut(&[u8])>(&mut self, mut each: F) -> usize {
-        drain_now(self.rings.get_mut(), &mut self.merge, &mut each).0
+        drain_at(self.rings.get_mut(), &mut self.merge, u64::MAX, &mut each).0
     }
 }
 
@@ -151,6 +153,16 @@ fn epoll_over(rings: &[RingBuf<MapData>]) -> io::Result<OwnedFd> {
 /// How many records were handed out, and whether work is left (a ring's share of the budget
 /// ran out, or the merge has more to hand out than the budget allowed).
 fn drain_now<F: FnMut(&[u8])>(rings: &mut Rings, merge: &mut Merge, each: &mut F) -> (usize, bool) {
+    drain_at(rings, merge, crate::container::boot_ns(), each)
+}
+
+/// A drain as if it started at `now` (boot clock, ns).
+fn drain_at<F: FnMut(&[u8])>(
+    rings: &mut Rings,
+    merge: &mut Merge,
+    now: u64,
+    each: &mut F,
+) -> (usize, bool) {
     let rings = &mut rings.rings;
     if let [ring] = rings.as_mut_slice() {
         // One ring: its order is the order, read in place.
@@ -162,7 +174,6 @@ fn drain_now<F: FnMut(&[u8])>(rings: &mut Rings, merge: &mut Merge, each: &mut F
             None => false,
         });
     }
-    let now = crate::container::boot_ns();
     merge.drain(
         rings.len(),
         now,
@@ -210,8 +221,6 @@ pub struct MergeStats {
 #[derive(Clone, Copy, Debug)]
 struct Held {
     stamp: u64,
-    /// Arrival order: records with the same stamp keep the order they were read in.
-    seq: u64,
     start: usize,
     len: usize,
 }
@@ -232,7 +241,6 @@ pub struct Merge {
     hold_bytes: usize,
     arena: Vec<u8>,
     held: Vec<Held>,
-    seq: u64,
     /// The highest cutoff so far: a record read stamped at or below it is late.
     released_to: u64,
     stats: MergeStats,
@@ -247,7 +255,6 @@ impl Merge {
             hold_bytes,
             arena: Vec::new(),
             held: Vec::new(),
-            seq: 0,
             released_to: 0,
             stats: MergeStats::default(),
         }
@@ -302,11 +309,9 @@ impl Merge {
         }
         self.held.push(Held {
             stamp,
-            seq: self.seq,
             start: self.arena.len(),
             len: bytes.len(),
         });
-        self.seq += 1;
         self.arena.extend_from_slice(bytes);
     }
 
@@ -319,30 +324,30 @@ impl Merge {
         each: &mut impl FnMut(&[u8]),
     ) -> (usize, bool) {
         self.released_to = self.released_to.max(cutoff);
-        // Newest first, so the oldest are popped from the end.
-        self.held
-            .sort_unstable_by(|a, b| (b.stamp, b.seq).cmp(&(a.stamp, a.seq)));
+        // Oldest first. A stable sort: what each ring gave is nearly in order already, so this
+        // merges a few runs, and records with the same stamp keep the order they were read in.
+        self.held.sort_by_key(|h| h.stamp);
         let mut held_bytes: usize = self.held.iter().map(|h| h.len).sum();
         let mut n = 0;
-        while n < budget {
-            let Some(&oldest) = self.held.last() else {
+        for h in &self.held {
+            if n == budget {
                 break;
-            };
-            if oldest.stamp > self.released_to {
+            }
+            if h.stamp > self.released_to {
                 if held_bytes <= self.hold_bytes {
                     break;
                 }
                 self.stats.forced += 1;
-                self.released_to = oldest.stamp;
+                self.released_to = h.stamp;
             }
-            self.held.pop();
-            held_bytes -= oldest.len;
-            each(&self.arena[oldest.start..oldest.start + oldest.len]);
+            held_bytes -= h.len;
+            each(&self.arena[h.start..h.start + h.len]);
             n += 1;
         }
+        self.held.drain(..n);
         let more = self
             .held
-            .last()
+            .first()
             .is_some_and(|h| h.stamp <= self.released_to);
         self.stats.held += self.held.len() as u64;
         self.compact();
@@ -360,8 +365,7 @@ impl Merge {
             return;
         }
         let mut arena = Vec::with_capacity(self.arena.len().min(2 * self.hold_bytes));
-        // Oldest first in the new arena; `held` stays sorted newest first.
-        for h in self.held.iter_mut().rev() {
+        for h in &mut self.held {
             let start = arena.len();
             arena.extend_from_slice(&self.arena[h.start..h.start + h.len]);
             h.start = start;
@@ -494,6 +498,37 @@ mod tests {
         assert_eq!(merge.waiting(), 0);
         assert_eq!(merge.stats().late, 0);
         assert_eq!(merge.stats().held, 1);
+    }
+
+    #[test]
+    fn records_with_the_same_stamp_keep_the_order_they_were_read_in() {
+        let mut merge = Merge::new(MS, HOLD_BYTES);
+        let mut rings = Rings::new(2);
+        for tag in 0..5 {
+            rings.commit(0, 10 * MS, tag);
+        }
+        rings.commit(1, 10 * MS, 5);
+        rings.commit(1, 9 * MS, 6);
+        let (out, _) = rings.drain(&mut merge, 20 * MS, DRAIN_BUDGET);
+        assert_eq!(out, [6, 0, 1, 2, 3, 4, 5]);
+    }
+
+    #[test]
+    fn the_last_drain_hands_out_what_was_held() {
+        let mut merge = Merge::new(MS, HOLD_BYTES);
+        let mut rings = Rings::new(2);
+        rings.commit(0, 10 * MS, 1);
+        rings.commit(1, 10 * MS + 1, 2);
+        assert!(
+            rings
+                .drain(&mut merge, 10 * MS + 2, DRAIN_BUDGET)
+                .0
+                .is_empty()
+        );
+        assert_eq!(merge.waiting(), 2);
+        // The agent's drain at exit (`Reader::drain_ready`).
+        assert_eq!(rings.drain(&mut merge, u64::MAX, DRAIN_BUDGET).0, [1, 2]);
+        assert_eq!(merge.waiting(), 0);
     }
 
     #[test]
