@@ -28,7 +28,7 @@ pub const DRAIN_BUDGET: usize = 16_384;
 
 /// The longest a program is taken to need from reserving a record to submitting it. A program
 /// fills its record within microseconds with migration disabled, but a program on a syscall
-/// tracepoint can be preempted (they are faultable from Linux 6.13); a record committed later
+/// tracepoint can be preempted (recent kernels run them faultable); a record committed later
 /// than this after it was stamped may reach the pipeline after a younger record of another ring,
 /// and is counted ([`MergeStats::late`]).
 pub const COMMIT_MARGIN: Duration = Duration::from_millis(2);
