@@ -47,6 +47,24 @@ fn unknown_hook_is_rejected_with_the_list_of_hooks() {
 }
 
 #[test]
+fn a_ring_count_the_programs_cannot_use_is_a_usage_error() {
+    for bad in ["0", "3", "32", "many"] {
+        let out = Command::new(AGENT)
+            .args(["run", "--rings", bad, "--duration", "1s"])
+            .output()
+            .expect("run node-agent");
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "--rings {bad}: clap's usage error code"
+        );
+        let text = stderr(&out);
+        assert!(text.contains("--rings"), "{text}");
+        assert!(text.contains("power of two from 1 to 16"), "{text}");
+    }
+}
+
+#[test]
 fn bad_duration_is_a_usage_error() {
     let out = Command::new(AGENT)
         .args(["run", "--duration", "soon"])
