@@ -1500,3 +1500,65 @@ fn aslr_off_for_one_program_and_logs_removed_by_a_glob() {
         "rm -f one log"
     );
 }
+
+/// Removes an account this test created, when dropped.
+struct Account(String);
+
+impl Drop for Account {
+    fn drop(&mut self) {
+        let _ = Command::new("userdel")
+            .args(["-f", &self.0])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+#[test]
+fn a_second_root_account_created_with_useradd() {
+    if !privileged("a_second_root_account_created_with_useradd") {
+        return;
+    }
+    // Short: account names are at most 32 characters.
+    let name = format!("vgl{}r", std::process::id());
+    let account = Account(name.clone());
+    let pid = run(Command::new("useradd").args([
+        "-o",
+        "-u",
+        "0",
+        "-g",
+        "0",
+        "-M",
+        "-d",
+        "/nonexistent",
+        "-s",
+        "/usr/sbin/nologin",
+        &name,
+    ]));
+    let found = detect(pid);
+    let f = of(&found, "privesc-root-account-created");
+    assert_eq!(f.len(), 1, "{:?}", kinds(&found));
+    assert_eq!(
+        f[0].finding_type,
+        "PrivilegeEscalation:Runtime/SuspiciousCommand"
+    );
+    drop(account);
+    let passwd = std::fs::read_to_string("/etc/passwd").expect("passwd");
+    assert!(
+        !passwd.lines().any(|l| l.starts_with(&format!("{name}:"))),
+        "the account was removed"
+    );
+    // An ordinary system account: nothing.
+    let name = format!("vgl{}s", std::process::id());
+    let _account = Account(name.clone());
+    let pid = run(Command::new("useradd").args([
+        "-r",
+        "-M",
+        "-d",
+        "/nonexistent",
+        "-s",
+        "/usr/sbin/nologin",
+        &name,
+    ]));
+    assert!(detect(pid).is_empty(), "useradd -r");
+}

@@ -501,6 +501,23 @@ fn exec_table() -> Vec<Case> {
         ),
         user(vec!["usermod", "-aG", "video", "alice"], vec![]),
         user(
+            vec!["useradd", "-o", "-u", "0", "-g", "0", "-M", "butter"],
+            vec!["privesc-root-account-created"],
+        ),
+        user(
+            vec!["useradd", "--uid=0", "--non-unique", "x"],
+            vec!["privesc-root-account-created"],
+        ),
+        user(
+            vec!["usermod", "-g", "root", "alice"],
+            vec!["privesc-root-account-created"],
+        ),
+        user(
+            vec!["useradd", "-m", "-u", "1001", "-g", "100", "bob"],
+            vec![],
+        ),
+        user(vec!["useradd", "-u", "10", "sys"], vec![]),
+        user(
             vec!["nsenter", "-t", "1", "-m", "-u", "-n", "-i", "sh"],
             vec!["privesc-nsenter-init"],
         ),
