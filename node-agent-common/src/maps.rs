@@ -44,13 +44,16 @@ pub const RING_NAMES: [&str; MAX_RINGS as usize] = [
     "EVENTS8", "EVENTS9", "EVENTS10", "EVENTS11", "EVENTS12", "EVENTS13", "EVENTS14", "EVENTS15",
 ];
 
-/// Bytes of the ring buffer when there is one: about 35 ms of the fastest storm measured (a
-/// write storm inside the sensitive set) between two reader polls.
-pub const SINGLE_RING_BYTES: u32 = 8 * 1024 * 1024;
+/// Bytes of ring buffer in all: about 35 ms of the fastest storm measured (a write storm inside
+/// the sensitive set) between two reader polls when one ring takes every CPU's records. Several
+/// rings share it: each fills from its group of CPUs only, so the slack per CPU stays the same.
+/// The total counts twice in the agent's resident set (the kernel maps a ring's data pages
+/// twice, so a record that wraps reads as one piece).
+pub const TOTAL_RING_BYTES: u32 = 8 * 1024 * 1024;
 
-/// Bytes of each ring buffer when there are several: each one fills from a quarter of the CPUs
-/// or fewer, and the total stays at 4 MiB per ring.
-pub const SHARED_RING_BYTES: u32 = 4 * 1024 * 1024;
+/// The smallest ring buffer in use: four times the wake-up batch (256 KiB), so a ring holds
+/// several batches while the reader wakes.
+pub const MIN_RING_BYTES: u32 = 1024 * 1024;
 
 /// The ring count for a machine with `cpus` CPUs: one per four CPUs (rounded up), as a power
 /// of two, at most [`MAX_RINGS`]. 1 to 4 CPUs: 1; 16: 4; 64 and more: 16.
@@ -69,12 +72,15 @@ pub const fn valid_rings(rings: u32) -> bool {
     rings.is_power_of_two() && rings <= MAX_RINGS
 }
 
-/// The size of each ring buffer in use when `rings` are.
+/// The size of each ring buffer in use when `rings` are: [`TOTAL_RING_BYTES`] shared (a power
+/// of two, as the kernel requires, since `rings` is one), never below [`MIN_RING_BYTES`]. 1 ring:
+/// 8 MiB; 2: 4 MiB each; 4 (16 CPUs): 2 MiB each; 8 and 16: 1 MiB each.
 pub const fn ring_bytes(rings: u32) -> u32 {
-    if rings <= 1 {
-        SINGLE_RING_BYTES
+    let share = TOTAL_RING_BYTES / if rings == 0 { 1 } else { rings };
+    if share < MIN_RING_BYTES {
+        MIN_RING_BYTES
     } else {
-        SHARED_RING_BYTES
+        share
     }
 }
 
@@ -151,6 +157,15 @@ mod tests {
             assert_eq!(number, Some(i), "{name}");
         }
         assert_eq!(ring_bytes(1), 8 << 20);
-        assert_eq!(ring_bytes(4) * 4, 16 << 20);
+        assert_eq!(ring_bytes(2), 4 << 20);
+        assert_eq!(
+            ring_bytes(4) * 4,
+            8 << 20,
+            "the total is shared, not multiplied"
+        );
+        assert_eq!(ring_bytes(16), 1 << 20);
+        for rings in [1, 2, 4, 8, 16] {
+            assert!(ring_bytes(rings).is_power_of_two(), "{rings}");
+        }
     }
 }
