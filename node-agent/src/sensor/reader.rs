@@ -39,6 +39,12 @@ pub const COMMIT_MARGIN: Duration = Duration::from_millis(2);
 /// ([`MergeStats::forced`]).
 pub const HOLD_BYTES: usize = 4 << 20;
 
+/// Most bytes of records one drain of several rings copies (each ring its share): a storm of
+/// exec records (a few KiB each) would otherwise have a drain of [`DRAIN_BUDGET`] records copy
+/// tens of MiB at once. A ring stopped by its share counts as read behind, so what it still
+/// holds keeps the others' younger records back ([`Merge`]).
+pub const DRAIN_BYTES: usize = 2 << 20;
+
 /// Reads records from the ring buffers.
 pub struct Reader {
     rings: AsyncFd<Rings>,
@@ -78,7 +84,7 @@ impl Reader {
         Ok(Self {
             rings,
             poll,
-            merge: Merge::new(COMMIT_MARGIN.as_nanos() as u64, HOLD_BYTES),
+            merge: Merge::new(COMMIT_MARGIN.as_nanos() as u64, HOLD_BYTES, DRAIN_BYTES),
         })
     }
 
@@ -239,6 +245,7 @@ struct Held {
 pub struct Merge {
     margin: u64,
     hold_bytes: usize,
+    drain_bytes: usize,
     arena: Vec<u8>,
     held: Vec<Held>,
     /// The highest cutoff so far: a record read stamped at or below it is late.
@@ -248,11 +255,13 @@ pub struct Merge {
 
 impl Merge {
     /// A merge assuming a record is committed within `margin` ns of its stamp, holding at most
-    /// `hold_bytes` of records.
-    pub fn new(margin: u64, hold_bytes: usize) -> Self {
+    /// `hold_bytes` of records and copying about `drain_bytes` at most per drain (a ring stops
+    /// after the record that reaches its share).
+    pub fn new(margin: u64, hold_bytes: usize, drain_bytes: usize) -> Self {
         Self {
             margin,
             hold_bytes,
+            drain_bytes,
             arena: Vec::new(),
             held: Vec::new(),
             released_to: 0,
@@ -283,17 +292,22 @@ impl Merge {
         each: &mut impl FnMut(&[u8]),
     ) -> (usize, bool) {
         let share = (budget / rings.max(1)).max(1);
+        let byte_share = (self.drain_bytes / rings.max(1)).max(1);
         let mut cutoff = now.saturating_sub(self.margin);
         let mut behind = false;
         for ring in 0..rings {
             let mut newest = 0u64;
+            let mut copied = 0usize;
             let (_, cut_short) = budgeted(share, || {
-                read(ring, &mut |bytes| {
-                    let stamp = stamp_of(bytes);
-                    newest = newest.max(stamp);
-                    self.hold(stamp, bytes);
-                })
+                copied < byte_share
+                    && read(ring, &mut |bytes| {
+                        let stamp = stamp_of(bytes);
+                        newest = newest.max(stamp);
+                        copied += bytes.len();
+                        self.hold(stamp, bytes);
+                    })
             });
+            let cut_short = cut_short || copied >= byte_share;
             if cut_short {
                 behind = true;
                 cutoff = cutoff.min(newest.saturating_sub(self.margin));
@@ -463,7 +477,7 @@ mod tests {
 
     #[test]
     fn records_of_several_rings_go_out_in_stamp_order() {
-        let mut merge = Merge::new(MS, HOLD_BYTES);
+        let mut merge = Merge::new(MS, HOLD_BYTES, DRAIN_BYTES);
         let mut rings = Rings::new(3);
         // A fork on ring 1, the child's exec on ring 0, its exit on ring 2, and other
         // processes' records around them; each ring in its own order.
@@ -481,7 +495,7 @@ mod tests {
 
     #[test]
     fn records_younger_than_the_margin_wait_for_the_next_drain() {
-        let mut merge = Merge::new(MS, HOLD_BYTES);
+        let mut merge = Merge::new(MS, HOLD_BYTES, DRAIN_BYTES);
         let mut rings = Rings::new(2);
         rings.commit(0, 10 * MS, 1);
         // Stamped within the margin of the drain's start: another CPU may still be filling a
@@ -502,7 +516,7 @@ mod tests {
 
     #[test]
     fn records_with_the_same_stamp_keep_the_order_they_were_read_in() {
-        let mut merge = Merge::new(MS, HOLD_BYTES);
+        let mut merge = Merge::new(MS, HOLD_BYTES, DRAIN_BYTES);
         let mut rings = Rings::new(2);
         for tag in 0..5 {
             rings.commit(0, 10 * MS, tag);
@@ -515,7 +529,7 @@ mod tests {
 
     #[test]
     fn the_last_drain_hands_out_what_was_held() {
-        let mut merge = Merge::new(MS, HOLD_BYTES);
+        let mut merge = Merge::new(MS, HOLD_BYTES, DRAIN_BYTES);
         let mut rings = Rings::new(2);
         rings.commit(0, 10 * MS, 1);
         rings.commit(1, 10 * MS + 1, 2);
@@ -533,7 +547,7 @@ mod tests {
 
     #[test]
     fn a_record_committed_after_its_margin_goes_out_late_and_is_counted() {
-        let mut merge = Merge::new(MS, HOLD_BYTES);
+        let mut merge = Merge::new(MS, HOLD_BYTES, DRAIN_BYTES);
         let mut rings = Rings::new(2);
         rings.commit(0, 10 * MS, 2);
         assert_eq!(rings.drain(&mut merge, 20 * MS, DRAIN_BUDGET).0, [2]);
@@ -545,7 +559,7 @@ mod tests {
 
     #[test]
     fn a_ring_read_behind_the_others_holds_them_back() {
-        let mut merge = Merge::new(MS, HOLD_BYTES);
+        let mut merge = Merge::new(MS, HOLD_BYTES, DRAIN_BYTES);
         let mut rings = Rings::new(2);
         // Ring 0 has a backlog of old records, ring 1 a few recent ones.
         for i in 0..10 {
@@ -571,7 +585,7 @@ mod tests {
 
     #[test]
     fn a_drain_hands_out_at_most_the_budget() {
-        let mut merge = Merge::new(MS, HOLD_BYTES);
+        let mut merge = Merge::new(MS, HOLD_BYTES, DRAIN_BYTES);
         let mut rings = Rings::new(2);
         for i in 0..10u32 {
             rings.commit((i % 2) as usize, (10 + u64::from(i)) * MS, i);
@@ -592,9 +606,39 @@ mod tests {
     }
 
     #[test]
+    fn a_drain_copies_about_its_byte_share_and_the_rest_follow_in_order() {
+        // Records are 20 bytes: a share of 30 bytes per ring stops each ring after two.
+        let mut merge = Merge::new(MS, HOLD_BYTES, 60);
+        let mut rings = Rings::new(2);
+        for i in 0..12u32 {
+            rings.commit((i % 2) as usize, (10 + u64::from(i)) * MS, i);
+        }
+        let mut all = Vec::new();
+        let mut drains = 0;
+        loop {
+            let before = all.len();
+            let (out, more) = rings.drain(&mut merge, 100 * MS, 1_000);
+            all.extend(out);
+            assert!(
+                all.len() - before <= 4,
+                "two records per ring at most: {all:?}"
+            );
+            drains += 1;
+            if !more {
+                break;
+            }
+            assert!(drains < 20, "{all:?}");
+        }
+        assert_eq!(all, (0..12).collect::<Vec<_>>());
+        assert!(drains >= 3, "{drains} drains");
+        assert_eq!(merge.stats().late, 0);
+        assert_eq!(merge.stats().forced, 0);
+    }
+
+    #[test]
     fn held_records_past_the_limit_go_out_oldest_first_and_are_counted() {
         // Room for two 20-byte records.
-        let mut merge = Merge::new(MS, 40);
+        let mut merge = Merge::new(MS, 40, DRAIN_BYTES);
         let mut rings = Rings::new(2);
         for i in 0..3u32 {
             rings.commit(1, (50 + u64::from(i)) * MS, 10 + i);
@@ -620,7 +664,7 @@ mod tests {
 
         // A ring that stays behind for good: the limit keeps what is held bounded, every
         // record still goes out once, and what went out of order is counted.
-        let mut merge = Merge::new(MS, 40);
+        let mut merge = Merge::new(MS, 40, DRAIN_BYTES);
         let mut rings = Rings::new(2);
         for i in 0..6u32 {
             rings.commit(0, (10 + u64::from(i)) * MS, i);
