@@ -1562,3 +1562,32 @@ fn a_second_root_account_created_with_useradd() {
     ]));
     assert!(detect(pid).is_empty(), "useradd -r");
 }
+
+#[test]
+fn the_loader_preload_list_written_from_a_script() {
+    if !privileged("the_loader_preload_list_written_from_a_script") {
+        return;
+    }
+    let path = "/etc/ld.so.preload";
+    // Opened for appending and nothing written: every program on the machine reads this file,
+    // so its content is left as it was (an empty file when it did not exist, removed after).
+    let existed = Path::new(path).exists();
+    let mut clean = Cleanup::default();
+    if !existed {
+        clean.file(path);
+    }
+    let scratch = Scratch::new("preload");
+    let pid = sh_file(&scratch, "preload.sh", &format!(": >> {path}\n"));
+    let found = detect(pid);
+    let f = of(&found, "behaviour-ld-preload-file");
+    assert_eq!(f.len(), 1, "{:?}", kinds(&found));
+    assert_eq!(
+        f[0].finding_type,
+        "DefenseEvasion:Runtime/SuspiciousCommand"
+    );
+    assert_eq!(f[0].severity_label, SeverityLabel::High);
+    assert_eq!(f[0].context.file_path.as_deref(), Some(path));
+    // Reading it: nothing.
+    let pid = sh_file(&scratch, "read.sh", &format!("cat {path} >/dev/null\n"));
+    assert!(detect(pid).is_empty(), "read");
+}

@@ -824,6 +824,16 @@ fn every_behavioural_type_fires_on_its_case_and_not_on_the_benign_ones() {
             &[T::DefenseEvasionSuspiciousCommand],
         ),
         (
+            "/etc/ld.so.preload written",
+            file_event("openWrite", "/etc/ld.so.preload", |f| {
+                f.matched_by = vec!["exact"];
+            }),
+            &[
+                T::PrivilegeEscalationSensitiveFileModified,
+                T::DefenseEvasionSuspiciousCommand,
+            ],
+        ),
+        (
             "kptr_restrict switched off",
             file_event("openWrite", "/proc/sys/kernel/kptr_restrict", |f| {
                 f.matched_by = vec!["name"];

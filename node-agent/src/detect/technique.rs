@@ -824,6 +824,7 @@ pub(crate) fn check_file(d: &Detector, f: &FileInfo, lookup: &dyn ProcessLookup)
     out.extend(logs_wiped(d, b, f, flags, &actor, lookup));
     out.extend(aslr_off(d, f, lookup));
     out.extend(hardening_weakened(d, f, lookup));
+    out.extend(preload_file_written(d, b, f, &actor, lookup));
     out
 }
 
@@ -1091,6 +1092,51 @@ fn aslr_off(d: &Detector, f: &FileInfo, lookup: &dyn ProcessLookup) -> Option<Ca
             ),
             RANDOMIZE_VA_SPACE.into(),
             context,
+        ),
+    ))
+}
+
+/// The loader's list of libraries preloaded into every program.
+const LD_SO_PRELOAD: &str = "/etc/ld.so.preload";
+
+/// `/etc/ld.so.preload` written, replaced or linked by anything but a package manager (or its
+/// children): every program started afterwards loads what it names (T1574.006). The command
+/// rule `evasion-ld-preload-file` sees it only in a shell's argv; this sees the file, however it
+/// was written (a script line, `cp`, `tee`, an interpreter).
+fn preload_file_written(
+    d: &Detector,
+    b: &Behaviour,
+    f: &FileInfo,
+    actor: &Actor,
+    lookup: &dyn ProcessLookup,
+) -> Option<Candidate> {
+    let path = match f.operation {
+        "openWrite" | "symlink" => f.resolved_path.as_deref()?,
+        "rename" | "link" => f.resolved_path2.as_deref()?,
+        _ => return None,
+    };
+    if path != Path::new(LD_SO_PRELOAD) || actor.is_one_of(&b.package_managers, Reach::Lineage) {
+        return None;
+    }
+    Some(technique(
+        d,
+        &f.process,
+        lookup,
+        Raises {
+            finding_type: FindingType::DefenseEvasionSuspiciousCommand,
+            rule: "behaviour-ld-preload-file",
+            mitre: "T1574.006",
+            severity: Some(8.0),
+        },
+        draft(
+            "The loader's preload list was written",
+            format!(
+                "Process {} (pid {}) wrote {LD_SO_PRELOAD} ({}): every program started from now \
+                 on loads the libraries it names.",
+                f.process.comm, f.process.pid, f.operation
+            ),
+            LD_SO_PRELOAD.into(),
+            file_context(f, LD_SO_PRELOAD),
         ),
     ))
 }
