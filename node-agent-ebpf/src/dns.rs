@@ -134,6 +134,12 @@ fn on_packet(ctx: &SkBuffContext, dir: u16) {
         }
         None => false,
     };
+    if !known && remote == 0 && !unconnected_udp(ctx) {
+        // A socket with no peer that the table does not hold: only UDP can carry a DNS message
+        // to or from a port it names per datagram (a TCP one is a listener: a connect storm's
+        // every SYN comes here). Decided from the packet in place, before any helper call.
+        return;
+    }
     let hook = if dir == direction::EGRESS {
         Hook::DnsEgress
     } else {
@@ -239,6 +245,28 @@ fn on_packet(ctx: &SkBuffContext, dir: u16) {
     if !ok {
         count(hook, StatKind::Errors);
     }
+}
+
+/// Whether the packet is UDP, read in place from its network header (a plain load where the
+/// header is in the linear part, as it is for what a socket sends and receives); false when it
+/// is not there.
+#[inline(always)]
+fn unconnected_udp(ctx: &SkBuffContext) -> bool {
+    let skb = ctx.skb.skb;
+    // SAFETY: context reads, which the verifier turns into packet pointers.
+    let (data, end) = unsafe { ((*skb).data as usize, (*skb).data_end as usize) };
+    if data + 10 > end {
+        return false;
+    }
+    // SAFETY: within [data, end), checked above.
+    let proto = unsafe {
+        match *(data as *const u8) >> 4 {
+            4 => *((data + 9) as *const u8),
+            6 => *((data + 6) as *const u8),
+            _ => 0,
+        }
+    };
+    proto == IPPROTO_UDP
 }
 
 /// Fills `owner` (all zero) for a DNS message on a socket the table does not hold; returns the
