@@ -75,7 +75,8 @@ const USAGE: &str = "usage: vigil-trigger <action> [args]
   dns-flood N                    in a network namespace of its own, N A queries for distinct
                                  246-byte names to a server of its own on 127.0.0.53:53 that
                                  answers each with a distinct address; prints answered/sent
-  file-flood DIR N               create N empty files in DIR, then remove them
+  file-flood DIR N               create N empty files in DIR (4,096 at a time on each CPU in
+                                 turn), then remove them
   huge-exec DIR MIB N            N copies of /bin/true in DIR grown to MIB MiB (each a byte
                                  longer than the last), each run once; left in DIR";
 
@@ -183,16 +184,7 @@ fn main() -> ExitCode {
         }),
         ["fork-churn", n] => number(n).and_then(fork_churn),
         ["dns-flood", n] => number(n).and_then(dns_flood),
-        ["file-flood", dir, n] => number(n).and_then(|n| {
-            let dir = std::path::Path::new(dir);
-            for i in 0..n {
-                std::fs::File::create(dir.join(format!("vigil-flood-{i}")))?;
-            }
-            for i in 0..n {
-                std::fs::remove_file(dir.join(format!("vigil-flood-{i}")))?;
-            }
-            Ok(())
-        }),
+        ["file-flood", dir, n] => number(n).and_then(|n| file_flood(std::path::Path::new(dir), n)),
         ["huge-exec", dir, mib, n] => number(mib)
             .and_then(|mib| number(n).and_then(|n| huge_exec(std::path::Path::new(dir), mib, n))),
         ["fifo-migrate", path] => fifo_migrate(std::path::Path::new(path)),
@@ -441,14 +433,7 @@ fn dns_evict(server: SocketAddr, n: u64, name: &str, how: Evict) -> io::Result<(
         }
     }
     let answer = if let Some(mut stream) = stream {
-        let mut framed = (query.len() as u16).to_be_bytes().to_vec();
-        framed.extend_from_slice(&query);
-        stream.write_all(&framed)?;
-        let mut len = [0u8; 2];
-        stream.read_exact(&mut len)?;
-        let mut answer = vec![0u8; u16::from_be_bytes(len) as usize];
-        stream.read_exact(&mut answer)?;
-        answer
+        tcp_exchange(&mut stream, &query)?
     } else {
         let socket = socket.ok_or_else(|| io::Error::other("no socket"))?;
         match (&own_server, pending) {
@@ -468,19 +453,44 @@ fn dns_evict(server: SocketAddr, n: u64, name: &str, how: Evict) -> io::Result<(
     Ok(())
 }
 
+/// Creates `n` empty files in `dir`, then removes them. The files are made in blocks of 4,096
+/// on each CPU in turn: the kernel's LRU maps with one common list keep what a CPU inserted last
+/// in that CPU's own pending list until the same CPU inserts again, so a flood that stays on one
+/// CPU never evicts what another CPU wrote. An adversary floods from every CPU, and so does this.
+fn file_flood(dir: &std::path::Path, n: u64) -> io::Result<()> {
+    const BLOCK: u64 = 4_096;
+    let cpus = our_cpus()?;
+    for i in 0..n {
+        if i % BLOCK == 0 && !cpus.is_empty() {
+            pin(0, cpus[(i / BLOCK) as usize % cpus.len()])?;
+        }
+        std::fs::File::create(dir.join(format!("vigil-flood-{i}")))?;
+    }
+    for i in 0..n {
+        std::fs::remove_file(dir.join(format!("vigil-flood-{i}")))?;
+    }
+    Ok(())
+}
+
+/// One DNS message over TCP (RFC 1035 4.2.2: each with a two-byte length before it): sends
+/// `query`, returns the answer.
+fn tcp_exchange(stream: &mut TcpStream, query: &[u8]) -> io::Result<Vec<u8>> {
+    let mut framed = (query.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(query);
+    stream.write_all(&framed)?;
+    let mut len = [0u8; 2];
+    stream.read_exact(&mut len)?;
+    let mut answer = vec![0u8; u16::from_be_bytes(len) as usize];
+    stream.read_exact(&mut answer)?;
+    Ok(answer)
+}
+
 fn dns_query(server: SocketAddr, name: &str, tcp: bool) -> io::Result<()> {
     let query = query_bytes(0x5157, name);
     let answer = if tcp {
         let mut stream = TcpStream::connect_timeout(&server, Duration::from_secs(2))?;
         stream.set_read_timeout(Some(Duration::from_secs(2)))?;
-        let mut framed = (query.len() as u16).to_be_bytes().to_vec();
-        framed.extend_from_slice(&query);
-        stream.write_all(&framed)?;
-        let mut len = [0u8; 2];
-        stream.read_exact(&mut len)?;
-        let mut answer = vec![0u8; u16::from_be_bytes(len) as usize];
-        stream.read_exact(&mut answer)?;
-        answer
+        tcp_exchange(&mut stream, &query)?
     } else {
         let socket = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))?;
         socket.set_read_timeout(Some(Duration::from_secs(2)))?;
