@@ -358,7 +358,7 @@ fn a_package_manager_and_its_scripts_install_persistence_quietly() {
     let deb = package(&dir, &name, &cron, &unit);
     let pid = dpkg(&["-i", &deb]);
     let installed = detect(pid);
-    let _purge = PurgeOnDrop(name.clone());
+    let _purge = UndoOnDrop::new("dpkg", &["--purge", &name]);
     assert!(Path::new(&cron).exists() && Path::new(&unit).exists());
     let persistence: Vec<_> = installed
         .iter()
@@ -421,13 +421,26 @@ fn a_process_that_names_itself_dpkg_is_not_dpkg() {
     );
 }
 
-/// Purges a test package if a test stops half-way.
-struct PurgeOnDrop(String);
+/// Undoes what a test did to the machine (a package installed, an account created) when
+/// dropped, also when the test stops half-way: runs `program` with `args`, quietly.
+struct UndoOnDrop {
+    program: &'static str,
+    args: Vec<String>,
+}
 
-impl Drop for PurgeOnDrop {
+impl UndoOnDrop {
+    fn new(program: &'static str, args: &[&str]) -> Self {
+        Self {
+            program,
+            args: args.iter().map(|a| (*a).to_owned()).collect(),
+        }
+    }
+}
+
+impl Drop for UndoOnDrop {
     fn drop(&mut self) {
-        let _ = Command::new("dpkg")
-            .args(["--purge", &self.0])
+        let _ = Command::new(self.program)
+            .args(&self.args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
@@ -1501,19 +1514,6 @@ fn aslr_off_for_one_program_and_logs_removed_by_a_glob() {
     );
 }
 
-/// Removes an account this test created, when dropped.
-struct Account(String);
-
-impl Drop for Account {
-    fn drop(&mut self) {
-        let _ = Command::new("userdel")
-            .args(["-f", &self.0])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-    }
-}
-
 #[test]
 fn a_second_root_account_created_with_useradd() {
     if !privileged("a_second_root_account_created_with_useradd") {
@@ -1521,7 +1521,7 @@ fn a_second_root_account_created_with_useradd() {
     }
     // Short: account names are at most 32 characters.
     let name = format!("vgl{}r", std::process::id());
-    let account = Account(name.clone());
+    let account = UndoOnDrop::new("userdel", &["-f", &name]);
     let pid = run(Command::new("useradd").args([
         "-o",
         "-u",
@@ -1550,7 +1550,7 @@ fn a_second_root_account_created_with_useradd() {
     );
     // An ordinary system account: nothing.
     let name = format!("vgl{}s", std::process::id());
-    let _account = Account(name.clone());
+    let _account = UndoOnDrop::new("userdel", &["-f", &name]);
     let pid = run(Command::new("useradd").args([
         "-r",
         "-M",
