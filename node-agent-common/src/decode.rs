@@ -250,6 +250,13 @@ mod tests {
             ],
             ld_preload_len: 0,
             ld_library_path_len: 0,
+            exe_object: ExeObject {
+                mnt: 0xffff_8880_0000_1000,
+                dentry: 0xffff_8880_0000_2000,
+                ctime_sec: 1_796_000_000,
+                ctime_nsec: 5,
+                _pad: 0,
+            },
             filename: [0; FILENAME_LEN],
             cwd: [0; CWD_LEN],
             argv: [0; ARGV_LEN],

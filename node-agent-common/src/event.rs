@@ -205,6 +205,26 @@ pub struct FdPipe {
     pub ino: u64,
 }
 
+/// The executable's file object as the kernel holds it (`mm->exe_file`): its mount and dentry
+/// (kernel addresses, used by user space as an opaque identity and never output), and its
+/// inode's change time. The change time moves on every write, chmod, chown, link, unlink and
+/// rename of the file, and a process cannot set it back; a different name for the same inode
+/// (a hard link, a bind mount) is a different dentry or mount.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct ExeObject {
+    /// `exe_file->f_path.mnt`; 0 when unreadable.
+    pub mnt: u64,
+    /// `exe_file->f_path.dentry`; 0 when unreadable.
+    pub dentry: u64,
+    /// The inode's change time, seconds (real-time clock).
+    pub ctime_sec: i64,
+    /// Its nanoseconds.
+    pub ctime_nsec: u32,
+    /// Explicit padding; always zero.
+    pub _pad: u32,
+}
+
 /// A successful exec, emitted once per exec from `sched_process_exec`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -265,6 +285,9 @@ pub struct ExecEvent {
     pub ld_preload_len: u32,
     /// Bytes used in `ld_library_path`; 0 when `LD_LIBRARY_PATH` was not set.
     pub ld_library_path_len: u32,
+    /// Which file object the process runs, and which version of it: what lets user space
+    /// answer a repeated exec of the same binary from its cache without opening anything.
+    pub exe_object: ExeObject,
     /// The path given to exec (`bprm->filename`), relative to `cwd` when not absolute.
     pub filename: [u8; FILENAME_LEN],
     /// The working directory, leaf first (see `cwd_len`).
@@ -686,8 +709,9 @@ const _: () = {
     assert!(offset_of!(ExecEvent, writer) == 128);
     assert!(size_of::<FdPipe>() == 16);
     assert!(offset_of!(ExecEvent, stdio_pipes) == 264);
-    assert!(offset_of!(ExecEvent, filename) == 320);
-    assert!(size_of::<ExecEvent>() == 320 + FILENAME_LEN + CWD_LEN + ARGV_LEN + 2 * ENV_VALUE_LEN);
+    assert!(size_of::<ExeObject>() == 32);
+    assert!(offset_of!(ExecEvent, filename) == 352);
+    assert!(size_of::<ExecEvent>() == 352 + FILENAME_LEN + CWD_LEN + ARGV_LEN + 2 * ENV_VALUE_LEN);
     assert!(offset_of!(FileEvent, path) == 152);
     assert!(size_of::<FileEvent>() == 152 + 2 * PATH_LEN + 8 + CWD_LEN);
     assert!(offset_of!(ActivityEvent, str1) == 256);

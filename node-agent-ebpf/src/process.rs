@@ -17,8 +17,8 @@ use aya_ebpf::{
     programs::{BtfTracePointContext, RawTracePointContext},
 };
 use node_agent_common::{
-    ARGV_HEAD_LEN, ARGV_LEN, ARGV_TAIL_LEN, ENV_VALUE_LEN, ExecEvent, ExitEvent, FILENAME_LEN,
-    FdPipe, ForkEvent, WriterInfo, exec_flags, kind,
+    ARGV_HEAD_LEN, ARGV_LEN, ARGV_TAIL_LEN, ENV_VALUE_LEN, ExeObject, ExecEvent, ExitEvent,
+    FILENAME_LEN, FdPipe, ForkEvent, WriterInfo, exec_flags, kind,
     stats::{Hook, StatKind},
 };
 
@@ -188,6 +188,9 @@ unsafe fn fill_exec(ev: &mut ExecEvent, task: u64, bprm: u64) -> bool {
     complete
 }
 
+/// The bits of `inode->i_ctime_nsec` that hold nanoseconds (below 10^9 < 2^30).
+const CTIME_NSEC_MASK: u32 = (1 << 30) - 1;
+
 /// Fileless and fresh executables: a memfd, a file with no link left, a file written since
 /// the agent started (and by whom).
 #[inline(always)]
@@ -206,6 +209,19 @@ fn fill_exe_origin(ev: &mut ExecEvent, exe_file: u64, inode: u64) {
     if u64::from_le_bytes(head) & 0xffff_ffff_ffff == memfd {
         ev.flags |= exec_flags::EXE_MEMFD;
     }
+    let ctime_sec = read_at::<i64>(inode, config!(offsets.inode_ctime_sec));
+    ev.exe_object = ExeObject {
+        mnt: read_ptr(
+            exe_file + config!(offsets.file_path) as u64,
+            config!(offsets.path_mnt),
+        ),
+        dentry,
+        ctime_sec,
+        // Since Linux 6.13 the top bit says whether the change time was queried (multigrain
+        // timestamps): not part of the time.
+        ctime_nsec: read_at::<u32>(inode, config!(offsets.inode_ctime_nsec)) & CTIME_NSEC_MASK,
+        _pad: 0,
+    };
     let key = FileKey {
         dev: ev.exe_dev,
         _pad: 0,
@@ -222,7 +238,7 @@ fn fill_exe_origin(ev: &mut ExecEvent, exe_file: u64, inode: u64) {
         }
         None => {
             ev.writer = WriterInfo::default();
-            fill_exe_changed(ev, inode);
+            fill_exe_changed(ev, inode, ctime_sec);
         }
     }
 }
@@ -231,14 +247,13 @@ fn fill_exe_origin(ev: &mut ExecEvent, exe_file: u64, inode: u64) {
 /// change time and when the init of its pid namespace started (user space decides whether
 /// the map may have lost it: a flood of written files evicts the oldest entries).
 #[inline(always)]
-fn fill_exe_changed(ev: &mut ExecEvent, inode: u64) {
+fn fill_exe_changed(ev: &mut ExecEvent, inode: u64, ctime: i64) {
     let since = config!(start_realtime_sec) as i64;
-    let ctime = read_at::<i64>(inode, config!(offsets.inode_ctime_sec));
     if since == 0 || inode == 0 || ctime < since {
         return;
     }
     ev.exe_ctime_sec = ctime;
-    ev.exe_ctime_nsec = read_at::<u32>(inode, config!(offsets.inode_ctime_nsec));
+    ev.exe_ctime_nsec = ev.exe_object.ctime_nsec;
     let reaper = Kptr::current_task()
         .ptr(config!(offsets.task_nsproxy))
         .ptr(config!(offsets.nsproxy_pid_ns))

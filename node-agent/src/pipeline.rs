@@ -7,7 +7,10 @@ use std::{
     time::{Duration, UNIX_EPOCH},
 };
 
-use node_agent_common::decode::{DecodeError, Record, decode};
+use node_agent_common::{
+    decode::{DecodeError, Record, decode},
+    exec_flags,
+};
 use serde::Serialize;
 
 use crate::{
@@ -17,7 +20,7 @@ use crate::{
         dns_info, exec_info, exit_info, file_info, kernel_dev, net_info, normalize, resolve_exe,
         stream_info, user_dev, writer,
     },
-    exe_hash::ExeHashCache,
+    exe_hash::{Digest, ExeHashCache},
     file_changes::{ChangePairs, Source},
     proctable::{self, ProcessInfo, ProcessTable},
     sensor::dirents::DirentChange,
@@ -82,6 +85,9 @@ pub struct PipelineStats {
     /// Synthetic benchmark records (counted, not turned into events).
     #[serde(skip_serializing_if = "is_zero")]
     pub synthetic: u64,
+    /// Execs whose executable's path and digest came from [`ExeObjects`]: the same file object
+    /// and version exec'd by the same path before, nothing opened.
+    pub exe_objects_reused: u64,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -113,6 +119,67 @@ pub struct Pipeline {
     cgroup_root: Option<PathBuf>,
     /// The sender of each socket's stream records, for its segments sent from softirq.
     stream_senders: StreamSenders,
+    /// Executables resolved before, by the kernel's file object.
+    exe_objects: ExeObjects,
+}
+
+/// A repeated exec: the same file object (mount and dentry), in the same version (device,
+/// inode and change time), exec'd by the same path. Each of these is what the kernel held at
+/// the exec, so the executable's path and digest resolved the first time hold again, and the
+/// exec costs no `open`, `stat` or `readlink` of `/proc/<pid>/exe`. A write, chmod, chown,
+/// link, unlink or rename of the file moves its change time, and another name for the inode is
+/// another dentry or mount: either is a miss.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct ExeObjectKey {
+    object: node_agent_common::ExeObject,
+    dev: u32,
+    ino: u64,
+    /// The path exec'd, joined to the working directory when relative.
+    exec_path: PathBuf,
+}
+
+impl ExeObjectKey {
+    /// The key of an exec record, `None` when the kernel could not read the object or the
+    /// file has no name to reuse (a memfd, a deleted file) or the path exec'd names the
+    /// agent's own objects (`/proc/self/exe`).
+    fn of(ev: &node_agent_common::ExecEvent, exec_path: &Path) -> Option<Self> {
+        let object = ev.exe_object;
+        let nameless = exec_flags::EXE_MEMFD | exec_flags::EXE_DELETED;
+        let readable = object.mnt != 0 && object.dentry != 0 && object.ctime_sec != 0;
+        (readable
+            && ev.exe_ino != 0
+            && ev.flags & nameless == 0
+            && exec_path.is_absolute()
+            && !names_the_agents_own(exec_path))
+        .then(|| Self {
+            object,
+            dev: ev.exe_dev,
+            ino: ev.exe_ino,
+            exec_path: exec_path.to_path_buf(),
+        })
+    }
+}
+
+/// Resolved executables by [`ExeObjectKey`]: the newest [`EXE_OBJECTS`], dropped whole past it.
+#[derive(Default)]
+struct ExeObjects {
+    resolved: std::collections::HashMap<ExeObjectKey, (PathBuf, Digest)>,
+}
+
+/// Executables remembered by [`ExeObjects`] (a key holds a path: about 300 bytes each).
+const EXE_OBJECTS: usize = 4_096;
+
+impl ExeObjects {
+    fn get(&self, key: &ExeObjectKey) -> Option<&(PathBuf, Digest)> {
+        self.resolved.get(key)
+    }
+
+    fn insert(&mut self, key: ExeObjectKey, exe: PathBuf, digest: Digest) {
+        if self.resolved.len() >= EXE_OBJECTS {
+            self.resolved.clear();
+        }
+        self.resolved.insert(key, (exe, digest));
+    }
 }
 
 /// Sockets whose sender the stream sensor named, by socket cookie (cookies are never reused
@@ -187,6 +254,7 @@ impl Pipeline {
             pairs: None,
             cgroup_root: crate::sensor::cgroup2_root(),
             stream_senders: StreamSenders::default(),
+            exe_objects: ExeObjects::default(),
         }
     }
 
@@ -360,7 +428,20 @@ impl Pipeline {
                 self.stats.exec += 1;
                 let mut info = exec_info(ev, &self.clock);
                 let pid = info.process.pid;
-                self.resolve_executable(&mut info);
+                let key = ExeObjectKey::of(ev, &info.exe);
+                match key.as_ref().and_then(|k| self.exe_objects.get(k)) {
+                    Some((exe, digest)) => {
+                        info.exe = exe.clone();
+                        info.sha256 = Some(*digest);
+                        self.stats.exe_objects_reused += 1;
+                    }
+                    None => {
+                        self.resolve_executable(&mut info);
+                        if let (Some(key), Some(digest)) = (key, info.sha256) {
+                            self.exe_objects.insert(key, info.exe.clone(), digest);
+                        }
+                    }
+                }
                 self.procs.on_exec(ProcessInfo {
                     tgid: pid,
                     ppid: info.process.ppid,

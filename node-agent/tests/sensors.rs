@@ -138,6 +138,111 @@ fn exec_of_true_with_argv_cwd_hash_and_parent() {
     }
 }
 
+/// Runs `path` (a copy of `sleep` or `true`) with a fresh marker as its argv[0] and `60`, and
+/// returns what the agent made of the exec; a `sleep` runs until the agent has reported it,
+/// so its path is read from the live process.
+fn exec_path(path: &Path) -> Box<ExecInfo> {
+    use std::os::unix::process::CommandExt as _;
+    let marker = nonce();
+    let mut child = run(Command::new(path).arg0(&marker).arg("60"));
+    let pid = child.id();
+    let exec = expect_exec(exec_of(pid, &marker));
+    let _ = child.kill();
+    child.wait().expect("wait");
+    exec
+}
+
+/// A repeated exec is answered from what was resolved for the same file object before (no
+/// `/proc/<pid>/exe` opened): the answer must change whenever the file, its name or the object
+/// the path leads to does.
+#[test]
+fn a_binary_execd_again_keeps_its_path_and_hash_through_changes_of_file_and_name() {
+    if !privileged("a_binary_execd_again_keeps_its_path_and_hash_through_changes_of_file_and_name")
+    {
+        return;
+    }
+    LazyLock::force(&AGENT);
+    let dir = std::env::temp_dir()
+        .canonicalize()
+        .expect("canonical tmp")
+        .join(nonce());
+    std::fs::create_dir_all(dir.join("sub")).expect("make the directory");
+    let prog = dir.join("prog");
+    let bytes_of = |p: &str| std::fs::read(std::fs::canonicalize(p).expect(p)).expect(p);
+    let (sleep_bytes, true_bytes) = (bytes_of("/bin/sleep"), bytes_of("/bin/true"));
+    let digest = |bytes: &[u8]| -> String {
+        Sha256::digest(bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    };
+    let install = |bytes: &[u8]| {
+        // In place: the same inode, new content (nothing runs it now).
+        std::fs::write(&prog, bytes).expect("write the copy");
+        std::fs::set_permissions(&prog, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .expect("chmod");
+    };
+    let expect = |exec: &ExecInfo, path: &Path, bytes: &[u8], what: &str| {
+        assert_eq!(exec.exe, path, "{what}: the path");
+        assert_eq!(
+            exec.sha256.map(|d| d.to_string()),
+            Some(digest(bytes)),
+            "{what}: the hash ({:?})",
+            exec.sha256_error
+        );
+    };
+
+    install(&sleep_bytes);
+    let reused = AGENT.stats().exe_objects_reused;
+    for round in 0..3 {
+        expect(
+            &exec_path(&prog),
+            &prog,
+            &sleep_bytes,
+            &format!("exec {round}"),
+        );
+    }
+    assert!(
+        AGENT.stats().exe_objects_reused >= reused + 2,
+        "the second and third execs were answered from the first"
+    );
+
+    // Rewritten in place: a new hash, every time.
+    install(&true_bytes);
+    expect(&exec_path(&prog), &prog, &true_bytes, "rewritten");
+    expect(&exec_path(&prog), &prog, &true_bytes, "rewritten, again");
+    install(&sleep_bytes);
+    expect(&exec_path(&prog), &prog, &sleep_bytes, "rewritten back");
+
+    // The same exec'd path (a symbolic link) leading to another name of the same inode, whose
+    // change time re-pointing the link leaves alone: the new name, read from the process.
+    let other = dir.join("sub/other");
+    std::fs::hard_link(&prog, &other).expect("hard link");
+    let link = dir.join("current");
+    std::os::unix::fs::symlink(&prog, &link).expect("symlink");
+    expect(&exec_path(&link), &prog, &sleep_bytes, "through the link");
+    expect(
+        &exec_path(&link),
+        &prog,
+        &sleep_bytes,
+        "through the link, again",
+    );
+    std::fs::remove_file(&link).expect("remove the link");
+    std::os::unix::fs::symlink(&other, &link).expect("re-point the link");
+    expect(
+        &exec_path(&link),
+        &other,
+        &sleep_bytes,
+        "the link re-pointed",
+    );
+
+    // Renamed: the new name.
+    let moved = dir.join("sub/moved");
+    std::fs::rename(&other, &moved).expect("rename");
+    expect(&exec_path(&moved), &moved, &sleep_bytes, "renamed");
+    std::fs::remove_dir_all(&dir).expect("clean up");
+}
+
 #[test]
 fn long_argv_is_truncated_and_flagged() {
     if !privileged("long_argv_is_truncated_and_flagged") {
