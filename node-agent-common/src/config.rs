@@ -145,6 +145,18 @@ pub struct KernelOffsets {
     pub pid_ns_child_reaper: u32,
     /// `sock.sk_lock.owned`
     pub sk_lock_owned: u32,
+    /// `super_block.s_magic`: tells procfs (`PROC_SUPER_MAGIC`) from other file systems.
+    pub sb_magic: u32,
+    /// `proc_inode.pid`: the process a procfs inode is about (`struct pid *`).
+    pub proc_inode_pid: u32,
+    /// `proc_inode.vfs_inode`: where the VFS inode sits in procfs's own inode.
+    pub proc_inode_vfs_inode: u32,
+    /// `pid.tasks` (`tasks[PIDTYPE_PID].first`: the task that has the pid).
+    pub pid_tasks: u32,
+    /// `pid.numbers` (`numbers[0].nr`: the pid in the initial pid namespace).
+    pub pid_numbers: u32,
+    /// `task_struct.pid_links` (`pid_links[PIDTYPE_PID]`: the node in `pid.tasks`).
+    pub task_pid_links: u32,
     /// Explicit padding (an odd number of offsets, see `AgentConfig::offsets`); always zero.
     pub _pad: u32,
 }
@@ -218,6 +230,12 @@ impl KernelOffsets {
         inode_ctime_nsec: OFFSET_UNKNOWN,
         pid_ns_child_reaper: OFFSET_UNKNOWN,
         sk_lock_owned: OFFSET_UNKNOWN,
+        sb_magic: OFFSET_UNKNOWN,
+        proc_inode_pid: OFFSET_UNKNOWN,
+        proc_inode_vfs_inode: OFFSET_UNKNOWN,
+        pid_tasks: OFFSET_UNKNOWN,
+        pid_numbers: OFFSET_UNKNOWN,
+        task_pid_links: OFFSET_UNKNOWN,
         _pad: 0,
     };
 }
@@ -270,7 +288,7 @@ impl AgentConfig {
     };
 }
 
-const _: () = assert!(size_of::<AgentConfig>() == 20 + 67 * 4 + 8 + 8);
+const _: () = assert!(size_of::<AgentConfig>() == 20 + 73 * 4 + 8 + 8);
 
 /// The `bpf(2)` command number of the agent's identity marker: no real command has it, so the
 /// kernel answers `EINVAL` after the marker program has seen the call.

@@ -498,7 +498,9 @@ pub mod file_flags {
     pub const PATH_TRUNCATED: u32 = 1 << 2;
     /// `path2` was longer than [`super::PATH_LEN`].
     pub const PATH2_TRUNCATED: u32 = 1 << 3;
-    /// `/proc/<pid>/mem` opened for writing.
+    /// A process's memory file (`/proc/<pid>/mem`, `/proc/<pid>/task/<tid>/mem`) opened: known
+    /// from the procfs inode the open returned ([`super::FileEvent::target_tgid`]), or, for a
+    /// failed open, from the path the process passed.
     pub const PROC_MEM: u32 = 1 << 4;
     /// `base` holds the directory a relative `path` starts from.
     pub const HAS_BASE: u32 = 1 << 5;
@@ -548,8 +550,10 @@ pub struct FileEvent {
     pub ino: u64,
     /// Device of that inode (kernel encoding).
     pub dev: u32,
-    /// Explicit padding; always zero.
-    pub _pad2: u32,
+    /// For [`file_flags::PROC_MEM`] when the open returned the memory file: the process whose
+    /// memory it is (its thread group, in the kernel's initial pid namespace), found from the
+    /// procfs inode, whatever path led there. 0 when unknown (a failed open).
+    pub target_tgid: u32,
     /// Bytes used in `path`.
     pub path_len: u32,
     /// Bytes used in `path2`.
@@ -617,6 +621,8 @@ pub mod activity {
     /// `args[4]` whether it was for the whole group, `args[5]` the kernel's result
     /// (`TRACE_SIGNAL_*`: 0 delivered, 1 ignored, 2 already pending, ...).
     pub const SIGNAL_AGENT: u16 = 20;
+    /// `process_vm_readv(pid, ...)`: `args[0]` target pid (in the caller's pid namespace).
+    pub const PROCESS_VM_READV: u16 = 21;
 }
 
 /// The kinds of the agent's own BPF objects (keys of the `AGENT_OBJECTS` map: kind << 32 | id).

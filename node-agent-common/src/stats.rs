@@ -54,13 +54,15 @@ pub enum Hook {
     /// cgroup skb egress: the first data segments of TCP connections, sent when one starts
     /// like a JSON object (mining protocols on the wire)
     StreamEgress = 22,
+    /// `process_vm_readv`
+    VmRead = 23,
     /// The synthetic benchmark program (attached only by the benchmark).
     Synthetic = 31,
 }
 
 impl Hook {
     /// Every production hook, in slot order (the synthetic one is attached on request only).
-    pub const ALL: [Hook; 23] = [
+    pub const ALL: [Hook; 24] = [
         Hook::Exec,
         Hook::Fork,
         Hook::Exit,
@@ -84,6 +86,7 @@ impl Hook {
         Hook::BpfAgent,
         Hook::SignalAgent,
         Hook::StreamEgress,
+        Hook::VmRead,
     ];
     /// Room in the map; hooks added later take the next numbers.
     pub const MAX: u32 = 32;
@@ -114,6 +117,7 @@ impl Hook {
             Hook::BpfAgent => "bpf_agent",
             Hook::SignalAgent => "signal_agent",
             Hook::StreamEgress => "stream_egress",
+            Hook::VmRead => "vm_read",
             Hook::Synthetic => "synthetic",
         }
     }

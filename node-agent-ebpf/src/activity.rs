@@ -1,6 +1,6 @@
-//! Kernel-level activity: memfd, ptrace, process_vm_writev, userfaultfd, modules, mounts,
-//! namespaces, privilege changes, sockets dup'ed onto stdio, and executable mappings of files
-//! written since the agent started. One record per call, emitted when the call returns.
+//! Kernel-level activity: memfd, ptrace, process_vm_writev and process_vm_readv, userfaultfd,
+//! modules, mounts, namespaces, privilege changes, sockets dup'ed onto stdio, and executable
+//! mappings of files written since the agent started. One record per call, emitted when the call returns.
 
 use aya_ebpf::{
     helpers::{bpf_get_current_pid_tgid, generated::bpf_probe_read_kernel_str},
@@ -237,6 +237,15 @@ activity_pair!(
     activity::PROCESS_VM_WRITEV,
     6,
     Hook::VmWrite
+);
+activity_pair!(
+    vm_readv_enter,
+    vm_readv_exit,
+    "sys_enter_process_vm_readv",
+    "sys_exit_process_vm_readv",
+    activity::PROCESS_VM_READV,
+    6,
+    Hook::VmRead
 );
 activity_pair!(
     userfaultfd_enter,

@@ -3,9 +3,10 @@
 //!
 //! The sensitive set comes from user space: absolute prefixes and exact paths in an LPM trie
 //! (an exact path carries its NUL), and file names (`authorized_keys`, `.bashrc`, ...) in a
-//! hash set. Read-only opens cost one short read of the path (are they `/proc/<pid>/mem`,
-//! another process's memory being dumped?) and nothing more, which keeps a storm of ordinary
-//! opens nearly free.
+//! hash set. Read-only opens cost one short read of the path and nothing more unless it may
+//! lead to a process's memory file (another process's memory being dumped): then the file the
+//! open returned is looked at (procfs, named `mem`, whose) at its exit. That keeps a storm of
+//! ordinary opens nearly free.
 //!
 //! Paths are matched as the kernel holds them, not as the process wrote them: a successful
 //! write-open is matched on the path of the file it returned, walked from its dentry across
@@ -36,7 +37,7 @@ use node_agent_common::{
 
 use crate::kernel::{
     RESOLVED_END, Resolved, S_IFREG, Walk, config, count, current_task, fd_file, file_inode,
-    fill_current, header, inode_key, inode_type, is_agent, read_ptr, read_user_str, reserve,
+    fill_current, header, inode_key, inode_type, is_agent, read_at, read_ptr, read_user_str, reserve,
     resolve_path, syscall_arg, syscall_ret, walk_path,
 };
 
@@ -91,6 +92,9 @@ struct Pending {
     mode: u32,
     uid: u32,
     gid: u32,
+    /// The process whose memory file an open returned ([`proc_memory_of`]), 0 otherwise.
+    target_tgid: u32,
+    _pad2: u32,
 }
 
 #[map]
@@ -533,58 +537,161 @@ fn writes(open_flags: u32) -> bool {
     open_flags & O_ACCMODE != 0 || open_flags & WRITE_INTENT != 0
 }
 
-/// Bytes of a read-only open's path looked at: `/proc/<pid>/mem` with any pid fits.
-const PROC_MEM_PATH_LEN: usize = 24;
+/// Bytes of a read-only open's path looked at: any `/proc/<pid>/task/<tid>/mem` fits, and so
+/// does almost every path an ordinary program opens read-only whole (a longer one is looked at
+/// at its exit).
+const READ_PEEK: usize = 64;
 
-/// Whether a path names `/proc/<pid>/mem` with a numeric pid: another process's memory (a
-/// process reads its own as `/proc/self/mem`, which is not kept). One short read of user memory
-/// and constant-index compares: every read-only open of the host passes here. The read is most of
-/// the cost (about 160 ns per open on the test VM, measured with `kernel.bpf_stats_enabled`; a
-/// plain 8-byte read costs the same).
+/// `READ_PEEK - 1` through a volatile read, so LLVM keeps the mask the verifier needs.
+#[unsafe(no_mangle)]
+static READ_PEEK_MASK: u32 = (READ_PEEK - 1) as u32;
+
+/// `PROC_SUPER_MAGIC`: `super_block.s_magic` of procfs.
+const PROC_SUPER_MAGIC: u64 = 0x9fa0;
+
+/// Whether a read-only open may return a process's memory file, from one short read of its
+/// path: `Some(PROC_MEM)` when the path's last component is `mem` (reported even when the open
+/// fails: an attempt counts), `Some(0)` when only the file the open returns can tell (a
+/// directory fd, a relative path, a path through `/proc` or too long to see whole), `None` for
+/// the rest. An absolute path whose last component is not `mem` and that does not start with
+/// `/proc/` reaches a memory file only through a symbolic link named otherwise. Every read-only
+/// open of the host passes here: one read of user memory (most of the cost, about 160 ns on the
+/// test VM whatever its size up to this bound) and constant-index compares.
 #[inline(always)]
-fn proc_mem_of_pid(path: u64) -> bool {
-    let mut buf = [0u8; PROC_MEM_PATH_LEN];
-    // SAFETY: at most PROC_MEM_PATH_LEN bytes into a local of that size.
+fn read_open_candidate(dirfd: i32, path: u64) -> Option<u32> {
+    let mut buf = [0u8; READ_PEEK + 8];
+    // SAFETY: at most READ_PEEK bytes into a local of READ_PEEK + 8.
     let n = unsafe {
         aya_ebpf::helpers::generated::bpf_probe_read_user_str(
             buf.as_mut_ptr().cast(),
-            PROC_MEM_PATH_LEN as u32,
+            READ_PEEK as u32,
             path as *const _,
         )
     };
-    // `/proc/1/mem` and its NUL is the shortest.
-    // Byte compares, not a slice compare: no memcmp call in a BPF program.
+    if n <= 1 {
+        return None;
+    }
+    let n = n as u32;
+    // Seen whole (a longer path fills the buffer).
+    let whole = n < READ_PEEK as u32;
+    let mem_name = whole && n >= 4 && {
+        // SAFETY: a plain static.
+        let mask = unsafe { core::ptr::read_volatile(&READ_PEEK_MASK) };
+        // `mem` and its NUL end the path: at = n - 4 <= READ_PEEK - 5.
+        let at = ((n - 4) & mask) as usize;
+        // SAFETY: at + 3 < READ_PEEK + 8, inside the zeroed local.
+        let tail = unsafe {
+            [
+                *buf.as_ptr().add(at),
+                *buf.as_ptr().add(at + 1),
+                *buf.as_ptr().add(at + 2),
+            ]
+        };
+        // The byte before: a '/', or nothing (a relative `mem`).
+        let before = if n == 4 {
+            b'/'
+        } else {
+            // SAFETY: as above, at - 1 >= 0 here.
+            unsafe { *buf.as_ptr().add(((n - 5) & mask) as usize) }
+        };
+        tail == *b"mem" && before == b'/'
+    };
+    if mem_name {
+        return Some(file_flags::PROC_MEM);
+    }
     let head = [buf[0], buf[1], buf[2], buf[3], buf[4], buf[5], 0, 0];
-    if n < 12
-        || u64::from_le_bytes(head) != u64::from_le_bytes(*b"/proc/\0\0")
-        || !buf[6].is_ascii_digit()
+    if dirfd != AT_FDCWD
+        || buf[0] != b'/'
+        || !whole
+        || u64::from_le_bytes(head) == u64::from_le_bytes(*b"/proc/\0\0")
     {
-        return false;
+        return Some(0);
     }
-    // The '/' after the digits, then `mem` and the NUL.
-    for i in 7..PROC_MEM_PATH_LEN - 4 {
-        let c = buf[i];
-        if c == b'/' {
-            return buf[i + 1] == b'm'
-                && buf[i + 2] == b'e'
-                && buf[i + 3] == b'm'
-                && buf[i + 4] == 0;
-        }
-        if !c.is_ascii_digit() {
-            return false;
-        }
-    }
-    false
+    None
 }
 
-/// A read-only open of another process's memory (`/proc/<pid>/mem`): reported, with its result,
-/// as `OPEN_READ`. Nothing else read-only is.
+/// What an open returned, as a process's memory.
+enum Memory {
+    /// `/proc/<pid>/mem` or `/proc/<pid>/task/<tid>/mem` of this process (its tgid, in the
+    /// kernel's initial pid namespace; the thread id when the task has gone).
+    Of(u32),
+    /// Not a memory file.
+    Not,
+    /// The kernel's BTF lacked a field needed to tell, or a read failed.
+    Unknown,
+}
+
+/// Whether `file` (a `struct file *`) is a process's memory file, from kernel objects only:
+/// a procfs inode (its super block's magic), named `mem`, about a process (`proc_inode.pid`);
+/// the process from that `struct pid`, whatever path led to the file.
+#[inline(always)]
+fn proc_memory_of(file: u64) -> Memory {
+    let unknown = node_agent_common::config::OFFSET_UNKNOWN;
+    if file == 0
+        || config!(offsets.sb_magic) == unknown
+        || config!(offsets.proc_inode_pid) == unknown
+        || config!(offsets.proc_inode_vfs_inode) == unknown
+        || config!(offsets.pid_tasks) == unknown
+        || config!(offsets.pid_numbers) == unknown
+        || config!(offsets.task_pid_links) == unknown
+    {
+        return Memory::Unknown;
+    }
+    let inode = file_inode(file);
+    let sb = read_ptr(inode, config!(offsets.inode_sb));
+    if sb == 0 {
+        return Memory::Unknown;
+    }
+    if read_at::<u64>(sb, config!(offsets.sb_magic)) != PROC_SUPER_MAGIC {
+        return Memory::Not;
+    }
+    let dentry = read_ptr(
+        file + config!(offsets.file_path) as u64,
+        config!(offsets.path_dentry),
+    );
+    if read_at::<u32>(dentry, config!(offsets.dentry_name_len)) != 3 {
+        return Memory::Not;
+    }
+    let name = read_ptr(dentry, config!(offsets.dentry_name));
+    if read_at::<[u8; 4]>(name, 0) != *b"mem\0" {
+        return Memory::Not;
+    }
+    // procfs's inode around the VFS one; its pid is null for the files not about a process.
+    let proc_inode = inode - config!(offsets.proc_inode_vfs_inode) as u64;
+    let pid = read_ptr(proc_inode, config!(offsets.proc_inode_pid));
+    if pid == 0 {
+        return Memory::Not;
+    }
+    // `pid->tasks[PIDTYPE_PID].first` is the task's `pid_links[PIDTYPE_PID]`: its thread group
+    // decides whose memory it is (a thread's `task/<tid>/mem` is its process's).
+    let link = read_ptr(pid, config!(offsets.pid_tasks));
+    let tgid = if link == 0 {
+        0
+    } else {
+        read_at::<u32>(link - config!(offsets.task_pid_links) as u64, config!(offsets.task_tgid))
+    };
+    if tgid != 0 {
+        return Memory::Of(tgid);
+    }
+    // Gone: `numbers[0].nr`, its id in the initial namespace.
+    match read_at::<u32>(pid, config!(offsets.pid_numbers)) {
+        0 => Memory::Unknown,
+        nr => Memory::Of(nr),
+    }
+}
+
+/// A read-only open that may return a process's memory ([`read_open_candidate`]): remembered,
+/// and at its exit reported as `OPEN_READ` when it did (or, failed, when its last component is
+/// `mem`). Nothing else read-only is.
 #[inline(always)]
 fn on_read_open_enter(dirfd: i32, path: u64, open_flags: u32) {
     // A directory is never a process's memory: `ls` and `find` open many.
-    if open_flags & O_DIRECTORY != 0 || !proc_mem_of_pid(path) {
+    if open_flags & O_DIRECTORY != 0 {
         return;
     }
+    let Some(match_flags) = read_open_candidate(dirfd, path) else {
+        return;
+    };
     if is_agent() {
         count(Hook::FileOpen, StatKind::Filtered);
         return;
@@ -595,14 +702,50 @@ fn on_read_open_enter(dirfd: i32, path: u64, open_flags: u32) {
             path2: 0,
             op: file_op::OPEN_READ,
             _pad: 0,
-            match_flags: file_flags::PROC_MEM,
+            match_flags,
             dirfd,
             dirfd2: AT_FDCWD,
             open_flags,
             mode: 0,
             uid: 0,
             gid: 0,
+            target_tgid: 0,
+            _pad2: 0,
         },
+        Hook::FileOpen,
+    );
+}
+
+/// The exit of a read-only open [`on_read_open_enter`] kept: the file it returned decides;
+/// a failed one (or one the kernel's objects cannot tell) goes by its name.
+#[inline(always)]
+fn on_read_open_exit(pending: &Pending, ret: i64) {
+    let mut flags = pending.match_flags;
+    let mut target_tgid = 0;
+    if ret >= 0 {
+        match proc_memory_of(fd_file(ret as u64)) {
+            Memory::Of(tgid) => {
+                flags = file_flags::PROC_MEM;
+                target_tgid = tgid;
+            }
+            Memory::Not => return,
+            Memory::Unknown => {}
+        }
+    }
+    if flags == 0 {
+        return;
+    }
+    // Nothing was written: the written-files map is not touched.
+    emit(
+        &Pending {
+            match_flags: flags,
+            target_tgid,
+            ..*pending
+        },
+        ret,
+        0,
+        0,
+        false,
         Hook::FileOpen,
     );
 }
@@ -630,6 +773,8 @@ fn on_open_enter(dirfd: i32, path: u64, open_flags: u32, mode: u32) {
             mode,
             uid: 0,
             gid: 0,
+            target_tgid: 0,
+            _pad2: 0,
         },
         Hook::FileOpen,
     );
@@ -645,8 +790,7 @@ fn on_open_exit(ctx: &TracePointContext) {
     let _ = PENDING_FILE.remove(key);
     let ret = exit_ret(ctx);
     if pending.op == file_op::OPEN_READ {
-        // Nothing was written: the written-files map is not touched.
-        emit(&pending, ret, 0, 0, false, Hook::FileOpen);
+        on_read_open_exit(&pending, ret);
         return;
     }
     let agent = pending._pad != 0;
@@ -680,6 +824,15 @@ fn on_open_exit(ctx: &TracePointContext) {
     if flags == 0 {
         return;
     }
+    // Whose memory, when the path says it is a memory file.
+    let target_tgid = if flags & file_flags::PROC_MEM != 0 {
+        match proc_memory_of(file) {
+            Memory::Of(tgid) => tgid,
+            _ => 0,
+        }
+    } else {
+        0
+    };
     let Some(s) = scratch() else {
         return;
     };
@@ -687,9 +840,11 @@ fn on_open_exit(ctx: &TracePointContext) {
     let object = opaque(s, object as u32) != 0;
     let dev = opaque(s, dev);
     let ino = opaque64(s, ino);
+    let target_tgid = opaque(s, target_tgid);
     emit(
         &Pending {
             match_flags: flags,
+            target_tgid,
             ..pending
         },
         ret,
@@ -791,7 +946,7 @@ fn emit(pending: &Pending, ret: i64, dev: u32, ino: u64, object: bool, hook: Hoo
         ev.gid = pending.gid;
         ev.ino = ino;
         ev.dev = dev;
-        ev._pad2 = 0;
+        ev.target_tgid = pending.target_tgid;
         let mut flags = pending.match_flags;
         let (len, cut) = read_user_str(&mut ev.path, pending.path);
         ev.path_len = len;
@@ -885,6 +1040,8 @@ fn change(op: u16, dirfd: i32, path: u64, dirfd2: i32, path2: u64) -> Pending {
         mode: 0,
         uid: u32::MAX,
         gid: u32::MAX,
+        target_tgid: 0,
+        _pad2: 0,
     }
 }
 

@@ -277,6 +277,23 @@ const FIELDS: &[FieldSpec] = &[
         ["sk_lock", "owned"],
         sk_lock_owned
     ),
+    // The memory file a read-only open returned: procfs, and whose (`/proc/<pid>/mem`).
+    field!("super_block.s_magic", "super_block", ["s_magic"], sb_magic),
+    field!("proc_inode.pid", "proc_inode", ["pid"], proc_inode_pid),
+    field!(
+        "proc_inode.vfs_inode",
+        "proc_inode",
+        ["vfs_inode"],
+        proc_inode_vfs_inode
+    ),
+    field!("pid.tasks", "pid", ["tasks"], pid_tasks),
+    field!("pid.numbers", "pid", ["numbers"], pid_numbers),
+    field!(
+        "task_struct.pid_links",
+        "task_struct",
+        ["pid_links"],
+        task_pid_links
+    ),
 ];
 
 /// Older layouts of fields that kernels renamed: tried in order when the current name is absent.

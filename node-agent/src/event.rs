@@ -1029,12 +1029,16 @@ pub fn file_info(ev: &node_agent_common::FileEvent, clock: &Clock) -> FileInfo {
     let resolved_path2 = path2.as_deref().and_then(|p| resolve(p, path2_base));
     let proc_mem_pid = if ev.match_flags & file_flags::PROC_MEM != 0 {
         matched_by.push("procMem");
-        // The kernel's path when it has one: `cd /proc/123; open("mem")` is pid 123's.
-        resolved_path
-            .as_deref()
-            .and_then(|p| p.to_str())
-            .and_then(proc_mem_pid)
-            .or_else(|| proc_mem_pid(&path))
+        // The process the kernel found from the file the open returned; for a failed open, the
+        // path resolved from the directory the kernel recorded (`cd /proc/123; open("mem")` is
+        // pid 123's), then the path as passed.
+        (ev.target_tgid != 0).then_some(ev.target_tgid).or_else(|| {
+            resolved_path
+                .as_deref()
+                .and_then(|p| p.to_str())
+                .or(Some(path.as_str()))
+                .and_then(|p| proc_mem_pid(p, ev.task.tgid))
+        })
     } else {
         None
     };
@@ -1140,12 +1144,20 @@ pub fn without_own_proc_root(path: PathBuf, tgid: u32, tid: u32) -> PathBuf {
     without_own_proc_root(Path::new("/").join(parts.as_path()), tgid, tid)
 }
 
-/// `N` of `/proc/N/mem`; `self` is left to the caller (it is the process's own pid).
-pub fn proc_mem_pid(path: &str) -> Option<u32> {
-    path.strip_prefix("/proc/")?
-        .strip_suffix("/mem")?
-        .parse()
-        .ok()
+/// Whose memory a path names: `N` of `/proc/N/mem` and of `/proc/N/task/T/mem` (the task
+/// directory lists N's own threads), `own` for `self` and `thread-self`; `None` for any other
+/// path.
+pub fn proc_mem_pid(path: &str, own: u32) -> Option<u32> {
+    let rest = path.strip_prefix("/proc/")?.strip_suffix("/mem")?;
+    let who = match rest.split_once("/task/") {
+        Some((who, tid)) if tid.parse::<u32>().is_ok() => who,
+        Some(_) => return None,
+        None => rest,
+    };
+    match who {
+        "self" | "thread-self" => Some(own),
+        _ => who.parse().ok(),
+    }
 }
 
 /// The ptrace request's name.
@@ -1269,6 +1281,10 @@ pub fn activity_info(ev: &node_agent_common::ActivityEvent, clock: &Clock) -> Ac
         PROCESS_VM_WRITEV => {
             info.target_pid = Some(a[0] as u32);
             "processVmWritev"
+        }
+        PROCESS_VM_READV => {
+            info.target_pid = Some(a[0] as u32);
+            "processVmReadv"
         }
         USERFAULTFD => {
             info.flags = Some(a[0]);

@@ -523,10 +523,6 @@ impl Pipeline {
                     self.stats.file_duplicates += 1;
                     return None;
                 }
-                if info.proc_mem_pid.is_none() && info.matched_by.contains(&"procMem") {
-                    // `/proc/self/mem` and friends: the process's own memory.
-                    info.proc_mem_pid = Some(info.process.pid);
-                }
                 self.identify(&mut info.process);
                 Event::File(info)
             }

@@ -904,6 +904,85 @@ fn another_process_memory_dumped_through_proc() {
     assert!(detect(pid).is_empty(), "its own memory");
 }
 
+#[test]
+fn another_process_memory_read_through_any_path_to_its_memory_file() {
+    if !privileged("another_process_memory_read_through_any_path_to_its_memory_file") {
+        return;
+    }
+    // The file the open returned decides, not the string: a thread's view, a relative path,
+    // a directory fd, a path too long for the kernel's look at the string.
+    for form in ["task", "relative", "dirfd", "long"] {
+        let (pid, child) =
+            run_out(Command::new(TRIGGER).args(["proc-mem-read", form, "child"]));
+        assert!(child.parse::<u32>().is_ok(), "{form}: the read failed");
+        let found = detect(pid);
+        assert_eq!(found.len(), 2, "{form}: {:?}", kinds(&found));
+        let dump = found
+            .iter()
+            .find(|f| f.finding_type == "CredentialAccess:Runtime/MemoryDumpCreated")
+            .unwrap_or_else(|| panic!("{form}: no MemoryDumpCreated: {:?}", kinds(&found)));
+        assert_eq!(dump.severity_label, SeverityLabel::High, "{form}");
+        assert_eq!(dump.context.additional.get("targetPid"), Some(&child), "{form}");
+        let f = found
+            .iter()
+            .find(|f| f.finding_type == "DefenseEvasion:Runtime/ProcessInjection.Proc")
+            .unwrap_or_else(|| panic!("{form}: no ProcessInjection.Proc: {:?}", kinds(&found)));
+        assert_eq!(
+            f.context.additional.get("memoryAccess").map(String::as_str),
+            Some("read"),
+            "{form}"
+        );
+    }
+    // Its own memory through each form: reported by the kernel, nothing raised.
+    for form in ["task", "relative", "dirfd", "long"] {
+        let (pid, me) = run_out(Command::new(TRIGGER).args(["proc-mem-read", form, "self"]));
+        assert_eq!(me, pid.to_string(), "{form}");
+        let events = tree_events(pid);
+        assert!(
+            events.iter().any(|e| matches!(e, Event::File(f)
+                if f.operation == "openRead" && f.proc_mem_pid == Some(pid))),
+            "{form}: the kernel reported the open of its own memory"
+        );
+        assert!(detect(pid).is_empty(), "{form}: its own memory");
+    }
+}
+
+#[test]
+fn process_vm_readv_of_another_process_is_a_memory_dump_failed_or_not() {
+    if !privileged("process_vm_readv_of_another_process_is_a_memory_dump_failed_or_not") {
+        return;
+    }
+    let (pid, child) = run_out(Command::new(TRIGGER).args(["vm-read", "child"]));
+    let found = detect(pid);
+    assert_eq!(found.len(), 1, "{:?}", kinds(&found));
+    let f = &found[0];
+    assert_eq!(f.finding_type, "CredentialAccess:Runtime/MemoryDumpCreated");
+    assert_eq!(f.severity_label, SeverityLabel::High);
+    assert_eq!(f.context.additional.get("targetPid"), Some(&child));
+    assert_eq!(f.context.additional.get("result"), None);
+    // Refused (nothing mapped at the address): the attempt counts.
+    let (pid, child) = run_out(Command::new(TRIGGER).arg("vm-read-fail"));
+    let found = detect(pid);
+    assert_eq!(found.len(), 1, "{:?}", kinds(&found));
+    let f = &found[0];
+    assert_eq!(f.finding_type, "CredentialAccess:Runtime/MemoryDumpCreated");
+    assert_eq!(f.context.additional.get("targetPid"), Some(&child));
+    assert_eq!(
+        f.context.additional.get("result").map(String::as_str),
+        Some("EFAULT")
+    );
+    // Its own memory: reported, nothing raised.
+    let (pid, me) = run_out(Command::new(TRIGGER).args(["vm-read", "self"]));
+    assert_eq!(me, pid.to_string());
+    assert!(
+        tree_events(pid)
+            .iter()
+            .any(|e| matches!(e, Event::Activity(a) if a.operation == "processVmReadv")),
+        "the kernel reported the call"
+    );
+    assert!(detect(pid).is_empty(), "its own memory");
+}
+
 /// Removes the test user's crontab (nobody's, never root's) when dropped.
 struct RemoveCrontab;
 

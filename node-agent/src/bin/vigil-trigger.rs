@@ -64,6 +64,14 @@ const USAGE: &str = "usage: vigil-trigger <action> [args]
                                  with EFAULT); prints the child's pid
   proc-mem-dump OUT              read a child's memory through /proc/<pid>/mem into OUT; prints
                                  the child's pid
+  proc-mem-read FORM child|self  read a child's memory (or this process's own) through its
+                                 memory file, named by FORM: task (/proc/<pid>/task/<pid>/mem),
+                                 relative (chdir to /proc/<pid>, open mem), dirfd (openat of mem
+                                 on a directory fd of /proc/<pid>) or long (/proc/<pid>/ then 40
+                                 ./ then mem); prints the pid read
+  vm-read child|self             process_vm_readv from a child (or this process); prints the pid
+  vm-read-fail                   process_vm_readv from a child at an unmapped address (fails with
+                                 EFAULT); prints the child's pid
   argv-flood N ARGS              run /bin/true N times with ARGS arguments of one byte each
   fork-churn N                   fork N children that exit at once (each waited for)
   dns-evict N SERVER NAME [--tcp|--answer-late]
@@ -299,6 +307,26 @@ fn main() -> ExitCode {
             }
         }),
         ["proc-mem-dump", out] => with_child(|child| proc_mem_dump(child, out)),
+        ["proc-mem-read", form, "child"] => with_child(|child| proc_mem_read(child, form)),
+        ["proc-mem-read", form, "self"] => {
+            // SAFETY: getpid has no preconditions.
+            let me = unsafe { libc::getpid() };
+            println!("{me}");
+            proc_mem_read(me, form)
+        }
+        ["vm-read", "child"] => with_child(|child| vm_read(child, (&raw const TARGET) as usize)),
+        ["vm-read", "self"] => {
+            // SAFETY: getpid has no preconditions.
+            let me = unsafe { libc::getpid() };
+            println!("{me}");
+            vm_read(me, (&raw const TARGET) as usize)
+        }
+        // Page 0 is never mapped: the kernel refuses the read, after the attempt.
+        ["vm-read-fail"] => with_child(|child| match vm_read(child, 8) {
+            Err(e) if e.raw_os_error() == Some(libc::EFAULT) => Ok(()),
+            Err(e) => Err(e),
+            Ok(()) => Err(invalid("process_vm_readv from address 8 succeeded".into())),
+        }),
         _ => Err(invalid(USAGE.to_owned())),
     };
     match result {
@@ -1245,6 +1273,54 @@ fn ptrace_peekuser() -> io::Result<()> {
         libc::waitpid(child, std::ptr::null_mut(), 0);
     }
     result
+}
+
+/// Reads `pid`'s copy of `TARGET` (a fork of us, or this process) through its memory file,
+/// reached by a path of the given form.
+fn proc_mem_read(pid: libc::pid_t, form: &str) -> io::Result<()> {
+    use std::os::unix::{ffi::OsStrExt, fs::FileExt, io::FromRawFd};
+    let mem = match form {
+        "task" => std::fs::File::open(format!("/proc/{pid}/task/{pid}/mem"))?,
+        "relative" => {
+            std::env::set_current_dir(format!("/proc/{pid}"))?;
+            std::fs::File::open("mem")?
+        }
+        "dirfd" => {
+            use std::os::fd::AsRawFd;
+            let dir = std::fs::File::open(format!("/proc/{pid}"))?;
+            let name = std::ffi::CString::new(std::ffi::OsStr::new("mem").as_bytes())
+                .map_err(|e| invalid(e.to_string()))?;
+            // SAFETY: a directory fd we hold and a NUL-terminated name.
+            let fd = unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), libc::O_RDONLY) };
+            check(fd)?;
+            // SAFETY: fd was just opened and is owned here.
+            unsafe { std::fs::File::from_raw_fd(fd) }
+        }
+        "long" => std::fs::File::open(format!("/proc/{pid}/{}mem", "./".repeat(40)))?,
+        _ => return Err(invalid(format!("unknown form {form}"))),
+    };
+    let mut buf = [0u8; 8];
+    mem.read_exact_at(&mut buf, (&raw const TARGET) as u64)
+}
+
+/// `process_vm_readv` of 8 bytes at `remote` in `pid`.
+fn vm_read(pid: libc::pid_t, remote: usize) -> io::Result<()> {
+    let mut buf = [0u8; 8];
+    let local = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    let remote = libc::iovec {
+        iov_base: remote as *mut _,
+        iov_len: 8,
+    };
+    // SAFETY: a valid local iovec; the kernel checks the remote range.
+    let n = unsafe { libc::process_vm_readv(pid, &local, 1, &remote, 1, 0) };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
 }
 
 /// Reads the child's copy of `TARGET` through `/proc/<child>/mem` and writes it to `out`: a

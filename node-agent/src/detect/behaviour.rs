@@ -1157,9 +1157,9 @@ pub(crate) fn check_activity(
             .insert("targetPid".into(), pid.to_string());
         context
     };
-    // Injection (ptrace, process_vm_writev) and userfaultfd count as attempts, whatever the
-    // kernel answered (the result is in `additional.result`); modules and mounts only when they
-    // happened.
+    // Injection (ptrace, process_vm_writev), memory dumps (process_vm_readv) and userfaultfd
+    // count as attempts, whatever the kernel answered (the result is in `additional.result`);
+    // modules and mounts only when they happened.
     let ok = a.ret >= 0;
     let mut library_severity = None;
     let draft = match a.operation {
@@ -1231,6 +1231,44 @@ pub(crate) fn check_activity(
                 key: t.to_string(),
                 context: target(t),
             },
+            _ => return Vec::new(),
+        },
+        // Reading another process's memory without /proc: a memory dump, attempts included.
+        // A debugger reading the program it started is a debugging session (as for ptrace).
+        "processVmReadv" => match a.target_pid {
+            Some(t) if t != p.pid => {
+                if identified(&b.debuggers, &names) && parent_of(d, t, lookup) == Some(p.pid) {
+                    return Vec::new();
+                }
+                let mut context = target(t);
+                context
+                    .additional
+                    .insert("memoryAccess".into(), "read".into());
+                context
+                    .additional
+                    .insert("syscall".into(), "process_vm_readv".into());
+                Draft {
+                    finding_type: FindingType::CredentialAccessMemoryDumpCreated,
+                    title: "A process dumped another process's memory",
+                    description: if ok {
+                        format!(
+                            "Process {} (pid {}) read {} bytes of the memory of pid {t} with \
+                             process_vm_readv.",
+                            p.comm, p.pid, a.ret
+                        )
+                    } else {
+                        format!(
+                            "Process {} (pid {}) tried to read the memory of pid {t} with \
+                             process_vm_readv ({}).",
+                            p.comm,
+                            p.pid,
+                            a.error.as_deref().unwrap_or("failed")
+                        )
+                    },
+                    key: t.to_string(),
+                    context,
+                }
+            }
             _ => return Vec::new(),
         },
         "userfaultfd" => {

@@ -109,9 +109,9 @@ pub const fn needs(t: FindingType) -> Needs {
         | T::PersistenceSensitiveFileModified
         | T::PrivilegeEscalationSensitiveFileModified
         | T::DefenseEvasionSensitiveFileModified => hooks(FILES),
-        T::DefenseEvasionProcessInjectionProc | T::CredentialAccessMemoryDumpCreated => {
-            hooks(&[&[H::FileOpen]])
-        }
+        T::DefenseEvasionProcessInjectionProc => hooks(&[&[H::FileOpen]]),
+        // /proc/<pid>/mem read, or process_vm_readv.
+        T::CredentialAccessMemoryDumpCreated => hooks(&[&[H::FileOpen, H::VmRead]]),
         T::DefenseEvasionProcessInjectionPtrace | T::DefenseEvasionPtraceAntiDebugging => {
             hooks(&[&[H::Ptrace]])
         }

@@ -244,6 +244,10 @@ fn plan(hook: Hook, offsets: &KernelOffsets) -> Vec<Mechanism> {
             ("vm_writev_enter", "syscalls", "sys_enter_process_vm_writev"),
             ("vm_writev_exit", "syscalls", "sys_exit_process_vm_writev"),
         ])],
+        Hook::VmRead => vec![TracePoints(&[
+            ("vm_readv_enter", "syscalls", "sys_enter_process_vm_readv"),
+            ("vm_readv_exit", "syscalls", "sys_exit_process_vm_readv"),
+        ])],
         Hook::Userfaultfd => vec![TracePoints(&[
             ("userfaultfd_enter", "syscalls", "sys_enter_userfaultfd"),
             ("userfaultfd_exit", "syscalls", "sys_exit_userfaultfd"),
