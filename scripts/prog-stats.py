@@ -6,7 +6,8 @@ Usage (root, after `cargo build -p node-agent --bins`, or `--release`):
                           [-- node-agent run ARGS...]
 
 Starts `node-agent run` (output to /dev/null), waits until its sensors are attached, then for
-each storm (exec, connect, write, open, thread; all but thread by default) takes `run_cnt` and
+each storm (exec, connect, write, open, open-relative, thread; exec, connect, write and open
+by default) takes `run_cnt` and
 `run_time_ns` of every program the agent holds before and after the storm and prints the
 difference per program: runs and ns per run. Stats are switched on with
 `kernel.bpf_stats_enabled=1` for the run and put back as they were after; they add about
@@ -104,7 +105,7 @@ def main():
     ap.add_argument("--bin", default="target/debug")
     ap.add_argument("--seconds", type=int, default=4)
     ap.add_argument("--rounds", type=int, default=2)
-    ap.add_argument("--storm", action="append", choices=["exec", "connect", "write", "open", "thread"])
+    ap.add_argument("--storm", action="append", choices=["exec", "connect", "write", "open", "open-relative", "thread"])
     ap.add_argument("agent_args", nargs="*")
     args = ap.parse_args()
     storms = args.storm or ["exec", "connect", "write", "open"]
@@ -122,6 +123,8 @@ def main():
         "connect": [trigger, "connect-storm", "127.0.0.1:47123", str(args.seconds)],
         "write": [trigger, "write-storm", f"{workdir}/a/b", str(args.seconds)],
         "open": [trigger, "open-storm", str(args.seconds)],
+        # A relative path (run in /etc): the read-only opens whose file is looked at at exit.
+        "open-relative": [os.path.abspath(trigger), "open-storm", str(args.seconds), "hostname"],
         # Threads started and joined in a loop: the fork and exit programs' thread filter.
         "thread": [
             "python3",
@@ -159,7 +162,11 @@ def main():
             for storm in storms:
                 before = snapshot(agent.pid)
                 rate = subprocess.run(
-                    commands[storm], capture_output=True, text=True, check=True
+                    commands[storm],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                    cwd="/etc" if storm == "open-relative" else None,
                 ).stdout.split()[-1]
                 after = snapshot(agent.pid)
                 per = results.setdefault(storm, {"rates": [], "progs": {}})

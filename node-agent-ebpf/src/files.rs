@@ -37,8 +37,8 @@ use node_agent_common::{
 
 use crate::kernel::{
     RESOLVED_END, Resolved, S_IFREG, Walk, config, count, current_task, fd_file, file_inode,
-    fill_current, header, inode_key, inode_type, is_agent, read_at, read_ptr, read_user_str, reserve,
-    resolve_path, syscall_arg, syscall_ret, walk_path,
+    fill_current, header, inode_key, inode_type, is_agent, read_at, read_ptr, read_user_str,
+    reserve, resolve_path, syscall_arg, syscall_ret, walk_path,
 };
 
 /// Bytes of a path compared against prefixes (longer prefixes cannot be configured).
@@ -537,34 +537,26 @@ fn writes(open_flags: u32) -> bool {
     open_flags & O_ACCMODE != 0 || open_flags & WRITE_INTENT != 0
 }
 
-/// Bytes of a read-only open's path looked at: any `/proc/<pid>/task/<tid>/mem` fits, and so
-/// does almost every path an ordinary program opens read-only whole (a longer one is looked at
-/// at its exit).
-const READ_PEEK: usize = 64;
-
-/// `READ_PEEK - 1` through a volatile read, so LLVM keeps the mask the verifier needs.
-#[unsafe(no_mangle)]
-static READ_PEEK_MASK: u32 = (READ_PEEK - 1) as u32;
-
 /// `PROC_SUPER_MAGIC`: `super_block.s_magic` of procfs.
 const PROC_SUPER_MAGIC: u64 = 0x9fa0;
 
-/// Whether a read-only open may return a process's memory file, from one short read of its
-/// path: `Some(PROC_MEM)` when the path's last component is `mem` (reported even when the open
-/// fails: an attempt counts), `Some(0)` when only the file the open returns can tell (a
-/// directory fd, a relative path, a path through `/proc` or too long to see whole), `None` for
-/// the rest. An absolute path whose last component is not `mem` and that does not start with
-/// `/proc/` reaches a memory file only through a symbolic link named otherwise. Every read-only
-/// open of the host passes here: one read of user memory (most of the cost, about 160 ns on the
-/// test VM whatever its size up to this bound) and constant-index compares.
+/// Whether a read-only open may return a process's memory file, from one read of its path
+/// (up to `PATH_LEN` bytes, into the scratch): `Some(PROC_MEM)` when its last component is
+/// `mem` (whatever the directory, a directory fd or a symbolic link to `/proc/<pid>` included;
+/// reported even when the open fails: an attempt counts), `Some(0)` when only the file the
+/// open returns can tell (a path through `/proc/`, where `fd/N` links to files other processes
+/// hold, or one too long to see whole), `None` for the rest: those reach a memory file only
+/// through a symbolic link to the file itself. Every read-only open of the host passes here:
+/// the read is most of the cost (about 160 ns on the test VM; it stops at the NUL, so a short
+/// path costs no more for the longer bound) and the rest is constant-index compares.
 #[inline(always)]
-fn read_open_candidate(dirfd: i32, path: u64) -> Option<u32> {
-    let mut buf = [0u8; READ_PEEK + 8];
-    // SAFETY: at most READ_PEEK bytes into a local of READ_PEEK + 8.
+fn read_open_candidate(path: u64) -> Option<u32> {
+    let s = scratch()?;
+    // SAFETY: at most PATH_LEN bytes into the scratch path (PATH_LEN + NAME_KEY_LEN bytes).
     let n = unsafe {
         aya_ebpf::helpers::generated::bpf_probe_read_user_str(
-            buf.as_mut_ptr().cast(),
-            READ_PEEK as u32,
+            s.path.as_mut_ptr().cast(),
+            PATH_LEN as u32,
             path as *const _,
         )
     };
@@ -573,38 +565,28 @@ fn read_open_candidate(dirfd: i32, path: u64) -> Option<u32> {
     }
     let n = n as u32;
     // Seen whole (a longer path fills the buffer).
-    let whole = n < READ_PEEK as u32;
-    let mem_name = whole && n >= 4 && {
-        // SAFETY: a plain static.
-        let mask = unsafe { core::ptr::read_volatile(&READ_PEEK_MASK) };
-        // `mem` and its NUL end the path: at = n - 4 <= READ_PEEK - 5.
+    if n >= PATH_LEN as u32 {
+        return Some(0);
+    }
+    // SAFETY: a plain static.
+    let mask = unsafe { core::ptr::read_volatile(&PATH_INDEX_MASK) };
+    // `mem` and its NUL end the path, after a '/' or at its start. Bytes past the NUL are
+    // whatever an earlier path left: only those before it are looked at.
+    if n >= 4 {
         let at = ((n - 4) & mask) as usize;
-        // SAFETY: at + 3 < READ_PEEK + 8, inside the zeroed local.
-        let tail = unsafe {
-            [
-                *buf.as_ptr().add(at),
-                *buf.as_ptr().add(at + 1),
-                *buf.as_ptr().add(at + 2),
-            ]
-        };
-        // The byte before: a '/', or nothing (a relative `mem`).
         let before = if n == 4 {
             b'/'
         } else {
-            // SAFETY: as above, at - 1 >= 0 here.
-            unsafe { *buf.as_ptr().add(((n - 5) & mask) as usize) }
+            s.path[((n - 5) & mask) as usize]
         };
-        tail == *b"mem" && before == b'/'
-    };
-    if mem_name {
-        return Some(file_flags::PROC_MEM);
+        if s.path[at] == b'm' && s.path[at + 1] == b'e' && s.path[at + 2] == b'm' && before == b'/'
+        {
+            return Some(file_flags::PROC_MEM);
+        }
     }
-    let head = [buf[0], buf[1], buf[2], buf[3], buf[4], buf[5], 0, 0];
-    if dirfd != AT_FDCWD
-        || buf[0] != b'/'
-        || !whole
-        || u64::from_le_bytes(head) == u64::from_le_bytes(*b"/proc/\0\0")
-    {
+    let p = &s.path;
+    let head = [p[0], p[1], p[2], p[3], p[4], p[5], 0, 0];
+    if n > 6 && u64::from_le_bytes(head) == u64::from_le_bytes(*b"/proc/\0\0") {
         return Some(0);
     }
     None
@@ -668,7 +650,10 @@ fn proc_memory_of(file: u64) -> Memory {
     let tgid = if link == 0 {
         0
     } else {
-        read_at::<u32>(link - config!(offsets.task_pid_links) as u64, config!(offsets.task_tgid))
+        read_at::<u32>(
+            link - config!(offsets.task_pid_links) as u64,
+            config!(offsets.task_tgid),
+        )
     };
     if tgid != 0 {
         return Memory::Of(tgid);
@@ -689,7 +674,7 @@ fn on_read_open_enter(dirfd: i32, path: u64, open_flags: u32) {
     if open_flags & O_DIRECTORY != 0 {
         return;
     }
-    let Some(match_flags) = read_open_candidate(dirfd, path) else {
+    let Some(match_flags) = read_open_candidate(path) else {
         return;
     };
     if is_agent() {

@@ -1517,6 +1517,45 @@ mod tests {
     }
 
     #[test]
+    fn whose_memory_a_path_names() {
+        for (path, want) in [
+            ("/proc/123/mem", Some(123)),
+            ("/proc/123/task/456/mem", Some(123)),
+            ("/proc/self/mem", Some(7)),
+            ("/proc/thread-self/mem", Some(7)),
+            ("/proc/self/task/8/mem", Some(7)),
+            ("/proc/123/maps", None),
+            ("/proc/123/task/x/mem", None),
+            ("/proc/abc/mem", None),
+            ("/tmp/link/mem", None),
+            ("mem", None),
+        ] {
+            assert_eq!(proc_mem_pid(path, 7), want, "{path}");
+        }
+    }
+
+    #[test]
+    fn a_memory_file_is_whose_the_kernel_found_whatever_the_path() {
+        use node_agent_common::file_flags::{HAS_BASE, PROC_MEM};
+        let clock = Clock::with_offset(0);
+        // The kernel's answer, through a symbolic link the string cannot tell.
+        let mut ev = file_record("/tmp/link/mem", None, PROC_MEM, b"");
+        ev.op = node_agent_common::file_op::OPEN_READ;
+        ev.target_tgid = 555;
+        assert_eq!(file_info(&ev, &clock).proc_mem_pid, Some(555));
+        // A refused open: the path from the directory the kernel recorded (`cd /proc/99`).
+        let mut ev = file_record("mem", None, PROC_MEM | HAS_BASE, b"99\0proc\0");
+        ev.op = node_agent_common::file_op::OPEN_READ;
+        ev.ret = -13;
+        assert_eq!(file_info(&ev, &clock).proc_mem_pid, Some(99));
+        // Nothing tells: no process (nothing is raised for it).
+        let mut ev = file_record("/tmp/link/mem", None, PROC_MEM, b"");
+        ev.op = node_agent_common::file_op::OPEN_READ;
+        ev.ret = -13;
+        assert_eq!(file_info(&ev, &clock).proc_mem_pid, None);
+    }
+
+    #[test]
     fn file_paths_come_from_what_the_kernel_recorded_not_the_string() {
         use node_agent_common::file_flags::{HAS_BASE, OBJECT_PATH, UNRESOLVED};
         let clock = Clock::with_offset(0);

@@ -199,9 +199,9 @@ struct SensorArgs {
     #[arg(long, default_value = KERNEL_BTF)]
     btf_path: PathBuf,
     /// Do not attach this hook (repeatable): exec, fork, exit, connect, accept, dns_socket,
-    /// dns_egress, dns_ingress, file_open, file_change, memfd, ptrace, vm_write, userfaultfd,
-    /// module, mount, namespace, privilege, dup, library_load, bpf_agent, signal_agent,
-    /// file_dirents (fanotify), stream_egress.
+    /// dns_egress, dns_ingress, file_open, file_change, memfd, ptrace, vm_write, vm_read,
+    /// userfaultfd, module, mount, namespace, privilege, dup, library_load, bpf_agent,
+    /// signal_agent, file_dirents (fanotify), stream_egress.
     #[arg(long = "disable-hook")]
     disabled: Vec<String>,
     /// Never raise this finding type (repeatable), e.g. `Execution:Runtime/NewLibraryLoaded`

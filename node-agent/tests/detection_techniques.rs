@@ -14,7 +14,7 @@ mod support;
 use std::{
     collections::BTreeMap,
     io::Write as _,
-    os::unix::fs::PermissionsExt,
+    os::unix::{fs::PermissionsExt, process::CommandExt},
     path::{Path, PathBuf},
     process::{Command, Stdio},
     sync::LazyLock,
@@ -912,8 +912,7 @@ fn another_process_memory_read_through_any_path_to_its_memory_file() {
     // The file the open returned decides, not the string: a thread's view, a relative path,
     // a directory fd, a path too long for the kernel's look at the string.
     for form in ["task", "relative", "dirfd", "long"] {
-        let (pid, child) =
-            run_out(Command::new(TRIGGER).args(["proc-mem-read", form, "child"]));
+        let (pid, child) = run_out(Command::new(TRIGGER).args(["proc-mem-read", form, "child"]));
         assert!(child.parse::<u32>().is_ok(), "{form}: the read failed");
         let found = detect(pid);
         assert_eq!(found.len(), 2, "{form}: {:?}", kinds(&found));
@@ -922,7 +921,11 @@ fn another_process_memory_read_through_any_path_to_its_memory_file() {
             .find(|f| f.finding_type == "CredentialAccess:Runtime/MemoryDumpCreated")
             .unwrap_or_else(|| panic!("{form}: no MemoryDumpCreated: {:?}", kinds(&found)));
         assert_eq!(dump.severity_label, SeverityLabel::High, "{form}");
-        assert_eq!(dump.context.additional.get("targetPid"), Some(&child), "{form}");
+        assert_eq!(
+            dump.context.additional.get("targetPid"),
+            Some(&child),
+            "{form}"
+        );
         let f = found
             .iter()
             .find(|f| f.finding_type == "DefenseEvasion:Runtime/ProcessInjection.Proc")
@@ -931,6 +934,28 @@ fn another_process_memory_read_through_any_path_to_its_memory_file() {
             f.context.additional.get("memoryAccess").map(String::as_str),
             Some("read"),
             "{form}"
+        );
+    }
+    // Refused (nobody, init's memory): the attempt counts, by the name the open was given.
+    for form in ["task", "relative", "dirfd"] {
+        let pid = run(Command::new(TRIGGER)
+            .args(["proc-mem-read", form, "1"])
+            .uid(65534)
+            .gid(65534));
+        let found = detect(pid);
+        let dump = found
+            .iter()
+            .find(|f| f.finding_type == "CredentialAccess:Runtime/MemoryDumpCreated")
+            .unwrap_or_else(|| panic!("{form} refused: {:?}", kinds(&found)));
+        assert_eq!(
+            dump.context.additional.get("targetPid").map(String::as_str),
+            Some("1"),
+            "{form} refused"
+        );
+        assert_eq!(
+            dump.context.additional.get("result").map(String::as_str),
+            Some("EACCES"),
+            "{form} refused"
         );
     }
     // Its own memory through each form: reported by the kernel, nothing raised.
@@ -970,6 +995,21 @@ fn process_vm_readv_of_another_process_is_a_memory_dump_failed_or_not() {
     assert_eq!(
         f.context.additional.get("result").map(String::as_str),
         Some("EFAULT")
+    );
+    // Refused (nobody, init's memory): the attempt counts.
+    let pid = run(Command::new(TRIGGER)
+        .args(["vm-read", "1"])
+        .uid(65534)
+        .gid(65534));
+    let found = detect(pid);
+    assert_eq!(found.len(), 1, "refused: {:?}", kinds(&found));
+    assert_eq!(
+        found[0]
+            .context
+            .additional
+            .get("result")
+            .map(String::as_str),
+        Some("EPERM")
     );
     // Its own memory: reported, nothing raised.
     let (pid, me) = run_out(Command::new(TRIGGER).args(["vm-read", "self"]));

@@ -39,7 +39,8 @@ const USAGE: &str = "usage: vigil-trigger <action> [args]
                                  writing (it sleeps in the open), is moved to another CPU, then
                                  a reader opens it: the open's entry and exit run on different
                                  CPUs; prints the two CPUs and the thread id
-  open-storm SECONDS             open+close /etc/hostname read-only in a loop; prints opens/s
+  open-storm SECONDS [PATH]      open+close PATH (/etc/hostname) read-only in a loop; prints
+                                 opens/s
   cross-cpu FORK EXEC EXIT       pinned to CPU FORK, fork a child that moves to CPU EXEC and
                                  execs `vigil-trigger pin-exit EXIT` (which moves to CPU EXIT and
                                  exits 0); prints its own pid and the child's
@@ -64,12 +65,14 @@ const USAGE: &str = "usage: vigil-trigger <action> [args]
                                  with EFAULT); prints the child's pid
   proc-mem-dump OUT              read a child's memory through /proc/<pid>/mem into OUT; prints
                                  the child's pid
-  proc-mem-read FORM child|self  read a child's memory (or this process's own) through its
+  proc-mem-read FORM child|self|PID
+                                 read a child's memory (this process's own, PID's) through its
                                  memory file, named by FORM: task (/proc/<pid>/task/<pid>/mem),
                                  relative (chdir to /proc/<pid>, open mem), dirfd (openat of mem
-                                 on a directory fd of /proc/<pid>) or long (/proc/<pid>/ then 40
-                                 ./ then mem); prints the pid read
-  vm-read child|self             process_vm_readv from a child (or this process); prints the pid
+                                 on a directory fd of /proc/<pid>) or long (/proc/<pid>/ then 140
+                                 ./ then mem); prints the child's pid (self: its own)
+  vm-read child|self|PID         process_vm_readv from a child (this process, PID); prints the
+                                 child's pid (self: its own)
   vm-read-fail                   process_vm_readv from a child at an unmapped address (fails with
                                  EFAULT); prints the child's pid
   argv-flood N ARGS              run /bin/true N times with ARGS arguments of one byte each
@@ -207,8 +210,9 @@ fn main() -> ExitCode {
             println!("{rate:.1}");
             Ok(())
         }),
-        ["open-storm", seconds] => number(seconds).and_then(|s| {
-            let rate = storm(s, || std::fs::File::open("/etc/hostname").map(drop))?;
+        ["open-storm", seconds, path @ ..] => number(seconds).and_then(|s| {
+            let path = path.first().copied().unwrap_or("/etc/hostname");
+            let rate = storm(s, || std::fs::File::open(path).map(drop))?;
             println!("{rate:.1}");
             Ok(())
         }),
@@ -320,6 +324,10 @@ fn main() -> ExitCode {
             let me = unsafe { libc::getpid() };
             println!("{me}");
             vm_read(me, (&raw const TARGET) as usize)
+        }
+        ["proc-mem-read", form, pid] => number(pid).and_then(|pid| proc_mem_read(pid as _, form)),
+        ["vm-read", pid] => {
+            number(pid).and_then(|pid| vm_read(pid as _, (&raw const TARGET) as usize))
         }
         // Page 0 is never mapped: the kernel refuses the read, after the attempt.
         ["vm-read-fail"] => with_child(|child| match vm_read(child, 8) {
@@ -1296,7 +1304,8 @@ fn proc_mem_read(pid: libc::pid_t, form: &str) -> io::Result<()> {
             // SAFETY: fd was just opened and is owned here.
             unsafe { std::fs::File::from_raw_fd(fd) }
         }
-        "long" => std::fs::File::open(format!("/proc/{pid}/{}mem", "./".repeat(40)))?,
+        // Longer than the kernel's look at the string (PATH_LEN bytes).
+        "long" => std::fs::File::open(format!("/proc/{pid}/{}mem", "./".repeat(140)))?,
         _ => return Err(invalid(format!("unknown form {form}"))),
     };
     let mut buf = [0u8; 8];

@@ -368,6 +368,31 @@ fn every_behavioural_type_fires_on_its_case_and_not_on_the_benign_ones() {
             &[],
         ),
         (
+            "vm read from another (a dump)",
+            activity("processVmReadv", |a| {
+                a.target_pid = Some(77);
+                a.ret = 8;
+            }),
+            &[T::CredentialAccessMemoryDumpCreated],
+        ),
+        (
+            "vm read that failed (the attempt counts)",
+            activity("processVmReadv", |a| {
+                a.target_pid = Some(1);
+                a.ret = -1;
+                a.error = Some("EPERM".into());
+            }),
+            &[T::CredentialAccessMemoryDumpCreated],
+        ),
+        (
+            "vm read from itself",
+            activity("processVmReadv", |a| {
+                a.target_pid = Some(6000);
+                a.ret = 8;
+            }),
+            &[],
+        ),
+        (
             "userfaultfd",
             activity("userfaultfd", |a| a.ret = 3),
             &[T::PrivilegeEscalationUserfaultfdUsage],
@@ -1113,6 +1138,19 @@ fn traceme_under_a_debugger_is_ordinary() {
     assert_eq!(
         types(&mut d, &seize(555)),
         ["DefenseEvasion:Runtime/ProcessInjection.Ptrace"]
+    );
+    // The same for process_vm_readv: its own child's memory is debugging, another's a dump.
+    let readv = |target: u32| {
+        activity("processVmReadv", move |a| {
+            a.process = proc_ref(100, "strace");
+            a.target_pid = Some(target);
+            a.ret = 8;
+        })
+    };
+    assert!(types(&mut d, &readv(101)).is_empty());
+    assert_eq!(
+        types(&mut d, &readv(555)),
+        ["CredentialAccess:Runtime/MemoryDumpCreated"]
     );
 }
 
