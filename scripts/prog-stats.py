@@ -6,12 +6,11 @@ Usage (root, after `cargo build -p node-agent --bins`, or `--release`):
                           [-- node-agent run ARGS...]
 
 Starts `node-agent run` (output to /dev/null), waits until its sensors are attached, then for
-each storm (exec, connect, write, open, open-relative, thread; exec, connect, write and open
-by default) takes `run_cnt` and
-`run_time_ns` of every program the agent holds before and after the storm and prints the
-difference per program: runs and ns per run. Stats are switched on with
-`kernel.bpf_stats_enabled=1` for the run and put back as they were after; they add about
-20-40 ns to each run themselves. Only the agent's programs are read, but every process's
+each storm (exec, connect, write, open, open-relative, open-proc, thread; exec, connect, write
+and open by default) takes `run_cnt` and `run_time_ns` of every program the agent holds before
+and after the storm and prints the difference per program: runs and ns per run. Stats are
+switched on with `kernel.bpf_stats_enabled=1` for the run and put back as they were after; they
+add about 20-40 ns to each run themselves. Only the agent's programs are read, but every process's
 syscalls run them: the counts are system-wide, so run it on a machine as quiet as you can.
 Syscall numbers are x86-64's.
 """
@@ -105,7 +104,11 @@ def main():
     ap.add_argument("--bin", default="target/debug")
     ap.add_argument("--seconds", type=int, default=4)
     ap.add_argument("--rounds", type=int, default=2)
-    ap.add_argument("--storm", action="append", choices=["exec", "connect", "write", "open", "open-relative", "thread"])
+    ap.add_argument(
+        "--storm",
+        action="append",
+        choices=["exec", "connect", "write", "open", "open-relative", "open-proc", "thread"],
+    )
     ap.add_argument("agent_args", nargs="*")
     args = ap.parse_args()
     storms = args.storm or ["exec", "connect", "write", "open"]
@@ -125,6 +128,8 @@ def main():
         "open": [trigger, "open-storm", str(args.seconds)],
         # A relative path (run in /etc): the read-only opens whose file is looked at at exit.
         "open-relative": [os.path.abspath(trigger), "open-storm", str(args.seconds), "hostname"],
+        # A path through /proc/ (as ps and top read): looked at at exit, then dropped.
+        "open-proc": [trigger, "open-storm", str(args.seconds), "/proc/self/stat"],
         # Threads started and joined in a loop: the fork and exit programs' thread filter.
         "thread": [
             "python3",

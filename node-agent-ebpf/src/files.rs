@@ -53,6 +53,7 @@ const O_TRUNC: u32 = 0o1000;
 /// x86-64's (arm64's is 0o40000: there the test below skips `O_DIRECT` opens instead, which
 /// `/proc/<pid>/mem` refuses anyway).
 const O_DIRECTORY: u32 = 0o200000;
+const O_PATH: u32 = 0o10000000;
 const WRITE_INTENT: u32 = O_CREAT | O_TRUNC;
 const EXEC_OR_ID_BITS: u32 = 0o6111;
 
@@ -544,9 +545,9 @@ const PROC_SUPER_MAGIC: u64 = 0x9fa0;
 /// (up to `PATH_LEN` bytes, into the scratch): `Some(PROC_MEM)` when its last component is
 /// `mem` (whatever the directory, a directory fd or a symbolic link to `/proc/<pid>` included;
 /// reported even when the open fails: an attempt counts), `Some(0)` when only the file the
-/// open returns can tell (a path through `/proc/`, where `fd/N` links to files other processes
-/// hold, or one too long to see whole), `None` for the rest: those reach a memory file only
-/// through a symbolic link to the file itself. Every read-only open of the host passes here:
+/// open returns can tell (`fd/N`, a link to a file some process holds, or a path too long to
+/// see whole), `None` for the rest: those reach a memory file only through a symbolic link to
+/// the file itself. `/proc/self/stat` and the like cost no more than any other path. Every read-only open of the host passes here:
 /// the read is most of the cost (about 160 ns on the test VM; it stops at the NUL, so a short
 /// path costs no more for the longer bound) and the rest is constant-index compares.
 #[inline(always)]
@@ -584,13 +585,25 @@ fn read_open_candidate(path: u64) -> Option<u32> {
             return Some(file_flags::PROC_MEM);
         }
     }
-    let p = &s.path;
-    let head = [p[0], p[1], p[2], p[3], p[4], p[5], 0, 0];
-    if n > 6 && u64::from_le_bytes(head) == u64::from_le_bytes(*b"/proc/\0\0") {
-        return Some(0);
+    // `fd/<digits>`: a link to a file a process holds (`/proc/<pid>/fd/N`, `/dev/fd/N`).
+    let mut at = n - 1;
+    for _ in 0..FD_DIGITS {
+        if at == 0 || !s.path[((at - 1) & mask) as usize].is_ascii_digit() {
+            break;
+        }
+        at -= 1;
+    }
+    if at + 1 < n && at >= 4 {
+        let b = |back: u32| s.path[((at - back) & mask) as usize];
+        if b(4) == b'/' && b(3) == b'f' && b(2) == b'd' && b(1) == b'/' {
+            return Some(0);
+        }
     }
     None
 }
+
+/// Digits of the largest fd number.
+const FD_DIGITS: usize = 10;
 
 /// What an open returned, as a process's memory.
 enum Memory {
@@ -670,8 +683,9 @@ fn proc_memory_of(file: u64) -> Memory {
 /// `mem`). Nothing else read-only is.
 #[inline(always)]
 fn on_read_open_enter(dirfd: i32, path: u64, open_flags: u32) {
-    // A directory is never a process's memory: `ls` and `find` open many.
-    if open_flags & O_DIRECTORY != 0 {
+    // A directory is never a process's memory: `ls` and `find` open many. An `O_PATH` open
+    // reads nothing (the kernel checks no access): its reopen through `fd/N` is the read.
+    if open_flags & (O_DIRECTORY | O_PATH) != 0 {
         return;
     }
     let Some(match_flags) = read_open_candidate(path) else {

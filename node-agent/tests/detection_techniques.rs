@@ -910,8 +910,9 @@ fn another_process_memory_read_through_any_path_to_its_memory_file() {
         return;
     }
     // The file the open returned decides, not the string: a thread's view, a relative path,
-    // a directory fd, a path too long for the kernel's look at the string.
-    for form in ["task", "relative", "dirfd", "long"] {
+    // a directory fd, a handle reopened through /proc/self/fd, a path too long for the
+    // kernel's look at the string.
+    for form in ["task", "relative", "dirfd", "fd", "long"] {
         let (pid, child) = run_out(Command::new(TRIGGER).args(["proc-mem-read", form, "child"]));
         assert!(child.parse::<u32>().is_ok(), "{form}: the read failed");
         let found = detect(pid);
@@ -959,7 +960,7 @@ fn another_process_memory_read_through_any_path_to_its_memory_file() {
         );
     }
     // Its own memory through each form: reported by the kernel, nothing raised.
-    for form in ["task", "relative", "dirfd", "long"] {
+    for form in ["task", "relative", "dirfd", "fd", "long"] {
         let (pid, me) = run_out(Command::new(TRIGGER).args(["proc-mem-read", form, "self"]));
         assert_eq!(me, pid.to_string(), "{form}");
         let events = tree_events(pid);

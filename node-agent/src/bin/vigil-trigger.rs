@@ -69,8 +69,9 @@ const USAGE: &str = "usage: vigil-trigger <action> [args]
                                  read a child's memory (this process's own, PID's) through its
                                  memory file, named by FORM: task (/proc/<pid>/task/<pid>/mem),
                                  relative (chdir to /proc/<pid>, open mem), dirfd (openat of mem
-                                 on a directory fd of /proc/<pid>) or long (/proc/<pid>/ then 140
-                                 ./ then mem); prints the child's pid (self: its own)
+                                 on a directory fd of /proc/<pid>), fd (an O_PATH handle through a
+                                 symbolic link, reopened through /proc/self/fd/N) or long
+                                 (/proc/<pid>/ then 140 ./ then mem); prints the child's pid (self: its own)
   vm-read child|self|PID         process_vm_readv from a child (this process, PID); prints the
                                  child's pid (self: its own)
   vm-read-fail                   process_vm_readv from a child at an unmapped address (fails with
@@ -1303,6 +1304,21 @@ fn proc_mem_read(pid: libc::pid_t, form: &str) -> io::Result<()> {
             check(fd)?;
             // SAFETY: fd was just opened and is owned here.
             unsafe { std::fs::File::from_raw_fd(fd) }
+        }
+        // An O_PATH handle through a symbolic link named otherwise, reopened for reading
+        // through /proc/self/fd.
+        "fd" => {
+            use std::os::{fd::AsRawFd, unix::fs::OpenOptionsExt};
+            let link = std::env::temp_dir().join(format!("vigil-procmem-{}", std::process::id()));
+            let _ = std::fs::remove_file(&link);
+            std::os::unix::fs::symlink(format!("/proc/{pid}/mem"), &link)?;
+            let handle = std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_PATH)
+                .open(&link);
+            let _ = std::fs::remove_file(&link);
+            let handle = handle?;
+            std::fs::File::open(format!("/proc/self/fd/{}", handle.as_raw_fd()))?
         }
         // Longer than the kernel's look at the string (PATH_LEN bytes).
         "long" => std::fs::File::open(format!("/proc/{pid}/{}mem", "./".repeat(140)))?,
