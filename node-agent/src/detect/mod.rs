@@ -528,6 +528,9 @@ impl Detector {
                 found
             }
         };
+        if candidates.is_empty() {
+            return Vec::new();
+        }
         let time = event_time(event);
         let occurrences = occurrences(event);
         let mut candidates = candidates;

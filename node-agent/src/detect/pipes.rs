@@ -303,8 +303,9 @@ fn program(e: &ExecInfo) -> String {
             .first()
             .map(|a| program_name(super::basename(a)))
             .unwrap_or(exe_name)
+            .to_owned()
     } else {
-        exe_name
+        exe_name.to_owned()
     }
 }
 

@@ -77,16 +77,16 @@ impl Actor {
 
     /// The executable's name without a version suffix (`python3.11` is `python`).
     fn name(&self) -> Option<String> {
-        self.exe.as_deref().map(|e| program_name(path_basename(e)))
+        self.exe
+            .as_deref()
+            .map(|e| program_name(path_basename(e)).to_owned())
     }
 }
 
 /// A program name without its version (`python3.11`, `perl5.36`, `php8.2`: `python`, `perl`,
 /// `php`), so one list entry covers every installed version.
-pub(super) fn program_name(basename: &str) -> String {
-    basename
-        .trim_end_matches(|c: char| c.is_ascii_digit() || c == '.')
-        .to_owned()
+pub(super) fn program_name(basename: &str) -> &str {
+    basename.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.')
 }
 
 /// Whether a program name (see [`program_name`]) is on a list of names.
