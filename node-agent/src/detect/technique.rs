@@ -361,10 +361,10 @@ pub(crate) fn script_operand_of<'a>(b: &Behaviour, argv: &'a [String]) -> Option
     let name = argv
         .first()
         .map(|a| program_name(super::basename(a).trim_start_matches('-')))?;
-    if !listed(&b.shells, &name) && !listed(&b.interpreters, &name) {
+    if !listed(&b.shells, name) && !listed(&b.interpreters, name) {
         return None;
     }
-    match program_input(b, &name, argv) {
+    match program_input(b, name, argv) {
         ProgramInput::Script(s) => Some(s),
         ProgramInput::Stdin | ProgramInput::Fd(_) | ProgramInput::Command => None,
     }
@@ -378,8 +378,8 @@ pub(crate) fn reads_program_on_stdin(b: &Behaviour, argv: &[String]) -> bool {
     else {
         return false;
     };
-    (listed(&b.shells, &name) || listed(&b.interpreters, &name))
-        && matches!(program_input(b, &name, argv), ProgramInput::Stdin)
+    (listed(&b.shells, name) || listed(&b.interpreters, name))
+        && matches!(program_input(b, name, argv), ProgramInput::Stdin)
 }
 
 /// Where the program a shell or interpreter runs comes from, from its arguments.
@@ -495,9 +495,9 @@ fn exec_from_writable_dir(
         .first()
         .map(|a| program_name(super::basename(a).trim_start_matches('-')))
         .unwrap_or_default();
-    let interpreter = listed(&b.shells, &name) || listed(&b.interpreters, &name);
+    let interpreter = listed(&b.shells, name) || listed(&b.interpreters, name);
     let script = interpreter
-        .then(|| script_operand(b, &name, &e.argv))
+        .then(|| script_operand(b, name, &e.argv))
         .flatten()
         .map(|s| {
             normalize(&resolve_exe(s, e.cwd.as_deref()))
@@ -623,7 +623,7 @@ fn interactive_shell(
     } else {
         exe_name
     };
-    if !listed(&b.shells, &name) || !interactive(b, &name, &e.argv, e.stdin) || e.argv_truncated {
+    if !listed(&b.shells, name) || !interactive(b, name, &e.argv, e.stdin) || e.argv_truncated {
         return None;
     }
     // Look through shells and wrappers to the program that wanted a shell.
@@ -634,15 +634,15 @@ fn interactive_shell(
             return None;
         };
         let n = program_name(path_basename(exe));
-        if listed(&b.shells, &n) || listed(&b.shell_wrappers, &n) {
+        if listed(&b.shells, n) || listed(&b.shell_wrappers, n) {
             continue;
         }
         starter = Some((a, n));
         break;
     }
     let (parent, parent_name) = starter?;
-    let by_interpreter = listed(&b.interpreters, &parent_name);
-    if !by_interpreter && listed(&b.shell_parents, &parent_name) {
+    let by_interpreter = listed(&b.interpreters, parent_name);
+    if !by_interpreter && listed(&b.shell_parents, parent_name) {
         return None;
     }
     let parent_exe = parent
