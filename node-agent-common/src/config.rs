@@ -145,7 +145,8 @@ pub struct KernelOffsets {
     pub pid_ns_child_reaper: u32,
     /// `sock.sk_lock.owned`
     pub sk_lock_owned: u32,
-    /// `super_block.s_magic`: tells procfs (`PROC_SUPER_MAGIC`) from other file systems.
+    /// `super_block.s_magic`: tells procfs (`PROC_SUPER_MAGIC`), tmpfs and ramfs from other file
+    /// systems.
     pub sb_magic: u32,
     /// `proc_inode.pid`: the process a procfs inode is about (`struct pid *`).
     pub proc_inode_pid: u32,

@@ -484,8 +484,26 @@ pub mod file_op {
     /// `chown`/`fchownat`/`lchown`.
     pub const CHOWN: u16 = 7;
     /// `open`/`openat`/`openat2` read-only of `/proc/<pid>/mem` (another process's memory read:
-    /// a memory dump). The only read-only open reported.
+    /// a memory dump).
     pub const OPEN_READ: u16 = 8;
+    /// `open`/`openat`/`openat2` read-only by a shell of a regular file that another process
+    /// wrote since the agent started ([`super::file_flags::WRITTEN_BY_OTHER`]) or that lives on a
+    /// memory-backed file system ([`super::file_flags::MEMORY_FS`]): maybe a script the running
+    /// shell reads as code (`. x.sh`), maybe data; `ret` is the fd.
+    pub const OPEN_SCRIPT: u16 = 9;
+    /// `dup2`/`dup3` by the same thread of an fd holding the file its last [`OPEN_SCRIPT`]
+    /// returned (`dev`, `ino`): a redirection (`< file`), so that file was data, not code. `ret`
+    /// is the old fd, `dirfd` the new one; no paths.
+    pub const REDIRECT: u16 = 10;
+}
+
+/// How a shell reads a script it sources, which decides what the kernel takes as proof that a
+/// file a shell opened was sourced (the values of the eBPF `SHELL_NAMES` map).
+pub mod shell_kind {
+    /// bash: `fstat` of the new fd, then one `read` of the whole file, `close`.
+    pub const BASH: u32 = 1;
+    /// Any other shell: sent at once, dropped by user space when the shell then `dup2`s it.
+    pub const OTHER: u32 = 2;
 }
 
 /// Why the kernel kept a file record ([`FileEvent::match_flags`]) and what was cut.
@@ -516,6 +534,11 @@ pub mod file_flags {
     /// through `/proc`, one cut at the read bound, or a directory it could not walk whole): sent
     /// for user space to normalise and match.
     pub const UNRESOLVED: u32 = 1 << 9;
+    /// [`super::file_op::OPEN_SCRIPT`]: the written-files map holds the file, with a writer
+    /// other than the process opening it.
+    pub const WRITTEN_BY_OTHER: u32 = 1 << 10;
+    /// [`super::file_op::OPEN_SCRIPT`]: the file's super block is a tmpfs or ramfs one.
+    pub const MEMORY_FS: u32 = 1 << 11;
 }
 
 /// A file operation that passed the kernel's sensitive-path filter, with its result.

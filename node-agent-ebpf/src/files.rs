@@ -5,8 +5,9 @@
 //! (an exact path carries its NUL), and file names (`authorized_keys`, `.bashrc`, ...) in a
 //! hash set. Read-only opens cost one short read of the path and nothing more unless it may
 //! lead to a process's memory file (another process's memory being dumped): then the file the
-//! open returned is looked at (procfs, named `mem`, whose) at its exit. That keeps a storm of
-//! ordinary opens nearly free.
+//! open returned is looked at (procfs, named `mem`, whose) at its exit; and one lookup (is the
+//! process a shell, whose reads may be scripts it sources: `crate::sourced`). That keeps a
+//! storm of ordinary opens nearly free.
 //!
 //! Paths are matched as the kernel holds them, not as the process wrote them: a successful
 //! write-open is matched on the path of the file it returned, walked from its dentry across
@@ -31,7 +32,7 @@ use aya_ebpf::{
     programs::TracePointContext,
 };
 use node_agent_common::{
-    FileEvent, PATH_LEN, WriterInfo, file_flags, file_op, kind,
+    FileEvent, PATH_LEN, WriterInfo, file_flags, file_op, kind, shell_kind,
     stats::{Hook, StatKind},
 };
 
@@ -689,6 +690,7 @@ fn on_read_open_enter(dirfd: i32, path: u64, open_flags: u32) {
         return;
     }
     let Some(match_flags) = read_open_candidate(path) else {
+        on_shell_read_open_enter(dirfd, path, open_flags);
         return;
     };
     if is_agent() {
@@ -749,6 +751,144 @@ fn on_read_open_exit(pending: &Pending, ret: i64) {
     );
 }
 
+/// A read-only open by a shell (`crate::sourced`): remembered for its exit, where the file it
+/// returned is looked at. Other processes' cost one lookup here.
+#[inline(always)]
+fn on_shell_read_open_enter(dirfd: i32, path: u64, open_flags: u32) {
+    let kind = crate::sourced::shell_kind();
+    if kind == 0 || is_agent() {
+        return;
+    }
+    remember(
+        Pending {
+            path,
+            path2: 0,
+            op: file_op::OPEN_SCRIPT,
+            // The shell's kind (`shell_kind`), for the exit.
+            _pad: kind as u16,
+            match_flags: 0,
+            dirfd,
+            dirfd2: AT_FDCWD,
+            open_flags,
+            mode: 0,
+            uid: 0,
+            gid: 0,
+            target_tgid: 0,
+            _pad2: 0,
+        },
+        Hook::FileOpen,
+    );
+}
+
+/// A shell's read-only open returned: a regular file that another process wrote since the
+/// agent started, or one on a memory-backed file system, is a candidate. bash's is kept until
+/// bash `fstat`s it (`on_shell_fstat`); other shells' is sent (`OPEN_SCRIPT`) at once with the
+/// path the kernel holds for it, user space dropping it if the shell then `dup2`s it.
+#[inline(always)]
+fn on_shell_read_open_exit(pending: &Pending, ret: i64) {
+    let file = if ret >= 0 { fd_file(ret as u64) } else { 0 };
+    let inode = file_inode(file);
+    if file == 0 || inode == 0 || inode_type(inode) != S_IFREG {
+        return;
+    }
+    let (dev, ino) = inode_key(inode);
+    // SAFETY: read at once.
+    let writer = unsafe { WRITTEN.get(FileKey { dev, _pad: 0, ino }) }.map(|w| w.tgid);
+    let flags = crate::sourced::script_flags(inode, writer);
+    if flags == 0 {
+        return;
+    }
+    if u32::from(pending._pad) == shell_kind::BASH {
+        // Sent when bash `fstat`s it (`on_shell_fstat`): sourcing, not data.
+        crate::sourced::keep_bash_candidate(&crate::sourced::Candidate {
+            file: FileKey { dev, _pad: 0, ino },
+            fd: ret,
+            flags,
+            _pad: 0,
+            path: pending.path,
+            dirfd: i64::from(pending.dirfd),
+        });
+        return;
+    }
+    emit_script(pending, file, ret, dev, ino, flags);
+    crate::sourced::sent(dev, ino);
+}
+
+/// Sends a shell's `OPEN_SCRIPT` with the path the kernel holds for the file.
+#[inline(always)]
+fn emit_script(pending: &Pending, file: u64, ret: i64, dev: u32, ino: u64, flags: u32) {
+    let Some(s) = scratch() else {
+        return;
+    };
+    let object = matches!(
+        resolve_path(
+            current_task(),
+            file + config!(offsets.file_path) as u64,
+            &mut s.resolved,
+        ),
+        Walk::Done
+    );
+    emit(
+        &Pending {
+            match_flags: flags,
+            _pad: 0,
+            ..*pending
+        },
+        ret,
+        dev,
+        ino,
+        object,
+        Hook::FileOpen,
+    );
+}
+
+/// `fstat(fd)` (or `newfstatat(fd, "", AT_EMPTY_PATH)`): bash sourcing the file its last
+/// candidate open returned. Every stat of the host passes here; it leaves after one array
+/// read while no bash candidate waits.
+#[inline(always)]
+fn on_shell_fstat(fd: u64) {
+    let Some(c) = crate::sourced::take_bash_candidate(fd) else {
+        return;
+    };
+    let file = fd_file(fd);
+    if file == 0 {
+        return;
+    }
+    let pending = Pending {
+        path: c.path,
+        path2: 0,
+        op: file_op::OPEN_SCRIPT,
+        _pad: 0,
+        match_flags: 0,
+        dirfd: c.dirfd as i32,
+        dirfd2: AT_FDCWD,
+        open_flags: 0,
+        mode: 0,
+        uid: 0,
+        gid: 0,
+        target_tgid: 0,
+        _pad2: 0,
+    };
+    emit_script(&pending, file, c.fd, c.file.dev, c.file.ino, c.flags);
+}
+
+/// `AT_EMPTY_PATH`: a `newfstatat` of the fd itself.
+const AT_EMPTY_PATH: u64 = 0x1000;
+
+#[tracepoint(category = "syscalls", name = "sys_enter_newfstatat")]
+pub fn newfstatat_script(ctx: TracePointContext) -> u32 {
+    if arg(&ctx, 3) & AT_EMPTY_PATH != 0 {
+        on_shell_fstat(arg(&ctx, 0));
+    }
+    0
+}
+
+#[tracepoint(category = "syscalls", name = "sys_enter_newfstat")]
+pub fn newfstat_script(ctx: TracePointContext) -> u32 {
+    on_shell_fstat(arg(&ctx, 0));
+    0
+}
+
 /// A write-open is only remembered here: what it opened is known, and matched, at its exit.
 #[inline(always)]
 fn on_open_enter(dirfd: i32, path: u64, open_flags: u32, mode: u32) {
@@ -790,6 +930,10 @@ fn on_open_exit(ctx: &TracePointContext) {
     let ret = exit_ret(ctx);
     if pending.op == file_op::OPEN_READ {
         on_read_open_exit(&pending, ret);
+        return;
+    }
+    if pending.op == file_op::OPEN_SCRIPT {
+        on_shell_read_open_exit(&pending, ret);
         return;
     }
     let agent = pending._pad != 0;

@@ -19,6 +19,7 @@ mod guard;
 mod kernel;
 mod net;
 mod process;
+mod sourced;
 mod stream;
 mod synthetic;
 

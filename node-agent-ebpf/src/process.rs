@@ -75,6 +75,11 @@ fn on_exec(task: u64, bprm: u64) {
         count(Hook::Exec, StatKind::Filtered);
         return;
     }
+    // Whether the new image is a shell, even when its record is dropped below.
+    crate::sourced::on_exec(read_ptr(
+        read_ptr(task, config!(offsets.task_mm)),
+        config!(offsets.mm_exe_file),
+    ));
     let Some(mut entry) = reserve::<ExecEvent>() else {
         count(Hook::Exec, StatKind::Dropped);
         return;
@@ -515,6 +520,7 @@ fn on_fork(child: u64, typed: bool) {
         count(Hook::Fork, StatKind::Filtered);
         return;
     }
+    crate::sourced::on_fork(child_tgid);
     let Some(mut entry) = reserve::<ForkEvent>() else {
         count(Hook::Fork, StatKind::Dropped);
         return;
@@ -547,6 +553,7 @@ fn on_exit() {
         count(Hook::Exit, StatKind::Filtered);
         return;
     }
+    crate::sourced::on_thread_exit();
     // A helper, not two reads of the task: most exits on a busy host are threads'.
     let pid_tgid = bpf_get_current_pid_tgid();
     if pid_tgid as u32 != (pid_tgid >> 32) as u32 {

@@ -428,8 +428,10 @@ pub struct FileInfo {
     pub time: String,
     /// The calling process.
     pub process: ProcessRef,
-    /// `openWrite`, `rename`, `link`, `symlink`, `unlink`, `chmod`, `chown`, or `openRead`
-    /// (`/proc/<pid>/mem` only).
+    /// `openWrite`, `rename`, `link`, `symlink`, `unlink`, `chmod`, `chown`, `openRead`
+    /// (`/proc/<pid>/mem` only), `openScript` (a shell's read-only open of a file written by
+    /// another process or on a memory-backed file system: `ret` is its fd) or `redirect` (that
+    /// file, `inode`, then `dup2`ed by the same shell from fd `ret`: data, not a script).
     pub operation: &'static str,
     /// The path as the process gave it; for a change fanotify reported (`matchedBy: dirent`),
     /// the real path, or empty where fanotify does not know it (the old name of a file moved or
@@ -473,6 +475,10 @@ pub struct FileInfo {
     pub sysctl_value: Option<String>,
     /// A path was longer than the kernel keeps.
     pub truncated: bool,
+    /// `openScript` (a shell's read-only open of a file another process wrote): who wrote it
+    /// since the agent started, from the written-files map.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub written_by: Option<Writer>,
 }
 
 /// Kernel-level activity.
@@ -977,6 +983,8 @@ fn file_op_name(op: u16) -> &'static str {
         CHMOD => "chmod",
         CHOWN => "chown",
         OPEN_READ => "openRead",
+        OPEN_SCRIPT => "openScript",
+        REDIRECT => "redirect",
         _ => "unknown",
     }
 }
@@ -999,6 +1007,12 @@ pub fn file_info(ev: &node_agent_common::FileEvent, clock: &Clock) -> FileInfo {
     }
     if ev.match_flags & file_flags::UNRESOLVED != 0 {
         matched_by.push("unresolved");
+    }
+    if ev.match_flags & file_flags::WRITTEN_BY_OTHER != 0 {
+        matched_by.push("writtenByOther");
+    }
+    if ev.match_flags & file_flags::MEMORY_FS != 0 {
+        matched_by.push("memoryFs");
     }
     let unchanged = |v: u32| (v != u32::MAX).then_some(v);
     // Otherwise absolute paths stand alone and a relative one starts from the directory the
@@ -1060,6 +1074,7 @@ pub fn file_info(ev: &node_agent_common::FileEvent, clock: &Clock) -> FileInfo {
         matched_by,
         proc_mem_pid,
         sysctl_value: None,
+        written_by: None,
         truncated: ev.match_flags & (file_flags::PATH_TRUNCATED | file_flags::PATH2_TRUNCATED) != 0,
     }
 }
@@ -1119,6 +1134,7 @@ pub fn dirent_info(
         matched_by: vec!["dirent"],
         proc_mem_pid: None,
         sysctl_value: None,
+        written_by: None,
         truncated: false,
     }
 }

@@ -218,6 +218,7 @@ mod tests {
             matched_by: Vec::new(),
             proc_mem_pid: None,
             sysctl_value: None,
+            written_by: None,
             truncated: false,
         }
     }

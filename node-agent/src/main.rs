@@ -387,6 +387,7 @@ impl SensorArgs {
             sensitive,
             agent_files: Vec::new(),
             host_root: PathBuf::from("/"),
+            shells: SensorOptions::default_shells(),
         })
     }
 }

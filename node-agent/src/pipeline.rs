@@ -504,7 +504,7 @@ impl Pipeline {
                 let mut info = file_info(ev, &self.clock);
                 // Where the kernel could not record the base directory, ask /proc (the
                 // process may be gone by now: then the path stays relative).
-                if info.resolved_path.is_none() {
+                if info.resolved_path.is_none() && info.operation != "redirect" {
                     info.resolved_path = resolve_at(info.process.pid, ev.dirfd, &info.path);
                 }
                 if let (None, Some(path2)) = (&info.resolved_path2, &info.path2) {
@@ -516,6 +516,18 @@ impl Pipeline {
                     && path.starts_with("/proc/sys/")
                 {
                     info.sysctl_value = sysctl_value_written(info.process.pid, info.ret, path);
+                }
+                if ev.match_flags & node_agent_common::file_flags::WRITTEN_BY_OTHER != 0 {
+                    let key = node_agent_common::FileKey {
+                        dev: ev.dev,
+                        _pad: 0,
+                        ino: ev.ino,
+                    };
+                    info.written_by = self
+                        .written
+                        .as_ref()
+                        .and_then(|m| m.writer(&key))
+                        .map(|w| writer(&w, &self.clock));
                 }
                 if let Some(pairs) = &mut self.pairs
                     && !pairs.admit(&info, Source::Kernel)

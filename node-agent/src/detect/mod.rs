@@ -32,6 +32,9 @@ pub mod report;
 pub mod reputation;
 pub mod rules;
 pub mod selfprotect;
+mod sourced;
+#[cfg(test)]
+mod sourced_tests;
 pub mod stratum;
 mod technique;
 #[cfg(test)]
@@ -276,6 +279,8 @@ pub struct Detector {
     answers: bounded::FifoMap<IpAddr, String>,
     /// Pipes seen at execs: who reads and who writes each.
     pipes: pipes::PipeTable,
+    /// Shells' opens of downloaded or memory-backed files, until the shell shows what it did.
+    sourced: sourced::SourcedTable,
     stats: DetectorStats,
     enricher: Option<ResourceEnricher>,
     /// The agent itself, for the self-protection checks (unknown until the sensor starts).
@@ -325,6 +330,7 @@ impl Detector {
             dns: reputation::DnsMemory::default(),
             answers: bounded::FifoMap::new(reputation::MAX_ANSWERS),
             pipes: pipes::PipeTable::default(),
+            sourced: sourced::SourcedTable::default(),
             stats: DetectorStats::default(),
             enricher: None,
             agent: None,
@@ -411,6 +417,14 @@ impl Detector {
                 shed: self.pipes.downloaders().1,
             },
             TrackedTable {
+                table: "sourcedScripts",
+                entries: self.sourced.held().0 as u64,
+                max_entries: sourced::MAX_HELD as u64,
+                bytes: None,
+                max_bytes: None,
+                shed: self.sourced.held().1,
+            },
+            TrackedTable {
                 table: "dns",
                 entries: self.dns.len() as u64 + self.answers.len() as u64,
                 max_entries: reputation::DNS_TRACKED_ENTRIES_BOUND as u64,
@@ -470,8 +484,13 @@ impl Detector {
                     lineage: e.lineage.clone(),
                     uuid: e.process.uuid.clone(),
                 };
+                // What the old image held is judged as it: before it is forgotten.
+                let mut held = std::mem::take(&mut self.sourced);
+                let judged = sourced::on_exec(self, &mut held, &self.pipes, e, lookup);
+                self.sourced = held;
                 self.remember(e.process.pid, remembered);
                 let mut found = exec::check(self, e, lookup);
+                found.extend(judged);
                 found.extend(behaviour::check_exec(self, e, lookup));
                 found.extend(technique::check_exec(self, e, lookup));
                 let mut table = std::mem::take(&mut self.pipes);
@@ -492,9 +511,15 @@ impl Detector {
                     self.stats.parents_shed += 1;
                 }
                 self.parents.insert(f.child_pid, f.process.pid);
-                Vec::new()
+                let mut held = std::mem::take(&mut self.sourced);
+                let found = sourced::on_fork(self, &mut held, &self.pipes, f, lookup);
+                self.sourced = held;
+                found
             }
             Event::Exit(x) => {
+                let mut held = std::mem::take(&mut self.sourced);
+                let found = sourced::on_exit(self, &mut held, &self.pipes, x.process.pid, lookup);
+                self.sourced = held;
                 // A process' events all come before its exit: forget it, so the tables hold
                 // live processes only.
                 self.dns.forget(x.process.pid);
@@ -506,7 +531,7 @@ impl Detector {
                 {
                     self.procs.remove(&x.process.pid);
                 }
-                Vec::new()
+                found
             }
             Event::Connect(n) => {
                 let mut found = reputation::check_connect(self, n, lookup);
@@ -516,6 +541,13 @@ impl Detector {
             Event::Accept(n) => reputation::check_accept(self, n, lookup),
             Event::Dns(d) => reputation::check_dns(self, d, lookup),
             Event::Stream(s) => stratum::check_stream(self, s, lookup),
+            Event::File(f) if matches!(f.operation, "openScript" | "redirect") => {
+                // A shell reading a file, not a change to it: only the sourcing check reads it.
+                let mut held = std::mem::take(&mut self.sourced);
+                let found = sourced::on_file(self, &mut held, &self.pipes, f, lookup);
+                self.sourced = held;
+                found
+            }
             Event::File(f) => {
                 let mut found = behaviour::check_file(self, f, lookup);
                 found.extend(technique::check_file(self, f, lookup));

@@ -124,6 +124,13 @@ impl PipeTable {
         (self.downloaders.len(), self.downloaders.evicted())
     }
 
+    /// The downloader pid ran, if it still counts as one: its executable and command line.
+    pub(crate) fn downloader(&self, pid: u32) -> Option<(&Path, &str)> {
+        self.downloaders
+            .get(&pid)
+            .map(|d| (d.exe.as_path(), d.command_line.as_str()))
+    }
+
     fn entry(&mut self, ino: u64) -> &mut Pipe {
         self.pipes.get_or_default(ino)
     }

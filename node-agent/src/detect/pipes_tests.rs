@@ -9,7 +9,7 @@ use vigil_detection::{SharedIntel, ThreatIntel};
 use super::{behaviour::Decoder, *};
 use crate::event::{ExecInfo, FdPipe, ProcessRef};
 
-fn detector() -> Detector {
+pub(super) fn detector() -> Detector {
     Detector::new(
         Arc::new(SharedIntel::new(ThreatIntel::empty())),
         None,
@@ -21,7 +21,7 @@ fn detector() -> Detector {
 }
 
 /// One exec: pid, executable, arguments, pipe on stdin, pipe on stdout, inherited pipes.
-struct X {
+pub(super) struct X {
     pid: u32,
     exe: &'static str,
     argv: &'static [&'static str],
@@ -30,7 +30,7 @@ struct X {
     fds: &'static [(u32, u64)],
 }
 
-const fn x(
+pub(super) const fn x(
     pid: u32,
     exe: &'static str,
     argv: &'static [&'static str],
@@ -47,7 +47,7 @@ const fn x(
     }
 }
 
-fn exec(x: &X) -> Event {
+pub(super) fn exec(x: &X) -> Event {
     let comm: String = super::basename(x.exe).chars().take(15).collect();
     Event::Exec(Box::new(ExecInfo {
         time: "2026-12-05T01:00:00Z".into(),

@@ -199,6 +199,13 @@ fn plan(hook: Hook, offsets: &KernelOffsets) -> Vec<Mechanism> {
             ("creat_exit", "syscalls", "sys_exit_creat"),
             ("openat2_enter", "syscalls", "sys_enter_openat2"),
             ("openat2_exit", "syscalls", "sys_exit_openat2"),
+            // A shell's redirection of a file it opened (data, not a script it sources); the
+            // `dup` hook's programs on the same tracepoints look for sockets.
+            ("dup2_redirect", "syscalls", "sys_enter_dup2"),
+            ("dup3_redirect", "syscalls", "sys_enter_dup3"),
+            // bash's `fstat` of a file it opened: it sources it.
+            ("newfstatat_script", "syscalls", "sys_enter_newfstatat"),
+            ("newfstat_script", "syscalls", "sys_enter_newfstat"),
         ])],
         Hook::FileChange => vec![TracePoints(&[
             ("rename_enter", "syscalls", "sys_enter_rename"),

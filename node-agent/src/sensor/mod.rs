@@ -64,11 +64,24 @@ pub struct SensorOptions {
     /// [`host::host_root`] finds it in a container), for the sensors that open the host's
     /// files by path (`file_dirents`).
     pub host_root: PathBuf,
+    /// Executable file names of shells: their read-only opens of files written by others or
+    /// on memory-backed file systems are reported (a script sourced by the running shell).
+    pub shells: Vec<String>,
 }
 
 impl SensorOptions {
     /// One record per connection and process per second at most, however fast it repeats.
     pub const DEFAULT_REPEAT_WINDOW_MS: u32 = 1000;
+
+    /// The built-in rules' `shells`, and `busybox` (whose applets include `sh`: user space
+    /// tells them apart by argv[0]).
+    pub fn default_shells() -> Vec<String> {
+        let mut shells = crate::detect::RuleSet::builtin()
+            .map(|r| r.behaviour().shells.clone())
+            .unwrap_or_default();
+        shells.push("busybox".to_owned());
+        shells
+    }
 }
 
 impl Default for SensorOptions {
@@ -85,6 +98,7 @@ impl Default for SensorOptions {
             sensitive: SensitivePaths::default(),
             agent_files: Vec::new(),
             host_root: PathBuf::from("/"),
+            shells: Self::default_shells(),
         }
     }
 }
@@ -155,6 +169,12 @@ pub enum SensorError {
          SENSITIVE_PREFIXES and SENSITIVE_NAMES maps (at most 1024 entries each)"
     )]
     SensitivePaths(String),
+    /// The shell names could not be loaded into the kernel.
+    #[error(
+        "cannot load the shell names into the kernel ({0}); the file sensor needs the \
+         SHELL_NAMES map (at most 64 names of at most 15 bytes)"
+    )]
+    ShellNames(String),
     /// A ring count the programs cannot spread records over.
     #[error(
         "cannot spread records over {0} ring buffers: the count must be a power of two from 1 \
@@ -336,6 +356,7 @@ impl Sensor {
         crate::memory::release_static(OBJECT);
 
         load_sensitive_paths(&mut ebpf, &options.sensitive)?;
+        load_shell_names(&mut ebpf, &options.shells)?;
         // Before any sensor attaches: the programs filter the agent's own tasks by this.
         let identity = guard::learn_identity(&mut ebpf, marker_nonce);
         let hooks = hooks::attach_all(
@@ -559,6 +580,59 @@ fn start_dirents(options: &SensorOptions) -> (Option<dirents::DirentWatch>, Hook
     }
 }
 
+/// Bytes of a shell's executable name the kernel compares (`SHELL_NAME_LEN`), its NUL
+/// included.
+const SHELL_NAME_LEN: usize = 16;
+/// Entries of the kernel's `SHELL_NAMES`.
+const SHELL_NAMES_MAX: usize = 64;
+
+/// Fills the kernel's shell names (`SHELL_NAMES`).
+fn load_shell_names(ebpf: &mut Ebpf, shells: &[String]) -> Result<(), SensorError> {
+    use aya::maps::HashMap;
+    let fail = |e: &dyn fmt::Display| SensorError::ShellNames(e.to_string());
+    let keys = shell_name_keys(shells).map_err(|e| fail(&e))?;
+    let mut names: HashMap<_, [u8; SHELL_NAME_LEN], u32> = ebpf
+        .map_mut("SHELL_NAMES")
+        .ok_or_else(|| fail(&"SHELL_NAMES missing"))?
+        .try_into()
+        .map_err(|e: aya::maps::MapError| fail(&e))?;
+    for (key, kind) in keys {
+        names.insert(key, kind, 0).map_err(|e| fail(&e))?;
+    }
+    Ok(())
+}
+
+/// The kernel's keys for shell names (NUL-padded, each name a file name shorter than the key),
+/// with how each shell sources (`shell_kind`).
+fn shell_name_keys(shells: &[String]) -> Result<Vec<([u8; SHELL_NAME_LEN], u32)>, String> {
+    let mut keys = Vec::new();
+    for name in shells {
+        if name.is_empty() || name.len() >= SHELL_NAME_LEN || name.contains(['/', '\0']) {
+            return Err(format!(
+                "shell name {name:?}: want a file name of 1 to {} bytes",
+                SHELL_NAME_LEN - 1
+            ));
+        }
+        let mut key = [0u8; SHELL_NAME_LEN];
+        key[..name.len()].copy_from_slice(name.as_bytes());
+        let kind = if name == "bash" {
+            node_agent_common::shell_kind::BASH
+        } else {
+            node_agent_common::shell_kind::OTHER
+        };
+        if !keys.iter().any(|(k, _)| *k == key) {
+            keys.push((key, kind));
+        }
+    }
+    if keys.len() > SHELL_NAMES_MAX {
+        return Err(format!(
+            "{} shell names, at most {SHELL_NAMES_MAX}",
+            keys.len()
+        ));
+    }
+    Ok(keys)
+}
+
 /// Fills the kernel's sensitive-path maps.
 fn load_sensitive_paths(ebpf: &mut Ebpf, set: &SensitivePaths) -> Result<(), SensorError> {
     use aya::maps::{
@@ -585,4 +659,25 @@ fn load_sensitive_paths(ebpf: &mut Ebpf, set: &SensitivePaths) -> Result<(), Sen
         names.insert(key, 1, 0).map_err(|e| fail(&e))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shell_names_become_padded_kernel_keys_and_bad_names_are_refused() {
+        let keys = shell_name_keys(&["sh".into(), "bash".into(), "sh".into()]).expect("keys");
+        assert_eq!(keys.len(), 2, "duplicates once");
+        assert_eq!(&keys[1].0[..5], b"bash\0");
+        assert!(keys[1].0[4..].iter().all(|&b| b == 0));
+        assert_eq!(keys[1].1, node_agent_common::shell_kind::BASH);
+        assert_eq!(keys[0].1, node_agent_common::shell_kind::OTHER);
+        for bad in ["", "/bin/sh", "a-name-of-16-byt", "nul\0"] {
+            assert!(shell_name_keys(&[bad.to_owned()]).is_err(), "{bad:?}");
+        }
+        let many: Vec<String> = (0..=SHELL_NAMES_MAX).map(|i| format!("sh{i}")).collect();
+        assert!(shell_name_keys(&many).is_err());
+        assert!(SensorOptions::default().shells.iter().any(|s| s == "bash"));
+    }
 }
