@@ -6,12 +6,13 @@ Usage (root, after `cargo build -p node-agent --bins`, or `--release`):
                           [-- node-agent run ARGS...]
 
 Starts `node-agent run` (output to /dev/null), waits until its sensors are attached, then for
-each storm (exec, connect, write, open, open-relative, open-proc, thread; exec, connect, write
-and open by default) takes `run_cnt` and `run_time_ns` of every program the agent holds before
-and after the storm and prints the difference per program: runs and ns per run. Stats are
-switched on with `kernel.bpf_stats_enabled=1` for the run and put back as they were after; they
-add about 20-40 ns to each run themselves. Only the agent's programs are read, but every process's
-syscalls run them: the counts are system-wide, so run it on a machine as quiet as you can.
+each storm (exec, connect, write, open, open-relative, open-proc, thread, shell; exec,
+connect, write and open by default) takes `run_cnt` and `run_time_ns` of every program the
+agent holds before and after the storm and prints the difference per program: runs and ns per
+run. Stats are switched on with `kernel.bpf_stats_enabled=1` for the run and put back as they
+were after; they add about 20-40 ns to each run themselves. Only the agent's programs are read,
+but every process's syscalls run them: the counts are system-wide, so run it on a machine as
+quiet as you can.
 Syscall numbers are x86-64's.
 """
 
@@ -107,7 +108,16 @@ def main():
     ap.add_argument(
         "--storm",
         action="append",
-        choices=["exec", "connect", "write", "open", "open-relative", "open-proc", "thread"],
+        choices=[
+            "exec",
+            "connect",
+            "write",
+            "open",
+            "open-relative",
+            "open-proc",
+            "thread",
+            "shell",
+        ],
     )
     ap.add_argument("agent_args", nargs="*")
     args = ap.parse_args()
@@ -130,6 +140,15 @@ def main():
         "open-relative": [os.path.abspath(trigger), "open-storm", str(args.seconds), "hostname"],
         # A path through /proc/ (as ps and top read): looked at at exit, then dropped.
         "open-proc": [trigger, "open-storm", str(args.seconds), "/proc/self/stat"],
+        # A shell reading a file through a redirection in a loop: a shell's read-only opens
+        # (marked in the kernel) and its dup2s.
+        "shell": [
+            "bash",
+            "-c",
+            f"s={args.seconds}; end=$((SECONDS + s)); n=0\n"
+            "while [ $SECONDS -lt $end ]; do read -r x < /etc/hostname; n=$((n + 1)); done\n"
+            "echo $((n / s))",
+        ],
         # Threads started and joined in a loop: the fork and exit programs' thread filter.
         "thread": [
             "python3",
