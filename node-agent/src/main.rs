@@ -368,8 +368,9 @@ impl SensorArgs {
                 }
             }
         }
-        // Every account's user systemd units (persistence), from the host's accounts.
-        let mut sensitive = SensitivePaths::default().with_user_unit_dirs(
+        // Every account's user systemd units and XDG autostart entries (persistence), from the
+        // host's accounts.
+        let mut sensitive = SensitivePaths::default().with_user_persistence_dirs(
             node_agent::sensitive::home_directories(std::path::Path::new("/etc/passwd")),
         );
         if let Some(path) = &self.sensitive_paths {

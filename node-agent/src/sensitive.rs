@@ -13,11 +13,21 @@ pub const MAX_PATH_BYTES: usize = 127;
 /// Longest file name the kernel compares (its hash key; the NUL counts).
 pub const MAX_NAME_BYTES: usize = 31;
 
-/// The set stops growing with home directories here: the kernel's prefix trie holds 1,024.
-const USER_UNIT_DIRS_BOUND: usize = 768;
+/// Entries the kernel's prefix trie (exact paths and prefixes) holds
+/// (`node-agent-ebpf/src/files.rs`, `SENSITIVE_PREFIXES`).
+pub const KERNEL_PREFIX_ENTRIES: usize = 1_024;
+/// Entries the kernel's name set holds (`SENSITIVE_NAMES`).
+pub const KERNEL_NAME_ENTRIES: usize = 1_024;
+
+/// The set stops growing with home directories here, a quarter of the kernel's prefix trie
+/// short of full.
+pub const HOME_DIRS_BOUND: usize = 768;
+
+/// Persistence directories in every home directory, as prefixes under it.
+const HOME_PERSISTENCE_DIRS: [&str; 2] = [".config/systemd/user/", ".config/autostart/"];
 
 /// Home directories of the accounts in a `passwd` file that can own files (not `/`, not
-/// `/nonexistent`), for [`SensitivePaths::with_user_unit_dirs`]. An unreadable file gives none.
+/// `/nonexistent`), for [`SensitivePaths::with_user_persistence_dirs`]. An unreadable file gives none.
 pub fn home_directories(passwd: &Path) -> Vec<PathBuf> {
     let Ok(text) = std::fs::read_to_string(passwd) else {
         return Vec::new();
@@ -164,11 +174,37 @@ const DEFAULTS: &[(&str, MatchKind, Category)] = &[
     entry("/etc/init.d/", Prefix, Persist),
     entry("/etc/rc.local", Exact, Persist),
     entry("/etc/rc.d/rc.local", Exact, Persist),
+    entry("/usr/local/lib/systemd/system/", Prefix, Persist),
+    // Generators: systemd runs them as root at boot and at every daemon-reload.
+    entry("/etc/systemd/system-generators/", Prefix, Persist),
+    entry("/usr/local/lib/systemd/system-generators/", Prefix, Persist),
+    entry("/lib/systemd/system-generators/", Prefix, Persist),
+    entry("/usr/lib/systemd/system-generators/", Prefix, Persist),
+    // at's spool (Debian keeps it inside cron's), and where atd writes the jobs' output.
+    entry("/var/spool/cron/atjobs/", Prefix, Persist),
+    entry("/var/spool/cron/atspool/", Prefix, Persist),
+    entry("/var/spool/at/", Prefix, Persist),
     entry("/root/.config/systemd/user/", Prefix, Persist),
+    entry("/root/.config/autostart/", Prefix, Persist),
+    // XDG autostart, udev rules, message-of-the-day scripts, modules loaded at boot.
+    entry("/etc/xdg/autostart/", Prefix, Persist),
+    entry("/etc/udev/rules.d/", Prefix, Persist),
+    entry("/lib/udev/rules.d/", Prefix, Persist),
+    entry("/usr/lib/udev/rules.d/", Prefix, Persist),
+    entry("/etc/update-motd.d/", Prefix, Persist),
+    entry("/etc/modules-load.d/", Prefix, Persist),
+    entry("/etc/modules", Exact, Persist),
     entry("/etc/profile", Exact, Persist),
     entry("/etc/profile.d/", Prefix, Persist),
     entry("/etc/bash.bashrc", Exact, Persist),
     entry("/etc/environment", Exact, Persist),
+    // zsh's system start-up files: Debian's directory, other distributions' files.
+    entry("/etc/zsh/", Prefix, Persist),
+    entry("/etc/zshenv", Exact, Persist),
+    entry("/etc/zprofile", Exact, Persist),
+    entry("/etc/zshrc", Exact, Persist),
+    entry("/etc/zlogin", Exact, Persist),
+    entry("/etc/zlogout", Exact, Persist),
     entry(".bashrc", Name, Persist),
     entry(".bash_profile", Name, Persist),
     entry(".bash_login", Name, Persist),
@@ -247,29 +283,34 @@ impl SensitivePaths {
         self.validate()
     }
 
-    /// Adds the user systemd unit directory (`.config/systemd/user/`) of each home directory
-    /// (root's is built in). The kernel matches absolute prefixes, so homes are listed one by
-    /// one; a user added later is not covered until the agent restarts. Homes that make the
-    /// prefix too long for the kernel, and `/`, are skipped.
-    pub fn with_user_unit_dirs<I: IntoIterator<Item = PathBuf>>(mut self, homes: I) -> Self {
+    /// Adds the persistence directories of each home directory (root's are built in): user
+    /// systemd units (`.config/systemd/user/`) and XDG autostart entries (`.config/autostart/`).
+    /// The kernel matches absolute prefixes, so homes are listed one by one; a user added later
+    /// is not covered until the agent restarts. Homes that make a prefix too long for the
+    /// kernel, and `/`, are skipped; the set stops growing at [`HOME_DIRS_BOUND`] entries, which
+    /// leaves room in the kernel's trie for the agent's files and a `--sensitive-paths` file.
+    pub fn with_user_persistence_dirs<I: IntoIterator<Item = PathBuf>>(mut self, homes: I) -> Self {
         for home in homes {
             let Some(home) = home.to_str().map(|h| h.trim_end_matches('/').to_owned()) else {
                 continue;
             };
-            let pattern = format!("{home}/.config/systemd/user/");
-            if home.is_empty()
-                || !home.starts_with('/')
-                || pattern.len() > MAX_PATH_BYTES
-                || self.entries.iter().any(|e| e.pattern == pattern)
-                || self.entries.len() >= USER_UNIT_DIRS_BOUND
-            {
+            if home.is_empty() || !home.starts_with('/') {
                 continue;
             }
-            self.entries.push(SensitivePath {
-                pattern,
-                kind: Prefix,
-                category: Persist,
-            });
+            for dir in HOME_PERSISTENCE_DIRS {
+                let pattern = format!("{home}/{dir}");
+                if pattern.len() > MAX_PATH_BYTES
+                    || self.entries.iter().any(|e| e.pattern == pattern)
+                    || self.entries.len() >= HOME_DIRS_BOUND
+                {
+                    continue;
+                }
+                self.entries.push(SensitivePath {
+                    pattern,
+                    kind: Prefix,
+                    category: Persist,
+                });
+            }
         }
         self
     }
@@ -439,7 +480,7 @@ mod tests {
         .expect("write");
         let homes = home_directories(&passwd);
         assert_eq!(homes, [PathBuf::from("/home/ann"), PathBuf::from("/root")]);
-        let set = SensitivePaths::default().with_user_unit_dirs(homes);
+        let set = SensitivePaths::default().with_user_persistence_dirs(homes);
         set.validate().expect("valid");
         let hit = |p: &str| set.classify(Path::new(p)).map(|e| e.category);
         assert_eq!(
@@ -447,15 +488,48 @@ mod tests {
             Some(Category::Persistence)
         );
         assert_eq!(
-            set.entries
-                .iter()
-                .filter(|e| e.pattern == "/root/.config/systemd/user/")
-                .count(),
-            1,
-            "root's is built in and not added twice"
+            hit("/home/ann/.config/autostart/evil.desktop"),
+            Some(Category::Persistence)
         );
+        assert_eq!(hit("/home/ann/.config/other/x"), None);
+        for root in ["/root/.config/systemd/user/", "/root/.config/autostart/"] {
+            assert_eq!(
+                set.entries.iter().filter(|e| e.pattern == root).count(),
+                1,
+                "root's {root} is built in and not added twice"
+            );
+        }
         assert!(home_directories(&dir.join("missing")).is_empty());
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn many_homes_leave_room_in_the_kernel_maps() {
+        let defaults = SensitivePaths::default();
+        assert!(
+            defaults.trie_entries().len() < HOME_DIRS_BOUND,
+            "the built-in set ({}) leaves room for home directories",
+            defaults.trie_entries().len()
+        );
+        assert!(defaults.name_keys().len() < KERNEL_NAME_ENTRIES);
+        // A host with thousands of accounts: the set stops at the bound, every built-in entry
+        // is still there, and the agent's files and a file of extra entries still fit.
+        let homes = (0..5_000).map(|i| PathBuf::from(format!("/home/user{i}")));
+        let set = SensitivePaths::default().with_user_persistence_dirs(homes);
+        assert_eq!(set.entries.len(), HOME_DIRS_BOUND);
+        assert_eq!(set.entries[..defaults.entries.len()], defaults.entries[..]);
+        let (set, _) = set.with_agent_files(&[PathBuf::from("/usr/bin/vigil-node-agent")]);
+        assert!(set.trie_entries().len() + 200 < KERNEL_PREFIX_ENTRIES);
+        // Both directories of a home are added together while there is room.
+        let set = SensitivePaths::default().with_user_persistence_dirs([PathBuf::from("/home/bo")]);
+        let added: Vec<_> = set.entries[defaults.entries.len()..]
+            .iter()
+            .map(|e| e.pattern.as_str())
+            .collect();
+        assert_eq!(
+            added,
+            ["/home/bo/.config/systemd/user/", "/home/bo/.config/autostart/"]
+        );
     }
 
     #[test]

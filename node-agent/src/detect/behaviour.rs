@@ -52,6 +52,8 @@ pub(crate) struct BehaviourSpec {
     #[serde(default)]
     crontab_programs: Vec<String>,
     #[serde(default)]
+    at_programs: Vec<String>,
+    #[serde(default)]
     history_files: Vec<String>,
     #[serde(default)]
     wiped_logs: Vec<String>,
@@ -141,6 +143,37 @@ pub enum PersistenceKind {
     Init,
     /// Shell start-up files, system-wide and in home directories (T1546.004).
     Shell,
+    /// XDG autostart entries, run when a desktop session starts (T1547.013).
+    Autostart,
+    /// udev rules: a `RUN+=` program runs as root on a device event (T1546.017).
+    Udev,
+    /// Message-of-the-day scripts, run as root at every ssh login (T1037).
+    Motd,
+    /// Kernel modules loaded at boot (T1547.006).
+    Modules,
+    /// The login environment every PAM session reads (`/etc/environment`; T1546.004,
+    /// T1574.006 through `LD_PRELOAD`).
+    Environment,
+    /// `at` and `batch` jobs (T1053.002).
+    At,
+}
+
+impl PersistenceKind {
+    /// The name in `persistenceKind` and in the rules files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PersistenceKind::Cron => "cron",
+            PersistenceKind::Systemd => "systemd",
+            PersistenceKind::Init => "init",
+            PersistenceKind::Shell => "shell",
+            PersistenceKind::Autostart => "autostart",
+            PersistenceKind::Udev => "udev",
+            PersistenceKind::Motd => "motd",
+            PersistenceKind::Modules => "modules",
+            PersistenceKind::Environment => "environment",
+            PersistenceKind::At => "at",
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -178,6 +211,14 @@ pub enum Place {
 }
 
 impl Place {
+    /// How specific the place is: of two that hold a path, the longer one names it
+    /// (`/var/spool/cron/atjobs/` inside `/var/spool/cron/`).
+    pub fn specificity(&self) -> usize {
+        match self {
+            Place::Path(p) | Place::Home(p) => p.len(),
+        }
+    }
+
     /// Whether an absolute path is this place or under it.
     pub fn contains(&self, path: &str) -> bool {
         match self {
@@ -255,6 +296,8 @@ pub struct Behaviour {
     pub persistence_locations: Vec<PersistenceLocation>,
     /// `crontab` programs (resolved paths): a table installed from a file or standard input.
     pub crontab_programs: Vec<String>,
+    /// `at` programs (resolved paths): a job queued to run later.
+    pub at_programs: Vec<String>,
     /// Shell history file names.
     pub history_files: Vec<String>,
     /// System logs whose removal or truncation is wiping (prefix when ending in `/`).
@@ -357,6 +400,7 @@ impl Behaviour {
         let absolute = [
             ("packageManagers", &spec.package_managers),
             ("crontabPrograms", &spec.crontab_programs),
+            ("atPrograms", &spec.at_programs),
             ("wipedLogs", &spec.wiped_logs),
             ("logOwners", &spec.log_owners),
             ("memoryExecDirs", &spec.memory_exec_dirs),
@@ -487,6 +531,7 @@ impl Behaviour {
         self.package_managers.extend(spec.package_managers);
         self.persistence_locations.extend(locations);
         self.crontab_programs.extend(spec.crontab_programs);
+        self.at_programs.extend(spec.at_programs);
         self.history_files.extend(spec.history_files);
         self.wiped_logs.extend(spec.wiped_logs);
         self.log_owners.extend(spec.log_owners);

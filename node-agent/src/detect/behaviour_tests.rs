@@ -4,7 +4,7 @@ use std::{path::PathBuf, sync::Arc};
 
 use vigil_detection::{FindingType, SharedIntel, ThreatIntel};
 
-use super::*;
+use super::{behaviour::Place, *};
 use crate::{
     container::{Container, Runtime as ContainerRuntime},
     event::{ActivityInfo, ExecInfo, FileInfo, NetInfo, ProcessRef, Writer},
@@ -1488,6 +1488,272 @@ fn crontab_installs_from_files_and_standard_input() {
     assert!(crontab(&["crontab", "-l"]).is_empty());
     assert!(crontab(&["crontab", "-e"]).is_empty());
     assert!(crontab(&["crontab", "-u", "root", "-r"]).is_empty());
+}
+
+/// `(ruleId, persistenceKind)` of the persistence findings of a sequence of events.
+fn persistence_kinds(events: &[Event]) -> Vec<(String, String)> {
+    let mut d = detector();
+    events
+        .iter()
+        .flat_map(|e| d.process(e, &NoLookup))
+        .map(|o| o.finding)
+        .filter(|f| f.finding_type == "Persistence:Runtime/SuspiciousCommand")
+        .map(|f| {
+            let get = |k: &str| f.context.additional.get(k).cloned().unwrap_or_default();
+            (get("ruleId"), get("persistenceKind"))
+        })
+        .collect()
+}
+
+fn kind_of(rule: &str, kind: &str) -> Vec<(String, String)> {
+    vec![(rule.to_owned(), kind.to_owned())]
+}
+
+#[test]
+fn autostart_udev_motd_module_environment_and_at_places_are_persistence() {
+    let sh = exec_by(
+        320,
+        "/usr/bin/dash",
+        &["sh", "-c", "x"],
+        &[(200, "/usr/bin/bash")],
+    );
+    for (path, kind) in [
+        ("/usr/local/lib/systemd/system/x.service", "systemd"),
+        ("/etc/systemd/system-generators/x", "systemd"),
+        ("/usr/local/lib/systemd/system-generators/x", "systemd"),
+        ("/lib/systemd/system-generators/x", "systemd"),
+        ("/usr/lib/systemd/system-generators/x", "systemd"),
+        ("/etc/xdg/autostart/x.desktop", "autostart"),
+        ("/root/.config/autostart/x.desktop", "autostart"),
+        ("/home/ann/.config/autostart/x.desktop", "autostart"),
+        ("/etc/udev/rules.d/99-x.rules", "udev"),
+        ("/lib/udev/rules.d/99-x.rules", "udev"),
+        ("/usr/lib/udev/rules.d/99-x.rules", "udev"),
+        ("/etc/update-motd.d/99-x", "motd"),
+        ("/etc/modules-load.d/x.conf", "modules"),
+        ("/etc/modules", "modules"),
+        ("/etc/environment", "environment"),
+        ("/var/spool/cron/atjobs/a0001401c2e1f0", "at"),
+        ("/var/spool/at/a0001401c2e1f0", "at"),
+    ] {
+        assert_eq!(
+            persistence_kinds(&[sh.clone(), write_by(320, "sh", path)]),
+            kind_of(&format!("behaviour-persistence-{kind}"), kind),
+            "{path}"
+        );
+    }
+    // zsh's system files are shell start-up files.
+    for path in ["/etc/zsh/zshrc", "/etc/zsh/zshenv", "/etc/zshenv", "/etc/zprofile"] {
+        assert_eq!(
+            persistence_kinds(&[sh.clone(), write_by(320, "sh", path)]),
+            kind_of("behaviour-persistence-shell-startup", "shell"),
+            "{path}"
+        );
+    }
+    // Names that only start like one, and other directories, are not.
+    for path in [
+        "/etc/modules.bak",
+        "/etc/environment.d-notes",
+        "/home/ann/.config/autostart-notes/x",
+        "/etc/udev/hwdb.d/x.hwdb",
+        "/etc/motd",
+    ] {
+        assert!(
+            persistence_kinds(&[sh.clone(), write_by(320, "sh", path)]).is_empty(),
+            "{path}"
+        );
+    }
+    // Moved into place, made executable in place.
+    let mv = file_event("rename", "/root/x.desktop", |f| {
+        f.process = proc_ref(320, "mv");
+        f.path2 = Some("/etc/xdg/autostart/x.desktop".into());
+        f.resolved_path2 = Some(PathBuf::from("/etc/xdg/autostart/x.desktop"));
+        f.ret = 0;
+    });
+    assert_eq!(
+        persistence_kinds(&[sh.clone(), mv]),
+        kind_of("behaviour-persistence-autostart", "autostart")
+    );
+    let chmod = file_event("chmod", "/etc/update-motd.d/99-x", |f| {
+        f.process = proc_ref(320, "chmod");
+        f.ret = 0;
+    });
+    assert_eq!(
+        persistence_kinds(&[sh.clone(), chmod]),
+        kind_of("behaviour-persistence-motd", "motd")
+    );
+}
+
+#[test]
+fn new_persistence_places_are_judged_by_executable_owner_and_lineage() {
+    let dpkg = exec_by(
+        300,
+        "/usr/bin/dpkg",
+        &["dpkg", "-i", "x.deb"],
+        &[(1, "/usr/lib/systemd/systemd")],
+    );
+    let postinst = exec_by(
+        302,
+        "/usr/bin/dash",
+        &["/bin/sh", "/var/lib/dpkg/info/x.postinst", "configure"],
+        &[(300, "/usr/bin/dpkg"), (1, "/usr/lib/systemd/systemd")],
+    );
+    // The package manager unpacking, and its maintainer script writing: installation.
+    for path in [
+        "/usr/lib/udev/rules.d/60-x.rules",
+        "/etc/update-motd.d/50-x",
+        "/usr/lib/systemd/system-generators/x-generator",
+        "/etc/modules-load.d/x.conf",
+        "/etc/xdg/autostart/x.desktop",
+    ] {
+        assert!(
+            persistence_kinds(&[dpkg.clone(), write_by(300, "dpkg", path)]).is_empty(),
+            "dpkg: {path}"
+        );
+        assert!(
+            persistence_kinds(&[
+                dpkg.clone(),
+                postinst.clone(),
+                write_by(302, "x.postinst", path)
+            ])
+            .is_empty(),
+            "postinst: {path}"
+        );
+    }
+    // A program that calls itself dpkg is what its executable says.
+    let python = exec_by(
+        310,
+        "/usr/bin/python3.11",
+        &["python3", "/root/x.py"],
+        &[(200, "/usr/bin/bash")],
+    );
+    assert_eq!(
+        persistence_kinds(&[python, write_by(310, "dpkg", "/etc/update-motd.d/99-x")]),
+        kind_of("behaviour-persistence-motd", "motd")
+    );
+    // systemctl owns the unit directories, not udev's; an editor may change the login
+    // environment (as a shell start-up file), not a udev rule.
+    let systemctl = exec_by(
+        330,
+        "/usr/bin/systemctl",
+        &["systemctl", "enable", "x"],
+        &[(200, "/usr/bin/bash")],
+    );
+    assert_eq!(
+        persistence_kinds(&[
+            systemctl,
+            write_by(330, "systemctl", "/etc/udev/rules.d/99-x.rules")
+        ]),
+        kind_of("behaviour-persistence-udev", "udev")
+    );
+    let vim = exec_by(
+        341,
+        "/usr/bin/vim.basic",
+        &["vim", "/etc/environment"],
+        &[(200, "/usr/bin/bash")],
+    );
+    assert!(
+        persistence_kinds(&[vim.clone(), write_by(341, "vim", "/etc/environment")]).is_empty()
+    );
+    assert!(persistence_kinds(&[vim.clone(), write_by(341, "vim", "/etc/zsh/zshrc")]).is_empty());
+    assert_eq!(
+        persistence_kinds(&[vim, write_by(341, "vim", "/etc/udev/rules.d/99-x.rules")]),
+        kind_of("behaviour-persistence-udev", "udev")
+    );
+    // at and atd own at's spool, the most specific place inside cron's: crontab does not own
+    // it, and at does not own cron's tables.
+    let at = exec_by(
+        350,
+        "/usr/bin/at",
+        &["at", "-l"],
+        &[(200, "/usr/bin/bash")],
+    );
+    let atd = exec_by(351, "/usr/sbin/atd", &["atd"], &[(1, "/usr/lib/systemd/systemd")]);
+    let crontab = exec_by(
+        352,
+        "/usr/bin/crontab",
+        &["crontab", "-e"],
+        &[(200, "/usr/bin/bash")],
+    );
+    let job = "/var/spool/cron/atjobs/a0001401c2e1f0";
+    assert!(persistence_kinds(&[at.clone(), write_by(350, "at", job)]).is_empty());
+    assert!(persistence_kinds(&[atd, write_by(351, "atd", job)]).is_empty());
+    assert_eq!(
+        persistence_kinds(&[crontab, write_by(352, "crontab", job)]),
+        kind_of("behaviour-persistence-at", "at")
+    );
+    assert_eq!(
+        persistence_kinds(&[at, write_by(350, "at", "/var/spool/cron/crontabs/root")]),
+        kind_of("behaviour-persistence-cron", "cron")
+    );
+}
+
+#[test]
+fn every_persistence_location_is_in_the_sensitive_set_the_kernel_filters_with() {
+    // The file sensor reports only what the sensitive-path set names: a location it does not
+    // cover would never be seen. Homes are covered per account (root's built in).
+    let rules = RuleSet::builtin().unwrap();
+    let set = SensitivePaths::default()
+        .with_user_persistence_dirs([PathBuf::from("/home/ann")]);
+    for l in &rules.behaviour().persistence_locations {
+        let probes = match &l.place {
+            Place::Path(p) if p.ends_with('/') => vec![format!("{p}x")],
+            Place::Path(p) => vec![p.clone()],
+            Place::Home(h) if h.contains('/') => {
+                vec![format!("/root/{h}x"), format!("/home/ann/{h}x")]
+            }
+            Place::Home(h) => vec![format!("/srv/any/{h}")],
+        };
+        for probe in probes {
+            assert_eq!(
+                set.classify(std::path::Path::new(&probe)).map(|e| e.category),
+                Some(Category::Persistence),
+                "{probe} ({:?})",
+                l.kind
+            );
+        }
+    }
+}
+
+#[test]
+fn at_and_batch_queueing_a_job_and_not_listing_or_removing() {
+    let at = |exe: &str, argv: &[&str]| {
+        persistence_kinds(&[exec_by(400, exe, argv, &[(200, "/usr/bin/bash")])])
+    };
+    let queued = kind_of("behaviour-persistence-at", "at");
+    for argv in [
+        &["at", "now", "+", "1", "minute"][..],
+        &["at", "-f", "/root/job.sh", "now"],
+        &["at", "-mf", "/root/job.sh", "noon", "tomorrow"],
+        &["at", "-fjob.sh", "23:00"],
+        &["at", "-t", "203001010000"],
+        &["at", "-q", "b", "now"],
+        // Debian's batch script runs `at -qb now`; where batch is a link to at, argv[0] says.
+        &["/usr/bin/at", "-qb", "now"],
+        &["batch"],
+        &["at", "-b"],
+        &["at", "--", "now"],
+    ] {
+        assert_eq!(at("/usr/bin/at", argv), queued, "{argv:?}");
+    }
+    for argv in [
+        &["atq"][..],
+        &["/usr/bin/atq", "-q", "a"],
+        &["atrm", "3"],
+        &["at", "-l"],
+        &["at", "-q", "a", "-l"],
+        &["at", "-r", "3"],
+        &["at", "-d", "3"],
+        &["at", "-c", "3"],
+        &["at", "-V"],
+        // No time: at refuses it.
+        &["at"],
+        &["at", "-f", "/root/job.sh"],
+    ] {
+        assert!(at("/usr/bin/at", argv).is_empty(), "{argv:?}");
+    }
+    // Named at, but not at: by the executable.
+    assert!(at("/usr/bin/python3.11", &["at", "now"]).is_empty());
 }
 
 #[test]

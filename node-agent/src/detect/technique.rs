@@ -222,6 +222,7 @@ pub(crate) fn check_exec(d: &Detector, e: &ExecInfo, lookup: &dyn ProcessLookup)
     out.extend(interactive_shell(d, b, e, lookup));
     out.extend(ld_preload(d, b, e, lookup));
     out.extend(crontab_install(d, b, e, lookup));
+    out.extend(at_queue(d, b, e, lookup));
     out.extend(argv_padding(d, e, lookup));
     out
 }
@@ -803,6 +804,119 @@ fn crontab_install(
     ))
 }
 
+/// `at` or `batch` queueing a job: what it read (a file or standard input) runs later, as the
+/// account, from the spool (`atq`, `atrm`, `at -l`, `-r`, `-d` and `-c` queue nothing).
+fn at_queue(
+    d: &Detector,
+    b: &Behaviour,
+    e: &ExecInfo,
+    lookup: &dyn ProcessLookup,
+) -> Option<Candidate> {
+    let exe = e.exe.display().to_string();
+    if !b.at_programs.contains(&exe) {
+        return None;
+    }
+    let queue = at_queues(&e.argv)?;
+    let mut context = RuntimeContext {
+        command_line_example: Some(redacted_command_line(&e.argv)),
+        ..RuntimeContext::default()
+    };
+    context
+        .additional
+        .insert("persistenceKind".into(), PersistenceKind::At.as_str().into());
+    Some(technique(
+        d,
+        &e.process,
+        lookup,
+        Raises {
+            finding_type: FindingType::PersistenceSuspiciousCommand,
+            rule: "behaviour-persistence-at",
+            mitre: "T1053.002",
+            severity: None,
+        },
+        draft(
+            "A job was queued with at",
+            format!(
+                "Process {} (pid {}) queued an at job from {} to run {}.",
+                e.process.comm, e.process.pid, queue.source, queue.when
+            ),
+            "at-queue".into(),
+            context,
+        ),
+    ))
+}
+
+/// What an `at` command line queues.
+#[derive(Debug, PartialEq, Eq)]
+struct AtJob {
+    /// The job's commands: a file (`-f`) or standard input.
+    source: String,
+    /// The time asked for, as given (`now + 1 minute`), or when the load allows (`batch`).
+    when: String,
+}
+
+/// Reads an `at` argument vector as at(1) does (options `q:f:t:MmbvlrdhVc`). The program picks
+/// its mode by the name it was run as (`atq` and `atrm` are links to it): argv[0] is what it
+/// does, whatever the executable is called. `None`: nothing is queued.
+fn at_queues(argv: &[String]) -> Option<AtJob> {
+    let invoked = argv.first().map(|a| path_basename(Path::new(a)))?;
+    let mut batch = match invoked {
+        "atq" | "atrm" => return None,
+        "batch" => true,
+        _ => false,
+    };
+    let mut source = None;
+    let mut time = None;
+    let mut operands = Vec::new();
+    let mut args = argv.iter().skip(1);
+    while let Some(a) = args.next() {
+        if a == "--" {
+            operands.extend(args.by_ref().cloned());
+            break;
+        }
+        let Some(flags) = a.strip_prefix('-').filter(|f| !f.is_empty()) else {
+            operands.push(a.clone());
+            continue;
+        };
+        for (i, c) in flags.char_indices() {
+            match c {
+                // Listing, removing or printing jobs.
+                'l' | 'r' | 'd' | 'c' => return None,
+                'b' => batch = true,
+                'q' | 'f' | 't' => {
+                    let rest = &flags[i + c.len_utf8()..];
+                    let value = if rest.is_empty() {
+                        args.next().cloned()
+                    } else {
+                        Some(rest.to_owned())
+                    };
+                    match c {
+                        'f' => source = value,
+                        't' => time = value,
+                        _ => {}
+                    }
+                    break;
+                }
+                _ => {}
+            }
+        }
+    }
+    let when = if !operands.is_empty() {
+        operands.join(" ")
+    } else if let Some(t) = time {
+        t
+    } else if batch {
+        "when the load allows (batch)".to_owned()
+    } else {
+        // No time: at refuses ("Garbled time").
+        return None;
+    };
+    Some(AtJob {
+        source: source.unwrap_or_else(|| "standard input".to_owned()),
+        when,
+    })
+}
+
 // --- files ---------------------------------------------------------------------------------
 
 /// Checks of one file operation.
@@ -857,40 +971,58 @@ fn persistence_write(
         "rename" | "link" => text(f.resolved_path2.as_ref())?,
         _ => return None,
     };
+    // The most specific location that holds the path (`/var/spool/cron/atjobs/` is `at`'s,
+    // inside cron's spool).
     let location = b
         .persistence_locations
         .iter()
-        .find(|l| l.place.contains(&path))?;
+        .filter(|l| l.place.contains(&path))
+        .max_by_key(|l| l.place.specificity())?;
     if actor.is_one_of(&b.package_managers, Reach::Lineage)
         || actor.is_one_of(&location.owners, Reach::Parent)
     {
         return None;
     }
-    let (kind, rule, mitre, what) = match location.kind {
-        PersistenceKind::Cron => (
-            "cron",
-            "behaviour-persistence-cron",
-            "T1053.003",
-            "a cron table",
-        ),
+    let kind = location.kind.as_str();
+    let (rule, mitre, what) = match location.kind {
+        PersistenceKind::Cron => ("behaviour-persistence-cron", "T1053.003", "a cron table"),
         PersistenceKind::Systemd => (
-            "systemd",
             "behaviour-persistence-systemd",
             "T1543.002,T1053.006",
-            "a systemd unit",
+            "a systemd unit or generator",
         ),
-        PersistenceKind::Init => (
-            "init",
-            "behaviour-persistence-init",
-            "T1037.004",
-            "an init script",
-        ),
+        PersistenceKind::Init => ("behaviour-persistence-init", "T1037.004", "an init script"),
         PersistenceKind::Shell => (
-            "shell",
             "behaviour-persistence-shell-startup",
             "T1546.004",
             "a shell start-up file",
         ),
+        PersistenceKind::Autostart => (
+            "behaviour-persistence-autostart",
+            "T1547.013",
+            "an XDG autostart entry",
+        ),
+        PersistenceKind::Udev => (
+            "behaviour-persistence-udev",
+            "T1546.017",
+            "a udev rule (its RUN+= programs run as root on device events)",
+        ),
+        PersistenceKind::Motd => (
+            "behaviour-persistence-motd",
+            "T1037",
+            "a message-of-the-day script (run as root at every login)",
+        ),
+        PersistenceKind::Modules => (
+            "behaviour-persistence-modules",
+            "T1547.006",
+            "the list of kernel modules loaded at boot",
+        ),
+        PersistenceKind::Environment => (
+            "behaviour-persistence-environment",
+            "T1546.004,T1574.006",
+            "the login environment of every session",
+        ),
+        PersistenceKind::At => ("behaviour-persistence-at", "T1053.002", "an at job"),
     };
     let mut context = file_context(f, &path);
     context
