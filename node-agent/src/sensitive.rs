@@ -528,7 +528,10 @@ mod tests {
             .collect();
         assert_eq!(
             added,
-            ["/home/bo/.config/systemd/user/", "/home/bo/.config/autostart/"]
+            [
+                "/home/bo/.config/systemd/user/",
+                "/home/bo/.config/autostart/"
+            ]
         );
     }
 

@@ -12,7 +12,7 @@
 mod support;
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, HashMap},
     io::Write as _,
     os::unix::{fs::PermissionsExt, process::CommandExt},
     path::{Path, PathBuf},
@@ -23,7 +23,7 @@ use std::{
 
 use node_agent::{
     collector::{Collector, root_or_skip as privileged},
-    detect::{Detector, NoLookup},
+    detect::{Detector, KnownProcess, NoLookup, ProcessLookup},
     event::Event,
     sensitive::SensitivePaths,
     sensor::SensorOptions,
@@ -275,8 +275,344 @@ fn persistence_written_to_cron_systemd_and_init_locations() {
     );
 }
 
+/// Puts a file back as it was (or removes it, if it did not exist) when dropped: for the
+/// single files (`/etc/environment`, `/etc/modules`) the persistence tests append a comment to.
+struct RestoreFile {
+    path: PathBuf,
+    before: Option<Vec<u8>>,
+}
+
+impl RestoreFile {
+    fn new(path: &str) -> Self {
+        Self {
+            path: PathBuf::from(path),
+            before: std::fs::read(path).ok(),
+        }
+    }
+}
+
+impl Drop for RestoreFile {
+    fn drop(&mut self) {
+        let _ = match &self.before {
+            Some(bytes) => std::fs::write(&self.path, bytes),
+            None => std::fs::remove_file(&self.path),
+        };
+    }
+}
+
+/// The one behaviour-persistence finding of `found` with `rule`, of `kind`, on `path`.
+fn expect_persistence(found: &[Finding], rule: &str, kind: &str, path: &str, how: &str) {
+    let f = of(found, rule);
+    assert_eq!(f.len(), 1, "{how} {path}: {:?}", kinds(found));
+    assert_eq!(f[0].finding_type, "Persistence:Runtime/SuspiciousCommand");
+    assert_eq!(f[0].severity_label, SeverityLabel::Medium);
+    assert_eq!(f[0].context.file_path.as_deref(), Some(path), "{how}");
+    assert_eq!(
+        f[0].context
+            .additional
+            .get("persistenceKind")
+            .map(String::as_str),
+        Some(kind),
+        "{how} {path}"
+    );
+}
+
+#[test]
+fn generators_autostart_udev_motd_modules_and_login_environment_written_as_persistence() {
+    if !privileged(
+        "generators_autostart_udev_motd_modules_and_login_environment_written_as_persistence",
+    ) {
+        return;
+    }
+    let n = nonce();
+    let mut clean = Cleanup::default();
+    for dir in [
+        "/usr/local/lib/systemd/system",
+        "/etc/systemd/system-generators",
+        "/usr/lib/systemd/system-generators",
+        "/etc/xdg/autostart",
+        "/root/.config/autostart",
+        "/etc/udev/rules.d",
+        "/usr/lib/udev/rules.d",
+        "/etc/update-motd.d",
+        "/etc/modules-load.d",
+        "/etc/zsh",
+        "/var/spool/cron/atjobs",
+    ] {
+        clean.dirs(Path::new(dir));
+    }
+    // The single files get a comment appended and are put back as they were.
+    let _environment = RestoreFile::new("/etc/environment");
+    let _modules = RestoreFile::new("/etc/modules");
+    let scratch = Scratch::new("autostart");
+    let staged = scratch.path("staged");
+    std::fs::write(&staged, "# vigil test\n").expect("stage");
+    // (path, kind, how): a shell redirection, tee, cp.
+    let cases = [
+        (
+            format!("/usr/local/lib/systemd/system/vigil-{n}.service"),
+            "systemd",
+            "sh",
+        ),
+        (
+            format!("/etc/systemd/system-generators/vigil-{n}"),
+            "systemd",
+            "sh",
+        ),
+        (
+            format!("/usr/lib/systemd/system-generators/vigil-{n}"),
+            "systemd",
+            "cp",
+        ),
+        (
+            format!("/etc/xdg/autostart/vigil-{n}.desktop"),
+            "autostart",
+            "sh",
+        ),
+        (
+            format!("/root/.config/autostart/vigil-{n}.desktop"),
+            "autostart",
+            "tee",
+        ),
+        (
+            format!("/etc/udev/rules.d/99-vigil-{n}.rules"),
+            "udev",
+            "tee",
+        ),
+        (
+            format!("/usr/lib/udev/rules.d/99-vigil-{n}.rules"),
+            "udev",
+            "cp",
+        ),
+        (format!("/etc/update-motd.d/99-vigil-{n}"), "motd", "sh"),
+        (
+            format!("/etc/modules-load.d/vigil-{n}.conf"),
+            "modules",
+            "sh",
+        ),
+        ("/etc/modules".to_owned(), "modules", "sh"),
+        ("/etc/environment".to_owned(), "environment", "sh"),
+        (format!("/etc/zsh/vigil-{n}"), "shell", "tee"),
+        (format!("/var/spool/cron/atjobs/vigil-{n}"), "at", "sh"),
+    ];
+    for (path, kind, how) in &cases {
+        if !matches!(path.as_str(), "/etc/modules" | "/etc/environment") {
+            clean.file(path);
+        }
+        let pid = match *how {
+            "sh" => sh(&format!("echo '# vigil test' >> {path}")),
+            "tee" => run_with_input(
+                Command::new("tee").args(["-a", path.as_str()]),
+                b"# vigil test\n",
+            ),
+            _ => run(Command::new("cp").args([staged.as_str(), path.as_str()])),
+        };
+        let found = detect(pid);
+        let rule = match *kind {
+            "shell" => "behaviour-persistence-shell-startup".to_owned(),
+            k => format!("behaviour-persistence-{k}"),
+        };
+        expect_persistence(&found, &rule, kind, path, how);
+        // The file-level finding of the sensitive-path set comes with it.
+        assert!(
+            found
+                .iter()
+                .any(|f| f.finding_type == "Persistence:Runtime/SensitiveFileModified"),
+            "{how} {path}: {:?}",
+            kinds(&found)
+        );
+    }
+    // Moved into place, then made executable (a motd script must be, to run).
+    let moved = clean.file(format!("/etc/update-motd.d/98-vigil-mv-{n}"));
+    let pid = run(Command::new("mv").args([staged.as_str(), moved.as_str()]));
+    expect_persistence(
+        &detect(pid),
+        "behaviour-persistence-motd",
+        "motd",
+        &moved,
+        "mv",
+    );
+    let pid = run(Command::new("chmod").args(["+x", moved.as_str()]));
+    expect_persistence(
+        &detect(pid),
+        "behaviour-persistence-motd",
+        "motd",
+        &moved,
+        "chmod +x",
+    );
+    // Benign: reading them.
+    let all: Vec<&str> = cases.iter().map(|(p, _, _)| p.as_str()).collect();
+    let pid = sh(&format!("cat {} {moved} >/dev/null", all.join(" ")));
+    let found = detect(pid);
+    assert!(found.is_empty(), "reads: {:?}", kinds(&found));
+}
+
+/// The processes of a tree as the agent's process table knows them once the tree has run: by
+/// their execs, and still after they exited.
+struct ExecTable(HashMap<u32, KnownProcess>);
+
+impl ProcessLookup for ExecTable {
+    fn get(&self, pid: u32) -> Option<KnownProcess> {
+        self.0.get(&pid).cloned()
+    }
+}
+
+/// [`detect`] with the agent's process table as the lookup, as in the agent: fanotify reports
+/// some changes (`at`'s `fchmod` of its job) after the process that made them exited, when
+/// the detector has forgotten it; the agent then names it from its table, which keeps exited
+/// processes for a while.
+fn detect_as_the_agent(root: u32) -> Vec<Finding> {
+    let events = tree_events(root);
+    let table = ExecTable(
+        events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Exec(x) => Some((
+                    x.process.pid,
+                    KnownProcess {
+                        pid: x.process.pid,
+                        ppid: x.process.ppid,
+                        start_time_ns: x.process.start_time_ns,
+                        comm: x.process.comm.clone(),
+                        exe: Some(x.exe.clone()),
+                        sha256: None,
+                        cwd: x.cwd.clone(),
+                        uid: x.process.uid,
+                        euid: x.process.euid,
+                    },
+                )),
+                _ => None,
+            })
+            .collect(),
+    );
+    let mut d = detector();
+    let mut by_id: BTreeMap<String, Finding> = BTreeMap::new();
+    for event in events {
+        for outcome in d.process(&event, &table) {
+            by_id.insert(outcome.finding.id.clone(), outcome.finding);
+        }
+    }
+    by_id.into_values().collect()
+}
+
+/// Removes the at jobs a test queued (by number), when dropped.
+#[derive(Default)]
+struct RemoveAtJobs(Vec<String>);
+
+impl Drop for RemoveAtJobs {
+    fn drop(&mut self) {
+        if !self.0.is_empty() {
+            let _ = Command::new("atrm")
+                .args(&self.0)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
+/// Runs an at command with `input` on its standard input; returns its pid and the job number
+/// it reported ("job 7 at Sat Dec  5 12:00:00 2026" on standard error), if any.
+fn at(cmd: &mut Command, input: &[u8]) -> (u32, Option<String>) {
+    LazyLock::force(&AGENT);
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn at");
+    let pid = child.id();
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(input);
+    }
+    let out = child.wait_with_output().expect("wait");
+    let err = String::from_utf8_lossy(&out.stderr);
+    let job = err
+        .lines()
+        .find_map(|l| l.strip_prefix("job "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .map(str::to_owned);
+    (pid, job)
+}
+
+#[test]
+fn at_and_batch_jobs_queued_as_persistence() {
+    if !privileged("at_and_batch_jobs_queued_as_persistence") {
+        return;
+    }
+    if !Path::new("/usr/bin/at").exists() {
+        let message = "at_and_batch_jobs_queued_as_persistence: NOT TESTED: no /usr/bin/at \
+                       (scripts/bootstrap.sh installs the at package)";
+        assert!(std::env::var_os("CI").is_none(), "{message}");
+        eprintln!("{message}");
+        return;
+    }
+    let mut jobs = RemoveAtJobs::default();
+    let dir = Scratch::new("at");
+    let script = dir.path("job");
+    std::fs::write(&script, "# vigil test\n").expect("job file");
+    let queued = |pid: u32, how: &str| {
+        let found = detect_as_the_agent(pid);
+        let f = of(&found, "behaviour-persistence-at");
+        assert_eq!(f.len(), 1, "{how}: {:?}", kinds(&found));
+        assert_eq!(f[0].finding_type, "Persistence:Runtime/SuspiciousCommand");
+        assert_eq!(f[0].severity_label, SeverityLabel::Medium);
+        assert_eq!(
+            f[0].context
+                .additional
+                .get("persistenceKind")
+                .map(String::as_str),
+            Some("at")
+        );
+        // at writing its own spool is its job: only the exec's finding.
+        assert_eq!(
+            kinds(&found),
+            [pair(
+                "Persistence:Runtime/SuspiciousCommand",
+                "behaviour-persistence-at"
+            )],
+            "{how}"
+        );
+    };
+    // A year from now: atd, where it runs, leaves the jobs alone until they are removed.
+    let (pid, job) = at(
+        Command::new("at").args(["now", "+", "1", "year"]),
+        b"# vigil test\n",
+    );
+    assert!(job.is_some(), "at queued no job");
+    jobs.0.extend(job);
+    queued(pid, "at from standard input");
+    let (pid, job) = at(
+        Command::new("at").args(["-f", script.as_str(), "now", "+", "1", "year"]),
+        b"",
+    );
+    jobs.0.extend(job);
+    queued(pid, "at -f");
+    if Path::new("/usr/bin/batch").exists() {
+        // Debian's batch is a script that runs `at -qb now`: the job (a comment) runs when the
+        // load allows, where atd runs.
+        let (pid, job) = at(&mut Command::new("batch"), b"# vigil test\n");
+        jobs.0.extend(job);
+        queued(pid, "batch");
+    }
+    // Listing, printing and removing queue nothing.
+    let first = jobs.0[0].clone();
+    for argv in [
+        vec!["atq"],
+        vec!["at", "-l"],
+        vec!["at", "-c", first.as_str()],
+    ] {
+        let pid = run(Command::new(argv[0]).args(&argv[1..]));
+        let found = detect(pid);
+        assert!(found.is_empty(), "{argv:?}: {:?}", kinds(&found));
+    }
+    let pid = run(Command::new("atrm").args(&jobs.0));
+    let found = detect_as_the_agent(pid);
+    assert!(found.is_empty(), "atrm: {:?}", kinds(&found));
+}
+
 /// Builds a package whose files and maintainer script write persistence locations.
-fn package(dir: &Scratch, name: &str, cron: &str, unit: &str) -> String {
+fn package(dir: &Scratch, name: &str, cron: &str, unit: &str, extra: &[(&str, u32)]) -> String {
     let root = dir.0.join("pkg");
     std::fs::create_dir_all(root.join("DEBIAN")).expect("DEBIAN");
     std::fs::create_dir_all(root.join("etc/cron.d")).expect("cron.d");
@@ -300,6 +636,13 @@ fn package(dir: &Scratch, name: &str, cron: &str, unit: &str) -> String {
     }
     let cron_path = root.join(cron.trim_start_matches('/'));
     std::fs::write(&cron_path, "# vigil test package\n").expect("cron file");
+    // A udev rule and a motd script, as packages install them (the script executable).
+    for (file, mode) in extra {
+        let path = root.join(file.trim_start_matches('/'));
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("package directory");
+        std::fs::write(&path, "# vigil test package\n").expect("package file");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(*mode)).expect("mode");
+    }
     let deb = dir.path(&format!("{name}.deb"));
     let built = Command::new("dpkg-deb")
         .args(["--build", "--root-owner-group"])
@@ -351,11 +694,21 @@ fn a_package_manager_and_its_scripts_install_persistence_quietly() {
     let name = format!("vigil-test-{}", n.to_ascii_lowercase().replace('x', "-"));
     let cron = format!("/etc/cron.d/vigil-pkg-{n}");
     let unit = format!("/etc/systemd/system/vigil-pkg-{n}.service");
+    let udev = format!("/usr/lib/udev/rules.d/99-vigil-pkg-{n}.rules");
+    let motd = format!("/etc/update-motd.d/99-vigil-pkg-{n}");
     let mut clean = Cleanup::default();
     clean.file(&cron);
     clean.file(&unit);
+    clean.file(&udev);
+    clean.file(&motd);
     let dir = Scratch::new("pkg");
-    let deb = package(&dir, &name, &cron, &unit);
+    let deb = package(
+        &dir,
+        &name,
+        &cron,
+        &unit,
+        &[(udev.as_str(), 0o644), (motd.as_str(), 0o755)],
+    );
     let pid = dpkg(&["-i", &deb]);
     let installed = detect(pid);
     let _purge = UndoOnDrop::new("dpkg", &["--purge", &name]);
@@ -369,15 +722,22 @@ fn a_package_manager_and_its_scripts_install_persistence_quietly() {
         persistence.is_empty(),
         "dpkg and its postinst: {persistence:?}"
     );
-    // dpkg itself unpacks the cron file: a trusted writer, by its executable.
-    let on_cron: Vec<_> = installed
+    // dpkg itself unpacks the cron file, the udev rule and the motd script: a trusted writer,
+    // by its executable.
+    assert!(Path::new(&udev).exists() && Path::new(&motd).exists());
+    let on_unpacked: Vec<_> = installed
         .iter()
-        .filter(|f| f.context.file_path.as_deref() == Some(cron.as_str()))
-        .map(|f| f.finding_type.clone())
+        .filter(|f| {
+            [&cron, &udev, &motd]
+                .iter()
+                .any(|p| f.context.file_path.as_deref() == Some(p.as_str()))
+                && f.severity_label >= SeverityLabel::Medium
+        })
+        .map(|f| (f.finding_type.clone(), f.context.file_path.clone()))
         .collect();
     assert!(
-        on_cron.is_empty(),
-        "dpkg writing its cron file: {on_cron:?}"
+        on_unpacked.is_empty(),
+        "dpkg writing its cron file, udev rule and motd script: {on_unpacked:?}"
     );
     let pid = dpkg(&["--purge", &name]);
     assert!(

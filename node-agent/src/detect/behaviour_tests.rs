@@ -1543,7 +1543,12 @@ fn autostart_udev_motd_module_environment_and_at_places_are_persistence() {
         );
     }
     // zsh's system files are shell start-up files.
-    for path in ["/etc/zsh/zshrc", "/etc/zsh/zshenv", "/etc/zshenv", "/etc/zprofile"] {
+    for path in [
+        "/etc/zsh/zshrc",
+        "/etc/zsh/zshenv",
+        "/etc/zshenv",
+        "/etc/zprofile",
+    ] {
         assert_eq!(
             persistence_kinds(&[sh.clone(), write_by(320, "sh", path)]),
             kind_of("behaviour-persistence-shell-startup", "shell"),
@@ -1652,9 +1657,7 @@ fn new_persistence_places_are_judged_by_executable_owner_and_lineage() {
         &["vim", "/etc/environment"],
         &[(200, "/usr/bin/bash")],
     );
-    assert!(
-        persistence_kinds(&[vim.clone(), write_by(341, "vim", "/etc/environment")]).is_empty()
-    );
+    assert!(persistence_kinds(&[vim.clone(), write_by(341, "vim", "/etc/environment")]).is_empty());
     assert!(persistence_kinds(&[vim.clone(), write_by(341, "vim", "/etc/zsh/zshrc")]).is_empty());
     assert_eq!(
         persistence_kinds(&[vim, write_by(341, "vim", "/etc/udev/rules.d/99-x.rules")]),
@@ -1662,13 +1665,13 @@ fn new_persistence_places_are_judged_by_executable_owner_and_lineage() {
     );
     // at and atd own at's spool, the most specific place inside cron's: crontab does not own
     // it, and at does not own cron's tables.
-    let at = exec_by(
-        350,
-        "/usr/bin/at",
-        &["at", "-l"],
-        &[(200, "/usr/bin/bash")],
+    let at = exec_by(350, "/usr/bin/at", &["at", "-l"], &[(200, "/usr/bin/bash")]);
+    let atd = exec_by(
+        351,
+        "/usr/sbin/atd",
+        &["atd"],
+        &[(1, "/usr/lib/systemd/systemd")],
     );
-    let atd = exec_by(351, "/usr/sbin/atd", &["atd"], &[(1, "/usr/lib/systemd/systemd")]);
     let crontab = exec_by(
         352,
         "/usr/bin/crontab",
@@ -1693,8 +1696,7 @@ fn every_persistence_location_is_in_the_sensitive_set_the_kernel_filters_with() 
     // The file sensor reports only what the sensitive-path set names: a location it does not
     // cover would never be seen. Homes are covered per account (root's built in).
     let rules = RuleSet::builtin().unwrap();
-    let set = SensitivePaths::default()
-        .with_user_persistence_dirs([PathBuf::from("/home/ann")]);
+    let set = SensitivePaths::default().with_user_persistence_dirs([PathBuf::from("/home/ann")]);
     for l in &rules.behaviour().persistence_locations {
         let probes = match &l.place {
             Place::Path(p) if p.ends_with('/') => vec![format!("{p}x")],
@@ -1706,7 +1708,8 @@ fn every_persistence_location_is_in_the_sensitive_set_the_kernel_filters_with() 
         };
         for probe in probes {
             assert_eq!(
-                set.classify(std::path::Path::new(&probe)).map(|e| e.category),
+                set.classify(std::path::Path::new(&probe))
+                    .map(|e| e.category),
                 Some(Category::Persistence),
                 "{probe} ({:?})",
                 l.kind

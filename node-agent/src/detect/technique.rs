@@ -821,9 +821,10 @@ fn at_queue(
         command_line_example: Some(redacted_command_line(&e.argv)),
         ..RuntimeContext::default()
     };
-    context
-        .additional
-        .insert("persistenceKind".into(), PersistenceKind::At.as_str().into());
+    context.additional.insert(
+        "persistenceKind".into(),
+        PersistenceKind::At.as_str().into(),
+    );
     Some(technique(
         d,
         &e.process,
