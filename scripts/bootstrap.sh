@@ -28,6 +28,8 @@ command -v python3 >/dev/null 2>&1 || need_pkgs+=(python3)
 # (node-agent/tests/benign_suite.rs) runs: crontab, curl, git, a Python venv.
 [ -x /usr/sbin/dnsmasq ] || command -v dnsmasq >/dev/null 2>&1 || need_pkgs+=(dnsmasq-base)
 command -v crontab >/dev/null 2>&1 || need_pkgs+=(cron)
+# at and batch queueing jobs (node-agent/tests/detection_techniques.rs; atd need not run).
+[ -x /usr/bin/at ] || need_pkgs+=(at)
 command -v curl >/dev/null 2>&1 || need_pkgs+=(curl)
 command -v git >/dev/null 2>&1 || need_pkgs+=(git)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need_pkgs+=(python3-venv)

@@ -1,5 +1,7 @@
 //! Technique classes recognised from what processes do, not from the command lines that asked
-//! for it: persistence written into cron, systemd and init locations and shell start-up files; defence evasion (shell
+//! for it: persistence written into cron, at, systemd (units and generators), init, XDG autostart,
+//! udev, motd and boot-time module locations, shell start-up files and the login environment, and
+//! `at` jobs queued; defence evasion (shell
 //! history removed or truncated, the journal and system logs wiped, ASLR switched off, a library
 //! preloaded from outside the system's library directories); execution from memory-backed and
 //! world-writable directories, scripts handed to an interpreter included; interactive shells
