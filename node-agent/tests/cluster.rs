@@ -589,6 +589,51 @@ fn sensors_that_cannot_start_are_reported_in_the_lease() {
     assert_eq!(lease["metadata"]["labels"]["vigil.dev/node"], NODE);
 }
 
+#[test]
+fn hooks_only_the_policys_finding_types_read_are_attached() {
+    if !root_or_skip("hooks_only_the_policys_finding_types_read_are_attached") {
+        return;
+    }
+    const PTRACE: &str = "DefenseEvasion:Runtime/ProcessInjection.Ptrace";
+    let scratch = Scratch::new("vigil-cluster-hooks");
+    let dir = &scratch.0;
+    let api = MockApi::start();
+    let mut cfg = config(SeverityLabel::High);
+    cfg.enabled_finding_types = vec![CC.into()];
+    write_config(dir, &cfg);
+    let mut agent = Agent::start(&api, dir, &[]);
+    let h = wait_running(&api, &agent);
+    let active = |h: &AgentHealth, hook: &str| h.active_hooks.iter().any(|a| a == hook);
+    assert!(
+        active(&h, "connect"),
+        "C&C activity reads connects: {:?}",
+        h.active_hooks
+    );
+    for off in ["ptrace", "vm_write", "userfaultfd", "library_load"] {
+        assert!(
+            !active(&h, off),
+            "{off} is read by no enabled type: {:?}",
+            h.active_hooks
+        );
+    }
+
+    // Enabled later: said in the log; attached when the agent starts again (the operator's
+    // DaemonSet restarts its agents when the enabled types change).
+    cfg.enabled_finding_types = vec![CC.into(), PTRACE.into()];
+    write_config(dir, &cfg);
+    wait_for(
+        "the log saying the new type waits for a restart",
+        &agent,
+        || (agent.log_count("sensors were not attached at start") > 0).then_some(()),
+    );
+    agent.kill();
+    let agent = Agent::start(&api, dir, &[]);
+    let h = wait_for("a Lease with the ptrace hook", &agent, || {
+        health(&api).filter(|h| h.sensors_running && active(h, "ptrace"))
+    });
+    assert!(!active(&h, "library_load"), "{:?}", h.active_hooks);
+}
+
 /// The RuntimeFinding of a host tool finding for `exe`, in the agent's namespace.
 fn host_tool_finding(api: &MockApi, exe: &Path) -> Option<RuntimeFinding> {
     tool_finding(api, AGENT_NS, exe)

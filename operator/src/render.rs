@@ -344,6 +344,22 @@ pub fn agent_capabilities(agent: &AgentSpec) -> Vec<String> {
         .collect()
 }
 
+/// Pod template annotation with the policy's enabled finding types: the agent attaches only the
+/// hooks those read, so changing them must restart it.
+pub const ENABLED_TYPES_ANNOTATION: &str = "vigil.dev/enabled-finding-types";
+
+/// The annotation's value: the enabled types sorted, comma-separated; `all` when the policy
+/// lists none.
+fn enabled_types_annotation(enabled: &[String]) -> String {
+    if enabled.is_empty() {
+        return "all".to_owned();
+    }
+    let mut sorted: Vec<&str> = enabled.iter().map(String::as_str).collect();
+    sorted.sort_unstable();
+    sorted.dedup();
+    sorted.join(",")
+}
+
 fn daemon_set(
     policy: &RuntimeMonitoringPolicy,
     name: &str,
@@ -476,9 +492,15 @@ fn daemon_set(
             },
             template: PodTemplateSpec {
                 // No configuration hash here: the agent applies a changed ConfigMap live, so a
-                // policy edit does not restart (and blind) every agent.
+                // policy edit does not restart (and blind) every agent. The enabled finding
+                // types are the exception: an agent attaches only the hooks they read, so a
+                // change of them rolls the agents out again (one node at a time).
                 metadata: Some(ObjectMeta {
                     labels: Some(pod_labels),
+                    annotations: Some(BTreeMap::from([(
+                        ENABLED_TYPES_ANNOTATION.to_owned(),
+                        enabled_types_annotation(&spec.findings.enabled_types),
+                    )])),
                     ..ObjectMeta::default()
                 }),
                 spec: Some(PodSpec {
@@ -788,6 +810,34 @@ mod tests {
         .unwrap();
         assert_ne!(a.config_map.data, b.config_map.data);
         assert_eq!(a.daemon_set.spec.template, b.daemon_set.spec.template);
+    }
+
+    #[test]
+    fn a_change_of_the_enabled_types_rolls_the_agents_and_their_order_does_not() {
+        let template = |spec: serde_json::Value| {
+            render(&policy(spec), "ns", &[])
+                .unwrap()
+                .daemon_set
+                .spec
+                .template
+        };
+        let all = template(serde_json::json!({}));
+        let two = template(serde_json::json!({"findings": {"enabledTypes": [
+            "Execution:Runtime/SuspiciousTool", "Backdoor:Runtime/C&CActivity.B"]}}));
+        let same_two = template(serde_json::json!({"findings": {"enabledTypes": [
+            "Backdoor:Runtime/C&CActivity.B", "Execution:Runtime/SuspiciousTool",
+            "Backdoor:Runtime/C&CActivity.B"]}}));
+        assert_ne!(all, two, "the pods restart to attach other hooks");
+        assert_eq!(two, same_two, "order and repeats change nothing");
+        let annotation = |t: &PodTemplateSpec| {
+            t.metadata.as_ref().unwrap().annotations.as_ref().unwrap()[ENABLED_TYPES_ANNOTATION]
+                .clone()
+        };
+        assert_eq!(annotation(&all), "all");
+        assert_eq!(
+            annotation(&two),
+            "Backdoor:Runtime/C&CActivity.B,Execution:Runtime/SuspiciousTool"
+        );
     }
 
     #[test]

@@ -26,6 +26,7 @@ use std::{
 };
 
 use vigil_crds::{agent_config::AgentConfig, suppression::CompiledRule};
+use vigil_detection::FindingType;
 
 use crate::{
     agent::{self, AgentError, Health, RunHooks, RunOptions},
@@ -115,6 +116,22 @@ pub struct ClusterHooks {
     last_config_poll: Instant,
     last_report: Option<Instant>,
     last_due: Instant,
+    /// Finding types the policy left out when the agent started, whose hooks were then not
+    /// attached ([`types_left_out`]); a policy that enables one later raises it only after a
+    /// restart (the operator's DaemonSet restarts its agents when the enabled types change).
+    left_out_at_start: std::collections::BTreeSet<FindingType>,
+}
+
+/// The finding types a policy's `enabledTypes` leaves out (none when it lists none: all are
+/// enabled). Names that are no finding type are ignored here (the operator validates them).
+pub fn types_left_out(enabled: &[String]) -> std::collections::BTreeSet<FindingType> {
+    if enabled.is_empty() {
+        return std::collections::BTreeSet::new();
+    }
+    FindingType::ALL
+        .into_iter()
+        .filter(|t| !enabled.iter().any(|e| e == t.as_str()))
+        .collect()
 }
 
 impl ClusterHooks {
@@ -169,6 +186,18 @@ impl ClusterHooks {
         if let Some(d) = detection {
             d.set_enabled_types(&config.enabled_finding_types);
             reload_intel(d, config::intel_config(&self.base_intel, &config));
+        }
+        let enabled_later: Vec<&str> = self
+            .left_out_at_start
+            .iter()
+            .filter(|t| !types_left_out(&config.enabled_finding_types).contains(t))
+            .map(|t| t.as_str())
+            .collect();
+        if !enabled_later.is_empty() {
+            tracing::warn!(
+                types = ?enabled_later,
+                "the policy enables finding types whose sensors were not attached at start: they raise once the agent restarts (the operator restarts its agents when the enabled types change)"
+            );
         }
         if config.integrations != self.config.integrations {
             tracing::warn!(
@@ -388,6 +417,17 @@ pub async fn run<W: Write>(
     let config = config::read_config(&cluster.config_path)?;
     // The policy's lists join the command line's threat intel from the start.
     let mut options = options.clone();
+    // Hooks that only the types the policy leaves out would read are not attached, when records
+    // become findings only (issue 15: programs only for what the active rules need).
+    let left_out_at_start = if options.sensor.findings_only {
+        types_left_out(&config.enabled_finding_types)
+    } else {
+        std::collections::BTreeSet::new()
+    };
+    options
+        .sensor
+        .disabled_findings
+        .extend(left_out_at_start.iter().copied());
     // The policy's automated response, unless the command line set one.
     if options.response.is_none()
         && let Some(spec) = &config.response
@@ -468,6 +508,7 @@ pub async fn run<W: Write>(
         last_config_poll: Instant::now(),
         last_report: None,
         last_due: Instant::now(),
+        left_out_at_start,
     };
 
     // The heartbeat starts once the sensor is up (or reports why it is not).
