@@ -492,18 +492,22 @@ pub mod file_op {
     /// shell reads as code (`. x.sh`), maybe data; `ret` is the fd.
     pub const OPEN_SCRIPT: u16 = 9;
     /// `dup2`/`dup3` by the same thread of an fd holding the file its last [`OPEN_SCRIPT`]
-    /// returned (`dev`, `ino`): a redirection (`< file`), so that file was data, not code. `ret`
-    /// is the old fd, `dirfd` the new one; no paths.
+    /// returned (`dev`, `ino`): a redirection (`< file`), so that file was data, not code; or
+    /// perl's `fstat` of it (a data `open`). `ret` is the fd, `dirfd` the new one (the same for
+    /// perl); no paths.
     pub const REDIRECT: u16 = 10;
 }
 
-/// How a shell reads a script it sources, which decides what the kernel takes as proof that a
-/// file a shell opened was sourced (the values of the eBPF `SHELL_NAMES` map).
+/// How a shell (or perl) reads a script it sources, which decides what the kernel takes as proof
+/// that a file it opened was sourced (the values of the eBPF `SHELL_NAMES` map).
 pub mod shell_kind {
     /// bash: `fstat` of the new fd, then one `read` of the whole file, `close`.
     pub const BASH: u32 = 1;
     /// Any other shell: sent at once, dropped by user space when the shell then `dup2`s it.
     pub const OTHER: u32 = 2;
+    /// perl: `do FILE`, `require` and `use` read a file without an `fstat` of the fd, a data
+    /// `open` `fstat`s it: sent at once, dropped by user space when perl then `fstat`s it.
+    pub const PERL: u32 = 3;
 }
 
 /// Why the kernel kept a file record ([`FileEvent::match_flags`]) and what was cut.

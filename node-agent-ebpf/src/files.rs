@@ -798,17 +798,23 @@ fn on_shell_read_open_exit(pending: &Pending, ret: i64) {
     if flags == 0 {
         return;
     }
-    if u32::from(pending._pad) == shell_kind::BASH {
-        // Sent when bash `fstat`s it (`on_shell_fstat`): sourcing, not data.
-        crate::sourced::keep_bash_candidate(&crate::sourced::Candidate {
+    let kind = u32::from(pending._pad);
+    if kind == shell_kind::BASH || kind == shell_kind::PERL {
+        // bash's is sent when bash `fstat`s it (`on_shell_fstat`): sourcing, not data. perl's
+        // is sent now, and its `fstat` says it was data.
+        crate::sourced::keep_fstat_candidate(&crate::sourced::Candidate {
             file: FileKey { dev, _pad: 0, ino },
             fd: ret,
             flags,
             _pad: 0,
             path: pending.path,
             dirfd: i64::from(pending.dirfd),
+            kind,
+            _pad2: 0,
         });
-        return;
+        if kind == shell_kind::BASH {
+            return;
+        }
     }
     emit_script(pending, file, ret, dev, ino, flags);
     crate::sourced::sent(dev, ino);
@@ -842,14 +848,18 @@ fn emit_script(pending: &Pending, file: u64, ret: i64, dev: u32, ino: u64, flags
     );
 }
 
-/// `fstat(fd)` (or `newfstatat(fd, "", AT_EMPTY_PATH)`): bash sourcing the file its last
-/// candidate open returned. Every stat of the host passes here; it leaves after one array
+/// `fstat(fd)` (or `newfstatat(fd, "", AT_EMPTY_PATH)`) of the file the thread's last candidate
+/// open returned: bash sources it, perl reads it as data. Every stat of the host passes here; it leaves after one array
 /// read while no bash candidate waits.
 #[inline(always)]
 fn on_shell_fstat(fd: u64) {
-    let Some(c) = crate::sourced::take_bash_candidate(fd) else {
+    let Some(c) = crate::sourced::take_fstat_candidate(fd) else {
         return;
     };
+    if c.kind == shell_kind::PERL {
+        crate::sourced::emit_redirect(fd, fd, c.file.dev, c.file.ino);
+        return;
+    }
     let file = fd_file(fd);
     if file == 0 {
         return;

@@ -11,13 +11,16 @@
 //! A shell opens the same way for `. x.sh` and for `< x` (data); what follows differs:
 //! - bash sources with `open`, `fstat` of the new fd, `read`, `close`; its redirections `dup2`
 //!   the fd, `$(< x)` and `exec 3< x; read -u 3` read it without `fstat`. A bash candidate is
-//!   kept per thread (`BASH_CANDIDATES`) and sent (`file_op::OPEN_SCRIPT`) only when the shell
+//!   kept per thread (`FSTAT_CANDIDATES`) and sent (`file_op::OPEN_SCRIPT`) only when the shell
 //!   `fstat`s that fd and it still holds that file: positive evidence, so no data read raises.
 //!   `newfstatat`/`fstat` run on every stat, so their programs first read one counter
 //!   (`ARMED`, candidates waiting) and leave at once while it is zero.
 //! - Other shells (dash, ash, zsh, ...) are sent at once; a `dup2`/`dup3` by the same thread of
 //!   an fd holding the last file sent sends `file_op::REDIRECT`, and user space drops the open
 //!   (dash sources with `open`, `fcntl(F_DUPFD, 10)`, `read`; its redirections `dup2`).
+//! - perl is the other way round: `do FILE`, `require` and `use` open and read without an
+//!   `fstat` of the fd, `open(my $f, '<', ...)`, `-n`/`-p` and the script itself `fstat` it. A
+//!   perl candidate is sent at once and kept; its `fstat` sends `file_op::REDIRECT`.
 
 use aya_ebpf::{
     helpers::{bpf_get_current_pid_tgid, generated::bpf_probe_read_kernel_str},
@@ -54,7 +57,7 @@ static SHELL_NAMES: HashMap<[u8; SHELL_NAME_LEN], u32> = HashMap::with_max_entri
 #[map]
 static SHELL_TASKS: LruHashMap<u32, u32> = LruHashMap::with_max_entries(16_384, 0);
 
-/// A bash candidate waiting for its `fstat`.
+/// A candidate of a program whose `fstat` of the new fd decides (bash: sourced; perl: data).
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct Candidate {
@@ -69,13 +72,16 @@ pub struct Candidate {
     pub path: u64,
     /// The directory fd it was relative to.
     pub dirfd: i64,
+    /// The program's `shell_kind`.
+    pub kind: u32,
+    pub _pad2: u32,
 }
 
-/// Per thread (pid_tgid): bash's last candidate.
+/// Per thread (pid_tgid): bash's or perl's last candidate.
 #[map]
-static BASH_CANDIDATES: LruHashMap<u64, Candidate> = LruHashMap::with_max_entries(4_096, 0);
+static FSTAT_CANDIDATES: LruHashMap<u64, Candidate> = LruHashMap::with_max_entries(4_096, 0);
 
-/// Slot 0: entries added to `BASH_CANDIDATES` less those taken out (not those the LRU evicted:
+/// Slot 0: entries added to `FSTAT_CANDIDATES` less those taken out (not those the LRU evicted:
 /// then it stays above zero, which only costs the stat programs a lookup).
 #[map]
 static ARMED: Array<u64> = Array::with_max_entries(1, 0);
@@ -140,31 +146,32 @@ pub fn shell_kind() -> u32 {
         .unwrap_or(0)
 }
 
-/// Keeps bash's candidate until its `fstat` ([`take_bash_candidate`]).
+/// Keeps bash's or perl's candidate until its `fstat` ([`take_fstat_candidate`]).
 #[inline(always)]
-pub fn keep_bash_candidate(c: &Candidate) {
+pub fn keep_fstat_candidate(c: &Candidate) {
     let key = bpf_get_current_pid_tgid();
     // SAFETY: only tested for presence.
-    let new = unsafe { BASH_CANDIDATES.get(&key) }.is_none();
-    if BASH_CANDIDATES.insert(&key, c, 0).is_ok() && new {
+    let new = unsafe { FSTAT_CANDIDATES.get(&key) }.is_none();
+    if FSTAT_CANDIDATES.insert(&key, c, 0).is_ok() && new {
         armed_add(1);
     }
 }
 
-/// At bash's `fstat(fd)`: its candidate when `fd` is the candidate's fd and still holds its file
-/// (bash sources it). The candidate is taken out of the map either way.
+/// At an `fstat(fd)`: the thread's candidate when `fd` is the candidate's fd and still holds its
+/// file (bash sources it; perl reads it as data). The candidate is taken out of the map either
+/// way.
 #[inline(always)]
-pub fn take_bash_candidate(fd: u64) -> Option<Candidate> {
+pub fn take_fstat_candidate(fd: u64) -> Option<Candidate> {
     // SAFETY: a plain read of map memory.
     if ARMED.get(0).copied().unwrap_or(0) == 0 {
         return None;
     }
     let key = bpf_get_current_pid_tgid();
     // SAFETY: copied out at once.
-    let c = (unsafe { BASH_CANDIDATES.get(&key) }).copied()?;
+    let c = (unsafe { FSTAT_CANDIDATES.get(&key) }).copied()?;
     // Sourcing `fstat`s the new fd first thing: any other fd-`fstat` of this thread first
     // (`bash x.sh` moves its script to fd 255 and `fstat`s that) means it was not sourced.
-    if BASH_CANDIDATES.remove(&key).is_ok() {
+    if FSTAT_CANDIDATES.remove(&key).is_ok() {
         armed_add(u64::MAX);
     }
     if c.fd as u64 != fd {
@@ -183,7 +190,7 @@ pub fn take_bash_candidate(fd: u64) -> Option<Candidate> {
 pub fn on_thread_exit() {
     // SAFETY: a plain read of map memory.
     if ARMED.get(0).copied().unwrap_or(0) != 0
-        && BASH_CANDIDATES.remove(&bpf_get_current_pid_tgid()).is_ok()
+        && FSTAT_CANDIDATES.remove(&bpf_get_current_pid_tgid()).is_ok()
     {
         armed_add(u64::MAX);
     }
@@ -245,6 +252,13 @@ fn on_dup(oldfd: u64, newfd: u64) {
         return;
     }
     let _ = SCRIPT_FILES.remove(&key);
+    emit_redirect(oldfd, newfd, dev, ino);
+}
+
+/// Sends `file_op::REDIRECT`: the file (`dev`, `ino`) the thread's last candidate returned, on
+/// `fd`, is data (a `dup2` onto `newfd`; for perl, an `fstat` of it: `newfd` is `fd`).
+#[inline(always)]
+pub fn emit_redirect(fd: u64, newfd: u64, dev: u32, ino: u64) {
     if is_agent() {
         return;
     }
@@ -261,7 +275,7 @@ fn on_dup(oldfd: u64, newfd: u64) {
         ev.op = file_op::REDIRECT;
         ev._pad = 0;
         ev.match_flags = 0;
-        ev.ret = oldfd as i64;
+        ev.ret = fd as i64;
         ev.dirfd = newfd as i32;
         ev.dirfd2 = 0;
         ev.open_flags = 0;

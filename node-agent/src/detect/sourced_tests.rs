@@ -264,6 +264,44 @@ fn only_downloads_and_memory_backed_directories_read_by_shells_count() {
 }
 
 #[test]
+fn perl_doing_a_download_is_download_and_execute_and_its_data_reads_are_not() {
+    let perl = |events: &[Event]| {
+        let mut d = detector();
+        curl(&mut d);
+        let mut all = vec![exec(&x(
+            40,
+            "/usr/bin/perl",
+            &["perl", "-e", "do './x.pl'"],
+            None,
+            None,
+        ))];
+        all.extend_from_slice(events);
+        run(&mut d, &all)
+    };
+    // `do FILE`: no fstat of the fd, so no redirect from the kernel.
+    assert_eq!(
+        perl(&[
+            open_script(40, "/srv/app/x.pl", 7, Some(20), false),
+            exit(40)
+        ]),
+        vec![(
+            "behaviour-download-exec".to_owned(),
+            "/srv/app/x.pl".to_owned(),
+            "script read by a running interpreter".to_owned()
+        )]
+    );
+    // `open(my $f, '<', ...)` fstats it: the kernel sends a redirect.
+    assert!(
+        perl(&[
+            open_script(40, "/srv/app/list.txt", 7, Some(20), false),
+            redirect(40, 7),
+            exit(40),
+        ])
+        .is_empty()
+    );
+}
+
+#[test]
 fn busybox_counts_as_a_shell_only_as_its_shell_applets() {
     let with = |argv0: &'static [&'static str]| {
         let mut d = detector();

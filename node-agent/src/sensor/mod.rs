@@ -73,13 +73,19 @@ impl SensorOptions {
     /// One record per connection and process per second at most, however fast it repeats.
     pub const DEFAULT_REPEAT_WINDOW_MS: u32 = 1000;
 
-    /// The built-in rules' `shells`, and `busybox` (whose applets include `sh`: user space
-    /// tells them apart by argv[0]).
+    /// The built-in rules' `shells`, `busybox` (whose applets include `sh`: user space tells
+    /// them apart by argv[0]) and the interpreters whose reads of code and of data the kernel
+    /// tells apart (`perl`: docs/EFFICACY.md, "Scripts sourced by the running shell").
     pub fn default_shells() -> Vec<String> {
         let mut shells = crate::detect::RuleSet::builtin()
             .map(|r| r.behaviour().shells.clone())
             .unwrap_or_default();
         shells.push("busybox".to_owned());
+        shells.extend(
+            crate::detect::SOURCING_INTERPRETERS
+                .iter()
+                .map(|s| (*s).to_owned()),
+        );
         shells
     }
 }
@@ -615,10 +621,10 @@ fn shell_name_keys(shells: &[String]) -> Result<Vec<([u8; SHELL_NAME_LEN], u32)>
         }
         let mut key = [0u8; SHELL_NAME_LEN];
         key[..name.len()].copy_from_slice(name.as_bytes());
-        let kind = if name == "bash" {
-            node_agent_common::shell_kind::BASH
-        } else {
-            node_agent_common::shell_kind::OTHER
+        let kind = match name.as_str() {
+            "bash" => node_agent_common::shell_kind::BASH,
+            "perl" => node_agent_common::shell_kind::PERL,
+            _ => node_agent_common::shell_kind::OTHER,
         };
         if !keys.iter().any(|(k, _)| *k == key) {
             keys.push((key, kind));
@@ -673,11 +679,15 @@ mod tests {
         assert!(keys[1].0[4..].iter().all(|&b| b == 0));
         assert_eq!(keys[1].1, node_agent_common::shell_kind::BASH);
         assert_eq!(keys[0].1, node_agent_common::shell_kind::OTHER);
+        let perl = shell_name_keys(&["perl".into()]).expect("perl");
+        assert_eq!(perl[0].1, node_agent_common::shell_kind::PERL);
         for bad in ["", "/bin/sh", "a-name-of-16-byt", "nul\0"] {
             assert!(shell_name_keys(&[bad.to_owned()]).is_err(), "{bad:?}");
         }
         let many: Vec<String> = (0..=SHELL_NAMES_MAX).map(|i| format!("sh{i}")).collect();
         assert!(shell_name_keys(&many).is_err());
-        assert!(SensorOptions::default().shells.iter().any(|s| s == "bash"));
+        let defaults = SensorOptions::default().shells;
+        assert!(defaults.iter().any(|s| s == "bash"));
+        assert!(defaults.iter().any(|s| s == "perl"));
     }
 }
