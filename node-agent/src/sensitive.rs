@@ -226,6 +226,8 @@ const DEFAULTS: &[(&str, MatchKind, Category)] = &[
     entry("ptrace_scope", Name, Evasion),
     entry("unprivileged_bpf_disabled", Name, Evasion),
     entry("unprivileged_userfaultfd", Name, Evasion),
+    // The core-dump handler: a program piped there runs as root on the host (detect/technique.rs).
+    entry("core_pattern", Name, Escalation),
     entry("/etc/audit/", Prefix, Evasion),
     entry("/etc/rsyslog.conf", Exact, Evasion),
     entry("/etc/rsyslog.d/", Prefix, Evasion),

@@ -449,16 +449,14 @@ fn root_probe_for_findings_only_leaves_off_the_hooks_of_disabled_types() {
         reason.contains("disabled: Execution:Runtime/NewLibraryLoaded"),
         "{reason}"
     );
-    // Hooks no type reads are left off too, saying so.
-    for hook in ["memfd", "namespace", "privilege", "dup"] {
+    // Hooks no type reads are left off too, saying so (privilege feeds ElevationToRoot).
+    for hook in ["memfd", "namespace", "dup"] {
         assert_eq!(states[hook].0, "notNeeded", "{hook}: {states:?}");
         assert!(states[hook].1.contains("no finding type"), "{states:?}");
     }
     // Every other hook attaches (or this kernel lacks it: no loadable modules here).
     for (hook, (state, _)) in &states {
-        if hook == "library_load"
-            || ["memfd", "namespace", "privilege", "dup"].contains(&hook.as_str())
-        {
+        if hook == "library_load" || ["memfd", "namespace", "dup"].contains(&hook.as_str()) {
             continue;
         }
         assert!(

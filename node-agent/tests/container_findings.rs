@@ -417,6 +417,44 @@ fn escape_techniques_from_real_containers_name_the_container() {
         &findings_of(&ran, "sh"),
         "reading the release agent, setting notify_on_release",
     );
+
+    // The core_pattern escape: a privileged container pipes the host's core dumps into a
+    // program of its own (the kernel runs it as root in the host's namespaces on the next
+    // crash). The setting is put back when the test ends; the program named does not exist.
+    let core = "/proc/sys/kernel/core_pattern";
+    let was = std::fs::read_to_string(core).expect("read core_pattern");
+    let _restore = RestoreCorePattern(was.trim_end_matches('\n').to_owned());
+    let ran = run_in(
+        &mut scratch,
+        &["--privileged"],
+        &image,
+        &[
+            "/bin/sh",
+            "-c",
+            &format!("echo '|/tmp/vigil-no-such-handler %p' > {core}"),
+        ],
+    );
+    let found = findings_of(&ran, "sh");
+    let f = the_finding(
+        &found,
+        "PrivilegeEscalation:Runtime/SuspiciousCommand",
+        &ran,
+        &image,
+    );
+    assert_eq!(
+        f.context.additional.get("ruleId").map(String::as_str),
+        Some("behaviour-core-pattern-handler")
+    );
+    assert_eq!(f.severity_label, SeverityLabel::High);
+}
+
+/// Puts the host's core_pattern back as it was.
+struct RestoreCorePattern(String);
+
+impl Drop for RestoreCorePattern {
+    fn drop(&mut self) {
+        let _ = std::fs::write("/proc/sys/kernel/core_pattern", &self.0);
+    }
 }
 
 /// `podman --runtime runc ARGS` as a child of this process, which must succeed; its pid (the

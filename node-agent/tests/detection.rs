@@ -476,6 +476,102 @@ fn setuid_root_program_run_by_nobody_is_elevation_to_root() {
     assert!(detect(pid, ThreatIntel::empty()).is_empty());
 }
 
+/// Root gained through a file capability, with no setuid bit and nothing in any exec: a copy of
+/// an interpreter given `cap_setuid+ep` (what `setcap cap_setuid+ep $(which python3)` leaves)
+/// calls `setuid(0)` for nobody and runs a shell (GTFOBins' form, which third-party tests of
+/// ElevationToRoot use); a copy of vigil-trigger given the capability does it with
+/// `setresuid`. The kernel recorded the uids before and after the call. The same program
+/// setting uid 65534 for nobody (no change), and root dropping to nobody, raise nothing.
+#[test]
+fn root_gained_through_cap_setuid_is_elevation_to_root() {
+    if !privileged("root_gained_through_cap_setuid_is_elevation_to_root") {
+        return;
+    }
+    let dir = Scratch::new("capsetuid");
+    let setcap = |path: &Path| {
+        let ok = Command::new("setcap")
+            .arg("cap_setuid+ep")
+            .arg(path)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(
+            ok,
+            "setcap cap_setuid+ep {} (libcap's setcap is needed)",
+            path.display()
+        );
+    };
+    let as_nobody = |cmd: &mut Command| {
+        cmd.uid(65534).gid(65534);
+        run(cmd)
+    };
+    let elevation = |pid: u32| -> Vec<Finding> {
+        detect(pid, ThreatIntel::empty())
+            .into_iter()
+            .filter(|f| f.finding_type.as_str() == "PrivilegeEscalation:Runtime/ElevationToRoot")
+            .collect()
+    };
+
+    let trigger = dir.program(TRIGGER, "capped");
+    setcap(&trigger);
+    let pid = as_nobody(Command::new(&trigger).args(["setresuid", "0"]));
+    let found = elevation(pid);
+    assert_eq!(found.len(), 1, "{found:?}");
+    let f = &found[0];
+    let a = &f.context.additional;
+    assert_eq!(
+        a.get("syscall").map(String::as_str),
+        Some("setresuid(0, 0, 0)")
+    );
+    assert_eq!(a.get("realUid").map(String::as_str), Some("65534"));
+    assert_eq!(
+        a.get("ruleId").map(String::as_str),
+        Some("elevation-setuid-root")
+    );
+    let p = f.process.as_ref().expect("process");
+    assert_eq!(p.pid, pid);
+    assert_eq!(p.euid, 0);
+    assert_eq!(p.executable_path, trigger.display().to_string());
+    assert_eq!(f.severity_label, SeverityLabel::Medium);
+
+    // Nothing gained: the capability used to stay nobody, and root dropping to nobody.
+    let pid = as_nobody(Command::new(&trigger).args(["setresuid", "65534"]));
+    assert!(elevation(pid).is_empty());
+    let pid = run(Command::new(TRIGGER).args(["setresuid", "65534"]));
+    assert!(elevation(pid).is_empty());
+
+    // As a third party writes it: a python given the capability.
+    let python = ["/usr/bin/python3", "/usr/local/bin/python3"]
+        .into_iter()
+        .find(|p| Path::new(p).exists());
+    let Some(python) = python else {
+        eprintln!("NOT TESTED the python form: no python3 in /usr/bin or /usr/local/bin");
+        return;
+    };
+    let capped_python = dir.program(python, "python3");
+    setcap(&capped_python);
+    let pid = as_nobody(Command::new(&capped_python).args([
+        "-c",
+        "import os; os.setuid(0); os.system('/bin/sh -c true')",
+    ]));
+    let found = elevation(pid);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(
+        found[0]
+            .context
+            .additional
+            .get("syscall")
+            .map(String::as_str),
+        Some("setuid(0)")
+    );
+    assert_eq!(
+        found[0]
+            .process
+            .as_ref()
+            .map(|p| p.executable_path.as_str()),
+        Some(capped_python.to_str().unwrap())
+    );
+}
+
 #[test]
 fn interactive_shell_started_by_a_web_server() {
     if !privileged("interactive_shell_started_by_a_web_server") {

@@ -2088,6 +2088,65 @@ fn kernel_hardening_settings_switched_off() {
     }
 }
 
+/// The container-escape and root-hook step: core dumps piped into a program of the attacker's
+/// (`echo '|/path/x %p' > /proc/sys/kernel/core_pattern`, which the kernel then runs as root in
+/// the host's namespaces when anything crashes), by a shell redirection and by sysctl. A
+/// distribution's handler in a system directory and a plain file pattern raise nothing. The
+/// handler here is a copy of /bin/true, and the setting is put back when the test ends.
+#[test]
+fn core_dumps_piped_into_a_program_of_its_own() {
+    if !privileged("core_dumps_piped_into_a_program_of_its_own") {
+        return;
+    }
+    let path = "/proc/sys/kernel/core_pattern";
+    let Ok(was) = std::fs::read_to_string(path) else {
+        eprintln!("NOT TESTED: {path} is missing on this kernel");
+        return;
+    };
+    let dir = Scratch::new("core");
+    let handler = dir.path("handler");
+    std::fs::copy("/bin/true", &handler).expect("copy /bin/true");
+    let _restore = RestoreSettings(vec![(path, was.trim_end_matches('\n').to_owned())]);
+    for pid in [
+        sh(&format!("echo '|{handler} %p %s' > {path}")),
+        run(Command::new("sysctl").args([
+            "-q",
+            "-w",
+            &format!("kernel.core_pattern=|{handler} %p"),
+        ])),
+    ] {
+        let found = detect(pid);
+        let f = of(&found, "behaviour-core-pattern-handler");
+        assert_eq!(f.len(), 1, "{:?}", kinds(&found));
+        assert_eq!(
+            f[0].finding_type,
+            "PrivilegeEscalation:Runtime/SuspiciousCommand"
+        );
+        assert_eq!(f[0].severity_label, SeverityLabel::High);
+        let a = &f[0].context.additional;
+        assert_eq!(
+            a.get("coreHandler").map(String::as_str),
+            Some(handler.as_str())
+        );
+        assert!(
+            a.get("value")
+                .is_some_and(|v| v.starts_with(&format!("|{handler} %p"))),
+            "{a:?}"
+        );
+        assert_eq!(f[0].context.file_path.as_deref(), Some(path));
+    }
+    // What distributions and administrators set: nothing.
+    for value in [
+        "|/usr/lib/systemd/systemd-coredump %P %u %g %s %t %c %h",
+        "core",
+        "/var/crash/core.%e.%p",
+    ] {
+        let pid = sh(&format!("echo '{value}' > {path}"));
+        let found = detect(pid);
+        assert!(found.is_empty(), "{value}: {:?}", kinds(&found));
+    }
+}
+
 #[test]
 fn aslr_off_for_one_program_and_logs_removed_by_a_glob() {
     if !privileged("aslr_off_for_one_program_and_logs_removed_by_a_glob") {

@@ -154,6 +154,7 @@ const USERADD: u32 = 5107;
 const SSHD: u32 = 5108;
 const KUBELET: u32 = 5109;
 const CONTAINERD: u32 = 5110;
+const SUDO: u32 = 5111;
 /// The writer of [`writer`]'s files.
 const LD: u32 = 77;
 
@@ -170,6 +171,7 @@ impl ProcessLookup for Known {
             SSHD => "/usr/sbin/sshd",
             KUBELET => "/usr/bin/kubelet",
             CONTAINERD => "/usr/bin/containerd",
+            SUDO => "/usr/bin/sudo",
             LD => "/usr/bin/ld",
             _ => return None,
         };
@@ -898,6 +900,121 @@ fn every_behavioural_type_fires_on_its_case_and_not_on_the_benign_ones() {
                 f.sysctl_value = None;
             }),
             &[T::DefenseEvasionSensitiveFileModified],
+        ),
+        (
+            "core dumps piped into a program in /tmp",
+            file_event("openWrite", "/proc/sys/kernel/core_pattern", |f| {
+                f.matched_by = vec!["name"];
+                f.sysctl_value = Some("|/tmp/x %p".into());
+            }),
+            &[T::PrivilegeEscalationSuspiciousCommand],
+        ),
+        (
+            "core dumps piped into a program named through ..",
+            file_event("openWrite", "/proc/sys/kernel/core_pattern", |f| {
+                f.matched_by = vec!["name"];
+                f.sysctl_value = Some("|/usr/../tmp/x".into());
+            }),
+            &[T::PrivilegeEscalationSuspiciousCommand],
+        ),
+        (
+            "the distribution's core-dump handler set on the host",
+            file_event("openWrite", "/proc/sys/kernel/core_pattern", |f| {
+                f.matched_by = vec!["name"];
+                f.sysctl_value = Some("|/usr/lib/systemd/systemd-coredump %P %u %g".into());
+            }),
+            &[],
+        ),
+        (
+            "a core file pattern set on the host",
+            file_event("openWrite", "/proc/sys/kernel/core_pattern", |f| {
+                f.matched_by = vec!["name"];
+                f.sysctl_value = Some("/var/crash/core.%p".into());
+            }),
+            &[],
+        ),
+        (
+            "the host's core pattern written from a container, whatever it reads",
+            file_event("openWrite", "/proc/sys/kernel/core_pattern", |f| {
+                f.matched_by = vec!["name"];
+                f.process.container = container();
+                f.process.host_namespaces = false;
+                f.sysctl_value = Some("|/usr/lib/systemd/systemd-coredump %P".into());
+            }),
+            &[T::PrivilegeEscalationSuspiciousCommand],
+        ),
+        (
+            "a file merely named core_pattern",
+            file_event("openWrite", "/srv/app/core_pattern", |f| {
+                f.matched_by = vec!["name"];
+            }),
+            &[T::PrivilegeEscalationSensitiveFileModified],
+        ),
+        (
+            "root gained with setuid(0) through a capability",
+            activity("setuid", |a| {
+                a.before = Some([65534, 65534, 65534, 65534]);
+                a.requested = vec![0];
+            }),
+            &[T::PrivilegeEscalationElevationToRoot],
+        ),
+        (
+            "root taken back with setresuid from a saved uid of 0",
+            activity("setresuid", |a| {
+                a.before = Some([1000, 1000, 1000, 1000]);
+                a.requested = vec![u32::MAX, 0, u32::MAX];
+                a.process.uid = 1000;
+            }),
+            &[T::PrivilegeEscalationElevationToRoot],
+        ),
+        (
+            "sudo taking its root back (a standard setuid helper, by executable)",
+            activity("setresuid", |a| {
+                a.process = known(SUDO);
+                a.process.uid = 1000;
+                a.before = Some([1000, 1000, 1000, 1000]);
+                a.requested = vec![u32::MAX, 0, u32::MAX];
+            }),
+            &[],
+        ),
+        (
+            "a program named sudo that is not",
+            activity("setuid", |a| {
+                a.process.comm = "sudo".into();
+                a.before = Some([1000, 1000, 1000, 1000]);
+                a.requested = vec![0];
+            }),
+            &[T::PrivilegeEscalationElevationToRoot],
+        ),
+        (
+            "root dropping to a user",
+            activity("setuid", |a| {
+                a.before = Some([0, 0, 0, 0]);
+                a.requested = vec![1000];
+                a.process.uid = 1000;
+                a.process.euid = 1000;
+            }),
+            &[],
+        ),
+        (
+            "a setuid-root program setting its real uid (already effectively root)",
+            activity("setuid", |a| {
+                a.before = Some([1000, 0, 1000, 1000]);
+                a.requested = vec![0];
+            }),
+            &[],
+        ),
+        (
+            "a refused setuid(0)",
+            activity("setuid", |a| {
+                a.before = Some([1000, 1000, 1000, 1000]);
+                a.requested = vec![0];
+                a.ret = -1;
+                a.error = Some("EPERM".into());
+                a.process.uid = 1000;
+                a.process.euid = 1000;
+            }),
+            &[],
         ),
         (
             "ASLR set to full randomisation",

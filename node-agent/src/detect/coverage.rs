@@ -91,14 +91,23 @@ pub const fn needs(t: FindingType) -> Needs {
             also: &[H::FileOpen],
             ..hooks(EXEC)
         },
+        // Exec rules; also the core-dump handler set through /proc/sys (`technique`).
+        T::PrivilegeEscalationSuspiciousCommand => Needs {
+            also: &[H::FileOpen],
+            ..hooks(EXEC)
+        },
         T::ExecutionSuspiciousTool
         | T::DiscoverySuspiciousCommand
-        | T::PrivilegeEscalationSuspiciousCommand
         | T::ImpactCryptoMinerExecuted
         | T::ExecutionSuspiciousShellCreated
-        | T::PrivilegeEscalationElevationToRoot
         | T::ExecutionReverseShell
         | T::DefenseEvasionFilelessExecution => hooks(EXEC),
+        // The elevation rules at exec (a setuid-root program) and at a set*id call that made
+        // the process root (a capability, a saved uid of 0).
+        T::PrivilegeEscalationElevationToRoot => Needs {
+            also: &[H::Privilege],
+            ..hooks(EXEC)
+        },
         T::ExecutionNewBinaryExecuted => hooks(WRITTEN_EXEC),
         T::ExecutionNewLibraryLoaded => hooks(&[&[H::LibraryLoad], &[H::FileOpen]]),
         T::PrivilegeEscalationDockerSocketAccessed => {
@@ -395,11 +404,11 @@ mod tests {
 
     #[test]
     fn with_every_type_enabled_only_the_hooks_no_check_reads_are_left_off() {
-        // memfd, namespace, privilege and dup records are printed as events; no check reads
+        // memfd, namespace and dup records are printed as events; no check reads
         // them (the exec record itself carries memfd executables and stdio sockets).
         assert_eq!(
             not_needed(&BTreeSet::new()),
-            [Hook::Memfd, Hook::Namespace, Hook::Privilege, Hook::Dup]
+            [Hook::Memfd, Hook::Namespace, Hook::Dup]
         );
         assert_eq!(
             hook_need(Hook::Dup, &BTreeSet::new()).reason().as_deref(),
@@ -437,13 +446,7 @@ mod tests {
         assert_eq!(hook_need(Hook::FileOpen, &off), HookNeed::Needed);
         assert_eq!(
             not_needed(&off),
-            [
-                Hook::Memfd,
-                Hook::Namespace,
-                Hook::Privilege,
-                Hook::Dup,
-                Hook::LibraryLoad
-            ]
+            [Hook::Memfd, Hook::Namespace, Hook::Dup, Hook::LibraryLoad]
         );
     }
 
@@ -475,10 +478,7 @@ mod tests {
             .into_iter()
             .filter(|h| !dns_hooks.contains(h))
             .collect();
-        assert_eq!(
-            rest,
-            [Hook::Memfd, Hook::Namespace, Hook::Privilege, Hook::Dup]
-        );
+        assert_eq!(rest, [Hook::Memfd, Hook::Namespace, Hook::Dup]);
     }
 
     #[test]

@@ -198,3 +198,90 @@ fn stdio_peer(e: &ExecInfo) -> Option<std::net::SocketAddr> {
     inet(1)?;
     Some(stdin)
 }
+
+/// A `setuid`, `setreuid` or `setresuid` that made the effective uid 0 for a process whose real
+/// and effective uids were both not 0 before it: root gained through the capability
+/// `CAP_SETUID` (`setcap cap_setuid+ep` on an interpreter or a copy of one, then
+/// `os.setuid(0)`) or taken back from a saved uid of 0. Nothing about it is in an exec (the
+/// programs it runs afterwards have uid 0 and euid 0), so the elevation rules are applied here,
+/// as the kernel recorded the call: the uids before it and after it. Their allow-lists of
+/// standard setuid helpers (`notExe`: `sudo` takes its root back this way) are matched on the
+/// running executable, never on `comm`. A root process dropping privileges, or one already
+/// effectively root, raises nothing.
+pub(crate) fn check_uid_change(
+    d: &Detector,
+    a: &crate::event::ActivityInfo,
+    lookup: &dyn ProcessLookup,
+) -> Vec<Candidate> {
+    if !matches!(a.operation, "setuid" | "setreuid" | "setresuid") || a.ret < 0 {
+        return Vec::new();
+    }
+    let Some([uid_before, euid_before, _, _]) = a.before else {
+        return Vec::new();
+    };
+    if uid_before == 0 || euid_before == 0 || a.process.euid != 0 {
+        return Vec::new();
+    }
+    let process = d.process_details(&a.process, lookup);
+    let exe = process.executable_path.clone();
+    let facts = ExecFacts {
+        exe_name: path_basename(std::path::Path::new(&exe)),
+        argv0_name: "",
+        filename_name: "",
+        content_name: "",
+        cmdline: "",
+        parent_exe_name: "",
+        parent_comm: "",
+        elevated: true,
+        stdio_socket: false,
+    };
+    let requested = a
+        .requested
+        .iter()
+        .map(|&v| {
+            if v == u32::MAX {
+                "-1".to_owned()
+            } else {
+                v.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let call = format!("{}({requested})", a.operation);
+    d.rules
+        .matching(&facts)
+        .into_iter()
+        .filter(|r| r.finding_type == FindingType::PrivilegeEscalationElevationToRoot)
+        .map(|rule| {
+            let mut context = RuntimeContext::default();
+            let extra = &mut context.additional;
+            extra.insert("ruleId".into(), rule.id.clone());
+            extra.insert("mitreTechniques".into(), rule.mitre.join(","));
+            extra.insert("ruleOrigin".into(), rule.origin.clone());
+            extra.insert("realUid".into(), uid_before.to_string());
+            extra.insert("effectiveUidBefore".into(), euid_before.to_string());
+            extra.insert("syscall".into(), call.clone());
+            Candidate {
+                container: a.process.container.clone(),
+                finding_type: rule.finding_type,
+                severity: rule.severity,
+                title: "A process made itself root with a set*id call".into(),
+                description: format!(
+                    "Process {} ({}, pid {}) called {call} as uid {uid_before} (effective \
+                     {euid_before}) and is now effectively root.",
+                    a.process.comm,
+                    if exe.is_empty() { "?" } else { exe.as_str() },
+                    a.process.pid,
+                ),
+                // The program, as for the exec: one finding however it got its root.
+                key: format!("{}\0{exe}", rule.id),
+                role: ResourceRole::Actor,
+                process: Some(process.clone()),
+                context,
+                network: None,
+                dns: None,
+                evidence: Vec::new(),
+            }
+        })
+        .collect()
+}

@@ -558,6 +558,7 @@ impl Detector {
             Event::Activity(a) => {
                 let mut found = behaviour::check_activity(self, a, lookup);
                 found.extend(selfprotect::check_activity(self, a, lookup));
+                found.extend(exec::check_uid_change(self, a, lookup));
                 found
             }
         };

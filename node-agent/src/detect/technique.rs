@@ -941,6 +941,7 @@ pub(crate) fn check_file(d: &Detector, f: &FileInfo, lookup: &dyn ProcessLookup)
     out.extend(logs_wiped(d, b, f, flags, &actor, lookup));
     out.extend(aslr_off(d, f, lookup));
     out.extend(hardening_weakened(d, f, lookup));
+    out.extend(core_pattern_handler(d, f, lookup));
     out.extend(preload_file_written(d, b, f, &actor, lookup));
     out
 }
@@ -1322,6 +1323,85 @@ fn hardening_weakened(d: &Detector, f: &FileInfo, lookup: &dyn ProcessLookup) ->
                 f.process.comm, f.process.pid
             ),
             (*setting).to_owned(),
+            context,
+        ),
+    ))
+}
+
+/// The kernel's core-dump handler setting.
+const CORE_PATTERN: &str = "/proc/sys/kernel/core_pattern";
+
+/// Directories whose programs a distribution installs as core-dump handlers
+/// (`systemd-coredump`, `apport`, `abrt-hook-ccpp`): only root and the package manager write there.
+const SYSTEM_PROGRAM_DIRS: &[&str] = &["/usr/", "/lib/", "/lib64/", "/bin/", "/sbin/"];
+
+/// `/proc/sys/kernel/core_pattern` written to pipe core dumps into a program (`|/path args`), as
+/// read once the writer closed it. The kernel runs that program as root in the host's
+/// namespaces whenever any process crashes: from a privileged container it is the classic
+/// escape (T1611), on the host a root-run hook (T1546). On the host, a distribution's handler
+/// in a system directory (`systemd-coredump`, `apport`) and a plain file pattern raise nothing;
+/// from a container, any write does (the setting is the host's, whatever it now reads). The
+/// program is the first word after `|`, as the kernel splits it.
+fn core_pattern_handler(
+    d: &Detector,
+    f: &FileInfo,
+    lookup: &dyn ProcessLookup,
+) -> Option<Candidate> {
+    if f.operation != "openWrite" || f.resolved_path.as_deref() != Some(Path::new(CORE_PATTERN)) {
+        return None;
+    }
+    let value = f.sysctl_value.as_deref();
+    let program = value
+        .and_then(|v| v.strip_prefix('|'))
+        .map(|rest| rest.split_whitespace().next().unwrap_or(""));
+    let in_container = f.process.container.is_some();
+    if !in_container {
+        let system = |p: &str| {
+            p.starts_with('/')
+                && !p.split('/').any(|c| c == "..")
+                && SYSTEM_PROGRAM_DIRS.iter().any(|dir| p.starts_with(dir))
+        };
+        match program {
+            Some(p) if !system(p) => {}
+            _ => return None,
+        }
+    }
+    let mut context = file_context(f, CORE_PATTERN);
+    if let Some(v) = value {
+        context.additional.insert("value".into(), v.to_owned());
+    }
+    if let Some(p) = program {
+        context
+            .additional
+            .insert("coreHandler".into(), p.to_owned());
+    }
+    let what = match (value, program) {
+        (Some(v), Some(p)) => format!(
+            "set kernel.core_pattern to `{v}`: the kernel runs {p} as root in the host's \
+             namespaces when any process crashes"
+        ),
+        (Some(v), None) => format!("set kernel.core_pattern, the host's, to `{v}`"),
+        (None, _) => "wrote kernel.core_pattern, the host's (its value could not be read)".into(),
+    };
+    Some(technique(
+        d,
+        &f.process,
+        lookup,
+        Raises {
+            finding_type: FindingType::PrivilegeEscalationSuspiciousCommand,
+            rule: "behaviour-core-pattern-handler",
+            mitre: if in_container { "T1611" } else { "T1546" },
+            severity: Some(8.0),
+        },
+        draft(
+            "The kernel's core-dump handler was set",
+            format!(
+                "Process {} (pid {}){} {what}.",
+                f.process.comm,
+                f.process.pid,
+                if in_container { " in a container" } else { "" }
+            ),
+            program.unwrap_or(CORE_PATTERN).to_owned(),
             context,
         ),
     ))
