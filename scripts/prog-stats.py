@@ -6,7 +6,7 @@ Usage (root, after `cargo build -p node-agent --bins`, or `--release`):
                           [-- node-agent run ARGS...]
 
 Starts `node-agent run` (output to /dev/null), waits until its sensors are attached, then for
-each storm (exec, connect, write, open, open-relative, open-proc, thread, shell; exec,
+each storm (exec, connect, write, open, open-relative, open-proc, thread, shell, setuid; exec,
 connect, write and open by default) takes `run_cnt` and `run_time_ns` of every program the
 agent holds before and after the storm and prints the difference per program: runs and ns per
 run. Stats are switched on with `kernel.bpf_stats_enabled=1` for the run and put back as they
@@ -117,6 +117,7 @@ def main():
             "open-proc",
             "thread",
             "shell",
+            "setuid",
         ],
     )
     ap.add_argument("agent_args", nargs="*")
@@ -160,6 +161,19 @@ def main():
             "    th = threading.Thread(target=int)\n"
             "    th.start()\n"
             "    th.join()\n"
+            "    n += 1\n"
+            "print(n / s)\n",
+        ],
+        # set*id calls in a loop (root keeping uid 0): the privilege programs, which
+        # ElevationToRoot reads, so they are attached with findings only too.
+        "setuid": [
+            "python3",
+            "-c",
+            "import os, time\n"
+            f"s = {args.seconds}\n"
+            "t, n = time.time(), 0\n"
+            "while time.time() - t < s:\n"
+            "    os.setresuid(0, 0, 0)\n"
             "    n += 1\n"
             "print(n / s)\n",
         ],
