@@ -467,6 +467,27 @@ impl ContainerResolver {
         self
     }
 
+    /// The host's namespaces a successful `setns` joined: the namespace's inode (`inode`) is
+    /// the host's mount or pid namespace, or the caller's mount namespace is the host's after
+    /// the call (a pidfd names no namespace inode). The pid namespace counts only for a
+    /// caller whose own (`pid_ns`, which setns does not change) is not the host's already.
+    pub fn host_namespaces_joined(
+        &self,
+        inode: Option<u64>,
+        mnt_ns_after: u32,
+        pid_ns: u32,
+    ) -> Vec<&'static str> {
+        let is = |ns: Option<u32>| ns.is_some_and(|ns| inode == Some(u64::from(ns)));
+        let mut joined = Vec::new();
+        if is(self.host_mnt_ns) || Some(mnt_ns_after) == self.host_mnt_ns {
+            joined.push("mnt");
+        }
+        if is(self.host_pid_ns) && Some(pid_ns) != self.host_pid_ns {
+            joined.push("pid");
+        }
+        joined
+    }
+
     /// Whether the namespaces are the host's.
     pub fn in_host_namespaces(&self, pid_ns: u32, mnt_ns: u32) -> bool {
         Some(pid_ns) == self.host_pid_ns && Some(mnt_ns) == self.host_mnt_ns
@@ -1031,6 +1052,40 @@ mod tests {
         for (image, want) in table {
             assert_eq!(image_prefix(image), want, "{image}");
         }
+    }
+
+    #[test]
+    fn setns_into_the_host_namespaces_is_named_by_inode_or_by_the_mount_namespace_after() {
+        let mut r = ContainerResolver::new(None, PathBuf::from("/nonexistent"));
+        r.host_mnt_ns = Some(4026531841);
+        r.host_pid_ns = Some(4026531836);
+        let container_mnt = 4026532500;
+        let container_pid = 4026532501;
+        // nsenter --mount=/proc/1/ns/mnt: the host's mount namespace's inode, and after it.
+        assert_eq!(
+            r.host_namespaces_joined(Some(4026531841), 4026531841, container_pid),
+            ["mnt"]
+        );
+        // A pidfd: no namespace inode, the mount namespace after the call says it.
+        assert_eq!(
+            r.host_namespaces_joined(Some(77), 4026531841, container_pid),
+            ["mnt"]
+        );
+        // The host's pid namespace from a container of its own pid namespace.
+        assert_eq!(
+            r.host_namespaces_joined(Some(4026531836), container_mnt, container_pid),
+            ["pid"]
+        );
+        // ... but not for a container that shares the host's pid namespace already.
+        assert!(
+            r.host_namespaces_joined(Some(4026531836), container_mnt, 4026531836)
+                .is_empty()
+        );
+        // A runtime joining the container's namespaces.
+        assert!(
+            r.host_namespaces_joined(Some(u64::from(container_mnt)), container_mnt, container_pid)
+                .is_empty()
+        );
     }
 
     #[test]

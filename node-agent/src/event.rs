@@ -544,6 +544,11 @@ pub struct ActivityInfo {
     /// operations should not pay for its room).
     #[serde(flatten)]
     pub aimed_at_agent: Option<Box<AimedAtAgent>>,
+    /// setns: the host's namespaces the call joined (`mnt`, `pid`): the namespace's inode is
+    /// the host's, or the process's mount namespace is the host's after it. Set by the
+    /// pipeline, which knows the host's namespaces.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub host_namespaces_joined: Vec<&'static str>,
 }
 
 /// What a `bpfAgent` or `signalAgent` record says was aimed at the agent.

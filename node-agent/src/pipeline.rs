@@ -542,6 +542,13 @@ impl Pipeline {
                 self.stats.activity += 1;
                 let mut info = activity_info(ev, &self.clock);
                 self.identify(&mut info.process);
+                if info.operation == "setns" && info.ret >= 0 {
+                    info.host_namespaces_joined = self.containers.host_namespaces_joined(
+                        info.inode,
+                        info.process.mnt_ns,
+                        info.process.pid_ns,
+                    );
+                }
                 Event::Activity(info)
             }
             Record::Dns(ev) => {

@@ -345,6 +345,57 @@ fn escape_techniques_from_real_containers_name_the_container() {
         f.process
     );
 
+    // The same escape by behaviour, whatever names the namespace: a process of the container
+    // joins the host's mount namespace with setns. Here init's namespace files are refused
+    // even to the host's root (the VM's pid 1 is protected), so the container enters those
+    // of a host process the test started, by pid and by namespace file.
+    let mut host_process = Command::new("/bin/sleep")
+        .arg("600")
+        .spawn()
+        .expect("start a host process");
+    let host_pid = host_process.id().to_string();
+    let by_file = format!("--mount=/proc/{host_pid}/ns/mnt");
+    for command in [
+        vec![
+            "/usr/bin/nsenter",
+            "-t",
+            host_pid.as_str(),
+            "-m",
+            "/bin/true",
+        ],
+        vec!["/usr/bin/nsenter", by_file.as_str(), "--", "/bin/true"],
+    ] {
+        let ran = run_in(
+            &mut scratch,
+            &["--privileged", "--pid", "host"],
+            &image,
+            &command,
+        );
+        // nsenter execs the command in place once in (no fork without -p): `true` exits.
+        let found = findings_of(&ran, "true");
+        let f = found
+            .iter()
+            .find(|f| {
+                f.context.additional.get("ruleId").map(String::as_str)
+                    == Some("behaviour-container-joins-host-namespace")
+            })
+            .unwrap_or_else(|| panic!("{command:?}: no setns finding in {:?}", types(&found)));
+        assert_eq!(
+            f.context
+                .additional
+                .get("hostNamespacesJoined")
+                .map(String::as_str),
+            Some("mnt"),
+            "{command:?}: the pid namespace is the host's already (--pid host)"
+        );
+        assert_eq!(
+            f.resource.container.as_ref().map(|c| c.id.as_str()),
+            Some(ran.id.as_str())
+        );
+    }
+    let _ = host_process.kill();
+    let _ = host_process.wait();
+
     // RuncContainerEscape: a container given the host's runtime binary directory overwrites
     // runc (a copy of /bin/true the test made, not the host's runc); reading it is nothing.
     let sbin = host.0.join("sbin");

@@ -1399,6 +1399,36 @@ pub(crate) fn check_activity(
                 context,
             }
         }
+        // A process of a container joining the host's mount or pid namespace: the escape
+        // `nsenter -t 1 -m -p sh` makes from a privileged container, whatever the tool or the
+        // way it named the namespace (`-t PID`, `--mount=/proc/1/ns/mnt`, a pidfd). The
+        // container runtimes join the container's namespaces, never the host's.
+        "setns" if ok && p.container.is_some() && !a.host_namespaces_joined.is_empty() => {
+            let joined = a.host_namespaces_joined.join(",");
+            let mut context = RuntimeContext::default();
+            let extra = &mut context.additional;
+            extra.insert(
+                "ruleId".into(),
+                "behaviour-container-joins-host-namespace".into(),
+            );
+            extra.insert("ruleOrigin".into(), "builtin:behaviour".into());
+            extra.insert("mitreTechniques".into(), "T1611".into());
+            extra.insert("hostNamespacesJoined".into(), joined.clone());
+            if let Some(ino) = a.inode {
+                extra.insert("namespaceInode".into(), ino.to_string());
+            }
+            Draft {
+                finding_type: FindingType::PrivilegeEscalationSuspiciousCommand,
+                title: "A container process entered the host's namespaces",
+                description: format!(
+                    "Process {} (pid {}) in a container joined the host's {joined} namespace \
+                     with setns: from there it sees and runs the host's files as root.",
+                    p.comm, p.pid
+                ),
+                key: format!("setns\0{joined}"),
+                context,
+            }
+        }
         "libraryLoad" => {
             let Some(w) = &a.written_by else {
                 return Vec::new();

@@ -951,6 +951,42 @@ fn every_behavioural_type_fires_on_its_case_and_not_on_the_benign_ones() {
             &[T::PrivilegeEscalationSensitiveFileModified],
         ),
         (
+            "a container process joining the host's mount namespace",
+            activity("setns", |a| {
+                a.process.container = container();
+                a.process.host_namespaces = false;
+                a.inode = Some(4026531841);
+                a.host_namespaces_joined = vec!["mnt"];
+            }),
+            &[T::PrivilegeEscalationSuspiciousCommand],
+        ),
+        (
+            "a container runtime joining a container's namespaces",
+            activity("setns", |a| {
+                a.process.container = container();
+                a.process.host_namespaces = false;
+                a.inode = Some(4026532500);
+            }),
+            &[],
+        ),
+        (
+            "a host process joining the host's namespaces",
+            activity("setns", |a| {
+                a.inode = Some(4026531841);
+                a.host_namespaces_joined = vec!["mnt"];
+            }),
+            &[],
+        ),
+        (
+            "a refused setns into the host's namespaces",
+            activity("setns", |a| {
+                a.process.container = container();
+                a.ret = -1;
+                a.error = Some("EPERM".into());
+            }),
+            &[],
+        ),
+        (
             "root gained with setuid(0) through a capability",
             activity("setuid", |a| {
                 a.before = Some([65534, 65534, 65534, 65534]);

@@ -91,9 +91,10 @@ pub const fn needs(t: FindingType) -> Needs {
             also: &[H::FileOpen],
             ..hooks(EXEC)
         },
-        // Exec rules; also the core-dump handler set through /proc/sys (`technique`).
+        // Exec rules; also the core-dump handler set through /proc/sys (`technique`) and a
+        // container process joining the host's namespaces (`behaviour`).
         T::PrivilegeEscalationSuspiciousCommand => Needs {
-            also: &[H::FileOpen],
+            also: &[H::FileOpen, H::Namespace],
             ..hooks(EXEC)
         },
         T::ExecutionSuspiciousTool
@@ -404,12 +405,9 @@ mod tests {
 
     #[test]
     fn with_every_type_enabled_only_the_hooks_no_check_reads_are_left_off() {
-        // memfd, namespace and dup records are printed as events; no check reads
+        // memfd and dup records are printed as events; no check reads
         // them (the exec record itself carries memfd executables and stdio sockets).
-        assert_eq!(
-            not_needed(&BTreeSet::new()),
-            [Hook::Memfd, Hook::Namespace, Hook::Dup]
-        );
+        assert_eq!(not_needed(&BTreeSet::new()), [Hook::Memfd, Hook::Dup]);
         assert_eq!(
             hook_need(Hook::Dup, &BTreeSet::new()).reason().as_deref(),
             Some("events are not printed and no finding type reads its records")
@@ -446,7 +444,7 @@ mod tests {
         assert_eq!(hook_need(Hook::FileOpen, &off), HookNeed::Needed);
         assert_eq!(
             not_needed(&off),
-            [Hook::Memfd, Hook::Namespace, Hook::Dup, Hook::LibraryLoad]
+            [Hook::Memfd, Hook::Dup, Hook::LibraryLoad]
         );
     }
 
@@ -478,7 +476,7 @@ mod tests {
             .into_iter()
             .filter(|h| !dns_hooks.contains(h))
             .collect();
-        assert_eq!(rest, [Hook::Memfd, Hook::Namespace, Hook::Dup]);
+        assert_eq!(rest, [Hook::Memfd, Hook::Dup]);
     }
 
     #[test]
