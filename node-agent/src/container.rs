@@ -468,18 +468,27 @@ impl ContainerResolver {
     }
 
     /// The host's namespaces a successful `setns` joined: the namespace's inode (`inode`) is
-    /// the host's mount or pid namespace, or the caller's mount namespace is the host's after
-    /// the call (a pidfd names no namespace inode). The pid namespace counts only for a
-    /// caller whose own (`pid_ns`, which setns does not change) is not the host's already.
+    /// the host's mount or pid namespace; for a pidfd (`fd_name` says `pidfd`: it names a
+    /// process, not a namespace), the mount namespace asked for (`asked`) and the caller's
+    /// mount namespace after the call being the host's. The pid namespace counts only for a
+    /// caller whose own (`pid_ns`, which setns does not change) is not the host's already. A
+    /// runtime that has not entered a container's mount namespace yet is still in the host's
+    /// while it joins the container's others: the namespace joined decides, never the mount
+    /// namespace the caller happens to be in.
     pub fn host_namespaces_joined(
         &self,
         inode: Option<u64>,
+        fd_name: Option<&str>,
+        asked: &[&str],
         mnt_ns_after: u32,
         pid_ns: u32,
     ) -> Vec<&'static str> {
         let is = |ns: Option<u32>| ns.is_some_and(|ns| inode == Some(u64::from(ns)));
+        let pidfd = fd_name.is_some_and(|n| n.contains("pidfd"));
         let mut joined = Vec::new();
-        if is(self.host_mnt_ns) || Some(mnt_ns_after) == self.host_mnt_ns {
+        if is(self.host_mnt_ns)
+            || (pidfd && asked.contains(&"mnt") && Some(mnt_ns_after) == self.host_mnt_ns)
+        {
             joined.push("mnt");
         }
         if is(self.host_pid_ns) && Some(pid_ns) != self.host_pid_ns {
@@ -1061,29 +1070,44 @@ mod tests {
         r.host_pid_ns = Some(4026531836);
         let container_mnt = 4026532500;
         let container_pid = 4026532501;
-        // nsenter --mount=/proc/1/ns/mnt: the host's mount namespace's inode, and after it.
+        let file = Some("mnt:[4026531841]");
+        // nsenter --mount=/proc/1/ns/mnt: the host's mount namespace's inode.
         assert_eq!(
-            r.host_namespaces_joined(Some(4026531841), 4026531841, container_pid),
+            r.host_namespaces_joined(Some(4026531841), file, &[], 4026531841, container_pid),
             ["mnt"]
         );
-        // A pidfd: no namespace inode, the mount namespace after the call says it.
+        // A pidfd asking for the mount namespace: no namespace inode, the mount namespace
+        // after the call says it.
         assert_eq!(
-            r.host_namespaces_joined(Some(77), 4026531841, container_pid),
+            r.host_namespaces_joined(
+                Some(77),
+                Some("anon_inode:[pidfd]"),
+                &["mnt", "pid"],
+                4026531841,
+                container_pid
+            ),
             ["mnt"]
+        );
+        // A runtime still in the host's mount namespace joining the container's network
+        // namespace (runc init of `podman exec`): nothing.
+        assert!(
+            r.host_namespaces_joined(
+                Some(4026532600),
+                Some("net:[4026532600]"),
+                &["net"],
+                4026531841,
+                container_pid
+            )
+            .is_empty()
         );
         // The host's pid namespace from a container of its own pid namespace.
         assert_eq!(
-            r.host_namespaces_joined(Some(4026531836), container_mnt, container_pid),
+            r.host_namespaces_joined(Some(4026531836), None, &[], container_mnt, container_pid),
             ["pid"]
         );
         // ... but not for a container that shares the host's pid namespace already.
         assert!(
-            r.host_namespaces_joined(Some(4026531836), container_mnt, 4026531836)
-                .is_empty()
-        );
-        // A runtime joining the container's namespaces.
-        assert!(
-            r.host_namespaces_joined(Some(u64::from(container_mnt)), container_mnt, container_pid)
+            r.host_namespaces_joined(Some(4026531836), None, &[], container_mnt, 4026531836)
                 .is_empty()
         );
     }

@@ -545,8 +545,8 @@ pub struct ActivityInfo {
     #[serde(flatten)]
     pub aimed_at_agent: Option<Box<AimedAtAgent>>,
     /// setns: the host's namespaces the call joined (`mnt`, `pid`): the namespace's inode is
-    /// the host's, or the process's mount namespace is the host's after it. Set by the
-    /// pipeline, which knows the host's namespaces.
+    /// the host's (for a pidfd, the process's mount namespace after a call that asked for
+    /// it). Set by the pipeline, which knows the host's namespaces.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub host_namespaces_joined: Vec<&'static str>,
 }

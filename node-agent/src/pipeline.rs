@@ -545,6 +545,8 @@ impl Pipeline {
                 if info.operation == "setns" && info.ret >= 0 {
                     info.host_namespaces_joined = self.containers.host_namespaces_joined(
                         info.inode,
+                        info.name.as_deref(),
+                        &info.namespaces,
                         info.process.mnt_ns,
                         info.process.pid_ns,
                     );
