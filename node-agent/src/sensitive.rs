@@ -226,6 +226,10 @@ const DEFAULTS: &[(&str, MatchKind, Category)] = &[
     entry("ptrace_scope", Name, Evasion),
     entry("unprivileged_bpf_disabled", Name, Evasion),
     entry("unprivileged_userfaultfd", Name, Evasion),
+    entry("perf_event_paranoid", Name, Evasion),
+    entry("mmap_min_addr", Name, Evasion),
+    entry("protected_symlinks", Name, Evasion),
+    entry("protected_hardlinks", Name, Evasion),
     // The core-dump handler: a program piped there runs as root on the host (detect/technique.rs).
     entry("core_pattern", Name, Escalation),
     entry("/etc/audit/", Prefix, Evasion),

@@ -444,6 +444,199 @@ fn suspicious_commands_of_each_tactic_and_benign_variants() {
     }
 }
 
+/// The discovery, defence-evasion and credential commands of third-party test corpora (Atomic
+/// Red Team's Linux tests, Falco's event generator; issue 11, third red-team pass), each run
+/// the two ways such a corpus runs it: `sh -c '<line>'` and as a line of a script file
+/// (`sh script.sh`). Programs this machine does not have (setenforce, auditctl, tcpdump,
+/// tshark, unshadow) and `service` (which would really stop rsyslog) are stand-ins: copies of
+/// /bin/true under the tool's name, first on PATH; the rules know programs by executable name.
+/// Nothing is stopped, scanned or changed outside the scratch directory: systemctl has no
+/// systemd here, pkill and killall find no such process, chmod names a file that does not
+/// exist, the port scan is of loopback. Each benign variant raises nothing at all.
+#[test]
+fn third_party_discovery_evasion_and_credential_commands() {
+    if !privileged("third_party_discovery_evasion_and_credential_commands") {
+        return;
+    }
+    let dir = Scratch::new("3rd");
+    let d = dir.0.display().to_string();
+    let bin = dir.0.join("bin");
+    std::fs::create_dir_all(&bin).expect("bin");
+    for tool in [
+        "setenforce",
+        "auditctl",
+        "service",
+        "tcpdump",
+        "tshark",
+        "unshadow",
+    ] {
+        let to = bin.join(tool);
+        std::fs::copy("/bin/true", &to).expect("stand-in");
+        std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    for sub in [".ssh", ".aws", "keys"] {
+        std::fs::create_dir_all(dir.0.join(sub)).expect("dir");
+    }
+    for file in [
+        ".ssh/id_rsa",
+        ".ssh/id_rsa.pub",
+        ".aws/credentials",
+        "keys/id_rsa",
+        "f",
+    ] {
+        std::fs::write(dir.0.join(file), "x").expect("file");
+    }
+    let path = format!("{}:/usr/sbin:/usr/bin:/sbin:/bin", bin.display());
+    let absent = format!("/etc/vigil-absent-{}", nonce());
+    let evasion = "DefenseEvasion:Runtime/SuspiciousCommand";
+    let discovery = "Discovery:Runtime/SuspiciousCommand";
+    let tool = "Execution:Runtime/SuspiciousTool";
+    let cases: Vec<(String, Vec<(&str, &str)>)> = vec![
+        // Security software looked for (T1518.001).
+        (
+            "ps aux | egrep 'falcond|nessusd|cbagentd|td-agent|packetbeat|filebeat|auditbeat|osqueryd'".into(),
+            vec![(discovery, "discovery-security-software")],
+        ),
+        (
+            "pgrep -l falco".into(),
+            vec![(discovery, "discovery-security-software")],
+        ),
+        (
+            "ls /opt/CrowdStrike".into(),
+            vec![(discovery, "discovery-security-software")],
+        ),
+        ("ps aux | grep -c sshd".into(), vec![]),
+        // Security and logging turned off (T1562.001, .006, .012).
+        (
+            "systemctl stop rsyslog; systemctl disable rsyslog".into(),
+            vec![(evasion, "evasion-disable-security")],
+        ),
+        (
+            "service cbdaemon stop".into(),
+            vec![(evasion, "evasion-disable-security")],
+        ),
+        ("setenforce 0".into(), vec![(evasion, "evasion-disable-security")]),
+        ("auditctl -e 0".into(), vec![(evasion, "evasion-disable-security")]),
+        ("pkill -9 auditd".into(), vec![(evasion, "evasion-disable-security")]),
+        ("killall falco".into(), vec![(evasion, "evasion-disable-security")]),
+        ("service nginx status".into(), vec![]),
+        // File times (T1070.006) and attributes (T1222.002).
+        (
+            format!("touch -a -t 197001010000.00 {d}/f"),
+            vec![
+                (evasion, "evasion-timestomp"),
+                (evasion, "evasion-timestomp-from-system-file"),
+            ],
+        ),
+        (
+            format!("touch -acmr /bin/sh {d}/f"),
+            vec![
+                (evasion, "evasion-timestomp"),
+                (evasion, "evasion-timestomp-from-system-file"),
+            ],
+        ),
+        (
+            format!("touch -d 2024-01-01 {d}/f"),
+            vec![(evasion, "evasion-timestomp")],
+        ),
+        (format!("touch {d}/f"), vec![]),
+        (
+            format!("chattr -ia {d}/f"),
+            vec![(evasion, "evasion-immutable-attribute")],
+        ),
+        (
+            format!("chmod 777 {absent}"),
+            vec![(evasion, "evasion-system-file-world-writable")],
+        ),
+        (format!("chmod 777 {d}/f"), vec![]),
+        // Credentials in files and private keys (T1552.001, .004), password hashes (T1003.008).
+        (
+            format!("find {d} -name id_rsa"),
+            vec![(discovery, "discovery-credential-files")],
+        ),
+        (
+            format!("find {d} -name '*.pem'"),
+            vec![(discovery, "discovery-credential-files")],
+        ),
+        (format!("find {d} -name '*.rs'"), vec![]),
+        (
+            "grep -ri password /etc/ssh".into(),
+            vec![(discovery, "discovery-password-search")],
+        ),
+        (format!("grep -ri password {d}"), vec![]),
+        (
+            format!("cat {d}/.aws/credentials"),
+            vec![(discovery, "discovery-credential-file-read")],
+        ),
+        (
+            format!("cp {d}/.ssh/id_rsa {d}/k"),
+            vec![(discovery, "discovery-credential-file-read")],
+        ),
+        (format!("cat {d}/.ssh/id_rsa.pub"), vec![]),
+        (
+            "cat /etc/shadow > /dev/null".into(),
+            vec![(discovery, "discovery-shadow-read")],
+        ),
+        (
+            "bash -c 'echo \"$(< /etc/shadow)\"' > /dev/null".into(),
+            vec![(discovery, "discovery-shadow-read")],
+        ),
+        ("cat /etc/passwd > /dev/null".into(), vec![]),
+        (
+            "unshadow /etc/passwd /etc/shadow".into(),
+            vec![(tool, "tool-password-cracker")],
+        ),
+        // Sniffing (T1040) and scanning loopback (T1046).
+        ("tcpdump -c 5 -nnni eth0".into(), vec![(tool, "tool-sniffer")]),
+        ("tshark -c 5 -i eth0".into(), vec![(tool, "tool-sniffer")]),
+        (
+            "nc -z -w 1 127.0.0.1 1-20".into(),
+            vec![(tool, "tool-netcat-scan")],
+        ),
+        (
+            "bash -c 'for p in $(seq 1 20); do (echo > /dev/tcp/127.0.0.1/$p) 2>/dev/null && echo $p; done'".into(),
+            vec![(discovery, "discovery-port-scan-dev-tcp")],
+        ),
+    ];
+    for (i, (line, want)) in cases.iter().enumerate() {
+        let script = dir.0.join(format!("case-{i}.sh"));
+        std::fs::write(&script, format!("{line}\n")).expect("script");
+        let ways = [
+            ("sh -c", vec!["-c".to_owned(), line.clone()]),
+            ("script", vec![script.display().to_string()]),
+        ];
+        for (how, args) in ways {
+            let pid = run(Command::new("sh")
+                .args(&args)
+                .current_dir(&dir.0)
+                .env("PATH", &path));
+            let found = detect(pid, ThreatIntel::empty());
+            let mut got: Vec<(&str, &str)> = found
+                .iter()
+                .map(|f| (f.finding_type.as_str(), rule_id(f)))
+                .collect();
+            got.sort();
+            got.dedup();
+            assert_eq!(got, *want, "{how}: {line}");
+            if want.iter().all(|(t, _)| *t == discovery) {
+                // Routine-looking discovery stays Low; password hashes and scans are Medium.
+                for f in &found {
+                    let medium = matches!(
+                        rule_id(f),
+                        "discovery-shadow-read" | "discovery-port-scan-dev-tcp"
+                    );
+                    let label = if medium {
+                        SeverityLabel::Medium
+                    } else {
+                        SeverityLabel::Low
+                    };
+                    assert_eq!(f.severity_label, label, "{how}: {line}");
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn setuid_root_program_run_by_nobody_is_elevation_to_root() {
     if !privileged("setuid_root_program_run_by_nobody_is_elevation_to_root") {

@@ -2046,20 +2046,37 @@ fn kernel_hardening_settings_switched_off() {
     if !privileged("kernel_hardening_settings_switched_off") {
         return;
     }
+    // (file, sysctl name, weak value, a stricter value).
     let settings = [
         (
             "/proc/sys/kernel/kptr_restrict",
             "kernel.kptr_restrict",
+            "0",
             "1",
         ),
         (
             "/proc/sys/kernel/yama/ptrace_scope",
             "kernel.yama.ptrace_scope",
+            "0",
             "1",
+        ),
+        // Every perf event opened to every user, and page zero made mappable (issue 11, third
+        // red-team pass).
+        (
+            "/proc/sys/kernel/perf_event_paranoid",
+            "kernel.perf_event_paranoid",
+            "-1",
+            "2",
+        ),
+        (
+            "/proc/sys/vm/mmap_min_addr",
+            "vm.mmap_min_addr",
+            "0",
+            "65536",
         ),
     ];
     let mut restore = RestoreSettings(Vec::new());
-    for (path, name, strict) in settings {
+    for (path, name, weak, strict) in settings {
         let Ok(was) = std::fs::read_to_string(path) else {
             eprintln!("NOT TESTED {name}: {path} is missing on this kernel");
             continue;
@@ -2067,8 +2084,8 @@ fn kernel_hardening_settings_switched_off() {
         restore.0.push((path, was.trim().to_owned()));
         // The two ways a test writes it: a shell redirection and sysctl.
         for pid in [
-            sh(&format!("echo 0 > {path}")),
-            run(Command::new("sysctl").args(["-q", "-w", &format!("{name}=0")])),
+            sh(&format!("echo {weak} > {path}")),
+            run(Command::new("sysctl").args(["-q", "-w", &format!("{name}={weak}")])),
         ] {
             let found = detect(pid);
             let f = of(&found, "behaviour-kernel-hardening-weakened");
@@ -2080,7 +2097,7 @@ fn kernel_hardening_settings_switched_off() {
             assert_eq!(f[0].severity_label, SeverityLabel::Medium);
             let a = &f[0].context.additional;
             assert_eq!(a.get("setting").map(String::as_str), Some(name));
-            assert_eq!(a.get("value").map(String::as_str), Some("0"));
+            assert_eq!(a.get("value").map(String::as_str), Some(weak));
         }
         // Made stricter: nothing.
         let pid = run(Command::new("sysctl").args(["-q", "-w", &format!("{name}={strict}")]));
@@ -2270,4 +2287,111 @@ fn the_loader_preload_list_written_from_a_script() {
     let pid = sh_file(&scratch, "read.sh", &format!("cat {path} >/dev/null\n"));
     let found = detect(pid);
     assert!(found.is_empty(), "read: {:?}", kinds(&found));
+}
+
+/// Hidden programs (T1564.001) and masquerading (T1036), as third-party tests write them
+/// (issue 11, third red-team pass): a copy of /bin/true hidden as `/tmp/.x/.y` and in a hidden
+/// directory of `/var/tmp`; `exec -a '[kworker/0:1]' sh` (an argv[0] shaped like a kernel
+/// thread's), `exec -a sshd bash`; a copy of /bin/sh named `sshd` in `/var/tmp` (known by its
+/// bytes: the detector has the installed programs' hashes, as the agent builds it). A hidden
+/// scratch directory of Rust's tempfile (`.tmp...`), a hidden directory outside the listed
+/// places, login shells' `-bash` and `sh -c` raise neither.
+#[test]
+fn programs_hidden_or_dressed_up_as_others() {
+    if !privileged("programs_hidden_or_dressed_up_as_others") {
+        return;
+    }
+    let n = nonce();
+    let mut clean = Cleanup::default();
+    let stage = |clean: &mut Cleanup, dir: String, name: &str, from: &str| -> String {
+        clean.dirs(Path::new(&dir));
+        let file = clean.file(format!("{dir}/{name}"));
+        std::fs::copy(from, &file).expect("copy");
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        file
+    };
+    let hidden_tmp = stage(&mut clean, format!("/tmp/.vigil-{n}"), ".y", "/bin/true");
+    let hidden_var = stage(&mut clean, format!("/var/tmp/.vigil-{n}"), "y", "/bin/true");
+    let tempfile_dir = stage(&mut clean, format!("/tmp/.tmpvigil{n}"), "y", "/bin/true");
+    let elsewhere = stage(
+        &mut clean,
+        format!("{}/.vigil-{n}", env!("CARGO_TARGET_TMPDIR")),
+        ".y",
+        "/bin/true",
+    );
+    let sshd = stage(&mut clean, format!("/var/tmp/vigil-{n}"), "sshd", "/bin/sh");
+
+    for exe in [&hidden_tmp, &hidden_var] {
+        let found = detect(run(&mut Command::new(exe)));
+        let f = of(&found, "behaviour-hidden-program");
+        assert_eq!(f.len(), 1, "{exe}: {:?}", kinds(&found));
+        assert_eq!(
+            f[0].finding_type,
+            "DefenseEvasion:Runtime/SuspiciousCommand"
+        );
+        assert_eq!(f[0].severity_label, SeverityLabel::Medium);
+        assert_eq!(f[0].context.file_path.as_deref(), Some(exe.as_str()));
+    }
+    for exe in [&tempfile_dir, &elsewhere] {
+        let found = detect(run(&mut Command::new(exe)));
+        assert!(of(&found, "behaviour-hidden-program").is_empty(), "{exe}");
+    }
+
+    let masquerades = |found: &[Finding]| -> Vec<(String, SeverityLabel)> {
+        of(found, "behaviour-masquerading")
+            .into_iter()
+            .map(|f| {
+                assert_eq!(f.finding_type, "DefenseEvasion:Runtime/SuspiciousCommand");
+                (
+                    f.context
+                        .additional
+                        .get("masquerade")
+                        .cloned()
+                        .unwrap_or_default(),
+                    f.severity_label,
+                )
+            })
+            .collect()
+    };
+    let pid = run(Command::new("bash").args(["-c", "exec -a '[kworker/0:1]' sh -c true"]));
+    assert_eq!(
+        masquerades(&detect(pid)),
+        [(
+            "an argv[0] shaped like a kernel thread's name".to_owned(),
+            SeverityLabel::High
+        )]
+    );
+    let pid = run(Command::new("bash").args(["-c", "exec -a sshd bash -c true"]));
+    assert_eq!(
+        masquerades(&detect(pid)),
+        [(
+            "a shell started under another program's name".to_owned(),
+            SeverityLabel::Medium
+        )]
+    );
+    // The copy of sh, by its bytes: a detector with the installed programs' hashes.
+    let rules = node_agent::detect::RuleSet::builtin().expect("built-in rules");
+    let tools = node_agent::tool_hashes::installed_on_host(rules.exe_names());
+    let mut d = detector().with_tool_hashes(tools.by_digest);
+    let pid = run(Command::new(&sshd).args(["-c", "true"]));
+    let mut found = Vec::new();
+    for event in tree_events(pid) {
+        found.extend(d.process(&event, &NoLookup).into_iter().map(|o| o.finding));
+    }
+    assert_eq!(
+        masquerades(&found),
+        [(
+            "a copy of a shell under another program's name".to_owned(),
+            SeverityLabel::Medium
+        )]
+    );
+    // Shells' own names.
+    for script in [
+        "exec -a -bash bash -c true",
+        "sh -c true; true",
+        "exec -a sh bash -c true",
+    ] {
+        let pid = run(Command::new("bash").args(["-c", script]));
+        assert!(masquerades(&detect(pid)).is_empty(), "{script}");
+    }
 }

@@ -76,6 +76,10 @@ pub(crate) struct BehaviourSpec {
     #[serde(default)]
     system_library_dirs: Vec<String>,
     #[serde(default)]
+    hidden_exec_dirs: Vec<String>,
+    #[serde(default)]
+    hidden_exec_allowed: Vec<String>,
+    #[serde(default)]
     downloaders: Vec<String>,
     #[serde(default)]
     network_relays: Vec<String>,
@@ -322,6 +326,12 @@ pub struct Behaviour {
     pub world_writable_exec_dirs: Vec<String>,
     /// Library directories an `LD_PRELOAD` may name without a finding (prefixes).
     pub system_library_dirs: Vec<String>,
+    /// Directories (prefixes) where a program whose path has a hidden component (a name
+    /// starting with `.`) is hiding: system, memory-backed and world-writable ones.
+    pub hidden_exec_dirs: Vec<String>,
+    /// Hidden names programs make for their own use (`.tmp` of Rust's tempfile, `.mount_` of
+    /// AppImage), by prefix: a path component starting with one of these is not hiding.
+    pub hidden_exec_allowed: Vec<String>,
     /// Programs that fetch from the network, by executable name: what they write into a pipe a
     /// shell reads, or into a file that is then run, is downloaded code.
     pub downloaders: Vec<String>,
@@ -406,6 +416,7 @@ impl Behaviour {
             ("memoryExecDirs", &spec.memory_exec_dirs),
             ("worldWritableExecDirs", &spec.world_writable_exec_dirs),
             ("systemLibraryDirs", &spec.system_library_dirs),
+            ("hiddenExecDirs", &spec.hidden_exec_dirs),
         ];
         for (field, list) in absolute {
             for (i, p) in list.iter().enumerate() {
@@ -421,6 +432,7 @@ impl Behaviour {
             ("memoryExecDirs", &spec.memory_exec_dirs),
             ("worldWritableExecDirs", &spec.world_writable_exec_dirs),
             ("systemLibraryDirs", &spec.system_library_dirs),
+            ("hiddenExecDirs", &spec.hidden_exec_dirs),
         ];
         for (field, list) in dirs {
             for (i, p) in list.iter().enumerate() {
@@ -442,6 +454,7 @@ impl Behaviour {
             ("downloaders", &spec.downloaders),
             ("networkRelays", &spec.network_relays),
             ("pipeFilters", &spec.pipe_filters),
+            ("hiddenExecAllowed", &spec.hidden_exec_allowed),
         ];
         for (field, list) in names {
             for (i, n) in list.iter().enumerate() {
@@ -544,6 +557,8 @@ impl Behaviour {
         self.world_writable_exec_dirs
             .extend(spec.world_writable_exec_dirs);
         self.system_library_dirs.extend(spec.system_library_dirs);
+        self.hidden_exec_dirs.extend(spec.hidden_exec_dirs);
+        self.hidden_exec_allowed.extend(spec.hidden_exec_allowed);
         self.downloaders.extend(spec.downloaders);
         self.network_relays.extend(spec.network_relays);
         self.decoders.extend(spec.decoders);

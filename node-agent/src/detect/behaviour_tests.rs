@@ -894,6 +894,38 @@ fn every_behavioural_type_fires_on_its_case_and_not_on_the_benign_ones() {
             &[T::DefenseEvasionSuspiciousCommand],
         ),
         (
+            "every perf event opened to unprivileged users",
+            file_event("openWrite", "/proc/sys/kernel/perf_event_paranoid", |f| {
+                f.matched_by = vec!["name"];
+                f.sysctl_value = Some("-1".into());
+            }),
+            &[T::DefenseEvasionSuspiciousCommand],
+        ),
+        (
+            "perf_event_paranoid at its default",
+            file_event("openWrite", "/proc/sys/kernel/perf_event_paranoid", |f| {
+                f.matched_by = vec!["name"];
+                f.sysctl_value = Some("2".into());
+            }),
+            &[],
+        ),
+        (
+            "page zero mappable",
+            file_event("openWrite", "/proc/sys/vm/mmap_min_addr", |f| {
+                f.matched_by = vec!["name"];
+                f.sysctl_value = Some("0".into());
+            }),
+            &[T::DefenseEvasionSuspiciousCommand],
+        ),
+        (
+            "links in world-writable directories followed",
+            file_event("openWrite", "/proc/sys/fs/protected_symlinks", |f| {
+                f.matched_by = vec!["name"];
+                f.sysctl_value = Some("0".into());
+            }),
+            &[T::DefenseEvasionSuspiciousCommand],
+        ),
+        (
             "a file merely named like a setting",
             file_event("openWrite", "/srv/app/kptr_restrict", |f| {
                 f.matched_by = vec!["name"];
@@ -2128,5 +2160,146 @@ fn ld_preload_outside_the_system_libraries() {
             run_all(&[preload(benign, "/usr/bin/id")]).is_empty(),
             "{benign}"
         );
+    }
+}
+
+#[test]
+fn programs_hidden_behind_dot_names_in_system_and_writable_directories() {
+    let hidden = |e: Event| {
+        run_all(&[e])
+            .into_iter()
+            .filter(|(_, rule, _)| rule == "behaviour-hidden-program")
+            .map(|(t, _, label)| (t, label))
+            .collect::<Vec<_>>()
+    };
+    let raised = vec![(
+        "DefenseEvasion:Runtime/SuspiciousCommand".to_owned(),
+        SeverityLabel::Medium,
+    )];
+    let bash = [(200, "/usr/bin/bash")];
+    // The file the kernel ran, hashed by the pipeline (not a stand-in path).
+    let exec_by = |pid, exe, argv: &[&str], lineage: &[(u32, &str)]| {
+        let mut event = exec_by(pid, exe, argv, lineage);
+        if let Event::Exec(e) = &mut event {
+            e.sha256 = Some(crate::exe_hash::Digest::of(exe.as_bytes()));
+        }
+        event
+    };
+    for exe in [
+        "/tmp/.x/.y",
+        "/var/tmp/.rt/y",
+        "/dev/shm/.ice/kworker",
+        "/usr/lib/.cache/kdevtmpfsi",
+        "/etc/.sysd",
+    ] {
+        assert_eq!(hidden(exec_by(700, exe, &[exe], &bash)), raised, "{exe}");
+    }
+    // Homes, build trees, a tempfile crate's scratch directory, an AppImage's mount point, a
+    // script through a link in node_modules/.bin (its interpreter is the binary): not hiding.
+    for exe in [
+        "/root/.cargo/bin/cargo",
+        "/home/a/.local/bin/tool",
+        "/work/repo/.build/app",
+        "/tmp/.tmpAbC123/test-bin",
+        "/tmp/.mount_AppXyZ/AppRun",
+        "/tmp/app/node_modules/.bin/esbuild",
+        "/srv/app/.venv/bin/python3",
+        "/usr/bin/node",
+        "/tmp/x/..",
+    ] {
+        assert!(hidden(exec_by(701, exe, &[exe], &bash)).is_empty(), "{exe}");
+    }
+    // A program gone before the agent read it: the path exec'd (for a script, the script)
+    // stands in for the executable, unhashed, and is not judged.
+    let gone = exec_event("/tmp/.x/.y", |e| {
+        e.process = proc_ref(702, ".y");
+        e.sha256_error = Some("the process is gone".into());
+    });
+    assert!(hidden(gone).is_empty());
+}
+
+#[test]
+fn processes_dressed_up_as_other_programs() {
+    let masquerade = |d: &mut Detector, e: Event| {
+        d.process(&e, &NoLookup)
+            .into_iter()
+            .map(|o| o.finding)
+            .filter(|f| {
+                f.context.additional.get("ruleId").map(String::as_str)
+                    == Some("behaviour-masquerading")
+            })
+            .map(|f| {
+                (
+                    f.context
+                        .additional
+                        .get("masquerade")
+                        .cloned()
+                        .unwrap_or_default(),
+                    f.severity_label,
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let sh_bytes = b"a shell's bytes";
+    let mut d = detector()
+        .with_tool_hashes([(crate::exe_hash::Digest::of(sh_bytes), "sh".to_owned())].into());
+    let bash = [(200, "/usr/bin/bash")];
+    // `exec -a '[kworker/0:1]' sh`: High, whatever the program.
+    let got = masquerade(
+        &mut d,
+        exec_by(800, "/usr/bin/dash", &["[kworker/0:1]"], &bash),
+    );
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].1, SeverityLabel::High);
+    let got = masquerade(
+        &mut d,
+        exec_by(
+            801,
+            "/usr/bin/python3.11",
+            &["[kthreadd]", "-c", "x"],
+            &bash,
+        ),
+    );
+    assert_eq!(got.len(), 1, "{got:?}");
+    // `exec -a sshd bash`: a shell under a daemon's name, Medium.
+    let got = masquerade(
+        &mut d,
+        exec_by(802, "/usr/bin/bash", &["sshd", "-c", "id"], &bash),
+    );
+    assert_eq!(
+        got,
+        [(
+            "a shell started under another program's name".to_owned(),
+            SeverityLabel::Medium
+        )]
+    );
+    // A copy of a shell named like a daemon, known by its bytes.
+    let copy = exec_event("/var/tmp/sshd", |e| {
+        e.process = proc_ref(803, "sshd");
+        e.argv = vec!["/var/tmp/sshd".into(), "-c".into(), "id".into()];
+        e.sha256 = Some(crate::exe_hash::Digest::of(sh_bytes));
+        e.lineage = bash.iter().map(|(p, x)| ancestor(*p, x)).collect();
+    });
+    assert_eq!(
+        masquerade(&mut d, copy),
+        [(
+            "a copy of a shell under another program's name".to_owned(),
+            SeverityLabel::Medium
+        )]
+    );
+    // Shells' own names: login shells (`-bash`, `-su`), `sh` for dash, a restricted shell, a
+    // #! script (the kernel puts the interpreter first), a copy of sh called sh.
+    for (pid, exe, argv) in [
+        (810, "/usr/bin/bash", vec!["-bash"]),
+        (811, "/usr/bin/bash", vec!["-su"]),
+        (812, "/usr/bin/dash", vec!["sh", "-c", "true"]),
+        (813, "/usr/bin/bash", vec!["rbash"]),
+        (814, "/usr/bin/dash", vec!["/bin/sh", "/usr/share/x/script"]),
+        (815, "/usr/bin/zsh5", vec!["zsh"]),
+        (816, "/usr/bin/python3.11", vec!["python3", "-c", "pass"]),
+        (817, "/usr/bin/nginx", vec!["nginx: worker process"]),
+    ] {
+        let got = masquerade(&mut d, exec_by(pid, exe, &argv, &bash));
+        assert!(got.is_empty(), "{exe} {argv:?}: {got:?}");
     }
 }

@@ -226,7 +226,151 @@ pub(crate) fn check_exec(d: &Detector, e: &ExecInfo, lookup: &dyn ProcessLookup)
     out.extend(crontab_install(d, b, e, lookup));
     out.extend(at_queue(d, b, e, lookup));
     out.extend(argv_padding(d, e, lookup));
+    out.extend(hidden_program(d, b, e, lookup));
+    out.extend(masquerading(d, b, e, lookup));
     out
+}
+
+/// The first hidden component of `path` (a name starting with `.`, not one of the names
+/// programs make for their own use), with what precedes it.
+fn hidden_component<'a>(b: &Behaviour, path: &'a str) -> Option<&'a str> {
+    path.split('/').find(|c| {
+        c.starts_with('.')
+            && *c != "."
+            && *c != ".."
+            && !b
+                .hidden_exec_allowed
+                .iter()
+                .any(|a| c.starts_with(a.as_str()))
+    })
+}
+
+/// A program run from a hidden file or directory in a system, memory-backed or world-writable
+/// directory (`mkdir /tmp/.x; cp payload /tmp/.x/.y; /tmp/.x/.y`; miners hide in
+/// `/usr/lib/.cache` and `/dev/shm/.x`), T1564.001. By the binary's resolved path only: a
+/// script exec'd through a link (`node_modules/.bin/x`) is its interpreter's business.
+fn hidden_program(
+    d: &Detector,
+    b: &Behaviour,
+    e: &ExecInfo,
+    lookup: &dyn ProcessLookup,
+) -> Option<Candidate> {
+    // Only a path known to be the file the kernel ran (hashed by its inode): when the process
+    // is gone before the agent reads it, the path exec'd stands in, and for a script that is
+    // the script, not the binary.
+    if e.fileless || e.sha256.is_none() {
+        return None;
+    }
+    let exe = e.exe.to_str()?;
+    let dir = under(&b.hidden_exec_dirs, exe)?;
+    let hidden = hidden_component(b, &exe[dir.len()..])?;
+    let mut context = RuntimeContext {
+        file_path: Some(exe.to_owned()),
+        command_line_example: Some(redacted_command_line(&e.argv)),
+        ..RuntimeContext::default()
+    };
+    context
+        .additional
+        .insert("hiddenName".into(), hidden.to_owned());
+    Some(technique(
+        d,
+        &e.process,
+        lookup,
+        Raises {
+            finding_type: FindingType::DefenseEvasionSuspiciousCommand,
+            rule: "behaviour-hidden-program",
+            mitre: "T1564.001",
+            severity: Some(5.0),
+        },
+        draft(
+            "A program ran from a hidden file or directory",
+            format!(
+                "Process {} (pid {}) ran {exe}, hidden behind the name {hidden} in {dir}.",
+                e.process.comm, e.process.pid
+            ),
+            exe.to_owned(),
+            context,
+        ),
+    ))
+}
+
+/// Whether `name` is a shell's, or a restricted shell's (`rbash`), or `su`'s (`-su` is the
+/// argv[0] some `su` give a login shell).
+fn shell_like(b: &Behaviour, name: &str) -> bool {
+    listed(&b.shells, name)
+        || listed(&b.shells, name.strip_prefix('r').unwrap_or(name))
+        || name == "su"
+}
+
+/// A process dressed up as another (T1036): an argv[0] shaped like a kernel thread's name
+/// (`exec -a '[kworker/0:1]' sh`: kernel threads never exec, so no program is started with
+/// one); a shell started with another program's name as argv[0] (`exec -a sshd bash`; login
+/// shells' `-bash` and `sh` for dash are shells' names); a copy of a shell whose file is named
+/// like another program (`cp /bin/sh /tmp/sshd`: the executable's SHA-256 is that of the
+/// installed shell). The executable is the resolved path the kernel ran, never `comm`.
+fn masquerading(
+    d: &Detector,
+    b: &Behaviour,
+    e: &ExecInfo,
+    lookup: &dyn ProcessLookup,
+) -> Option<Candidate> {
+    if e.fileless {
+        return None;
+    }
+    let arg0 = e.argv.first()?;
+    let exe_name = program_name(path_basename(&e.exe));
+    let arg0_name = program_name(super::basename(arg0.trim_start_matches('-')));
+    let content = e
+        .sha256
+        .and_then(|digest| d.tool_hashes.get(&digest))
+        .map(|n| program_name(n));
+    let trimmed = arg0.trim();
+    let (how, severity) = if trimmed.len() > 2 && trimmed.starts_with('[') && trimmed.ends_with(']')
+    {
+        ("an argv[0] shaped like a kernel thread's name", 7.0)
+    } else if listed(&b.shells, exe_name) && !shell_like(b, arg0_name) && arg0_name != exe_name {
+        ("a shell started under another program's name", 5.0)
+    } else if let Some(content) = content
+        && listed(&b.shells, content)
+        && !shell_like(b, exe_name)
+    {
+        ("a copy of a shell under another program's name", 5.0)
+    } else {
+        return None;
+    };
+    let exe = e.exe.display().to_string();
+    let mut context = RuntimeContext {
+        file_path: Some(exe.clone()),
+        command_line_example: Some(redacted_command_line(&e.argv)),
+        ..RuntimeContext::default()
+    };
+    context.additional.insert("masquerade".into(), how.into());
+    context.additional.insert("argv0".into(), arg0.clone());
+    if let Some(content) = content {
+        context
+            .additional
+            .insert("contentOf".into(), content.to_owned());
+    }
+    Some(technique(
+        d,
+        &e.process,
+        lookup,
+        Raises {
+            finding_type: FindingType::DefenseEvasionSuspiciousCommand,
+            rule: "behaviour-masquerading",
+            mitre: "T1036.004,T1036.005",
+            severity: Some(severity),
+        },
+        draft(
+            "A process is dressed up as another program",
+            format!(
+                "Process {} (pid {}) runs {exe} as `{arg0}`: {how}.",
+                e.process.comm, e.process.pid
+            ),
+            format!("{exe}\0{arg0}"),
+            context,
+        ),
+    ))
 }
 
 /// A run of one repeated character at least this long in a command line too long for the
@@ -1277,16 +1421,22 @@ fn preload_file_written(
     ))
 }
 
-/// Kernel hardening settings besides ASLR, with the value that switches each off: what an
+/// Kernel hardening settings besides ASLR, with the values that switch each off: what an
 /// attacker sets before reading kernel addresses (`kptr_restrict`, `dmesg_restrict`), attaching
-/// to other processes (`ptrace_scope`) or using the interfaces exploits need (`bpf`,
-/// `userfaultfd`). The kernel's semantics, not configuration.
-const HARDENING: &[(&str, &str)] = &[
-    ("/proc/sys/kernel/kptr_restrict", "0"),
-    ("/proc/sys/kernel/dmesg_restrict", "0"),
-    ("/proc/sys/kernel/yama/ptrace_scope", "0"),
-    ("/proc/sys/kernel/unprivileged_bpf_disabled", "0"),
-    ("/proc/sys/vm/unprivileged_userfaultfd", "1"),
+/// to other processes (`ptrace_scope`), using the interfaces exploits need (`bpf`,
+/// `userfaultfd`, every perf event with `perf_event_paranoid` -1, page zero mapped with
+/// `mmap_min_addr` 0) or following links planted in world-writable directories
+/// (`protected_symlinks`, `protected_hardlinks`). The kernel's semantics, not configuration.
+const HARDENING: &[(&str, &[&str])] = &[
+    ("/proc/sys/kernel/kptr_restrict", &["0"]),
+    ("/proc/sys/kernel/dmesg_restrict", &["0"]),
+    ("/proc/sys/kernel/yama/ptrace_scope", &["0"]),
+    ("/proc/sys/kernel/unprivileged_bpf_disabled", &["0"]),
+    ("/proc/sys/vm/unprivileged_userfaultfd", &["1"]),
+    ("/proc/sys/kernel/perf_event_paranoid", &["-1"]),
+    ("/proc/sys/vm/mmap_min_addr", &["0"]),
+    ("/proc/sys/fs/protected_symlinks", &["0"]),
+    ("/proc/sys/fs/protected_hardlinks", &["0"]),
 ];
 
 /// A kernel hardening setting written and reading its weakest value once the writer closed it
@@ -1299,7 +1449,7 @@ fn hardening_weakened(d: &Detector, f: &FileInfo, lookup: &dyn ProcessLookup) ->
     let path = f.resolved_path.as_deref()?.to_str()?;
     let (setting, weak) = HARDENING.iter().find(|(p, _)| *p == path)?;
     let value = f.sysctl_value.as_deref()?;
-    if value != *weak {
+    if !weak.contains(&value) {
         return None;
     }
     let name = setting.trim_start_matches("/proc/sys/").replace('/', ".");

@@ -261,7 +261,8 @@ fn exec_table() -> Vec<Case> {
         ),
         user(
             vec!["/tmp/.x/kworker", "-o", "stratum+tcp://pool:3333"],
-            vec!["miner-stratum-url", TMP],
+            // Hidden behind `.x` too.
+            vec!["miner-stratum-url", TMP, "behaviour-hidden-program"],
         ),
         user(vec!["sh", "-c", "./m -o stratum+tcp://pool:3333"], vec![]),
         user(
@@ -535,6 +536,169 @@ fn exec_table() -> Vec<Case> {
         ),
         case("bash", 1000, 0, vec!["sudo", "-i"], vec![]),
         case("bash", 0, 0, vec!["/tmp/rootme"], vec![TMP]),
+        // Third-party tests, third pass (issue 11): security software looked for and turned off,
+        // file times and attributes, credentials, sniffing and scanning.
+        user(
+            vec!["grep", "-E", "falcond|nessusd|cbagentd|td-agent|osqueryd"],
+            vec!["discovery-security-software"],
+        ),
+        user(
+            vec!["grep", "-i", "-e", "falco", "-e", "auditd"],
+            vec!["discovery-security-software"],
+        ),
+        user(
+            vec!["pgrep", "-l", "falco"],
+            vec!["discovery-security-software"],
+        ),
+        user(
+            vec!["ls", "/opt/CrowdStrike"],
+            vec!["discovery-security-software"],
+        ),
+        user(vec!["grep", "-r", "falconry", "notes/"], vec![]),
+        user(vec!["pgrep", "-x", "nginx"], vec![]),
+        user(vec!["ls", "/opt"], vec![]),
+        user(
+            vec!["systemctl", "stop", "rsyslog"],
+            vec!["evasion-disable-security"],
+        ),
+        user(
+            vec!["systemctl", "disable", "--now", "falcon-sensor.service"],
+            vec!["evasion-disable-security"],
+        ),
+        user(
+            vec!["service", "cbdaemon", "stop"],
+            vec!["evasion-disable-security"],
+        ),
+        user(
+            vec!["chkconfig", "rsyslog", "off"],
+            vec!["evasion-disable-security"],
+        ),
+        user(
+            vec!["/bin/sh", "/etc/init.d/rsyslog", "stop"],
+            vec!["evasion-disable-security"],
+        ),
+        user(
+            vec!["pkill", "-9", "auditd"],
+            vec!["evasion-disable-security"],
+        ),
+        user(vec!["killall", "falco"], vec!["evasion-disable-security"]),
+        user(
+            vec!["auditctl", "-e", "0"],
+            vec!["evasion-disable-security"],
+        ),
+        user(vec!["service", "rsyslog", "restart"], vec![]),
+        user(vec!["pkill", "-HUP", "nginx"], vec![]),
+        user(vec!["auditctl", "-l"], vec![]),
+        user(
+            vec!["touch", "-a", "-t", "202401010000", "f"],
+            vec!["evasion-timestomp"],
+        ),
+        user(
+            vec!["touch", "-d", "@1700000000", "out.tar"],
+            vec!["evasion-timestomp"],
+        ),
+        user(
+            vec!["touch", "-m", "-t", "197001010000.00", "f"],
+            vec!["evasion-timestomp", "evasion-timestomp-from-system-file"],
+        ),
+        user(
+            vec!["touch", "-acmr", "/bin/sh", "/tmp/f"],
+            vec!["evasion-timestomp", "evasion-timestomp-from-system-file"],
+        ),
+        user(
+            vec!["touch", "--date=1999-12-31", "f"],
+            vec!["evasion-timestomp", "evasion-timestomp-from-system-file"],
+        ),
+        user(vec!["touch", "stamp"], vec![]),
+        user(vec!["touch", "-c", "a", "b"], vec![]),
+        user(
+            vec!["chattr", "-ia", "/etc/ld.so.preload"],
+            vec!["evasion-immutable-attribute"],
+        ),
+        user(
+            vec!["chattr", "+i", "/etc/crontab"],
+            vec!["evasion-immutable-attribute"],
+        ),
+        user(vec!["chattr", "+C", "/var/lib/db"], vec![]),
+        user(
+            vec!["chmod", "777", "/etc/passwd"],
+            vec!["evasion-system-file-world-writable"],
+        ),
+        user(
+            vec!["chmod", "-R", "o+w", "/usr/local/bin"],
+            vec!["evasion-system-file-world-writable"],
+        ),
+        user(vec!["chmod", "777", "/srv/share"], vec![]),
+        user(vec!["chmod", "644", "/etc/app.conf"], vec![]),
+        user(
+            vec!["find", "/", "-name", "id_rsa"],
+            vec!["discovery-credential-files"],
+        ),
+        user(
+            vec![
+                "find",
+                "/",
+                "-name",
+                "credentials",
+                "-type",
+                "f",
+                "-path",
+                "*/.aws/*",
+            ],
+            vec!["discovery-credential-files"],
+        ),
+        user(
+            vec!["find", "/home", "-name", "*.pem"],
+            vec!["discovery-credential-files"],
+        ),
+        user(vec!["find", "/etc", "-name", "*.conf"], vec![]),
+        user(
+            vec!["grep", "-ri", "password", "/etc", "/home"],
+            vec!["discovery-password-search"],
+        ),
+        user(vec!["grep", "-rn", "password", "src/"], vec![]),
+        user(
+            vec!["grep", "-i", "password", "/etc/ssh/sshd_config"],
+            vec![],
+        ),
+        user(
+            vec!["cat", "/root/.aws/credentials"],
+            vec!["discovery-credential-file-read"],
+        ),
+        user(
+            vec!["cp", "/home/a/.ssh/id_rsa", "/tmp/k"],
+            vec!["discovery-credential-file-read"],
+        ),
+        user(vec!["cat", "/home/a/.ssh/id_rsa.pub"], vec![]),
+        user(vec!["cat", "/etc/shadow"], vec!["discovery-shadow-read"]),
+        user(
+            vec!["bash", "-c", "echo \"$(< /etc/shadow)\""],
+            vec!["discovery-shadow-read"],
+        ),
+        user(vec!["cp", "-p", "/etc/shadow", "shadow.bak"], vec![]),
+        user(vec!["cat", "/etc/passwd"], vec![]),
+        user(
+            vec!["unshadow", "/etc/passwd", "/etc/shadow"],
+            vec!["tool-password-cracker"],
+        ),
+        user(
+            vec![
+                "bash",
+                "-c",
+                "for p in $(seq 1 1024); do (echo > /dev/tcp/127.0.0.1/$p) && echo $p; done",
+            ],
+            vec!["discovery-port-scan-dev-tcp"],
+        ),
+        user(
+            vec!["tcpdump", "-c", "5", "-nnni", "eth0"],
+            vec!["tool-sniffer"],
+        ),
+        user(vec!["bettercap", "-iface", "eth0"], vec!["tool-mitm"]),
+        user(
+            vec!["nc", "-zv", "127.0.0.1", "1-1024"],
+            vec!["tool-netcat-scan"],
+        ),
+        user(vec!["nc", "-l", "8080"], vec![]),
         // Ordinary work.
         user(vec!["cargo", "build", "--release"], vec![]),
         user(vec!["gcc", "-O2", "-o", "a.out", "a.c"], vec![]),
