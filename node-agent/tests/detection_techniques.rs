@@ -2395,3 +2395,76 @@ fn programs_hidden_or_dressed_up_as_others() {
         assert!(masquerades(&detect(pid)).is_empty(), "{script}");
     }
 }
+
+/// A port scan of loopback seen from the connects the kernel refused, whatever ran it (issue 11,
+/// third red-team pass): a bash loop over `/dev/tcp/127.0.0.1/$p` as a line of a script file
+/// (no argv holds it; each probe is a forked subshell, counted for the bash that exec'd) and
+/// a python socket loop. (`nc -z` connects without blocking: the refusal comes later than the
+/// connect call, so it is not counted; the rule `tool-netcat-scan` names it.) Ports 1-40 of loopback are closed here (the
+/// test checks, and says so when some listen). Three refused ports, and twenty connects to one
+/// listening port, raise nothing.
+#[test]
+fn port_scans_of_loopback_from_refused_connects() {
+    if !privileged("port_scans_of_loopback_from_refused_connects") {
+        return;
+    }
+    let open: Vec<u16> = (1..=40u16)
+        .filter(|p| std::net::TcpStream::connect(("127.0.0.1", *p)).is_ok())
+        .collect();
+    assert!(
+        open.len() < 10,
+        "ports {open:?} of loopback listen: this test needs most of 1-40 closed"
+    );
+    let dir = Scratch::new("scan");
+    let script = dir.path("scan.sh");
+    std::fs::write(
+        &script,
+        "for p in $(seq 1 40); do (echo > /dev/tcp/127.0.0.1/$p) 2>/dev/null && echo open $p; done\n",
+    )
+    .expect("script");
+    let scans = |found: &[Finding]| -> Vec<(String, SeverityLabel)> {
+        of(found, "behaviour-port-scan")
+            .into_iter()
+            .map(|f| {
+                (
+                    f.context
+                        .additional
+                        .get("scannedHost")
+                        .cloned()
+                        .unwrap_or_default(),
+                    f.severity_label,
+                )
+            })
+            .collect()
+    };
+    let want = vec![("127.0.0.1".to_owned(), SeverityLabel::Medium)];
+    let found = detect(run(Command::new("bash").arg(&script)));
+    assert_eq!(scans(&found), want, "bash loop: {:?}", kinds(&found));
+    let f = of(&found, "behaviour-port-scan");
+    assert_eq!(f[0].finding_type, "Discovery:Runtime/SuspiciousCommand");
+    let python = [
+        "import socket",
+        "for p in range(1, 41):",
+        "    s = socket.socket()",
+        "    s.connect_ex(('127.0.0.1', p))",
+        "    s.close()",
+    ]
+    .join("\n");
+    let found = detect(run(Command::new("python3").args(["-c", &python])));
+    assert_eq!(scans(&found), want, "python: {:?}", kinds(&found));
+
+    // Not scans: three closed ports, and one listening port connected to twenty times.
+    let found = detect(run(Command::new("bash").args([
+        "-c",
+        "for p in 1 2 3; do (echo > /dev/tcp/127.0.0.1/$p) 2>/dev/null; done; true",
+    ])));
+    assert!(scans(&found).is_empty());
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let found = detect(run(Command::new("bash").args([
+        "-c",
+        &format!("for i in $(seq 1 20); do (echo > /dev/tcp/127.0.0.1/{port}) 2>/dev/null; done"),
+    ])));
+    assert!(scans(&found).is_empty());
+    drop(listener);
+}

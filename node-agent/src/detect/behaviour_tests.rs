@@ -2303,3 +2303,75 @@ fn processes_dressed_up_as_other_programs() {
         assert!(got.is_empty(), "{exe} {argv:?}: {got:?}");
     }
 }
+
+fn refused(pid: u32, host: &str, port: u16, second: u32) -> Event {
+    Event::Connect(NetInfo {
+        time: format!("2026-11-27T10:00:{second:02}Z"),
+        process: proc_ref(pid, "probe"),
+        ret: -111,
+        error: Some("ECONNREFUSED".into()),
+        fd: 3,
+        family: "inet",
+        protocol: "tcp",
+        remote: Some(format!("{host}:{port}").parse().unwrap()),
+        unix_path: None,
+        repeats: 0,
+    })
+}
+
+#[test]
+fn refused_connects_to_many_ports_of_one_host_are_a_scan() {
+    let scans = |d: &mut Detector, events: &[Event]| {
+        events
+            .iter()
+            .flat_map(|e| d.process(e, &NoLookup))
+            .filter(|o| {
+                o.finding
+                    .context
+                    .additional
+                    .get("ruleId")
+                    .map(String::as_str)
+                    == Some("behaviour-port-scan")
+            })
+            .count()
+    };
+    // Sixteen distinct ports within the window: one finding, and only one for more.
+    let mut d = detector();
+    let probes: Vec<Event> = (1..=40).map(|p| refused(900, "10.0.0.5", p, 1)).collect();
+    assert_eq!(scans(&mut d, &probes), 1);
+    // Fifteen ports, one port refused many times, ports spread beyond the window, ports of
+    // many hosts: none.
+    let mut d = detector();
+    let probes: Vec<Event> = (1..=15).map(|p| refused(901, "10.0.0.5", p, 1)).collect();
+    assert_eq!(scans(&mut d, &probes), 0);
+    let probes: Vec<Event> = (0..40).map(|_| refused(902, "10.0.0.5", 80, 1)).collect();
+    assert_eq!(scans(&mut d, &probes), 0);
+    let probes: Vec<Event> = (1..=20)
+        .map(|p| refused(903, "10.0.0.5", p, u32::from(p) * 2))
+        .collect();
+    assert_eq!(scans(&mut d, &probes), 0);
+    let probes: Vec<Event> = (1..=40)
+        .map(|h| refused(904, &format!("10.0.1.{h}"), 22, 1))
+        .collect();
+    assert_eq!(scans(&mut d, &probes), 0);
+    // Accepted connects and connects under way are not refusals.
+    let mut accepted = refused(905, "10.0.0.5", 1, 1);
+    if let Event::Connect(n) = &mut accepted {
+        n.error = None;
+        n.ret = 0;
+    }
+    let probes: Vec<Event> = (0..20).map(|_| accepted.clone()).collect();
+    assert_eq!(scans(&mut d, &probes), 0);
+    // The table stays bounded: a flood of hosts evicts the oldest, counted.
+    let probes: Vec<Event> = (0..3000u32)
+        .map(|i| refused(906, &format!("10.{}.{}.1", i / 256, i % 256), 1, 1))
+        .collect();
+    assert_eq!(scans(&mut d, &probes), 0);
+    let table = d
+        .tracked()
+        .into_iter()
+        .find(|t| t.table == "portScans")
+        .expect("portScans table");
+    assert!(table.entries <= table.max_entries, "{table:?}");
+    assert!(table.shed > 0, "{table:?}");
+}

@@ -59,6 +59,10 @@ impl<K: Hash + Eq + Clone, V> FifoMap<K, V> {
         self.map.len()
     }
 
+    pub(crate) fn keys(&self) -> impl Iterator<Item = &K> {
+        self.map.keys()
+    }
+
     /// Entries evicted so far to make room.
     pub(crate) fn evicted(&self) -> u64 {
         self.evicted

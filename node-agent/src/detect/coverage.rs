@@ -97,8 +97,12 @@ pub const fn needs(t: FindingType) -> Needs {
             also: &[H::FileOpen, H::Namespace],
             ..hooks(EXEC)
         },
+        // Exec rules; also port scans seen from refused connects (`scan`).
+        T::DiscoverySuspiciousCommand => Needs {
+            also: &[H::Connect],
+            ..hooks(EXEC)
+        },
         T::ExecutionSuspiciousTool
-        | T::DiscoverySuspiciousCommand
         | T::ImpactCryptoMinerExecuted
         | T::ExecutionSuspiciousShellCreated
         | T::ExecutionReverseShell

@@ -31,6 +31,7 @@ pub mod redact;
 pub mod report;
 pub mod reputation;
 pub mod rules;
+mod scan;
 pub mod selfprotect;
 mod sourced;
 #[cfg(test)]
@@ -282,6 +283,8 @@ pub struct Detector {
     pipes: pipes::PipeTable,
     /// Shells' opens of downloaded or memory-backed files, until the shell shows what it did.
     sourced: sourced::SourcedTable,
+    /// Refused connects per program and host, for port scans.
+    scans: scan::ScanTable,
     stats: DetectorStats,
     enricher: Option<ResourceEnricher>,
     /// The agent itself, for the self-protection checks (unknown until the sensor starts).
@@ -332,6 +335,7 @@ impl Detector {
             answers: bounded::FifoMap::new(reputation::MAX_ANSWERS),
             pipes: pipes::PipeTable::default(),
             sourced: sourced::SourcedTable::default(),
+            scans: scan::ScanTable::default(),
             stats: DetectorStats::default(),
             enricher: None,
             agent: None,
@@ -424,6 +428,14 @@ impl Detector {
                 bytes: None,
                 max_bytes: None,
                 shed: self.sourced.held().1,
+            },
+            TrackedTable {
+                table: "portScans",
+                entries: self.scans.tracked().0 as u64,
+                max_entries: scan::MAX_SCANNERS as u64,
+                bytes: None,
+                max_bytes: None,
+                shed: self.scans.tracked().1,
             },
             TrackedTable {
                 table: "dns",
@@ -524,6 +536,7 @@ impl Detector {
                 // A process' events all come before its exit: forget it, so the tables hold
                 // live processes only.
                 self.dns.forget(x.process.pid);
+                self.scans.forget(x.process.pid);
                 self.parents.remove(&x.process.pid);
                 if self
                     .procs
@@ -537,6 +550,7 @@ impl Detector {
             Event::Connect(n) => {
                 let mut found = reputation::check_connect(self, n, lookup);
                 found.extend(behaviour::check_connect(self, n, lookup));
+                found.extend(scan::check_connect(self, n, lookup));
                 found
             }
             Event::Accept(n) => reputation::check_accept(self, n, lookup),
