@@ -134,7 +134,8 @@ fn exec_event(rng: &mut Rng, clock: &Clock, pid: u32) -> Event {
             exe: Some(PathBuf::from("/usr/lib/systemd/systemd")),
             uuid: "b".into(),
         },
-    ];
+    ]
+    .into();
     Event::Exec(Box::new(info))
 }
 

@@ -53,10 +53,50 @@ impl Clock {
         UNIX_EPOCH + Duration::from_nanos(ns as u64)
     }
 
-    /// RFC 3339 UTC text of a kernel boot-time stamp.
+    /// RFC 3339 UTC text of a kernel boot-time stamp, to the nanosecond
+    /// (`2026-12-05T14:38:02.123456789Z`, as `humantime::format_rfc3339_nanos` writes it).
     pub fn rfc3339(&self, boot_ns: u64) -> String {
-        humantime::format_rfc3339_nanos(self.wall(boot_ns)).to_string()
+        let ns = (boot_ns as i128 + self.offset_ns).clamp(0, i128::from(u64::MAX)) as u64;
+        rfc3339_nanos(ns)
     }
+}
+
+/// `ns` since the Unix epoch as RFC 3339 UTC text with nine fraction digits. Every record
+/// carries one: the digits are written into a buffer (the civil date from the day number by
+/// Howard Hinnant's `civil_from_days`), not through the formatting machinery.
+fn rfc3339_nanos(ns: u64) -> String {
+    let secs = ns / 1_000_000_000;
+    let nanos = ns % 1_000_000_000;
+    let days = secs / 86_400;
+    let of_day = secs % 86_400;
+    // civil_from_days, for days since 1970-01-01 (never negative here).
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    let mut out = *b"0000-00-00T00:00:00.000000000Z";
+    let mut put = |at: usize, width: usize, mut value: u64| {
+        for i in (at..at + width).rev() {
+            out[i] = b'0' + (value % 10) as u8;
+            value /= 10;
+        }
+    };
+    put(0, 4, year);
+    put(5, 2, month);
+    put(8, 2, day);
+    put(11, 2, of_day / 3_600);
+    put(14, 2, of_day / 60 % 60);
+    put(17, 2, of_day % 60);
+    put(20, 9, nanos);
+    // Digits and separators: always ASCII, so never the empty default.
+    std::str::from_utf8(&out)
+        .map(str::to_owned)
+        .unwrap_or_default()
 }
 
 /// Who did it.
@@ -171,7 +211,7 @@ pub struct ExecInfo {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sha256_error: Option<String>,
     /// Parent, grandparent, ... up to init.
-    pub lineage: Vec<Ancestor>,
+    pub lineage: std::sync::Arc<[Ancestor]>,
     /// The executable is a memfd: nothing on disk (fileless execution).
     pub fileless: bool,
     /// The executable has no link left on disk.
@@ -625,12 +665,12 @@ pub fn split_argv(bytes: &[u8]) -> Vec<String> {
 
 /// Rebuilds a path from the kernel's leaf-first, NUL-terminated components.
 pub fn cwd_from_components(bytes: &[u8]) -> PathBuf {
-    let mut path = String::from("/");
-    let parts: Vec<&[u8]> = bytes
-        .split(|&b| b == 0)
-        .filter(|p| !p.is_empty() && *p != b"/")
-        .collect();
-    for (i, part) in parts.iter().rev().enumerate() {
+    let mut path = String::with_capacity(bytes.len() + 1);
+    path.push('/');
+    let parts = bytes
+        .rsplit(|&b| b == 0)
+        .filter(|p| !p.is_empty() && *p != b"/");
+    for (i, part) in parts.enumerate() {
         if i > 0 {
             path.push('/');
         }
@@ -700,7 +740,7 @@ pub fn exec_info(ev: &node_agent_common::ExecEvent, clock: &Clock) -> ExecInfo {
         exe_dev: user_dev(ev.exe_dev),
         sha256: None,
         sha256_error: None,
-        lineage: Vec::new(),
+        lineage: Vec::new().into(),
         fileless: ev.flags & exec_flags::EXE_MEMFD != 0,
         exe_deleted: ev.flags & exec_flags::EXE_DELETED != 0,
         written_by: (ev.flags & exec_flags::EXE_WRITTEN != 0).then(|| writer(&ev.writer, clock)),
@@ -1395,6 +1435,16 @@ pub fn activity_info(ev: &node_agent_common::ActivityEvent, clock: &Clock) -> Ac
 /// Removes `.` and resolves `..` lexically (symlinks are not followed: the path names what the
 /// process asked for).
 pub fn normalize(path: &Path) -> PathBuf {
+    // Most paths are normal already (absolute, no `.`, `..` or empty components): copied.
+    let bytes = path.as_os_str().as_encoded_bytes();
+    if let Some(rest) = bytes.strip_prefix(b"/")
+        && !rest.is_empty()
+        && rest
+            .split(|&b| b == b'/')
+            .all(|part| !matches!(part, b"" | b"." | b".."))
+    {
+        return path.to_path_buf();
+    }
     let mut out = PathBuf::from("/");
     for part in path.components() {
         match part {
@@ -1432,6 +1482,54 @@ mod tests {
         assert_eq!(cwd_from_components(b""), PathBuf::from("/"));
         assert_eq!(cwd_from_components(b"/\0"), PathBuf::from("/"));
         assert_eq!(cwd_from_components(b"tmp\0"), PathBuf::from("/tmp"));
+    }
+
+    #[test]
+    fn timestamps_are_written_as_humantime_writes_them() {
+        let second = 1_000_000_000u64;
+        let day = 86_400 * second;
+        let cases = [
+            0,
+            1,
+            999_999_999,
+            59 * second + 123,
+            // 2000-02-29 (a leap day of a century leap year), and the day after.
+            11_016 * day + 3_723 * second + 45,
+            11_017 * day,
+            // 2024-12-31T23:59:59.999999999, then the new year.
+            20_089 * day - 1,
+            20_089 * day,
+            // 2100-02-28 and 2100-03-01 (2100 is not a leap year).
+            47_540 * day,
+            47_541 * day + 86_399 * second,
+            1_764_945_482 * second + 123_456_789,
+            u64::MAX,
+        ];
+        for ns in cases {
+            let expected =
+                humantime::format_rfc3339_nanos(UNIX_EPOCH + Duration::from_nanos(ns)).to_string();
+            assert_eq!(rfc3339_nanos(ns), expected, "{ns} ns");
+        }
+        let clock = Clock::with_offset(-5);
+        assert_eq!(clock.rfc3339(3), "1970-01-01T00:00:00.000000000Z");
+        assert_eq!(clock.rfc3339(7), "1970-01-01T00:00:00.000000002Z");
+    }
+
+    #[test]
+    fn normal_paths_are_copied_and_the_rest_resolved() {
+        for (path, normal) in [
+            ("/usr/bin/true", "/usr/bin/true"),
+            ("/", "/"),
+            ("/usr//bin", "/usr/bin"),
+            ("/usr/bin/", "/usr/bin"),
+            ("/tmp/./x", "/tmp/x"),
+            ("/tmp/a/../x", "/tmp/x"),
+            ("/..", "/"),
+            ("/tmp/.x/..y", "/tmp/.x/..y"),
+            ("relative/x", "/relative/x"),
+        ] {
+            assert_eq!(normalize(Path::new(path)), PathBuf::from(normal), "{path}");
+        }
     }
 
     #[test]

@@ -31,3 +31,8 @@ pub mod sqlite;
 pub mod store;
 pub mod tool_hashes;
 pub mod tracked;
+
+/// A hash map for the tables every record touches (processes by pid, their uuids): keyed by
+/// numbers the kernel assigns, so foldhash's seeded hash (a few ns) is enough where the
+/// standard SipHash costs several times more. Not for keys a workload chooses freely.
+pub type PidMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;

@@ -106,7 +106,7 @@ pub struct Pipeline {
     seen_ns: u64,
     /// Process uuids by (pid, start time): a SHA-256 per process, not per event (nor per
     /// ancestor of every exec's lineage); kept as bytes, formatted on use.
-    uuids: std::collections::HashMap<(u32, u64), [u8; 16]>,
+    uuids: crate::PidMap<(u32, u64), [u8; 16]>,
     /// The kernel's written-files map, for the writer of a `#!` script.
     written: Option<crate::sensor::WrittenFiles>,
     /// The host's `/proc`, through which a process's own paths are opened.
@@ -247,7 +247,7 @@ impl Pipeline {
             ),
             stats: PipelineStats::default(),
             seen_ns: 0,
-            uuids: std::collections::HashMap::new(),
+            uuids: crate::PidMap::default(),
             written: None,
             proc_root: PathBuf::from("/proc"),
             script_rules: None,
@@ -787,7 +787,7 @@ impl Pipeline {
         );
     }
 
-    fn lineage(&mut self, pid: u32) -> Vec<Ancestor> {
+    fn lineage(&mut self, pid: u32) -> std::sync::Arc<[Ancestor]> {
         let (uuids, boot_id) = (&mut self.uuids, &self.boot_id);
         self.procs
             .lineage(pid, LINEAGE_DEPTH)
@@ -807,7 +807,7 @@ impl Pipeline {
 /// The uuid of (pid, start time) from `cache`, computed and kept on a miss (the cache is
 /// dropped whole past [`UUID_CACHE`]).
 fn cached_uuid(
-    cache: &mut std::collections::HashMap<(u32, u64), [u8; 16]>,
+    cache: &mut crate::PidMap<(u32, u64), [u8; 16]>,
     boot_id: &str,
     pid: u32,
     start_time_ns: u64,

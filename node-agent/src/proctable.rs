@@ -11,7 +11,7 @@
 //! same whether the start time came from `/proc` (clock ticks) or from the kernel (ns).
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::BTreeMap,
     fs, io,
     io::Read,
     path::{Path, PathBuf},
@@ -199,7 +199,9 @@ pub struct ProcessTable {
     capacity: usize,
     exited_capacity: usize,
     byte_budget: usize,
-    entries: HashMap<u32, Slot>,
+    /// Boxed: a slot is a few hundred bytes, and the table holds tens of thousands. Inline,
+    /// every insert, removal and growth moved them, and lookups walked megabytes of them.
+    entries: crate::PidMap<u32, Box<Slot>>,
     /// Live processes by when they were last seen: the first is the least recently seen.
     live_order: BTreeMap<u64, u32>,
     /// Exited processes by when they exited: the first exited first.
@@ -227,7 +229,7 @@ impl ProcessTable {
             // Grown as processes come, not reserved for `capacity`: a table reserved for 65,536
             // entries of about 200 bytes is 27 MiB of address space, and entries land all over
             // it, so that a few thousand processes made most of it resident.
-            entries: HashMap::new(),
+            entries: crate::PidMap::default(),
             live_order: BTreeMap::new(),
             exited_order: BTreeMap::new(),
             tick: 0,
@@ -484,12 +486,12 @@ impl ProcessTable {
         }
         self.entries.insert(
             tgid,
-            Slot {
+            Box::new(Slot {
                 info,
                 bytes,
                 source,
                 order,
-            },
+            }),
         );
         self.trim_exited();
     }
@@ -696,18 +698,24 @@ pub fn process_uuid_bytes(boot_id: &str, tgid: u32, start_time_ns: u64) -> [u8; 
     b
 }
 
-/// 16 bytes in the UUID text form (`8-4-4-4-12` lower-case hex digits).
+/// 16 bytes in the UUID text form (`8-4-4-4-12` lower-case hex digits). Written into a
+/// fixed buffer and turned into one string: every record names its process by it.
 pub fn format_uuid(b: &[u8; 16]) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(36);
+    let mut out = [b'-'; 36];
+    let mut at = 0;
     for (i, byte) in b.iter().enumerate() {
         if matches!(i, 4 | 6 | 8 | 10) {
-            out.push('-');
+            at += 1;
         }
-        out.push(char::from(HEX[usize::from(byte >> 4)]));
-        out.push(char::from(HEX[usize::from(byte & 0x0f)]));
+        out[at] = HEX[usize::from(byte >> 4)];
+        out[at + 1] = HEX[usize::from(byte & 0x0f)];
+        at += 2;
     }
-    out
+    // Hex digits and dashes: always ASCII, so never the empty default.
+    std::str::from_utf8(&out)
+        .map(str::to_owned)
+        .unwrap_or_default()
 }
 
 /// Why one process could not be read.

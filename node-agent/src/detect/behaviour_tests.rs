@@ -82,7 +82,7 @@ fn exec_event(exe: &str, f: impl FnOnce(&mut ExecInfo)) -> Event {
         exe_dev: 1,
         sha256: None,
         sha256_error: None,
-        lineage: Vec::new(),
+        lineage: Vec::new().into(),
         fileless: false,
         exe_deleted: false,
         written_by: None,
@@ -2008,7 +2008,7 @@ fn interactive_shells_are_judged_by_who_wanted_them() {
         let fed = exec_event("/usr/bin/dash", |e| {
             e.argv = vec!["sh".into()];
             e.stdin = Some(stdin);
-            e.lineage = vec![ancestor(450, "/usr/bin/python3.11")];
+            e.lineage = vec![ancestor(450, "/usr/bin/python3.11")].into();
         });
         assert!(run_all(&[fed]).is_empty(), "{stdin}");
     }
@@ -2026,7 +2026,8 @@ fn interactive_shells_are_judged_by_who_wanted_them() {
             comm: "python3".into(),
             exe: None,
             uuid: "uuid-9".into(),
-        }];
+        }]
+        .into();
     });
     assert!(run_all(&[unknown]).is_empty());
 }

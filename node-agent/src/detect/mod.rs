@@ -253,7 +253,7 @@ pub(crate) struct Remembered {
     pub exec_path: Option<PathBuf>,
     pub sha256: Option<crate::exe_hash::Digest>,
     pub cwd: Option<PathBuf>,
-    pub lineage: Vec<Ancestor>,
+    pub lineage: Arc<[Ancestor]>,
     pub uuid: String,
 }
 
@@ -270,10 +270,10 @@ pub struct Detector {
     config: DetectorConfig,
     clock: Clock,
     resource: Resource,
-    procs: HashMap<u32, Remembered>,
+    procs: crate::PidMap<u32, Remembered>,
     /// Parent pid of each forked process, from fork events (the tracer-of-its-own-child check
     /// of ptrace findings needs it before the child execs).
-    parents: HashMap<u32, u32>,
+    parents: crate::PidMap<u32, u32>,
     aggregates: HashMap<String, Finding>,
     aggregate_order: VecDeque<String>,
     dns: reputation::DnsMemory,
@@ -327,8 +327,8 @@ impl Detector {
             config,
             clock,
             resource,
-            procs: HashMap::new(),
-            parents: HashMap::new(),
+            procs: crate::PidMap::default(),
+            parents: crate::PidMap::default(),
             aggregates: HashMap::new(),
             aggregate_order: VecDeque::new(),
             dns: reputation::DnsMemory::default(),
@@ -892,7 +892,7 @@ fn remembered_from_ref(p: &ProcessRef) -> Remembered {
         exec_path: None,
         sha256: None,
         cwd: None,
-        lineage: Vec::new(),
+        lineage: Vec::new().into(),
         uuid: p.uuid.clone(),
     }
 }

@@ -72,7 +72,7 @@ pub(super) fn exec(x: &X) -> Event {
         exe_dev: 1,
         sha256: None,
         sha256_error: None,
-        lineage: Vec::new(),
+        lineage: Vec::new().into(),
         fileless: false,
         exe_deleted: false,
         written_by: None,

@@ -627,10 +627,8 @@ fn exec_from_writable_dir(
         // A memfd: FilelessExecution says it.
         return None;
     }
-    let exe = e.exe.display().to_string();
-    let exec_path = normalize(&resolve_exe(&e.filename, e.cwd.as_deref()))
-        .display()
-        .to_string();
+    // Borrowed when the path is UTF-8 (nearly always): every exec passes here.
+    let exe = e.exe.to_string_lossy();
     // A `#!` script: the kernel ran the interpreter named on its first line and put the path
     // exec'd after it in argv (`[interpreter, (argument,) script, ...]`). A symbolic link exec'd
     // (a venv's `bin/python3`) is not a script.
@@ -665,9 +663,15 @@ fn exec_from_writable_dir(
             })
     };
     let (file, what, (dir, memory)) = placed(b, &exe)
-        .map(|at| (exe.clone(), "binary", at))
+        .map(|at| (exe.clone().into_owned(), "binary", at))
         .or_else(|| {
-            (shebang && exec_path != exe)
+            if !shebang {
+                return None;
+            }
+            let exec_path = normalize(&resolve_exe(&e.filename, e.cwd.as_deref()))
+                .display()
+                .to_string();
+            (exec_path != exe)
                 .then(|| placed(b, &exec_path).map(|at| (exec_path.clone(), "script", at)))
                 .flatten()
         })
@@ -900,8 +904,8 @@ fn crontab_install(
     e: &ExecInfo,
     lookup: &dyn ProcessLookup,
 ) -> Option<Candidate> {
-    let exe = e.exe.display().to_string();
-    if !b.crontab_programs.contains(&exe) {
+    let exe = e.exe.to_string_lossy();
+    if !b.crontab_programs.iter().any(|p| *p == exe) {
         return None;
     }
     let mut args = e.argv.iter().skip(1);
@@ -958,8 +962,8 @@ fn at_queue(
     e: &ExecInfo,
     lookup: &dyn ProcessLookup,
 ) -> Option<Candidate> {
-    let exe = e.exe.display().to_string();
-    if !b.at_programs.contains(&exe) {
+    let exe = e.exe.to_string_lossy();
+    if !b.at_programs.iter().any(|p| *p == exe) {
         return None;
     }
     let queue = at_queues(&e.argv)?;

@@ -169,7 +169,8 @@ fn exec_as(argv: &[&str], parent: &str, uid: u32, euid: u32) -> Event {
                 exe: Some(PathBuf::from("/usr/lib/systemd/systemd")),
                 uuid: "uuid-1".into(),
             },
-        ],
+        ]
+        .into(),
         fileless: false,
         exe_deleted: false,
         written_by: None,
