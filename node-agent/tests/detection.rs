@@ -595,7 +595,11 @@ fn third_party_discovery_evasion_and_credential_commands() {
         ),
         (
             "bash -c 'for p in $(seq 1 20); do (echo > /dev/tcp/127.0.0.1/$p) 2>/dev/null && echo $p; done'".into(),
-            vec![(discovery, "discovery-port-scan-dev-tcp")],
+            // The command line, and the refused connects themselves (`detect/scan.rs`).
+            vec![
+                (discovery, "behaviour-port-scan"),
+                (discovery, "discovery-port-scan-dev-tcp"),
+            ],
         ),
     ];
     for (i, (line, want)) in cases.iter().enumerate() {
@@ -623,7 +627,9 @@ fn third_party_discovery_evasion_and_credential_commands() {
                 for f in &found {
                     let medium = matches!(
                         rule_id(f),
-                        "discovery-shadow-read" | "discovery-port-scan-dev-tcp"
+                        "discovery-shadow-read"
+                            | "discovery-port-scan-dev-tcp"
+                            | "behaviour-port-scan"
                     );
                     let label = if medium {
                         SeverityLabel::Medium
