@@ -142,8 +142,9 @@ impl Timestamp {
     }
 }
 
-/// Proleptic Gregorian date of a day count since 1970-01-01 (Howard Hinnant's algorithm).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
+/// Proleptic Gregorian date (year, month, day) of a day count since 1970-01-01 (Howard
+/// Hinnant's algorithm). Also the agent's: every record's timestamp is written with it.
+pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);

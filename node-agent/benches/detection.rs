@@ -10,6 +10,10 @@
 //! `Detector::process`; the baseline pass, in the same process, only reads each event's
 //! process and kind, so the ratio is the cost of detection itself.
 
+#[path = "support/detector.rs"]
+mod detector;
+
+use detector::bench_detector;
 use std::{
     hint::black_box,
     net::{IpAddr, Ipv4Addr, SocketAddr},
@@ -19,13 +23,12 @@ use std::{
 };
 
 use node_agent::{
-    detect::{Detector, DetectorConfig, NoLookup, Outcome, RuleSet},
+    detect::{NoLookup, Outcome, RuleSet},
     event::{
         Ancestor, Clock, DnsAnswer, DnsInfo, DnsQuestion, Event, ExitInfo, ForkInfo, NetInfo,
         ProcessRef, exec_info,
     },
 };
-use vigil_crds::finding::HostDetails;
 use vigil_detection::{DgaModel, IntelConfig, SharedIntel};
 
 const EVENTS: usize = 1_000_000;
@@ -263,20 +266,7 @@ fn main() {
         black_box(sum);
         baseline.push(events.len() as f64 / t.elapsed().as_secs_f64());
 
-        let mut detector = Detector::new(
-            Arc::clone(&intel),
-            Some(dga.clone()),
-            rules.clone(),
-            Vec::new(),
-            DetectorConfig {
-                host: HostDetails {
-                    hostname: "bench".into(),
-                    ..HostDetails::default()
-                },
-                ..DetectorConfig::default()
-            },
-            Clock::with_offset(0),
-        );
+        let mut detector = bench_detector(&intel, &dga, &rules);
         if outcomes.is_empty() {
             outcomes = events
                 .iter()
@@ -295,14 +285,7 @@ fn main() {
         }
         rates.push(events.len() as f64 / t.elapsed().as_secs_f64());
         // Per kind, timed separately so the whole-stream figure carries no timer overhead.
-        let mut detector2 = Detector::new(
-            Arc::clone(&intel),
-            Some(dga.clone()),
-            rules.clone(),
-            Vec::new(),
-            DetectorConfig::default(),
-            Clock::with_offset(0),
-        );
+        let mut detector2 = bench_detector(&intel, &dga, &rules);
         for e in &events {
             let k = kind(e);
             let t = Instant::now();

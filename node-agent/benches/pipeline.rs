@@ -11,6 +11,10 @@
 //! and all three. The storm's process is a child of a worker with a shell, a login and init
 //! above it, as `vigil-bench exec` runs it.
 
+#[path = "support/detector.rs"]
+mod detector;
+
+use detector::bench_detector;
 use std::{
     hint::black_box,
     io::{self, Write},
@@ -22,14 +26,13 @@ use std::{
 
 use node_agent::{
     agent::{OutputFormat, write_event},
-    detect::{Detector, DetectorConfig, RuleSet},
+    detect::RuleSet,
     event::Clock,
     pipeline::{Limits, Pipeline},
 };
 use node_agent_common::{
     EventHeader, ExecEvent, ExitEvent, ForkEvent, TaskIdentity, decode::bytes_of, kind,
 };
-use vigil_crds::finding::HostDetails;
 use vigil_detection::{DgaModel, IntelConfig, SharedIntel};
 
 /// Processes per pass (three records each).
@@ -274,20 +277,7 @@ fn main() {
                 Limits::default(),
             )
             .with_host_paths(PathBuf::from("/proc"), None);
-            let mut detector = Detector::new(
-                Arc::clone(&intel),
-                Some(dga.clone()),
-                rules.clone(),
-                Vec::new(),
-                DetectorConfig {
-                    host: HostDetails {
-                        hostname: "bench".into(),
-                        ..HostDetails::default()
-                    },
-                    ..DetectorConfig::default()
-                },
-                Clock::with_offset(0),
-            );
+            let mut detector = bench_detector(&intel, &dga, &rules);
             let mut out = io::BufWriter::with_capacity(64 * 1024, Counting(0));
             events = 0;
             let t = Instant::now();

@@ -62,23 +62,13 @@ impl Clock {
 }
 
 /// `ns` since the Unix epoch as RFC 3339 UTC text with nine fraction digits. Every record
-/// carries one: the digits are written into a buffer (the civil date from the day number by
-/// Howard Hinnant's `civil_from_days`), not through the formatting machinery.
+/// carries one: the digits are written into a buffer, not through the formatting machinery.
 fn rfc3339_nanos(ns: u64) -> String {
     let secs = ns / 1_000_000_000;
     let nanos = ns % 1_000_000_000;
-    let days = secs / 86_400;
     let of_day = secs % 86_400;
-    // civil_from_days, for days since 1970-01-01 (never negative here).
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
+    // At most u64::MAX / 86,400e9 days: an i64 either way.
+    let (year, month, day) = vigil_detection::stix::civil_from_days((secs / 86_400) as i64);
     let mut out = *b"0000-00-00T00:00:00.000000000Z";
     let mut put = |at: usize, width: usize, mut value: u64| {
         for i in (at..at + width).rev() {
@@ -86,9 +76,9 @@ fn rfc3339_nanos(ns: u64) -> String {
             value /= 10;
         }
     };
-    put(0, 4, year);
-    put(5, 2, month);
-    put(8, 2, day);
+    put(0, 4, year as u64);
+    put(5, 2, u64::from(month));
+    put(8, 2, u64::from(day));
     put(11, 2, of_day / 3_600);
     put(14, 2, of_day / 60 % 60);
     put(17, 2, of_day % 60);
