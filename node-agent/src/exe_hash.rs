@@ -447,14 +447,12 @@ impl ExeHashCache {
 
     /// The cache against its bound, for the health summary.
     pub fn tracked(&self) -> crate::tracked::TrackedTable {
-        crate::tracked::TrackedTable {
-            table: "exeHashes",
-            entries: self.entries.len() as u64,
-            max_entries: self.capacity as u64,
-            bytes: None,
-            max_bytes: None,
-            shed: self.stats.evictions,
-        }
+        crate::tracked::TrackedTable::by_entries(
+            "exeHashes",
+            self.entries.len() as u64,
+            self.capacity as u64,
+            self.stats.evictions,
+        )
     }
 
     /// Counters so far.

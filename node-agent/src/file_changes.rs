@@ -181,14 +181,12 @@ impl ChangePairs {
 
     /// The table against its bound.
     pub fn tracked(&self) -> TrackedTable {
-        TrackedTable {
-            table: "fileChangePairs",
-            entries: self.pending.len() as u64,
-            max_entries: self.max as u64,
-            bytes: None,
-            max_bytes: None,
-            shed: self.shed,
-        }
+        TrackedTable::by_entries(
+            "fileChangePairs",
+            self.pending.len() as u64,
+            self.max as u64,
+            self.shed,
+        )
     }
 }
 

@@ -214,14 +214,12 @@ impl StreamSenders {
     }
 
     fn tracked(&self) -> crate::tracked::TrackedTable {
-        crate::tracked::TrackedTable {
-            table: "streamSenders",
-            entries: self.by_cookie.len() as u64,
-            max_entries: STREAM_SENDERS as u64,
-            bytes: None,
-            max_bytes: None,
-            shed: self.shed,
-        }
+        crate::tracked::TrackedTable::by_entries(
+            "streamSenders",
+            self.by_cookie.len() as u64,
+            STREAM_SENDERS as u64,
+            self.shed,
+        )
     }
 }
 
@@ -386,14 +384,12 @@ impl Pipeline {
     pub fn written_tracked(&self) -> Option<crate::tracked::TrackedTable> {
         let added = self.written.as_ref()?.added()?;
         let max = u64::from(node_agent_common::WRITTEN_FILES_MAX);
-        Some(crate::tracked::TrackedTable {
-            table: "kernelWrittenFiles",
-            entries: added.min(max),
-            max_entries: max,
-            bytes: None,
-            max_bytes: None,
-            shed: added.saturating_sub(max),
-        })
+        Some(crate::tracked::TrackedTable::by_entries(
+            "kernelWrittenFiles",
+            added.min(max),
+            max,
+            added.saturating_sub(max),
+        ))
     }
 
     /// The stream sensor's senders by socket against their bound.

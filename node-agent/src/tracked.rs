@@ -27,6 +27,18 @@ pub struct TrackedTable {
 }
 
 impl TrackedTable {
+    /// A table bounded by its number of entries only (no byte accounting).
+    pub fn by_entries(table: &'static str, entries: u64, max_entries: u64, shed: u64) -> Self {
+        Self {
+            table,
+            entries,
+            max_entries,
+            bytes: None,
+            max_bytes: None,
+            shed,
+        }
+    }
+
     /// Whether the table is within its bounds (it always should be: a test asserts it under each
     /// hostile workload).
     pub fn within_bounds(&self) -> bool {

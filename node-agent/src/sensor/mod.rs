@@ -497,14 +497,12 @@ impl Sensor {
         }
         let added = self.hook_counters(Hook::DnsSocket).sent;
         let max = u64::from(self.lru_entries);
-        Some(crate::tracked::TrackedTable {
-            table: "kernelDnsSockets",
-            entries: added.min(max),
-            max_entries: max,
-            bytes: None,
-            max_bytes: None,
-            shed: added.saturating_sub(max),
-        })
+        Some(crate::tracked::TrackedTable::by_entries(
+            "kernelDnsSockets",
+            added.min(max),
+            max,
+            added.saturating_sub(max),
+        ))
     }
 
     /// The counters of every hook, summed over CPUs.
