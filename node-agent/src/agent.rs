@@ -519,6 +519,9 @@ pub async fn run_with<W: Write, H: RunHooks>(
                         }
                     });
                 }
+                for event in pipeline.deleted_executables() {
+                    emit(event, &pipeline, out, &mut write_error);
+                }
                 out.flush().map_err(AgentError::Output)?;
                 let mut detection = detection.borrow_mut();
                 if let Some(d) = detection.as_mut() {
@@ -669,6 +672,7 @@ pub fn health(
             pipeline.processes().tracked(),
             pipeline.hash_tracked(),
             pipeline.stream_senders_tracked(),
+            pipeline.deletions_tracked(),
         ]
         .into_iter()
         .chain(pipeline.written_tracked())

@@ -256,6 +256,12 @@ fn collect(
                     }
                 });
             }
+            batch.extend(
+                pipeline
+                    .deleted_executables()
+                    .into_iter()
+                    .map(|e| (e, None)),
+            );
             let mut guard = lock.lock().unwrap_or_else(PoisonError::into_inner);
             for (event, known) in batch {
                 // The first view of a pid wins: a process that forked and later exec'd keeps

@@ -521,7 +521,9 @@ pub struct ActivityInfo {
     pub process: ProcessRef,
     /// `memfdCreate`, `ptrace`, `processVmWritev`, `userfaultfd`, `initModule`, `finitModule`,
     /// `mount`, `unshare`, `setns`, `setuid`, ..., `capset`, `dupSocket`, `libraryLoad`,
-    /// `bpfAgent`, `signalAgent`.
+    /// `bpfAgent`, `signalAgent`; and from the pipeline, not the kernel, `executableDeleted`
+    /// (the process's binary, exec'd from a memory-backed or world-writable directory, has no
+    /// link left: [`crate::deleted_exe`]).
     pub operation: &'static str,
     /// The syscall's return.
     pub ret: i64,
@@ -534,7 +536,8 @@ pub struct ActivityInfo {
     /// The ptrace request (`PTRACE_ATTACH`, `PTRACE_TRACEME`, ...).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request: Option<String>,
-    /// memfd name, module or library file name, namespace file name.
+    /// memfd name, module or library file name, namespace file name; the deleted executable's
+    /// path.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Flags argument (memfd, mount, unshare, setns).

@@ -384,6 +384,18 @@ impl ExeHashCache {
     /// Device (user-space encoding, as `stat` gives it) and inode number of a file, with the
     /// same care as [`Self::inode_of`].
     pub fn identity_of(&mut self, path: &Path) -> Option<(u64, u64)> {
+        self.metadata_of(path).map(|m| (m.dev(), m.ino()))
+    }
+
+    /// Inode number and link count of the file `path` leads to (`/proc/<pid>/exe`: the inode a
+    /// process runs), with the same care as [`Self::inode_of`].
+    pub fn links_of(&mut self, path: &Path) -> Option<(u64, u64)> {
+        self.metadata_of(path).map(|m| (m.ino(), m.nlink()))
+    }
+
+    /// The metadata of the file `path` leads to, from an `O_PATH` handle; `None` on a network
+    /// or FUSE filesystem when deferring.
+    fn metadata_of(&mut self, path: &Path) -> Option<std::fs::Metadata> {
         let handle = open_path(path).ok()?;
         if self.defers
             && self
@@ -393,7 +405,7 @@ impl ExeHashCache {
         {
             return None;
         }
-        handle.metadata().ok().map(|m| (m.dev(), m.ino()))
+        handle.metadata().ok()
     }
 
     /// Takes in what the background hasher finished.

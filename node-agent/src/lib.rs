@@ -12,6 +12,7 @@ pub mod cluster;
 pub mod collector;
 pub mod console;
 pub mod container;
+pub mod deleted_exe;
 pub mod detect;
 pub mod dns;
 pub mod event;

@@ -4,7 +4,7 @@
 use std::{
     fs,
     path::{Path, PathBuf},
-    time::{Duration, UNIX_EPOCH},
+    time::{Duration, Instant, UNIX_EPOCH},
 };
 
 use node_agent_common::{
@@ -15,10 +15,11 @@ use serde::Serialize;
 
 use crate::{
     container::ContainerResolver,
+    deleted_exe::{DeletionWatch, Watched},
     event::{
-        Ancestor, Clock, Event, ExecInfo, ForkInfo, ProcessRef, activity_info, dirent_info,
-        dns_info, exec_info, exit_info, file_info, kernel_dev, net_info, normalize, resolve_exe,
-        stream_info, user_dev, writer,
+        ActivityInfo, Ancestor, Clock, Event, ExecInfo, ForkInfo, ProcessRef, activity_info,
+        dirent_info, dns_info, exec_info, exit_info, file_info, kernel_dev, net_info, normalize,
+        resolve_exe, stream_info, user_dev, writer,
     },
     exe_hash::{Digest, ExeHashCache},
     file_changes::{ChangePairs, Source},
@@ -88,6 +89,10 @@ pub struct PipelineStats {
     /// Execs whose executable's path and digest came from [`ExeObjects`]: the same file object
     /// and version exec'd by the same path before, nothing opened.
     pub exe_objects_reused: u64,
+    /// Processes found running a binary deleted from a memory-backed or world-writable
+    /// directory after they started ([`Pipeline::deleted_executables`]).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub deleted_executables: u64,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -121,6 +126,9 @@ pub struct Pipeline {
     stream_senders: StreamSenders,
     /// Executables resolved before, by the kernel's file object.
     exe_objects: ExeObjects,
+    /// Processes running a binary from a memory-backed or world-writable directory, watched
+    /// for the file being deleted while they run.
+    deletions: DeletionWatch,
 }
 
 /// A repeated exec: the same file object (mount and dentry), in the same version (device,
@@ -253,6 +261,7 @@ impl Pipeline {
             cgroup_root: crate::sensor::cgroup2_root(),
             stream_senders: StreamSenders::default(),
             exe_objects: ExeObjects::default(),
+            deletions: DeletionWatch::default(),
         }
     }
 
@@ -454,6 +463,7 @@ impl Pipeline {
                     exited: false,
                     exit_code: None,
                 });
+                self.watch_for_deletion(&info);
                 self.identify(&mut info.process);
                 // After identify: a container's changes count from its first process on.
                 self.untracked_change(&mut info, ev);
@@ -481,6 +491,7 @@ impl Pipeline {
                 self.uuids
                     .remove(&(info.process.pid, info.process.start_time_ns));
                 self.procs.on_exit(ev.task.tgid, ev.exit_code);
+                self.deletions.on_exit(ev.task.tgid);
                 Event::Exit(info)
             }
             Record::Connect(ev) => {
@@ -576,6 +587,58 @@ impl Pipeline {
                 Event::Stream(info)
             }
         })
+    }
+
+    /// Watches a binary exec'd from a memory-backed or world-writable directory (the built-in
+    /// rules' lists, read when the written-files map is) for its deletion while it runs.
+    fn watch_for_deletion(&mut self, info: &ExecInfo) {
+        let exe = info.exe.to_string_lossy();
+        let watched = (!info.fileless && !info.exe_deleted)
+            .then_some(self.script_rules.as_ref())
+            .flatten()
+            .filter(|rules| crate::detect::runs_from_writable_dir(rules, &exe))
+            .map(|_| Watched {
+                start_time_ns: info.process.start_time_ns,
+                exe: info.exe.clone(),
+                ino: info.exe_inode,
+            });
+        self.deletions.on_exec(info.process.pid, watched);
+    }
+
+    /// Processes whose executable, run from a memory-backed or world-writable directory, has
+    /// been deleted since they started ([`crate::deleted_exe`]): an `executableDeleted`
+    /// activity each, once. Reads `/proc` at most every [`crate::deleted_exe::POLL_EVERY`],
+    /// and only for the processes watched.
+    pub fn deleted_executables(&mut self) -> Vec<Event> {
+        let proc_root = &self.proc_root;
+        let hashes = &mut self.hashes;
+        let deleted = self.deletions.poll(Instant::now(), |pid| {
+            hashes.links_of(&proc_root.join(pid.to_string()).join("exe"))
+        });
+        deleted
+            .into_iter()
+            .map(|(pid, w)| {
+                let mut process = self.process_of(pid);
+                if process.start_time_ns == 0 {
+                    process.start_time_ns = w.start_time_ns;
+                }
+                self.identify(&mut process);
+                self.stats.deleted_executables += 1;
+                Event::Activity(ActivityInfo {
+                    time: self.clock.rfc3339(crate::container::boot_ns()),
+                    process,
+                    operation: "executableDeleted",
+                    name: Some(w.exe.display().to_string()),
+                    inode: Some(w.ino),
+                    ..ActivityInfo::default()
+                })
+            })
+            .collect()
+    }
+
+    /// The table of processes watched for their executable's deletion.
+    pub fn deletions_tracked(&self) -> crate::tracked::TrackedTable {
+        self.deletions.tracked()
     }
 
     /// Finds the image that runs (for a script, its interpreter) and hashes it, making sure the

@@ -1079,6 +1079,86 @@ fn programs_and_scripts_run_from_memory_backed_and_world_writable_directories() 
     );
 }
 
+/// A binary run from /dev/shm and deleted while it runs (a dropper that starts its payload and
+/// removes it): FilelessExecution once the pipeline's check of the watched processes finds the
+/// running inode without a link. A binary left in place in /tmp, and one deleted while it runs
+/// from a directory of ours (what a package upgrade does to installed programs), are checked in
+/// the same pass and raise no such finding.
+#[test]
+fn a_binary_deleted_while_it_runs_is_fileless_execution() {
+    if !privileged("a_binary_deleted_while_it_runs_is_fileless_execution") {
+        return;
+    }
+    let n = nonce();
+    let mut clean = Cleanup::default();
+    let scratch = Scratch::new("gone");
+    let gone = clean.file(format!("/dev/shm/vigil-{n}-gone"));
+    let kept = clean.file(std::env::temp_dir().join(format!("vigil-{n}-kept")));
+    let installed = scratch.path("installed");
+    for path in [&gone, &kept, &installed] {
+        std::fs::copy("/bin/sleep", path).expect("copy sleep");
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    LazyLock::force(&AGENT);
+    let start = |path: &str| {
+        let child = Command::new(path)
+            .arg("600")
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("spawn");
+        let pid = child.id();
+        assert!(
+            AGENT
+                .wait_for(
+                    WAIT,
+                    |e| matches!(e, Event::Exec(x) if x.process.pid == pid)
+                )
+                .is_some(),
+            "no exec of {path} (pid {pid}) within {WAIT:?}"
+        );
+        child
+    };
+    let mut children = [start(&kept), start(&installed), start(&gone)];
+    let [kept_pid, installed_pid, gone_pid] = children.each_ref().map(std::process::Child::id);
+    std::fs::remove_file(&installed).expect("remove the installed copy");
+    std::fs::remove_file(&gone).expect("remove the dropped binary");
+    let deleted = |pid: u32| {
+        move |e: &Event| {
+            matches!(e, Event::Activity(a)
+                if a.operation == "executableDeleted" && a.process.pid == pid)
+        }
+    };
+    let seen = AGENT.wait_for(WAIT, deleted(gone_pid));
+    let Some(Event::Activity(activity)) = seen else {
+        panic!("no executableDeleted for pid {gone_pid} within {WAIT:?}");
+    };
+    assert_eq!(activity.name.as_deref(), Some(gone.as_str()));
+    // Checked in the same pass as the dropped binary, or not watched at all.
+    for pid in [kept_pid, installed_pid] {
+        assert!(AGENT.matching(deleted(pid)).is_empty(), "pid {pid}");
+    }
+    for child in &mut children {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let fileless = |pid| {
+        detect(pid)
+            .into_iter()
+            .filter(|f| f.finding_type == "DefenseEvasion:Runtime/FilelessExecution")
+            .collect::<Vec<_>>()
+    };
+    let found = fileless(gone_pid);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].context.file_path.as_deref(), Some(gone.as_str()));
+    assert_eq!(
+        found[0].context.additional["executableOrigin"],
+        "deletedWhileRunning"
+    );
+    assert_eq!(found[0].process.as_ref().map(|p| p.pid), Some(gone_pid));
+    assert!(fileless(kept_pid).is_empty());
+    assert!(fileless(installed_pid).is_empty());
+}
+
 #[test]
 fn interactive_shells_started_by_interpreters_and_services() {
     if !privileged("interactive_shells_started_by_interpreters_and_services") {

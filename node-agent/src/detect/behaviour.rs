@@ -1444,6 +1444,29 @@ pub(crate) fn check_activity(
                 context,
             }
         }
+        "executableDeleted" => {
+            // The pipeline watched this process since it exec'd a binary from a memory-backed
+            // or world-writable directory, and found that inode without a link left.
+            let exe = a.name.clone().unwrap_or_default();
+            let mut context = RuntimeContext {
+                file_path: Some(exe.clone()),
+                ..RuntimeContext::default()
+            };
+            context
+                .additional
+                .insert("executableOrigin".into(), "deletedWhileRunning".into());
+            Draft {
+                finding_type: FindingType::DefenseEvasionFilelessExecution,
+                title: "A process runs a binary deleted from disk after it started",
+                description: format!(
+                    "Process {} (pid {}) runs {exe}, which was removed from disk while it ran: \
+                     what runs is left only in memory.",
+                    p.comm, p.pid
+                ),
+                key: "deletedWhileRunning".into(),
+                context,
+            }
+        }
         "libraryLoad" => {
             let Some(w) = &a.written_by else {
                 return Vec::new();

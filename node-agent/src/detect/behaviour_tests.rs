@@ -427,6 +427,14 @@ fn every_behavioural_type_fires_on_its_case_and_not_on_the_benign_ones() {
             &[T::PrivilegeEscalationUserfaultfdUsage],
         ),
         (
+            "a binary run from /dev/shm deleted while it runs (the pipeline's watch)",
+            activity("executableDeleted", |a| {
+                a.name = Some("/dev/shm/payload".into());
+                a.inode = Some(77);
+            }),
+            &[T::DefenseEvasionFilelessExecution],
+        ),
+        (
             "finit_module",
             activity("finitModule", |a| a.name = Some("evil.ko".into())),
             &[T::DefenseEvasionKernelModuleLoaded],

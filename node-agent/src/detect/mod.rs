@@ -75,6 +75,13 @@ pub fn script_operand<'a>(rules: &RuleSet, argv: &'a [String]) -> Option<&'a str
     technique::script_operand_of(rules.behaviour(), argv)
 }
 
+/// Whether an executable's path is in one of the rules' memory-backed or world-writable
+/// directories (`memoryExecDirs`, `worldWritableExecDirs`): for the edge to watch whether the
+/// file is deleted while it runs ([`crate::deleted_exe`]).
+pub fn runs_from_writable_dir(rules: &RuleSet, exe: &str) -> bool {
+    technique::placed_dir(rules.behaviour(), exe)
+}
+
 /// Whether `argv` is a shell or interpreter (the rules' `shells` and `interpreters`) that reads
 /// its program on standard input: no script operand, no command string (`sh`, `bash -s`,
 /// `python3 -`).

@@ -732,6 +732,11 @@ fn placed<'a>(b: &'a Behaviour, path: &str) -> Option<(&'a str, bool)> {
         .or_else(|| under(&b.world_writable_exec_dirs, path).map(|d| (d, false)))
 }
 
+/// Whether `path` is in a memory-backed or world-writable directory.
+pub(crate) fn placed_dir(b: &Behaviour, path: &str) -> bool {
+    placed(b, path).is_some()
+}
+
 /// Whether a shell starts interactively: no command string (`-c`), no script, and commands
 /// not coming from a pipe or a file (standard input as the kernel saw it at exec, or `-s`),
 /// unless `-i` says so. `curl ... | sh` and `base64 -d | sh` are not interactive shells.
