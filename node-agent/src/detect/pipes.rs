@@ -24,14 +24,20 @@ use super::{
     bounded::FifoMap,
     path_basename,
     redact::redacted_command_line,
-    technique::{ProgramInput, Raises, draft, listed, program_input, program_name, technique},
+    technique::{
+        ProgramInput, Raises, draft, listed, program_input, program_name, runs_inline_program,
+        technique,
+    },
 };
-use crate::event::{ExecInfo, ProcessRef, normalize, resolve_exe};
+use crate::event::{ExecInfo, NetInfo, ProcessRef, normalize, resolve_exe};
 
 /// Pipes remembered. Pipes live as long as the commands at their ends; the oldest go first.
 pub(crate) const MAX_PIPES: usize = 4_096;
 /// Downloader execs remembered (by pid) after they exit, for the files they wrote.
 pub(crate) const MAX_DOWNLOADERS: usize = 1_024;
+/// Shells and interpreters running an inline program remembered (by pid) until they connect
+/// out or exec something else: the oldest go first.
+pub(crate) const MAX_INLINE: usize = 1_024;
 /// Readers and downstream pipes kept per pipe.
 const MAX_PER_PIPE: usize = 4;
 /// Pipes followed from a reader back to where its program text came from (filters between).
@@ -88,11 +94,23 @@ struct Downloader {
     command_line: String,
 }
 
+/// A shell or interpreter running a program written in its arguments (`python3 -c CODE`): a
+/// downloader once it connects out (`python3 -c 'urllib...' | sh`, `perl -MLWP::Simple -e
+/// 'getprint ...' | sh`, an inline program that fetches a file later run).
+#[derive(Debug, Clone)]
+struct Inline {
+    exe: PathBuf,
+    command_line: String,
+    /// The pipe on its standard output.
+    stdout_pipe: Option<u64>,
+}
+
 /// The pipes seen at execs, by inode number, and the downloaders that ran, by pid.
 #[derive(Debug)]
 pub(crate) struct PipeTable {
     pipes: FifoMap<u64, Pipe>,
     downloaders: FifoMap<u32, Downloader>,
+    inline: FifoMap<u32, Inline>,
 }
 
 impl Default for PipeTable {
@@ -106,6 +124,7 @@ impl PipeTable {
         Self {
             pipes: FifoMap::new(capacity),
             downloaders: FifoMap::new(MAX_DOWNLOADERS),
+            inline: FifoMap::new(MAX_INLINE),
         }
     }
 
@@ -122,6 +141,16 @@ impl PipeTable {
     /// Downloaders remembered now, and how many were dropped to stay within the bound.
     pub(crate) fn downloaders(&self) -> (usize, u64) {
         (self.downloaders.len(), self.downloaders.evicted())
+    }
+
+    /// Inline programs remembered now, and how many were dropped to stay within the bound.
+    pub(crate) fn inline(&self) -> (usize, u64) {
+        (self.inline.len(), self.inline.evicted())
+    }
+
+    /// Whether pid runs an inline program that has not connected out yet.
+    pub(crate) fn runs_inline(&self, pid: u32) -> bool {
+        self.inline.get(&pid).is_some()
     }
 
     /// The downloader pid ran, if it still counts as one: its executable and command line.
@@ -239,6 +268,19 @@ pub(crate) fn check_exec(
         // The pid runs something else now (or was reused): what it writes is not a download.
         table.downloaders.remove(&e.process.pid);
     }
+    let name = program(e);
+    if role.is_none() && runs_inline_program(b, &name, &e.argv) {
+        table.inline.insert(
+            e.process.pid,
+            Inline {
+                exe: e.exe.clone(),
+                command_line: redacted_command_line(&e.argv),
+                stdout_pipe: e.stdout_pipe,
+            },
+        );
+    } else {
+        table.inline.remove(&e.process.pid);
+    }
     let mut touched = Vec::new();
     if let Some(out) = e.stdout_pipe
         && let Some(role) = role
@@ -253,13 +295,20 @@ pub(crate) fn check_exec(
                 p.downstream.push(out);
             }
         }
-        table.entry(out).writer = Some(Writer {
-            role,
-            pid: e.process.pid,
-            exe: e.exe.clone(),
-            command_line: redacted_command_line(&e.argv),
-            upstream,
-        });
+        let pipe = table.entry(out);
+        // A filter with no pipe upstream writing into a pipe that already has a writer shares
+        // it (`bash -c 'exec 3<>/dev/tcp/...; cat <&3' | sh`: cat writes what bash fetched);
+        // it does not make the pipe's text its own.
+        let shares = role == Role::Filter && upstream.is_none() && pipe.writer.is_some();
+        if !shares {
+            pipe.writer = Some(Writer {
+                role,
+                pid: e.process.pid,
+                exe: e.exe.clone(),
+                command_line: redacted_command_line(&e.argv),
+                upstream,
+            });
+        }
         touched.extend(table.downstream_of(out));
     }
     if let Some((ino, via)) = program_pipe(b, e) {
@@ -276,6 +325,49 @@ pub(crate) fn check_exec(
         touched.push(ino);
     }
     for ino in touched {
+        found.extend(judge(d, table, ino, lookup));
+    }
+    found
+}
+
+/// A connect out of a shell or interpreter running an inline program: it downloads. The files
+/// it writes are downloads from now on, and the pipe on its standard output carries one (its
+/// readers that run their program from it are judged now: they exec'd before it connected).
+/// Loopback counts (a local stager is still a download); unix sockets and refused connects do
+/// not.
+pub(crate) fn check_connect(
+    d: &Detector,
+    table: &mut PipeTable,
+    n: &NetInfo,
+    lookup: &dyn ProcessLookup,
+) -> Vec<Candidate> {
+    let pid = n.process.pid;
+    let connected = n.ret == 0 || n.error.as_deref() == Some("EINPROGRESS");
+    if n.remote.is_none() || !connected {
+        return Vec::new();
+    }
+    let Some(inline) = table.inline.remove(&pid) else {
+        return Vec::new();
+    };
+    table.downloaders.insert(
+        pid,
+        Downloader {
+            exe: inline.exe.clone(),
+            command_line: inline.command_line.clone(),
+        },
+    );
+    let Some(out) = inline.stdout_pipe else {
+        return Vec::new();
+    };
+    table.entry(out).writer = Some(Writer {
+        role: Role::Download,
+        pid,
+        exe: inline.exe,
+        command_line: inline.command_line,
+        upstream: None,
+    });
+    let mut found = Vec::new();
+    for ino in table.downstream_of(out) {
         found.extend(judge(d, table, ino, lookup));
     }
     found

