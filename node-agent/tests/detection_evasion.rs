@@ -398,6 +398,70 @@ fn a_renamed_copy_of_an_installed_tool_is_still_that_tool() {
     assert!(detect(pid, ThreatIntel::empty()).is_empty());
 }
 
+/// A renamed copy of curl piped into a shell, as a line of a script: the pipe check knows the
+/// downloader by its bytes (the installed curl's), not its name. The copy fetching into grep
+/// raises nothing.
+#[test]
+fn a_renamed_copy_of_curl_piped_into_a_shell_is_still_a_download() {
+    use std::{
+        io::{BufRead as _, BufReader, Write as _},
+        net::TcpListener,
+    };
+    if !privileged("a_renamed_copy_of_curl_piped_into_a_shell_is_still_a_download") {
+        return;
+    }
+    let curl = std::fs::canonicalize("/usr/bin/curl").expect("curl is installed");
+    let dir = Scratch::new("getter");
+    let copy = dir.0.join("getter");
+    std::fs::copy(&curl, &copy).expect("copy curl");
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
+    let addr = listener.local_addr().expect("local address");
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut line = String::new();
+            let mut reader = BufReader::new(&stream);
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                line.clear();
+            }
+            let _ = stream.write_all(
+                b"HTTP/1.0 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\ntrue\n",
+            );
+        }
+    });
+    let script = |name: &str, line: &str| {
+        let path = dir.0.join(name);
+        std::fs::write(&path, format!("#!/bin/bash\n{line}\n")).expect("script");
+        run(Command::new("/bin/bash").arg(&path))
+    };
+    let getter = copy.display().to_string();
+    let found = detect(
+        script("pipe.sh", &format!("{getter} -s http://{addr}/x | sh")),
+        ThreatIntel::empty(),
+    );
+    let piped: Vec<_> = found
+        .iter()
+        .filter(|f| rule(f) == "behaviour-download-pipe-exec")
+        .collect();
+    assert_eq!(piped.len(), 1, "{:?}", kinds(&found));
+    assert_eq!(piped[0].context.additional["pipeWriter"], getter);
+    let found = detect(
+        script(
+            "grep.sh",
+            &format!("{getter} -s http://{addr}/x | grep -c true"),
+        ),
+        ThreatIntel::empty(),
+    );
+    assert!(
+        found
+            .iter()
+            .all(|f| rule(f) != "behaviour-download-pipe-exec"),
+        "{:?}",
+        kinds(&found)
+    );
+}
+
 #[test]
 fn a_tool_on_a_hash_list_is_found_whatever_its_name() {
     if !privileged("a_tool_on_a_hash_list_is_found_whatever_its_name") {

@@ -219,7 +219,8 @@ pub(crate) fn check_exec(
     lookup: &dyn ProcessLookup,
 ) -> Vec<Candidate> {
     let b = d.rules.behaviour();
-    let role = role(b, e);
+    let name = program(d, b, e);
+    let role = role(b, e, &name);
     let mut found = Vec::new();
     // A file a downloader wrote, now run: the kernel recorded who wrote the executable, and the
     // pipeline who wrote a `#!` script.
@@ -268,7 +269,6 @@ pub(crate) fn check_exec(
         // The pid runs something else now (or was reused): what it writes is not a download.
         table.downloaders.remove(&e.process.pid);
     }
-    let name = program(e);
     if role.is_none() && runs_inline_program(b, &name, &e.argv) {
         table.inline.insert(
             e.process.pid,
@@ -311,7 +311,7 @@ pub(crate) fn check_exec(
         }
         touched.extend(table.downstream_of(out));
     }
-    if let Some((ino, via)) = program_pipe(b, e) {
+    if let Some((ino, via)) = program_pipe(b, e, &name) {
         let p = table.entry(ino);
         if p.readers.len() < MAX_PER_PIPE {
             p.readers.push(Reader {
@@ -374,8 +374,7 @@ pub(crate) fn check_connect(
 }
 
 /// What a writer does, from its executable and arguments; `None` for anything else.
-fn role(b: &Behaviour, e: &ExecInfo) -> Option<Role> {
-    let name = program(e);
+fn role(b: &Behaviour, e: &ExecInfo, name: &str) -> Option<Role> {
     if listed(&b.downloaders, &name) {
         Some(Role::Download)
     } else if listed(&b.network_relays, &name) {
@@ -394,23 +393,48 @@ fn role(b: &Behaviour, e: &ExecInfo) -> Option<Role> {
 }
 
 /// The program an exec runs, by its executable's name (version dropped); busybox runs as the
-/// applet argv[0] names (`wget`, `sh`).
-fn program(e: &ExecInfo) -> String {
+/// applet argv[0] names (`wget`, `sh`). A name no pipe list knows is replaced by the installed
+/// program whose bytes the executable has (the detector's tool hashes), when that one is known:
+/// a renamed or copied `curl` (`cp /usr/bin/curl /tmp/x; /tmp/x URL | sh`) is still curl.
+fn program(d: &Detector, b: &Behaviour, e: &ExecInfo) -> String {
     let exe_name = program_name(path_basename(&e.exe));
-    if exe_name == "busybox" {
+    let by_name = if exe_name == "busybox" {
         e.argv
             .first()
             .map(|a| program_name(super::basename(a)))
             .unwrap_or(exe_name)
-            .to_owned()
     } else {
-        exe_name.to_owned()
+        exe_name
+    };
+    if known(b, by_name) {
+        return by_name.to_owned();
     }
+    e.sha256
+        .as_ref()
+        .and_then(|digest| d.tool_hashes.get(digest))
+        .map(|tool| program_name(tool))
+        .filter(|tool| known(b, tool))
+        .unwrap_or(by_name)
+        .to_owned()
+}
+
+/// Whether a pipe list names the program: downloaders, relays, decoders, filters, shells,
+/// interpreters.
+fn known(b: &Behaviour, name: &str) -> bool {
+    [
+        &b.downloaders,
+        &b.network_relays,
+        &b.pipe_filters,
+        &b.shells,
+        &b.interpreters,
+    ]
+    .iter()
+    .any(|list| listed(list, name))
+        || b.decoders.iter().any(|x| program_name(&x.program) == name)
 }
 
 /// The pipe a shell or interpreter reads its program from, and how it names it.
-fn program_pipe(b: &Behaviour, e: &ExecInfo) -> Option<(u64, String)> {
-    let name = program(e);
+fn program_pipe(b: &Behaviour, e: &ExecInfo, name: &str) -> Option<(u64, String)> {
     if !listed(&b.shells, &name) && !listed(&b.interpreters, &name) {
         return None;
     }

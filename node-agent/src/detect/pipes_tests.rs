@@ -806,3 +806,40 @@ fn an_inline_program_that_connects_out_is_a_downloader() {
     ];
     assert!(raised_by(&events).is_empty());
 }
+
+#[test]
+fn a_renamed_copy_of_a_downloader_is_known_by_its_bytes() {
+    let curl = crate::exe_hash::Digest::of(b"the bytes of curl");
+    let run = |sha: Option<crate::exe_hash::Digest>| {
+        let mut d = detector().with_tool_hashes([(curl, "curl".to_owned())].into());
+        let Event::Exec(mut fetch) = exec(&x(
+            40,
+            "/tmp/.cache/getter",
+            &["getter", "-s", "http://h/x"],
+            None,
+            Some(9),
+        )) else {
+            unreachable!()
+        };
+        fetch.sha256 = sha;
+        let mut out = Vec::new();
+        for e in [
+            exec(&x(41, "/usr/bin/bash", &["bash"], Some(9), None)),
+            Event::Exec(fetch),
+        ] {
+            out.extend(d.process(&e, &NoLookup).into_iter().filter_map(|o| {
+                o.finding
+                    .context
+                    .additional
+                    .get("ruleId")
+                    .filter(|r| r.as_str() == "behaviour-download-pipe-exec")
+                    .map(|_| o.finding.context.additional["pipeWriter"].clone())
+            }));
+        }
+        out
+    };
+    assert_eq!(run(Some(curl)), ["/tmp/.cache/getter"]);
+    // Other bytes, or none known: a program of its own.
+    assert!(run(Some(crate::exe_hash::Digest::of(b"something else"))).is_empty());
+    assert!(run(None).is_empty());
+}
