@@ -375,9 +375,9 @@ pub(crate) fn check_connect(
 
 /// What a writer does, from its executable and arguments; `None` for anything else.
 fn role(b: &Behaviour, e: &ExecInfo, name: &str) -> Option<Role> {
-    if listed(&b.downloaders, &name) {
+    if listed(&b.downloaders, name) {
         Some(Role::Download)
-    } else if listed(&b.network_relays, &name) {
+    } else if listed(&b.network_relays, name) {
         Some(Role::Relay)
     } else if b
         .decoders
@@ -385,7 +385,7 @@ fn role(b: &Behaviour, e: &ExecInfo, name: &str) -> Option<Role> {
         .any(|x| program_name(&x.program) == name && x.decodes(&e.argv))
     {
         Some(Role::Decode)
-    } else if listed(&b.pipe_filters, &name) {
+    } else if listed(&b.pipe_filters, name) {
         Some(Role::Filter)
     } else {
         None
@@ -435,10 +435,10 @@ fn known(b: &Behaviour, name: &str) -> bool {
 
 /// The pipe a shell or interpreter reads its program from, and how it names it.
 fn program_pipe(b: &Behaviour, e: &ExecInfo, name: &str) -> Option<(u64, String)> {
-    if !listed(&b.shells, &name) && !listed(&b.interpreters, &name) {
+    if !listed(&b.shells, name) && !listed(&b.interpreters, name) {
         return None;
     }
-    match program_input(b, &name, &e.argv) {
+    match program_input(b, name, &e.argv) {
         ProgramInput::Stdin => e.stdin_pipe.map(|p| (p, "standard input".to_owned())),
         ProgramInput::Fd(fd) => e.fd_pipes.iter().find(|p| p.fd == fd).map(|p| {
             let operand = e
