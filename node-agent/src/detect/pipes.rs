@@ -406,16 +406,17 @@ fn program(d: &Detector, b: &Behaviour, e: &ExecInfo) -> String {
     } else {
         exe_name
     };
-    if known(b, by_name) {
-        return by_name.to_owned();
-    }
-    e.sha256
+    // Every exec passes here: the hash lookup first (most executables are no installed tool,
+    // and an installed tool run by its own name needs nothing more), the lists only then.
+    match e
+        .sha256
         .as_ref()
         .and_then(|digest| d.tool_hashes.get(digest))
         .map(|tool| program_name(tool))
-        .filter(|tool| known(b, tool))
-        .unwrap_or(by_name)
-        .to_owned()
+    {
+        Some(tool) if tool != by_name && !known(b, by_name) && known(b, tool) => tool.to_owned(),
+        _ => by_name.to_owned(),
+    }
 }
 
 /// Whether a pipe list names the program: downloaders, relays, decoders, filters, shells,
