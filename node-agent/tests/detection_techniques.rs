@@ -1207,6 +1207,25 @@ fn interactive_shells_started_by_interpreters_and_services() {
         "behaviour-shell-from-interpreter",
         "node spawnSync",
     );
+    // The interpreter replaces itself with the shell (`exec` in place): the shell's parent is
+    // the shell that ran the interpreter, its previous image the interpreter.
+    for (what, line) in [
+        ("perl exec", "perl -e 'exec \"/bin/sh\", \"-i\"'; true"),
+        (
+            "python os.execl",
+            "python3 -c 'import os; os.execl(\"/bin/sh\", \"sh\", \"-i\")'; true",
+        ),
+    ] {
+        let by = created(
+            run_with_input(Command::new("/bin/sh").args(["-c", line]), exit),
+            "behaviour-shell-from-interpreter",
+            what,
+        );
+        assert!(
+            by.contains("perl") || by.contains("python3"),
+            "{what}: {by}"
+        );
+    }
     // A service that is not an interpreter: a web server (a copy of sh called nginx here) that
     // starts a shell.
     let dir = Scratch::new("svc");
@@ -1224,6 +1243,12 @@ fn interactive_shells_started_by_interpreters_and_services() {
         exit,
     );
     assert!(detect(pid).is_empty(), "su");
+    // A wrapper exec'd in place on the way (`exec env sh -i`): su still started the shell.
+    let pid = run_with_input(
+        Command::new("su").args(["root", "-s", "/bin/sh", "-c", "exec env sh -i"]),
+        exit,
+    );
+    assert!(detect(pid).is_empty(), "su, env in place");
     let pid = run(Command::new("/usr/bin/python3").args([
         "-c",
         "import subprocess; subprocess.run(['sh', '-c', 'true'])",

@@ -1992,6 +1992,25 @@ fn interactive_shells_are_judged_by_who_wanted_them() {
         ),
         created("behaviour-shell-from-program")
     );
+    // `perl -e 'exec "/bin/sh"'` run by a person's shell: the shell replaces perl in the same
+    // process, so its parent is that shell; perl, its previous image, wanted it. A person's
+    // `exec sh -i` (previous image a shell) and `exec env sh -i` are theirs.
+    let in_place = |before: &str, argv: &[&str]| {
+        let lineage = [(200, "/usr/bin/bash"), (100, "/usr/sbin/sshd")];
+        run_all(&[
+            exec_by(505, before, argv, &lineage),
+            exec_by(505, "/usr/bin/dash", &["/bin/sh", "-i"], &lineage),
+        ])
+        .into_iter()
+        .filter(|(t, _, _)| t == "Execution:Runtime/SuspiciousShellCreated")
+        .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        in_place("/usr/bin/perl", &["perl", "-e", "exec '/bin/sh', '-i'"]),
+        created("behaviour-shell-from-interpreter")
+    );
+    assert!(in_place("/usr/bin/bash", &["bash"]).is_empty());
+    assert!(in_place("/usr/bin/env", &["env", "sh", "-i"]).is_empty());
     // People's shells: a login over ssh, a terminal, tmux, sudo -s, a shell in a shell.
     for lineage in [
         &[(460, "/usr/sbin/sshd")][..],

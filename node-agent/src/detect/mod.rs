@@ -496,6 +496,14 @@ impl Detector {
                     lineage: e.lineage.clone(),
                     uuid: e.process.uuid.clone(),
                 };
+                // The image this process ran before the exec, when the detector saw it exec
+                // (a re-exec in place, `perl -e 'exec "/bin/sh"'`); a fork's first exec has
+                // none here (its parent is in the lineage).
+                let previous = self
+                    .procs
+                    .get(&e.process.pid)
+                    .filter(|r| r.start_time_ns == e.process.start_time_ns)
+                    .and_then(|r| r.exe.clone());
                 // What the old image held is judged as it: before it is forgotten.
                 let mut held = std::mem::take(&mut self.sourced);
                 let judged = sourced::on_exec(self, &mut held, &self.pipes, e, lookup);
@@ -504,7 +512,7 @@ impl Detector {
                 let mut found = exec::check(self, e, lookup);
                 found.extend(judged);
                 found.extend(behaviour::check_exec(self, e, lookup));
-                found.extend(technique::check_exec(self, e, lookup));
+                found.extend(technique::check_exec(self, e, previous.as_deref(), lookup));
                 let mut table = std::mem::take(&mut self.pipes);
                 found.extend(pipes::check_exec(self, &mut table, e, lookup));
                 self.pipes = table;

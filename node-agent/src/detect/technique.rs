@@ -216,12 +216,18 @@ fn under<'a>(dirs: &'a [String], path: &str) -> Option<&'a str> {
 
 // --- exec ----------------------------------------------------------------------------------
 
-/// Checks of one exec.
-pub(crate) fn check_exec(d: &Detector, e: &ExecInfo, lookup: &dyn ProcessLookup) -> Vec<Candidate> {
+/// Checks of one exec. `previous`: the image this process ran before it, when the detector saw
+/// its exec (a process re-exec'ing in place).
+pub(crate) fn check_exec(
+    d: &Detector,
+    e: &ExecInfo,
+    previous: Option<&Path>,
+    lookup: &dyn ProcessLookup,
+) -> Vec<Candidate> {
     let b = d.rules.behaviour();
     let mut out = Vec::new();
     out.extend(exec_from_writable_dir(d, b, e, lookup));
-    out.extend(interactive_shell(d, b, e, lookup));
+    out.extend(interactive_shell(d, b, e, previous, lookup));
     out.extend(ld_preload(d, b, e, lookup));
     out.extend(crontab_install(d, b, e, lookup));
     out.extend(at_queue(d, b, e, lookup));
@@ -783,6 +789,7 @@ fn interactive_shell(
     d: &Detector,
     b: &Behaviour,
     e: &ExecInfo,
+    previous: Option<&Path>,
     lookup: &dyn ProcessLookup,
 ) -> Option<Candidate> {
     let exe_name = program_name(path_basename(&e.exe));
@@ -798,10 +805,14 @@ fn interactive_shell(
     if !listed(&b.shells, name) || !interactive(b, name, &e.argv, e.stdin) || e.argv_truncated {
         return None;
     }
-    // Look through shells and wrappers to the program that wanted a shell.
+    // Look through shells and wrappers to the program that wanted a shell: first the image
+    // this process ran before the exec (`perl -e 'exec "/bin/sh"'` replaces perl with the
+    // shell in the same process, whose parent is perl's), then its ancestors.
     let mut starter = None;
-    for a in e.lineage.iter().take(8) {
-        let Some(exe) = a.exe.as_deref() else {
+    let before = previous.map(|exe| (e.process.pid, Some(exe)));
+    let ancestors = e.lineage.iter().take(8).map(|a| (a.pid, a.exe.as_deref()));
+    for (pid, exe) in before.into_iter().chain(ancestors) {
+        let Some(exe) = exe else {
             // Unknown: nothing to judge by (never by its comm).
             return None;
         };
@@ -809,19 +820,15 @@ fn interactive_shell(
         if listed(&b.shells, n) || listed(&b.shell_wrappers, n) {
             continue;
         }
-        starter = Some((a, n));
+        starter = Some((pid, exe, n));
         break;
     }
-    let (parent, parent_name) = starter?;
+    let (parent_pid, parent_exe, parent_name) = starter?;
     let by_interpreter = listed(&b.interpreters, parent_name);
     if !by_interpreter && listed(&b.shell_parents, parent_name) {
         return None;
     }
-    let parent_exe = parent
-        .exe
-        .as_deref()
-        .map(|p| p.display().to_string())
-        .unwrap_or_default();
+    let parent_exe = parent_exe.display().to_string();
     let mut context = RuntimeContext {
         command_line_example: Some(redacted_command_line(&e.argv)),
         ..RuntimeContext::default()
@@ -831,7 +838,7 @@ fn interactive_shell(
         .insert("shellStartedBy".into(), parent_exe.clone());
     context
         .additional
-        .insert("shellStarterPid".into(), parent.pid.to_string());
+        .insert("shellStarterPid".into(), parent_pid.to_string());
     Some(technique(
         d,
         &e.process,
@@ -854,7 +861,7 @@ fn interactive_shell(
             },
             format!(
                 "Process {} (pid {}) is an interactive shell started by {parent_exe} (pid {}).",
-                e.process.comm, e.process.pid, parent.pid
+                e.process.comm, e.process.pid, parent_pid
             ),
             parent_exe,
             context,
