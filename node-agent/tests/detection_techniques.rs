@@ -1369,6 +1369,63 @@ fn another_process_memory_dumped_through_proc() {
     assert!(detect(pid).is_empty(), "its own memory");
 }
 
+/// gcore (gdb) writing a core file of a process it did not start: it attaches and opens the
+/// process's memory for reading and writing. A memory dump, and an injection by the same
+/// access.
+#[test]
+fn a_core_file_of_another_process_written_by_gcore_is_a_memory_dump() {
+    if !privileged("a_core_file_of_another_process_written_by_gcore_is_a_memory_dump") {
+        return;
+    }
+    let Ok(gcore) = which("gcore") else {
+        eprintln!("skipped: gcore (gdb) is not installed (scripts/bootstrap.sh installs it)");
+        assert!(std::env::var_os("CI").is_none(), "gcore missing under CI");
+        return;
+    };
+    let dir = Scratch::new("gcore");
+    let core = dir.path("core");
+    LazyLock::force(&AGENT);
+    let mut target = Command::new("/bin/sleep")
+        .arg("600")
+        .spawn()
+        .expect("spawn sleep");
+    let target_pid = target.id().to_string();
+    let pid = run(Command::new("/bin/sh").args([
+        "-c",
+        &format!("{gcore} -o {core} {target_pid} >/dev/null 2>&1; true"),
+    ]));
+    let _ = target.kill();
+    let _ = target.wait();
+    assert!(
+        std::fs::metadata(format!("{core}.{target_pid}")).is_ok(),
+        "gcore wrote the core file"
+    );
+    let found = detect(pid);
+    let dump = found
+        .iter()
+        .find(|f| f.finding_type == "CredentialAccess:Runtime/MemoryDumpCreated")
+        .unwrap_or_else(|| panic!("no MemoryDumpCreated: {:?}", kinds(&found)));
+    assert_eq!(dump.context.additional.get("targetPid"), Some(&target_pid));
+    assert_eq!(
+        dump.context
+            .additional
+            .get("memoryAccess")
+            .map(String::as_str),
+        Some("readWrite")
+    );
+}
+
+/// The first directory of `PATH` holding an executable called `name`.
+fn which(name: &str) -> Result<String, String> {
+    std::env::var("PATH")
+        .unwrap_or_default()
+        .split(':')
+        .map(|d| Path::new(d).join(name))
+        .find(|p| p.is_file())
+        .map(|p| p.display().to_string())
+        .ok_or_else(|| format!("{name} not found"))
+}
+
 #[test]
 fn another_process_memory_read_through_any_path_to_its_memory_file() {
     if !privileged("another_process_memory_read_through_any_path_to_its_memory_file") {

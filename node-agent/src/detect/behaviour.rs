@@ -946,6 +946,9 @@ fn docker_socket(
 /// `O_APPEND` and `O_TRUNC` of Linux (octal 02000 and 01000).
 const O_APPEND: u32 = 0o2000;
 const O_TRUNC: u32 = 0o1000;
+/// The access mode bits of `open` flags, and read-write.
+const O_ACCMODE: u32 = 0o3;
+const O_RDWR: u32 = 0o2;
 
 /// File operations on the sensitive-path set.
 pub(crate) fn check_file(d: &Detector, f: &FileInfo, lookup: &dyn ProcessLookup) -> Vec<Candidate> {
@@ -969,6 +972,12 @@ pub(crate) fn check_file(d: &Detector, f: &FileInfo, lookup: &dyn ProcessLookup)
             && !debugger_reading_its_child(d, f, &names, target, lookup)
         {
             let read = f.operation == "openRead";
+            // `O_RDWR` (gdb and gcore open it so): written to and read from, a dump as well.
+            let read_write = f.operation == "openWrite"
+                && f.open_flags
+                    .as_deref()
+                    .and_then(|o| u32::from_str_radix(o, 8).ok())
+                    .is_some_and(|flags| flags & O_ACCMODE == O_RDWR);
             let mut context = RuntimeContext {
                 file_path: Some(f.path.clone()),
                 file_operation: Some(f.operation.to_owned()),
@@ -980,7 +989,14 @@ pub(crate) fn check_file(d: &Detector, f: &FileInfo, lookup: &dyn ProcessLookup)
                 .insert("targetPid".into(), target.to_string());
             context.additional.insert(
                 "memoryAccess".into(),
-                if read { "read" } else { "write" }.into(),
+                if read {
+                    "read"
+                } else if read_write {
+                    "readWrite"
+                } else {
+                    "write"
+                }
+                .into(),
             );
             if let Some(error) = &f.error {
                 context.additional.insert("result".into(), error.clone());
@@ -1017,7 +1033,7 @@ pub(crate) fn check_file(d: &Detector, f: &FileInfo, lookup: &dyn ProcessLookup)
                 },
             ));
             // A read is a memory dump too: the way credentials are taken from a running program.
-            if read {
+            if read || read_write {
                 out.push(candidate(
                     d,
                     &f.process,

@@ -292,6 +292,18 @@ fn every_behavioural_type_fires_on_its_case_and_not_on_the_benign_ones() {
             &[T::DefenseEvasionProcessInjectionProc],
         ),
         (
+            "another process's memory opened for reading and writing (gdb, gcore)",
+            file_event("openWrite", "/proc/77/task/77/mem", |f| {
+                f.matched_by = vec!["procMem"];
+                f.proc_mem_pid = Some(77);
+                f.open_flags = Some("2000002".into());
+            }),
+            &[
+                T::DefenseEvasionProcessInjectionProc,
+                T::CredentialAccessMemoryDumpCreated,
+            ],
+        ),
+        (
             "own memory (/proc/self/mem)",
             file_event("openWrite", "/proc/self/mem", |f| {
                 f.matched_by = vec!["procMem"];
