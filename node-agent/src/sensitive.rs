@@ -174,6 +174,11 @@ const DEFAULTS: &[(&str, MatchKind, Category)] = &[
     entry("/etc/init.d/", Prefix, Persist),
     entry("/etc/rc.local", Exact, Persist),
     entry("/etc/rc.d/rc.local", Exact, Persist),
+    // rc.common (sourced by BSD-style rc scripts, and by what Atomic Red Team's T1037.004 writes
+    // on Linux) and Red Hat's init directory, which /etc/init.d links to there: paths are
+    // resolved from the kernel's objects, so a write through the link is seen under this name.
+    entry("/etc/rc.common", Exact, Persist),
+    entry("/etc/rc.d/init.d/", Prefix, Persist),
     entry("/usr/local/lib/systemd/system/", Prefix, Persist),
     // Generators: systemd runs them as root at boot and at every daemon-reload.
     entry("/etc/systemd/system-generators/", Prefix, Persist),

@@ -1570,6 +1570,8 @@ fn persistence_writes_are_judged_by_executable_and_lineage_not_comm() {
             "behaviour-persistence-cron",
         ),
         ("/etc/init.d/evil", "behaviour-persistence-init"),
+        ("/etc/rc.common", "behaviour-persistence-init"),
+        ("/etc/rc.d/init.d/evil", "behaviour-persistence-init"),
         (
             "/home/ann/.config/systemd/user/x.service",
             "behaviour-persistence-systemd",
@@ -2341,6 +2343,44 @@ fn processes_dressed_up_as_other_programs() {
     ] {
         let got = masquerade(&mut d, exec_by(pid, exe, &argv, &bash));
         assert!(got.is_empty(), "{exe} {argv:?}: {got:?}");
+    }
+    // Names made to pass for others in a listing (Atomic Red Team's T1036.005 and T1036.006):
+    // a copy of sh in `~/...`, a copy of perl named `init  `, a `#!` script exec'd by a path
+    // with a directory ending in a space; in a home too, unlike hidden names.
+    let imitating = "a file or directory name that imitates another (`...`, a trailing space)";
+    for (pid, exe, filename) in [
+        (820, "/root/.../sh", "/root/.../sh"),
+        (821, "/tmp/t/init  ", "./init  "),
+        (822, "/usr/bin/perl", "./testdirwithspaceend /init "),
+        (823, "/home/ann/. ./x", "/home/ann/. ./x"),
+    ] {
+        let e = exec_event(exe, |e| {
+            e.process = proc_ref(pid, "x");
+            e.filename = filename.into();
+            e.argv = vec![filename.into()];
+            e.lineage = bash.iter().map(|(p, x)| ancestor(*p, x)).collect();
+        });
+        assert_eq!(
+            masquerade(&mut d, e),
+            [(imitating.to_owned(), SeverityLabel::Medium)],
+            "{exe} as {filename}"
+        );
+    }
+    // `.`, `..`, dotted names and spaces inside a name are ordinary.
+    for (pid, exe, filename) in [
+        (830, "/home/ann/src/../bin/tool", "../bin/tool"),
+        (831, "/home/ann/.local/bin/x", "./x"),
+        (832, "/opt/My Tools/bin/run", "/opt/My Tools/bin/run"),
+        (833, "/usr/lib/x86_64-linux-gnu/a.b.c", "a.b.c"),
+    ] {
+        let e = exec_event(exe, |e| {
+            e.process = proc_ref(pid, "x");
+            e.filename = filename.into();
+            e.argv = vec![filename.into()];
+            e.lineage = bash.iter().map(|(p, x)| ancestor(*p, x)).collect();
+        });
+        let got = masquerade(&mut d, e);
+        assert!(got.is_empty(), "{exe} as {filename}: {got:?}");
     }
 }
 

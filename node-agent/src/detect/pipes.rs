@@ -87,11 +87,13 @@ struct Pipe {
     downstream: Vec<u64>,
 }
 
-/// A downloader that ran: what a file it wrote was fetched by.
+/// A downloader or a decoder that ran: what a file it wrote was fetched or decoded by.
 #[derive(Debug, Clone)]
 struct Downloader {
     exe: PathBuf,
     command_line: String,
+    /// `Download` or `Decode`.
+    role: Role,
 }
 
 /// A shell or interpreter running a program written in its arguments (`python3 -c CODE`): a
@@ -157,6 +159,7 @@ impl PipeTable {
     pub(crate) fn downloader(&self, pid: u32) -> Option<(&Path, &str)> {
         self.downloaders
             .get(&pid)
+            .filter(|d| d.role == Role::Download)
             .map(|d| (d.exe.as_path(), d.command_line.as_str()))
     }
 
@@ -257,12 +260,15 @@ pub(crate) fn check_exec(
         };
         found.push(downloaded_file(d, lookup, e, dl, w.pid, script, what));
     }
-    if role == Some(Role::Download) {
+    if let Some(role @ (Role::Download | Role::Decode)) = role {
+        // A decoder too: `base64 -d data > x.sh; chmod +x x.sh; ./x.sh` is decode-and-execute
+        // one step apart, as the download is (Atomic Red Team's T1027 #1).
         table.downloaders.insert(
             e.process.pid,
             Downloader {
                 exe: e.exe.clone(),
                 command_line: redacted_command_line(&e.argv),
+                role,
             },
         );
     } else {
@@ -511,7 +517,7 @@ fn judge(
     out
 }
 
-/// An executable or a `#!` script that a downloader wrote, run.
+/// An executable or a `#!` script that a downloader (or a decoder) wrote, run.
 fn downloaded_file(
     d: &Detector,
     lookup: &dyn ProcessLookup,
@@ -521,32 +527,51 @@ fn downloaded_file(
     exe: String,
     what: &str,
 ) -> Candidate {
-    let downloader = dl.exe.display().to_string();
+    let writer = dl.exe.display().to_string();
     let mut context = RuntimeContext {
         file_path: Some(exe.clone()),
         command_line_example: Some(redacted_command_line(&e.argv)),
         ..RuntimeContext::default()
     };
+    let decoded = dl.role == Role::Decode;
+    let (by, pid_key, line_key) = if decoded {
+        ("decodedBy", "decoderPid", "decoderCommandLine")
+    } else {
+        ("downloadedBy", "downloaderPid", "downloaderCommandLine")
+    };
     let a = &mut context.additional;
-    a.insert("downloadedBy".into(), downloader.clone());
-    a.insert("downloaderPid".into(), downloader_pid.to_string());
-    a.insert("downloaderCommandLine".into(), dl.command_line.clone());
+    a.insert(by.into(), writer.clone());
+    a.insert(pid_key.into(), downloader_pid.to_string());
+    a.insert(line_key.into(), dl.command_line.clone());
     a.insert("executedFile".into(), what.into());
+    let (rule, mitre, title) = if decoded {
+        (
+            "behaviour-decode-exec",
+            "T1140,T1027,T1204.002",
+            "A program that a decoder wrote was executed",
+        )
+    } else {
+        (
+            "behaviour-download-exec",
+            "T1105,T1204.002",
+            "A program that a downloader wrote was executed",
+        )
+    };
     technique(
         d,
         &e.process,
         lookup,
         Raises {
             finding_type: FindingType::ExecutionSuspiciousCommand,
-            rule: "behaviour-download-exec",
-            mitre: "T1105,T1204.002",
-            // The same technique as a download piped into a shell, one step apart.
+            rule,
+            mitre,
+            // The same technique as a download or a decode piped into a shell, one step apart.
             severity: Some(8.0),
         },
         draft(
-            "A program that a downloader wrote was executed",
+            title,
             format!(
-                "Process {} (pid {}) executed {exe} ({what}), which {downloader} wrote: {}.",
+                "Process {} (pid {}) executed {exe} ({what}), which {writer} wrote: {}.",
                 e.process.comm, e.process.pid, dl.command_line
             ),
             exe,

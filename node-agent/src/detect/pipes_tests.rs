@@ -842,4 +842,50 @@ fn a_renamed_copy_of_a_downloader_is_known_by_its_bytes() {
     // Other bytes, or none known: a program of its own.
     assert!(run(Some(crate::exe_hash::Digest::of(b"something else"))).is_empty());
     assert!(run(None).is_empty());
+
+#[test]
+fn a_script_a_decoder_wrote_then_run_is_decode_and_execute() {
+    // `cat data | base64 -d > art.sh; chmod +x art.sh; ./art.sh` (Atomic Red Team's T1027 #1),
+    // and the same with `base64` encoding (not a decoder) as the writer.
+    let run_written_by = |writer: &'static [&'static str], writer_pid: u32| {
+        let mut d = detector();
+        d.process(
+            &exec(&x(30, "/usr/bin/base64", writer, None, None)),
+            &NoLookup,
+        );
+        let Event::Exec(mut run) =
+            exec(&x(31, "/usr/bin/dash", &["/bin/sh", "./art.sh"], None, None))
+        else {
+            unreachable!()
+        };
+        run.filename = "./art.sh".into();
+        run.script_written_by = Some(crate::event::Writer {
+            pid: writer_pid,
+            uid: 0,
+            comm: "base64".into(),
+            time: "2026-12-05T01:00:00Z".into(),
+        });
+        d.process(&Event::Exec(run), &NoLookup)
+            .into_iter()
+            .map(|o| o.finding)
+            .filter(|f| {
+                matches!(
+                    f.context.additional.get("ruleId").map(String::as_str),
+                    Some("behaviour-decode-exec" | "behaviour-download-exec")
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let found = run_written_by(&["base64", "-d"], 30);
+    assert_eq!(found.len(), 1, "{found:?}");
+    let f = &found[0];
+    assert_eq!(f.finding_type, "Execution:Runtime/SuspiciousCommand");
+    assert_eq!(f.context.additional["ruleId"], "behaviour-decode-exec");
+    assert_eq!(f.context.additional["decodedBy"], "/usr/bin/base64");
+    assert_eq!(f.context.additional["decoderCommandLine"], "base64 -d");
+    assert_eq!(f.severity_label, vigil_crds::finding::SeverityLabel::High);
+    assert_eq!(f.context.file_path.as_deref(), Some("/srv/app/art.sh"));
+    // Encoding is not decoding; another writer pid is not the decoder.
+    assert!(run_written_by(&["base64", "-w", "0"], 30).is_empty());
+    assert!(run_written_by(&["base64", "-d"], 99).is_empty());
 }

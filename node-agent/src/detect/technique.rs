@@ -184,6 +184,11 @@ pub(super) fn technique(
     additional.insert("ruleOrigin".into(), ORIGIN.to_owned());
     additional.insert("mitreTechniques".into(), raises.mitre.to_owned());
     draft.finding_type = raises.finding_type;
+    // Each check's findings are its own: two checks raising the same type about the same file
+    // (a downloaded script run from /tmp is both `behaviour-download-exec`, High, and
+    // `behaviour-exec-from-world-writable-dir`, Low) must not share an id, or the second is
+    // folded into the first as a repeat and never shown.
+    draft.key = format!("{}\0{}", raises.rule, draft.key);
     let mut c = candidate(d, p, lookup, draft);
     if let Some(s) = raises.severity {
         c.severity = s;
@@ -308,6 +313,18 @@ fn shell_like(b: &Behaviour, name: &str) -> bool {
         || name == "su"
 }
 
+/// A path component made to pass for another in a listing (T1036.005, T1036.006): only dots
+/// and blanks but neither `.` nor `..` (`mkdir ~/...`: the directory looks like the current or
+/// the parent one), or a name ending in a blank (`init `, shown as `init`). No installer or
+/// build makes either, so they are judged anywhere, homes included (unlike hidden names).
+fn imitating_component(path: &str) -> Option<&str> {
+    path.split('/').find(|c| {
+        let dots_and_blanks =
+            c.contains('.') && c.chars().all(|ch| ch == '.' || ch.is_whitespace());
+        (dots_and_blanks && *c != "." && *c != "..") || c.ends_with(char::is_whitespace)
+    })
+}
+
 /// A process dressed up as another (T1036): an argv[0] shaped like a kernel thread's name
 /// (`exec -a '[kworker/0:1]' sh`: kernel threads never exec, so no program is started with
 /// one); a shell started with another program's name as argv[0] (`exec -a sshd bash`; login
@@ -331,8 +348,17 @@ fn masquerading(
         .and_then(|digest| d.tool_hashes.get(&digest))
         .map(|n| program_name(n));
     let trimmed = arg0.trim();
-    let (how, severity) = if trimmed.len() > 2 && trimmed.starts_with('[') && trimmed.ends_with(']')
-    {
+    // The file the kernel ran and the path exec'd (a `#!` script's, a link's).
+    let imitation = [e.exe.to_str(), Some(e.filename.as_str())]
+        .into_iter()
+        .flatten()
+        .find_map(imitating_component);
+    let (how, severity) = if imitation.is_some() {
+        (
+            "a file or directory name that imitates another (`...`, a trailing space)",
+            5.0,
+        )
+    } else if trimmed.len() > 2 && trimmed.starts_with('[') && trimmed.ends_with(']') {
         ("an argv[0] shaped like a kernel thread's name", 7.0)
     } else if listed(&b.shells, exe_name) && !shell_like(b, arg0_name) && arg0_name != exe_name {
         ("a shell started under another program's name", 5.0)
@@ -352,6 +378,11 @@ fn masquerading(
     };
     context.additional.insert("masquerade".into(), how.into());
     context.additional.insert("argv0".into(), arg0.clone());
+    if let Some(name) = imitation {
+        context
+            .additional
+            .insert("imitatingName".into(), format!("{name:?}"));
+    }
     if let Some(content) = content {
         context
             .additional
@@ -364,7 +395,7 @@ fn masquerading(
         Raises {
             finding_type: FindingType::DefenseEvasionSuspiciousCommand,
             rule: "behaviour-masquerading",
-            mitre: "T1036.004,T1036.005",
+            mitre: "T1036.004,T1036.005,T1036.006",
             severity: Some(severity),
         },
         draft(
