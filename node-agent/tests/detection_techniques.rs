@@ -2625,6 +2625,40 @@ fn programs_hidden_or_dressed_up_as_others() {
             SeverityLabel::Medium
         )]
     );
+    // Names that imitate others (Atomic Red Team's T1036.005 #1 and T1036.006 #2): a copy of
+    // sh in a directory named `...` (in a home too: the atomic uses `$HOME/...`), a copy run
+    // under a name ending in spaces. Benign: a space inside a name, dots inside a name.
+    let dots = stage(
+        &mut clean,
+        format!("{}/vigil-{n}/...", env!("CARGO_TARGET_TMPDIR")),
+        "sh",
+        "/bin/sh",
+    );
+    let spaced = stage(
+        &mut clean,
+        format!("{}/vigil-{n}", env!("CARGO_TARGET_TMPDIR")),
+        "init  ",
+        "/bin/true",
+    );
+    let imitating = "a file or directory name that imitates another (`...`, a trailing space)";
+    for exe in [&dots, &spaced] {
+        let pid = run(Command::new(exe).args(["-c", "true"]));
+        assert_eq!(
+            masquerades(&detect(pid)),
+            [(imitating.to_owned(), SeverityLabel::Medium)],
+            "{exe:?}"
+        );
+    }
+    for (dir, name) in [("My Tools", "true"), ("a.b", "c.d")] {
+        let exe = stage(
+            &mut clean,
+            format!("{}/vigil-{n}/{dir}", env!("CARGO_TARGET_TMPDIR")),
+            name,
+            "/bin/true",
+        );
+        let found = detect(run(&mut Command::new(&exe)));
+        assert!(masquerades(&found).is_empty(), "{exe}: {:?}", kinds(&found));
+    }
     // Shells' own names.
     for script in [
         "exec -a -bash bash -c true",
@@ -2707,4 +2741,177 @@ fn port_scans_of_loopback_from_refused_connects() {
     ])));
     assert!(scans(&found).is_empty());
     drop(listener);
+}
+
+/// Atomic Red Team's T1037.004 #2 as its executor runs it (bash, `tee` through `sudo`, here
+/// without: the test is root): `/etc/rc.common` written line by line and made executable; and
+/// Red Hat's init directory, which `/etc/init.d` links to there. Reading rc.common raises
+/// nothing. The file is put back as it was (removed: this host has none).
+#[test]
+fn rc_common_and_red_hats_init_directory_written_as_persistence() {
+    if !privileged("rc_common_and_red_hats_init_directory_written_as_persistence") {
+        return;
+    }
+    let rc_common = Path::new("/etc/rc.common");
+    let before = std::fs::read(rc_common).ok();
+    struct PutBack(Option<Vec<u8>>);
+    impl Drop for PutBack {
+        fn drop(&mut self) {
+            match &self.0 {
+                Some(bytes) => {
+                    let _ = std::fs::write("/etc/rc.common", bytes);
+                }
+                None => {
+                    let _ = std::fs::remove_file("/etc/rc.common");
+                }
+            }
+        }
+    }
+    let _put_back = PutBack(before);
+    let found = detect(run(Command::new("bash").args([
+        "-c",
+        "printf '%s\\n' '#!/bin/bash' | tee /etc/rc.common\n\
+         echo \"python3 -c \\\"print(1)\\\"\" | tee -a /etc/rc.common\n\
+         printf '%s\\n' 'exit 0' | tee -a /etc/rc.common\n\
+         chmod +x /etc/rc.common\n",
+    ])));
+    let f = of(&found, "behaviour-persistence-init");
+    assert!(!f.is_empty(), "{:?}", kinds(&found));
+    for f in f {
+        assert_eq!(f.finding_type, "Persistence:Runtime/SuspiciousCommand");
+        assert_eq!(f.context.file_path.as_deref(), Some("/etc/rc.common"));
+    }
+    let found = detect(run(
+        Command::new("sh").args(["-c", "cat /etc/rc.common > /dev/null"])
+    ));
+    assert!(found.is_empty(), "reading: {:?}", kinds(&found));
+
+    let mut clean = Cleanup::default();
+    clean.dirs(Path::new("/etc/rc.d/init.d"));
+    let script = clean.file(format!("/etc/rc.d/init.d/vigil-{}", nonce()));
+    let found = detect(sh(&format!("printf '#!/bin/sh\\ntrue\\n' > {script}")));
+    expect_persistence(&found, "behaviour-persistence-init", "init", &script, "sh");
+}
+
+/// Atomic Red Team's T1027 #1 as its `sh` executor runs it: base64 text written to a file,
+/// decoded by `base64 -d` into a script, made executable and run (the script has no `#!`:
+/// dash runs it through `/bin/sh`, whose operand it is); and a `#!` script and a binary decoded
+/// the same way. Benign: a file encoded (`base64` without `-d`), data decoded and only read, a
+/// script written by `printf` and run.
+#[test]
+fn a_script_or_binary_decoded_into_a_file_then_run() {
+    if !privileged("a_script_or_binary_decoded_into_a_file_then_run") {
+        return;
+    }
+    let dir = Scratch::new("decoded");
+    std::fs::write(
+        dir.path("true.b64"),
+        base64_of(&std::fs::read("/usr/bin/true").expect("read /usr/bin/true")),
+    )
+    .expect("encoded binary");
+    let rule_id = "behaviour-decode-exec";
+    for (name, script, what) in [
+        (
+            "atomic",
+            // `echo Hello from the Atomic Red Team`, as the atomic's data.
+            "sh -c \"echo ZWNobyBIZWxsbyBmcm9tIHRoZSBBdG9taWMgUmVkIFRlYW0= > encoded.dat\"\n\
+             cat encoded.dat | base64 -d > art.sh\nchmod +x art.sh\n./art.sh\n",
+            "script passed to an interpreter",
+        ),
+        (
+            "shebang",
+            "echo IyEvYmluL3NoCnRydWUK | base64 -d > art.sh\nchmod +x art.sh\n./art.sh\n",
+            "script",
+        ),
+        (
+            "binary",
+            // In a pipeline: dash opens a simple command's redirection itself before it forks
+            // (`base64 -d f > x` names the shell as the writer), a pipeline's in the child.
+            "cat true.b64 | base64 -d > art.sh\nchmod +x art.sh\n./art.sh\n",
+            "binary",
+        ),
+    ] {
+        let _ = std::fs::remove_file(dir.path("art.sh"));
+        let found = detect(run(Command::new("sh")
+            .args(["-c", script])
+            .current_dir(&dir.0)));
+        let f = of(&found, rule_id);
+        assert_eq!(f.len(), 1, "{name}: {:?}", kinds(&found));
+        assert_eq!(f[0].finding_type, "Execution:Runtime/SuspiciousCommand");
+        assert_eq!(f[0].severity_label, SeverityLabel::High, "{name}");
+        assert_eq!(f[0].context.additional["decodedBy"], "/usr/bin/base64");
+        assert_eq!(f[0].context.additional["executedFile"], what, "{name}");
+        assert_eq!(
+            f[0].context.file_path.as_deref(),
+            Some(dir.path("art.sh").as_str()),
+            "{name}"
+        );
+    }
+    let found = detect(run(Command::new("sh")
+        .args([
+            "-c",
+            "base64 true.b64 > twice.b64\nbase64 -d true.b64 > data.bin\ncmp -s data.bin /usr/bin/true\n\
+             printf 'true\\n' > local.sh\nchmod +x local.sh\n./local.sh\nsh local.sh\n",
+        ])
+        .current_dir(&dir.0)));
+    assert!(
+        found.iter().all(|f| f.severity_label == SeverityLabel::Low),
+        "nothing at Medium or above: {:?}",
+        kinds(&found)
+    );
+}
+
+/// Standard base64 with padding, as `base64` writes it (one line).
+fn base64_of(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out.push('\n');
+    out
+}
+
+/// Atomic Red Team's T1105 #27 as its `sh` executor runs it, in /tmp: a script fetched with
+/// `curl -sO`, then `chmod +x atomic.sh | bash atomic.sh`. Run from a world-writable directory
+/// it is also `behaviour-exec-from-world-writable-dir` (Low on the host); the two checks'
+/// findings used to share an id, so the High one was folded into the Low one and never shown.
+#[test]
+fn a_downloaded_script_run_from_tmp_is_download_and_execute_besides_the_low_finding() {
+    if !privileged(
+        "a_downloaded_script_run_from_tmp_is_download_and_execute_besides_the_low_finding",
+    ) {
+        return;
+    }
+    let url = http_server();
+    let dir = PathBuf::from(format!("/tmp/vigil-dl-{}", nonce()));
+    let mut clean = Cleanup::default();
+    clean.dirs(&dir);
+    clean.file(dir.join("run.sh"));
+    let found = detect(run(Command::new("sh")
+        .args([
+            "-c",
+            &format!("curl -sO {url}/run.sh; chmod +x run.sh | bash run.sh"),
+        ])
+        .current_dir(&dir)));
+    let script = dir.join("run.sh").display().to_string();
+    let high = of(&found, "behaviour-download-exec");
+    assert_eq!(high.len(), 1, "{:?}", kinds(&found));
+    assert_eq!(high[0].severity_label, SeverityLabel::High);
+    assert_eq!(high[0].context.file_path.as_deref(), Some(script.as_str()));
+    let low = of(&found, "behaviour-exec-from-world-writable-dir");
+    assert_eq!(low.len(), 1, "{:?}", kinds(&found));
+    assert_ne!(high[0].id, low[0].id);
 }

@@ -230,7 +230,9 @@ pub(crate) fn check_exec(
     if let Some(w) = &e.written_by
         && let Some(dl) = table.downloaders.get(&w.pid)
     {
-        let exe = e.exe.display().to_string();
+        // The path exec'd stands in for a process gone before the agent read its executable:
+        // `./x` joined to the working directory, `.` left in.
+        let exe = normalize(&e.exe).display().to_string();
         found.push(downloaded_file(d, lookup, e, dl, w.pid, exe, "binary"));
     }
     if let Some(w) = &e.script_written_by

@@ -853,9 +853,13 @@ fn a_script_a_decoder_wrote_then_run_is_decode_and_execute() {
             &exec(&x(30, "/usr/bin/base64", writer, None, None)),
             &NoLookup,
         );
-        let Event::Exec(mut run) =
-            exec(&x(31, "/usr/bin/dash", &["/bin/sh", "./art.sh"], None, None))
-        else {
+        let Event::Exec(mut run) = exec(&x(
+            31,
+            "/usr/bin/dash",
+            &["/bin/sh", "./art.sh"],
+            None,
+            None,
+        )) else {
             unreachable!()
         };
         run.filename = "./art.sh".into();
