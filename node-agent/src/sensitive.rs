@@ -219,6 +219,10 @@ const DEFAULTS: &[(&str, MatchKind, Category)] = &[
     entry(".zprofile", Name, Persist),
     entry(".zlogin", Name, Persist),
     entry("/var/log/", Prefix, Evasion),
+    // Mail spools: overwritten to hide what cron and daemons mailed root (T1070.002, Rocke).
+    // Debian's is /var/mail (/var/spool/mail links there), Red Hat's the other way round.
+    entry("/var/mail/", Prefix, Evasion),
+    entry("/var/spool/mail/", Prefix, Evasion),
     // Container logs: the kubelet links and rotates them, the runtimes append to them.
     entry("/var/log/containers/", Prefix, Evasion),
     entry("/var/log/pods/", Prefix, Evasion),

@@ -2915,3 +2915,56 @@ fn a_downloaded_script_run_from_tmp_is_download_and_execute_besides_the_low_find
     assert_eq!(low.len(), 1, "{:?}", kinds(&found));
     assert_ne!(high[0].id, low[0].id);
 }
+
+/// Atomic Red Team's T1070.002 #18 and #1 as their executors run them: a mail spool overwritten
+/// by a shell's redirection (`echo 0> /var/spool/mail/NAME`; the spool here is a file of the
+/// test's own, and Debian's /var/spool/mail links to /var/mail) and `/var/log/system.log`
+/// removed with `rm -rf` (created for the test when the host has none). Reading the spool
+/// raises nothing.
+#[test]
+fn a_mail_spool_overwritten_and_another_system_log_removed() {
+    if !privileged("a_mail_spool_overwritten_and_another_system_log_removed") {
+        return;
+    }
+    let mut clean = Cleanup::default();
+    let name = format!("vigil-{}", nonce());
+    let spool = if Path::new("/var/mail").is_dir() {
+        "/var/mail"
+    } else {
+        "/var/spool/mail"
+    };
+    let file = clean.file(format!("{spool}/{name}"));
+    std::fs::write(&file, "From root\n").expect("spool");
+    let found = detect(run(
+        Command::new("bash").args(["-c", &format!("echo 0> /var/spool/mail/{name}")])
+    ));
+    let f = of(&found, "behaviour-logs-wiped");
+    assert_eq!(f.len(), 1, "{:?}", kinds(&found));
+    assert_eq!(
+        f[0].finding_type,
+        "DefenseEvasion:Runtime/SuspiciousCommand"
+    );
+    assert_eq!(f[0].severity_label, SeverityLabel::High);
+    assert_eq!(f[0].context.file_path.as_deref(), Some(file.as_str()));
+    assert_eq!(f[0].context.additional["tampering"], "truncated");
+    let found = detect(sh(&format!("cat {file} > /dev/null")));
+    assert!(found.is_empty(), "reading: {:?}", kinds(&found));
+
+    let log = Path::new("/var/log/system.log");
+    if log.exists() {
+        eprintln!("/var/log/system.log exists on this host: its removal is not tried");
+        return;
+    }
+    std::fs::write(log, "x\n").expect("system.log");
+    clean.file(log);
+    let found = detect(sh("rm -rf /var/log/system.log"));
+    let f = of(&found, "behaviour-logs-wiped");
+    assert_eq!(f.len(), 1, "{:?}", kinds(&found));
+    assert_eq!(f[0].context.additional["tampering"], "removed");
+    assert_eq!(
+        of(&found, "evasion-wipe-logs").len(),
+        1,
+        "{:?}",
+        kinds(&found)
+    );
+}

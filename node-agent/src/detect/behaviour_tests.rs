@@ -155,6 +155,7 @@ const SSHD: u32 = 5108;
 const KUBELET: u32 = 5109;
 const CONTAINERD: u32 = 5110;
 const SUDO: u32 = 5111;
+const EXIM: u32 = 5112;
 /// The writer of [`writer`]'s files.
 const LD: u32 = 77;
 
@@ -172,6 +173,7 @@ impl ProcessLookup for Known {
             KUBELET => "/usr/bin/kubelet",
             CONTAINERD => "/usr/bin/containerd",
             SUDO => "/usr/bin/sudo",
+            EXIM => "/usr/sbin/exim4",
             LD => "/usr/bin/ld",
             _ => return None,
         };
@@ -653,6 +655,40 @@ fn every_behavioural_type_fires_on_its_case_and_not_on_the_benign_ones() {
                 T::DefenseEvasionSensitiveFileModified,
                 T::DefenseEvasionSuspiciousCommand,
             ],
+        ),
+        (
+            // Atomic Red Team's T1070.002 #1 removes /var/log/system.log on Linux too.
+            "another system log deleted",
+            file_event("unlink", "/var/log/system.log", |f| f.ret = 0),
+            &[
+                T::DefenseEvasionSensitiveFileModified,
+                T::DefenseEvasionSuspiciousCommand,
+            ],
+        ),
+        (
+            // T1070.002 #18: `echo 0> /var/spool/mail/root` (Debian's spool is /var/mail).
+            "root's mail spool overwritten by a shell",
+            file_event("openWrite", "/var/mail/root", |_| {}),
+            &[
+                T::DefenseEvasionSensitiveFileModified,
+                T::DefenseEvasionSuspiciousCommand,
+            ],
+        ),
+        (
+            "mail delivered to a spool by exim",
+            file_event("openWrite", "/var/mail/root", |f| {
+                f.process = known(EXIM);
+                f.open_flags = Some("2101".into());
+            }),
+            &[],
+        ),
+        (
+            "a user's spool removed with the account",
+            file_event("unlink", "/var/spool/mail/ann", |f| {
+                f.process = known(USERADD);
+                f.ret = 0;
+            }),
+            &[],
         ),
         (
             "an application's own log deleted",
