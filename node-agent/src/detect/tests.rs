@@ -344,6 +344,15 @@ fn exec_table() -> Vec<Case> {
             vec!["bash", "-c", "export HISTFILE=''; id"],
             vec!["evasion-clear-history"],
         ),
+        // Atomic Red Team's T1562.003 #8 quotes the path.
+        user(
+            vec!["bash", "-c", "export HISTFILE=\"/dev/null\"\necho $HISTFILE"],
+            vec!["evasion-clear-history"],
+        ),
+        user(
+            vec!["bash", "-c", "export HISTFILE=\"/home/a/.bash_history\""],
+            vec![],
+        ),
         user(
             vec!["bash", "-c", "set +o history; id"],
             vec!["evasion-clear-history"],
