@@ -469,6 +469,7 @@ fn third_party_discovery_evasion_and_credential_commands() {
         "tcpdump",
         "tshark",
         "unshadow",
+        "ufw",
     ] {
         let to = bin.join(tool);
         std::fs::copy("/bin/true", &to).expect("stand-in");
@@ -520,6 +521,12 @@ fn third_party_discovery_evasion_and_credential_commands() {
         ("pkill -9 auditd".into(), vec![(evasion, "evasion-disable-security")]),
         ("killall falco".into(), vec![(evasion, "evasion-disable-security")]),
         ("service nginx status".into(), vec![]),
+        // Firewall logging off (Atomic Red Team T1562.004 #10), a stand-in ufw.
+        (
+            "ufw logging off".into(),
+            vec![(evasion, "evasion-flush-firewall")],
+        ),
+        ("ufw logging low".into(), vec![]),
         // File times (T1070.006) and attributes (T1222.002).
         (
             format!("touch -a -t 197001010000.00 {d}/f"),

@@ -346,7 +346,11 @@ fn exec_table() -> Vec<Case> {
         ),
         // Atomic Red Team's T1562.003 #8 quotes the path.
         user(
-            vec!["bash", "-c", "export HISTFILE=\"/dev/null\"\necho $HISTFILE"],
+            vec![
+                "bash",
+                "-c",
+                "export HISTFILE=\"/dev/null\"\necho $HISTFILE",
+            ],
             vec!["evasion-clear-history"],
         ),
         user(
@@ -430,6 +434,12 @@ fn exec_table() -> Vec<Case> {
         ),
         user(vec!["linux32", "--uname-2.6", "make"], vec![]),
         user(vec!["iptables", "-F"], vec!["evasion-flush-firewall"]),
+        // Atomic Red Team's T1562.004 #10; the level set otherwise is ordinary.
+        user(
+            vec!["ufw", "logging", "off"],
+            vec!["evasion-flush-firewall"],
+        ),
+        user(vec!["ufw", "logging", "low"], vec![]),
         user(vec!["iptables", "-t", "nat", "-F", "DOCKER"], vec![]),
         user(vec!["setenforce", "0"], vec!["evasion-disable-security"]),
         user(
