@@ -244,6 +244,13 @@ const DEFAULTS: &[(&str, MatchKind, Category)] = &[
     entry("/etc/audit/", Prefix, Evasion),
     entry("/etc/rsyslog.conf", Exact, Evasion),
     entry("/etc/rsyslog.d/", Prefix, Evasion),
+    // The rest of the audit and logging configuration (detect/technique.rs, T1562.006).
+    entry("/etc/audisp/", Prefix, Evasion),
+    entry("/etc/libaudit.conf", Exact, Evasion),
+    entry("/etc/syslog.conf", Exact, Evasion),
+    entry("/etc/syslog-ng/", Prefix, Evasion),
+    entry("/etc/systemd/journald.conf", Exact, Evasion),
+    entry("/etc/systemd/journald.conf.d/", Prefix, Evasion),
     entry(".bash_history", Name, Evasion),
     entry(".zsh_history", Name, Evasion),
     entry(".sh_history", Name, Evasion),

@@ -2968,3 +2968,36 @@ fn a_mail_spool_overwritten_and_another_system_log_removed() {
         kinds(&found)
     );
 }
+
+/// Atomic Red Team's T1562.006 #1 and #2 as their bash executor runs them: a comment line
+/// appended with `sed -i '$ a ...'` to the audit library's and the syslog daemon's
+/// configuration (sed renames its copy over the file). Each file is put back as it was;
+/// reading them raises nothing.
+#[test]
+fn audit_and_logging_configuration_changed() {
+    if !privileged("audit_and_logging_configuration_changed") {
+        return;
+    }
+    for file in ["/etc/rsyslog.conf", "/etc/libaudit.conf"] {
+        let Ok(before) = std::fs::read(file) else {
+            eprintln!("{file} is missing on this host: not tried");
+            continue;
+        };
+        let found =
+            detect(run(Command::new("bash").args([
+                "-c",
+                &format!("sed -i '$ a #vigil_test_1562_006' {file}"),
+            ])));
+        std::fs::write(file, &before).expect("put the file back");
+        let f = of(&found, "behaviour-logging-config-changed");
+        assert_eq!(f.len(), 1, "{file}: {:?}", kinds(&found));
+        assert_eq!(
+            f[0].finding_type,
+            "DefenseEvasion:Runtime/SuspiciousCommand"
+        );
+        assert_eq!(f[0].severity_label, SeverityLabel::Medium);
+        assert_eq!(f[0].context.file_path.as_deref(), Some(file));
+        let found = detect(sh(&format!("cat {file} > /dev/null")));
+        assert!(found.is_empty(), "reading {file}: {:?}", kinds(&found));
+    }
+}

@@ -691,6 +691,27 @@ fn every_behavioural_type_fires_on_its_case_and_not_on_the_benign_ones() {
             &[],
         ),
         (
+            // Atomic Red Team's T1562.006 #2: `sed -i '$ a ...' /etc/rsyslog.conf` renames its
+            // copy over the file.
+            "the syslog configuration replaced by sed",
+            file_event("rename", "/etc/sedAb12Cd", |f| {
+                f.path2 = Some("/etc/rsyslog.conf".into());
+                f.resolved_path2 = f.path2.as_deref().map(PathBuf::from);
+                f.ret = 0;
+            }),
+            &[
+                T::DefenseEvasionSensitiveFileModified,
+                T::DefenseEvasionSuspiciousCommand,
+            ],
+        ),
+        (
+            "the audit configuration written by dpkg",
+            file_event("openWrite", "/etc/libaudit.conf", |f| {
+                f.process = known(DPKG);
+            }),
+            &[],
+        ),
+        (
             "an application's own log deleted",
             file_event("unlink", "/var/log/app/old.log", |f| f.ret = 0),
             &[T::DefenseEvasionSensitiveFileModified],

@@ -1150,6 +1150,7 @@ pub(crate) fn check_file(d: &Detector, f: &FileInfo, lookup: &dyn ProcessLookup)
     out.extend(hardening_weakened(d, f, lookup));
     out.extend(core_pattern_handler(d, f, lookup));
     out.extend(preload_file_written(d, b, f, &actor, lookup));
+    out.extend(logging_config_changed(d, b, f, &actor, lookup));
     out
 }
 
@@ -1440,6 +1441,82 @@ fn aslr_off(d: &Detector, f: &FileInfo, lookup: &dyn ProcessLookup) -> Option<Ca
 }
 
 /// The loader's list of libraries preloaded into every program.
+/// The audit and system logging configuration (prefixes when ending in `/`): what the audit
+/// daemon records and sends, what the syslog daemons and journald keep.
+const LOGGING_CONFIG: &[&str] = &[
+    "/etc/audit/",
+    "/etc/audisp/",
+    "/etc/libaudit.conf",
+    "/etc/rsyslog.conf",
+    "/etc/rsyslog.d/",
+    "/etc/syslog.conf",
+    "/etc/syslog-ng/",
+    "/etc/systemd/journald.conf",
+    "/etc/systemd/journald.conf.d/",
+];
+
+/// The audit rules compiler writes `/etc/audit/audit.rules` from `rules.d`.
+const AUDIT_RULES_TOOLS: &[&str] = &["/usr/sbin/augenrules", "/sbin/augenrules"];
+
+/// Audit or logging configuration written, replaced or removed by anything but a package
+/// manager (or its children), the daemons themselves and the audit rules compiler
+/// (`sed -i '$ a ...' /etc/rsyslog.conf`, Atomic Red Team's T1562.006): what is logged is
+/// changed before the attack goes on (T1562.006). Medium: administrators change it too, and an
+/// editor's change raises it as well (only `SensitiveFileModified` did before).
+fn logging_config_changed(
+    d: &Detector,
+    b: &Behaviour,
+    f: &FileInfo,
+    actor: &Actor,
+    lookup: &dyn ProcessLookup,
+) -> Option<Candidate> {
+    let path = match f.operation {
+        "openWrite" | "symlink" | "unlink" => text(f.resolved_path.as_ref())?,
+        "rename" | "link" => text(f.resolved_path2.as_ref())?,
+        _ => return None,
+    };
+    let listed = LOGGING_CONFIG.iter().any(|c| {
+        if c.ends_with('/') {
+            path.starts_with(c)
+        } else {
+            path == *c
+        }
+    });
+    let audit_rules_tool = actor
+        .exe
+        .as_deref()
+        .and_then(Path::to_str)
+        .is_some_and(|e| AUDIT_RULES_TOOLS.contains(&e));
+    if !listed
+        || audit_rules_tool
+        || actor.is_one_of(&b.package_managers, Reach::Lineage)
+        || actor.is_one_of(&b.log_owners, Reach::Parent)
+    {
+        return None;
+    }
+    Some(technique(
+        d,
+        &f.process,
+        lookup,
+        Raises {
+            finding_type: FindingType::DefenseEvasionSuspiciousCommand,
+            rule: "behaviour-logging-config-changed",
+            mitre: "T1562.006",
+            severity: Some(5.0),
+        },
+        draft(
+            "Audit or logging configuration was changed",
+            format!(
+                "Process {} (pid {}) changed {path} ({}): what the system records is configured \
+                 there.",
+                f.process.comm, f.process.pid, f.operation
+            ),
+            path.clone(),
+            file_context(f, &path),
+        ),
+    ))
+}
+
 const LD_SO_PRELOAD: &str = "/etc/ld.so.preload";
 
 /// `/etc/ld.so.preload` written, replaced or linked by anything but a package manager (or its
