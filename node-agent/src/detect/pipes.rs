@@ -362,6 +362,7 @@ pub(crate) fn check_connect(
         Downloader {
             exe: inline.exe.clone(),
             command_line: inline.command_line.clone(),
+            role: Role::Download,
         },
     );
     let Some(out) = inline.stdout_pipe else {

@@ -842,6 +842,7 @@ fn a_renamed_copy_of_a_downloader_is_known_by_its_bytes() {
     // Other bytes, or none known: a program of its own.
     assert!(run(Some(crate::exe_hash::Digest::of(b"something else"))).is_empty());
     assert!(run(None).is_empty());
+}
 
 #[test]
 fn a_script_a_decoder_wrote_then_run_is_decode_and_execute() {
