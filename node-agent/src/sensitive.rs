@@ -227,6 +227,10 @@ const DEFAULTS: &[(&str, MatchKind, Category)] = &[
     entry("/var/log/containers/", Prefix, Evasion),
     entry("/var/log/pods/", Prefix, Evasion),
     entry("/run/log/journal/", Prefix, Evasion),
+    // System logs by name wherever they are (detect/technique.rs, `wipedLogNames`).
+    entry("syslog", Name, Evasion),
+    entry("auth.log", Name, Evasion),
+    entry("kern.log", Name, Evasion),
     // Kernel settings: ASLR (by name, so a relative path from /proc/sys/kernel is seen too).
     entry("randomize_va_space", Name, Evasion),
     // Other kernel hardening settings an attacker weakens (detect/technique.rs reads the value).

@@ -58,6 +58,8 @@ pub(crate) struct BehaviourSpec {
     #[serde(default)]
     wiped_logs: Vec<String>,
     #[serde(default)]
+    wiped_log_names: Vec<String>,
+    #[serde(default)]
     log_owners: Vec<String>,
     #[serde(default)]
     log_overwriters: Vec<String>,
@@ -160,6 +162,8 @@ pub enum PersistenceKind {
     Environment,
     /// `at` and `batch` jobs (T1053.002).
     At,
+    /// SSH authorized keys: a key added there logs in as the account (T1098.004).
+    Ssh,
 }
 
 impl PersistenceKind {
@@ -176,6 +180,7 @@ impl PersistenceKind {
             PersistenceKind::Modules => "modules",
             PersistenceKind::Environment => "environment",
             PersistenceKind::At => "at",
+            PersistenceKind::Ssh => "ssh",
         }
     }
 }
@@ -306,6 +311,9 @@ pub struct Behaviour {
     pub history_files: Vec<String>,
     /// System logs whose removal or truncation is wiping (prefix when ending in `/`).
     pub wiped_logs: Vec<String>,
+    /// Names of system logs, wiped wherever they are (a chroot's, a copy's, a log directory
+    /// elsewhere).
+    pub wiped_log_names: Vec<String>,
     /// Programs (resolved paths) that rotate, vacuum and write the system logs.
     pub log_owners: Vec<String>,
     /// Programs (by executable name) that overwrite a file in place without truncating it.
@@ -395,6 +403,7 @@ impl Behaviour {
         let names = [
             ("runtimeBinaries", &spec.runtime_binaries),
             ("releaseAgentNames", &spec.release_agent_names),
+            ("wipedLogNames", &spec.wiped_log_names),
             ("hostFsTypes", &spec.host_fs_types),
         ];
         for (field, list) in names {
@@ -547,6 +556,7 @@ impl Behaviour {
         self.at_programs.extend(spec.at_programs);
         self.history_files.extend(spec.history_files);
         self.wiped_logs.extend(spec.wiped_logs);
+        self.wiped_log_names.extend(spec.wiped_log_names);
         self.log_owners.extend(spec.log_owners);
         self.log_overwriters.extend(spec.log_overwriters);
         self.shells.extend(spec.shells);

@@ -2512,3 +2512,124 @@ fn refused_connects_to_many_ports_of_one_host_are_a_scan() {
     assert!(table.entries <= table.max_entries, "{table:?}");
     assert!(table.shed > 0, "{table:?}");
 }
+
+#[test]
+fn authorized_keys_written_by_a_program_is_ssh_key_persistence() {
+    // Falco's event generator writes the file itself (no shell, no argv naming it).
+    let program = exec_by(
+        330,
+        "/root/evgen",
+        &["/root/evgen"],
+        &[(200, "/usr/bin/bash")],
+    );
+    let python = exec_by(
+        331,
+        "/usr/bin/python3.11",
+        &["python3", "-c", "open(p, 'a').write(k)"],
+        &[(200, "/usr/bin/bash")],
+    );
+    for (writer, pid) in [(&program, 330), (&python, 331)] {
+        for path in [
+            "/home/created-by-falco-event-generator/.ssh/authorized_keys",
+            "/root/.ssh/authorized_keys",
+            "/etc/ssh/keys/ann/authorized_keys2",
+        ] {
+            assert_eq!(
+                persistence_kinds(&[writer.clone(), write_by(pid, "w", path)]),
+                kind_of("behaviour-persistence-ssh-keys", "ssh"),
+                "{path}"
+            );
+        }
+    }
+    // People's editors, the instance's cloud agent (a python script), a package: not.
+    let vim = exec_by(
+        332,
+        "/usr/bin/vim.basic",
+        &["vim", "/root/.ssh/authorized_keys"],
+        &[(200, "/usr/bin/bash")],
+    );
+    let cloud_init = exec_event("/usr/bin/python3.11", |e| {
+        e.process = proc_ref(333, "cloud-init");
+        e.filename = "/usr/bin/cloud-init".into();
+        e.argv = vec!["/usr/bin/python3".into(), "/usr/bin/cloud-init".into(), "init".into()];
+        e.lineage = vec![ancestor(1, "/usr/lib/systemd/systemd")].into();
+    });
+    let dpkg = exec_by(
+        334,
+        "/usr/bin/dpkg",
+        &["dpkg", "-i", "x.deb"],
+        &[(1, "/usr/lib/systemd/systemd")],
+    );
+    for (writer, pid) in [(&vim, 332), (&cloud_init, 333), (&dpkg, 334)] {
+        assert!(
+            persistence_kinds(&[
+                writer.clone(),
+                write_by(pid, "w", "/home/ann/.ssh/authorized_keys")
+            ])
+            .is_empty(),
+            "{pid}"
+        );
+    }
+    // Other files of the directory, and names that only start like it.
+    for path in [
+        "/root/.ssh/known_hosts",
+        "/root/.ssh/id_ed25519.pub",
+        "/root/.ssh/authorized_keys.bak",
+    ] {
+        assert!(
+            persistence_kinds(&[program.clone(), write_by(330, "w", path)]).is_empty(),
+            "{path}"
+        );
+    }
+}
+
+#[test]
+fn a_system_log_by_name_outside_var_log_is_wiped_at_medium() {
+    let wiped = |e: Event| {
+        run_all(&[e])
+            .into_iter()
+            .filter(|(_, rule, _)| rule == "behaviour-logs-wiped")
+            .map(|(_, _, severity)| severity)
+            .collect::<Vec<_>>()
+    };
+    // Falco's "Clear Log Activities": O_CREAT|O_TRUNC|O_WRONLY on a file named syslog.
+    for path in [
+        "/falco-event-generator-1234/syslog",
+        "/srv/chroot/var/log/auth.log",
+        "/tmp/k/kern.log",
+    ] {
+        assert_eq!(
+            wiped(file_event("openWrite", path, |f| {
+                f.open_flags = Some("1101".into())
+            })),
+            vec![SeverityLabel::Medium],
+            "{path}"
+        );
+        assert_eq!(
+            wiped(file_event("unlink", path, |f| f.ret = 0)),
+            vec![SeverityLabel::Medium],
+            "{path}"
+        );
+    }
+    // The system's own: High, as before.
+    assert_eq!(
+        wiped(file_event("openWrite", "/var/log/syslog", |f| {
+            f.open_flags = Some("1101".into())
+        })),
+        vec![SeverityLabel::High]
+    );
+    // Appended to, another name, or a log owner rotating: nothing.
+    for e in [
+        file_event("openWrite", "/srv/chroot/var/log/syslog", |f| {
+            f.open_flags = Some("2101".into())
+        }),
+        file_event("openWrite", "/tmp/k/syslog.conf", |f| {
+            f.open_flags = Some("1101".into())
+        }),
+        file_event("openWrite", "/tmp/k/messages", |f| {
+            f.open_flags = Some("1101".into())
+        }),
+    ] {
+        assert!(wiped(e).is_empty());
+    }
+}

@@ -1235,6 +1235,11 @@ fn persistence_write(
             "the login environment of every session",
         ),
         PersistenceKind::At => ("behaviour-persistence-at", "T1053.002", "an at job"),
+        PersistenceKind::Ssh => (
+            "behaviour-persistence-ssh-keys",
+            "T1098.004",
+            "an SSH authorized keys file (a key added there logs in as the account)",
+        ),
     };
     let mut context = file_context(f, &path);
     context
@@ -1345,7 +1350,12 @@ fn logs_wiped(
             path == *l
         }
     });
-    if !journal && !system_log {
+    // A system log's name elsewhere (`/falco-event-generator-x/syslog`, a chroot's logs): the
+    // same tampering, less sure to be the system's log, so Medium rather than High.
+    let log_by_name = !journal
+        && !system_log
+        && b.wiped_log_names.iter().any(|n| n == path_basename(Path::new(&path)));
+    if !journal && !system_log && !log_by_name {
         return None;
     }
     let overwriter = actor
@@ -1379,7 +1389,7 @@ fn logs_wiped(
                 "behaviour-logs-wiped"
             },
             mitre: "T1070.002",
-            severity: Some(8.0),
+            severity: Some(if log_by_name { 5.0 } else { 8.0 }),
         },
         draft(
             if journal {

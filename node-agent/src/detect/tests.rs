@@ -266,6 +266,13 @@ fn exec_table() -> Vec<Case> {
             vec!["miner-stratum-url", TMP, "behaviour-hidden-program"],
         ),
         user(vec!["sh", "-c", "./m -o stratum+tcp://pool:3333"], vec![]),
+        // Falco's event generator: the scheme alone, the pool given in parts.
+        user(
+            vec!["/usr/bin/ls", "-o stratum+tcp", "-u user", "-p pass"],
+            vec!["miner-stratum-url"],
+        ),
+        user(vec!["/usr/bin/grep", "-r", "stratum+tcpx", "."], vec![]),
+
         user(
             vec!["/tmp/syslogd", "--donate-level=1", "-a", "rx/0"],
             vec!["miner-cli-options", TMP],
@@ -697,6 +704,46 @@ fn exec_table() -> Vec<Case> {
         ),
         user(vec!["cp", "-p", "/etc/shadow", "shadow.bak"], vec![]),
         user(vec!["cat", "/etc/passwd"], vec![]),
+        // Falco's event generator: Baron Samedit and PwnKit as it runs them (as daemon).
+        case(
+            "bash",
+            1,
+            1,
+            vec!["sudoedit", "-u", "daemon", "-s", "ls\\"],
+            vec!["privesc-sudoedit-heap-overflow"],
+        ),
+        case(
+            "bash",
+            1000,
+            1000,
+            vec!["sudoedit", "-s", "\\", "x"],
+            vec!["privesc-sudoedit-heap-overflow"],
+        ),
+        user(vec!["sudoedit", "/etc/hosts"], vec![]),
+        user(vec!["sudoedit", "-u", "www", "/srv/a\\b"], vec![]),
+        case("bash", 1, 1, vec!["pkexec"], vec!["privesc-pkexec-without-program"]),
+        user(vec!["pkexec", "/usr/sbin/gparted"], vec![]),
+        // Falco's event generator: a hard link to the hashes, a symbolic link to /etc.
+        user(
+            vec!["ln", "-v", "/etc/shadow", "/tmp/d/shadow_link"],
+            vec!["discovery-credential-file-linked"],
+        ),
+        user(
+            vec!["ln", "-sf", "/etc/sudoers", "s"],
+            vec!["discovery-credential-file-linked"],
+        ),
+        user(
+            vec!["ln", "-s", "/etc", "/tmp/d/etc_link"],
+            vec!["discovery-sensitive-directory-linked"],
+        ),
+        user(
+            vec!["ln", "--symbolic", "/root/", "r"],
+            vec!["discovery-sensitive-directory-linked"],
+        ),
+        user(vec!["ln", "-s", "/etc/nginx/sites-available/a", "/etc/nginx/sites-enabled/a"], vec![]),
+        user(vec!["ln", "-sf", "/usr/share/zoneinfo/UTC", "/etc/localtime"], vec![]),
+        user(vec!["ln", "/etc", "/tmp/x"], vec![]),
+        user(vec!["ln", "-s", "../etc/shadow.d"], vec![]),
         user(
             vec!["unshadow", "/etc/passwd", "/etc/shadow"],
             vec!["tool-password-cracker"],
