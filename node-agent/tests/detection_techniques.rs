@@ -3001,3 +3001,137 @@ fn audit_and_logging_configuration_changed() {
         assert!(found.is_empty(), "reading {file}: {:?}", kinds(&found));
     }
 }
+
+/// Falco's event generator (`events/syscall/`), the actions whose GuardDuty type Vigil missed
+/// before issue 11's fourth pass, each done as the action does it at the system-call level, with
+/// a benign twin: a program truncating a file named `syslog` (Clear Log Activities), writing an
+/// `authorized_keys` itself (Adding SSH Keys), `ln` of `/etc/shadow` and `ln -s /etc`, a program
+/// started with `-o stratum+tcp`, and Baron Samedit's and PwnKit's runs of `sudoedit` and
+/// `pkexec` as daemon (copies of `/bin/true` under the tools' names, as this machine has
+/// neither: the rules know them by name and argv).
+#[test]
+fn falco_event_generator_actions_as_they_run_them() {
+    if !privileged("falco_event_generator_actions_as_they_run_them") {
+        return;
+    }
+    let dir = Scratch::new("falco");
+    let expect = |pid: u32, what: &str, finding_type: &str, rule_id: &str, label: SeverityLabel| {
+        let found = detect(pid);
+        let f = of(&found, rule_id);
+        assert_eq!(f.len(), 1, "{what}: {:?}", kinds(&found));
+        assert_eq!(f[0].finding_type, finding_type, "{what}");
+        assert_eq!(f[0].severity_label, label, "{what}");
+    };
+    let python = |code: &str, arg: &str| run(Command::new("python3").args(["-c", code, arg]));
+    let none_of = |pid: u32, what: &str, rule_id: &str| {
+        let found = detect(pid);
+        assert!(
+            of(&found, rule_id).is_empty(),
+            "{what}: {:?}",
+            kinds(&found)
+        );
+    };
+
+    // Clear Log Activities: os.OpenFile(dir/syslog, O_CREATE|O_TRUNC|O_WRONLY).
+    let truncate = "import os, sys; os.close(os.open(sys.argv[1], os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o644))";
+    let append = "import os, sys; os.close(os.open(sys.argv[1], os.O_CREAT | os.O_APPEND | os.O_WRONLY, 0o644))";
+    expect(
+        python(truncate, &dir.path("syslog")),
+        "a file named syslog truncated",
+        "DefenseEvasion:Runtime/SuspiciousCommand",
+        "behaviour-logs-wiped",
+        SeverityLabel::Medium,
+    );
+    none_of(
+        python(append, &dir.path("syslog")),
+        "syslog appended to",
+        "behaviour-logs-wiped",
+    );
+    none_of(
+        python(truncate, &dir.path("syslog.txt")),
+        "another name truncated",
+        "behaviour-logs-wiped",
+    );
+
+    // Adding SSH Keys: os.WriteFile(.../.ssh/authorized_keys) from the program itself.
+    let ssh = dir.path("home/created-by-falco-event-generator/.ssh");
+    std::fs::create_dir_all(&ssh).expect("ssh dir");
+    let write = "import sys; open(sys.argv[1], 'w').write('ssh-rsa AAAA test\\n')";
+    expect(
+        python(write, &format!("{ssh}/authorized_keys")),
+        "authorized_keys written by a program",
+        "Persistence:Runtime/SuspiciousCommand",
+        "behaviour-persistence-ssh-keys",
+        SeverityLabel::Medium,
+    );
+    none_of(
+        python(write, &format!("{ssh}/known_hosts")),
+        "known_hosts written",
+        "behaviour-persistence-ssh-keys",
+    );
+
+    // Create Hardlink / Symlink Over Sensitive Files.
+    expect(
+        run(Command::new("ln").args(["-v", "/etc/shadow", &dir.path("shadow_link")])),
+        "ln /etc/shadow",
+        "Discovery:Runtime/SuspiciousCommand",
+        "discovery-credential-file-linked",
+        SeverityLabel::Medium,
+    );
+    let _ = std::fs::remove_file(dir.path("shadow_link"));
+    expect(
+        run(Command::new("ln").args(["-s", "/etc", &dir.path("etc_link")])),
+        "ln -s /etc",
+        "Discovery:Runtime/SuspiciousCommand",
+        "discovery-sensitive-directory-linked",
+        SeverityLabel::Low,
+    );
+    let linked = run(Command::new("ln").args(["-s", "/etc/hostname", &dir.path("hostname")]));
+    let found = detect(linked);
+    assert!(
+        found.iter().all(|f| !rule(f).contains("linked")),
+        "ln -s /etc/hostname: {:?}",
+        kinds(&found)
+    );
+
+    // Detect Crypto Miners Using the Stratum Protocol: `ls "-o stratum+tcp" ...`.
+    expect(
+        run(Command::new("ls").args(["-o stratum+tcp", "-u user", "-p pass"])),
+        "ls -o stratum+tcp",
+        "Impact:Runtime/CryptoMinerExecuted",
+        "miner-stratum-url",
+        SeverityLabel::High,
+    );
+
+    // Sudo Potential Privilege Escalation and Polkit (CVE-2021-3156, CVE-2021-4034), as daemon.
+    let bin = dir.path("bin");
+    std::fs::create_dir_all(&bin).expect("bin");
+    for tool in ["sudoedit", "pkexec"] {
+        std::fs::copy("/bin/true", format!("{bin}/{tool}")).expect("stand-in");
+    }
+    let as_daemon = |args: &[&str]| run(Command::new(args[0]).args(&args[1..]).uid(1).gid(1));
+    expect(
+        as_daemon(&[&format!("{bin}/sudoedit"), "-u", "daemon", "-s", "ls\\"]),
+        "sudoedit -s 'ls\\'",
+        "PrivilegeEscalation:Runtime/SuspiciousCommand",
+        "privesc-sudoedit-heap-overflow",
+        SeverityLabel::High,
+    );
+    none_of(
+        as_daemon(&[&format!("{bin}/sudoedit"), "/etc/hosts"]),
+        "sudoedit /etc/hosts",
+        "privesc-sudoedit-heap-overflow",
+    );
+    expect(
+        as_daemon(&[&format!("{bin}/pkexec")]),
+        "pkexec with no program",
+        "PrivilegeEscalation:Runtime/SuspiciousCommand",
+        "privesc-pkexec-without-program",
+        SeverityLabel::Medium,
+    );
+    none_of(
+        as_daemon(&[&format!("{bin}/pkexec"), "/usr/bin/true"]),
+        "pkexec /usr/bin/true",
+        "privesc-pkexec-without-program",
+    );
+}

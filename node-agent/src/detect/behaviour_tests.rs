@@ -2551,7 +2551,11 @@ fn authorized_keys_written_by_a_program_is_ssh_key_persistence() {
     let cloud_init = exec_event("/usr/bin/python3.11", |e| {
         e.process = proc_ref(333, "cloud-init");
         e.filename = "/usr/bin/cloud-init".into();
-        e.argv = vec!["/usr/bin/python3".into(), "/usr/bin/cloud-init".into(), "init".into()];
+        e.argv = vec![
+            "/usr/bin/python3".into(),
+            "/usr/bin/cloud-init".into(),
+            "init".into(),
+        ];
         e.lineage = vec![ancestor(1, "/usr/lib/systemd/systemd")].into();
     });
     let dpkg = exec_by(

@@ -1354,7 +1354,9 @@ fn logs_wiped(
     // same tampering, less sure to be the system's log, so Medium rather than High.
     let log_by_name = !journal
         && !system_log
-        && b.wiped_log_names.iter().any(|n| n == path_basename(Path::new(&path)));
+        && b.wiped_log_names
+            .iter()
+            .any(|n| n == path_basename(Path::new(&path)));
     if !journal && !system_log && !log_by_name {
         return None;
     }

@@ -272,7 +272,6 @@ fn exec_table() -> Vec<Case> {
             vec!["miner-stratum-url"],
         ),
         user(vec!["/usr/bin/grep", "-r", "stratum+tcpx", "."], vec![]),
-
         user(
             vec!["/tmp/syslogd", "--donate-level=1", "-a", "rx/0"],
             vec!["miner-cli-options", TMP],
@@ -721,7 +720,13 @@ fn exec_table() -> Vec<Case> {
         ),
         user(vec!["sudoedit", "/etc/hosts"], vec![]),
         user(vec!["sudoedit", "-u", "www", "/srv/a\\b"], vec![]),
-        case("bash", 1, 1, vec!["pkexec"], vec!["privesc-pkexec-without-program"]),
+        case(
+            "bash",
+            1,
+            1,
+            vec!["pkexec"],
+            vec!["privesc-pkexec-without-program"],
+        ),
         user(vec!["pkexec", "/usr/sbin/gparted"], vec![]),
         // Falco's event generator: a hard link to the hashes, a symbolic link to /etc.
         user(
@@ -740,8 +745,19 @@ fn exec_table() -> Vec<Case> {
             vec!["ln", "--symbolic", "/root/", "r"],
             vec!["discovery-sensitive-directory-linked"],
         ),
-        user(vec!["ln", "-s", "/etc/nginx/sites-available/a", "/etc/nginx/sites-enabled/a"], vec![]),
-        user(vec!["ln", "-sf", "/usr/share/zoneinfo/UTC", "/etc/localtime"], vec![]),
+        user(
+            vec![
+                "ln",
+                "-s",
+                "/etc/nginx/sites-available/a",
+                "/etc/nginx/sites-enabled/a",
+            ],
+            vec![],
+        ),
+        user(
+            vec!["ln", "-sf", "/usr/share/zoneinfo/UTC", "/etc/localtime"],
+            vec![],
+        ),
         user(vec!["ln", "/etc", "/tmp/x"], vec![]),
         user(vec!["ln", "-s", "../etc/shadow.d"], vec![]),
         user(
