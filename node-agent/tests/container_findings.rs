@@ -715,3 +715,50 @@ fn container_life_cycle_raises_nothing_at_medium_or_above() {
         .collect();
     none(&medium, "the runtime's own work at Medium or above");
 }
+
+/// Falco's "Debugfs Launched in Privileged Container": `debugfs` run in a container raises
+/// `behaviour-disk-editor-in-container` (PrivilegeEscalation:Runtime/SuspiciousCommand) naming
+/// the container, whatever it is asked to do (here only its version: the test opens no disk).
+#[test]
+fn a_file_system_debugger_run_in_a_container() {
+    let test = "a_file_system_debugger_run_in_a_container";
+    if !podman_or_skip(test) {
+        return;
+    }
+    let debugfs = ["/usr/sbin/debugfs", "/sbin/debugfs"]
+        .into_iter()
+        .find(|p| Path::new(p).exists());
+    let Some(debugfs) = debugfs else {
+        let message = format!("{test}: needs debugfs (e2fsprogs) on the host; not run");
+        assert!(std::env::var_os("CI").is_none(), "{message}");
+        eprintln!("skipped: {message}");
+        return;
+    };
+    let mut scratch = Scratch::new("vigil-ctr-debugfs");
+    let context = scratch.path("image");
+    let rootfs = context.join("rootfs");
+    copy_with_libraries(Path::new("/bin/sleep"), &rootfs, "bin/sleep");
+    copy_with_libraries(Path::new(debugfs), &rootfs, "usr/sbin/debugfs");
+    let image = format!("localhost/{}:debugfs", unique_name("vigil-ctr"));
+    scratch.build_image(&context, &image);
+    let ran = run_in(
+        &mut scratch,
+        &["--privileged"],
+        &image,
+        &["/usr/sbin/debugfs", "-V"],
+    );
+    let found = findings_of(&ran, "debugfs");
+    let f = the_finding(
+        &found,
+        "PrivilegeEscalation:Runtime/SuspiciousCommand",
+        &ran,
+        &image,
+    );
+    assert_eq!(
+        f.context.additional.get("ruleId").map(String::as_str),
+        Some("behaviour-disk-editor-in-container"),
+        "{}",
+        explain(&found)
+    );
+    assert_eq!(f.severity_label, SeverityLabel::Medium);
+}

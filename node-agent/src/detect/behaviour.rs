@@ -56,6 +56,8 @@ pub(crate) struct BehaviourSpec {
     #[serde(default)]
     history_files: Vec<String>,
     #[serde(default)]
+    disk_editors: Vec<String>,
+    #[serde(default)]
     wiped_logs: Vec<String>,
     #[serde(default)]
     wiped_log_names: Vec<String>,
@@ -309,6 +311,9 @@ pub struct Behaviour {
     pub at_programs: Vec<String>,
     /// Shell history file names.
     pub history_files: Vec<String>,
+    /// File-system debuggers (executable names) that read and write a disk under its file
+    /// system: run in a container, the host's disk.
+    pub disk_editors: Vec<String>,
     /// System logs whose removal or truncation is wiping (prefix when ending in `/`).
     pub wiped_logs: Vec<String>,
     /// Names of system logs, wiped wherever they are (a chroot's, a copy's, a log directory
@@ -455,6 +460,7 @@ impl Behaviour {
         }
         let names = [
             ("historyFiles", &spec.history_files),
+            ("diskEditors", &spec.disk_editors),
             ("logOverwriters", &spec.log_overwriters),
             ("shells", &spec.shells),
             ("interpreters", &spec.interpreters),
@@ -555,6 +561,7 @@ impl Behaviour {
         self.crontab_programs.extend(spec.crontab_programs);
         self.at_programs.extend(spec.at_programs);
         self.history_files.extend(spec.history_files);
+        self.disk_editors.extend(spec.disk_editors);
         self.wiped_logs.extend(spec.wiped_logs);
         self.wiped_log_names.extend(spec.wiped_log_names);
         self.log_owners.extend(spec.log_owners);

@@ -2637,3 +2637,45 @@ fn a_system_log_by_name_outside_var_log_is_wiped_at_medium() {
         assert!(wiped(e).is_empty());
     }
 }
+
+#[test]
+fn a_file_system_debugger_in_a_container_and_not_on_the_host() {
+    let editor = |exe: &str, argv: &[&str], in_container: bool| {
+        let argv: Vec<String> = argv.iter().map(|a| (*a).to_owned()).collect();
+        run_all(&[exec_event(exe, |e| {
+            e.argv = argv;
+            if in_container {
+                e.process.container = container();
+            }
+        })])
+        .into_iter()
+        .filter(|(_, rule, _)| rule == "behaviour-disk-editor-in-container")
+        .map(|(t, _, label)| (t, label))
+        .collect::<Vec<_>>()
+    };
+    // Falco's "Debugfs Launched in Privileged Container".
+    assert_eq!(
+        editor(
+            "/usr/sbin/debugfs",
+            &["/usr/bin/debugfs", "/dev/sda1"],
+            true
+        ),
+        vec![(
+            "PrivilegeEscalation:Runtime/SuspiciousCommand".to_owned(),
+            SeverityLabel::Medium
+        )]
+    );
+    assert_eq!(
+        editor(
+            "/usr/sbin/xfs_db",
+            &["xfs_db", "-r", "/dev/nvme0n1p1"],
+            true
+        )
+        .len(),
+        1
+    );
+    // An administrator's recovery on the host; other programs in a container.
+    assert!(editor("/usr/sbin/debugfs", &["debugfs", "/dev/sda1"], false).is_empty());
+    assert!(editor("/usr/sbin/e2fsck", &["e2fsck", "-n", "/dev/sda1"], true).is_empty());
+    assert!(editor("/usr/bin/debugfs-notes", &["debugfs-notes"], true).is_empty());
+}

@@ -239,7 +239,52 @@ pub(crate) fn check_exec(
     out.extend(argv_padding(d, e, lookup));
     out.extend(hidden_program(d, b, e, lookup));
     out.extend(masquerading(d, b, e, lookup));
+    out.extend(disk_editor_in_container(d, b, e, lookup));
     out
+}
+
+/// A file-system debugger run in a container (`debugfs /dev/sda1` in a privileged one): it
+/// reads and writes the host's disk below its file system, past every mount and permission
+/// (T1611). By the executable's name as the kernel ran it; on the host it is an
+/// administrator's recovery tool.
+fn disk_editor_in_container(
+    d: &Detector,
+    b: &Behaviour,
+    e: &ExecInfo,
+    lookup: &dyn ProcessLookup,
+) -> Option<Candidate> {
+    e.process.container.as_ref()?;
+    let exe = e.exe.to_str()?;
+    let name = path_basename(&e.exe);
+    if !b.disk_editors.iter().any(|n| n == name) {
+        return None;
+    }
+    let context = RuntimeContext {
+        file_path: Some(exe.to_owned()),
+        command_line_example: Some(redacted_command_line(&e.argv)),
+        ..RuntimeContext::default()
+    };
+    Some(technique(
+        d,
+        &e.process,
+        lookup,
+        Raises {
+            finding_type: FindingType::PrivilegeEscalationSuspiciousCommand,
+            rule: "behaviour-disk-editor-in-container",
+            mitre: "T1611,T1006",
+            severity: None,
+        },
+        draft(
+            "A file-system debugger ran in a container",
+            format!(
+                "Process {} (pid {}) ran {exe} in a container: it reads and writes a disk below \
+                 its file system, the host's when the container can open it.",
+                e.process.comm, e.process.pid
+            ),
+            exe.to_owned(),
+            context,
+        ),
+    ))
 }
 
 /// The first hidden component of `path` (a name starting with `.`, not one of the names
