@@ -132,6 +132,8 @@ pub mod exec_flags {
     /// With [`ARGV_TRUNCATED`]: `argv` holds the first [`super::ARGV_HEAD_LEN`] bytes of the
     /// argument vector, then its last [`super::ARGV_TAIL_LEN`]; the middle is left out.
     pub const ARGV_TAIL: u32 = 1 << 10;
+    /// `GLIBC_TUNABLES` is set in the environment (among the variables scanned for `LD_*`).
+    pub const ENV_GLIBC_TUNABLES: u32 = 1 << 11;
 }
 
 /// Entries of the kernel's written-files map (`WRITTEN`, an LRU): past this many files

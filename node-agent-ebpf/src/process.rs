@@ -414,6 +414,7 @@ unsafe fn fill_env(ev: &mut ExecEvent, mm: u64) {
     let preload = u64::from_le_bytes(*b"LD_PRELO");
     let library = u64::from_le_bytes(*b"LD_LIBRA");
     let library_tail = u64::from_le_bytes(*b"RY_PATH=");
+    let tunables = u64::from_le_bytes(*b"GLIBC_TU");
     for _ in 0..ENV_MAX_VARS {
         // SAFETY: volatile reads of map memory keep the loop state out of the verifier's view.
         let cursor = unsafe { core::ptr::read_volatile(&scan.cursor) };
@@ -459,6 +460,17 @@ unsafe fn fill_env(ev: &mut ExecEvent, mm: u64) {
                     )
                 };
                 ev.ld_library_path_len = (n as u32).saturating_sub(17);
+            } else if head == tunables
+                && b[8] == b'N'
+                && b[9] == b'A'
+                && b[10] == b'B'
+                && b[11] == b'L'
+                && b[12] == b'E'
+                && b[13] == b'S'
+                && b[14] == b'='
+            {
+                // Only that it is set: glibc's tunables, the way into CVE-2023-4911.
+                ev.flags |= exec_flags::ENV_GLIBC_TUNABLES;
             }
         }
         // A cut chunk ends in the NUL the helper added, not one from the string.

@@ -252,6 +252,9 @@ pub struct ExecInfo {
     pub ld_library_path: Option<String>,
     /// The environment was longer than the kernel scans for `LD_*`.
     pub env_truncated: bool,
+    /// `GLIBC_TUNABLES` is set in the environment.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub glibc_tunables: bool,
     /// The effective uid differs from the real uid (a setuid binary ran).
     pub setuid: bool,
 }
@@ -762,6 +765,7 @@ pub fn exec_info(ev: &node_agent_common::ExecEvent, clock: &Clock) -> ExecInfo {
         ld_preload: env_value(&ev.ld_preload, ev.ld_preload_len),
         ld_library_path: env_value(&ev.ld_library_path, ev.ld_library_path_len),
         env_truncated: ev.flags & exec_flags::ENV_TRUNCATED != 0,
+        glibc_tunables: ev.flags & exec_flags::ENV_GLIBC_TUNABLES != 0,
         setuid: ev.flags & exec_flags::EUID_CHANGED != 0,
     }
 }

@@ -3135,3 +3135,41 @@ fn falco_event_generator_actions_as_they_run_them() {
         "privesc-pkexec-without-program",
     );
 }
+
+/// Falco's "Potential Local Privilege Escalation via Environment Variables Misuse": `sh -c id`
+/// started with `GLIBC_TUNABLES` set (the variable of CVE-2023-4911) raises
+/// `behaviour-glibc-tunables`, read by the kernel from the new image's environment; the same
+/// command without it raises nothing.
+#[test]
+fn a_program_started_with_glibc_tunables() {
+    if !privileged("a_program_started_with_glibc_tunables") {
+        return;
+    }
+    let tuned = |set: bool| {
+        let mut cmd = Command::new("/bin/sh");
+        cmd.args(["-c", "id"]);
+        if set {
+            cmd.env(
+                "GLIBC_TUNABLES",
+                "glibc.tune.hwcaps=-WAITED,glibc.tune.secrets=2",
+            );
+        } else {
+            cmd.env_remove("GLIBC_TUNABLES");
+        }
+        let found = detect(run(&mut cmd));
+        of(&found, "behaviour-glibc-tunables")
+            .iter()
+            .map(|f| (f.finding_type.clone(), f.severity_label))
+            .collect::<Vec<_>>()
+    };
+    let with = tuned(true);
+    assert!(!with.is_empty(), "sh -c id with GLIBC_TUNABLES: nothing");
+    assert!(
+        with.iter().all(
+            |(t, l)| t == "PrivilegeEscalation:Runtime/SuspiciousCommand"
+                && *l == SeverityLabel::Low
+        ),
+        "{with:?}"
+    );
+    assert!(tuned(false).is_empty());
+}

@@ -97,6 +97,7 @@ fn exec_event(exe: &str, f: impl FnOnce(&mut ExecInfo)) -> Event {
         ld_preload: None,
         ld_library_path: None,
         env_truncated: false,
+        glibc_tunables: false,
         setuid: false,
     };
     f(&mut e);
@@ -2678,4 +2679,29 @@ fn a_file_system_debugger_in_a_container_and_not_on_the_host() {
     assert!(editor("/usr/sbin/debugfs", &["debugfs", "/dev/sda1"], false).is_empty());
     assert!(editor("/usr/sbin/e2fsck", &["e2fsck", "-n", "/dev/sda1"], true).is_empty());
     assert!(editor("/usr/bin/debugfs-notes", &["debugfs-notes"], true).is_empty());
+}
+
+#[test]
+fn glibc_tunables_in_the_environment_and_for_a_setuid_program() {
+    let tunables = |set: bool, setuid: bool| {
+        run_all(&[exec_event("/usr/bin/dash", |e| {
+            e.argv = vec!["sh".into(), "-c".into(), "id".into()];
+            e.glibc_tunables = set;
+            e.setuid = setuid;
+        })])
+        .into_iter()
+        .filter(|(_, rule, _)| rule == "behaviour-glibc-tunables")
+        .map(|(t, _, label)| (t, label))
+        .collect::<Vec<_>>()
+    };
+    let raised = |label| {
+        vec![(
+            "PrivilegeEscalation:Runtime/SuspiciousCommand".to_owned(),
+            label,
+        )]
+    };
+    // Falco's action: `sh -c id` with GLIBC_TUNABLES set; the exploit: a setuid program.
+    assert_eq!(tunables(true, false), raised(SeverityLabel::Low));
+    assert_eq!(tunables(true, true), raised(SeverityLabel::High));
+    assert!(tunables(false, true).is_empty());
 }

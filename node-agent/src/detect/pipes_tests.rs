@@ -91,6 +91,7 @@ pub(super) fn exec(x: &X) -> Event {
         ld_preload: None,
         ld_library_path: None,
         env_truncated: false,
+        glibc_tunables: false,
         setuid: false,
     }))
 }

@@ -240,7 +240,56 @@ pub(crate) fn check_exec(
     out.extend(hidden_program(d, b, e, lookup));
     out.extend(masquerading(d, b, e, lookup));
     out.extend(disk_editor_in_container(d, b, e, lookup));
+    out.extend(glibc_tunables(d, e, lookup));
     out
+}
+
+/// A program started with `GLIBC_TUNABLES` set: the variable the dynamic loader parses before
+/// anything else, whose parsing bug gave root through any setuid program (CVE-2023-4911,
+/// Looney Tunables). High for a setuid program (the exploit's shape), Low otherwise: some
+/// services tune malloc with it, and children inherit it.
+fn glibc_tunables(d: &Detector, e: &ExecInfo, lookup: &dyn ProcessLookup) -> Option<Candidate> {
+    if !e.glibc_tunables {
+        return None;
+    }
+    let exe = e.exe.display().to_string();
+    let mut context = RuntimeContext {
+        file_path: Some(exe.clone()),
+        command_line_example: Some(redacted_command_line(&e.argv)),
+        ..RuntimeContext::default()
+    };
+    context
+        .additional
+        .insert("environment".into(), "GLIBC_TUNABLES".into());
+    if e.setuid {
+        context.additional.insert("setuid".into(), "true".into());
+    }
+    Some(technique(
+        d,
+        &e.process,
+        lookup,
+        Raises {
+            finding_type: FindingType::PrivilegeEscalationSuspiciousCommand,
+            rule: "behaviour-glibc-tunables",
+            mitre: "T1068,T1574.006",
+            severity: Some(if e.setuid { 8.0 } else { 3.0 }),
+        },
+        draft(
+            "A program was started with GLIBC_TUNABLES set",
+            format!(
+                "Process {} (pid {}) ran {exe} with GLIBC_TUNABLES in its environment{}.",
+                e.process.comm,
+                e.process.pid,
+                if e.setuid {
+                    ", as a setuid program (CVE-2023-4911)"
+                } else {
+                    ""
+                }
+            ),
+            exe,
+            context,
+        ),
+    ))
 }
 
 /// A file-system debugger run in a container (`debugfs /dev/sda1` in a privileged one): it

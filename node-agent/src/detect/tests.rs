@@ -185,6 +185,7 @@ fn exec_as(argv: &[&str], parent: &str, uid: u32, euid: u32) -> Event {
         ld_preload: None,
         ld_library_path: None,
         env_truncated: false,
+        glibc_tunables: false,
         setuid: uid != euid,
     }))
 }
