@@ -420,6 +420,16 @@ fn suspicious_commands_of_each_tactic_and_benign_variants() {
                 Some(format!("{d}/.ssh/authorized_keys").as_str())
             );
             found.retain(|f| f.context.additional.contains_key("ruleId"));
+            // And the write itself, whoever makes it, is key persistence from behaviour.
+            let (behaviour, rest): (Vec<Finding>, Vec<Finding>) = found
+                .into_iter()
+                .partition(|f| rule_id(f) == "behaviour-persistence-ssh-keys");
+            assert_eq!(
+                types(&behaviour),
+                ["Persistence:Runtime/SuspiciousCommand"],
+                "{argv:?}: the write from behaviour"
+            );
+            found = rest;
         }
         // The decoded stream piped into a shell is also seen from the pipe itself (the
         // behavioural check, which needs no command line): both name it.
