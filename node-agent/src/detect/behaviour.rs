@@ -1100,7 +1100,13 @@ pub(crate) fn check_file(d: &Detector, f: &FileInfo, lookup: &dyn ProcessLookup)
             }
             continue;
         }
+        // A removal modifies no release agent: cgroupfs files cannot be removed, and a file of
+        // that name elsewhere goes away with the container layer that held it (podman
+        // cleaning up after Falco's release_agent action, whose write raised already).
         if b.release_agent_names.iter().any(|n| n == name) {
+            if f.operation == "unlink" {
+                continue;
+            }
             out.push(candidate(
                 d,
                 &f.process,

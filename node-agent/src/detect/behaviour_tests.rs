@@ -585,6 +585,15 @@ fn every_behavioural_type_fires_on_its_case_and_not_on_the_benign_ones() {
             &[],
         ),
         (
+            "release_agent removed with a container's layer (no cgroupfs file can be removed)",
+            file_event(
+                "unlink",
+                "/var/lib/containers/storage/overlay/0f3f/diff/release_agent",
+                |f| f.ret = 0,
+            ),
+            &[],
+        ),
+        (
             "release_agent written",
             file_event("openWrite", "/sys/fs/cgroup/rdma/release_agent", |_| {}),
             &[T::PrivilegeEscalationCGroupsReleaseAgentModified],
