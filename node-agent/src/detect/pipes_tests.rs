@@ -840,6 +840,28 @@ fn a_renamed_copy_of_a_downloader_is_known_by_its_bytes() {
         out
     };
     assert_eq!(run(Some(curl)), ["/tmp/.cache/getter"]);
+    // A copy of nc relaying a connection into a shell: a reverse shell through the pipe.
+    let nc = crate::exe_hash::Digest::of(b"the bytes of nc");
+    let mut d = detector().with_tool_hashes([(nc, "nc".to_owned())].into());
+    let Event::Exec(mut relay) = exec(&x(
+        42,
+        "/tmp/.cache/relay",
+        &["relay", "127.0.0.1", "4444"],
+        None,
+        Some(11),
+    )) else {
+        unreachable!()
+    };
+    relay.sha256 = Some(nc);
+    let rules: Vec<String> = [
+        exec(&x(43, "/usr/bin/bash", &["bash"], Some(11), None)),
+        Event::Exec(relay),
+    ]
+    .iter()
+    .flat_map(|e| d.process(e, &NoLookup))
+    .filter_map(|o| o.finding.context.additional.get("ruleId").cloned())
+    .collect();
+    assert!(rules.iter().any(|r| r == RELAY), "{rules:?}");
     // Other bytes, or none known: a program of its own.
     assert!(run(Some(crate::exe_hash::Digest::of(b"something else"))).is_empty());
     assert!(run(None).is_empty());
