@@ -96,6 +96,16 @@ pub(super) fn exec(x: &X) -> Event {
     }))
 }
 
+/// Who wrote a file, as the written-files map tells it.
+fn written_by(pid: u32, comm: &str) -> crate::event::Writer {
+    crate::event::Writer {
+        pid,
+        uid: 0,
+        comm: comm.into(),
+        time: "2026-12-05T01:00:00Z".into(),
+    }
+}
+
 /// `(ruleId, pid of the process it is about)` of the pipe findings raised by these execs, in
 /// this order.
 fn raised(execs: &[X]) -> Vec<(String, u32)> {
@@ -602,12 +612,7 @@ fn a_binary_a_downloader_wrote_is_download_and_execute() {
         let Event::Exec(mut run) = exec(&x(22, "/srv/app/t", &["./t"], None, None)) else {
             unreachable!()
         };
-        run.written_by = Some(crate::event::Writer {
-            pid: writer_pid,
-            uid: 0,
-            comm: "curl".into(),
-            time: "2026-12-05T01:00:00Z".into(),
-        });
+        run.written_by = Some(written_by(writer_pid, "curl"));
         d.process(&Event::Exec(run), &NoLookup)
             .into_iter()
             .map(|o| o.finding)
@@ -643,12 +648,7 @@ fn a_binary_a_downloader_wrote_is_download_and_execute() {
         unreachable!()
     };
     run.filename = "./r.sh".into();
-    run.script_written_by = Some(crate::event::Writer {
-        pid: 20,
-        uid: 0,
-        comm: "wget".into(),
-        time: "2026-12-05T01:00:00Z".into(),
-    });
+    run.script_written_by = Some(written_by(20, "wget"));
     let found: Vec<_> = d
         .process(&Event::Exec(run), &NoLookup)
         .into_iter()
@@ -757,12 +757,7 @@ fn an_inline_program_that_connects_out_is_a_downloader() {
     let Event::Exec(mut run) = exec(&x(32, "/srv/app/t", &["./t"], None, None)) else {
         unreachable!()
     };
-    run.written_by = Some(crate::event::Writer {
-        pid: 30,
-        uid: 0,
-        comm: "python3".into(),
-        time: "2026-12-05T01:00:02Z".into(),
-    });
+    run.written_by = Some(written_by(30, "python3"));
     let fetched = |connected: Event| {
         raised_by(&[
             exec(&x(30, "/usr/bin/python3.11", PY, None, None)),
@@ -887,12 +882,7 @@ fn a_script_a_decoder_wrote_then_run_is_decode_and_execute() {
             unreachable!()
         };
         run.filename = "./art.sh".into();
-        run.script_written_by = Some(crate::event::Writer {
-            pid: writer_pid,
-            uid: 0,
-            comm: "base64".into(),
-            time: "2026-12-05T01:00:00Z".into(),
-        });
+        run.script_written_by = Some(written_by(writer_pid, "base64"));
         d.process(&Event::Exec(run), &NoLookup)
             .into_iter()
             .map(|o| o.finding)

@@ -1252,6 +1252,18 @@ fn text(p: Option<&PathBuf>) -> Option<String> {
     p.map(|p| p.display().to_string())
 }
 
+/// The path a file operation makes: the file opened for writing, a new symbolic link, the
+/// destination of a rename or hard link (moving a file out of a place makes nothing there);
+/// and the file itself for the `also` operations a check counts too (`chmod`, `unlink`).
+fn made_path<'a>(f: &'a FileInfo, also: &[&str]) -> Option<&'a PathBuf> {
+    match f.operation {
+        "openWrite" | "symlink" => f.resolved_path.as_ref(),
+        "rename" | "link" => f.resolved_path2.as_ref(),
+        op if also.contains(&op) => f.resolved_path.as_ref(),
+        _ => None,
+    }
+}
+
 fn file_context(f: &FileInfo, path: &str) -> RuntimeContext {
     RuntimeContext {
         file_path: Some(path.to_owned()),
@@ -1272,11 +1284,7 @@ fn persistence_write(
 ) -> Option<Candidate> {
     // The path the operation makes: an opened or chmod'ed file, a new link, the destination of
     // a rename or hard link (moving a file out of a location persists nothing).
-    let path = match f.operation {
-        "openWrite" | "chmod" | "symlink" => text(f.resolved_path.as_ref())?,
-        "rename" | "link" => text(f.resolved_path2.as_ref())?,
-        _ => return None,
-    };
+    let path = text(made_path(f, &["chmod"]))?;
     // The most specific location that holds the path (`/var/spool/cron/atjobs/` is `at`'s,
     // inside cron's spool).
     let location = b
@@ -1576,11 +1584,7 @@ fn logging_config_changed(
     actor: &Actor,
     lookup: &dyn ProcessLookup,
 ) -> Option<Candidate> {
-    let path = match f.operation {
-        "openWrite" | "symlink" | "unlink" => text(f.resolved_path.as_ref())?,
-        "rename" | "link" => text(f.resolved_path2.as_ref())?,
-        _ => return None,
-    };
+    let path = text(made_path(f, &["unlink"]))?;
     let listed = LOGGING_CONFIG.iter().any(|c| {
         if c.ends_with('/') {
             path.starts_with(c)
@@ -1636,11 +1640,7 @@ fn preload_file_written(
     actor: &Actor,
     lookup: &dyn ProcessLookup,
 ) -> Option<Candidate> {
-    let path = match f.operation {
-        "openWrite" | "symlink" => f.resolved_path.as_deref()?,
-        "rename" | "link" => f.resolved_path2.as_deref()?,
-        _ => return None,
-    };
+    let path = made_path(f, &[])?;
     if path != Path::new(LD_SO_PRELOAD) || actor.is_one_of(&b.package_managers, Reach::Lineage) {
         return None;
     }
