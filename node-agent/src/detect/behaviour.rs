@@ -786,11 +786,7 @@ pub(crate) fn check_exec(d: &Detector, e: &ExecInfo, lookup: &dyn ProcessLookup)
     let mut out = Vec::new();
     if e.fileless || e.exe_deleted {
         let how = if e.fileless { "memfd" } else { "deleted" };
-        let mut context = RuntimeContext {
-            file_path: Some(exe.clone()),
-            command_line_example: Some(super::redact::redacted_command_line(&e.argv)),
-            ..RuntimeContext::default()
-        };
+        let mut context = super::technique::exec_context(e, exe.clone());
         context
             .additional
             .insert("executableOrigin".into(), how.into());
@@ -819,11 +815,7 @@ pub(crate) fn check_exec(d: &Detector, e: &ExecInfo, lookup: &dyn ProcessLookup)
     // Who wrote it, from the kernel's written-files map; or, once that map had to evict
     // entries, only when it changed (its ctime): new all the same, the writer unknown.
     // Built only for a finding: redacting a command line is not free, and most execs raise none.
-    let base = || RuntimeContext {
-        file_path: Some(exe.clone()),
-        command_line_example: Some(super::redact::redacted_command_line(&e.argv)),
-        ..RuntimeContext::default()
-    };
+    let base = || super::technique::exec_context(e, exe.clone());
     let new_binary = if let Some(w) = &e.written_by {
         new_file_severity(
             b,

@@ -531,11 +531,7 @@ fn downloaded_file(
     what: &str,
 ) -> Candidate {
     let writer = dl.exe.display().to_string();
-    let mut context = RuntimeContext {
-        file_path: Some(exe.clone()),
-        command_line_example: Some(redacted_command_line(&e.argv)),
-        ..RuntimeContext::default()
-    };
+    let mut context = super::technique::exec_context(e, exe.clone());
     let decoded = dl.role == Role::Decode;
     let (by, pid_key, line_key) = if decoded {
         ("decodedBy", "decoderPid", "decoderCommandLine")

@@ -253,11 +253,7 @@ fn glibc_tunables(d: &Detector, e: &ExecInfo, lookup: &dyn ProcessLookup) -> Opt
         return None;
     }
     let exe = e.exe.display().to_string();
-    let mut context = RuntimeContext {
-        file_path: Some(exe.clone()),
-        command_line_example: Some(redacted_command_line(&e.argv)),
-        ..RuntimeContext::default()
-    };
+    let mut context = exec_context(e, exe.clone());
     context
         .additional
         .insert("environment".into(), "GLIBC_TUNABLES".into());
@@ -308,11 +304,7 @@ fn disk_editor_in_container(
     if !b.disk_editors.iter().any(|n| n == name) {
         return None;
     }
-    let context = RuntimeContext {
-        file_path: Some(exe.to_owned()),
-        command_line_example: Some(redacted_command_line(&e.argv)),
-        ..RuntimeContext::default()
-    };
+    let context = exec_context(e, exe.to_owned());
     Some(technique(
         d,
         &e.process,
@@ -369,11 +361,7 @@ fn hidden_program(
     let exe = e.exe.to_str()?;
     let dir = under(&b.hidden_exec_dirs, exe)?;
     let hidden = hidden_component(b, &exe[dir.len()..])?;
-    let mut context = RuntimeContext {
-        file_path: Some(exe.to_owned()),
-        command_line_example: Some(redacted_command_line(&e.argv)),
-        ..RuntimeContext::default()
-    };
+    let mut context = exec_context(e, exe.to_owned());
     context
         .additional
         .insert("hiddenName".into(), hidden.to_owned());
@@ -465,11 +453,7 @@ fn masquerading(
         return None;
     };
     let exe = e.exe.display().to_string();
-    let mut context = RuntimeContext {
-        file_path: Some(exe.clone()),
-        command_line_example: Some(redacted_command_line(&e.argv)),
-        ..RuntimeContext::default()
-    };
+    let mut context = exec_context(e, exe.clone());
     context.additional.insert("masquerade".into(), how.into());
     context.additional.insert("argv0".into(), arg0.clone());
     if let Some(name) = imitation {
@@ -831,11 +815,7 @@ fn exec_from_writable_dir(
     } else {
         3.0
     };
-    let mut context = RuntimeContext {
-        file_path: Some(file.clone()),
-        command_line_example: Some(redacted_command_line(&e.argv)),
-        ..RuntimeContext::default()
-    };
+    let mut context = exec_context(e, file.clone());
     context
         .additional
         .insert("executionDirectory".into(), dir.to_owned());
@@ -1013,11 +993,7 @@ fn ld_preload(
             continue;
         }
         let writable = placed(b, &path).is_some();
-        let mut context = RuntimeContext {
-            file_path: Some(path.clone()),
-            command_line_example: Some(redacted_command_line(&e.argv)),
-            ..RuntimeContext::default()
-        };
+        let mut context = exec_context(e, path.clone());
         context
             .additional
             .insert("ldPreload".into(), value.to_owned());
@@ -1250,6 +1226,15 @@ pub(crate) fn check_file(d: &Detector, f: &FileInfo, lookup: &dyn ProcessLookup)
 
 fn text(p: Option<&PathBuf>) -> Option<String> {
     p.map(|p| p.display().to_string())
+}
+
+/// The context of a finding about an exec: the file it concerns and the command line, redacted.
+pub(super) fn exec_context(e: &ExecInfo, file: String) -> RuntimeContext {
+    RuntimeContext {
+        file_path: Some(file),
+        command_line_example: Some(redacted_command_line(&e.argv)),
+        ..RuntimeContext::default()
+    }
 }
 
 /// The path a file operation makes: the file opened for writing, a new symbolic link, the
