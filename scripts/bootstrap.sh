@@ -45,6 +45,8 @@ dpkg -s rsyslog-gnutls >/dev/null 2>&1 || need_pkgs+=(rsyslog-gnutls)
 # eBPF maps with bpftool, trace the agent with strace and run it in a pid namespace (unshare).
 command -v bpftool >/dev/null 2>&1 || [ -x /usr/sbin/bpftool ] || need_pkgs+=(bpftool)
 command -v strace >/dev/null 2>&1 || need_pkgs+=(strace)
+# ed reading /etc/shadow (node-agent/tests/detection.rs).
+command -v ed >/dev/null 2>&1 || need_pkgs+=(ed)
 # gcore (gdb's) dumping another process's memory (node-agent/tests/detection_techniques.rs).
 command -v gcore >/dev/null 2>&1 || need_pkgs+=(gdb)
 container_pkgs=()

@@ -598,6 +598,10 @@ fn third_party_discovery_evasion_and_credential_commands() {
             "bash -c 'echo \"$(< /etc/shadow)\"' > /dev/null".into(),
             vec![(discovery, "discovery-shadow-read")],
         ),
+        (
+            "ed -s /etc/shadow < /dev/null".into(),
+            vec![(discovery, "discovery-shadow-read")],
+        ),
         ("cat /etc/passwd > /dev/null".into(), vec![]),
         (
             "unshadow /etc/passwd /etc/shadow".into(),

@@ -702,6 +702,19 @@ fn exec_table() -> Vec<Case> {
             vec!["bash", "-c", "echo \"$(< /etc/shadow)\""],
             vec!["discovery-shadow-read"],
         ),
+        user(
+            vec!["ed", "-s", "/etc/shadow"],
+            vec!["discovery-shadow-read"],
+        ),
+        user(
+            vec!["sh", "-c", "echo -e \"e /etc/shadow\\n,p\\n\" | ed"],
+            vec!["discovery-shadow-read"],
+        ),
+        user(vec!["ed", "-s", "notes.txt"], vec![]),
+        user(
+            vec!["sh", "-c", "echo -e \"e notes.txt\\n,p\\n\" | ed"],
+            vec![],
+        ),
         user(vec!["cp", "-p", "/etc/shadow", "shadow.bak"], vec![]),
         user(vec!["cat", "/etc/passwd"], vec![]),
         // Falco's event generator: Baron Samedit and PwnKit as it runs them (as daemon).
