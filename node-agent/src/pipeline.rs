@@ -663,8 +663,17 @@ impl Pipeline {
             .filter_map(|&pid| self.procs.get(pid).and_then(|p| p.exe.clone()))
             .filter(|exe| exe.is_absolute() && !names_the_agents_own(exe))
             .collect();
-        let target = if same_inode(&proc_exe) {
-            match fs::read_link(&proc_exe).map(strip_deleted) {
+        // The link is read after the inode check and kept only if `/proc/<pid>/exe` still leads
+        // to the inode the kernel exec'd: a process can exec again in between (`#!/usr/bin/env
+        // bash`: env execs bash at once), and the link would then name the next image.
+        let proc_link = if same_inode(&proc_exe) {
+            let link = fs::read_link(&proc_exe).map(strip_deleted);
+            same_inode(&proc_exe).then_some(link)
+        } else {
+            None
+        };
+        let target = if let Some(link) = proc_link {
+            match link {
                 // A file bind-mounted in a mount namespace the agent cannot reach (runc's copy
                 // of itself in a container) reads as "/": name it by the image it came from.
                 Ok(link) if link != Path::new("/") => info.exe = link,
@@ -674,7 +683,7 @@ impl Pipeline {
                     }
                 }
             }
-            proc_exe
+            proc_exe.clone()
         } else if !names_the_agents_own(&info.exe) && same_inode(&info.exe) {
             info.exe.clone()
         } else if let Some(image) = before
@@ -691,7 +700,18 @@ impl Pipeline {
             ));
             return;
         };
-        match self.hashes.hash_file(&target) {
+        let digest = self.hashes.hash_file(&target);
+        // Hashed through `/proc/<pid>/exe`: the image may have changed meanwhile, as above.
+        if target == proc_exe
+            && !self
+                .hashes
+                .inode_of(&proc_exe)
+                .is_some_and(|ino| kernel_ino == 0 || ino == kernel_ino)
+        {
+            info.sha256_error = Some("the process exec'd again before it was hashed".into());
+            return;
+        }
+        match digest {
             Ok(digest) => info.sha256 = Some(digest),
             Err(error) => info.sha256_error = Some(error.to_string()),
         }
