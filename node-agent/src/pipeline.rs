@@ -701,12 +701,14 @@ impl Pipeline {
             return;
         };
         let digest = self.hashes.hash_file(&target);
-        // Hashed through `/proc/<pid>/exe`: the image may have changed meanwhile, as above.
+        // Hashed through `/proc/<pid>/exe`: the image may have changed meanwhile, as above (a
+        // process that has exited since is no sign of that: most are short-lived).
         if target == proc_exe
-            && !self
+            && kernel_ino != 0
+            && self
                 .hashes
                 .inode_of(&proc_exe)
-                .is_some_and(|ino| kernel_ino == 0 || ino == kernel_ino)
+                .is_some_and(|ino| ino != kernel_ino)
         {
             info.sha256_error = Some("the process exec'd again before it was hashed".into());
             return;
