@@ -545,6 +545,10 @@ pub mod file_flags {
     pub const WRITTEN_BY_OTHER: u32 = 1 << 10;
     /// [`super::file_op::OPEN_SCRIPT`]: the file's super block is a tmpfs or ramfs one.
     pub const MEMORY_FS: u32 = 1 << 11;
+    /// [`super::file_op::OPEN_READ`] of a file named `shadow` or `gshadow` (or their `-`
+    /// backups), kept when the file the open returned, walked from its dentry, is a sensitive
+    /// path ([`OBJECT_PATH`]); a failed open by the path as passed. The password hashes read.
+    pub const CREDENTIALS: u32 = 1 << 12;
 }
 
 /// A file operation that passed the kernel's sensitive-path filter, with its result.

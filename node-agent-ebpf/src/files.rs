@@ -586,6 +586,9 @@ fn read_open_candidate(path: u64) -> Option<u32> {
             return Some(file_flags::PROC_MEM);
         }
     }
+    if credentials_name(s, n, mask) {
+        return Some(file_flags::CREDENTIALS);
+    }
     // `fd/<digits>`: a link to a file a process holds (`/proc/<pid>/fd/N`, `/dev/fd/N`).
     let mut at = n - 1;
     for _ in 0..FD_DIGITS {
@@ -605,6 +608,37 @@ fn read_open_candidate(path: u64) -> Option<u32> {
 
 /// Digits of the largest fd number.
 const FD_DIGITS: usize = 10;
+
+/// Whether the path in the scratch (`n` bytes with its NUL, fewer than `PATH_LEN`) ends in a
+/// component named `shadow` or `gshadow`, or their `-` backups: a candidate read of the
+/// password hashes, whatever directory (relative, through a directory fd or a link to a
+/// directory) leads there. Which file it is, the open's exit decides from the file it returned.
+#[inline(always)]
+fn credentials_name(s: &Scratch, n: u32, mask: u32) -> bool {
+    let at = |i: u32| s.path[(i & mask) as usize];
+    // The NUL's index, then the name's end: before an optional '-'.
+    let mut end = n - 1;
+    if end >= 1 && at(end - 1) == b'-' {
+        end -= 1;
+    }
+    if end < 6 {
+        return false;
+    }
+    let start = end - 6;
+    if !(at(start) == b's'
+        && at(start + 1) == b'h'
+        && at(start + 2) == b'a'
+        && at(start + 3) == b'd'
+        && at(start + 4) == b'o'
+        && at(start + 5) == b'w')
+    {
+        return false;
+    }
+    if start == 0 || at(start - 1) == b'/' {
+        return true;
+    }
+    at(start - 1) == b'g' && (start == 1 || at(start - 2) == b'/')
+}
 
 /// What an open returned, as a process's memory.
 enum Memory {
@@ -938,7 +972,11 @@ fn on_open_exit(ctx: &TracePointContext) {
     };
     let _ = PENDING_FILE.remove(key);
     let ret = exit_ret(ctx);
-    if pending.op == file_op::OPEN_READ {
+    // A read of the password hashes is classified below, from the file it returned, as a write
+    // is; other read-only opens kept here are memory files.
+    let credentials =
+        pending.op == file_op::OPEN_READ && pending.match_flags & file_flags::CREDENTIALS != 0;
+    if pending.op == file_op::OPEN_READ && !credentials {
         on_read_open_exit(&pending, ret);
         return;
     }
@@ -953,11 +991,14 @@ fn on_open_exit(ctx: &TracePointContext) {
         let inode = file_inode(file);
         if inode != 0 && inode_type(inode) == S_IFREG {
             (dev, ino) = inode_key(inode);
-            if agent {
-                let _ = WRITTEN.remove(FileKey { dev, _pad: 0, ino });
-                return;
+            // A read writes nothing: the written-files map is not touched.
+            if !credentials {
+                if agent {
+                    let _ = WRITTEN.remove(FileKey { dev, _pad: 0, ino });
+                    return;
+                }
+                remember_written(key, dev, ino);
             }
-            remember_written(key, dev, ino);
         }
     }
     if agent {
@@ -974,9 +1015,18 @@ fn on_open_exit(ctx: &TracePointContext) {
         Some(matched) => matched,
         None => (classify(pending.path), false),
     };
-    if flags == 0 {
+    // A file named `shadow` is the hashes only where the sensitive paths hold it (`/etc/shadow`,
+    // not a project's `shadow` directory entry).
+    if flags == 0
+        || (credentials && flags & (file_flags::MATCH_PREFIX | file_flags::UNRESOLVED) == 0)
+    {
         return;
     }
+    let flags = if credentials {
+        (flags & !file_flags::PROC_MEM) | file_flags::CREDENTIALS
+    } else {
+        flags
+    };
     // Whose memory, when the path says it is a memory file.
     let target_tgid = if flags & file_flags::PROC_MEM != 0 {
         match proc_memory_of(file) {

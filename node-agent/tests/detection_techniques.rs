@@ -2503,6 +2503,82 @@ fn a_second_root_account_created_with_useradd() {
     assert!(detect(pid).is_empty(), "useradd -r");
 }
 
+/// The password hashes read by whatever program and path: the kernel reports the open of the
+/// file itself, so no command line has to name it. Atomic Red Team T1003.008 #5 reads it with
+/// a shell's `while read` loop in a script; a program opens it relative to `/etc`, through a
+/// symbolic link to `/etc` or a renamed `cat`.
+#[test]
+fn the_password_hashes_read_however_the_path_is_written() {
+    if !privileged("the_password_hashes_read_however_the_path_is_written") {
+        return;
+    }
+    let dir = Scratch::new("shadow");
+    std::os::unix::fs::symlink("/etc", dir.path("etc")).expect("link to /etc");
+    let reader = dir.path("reader");
+    std::fs::copy("/bin/cat", &reader).expect("copy cat");
+    let read = "import sys; open(sys.argv[1]).read()";
+    let cases = [
+        (
+            "a while-read loop in a script",
+            sh_file(
+                &dir,
+                "loop.sh",
+                "dump() { while read -r line; do echo \"$line\"; done < /etc/shadow; }\ndump >/dev/null\n",
+            ),
+        ),
+        (
+            "python by its absolute path",
+            run(Command::new("python3").args(["-c", read, "/etc/shadow"])),
+        ),
+        (
+            "python relative to /etc",
+            run(Command::new("python3")
+                .args(["-c", read, "gshadow"])
+                .current_dir("/etc")),
+        ),
+        (
+            "python through a link to /etc",
+            run(Command::new("python3").args(["-c", read, &dir.path("etc/shadow")])),
+        ),
+        (
+            "a renamed cat, the path padded",
+            run(Command::new(&reader).arg("/etc/.//shadow")),
+        ),
+    ];
+    for (what, pid) in cases {
+        let found = detect(pid);
+        let f = of(&found, "discovery-shadow-read");
+        assert_eq!(f.len(), 1, "{what}: {:?}", kinds(&found));
+        assert_eq!(
+            f[0].finding_type, "Discovery:Runtime/SuspiciousCommand",
+            "{what}"
+        );
+        assert_eq!(f[0].severity_label, SeverityLabel::Medium, "{what}");
+        let file = f[0].context.file_path.as_deref().unwrap_or("");
+        assert!(
+            file == "/etc/shadow" || file == "/etc/gshadow",
+            "{what}: {file}"
+        );
+    }
+    // Their job: the shadow suite's daily check reads the hashes. A file named `shadow`
+    // elsewhere is not them.
+    std::fs::write(dir.path("shadow"), "not the hashes\n").expect("decoy");
+    for (what, pid) in [
+        ("pwck -r", run(Command::new("pwck").args(["-r", "-q"]))),
+        (
+            "a file named shadow elsewhere",
+            run(Command::new("python3").args(["-c", read, &dir.path("shadow")])),
+        ),
+    ] {
+        let found = detect(pid);
+        assert!(
+            of(&found, "discovery-shadow-read").is_empty(),
+            "{what}: {:?}",
+            kinds(&found)
+        );
+    }
+}
+
 #[test]
 fn the_loader_preload_list_written_from_a_script() {
     if !privileged("the_loader_preload_list_written_from_a_script") {

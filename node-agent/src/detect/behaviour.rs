@@ -64,6 +64,8 @@ pub(crate) struct BehaviourSpec {
     #[serde(default)]
     log_owners: Vec<String>,
     #[serde(default)]
+    credential_readers: Vec<String>,
+    #[serde(default)]
     log_overwriters: Vec<String>,
     #[serde(default)]
     shells: Vec<String>,
@@ -321,6 +323,9 @@ pub struct Behaviour {
     pub wiped_log_names: Vec<String>,
     /// Programs (resolved paths) that rotate, vacuum and write the system logs.
     pub log_owners: Vec<String>,
+    /// Programs (resolved paths, or the scripts run) that read the password hashes as their
+    /// job: logins, PAM services, the account tools.
+    pub credential_readers: Vec<String>,
     /// Programs (by executable name) that overwrite a file in place without truncating it.
     pub log_overwriters: Vec<String>,
     /// Shells, by executable name.
@@ -427,6 +432,7 @@ impl Behaviour {
             ("atPrograms", &spec.at_programs),
             ("wipedLogs", &spec.wiped_logs),
             ("logOwners", &spec.log_owners),
+            ("credentialReaders", &spec.credential_readers),
             ("memoryExecDirs", &spec.memory_exec_dirs),
             ("worldWritableExecDirs", &spec.world_writable_exec_dirs),
             ("systemLibraryDirs", &spec.system_library_dirs),
@@ -565,6 +571,7 @@ impl Behaviour {
         self.wiped_logs.extend(spec.wiped_logs);
         self.wiped_log_names.extend(spec.wiped_log_names);
         self.log_owners.extend(spec.log_owners);
+        self.credential_readers.extend(spec.credential_readers);
         self.log_overwriters.extend(spec.log_overwriters);
         self.shells.extend(spec.shells);
         self.interpreters.extend(spec.interpreters);
@@ -1061,6 +1068,11 @@ pub(crate) fn check_file(d: &Detector, f: &FileInfo, lookup: &dyn ProcessLookup)
                 ));
             }
         }
+        return out;
+    }
+    // Any other read-only open (the password hashes read) changed nothing: the technique checks
+    // look at it.
+    if f.operation == "openRead" {
         return out;
     }
 

@@ -2714,3 +2714,114 @@ fn glibc_tunables_in_the_environment_and_for_a_setuid_program() {
     assert_eq!(tunables(true, true), raised(SeverityLabel::High));
     assert!(tunables(false, true).is_empty());
 }
+
+#[test]
+fn the_password_hashes_read_by_a_program_whose_job_it_is_not() {
+    let read_by = |pid: u32, path: &str, error: Option<&str>| {
+        file_event("openRead", path, |f| {
+            f.process = proc_ref(pid, "x");
+            f.matched_by = vec!["prefix", "credentials"];
+            f.open_flags = None;
+            if let Some(e) = error {
+                f.ret = -13;
+                f.error = Some(e.into());
+            }
+        })
+    };
+    let shadow_read = |events: &[Event]| {
+        run_all(events)
+            .into_iter()
+            .filter(|(_, rule, _)| rule == "discovery-shadow-read")
+            .map(|(t, _, s)| (t, s))
+            .collect::<Vec<_>>()
+    };
+    let medium = vec![(
+        "Discovery:Runtime/SuspiciousCommand".to_owned(),
+        SeverityLabel::Medium,
+    )];
+    let python = exec_by(
+        400,
+        "/usr/bin/python3.11",
+        &["python3", "-c", "open(p)"],
+        &[(1, "/usr/lib/systemd/systemd")],
+    );
+    for path in [
+        "/etc/shadow",
+        "/etc/gshadow",
+        "/etc/shadow-",
+        "/etc/gshadow-",
+    ] {
+        assert_eq!(
+            shadow_read(&[python.clone(), read_by(400, path, None)]),
+            medium,
+            "{path}"
+        );
+    }
+    // Refused: the attempt.
+    assert_eq!(
+        shadow_read(&[python.clone(), read_by(400, "/etc/shadow", Some("EACCES"))]),
+        medium
+    );
+    // `cat /etc/shadow` is one finding: its command line and its open, counted twice.
+    let cat = exec_by(
+        401,
+        "/usr/bin/cat",
+        &["cat", "/etc/shadow"],
+        &[(1, "/usr/lib/systemd/systemd")],
+    );
+    let mut d = detector();
+    let found: Vec<_> = [cat, read_by(401, "/etc/shadow", None)]
+        .iter()
+        .flat_map(|e| d.process(e, &NoLookup))
+        .collect();
+    assert_eq!(found.len(), 2, "both raise");
+    assert!(
+        found[0].new && !found[1].new,
+        "the open repeats the finding"
+    );
+    assert_eq!(found[1].finding.count, 2);
+    // Their job: a PAM service as root, an account tool, a maintainer script under dpkg, a
+    // child of sshd. Other files: a backup copy elsewhere, a project's file named shadow.
+    let quiet = [
+        (
+            exec_by(402, "/usr/sbin/cron", &["/usr/sbin/cron", "-f"], &[]),
+            read_by(402, "/etc/shadow", None),
+        ),
+        (
+            exec_by(403, "/usr/sbin/useradd", &["useradd", "-r", "svc"], &[]),
+            read_by(403, "/etc/gshadow", None),
+        ),
+        (
+            exec_by(
+                404,
+                "/usr/bin/perl",
+                &["perl", "/var/lib/dpkg/info/x.postinst"],
+                &[(300, "/usr/bin/dpkg"), (1, "/usr/lib/systemd/systemd")],
+            ),
+            read_by(404, "/etc/shadow", None),
+        ),
+        (
+            exec_by(
+                405,
+                "/usr/lib/openssh/sshd-session",
+                &["sshd-session: ann [priv]"],
+                &[(1, "/usr/sbin/sshd")],
+            ),
+            read_by(405, "/etc/shadow", None),
+        ),
+        (
+            python.clone(),
+            read_by(400, "/var/backups/shadow.bak", None),
+        ),
+        (python.clone(), read_by(400, "/home/ann/src/shadow", None)),
+    ];
+    for (exec, read) in quiet {
+        assert!(shadow_read(&[exec, read]).is_empty());
+    }
+    // A process naming itself after a reader is not one.
+    let renamed = exec_by(406, "/usr/bin/python3.11", &["cron"], &[]);
+    assert_eq!(
+        shadow_read(&[renamed, read_by(406, "/etc/shadow", None)]),
+        medium
+    );
+}

@@ -1203,7 +1203,12 @@ fn at_queues(argv: &[String]) -> Option<AtJob> {
 pub(crate) fn check_file(d: &Detector, f: &FileInfo, lookup: &dyn ProcessLookup) -> Vec<Candidate> {
     let b = d.rules.behaviour();
     let mut out = Vec::new();
-    if f.ret < 0 || f.operation == "openRead" {
+    if f.operation == "openRead" {
+        // Nothing changed; the hashes may have been read.
+        out.extend(password_hashes_read(d, b, f, lookup));
+        return out;
+    }
+    if f.ret < 0 {
         // Nothing changed.
         return out;
     }
@@ -1495,6 +1500,76 @@ fn logs_wiped(
         ),
     ))
 }
+
+/// The files that hold the password hashes, and their backups.
+const PASSWORD_HASHES: [&str; 4] = [
+    "/etc/shadow",
+    "/etc/gshadow",
+    "/etc/shadow-",
+    "/etc/gshadow-",
+];
+
+/// The password hashes opened for reading (the kernel's `credentials` record: the file the open
+/// returned, whatever path, shell redirection or program led there; a refused open is the
+/// attempt) by a program whose job it is not: logins, PAM services and the account tools read
+/// them (`credentialReaders`, or their parent), as do package managers' maintainer scripts.
+/// The same check as the command rule `discovery-shadow-read` (`cat /etc/shadow`), from what
+/// the kernel saw: a shell's `while read` loop, `python3 -c 'open(...)'`, a renamed `cat`.
+fn password_hashes_read(
+    d: &Detector,
+    b: &Behaviour,
+    f: &FileInfo,
+    lookup: &dyn ProcessLookup,
+) -> Option<Candidate> {
+    let path = text(f.resolved_path.as_ref())?;
+    if !PASSWORD_HASHES.contains(&path.as_str()) {
+        return None;
+    }
+    let actor = actor(d, &f.process, lookup);
+    if actor.is_one_of(&b.credential_readers, Reach::Parent)
+        || actor.is_one_of(&b.package_managers, Reach::Lineage)
+    {
+        return None;
+    }
+    let mut context = file_context(f, &path);
+    if let Some(error) = &f.error {
+        context.additional.insert("result".into(), error.clone());
+    }
+    let refused = f
+        .error
+        .as_deref()
+        .map(|e| format!(" (refused: {e})"))
+        .unwrap_or_default();
+    let mut c = technique(
+        d,
+        &f.process,
+        lookup,
+        Raises {
+            finding_type: FindingType::DiscoverySuspiciousCommand,
+            rule: SHADOW_READ_RULE,
+            mitre: "T1003.008",
+            severity: Some(5.0),
+        },
+        draft(
+            "The password hashes were read",
+            format!(
+                "Process {} (pid {}) opened {path} for reading{refused}.",
+                f.process.comm, f.process.pid
+            ),
+            String::new(),
+            context,
+        ),
+    );
+    // The command rule's key (rule, then executable): `cat /etc/shadow` is one finding, seen
+    // by its command line and by its open.
+    if let Some(p) = &c.process {
+        c.key = format!("{SHADOW_READ_RULE}\0{}", p.executable_path);
+    }
+    Some(c)
+}
+
+/// The id of the command rule (`rules/commands.yaml`) and of the check that read the hashes.
+const SHADOW_READ_RULE: &str = "discovery-shadow-read";
 
 /// `/proc/sys/kernel/randomize_va_space` written with a value below 2 (full randomisation),
 /// as read right after the write; a write whose value could not be read is reported too, as
