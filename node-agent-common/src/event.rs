@@ -549,6 +549,10 @@ pub mod file_flags {
     /// backups), kept when the file the open returned, walked from its dentry, is a sensitive
     /// path ([`OBJECT_PATH`]); a failed open by the path as passed. The password hashes read.
     pub const CREDENTIALS: u32 = 1 << 12;
+    /// [`super::file_op::OPEN_SCRIPT`]: the file is a pipe (`source <(curl URL)` opens
+    /// `/dev/fd/63`); [`super::FileEvent::ino`] is the pipe's inode, whose writer the exec
+    /// records name.
+    pub const PIPE: u32 = 1 << 13;
 }
 
 /// A file operation that passed the kernel's sensitive-path filter, with its result.

@@ -37,9 +37,9 @@ use node_agent_common::{
 };
 
 use crate::kernel::{
-    RESOLVED_END, Resolved, S_IFREG, Walk, config, count, current_task, fd_file, file_inode,
-    fill_current, header, inode_key, inode_type, is_agent, read_at, read_ptr, read_user_str,
-    reserve, resolve_path, syscall_arg, syscall_ret, walk_path,
+    RESOLVED_END, Resolved, S_IFIFO, S_IFREG, Walk, config, count, current_task, fd_file,
+    file_inode, fill_current, header, inode_key, inode_type, is_agent, read_at, read_ptr,
+    read_user_str, reserve, resolve_path, syscall_arg, syscall_ret, walk_path,
 };
 
 /// Bytes of a path compared against prefixes (longer prefixes cannot be configured).
@@ -752,9 +752,11 @@ fn on_read_open_enter(dirfd: i32, path: u64, open_flags: u32) {
 }
 
 /// The exit of a read-only open [`on_read_open_enter`] kept: the file it returned decides;
-/// a failed one (or one the kernel's objects cannot tell) goes by its name.
+/// a failed one (or one the kernel's objects cannot tell) goes by its name. True when the open
+/// returned a file that is not a memory file: a shell's open of it is looked at as any other
+/// (`source /dev/fd/63` reads a pipe).
 #[inline(always)]
-fn on_read_open_exit(pending: &Pending, ret: i64) {
+fn on_read_open_exit(pending: &Pending, ret: i64) -> bool {
     let mut flags = pending.match_flags;
     let mut target_tgid = 0;
     if ret >= 0 {
@@ -763,12 +765,12 @@ fn on_read_open_exit(pending: &Pending, ret: i64) {
                 flags = file_flags::PROC_MEM;
                 target_tgid = tgid;
             }
-            Memory::Not => return,
+            Memory::Not => return true,
             Memory::Unknown => {}
         }
     }
     if flags == 0 {
-        return;
+        return false;
     }
     // Nothing was written: the written-files map is not touched.
     emit(
@@ -783,6 +785,7 @@ fn on_read_open_exit(pending: &Pending, ret: i64) {
         false,
         Hook::FileOpen,
     );
+    false
 }
 
 /// A read-only open by a shell (`crate::sourced`): remembered for its exit, where the file it
@@ -815,20 +818,29 @@ fn on_shell_read_open_enter(dirfd: i32, path: u64, open_flags: u32) {
 }
 
 /// A shell's read-only open returned: a regular file that another process wrote since the
-/// agent started, or one on a memory-backed file system, is a candidate. bash's is kept until
+/// agent started, one on a memory-backed file system, or a pipe (`source <(curl URL)`: the
+/// exec records name its writer), is a candidate. bash's is kept until
 /// bash `fstat`s it (`on_shell_fstat`); other shells' is sent (`OPEN_SCRIPT`) at once with the
 /// path the kernel holds for it, user space dropping it if the shell then `dup2`s it.
 #[inline(always)]
 fn on_shell_read_open_exit(pending: &Pending, ret: i64) {
     let file = if ret >= 0 { fd_file(ret as u64) } else { 0 };
     let inode = file_inode(file);
-    if file == 0 || inode == 0 || inode_type(inode) != S_IFREG {
+    if file == 0 || inode == 0 {
+        return;
+    }
+    let kind_of_file = inode_type(inode);
+    if kind_of_file != S_IFREG && kind_of_file != S_IFIFO {
         return;
     }
     let (dev, ino) = inode_key(inode);
-    // SAFETY: read at once.
-    let writer = unsafe { WRITTEN.get(FileKey { dev, _pad: 0, ino }) }.map(|w| w.tgid);
-    let flags = crate::sourced::script_flags(inode, writer);
+    let flags = if kind_of_file == S_IFIFO {
+        file_flags::PIPE
+    } else {
+        // SAFETY: read at once.
+        let writer = unsafe { WRITTEN.get(FileKey { dev, _pad: 0, ino }) }.map(|w| w.tgid);
+        crate::sourced::script_flags(inode, writer)
+    };
     if flags == 0 {
         return;
     }
@@ -976,9 +988,20 @@ fn on_open_exit(ctx: &TracePointContext) {
     // is; other read-only opens kept here are memory files.
     let credentials =
         pending.op == file_op::OPEN_READ && pending.match_flags & file_flags::CREDENTIALS != 0;
+    let mut pending = pending;
     if pending.op == file_op::OPEN_READ && !credentials {
-        on_read_open_exit(&pending, ret);
-        return;
+        if !on_read_open_exit(&pending, ret) {
+            return;
+        }
+        // Not a memory file: a shell's open through an fd link is looked at as its other
+        // opens are (`source /dev/fd/63`, `. /proc/self/fd/3`).
+        let kind = crate::sourced::shell_kind();
+        if kind == 0 {
+            return;
+        }
+        pending.op = file_op::OPEN_SCRIPT;
+        pending._pad = kind as u16;
+        pending.match_flags = 0;
     }
     if pending.op == file_op::OPEN_SCRIPT {
         on_shell_read_open_exit(&pending, ret);

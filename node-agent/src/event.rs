@@ -1059,6 +1059,9 @@ pub fn file_info(ev: &node_agent_common::FileEvent, clock: &Clock) -> FileInfo {
     if ev.match_flags & file_flags::CREDENTIALS != 0 {
         matched_by.push("credentials");
     }
+    if ev.match_flags & file_flags::PIPE != 0 {
+        matched_by.push("pipe");
+    }
     let unchanged = |v: u32| (v != u32::MAX).then_some(v);
     // Otherwise absolute paths stand alone and a relative one starts from the directory the
     // kernel recorded.

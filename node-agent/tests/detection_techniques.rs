@@ -2118,6 +2118,75 @@ fn scripts_sourced_by_the_running_shell() {
     }
 }
 
+/// A download the running shell reads as its program through a pipe, with no exec on that
+/// pipe: `source <(curl URL)` (bash opens `/dev/fd/63`), `curl URL | source /dev/stdin` (the
+/// pipeline's subshell). The kernel sends the shell's open of the pipe once bash `fstat`s it
+/// (sourcing, not a redirection); the exec records name the pipe's writer.
+#[test]
+fn a_download_sourced_from_a_pipe_by_the_running_shell() {
+    if !privileged("a_download_sourced_from_a_pipe_by_the_running_shell") {
+        return;
+    }
+    let url = http_server();
+    let dir = Scratch::new("sourced-pipe");
+    let script = |name: &str, body: &str| {
+        let path = dir.path(name);
+        std::fs::write(&path, format!("{body}\n")).expect("script");
+        detect(run(Command::new("/bin/bash")
+            .arg(&path)
+            .current_dir(&dir.0)))
+    };
+    for (name, body, via) in [
+        (
+            "source-procsub",
+            format!("source <(curl -s {url}/x.sh)\necho done"),
+            "/dev/fd/",
+        ),
+        (
+            "dot-procsub",
+            format!(". <(curl -s {url}/x.sh)"),
+            "/dev/fd/",
+        ),
+        (
+            "source-stdin",
+            format!("curl -s {url}/x.sh | source /dev/stdin\nls >/dev/null"),
+            "/dev/stdin",
+        ),
+    ] {
+        let found = script(&format!("{name}.sh"), &body);
+        let f = of(&found, "behaviour-download-pipe-exec");
+        assert_eq!(f.len(), 1, "{name}: {:?}", kinds(&found));
+        assert_eq!(f[0].severity_label, SeverityLabel::High, "{name}");
+        let add = &f[0].context.additional;
+        assert_eq!(add["pipeWriter"], "/usr/bin/curl", "{name}");
+        assert!(add["programReadFrom"].starts_with(via), "{name}: {add:?}");
+    }
+    // Read as data (a redirection dup2s the pipe: no `fstat`), a local file through a filter,
+    // a builtin's output.
+    std::fs::write(dir.path("local.sh"), "true\n").expect("local script");
+    for (name, body) in [
+        (
+            "data",
+            format!(
+                "while read -r l; do :; done < <(curl -s {url}/list)\n\
+                 mapfile -t a < <(curl -s {url}/list)\nls >/dev/null"
+            ),
+        ),
+        (
+            "local",
+            "source <(cat local.sh)\nsource <(printf 'true\\n')\nls >/dev/null".to_owned(),
+        ),
+    ] {
+        let found = script(&format!("{name}.sh"), &body);
+        let serious: Vec<_> = found
+            .iter()
+            .filter(|f| f.severity_label != SeverityLabel::Low)
+            .map(|f| (rule(f), &f.context.additional))
+            .collect();
+        assert!(serious.is_empty(), "{name}: {serious:#?}");
+    }
+}
+
 /// Runs `script` as a script file (`sh FILE`), so that no argv holds what it does: the way a
 /// third-party test or a dropped script runs it.
 fn sh_file(dir: &Scratch, name: &str, script: &str) -> u32 {

@@ -520,6 +520,44 @@ fn judge(
     out
 }
 
+/// A running shell that read its program from pipe `ino` without an exec (`source <(curl
+/// URL)`, `. /dev/fd/63`: the kernel's `openScript` of a pipe): a finding when a downloader,
+/// a decoder or a relay wrote what reaches it, as for a shell exec'd on the pipe.
+pub(crate) fn sourced_from(
+    d: &Detector,
+    table: &PipeTable,
+    ino: u64,
+    process: &ProcessRef,
+    shell_exe: &Path,
+    via: &str,
+    lookup: &dyn ProcessLookup,
+) -> Option<Candidate> {
+    let (role, chain) = table.origin(ino)?;
+    let origin = chain.last()?;
+    let through: Vec<String> = chain
+        .iter()
+        .rev()
+        .map(|w| path_basename(&w.exe).to_owned())
+        .collect();
+    let reader = Reader {
+        process: process.clone(),
+        exe: shell_exe.to_path_buf(),
+        command_line: format!("source {via}"),
+        via: via.to_owned(),
+        reported: false,
+    };
+    Some(finding(
+        d,
+        lookup,
+        role,
+        &reader,
+        &origin.exe.display().to_string(),
+        origin.pid,
+        &origin.command_line,
+        &through,
+    ))
+}
+
 /// An executable or a `#!` script that a downloader (or a decoder) wrote, run.
 fn downloaded_file(
     d: &Detector,

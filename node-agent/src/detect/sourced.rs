@@ -181,6 +181,13 @@ fn judge(
     } else {
         return None;
     };
+    if f.matched_by.contains(&"pipe") {
+        // A pipe read as the program: what wrote into it decides, through the exec records.
+        let shell_exe = a.exe.clone().unwrap_or_default();
+        return super::pipes::sourced_from(
+            d, pipes, f.inode?, &f.process, &shell_exe, &f.path, lookup,
+        );
+    }
     let path = f.resolved_path.as_deref()?.display().to_string();
     let mut context = RuntimeContext {
         file_path: Some(path.clone()),

@@ -348,3 +348,106 @@ fn held_opens_are_bounded() {
     assert_eq!(t.entries, sourced::MAX_HELD as u64);
     assert_eq!(t.shed, 10);
 }
+
+/// A shell's open of a pipe (`source <(curl URL)`, `curl URL | source /dev/stdin`).
+fn open_pipe(pid: u32, path: &str, ino: u64) -> Event {
+    let Event::File(mut f) = open_script(pid, path, ino, None, false) else {
+        unreachable!()
+    };
+    f.resolved_path = Some(PathBuf::from(format!("pipe:[{ino}]")));
+    f.matched_by = vec!["pipe"];
+    Event::File(f)
+}
+
+#[test]
+fn a_pipe_sourced_by_the_shell_is_judged_by_its_writer() {
+    let sourced = |writer: &[Event], pipe: u64, end: Event| {
+        let mut d = detector();
+        run(&mut d, writer);
+        run(&mut d, &[bash(30)]);
+        assert!(run(&mut d, &[open_pipe(30, "/dev/fd/63", pipe)]).is_empty());
+        let mut found = Vec::new();
+        for e in [end] {
+            for o in d.process(&e, &NoLookup) {
+                let a = &o.finding.context.additional;
+                found.push((
+                    a.get("ruleId").cloned().unwrap_or_default(),
+                    a.get("pipeWriter").cloned().unwrap_or_default(),
+                    a.get("programReadFrom").cloned().unwrap_or_default(),
+                ));
+            }
+        }
+        found
+    };
+    let curl = [exec(&x(
+        20,
+        "/usr/bin/curl",
+        &["curl", "-s", "http://h/x.sh"],
+        None,
+        Some(63),
+    ))];
+    assert_eq!(
+        sourced(&curl, 63, exit(30)),
+        vec![(
+            "behaviour-download-pipe-exec".to_owned(),
+            "/usr/bin/curl".to_owned(),
+            "/dev/fd/63".to_owned()
+        )]
+    );
+    // Through a decoder: the downloader still decides; a decoder alone is a decode.
+    let decoded = [
+        exec(&x(
+            20,
+            "/usr/bin/curl",
+            &["curl", "-s", "http://h/x.b64"],
+            None,
+            Some(61),
+        )),
+        exec(&x(
+            21,
+            "/usr/bin/base64",
+            &["base64", "-d"],
+            Some(61),
+            Some(63),
+        )),
+    ];
+    assert_eq!(
+        sourced(&decoded, 63, fork(30, 31))[0].0,
+        "behaviour-download-pipe-exec"
+    );
+    let decoder = [exec(&x(
+        21,
+        "/usr/bin/base64",
+        &["base64", "-d", "f"],
+        None,
+        Some(63),
+    ))];
+    assert_eq!(
+        sourced(&decoder, 63, exit(30))[0].0,
+        "behaviour-decode-pipe-exec"
+    );
+    // A local file through cat, a pipe no exec wrote (a builtin's output), another pipe.
+    let cat = [exec(&x(
+        22,
+        "/usr/bin/cat",
+        &["cat", "local.sh"],
+        None,
+        Some(63),
+    ))];
+    assert!(sourced(&cat, 63, exit(30)).is_empty());
+    assert!(sourced(&[], 63, exit(30)).is_empty());
+    assert!(sourced(&curl, 64, exit(30)).is_empty());
+    // Redirected (read as data): nothing.
+    let mut d = detector();
+    run(&mut d, &curl);
+    let found = run(
+        &mut d,
+        &[
+            bash(30),
+            open_pipe(30, "/dev/fd/63", 63),
+            redirect(30, 63),
+            exit(30),
+        ],
+    );
+    assert!(found.is_empty(), "{found:?}");
+}
