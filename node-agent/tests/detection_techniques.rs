@@ -2187,6 +2187,101 @@ fn a_download_sourced_from_a_pipe_by_the_running_shell() {
     }
 }
 
+/// A download or a decode captured by the script's shell (`$(...)`) and handed to a shell as
+/// its program: `bash -c "$(curl URL)"` as a line of a script. No pipe reaches the shell that
+/// runs it; the exec records show a downloader writing into a pipe that nothing exec'd reads,
+/// then the script's next child running an inline program. A script (more than one line) is
+/// High, one line Low.
+#[test]
+fn a_download_captured_by_the_script_and_run_as_a_command_string() {
+    if !privileged("a_download_captured_by_the_script_and_run_as_a_command_string") {
+        return;
+    }
+    let url = http_server();
+    let dir = Scratch::new("substituted");
+    let script = |shell: &str, name: &str, body: &str| {
+        let path = dir.path(name);
+        std::fs::write(&path, format!("{body}\n")).expect("script");
+        detect(run(Command::new(shell).arg(&path).current_dir(&dir.0)))
+    };
+    // `true` twice, and once, in base64.
+    let two_lines = "dHJ1ZQp0cnVlCg==";
+    let one_line = "dHJ1ZQo=";
+    for (name, shell, body, rule_id, severity) in [
+        (
+            "bash-c-curl",
+            "/bin/bash",
+            format!("bash -c \"$(curl -s {url}/run.sh)\""),
+            "behaviour-download-pipe-exec",
+            SeverityLabel::High,
+        ),
+        (
+            "sh-c-curl-dash",
+            "/bin/sh",
+            format!("sh -c \"$(curl -s {url}/run.sh)\"\necho done"),
+            "behaviour-download-pipe-exec",
+            SeverityLabel::High,
+        ),
+        (
+            "bash-c-curl-one-line",
+            "/bin/bash",
+            format!("bash -c \"$(curl -s {url}/x.sh)\""),
+            "behaviour-download-pipe-exec",
+            SeverityLabel::Low,
+        ),
+        (
+            "sh-c-base64",
+            "/bin/bash",
+            format!("sh -c \"$(echo {two_lines} | base64 -d)\""),
+            "behaviour-decode-pipe-exec",
+            SeverityLabel::High,
+        ),
+        (
+            "sh-c-base64-one-line",
+            "/bin/bash",
+            format!("sh -c \"$(echo {one_line} | base64 -d)\""),
+            "behaviour-decode-pipe-exec",
+            SeverityLabel::Low,
+        ),
+    ] {
+        let found = script(shell, &format!("{name}.sh"), &body);
+        let f = of(&found, rule_id);
+        assert_eq!(f.len(), 1, "{name}: {:?}", kinds(&found));
+        assert_eq!(f[0].severity_label, severity, "{name}");
+        assert_eq!(
+            f[0].context.additional["programReadFrom"],
+            "its command-line argument (command substitution)",
+            "{name}"
+        );
+    }
+    // A fetched value used as data, a pipe into an inline program's standard input, a
+    // download followed by other commands before the inline program.
+    for (name, body) in [
+        (
+            "value",
+            format!(
+                "v=$(curl -s {url}/list)\npython3 -c 'import json, sys; json.loads(sys.argv[1])' \"$v\""
+            ),
+        ),
+        (
+            "stdin",
+            format!("curl -s {url}/list | python3 -c 'import sys; sys.stdin.read()'"),
+        ),
+        (
+            "later",
+            format!("v=$(curl -s {url}/run.sh)\nls >/dev/null\nsh -c \"$v\""),
+        ),
+    ] {
+        let found = script("/bin/bash", &format!("{name}.sh"), &body);
+        let serious: Vec<_> = found
+            .iter()
+            .filter(|f| f.severity_label != SeverityLabel::Low)
+            .map(|f| (rule(f), &f.context.additional))
+            .collect();
+        assert!(serious.is_empty(), "{name}: {serious:#?}");
+    }
+}
+
 /// Runs `script` as a script file (`sh FILE`), so that no argv holds what it does: the way a
 /// third-party test or a dropped script runs it.
 fn sh_file(dir: &Scratch, name: &str, script: &str) -> u32 {

@@ -425,6 +425,12 @@ impl Detector {
                 self.pipes.inline().1,
             ),
             TrackedTable::by_entries(
+                "capturedDownloads",
+                self.pipes.captured().0 as u64,
+                pipes::MAX_CAPTURED as u64,
+                self.pipes.captured().1,
+            ),
+            TrackedTable::by_entries(
                 "sourcedScripts",
                 self.sourced.held().0 as u64,
                 sourced::MAX_HELD as u64,

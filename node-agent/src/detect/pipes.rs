@@ -38,6 +38,9 @@ pub(crate) const MAX_DOWNLOADERS: usize = 1_024;
 /// Shells and interpreters running an inline program remembered (by pid) until they connect
 /// out or exec something else: the oldest go first.
 pub(crate) const MAX_INLINE: usize = 1_024;
+/// Shells remembered as holding the output of a downloader or decoder they captured (`$(curl
+/// URL)`), until their next child's exec.
+pub(crate) const MAX_CAPTURED: usize = 1_024;
 /// Readers and downstream pipes kept per pipe.
 const MAX_PER_PIPE: usize = 4;
 /// Pipes followed from a reader back to where its program text came from (filters between).
@@ -107,12 +110,28 @@ struct Inline {
     stdout_pipe: Option<u64>,
 }
 
+/// A downloader or decoder a shell's child or grandchild ran with its output into a pipe: what a
+/// command substitution (`$(curl URL)`) looks like from the execs, the shell reading the pipe
+/// itself.
+#[derive(Debug, Clone, Copy)]
+struct Captured {
+    /// The pipe on the writer's standard output.
+    pipe: u64,
+}
+
 /// The pipes seen at execs, by inode number, and the downloaders that ran, by pid.
 #[derive(Debug)]
 pub(crate) struct PipeTable {
     pipes: FifoMap<u64, Pipe>,
     downloaders: FifoMap<u32, Downloader>,
     inline: FifoMap<u32, Inline>,
+    /// By the pid of the shell that may have captured the output (the writer's parent and
+    /// grandparent: `$(curl URL)` forks once, `$(echo .. | base64 -d)` twice).
+    captured: FifoMap<u32, Captured>,
+    /// Pipes some exec'd program had on its standard input or an inherited descriptor, whatever
+    /// the program (`curl URL | jq`, in either exec order): read by a program, not captured by
+    /// a shell.
+    read_by_exec: FifoMap<u64, ()>,
 }
 
 impl Default for PipeTable {
@@ -127,6 +146,8 @@ impl PipeTable {
             pipes: FifoMap::new(capacity),
             downloaders: FifoMap::new(MAX_DOWNLOADERS),
             inline: FifoMap::new(MAX_INLINE),
+            captured: FifoMap::new(MAX_CAPTURED),
+            read_by_exec: FifoMap::new(capacity),
         }
     }
 
@@ -148,6 +169,12 @@ impl PipeTable {
     /// Inline programs remembered now, and how many were dropped to stay within the bound.
     pub(crate) fn inline(&self) -> (usize, u64) {
         (self.inline.len(), self.inline.evicted())
+    }
+
+    /// Shells remembered as holding a captured download or decode now, and how many were
+    /// dropped to stay within the bound.
+    pub(crate) fn captured(&self) -> (usize, u64) {
+        (self.captured.len(), self.captured.evicted())
     }
 
     /// Whether pid runs an inline program that has not connected out yet.
@@ -289,6 +316,27 @@ pub(crate) fn check_exec(
     } else {
         table.inline.remove(&e.process.pid);
     }
+    for ino in e
+        .stdin_pipe
+        .iter()
+        .chain(e.fd_pipes.iter().map(|p| &p.pipe))
+    {
+        table.read_by_exec.insert(*ino, ());
+    }
+    // The parent's next child, or the shell itself replaced (`exec bash -c "$(curl URL)"`, or
+    // the last command of `sh -c`): what it captured before is judged now, and forgotten.
+    for holder in [e.process.ppid, e.process.pid] {
+        if let Some(c) = table.captured.remove(&holder) {
+            found.extend(substituted(d, table, e, &name, c, lookup));
+        }
+    }
+    if let (Some(out), Some(Role::Download | Role::Decode)) = (e.stdout_pipe, role) {
+        let capture = Captured { pipe: out };
+        table.captured.insert(e.process.ppid, capture);
+        if let Some(grandparent) = e.lineage.get(1) {
+            table.captured.insert(grandparent.pid, capture);
+        }
+    }
     let mut touched = Vec::new();
     if let Some(out) = e.stdout_pipe
         && let Some(role) = role
@@ -336,6 +384,62 @@ pub(crate) fn check_exec(
         found.extend(judge(d, table, ino, lookup));
     }
     found
+}
+
+/// A shell's child running an inline program right after the shell captured what a downloader
+/// or decoder wrote into a pipe nothing exec'd reads: `bash -c "$(curl URL)"`, `sh -c "$(echo
+/// .. | base64 -d)"` as lines of a script, where the download or decode is the program text.
+/// High when that text has more than one line (a script); Low for one line, which a script
+/// parsing what it fetched (`python3 -c '...' "$(curl api)"`) also looks like from here.
+fn substituted(
+    d: &Detector,
+    table: &PipeTable,
+    e: &ExecInfo,
+    name: &str,
+    c: Captured,
+    lookup: &dyn ProcessLookup,
+) -> Option<Candidate> {
+    let b = d.rules.behaviour();
+    // Nothing fetched (a refused connection): nothing run.
+    let program =
+        super::technique::inline_program(b, name, &e.argv).filter(|p| !p.trim().is_empty())?;
+    // Read by an exec'd program (a pipeline, `| jq`; the inline program's own standard input,
+    // `curl URL | python3 -c 'sys.stdin.read()'`): not captured by the shell.
+    if table.read_by_exec.contains_key(&c.pipe) {
+        return None;
+    }
+    let pipe = table.pipes.get(&c.pipe)?;
+    if !pipe.readers.is_empty() || !pipe.downstream.is_empty() {
+        return None;
+    }
+    let (role, chain) = table.origin(c.pipe)?;
+    let origin = chain.last()?;
+    let through: Vec<String> = chain
+        .iter()
+        .rev()
+        .map(|w| path_basename(&w.exe).to_owned())
+        .collect();
+    let reader = Reader {
+        process: e.process.clone(),
+        exe: e.exe.clone(),
+        command_line: redacted_command_line(&e.argv),
+        via: "its command-line argument (command substitution)".to_owned(),
+        reported: false,
+    };
+    let mut c = finding(
+        d,
+        lookup,
+        role,
+        &reader,
+        &origin.exe.display().to_string(),
+        origin.pid,
+        &origin.command_line,
+        &through,
+    );
+    if !program.trim().contains('\n') {
+        c.severity = 3.0;
+    }
+    Some(c)
 }
 
 /// A connect out of a shell or interpreter running an inline program: it downloads. The files

@@ -907,3 +907,140 @@ fn a_script_a_decoder_wrote_then_run_is_decode_and_execute() {
     assert!(run_written_by(&["base64", "-w", "0"], 30).is_empty());
     assert!(run_written_by(&["base64", "-d"], 99).is_empty());
 }
+
+#[test]
+fn a_download_captured_by_the_shell_then_run_as_a_command_string() {
+    // Every exec here is a child of the same shell (ppid 100).
+    let curl = x(
+        20,
+        "/usr/bin/curl",
+        &["curl", "-s", "http://h/x.sh"],
+        None,
+        Some(7),
+    );
+    let script = x(
+        21,
+        "/usr/bin/bash",
+        &["bash", "-c", "true\ntrue"],
+        None,
+        None,
+    );
+    let one_line = x(21, "/usr/bin/bash", &["bash", "-c", "true"], None, None);
+    let severity = |execs: &[X]| {
+        let mut d = detector();
+        let mut out = Vec::new();
+        for e in execs {
+            for o in d.process(&exec(e), &NoLookup) {
+                let rule = o.finding.context.additional.get("ruleId").cloned();
+                if rule.as_deref() == Some("behaviour-download-pipe-exec") {
+                    out.push(o.finding.severity_label);
+                }
+            }
+        }
+        out
+    };
+    assert_eq!(severity(&[curl, script]), vec![SeverityLabel::High]);
+    let curl = x(
+        20,
+        "/usr/bin/curl",
+        &["curl", "-s", "http://h/x.sh"],
+        None,
+        Some(7),
+    );
+    assert_eq!(severity(&[curl, one_line]), vec![SeverityLabel::Low]);
+    // The shell replacing itself with the command string (`exec bash -c "$(curl URL)"`).
+    let mut d = detector();
+    d.process(
+        &exec(&x(20, "/usr/bin/curl", &["curl", "u"], None, Some(7))),
+        &NoLookup,
+    );
+    let mut itself = exec(&x(
+        100,
+        "/usr/bin/bash",
+        &[
+            "bash", "-c", "a
+b",
+        ],
+        None,
+        None,
+    ));
+    if let Event::Exec(e) = &mut itself {
+        e.process.ppid = 1;
+    }
+    let found = d.process(&itself, &NoLookup);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].finding.severity_label, SeverityLabel::High);
+    // Another child first (the value used for something else), a program reading the pipe in
+    // either order (`curl URL | jq`), the inline program's own stdin: nothing.
+    for execs in [
+        vec![
+            x(20, "/usr/bin/curl", &["curl", "-s", "u"], None, Some(7)),
+            x(22, "/usr/bin/ls", &["ls"], None, None),
+            x(
+                21,
+                "/usr/bin/bash",
+                &["bash", "-c", "true\ntrue"],
+                None,
+                None,
+            ),
+        ],
+        vec![
+            x(22, "/usr/bin/jq", &["jq", "."], Some(7), None),
+            x(20, "/usr/bin/curl", &["curl", "-s", "u"], None, Some(7)),
+            x(
+                21,
+                "/usr/bin/bash",
+                &["bash", "-c", "true\ntrue"],
+                None,
+                None,
+            ),
+        ],
+        vec![
+            x(20, "/usr/bin/curl", &["curl", "-s", "u"], None, Some(7)),
+            x(
+                21,
+                "/usr/bin/python3",
+                &["python3", "-c", "a\nb"],
+                Some(7),
+                None,
+            ),
+        ],
+        // Nothing fetched: an empty command string.
+        vec![
+            x(20, "/usr/bin/curl", &["curl", "-s", "u"], None, Some(7)),
+            x(21, "/usr/bin/bash", &["bash", "-c", ""], None, None),
+        ],
+        // A child that runs a script, not a command string.
+        vec![
+            x(20, "/usr/bin/curl", &["curl", "-s", "u"], None, Some(7)),
+            x(21, "/usr/bin/bash", &["bash", "job.sh"], None, None),
+        ],
+    ] {
+        assert!(severity(&execs).is_empty());
+    }
+}
+
+#[test]
+fn shells_holding_a_captured_download_are_bounded() {
+    let mut d = detector();
+    for pid in 0..(pipes::MAX_CAPTURED as u32 + 10) {
+        let mut e = exec(&x(
+            10_000 + pid,
+            "/usr/bin/curl",
+            &["curl", "u"],
+            None,
+            Some(u64::from(pid) + 1),
+        ));
+        if let Event::Exec(x) = &mut e {
+            x.process.ppid = 50_000 + pid;
+        }
+        d.process(&e, &NoLookup);
+    }
+    let captured = d
+        .tracked()
+        .into_iter()
+        .find(|t| t.table == "capturedDownloads")
+        .expect("tracked");
+    assert_eq!(captured.entries, pipes::MAX_CAPTURED as u64);
+    assert_eq!(captured.shed, 10);
+}

@@ -682,6 +682,19 @@ pub(super) fn runs_inline_program(b: &Behaviour, name: &str, argv: &[String]) ->
     }
 }
 
+/// The program text an inline runner was given: the argument after its `-c`, `-e` (or a cluster
+/// holding one), when [`runs_inline_program`] says it runs one.
+pub(super) fn inline_program<'a>(b: &Behaviour, name: &str, argv: &'a [String]) -> Option<&'a str> {
+    if !runs_inline_program(b, name, argv) {
+        return None;
+    }
+    let Operand::Runs(flag) = operand(b, name, argv) else {
+        return None;
+    };
+    let at = argv.iter().position(|a| std::ptr::eq(a.as_str(), flag))?;
+    argv.get(at + 1).map(String::as_str)
+}
+
 /// The file descriptor a path names through `/dev/fd`, `/proc/self/fd` or `/dev/stdin`.
 fn fd_operand(path: &str) -> Option<u32> {
     if path == "/dev/stdin" {
