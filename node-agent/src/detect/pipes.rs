@@ -333,7 +333,16 @@ pub(crate) fn check_exec(
     if let (Some(out), Some(Role::Download | Role::Decode)) = (e.stdout_pipe, role) {
         let capture = Captured { pipe: out };
         table.captured.insert(e.process.ppid, capture);
-        if let Some(grandparent) = e.lineage.get(1) {
+        // A parent that never exec'd is a subshell of the grandparent (the pipeline of `$(echo
+        // .. | base64 -d)`): the grandparent captures. A parent that exec'd is a shell of its
+        // own (a script), and its parent (a job runner, a login shell) captured nothing.
+        // (A fork remembers the forking process without an executable; an exec with one.)
+        let parent_execd = e.lineage.first().is_some_and(|parent| {
+            d.procs
+                .get(&parent.pid)
+                .is_some_and(|r| r.uuid == parent.uuid && r.exe.is_some())
+        });
+        if !parent_execd && let Some(grandparent) = e.lineage.get(1) {
             table.captured.insert(grandparent.pid, capture);
         }
     }

@@ -1099,3 +1099,54 @@ fn an_inline_program_that_evaluates_its_standard_input_runs_what_the_pipe_holds(
         assert_eq!(found, expected, "{argv:?}");
     }
 }
+
+#[test]
+fn a_download_in_a_script_is_not_captured_by_the_script_runner() {
+    let ancestor = |pid: u32, ppid: u32| crate::event::Ancestor {
+        pid,
+        ppid,
+        comm: "bash".into(),
+        exe: Some(PathBuf::from("/usr/bin/bash")),
+        uuid: format!("uuid-{pid}"),
+    };
+    // A runner (pid 1) runs `bash job.sh` (pid 30), whose `$(curl URL)` forks curl (31); the
+    // runner's next step is `bash -c` with a script: the runner captured nothing.
+    let run = |script_execd: bool| {
+        let mut d = detector();
+        if script_execd {
+            let mut job = exec(&x(30, "/usr/bin/bash", &["bash", "job.sh"], None, None));
+            if let Event::Exec(e) = &mut job {
+                e.process.ppid = 1;
+            }
+            d.process(&job, &NoLookup);
+        }
+        let mut curl = exec(&x(31, "/usr/bin/curl", &["curl", "u"], None, Some(7)));
+        if let Event::Exec(e) = &mut curl {
+            e.process.ppid = 30;
+            e.lineage = vec![ancestor(30, 1), ancestor(1, 0)].into();
+        }
+        d.process(&curl, &NoLookup);
+        let mut step = exec(&x(32, "/usr/bin/bash", &["bash", "-c", "a\nb"], None, None));
+        if let Event::Exec(e) = &mut step {
+            e.process.ppid = 1;
+        }
+        d.process(&step, &NoLookup)
+            .into_iter()
+            .filter(|o| {
+                o.finding
+                    .context
+                    .additional
+                    .get("ruleId")
+                    .map(String::as_str)
+                    == Some(DOWNLOAD)
+            })
+            .count()
+    };
+    assert_eq!(run(true), 0, "the script exec'd: only it captured");
+    // A parent that never exec'd is the grandparent's subshell (`$(curl URL | cat)`).
+    assert_eq!(
+        run(false),
+        1,
+        "a subshell of the runner: the runner captured"
+    );
+}
