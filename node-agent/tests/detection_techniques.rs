@@ -1957,6 +1957,14 @@ fn binaries_and_scripts_fetched_by_a_downloader_then_run() {
             passed,
             "/usr/bin/wget",
         ),
+        // An inline program that loads the file as code.
+        (
+            "curl-python-exec",
+            "curl -s -o",
+            "python3 -c \"exec(open('r1.sh').read())\" 2>/dev/null",
+            passed,
+            "/usr/bin/curl",
+        ),
     ] {
         let found = script(
             &format!("{name}.sh"),

@@ -583,13 +583,76 @@ fn collapse_runs(argv: &[String]) -> Vec<String> {
 }
 
 /// The file a shell or interpreter runs, from its arguments: the first operand that is not an
-/// option or an option's value. `None` when it runs a command string (`-c`, `-e`, `-m`, ...) or
-/// reads standard input.
+/// option or an option's value, or the file an inline program loads and runs as code
+/// (`python3 -c "exec(open('x.py').read())"`: [`inline_loaded_file`]). `None` when it runs a
+/// command string that loads nothing (`-c`, `-e`, `-m`, ...) or reads standard input.
 fn script_operand<'a>(b: &Behaviour, name: &str, argv: &'a [String]) -> Option<&'a str> {
     match operand(b, name, argv) {
         Operand::Script(s) => Some(s),
-        Operand::Runs(_) | Operand::Nothing => None,
+        Operand::Runs(_) => inline_program(b, name, argv).and_then(|p| inline_loaded_file(name, p)),
+        Operand::Nothing => None,
     }
+}
+
+/// The file an inline program (`text`, run by interpreter `name`) loads and runs as code, as
+/// its text names it in a string literal: python's `exec(open(PATH).read())`,
+/// `exec(compile(open(PATH)...))` and `runpy.run_path(PATH)`, ruby's `load`, node's `require` of
+/// a path, php's `include` and `require`. A module by name (`require('fs')`, `require 'json'`)
+/// is no file. perl's `do FILE` and a shell's `. FILE` are seen by the kernel as they read it.
+fn inline_loaded_file<'a>(name: &str, text: &'a str) -> Option<&'a str> {
+    let calls: &[&str] = match name {
+        "python" => &["exec(open(", "exec(compile(open(", "run_path("],
+        "ruby" => &[
+            "load(",
+            "load ",
+            "require_relative(",
+            "require_relative ",
+            "require(",
+            "require ",
+        ],
+        "node" | "nodejs" | "bun" | "deno" => &["require(", "import("],
+        "php" => &[
+            "include(",
+            "include ",
+            "include_once(",
+            "include_once ",
+            "require(",
+            "require ",
+            "require_once(",
+            "require_once ",
+        ],
+        _ => return None,
+    };
+    let a_path = |p: &str| {
+        !p.is_empty()
+            && (name == "python"
+                || p.starts_with('/')
+                || p.starts_with("./")
+                || p.starts_with("../")
+                || (name == "ruby" && p.ends_with(".rb"))
+                || (name == "php" && p.ends_with(".php")))
+    };
+    for call in calls {
+        let mut rest = text;
+        while let Some(at) = rest.find(call) {
+            rest = &rest[at + call.len()..];
+            let after = rest.trim_start();
+            let Some(quote) = after
+                .chars()
+                .next()
+                .filter(|c| matches!(c, '\'' | '"' | '`'))
+            else {
+                continue;
+            };
+            let body = &after[1..];
+            if let Some(end) = body.find(quote)
+                && a_path(&body[..end])
+            {
+                return Some(&body[..end]);
+            }
+        }
+    }
+    None
 }
 
 /// What a shell's or interpreter's arguments say it runs.
@@ -628,7 +691,9 @@ pub(crate) fn script_operand_of<'a>(b: &Behaviour, argv: &'a [String]) -> Option
     }
     match program_input(b, name, argv) {
         ProgramInput::Script(s) => Some(s),
-        ProgramInput::Stdin | ProgramInput::Fd(_) | ProgramInput::Command => None,
+        // A command string that loads a file as code (`exec(open('x.py').read())`).
+        ProgramInput::Command => script_operand(b, name, argv),
+        ProgramInput::Stdin | ProgramInput::Fd(_) => None,
     }
 }
 
@@ -1915,6 +1980,45 @@ mod tests {
             Some("/tmp/x.pl")
         );
         assert_eq!(op("node", &["node", "--eval", "1"]), None);
+        // Inline programs that load a file as code: that file.
+        assert_eq!(
+            op("python", &["python3", "-c", "exec(open('x.py').read())"]).as_deref(),
+            Some("x.py")
+        );
+        assert_eq!(
+            op(
+                "python",
+                &[
+                    "python3",
+                    "-c",
+                    "import runpy; runpy.run_path(\"/dev/shm/y.py\")"
+                ]
+            )
+            .as_deref(),
+            Some("/dev/shm/y.py")
+        );
+        assert_eq!(
+            op("ruby", &["ruby", "-e", "load '/tmp/x.rb'"]).as_deref(),
+            Some("/tmp/x.rb")
+        );
+        assert_eq!(
+            op("node", &["node", "-e", "require('/tmp/x.js')"]).as_deref(),
+            Some("/tmp/x.js")
+        );
+        assert_eq!(
+            op("php", &["php", "-r", "include 'x.php';"]).as_deref(),
+            Some("x.php")
+        );
+        // Data and modules by name: nothing.
+        assert_eq!(
+            op(
+                "python",
+                &["python3", "-c", "import json; json.load(open('x.json'))"]
+            ),
+            None
+        );
+        assert_eq!(op("node", &["node", "-e", "require('fs')"]), None);
+        assert_eq!(op("ruby", &["ruby", "-e", "require 'json'"]), None);
         assert_eq!(program_name("python3.11"), "python");
         assert_eq!(program_name("perl5.36.0"), "perl");
     }
