@@ -55,6 +55,10 @@ pub const EXEC_RULE_TYPES: &[FindingType] = &[
     FindingType::ExecutionSuspiciousShellCreated,
     FindingType::PrivilegeEscalationElevationToRoot,
     FindingType::ExecutionReverseShell,
+    // A command line that names the runtime socket, or another process's memory as dd's output:
+    // the attempt shows in the exec (the kernel reports the connect and the open themselves).
+    FindingType::PrivilegeEscalationDockerSocketAccessed,
+    FindingType::DefenseEvasionProcessInjectionProc,
 ];
 
 /// A rules file or rule that cannot be used. Every variant names the file; rule errors name the
