@@ -850,10 +850,7 @@ fn sigma_linux_process_creation_commands() {
             "curl -s -m 1 --unix-socket /run/vigil-absent/docker.sock http://localhost/_ping"
                 .into(),
             true,
-            vec![(
-                "PrivilegeEscalation:Runtime/DockerSocketAccessed",
-                "privesc-docker-socket-from-cli",
-            )],
+            vec![(privesc, "privesc-docker-socket-from-cli")],
         ),
         (
             "dd if=/dev/zero of=/proc/999999999/mem bs=1 count=0".into(),
@@ -907,7 +904,6 @@ fn sigma_linux_process_creation_commands() {
             vec![(exec, "exec-web-server-recon")],
         ),
     ];
-    let _ = privesc;
     let mut failures = Vec::new();
     for (i, (line, as_script, want)) in cases.iter().enumerate() {
         let script = dir.0.join(format!("case-{i}.sh"));

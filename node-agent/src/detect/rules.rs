@@ -55,9 +55,8 @@ pub const EXEC_RULE_TYPES: &[FindingType] = &[
     FindingType::ExecutionSuspiciousShellCreated,
     FindingType::PrivilegeEscalationElevationToRoot,
     FindingType::ExecutionReverseShell,
-    // A command line that names the runtime socket, or another process's memory as dd's output:
-    // the attempt shows in the exec (the kernel reports the connect and the open themselves).
-    FindingType::PrivilegeEscalationDockerSocketAccessed,
+    // Another process's memory named as dd's output: the attempt shows in the exec (the kernel
+    // reports the open itself, refused or not).
     FindingType::DefenseEvasionProcessInjectionProc,
 ];
 
