@@ -713,7 +713,8 @@ fn sigma_linux_process_creation_commands() {
     let miner = "Impact:Runtime/CryptoMinerExecuted";
     let reverse = "Execution:Runtime/ReverseShell";
     // (line, run as a script line too, expected (type, rule) pairs).
-    let cases: Vec<(String, bool, Vec<(&str, &str)>)> = vec![
+    type SigmaCase<'a> = (String, bool, Vec<(&'a str, &'a str)>);
+    let cases: Vec<SigmaCase> = vec![
         // GTFOBins shell escapes (Sigma's awk, find, env, nice, flock, capsh, vim rules).
         (
             "awk 'BEGIN {system(\"/bin/sh\")}'".into(),
