@@ -692,6 +692,8 @@ fn sigma_linux_process_creation_commands() {
         "service",
         "ufw-init",
         "bpftrace",
+        "iptables",
+        "amazon-ssm-agent",
     ] {
         let to = bin.join(tool);
         std::fs::copy("/bin/true", &to).expect("stand-in");
@@ -828,6 +830,24 @@ fn sigma_linux_process_creation_commands() {
             "ufw-init force-stop".into(),
             true,
             vec![(evasion, "evasion-flush-firewall")],
+        ),
+        (
+            "iptables -F ufw-logging-deny".into(),
+            true,
+            vec![(evasion, "evasion-flush-firewall")],
+        ),
+        (
+            format!("cat {d}/.bash_history"),
+            true,
+            vec![(discovery, "discovery-history-read")],
+        ),
+        (
+            "amazon-ssm-agent -register -code c0de -id 1d -region us-east-1".into(),
+            true,
+            vec![(
+                "Persistence:Runtime/SuspiciousCommand",
+                "persistence-ssm-agent-registered",
+            )],
         ),
         // Discovery.
         (
