@@ -199,6 +199,16 @@ const DEFAULTS: &[(&str, MatchKind, Category)] = &[
     entry("/etc/update-motd.d/", Prefix, Persist),
     entry("/etc/modules-load.d/", Prefix, Persist),
     entry("/etc/modules", Exact, Persist),
+    // The package manager's hooks and maintainer scripts, run as root at the next install or
+    // update (detect/technique.rs, persistence kind `package`).
+    entry("/etc/apt/apt.conf.d/", Prefix, Persist),
+    entry("/etc/apt/apt.conf", Exact, Persist),
+    entry("/var/lib/dpkg/info/", Prefix, Persist),
+    entry("/etc/yum/pluginconf.d/", Prefix, Persist),
+    entry("/usr/lib/yum-plugins/", Prefix, Persist),
+    entry("/etc/dnf/plugins/", Prefix, Persist),
+    entry("/etc/pacman.d/hooks/", Prefix, Persist),
+    entry("/usr/share/libalpm/hooks/", Prefix, Persist),
     entry("/etc/profile", Exact, Persist),
     entry("/etc/profile.d/", Prefix, Persist),
     entry("/etc/bash.bashrc", Exact, Persist),

@@ -961,6 +961,89 @@ fn sigma_linux_process_creation_commands() {
     assert!(failures.is_empty(), "{failures:#?}");
 }
 
+/// Elastic's Red Team Automation (`rta/`, its Linux scripts), as the real tools do what the
+/// scripts only name: an interpreter one-liner that decodes a program and executes it (the
+/// Empire stager), a hex-escaped payload run by the shell, procfs mounted with hidepid to hide
+/// processes, sudo asked for user id -1 (CVE-2019-14287; sudo is not installed here, a copy of
+/// /bin/true named sudo stands in, as the rule knows sudo by name and arguments). Each case
+/// runs as `sh -c` and as a line of a script; the benign twins raise nothing.
+#[test]
+fn elastic_rta_commands_as_the_real_tools_run_them() {
+    if !privileged("elastic_rta_commands_as_the_real_tools_run_them") {
+        return;
+    }
+    let dir = Scratch::new("rta");
+    let bin = dir.0.join("bin");
+    std::fs::create_dir_all(&bin).expect("bin");
+    let sudo = bin.join("sudo");
+    std::fs::copy("/bin/true", &sudo).expect("stand-in");
+    std::fs::set_permissions(&sudo, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let procfs = dir.0.join("proc");
+    std::fs::create_dir_all(&procfs).expect("mount point");
+    let p = procfs.display().to_string();
+    let path = format!("{}:/usr/sbin:/usr/bin:/sbin:/bin", bin.display());
+    let exec = "Execution:Runtime/SuspiciousCommand";
+    let evasion = "DefenseEvasion:Runtime/SuspiciousCommand";
+    let privesc = "PrivilegeEscalation:Runtime/SuspiciousCommand";
+    let cases: Vec<(String, Vec<(&str, &str)>)> = vec![
+        (
+            r#"/usr/bin/python3 -c "import base64;exec(base64.b64decode('aW1wb3J0IG9z'))""#.into(),
+            vec![(exec, "exec-interpreter-decoded-program")],
+        ),
+        (
+            r#"perl -MMIME::Base64 -e 'eval(decode_base64("MTs="))'"#.into(),
+            vec![(exec, "exec-interpreter-decoded-program")],
+        ),
+        (
+            r#"/usr/bin/python3 -c "import base64;print(base64.b64decode('aGk='))" >/dev/null"#
+                .into(),
+            vec![],
+        ),
+        (
+            r#"bash -c "eval \"\$(printf '\\x69\\x64\\x3b\\x20\\x74\\x72\\x75\\x65')\"" >/dev/null"#
+                .into(),
+            vec![(exec, "exec-hex-payload-shell")],
+        ),
+        (
+            r#"bash -c "eval \"\$(printf 'x=%s' 1)\"""#.into(),
+            vec![],
+        ),
+        (
+            format!("mount -t proc -o hidepid=2 proc {p} && umount {p}"),
+            vec![(evasion, "evasion-proc-hidepid")],
+        ),
+        (format!("mount -t proc proc {p} && umount {p}"), vec![]),
+        (
+            "sudo -u#-1 id".into(),
+            vec![(privesc, "privesc-sudo-runas-minus-one")],
+        ),
+        ("sudo -u '#1000' id".into(), vec![]),
+    ];
+    for (i, (line, want)) in cases.iter().enumerate() {
+        let script = dir.0.join(format!("case-{i}.sh"));
+        std::fs::write(&script, format!("{line}\n")).expect("script");
+        let ways = [
+            ("sh -c", vec!["-c".to_owned(), line.clone()]),
+            ("script", vec![script.display().to_string()]),
+        ];
+        for (how, args) in ways {
+            let pid = run(Command::new("sh")
+                .args(&args)
+                .current_dir(&dir.0)
+                .env("PATH", &path));
+            let found = detect(pid, ThreatIntel::empty());
+            let mut got: Vec<(&str, &str)> = found
+                .iter()
+                .filter(|f| f.severity_label != SeverityLabel::Low)
+                .map(|f| (f.finding_type.as_str(), rule_id(f)))
+                .collect();
+            got.sort();
+            got.dedup();
+            assert_eq!(got, *want, "{how}: {line}");
+        }
+    }
+}
+
 #[test]
 fn setuid_root_program_run_by_nobody_is_elevation_to_root() {
     if !privileged("setuid_root_program_run_by_nobody_is_elevation_to_root") {

@@ -3445,3 +3445,93 @@ fn a_program_started_with_glibc_tunables() {
     );
     assert!(tuned(false).is_empty());
 }
+
+/// Elastic's Red Team Automation (`rta/linux_persistence_apt_package_manager_execution.py`, the
+/// dpkg maintainer-script one) as the real attack does it: an APT hook that runs a command at
+/// every `apt update`, and an executable dropped among dpkg's maintainer scripts, each run as
+/// root at the next install. Reading them, and APT's other files, raise nothing.
+#[test]
+fn package_manager_hooks_and_maintainer_scripts_written_as_persistence() {
+    if !privileged("package_manager_hooks_and_maintainer_scripts_written_as_persistence") {
+        return;
+    }
+    let n = nonce();
+    let mut clean = Cleanup::default();
+    let scratch = Scratch::new("pkghook");
+    let hook = clean.file(format!("/etc/apt/apt.conf.d/99vigil-{n}"));
+    let script = clean.file(format!("/var/lib/dpkg/info/vigil-{n}.postinst"));
+    for (what, line, path) in [
+        (
+            "an APT hook written by a shell",
+            format!("printf 'APT::Update::Pre-Invoke {{\"/bin/true\";}};\\n' > {hook}\n"),
+            &hook,
+        ),
+        (
+            "an executable copied among dpkg's maintainer scripts",
+            format!("cp /bin/true {script}\n"),
+            &script,
+        ),
+    ] {
+        let pid = sh_file(&scratch, "persist.sh", &line);
+        let found = detect(pid);
+        expect_persistence(
+            &found,
+            "behaviour-persistence-package-hook",
+            "package",
+            path,
+            what,
+        );
+    }
+    let pid = sh_file(
+        &scratch,
+        "read.sh",
+        &format!(
+            "cat {hook} /etc/apt/apt.conf.d/* {script} >/dev/null 2>&1; ls /var/lib/dpkg/info >/dev/null\n"
+        ),
+    );
+    assert!(detect(pid).is_empty(), "reads");
+}
+
+/// A program run through the dynamic loader (Elastic's RTA
+/// `linux_defense_evasion_proxy_execution_via_ld_so`, GTFOBins' `ld.so`): the kernel execs the
+/// loader, which maps the program itself. `ldd` doing the same to list a program's libraries,
+/// and the loader's `--list`, raise nothing.
+#[test]
+fn a_program_run_through_the_dynamic_loader() {
+    if !privileged("a_program_run_through_the_dynamic_loader") {
+        return;
+    }
+    let Some(loader) = ["/lib64/ld-linux-x86-64.so.2", "/lib/ld-linux-aarch64.so.1"]
+        .into_iter()
+        .find(|l| Path::new(l).exists())
+    else {
+        panic!("no dynamic loader at a known path on this machine");
+    };
+    let pid = sh(&format!("{loader} /bin/sh -c true"));
+    let found = detect(pid);
+    let f = of(&found, "behaviour-loader-proxy");
+    assert_eq!(f.len(), 1, "{:?}", kinds(&found));
+    assert_eq!(
+        f[0].finding_type,
+        "DefenseEvasion:Runtime/SuspiciousCommand"
+    );
+    assert_eq!(f[0].severity_label, SeverityLabel::Medium);
+    assert_eq!(
+        f[0].context
+            .additional
+            .get("loadedProgram")
+            .map(String::as_str),
+        Some("/bin/sh")
+    );
+    for benign in [
+        "ldd /bin/true >/dev/null".to_owned(),
+        format!("{loader} --list /bin/true >/dev/null"),
+        format!("{loader} --verify /bin/true"),
+    ] {
+        let pid = sh(&benign);
+        assert!(
+            of(&detect(pid), "behaviour-loader-proxy").is_empty(),
+            "{benign}"
+        );
+    }
+}

@@ -168,6 +168,10 @@ pub enum PersistenceKind {
     At,
     /// SSH authorized keys: a key added there logs in as the account (T1098.004).
     Ssh,
+    /// The package manager's hooks and maintainer scripts: an APT hook (`APT::Update::Pre-Invoke`
+    /// in `/etc/apt/apt.conf.d/`), a script in dpkg's `/var/lib/dpkg/info/`, a yum or dnf plugin,
+    /// a pacman hook, all run as root at the next install or update (T1546.016).
+    Package,
 }
 
 impl PersistenceKind {
@@ -185,6 +189,7 @@ impl PersistenceKind {
             PersistenceKind::Environment => "environment",
             PersistenceKind::At => "at",
             PersistenceKind::Ssh => "ssh",
+            PersistenceKind::Package => "package",
         }
     }
 }

@@ -1864,6 +1864,91 @@ fn autostart_udev_motd_module_environment_and_at_places_are_persistence() {
 }
 
 #[test]
+fn package_manager_hooks_and_maintainer_scripts_are_persistence() {
+    // Elastic's RTA: an APT hook, a script dropped among dpkg's maintainer scripts; and the
+    // other package managers' hook and plugin directories.
+    let sh = exec_by(
+        320,
+        "/usr/bin/dash",
+        &["sh", "-c", "x"],
+        &[(200, "/usr/bin/bash")],
+    );
+    for path in [
+        "/etc/apt/apt.conf.d/99x",
+        "/etc/apt/apt.conf",
+        "/var/lib/dpkg/info/x.postinst",
+        "/etc/yum/pluginconf.d/x.conf",
+        "/usr/lib/yum-plugins/x.py",
+        "/etc/dnf/plugins/x.conf",
+        "/etc/pacman.d/hooks/x.hook",
+        "/usr/share/libalpm/hooks/x.hook",
+    ] {
+        assert_eq!(
+            persistence_kinds(&[sh.clone(), write_by(320, "sh", path)]),
+            kind_of("behaviour-persistence-package-hook", "package"),
+            "{path}"
+        );
+    }
+    // Other APT and dpkg files, and names that only start like one, are not.
+    for path in [
+        "/etc/apt/sources.list.d/x.list",
+        "/etc/apt/apt.conf.bak",
+        "/var/lib/dpkg/status",
+        "/var/lib/dpkg/info-old/x",
+    ] {
+        assert!(
+            persistence_kinds(&[sh.clone(), write_by(320, "sh", path)]).is_empty(),
+            "{path}"
+        );
+    }
+    // dpkg writes its maintainer scripts and its packages' APT configuration; an editor may
+    // change APT's options (a proxy), not dpkg's scripts; a python calling itself dpkg is
+    // python.
+    let dpkg = exec_by(
+        300,
+        "/usr/bin/dpkg",
+        &["dpkg", "-i", "x.deb"],
+        &[(1, "/usr/lib/systemd/systemd")],
+    );
+    for path in ["/var/lib/dpkg/info/x.postinst", "/etc/apt/apt.conf.d/20x"] {
+        assert!(
+            persistence_kinds(&[dpkg.clone(), write_by(300, "dpkg", path)]).is_empty(),
+            "{path}"
+        );
+    }
+    let vim = exec_by(
+        341,
+        "/usr/bin/vim.basic",
+        &["vim", "/etc/apt/apt.conf.d/95proxy"],
+        &[(200, "/usr/bin/bash")],
+    );
+    assert!(
+        persistence_kinds(&[
+            vim.clone(),
+            write_by(341, "vim", "/etc/apt/apt.conf.d/95proxy")
+        ])
+        .is_empty()
+    );
+    assert_eq!(
+        persistence_kinds(&[vim, write_by(341, "vim", "/var/lib/dpkg/info/x.postinst")]),
+        kind_of("behaviour-persistence-package-hook", "package")
+    );
+    let python = exec_by(
+        310,
+        "/usr/bin/python3.11",
+        &["python3", "/root/x.py"],
+        &[(200, "/usr/bin/bash")],
+    );
+    assert_eq!(
+        persistence_kinds(&[
+            python,
+            write_by(310, "dpkg", "/var/lib/dpkg/info/x.postinst")
+        ]),
+        kind_of("behaviour-persistence-package-hook", "package")
+    );
+}
+
+#[test]
 fn new_persistence_places_are_judged_by_executable_owner_and_lineage() {
     let dpkg = exec_by(
         300,
@@ -2713,6 +2798,84 @@ fn glibc_tunables_in_the_environment_and_for_a_setuid_program() {
     assert_eq!(tunables(true, false), raised(SeverityLabel::Low));
     assert_eq!(tunables(true, true), raised(SeverityLabel::High));
     assert!(tunables(false, true).is_empty());
+}
+
+#[test]
+fn a_program_run_through_the_dynamic_loader_and_ldd_listing_one() {
+    let loader = "/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2";
+    let proxied = |events: &[Event]| {
+        run_all(events)
+            .into_iter()
+            .filter(|(_, rule, _)| rule == "behaviour-loader-proxy")
+            .map(|(t, _, label)| (t, label))
+            .collect::<Vec<_>>()
+    };
+    let raised = vec![(
+        "DefenseEvasion:Runtime/SuspiciousCommand".to_owned(),
+        SeverityLabel::Medium,
+    )];
+    let bash = [(200, "/usr/bin/bash")];
+    // GTFOBins' shell, a program on a noexec mount, options before the program, other loaders.
+    for (exe, argv) in [
+        (loader, vec!["/lib64/ld-linux-x86-64.so.2", "/bin/sh"]),
+        (loader, vec!["ld.so", "/mnt/noexec/tool", "-x"]),
+        (
+            loader,
+            vec![
+                "/lib64/ld-linux-x86-64.so.2",
+                "--library-path",
+                "/tmp/l",
+                "--argv0",
+                "sshd",
+                "/tmp/x",
+            ],
+        ),
+        (
+            "/lib/ld-musl-x86_64.so.1",
+            vec!["/lib/ld-musl-x86_64.so.1", "/bin/busybox", "sh"],
+        ),
+        (
+            "/usr/lib/aarch64-linux-gnu/ld-linux-aarch64.so.1",
+            vec!["/lib/ld-linux-aarch64.so.1", "/bin/sh"],
+        ),
+    ] {
+        assert_eq!(
+            proxied(&[exec_by(700, exe, &argv, &bash)]),
+            raised,
+            "{argv:?}"
+        );
+    }
+    // The loader's listing modes, no program, and ldd running it on a program (the script as
+    // its process's exec path, its subshell forked in between).
+    for argv in [
+        vec!["ld.so", "--list", "/bin/true"],
+        vec!["ld.so", "--verify", "/bin/true"],
+        vec!["ld.so", "--help"],
+        vec!["ld.so", "--library-path", "/x"],
+        vec!["ld.so"],
+    ] {
+        assert!(
+            proxied(&[exec_by(700, loader, &argv, &bash)]).is_empty(),
+            "{argv:?}"
+        );
+    }
+    let ldd = exec_by(300, "/usr/bin/bash", &["/usr/bin/ldd", "/bin/true"], &bash);
+    let traced = exec_by(
+        302,
+        loader,
+        &["/lib64/ld-linux-x86-64.so.2", "/bin/true"],
+        &[
+            (301, "/usr/bin/bash"),
+            (300, "/usr/bin/bash"),
+            (200, "/usr/bin/bash"),
+        ],
+    );
+    assert!(proxied(&[ldd, traced]).is_empty(), "ldd");
+    // A program named like the loader elsewhere is judged by the executable the kernel ran.
+    assert!(
+        proxied(&[exec_by(700, "/usr/bin/true", &["ld.so", "/bin/sh"], &bash)]).is_empty(),
+        "a name"
+    );
 }
 
 #[test]

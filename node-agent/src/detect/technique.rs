@@ -241,7 +241,90 @@ pub(crate) fn check_exec(
     out.extend(masquerading(d, b, e, lookup));
     out.extend(disk_editor_in_container(d, b, e, lookup));
     out.extend(glibc_tunables(d, e, lookup));
+    out.extend(loader_proxy(d, e, lookup));
     out
+}
+
+/// ldd, which runs the dynamic loader on a program to list its libraries (`ld.so --verify`,
+/// then `ld.so PROGRAM` in its tracing mode, which loads and never runs it). Trusted by the
+/// path of the script it runs as, where only root can write.
+const LOADER_TRACERS: [&str; 2] = ["/usr/bin/ldd", "/bin/ldd"];
+
+/// Whether an executable's name is the dynamic loader's (`ld-linux-x86-64.so.2`,
+/// `ld-linux-aarch64.so.1`, `ld-linux.so.2`, `ld64.so.2`, `ld-musl-x86_64.so.1`, `ld.so.1`).
+fn is_dynamic_loader(name: &str) -> bool {
+    ((name.starts_with("ld-linux") || name.starts_with("ld-musl-") || name.starts_with("ld64.so"))
+        && name.contains(".so"))
+        || name == "ld.so"
+        || name.starts_with("ld.so.")
+}
+
+/// The program the dynamic loader is asked to run: its first operand after the loader's own
+/// options. None when it only lists, verifies or prints (`--list`, `--verify`, `--help`,
+/// `--version`, `--list-tunables`, `--list-diagnostics`) or names no program.
+fn loader_operand(args: &[String]) -> Option<&str> {
+    let mut args = args.iter();
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--list" | "--verify" | "--help" | "--version" | "--list-tunables"
+            | "--list-diagnostics" => return None,
+            "--library-path"
+            | "--inhibit-rpath"
+            | "--audit"
+            | "--preload"
+            | "--argv0"
+            | "--glibc-hwcaps-prepend"
+            | "--glibc-hwcaps-mask" => {
+                args.next();
+            }
+            "--" => return args.next().map(String::as_str),
+            opt if opt.starts_with("--") => {}
+            program => return Some(program),
+        }
+    }
+    None
+}
+
+/// A program run through the dynamic loader (`/lib64/ld-linux-x86-64.so.2 /bin/sh`): the
+/// kernel execs the loader, which maps the program itself, so no exec names the program that
+/// runs (GTFOBins' `ld.so`, Elastic's "System Binary Proxy Execution via ld.so"), and a file on
+/// a `noexec` mount runs anyway. The loader is known by the executable the kernel ran, never by
+/// `comm`; ldd and its children, and the loader's listing modes, are not this.
+fn loader_proxy(d: &Detector, e: &ExecInfo, lookup: &dyn ProcessLookup) -> Option<Candidate> {
+    if e.fileless || !is_dynamic_loader(path_basename(&e.exe)) {
+        return None;
+    }
+    let program = loader_operand(e.argv.get(1..)?)?;
+    let tracers: Vec<String> = LOADER_TRACERS.iter().map(|t| (*t).to_owned()).collect();
+    if actor(d, &e.process, lookup).is_one_of(&tracers, Reach::Lineage) {
+        return None;
+    }
+    let exe = e.exe.display().to_string();
+    let mut context = exec_context(e, exe.clone());
+    context
+        .additional
+        .insert("loadedProgram".into(), program.to_owned());
+    Some(technique(
+        d,
+        &e.process,
+        lookup,
+        Raises {
+            finding_type: FindingType::DefenseEvasionSuspiciousCommand,
+            rule: "behaviour-loader-proxy",
+            mitre: "T1218,T1574",
+            severity: Some(5.0),
+        },
+        draft(
+            "A program was run through the dynamic loader",
+            format!(
+                "Process {} (pid {}) ran {program} through the dynamic loader {exe}: no exec \
+                 names the program it runs.",
+                e.process.comm, e.process.pid
+            ),
+            format!("{exe}\0{program}"),
+            context,
+        ),
+    ))
 }
 
 /// A program started with `GLIBC_TUNABLES` set: the variable the dynamic loader parses before
@@ -1405,6 +1488,11 @@ fn persistence_write(
             "the login environment of every session",
         ),
         PersistenceKind::At => ("behaviour-persistence-at", "T1053.002", "an at job"),
+        PersistenceKind::Package => (
+            "behaviour-persistence-package-hook",
+            "T1546.016",
+            "a package manager hook or maintainer script (run as root at the next install or update)",
+        ),
         PersistenceKind::Ssh => (
             "behaviour-persistence-ssh-keys",
             "T1098.004",

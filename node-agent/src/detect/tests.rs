@@ -796,6 +796,100 @@ fn exec_table() -> Vec<Case> {
             vec!["tool-netcat-scan"],
         ),
         user(vec!["nc", "-l", "8080"], vec![]),
+        // Elastic's Red Team Automation, as the real tools do it: a program decoded and exec'd
+        // by an interpreter one-liner, a hex-escaped payload run by the shell, procfs hiding
+        // processes, sudo asked for user id -1 (CVE-2019-14287).
+        user(
+            vec![
+                "python3",
+                "-c",
+                "import base64,sys;exec(base64.b64decode('aW1wb3J0IHN5cw=='))",
+            ],
+            vec!["exec-interpreter-decoded-program"],
+        ),
+        user(
+            vec![
+                "python3",
+                "-c",
+                "import base64\ncode = base64.b64decode('aW1wb3J0IHN5cw==')\nexec(code)",
+            ],
+            vec!["exec-interpreter-decoded-program"],
+        ),
+        user(
+            vec![
+                "perl",
+                "-MMIME::Base64",
+                "-e",
+                "eval(decode_base64('cHJpbnQgMQ=='))",
+            ],
+            vec!["exec-interpreter-decoded-program"],
+        ),
+        user(
+            vec!["php", "-r", "eval(base64_decode('ZWNobyAxOw=='));"],
+            vec!["exec-interpreter-decoded-program"],
+        ),
+        user(
+            vec![
+                "python3",
+                "-c",
+                "exec('\\x69\\x6d\\x70\\x6f\\x72\\x74\\x20\\x6f\\x73')",
+            ],
+            vec!["exec-interpreter-decoded-program"],
+        ),
+        user(
+            vec![
+                "python3",
+                "-c",
+                "import base64;print(base64.b64decode('aGk='))",
+            ],
+            vec![],
+        ),
+        user(
+            vec!["python3", "-c", "exec(open('setup.py').read())"],
+            vec![],
+        ),
+        user(
+            vec![
+                "bash",
+                "-c",
+                "eval \"$(printf '\\x69\\x64\\x3b\\x20\\x75\\x6e\\x61\\x6d\\x65')\"",
+            ],
+            vec!["exec-hex-payload-shell"],
+        ),
+        user(
+            vec!["sh", "-c", "printf '\\x69\\x64\\x0a\\x77' | sh"],
+            vec!["exec-hex-payload-shell"],
+        ),
+        user(vec!["sh", "-c", "printf '\\x1b[1m\\x1b[0m' | less"], vec![]),
+        user(vec!["bash", "-c", "eval \"$(printf 'x=%s' 1)\""], vec![]),
+        user(
+            vec!["mount", "-o", "remount,rw,hidepid=2", "/proc"],
+            vec!["evasion-proc-hidepid"],
+        ),
+        user(
+            vec![
+                "mount",
+                "-t",
+                "proc",
+                "-o",
+                "hidepid=invisible",
+                "proc",
+                "/x",
+            ],
+            vec!["evasion-proc-hidepid"],
+        ),
+        user(vec!["mount", "-o", "remount,hidepid=0", "/proc"], vec![]),
+        user(vec!["mount", "-t", "proc", "proc", "/proc"], vec![]),
+        user(
+            vec!["sudo", "-u#-1", "/bin/bash"],
+            vec!["privesc-sudo-runas-minus-one"],
+        ),
+        user(
+            vec!["sudo", "-u", "#4294967295", "id"],
+            vec!["privesc-sudo-runas-minus-one"],
+        ),
+        user(vec!["sudo", "-u", "#1000", "id"], vec![]),
+        user(vec!["sudo", "-u", "www-data", "id"], vec![]),
         // Ordinary work.
         user(vec!["cargo", "build", "--release"], vec![]),
         user(vec!["gcc", "-O2", "-o", "a.out", "a.c"], vec![]),
