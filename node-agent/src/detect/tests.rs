@@ -858,7 +858,7 @@ fn exec_table() -> Vec<Case> {
         ),
         user(
             vec!["sh", "-c", "printf '\\x69\\x64\\x0a\\x77' | sh"],
-            vec!["exec-hex-payload-shell"],
+            vec!["exec-pipe-to-shell", "exec-hex-payload-shell"],
         ),
         user(vec!["sh", "-c", "printf '\\x1b[1m\\x1b[0m' | less"], vec![]),
         user(vec!["bash", "-c", "eval \"$(printf 'x=%s' 1)\""], vec![]),
