@@ -144,6 +144,20 @@ const DEFAULTS: &[(&str, MatchKind, Category)] = &[
     entry("/etc/pam.d/", Prefix, Escalation),
     entry("/etc/security/", Prefix, Escalation),
     entry("/etc/ld.so.preload", Exact, Escalation),
+    // The dynamic loader (by name: the kernel names the file opened, under /usr/lib on a
+    // merged-/usr system and /lib elsewhere; detect/technique.rs checks the directory) and
+    // its library search path (T1574.006).
+    entry("ld-linux-x86-64.so.2", Name, Evasion),
+    entry("ld-linux-aarch64.so.1", Name, Evasion),
+    entry("ld-linux.so.2", Name, Evasion),
+    entry("ld-linux-armhf.so.3", Name, Evasion),
+    entry("ld-musl-x86_64.so.1", Name, Evasion),
+    entry("ld-musl-aarch64.so.1", Name, Evasion),
+    entry("ld64.so.2", Name, Evasion),
+    entry("/etc/ld.so.conf", Exact, Evasion),
+    entry("/etc/ld.so.conf.d/", Prefix, Evasion),
+    // cgroup v1: marks a cgroup whose emptying runs the release agent (detect/behaviour.rs).
+    entry("notify_on_release", Name, Escalation),
     entry("/etc/ssh/sshd_config", Exact, Escalation),
     entry("/etc/ssh/sshd_config.d/", Prefix, Escalation),
     entry("release_agent", Name, Escalation),
@@ -179,6 +193,24 @@ const DEFAULTS: &[(&str, MatchKind, Category)] = &[
     // resolved from the kernel's objects, so a write through the link is seen under this name.
     entry("/etc/rc.common", Exact, Persist),
     entry("/etc/rc.d/init.d/", Prefix, Persist),
+    // The runlevel directories of links to init scripts (T1037.004), Debian's and Red Hat's.
+    entry("/etc/rc0.d/", Prefix, Persist),
+    entry("/etc/rc1.d/", Prefix, Persist),
+    entry("/etc/rc2.d/", Prefix, Persist),
+    entry("/etc/rc3.d/", Prefix, Persist),
+    entry("/etc/rc4.d/", Prefix, Persist),
+    entry("/etc/rc5.d/", Prefix, Persist),
+    entry("/etc/rc6.d/", Prefix, Persist),
+    entry("/etc/rcS.d/", Prefix, Persist),
+    entry("/etc/rc.d/rc0.d/", Prefix, Persist),
+    entry("/etc/rc.d/rc1.d/", Prefix, Persist),
+    entry("/etc/rc.d/rc2.d/", Prefix, Persist),
+    entry("/etc/rc.d/rc3.d/", Prefix, Persist),
+    entry("/etc/rc.d/rc4.d/", Prefix, Persist),
+    entry("/etc/rc.d/rc5.d/", Prefix, Persist),
+    entry("/etc/rc.d/rc6.d/", Prefix, Persist),
+    // anacron's table.
+    entry("/etc/anacrontab", Exact, Persist),
     entry("/usr/local/lib/systemd/system/", Prefix, Persist),
     // Generators: systemd runs them as root at boot and at every daemon-reload.
     entry("/etc/systemd/system-generators/", Prefix, Persist),

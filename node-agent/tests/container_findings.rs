@@ -100,8 +100,9 @@ fn in_container(e: &Event, id: &str) -> bool {
     e.process().container.as_ref().is_some_and(|c| c.id == id)
 }
 
-/// The image the tests run: `sh`, `mount`, `umount`, `nsenter`, `true`, `sleep` and
-/// `vigil-trigger` with their libraries, and empty `/mnt`, `/cg`, `/hostdir`, `/tmp`.
+/// The image the tests run: `sh`, `mount`, `umount`, `mkdir`, `rmdir`, `nsenter`, `true`,
+/// `sleep` and `vigil-trigger` with their libraries, and empty `/mnt`, `/cg`, `/hostdir`,
+/// `/tmp`.
 fn build_image(scratch: &mut Scratch, tag: &str) -> String {
     let context = scratch.path("image");
     let rootfs = context.join("rootfs");
@@ -109,6 +110,8 @@ fn build_image(scratch: &mut Scratch, tag: &str) -> String {
         ("/bin/sh", "bin/sh"),
         ("/bin/mount", "bin/mount"),
         ("/bin/umount", "bin/umount"),
+        ("/bin/mkdir", "bin/mkdir"),
+        ("/bin/rmdir", "bin/rmdir"),
         ("/usr/bin/nsenter", "usr/bin/nsenter"),
         ("/bin/true", "bin/true"),
         ("/bin/sleep", "bin/sleep"),
@@ -427,8 +430,9 @@ fn escape_techniques_from_real_containers_name_the_container() {
 
     // CGroupsReleaseAgentModified on a real cgroupfs: a privileged container mounts a cgroup
     // v1 hierarchy and sets its release agent (a named hierarchy of its own, so the host's
-    // controllers are left alone; it goes with the unmount). Reading it and setting
-    // notify_on_release is nothing.
+    // controllers are left alone; it goes with the unmount). Setting notify_on_release, the
+    // other half of the escape (Tracee's signature), raises the type too; reading the release
+    // agent is nothing.
     let hierarchy = unique_name("vigil");
     let ran = run_in(
         &mut scratch,
@@ -459,14 +463,35 @@ fn escape_techniques_from_real_containers_name_the_container() {
             "/bin/sh",
             "-c",
             &format!(
-                "mount -t cgroup -o none,name={hierarchy}b cgroup /cg && read x < /cg/release_agent \
-                 && echo 1 > /cg/notify_on_release; umount /cg"
+                "mount -t cgroup -o none,name={hierarchy}b cgroup /cg && read x < /cg/release_agent; \
+                 umount /cg"
             ),
         ],
     );
-    none(
-        &findings_of(&ran, "sh"),
-        "reading the release agent, setting notify_on_release",
+    none(&findings_of(&ran, "sh"), "reading the release agent");
+    let ran = run_in(
+        &mut scratch,
+        &["--privileged"],
+        &image,
+        &[
+            "/bin/sh",
+            "-c",
+            &format!(
+                "mount -t cgroup -o none,name={hierarchy}c cgroup /cg && mkdir /cg/x \
+                 && echo 1 > /cg/x/notify_on_release; rmdir /cg/x; umount /cg"
+            ),
+        ],
+    );
+    let found = findings_of(&ran, "sh");
+    let f = the_finding(
+        &found,
+        "PrivilegeEscalation:Runtime/CGroupsReleaseAgentModified",
+        &ran,
+        &image,
+    );
+    assert_eq!(
+        f.context.file_path.as_deref(),
+        Some("/cg/x/notify_on_release")
     );
 
     // The core_pattern escape: a privileged container pipes the host's core dumps into a

@@ -1191,7 +1191,23 @@ fn interactive_shell_started_by_a_web_server() {
     );
     assert_eq!(p.lineage.first().map(|a| a.name.as_str()), Some("nginx"));
 
+    // A command string run for the web server is a web shell's; a helper of its own alone (its
+    // piped log's `rotatelogs`, not installed here) is not.
     let pid = run(Command::new(&nginx).args(["-c", "sh -c true; true"]));
+    let found = detect(pid, ThreatIntel::empty());
+    assert_eq!(types(&found), ["Execution:Runtime/SuspiciousShellCreated"]);
+    assert_eq!(
+        found[0]
+            .context
+            .additional
+            .get("ruleId")
+            .map(String::as_str),
+        Some("behaviour-shell-from-web-server")
+    );
+    let pid = run(Command::new(&nginx).args([
+        "-c",
+        "sh -c 'exec /usr/sbin/rotatelogs /var/log/vigil-x 86400'; true",
+    ]));
     assert!(detect(pid, ThreatIntel::empty()).is_empty());
 }
 

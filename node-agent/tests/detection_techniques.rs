@@ -3535,3 +3535,279 @@ fn a_program_run_through_the_dynamic_loader() {
         );
     }
 }
+
+/// Tracee's "sudoers file modification" as attackers do it (T1548.003): a rule giving root
+/// written into `/etc/sudoers.d/` by `tee`, python, `cp`, `sed -i`, `dd`, a shell's redirection
+/// through a relative path (each a line of a script file: no argv names the file the way the
+/// command rule reads it). Each raises `behaviour-sudoers-modified` naming the file. Reading the
+/// policy raises nothing. (The directory is made when this host has none, and removed.)
+#[test]
+fn the_sudo_policy_written_by_any_program() {
+    if !privileged("the_sudo_policy_written_by_any_program") {
+        return;
+    }
+    let n = nonce();
+    let mut clean = Cleanup::default();
+    clean.dirs(Path::new("/etc/sudoers.d"));
+    let scratch = Scratch::new("sudoers");
+    let line = "vigil-nobody ALL=(ALL) NOPASSWD:ALL";
+    let src = scratch.path("rule");
+    std::fs::write(&src, format!("{line}\n")).expect("rule");
+    let file =
+        |clean: &mut Cleanup, how: &str| clean.file(format!("/etc/sudoers.d/vigil-{n}-{how}"));
+    let sed_target = file(&mut clean, "sed");
+    std::fs::write(&sed_target, "# vigil\n").expect("sed target");
+    let forms = [
+        (
+            "tee",
+            file(&mut clean, "tee"),
+            format!("echo '{line}' | tee FILE > /dev/null\n"),
+        ),
+        (
+            "python3",
+            file(&mut clean, "py"),
+            format!("python3 -c \"open('FILE', 'w').write('{line}\\n')\"\n"),
+        ),
+        ("cp", file(&mut clean, "cp"), format!("cp {src} FILE\n")),
+        (
+            "sed",
+            sed_target.clone(),
+            format!("sed -i '$ a {line}' FILE\n"),
+        ),
+        (
+            "dd",
+            file(&mut clean, "dd"),
+            format!("echo '{line}' | dd of=FILE status=none\n"),
+        ),
+        (
+            "relative",
+            file(&mut clean, "rel"),
+            format!("cd /etc/sudoers.d\necho '{line}' > vigil-{n}-rel\n"),
+        ),
+    ];
+    for (how, path, script) in &forms {
+        let pid = sh_file(
+            &scratch,
+            &format!("{how}.sh"),
+            &script.replace("FILE", path),
+        );
+        let found = detect(pid);
+        let f = of(&found, "behaviour-sudoers-modified");
+        // `sed -i` writes a temporary file beside the policy, then renames it over it: both.
+        assert!(
+            f.iter()
+                .any(|f| f.context.file_path.as_deref() == Some(path.as_str())),
+            "{how}: {:?}",
+            kinds(&found)
+        );
+        for f in f {
+            assert_eq!(
+                f.finding_type, "PrivilegeEscalation:Runtime/SuspiciousCommand",
+                "{how}"
+            );
+        }
+    }
+    let found = detect(sh_file(
+        &scratch,
+        "read.sh",
+        &format!("cat /etc/sudoers.d/vigil-{n}-tee > /dev/null\n"),
+    ));
+    assert!(found.is_empty(), "reading: {:?}", kinds(&found));
+}
+
+/// Tracee's "default dynamic loader modification" (T1574.006): the loader opened for writing by
+/// the path programs use (`/lib64/ld-linux-x86-64.so.2`, a link) and by its real paths, from a
+/// shell's redirection, `tee -a`, `dd` and python. Every program on the machine runs through
+/// this file, so each opens it for appending and writes nothing (its bytes and times stay as
+/// they were). And the loader's search path: a file written into `/etc/ld.so.conf.d/` (removed
+/// before anything runs `ldconfig`). Reading the loader raises nothing.
+#[test]
+fn the_dynamic_loader_and_its_search_path_written() {
+    if !privileged("the_dynamic_loader_and_its_search_path_written") {
+        return;
+    }
+    let loader = std::fs::canonicalize("/lib64/ld-linux-x86-64.so.2")
+        .expect("this test needs the x86-64 loader")
+        .display()
+        .to_string();
+    let scratch = Scratch::new("loader");
+    let forms = [
+        ("redirection", ": >> /lib64/ld-linux-x86-64.so.2\n".to_owned()),
+        ("tee", format!("tee -a {loader} < /dev/null > /dev/null\n")),
+        (
+            "dd",
+            "dd if=/dev/null of=/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2 conv=notrunc oflag=append status=none\n"
+                .to_owned(),
+        ),
+        (
+            "python3",
+            "python3 -c \"open('/lib64/ld-linux-x86-64.so.2', 'ab').close()\"\n".to_owned(),
+        ),
+    ];
+    for (how, script) in &forms {
+        let found = detect(sh_file(&scratch, &format!("{how}.sh"), script));
+        let f = of(&found, "behaviour-loader-modified");
+        assert_eq!(f.len(), 1, "{how}: {:?}", kinds(&found));
+        assert_eq!(
+            f[0].finding_type,
+            "DefenseEvasion:Runtime/SuspiciousCommand"
+        );
+        assert_eq!(f[0].severity_label, SeverityLabel::High);
+        assert_eq!(
+            f[0].context.file_path.as_deref(),
+            Some(loader.as_str()),
+            "{how}"
+        );
+    }
+    let found = detect(sh_file(
+        &scratch,
+        "read.sh",
+        "cat /lib64/ld-linux-x86-64.so.2 > /dev/null\n/bin/true\n",
+    ));
+    assert!(found.is_empty(), "reading: {:?}", kinds(&found));
+
+    let mut clean = Cleanup::default();
+    let conf = clean.file(format!("/etc/ld.so.conf.d/vigil-{}.conf", nonce()));
+    let found = detect(sh_file(
+        &scratch,
+        "conf.sh",
+        &format!("echo /dev/shm/lib > {conf}\n"),
+    ));
+    let f = of(&found, "behaviour-loader-config-modified");
+    assert_eq!(f.len(), 1, "{:?}", kinds(&found));
+    assert_eq!(f[0].severity_label, SeverityLabel::Medium);
+    assert_eq!(f[0].context.file_path.as_deref(), Some(conf.as_str()));
+}
+
+/// Tracee's "rcd modification" and "scheduled task modification": a link to an init script made
+/// in a runlevel directory (`/etc/rc2.d/S99...`), and a job appended to anacron's table, each a
+/// line of a script. Benign: `update-rc.d` linking a script into the runlevel directories (its
+/// job; the script itself is put in place by the test, outside the tree judged).
+#[test]
+fn runlevel_links_and_anacron_jobs_written_as_persistence() {
+    if !privileged("runlevel_links_and_anacron_jobs_written_as_persistence") {
+        return;
+    }
+    let n = nonce();
+    let scratch = Scratch::new("rcd");
+    let mut clean = Cleanup::default();
+    let link = clean.file(format!("/etc/rc2.d/S99vigil-{n}"));
+    let found = detect(sh_file(
+        &scratch,
+        "link.sh",
+        &format!("ln -s ../init.d/vigil-{n} {link}\n"),
+    ));
+    expect_persistence(&found, "behaviour-persistence-init", "init", &link, "ln -s");
+
+    let anacrontab = Path::new("/etc/anacrontab");
+    let before = std::fs::read(anacrontab).ok();
+    struct PutBack(Option<Vec<u8>>);
+    impl Drop for PutBack {
+        fn drop(&mut self) {
+            match &self.0 {
+                Some(bytes) => {
+                    let _ = std::fs::write("/etc/anacrontab", bytes);
+                }
+                None => {
+                    let _ = std::fs::remove_file("/etc/anacrontab");
+                }
+            }
+        }
+    }
+    let _put_back = PutBack(before);
+    let found = detect(sh_file(
+        &scratch,
+        "anacron.sh",
+        &format!("echo '1 5 vigil-{n} /bin/true' >> /etc/anacrontab\n"),
+    ));
+    expect_persistence(
+        &found,
+        "behaviour-persistence-cron",
+        "cron",
+        "/etc/anacrontab",
+        "append",
+    );
+
+    if Path::new("/usr/sbin/update-rc.d").exists() {
+        let name = format!("vigil-{n}");
+        let script = clean.file(format!("/etc/init.d/{name}"));
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\n### BEGIN INIT INFO\n# Provides: {name}\n# Required-Start:\n\
+                 # Required-Stop:\n# Default-Start: 2 3 4 5\n# Default-Stop: 0 1 6\n\
+                 ### END INIT INFO\nexit 0\n"
+            ),
+        )
+        .expect("init script");
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        for level in ["0", "1", "2", "3", "4", "5", "6"] {
+            for prefix in ["S01", "K01", "S02", "K02", "S99"] {
+                clean.file(format!("/etc/rc{level}.d/{prefix}{name}"));
+            }
+        }
+        let found = detect(run(
+            Command::new("/usr/sbin/update-rc.d").args([&name, "defaults"])
+        ));
+        assert!(
+            of(&found, "behaviour-persistence-init").is_empty(),
+            "update-rc.d: {:?}",
+            kinds(&found)
+        );
+        let _ = Command::new("/usr/sbin/update-rc.d")
+            .args(["-f", &name, "remove"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// Tracee's "web server spawned a shell" as a web shell does it: the server (a copy of perl
+/// named nginx, and one named php-fpm8.2) has a shell run a command string
+/// (`system("/bin/sh", "-c", "id; uname -a")`, what PHP's `system()` and backticks do):
+/// `behaviour-shell-from-web-server`, naming the server. Benign: the same server running a
+/// helper through a shell (Apache's piped logs: `exec rotatelogs ...`, not installed here, so
+/// nothing else runs), and a shell command string from a program that is not a web server.
+#[test]
+fn a_web_server_having_a_shell_run_a_command() {
+    if !privileged("a_web_server_having_a_shell_run_a_command") {
+        return;
+    }
+    let scratch = Scratch::new("webshell");
+    let perl = std::fs::canonicalize("/usr/bin/perl").expect("perl");
+    for server in ["nginx", "php-fpm8.2"] {
+        let copy = scratch.path(server);
+        std::fs::copy(&perl, &copy).expect("copy perl");
+        std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let found = detect(run(
+            Command::new(&copy).args(["-e", "system('/bin/sh', '-c', 'id; uname -a')"])
+        ));
+        let f = of(&found, "behaviour-shell-from-web-server");
+        assert_eq!(f.len(), 1, "{server}: {:?}", kinds(&found));
+        assert_eq!(
+            f[0].finding_type,
+            "Execution:Runtime/SuspiciousShellCreated"
+        );
+        assert_eq!(
+            f[0].context
+                .additional
+                .get("shellStartedBy")
+                .map(String::as_str),
+            Some(copy.as_str()),
+            "{server}"
+        );
+        let found = detect(run(Command::new(&copy).args([
+            "-e",
+            "system('/bin/sh', '-c', 'exec /usr/sbin/rotatelogs /var/log/vigil-x 86400')",
+        ])));
+        assert!(found.is_empty(), "{server} mail(): {:?}", kinds(&found));
+    }
+    let found = detect(run(
+        Command::new(&perl).args(["-e", "system('/bin/sh', '-c', 'id; uname -a')"])
+    ));
+    assert!(
+        of(&found, "behaviour-shell-from-web-server").is_empty(),
+        "perl: {:?}",
+        kinds(&found)
+    );
+}

@@ -19,6 +19,9 @@ use crate::{
     sensitive::Category,
 };
 
+/// The cgroup v1 file that makes the kernel run the release agent when the cgroup empties.
+const NOTIFY_ON_RELEASE: &str = "notify_on_release";
+
 /// One `behaviour:` section as written.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -75,6 +78,12 @@ pub(crate) struct BehaviourSpec {
     shell_parents: Vec<String>,
     #[serde(default)]
     shell_wrappers: Vec<String>,
+    #[serde(default)]
+    web_servers: Vec<String>,
+    #[serde(default)]
+    web_server_helpers: Vec<String>,
+    #[serde(default)]
+    sudoers_owners: Vec<String>,
     #[serde(default)]
     memory_exec_dirs: Vec<String>,
     #[serde(default)]
@@ -343,6 +352,14 @@ pub struct Behaviour {
     /// Programs that run a shell on someone else's behalf and are looked through (`script`,
     /// `env`, `setsid`), by executable name.
     pub shell_wrappers: Vec<String>,
+    /// Web servers and the PHP process managers they hand requests to, by executable name: a
+    /// shell they have run a command string is a web shell's.
+    pub web_servers: Vec<String>,
+    /// Programs a web server runs through `sh -c` in its ordinary work (`sendmail` for PHP's
+    /// `mail()`, `rotatelogs` for piped logs), by executable name.
+    pub web_server_helpers: Vec<String>,
+    /// Programs (resolved paths) that write the sudo policy as their job (`visudo`).
+    pub sudoers_owners: Vec<String>,
     /// Memory-backed directories (prefixes): nothing is installed there.
     pub memory_exec_dirs: Vec<String>,
     /// World-writable directories (prefixes).
@@ -435,6 +452,7 @@ impl Behaviour {
             ("packageManagers", &spec.package_managers),
             ("crontabPrograms", &spec.crontab_programs),
             ("atPrograms", &spec.at_programs),
+            ("sudoersOwners", &spec.sudoers_owners),
             ("wipedLogs", &spec.wiped_logs),
             ("logOwners", &spec.log_owners),
             ("credentialReaders", &spec.credential_readers),
@@ -477,6 +495,8 @@ impl Behaviour {
             ("interpreters", &spec.interpreters),
             ("shellParents", &spec.shell_parents),
             ("shellWrappers", &spec.shell_wrappers),
+            ("webServers", &spec.web_servers),
+            ("webServerHelpers", &spec.web_server_helpers),
             ("downloaders", &spec.downloaders),
             ("networkRelays", &spec.network_relays),
             ("pipeFilters", &spec.pipe_filters),
@@ -582,6 +602,9 @@ impl Behaviour {
         self.interpreters.extend(spec.interpreters);
         self.shell_parents.extend(spec.shell_parents);
         self.shell_wrappers.extend(spec.shell_wrappers);
+        self.web_servers.extend(spec.web_servers);
+        self.web_server_helpers.extend(spec.web_server_helpers);
+        self.sudoers_owners.extend(spec.sudoers_owners);
         self.memory_exec_dirs.extend(spec.memory_exec_dirs);
         self.world_writable_exec_dirs
             .extend(spec.world_writable_exec_dirs);
@@ -1132,6 +1155,33 @@ pub(crate) fn check_file(d: &Detector, f: &FileInfo, lookup: &dyn ProcessLookup)
                     context: file_context(f.error.as_deref()),
                 },
             ));
+            continue;
+        }
+        // `notify_on_release` set from a container: the other half of the release-agent
+        // escape (the kernel runs the hierarchy's release agent when a cgroup marked so
+        // empties), which a container does in a cgroup v1 hierarchy it mounted itself
+        // (Tracee's "cgroup notify_on_release modification"). On the host, init sets it on the
+        // hierarchies it manages.
+        if name == NOTIFY_ON_RELEASE {
+            if f.operation != "unlink" && f.process.container.is_some() {
+                out.push(candidate(
+                    d,
+                    &f.process,
+                    lookup,
+                    Draft {
+                        finding_type: FindingType::PrivilegeEscalationCGroupsReleaseAgentModified,
+                        title: "A cgroup was marked to run its release agent",
+                        description: format!(
+                            "Process {} (pid {}) in a container changed {text} ({}): when the \
+                             cgroup empties, the kernel runs the hierarchy's release agent as \
+                             root on the host.",
+                            f.process.comm, f.process.pid, f.operation
+                        ),
+                        key: text.clone(),
+                        context: file_context(f.error.as_deref()),
+                    },
+                ));
+            }
             continue;
         }
         let in_bin_dir = path

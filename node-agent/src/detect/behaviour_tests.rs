@@ -157,6 +157,7 @@ const KUBELET: u32 = 5109;
 const CONTAINERD: u32 = 5110;
 const SUDO: u32 = 5111;
 const EXIM: u32 = 5112;
+const VISUDO: u32 = 5113;
 /// The writer of [`writer`]'s files.
 const LD: u32 = 77;
 
@@ -175,6 +176,7 @@ impl ProcessLookup for Known {
             CONTAINERD => "/usr/bin/containerd",
             SUDO => "/usr/bin/sudo",
             EXIM => "/usr/sbin/exim4",
+            VISUDO => "/usr/sbin/visudo",
             LD => "/usr/bin/ld",
             _ => return None,
         };
@@ -609,7 +611,93 @@ fn every_behavioural_type_fires_on_its_case_and_not_on_the_benign_ones() {
         (
             "sudoers",
             file_event("openWrite", "/etc/sudoers.d/90-evil", |_| {}),
+            &[
+                T::PrivilegeEscalationSensitiveFileModified,
+                T::PrivilegeEscalationSuspiciousCommand,
+            ],
+        ),
+        (
+            "the sudo policy replaced by visudo",
+            file_event("rename", "/etc/sudoers.tmp", |f| {
+                f.process = known(VISUDO);
+                f.matched_by = vec!["exact"];
+                f.path2 = Some("/etc/sudoers".into());
+                f.resolved_path2 = Some(PathBuf::from("/etc/sudoers"));
+            }),
             &[T::PrivilegeEscalationSensitiveFileModified],
+        ),
+        (
+            "a sudoers.d file installed by dpkg",
+            file_event("openWrite", "/etc/sudoers.d/README", |f| {
+                f.process = known(DPKG);
+            }),
+            &[],
+        ),
+        (
+            "the dynamic loader written",
+            file_event(
+                "openWrite",
+                "/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
+                |f| {
+                    f.matched_by = vec!["name"];
+                    f.open_flags = Some("2001".into());
+                },
+            ),
+            &[
+                T::DefenseEvasionSensitiveFileModified,
+                T::DefenseEvasionSuspiciousCommand,
+            ],
+        ),
+        (
+            "the dynamic loader unpacked and renamed into place by dpkg (a libc upgrade)",
+            file_event(
+                "rename",
+                "/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2.dpkg-new",
+                |f| {
+                    f.process = known(DPKG);
+                    f.matched_by = vec!["name"];
+                    f.path2 = Some("/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2".into());
+                    f.resolved_path2 = Some(PathBuf::from(
+                        "/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
+                    ));
+                },
+            ),
+            &[],
+        ),
+        (
+            "a file named like the loader outside the library directories",
+            file_event("openWrite", "/srv/build/ld-linux-x86-64.so.2", |f| {
+                f.matched_by = vec!["name"];
+            }),
+            &[T::DefenseEvasionSensitiveFileModified],
+        ),
+        (
+            "a directory added to the loader's search path",
+            file_event("openWrite", "/etc/ld.so.conf.d/zz.conf", |_| {}),
+            &[
+                T::DefenseEvasionSensitiveFileModified,
+                T::DefenseEvasionSuspiciousCommand,
+            ],
+        ),
+        (
+            "notify_on_release set from a container",
+            file_event("openWrite", "/tmp/cg/x/notify_on_release", |f| {
+                f.matched_by = vec!["name"];
+                f.process.container = container();
+                f.process.host_namespaces = false;
+            }),
+            &[T::PrivilegeEscalationCGroupsReleaseAgentModified],
+        ),
+        (
+            "notify_on_release set on the host (init manages its hierarchies)",
+            file_event(
+                "openWrite",
+                "/sys/fs/cgroup/systemd/x/notify_on_release",
+                |f| {
+                    f.matched_by = vec!["name"];
+                },
+            ),
+            &[],
         ),
         (
             "passwd replaced by a rename",
@@ -1639,6 +1727,12 @@ fn persistence_writes_are_judged_by_executable_and_lineage_not_comm() {
         ("/etc/init.d/evil", "behaviour-persistence-init"),
         ("/etc/rc.common", "behaviour-persistence-init"),
         ("/etc/rc.d/init.d/evil", "behaviour-persistence-init"),
+        // The runlevel directories' links and anacron's table (Tracee's rcd and scheduled task
+        // signatures).
+        ("/etc/rc2.d/S99evil", "behaviour-persistence-init"),
+        ("/etc/rcS.d/S01evil", "behaviour-persistence-init"),
+        ("/etc/rc.d/rc3.d/S99evil", "behaviour-persistence-init"),
+        ("/etc/anacrontab", "behaviour-persistence-cron"),
         (
             "/home/ann/.config/systemd/user/x.service",
             "behaviour-persistence-systemd",
@@ -1684,6 +1778,18 @@ fn persistence_writes_are_judged_by_executable_and_lineage_not_comm() {
         &[(200, "/usr/bin/bash")],
     );
     assert!(persisted(&[vim, write_by(341, "vim", "/home/ann/.bashrc")]).is_empty());
+    // update-rc.d linking an init script into the runlevel directories: its job.
+    // (A perl script: the kernel exec'd the script's path and put perl first in argv.)
+    let update_rc = exec_event("/usr/bin/perl", |e| {
+        e.process = proc_ref(343, "update-rc.d");
+        e.filename = "/usr/sbin/update-rc.d".into();
+        e.argv = ["/usr/bin/perl", "/usr/sbin/update-rc.d", "x", "defaults"]
+            .iter()
+            .map(|a| (*a).to_owned())
+            .collect();
+        e.lineage = vec![ancestor(200, "/usr/bin/bash")].into();
+    });
+    assert!(persisted(&[update_rc, write_by(343, "update-rc.d", "/etc/rc2.d/S01x")]).is_empty());
     let useradd = exec_by(
         342,
         "/usr/sbin/useradd",

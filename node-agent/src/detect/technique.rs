@@ -1068,9 +1068,15 @@ fn interactive_shell(
     } else {
         exe_name
     };
-    if !listed(&b.shells, name) || !interactive(b, name, &e.argv, e.stdin) || e.argv_truncated {
+    if !listed(&b.shells, name) || e.argv_truncated {
         return None;
     }
+    // Not interactive: only a command string a web server had a shell run counts (below).
+    let command = if interactive(b, name, &e.argv, e.stdin) {
+        None
+    } else {
+        Some(command_string(&e.argv)?)
+    };
     // Look through shells and wrappers to the program that wanted a shell: first the image
     // this process ran before the exec (`perl -e 'exec "/bin/sh"'` replaces perl with the
     // shell in the same process, whose parent is perl's), then its ancestors.
@@ -1090,6 +1096,16 @@ fn interactive_shell(
         break;
     }
     let (parent_pid, parent_exe, parent_name) = starter?;
+    if let Some(command) = command {
+        return web_server_shell(
+            d,
+            b,
+            e,
+            command,
+            (parent_pid, parent_exe, parent_name),
+            lookup,
+        );
+    }
     let by_interpreter = listed(&b.interpreters, parent_name);
     if !by_interpreter && listed(&b.shell_parents, parent_name) {
         return None;
@@ -1128,6 +1144,92 @@ fn interactive_shell(
             format!(
                 "Process {} (pid {}) is an interactive shell started by {parent_exe} (pid {}).",
                 e.process.comm, e.process.pid, parent_pid
+            ),
+            parent_exe,
+            context,
+        ),
+    ))
+}
+
+/// The command string of `sh -c STRING` (the operand after the option cluster holding `c`).
+fn command_string(argv: &[String]) -> Option<&str> {
+    let mut args = argv.iter().skip(1);
+    while let Some(a) = args.next() {
+        if a == "--" || !a.starts_with('-') || a.starts_with("--") {
+            return None;
+        }
+        if a.contains('c') {
+            return args.next().map(String::as_str);
+        }
+    }
+    None
+}
+
+/// Whether a web server's command string only runs one of its known helpers: PHP's `mail()`
+/// pipes into `sendmail -t -i` through `sh -c`, Apache's piped logs run `rotatelogs` or
+/// `cronolog` (with `exec` in front). One simple command, nothing a shell would expand or chain.
+fn web_server_helper(b: &Behaviour, command: &str) -> bool {
+    let command = command.trim();
+    let command = command
+        .strip_prefix("exec ")
+        .unwrap_or(command)
+        .trim_start();
+    if command.contains([';', '|', '&', '`', '$', '(', ')', '<', '>', '\n']) {
+        return false;
+    }
+    command.split_whitespace().next().is_some_and(|w| {
+        listed(
+            &b.web_server_helpers,
+            program_name(path_basename(Path::new(w))),
+        )
+    })
+}
+
+/// A shell a web server had run a command string (`sh -c 'id; uname -a'`): PHP's `system()`,
+/// `exec()`, `shell_exec()`, `passthru()`, `popen()` and backticks, a CGI's or a template's
+/// injection, all reach the shell this way (T1505.003, T1190; Tracee's "web server spawned a
+/// shell"). A web server runs no shell in its ordinary work but for its helpers
+/// (`webServerHelpers`: `sendmail` for PHP's `mail()`, `rotatelogs` for piped logs). Scripts
+/// run as CGI programs are not command strings. GuardDuty's type for a shell started by a
+/// network service, at its default, Low.
+fn web_server_shell(
+    d: &Detector,
+    b: &Behaviour,
+    e: &ExecInfo,
+    command: &str,
+    (parent_pid, parent_exe, parent_name): (u32, &Path, &str),
+    lookup: &dyn ProcessLookup,
+) -> Option<Candidate> {
+    if !listed(&b.web_servers, parent_name) || web_server_helper(b, command) {
+        return None;
+    }
+    let parent_exe = parent_exe.display().to_string();
+    let mut context = RuntimeContext {
+        command_line_example: Some(redacted_command_line(&e.argv)),
+        ..RuntimeContext::default()
+    };
+    context
+        .additional
+        .insert("shellStartedBy".into(), parent_exe.clone());
+    context
+        .additional
+        .insert("shellStarterPid".into(), parent_pid.to_string());
+    Some(technique(
+        d,
+        &e.process,
+        lookup,
+        Raises {
+            finding_type: FindingType::ExecutionSuspiciousShellCreated,
+            rule: "behaviour-shell-from-web-server",
+            mitre: "T1505.003,T1059.004",
+            severity: None,
+        },
+        draft(
+            "A web server had a shell run a command",
+            format!(
+                "Process {} (pid {}) is a shell running a command for the web server \
+                 {parent_exe} (pid {parent_pid}).",
+                e.process.comm, e.process.pid
             ),
             parent_exe,
             context,
@@ -1387,6 +1489,8 @@ pub(crate) fn check_file(d: &Detector, f: &FileInfo, lookup: &dyn ProcessLookup)
     out.extend(core_pattern_handler(d, f, lookup));
     out.extend(preload_file_written(d, b, f, &actor, lookup));
     out.extend(logging_config_changed(d, b, f, &actor, lookup));
+    out.extend(sudoers_written(d, b, f, &actor, lookup));
+    out.extend(loader_modified(d, b, f, &actor, lookup));
     out
 }
 
@@ -1889,6 +1993,149 @@ fn preload_file_written(
             ),
             LD_SO_PRELOAD.into(),
             file_context(f, LD_SO_PRELOAD),
+        ),
+    ))
+}
+
+/// The sudo policy: the file and the directory it includes (`@includedir /etc/sudoers.d`).
+const SUDOERS: &str = "/etc/sudoers";
+const SUDOERS_DIR: &str = "/etc/sudoers.d/";
+
+/// The sudo policy written, replaced or linked by anything but a package manager (or its
+/// children) and `sudoersOwners` (`visudo`, which checks the syntax, writes a temporary file and
+/// renames it over the policy): a line such as `user ALL=(ALL) NOPASSWD:ALL` gives root to
+/// whoever the attacker controls (T1548.003). The command rule `privesc-sudoers-write` sees it
+/// only in a shell's argv; this sees the file, however it was written (a script line, `tee`,
+/// `cp`, `sed -i`, `dd`, an interpreter, a relative path).
+fn sudoers_written(
+    d: &Detector,
+    b: &Behaviour,
+    f: &FileInfo,
+    actor: &Actor,
+    lookup: &dyn ProcessLookup,
+) -> Option<Candidate> {
+    let path = text(made_path(f, &[]))?;
+    let in_dir = path
+        .strip_prefix(SUDOERS_DIR)
+        .is_some_and(|rest| !rest.is_empty());
+    if !(path == SUDOERS || in_dir)
+        || actor.is_one_of(&b.package_managers, Reach::Lineage)
+        || actor.is_one_of(&b.sudoers_owners, Reach::Parent)
+    {
+        return None;
+    }
+    Some(technique(
+        d,
+        &f.process,
+        lookup,
+        Raises {
+            finding_type: FindingType::PrivilegeEscalationSuspiciousCommand,
+            rule: "behaviour-sudoers-modified",
+            mitre: "T1548.003",
+            severity: Some(5.0),
+        },
+        draft(
+            "The sudo policy was written",
+            format!(
+                "Process {} (pid {}) wrote {path} ({}) without visudo: the sudo policy says \
+                 who may run what as root.",
+                f.process.comm, f.process.pid, f.operation
+            ),
+            path.clone(),
+            file_context(f, &path),
+        ),
+    ))
+}
+
+/// Library directories the dynamic loader is installed in, as the kernel names the file it
+/// opened (`/lib64/ld-linux-x86-64.so.2` is a link into `/usr/lib/x86_64-linux-gnu/` on a
+/// merged-/usr system; both forms are here for the others).
+const LOADER_DIRS: &[&str] = &[
+    "/lib/",
+    "/lib64/",
+    "/lib32/",
+    "/libx32/",
+    "/usr/lib/",
+    "/usr/lib64/",
+    "/usr/lib32/",
+    "/usr/libx32/",
+];
+
+/// Whether `path` is a dynamic loader: a file named `ld-*.so*` or `ld.so*` (glibc's
+/// `ld-linux-x86-64.so.2`, `ld-linux-aarch64.so.1`, `ld-linux.so.2`, musl's
+/// `ld-musl-x86_64.so.1`, ppc64's `ld64.so.2`) in a system library directory.
+fn is_loader(path: &str) -> bool {
+    let name = path_basename(Path::new(path));
+    let loader_name =
+        (name.starts_with("ld-") || name.starts_with("ld.so") || name.starts_with("ld64.so"))
+            && name.contains(".so");
+    loader_name
+        && !path.split('/').any(|c| c == "..")
+        && LOADER_DIRS.iter().any(|d| path.starts_with(d))
+}
+
+/// The loader's search path configuration (`ldconfig` builds the cache every program's
+/// libraries are found through from these).
+const LD_SO_CONF: &str = "/etc/ld.so.conf";
+const LD_SO_CONF_DIR: &str = "/etc/ld.so.conf.d/";
+
+/// The dynamic loader itself, or the configuration of where it finds libraries, written,
+/// replaced or linked by anything but a package manager (or its children: a libc upgrade
+/// unpacks `ld-linux-x86-64.so.2` and renames it into place): the loader runs before every
+/// dynamically linked program, so a changed loader, or a directory of the attacker's put ahead
+/// of the system's, runs the attacker's code in all of them (T1574.006; Tracee's "default
+/// loader modification"). The loader: High; its search path: Medium (administrators add
+/// directories for software they install by hand).
+fn loader_modified(
+    d: &Detector,
+    b: &Behaviour,
+    f: &FileInfo,
+    actor: &Actor,
+    lookup: &dyn ProcessLookup,
+) -> Option<Candidate> {
+    let path = text(made_path(f, &[]))?;
+    let loader = is_loader(&path);
+    let config = path == LD_SO_CONF
+        || path
+            .strip_prefix(LD_SO_CONF_DIR)
+            .is_some_and(|rest| !rest.is_empty());
+    if !(loader || config) || actor.is_one_of(&b.package_managers, Reach::Lineage) {
+        return None;
+    }
+    let (rule, severity, title, what) = if loader {
+        (
+            "behaviour-loader-modified",
+            8.0,
+            "The dynamic loader was modified",
+            "the dynamic loader, which runs before every dynamically linked program",
+        )
+    } else {
+        (
+            "behaviour-loader-config-modified",
+            5.0,
+            "The dynamic loader's library path was changed",
+            "the loader's library search path: a directory named there is searched for every \
+             program's libraries",
+        )
+    };
+    Some(technique(
+        d,
+        &f.process,
+        lookup,
+        Raises {
+            finding_type: FindingType::DefenseEvasionSuspiciousCommand,
+            rule,
+            mitre: "T1574.006",
+            severity: Some(severity),
+        },
+        draft(
+            title,
+            format!(
+                "Process {} (pid {}) wrote {path} ({}), {what}.",
+                f.process.comm, f.process.pid, f.operation
+            ),
+            path.clone(),
+            file_context(f, &path),
         ),
     ))
 }

