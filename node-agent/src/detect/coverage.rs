@@ -105,8 +105,13 @@ pub const fn needs(t: FindingType) -> Needs {
         T::ExecutionSuspiciousTool
         | T::ImpactCryptoMinerExecuted
         | T::ExecutionSuspiciousShellCreated
-        | T::ExecutionReverseShell
         | T::DefenseEvasionFilelessExecution => hooks(EXEC),
+        // The shell's own descriptors at exec; also a socket its parent put on its standard
+        // streams (`dup`: python's `pty.spawn` reverse shell, `stdio_dup`).
+        T::ExecutionReverseShell => Needs {
+            also: &[H::Dup],
+            ..hooks(EXEC)
+        },
         // The elevation rules at exec (a setuid-root program) and at a set*id call that made
         // the process root (a capability, a saved uid of 0).
         T::PrivilegeEscalationElevationToRoot => Needs {
@@ -409,12 +414,19 @@ mod tests {
 
     #[test]
     fn with_every_type_enabled_only_the_hooks_no_check_reads_are_left_off() {
-        // memfd and dup records are printed as events; no check reads
-        // them (the exec record itself carries memfd executables and stdio sockets).
-        assert_eq!(not_needed(&BTreeSet::new()), [Hook::Memfd, Hook::Dup]);
+        // memfd records are printed as events; no check reads them (the exec record itself
+        // carries memfd executables). dup records feed ReverseShell (`stdio_dup`).
+        assert_eq!(not_needed(&BTreeSet::new()), [Hook::Memfd]);
         assert_eq!(
-            hook_need(Hook::Dup, &BTreeSet::new()).reason().as_deref(),
+            hook_need(Hook::Memfd, &BTreeSet::new()).reason().as_deref(),
             Some("events are not printed and no finding type reads its records")
+        );
+        let off = BTreeSet::from([FindingType::ExecutionReverseShell]);
+        assert_eq!(
+            hook_need(Hook::Dup, &off),
+            HookNeed::NotNeeded {
+                disabled: vec![FindingType::ExecutionReverseShell]
+            }
         );
         assert_eq!(dirents_need(&BTreeSet::new()), HookNeed::Needed);
         // Every other hook feeds some type; the pipeline's feed them all.
@@ -446,10 +458,7 @@ mod tests {
         );
         // file_open feeds NewBinaryExecuted and the file types too.
         assert_eq!(hook_need(Hook::FileOpen, &off), HookNeed::Needed);
-        assert_eq!(
-            not_needed(&off),
-            [Hook::Memfd, Hook::Dup, Hook::LibraryLoad]
-        );
+        assert_eq!(not_needed(&off), [Hook::Memfd, Hook::LibraryLoad]);
     }
 
     #[test]
@@ -480,7 +489,7 @@ mod tests {
             .into_iter()
             .filter(|h| !dns_hooks.contains(h))
             .collect();
-        assert_eq!(rest, [Hook::Memfd, Hook::Dup]);
+        assert_eq!(rest, [Hook::Memfd]);
     }
 
     #[test]

@@ -36,6 +36,7 @@ pub mod selfprotect;
 mod sourced;
 #[cfg(test)]
 mod sourced_tests;
+mod stdio_dup;
 pub mod stratum;
 mod technique;
 #[cfg(test)]
@@ -292,6 +293,9 @@ pub struct Detector {
     sourced: sourced::SourcedTable,
     /// Refused connects per program and host, for port scans.
     scans: scan::ScanTable,
+    /// Processes that put a connected socket on their standard streams, for reverse shells
+    /// started on a terminal of their own.
+    stdio_dups: stdio_dup::StdioDups,
     stats: DetectorStats,
     enricher: Option<ResourceEnricher>,
     /// The agent itself, for the self-protection checks (unknown until the sensor starts).
@@ -343,6 +347,7 @@ impl Detector {
             pipes: pipes::PipeTable::default(),
             sourced: sourced::SourcedTable::default(),
             scans: scan::ScanTable::default(),
+            stdio_dups: stdio_dup::StdioDups::default(),
             stats: DetectorStats::default(),
             enricher: None,
             agent: None,
@@ -442,6 +447,12 @@ impl Detector {
                 scan::MAX_SCANNERS as u64,
                 self.scans.tracked().1,
             ),
+            TrackedTable::by_entries(
+                "stdioSockets",
+                self.stdio_dups.tracked().0 as u64,
+                stdio_dup::MAX_DUPERS as u64,
+                self.stdio_dups.tracked().1,
+            ),
             TrackedTable {
                 table: "dns",
                 entries: self.dns.len() as u64 + self.answers.len() as u64,
@@ -522,6 +533,9 @@ impl Detector {
                 let mut table = std::mem::take(&mut self.pipes);
                 found.extend(pipes::check_exec(self, &mut table, e, lookup));
                 self.pipes = table;
+                found.extend(stdio_dup::check_exec(self, &self.stdio_dups, e, lookup));
+                // The new image did not put those sockets there.
+                self.stdio_dups.forget(e.process.pid);
                 found
             }
             Event::Fork(f) => {
@@ -550,6 +564,7 @@ impl Detector {
                 // live processes only.
                 self.dns.forget(x.process.pid);
                 self.scans.forget(x.process.pid);
+                self.stdio_dups.forget(x.process.pid);
                 self.parents.remove(&x.process.pid);
                 if self
                     .procs
@@ -588,6 +603,7 @@ impl Detector {
                 found
             }
             Event::Activity(a) => {
+                self.stdio_dups.on_activity(a);
                 let mut found = behaviour::check_activity(self, a, lookup);
                 found.extend(selfprotect::check_activity(self, a, lookup));
                 found.extend(exec::check_uid_change(self, a, lookup));
