@@ -1219,6 +1219,12 @@ pub(crate) fn check_file(d: &Detector, f: &FileInfo, lookup: &dyn ProcessLookup)
         if path.starts_with("/proc/") {
             continue;
         }
+        // The loader's names are in the set for the technique check, which judges the
+        // directory: a file of that name elsewhere (a container image's layer being unpacked
+        // under the runtime's storage, a build tree) is nothing.
+        if super::technique::is_loader_name(name) && !super::technique::is_loader(&text) {
+            continue;
+        }
         let Some(entry) = d.sensitive.classify(path) else {
             continue;
         };

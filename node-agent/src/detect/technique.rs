@@ -2061,15 +2061,25 @@ const LOADER_DIRS: &[&str] = &[
     "/usr/libx32/",
 ];
 
-/// Whether `path` is a dynamic loader: a file named `ld-*.so*` or `ld.so*` (glibc's
+/// Whether a file name is a dynamic loader's: `ld-*.so*` or `ld.so*` (glibc's
 /// `ld-linux-x86-64.so.2`, `ld-linux-aarch64.so.1`, `ld-linux.so.2`, musl's
-/// `ld-musl-x86_64.so.1`, ppc64's `ld64.so.2`) in a system library directory.
-fn is_loader(path: &str) -> bool {
-    let name = path_basename(Path::new(path));
-    let loader_name =
-        (name.starts_with("ld-") || name.starts_with("ld.so") || name.starts_with("ld64.so"))
-            && name.contains(".so");
-    loader_name
+/// `ld-musl-x86_64.so.1`, ppc64's `ld64.so.2`).
+pub(super) fn is_loader_name(name: &str) -> bool {
+    // `ld.so.preload`, `ld.so.conf` and `ld.so.cache` are the loader's files, not loaders.
+    let versioned = |rest: &str| {
+        rest.is_empty()
+            || rest
+                .strip_prefix('.')
+                .is_some_and(|v| !v.is_empty() && v.chars().all(|c| c.is_ascii_digit() || c == '.'))
+    };
+    (name.starts_with("ld-") && name.contains(".so"))
+        || name.strip_prefix("ld.so").is_some_and(versioned)
+        || name.strip_prefix("ld64.so").is_some_and(versioned)
+}
+
+/// Whether `path` is a dynamic loader: a loader's name in a system library directory.
+pub(super) fn is_loader(path: &str) -> bool {
+    is_loader_name(path_basename(Path::new(path)))
         && !path.split('/').any(|c| c == "..")
         && LOADER_DIRS.iter().any(|d| path.starts_with(d))
 }
@@ -2356,6 +2366,35 @@ mod tests {
         assert_eq!(op("ruby", &["ruby", "-e", "require 'json'"]), None);
         assert_eq!(program_name("python3.11"), "python");
         assert_eq!(program_name("perl5.36.0"), "perl");
+    }
+
+    #[test]
+    fn loaders_by_name_and_directory() {
+        for name in [
+            "ld-linux-x86-64.so.2",
+            "ld-linux.so.2",
+            "ld-musl-x86_64.so.1",
+            "ld64.so.2",
+            "ld.so",
+            "ld.so.1",
+        ] {
+            assert!(is_loader_name(name), "{name}");
+        }
+        for name in [
+            "ld.so.preload",
+            "ld.so.conf",
+            "ld.so.cache",
+            "ldd",
+            "libld.so",
+            "ld",
+        ] {
+            assert!(!is_loader_name(name), "{name}");
+        }
+        assert!(is_loader("/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"));
+        assert!(is_loader("/lib64/ld-linux-x86-64.so.2"));
+        assert!(!is_loader("/usr/lib/../../tmp/ld-linux-x86-64.so.2"));
+        assert!(!is_loader("/srv/build/ld-linux-x86-64.so.2"));
+        assert!(!is_loader("/etc/ld.so.preload"));
     }
 
     #[test]
