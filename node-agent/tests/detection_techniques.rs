@@ -3647,7 +3647,7 @@ fn the_dynamic_loader_and_its_search_path_written() {
     for (how, script) in &forms {
         let found = detect(sh_file(&scratch, &format!("{how}.sh"), script));
         let f = of(&found, "behaviour-loader-modified");
-        assert_eq!(f.len(), 1, "{how}: {:?}", kinds(&found));
+        assert!(!f.is_empty(), "{how}: {:?}", kinds(&found));
         assert_eq!(
             f[0].finding_type,
             "DefenseEvasion:Runtime/SuspiciousCommand"
