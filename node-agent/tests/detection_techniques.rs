@@ -3787,6 +3787,16 @@ fn a_web_server_having_a_shell_run_a_command() {
         let copy = scratch.path(server);
         std::fs::copy(&perl, &copy).expect("copy perl");
         std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        // Another test thread that forks while the copy was open for writing holds it open in
+        // its child until that child execs (ETXTBSY): wait until the copy can run.
+        for _ in 0..100 {
+            match Command::new(&copy).args(["-e", "1"]).status() {
+                Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) => {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                _ => break,
+            }
+        }
         let found = detect(run(
             Command::new(&copy).args(["-e", "system('/bin/sh', '-c', 'id; uname -a')"])
         ));
