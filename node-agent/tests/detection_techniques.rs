@@ -2191,7 +2191,8 @@ fn a_download_sourced_from_a_pipe_by_the_running_shell() {
     }
     // Read as data (a redirection dup2s the pipe: no `fstat`), a local file through a filter,
     // a builtin's output.
-    std::fs::write(dir.path("local.sh"), "true\n").expect("local script");
+    // Not named after a script of this test: `source <(cat lib.sh)` must not source itself.
+    std::fs::write(dir.path("lib.sh"), "true\n").expect("local script");
     for (name, body) in [
         (
             "data",
@@ -2202,7 +2203,7 @@ fn a_download_sourced_from_a_pipe_by_the_running_shell() {
         ),
         (
             "local",
-            "source <(cat local.sh)\nsource <(printf 'true\\n')\nls >/dev/null".to_owned(),
+            "source <(cat lib.sh)\nsource <(printf 'true\\n')\nls >/dev/null".to_owned(),
         ),
     ] {
         let found = script(&format!("{name}.sh"), &body);
