@@ -421,13 +421,6 @@ fn substituted(
     if !pipe.readers.is_empty() || !pipe.downstream.is_empty() {
         return None;
     }
-    let (role, chain) = table.origin(c.pipe)?;
-    let origin = chain.last()?;
-    let through: Vec<String> = chain
-        .iter()
-        .rev()
-        .map(|w| path_basename(&w.exe).to_owned())
-        .collect();
     let reader = Reader {
         process: e.process.clone(),
         exe: e.exe.clone(),
@@ -435,16 +428,7 @@ fn substituted(
         via: "its command-line argument (command substitution)".to_owned(),
         reported: false,
     };
-    let mut c = finding(
-        d,
-        lookup,
-        role,
-        &reader,
-        &origin.exe.display().to_string(),
-        origin.pid,
-        &origin.command_line,
-        &through,
-    );
+    let mut c = read_from(d, table, c.pipe, &reader, lookup)?;
     if !program.trim().contains('\n') {
         c.severity = 3.0;
     }
@@ -519,15 +503,7 @@ fn role(b: &Behaviour, e: &ExecInfo, name: &str) -> Option<Role> {
 /// program whose bytes the executable has (the detector's tool hashes), when that one is known:
 /// a renamed or copied `curl` (`cp /usr/bin/curl /tmp/x; /tmp/x URL | sh`) is still curl.
 fn program(d: &Detector, b: &Behaviour, e: &ExecInfo) -> String {
-    let exe_name = program_name(path_basename(&e.exe));
-    let by_name = if exe_name == "busybox" {
-        e.argv
-            .first()
-            .map(|a| program_name(super::basename(a)))
-            .unwrap_or(exe_name)
-    } else {
-        exe_name
-    };
+    let by_name = super::technique::program_run(e);
     // Every exec passes here: the hash lookup first (most executables are no installed tool,
     // and an installed tool run by its own name needs nothing more), the lists only then.
     match e
@@ -630,9 +606,9 @@ fn judge(
     ino: u64,
     lookup: &dyn ProcessLookup,
 ) -> Vec<Candidate> {
-    let Some((role, chain)) = table.origin(ino) else {
+    if table.origin(ino).is_none() {
         return Vec::new();
-    };
+    }
     let Some(pipe) = table.pipes.get(&ino) else {
         return Vec::new();
     };
@@ -642,35 +618,10 @@ fn judge(
         .filter(|r| !r.reported)
         .cloned()
         .collect();
-    if pending.is_empty() {
-        return Vec::new();
-    }
-    let Some(origin) = chain.last() else {
-        return Vec::new();
-    };
-    let through: Vec<String> = chain
+    let out: Vec<Candidate> = pending
         .iter()
-        .rev()
-        .map(|w| path_basename(&w.exe).to_owned())
+        .filter_map(|r| read_from(d, table, ino, r, lookup))
         .collect();
-    let (origin_exe, origin_pid, origin_line) = (
-        origin.exe.display().to_string(),
-        origin.pid,
-        origin.command_line.clone(),
-    );
-    let mut out = Vec::new();
-    for r in &pending {
-        out.push(finding(
-            d,
-            lookup,
-            role,
-            r,
-            &origin_exe,
-            origin_pid,
-            &origin_line,
-            &through,
-        ));
-    }
     if let Some(pipe) = table.pipes.get_mut(&ino) {
         for r in &mut pipe.readers {
             r.reported = true;
@@ -691,13 +642,6 @@ pub(crate) fn sourced_from(
     via: &str,
     lookup: &dyn ProcessLookup,
 ) -> Option<Candidate> {
-    let (role, chain) = table.origin(ino)?;
-    let origin = chain.last()?;
-    let through: Vec<String> = chain
-        .iter()
-        .rev()
-        .map(|w| path_basename(&w.exe).to_owned())
-        .collect();
     let reader = Reader {
         process: process.clone(),
         exe: shell_exe.to_path_buf(),
@@ -705,11 +649,30 @@ pub(crate) fn sourced_from(
         via: via.to_owned(),
         reported: false,
     };
+    read_from(d, table, ino, &reader, lookup)
+}
+
+/// The finding for one reader of pipe `ino` that no exec registered (a shell sourcing it, a
+/// command string captured from it), when a downloader, decoder or relay wrote what it holds.
+fn read_from(
+    d: &Detector,
+    table: &PipeTable,
+    ino: u64,
+    reader: &Reader,
+    lookup: &dyn ProcessLookup,
+) -> Option<Candidate> {
+    let (role, chain) = table.origin(ino)?;
+    let origin = chain.last()?;
+    let through: Vec<String> = chain
+        .iter()
+        .rev()
+        .map(|w| path_basename(&w.exe).to_owned())
+        .collect();
     Some(finding(
         d,
         lookup,
         role,
-        &reader,
+        reader,
         &origin.exe.display().to_string(),
         origin.pid,
         &origin.command_line,

@@ -23,9 +23,8 @@ use vigil_detection::FindingType;
 use super::{
     Candidate, Detector, ProcessLookup,
     bounded::FifoMap,
-    path_basename,
     redact::redacted_command_line,
-    technique::{Raises, draft, listed, program_name, technique},
+    technique::{Raises, draft, listed, program_run, technique},
 };
 use crate::event::{ActivityInfo, ExecInfo};
 
@@ -98,15 +97,7 @@ pub(crate) fn check_exec(
     lookup: &dyn ProcessLookup,
 ) -> Option<Candidate> {
     let b = d.rules.behaviour();
-    let exe_name = program_name(path_basename(&e.exe));
-    let name = if exe_name == "busybox" {
-        e.argv
-            .first()
-            .map(|a| program_name(super::basename(a)))
-            .unwrap_or(exe_name)
-    } else {
-        exe_name
-    };
+    let name = program_run(e);
     if !listed(&b.shells, name) {
         return None;
     }

@@ -91,6 +91,20 @@ pub(super) fn program_name(basename: &str) -> &str {
     basename.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.')
 }
 
+/// The program an exec runs, by its executable's name without a version; busybox runs as the
+/// applet argv[0] names (`sh`, `wget`).
+pub(super) fn program_run(e: &ExecInfo) -> &str {
+    let exe_name = program_name(path_basename(&e.exe));
+    if exe_name == "busybox" {
+        e.argv
+            .first()
+            .map(|a| program_name(super::basename(a)))
+            .unwrap_or(exe_name)
+    } else {
+        exe_name
+    }
+}
+
 /// Whether a program name (see [`program_name`]) is on a list of names.
 pub(super) fn listed(list: &[String], name: &str) -> bool {
     list.iter().any(|n| program_name(n) == name)
@@ -160,6 +174,19 @@ pub(super) fn actor(d: &Detector, p: &ProcessRef, lookup: &dyn ProcessLookup) ->
         }
         None => Actor::default(),
     }
+}
+
+/// The context of a finding about a shell and the program that started it: the shell's command
+/// line, redacted, and the starter's executable and pid.
+fn shell_started_context(e: &ExecInfo, parent_exe: &str, parent_pid: u32) -> RuntimeContext {
+    let mut context = RuntimeContext {
+        command_line_example: Some(redacted_command_line(&e.argv)),
+        ..RuntimeContext::default()
+    };
+    let add = &mut context.additional;
+    add.insert("shellStartedBy".into(), parent_exe.to_owned());
+    add.insert("shellStarterPid".into(), parent_pid.to_string());
+    context
 }
 
 /// What a check raises: the type, the check's id (`additional.ruleId`), its ATT&CK techniques
@@ -1058,16 +1085,7 @@ fn interactive_shell(
     previous: Option<&Path>,
     lookup: &dyn ProcessLookup,
 ) -> Option<Candidate> {
-    let exe_name = program_name(path_basename(&e.exe));
-    // busybox runs as the applet named by argv[0].
-    let name = if exe_name == "busybox" {
-        e.argv
-            .first()
-            .map(|a| program_name(super::basename(a)))
-            .unwrap_or(exe_name)
-    } else {
-        exe_name
-    };
+    let name = program_run(e);
     if !listed(&b.shells, name) || e.argv_truncated {
         return None;
     }
@@ -1111,16 +1129,7 @@ fn interactive_shell(
         return None;
     }
     let parent_exe = parent_exe.display().to_string();
-    let mut context = RuntimeContext {
-        command_line_example: Some(redacted_command_line(&e.argv)),
-        ..RuntimeContext::default()
-    };
-    context
-        .additional
-        .insert("shellStartedBy".into(), parent_exe.clone());
-    context
-        .additional
-        .insert("shellStarterPid".into(), parent_pid.to_string());
+    let context = shell_started_context(e, &parent_exe, parent_pid);
     Some(technique(
         d,
         &e.process,
@@ -1204,16 +1213,7 @@ fn web_server_shell(
         return None;
     }
     let parent_exe = parent_exe.display().to_string();
-    let mut context = RuntimeContext {
-        command_line_example: Some(redacted_command_line(&e.argv)),
-        ..RuntimeContext::default()
-    };
-    context
-        .additional
-        .insert("shellStartedBy".into(), parent_exe.clone());
-    context
-        .additional
-        .insert("shellStarterPid".into(), parent_pid.to_string());
+    let context = shell_started_context(e, &parent_exe, parent_pid);
     Some(technique(
         d,
         &e.process,
