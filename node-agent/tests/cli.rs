@@ -450,11 +450,13 @@ fn root_probe_for_findings_only_leaves_off_the_hooks_of_disabled_types() {
         "{reason}"
     );
     // Hooks no type reads are left off too, saying so (privilege feeds ElevationToRoot,
-    // namespace PrivilegeEscalation:Runtime/SuspiciousCommand).
-    for hook in ["memfd", "dup"] {
-        assert_eq!(states[hook].0, "notNeeded", "{hook}: {states:?}");
-        assert!(states[hook].1.contains("no finding type"), "{states:?}");
-    }
+    // namespace PrivilegeEscalation:Runtime/SuspiciousCommand, dup ReverseShell).
+    assert_eq!(states["memfd"].0, "notNeeded", "memfd: {states:?}");
+    assert!(states["memfd"].1.contains("no finding type"), "{states:?}");
+    assert_eq!(
+        states["dup"].0, "active",
+        "dup feeds ReverseShell: {states:?}"
+    );
     // Every other hook attaches (or this kernel lacks it: no loadable modules here).
     for (hook, (state, _)) in &states {
         if hook == "library_load" || ["memfd", "namespace", "dup"].contains(&hook.as_str()) {
