@@ -13,7 +13,7 @@ use aya_ebpf::{
     programs::{BtfTracePointContext, TracePointContext},
 };
 use node_agent_common::{
-    ActivityEvent, AgentIdentity, SocketPeer, WriterInfo, activity, agent_object,
+    ActivityEvent, AgentIdentity, GUARDED_MAX, SocketPeer, WriterInfo, activity, agent_object,
     config::MARKER_BPF_CMD,
     kind,
     stats::{Hook, StatKind},
@@ -156,6 +156,19 @@ pub fn bpf_agent(ctx: TracePointContext) -> u32 {
     0
 }
 
+/// The host's other security agents (tgid -> 1), kept by user space from the executables it
+/// sees exec and seeds from `/proc`: their stopping signals are reported too.
+#[map]
+pub static GUARDED: HashMap<u32, u32> = HashMap::with_max_entries(GUARDED_MAX, 0);
+
+/// Signals that stop a process (or ask it to stop): what killing an agent takes. A reload
+/// (`SIGHUP`, `SIGUSR1`: logrotate's) does not count.
+const SIGINT: u64 = 2;
+const SIGQUIT: u64 = 3;
+const SIGKILL: u64 = 9;
+const SIGTERM: u64 = 15;
+const SIGSTOP: u64 = 19;
+
 /// Signals that say nothing about the agent's fate: a child's exit, a resumed stop, urgent
 /// socket data, a terminal resize.
 const SIGCHLD: u64 = 17;
@@ -167,23 +180,31 @@ const SI_KERNEL: u64 = 0x80;
 
 #[btf_tracepoint(function = "signal_generate")]
 pub fn signal_agent(ctx: BtfTracePointContext) -> i32 {
-    let agent = agent_tgid();
-    if agent == 0 {
-        return 0;
-    }
     // signal_generate(int sig, struct kernel_siginfo *info, struct task_struct *task,
     //                 int group, int result)
     let task: u64 = ctx.arg(2);
     let target = read_at::<u32>(task, config!(offsets.task_tgid));
-    if target != agent {
-        return 0;
-    }
-    if current_tgid() == agent {
-        count(Hook::SignalAgent, StatKind::Filtered);
-        return 0;
-    }
     let sig = ctx.arg::<u64>(0) & 0xffff_ffff;
-    if matches!(sig, SIGCHLD | SIGCONT | SIGURG | SIGWINCH) {
+    let agent = agent_tgid();
+    let op = if agent != 0 && target == agent {
+        if matches!(sig, SIGCHLD | SIGCONT | SIGURG | SIGWINCH) {
+            count(Hook::SignalAgent, StatKind::Filtered);
+            return 0;
+        }
+        activity::SIGNAL_AGENT
+    } else {
+        // Every exit's SIGCHLD passes here: the signal first, the map only for a stop.
+        if !matches!(sig, SIGINT | SIGQUIT | SIGKILL | SIGTERM | SIGSTOP) {
+            return 0;
+        }
+        // SAFETY: a lookup whose value is not kept.
+        if unsafe { GUARDED.get(&target) }.is_none() {
+            return 0;
+        }
+        activity::SIGNAL_GUARDED
+    };
+    // A process stopping its own threads or itself.
+    if current_tgid() == target {
         count(Hook::SignalAgent, StatKind::Filtered);
         return 0;
     }
@@ -200,7 +221,7 @@ pub fn signal_agent(ctx: BtfTracePointContext) -> i32 {
     let group = ctx.arg::<u64>(3) & 0xffff_ffff;
     let result = ctx.arg::<u64>(4) & 0xffff_ffff;
     emit(
-        activity::SIGNAL_AGENT,
+        op,
         [sig, code, tid as u64, target as u64, group, result],
         Hook::SignalAgent,
     );

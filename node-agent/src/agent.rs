@@ -389,9 +389,21 @@ pub async fn run_with<W: Write, H: RunHooks>(
             );
         }
     }
+    // The host's security agents, whose stopping signals the kernel reports: only with
+    // detection on (nothing else reads those records).
+    let guarded = detection.borrow().as_ref().and_then(|runner| {
+        let names = runner
+            .detector()
+            .rules()
+            .behaviour()
+            .security_agents
+            .clone();
+        sensor.take_guarded(names)
+    });
     let mut pipeline = Pipeline::new(Clock::now(), boot_id(), options.limits)
         .with_host_paths(options.proc_root.clone(), options.cgroup_root.clone())
-        .with_written_files(sensor.take_written());
+        .with_written_files(sensor.take_written())
+        .with_guarded(guarded);
     let seeded = match pipeline.seed(&options.proc_root) {
         Ok(n) => n,
         Err(error) => {
@@ -676,6 +688,7 @@ pub fn health(
         ]
         .into_iter()
         .chain(pipeline.written_tracked())
+        .chain(pipeline.guarded_tracked())
         .chain(sensor.dns_sockets_tracked())
         .chain(pipeline.pairs_tracked())
         .chain(detector_tables.iter().cloned())

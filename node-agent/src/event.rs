@@ -524,7 +524,7 @@ pub struct ActivityInfo {
     pub process: ProcessRef,
     /// `memfdCreate`, `ptrace`, `processVmWritev`, `userfaultfd`, `initModule`, `finitModule`,
     /// `mount`, `unshare`, `setns`, `setuid`, ..., `capset`, `dupSocket`, `libraryLoad`,
-    /// `bpfAgent`, `signalAgent`; and from the pipeline, not the kernel, `executableDeleted`
+    /// `bpfAgent`, `signalAgent`, `signalGuarded`; and from the pipeline, not the kernel, `executableDeleted`
     /// (the process's binary, exec'd from a memory-backed or world-writable directory, has no
     /// link left: [`crate::deleted_exe`]).
     pub operation: &'static str,
@@ -576,7 +576,8 @@ pub struct ActivityInfo {
     /// libraryLoad: who wrote the mapped file.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub written_by: Option<Writer>,
-    /// bpfAgent, signalAgent: what was aimed at the agent (boxed: rare, and the other
+    /// bpfAgent, signalAgent, signalGuarded: what was aimed at the agent or another security
+    /// agent (boxed: rare, and the other
     /// operations should not pay for its room).
     #[serde(flatten)]
     pub aimed_at_agent: Option<Box<AimedAtAgent>>,
@@ -591,10 +592,11 @@ pub struct ActivityInfo {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AimedAtAgent {
-    /// signalAgent: the signal (`SIGSTOP`, `SIGTERM`, ...).
+    /// signalAgent, signalGuarded: the signal (`SIGSTOP`, `SIGTERM`, ...).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub signal: Option<String>,
-    /// signalAgent: `si_code` (0 `kill`, -6 `tgkill`, -1 `sigqueue`, 128 the kernel).
+    /// signalAgent, signalGuarded: `si_code` (0 `kill`, -6 `tgkill`, -1 `sigqueue`, 128 the
+    /// kernel).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub signal_code: Option<i32>,
     /// bpfAgent: the `bpf(2)` command (`BPF_MAP_UPDATE_ELEM`, `BPF_LINK_DETACH`, ...).
@@ -1429,6 +1431,15 @@ pub fn activity_info(ev: &node_agent_common::ActivityEvent, clock: &Clock) -> Ac
             }));
             info.target_pid = Some(a[3] as u32);
             "signalAgent"
+        }
+        SIGNAL_GUARDED => {
+            info.aimed_at_agent = Some(Box::new(AimedAtAgent {
+                signal: Some(signal_name(a[0])),
+                signal_code: Some(a[1] as i32),
+                ..AimedAtAgent::default()
+            }));
+            info.target_pid = Some(a[3] as u32);
+            "signalGuarded"
         }
         _ => "unknown",
     };

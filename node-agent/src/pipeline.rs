@@ -114,6 +114,8 @@ pub struct Pipeline {
     uuids: crate::PidMap<(u32, u64), [u8; 16]>,
     /// The kernel's written-files map, for the writer of a `#!` script.
     written: Option<crate::sensor::WrittenFiles>,
+    /// The kernel's map of the host's security agents, kept from execs and exits.
+    guarded: Option<crate::sensor::GuardedProcesses>,
     /// The host's `/proc`, through which a process's own paths are opened.
     proc_root: PathBuf,
     /// The built-in rules, for the script operand of a shell or interpreter exec.
@@ -255,6 +257,7 @@ impl Pipeline {
             seen_ns: 0,
             uuids: crate::PidMap::default(),
             written: None,
+            guarded: None,
             proc_root: PathBuf::from("/proc"),
             script_rules: None,
             pairs: None,
@@ -343,6 +346,15 @@ impl Pipeline {
         self
     }
 
+    /// Keeps the kernel's map of guarded processes ([`Sensor::take_guarded`]) from the
+    /// executables of the processes that exec and exit, and of those seeded from `/proc`.
+    ///
+    /// [`Sensor::take_guarded`]: crate::sensor::Sensor::take_guarded
+    pub fn with_guarded(mut self, guarded: Option<crate::sensor::GuardedProcesses>) -> Self {
+        self.guarded = guarded;
+        self
+    }
+
     /// Reads container context from the host's `/proc` and cgroup v2 hierarchy mounted
     /// elsewhere (the agent in a pod sees the host's as `/host/proc` and
     /// `/host/sys/fs/cgroup`). A hybrid host's cgroup v2 is under `unified/`: either works.
@@ -367,9 +379,15 @@ impl Pipeline {
 
     /// Seeds the process table from `/proc`, so processes older than the agent have parents.
     pub fn seed(&mut self, proc_root: &Path) -> Result<usize, proctable::ProcTableError> {
-        self.procs
-            .seed_from_proc(proc_root)
-            .map(|report| report.seeded)
+        let seeded = self.procs.seed_from_proc(proc_root)?.seeded;
+        if let Some(guarded) = &mut self.guarded {
+            for p in self.procs.live() {
+                if let Some(exe) = &p.exe {
+                    guarded.on_exec(p.tgid, exe);
+                }
+            }
+        }
+        Ok(seeded)
     }
 
     /// Counters so far.
@@ -385,6 +403,11 @@ impl Pipeline {
     /// The hash cache against its bound.
     pub fn hash_tracked(&self) -> crate::tracked::TrackedTable {
         self.hashes.tracked()
+    }
+
+    /// The kernel's map of guarded processes as a tracked table, when the pipeline keeps it.
+    pub fn guarded_tracked(&self) -> Option<crate::tracked::TrackedTable> {
+        self.guarded.as_ref().map(|g| g.tracked())
     }
 
     /// The kernel's written-files map as a tracked table: files added since the start against
@@ -464,6 +487,9 @@ impl Pipeline {
                     exit_code: None,
                 });
                 self.watch_for_deletion(&info);
+                if let Some(guarded) = &mut self.guarded {
+                    guarded.on_exec(pid, &info.exe);
+                }
                 self.identify(&mut info.process);
                 // After identify: a container's changes count from its first process on.
                 self.untracked_change(&mut info, ev);
@@ -492,6 +518,9 @@ impl Pipeline {
                     .remove(&(info.process.pid, info.process.start_time_ns));
                 self.procs.on_exit(ev.task.tgid, ev.exit_code);
                 self.deletions.on_exit(ev.task.tgid);
+                if let Some(guarded) = &mut self.guarded {
+                    guarded.on_exit(ev.task.tgid);
+                }
                 Event::Exit(info)
             }
             Record::Connect(ev) => {

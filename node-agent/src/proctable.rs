@@ -385,6 +385,14 @@ impl ProcessTable {
         self.entries.get(&tgid).map(|slot| &slot.info)
     }
 
+    /// The processes that have not exited, in no particular order.
+    pub fn live(&self) -> impl Iterator<Item = &ProcessInfo> {
+        self.entries
+            .values()
+            .map(|slot| &slot.info)
+            .filter(|info| !info.exited)
+    }
+
     /// Where the image fields of the process with this tgid came from.
     pub fn source(&self, tgid: u32) -> Option<InfoSource> {
         self.entries.get(&tgid).map(|slot| slot.source)

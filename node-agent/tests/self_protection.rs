@@ -337,6 +337,113 @@ fn a_stop_signal_from_another_process_is_tampering_and_kill_0_and_the_parent_are
     );
 }
 
+/// Findings of one rule (`context.additional.ruleId`) printed so far.
+fn with_rule(agent: &Agent, rule: &str) -> Vec<Value> {
+    agent
+        .findings()
+        .into_iter()
+        .filter(|f| find_key(f, "ruleId") == Some(rule))
+        .collect()
+}
+
+/// Waits until a finding satisfies `pred`.
+fn wait_finding(agent: &Agent, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + FINDING_TIMEOUT;
+    loop {
+        if let Some(f) = agent.findings().into_iter().find(|f| pred(f)) {
+            return f;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no finding for {what}; findings: {:?}",
+            agent.findings()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn stopping_signals_to_another_security_agent_are_reported_however_sent() {
+    let test = "stopping_signals_to_another_security_agent_are_reported_however_sent";
+    if !root_or_skip(test) {
+        return;
+    }
+    const KILLED: &str = "behaviour-security-agent-killed";
+    // Stand-ins for two agents of `behaviour.securityAgents`: copies of sleep named as them
+    // (the kernel resolves the executable; the list is by its name).
+    let dir = std::env::temp_dir().join(format!("vigil-guarded-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let falco = dir.join("falco");
+    let osqueryd = dir.join("osqueryd");
+    for copy in [&falco, &osqueryd] {
+        std::fs::copy("/bin/sleep", copy).expect("copy sleep");
+    }
+    // One runs before the agent starts (found in /proc), the other after (found at exec).
+    let mut before = Command::new(&falco)
+        .arg("600")
+        .spawn()
+        .expect("start the first agent");
+    let agent = Agent::start(agent_command(&[]));
+    let mut after = Command::new(&osqueryd)
+        .arg("600")
+        .spawn()
+        .expect("start the second agent");
+    // Its exec from /tmp raises a Low finding: by then the pipeline has seen it (and, before
+    // reading any record, the processes in /proc).
+    let osqueryd_path = osqueryd.to_str().expect("utf-8 path").to_owned();
+    wait_finding(&agent, "the second agent's exec", |f| {
+        f["process"]["executablePath"] == osqueryd_path.as_str()
+    });
+    // Benign: a shell stopping the agent it started, and signals that stop nothing.
+    let benign = format!(
+        "{} 600 & child=$!; kill -TERM $child; wait; kill -CONT {}; kill -0 {}",
+        falco.display(),
+        before.id(),
+        after.id()
+    );
+    let status = Command::new("/bin/sh")
+        .args(["-c", &benign])
+        .status()
+        .expect("benign signals");
+    assert!(status.success());
+    // The attacks: a shell's kill builtin by pid, and an interpreter's kill.
+    let status = Command::new("/bin/sh")
+        .args(["-c", &format!("kill -9 {}", before.id())])
+        .status()
+        .expect("kill -9");
+    assert!(status.success());
+    let status = Command::new("perl")
+        .args(["-e", &format!("kill 'TERM', {}", after.id())])
+        .status()
+        .expect("perl kill");
+    assert!(status.success());
+    let _ = before.wait();
+    let _ = after.wait();
+    for (pid, signal, exe) in [
+        (before.id(), "SIGKILL", &falco),
+        (after.id(), "SIGTERM", &osqueryd),
+    ] {
+        let f = wait_finding(&agent, &format!("{signal} to pid {pid}"), |f| {
+            find_key(f, "ruleId") == Some(KILLED)
+                && find_key(f, "targetPid") == Some(&pid.to_string())
+        });
+        assert_eq!(f["type"], "DefenseEvasion:Runtime/SuspiciousCommand", "{f}");
+        assert_eq!(find_key(&f, "signal"), Some(signal), "{f}");
+        assert_eq!(find_key(&f, "targetExecutable"), exe.to_str(), "{f}");
+    }
+    // Only those two: not the child its shell stopped, not SIGCONT nor kill -0.
+    let killed = with_rule(&agent, KILLED);
+    assert_eq!(killed.len(), 2, "{killed:?}");
+    let health = agent.stop();
+    let guarded = health["tracked"]
+        .as_array()
+        .and_then(|t| t.iter().find(|t| t["table"] == "guardedProcesses"))
+        .cloned()
+        .unwrap_or(Value::Null);
+    assert_eq!(guarded["shed"], 0, "{health}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn tracing_the_agent_is_tampering() {
     let test = "tracing_the_agent_is_tampering";

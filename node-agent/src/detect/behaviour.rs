@@ -102,6 +102,8 @@ pub(crate) struct BehaviourSpec {
     decoders: Vec<Decoder>,
     #[serde(default)]
     pipe_filters: Vec<String>,
+    #[serde(default)]
+    security_agents: Vec<String>,
 }
 
 /// A program that turns encoded text back into what it encodes, and the arguments that make it
@@ -342,6 +344,9 @@ pub struct Behaviour {
     pub credential_readers: Vec<String>,
     /// Programs (by executable name) that overwrite a file in place without truncating it.
     pub log_overwriters: Vec<String>,
+    /// The host's security agents, by executable name: a stopping signal another process
+    /// sends one is reported by the kernel (the `GUARDED` map, kept by the pipeline).
+    pub security_agents: Vec<String>,
     /// Shells, by executable name.
     pub shells: Vec<String>,
     /// Script interpreters, by executable name without its version (`python3.11` is `python`).
@@ -437,6 +442,7 @@ impl Behaviour {
             ("releaseAgentNames", &spec.release_agent_names),
             ("wipedLogNames", &spec.wiped_log_names),
             ("hostFsTypes", &spec.host_fs_types),
+            ("securityAgents", &spec.security_agents),
         ];
         for (field, list) in names {
             for (i, n) in list.iter().enumerate() {
@@ -598,6 +604,7 @@ impl Behaviour {
         self.log_owners.extend(spec.log_owners);
         self.credential_readers.extend(spec.credential_readers);
         self.log_overwriters.extend(spec.log_overwriters);
+        self.security_agents.extend(spec.security_agents);
         self.shells.extend(spec.shells);
         self.interpreters.extend(spec.interpreters);
         self.shell_parents.extend(spec.shell_parents);
@@ -779,7 +786,11 @@ fn modifying_process(d: &Detector, w: &Writer) -> ProcessDetails {
 }
 
 /// Another process, by pid, as a finding's `targetProcess` (when it is known).
-fn target_process(d: &Detector, pid: u32, lookup: &dyn ProcessLookup) -> Option<ProcessDetails> {
+pub(super) fn target_process(
+    d: &Detector,
+    pid: u32,
+    lookup: &dyn ProcessLookup,
+) -> Option<ProcessDetails> {
     if let Some(k) = lookup.get(pid) {
         let p = ProcessRef {
             pid,
@@ -1630,7 +1641,7 @@ fn debugger_reading_its_child(
 }
 
 /// The parent pid of a process: from fork events, the pipeline's table or the exec lineage.
-fn parent_of(d: &Detector, pid: u32, lookup: &dyn ProcessLookup) -> Option<u32> {
+pub(super) fn parent_of(d: &Detector, pid: u32, lookup: &dyn ProcessLookup) -> Option<u32> {
     d.parents
         .get(&pid)
         .copied()

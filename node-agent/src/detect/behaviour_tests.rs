@@ -1520,6 +1520,101 @@ fn traceme_under_a_debugger_is_ordinary() {
 }
 
 #[test]
+fn a_security_agent_stopped_by_another_process_and_its_supervisors_are_told_apart() {
+    const KILLED: &str = "behaviour-security-agent-killed";
+    // The agents (each started by its parent), an attacker's shell, systemd, a second copy of
+    // the agent's program, and a shell under dpkg.
+    let execs = [
+        exec_by(
+            7001,
+            "/usr/bin/falco",
+            &["falco"],
+            &[(1, "/usr/lib/systemd/systemd")],
+        ),
+        exec_by(
+            7008,
+            "/usr/bin/bash",
+            &["bash", "start.sh"],
+            &[(1, "/usr/sbin/cron")],
+        ),
+        exec_by(
+            7007,
+            "/usr/bin/osqueryd",
+            &["osqueryd"],
+            &[(7008, "/usr/bin/bash")],
+        ),
+        exec_by(7002, "/usr/bin/bash", &["bash"], &[(300, "/usr/sbin/sshd")]),
+        exec_by(
+            7003,
+            "/usr/lib/systemd/systemd",
+            &["/lib/systemd/systemd", "--user"],
+            &[(1, "/usr/lib/systemd/systemd")],
+        ),
+        exec_by(
+            7004,
+            "/usr/bin/falco",
+            &["falco", "--stop"],
+            &[(7002, "/usr/bin/bash")],
+        ),
+        exec_by(
+            7005,
+            "/usr/bin/bash",
+            &["/bin/sh", "/var/lib/dpkg/info/falco.prerm"],
+            &[(7006, "/usr/bin/dpkg")],
+        ),
+    ];
+    let signal = |sender: u32, target: u32, name: &str, code: i32| {
+        activity("signalGuarded", move |a| {
+            a.process = proc_ref(sender, "x");
+            a.target_pid = Some(target);
+            a.aimed_at_agent = Some(Box::new(crate::event::AimedAtAgent {
+                signal: Some(name.to_owned()),
+                signal_code: Some(code),
+                ..Default::default()
+            }));
+        })
+    };
+    let killed = |last: Event| {
+        let mut events = execs.to_vec();
+        events.push(last);
+        run_all(&events)
+            .into_iter()
+            .filter(|(_, rule, _)| rule == KILLED)
+            .collect::<Vec<_>>()
+    };
+    // An attacker's shell: kill -9 by pid (the builtin), and a SIGSTOP.
+    for (name, code) in [("SIGKILL", 0), ("SIGSTOP", -6)] {
+        assert_eq!(
+            killed(signal(7002, 7001, name, code)),
+            [(
+                "DefenseEvasion:Runtime/SuspiciousCommand".to_owned(),
+                KILLED.to_owned(),
+                SeverityLabel::High
+            )],
+            "{name}"
+        );
+    }
+    // The kernel's own signal, init, a supervisor from a system directory, the agent's own
+    // program, a package manager's script, and the agent's parent: none.
+    for (sender, target, code, why) in [
+        (7002, 7001, 0x80, "raised by the kernel"),
+        (1, 7001, 0, "the host's init"),
+        (7003, 7001, 0, "systemd"),
+        (7004, 7001, 0, "the agent's own program"),
+        (7005, 7001, 0, "under dpkg"),
+        (7008, 7007, 0, "the agent's parent"),
+        (7001, 7001, 0, "itself"),
+    ] {
+        assert!(
+            killed(signal(sender, target, "SIGTERM", code)).is_empty(),
+            "{why}"
+        );
+    }
+    // A shell that is not its parent stopping the second agent: reported.
+    assert_eq!(killed(signal(7002, 7007, "SIGTERM", 0)).len(), 1);
+}
+
+#[test]
 fn behaviour_sections_merge_and_bad_entries_are_named() {
     let set = RuleSet::from_text(
         "mine.yaml",

@@ -82,9 +82,12 @@ pub const fn needs(t: FindingType) -> Needs {
         T::ExecutionMaliciousFileExecuted => listed(EXEC),
         // Raised by exec rules and, from file operations, by the technique checks
         // (persistence writes; history, journal and log wiping, ASLR).
-        T::DefenseEvasionSuspiciousCommand | T::PersistenceSuspiciousCommand => {
-            hooks(&[&[H::Exec, H::FileOpen, H::FileChange]])
-        }
+        T::PersistenceSuspiciousCommand => hooks(&[&[H::Exec, H::FileOpen, H::FileChange]]),
+        // Also a security agent sent a stopping signal (`signal_agent`'s guarded processes).
+        T::DefenseEvasionSuspiciousCommand => Needs {
+            also: &[H::SignalAgent],
+            ..hooks(&[&[H::Exec, H::FileOpen, H::FileChange]])
+        },
         // Exec rules and pipes; also a binary or script a downloader wrote, then run (its
         // writer from the written-files map of the file_open programs, `pipes`).
         T::ExecutionSuspiciousCommand => Needs {
@@ -514,11 +517,17 @@ mod tests {
             }
         );
         assert_eq!(hook_need(Hook::Connect, &miner_off), HookNeed::Needed);
-        // Self-protection: bpf_agent and signal_agent feed SecurityAgentTampered alone;
-        // ptrace and vm_write feed injection types too.
+        // Self-protection: bpf_agent feeds SecurityAgentTampered alone, signal_agent that and
+        // the other agents' stopping signals (DefenseEvasion SuspiciousCommand); ptrace and
+        // vm_write feed injection types too.
         let tamper_off = BTreeSet::from([FindingType::DefenseEvasionSecurityAgentTampered]);
         assert_ne!(hook_need(Hook::BpfAgent, &tamper_off), HookNeed::Needed);
-        assert_ne!(hook_need(Hook::SignalAgent, &tamper_off), HookNeed::Needed);
+        assert_eq!(hook_need(Hook::SignalAgent, &tamper_off), HookNeed::Needed);
+        let signals_off = BTreeSet::from([
+            FindingType::DefenseEvasionSecurityAgentTampered,
+            FindingType::DefenseEvasionSuspiciousCommand,
+        ]);
+        assert_ne!(hook_need(Hook::SignalAgent, &signals_off), HookNeed::Needed);
         assert_eq!(hook_need(Hook::VmWrite, &tamper_off), HookNeed::Needed);
         assert_eq!(hook_need(Hook::Ptrace, &tamper_off), HookNeed::Needed);
         // A binary a downloader wrote is a SuspiciousCommand: file_open feeds it.

@@ -606,6 +606,7 @@ impl Detector {
                 self.stdio_dups.on_activity(a);
                 let mut found = behaviour::check_activity(self, a, lookup);
                 found.extend(selfprotect::check_activity(self, a, lookup));
+                found.extend(technique::check_activity(self, a, lookup));
                 found.extend(exec::check_uid_change(self, a, lookup));
                 found
             }

@@ -24,7 +24,7 @@ use super::{
     path_basename,
     redact::redacted_command_line,
 };
-use crate::event::{ExecInfo, FileInfo, ProcessRef, normalize, resolve_exe};
+use crate::event::{ActivityInfo, ExecInfo, FileInfo, ProcessRef, normalize, resolve_exe};
 
 /// `O_APPEND` and `O_TRUNC` of Linux (octal).
 const O_APPEND: u32 = 0o2000;
@@ -1286,6 +1286,79 @@ fn ld_preload(
         out.push(c);
     }
     out
+}
+
+/// A stopping signal another process sent one of the host's security agents (the kernel's
+/// `signalGuarded`: the target runs an executable of `behaviour.securityAgents`), however it
+/// was sent: `kill -9 $(pidof falco)`, the shell's `kill` builtin, `os.kill` (no argv names the
+/// agent). Not when the kernel raised it (a fault, a terminal's Ctrl-C), nor from the host's
+/// init, a supervisor (systemd stopping the unit: `systemctl stop` is the command rule's), the
+/// agent's parent (its watchdog, `timeout`), a process running the agent's own program, or a
+/// package manager's lineage (an upgrade restarting it).
+pub(super) fn check_activity(
+    d: &Detector,
+    a: &ActivityInfo,
+    lookup: &dyn ProcessLookup,
+) -> Option<Candidate> {
+    if a.operation != "signalGuarded" {
+        return None;
+    }
+    let aimed = a.aimed_at_agent.as_deref()?;
+    let target = a.target_pid?;
+    let p = &a.process;
+    let code = aimed.signal_code.unwrap_or(0);
+    if code > 0 || p.pid == 1 || p.pid == target {
+        return None;
+    }
+    let sender = actor(d, p, lookup);
+    let target_exe = lookup
+        .get(target)
+        .and_then(|k| k.exe)
+        .or_else(|| d.procs.get(&target).and_then(|r| r.exe.clone()));
+    if sender
+        .exe
+        .as_deref()
+        .is_some_and(super::selfprotect::is_supervisor)
+        || (sender.exe.is_some() && sender.exe == target_exe)
+        || super::behaviour::parent_of(d, target, lookup) == Some(p.pid)
+        || sender.is_one_of(&d.rules.behaviour().package_managers, Reach::Lineage)
+    {
+        return None;
+    }
+    let signal = aimed.signal.clone().unwrap_or_default();
+    let target_exe = target_exe
+        .map(|e| e.display().to_string())
+        .unwrap_or_default();
+    let mut context = RuntimeContext {
+        target_process: super::behaviour::target_process(d, target, lookup),
+        ..RuntimeContext::default()
+    };
+    let add = &mut context.additional;
+    add.insert("targetPid".into(), target.to_string());
+    add.insert("targetExecutable".into(), target_exe.clone());
+    add.insert("signal".into(), signal.clone());
+    add.insert("signalCode".into(), code.to_string());
+    Some(technique(
+        d,
+        p,
+        lookup,
+        Raises {
+            finding_type: FindingType::DefenseEvasionSuspiciousCommand,
+            rule: "behaviour-security-agent-killed",
+            mitre: "T1562.001",
+            severity: Some(8.0),
+        },
+        draft(
+            "A process sent a stopping signal to a security agent",
+            format!(
+                "Process {} (pid {}) sent {signal} to pid {target}, which runs the security \
+                 agent {target_exe}.",
+                p.comm, p.pid
+            ),
+            target_exe,
+            context,
+        ),
+    ))
 }
 
 /// `crontab FILE` or `crontab -`: a table installed without an editor (what scripts and

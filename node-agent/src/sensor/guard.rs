@@ -2,14 +2,18 @@
 //! pid in a pid namespace is not the one the kernel's programs see), and telling the
 //! self-protection programs which maps, programs and links are the agent's.
 
-use std::{collections::BTreeSet, io};
+use std::{
+    collections::{BTreeSet, HashSet},
+    io,
+    path::Path,
+};
 
 use aya::{
     Ebpf,
-    maps::{Array, HashMap},
+    maps::{Array, HashMap, MapData},
     programs::TracePoint,
 };
-use node_agent_common::{AgentIdentity, agent_object, config::MARKER_BPF_CMD};
+use node_agent_common::{AgentIdentity, GUARDED_MAX, agent_object, config::MARKER_BPF_CMD};
 use serde::Serialize;
 
 /// How the agent's identity in the kernel was learned.
@@ -219,6 +223,78 @@ pub fn nonce() -> u64 {
     value.max(1)
 }
 
+/// The kernel's `GUARDED` map: the processes of the host's other security agents, whose
+/// stopping signals from other processes the kernel reports (`signalGuarded`). The pipeline
+/// keeps it from the executables it sees exec and exit, and seeds it from `/proc`.
+pub struct GuardedProcesses {
+    map: HashMap<MapData, u32, u32>,
+    /// Executable names of security agents (`behaviour.securityAgents`).
+    names: Vec<String>,
+    /// What the map holds, so that an exit of any other process costs no `bpf(2)` call.
+    held: HashSet<u32>,
+    /// Agents not guarded because the map was full.
+    shed: u64,
+}
+
+impl GuardedProcesses {
+    /// Takes the map out of the loaded object.
+    pub(super) fn take(ebpf: &mut Ebpf, names: Vec<String>) -> Option<Self> {
+        let map = HashMap::try_from(ebpf.take_map("GUARDED")?).ok()?;
+        Some(Self {
+            map,
+            names,
+            held: HashSet::new(),
+            shed: 0,
+        })
+    }
+
+    /// A process now runs `exe`: guarded when it is a security agent's, and no longer when
+    /// it was one and exec'd something else.
+    pub fn on_exec(&mut self, tgid: u32, exe: &Path) {
+        if !is_security_agent(&self.names, exe) {
+            self.on_exit(tgid);
+            return;
+        }
+        if self.held.contains(&tgid) {
+            return;
+        }
+        if self.held.len() >= GUARDED_MAX as usize {
+            self.shed += 1;
+            return;
+        }
+        match self.map.insert(tgid, 1, 0) {
+            Ok(()) => {
+                self.held.insert(tgid);
+            }
+            Err(error) => tracing::debug!(%error, tgid, "cannot guard a security agent"),
+        }
+    }
+
+    /// A process exited.
+    pub fn on_exit(&mut self, tgid: u32) {
+        if self.held.remove(&tgid) {
+            let _ = self.map.remove(&tgid);
+        }
+    }
+
+    /// The table's use against its bound.
+    pub fn tracked(&self) -> crate::tracked::TrackedTable {
+        crate::tracked::TrackedTable::by_entries(
+            "guardedProcesses",
+            self.held.len() as u64,
+            u64::from(GUARDED_MAX),
+            self.shed,
+        )
+    }
+}
+
+/// Whether `exe` (the resolved path the process runs) is a security agent's, by its file name.
+pub fn is_security_agent(names: &[String], exe: &Path) -> bool {
+    exe.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| names.iter().any(|a| a == n))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -235,5 +311,19 @@ mod tests {
         let b = nonce();
         assert!(a != 0 && b != 0);
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn security_agents_are_known_by_their_executable_name() {
+        let names = vec!["falco".to_owned(), "osqueryd".to_owned()];
+        assert!(is_security_agent(&names, Path::new("/usr/bin/falco")));
+        assert!(is_security_agent(
+            &names,
+            Path::new("/opt/osquery/bin/osqueryd")
+        ));
+        assert!(!is_security_agent(&names, Path::new("/usr/bin/falcon")));
+        assert!(!is_security_agent(&names, Path::new("/usr/bin/falco.sh")));
+        assert!(!is_security_agent(&names, Path::new("/")));
+        assert!(!is_security_agent(&[], Path::new("/usr/bin/falco")));
     }
 }

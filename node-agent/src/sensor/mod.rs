@@ -21,7 +21,7 @@ use serde::Serialize;
 use vigil_detection::FindingType;
 
 use crate::{btf_offsets, sensitive::SensitivePaths};
-pub use guard::{IdentitySource, SelfIdentity};
+pub use guard::{GuardedProcesses, IdentitySource, SelfIdentity, is_security_agent};
 pub use hooks::{HookState, HookStatus};
 pub use host::{cgroup2_root, host_root};
 
@@ -217,7 +217,7 @@ impl WrittenFiles {
 /// A running sensor: the loaded programs (they detach when this is dropped), the ring buffer
 /// and the counters.
 pub struct Sensor {
-    _ebpf: Ebpf,
+    ebpf: Ebpf,
     rings: Option<Vec<RingBuf<MapData>>>,
     written: Option<WrittenFiles>,
     stats: PerCpuArray<MapData, u64>,
@@ -415,7 +415,7 @@ impl Sensor {
                 summary: "the STATS map is missing from the eBPF object".to_owned(),
             })?;
         Ok(Self {
-            _ebpf: ebpf,
+            ebpf,
             rings: ring_maps,
             written,
             stats,
@@ -445,6 +445,13 @@ impl Sensor {
     /// agent started), for the reader task. Only the first call gets it.
     pub fn take_written(&mut self) -> Option<WrittenFiles> {
         self.written.take()
+    }
+
+    /// Takes the kernel's map of guarded processes (the host's other security agents, by the
+    /// executable `names`), for the pipeline to keep. Only the first call gets it; `None` when
+    /// the object has no such map.
+    pub fn take_guarded(&mut self, names: Vec<String>) -> Option<GuardedProcesses> {
+        GuardedProcesses::take(&mut self.ebpf, names)
     }
 
     /// Takes the ring buffers in use, for the reader task (`reader::Reader`). Only the first
