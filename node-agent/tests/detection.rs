@@ -1044,6 +1044,77 @@ fn elastic_rta_commands_as_the_real_tools_run_them() {
     }
 }
 
+/// Elastic's Linux detection rules (`rules/linux/`) whose attacks are commands: tar's checkpoint
+/// action and zip's test command running a shell (the wildcard injection: files named like
+/// options that `*` expands into tar's argv), and tc attaching an eBPF program to an
+/// interface's traffic (in a network namespace of its own; the object is not one, so tc fails
+/// after the exec the rule reads). Each both ways, as `sh -c` and as a line of a script.
+#[test]
+fn elastic_linux_rule_commands_as_the_real_tools_run_them() {
+    if !privileged("elastic_linux_rule_commands_as_the_real_tools_run_them") {
+        return;
+    }
+    let dir = Scratch::new("elastic");
+    let wild = dir.0.join("wild");
+    std::fs::create_dir_all(&wild).expect("wildcard directory");
+    std::fs::write(wild.join("x.sh"), "true\n").expect("payload");
+    std::fs::write(wild.join("--checkpoint=1"), "").expect("option file");
+    std::fs::write(wild.join("--checkpoint-action=exec=sh x.sh"), "").expect("option file");
+    std::fs::write(dir.0.join("x.o"), "not an object\n").expect("object");
+    let exec = "Execution:Runtime/SuspiciousCommand";
+    let cases: Vec<(&str, Vec<(&str, &str)>)> = vec![
+        (
+            "tar -cf /dev/null /dev/null --checkpoint=1 --checkpoint-action=exec=/bin/sh",
+            vec![(exec, "exec-shell-escape-via-program")],
+        ),
+        (
+            "cd wild && tar cf ../wild.tar *",
+            vec![(exec, "exec-shell-escape-via-program")],
+        ),
+        (
+            "zip -q z.zip /etc/hostname -T -TT 'sh #'",
+            vec![(exec, "exec-shell-escape-via-program")],
+        ),
+        (
+            "unshare -n tc filter add dev lo ingress bpf da obj x.o sec tc",
+            vec![(exec, "exec-tc-bpf-filter")],
+        ),
+        // Benign twins: progress dots, zip's own test, a u32 filter, a listing.
+        (
+            "tar --checkpoint=1 --checkpoint-action=dot -cf /dev/null /etc/hostname",
+            vec![],
+        ),
+        ("zip -q z2.zip /etc/hostname -T", vec![]),
+        (
+            "unshare -n tc filter add dev lo parent ffff: protocol ip u32 match ip dst 127.0.0.1/32 action drop",
+            vec![],
+        ),
+        ("unshare -n tc filter show dev lo", vec![]),
+    ];
+    for (i, (line, want)) in cases.iter().enumerate() {
+        let script = dir.0.join(format!("case-{i}.sh"));
+        std::fs::write(&script, format!("{line}\n")).expect("script");
+        let ways = [
+            ("sh -c", vec!["-c".to_owned(), (*line).to_owned()]),
+            ("script", vec![script.display().to_string()]),
+        ];
+        for (how, args) in ways {
+            let _ = std::fs::remove_file(dir.0.join("z.zip"));
+            let _ = std::fs::remove_file(dir.0.join("z2.zip"));
+            let pid = run(Command::new("sh").args(&args).current_dir(&dir.0));
+            let found = detect(pid, ThreatIntel::empty());
+            let mut got: Vec<(&str, &str)> = found
+                .iter()
+                .filter(|f| f.severity_label != SeverityLabel::Low)
+                .map(|f| (f.finding_type.as_str(), rule_id(f)))
+                .collect();
+            got.sort();
+            got.dedup();
+            assert_eq!(got, *want, "{how}: {line}");
+        }
+    }
+}
+
 #[test]
 fn setuid_root_program_run_by_nobody_is_elevation_to_root() {
     if !privileged("setuid_root_program_run_by_nobody_is_elevation_to_root") {
