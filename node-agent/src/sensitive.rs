@@ -24,7 +24,11 @@ pub const KERNEL_NAME_ENTRIES: usize = 1_024;
 pub const HOME_DIRS_BOUND: usize = 768;
 
 /// Persistence directories in every home directory, as prefixes under it.
-const HOME_PERSISTENCE_DIRS: [&str; 2] = [".config/systemd/user/", ".config/autostart/"];
+const HOME_PERSISTENCE_DIRS: [&str; 3] = [
+    ".config/systemd/user/",
+    ".config/autostart/",
+    ".config/autostart-scripts/",
+];
 
 /// Home directories of the accounts in a `passwd` file that can own files (not `/`, not
 /// `/nonexistent`), for [`SensitivePaths::with_user_persistence_dirs`]. An unreadable file gives none.
@@ -142,6 +146,14 @@ const DEFAULTS: &[(&str, MatchKind, Category)] = &[
     entry("/etc/sudoers", Exact, Escalation),
     entry("/etc/sudoers.d/", Prefix, Escalation),
     entry("/etc/pam.d/", Prefix, Escalation),
+    entry("/etc/pam.conf", Exact, Escalation),
+    // The other elevation policies (detect/technique.rs): doas's, polkit's rules.
+    entry("/etc/doas.conf", Exact, Escalation),
+    entry("/usr/local/etc/doas.conf", Exact, Escalation),
+    entry("/etc/polkit-1/rules.d/", Prefix, Escalation),
+    entry("/usr/share/polkit-1/rules.d/", Prefix, Escalation),
+    entry("/etc/polkit-1/localauthority/", Prefix, Escalation),
+    entry("/var/lib/polkit-1/localauthority/", Prefix, Escalation),
     entry("/etc/security/", Prefix, Escalation),
     entry("/etc/ld.so.preload", Exact, Escalation),
     // The dynamic loader (by name: the kernel names the file opened, under /usr/lib on a
@@ -223,6 +235,8 @@ const DEFAULTS: &[(&str, MatchKind, Category)] = &[
     entry("/var/spool/at/", Prefix, Persist),
     entry("/root/.config/systemd/user/", Prefix, Persist),
     entry("/root/.config/autostart/", Prefix, Persist),
+    // KDE Plasma's autostart scripts, run at every login of the session.
+    entry("/root/.config/autostart-scripts/", Prefix, Persist),
     // XDG autostart, udev rules, message-of-the-day scripts, modules loaded at boot.
     entry("/etc/xdg/autostart/", Prefix, Persist),
     entry("/etc/udev/rules.d/", Prefix, Persist),
@@ -231,6 +245,15 @@ const DEFAULTS: &[(&str, MatchKind, Category)] = &[
     entry("/etc/update-motd.d/", Prefix, Persist),
     entry("/etc/modules-load.d/", Prefix, Persist),
     entry("/etc/modules", Exact, Persist),
+    entry("/usr/lib/modules-load.d/", Prefix, Persist),
+    entry("/usr/local/lib/modules-load.d/", Prefix, Persist),
+    entry("/run/modules-load.d/", Prefix, Persist),
+    // modprobe's configuration: `install` lines run commands as root.
+    entry("/etc/modprobe.d/", Prefix, Persist),
+    entry("/usr/lib/modprobe.d/", Prefix, Persist),
+    entry("/lib/modprobe.d/", Prefix, Persist),
+    entry("/usr/local/lib/modprobe.d/", Prefix, Persist),
+    entry("/run/modprobe.d/", Prefix, Persist),
     // The package manager's hooks and maintainer scripts, run as root at the next install or
     // update (detect/technique.rs, persistence kind `package`).
     entry("/etc/apt/apt.conf.d/", Prefix, Persist),
@@ -241,6 +264,45 @@ const DEFAULTS: &[(&str, MatchKind, Category)] = &[
     entry("/etc/dnf/plugins/", Prefix, Persist),
     entry("/etc/pacman.d/hooks/", Prefix, Persist),
     entry("/usr/share/libalpm/hooks/", Prefix, Persist),
+    // PAM's module directories (persistence kind `pam`; its configuration is above).
+    entry("/lib/security/", Prefix, Persist),
+    entry("/lib64/security/", Prefix, Persist),
+    entry("/usr/lib/security/", Prefix, Persist),
+    entry("/usr/lib64/security/", Prefix, Persist),
+    entry("/lib/x86_64-linux-gnu/security/", Prefix, Persist),
+    entry("/usr/lib/x86_64-linux-gnu/security/", Prefix, Persist),
+    entry("/lib/aarch64-linux-gnu/security/", Prefix, Persist),
+    entry("/usr/lib/aarch64-linux-gnu/security/", Prefix, Persist),
+    // What runs before the system is up (kind `boot`): dracut modules, GRUB's settings,
+    // generator scripts and configuration.
+    entry("/lib/dracut/modules.d/", Prefix, Persist),
+    entry("/usr/lib/dracut/modules.d/", Prefix, Persist),
+    entry("/etc/default/grub", Exact, Persist),
+    entry("/etc/default/grub.d/", Prefix, Persist),
+    entry("/etc/sysconfig/grub", Exact, Persist),
+    entry("/etc/grub.d/", Prefix, Persist),
+    entry("/boot/grub/grub.cfg", Exact, Persist),
+    entry("/boot/grub2/grub.cfg", Exact, Persist),
+    // Network hook scripts (kind `network`).
+    entry("/etc/NetworkManager/dispatcher.d/", Prefix, Persist),
+    entry("/usr/lib/NetworkManager/dispatcher.d/", Prefix, Persist),
+    entry("/etc/networkd-dispatcher/", Prefix, Persist),
+    entry("/etc/network/if-up.d/", Prefix, Persist),
+    entry("/etc/network/if-pre-up.d/", Prefix, Persist),
+    entry("/etc/network/if-down.d/", Prefix, Persist),
+    entry("/etc/network/if-post-down.d/", Prefix, Persist),
+    entry("/etc/dhcp/dhclient-enter-hooks.d/", Prefix, Persist),
+    entry("/etc/dhcp/dhclient-exit-hooks.d/", Prefix, Persist),
+    // D-Bus services started on demand and the bus policy (kind `dbus`).
+    entry("/usr/share/dbus-1/system-services/", Prefix, Persist),
+    entry("/usr/local/share/dbus-1/system-services/", Prefix, Persist),
+    entry("/usr/share/dbus-1/services/", Prefix, Persist),
+    entry("/usr/share/dbus-1/system.d/", Prefix, Persist),
+    entry("/etc/dbus-1/system.d/", Prefix, Persist),
+    entry("/etc/dbus-1/session.d/", Prefix, Persist),
+    // Python's start-up hooks, in any directory (kind `python`).
+    entry("sitecustomize.py", Name, Persist),
+    entry("usercustomize.py", Name, Persist),
     entry("/etc/profile", Exact, Persist),
     entry("/etc/profile.d/", Prefix, Persist),
     entry("/etc/bash.bashrc", Exact, Persist),
@@ -352,7 +414,8 @@ impl SensitivePaths {
     }
 
     /// Adds the persistence directories of each home directory (root's are built in): user
-    /// systemd units (`.config/systemd/user/`) and XDG autostart entries (`.config/autostart/`).
+    /// systemd units (`.config/systemd/user/`), XDG autostart entries (`.config/autostart/`) and
+    /// KDE Plasma's autostart scripts (`.config/autostart-scripts/`).
     /// The kernel matches absolute prefixes, so homes are listed one by one; a user added later
     /// is not covered until the agent restarts. Homes that make a prefix too long for the
     /// kernel, and `/`, are skipped; the set stops growing at [`HOME_DIRS_BOUND`] entries, which
@@ -560,7 +623,15 @@ mod tests {
             Some(Category::Persistence)
         );
         assert_eq!(hit("/home/ann/.config/other/x"), None);
-        for root in ["/root/.config/systemd/user/", "/root/.config/autostart/"] {
+        assert_eq!(
+            hit("/home/ann/.config/autostart-scripts/evil.sh"),
+            Some(Category::Persistence)
+        );
+        for root in [
+            "/root/.config/systemd/user/",
+            "/root/.config/autostart/",
+            "/root/.config/autostart-scripts/",
+        ] {
             assert_eq!(
                 set.entries.iter().filter(|e| e.pattern == root).count(),
                 1,
@@ -588,7 +659,7 @@ mod tests {
         assert_eq!(set.entries[..defaults.entries.len()], defaults.entries[..]);
         let (set, _) = set.with_agent_files(&[PathBuf::from("/usr/bin/vigil-node-agent")]);
         assert!(set.trie_entries().len() + 200 < KERNEL_PREFIX_ENTRIES);
-        // Both directories of a home are added together while there is room.
+        // The directories of a home are added together while there is room.
         let set = SensitivePaths::default().with_user_persistence_dirs([PathBuf::from("/home/bo")]);
         let added: Vec<_> = set.entries[defaults.entries.len()..]
             .iter()
@@ -598,7 +669,8 @@ mod tests {
             added,
             [
                 "/home/bo/.config/systemd/user/",
-                "/home/bo/.config/autostart/"
+                "/home/bo/.config/autostart/",
+                "/home/bo/.config/autostart-scripts/"
             ]
         );
     }

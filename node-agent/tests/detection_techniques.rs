@@ -3888,3 +3888,223 @@ fn a_shell_started_on_a_terminal_by_a_program_talking_through_its_standard_strea
         kinds(&found)
     );
 }
+
+/// Elastic's Linux persistence rules (`rules/linux/persistence_*`): a PAM module dropped into the
+/// module directory and a PAM service written, a NetworkManager dispatcher script, a dracut
+/// module, a GRUB setting, a D-Bus system service (copied, and a bus policy moved into place),
+/// Python's `sitecustomize.py` written by python, a modprobe `install` line, a KDE autostart
+/// script; each as a line of a script file. Reading them raises nothing.
+#[test]
+fn pam_boot_network_dbus_python_and_modprobe_places_written_as_persistence() {
+    if !privileged("pam_boot_network_dbus_python_and_modprobe_places_written_as_persistence") {
+        return;
+    }
+    let n = nonce();
+    let mut clean = Cleanup::default();
+    let pam_dir = [
+        "/usr/lib/x86_64-linux-gnu/security",
+        "/usr/lib/aarch64-linux-gnu/security",
+    ]
+    .into_iter()
+    .find(|d| Path::new(d).is_dir())
+    .unwrap_or("/usr/lib/security");
+    let dracut = format!("/usr/lib/dracut/modules.d/99vigil{n}");
+    let site = format!("/usr/local/lib/vigil-site-{n}");
+    for dir in [
+        pam_dir,
+        "/etc/pam.d",
+        "/etc/NetworkManager/dispatcher.d",
+        dracut.as_str(),
+        "/etc/default/grub.d",
+        "/usr/share/dbus-1/system-services",
+        "/etc/dbus-1/system.d",
+        site.as_str(),
+        "/etc/modprobe.d",
+        "/root/.config/autostart-scripts",
+    ] {
+        clean.dirs(Path::new(dir));
+    }
+    let scratch = Scratch::new("elastic-persistence");
+    let staged = scratch.path("staged");
+    std::fs::write(&staged, "# vigil test\n").expect("stage");
+    // (path, rule, kind, script line with FILE for the path)
+    let cases = [
+        (
+            format!("{pam_dir}/pam_vigil_{n}.so"),
+            "behaviour-persistence-pam",
+            "pam",
+            "cp /bin/true FILE".to_owned(),
+        ),
+        (
+            format!("/etc/pam.d/vigil-{n}"),
+            "behaviour-persistence-pam",
+            "pam",
+            "printf 'auth sufficient pam_permit.so\\n' > FILE".to_owned(),
+        ),
+        (
+            format!("/etc/NetworkManager/dispatcher.d/99-vigil-{n}"),
+            "behaviour-persistence-network-hook",
+            "network",
+            "printf '#!/bin/sh\\ntrue\\n' > FILE && chmod +x FILE".to_owned(),
+        ),
+        (
+            format!("{dracut}/module-setup.sh"),
+            "behaviour-persistence-boot",
+            "boot",
+            "echo 'check() { return 0; }' | tee FILE > /dev/null".to_owned(),
+        ),
+        (
+            format!("/etc/default/grub.d/99-vigil-{n}.cfg"),
+            "behaviour-persistence-boot",
+            "boot",
+            "echo 'GRUB_CMDLINE_LINUX_DEFAULT=\"quiet\"' > FILE".to_owned(),
+        ),
+        (
+            format!("/usr/share/dbus-1/system-services/org.vigil.T{n}.service"),
+            "behaviour-persistence-dbus",
+            "dbus",
+            format!("cp {staged} FILE"),
+        ),
+        (
+            format!("{site}/sitecustomize.py"),
+            "behaviour-persistence-python-hook",
+            "python",
+            "/usr/bin/python3 -c \"open('FILE', 'w').write('import os\\n')\"".to_owned(),
+        ),
+        (
+            format!("/etc/modprobe.d/vigil-{n}.conf"),
+            "behaviour-persistence-modules",
+            "modules",
+            "echo 'install vigil_none /bin/true' > FILE".to_owned(),
+        ),
+        (
+            format!("/root/.config/autostart-scripts/vigil-{n}.sh"),
+            "behaviour-persistence-autostart",
+            "autostart",
+            "printf '#!/bin/sh\\ntrue\\n' > FILE && chmod +x FILE".to_owned(),
+        ),
+    ];
+    for (i, (path, rule, kind, line)) in cases.iter().enumerate() {
+        clean.file(path);
+        let pid = sh_file(
+            &scratch,
+            &format!("case-{i}.sh"),
+            &line.replace("FILE", path),
+        );
+        let found = detect(pid);
+        assert!(
+            of(&found, rule).iter().any(|f| {
+                f.finding_type == "Persistence:Runtime/SuspiciousCommand"
+                    && f.context.file_path.as_deref() == Some(path.as_str())
+                    && f.context
+                        .additional
+                        .get("persistenceKind")
+                        .map(String::as_str)
+                        == Some(*kind)
+            }),
+            "{line} ({path}): {:?}",
+            kinds(&found)
+        );
+    }
+    // A bus policy moved into place (the directory existed when the sensor started).
+    let moved = clean.file(format!("/etc/dbus-1/system.d/org.vigil.T{n}.conf"));
+    let pid = run(Command::new("mv").args([staged.as_str(), moved.as_str()]));
+    expect_persistence(
+        &detect(pid),
+        "behaviour-persistence-dbus",
+        "dbus",
+        &moved,
+        "mv",
+    );
+    // Benign: reading them.
+    let all: Vec<&str> = cases.iter().map(|(p, _, _, _)| p.as_str()).collect();
+    let pid = sh(&format!("cat {} {moved} >/dev/null", all.join(" ")));
+    let found = detect(pid);
+    assert!(found.is_empty(), "reads: {:?}", kinds(&found));
+}
+
+/// Elastic's "Doas Configuration Creation or Rename" and "Polkit Policy Creation": the other
+/// elevation policies written as sudo's is (`behaviour-sudoers-modified`, with the policy named).
+/// Reading them raises nothing.
+#[test]
+fn the_doas_and_polkit_policies_written() {
+    if !privileged("the_doas_and_polkit_policies_written") {
+        return;
+    }
+    let n = nonce();
+    let mut clean = Cleanup::default();
+    clean.dirs(Path::new("/etc/polkit-1/rules.d"));
+    let _doas = RestoreFile::new("/etc/doas.conf");
+    let rule = clean.file(format!("/etc/polkit-1/rules.d/99-vigil-{n}.rules"));
+    let scratch = Scratch::new("elastic-policies");
+    for (path, policy, line) in [
+        (
+            "/etc/doas.conf",
+            "doas",
+            "echo 'permit nopass vigil-nobody as root' > FILE",
+        ),
+        (
+            rule.as_str(),
+            "polkit",
+            "echo 'polkit.addRule(function(a, s) { return polkit.Result.NOT_HANDLED; });' | tee FILE >/dev/null",
+        ),
+    ] {
+        let pid = sh_file(
+            &scratch,
+            &format!("{policy}.sh"),
+            &line.replace("FILE", path),
+        );
+        let found = detect(pid);
+        let f = of(&found, "behaviour-sudoers-modified");
+        assert!(
+            f.iter().any(
+                |f| f.finding_type == "PrivilegeEscalation:Runtime/SuspiciousCommand"
+                    && f.context.file_path.as_deref() == Some(path)
+                    && f.context.additional.get("policy").map(String::as_str) == Some(policy)
+            ),
+            "{policy}: {:?}",
+            kinds(&found)
+        );
+    }
+    let pid = sh(&format!("cat /etc/doas.conf {rule} >/dev/null"));
+    let found = detect(pid);
+    assert!(found.is_empty(), "reads: {:?}", kinds(&found));
+}
+
+/// Elastic's "Suspicious Path Mounted": a process hidden by a bind mount over its /proc
+/// directory (`mount --bind EMPTY /proc/PID`, what `ps` then lists without it). A bind mount of
+/// one scratch directory onto another raises nothing.
+#[test]
+fn a_process_hidden_by_a_mount_over_its_proc_directory() {
+    if !privileged("a_process_hidden_by_a_mount_over_its_proc_directory") {
+        return;
+    }
+    let scratch = Scratch::new("proc-mount");
+    let empty = scratch.path("empty");
+    let other = scratch.path("other");
+    std::fs::create_dir_all(&empty).expect("empty");
+    std::fs::create_dir_all(&other).expect("other");
+    let mut hidden = Command::new("sleep")
+        .arg("60")
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("sleep");
+    let target = format!("/proc/{}", hidden.id());
+    let pid = sh(&format!("mount --bind {empty} {target} && umount {target}"));
+    let found = detect(pid);
+    let _ = hidden.kill();
+    let _ = hidden.wait();
+    let f = of(&found, "behaviour-process-hidden-by-mount");
+    assert_eq!(f.len(), 1, "{:?}", kinds(&found));
+    assert_eq!(
+        f[0].finding_type,
+        "DefenseEvasion:Runtime/SuspiciousCommand"
+    );
+    assert_eq!(
+        f[0].context.additional.get("hiddenPid").map(String::as_str),
+        Some(hidden.id().to_string().as_str())
+    );
+    let pid = sh(&format!("mount --bind {empty} {other} && umount {other}"));
+    let found = detect(pid);
+    assert!(found.is_empty(), "{:?}", kinds(&found));
+}

@@ -183,6 +183,22 @@ pub enum PersistenceKind {
     /// in `/etc/apt/apt.conf.d/`), a script in dpkg's `/var/lib/dpkg/info/`, a yum or dnf plugin,
     /// a pacman hook, all run as root at the next install or update (T1546.016).
     Package,
+    /// Pluggable authentication: a module in PAM's module directories or a service's
+    /// configuration in `/etc/pam.d/`, loaded into every login (T1556.003).
+    Pam,
+    /// What runs before the system is up: a dracut module built into the initramfs, a GRUB
+    /// configuration or generator script (the kernel command line) (T1542, T1037).
+    Boot,
+    /// Scripts the network managers run as root when an interface changes state:
+    /// NetworkManager's and networkd-dispatcher's dispatcher directories, ifupdown's and
+    /// dhclient's hooks (T1546).
+    Network,
+    /// A D-Bus service the bus starts on demand, as root for the system bus, and the bus's
+    /// policy that lets a name be owned (T1543, T1546).
+    Dbus,
+    /// Python's start-up hooks, `sitecustomize.py` and `usercustomize.py`, imported by every
+    /// interpreter that starts (T1546.018).
+    Python,
 }
 
 impl PersistenceKind {
@@ -201,6 +217,11 @@ impl PersistenceKind {
             PersistenceKind::At => "at",
             PersistenceKind::Ssh => "ssh",
             PersistenceKind::Package => "package",
+            PersistenceKind::Pam => "pam",
+            PersistenceKind::Boot => "boot",
+            PersistenceKind::Network => "network",
+            PersistenceKind::Dbus => "dbus",
+            PersistenceKind::Python => "python",
         }
     }
 }
@@ -1313,6 +1334,17 @@ const OWN_EXECUTABLE: &str = "/proc/self/exe";
 const MS_BIND: u64 = 0x1000;
 const MS_REMOUNT: u64 = 0x20;
 
+/// The pid whose directory in /proc a mount target is (`/proc/1234`, `/proc/1234/`,
+/// `/proc//1234/.`), if it is one: a mount there hides the process from whatever lists /proc.
+fn proc_pid_of(target: &str) -> Option<u32> {
+    let mut parts = target.split('/').filter(|c| !c.is_empty() && *c != ".");
+    if !target.starts_with('/') || parts.next() != Some("proc") {
+        return None;
+    }
+    let pid = parts.next()?.parse().ok()?;
+    parts.next().is_none().then_some(pid)
+}
+
 /// Kernel-level activity.
 pub(crate) fn check_activity(
     d: &Detector,
@@ -1485,6 +1517,42 @@ pub(crate) fn check_activity(
                         .unwrap_or_default()
                 ),
                 key: a.name.clone().unwrap_or_else(|| a.operation.to_owned()),
+                context,
+            }
+        }
+        // A mount over a process's directory in /proc (`mount --bind /tmp/empty /proc/PID`):
+        // `ps`, `top` and every tool that lists /proc no longer see the process (T1564, a
+        // rootkit's way without a kernel module). Nothing mounts on a pid's directory for a
+        // legitimate reason; container runtimes mask /proc's files, not its pids.
+        "mount" if ok && proc_pid_of(a.target.as_deref().unwrap_or("")).is_some() => {
+            let target = a.target.clone().unwrap_or_default();
+            let hidden = proc_pid_of(&target).unwrap_or_default();
+            let source = a.source.clone().unwrap_or_default();
+            let mut context = RuntimeContext {
+                mount_source: (!source.is_empty()).then(|| source.clone()),
+                mount_target: Some(target.clone()),
+                ..RuntimeContext::default()
+            };
+            let extra = &mut context.additional;
+            extra.insert("ruleId".into(), "behaviour-process-hidden-by-mount".into());
+            extra.insert("ruleOrigin".into(), "builtin:behaviour".into());
+            extra.insert("mitreTechniques".into(), "T1564".into());
+            extra.insert("hiddenPid".into(), hidden.to_string());
+            Draft {
+                finding_type: FindingType::DefenseEvasionSuspiciousCommand,
+                title: "A process was hidden by a mount over its /proc directory",
+                description: format!(
+                    "Process {} (pid {}) mounted {} on {target}: process {hidden} no longer \
+                     shows in ps, top or anything else that reads /proc.",
+                    p.comm,
+                    p.pid,
+                    if source.is_empty() {
+                        "something"
+                    } else {
+                        source.as_str()
+                    }
+                ),
+                key: format!("proc-mount\0{target}"),
                 context,
             }
         }

@@ -617,6 +617,110 @@ fn every_behavioural_type_fires_on_its_case_and_not_on_the_benign_ones() {
             ],
         ),
         (
+            "the doas policy written",
+            file_event("openWrite", "/etc/doas.conf", |f| {
+                f.matched_by = vec!["exact"]
+            }),
+            &[
+                T::PrivilegeEscalationSensitiveFileModified,
+                T::PrivilegeEscalationSuspiciousCommand,
+            ],
+        ),
+        (
+            "a polkit rule written",
+            file_event("openWrite", "/etc/polkit-1/rules.d/99-evil.rules", |_| {}),
+            &[
+                T::PrivilegeEscalationSensitiveFileModified,
+                T::PrivilegeEscalationSuspiciousCommand,
+            ],
+        ),
+        (
+            "a polkit rule installed by dpkg",
+            file_event(
+                "openWrite",
+                "/usr/share/polkit-1/rules.d/org.freedesktop.x.rules",
+                |f| f.process = known(DPKG),
+            ),
+            &[],
+        ),
+        (
+            "a PAM module dropped into the module directory",
+            file_event(
+                "openWrite",
+                "/usr/lib/x86_64-linux-gnu/security/pam_evil.so",
+                |_| {},
+            ),
+            &[
+                T::PersistenceSensitiveFileModified,
+                T::PersistenceSuspiciousCommand,
+            ],
+        ),
+        (
+            "a PAM service configuration written",
+            file_event("openWrite", "/etc/pam.d/evil", |_| {}),
+            &[
+                T::PrivilegeEscalationSensitiveFileModified,
+                T::PersistenceSuspiciousCommand,
+            ],
+        ),
+        (
+            "a PAM module installed by dpkg",
+            file_event(
+                "openWrite",
+                "/usr/lib/x86_64-linux-gnu/security/pam_x.so",
+                |f| f.process = known(DPKG),
+            ),
+            &[],
+        ),
+        (
+            "a process hidden by a bind mount over its /proc directory",
+            activity("mount", |a| {
+                a.source = Some("/tmp/empty".into());
+                a.target = Some("/proc/4242".into());
+                a.flags = Some(0x1000);
+            }),
+            &[T::DefenseEvasionSuspiciousCommand],
+        ),
+        (
+            "the same with a path that hides the pid's directory behind . and //",
+            activity("mount", |a| {
+                a.source = Some("/tmp/empty".into());
+                a.target = Some("/proc//4242/.".into());
+                a.flags = Some(0x1000);
+            }),
+            &[T::DefenseEvasionSuspiciousCommand],
+        ),
+        (
+            "proc mounted on /proc",
+            activity("mount", |a| {
+                a.source = Some("proc".into());
+                a.target = Some("/proc".into());
+                a.fs_type = Some("proc".into());
+                a.flags = Some(0);
+            }),
+            &[],
+        ),
+        (
+            "binfmt_misc under /proc/sys",
+            activity("mount", |a| {
+                a.source = Some("binfmt_misc".into());
+                a.target = Some("/proc/sys/fs/binfmt_misc".into());
+                a.fs_type = Some("binfmt_misc".into());
+                a.flags = Some(0);
+            }),
+            &[],
+        ),
+        (
+            "a refused mount over a pid's directory",
+            activity("mount", |a| {
+                a.source = Some("/tmp/empty".into());
+                a.target = Some("/proc/4242".into());
+                a.flags = Some(0x1000);
+                a.ret = -1;
+            }),
+            &[],
+        ),
+        (
             "the sudo policy replaced by visudo",
             file_event("rename", "/etc/sudoers.tmp", |f| {
                 f.process = known(VISUDO);
@@ -2069,6 +2173,214 @@ fn autostart_udev_motd_module_environment_and_at_places_are_persistence() {
 }
 
 #[test]
+fn pam_boot_network_dbus_python_modprobe_and_kde_places_are_persistence() {
+    let sh = exec_by(
+        320,
+        "/usr/bin/dash",
+        &["sh", "-c", "x"],
+        &[(200, "/usr/bin/bash")],
+    );
+    for (path, rule, kind) in [
+        (
+            "/usr/lib/x86_64-linux-gnu/security/pam_x.so",
+            "behaviour-persistence-pam",
+            "pam",
+        ),
+        ("/lib/security/pam_x.so", "behaviour-persistence-pam", "pam"),
+        (
+            "/usr/lib64/security/pam_x.so",
+            "behaviour-persistence-pam",
+            "pam",
+        ),
+        ("/etc/pam.d/sshd", "behaviour-persistence-pam", "pam"),
+        ("/etc/pam.conf", "behaviour-persistence-pam", "pam"),
+        (
+            "/usr/lib/dracut/modules.d/99x/module-setup.sh",
+            "behaviour-persistence-boot",
+            "boot",
+        ),
+        ("/etc/default/grub", "behaviour-persistence-boot", "boot"),
+        (
+            "/etc/default/grub.d/99-x.cfg",
+            "behaviour-persistence-boot",
+            "boot",
+        ),
+        ("/etc/grub.d/99_x", "behaviour-persistence-boot", "boot"),
+        ("/boot/grub/grub.cfg", "behaviour-persistence-boot", "boot"),
+        (
+            "/etc/NetworkManager/dispatcher.d/99-x",
+            "behaviour-persistence-network-hook",
+            "network",
+        ),
+        (
+            "/etc/network/if-up.d/x",
+            "behaviour-persistence-network-hook",
+            "network",
+        ),
+        (
+            "/etc/dhcp/dhclient-exit-hooks.d/x",
+            "behaviour-persistence-network-hook",
+            "network",
+        ),
+        (
+            "/etc/networkd-dispatcher/routable.d/50-x",
+            "behaviour-persistence-network-hook",
+            "network",
+        ),
+        (
+            "/usr/share/dbus-1/system-services/org.x.service",
+            "behaviour-persistence-dbus",
+            "dbus",
+        ),
+        (
+            "/etc/dbus-1/system.d/org.x.conf",
+            "behaviour-persistence-dbus",
+            "dbus",
+        ),
+        (
+            "/usr/local/lib/python3.11/dist-packages/sitecustomize.py",
+            "behaviour-persistence-python-hook",
+            "python",
+        ),
+        (
+            "/root/.local/lib/python3.11/site-packages/usercustomize.py",
+            "behaviour-persistence-python-hook",
+            "python",
+        ),
+        (
+            "/srv/app/.venv/lib/python3.12/site-packages/sitecustomize.py",
+            "behaviour-persistence-python-hook",
+            "python",
+        ),
+        (
+            "/etc/modprobe.d/x.conf",
+            "behaviour-persistence-modules",
+            "modules",
+        ),
+        (
+            "/home/ann/.config/autostart-scripts/x.sh",
+            "behaviour-persistence-autostart",
+            "autostart",
+        ),
+        (
+            "/usr/lib/modprobe.d/x.conf",
+            "behaviour-persistence-modules",
+            "modules",
+        ),
+        (
+            "/usr/lib/modules-load.d/x.conf",
+            "behaviour-persistence-modules",
+            "modules",
+        ),
+    ] {
+        assert_eq!(
+            persistence_kinds(&[sh.clone(), write_by(320, "sh", path)]),
+            kind_of(rule, kind),
+            "{path}"
+        );
+    }
+    // Names that only start like one, and the files next to them, are not.
+    for path in [
+        "/etc/pam.d.bak/sshd",
+        "/etc/security/limits.conf",
+        "/usr/lib/x86_64-linux-gnu/libsecurity.so",
+        "/etc/default/grub.bak",
+        "/etc/default/useradd",
+        "/boot/grub/grubenv",
+        "/etc/NetworkManager/system-connections/x.nmconnection",
+        "/etc/dbus-1/system.conf",
+        "/srv/app/sitecustomize.py.orig",
+        "/srv/app/my_sitecustomize.py",
+        "/etc/modprobe.conf.d/x",
+    ] {
+        assert!(
+            persistence_kinds(&[sh.clone(), write_by(320, "sh", path)]).is_empty(),
+            "{path}"
+        );
+    }
+    // The places' own tools and editors, and package managers.
+    let by = |pid: u32, exe: &str, argv: &[&str], path: &str| {
+        persistence_kinds(&[
+            exec_by(pid, exe, argv, &[(200, "/usr/bin/bash")]),
+            write_by(pid, super::basename(argv[0]), path),
+        ])
+    };
+    assert!(
+        by(
+            330,
+            "/usr/bin/perl",
+            &["/usr/sbin/pam-auth-update", "--package"],
+            "/etc/pam.d/common-auth"
+        )
+        .is_empty()
+    );
+    assert!(
+        by(
+            331,
+            "/usr/bin/vim.basic",
+            &["vim", "/etc/pam.d/sshd"],
+            "/etc/pam.d/sshd"
+        )
+        .is_empty()
+    );
+    assert!(
+        by(
+            332,
+            "/usr/bin/vim.basic",
+            &["vim", "/etc/default/grub"],
+            "/etc/default/grub"
+        )
+        .is_empty()
+    );
+    assert!(
+        by(
+            333,
+            "/usr/bin/dash",
+            &["/usr/sbin/grub-mkconfig", "-o", "/boot/grub/grub.cfg"],
+            "/boot/grub/grub.cfg"
+        )
+        .is_empty()
+    );
+    assert!(
+        by(
+            334,
+            "/usr/bin/python3.11",
+            &["/usr/bin/pip3", "install", "x"],
+            "/usr/local/lib/python3.11/dist-packages/sitecustomize.py"
+        )
+        .is_empty()
+    );
+    assert!(
+        by(
+            335,
+            "/usr/bin/dpkg",
+            &["dpkg", "-i", "libpam-x.deb"],
+            "/usr/lib/x86_64-linux-gnu/security/pam_x.so"
+        )
+        .is_empty()
+    );
+    // An editor may change PAM's configuration, not drop a module; a python script is not pip.
+    assert_eq!(
+        by(
+            336,
+            "/usr/bin/vim.basic",
+            &["vim", "x"],
+            "/usr/lib/x86_64-linux-gnu/security/pam_x.so"
+        ),
+        kind_of("behaviour-persistence-pam", "pam")
+    );
+    assert_eq!(
+        by(
+            337,
+            "/usr/bin/python3.11",
+            &["python3", "/root/x.py"],
+            "/usr/lib/python3.11/sitecustomize.py"
+        ),
+        kind_of("behaviour-persistence-python-hook", "python")
+    );
+}
+
+#[test]
 fn package_manager_hooks_and_maintainer_scripts_are_persistence() {
     // Elastic's RTA: an APT hook, a script dropped among dpkg's maintainer scripts; and the
     // other package managers' hook and plugin directories.
@@ -2271,10 +2583,17 @@ fn every_persistence_location_is_in_the_sensitive_set_the_kernel_filters_with() 
             Place::Home(h) => vec![format!("/srv/any/{h}")],
         };
         for probe in probes {
+            // PAM's configuration was in the set as privilege escalation (the type of its
+            // SensitiveFileModified) before it was a persistence place; it stays so.
+            let category = if probe.starts_with("/etc/pam") {
+                Category::PrivilegeEscalation
+            } else {
+                Category::Persistence
+            };
             assert_eq!(
                 set.classify(std::path::Path::new(&probe))
                     .map(|e| e.category),
-                Some(Category::Persistence),
+                Some(category),
                 "{probe} ({:?})",
                 l.kind
             );

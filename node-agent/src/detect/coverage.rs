@@ -83,9 +83,10 @@ pub const fn needs(t: FindingType) -> Needs {
         // Raised by exec rules and, from file operations, by the technique checks
         // (persistence writes; history, journal and log wiping, ASLR).
         T::PersistenceSuspiciousCommand => hooks(&[&[H::Exec, H::FileOpen, H::FileChange]]),
-        // Also a security agent sent a stopping signal (`signal_agent`'s guarded processes).
+        // Also a security agent sent a stopping signal (`signal_agent`'s guarded processes),
+        // and a mount over a process's /proc directory (`behaviour`).
         T::DefenseEvasionSuspiciousCommand => Needs {
-            also: &[H::SignalAgent],
+            also: &[H::Mount, H::SignalAgent],
             ..hooks(&[&[H::Exec, H::FileOpen, H::FileChange]])
         },
         // Exec rules and pipes; also a binary or script a downloader wrote, then run (its

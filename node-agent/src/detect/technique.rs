@@ -1675,6 +1675,31 @@ fn persistence_write(
             "T1098.004",
             "an SSH authorized keys file (a key added there logs in as the account)",
         ),
+        PersistenceKind::Pam => (
+            "behaviour-persistence-pam",
+            "T1556.003",
+            "a PAM module or service configuration (loaded into every login, as root)",
+        ),
+        PersistenceKind::Boot => (
+            "behaviour-persistence-boot",
+            "T1542,T1037",
+            "the boot configuration (a dracut module, a GRUB setting or generator script)",
+        ),
+        PersistenceKind::Network => (
+            "behaviour-persistence-network-hook",
+            "T1546",
+            "a network hook script (run as root when an interface changes state)",
+        ),
+        PersistenceKind::Dbus => (
+            "behaviour-persistence-dbus",
+            "T1543,T1546",
+            "a D-Bus service or bus policy (the bus starts the service on demand)",
+        ),
+        PersistenceKind::Python => (
+            "behaviour-persistence-python-hook",
+            "T1546.018",
+            "a Python start-up hook (imported by every interpreter that starts)",
+        ),
     };
     let mut context = file_context(f, &path);
     context
@@ -2070,16 +2095,42 @@ fn preload_file_written(
     ))
 }
 
-/// The sudo policy: the file and the directory it includes (`@includedir /etc/sudoers.d`).
-const SUDOERS: &str = "/etc/sudoers";
-const SUDOERS_DIR: &str = "/etc/sudoers.d/";
+/// The policies that say who may become root, and the program each belongs to: sudo's file and
+/// the directory it includes (`@includedir /etc/sudoers.d`), doas's file (OpenBSD's sudo, packaged
+/// by the distributions), polkit's JavaScript rules and its older `.pkla` authorities (a rule
+/// returning `polkit.Result.YES` lets a user run `pkexec` and every privileged D-Bus action
+/// without a password). A path ending in '/' is a directory: a file in it.
+const ELEVATION_POLICIES: &[(&str, &str)] = &[
+    ("/etc/sudoers", "sudo"),
+    ("/etc/sudoers.d/", "sudo"),
+    ("/etc/doas.conf", "doas"),
+    ("/usr/local/etc/doas.conf", "doas"),
+    ("/etc/polkit-1/rules.d/", "polkit"),
+    ("/usr/share/polkit-1/rules.d/", "polkit"),
+    ("/etc/polkit-1/localauthority/", "polkit"),
+    ("/var/lib/polkit-1/localauthority/", "polkit"),
+];
 
-/// The sudo policy written, replaced or linked by anything but a package manager (or its
-/// children) and `sudoersOwners` (`visudo`, which checks the syntax, writes a temporary file and
-/// renames it over the policy): a line such as `user ALL=(ALL) NOPASSWD:ALL` gives root to
-/// whoever the attacker controls (T1548.003). The command rule `privesc-sudoers-write` sees it
-/// only in a shell's argv; this sees the file, however it was written (a script line, `tee`,
-/// `cp`, `sed -i`, `dd`, an interpreter, a relative path).
+/// The policy a path is part of, if any.
+fn elevation_policy(path: &str) -> Option<&'static str> {
+    ELEVATION_POLICIES.iter().find_map(|&(place, policy)| {
+        let hit = if place.ends_with('/') {
+            path.strip_prefix(place)
+                .is_some_and(|rest| !rest.is_empty())
+        } else {
+            path == place
+        };
+        hit.then_some(policy)
+    })
+}
+
+/// An elevation policy (sudo's, doas's, polkit's rules) written, replaced or linked by anything
+/// but a package manager (or its children) and `sudoersOwners` (`visudo` and `vidoas`, which
+/// check the syntax, write a temporary file and rename it over the policy): a line such as
+/// `user ALL=(ALL) NOPASSWD:ALL`, `permit nopass user as root` or a polkit rule returning YES
+/// gives root to whoever the attacker controls (T1548.003, T1548). The command rule
+/// `privesc-sudoers-write` sees sudo's only in a shell's argv; this sees the file, however it
+/// was written (a script line, `tee`, `cp`, `sed -i`, `dd`, an interpreter, a relative path).
 fn sudoers_written(
     d: &Detector,
     b: &Behaviour,
@@ -2088,15 +2139,32 @@ fn sudoers_written(
     lookup: &dyn ProcessLookup,
 ) -> Option<Candidate> {
     let path = text(made_path(f, &[]))?;
-    let in_dir = path
-        .strip_prefix(SUDOERS_DIR)
-        .is_some_and(|rest| !rest.is_empty());
-    if !(path == SUDOERS || in_dir)
-        || actor.is_one_of(&b.package_managers, Reach::Lineage)
+    let policy = elevation_policy(&path)?;
+    if actor.is_one_of(&b.package_managers, Reach::Lineage)
         || actor.is_one_of(&b.sudoers_owners, Reach::Parent)
     {
         return None;
     }
+    let (title, mitre, what) = match policy {
+        "sudo" => (
+            "The sudo policy was written",
+            "T1548.003",
+            "without visudo: the sudo policy says who may run what as root",
+        ),
+        "doas" => (
+            "The doas policy was written",
+            "T1548.003",
+            "without vidoas: the doas policy says who may run what as root",
+        ),
+        _ => (
+            "A polkit rule was written",
+            "T1548",
+            "and no package installed it: polkit's rules say who may run pkexec and the system \
+             services' privileged actions",
+        ),
+    };
+    let mut context = file_context(f, &path);
+    context.additional.insert("policy".into(), policy.into());
     Some(technique(
         d,
         &f.process,
@@ -2104,18 +2172,17 @@ fn sudoers_written(
         Raises {
             finding_type: FindingType::PrivilegeEscalationSuspiciousCommand,
             rule: "behaviour-sudoers-modified",
-            mitre: "T1548.003",
+            mitre,
             severity: Some(5.0),
         },
         draft(
-            "The sudo policy was written",
+            title,
             format!(
-                "Process {} (pid {}) wrote {path} ({}) without visudo: the sudo policy says \
-                 who may run what as root.",
+                "Process {} (pid {}) wrote {path} ({}) {what}.",
                 f.process.comm, f.process.pid, f.operation
             ),
             path.clone(),
-            file_context(f, &path),
+            context,
         ),
     ))
 }
