@@ -1081,6 +1081,21 @@ fn on_open_exit(ctx: &TracePointContext) {
     );
 }
 
+/// A regular file on the standard output of a program being exec'd: when the parent opened it
+/// for writing (a vforking shell's `cmd > file`: dash opens the file, then the child execs
+/// `cmd` with it), the program is its writer. A file someone else wrote is left as it is.
+#[inline(always)]
+pub fn claim_output(dev: u32, ino: u64, parent: u32) {
+    if parent == 0 {
+        return;
+    }
+    // SAFETY: read at once.
+    let writer = unsafe { WRITTEN.get(FileKey { dev, _pad: 0, ino }) }.map(|w| w.tgid);
+    if writer == Some(parent) {
+        remember_written(bpf_get_current_pid_tgid(), dev, ino);
+    }
+}
+
 /// Records the current process as the writer of a regular file, unless it already is.
 #[inline(always)]
 fn remember_written(key: u64, dev: u32, ino: u64) {

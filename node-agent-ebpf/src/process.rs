@@ -302,6 +302,12 @@ fn fill_stdio(ev: &mut ExecEvent) {
     } else {
         (0, 0)
     };
+    // `cmd > file` from a shell that opens the file itself before it vforks (dash): the
+    // program writing on its standard output is the file's writer, not the shell.
+    if stdio[1].1 == S_IFREG {
+        let (dev, ino) = inode_key(stdio[1].0);
+        crate::files::claim_output(dev, ino, ev.task.ppid);
+    }
     ev.stdio_types = types;
     ev.stdio_pipes = [
         pipe_ino(stdio[0].0, stdio[0].1),

