@@ -359,6 +359,21 @@ const DEFAULTS: &[(&str, MatchKind, Category)] = &[
     entry("/etc/syslog-ng/", Prefix, Evasion),
     entry("/etc/systemd/journald.conf", Exact, Evasion),
     entry("/etc/systemd/journald.conf.d/", Prefix, Evasion),
+    // The system trust store's sources: a root certificate placed there (and made trusted by
+    // update-ca-certificates or update-ca-trust) lets its owner intercept TLS and sign what
+    // the machine then trusts (T1553.004). Debian's and Alpine's, Red Hat's, SUSE's and
+    // Arch's anchor directories; the packages' own certificates come through the package
+    // manager (exempt). The generated bundles are rewritten by the updaters and not watched.
+    entry("/usr/local/share/ca-certificates/", Prefix, Evasion),
+    entry("/usr/share/ca-certificates/", Prefix, Evasion),
+    entry("/etc/pki/ca-trust/source/anchors/", Prefix, Evasion),
+    entry("/usr/share/pki/ca-trust-source/anchors/", Prefix, Evasion),
+    entry("/etc/pki/trust/anchors/", Prefix, Evasion),
+    entry(
+        "/etc/ca-certificates/trust-source/anchors/",
+        Prefix,
+        Evasion,
+    ),
     entry(".bash_history", Name, Evasion),
     entry(".zsh_history", Name, Evasion),
     entry(".sh_history", Name, Evasion),
@@ -594,6 +609,20 @@ mod tests {
         assert_eq!(
             hit("/var/log/auth.log"),
             Some(("/var/log/", Category::DefenseEvasion))
+        );
+        assert_eq!(
+            hit("/usr/local/share/ca-certificates/corp-root.crt"),
+            Some((
+                "/usr/local/share/ca-certificates/",
+                Category::DefenseEvasion
+            ))
+        );
+        assert_eq!(
+            hit("/etc/pki/ca-trust/source/anchors/evil.pem"),
+            Some((
+                "/etc/pki/ca-trust/source/anchors/",
+                Category::DefenseEvasion
+            ))
         );
         assert_eq!(hit("/tmp/notes.txt"), None);
     }

@@ -4139,3 +4139,48 @@ fn a_process_hidden_by_a_mount_over_its_proc_directory() {
     let found = detect(pid);
     assert!(found.is_empty(), "{:?}", kinds(&found));
 }
+
+/// Caldera's "Subvert Trust Controls" (T1553.004, as its agent runs it on Debian): a root
+/// certificate copied into the system trust store's anchors, a line of a script. Benign: the
+/// anchors and the generated bundle read, and an anchor copied out to a scratch directory.
+#[test]
+fn a_root_certificate_placed_in_the_trust_store() {
+    if !privileged("a_root_certificate_placed_in_the_trust_store") {
+        return;
+    }
+    let scratch = Scratch::new("trust");
+    let mut clean = Cleanup::default();
+    clean.dirs(Path::new("/usr/local/share/ca-certificates"));
+    let cert = scratch.path("root.crt");
+    std::fs::write(
+        &cert,
+        "-----BEGIN CERTIFICATE-----\nMIIBvigil\n-----END CERTIFICATE-----\n",
+    )
+    .expect("write the certificate");
+    let anchor = clean.file(format!(
+        "/usr/local/share/ca-certificates/vigil-{}.crt",
+        nonce()
+    ));
+    let found = detect(sh_file(
+        &scratch,
+        "install.sh",
+        &format!("cp {cert} {anchor}\n"),
+    ));
+    let f: Vec<_> = found
+        .iter()
+        .filter(|f| f.finding_type == "DefenseEvasion:Runtime/SensitiveFileModified")
+        .collect();
+    assert_eq!(f.len(), 1, "{:?}", kinds(&found));
+    assert_eq!(f[0].context.file_path.as_deref(), Some(anchor.as_str()));
+    assert_eq!(f[0].severity_label, SeverityLabel::Medium);
+
+    let found = detect(sh_file(
+        &scratch,
+        "read.sh",
+        &format!(
+            "ls /usr/local/share/ca-certificates > /dev/null\ncat {anchor} /etc/ssl/certs/ca-certificates.crt > /dev/null 2>&1\ncp {anchor} {}\n",
+            scratch.path("copy.crt")
+        ),
+    ));
+    assert!(found.is_empty(), "reading: {:?}", kinds(&found));
+}

@@ -788,6 +788,34 @@ fn every_behavioural_type_fires_on_its_case_and_not_on_the_benign_ones() {
             ],
         ),
         (
+            "a root certificate copied into the trust store's anchors (Caldera's T1553)",
+            file_event(
+                "openWrite",
+                "/usr/local/share/ca-certificates/caldera.crt",
+                |_| {},
+            ),
+            &[T::DefenseEvasionSensitiveFileModified],
+        ),
+        (
+            "a root certificate renamed into Red Hat's anchors",
+            file_event("rename", "/tmp/x.pem", |f| {
+                f.path2 = Some("/etc/pki/ca-trust/source/anchors/x.pem".into());
+                f.resolved_path2 = Some(PathBuf::from("/etc/pki/ca-trust/source/anchors/x.pem"));
+            }),
+            &[T::DefenseEvasionSensitiveFileModified],
+        ),
+        (
+            "the packaged certificates updated by dpkg (ca-certificates)",
+            file_event(
+                "openWrite",
+                "/usr/share/ca-certificates/mozilla/ISRG_Root_X1.crt.dpkg-new",
+                |f| {
+                    f.process = known(DPKG);
+                },
+            ),
+            &[],
+        ),
+        (
             "notify_on_release set from a container",
             file_event("openWrite", "/tmp/cg/x/notify_on_release", |f| {
                 f.matched_by = vec!["name"];
