@@ -1423,23 +1423,19 @@ pub fn activity_info(ev: &node_agent_common::ActivityEvent, clock: &Clock) -> Ac
             }));
             "bpfAgent"
         }
-        SIGNAL_AGENT => {
+        // The same record for the agent and for the host's other security agents.
+        op @ (SIGNAL_AGENT | SIGNAL_GUARDED) => {
             info.aimed_at_agent = Some(Box::new(AimedAtAgent {
                 signal: Some(signal_name(a[0])),
                 signal_code: Some(a[1] as i32),
                 ..AimedAtAgent::default()
             }));
             info.target_pid = Some(a[3] as u32);
-            "signalAgent"
-        }
-        SIGNAL_GUARDED => {
-            info.aimed_at_agent = Some(Box::new(AimedAtAgent {
-                signal: Some(signal_name(a[0])),
-                signal_code: Some(a[1] as i32),
-                ..AimedAtAgent::default()
-            }));
-            info.target_pid = Some(a[3] as u32);
-            "signalGuarded"
+            if op == SIGNAL_AGENT {
+                "signalAgent"
+            } else {
+                "signalGuarded"
+            }
         }
         _ => "unknown",
     };
