@@ -26,7 +26,9 @@ fn convert(record: Record<'_>) {
         Record::Exec(ev) => serde_json::to_string(&exec_info(ev, &clock)),
         Record::Fork(ev) => serde_json::to_string(&ProcessRef::from(&ev.task)),
         Record::Exit(ev) => serde_json::to_string(&exit_info(ev, &clock)),
-        Record::Connect(ev) | Record::Accept(ev) => serde_json::to_string(&net_info(ev, &clock)),
+        Record::Connect(ev) | Record::ConnectOutcome(ev) | Record::Accept(ev) => {
+            serde_json::to_string(&net_info(ev, &clock))
+        }
         Record::Dns(ev) => serde_json::to_string(&dns_info(ev, &clock)),
         Record::Stream(ev) => {
             let info = stream_info(ev, &clock);
@@ -47,7 +49,7 @@ fn record_bytes<'a>(record: &Record<'a>) -> &'a [u8] {
         Record::Exec(ev) => bytes_of(*ev),
         Record::Fork(ev) => bytes_of(*ev),
         Record::Exit(ev) => bytes_of(*ev),
-        Record::Connect(ev) | Record::Accept(ev) => bytes_of(*ev),
+        Record::Connect(ev) | Record::ConnectOutcome(ev) | Record::Accept(ev) => bytes_of(*ev),
         Record::Dns(ev) => bytes_of(*ev),
         Record::Stream(ev) => bytes_of(*ev),
         Record::File(ev) => bytes_of(*ev),

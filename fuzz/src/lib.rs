@@ -57,6 +57,7 @@ pub const RECORD_KINDS: &[(u16, usize)] = &[
     (kind::EXIT, size_of::<ExitEvent>()),
     (kind::CONNECT, size_of::<NetEvent>()),
     (kind::ACCEPT, size_of::<NetEvent>()),
+    (kind::CONNECT_OUTCOME, size_of::<NetEvent>()),
     (kind::DNS, size_of::<DnsEvent>()),
     (kind::STREAM, size_of::<StreamEvent>()),
     (kind::FILE, size_of::<FileEvent>()),

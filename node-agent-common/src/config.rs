@@ -145,6 +145,10 @@ pub struct KernelOffsets {
     pub pid_ns_child_reaper: u32,
     /// `sock.sk_lock.owned`
     pub sk_lock_owned: u32,
+    /// `sock.__sk_common.skc_state` (one byte: `TCP_SYN_SENT`, `TCP_CLOSE`, ...)
+    pub sk_state: u32,
+    /// `sock.sk_err`: the error a failed handshake left (`ECONNREFUSED`, `ETIMEDOUT`)
+    pub sk_err: u32,
     /// `super_block.s_magic`: tells procfs (`PROC_SUPER_MAGIC`), tmpfs and ramfs from other file
     /// systems.
     pub sb_magic: u32,
@@ -231,6 +235,8 @@ impl KernelOffsets {
         inode_ctime_nsec: OFFSET_UNKNOWN,
         pid_ns_child_reaper: OFFSET_UNKNOWN,
         sk_lock_owned: OFFSET_UNKNOWN,
+        sk_state: OFFSET_UNKNOWN,
+        sk_err: OFFSET_UNKNOWN,
         sb_magic: OFFSET_UNKNOWN,
         proc_inode_pid: OFFSET_UNKNOWN,
         proc_inode_vfs_inode: OFFSET_UNKNOWN,
@@ -289,7 +295,7 @@ impl AgentConfig {
     };
 }
 
-const _: () = assert!(size_of::<AgentConfig>() == 20 + 73 * 4 + 8 + 8);
+const _: () = assert!(size_of::<AgentConfig>() == 20 + 75 * 4 + 8 + 8);
 
 /// The `bpf(2)` command number of the agent's identity marker: no real command has it, so the
 /// kernel answers `EINVAL` after the marker program has seen the call.

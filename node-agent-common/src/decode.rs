@@ -65,6 +65,8 @@ pub enum Record<'a> {
     Connect(&'a NetEvent),
     /// [`kind::ACCEPT`]
     Accept(&'a NetEvent),
+    /// [`kind::CONNECT_OUTCOME`]
+    ConnectOutcome(&'a NetEvent),
     /// [`kind::DNS`]
     Dns(&'a DnsEvent),
     /// [`kind::STREAM`]
@@ -146,6 +148,7 @@ pub fn decode(bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
         kind::EXIT => Record::Exit(typed(bytes, header)?),
         kind::CONNECT => Record::Connect(typed(bytes, header)?),
         kind::ACCEPT => Record::Accept(typed(bytes, header)?),
+        kind::CONNECT_OUTCOME => Record::ConnectOutcome(typed(bytes, header)?),
         kind::DNS => Record::Dns(typed(bytes, header)?),
         kind::STREAM => Record::Stream(typed(bytes, header)?),
         kind::FILE => Record::File(typed(bytes, header)?),
@@ -296,7 +299,7 @@ mod tests {
             unix_path_len: 0,
             repeats: 0,
             unix_path: [0; UNIX_PATH_LEN],
-            _pad2: [0; 4],
+            outcome: 0,
         };
         let words = aligned(bytes_of(&ev));
         match decode(as_bytes(&words, size_of::<NetEvent>())) {

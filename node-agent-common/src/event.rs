@@ -3,7 +3,7 @@
 use core::mem::{offset_of, size_of};
 
 /// Version of the record layouts; bumped on any change to a struct in this module.
-pub const ABI_VERSION: u32 = 3;
+pub const ABI_VERSION: u32 = 4;
 
 /// Bytes of `comm` (the kernel's `TASK_COMM_LEN`).
 pub const COMM_LEN: usize = 16;
@@ -49,6 +49,10 @@ pub mod kind {
     /// One of the first data segments of an outgoing TCP connection started like a JSON
     /// object ([`super::StreamEvent`]).
     pub const STREAM: u16 = 0x0202;
+    /// The handshake of a non-blocking TCP connect that returned `EINPROGRESS` failed after the
+    /// syscall returned ([`super::NetEvent`]; the task is the one that called connect,
+    /// recorded then, since the answer arrives in softirq).
+    pub const CONNECT_OUTCOME: u16 = 0x0203;
     /// A DNS message left or reached a process ([`super::DnsEvent`]).
     pub const DNS: u16 = 0x0300;
     /// A file operation on a sensitive path ([`super::FileEvent`]).
@@ -350,7 +354,7 @@ pub mod family {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NetEvent {
-    /// `kind::CONNECT` or `kind::ACCEPT`.
+    /// `kind::CONNECT`, `kind::CONNECT_OUTCOME` or `kind::ACCEPT`.
     pub header: EventHeader,
     /// The calling process.
     pub task: TaskIdentity,
@@ -376,8 +380,11 @@ pub struct NetEvent {
     pub repeats: u32,
     /// The unix socket path.
     pub unix_path: [u8; UNIX_PATH_LEN],
-    /// Explicit padding to a multiple of 8; always zero.
-    pub _pad2: [u8; 4],
+    /// For a TCP connect that returned `EINPROGRESS`: `-errno` of how its handshake failed
+    /// (`-ECONNREFUSED`, `-ETIMEDOUT`), when that was known at the syscall's exit (an answer from
+    /// this host) or, in a `kind::CONNECT_OUTCOME` record, when it came later; in such a record 0
+    /// means the process closed the socket before any answer. 0 otherwise.
+    pub outcome: i32,
 }
 
 /// Values of [`DnsEvent::direction`].

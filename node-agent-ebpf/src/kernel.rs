@@ -516,6 +516,16 @@ fn socket_of(socket: u64) -> (u16, u64) {
     )
 }
 
+/// The `struct sock *` of the socket behind a `struct file *` (one known to be a socket); 0
+/// when unreadable.
+#[inline(always)]
+pub fn file_sock(file: u64) -> u64 {
+    if file == 0 {
+        return 0;
+    }
+    socket_of(read_ptr(file, config!(offsets.file_private_data))).1
+}
+
 /// The type and protocol of the socket behind one of the current task's fds (0 when unknown).
 #[inline(always)]
 pub fn socket_kind(fd: u64) -> (u16, u16) {

@@ -17,6 +17,15 @@
 //! names the peer, so no entry program, no pending entry and no read of user memory is needed;
 //! `EAGAIN` (a non-blocking listener with nothing to accept) is dropped in the kernel.
 //!
+//! Outcome: a non-blocking TCP connect returns `EINPROGRESS` with its handshake under way, so
+//! its result is not the syscall's (a scan with a connect timeout: python's `settimeout`,
+//! nmap's `-sT`). The exit puts the socket in `HANDSHAKES` with the caller's identity, then reads
+//! the socket's state: an answer from this host may have closed it already, and then the record
+//! carries the error the kernel left (`NetEvent::outcome`). Otherwise the `inet_sock_set_state`
+//! program takes the entry when the socket leaves `SYN_SENT` and, when it fails, sends a
+//! `kind::CONNECT_OUTCOME` record in the caller's name (the answer arrives in softirq). Whoever
+//! removes the entry reports, so each outcome is reported once.
+//!
 //! Repeats: a process that makes the same connection again (the same peer, port, protocol and
 //! result; for accept the same peer address from any port) within `repeat_window_ms` of the
 //! last record sent for it is counted in the kernel, not sent; the next record of that
@@ -35,7 +44,7 @@ use aya_ebpf::{
     programs::{SockAddrContext, TracePointContext},
 };
 use node_agent_common::{
-    NetEvent, UNIX_PATH_LEN,
+    NetEvent, TaskIdentity, UNIX_PATH_LEN,
     config::OFFSET_UNKNOWN,
     family, kind,
     stats::{Hook, StatKind},
@@ -44,8 +53,8 @@ use node_agent_common::{
 use crate::{
     dns,
     kernel::{
-        Kptr, config, count, current_tgid, fd_file, fill_current, header, is_agent,
-        process_start_ns, reserve, socket_kind, socket_peer, syscall_arg, syscall_ret,
+        Kptr, config, count, current_tgid, fd_file, file_sock, fill_current, header, is_agent,
+        process_start_ns, read_at, reserve, socket_kind, socket_peer, syscall_arg, syscall_ret,
     },
 };
 
@@ -120,6 +129,31 @@ struct HookSaw {
 #[map]
 static HOOK_SAW: PerCpuArray<HookSaw> = PerCpuArray::with_max_entries(1, 0);
 
+/// A non-blocking TCP connect whose handshake was under way when the syscall returned.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct Handshake {
+    /// The caller, recorded at the syscall's exit.
+    task: TaskIdentity,
+    fd: i32,
+    sock_type: u16,
+    protocol: u16,
+    peer: Peer,
+}
+
+/// Sockets in handshake, by `struct sock *`. Entries leave when the socket leaves `SYN_SENT`;
+/// a full map drops its least recently used (an outcome then goes unreported).
+#[map]
+static HANDSHAKES: LruHashMap<u64, Handshake> = LruHashMap::with_max_entries(HANDSHAKES_MAX, 0);
+
+/// Handshakes followed at once.
+const HANDSHAKES_MAX: u32 = 4096;
+/// `-EINPROGRESS`.
+const EINPROGRESS: i64 = -115;
+/// `TCP_SYN_SENT` and `TCP_CLOSE` (`include/net/tcp_states.h`).
+const TCP_SYN_SENT: i32 = 2;
+const TCP_CLOSE: i32 = 7;
+
 /// The current thread's context switches so far, or `None` where the kernel's BTF lacks them.
 #[inline(always)]
 fn context_switches() -> Option<u64> {
@@ -157,6 +191,13 @@ pub fn connect_exit(ctx: TracePointContext) -> u32 {
 #[tracepoint(category = "syscalls", name = "sys_exit_connect")]
 pub fn connect_exit_regs(ctx: TracePointContext) -> u32 {
     on_connect_exit_regs(&ctx);
+    0
+}
+
+/// A TCP socket changed state: a handshake this sensor follows ended.
+#[tracepoint(category = "sock", name = "inet_sock_set_state")]
+pub fn connect_outcome(ctx: TracePointContext) -> u32 {
+    on_state_change(&ctx);
     0
 }
 
@@ -319,9 +360,10 @@ fn on_accept_exit(ctx: &TracePointContext) {
         protocol: 0,
         peer,
         repeats,
+        outcome: 0,
         readable: true,
     };
-    send(hook, kind::ACCEPT, &conn, None);
+    send(hook, kind::ACCEPT, &conn, None, None);
 }
 
 /// What a connect or accept record says besides the task.
@@ -332,13 +374,22 @@ struct Conn {
     protocol: u16,
     peer: Peer,
     repeats: u32,
+    /// `NetEvent::outcome`.
+    outcome: i32,
     /// False when the address could not be read (the record is counted as an error).
     readable: bool,
 }
 
-/// Sends one connect or accept record. A unix peer's path is copied from `sockaddr`'s.
+/// Sends one connect or accept record in the current task's name, or in `owner`'s. A unix
+/// peer's path is copied from `sockaddr`'s.
 #[inline(always)]
-fn send(hook: Hook, record_kind: u16, conn: &Conn, sockaddr: Option<&Pending>) {
+fn send(
+    hook: Hook,
+    record_kind: u16,
+    conn: &Conn,
+    sockaddr: Option<&Pending>,
+    owner: Option<&TaskIdentity>,
+) {
     let Some(mut entry) = reserve::<NetEvent>() else {
         count(hook, StatKind::Dropped);
         return;
@@ -349,12 +400,19 @@ fn send(hook: Hook, record_kind: u16, conn: &Conn, sockaddr: Option<&Pending>) {
     let complete = unsafe {
         let ev = &mut *ev;
         ev.header = header(record_kind, core::mem::size_of::<NetEvent>());
-        let mut complete = fill_current(&mut ev.task) && conn.readable;
+        let mut complete = conn.readable
+            && match owner {
+                Some(task) => {
+                    ev.task = *task;
+                    true
+                }
+                None => fill_current(&mut ev.task),
+            };
         ev.ret = conn.ret as i32;
         ev.fd = conn.fd;
         ev.sock_type = conn.sock_type;
         ev.protocol = conn.protocol;
-        ev._pad2 = [0; 4];
+        ev.outcome = conn.outcome;
         ev.family = conn.peer.family;
         ev.port = conn.peer.port;
         ev.addr = conn.peer.addr;
@@ -488,6 +546,12 @@ fn emit(ctx: &TracePointContext, hook: Hook, record_kind: u16, pending: &Pending
             (peer, readable, sock_type, protocol)
         }
     };
+    let outcome =
+        if ret == EINPROGRESS && (peer.family == family::INET || peer.family == family::INET6) {
+            handshake_started(pending.fd, &peer, sock_type, protocol)
+        } else {
+            0
+        };
     let Some(repeats) = repeats_to_send(
         hook,
         record_kind,
@@ -506,9 +570,90 @@ fn emit(ctx: &TracePointContext, hook: Hook, record_kind: u16, pending: &Pending
         protocol,
         peer,
         repeats,
+        outcome,
         readable,
     };
-    send(hook, record_kind, &conn, Some(pending));
+    send(hook, record_kind, &conn, Some(pending), None);
+}
+
+/// Follows the handshake of a connect that returned `EINPROGRESS`: `-errno` when it already
+/// failed (an answer from this host came before the syscall returned), else 0 and the state
+/// program reports how it ends.
+#[inline(always)]
+fn handshake_started(fd: i32, peer: &Peer, sock_type: u16, protocol: u16) -> i32 {
+    let sk = file_sock(fd_file(fd as u64));
+    if sk == 0 || config!(offsets.sk_state) == OFFSET_UNKNOWN {
+        return 0;
+    }
+    // SAFETY: an all-zero TaskIdentity is valid (plain integers).
+    let mut task: TaskIdentity = unsafe { core::mem::zeroed() };
+    fill_current(&mut task);
+    let entry = Handshake {
+        task,
+        fd,
+        sock_type,
+        protocol,
+        peer: *peer,
+    };
+    if HANDSHAKES.insert(&sk, &entry, 0).is_err() {
+        count(Hook::Connect, StatKind::Errors);
+        return 0;
+    }
+    // Read after the insert: a state change from now on finds the entry, and an earlier one
+    // shows here.
+    let state = read_at::<u8>(sk, config!(offsets.sk_state)) as i32;
+    if state == TCP_SYN_SENT || HANDSHAKES.remove(&sk).is_err() {
+        // Still under way, or the state program took the entry and reports.
+        return 0;
+    }
+    if state == TCP_CLOSE {
+        -read_at::<i32>(sk, config!(offsets.sk_err))
+    } else {
+        0
+    }
+}
+
+/// `inet_sock_set_state`: a socket this sensor follows left `SYN_SENT`; a failed handshake is
+/// reported in the caller's name. Runs for every TCP state change on the host, so everything
+/// else leaves after one field read.
+#[inline(always)]
+fn on_state_change(ctx: &TracePointContext) {
+    // SAFETY: offsets of the tracepoint's fixed format (`oldstate`, `skaddr`, `newstate`).
+    let old = unsafe { ctx.read_at::<i32>(16) }.unwrap_or(0);
+    if old != TCP_SYN_SENT {
+        return;
+    }
+    // SAFETY: as above.
+    let (sk, new) = unsafe {
+        (
+            ctx.read_at::<u64>(8).unwrap_or(0),
+            ctx.read_at::<i32>(20).unwrap_or(0),
+        )
+    };
+    // SAFETY: the value is copied out at once.
+    let Some(entry) = (unsafe { HANDSHAKES.get(&sk) }).copied() else {
+        return;
+    };
+    if HANDSHAKES.remove(&sk).is_err() || new != TCP_CLOSE {
+        return;
+    }
+    let conn = Conn {
+        ret: EINPROGRESS,
+        fd: entry.fd,
+        sock_type: entry.sock_type,
+        protocol: entry.protocol,
+        peer: entry.peer,
+        repeats: 0,
+        outcome: -read_at::<i32>(sk, config!(offsets.sk_err)),
+        readable: true,
+    };
+    send(
+        Hook::Connect,
+        kind::CONNECT_OUTCOME,
+        &conn,
+        None,
+        Some(&entry.task),
+    );
 }
 
 /// The remote address from the connect's sockaddr in user memory, and whether it was readable.

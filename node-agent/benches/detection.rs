@@ -177,6 +177,7 @@ fn stream() -> Vec<Event> {
                     remote: Some(SocketAddr::new(ip, 443)),
                     unix_path: None,
                     repeats: 0,
+                    outcome: None,
                 })
             }
             n => {

@@ -762,13 +762,13 @@ fn event_line(event: &Event) -> String {
                 _ => String::new(),
             }
         ),
-        Event::Connect(e) | Event::Accept(e) => format!(
-            "{} {} {who} {} {} -> {} {}",
+        Event::Connect(e) | Event::ConnectOutcome(e) | Event::Accept(e) => format!(
+            "{} {} {who} {} {} -> {} {}{}",
             e.time,
-            if matches!(event, Event::Connect(_)) {
-                "connect"
-            } else {
-                "accept "
+            match event {
+                Event::Connect(_) => "connect",
+                Event::ConnectOutcome(_) => "outcome",
+                _ => "accept ",
             },
             e.family,
             e.protocol,
@@ -776,7 +776,11 @@ fn event_line(event: &Event) -> String {
                 .map(|r| r.to_string())
                 .or_else(|| e.unix_path.clone())
                 .unwrap_or_else(|| "?".into()),
-            e.error.clone().unwrap_or_else(|| format!("ret={}", e.ret))
+            e.error.clone().unwrap_or_else(|| format!("ret={}", e.ret)),
+            e.outcome
+                .as_ref()
+                .map(|o| format!(" outcome={o}"))
+                .unwrap_or_default()
         ),
         Event::Stream(e) => format!(
             "{} stream {who} tcp -> {} segment={} bytes={}{}",

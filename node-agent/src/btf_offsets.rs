@@ -277,6 +277,14 @@ const FIELDS: &[FieldSpec] = &[
         ["sk_lock", "owned"],
         sk_lock_owned
     ),
+    // How a non-blocking connect's handshake ended (`sock:inet_sock_set_state`).
+    field!(
+        "sock.__sk_common.skc_state",
+        "sock",
+        ["__sk_common", "skc_state"],
+        sk_state
+    ),
+    field!("sock.sk_err", "sock", ["sk_err"], sk_err),
     // The memory file a read-only open returned: procfs, and whose (`/proc/<pid>/mem`).
     field!("super_block.s_magic", "super_block", ["s_magic"], sb_magic),
     field!("proc_inode.pid", "proc_inode", ["pid"], proc_inode_pid),

@@ -12,7 +12,7 @@ use std::{
 
 use node_agent_common::{
     DnsEvent, NetEvent, StreamEvent, TaskIdentity, decode::c_str, direction, dns_flags, exec_flags,
-    family, stream_flags,
+    family, kind, stream_flags,
 };
 use serde::Serialize;
 
@@ -353,6 +353,12 @@ pub struct NetInfo {
     /// kernel since the last record of this one and not sent on their own.
     #[serde(skip_serializing_if = "is_zero")]
     pub repeats: u32,
+    /// How the handshake of a TCP connect that returned `EINPROGRESS` failed (`ECONNREFUSED`,
+    /// `ETIMEDOUT`), as the socket holds it: known at the syscall's exit for an answer from
+    /// this host, else in a later `connectOutcome` event; `closed` there when the process
+    /// closed the socket before any answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -619,6 +625,9 @@ pub enum Event {
     Exit(ExitInfo),
     /// `connect(2)` returned.
     Connect(NetInfo),
+    /// The handshake of a non-blocking connect that returned `EINPROGRESS` failed later
+    /// (`NetInfo::outcome`); the process is the one that called connect.
+    ConnectOutcome(NetInfo),
     /// `accept(2)` returned.
     Accept(NetInfo),
     /// A DNS message.
@@ -638,7 +647,7 @@ impl Event {
             Event::Exec(e) => &e.process,
             Event::Fork(e) => &e.process,
             Event::Exit(e) => &e.process,
-            Event::Connect(e) | Event::Accept(e) => &e.process,
+            Event::Connect(e) | Event::ConnectOutcome(e) | Event::Accept(e) => &e.process,
             Event::Dns(e) => &e.process,
             Event::Stream(e) => &e.process,
             Event::File(e) => &e.process,
@@ -895,6 +904,10 @@ pub fn net_info(ev: &NetEvent, clock: &Clock) -> NetInfo {
         remote: ip_of(ev.family, &ev.addr).map(|ip| SocketAddr::new(ip, ev.port)),
         unix_path,
         repeats: ev.repeats,
+        outcome: match (ev.header.kind, ev.outcome) {
+            (kind::CONNECT_OUTCOME, 0) => Some("closed".to_owned()),
+            (_, outcome) => error_of(i64::from(outcome)),
+        },
     }
 }
 

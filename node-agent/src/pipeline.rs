@@ -67,6 +67,8 @@ pub struct PipelineStats {
     pub exit: u64,
     /// Connects.
     pub connect: u64,
+    /// Failed handshakes of non-blocking connects, reported after the syscall returned.
+    pub connect_outcome: u64,
     /// Accepts.
     pub accept: u64,
     /// DNS messages.
@@ -528,6 +530,12 @@ impl Pipeline {
                 let mut info = net_info(ev, &self.clock);
                 self.identify(&mut info.process);
                 Event::Connect(info)
+            }
+            Record::ConnectOutcome(ev) => {
+                self.stats.connect_outcome += 1;
+                let mut info = net_info(ev, &self.clock);
+                self.identify(&mut info.process);
+                Event::ConnectOutcome(info)
             }
             Record::Accept(ev) => {
                 self.stats.accept += 1;

@@ -2977,10 +2977,10 @@ fn programs_hidden_or_dressed_up_as_others() {
 /// A port scan of loopback seen from the connects the kernel refused, whatever ran it (issue 11,
 /// third red-team pass): a bash loop over `/dev/tcp/127.0.0.1/$p` as a line of a script file
 /// (no argv holds it; each probe is a forked subshell, counted for the bash that exec'd) and
-/// a python socket loop. (`nc -z` connects without blocking: the refusal comes later than the
-/// connect call, so it is not counted; the rule `tool-netcat-scan` names it.) Ports 1-40 of loopback are closed here (the
-/// test checks, and says so when some listen). Three refused ports, and twenty connects to one
-/// listening port, raise nothing.
+/// a python socket loop, and the same loop with a connect timeout (python then connects without
+/// blocking: the syscall returns `EINPROGRESS`, and the refusal is read from the socket, as for
+/// `nc -z`). Ports 1-40 of loopback are closed here (the test checks, and says so when some
+/// listen). Three refused ports, and twenty connects to one listening port, raise nothing.
 #[test]
 fn port_scans_of_loopback_from_refused_connects() {
     if !privileged("port_scans_of_loopback_from_refused_connects") {
@@ -3030,6 +3030,17 @@ fn port_scans_of_loopback_from_refused_connects() {
     .join("\n");
     let found = detect(run(Command::new("python3").args(["-c", &python])));
     assert_eq!(scans(&found), want, "python: {:?}", kinds(&found));
+    let with_timeout = python.replace(
+        "s = socket.socket()",
+        "s = socket.socket(); s.settimeout(2)",
+    );
+    let found = detect(run(Command::new("python3").args(["-c", &with_timeout])));
+    assert_eq!(
+        scans(&found),
+        want,
+        "python with a timeout: {:?}",
+        kinds(&found)
+    );
 
     // Not scans: three closed ports, and one listening port connected to twenty times.
     let found = detect(run(Command::new("bash").args([

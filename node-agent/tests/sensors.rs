@@ -725,3 +725,77 @@ fn nothing_was_dropped_or_undecodable() {
         assert_eq!(counters.dropped, 0, "{} dropped records", hook.name());
     }
 }
+
+/// A non-blocking connect returns `EINPROGRESS`; how its handshake ended is read from the
+/// socket, never from the syscall's return (issue 11: a scan with a connect timeout). Refused at
+/// once by this host: the connect record carries the outcome. Refused later: a listener whose
+/// accept queue is full drops the SYN, then closes, and the retransmitted SYN (about a second
+/// later) meets a reset in softirq, reported as a `connectOutcome` in the caller's name.
+#[test]
+fn non_blocking_connects_report_how_their_handshake_ended() {
+    if !privileged("non_blocking_connects_report_how_their_handshake_ended") {
+        return;
+    }
+    LazyLock::force(&AGENT);
+    let script = r#"
+import select, socket, sys, time
+closed = socket.socket()
+closed.bind(("127.0.0.1", 0))
+port = closed.getsockname()[1]
+closed.close()
+s = socket.socket(); s.setblocking(False); s.connect_ex(("127.0.0.1", port))
+print(port, flush=True)
+l = socket.socket(); l.bind(("127.0.0.1", 0)); l.listen(0)
+lport = l.getsockname()[1]
+fill = []
+for _ in range(3):
+    c = socket.socket(); c.setblocking(False); c.connect_ex(("127.0.0.1", lport)); fill.append(c)
+probe = socket.socket(); probe.setblocking(False); probe.connect_ex(("127.0.0.1", lport))
+print(lport, flush=True)
+time.sleep(0.2)
+l.close()
+select.select([], [probe], [], 30)
+print(probe.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR), flush=True)
+"#;
+    let child = Command::new("python3")
+        .args(["-c", script])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    let pid = child.id();
+    let out = child.wait_with_output().expect("python3 ends");
+    assert!(out.status.success(), "the script failed");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "script output: {text}");
+    let (closed_port, full_port): (u16, u16) = (
+        lines[0].parse().expect("a port"),
+        lines[1].parse().expect("a port"),
+    );
+    assert_eq!(lines[2], "111", "the probe was refused (ECONNREFUSED)");
+    let wait = Duration::from_secs(60);
+    let at_exit = AGENT.wait_for(
+        wait,
+        |e| matches!(e, Event::Connect(n) if n.remote.map(|r| r.port()) == Some(closed_port)),
+    );
+    match at_exit {
+        Some(Event::Connect(n)) => {
+            assert_eq!(n.process.pid, pid);
+            assert_eq!(n.error.as_deref(), Some("EINPROGRESS"));
+            assert_eq!(n.outcome.as_deref(), Some("ECONNREFUSED"), "{n:?}");
+        }
+        other => panic!("no connect to the closed port: {other:?}"),
+    }
+    let late = AGENT.wait_for(
+        wait,
+        |e| matches!(e, Event::ConnectOutcome(n) if n.remote.map(|r| r.port()) == Some(full_port)),
+    );
+    match late {
+        Some(Event::ConnectOutcome(n)) => {
+            assert_eq!(n.outcome.as_deref(), Some("ECONNREFUSED"), "{n:?}");
+            assert_eq!(n.error.as_deref(), Some("EINPROGRESS"));
+            assert_eq!(n.process.pid, pid, "reported in the caller's name: {n:?}");
+        }
+        other => panic!("no outcome for the probe of the full listener: {other:?}"),
+    }
+}

@@ -1492,6 +1492,7 @@ fn unix_connect(path: &str, container: Option<Container>) -> NetInfo {
         remote: None,
         unix_path: Some(path.into()),
         repeats: 0,
+        outcome: None,
     }
 }
 
@@ -3100,6 +3101,7 @@ fn refused(pid: u32, host: &str, port: u16, second: u32) -> Event {
         remote: Some(format!("{host}:{port}").parse().unwrap()),
         unix_path: None,
         repeats: 0,
+        outcome: None,
     })
 }
 
@@ -3158,6 +3160,58 @@ fn refused_connects_to_many_ports_of_one_host_are_a_scan() {
         .expect("portScans table");
     assert!(table.entries <= table.max_entries, "{table:?}");
     assert!(table.shed > 0, "{table:?}");
+}
+
+/// A non-blocking probe (`EINPROGRESS`) whose handshake ended as `outcome`: told at the
+/// connect's exit (`late` false) or in a later `connectOutcome` event.
+fn in_progress(pid: u32, port: u16, outcome: Option<&str>, late: bool) -> Event {
+    let Event::Connect(mut n) = refused(pid, "10.0.0.6", port, 1) else {
+        unreachable!("refused() makes a connect")
+    };
+    n.ret = -115;
+    n.error = Some("EINPROGRESS".into());
+    n.outcome = outcome.map(str::to_owned);
+    if late {
+        Event::ConnectOutcome(n)
+    } else {
+        Event::Connect(n)
+    }
+}
+
+#[test]
+fn non_blocking_probes_count_for_a_scan_when_their_handshake_was_refused() {
+    let scans = |d: &mut Detector, events: &[Event]| {
+        events
+            .iter()
+            .flat_map(|e| d.process(e, &NoLookup))
+            .filter(|o| {
+                o.finding
+                    .context
+                    .additional
+                    .get("ruleId")
+                    .map(String::as_str)
+                    == Some("behaviour-port-scan")
+            })
+            .count()
+    };
+    // A scanner with a connect timeout: refusals told at the exit, later, or both mixed.
+    let mut d = detector();
+    let probes: Vec<Event> = (1..=20)
+        .map(|p| in_progress(910, p, Some("ECONNREFUSED"), false))
+        .collect();
+    assert_eq!(scans(&mut d, &probes), 1);
+    let probes: Vec<Event> = (1..=20)
+        .map(|p| in_progress(911, p, Some("ECONNREFUSED"), p % 2 == 0))
+        .collect();
+    assert_eq!(scans(&mut d, &probes), 1);
+    // Under way with no outcome yet, timed out, or closed before any answer: not refusals.
+    for outcome in [None, Some("ETIMEDOUT"), Some("closed")] {
+        let mut d = detector();
+        let probes: Vec<Event> = (1..=40)
+            .map(|p| in_progress(912, p, outcome, outcome.is_some()))
+            .collect();
+        assert_eq!(scans(&mut d, &probes), 0, "{outcome:?}");
+    }
 }
 
 #[test]

@@ -586,6 +586,8 @@ impl Detector {
                 }
                 found
             }
+            // Only a scan reads how a handshake ended; the connect itself was judged already.
+            Event::ConnectOutcome(n) => scan::check_connect(self, n, lookup).into_iter().collect(),
             Event::Accept(n) => reputation::check_accept(self, n, lookup),
             Event::Dns(d) => reputation::check_dns(self, d, lookup),
             Event::Stream(s) => stratum::check_stream(self, s, lookup),
@@ -947,7 +949,7 @@ fn event_time(event: &Event) -> Timestamp {
         Event::Exec(e) => Some(e.time.as_str()),
         Event::Fork(e) => Some(e.time.as_str()),
         Event::Exit(e) => Some(e.time.as_str()),
-        Event::Connect(e) | Event::Accept(e) => Some(e.time.as_str()),
+        Event::Connect(e) | Event::ConnectOutcome(e) | Event::Accept(e) => Some(e.time.as_str()),
         Event::Dns(e) => Some(e.time.as_str()),
         Event::Stream(e) => Some(e.time.as_str()),
         Event::File(e) => Some(e.time.as_str()),

@@ -447,7 +447,8 @@ pub(crate) fn check_connect(
     lookup: &dyn ProcessLookup,
 ) -> Vec<Candidate> {
     let pid = n.process.pid;
-    let connected = n.ret == 0 || n.error.as_deref() == Some("EINPROGRESS");
+    let connected =
+        n.ret == 0 || (n.error.as_deref() == Some("EINPROGRESS") && n.outcome.is_none());
     if n.remote.is_none() || !connected {
         return Vec::new();
     }

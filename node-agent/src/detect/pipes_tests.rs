@@ -687,6 +687,7 @@ fn connect(pid: u32, ret: i32, remote: Option<&str>) -> Event {
         unix_path: remote.is_none().then(|| "/run/x.sock".to_owned()),
         fd: 3,
         repeats: 0,
+        outcome: None,
     })
 }
 

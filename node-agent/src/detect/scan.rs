@@ -4,6 +4,8 @@
 //! Each probe of a shell loop is a forked subshell that never execs: probes count for the
 //! nearest forebear that exec'd (the program the scan belongs to), through the forks seen.
 //! Refused connects only: clients connect to ports that listen; a scan mostly meets closed ones.
+//! A non-blocking connect (a scanner with a connect timeout) counts when its handshake was
+//! refused, as the socket told at the syscall's exit or in the later `connectOutcome` event.
 
 use std::net::IpAddr;
 
@@ -95,7 +97,10 @@ pub(crate) fn check_connect(
     lookup: &dyn ProcessLookup,
 ) -> Option<Candidate> {
     let peer = n.remote?;
-    if n.error.as_deref() != Some("ECONNREFUSED") || !matches!(n.family, "inet" | "inet6") {
+    let refused = n.error.as_deref() == Some("ECONNREFUSED")
+        || (n.error.as_deref() == Some("EINPROGRESS")
+            && n.outcome.as_deref() == Some("ECONNREFUSED"));
+    if !refused || !matches!(n.family, "inet" | "inet6") {
         return None;
     }
     let now = n

@@ -2399,6 +2399,7 @@ fn connect(pid: u32, remote: &str, error: Option<&str>) -> Event {
         remote: Some(remote.parse::<SocketAddr>().unwrap()),
         unix_path: None,
         repeats: 0,
+        outcome: None,
     })
 }
 

@@ -157,22 +157,23 @@ fn plan(hook: Hook, offsets: &KernelOffsets) -> Vec<Mechanism> {
             },
         ],
         // The exit alone where the saved registers' offsets are known (one program run per
-        // connect instead of two), else the entry/exit pair.
+        // connect instead of two), else the entry/exit pair; with either, the TCP state
+        // change that ends a non-blocking connect's handshake.
         Hook::Connect => {
             let mut plan = Vec::new();
             if offsets.regs_arg0 != OFFSET_UNKNOWN
                 && offsets.regs_arg1 != OFFSET_UNKNOWN
                 && offsets.regs_arg2 != OFFSET_UNKNOWN
             {
-                plan.push(TracePoints(&[(
-                    "connect_exit_regs",
-                    "syscalls",
-                    "sys_exit_connect",
-                )]));
+                plan.push(TracePoints(&[
+                    ("connect_exit_regs", "syscalls", "sys_exit_connect"),
+                    ("connect_outcome", "sock", "inet_sock_set_state"),
+                ]));
             }
             plan.push(TracePoints(&[
                 ("connect_enter", "syscalls", "sys_enter_connect"),
                 ("connect_exit", "syscalls", "sys_exit_connect"),
+                ("connect_outcome", "sock", "inet_sock_set_state"),
             ]));
             plan
         }
