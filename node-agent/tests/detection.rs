@@ -1049,7 +1049,8 @@ fn elastic_rta_commands_as_the_real_tools_run_them() {
 /// action and zip's test command running a shell (the wildcard injection: files named like
 /// options that `*` expands into tar's argv), and tc attaching an eBPF program to an
 /// interface's traffic (in a network namespace of its own; the object is not one, so tc fails
-/// after the exec the rule reads). Each both ways, as `sh -c` and as a line of a script.
+/// after the exec the rule reads), split's filter a bare shell. Each both ways, as `sh -c` and
+/// as a line of a script.
 #[test]
 fn elastic_linux_rule_commands_as_the_real_tools_run_them() {
     if !privileged("elastic_linux_rule_commands_as_the_real_tools_run_them") {
@@ -1080,6 +1081,10 @@ fn elastic_linux_rule_commands_as_the_real_tools_run_them() {
             "unshare -n tc filter add dev lo ingress bpf da obj x.o sec tc",
             vec![(exec, "exec-tc-bpf-filter")],
         ),
+        (
+            "echo true | split --filter=/bin/sh",
+            vec![(exec, "exec-shell-escape-via-program")],
+        ),
         // Benign twins: progress dots, zip's own test, a u32 filter, a listing.
         (
             "tar --checkpoint=1 --checkpoint-action=dot -cf /dev/null /etc/hostname",
@@ -1091,6 +1096,7 @@ fn elastic_linux_rule_commands_as_the_real_tools_run_them() {
             vec![],
         ),
         ("unshare -n tc filter show dev lo", vec![]),
+        ("echo x | split --filter='gzip > $FILE.gz'", vec![]),
     ];
     for (i, (line, want)) in cases.iter().enumerate() {
         let script = dir.0.join(format!("case-{i}.sh"));

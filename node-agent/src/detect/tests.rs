@@ -1239,7 +1239,36 @@ fn exec_table() -> Vec<Case> {
             vec!["zip", "x.zip", "f", "-T", "--unzip-command", "bash -c id"],
             vec!["exec-shell-escape-via-program"],
         ),
-        // Progress dots and zip's own test command are not.
+        // split's filter a bare shell: each chunk of its input runs as commands.
+        case(
+            "bash",
+            1000,
+            1000,
+            vec!["split", "--filter=/bin/sh", "/dev/stdin"],
+            vec!["exec-shell-escape-via-program"],
+        ),
+        case(
+            "bash",
+            1000,
+            1000,
+            vec!["split", "-l", "1", "--filter", "bash", "cmds.txt"],
+            vec!["exec-shell-escape-via-program"],
+        ),
+        // Progress dots, zip's own test command and split compressing its chunks are not.
+        case(
+            "bash",
+            1000,
+            1000,
+            vec!["split", "-b", "1M", "--filter=gzip > $FILE.gz", "big.log"],
+            vec![],
+        ),
+        case(
+            "bash",
+            1000,
+            1000,
+            vec!["split", "-n", "2", "shell.txt", "part-"],
+            vec![],
+        ),
         case(
             "bash",
             1000,
