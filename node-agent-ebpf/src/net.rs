@@ -613,23 +613,26 @@ fn handshake_started(fd: i32, peer: &Peer, sock_type: u16, protocol: u16) -> i32
     }
 }
 
+/// A field of the `sock:inet_sock_set_state` record, read straight from the context (a load,
+/// not a helper call: the program runs on every TCP state change): `skaddr` at 8, `oldstate`
+/// at 16, `newstate` at 20 (the tracepoint's fixed format).
+#[inline(always)]
+fn state_field<T: Copy>(ctx: &TracePointContext, offset: usize) -> T {
+    use aya_ebpf::EbpfContext;
+    // SAFETY: the offsets lie inside the record; the verifier checks the bound at load.
+    unsafe { core::ptr::read((ctx.as_ptr() as *const u8).add(offset).cast::<T>()) }
+}
+
 /// `inet_sock_set_state`: a socket this sensor follows left `SYN_SENT`; a failed handshake is
 /// reported in the caller's name. Runs for every TCP state change on the host, so everything
 /// else leaves after one field read.
 #[inline(always)]
 fn on_state_change(ctx: &TracePointContext) {
-    // SAFETY: offsets of the tracepoint's fixed format (`oldstate`, `skaddr`, `newstate`).
-    let old = unsafe { ctx.read_at::<i32>(16) }.unwrap_or(0);
+    let old = state_field::<i32>(ctx, 16);
     if old != TCP_SYN_SENT {
         return;
     }
-    // SAFETY: as above.
-    let (sk, new) = unsafe {
-        (
-            ctx.read_at::<u64>(8).unwrap_or(0),
-            ctx.read_at::<i32>(20).unwrap_or(0),
-        )
-    };
+    let (sk, new) = (state_field::<u64>(ctx, 8), state_field::<i32>(ctx, 20));
     // SAFETY: the value is copied out at once.
     let Some(entry) = (unsafe { HANDSHAKES.get(&sk) }).copied() else {
         return;
