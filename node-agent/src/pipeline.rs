@@ -722,6 +722,16 @@ impl Pipeline {
             }
             proc_exe.clone()
         } else if !names_the_agents_own(&info.exe) && same_inode(&info.exe) {
+            // The process is gone: the path exec'd, with its symbolic links resolved, as
+            // `/proc/<pid>/exe` would have named it (`/var/run/x` is `/run/x`; a link to
+            // `/dev/shm` in a home directory does not hide where the program is), kept only if
+            // it still leads to the inode the kernel exec'd.
+            if let Ok(real) = fs::canonicalize(&info.exe)
+                && real != info.exe
+                && same_inode(&real)
+            {
+                info.exe = real;
+            }
             info.exe.clone()
         } else if let Some(image) = before
             .iter()

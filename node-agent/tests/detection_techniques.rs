@@ -1033,6 +1033,28 @@ fn programs_and_scripts_run_from_memory_backed_and_world_writable_directories() 
         &tmp,
         SeverityLabel::Low,
     );
+    // BPFDoor's disguise: a program under a pid file's name in `/var/run` (a link to `/run`, a
+    // tmpfs): the finding names the resolved path.
+    let pid_file = clean.file(format!("/run/vigil-{n}.pid"));
+    std::fs::copy("/bin/true", &pid_file).expect("copy to /run");
+    std::fs::set_permissions(&pid_file, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    from(
+        run(&mut Command::new(format!("/var/run/vigil-{n}.pid"))),
+        memory,
+        &pid_file,
+        SeverityLabel::Medium,
+    );
+    // Through a symbolic link to `/dev/shm` from a directory of ours: the finding names where
+    // the program is.
+    let link_dir = Scratch::new("shm-link");
+    let link = link_dir.path("shm");
+    std::os::unix::fs::symlink("/dev/shm", &link).expect("symlink to /dev/shm");
+    from(
+        run(&mut Command::new(format!("{link}/vigil-{n}"))),
+        memory,
+        &binary,
+        SeverityLabel::Medium,
+    );
     // A shell reading its program from a file on standard input (`sh < /dev/shm/x.sh`). The
     // script waits on a FIFO until the agent has read its exec record, so the file is still
     // what the shell's fd 0 holds when the agent looks.

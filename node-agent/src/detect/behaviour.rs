@@ -87,6 +87,10 @@ pub(crate) struct BehaviourSpec {
     #[serde(default)]
     memory_exec_dirs: Vec<String>,
     #[serde(default)]
+    memory_state_dirs: Vec<String>,
+    #[serde(default)]
+    memory_exec_installed: Vec<String>,
+    #[serde(default)]
     world_writable_exec_dirs: Vec<String>,
     #[serde(default)]
     system_library_dirs: Vec<String>,
@@ -388,6 +392,12 @@ pub struct Behaviour {
     pub sudoers_owners: Vec<String>,
     /// Memory-backed directories (prefixes): nothing is installed there.
     pub memory_exec_dirs: Vec<String>,
+    /// Memory-backed state directories (prefixes: `/run/`): a program run there is placed, a
+    /// file a shell sources there is not (state files such as flannel's `subnet.env`).
+    pub memory_state_dirs: Vec<String>,
+    /// Directories inside those (prefixes) where the system itself puts programs (NixOS's
+    /// setuid wrappers in `/run/wrappers/`).
+    pub memory_exec_installed: Vec<String>,
     /// World-writable directories (prefixes).
     pub world_writable_exec_dirs: Vec<String>,
     /// Library directories an `LD_PRELOAD` may name without a finding (prefixes).
@@ -484,6 +494,8 @@ impl Behaviour {
             ("logOwners", &spec.log_owners),
             ("credentialReaders", &spec.credential_readers),
             ("memoryExecDirs", &spec.memory_exec_dirs),
+            ("memoryStateDirs", &spec.memory_state_dirs),
+            ("memoryExecInstalled", &spec.memory_exec_installed),
             ("worldWritableExecDirs", &spec.world_writable_exec_dirs),
             ("systemLibraryDirs", &spec.system_library_dirs),
             ("hiddenExecDirs", &spec.hidden_exec_dirs),
@@ -500,6 +512,8 @@ impl Behaviour {
         }
         let dirs = [
             ("memoryExecDirs", &spec.memory_exec_dirs),
+            ("memoryStateDirs", &spec.memory_state_dirs),
+            ("memoryExecInstalled", &spec.memory_exec_installed),
             ("worldWritableExecDirs", &spec.world_writable_exec_dirs),
             ("systemLibraryDirs", &spec.system_library_dirs),
             ("hiddenExecDirs", &spec.hidden_exec_dirs),
@@ -634,6 +648,9 @@ impl Behaviour {
         self.web_server_helpers.extend(spec.web_server_helpers);
         self.sudoers_owners.extend(spec.sudoers_owners);
         self.memory_exec_dirs.extend(spec.memory_exec_dirs);
+        self.memory_state_dirs.extend(spec.memory_state_dirs);
+        self.memory_exec_installed
+            .extend(spec.memory_exec_installed);
         self.world_writable_exec_dirs
             .extend(spec.world_writable_exec_dirs);
         self.system_library_dirs.extend(spec.system_library_dirs);

@@ -2794,6 +2794,26 @@ fn programs_and_scripts_run_from_writable_directories() {
         ran(exec_by(600, "/dev/shm/x", &["/dev/shm/x"], &bash)),
         memory(SeverityLabel::Medium)
     );
+    // `/run` holds pid files and sockets: a program there (BPFDoor's pid-file name) is placed;
+    // NixOS's setuid wrappers in `/run/wrappers/` are the system's own.
+    assert_eq!(
+        ran(exec_by(
+            603,
+            "/run/haldrund.pid",
+            &["/var/run/haldrund.pid"],
+            &bash
+        )),
+        memory(SeverityLabel::Medium)
+    );
+    assert!(
+        ran(exec_by(
+            604,
+            "/run/wrappers/wrappers.Xa1/sudo",
+            &["/run/wrappers/bin/sudo", "-i"],
+            &bash
+        ))
+        .is_empty()
+    );
     // A script handed to an interpreter, by absolute and relative path.
     assert_eq!(
         ran(exec_by(

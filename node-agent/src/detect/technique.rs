@@ -1042,9 +1042,18 @@ fn exec_from_writable_dir(
 
 /// The directory list entry holding `path`, and whether it is memory-backed.
 fn placed<'a>(b: &'a Behaviour, path: &str) -> Option<(&'a str, bool)> {
-    under(&b.memory_exec_dirs, path)
+    memory_dir(b, path)
         .map(|d| (d, true))
         .or_else(|| under(&b.world_writable_exec_dirs, path).map(|d| (d, false)))
+}
+
+/// The memory-backed directory (`memoryExecDirs`, `memoryStateDirs`) holding the program
+/// `path`, unless the system put it there (`memoryExecInstalled`).
+fn memory_dir<'a>(b: &'a Behaviour, path: &str) -> Option<&'a str> {
+    if under(&b.memory_exec_installed, path).is_some() {
+        return None;
+    }
+    under(&b.memory_exec_dirs, path).or_else(|| under(&b.memory_state_dirs, path))
 }
 
 /// Whether `path` is in a memory-backed or world-writable directory.
