@@ -512,6 +512,11 @@ pub struct FileInfo {
     /// handled the record (read in user space, just after the write).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sysctl_value: Option<String>,
+    /// For a git configuration file written (`.gitconfig` in any directory, `/etc/gitconfig`),
+    /// by an open for writing or a rename onto it: its text when the agent handled the record
+    /// (read in user space once the writer closed it; the first 64 KiB).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub git_config: Option<String>,
     /// A path was longer than the kernel keeps.
     pub truncated: bool,
     /// `openScript` (a shell's read-only open of a file another process wrote): who wrote it
@@ -1137,6 +1142,7 @@ pub fn file_info(ev: &node_agent_common::FileEvent, clock: &Clock) -> FileInfo {
         matched_by,
         proc_mem_pid,
         sysctl_value: None,
+        git_config: None,
         written_by: None,
         truncated: ev.match_flags & (file_flags::PATH_TRUNCATED | file_flags::PATH2_TRUNCATED) != 0,
     }
@@ -1197,6 +1203,7 @@ pub fn dirent_info(
         matched_by: vec!["dirent"],
         proc_mem_pid: None,
         sysctl_value: None,
+        git_config: None,
         written_by: None,
         truncated: false,
     }

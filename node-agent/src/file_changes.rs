@@ -216,6 +216,7 @@ mod tests {
             matched_by: Vec::new(),
             proc_mem_pid: None,
             sysctl_value: None,
+            git_config: None,
             written_by: None,
             truncated: false,
         }

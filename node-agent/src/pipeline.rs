@@ -561,6 +561,7 @@ impl Pipeline {
                 {
                     info.sysctl_value = sysctl_value_written(info.process.pid, info.ret, path);
                 }
+                info.git_config = git_config_written(&info);
                 if ev.match_flags & node_agent_common::file_flags::WRITTEN_BY_OTHER != 0 {
                     let key = node_agent_common::FileKey {
                         dev: ev.dev,
@@ -988,6 +989,44 @@ fn sysctl_value_written(pid: u32, fd: i64, path: &Path) -> Option<String> {
         std::thread::sleep(std::time::Duration::from_millis(1));
     }
     fs::read_to_string(path).ok().map(|v| v.trim().to_owned())
+}
+
+/// How much of a git configuration file the pipeline reads.
+const GIT_CONFIG_MAX_BYTES: u64 = 64 * 1024;
+
+/// The text of a git configuration file (`.gitconfig` in any directory, `/etc/gitconfig`) that
+/// a process opened for writing (read once the writer closed it, as a kernel setting's value
+/// is) or renamed into place (`git config` writes `.gitconfig.lock`, then renames it; `sed -i`
+/// likewise). Only those files come here, and they are written rarely.
+fn git_config_written(info: &crate::event::FileInfo) -> Option<String> {
+    use std::io::Read;
+    if info.ret < 0 {
+        return None;
+    }
+    let path = match info.operation {
+        "openWrite" => info.resolved_path.as_deref()?,
+        "rename" | "link" => info.resolved_path2.as_deref()?,
+        _ => return None,
+    };
+    if !crate::detect::is_git_config(path) {
+        return None;
+    }
+    if info.operation == "openWrite" {
+        let link = PathBuf::from(format!("/proc/{}/fd/{}", info.process.pid, info.ret));
+        let deadline = std::time::Instant::now() + SYSCTL_WRITE_WAIT;
+        while std::time::Instant::now() < deadline
+            && fs::read_link(&link).is_ok_and(|target| target == path)
+        {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+    let mut text = Vec::new();
+    fs::File::open(path)
+        .ok()?
+        .take(GIT_CONFIG_MAX_BYTES)
+        .read_to_end(&mut text)
+        .ok()?;
+    Some(String::from_utf8_lossy(&text).into_owned())
 }
 
 /// The cgroup v2 id of a live process: the inode of its cgroup directory.

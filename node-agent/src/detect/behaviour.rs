@@ -203,6 +203,9 @@ pub enum PersistenceKind {
     /// Python's start-up hooks, `sitecustomize.py` and `usercustomize.py`, imported by every
     /// interpreter that starts (T1546.018).
     Python,
+    /// Git hooks: a program of a hook's name in a repository's `hooks` directory, run by git as
+    /// whoever commits, checks out, merges or pushes there (T1546).
+    Git,
 }
 
 impl PersistenceKind {
@@ -226,6 +229,7 @@ impl PersistenceKind {
             PersistenceKind::Network => "network",
             PersistenceKind::Dbus => "dbus",
             PersistenceKind::Python => "python",
+            PersistenceKind::Git => "git",
         }
     }
 }
@@ -258,9 +262,10 @@ pub struct PersistenceLocation {
 pub enum Place {
     /// This absolute path; everything under it when it ends in `/`.
     Path(String),
-    /// This path relative to a home directory (`.config/systemd/user/`), in any home; a file
-    /// name without '/' (`.bashrc`) is that file in any directory, as the sensitive-path set
-    /// matches it.
+    /// This directory relative to a home directory (`.config/systemd/user/`), in any home; a
+    /// relative path that does not end in '/' is a file with that ending in any directory: a
+    /// file name (`.bashrc`), or a name in a directory of that name (`hooks/pre-commit`), as
+    /// the sensitive-path set matches the name.
     Home(String),
 }
 
@@ -278,7 +283,7 @@ impl Place {
         match self {
             Place::Path(p) if p.ends_with('/') => path.starts_with(p.as_str()),
             Place::Path(p) => path == p,
-            Place::Home(h) if !h.contains('/') => path
+            Place::Home(h) if !h.ends_with('/') => path
                 .strip_suffix(h.as_str())
                 .is_some_and(|dir| dir.len() > 1 && dir.ends_with('/')),
             Place::Home(h) => path
@@ -568,8 +573,8 @@ impl Behaviour {
                 (Some(p), None) if p.starts_with('/') && p.len() > 1 => Place::Path(p),
                 (None, Some(h))
                     if !h.starts_with('/')
-                        && (h.ends_with('/') || !h.contains('/'))
-                        && !h.is_empty() =>
+                        && !h.is_empty()
+                        && !h.split('/').any(|c| c == "." || c == "..") =>
                 {
                     Place::Home(h)
                 }
@@ -580,7 +585,7 @@ impl Behaviour {
                     return Err(invalid(
                         format!("{field}.home"),
                         "must be a directory relative to a home directory, ending in '/', \
-                         or a file name without '/'",
+                         or the end of a file's path (a file name, `hooks/pre-commit`)",
                     ));
                 }
                 _ => return Err(invalid(field, "needs exactly one of path and home")),
@@ -1272,6 +1277,13 @@ pub(crate) fn check_file(d: &Detector, f: &FileInfo, lookup: &dyn ProcessLookup)
         // directory: a file of that name elsewhere (a container image's layer being unpacked
         // under the runtime's storage, a build tree) is nothing.
         if super::technique::is_loader_name(name) && !super::technique::is_loader(&text) {
+            continue;
+        }
+        // Git's hooks and configuration are in the set for the technique checks alone, which
+        // judge the place (a hook's name in a `hooks` directory, not a file named `update`
+        // anywhere) and the settings written (`git config --global user.name` writes the file
+        // as a backdoor's `core.pager` does).
+        if super::technique::judged_by_git_checks(b, &text, name) {
             continue;
         }
         let Some(entry) = d.sensitive.classify(path) else {

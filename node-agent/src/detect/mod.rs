@@ -69,6 +69,7 @@ use crate::{
 };
 pub use rules::{RuleError, RuleSet};
 pub use sourced::SOURCING_INTERPRETERS;
+pub use technique::is_git_config;
 
 /// The script file an exec of a shell or interpreter runs from its operand (`sh x.sh`), by the
 /// built-in and configured `shells` and `interpreters`: for the edge to look up who wrote it.

@@ -48,6 +48,7 @@ fn open_script(pid: u32, path: &str, ino: u64, writer: Option<u32>, memory: bool
         matched_by,
         proc_mem_pid: None,
         sysctl_value: None,
+        git_config: None,
         truncated: false,
         written_by: writer.map(|pid| Writer {
             pid,

@@ -20,7 +20,7 @@ use vigil_detection::FindingType;
 
 use super::{
     Candidate, Detector, ProcessLookup,
-    behaviour::{Behaviour, Draft, PersistenceKind, candidate},
+    behaviour::{Behaviour, Draft, PersistenceKind, Place, candidate},
     path_basename,
     redact::redacted_command_line,
 };
@@ -1573,6 +1573,7 @@ pub(crate) fn check_file(d: &Detector, f: &FileInfo, lookup: &dyn ProcessLookup)
     out.extend(logging_config_changed(d, b, f, &actor, lookup));
     out.extend(sudoers_written(d, b, f, &actor, lookup));
     out.extend(loader_modified(d, b, f, &actor, lookup));
+    out.extend(git_command_set(d, b, f, &actor, lookup));
     out
 }
 
@@ -1708,6 +1709,11 @@ fn persistence_write(
             "behaviour-persistence-python-hook",
             "T1546.018",
             "a Python start-up hook (imported by every interpreter that starts)",
+        ),
+        PersistenceKind::Git => (
+            "behaviour-persistence-git-hook",
+            "T1546",
+            "a git hook (git runs it as whoever commits, checks out, merges or pushes there)",
         ),
     };
     let mut context = file_context(f, &path);
@@ -2118,6 +2124,9 @@ const ELEVATION_POLICIES: &[(&str, &str)] = &[
     ("/usr/share/polkit-1/rules.d/", "polkit"),
     ("/etc/polkit-1/localauthority/", "polkit"),
     ("/var/lib/polkit-1/localauthority/", "polkit"),
+    // The local authority's configuration: `AdminIdentities=unix-user:NAME` makes NAME an
+    // administrator for every action that asks for one.
+    ("/etc/polkit-1/localauthority.conf.d/", "polkit"),
 ];
 
 /// The policy a path is part of, if any.
@@ -2607,4 +2616,174 @@ mod tests {
         let p = Place::Path("/etc/crontab".into());
         assert!(p.contains("/etc/crontab") && !p.contains("/etc/crontab2"));
     }
+}
+
+// --- git -------------------------------------------------------------------------------------
+
+/// Whether a path is a git configuration file the file sensor watches for its settings: a
+/// `.gitconfig` in any directory (the global one is `~/.gitconfig`) or the system's
+/// `/etc/gitconfig`.
+pub fn is_git_config(path: &Path) -> bool {
+    path == Path::new("/etc/gitconfig")
+        || path.file_name().and_then(|n| n.to_str()) == Some(".gitconfig")
+}
+
+/// Whether a sensitive-set hit is the git checks' alone (no `SensitiveFileModified`): a git
+/// configuration file, judged by the settings written, or a name of a git hook, judged by the
+/// `hooks` directory it is in (`persistence_write`, kind `git`): a file named `update`
+/// elsewhere is nothing.
+pub(super) fn judged_by_git_checks(b: &Behaviour, path: &str, name: &str) -> bool {
+    is_git_config(Path::new(path))
+        || b.persistence_locations.iter().any(|l| {
+            l.kind == PersistenceKind::Git
+                && matches!(&l.place, Place::Home(h) if h.rsplit('/').next() == Some(name))
+        })
+}
+
+/// Git settings whose value is a command git runs, each with when it runs it: the pager at
+/// every `git log`, `diff` or `show` on a terminal, the file-system monitor at every `git
+/// status` (and most other commands), the ssh command at every fetch, pull or push over ssh.
+const GIT_COMMAND_SETTINGS: &[(&str, &str)] = &[
+    ("core.pager", "at every git log, diff or show"),
+    ("core.fsmonitor", "at every git status"),
+    ("core.sshcommand", "at every fetch, pull or push over ssh"),
+];
+
+/// The settings of a git configuration text that name a command (`GIT_COMMAND_SETTINGS`), as
+/// `(section.key, value)` with the key lower-cased as git compares it and the value without its
+/// surrounding quotes. Section headers may carry a subsection (`[core "x"]` is not `core`) and a
+/// setting on the same line (`[core] pager = x`); `#` and `;` start comments.
+pub(super) fn git_command_settings(text: &str) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    let mut section = String::new();
+    for line in text.lines() {
+        let mut line = line.trim();
+        if line.starts_with('[') {
+            let Some(end) = line.find(']') else {
+                continue;
+            };
+            section = line[1..end].trim().to_ascii_lowercase();
+            line = line[end + 1..].trim();
+        }
+        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        let name = format!("{section}.{}", key.trim().to_ascii_lowercase());
+        let Some(&(setting, _)) = GIT_COMMAND_SETTINGS.iter().find(|(s, _)| *s == name) else {
+            continue;
+        };
+        let value = value.trim();
+        let value = value
+            .strip_prefix('"')
+            .and_then(|v| v.strip_suffix('"'))
+            .unwrap_or(value);
+        out.push((setting, value.to_owned()));
+    }
+    out
+}
+
+/// Programs that have no place in a pager, a file-system monitor or an ssh command: network
+/// relays and downloaders, detachers, decoders, and shells and interpreters given a program
+/// inline.
+const GIT_COMMAND_ODD_PROGRAMS: &[&str] = &[
+    "nc", "ncat", "netcat", "socat", "curl", "wget", "nohup", "setsid", "base64", "xxd",
+];
+
+/// Why a command in a git setting is a backdoor's rather than a person's: it reaches the
+/// network through `/dev/tcp`, chains or backgrounds a second command (`;`, `&`, `$(...)`,
+/// backquotes, a redirection: PANIX's pager is `CMD & ${PAGER:-less}`), runs a program from a
+/// world-writable directory, or runs a relay, downloader, detacher or decoder. A plain pager,
+/// a pipe into one (`diff-so-fancy | less --tabs=4 -RFX`), `ssh -i KEY -o OPTION` and
+/// `core.fsmonitor = true` are what people set.
+pub(super) fn git_command_oddity(value: &str) -> Option<&'static str> {
+    if value.contains("/dev/tcp/") || value.contains("/dev/udp/") {
+        return Some("it opens a connection through /dev/tcp");
+    }
+    if value.contains(['&', ';', '`', '>', '<', '\n']) || value.contains("$(") {
+        return Some("it chains, backgrounds or redirects another command");
+    }
+    let words = value
+        .split(|c: char| c.is_whitespace() || c == '|' || c == '\'' || c == '"')
+        .filter(|w| !w.is_empty());
+    for w in words {
+        if ["/tmp/", "/var/tmp/", "/dev/shm/"]
+            .iter()
+            .any(|d| w.starts_with(d))
+        {
+            return Some("it runs a program from a world-writable directory");
+        }
+        let name = w.rsplit('/').next().unwrap_or(w);
+        if GIT_COMMAND_ODD_PROGRAMS.contains(&name) {
+            return Some("it runs a network relay, downloader, detacher or decoder");
+        }
+    }
+    None
+}
+
+/// A git configuration file (`~/.gitconfig`, `/etc/gitconfig`) written with a command setting
+/// (`core.pager`, `core.fsmonitor`, `core.sshCommand`) whose command is a backdoor's
+/// (`git_command_oddity`), as read once the writer closed it: git then runs it as the user at
+/// every `git log`, `status` or push (T1546; PANIX's git module). By any program but a package
+/// manager: `git config --global core.pager '...'` writes the file as an editor or `echo >>`
+/// does, so what was written decides, not who wrote it; `git config --global user.name` (the
+/// file with only a person's settings) raises nothing.
+fn git_command_set(
+    d: &Detector,
+    b: &Behaviour,
+    f: &FileInfo,
+    actor: &Actor,
+    lookup: &dyn ProcessLookup,
+) -> Option<Candidate> {
+    let text = f.git_config.as_deref()?;
+    let path = text_of_git_config(f)?;
+    if actor.is_one_of(&b.package_managers, Reach::Lineage) {
+        return None;
+    }
+    let (setting, value, why) = git_command_settings(text)
+        .into_iter()
+        .find_map(|(s, v)| git_command_oddity(&v).map(|why| (s, v, why)))?;
+    let when = GIT_COMMAND_SETTINGS
+        .iter()
+        .find(|(s, _)| *s == setting)
+        .map_or("", |(_, when)| *when);
+    let mut context = file_context(f, &path);
+    context
+        .additional
+        .insert("persistenceKind".into(), "git".into());
+    context
+        .additional
+        .insert("gitSetting".into(), setting.to_owned());
+    context
+        .additional
+        .insert("gitCommand".into(), value.clone());
+    Some(technique(
+        d,
+        &f.process,
+        lookup,
+        Raises {
+            finding_type: FindingType::PersistenceSuspiciousCommand,
+            rule: "behaviour-persistence-git-config",
+            mitre: "T1546",
+            severity: None,
+        },
+        draft(
+            "A git setting now runs a command of a backdoor's",
+            format!(
+                "Process {} (pid {}) wrote {path} ({}), setting {setting} to `{value}`: git runs \
+                 it as the user {when}, and {why}.",
+                f.process.comm, f.process.pid, f.operation
+            ),
+            path,
+            context,
+        ),
+    ))
+}
+
+/// The git configuration file an operation made (opened for writing, or renamed or linked into
+/// place).
+fn text_of_git_config(f: &FileInfo) -> Option<String> {
+    text(made_path(f, &[])).filter(|p| is_git_config(Path::new(p)))
 }
