@@ -4217,3 +4217,383 @@ fn a_root_certificate_placed_in_the_trust_store() {
     ));
     assert!(found.is_empty(), "reading: {:?}", kinds(&found));
 }
+
+/// The PAM module directory of this machine (Debian's multiarch one, or the others).
+fn pam_module_dir() -> Option<&'static str> {
+    [
+        "/usr/lib/x86_64-linux-gnu/security",
+        "/usr/lib/aarch64-linux-gnu/security",
+        "/usr/lib64/security",
+        "/usr/lib/security",
+    ]
+    .into_iter()
+    .find(|d| Path::new(d).join("pam_permit.so").exists())
+}
+
+/// Aegrah's PANIX, the places the Elastic pass left out, as its modules write them (each a line
+/// of a script file, so no argv says what it does): an initramfs-tools hook made executable
+/// (`setup_initramfs`), dracut's configuration (`install_items+=`), a kernel install hook, a
+/// networkd-dispatcher script in its packaged directory, a local D-Bus session service, and
+/// polkit's local authority (a `.pkla` and `AdminIdentities=` in `localauthority.conf.d`:
+/// privilege escalation, as the sudo policy). Harmless content and names nothing runs.
+/// Reading them raises nothing.
+#[test]
+fn initramfs_kernel_hooks_local_dbus_and_polkit_authority_written() {
+    if !privileged("initramfs_kernel_hooks_local_dbus_and_polkit_authority_written") {
+        return;
+    }
+    let n = nonce();
+    let mut clean = Cleanup::default();
+    let scratch = Scratch::new("panix-places");
+    for dir in [
+        "/etc/initramfs-tools/hooks",
+        "/etc/dracut.conf.d",
+        "/etc/kernel/postinst.d",
+        "/usr/lib/networkd-dispatcher/routable.d",
+        "/usr/local/share/dbus-1/services",
+        "/etc/polkit-1/localauthority/50-local.d",
+        "/etc/polkit-1/localauthority.conf.d",
+    ] {
+        clean.dirs(Path::new(dir));
+    }
+    // (path, rule, kind, script line with FILE for the path)
+    let cases = [
+        (
+            format!("/etc/initramfs-tools/hooks/vigil-{n}"),
+            "behaviour-persistence-boot",
+            "boot",
+            "printf '#!/bin/sh\\nexit 0\\n' > FILE\nchmod +x FILE",
+        ),
+        (
+            format!("/etc/dracut.conf.d/99-vigil-{n}.conf"),
+            "behaviour-persistence-boot",
+            "boot",
+            "echo 'install_items+=\" /vigil-none \"' > FILE",
+        ),
+        (
+            format!("/etc/kernel/postinst.d/zz-vigil-{n}"),
+            "behaviour-persistence-boot",
+            "boot",
+            "printf '#!/bin/sh\\nexit 0\\n' > FILE\nchmod +x FILE",
+        ),
+        (
+            format!("/usr/lib/networkd-dispatcher/routable.d/50-vigil-{n}"),
+            "behaviour-persistence-network-hook",
+            "network",
+            "printf '#!/bin/sh\\nexit 0\\n' > FILE\nchmod +x FILE",
+        ),
+        (
+            format!("/usr/local/share/dbus-1/services/org.vigil.T{n}.service"),
+            "behaviour-persistence-dbus",
+            "dbus",
+            "printf '[D-BUS Service]\\nName=org.vigil.T\\nExec=/bin/true\\n' > FILE",
+        ),
+    ];
+    for (i, (path, rule, kind, line)) in cases.iter().enumerate() {
+        clean.file(path);
+        let pid = sh_file(
+            &scratch,
+            &format!("case-{i}.sh"),
+            &format!("{}\n", line.replace("FILE", path)),
+        );
+        let found = detect(pid);
+        // The writer's finding, and `chmod +x`'s where the module makes the file executable
+        // (another program: another finding).
+        let f = of(&found, rule);
+        assert!(!f.is_empty(), "{line} ({path}): {:?}", kinds(&found));
+        for f in f {
+            assert_eq!(f.finding_type, "Persistence:Runtime/SuspiciousCommand");
+            assert_eq!(f.severity_label, SeverityLabel::Medium);
+            assert_eq!(f.context.file_path.as_deref(), Some(path.as_str()));
+            assert_eq!(
+                f.context
+                    .additional
+                    .get("persistenceKind")
+                    .map(String::as_str),
+                Some(*kind),
+                "{path}"
+            );
+        }
+    }
+    // polkit's local authority: its policy, raised as the sudo policy is.
+    let pkla = clean.file(format!(
+        "/etc/polkit-1/localauthority/50-local.d/vigil-{n}.pkla"
+    ));
+    let admins = clean.file(format!(
+        "/etc/polkit-1/localauthority.conf.d/60-vigil-{n}.conf"
+    ));
+    for (path, line) in [
+        (
+            &pkla,
+            "printf '[vigil]\\nIdentity=unix-user:vigil-nobody\\nAction=org.vigil.none\\nResultAny=no\\n' > FILE",
+        ),
+        (
+            &admins,
+            "printf '[Configuration]\\nAdminIdentities=unix-user:vigil-nobody\\n' > FILE",
+        ),
+    ] {
+        let pid = sh_file(
+            &scratch,
+            "polkit.sh",
+            &format!("{}\n", line.replace("FILE", path)),
+        );
+        let found = detect(pid);
+        assert!(
+            of(&found, "behaviour-sudoers-modified").iter().any(|f| {
+                f.finding_type == "PrivilegeEscalation:Runtime/SuspiciousCommand"
+                    && f.context.file_path.as_deref() == Some(path.as_str())
+                    && f.context.additional.get("policy").map(String::as_str) == Some("polkit")
+            }),
+            "{path}: {:?}",
+            kinds(&found)
+        );
+    }
+    let all: Vec<&str> = cases.iter().map(|(p, _, _, _)| p.as_str()).collect();
+    let pid = sh(&format!("cat {} {pkla} {admins} >/dev/null", all.join(" ")));
+    let found = detect(pid);
+    assert!(found.is_empty(), "reads: {:?}", kinds(&found));
+}
+
+/// dpkg installing a package that ships files into the places of PANIX's modules (a
+/// dispatcher script, a D-Bus service, a polkit rule, a PAM module, a dracut module, an
+/// initramfs hook, a kernel install hook, a networkd-dispatcher script), its postinst writing a
+/// PAM service: no persistence or polkit finding, nothing at Medium or above on what dpkg
+/// unpacked. Purging raises no persistence finding either.
+#[test]
+fn a_package_installs_hooks_services_and_boot_files_quietly() {
+    if !privileged("a_package_installs_hooks_services_and_boot_files_quietly") {
+        return;
+    }
+    if !Path::new("/usr/bin/dpkg").exists() {
+        eprintln!("NOT TESTED package manager: no /usr/bin/dpkg");
+        return;
+    }
+    let Some(modules) = pam_module_dir() else {
+        panic!("no PAM module directory with pam_permit.so on this machine");
+    };
+    let n = nonce();
+    let name = format!("vigil-test-{}", n.to_ascii_lowercase().replace('x', "-"));
+    let cron = format!("/etc/cron.d/vigil-pkg-{n}");
+    let pam = format!("/etc/pam.d/vigil-pkg-{n}");
+    let shipped = [
+        (
+            format!("/etc/NetworkManager/dispatcher.d/99-vigil-pkg-{n}"),
+            0o755,
+        ),
+        (
+            format!("/usr/share/dbus-1/system-services/org.vigil.pkg{n}.service"),
+            0o644,
+        ),
+        (
+            format!("/etc/polkit-1/rules.d/99-vigil-pkg-{n}.rules"),
+            0o644,
+        ),
+        (format!("{modules}/pam_vigil_pkg_{n}.so"), 0o644),
+        (
+            format!("/usr/lib/dracut/modules.d/99vigilpkg{n}/module-setup.sh"),
+            0o755,
+        ),
+        (format!("/etc/initramfs-tools/hooks/vigil-pkg-{n}"), 0o755),
+        (format!("/etc/kernel/postinst.d/zz-vigil-pkg-{n}"), 0o755),
+        (
+            format!("/usr/lib/networkd-dispatcher/routable.d/50-vigil-pkg-{n}"),
+            0o755,
+        ),
+    ];
+    let mut clean = Cleanup::default();
+    for dir in [
+        "/etc/NetworkManager/dispatcher.d",
+        "/usr/share/dbus-1/system-services",
+        "/etc/polkit-1/rules.d",
+        "/usr/lib/dracut/modules.d",
+        "/etc/initramfs-tools/hooks",
+        "/etc/kernel/postinst.d",
+        "/usr/lib/networkd-dispatcher/routable.d",
+    ] {
+        clean.dirs(Path::new(dir));
+    }
+    clean.file(&cron);
+    clean.file(&pam);
+    for (path, _) in &shipped {
+        clean.file(path);
+    }
+    let dir = Scratch::new("pkg-panix");
+    let extra: Vec<(&str, u32)> = shipped.iter().map(|(p, m)| (p.as_str(), *m)).collect();
+    let deb = package(&dir, &name, &cron, &pam, &extra);
+    let pid = dpkg(&["-i", &deb]);
+    let installed = detect(pid);
+    let _purge = UndoOnDrop::new("dpkg", &["--purge", &name]);
+    assert!(Path::new(&pam).exists() && shipped.iter().all(|(p, _)| Path::new(p).exists()));
+    let serious: Vec<_> = installed
+        .iter()
+        .filter(|f| {
+            rule(f).starts_with("behaviour-persistence-")
+                || rule(f) == "behaviour-sudoers-modified"
+                || f.severity_label >= SeverityLabel::Medium
+                    && shipped
+                        .iter()
+                        .any(|(p, _)| f.context.file_path.as_deref() == Some(p.as_str()))
+        })
+        .map(|f| {
+            (
+                f.finding_type.clone(),
+                rule(f).to_owned(),
+                f.context.file_path.clone(),
+            )
+        })
+        .collect();
+    assert!(serious.is_empty(), "dpkg and its postinst: {serious:?}");
+    let pid = dpkg(&["--purge", &name]);
+    assert!(
+        detect(pid)
+            .iter()
+            .all(|f| !rule(f).starts_with("behaviour-persistence-")
+                && rule(f) != "behaviour-sudoers-modified")
+    );
+}
+
+/// PANIX's git module: an executable `pre-commit` hook written into a repository by a script
+/// (`echo ... > .git/hooks/pre-commit; chmod +x`), and `core.pager = CMD & ${PAGER:-less}`
+/// appended to a global configuration (`$HOME/.gitconfig`, HOME a scratch directory here), and
+/// the same pager set with `git config --global` (git renames its lock file into place).
+/// Benign twins raise nothing at Medium or above: `git init` (its templates), `git config
+/// --global user.name`, a plain pager set with git config, a commit that runs no hook.
+#[test]
+fn git_hooks_and_git_command_settings_written_as_persistence() {
+    if !privileged("git_hooks_and_git_command_settings_written_as_persistence") {
+        return;
+    }
+    let Ok(git) = which("git") else {
+        eprintln!("NOT TESTED git persistence: no git");
+        return;
+    };
+    let scratch = Scratch::new("git");
+    let home = scratch.path("home");
+    let repo = scratch.path("repo");
+    std::fs::create_dir_all(&home).expect("home");
+    let loud = |found: &[Finding]| -> Vec<(String, String)> {
+        found
+            .iter()
+            .filter(|f| f.severity_label >= SeverityLabel::Medium)
+            .map(|f| (f.finding_type.clone(), rule(f).to_owned()))
+            .collect()
+    };
+    let git_in = |args: &[&str]| {
+        LazyLock::force(&AGENT);
+        let mut child = Command::new(&git)
+            .args(args)
+            .env("HOME", &home)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .current_dir(&scratch.0)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("git");
+        let pid = child.id();
+        assert!(child.wait().expect("wait").success(), "git {args:?}");
+        pid
+    };
+    // Benign: a repository made, a person's settings, a plain pager.
+    for args in [
+        &["init", "-q", repo.as_str()][..],
+        &["config", "--global", "user.name", "Vigil Test"][..],
+        &["config", "--global", "user.email", "t@example.invalid"][..],
+        &["config", "--global", "core.pager", "less -FRX"][..],
+    ] {
+        let found = detect(git_in(args));
+        assert!(loud(&found).is_empty(), "git {args:?}: {:?}", kinds(&found));
+    }
+    let hook = format!("{repo}/.git/hooks/pre-commit");
+    let pid = sh_file(
+        &scratch,
+        "hook.sh",
+        &format!(
+            "echo '#!/bin/bash' > {hook}\necho '(nohup setsid /bin/true >/dev/null 2>&1 &) &' >> {hook}\nchmod +x {hook}\n"
+        ),
+    );
+    let found = detect(pid);
+    let f = of(&found, "behaviour-persistence-git-hook");
+    assert!(!f.is_empty(), "hook: {:?}", kinds(&found));
+    for f in f {
+        assert_eq!(f.finding_type, "Persistence:Runtime/SuspiciousCommand");
+        assert_eq!(f.context.file_path.as_deref(), Some(hook.as_str()));
+    }
+    // No SensitiveFileModified beside it: the name is the git check's.
+    assert!(
+        found
+            .iter()
+            .all(|f| !f.finding_type.ends_with("SensitiveFileModified")),
+        "{:?}",
+        kinds(&found)
+    );
+    // A script named like a hook outside a hooks directory raises nothing.
+    let pid = sh(&format!("echo 'true' > {}/pre-commit", scratch.0.display()));
+    let found = detect(pid);
+    assert!(
+        found.is_empty(),
+        "a pre-commit file elsewhere: {:?}",
+        kinds(&found)
+    );
+    // PANIX's pager, appended by a script (as its module does, `sed -i` under `[core]`).
+    let config = format!("{home}/.gitconfig");
+    let pid = sh_file(
+        &scratch,
+        "pager.sh",
+        &format!(
+            "sed -i '/^\\[core\\]/a \\        pager = nohup setsid /bin/true > /dev/null 2>\\&1 \\& ${{PAGER:-less}}' {config}\n"
+        ),
+    );
+    let found = detect(pid);
+    let f = of(&found, "behaviour-persistence-git-config");
+    assert_eq!(f.len(), 1, "pager by sed: {:?}", kinds(&found));
+    assert_eq!(f[0].finding_type, "Persistence:Runtime/SuspiciousCommand");
+    assert_eq!(f[0].context.file_path.as_deref(), Some(config.as_str()));
+    assert_eq!(
+        f[0].context
+            .additional
+            .get("gitSetting")
+            .map(String::as_str),
+        Some("core.pager")
+    );
+    // Set back with git config (a plain pager: nothing), then the backdoor's with git config.
+    let found = detect(git_in(&[
+        "config",
+        "--global",
+        "--replace-all",
+        "core.pager",
+        "less -R",
+    ]));
+    assert!(loud(&found).is_empty(), "plain pager: {:?}", kinds(&found));
+    let found = detect(git_in(&[
+        "config",
+        "--global",
+        "core.sshCommand",
+        "ssh -o ProxyCommand='nc 127.0.0.1 9 %h %p'",
+    ]));
+    assert_eq!(
+        of(&found, "behaviour-persistence-git-config").len(),
+        1,
+        "sshCommand by git config: {:?}",
+        kinds(&found)
+    );
+    let found = detect(git_in(&[
+        "config",
+        "--global",
+        "--unset",
+        "core.sshCommand",
+    ]));
+    assert!(loud(&found).is_empty(), "unset: {:?}", kinds(&found));
+    // A commit runs the hook (git's child): judged by what it does, not raised as a write.
+    std::fs::remove_file(&hook).expect("hook removed");
+    let found = detect(git_in(&[
+        "-C",
+        repo.as_str(),
+        "commit",
+        "-q",
+        "--allow-empty",
+        "-m",
+        "vigil",
+    ]));
+    assert!(loud(&found).is_empty(), "commit: {:?}", kinds(&found));
+}
