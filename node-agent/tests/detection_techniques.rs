@@ -4358,7 +4358,9 @@ fn initramfs_kernel_hooks_local_dbus_and_polkit_authority_written() {
 /// dispatcher script, a D-Bus service, a polkit rule, a PAM module, a dracut module, an
 /// initramfs hook, a kernel install hook, a networkd-dispatcher script), its postinst writing a
 /// PAM service: no persistence or polkit finding, nothing at Medium or above on what dpkg
-/// unpacked. Purging raises no persistence finding either.
+/// unpacked or on what its maintainer script wrote (no `SensitiveFileModified` for the PAM
+/// service: a package manager's descendants install). Purging raises no persistence finding
+/// either.
 #[test]
 fn a_package_installs_hooks_services_and_boot_files_quietly() {
     if !privileged("a_package_installs_hooks_services_and_boot_files_quietly") {
@@ -4430,9 +4432,10 @@ fn a_package_installs_hooks_services_and_boot_files_quietly() {
             rule(f).starts_with("behaviour-persistence-")
                 || rule(f) == "behaviour-sudoers-modified"
                 || f.severity_label >= SeverityLabel::Medium
-                    && shipped
+                    && (shipped
                         .iter()
                         .any(|(p, _)| f.context.file_path.as_deref() == Some(p.as_str()))
+                        || f.context.file_path.as_deref() == Some(pam.as_str()))
         })
         .map(|f| {
             (
@@ -4596,4 +4599,55 @@ fn git_hooks_and_git_command_settings_written_as_persistence() {
         "vigil",
     ]));
     assert!(loud(&found).is_empty(), "commit: {:?}", kinds(&found));
+}
+
+/// PANIX's package-manager persistence through apt: an `APT::Update::Pre-Invoke` command (given
+/// with `-o` here, so nothing is left in `/etc/apt/apt.conf.d/`) writing a PAM service when
+/// `apt-get update` runs (no sources: nothing leaves the machine). apt's hooks are apt's
+/// children, not a package manager's: the write raises `behaviour-persistence-pam` and
+/// `PrivilegeEscalation:Runtime/SensitiveFileModified`, as the same write from a shell does.
+#[test]
+fn an_apt_hook_writing_pam_is_not_installation() {
+    if !privileged("an_apt_hook_writing_pam_is_not_installation") {
+        return;
+    }
+    if !Path::new("/usr/bin/apt-get").exists() {
+        eprintln!("NOT TESTED apt hook: no /usr/bin/apt-get");
+        return;
+    }
+    let n = nonce();
+    let mut clean = Cleanup::default();
+    let pam = clean.file(format!("/etc/pam.d/vigil-apt-{n}"));
+    let scratch = Scratch::new("apt-hook");
+    let parts = scratch.path("sources.list.d");
+    std::fs::create_dir_all(&parts).expect("sources");
+    let list = scratch.path("sources.list");
+    std::fs::write(&list, "").expect("sources.list");
+    let pid = run(Command::new("apt-get").args([
+        "update",
+        "-qq",
+        "-o",
+        &format!("Dir::Etc::SourceList={list}"),
+        "-o",
+        &format!("Dir::Etc::SourceParts={parts}"),
+        "-o",
+        &format!("APT::Update::Pre-Invoke::=echo '# vigil test' > {pam}"),
+    ]));
+    assert!(Path::new(&pam).exists(), "the hook ran");
+    let found = detect(pid);
+    assert!(
+        of(&found, "behaviour-persistence-pam")
+            .iter()
+            .any(|f| f.context.file_path.as_deref() == Some(pam.as_str())),
+        "{:?}",
+        kinds(&found)
+    );
+    assert!(
+        found.iter().any(
+            |f| f.finding_type == "PrivilegeEscalation:Runtime/SensitiveFileModified"
+                && f.context.file_path.as_deref() == Some(pam.as_str())
+        ),
+        "{:?}",
+        kinds(&found)
+    );
 }

@@ -1289,7 +1289,13 @@ pub(crate) fn check_file(d: &Detector, f: &FileInfo, lookup: &dyn ProcessLookup)
         let Some(entry) = d.sensitive.classify(path) else {
             continue;
         };
-        if identified(&b.sensitive_trusted_writers, &names) {
+        // Package managers install and update these files, and so do their maintainer scripts
+        // (dpkg -> sh /var/lib/dpkg/info/PKG.postinst -> pam-auth-update): installation, as
+        // for the persistence places. apt is not one: its hooks (`APT::Update::Pre-Invoke`,
+        // `DPkg::Post-Invoke`) are its children, not dpkg's, and stay watched.
+        if identified(&b.sensitive_trusted_writers, &names)
+            || super::technique::installing(d, b, &f.process, lookup)
+        {
             continue;
         }
         if let Some(x) = b.exemption(&entry.pattern) {

@@ -4046,3 +4046,88 @@ fn a_git_configuration_written_with_a_backdoor_command_is_persistence() {
         assert!(found.is_empty(), "{found:?}");
     }
 }
+
+#[test]
+fn a_maintainer_script_writing_a_sensitive_file_is_installation_an_apt_hook_is_not() {
+    // dpkg -> sh postinst -> perl pam-auth-update writing /etc/pam.d/common-auth: nothing.
+    let dpkg = exec_by(
+        300,
+        "/usr/bin/dpkg",
+        &["dpkg", "--configure", "-a"],
+        &[(1, "/usr/lib/systemd/systemd")],
+    );
+    let postinst = exec_by(
+        302,
+        "/usr/bin/dash",
+        &[
+            "/bin/sh",
+            "/var/lib/dpkg/info/libpam-x.postinst",
+            "configure",
+        ],
+        &[(300, "/usr/bin/dpkg"), (1, "/usr/lib/systemd/systemd")],
+    );
+    let update = exec_by(
+        303,
+        "/usr/bin/perl",
+        &["/usr/sbin/pam-auth-update", "--package"],
+        &[
+            (302, "/usr/bin/dash"),
+            (300, "/usr/bin/dpkg"),
+            (1, "/usr/lib/systemd/systemd"),
+        ],
+    );
+    for (events, what) in [
+        (
+            vec![
+                dpkg.clone(),
+                postinst.clone(),
+                write_by(302, "libpam-x.postin", "/etc/pam.d/vigil"),
+            ],
+            "the postinst",
+        ),
+        (
+            vec![
+                dpkg.clone(),
+                postinst.clone(),
+                update,
+                write_by(303, "pam-auth-update", "/etc/pam.d/common-auth"),
+            ],
+            "pam-auth-update under the postinst",
+        ),
+        (
+            vec![
+                dpkg.clone(),
+                postinst.clone(),
+                write_by(302, "libpam-x.postin", "/etc/sudoers.d/x"),
+            ],
+            "a sudoers drop-in",
+        ),
+    ] {
+        let found = run_all(&events);
+        assert!(found.is_empty(), "{what}: {found:?}");
+    }
+    // apt-get -> sh -c HOOK (APT::Update::Pre-Invoke): apt is not a package manager here, its
+    // hooks are its own children: the write raises, SensitiveFileModified and the persistence
+    // finding.
+    let apt = exec_by(
+        310,
+        "/usr/bin/apt-get",
+        &["apt-get", "update"],
+        &[(200, "/usr/bin/bash")],
+    );
+    let hook = exec_by(
+        311,
+        "/usr/bin/dash",
+        &["sh", "-c", "echo x >> /etc/pam.d/vigil"],
+        &[(310, "/usr/bin/apt-get"), (200, "/usr/bin/bash")],
+    );
+    let found = run_all(&[apt, hook, write_by(311, "sh", "/etc/pam.d/vigil")]);
+    let types: Vec<&str> = found.iter().map(|(t, _, _)| t.as_str()).collect();
+    assert!(
+        types.contains(&"PrivilegeEscalation:Runtime/SensitiveFileModified")
+            && found
+                .iter()
+                .any(|(_, r, _)| r == "behaviour-persistence-pam"),
+        "{found:?}"
+    );
+}

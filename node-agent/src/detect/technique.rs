@@ -2618,6 +2618,17 @@ mod tests {
     }
 }
 
+/// Whether a process is a package manager or runs under one (its maintainer scripts and their
+/// children): what it writes is installation.
+pub(super) fn installing(
+    d: &Detector,
+    b: &Behaviour,
+    p: &ProcessRef,
+    lookup: &dyn ProcessLookup,
+) -> bool {
+    actor(d, p, lookup).is_one_of(&b.package_managers, Reach::Lineage)
+}
+
 // --- git -------------------------------------------------------------------------------------
 
 /// Whether a path is a git configuration file the file sensor watches for its settings: a
