@@ -1020,10 +1020,22 @@ fn git_config_written(info: &crate::event::FileInfo) -> Option<String> {
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
     }
+    // A regular file only, opened without blocking: a writer may have put a FIFO or a device
+    // there (through a link) to stall the pipeline.
+    use std::os::unix::fs::OpenOptionsExt;
+    if !fs::metadata(path).is_ok_and(|m| m.is_file()) {
+        return None;
+    }
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .ok()?;
+    if !file.metadata().is_ok_and(|m| m.is_file()) {
+        return None;
+    }
     let mut text = Vec::new();
-    fs::File::open(path)
-        .ok()?
-        .take(GIT_CONFIG_MAX_BYTES)
+    file.take(GIT_CONFIG_MAX_BYTES)
         .read_to_end(&mut text)
         .ok()?;
     Some(String::from_utf8_lossy(&text).into_owned())
@@ -1059,6 +1071,55 @@ fn resolve_at(pid: u32, dirfd: i32, path: &str) -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_git_configuration_is_read_only_from_a_regular_file() {
+        let dir = std::env::temp_dir().join(format!("vigil-gitconfig-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let renamed_onto = |path: &Path| crate::event::FileInfo {
+            time: String::new(),
+            process: crate::event::ProcessRef::default(),
+            operation: "rename",
+            path: String::new(),
+            resolved_path: None,
+            path2: None,
+            resolved_path2: Some(path.to_path_buf()),
+            ret: 0,
+            error: None,
+            open_flags: None,
+            mode: None,
+            owner: None,
+            inode: None,
+            matched_by: Vec::new(),
+            proc_mem_pid: None,
+            sysctl_value: None,
+            git_config: None,
+            written_by: None,
+            truncated: false,
+        };
+        let home = dir.join("home");
+        fs::create_dir_all(&home).unwrap();
+        let config = home.join(".gitconfig");
+        fs::write(&config, "[core]\n\tpager = less\n").unwrap();
+        assert_eq!(
+            git_config_written(&renamed_onto(&config)).as_deref(),
+            Some("[core]\n\tpager = less\n")
+        );
+        // Not a git configuration by name.
+        let other = dir.join("config");
+        fs::write(&other, "x").unwrap();
+        assert_eq!(git_config_written(&renamed_onto(&other)), None);
+        // A FIFO (here through a link) is not read: opening it would wait for a writer.
+        let fifo = dir.join("fifo");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a NUL-terminated path that outlives the call.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let linked = dir.join("other").join(".gitconfig");
+        fs::create_dir_all(linked.parent().unwrap()).unwrap();
+        std::os::unix::fs::symlink(&fifo, &linked).unwrap();
+        assert_eq!(git_config_written(&renamed_onto(&linked)), None);
+        fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn normalize_is_lexical() {
