@@ -613,7 +613,12 @@ fn third_party_discovery_evasion_and_credential_commands() {
         ("tshark -c 5 -i eth0".into(), vec![(tool, "tool-sniffer")]),
         (
             "nc -z -w 1 127.0.0.1 1-20".into(),
-            vec![(tool, "tool-netcat-scan")],
+            // The tool by name, and its refused probes: nc connects without blocking, and the
+            // refusal is read from the socket (`NetInfo::outcome`).
+            vec![
+                (discovery, "behaviour-port-scan"),
+                (tool, "tool-netcat-scan"),
+            ],
         ),
         (
             "bash -c 'for p in $(seq 1 20); do (echo > /dev/tcp/127.0.0.1/$p) 2>/dev/null && echo $p; done'".into(),
