@@ -4521,6 +4521,8 @@ fn git_hooks_and_git_command_settings_written_as_persistence() {
     for f in f {
         assert_eq!(f.finding_type, "Persistence:Runtime/SuspiciousCommand");
         assert_eq!(f.context.file_path.as_deref(), Some(hook.as_str()));
+        // Low: hook managers (pre-commit, husky) write hooks as developers' ordinary work.
+        assert_eq!(f.severity_label, SeverityLabel::Low);
     }
     // No SensitiveFileModified beside it: the name is the git check's.
     assert!(

@@ -1720,6 +1720,9 @@ fn persistence_write(
     context
         .additional
         .insert("persistenceKind".into(), kind.into());
+    // Developers' hook managers (pre-commit, husky, lefthook) install git hooks as ordinary
+    // work, from interpreters no list can tell from an attacker's: Low, the rest the type's.
+    let severity = (rule == "behaviour-persistence-git-hook").then_some(3.0);
     Some(technique(
         d,
         &f.process,
@@ -1728,7 +1731,7 @@ fn persistence_write(
             finding_type: FindingType::PersistenceSuspiciousCommand,
             rule,
             mitre,
-            severity: None,
+            severity,
         },
         draft(
             "A process wrote a persistence location",
