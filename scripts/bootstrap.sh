@@ -41,6 +41,9 @@ python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need_pkgs+=(python3-venv)
 [ -x /usr/sbin/rsyslogd ] || need_pkgs+=(rsyslog)
 dpkg -s rsyslog-gnutls >/dev/null 2>&1 || need_pkgs+=(rsyslog-gnutls)
 [ -x /usr/sbin/nats-server ] || need_pkgs+=(nats-server)
+# A real PostgreSQL server for node-agent/tests/detection_techniques.rs (a shell run by a
+# database server: the test starts a scratch cluster of its own on a unix socket, no TCP).
+compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || need_pkgs+=(postgresql)
 # The self-protection tests (node-agent/tests/self_protection.rs) read and write the agent's
 # eBPF maps with bpftool, trace the agent with strace and run it in a pid namespace (unshare).
 command -v bpftool >/dev/null 2>&1 || [ -x /usr/sbin/bpftool ] || need_pkgs+=(bpftool)

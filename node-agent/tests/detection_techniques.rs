@@ -3895,6 +3895,221 @@ fn a_web_server_having_a_shell_run_a_command() {
     );
 }
 
+/// The newest PostgreSQL server the distribution's packages installed
+/// (`/usr/lib/postgresql/N/bin`, Debian's layout; scripts/bootstrap.sh installs `postgresql`).
+fn postgresql_bin() -> PathBuf {
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|d| {
+            let version = d.file_name().to_str()?.parse().ok()?;
+            let bin = d.path().join("bin");
+            bin.join("postgres").is_file().then_some((version, bin))
+        })
+        .collect();
+    versions.sort();
+    versions
+        .pop()
+        .map(|(_, bin)| bin)
+        .expect("PostgreSQL is not installed (/usr/lib/postgresql/N/bin): scripts/bootstrap.sh installs the postgresql package")
+}
+
+/// The postgres account's uid and gid (the package creates it; the server refuses root).
+fn postgres_account() -> (u32, u32) {
+    let passwd = std::fs::read_to_string("/etc/passwd").expect("/etc/passwd");
+    passwd
+        .lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f.first() == Some(&"postgres") && f.len() > 3)
+                .then(|| Some((f[2].parse().ok()?, f[3].parse().ok()?)))
+                .flatten()
+        })
+        .expect("no postgres account: scripts/bootstrap.sh installs the postgresql package")
+}
+
+/// A scratch PostgreSQL cluster served in the foreground by the postgres account, on a unix
+/// socket in its scratch directory only (no TCP). Dropping it stops the server (a fast
+/// shutdown, SIGINT), also when the test fails, then removes the directory.
+struct Postgres {
+    server: Option<std::process::Child>,
+    bin: PathBuf,
+    // Dropped after the server has stopped (fields drop in order).
+    dir: Scratch,
+}
+
+impl Postgres {
+    /// `settings` are `-c name=value` for the server.
+    fn start(tag: &str, settings: &[String]) -> Self {
+        LazyLock::force(&AGENT);
+        let bin = postgresql_bin();
+        let (uid, gid) = postgres_account();
+        let dir = Scratch::new(tag);
+        let data = dir.0.join("data");
+        std::fs::create_dir(&data).expect("data dir");
+        std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+        for p in [&dir.0, &data] {
+            std::os::unix::fs::chown(p, Some(uid), Some(gid)).expect("chown to postgres");
+        }
+        let initdb = Command::new(bin.join("initdb"))
+            .args([
+                "-D",
+                &dir.path("data"),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-N",
+            ])
+            .uid(uid)
+            .gid(gid)
+            .stdin(Stdio::null())
+            .output()
+            .expect("initdb");
+        assert!(
+            initdb.status.success(),
+            "initdb: {}",
+            String::from_utf8_lossy(&initdb.stderr)
+        );
+        let mut server = Command::new(bin.join("postgres"));
+        server
+            .args([
+                "-D",
+                &dir.path("data"),
+                "-k",
+                &dir.path(""),
+                "-c",
+                "listen_addresses=",
+            ])
+            .args(["-c", "fsync=off"]);
+        for s in settings {
+            server.args(["-c", s]);
+        }
+        let log = std::fs::File::create(dir.0.join("server.log")).expect("server log");
+        let server = server
+            .uid(uid)
+            .gid(gid)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start postgres");
+        let pg = Self {
+            server: Some(server),
+            bin,
+            dir,
+        };
+        let deadline = Instant::now() + WAIT * 2;
+        while !pg.sql("SELECT 1") {
+            assert!(
+                Instant::now() < deadline,
+                "postgres did not accept connections: {}",
+                std::fs::read_to_string(pg.dir.0.join("server.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        pg
+    }
+
+    /// Runs SQL as the postgres superuser through the socket; whether it succeeded.
+    fn sql(&self, sql: &str) -> bool {
+        Command::new(self.bin.join("psql"))
+            .args([
+                "-X",
+                "-q",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-h",
+                &self.dir.path(""),
+            ])
+            .args(["-U", "postgres", "-d", "postgres", "-c", sql])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
+    /// Stops the server; returns its pid, the root of the tree that holds its shells.
+    fn stop(&mut self) -> u32 {
+        let mut server = self.server.take().expect("running");
+        let pid = server.id();
+        // SAFETY: a signal to the child this test started and has not reaped.
+        unsafe { libc::kill(pid as libc::pid_t, libc::SIGINT) };
+        let _ = server.wait();
+        pid
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        if self.server.is_some() {
+            self.stop();
+        }
+    }
+}
+
+/// Elastic's "remote code execution via PostgreSQL" as it is done: a superuser's
+/// `COPY t FROM PROGRAM 'id'` on a real PostgreSQL server (Debian's package, a scratch cluster
+/// on a unix socket), whose backend runs `sh -c id`: `behaviour-shell-from-database-server`,
+/// naming the server. Benign: the same server archiving its log, `archive_command` run by the
+/// archiver for `pg_switch_wal()` (`test ! -f ARCHIVE/%f && cp %p ARCHIVE/%f`), raises nothing.
+#[test]
+fn a_database_server_having_a_shell_run_a_command() {
+    if !privileged("a_database_server_having_a_shell_run_a_command") {
+        return;
+    }
+    let postgres = std::fs::canonicalize(postgresql_bin().join("postgres")).expect("postgres");
+    let mut pg = Postgres::start("pg-copy", &[]);
+    assert!(pg.sql("CREATE TABLE t (line text)"), "create table");
+    assert!(pg.sql("COPY t FROM PROGRAM 'id'"), "COPY FROM PROGRAM");
+    let found = detect(pg.stop());
+    let f = of(&found, "behaviour-shell-from-database-server");
+    assert_eq!(f.len(), 1, "{:?}", kinds(&found));
+    assert_eq!(
+        f[0].finding_type,
+        "Execution:Runtime/SuspiciousShellCreated"
+    );
+    assert_eq!(
+        f[0].context
+            .additional
+            .get("shellStartedBy")
+            .map(String::as_str),
+        Some(postgres.display().to_string().as_str())
+    );
+
+    let archive = Scratch::new("pg-archive");
+    std::os::unix::fs::chown(&archive.0, Some(postgres_account().0), None).expect("chown");
+    let a = archive.path("");
+    let mut pg = Postgres::start(
+        "pg-wal",
+        &[
+            "archive_mode=on".to_owned(),
+            format!("archive_command=test ! -f {a}%f && cp %p {a}%f"),
+        ],
+    );
+    assert!(
+        pg.sql("CREATE TABLE t AS SELECT g FROM generate_series(1, 10000) g"),
+        "writes"
+    );
+    assert!(pg.sql("SELECT pg_switch_wal()"), "pg_switch_wal");
+    let segment = archive.0.join("000000010000000000000001");
+    let deadline = Instant::now() + WAIT * 2;
+    while !segment.exists() {
+        assert!(Instant::now() < deadline, "the archiver archived nothing");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let found = detect(pg.stop());
+    assert!(
+        of(&found, "behaviour-shell-from-database-server").is_empty()
+            && found
+                .iter()
+                .all(|f| f.severity_label < SeverityLabel::Medium),
+        "archive_command: {:?}",
+        kinds(&found)
+    );
+}
+
 /// Tracee's "process standard input/output over socket" as the commonest reverse shell does it:
 /// python connects to a listener (loopback here), `dup2`s the socket onto its standard input,
 /// output and error and runs `pty.spawn("/bin/sh")`, which starts the shell on a terminal of its

@@ -83,6 +83,10 @@ pub(crate) struct BehaviourSpec {
     #[serde(default)]
     web_server_helpers: Vec<String>,
     #[serde(default)]
+    database_servers: Vec<String>,
+    #[serde(default)]
+    database_server_helpers: Vec<String>,
+    #[serde(default)]
     sudoers_owners: Vec<String>,
     #[serde(default)]
     memory_exec_dirs: Vec<String>,
@@ -393,6 +397,12 @@ pub struct Behaviour {
     /// Programs a web server runs through `sh -c` in its ordinary work (`sendmail` for PHP's
     /// `mail()`, `rotatelogs` for piped logs), by executable name.
     pub web_server_helpers: Vec<String>,
+    /// Database servers, by executable name: a shell they have run a command string is an
+    /// injected query's (`COPY ... FROM PROGRAM`), unless it archives or restores their log.
+    pub database_servers: Vec<String>,
+    /// Programs a database server runs alone through `sh -c` in its ordinary work (`true` as a
+    /// do-nothing `archive_command`, Galera's state transfer scripts), by executable name.
+    pub database_server_helpers: Vec<String>,
     /// Programs (resolved paths) that write the sudo policy as their job (`visudo`).
     pub sudoers_owners: Vec<String>,
     /// Memory-backed directories (prefixes): nothing is installed there.
@@ -543,6 +553,8 @@ impl Behaviour {
             ("shellWrappers", &spec.shell_wrappers),
             ("webServers", &spec.web_servers),
             ("webServerHelpers", &spec.web_server_helpers),
+            ("databaseServers", &spec.database_servers),
+            ("databaseServerHelpers", &spec.database_server_helpers),
             ("downloaders", &spec.downloaders),
             ("networkRelays", &spec.network_relays),
             ("pipeFilters", &spec.pipe_filters),
@@ -651,6 +663,9 @@ impl Behaviour {
         self.shell_wrappers.extend(spec.shell_wrappers);
         self.web_servers.extend(spec.web_servers);
         self.web_server_helpers.extend(spec.web_server_helpers);
+        self.database_servers.extend(spec.database_servers);
+        self.database_server_helpers
+            .extend(spec.database_server_helpers);
         self.sudoers_owners.extend(spec.sudoers_owners);
         self.memory_exec_dirs.extend(spec.memory_exec_dirs);
         self.memory_state_dirs.extend(spec.memory_state_dirs);

@@ -1098,7 +1098,8 @@ fn interactive_shell(
     if !listed(&b.shells, name) || e.argv_truncated {
         return None;
     }
-    // Not interactive: only a command string a web server had a shell run counts (below).
+    // Not interactive: only a command string a web or database server had a shell run counts
+    // (below).
     let command = if interactive(b, name, &e.argv, e.stdin) {
         None
     } else {
@@ -1124,7 +1125,7 @@ fn interactive_shell(
     }
     let (parent_pid, parent_exe, parent_name) = starter?;
     if let Some(command) = command {
-        return web_server_shell(
+        return server_shell(
             d,
             b,
             e,
@@ -1183,10 +1184,11 @@ fn command_string(argv: &[String]) -> Option<&str> {
     None
 }
 
-/// Whether a web server's command string only runs one of its known helpers: PHP's `mail()`
-/// pipes into `sendmail -t -i` through `sh -c`, Apache's piped logs run `rotatelogs` or
-/// `cronolog` (with `exec` in front). One simple command, nothing a shell would expand or chain.
-fn web_server_helper(b: &Behaviour, command: &str) -> bool {
+/// Whether a server's command string only runs one of its known helpers (`helpers`): PHP's
+/// `mail()` pipes into `sendmail -t -i` through `sh -c`, Apache's piped logs run `rotatelogs` or
+/// `cronolog` (with `exec` in front), MariaDB's Galera runs `wsrep_sst_rsync ...`. One simple
+/// command, nothing a shell would expand or chain.
+fn server_helper(helpers: &[String], command: &str) -> bool {
     let command = command.trim();
     let command = command
         .strip_prefix("exec ")
@@ -1195,22 +1197,53 @@ fn web_server_helper(b: &Behaviour, command: &str) -> bool {
     if command.contains([';', '|', '&', '`', '$', '(', ')', '<', '>', '\n']) {
         return false;
     }
-    command.split_whitespace().next().is_some_and(|w| {
-        listed(
-            &b.web_server_helpers,
-            program_name(path_basename(Path::new(w))),
-        )
-    })
+    command
+        .split_whitespace()
+        .next()
+        .is_some_and(|w| listed(helpers, program_name(path_basename(Path::new(w)))))
 }
 
-/// A shell a web server had run a command string (`sh -c 'id; uname -a'`): PHP's `system()`,
-/// `exec()`, `shell_exec()`, `passthru()`, `popen()` and backticks, a CGI's or a template's
-/// injection, all reach the shell this way (T1505.003, T1190; Tracee's "web server spawned a
-/// shell"). A web server runs no shell in its ordinary work but for its helpers
-/// (`webServerHelpers`: `sendmail` for PHP's `mail()`, `rotatelogs` for piped logs). Scripts
-/// run as CGI programs are not command strings. GuardDuty's type for a shell started by a
-/// network service, at its default, Low.
-fn web_server_shell(
+/// Whether a command string names a PostgreSQL write-ahead-log file, as the commands PostgreSQL
+/// runs to archive and restore its log do once it has put in their `%p`, `%f` and `%r`: a
+/// segment (24 hex digits, maybe `.partial` or `.NNNNNNNN.backup` after it), a timeline's
+/// history (`00000002.history`), or the names recovery restores into (`RECOVERYXLOG`,
+/// `RECOVERYHISTORY`). `archive_command`, `restore_command`, `archive_cleanup_command` and
+/// `recovery_end_command` mean nothing without them; an injected command has none unless its
+/// author writes one in (the residual miss, docs/EFFICACY.md).
+fn names_wal_file(command: &str) -> bool {
+    command
+        .split(|c: char| !c.is_ascii_alphanumeric() && c != '.')
+        .any(|word| {
+            let stem = word.split('.').next().unwrap_or(word);
+            let hex = |w: &str, n: usize| {
+                w.len() == n
+                    && w.bytes()
+                        .all(|c| c.is_ascii_digit() || (b'A'..=b'F').contains(&c))
+            };
+            hex(stem, 24)
+                || (hex(stem, 8) && word.ends_with(".history"))
+                || word == "RECOVERYXLOG"
+                || word == "RECOVERYHISTORY"
+        })
+}
+
+/// A shell a server had run a command string (`sh -c 'id; uname -a'`), with the rule it raises.
+///
+/// Web servers (`webServers`): PHP's `system()`, `exec()`, `shell_exec()`, `passthru()`,
+/// `popen()` and backticks, a CGI's or a template's injection, all reach the shell this way
+/// (T1505.003, T1190; Tracee's "web server spawned a shell"). A web server runs no shell in its
+/// ordinary work but for its helpers (`webServerHelpers`: `sendmail` for PHP's `mail()`,
+/// `rotatelogs` for piped logs). Scripts run as CGI programs are not command strings.
+///
+/// Database servers (`databaseServers`): PostgreSQL's `COPY ... FROM PROGRAM` (and `TO
+/// PROGRAM`) runs its string through `sh -c` in the backend serving the query, as does a
+/// `sys_exec()` UDF loaded into MySQL (T1190, T1059.004; Elastic's "remote code execution via
+/// PostgreSQL"). The server's own shells are PostgreSQL's archiving and recovery commands,
+/// which name a WAL file (`names_wal_file`), and the helpers in `databaseServerHelpers` run
+/// alone (`true` as a do-nothing `archive_command`, Galera's state transfer scripts).
+///
+/// GuardDuty's type for a shell started by a network service, at its default, Low.
+fn server_shell(
     d: &Detector,
     b: &Behaviour,
     e: &ExecInfo,
@@ -1218,9 +1251,29 @@ fn web_server_shell(
     (parent_pid, parent_exe, parent_name): (u32, &Path, &str),
     lookup: &dyn ProcessLookup,
 ) -> Option<Candidate> {
-    if !listed(&b.web_servers, parent_name) || web_server_helper(b, command) {
+    let (rule, mitre, title, server) = if listed(&b.web_servers, parent_name) {
+        if server_helper(&b.web_server_helpers, command) {
+            return None;
+        }
+        (
+            "behaviour-shell-from-web-server",
+            "T1505.003,T1059.004",
+            "A web server had a shell run a command",
+            "web server",
+        )
+    } else if listed(&b.database_servers, parent_name) {
+        if server_helper(&b.database_server_helpers, command) || names_wal_file(command) {
+            return None;
+        }
+        (
+            "behaviour-shell-from-database-server",
+            "T1190,T1059.004",
+            "A database server had a shell run a command",
+            "database server",
+        )
+    } else {
         return None;
-    }
+    };
     let parent_exe = parent_exe.display().to_string();
     let context = shell_started_context(e, &parent_exe, parent_pid);
     Some(technique(
@@ -1229,14 +1282,14 @@ fn web_server_shell(
         lookup,
         Raises {
             finding_type: FindingType::ExecutionSuspiciousShellCreated,
-            rule: "behaviour-shell-from-web-server",
-            mitre: "T1505.003,T1059.004",
+            rule,
+            mitre,
             severity: None,
         },
         draft(
-            "A web server had a shell run a command",
+            title,
             format!(
-                "Process {} (pid {}) is a shell running a command for the web server \
+                "Process {} (pid {}) is a shell running a command for the {server} \
                  {parent_exe} (pid {parent_pid}).",
                 e.process.comm, e.process.pid
             ),

