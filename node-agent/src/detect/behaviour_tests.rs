@@ -3021,7 +3021,10 @@ fn ld_library_path_into_memory_backed_or_world_writable_directories() {
     };
     assert_eq!(search("/dev/shm/lib"), raised(SeverityLabel::High));
     assert_eq!(search("/usr/lib:/tmp/x"), raised(SeverityLabel::Medium));
-    assert_eq!(search("/var/tmp/x/../lib;/usr/lib"), raised(SeverityLabel::Medium));
+    assert_eq!(
+        search("/var/tmp/x/../lib;/usr/lib"),
+        raised(SeverityLabel::Medium)
+    );
     // Relative to the working directory (`/tmp` here).
     assert_eq!(search("lib"), raised(SeverityLabel::Medium));
     // One finding per directory, whatever program runs with it.

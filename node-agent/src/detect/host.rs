@@ -191,11 +191,9 @@ pub fn build_detector(
         host: host_details(),
         boot_id,
         users: read_users(Path::new("/etc/passwd")),
-        root_accounts: root_accounts(
-            &std::fs::read_to_string("/etc/passwd").unwrap_or_default(),
-        )
-        .into_iter()
-        .collect(),
+        root_accounts: root_accounts(&std::fs::read_to_string("/etc/passwd").unwrap_or_default())
+            .into_iter()
+            .collect(),
         disabled_types: options.disabled_types.clone(),
         ..DetectorConfig::default()
     };
