@@ -3020,13 +3020,19 @@ fn ld_library_path_into_memory_backed_or_world_writable_directories() {
         )]
     };
     assert_eq!(search("/dev/shm/lib"), raised(SeverityLabel::High));
-    assert_eq!(search("/usr/lib:/tmp/x"), raised(SeverityLabel::Medium));
+    // World-writable: Low on the host (cargo's target directory in /tmp), Medium in a container.
+    assert_eq!(search("/usr/lib:/tmp/x"), raised(SeverityLabel::Low));
     assert_eq!(
         search("/var/tmp/x/../lib;/usr/lib"),
-        raised(SeverityLabel::Medium)
+        raised(SeverityLabel::Low)
     );
     // Relative to the working directory (`/tmp` here).
-    assert_eq!(search("lib"), raised(SeverityLabel::Medium));
+    assert_eq!(search("lib"), raised(SeverityLabel::Low));
+    let in_container = run_all(&[exec_event("/usr/bin/id", |e| {
+        e.ld_library_path = Some("/tmp/x".into());
+        e.process.container = container();
+    })]);
+    assert_eq!(in_container[0].2, SeverityLabel::Medium);
     // One finding per directory, whatever program runs with it.
     let mut d = detector();
     let with = |exe: &str| exec_event(exe, |e| e.ld_library_path = Some("/dev/shm/l".into()));

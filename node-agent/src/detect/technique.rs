@@ -1354,7 +1354,9 @@ fn ld_preload(
 /// `LD_LIBRARY_PATH` naming a memory-backed or world-writable directory: the loader looks
 /// there first for every library the program needs, so a `libc.so.6` dropped there runs in
 /// it (T1574.006 without `LD_PRELOAD`). A directory elsewhere (a build tree under `/root` or
-/// `/home`, `/opt/app/lib`) is how builds and vendored programs run, and raises nothing.
+/// `/home`, `/opt/app/lib`) is how builds and vendored programs run, and raises nothing. A
+/// world-writable one is Low on the host, as running from there is: cargo points it at its
+/// target directory for rustc and build scripts, and builds in `/tmp` are common.
 fn ld_library_path(
     d: &Detector,
     b: &Behaviour,
@@ -1379,6 +1381,13 @@ fn ld_library_path(
         let Some((_, memory)) = placed(b, &path) else {
             continue;
         };
+        let severity = if memory {
+            8.0
+        } else if e.process.container.is_some() {
+            5.0
+        } else {
+            3.0
+        };
         if path.split('/').any(|part| {
             b.hidden_exec_allowed
                 .iter()
@@ -1398,7 +1407,7 @@ fn ld_library_path(
                 finding_type: FindingType::DefenseEvasionSuspiciousCommand,
                 rule: "behaviour-ld-library-path",
                 mitre: "T1574.006",
-                severity: Some(if memory { 8.0 } else { 5.0 }),
+                severity: Some(severity),
             },
             draft(
                 "A program was started with its libraries searched for first in a writable directory",
