@@ -3048,6 +3048,8 @@ fn ld_library_path_into_memory_backed_or_world_writable_directories() {
         ":/opt/x",
         // An AppImage's own mount point.
         "/tmp/.mount_AppXYZ/usr/lib",
+        // NixOS's graphics drivers (`/run/` is a state directory, not a library dump).
+        "/run/opengl-driver/lib",
     ] {
         assert!(search(benign).is_empty(), "{benign}");
     }

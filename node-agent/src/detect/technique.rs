@@ -1378,9 +1378,12 @@ fn ld_library_path(
         if !path.ends_with('/') {
             path.push('/');
         }
-        let Some((_, memory)) = placed(b, &path) else {
+        // `memoryExecDirs` and `worldWritableExecDirs`, not all of `/run/`: NixOS puts its
+        // graphics and system libraries there (`/run/opengl-driver/lib`).
+        let memory = under(&b.memory_exec_dirs, &path).is_some();
+        if !memory && under(&b.world_writable_exec_dirs, &path).is_none() {
             continue;
-        };
+        }
         let severity = if memory {
             8.0
         } else if e.process.container.is_some() {
