@@ -1129,6 +1129,7 @@ mod tests {
             proc_mem_pid: None,
             sysctl_value: None,
             git_config: None,
+            root_accounts: None,
             written_by: None,
             truncated: false,
         };
