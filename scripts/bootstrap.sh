@@ -79,6 +79,16 @@ elif [ $((${#need_pkgs[@]} + ${#container_pkgs[@]})) -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${container_pkgs[@]}"
   fi
 fi
+# An image can list PostgreSQL's server package as installed with its files gone (seen on this
+# machine's image): apt-get install then does nothing, so reinstall the package dpkg names.
+if [ "$(id -u)" -eq 0 ] && ! compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null; then
+  pg=$(dpkg-query -W -f '${Package}\n' 'postgresql-[0-9]*' 2>/dev/null | grep -E '^postgresql-[0-9]+$' | head -1 || true)
+  if [ -n "$pg" ]; then
+    log "PostgreSQL's server files are missing: reinstalling $pg"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --reinstall "$pg"
+  fi
+fi
 
 # 2. The stable toolchain must already be there (never `rustup toolchain install stable`: it upgrades).
 if ! command -v cargo >/dev/null 2>&1; then
