@@ -1047,13 +1047,7 @@ fn git_config_written(info: &crate::event::FileInfo) -> Option<String> {
         return None;
     }
     if info.operation == "openWrite" {
-        let link = PathBuf::from(format!("/proc/{}/fd/{}", info.process.pid, info.ret));
-        let deadline = std::time::Instant::now() + SYSCTL_WRITE_WAIT;
-        while std::time::Instant::now() < deadline
-            && fs::read_link(&link).is_ok_and(|target| target == path)
-        {
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
+        wait_for_close(info.process.pid, info.ret, path);
     }
     // A regular file only, opened without blocking: a writer may have put a FIFO or a device
     // there (through a link) to stall the pipeline.
