@@ -56,13 +56,15 @@ pub enum Hook {
     StreamEgress = 22,
     /// `process_vm_readv`
     VmRead = 23,
+    /// `inet_sock_set_state`: how a non-blocking connect's handshake ended
+    ConnectOutcome = 24,
     /// The synthetic benchmark program (attached only by the benchmark).
     Synthetic = 31,
 }
 
 impl Hook {
     /// Every production hook, in slot order (the synthetic one is attached on request only).
-    pub const ALL: [Hook; 24] = [
+    pub const ALL: [Hook; 25] = [
         Hook::Exec,
         Hook::Fork,
         Hook::Exit,
@@ -87,6 +89,7 @@ impl Hook {
         Hook::SignalAgent,
         Hook::StreamEgress,
         Hook::VmRead,
+        Hook::ConnectOutcome,
     ];
     /// Room in the map; hooks added later take the next numbers.
     pub const MAX: u32 = 32;
@@ -118,6 +121,7 @@ impl Hook {
             Hook::SignalAgent => "signal_agent",
             Hook::StreamEgress => "stream_egress",
             Hook::VmRead => "vm_read",
+            Hook::ConnectOutcome => "connect_outcome",
             Hook::Synthetic => "synthetic",
         }
     }

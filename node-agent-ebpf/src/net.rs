@@ -39,9 +39,9 @@ use aya_ebpf::{
         bpf_get_current_pid_tgid,
         generated::{bpf_ktime_get_boot_ns, bpf_probe_read_user},
     },
-    macros::{cgroup_sock_addr, map, tracepoint},
+    macros::{btf_tracepoint, cgroup_sock_addr, map, raw_tracepoint, tracepoint},
     maps::{LruHashMap, PerCpuArray},
-    programs::{SockAddrContext, TracePointContext},
+    programs::{BtfTracePointContext, RawTracePointContext, SockAddrContext, TracePointContext},
 };
 use node_agent_common::{
     NetEvent, TaskIdentity, UNIX_PATH_LEN,
@@ -194,10 +194,20 @@ pub fn connect_exit_regs(ctx: TracePointContext) -> u32 {
     0
 }
 
-/// A TCP socket changed state: a handshake this sensor follows ended.
-#[tracepoint(category = "sock", name = "inet_sock_set_state")]
-pub fn connect_outcome(ctx: TracePointContext) -> u32 {
-    on_state_change(&ctx);
+// A TCP socket changed state: a handshake this sensor follows may have ended.
+// `inet_sock_set_state(const struct sock *sk, const int oldstate, const int newstate)`. The
+// BTF-typed and raw forms hand the arguments over as they are; the classic tracepoint would
+// build its whole record (addresses, ports, family, protocol) on every TCP state change on the
+// host before the program ran.
+#[btf_tracepoint(function = "inet_sock_set_state")]
+pub fn connect_outcome_btf(ctx: BtfTracePointContext) -> i32 {
+    on_state_change(ctx.arg::<u64>(0), ctx.arg::<u64>(1), ctx.arg::<u64>(2));
+    0
+}
+
+#[raw_tracepoint(tracepoint = "inet_sock_set_state")]
+pub fn connect_outcome_raw(ctx: RawTracePointContext) -> i32 {
+    on_state_change(ctx.arg::<u64>(0), ctx.arg::<u64>(1), ctx.arg::<u64>(2));
     0
 }
 
@@ -613,31 +623,19 @@ fn handshake_started(fd: i32, peer: &Peer, sock_type: u16, protocol: u16) -> i32
     }
 }
 
-/// A field of the `sock:inet_sock_set_state` record, read straight from the context (a load,
-/// not a helper call: the program runs on every TCP state change): `skaddr` at 8, `oldstate`
-/// at 16, `newstate` at 20 (the tracepoint's fixed format).
-#[inline(always)]
-fn state_field<T: Copy>(ctx: &TracePointContext, offset: usize) -> T {
-    use aya_ebpf::EbpfContext;
-    // SAFETY: the offsets lie inside the record; the verifier checks the bound at load.
-    unsafe { core::ptr::read((ctx.as_ptr() as *const u8).add(offset).cast::<T>()) }
-}
-
 /// `inet_sock_set_state`: a socket this sensor follows left `SYN_SENT`; a failed handshake is
 /// reported in the caller's name. Runs for every TCP state change on the host, so everything
-/// else leaves after one field read.
+/// else leaves after one comparison. The states are `int` arguments: the low 32 bits count.
 #[inline(always)]
-fn on_state_change(ctx: &TracePointContext) {
-    let old = state_field::<i32>(ctx, 16);
-    if old != TCP_SYN_SENT {
+fn on_state_change(sk: u64, old: u64, new: u64) {
+    if old as i32 != TCP_SYN_SENT {
         return;
     }
-    let (sk, new) = (state_field::<u64>(ctx, 8), state_field::<i32>(ctx, 20));
     // SAFETY: the value is copied out at once.
     let Some(entry) = (unsafe { HANDSHAKES.get(&sk) }).copied() else {
         return;
     };
-    if HANDSHAKES.remove(&sk).is_err() || new != TCP_CLOSE {
+    if HANDSHAKES.remove(&sk).is_err() || new as i32 != TCP_CLOSE {
         return;
     }
     let conn = Conn {
@@ -651,7 +649,7 @@ fn on_state_change(ctx: &TracePointContext) {
         readable: true,
     };
     send(
-        Hook::Connect,
+        Hook::ConnectOutcome,
         kind::CONNECT_OUTCOME,
         &conn,
         None,

@@ -198,7 +198,7 @@ struct SensorArgs {
     /// Kernel BTF used to resolve struct offsets.
     #[arg(long, default_value = KERNEL_BTF)]
     btf_path: PathBuf,
-    /// Do not attach this hook (repeatable): exec, fork, exit, connect, accept, dns_socket,
+    /// Do not attach this hook (repeatable): exec, fork, exit, connect, connect_outcome, accept, dns_socket,
     /// dns_egress, dns_ingress, file_open, file_change, memfd, ptrace, vm_write, vm_read,
     /// userfaultfd, module, mount, namespace, privilege, dup, library_load, bpf_agent,
     /// signal_agent, file_dirents (fanotify), stream_egress.

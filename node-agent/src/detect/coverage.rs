@@ -101,9 +101,10 @@ pub const fn needs(t: FindingType) -> Needs {
             also: &[H::FileOpen, H::Namespace],
             ..hooks(EXEC)
         },
-        // Exec rules; also port scans seen from refused connects (`scan`).
+        // Exec rules; also port scans seen from refused connects (`scan`), and from the
+        // handshakes of non-blocking ones that ended in a refusal.
         T::DiscoverySuspiciousCommand => Needs {
-            also: &[H::Connect],
+            also: &[H::Connect, H::ConnectOutcome],
             ..hooks(EXEC)
         },
         T::ExecutionSuspiciousTool

@@ -157,26 +157,38 @@ fn plan(hook: Hook, offsets: &KernelOffsets) -> Vec<Mechanism> {
             },
         ],
         // The exit alone where the saved registers' offsets are known (one program run per
-        // connect instead of two), else the entry/exit pair; with either, the TCP state
-        // change that ends a non-blocking connect's handshake.
+        // connect instead of two), else the entry/exit pair.
         Hook::Connect => {
             let mut plan = Vec::new();
             if offsets.regs_arg0 != OFFSET_UNKNOWN
                 && offsets.regs_arg1 != OFFSET_UNKNOWN
                 && offsets.regs_arg2 != OFFSET_UNKNOWN
             {
-                plan.push(TracePoints(&[
-                    ("connect_exit_regs", "syscalls", "sys_exit_connect"),
-                    ("connect_outcome", "sock", "inet_sock_set_state"),
-                ]));
+                plan.push(TracePoints(&[(
+                    "connect_exit_regs",
+                    "syscalls",
+                    "sys_exit_connect",
+                )]));
             }
             plan.push(TracePoints(&[
                 ("connect_enter", "syscalls", "sys_enter_connect"),
                 ("connect_exit", "syscalls", "sys_exit_connect"),
-                ("connect_outcome", "sock", "inet_sock_set_state"),
             ]));
             plan
         }
+        // The TCP state change that ends a non-blocking connect's handshake: it runs on every
+        // state change of every TCP socket on the host, so the forms that hand over the
+        // arguments without building the classic tracepoint's record.
+        Hook::ConnectOutcome => vec![
+            BtfTracePoint {
+                program: "connect_outcome_btf",
+                tracepoint: "inet_sock_set_state",
+            },
+            RawTracePoint {
+                program: "connect_outcome_raw",
+                tracepoint: "inet_sock_set_state",
+            },
+        ],
         Hook::Accept => vec![TracePoints(&[
             ("accept_exit", "syscalls", "sys_exit_accept"),
             ("accept4_exit", "syscalls", "sys_exit_accept4"),
