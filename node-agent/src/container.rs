@@ -431,6 +431,8 @@ pub struct ContainerResolver {
     pub host_pid_ns: Option<u32>,
     /// See `host_pid_ns`.
     pub host_mnt_ns: Option<u32>,
+    /// The host's root directory as `(st_dev, st_ino)`: init's, else the agent's own.
+    host_root: Option<(u64, u64)>,
     max_entries: usize,
 }
 
@@ -445,6 +447,10 @@ impl ContainerResolver {
         };
         let host_pid_ns = host("pid");
         let host_mnt_ns = host("mnt");
+        let host_root = ["1", "self"]
+            .into_iter()
+            .find_map(|pid| fs::metadata(proc_root.join(pid).join("root")).ok())
+            .map(|m| (m.dev(), m.ino()));
         Self {
             root,
             paths: HashMap::new(),
@@ -457,6 +463,7 @@ impl ContainerResolver {
             proc_root,
             host_pid_ns,
             host_mnt_ns,
+            host_root,
             max_entries: 65_536,
         }
     }
@@ -495,6 +502,24 @@ impl ContainerResolver {
             joined.push("pid");
         }
         joined
+    }
+
+    /// Whether process `pid`, in a mount namespace other than the host's (`mnt_ns`), has the
+    /// host's root directory for its own: a container process that `chroot`ed into the host's
+    /// filesystem mounted inside it (`-v /:/host`, then `chroot /host sh`), read from the
+    /// kernel (`/proc/<pid>/root`), never from a command line. A `stat` only when the program it
+    /// exec'd (`exe_dev`, the device of the file the kernel ran) lies on the host root's
+    /// filesystem: a container's own programs lie on its image's. Runtimes exec their `init`
+    /// in the host's mount namespace, before they enter the container's, so they never count.
+    pub fn runs_in_host_root(&self, pid: u32, mnt_ns: u32, exe_dev: u64) -> bool {
+        let Some(host_root) = self.host_root else {
+            return false;
+        };
+        if exe_dev != host_root.0 || Some(mnt_ns) == self.host_mnt_ns {
+            return false;
+        }
+        fs::metadata(self.proc_root.join(pid.to_string()).join("root"))
+            .is_ok_and(|m| (m.dev(), m.ino()) == host_root)
     }
 
     /// Whether the namespaces are the host's.
@@ -1061,6 +1086,37 @@ mod tests {
         for (image, want) in table {
             assert_eq!(image_prefix(image), want, "{image}");
         }
+    }
+
+    #[test]
+    fn a_container_process_runs_in_the_host_root_only_when_its_root_is_the_host_s() {
+        // A /proc of links: init's root and a chrooted process's lead to the same directory,
+        // another process's to a directory of its own (a container's image).
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let (host, image) = (dir.join("host"), dir.join("image"));
+        for d in [&host, &image] {
+            fs::create_dir_all(d).unwrap();
+        }
+        for (pid, root) in [("1", &host), ("42", &host), ("43", &image)] {
+            fs::create_dir_all(dir.join("proc").join(pid).join("ns")).unwrap();
+            std::os::unix::fs::symlink(root, dir.join("proc").join(pid).join("root")).unwrap();
+        }
+        std::os::unix::fs::symlink("mnt:[4026531841]", dir.join("proc/1/ns/mnt")).unwrap();
+        let r = ContainerResolver::new(None, dir.join("proc"));
+        let host_dev = fs::metadata(&host).unwrap().dev();
+        let container_mnt = 4026532500;
+        assert!(r.runs_in_host_root(42, container_mnt, host_dev));
+        // Its root is its own; the program is not on the host root's device (no stat made);
+        // the host's mount namespace (a runtime's `init` before it enters the container's);
+        // a process gone.
+        assert!(!r.runs_in_host_root(43, container_mnt, host_dev));
+        assert!(!r.runs_in_host_root(42, container_mnt, host_dev + 1));
+        assert!(!r.runs_in_host_root(42, 4026531841, host_dev));
+        assert!(!r.runs_in_host_root(44, container_mnt, host_dev));
+        // Without a readable host root, never.
+        let blind = ContainerResolver::new(None, PathBuf::from("/nonexistent"));
+        assert!(!blind.runs_in_host_root(42, container_mnt, host_dev));
     }
 
     #[test]

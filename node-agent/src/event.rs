@@ -206,6 +206,10 @@ pub struct ExecInfo {
     pub fileless: bool,
     /// The executable has no link left on disk.
     pub exe_deleted: bool,
+    /// A container process whose root directory is the host's (it `chroot`ed into the host's
+    /// filesystem mounted in the container; `ContainerResolver::runs_in_host_root`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub host_root: bool,
     /// Who wrote the executable since the agent started (a new binary).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub written_by: Option<Writer>,
@@ -760,6 +764,7 @@ pub fn exec_info(ev: &node_agent_common::ExecEvent, clock: &Clock) -> ExecInfo {
         lineage: Vec::new().into(),
         fileless: ev.flags & exec_flags::EXE_MEMFD != 0,
         exe_deleted: ev.flags & exec_flags::EXE_DELETED != 0,
+        host_root: false,
         written_by: (ev.flags & exec_flags::EXE_WRITTEN != 0).then(|| writer(&ev.writer, clock)),
         changed_untracked: None,
         stdin_script: None,

@@ -494,6 +494,10 @@ impl Pipeline {
                     guarded.on_exec(pid, &info.exe);
                 }
                 self.identify(&mut info.process);
+                info.host_root = info.process.container.is_some()
+                    && self
+                        .containers
+                        .runs_in_host_root(pid, info.process.mnt_ns, info.exe_dev);
                 // After identify: a container's changes count from its first process on.
                 self.untracked_change(&mut info, ev);
                 info.lineage = self.lineage(pid);

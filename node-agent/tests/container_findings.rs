@@ -100,7 +100,7 @@ fn in_container(e: &Event, id: &str) -> bool {
     e.process().container.as_ref().is_some_and(|c| c.id == id)
 }
 
-/// The image the tests run: `sh`, `mount`, `umount`, `mkdir`, `rmdir`, `nsenter`, `true`,
+/// The image the tests run: `sh`, `mount`, `umount`, `mkdir`, `rmdir`, `nsenter`, `chroot`, `true`,
 /// `sleep` and `vigil-trigger` with their libraries, and empty `/mnt`, `/cg`, `/hostdir`,
 /// `/tmp`.
 fn build_image(scratch: &mut Scratch, tag: &str) -> String {
@@ -113,6 +113,7 @@ fn build_image(scratch: &mut Scratch, tag: &str) -> String {
         ("/bin/mkdir", "bin/mkdir"),
         ("/bin/rmdir", "bin/rmdir"),
         ("/usr/bin/nsenter", "usr/bin/nsenter"),
+        ("/usr/sbin/chroot", "usr/sbin/chroot"),
         ("/bin/true", "bin/true"),
         ("/bin/sleep", "bin/sleep"),
         (TRIGGER, "usr/bin/vigil-trigger"),
@@ -398,6 +399,56 @@ fn escape_techniques_from_real_containers_name_the_container() {
     }
     let _ = host_process.kill();
     let _ = host_process.wait();
+
+    // The chroot escape: a container given the host's root (`-v /:/host`) chroots into it and
+    // runs the host's programs. What counts is the process's root directory as the kernel
+    // holds it, read while the process runs, so the chrooted program sleeps until the agent
+    // has seen its exec (then the container goes, with the scratch). Running a host program
+    // through the volume without the chroot is nothing: its root is the container's.
+    let (id, name) = scratch.run_detached(&["--volume", "/:/host"], &image);
+    let out = podman(&["exec", &name, "/host/bin/true"]);
+    assert!(out.status.success(), "/host/bin/true: {out:?}");
+    AGENT
+        .wait_for(WAIT, |e| {
+            matches!(e, Event::Exit(x) if x.process.comm == "true") && in_container(e, &id)
+        })
+        .expect("the exit of /host/bin/true in the container");
+    let host_root = |f: &Finding| {
+        f.context.additional.get("ruleId").map(String::as_str)
+            == Some("behaviour-container-host-root")
+    };
+    assert!(
+        !of_container(&id).iter().any(host_root),
+        "a host program run through the volume, not chrooted: {:?}",
+        types(&of_container(&id))
+    );
+    let mut chrooted = Command::new("podman")
+        .args(["--runtime", "runc", "exec", &name])
+        .args(["/usr/sbin/chroot", "/host", "/bin/sleep", "601"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("podman exec");
+    let exec = AGENT.wait_for(WAIT, |e| {
+        // The sleep chroot execs, not chroot itself (whose arguments hold "601" too).
+        matches!(e, Event::Exec(x) if x.argv == ["/bin/sleep", "601"]) && in_container(e, &id)
+    });
+    let _ = chrooted.kill();
+    let _ = chrooted.wait();
+    let Some(Event::Exec(exec)) = exec else {
+        panic!("no exec of the chrooted sleep in container {name}");
+    };
+    assert!(exec.host_root, "the chrooted sleep's root is the host's");
+    let found = of_container(&id);
+    let f = found
+        .iter()
+        .find(|f| host_root(f))
+        .unwrap_or_else(|| panic!("no host-root finding in {:?}", types(&found)));
+    assert_eq!(
+        f.finding_type.as_str(),
+        "PrivilegeEscalation:Runtime/SuspiciousCommand"
+    );
+    assert_eq!(f.severity_label, SeverityLabel::Medium);
 
     // RuncContainerEscape: a container given the host's runtime binary directory overwrites
     // runc (a copy of /bin/true the test made, not the host's runc); reading it is nothing.

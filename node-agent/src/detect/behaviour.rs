@@ -968,6 +968,34 @@ pub(crate) fn check_exec(d: &Detector, e: &ExecInfo, lookup: &dyn ProcessLookup)
         c.severity = severity;
         out.push(c);
     }
+    // A container process running with the host's root directory for its own: `chroot /host`
+    // into the host's filesystem mounted in the container (`-v /:/host`, a hostPath of `/`)
+    // hands it the host's files, as root in a privileged container (the pipeline read the
+    // process's root from the kernel: `ExecInfo::host_root`).
+    if e.host_root && e.process.container.is_some() {
+        let mut context = super::technique::exec_context(e, exe.clone());
+        let extra = &mut context.additional;
+        extra.insert("ruleId".into(), "behaviour-container-host-root".into());
+        extra.insert("ruleOrigin".into(), "builtin:behaviour".into());
+        extra.insert("mitreTechniques".into(), "T1611".into());
+        out.push(candidate(
+            d,
+            &e.process,
+            lookup,
+            Draft {
+                finding_type: FindingType::PrivilegeEscalationSuspiciousCommand,
+                title: "A container process runs in the host's root directory",
+                description: format!(
+                    "Process {} (pid {}) in a container executed {exe} with the host's root \
+                     directory as its own (a chroot into the host's filesystem mounted in the \
+                     container): it reads, writes and runs the host's files.",
+                    e.process.comm, e.process.pid
+                ),
+                key: "hostRoot".into(),
+                context,
+            },
+        ));
+    }
     out
 }
 

@@ -85,6 +85,7 @@ fn exec_event(exe: &str, f: impl FnOnce(&mut ExecInfo)) -> Event {
         lineage: Vec::new().into(),
         fileless: false,
         exe_deleted: false,
+        host_root: false,
         written_by: None,
         changed_untracked: None,
         stdin_script: None,
@@ -267,6 +268,24 @@ fn every_behavioural_type_fires_on_its_case_and_not_on_the_benign_ones() {
             "deleted exe",
             exec_event("/home/dev/gone", |e| e.exe_deleted = true),
             &[T::DefenseEvasionFilelessExecution],
+        ),
+        (
+            "a container process whose root is the host's (chroot /host)",
+            exec_event("/usr/bin/bash", |e| {
+                e.host_root = true;
+                e.process.container = container();
+            }),
+            &[T::PrivilegeEscalationSuspiciousCommand],
+        ),
+        (
+            "a container process whose root is its own",
+            exec_event("/usr/bin/bash", |e| e.process.container = container()),
+            &[],
+        ),
+        (
+            "a host process (its root is the host's by nature)",
+            exec_event("/usr/bin/bash", |e| e.host_root = true),
+            &[],
         ),
         (
             "library written by cp, mapped executable, in a container",

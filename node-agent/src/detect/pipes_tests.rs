@@ -75,6 +75,7 @@ pub(super) fn exec(x: &X) -> Event {
         lineage: Vec::new().into(),
         fileless: false,
         exe_deleted: false,
+        host_root: false,
         written_by: None,
         changed_untracked: None,
         stdin_script: None,

@@ -173,6 +173,7 @@ fn exec_as(argv: &[&str], parent: &str, uid: u32, euid: u32) -> Event {
         .into(),
         fileless: false,
         exe_deleted: false,
+        host_root: false,
         written_by: None,
         changed_untracked: None,
         stdin_script: None,
