@@ -56,7 +56,7 @@ pub enum Hook {
     StreamEgress = 22,
     /// `process_vm_readv`
     VmRead = 23,
-    /// `inet_sock_set_state`: how a non-blocking connect's handshake ended
+    /// `tcp_receive_reset`: a non-blocking connect's handshake refused after the syscall
     ConnectOutcome = 24,
     /// The synthetic benchmark program (attached only by the benchmark).
     Synthetic = 31,

@@ -21,8 +21,8 @@
 //! its result is not the syscall's (a scan with a connect timeout: python's `settimeout`,
 //! nmap's `-sT`). The exit puts the socket in `HANDSHAKES` with the caller's identity, then reads
 //! the socket's state: an answer from this host may have closed it already, and then the record
-//! carries the error the kernel left (`NetEvent::outcome`). Otherwise the `inet_sock_set_state`
-//! program takes the entry when the socket leaves `SYN_SENT` and, when it fails, sends a
+//! carries the error the kernel left (`NetEvent::outcome`). Otherwise the `tcp_receive_reset`
+//! program, when a reset answers the socket in `SYN_SENT` (refused), takes the entry and sends a
 //! `kind::CONNECT_OUTCOME` record in the caller's name (the answer arrives in softirq). Whoever
 //! removes the entry reports, so each outcome is reported once.
 //!
@@ -141,8 +141,10 @@ struct Handshake {
     peer: Peer,
 }
 
-/// Sockets in handshake, by `struct sock *`. Entries leave when the socket leaves `SYN_SENT`;
-/// a full map drops its least recently used (an outcome then goes unreported).
+/// Sockets in handshake, by `struct sock *`. An entry leaves when its outcome is reported, or
+/// when the exit found the handshake over already; the others (handshakes that succeed later)
+/// are dropped least recently used first, as is a handshake still under way when 4,096 newer
+/// ones came after it (its outcome then goes unreported).
 #[map]
 static HANDSHAKES: LruHashMap<u64, Handshake> = LruHashMap::with_max_entries(HANDSHAKES_MAX, 0);
 
@@ -150,6 +152,8 @@ static HANDSHAKES: LruHashMap<u64, Handshake> = LruHashMap::with_max_entries(HAN
 const HANDSHAKES_MAX: u32 = 4096;
 /// `-EINPROGRESS`.
 const EINPROGRESS: i64 = -115;
+/// `ECONNREFUSED`: what `tcp_reset` makes of a reset in `SYN_SENT`.
+const ECONNREFUSED: i32 = 111;
 /// `TCP_SYN_SENT` and `TCP_CLOSE` (`include/net/tcp_states.h`).
 const TCP_SYN_SENT: i32 = 2;
 const TCP_CLOSE: i32 = 7;
@@ -194,20 +198,20 @@ pub fn connect_exit_regs(ctx: TracePointContext) -> u32 {
     0
 }
 
-// A TCP socket changed state: a handshake this sensor follows may have ended.
-// `inet_sock_set_state(const struct sock *sk, const int oldstate, const int newstate)`. The
-// BTF-typed and raw forms hand the arguments over as they are; the classic tracepoint would
-// build its whole record (addresses, ports, family, protocol) on every TCP state change on the
-// host before the program ran.
-#[btf_tracepoint(function = "inet_sock_set_state")]
+// A TCP socket received a reset, before the kernel closes it (`tcp_reset`):
+// `tcp_receive_reset(const struct sock *sk)`. Resets are rare on ordinary traffic (a refused
+// connect, a peer aborting), so, unlike a program on every state change
+// (`inet_sock_set_state`: about ten per loopback connection), this costs nothing on the
+// connections that succeed. The BTF-typed and raw forms hand the argument over as it is.
+#[btf_tracepoint(function = "tcp_receive_reset")]
 pub fn connect_outcome_btf(ctx: BtfTracePointContext) -> i32 {
-    on_state_change(ctx.arg::<u64>(0), ctx.arg::<u64>(1), ctx.arg::<u64>(2));
+    on_reset(ctx.arg::<u64>(0));
     0
 }
 
-#[raw_tracepoint(tracepoint = "inet_sock_set_state")]
+#[raw_tracepoint(tracepoint = "tcp_receive_reset")]
 pub fn connect_outcome_raw(ctx: RawTracePointContext) -> i32 {
-    on_state_change(ctx.arg::<u64>(0), ctx.arg::<u64>(1), ctx.arg::<u64>(2));
+    on_reset(ctx.arg::<u64>(0));
     0
 }
 
@@ -623,19 +627,24 @@ fn handshake_started(fd: i32, peer: &Peer, sock_type: u16, protocol: u16) -> i32
     }
 }
 
-/// `inet_sock_set_state`: a socket this sensor follows left `SYN_SENT`; a failed handshake is
-/// reported in the caller's name. Runs for every TCP state change on the host, so everything
-/// else leaves after one comparison. The states are `int` arguments: the low 32 bits count.
+/// `tcp_receive_reset`: a socket this sensor follows, still in `SYN_SENT`, was answered with a
+/// reset: its handshake was refused (the kernel sets `ECONNREFUSED` right after), reported in
+/// the caller's name. Handshakes that succeed leave their entry for the LRU to drop; the peer
+/// port, read from the socket, must match the entry's, so a stale entry of a freed socket whose
+/// memory a new socket reuses is never taken for it.
 #[inline(always)]
-fn on_state_change(sk: u64, old: u64, new: u64) {
-    if old as i32 != TCP_SYN_SENT {
+fn on_reset(sk: u64) {
+    if config!(offsets.sk_state) == OFFSET_UNKNOWN
+        || read_at::<u8>(sk, config!(offsets.sk_state)) as i32 != TCP_SYN_SENT
+    {
         return;
     }
     // SAFETY: the value is copied out at once.
     let Some(entry) = (unsafe { HANDSHAKES.get(&sk) }).copied() else {
         return;
     };
-    if HANDSHAKES.remove(&sk).is_err() || new as i32 != TCP_CLOSE {
+    let port = u16::from_be(read_at::<u16>(sk, config!(offsets.sk_dport)));
+    if port != entry.peer.port || HANDSHAKES.remove(&sk).is_err() {
         return;
     }
     let conn = Conn {
@@ -645,7 +654,7 @@ fn on_state_change(sk: u64, old: u64, new: u64) {
         protocol: entry.protocol,
         peer: entry.peer,
         repeats: 0,
-        outcome: -read_at::<i32>(sk, config!(offsets.sk_err)),
+        outcome: -ECONNREFUSED,
         readable: true,
     };
     send(

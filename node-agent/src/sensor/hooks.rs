@@ -176,17 +176,15 @@ fn plan(hook: Hook, offsets: &KernelOffsets) -> Vec<Mechanism> {
             ]));
             plan
         }
-        // The TCP state change that ends a non-blocking connect's handshake: it runs on every
-        // state change of every TCP socket on the host, so the forms that hand over the
-        // arguments without building the classic tracepoint's record.
+        // A reset that refuses a non-blocking connect's handshake after the syscall returned.
         Hook::ConnectOutcome => vec![
             BtfTracePoint {
                 program: "connect_outcome_btf",
-                tracepoint: "inet_sock_set_state",
+                tracepoint: "tcp_receive_reset",
             },
             RawTracePoint {
                 program: "connect_outcome_raw",
-                tracepoint: "inet_sock_set_state",
+                tracepoint: "tcp_receive_reset",
             },
         ],
         Hook::Accept => vec![TracePoints(&[
