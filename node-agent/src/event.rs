@@ -359,8 +359,8 @@ pub struct NetInfo {
     pub repeats: u32,
     /// How the handshake of a TCP connect that returned `EINPROGRESS` failed (`ECONNREFUSED`,
     /// `ETIMEDOUT`), as the socket holds it: known at the syscall's exit for an answer from
-    /// this host, else in a later `connectOutcome` event; `closed` there when the process
-    /// closed the socket before any answer.
+    /// this host, else in a later `connectOutcome` event when a reset refused it
+    /// (`ECONNREFUSED`; a record there without an error reads `closed`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub outcome: Option<String>,
 }
