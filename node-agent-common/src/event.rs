@@ -29,7 +29,7 @@ pub const STREAM_HEAD_LEN: usize = 512;
 pub const STREAM_SEGMENTS: u32 = 4;
 /// Bytes kept of a path in file and activity records.
 pub const PATH_LEN: usize = 256;
-/// Bytes kept of an `LD_PRELOAD` or `LD_LIBRARY_PATH` value.
+/// Bytes kept of an `LD_PRELOAD`, `LD_AUDIT` or `LD_LIBRARY_PATH` value.
 pub const ENV_VALUE_LEN: usize = 256;
 /// Bytes kept of a short string (a file system type).
 pub const SHORT_STR_LEN: usize = 64;
@@ -138,6 +138,12 @@ pub mod exec_flags {
     pub const ARGV_TAIL: u32 = 1 << 10;
     /// `GLIBC_TUNABLES` is set in the environment (among the variables scanned for `LD_*`).
     pub const ENV_GLIBC_TUNABLES: u32 = 1 << 11;
+    /// `LD_AUDIT` is set: [`super::ExecEvent::ld_preload`] holds its value, not `LD_PRELOAD`'s.
+    /// The two share one buffer (the record is on the exec path); both set is rare, and
+    /// [`ENV_LD_PRELOAD_UNREAD`] says so.
+    pub const ENV_LD_AUDIT: u32 = 1 << 12;
+    /// With [`ENV_LD_AUDIT`]: `LD_PRELOAD` was set too, and its value was not kept.
+    pub const ENV_LD_PRELOAD_UNREAD: u32 = 1 << 13;
 }
 
 /// Entries of the kernel's written-files map (`WRITTEN`, an LRU): past this many files
@@ -291,7 +297,7 @@ pub struct ExecEvent {
     /// Pipes on inherited file descriptors from 3 to 63, highest first, at most [`FD_PIPES`]
     /// (the kernel looks at the three highest open ones).
     pub fd_pipes: [FdPipe; FD_PIPES],
-    /// Bytes used in `ld_preload`; 0 when `LD_PRELOAD` was not set.
+    /// Bytes used in `ld_preload`; 0 when neither `LD_PRELOAD` nor `LD_AUDIT` was set.
     pub ld_preload_len: u32,
     /// Bytes used in `ld_library_path`; 0 when `LD_LIBRARY_PATH` was not set.
     pub ld_library_path_len: u32,
@@ -304,7 +310,8 @@ pub struct ExecEvent {
     pub cwd: [u8; CWD_LEN],
     /// The argument vector, NUL-separated.
     pub argv: [u8; ARGV_LEN],
-    /// The value of `LD_PRELOAD`.
+    /// The value of `LD_PRELOAD`, or of `LD_AUDIT` with [`exec_flags::ENV_LD_AUDIT`]: the
+    /// libraries the loader maps before the program's own.
     pub ld_preload: [u8; ENV_VALUE_LEN],
     /// The value of `LD_LIBRARY_PATH`.
     pub ld_library_path: [u8; ENV_VALUE_LEN],

@@ -382,7 +382,7 @@ fn highest(x: u64) -> (u64, u64) {
     (ones.wrapping_sub(1) & 63, x & !top)
 }
 
-/// Variables scanned for `LD_PRELOAD`/`LD_LIBRARY_PATH`; more are flagged, not read.
+/// Variables scanned for `LD_PRELOAD`/`LD_AUDIT`/`LD_LIBRARY_PATH`; more are flagged, not read.
 const ENV_MAX_VARS: u32 = 64;
 /// Bytes read per step: the longest prefix plus the value.
 const ENV_CHUNK: usize = 16 + ENV_VALUE_LEN;
@@ -418,6 +418,7 @@ unsafe fn fill_env(ev: &mut ExecEvent, mm: u64) {
         return;
     }
     let preload = u64::from_le_bytes(*b"LD_PRELO");
+    let audit = u64::from_le_bytes(*b"LD_AUDIT");
     let library = u64::from_le_bytes(*b"LD_LIBRA");
     let library_tail = u64::from_le_bytes(*b"RY_PATH=");
     let tunables = u64::from_le_bytes(*b"GLIBC_TU");
@@ -444,15 +445,36 @@ unsafe fn fill_env(ev: &mut ExecEvent, mm: u64) {
             let b = &scan.buf;
             let head = u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
             if head == preload && b[8] == b'A' && b[9] == b'D' && b[10] == b'=' {
-                // SAFETY: a fixed-size copy inside the scan buffer's bounds into the event.
+                if ev.flags & exec_flags::ENV_LD_AUDIT != 0 {
+                    // The shared buffer holds LD_AUDIT's value already.
+                    ev.flags |= exec_flags::ENV_LD_PRELOAD_UNREAD;
+                } else {
+                    // SAFETY: a fixed-size copy inside the scan buffer's bounds into the event.
+                    unsafe {
+                        bpf_probe_read_kernel(
+                            ev.ld_preload.as_mut_ptr().cast(),
+                            ENV_VALUE_LEN as u32,
+                            b.as_ptr().add(11).cast(),
+                        )
+                    };
+                    ev.ld_preload_len = (n as u32).saturating_sub(12);
+                }
+            } else if head == audit && b[8] == b'=' && n > 10 {
+                // LD_AUDIT shares LD_PRELOAD's buffer and takes it: the rarer variable, whose
+                // library the loader calls at every symbol binding.
+                if ev.ld_preload_len != 0 {
+                    ev.flags |= exec_flags::ENV_LD_PRELOAD_UNREAD;
+                }
+                // SAFETY: as above.
                 unsafe {
                     bpf_probe_read_kernel(
                         ev.ld_preload.as_mut_ptr().cast(),
                         ENV_VALUE_LEN as u32,
-                        b.as_ptr().add(11).cast(),
+                        b.as_ptr().add(9).cast(),
                     )
                 };
-                ev.ld_preload_len = (n as u32).saturating_sub(12);
+                ev.ld_preload_len = (n as u32).saturating_sub(10);
+                ev.flags |= exec_flags::ENV_LD_AUDIT;
             } else if head == library
                 && u64::from_le_bytes([b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]])
                     == library_tail

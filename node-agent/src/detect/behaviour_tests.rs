@@ -96,6 +96,8 @@ fn exec_event(exe: &str, f: impl FnOnce(&mut ExecInfo)) -> Event {
         stdout_pipe: None,
         fd_pipes: Vec::new(),
         ld_preload: None,
+        ld_audit: None,
+        ld_preload_unread: false,
         ld_library_path: None,
         env_truncated: false,
         glibc_tunables: false,

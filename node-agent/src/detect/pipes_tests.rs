@@ -90,6 +90,8 @@ pub(super) fn exec(x: &X) -> Event {
             .map(|&(fd, pipe)| FdPipe { fd, pipe })
             .collect(),
         ld_preload: None,
+        ld_audit: None,
+        ld_preload_unread: false,
         ld_library_path: None,
         env_truncated: false,
         glibc_tunables: false,

@@ -260,8 +260,7 @@ pub(crate) fn check_exec(
     let mut out = Vec::new();
     out.extend(exec_from_writable_dir(d, b, e, lookup));
     out.extend(interactive_shell(d, b, e, previous, lookup));
-    out.extend(ld_preload(d, b, e, lookup));
-    out.extend(ld_library_path(d, b, e, lookup));
+    out.extend(loader_inputs(d, b, e, lookup));
     out.extend(crontab_install(d, b, e, lookup));
     out.extend(at_queue(d, b, e, lookup));
     out.extend(argv_padding(d, e, lookup));
@@ -287,15 +286,27 @@ fn is_dynamic_loader(name: &str) -> bool {
         || name.starts_with("ld.so.")
 }
 
-/// The program the dynamic loader is asked to run: its first operand after the loader's own
-/// options. None when it only lists, verifies or prints (`--list`, `--verify`, `--help`,
-/// `--version`, `--list-tunables`, `--list-diagnostics`) or names no program.
-fn loader_operand(args: &[String]) -> Option<&str> {
+/// The dynamic loader's own command line (`ld.so [OPTION]... PROGRAM [ARG]...`).
+struct LoaderCommand<'a> {
+    /// Its options that take a value, in order (`--preload`, `/tmp/x.so`).
+    options: Vec<(&'a str, &'a str)>,
+    /// The program it is asked to run: its first operand after its options. None when it only
+    /// lists, verifies or prints (`--list`, `--verify`, `--help`, `--version`,
+    /// `--list-tunables`, `--list-diagnostics`) or names no program.
+    program: Option<&'a str>,
+}
+
+/// The loader's options and program from its arguments (without argv[0]).
+fn loader_command(args: &[String]) -> LoaderCommand<'_> {
+    let (mut options, mut listing) = (Vec::new(), false);
     let mut args = args.iter();
-    while let Some(a) = args.next() {
+    let program = loop {
+        let Some(a) = args.next() else {
+            break None;
+        };
         match a.as_str() {
             "--list" | "--verify" | "--help" | "--version" | "--list-tunables"
-            | "--list-diagnostics" => return None,
+            | "--list-diagnostics" => listing = true,
             "--library-path"
             | "--inhibit-rpath"
             | "--audit"
@@ -303,14 +314,25 @@ fn loader_operand(args: &[String]) -> Option<&str> {
             | "--argv0"
             | "--glibc-hwcaps-prepend"
             | "--glibc-hwcaps-mask" => {
-                args.next();
+                if let Some(value) = args.next() {
+                    options.push((a.as_str(), value.as_str()));
+                }
             }
-            "--" => return args.next().map(String::as_str),
+            "--" => break args.next().map(String::as_str),
             opt if opt.starts_with("--") => {}
-            program => return Some(program),
+            program => break Some(program),
         }
+    };
+    LoaderCommand {
+        options,
+        program: program.filter(|_| !listing),
     }
-    None
+}
+
+/// Whether the program the kernel ran is the dynamic loader itself (by the executable the
+/// kernel ran, never `comm` or argv[0]).
+fn runs_the_loader(e: &ExecInfo) -> bool {
+    !e.fileless && is_dynamic_loader(path_basename(&e.exe))
 }
 
 /// A program run through the dynamic loader (`/lib64/ld-linux-x86-64.so.2 /bin/sh`): the
@@ -319,10 +341,10 @@ fn loader_operand(args: &[String]) -> Option<&str> {
 /// a `noexec` mount runs anyway. The loader is known by the executable the kernel ran, never by
 /// `comm`; ldd and its children, and the loader's listing modes, are not this.
 fn loader_proxy(d: &Detector, e: &ExecInfo, lookup: &dyn ProcessLookup) -> Option<Candidate> {
-    if e.fileless || !is_dynamic_loader(path_basename(&e.exe)) {
+    if !runs_the_loader(e) {
         return None;
     }
-    let program = loader_operand(e.argv.get(1..)?)?;
+    let program = loader_command(e.argv.get(1..)?).program?;
     let tracers: Vec<String> = LOADER_TRACERS.iter().map(|t| (*t).to_owned()).collect();
     if actor(d, &e.process, lookup).is_one_of(&tracers, Reach::Lineage) {
         return None;
@@ -1300,18 +1322,157 @@ fn server_shell(
     ))
 }
 
-/// `LD_PRELOAD` naming a library outside the system's library directories.
-fn ld_preload(
+/// One of the dynamic loader's inputs that choose the code a program runs with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum LoaderInput {
+    /// `LD_PRELOAD`, `ld.so --preload`: libraries mapped before the program's own.
+    Preload,
+    /// `LD_AUDIT`, `ld.so --audit`: libraries the loader calls at every symbol binding.
+    Audit,
+    /// `LD_LIBRARY_PATH`, `ld.so --library-path`: directories searched before the system's.
+    LibraryPath,
+}
+
+impl LoaderInput {
+    /// The environment variable.
+    fn variable(self) -> &'static str {
+        match self {
+            Self::Preload => "LD_PRELOAD",
+            Self::Audit => "LD_AUDIT",
+            Self::LibraryPath => "LD_LIBRARY_PATH",
+        }
+    }
+
+    /// The loader's option for the same input.
+    fn from_option(option: &str) -> Option<Self> {
+        match option {
+            "--preload" => Some(Self::Preload),
+            "--audit" => Some(Self::Audit),
+            "--library-path" => Some(Self::LibraryPath),
+            _ => None,
+        }
+    }
+
+    fn rule(self) -> &'static str {
+        match self {
+            Self::Preload => "behaviour-ld-preload",
+            Self::Audit => "behaviour-ld-audit",
+            Self::LibraryPath => "behaviour-ld-library-path",
+        }
+    }
+
+    /// The `additional` field holding the value, and the start of the finding's key.
+    fn names(self) -> (&'static str, &'static str) {
+        match self {
+            Self::Preload => ("ldPreload", "ld-preload"),
+            Self::Audit => ("ldAudit", "ld-audit"),
+            Self::LibraryPath => ("ldLibraryPath", "ld-library-path"),
+        }
+    }
+}
+
+/// A loader input as one exec gave it: from the environment, or as an option on the command
+/// line of the loader run as the program.
+struct LoaderSetting<'a> {
+    input: LoaderInput,
+    value: &'a str,
+    /// The loader's option (`--preload`); None for the environment variable.
+    option: Option<&'a str>,
+}
+
+impl LoaderSetting<'_> {
+    /// How the exec gave it, for a description.
+    fn given(&self, e: &ExecInfo) -> String {
+        match self.option {
+            Some(option) => format!(
+                "ran the dynamic loader {} with {option} {}",
+                e.exe.display(),
+                self.value
+            ),
+            None => format!("was exec'd with {}={}", self.input.variable(), self.value),
+        }
+    }
+}
+
+/// The loader inputs of one exec: `LD_PRELOAD`, `LD_AUDIT` and `LD_LIBRARY_PATH` as the
+/// kernel took them from the environment, and `--preload`, `--audit`, `--library-path` when
+/// the program is the loader itself (`ld.so --preload LIB PROGRAM`).
+fn loader_settings(e: &ExecInfo) -> Vec<LoaderSetting<'_>> {
+    let mut out: Vec<LoaderSetting<'_>> = [
+        (LoaderInput::Preload, &e.ld_preload),
+        (LoaderInput::Audit, &e.ld_audit),
+        (LoaderInput::LibraryPath, &e.ld_library_path),
+    ]
+    .into_iter()
+    .filter_map(|(input, value)| {
+        Some(LoaderSetting {
+            input,
+            value: value.as_deref()?,
+            option: None,
+        })
+    })
+    .collect();
+    if runs_the_loader(e) {
+        let args = e.argv.get(1..).unwrap_or_default();
+        out.extend(
+            loader_command(args)
+                .options
+                .into_iter()
+                .filter_map(|(option, value)| {
+                    Some(LoaderSetting {
+                        input: LoaderInput::from_option(option)?,
+                        value,
+                        option: Some(option),
+                    })
+                }),
+        );
+    }
+    out
+}
+
+/// The dynamic loader told, by the environment or on its own command line, to run a library
+/// from outside the system's library directories (`LD_PRELOAD`, `LD_AUDIT`, `--preload`,
+/// `--audit`), or to search a memory-backed or world-writable directory first
+/// (`LD_LIBRARY_PATH`, `--library-path`): T1574.006. One check over the loader's inputs,
+/// each kind with its rule.
+fn loader_inputs(
     d: &Detector,
     b: &Behaviour,
     e: &ExecInfo,
     lookup: &dyn ProcessLookup,
 ) -> Vec<Candidate> {
-    let Some(value) = e.ld_preload.as_deref() else {
-        return Vec::new();
-    };
     let mut out = Vec::new();
-    for lib in value.split([':', ' ', '\t']).filter(|l| l.contains('/')) {
+    for setting in loader_settings(e) {
+        match setting.input {
+            LoaderInput::Preload | LoaderInput::Audit => {
+                out.extend(loaded_libraries(d, b, e, lookup, &setting));
+            }
+            LoaderInput::LibraryPath => out.extend(library_search_path(d, b, e, lookup, &setting)),
+        }
+    }
+    out.extend(preload_beside_audit(d, e, lookup));
+    out
+}
+
+/// `LD_PRELOAD`/`LD_AUDIT` (or `--preload`/`--audit`) naming a library outside the system's
+/// library directories: High from a memory-backed or world-writable directory, else Medium,
+/// the same for both (an auditor runs at least as early and sees every binding). Bare names
+/// are looked up in the system's directories.
+fn loaded_libraries(
+    d: &Detector,
+    b: &Behaviour,
+    e: &ExecInfo,
+    lookup: &dyn ProcessLookup,
+    setting: &LoaderSetting<'_>,
+) -> Vec<Candidate> {
+    // LD_PRELOAD splits at blanks and `:`; LD_AUDIT at `:` only.
+    let separators: &[char] = match setting.input {
+        LoaderInput::Audit => &[':'],
+        _ => &[':', ' ', '\t'],
+    };
+    let (field, key) = setting.input.names();
+    let mut out = Vec::new();
+    for lib in setting.value.split(separators).filter(|l| l.contains('/')) {
         let path = normalize(&resolve_exe(lib, e.cwd.as_deref()))
             .display()
             .to_string();
@@ -1322,50 +1483,113 @@ fn ld_preload(
         let mut context = exec_context(e, path.clone());
         context
             .additional
-            .insert("ldPreload".into(), value.to_owned());
+            .insert(field.into(), setting.value.to_owned());
+        if let Some(option) = setting.option {
+            context
+                .additional
+                .insert("loaderOption".into(), option.to_owned());
+        }
+        let (title, what) = match setting.input {
+            LoaderInput::Audit => (
+                "A program was started with an audit library from outside the system's \
+                 library directories",
+                "is run by the loader with a hook into every symbol binding of the program",
+            ),
+            _ => (
+                "A program was started with a library preloaded from outside the system's",
+                "is loaded into it before its own libraries",
+            ),
+        };
         let mut c = technique(
             d,
             &e.process,
             lookup,
             Raises {
                 finding_type: FindingType::DefenseEvasionSuspiciousCommand,
-                rule: "behaviour-ld-preload",
+                rule: setting.input.rule(),
                 mitre: "T1574.006",
                 severity: Some(if writable { 8.0 } else { 5.0 }),
             },
             draft(
-                "A program was started with a library preloaded from outside the system's",
+                title,
                 format!(
-                    "Process {} (pid {}) was exec'd with LD_PRELOAD={value}: {path} is loaded \
-                     into it before its own libraries.",
-                    e.process.comm, e.process.pid
+                    "Process {} (pid {}) {}: {path} {what}.",
+                    e.process.comm,
+                    e.process.pid,
+                    setting.given(e)
                 ),
                 String::new(),
                 context,
             ),
         );
-        // Every program the preloading environment starts carries it: one finding per library.
-        c.key = format!("ld-preload\0{path}");
+        // Every program the preloading environment starts carries it: one finding per library,
+        // the variable and the loader's option alike.
+        c.key = format!("{key}\0{path}");
         out.push(c);
     }
     out
 }
 
-/// `LD_LIBRARY_PATH` naming a memory-backed or world-writable directory: the loader looks
-/// there first for every library the program needs, so a `libc.so.6` dropped there runs in
-/// it (T1574.006 without `LD_PRELOAD`). A directory elsewhere (a build tree under `/root` or
-/// `/home`, `/opt/app/lib`) is how builds and vendored programs run, and raises nothing. A
-/// world-writable one is Low on the host, as running from there is: cargo points it at its
-/// target directory for rustc and build scripts, and builds in `/tmp` are common.
-fn ld_library_path(
+/// `LD_PRELOAD` set beside `LD_AUDIT`: the exec record keeps one value of the two (the
+/// audit library's), so the preloaded library is not known. Medium: an attacker could hide
+/// a preload behind a system auditor, and the pair is rare otherwise.
+fn preload_beside_audit(
+    d: &Detector,
+    e: &ExecInfo,
+    lookup: &dyn ProcessLookup,
+) -> Option<Candidate> {
+    if !e.ld_preload_unread {
+        return None;
+    }
+    let exe = e.exe.display().to_string();
+    let mut context = exec_context(e, exe.clone());
+    context
+        .additional
+        .insert("ldPreload".into(), "(set, not read)".into());
+    if let Some(audit) = &e.ld_audit {
+        context.additional.insert("ldAudit".into(), audit.clone());
+    }
+    let mut c = technique(
+        d,
+        &e.process,
+        lookup,
+        Raises {
+            finding_type: FindingType::DefenseEvasionSuspiciousCommand,
+            rule: LoaderInput::Preload.rule(),
+            mitre: "T1574.006",
+            severity: Some(5.0),
+        },
+        draft(
+            "A program was started with LD_PRELOAD and LD_AUDIT both set",
+            format!(
+                "Process {} (pid {}) ran {exe} with LD_PRELOAD and LD_AUDIT set: the sensor \
+                 kept LD_AUDIT's value, the preloaded library is not known.",
+                e.process.comm, e.process.pid
+            ),
+            String::new(),
+            context,
+        ),
+    );
+    c.key = format!("ld-preload-unread\0{exe}");
+    Some(c)
+}
+
+/// `LD_LIBRARY_PATH` (or `--library-path`) naming a memory-backed or world-writable
+/// directory: the loader looks there first for every library the program needs, so a
+/// `libc.so.6` dropped there runs in it (T1574.006 without `LD_PRELOAD`). A directory
+/// elsewhere (a build tree under `/root` or `/home`, `/opt/app/lib`) is how builds and
+/// vendored programs run, and raises nothing. A world-writable one is Low on the host, as
+/// running from there is: cargo points it at its target directory for rustc and build
+/// scripts, and builds in `/tmp` are common.
+fn library_search_path(
     d: &Detector,
     b: &Behaviour,
     e: &ExecInfo,
     lookup: &dyn ProcessLookup,
+    setting: &LoaderSetting<'_>,
 ) -> Vec<Candidate> {
-    let Some(value) = e.ld_library_path.as_deref() else {
-        return Vec::new();
-    };
+    let value = setting.value;
+    let (field, key) = setting.input.names();
     let mut out = Vec::new();
     // The loader reads `:` and `;` as separators. An empty entry is the working directory, but
     // it is mostly a stray separator (`$LD_LIBRARY_PATH:/opt/x` with the variable unset): not
@@ -1399,32 +1623,37 @@ fn ld_library_path(
             continue;
         }
         let mut context = exec_context(e, path.clone());
-        context
-            .additional
-            .insert("ldLibraryPath".into(), value.to_owned());
+        context.additional.insert(field.into(), value.to_owned());
+        if let Some(option) = setting.option {
+            context
+                .additional
+                .insert("loaderOption".into(), option.to_owned());
+        }
         let mut c = technique(
             d,
             &e.process,
             lookup,
             Raises {
                 finding_type: FindingType::DefenseEvasionSuspiciousCommand,
-                rule: "behaviour-ld-library-path",
+                rule: setting.input.rule(),
                 mitre: "T1574.006",
                 severity: Some(severity),
             },
             draft(
                 "A program was started with its libraries searched for first in a writable directory",
                 format!(
-                    "Process {} (pid {}) was exec'd with LD_LIBRARY_PATH={value}: the loader \
-                     takes its libraries from {path} before the system's.",
-                    e.process.comm, e.process.pid
+                    "Process {} (pid {}) {}: the loader takes its libraries from {path} before \
+                     the system's.",
+                    e.process.comm,
+                    e.process.pid,
+                    setting.given(e)
                 ),
                 String::new(),
                 context,
             ),
         );
         // As for LD_PRELOAD: one finding per directory, whatever runs with it.
-        c.key = format!("ld-library-path\0{path}");
+        c.key = format!("{key}\0{path}");
         out.push(c);
     }
     out
