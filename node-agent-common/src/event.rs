@@ -138,12 +138,12 @@ pub mod exec_flags {
     pub const ARGV_TAIL: u32 = 1 << 10;
     /// `GLIBC_TUNABLES` is set in the environment (among the variables scanned for `LD_*`).
     pub const ENV_GLIBC_TUNABLES: u32 = 1 << 11;
-    /// `LD_AUDIT` is set: [`super::ExecEvent::ld_preload`] holds its value, not `LD_PRELOAD`'s.
-    /// The two share one buffer (the record is on the exec path); both set is rare, and
-    /// [`ENV_LD_PRELOAD_UNREAD`] says so.
+    /// `LD_AUDIT` is set and `LD_PRELOAD` is not: [`super::ExecEvent::ld_preload`] holds
+    /// `LD_AUDIT`'s value. The two share one buffer (the record is on the exec path);
+    /// `LD_PRELOAD` keeps it when both are set, and [`ENV_LD_AUDIT_UNREAD`] says so.
     pub const ENV_LD_AUDIT: u32 = 1 << 12;
-    /// With [`ENV_LD_AUDIT`]: `LD_PRELOAD` was set too, and its value was not kept.
-    pub const ENV_LD_PRELOAD_UNREAD: u32 = 1 << 13;
+    /// `LD_AUDIT` was set beside `LD_PRELOAD`, and its value was not kept.
+    pub const ENV_LD_AUDIT_UNREAD: u32 = 1 << 13;
 }
 
 /// Entries of the kernel's written-files map (`WRITTEN`, an LRU): past this many files

@@ -444,37 +444,38 @@ unsafe fn fill_env(ev: &mut ExecEvent, mm: u64) {
         if starts_var {
             let b = &scan.buf;
             let head = u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
-            if head == preload && b[8] == b'A' && b[9] == b'D' && b[10] == b'=' {
+            if head == preload && b[8] == b'A' && b[9] == b'D' && b[10] == b'=' && n > 12 {
+                // LD_PRELOAD keeps the buffer it shares with LD_AUDIT (as before LD_AUDIT was
+                // read); an LD_AUDIT stored before it is only flagged.
                 if ev.flags & exec_flags::ENV_LD_AUDIT != 0 {
-                    // The shared buffer holds LD_AUDIT's value already.
-                    ev.flags |= exec_flags::ENV_LD_PRELOAD_UNREAD;
-                } else {
-                    // SAFETY: a fixed-size copy inside the scan buffer's bounds into the event.
-                    unsafe {
-                        bpf_probe_read_kernel(
-                            ev.ld_preload.as_mut_ptr().cast(),
-                            ENV_VALUE_LEN as u32,
-                            b.as_ptr().add(11).cast(),
-                        )
-                    };
-                    ev.ld_preload_len = (n as u32).saturating_sub(12);
+                    ev.flags =
+                        (ev.flags & !exec_flags::ENV_LD_AUDIT) | exec_flags::ENV_LD_AUDIT_UNREAD;
                 }
-            } else if head == audit && b[8] == b'=' && n > 10 {
-                // LD_AUDIT shares LD_PRELOAD's buffer and takes it: the rarer variable, whose
-                // library the loader calls at every symbol binding.
-                if ev.ld_preload_len != 0 {
-                    ev.flags |= exec_flags::ENV_LD_PRELOAD_UNREAD;
-                }
-                // SAFETY: as above.
+                // SAFETY: a fixed-size copy inside the scan buffer's bounds into the event.
                 unsafe {
                     bpf_probe_read_kernel(
                         ev.ld_preload.as_mut_ptr().cast(),
                         ENV_VALUE_LEN as u32,
-                        b.as_ptr().add(9).cast(),
+                        b.as_ptr().add(11).cast(),
                     )
                 };
-                ev.ld_preload_len = (n as u32).saturating_sub(10);
-                ev.flags |= exec_flags::ENV_LD_AUDIT;
+                ev.ld_preload_len = (n as u32).saturating_sub(12);
+            } else if head == audit && b[8] == b'=' && n > 10 {
+                if ev.ld_preload_len != 0 {
+                    // The buffer holds LD_PRELOAD's value.
+                    ev.flags |= exec_flags::ENV_LD_AUDIT_UNREAD;
+                } else {
+                    // SAFETY: as above.
+                    unsafe {
+                        bpf_probe_read_kernel(
+                            ev.ld_preload.as_mut_ptr().cast(),
+                            ENV_VALUE_LEN as u32,
+                            b.as_ptr().add(9).cast(),
+                        )
+                    };
+                    ev.ld_preload_len = (n as u32).saturating_sub(10);
+                    ev.flags |= exec_flags::ENV_LD_AUDIT;
+                }
             } else if head == library
                 && u64::from_le_bytes([b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]])
                     == library_tail

@@ -254,9 +254,9 @@ pub struct ExecInfo {
     /// `LD_AUDIT` from the environment.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ld_audit: Option<String>,
-    /// `LD_PRELOAD` was set beside `LD_AUDIT`, whose value the kernel kept instead.
+    /// `LD_AUDIT` was set beside `LD_PRELOAD`, whose value the kernel kept instead.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub ld_preload_unread: bool,
+    pub ld_audit_unread: bool,
     /// `LD_LIBRARY_PATH` from the environment.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ld_library_path: Option<String>,
@@ -800,7 +800,7 @@ pub fn exec_info(ev: &node_agent_common::ExecEvent, clock: &Clock) -> ExecInfo {
         ld_audit: (ev.flags & exec_flags::ENV_LD_AUDIT != 0)
             .then(|| env_value(&ev.ld_preload, ev.ld_preload_len))
             .flatten(),
-        ld_preload_unread: ev.flags & exec_flags::ENV_LD_PRELOAD_UNREAD != 0,
+        ld_audit_unread: ev.flags & exec_flags::ENV_LD_AUDIT_UNREAD != 0,
         ld_library_path: env_value(&ev.ld_library_path, ev.ld_library_path_len),
         env_truncated: ev.flags & exec_flags::ENV_TRUNCATED != 0,
         glibc_tunables: ev.flags & exec_flags::ENV_GLIBC_TUNABLES != 0,

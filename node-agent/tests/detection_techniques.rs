@@ -1027,6 +1027,123 @@ fn a_library_path_into_shared_memory_or_tmp() {
     assert!(found.is_empty(), "a build tree: {:?}", kinds(&found));
 }
 
+/// An audit library (T1574.006): a real one (`la_version` returning `LAV_CURRENT`, which the
+/// loader calls) built with gcc into `/dev/shm`, named by `LD_AUDIT` and by the loader's own
+/// `--audit`, and preloaded with `--preload`: each raises the variable's finding (High). The
+/// library prints a line when the loader runs it, so each case is known to have happened.
+/// `LD_AUDIT` unset, sotruss's auditor from `/usr/lib` and `ld.so --list` raise nothing at
+/// Medium or above.
+#[test]
+fn an_audit_library_from_shared_memory_by_variable_and_loader_option() {
+    if !privileged("an_audit_library_from_shared_memory_by_variable_and_loader_option") {
+        return;
+    }
+    let Some(loader) = ["/lib64/ld-linux-x86-64.so.2", "/lib/ld-linux-aarch64.so.1"]
+        .into_iter()
+        .find(|l| Path::new(l).exists())
+    else {
+        panic!("no dynamic loader at a known path on this machine");
+    };
+    if Command::new("gcc").arg("--version").output().is_err() {
+        eprintln!("NOT TESTED LD_AUDIT: no gcc to build an audit library");
+        return;
+    }
+    let mut clean = Cleanup::default();
+    let scratch = Scratch::new("ldaudit");
+    let source = scratch.path("audit.c");
+    std::fs::write(
+        &source,
+        "#define _GNU_SOURCE\n#include <link.h>\n#include <unistd.h>\n\
+         unsigned int la_version(unsigned int v) { (void)v; write(1, \"audit\\n\", 6); \
+         return LAV_CURRENT; }\n\
+         __attribute__((constructor)) static void loaded(void) { write(1, \"loaded\\n\", 7); }\n",
+    )
+    .expect("the audit library's source");
+    let lib = clean.file(format!("/dev/shm/vigil-{}-audit.so", nonce()));
+    let built = Command::new("gcc")
+        .args(["-shared", "-fPIC", "-o", &lib, &source])
+        .status()
+        .expect("gcc");
+    assert!(built.success(), "gcc built the audit library");
+    // A short environment: the kernel scans the first 64 variables for LD_*.
+    let short = |cmd: &mut Command| -> (u32, String) {
+        run_out(cmd.env_clear().env("PATH", "/usr/bin:/bin"))
+    };
+    for (what, (pid, out), rule, ran) in [
+        (
+            "LD_AUDIT",
+            short(Command::new("/bin/true").env("LD_AUDIT", &lib)),
+            "behaviour-ld-audit",
+            "audit",
+        ),
+        (
+            "--audit",
+            short(Command::new(loader).args(["--audit", &lib, "/bin/true"])),
+            "behaviour-ld-audit",
+            "audit",
+        ),
+        (
+            "--preload",
+            short(Command::new(loader).args(["--preload", &lib, "/bin/true"])),
+            "behaviour-ld-preload",
+            "loaded",
+        ),
+    ] {
+        assert!(
+            out.lines().any(|l| l == ran),
+            "{what}: the loader ran the library: {out:?}"
+        );
+        let found = detect(pid);
+        let f = of(&found, rule);
+        assert_eq!(f.len(), 1, "{what}: {:?}", kinds(&found));
+        assert_eq!(
+            f[0].finding_type,
+            "DefenseEvasion:Runtime/SuspiciousCommand"
+        );
+        assert_eq!(f[0].severity_label, SeverityLabel::High, "{what}");
+        assert_eq!(
+            f[0].context.file_path.as_deref(),
+            Some(lib.as_str()),
+            "{what}"
+        );
+        let option = f[0]
+            .context
+            .additional
+            .get("loaderOption")
+            .map(String::as_str);
+        assert_eq!(option, what.starts_with("--").then_some(what), "{what}");
+    }
+    let sotruss = [
+        "/usr/lib/x86_64-linux-gnu/audit/sotruss-lib.so",
+        "/usr/lib/aarch64-linux-gnu/audit/sotruss-lib.so",
+        "/usr/lib/x86_64-linux-gnu/libm.so.6",
+        "/usr/lib/aarch64-linux-gnu/libm.so.6",
+    ]
+    .into_iter()
+    .find(|p| Path::new(p).exists())
+    .unwrap_or_else(|| panic!("no sotruss-lib.so or libm.so.6 under /usr/lib on this machine"));
+    for (what, (pid, _)) in [
+        ("LD_AUDIT unset", short(&mut Command::new("/bin/true"))),
+        (
+            "a system auditor",
+            short(Command::new("/bin/true").env("LD_AUDIT", sotruss)),
+        ),
+        (
+            "ld.so --list",
+            short(Command::new(loader).args(["--list", "/bin/true"])),
+        ),
+    ] {
+        let found = detect(pid);
+        assert!(
+            found
+                .iter()
+                .all(|f| f.severity_label < SeverityLabel::Medium),
+            "{what}: {:?}",
+            kinds(&found)
+        );
+    }
+}
+
 /// A program in a system binary directory overwritten by `cp` or replaced by `mv`, by no
 /// package manager; dpkg installing and upgrading its own program there, and `install` into
 /// `/usr/local/bin`, raise nothing at Medium or above.

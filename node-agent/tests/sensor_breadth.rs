@@ -473,8 +473,8 @@ fn exec_with_ld_preload_reports_the_value() {
     let plain_pid = plain.id();
     plain.wait_with_output().expect("wait");
     assert_eq!(exec_by(|x| x.process.pid == plain_pid).ld_preload, None);
-    // LD_AUDIT shares LD_PRELOAD's buffer in the record and takes it; LD_PRELOAD beside it is
-    // flagged as set but not read.
+    // LD_AUDIT shares LD_PRELOAD's buffer in the record; LD_PRELOAD keeps it when both are
+    // set, and LD_AUDIT is flagged as set but not read.
     let run_with = |vars: &[(&str, &str)]| {
         let mut cmd = Command::new("/bin/true");
         cmd.env_remove("LD_PRELOAD").env_remove("LD_AUDIT");
@@ -492,17 +492,17 @@ fn exec_with_ld_preload_reports_the_value() {
         Some("/nonexistent/vigil-audit.so")
     );
     assert_eq!(audited.ld_preload, None);
-    assert!(!audited.ld_preload_unread);
+    assert!(!audited.ld_audit_unread);
     let both = run_with(&[
         ("LD_PRELOAD", "/nonexistent/vigil-preload.so"),
         ("LD_AUDIT", "/nonexistent/vigil-audit.so"),
     ]);
     assert_eq!(
-        both.ld_audit.as_deref(),
-        Some("/nonexistent/vigil-audit.so")
+        both.ld_preload.as_deref(),
+        Some("/nonexistent/vigil-preload.so")
     );
-    assert_eq!(both.ld_preload, None);
-    assert!(both.ld_preload_unread);
+    assert_eq!(both.ld_audit, None);
+    assert!(both.ld_audit_unread);
 }
 
 #[test]

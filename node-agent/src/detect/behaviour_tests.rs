@@ -97,7 +97,7 @@ fn exec_event(exe: &str, f: impl FnOnce(&mut ExecInfo)) -> Event {
         fd_pipes: Vec::new(),
         ld_preload: None,
         ld_audit: None,
-        ld_preload_unread: false,
+        ld_audit_unread: false,
         ld_library_path: None,
         env_truncated: false,
         glibc_tunables: false,
@@ -3073,6 +3073,175 @@ fn ld_library_path_into_memory_backed_or_world_writable_directories() {
         "/run/opengl-driver/lib",
     ] {
         assert!(search(benign).is_empty(), "{benign}");
+    }
+}
+
+#[test]
+fn ld_audit_outside_the_system_libraries_as_ld_preload() {
+    let audit = |value: &str, exe: &str| {
+        let value = value.to_owned();
+        exec_event(exe, move |e| e.ld_audit = Some(value))
+    };
+    let raised = |label| {
+        vec![(
+            "DefenseEvasion:Runtime/SuspiciousCommand".to_owned(),
+            "behaviour-ld-audit".to_owned(),
+            label,
+        )]
+    };
+    assert_eq!(
+        run_all(&[audit("/dev/shm/audit.so", "/usr/bin/true")]),
+        raised(SeverityLabel::High)
+    );
+    // Relative to the working directory (`/tmp`), and a second auditor in the list.
+    assert_eq!(
+        run_all(&[audit(
+            "/usr/lib/x86_64-linux-gnu/audit/sotruss-lib.so:./a.so",
+            "/usr/bin/id"
+        )]),
+        raised(SeverityLabel::High)
+    );
+    assert_eq!(
+        run_all(&[audit("/opt/app/libaudit.so", "/usr/bin/id")]),
+        raised(SeverityLabel::Medium)
+    );
+    // One finding per library, whatever program it audits.
+    let mut d = detector();
+    let first = d.process(&audit("/dev/shm/a.so", "/usr/bin/id"), &NoLookup);
+    let again = d.process(&audit("/dev/shm/a.so", "/usr/bin/ls"), &NoLookup);
+    assert!(first[0].new && !again[0].new);
+    // sotruss's auditor, latrace's, a bare name (looked up in the system's directories).
+    for benign in [
+        "/usr/lib/x86_64-linux-gnu/audit/sotruss-lib.so",
+        "/usr/lib64/libltaudit.so.0",
+        "libpcprofile.so",
+    ] {
+        assert!(
+            run_all(&[audit(benign, "/usr/bin/id")]).is_empty(),
+            "{benign}"
+        );
+    }
+    // LD_AUDIT beside LD_PRELOAD: the record kept the preload, the auditor is unknown.
+    let hidden = run_all(&[exec_event("/usr/bin/id", |e| {
+        e.ld_preload = Some("/usr/lib/x86_64-linux-gnu/libjemalloc.so.2".into());
+        e.ld_audit_unread = true;
+    })]);
+    assert_eq!(hidden, raised(SeverityLabel::Medium));
+}
+
+/// `ld.so --preload LIB PROGRAM`, `--audit`, `--library-path`: the same findings as the
+/// variables, when the executable the kernel ran is the loader.
+#[test]
+fn the_loader_options_as_the_loader_variables() {
+    let loader = "/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2";
+    let bash = [(200, "/usr/bin/bash")];
+    let inputs = |exe: &str, argv: &[&str]| {
+        run_all(&[exec_by(700, exe, argv, &bash)])
+            .into_iter()
+            .filter(|(_, rule, _)| rule != "behaviour-loader-proxy")
+            .map(|(t, rule, label)| (format!("{t} {rule}"), label))
+            .collect::<Vec<_>>()
+    };
+    let raised = |rule: &str, label| {
+        vec![(
+            format!("DefenseEvasion:Runtime/SuspiciousCommand {rule}"),
+            label,
+        )]
+    };
+    for (argv, rule, label) in [
+        (
+            vec![
+                "/lib64/ld-linux-x86-64.so.2",
+                "--preload",
+                "/dev/shm/x.so",
+                "/bin/true",
+            ],
+            "behaviour-ld-preload",
+            SeverityLabel::High,
+        ),
+        (
+            vec!["ld.so", "--audit", "/tmp/a.so", "/bin/true"],
+            "behaviour-ld-audit",
+            SeverityLabel::High,
+        ),
+        (
+            vec![
+                "ld.so",
+                "--argv0",
+                "x",
+                "--audit",
+                "/opt/a.so",
+                "--",
+                "/bin/true",
+            ],
+            "behaviour-ld-audit",
+            SeverityLabel::Medium,
+        ),
+        (
+            vec!["ld.so", "--library-path", "/dev/shm/l", "/bin/true"],
+            "behaviour-ld-library-path",
+            SeverityLabel::High,
+        ),
+        // The library is mapped in the listing mode too.
+        (
+            vec!["ld.so", "--list", "--preload", "/dev/shm/x.so", "/bin/true"],
+            "behaviour-ld-preload",
+            SeverityLabel::High,
+        ),
+    ] {
+        assert_eq!(inputs(loader, &argv), raised(rule, label), "{argv:?}");
+    }
+    // The option and the variable are one finding per library.
+    let mut d = detector();
+    let variable = exec_event("/usr/bin/id", |e| {
+        e.ld_preload = Some("/dev/shm/x.so".into())
+    });
+    let option = exec_by(
+        700,
+        loader,
+        &["ld.so", "--preload", "/dev/shm/x.so", "/bin/true"],
+        &bash,
+    );
+    assert!(d.process(&variable, &NoLookup)[0].new);
+    assert!(
+        d.process(&option, &NoLookup)
+            .iter()
+            .filter(|o| o.new)
+            .all(|o| o
+                .finding
+                .context
+                .additional
+                .get("ruleId")
+                .map(String::as_str)
+                == Some("behaviour-loader-proxy"))
+    );
+    // The loader's listing and system libraries; the options given to another program, or to
+    // one named like the loader.
+    for (exe, argv) in [
+        (loader, vec!["ld.so", "--list", "/bin/true"]),
+        (
+            loader,
+            vec![
+                "ld.so",
+                "--preload",
+                "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2",
+                "/bin/true",
+            ],
+        ),
+        (
+            loader,
+            vec!["ld.so", "--library-path", "/opt/app/lib", "/bin/true"],
+        ),
+        (
+            "/usr/bin/tool",
+            vec!["tool", "--preload", "/dev/shm/x.so", "/bin/true"],
+        ),
+        (
+            "/usr/bin/python3",
+            vec!["ld.so", "--audit", "/dev/shm/a.so", "/bin/true"],
+        ),
+    ] {
+        assert!(inputs(exe, &argv).is_empty(), "{exe} {argv:?}");
     }
 }
 

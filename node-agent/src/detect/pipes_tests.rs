@@ -91,7 +91,7 @@ pub(super) fn exec(x: &X) -> Event {
             .collect(),
         ld_preload: None,
         ld_audit: None,
-        ld_preload_unread: false,
+        ld_audit_unread: false,
         ld_library_path: None,
         env_truncated: false,
         glibc_tunables: false,

@@ -1450,7 +1450,7 @@ fn loader_inputs(
             LoaderInput::LibraryPath => out.extend(library_search_path(d, b, e, lookup, &setting)),
         }
     }
-    out.extend(preload_beside_audit(d, e, lookup));
+    out.extend(audit_beside_preload(d, e, lookup));
     out
 }
 
@@ -1530,24 +1530,27 @@ fn loaded_libraries(
     out
 }
 
-/// `LD_PRELOAD` set beside `LD_AUDIT`: the exec record keeps one value of the two (the
-/// audit library's), so the preloaded library is not known. Medium: an attacker could hide
-/// a preload behind a system auditor, and the pair is rare otherwise.
-fn preload_beside_audit(
+/// `LD_AUDIT` set beside `LD_PRELOAD`: the exec record keeps one value of the two (the
+/// preload's, as before `LD_AUDIT` was read), so the audit library is not known. Medium: an
+/// attacker could hide an auditor behind a system library's preload, and the pair is rare
+/// otherwise.
+fn audit_beside_preload(
     d: &Detector,
     e: &ExecInfo,
     lookup: &dyn ProcessLookup,
 ) -> Option<Candidate> {
-    if !e.ld_preload_unread {
+    if !e.ld_audit_unread {
         return None;
     }
     let exe = e.exe.display().to_string();
     let mut context = exec_context(e, exe.clone());
     context
         .additional
-        .insert("ldPreload".into(), "(set, not read)".into());
-    if let Some(audit) = &e.ld_audit {
-        context.additional.insert("ldAudit".into(), audit.clone());
+        .insert("ldAudit".into(), "(set, not read)".into());
+    if let Some(preload) = &e.ld_preload {
+        context
+            .additional
+            .insert("ldPreload".into(), preload.clone());
     }
     let mut c = technique(
         d,
@@ -1555,22 +1558,22 @@ fn preload_beside_audit(
         lookup,
         Raises {
             finding_type: FindingType::DefenseEvasionSuspiciousCommand,
-            rule: LoaderInput::Preload.rule(),
+            rule: LoaderInput::Audit.rule(),
             mitre: "T1574.006",
             severity: Some(5.0),
         },
         draft(
-            "A program was started with LD_PRELOAD and LD_AUDIT both set",
+            "A program was started with LD_AUDIT and LD_PRELOAD both set",
             format!(
-                "Process {} (pid {}) ran {exe} with LD_PRELOAD and LD_AUDIT set: the sensor \
-                 kept LD_AUDIT's value, the preloaded library is not known.",
+                "Process {} (pid {}) ran {exe} with LD_AUDIT and LD_PRELOAD set: the sensor \
+                 kept LD_PRELOAD's value, the audit library is not known.",
                 e.process.comm, e.process.pid
             ),
             String::new(),
             context,
         ),
     );
-    c.key = format!("ld-preload-unread\0{exe}");
+    c.key = format!("ld-audit-unread\0{exe}");
     Some(c)
 }
 

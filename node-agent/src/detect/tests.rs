@@ -185,7 +185,7 @@ fn exec_as(argv: &[&str], parent: &str, uid: u32, euid: u32) -> Event {
         fd_pipes: Vec::new(),
         ld_preload: None,
         ld_audit: None,
-        ld_preload_unread: false,
+        ld_audit_unread: false,
         ld_library_path: None,
         env_truncated: false,
         glibc_tunables: false,
