@@ -1066,25 +1066,30 @@ fn an_audit_library_from_shared_memory_by_variable_and_loader_option() {
         .expect("gcc");
     assert!(built.success(), "gcc built the audit library");
     // A short environment: the kernel scans the first 64 variables for LD_*.
-    let short = |cmd: &mut Command| -> (u32, String) {
-        run_out(cmd.env_clear().env("PATH", "/usr/bin:/bin"))
+    let short = |program: &str, args: &[&str], vars: &[(&str, &str)]| -> (u32, String) {
+        let mut cmd = Command::new(program);
+        cmd.env_clear().env("PATH", "/usr/bin:/bin").args(args);
+        for (name, value) in vars {
+            cmd.env(name, value);
+        }
+        run_out(&mut cmd)
     };
     for (what, (pid, out), rule, ran) in [
         (
             "LD_AUDIT",
-            short(Command::new("/bin/true").env("LD_AUDIT", &lib)),
+            short("/bin/true", &[], &[("LD_AUDIT", &lib)]),
             "behaviour-ld-audit",
             "audit",
         ),
         (
             "--audit",
-            short(Command::new(loader).args(["--audit", &lib, "/bin/true"])),
+            short(loader, &["--audit", &lib, "/bin/true"], &[]),
             "behaviour-ld-audit",
             "audit",
         ),
         (
             "--preload",
-            short(Command::new(loader).args(["--preload", &lib, "/bin/true"])),
+            short(loader, &["--preload", &lib, "/bin/true"], &[]),
             "behaviour-ld-preload",
             "loaded",
         ),
@@ -1123,15 +1128,12 @@ fn an_audit_library_from_shared_memory_by_variable_and_loader_option() {
     .find(|p| Path::new(p).exists())
     .unwrap_or_else(|| panic!("no sotruss-lib.so or libm.so.6 under /usr/lib on this machine"));
     for (what, (pid, _)) in [
-        ("LD_AUDIT unset", short(&mut Command::new("/bin/true"))),
+        ("LD_AUDIT unset", short("/bin/true", &[], &[])),
         (
             "a system auditor",
-            short(Command::new("/bin/true").env("LD_AUDIT", sotruss)),
+            short("/bin/true", &[], &[("LD_AUDIT", sotruss)]),
         ),
-        (
-            "ld.so --list",
-            short(Command::new(loader).args(["--list", "/bin/true"])),
-        ),
+        ("ld.so --list", short(loader, &["--list", "/bin/true"], &[])),
     ] {
         let found = detect(pid);
         assert!(
