@@ -3,7 +3,7 @@
 use core::mem::{offset_of, size_of};
 
 /// Version of the record layouts; bumped on any change to a struct in this module.
-pub const ABI_VERSION: u32 = 5;
+pub const ABI_VERSION: u32 = 6;
 
 /// Bytes of `comm` (the kernel's `TASK_COMM_LEN`).
 pub const COMM_LEN: usize = 16;
