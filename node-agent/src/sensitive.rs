@@ -297,6 +297,11 @@ const DEFAULTS: &[(&str, MatchKind, Category)] = &[
     entry("/etc/grub.d/", Prefix, Persist),
     entry("/boot/grub/grub.cfg", Exact, Persist),
     entry("/boot/grub2/grub.cfg", Exact, Persist),
+    // The initramfs images themselves (Debian's `initrd.img-VERSION`, dracut's and
+    // mkinitcpio's `initramfs-VERSION.img`), by prefix: the image builders' temporary files
+    // (`initrd.img-VERSION.new`) are under it too.
+    entry("/boot/initrd.img-", Prefix, Persist),
+    entry("/boot/initramfs-", Prefix, Persist),
     // Network hook scripts (kind `network`).
     entry("/etc/NetworkManager/dispatcher.d/", Prefix, Persist),
     entry("/usr/lib/NetworkManager/dispatcher.d/", Prefix, Persist),
@@ -346,6 +351,10 @@ const DEFAULTS: &[(&str, MatchKind, Category)] = &[
     entry("post-index-change", Name, Persist),
     entry(".gitconfig", Name, Persist),
     entry("/etc/gitconfig", Exact, Persist),
+    // A repository's own configuration (`REPO/.git/config`) and the XDG one
+    // (`~/.config/git/config`): the name alone; user space keeps git's places
+    // (`detect::is_git_config`) and raises nothing for any other file named `config`.
+    entry("config", Name, Persist),
     // Python's start-up hooks, in any directory (kind `python`).
     entry("sitecustomize.py", Name, Persist),
     entry("usercustomize.py", Name, Persist),

@@ -5265,6 +5265,119 @@ fn git_hooks_and_git_command_settings_written_as_persistence() {
         "core.sshCommand",
     ]));
     assert!(loud(&found).is_empty(), "unset: {:?}", kinds(&found));
+    // A repository's own configuration, the XDG one, includes, the hooks directory and shell
+    // aliases. Benign first: a clone (git writes the new repository's `.git/config` several
+    // times), a person's settings in the repository, an alias of a git command and a plain
+    // shell alias, hooks kept in the repository, a credential store, and a file named
+    // `config` that is not git's.
+    let clone = scratch.path("clone");
+    let repo_config = format!("{repo}/.git/config");
+    for args in [
+        &["clone", "-q", repo.as_str(), clone.as_str()][..],
+        &["-C", repo.as_str(), "config", "user.name", "Vigil Test"][..],
+        &["-C", repo.as_str(), "config", "core.autocrlf", "input"][..],
+        &["-C", repo.as_str(), "config", "core.editor", "vim"][..],
+        &["-C", repo.as_str(), "config", "alias.co", "checkout"][..],
+        &[
+            "-C",
+            repo.as_str(),
+            "config",
+            "alias.lg",
+            "!git log --graph --oneline",
+        ][..],
+        &["-C", repo.as_str(), "config", "core.hooksPath", ".githooks"][..],
+        &[
+            "-C",
+            repo.as_str(),
+            "config",
+            "include.path",
+            "../team.gitconfig",
+        ][..],
+        &["config", "--global", "credential.helper", "store"][..],
+    ] {
+        let found = detect(git_in(args));
+        assert!(loud(&found).is_empty(), "git {args:?}: {:?}", kinds(&found));
+        assert!(
+            of(&found, "behaviour-persistence-git-config").is_empty(),
+            "git {args:?}: {:?}",
+            kinds(&found)
+        );
+    }
+    let pid = sh(&format!(
+        "printf '[x]\\n\\ty = 1\\n' > {}/config",
+        scratch.0.display()
+    ));
+    let found = detect(pid);
+    assert!(found.is_empty(), "a file named config: {:?}", kinds(&found));
+    // PANIX's pager set in the repository's configuration with git config.
+    let found = detect(git_in(&[
+        "-C",
+        repo.as_str(),
+        "config",
+        "core.pager",
+        "nohup setsid /bin/true > /dev/null 2>&1 & ${PAGER:-less}",
+    ]));
+    let f = of(&found, "behaviour-persistence-git-config");
+    assert_eq!(f.len(), 1, "repository pager: {:?}", kinds(&found));
+    assert_eq!(
+        f[0].context.file_path.as_deref(),
+        Some(repo_config.as_str())
+    );
+    let found = detect(git_in(&[
+        "-C",
+        repo.as_str(),
+        "config",
+        "--unset",
+        "core.pager",
+    ]));
+    assert!(loud(&found).is_empty(), "pager unset: {:?}", kinds(&found));
+    // A shell alias that backgrounds a payload, appended by a script.
+    let pid = sh_file(
+        &scratch,
+        "alias.sh",
+        &format!(
+            "printf '[alias]\\n\\tst = \"!(nohup /bin/true >/dev/null 2>&1 &); git status\"\\n' >> {repo_config}\n"
+        ),
+    );
+    let found = detect(pid);
+    let f = of(&found, "behaviour-persistence-git-config");
+    assert_eq!(f.len(), 1, "alias by a script: {:?}", kinds(&found));
+    assert_eq!(
+        f[0].context
+            .additional
+            .get("gitSetting")
+            .map(String::as_str),
+        Some("alias.st")
+    );
+    // The hooks directory moved to memory-backed storage, with git config.
+    let found = detect(git_in(&[
+        "config",
+        "--global",
+        "core.hooksPath",
+        "/dev/shm/.vigil-hooks",
+    ]));
+    assert_eq!(
+        of(&found, "behaviour-persistence-git-config").len(),
+        1,
+        "hooksPath: {:?}",
+        kinds(&found)
+    );
+    // The XDG configuration written by a script, including a file from /tmp.
+    let xdg = format!("{home}/.config/git/config");
+    let pid = sh(&format!(
+        "mkdir -p {home}/.config/git && printf '[include]\\n\\tpath = /tmp/.vigil-gitconfig\\n' > {xdg}"
+    ));
+    let found = detect(pid);
+    let f = of(&found, "behaviour-persistence-git-config");
+    assert_eq!(f.len(), 1, "XDG include: {:?}", kinds(&found));
+    assert_eq!(f[0].context.file_path.as_deref(), Some(xdg.as_str()));
+    for args in [
+        &["-C", repo.as_str(), "config", "--unset", "alias.st"][..],
+        &["config", "--global", "--unset", "core.hooksPath"][..],
+    ] {
+        git_in(args);
+    }
+    std::fs::remove_file(&xdg).expect("XDG configuration removed");
     // A commit runs the hook (git's child): judged by what it does, not raised as a write.
     std::fs::remove_file(&hook).expect("hook removed");
     let found = detect(git_in(&[
@@ -5277,6 +5390,51 @@ fn git_hooks_and_git_command_settings_written_as_persistence() {
         "vigil",
     ]));
     assert!(loud(&found).is_empty(), "commit: {:?}", kinds(&found));
+}
+
+/// PANIX's `setup_initramfs`: a repacked initramfs image copied over the image in `/boot`
+/// (here a copy of `true` as `/boot/initrd.img-NONCE`, and one moved into place as
+/// `/boot/initramfs-NONCE.img`), by a script. Reading an image raises nothing. The builders'
+/// side (update-initramfs, dracut) is the table test's: neither is installed on this machine.
+#[test]
+fn an_initramfs_image_replaced_in_boot() {
+    if !privileged("an_initramfs_image_replaced_in_boot") {
+        return;
+    }
+    if !Path::new("/boot").is_dir() {
+        eprintln!("NOT TESTED initramfs image: no /boot");
+        return;
+    }
+    if Path::new("/usr/sbin/update-initramfs").exists() {
+        eprintln!("update-initramfs is installed: its benign side is the table test's here too");
+    } else {
+        eprintln!("NOT TESTED update-initramfs -u (benign side): not installed; table test only");
+    }
+    let n = nonce();
+    let mut clean = Cleanup::default();
+    let scratch = Scratch::new("initramfs");
+    let image = clean.file(format!("/boot/initrd.img-{n}"));
+    let other = clean.file(format!("/boot/initramfs-{n}.img"));
+    let staged = scratch.path("repacked.img");
+    let pid = sh_file(
+        &scratch,
+        "repack.sh",
+        &format!("cp /bin/true {image}\ncp /bin/true {staged}\nmv {staged} {other}\n"),
+    );
+    let found = detect(pid);
+    let f = of(&found, "behaviour-persistence-boot");
+    for path in [&image, &other] {
+        assert!(
+            f.iter()
+                .any(|f| f.context.file_path.as_deref() == Some(path.as_str())
+                    && f.finding_type == "Persistence:Runtime/SuspiciousCommand"),
+            "{path}: {:?}",
+            kinds(&found)
+        );
+    }
+    let pid = sh(&format!("cat {image} {other} > /dev/null"));
+    let found = detect(pid);
+    assert!(found.is_empty(), "reading the images: {:?}", kinds(&found));
 }
 
 /// PANIX's package-manager persistence through apt: an `APT::Update::Pre-Invoke` command (given

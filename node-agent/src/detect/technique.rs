@@ -20,7 +20,7 @@ use vigil_detection::FindingType;
 
 use super::{
     Candidate, Detector, ProcessLookup,
-    behaviour::{Behaviour, Draft, PersistenceKind, Place, candidate},
+    behaviour::{Behaviour, Draft, OwnersReach, PersistenceKind, Place, candidate},
     path_basename,
     redact::redacted_command_line,
 };
@@ -1997,8 +1997,12 @@ fn persistence_write(
         .iter()
         .filter(|l| l.place.contains(&path))
         .max_by_key(|l| l.place.specificity())?;
+    let owners_reach = match location.owners_reach {
+        OwnersReach::Children => Reach::Parent,
+        OwnersReach::Descendants => Reach::Lineage,
+    };
     if actor.is_one_of(&b.package_managers, Reach::Lineage)
-        || actor.is_one_of(&location.owners, Reach::Parent)
+        || actor.is_one_of(&location.owners, owners_reach)
     {
         return None;
     }
@@ -2060,7 +2064,8 @@ fn persistence_write(
         PersistenceKind::Boot => (
             "behaviour-persistence-boot",
             "T1542,T1037",
-            "the boot configuration (a dracut module, a GRUB setting or generator script)",
+            "what runs before the system is up (a dracut module, a GRUB setting or generator \
+             script, the initramfs image)",
         ),
         PersistenceKind::Network => (
             "behaviour-persistence-network-hook",
@@ -2927,11 +2932,26 @@ pub(super) fn installing(
 // --- git -------------------------------------------------------------------------------------
 
 /// Whether a path is a git configuration file the file sensor watches for its settings: a
-/// `.gitconfig` in any directory (the global one is `~/.gitconfig`) or the system's
-/// `/etc/gitconfig`.
+/// `.gitconfig` in any directory (the global one is `~/.gitconfig`), the system's
+/// `/etc/gitconfig`, the XDG one (`~/.config/git/config`) and a repository's own `config`
+/// (`REPO/.git/config`, a bare repository's `NAME.git/config`, a submodule's
+/// `REPO/.git/modules/NAME/config`). The kernel matches the name `config` anywhere; only these
+/// places are git's.
 pub fn is_git_config(path: &Path) -> bool {
-    path == Path::new("/etc/gitconfig")
-        || path.file_name().and_then(|n| n.to_str()) == Some(".gitconfig")
+    if path == Path::new("/etc/gitconfig") {
+        return true;
+    }
+    match path.file_name().and_then(|n| n.to_str()) {
+        Some(".gitconfig") => true,
+        Some("config") => path.parent().is_some_and(|dir| {
+            dir.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.ends_with(".git"))
+                || dir.ends_with(".config/git")
+                || dir.to_str().is_some_and(|d| d.contains("/.git/modules/"))
+        }),
+        _ => false,
+    }
 }
 
 /// Whether a sensitive-set hit is the git checks' alone (no `SensitiveFileModified`): a git
@@ -2946,6 +2966,13 @@ pub(super) fn judged_by_git_checks(b: &Behaviour, path: &str, name: &str) -> boo
         })
 }
 
+/// Whether a sensitive-set entry is in the set for the git checks alone and says nothing by
+/// itself: the name `config` (a repository's configuration; `~/.ssh/config`, `~/.kube/config`
+/// and every project's `config` are nothing to the set).
+pub(super) fn git_config_name_only(entry: &crate::sensitive::SensitivePath) -> bool {
+    entry.kind == crate::sensitive::MatchKind::Name && entry.pattern == "config"
+}
+
 /// Git settings whose value is a command git runs, each with when it runs it: the pager at
 /// every `git log`, `diff` or `show` on a terminal, the file-system monitor at every `git
 /// status` (and most other commands), the ssh command at every fetch, pull or push over ssh.
@@ -2955,11 +2982,14 @@ const GIT_COMMAND_SETTINGS: &[(&str, &str)] = &[
     ("core.sshcommand", "at every fetch, pull or push over ssh"),
 ];
 
-/// The settings of a git configuration text that name a command (`GIT_COMMAND_SETTINGS`), as
-/// `(section.key, value)` with the key lower-cased as git compares it and the value without its
-/// surrounding quotes. Section headers may carry a subsection (`[core "x"]` is not `core`) and a
-/// setting on the same line (`[core] pager = x`); `#` and `;` start comments.
-pub(super) fn git_command_settings(text: &str) -> Vec<(&'static str, String)> {
+/// The settings of a git configuration text that name a command or a place git takes code
+/// from, as `(section.key, value)` with the section and key lower-cased as git compares them
+/// and the value without its surrounding quotes: the command settings
+/// (`GIT_COMMAND_SETTINGS`), aliases (`alias.NAME`), included files (`include.path`,
+/// `includeIf "COND".path`) and the hooks directory (`core.hookspath`). Section headers may
+/// carry a subsection (`[core "x"]` is not `core`) and a setting on the same line (`[core]
+/// pager = x`); `#` and `;` start comments.
+pub(super) fn git_command_settings(text: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
     let mut section = String::new();
     for line in text.lines() {
@@ -2978,25 +3008,34 @@ pub(super) fn git_command_settings(text: &str) -> Vec<(&'static str, String)> {
             continue;
         };
         let name = format!("{section}.{}", key.trim().to_ascii_lowercase());
-        let Some(&(setting, _)) = GIT_COMMAND_SETTINGS.iter().find(|(s, _)| *s == name) else {
+        let wanted = GIT_COMMAND_SETTINGS.iter().any(|(s, _)| *s == name)
+            || name == "core.hookspath"
+            || name == "include.path"
+            || (section.starts_with("includeif ") && name.ends_with(".path"))
+            || section == "alias";
+        if !wanted {
             continue;
-        };
+        }
         let value = value.trim();
         let value = value
             .strip_prefix('"')
             .and_then(|v| v.strip_suffix('"'))
             .unwrap_or(value);
-        out.push((setting, value.to_owned()));
+        out.push((name, value.to_owned()));
     }
     out
 }
 
-/// Programs that have no place in a pager, a file-system monitor or an ssh command: network
-/// relays and downloaders, detachers, decoders, and shells and interpreters given a program
-/// inline.
+/// Programs that have no place in a pager, a file-system monitor, an ssh command or an alias:
+/// network relays and downloaders, detachers, decoders.
 const GIT_COMMAND_ODD_PROGRAMS: &[&str] = &[
     "nc", "ncat", "netcat", "socat", "curl", "wget", "nohup", "setsid", "base64", "xxd",
 ];
+
+/// World-writable and memory-backed directories as a command in a git setting names them (the
+/// checks' lists are the behaviour file's `worldWritableExecDirs` and `memoryExecDirs`; this
+/// one is for the pure shape test, which has no behaviour file).
+const GIT_COMMAND_ODD_DIRS: &[&str] = &["/tmp/", "/var/tmp/", "/dev/shm/", "/run/shm/"];
 
 /// Why a command in a git setting is a backdoor's rather than a person's: it reaches the
 /// network through `/dev/tcp`, chains or backgrounds a second command (`;`, `&`, `$(...)`,
@@ -3011,14 +3050,42 @@ pub(super) fn git_command_oddity(value: &str) -> Option<&'static str> {
     if value.contains(['&', ';', '`', '>', '<', '\n']) || value.contains("$(") {
         return Some("it chains, backgrounds or redirects another command");
     }
+    odd_program(value)
+}
+
+/// Why a shell alias (`alias.NAME = !COMMAND`: git runs COMMAND with `sh -c` when someone
+/// types `git NAME`) is a backdoor's: the shapes of [`git_command_oddity`] but chaining,
+/// substitution and redirection, which aliases are made of (`!f() { git fetch && git rebase;
+/// }; f`, `!git branch -d $(git branch --merged) 2>/dev/null`): a command sent to the
+/// background (a lone `&`), `/dev/tcp`, a program from a world-writable directory, a relay,
+/// downloader, detacher or decoder.
+pub(super) fn git_alias_oddity(command: &str) -> Option<&'static str> {
+    if command.contains("/dev/tcp/") || command.contains("/dev/udp/") {
+        return Some("it opens a connection through /dev/tcp");
+    }
+    let bytes = command.as_bytes();
+    let lone_ampersand = bytes.iter().enumerate().any(|(i, &c)| {
+        let near = |j: Option<usize>| j.and_then(|j| bytes.get(j)).copied();
+        c == b'&'
+            && !matches!(near(i.checked_sub(1)), Some(b'&' | b'>' | b'<'))
+            && !matches!(near(Some(i + 1)), Some(b'&' | b'>'))
+    });
+    if lone_ampersand {
+        return Some("it sends a command to the background");
+    }
+    odd_program(command)
+}
+
+/// The word shapes both command tests share: a program from a world-writable directory, or
+/// one of [`GIT_COMMAND_ODD_PROGRAMS`].
+fn odd_program(value: &str) -> Option<&'static str> {
     let words = value
-        .split(|c: char| c.is_whitespace() || c == '|' || c == '\'' || c == '"')
+        .split(|c: char| {
+            c.is_whitespace() || matches!(c, '|' | '\'' | '"' | ';' | '&' | '(' | ')' | '{' | '}')
+        })
         .filter(|w| !w.is_empty());
     for w in words {
-        if ["/tmp/", "/var/tmp/", "/dev/shm/"]
-            .iter()
-            .any(|d| w.starts_with(d))
-        {
+        if GIT_COMMAND_ODD_DIRS.iter().any(|d| w.starts_with(d)) {
             return Some("it runs a program from a world-writable directory");
         }
         let name = w.rsplit('/').next().unwrap_or(w);
@@ -3029,13 +3096,56 @@ pub(super) fn git_command_oddity(value: &str) -> Option<&'static str> {
     None
 }
 
-/// A git configuration file (`~/.gitconfig`, `/etc/gitconfig`) written with a command setting
-/// (`core.pager`, `core.fsmonitor`, `core.sshCommand`) whose command is a backdoor's
-/// (`git_command_oddity`), as read once the writer closed it: git then runs it as the user at
+/// Whether a path a git setting names is in, or is, a world-writable or memory-backed directory
+/// (`dirs`: prefixes ending in `/`).
+fn git_path_in(dirs: &[String], value: &str) -> bool {
+    dirs.iter()
+        .any(|d| value.starts_with(d.as_str()) || value == d.trim_end_matches('/'))
+}
+
+/// Why a git setting in a configuration file is a backdoor's, with when git acts on it: a
+/// command setting whose command has a backdoor's shape ([`git_command_oddity`]), a shell
+/// alias likewise ([`git_alias_oddity`]; `alias.co = checkout` is a git command, not a
+/// shell's), an included file or the hooks directory in a world-writable or memory-backed
+/// directory (anyone there can put a pager or a hook in).
+fn git_setting_oddity(
+    b: &Behaviour,
+    name: &str,
+    value: &str,
+) -> Option<(&'static str, &'static str)> {
+    if let Some(&(_, when)) = GIT_COMMAND_SETTINGS.iter().find(|(s, _)| *s == name) {
+        return git_command_oddity(value).map(|why| (why, when));
+    }
+    if name.starts_with("alias.") {
+        let command = value.strip_prefix('!')?;
+        return git_alias_oddity(command).map(|why| (why, "whenever someone runs that alias"));
+    }
+    let writable =
+        git_path_in(&b.world_writable_exec_dirs, value) || git_path_in(&b.memory_exec_dirs, value);
+    if !writable {
+        return None;
+    }
+    if name == "core.hookspath" {
+        return Some((
+            "its hooks come from a world-writable or memory-backed directory",
+            "at every commit, checkout, merge or push",
+        ));
+    }
+    Some((
+        "it takes settings (a pager, an ssh command, hooks) from a file in a world-writable or \
+         memory-backed directory",
+        "at every git command",
+    ))
+}
+
+/// A git configuration file (`~/.gitconfig`, `~/.config/git/config`, `/etc/gitconfig`, a
+/// repository's `.git/config`) written with a setting of a backdoor's (`git_setting_oddity`:
+/// a command setting or shell alias of a backdoor's shape, an include or hooks directory in
+/// `/tmp` or `/dev/shm`), as read once the writer closed it: git then runs it as the user at
 /// every `git log`, `status` or push (T1546; PANIX's git module). By any program but a package
-/// manager: `git config --global core.pager '...'` writes the file as an editor or `echo >>`
-/// does, so what was written decides, not who wrote it; `git config --global user.name` (the
-/// file with only a person's settings) raises nothing.
+/// manager: `git config core.pager '...'` writes the file as an editor or `echo >>` does, so
+/// what was written decides, not who wrote it; `git config --global user.name`, a clone or a
+/// fetch (the file with only a person's settings) raise nothing.
 fn git_command_set(
     d: &Detector,
     b: &Behaviour,
@@ -3048,20 +3158,16 @@ fn git_command_set(
     if actor.is_one_of(&b.package_managers, Reach::Lineage) {
         return None;
     }
-    let (setting, value, why) = git_command_settings(text)
+    let (setting, value, (why, when)) = git_command_settings(text)
         .into_iter()
-        .find_map(|(s, v)| git_command_oddity(&v).map(|why| (s, v, why)))?;
-    let when = GIT_COMMAND_SETTINGS
-        .iter()
-        .find(|(s, _)| *s == setting)
-        .map_or("", |(_, when)| *when);
+        .find_map(|(s, v)| git_setting_oddity(b, &s, &v).map(|odd| (s, v, odd)))?;
     let mut context = file_context(f, &path);
     context
         .additional
         .insert("persistenceKind".into(), "git".into());
     context
         .additional
-        .insert("gitSetting".into(), setting.to_owned());
+        .insert("gitSetting".into(), setting.clone());
     context
         .additional
         .insert("gitCommand".into(), value.clone());
@@ -3078,8 +3184,8 @@ fn git_command_set(
         draft(
             "A git setting now runs a command of a backdoor's",
             format!(
-                "Process {} (pid {}) wrote {path} ({}), setting {setting} to `{value}`: git runs \
-                 it as the user {when}, and {why}.",
+                "Process {} (pid {}) wrote {path} ({}), setting {setting} to `{value}`: git acts \
+                 on it as the user {when}, and {why}.",
                 f.process.comm, f.process.pid, f.operation
             ),
             path,
