@@ -162,6 +162,10 @@ pub struct KernelOffsets {
     pub pid_numbers: u32,
     /// `task_struct.pid_links` (`pid_links[PIDTYPE_PID]`: the node in `pid.tasks`).
     pub task_pid_links: u32,
+    /// `dentry.d_inode`
+    pub dentry_inode: u32,
+    /// `vfsmount.mnt_sb`
+    pub vfsmount_sb: u32,
     /// Explicit padding (an odd number of offsets, see `AgentConfig::offsets`); always zero.
     pub _pad: u32,
 }
@@ -243,6 +247,8 @@ impl KernelOffsets {
         pid_tasks: OFFSET_UNKNOWN,
         pid_numbers: OFFSET_UNKNOWN,
         task_pid_links: OFFSET_UNKNOWN,
+        dentry_inode: OFFSET_UNKNOWN,
+        vfsmount_sb: OFFSET_UNKNOWN,
         _pad: 0,
     };
 }
@@ -295,7 +301,7 @@ impl AgentConfig {
     };
 }
 
-const _: () = assert!(size_of::<AgentConfig>() == 20 + 75 * 4 + 8 + 8);
+const _: () = assert!(size_of::<AgentConfig>() == 20 + 77 * 4 + 8 + 8);
 
 /// The `bpf(2)` command number of the agent's identity marker: no real command has it, so the
 /// kernel answers `EINVAL` after the marker program has seen the call.

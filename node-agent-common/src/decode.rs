@@ -253,6 +253,9 @@ mod tests {
             ],
             ld_preload_len: 0,
             ld_library_path_len: 0,
+            root_ino: 2,
+            root_dev: 0x0fe0_0000,
+            _pad_root: 0,
             exe_object: ExeObject {
                 mnt: 0xffff_8880_0000_1000,
                 dentry: 0xffff_8880_0000_2000,

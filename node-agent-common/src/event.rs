@@ -3,7 +3,7 @@
 use core::mem::{offset_of, size_of};
 
 /// Version of the record layouts; bumped on any change to a struct in this module.
-pub const ABI_VERSION: u32 = 6;
+pub const ABI_VERSION: u32 = 7;
 
 /// Bytes of `comm` (the kernel's `TASK_COMM_LEN`).
 pub const COMM_LEN: usize = 16;
@@ -301,6 +301,13 @@ pub struct ExecEvent {
     pub ld_preload_len: u32,
     /// Bytes used in `ld_library_path`; 0 when `LD_LIBRARY_PATH` was not set.
     pub ld_library_path_len: u32,
+    /// Inode number of the root directory the new image runs under (`fs->root`, which a
+    /// chroot moves); 0 when unknown.
+    pub root_ino: u64,
+    /// Device of that root directory's super block (`s_dev`, kernel encoding); 0 when unknown.
+    pub root_dev: u32,
+    /// Explicit padding; always zero.
+    pub _pad_root: u32,
     /// Which file object the process runs, and which version of it: what lets user space
     /// answer a repeated exec of the same binary from its cache without opening anything.
     pub exe_object: ExeObject,
@@ -776,8 +783,8 @@ const _: () = {
     assert!(size_of::<FdPipe>() == 16);
     assert!(offset_of!(ExecEvent, stdio_pipes) == 264);
     assert!(size_of::<ExeObject>() == 32);
-    assert!(offset_of!(ExecEvent, filename) == 352);
-    assert!(size_of::<ExecEvent>() == 352 + FILENAME_LEN + CWD_LEN + ARGV_LEN + 2 * ENV_VALUE_LEN);
+    assert!(offset_of!(ExecEvent, filename) == 368);
+    assert!(size_of::<ExecEvent>() == 368 + FILENAME_LEN + CWD_LEN + ARGV_LEN + 2 * ENV_VALUE_LEN);
     assert!(offset_of!(FileEvent, path) == 152);
     assert!(size_of::<FileEvent>() == 152 + 2 * PATH_LEN + 8 + CWD_LEN);
     assert!(offset_of!(ActivityEvent, str1) == 256);

@@ -18,7 +18,9 @@ use aya_ebpf::{
 };
 use node_agent_common::{
     ARGV_HEAD_LEN, ARGV_LEN, ARGV_TAIL_LEN, ENV_VALUE_LEN, ExeObject, ExecEvent, ExitEvent,
-    FILENAME_LEN, FdPipe, ForkEvent, WriterInfo, exec_flags, kind,
+    FILENAME_LEN, FdPipe, ForkEvent, WriterInfo,
+    config::OFFSET_UNKNOWN,
+    exec_flags, kind,
     stats::{Hook, StatKind},
 };
 
@@ -183,6 +185,7 @@ unsafe fn fill_exec(ev: &mut ExecEvent, task: u64, bprm: u64) -> bool {
 
     // SAFETY: forwards the same event.
     unsafe { fill_cwd(ev, task) };
+    fill_root(ev);
     fill_exe_origin(ev, exe_file, inode);
     fill_stdio(ev);
     // SAFETY: forwards the same event.
@@ -532,6 +535,33 @@ unsafe fn fill_cwd(ev: &mut ExecEvent, task: u64) {
         Walk::Truncated => ev.flags |= exec_flags::CWD_TRUNCATED,
         Walk::Unreadable => ev.flags |= exec_flags::CWD_UNREADABLE,
     }
+}
+
+/// The root directory the new image runs under (`fs->root`, which a chroot moves): its inode
+/// and device, with typed loads from the current task (the exec'ing one). User space compares
+/// them with the host's root, without a race against the process's exit.
+#[inline(always)]
+fn fill_root(ev: &mut ExecEvent) {
+    ev._pad_root = 0;
+    let (root, dentry, mnt) = (
+        config!(offsets.fs_root),
+        config!(offsets.path_dentry),
+        config!(offsets.path_mnt),
+    );
+    if root == OFFSET_UNKNOWN || dentry == OFFSET_UNKNOWN || mnt == OFFSET_UNKNOWN {
+        ev.root_ino = 0;
+        ev.root_dev = 0;
+        return;
+    }
+    let fs = Kptr::current_task().ptr(config!(offsets.task_fs));
+    ev.root_ino = fs
+        .ptr(root + dentry)
+        .ptr(config!(offsets.dentry_inode))
+        .read::<u64>(config!(offsets.inode_ino));
+    ev.root_dev = fs
+        .ptr(root + mnt)
+        .ptr(config!(offsets.vfsmount_sb))
+        .read::<u32>(config!(offsets.sb_dev));
 }
 
 #[inline(always)]

@@ -164,6 +164,9 @@ const FIELDS: &[FieldSpec] = &[
         mount_mountpoint
     ),
     field!("vfsmount.mnt_root", "vfsmount", ["mnt_root"], vfsmount_root),
+    // The root directory an exec'd image runs under (a chroot moves it): its inode and device.
+    field!("dentry.d_inode", "dentry", ["d_inode"], dentry_inode),
+    field!("vfsmount.mnt_sb", "vfsmount", ["mnt_sb"], vfsmount_sb),
     field!("nsproxy.mnt_ns", "nsproxy", ["mnt_ns"], nsproxy_mnt_ns),
     field!(
         "nsproxy.pid_ns_for_children",
@@ -277,7 +280,7 @@ const FIELDS: &[FieldSpec] = &[
         ["sk_lock", "owned"],
         sk_lock_owned
     ),
-    // How a non-blocking connect's handshake ended (`sock:inet_sock_set_state`).
+    // How a non-blocking connect's handshake ended (connect's exit, `tcp_receive_reset`).
     field!(
         "sock.__sk_common.skc_state",
         "sock",

@@ -506,20 +506,31 @@ impl ContainerResolver {
 
     /// Whether process `pid`, in a mount namespace other than the host's (`mnt_ns`), has the
     /// host's root directory for its own: a container process that `chroot`ed into the host's
-    /// filesystem mounted inside it (`-v /:/host`, then `chroot /host sh`), read from the
-    /// kernel (`/proc/<pid>/root`), never from a command line. A `stat` only when the program it
-    /// exec'd (`exe_dev`, the device of the file the kernel ran) lies on the host root's
-    /// filesystem: a container's own programs lie on its image's. Runtimes exec their `init`
-    /// in the host's mount namespace, before they enter the container's, so they never count.
-    pub fn runs_in_host_root(&self, pid: u32, mnt_ns: u32, exe_dev: u64) -> bool {
+    /// filesystem mounted inside it (`-v /:/host`, then `chroot /host sh`). `root` is the
+    /// root directory the exec record carries (`(device, inode)`, read by the kernel at exec:
+    /// no race with the process's exit); without it (a kernel whose BTF lacks an offset),
+    /// `/proc/<pid>/root` while the process runs. Never from a command line. Only for a
+    /// program on the host root's filesystem (`exe_dev`, the device of the file the kernel
+    /// ran): a container's own programs lie on its image's. Runtimes exec their `init` in the
+    /// host's mount namespace, before they enter the container's, so they never count.
+    pub fn runs_in_host_root(
+        &self,
+        pid: u32,
+        mnt_ns: u32,
+        exe_dev: u64,
+        root: Option<(u64, u64)>,
+    ) -> bool {
         let Some(host_root) = self.host_root else {
             return false;
         };
         if exe_dev != host_root.0 || Some(mnt_ns) == self.host_mnt_ns {
             return false;
         }
-        fs::metadata(self.proc_root.join(pid.to_string()).join("root"))
-            .is_ok_and(|m| (m.dev(), m.ino()) == host_root)
+        match root {
+            Some(root) => root == host_root,
+            None => fs::metadata(self.proc_root.join(pid.to_string()).join("root"))
+                .is_ok_and(|m| (m.dev(), m.ino()) == host_root),
+        }
     }
 
     /// Whether the namespaces are the host's.
@@ -1106,17 +1117,23 @@ mod tests {
         let r = ContainerResolver::new(None, dir.join("proc"));
         let host_dev = fs::metadata(&host).unwrap().dev();
         let container_mnt = 4026532500;
-        assert!(r.runs_in_host_root(42, container_mnt, host_dev));
+        assert!(r.runs_in_host_root(42, container_mnt, host_dev, None));
         // Its root is its own; the program is not on the host root's device (no stat made);
         // the host's mount namespace (a runtime's `init` before it enters the container's);
         // a process gone.
-        assert!(!r.runs_in_host_root(43, container_mnt, host_dev));
-        assert!(!r.runs_in_host_root(42, container_mnt, host_dev + 1));
-        assert!(!r.runs_in_host_root(42, 4026531841, host_dev));
-        assert!(!r.runs_in_host_root(44, container_mnt, host_dev));
+        assert!(!r.runs_in_host_root(43, container_mnt, host_dev, None));
+        assert!(!r.runs_in_host_root(42, container_mnt, host_dev + 1, None));
+        assert!(!r.runs_in_host_root(42, 4026531841, host_dev, None));
+        assert!(!r.runs_in_host_root(44, container_mnt, host_dev, None));
+        // The root the exec record carries decides, with no stat: a process gone (44) whose
+        // record says the host's root counts; one whose record says another root does not,
+        // whatever its /proc link says now.
+        let host_ino = fs::metadata(&host).unwrap().ino();
+        assert!(r.runs_in_host_root(44, container_mnt, host_dev, Some((host_dev, host_ino))));
+        assert!(!r.runs_in_host_root(42, container_mnt, host_dev, Some((host_dev, host_ino + 1))));
         // Without a readable host root, never.
         let blind = ContainerResolver::new(None, PathBuf::from("/nonexistent"));
-        assert!(!blind.runs_in_host_root(42, container_mnt, host_dev));
+        assert!(!blind.runs_in_host_root(42, container_mnt, host_dev, None));
     }
 
     #[test]

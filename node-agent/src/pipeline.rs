@@ -494,10 +494,16 @@ impl Pipeline {
                     guarded.on_exec(pid, &info.exe);
                 }
                 self.identify(&mut info.process);
+                // The root directory the kernel read at exec, when it could.
+                let root =
+                    (ev.root_ino != 0).then(|| (crate::event::user_dev(ev.root_dev), ev.root_ino));
                 info.host_root = info.process.container.is_some()
-                    && self
-                        .containers
-                        .runs_in_host_root(pid, info.process.mnt_ns, info.exe_dev);
+                    && self.containers.runs_in_host_root(
+                        pid,
+                        info.process.mnt_ns,
+                        info.exe_dev,
+                        root,
+                    );
                 // After identify: a container's changes count from its first process on.
                 self.untracked_change(&mut info, ev);
                 info.lineage = self.lineage(pid);
