@@ -3008,6 +3008,16 @@ fn ld_preload_outside_the_system_libraries() {
     let again = d.process(&preload("/dev/shm/libx.so", "/usr/bin/ls"), &NoLookup);
     assert!(first[0].new && !again[0].new, "one finding per library");
     assert_eq!(again[0].finding.count, 2);
+    // GuardDuty's own field holds the variable, and the title is whole.
+    assert_eq!(
+        first[0].finding.context.ld_preload_value.as_deref(),
+        Some("/dev/shm/libx.so")
+    );
+    assert!(
+        first[0].finding.title.ends_with("library directories"),
+        "{}",
+        first[0].finding.title
+    );
     let medium = run_all(&[preload("/opt/app/libhook.so", "/usr/bin/id")]);
     assert_eq!(medium[0].2, SeverityLabel::Medium);
     for benign in [

@@ -1484,6 +1484,10 @@ fn loaded_libraries(
         context
             .additional
             .insert(field.into(), setting.value.to_owned());
+        // GuardDuty's own field for the variable (not for the loader's option).
+        if matches!(setting.input, LoaderInput::Preload) && setting.option.is_none() {
+            context.ld_preload_value = Some(setting.value.to_owned());
+        }
         if let Some(option) = setting.option {
             context
                 .additional
@@ -1496,7 +1500,8 @@ fn loaded_libraries(
                 "is run by the loader with a hook into every symbol binding of the program",
             ),
             _ => (
-                "A program was started with a library preloaded from outside the system's",
+                "A program was started with a library preloaded from outside the system's \
+                 library directories",
                 "is loaded into it before its own libraries",
             ),
         };
