@@ -1454,6 +1454,32 @@ fn loader_inputs(
     out
 }
 
+/// The context of a finding about one of the loader's inputs: the value under its field name,
+/// the loader's option when it came as one, and GuardDuty's `ldPreloadValue` for the variable.
+fn loader_context(
+    e: &ExecInfo,
+    setting: &LoaderSetting<'_>,
+    field: &str,
+    path: &str,
+) -> RuntimeContext {
+    let mut context = exec_context(e, path.to_owned());
+    context
+        .additional
+        .insert(field.into(), setting.value.to_owned());
+    match setting.option {
+        Some(option) => {
+            context
+                .additional
+                .insert("loaderOption".into(), option.to_owned());
+        }
+        None if matches!(setting.input, LoaderInput::Preload) => {
+            context.ld_preload_value = Some(setting.value.to_owned());
+        }
+        None => {}
+    }
+    context
+}
+
 /// `LD_PRELOAD`/`LD_AUDIT` (or `--preload`/`--audit`) naming a library outside the system's
 /// library directories: High from a memory-backed or world-writable directory, else Medium,
 /// the same for both (an auditor runs at least as early and sees every binding). Bare names
@@ -1480,19 +1506,7 @@ fn loaded_libraries(
             continue;
         }
         let writable = placed(b, &path).is_some();
-        let mut context = exec_context(e, path.clone());
-        context
-            .additional
-            .insert(field.into(), setting.value.to_owned());
-        // GuardDuty's own field for the variable (not for the loader's option).
-        if matches!(setting.input, LoaderInput::Preload) && setting.option.is_none() {
-            context.ld_preload_value = Some(setting.value.to_owned());
-        }
-        if let Some(option) = setting.option {
-            context
-                .additional
-                .insert("loaderOption".into(), option.to_owned());
-        }
+        let context = loader_context(e, setting, field, &path);
         let (title, what) = match setting.input {
             LoaderInput::Audit => (
                 "A program was started with an audit library from outside the system's \
@@ -1630,13 +1644,7 @@ fn library_search_path(
         }) {
             continue;
         }
-        let mut context = exec_context(e, path.clone());
-        context.additional.insert(field.into(), value.to_owned());
-        if let Some(option) = setting.option {
-            context
-                .additional
-                .insert("loaderOption".into(), option.to_owned());
-        }
+        let context = loader_context(e, setting, field, &path);
         let mut c = technique(
             d,
             &e.process,
