@@ -707,6 +707,7 @@ fn latency(settings: &Settings) -> Result<(), String> {
         .arg(&db)
         .arg("--rules-dir")
         .arg(&rules)
+        .args(&settings.agent_args)
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
