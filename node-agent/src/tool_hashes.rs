@@ -1,4 +1,4 @@
-//! The SHA-256 of the programs the exec rules name, as installed on this host, so that a
+//! The SHA-256 of the programs the exec rules and the behaviour lists name, as installed on this host, so that a
 //! renamed or copied tool (`cp /usr/bin/socat /tmp/x`) or a hard link to one is still that tool
 //! (issue 11, item 3). Computed once at start from the system program directories, bounded in
 //! files and bytes; the detector matches every exec's hash against them
@@ -44,27 +44,50 @@ pub struct ToolHashes {
 }
 
 /// Hashes the programs called `names` found in `dirs` (symbolic links followed: `nc` is often a
-/// link to `nc.openbsd`). Several names leading to one file share it; more than
-/// [`MULTI_CALL_NAMES`] make it a multi-call binary, which is skipped.
+/// link to `nc.openbsd`), and the versioned programs of those names (`python3.11`, `perl5.36.0`,
+/// `php8.2` for `python`, `perl`, `php`: a list names a program once, for every version). Several
+/// names leading to one file share it; more than [`MULTI_CALL_NAMES`] make it a multi-call
+/// binary, which is skipped. A file is known by a name that leads to it exactly when one does
+/// (a rule's `python3`), else by the versioned program's list name.
 pub fn installed<'a>(names: impl IntoIterator<Item = &'a str>, dirs: &[&Path]) -> ToolHashes {
-    let mut files: BTreeMap<PathBuf, BTreeSet<String>> = BTreeMap::new();
-    for name in names {
-        for dir in dirs {
+    let wanted: BTreeSet<&str> = names.into_iter().collect();
+    // Each file with the names that lead to it exactly, and the names of its versions.
+    let mut files: BTreeMap<PathBuf, (BTreeSet<String>, BTreeSet<String>)> = BTreeMap::new();
+    for dir in dirs {
+        for name in &wanted {
             if let Ok(real) = std::fs::canonicalize(dir.join(name))
                 && real.is_file()
             {
-                files.entry(real).or_default().insert(name.to_owned());
+                files.entry(real).or_default().0.insert((*name).to_owned());
+            }
+        }
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            continue;
+        };
+        for entry in entries.take(MAX_DIR_ENTRIES).flatten() {
+            let file_name = entry.file_name();
+            let Some(file_name) = file_name.to_str() else {
+                continue;
+            };
+            let program = without_version(file_name);
+            if program.len() == file_name.len() || !wanted.contains(program) {
+                continue;
+            }
+            if let Ok(real) = std::fs::canonicalize(entry.path())
+                && real.is_file()
+            {
+                files.entry(real).or_default().1.insert(program.to_owned());
             }
         }
     }
     let mut out = ToolHashes::default();
     let mut total = 0u64;
     let mut hashed = 0usize;
-    for (path, names) in files {
+    for (path, (exact, versioned)) in files {
         let size = std::fs::metadata(&path)
             .map(|m| m.len())
             .unwrap_or(u64::MAX);
-        if names.len() > MULTI_CALL_NAMES
+        if exact.len() > MULTI_CALL_NAMES
             || size > MAX_FILE_SIZE
             || hashed >= MAX_FILES
             || total.saturating_add(size) > MAX_TOTAL_BYTES
@@ -79,11 +102,25 @@ pub fn installed<'a>(names: impl IntoIterator<Item = &'a str>, dirs: &[&Path]) -
         hashed += 1;
         total += size;
         // The first name in order: every name of one file is in the same rules' lists.
-        if let Some(name) = names.into_iter().next() {
+        if let Some(name) = exact
+            .into_iter()
+            .next()
+            .or_else(|| versioned.into_iter().next())
+        {
             out.by_digest.entry(digest).or_insert(name);
         }
     }
     out
+}
+
+/// Entries read from one program directory at most while looking for versioned programs
+/// (a distribution's `/usr/bin` holds a few thousand).
+pub const MAX_DIR_ENTRIES: usize = 65_536;
+
+/// A program's name without a version suffix (`python3.11`: `python`), as the detector's lists
+/// name programs (`detect::technique::program_name`).
+fn without_version(file_name: &str) -> &str {
+    file_name.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.')
 }
 
 /// [`installed`] over [`PROGRAM_DIRS`].
@@ -151,5 +188,42 @@ mod tests {
             ])
         );
         assert_eq!(found.skipped, 1, "busybox, reached by five names");
+    }
+
+    #[test]
+    fn versioned_programs_are_known_by_their_list_name_unless_a_name_leads_to_them() {
+        let dir = std::env::temp_dir().join(format!("vigil-tool-versions-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("python3.11"), b"python bytes").unwrap();
+        symlink(dir.join("python3.11"), dir.join("python3")).unwrap();
+        std::fs::write(dir.join("perl5.36.0"), b"perl bytes").unwrap();
+        std::fs::write(dir.join("php8.2"), b"php bytes").unwrap();
+        // No list names ruby.
+        std::fs::write(dir.join("ruby3.1"), b"ruby bytes").unwrap();
+        std::fs::write(dir.join("bash"), b"bash bytes").unwrap();
+        // Not a version of a listed program.
+        std::fs::write(dir.join("perlbug"), b"perlbug bytes").unwrap();
+        let found = installed(
+            ["python", "python3", "perl", "php", "bash"],
+            &[dir.as_path()],
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+        let by_name: BTreeMap<&str, Digest> = found
+            .by_digest
+            .iter()
+            .map(|(d, n)| (n.as_str(), *d))
+            .collect();
+        assert_eq!(
+            by_name,
+            BTreeMap::from([
+                // `python3` leads to the file exactly: the rules' name wins over the list's.
+                ("python3", Digest::of(b"python bytes")),
+                ("perl", Digest::of(b"perl bytes")),
+                ("php", Digest::of(b"php bytes")),
+                ("bash", Digest::of(b"bash bytes")),
+            ])
+        );
+        assert_eq!(found.skipped, 0);
     }
 }

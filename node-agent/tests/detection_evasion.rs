@@ -99,7 +99,7 @@ fn run(cmd: &mut Command) -> u32 {
 /// builds it (`detect::host::build_detector`).
 fn detector(intel: ThreatIntel) -> Detector {
     let rules = RuleSet::builtin().expect("built-in rules");
-    let tools = tool_hashes::installed_on_host(rules.exe_names());
+    let tools = tool_hashes::installed_on_host(rules.program_names());
     support::detection::detector_with(intel, None, rules).with_tool_hashes(tools.by_digest)
 }
 

@@ -1539,6 +1539,78 @@ fn interactive_shells_started_by_interpreters_and_services() {
     assert!(detect(pid).is_empty(), "python piping commands into sh");
 }
 
+/// Shells and the programs that start them for people, renamed or dropped (issue 11, item 3:
+/// never trust a name): a copy of bash under another name is still a shell, by its bytes; a
+/// copy of a shell named `sshd` in `/tmp` is no ssh daemon.
+#[test]
+fn a_renamed_shell_and_a_dropped_terminal_are_judged_by_what_they_are() {
+    if !privileged("a_renamed_shell_and_a_dropped_terminal_are_judged_by_what_they_are") {
+        return;
+    }
+    let exit = b"exit\n";
+    let rules = node_agent::detect::RuleSet::builtin().expect("built-in rules");
+    let tools = node_agent::tool_hashes::installed_on_host(rules.program_names());
+    let mut d = detector().with_tool_hashes(tools.by_digest);
+    let mut detect_by_content = |pid: u32| {
+        let mut found = Vec::new();
+        for event in tree_events(pid) {
+            found.extend(d.process(&event, &NoLookup).into_iter().map(|o| o.finding));
+        }
+        found
+    };
+    let dir = Scratch::new("renamed-shell");
+    let copy = |name: &str, of: &str| {
+        let path = dir.0.join(name);
+        std::fs::copy(of, &path).expect("copy");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        path.display().to_string()
+    };
+    // `cp /bin/bash kworker; python3 -c 'import pty; pty.spawn(["kworker", "-i"])'`.
+    let kworker = copy("kworker", "/bin/bash");
+    let pid = run_with_input(
+        Command::new("/usr/bin/python3")
+            .args(["-c", &format!("import pty; pty.spawn([{kworker:?}, '-i'])")]),
+        exit,
+    );
+    let found = detect_by_content(pid);
+    let f = of(&found, "behaviour-shell-from-interpreter");
+    assert_eq!(f.len(), 1, "{:?}", kinds(&found));
+    assert_eq!(
+        f[0].process.as_ref().map(|p| p.executable_path.as_str()),
+        Some(kworker.as_str())
+    );
+    // A program that is no shell, under the same kind of name: nothing.
+    let other = copy("kworker2", "/bin/true");
+    let pid = run_with_input(
+        Command::new("/usr/bin/python3")
+            .args(["-c", &format!("import pty; pty.spawn([{other:?}, '-i'])")]),
+        exit,
+    );
+    let found = detect_by_content(pid);
+    assert!(
+        of(&found, "behaviour-shell-from-interpreter").is_empty(),
+        "{:?}",
+        kinds(&found)
+    );
+    // A copy of sh named sshd, dropped into /tmp, starting an interactive shell: no ssh
+    // daemon (the real one, by its name in a system directory, is: the table test).
+    let tmp = Path::new("/tmp").join(format!("vigil-dt-sshd-{}", nonce()));
+    std::fs::create_dir_all(&tmp).expect("tmp dir");
+    let sshd = tmp.join("sshd");
+    std::fs::copy("/bin/sh", &sshd).expect("copy");
+    std::fs::set_permissions(&sshd, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let pid = run_with_input(Command::new(&sshd).args(["-c", "sh -i; true"]), exit);
+    let found = detect(pid);
+    let _ = std::fs::remove_dir_all(&tmp);
+    let f = of(&found, "behaviour-shell-from-program");
+    assert_eq!(f.len(), 1, "{:?}", kinds(&found));
+    assert!(
+        f[0].context.additional["shellStartedBy"].contains("/tmp/vigil-dt-sshd-"),
+        "{:?}",
+        f[0].context.additional
+    );
+}
+
 #[test]
 fn ptrace_peekuser_of_a_child_that_asked_to_be_traced() {
     if !privileged("ptrace_peekuser_of_a_child_that_asked_to_be_traced") {
@@ -3398,7 +3470,7 @@ fn programs_hidden_or_dressed_up_as_others() {
     );
     // The copy of sh, by its bytes: a detector with the installed programs' hashes.
     let rules = node_agent::detect::RuleSet::builtin().expect("built-in rules");
-    let tools = node_agent::tool_hashes::installed_on_host(rules.exe_names());
+    let tools = node_agent::tool_hashes::installed_on_host(rules.program_names());
     let mut d = detector().with_tool_hashes(tools.by_digest);
     let pid = run(Command::new(&sshd).args(["-c", "true"]));
     let mut found = Vec::new();

@@ -459,6 +459,41 @@ pub struct Behaviour {
 }
 
 impl Behaviour {
+    /// The programs the lists of what runs name (shells, interpreters, downloaders, relays,
+    /// decoders, filters): the agent hashes them as installed, so that a renamed copy is still
+    /// the program (`technique::program_identity`).
+    pub fn program_names(&self) -> impl Iterator<Item = &str> {
+        [
+            &self.shells,
+            &self.interpreters,
+            &self.downloaders,
+            &self.pipe_filters,
+        ]
+        .into_iter()
+        .flatten()
+        .map(String::as_str)
+        .chain(self.network_relays.iter().map(|r| relay_program(r).0))
+        .chain(self.decoders.iter().map(|x| x.program.as_str()))
+    }
+
+    /// Whether a list of what runs names the program (see [`Self::program_names`]), by its name
+    /// without a version.
+    pub fn knows_program(&self, name: &str) -> bool {
+        self.program_names()
+            .any(|listed| super::technique::program_name(listed) == name)
+    }
+}
+
+/// A `networkRelays` entry: the program, and the subcommand that makes it a relay when the
+/// entry names one (`openssl s_client`: openssl is a relay only as a TLS client).
+pub(crate) fn relay_program(entry: &str) -> (&str, Option<&str>) {
+    match entry.split_once(' ') {
+        Some((program, subcommand)) => (program, Some(subcommand.trim())),
+        None => (entry, None),
+    }
+}
+
+impl Behaviour {
     /// Adds one file's section; an entry that cannot be used is refused with its field.
     pub(crate) fn merge(&mut self, file: &str, spec: BehaviourSpec) -> Result<(), RuleError> {
         let invalid = |field: String, message: &str| RuleError::Invalid {

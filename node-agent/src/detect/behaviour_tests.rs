@@ -2764,6 +2764,54 @@ fn at_and_batch_queueing_a_job_and_not_listing_or_removing() {
 }
 
 #[test]
+fn a_renamed_copy_of_a_shell_is_still_a_shell() {
+    // `cp /bin/bash /tmp/.x/kworker; python3 -c 'import pty; pty.spawn(["/tmp/.x/kworker", "-i"])'`:
+    // the copy's bytes are the installed bash's (the detector's tool hashes).
+    let bash = crate::exe_hash::Digest::of(b"the bytes of bash");
+    let run = |digest: Option<crate::exe_hash::Digest>| {
+        let mut d = detector().with_tool_hashes([(bash, "bash".to_owned())].into());
+        let mut e = exec_by(
+            500,
+            "/tmp/.x/kworker",
+            &["/tmp/.x/kworker", "-i"],
+            &[(450, "/usr/bin/python3.11"), (200, "/usr/bin/bash")],
+        );
+        if let Event::Exec(e) = &mut e {
+            e.sha256 = digest;
+        }
+        d.process(&e, &NoLookup)
+            .into_iter()
+            .filter_map(|o| o.finding.context.additional.get("ruleId").cloned())
+            .collect::<Vec<_>>()
+    };
+    let found = run(Some(bash));
+    assert!(
+        found
+            .iter()
+            .any(|r| r == "behaviour-shell-from-interpreter"),
+        "{found:?}"
+    );
+    // The copy is also dressed up as another program.
+    assert!(
+        found.iter().any(|r| r == "behaviour-masquerading"),
+        "{found:?}"
+    );
+    // Other bytes: a program of its own, not a shell.
+    let found = run(Some(crate::exe_hash::Digest::of(b"something else")));
+    assert!(
+        !found
+            .iter()
+            .any(|r| r == "behaviour-shell-from-interpreter"),
+        "{found:?}"
+    );
+    assert!(
+        run(None)
+            .iter()
+            .all(|r| r != "behaviour-shell-from-interpreter")
+    );
+}
+
+#[test]
 fn interactive_shells_are_judged_by_who_wanted_them() {
     let shell = |argv: &[&str], lineage: &[(u32, &str)]| {
         run_all(&[exec_by(500, "/usr/bin/dash", argv, lineage)])
@@ -2840,6 +2888,18 @@ fn interactive_shells_are_judged_by_who_wanted_them() {
         &[(469, "/usr/bin/containerd-shim-runc-v2")][..],
     ] {
         assert!(shell(&["-bash"], lineage).is_empty(), "{lineage:?}");
+    }
+    // The same names dropped where nothing is installed: no terminal, whatever they are called.
+    for lineage in [
+        &[(470, "/tmp/.x/sshd")][..],
+        &[(471, "/dev/shm/tmux")][..],
+        &[(472, "/usr/bin/bash"), (473, "/var/tmp/kitty")][..],
+    ] {
+        assert_eq!(
+            shell(&["-bash"], lineage),
+            created("behaviour-shell-from-program"),
+            "{lineage:?}"
+        );
     }
     // `... | sh` and `sh < script`: commands from a pipe or a file, not from a person.
     for stdin in ["pipe", "file"] {

@@ -197,10 +197,12 @@ pub fn build_detector(
         disabled_types: options.disabled_types.clone(),
         ..DetectorConfig::default()
     };
-    let tools = crate::tool_hashes::installed_on_host(rules.exe_names());
+    let hashing = std::time::Instant::now();
+    let tools = crate::tool_hashes::installed_on_host(rules.program_names());
     tracing::debug!(
         programs = tools.by_digest.len(),
         skipped = tools.skipped,
+        took_ms = hashing.elapsed().as_millis() as u64,
         "installed tools hashed"
     );
     let detector = Detector::new(

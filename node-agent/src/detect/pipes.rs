@@ -20,13 +20,13 @@ use vigil_detection::FindingType;
 
 use super::{
     Candidate, Detector, ProcessLookup,
-    behaviour::Behaviour,
+    behaviour::{Behaviour, relay_program},
     bounded::FifoMap,
     path_basename,
     redact::redacted_command_line,
     technique::{
-        ProgramInput, Raises, draft, listed, program_input, program_name, runs_inline_program,
-        technique,
+        ProgramInput, Raises, draft, listed, program_identity, program_input, program_name,
+        runs_inline_program, technique,
     },
 };
 use crate::event::{ExecInfo, NetInfo, ProcessRef, normalize, resolve_exe};
@@ -249,8 +249,8 @@ pub(crate) fn check_exec(
     lookup: &dyn ProcessLookup,
 ) -> Vec<Candidate> {
     let b = d.rules.behaviour();
-    let name = program(d, b, e);
-    let role = role(b, e, &name);
+    let name = program_identity(d, e);
+    let role = role(b, e, name);
     let mut found = Vec::new();
     // A file a downloader wrote, now run: the kernel recorded who wrote the executable, and the
     // pipeline who wrote a `#!` script.
@@ -304,7 +304,7 @@ pub(crate) fn check_exec(
         // The pid runs something else now (or was reused): what it writes is not a download.
         table.downloaders.remove(&e.process.pid);
     }
-    if role.is_none() && runs_inline_program(b, &name, &e.argv) {
+    if role.is_none() && runs_inline_program(b, name, &e.argv) {
         table.inline.insert(
             e.process.pid,
             Inline {
@@ -327,7 +327,7 @@ pub(crate) fn check_exec(
     // the last command of `sh -c`): what it captured before is judged now, and forgotten.
     for holder in [e.process.ppid, e.process.pid] {
         if let Some(c) = table.captured.remove(&holder) {
-            found.extend(substituted(d, table, e, &name, c, lookup));
+            found.extend(substituted(d, table, e, name, c, lookup));
         }
     }
     if let (Some(out), Some(Role::Download | Role::Decode)) = (e.stdout_pipe, role) {
@@ -376,7 +376,7 @@ pub(crate) fn check_exec(
         }
         touched.extend(table.downstream_of(out));
     }
-    if let Some((ino, via)) = program_pipe(b, e, &name) {
+    if let Some((ino, via)) = program_pipe(b, e, name) {
         let p = table.entry(ino);
         if p.readers.len() < MAX_PER_PIPE {
             p.readers.push(Reader {
@@ -496,46 +496,6 @@ fn role(b: &Behaviour, e: &ExecInfo, name: &str) -> Option<Role> {
         Some(Role::Filter)
     } else {
         None
-    }
-}
-
-/// The program an exec runs, by its executable's name (version dropped); busybox runs as the
-/// applet argv[0] names (`wget`, `sh`). A name no pipe list knows is replaced by the installed
-/// program whose bytes the executable has (the detector's tool hashes), when that one is known:
-/// a renamed or copied `curl` (`cp /usr/bin/curl /tmp/x; /tmp/x URL | sh`) is still curl.
-fn program(d: &Detector, b: &Behaviour, e: &ExecInfo) -> String {
-    let by_name = super::technique::program_run(e);
-    // Every exec passes here: the hash lookup first (most executables are no installed tool,
-    // and an installed tool run by its own name needs nothing more), the lists only then.
-    match e
-        .sha256
-        .as_ref()
-        .and_then(|digest| d.tool_hashes.get(digest))
-        .map(|tool| program_name(tool))
-    {
-        Some(tool) if tool != by_name && !known(b, by_name) && known(b, tool) => tool.to_owned(),
-        _ => by_name.to_owned(),
-    }
-}
-
-/// Whether a pipe list names the program: downloaders, relays, decoders, filters, shells,
-/// interpreters.
-fn known(b: &Behaviour, name: &str) -> bool {
-    [&b.downloaders, &b.pipe_filters, &b.shells, &b.interpreters]
-        .iter()
-        .any(|list| listed(list, name))
-        || b.network_relays
-            .iter()
-            .any(|r| program_name(relay_program(r).0) == name)
-        || b.decoders.iter().any(|x| program_name(&x.program) == name)
-}
-
-/// A `networkRelays` entry: the program, and the subcommand that makes it a relay when the
-/// entry names one (`openssl s_client`: openssl is a relay only as a TLS client).
-fn relay_program(entry: &str) -> (&str, Option<&str>) {
-    match entry.split_once(' ') {
-        Some((program, subcommand)) => (program, Some(subcommand.trim())),
-        None => (entry, None),
     }
 }
 

@@ -355,6 +355,12 @@ impl RuleSet {
         self.by_exe.keys().map(String::as_str)
     }
 
+    /// Every program the rules and the behaviour lists know by name: what the agent hashes as
+    /// installed at start (`crate::tool_hashes`), so that a renamed copy is still the program.
+    pub fn program_names(&self) -> impl Iterator<Item = &str> {
+        self.exe_names().chain(self.behaviour.program_names())
+    }
+
     /// The knowledge of the behavioural types (`behaviour:` sections, merged).
     pub fn behaviour(&self) -> &super::behaviour::Behaviour {
         &self.behaviour

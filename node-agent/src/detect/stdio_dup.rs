@@ -24,7 +24,7 @@ use super::{
     Candidate, Detector, ProcessLookup,
     bounded::FifoMap,
     redact::redacted_command_line,
-    technique::{Raises, draft, listed, program_run, technique},
+    technique::{Raises, draft, listed, program_identity, technique},
 };
 use crate::event::{ActivityInfo, ExecInfo};
 
@@ -97,7 +97,7 @@ pub(crate) fn check_exec(
     lookup: &dyn ProcessLookup,
 ) -> Option<Candidate> {
     let b = d.rules.behaviour();
-    let name = program_run(e);
+    let name = program_identity(d, e);
     if !listed(&b.shells, name) {
         return None;
     }

@@ -105,6 +105,31 @@ pub(super) fn program_run(e: &ExecInfo) -> &str {
     }
 }
 
+/// The program an exec runs, as [`program_run`] names it, unless no behaviour list knows that
+/// name and the executable has the bytes of an installed program one does know (the
+/// detector's tool hashes): a renamed or copied `curl`, `bash` or `python3.11`
+/// (`cp /bin/bash /tmp/kworker`) is still that program to every check that asks what runs.
+pub(super) fn program_identity<'a>(d: &'a Detector, e: &'a ExecInfo) -> &'a str {
+    let by_name = program_run(e);
+    // Every exec passes here: the hash lookup first (most executables are no installed tool,
+    // and an installed tool run by its own name needs nothing more), the lists only then.
+    match e
+        .sha256
+        .as_ref()
+        .and_then(|digest| d.tool_hashes.get(digest))
+        .map(|tool| program_name(tool))
+    {
+        Some(tool)
+            if tool != by_name
+                && !d.rules.behaviour().knows_program(by_name)
+                && d.rules.behaviour().knows_program(tool) =>
+        {
+            tool
+        }
+        _ => by_name,
+    }
+}
+
 /// Whether a program name (see [`program_name`]) is on a list of names.
 pub(super) fn listed(list: &[String], name: &str) -> bool {
     list.iter().any(|n| program_name(n) == name)
@@ -1117,7 +1142,7 @@ fn interactive_shell(
     previous: Option<&Path>,
     lookup: &dyn ProcessLookup,
 ) -> Option<Candidate> {
-    let name = program_run(e);
+    let name = program_identity(d, e);
     if !listed(&b.shells, name) || e.argv_truncated {
         return None;
     }
@@ -1158,7 +1183,12 @@ fn interactive_shell(
         );
     }
     let by_interpreter = listed(&b.interpreters, parent_name);
-    if !by_interpreter && listed(&b.shell_parents, parent_name) {
+    // A program that starts shells for people, by name, where programs are installed: a copy
+    // named `sshd` or `tmux` in `/tmp` or `/dev/shm` is no terminal.
+    if !by_interpreter
+        && listed(&b.shell_parents, parent_name)
+        && parent_exe.to_str().is_none_or(|p| placed(b, p).is_none())
+    {
         return None;
     }
     let parent_exe = parent_exe.display().to_string();
