@@ -1579,6 +1579,22 @@ fn a_renamed_shell_and_a_dropped_terminal_are_judged_by_what_they_are() {
         f[0].process.as_ref().map(|p| p.executable_path.as_str()),
         Some(kworker.as_str())
     );
+    // A copy of python under another name spawning sh on a terminal: an interpreter started
+    // the shell, known by the bytes of the copy's exec.
+    let python = std::fs::canonicalize("/usr/bin/python3").expect("python3");
+    let updater = copy("updater", python.to_str().expect("path"));
+    let pid = run_with_input(
+        Command::new(&updater).args(["-c", "import pty; pty.spawn('/bin/sh')"]),
+        exit,
+    );
+    let found = detect_by_content(pid);
+    let f = of(&found, "behaviour-shell-from-interpreter");
+    assert_eq!(f.len(), 1, "{:?}", kinds(&found));
+    assert!(
+        f[0].context.additional["shellStartedBy"].contains(&updater),
+        "{:?}",
+        f[0].context.additional
+    );
     // A program that is no shell, under the same kind of name: nothing.
     let other = copy("kworker2", "/bin/true");
     let pid = run_with_input(

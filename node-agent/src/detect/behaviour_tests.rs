@@ -2809,6 +2809,37 @@ fn a_renamed_copy_of_a_shell_is_still_a_shell() {
             .iter()
             .all(|r| r != "behaviour-shell-from-interpreter")
     );
+    // A renamed copy of python starting a shell: the ancestor is known by the bytes its exec
+    // had (the detector remembers that exec), so an interpreter started it.
+    let python = crate::exe_hash::Digest::of(b"the bytes of python");
+    let started_by = |digest: Option<crate::exe_hash::Digest>| {
+        let mut d = detector().with_tool_hashes([(python, "python3".to_owned())].into());
+        let lineage = [(200, "/usr/bin/bash"), (100, "/usr/sbin/sshd")];
+        let mut updater = exec_by(450, "/tmp/.x/updater", &["updater", "-c", "..."], &lineage);
+        if let Event::Exec(e) = &mut updater {
+            e.sha256 = digest;
+        }
+        let shell = exec_by(
+            500,
+            "/usr/bin/dash",
+            &["/bin/sh", "-i"],
+            &[(450, "/tmp/.x/updater"), (200, "/usr/bin/bash")],
+        );
+        [updater, shell]
+            .iter()
+            .flat_map(|e| d.process(e, &NoLookup))
+            .filter(|o| o.finding.finding_type == "Execution:Runtime/SuspiciousShellCreated")
+            .filter_map(|o| o.finding.context.additional.get("ruleId").cloned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        started_by(Some(python)),
+        ["behaviour-shell-from-interpreter"]
+    );
+    assert_eq!(
+        started_by(Some(crate::exe_hash::Digest::of(b"other bytes"))),
+        ["behaviour-shell-from-program"]
+    );
 }
 
 #[test]

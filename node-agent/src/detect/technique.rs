@@ -130,6 +130,23 @@ pub(super) fn program_identity<'a>(d: &'a Detector, e: &'a ExecInfo) -> &'a str 
     }
 }
 
+/// An ancestor's program as [`program_identity`] names an exec's: by its executable's name,
+/// or, when no list knows that name, by the bytes its exec had (the detector's memory of it,
+/// the same process by its uuid) when those are an installed program's a list knows.
+fn ancestor_identity<'a>(d: &'a Detector, pid: u32, uuid: Option<&str>, exe: &'a Path) -> &'a str {
+    let by_name = program_name(path_basename(exe));
+    let b = d.rules.behaviour();
+    if b.knows_program(by_name) {
+        return by_name;
+    }
+    uuid.and_then(|uuid| d.procs.get(&pid).filter(|r| r.uuid == uuid))
+        .and_then(|r| r.sha256.as_ref())
+        .and_then(|digest| d.tool_hashes.get(digest))
+        .map(|tool| program_name(tool))
+        .filter(|tool| b.knows_program(tool))
+        .unwrap_or(by_name)
+}
+
 /// Whether a program name (see [`program_name`]) is on a list of names.
 pub(super) fn listed(list: &[String], name: &str) -> bool {
     list.iter().any(|n| program_name(n) == name)
@@ -1157,14 +1174,18 @@ fn interactive_shell(
     // this process ran before the exec (`perl -e 'exec "/bin/sh"'` replaces perl with the
     // shell in the same process, whose parent is perl's), then its ancestors.
     let mut starter = None;
-    let before = previous.map(|exe| (e.process.pid, Some(exe)));
-    let ancestors = e.lineage.iter().take(8).map(|a| (a.pid, a.exe.as_deref()));
-    for (pid, exe) in before.into_iter().chain(ancestors) {
+    let before = previous.map(|exe| (e.process.pid, Some(exe), None));
+    let ancestors = e
+        .lineage
+        .iter()
+        .take(8)
+        .map(|a| (a.pid, a.exe.as_deref(), Some(a.uuid.as_str())));
+    for (pid, exe, uuid) in before.into_iter().chain(ancestors) {
         let Some(exe) = exe else {
             // Unknown: nothing to judge by (never by its comm).
             return None;
         };
-        let n = program_name(path_basename(exe));
+        let n = ancestor_identity(d, pid, uuid, exe);
         if listed(&b.shells, n) || listed(&b.shell_wrappers, n) {
             continue;
         }
