@@ -302,6 +302,12 @@ const DEFAULTS: &[(&str, MatchKind, Category)] = &[
     // (`initrd.img-VERSION.new`) are under it too.
     entry("/boot/initrd.img-", Prefix, Persist),
     entry("/boot/initramfs-", Prefix, Persist),
+    // The kernel image (`vmlinuz-VERSION`, Arch's `vmlinuz-linux`), and the EFI system
+    // partition's unified kernel images and boot loaders, wherever it is mounted.
+    entry("/boot/vmlinuz", Prefix, Persist),
+    entry("/boot/efi/EFI/", Prefix, Persist),
+    entry("/efi/EFI/", Prefix, Persist),
+    entry("/boot/EFI/", Prefix, Persist),
     // Network hook scripts (kind `network`).
     entry("/etc/NetworkManager/dispatcher.d/", Prefix, Persist),
     entry("/usr/lib/NetworkManager/dispatcher.d/", Prefix, Persist),

@@ -5482,7 +5482,8 @@ fn git_hooks_and_git_command_settings_written_as_persistence() {
 
 /// PANIX's `setup_initramfs`: a repacked initramfs image copied over the image in `/boot`
 /// (here a copy of `true` as `/boot/initrd.img-NONCE`, and one moved into place as
-/// `/boot/initramfs-NONCE.img`), by a script. Reading an image raises nothing. The builders'
+/// `/boot/initramfs-NONCE.img`), by a script; the same for the kernel (`/boot/vmlinuz-NONCE`)
+/// and a unified kernel image on the EFI system partition. Reading an image raises nothing. The builders'
 /// side (update-initramfs, dracut) is the table test's: neither is installed on this machine.
 #[test]
 fn an_initramfs_image_replaced_in_boot() {
@@ -5503,15 +5504,23 @@ fn an_initramfs_image_replaced_in_boot() {
     let scratch = Scratch::new("initramfs");
     let image = clean.file(format!("/boot/initrd.img-{n}"));
     let other = clean.file(format!("/boot/initramfs-{n}.img"));
+    let kernel = clean.file(format!("/boot/vmlinuz-{n}"));
+    // A unified kernel image on the EFI system partition (made here when the machine has
+    // none; removed after, with the directories the test made).
+    clean.dirs(Path::new("/boot/efi/EFI/Linux"));
+    let uki = clean.file(format!("/boot/efi/EFI/Linux/vigil-{n}.efi"));
     let staged = scratch.path("repacked.img");
     let pid = sh_file(
         &scratch,
         "repack.sh",
-        &format!("cp /bin/true {image}\ncp /bin/true {staged}\nmv {staged} {other}\n"),
+        &format!(
+            "cp /bin/true {image}\ncp /bin/true {staged}\nmv {staged} {other}\n\
+             cp /bin/true {kernel}\ncp /bin/true {uki}\n"
+        ),
     );
     let found = detect(pid);
     let f = of(&found, "behaviour-persistence-boot");
-    for path in [&image, &other] {
+    for path in [&image, &other, &kernel, &uki] {
         assert!(
             f.iter()
                 .any(|f| f.context.file_path.as_deref() == Some(path.as_str())
@@ -5520,7 +5529,7 @@ fn an_initramfs_image_replaced_in_boot() {
             kinds(&found)
         );
     }
-    let pid = sh(&format!("cat {image} {other} > /dev/null"));
+    let pid = sh(&format!("cat {image} {other} {kernel} {uki} > /dev/null"));
     let found = detect(pid);
     assert!(found.is_empty(), "reading the images: {:?}", kinds(&found));
 }

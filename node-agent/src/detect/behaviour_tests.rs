@@ -4694,6 +4694,14 @@ fn an_initramfs_image_replaced_by_anything_but_its_builders_is_persistence() {
         "/boot/initrd.img-6.1.0-28-amd64",
         "/boot/initramfs-6.11.4-301.fc41.x86_64.img",
         "/boot/initramfs-linux.img",
+        // The kernel, a unified kernel image and boot loaders on the EFI system partition.
+        "/boot/vmlinuz-6.1.0-28-amd64",
+        "/boot/vmlinuz-linux",
+        "/boot/efi/EFI/Linux/debian-6.1.0-28-amd64.efi",
+        "/efi/EFI/Linux/arch-linux.efi",
+        "/boot/efi/EFI/debian/grubx64.efi",
+        "/boot/efi/EFI/BOOT/BOOTX64.EFI",
+        "/boot/EFI/systemd/systemd-bootx64.efi",
     ] {
         assert_eq!(
             persistence_kinds(&[sh.clone(), write_by(320, "sh", path)]),
@@ -4711,8 +4719,10 @@ fn an_initramfs_image_replaced_by_anything_but_its_builders_is_persistence() {
     // Beside the images: nothing of this check.
     for path in [
         "/boot/initrd.img",
-        "/boot/vmlinuz-6.1.0-28-amd64",
+        "/boot/config-6.1.0-28-amd64",
+        "/boot/System.map-6.1.0-28-amd64",
         "/boot/initramfs-",
+        "/boot/efi/startup.nsh",
     ] {
         assert!(
             persistence_kinds(&[sh.clone(), write_by(320, "sh", path)]).is_empty(),
@@ -4795,6 +4805,40 @@ fn an_initramfs_image_replaced_by_anything_but_its_builders_is_persistence() {
         write_by(411, "cp", "/boot/initramfs-6.11.4-301.fc41.x86_64.img"),
     ]);
     assert!(found.is_empty(), "dracut: {found:?}");
+    // The boot loaders' and kernel images' installers: grub-install copying its loader onto the
+    // EFI system partition, kernel-install's plugin writing a unified kernel image.
+    let grub_install = exec_by(
+        412,
+        "/usr/sbin/grub-install",
+        &["grub-install", "--target=x86_64-efi"],
+        &[(200, "/usr/bin/bash")],
+    );
+    let kernel_install = script(
+        413,
+        "/usr/bin/bash",
+        "/usr/bin/kernel-install",
+        &["add", "6.1.0-28-amd64", "/boot/vmlinuz-6.1.0-28-amd64"],
+        &[(200, "/usr/bin/bash")],
+    );
+    let plugin = script(
+        414,
+        "/usr/bin/bash",
+        "/usr/lib/kernel/install.d/60-ukify.install",
+        &["add"],
+        &[(413, "/usr/bin/bash"), (200, "/usr/bin/bash")],
+    );
+    let found = run_all(&[
+        grub_install,
+        write_by(412, "grub-install", "/boot/efi/EFI/debian/grubx64.efi"),
+        kernel_install,
+        plugin,
+        write_by(
+            414,
+            "60-ukify.instal",
+            "/boot/efi/EFI/Linux/debian-6.1.0-28-amd64.efi",
+        ),
+    ]);
+    assert!(found.is_empty(), "grub-install, kernel-install: {found:?}");
     let dpkg = exec_by(
         300,
         "/usr/bin/dpkg",
