@@ -532,12 +532,61 @@ pub struct FileInfo {
     /// kernel holds, never what a command line says).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub root_accounts: Option<Vec<String>>,
+    /// For a file written, renamed or linked into a system program directory
+    /// (`detect::technique::system_program_dir`): what is there once the writer has closed it
+    /// (read in user space, the kernel records no content).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub program_written: Option<WrittenProgram>,
     /// A path was longer than the kernel keeps.
     pub truncated: bool,
     /// `openScript` (a shell's read-only open of a file another process wrote): who wrote it
     /// since the agent started, from the written-files map.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub written_by: Option<Writer>,
+}
+
+/// A program as it is after a write into a system program directory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WrittenProgram {
+    /// `st_mode` (the setuid and setgid bits matter).
+    pub mode: u32,
+    /// What its first bytes say it is.
+    pub content: ProgramContent,
+}
+
+/// What a file's first bytes say it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ProgramContent {
+    /// `#!`: a script (a wrapper that logs what it is given and runs the real program).
+    Script,
+    /// `\x7fELF`.
+    Elf,
+    /// Anything else, or empty.
+    Other,
+}
+
+impl ProgramContent {
+    /// From a file's first bytes.
+    pub fn of(head: &[u8]) -> Self {
+        if head.starts_with(b"#!") {
+            Self::Script
+        } else if head.starts_with(b"\x7fELF") {
+            Self::Elf
+        } else {
+            Self::Other
+        }
+    }
+
+    /// As the finding's context says it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Script => "script",
+            Self::Elf => "elf",
+            Self::Other => "other",
+        }
+    }
 }
 
 /// Kernel-level activity.
@@ -1166,6 +1215,7 @@ pub fn file_info(ev: &node_agent_common::FileEvent, clock: &Clock) -> FileInfo {
         sysctl_value: None,
         git_config: None,
         root_accounts: None,
+        program_written: None,
         written_by: None,
         truncated: ev.match_flags & (file_flags::PATH_TRUNCATED | file_flags::PATH2_TRUNCATED) != 0,
     }
@@ -1228,6 +1278,7 @@ pub fn dirent_info(
         sysctl_value: None,
         git_config: None,
         root_accounts: None,
+        program_written: None,
         written_by: None,
         truncated: false,
     }

@@ -218,6 +218,7 @@ mod tests {
             sysctl_value: None,
             git_config: None,
             root_accounts: None,
+            program_written: None,
             written_by: None,
             truncated: false,
         }

@@ -294,6 +294,7 @@ impl Pipeline {
         let process = self.process_of(change.pid);
         let mut info = dirent_info(change, process, &self.clock);
         info.root_accounts = root_accounts_written(&info);
+        info.program_written = program_written(&info);
         self.stats.dirent += 1;
         if let Some(pairs) = &mut self.pairs
             && !pairs.admit(&info, Source::Dirents)
@@ -574,6 +575,7 @@ impl Pipeline {
                 }
                 info.git_config = git_config_written(&info);
                 info.root_accounts = root_accounts_written(&info);
+                info.program_written = program_written(&info);
                 if ev.match_flags & node_agent_common::file_flags::WRITTEN_BY_OTHER != 0 {
                     let key = node_agent_common::FileKey {
                         dev: ev.dev,
@@ -1036,6 +1038,44 @@ fn root_accounts_written(info: &crate::event::FileInfo) -> Option<Vec<String>> {
     Some(crate::detect::host::root_accounts(&text))
 }
 
+/// A program written, renamed or linked into a system program directory
+/// ([`crate::detect::system_program_dir`]): its mode and whether it is a script, read
+/// once the writer has closed it (as a kernel setting is) where the process sees it
+/// (`/proc/<pid>/root`), else on the host when the process is gone. Those directories change
+/// when packages are installed: the read is one `stat` and four bytes, and the wait ends at the
+/// writer's close.
+fn program_written(info: &crate::event::FileInfo) -> Option<crate::event::WrittenProgram> {
+    use std::{io::Read, os::unix::fs::MetadataExt};
+    if info.ret < 0 {
+        return None;
+    }
+    let path = match info.operation {
+        "openWrite" => info.resolved_path.as_deref()?,
+        "rename" | "link" => info.resolved_path2.as_deref()?,
+        _ => return None,
+    };
+    crate::detect::system_program_dir(path.to_str()?)?;
+    let pid = info.process.pid;
+    if info.operation == "openWrite" {
+        wait_for_close(pid, info.ret, path);
+    }
+    let inside = PathBuf::from(format!("/proc/{pid}/root")).join(path.strip_prefix("/").ok()?);
+    let mut file = fs::File::open(&inside).or_else(|_| fs::File::open(path)).ok()?;
+    let mode = file.metadata().ok()?.mode();
+    let mut head = [0u8; 4];
+    let mut read = 0;
+    while read < head.len() {
+        match file.read(&mut head[read..]) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => read += n,
+        }
+    }
+    Some(crate::event::WrittenProgram {
+        mode,
+        content: crate::event::ProgramContent::of(&head[..read]),
+    })
+}
+
 /// How much of a git configuration file the pipeline reads.
 const GIT_CONFIG_MAX_BYTES: u64 = 64 * 1024;
 
@@ -1134,6 +1174,7 @@ mod tests {
             sysctl_value: None,
             git_config: None,
             root_accounts: None,
+            program_written: None,
             written_by: None,
             truncated: false,
         };

@@ -179,6 +179,10 @@ const DEFAULTS: &[(&str, MatchKind, Category)] = &[
     entry("/usr/sbin/", Prefix, Evasion),
     entry("/bin/", Prefix, Evasion),
     entry("/sbin/", Prefix, Evasion),
+    // Programs other programs run for them: sshd's per-session and helper programs (Debian's
+    // /usr/lib/openssh, Red Hat's /usr/libexec/openssh), polkit's and PackageKit's helpers.
+    entry("/usr/libexec/", Prefix, Evasion),
+    entry("/usr/lib/openssh/", Prefix, Evasion),
     entry("/usr/bin/runc", Exact, Escalation),
     entry("/usr/sbin/runc", Exact, Escalation),
     entry("/usr/local/bin/runc", Exact, Escalation),

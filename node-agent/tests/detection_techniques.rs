@@ -1146,9 +1146,13 @@ fn an_audit_library_from_shared_memory_by_variable_and_loader_option() {
     }
 }
 
-/// A program in a system binary directory overwritten by `cp` or replaced by `mv`, by no
-/// package manager; dpkg installing and upgrading its own program there, and `install` into
-/// `/usr/local/bin`, raise nothing at Medium or above.
+/// A program in a system binary directory overwritten by `cp` or replaced by `mv`, a new one
+/// copied, hard-linked or moved there (setuid: High), one dropped into `/usr/libexec`, and a
+/// package's own program overwritten with a wrapper script by a shell's redirection, by no
+/// package manager; dpkg installing and upgrading its own program there, `update-alternatives
+/// --install` linking a new alternative into `/usr/bin`, and `install` into `/usr/local/bin`
+/// raise nothing at Medium or above. Only fresh names are written: no real system program is
+/// touched.
 #[test]
 fn a_system_program_replaced_outside_the_package_manager() {
     if !privileged("a_system_program_replaced_outside_the_package_manager") {
@@ -1177,6 +1181,84 @@ fn a_system_program_replaced_outside_the_package_manager() {
         assert_eq!(f.len(), 1, "{what}: {:?}", kinds(&found));
         assert_eq!(f[0].finding_type, "Persistence:Runtime/SuspiciousCommand");
         assert_eq!(f[0].severity_label, SeverityLabel::Medium);
+    }
+    // New programs there: copied, hard-linked (from the same file system: a link cannot cross
+    // one), moved with the setuid bit (High: the mode read back after the rename).
+    let new_bin = clean.file(format!("/usr/bin/vigil-new-{n}"));
+    let linked = clean.file(format!("/usr/bin/vigil-ln-{n}"));
+    let suid = clean.file(format!("/usr/sbin/vigil-suid-{n}"));
+    let same_fs = |p: &Path| {
+        use std::os::unix::fs::MetadataExt;
+        let dev = |p: &Path| std::fs::metadata(p).map(|m| m.dev()).ok();
+        dev(p).is_some() && dev(p) == dev(Path::new("/usr/bin"))
+    };
+    let link_source = if same_fs(&scratch.0) {
+        scratch.path("to-link")
+    } else {
+        clean.file(format!("/usr/lib/vigil-ln-src-{n}"))
+    };
+    std::fs::copy("/bin/true", &link_source).expect("the file to link");
+    let suid_source = scratch.path("suid");
+    std::fs::copy("/bin/true", &suid_source).expect("the setuid file");
+    std::fs::set_permissions(&suid_source, std::fs::Permissions::from_mode(0o4755))
+        .expect("chmod 4755");
+    let cp_exe = std::fs::canonicalize("/bin/cp").expect("cp");
+    for (what, script, file, label, privileged, writer) in [
+        (
+            "cp to a new name in /usr/bin",
+            format!("cp /bin/true {new_bin}"),
+            &new_bin,
+            SeverityLabel::Medium,
+            None,
+            Some(cp_exe.display().to_string()),
+        ),
+        (
+            "ln into /usr/bin",
+            format!("ln {link_source} {linked}"),
+            &linked,
+            SeverityLabel::Medium,
+            None,
+            None,
+        ),
+        (
+            "mv of a setuid program into /usr/sbin",
+            format!("mv {suid_source} {suid}"),
+            &suid,
+            SeverityLabel::High,
+            Some("setuid"),
+            None,
+        ),
+    ] {
+        let found = detect(sh(&script));
+        let f = of(&found, "behaviour-system-binary-replaced");
+        assert_eq!(f.len(), 1, "{what}: {:?}", kinds(&found));
+        assert_eq!(f[0].finding_type, "Persistence:Runtime/SuspiciousCommand");
+        assert_eq!(f[0].severity_label, label, "{what}");
+        assert_eq!(f[0].context.file_path.as_deref(), Some(file.as_str()));
+        let add = &f[0].context.additional;
+        assert_eq!(
+            add.get("privilegedProgram").map(String::as_str),
+            privileged,
+            "{what}"
+        );
+        assert_eq!(
+            add.get("programContent").map(String::as_str),
+            Some("elf"),
+            "{what}"
+        );
+        if let Some(writer) = writer {
+            assert_eq!(add.get("writerExecutable"), Some(&writer), "{what}");
+        }
+    }
+    // A program dropped into /usr/libexec (where sshd's and polkit's helpers are).
+    if Path::new("/usr/libexec").is_dir() {
+        let helper = clean.file(format!("/usr/libexec/vigil-{n}"));
+        let found = detect(sh(&format!("cp /bin/true {helper}")));
+        let f = of(&found, "behaviour-system-binary-replaced");
+        assert_eq!(f.len(), 1, "/usr/libexec: {:?}", kinds(&found));
+        assert_eq!(f[0].severity_label, SeverityLabel::Medium);
+    } else {
+        eprintln!("NOT TESTED a program dropped into /usr/libexec: no /usr/libexec");
     }
     // make install into /usr/local/bin: not a system directory.
     let local = clean.file(format!("/usr/local/bin/vigil-{n}"));
@@ -1226,6 +1308,56 @@ fn a_system_program_replaced_outside_the_package_manager() {
         assert!(loud.is_empty(), "dpkg -i {version}: {loud:?}");
     }
     assert!(Path::new(&program).exists());
+    // The package's program overwritten by a shell's redirection with a wrapper that would log
+    // its arguments and run the real one (Elastic's sudo hijacking, on a program of the test's
+    // own package): Medium, the content a script, the writer the shell.
+    let wrapper = scratch.path("wrapper");
+    std::fs::write(
+        &wrapper,
+        "#!/bin/sh\necho \"$@\" >> /dev/null\nexec /bin/true \"$@\"\n",
+    )
+    .expect("the wrapper");
+    let found = detect(sh(&format!("cat {wrapper} > {program}")));
+    let f = of(&found, "behaviour-system-binary-replaced");
+    assert_eq!(f.len(), 1, "cat > a package's program: {:?}", kinds(&found));
+    assert_eq!(f[0].severity_label, SeverityLabel::Medium);
+    let add = &f[0].context.additional;
+    assert_eq!(
+        add.get("programContent").map(String::as_str),
+        Some("script")
+    );
+    let shell = std::fs::canonicalize("/bin/sh").expect("/bin/sh");
+    assert_eq!(
+        add.get("writerExecutable"),
+        Some(&shell.display().to_string())
+    );
+    // update-alternatives linking a new alternative into /usr/bin (its link, through a
+    // temporary name renamed into place, to /etc/alternatives).
+    if !Path::new("/usr/bin/update-alternatives").exists() {
+        eprintln!("NOT TESTED update-alternatives: no /usr/bin/update-alternatives");
+        return;
+    }
+    let alt = format!("vigil-alt-{n}");
+    let alt_link = clean.file(format!("/usr/bin/{alt}"));
+    clean.file(format!("/etc/alternatives/{alt}"));
+    let _alt = UndoOnDrop::new("update-alternatives", &["--remove-all", &alt]);
+    let found = detect(run(Command::new("update-alternatives").args([
+        "--install",
+        &alt_link,
+        &alt,
+        "/bin/true",
+        "10",
+    ])));
+    assert!(
+        Path::new(&alt_link).is_symlink(),
+        "update-alternatives made no link"
+    );
+    let loud: Vec<_> = found
+        .iter()
+        .filter(|f| f.severity_label >= SeverityLabel::Medium)
+        .map(|f| (f.finding_type.clone(), f.context.file_path.clone()))
+        .collect();
+    assert!(loud.is_empty(), "update-alternatives --install: {loud:?}");
 }
 
 #[test]

@@ -89,6 +89,8 @@ pub(crate) struct BehaviourSpec {
     #[serde(default)]
     sudoers_owners: Vec<String>,
     #[serde(default)]
+    authentication_programs: Vec<String>,
+    #[serde(default)]
     memory_exec_dirs: Vec<String>,
     #[serde(default)]
     memory_state_dirs: Vec<String>,
@@ -427,6 +429,9 @@ pub struct Behaviour {
     pub database_server_helpers: Vec<String>,
     /// Programs (resolved paths) that write the sudo policy as their job (`visudo`).
     pub sudoers_owners: Vec<String>,
+    /// Programs that take passwords or grant privileges, by file name in a system program
+    /// directory (`sudo`, `sshd`): one replaced there is High.
+    pub authentication_programs: Vec<String>,
     /// Memory-backed directories (prefixes): nothing is installed there.
     pub memory_exec_dirs: Vec<String>,
     /// Memory-backed state directories (prefixes: `/run/`): a program run there is placed, a
@@ -546,6 +551,7 @@ impl Behaviour {
             ("wipedLogNames", &spec.wiped_log_names),
             ("hostFsTypes", &spec.host_fs_types),
             ("securityAgents", &spec.security_agents),
+            ("authenticationPrograms", &spec.authentication_programs),
         ];
         for (field, list) in names {
             for (i, n) in list.iter().enumerate() {
@@ -734,6 +740,8 @@ impl Behaviour {
         self.database_server_helpers
             .extend(spec.database_server_helpers);
         self.sudoers_owners.extend(spec.sudoers_owners);
+        self.authentication_programs
+            .extend(spec.authentication_programs);
         self.memory_exec_dirs.extend(spec.memory_exec_dirs);
         self.memory_state_dirs.extend(spec.memory_state_dirs);
         self.memory_exec_installed
@@ -769,7 +777,7 @@ impl Behaviour {
         Ok(())
     }
 
-    fn exemption(&self, pattern: &str) -> Option<&SensitiveExemption> {
+    pub(super) fn exemption(&self, pattern: &str) -> Option<&SensitiveExemption> {
         // Per-home entries (`<home>/.config/systemd/user/`) share one exemption, written
         // `~/.config/systemd/user/`.
         let in_any_home = pattern
@@ -818,7 +826,7 @@ pub(super) fn identified(list: &[String], paths: &[PathBuf]) -> bool {
 
 /// The acting process's identity: its resolved executable and the path it exec'd (a forked
 /// process that did not exec is its parent's image), as [`super::technique`] finds them.
-fn actor_paths(d: &Detector, p: &ProcessRef, lookup: &dyn ProcessLookup) -> Vec<PathBuf> {
+pub(super) fn actor_paths(d: &Detector, p: &ProcessRef, lookup: &dyn ProcessLookup) -> Vec<PathBuf> {
     let a = super::technique::actor(d, p, lookup);
     a.exe.into_iter().chain(a.exec_path).collect()
 }

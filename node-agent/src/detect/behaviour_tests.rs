@@ -127,6 +127,7 @@ fn file_event(operation: &'static str, path: &str, f: impl FnOnce(&mut FileInfo)
         sysctl_value: None,
         git_config: None,
         root_accounts: None,
+        program_written: None,
         written_by: None,
         truncated: false,
     };
@@ -163,6 +164,7 @@ const CONTAINERD: u32 = 5110;
 const SUDO: u32 = 5111;
 const EXIM: u32 = 5112;
 const VISUDO: u32 = 5113;
+const UPDATE_ALTERNATIVES: u32 = 5114;
 /// The writer of [`writer`]'s files.
 const LD: u32 = 77;
 
@@ -182,6 +184,7 @@ impl ProcessLookup for Known {
             SUDO => "/usr/bin/sudo",
             EXIM => "/usr/sbin/exim4",
             VISUDO => "/usr/sbin/visudo",
+            UPDATE_ALTERNATIVES => "/usr/bin/update-alternatives",
             LD => "/usr/bin/ld",
             _ => return None,
         };
@@ -1501,6 +1504,65 @@ fn every_behavioural_type_fires_on_its_case_and_not_on_the_benign_ones() {
             "a program installed into /usr/local/bin (make install)",
             file_event("openWrite", "/usr/local/bin/tool", |_| {}),
             &[],
+        ),
+        (
+            "a new program dropped into /usr/bin by a shell",
+            file_event("openWrite", "/usr/bin/kdevtmpfsi", |_| {}),
+            &[
+                T::DefenseEvasionSensitiveFileModified,
+                T::PersistenceSuspiciousCommand,
+            ],
+        ),
+        (
+            "a hard link made into /usr/bin (ln /tmp/x /usr/bin/y)",
+            file_event("link", "/tmp/x", |f| {
+                f.path2 = Some("/usr/bin/y".into());
+                f.resolved_path2 = Some(PathBuf::from("/usr/bin/y"));
+            }),
+            &[
+                T::DefenseEvasionSensitiveFileModified,
+                T::PersistenceSuspiciousCommand,
+            ],
+        ),
+        (
+            "sshd's session program replaced (Red Hat's /usr/libexec/openssh)",
+            file_event("openWrite", "/usr/libexec/openssh/sshd-session", |_| {}),
+            &[
+                T::DefenseEvasionSensitiveFileModified,
+                T::PersistenceSuspiciousCommand,
+            ],
+        ),
+        (
+            "ssh-keysign replaced (Debian's /usr/lib/openssh)",
+            file_event("rename", "/tmp/k", |f| {
+                f.path2 = Some("/usr/lib/openssh/ssh-keysign".into());
+                f.resolved_path2 = Some(PathBuf::from("/usr/lib/openssh/ssh-keysign"));
+            }),
+            &[
+                T::DefenseEvasionSensitiveFileModified,
+                T::PersistenceSuspiciousCommand,
+            ],
+        ),
+        (
+            "update-alternatives links a new alternative into /usr/bin",
+            file_event("rename", "/usr/bin/editor.dpkg-tmp", |f| {
+                f.process = known(UPDATE_ALTERNATIVES);
+                f.path2 = Some("/usr/bin/editor".into());
+                f.resolved_path2 = Some(PathBuf::from("/usr/bin/editor"));
+            }),
+            &[],
+        ),
+        (
+            "a program renamed to update-alternatives elsewhere is not it",
+            file_event("rename", "/tmp/x", |f| {
+                f.process = proc_ref(5200, "update-alternatives");
+                f.path2 = Some("/usr/bin/editor".into());
+                f.resolved_path2 = Some(PathBuf::from("/usr/bin/editor"));
+            }),
+            &[
+                T::DefenseEvasionSensitiveFileModified,
+                T::PersistenceSuspiciousCommand,
+            ],
         ),
         (
             "a file in a directory under /usr/bin is no system program",
@@ -4965,4 +5027,157 @@ fn a_maintainer_script_writing_a_sensitive_file_is_installation_an_apt_hook_is_n
                 .any(|(_, r, _)| r == "behaviour-persistence-pam"),
         "{found:?}"
     );
+}
+
+/// How bad a replaced system program is, and what the finding says about it: High for the
+/// programs that take passwords or grant privileges, for a setuid or setgid program (now, or
+/// when the agent started), Medium otherwise; the writer's executable and whether the new
+/// content is a script in the context.
+#[test]
+fn a_replaced_system_program_is_judged_by_what_it_was_and_is() {
+    use crate::event::{ProgramContent, WrittenProgram};
+    let replaced = |d: &mut Detector, e: Event| {
+        let found: Vec<_> = d
+            .process(&e, &Known)
+            .into_iter()
+            .map(|o| o.finding)
+            .filter(|f| {
+                f.context.additional.get("ruleId").map(String::as_str)
+                    == Some("behaviour-system-binary-replaced")
+            })
+            .collect();
+        assert!(found.len() <= 1, "{found:?}");
+        found.into_iter().next()
+    };
+    let written = |mode: u32, content: ProgramContent| Some(WrittenProgram { mode, content });
+    let mut d = detector();
+    // `cat > /usr/bin/sudo` with a wrapper script: High, the content a script.
+    let f = replaced(
+        &mut d,
+        file_event("openWrite", "/usr/bin/sudo", |f| {
+            f.process = known(BASH);
+            f.program_written = written(0o100755, ProgramContent::Script);
+        }),
+    )
+    .expect("sudo replaced");
+    assert_eq!(f.severity_label, SeverityLabel::High);
+    assert_eq!(f.finding_type, "Persistence:Runtime/SuspiciousCommand");
+    let add = &f.context.additional;
+    assert_eq!(add["privilegedProgram"], "authentication");
+    assert_eq!(add["programContent"], "script");
+    assert_eq!(add["writerExecutable"], "/usr/bin/bash");
+    assert_eq!(add["systemBinaryDir"], "/usr/bin/");
+    assert!(f.description.contains("a script"), "{}", f.description);
+    // A new setuid program (`install -m 4755 x /usr/bin/y`): High.
+    let f = replaced(
+        &mut d,
+        file_event("openWrite", "/usr/bin/y", |f| {
+            f.program_written = written(0o104755, ProgramContent::Elf);
+        }),
+    )
+    .expect("setuid drop");
+    assert_eq!(f.severity_label, SeverityLabel::High);
+    assert_eq!(f.context.additional["privilegedProgram"], "setuid");
+    assert_eq!(f.context.additional["programContent"], "elf");
+    // A setgid one.
+    let f = replaced(
+        &mut d,
+        file_event("openWrite", "/usr/sbin/z", |f| {
+            f.program_written = written(0o102755, ProgramContent::Elf);
+        }),
+    )
+    .expect("setgid drop");
+    assert_eq!(f.context.additional["privilegedProgram"], "setgid");
+    // An ordinary program, new or replaced: Medium, nothing privileged said.
+    let f = replaced(
+        &mut d,
+        file_event("rename", "/tmp/x", |f| {
+            f.path2 = Some("/usr/bin/ps".into());
+            f.resolved_path2 = Some(PathBuf::from("/usr/bin/ps"));
+            f.program_written = written(0o100755, ProgramContent::Elf);
+        }),
+    )
+    .expect("ps replaced");
+    assert_eq!(f.severity_label, SeverityLabel::Medium);
+    assert!(!f.context.additional.contains_key("privilegedProgram"));
+    // Not read back (the file gone already): judged by its name alone.
+    let f = replaced(&mut d, file_event("openWrite", "/usr/sbin/sshd", |_| {}))
+        .expect("sshd replaced");
+    assert_eq!(f.severity_label, SeverityLabel::High);
+    assert!(!f.context.additional.contains_key("programContent"));
+    // A program that was setuid when the agent started, replaced by a file without the bit
+    // (`mv x /usr/bin/mount`): High.
+    let mut d = Detector::new(
+        Arc::new(SharedIntel::new(ThreatIntel::empty())),
+        None,
+        RuleSet::builtin().unwrap(),
+        Vec::new(),
+        DetectorConfig {
+            privileged_programs: [PathBuf::from("/usr/bin/mount")].into(),
+            ..DetectorConfig::default()
+        },
+        Clock::with_offset(1_700_000_000_000_000_000),
+    );
+    let f = replaced(
+        &mut d,
+        file_event("rename", "/tmp/m", |f| {
+            f.path2 = Some("/usr/bin/mount".into());
+            f.resolved_path2 = Some(PathBuf::from("/usr/bin/mount"));
+            f.program_written = written(0o100755, ProgramContent::Elf);
+        }),
+    )
+    .expect("mount replaced");
+    assert_eq!(f.severity_label, SeverityLabel::High);
+    assert_eq!(f.context.additional["privilegedProgram"], "wasSetuid");
+    // What is no system program: a directory's entry below /usr/bin, /usr/local, a path with
+    // `..`.
+    for path in [
+        "/usr/bin/x/y",
+        "/usr/local/bin/sudo",
+        "/usr/local/libexec/x",
+        "/usr/lib/openssh/x/y",
+        "/usr/libexec/../bin/x",
+    ] {
+        assert!(
+            super::technique::system_program_dir(path).is_none(),
+            "{path}"
+        );
+    }
+    assert_eq!(
+        super::technique::system_program_dir("/usr/libexec/openssh/sshd-session"),
+        Some(("/usr/libexec/", "openssh/sshd-session"))
+    );
+}
+
+/// The setuid and setgid programs found at start, by the path the kernel names them with.
+#[test]
+fn privileged_programs_are_found_in_the_system_directories_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let root = std::env::temp_dir().join(format!("vigil-privileged-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    for (path, mode) in [
+        ("usr/bin/su", 0o4755),
+        ("usr/bin/ls", 0o755),
+        ("usr/sbin/unix_chkpwd", 0o2755),
+        ("usr/libexec/polkit/helper", 0o4755),
+        ("usr/local/bin/mine", 0o4755),
+        ("usr/lib/openssh/ssh-keysign", 0o4755),
+    ] {
+        let file = root.join(path);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(&file, b"x").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    let found = super::host::privileged_programs(&root);
+    let _ = std::fs::remove_dir_all(&root);
+    let want: std::collections::BTreeSet<PathBuf> = [
+        "/usr/bin/su",
+        "/usr/sbin/unix_chkpwd",
+        "/usr/libexec/polkit/helper",
+        "/usr/lib/openssh/ssh-keysign",
+    ]
+    .into_iter()
+    .map(PathBuf::from)
+    .collect();
+    assert_eq!(found, want);
 }

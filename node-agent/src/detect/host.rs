@@ -3,7 +3,7 @@
 //! feeds events to the detector and findings to the store.
 
 use std::{
-    collections::HashMap,
+    collections::{BTreeSet, HashMap},
     path::{Path, PathBuf},
     sync::Arc,
 };
@@ -129,6 +129,47 @@ pub fn root_accounts(passwd: &str) -> Vec<String> {
         .collect()
 }
 
+/// The setuid and setgid programs in the system program directories (`/usr/bin`, `/usr/sbin`,
+/// `/bin`, `/sbin`, `/usr/lib/openssh`, and `/usr/libexec` with its subdirectories, as
+/// [`super::system_program_dir`] knows them), by the path the kernel names them with (on a
+/// merged-/usr system `/bin` is a link to `/usr/bin`: its entries are found under both). A
+/// few thousand `lstat`s at start.
+pub fn privileged_programs(root: &Path) -> BTreeSet<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    const SETID: u32 = 0o6000;
+    const DIRS: [(&str, usize); 6] = [
+        ("usr/bin", 0),
+        ("usr/sbin", 0),
+        ("bin", 0),
+        ("sbin", 0),
+        ("usr/lib/openssh", 0),
+        ("usr/libexec", 2),
+    ];
+    fn walk(root: &Path, dir: &Path, depth: usize, out: &mut BTreeSet<PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(root.join(dir)) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let Ok(meta) = entry.metadata() else {
+                continue;
+            };
+            let rel = dir.join(entry.file_name());
+            if meta.is_dir() {
+                if depth > 0 {
+                    walk(root, &rel, depth - 1, out);
+                }
+            } else if meta.is_file() && meta.mode() & SETID != 0 {
+                out.insert(Path::new("/").join(rel));
+            }
+        }
+    }
+    let mut out = BTreeSet::new();
+    for (dir, depth) in DIRS {
+        walk(root, Path::new(dir), depth, &mut out);
+    }
+    out
+}
+
 /// The host: name, kernel release and OS name, from /proc and /etc/os-release.
 pub fn host_details() -> HostDetails {
     let read = |p: &str| {
@@ -194,6 +235,7 @@ pub fn build_detector(
         root_accounts: root_accounts(&std::fs::read_to_string("/etc/passwd").unwrap_or_default())
             .into_iter()
             .collect(),
+        privileged_programs: privileged_programs(Path::new("/")),
         disabled_types: options.disabled_types.clone(),
         ..DetectorConfig::default()
     };

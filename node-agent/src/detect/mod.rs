@@ -69,7 +69,7 @@ use crate::{
 };
 pub use rules::{RuleError, RuleSet};
 pub use sourced::SOURCING_INTERPRETERS;
-pub use technique::is_git_config;
+pub use technique::{is_git_config, system_program_dir};
 
 /// The script file an exec of a shell or interpreter runs from its operand (`sh x.sh`), by the
 /// built-in and configured `shells` and `interpreters`: for the edge to look up who wrote it.
@@ -173,6 +173,10 @@ pub struct DetectorConfig {
     /// The accounts with uid 0 in the host's `/etc/passwd` when the agent started: a second
     /// root account already there is the host's own (`toor`), not one added under watch.
     pub root_accounts: BTreeSet<String>,
+    /// The setuid and setgid programs in the system program directories when the agent
+    /// started (`host::privileged_programs`): one replaced later is High, whatever mode the
+    /// replacement has.
+    pub privileged_programs: BTreeSet<PathBuf>,
     /// Finding types never raised (`--disable-finding`): their candidates are dropped before
     /// aggregation, suppression and the store.
     pub disabled_types: BTreeSet<FindingType>,
@@ -190,6 +194,7 @@ impl Default for DetectorConfig {
             max_processes: 32_768,
             users: HashMap::new(),
             root_accounts: BTreeSet::from(["root".to_owned()]),
+            privileged_programs: BTreeSet::new(),
             disabled_types: BTreeSet::new(),
         }
     }

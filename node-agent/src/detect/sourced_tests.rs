@@ -50,6 +50,7 @@ fn open_script(pid: u32, path: &str, ino: u64, writer: Option<u32>, memory: bool
         sysctl_value: None,
         git_config: None,
         root_accounts: None,
+        program_written: None,
         truncated: false,
         written_by: writer.map(|pid| Writer {
             pid,

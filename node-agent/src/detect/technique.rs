@@ -24,7 +24,9 @@ use super::{
     path_basename,
     redact::redacted_command_line,
 };
-use crate::event::{ActivityInfo, ExecInfo, FileInfo, ProcessRef, normalize, resolve_exe};
+use crate::event::{
+    ActivityInfo, ExecInfo, FileInfo, ProcessRef, ProgramContent, normalize, resolve_exe,
+};
 
 /// `O_APPEND` and `O_TRUNC` of Linux (octal).
 const O_APPEND: u32 = 0o2000;
@@ -2688,15 +2690,46 @@ fn root_account_added(d: &Detector, f: &FileInfo, lookup: &dyn ProcessLookup) ->
 }
 
 /// The directories of the system's own programs (the sensitive-path set has them, so the kernel
-/// reports writes, renames and links there). `/usr/local/bin` and `/usr/local/sbin` are not
+/// reports writes, renames and links there), and whether programs sit in subdirectories of
+/// each (`/usr/libexec/openssh/sshd-session`). `/usr/local/bin` and `/usr/local/sbin` are not
 /// here: `make install`, `pip` and `npm -g` install there as root as their job.
-const SYSTEM_BINARY_DIRS: &[&str] = &["/usr/bin/", "/usr/sbin/", "/bin/", "/sbin/"];
+const SYSTEM_BINARY_DIRS: &[(&str, bool)] = &[
+    ("/usr/bin/", false),
+    ("/usr/sbin/", false),
+    ("/bin/", false),
+    ("/sbin/", false),
+    ("/usr/libexec/", true),
+    ("/usr/lib/openssh/", false),
+];
 
-/// A program in a system binary directory written, replaced or linked by anything but a package
-/// manager (or its children: maintainer scripts, `update-alternatives` run by one), known by
+/// The system program directory `path` is a program of, and the program's path inside it;
+/// `None` outside them (a file in a directory under `/usr/bin` is none).
+pub fn system_program_dir(path: &str) -> Option<(&'static str, &str)> {
+    SYSTEM_BINARY_DIRS.iter().find_map(|(dir, nested)| {
+        path.strip_prefix(*dir)
+            .filter(|rest| {
+                !rest.is_empty()
+                    && !rest.ends_with('/')
+                    && (*nested || !rest.contains('/'))
+                    && !rest.split('/').any(|c| c.is_empty() || c == "." || c == "..")
+            })
+            .map(|rest| (*dir, rest))
+    })
+}
+
+/// `S_ISUID` and `S_ISGID`.
+const S_ISUID: u32 = 0o4000;
+const S_ISGID: u32 = 0o2000;
+
+/// A program in a system program directory written, replaced or linked by anything but a
+/// package manager (or its children: maintainer scripts, `update-alternatives` run by one) and
+/// the directory's writers (`sensitiveFiles.exempt`: update-alternatives, dpkg-divert), known by
 /// the executables of the lineage, never `comm`: `cp /tmp/x /usr/bin/sudo`, `mv x
-/// /usr/sbin/sshd`, a write into `/usr/bin/ls`. Every user who runs the name runs the
-/// attacker's program, root included (T1554; a trojaned `sudo` or `sshd` takes passwords).
+/// /usr/sbin/sshd`, `cat > /usr/bin/sudo` (a wrapper that logs the password and runs the real
+/// one), a new program dropped there (`install -m 4755 x /usr/bin/y`). Every user who runs the
+/// name runs the attacker's program, root included (T1554). High when the program takes
+/// passwords or grants privileges (`authenticationPrograms`), was setuid or setgid when the
+/// agent started, or is setuid or setgid now; Medium otherwise.
 fn system_binary_replaced(
     d: &Detector,
     b: &Behaviour,
@@ -2705,21 +2738,49 @@ fn system_binary_replaced(
     lookup: &dyn ProcessLookup,
 ) -> Option<Candidate> {
     let path = text(made_path(f, &[]))?;
-    let (dir, name) = SYSTEM_BINARY_DIRS.iter().find_map(|dir| {
-        path.strip_prefix(*dir)
-            .filter(|name| !name.is_empty() && !name.contains('/'))
-            .map(|name| (*dir, name))
-    })?;
+    let (dir, rest) = system_program_dir(&path)?;
+    let name = path_basename(Path::new(rest));
     // The container runtime's binaries have their own type (RuncContainerEscape).
     if b.runtime_binaries.iter().any(|n| n == name)
         || actor.is_one_of(&b.package_managers, Reach::Lineage)
     {
         return None;
     }
+    if let Some(x) = b.exemption(dir)
+        && super::behaviour::identified(
+            &x.writers,
+            &super::behaviour::actor_paths(d, &f.process, lookup),
+        )
+    {
+        return None;
+    }
+    let mode = f.program_written.map(|w| w.mode).unwrap_or(0);
+    let privileged = if b.authentication_programs.iter().any(|n| n == name) {
+        Some("authentication")
+    } else if mode & S_ISUID != 0 {
+        Some("setuid")
+    } else if mode & S_ISGID != 0 {
+        Some("setgid")
+    } else if d.config.privileged_programs.contains(Path::new(&path)) {
+        Some("wasSetuid")
+    } else {
+        None
+    };
     let mut context = file_context(f, &path);
-    context
-        .additional
-        .insert("systemBinaryDir".into(), dir.to_owned());
+    let add = &mut context.additional;
+    add.insert("systemBinaryDir".into(), dir.to_owned());
+    if let Some(exe) = text(actor.exe.as_ref()) {
+        add.insert("writerExecutable".into(), exe);
+    }
+    if let Some(w) = f.program_written {
+        add.insert("programContent".into(), w.content.as_str().into());
+    }
+    if let Some(p) = privileged {
+        add.insert("privilegedProgram".into(), p.into());
+    }
+    let script = f
+        .program_written
+        .is_some_and(|w| w.content == ProgramContent::Script);
     Some(technique(
         d,
         &f.process,
@@ -2728,14 +2789,23 @@ fn system_binary_replaced(
             finding_type: FindingType::PersistenceSuspiciousCommand,
             rule: "behaviour-system-binary-replaced",
             mitre: "T1554",
-            severity: Some(5.0),
+            severity: Some(if privileged.is_some() { 8.0 } else { 5.0 }),
         },
         draft(
             "A program in a system binary directory was written by something other than a package manager",
             format!(
-                "Process {} (pid {}) wrote {path} ({}): whoever runs that name runs what was \
-                 written, and no package manager installed it.",
-                f.process.comm, f.process.pid, f.operation
+                "Process {} (pid {}) wrote {path} ({}{}): whoever runs that name runs what was \
+                 written, and no package manager installed it.{}",
+                f.process.comm,
+                f.process.pid,
+                f.operation,
+                if script { ", a script" } else { "" },
+                match privileged {
+                    Some("authentication") => " It is a program that takes passwords or grants privileges.",
+                    Some("wasSetuid") => " The program there was setuid or setgid.",
+                    Some(_) => " It is setuid or setgid.",
+                    None => "",
+                }
             ),
             path.clone(),
             context,

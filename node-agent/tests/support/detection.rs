@@ -7,7 +7,7 @@ use node_agent::{
     agent::boot_id,
     detect::{
         Detector, DetectorConfig, RuleSet,
-        host::{host_details, read_users},
+        host::{host_details, privileged_programs, read_users},
     },
     event::Clock,
 };
@@ -24,6 +24,7 @@ pub fn detector_with(intel: ThreatIntel, dga: Option<DgaModel>, rules: RuleSet) 
             host: host_details(),
             boot_id: boot_id(),
             users: read_users(Path::new("/etc/passwd")),
+            privileged_programs: privileged_programs(Path::new("/")),
             ..DetectorConfig::default()
         },
         Clock::now(),
