@@ -1040,10 +1040,10 @@ fn root_accounts_written(info: &crate::event::FileInfo) -> Option<Vec<String>> {
 
 /// A program written, renamed or linked into a system program directory
 /// ([`crate::detect::system_program_dir`]): its mode and whether it is a script, read
-/// once the writer has closed it (as a kernel setting is) where the process sees it
+/// once the writer has let go of it ([`wait_until_unheld`]) where the process sees it
 /// (`/proc/<pid>/root`), else on the host when the process is gone. Those directories change
 /// when packages are installed: the read is one `stat` and four bytes, and the wait ends at the
-/// writer's close.
+/// writer's close (dpkg closes each file it unpacks before the next).
 fn program_written(info: &crate::event::FileInfo) -> Option<crate::event::WrittenProgram> {
     use std::{io::Read, os::unix::fs::MetadataExt};
     if info.ret < 0 {
@@ -1057,10 +1057,12 @@ fn program_written(info: &crate::event::FileInfo) -> Option<crate::event::Writte
     crate::detect::system_program_dir(path.to_str()?)?;
     let pid = info.process.pid;
     if info.operation == "openWrite" {
-        wait_for_close(pid, info.ret, path);
+        wait_until_unheld(pid, path);
     }
     let inside = PathBuf::from(format!("/proc/{pid}/root")).join(path.strip_prefix("/").ok()?);
-    let mut file = fs::File::open(&inside).or_else(|_| fs::File::open(path)).ok()?;
+    let mut file = fs::File::open(&inside)
+        .or_else(|_| fs::File::open(path))
+        .ok()?;
     let mode = file.metadata().ok()?.mode();
     let mut head = [0u8; 4];
     let mut read = 0;
@@ -1074,6 +1076,27 @@ fn program_written(info: &crate::event::FileInfo) -> Option<crate::event::Writte
         mode,
         content: crate::event::ProgramContent::of(&head[..read]),
     })
+}
+
+/// How long the pipeline waits for a writer to let go of a program it writes.
+const PROGRAM_WRITE_WAIT: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Waits, at most [`PROGRAM_WRITE_WAIT`], until `pid` holds `path` open under no descriptor (it
+/// closed it or exited). Not only the descriptor the open returned: a shell's redirection
+/// (`cat x > /usr/bin/sudo`) moves it to standard output and closes the first before the
+/// program it runs writes.
+fn wait_until_unheld(pid: u32, path: &Path) {
+    let dir = PathBuf::from(format!("/proc/{pid}/fd"));
+    let deadline = std::time::Instant::now() + PROGRAM_WRITE_WAIT;
+    let held = || {
+        fs::read_dir(&dir).is_ok_and(|fds| {
+            fds.flatten()
+                .any(|fd| fs::read_link(fd.path()).is_ok_and(|target| target == path))
+        })
+    };
+    while std::time::Instant::now() < deadline && held() {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
 }
 
 /// How much of a git configuration file the pipeline reads.

@@ -826,7 +826,11 @@ pub(super) fn identified(list: &[String], paths: &[PathBuf]) -> bool {
 
 /// The acting process's identity: its resolved executable and the path it exec'd (a forked
 /// process that did not exec is its parent's image), as [`super::technique`] finds them.
-pub(super) fn actor_paths(d: &Detector, p: &ProcessRef, lookup: &dyn ProcessLookup) -> Vec<PathBuf> {
+pub(super) fn actor_paths(
+    d: &Detector,
+    p: &ProcessRef,
+    lookup: &dyn ProcessLookup,
+) -> Vec<PathBuf> {
     let a = super::technique::actor(d, p, lookup);
     a.exe.into_iter().chain(a.exec_path).collect()
 }

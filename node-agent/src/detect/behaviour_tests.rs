@@ -5101,8 +5101,8 @@ fn a_replaced_system_program_is_judged_by_what_it_was_and_is() {
     assert_eq!(f.severity_label, SeverityLabel::Medium);
     assert!(!f.context.additional.contains_key("privilegedProgram"));
     // Not read back (the file gone already): judged by its name alone.
-    let f = replaced(&mut d, file_event("openWrite", "/usr/sbin/sshd", |_| {}))
-        .expect("sshd replaced");
+    let f =
+        replaced(&mut d, file_event("openWrite", "/usr/sbin/sshd", |_| {})).expect("sshd replaced");
     assert_eq!(f.severity_label, SeverityLabel::High);
     assert!(!f.context.additional.contains_key("programContent"));
     // A program that was setuid when the agent started, replaced by a file without the bit

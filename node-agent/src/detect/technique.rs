@@ -2711,7 +2711,9 @@ pub fn system_program_dir(path: &str) -> Option<(&'static str, &str)> {
                 !rest.is_empty()
                     && !rest.ends_with('/')
                     && (*nested || !rest.contains('/'))
-                    && !rest.split('/').any(|c| c.is_empty() || c == "." || c == "..")
+                    && !rest
+                        .split('/')
+                        .any(|c| c.is_empty() || c == "." || c == "..")
             })
             .map(|rest| (*dir, rest))
     })
@@ -2801,7 +2803,8 @@ fn system_binary_replaced(
                 f.operation,
                 if script { ", a script" } else { "" },
                 match privileged {
-                    Some("authentication") => " It is a program that takes passwords or grants privileges.",
+                    Some("authentication") =>
+                        " It is a program that takes passwords or grants privileges.",
                     Some("wasSetuid") => " The program there was setuid or setgid.",
                     Some(_) => " It is setuid or setgid.",
                     None => "",
