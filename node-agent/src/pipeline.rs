@@ -294,7 +294,10 @@ impl Pipeline {
         let process = self.process_of(change.pid);
         let mut info = dirent_info(change, process, &self.clock);
         info.root_accounts = root_accounts_written(&info);
-        info.program_written = program_written(&info);
+        let host = self
+            .containers
+            .in_host_namespaces(info.process.pid_ns, info.process.mnt_ns);
+        info.program_written = program_written(&info, host);
         self.stats.dirent += 1;
         if let Some(pairs) = &mut self.pairs
             && !pairs.admit(&info, Source::Dirents)
@@ -575,7 +578,10 @@ impl Pipeline {
                 }
                 info.git_config = git_config_written(&info);
                 info.root_accounts = root_accounts_written(&info);
-                info.program_written = program_written(&info);
+                let host = self
+                    .containers
+                    .in_host_namespaces(info.process.pid_ns, info.process.mnt_ns);
+                info.program_written = program_written(&info, host);
                 if ev.match_flags & node_agent_common::file_flags::WRITTEN_BY_OTHER != 0 {
                     let key = node_agent_common::FileKey {
                         dev: ev.dev,
@@ -1041,10 +1047,14 @@ fn root_accounts_written(info: &crate::event::FileInfo) -> Option<Vec<String>> {
 /// A program written, renamed or linked into a system program directory
 /// ([`crate::detect::system_program_dir`]): its mode and whether it is a script, read
 /// once the writer has let go of it ([`wait_until_unheld`]) where the process sees it
-/// (`/proc/<pid>/root`), else on the host when the process is gone. Those directories change
+/// (`/proc/<pid>/root`), else, when the process is gone, on the host if it ran in the host's
+/// namespaces (`host`: a container's `/usr/bin/x` is not the host's). Those directories change
 /// when packages are installed: the read is one `stat` and four bytes, and the wait ends at the
 /// writer's close (dpkg closes each file it unpacks before the next).
-fn program_written(info: &crate::event::FileInfo) -> Option<crate::event::WrittenProgram> {
+fn program_written(
+    info: &crate::event::FileInfo,
+    host: bool,
+) -> Option<crate::event::WrittenProgram> {
     use std::{io::Read, os::unix::fs::MetadataExt};
     if info.ret < 0 {
         return None;
@@ -1060,9 +1070,11 @@ fn program_written(info: &crate::event::FileInfo) -> Option<crate::event::Writte
         wait_until_unheld(pid, path);
     }
     let inside = PathBuf::from(format!("/proc/{pid}/root")).join(path.strip_prefix("/").ok()?);
-    let mut file = fs::File::open(&inside)
-        .or_else(|_| fs::File::open(path))
-        .ok()?;
+    let mut file = match fs::File::open(&inside) {
+        Ok(file) => file,
+        Err(_) if host => fs::File::open(path).ok()?,
+        Err(_) => return None,
+    };
     let mode = file.metadata().ok()?.mode();
     let mut head = [0u8; 4];
     let mut read = 0;
