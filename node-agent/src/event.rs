@@ -527,11 +527,13 @@ pub struct FileInfo {
     /// (read in user space once the writer closed it; the first 64 KiB).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub git_config: Option<String>,
-    /// For `/etc/passwd` opened for writing, or a file renamed or linked over it: the accounts
-    /// with uid 0 the file holds once the writer has closed it (read in user space: what the
-    /// kernel holds, never what a command line says).
+    /// For an account file (`/etc/passwd`, `/etc/shadow`, `/etc/group`) opened for writing, or
+    /// a file renamed or linked over it: what the file grants, read back once the writer has
+    /// closed it, that it did not grant when last read (uid 0, no password, an administrators'
+    /// group; names only). `None` when nothing was granted. Read in user space: what the file
+    /// holds, never what a command line says ([`crate::detect::accounts`]).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub root_accounts: Option<Vec<String>>,
+    pub accounts_changed: Option<crate::detect::accounts::AccountChanges>,
     /// For a file written, renamed or linked into a system program directory
     /// (`detect::technique::system_program_dir`): what is there once the writer has closed it
     /// (read in user space, the kernel records no content).
@@ -1214,7 +1216,7 @@ pub fn file_info(ev: &node_agent_common::FileEvent, clock: &Clock) -> FileInfo {
         proc_mem_pid,
         sysctl_value: None,
         git_config: None,
-        root_accounts: None,
+        accounts_changed: None,
         program_written: None,
         written_by: None,
         truncated: ev.match_flags & (file_flags::PATH_TRUNCATED | file_flags::PATH2_TRUNCATED) != 0,
@@ -1277,7 +1279,7 @@ pub fn dirent_info(
         proc_mem_pid: None,
         sysctl_value: None,
         git_config: None,
-        root_accounts: None,
+        accounts_changed: None,
         program_written: None,
         written_by: None,
         truncated: false,

@@ -217,7 +217,7 @@ mod tests {
             proc_mem_pid: None,
             sysctl_value: None,
             git_config: None,
-            root_accounts: None,
+            accounts_changed: None,
             program_written: None,
             written_by: None,
             truncated: false,

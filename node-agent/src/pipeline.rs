@@ -16,6 +16,7 @@ use serde::Serialize;
 use crate::{
     container::ContainerResolver,
     deleted_exe::{DeletionWatch, Watched},
+    detect::accounts::{AccountChanges, AccountFile, AccountSnapshots},
     event::{
         ActivityInfo, Ancestor, Clock, Event, ExecInfo, ForkInfo, ProcessRef, activity_info,
         dirent_info, dns_info, exec_info, exit_info, file_info, kernel_dev, net_info, normalize,
@@ -133,6 +134,9 @@ pub struct Pipeline {
     /// Processes running a binary from a memory-backed or world-writable directory, watched
     /// for the file being deleted while they run.
     deletions: DeletionWatch,
+    /// The account files (`/etc/passwd`, `/etc/shadow`, `/etc/group`) of the host and of
+    /// containers as last read: a change is judged by what it granted since.
+    accounts: AccountSnapshots,
 }
 
 /// A repeated exec: the same file object (mount and dentry), in the same version (device,
@@ -267,6 +271,7 @@ impl Pipeline {
             stream_senders: StreamSenders::default(),
             exe_objects: ExeObjects::default(),
             deletions: DeletionWatch::default(),
+            accounts: AccountSnapshots::default(),
         }
     }
 
@@ -293,7 +298,6 @@ impl Pipeline {
     pub fn handle_dirent(&mut self, change: &DirentChange) -> Option<Event> {
         let process = self.process_of(change.pid);
         let mut info = dirent_info(change, process, &self.clock);
-        info.root_accounts = root_accounts_written(&info);
         let host = self
             .containers
             .in_host_namespaces(info.process.pid_ns, info.process.mnt_ns);
@@ -305,6 +309,7 @@ impl Pipeline {
             self.stats.file_duplicates += 1;
             return None;
         }
+        info.accounts_changed = self.accounts_changed(&info);
         self.stats.file += 1;
         self.seen_ns = change.boot_ns;
         self.identify(&mut info.process);
@@ -386,6 +391,7 @@ impl Pipeline {
 
     /// Seeds the process table from `/proc`, so processes older than the agent have parents.
     pub fn seed(&mut self, proc_root: &Path) -> Result<usize, proctable::ProcTableError> {
+        self.seed_accounts(proc_root);
         let seeded = self.procs.seed_from_proc(proc_root)?.seeded;
         if let Some(guarded) = &mut self.guarded {
             for p in self.procs.live() {
@@ -395,6 +401,44 @@ impl Pipeline {
             }
         }
         Ok(seeded)
+    }
+
+    /// Reads the host's account files (through init's root under `proc_root`, else the
+    /// agent's own `/etc`): what they grant now is the host's own, and a later change is judged
+    /// by what it adds. A file that cannot be read is judged from its first read-back.
+    fn seed_accounts(&mut self, proc_root: &Path) {
+        let Some((etc, place)) =
+            etc_place(&proc_root.join("1/root")).or_else(|| etc_place(Path::new("/")))
+        else {
+            tracing::warn!("no /etc to read the account files from");
+            return;
+        };
+        for file in AccountFile::ALL {
+            match account_file_text(&etc, file) {
+                Some(text) => self.accounts.seed_host(place, file, &text),
+                None => tracing::warn!(
+                    file = file.name(),
+                    "account file not read at start: its changes are judged from the first"
+                ),
+            }
+        }
+    }
+
+    /// What an account file the event changed now grants that it did not when last read: read
+    /// back once the writer has closed it (as a kernel setting is; `/etc/passwd` and the others
+    /// are written rarely, so the wait costs nothing), where the process sees it (its
+    /// `/proc/<pid>/root`, a container's own file), else the host's when the process is gone.
+    fn accounts_changed(&mut self, info: &crate::event::FileInfo) -> Option<AccountChanges> {
+        let (file, changed) = account_file_changed(info)?;
+        let pid = info.process.pid;
+        if info.operation == "openWrite" {
+            wait_for_close(pid, info.ret, changed);
+        }
+        let (etc, place) = etc_place(&self.proc_root.join(pid.to_string()).join("root"))
+            .or_else(|| etc_place(&self.proc_root.join("1/root")))?;
+        let text = account_file_text(&etc, file)?;
+        let changes = self.accounts.observe(place, file, &text);
+        (!changes.is_empty()).then_some(changes)
     }
 
     /// Counters so far.
@@ -577,7 +621,6 @@ impl Pipeline {
                     info.sysctl_value = sysctl_value_written(info.process.pid, info.ret, path);
                 }
                 info.git_config = git_config_written(&info);
-                info.root_accounts = root_accounts_written(&info);
                 let host = self
                     .containers
                     .in_host_namespaces(info.process.pid_ns, info.process.mnt_ns);
@@ -600,6 +643,8 @@ impl Pipeline {
                     self.stats.file_duplicates += 1;
                     return None;
                 }
+                // After the pairing: the copy of a change that passes is the one that reads it.
+                info.accounts_changed = self.accounts_changed(&info);
                 self.identify(&mut info.process);
                 Event::File(info)
             }
@@ -1017,31 +1062,32 @@ fn wait_for_close(pid: u32, fd: i64, path: &Path) {
     }
 }
 
-/// The account database whose uid-0 lines make a root account.
-const PASSWD: &str = "/etc/passwd";
+/// The `/etc` directory under `root` (`/proc/<pid>/root`, a process's view) with its device
+/// and inode: the place whose account files are compared with each other.
+fn etc_place(root: &Path) -> Option<(PathBuf, crate::detect::accounts::Place)> {
+    use std::os::unix::fs::MetadataExt;
+    let etc = root.join("etc");
+    let m = fs::metadata(&etc).ok()?;
+    m.is_dir().then(|| (etc, (m.dev(), m.ino())))
+}
 
-/// The accounts with uid 0 in `/etc/passwd` after a change to it: opened for writing (read
-/// once the writer has closed it, as a kernel setting is), or a file renamed or linked over
-/// it (`useradd` and `vipw` write `passwd+` and rename it). Read where the process sees the
-/// file (`/proc/<pid>/root`, a container's own), else the host's when the process is gone.
-/// `/etc/passwd` is written rarely (an account added or changed): the wait costs nothing.
-fn root_accounts_written(info: &crate::event::FileInfo) -> Option<Vec<String>> {
+/// The text of an account file in `etc`, or `None` when it is not a regular file, cannot be
+/// read or is over [`crate::detect::accounts::MAX_ACCOUNT_FILE_BYTES`].
+fn account_file_text(etc: &Path, file: AccountFile) -> Option<String> {
+    let max = crate::detect::accounts::MAX_ACCOUNT_FILE_BYTES;
+    let bytes = read_regular_file(&etc.join(file.name()), max + 1)?;
+    (bytes.len() as u64 <= max).then(|| String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// The account file a file event changed (opened for writing, or a file renamed or linked over
+/// it: `useradd`, `vipw` and `sed -i` write a copy and rename it), if any.
+fn account_file_changed(info: &crate::event::FileInfo) -> Option<(AccountFile, &Path)> {
     let changed = match info.operation {
         "openWrite" if info.ret >= 0 => info.resolved_path.as_deref(),
-        "rename" | "link" => info.resolved_path2.as_deref(),
+        "rename" | "link" if info.ret >= 0 => info.resolved_path2.as_deref(),
         _ => None,
     }?;
-    if changed != Path::new(PASSWD) {
-        return None;
-    }
-    let pid = info.process.pid;
-    if info.operation == "openWrite" {
-        wait_for_close(pid, info.ret, changed);
-    }
-    let text = fs::read_to_string(format!("/proc/{pid}/root{PASSWD}"))
-        .or_else(|_| fs::read_to_string(PASSWD))
-        .ok()?;
-    Some(crate::detect::host::root_accounts(&text))
+    Some((AccountFile::at(changed)?, changed))
 }
 
 /// A program written, renamed or linked into a system program directory
@@ -1119,7 +1165,6 @@ const GIT_CONFIG_MAX_BYTES: u64 = 64 * 1024;
 /// is) or renamed into place (`git config` writes `.gitconfig.lock`, then renames it; `sed -i`
 /// likewise). Only those files come here, and they are written rarely.
 fn git_config_written(info: &crate::event::FileInfo) -> Option<String> {
-    use std::io::Read;
     if info.ret < 0 {
         return None;
     }
@@ -1134,9 +1179,15 @@ fn git_config_written(info: &crate::event::FileInfo) -> Option<String> {
     if info.operation == "openWrite" {
         wait_for_close(info.process.pid, info.ret, path);
     }
-    // A regular file only, opened without blocking: a writer may have put a FIFO or a device
-    // there (through a link) to stall the pipeline.
-    use std::os::unix::fs::OpenOptionsExt;
+    let text = read_regular_file(path, GIT_CONFIG_MAX_BYTES)?;
+    Some(String::from_utf8_lossy(&text).into_owned())
+}
+
+/// At most `max` bytes of the file at `path`, a regular file only, opened without blocking: a
+/// writer may have put a FIFO or a device there (through a link) to stall the pipeline. The
+/// read-back of files a process wrote (git configurations, account files) goes through here.
+fn read_regular_file(path: &Path, max: u64) -> Option<Vec<u8>> {
+    use std::{io::Read, os::unix::fs::OpenOptionsExt};
     if !fs::metadata(path).is_ok_and(|m| m.is_file()) {
         return None;
     }
@@ -1148,11 +1199,9 @@ fn git_config_written(info: &crate::event::FileInfo) -> Option<String> {
     if !file.metadata().is_ok_and(|m| m.is_file()) {
         return None;
     }
-    let mut text = Vec::new();
-    file.take(GIT_CONFIG_MAX_BYTES)
-        .read_to_end(&mut text)
-        .ok()?;
-    Some(String::from_utf8_lossy(&text).into_owned())
+    let mut bytes = Vec::new();
+    file.take(max).read_to_end(&mut bytes).ok()?;
+    Some(bytes)
 }
 
 /// The cgroup v2 id of a live process: the inode of its cgroup directory.
@@ -1208,7 +1257,7 @@ mod tests {
             proc_mem_pid: None,
             sysctl_value: None,
             git_config: None,
-            root_accounts: None,
+            accounts_changed: None,
             program_written: None,
             written_by: None,
             truncated: false,

@@ -126,7 +126,7 @@ fn file_event(operation: &'static str, path: &str, f: impl FnOnce(&mut FileInfo)
         proc_mem_pid: None,
         sysctl_value: None,
         git_config: None,
-        root_accounts: None,
+        accounts_changed: None,
         program_written: None,
         written_by: None,
         truncated: false,
@@ -221,6 +221,8 @@ type Case = (&'static str, Event, &'static [FindingType]);
 #[test]
 fn every_behavioural_type_fires_on_its_case_and_not_on_the_benign_ones() {
     use FindingType as T;
+
+    use super::accounts::{AccountChanges, AdminMember, Passwordless};
     let cases: Vec<Case> = vec![
         (
             "binary written by cp, then run, in a container",
@@ -1573,7 +1575,10 @@ fn every_behavioural_type_fires_on_its_case_and_not_on_the_benign_ones() {
             "a uid-0 account appended to /etc/passwd (read back after the write)",
             file_event("openWrite", "/etc/passwd", |f| {
                 f.open_flags = Some("2001".into());
-                f.root_accounts = Some(vec!["root".into(), "toor2".into()]);
+                f.accounts_changed = Some(AccountChanges {
+                    root_added: vec!["toor2".into()],
+                    ..AccountChanges::default()
+                });
             }),
             &[
                 T::PrivilegeEscalationSensitiveFileModified,
@@ -1586,7 +1591,10 @@ fn every_behavioural_type_fires_on_its_case_and_not_on_the_benign_ones() {
                 f.process = known(USERADD);
                 f.path2 = Some("/etc/passwd".into());
                 f.resolved_path2 = Some(PathBuf::from("/etc/passwd"));
-                f.root_accounts = Some(vec!["root".into(), "x".into()]);
+                f.accounts_changed = Some(AccountChanges {
+                    root_added: vec!["x".into()],
+                    ..AccountChanges::default()
+                });
             }),
             &[T::PrivilegeEscalationSuspiciousCommand],
         ),
@@ -1596,7 +1604,48 @@ fn every_behavioural_type_fires_on_its_case_and_not_on_the_benign_ones() {
                 f.process = known(USERADD);
                 f.path2 = Some("/etc/passwd".into());
                 f.resolved_path2 = Some(PathBuf::from("/etc/passwd"));
-                f.root_accounts = Some(vec!["root".into()]);
+            }),
+            &[],
+        ),
+        (
+            "a shadow password emptied (passwd -d, a line edited)",
+            file_event("openWrite", "/etc/shadow", |f| {
+                f.open_flags = Some("1001".into());
+                f.accounts_changed = Some(AccountChanges {
+                    passwordless_added: vec![Passwordless {
+                        name: "ann".into(),
+                        root: false,
+                    }],
+                    ..AccountChanges::default()
+                });
+            }),
+            &[
+                T::PrivilegeEscalationSensitiveFileModified,
+                T::PrivilegeEscalationSuspiciousCommand,
+            ],
+        ),
+        (
+            "a member added to sudo by usermod -aG (the account tool's own rename)",
+            file_event("rename", "/etc/group+", |f| {
+                f.process = known(USERADD);
+                f.path2 = Some("/etc/group".into());
+                f.resolved_path2 = Some(PathBuf::from("/etc/group"));
+                f.accounts_changed = Some(AccountChanges {
+                    admin_members_added: vec![AdminMember {
+                        group: "sudo".into(),
+                        member: "ann".into(),
+                    }],
+                    ..AccountChanges::default()
+                });
+            }),
+            &[T::PrivilegeEscalationSuspiciousCommand],
+        ),
+        (
+            "/etc/group rewritten granting nothing (groupadd)",
+            file_event("rename", "/etc/group+", |f| {
+                f.process = known(USERADD);
+                f.path2 = Some("/etc/group".into());
+                f.resolved_path2 = Some(PathBuf::from("/etc/group"));
             }),
             &[],
         ),
@@ -5180,4 +5229,82 @@ fn privileged_programs_are_found_in_the_system_directories_only() {
     .map(PathBuf::from)
     .collect();
     assert_eq!(found, want);
+}
+
+#[test]
+fn each_account_grant_names_the_account_with_its_rule_and_severity() {
+    use super::accounts::{AccountChanges, AdminMember, Passwordless};
+    let event = file_event("rename", "/etc/passwd+", |f| {
+        f.process = known(USERADD);
+        f.path2 = Some("/etc/passwd".into());
+        f.resolved_path2 = Some(PathBuf::from("/etc/passwd"));
+        f.ret = 0;
+        f.accounts_changed = Some(AccountChanges {
+            root_added: vec!["elx".into()],
+            passwordless_added: vec![
+                Passwordless {
+                    name: "elx".into(),
+                    root: true,
+                },
+                Passwordless {
+                    name: "ann".into(),
+                    root: false,
+                },
+            ],
+            admin_members_added: vec![AdminMember {
+                group: "wheel".into(),
+                member: "bob".into(),
+            }],
+        });
+    });
+    let mut d = detector();
+    let found: Vec<_> = d
+        .process(&event, &Known)
+        .into_iter()
+        .map(|o| {
+            let a = &o.finding.context.additional;
+            assert_eq!(
+                o.finding.finding_type,
+                "PrivilegeEscalation:Runtime/SuspiciousCommand"
+            );
+            assert_eq!(o.finding.context.file_path.as_deref(), Some("/etc/passwd"));
+            (
+                a.get("ruleId").cloned().unwrap_or_default(),
+                a.get("account").cloned().unwrap_or_default(),
+                a.get("group").cloned(),
+                o.finding.severity_label,
+            )
+        })
+        .collect();
+    assert_eq!(
+        found,
+        [
+            (
+                "behaviour-root-account-added".to_owned(),
+                "elx".to_owned(),
+                None,
+                SeverityLabel::High
+            ),
+            (
+                "behaviour-passwordless-account".to_owned(),
+                "elx".to_owned(),
+                None,
+                SeverityLabel::High
+            ),
+            (
+                "behaviour-passwordless-account".to_owned(),
+                "ann".to_owned(),
+                None,
+                SeverityLabel::Medium
+            ),
+            (
+                "behaviour-admin-group-member-added".to_owned(),
+                "bob".to_owned(),
+                Some("wheel".to_owned()),
+                SeverityLabel::Medium
+            ),
+        ]
+    );
+    // The same grants again aggregate into the same findings (one per account).
+    assert_eq!(d.process(&event, &Known).len(), 4);
 }

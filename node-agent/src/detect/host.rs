@@ -115,20 +115,6 @@ pub fn read_users(path: &Path) -> HashMap<u32, String> {
         .collect()
 }
 
-/// The accounts a `passwd` file gives uid 0, in its order: `root`, and any other name given
-/// the same uid (a second root account).
-pub fn root_accounts(passwd: &str) -> Vec<String> {
-    passwd
-        .lines()
-        .filter_map(|line| {
-            let mut fields = line.split(':');
-            let name = fields.next()?.trim();
-            let uid = fields.nth(1)?.trim();
-            (uid == "0" && !name.is_empty() && !name.starts_with('#')).then(|| name.to_owned())
-        })
-        .collect()
-}
-
 /// The setuid and setgid programs in the system program directories (`/usr/bin`, `/usr/sbin`,
 /// `/bin`, `/sbin`, `/usr/lib/openssh`, and `/usr/libexec` with its subdirectories, as
 /// [`super::system_program_dir`] knows them), by the path the kernel names them with (on a
@@ -232,9 +218,6 @@ pub fn build_detector(
         host: host_details(),
         boot_id,
         users: read_users(Path::new("/etc/passwd")),
-        root_accounts: root_accounts(&std::fs::read_to_string("/etc/passwd").unwrap_or_default())
-            .into_iter()
-            .collect(),
         privileged_programs: privileged_programs(Path::new("/")),
         disabled_types: options.disabled_types.clone(),
         ..DetectorConfig::default()

@@ -17,6 +17,7 @@
 //! rules (`vigil_crds::suppression`): archived findings are kept and marked.
 //! The edges (reading `/etc/passwd`, host facts, rule and suppression files) are in [`host`].
 
+pub mod accounts;
 pub mod behaviour;
 #[cfg(test)]
 mod behaviour_tests;
@@ -170,9 +171,6 @@ pub struct DetectorConfig {
     pub max_processes: usize,
     /// uid to user name.
     pub users: HashMap<u32, String>,
-    /// The accounts with uid 0 in the host's `/etc/passwd` when the agent started: a second
-    /// root account already there is the host's own (`toor`), not one added under watch.
-    pub root_accounts: BTreeSet<String>,
     /// The setuid and setgid programs in the system program directories when the agent
     /// started (`host::privileged_programs`): one replaced later is High, whatever mode the
     /// replacement has.
@@ -193,7 +191,6 @@ impl Default for DetectorConfig {
             max_aggregates: 4_096,
             max_processes: 32_768,
             users: HashMap::new(),
-            root_accounts: BTreeSet::from(["root".to_owned()]),
             privileged_programs: BTreeSet::new(),
             disabled_types: BTreeSet::new(),
         }

@@ -49,7 +49,7 @@ fn open_script(pid: u32, path: &str, ino: u64, writer: Option<u32>, memory: bool
         proc_mem_pid: None,
         sysctl_value: None,
         git_config: None,
-        root_accounts: None,
+        accounts_changed: None,
         program_written: None,
         truncated: false,
         written_by: writer.map(|pid| Writer {

@@ -2003,7 +2003,7 @@ pub(crate) fn check_file(d: &Detector, f: &FileInfo, lookup: &dyn ProcessLookup)
     out.extend(preload_file_written(d, b, f, &actor, lookup));
     out.extend(logging_config_changed(d, b, f, &actor, lookup));
     out.extend(sudoers_written(d, b, f, &actor, lookup));
-    out.extend(root_account_added(d, f, lookup));
+    out.extend(account_grants_added(d, f, lookup));
     out.extend(system_binary_replaced(d, b, f, &actor, lookup));
     out.extend(loader_modified(d, b, f, &actor, lookup));
     out.extend(git_command_set(d, b, f, &actor, lookup));
@@ -2646,47 +2646,98 @@ fn sudoers_written(
     ))
 }
 
-/// A second root account: `/etc/passwd`, after a change to it, gives uid 0 to a name that did
-/// not have it when the agent started (T1136.001, T1078.003), however the line got there
-/// (`echo 'x:x:0:0::/root:/bin/bash' >> /etc/passwd`, `useradd -o -u 0`, `usermod -o -u 0`,
-/// `vipw`, a script). The accounts come from the file as the pipeline read it after the write,
-/// never from a command line. One finding per account.
-fn root_account_added(d: &Detector, f: &FileInfo, lookup: &dyn ProcessLookup) -> Vec<Candidate> {
-    let Some(accounts) = f.root_accounts.as_deref() else {
+/// What a change to an account file granted, as the pipeline read the file back after the
+/// write, rename or link and compared it with its last read ([`super::accounts`]), whatever
+/// program wrote it (`echo >>`, `sed -i`, an interpreter, `cp` or `mv` of an edited copy,
+/// `useradd -o -u 0`, `usermod -aG sudo`): never from a command line. One finding per grant:
+/// - a second root account: a name given uid 0 in `/etc/passwd` (T1136.001), High;
+/// - an account that needs no password: an empty password field in `/etc/passwd` or
+///   `/etc/shadow` (`x::0:0:...`, `passwd -d`; T1098), High for a uid-0 account, else Medium;
+/// - a member added to an administrators' group in `/etc/group` (`sudo`, `wheel`, `admin`,
+///   `root`; T1098), Medium: the account tools do this for an operator too, and the grant is
+///   still the finding (suppress by writer where it is routine).
+fn account_grants_added(d: &Detector, f: &FileInfo, lookup: &dyn ProcessLookup) -> Vec<Candidate> {
+    let Some(changes) = f.accounts_changed.as_ref() else {
         return Vec::new();
     };
     let path = text(made_path(f, &[])).unwrap_or_else(|| f.path.clone());
-    accounts
-        .iter()
-        .filter(|name| !d.config.root_accounts.contains(name.as_str()))
-        .map(|name| {
+    let raise =
+        |raises: Raises, key: String, title: &'static str, what: String, extra: &[(&str, &str)]| {
             let mut context = file_context(f, &path);
-            context.additional.insert("account".into(), name.clone());
+            for (k, v) in extra {
+                context.additional.insert((*k).into(), (*v).into());
+            }
             let mut c = technique(
                 d,
                 &f.process,
                 lookup,
-                Raises {
-                    finding_type: FindingType::PrivilegeEscalationSuspiciousCommand,
-                    rule: "behaviour-root-account-added",
-                    mitre: "T1136.001",
-                    severity: Some(8.0),
-                },
+                raises,
                 draft(
-                    "A second account with uid 0 (root) was added",
+                    title,
                     format!(
-                        "Process {} (pid {}) changed {path} ({}): it now gives uid 0 to the \
-                         account {name}, which logs in as root.",
+                        "Process {} (pid {}) changed {path} ({}): {what}.",
                         f.process.comm, f.process.pid, f.operation
                     ),
                     path.clone(),
                     context,
                 ),
             );
-            c.key = format!("root-account\0{name}");
+            c.key = key;
             c
-        })
-        .collect()
+        };
+    let mut out = Vec::new();
+    for name in &changes.root_added {
+        out.push(raise(
+            Raises {
+                finding_type: FindingType::PrivilegeEscalationSuspiciousCommand,
+                rule: "behaviour-root-account-added",
+                mitre: "T1136.001",
+                severity: Some(8.0),
+            },
+            format!("root-account\0{name}"),
+            "A second account with uid 0 (root) was added",
+            format!("it now gives uid 0 to the account {name}, which logs in as root"),
+            &[("account", name)],
+        ));
+    }
+    for account in &changes.passwordless_added {
+        let name = &account.name;
+        out.push(raise(
+            Raises {
+                finding_type: FindingType::PrivilegeEscalationSuspiciousCommand,
+                rule: "behaviour-passwordless-account",
+                mitre: "T1098",
+                severity: Some(if account.root { 8.0 } else { 5.0 }),
+            },
+            format!("passwordless\0{name}"),
+            "An account now needs no password",
+            format!(
+                "the password field of the account {name}{} is now empty: it logs in with no \
+                 password",
+                if account.root { " (uid 0)" } else { "" }
+            ),
+            &[("account", name)],
+        ));
+    }
+    for m in &changes.admin_members_added {
+        out.push(raise(
+            Raises {
+                finding_type: FindingType::PrivilegeEscalationSuspiciousCommand,
+                rule: "behaviour-admin-group-member-added",
+                mitre: "T1098",
+                severity: Some(5.0),
+            },
+            format!("admin-group\0{}\0{}", m.group, m.member),
+            "An account was added to an administrators' group",
+            format!(
+                "the account {} is now a member of the group {}, whose members administer the \
+                 system",
+                m.member, m.group
+            ),
+            &[("account", &m.member), ("group", &m.group)],
+        ));
+    }
+    out
 }
 
 /// The directories of the system's own programs (the sensitive-path set has them, so the kernel
