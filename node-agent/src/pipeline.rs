@@ -403,13 +403,11 @@ impl Pipeline {
         Ok(seeded)
     }
 
-    /// Reads the host's account files (through init's root under `proc_root`, else the
-    /// agent's own `/etc`): what they grant now is the host's own, and a later change is judged
-    /// by what it adds. A file that cannot be read is judged from its first read-back.
+    /// Reads the host's account files ([`host_etc`]): what they grant now is the host's own,
+    /// and a later change is judged by what it adds. A file that cannot be read is judged from
+    /// its first read-back.
     fn seed_accounts(&mut self, proc_root: &Path) {
-        let Some((etc, place)) =
-            etc_place(&proc_root.join("1/root")).or_else(|| etc_place(Path::new("/")))
-        else {
+        let Some((etc, place)) = host_etc(proc_root) else {
             tracing::warn!("no /etc to read the account files from");
             return;
         };
@@ -435,9 +433,10 @@ impl Pipeline {
             wait_for_close(pid, info.ret, changed);
         }
         let (etc, place) = etc_place(&self.proc_root.join(pid.to_string()).join("root"))
-            .or_else(|| etc_place(&self.proc_root.join("1/root")))?;
+            .or_else(|| host_etc(&self.proc_root))?;
         let text = account_file_text(&etc, file)?;
         let changes = self.accounts.observe(place, file, &text);
+
         (!changes.is_empty()).then_some(changes)
     }
 
@@ -1069,6 +1068,12 @@ fn etc_place(root: &Path) -> Option<(PathBuf, crate::detect::accounts::Place)> {
     let etc = root.join("etc");
     let m = fs::metadata(&etc).ok()?;
     m.is_dir().then(|| (etc, (m.dev(), m.ino())))
+}
+
+/// The host's `/etc`: through init's root under `proc_root` (the agent in a pod), else the
+/// agent's own (where init's root cannot be followed).
+fn host_etc(proc_root: &Path) -> Option<(PathBuf, crate::detect::accounts::Place)> {
+    etc_place(&proc_root.join("1/root")).or_else(|| etc_place(Path::new("/")))
 }
 
 /// The text of an account file in `etc`, or `None` when it is not a regular file, cannot be

@@ -3430,6 +3430,295 @@ fn a_second_root_account_read_back_from_the_account_database() {
     );
 }
 
+/// The account files and the backups the account tools keep, put back as they were when
+/// dropped, whether the test passed or not (written by the test process, which the agent does
+/// not observe).
+struct RestoreAccountFiles {
+    _files: Vec<RestoreFile>,
+}
+
+impl RestoreAccountFiles {
+    fn new() -> Self {
+        let files = ["passwd", "shadow", "group", "gshadow", "subuid", "subgid"];
+        Self {
+            _files: files
+                .iter()
+                .flat_map(|f| [format!("/etc/{f}"), format!("/etc/{f}-")])
+                .map(|path| RestoreFile::new(&path))
+                .collect(),
+        }
+    }
+}
+
+/// `(ruleId, account, group, severity, executable)` of each account-grant finding.
+fn account_grants_raised(
+    found: &[Finding],
+) -> Vec<(String, String, Option<String>, SeverityLabel, String)> {
+    let mut out: Vec<_> = found
+        .iter()
+        .filter(|f| {
+            matches!(
+                rule(f),
+                "behaviour-root-account-added"
+                    | "behaviour-passwordless-account"
+                    | "behaviour-admin-group-member-added"
+            )
+        })
+        .map(|f| {
+            assert_eq!(
+                f.finding_type,
+                "PrivilegeEscalation:Runtime/SuspiciousCommand"
+            );
+            let a = &f.context.additional;
+            (
+                rule(f).to_owned(),
+                a.get("account").cloned().unwrap_or_default(),
+                a.get("group").cloned(),
+                f.severity_label,
+                f.process
+                    .as_ref()
+                    .map(|p| p.executable_path.clone())
+                    .unwrap_or_default(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// The findings at Medium or above.
+fn serious(found: &[Finding]) -> Vec<(String, String)> {
+    let serious: Vec<Finding> = found
+        .iter()
+        .filter(|f| f.severity_label >= SeverityLabel::Medium)
+        .cloned()
+        .collect();
+    kinds(&serious)
+}
+
+/// What the account files grant, read back after each change whoever made it (Atomic Red Team
+/// T1136.001, Elastic's suspicious passwd write, PANIX's passwd and backdoor-user modules):
+/// a uid-0 line appended by a shell, by `sed -i`, by python, an edited copy put in place by
+/// `cp` and by `mv`, `useradd -o -u 0 -g 0`; a password emptied (`passwd -d`, a `::` line);
+/// `usermod -aG sudo`. An ordinary account added, renamed (`chfn`), its password set, and
+/// removed, a system account added, and the files rewritten with the same grants raise nothing
+/// at Medium or above.
+#[test]
+fn account_grants_read_back_from_the_account_files() {
+    if !privileged("account_grants_read_back_from_the_account_files") {
+        return;
+    }
+    let _one_at_a_time = ACCOUNTS.lock().unwrap_or_else(|e| e.into_inner());
+    let _restore = RestoreAccountFiles::new();
+    let id = std::process::id();
+    let account = |tag: char| format!("vigilt{id}{tag}");
+    let shell = std::fs::canonicalize("/bin/sh")
+        .expect("/bin/sh")
+        .display()
+        .to_string();
+    let root_added = |name: &str, exe: &str| {
+        (
+            "behaviour-root-account-added".to_owned(),
+            name.to_owned(),
+            None,
+            SeverityLabel::High,
+            exe.to_owned(),
+        )
+    };
+
+    // Benign first: an ordinary account's life, a system account, the same grants rewritten.
+    let plain = account('z');
+    let system = account('s');
+    let _undo_plain = UndoOnDrop::new("userdel", &["-f", &plain]);
+    let _undo_system = UndoOnDrop::new("userdel", &["-f", &system]);
+    let pid = sh(&format!(
+        "useradd -M -d /nonexistent -s /usr/sbin/nologin {plain} && chfn -f 'Vigil Test' {plain} && \
+         echo '{plain}:Vigil-test-pw-2' | chpasswd && userdel {plain} && \
+         adduser --quiet --system --no-create-home {system}"
+    ));
+    let found = detect(pid);
+    assert!(
+        serious(&found).is_empty(),
+        "useradd, chfn, chpasswd, userdel, adduser --system: {:?}",
+        kinds(&found)
+    );
+    // The file rewritten by hand with the same grants: the file-level finding says it changed,
+    // and nothing was granted.
+    let pid = sh(&format!(
+        "cp -p /etc/passwd /etc/passwd.vigilt{id} && mv /etc/passwd.vigilt{id} /etc/passwd && \
+         cp -p /etc/group /etc/group.vigilt{id} && mv /etc/group.vigilt{id} /etc/group"
+    ));
+    let found = detect(pid);
+    assert!(
+        account_grants_raised(&found).is_empty(),
+        "passwd and group rewritten unchanged: {:?}",
+        kinds(&found)
+    );
+
+    // A uid-0 line appended by the shell itself (its `>>`).
+    let name = account('e');
+    let pid = sh(&format!(
+        "echo \"{name}:$(openssl passwd -6 pw):0:0::/root:/bin/bash\" >> /etc/passwd"
+    ));
+    assert_eq!(
+        account_grants_raised(&detect(pid)),
+        [root_added(&name, &shell)],
+        "echo >>"
+    );
+    // sed -i writes a copy and renames it over the file.
+    let name = account('d');
+    let pid = run(Command::new("sed").args([
+        "-i",
+        &format!("$a {name}:x:0:0::/root:/bin/sh"),
+        "/etc/passwd",
+    ]));
+    let sed = which("sed").expect("sed");
+    let sed = std::fs::canonicalize(sed)
+        .expect("sed")
+        .display()
+        .to_string();
+    assert_eq!(
+        account_grants_raised(&detect(pid)),
+        [root_added(&name, &sed)],
+        "sed -i"
+    );
+    // python appending.
+    let name = account('p');
+    let pid = run(Command::new("python3").args([
+        "-c",
+        &format!("open('/etc/passwd', 'a').write('{name}:x:0:0::/root:/bin/sh\\n')"),
+    ]));
+    let found = detect(pid);
+    let grants = account_grants_raised(&found);
+    assert_eq!(grants.len(), 1, "python: {:?}", kinds(&found));
+    assert_eq!(grants[0].1, name, "python");
+    assert!(grants[0].4.contains("python"), "python: {grants:?}");
+    // An edited copy put in place by cp (written into the file) and by mv (renamed over it).
+    let copy = format!("/etc/passwd.vigilt{id}");
+    let _copy = RestoreFile::new(&copy);
+    let name = account('c');
+    std::fs::write(
+        &copy,
+        format!(
+            "{}{name}:x:0:0::/root:/bin/sh\n",
+            std::fs::read_to_string("/etc/passwd").expect("passwd")
+        ),
+    )
+    .expect("edited copy");
+    let pid = run(Command::new("cp").args([&copy, "/etc/passwd"]));
+    let cp = std::fs::canonicalize(which("cp").expect("cp"))
+        .expect("cp")
+        .display()
+        .to_string();
+    assert_eq!(
+        account_grants_raised(&detect(pid)),
+        [root_added(&name, &cp)],
+        "cp"
+    );
+    let name = account('m');
+    std::fs::write(
+        &copy,
+        format!(
+            "{}{name}:x:0:0::/root:/bin/sh\n",
+            std::fs::read_to_string("/etc/passwd").expect("passwd")
+        ),
+    )
+    .expect("edited copy");
+    let pid = run(Command::new("mv").args([&copy, "/etc/passwd"]));
+    let mv = std::fs::canonicalize(which("mv").expect("mv"))
+        .expect("mv")
+        .display()
+        .to_string();
+    assert_eq!(
+        account_grants_raised(&detect(pid)),
+        [root_added(&name, &mv)],
+        "mv"
+    );
+
+    // useradd -o -u 0 -g 0: the real account tool is as bad as echo.
+    let name = account('x');
+    let _undo = UndoOnDrop::new("userdel", &["-f", &name]);
+    let pid = run(Command::new("useradd").args([
+        "-o",
+        "-u",
+        "0",
+        "-g",
+        "0",
+        "-M",
+        "-d",
+        "/nonexistent",
+        "-s",
+        "/usr/sbin/nologin",
+        &name,
+    ]));
+    assert_eq!(
+        account_grants_raised(&detect(pid)),
+        [root_added(&name, "/usr/sbin/useradd")],
+        "useradd -o -u 0"
+    );
+
+    // usermod -aG sudo (the group made first where the host has none).
+    let member = account('y');
+    let _undo_member = UndoOnDrop::new("userdel", &["-f", &member]);
+    let _undo_group = std::process::Command::new("getent")
+        .args(["group", "sudo"])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| !s.success())
+        .then(|| {
+            run(Command::new("groupadd").arg("sudo"));
+            UndoOnDrop::new("groupdel", &["sudo"])
+        });
+    run(Command::new("useradd").args([
+        "-M",
+        "-d",
+        "/nonexistent",
+        "-s",
+        "/usr/sbin/nologin",
+        &member,
+    ]));
+    let pid = run(Command::new("usermod").args(["-aG", "sudo", &member]));
+    assert_eq!(
+        account_grants_raised(&detect(pid)),
+        [(
+            "behaviour-admin-group-member-added".to_owned(),
+            member.clone(),
+            Some("sudo".to_owned()),
+            SeverityLabel::Medium,
+            "/usr/sbin/usermod".to_owned()
+        )],
+        "usermod -aG sudo"
+    );
+    // Its password deleted: no password asked.
+    let pid = run(Command::new("passwd").args(["-d", &member]));
+    assert_eq!(
+        account_grants_raised(&detect(pid)),
+        [(
+            "behaviour-passwordless-account".to_owned(),
+            member.clone(),
+            None,
+            SeverityLabel::Medium,
+            "/usr/bin/passwd".to_owned()
+        )],
+        "passwd -d"
+    );
+    // A uid-0 line with an empty password field: both.
+    let name = account('n');
+    let pid = sh(&format!("echo '{name}::0:0::/root:/bin/sh' >> /etc/passwd"));
+    let mut want = vec![
+        (
+            "behaviour-passwordless-account".to_owned(),
+            name.clone(),
+            None,
+            SeverityLabel::High,
+            shell.clone(),
+        ),
+        root_added(&name, &shell),
+    ];
+    want.sort();
+    assert_eq!(account_grants_raised(&detect(pid)), want, "x::0:0");
+}
+
 /// The password hashes read by whatever program and path: the kernel reports the open of the
 /// file itself, so no command line has to name it. Atomic Red Team T1003.008 #5 reads it with
 /// a shell's `while read` loop in a script; a program opens it relative to `/etc`, through a
