@@ -1292,6 +1292,29 @@ mod tests {
     }
 
     #[test]
+    fn an_account_file_is_read_whole_or_not_at_all() {
+        let etc = std::env::temp_dir().join(format!("vigil-accounts-{}", std::process::id()));
+        fs::create_dir_all(&etc).unwrap();
+        fs::write(etc.join("passwd"), "root:x:0:0::/root:/bin/sh\n").unwrap();
+        assert_eq!(
+            account_file_text(&etc, AccountFile::Passwd).as_deref(),
+            Some("root:x:0:0::/root:/bin/sh\n")
+        );
+        // A FIFO would block the pipeline until a writer came.
+        let fifo = std::ffi::CString::new(etc.join("shadow").to_str().unwrap()).unwrap();
+        // SAFETY: a NUL-terminated path that outlives the call.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        assert_eq!(account_file_text(&etc, AccountFile::Shadow), None);
+        // Over the cap: not a prefix (the names past it would look removed).
+        let max = crate::detect::accounts::MAX_ACCOUNT_FILE_BYTES as usize;
+        fs::write(etc.join("group"), "#".repeat(max + 1)).unwrap();
+        assert_eq!(account_file_text(&etc, AccountFile::Group), None);
+        fs::write(etc.join("group"), "#".repeat(max)).unwrap();
+        assert!(account_file_text(&etc, AccountFile::Group).is_some());
+        fs::remove_dir_all(&etc).unwrap();
+    }
+
+    #[test]
     fn normalize_is_lexical() {
         assert_eq!(
             normalize(Path::new("/etc/./ssh/../passwd")),
