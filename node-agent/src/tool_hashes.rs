@@ -150,6 +150,15 @@ mod tests {
 
     use super::*;
 
+    /// Each program found, by the name it is known by.
+    fn by_name(found: &ToolHashes) -> BTreeMap<&str, Digest> {
+        found
+            .by_digest
+            .iter()
+            .map(|(d, n)| (n.as_str(), *d))
+            .collect()
+    }
+
     #[test]
     fn programs_by_content_links_followed_and_multi_call_binaries_left_out() {
         let dir = std::env::temp_dir().join(format!("vigil-tool-hashes-{}", std::process::id()));
@@ -175,13 +184,8 @@ mod tests {
         ];
         let found = installed(names, &[dir.as_path()]);
         let _ = std::fs::remove_dir_all(&dir);
-        let by_name: BTreeMap<&str, Digest> = found
-            .by_digest
-            .iter()
-            .map(|(d, n)| (n.as_str(), *d))
-            .collect();
         assert_eq!(
-            by_name,
+            by_name(&found),
             BTreeMap::from([
                 ("nc", Digest::of(b"netcat bytes")),
                 ("socat", Digest::of(b"socat bytes")),
@@ -209,13 +213,8 @@ mod tests {
             &[dir.as_path()],
         );
         let _ = std::fs::remove_dir_all(&dir);
-        let by_name: BTreeMap<&str, Digest> = found
-            .by_digest
-            .iter()
-            .map(|(d, n)| (n.as_str(), *d))
-            .collect();
         assert_eq!(
-            by_name,
+            by_name(&found),
             BTreeMap::from([
                 // `python3` leads to the file exactly: the rules' name wins over the list's.
                 ("python3", Digest::of(b"python bytes")),
