@@ -1049,16 +1049,79 @@ fn sysctl_value_written(pid: u32, fd: i64, path: &Path) -> Option<String> {
     fs::read_to_string(path).ok().map(|v| v.trim().to_owned())
 }
 
-/// Waits, at most [`SYSCTL_WRITE_WAIT`], until `pid` no longer holds `path` open as `fd` (it
-/// closed it or exited): the write that followed the open is in the file then.
+/// Waits, at most [`SYSCTL_WRITE_WAIT`] and within the thread's [`WAIT_BUDGET`], until `pid`
+/// no longer holds `path` open as `fd` (it closed it or exited): the write that followed the
+/// open is in the file then.
 fn wait_for_close(pid: u32, fd: i64, path: &Path) {
     let link = PathBuf::from(format!("/proc/{pid}/fd/{fd}"));
-    let deadline = std::time::Instant::now() + SYSCTL_WRITE_WAIT;
-    while std::time::Instant::now() < deadline
-        && fs::read_link(&link).is_ok_and(|target| target == path)
-    {
-        std::thread::sleep(std::time::Duration::from_millis(1));
+    wait_while(SYSCTL_WRITE_WAIT, || {
+        fs::read_link(&link).is_ok_and(|target| target == path)
+    });
+}
+
+/// Most of any [`WAIT_WINDOW`] the reader thread spends waiting for writers to let go of files
+/// it reads back. A repository's `.git/config` is anyone's to create and hold open for writing:
+/// without a bound, a process holding a thousand of them would stall the reader for a minute
+/// and let the rings fill.
+const WAIT_BUDGET: Duration = Duration::from_millis(250);
+/// The window [`WAIT_BUDGET`] is counted over.
+const WAIT_WINDOW: Duration = Duration::from_secs(1);
+
+/// The waits of one reader thread, against [`WAIT_BUDGET`] per [`WAIT_WINDOW`]. Pure: the
+/// clock is the caller's.
+#[derive(Clone, Copy, Debug, Default)]
+struct WaitBudget {
+    window_start: Option<Instant>,
+    spent: Duration,
+}
+
+impl WaitBudget {
+    /// How long a wait starting `now` may last at most (its own bound is the caller's).
+    fn allowed(&mut self, now: Instant) -> Duration {
+        if self
+            .window_start
+            .is_none_or(|start| now.saturating_duration_since(start) >= WAIT_WINDOW)
+        {
+            self.window_start = Some(now);
+            self.spent = Duration::ZERO;
+        }
+        WAIT_BUDGET.saturating_sub(self.spent)
     }
+
+    /// Counts a wait that lasted `waited`.
+    fn spend(&mut self, waited: Duration) {
+        self.spent = self.spent.saturating_add(waited);
+    }
+}
+
+thread_local! {
+    /// The pipeline runs on one thread; each thread has its own budget.
+    static WAITS: std::cell::Cell<WaitBudget> = const {
+        std::cell::Cell::new(WaitBudget { window_start: None, spent: Duration::ZERO })
+    };
+}
+
+/// Waits while `held()` says the writer still holds the file, at most `cap`, and within what
+/// is left of this thread's [`WAIT_BUDGET`]: past it the file is read at once, perhaps before
+/// the write is in (the finding may then miss what the write said).
+fn wait_while(cap: Duration, mut held: impl FnMut() -> bool) {
+    let start = Instant::now();
+    let allowed = WAITS.with(|w| {
+        let mut budget = w.get();
+        let allowed = budget.allowed(start);
+        w.set(budget);
+        allowed
+    });
+    let deadline = start + cap.min(allowed);
+    while Instant::now() < deadline && held() {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let waited = start.elapsed();
+    WAITS.with(|w| {
+        let mut budget = w.get();
+        budget.spend(waited);
+        w.set(budget);
+    });
 }
 
 /// The `/etc` directory under `root` (`/proc/<pid>/root`, a process's view) with its device
@@ -1144,22 +1207,19 @@ fn program_written(
 /// How long the pipeline waits for a writer to let go of a program it writes.
 const PROGRAM_WRITE_WAIT: std::time::Duration = std::time::Duration::from_millis(250);
 
-/// Waits, at most [`PROGRAM_WRITE_WAIT`], until `pid` holds `path` open under no descriptor (it
+/// Waits, at most [`PROGRAM_WRITE_WAIT`] and within the thread's [`WAIT_BUDGET`], until `pid`
+/// holds `path` open under no descriptor (it
 /// closed it or exited). Not only the descriptor the open returned: a shell's redirection
 /// (`cat x > /usr/bin/sudo`) moves it to standard output and closes the first before the
 /// program it runs writes.
 fn wait_until_unheld(pid: u32, path: &Path) {
     let dir = PathBuf::from(format!("/proc/{pid}/fd"));
-    let deadline = std::time::Instant::now() + PROGRAM_WRITE_WAIT;
-    let held = || {
+    wait_while(PROGRAM_WRITE_WAIT, || {
         fs::read_dir(&dir).is_ok_and(|fds| {
             fds.flatten()
                 .any(|fd| fs::read_link(fd.path()).is_ok_and(|target| target == path))
         })
-    };
-    while std::time::Instant::now() < deadline && held() {
-        std::thread::sleep(std::time::Duration::from_millis(1));
-    }
+    });
 }
 
 /// How much of a git configuration file the pipeline reads.
@@ -1239,6 +1299,39 @@ fn resolve_at(pid: u32, dirfd: i32, path: &str) -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn waiting_for_writers_is_bounded_per_window() {
+        let t0 = Instant::now();
+        let mut budget = WaitBudget::default();
+        assert_eq!(budget.allowed(t0), WAIT_BUDGET);
+        budget.spend(Duration::from_millis(200));
+        assert_eq!(
+            budget.allowed(t0 + Duration::from_millis(500)),
+            Duration::from_millis(50)
+        );
+        budget.spend(Duration::from_millis(80));
+        // Spent past the budget: no wait at all until the window ends.
+        assert_eq!(
+            budget.allowed(t0 + Duration::from_millis(900)),
+            Duration::ZERO
+        );
+        assert_eq!(budget.allowed(t0 + WAIT_WINDOW), WAIT_BUDGET);
+        // A thread whose budget is spent reads at once: the writer is not even looked at. (The
+        // window is put an hour ahead so that no pause of this thread can end it.)
+        WAITS.with(|w| {
+            w.set(WaitBudget {
+                window_start: Some(Instant::now() + Duration::from_secs(3600)),
+                spent: WAIT_BUDGET,
+            })
+        });
+        let mut looked = 0;
+        wait_while(Duration::from_secs(3600), || {
+            looked += 1;
+            true
+        });
+        assert_eq!(looked, 0);
+    }
 
     #[test]
     fn a_git_configuration_is_read_only_from_a_regular_file() {
