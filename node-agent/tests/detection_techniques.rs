@@ -3596,44 +3596,27 @@ fn account_grants_read_back_from_the_account_files() {
     // An edited copy put in place by cp (written into the file) and by mv (renamed over it).
     let copy = format!("/etc/passwd.vigilt{id}");
     let _copy = RestoreFile::new(&copy);
-    let name = account('c');
-    std::fs::write(
-        &copy,
-        format!(
-            "{}{name}:x:0:0::/root:/bin/sh\n",
-            std::fs::read_to_string("/etc/passwd").expect("passwd")
-        ),
-    )
-    .expect("edited copy");
-    let pid = run(Command::new("cp").args([&copy, "/etc/passwd"]));
-    let cp = std::fs::canonicalize(which("cp").expect("cp"))
-        .expect("cp")
-        .display()
-        .to_string();
-    assert_eq!(
-        account_grants_raised(&detect(pid)),
-        [root_added(&name, &cp)],
-        "cp"
-    );
-    let name = account('m');
-    std::fs::write(
-        &copy,
-        format!(
-            "{}{name}:x:0:0::/root:/bin/sh\n",
-            std::fs::read_to_string("/etc/passwd").expect("passwd")
-        ),
-    )
-    .expect("edited copy");
-    let pid = run(Command::new("mv").args([&copy, "/etc/passwd"]));
-    let mv = std::fs::canonicalize(which("mv").expect("mv"))
-        .expect("mv")
-        .display()
-        .to_string();
-    assert_eq!(
-        account_grants_raised(&detect(pid)),
-        [root_added(&name, &mv)],
-        "mv"
-    );
+    for (tool, tag) in [("cp", 'c'), ("mv", 'm')] {
+        let name = account(tag);
+        std::fs::write(
+            &copy,
+            format!(
+                "{}{name}:x:0:0::/root:/bin/sh\n",
+                std::fs::read_to_string("/etc/passwd").expect("passwd")
+            ),
+        )
+        .expect("edited copy");
+        let pid = run(Command::new(tool).args([&copy, "/etc/passwd"]));
+        let exe = std::fs::canonicalize(which(tool).expect(tool))
+            .expect(tool)
+            .display()
+            .to_string();
+        assert_eq!(
+            account_grants_raised(&detect(pid)),
+            [root_added(&name, &exe)],
+            "{tool}"
+        );
+    }
 
     // useradd -o -u 0 -g 0: the real account tool is as bad as echo.
     let name = account('x');
