@@ -578,6 +578,11 @@ pub mod file_flags {
     /// `/dev/fd/63`); [`super::FileEvent::ino`] is the pipe's inode, whose writer the exec
     /// records name.
     pub const PIPE: u32 = 1 << 13;
+    /// A setuid or setgid bit asked for, wherever the file is: a `chmod` family call whose mode
+    /// has one, or an open that may create a regular file (`O_CREAT`) with one in its mode
+    /// (`install -m 4755`, `os.chmod(p, 0o4755)`, `open(p, O_CREAT, 04755)`). User space reads
+    /// the file's mode back.
+    pub const SET_ID: u32 = 1 << 14;
 }
 
 /// A file operation that passed the kernel's sensitive-path filter, with its result.

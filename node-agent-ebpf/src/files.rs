@@ -57,6 +57,8 @@ const O_DIRECTORY: u32 = 0o200000;
 const O_PATH: u32 = 0o10000000;
 const WRITE_INTENT: u32 = O_CREAT | O_TRUNC;
 const EXEC_OR_ID_BITS: u32 = 0o6111;
+/// `S_ISUID | S_ISGID`: a mode with one of them is reported wherever the file is.
+const SET_ID_BITS: u32 = 0o6000;
 
 /// Identity of a file: super block device and inode number (shared with user space, which
 /// reads `WRITTEN` for a script's writer).
@@ -1009,10 +1011,12 @@ fn on_open_exit(ctx: &TracePointContext) {
     }
     let agent = pending._pad != 0;
     let (mut dev, mut ino) = (0, 0);
+    let mut regular = false;
     let file = if ret >= 0 { fd_file(ret as u64) } else { 0 };
     if file != 0 {
         let inode = file_inode(file);
         if inode != 0 && inode_type(inode) == S_IFREG {
+            regular = true;
             (dev, ino) = inode_key(inode);
             // A read writes nothing: the written-files map is not touched.
             if !credentials {
@@ -1037,6 +1041,16 @@ fn on_open_exit(ctx: &TracePointContext) {
     let (flags, object) = match resolved {
         Some(matched) => matched,
         None => (classify(pending.path), false),
+    };
+    // A regular file opened to be created with a setuid or setgid mode, wherever it is.
+    let flags = if regular
+        && !credentials
+        && pending.open_flags & O_CREAT != 0
+        && pending.mode & SET_ID_BITS != 0
+    {
+        flags | file_flags::SET_ID
+    } else {
+        flags
     };
     // A file named `shadow` is the hashes only where the sensitive paths hold it (`/etc/shadow`,
     // not a project's `shadow` directory entry).
@@ -1131,7 +1145,8 @@ fn on_change_enter(pending: Pending) {
         count(Hook::FileChange, StatKind::Filtered);
         return;
     }
-    let mut flags = classify_change(pending.path, pending.dirfd);
+    // A set-id chmod comes flagged already: kept wherever its file is.
+    let mut flags = pending.match_flags | classify_change(pending.path, pending.dirfd);
     if matches!(pending.op, file_op::UNLINK | file_op::RENAME) && journal_name() {
         flags |= file_flags::MATCH_JOURNAL;
     }
@@ -1524,6 +1539,9 @@ fn chmod(dirfd: i32, path: u64, mode: u32) {
     }
     let mut p = change(file_op::CHMOD, dirfd, path, AT_FDCWD, 0);
     p.mode = mode;
+    if mode & SET_ID_BITS != 0 {
+        p.match_flags = file_flags::SET_ID;
+    }
     on_change_enter(p);
 }
 

@@ -512,8 +512,9 @@ pub struct FileInfo {
     /// Inode opened (successful opens).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub inode: Option<u64>,
-    /// Why the kernel kept it: `prefix`, `name`, `procMem`, `journal`; `dirent` for a change
-    /// fanotify reported in a sensitive directory (`file_dirents`).
+    /// Why the kernel kept it: `prefix`, `name`, `procMem`, `journal`, `setId` (a setuid or
+    /// setgid mode asked for, anywhere); `dirent` for a change fanotify reported in a
+    /// sensitive directory (`file_dirents`).
     pub matched_by: Vec<&'static str>,
     /// For `/proc/<pid>/mem`: the pid whose memory was opened.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -553,6 +554,8 @@ pub struct FileInfo {
 pub struct WrittenProgram {
     /// `st_mode` (the setuid and setgid bits matter).
     pub mode: u32,
+    /// The owner's uid (a setuid program runs as its owner).
+    pub uid: u32,
     /// What its first bytes say it is.
     pub content: ProgramContent,
 }
@@ -1154,6 +1157,9 @@ pub fn file_info(ev: &node_agent_common::FileEvent, clock: &Clock) -> FileInfo {
     }
     if ev.match_flags & file_flags::PIPE != 0 {
         matched_by.push("pipe");
+    }
+    if ev.match_flags & file_flags::SET_ID != 0 {
+        matched_by.push("setId");
     }
     let unchanged = |v: u32| (v != u32::MAX).then_some(v);
     // Otherwise absolute paths stand alone and a relative one starts from the directory the

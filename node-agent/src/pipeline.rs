@@ -1159,48 +1159,52 @@ fn account_file_changed(info: &crate::event::FileInfo) -> Option<(AccountFile, &
 }
 
 /// A program written, renamed or linked into a system program directory
-/// ([`crate::detect::system_program_dir`]): its mode and whether it is a script, read
-/// once the writer has let go of it ([`wait_until_unheld`]) where the process sees it
-/// (`/proc/<pid>/root`), else, when the process is gone, on the host if it ran in the host's
-/// namespaces (`host`: a container's `/usr/bin/x` is not the host's). Those directories change
-/// when packages are installed: the read is one `stat` and four bytes, and the wait ends at the
-/// writer's close (dpkg closes each file it unpacks before the next).
+/// ([`crate::detect::system_program_dir`]), or a file the kernel saw given a setuid or setgid
+/// mode anywhere (`setId`: a chmod, an open that creates): its mode, owner and whether it is a
+/// script, read once the writer has let go of a program it writes ([`wait_until_unheld`])
+/// where the process sees it (`/proc/<pid>/root`), else, when the process is gone, on the host
+/// if it ran in the host's namespaces (`host`: a container's `/usr/bin/x` is not the host's).
+/// Those directories change when packages are installed: the read is one `stat` and four
+/// bytes, and the wait ends at the writer's close (dpkg closes each file it unpacks before the
+/// next). A set-id mode is read at once: the mode is what is judged.
 fn program_written(
     info: &crate::event::FileInfo,
     host: bool,
 ) -> Option<crate::event::WrittenProgram> {
-    use std::{io::Read, os::unix::fs::MetadataExt};
+    use std::os::unix::fs::MetadataExt;
     if info.ret < 0 {
         return None;
     }
+    let set_id = info.matched_by.contains(&"setId");
     let path = match info.operation {
         "openWrite" => info.resolved_path.as_deref()?,
         "rename" | "link" => info.resolved_path2.as_deref()?,
+        "chmod" if set_id => info.resolved_path.as_deref()?,
         _ => return None,
     };
-    crate::detect::system_program_dir(path.to_str()?)?;
+    let system = crate::detect::system_program_dir(path.to_str()?).is_some();
+    if !system && !set_id {
+        return None;
+    }
     let pid = info.process.pid;
-    if info.operation == "openWrite" {
+    if info.operation == "openWrite" && system {
         wait_until_unheld(pid, path);
     }
     let inside = PathBuf::from(format!("/proc/{pid}/root")).join(path.strip_prefix("/").ok()?);
-    let mut file = match fs::File::open(&inside) {
-        Ok(file) => file,
-        Err(_) if host => fs::File::open(path).ok()?,
+    let (meta, at) = match fs::metadata(&inside) {
+        Ok(meta) => (meta, inside.as_path()),
+        Err(_) if host => (fs::metadata(path).ok()?, path),
         Err(_) => return None,
     };
-    let mode = file.metadata().ok()?.mode();
-    let mut head = [0u8; 4];
-    let mut read = 0;
-    while read < head.len() {
-        match file.read(&mut head[read..]) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => read += n,
-        }
+    // A directory (a setgid one is how shared directories are made) or a device is no program.
+    if !meta.is_file() {
+        return None;
     }
+    let head = read_regular_file(at, 4).unwrap_or_default();
     Some(crate::event::WrittenProgram {
-        mode,
-        content: crate::event::ProgramContent::of(&head[..read]),
+        mode: meta.mode(),
+        uid: meta.uid(),
+        content: crate::event::ProgramContent::of(&head),
     })
 }
 

@@ -1153,6 +1153,100 @@ fn an_audit_library_from_shared_memory_by_variable_and_loader_option() {
 /// --install` linking a new alternative into `/usr/bin`, and `install` into `/usr/local/bin`
 /// raise nothing at Medium or above. Only fresh names are written: no real system program is
 /// touched.
+/// A setuid or setgid mode given by any program, not only the `chmod` command: the kernel
+/// reports the mode asked for wherever the file is, the pipeline reads it back.
+#[test]
+fn a_file_made_setuid_by_any_program() {
+    if !privileged("a_file_made_setuid_by_any_program") {
+        return;
+    }
+    let scratch = Scratch::new("setid");
+    let file = |name: &str| scratch.path(name);
+    let python = ["/usr/bin/python3", "/bin/python3"]
+        .into_iter()
+        .find(|p| Path::new(p).exists());
+    let mut cases = vec![
+        (
+            "install -m 4755",
+            format!("install -m 4755 /bin/true {}", file("install")),
+            file("install"),
+            "setuid",
+        ),
+        (
+            "chmod u+s on a copy of a shell",
+            format!("cp /bin/sh {0} && chmod u+s {0}", file("shell")),
+            file("shell"),
+            "setuid",
+        ),
+    ];
+    match python {
+        Some(py) => {
+            cases.push((
+                "python os.chmod",
+                format!(
+                    "cp /bin/true {0} && {py} -c 'import os; os.chmod(\"{0}\", 0o4755)'",
+                    file("pychmod")
+                ),
+                file("pychmod"),
+                "setuid",
+            ));
+            cases.push((
+                "python open(O_CREAT, 02755)",
+                format!(
+                    "{py} -c 'import os; os.close(os.open(\"{0}\", os.O_CREAT | os.O_WRONLY, 0o2755))'",
+                    file("pyopen")
+                ),
+                file("pyopen"),
+                "setgid",
+            ));
+        }
+        None => eprintln!("NOT TESTED os.chmod and open(O_CREAT) from python: no /usr/bin/python3"),
+    }
+    for (what, script, path, bits) in &cases {
+        let found = detect(sh(script));
+        let f = of(&found, "behaviour-setid-program-made");
+        assert_eq!(f.len(), 1, "{what}: {:?}", kinds(&found));
+        assert_eq!(
+            f[0].finding_type,
+            "PrivilegeEscalation:Runtime/SuspiciousCommand"
+        );
+        assert_eq!(f[0].severity_label, SeverityLabel::Medium, "{what}");
+        assert_eq!(f[0].context.file_path.as_deref(), Some(path.as_str()));
+        let add = &f[0].context.additional;
+        assert_eq!(
+            add.get("setIdBits").map(String::as_str),
+            Some(*bits),
+            "{what}"
+        );
+        assert_eq!(
+            add.get("fileOwnerUid").map(String::as_str),
+            Some("0"),
+            "{what}"
+        );
+    }
+    // install sets the mode after closing the file it wrote: in a system program directory the
+    // chmod is High whatever the write's read-back saw.
+    let n = nonce().to_ascii_lowercase();
+    let mut clean = Cleanup::default();
+    let system = clean.file(format!("/usr/bin/vigil-setid-{n}"));
+    let found = detect(sh(&format!("install -m 4755 /bin/true {system}")));
+    let f = of(&found, "behaviour-setid-program-made");
+    assert_eq!(f.len(), 1, "install into /usr/bin: {:?}", kinds(&found));
+    assert_eq!(f[0].severity_label, SeverityLabel::High);
+    // Benign: a setgid directory (how shared directories are made), modes without the bits.
+    let dir = file("shared");
+    let found = detect(sh(&format!(
+        "mkdir {dir} && chmod g+s {dir} && install -m 755 /bin/true {0} && chmod 4755 {1}-missing; chmod 755 {0}",
+        file("plain"),
+        file("none")
+    )));
+    assert!(
+        of(&found, "behaviour-setid-program-made").is_empty(),
+        "setgid directory, plain modes, a missing file: {:?}",
+        kinds(&found)
+    );
+}
+
 #[test]
 fn a_system_program_replaced_outside_the_package_manager() {
     if !privileged("a_system_program_replaced_outside_the_package_manager") {

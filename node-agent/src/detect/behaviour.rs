@@ -89,6 +89,8 @@ pub(crate) struct BehaviourSpec {
     #[serde(default)]
     sudoers_owners: Vec<String>,
     #[serde(default)]
+    set_id_makers: Vec<String>,
+    #[serde(default)]
     authentication_programs: Vec<String>,
     #[serde(default)]
     memory_exec_dirs: Vec<String>,
@@ -429,6 +431,9 @@ pub struct Behaviour {
     pub database_server_helpers: Vec<String>,
     /// Programs (resolved paths) that write the sudo policy as their job (`visudo`).
     pub sudoers_owners: Vec<String>,
+    /// Programs (resolved paths) that give files setuid and setgid modes as their job,
+    /// besides package managers: container engines unpacking image layers.
+    pub set_id_makers: Vec<String>,
     /// Programs that take passwords or grant privileges, by file name in a system program
     /// directory (`sudo`, `sshd`): one replaced there is High.
     pub authentication_programs: Vec<String>,
@@ -568,6 +573,7 @@ impl Behaviour {
             ("crontabPrograms", &spec.crontab_programs),
             ("atPrograms", &spec.at_programs),
             ("sudoersOwners", &spec.sudoers_owners),
+            ("setIdMakers", &spec.set_id_makers),
             ("wipedLogs", &spec.wiped_logs),
             ("logOwners", &spec.log_owners),
             ("credentialReaders", &spec.credential_readers),
@@ -740,6 +746,7 @@ impl Behaviour {
         self.database_server_helpers
             .extend(spec.database_server_helpers);
         self.sudoers_owners.extend(spec.sudoers_owners);
+        self.set_id_makers.extend(spec.set_id_makers);
         self.authentication_programs
             .extend(spec.authentication_programs);
         self.memory_exec_dirs.extend(spec.memory_exec_dirs);

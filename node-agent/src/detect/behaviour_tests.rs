@@ -5078,6 +5078,87 @@ fn a_maintainer_script_writing_a_sensitive_file_is_installation_an_apt_hook_is_n
     );
 }
 
+/// A setuid or setgid mode the kernel saw asked for (`setId`) is judged by the mode read back
+/// and by who asked: any program but a package manager's lineage and the image unpackers;
+/// a directory, a refused or cleared bit, a mode without the bits raise nothing.
+#[test]
+fn a_set_id_mode_is_judged_by_the_mode_read_back_and_the_writer() {
+    use crate::event::{ProgramContent, WrittenProgram};
+    let made = |process: ProcessRef, op: &'static str, path: &str, mode: Option<u32>| {
+        let mut d = detector();
+        let e = file_event(op, path, |f| {
+            f.process = process;
+            f.matched_by = vec!["setId"];
+            f.program_written = mode.map(|mode| WrittenProgram {
+                mode,
+                uid: 0,
+                content: ProgramContent::Elf,
+            });
+        });
+        let found: Vec<_> = d
+            .process(&e, &Known)
+            .into_iter()
+            .map(|o| o.finding)
+            .filter(|f| {
+                f.context.additional.get("ruleId").map(String::as_str)
+                    == Some("behaviour-setid-program-made")
+            })
+            .collect();
+        assert!(found.len() <= 1, "{found:?}");
+        found.into_iter().next()
+    };
+    let f = made(known(BASH), "chmod", "/tmp/.x", Some(0o104755)).expect("chmod u+s");
+    assert_eq!(
+        f.finding_type,
+        "PrivilegeEscalation:Runtime/SuspiciousCommand"
+    );
+    assert_eq!(f.severity_label, SeverityLabel::Medium);
+    let add = &f.context.additional;
+    assert_eq!(add["setIdBits"], "setuid");
+    assert_eq!(add["fileMode"], "4755");
+    assert_eq!(add["fileOwnerUid"], "0");
+    assert_eq!(add["writerExecutable"], "/usr/bin/bash");
+    // Created with the mode (`open(p, O_CREAT, 06755)`).
+    let f = made(known(BASH), "openWrite", "/srv/y", Some(0o106755)).expect("open 06755");
+    assert_eq!(f.context.additional["setIdBits"], "setuid and setgid");
+    // In a system program directory: High.
+    let f = made(known(BASH), "chmod", "/usr/bin/y", Some(0o102755)).expect("in /usr/bin");
+    assert_eq!(f.severity_label, SeverityLabel::High);
+    assert_eq!(f.context.additional["setIdBits"], "setgid");
+    // The package manager and the image unpackers give modes as their job.
+    assert!(made(known(DPKG), "chmod", "/usr/bin/passwd", Some(0o104755)).is_none());
+    assert!(
+        made(
+            known(CONTAINERD),
+            "chmod",
+            "/var/lib/c/x/usr/bin/su",
+            Some(0o104755)
+        )
+        .is_none()
+    );
+    // A directory or a file gone (nothing read back), a bit the kernel cleared.
+    assert!(made(known(BASH), "chmod", "/srv/shared", None).is_none());
+    assert!(made(known(BASH), "chmod", "/tmp/z", Some(0o100755)).is_none());
+    // Without the kernel's flag (a chmod +x the sensitive set reported): not this check.
+    let mut d = detector();
+    let e = file_event("chmod", "/etc/cron.daily/x", |f| {
+        f.process = known(BASH);
+        f.program_written = Some(WrittenProgram {
+            mode: 0o104755,
+            uid: 0,
+            content: ProgramContent::Elf,
+        });
+    });
+    assert!(d.process(&e, &Known).into_iter().all(|o| {
+        o.finding
+            .context
+            .additional
+            .get("ruleId")
+            .map(String::as_str)
+            != Some("behaviour-setid-program-made")
+    }));
+}
+
 /// How bad a replaced system program is, and what the finding says about it: High for the
 /// programs that take passwords or grant privileges, for a setuid or setgid program (now, or
 /// when the agent started), Medium otherwise; the writer's executable and whether the new
@@ -5098,7 +5179,13 @@ fn a_replaced_system_program_is_judged_by_what_it_was_and_is() {
         assert!(found.len() <= 1, "{found:?}");
         found.into_iter().next()
     };
-    let written = |mode: u32, content: ProgramContent| Some(WrittenProgram { mode, content });
+    let written = |mode: u32, content: ProgramContent| {
+        Some(WrittenProgram {
+            mode,
+            uid: 0,
+            content,
+        })
+    };
     let mut d = detector();
     // `cat > /usr/bin/sudo` with a wrapper script: High, the content a script.
     let f = replaced(

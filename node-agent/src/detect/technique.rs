@@ -2005,6 +2005,7 @@ pub(crate) fn check_file(d: &Detector, f: &FileInfo, lookup: &dyn ProcessLookup)
     out.extend(sudoers_written(d, b, f, &actor, lookup));
     out.extend(account_grants_added(d, f, lookup));
     out.extend(system_binary_replaced(d, b, f, &actor, lookup));
+    out.extend(set_id_program_made(d, b, f, &actor, lookup));
     out.extend(loader_modified(d, b, f, &actor, lookup));
     out.extend(git_command_set(d, b, f, &actor, lookup));
     out
@@ -2859,6 +2860,79 @@ fn system_binary_replaced(
                     Some("wasSetuid") => " The program there was setuid or setgid.",
                     Some(_) => " It is setuid or setgid.",
                     None => "",
+                }
+            ),
+            path.clone(),
+            context,
+        ),
+    ))
+}
+
+/// A regular file given a setuid or setgid mode, wherever it is, by anything but a package
+/// manager (or its children) and the programs that unpack image layers (`setIdMakers`): the
+/// way root is kept for later (`cp /bin/bash /tmp/.x; chmod u+s /tmp/.x`), by any program
+/// (`install -m 4755`, python's `os.chmod`, perl's `chmod`, an `open` that creates the file
+/// with the mode), not only the `chmod` command whose arguments `privesc-setuid-bit` reads
+/// (T1548.001). The kernel reports the mode asked for (`setId`); the pipeline reads the file's
+/// mode back, so a bit the kernel refused or cleared raises nothing, and a directory (a setgid
+/// one shares its group) is no program. Medium; High in a system program directory, where
+/// everyone's `PATH` leads.
+fn set_id_program_made(
+    d: &Detector,
+    b: &Behaviour,
+    f: &FileInfo,
+    actor: &Actor,
+    lookup: &dyn ProcessLookup,
+) -> Option<Candidate> {
+    if !f.matched_by.contains(&"setId") {
+        return None;
+    }
+    let w = f.program_written?;
+    let bits = match (w.mode & S_ISUID != 0, w.mode & S_ISGID != 0) {
+        (true, true) => "setuid and setgid",
+        (true, false) => "setuid",
+        (false, true) => "setgid",
+        (false, false) => return None,
+    };
+    if actor.is_one_of(&b.package_managers, Reach::Lineage)
+        || actor.is_one_of(&b.set_id_makers, Reach::Lineage)
+    {
+        return None;
+    }
+    let path = text(f.resolved_path.as_ref())?;
+    let system = system_program_dir(&path).is_some();
+    let mut context = file_context(f, &path);
+    let add = &mut context.additional;
+    add.insert("setIdBits".into(), bits.into());
+    add.insert("fileOwnerUid".into(), w.uid.to_string());
+    add.insert("fileMode".into(), format!("{:o}", w.mode & 0o7777));
+    add.insert("programContent".into(), w.content.as_str().into());
+    if let Some(exe) = text(actor.exe.as_ref()) {
+        add.insert("writerExecutable".into(), exe);
+    }
+    Some(technique(
+        d,
+        &f.process,
+        lookup,
+        Raises {
+            finding_type: FindingType::PrivilegeEscalationSuspiciousCommand,
+            rule: "behaviour-setid-program-made",
+            mitre: "T1548.001",
+            severity: Some(if system { 8.0 } else { 5.0 }),
+        },
+        draft(
+            "A file was made setuid or setgid by something other than a package manager",
+            format!(
+                "Process {} (pid {}) made {path} {bits} ({}, owner uid {}): whoever runs it runs \
+                 it with its owner's or group's rights.{}",
+                f.process.comm,
+                f.process.pid,
+                f.operation,
+                w.uid,
+                if system {
+                    " It is in a system program directory."
+                } else {
+                    ""
                 }
             ),
             path.clone(),
