@@ -22,6 +22,6 @@ pub use intel::{
     BuildError, IntelBuilder, ListFormat, ListId, ListInfo, MAX_LISTS, Matches, ThreatIntel,
 };
 pub use loader::{
-    BUILTIN_LISTS, IntelConfig, IntelError, ListSource, LoadReport, Malformed, TrustedIpSource,
-    load, load_at,
+    BUILTIN_LISTS, GUARDDUTY_TESTER_LISTS, IntelConfig, IntelError, ListSource, LoadReport,
+    Malformed, TesterList, TrustedIpSource, load, load_at,
 };

@@ -141,6 +141,82 @@ pub const BUILTIN_LISTS: &[BuiltinList] = &[
     builtin!("malware-sha256", Sha256, [ExecutionMaliciousFileExecuted]),
 ];
 
+/// A list of AWS's GuardDuty tester (`awslabs/amazon-guardduty-tester`,
+/// `lib/common/testResources/definitions.json`): the one domain its `threatIntel/request.sh`
+/// scenario asks for (`curl http://DOMAIN/sample.dat`) to raise one DNS finding type. Built in
+/// so that the tester people already run against GuardDuty checks Vigil the same way. The names
+/// are AWS's own test domains; no one else's traffic goes there.
+#[derive(Debug, Clone, Copy)]
+pub struct TesterList {
+    /// List name (`guardduty-tester-*`).
+    pub name: &'static str,
+    /// The tester's domain.
+    pub domain: &'static str,
+    /// The finding type the tester expects for it.
+    pub feeds: FindingType,
+}
+
+/// The GuardDuty tester's domains, one list each (a list feeds its types for every entry).
+/// Loaded with the built-in lists; they count for no type's default coverage
+/// ([`BUILTIN_LISTS`] does).
+pub const GUARDDUTY_TESTER_LISTS: &[TesterList] = &[
+    TesterList {
+        name: "guardduty-tester-c2",
+        domain: "c2.guarddutyc2activityb.com",
+        feeds: FindingType::BackdoorCcActivityBDns,
+    },
+    TesterList {
+        name: "guardduty-tester-crypto",
+        domain: "crypto.guarddutyc2activityb.com",
+        feeds: FindingType::CryptoCurrencyBitcoinToolBDns,
+    },
+    TesterList {
+        name: "guardduty-tester-abused-rep",
+        domain: "abused-rep.guarddutyc2activityb.com",
+        feeds: FindingType::ImpactAbusedDomainRequestReputation,
+    },
+    TesterList {
+        name: "guardduty-tester-crypto-rep",
+        domain: "crypto-rep.guarddutyc2activityb.com",
+        feeds: FindingType::ImpactBitcoinDomainRequestReputation,
+    },
+    TesterList {
+        name: "guardduty-tester-malicious-rep",
+        domain: "malicious-rep.guarddutyc2activityb.com",
+        feeds: FindingType::ImpactMaliciousDomainRequestReputation,
+    },
+    TesterList {
+        name: "guardduty-tester-suspicious-rep",
+        domain: "suspicious-rep.guarddutyc2activityb.com",
+        feeds: FindingType::ImpactSuspiciousDomainRequestReputation,
+    },
+    TesterList {
+        name: "guardduty-tester-blackhole",
+        domain: "guarddutyblackholeactivity.com",
+        feeds: FindingType::TrojanBlackholeTrafficDns,
+    },
+    TesterList {
+        name: "guardduty-tester-dga",
+        domain: "guarddutydgaactivity.com",
+        feeds: FindingType::TrojanDgaDomainRequestCDns,
+    },
+    TesterList {
+        name: "guardduty-tester-driveby",
+        domain: "guarddutydrivebyactivity.com",
+        feeds: FindingType::TrojanDriveBySourceTrafficDns,
+    },
+    TesterList {
+        name: "guardduty-tester-droppoint",
+        domain: "guarddutydroppointactivity.com",
+        feeds: FindingType::TrojanDropPointDns,
+    },
+    TesterList {
+        name: "guardduty-tester-phishing",
+        domain: "guarddutyphishingactivity.com",
+        feeds: FindingType::TrojanPhishingDomainRequestDns,
+    },
+];
+
 /// Where an input came from: a file path or a built-in list.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub enum Origin {
@@ -302,6 +378,24 @@ pub fn load_at(
                     source,
                 })?;
             load_plain_text_gzip(&mut builder, id, list.kind, list.gzip, &origin, &mut report)?;
+        }
+        for list in GUARDDUTY_TESTER_LISTS {
+            let origin = Origin::Builtin(list.name);
+            let build = |source| IntelError::Build {
+                origin: origin.clone(),
+                source,
+            };
+            let id = builder
+                .add_list(
+                    list.name,
+                    ListFormat::PlainText(IndicatorKind::Domain),
+                    vec![list.feeds],
+                    &origin.to_string(),
+                )
+                .map_err(build)?;
+            builder
+                .insert(id, &Indicator::Domain(list.domain.into()))
+                .map_err(build)?;
         }
     }
     for source in &config.lists {
@@ -776,6 +870,7 @@ mod tests {
                 names.insert(name.unwrap().to_owned());
             }
         }
+        names.extend(GUARDDUTY_TESTER_LISTS.iter().map(|l| l.domain.to_owned()));
         assert_eq!(names.len(), domains);
         let payload = names.iter().map(String::len).sum::<usize>() + networks * 4 + hashes * 32;
         let heap = intel.heap_bytes();
@@ -895,6 +990,10 @@ mod tests {
     impl Reference {
         fn builtin(intel: &ThreatIntel) -> Self {
             let mut r = Self::default();
+            for list in GUARDDUTY_TESTER_LISTS {
+                let index = intel.lists().iter().position(|l| l.name == list.name);
+                *r.domains.entry(list.domain.to_owned()).or_default() |= 1u64 << index.unwrap();
+            }
             for list in BUILTIN_LISTS {
                 let index = intel.lists().iter().position(|l| l.name == list.name);
                 let bit = 1u64 << index.unwrap();
@@ -1019,11 +1118,41 @@ mod tests {
         }
     }
 
+    /// Each of the GuardDuty tester's domains raises the type the tester expects, a subdomain
+    /// too, and nothing but it: no built-in list holds them.
+    #[test]
+    fn the_guardduty_tester_domains_raise_what_the_tester_expects() {
+        let (intel, _) = load(&IntelConfig::default()).unwrap();
+        for list in GUARDDUTY_TESTER_LISTS {
+            for query in [
+                list.domain.to_owned(),
+                format!("x.{}.", list.domain.to_uppercase()),
+            ] {
+                let types: Vec<_> = intel.lookup_domain(&query).finding_types().collect();
+                assert_eq!(types, vec![list.feeds], "{query}");
+            }
+        }
+        assert!(intel.lookup_domain("guarddutyc2activityb.com").is_empty());
+        let (intel, _) = load(&IntelConfig {
+            builtin: false,
+            ..IntelConfig::default()
+        })
+        .unwrap();
+        assert!(
+            intel
+                .lookup_domain("c2.guarddutyc2activityb.com")
+                .is_empty()
+        );
+    }
+
     #[test]
     fn builtin_lists_load_without_malformed_lines() {
         let (intel, report) = load(&IntelConfig::default()).unwrap();
         assert_eq!(report.malformed_total, 0, "{:?}", report.malformed);
-        assert_eq!(intel.lists().len(), BUILTIN_LISTS.len());
+        assert_eq!(
+            intel.lists().len(),
+            BUILTIN_LISTS.len() + GUARDDUTY_TESTER_LISTS.len()
+        );
         // Header counts of the shipped files (see detection/data/README.md).
         let count = |name: &str| {
             intel

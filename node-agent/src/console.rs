@@ -659,6 +659,16 @@ fn builtin_lists() -> Vec<ListInfo> {
             entries: None,
             error: None,
         })
+        .chain(
+            vigil_detection::loader::GUARDDUTY_TESTER_LISTS
+                .iter()
+                .map(|l| ListInfo {
+                    name: l.name.to_owned(),
+                    source: format!("built in (the GuardDuty tester's {})", l.domain),
+                    entries: Some(1),
+                    error: None,
+                }),
+        )
         .collect()
 }
 

@@ -1658,6 +1658,33 @@ fn dns_queries_for_listed_names_raise_their_types() {
     assert!(detect(pid, intel()).is_empty(), "unlisted name");
 }
 
+/// The domains AWS's GuardDuty tester asks for (`threatIntel/request.sh`) raise the DNS types
+/// the tester expects, from the built-in intel: the tester checks Vigil as it checks GuardDuty.
+#[test]
+fn the_guardduty_tester_domains_raise_the_types_it_expects() {
+    if !privileged("the_guardduty_tester_domains_raise_the_types_it_expects") {
+        return;
+    }
+    let (intel, _) = vigil_detection::load(&IntelConfig::default()).expect("built-in intel");
+    let mut d = detector(intel);
+    let resolver = Resolver::start("10.53.0.7");
+    for list in vigil_detection::GUARDDUTY_TESTER_LISTS {
+        let pid = resolver.query(list.domain);
+        let found = findings(&mut d, &tree_events(pid));
+        assert_eq!(types(&found), [list.feeds.as_str()], "{}", list.domain);
+        let lists: Vec<_> = found[0]
+            .evidence
+            .iter()
+            .flat_map(|e| &e.threat_intelligence_details)
+            .map(|t| t.threat_list_name.as_str())
+            .collect();
+        assert_eq!(lists, [list.name], "{}", list.domain);
+    }
+    // The tester's parent domain is no indicator.
+    let pid = resolver.query("guarddutyc2activityb.com");
+    assert!(findings(&mut d, &tree_events(pid)).is_empty());
+}
+
 #[test]
 fn several_generated_names_from_one_process_are_dga() {
     if !privileged("several_generated_names_from_one_process_are_dga") {
