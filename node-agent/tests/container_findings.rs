@@ -316,6 +316,28 @@ fn escape_techniques_from_real_containers_name_the_container() {
         &findings_of(&ran, "mount"),
         "a tmpfs in a privileged container",
     );
+    // GuardDuty's tester (`ContainerMountsHostDirectory.sh`): a host path with a file system
+    // type that does not exist, from a container without privileges: refused, still the type.
+    let ran = run_in(
+        &mut scratch,
+        &[],
+        &image,
+        &["/bin/mount", "-t", "tempfs-test", "/etc/", "/tmp/"],
+    );
+    let found = findings_of(&ran, "mount");
+    let f = the_finding(
+        &found,
+        "PrivilegeEscalation:Runtime/ContainerMountsHostDirectory",
+        &ran,
+        &image,
+    );
+    // mount(8) passes the source canonicalised.
+    assert_eq!(f.context.mount_source.as_deref(), Some("/etc"));
+    assert!(
+        f.context.additional.contains_key("result"),
+        "the refusal: {:?}",
+        f.context.additional
+    );
 
     // The nsenter escape: a privileged container sharing the host's pid namespace enters
     // init's namespaces (the closest type the rules have: SuspiciousCommand).

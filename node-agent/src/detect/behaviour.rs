@@ -1511,6 +1511,8 @@ const OWN_EXECUTABLE: &str = "/proc/self/exe";
 /// `MS_BIND` and `MS_REMOUNT` of mount(2).
 const MS_BIND: u64 = 0x1000;
 const MS_REMOUNT: u64 = 0x20;
+/// `MS_UNBINDABLE | MS_PRIVATE | MS_SLAVE | MS_SHARED`: a propagation change, no new mount.
+const MS_PROPAGATION: u64 = 0x20000 | 0x40000 | 0x80000 | 0x100000;
 
 /// The pid whose directory in /proc a mount target is (`/proc/1234`, `/proc/1234/`,
 /// `/proc//1234/.`), if it is one: a mount there hides the process from whatever lists /proc.
@@ -1734,7 +1736,12 @@ pub(crate) fn check_activity(
                 context,
             }
         }
-        "mount" if ok && p.container.is_some() => {
+        // A container mounting a host directory or disk. An attempt the kernel refused counts
+        // too, whatever it asked for, when its source is a path: GuardDuty's own tester calls
+        // `mount("/etc/", "/tmp/", "tempfs-test", 0, NULL)` from a pod, which fails (no such
+        // file system type, or no privilege), and expects this type. A container process has no
+        // business mounting a path; the runtimes that set its mounts up are exempt.
+        "mount" if p.container.is_some() => {
             let flags = a.flags.unwrap_or(0);
             let source = a.source.as_deref().unwrap_or("");
             let fs_type = a.fs_type.as_deref().unwrap_or("");
@@ -1742,7 +1749,8 @@ pub(crate) fn check_activity(
             let disk = flags & MS_REMOUNT == 0
                 && (b.host_fs_types.iter().any(|t| t == fs_type)
                     || source.starts_with("/dev/") && !fs_type.is_empty());
-            if !(bind || disk)
+            let refused = !ok && flags & (MS_REMOUNT | MS_PROPAGATION) == 0;
+            if !(bind || disk || refused)
                 || !source.starts_with('/')
                 || source == OWN_EXECUTABLE
                 || identified(&b.container_mounters, &names)
@@ -1757,7 +1765,14 @@ pub(crate) fn check_activity(
             };
             context.additional.insert(
                 "mountKind".into(),
-                if bind { "bind" } else { "disk" }.into(),
+                if bind {
+                    "bind"
+                } else if disk {
+                    "disk"
+                } else {
+                    "other"
+                }
+                .into(),
             );
             if !fs_type.is_empty() {
                 context
@@ -1766,10 +1781,20 @@ pub(crate) fn check_activity(
             }
             Draft {
                 finding_type: FindingType::PrivilegeEscalationContainerMountsHostDirectory,
-                title: "A container mounted a host directory",
+                title: if ok {
+                    "A container mounted a host directory"
+                } else {
+                    "A container tried to mount a host directory"
+                },
                 description: format!(
-                    "Process {} (pid {}) in a container mounted {source} on {target_dir}.",
-                    p.comm, p.pid
+                    "Process {} (pid {}) in a container {} {source} on {target_dir}{}.",
+                    p.comm,
+                    p.pid,
+                    if ok { "mounted" } else { "tried to mount" },
+                    a.error
+                        .as_deref()
+                        .map(|e| format!(" (refused: {e})"))
+                        .unwrap_or_default()
                 ),
                 key: format!("{source}\0{target_dir}"),
                 context,

@@ -530,6 +530,56 @@ fn every_behavioural_type_fires_on_its_case_and_not_on_the_benign_ones() {
             &[],
         ),
         (
+            // GuardDuty's tester: a file system type that does not exist, refused.
+            "refused mount of a host path in a container",
+            activity("mount", |a| {
+                a.process.container = container();
+                a.source = Some("/etc/".into());
+                a.target = Some("/tmp/".into());
+                a.fs_type = Some("tempfs-test".into());
+                a.flags = Some(0);
+                a.ret = -19;
+                a.error = Some("ENODEV".into());
+            }),
+            &[T::PrivilegeEscalationContainerMountsHostDirectory],
+        ),
+        (
+            "refused remount in a container",
+            activity("mount", |a| {
+                a.process.container = container();
+                a.source = Some("/data".into());
+                a.target = Some("/data".into());
+                a.flags = Some(0x20 | 0x1000 | 0x1);
+                a.ret = -1;
+                a.error = Some("EPERM".into());
+            }),
+            &[],
+        ),
+        (
+            "refused tmpfs in a container",
+            activity("mount", |a| {
+                a.process.container = container();
+                a.source = Some("tmpfs".into());
+                a.target = Some("/mnt".into());
+                a.fs_type = Some("tmpfs".into());
+                a.flags = Some(0);
+                a.ret = -1;
+                a.error = Some("EPERM".into());
+            }),
+            &[],
+        ),
+        (
+            "refused mount of a host path on the host",
+            activity("mount", |a| {
+                a.source = Some("/etc/".into());
+                a.target = Some("/tmp/".into());
+                a.fs_type = Some("tempfs-test".into());
+                a.flags = Some(0);
+                a.ret = -19;
+            }),
+            &[],
+        ),
+        (
             "tmpfs in a container",
             activity("mount", |a| {
                 a.process.container = container();
