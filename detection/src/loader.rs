@@ -160,9 +160,12 @@ pub struct TesterList {
 /// Loaded with the built-in lists; they count for no type's default coverage
 /// ([`BUILTIN_LISTS`] does).
 pub const GUARDDUTY_TESTER_LISTS: &[TesterList] = &[
+    // AWS's documented test domain for C&C (`dig guarddutyc2activityb.com`, in GuardDuty's own
+    // guide and in every walkthrough); its subdomains, the tester's `c2.` among them, match too,
+    // so the tester's other subdomains raise C&C beside their own type.
     TesterList {
         name: "guardduty-tester-c2",
-        domain: "c2.guarddutyc2activityb.com",
+        domain: "guarddutyc2activityb.com",
         feeds: FindingType::BackdoorCcActivityBDns,
     },
     TesterList {
@@ -1119,20 +1122,33 @@ mod tests {
     }
 
     /// Each of the GuardDuty tester's domains raises the type the tester expects, a subdomain
-    /// too, and nothing but it: no built-in list holds them.
+    /// too; the ones under AWS's C&C test domain raise C&C beside it; no built-in list holds
+    /// them.
     #[test]
     fn the_guardduty_tester_domains_raise_what_the_tester_expects() {
         let (intel, _) = load(&IntelConfig::default()).unwrap();
+        let c2 = FindingType::BackdoorCcActivityBDns;
         for list in GUARDDUTY_TESTER_LISTS {
             for query in [
                 list.domain.to_owned(),
                 format!("x.{}.", list.domain.to_uppercase()),
             ] {
-                let types: Vec<_> = intel.lookup_domain(&query).finding_types().collect();
-                assert_eq!(types, vec![list.feeds], "{query}");
+                let mut types: Vec<_> = intel.lookup_domain(&query).finding_types().collect();
+                types.sort();
+                let mut expected = vec![list.feeds];
+                if list.domain.ends_with(".guarddutyc2activityb.com") {
+                    expected.push(c2);
+                }
+                expected.sort();
+                assert_eq!(types, expected, "{query}");
             }
         }
-        assert!(intel.lookup_domain("guarddutyc2activityb.com").is_empty());
+        let types: Vec<_> = intel
+            .lookup_domain("c2.guarddutyc2activityb.com")
+            .finding_types()
+            .collect();
+        assert_eq!(types, vec![c2]);
+        assert!(intel.lookup_domain("guarddutyc2activityb.org").is_empty());
         let (intel, _) = load(&IntelConfig {
             builtin: false,
             ..IntelConfig::default()

@@ -1668,20 +1668,36 @@ fn the_guardduty_tester_domains_raise_the_types_it_expects() {
     let (intel, _) = vigil_detection::load(&IntelConfig::default()).expect("built-in intel");
     let mut d = detector(intel);
     let resolver = Resolver::start("10.53.0.7");
+    let c2 = FindingType::BackdoorCcActivityBDns.as_str();
+    let lists_of = |f: &Finding| -> Vec<String> {
+        f.evidence
+            .iter()
+            .flat_map(|e| &e.threat_intelligence_details)
+            .map(|t| t.threat_list_name.clone())
+            .collect()
+    };
     for list in vigil_detection::GUARDDUTY_TESTER_LISTS {
         let pid = resolver.query(list.domain);
         let found = findings(&mut d, &tree_events(pid));
-        assert_eq!(types(&found), [list.feeds.as_str()], "{}", list.domain);
-        let lists: Vec<_> = found[0]
-            .evidence
+        let mut expected = vec![list.feeds.as_str()];
+        // The tester's subdomains of AWS's C&C test domain are C&C too.
+        if list.domain.ends_with(".guarddutyc2activityb.com") {
+            expected.push(c2);
+        }
+        expected.sort();
+        let mut got = types(&found);
+        got.sort();
+        assert_eq!(got, expected, "{}", list.domain);
+        let f = found
             .iter()
-            .flat_map(|e| &e.threat_intelligence_details)
-            .map(|t| t.threat_list_name.as_str())
-            .collect();
-        assert_eq!(lists, [list.name], "{}", list.domain);
+            .find(|f| f.finding_type == list.feeds.as_str())
+            .expect("the tester's type");
+        assert_eq!(lists_of(f), [list.name], "{}", list.domain);
     }
-    // The tester's parent domain is no indicator.
-    let pid = resolver.query("guarddutyc2activityb.com");
+    // The tester's own C&C name, under AWS's test domain; a look-alike is nothing.
+    let pid = resolver.query("c2.guarddutyc2activityb.com");
+    assert_eq!(types(&findings(&mut d, &tree_events(pid))), [c2]);
+    let pid = resolver.query("guarddutyc2activityb.org");
     assert!(findings(&mut d, &tree_events(pid)).is_empty());
 }
 
