@@ -264,6 +264,8 @@ fn exec_table() -> Vec<Case> {
             vec!["xmrig", "--config", "c.json"],
             vec!["miner-known-binary"],
         ),
+        // The GuardDuty tester's java-webshell payload, fetched as /tmp/cnrig.
+        user(vec!["/tmp/cnrig"], vec!["miner-known-binary", TMP]),
         user(
             vec!["/tmp/.x/kworker", "-o", "stratum+tcp://pool:3333"],
             // Hidden behind `.x` too.
