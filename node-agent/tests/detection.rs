@@ -476,8 +476,9 @@ fn suspicious_commands_of_each_tactic_and_benign_variants() {
 /// Red Team's Linux tests, Falco's event generator; issue 11, third red-team pass), each run
 /// the two ways such a corpus runs it: `sh -c '<line>'` and as a line of a script file
 /// (`sh script.sh`). Programs this machine does not have (setenforce, auditctl, tcpdump,
-/// tshark, unshadow) and `service` (which would really stop rsyslog) are stand-ins: copies of
-/// /bin/true under the tool's name, first on PATH; the rules know programs by executable name.
+/// tshark, unshadow) are stand-ins, copies of /bin/true under the tool's name, and `service` and
+/// `update-rc.d` (which would really stop or disable services) scripts that exit, first on
+/// PATH; the rules know programs by executable or script name.
 /// Nothing is stopped, scanned or changed outside the scratch directory: systemctl has no
 /// systemd here, pkill and killall find no such process, chmod names a file that does not
 /// exist, the port scan is of loopback. Each benign variant raises nothing at all.
@@ -493,7 +494,6 @@ fn third_party_discovery_evasion_and_credential_commands() {
     for tool in [
         "setenforce",
         "auditctl",
-        "service",
         "tcpdump",
         "tshark",
         "unshadow",
@@ -501,6 +501,17 @@ fn third_party_discovery_evasion_and_credential_commands() {
     ] {
         let to = bin.join(tool);
         std::fs::copy("/bin/true", &to).expect("stand-in");
+        std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    // `service` and Debian's `update-rc.d` are scripts (sh and perl): their stand-ins are too, so
+    // the kernel runs the interpreter with the script's path as the first argument, as it runs
+    // the real ones.
+    for (tool, script) in [
+        ("service", "#!/bin/sh\nexit 0\n"),
+        ("update-rc.d", "#!/usr/bin/perl\nexit 0;\n"),
+    ] {
+        let to = bin.join(tool);
+        std::fs::write(&to, script).expect("stand-in");
         std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     }
     for sub in [".ssh", ".aws", "keys"] {
@@ -549,6 +560,20 @@ fn third_party_discovery_evasion_and_credential_commands() {
         ("pkill -9 auditd".into(), vec![(evasion, "evasion-disable-security")]),
         ("killall falco".into(), vec![(evasion, "evasion-disable-security")]),
         ("service nginx status".into(), vec![]),
+        // Splunk's "Linux Auditd Auditd Service Stop", "Sysmon Service Stop".
+        (
+            "service auditd stop".into(),
+            vec![(evasion, "evasion-disable-security")],
+        ),
+        (
+            "service sysmon stop".into(),
+            vec![(evasion, "evasion-disable-security")],
+        ),
+        (
+            "update-rc.d auditd disable".into(),
+            vec![(evasion, "evasion-disable-security")],
+        ),
+        ("update-rc.d nginx defaults".into(), vec![]),
         // Firewall logging off (Atomic Red Team T1562.004 #10), a stand-in ufw.
         (
             "ufw logging off".into(),

@@ -771,6 +771,10 @@ fn exec_table() -> Vec<Case> {
             vec!["auditctl", "-e", "0"],
             vec!["evasion-disable-security"],
         ),
+        user(
+            vec!["systemctl", "stop", "sysmon"],
+            vec!["evasion-disable-security"],
+        ),
         user(vec!["service", "rsyslog", "restart"], vec![]),
         user(vec!["pkill", "-HUP", "nginx"], vec![]),
         user(vec!["auditctl", "-l"], vec![]),
@@ -2438,6 +2442,50 @@ fn every_builtin_rule_fires_on_its_case_and_not_on_the_benign_ones() {
         missing.is_empty(),
         "rules without a firing case: {missing:?}"
     );
+}
+
+/// `service` and Debian's `update-rc.d` are scripts: the kernel runs their interpreter, with the
+/// script's path as the first argument (`/bin/sh /usr/sbin/service auditd stop`), and the rule
+/// sees that argv. Splunk's "Linux Auditd Auditd Service Stop" and "Sysmon Service Stop".
+#[test]
+fn security_services_stopped_through_the_service_scripts() {
+    let script = |interpreter: &str, script: &str, args: &[&str]| {
+        let mut argv = vec![interpreter, script];
+        argv.extend_from_slice(args);
+        let mut e = exec(&argv);
+        if let Event::Exec(x) = &mut e {
+            x.filename = script.to_owned();
+        }
+        e
+    };
+    let cases: [(&str, &str, &[&str], bool); 7] = [
+        ("/bin/sh", "/usr/sbin/service", &["auditd", "stop"], true),
+        ("/bin/sh", "/usr/sbin/service", &["sysmon", "stop"], true),
+        ("/bin/sh", "/usr/sbin/service", &["osqueryd", "stop"], true),
+        (
+            "/usr/bin/perl",
+            "/usr/sbin/update-rc.d",
+            &["auditd", "disable"],
+            true,
+        ),
+        ("/bin/sh", "/usr/sbin/service", &["nginx", "stop"], false),
+        ("/bin/sh", "/usr/sbin/service", &["auditd", "status"], false),
+        (
+            "/usr/bin/perl",
+            "/usr/sbin/update-rc.d",
+            &["nginx", "defaults"],
+            false,
+        ),
+    ];
+    for (interpreter, path, args, stopped) in cases {
+        let got = rule_ids(&mut detector(), &script(interpreter, path, args));
+        let want: Vec<String> = if stopped {
+            vec!["evasion-disable-security".into()]
+        } else {
+            vec![]
+        };
+        assert_eq!(got, want, "{interpreter} {path} {args:?}");
+    }
 }
 
 #[test]
