@@ -243,6 +243,13 @@ const DEFAULTS: &[(&str, MatchKind, Category)] = &[
     entry("/var/spool/cron/atjobs/", Prefix, Persist),
     entry("/var/spool/cron/atspool/", Prefix, Persist),
     entry("/var/spool/at/", Prefix, Persist),
+    // Who may schedule jobs (T1053.002, .003): a user written into an allow list or taken off a
+    // deny list can then queue commands that run later as that user. Packages ship them
+    // (through the package manager, exempt); nothing else writes them in normal running.
+    entry("/etc/at.allow", Exact, Persist),
+    entry("/etc/at.deny", Exact, Persist),
+    entry("/etc/cron.allow", Exact, Persist),
+    entry("/etc/cron.deny", Exact, Persist),
     entry("/root/.config/systemd/user/", Prefix, Persist),
     entry("/root/.config/autostart/", Prefix, Persist),
     // KDE Plasma's autostart scripts, run at every login of the session.
@@ -689,6 +696,15 @@ mod tests {
                 Category::DefenseEvasion
             ))
         );
+        assert_eq!(
+            hit("/etc/at.allow"),
+            Some(("/etc/at.allow", Category::Persistence))
+        );
+        assert_eq!(
+            hit("/etc/cron.deny"),
+            Some(("/etc/cron.deny", Category::Persistence))
+        );
+        assert_eq!(hit("/etc/at.allow.bak"), None);
         assert_eq!(hit("/tmp/notes.txt"), None);
     }
 

@@ -5480,6 +5480,45 @@ fn a_root_certificate_placed_in_the_trust_store() {
     assert!(found.is_empty(), "reading: {:?}", kinds(&found));
 }
 
+/// Splunk's "Linux At Allow Config File Creation" and "Possible Append Command To At Allow
+/// Config File": who may use at and cron, written as a line of a script (`echo root >>
+/// /etc/at.allow`, a user taken off `cron.deny` by rewriting it). Each file is put back as it
+/// was. Reading them raises nothing.
+#[test]
+fn the_at_and_cron_access_lists_written() {
+    if !privileged("the_at_and_cron_access_lists_written") {
+        return;
+    }
+    let scratch = Scratch::new("at-allow");
+    for path in [
+        "/etc/at.allow",
+        "/etc/at.deny",
+        "/etc/cron.allow",
+        "/etc/cron.deny",
+    ] {
+        let _restore = RestoreFile::new(path);
+        let found = detect(sh_file(
+            &scratch,
+            "allow.sh",
+            &format!("echo vigil-test >> {path}\n"),
+        ));
+        let f: Vec<_> = found
+            .iter()
+            .filter(|f| f.finding_type == "Persistence:Runtime/SensitiveFileModified")
+            .collect();
+        assert_eq!(f.len(), 1, "{path}: {:?}", kinds(&found));
+        assert_eq!(f[0].context.file_path.as_deref(), Some(path));
+        assert_eq!(f[0].severity_label, SeverityLabel::Medium);
+
+        let found = detect(sh_file(
+            &scratch,
+            "read.sh",
+            &format!("cat {path} > /dev/null\ngrep -c vigil {path} > /dev/null\n"),
+        ));
+        assert!(found.is_empty(), "reading {path}: {:?}", kinds(&found));
+    }
+}
+
 /// The PAM module directory of this machine (Debian's multiarch one, or the others).
 fn pam_module_dir() -> Option<&'static str> {
     [
