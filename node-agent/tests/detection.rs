@@ -2064,3 +2064,43 @@ fn a_disabled_finding_type_is_never_raised_by_the_agent() {
         .collect();
     assert!(ours.is_empty(), "a disabled type was raised: {ours:#?}");
 }
+
+/// Splunk's "Linux Node Privilege Escalation" (GTFOBins' node): a one-liner hands a bare shell
+/// the interpreter's standard streams (`child_process.spawn("/bin/sh", {stdio: [0, 1, 2]})`),
+/// run by `sh -c` as a corpus runs it; the same call running a command (`["-c", "true"]`)
+/// raises nothing. The other programs of those detections (cpulimit, csvtool, emacs, gem,
+/// octave, openvpn, puppet, rpm, mysql, php) are not installed here: their command lines are
+/// table cases (`detect::tests::gtfobins_shells_of_splunk_privilege_escalation_detections`).
+#[test]
+fn node_one_liner_handing_a_bare_shell_over() {
+    if !privileged("node_one_liner_handing_a_bare_shell_over") {
+        return;
+    }
+    if !Path::new("/usr/bin/node").exists() {
+        eprintln!(
+            "node_one_liner_handing_a_bare_shell_over: not run, /usr/bin/node is not installed"
+        );
+        return;
+    }
+    let line = r#"node -e 'require("child_process").spawn("/bin/sh", {stdio: [0, 1, 2]})'"#;
+    let found = detect(
+        run(Command::new("sh").args(["-c", line])),
+        ThreatIntel::empty(),
+    );
+    let rules: Vec<&str> = found.iter().map(rule_id).collect();
+    let f: Vec<_> = found
+        .iter()
+        .filter(|f| rule_id(f) == "exec-interpreter-pty-spawn")
+        .collect();
+    assert_eq!(f.len(), 1, "{rules:?}");
+    assert_eq!(f[0].finding_type, "Execution:Runtime/SuspiciousCommand");
+    assert_eq!(f[0].severity_label, SeverityLabel::High);
+
+    let line = r#"node -e 'require("child_process").spawn("/bin/sh", ["-c", "true"], {stdio: "inherit"})'"#;
+    let found = detect(
+        run(Command::new("sh").args(["-c", line])),
+        ThreatIntel::empty(),
+    );
+    let rules: Vec<&str> = found.iter().map(rule_id).collect();
+    assert!(found.is_empty(), "{rules:?}");
+}

@@ -2444,6 +2444,104 @@ fn every_builtin_rule_fires_on_its_case_and_not_on_the_benign_ones() {
     );
 }
 
+/// Splunk's "Linux <program> Privilege Escalation" detections, the GTFOBins forms they are
+/// built from (run through sudo; the argv of the program is the same), for programs this host
+/// does not have: each program told to start a bare shell, and the same program doing its
+/// ordinary work.
+#[test]
+fn gtfobins_shells_of_splunk_privilege_escalation_detections() {
+    const ESCAPE: &str = "exec-shell-escape-via-program";
+    const ONE_LINER: &str = "exec-interpreter-pty-spawn";
+    let cases: &[(&[&str], Option<&str>)] = &[
+        (&["cpulimit", "-l", "100", "-f", "/bin/sh"], Some(ESCAPE)),
+        (
+            &["csvtool", "call", "/bin/sh;false", "/etc/passwd"],
+            Some(ESCAPE),
+        ),
+        (
+            &["emacs", "-Q", "-nw", "--eval", "(term \"/bin/sh\")"],
+            Some(ESCAPE),
+        ),
+        (
+            &["gem", "open", "-e", "/bin/sh -c /bin/sh", "rdoc"],
+            Some(ESCAPE),
+        ),
+        (
+            &["octave-cli", "--eval", "system(\"/bin/sh\")"],
+            Some(ESCAPE),
+        ),
+        (
+            &[
+                "openvpn",
+                "--dev",
+                "null",
+                "--script-security",
+                "2",
+                "--up",
+                "/bin/sh -c sh",
+            ],
+            Some(ESCAPE),
+        ),
+        (
+            &[
+                "puppet",
+                "apply",
+                "-e",
+                "exec { '/bin/sh -c \"exec sh -i <$(tty) >$(tty) 2>$(tty)\"': }",
+            ],
+            Some(ESCAPE),
+        ),
+        (
+            &["rpm", "--eval", "%{lua:os.execute(\"/bin/sh\")}"],
+            Some(ESCAPE),
+        ),
+        (&["mysql", "-e", "\\! /bin/sh"], Some(ESCAPE)),
+        (
+            &[
+                "node",
+                "-e",
+                "require(\"child_process\").spawn(\"/bin/sh\", {stdio: [0, 1, 2]})",
+            ],
+            Some(ONE_LINER),
+        ),
+        (&["php", "-r", "system('/bin/sh');"], Some(ONE_LINER)),
+        (&["ruby", "-e", "exec \"/bin/sh\""], Some(ONE_LINER)),
+        // Their ordinary work.
+        (&["cpulimit", "-l", "50", "-e", "gzip"], None),
+        (&["csvtool", "col", "1", "data.csv"], None),
+        (&["emacs", "--eval", "(server-start)"], None),
+        (&["gem", "open", "rails"], None),
+        (&["octave-cli", "--eval", "disp(pi)"], None),
+        (
+            &[
+                "openvpn",
+                "--config",
+                "client.ovpn",
+                "--up",
+                "/etc/openvpn/update-resolv-conf",
+            ],
+            None,
+        ),
+        (&["puppet", "apply", "site.pp"], None),
+        (&["rpm", "--eval", "%{_libdir}"], None),
+        (&["mysql", "-e", "SHOW DATABASES"], None),
+        (
+            &[
+                "node",
+                "-e",
+                "require(\"child_process\").spawn(\"/bin/sh\", [\"-c\", \"npm run build\"])",
+            ],
+            None,
+        ),
+        (&["php", "-r", "echo phpversion();"], None),
+    ];
+    for (argv, want) in cases {
+        let got = rule_ids(&mut detector(), &exec(argv));
+        let want: Vec<String> = want.iter().map(|r| (*r).to_owned()).collect();
+        assert_eq!(got, want, "{argv:?}");
+    }
+}
+
 /// `service` and Debian's `update-rc.d` are scripts: the kernel runs their interpreter, with the
 /// script's path as the first argument (`/bin/sh /usr/sbin/service auditd stop`), and the rule
 /// sees that argv. Splunk's "Linux Auditd Auditd Service Stop" and "Sysmon Service Stop".
