@@ -5128,6 +5128,18 @@ fn a_maintainer_script_writing_a_sensitive_file_is_installation_an_apt_hook_is_n
     );
 }
 
+/// The finding of technique check `rule` that `e` raises, if any (at most one).
+fn by_rule(d: &mut Detector, e: &Event, rule: &str) -> Option<vigil_crds::finding::Finding> {
+    let found: Vec<_> = d
+        .process(e, &Known)
+        .into_iter()
+        .map(|o| o.finding)
+        .filter(|f| f.context.additional.get("ruleId").map(String::as_str) == Some(rule))
+        .collect();
+    assert!(found.len() <= 1, "{found:?}");
+    found.into_iter().next()
+}
+
 /// A setuid or setgid mode the kernel saw asked for (`setId`) is judged by the mode read back
 /// and by who asked: any program but a package manager's lineage and the image unpackers;
 /// a directory, a refused or cleared bit, a mode without the bits raise nothing.
@@ -5145,17 +5157,7 @@ fn a_set_id_mode_is_judged_by_the_mode_read_back_and_the_writer() {
                 content: ProgramContent::Elf,
             });
         });
-        let found: Vec<_> = d
-            .process(&e, &Known)
-            .into_iter()
-            .map(|o| o.finding)
-            .filter(|f| {
-                f.context.additional.get("ruleId").map(String::as_str)
-                    == Some("behaviour-setid-program-made")
-            })
-            .collect();
-        assert!(found.len() <= 1, "{found:?}");
-        found.into_iter().next()
+        by_rule(&mut d, &e, "behaviour-setid-program-made")
     };
     let f = made(known(BASH), "chmod", "/tmp/.x", Some(0o104755)).expect("chmod u+s");
     assert_eq!(
@@ -5216,19 +5218,7 @@ fn a_set_id_mode_is_judged_by_the_mode_read_back_and_the_writer() {
 #[test]
 fn a_replaced_system_program_is_judged_by_what_it_was_and_is() {
     use crate::event::{ProgramContent, WrittenProgram};
-    let replaced = |d: &mut Detector, e: Event| {
-        let found: Vec<_> = d
-            .process(&e, &Known)
-            .into_iter()
-            .map(|o| o.finding)
-            .filter(|f| {
-                f.context.additional.get("ruleId").map(String::as_str)
-                    == Some("behaviour-system-binary-replaced")
-            })
-            .collect();
-        assert!(found.len() <= 1, "{found:?}");
-        found.into_iter().next()
-    };
+    let replaced = |d: &mut Detector, e: Event| by_rule(d, &e, "behaviour-system-binary-replaced");
     let written = |mode: u32, content: ProgramContent| {
         Some(WrittenProgram {
             mode,
