@@ -52,6 +52,12 @@ command -v strace >/dev/null 2>&1 || need_pkgs+=(strace)
 command -v ed >/dev/null 2>&1 || need_pkgs+=(ed)
 # gcore (gdb's) dumping another process's memory (node-agent/tests/detection_techniques.rs).
 command -v gcore >/dev/null 2>&1 || need_pkgs+=(gdb)
+# GTFOBins' shells through installed programs (node-agent/tests/detection.rs): sqlite3's
+# .shell, GNU time, dmsetup's --exec (start-stop-daemon, logsave, choom, taskset and
+# busctl come with dpkg, e2fsprogs, util-linux and systemd).
+command -v sqlite3 >/dev/null 2>&1 || need_pkgs+=(sqlite3)
+[ -x /usr/bin/time ] || need_pkgs+=(time)
+command -v dmsetup >/dev/null 2>&1 || [ -x /usr/sbin/dmsetup ] || [ -x /sbin/dmsetup ] || need_pkgs+=(dmsetup)
 container_pkgs=()
 command -v podman >/dev/null 2>&1 || container_pkgs+=(podman)
 command -v runc >/dev/null 2>&1 || container_pkgs+=(runc)

@@ -1169,6 +1169,104 @@ fn elastic_linux_rule_commands_as_the_real_tools_run_them() {
     }
 }
 
+/// GTFOBins' shells through the programs installed on a Debian host (docs/EFFICACY.md,
+/// "GTFOBins through the programs installed here"): each program told to start a bare shell
+/// as the GTFOBins entry writes it (standard input /dev/null, so the shell ends at once), and
+/// the same program at ordinary work. Each both ways, as `sh -c` and as a line of a script.
+#[test]
+fn gtfobins_shells_through_the_programs_installed_here() {
+    if !privileged("gtfobins_shells_through_the_programs_installed_here") {
+        return;
+    }
+    let dir = Scratch::new("gtfo");
+    let exec = "Execution:Runtime/SuspiciousCommand";
+    let escape = vec![(exec, "exec-shell-escape-via-program")];
+    let netns = format!("vgtfo{}", std::process::id());
+    let cases: Vec<(String, Vec<(&str, &str)>)> = vec![
+        ("timeout 7d /bin/sh".into(), escape.clone()),
+        ("taskset 1 /bin/sh".into(), escape.clone()),
+        ("setarch $(uname -m) /bin/sh".into(), escape.clone()),
+        ("choom -n 0 /bin/sh".into(), escape.clone()),
+        ("logsave /dev/null /bin/sh -i".into(), escape.clone()),
+        ("/usr/bin/time /bin/sh".into(), escape.clone()),
+        ("strace -o /dev/null /bin/sh".into(), escape.clone()),
+        ("xargs -a /dev/null sh".into(), escape.clone()),
+        (
+            "start-stop-daemon -n vgtfo$$ -S -x /bin/sh".into(),
+            escape.clone(),
+        ),
+        (
+            "run-parts --new-session --regex '^sh$' /bin".into(),
+            escape.clone(),
+        ),
+        ("dmsetup ls --exec '/bin/sh -s'".into(), escape.clone()),
+        (
+            "tar xf /dev/null -I '/bin/sh -c \"sh <&2 1>&2\"'".into(),
+            escape.clone(),
+        ),
+        ("gdb -nx -batch -ex '!sh' -ex quit".into(), escape.clone()),
+        ("sqlite3 /dev/null '.shell /bin/sh'".into(), escape.clone()),
+        (
+            "make -s --eval=\"$(printf 'x:\\n\\t-/bin/sh')\"".into(),
+            escape.clone(),
+        ),
+        (
+            "sed -n '1e exec sh 1>&0' /etc/hostname".into(),
+            escape.clone(),
+        ),
+        (
+            format!(
+                "ip netns add {netns} && ip netns exec {netns} /bin/sh; ip netns delete {netns}"
+            ),
+            escape.clone(),
+        ),
+        // Benign twins: the same programs at ordinary work.
+        ("timeout 5 /bin/sh -c true".into(), vec![]),
+        ("taskset 1 true".into(), vec![]),
+        ("setarch $(uname -m) true".into(), vec![]),
+        ("/usr/bin/time -o /dev/null true".into(), vec![]),
+        ("strace -o /dev/null -f /bin/sh -c true".into(), vec![]),
+        ("echo a b | xargs -n1 echo".into(), vec![]),
+        ("run-parts --test /etc/cron.daily".into(), vec![]),
+        ("tar -I gzip -cf /dev/null /etc/hostname".into(), vec![]),
+        ("gdb -nx -batch -ex 'print 1'".into(), vec![]),
+        ("sqlite3 /dev/null '.tables'".into(), vec![]),
+        ("sed -n 1p /etc/hostname".into(), vec![]),
+        ("make -s -f /dev/null --eval='x: ; @true' x".into(), vec![]),
+    ];
+    for (i, (line, want)) in cases.iter().enumerate() {
+        let program = line.split_whitespace().next().unwrap_or_default();
+        if Command::new("sh")
+            .args(["-c", &format!("command -v {program}")])
+            .stdout(Stdio::null())
+            .status()
+            .map_or(true, |s| !s.success())
+        {
+            // scripts/bootstrap.sh installs every one of them; say so where one is missing.
+            eprintln!("gtfobins case not run, {program} is not installed: {line}");
+            continue;
+        }
+        let script = dir.0.join(format!("case-{i}.sh"));
+        std::fs::write(&script, format!("{line}\n")).expect("script");
+        let ways = [
+            ("sh -c", vec!["-c".to_owned(), line.clone()]),
+            ("script", vec![script.display().to_string()]),
+        ];
+        for (how, args) in ways {
+            let pid = run(Command::new("sh").args(&args).current_dir(&dir.0));
+            let found = detect(pid, ThreatIntel::empty());
+            let mut got: Vec<(&str, &str)> = found
+                .iter()
+                .filter(|f| f.severity_label != SeverityLabel::Low)
+                .map(|f| (f.finding_type.as_str(), rule_id(f)))
+                .collect();
+            got.sort();
+            got.dedup();
+            assert_eq!(got, *want, "{how}: {line}");
+        }
+    }
+}
+
 #[test]
 fn setuid_root_program_run_by_nobody_is_elevation_to_root() {
     if !privileged("setuid_root_program_run_by_nobody_is_elevation_to_root") {
