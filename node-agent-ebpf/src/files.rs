@@ -1566,6 +1566,70 @@ pub fn fchmodat2_enter(ctx: TracePointContext) -> u32 {
 }
 change_exit!(fchmodat2_exit, "sys_exit_fchmodat2");
 
+/// `fchmod(fd, mode)` adding a setuid or setgid bit (`cp -p` and `tar -xp` of a set-id file, an
+/// `install` or a program that chmods the descriptor it wrote through). Nothing but the mode is
+/// looked at on entry; the file is the one the descriptor holds, walked at the exit.
+#[tracepoint(category = "syscalls", name = "sys_enter_fchmod")]
+pub fn fchmod_enter(ctx: TracePointContext) -> u32 {
+    let mode = arg(&ctx, 1) as u32;
+    if mode & SET_ID_BITS == 0 {
+        return 0;
+    }
+    if is_agent() {
+        count(Hook::FileChange, StatKind::Filtered);
+        return 0;
+    }
+    let mut p = change(file_op::CHMOD, arg(&ctx, 0) as i32, 0, AT_FDCWD, 0);
+    p.mode = mode;
+    p.match_flags = file_flags::SET_ID;
+    remember(p, Hook::FileChange);
+    0
+}
+
+/// A successful set-id `fchmod` of a regular file: sent with the file's path as the kernel walks
+/// it from the descriptor (there is no path string), its device and inode.
+#[tracepoint(category = "syscalls", name = "sys_exit_fchmod")]
+pub fn fchmod_exit(ctx: TracePointContext) -> u32 {
+    let key = bpf_get_current_pid_tgid();
+    // SAFETY: copied out at once.
+    let Some(pending) = (unsafe { PENDING_FILE.get(key) }).copied() else {
+        return 0;
+    };
+    let _ = PENDING_FILE.remove(key);
+    let ret = exit_ret(&ctx);
+    if ret != 0 || pending.dirfd < 0 {
+        return 0;
+    }
+    let file = fd_file(pending.dirfd as u64);
+    if file == 0 {
+        return 0;
+    }
+    let inode = file_inode(file);
+    if inode == 0 || inode_type(inode) != S_IFREG {
+        return 0;
+    }
+    let (dev, ino) = inode_key(inode);
+    let Some((flags, object)) = classify_file(file, 0) else {
+        return 0;
+    };
+    let Some(s) = scratch() else {
+        return 0;
+    };
+    let object = opaque(s, object as u32) != 0;
+    emit(
+        &Pending {
+            match_flags: flags | file_flags::SET_ID,
+            ..pending
+        },
+        ret,
+        dev,
+        ino,
+        object,
+        Hook::FileChange,
+    );
+    0
+}
+
 #[inline(always)]
 fn chown(dirfd: i32, path: u64, uid: u32, gid: u32) {
     let mut p = change(file_op::CHOWN, dirfd, path, AT_FDCWD, 0);

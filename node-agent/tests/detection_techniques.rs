@@ -1178,9 +1178,32 @@ fn a_file_made_setuid_by_any_program() {
             file("shell"),
             "setuid",
         ),
+        (
+            // The copy is created 0700, then given the source's mode through its descriptor.
+            "cp -p of a setuid program (fchmod)",
+            format!("cp -p {} {}", file("suid-source"), file("copied")),
+            file("copied"),
+            "setuid",
+        ),
     ];
+    // The source is made setuid by the test process, which the agent does not observe.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::copy("/bin/true", file("suid-source")).expect("the setuid source");
+        std::fs::set_permissions(file("suid-source"), std::fs::Permissions::from_mode(0o4755))
+            .expect("setuid source");
+    }
     match python {
         Some(py) => {
+            cases.push((
+                "python os.fchmod on a descriptor",
+                format!(
+                    "cp /bin/true {0} && {py} -c 'import os; os.fchmod(os.open(\"{0}\", os.O_RDONLY), 0o2755)'",
+                    file("pyfchmod")
+                ),
+                file("pyfchmod"),
+                "setgid",
+            ));
             cases.push((
                 "python os.chmod",
                 format!(
@@ -1233,10 +1256,11 @@ fn a_file_made_setuid_by_any_program() {
     let f = of(&found, "behaviour-setid-program-made");
     assert_eq!(f.len(), 1, "install into /usr/bin: {:?}", kinds(&found));
     assert_eq!(f[0].severity_label, SeverityLabel::High);
-    // Benign: a setgid directory (how shared directories are made), modes without the bits.
+    // Benign: a setgid directory (how shared directories are made), modes without the bits
+    // (through a descriptor too: `cp -p` of a plain program).
     let dir = file("shared");
     let found = detect(sh(&format!(
-        "mkdir {dir} && chmod g+s {dir} && install -m 755 /bin/true {0} && chmod 4755 {1}-missing; chmod 755 {0}",
+        "mkdir {dir} && chmod g+s {dir} && install -m 755 /bin/true {0} && chmod 4755 {1}-missing; chmod 755 {0}; cp -p {0} {0}-copy",
         file("plain"),
         file("none")
     )));

@@ -243,6 +243,8 @@ fn plan(hook: Hook, offsets: &KernelOffsets) -> Vec<Mechanism> {
             ("fchmodat_exit", "syscalls", "sys_exit_fchmodat"),
             ("fchmodat2_enter", "syscalls", "sys_enter_fchmodat2"),
             ("fchmodat2_exit", "syscalls", "sys_exit_fchmodat2"),
+            ("fchmod_enter", "syscalls", "sys_enter_fchmod"),
+            ("fchmod_exit", "syscalls", "sys_exit_fchmod"),
             ("chown_enter", "syscalls", "sys_enter_chown"),
             ("chown_exit", "syscalls", "sys_exit_chown"),
             ("lchown_enter", "syscalls", "sys_enter_lchown"),
