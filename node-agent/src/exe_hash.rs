@@ -393,6 +393,15 @@ impl ExeHashCache {
         self.metadata_of(path).map(|m| (m.ino(), m.nlink()))
     }
 
+    /// The inode number of the named FIFO `path` leads to, when it is one (through an `O_PATH`
+    /// handle: the FIFO is not opened, so nothing blocks).
+    pub fn fifo_inode_of(&mut self, path: &Path) -> Option<u64> {
+        use std::os::unix::fs::FileTypeExt;
+        self.metadata_of(path)
+            .filter(|m| m.file_type().is_fifo())
+            .map(|m| m.ino())
+    }
+
     /// The metadata of the file `path` leads to, from an `O_PATH` handle; `None` on a network
     /// or FUSE filesystem when deferring.
     fn metadata_of(&mut self, path: &Path) -> Option<std::fs::Metadata> {

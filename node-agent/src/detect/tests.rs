@@ -183,6 +183,7 @@ fn exec_as(argv: &[&str], parent: &str, uid: u32, euid: u32) -> Event {
         stdin_pipe: None,
         stdout_pipe: None,
         fd_pipes: Vec::new(),
+        input_fifo: None,
         ld_preload: None,
         ld_audit: None,
         ld_audit_unread: false,
