@@ -2511,7 +2511,15 @@ fn relays_and_socket_fed_filters_that_download_are_downloaders() {
             .current_dir(&dir.0)))
     };
     let rule_id = "behaviour-download-exec";
-    let mut cases = vec![("nc", format!("timeout 20 nc 127.0.0.1 {port} > f"), "nc")];
+    let mut cases = vec![
+        ("nc", format!("timeout 20 nc 127.0.0.1 {port} > f"), "nc"),
+        // Through a filter writing the file: the download is what the relay fed its pipe.
+        (
+            "nc-through-cat",
+            format!("timeout 20 nc 127.0.0.1 {port} | cat > f"),
+            "nc",
+        ),
+    ];
     if Command::new("sh")
         .args(["-c", "command -v socat"])
         .stdout(Stdio::null())

@@ -90,6 +90,16 @@ struct Pipe {
     readers: Vec<Reader>,
     /// Pipes a filter or decoder reading this one writes into.
     downstream: Vec<u64>,
+    /// Filters reading this pipe that write elsewhere (a file: `nc host port | sed 1d > f`),
+    /// waiting to learn whether what they pass on was fetched.
+    fed: Vec<Fed>,
+}
+
+/// A filter reading a pipe and writing elsewhere than a pipe.
+#[derive(Debug, Clone)]
+struct Fed {
+    pid: u32,
+    command_line: String,
 }
 
 /// A downloader or a decoder that ran: what a file it wrote was fetched or decoded by.
@@ -224,6 +234,41 @@ impl PipeTable {
         found.map(|role| (role, chain))
     }
 
+    /// The downloader or relay whose output `ino` carries (through filters, not decoders), as
+    /// what a file a filter reading it writes was fetched by.
+    fn fetched_through(&self, ino: u64) -> Option<Downloader> {
+        let (role, chain) = self.origin(ino)?;
+        if !matches!(role, Role::Download | Role::Relay)
+            || chain.iter().any(|w| w.role == Role::Decode)
+        {
+            return None;
+        }
+        let origin = chain.last()?;
+        Some(Downloader {
+            exe: origin.exe.clone(),
+            command_line: origin.command_line.clone(),
+            role: Role::Download,
+        })
+    }
+
+    /// A downloader or relay now writes `ino`: the filters waiting on it and on the pipes fed
+    /// from it become the downloaders of the files they write.
+    fn promote_fed(&mut self, ino: u64) {
+        for pipe in self.downstream_of(ino) {
+            let Some(dl) = self.fetched_through(pipe) else {
+                continue;
+            };
+            let fed = self
+                .pipes
+                .get_mut(&pipe)
+                .map(|p| std::mem::take(&mut p.fed))
+                .unwrap_or_default();
+            for f in fed {
+                self.downloaders.insert(f.pid, fed_download(&dl, &f));
+            }
+        }
+    }
+
     /// `ino` and the pipes fed from it through filters, nearest first.
     fn downstream_of(&self, ino: u64) -> Vec<u64> {
         let mut out = vec![ino];
@@ -326,6 +371,30 @@ pub(crate) fn check_exec(
         // The pid runs something else now (or was reused): what it writes is not a download.
         table.downloaders.remove(&e.process.pid);
     }
+    // A filter reading a pipe and writing a file passes on what the pipe holds: a download when
+    // a downloader or relay fed the pipe (`nc host port | sed '1,/^\r$/d' > f`, `curl URL | tee
+    // f`), whichever exec comes first.
+    if role == Some(Role::Filter)
+        && e.stdout_pipe.is_none()
+        && let Some(up) = e.stdin_pipe
+    {
+        let fed = Fed {
+            pid: e.process.pid,
+            command_line: redacted_command_line(&e.argv),
+        };
+        match table.fetched_through(up) {
+            Some(dl) => {
+                let dl = fed_download(&dl, &fed);
+                table.downloaders.insert(fed.pid, dl);
+            }
+            None => {
+                let p = table.entry(up);
+                if p.fed.len() < MAX_PER_PIPE {
+                    p.fed.push(fed);
+                }
+            }
+        }
+    }
     if role.is_none() && runs_inline_program(b, name, &e.argv) {
         table.inline.insert(
             e.process.pid,
@@ -398,6 +467,8 @@ pub(crate) fn check_exec(
             });
         }
         touched.extend(table.downstream_of(out));
+        // The filters waiting on this pipe, or on pipes it now feeds, learn where it comes from.
+        table.promote_fed(out);
     }
     if let Some((ino, via)) = program_pipe(b, e, name) {
         let p = table.entry(ino);
@@ -517,6 +588,16 @@ fn writes_downloads(e: &ExecInfo, role: Option<Role>) -> Option<Role> {
             .iter()
             .any(|s| s.fd == 0 && s.remote.is_some())
             .then_some(Role::Download),
+    }
+}
+
+/// The download a filter passes on into a file: fetched by `dl`'s program, the command lines
+/// of both.
+fn fed_download(dl: &Downloader, fed: &Fed) -> Downloader {
+    Downloader {
+        exe: dl.exe.clone(),
+        command_line: format!("{} | {}", dl.command_line, fed.command_line),
+        role: Role::Download,
     }
 }
 

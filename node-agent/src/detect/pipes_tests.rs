@@ -1378,3 +1378,63 @@ fn only_a_filter_writing_into_a_pipe_has_its_operands_looked_at_for_a_fifo() {
     assert!(operands(&x(1, "/usr/bin/cat", &["cat", "f"], None, None)).is_empty());
     assert!(operands(&x(1, "/usr/bin/cat", &["cat", "f"], Some(2), Some(1))).is_empty());
 }
+
+#[test]
+fn a_file_a_filter_wrote_from_a_downloaded_pipe_then_run_is_download_and_execute() {
+    // The execs in order, then `./f` run, written by pid 21 (the filter writing the file).
+    let run_after = |execs: &[X]| {
+        let mut d = detector();
+        for e in execs {
+            d.process(&exec(e), &NoLookup);
+        }
+        let Event::Exec(mut run) = exec(&x(40, "/srv/app/f", &["./f"], None, None)) else {
+            unreachable!()
+        };
+        run.written_by = Some(written_by(21, "sed"));
+        d.process(&Event::Exec(run), &NoLookup)
+            .into_iter()
+            .map(|o| o.finding)
+            .filter(|f| {
+                f.context.additional.get("ruleId").map(String::as_str)
+                    == Some("behaviour-download-exec")
+            })
+            .map(|f| {
+                (
+                    f.context.additional["downloadedBy"].clone(),
+                    f.context.additional["downloaderCommandLine"].clone(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let nc = || {
+        x(
+            20,
+            "/usr/bin/nc.openbsd",
+            &["nc", "h", "80"],
+            None,
+            Some(50),
+        )
+    };
+    let sed = || x(21, "/usr/bin/sed", &["sed", "1,/^\\r$/d"], Some(50), None);
+    let expected = [(
+        "/usr/bin/nc.openbsd".to_owned(),
+        "nc h 80 | sed 1,/^\\r$/d".to_owned(),
+    )];
+    assert_eq!(run_after(&[nc(), sed()]), expected, "relay first");
+    assert_eq!(run_after(&[sed(), nc()]), expected, "filter first");
+    // Through another filter, and from a downloader.
+    let curl = x(20, "/usr/bin/curl", &["curl", "-s", "u"], None, Some(51));
+    let tr = x(22, "/usr/bin/tr", &["tr", "-d", "x"], Some(51), Some(52));
+    let tee = x(21, "/usr/bin/tee", &["tee", "f"], Some(52), None);
+    assert_eq!(run_after(&[tee, curl, tr]).len(), 1, "curl | tr | tee f");
+    // Benign twin: a filter fed by a program that is no downloader.
+    let local = x(
+        20,
+        "/usr/bin/python3",
+        &["python3", "gen.py"],
+        None,
+        Some(53),
+    );
+    let sed_local = x(21, "/usr/bin/sed", &["sed", "s/a/b/"], Some(53), None);
+    assert!(run_after(&[local, sed_local]).is_empty());
+}
