@@ -5189,6 +5189,37 @@ fn a_set_id_mode_is_judged_by_the_mode_read_back_and_the_writer() {
         )
         .is_none()
     );
+    // A program that was setuid when the agent started, given its mode again by a chmod: not
+    // made setuid now. Copied over or written, it still counts.
+    let mut d = Detector::new(
+        Arc::new(SharedIntel::new(ThreatIntel::empty())),
+        None,
+        RuleSet::builtin().unwrap(),
+        Vec::new(),
+        DetectorConfig {
+            privileged_programs: [PathBuf::from("/usr/bin/sudo")].into(),
+            ..DetectorConfig::default()
+        },
+        Clock::with_offset(1_700_000_000_000_000_000),
+    );
+    let again = |d: &mut Detector, op: &'static str| {
+        let e = file_event(op, "/usr/bin/sudo", |f| {
+            f.process = known(BASH);
+            f.matched_by = vec!["setId"];
+            f.program_written = Some(WrittenProgram {
+                mode: 0o104755,
+                uid: 0,
+                content: ProgramContent::Elf,
+            });
+        });
+        by_rule(d, &e, "behaviour-setid-program-made")
+    };
+    assert!(again(&mut d, "chmod").is_none(), "chmod 4755 /usr/bin/sudo");
+    assert!(
+        again(&mut d, "openWrite").is_some(),
+        "created with the mode"
+    );
+    assert!(made(known(BASH), "chmod", "/usr/bin/sudo", Some(0o104755)).is_some());
     // A directory or a file gone (nothing read back), a bit the kernel cleared.
     assert!(made(known(BASH), "chmod", "/srv/shared", None).is_none());
     assert!(made(known(BASH), "chmod", "/tmp/z", Some(0o100755)).is_none());

@@ -2900,6 +2900,13 @@ fn set_id_program_made(
         return None;
     }
     let path = text(f.resolved_path.as_ref())?;
+    // A program that was set-id when the agent started, given a mode again by a chmod
+    // (`chmod 4755 /usr/bin/sudo` by a configuration tool; `chmod g-w` keeps the bit, since the
+    // kernel sees the whole mode asked for): nothing was made set-id. A program replaced there
+    // is `behaviour-system-binary-replaced`'s, High.
+    if f.operation == "chmod" && d.config.privileged_programs.contains(Path::new(&path)) {
+        return None;
+    }
     let system = system_program_dir(&path).is_some();
     let mut context = file_context(f, &path);
     let add = &mut context.additional;
