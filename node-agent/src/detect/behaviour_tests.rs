@@ -5467,3 +5467,92 @@ fn each_account_grant_names_the_account_with_its_rule_and_severity() {
     // The same grants again aggregate into the same findings (one per account).
     assert_eq!(d.process(&event, &Known).len(), 4);
 }
+
+#[test]
+fn a_command_a_shell_runs_with_its_output_on_a_socket_the_shell_put_there_is_a_reverse_shell() {
+    let reverse = |events: &[Event]| {
+        run_all(events)
+            .into_iter()
+            .filter(|(t, _, _)| t == "Execution:Runtime/ReverseShell")
+            .map(|(_, rule, _)| rule)
+            .collect::<Vec<_>>()
+    };
+    let script = exec_by(
+        800,
+        "/usr/bin/bash",
+        &["bash", "loop.sh"],
+        &[(200, "/usr/bin/bash")],
+    );
+    let id_from = |pid: u32, parent: u32, parent_exe: &str| {
+        exec_by(
+            pid,
+            "/usr/bin/id",
+            &["id"],
+            &[(parent, parent_exe), (200, "/usr/bin/bash")],
+        )
+    };
+    let expected = ["behaviour-reverse-shell-command-socket"];
+    // `while read line; do $line 2>&5 >&5; done`: the fork puts the socket on its standard
+    // output, then execs the command.
+    assert_eq!(
+        reverse(&[
+            script.clone(),
+            dup_socket(801, "bash", 1, "inet", "192.0.2.7:4444"),
+            dup_socket(801, "bash", 2, "inet", "192.0.2.7:4444"),
+            id_from(801, 800, "/usr/bin/bash"),
+        ]),
+        expected
+    );
+    // `exec 0<&5 1>&5`: the shell's own streams, then a command it runs.
+    assert_eq!(
+        reverse(&[
+            script.clone(),
+            dup_socket(800, "bash", 0, "inet6", "[2001:db8::7]:4444"),
+            dup_socket(800, "bash", 1, "inet6", "[2001:db8::7]:4444"),
+            id_from(802, 800, "/usr/bin/bash"),
+        ]),
+        expected
+    );
+    // Standard input only (`cat <&3`: a page fetched with bash), standard error only, a parent
+    // that is no shell, and a fork that exec'd something else before: nothing.
+    for events in [
+        vec![
+            script.clone(),
+            dup_socket(803, "bash", 0, "inet", "192.0.2.7:80"),
+            exec_by(
+                803,
+                "/usr/bin/cat",
+                &["cat"],
+                &[(800, "/usr/bin/bash"), (200, "/usr/bin/bash")],
+            ),
+        ],
+        vec![
+            script.clone(),
+            dup_socket(804, "bash", 2, "inet", "192.0.2.7:4444"),
+            id_from(804, 800, "/usr/bin/bash"),
+        ],
+        vec![
+            exec_by(
+                700,
+                "/usr/bin/python3.11",
+                &["python3", "-c", "x"],
+                &[(200, "/usr/bin/bash")],
+            ),
+            dup_socket(700, "python3", 1, "inet", "192.0.2.7:4444"),
+            id_from(805, 700, "/usr/bin/python3.11"),
+        ],
+        vec![
+            script.clone(),
+            exec_by(
+                806,
+                "/usr/bin/env",
+                &["env", "id"],
+                &[(800, "/usr/bin/bash"), (200, "/usr/bin/bash")],
+            ),
+            dup_socket(806, "env", 1, "inet", "192.0.2.7:4444"),
+            id_from(806, 800, "/usr/bin/bash"),
+        ],
+    ] {
+        assert!(reverse(&events).is_empty(), "{events:?}");
+    }
+}

