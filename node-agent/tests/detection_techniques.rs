@@ -4732,6 +4732,125 @@ fn falco_event_generator_actions_as_they_run_them() {
     );
 }
 
+/// Falco's rules files (`falcosecurity/rules`), the rules the event generator has no action
+/// for, as the tools run them: "Search Private Keys or Passwords" and "Find AWS Credentials"
+/// (`grep -r "BEGIN RSA PRIVATE" DIR`, `grep -ri aws_secret_access_key DIR`), "Read ssh
+/// information" (`tar czf` of a `.ssh` directory), "Read environment variable from /proc
+/// files" (`cat /proc/1/environ`) and "Netcat Remote Code Execution" by ncat's long option
+/// (`ncat H P --sh-exec`, a copy of `/bin/true` under ncat's name: it is not installed here).
+/// Benign twins: one key file checked without recursion, certificates searched for, an archive
+/// unpacked into `.ssh`, a program's own `/proc/self/environ`, `ncat --ssl`.
+#[test]
+fn falco_rules_files_searches_reads_and_ncat_as_the_tools_run_them() {
+    if !privileged("falco_rules_files_searches_reads_and_ncat_as_the_tools_run_them") {
+        return;
+    }
+    let dir = Scratch::new("falco-rules");
+    let expect = |pid: u32, what: &str, finding_type: &str, rule_id: &str, label: SeverityLabel| {
+        let found = detect(pid);
+        let f = of(&found, rule_id);
+        assert_eq!(f.len(), 1, "{what}: {:?}", kinds(&found));
+        assert_eq!(f[0].finding_type, finding_type, "{what}");
+        assert_eq!(f[0].severity_label, label, "{what}");
+    };
+    let none_of = |pid: u32, what: &str, rule_id: &str| {
+        let found = detect(pid);
+        assert!(
+            of(&found, rule_id).is_empty(),
+            "{what}: {:?}",
+            kinds(&found)
+        );
+    };
+    let keys = dir.path("keys");
+    std::fs::create_dir_all(format!("{keys}/.aws")).expect("keys dir");
+    let pem = format!("{keys}/site.key");
+    std::fs::write(
+        &pem,
+        "-----BEGIN RSA PRIVATE KEY-----\nMIIfake\n-----END RSA PRIVATE KEY-----\n",
+    )
+    .expect("key");
+    std::fs::write(
+        format!("{keys}/.aws/credentials"),
+        "[default]\naws_secret_access_key = fake\n",
+    )
+    .expect("credentials");
+
+    expect(
+        run(Command::new("grep").args(["-r", "BEGIN RSA PRIVATE", &keys])),
+        "grep -r BEGIN RSA PRIVATE",
+        "Discovery:Runtime/SuspiciousCommand",
+        "discovery-password-search",
+        SeverityLabel::Low,
+    );
+    expect(
+        run(Command::new("grep").args(["-ri", "aws_secret_access_key", &keys])),
+        "grep -ri aws_secret_access_key",
+        "Discovery:Runtime/SuspiciousCommand",
+        "discovery-password-search",
+        SeverityLabel::Low,
+    );
+    none_of(
+        run(Command::new("grep").args(["-q", "BEGIN RSA PRIVATE KEY", &pem])),
+        "one key file checked",
+        "discovery-password-search",
+    );
+    none_of(
+        run(Command::new("grep").args(["-r", "BEGIN CERTIFICATE", &keys])),
+        "certificates searched for",
+        "discovery-password-search",
+    );
+
+    // Read ssh information: the directory archived, not an archive unpacked into it.
+    let home = dir.path("home");
+    std::fs::create_dir_all(format!("{home}/.ssh")).expect(".ssh");
+    std::fs::copy(&pem, format!("{home}/.ssh/id_rsa")).expect("id_rsa");
+    let archive = dir.path("k.tgz");
+    expect(
+        run(Command::new("tar").args(["czf", &archive, "-C", &home, ".ssh"])),
+        "tar czf of .ssh",
+        "Discovery:Runtime/SuspiciousCommand",
+        "discovery-credential-file-read",
+        SeverityLabel::Low,
+    );
+    none_of(
+        run(Command::new("tar").args(["xzf", &archive, "-C", &format!("{home}/.ssh")])),
+        "tar xzf into .ssh",
+        "discovery-credential-file-read",
+    );
+
+    // Read environment variable from /proc files: another process's, not its own.
+    expect(
+        run(Command::new("cat").arg("/proc/1/environ")),
+        "cat /proc/1/environ",
+        "Discovery:Runtime/SuspiciousCommand",
+        "discovery-credential-file-read",
+        SeverityLabel::Low,
+    );
+    none_of(
+        run(Command::new("cat").arg("/proc/self/environ")),
+        "cat /proc/self/environ",
+        "discovery-credential-file-read",
+    );
+
+    // Netcat Remote Code Execution by ncat's long option.
+    let bin = dir.path("bin");
+    std::fs::create_dir_all(&bin).expect("bin");
+    let ncat = format!("{bin}/ncat");
+    std::fs::copy("/bin/true", &ncat).expect("stand-in");
+    expect(
+        run(Command::new(&ncat).args(["127.0.0.1", "4444", "--sh-exec", "/bin/bash -i"])),
+        "ncat --sh-exec",
+        "Execution:Runtime/SuspiciousTool",
+        "tool-netcat-exec",
+        SeverityLabel::High,
+    );
+    none_of(
+        run(Command::new(&ncat).args(["--ssl", "127.0.0.1", "443"])),
+        "ncat --ssl",
+        "tool-netcat-exec",
+    );
+}
+
 /// Falco's "Potential Local Privilege Escalation via Environment Variables Misuse": `sh -c id`
 /// started with `GLIBC_TUNABLES` set (the variable of CVE-2023-4911) raises
 /// `behaviour-glibc-tunables`, read by the kernel from the new image's environment; the same

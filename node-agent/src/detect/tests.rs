@@ -884,7 +884,12 @@ fn exec_table() -> Vec<Case> {
             vec!["discovery-password-search"],
         ),
         user(
-            vec!["grep", "-q", "BEGIN RSA PRIVATE KEY", "/etc/ssl/private/site.key"],
+            vec![
+                "grep",
+                "-q",
+                "BEGIN RSA PRIVATE KEY",
+                "/etc/ssl/private/site.key",
+            ],
             vec![],
         ),
         user(
