@@ -4851,6 +4851,59 @@ fn falco_rules_files_searches_reads_and_ncat_as_the_tools_run_them() {
     );
 }
 
+/// Falco's "Disallowed SSH Connection Non Standard Port", as the real client runs it: `ssh -N
+/// -R 9999:127.0.0.1:22 -p 4444 u@127.0.0.1` (a reverse forward to a listener's port; nothing
+/// listens, the client exits on the refused connect) raises `tool-ssh-reverse-tunnel`; the same
+/// reverse forward to port 22 and a plain session on port 443 raise nothing.
+#[test]
+fn an_ssh_reverse_tunnel_to_a_port_egress_lets_out() {
+    if !privileged("an_ssh_reverse_tunnel_to_a_port_egress_lets_out") {
+        return;
+    }
+    let ssh = |args: &[&str]| {
+        let found = detect(run(Command::new("ssh")
+            .args([
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "StrictHostKeyChecking=no",
+                "-o",
+                "UserKnownHostsFile=/dev/null",
+                "-o",
+                "ConnectTimeout=2",
+            ])
+            .args(args)
+            .stdin(Stdio::null())));
+        of(&found, "tool-ssh-reverse-tunnel")
+            .iter()
+            .map(|f| (f.finding_type.clone(), f.severity_label))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        ssh(&[
+            "-N",
+            "-R",
+            "9999:127.0.0.1:22",
+            "-p",
+            "4444",
+            "falco@127.0.0.1"
+        ]),
+        vec![(
+            "Execution:Runtime/SuspiciousTool".to_owned(),
+            SeverityLabel::Medium
+        )],
+        "ssh -R to port 4444"
+    );
+    assert!(
+        ssh(&["-N", "-R", "9999:127.0.0.1:22", "falco@127.0.0.1"]).is_empty(),
+        "ssh -R to port 22"
+    );
+    assert!(
+        ssh(&["-p", "443", "-N", "falco@127.0.0.1"]).is_empty(),
+        "ssh -p 443 without -R"
+    );
+}
+
 /// Falco's "Potential Local Privilege Escalation via Environment Variables Misuse": `sh -c id`
 /// started with `GLIBC_TUNABLES` set (the variable of CVE-2023-4911) raises
 /// `behaviour-glibc-tunables`, read by the kernel from the new image's environment; the same

