@@ -529,6 +529,12 @@ pub struct FileInfo {
     /// handled the record (read in user space, just after the write).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sysctl_value: Option<String>,
+    /// For a kernel setting opened for writing through a procfs mounted somewhere other than
+    /// `/proc` (the host's `/proc` bind-mounted into a container at `/host_proc`, CDK's
+    /// mount-procfs): the setting's own path under `/proc/sys`, which `sysctl_value` is read
+    /// from. The kernel's settings are the same whichever procfs mount reaches them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sysctl_setting: Option<PathBuf>,
     /// For a git configuration file written (`.gitconfig` in any directory, `/etc/gitconfig`),
     /// by an open for writing or a rename onto it: its text when the agent handled the record
     /// (read in user space once the writer closed it; the first 64 KiB).
@@ -1228,6 +1234,7 @@ pub fn file_info(ev: &node_agent_common::FileEvent, clock: &Clock) -> FileInfo {
         matched_by,
         proc_mem_pid,
         sysctl_value: None,
+        sysctl_setting: None,
         git_config: None,
         accounts_changed: None,
         program_written: None,
@@ -1291,6 +1298,7 @@ pub fn dirent_info(
         matched_by: vec!["dirent"],
         proc_mem_pid: None,
         sysctl_value: None,
+        sysctl_setting: None,
         git_config: None,
         accounts_changed: None,
         program_written: None,

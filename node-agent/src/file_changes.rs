@@ -216,6 +216,7 @@ mod tests {
             matched_by: Vec::new(),
             proc_mem_pid: None,
             sysctl_value: None,
+            sysctl_setting: None,
             git_config: None,
             accounts_changed: None,
             program_written: None,

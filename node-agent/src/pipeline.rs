@@ -616,9 +616,18 @@ impl Pipeline {
                 if info.operation == "openWrite"
                     && info.ret >= 0
                     && let Some(path) = info.resolved_path.as_deref()
-                    && path.starts_with("/proc/sys/")
                 {
-                    info.sysctl_value = sysctl_value_written(info.process.pid, info.ret, path);
+                    if path.starts_with("/proc/sys/") {
+                        info.sysctl_value = sysctl_value_written(info.process.pid, info.ret, path);
+                    } else if let Some(setting) =
+                        setting_through_other_procfs(info.process.pid, info.ret, path)
+                    {
+                        wait_for_close_of(info.process.pid, info.ret);
+                        info.sysctl_value = fs::read_to_string(&setting)
+                            .ok()
+                            .map(|v| v.trim().to_owned());
+                        info.sysctl_setting = Some(setting);
+                    }
                 }
                 info.git_config = git_config_written(&info);
                 let host = self
@@ -1076,6 +1085,39 @@ fn sysctl_value_written(pid: u32, fd: i64, path: &Path) -> Option<String> {
     fs::read_to_string(path).ok().map(|v| v.trim().to_owned())
 }
 
+/// The setting under `/proc/sys` that `path`, opened by `pid` as `fd`, is when the file is on a
+/// procfs mounted elsewhere (`/host_proc/sys/kernel/core_pattern` in a container given the
+/// host's `/proc`): the file system the descriptor is on says procfs, and the setting is what
+/// follows the path's last `/sys/`. Only files of the sensitive-path set opened for writing
+/// come here (`core_pattern` by name, anywhere).
+fn setting_through_other_procfs(pid: u32, fd: i64, path: &Path) -> Option<PathBuf> {
+    let text = path.to_str()?;
+    let setting = &text[text.rfind("/sys/")? + "/sys/".len()..];
+    if setting.is_empty() || setting.split('/').any(|c| c == ".." || c == ".") {
+        return None;
+    }
+    let link = std::ffi::CString::new(format!("/proc/{pid}/fd/{fd}")).ok()?;
+    // SAFETY: a zeroed statfs is valid.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: link is a valid C string and st a valid statfs to fill.
+    if unsafe { libc::statfs(link.as_ptr(), &mut st) } != 0 {
+        return None;
+    }
+    (st.f_type == libc::PROC_SUPER_MAGIC).then(|| Path::new("/proc/sys").join(setting))
+}
+
+/// [`wait_for_close`] for a descriptor whose path the agent cannot name (a file seen through
+/// another mount namespace): waits while `fd` still names what it named first.
+fn wait_for_close_of(pid: u32, fd: i64) {
+    let link = PathBuf::from(format!("/proc/{pid}/fd/{fd}"));
+    let Ok(first) = fs::read_link(&link) else {
+        return;
+    };
+    wait_while(SYSCTL_WRITE_WAIT, || {
+        fs::read_link(&link).is_ok_and(|target| target == first)
+    });
+}
+
 /// Waits, at most [`SYSCTL_WRITE_WAIT`] and within the thread's [`WAIT_BUDGET`], until `pid`
 /// no longer holds `path` open as `fd` (it closed it or exited): the write that followed the
 /// open is in the file then.
@@ -1385,6 +1427,7 @@ mod tests {
             matched_by: Vec::new(),
             proc_mem_pid: None,
             sysctl_value: None,
+            sysctl_setting: None,
             git_config: None,
             accounts_changed: None,
             program_written: None,

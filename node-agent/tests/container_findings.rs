@@ -16,7 +16,13 @@ mod support;
 
 use std::{
     collections::BTreeMap,
-    os::unix::{fs::PermissionsExt, net::UnixListener},
+    os::{
+        linux::net::SocketAddrExt,
+        unix::{
+            fs::PermissionsExt,
+            net::{SocketAddr, UnixListener},
+        },
+    },
     path::{Path, PathBuf},
     process::{Command, Stdio},
     sync::LazyLock,
@@ -29,7 +35,7 @@ use node_agent::{
     event::Event,
     sensor::SensorOptions,
 };
-use support::podman::{Scratch, copy_with_libraries, podman, podman_or_skip, ulimits};
+use support::podman::{Scratch, copy_with_libraries, podman, podman_ok, podman_or_skip, ulimits};
 use vigil_crds::finding::{Finding, SeverityLabel};
 
 const TRIGGER: &str = env!("CARGO_BIN_EXE_vigil-trigger");
@@ -592,6 +598,158 @@ fn escape_techniques_from_real_containers_name_the_container() {
         Some("behaviour-core-pattern-handler")
     );
     assert_eq!(f.severity_label, SeverityLabel::High);
+}
+
+/// CDK's and deepce's container escapes that reach the host through something other than a
+/// mount (`cdk run shim-pwn`, `cdk run mount-procfs`), and the kernel running the escape's
+/// payload: each from a real container, with its benign twin.
+#[test]
+fn container_toolkit_escapes_through_the_shim_socket_and_the_host_s_procfs() {
+    let test = "container_toolkit_escapes";
+    if !podman_or_skip(test) {
+        return;
+    }
+    let mut scratch = Scratch::new("vigil-ctr-toolkit");
+    let image = build_image(&mut scratch, "toolkit");
+
+    // shim-pwn (CVE-2020-15257): a container on the host's network reaches a containerd
+    // shim's abstract socket (a listener of the test's, under the shims' names); another
+    // abstract socket is nothing.
+    let shim = format!("/containerd-shim/{}/shim.sock", unique_name("vigil"));
+    let other = format!("/{}/app.sock", unique_name("vigil"));
+    let listeners = [&shim, &other].map(|name| {
+        let addr = SocketAddr::from_abstract_name(name.as_bytes()).expect("abstract name");
+        UnixListener::bind_addr(&addr).expect("bind")
+    });
+    let ran = run_in(
+        &mut scratch,
+        &["--network", "host"],
+        &image,
+        &[
+            "/usr/bin/vigil-trigger",
+            "unix-connect",
+            &format!("@{shim}"),
+        ],
+    );
+    let found = findings_of(&ran, "vigil-trigger");
+    let f = the_finding(
+        &found,
+        "PrivilegeEscalation:Runtime/DockerSocketAccessed",
+        &ran,
+        &image,
+    );
+    assert_eq!(
+        f.context.socket_path.as_deref(),
+        Some(format!("@{shim}").as_str())
+    );
+    let ran = run_in(
+        &mut scratch,
+        &["--network", "host"],
+        &image,
+        &[
+            "/usr/bin/vigil-trigger",
+            "unix-connect",
+            &format!("@{other}"),
+        ],
+    );
+    none(
+        &findings_of(&ran, "vigil-trigger"),
+        "another abstract socket from a container on the host's network",
+    );
+    drop(listeners);
+
+    // mount-procfs: a container given the host's /proc (`-v /proc:/host_proc`, no privilege)
+    // pipes the host's core dumps into a program in its own file system, then crashes: the
+    // kernel runs that program on the host. The program is the image's `true`; the setting is
+    // put back when the test ends.
+    let core = "/proc/sys/kernel/core_pattern";
+    let was = std::fs::read_to_string(core).expect("read core_pattern");
+    let _restore = RestoreCorePattern(was.trim_end_matches('\n').to_owned());
+    let (id, name) = scratch.run_detached(&["--volume", "/proc:/host_proc"], &image);
+    let ran = Ran { id, name };
+    let merged = podman_ok(&[
+        "inspect",
+        "--format",
+        "{{.GraphDriver.Data.MergedDir}}",
+        &ran.name,
+    ]);
+    let handler = format!("{merged}/bin/true");
+    let out = podman(&[
+        "exec",
+        &ran.name,
+        "/bin/sh",
+        "-c",
+        &format!("echo '|{handler} %p' > /host_proc/sys/kernel/core_pattern"),
+    ]);
+    assert!(out.status.success(), "the write: {out:?}");
+    let found = findings_of(&ran, "sh");
+    let f = the_finding(
+        &found,
+        "PrivilegeEscalation:Runtime/SuspiciousCommand",
+        &ran,
+        &image,
+    );
+    assert_eq!(
+        f.context.additional.get("ruleId").map(String::as_str),
+        Some("behaviour-core-pattern-handler")
+    );
+    assert_eq!(
+        f.context
+            .additional
+            .get("writtenThrough")
+            .map(String::as_str),
+        Some("/host_proc/sys/kernel/core_pattern")
+    );
+    assert_eq!(
+        f.context.additional.get("coreHandler").map(String::as_str),
+        Some(handler.as_str())
+    );
+    assert_eq!(f.severity_label, SeverityLabel::High);
+    let _ = podman(&["exec", &ran.name, "/usr/bin/vigil-trigger", "crash"]);
+    let helper = kernel_helper_findings(&handler);
+    let f = helper
+        .first()
+        .unwrap_or_else(|| panic!("no finding about the kernel running {handler}"));
+    assert_eq!(
+        f.finding_type.as_str(),
+        "PrivilegeEscalation:Runtime/SuspiciousCommand"
+    );
+    assert_eq!(
+        f.context.additional.get("helperOrigin").map(String::as_str),
+        Some("containerStorage")
+    );
+    assert_eq!(f.severity_label, SeverityLabel::High);
+
+    // The benign twin: the distribution's kind of handler, a program in a system directory,
+    // run by the kernel for a crash on the host, raises nothing.
+    std::fs::write(core, "|/bin/true %p").expect("set core_pattern");
+    let crashed = Command::new(TRIGGER).arg("crash").status().expect("crash");
+    assert!(!crashed.success());
+    assert!(
+        AGENT
+            .wait_for(WAIT, |e| matches!(e, Event::Exec(x)
+                if x.process.ppid == 2 && x.filename == "/bin/true"))
+            .is_some(),
+        "no exec of the kernel's /bin/true"
+    );
+    let raised = kernel_helper_findings("/bin/true");
+    none(&raised, "the kernel running a handler in /bin");
+}
+
+/// The `behaviour-kernel-helper-program` findings about `program`, once the kernel has run it.
+fn kernel_helper_findings(program: &str) -> Vec<Finding> {
+    AGENT.wait_for(
+        WAIT,
+        |e| matches!(e, Event::Exec(x) if x.process.ppid == 2 && x.filename == program),
+    );
+    detect(&AGENT.matching(|_| true))
+        .into_iter()
+        .filter(|f| {
+            f.context.additional.get("ruleId").map(String::as_str)
+                == Some("behaviour-kernel-helper-program")
+                && f.context.additional.get("kernelHelper").map(String::as_str) == Some(program)
+        })
+        .collect()
 }
 
 /// Puts the host's core_pattern back as it was.

@@ -122,7 +122,25 @@ fn main() -> ExitCode {
             let _ = writeln!(io::stdout(), "peer {peer}");
             Ok(())
         }),
-        ["unix-connect", path] => UnixStream::connect(path).map(|_| println!("ok")),
+        // `@name`: an abstract name (containerd's shims listened on `@/containerd-shim/...`).
+        ["unix-connect", path] => match path.strip_prefix('@') {
+            Some(name) => {
+                use std::os::linux::net::SocketAddrExt;
+                std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())
+                    .and_then(|a| UnixStream::connect_addr(&a))
+            }
+            None => UnixStream::connect(path),
+        }
+        .map(|_| println!("ok")),
+        // A crash with the kernel's default action (a core dump: `core_pattern`'s program).
+        ["crash"] => {
+            // SAFETY: restoring the default action of SIGSEGV and raising it; nothing runs after.
+            unsafe {
+                libc::signal(libc::SIGSEGV, libc::SIG_DFL);
+                libc::raise(libc::SIGSEGV);
+            }
+            Ok(())
+        }
         ["dns-query", server, name] => parse(server).and_then(|s| dns_query(s, name, false)),
         ["dns-query", server, name, "--tcp"] => {
             parse(server).and_then(|s| dns_query(s, name, true))

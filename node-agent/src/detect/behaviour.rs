@@ -356,7 +356,9 @@ pub struct SensitiveExemption {
 pub struct Behaviour {
     /// Host programs whose written files are build or install output.
     pub host_build_writers: Vec<String>,
-    /// Container runtime API sockets.
+    /// Container runtime API sockets: a path, or a directory or abstract-name prefix ending in
+    /// `/` (containerd's shims listen under `/run/containerd/s/`, and before 1.4 on abstract
+    /// names `@/containerd-shim/...`).
     pub runtime_sockets: Vec<String>,
     /// Container runtime binaries, by file name.
     pub runtime_binaries: Vec<String>,
@@ -504,6 +506,15 @@ pub(crate) fn relay_program(entry: &str) -> (&str, Option<&str>) {
 }
 
 impl Behaviour {
+    /// Whether `path` (a unix socket's path, `@...` for an abstract name) is a container
+    /// runtime's API socket: an entry exactly, or under an entry that ends in `/`.
+    pub fn is_runtime_socket(&self, path: &str) -> bool {
+        self.runtime_sockets.iter().any(|s| {
+            s == path
+                || (s.ends_with('/') && path.starts_with(s.as_str()) && !path.contains("/../"))
+        })
+    }
+
     /// Adds one file's section; an entry that cannot be used is refused with its field.
     pub(crate) fn merge(&mut self, file: &str, spec: BehaviourSpec) -> Result<(), RuleError> {
         let invalid = |field: String, message: &str| RuleError::Invalid {
@@ -513,10 +524,10 @@ impl Behaviour {
             message: message.to_owned(),
         };
         for (i, s) in spec.runtime_sockets.iter().enumerate() {
-            if !s.starts_with('/') {
+            if !s.starts_with('/') && !s.starts_with("@/") {
                 return Err(invalid(
                     format!("behaviour.runtimeSockets[{i}]"),
-                    "must be an absolute path",
+                    "must be an absolute path, or an abstract name written `@/...`",
                 ));
             }
         }
@@ -1117,14 +1128,7 @@ pub(crate) fn check_connect(
     let Some(path) = n.unix_path.as_deref() else {
         return Vec::new();
     };
-    if n.process.container.is_none()
-        || !d
-            .rules
-            .behaviour()
-            .runtime_sockets
-            .iter()
-            .any(|s| s == path)
-    {
+    if n.process.container.is_none() || !d.rules.behaviour().is_runtime_socket(path) {
         return Vec::new();
     }
     vec![docker_socket(
@@ -1302,7 +1306,7 @@ pub(crate) fn check_file(d: &Detector, f: &FileInfo, lookup: &dyn ProcessLookup)
             c
         };
         // Attempts count for the escape types: a refused write is still the attempt.
-        if b.runtime_sockets.contains(&text) {
+        if b.is_runtime_socket(&text) {
             if f.process.container.is_some() {
                 out.push(docker_socket(
                     d,
@@ -1398,8 +1402,9 @@ pub(crate) fn check_file(d: &Detector, f: &FileInfo, lookup: &dyn ProcessLookup)
             continue;
         }
         // Kernel settings under /proc/sys are not files anyone keeps (the technique checks
-        // look at the one that matters, randomize_va_space).
-        if path.starts_with("/proc/") {
+        // look at the one that matters, randomize_va_space), whichever procfs mount reaches
+        // them (the host's /proc given to a container: `sysctl_setting`).
+        if path.starts_with("/proc/") || f.sysctl_setting.is_some() {
             continue;
         }
         // The loader's names are in the set for the technique check, which judges the

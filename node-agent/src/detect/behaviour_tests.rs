@@ -126,6 +126,7 @@ fn file_event(operation: &'static str, path: &str, f: impl FnOnce(&mut FileInfo)
         matched_by: vec!["prefix"],
         proc_mem_pid: None,
         sysctl_value: None,
+        sysctl_setting: None,
         git_config: None,
         accounts_changed: None,
         program_written: None,
@@ -634,6 +635,38 @@ fn every_behavioural_type_fires_on_its_case_and_not_on_the_benign_ones() {
         (
             "another socket from a container",
             Event::Connect(unix_connect("/run/app.sock", container())),
+            &[],
+        ),
+        (
+            "a containerd shim's abstract socket from a container on the host's network \
+             (CVE-2020-15257, CDK's shim-pwn)",
+            Event::Connect(unix_connect(
+                "@/containerd-shim/moby/0123abcd/shim.sock",
+                container(),
+            )),
+            &[T::PrivilegeEscalationDockerSocketAccessed],
+        ),
+        (
+            "a shim's socket under /run/containerd/s/ from a container",
+            Event::Connect(unix_connect("/run/containerd/s/9f2c", container())),
+            &[T::PrivilegeEscalationDockerSocketAccessed],
+        ),
+        (
+            "containerd reaching its shim, on the host",
+            Event::Connect(unix_connect(
+                "@/containerd-shim/moby/0123abcd/shim.sock",
+                None,
+            )),
+            &[],
+        ),
+        (
+            "another abstract socket from a container (D-Bus, X11)",
+            Event::Connect(unix_connect("@/tmp/.X11-unix/X0", container())),
+            &[],
+        ),
+        (
+            "a name that only begins like the shims' prefix",
+            Event::Connect(unix_connect("@/containerd-shimmer.sock", container())),
             &[],
         ),
         (
@@ -1371,6 +1404,66 @@ fn every_behavioural_type_fires_on_its_case_and_not_on_the_benign_ones() {
                 f.matched_by = vec!["name"];
             }),
             &[T::PrivilegeEscalationSensitiveFileModified],
+        ),
+        (
+            "the host's core pattern written through the host's /proc given to a container \
+             (CDK's mount-procfs)",
+            file_event("openWrite", "/host_proc/sys/kernel/core_pattern", |f| {
+                f.matched_by = vec!["name"];
+                f.process.container = container();
+                f.process.host_namespaces = false;
+                f.sysctl_setting = Some(PathBuf::from("/proc/sys/kernel/core_pattern"));
+                f.sysctl_value = Some("|/var/lib/docker/overlay2/0a1b/merged/cmd_x".into());
+            }),
+            &[T::PrivilegeEscalationSuspiciousCommand],
+        ),
+        (
+            "a plain file at a path like a procfs mount's (not on procfs: no setting)",
+            file_event("openWrite", "/srv/snapshot/sys/kernel/core_pattern", |f| {
+                f.matched_by = vec!["name"];
+            }),
+            &[T::PrivilegeEscalationSensitiveFileModified],
+        ),
+        (
+            "the kernel running a release agent from a container's layer (CDK's mount-cgroup)",
+            exec_event(
+                "/var/lib/containers/storage/overlay/5a4e/diff/cdk_cgexp_a.sh",
+                |e| {
+                    e.process.ppid = 2;
+                    e.exe = PathBuf::from("/usr/bin/dash");
+                    e.argv = vec![
+                        "/bin/sh".into(),
+                        "/var/lib/containers/storage/overlay/5a4e/diff/cdk_cgexp_a.sh".into(),
+                        "/x_a".into(),
+                    ];
+                },
+            ),
+            &[T::PrivilegeEscalationSuspiciousCommand],
+        ),
+        (
+            "the kernel running a core-dump handler from /opt",
+            exec_event("/opt/crash/handler", |e| e.process.ppid = 2),
+            &[T::PrivilegeEscalationSuspiciousCommand],
+        ),
+        (
+            "the kernel running a helper named through ..",
+            exec_event("/usr/../opt/h", |e| e.process.ppid = 2),
+            &[T::PrivilegeEscalationSuspiciousCommand],
+        ),
+        (
+            "the kernel running the distribution's core-dump handler",
+            exec_event("/usr/lib/systemd/systemd-coredump", |e| e.process.ppid = 2),
+            &[],
+        ),
+        (
+            "the kernel running modprobe",
+            exec_event("/sbin/modprobe", |e| e.process.ppid = 2),
+            &[],
+        ),
+        (
+            "a host process running a program in a container's layer (a runtime's hook)",
+            exec_event("/var/lib/containers/storage/overlay/5a4e/diff/app", |_| {}),
+            &[],
         ),
         (
             "a container process joining the host's mount namespace",

@@ -313,6 +313,7 @@ pub(crate) fn check_exec(
     out.extend(disk_editor_in_container(d, b, e, lookup));
     out.extend(glibc_tunables(d, e, lookup));
     out.extend(loader_proxy(d, e, lookup));
+    out.extend(kernel_helper(d, e, lookup));
     out
 }
 
@@ -3115,6 +3116,85 @@ const CORE_PATTERN: &str = "/proc/sys/kernel/core_pattern";
 /// (`systemd-coredump`, `apport`, `abrt-hook-ccpp`): only root and the package manager write there.
 const SYSTEM_PROGRAM_DIRS: &[&str] = &["/usr/", "/lib/", "/lib64/", "/bin/", "/sbin/"];
 
+/// Whether `path` is a program in one of [`SYSTEM_PROGRAM_DIRS`], named without `..`.
+fn in_system_program_dir(path: &str) -> bool {
+    path.starts_with('/')
+        && !path.split('/').any(|c| c == "..")
+        && SYSTEM_PROGRAM_DIRS.iter().any(|dir| path.starts_with(dir))
+}
+
+/// kthreadd's pid: the parent the kernel gives the programs it starts itself (user-mode
+/// helpers). No process of user space has it for a parent: orphans go to init or a subreaper.
+const KTHREADD: u32 = 2;
+
+/// Where container runtimes keep containers' file systems on the host.
+const CONTAINER_STORAGE: &[&str] = &[
+    "/var/lib/docker/",
+    "/var/lib/containers/",
+    "/var/lib/containerd/",
+    "/run/containerd/",
+    "/var/lib/kubelet/",
+    "/var/lib/rancher/",
+];
+
+/// A program the kernel started itself, as root in the host's namespaces (a user-mode helper:
+/// a cgroup v1 `release_agent` when a cgroup empties, the `|program` of `core_pattern` when a
+/// process crashes, `modprobe`, the uevent helper, `request-key`), run from outside the system
+/// directories. Distributions install their helpers there (`systemd-coredump`, `apport`,
+/// `/sbin/modprobe`); a helper elsewhere is the payload of a container escape that set one
+/// (CDK's mount-cgroup and mount-procfs, deepce's privileged exploit: a script in the
+/// container's layer, which the kernel runs by its path on the host) or a root-run hook. Seen
+/// at the exec itself, whatever wrote the setting and however (a write the file sensor missed,
+/// a setting made before the agent started): the kernel's exec of the helper is the escape
+/// happening. The program is the file the kernel ran (a script's own path).
+fn kernel_helper(d: &Detector, e: &ExecInfo, lookup: &dyn ProcessLookup) -> Option<Candidate> {
+    if e.process.ppid != KTHREADD || in_system_program_dir(&e.filename) {
+        return None;
+    }
+    let program = e.filename.as_str();
+    let in_container_storage = CONTAINER_STORAGE.iter().any(|dir| program.starts_with(dir));
+    let mut context = exec_context(e, program.to_owned());
+    context
+        .additional
+        .insert("kernelHelper".into(), program.to_owned());
+    if in_container_storage {
+        context
+            .additional
+            .insert("helperOrigin".into(), "containerStorage".into());
+    }
+    Some(technique(
+        d,
+        &e.process,
+        lookup,
+        Raises {
+            finding_type: FindingType::PrivilegeEscalationSuspiciousCommand,
+            rule: "behaviour-kernel-helper-program",
+            mitre: if in_container_storage {
+                "T1611"
+            } else {
+                "T1546"
+            },
+            severity: Some(8.0),
+        },
+        draft(
+            "The kernel ran a helper program from outside the system directories",
+            format!(
+                "The kernel started {program} itself (pid {}, a user-mode helper: a cgroup \
+                 release agent, a core-dump handler or another kernel hook) as root in the \
+                 host's namespaces{}.",
+                e.process.pid,
+                if in_container_storage {
+                    "; the program lies in a container's file system, so a container set it"
+                } else {
+                    ""
+                }
+            ),
+            program.to_owned(),
+            context,
+        ),
+    ))
+}
+
 /// `/proc/sys/kernel/core_pattern` written to pipe core dumps into a program (`|/path args`), as
 /// read once the writer closed it. The kernel runs that program as root in the host's
 /// namespaces whenever any process crashes: from a privileged container it is the classic
@@ -3127,7 +3207,13 @@ fn core_pattern_handler(
     f: &FileInfo,
     lookup: &dyn ProcessLookup,
 ) -> Option<Candidate> {
-    if f.operation != "openWrite" || f.resolved_path.as_deref() != Some(Path::new(CORE_PATTERN)) {
+    // Through `/proc`, or through a procfs mounted elsewhere (the host's `/proc` given to a
+    // container: CDK's mount-procfs writes `/host_proc/sys/kernel/core_pattern`).
+    let core_pattern = Some(Path::new(CORE_PATTERN));
+    if f.operation != "openWrite"
+        || (f.resolved_path.as_deref() != core_pattern
+            && f.sysctl_setting.as_deref() != core_pattern)
+    {
         return None;
     }
     let value = f.sysctl_value.as_deref();
@@ -3136,17 +3222,21 @@ fn core_pattern_handler(
         .map(|rest| rest.split_whitespace().next().unwrap_or(""));
     let in_container = f.process.container.is_some();
     if !in_container {
-        let system = |p: &str| {
-            p.starts_with('/')
-                && !p.split('/').any(|c| c == "..")
-                && SYSTEM_PROGRAM_DIRS.iter().any(|dir| p.starts_with(dir))
-        };
         match program {
-            Some(p) if !system(p) => {}
+            Some(p) if !in_system_program_dir(p) => {}
             _ => return None,
         }
     }
     let mut context = file_context(f, CORE_PATTERN);
+    if let Some(through) = f
+        .resolved_path
+        .as_deref()
+        .filter(|p| *p != Path::new(CORE_PATTERN))
+    {
+        context
+            .additional
+            .insert("writtenThrough".into(), through.display().to_string());
+    }
     if let Some(v) = value {
         context.additional.insert("value".into(), v.to_owned());
     }

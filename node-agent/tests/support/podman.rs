@@ -155,20 +155,17 @@ impl Scratch {
         ]);
     }
 
-    /// Starts a long-lived container of `image` (`/bin/sleep 600`, no network, the explicit
-    /// ulimits) with `options`, removed at the end: its id and name.
+    /// Starts a long-lived container of `image` (`/bin/sleep 600`, no network unless `options`
+    /// give one, the explicit ulimits) with `options`, removed at the end: its id and name.
     pub fn run_detached(&mut self, options: &[&str], image: &str) -> (String, String) {
         let name = unique_name("vigil-ctr");
         self.containers.push(name.clone());
         let limits = ulimits();
-        let mut args = vec![
-            "run",
-            "--detach",
-            "--name",
-            name.as_str(),
-            "--network",
-            "none",
-        ];
+        let mut args = vec!["run", "--detach", "--name", name.as_str()];
+        // No network unless the test gives one (`--network host`: podman takes one mode).
+        if !options.contains(&"--network") {
+            args.extend(["--network", "none"]);
+        }
         args.extend(limits.iter().map(String::as_str));
         args.extend(options);
         args.extend([image, "/bin/sleep", "600"]);
