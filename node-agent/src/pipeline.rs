@@ -620,7 +620,7 @@ impl Pipeline {
                     if path.starts_with("/proc/sys/") {
                         info.sysctl_value = sysctl_value_written(info.process.pid, info.ret, path);
                     } else if let Some(setting) =
-                        setting_through_other_procfs(info.process.pid, info.ret, path)
+                        setting_through_other_procfs(info.process.pid, info.ret, path, info.inode)
                     {
                         wait_for_close_of(info.process.pid, info.ret);
                         info.sysctl_value = fs::read_to_string(&setting)
@@ -1085,25 +1085,37 @@ fn sysctl_value_written(pid: u32, fd: i64, path: &Path) -> Option<String> {
     fs::read_to_string(path).ok().map(|v| v.trim().to_owned())
 }
 
-/// The setting under `/proc/sys` that `path`, opened by `pid` as `fd`, is when the file is on a
-/// procfs mounted elsewhere (`/host_proc/sys/kernel/core_pattern` in a container given the
-/// host's `/proc`): the file system the descriptor is on says procfs, and the setting is what
-/// follows the path's last `/sys/`. Only files of the sensitive-path set opened for writing
-/// come here (`core_pattern` by name, anywhere).
-fn setting_through_other_procfs(pid: u32, fd: i64, path: &Path) -> Option<PathBuf> {
+/// The setting under `/proc/sys` that `path`, opened by `pid` as `fd` (the kernel recorded
+/// `inode`), is when the file is on a procfs mounted elsewhere
+/// (`/host_proc/sys/kernel/core_pattern` in a container given the host's `/proc`): the
+/// setting is what follows the path's last `/sys/`, and the file is that setting when the
+/// descriptor, still open, is on procfs, or, once it is closed (a shell's `echo >` is gone at
+/// once), when the inode opened is the setting's own (a bind mount of the host's `/proc`
+/// shares its inodes). Only files of the sensitive-path set opened for writing come here
+/// (`core_pattern` by name, anywhere).
+fn setting_through_other_procfs(
+    pid: u32,
+    fd: i64,
+    path: &Path,
+    inode: Option<u64>,
+) -> Option<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
     let text = path.to_str()?;
     let setting = &text[text.rfind("/sys/")? + "/sys/".len()..];
     if setting.is_empty() || setting.split('/').any(|c| c == ".." || c == ".") {
         return None;
     }
+    let setting = Path::new("/proc/sys").join(setting);
     let link = std::ffi::CString::new(format!("/proc/{pid}/fd/{fd}")).ok()?;
     // SAFETY: a zeroed statfs is valid.
     let mut st: libc::statfs = unsafe { std::mem::zeroed() };
     // SAFETY: link is a valid C string and st a valid statfs to fill.
-    if unsafe { libc::statfs(link.as_ptr(), &mut st) } != 0 {
-        return None;
-    }
-    (st.f_type == libc::PROC_SUPER_MAGIC).then(|| Path::new("/proc/sys").join(setting))
+    let on_procfs = if unsafe { libc::statfs(link.as_ptr(), &mut st) } == 0 {
+        st.f_type == libc::PROC_SUPER_MAGIC
+    } else {
+        inode.is_some_and(|ino| fs::metadata(&setting).is_ok_and(|m| m.ino() == ino))
+    };
+    on_procfs.then_some(setting)
 }
 
 /// [`wait_for_close`] for a descriptor whose path the agent cannot name (a file seen through

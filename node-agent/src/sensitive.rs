@@ -171,6 +171,8 @@ const DEFAULTS: &[(&str, MatchKind, Category)] = &[
     entry("/etc/ld.so.conf.d/", Prefix, Evasion),
     // cgroup v1: marks a cgroup whose emptying runs the release agent (detect/behaviour.rs).
     entry("notify_on_release", Name, Escalation),
+    // cgroup v1: the devices a cgroup's tasks may open (detect/technique.rs: from a container).
+    entry("devices.allow", Name, Escalation),
     entry("/etc/ssh/sshd_config", Exact, Escalation),
     entry("/etc/ssh/sshd_config.d/", Prefix, Escalation),
     entry("release_agent", Name, Escalation),

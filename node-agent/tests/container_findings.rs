@@ -601,8 +601,8 @@ fn escape_techniques_from_real_containers_name_the_container() {
 }
 
 /// CDK's and deepce's container escapes that reach the host through something other than a
-/// mount (`cdk run shim-pwn`, `cdk run mount-procfs`), and the kernel running the escape's
-/// payload: each from a real container, with its benign twin.
+/// host directory mounted (`cdk run shim-pwn`, `rewrite-cgroup-devices`, `mount-procfs`), and
+/// the kernel running the escape's payload: each from a real container, with its benign twin.
 #[test]
 fn container_toolkit_escapes_through_the_shim_socket_and_the_host_s_procfs() {
     let test = "container_toolkit_escapes";
@@ -657,6 +657,43 @@ fn container_toolkit_escapes_through_the_shim_socket_and_the_host_s_procfs() {
         "another abstract socket from a container on the host's network",
     );
     drop(listeners);
+
+    // rewrite-cgroup-devices: a container with CAP_SYS_ADMIN mounts cgroup v1's devices
+    // hierarchy and allows itself every device in its own cgroup (then it would `mknod` the
+    // host's disk); runc writing the same lists from the host for every container raises
+    // nothing (`container_life_cycle_raises_nothing_at_medium_or_above`).
+    let ran = run_in(
+        &mut scratch,
+        &["--cap-add", "SYS_ADMIN"],
+        &image,
+        &[
+            "/bin/sh",
+            "-c",
+            "mount -t cgroup -o devices devices /cg && \
+             while IFS=: read -r n c p; do \
+               [ \"$c\" = devices ] && echo a > \"/cg$p/devices.allow\"; \
+             done < /proc/self/cgroup; umount /cg",
+        ],
+    );
+    let found = findings_of(&ran, "sh");
+    let f = the_finding(
+        &found,
+        "PrivilegeEscalation:Runtime/SuspiciousCommand",
+        &ran,
+        &image,
+    );
+    assert_eq!(
+        f.context.additional.get("ruleId").map(String::as_str),
+        Some("behaviour-container-devices-allowed")
+    );
+    assert!(
+        f.context
+            .file_path
+            .as_deref()
+            .is_some_and(|p| p.starts_with("/cg/") && p.ends_with("/devices.allow")),
+        "{:?}",
+        f.context.file_path
+    );
 
     // mount-procfs: a container given the host's /proc (`-v /proc:/host_proc`, no privilege)
     // pipes the host's core dumps into a program in its own file system, then crashes: the

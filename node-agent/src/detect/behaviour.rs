@@ -1401,6 +1401,11 @@ pub(crate) fn check_file(d: &Detector, f: &FileInfo, lookup: &dyn ProcessLookup)
             // Not modified.
             continue;
         }
+        // cgroup v1's device lists: runtimes write them for every container they start; the
+        // technique check judges a container's own write (`behaviour-container-devices-allowed`).
+        if name == super::technique::DEVICES_ALLOW {
+            continue;
+        }
         // Kernel settings under /proc/sys are not files anyone keeps (the technique checks
         // look at the one that matters, randomize_va_space), whichever procfs mount reaches
         // them (the host's /proc given to a container: `sysctl_setting`).

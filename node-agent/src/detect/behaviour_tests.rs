@@ -1425,6 +1425,39 @@ fn every_behavioural_type_fires_on_its_case_and_not_on_the_benign_ones() {
             &[T::PrivilegeEscalationSensitiveFileModified],
         ),
         (
+            "a container writing its own cgroup's devices.allow (CDK's rewrite-cgroup-devices)",
+            file_event(
+                "openWrite",
+                "/tmp/cdk_dcgroup_a/libpod_parent/libpod-0a11/devices.allow",
+                |f| {
+                    f.matched_by = vec!["name"];
+                    f.process.container = container();
+                    f.process.host_namespaces = false;
+                },
+            ),
+            &[T::PrivilegeEscalationSuspiciousCommand],
+        ),
+        (
+            "a runtime writing a container's devices.allow from the host",
+            file_event(
+                "openWrite",
+                "/sys/fs/cgroup/devices/libpod_parent/libpod-0a11/devices.allow",
+                |f| {
+                    f.matched_by = vec!["name"];
+                    f.process = known(RUNC);
+                },
+            ),
+            &[],
+        ),
+        (
+            "a container reading devices.allow",
+            file_event("openRead", "/sys/fs/cgroup/devices/devices.allow", |f| {
+                f.matched_by = vec!["name"];
+                f.process.container = container();
+            }),
+            &[],
+        ),
+        (
             "the kernel running a release agent from a container's layer (CDK's mount-cgroup)",
             exec_event(
                 "/var/lib/containers/storage/overlay/5a4e/diff/cdk_cgexp_a.sh",

@@ -2001,6 +2001,7 @@ pub(crate) fn check_file(d: &Detector, f: &FileInfo, lookup: &dyn ProcessLookup)
     out.extend(aslr_off(d, f, lookup));
     out.extend(hardening_weakened(d, f, lookup));
     out.extend(core_pattern_handler(d, f, lookup));
+    out.extend(container_devices_allowed(d, f, lookup));
     out.extend(preload_file_written(d, b, f, &actor, lookup));
     out.extend(logging_config_changed(d, b, f, &actor, lookup));
     out.extend(sudoers_written(d, b, f, &actor, lookup));
@@ -3115,6 +3116,52 @@ const CORE_PATTERN: &str = "/proc/sys/kernel/core_pattern";
 /// Directories whose programs a distribution installs as core-dump handlers
 /// (`systemd-coredump`, `apport`, `abrt-hook-ccpp`): only root and the package manager write there.
 const SYSTEM_PROGRAM_DIRS: &[&str] = &["/usr/", "/lib/", "/lib64/", "/bin/", "/sbin/"];
+
+/// cgroup v1's list of the devices a cgroup's tasks may open.
+pub(super) const DEVICES_ALLOW: &str = "devices.allow";
+
+/// `devices.allow` written by a process of a container: the container widening the devices it
+/// may open (CDK's rewrite-cgroup-devices and lxcfs-rw: `mount -t cgroup -o devices`, its own
+/// cgroup's `devices.allow` found by inode, `echo a >` it, then `mknod` of the host's disk and
+/// `debugfs` on it). Runtimes write these lists from the host for the containers they start;
+/// a container writes one only to give itself devices, or when it runs containers itself
+/// (Docker in Docker, privileged: a cost, suppressed by image).
+fn container_devices_allowed(
+    d: &Detector,
+    f: &FileInfo,
+    lookup: &dyn ProcessLookup,
+) -> Option<Candidate> {
+    let path = f.resolved_path.as_deref()?;
+    if f.operation != "openWrite"
+        || f.process.container.is_none()
+        || path.file_name().and_then(|n| n.to_str()) != Some(DEVICES_ALLOW)
+    {
+        return None;
+    }
+    let text = path.display().to_string();
+    Some(technique(
+        d,
+        &f.process,
+        lookup,
+        Raises {
+            finding_type: FindingType::PrivilegeEscalationSuspiciousCommand,
+            rule: "behaviour-container-devices-allowed",
+            mitre: "T1611",
+            severity: None,
+        },
+        draft(
+            "A container allowed itself devices",
+            format!(
+                "Process {} (pid {}) in a container wrote the cgroup device list {text}: a \
+                 container that widens the devices it may open can create and open the host's \
+                 disks.",
+                f.process.comm, f.process.pid
+            ),
+            text.clone(),
+            file_context(f, &text),
+        ),
+    ))
+}
 
 /// Whether `path` is a program in one of [`SYSTEM_PROGRAM_DIRS`], named without `..`.
 fn in_system_program_dir(path: &str) -> bool {
