@@ -124,14 +124,7 @@ pub(crate) fn check_exec(
         .as_ref()
         .map(|p| p.display().to_string())
         .unwrap_or_else(|| duper.exe_comm.clone());
-    let mut context = RuntimeContext {
-        command_line_example: Some(redacted_command_line(&e.argv)),
-        ..RuntimeContext::default()
-    };
-    let a = &mut context.additional;
-    a.insert("stdioPeer".into(), duper.peer.to_string());
-    a.insert("socketHeldBy".into(), parent_exe.clone());
-    a.insert("socketHolderPid".into(), parent.pid.to_string());
+    let context = socket_context(e, duper, &parent_exe, parent.pid);
     Some(technique(
         d,
         &e.process,
@@ -198,14 +191,7 @@ fn command_to_socket(
         return None;
     }
     let shell = parent_exe.display().to_string();
-    let mut context = RuntimeContext {
-        command_line_example: Some(redacted_command_line(&e.argv)),
-        ..RuntimeContext::default()
-    };
-    let a = &mut context.additional;
-    a.insert("stdioPeer".into(), duper.peer.to_string());
-    a.insert("socketHeldBy".into(), shell.clone());
-    a.insert("socketHolderPid".into(), holder.to_string());
+    let context = socket_context(e, duper, &shell, holder);
     Some(technique(
         d,
         &e.process,
@@ -228,4 +214,18 @@ fn command_to_socket(
             context,
         ),
     ))
+}
+
+/// The context of a finding about a socket a process put on its standard streams: the exec's
+/// command line, the peer, and the process that put it there.
+fn socket_context(e: &ExecInfo, duper: &Duper, held_by: &str, holder: u32) -> RuntimeContext {
+    let mut context = RuntimeContext {
+        command_line_example: Some(redacted_command_line(&e.argv)),
+        ..RuntimeContext::default()
+    };
+    let a = &mut context.additional;
+    a.insert("stdioPeer".into(), duper.peer.to_string());
+    a.insert("socketHeldBy".into(), held_by.to_owned());
+    a.insert("socketHolderPid".into(), holder.to_string());
+    context
 }
