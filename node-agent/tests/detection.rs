@@ -101,12 +101,12 @@ impl Drop for Scratch {
 /// Runs a command to completion; returns its pid.
 fn run(cmd: &mut Command) -> u32 {
     LazyLock::force(&AGENT);
-    let child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn");
+    let child = support::spawn::spawn(
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    )
+    .expect("spawn");
     let pid = child.id();
     let _ = child.wait_with_output().expect("wait");
     pid

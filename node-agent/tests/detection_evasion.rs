@@ -80,12 +80,12 @@ impl Drop for Scratch {
 /// Runs a command to completion; returns its pid and standard output.
 fn run_out(cmd: &mut Command) -> (u32, String) {
     LazyLock::force(&AGENT);
-    let child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn");
+    let child = support::spawn::spawn(
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null()),
+    )
+    .expect("spawn");
     let pid = child.id();
     let out = child.wait_with_output().expect("wait");
     (pid, String::from_utf8_lossy(&out.stdout).trim().to_owned())

@@ -112,12 +112,12 @@ impl Drop for Cleanup {
 /// Runs a command to completion with `input` on its standard input; returns its pid.
 fn run_with_input(cmd: &mut Command, input: &[u8]) -> u32 {
     LazyLock::force(&AGENT);
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn");
+    let mut child = support::spawn::spawn(
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    )
+    .expect("spawn");
     let pid = child.id();
     if let Some(mut stdin) = child.stdin.take() {
         let _ = stdin.write_all(input);
@@ -129,12 +129,12 @@ fn run_with_input(cmd: &mut Command, input: &[u8]) -> u32 {
 /// Runs a command to completion; returns its pid and standard output.
 fn run_out(cmd: &mut Command) -> (u32, String) {
     LazyLock::force(&AGENT);
-    let child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn");
+    let child = support::spawn::spawn(
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null()),
+    )
+    .expect("spawn");
     let pid = child.id();
     let out = child.wait_with_output().expect("wait");
     (pid, String::from_utf8_lossy(&out.stdout).trim().to_owned())
@@ -520,12 +520,12 @@ impl Drop for RemoveAtJobs {
 /// it reported ("job 7 at Sat Dec  5 12:00:00 2026" on standard error), if any.
 fn at(cmd: &mut Command, input: &[u8]) -> (u32, Option<String>) {
     LazyLock::force(&AGENT);
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn at");
+    let mut child = support::spawn::spawn(
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped()),
+    )
+    .expect("spawn at");
     let pid = child.id();
     if let Some(mut stdin) = child.stdin.take() {
         let _ = stdin.write_all(input);
@@ -1648,10 +1648,7 @@ fn a_binary_deleted_while_it_runs_is_fileless_execution() {
     }
     LazyLock::force(&AGENT);
     let start = |path: &str| {
-        let child = Command::new(path)
-            .arg("600")
-            .stdout(Stdio::null())
-            .spawn()
+        let child = support::spawn::spawn(Command::new(path).arg("600").stdout(Stdio::null()))
             .expect("spawn");
         let pid = child.id();
         assert!(
@@ -5283,16 +5280,6 @@ fn a_web_server_having_a_shell_run_a_command() {
         let copy = scratch.path(server);
         std::fs::copy(&perl, &copy).expect("copy perl");
         std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-        // Another test thread that forks while the copy was open for writing holds it open in
-        // its child until that child execs (ETXTBSY): wait until the copy can run.
-        for _ in 0..100 {
-            match Command::new(&copy).args(["-e", "1"]).status() {
-                Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) => {
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-                _ => break,
-            }
-        }
         let found = detect(run(
             Command::new(&copy).args(["-e", "system('/bin/sh', '-c', 'id; uname -a')"])
         ));

@@ -3,6 +3,8 @@
 //! benign variants (read-only enumeration, `kill -0`, its parent's SIGTERM) raise nothing. And
 //! the agent in a pid namespace of its own (no hostPID) still filters itself and nothing else.
 
+mod support;
+
 use std::{
     io::{BufRead, BufReader, Write},
     path::{Path, PathBuf},
@@ -379,15 +381,11 @@ fn stopping_signals_to_another_security_agent_are_reported_however_sent() {
         std::fs::copy("/bin/sleep", copy).expect("copy sleep");
     }
     // One runs before the agent starts (found in /proc), the other after (found at exec).
-    let mut before = Command::new(&falco)
-        .arg("600")
-        .spawn()
-        .expect("start the first agent");
+    let mut before =
+        support::spawn::spawn(Command::new(&falco).arg("600")).expect("start the first agent");
     let agent = Agent::start(agent_command(&[]));
-    let mut after = Command::new(&osqueryd)
-        .arg("600")
-        .spawn()
-        .expect("start the second agent");
+    let mut after =
+        support::spawn::spawn(Command::new(&osqueryd).arg("600")).expect("start the second agent");
     // Its exec from /tmp raises a Low finding: by then the pipeline has seen it (and, before
     // reading any record, the processes in /proc).
     let osqueryd_path = osqueryd.to_str().expect("utf-8 path").to_owned();

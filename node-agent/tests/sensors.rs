@@ -4,6 +4,8 @@
 //! These load eBPF programs and need root. Without root they say so and stop; under CI
 //! (`CI` set) a missing privilege fails the test instead, so CI never passes by skipping.
 
+mod support;
+
 use std::{
     io::{BufRead, BufReader, Write},
     net::{Ipv6Addr, SocketAddr, TcpListener},
@@ -63,11 +65,12 @@ fn sha256_of(path: &Path) -> String {
 }
 
 fn run(cmd: &mut Command) -> Child {
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn")
+    support::spawn::spawn(
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit()),
+    )
+    .expect("spawn")
 }
 
 #[test]

@@ -15,3 +15,8 @@ pub mod mock_api;
     reason = "each test binary uses a different part of the support code"
 )]
 pub mod podman;
+#[allow(
+    dead_code,
+    reason = "each test binary uses a different part of the support code"
+)]
+pub mod spawn;
