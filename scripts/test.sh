@@ -13,7 +13,7 @@ cargo clippy --workspace --exclude node-agent-ebpf --all-targets -- -D warnings
 if [ ! -f ../shared/threat-intel/README.md ]; then
   echo "test.sh: no ../shared/threat-intel beside this checkout: detection/tests/shared_lists.rs says 'skipped' for each of its tests (CI has the lists and runs them)" >&2
 fi
-cargo test --workspace --exclude node-agent-ebpf
+cargo test --workspace --exclude node-agent-ebpf --no-fail-fast
 # Every fuzz target for a bounded time from its committed corpus (about 20 s each, two at a time
 # on two cores); a crash fails here and leaves its reproducer in fuzz/artifacts/.
 scripts/fuzz.sh
