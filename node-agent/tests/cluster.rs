@@ -305,9 +305,8 @@ impl Drop for ContainerCgroup {
 }
 
 fn run(program: &Path) {
-    let status = Command::new(program)
-        .args(["-sS", "127.0.0.1"])
-        .status()
+    let status = support::spawn::spawn(Command::new(program).args(["-sS", "127.0.0.1"]))
+        .and_then(|mut child| child.wait())
         .unwrap();
     assert!(status.success());
 }
@@ -787,11 +786,15 @@ fn listed_ip(test: u8, n: u8) -> String {
 fn connect(program: &Path, ip: &str) -> u16 {
     let listener = std::net::TcpListener::bind((ip, 0)).expect("bind a loopback address");
     let addr = listener.local_addr().unwrap();
-    let out = Command::new(program)
-        .args(["connect", &addr.to_string()])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let out = support::spawn::spawn(
+        Command::new(program)
+            .args(["connect", &addr.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    )
+    .and_then(|child| child.wait_with_output())
+    .unwrap();
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
         "ok",

@@ -823,7 +823,7 @@ fn step(roots: &mut Vec<(u32, String)>, args: &[&str]) -> String {
 /// Runs a copy of `program` installed at `at`, removed afterwards.
 fn run_installed(roots: &mut Vec<(u32, String)>, program: &str, at: &Path, args: &[&str]) {
     std::fs::copy(program, at).unwrap();
-    let child = Command::new(at).args(args).spawn();
+    let child = support::spawn::spawn(Command::new(at).args(args));
     let child = match child {
         Ok(child) => child,
         Err(e) => {

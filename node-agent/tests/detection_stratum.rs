@@ -93,15 +93,16 @@ fn pool() -> SocketAddr {
 /// Runs `program tcp-send addr parts...` to completion; returns its pid.
 fn send(program: &Path, addr: SocketAddr, parts: &[&str]) -> u32 {
     LazyLock::force(&AGENT);
-    let child = Command::new(program)
-        .arg("tcp-send")
-        .arg(addr.to_string())
-        .args(parts)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn");
+    let child = support::spawn::spawn(
+        Command::new(program)
+            .arg("tcp-send")
+            .arg(addr.to_string())
+            .args(parts)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit()),
+    )
+    .expect("spawn");
     let pid = child.id();
     let out = child.wait_with_output().expect("wait");
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok");
