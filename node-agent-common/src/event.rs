@@ -695,6 +695,17 @@ pub mod activity {
     /// host, which user space puts there by its executable): the arguments as for
     /// [`SIGNAL_AGENT`].
     pub const SIGNAL_GUARDED: u16 = 22;
+    /// `open_by_handle_at(mount_fd, handle, flags)`: `args[2]` flags; at the exit `args[3]` is
+    /// overwritten with the handle's type, `args[4]` with its first eight bytes and `args[5]`
+    /// with its length, as the caller passed them; for an open that succeeded, `str1` is the
+    /// name of the file opened and `ino`/`dev` its inode.
+    pub const OPEN_BY_HANDLE_AT: u16 = 23;
+    /// `mknod(path, mode, dev)` of a block device (kept at entry only for `S_IFBLK`): `str1`
+    /// the path as given, `args[1]` the mode, `args[2]` the device number.
+    pub const MKNOD: u16 = 24;
+    /// `mknodat(dirfd, path, mode, dev)` of a block device: `str1` the path as given,
+    /// `args[2]` the mode, `args[3]` the device number.
+    pub const MKNODAT: u16 = 25;
 }
 
 /// The kinds of the agent's own BPF objects (keys of the `AGENT_OBJECTS` map: kind << 32 | id).

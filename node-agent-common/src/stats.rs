@@ -58,13 +58,17 @@ pub enum Hook {
     VmRead = 23,
     /// `tcp_receive_reset`: a non-blocking connect's handshake refused after the syscall
     ConnectOutcome = 24,
+    /// `open_by_handle_at`
+    OpenByHandle = 25,
+    /// `mknod`/`mknodat` of a block device
+    Mknod = 26,
     /// The synthetic benchmark program (attached only by the benchmark).
     Synthetic = 31,
 }
 
 impl Hook {
     /// Every production hook, in slot order (the synthetic one is attached on request only).
-    pub const ALL: [Hook; 25] = [
+    pub const ALL: [Hook; 27] = [
         Hook::Exec,
         Hook::Fork,
         Hook::Exit,
@@ -90,6 +94,8 @@ impl Hook {
         Hook::StreamEgress,
         Hook::VmRead,
         Hook::ConnectOutcome,
+        Hook::OpenByHandle,
+        Hook::Mknod,
     ];
     /// Room in the map; hooks added later take the next numbers.
     pub const MAX: u32 = 32;
@@ -122,6 +128,8 @@ impl Hook {
             Hook::StreamEgress => "stream_egress",
             Hook::VmRead => "vm_read",
             Hook::ConnectOutcome => "connect_outcome",
+            Hook::OpenByHandle => "open_by_handle",
+            Hook::Mknod => "mknod",
             Hook::Synthetic => "synthetic",
         }
     }

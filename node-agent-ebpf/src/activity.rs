@@ -1,9 +1,13 @@
 //! Kernel-level activity: memfd, ptrace, process_vm_writev and process_vm_readv, userfaultfd,
-//! modules, mounts, namespaces, privilege changes, sockets dup'ed onto stdio, and executable
-//! mappings of files written since the agent started. One record per call, emitted when the call returns.
+//! modules, mounts, namespaces, privilege changes, sockets dup'ed onto stdio, executable
+//! mappings of files written since the agent started, files opened by handle and block devices
+//! made. One record per call, emitted when the call returns.
 
 use aya_ebpf::{
-    helpers::{bpf_get_current_pid_tgid, generated::bpf_probe_read_kernel_str},
+    helpers::{
+        bpf_get_current_pid_tgid,
+        generated::{bpf_probe_read_kernel_str, bpf_probe_read_user},
+    },
     macros::{map, tracepoint},
     maps::LruHashMap,
     programs::TracePointContext,
@@ -16,9 +20,9 @@ use node_agent_common::{
 use crate::{
     files::{FileKey, WRITTEN},
     kernel::{
-        S_IFSOCK, config, count, current_ids, fd_file, file_inode, fill_current, header, inode_key,
-        inode_type, is_agent, read_ptr, read_user_str, reserve, socket_peer, syscall_arg,
-        syscall_ret,
+        S_IFBLK, S_IFMT, S_IFSOCK, config, count, current_ids, fd_file, file_inode, fill_current,
+        header, inode_key, inode_type, is_agent, read_ptr, read_user_str, reserve, socket_peer,
+        syscall_arg, syscall_ret,
     },
 };
 
@@ -70,7 +74,37 @@ fn wanted(op: u16, a: &[u64; 6]) -> bool {
                 inode != 0 && inode_type(inode) == S_IFSOCK
             }
         }
+        // Block devices only (a container's way to the host's disk); every other node
+        // (FIFOs, sockets, character devices of a runtime's /dev) costs this comparison.
+        activity::MKNOD => a[1] as u16 & S_IFMT == S_IFBLK,
+        activity::MKNODAT => a[2] as u16 & S_IFMT == S_IFBLK,
         _ => true,
+    }
+}
+
+/// The name of the file a descriptor holds into `str1`, its inode into `ino`/`dev`.
+#[inline(always)]
+unsafe fn file_name_of(ev: &mut ActivityEvent, fd: u64) {
+    let file = fd_file(fd);
+    let inode = file_inode(file);
+    (ev.dev, ev.ino) = inode_key(inode);
+    let dentry = read_ptr(
+        file + config!(offsets.file_path) as u64,
+        config!(offsets.path_dentry),
+    );
+    let name = read_ptr(dentry, config!(offsets.dentry_name));
+    if name != 0 {
+        // SAFETY: at most PATH_LEN bytes into str1.
+        let n = unsafe {
+            bpf_probe_read_kernel_str(
+                ev.str1.as_mut_ptr().cast(),
+                PATH_LEN as u32,
+                name as *const _,
+            )
+        };
+        if n > 0 {
+            ev.str1_len = (n - 1) as u32;
+        }
     }
 }
 
@@ -163,29 +197,32 @@ unsafe fn fill(ev: &mut ActivityEvent, pending: &Pending, ret: i64) -> bool {
             ev.str3_len = l3;
             ev.flags |= c1 as u32 | (c2 as u32) << 1 | (c3 as u32) << 2;
         }
-        activity::FINIT_MODULE | activity::SETNS => {
-            let file = fd_file(a[0]);
-            let inode = file_inode(file);
-            (ev.dev, ev.ino) = inode_key(inode);
-            // The file's name (the module file; `mnt:[...]`-style for a namespace).
-            let dentry = read_ptr(
-                file + config!(offsets.file_path) as u64,
-                config!(offsets.path_dentry),
-            );
-            let name = read_ptr(dentry, config!(offsets.dentry_name));
-            if name != 0 {
-                // SAFETY: at most PATH_LEN bytes into str1.
-                let n = unsafe {
-                    bpf_probe_read_kernel_str(
-                        ev.str1.as_mut_ptr().cast(),
-                        PATH_LEN as u32,
-                        name as *const _,
-                    )
-                };
-                if n > 0 {
-                    ev.str1_len = (n - 1) as u32;
-                }
+        // The file's name (the module file; `mnt:[...]`-style for a namespace).
+        activity::FINIT_MODULE | activity::SETNS => unsafe { file_name_of(ev, a[0]) },
+        // The handle as the caller passed it (`struct file_handle`: length, type, then the
+        // bytes), and the file it opened.
+        activity::OPEN_BY_HANDLE_AT => {
+            let mut head = [0u32; 4];
+            // SAFETY: 16 bytes into a local array; a failed read leaves zeros.
+            let rc = unsafe { bpf_probe_read_user(head.as_mut_ptr().cast(), 16, a[1] as *const _) };
+            if rc == 0 {
+                ev.args[3] = head[1] as u64;
+                ev.args[4] = head[2] as u64 | (head[3] as u64) << 32;
+                ev.args[5] = head[0] as u64;
             }
+            if ret >= 0 {
+                unsafe { file_name_of(ev, ret as u64) };
+            }
+        }
+        activity::MKNOD | activity::MKNODAT => {
+            let path = if pending.op == activity::MKNOD {
+                a[0]
+            } else {
+                a[1]
+            };
+            let (len, cut) = read_user_str(&mut ev.str1, path);
+            ev.str1_len = len;
+            ev.flags |= cut as u32;
         }
         activity::DUP_SOCKET => {
             ev.sock = socket_peer(fd_file(a[1]), false);
@@ -273,6 +310,33 @@ activity_pair!(
     activity::FINIT_MODULE,
     3,
     Hook::Module
+);
+activity_pair!(
+    open_by_handle_enter,
+    open_by_handle_exit,
+    "sys_enter_open_by_handle_at",
+    "sys_exit_open_by_handle_at",
+    activity::OPEN_BY_HANDLE_AT,
+    3,
+    Hook::OpenByHandle
+);
+activity_pair!(
+    mknod_enter,
+    mknod_exit,
+    "sys_enter_mknod",
+    "sys_exit_mknod",
+    activity::MKNOD,
+    3,
+    Hook::Mknod
+);
+activity_pair!(
+    mknodat_enter,
+    mknodat_exit,
+    "sys_enter_mknodat",
+    "sys_exit_mknodat",
+    activity::MKNODAT,
+    4,
+    Hook::Mknod
 );
 activity_pair!(
     mount_enter,

@@ -403,6 +403,7 @@ pub const S_IFMT: u16 = 0o170000;
 pub const S_IFREG: u16 = 0o100000;
 pub const S_IFSOCK: u16 = 0o140000;
 pub const S_IFIFO: u16 = 0o010000;
+pub const S_IFBLK: u16 = 0o060000;
 
 /// The `struct file *` behind one of the current task's fds, 0 when there is none. The fd
 /// array holds untyped pointers, so its slot (and what hangs off the file) is read with

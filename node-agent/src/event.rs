@@ -616,7 +616,8 @@ pub struct ActivityInfo {
     pub process: ProcessRef,
     /// `memfdCreate`, `ptrace`, `processVmWritev`, `userfaultfd`, `initModule`, `finitModule`,
     /// `mount`, `unshare`, `setns`, `setuid`, ..., `capset`, `dupSocket`, `libraryLoad`,
-    /// `bpfAgent`, `signalAgent`, `signalGuarded`; and from the pipeline, not the kernel, `executableDeleted`
+    /// `bpfAgent`, `signalAgent`, `signalGuarded`, `openByHandleAt`, `mknod`; and from the
+    /// pipeline, not the kernel, `executableDeleted`
     /// (the process's binary, exec'd from a memory-backed or world-writable directory, has no
     /// link left: [`crate::deleted_exe`]).
     pub operation: &'static str,
@@ -631,8 +632,8 @@ pub struct ActivityInfo {
     /// The ptrace request (`PTRACE_ATTACH`, `PTRACE_TRACEME`, ...).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request: Option<String>,
-    /// memfd name, module or library file name, namespace file name; the deleted executable's
-    /// path.
+    /// memfd name, module or library file name, namespace file name, the name of the file
+    /// opened by handle; the deleted executable's path.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Flags argument (memfd, mount, unshare, setns).
@@ -644,9 +645,16 @@ pub struct ActivityInfo {
     /// mount source.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
-    /// mount target.
+    /// mount target; the node mknod made (the path as given).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
+    /// openByHandleAt: the handle as the caller passed it (`type 1, 8 bytes: 0200000000000000`,
+    /// the first eight bytes in hex).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub handle: Option<String>,
+    /// mknod: the block device's number (`major:minor`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
     /// mount file system type.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fs_type: Option<String>,
@@ -1555,9 +1563,44 @@ pub fn activity_info(ev: &node_agent_common::ActivityEvent, clock: &Clock) -> Ac
                 "signalGuarded"
             }
         }
+        OPEN_BY_HANDLE_AT => {
+            info.flags = Some(a[2]);
+            info.handle = Some(file_handle(a[3] as u32, a[4], a[5] as u32));
+            info.name = (ev.str1_len > 0).then(s1);
+            "openByHandleAt"
+        }
+        op @ (MKNOD | MKNODAT) => {
+            let (mode, dev) = if op == MKNOD {
+                (a[1], a[2])
+            } else {
+                (a[2], a[3])
+            };
+            info.target = Some(s1());
+            info.flags = Some(mode);
+            info.device = Some(device_number(dev));
+            "mknod"
+        }
         _ => "unknown",
     };
     info
+}
+
+/// A `struct file_handle` as the caller passed it: its type, its length and up to its first
+/// eight bytes in hex (little-endian, as in memory).
+pub fn file_handle(handle_type: u32, head: u64, bytes: u32) -> String {
+    let shown = (bytes as usize).min(8);
+    let hex: String = head.to_le_bytes()[..shown]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("type {}, {bytes} bytes: {hex}", handle_type as i32)
+}
+
+/// A device number as mknod(2) takes it (glibc's encoding), as `major:minor`.
+pub fn device_number(dev: u64) -> String {
+    let major = ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff);
+    let minor = (dev & 0xff) | ((dev >> 12) & !0xff);
+    format!("{major}:{minor}")
 }
 
 /// Removes `.` and resolves `..` lexically (symlinks are not followed: the path names what the

@@ -14,6 +14,7 @@
 
 mod support;
 
+use std::os::unix::fs::MetadataExt as _;
 use std::{
     collections::BTreeMap,
     os::{
@@ -106,8 +107,8 @@ fn in_container(e: &Event, id: &str) -> bool {
     e.process().container.as_ref().is_some_and(|c| c.id == id)
 }
 
-/// The image the tests run: `sh`, `mount`, `umount`, `mkdir`, `rmdir`, `nsenter`, `chroot`, `true`,
-/// `sleep` and `vigil-trigger` with their libraries, and empty `/mnt`, `/cg`, `/hostdir`,
+/// The image the tests run: `sh`, `mount`, `umount`, `mkdir`, `rmdir`, `mknod`, `nsenter`,
+/// `chroot`, `true`, `sleep` and `vigil-trigger` with their libraries, and empty `/mnt`, `/cg`, `/hostdir`,
 /// `/tmp`.
 fn build_image(scratch: &mut Scratch, tag: &str) -> String {
     let context = scratch.path("image");
@@ -118,6 +119,7 @@ fn build_image(scratch: &mut Scratch, tag: &str) -> String {
         ("/bin/umount", "bin/umount"),
         ("/bin/mkdir", "bin/mkdir"),
         ("/bin/rmdir", "bin/rmdir"),
+        ("/bin/mknod", "bin/mknod"),
         ("/usr/bin/nsenter", "usr/bin/nsenter"),
         ("/usr/sbin/chroot", "usr/sbin/chroot"),
         ("/bin/true", "bin/true"),
@@ -229,6 +231,130 @@ impl Drop for RemoveDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+/// The rule id and severity of the one finding of `rule` in `found`.
+fn by_rule<'a>(found: &'a [Finding], rule: &str) -> &'a Finding {
+    let hits: Vec<&Finding> = found
+        .iter()
+        .filter(|f| f.context.additional.get("ruleId").map(String::as_str) == Some(rule))
+        .collect();
+    assert_eq!(hits.len(), 1, "one {rule}:\n{}", explain(found));
+    hits[0]
+}
+
+/// Shocker (CDK's `cap-dac-read-search`): `open_by_handle_at` from a container given
+/// CAP_DAC_READ_SEARCH opens the host's root directory by its handle (inode 2 of the file
+/// system a volume is on), whatever the container's root; without the capability (and no seccomp
+/// filter) the kernel refuses it, and the attempt still counts. A block device made in a container (`mknod b`,
+/// the way to the host's disk) likewise; a FIFO made there is nothing, and so are the devices
+/// runc makes for a privileged container (`--privileged` alone).
+#[test]
+fn a_file_opened_by_handle_and_a_block_device_made_in_a_container() {
+    let test = "a_file_opened_by_handle_and_a_block_device_made_in_a_container";
+    if !podman_or_skip(test) {
+        return;
+    }
+    let mut scratch = Scratch::new("vigil-ctr-handle");
+    let image = build_image(&mut scratch, "handle");
+    let host = RemoveDir(host_dir("vigil-ctr-handle"));
+    let volume = format!("{}:/hostdir", host.0.display());
+    let (dir, root) = (
+        std::fs::metadata(&host.0).expect("the volume"),
+        std::fs::metadata("/").expect("/"),
+    );
+    // Inode 2 of the volume's file system is the host's root directory.
+    let volume_on_root = dir.dev() == root.dev() && root.ino() == 2;
+    const HANDLE: &str = "behaviour-container-open-by-handle";
+    const BLOCK: &str = "behaviour-container-block-device-made";
+
+    // With the capability: the host's root directory, opened through the volume's file system.
+    let ran = run_in(
+        &mut scratch,
+        &["--cap-add", "DAC_READ_SEARCH", "--volume", &volume],
+        &image,
+        &["/usr/bin/vigil-trigger", "open-by-handle", "/hostdir"],
+    );
+    let found = findings_of(&ran, "vigil-trigger");
+    let f = by_rule(&found, HANDLE);
+    assert_eq!(
+        f.finding_type.as_str(),
+        "PrivilegeEscalation:Runtime/SuspiciousCommand"
+    );
+    assert_eq!(
+        f.context.additional.get("fileHandle").map(String::as_str),
+        Some("type 1, 8 bytes: 0200000000000000")
+    );
+    // The volume is on the host's root file system here (ext4: inode 2 is its root); elsewhere
+    // the handle may be stale, and the attempt is what is asserted.
+    if volume_on_root {
+        assert_eq!(f.severity, 8.0, "opened: {:?}", f.context.additional);
+        assert_eq!(
+            f.context.additional.get("openedInode").map(String::as_str),
+            Some("2")
+        );
+        assert_eq!(
+            f.context.additional.get("openedName").map(String::as_str),
+            Some("/")
+        );
+    } else {
+        eprintln!("{test}: the volume is not on an ext4 root here; checking the attempt only");
+    }
+    // Without it: refused (EPERM), still the attempt, at Medium. Without the capability the
+    // runtime's default seccomp profile refuses the call before any tracepoint runs (no record
+    // at all), so this container runs unconfined.
+    let ran = run_in(
+        &mut scratch,
+        &["--security-opt", "seccomp=unconfined", "--volume", &volume],
+        &image,
+        &["/usr/bin/vigil-trigger", "open-by-handle", "/hostdir"],
+    );
+    let found = findings_of(&ran, "vigil-trigger");
+    let f = by_rule(&found, HANDLE);
+    assert_eq!(f.severity, 5.0);
+    assert_eq!(
+        f.context.additional.get("result").map(String::as_str),
+        Some("EPERM")
+    );
+
+    // A block device made with CAP_MKNOD (Docker gives it by default): High.
+    let ran = run_in(
+        &mut scratch,
+        &["--cap-add", "MKNOD"],
+        &image,
+        &["/bin/mknod", "/tmp/disk", "b", "8", "0"],
+    );
+    let found = findings_of(&ran, "mknod");
+    let f = by_rule(&found, BLOCK);
+    assert_eq!(f.severity, 8.0, "{:?}", f.context.additional);
+    assert_eq!(
+        f.context.additional.get("blockDevice").map(String::as_str),
+        Some("8:0")
+    );
+    assert_eq!(f.context.file_path.as_deref(), Some("/tmp/disk"));
+    // Without it: refused, Medium.
+    let ran = run_in(
+        &mut scratch,
+        &["--cap-drop", "MKNOD"],
+        &image,
+        &["/bin/mknod", "/tmp/disk", "b", "8", "0"],
+    );
+    let found = findings_of(&ran, "mknod");
+    assert_eq!(by_rule(&found, BLOCK).severity, 5.0);
+    // Benign twins: a FIFO made in a container; a privileged container, whose devices runc
+    // makes.
+    let ran = run_in(
+        &mut scratch,
+        &["--cap-add", "MKNOD"],
+        &image,
+        &["/bin/mknod", "/tmp/fifo", "p"],
+    );
+    none(&findings_of(&ran, "mknod"), "a FIFO made in a container");
+    let ran = run_in(&mut scratch, &["--privileged"], &image, &["/bin/true"]);
+    none(
+        &findings_of(&ran, "true"),
+        "a privileged container's devices, made by runc",
+    );
 }
 
 #[test]

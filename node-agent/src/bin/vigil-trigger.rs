@@ -90,7 +90,11 @@ const USAGE: &str = "usage: vigil-trigger <action> [args]
   file-flood DIR N               create N empty files in DIR (4,096 at a time on each CPU in
                                  turn), then remove them
   huge-exec DIR MIB N            N copies of /bin/true in DIR grown to MIB MiB (each a byte
-                                 longer than the last), each run once; left in DIR";
+                                 longer than the last), each run once; left in DIR
+  open-by-handle PATH [INO]      open_by_handle_at on the file system PATH is on, with the
+                                 handle of inode INO (2: its root directory) as ext4 and xfs
+                                 make them (type 1: inode, generation 0), read-only; prints the
+                                 inode it opened or the OS error (the Shocker escape's first step)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -354,6 +358,8 @@ fn main() -> ExitCode {
             Err(e) => Err(e),
             Ok(()) => Err(invalid("process_vm_readv from address 8 succeeded".into())),
         }),
+        ["open-by-handle", path] => open_by_handle(path, 2),
+        ["open-by-handle", path, ino] => number(ino).and_then(|ino| open_by_handle(path, ino)),
         _ => Err(invalid(USAGE.to_owned())),
     };
     match result {
@@ -1375,4 +1381,46 @@ fn proc_mem_dump(child: libc::pid_t, out: &str) -> io::Result<()> {
     // The child is a fork of us: TARGET has the same address there.
     mem.read_exact_at(&mut buf, (&raw const TARGET) as u64)?;
     std::fs::write(out, buf)
+}
+
+/// `open_by_handle_at` with a handle made up, as Shocker makes them: `FILEID_INO32_GEN` (type 1)
+/// with inode `ino` and generation 0, on the file system `path` is on. Prints the opened inode, or
+/// `error N`; a refusal is the kernel's answer, not this action's failure.
+fn open_by_handle(path: &str, ino: u64) -> io::Result<()> {
+    use std::os::fd::AsRawFd as _;
+    let mount = std::fs::File::open(path)?;
+    #[repr(C)]
+    struct Handle {
+        bytes: u32,
+        kind: i32,
+        ino: u32,
+        generation: u32,
+    }
+    let mut handle = Handle {
+        bytes: 8,
+        kind: 1,
+        ino: u32::try_from(ino).map_err(|_| invalid(format!("inode {ino} is over 32 bits")))?,
+        generation: 0,
+    };
+    // SAFETY: a valid descriptor and a `struct file_handle` of the length it claims.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_open_by_handle_at,
+            mount.as_raw_fd(),
+            &raw mut handle,
+            libc::O_RDONLY,
+        )
+    };
+    if fd < 0 {
+        println!(
+            "error {}",
+            io::Error::last_os_error().raw_os_error().unwrap_or(0)
+        );
+        return Ok(());
+    }
+    // SAFETY: the kernel just returned this descriptor to us.
+    let opened = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fd as i32) };
+    let meta = opened.metadata()?;
+    println!("opened {}", std::os::unix::fs::MetadataExt::ino(&meta));
+    Ok(())
 }

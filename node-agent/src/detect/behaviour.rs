@@ -1558,7 +1558,7 @@ pub(crate) fn check_activity(
     // count as attempts, whatever the kernel answered (the result is in `additional.result`);
     // modules and mounts only when they happened.
     let ok = a.ret >= 0;
-    let mut library_severity = None;
+    let mut severity = None;
     let draft = match a.operation {
         "ptrace" => {
             let request = a.request.as_deref().unwrap_or("");
@@ -1840,6 +1840,95 @@ pub(crate) fn check_activity(
                 context,
             }
         }
+        // Shocker (CDK's `cap-dac-read-search`): a container process opening a file by handle.
+        // With CAP_DAC_READ_SEARCH a handle names any inode of the file system a descriptor is
+        // on, outside the container's root (inode 2 is the host's `/`), and no path is walked.
+        // Nothing in a container has another use for it; an attempt the kernel refused (no
+        // capability, a stale handle) counts too, at Medium. The runtimes are exempt.
+        "openByHandleAt" if p.container.is_some() => {
+            if identified(&b.container_mounters, &names) {
+                return Vec::new();
+            }
+            severity = Some(if ok { 8.0 } else { 5.0 });
+            let mut context = RuntimeContext::default();
+            let extra = &mut context.additional;
+            extra.insert("ruleId".into(), "behaviour-container-open-by-handle".into());
+            extra.insert("ruleOrigin".into(), "builtin:behaviour".into());
+            extra.insert("mitreTechniques".into(), "T1611".into());
+            let handle = a.handle.clone().unwrap_or_default();
+            extra.insert("fileHandle".into(), handle.clone());
+            if let Some(name) = &a.name {
+                extra.insert("openedName".into(), name.clone());
+            }
+            if let Some(ino) = a.inode {
+                extra.insert("openedInode".into(), ino.to_string());
+            }
+            Draft {
+                finding_type: FindingType::PrivilegeEscalationSuspiciousCommand,
+                title: if ok {
+                    "A container process opened a file by handle"
+                } else {
+                    "A container process tried to open a file by handle"
+                },
+                description: format!(
+                    "Process {} (pid {}) in a container {} a file by handle ({handle}){}: a                      handle reaches files of the host's file system outside the container's                      root (the Shocker escape).",
+                    p.comm,
+                    p.pid,
+                    if ok { "opened" } else { "tried to open" },
+                    match (&a.name, &a.error) {
+                        (Some(name), _) => format!(", inode {} named {name}", a.inode.unwrap_or(0)),
+                        (None, Some(e)) => format!(" (refused: {e})"),
+                        _ => String::new(),
+                    }
+                ),
+                key: format!("handle\0{handle}"),
+                context,
+            }
+        }
+        // A block device made in a container (`mknod /dev/sda b 8 0`): the host's disk, which
+        // `debugfs` or a mount then reads around every permission of the container. A runtime
+        // makes the devices of a privileged container itself (runc, exempt); an attempt the
+        // kernel refused (no CAP_MKNOD) counts too, at Medium.
+        "mknod" if p.container.is_some() => {
+            if identified(&b.container_mounters, &names) {
+                return Vec::new();
+            }
+            severity = Some(if ok { 8.0 } else { 5.0 });
+            let node = a.target.clone().unwrap_or_default();
+            let device = a.device.clone().unwrap_or_default();
+            let mut context = RuntimeContext {
+                file_path: Some(node.clone()),
+                ..RuntimeContext::default()
+            };
+            let extra = &mut context.additional;
+            extra.insert(
+                "ruleId".into(),
+                "behaviour-container-block-device-made".into(),
+            );
+            extra.insert("ruleOrigin".into(), "builtin:behaviour".into());
+            extra.insert("mitreTechniques".into(), "T1611".into());
+            extra.insert("blockDevice".into(), device.clone());
+            Draft {
+                finding_type: FindingType::PrivilegeEscalationSuspiciousCommand,
+                title: if ok {
+                    "A container process made a block device"
+                } else {
+                    "A container process tried to make a block device"
+                },
+                description: format!(
+                    "Process {} (pid {}) in a container {} the block device {device} as {node}{}:                      a disk's device node reads the host's file system around the container's                      permissions.",
+                    p.comm,
+                    p.pid,
+                    if ok { "made" } else { "tried to make" },
+                    a.error
+                        .as_deref()
+                        .map(|e| format!(" (refused: {e})"))
+                        .unwrap_or_default()
+                ),
+                key: format!("mknod\0{device}"),
+                context,
+            }
+        }
         "executableDeleted" => {
             // The pipeline watched this process since it exec'd a binary from a memory-backed
             // or world-writable directory, and found that inode without a link left.
@@ -1868,10 +1957,10 @@ pub(crate) fn check_activity(
                 return Vec::new();
             };
             let writer = paths_of(d, w.pid, lookup);
-            let Some(severity) = new_file_severity(b, p.container.is_some(), &writer) else {
+            let Some(new_file) = new_file_severity(b, p.container.is_some(), &writer) else {
                 return Vec::new();
             };
-            library_severity = Some(severity);
+            severity = Some(new_file);
             let mut context = with_modifier(d, w, RuntimeContext::default());
             if let Some(ino) = a.inode {
                 context
@@ -1898,7 +1987,7 @@ pub(crate) fn check_activity(
         _ => return Vec::new(),
     };
     let mut c = candidate(d, p, lookup, draft);
-    if let Some(severity) = library_severity {
+    if let Some(severity) = severity {
         c.severity = severity;
     }
     if let Some(error) = &a.error {

@@ -546,6 +546,83 @@ fn every_behavioural_type_fires_on_its_case_and_not_on_the_benign_ones() {
             &[T::PrivilegeEscalationContainerMountsHostDirectory],
         ),
         (
+            "a file opened by handle in a container (Shocker)",
+            activity("openByHandleAt", |a| {
+                a.process.container = container();
+                a.handle = Some("type 1, 8 bytes: 0200000000000000".into());
+                a.name = Some("/".into());
+                a.inode = Some(2);
+                a.ret = 3;
+            }),
+            &[T::PrivilegeEscalationSuspiciousCommand],
+        ),
+        (
+            "a file open by handle refused in a container (the attempt)",
+            activity("openByHandleAt", |a| {
+                a.process.container = container();
+                a.handle = Some("type 1, 8 bytes: 0200000000000000".into());
+                a.ret = -1;
+                a.error = Some("EPERM".into());
+            }),
+            &[T::PrivilegeEscalationSuspiciousCommand],
+        ),
+        (
+            "a file opened by handle on the host (fanotify tools, NFS servers)",
+            activity("openByHandleAt", |a| {
+                a.handle = Some("type 1, 8 bytes: 0200000000000000".into());
+                a.ret = 3;
+            }),
+            &[],
+        ),
+        (
+            "a file opened by handle by runc in a container's cgroup",
+            activity("openByHandleAt", |a| {
+                a.process = known(RUNC);
+                a.process.container = container();
+                a.ret = 3;
+            }),
+            &[],
+        ),
+        (
+            "a block device made in a container",
+            activity("mknod", |a| {
+                a.process.container = container();
+                a.target = Some("/tmp/disk".into());
+                a.device = Some("8:0".into());
+                a.flags = Some(0o60600);
+            }),
+            &[T::PrivilegeEscalationSuspiciousCommand],
+        ),
+        (
+            "a block device refused in a container (no CAP_MKNOD: the attempt)",
+            activity("mknod", |a| {
+                a.process.container = container();
+                a.target = Some("/dev/sda".into());
+                a.device = Some("8:0".into());
+                a.ret = -1;
+                a.error = Some("EPERM".into());
+            }),
+            &[T::PrivilegeEscalationSuspiciousCommand],
+        ),
+        (
+            "a block device made by runc for a privileged container",
+            activity("mknod", |a| {
+                a.process = known(RUNC);
+                a.process.container = container();
+                a.target = Some("/dev/vda".into());
+                a.device = Some("254:0".into());
+            }),
+            &[],
+        ),
+        (
+            "a block device made on the host (LVM, dmsetup mknodes)",
+            activity("mknod", |a| {
+                a.target = Some("/dev/mapper/vg-root".into());
+                a.device = Some("253:0".into());
+            }),
+            &[],
+        ),
+        (
             "refused remount in a container",
             activity("mount", |a| {
                 a.process.container = container();
@@ -5680,5 +5757,41 @@ fn a_command_a_shell_runs_with_its_output_on_a_socket_the_shell_put_there_is_a_r
         ],
     ] {
         assert!(reverse(&events).is_empty(), "{events:?}");
+    }
+}
+
+/// Shocker's open by handle and a block device made in a container are High when the kernel
+/// did them, Medium as refused attempts, each under its rule id.
+#[test]
+fn a_handle_open_and_a_block_device_in_a_container_are_high_done_and_medium_refused() {
+    for (operation, rule) in [
+        ("openByHandleAt", "behaviour-container-open-by-handle"),
+        ("mknod", "behaviour-container-block-device-made"),
+    ] {
+        for (ret, severity) in [(3, 8.0), (-1, 5.0)] {
+            let mut d = detector();
+            let event = activity(operation, |a| {
+                a.process.container = container();
+                a.target = Some("/tmp/disk".into());
+                a.device = Some("8:0".into());
+                a.ret = ret;
+                a.error = (ret < 0).then(|| "EPERM".into());
+            });
+            let found = d.process(&event, &Known);
+            assert_eq!(found.len(), 1, "{operation} {ret}");
+            let f = &found[0].finding;
+            assert_eq!(
+                f.context.additional.get("ruleId").map(String::as_str),
+                Some(rule)
+            );
+            assert_eq!(f.severity, severity, "{operation} {ret}");
+            assert_eq!(
+                f.context
+                    .additional
+                    .get("mitreTechniques")
+                    .map(String::as_str),
+                Some("T1611")
+            );
+        }
     }
 }

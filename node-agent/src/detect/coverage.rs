@@ -95,10 +95,11 @@ pub const fn needs(t: FindingType) -> Needs {
             also: &[H::FileOpen],
             ..hooks(EXEC)
         },
-        // Exec rules; also the core-dump handler set through /proc/sys (`technique`) and a
-        // container process joining the host's namespaces (`behaviour`).
+        // Exec rules; also the core-dump handler set through /proc/sys (`technique`), a
+        // container process joining the host's namespaces, opening a file by handle or making a
+        // block device (`behaviour`).
         T::PrivilegeEscalationSuspiciousCommand => Needs {
-            also: &[H::FileOpen, H::Namespace],
+            also: &[H::FileOpen, H::Namespace, H::OpenByHandle, H::Mknod],
             ..hooks(EXEC)
         },
         // Exec rules; also port scans seen from refused connects (`scan`), and from the

@@ -278,6 +278,24 @@ fn plan(hook: Hook, offsets: &KernelOffsets) -> Vec<Mechanism> {
             ("finit_module_enter", "syscalls", "sys_enter_finit_module"),
             ("finit_module_exit", "syscalls", "sys_exit_finit_module"),
         ])],
+        Hook::OpenByHandle => vec![TracePoints(&[
+            (
+                "open_by_handle_enter",
+                "syscalls",
+                "sys_enter_open_by_handle_at",
+            ),
+            (
+                "open_by_handle_exit",
+                "syscalls",
+                "sys_exit_open_by_handle_at",
+            ),
+        ])],
+        Hook::Mknod => vec![TracePoints(&[
+            ("mknod_enter", "syscalls", "sys_enter_mknod"),
+            ("mknod_exit", "syscalls", "sys_exit_mknod"),
+            ("mknodat_enter", "syscalls", "sys_enter_mknodat"),
+            ("mknodat_exit", "syscalls", "sys_exit_mknodat"),
+        ])],
         Hook::Mount => vec![TracePoints(&[
             ("mount_enter", "syscalls", "sys_enter_mount"),
             ("mount_exit", "syscalls", "sys_exit_mount"),
