@@ -4910,7 +4910,9 @@ fn an_ssh_reverse_tunnel_to_a_port_egress_lets_out() {
 /// constructor runs in ssh-pkcs11-helper ("Linux Shared Object Load via SSH-Keygen"). Each
 /// raises its rule at Medium or High; the same programs at their ordinary work (a visible mount
 /// point, a dotted-quad URL with `0x` in its path, a visible download in /tmp, a hidden
-/// directory of the scratch tree, `ssh-keygen -l`) raise none of them.
+/// directory of the scratch tree, `ssh-keygen -l`) raise none of them. A file in /dev/shm made
+/// executable ("Linux File Made Executable by Suspicious Parent") raises its rule; the same file
+/// given mode 644 does not.
 #[test]
 fn hidden_mounts_hex_hosts_hidden_downloads_and_pkcs11_providers() {
     if !privileged("hidden_mounts_hex_hosts_hidden_downloads_and_pkcs11_providers") {
@@ -4941,10 +4943,7 @@ fn hidden_mounts_hex_hosts_hidden_downloads_and_pkcs11_providers() {
     std::fs::create_dir_all(&source).expect("mount source");
     let mount = |target: &Path| {
         clean_mount(target);
-        let pid = run(Command::new("mount")
-            .arg("--bind")
-            .arg(&source)
-            .arg(target));
+        let pid = run(Command::new("mount").arg("--bind").arg(&source).arg(target));
         clean_mount(target);
         pid
     };
@@ -4964,7 +4963,11 @@ fn hidden_mounts_hex_hosts_hidden_downloads_and_pkcs11_providers() {
         "evasion-hidden-mount",
         SeverityLabel::Medium,
     );
-    none_of(mount(&visible), "mount --bind DIR /mnt/NAME", "evasion-hidden-mount");
+    none_of(
+        mount(&visible),
+        "mount --bind DIR /mnt/NAME",
+        "evasion-hidden-mount",
+    );
 
     // A hexadecimal host, and an address written as people write it.
     let url = http_server();
@@ -5036,6 +5039,21 @@ fn hidden_mounts_hex_hosts_hidden_downloads_and_pkcs11_providers() {
         ])),
         "curl -o SCRATCH/.cache/x.sh",
         "evasion-download-to-hidden-path",
+    );
+
+    // A stage in shared memory made executable, and a state file there given its mode.
+    let stage = clean.file(format!("/dev/shm/vigil-{n}-stage"));
+    std::fs::write(&stage, "#!/bin/sh\ntrue\n").expect("a stage in /dev/shm");
+    expect(
+        run(Command::new("chmod").args(["+x", &stage])),
+        "chmod +x /dev/shm/NAME",
+        "evasion-shm-file-made-executable",
+        SeverityLabel::Medium,
+    );
+    none_of(
+        run(Command::new("chmod").args(["644", &stage])),
+        "chmod 644 /dev/shm/NAME",
+        "evasion-shm-file-made-executable",
     );
 
     // ssh-keygen -D: the provider's constructor runs in ssh-pkcs11-helper.

@@ -1249,6 +1249,23 @@ fn exec_table() -> Vec<Case> {
             vec!["ssh-keygen", "-l", "-f", "/home/alice/.ssh/id_ed25519.pub"],
             vec![],
         ),
+        // "Linux File Made Executable by Suspicious Parent": a file in /dev/shm made
+        // executable.
+        user(
+            vec!["chmod", "+x", "/dev/shm/.k"],
+            vec!["evasion-shm-file-made-executable"],
+        ),
+        user(
+            vec!["chmod", "0755", "/dev/shm/x/stage2"],
+            vec!["evasion-shm-file-made-executable"],
+        ),
+        user(
+            vec!["chmod", "u+rwx", "/dev/shm/s"],
+            vec!["evasion-shm-file-made-executable"],
+        ),
+        user(vec!["chmod", "644", "/dev/shm/state"], vec![]),
+        user(vec!["chmod", "1777", "/dev/shm"], vec![]),
+        user(vec!["chmod", "+x", "/home/alice/bin/tool"], vec![]),
         user(
             vec!["cat", "/etc/kubernetes/pki/ca.key"],
             vec!["discovery-credential-file-read"],
