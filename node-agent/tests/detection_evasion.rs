@@ -35,7 +35,7 @@ use std::{
 use node_agent::{
     collector::{Collector, root_or_skip as privileged},
     detect::{Detector, NoLookup, RuleSet},
-    event::Event,
+    event::{Event, ExecInfo},
     sensor::SensorOptions,
     tool_hashes,
 };
@@ -264,21 +264,6 @@ fn a_flood_of_written_files_cannot_hide_a_binary_dropped_before_it() {
         return;
     }
     let dir = Scratch::new("written-flood");
-    // Dropped first: the kernel's written-files map records `cp` as its writer.
-    let dropped = dir.0.join("dropper");
-    assert_eq!(
-        run_out(Command::new("cp").arg("/bin/true").arg(&dropped)).1,
-        ""
-    );
-    // Then twice as many new files as the map holds, so its LRU evicts the dropper's entry.
-    let flood = dir.0.join("flood");
-    std::fs::create_dir_all(&flood).expect("flood dir");
-    let n = 2 * node_agent_common::WRITTEN_FILES_MAX;
-    let status = Command::new(TRIGGER)
-        .args(["file-flood", flood.to_str().expect("utf-8"), &n.to_string()])
-        .status()
-        .expect("file-flood runs");
-    assert!(status.success(), "file-flood: {status}");
     // A detector with new binaries on for this host (off by default: GuardDuty's type is
     // for containers; the fallback is the same for both).
     let rules_dir = dir.0.join("rules");
@@ -290,45 +275,79 @@ fn a_flood_of_written_files_cannot_hide_a_binary_dropped_before_it() {
     .expect("rules");
     let rules = RuleSet::load(true, Some(&rules_dir)).expect("rules load");
     let mut d = support::detection::detector_with(ThreatIntel::empty(), None, rules);
-    let mut found = |pid: u32| -> Vec<Finding> {
+    // The exec and what the detector made of it.
+    let mut found = |pid: u32| -> (Option<Box<ExecInfo>>, Vec<Finding>) {
+        let mut exec = None;
         let mut out = Vec::new();
         for event in tree_events(pid) {
             if let Event::Exec(e) = &event
                 && e.process.pid == pid
             {
-                assert!(
-                    e.written_by.is_none(),
-                    "the flood did not evict the writer of {}: {:?}",
-                    e.exe.display(),
-                    e.written_by
-                );
+                exec = Some(e.clone());
             }
             out.extend(d.process(&event, &NoLookup).into_iter().map(|o| o.finding));
         }
-        out
+        (exec, out)
     };
-    let pid = run(&mut Command::new(&dropped));
-    let new_binary: Vec<_> = found(pid)
-        .into_iter()
-        .filter(|f| f.finding_type == "Execution:Runtime/NewBinaryExecuted")
-        .collect();
-    assert_eq!(new_binary.len(), 1, "{new_binary:?}");
-    let f = &new_binary[0];
-    assert_eq!(
-        f.context.file_path.as_deref(),
-        Some(dropped.to_str().expect("utf-8"))
-    );
-    assert!(f.context.modified_at.is_some(), "{:?}", f.context);
+    let flood = dir.0.join("flood");
+    std::fs::create_dir_all(&flood).expect("flood dir");
+    // The kernel's LRU evicts approximately (per-CPU free lists, reference bits): twice the
+    // map's size in new files evicts an entry written before them almost always, not always.
+    // Each round drops a new binary, floods, runs it: every round must raise the finding, and
+    // one must do so with the writer evicted (the fallback this test is about).
+    let mut evicted_in = None;
+    for round in 0..3 {
+        // Dropped first: the kernel's written-files map records `cp` as its writer.
+        let dropped = dir.0.join(format!("dropper-{round}"));
+        assert_eq!(
+            run_out(Command::new("cp").arg("/bin/true").arg(&dropped)).1,
+            ""
+        );
+        // Then twice as many new files as the map holds, so its LRU evicts the dropper's entry.
+        let n = 2 * node_agent_common::WRITTEN_FILES_MAX;
+        let status = Command::new(TRIGGER)
+            .args(["file-flood", flood.to_str().expect("utf-8"), &n.to_string()])
+            .status()
+            .expect("file-flood runs");
+        assert!(status.success(), "file-flood: {status}");
+        let (exec, all) = found(run(&mut Command::new(&dropped)));
+        let exec = exec.expect("the dropper's exec");
+        let new_binary: Vec<_> = all
+            .into_iter()
+            .filter(|f| f.finding_type == "Execution:Runtime/NewBinaryExecuted")
+            .collect();
+        assert_eq!(new_binary.len(), 1, "round {round}: {new_binary:?}");
+        let f = &new_binary[0];
+        assert_eq!(
+            f.context.file_path.as_deref(),
+            Some(dropped.to_str().expect("utf-8"))
+        );
+        if exec.written_by.is_some() {
+            eprintln!(
+                "round {round}: the kernel's LRU kept the dropper's writer through the flood \
+                 ({:?}); the finding named it; again with a new file",
+                exec.written_by
+            );
+            continue;
+        }
+        assert!(f.context.modified_at.is_some(), "{:?}", f.context);
+        assert!(
+            f.context
+                .additional
+                .get("writer")
+                .is_some_and(|w| w.starts_with("unknown")),
+            "{:?}",
+            f.context.additional
+        );
+        evicted_in = Some(round);
+        break;
+    }
     assert!(
-        f.context
-            .additional
-            .get("writer")
-            .is_some_and(|w| w.starts_with("unknown")),
-        "{:?}",
-        f.context.additional
+        evicted_in.is_some(),
+        "three floods of twice the map's size never evicted a dropper's writer"
     );
     // A binary that has not changed since the agent started raises nothing, flood or not.
-    let old = found(run(&mut Command::new("/bin/true")));
+    let (_, old) = found(run(&mut Command::new("/bin/true")));
     assert!(
         !old.iter()
             .any(|f| f.finding_type == "Execution:Runtime/NewBinaryExecuted"),
