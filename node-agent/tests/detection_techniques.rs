@@ -5096,6 +5096,80 @@ fn hidden_mounts_hex_hosts_hidden_downloads_and_pkcs11_providers() {
     }
 }
 
+/// Elastic's "Potential Linux Tunneling and/or Port Forwarding", as a forwarder of its own
+/// runs it: a python script given chisel's remote form (`client 127.0.0.1:PORT
+/// R:127.0.0.1:P:127.0.0.1:22`; it tries its server, which is closed, and exits) raises
+/// `tool-port-forward-spec`; ssh with a local forward of the same form does not (its forwards
+/// are an administrator's).
+#[test]
+fn a_port_forward_given_to_a_program_other_than_ssh() {
+    if !privileged("a_port_forward_given_to_a_program_other_than_ssh") {
+        return;
+    }
+    let dir = Scratch::new("port-forward");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+        .to_string();
+    let forwards = |found: &[Finding]| {
+        of(found, "tool-port-forward-spec")
+            .iter()
+            .map(|f| (f.finding_type.clone(), f.severity_label))
+            .collect::<Vec<_>>()
+    };
+    let script = dir.path("fwd.py");
+    std::fs::write(
+        &script,
+        "import socket, sys\n\
+         host, port = sys.argv[2].rsplit(':', 1)\n\
+         try:\n    socket.create_connection((host, int(port)), timeout=2)\n\
+         except OSError:\n    sys.exit(1)\n",
+    )
+    .expect("the forwarder");
+    let server = format!("127.0.0.1:{closed}");
+    // Each program of the chain that starts python with these arguments (a version manager's
+    // `env`, then python) is one; shells are not.
+    let found = forwards(&detect(run(Command::new("python3").args([
+        &script,
+        "client",
+        &server,
+        "R:127.0.0.1:18999:127.0.0.1:22",
+    ]))));
+    assert!(
+        !found.is_empty()
+            && found.iter().all(|(t, label)| {
+                t == "Execution:Runtime/SuspiciousTool" && *label == SeverityLabel::Medium
+            }),
+        "a forwarder given R:ADDR:PORT:ADDR:PORT: {found:?}"
+    );
+    let Ok(ssh) = which("ssh") else {
+        eprintln!("NOT TESTED ssh -L ADDR:PORT:ADDR:PORT: no ssh client on this machine");
+        return;
+    };
+    let found = detect(run(Command::new(&ssh).args([
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "StrictHostKeyChecking=no",
+        "-o",
+        "UserKnownHostsFile=/dev/null",
+        "-o",
+        "ConnectTimeout=2",
+        "-N",
+        "-L",
+        "127.0.0.1:18999:127.0.0.1:22",
+        "-p",
+        &closed,
+        "elastic@127.0.0.1",
+    ])));
+    assert!(
+        forwards(&found).is_empty(),
+        "ssh -L ADDR:PORT:ADDR:PORT: {:?}",
+        kinds(&found)
+    );
+}
+
 /// Falco's "Potential Local Privilege Escalation via Environment Variables Misuse": `sh -c id`
 /// started with `GLIBC_TUNABLES` set (the variable of CVE-2023-4911) raises
 /// `behaviour-glibc-tunables`, read by the kernel from the new image's environment; the same

