@@ -217,6 +217,8 @@ const DEFAULTS: &[(&str, MatchKind, Category)] = &[
     // resolved from the kernel's objects, so a write through the link is seen under this name.
     entry("/etc/rc.common", Exact, Persist),
     entry("/etc/rc.d/init.d/", Prefix, Persist),
+    // Upstart's job definitions.
+    entry("/etc/init/", Prefix, Persist),
     // The runlevel directories of links to init scripts (T1037.004), Debian's and Red Hat's.
     entry("/etc/rc0.d/", Prefix, Persist),
     entry("/etc/rc1.d/", Prefix, Persist),
@@ -241,6 +243,12 @@ const DEFAULTS: &[(&str, MatchKind, Category)] = &[
     entry("/usr/local/lib/systemd/system-generators/", Prefix, Persist),
     entry("/lib/systemd/system-generators/", Prefix, Persist),
     entry("/usr/lib/systemd/system-generators/", Prefix, Persist),
+    // Sleep and shutdown hooks: systemd runs every program there as root at suspend, resume
+    // and shutdown.
+    entry("/usr/lib/systemd/system-sleep/", Prefix, Persist),
+    entry("/lib/systemd/system-sleep/", Prefix, Persist),
+    entry("/usr/lib/systemd/system-shutdown/", Prefix, Persist),
+    entry("/lib/systemd/system-shutdown/", Prefix, Persist),
     // at's spool (Debian keeps it inside cron's), and where atd writes the jobs' output.
     entry("/var/spool/cron/atjobs/", Prefix, Persist),
     entry("/var/spool/cron/atspool/", Prefix, Persist),
@@ -374,12 +382,31 @@ const DEFAULTS: &[(&str, MatchKind, Category)] = &[
     // (`~/.config/git/config`): the name alone; user space keeps git's places
     // (`detect::is_git_config`) and raises nothing for any other file named `config`.
     entry("config", Name, Persist),
+    // sshd's login scripts (kind `sshrc`): the system's, and an account's `~/.ssh/rc` by
+    // name (only in a `.ssh` directory: a file named `rc` elsewhere raises nothing).
+    entry("/etc/ssh/sshrc", Exact, Persist),
+    entry("rc", Name, Persist),
+    // logrotate's configuration (kind `logrotate`: its rotation scripts run as root).
+    entry("/etc/logrotate.conf", Exact, Persist),
+    entry("/etc/logrotate.d/", Prefix, Persist),
     // Python's start-up hooks, in any directory (kind `python`).
     entry("sitecustomize.py", Name, Persist),
     entry("usercustomize.py", Name, Persist),
     entry("/etc/profile", Exact, Persist),
     entry("/etc/profile.d/", Prefix, Persist),
     entry("/etc/bash.bashrc", Exact, Persist),
+    // bash-completion's own directory of scripts, sourced by every interactive bash.
+    entry("/etc/bash_completion.d/", Prefix, Persist),
+    // Graphical sessions' start-up scripts (an account's by name, the system's directories)
+    // and fish's start-up files (`config.fish` by name: fish's, wherever its home is).
+    entry(".xsessionrc", Name, Persist),
+    entry(".xprofile", Name, Persist),
+    entry(".xinitrc", Name, Persist),
+    entry(".xsession", Name, Persist),
+    entry("/etc/X11/Xsession.d/", Prefix, Persist),
+    entry("/etc/X11/xinit/xinitrc.d/", Prefix, Persist),
+    entry("config.fish", Name, Persist),
+    entry("/etc/fish/conf.d/", Prefix, Persist),
     entry("/etc/environment", Exact, Persist),
     // zsh's system start-up files: Debian's directory, other distributions' files.
     entry("/etc/zsh/", Prefix, Persist),

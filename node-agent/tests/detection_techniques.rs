@@ -5989,6 +5989,114 @@ fn pam_boot_network_dbus_python_and_modprobe_places_written_as_persistence() {
     assert!(found.is_empty(), "reads: {:?}", kinds(&found));
 }
 
+/// Elastic's endpoint behaviour rules (persistence): sshd's login scripts (`~/.ssh/rc`, the
+/// system's `/etc/ssh/sshrc`), a logrotate configuration whose `postrotate` runs a program, a
+/// script in `/etc/bash_completion.d/`, a systemd sleep hook and an upstart job, each written
+/// by a shell's redirection. Reading them, and a file named `rc` or `known_hosts` written
+/// elsewhere, raise nothing.
+#[test]
+fn ssh_login_scripts_logrotate_completion_sleep_hooks_and_upstart_written_as_persistence() {
+    if !privileged(
+        "ssh_login_scripts_logrotate_completion_sleep_hooks_and_upstart_written_as_persistence",
+    ) {
+        return;
+    }
+    let n = nonce();
+    let mut clean = Cleanup::default();
+    for dir in [
+        "/root/.ssh",
+        "/etc/ssh",
+        "/etc/logrotate.d",
+        "/etc/bash_completion.d",
+        "/usr/lib/systemd/system-sleep",
+        "/etc/init",
+        "/root/.config/fish",
+    ] {
+        clean.dirs(Path::new(dir));
+    }
+    let _root_rc = RestoreFile::new("/root/.ssh/rc");
+    let _sshrc = RestoreFile::new("/etc/ssh/sshrc");
+    let scratch = Scratch::new("elastic-endpoint-persistence");
+    let logrotate = clean.file(format!("/etc/logrotate.d/vigil-{n}"));
+    let completion = clean.file(format!("/etc/bash_completion.d/vigil-{n}"));
+    let sleep_hook = clean.file(format!("/usr/lib/systemd/system-sleep/vigil-{n}"));
+    let upstart = clean.file(format!("/etc/init/vigil-{n}.conf"));
+    let _xprofile = RestoreFile::new("/root/.xprofile");
+    let _fish = RestoreFile::new("/root/.config/fish/config.fish");
+    let cases = [
+        (
+            "/root/.ssh/rc".to_owned(),
+            "behaviour-persistence-ssh-rc",
+            "sshrc",
+            "echo '(nohup /dev/shm/vigil-none >/dev/null 2>&1 &)' >> FILE",
+        ),
+        (
+            "/etc/ssh/sshrc".to_owned(),
+            "behaviour-persistence-ssh-rc",
+            "sshrc",
+            "echo '(nohup /dev/shm/vigil-none >/dev/null 2>&1 &)' >> FILE",
+        ),
+        (
+            logrotate,
+            "behaviour-persistence-logrotate",
+            "logrotate",
+            "printf '/var/log/vigil-none.log {\\n missingok\\n postrotate\\n  /dev/shm/vigil-none\\n endscript\\n}\\n' > FILE",
+        ),
+        (
+            completion,
+            "behaviour-persistence-shell-startup",
+            "shell",
+            "echo '(nohup /dev/shm/vigil-none >/dev/null 2>&1 &)' > FILE",
+        ),
+        (
+            sleep_hook,
+            "behaviour-persistence-systemd",
+            "systemd",
+            "printf '#!/bin/sh\\n/dev/shm/vigil-none\\n' > FILE",
+        ),
+        (
+            upstart,
+            "behaviour-persistence-init",
+            "init",
+            "printf 'start on runlevel [2345]\\nexec /dev/shm/vigil-none\\n' > FILE",
+        ),
+        (
+            "/root/.xprofile".to_owned(),
+            "behaviour-persistence-shell-startup",
+            "shell",
+            "echo '/dev/shm/vigil-none &' >> FILE",
+        ),
+        (
+            "/root/.config/fish/config.fish".to_owned(),
+            "behaviour-persistence-shell-startup",
+            "shell",
+            "echo '/dev/shm/vigil-none &' >> FILE",
+        ),
+    ];
+    for (i, (path, rule, kind, line)) in cases.iter().enumerate() {
+        let pid = sh_file(
+            &scratch,
+            &format!("case-{i}.sh"),
+            &line.replace("FILE", path),
+        );
+        expect_persistence(&detect(pid), rule, kind, path, line);
+    }
+    // Benign: reading them; the same names written elsewhere.
+    let all: Vec<&str> = cases.iter().map(|(p, _, _, _)| p.as_str()).collect();
+    let pid = sh(&format!("cat {} >/dev/null", all.join(" ")));
+    let found = detect(pid);
+    assert!(found.is_empty(), "reads: {:?}", kinds(&found));
+    let elsewhere = scratch.path(".ssh");
+    std::fs::create_dir_all(&elsewhere).expect("scratch .ssh");
+    let pid = sh(&format!(
+        "echo x > {0}/rc; echo x > {1}/known_hosts",
+        scratch.path("."),
+        elsewhere
+    ));
+    let found = detect(pid);
+    assert!(found.is_empty(), "elsewhere: {:?}", kinds(&found));
+}
+
 /// Elastic's "Doas Configuration Creation or Rename" and "Polkit Policy Creation": the other
 /// elevation policies written as sudo's is (`behaviour-sudoers-modified`, with the policy named).
 /// Reading them raises nothing.

@@ -170,9 +170,9 @@ pub enum HostNewFiles {
 pub enum PersistenceKind {
     /// cron tables and directories (MITRE T1053.003).
     Cron,
-    /// systemd units and timers (T1543.002, T1053.006).
+    /// systemd units and timers, generators, sleep and shutdown hooks (T1543.002, T1053.006).
     Systemd,
-    /// init scripts and rc.local (T1037.004).
+    /// init scripts, rc.local and upstart jobs (T1037.004).
     Init,
     /// Shell start-up files, system-wide and in home directories (T1546.004).
     Shell,
@@ -214,6 +214,12 @@ pub enum PersistenceKind {
     /// Git hooks: a program of a hook's name in a repository's `hooks` directory, run by git as
     /// whoever commits, checks out, merges or pushes there (T1546).
     Git,
+    /// sshd's login scripts: `~/.ssh/rc` of an account, else the system's `/etc/ssh/sshrc`, run
+    /// by sshd as the account at every ssh login, before its shell or command (T1546).
+    Sshrc,
+    /// logrotate's configuration: its `prerotate`, `postrotate`, `firstaction` and
+    /// `lastaction` scripts run as root at every rotation, daily from a timer or cron (T1053).
+    Logrotate,
 }
 
 impl PersistenceKind {
@@ -238,6 +244,8 @@ impl PersistenceKind {
             PersistenceKind::Dbus => "dbus",
             PersistenceKind::Python => "python",
             PersistenceKind::Git => "git",
+            PersistenceKind::Sshrc => "sshrc",
+            PersistenceKind::Logrotate => "logrotate",
         }
     }
 }

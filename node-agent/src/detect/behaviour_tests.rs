@@ -3053,6 +3053,126 @@ fn new_persistence_places_are_judged_by_executable_owner_and_lineage() {
     );
 }
 
+/// Elastic's endpoint behaviour rules pass: sshd's login scripts, logrotate's configuration,
+/// bash-completion's scripts, systemd's sleep and shutdown hooks and upstart's jobs are
+/// persistence places; the same names elsewhere, and their editors, are not.
+#[test]
+fn ssh_login_scripts_logrotate_completion_sleep_hooks_and_upstart_are_persistence() {
+    let sh = exec_by(
+        340,
+        "/usr/bin/dash",
+        &["sh", "-c", "x"],
+        &[(200, "/usr/bin/bash")],
+    );
+    for (path, rule, kind) in [
+        ("/root/.ssh/rc", "behaviour-persistence-ssh-rc", "sshrc"),
+        ("/home/ann/.ssh/rc", "behaviour-persistence-ssh-rc", "sshrc"),
+        ("/etc/ssh/sshrc", "behaviour-persistence-ssh-rc", "sshrc"),
+        (
+            "/usr/lib/systemd/system-sleep/x",
+            "behaviour-persistence-systemd",
+            "systemd",
+        ),
+        (
+            "/usr/lib/systemd/system-shutdown/x",
+            "behaviour-persistence-systemd",
+            "systemd",
+        ),
+        ("/etc/init/x.conf", "behaviour-persistence-init", "init"),
+        (
+            "/etc/logrotate.d/x",
+            "behaviour-persistence-logrotate",
+            "logrotate",
+        ),
+        (
+            "/etc/logrotate.conf",
+            "behaviour-persistence-logrotate",
+            "logrotate",
+        ),
+        (
+            "/etc/bash_completion.d/x",
+            "behaviour-persistence-shell-startup",
+            "shell",
+        ),
+        (
+            "/home/ann/.xsessionrc",
+            "behaviour-persistence-shell-startup",
+            "shell",
+        ),
+        (
+            "/root/.xprofile",
+            "behaviour-persistence-shell-startup",
+            "shell",
+        ),
+        (
+            "/etc/X11/Xsession.d/99x",
+            "behaviour-persistence-shell-startup",
+            "shell",
+        ),
+        (
+            "/root/.config/fish/config.fish",
+            "behaviour-persistence-shell-startup",
+            "shell",
+        ),
+        (
+            "/etc/fish/config.fish",
+            "behaviour-persistence-shell-startup",
+            "shell",
+        ),
+        (
+            "/etc/fish/conf.d/x.fish",
+            "behaviour-persistence-shell-startup",
+            "shell",
+        ),
+    ] {
+        assert_eq!(
+            persistence_kinds(&[sh.clone(), write_by(340, "sh", path)]),
+            kind_of(rule, kind),
+            "{path}"
+        );
+    }
+    for path in [
+        "/srv/app/rc",
+        "/srv/app/conf/rc",
+        "/root/.ssh/rc.bak",
+        "/root/.ssh/known_hosts",
+        "/etc/ssh/sshrc.d/x",
+        "/etc/logrotate.d.bak/x",
+        "/var/lib/logrotate/status",
+        "/usr/share/bash-completion/completions/x",
+        "/usr/lib/systemd/system-sleep.conf",
+        "/etc/initramfs/x",
+        "/root/.xprofile.bak",
+        "/root/.config/fish/fish_variables",
+        "/etc/X11/Xsession.options",
+    ] {
+        assert!(
+            persistence_kinds(&[sh.clone(), write_by(340, "sh", path)]).is_empty(),
+            "{path}"
+        );
+    }
+    // Editors are the places' owners.
+    for (pid, path) in [
+        (341, "/root/.ssh/rc"),
+        (342, "/etc/logrotate.d/x"),
+        (343, "/etc/bash_completion.d/x"),
+    ] {
+        assert!(
+            persistence_kinds(&[
+                exec_by(
+                    pid,
+                    "/usr/bin/vim.basic",
+                    &["vim", path],
+                    &[(200, "/usr/bin/bash")]
+                ),
+                write_by(pid, "vim", path),
+            ])
+            .is_empty(),
+            "{path}"
+        );
+    }
+}
+
 #[test]
 fn every_persistence_location_is_in_the_sensitive_set_the_kernel_filters_with() {
     // The file sensor reports only what the sensitive-path set names: a location it does not

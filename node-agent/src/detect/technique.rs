@@ -2081,7 +2081,7 @@ fn persistence_write(
         PersistenceKind::Systemd => (
             "behaviour-persistence-systemd",
             "T1543.002,T1053.006",
-            "a systemd unit or generator",
+            "a systemd unit, generator, or sleep or shutdown hook",
         ),
         PersistenceKind::Init => ("behaviour-persistence-init", "T1037.004", "an init script"),
         PersistenceKind::Shell => (
@@ -2155,6 +2155,16 @@ fn persistence_write(
             "behaviour-persistence-git-hook",
             "T1546",
             "a git hook (git runs it as whoever commits, checks out, merges or pushes there)",
+        ),
+        PersistenceKind::Sshrc => (
+            "behaviour-persistence-ssh-rc",
+            "T1546",
+            "an sshd login script (run as the account at every ssh login, before its shell)",
+        ),
+        PersistenceKind::Logrotate => (
+            "behaviour-persistence-logrotate",
+            "T1053",
+            "a logrotate configuration (its rotation scripts run as root at every rotation)",
         ),
     };
     let mut context = file_context(f, &path);
@@ -3363,11 +3373,12 @@ pub fn is_git_config(path: &Path) -> bool {
 /// Whether a sensitive-set hit is the git checks' alone (no `SensitiveFileModified`): a git
 /// configuration file, judged by the settings written, or a name of a git hook, judged by the
 /// `hooks` directory it is in (`persistence_write`, kind `git`): a file named `update`
-/// elsewhere is nothing.
+/// elsewhere is nothing. sshd's per-account login script is a name in the set for the same
+/// reason (`rc`, judged by the `.ssh` directory it is in, kind `sshrc`).
 pub(super) fn judged_by_git_checks(b: &Behaviour, path: &str, name: &str) -> bool {
     is_git_config(Path::new(path))
         || b.persistence_locations.iter().any(|l| {
-            l.kind == PersistenceKind::Git
+            matches!(l.kind, PersistenceKind::Git | PersistenceKind::Sshrc)
                 && matches!(&l.place, Place::Home(h) if h.rsplit('/').next() == Some(name))
         })
 }
