@@ -31,6 +31,10 @@ command -v crontab >/dev/null 2>&1 || need_pkgs+=(cron)
 # at and batch queueing jobs (node-agent/tests/detection_techniques.rs; atd need not run).
 [ -x /usr/bin/at ] || need_pkgs+=(at)
 command -v curl >/dev/null 2>&1 || need_pkgs+=(curl)
+# wget and the OpenSSH client: downloads into hidden paths, PKCS#11 providers, port forwards
+# (node-agent/tests/detection_techniques.rs).
+command -v wget >/dev/null 2>&1 || need_pkgs+=(wget)
+command -v ssh-keygen >/dev/null 2>&1 || need_pkgs+=(openssh-client)
 command -v git >/dev/null 2>&1 || need_pkgs+=(git)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need_pkgs+=(python3-venv)
 # Real tools whose renamed copies node-agent/tests/detection_evasion.rs runs (found by content).

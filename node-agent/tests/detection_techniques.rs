@@ -109,6 +109,16 @@ impl Drop for Cleanup {
     }
 }
 
+/// A case this machine cannot run (a tool missing): said so, and under CI (`CI` set, where
+/// scripts/bootstrap.sh installs every tool) a failure rather than a skip.
+fn not_tested(message: &str) {
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{message} (scripts/bootstrap.sh installs it)"
+    );
+    eprintln!("{message}");
+}
+
 /// Runs a command to completion with `input` on its standard input; returns its pid.
 fn run_with_input(cmd: &mut Command, input: &[u8]) -> u32 {
     LazyLock::force(&AGENT);
@@ -5013,7 +5023,7 @@ fn hidden_mounts_hex_hosts_hidden_downloads_and_pkcs11_providers() {
             SeverityLabel::Medium,
         );
     } else {
-        eprintln!("NOT TESTED wget -P /dev/shm/.NAME: no wget on this machine");
+        not_tested("NOT TESTED wget -P /dev/shm/.NAME: no wget on this machine");
     }
     let library = clean.file(format!("/tmp/.{n}.so"));
     expect(
@@ -5063,7 +5073,7 @@ fn hidden_mounts_hex_hosts_hidden_downloads_and_pkcs11_providers() {
         "evasion-ssh-pkcs11-library",
     );
     if Command::new("gcc").arg("--version").output().is_err() {
-        eprintln!("NOT TESTED ssh-keygen -D: no gcc to build a provider");
+        not_tested("NOT TESTED ssh-keygen -D: no gcc to build a provider");
         return;
     }
     let provider_source = dir.path("provider.c");
@@ -5144,7 +5154,7 @@ fn a_port_forward_given_to_a_program_other_than_ssh() {
         "a forwarder given R:ADDR:PORT:ADDR:PORT: {found:?}"
     );
     let Ok(ssh) = which("ssh") else {
-        eprintln!("NOT TESTED ssh -L ADDR:PORT:ADDR:PORT: no ssh client on this machine");
+        not_tested("NOT TESTED ssh -L ADDR:PORT:ADDR:PORT: no ssh client on this machine");
         return;
     };
     let found = detect(run(Command::new(&ssh).args([
