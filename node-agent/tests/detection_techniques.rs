@@ -290,6 +290,52 @@ fn persistence_written_to_cron_systemd_and_init_locations() {
     );
 }
 
+/// systemctl's own links: `systemctl link FILE` (and `enable` of a path) installs a unit file
+/// from anywhere as a unit, which is persistence whoever runs it; `systemctl mask` links a unit
+/// to `/dev/null`, which is systemctl's ordinary work.
+#[test]
+fn a_unit_file_from_outside_systemds_directories_linked_in_by_systemctl() {
+    if !privileged("a_unit_file_from_outside_systemds_directories_linked_in_by_systemctl") {
+        return;
+    }
+    if !Path::new("/usr/bin/systemctl").exists() && !Path::new("/bin/systemctl").exists() {
+        not_tested("systemctl is not installed: systemctl link NOT TESTED");
+        return;
+    }
+    let n = nonce();
+    let mut clean = Cleanup::default();
+    let scratch = Scratch::new("unit-link");
+    let unit = scratch.path(&format!("vigil-{n}.service"));
+    std::fs::write(&unit, "[Service]\nExecStart=/bin/true\n").expect("unit");
+    let linked = clean.file(format!("/etc/systemd/system/vigil-{n}.service"));
+    let pid = run(Command::new("systemctl").args(["link", unit.as_str()]));
+    let found = detect(pid);
+    expect_persistence(
+        &found,
+        "behaviour-persistence-systemd",
+        "systemd",
+        &linked,
+        "systemctl link",
+    );
+    let f = of(&found, "behaviour-persistence-systemd");
+    assert_eq!(
+        f[0].context
+            .additional
+            .get("linkTarget")
+            .map(String::as_str),
+        Some(unit.as_str())
+    );
+    // Benign: a unit masked (a link to /dev/null).
+    let masked = clean.file(format!("/etc/systemd/system/vigil-mask-{n}.service"));
+    let pid = run(Command::new("systemctl").args(["mask", &format!("vigil-mask-{n}.service")]));
+    assert!(
+        Path::new(&masked).is_symlink(),
+        "systemctl mask made no link at {masked}"
+    );
+    let found = detect(pid);
+    assert!(found.is_empty(), "mask: {:?}", kinds(&found));
+}
+
 /// Puts a file back as it was (or removes it, if it did not exist) when dropped: for the
 /// single files (`/etc/environment`, `/etc/modules`) the persistence tests append a comment to.
 struct RestoreFile {

@@ -2514,6 +2514,69 @@ fn persistence_writes_are_judged_by_executable_and_lineage_not_comm() {
         ])
         .is_empty()
     );
+    // systemctl linking units: enabling an installed unit, masking one, a user's unit: its
+    // job. Linking a file from anywhere else installs that file as a unit (`systemctl link
+    // /root/x.service`, `systemctl enable /opt/x/x.service`), relative targets included.
+    let systemctl = exec_by(
+        335,
+        "/usr/bin/systemctl",
+        &["systemctl", "link", "/root/x.service"],
+        &[(200, "/usr/bin/bash")],
+    );
+    let link = |path: &str, target: &str| {
+        let target = target.to_owned();
+        file_event("symlink", path, move |f| {
+            f.process = proc_ref(335, "systemctl");
+            f.path2 = Some(target);
+            f.ret = 0;
+        })
+    };
+    for (path, target) in [
+        (
+            "/etc/systemd/system/multi-user.target.wants/ssh.service",
+            "/lib/systemd/system/ssh.service",
+        ),
+        (
+            "/etc/systemd/system/multi-user.target.wants/x.service",
+            "/etc/systemd/system/x.service",
+        ),
+        ("/etc/systemd/system/x.service", "/dev/null"),
+        (
+            "/etc/systemd/system/timers.target.wants/x.timer",
+            "../x.timer",
+        ),
+        (
+            "/home/ann/.config/systemd/user/default.target.wants/x.service",
+            "/home/ann/.config/systemd/user/x.service",
+        ),
+    ] {
+        assert!(
+            persisted(&[systemctl.clone(), link(path, target)]).is_empty(),
+            "{path} -> {target}"
+        );
+    }
+    for (path, target) in [
+        ("/etc/systemd/system/x.service", "/root/x.service"),
+        ("/etc/systemd/system/x.service", "/opt/x/x.service"),
+        ("/etc/systemd/system/x.service", "../../../tmp/x.service"),
+        (
+            "/etc/systemd/system/multi-user.target.wants/x.service",
+            "/dev/shm/x.service",
+        ),
+    ] {
+        let found = run_all(&[systemctl.clone(), link(path, target)]);
+        assert_eq!(
+            found
+                .iter()
+                .map(|(t, rule, _)| (t.as_str(), rule.as_str()))
+                .collect::<Vec<_>>(),
+            [(
+                "Persistence:Runtime/SuspiciousCommand",
+                "behaviour-persistence-systemd"
+            )],
+            "{path} -> {target}"
+        );
+    }
     // A rename into place counts for the destination; a move out of a location does not.
     let mv = |from: &str, to: &str| {
         let (from, to) = (from.to_owned(), to.to_owned());

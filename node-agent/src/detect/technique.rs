@@ -2070,8 +2070,14 @@ fn persistence_write(
         OwnersReach::Children => Reach::Parent,
         OwnersReach::Descendants => Reach::Lineage,
     };
+    // An owner's link to a unit outside systemd's own directories installs that file as a unit
+    // (`systemctl link /root/x.service`, `systemctl enable /opt/x/x.service`): not its routine
+    // work of enabling what is installed.
+    let foreign_unit = (location.kind == PersistenceKind::Systemd)
+        .then(|| unit_linked_from_outside(f, &path))
+        .flatten();
     if actor.is_one_of(&b.package_managers, Reach::Lineage)
-        || actor.is_one_of(&location.owners, owners_reach)
+        || (actor.is_one_of(&location.owners, owners_reach) && foreign_unit.is_none())
     {
         return None;
     }
@@ -2171,6 +2177,16 @@ fn persistence_write(
     context
         .additional
         .insert("persistenceKind".into(), kind.into());
+    let who = match &foreign_unit {
+        Some(target) => format!(
+            "The link points at {target}, outside systemd's unit directories: a file installed \
+             as a unit."
+        ),
+        None => "Neither a package manager nor the location's tool did it.".to_owned(),
+    };
+    if let Some(target) = foreign_unit {
+        context.additional.insert("linkTarget".into(), target);
+    }
     // Developers' hook managers (pre-commit, husky, lefthook) install git hooks as ordinary
     // work, from interpreters no list can tell from an attacker's: Low, the rest the type's.
     let severity = (rule == "behaviour-persistence-git-hook").then_some(3.0);
@@ -2188,13 +2204,47 @@ fn persistence_write(
             "A process wrote a persistence location",
             format!(
                 "Process {} (pid {}) wrote {path} ({}), {what}: it runs again later on its \
-                 own. Neither a package manager nor the location's tool did it.",
+                 own. {who}",
                 f.process.comm, f.process.pid, f.operation
             ),
             path,
             context,
         ),
     ))
+}
+
+/// Where systemd's unit files live, system-wide and per user (`.config/systemd/`,
+/// `.local/share/systemd/` in a home): what systemctl links to when it enables or masks a unit.
+const SYSTEMD_UNIT_HOMES: &[&str] = &[
+    "/etc/systemd/",
+    "/run/systemd/",
+    "/lib/systemd/",
+    "/usr/lib/systemd/",
+    "/usr/local/lib/systemd/",
+    "/usr/share/systemd/",
+    "/etc/xdg/systemd/",
+];
+
+/// For a symbolic link made in a systemd location: its target, made absolute against the
+/// link's directory, when it is outside every unit directory and not `/dev/null` (a masked
+/// unit).
+fn unit_linked_from_outside(f: &FileInfo, link: &str) -> Option<String> {
+    if f.operation != "symlink" {
+        return None;
+    }
+    let target = Path::new(f.path2.as_deref()?);
+    let absolute = match Path::new(link).parent() {
+        Some(dir) if target.is_relative() => normalize(&dir.join(target)),
+        _ => normalize(target),
+    };
+    let text = absolute.display().to_string();
+    let in_a_home = [".config/systemd/", ".local/share/systemd/"]
+        .iter()
+        .any(|d| text.contains(&format!("/{d}")));
+    if text == "/dev/null" || in_a_home || SYSTEMD_UNIT_HOMES.iter().any(|h| text.starts_with(h)) {
+        return None;
+    }
+    Some(text)
 }
 
 /// A shell history file removed, truncated, overwritten, or replaced by a link. Shells write
