@@ -574,6 +574,17 @@ fn third_party_discovery_evasion_and_credential_commands() {
             vec![(evasion, "evasion-disable-security")],
         ),
         ("update-rc.d nginx defaults".into(), vec![]),
+        // A transient systemd timer (Atomic Red Team T1053.006). This machine's init is not
+        // systemd, so systemd-run fails after its exec; where it is, the timer runs /bin/true
+        // once, in an hour. A scope with a memory limit is not a schedule.
+        (
+            "systemd-run --on-active=1h /bin/true".into(),
+            vec![(
+                "Persistence:Runtime/SuspiciousCommand",
+                "persistence-systemd-run-timer",
+            )],
+        ),
+        ("systemd-run --scope -p MemoryMax=1G /bin/true".into(), vec![]),
         // Firewall logging off (Atomic Red Team T1562.004 #10), a stand-in ufw.
         (
             "ufw logging off".into(),

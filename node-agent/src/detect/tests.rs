@@ -744,6 +744,27 @@ fn exec_table() -> Vec<Case> {
             vec!["persistence-systemd-unit-from-tmp"],
         ),
         user(vec!["systemctl", "enable", "nginx"], vec![]),
+        user(
+            vec![
+                "systemd-run",
+                "--user",
+                "--unit=job",
+                "--on-calendar=*:0/1",
+                "/bin/sh",
+                "-c",
+                "id",
+            ],
+            vec!["persistence-systemd-run-timer"],
+        ),
+        user(
+            vec!["systemd-run", "--on-active", "30", "/tmp/x"],
+            vec!["persistence-systemd-run-timer"],
+        ),
+        user(
+            vec!["systemd-run", "--scope", "-p", "MemoryMax=1G", "make"],
+            vec![],
+        ),
+        user(vec!["systemd-run", "--wait", "/usr/bin/true"], vec![]),
         user(vec!["chmod", "u+s", "/tmp/sh"], vec!["privesc-setuid-bit"]),
         user(vec!["chmod", "4755", "/tmp/sh"], vec!["privesc-setuid-bit"]),
         user(vec!["chmod", "0755", "/tmp/sh"], vec![]),
