@@ -389,6 +389,27 @@ const DEFAULTS: &[(&str, MatchKind, Category)] = &[
     // logrotate's configuration (kind `logrotate`: its rotation scripts run as root).
     entry("/etc/logrotate.conf", Exact, Persist),
     entry("/etc/logrotate.d/", Prefix, Persist),
+    // Browsers' system-wide policies, native messaging hosts and external extensions (kind
+    // `browser`).
+    entry("/etc/opt/chrome/policies/", Prefix, Persist),
+    entry("/etc/chromium/policies/", Prefix, Persist),
+    entry("/etc/chromium-browser/policies/", Prefix, Persist),
+    entry("/etc/opt/edge/policies/", Prefix, Persist),
+    entry("/etc/brave/policies/", Prefix, Persist),
+    entry("/etc/firefox/policies/", Prefix, Persist),
+    entry("/etc/opt/chrome/native-messaging-hosts/", Prefix, Persist),
+    entry("/etc/chromium/native-messaging-hosts/", Prefix, Persist),
+    entry("/etc/opt/edge/native-messaging-hosts/", Prefix, Persist),
+    entry("/usr/lib/mozilla/native-messaging-hosts/", Prefix, Persist),
+    entry(
+        "/usr/lib64/mozilla/native-messaging-hosts/",
+        Prefix,
+        Persist,
+    ),
+    entry("/usr/share/google-chrome/extensions/", Prefix, Persist),
+    entry("/usr/share/chromium/extensions/", Prefix, Persist),
+    entry("/usr/share/microsoft-edge/extensions/", Prefix, Persist),
+    entry("/opt/google/chrome/extensions/", Prefix, Persist),
     // Python's start-up hooks, in any directory (kind `python`).
     entry("sitecustomize.py", Name, Persist),
     entry("usercustomize.py", Name, Persist),

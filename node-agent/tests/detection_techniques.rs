@@ -6153,6 +6153,164 @@ fn ssh_login_scripts_logrotate_completion_sleep_hooks_and_upstart_written_as_per
     assert!(found.is_empty(), "elsewhere: {:?}", kinds(&found));
 }
 
+/// SigmaHQ's "Browser Extension Force Install via Policy", "Browser Native Messaging Host"
+/// and "Browser External Extension" file-event rules: each written by a shell's redirection is
+/// `behaviour-persistence-browser` (kind `browser`); reading them, and the same layout under a
+/// scratch directory, raise nothing.
+#[test]
+fn browser_policies_native_messaging_hosts_and_external_extensions_written_as_persistence() {
+    if !privileged(
+        "browser_policies_native_messaging_hosts_and_external_extensions_written_as_persistence",
+    ) {
+        return;
+    }
+    let n = nonce();
+    let mut clean = Cleanup::default();
+    for dir in [
+        "/etc/chromium/policies/managed",
+        "/etc/chromium/native-messaging-hosts",
+        "/usr/share/chromium/extensions",
+    ] {
+        clean.dirs(Path::new(dir));
+    }
+    let scratch = Scratch::new("sigma-browser");
+    let policy = clean.file(format!("/etc/chromium/policies/managed/vigil-{n}.json"));
+    let host = clean.file(format!(
+        "/etc/chromium/native-messaging-hosts/com.vigil.{n}.json"
+    ));
+    let external = clean.file(format!("/usr/share/chromium/extensions/vigil-{n}.json"));
+    let cases = [
+        (
+            policy,
+            r#"echo '{"ExtensionInstallForcelist": ["abcdefghijklmnopabcdefghijklmnop;http://127.0.0.1:9/u.xml"]}' > FILE"#,
+        ),
+        (
+            host,
+            r#"echo '{"name": "com.vigil.none", "path": "/dev/shm/vigil-none", "type": "stdio"}' > FILE"#,
+        ),
+        (
+            external,
+            r#"echo '{"external_update_url": "http://127.0.0.1:9/u.xml"}' > FILE"#,
+        ),
+    ];
+    for (i, (path, line)) in cases.iter().enumerate() {
+        let pid = sh_file(
+            &scratch,
+            &format!("case-{i}.sh"),
+            &line.replace("FILE", path),
+        );
+        expect_persistence(
+            &detect(pid),
+            "behaviour-persistence-browser",
+            "browser",
+            path,
+            line,
+        );
+    }
+    // Benign: reading them; the same layout under another directory.
+    let all: Vec<&str> = cases.iter().map(|(p, _)| p.as_str()).collect();
+    let pid = sh(&format!("cat {} >/dev/null", all.join(" ")));
+    let found = detect(pid);
+    assert!(found.is_empty(), "reads: {:?}", kinds(&found));
+    let elsewhere = scratch.path("etc/chromium/policies/managed");
+    std::fs::create_dir_all(&elsewhere).expect("scratch policies");
+    let pid = sh(&format!("echo '{{}}' > {elsewhere}/x.json"));
+    let found = detect(pid);
+    assert!(found.is_empty(), "elsewhere: {:?}", kinds(&found));
+}
+
+/// SigmaHQ's "Bpfdoor TCP Ports Redirect" (auditd) and "Script Interpreters Cloud Metadata
+/// Access" (network connection), in a network namespace of the test's own: BPFDoor's
+/// `iptables -t nat -I PREROUTING -s ADDR --dport 22 -j REDIRECT --to-ports 42392` is
+/// `evasion-firewall-port-redirect`; python asking the metadata address (held by the
+/// namespace's loopback) from inline code is `discovery-cloud-metadata`. A redirect of a
+/// whole subnet (a transparent proxy's) raises nothing.
+#[test]
+fn a_bpfdoor_port_redirect_and_an_interpreter_asking_the_metadata_service() {
+    if !privileged("a_bpfdoor_port_redirect_and_an_interpreter_asking_the_metadata_service") {
+        return;
+    }
+    for tool in ["ip", "iptables", "python3"] {
+        if let Err(e) = which(tool) {
+            not_tested(&e);
+            return;
+        }
+    }
+    let ns = format!("vigil-{}", nonce());
+    let added = Command::new("ip")
+        .args(["netns", "add", &ns])
+        .status()
+        .expect("ip netns add");
+    assert!(added.success(), "ip netns add {ns}");
+    struct Netns(String);
+    impl Drop for Netns {
+        fn drop(&mut self) {
+            let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+        }
+    }
+    let _ns = Netns(ns.clone());
+    let in_ns = |args: &[&str]| {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &ns]).args(args);
+        run(&mut c)
+    };
+    let pid = in_ns(&[
+        "iptables",
+        "-t",
+        "nat",
+        "-I",
+        "PREROUTING",
+        "-p",
+        "tcp",
+        "-s",
+        "192.0.2.1",
+        "--dport",
+        "22",
+        "-j",
+        "REDIRECT",
+        "--to-ports",
+        "42392",
+    ]);
+    let found = detect(pid);
+    let f = of(&found, "evasion-firewall-port-redirect");
+    assert_eq!(f.len(), 1, "{:?}", kinds(&found));
+    assert_eq!(
+        f[0].finding_type,
+        "DefenseEvasion:Runtime/SuspiciousCommand"
+    );
+    let pid = in_ns(&[
+        "iptables",
+        "-t",
+        "nat",
+        "-A",
+        "PREROUTING",
+        "-s",
+        "192.168.1.0/24",
+        "-p",
+        "tcp",
+        "--dport",
+        "80",
+        "-j",
+        "REDIRECT",
+        "--to-ports",
+        "3128",
+    ]);
+    let found = detect(pid);
+    assert!(found.is_empty(), "subnet redirect: {:?}", kinds(&found));
+    in_ns(&["ip", "link", "set", "lo", "up"]);
+    in_ns(&["ip", "addr", "add", "169.254.169.254/32", "dev", "lo"]);
+    let pid = in_ns(&[
+        "python3",
+        "-c",
+        "import urllib.request as u\ntry: u.urlopen('http://169.254.169.254/latest/meta-data/iam/security-credentials/', timeout=2)\nexcept Exception: pass",
+    ]);
+    let found = detect(pid);
+    // One per exec that carries the address: a version manager's shim and the interpreter.
+    let f = of(&found, "discovery-cloud-metadata");
+    assert!(!f.is_empty(), "{:?}", kinds(&found));
+    assert_eq!(f[0].finding_type, "Discovery:Runtime/SuspiciousCommand");
+}
+
 /// Elastic's "Doas Configuration Creation or Rename" and "Polkit Policy Creation": the other
 /// elevation policies written as sudo's is (`behaviour-sudoers-modified`, with the policy named).
 /// Reading them raises nothing.

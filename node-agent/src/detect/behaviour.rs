@@ -220,6 +220,10 @@ pub enum PersistenceKind {
     /// logrotate's configuration: its `prerotate`, `postrotate`, `firstaction` and
     /// `lastaction` scripts run as root at every rotation, daily from a timer or cron (T1053).
     Logrotate,
+    /// A browser's managed policy (an extension force-installed), a native messaging host
+    /// (a program an extension starts) or an external extension, in the system-wide places
+    /// Chrome, Chromium, Edge and Firefox read at their next start (T1176).
+    Browser,
 }
 
 impl PersistenceKind {
@@ -246,6 +250,7 @@ impl PersistenceKind {
             PersistenceKind::Git => "git",
             PersistenceKind::Sshrc => "sshrc",
             PersistenceKind::Logrotate => "logrotate",
+            PersistenceKind::Browser => "browser",
         }
     }
 }

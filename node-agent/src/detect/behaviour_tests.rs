@@ -3116,6 +3116,64 @@ fn new_persistence_places_are_judged_by_executable_owner_and_lineage() {
     );
 }
 
+/// SigmaHQ's Linux file-event rules pass: browsers' system-wide policies, native messaging
+/// hosts and external extensions are persistence places; look-alikes elsewhere, and editors
+/// writing a policy, are not.
+#[test]
+fn browser_policies_native_messaging_hosts_and_external_extensions_are_persistence() {
+    let sh = exec_by(
+        350,
+        "/usr/bin/dash",
+        &["sh", "-c", "x"],
+        &[(200, "/usr/bin/bash")],
+    );
+    for path in [
+        "/etc/chromium/policies/managed/x.json",
+        "/etc/chromium/policies/recommended/x.json",
+        "/etc/opt/chrome/policies/managed/x.json",
+        "/etc/opt/edge/policies/managed/x.json",
+        "/etc/firefox/policies/policies.json",
+        "/etc/chromium/native-messaging-hosts/com.x.json",
+        "/etc/opt/chrome/native-messaging-hosts/com.x.json",
+        "/usr/lib/mozilla/native-messaging-hosts/x.json",
+        "/usr/share/chromium/extensions/abcdefghijklmnopabcdefghijklmnop.json",
+        "/usr/share/google-chrome/extensions/abcdefghijklmnopabcdefghijklmnop.json",
+        "/opt/google/chrome/extensions/abcdefghijklmnopabcdefghijklmnop.json",
+    ] {
+        assert_eq!(
+            persistence_kinds(&[sh.clone(), write_by(350, "sh", path)]),
+            kind_of("behaviour-persistence-browser", "browser"),
+            "{path}"
+        );
+    }
+    for path in [
+        "/etc/chromium/master_preferences",
+        "/etc/chromium/default",
+        "/usr/share/chromium/initial_preferences",
+        "/root/.config/chromium/Default/Preferences",
+        "/root/.config/chromium/NativeMessagingHosts/com.x.json",
+        "/usr/lib/mozilla/plugins/x.so",
+    ] {
+        assert!(
+            persistence_kinds(&[sh.clone(), write_by(350, "sh", path)]).is_empty(),
+            "{path}"
+        );
+    }
+    // Administrators write policies with editors.
+    assert!(
+        persistence_kinds(&[
+            exec_by(
+                351,
+                "/usr/bin/vim.basic",
+                &["vim", "/etc/chromium/policies/managed/x.json"],
+                &[(200, "/usr/bin/bash")]
+            ),
+            write_by(351, "vim", "/etc/chromium/policies/managed/x.json"),
+        ])
+        .is_empty()
+    );
+}
+
 /// Elastic's endpoint behaviour rules pass: sshd's login scripts, logrotate's configuration,
 /// bash-completion's scripts, systemd's sleep and shutdown hooks and upstart's jobs are
 /// persistence places; the same names elsewhere, and their editors, are not.

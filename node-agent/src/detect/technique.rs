@@ -2172,6 +2172,11 @@ fn persistence_write(
             "T1053",
             "a logrotate configuration (its rotation scripts run as root at every rotation)",
         ),
+        PersistenceKind::Browser => (
+            "behaviour-persistence-browser",
+            "T1176",
+            "a browser policy, native messaging host or external extension (read at the browser's next start)",
+        ),
     };
     let mut context = file_context(f, &path);
     context
