@@ -220,6 +220,10 @@ pub enum PersistenceKind {
     /// logrotate's configuration: its `prerotate`, `postrotate`, `firstaction` and
     /// `lastaction` scripts run as root at every rotation, daily from a timer or cron (T1053).
     Logrotate,
+    /// An editor's start-up files and plugins: Vim's `.vimrc` and `~/.vim/plugin/`, Neovim's
+    /// `init.vim` and `init.lua`, Emacs's `.emacs` and `.emacs.d/init.el`, run as the account at
+    /// every start of the editor (T1546).
+    Editor,
 }
 
 impl PersistenceKind {
@@ -246,6 +250,7 @@ impl PersistenceKind {
             PersistenceKind::Git => "git",
             PersistenceKind::Sshrc => "sshrc",
             PersistenceKind::Logrotate => "logrotate",
+            PersistenceKind::Editor => "editor",
         }
     }
 }
