@@ -502,7 +502,11 @@ fn editor_plugins_and_start_up_files_written_as_persistence() {
         "printf -- '-- vigil\\n' > '{other}'; cat {plugin} {init_el} /root/.vimrc >/dev/null"
     ));
     let found = detect(pid);
-    assert!(found.is_empty(), "init.lua elsewhere, reads: {:?}", kinds(&found));
+    assert!(
+        found.is_empty(),
+        "init.lua elsewhere, reads: {:?}",
+        kinds(&found)
+    );
 }
 
 /// The processes of a tree as the agent's process table knows them once the tree has run: by

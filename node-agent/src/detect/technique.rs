@@ -3387,8 +3387,7 @@ pub(super) fn judged_by_git_checks(b: &Behaviour, path: &str, name: &str) -> boo
             matches!(
                 l.kind,
                 PersistenceKind::Git | PersistenceKind::Sshrc | PersistenceKind::Editor
-            )
-                && matches!(&l.place, Place::Home(h) if h.rsplit('/').next() == Some(name))
+            ) && matches!(&l.place, Place::Home(h) if h.rsplit('/').next() == Some(name))
         })
 }
 
