@@ -24,10 +24,11 @@ pub const KERNEL_NAME_ENTRIES: usize = 1_024;
 pub const HOME_DIRS_BOUND: usize = 768;
 
 /// Persistence directories in every home directory, as prefixes under it.
-const HOME_PERSISTENCE_DIRS: [&str; 3] = [
+const HOME_PERSISTENCE_DIRS: [&str; 4] = [
     ".config/systemd/user/",
     ".config/autostart/",
     ".config/autostart-scripts/",
+    ".vim/plugin/",
 ];
 
 /// Home directories of the accounts in a `passwd` file that can own files (not `/`, not
@@ -413,6 +414,18 @@ const DEFAULTS: &[(&str, MatchKind, Category)] = &[
     // Python's start-up hooks, in any directory (kind `python`).
     entry("sitecustomize.py", Name, Persist),
     entry("usercustomize.py", Name, Persist),
+    // Editors' start-up files (kind `editor`), by name (`vimrc` is `~/.vim/vimrc` and the
+    // system's; `init.el`, `init.vim` and `init.lua` count only in `.emacs.d` and `nvim`
+    // directories, as `rc` in `.ssh`), and root's Vim plugin directory (other homes' are added
+    // with their other persistence directories).
+    entry(".vimrc", Name, Persist),
+    entry("vimrc", Name, Persist),
+    entry(".emacs", Name, Persist),
+    entry("init.el", Name, Persist),
+    entry("init.vim", Name, Persist),
+    entry("init.lua", Name, Persist),
+    entry("/etc/vim/vimrc.local", Exact, Persist),
+    entry("/root/.vim/plugin/", Prefix, Persist),
     entry("/etc/profile", Exact, Persist),
     entry("/etc/profile.d/", Prefix, Persist),
     entry("/etc/bash.bashrc", Exact, Persist),
@@ -551,8 +564,9 @@ impl SensitivePaths {
     }
 
     /// Adds the persistence directories of each home directory (root's are built in): user
-    /// systemd units (`.config/systemd/user/`), XDG autostart entries (`.config/autostart/`) and
-    /// KDE Plasma's autostart scripts (`.config/autostart-scripts/`).
+    /// systemd units (`.config/systemd/user/`), XDG autostart entries (`.config/autostart/`),
+    /// KDE Plasma's autostart scripts (`.config/autostart-scripts/`) and Vim's plugins
+    /// (`.vim/plugin/`).
     /// The kernel matches absolute prefixes, so homes are listed one by one; a user added later
     /// is not covered until the agent restarts. Homes that make a prefix too long for the
     /// kernel, and `/`, are skipped; the set stops growing at [`HOME_DIRS_BOUND`] entries, which
@@ -791,6 +805,7 @@ mod tests {
             "/root/.config/systemd/user/",
             "/root/.config/autostart/",
             "/root/.config/autostart-scripts/",
+            "/root/.vim/plugin/",
         ] {
             assert_eq!(
                 set.entries.iter().filter(|e| e.pattern == root).count(),
@@ -830,7 +845,8 @@ mod tests {
             [
                 "/home/bo/.config/systemd/user/",
                 "/home/bo/.config/autostart/",
-                "/home/bo/.config/autostart-scripts/"
+                "/home/bo/.config/autostart-scripts/",
+                "/home/bo/.vim/plugin/"
             ]
         );
     }

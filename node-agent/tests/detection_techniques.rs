@@ -508,6 +508,53 @@ fn generators_autostart_udev_motd_modules_and_login_environment_written_as_persi
     assert!(found.is_empty(), "reads: {:?}", kinds(&found));
 }
 
+/// Metasploit's `vim_plugin` and `emacs_extension` persistence as a shell session writes them
+/// (`printf` with octal escapes, `>` then `>>`): a plugin in `~/.vim/plugin/`, a `require`
+/// appended to `~/.emacs.d/init.el`, a line appended to `~/.vimrc`. A file named `init.lua`
+/// in another directory and reading the files raise nothing.
+#[test]
+fn editor_plugins_and_start_up_files_written_as_persistence() {
+    if !privileged("editor_plugins_and_start_up_files_written_as_persistence") {
+        return;
+    }
+    let n = nonce();
+    let mut clean = Cleanup::default();
+    clean.dirs(Path::new("/root/.vim/plugin"));
+    clean.dirs(Path::new("/root/.emacs.d"));
+    let _vimrc = RestoreFile::new("/root/.vimrc");
+    let plugin = clean.file(format!("/root/.vim/plugin/vigil-{n}.vim"));
+    let init_el = "/root/.emacs.d/init.el";
+    let _init_el = RestoreFile::new(init_el);
+    for (path, redirect) in [
+        (plugin.as_str(), ">"),
+        (init_el, ">>"),
+        ("/root/.vimrc", ">>"),
+    ] {
+        // `" vigil` and `; vigil`: a comment to either editor.
+        let pid = sh(&format!(
+            "printf '\\042 \\166\\151\\147\\151\\154\\n' {redirect} '{path}'"
+        ));
+        expect_persistence(
+            &detect(pid),
+            "behaviour-persistence-editor-startup",
+            "editor",
+            path,
+            redirect,
+        );
+    }
+    let scratch = Scratch::new("editor");
+    let other = scratch.path("init.lua");
+    let pid = sh(&format!(
+        "printf -- '-- vigil\\n' > '{other}'; cat {plugin} {init_el} /root/.vimrc >/dev/null"
+    ));
+    let found = detect(pid);
+    assert!(
+        found.is_empty(),
+        "init.lua elsewhere, reads: {:?}",
+        kinds(&found)
+    );
+}
+
 /// The processes of a tree as the agent's process table knows them once the tree has run: by
 /// their execs, and still after they exited.
 struct ExecTable(HashMap<u32, KnownProcess>);

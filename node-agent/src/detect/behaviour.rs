@@ -224,6 +224,10 @@ pub enum PersistenceKind {
     /// (a program an extension starts) or an external extension, in the system-wide places
     /// Chrome, Chromium, Edge and Firefox read at their next start (T1176).
     Browser,
+    /// An editor's start-up files and plugins: Vim's `.vimrc` and `~/.vim/plugin/`, Neovim's
+    /// `init.vim` and `init.lua`, Emacs's `.emacs` and `.emacs.d/init.el`, run as the account at
+    /// every start of the editor (T1546).
+    Editor,
 }
 
 impl PersistenceKind {
@@ -251,6 +255,7 @@ impl PersistenceKind {
             PersistenceKind::Sshrc => "sshrc",
             PersistenceKind::Logrotate => "logrotate",
             PersistenceKind::Browser => "browser",
+            PersistenceKind::Editor => "editor",
         }
     }
 }

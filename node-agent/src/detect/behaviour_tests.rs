@@ -3294,6 +3294,69 @@ fn ssh_login_scripts_logrotate_completion_sleep_hooks_and_upstart_are_persistenc
     }
 }
 
+/// Metasploit's persistence modules pass: Vim's and Emacs's start-up files and Vim's plugin
+/// directory (`vim_plugin`, `emacs_extension`) are persistence places; the same names in other
+/// directories, the editors themselves and git cloning a starter configuration are not.
+#[test]
+fn editor_start_up_files_and_plugins_are_persistence() {
+    let sh = exec_by(
+        350,
+        "/usr/bin/dash",
+        &["sh", "-c", "x"],
+        &[(200, "/usr/bin/bash")],
+    );
+    for path in [
+        "/root/.vim/plugin/x.vim",
+        "/home/ann/.vim/plugin/x.vim",
+        "/root/.vimrc",
+        "/home/ann/.vim/vimrc",
+        "/etc/vim/vimrc",
+        "/etc/vim/vimrc.local",
+        "/root/.config/nvim/init.vim",
+        "/home/ann/.config/nvim/init.lua",
+        "/root/.emacs",
+        "/root/.emacs.d/init.el",
+    ] {
+        assert_eq!(
+            persistence_kinds(&[sh.clone(), write_by(350, "sh", path)]),
+            kind_of("behaviour-persistence-editor-startup", "editor"),
+            "{path}"
+        );
+    }
+    for path in [
+        "/srv/app/init.lua",
+        "/root/src/plugin/lua/x/init.lua",
+        "/root/.emacs.d/lisp/x.el",
+        "/root/.emacs.d/elpa/x/init.el",
+        "/root/.vim/plugged/x/plugin/x.vim",
+        "/root/.vim/pack/x/start/y/plugin/x.vim",
+        "/root/dotfiles/vimrc",
+        "/root/.viminfo",
+        "/root/.vimrc.swp",
+    ] {
+        assert!(
+            persistence_kinds(&[sh.clone(), write_by(350, "sh", path)]).is_empty(),
+            "{path}"
+        );
+    }
+    // The editors write their own, and git clones a starter configuration into place.
+    for (pid, exe, path) in [
+        (351, "/usr/bin/vim.basic", "/root/.vimrc"),
+        (352, "/usr/bin/emacs", "/root/.emacs.d/init.el"),
+        (353, "/usr/bin/nvim", "/root/.config/nvim/init.lua"),
+        (354, "/usr/bin/git", "/root/.config/nvim/init.lua"),
+    ] {
+        assert!(
+            persistence_kinds(&[
+                exec_by(pid, exe, &["x", path], &[(200, "/usr/bin/bash")]),
+                write_by(pid, "x", path),
+            ])
+            .is_empty(),
+            "{exe} {path}"
+        );
+    }
+}
+
 #[test]
 fn every_persistence_location_is_in_the_sensitive_set_the_kernel_filters_with() {
     // The file sensor reports only what the sensitive-path set names: a location it does not

@@ -2177,6 +2177,11 @@ fn persistence_write(
             "T1176",
             "a browser policy, native messaging host or external extension (read at the browser's next start)",
         ),
+        PersistenceKind::Editor => (
+            "behaviour-persistence-editor-startup",
+            "T1546",
+            "an editor's start-up file or plugin (run as the account at every start of the editor)",
+        ),
     };
     let mut context = file_context(f, &path);
     context
@@ -3429,12 +3434,15 @@ pub fn is_git_config(path: &Path) -> bool {
 /// configuration file, judged by the settings written, or a name of a git hook, judged by the
 /// `hooks` directory it is in (`persistence_write`, kind `git`): a file named `update`
 /// elsewhere is nothing. sshd's per-account login script is a name in the set for the same
-/// reason (`rc`, judged by the `.ssh` directory it is in, kind `sshrc`).
+/// reason (`rc`, judged by the `.ssh` directory it is in, kind `sshrc`), and so are the
+/// editors' start-up names (`init.lua`, judged by the `nvim` directory it is in, kind `editor`).
 pub(super) fn judged_by_git_checks(b: &Behaviour, path: &str, name: &str) -> bool {
     is_git_config(Path::new(path))
         || b.persistence_locations.iter().any(|l| {
-            matches!(l.kind, PersistenceKind::Git | PersistenceKind::Sshrc)
-                && matches!(&l.place, Place::Home(h) if h.rsplit('/').next() == Some(name))
+            matches!(
+                l.kind,
+                PersistenceKind::Git | PersistenceKind::Sshrc | PersistenceKind::Editor
+            ) && matches!(&l.place, Place::Home(h) if h.rsplit('/').next() == Some(name))
         })
 }
 
