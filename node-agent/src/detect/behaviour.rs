@@ -220,6 +220,9 @@ pub enum PersistenceKind {
     /// logrotate's configuration: its `prerotate`, `postrotate`, `firstaction` and
     /// `lastaction` scripts run as root at every rotation, daily from a timer or cron (T1053).
     Logrotate,
+    /// The name service switch: a module named in `/etc/nsswitch.conf` is loaded into every
+    /// program that looks up an account, group or host, sshd and login among them (T1556).
+    Nss,
 }
 
 impl PersistenceKind {
@@ -246,6 +249,7 @@ impl PersistenceKind {
             PersistenceKind::Git => "git",
             PersistenceKind::Sshrc => "sshrc",
             PersistenceKind::Logrotate => "logrotate",
+            PersistenceKind::Nss => "nss",
         }
     }
 }

@@ -2166,6 +2166,12 @@ fn persistence_write(
             "T1053",
             "a logrotate configuration (its rotation scripts run as root at every rotation)",
         ),
+        PersistenceKind::Nss => (
+            "behaviour-persistence-nss",
+            "T1556",
+            "the name service switch (the modules it names are loaded into every program that \
+             looks up an account or a host)",
+        ),
     };
     let mut context = file_context(f, &path);
     context
