@@ -148,6 +148,10 @@ const DEFAULTS: &[(&str, MatchKind, Category)] = &[
     entry("/etc/sudoers.d/", Prefix, Escalation),
     entry("/etc/pam.d/", Prefix, Escalation),
     entry("/etc/pam.conf", Exact, Escalation),
+    // The name service switch: every program that looks up an account, group or host loads the
+    // modules it names (`libnss_NAME.so`), sshd, login and sudo among them (T1556; persistence
+    // kind `nss`).
+    entry("/etc/nsswitch.conf", Exact, Persist),
     // The other elevation policies (detect/technique.rs): doas's, polkit's rules.
     entry("/etc/doas.conf", Exact, Escalation),
     entry("/usr/local/etc/doas.conf", Exact, Escalation),
@@ -205,6 +209,8 @@ const DEFAULTS: &[(&str, MatchKind, Category)] = &[
     entry("/etc/cron.weekly/", Prefix, Persist),
     entry("/etc/cron.monthly/", Prefix, Persist),
     entry("/var/spool/cron/", Prefix, Persist),
+    // busybox crond's tables (Alpine's images and hosts), one file per account.
+    entry("/etc/crontabs/", Prefix, Persist),
     entry("/etc/systemd/system/", Prefix, Persist),
     entry("/etc/systemd/user/", Prefix, Persist),
     entry("/lib/systemd/system/", Prefix, Persist),
@@ -270,6 +276,9 @@ const DEFAULTS: &[(&str, MatchKind, Category)] = &[
     entry("/etc/udev/rules.d/", Prefix, Persist),
     entry("/lib/udev/rules.d/", Prefix, Persist),
     entry("/usr/lib/udev/rules.d/", Prefix, Persist),
+    // udev's runtime rules and the administrator's packaged ones: read as the others.
+    entry("/run/udev/rules.d/", Prefix, Persist),
+    entry("/usr/local/lib/udev/rules.d/", Prefix, Persist),
     entry("/etc/update-motd.d/", Prefix, Persist),
     entry("/etc/modules-load.d/", Prefix, Persist),
     entry("/etc/modules", Exact, Persist),

@@ -7130,3 +7130,82 @@ fn an_apt_hook_writing_pam_is_not_installation() {
         kinds(&found)
     );
 }
+
+/// DataDog's Cloud Workload Security rules (`cron_at_job_creation_*`, `udev_modification`,
+/// `nsswitch_conf_mod_*`): a table in busybox crond's `/etc/crontabs/`, a udev rule in the
+/// runtime and administrator directories (`/run/udev/rules.d/`, `/usr/local/lib/udev/rules.d/`)
+/// and a module added to the name service switch, each by a shell's redirection or `sed -i`.
+/// Reading them raises nothing.
+#[test]
+fn busybox_cron_tables_udev_runtime_rules_and_the_name_service_switch_written_as_persistence() {
+    if !privileged(
+        "busybox_cron_tables_udev_runtime_rules_and_the_name_service_switch_written_as_persistence",
+    ) {
+        return;
+    }
+    let n = nonce();
+    let mut clean = Cleanup::default();
+    for dir in [
+        "/etc/crontabs",
+        "/run/udev/rules.d",
+        "/usr/local/lib/udev/rules.d",
+    ] {
+        clean.dirs(Path::new(dir));
+    }
+    let _nsswitch = RestoreFile::new("/etc/nsswitch.conf");
+    let crontab = clean.file(format!("/etc/crontabs/vigil-{n}"));
+    let run_rule = clean.file(format!("/run/udev/rules.d/99-vigil-{n}.rules"));
+    let local_rule = clean.file(format!("/usr/local/lib/udev/rules.d/99-vigil-{n}.rules"));
+    let cases = [
+        (
+            crontab,
+            "behaviour-persistence-cron",
+            "cron",
+            "echo '* * * * * /dev/shm/vigil-none' > FILE",
+        ),
+        (
+            run_rule,
+            "behaviour-persistence-udev",
+            "udev",
+            "echo 'ACTION==\"add\", RUN+=\"/dev/shm/vigil-none\"' > FILE",
+        ),
+        (
+            local_rule,
+            "behaviour-persistence-udev",
+            "udev",
+            "echo 'ACTION==\"add\", RUN+=\"/dev/shm/vigil-none\"' > FILE",
+        ),
+        (
+            "/etc/nsswitch.conf".to_owned(),
+            "behaviour-persistence-nss",
+            "nss",
+            "echo '# vigil test' >> FILE",
+        ),
+    ];
+    for (path, rule, kind, script) in &cases {
+        let pid = sh(&script.replace("FILE", path));
+        let found = detect(pid);
+        expect_persistence(&found, rule, kind, path, script);
+        assert!(
+            found
+                .iter()
+                .any(|f| f.finding_type == "Persistence:Runtime/SensitiveFileModified"),
+            "{path}: {:?}",
+            kinds(&found)
+        );
+    }
+    // sed -i replaces the file through a rename onto it, as DataDog's rule names.
+    let pid = sh("sed -i 's/^# vigil test$/# vigil test again/' /etc/nsswitch.conf");
+    expect_persistence(
+        &detect(pid),
+        "behaviour-persistence-nss",
+        "nss",
+        "/etc/nsswitch.conf",
+        "sed -i",
+    );
+    // Benign: reading them.
+    let all: Vec<&str> = cases.iter().map(|(p, _, _, _)| p.as_str()).collect();
+    let pid = sh(&format!("cat {} >/dev/null", all.join(" ")));
+    let found = detect(pid);
+    assert!(found.is_empty(), "reads: {:?}", kinds(&found));
+}

@@ -228,6 +228,9 @@ pub enum PersistenceKind {
     /// `init.vim` and `init.lua`, Emacs's `.emacs` and `.emacs.d/init.el`, run as the account at
     /// every start of the editor (T1546).
     Editor,
+    /// The name service switch: a module named in `/etc/nsswitch.conf` is loaded into every
+    /// program that looks up an account, group or host, sshd and login among them (T1556).
+    Nss,
 }
 
 impl PersistenceKind {
@@ -256,6 +259,7 @@ impl PersistenceKind {
             PersistenceKind::Logrotate => "logrotate",
             PersistenceKind::Browser => "browser",
             PersistenceKind::Editor => "editor",
+            PersistenceKind::Nss => "nss",
         }
     }
 }

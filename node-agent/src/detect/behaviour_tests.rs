@@ -6099,3 +6099,67 @@ fn a_handle_open_and_a_block_device_in_a_container_are_high_done_and_medium_refu
         }
     }
 }
+
+/// DataDog's Cloud Workload Security pass: busybox crond's tables, udev's runtime and
+/// administrator rule directories and the name service switch are persistence places; names
+/// beside them, and the name service switch's editors, are not.
+#[test]
+fn busybox_cron_tables_udev_runtime_rules_and_the_name_service_switch_are_persistence() {
+    let sh = exec_by(
+        350,
+        "/usr/bin/dash",
+        &["sh", "-c", "x"],
+        &[(200, "/usr/bin/bash")],
+    );
+    for (path, rule, kind) in [
+        ("/etc/crontabs/root", "behaviour-persistence-cron", "cron"),
+        ("/etc/crontabs/nobody", "behaviour-persistence-cron", "cron"),
+        (
+            "/run/udev/rules.d/99-x.rules",
+            "behaviour-persistence-udev",
+            "udev",
+        ),
+        (
+            "/usr/local/lib/udev/rules.d/99-x.rules",
+            "behaviour-persistence-udev",
+            "udev",
+        ),
+        ("/etc/nsswitch.conf", "behaviour-persistence-nss", "nss"),
+    ] {
+        assert_eq!(
+            persistence_kinds(&[sh.clone(), write_by(350, "sh", path)]),
+            kind_of(rule, kind),
+            "{path}"
+        );
+    }
+    for path in [
+        "/etc/crontabs.bak/root",
+        "/run/udev/data/b8:0",
+        "/run/udev/rules.d.bak",
+        "/usr/local/lib/udev/hwdb.d/x.hwdb",
+        "/etc/nsswitch.conf.bak",
+        "/etc/nsswitch.conf.d/x",
+    ] {
+        assert!(
+            persistence_kinds(&[sh.clone(), write_by(350, "sh", path)]).is_empty(),
+            "{path}"
+        );
+    }
+    // Editors and authselect write the name service switch.
+    for (pid, exe) in [(351, "/usr/bin/vim.basic"), (352, "/usr/bin/authselect")] {
+        let name = super::basename(exe);
+        assert!(
+            persistence_kinds(&[
+                exec_by(
+                    pid,
+                    exe,
+                    &[name, "/etc/nsswitch.conf"],
+                    &[(200, "/usr/bin/bash")]
+                ),
+                write_by(pid, name, "/etc/nsswitch.conf"),
+            ])
+            .is_empty(),
+            "{exe}"
+        );
+    }
+}

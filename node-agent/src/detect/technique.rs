@@ -2182,6 +2182,12 @@ fn persistence_write(
             "T1546",
             "an editor's start-up file or plugin (run as the account at every start of the editor)",
         ),
+        PersistenceKind::Nss => (
+            "behaviour-persistence-nss",
+            "T1556",
+            "the name service switch (the modules it names are loaded into every program that \
+             looks up an account or a host)",
+        ),
     };
     let mut context = file_context(f, &path);
     context
