@@ -6145,6 +6145,18 @@ fn busybox_cron_tables_udev_runtime_rules_and_the_name_service_switch_are_persis
             "{path}"
         );
     }
+    // Alpine's shell is busybox: its redirection into crond's tables is not the crontab
+    // applet's work.
+    let busybox_sh = exec_by(
+        353,
+        "/bin/busybox",
+        &["sh", "-c", "x"],
+        &[(200, "/bin/busybox")],
+    );
+    assert_eq!(
+        persistence_kinds(&[busybox_sh, write_by(353, "sh", "/etc/crontabs/root")]),
+        kind_of("behaviour-persistence-cron", "cron")
+    );
     // Editors and authselect write the name service switch.
     for (pid, exe) in [(351, "/usr/bin/vim.basic"), (352, "/usr/bin/authselect")] {
         let name = super::basename(exe);
