@@ -36,6 +36,9 @@ command -v curl >/dev/null 2>&1 || need_pkgs+=(curl)
 command -v wget >/dev/null 2>&1 || need_pkgs+=(wget)
 command -v ssh-keygen >/dev/null 2>&1 || need_pkgs+=(openssh-client)
 command -v git >/dev/null 2>&1 || need_pkgs+=(git)
+# iptables: firewall rules in network namespaces of the tests' own (detection.rs,
+# detection_techniques.rs). podman depends on it too; named here so no test relies on that.
+[ -x /usr/sbin/iptables ] || command -v iptables >/dev/null 2>&1 || need_pkgs+=(iptables)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need_pkgs+=(python3-venv)
 # Real tools whose renamed copies node-agent/tests/detection_evasion.rs runs (found by content).
 [ -x /usr/bin/socat ] || need_pkgs+=(socat)
