@@ -2563,6 +2563,16 @@ fn persistence_writes_are_judged_by_executable_and_lineage_not_comm() {
             "/etc/systemd/system/multi-user.target.wants/x.service",
             "/dev/shm/x.service",
         ),
+        // A look-alike of a user's unit directory elsewhere, and a user's file linked into the
+        // system's directory.
+        (
+            "/home/ann/.config/systemd/user/x.service",
+            "/tmp/.config/systemd/user/x.service",
+        ),
+        (
+            "/etc/systemd/system/x.service",
+            "/home/ann/.config/systemd/user/x.service",
+        ),
     ] {
         let found = run_all(&[systemctl.clone(), link(path, target)]);
         assert_eq!(

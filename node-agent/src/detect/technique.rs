@@ -2229,8 +2229,9 @@ fn persistence_write(
     ))
 }
 
-/// Where systemd's unit files live, system-wide and per user (`.config/systemd/`,
-/// `.local/share/systemd/` in a home): what systemctl links to when it enables or masks a unit.
+/// Where systemd's unit files live system-wide (and, for a user's links, in that user's home:
+/// `.config/systemd/`, `.local/share/systemd/`): what systemctl links to when it enables or
+/// masks a unit.
 const SYSTEMD_UNIT_HOMES: &[&str] = &[
     "/etc/systemd/",
     "/run/systemd/",
@@ -2254,10 +2255,17 @@ fn unit_linked_from_outside(f: &FileInfo, link: &str) -> Option<String> {
         _ => normalize(target),
     };
     let text = absolute.display().to_string();
-    let in_a_home = [".config/systemd/", ".local/share/systemd/"]
-        .iter()
-        .any(|d| text.contains(&format!("/{d}")));
-    if text == "/dev/null" || in_a_home || SYSTEMD_UNIT_HOMES.iter().any(|h| text.starts_with(h)) {
+    // A user's unit linked within that user's own unit directories (`systemctl --user
+    // enable`): the home is what precedes `/.config/systemd/` in the link's path, so a
+    // `/tmp/.config/systemd/` target does not pass for one.
+    let in_own_home = link.find("/.config/systemd/").is_some_and(|i| {
+        let home = &link[..i];
+        ["/.config/systemd/", "/.local/share/systemd/"]
+            .iter()
+            .any(|d| text.starts_with(&format!("{home}{d}")))
+    });
+    if text == "/dev/null" || in_own_home || SYSTEMD_UNIT_HOMES.iter().any(|h| text.starts_with(h))
+    {
         return None;
     }
     Some(text)
