@@ -706,6 +706,14 @@ pub mod activity {
     /// `mknodat(dirfd, path, mode, dev)` of a block device: `str1` the path as given,
     /// `args[2]` the mode, `args[3]` the device number.
     pub const MKNODAT: u16 = 25;
+    /// A kernel setting written through `/proc/sys` (any procfs mount), seen by the
+    /// `cgroup/sysctl` program as the write reaches the setting's handler, before the handler
+    /// parses it: `str1` the setting's name (`kernel/randomize_va_space`), `str2` the bytes
+    /// written, `args[0]` the file position written at. The value is the one written, whatever
+    /// the setting reads a moment later (a value switched off and put back at once is seen).
+    /// The writer passed the kernel's permission check; the handler may still refuse a value
+    /// it cannot parse.
+    pub const SYSCTL_WRITE: u16 = 26;
 }
 
 /// The kinds of the agent's own BPF objects (keys of the `AGENT_OBJECTS` map: kind << 32 | id).

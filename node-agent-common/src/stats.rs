@@ -62,13 +62,15 @@ pub enum Hook {
     OpenByHandle = 25,
     /// `mknod`/`mknodat` of a block device
     Mknod = 26,
+    /// `cgroup/sysctl`: kernel settings written through `/proc/sys`
+    Sysctl = 27,
     /// The synthetic benchmark program (attached only by the benchmark).
     Synthetic = 31,
 }
 
 impl Hook {
     /// Every production hook, in slot order (the synthetic one is attached on request only).
-    pub const ALL: [Hook; 27] = [
+    pub const ALL: [Hook; 28] = [
         Hook::Exec,
         Hook::Fork,
         Hook::Exit,
@@ -96,6 +98,7 @@ impl Hook {
         Hook::ConnectOutcome,
         Hook::OpenByHandle,
         Hook::Mknod,
+        Hook::Sysctl,
     ];
     /// Room in the map; hooks added later take the next numbers.
     pub const MAX: u32 = 32;
@@ -130,6 +133,7 @@ impl Hook {
             Hook::ConnectOutcome => "connect_outcome",
             Hook::OpenByHandle => "open_by_handle",
             Hook::Mknod => "mknod",
+            Hook::Sysctl => "sysctl",
             Hook::Synthetic => "synthetic",
         }
     }

@@ -22,6 +22,7 @@ mod process;
 mod sourced;
 mod stream;
 mod synthetic;
+mod sysctl;
 
 #[panic_handler]
 fn panic(_info: &core::panic::PanicInfo) -> ! {

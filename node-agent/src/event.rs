@@ -535,6 +535,11 @@ pub struct FileInfo {
     /// from. The kernel's settings are the same whichever procfs mount reaches them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sysctl_setting: Option<PathBuf>,
+    /// An open for writing of a kernel setting while the `sysctl` hook runs: the hook's own
+    /// record of each write (`sysctlWrite`, the value as written) is what the checks judge, not
+    /// this open, whose value is read after the close and may have been put back by then.
+    #[serde(skip)]
+    pub sysctl_by_hook: bool,
     /// For a git configuration file written (`.gitconfig` in any directory, `/etc/gitconfig`),
     /// by an open for writing or a rename onto it: its text when the agent handled the record
     /// (read in user space once the writer closed it; the first 64 KiB).
@@ -1243,12 +1248,71 @@ pub fn file_info(ev: &node_agent_common::FileEvent, clock: &Clock) -> FileInfo {
         proc_mem_pid,
         sysctl_value: None,
         sysctl_setting: None,
+        sysctl_by_hook: false,
         git_config: None,
         accounts_changed: None,
         program_written: None,
         written_by: None,
         truncated: ev.match_flags & (file_flags::PATH_TRUNCATED | file_flags::PATH2_TRUNCATED) != 0,
     }
+}
+
+/// A kernel setting written through `/proc/sys` (the `sysctl` hook's record,
+/// `activity::SYSCTL_WRITE`), as a file event like an open for writing of the setting (one home
+/// for each concept: the checks of kernel settings read one form): operation `sysctlWrite`, the
+/// setting's path under `/proc/sys` whichever procfs mount the writer used, and the value as
+/// written (up to its first newline, trimmed; the kernel's handlers stop there too). A write
+/// at a position past the start (a string setting written in pieces) carries no value here:
+/// the pipeline reads the setting back ([`SysctlWrite::position`]).
+pub fn sysctl_info(
+    ev: &node_agent_common::ActivityEvent,
+    clock: &Clock,
+) -> (FileInfo, SysctlWrite) {
+    let text = |bytes: &[u8], len: u32| {
+        let bytes = &bytes[..(len as usize).min(bytes.len())];
+        let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+        lossy(&bytes[..end])
+    };
+    let name = text(&ev.str1, ev.str1_len);
+    let written = text(&ev.str2, ev.str2_len);
+    let position = ev.args[0];
+    let value = written.split('\n').next().unwrap_or("").trim().to_owned();
+    let setting = PathBuf::from("/proc/sys").join(name.trim_start_matches('/'));
+    let info = FileInfo {
+        time: clock.rfc3339(ev.header.ktime_ns),
+        process: ProcessRef::from(&ev.task),
+        operation: "sysctlWrite",
+        path: setting.display().to_string(),
+        resolved_path: Some(setting),
+        path2: None,
+        resolved_path2: None,
+        ret: 0,
+        error: None,
+        open_flags: None,
+        mode: None,
+        owner: None,
+        inode: None,
+        matched_by: vec!["sysctl"],
+        proc_mem_pid: None,
+        sysctl_value: (position == 0).then_some(value),
+        sysctl_setting: None,
+        sysctl_by_hook: false,
+        git_config: None,
+        accounts_changed: None,
+        program_written: None,
+        written_by: None,
+        truncated: ev.flags != 0,
+    };
+    (info, SysctlWrite { name, position })
+}
+
+/// What [`sysctl_info`] leaves to the pipeline.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SysctlWrite {
+    /// The setting's name as the kernel gave it (`kernel/randomize_va_space`).
+    pub name: String,
+    /// The file position written at; past 0, the bytes continue a value written before.
+    pub position: u64,
 }
 
 /// A change fanotify reported in a sensitive directory, as a file event like the `file_change`
@@ -1307,6 +1371,7 @@ pub fn dirent_info(
         proc_mem_pid: None,
         sysctl_value: None,
         sysctl_setting: None,
+        sysctl_by_hook: false,
         git_config: None,
         accounts_changed: None,
         program_written: None,
@@ -1580,6 +1645,11 @@ pub fn activity_info(ev: &node_agent_common::ActivityEvent, clock: &Clock) -> Ac
             info.device = Some(device_number(dev));
             "mknod"
         }
+        // The pipeline turns these into file events (`sysctl_info`); named here for the record.
+        SYSCTL_WRITE => {
+            info.name = Some(s1());
+            "sysctlWrite"
+        }
         _ => "unknown",
     };
     info
@@ -1632,6 +1702,64 @@ pub fn normalize(path: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A `sysctl` hook record as the kernel fills it: the name, the bytes written (a shell's
+    /// `echo` ends them with a newline), the position.
+    fn sysctl_record(
+        name: &str,
+        written: &[u8],
+        position: u64,
+    ) -> node_agent_common::ActivityEvent {
+        // SAFETY: ActivityEvent is plain integers and arrays; all-zero is a valid value.
+        let mut ev: node_agent_common::ActivityEvent = unsafe { std::mem::zeroed() };
+        ev.op = node_agent_common::activity::SYSCTL_WRITE;
+        ev.str1[..name.len()].copy_from_slice(name.as_bytes());
+        ev.str1_len = name.len() as u32;
+        ev.str2[..written.len()].copy_from_slice(written);
+        ev.str2_len = written.len() as u32;
+        ev.args[0] = position;
+        ev
+    }
+
+    #[test]
+    fn a_kernel_setting_written_is_a_file_event_with_the_value_as_written() {
+        let clock = Clock::with_offset(0);
+        let (f, w) = sysctl_info(
+            &sysctl_record("kernel/randomize_va_space", b"0\n", 0),
+            &clock,
+        );
+        assert_eq!(f.operation, "sysctlWrite");
+        assert_eq!(
+            f.resolved_path.as_deref(),
+            Some(Path::new("/proc/sys/kernel/randomize_va_space"))
+        );
+        assert_eq!(f.path, "/proc/sys/kernel/randomize_va_space");
+        assert_eq!(f.sysctl_value.as_deref(), Some("0"));
+        assert!(!f.truncated);
+        assert_eq!(w.name, "kernel/randomize_va_space");
+        assert_eq!(w.position, 0);
+        // A string setting keeps its spaces inside; the kernel stops at the first newline.
+        let (f, _) = sysctl_info(
+            &sysctl_record("kernel/core_pattern", b"|/tmp/x %p %s\nsecond line", 0),
+            &clock,
+        );
+        assert_eq!(f.sysctl_value.as_deref(), Some("|/tmp/x %p %s"));
+        // A piece written past the start has no value of its own.
+        let (f, w) = sysctl_info(&sysctl_record("kernel/core_pattern", b"x", 9), &clock);
+        assert_eq!(f.sysctl_value, None);
+        assert_eq!(w.position, 9);
+        // Cut by the kernel: flagged.
+        let mut cut = sysctl_record("kernel/core_pattern", b"|/tmp/", 0);
+        cut.flags = 2;
+        assert!(sysctl_info(&cut, &clock).0.truncated);
+        // Lengths past the buffers and bytes that are not UTF-8 do not panic.
+        let mut bad = sysctl_record("kernel/x", &[0xff, 0xfe, b'1'], 0);
+        bad.str1_len = u32::MAX;
+        bad.str2_len = u32::MAX;
+        let (f, w) = sysctl_info(&bad, &clock);
+        assert_eq!(w.name, "kernel/x");
+        assert!(f.sysctl_value.is_some_and(|v| v.ends_with('1')));
+    }
 
     #[test]
     fn argv_splits_on_nul_and_keeps_empty_arguments() {

@@ -217,6 +217,7 @@ mod tests {
             proc_mem_pid: None,
             sysctl_value: None,
             sysctl_setting: None,
+            sysctl_by_hook: false,
             git_config: None,
             accounts_changed: None,
             program_written: None,

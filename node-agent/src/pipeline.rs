@@ -20,7 +20,7 @@ use crate::{
     event::{
         ActivityInfo, Ancestor, Clock, Event, ExecInfo, ForkInfo, ProcessRef, activity_info,
         dirent_info, dns_info, exec_info, exit_info, file_info, kernel_dev, net_info, normalize,
-        resolve_exe, stream_info, user_dev, writer,
+        resolve_exe, stream_info, sysctl_info, user_dev, writer,
     },
     exe_hash::{Digest, ExeHashCache},
     file_changes::{ChangePairs, Source},
@@ -86,6 +86,9 @@ pub struct PipelineStats {
     pub file_duplicates: u64,
     /// Kernel-level activity.
     pub activity: u64,
+    /// Kernel settings written (the `sysctl` hook), turned into file events.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub sysctl: u64,
     /// Synthetic benchmark records (counted, not turned into events).
     #[serde(skip_serializing_if = "is_zero")]
     pub synthetic: u64,
@@ -137,6 +140,9 @@ pub struct Pipeline {
     /// The account files (`/etc/passwd`, `/etc/shadow`, `/etc/group`) of the host and of
     /// containers as last read: a change is judged by what it granted since.
     accounts: AccountSnapshots,
+    /// The `sysctl` hook runs: it records kernel settings as they are written, so an open of a
+    /// setting for writing is not read back.
+    sysctl_hook: bool,
 }
 
 /// A repeated exec: the same file object (mount and dentry), in the same version (device,
@@ -272,7 +278,27 @@ impl Pipeline {
             exe_objects: ExeObjects::default(),
             deletions: DeletionWatch::default(),
             accounts: AccountSnapshots::default(),
+            sysctl_hook: false,
         }
+    }
+
+    /// Takes kernel settings from the `sysctl` hook's records (the value as written) instead of
+    /// reading a setting back after an open for writing.
+    pub fn with_sysctl_hook(mut self, active: bool) -> Self {
+        self.sysctl_hook = active;
+        self
+    }
+
+    /// The setting `name` (`kernel/core_pattern`) as it reads now, through the host's `/proc`;
+    /// `None` for a name with `.` or `..` components or one that cannot be read.
+    fn setting_now(&self, name: &str) -> Option<String> {
+        let name = name.trim_start_matches('/');
+        if name.is_empty() || name.split('/').any(|c| matches!(c, "" | "." | "..")) {
+            return None;
+        }
+        fs::read_to_string(self.proc_root.join("sys").join(name))
+            .ok()
+            .map(|v| v.trim().to_owned())
     }
 
     /// Takes changes from fanotify too ([`Pipeline::handle_dirent`]), paired with the
@@ -617,7 +643,21 @@ impl Pipeline {
                     && info.ret >= 0
                     && let Some(path) = info.resolved_path.as_deref()
                 {
-                    if path.starts_with("/proc/sys/") {
+                    if self.sysctl_hook {
+                        // The hook records each value as it is written (`sysctlWrite`): no
+                        // wait, no read back. A setting reached through another procfs mount
+                        // is still named, for the file rules that skip settings.
+                        if !path.starts_with("/proc/sys/") {
+                            info.sysctl_setting = setting_through_other_procfs(
+                                info.process.pid,
+                                info.ret,
+                                path,
+                                info.inode,
+                            );
+                        }
+                        info.sysctl_by_hook =
+                            path.starts_with("/proc/sys/") || info.sysctl_setting.is_some();
+                    } else if path.starts_with("/proc/sys/") {
                         info.sysctl_value = sysctl_value_written(info.process.pid, info.ret, path);
                     } else if let Some(setting) =
                         setting_through_other_procfs(info.process.pid, info.ret, path, info.inode)
@@ -654,6 +694,17 @@ impl Pipeline {
                 }
                 // After the pairing: the copy of a change that passes is the one that reads it.
                 info.accounts_changed = self.accounts_changed(&info);
+                self.identify(&mut info.process);
+                Event::File(info)
+            }
+            Record::Activity(ev) if ev.op == node_agent_common::activity::SYSCTL_WRITE => {
+                self.stats.sysctl += 1;
+                let (mut info, write) = sysctl_info(ev, &self.clock);
+                if write.position > 0 {
+                    // A piece of a value written before (a string setting written in parts):
+                    // the setting as it reads now, once the kernel took the piece.
+                    info.sysctl_value = self.setting_now(&write.name);
+                }
                 self.identify(&mut info.process);
                 Event::File(info)
             }
@@ -1440,6 +1491,7 @@ mod tests {
             proc_mem_pid: None,
             sysctl_value: None,
             sysctl_setting: None,
+            sysctl_by_hook: false,
             git_config: None,
             accounts_changed: None,
             program_written: None,

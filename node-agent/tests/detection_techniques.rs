@@ -3582,6 +3582,88 @@ fn kernel_hardening_settings_switched_off() {
     }
 }
 
+/// A setting switched off and put back by the same script before anything could read it back
+/// (issue 11's variation sweep: `echo 0 | tee randomize_va_space; echo 2 > ...`): the `sysctl`
+/// hook (cgroup/sysctl on the cgroup v2 root) records each value as it is written. The same for
+/// a hardening setting, off and on in one `sysctl -w` command line, and for the core-dump
+/// handler set and put back. Writing the values the settings already had raises nothing.
+#[test]
+fn kernel_settings_switched_off_and_put_back_at_once() {
+    if !privileged("kernel_settings_switched_off_and_put_back_at_once") {
+        return;
+    }
+    let aslr = "/proc/sys/kernel/randomize_va_space";
+    let kptr = "/proc/sys/kernel/kptr_restrict";
+    let core = "/proc/sys/kernel/core_pattern";
+    let read = |path: &str| {
+        std::fs::read_to_string(path)
+            .unwrap_or_else(|e| panic!("read {path}: {e}"))
+            .trim_end_matches('\n')
+            .to_owned()
+    };
+    let _restore = RestoreSettings(vec![
+        (aslr, read(aslr)),
+        (kptr, read(kptr)),
+        (core, read(core)),
+    ]);
+    // The starting points, written by this process (the agent's tree for each case is the
+    // shell's).
+    std::fs::write(aslr, "2").expect("write randomize_va_space");
+    std::fs::write(kptr, "1").expect("write kptr_restrict");
+    std::fs::write(core, "core").expect("write core_pattern");
+
+    let pid = sh(&format!("echo 0 | tee {aslr} > /dev/null; echo 2 > {aslr}"));
+    assert_eq!(read(aslr), "2", "the script put ASLR back");
+    let found = detect(pid);
+    assert_eq!(
+        kinds(&found),
+        [pair(
+            "DefenseEvasion:Runtime/SuspiciousCommand",
+            "behaviour-aslr-disabled"
+        )]
+    );
+    assert_eq!(found[0].severity_label, SeverityLabel::High);
+    assert_eq!(
+        found[0].context.additional.get("value").map(String::as_str),
+        Some("0")
+    );
+
+    let pid = sh("sysctl -q -w kernel.kptr_restrict=0 kernel.kptr_restrict=1");
+    assert_eq!(read(kptr), "1", "sysctl put kptr_restrict back");
+    let found = detect(pid);
+    let f = of(&found, "behaviour-kernel-hardening-weakened");
+    assert_eq!(f.len(), 1, "{:?}", kinds(&found));
+    assert_eq!(
+        f[0].context.additional.get("value").map(String::as_str),
+        Some("0")
+    );
+
+    let dir = Scratch::new("core-flip");
+    let handler = dir.path("handler");
+    std::fs::copy("/bin/true", &handler).expect("copy /bin/true");
+    let pid = sh(&format!(
+        "echo '|{handler} %p' > {core}; echo core > {core}"
+    ));
+    assert_eq!(read(core), "core", "the script put the core pattern back");
+    let found = detect(pid);
+    let f = of(&found, "behaviour-core-pattern-handler");
+    assert_eq!(f.len(), 1, "{:?}", kinds(&found));
+    assert_eq!(
+        f[0].context
+            .additional
+            .get("coreHandler")
+            .map(String::as_str),
+        Some(handler.as_str())
+    );
+
+    // The values they had, written again: nothing.
+    let pid = sh(&format!(
+        "echo 2 > {aslr}; sysctl -q -w kernel.kptr_restrict=1; echo core > {core}"
+    ));
+    let found = detect(pid);
+    assert!(found.is_empty(), "{:?}", kinds(&found));
+}
+
 /// The container-escape and root-hook step: core dumps piped into a program of the attacker's
 /// (`echo '|/path/x %p' > /proc/sys/kernel/core_pattern`, which the kernel then runs as root in
 /// the host's namespaces when anything crashes), by a shell redirection and by sysctl. A

@@ -127,6 +127,7 @@ fn file_event(operation: &'static str, path: &str, f: impl FnOnce(&mut FileInfo)
         proc_mem_pid: None,
         sysctl_value: None,
         sysctl_setting: None,
+        sysctl_by_hook: false,
         git_config: None,
         accounts_changed: None,
         program_written: None,
@@ -1350,6 +1351,95 @@ fn every_behavioural_type_fires_on_its_case_and_not_on_the_benign_ones() {
                 f.sysctl_value = Some("0".into());
             }),
             &[T::DefenseEvasionSuspiciousCommand],
+        ),
+        // The `sysctl` hook's records: each value as it was written.
+        (
+            "ASLR switched off, as written (sysctl hook)",
+            file_event("sysctlWrite", "/proc/sys/kernel/randomize_va_space", |f| {
+                f.matched_by = vec!["sysctl"];
+                f.sysctl_value = Some("0".into());
+            }),
+            &[T::DefenseEvasionSuspiciousCommand],
+        ),
+        (
+            "ASLR halved, as written (sysctl hook)",
+            file_event("sysctlWrite", "/proc/sys/kernel/randomize_va_space", |f| {
+                f.matched_by = vec!["sysctl"];
+                f.sysctl_value = Some("1".into());
+            }),
+            &[T::DefenseEvasionSuspiciousCommand],
+        ),
+        (
+            "ASLR set to full randomisation with a leading zero, as written (sysctl hook)",
+            file_event("sysctlWrite", "/proc/sys/kernel/randomize_va_space", |f| {
+                f.matched_by = vec!["sysctl"];
+                f.sysctl_value = Some("02".into());
+            }),
+            &[],
+        ),
+        (
+            "ASLR set above 2 (full randomisation), as written (sysctl hook)",
+            file_event("sysctlWrite", "/proc/sys/kernel/randomize_va_space", |f| {
+                f.matched_by = vec!["sysctl"];
+                f.sysctl_value = Some("5".into());
+            }),
+            &[],
+        ),
+        (
+            "a value the kernel refuses for ASLR (not a number), as written (sysctl hook)",
+            file_event("sysctlWrite", "/proc/sys/kernel/randomize_va_space", |f| {
+                f.matched_by = vec!["sysctl"];
+                f.sysctl_value = Some("off".into());
+            }),
+            &[],
+        ),
+        (
+            "ASLR left without heap randomisation by a negative value, as written (sysctl hook)",
+            file_event("sysctlWrite", "/proc/sys/kernel/randomize_va_space", |f| {
+                f.matched_by = vec!["sysctl"];
+                f.sysctl_value = Some("-1".into());
+            }),
+            &[T::DefenseEvasionSuspiciousCommand],
+        ),
+        (
+            "ASLR opened for writing while the sysctl hook runs (its record is judged)",
+            file_event("openWrite", "/proc/sys/kernel/randomize_va_space", |f| {
+                f.matched_by = vec!["name"];
+                f.sysctl_by_hook = true;
+            }),
+            &[],
+        ),
+        (
+            "every perf event opened to unprivileged users, as written (sysctl hook)",
+            file_event("sysctlWrite", "/proc/sys/kernel/perf_event_paranoid", |f| {
+                f.matched_by = vec!["sysctl"];
+                f.sysctl_value = Some("-1".into());
+            }),
+            &[T::DefenseEvasionSuspiciousCommand],
+        ),
+        (
+            "core dumps piped into a program in /tmp, as written (sysctl hook)",
+            file_event("sysctlWrite", "/proc/sys/kernel/core_pattern", |f| {
+                f.matched_by = vec!["sysctl"];
+                f.sysctl_value = Some("|/tmp/x %p".into());
+            }),
+            &[T::PrivilegeEscalationSuspiciousCommand],
+        ),
+        (
+            "the core pattern set back to a file, as written (sysctl hook)",
+            file_event("sysctlWrite", "/proc/sys/kernel/core_pattern", |f| {
+                f.matched_by = vec!["sysctl"];
+                f.sysctl_value = Some("core".into());
+            }),
+            &[],
+        ),
+        (
+            "a network setting written (sysctl hook): not judged",
+            file_event("sysctlWrite", "/proc/sys/net/ipv4/ip_forward", |f| {
+                f.matched_by = vec!["sysctl"];
+                f.sysctl_value = Some("1".into());
+            }),
+            &[],
         ),
         (
             "/etc/ld.so.preload written",

@@ -84,9 +84,10 @@ pub const fn needs(t: FindingType) -> Needs {
         // (persistence writes; history, journal and log wiping, ASLR).
         T::PersistenceSuspiciousCommand => hooks(&[&[H::Exec, H::FileOpen, H::FileChange]]),
         // Also a security agent sent a stopping signal (`signal_agent`'s guarded processes),
-        // and a mount over a process's /proc directory (`behaviour`).
+        // a mount over a process's /proc directory (`behaviour`), and hardening settings
+        // written (`sysctl`: the value as written, also one put back at once).
         T::DefenseEvasionSuspiciousCommand => Needs {
-            also: &[H::Mount, H::SignalAgent],
+            also: &[H::Mount, H::SignalAgent, H::Sysctl],
             ..hooks(&[&[H::Exec, H::FileOpen, H::FileChange]])
         },
         // Exec rules and pipes; also a binary or script a downloader wrote, then run (its
@@ -95,11 +96,18 @@ pub const fn needs(t: FindingType) -> Needs {
             also: &[H::FileOpen],
             ..hooks(EXEC)
         },
-        // Exec rules; also the core-dump handler set through /proc/sys (`technique`), a
-        // container process joining the host's namespaces, opening a file by handle or making a
-        // block device (`behaviour`).
+        // Exec rules; also the core-dump handler set through /proc/sys (`technique`, from the
+        // open and from the `sysctl` hook's record of the write), a container process joining
+        // the host's namespaces, opening a file by handle or making a block device
+        // (`behaviour`).
         T::PrivilegeEscalationSuspiciousCommand => Needs {
-            also: &[H::FileOpen, H::Namespace, H::OpenByHandle, H::Mknod],
+            also: &[
+                H::FileOpen,
+                H::Namespace,
+                H::OpenByHandle,
+                H::Mknod,
+                H::Sysctl,
+            ],
             ..hooks(EXEC)
         },
         // Exec rules; also port scans seen from refused connects (`scan`), and from the

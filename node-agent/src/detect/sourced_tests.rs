@@ -49,6 +49,7 @@ fn open_script(pid: u32, path: &str, ino: u64, writer: Option<u32>, memory: bool
         proc_mem_pid: None,
         sysctl_value: None,
         sysctl_setting: None,
+        sysctl_by_hook: false,
         git_config: None,
         accounts_changed: None,
         program_written: None,

@@ -2482,17 +2482,19 @@ fn password_hashes_read(
 /// The id of the command rule (`rules/commands.yaml`) and of the check that read the hashes.
 const SHADOW_READ_RULE: &str = "discovery-shadow-read";
 
-/// `/proc/sys/kernel/randomize_va_space` written with a value below 2 (full randomisation),
-/// as read right after the write; a write whose value could not be read is reported too, as
-/// Medium.
+/// `/proc/sys/kernel/randomize_va_space` written with a value below 2 (full randomisation):
+/// as written (the `sysctl` hook's record, so a value put back at once does not hide it) or,
+/// where that hook does not run, as read right after the write; a write whose value could not
+/// be read is reported too, as Medium.
 fn aslr_off(d: &Detector, f: &FileInfo, lookup: &dyn ProcessLookup) -> Option<Candidate> {
-    if f.operation != "openWrite"
-        || f.resolved_path.as_deref() != Some(Path::new(RANDOMIZE_VA_SPACE))
-    {
+    if !setting_written(f) || f.resolved_path.as_deref() != Some(Path::new(RANDOMIZE_VA_SPACE)) {
         return None;
     }
     let value = f.sysctl_value.as_deref();
-    if value == Some("2") {
+    // The kernel takes any integer: 0 is off, 2 and above are full randomisation, 1 (and a
+    // negative value) leave the heap unrandomised. Anything else it refuses (a value as
+    // written, in the hook's record, may be that).
+    if value.is_some_and(|v| v.parse::<i64>().is_ok_and(|n| n >= 2) || v.parse::<i64>().is_err()) {
         return None;
     }
     let mut context = file_context(f, RANDOMIZE_VA_SPACE);
@@ -2515,14 +2517,35 @@ fn aslr_off(d: &Detector, f: &FileInfo, lookup: &dyn ProcessLookup) -> Option<Ca
                 "Process {} (pid {}) wrote {RANDOMIZE_VA_SPACE}{}.",
                 f.process.comm,
                 f.process.pid,
-                value
-                    .map(|v| format!(": it now reads {v} (2 is full randomisation)"))
-                    .unwrap_or_else(|| ", whose value could not be read".into())
+                match (value, f.operation) {
+                    (Some(v), "sysctlWrite") => format!(": it wrote {v} (2 is full randomisation)"),
+                    (Some(v), _) => format!(": it now reads {v} (2 is full randomisation)"),
+                    (None, _) => ", whose value could not be read".into(),
+                }
             ),
             RANDOMIZE_VA_SPACE.into(),
             context,
         ),
     ))
+}
+
+/// Whether `f` is a write of a kernel setting for the setting checks to judge: the `sysctl`
+/// hook's record of the write (`sysctlWrite`, the value as written), or, where that hook does
+/// not run, an open for writing (the value read back once the writer closed it). With the hook,
+/// the open is left to its record: one finding per write, and a value put back at once does not
+/// hide the one written first.
+fn setting_written(f: &FileInfo) -> bool {
+    match f.operation {
+        "sysctlWrite" => true,
+        "openWrite" => !f.sysctl_by_hook,
+        _ => false,
+    }
+}
+
+/// Whether a setting's value is `expected`, as text or as the same integer (`00`, `+1`).
+fn same_number(value: &str, expected: &str) -> bool {
+    value == expected
+        || matches!((value.parse::<i64>(), expected.parse::<i64>()), (Ok(a), Ok(b)) if a == b)
 }
 
 /// The loader's list of libraries preloaded into every program.
@@ -3159,13 +3182,13 @@ const HARDENING: &[(&str, &[&str])] = &[
 /// (`sysctl -w kernel.kptr_restrict=0`, `echo 0 > /proc/sys/kernel/yama/ptrace_scope`).
 /// Medium: administrators do it too, on a machine they debug.
 fn hardening_weakened(d: &Detector, f: &FileInfo, lookup: &dyn ProcessLookup) -> Option<Candidate> {
-    if f.operation != "openWrite" {
+    if !setting_written(f) {
         return None;
     }
     let path = f.resolved_path.as_deref()?.to_str()?;
     let (setting, weak) = HARDENING.iter().find(|(p, _)| *p == path)?;
     let value = f.sysctl_value.as_deref()?;
-    if !weak.contains(&value) {
+    if !weak.iter().any(|w| same_number(value, w)) {
         return None;
     }
     let name = setting.trim_start_matches("/proc/sys/").replace('/', ".");
@@ -3341,7 +3364,7 @@ fn core_pattern_handler(
     // Through `/proc`, or through a procfs mounted elsewhere (the host's `/proc` given to a
     // container: CDK's mount-procfs writes `/host_proc/sys/kernel/core_pattern`).
     let core_pattern = Some(Path::new(CORE_PATTERN));
-    if f.operation != "openWrite"
+    if !setting_written(f)
         || (f.resolved_path.as_deref() != core_pattern
             && f.sysctl_setting.as_deref() != core_pattern)
     {

@@ -6,7 +6,7 @@ use aya::{
     Btf, Ebpf,
     programs::{
         BtfTracePoint, CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, CgroupSockAddr,
-        ProgramError, RawTracePoint, TracePoint,
+        CgroupSysctl, ProgramError, RawTracePoint, TracePoint,
     },
 };
 use node_agent_common::{KernelOffsets, config::OFFSET_UNKNOWN, stats::Hook};
@@ -107,6 +107,9 @@ enum Mechanism {
         program: &'static str,
         attach: CgroupSkbAttachType,
     },
+    /// A cgroup sysctl program on the cgroup v2 root (every task is in the v2 hierarchy, also
+    /// on hosts whose controllers are on v1).
+    CgroupSysctl(&'static str),
 }
 
 impl Mechanism {
@@ -115,7 +118,9 @@ impl Mechanism {
             Mechanism::BtfTracePoint { .. } => "tp_btf",
             Mechanism::RawTracePoint { .. } => "raw_tp",
             Mechanism::TracePoints(_) => "tracepoint",
-            Mechanism::CgroupSockAddr(_) | Mechanism::CgroupSkb { .. } => "cgroup",
+            Mechanism::CgroupSockAddr(_)
+            | Mechanism::CgroupSkb { .. }
+            | Mechanism::CgroupSysctl(_) => "cgroup",
         }
     }
 }
@@ -347,6 +352,7 @@ fn plan(hook: Hook, offsets: &KernelOffsets) -> Vec<Mechanism> {
             program: "dns_ingress",
             attach: CgroupSkbAttachType::Ingress,
         }],
+        Hook::Sysctl => vec![CgroupSysctl("sysctl_write")],
     }
 }
 
@@ -590,6 +596,17 @@ fn prepare(
             }
             if attach {
                 prog.attach(&cgroup, *kind, CgroupAttachMode::Single)
+                    .map_err(describe_cgroup)?;
+            }
+        }
+        Mechanism::CgroupSysctl(program) => {
+            let cgroup = open_cgroup(cgroup2_root)?;
+            let prog: &mut CgroupSysctl = program_mut(ebpf, program)?;
+            if prog.fd().is_err() {
+                prog.load().map_err(describe_cgroup)?;
+            }
+            if attach {
+                prog.attach(&cgroup, CgroupAttachMode::Single)
                     .map_err(describe_cgroup)?;
             }
         }

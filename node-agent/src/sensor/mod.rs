@@ -465,6 +465,13 @@ impl Sensor {
         &self.hooks
     }
 
+    /// Whether `hook` attached and runs.
+    pub fn is_active(&self, hook: node_agent_common::stats::Hook) -> bool {
+        self.hooks
+            .iter()
+            .any(|h| h.hook == hook.name() && h.state == HookState::Active)
+    }
+
     /// What start-up found and did.
     pub fn setup(&self) -> &HostSetup {
         &self.setup
