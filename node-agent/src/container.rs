@@ -553,6 +553,23 @@ impl ContainerResolver {
         self.paths.get(&cgroup_id).cloned()
     }
 
+    /// The processes still in cgroup `cgroup_id` (its `cgroup.procs`, the first 64 KiB), in the
+    /// kernel's numbering as the resolver's hierarchy shows it; empty when the cgroup is gone.
+    pub fn cgroup_procs(&mut self, cgroup_id: u64, seen_ns: u64) -> Vec<u32> {
+        use std::io::Read;
+        let (Some(rel), Some(root)) = (self.cgroup_path(cgroup_id, seen_ns), self.root.clone())
+        else {
+            return Vec::new();
+        };
+        let mut text = String::new();
+        let read = fs::File::open(root.join(rel.trim_start_matches('/')).join("cgroup.procs"))
+            .and_then(|f| f.take(64 * 1024).read_to_string(&mut text));
+        if read.is_err() {
+            return Vec::new();
+        }
+        text.lines().filter_map(|l| l.trim().parse().ok()).collect()
+    }
+
     /// Rebuilds the id -> path index (cgroups come and go with containers).
     pub fn rescan(&mut self) {
         self.last_scan_ns = boot_ns();

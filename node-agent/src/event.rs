@@ -577,12 +577,33 @@ pub struct WrittenProgram {
     pub content: ProgramContent,
 }
 
+/// Whether `path` names the executable of the process that opens it: `/proc/self/exe`,
+/// `/proc/thread-self/exe`, `/proc/PID/exe` (any number: the process that runs the script
+/// is the one whose pid the attacker guessed or saw).
+fn is_own_exe(path: &[u8]) -> bool {
+    let Some(rest) = path.strip_prefix(b"/proc/") else {
+        return false;
+    };
+    let Some(who) = rest.strip_suffix(b"/exe") else {
+        return false;
+    };
+    who == b"self"
+        || who == b"thread-self"
+        || (!who.is_empty() && who.iter().all(u8::is_ascii_digit))
+}
+
 /// What a file's first bytes say it is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub enum ProgramContent {
     /// `#!`: a script (a wrapper that logs what it is given and runs the real program).
     Script,
+    /// `#!/proc/self/exe` (or `/proc/thread-self/exe`, `/proc/PID/exe`): a script whose
+    /// interpreter is the executable of whichever process runs it. A container's program
+    /// rewritten so makes the runtime's next `exec` into the container run the runtime's own
+    /// binary again, as the interpreter, where the container can reach it (CVE-2019-5736's
+    /// first step, Metasploit's `docker_runc_escape`).
+    SelfExeScript,
     /// `\x7fELF`.
     Elf,
     /// Anything else, or empty.
@@ -592,8 +613,21 @@ pub enum ProgramContent {
 impl ProgramContent {
     /// From a file's first bytes.
     pub fn of(head: &[u8]) -> Self {
-        if head.starts_with(b"#!") {
-            Self::Script
+        if let Some(line) = head.strip_prefix(b"#!") {
+            // The interpreter: the first word, as the kernel's script loader takes it.
+            let word = line
+                .iter()
+                .position(|&b| b != b' ' && b != b'\t')
+                .map_or(&[][..], |start| &line[start..]);
+            let end = word
+                .iter()
+                .position(|&b| matches!(b, b' ' | b'\t' | b'\n' | b'\0'))
+                .unwrap_or(word.len());
+            if is_own_exe(&word[..end]) {
+                Self::SelfExeScript
+            } else {
+                Self::Script
+            }
         } else if head.starts_with(b"\x7fELF") {
             Self::Elf
         } else {
@@ -605,6 +639,7 @@ impl ProgramContent {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Script => "script",
+            Self::SelfExeScript => "selfExeScript",
             Self::Elf => "elf",
             Self::Other => "other",
         }
@@ -1759,6 +1794,27 @@ mod tests {
         let (f, w) = sysctl_info(&bad, &clock);
         assert_eq!(w.name, "kernel/x");
         assert!(f.sysctl_value.is_some_and(|v| v.ends_with('1')));
+    }
+
+    #[test]
+    fn a_script_whose_interpreter_is_its_callers_own_executable_is_told_apart() {
+        use ProgramContent as C;
+        for (head, want) in [
+            (&b"#!/proc/self/exe\n"[..], C::SelfExeScript),
+            (b"#! /proc/self/exe", C::SelfExeScript),
+            (b"#!\t/proc/thread-self/exe -x\n", C::SelfExeScript),
+            (b"#!/proc/4242/exe\n", C::SelfExeScript),
+            (b"#!/proc/self/exe2\n", C::Script),
+            (b"#!/proc//exe\n", C::Script),
+            (b"#!/proc/self/cwd/exe\n", C::Script),
+            (b"#!/bin/sh\n", C::Script),
+            (b"#!", C::Script),
+            (b"\x7fELF\x02", C::Elf),
+            (b"", C::Other),
+            (b"/proc/self/exe", C::Other),
+        ] {
+            assert_eq!(C::of(head), want, "{:?}", String::from_utf8_lossy(head));
+        }
     }
 
     #[test]

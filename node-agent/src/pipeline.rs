@@ -282,6 +282,17 @@ impl Pipeline {
         }
     }
 
+    /// The root directory of the processes still in cgroup `id` (a container's, once the
+    /// process that wrote a file there has exited): `/proc/PID/root` of the first one listed
+    /// that is still there.
+    fn root_in_cgroup(&mut self, id: u64) -> Option<PathBuf> {
+        self.containers
+            .cgroup_procs(id, self.seen_ns)
+            .into_iter()
+            .map(|pid| self.proc_root.join(pid.to_string()).join("root"))
+            .find(|root| root.exists())
+    }
+
     /// Takes kernel settings from the `sysctl` hook's records (the value as written) instead of
     /// reading a setting back after an open for writing.
     pub fn with_sysctl_hook(mut self, active: bool) -> Self {
@@ -327,7 +338,8 @@ impl Pipeline {
         let host = self
             .containers
             .in_host_namespaces(info.process.pid_ns, info.process.mnt_ns);
-        info.program_written = program_written(&info, host);
+        info.program_written =
+            program_written(&info, host, || self.root_in_cgroup(info.process.cgroup_id));
         self.stats.dirent += 1;
         if let Some(pairs) = &mut self.pairs
             && !pairs.admit(&info, Source::Dirents)
@@ -673,7 +685,8 @@ impl Pipeline {
                 let host = self
                     .containers
                     .in_host_namespaces(info.process.pid_ns, info.process.mnt_ns);
-                info.program_written = program_written(&info, host);
+                info.program_written =
+                    program_written(&info, host, || self.root_in_cgroup(info.process.cgroup_id));
                 if ev.match_flags & node_agent_common::file_flags::WRITTEN_BY_OTHER != 0 {
                     let key = node_agent_common::FileKey {
                         dev: ev.dev,
@@ -1302,6 +1315,7 @@ fn account_file_changed(info: &crate::event::FileInfo) -> Option<(AccountFile, &
 fn program_written(
     info: &crate::event::FileInfo,
     host: bool,
+    container_root: impl FnOnce() -> Option<PathBuf>,
 ) -> Option<crate::event::WrittenProgram> {
     use std::os::unix::fs::MetadataExt;
     if info.ret < 0 {
@@ -1322,17 +1336,24 @@ fn program_written(
     if info.operation == "openWrite" && system {
         wait_until_unheld(pid, path);
     }
-    let inside = PathBuf::from(format!("/proc/{pid}/root")).join(path.strip_prefix("/").ok()?);
+    let rel = path.strip_prefix("/").ok()?;
+    let inside = PathBuf::from(format!("/proc/{pid}/root")).join(rel);
     let (meta, at) = match fs::metadata(&inside) {
-        Ok(meta) => (meta, inside.as_path()),
-        Err(_) if host => (fs::metadata(path).ok()?, path),
-        Err(_) => return None,
+        Ok(meta) => (meta, inside),
+        Err(_) if host => (fs::metadata(path).ok()?, path.to_path_buf()),
+        // The writer is gone (a shell's `echo >` exits at once): its container's file, through
+        // a process still in the container.
+        Err(_) => {
+            let other = container_root()?.join(rel);
+            (fs::metadata(&other).ok()?, other)
+        }
     };
     // A directory (a setgid one is how shared directories are made) or a device is no program.
     if !meta.is_file() {
         return None;
     }
-    let head = read_regular_file(at, 4).unwrap_or_default();
+    // Enough for a `#!` line's interpreter.
+    let head = read_regular_file(&at, 128).unwrap_or_default();
     Some(crate::event::WrittenProgram {
         mode: meta.mode(),
         uid: meta.uid(),

@@ -357,6 +357,56 @@ fn a_file_opened_by_handle_and_a_block_device_made_in_a_container() {
     );
 }
 
+/// CVE-2019-5736's first step in a real container (Metasploit's `docker_runc_escape` rewrites
+/// the container's `/bin/sh`; here `/bin/true`, which is not running): the program made a
+/// script whose interpreter is `/proc/self/exe`, so that the runtime's next `exec` of it runs
+/// the runtime again inside the container. Raised as the runtime-escape type, naming the
+/// container; a script with a real interpreter written the same way is not.
+#[test]
+fn a_program_made_a_script_of_its_callers_own_executable_in_a_container() {
+    let test = "a_program_made_a_script_of_its_callers_own_executable_in_a_container";
+    if !podman_or_skip(test) {
+        return;
+    }
+    const RULE: &str = "behaviour-self-exe-interpreter";
+    let mut scratch = Scratch::new("vigil-ctr-selfexe");
+    let image = build_image(&mut scratch, "selfexe");
+    let ran = run_in(
+        &mut scratch,
+        &[],
+        &image,
+        &["/bin/sh", "-c", "echo '#!/proc/self/exe' > /bin/true"],
+    );
+    let found = findings_of(&ran, "sh");
+    let f = the_finding(
+        &found,
+        "PrivilegeEscalation:Runtime/RuncContainerEscape",
+        &ran,
+        &image,
+    );
+    assert_eq!(
+        f.context.additional.get("ruleId").map(String::as_str),
+        Some(RULE)
+    );
+    assert_eq!(f.severity, 8.0);
+    assert_eq!(f.context.file_path.as_deref(), Some("/bin/true"));
+    // A wrapper with a real interpreter: the program replaced, not the trap.
+    let ran = run_in(
+        &mut scratch,
+        &[],
+        &image,
+        &["/bin/sh", "-c", "echo '#!/bin/sh' > /bin/true"],
+    );
+    let found = findings_of(&ran, "sh");
+    assert!(
+        found
+            .iter()
+            .all(|f| f.context.additional.get("ruleId").map(String::as_str) != Some(RULE)),
+        "{}",
+        explain(&found)
+    );
+}
+
 #[test]
 fn escape_techniques_from_real_containers_name_the_container() {
     let test = "escape_techniques_from_real_containers";

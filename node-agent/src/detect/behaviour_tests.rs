@@ -5854,6 +5854,64 @@ fn a_set_id_mode_is_judged_by_the_mode_read_back_and_the_writer() {
 /// programs that take passwords or grant privileges, for a setuid or setgid program (now, or
 /// when the agent started), Medium otherwise; the writer's executable and whether the new
 /// content is a script in the context.
+/// CVE-2019-5736's first step: a system program rewritten as `#!/proc/self/exe`, in a container
+/// or on the host, by anyone (a package manager included): the runtime-escape type, besides the
+/// program replaced. A script with any other interpreter is only the replacement.
+#[test]
+fn a_system_program_made_a_script_of_its_callers_own_executable() {
+    use crate::event::{ProgramContent, WrittenProgram};
+    let written = |content: ProgramContent| {
+        Some(WrittenProgram {
+            mode: 0o100755,
+            uid: 0,
+            content,
+        })
+    };
+    let mut d = detector();
+    let trap = file_event("openWrite", "/bin/sh", |f| {
+        f.process.container = container();
+        f.process.host_namespaces = false;
+        f.program_written = written(ProgramContent::SelfExeScript);
+    });
+    let f = by_rule(&mut d, &trap, "behaviour-self-exe-interpreter").expect("the trap");
+    assert_eq!(
+        f.finding_type,
+        "PrivilegeEscalation:Runtime/RuncContainerEscape"
+    );
+    assert_eq!(f.severity_label, SeverityLabel::High);
+    assert_eq!(f.context.additional["programContent"], "selfExeScript");
+    assert!(
+        f.description.contains("in a container"),
+        "{}",
+        f.description
+    );
+    assert!(by_rule(&mut d, &trap, "behaviour-system-binary-replaced").is_some());
+    // On the host, by dpkg: still the trap.
+    let by_dpkg = file_event("openWrite", "/usr/bin/tool", |f| {
+        f.process = known(DPKG);
+        f.program_written = written(ProgramContent::SelfExeScript);
+    });
+    assert!(by_rule(&mut d, &by_dpkg, "behaviour-self-exe-interpreter").is_some());
+    // Moved into place (`mv x /bin/sh`).
+    let moved = file_event("rename", "/tmp/x", |f| {
+        f.path2 = Some("/bin/sh".into());
+        f.resolved_path2 = Some(PathBuf::from("/bin/sh"));
+        f.ret = 0;
+        f.program_written = written(ProgramContent::SelfExeScript);
+    });
+    assert!(by_rule(&mut d, &moved, "behaviour-self-exe-interpreter").is_some());
+    // Another interpreter, or the same script outside the program directories: not the trap.
+    let plain = file_event("openWrite", "/bin/sh", |f| {
+        f.process.container = container();
+        f.program_written = written(ProgramContent::Script);
+    });
+    assert!(by_rule(&mut d, &plain, "behaviour-self-exe-interpreter").is_none());
+    let elsewhere = file_event("openWrite", "/srv/app/run", |f| {
+        f.program_written = written(ProgramContent::SelfExeScript);
+    });
+    assert!(by_rule(&mut d, &elsewhere, "behaviour-self-exe-interpreter").is_none());
+}
+
 #[test]
 fn a_replaced_system_program_is_judged_by_what_it_was_and_is() {
     use crate::event::{ProgramContent, WrittenProgram};

@@ -2007,6 +2007,7 @@ pub(crate) fn check_file(d: &Detector, f: &FileInfo, lookup: &dyn ProcessLookup)
     out.extend(sudoers_written(d, b, f, &actor, lookup));
     out.extend(account_grants_added(d, f, lookup));
     out.extend(system_binary_replaced(d, b, f, &actor, lookup));
+    out.extend(self_exe_interpreter_written(d, f, lookup));
     out.extend(set_id_program_made(d, b, f, &actor, lookup));
     out.extend(loader_modified(d, b, f, &actor, lookup));
     out.extend(git_command_set(d, b, f, &actor, lookup));
@@ -2941,9 +2942,12 @@ fn system_binary_replaced(
     if let Some(p) = privileged {
         add.insert("privilegedProgram".into(), p.into());
     }
-    let script = f
-        .program_written
-        .is_some_and(|w| w.content == ProgramContent::Script);
+    let script = f.program_written.is_some_and(|w| {
+        matches!(
+            w.content,
+            ProgramContent::Script | ProgramContent::SelfExeScript
+        )
+    });
     Some(technique(
         d,
         &f.process,
@@ -2969,6 +2973,58 @@ fn system_binary_replaced(
                     Some("wasSetuid") => " The program there was setuid or setgid.",
                     Some(_) => " It is setuid or setgid.",
                     None => "",
+                }
+            ),
+            path.clone(),
+            context,
+        ),
+    ))
+}
+
+/// A program in a system program directory rewritten as a script whose interpreter is
+/// `/proc/self/exe` (`ProgramContent::SelfExeScript`), by anyone: CVE-2019-5736's first step
+/// (Metasploit's `docker_runc_escape`). In a container, the runtime's next `exec` of that
+/// program (`docker exec CONTAINER /bin/sh`) runs the runtime's own binary again as the
+/// interpreter, inside the container, which then opens it through `/proc/PID/exe` and
+/// overwrites the host's runc. No package installs such a script, and it runs nothing of its
+/// own. High, the runtime-escape type, in a container and on the host alike (a host's program
+/// rewritten so is the same trap for whatever runs it); `behaviour-system-binary-replaced`
+/// says the program was replaced.
+fn self_exe_interpreter_written(
+    d: &Detector,
+    f: &FileInfo,
+    lookup: &dyn ProcessLookup,
+) -> Option<Candidate> {
+    let written = f.program_written?;
+    if written.content != ProgramContent::SelfExeScript {
+        return None;
+    }
+    let path = text(made_path(f, &[]))?;
+    system_program_dir(&path)?;
+    let mut context = file_context(f, &path);
+    context
+        .additional
+        .insert("programContent".into(), written.content.as_str().into());
+    Some(technique(
+        d,
+        &f.process,
+        lookup,
+        Raises {
+            finding_type: FindingType::PrivilegeEscalationRuncContainerEscape,
+            rule: "behaviour-self-exe-interpreter",
+            mitre: "T1611",
+            severity: Some(8.0),
+        },
+        draft(
+            "A system program was made a script that runs its caller's own executable",
+            format!(
+                "Process {} (pid {}){} wrote {path} as a script whose interpreter is                  /proc/self/exe: whatever runs that name next runs its own executable again,                  the way a container reaches the runtime's binary (CVE-2019-5736).",
+                f.process.comm,
+                f.process.pid,
+                if f.process.container.is_some() {
+                    " in a container"
+                } else {
+                    ""
                 }
             ),
             path.clone(),
