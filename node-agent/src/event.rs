@@ -540,6 +540,12 @@ pub struct FileInfo {
     /// (read in user space once the writer closed it; the first 64 KiB).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub git_config: Option<String>,
+    /// For a kernel settings file written (`/etc/sysctl.conf`, a `.conf` file of a `sysctl.d`
+    /// directory), by an open for writing or a rename onto it: its text when the agent handled
+    /// the record (read in user space once the writer closed it; the first 64 KiB). The kernel
+    /// takes these settings at the next boot or `sysctl --system`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sysctl_file: Option<String>,
     /// For an account file (`/etc/passwd`, `/etc/shadow`, `/etc/group`) opened for writing, or
     /// a file renamed or linked over it: what the file grants, read back once the writer has
     /// closed it, that it did not grant when last read (uid 0, no password, an administrators'
@@ -1244,6 +1250,7 @@ pub fn file_info(ev: &node_agent_common::FileEvent, clock: &Clock) -> FileInfo {
         sysctl_value: None,
         sysctl_setting: None,
         git_config: None,
+        sysctl_file: None,
         accounts_changed: None,
         program_written: None,
         written_by: None,
@@ -1308,6 +1315,7 @@ pub fn dirent_info(
         sysctl_value: None,
         sysctl_setting: None,
         git_config: None,
+        sysctl_file: None,
         accounts_changed: None,
         program_written: None,
         written_by: None,

@@ -218,6 +218,7 @@ mod tests {
             sysctl_value: None,
             sysctl_setting: None,
             git_config: None,
+            sysctl_file: None,
             accounts_changed: None,
             program_written: None,
             written_by: None,

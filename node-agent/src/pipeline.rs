@@ -630,6 +630,7 @@ impl Pipeline {
                     }
                 }
                 info.git_config = git_config_written(&info);
+                info.sysctl_file = sysctl_file_written(&info);
                 let host = self
                     .containers
                     .in_host_namespaces(info.process.pid_ns, info.process.mnt_ns);
@@ -1333,6 +1334,34 @@ fn git_config_written(info: &crate::event::FileInfo) -> Option<String> {
     Some(String::from_utf8_lossy(&text).into_owned())
 }
 
+/// How much of a kernel settings file the pipeline reads.
+const SYSCTL_FILE_MAX_BYTES: u64 = 64 * 1024;
+
+/// The text of a kernel settings file (`/etc/sysctl.conf`, a `.conf` file of a `sysctl.d`
+/// directory) that a process opened for writing (read once the writer closed it) or renamed or
+/// linked into place (`sed -i`, an editor's save). Only those files come here, and they are
+/// written rarely.
+fn sysctl_file_written(info: &crate::event::FileInfo) -> Option<String> {
+    if info.ret < 0 {
+        return None;
+    }
+    let path = match info.operation {
+        "openWrite" => info.resolved_path.as_deref()?,
+        "rename" | "link" => info.resolved_path2.as_deref()?,
+        _ => return None,
+    };
+    if !crate::detect::is_sysctl_file(path) {
+        return None;
+    }
+    if info.operation == "openWrite" {
+        // Under any descriptor: a shell's redirection (`echo k=v > f`) moves the file to
+        // standard output before the builtin writes.
+        wait_until_unheld(info.process.pid, path);
+    }
+    let text = read_regular_file(path, SYSCTL_FILE_MAX_BYTES)?;
+    Some(String::from_utf8_lossy(&text).into_owned())
+}
+
 /// At most `max` bytes of the file at `path`, a regular file only, opened without blocking: a
 /// writer may have put a FIFO or a device there (through a link) to stall the pipeline. The
 /// read-back of files a process wrote (git configurations, account files) goes through here.
@@ -1441,6 +1470,7 @@ mod tests {
             sysctl_value: None,
             sysctl_setting: None,
             git_config: None,
+            sysctl_file: None,
             accounts_changed: None,
             program_written: None,
             written_by: None,

@@ -1447,6 +1447,10 @@ pub(crate) fn check_file(d: &Detector, f: &FileInfo, lookup: &dyn ProcessLookup)
         if super::technique::judged_by_git_checks(b, &text, name) {
             continue;
         }
+        // Kernel settings files likewise: judged by the settings written.
+        if super::technique::judged_by_sysctl_check(&text) {
+            continue;
+        }
         // A place whose owners write it through any program of theirs (an initramfs builder's
         // subshells, compressors, `cp` and `mv`) is judged by the persistence check alone,
         // which follows the lineage: a name cannot tell their `mv` from an attacker's.

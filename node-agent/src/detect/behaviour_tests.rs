@@ -128,6 +128,7 @@ fn file_event(operation: &'static str, path: &str, f: impl FnOnce(&mut FileInfo)
         sysctl_value: None,
         sysctl_setting: None,
         git_config: None,
+        sysctl_file: None,
         accounts_changed: None,
         program_written: None,
         written_by: None,
@@ -6183,5 +6184,131 @@ fn busybox_cron_tables_udev_runtime_rules_and_the_name_service_switch_are_persis
             .is_empty(),
             "{exe}"
         );
+    }
+}
+
+#[test]
+fn a_kernel_settings_file_written_with_a_weak_setting_is_defense_evasion() {
+    let sh = exec_by(
+        330,
+        "/usr/bin/dash",
+        &["sh", "-c", "x"],
+        &[(200, "/usr/bin/bash")],
+    );
+    let written = |path: &str, text: &str| {
+        file_event("openWrite", path, |f| {
+            f.process = proc_ref(330, "sh");
+            f.sysctl_file = Some(text.to_owned());
+        })
+    };
+    for (path, text, kind) in [
+        (
+            "/etc/sysctl.d/99-x.conf",
+            "kernel.randomize_va_space=0\n",
+            "DefenseEvasion",
+        ),
+        (
+            "/etc/sysctl.d/99-x.conf",
+            "# tuning\nnet.ipv4.ip_forward = 1\n  kernel.randomize_va_space = 1\n",
+            "DefenseEvasion",
+        ),
+        (
+            "/etc/sysctl.conf",
+            "kernel/yama/ptrace_scope=0\n",
+            "DefenseEvasion",
+        ),
+        (
+            "/run/sysctl.d/10-x.conf",
+            "-kernel.kptr_restrict = 0\n",
+            "DefenseEvasion",
+        ),
+        (
+            "/usr/lib/sysctl.d/99-x.conf",
+            "; comment\nfs.protected_symlinks=0\nfs.protected_hardlinks = 0\n",
+            "DefenseEvasion",
+        ),
+        (
+            "/usr/local/lib/sysctl.d/99-x.conf",
+            "kernel.perf_event_paranoid=-1\n",
+            "DefenseEvasion",
+        ),
+        (
+            "/etc/sysctl.d/99-x.conf",
+            "kernel.core_pattern=|/tmp/x %p\n",
+            "PrivilegeEscalation",
+        ),
+    ] {
+        let found = run_all(&[sh.clone(), written(path, text)]);
+        assert_eq!(
+            found,
+            vec![(
+                format!("{kind}:Runtime/SensitiveFileModified"),
+                "behaviour-sysctl-file-weakened".to_owned(),
+                SeverityLabel::Medium
+            )],
+            "{path}: {text}"
+        );
+    }
+    // Ordinary tuning, full ASLR, a weak value replaced by a later line, a commented setting,
+    // systemd's own core-dump handler, a file sysctl does not read, and a package manager
+    // writing a weak value: nothing at all (no SensitiveFileModified either).
+    for (path, text) in [
+        ("/etc/sysctl.d/99-x.conf", "vm.swappiness=10\n"),
+        ("/etc/sysctl.d/99-x.conf", "kernel.randomize_va_space = 2\n"),
+        (
+            "/etc/sysctl.conf",
+            "kernel.kptr_restrict=0\nkernel.kptr_restrict=1\n",
+        ),
+        ("/etc/sysctl.conf", "#kernel.yama.ptrace_scope=0\n"),
+        (
+            "/usr/lib/sysctl.d/50-coredump.conf",
+            "kernel.core_pattern=|/lib/systemd/systemd-coredump %P %u %g %s %t %c %h\n",
+        ),
+        (
+            "/usr/lib/sysctl.d/50-pid-max.conf",
+            "kernel.pid_max = 4194304\n",
+        ),
+        ("/etc/sysctl.d/README.sysctl", "kernel.kptr_restrict=0\n"),
+        // A dot inside the slash form is part of the name (an interface), not a separator.
+        ("/etc/sysctl.d/99-x.conf", "net/ipv4/conf/eth0.1/rp_filter = 0\n"),
+    ] {
+        let found = run_all(&[sh.clone(), written(path, text)]);
+        assert!(found.is_empty(), "{path}: {text}: {found:?}");
+    }
+    let dpkg = exec_by(
+        331,
+        "/usr/bin/dpkg",
+        &["dpkg", "-i", "x.deb"],
+        &[(1, "/usr/lib/systemd/systemd")],
+    );
+    let by_dpkg = file_event("openWrite", "/etc/sysctl.d/99-x.conf", |f| {
+        f.process = proc_ref(331, "dpkg");
+        f.sysctl_file = Some("kernel.kptr_restrict=0\n".to_owned());
+    });
+    let found = run_all(&[dpkg, by_dpkg]);
+    assert!(found.is_empty(), "{found:?}");
+}
+
+#[test]
+fn kernel_settings_files_are_read_where_sysctl_reads_them() {
+    use super::technique::is_sysctl_file;
+    for path in [
+        "/etc/sysctl.conf",
+        "/etc/sysctl.d/99-x.conf",
+        "/run/sysctl.d/x.conf",
+        "/usr/lib/sysctl.d/50-default.conf",
+        "/lib/sysctl.d/x.conf",
+        "/usr/local/lib/sysctl.d/x.conf",
+    ] {
+        assert!(is_sysctl_file(std::path::Path::new(path)), "{path}");
+    }
+    for path in [
+        "/etc/sysctl.d/README.sysctl",
+        "/etc/sysctl.d/sub/x.conf",
+        "/etc/sysctl.conf.bak",
+        "/tmp/sysctl.d/x.conf",
+        "/etc/sysctl.d/",
+    ] {
+        assert!(!is_sysctl_file(std::path::Path::new(path)), "{path}");
     }
 }

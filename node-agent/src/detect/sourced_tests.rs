@@ -50,6 +50,7 @@ fn open_script(pid: u32, path: &str, ino: u64, writer: Option<u32>, memory: bool
         sysctl_value: None,
         sysctl_setting: None,
         git_config: None,
+        sysctl_file: None,
         accounts_changed: None,
         program_written: None,
         truncated: false,
