@@ -7209,3 +7209,77 @@ fn busybox_cron_tables_udev_runtime_rules_and_the_name_service_switch_written_as
     let found = detect(pid);
     assert!(found.is_empty(), "reads: {:?}", kinds(&found));
 }
+
+/// The findings of `found` at Medium or above, as `(type, ruleId)`.
+fn loud(found: &[Finding]) -> Vec<(String, String)> {
+    let loud: Vec<Finding> = found
+        .iter()
+        .filter(|f| f.severity_label >= SeverityLabel::Medium)
+        .cloned()
+        .collect();
+    kinds(&loud)
+}
+
+#[test]
+fn kernel_settings_files_written_with_a_weak_setting() {
+    if !privileged("kernel_settings_files_written_with_a_weak_setting") {
+        return;
+    }
+    let n = nonce();
+    let mut clean = Cleanup::default();
+    clean.dirs(Path::new("/run/sysctl.d"));
+    clean.dirs(Path::new("/usr/local/lib/sysctl.d"));
+    let etc = clean.file(format!("/etc/sysctl.d/99-{n}.conf"));
+    let run_dir = clean.file(format!("/run/sysctl.d/99-{n}.conf"));
+    let local = clean.file(format!("/usr/local/lib/sysctl.d/99-{n}.conf"));
+    let usr = clean.file(format!("/usr/lib/sysctl.d/99-{n}.conf"));
+    let evasion = "DefenseEvasion:Runtime/SensitiveFileModified";
+    let weakened = "behaviour-sysctl-file-weakened";
+    let raised = |pid: u32, t: &str, setting: &str, value: &str, file: &str| {
+        let found = detect(pid);
+        let f = of(&found, weakened);
+        assert_eq!(f.len(), 1, "{file}: {:?}", kinds(&found));
+        assert_eq!(f[0].finding_type, t, "{file}");
+        assert_eq!(f[0].severity_label, SeverityLabel::Medium, "{file}");
+        assert_eq!(f[0].context.file_path.as_deref(), Some(file));
+        let a = &f[0].context.additional;
+        assert_eq!(a["setting"], setting, "{file}");
+        assert_eq!(a["value"], value, "{file}");
+    };
+    // Atomic Red Team's and an admin's ways: a redirection, spaces and a comment, the slash
+    // form and the `-` prefix, several settings, python writing the file.
+    let pid = sh(&format!("echo kernel.randomize_va_space=0 > {etc}"));
+    raised(pid, evasion, "kernel.randomize_va_space", "0", &etc);
+    let pid = sh(&format!(
+        "printf '# tuning\\nnet.ipv4.ip_forward = 1\\nkernel.randomize_va_space = 0\\n' > {etc}"
+    ));
+    raised(pid, evasion, "kernel.randomize_va_space", "0", &etc);
+    let pid = sh(&format!(
+        "printf 'kernel/yama/ptrace_scope=0\\n-kernel.kptr_restrict = 0\\n' > {run_dir}"
+    ));
+    // Yama may be absent from this kernel: the file is what counts.
+    raised(pid, evasion, "kernel.yama.ptrace_scope", "0", &run_dir);
+    let pid = sh(&format!("echo 'kernel.core_pattern=|/tmp/x %p' > {local}"));
+    raised(
+        pid,
+        "PrivilegeEscalation:Runtime/SensitiveFileModified",
+        "kernel.core_pattern",
+        "|/tmp/x %p",
+        &local,
+    );
+    let pid = run(Command::new("python3").args([
+        "-c",
+        &format!("open('{usr}', 'w').write('fs.protected_symlinks=0\\nfs.protected_hardlinks = 0\\n')"),
+    ]));
+    raised(pid, evasion, "fs.protected_symlinks", "0", &usr);
+    // Ordinary tuning and full randomisation: nothing at Medium or above.
+    for text in [
+        "vm.swappiness=10",
+        "kernel.randomize_va_space = 2",
+        "#kernel.kptr_restrict=0",
+    ] {
+        let pid = sh(&format!("echo '{text}' > {etc}"));
+        let found = detect(pid);
+        assert!(loud(&found).is_empty(), "{text}: {:?}", kinds(&found));
+    }
+}
