@@ -613,6 +613,9 @@ impl Pipeline {
                 if let (None, Some(path2)) = (&info.resolved_path2, &info.path2) {
                     info.resolved_path2 = resolve_at(info.process.pid, ev.dirfd2, path2);
                 }
+                if !chmod_kept(&info) {
+                    return None;
+                }
                 if info.operation == "openWrite"
                     && info.ret >= 0
                     && let Some(path) = info.resolved_path.as_deref()
@@ -1334,6 +1337,29 @@ fn git_config_written(info: &crate::event::FileInfo) -> Option<String> {
     Some(String::from_utf8_lossy(&text).into_owned())
 }
 
+/// `S_ISUID | S_ISGID` and the execute bits: a chmod's mode that is news on any sensitive path.
+const CHMOD_EXEC_OR_ID_BITS: u32 = 0o6111;
+
+/// Whether a file record is kept: every operation but a chmod that adds no execute or set-id
+/// bit, which the kernel sends for the bits it gives others (`chmod 0644 /etc/shadow`) and
+/// which only the password hashes keep (`detect::is_password_hashes`): `chmod 644` of a cron
+/// file or a `.bashrc` is nothing.
+fn chmod_kept(info: &crate::event::FileInfo) -> bool {
+    if info.operation != "chmod" {
+        return true;
+    }
+    let mode = info
+        .mode
+        .as_deref()
+        .and_then(|m| u32::from_str_radix(m, 8).ok())
+        .unwrap_or(0);
+    mode & CHMOD_EXEC_OR_ID_BITS != 0
+        || info
+            .resolved_path
+            .as_deref()
+            .is_some_and(crate::detect::is_password_hashes)
+}
+
 /// How much of a kernel settings file the pipeline reads.
 const SYSCTL_FILE_MAX_BYTES: u64 = 64 * 1024;
 
@@ -1445,6 +1471,45 @@ mod tests {
             true
         });
         assert_eq!(looked, 0);
+    }
+
+    #[test]
+    fn chmods_that_only_give_others_access_are_kept_for_the_password_hashes() {
+        let chmod = |path: &str, mode: &str| crate::event::FileInfo {
+            time: String::new(),
+            process: crate::event::ProcessRef::default(),
+            operation: "chmod",
+            path: path.to_owned(),
+            resolved_path: Some(PathBuf::from(path)),
+            path2: None,
+            resolved_path2: None,
+            ret: 0,
+            error: None,
+            open_flags: None,
+            mode: Some(mode.to_owned()),
+            owner: None,
+            inode: None,
+            matched_by: Vec::new(),
+            proc_mem_pid: None,
+            sysctl_value: None,
+            sysctl_setting: None,
+            git_config: None,
+            sysctl_file: None,
+            accounts_changed: None,
+            program_written: None,
+            written_by: None,
+            truncated: false,
+        };
+        assert!(chmod_kept(&chmod("/etc/shadow", "644")));
+        assert!(chmod_kept(&chmod("/etc/gshadow", "100604")));
+        // Elsewhere only execute and set-id bits are news.
+        assert!(!chmod_kept(&chmod("/etc/cron.d/job", "644")));
+        assert!(!chmod_kept(&chmod("/root/.bashrc", "666")));
+        assert!(chmod_kept(&chmod("/etc/cron.d/job", "755")));
+        assert!(chmod_kept(&chmod("/tmp/x", "4755")));
+        let mut write = chmod("/etc/cron.d/job", "644");
+        write.operation = "openWrite";
+        assert!(chmod_kept(&write));
     }
 
     #[test]

@@ -7283,3 +7283,85 @@ fn kernel_settings_files_written_with_a_weak_setting() {
         assert!(loud(&found).is_empty(), "{text}: {:?}", kinds(&found));
     }
 }
+
+/// Puts back the modes of files a test changes, when dropped (a failed assertion included).
+struct RestoreModes(Vec<(String, u32)>);
+
+impl RestoreModes {
+    fn of(paths: &[&str]) -> Self {
+        Self(
+            paths
+                .iter()
+                .map(|p| {
+                    let mode = std::fs::metadata(p).expect("stat").permissions().mode() & 0o7777;
+                    ((*p).to_owned(), mode)
+                })
+                .collect(),
+        )
+    }
+}
+
+impl Drop for RestoreModes {
+    fn drop(&mut self) {
+        for (path, mode) in &self.0 {
+            let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(*mode));
+        }
+    }
+}
+
+#[test]
+fn the_password_hashes_made_readable_by_every_account() {
+    if !privileged("the_password_hashes_made_readable_by_every_account") {
+        return;
+    }
+    let restore = RestoreModes::of(&["/etc/shadow", "/etc/gshadow"]);
+    let was = |path: &str| {
+        restore
+            .0
+            .iter()
+            .find(|(p, _)| p == path)
+            .map(|(_, m)| *m)
+            .expect("mode kept")
+    };
+    let put_back = |path: &str| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(was(path)))
+            .expect("put the mode back");
+    };
+    let exposed = "behaviour-password-hashes-exposed";
+    let raised = |pid: u32, path: &str, mode: &str, how: &str| {
+        let found = detect(pid);
+        let f = of(&found, exposed);
+        assert_eq!(f.len(), 1, "{how}: {:?}", kinds(&found));
+        assert_eq!(
+            f[0].finding_type, "PrivilegeEscalation:Runtime/SensitiveFileModified",
+            "{how}"
+        );
+        assert_eq!(f[0].severity_label, SeverityLabel::High, "{how}");
+        assert_eq!(f[0].context.file_path.as_deref(), Some(path), "{how}");
+        assert_eq!(f[0].context.additional["mode"], mode, "{how}");
+    };
+    let pid = run(Command::new("chmod").args(["0644", "/etc/shadow"]));
+    put_back("/etc/shadow");
+    raised(pid, "/etc/shadow", "0644", "chmod 0644");
+    let pid = run(Command::new("chmod").args(["o+r", "/etc/gshadow"]));
+    put_back("/etc/gshadow");
+    raised(
+        pid,
+        "/etc/gshadow",
+        &format!("{:04o}", was("/etc/gshadow") | 0o004),
+        "chmod o+r",
+    );
+    let pid = run(Command::new("python3").args([
+        "-c",
+        "import os; os.chmod('/etc/shadow', 0o604)",
+    ]));
+    put_back("/etc/shadow");
+    raised(pid, "/etc/shadow", "0604", "python os.chmod");
+    // The distribution's own modes given again: nothing at Medium or above.
+    for mode in ["0640", "0600", "o-r"] {
+        let pid = run(Command::new("chmod").args([mode, "/etc/shadow"]));
+        put_back("/etc/shadow");
+        let found = detect(pid);
+        assert!(loud(&found).is_empty(), "chmod {mode}: {:?}", kinds(&found));
+    }
+}

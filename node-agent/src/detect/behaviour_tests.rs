@@ -6312,3 +6312,50 @@ fn kernel_settings_files_are_read_where_sysctl_reads_them() {
         assert!(!is_sysctl_file(std::path::Path::new(path)), "{path}");
     }
 }
+
+#[test]
+fn the_password_hashes_made_accessible_to_every_account() {
+    let chmod = |path: &str, mode: &str| {
+        file_event("chmod", path, |f| {
+            f.process = proc_ref(340, "chmod");
+            f.mode = Some(mode.to_owned());
+            f.ret = 0;
+        })
+    };
+    for (path, mode) in [
+        ("/etc/shadow", "644"),
+        ("/etc/shadow", "604"),
+        ("/etc/gshadow", "100644"),
+        ("/etc/gshadow", "666"),
+        ("/etc/shadow-", "644"),
+    ] {
+        let found = run_all(&[chmod(path, mode)]);
+        assert_eq!(
+            found,
+            vec![(
+                "PrivilegeEscalation:Runtime/SensitiveFileModified".to_owned(),
+                "behaviour-password-hashes-exposed".to_owned(),
+                SeverityLabel::High
+            )],
+            "{path} {mode}"
+        );
+    }
+    // The distributions' modes, a refused chmod, and another file of the set given to others
+    // (the pipeline keeps no such chmod; here it is the generic check's, not this rule's).
+    for (path, mode) in [("/etc/shadow", "640"), ("/etc/gshadow", "600"), ("/etc/shadow", "0")] {
+        let found = run_all(&[chmod(path, mode)]);
+        assert!(found.is_empty(), "{path} {mode}: {found:?}");
+    }
+    let refused = file_event("chmod", "/etc/shadow", |f| {
+        f.mode = Some("644".into());
+        f.ret = -1;
+    });
+    assert!(run_all(&[refused]).is_empty());
+    let passwd = run_all(&[chmod("/etc/passwd", "644")]);
+    assert!(
+        passwd
+            .iter()
+            .all(|(_, r, _)| r != "behaviour-password-hashes-exposed"),
+        "{passwd:?}"
+    );
+}

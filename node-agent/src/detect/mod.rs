@@ -70,7 +70,7 @@ use crate::{
 };
 pub use rules::{RuleError, RuleSet};
 pub use sourced::SOURCING_INTERPRETERS;
-pub use technique::{is_git_config, is_sysctl_file, system_program_dir};
+pub use technique::{is_git_config, is_password_hashes, is_sysctl_file, system_program_dir};
 
 /// The script file an exec of a shell or interpreter runs from its operand (`sh x.sh`), by the
 /// built-in and configured `shells` and `interpreters`: for the edge to look up who wrote it.

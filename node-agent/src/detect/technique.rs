@@ -2011,6 +2011,7 @@ pub(crate) fn check_file(d: &Detector, f: &FileInfo, lookup: &dyn ProcessLookup)
     out.extend(loader_modified(d, b, f, &actor, lookup));
     out.extend(git_command_set(d, b, f, &actor, lookup));
     out.extend(sysctl_file_weakened(d, b, f, &actor, lookup));
+    out.extend(password_hashes_exposed(d, f, lookup));
     out
 }
 
@@ -3693,6 +3694,77 @@ fn git_command_set(
 /// place).
 fn text_of_git_config(f: &FileInfo) -> Option<String> {
     text(made_path(f, &[])).filter(|p| is_git_config(Path::new(p)))
+}
+
+// --- password hashes given to every account -------------------------------------------------
+
+/// Whether `path` is one of the files that hold the password hashes (`/etc/shadow`,
+/// `/etc/gshadow`, their `-` backups).
+pub fn is_password_hashes(path: &Path) -> bool {
+    PASSWORD_HASHES.iter().any(|p| Path::new(p) == path)
+}
+
+/// `S_IROTH | S_IWOTH`.
+const OTHERS_READ_OR_WRITE: u32 = 0o006;
+
+/// The password hashes given to every account by a chmod (`chmod 0644 /etc/shadow`, `chmod o+r
+/// /etc/gshadow`, python's `os.chmod`): any user can then read (or write) root's hash and crack
+/// it offline, or read it back later without root (T1222.002, staging T1003.008). The mode the
+/// kernel was asked for, whatever program asked; the distributions' modes (`0640
+/// root:shadow`, `0600`, `0000`) give others nothing. High: no tool of an administrator's
+/// makes the hashes readable by all.
+fn password_hashes_exposed(
+    d: &Detector,
+    f: &FileInfo,
+    lookup: &dyn ProcessLookup,
+) -> Option<Candidate> {
+    if f.operation != "chmod" {
+        return None;
+    }
+    let path = f.resolved_path.as_deref()?;
+    if !is_password_hashes(path) {
+        return None;
+    }
+    let mode = u32::from_str_radix(f.mode.as_deref()?, 8).ok()?;
+    if mode & OTHERS_READ_OR_WRITE == 0 {
+        return None;
+    }
+    let path = path.display().to_string();
+    let given = match (mode & 0o004 != 0, mode & 0o002 != 0) {
+        (true, true) => "readable and writable",
+        (false, true) => "writable",
+        _ => "readable",
+    };
+    let mut context = file_context(f, &path);
+    context
+        .additional
+        .insert("mode".into(), format!("{:04o}", mode & 0o7777));
+    context
+        .additional
+        .insert("madeAccessibleTo".into(), "others".into());
+    Some(technique(
+        d,
+        &f.process,
+        lookup,
+        Raises {
+            finding_type: FindingType::PrivilegeEscalationSensitiveFileModified,
+            rule: "behaviour-password-hashes-exposed",
+            mitre: "T1222.002,T1003.008",
+            severity: Some(8.0),
+        },
+        draft(
+            "The password hashes were made accessible to every account",
+            format!(
+                "Process {} (pid {}) set the mode of {path} to {:04o}: the password hashes are \
+                 now {given} by every account.",
+                f.process.comm,
+                f.process.pid,
+                mode & 0o7777
+            ),
+            path.clone(),
+            context,
+        ),
+    ))
 }
 
 // --- kernel settings files -----------------------------------------------------------------
