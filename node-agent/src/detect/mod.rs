@@ -22,6 +22,7 @@ pub mod behaviour;
 #[cfg(test)]
 mod behaviour_tests;
 mod bounded;
+mod command_loop;
 pub mod coverage;
 pub mod exec;
 pub mod host;
@@ -310,6 +311,8 @@ pub struct Detector {
     /// Processes that put a connected socket on their standard streams, for reverse shells
     /// started on a terminal of their own.
     stdio_dups: stdio_dup::StdioDups,
+    /// Interpreters connected out, for reverse shells that are an interpreter's command loop.
+    command_loops: command_loop::CommandLoops,
     stats: DetectorStats,
     enricher: Option<ResourceEnricher>,
     /// The agent itself, for the self-protection checks (unknown until the sensor starts).
@@ -362,6 +365,7 @@ impl Detector {
             sourced: sourced::SourcedTable::default(),
             scans: scan::ScanTable::default(),
             stdio_dups: stdio_dup::StdioDups::default(),
+            command_loops: command_loop::CommandLoops::default(),
             stats: DetectorStats::default(),
             enricher: None,
             agent: None,
@@ -467,6 +471,12 @@ impl Detector {
                 stdio_dup::MAX_DUPERS as u64,
                 self.stdio_dups.tracked().1,
             ),
+            TrackedTable::by_entries(
+                "commandLoops",
+                self.command_loops.tracked().0 as u64,
+                command_loop::MAX_CONNECTED as u64,
+                self.command_loops.tracked().1,
+            ),
             TrackedTable {
                 table: "dns",
                 entries: self.dns.len() as u64 + self.answers.len() as u64,
@@ -556,6 +566,13 @@ impl Detector {
                 ));
                 // The new image did not put those sockets there.
                 self.stdio_dups.forget(e.process.pid);
+                found.extend(command_loop::check_exec(
+                    self,
+                    &self.command_loops,
+                    e,
+                    lookup,
+                ));
+                self.command_loops.forget(e.process.pid);
                 found
             }
             Event::Fork(f) => {
@@ -585,6 +602,7 @@ impl Detector {
                 self.dns.forget(x.process.pid);
                 self.scans.forget(x.process.pid);
                 self.stdio_dups.forget(x.process.pid);
+                self.command_loops.forget(x.process.pid);
                 self.parents.remove(&x.process.pid);
                 if self
                     .procs
@@ -599,6 +617,14 @@ impl Detector {
                 let mut found = reputation::check_connect(self, n, lookup);
                 found.extend(behaviour::check_connect(self, n, lookup));
                 found.extend(scan::check_connect(self, n, lookup));
+                let exe = self
+                    .procs
+                    .get(&n.process.pid)
+                    .filter(|r| r.uuid.is_empty() || r.uuid == n.process.uuid)
+                    .and_then(|r| r.exe.clone());
+                let mut loops = std::mem::take(&mut self.command_loops);
+                loops.on_connect(self, n, exe.as_deref());
+                self.command_loops = loops;
                 if self.pipes.runs_inline(n.process.pid) {
                     let mut table = std::mem::take(&mut self.pipes);
                     found.extend(pipes::check_connect(self, &mut table, n, lookup));

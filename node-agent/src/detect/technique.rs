@@ -3822,7 +3822,9 @@ fn sysctl_file_settings(text: &str) -> Vec<(String, String)> {
         if key.is_empty() {
             continue;
         }
-        let path_form = key.find(['.', '/']).is_some_and(|i| key[i..].starts_with('/'));
+        let path_form = key
+            .find(['.', '/'])
+            .is_some_and(|i| key[i..].starts_with('/'));
         let key: String = if path_form {
             key.to_owned()
         } else {
