@@ -273,6 +273,12 @@ pub struct ExecInfo {
     pub glibc_tunables: bool,
     /// The effective uid differs from the real uid (a setuid binary ran).
     pub setuid: bool,
+    /// For a shell running a script file: the commands of the command substitutions its text
+    /// hands to `eval` (`eval "$(curl -s URL)"`: `curl -s URL`), read at exec from the first
+    /// 64 KiB of the script ([`crate::detect::evaluated_substitutions`]; at most four, 256
+    /// bytes each).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub script_evals: Vec<String>,
 }
 
 /// Who wrote a file.
@@ -886,6 +892,7 @@ pub fn exec_info(ev: &node_agent_common::ExecEvent, clock: &Clock) -> ExecInfo {
         env_truncated: ev.flags & exec_flags::ENV_TRUNCATED != 0,
         glibc_tunables: ev.flags & exec_flags::ENV_GLIBC_TUNABLES != 0,
         setuid: ev.flags & exec_flags::EUID_CHANGED != 0,
+        script_evals: Vec::new(),
     }
 }
 

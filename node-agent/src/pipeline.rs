@@ -927,6 +927,22 @@ impl Pipeline {
             // The executable itself (a binary exec'd with its own path as an argument).
             return;
         }
+        // A shell's script: the substitutions its text evaluates (`eval "$(curl URL)"`).
+        if self
+            .script_rules
+            .as_ref()
+            .is_some_and(|r| crate::detect::runs_shell(r, &info.exe))
+            && let Some(text) =
+                read_regular_file(&through_root, SHELL_SCRIPT_MAX_BYTES).or_else(|| {
+                    info.process
+                        .host_namespaces
+                        .then(|| read_regular_file(&script, SHELL_SCRIPT_MAX_BYTES))
+                        .flatten()
+                })
+        {
+            info.script_evals =
+                crate::detect::evaluated_substitutions(&String::from_utf8_lossy(&text));
+        }
         let key = node_agent_common::FileKey {
             dev: kernel_dev(dev),
             _pad: 0,
@@ -1359,6 +1375,9 @@ fn chmod_kept(info: &crate::event::FileInfo) -> bool {
             .as_deref()
             .is_some_and(crate::detect::is_password_hashes)
 }
+
+/// How much of a shell's script the pipeline reads for the substitutions it evaluates.
+const SHELL_SCRIPT_MAX_BYTES: u64 = 64 * 1024;
 
 /// How much of a kernel settings file the pipeline reads.
 const SYSCTL_FILE_MAX_BYTES: u64 = 64 * 1024;

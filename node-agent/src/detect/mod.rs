@@ -24,6 +24,7 @@ mod behaviour_tests;
 mod bounded;
 mod command_loop;
 pub mod coverage;
+mod evaluated;
 pub mod exec;
 pub mod host;
 mod pipes;
@@ -69,6 +70,7 @@ use crate::{
     proctable::{self, ProcessTable},
     sensitive::SensitivePaths,
 };
+pub use evaluated::evaluated_substitutions;
 pub use rules::{RuleError, RuleSet};
 pub use sourced::SOURCING_INTERPRETERS;
 pub use technique::{is_git_config, is_password_hashes, is_sysctl_file, system_program_dir};
@@ -91,6 +93,15 @@ pub fn fifo_operands<'a>(rules: &RuleSet, e: &'a crate::event::ExecInfo) -> Vec<
 /// file is deleted while it runs ([`crate::deleted_exe`]).
 pub fn runs_from_writable_dir(rules: &RuleSet, exe: &str) -> bool {
     technique::placed_dir(rules.behaviour(), exe)
+}
+
+/// Whether an executable is one of the rules' `shells` (by its name without a version): the
+/// edge reads such a program's script for the substitutions it evaluates.
+pub fn runs_shell(rules: &RuleSet, exe: &std::path::Path) -> bool {
+    technique::listed(
+        &rules.behaviour().shells,
+        technique::program_name(path_basename(exe)),
+    )
 }
 
 /// Whether `argv` is a shell or interpreter (the rules' `shells` and `interpreters`) that reads
@@ -313,6 +324,8 @@ pub struct Detector {
     stdio_dups: stdio_dup::StdioDups,
     /// Interpreters connected out, for reverse shells that are an interpreter's command loop.
     command_loops: command_loop::CommandLoops,
+    /// Shells whose script evaluates command substitutions.
+    eval_shells: evaluated::EvalShells,
     stats: DetectorStats,
     enricher: Option<ResourceEnricher>,
     /// The agent itself, for the self-protection checks (unknown until the sensor starts).
@@ -366,6 +379,7 @@ impl Detector {
             scans: scan::ScanTable::default(),
             stdio_dups: stdio_dup::StdioDups::default(),
             command_loops: command_loop::CommandLoops::default(),
+            eval_shells: evaluated::EvalShells::default(),
             stats: DetectorStats::default(),
             enricher: None,
             agent: None,
@@ -477,6 +491,12 @@ impl Detector {
                 command_loop::MAX_CONNECTED as u64,
                 self.command_loops.tracked().1,
             ),
+            TrackedTable::by_entries(
+                "evaluatingShells",
+                self.eval_shells.tracked().0 as u64,
+                evaluated::MAX_SHELLS as u64,
+                self.eval_shells.tracked().1,
+            ),
             TrackedTable {
                 table: "dns",
                 entries: self.dns.len() as u64 + self.answers.len() as u64,
@@ -573,6 +593,10 @@ impl Detector {
                     lookup,
                 ));
                 self.command_loops.forget(e.process.pid);
+                found.extend(evaluated::check_exec(self, &self.eval_shells, e, lookup));
+                let mut evals = std::mem::take(&mut self.eval_shells);
+                evals.on_exec(self, e);
+                self.eval_shells = evals;
                 found
             }
             Event::Fork(f) => {
@@ -603,6 +627,7 @@ impl Detector {
                 self.scans.forget(x.process.pid);
                 self.stdio_dups.forget(x.process.pid);
                 self.command_loops.forget(x.process.pid);
+                self.eval_shells.forget(x.process.pid);
                 self.parents.remove(&x.process.pid);
                 if self
                     .procs
