@@ -57,6 +57,8 @@ command -v bpftool >/dev/null 2>&1 || [ -x /usr/sbin/bpftool ] || need_pkgs+=(bp
 command -v strace >/dev/null 2>&1 || need_pkgs+=(strace)
 # ed reading /etc/shadow (node-agent/tests/detection.rs).
 command -v ed >/dev/null 2>&1 || need_pkgs+=(ed)
+# tclsh: the interpreter command-loop reverse shell test (detection_techniques.rs).
+command -v tclsh >/dev/null 2>&1 || need_pkgs+=(tcl)
 # gcore (gdb's) dumping another process's memory (node-agent/tests/detection_techniques.rs).
 command -v gcore >/dev/null 2>&1 || need_pkgs+=(gdb)
 # GTFOBins' shells through installed programs (node-agent/tests/detection.rs): sqlite3's

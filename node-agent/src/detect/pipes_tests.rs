@@ -100,6 +100,7 @@ pub(super) fn exec(x: &X) -> Event {
         env_truncated: false,
         glibc_tunables: false,
         setuid: false,
+        script_evals: Vec::new(),
     }))
 }
 

@@ -51,6 +51,7 @@ fn open_script(pid: u32, path: &str, ino: u64, writer: Option<u32>, memory: bool
         sysctl_setting: None,
         sysctl_by_hook: false,
         git_config: None,
+        sysctl_file: None,
         accounts_changed: None,
         program_written: None,
         truncated: false,

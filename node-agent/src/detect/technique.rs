@@ -2011,6 +2011,8 @@ pub(crate) fn check_file(d: &Detector, f: &FileInfo, lookup: &dyn ProcessLookup)
     out.extend(set_id_program_made(d, b, f, &actor, lookup));
     out.extend(loader_modified(d, b, f, &actor, lookup));
     out.extend(git_command_set(d, b, f, &actor, lookup));
+    out.extend(sysctl_file_weakened(d, b, f, &actor, lookup));
+    out.extend(password_hashes_exposed(d, f, lookup));
     out
 }
 
@@ -3771,6 +3773,241 @@ fn git_command_set(
 /// place).
 fn text_of_git_config(f: &FileInfo) -> Option<String> {
     text(made_path(f, &[])).filter(|p| is_git_config(Path::new(p)))
+}
+
+// --- password hashes given to every account -------------------------------------------------
+
+/// Whether `path` is one of the files that hold the password hashes (`/etc/shadow`,
+/// `/etc/gshadow`, their `-` backups).
+pub fn is_password_hashes(path: &Path) -> bool {
+    PASSWORD_HASHES.iter().any(|p| Path::new(p) == path)
+}
+
+/// `S_IROTH | S_IWOTH`.
+const OTHERS_READ_OR_WRITE: u32 = 0o006;
+
+/// The password hashes given to every account by a chmod (`chmod 0644 /etc/shadow`, `chmod o+r
+/// /etc/gshadow`, python's `os.chmod`): any user can then read (or write) root's hash and crack
+/// it offline, or read it back later without root (T1222.002, staging T1003.008). The mode the
+/// kernel was asked for, whatever program asked; the distributions' modes (`0640
+/// root:shadow`, `0600`, `0000`) give others nothing. High: no tool of an administrator's
+/// makes the hashes readable by all.
+fn password_hashes_exposed(
+    d: &Detector,
+    f: &FileInfo,
+    lookup: &dyn ProcessLookup,
+) -> Option<Candidate> {
+    if f.operation != "chmod" {
+        return None;
+    }
+    let path = f.resolved_path.as_deref()?;
+    if !is_password_hashes(path) {
+        return None;
+    }
+    let mode = u32::from_str_radix(f.mode.as_deref()?, 8).ok()?;
+    if mode & OTHERS_READ_OR_WRITE == 0 {
+        return None;
+    }
+    let path = path.display().to_string();
+    let given = match (mode & 0o004 != 0, mode & 0o002 != 0) {
+        (true, true) => "readable and writable",
+        (false, true) => "writable",
+        _ => "readable",
+    };
+    let mut context = file_context(f, &path);
+    context
+        .additional
+        .insert("mode".into(), format!("{:04o}", mode & 0o7777));
+    context
+        .additional
+        .insert("madeAccessibleTo".into(), "others".into());
+    Some(technique(
+        d,
+        &f.process,
+        lookup,
+        Raises {
+            finding_type: FindingType::PrivilegeEscalationSensitiveFileModified,
+            rule: "behaviour-password-hashes-exposed",
+            mitre: "T1222.002,T1003.008",
+            severity: Some(8.0),
+        },
+        draft(
+            "The password hashes were made accessible to every account",
+            format!(
+                "Process {} (pid {}) set the mode of {path} to {:04o}: the password hashes are \
+                 now {given} by every account.",
+                f.process.comm,
+                f.process.pid,
+                mode & 0o7777
+            ),
+            path.clone(),
+            context,
+        ),
+    ))
+}
+
+// --- kernel settings files -----------------------------------------------------------------
+
+/// The directories whose `.conf` files `systemd-sysctl` and `sysctl --system` apply at boot,
+/// besides `/etc/sysctl.conf`.
+const SYSCTL_DIRS: &[&str] = &[
+    "/etc/sysctl.d/",
+    "/run/sysctl.d/",
+    "/usr/local/lib/sysctl.d/",
+    "/usr/lib/sysctl.d/",
+    "/lib/sysctl.d/",
+];
+
+/// `/etc/sysctl.conf` or a `.conf` file directly in one of [`SYSCTL_DIRS`]: what the kernel is
+/// given at the next boot (`systemd-sysctl`) or `sysctl --system`.
+pub fn is_sysctl_file(path: &Path) -> bool {
+    if path == Path::new("/etc/sysctl.conf") {
+        return true;
+    }
+    let Some(text) = path.to_str() else {
+        return false;
+    };
+    SYSCTL_DIRS.iter().any(|dir| {
+        text.strip_prefix(dir)
+            .is_some_and(|name| !name.contains('/') && name.ends_with(".conf"))
+    })
+}
+
+/// Whether a sensitive-set hit is in a kernel settings directory (or `/etc/sysctl.conf`):
+/// judged by the settings written ([`sysctl_file_weakened`]), not as `SensitiveFileModified`.
+/// Administrators and packages write these files for ordinary tuning (`vm.swappiness`).
+pub(super) fn judged_by_sysctl_check(path: &str) -> bool {
+    path == "/etc/sysctl.conf" || SYSCTL_DIRS.iter().any(|dir| path.starts_with(dir))
+}
+
+/// The settings of a sysctl configuration text, in order, each as its `/proc/sys` path and its
+/// value, the grammar `sysctl.d(5)` gives: `#` and `;` start comments, a leading `-` only says
+/// a failure is ignored, spaces around `=` do not count, and the first separator of the key
+/// (`.` or `/`) is its separator: `kernel.yama.ptrace_scope` and `kernel/yama/ptrace_scope`
+/// are one setting. A later line of the same key replaces an earlier one.
+fn sysctl_file_settings(text: &str) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        let line = line.strip_prefix('-').unwrap_or(line);
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        let key = key.trim().trim_start_matches('/');
+        let value = value.trim();
+        if key.is_empty() {
+            continue;
+        }
+        let path_form = key
+            .find(['.', '/'])
+            .is_some_and(|i| key[i..].starts_with('/'));
+        let key: String = if path_form {
+            key.to_owned()
+        } else {
+            key.chars()
+                .map(|c| match c {
+                    '.' => '/',
+                    '/' => '.',
+                    c => c,
+                })
+                .collect()
+        };
+        let path = format!("/proc/sys/{key}");
+        match out.iter_mut().find(|(p, _)| *p == path) {
+            Some(entry) => entry.1 = value.to_owned(),
+            None => out.push((path, value.to_owned())),
+        }
+    }
+    out
+}
+
+/// Why a setting of a sysctl file weakens the kernel, if it does: ASLR below full
+/// randomisation, a hardening setting of [`HARDENING`] at its weak value, or the core-dump
+/// handler piped into a program outside the system directories (as the live checks judge them).
+fn weak_sysctl_setting(path: &str, value: &str) -> Option<&'static str> {
+    if path == RANDOMIZE_VA_SPACE {
+        return (!value.is_empty() && value != "2")
+            .then_some("address space layout randomisation below full");
+    }
+    if path == CORE_PATTERN {
+        let program = value.strip_prefix('|')?.split_whitespace().next()?;
+        return (!in_system_program_dir(program))
+            .then_some("core dumps piped into a program outside the system directories");
+    }
+    HARDENING
+        .iter()
+        .any(|(p, weak)| *p == path && weak.contains(&value))
+        .then_some("a kernel hardening setting switched off")
+}
+
+/// A kernel settings file (`/etc/sysctl.conf`, a `.conf` file of `/etc/sysctl.d/`,
+/// `/run/sysctl.d/`, `/usr/lib/sysctl.d/`, `/usr/local/lib/sysctl.d/`) written with a setting
+/// that weakens the kernel, as read once the writer let go of it: the weakening kept for every
+/// boot (T1562.001; a core-dump handler, T1546). Medium: nothing is weakened until the next
+/// boot or `sysctl --system`, whose write of `/proc/sys` the live checks then raise. By any
+/// program but a package manager (procps' and systemd's own files come through dpkg and rpm);
+/// what was written decides, not who wrote it: `vm.swappiness` or `kernel.randomize_va_space =
+/// 2` raise nothing.
+fn sysctl_file_weakened(
+    d: &Detector,
+    b: &Behaviour,
+    f: &FileInfo,
+    actor: &Actor,
+    lookup: &dyn ProcessLookup,
+) -> Option<Candidate> {
+    let written = f.sysctl_file.as_deref()?;
+    let path = text(made_path(f, &[])).filter(|p| is_sysctl_file(Path::new(p)))?;
+    if actor.is_one_of(&b.package_managers, Reach::Lineage) {
+        return None;
+    }
+    let weak: Vec<(String, String, &str)> = sysctl_file_settings(written)
+        .into_iter()
+        .filter_map(|(p, v)| weak_sysctl_setting(&p, &v).map(|why| (p, v, why)))
+        .collect();
+    let (first, value, why) = weak.first()?;
+    let name = |p: &str| p.trim_start_matches("/proc/sys/").replace('/', ".");
+    let handler = *first == CORE_PATTERN;
+    let mut context = file_context(f, &path);
+    context.additional.insert("setting".into(), name(first));
+    context.additional.insert("value".into(), value.clone());
+    context.additional.insert(
+        "weakSettings".into(),
+        weak.iter()
+            .map(|(p, v, _)| format!("{}={v}", name(p)))
+            .collect::<Vec<_>>()
+            .join(", "),
+    );
+    Some(technique(
+        d,
+        &f.process,
+        lookup,
+        Raises {
+            finding_type: if handler {
+                FindingType::PrivilegeEscalationSensitiveFileModified
+            } else {
+                FindingType::DefenseEvasionSensitiveFileModified
+            },
+            rule: "behaviour-sysctl-file-weakened",
+            mitre: if handler { "T1546" } else { "T1562.001" },
+            severity: Some(5.0),
+        },
+        draft(
+            "A kernel settings file now weakens the kernel at boot",
+            format!(
+                "Process {} (pid {}) wrote {path} ({}), setting {} to `{value}` ({why}): the \
+                 kernel takes it at the next boot or `sysctl --system`.",
+                f.process.comm,
+                f.process.pid,
+                f.operation,
+                name(first)
+            ),
+            path.clone(),
+            context,
+        ),
+    ))
 }
 
 #[cfg(test)]

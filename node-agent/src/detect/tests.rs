@@ -191,6 +191,7 @@ fn exec_as(argv: &[&str], parent: &str, uid: u32, euid: u32) -> Event {
         env_truncated: false,
         glibc_tunables: false,
         setuid: uid != euid,
+        script_evals: Vec::new(),
     }))
 }
 
