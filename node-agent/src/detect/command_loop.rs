@@ -62,7 +62,12 @@ impl Default for CommandLoops {
 impl CommandLoops {
     /// Remembers an interpreter's established (or in progress) connect to an IP peer. `exe`:
     /// the connecting process's executable, as the detector remembers its exec.
-    pub(crate) fn on_connect(&mut self, d: &Detector, n: &NetInfo, exe: Option<&std::path::Path>) {
+    pub(crate) fn on_connect(
+        &mut self,
+        b: &super::behaviour::Behaviour,
+        n: &NetInfo,
+        exe: Option<&std::path::Path>,
+    ) {
         let connected =
             n.ret == 0 || (n.error.as_deref() == Some("EINPROGRESS") && n.outcome.is_none());
         let Some(peer) = n.remote else { return };
@@ -71,7 +76,7 @@ impl CommandLoops {
         }
         let Some(exe) = exe else { return };
         let name = program_name(path_basename(exe));
-        if !listed(&d.rules.behaviour().interpreters, name) {
+        if !listed(&b.interpreters, name) {
             return;
         }
         self.connected.insert(

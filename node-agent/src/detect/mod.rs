@@ -642,14 +642,14 @@ impl Detector {
                 let mut found = reputation::check_connect(self, n, lookup);
                 found.extend(behaviour::check_connect(self, n, lookup));
                 found.extend(scan::check_connect(self, n, lookup));
+                // Borrowed, not cloned: this runs for every connect.
                 let exe = self
                     .procs
                     .get(&n.process.pid)
                     .filter(|r| r.uuid.is_empty() || r.uuid == n.process.uuid)
-                    .and_then(|r| r.exe.clone());
-                let mut loops = std::mem::take(&mut self.command_loops);
-                loops.on_connect(self, n, exe.as_deref());
-                self.command_loops = loops;
+                    .and_then(|r| r.exe.as_deref());
+                self.command_loops
+                    .on_connect(self.rules.behaviour(), n, exe);
                 if self.pipes.runs_inline(n.process.pid) {
                     let mut table = std::mem::take(&mut self.pipes);
                     found.extend(pipes::check_connect(self, &mut table, n, lookup));
