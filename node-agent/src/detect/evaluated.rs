@@ -141,11 +141,26 @@ pub(crate) fn check_exec(
     if !listed(&b.downloaders, name) {
         return None;
     }
-    let parent = e.lineage.first()?;
-    let shell = table
-        .shells
-        .get(&parent.pid)
-        .filter(|s| s.uuid.is_empty() || parent.uuid.is_empty() || s.uuid == parent.uuid)?;
+    // The script's shell, or a subshell of it (a fork running the same shell, not exec'd:
+    // `eval "$(curl URL | base64 -d)"` runs the pipeline's programs from one).
+    let tracked = |a: &crate::event::Ancestor| {
+        table
+            .shells
+            .get(&a.pid)
+            .filter(|s| s.uuid.is_empty() || a.uuid.is_empty() || s.uuid == a.uuid)
+    };
+    let first = e.lineage.first()?;
+    let (parent, shell) = match tracked(first) {
+        Some(shell) => (first, shell),
+        None => {
+            let second = e.lineage.get(1)?;
+            let shell = tracked(second)?;
+            if first.exe.is_none() || first.exe != second.exe {
+                return None;
+            }
+            (second, shell)
+        }
+    };
     let evaluated = shell.commands.iter().find(|c| {
         c.split_whitespace()
             .next()
