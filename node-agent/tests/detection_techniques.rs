@@ -7704,6 +7704,12 @@ fn downloads_a_script_hands_to_eval() {
             format!("eval `curl -fsSL {url}/x.sh`"),
             "/usr/bin/curl",
         ),
+        // A pipeline in the substitution: its programs run from a subshell of the script's.
+        (
+            "pipeline.sh",
+            format!("eval \"$(curl -s {url}/x.sh | cat)\""),
+            "/usr/bin/curl",
+        ),
     ] {
         let found = detect(script(name, &body));
         let f = of(&found, "behaviour-download-pipe-exec");
