@@ -143,6 +143,36 @@ pub struct Pipeline {
     /// The `sysctl` hook runs: it records kernel settings as they are written, so an open of a
     /// setting for writing is not read back.
     sysctl_hook: bool,
+    /// Settings opened for writing through another procfs mount, for the hook's record of the
+    /// write that follows.
+    settings_through: SettingsThrough,
+}
+
+/// Kernel settings opened for writing through a procfs mounted somewhere other than `/proc`
+/// (`/host_proc/sys/kernel/core_pattern`), by pid, until the `sysctl` hook's record of the write
+/// takes the path: that record names the setting only. The last [`SettingsThrough::MAX`]
+/// opens; an open whose write never comes is dropped as newer ones arrive.
+#[derive(Debug, Default)]
+struct SettingsThrough(std::collections::VecDeque<(u32, PathBuf, PathBuf)>);
+
+impl SettingsThrough {
+    const MAX: usize = 64;
+
+    fn opened(&mut self, pid: u32, setting: PathBuf, through: PathBuf) {
+        if self.0.len() >= Self::MAX {
+            self.0.pop_front();
+        }
+        self.0.push_back((pid, setting, through));
+    }
+
+    /// The path `pid` opened `setting` through, most recent first, taken out.
+    fn take(&mut self, pid: u32, setting: &Path) -> Option<PathBuf> {
+        let at = self
+            .0
+            .iter()
+            .rposition(|(p, s, _)| *p == pid && s == setting)?;
+        self.0.remove(at).map(|(_, _, through)| through)
+    }
 }
 
 /// A repeated exec: the same file object (mount and dentry), in the same version (device,
@@ -279,6 +309,7 @@ impl Pipeline {
             deletions: DeletionWatch::default(),
             accounts: AccountSnapshots::default(),
             sysctl_hook: false,
+            settings_through: SettingsThrough::default(),
         }
     }
 
@@ -672,6 +703,15 @@ impl Pipeline {
                         }
                         info.sysctl_by_hook =
                             path.starts_with("/proc/sys/") || info.sysctl_setting.is_some();
+                        // The hook's record names the setting, not the mount the writer used:
+                        // kept for the write that follows.
+                        if let Some(setting) = &info.sysctl_setting {
+                            self.settings_through.opened(
+                                info.process.pid,
+                                setting.clone(),
+                                path.to_path_buf(),
+                            );
+                        }
                     } else if path.starts_with("/proc/sys/") {
                         info.sysctl_value = sysctl_value_written(info.process.pid, info.ret, path);
                     } else if let Some(setting) =
@@ -717,6 +757,14 @@ impl Pipeline {
             Record::Activity(ev) if ev.op == node_agent_common::activity::SYSCTL_WRITE => {
                 self.stats.sysctl += 1;
                 let (mut info, write) = sysctl_info(ev, &self.clock);
+                // Written through another procfs mount (the host's `/proc` given to a
+                // container): the file as the writer opened it, as an open's record has it.
+                if let Some(setting) = info.resolved_path.clone()
+                    && let Some(through) = self.settings_through.take(info.process.pid, &setting)
+                {
+                    info.resolved_path = Some(through);
+                    info.sysctl_setting = Some(setting);
+                }
                 if write.position > 0 {
                     // A piece of a value written before (a string setting written in parts):
                     // the setting as it reads now, once the kernel took the piece.
@@ -1562,6 +1610,32 @@ mod tests {
             true
         });
         assert_eq!(looked, 0);
+    }
+
+    #[test]
+    fn a_setting_opened_through_another_procfs_is_kept_for_its_write_only() {
+        let mut t = SettingsThrough::default();
+        let core = PathBuf::from("/proc/sys/kernel/core_pattern");
+        t.opened(
+            7,
+            core.clone(),
+            PathBuf::from("/host_proc/sys/kernel/core_pattern"),
+        );
+        assert_eq!(t.take(8, &core), None, "another process");
+        assert_eq!(
+            t.take(7, Path::new("/proc/sys/kernel/randomize_va_space")),
+            None
+        );
+        assert_eq!(
+            t.take(7, &core),
+            Some(PathBuf::from("/host_proc/sys/kernel/core_pattern"))
+        );
+        assert_eq!(t.take(7, &core), None, "taken once");
+        for pid in 0..(SettingsThrough::MAX as u32 + 10) {
+            t.opened(pid, core.clone(), PathBuf::from("/x"));
+        }
+        assert_eq!(t.0.len(), SettingsThrough::MAX);
+        assert_eq!(t.take(0, &core), None, "the oldest went first");
     }
 
     #[test]

@@ -1436,6 +1436,34 @@ fn every_behavioural_type_fires_on_its_case_and_not_on_the_benign_ones() {
             &[],
         ),
         (
+            "ASLR switched off through the host's /proc given to a container, as written \
+             (sysctl hook)",
+            file_event(
+                "sysctlWrite",
+                "/host_proc/sys/kernel/randomize_va_space",
+                |f| {
+                    f.matched_by = vec!["sysctl"];
+                    f.process.container = container();
+                    f.process.host_namespaces = false;
+                    f.sysctl_setting = Some(PathBuf::from("/proc/sys/kernel/randomize_va_space"));
+                    f.sysctl_value = Some("0".into());
+                },
+            ),
+            &[T::DefenseEvasionSuspiciousCommand],
+        ),
+        (
+            "the host's core pattern written through its /proc given to a container, as \
+             written (sysctl hook)",
+            file_event("sysctlWrite", "/host_proc/sys/kernel/core_pattern", |f| {
+                f.matched_by = vec!["sysctl"];
+                f.process.container = container();
+                f.process.host_namespaces = false;
+                f.sysctl_setting = Some(PathBuf::from("/proc/sys/kernel/core_pattern"));
+                f.sysctl_value = Some("|/var/lib/containers/storage/overlay/0a/merged/x".into());
+            }),
+            &[T::PrivilegeEscalationSuspiciousCommand],
+        ),
+        (
             "a network setting written (sysctl hook): not judged",
             file_event("sysctlWrite", "/proc/sys/net/ipv4/ip_forward", |f| {
                 f.matched_by = vec!["sysctl"];

@@ -2490,7 +2490,7 @@ const SHADOW_READ_RULE: &str = "discovery-shadow-read";
 /// where that hook does not run, as read right after the write; a write whose value could not
 /// be read is reported too, as Medium.
 fn aslr_off(d: &Detector, f: &FileInfo, lookup: &dyn ProcessLookup) -> Option<Candidate> {
-    if !setting_written(f) || f.resolved_path.as_deref() != Some(Path::new(RANDOMIZE_VA_SPACE)) {
+    if !setting_written(f) || setting_path(f) != Some(Path::new(RANDOMIZE_VA_SPACE)) {
         return None;
     }
     let value = f.sysctl_value.as_deref();
@@ -2543,6 +2543,13 @@ fn setting_written(f: &FileInfo) -> bool {
         "openWrite" => !f.sysctl_by_hook,
         _ => false,
     }
+}
+
+/// The setting under `/proc/sys` a write reached: the one named through another procfs mount
+/// (`sysctl_setting`: `/host_proc/sys/kernel/core_pattern` is the host's
+/// `/proc/sys/kernel/core_pattern`), else the path written.
+fn setting_path(f: &FileInfo) -> Option<&Path> {
+    f.sysctl_setting.as_deref().or(f.resolved_path.as_deref())
 }
 
 /// Whether a setting's value is `expected`, as text or as the same integer (`00`, `+1`).
@@ -3243,7 +3250,7 @@ fn hardening_weakened(d: &Detector, f: &FileInfo, lookup: &dyn ProcessLookup) ->
     if !setting_written(f) {
         return None;
     }
-    let path = f.resolved_path.as_deref()?.to_str()?;
+    let path = setting_path(f)?.to_str()?;
     let (setting, weak) = HARDENING.iter().find(|(p, _)| *p == path)?;
     let value = f.sysctl_value.as_deref()?;
     if !weak.iter().any(|w| same_number(value, w)) {
