@@ -1455,6 +1455,23 @@ const GIT_CONFIG_MAX_BYTES: u64 = 64 * 1024;
 /// is) or renamed into place (`git config` writes `.gitconfig.lock`, then renames it; `sed -i`
 /// likewise). Only those files come here, and they are written rarely.
 fn git_config_written(info: &crate::event::FileInfo) -> Option<String> {
+    text_written(
+        info,
+        crate::detect::is_git_config,
+        GIT_CONFIG_MAX_BYTES,
+        wait_for_close,
+    )
+}
+
+/// The text of a file of one kind (`wanted`) that a process opened for writing, read once
+/// `wait` says the writer is done with it, or renamed or linked into place; at most `max`
+/// bytes, from a regular file only.
+fn text_written(
+    info: &crate::event::FileInfo,
+    wanted: fn(&Path) -> bool,
+    max: u64,
+    wait: impl FnOnce(u32, i64, &Path),
+) -> Option<String> {
     if info.ret < 0 {
         return None;
     }
@@ -1463,13 +1480,13 @@ fn git_config_written(info: &crate::event::FileInfo) -> Option<String> {
         "rename" | "link" => info.resolved_path2.as_deref()?,
         _ => return None,
     };
-    if !crate::detect::is_git_config(path) {
+    if !wanted(path) {
         return None;
     }
     if info.operation == "openWrite" {
-        wait_for_close(info.process.pid, info.ret, path);
+        wait(info.process.pid, info.ret, path);
     }
-    let text = read_regular_file(path, GIT_CONFIG_MAX_BYTES)?;
+    let text = read_regular_file(path, max)?;
     Some(String::from_utf8_lossy(&text).into_owned())
 }
 
@@ -1507,24 +1524,14 @@ const SYSCTL_FILE_MAX_BYTES: u64 = 64 * 1024;
 /// linked into place (`sed -i`, an editor's save). Only those files come here, and they are
 /// written rarely.
 fn sysctl_file_written(info: &crate::event::FileInfo) -> Option<String> {
-    if info.ret < 0 {
-        return None;
-    }
-    let path = match info.operation {
-        "openWrite" => info.resolved_path.as_deref()?,
-        "rename" | "link" => info.resolved_path2.as_deref()?,
-        _ => return None,
-    };
-    if !crate::detect::is_sysctl_file(path) {
-        return None;
-    }
-    if info.operation == "openWrite" {
-        // Under any descriptor: a shell's redirection (`echo k=v > f`) moves the file to
-        // standard output before the builtin writes.
-        wait_until_unheld(info.process.pid, path);
-    }
-    let text = read_regular_file(path, SYSCTL_FILE_MAX_BYTES)?;
-    Some(String::from_utf8_lossy(&text).into_owned())
+    // Under any descriptor: a shell's redirection (`echo k=v > f`) moves the file to standard
+    // output before the builtin writes.
+    text_written(
+        info,
+        crate::detect::is_sysctl_file,
+        SYSCTL_FILE_MAX_BYTES,
+        |pid, _, path| wait_until_unheld(pid, path),
+    )
 }
 
 /// At most `max` bytes of the file at `path`, a regular file only, opened without blocking: a
