@@ -1377,8 +1377,8 @@ fn account_file_changed(info: &crate::event::FileInfo) -> Option<(AccountFile, &
 /// script, read once the writer has let go of a program it writes ([`wait_until_unheld`])
 /// where the process sees it (`/proc/<pid>/root`), else, when the process is gone, on the host
 /// if it ran in the host's namespaces (`host`: a container's `/usr/bin/x` is not the host's).
-/// Those directories change when packages are installed: the read is one `stat` and four
-/// bytes, and the wait ends at the writer's close (dpkg closes each file it unpacks before the
+/// Those directories change when packages are installed: the read is one `stat` and 128
+/// bytes (a `#!` line's interpreter), and the wait ends at the writer's close (dpkg closes each file it unpacks before the
 /// next). A set-id mode is read at once: the mode is what is judged.
 fn program_written(
     info: &crate::event::FileInfo,

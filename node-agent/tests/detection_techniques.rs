@@ -7536,6 +7536,9 @@ fn the_password_hashes_made_readable_by_every_account() {
     if !privileged("the_password_hashes_made_readable_by_every_account") {
         return;
     }
+    // The account files are shared with the tests that add accounts: their tools copy
+    // `/etc/shadow`'s mode to the file they rename into place.
+    let _one_at_a_time = ACCOUNTS.lock().unwrap_or_else(|e| e.into_inner());
     let restore = RestoreModes::of(&["/etc/shadow", "/etc/gshadow"]);
     let was = |path: &str| {
         restore
