@@ -906,12 +906,20 @@ impl UndoOnDrop {
 }
 
 impl Drop for UndoOnDrop {
+    /// Runs the undo and waits until the agent has taken in its exit: the agent reads a changed
+    /// file back when it takes the change in, so an undo it had not yet taken in when the next
+    /// step ran would be judged with the next step's file (`userdel` of one account read back
+    /// with the uid-0 line `useradd -o` added after it) and the next step would raise nothing.
     fn drop(&mut self) {
-        let _ = Command::new(self.program)
+        let undo = Command::new(self.program)
             .args(&self.args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
-            .status();
+            .spawn();
+        if let Ok(mut child) = undo {
+            let _ = child.wait();
+            let _ = AGENT.tree_events(child.id(), WAIT);
+        }
     }
 }
 
