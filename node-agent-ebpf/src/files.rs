@@ -1571,12 +1571,14 @@ pub fn fchmodat2_enter(ctx: TracePointContext) -> u32 {
 change_exit!(fchmodat2_exit, "sys_exit_fchmodat2");
 
 /// `fchmod(fd, mode)` adding a setuid or setgid bit (`cp -p` and `tar -xp` of a set-id file, an
-/// `install` or a program that chmods the descriptor it wrote through). Nothing but the mode is
-/// looked at on entry; the file is the one the descriptor holds, walked at the exit.
+/// `install` or a program that chmods the descriptor it wrote through), or execute bits or
+/// others' read or write as [`chmod`] keeps them (python's `os.fchmod` of an open
+/// `/etc/shadow`). Nothing but the mode is looked at on entry; the file is the one the
+/// descriptor holds, walked at the exit.
 #[tracepoint(category = "syscalls", name = "sys_enter_fchmod")]
 pub fn fchmod_enter(ctx: TracePointContext) -> u32 {
     let mode = arg(&ctx, 1) as u32;
-    if mode & SET_ID_BITS == 0 {
+    if mode & (EXEC_OR_ID_BITS | OTHERS_READ_OR_WRITE) == 0 {
         return 0;
     }
     if is_agent() {
@@ -1585,13 +1587,16 @@ pub fn fchmod_enter(ctx: TracePointContext) -> u32 {
     }
     let mut p = change(file_op::CHMOD, arg(&ctx, 0) as i32, 0, AT_FDCWD, 0);
     p.mode = mode;
-    p.match_flags = file_flags::SET_ID;
+    if mode & SET_ID_BITS != 0 {
+        p.match_flags = file_flags::SET_ID;
+    }
     remember(p, Hook::FileChange);
     0
 }
 
-/// A successful set-id `fchmod` of a regular file: sent with the file's path as the kernel walks
-/// it from the descriptor (there is no path string), its device and inode.
+/// A successful `fchmod` of a regular file, set-id anywhere or of a sensitive file: sent with
+/// the file's path as the kernel walks it from the descriptor (there is no path string), its
+/// device and inode.
 #[tracepoint(category = "syscalls", name = "sys_exit_fchmod")]
 pub fn fchmod_exit(ctx: TracePointContext) -> u32 {
     let key = bpf_get_current_pid_tgid();
@@ -1616,13 +1621,17 @@ pub fn fchmod_exit(ctx: TracePointContext) -> u32 {
     let Some((flags, object)) = classify_file(file, 0) else {
         return 0;
     };
+    let flags = flags | pending.match_flags;
+    if flags == 0 {
+        return 0;
+    }
     let Some(s) = scratch() else {
         return 0;
     };
     let object = opaque(s, object as u32) != 0;
     emit(
         &Pending {
-            match_flags: flags | file_flags::SET_ID,
+            match_flags: flags,
             ..pending
         },
         ret,

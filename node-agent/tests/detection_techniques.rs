@@ -7588,6 +7588,13 @@ fn the_password_hashes_made_readable_by_every_account() {
         run(Command::new("python3").args(["-c", "import os; os.chmod('/etc/shadow', 0o604)"]));
     put_back("/etc/shadow");
     raised(pid, "/etc/shadow", "0604", "python os.chmod");
+    // Through a descriptor (`fchmod`): no path is passed, the kernel's file is the one judged.
+    let pid = run(Command::new("python3").args([
+        "-c",
+        "import os; fd = os.open('/etc//shadow', os.O_RDONLY); os.fchmod(fd, 0o644)",
+    ]));
+    put_back("/etc/shadow");
+    raised(pid, "/etc/shadow", "0644", "python os.fchmod");
     // The distribution's own modes given again: nothing at Medium or above.
     for mode in ["0640", "0600", "o-r"] {
         let pid = run(Command::new("chmod").args([mode, "/etc/shadow"]));
