@@ -279,6 +279,16 @@ pub struct ExecInfo {
     /// bytes each).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub script_evals: Vec<String>,
+    /// The argument vector the kernel holds starts with an empty string: the program was
+    /// exec'd with no arguments at all (`execve(path, {NULL}, envp)`, for which the kernel adds
+    /// an empty `argv[0]`) or with an empty `argv[0]`. No shell or library does either; PwnKit
+    /// (CVE-2021-4034) does it to `pkexec`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub argv0_empty: bool,
+    /// With `argv0_empty`: the executable's file has a setuid or setgid bit (read by the
+    /// pipeline for such an exec alone).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub exe_set_id: bool,
 }
 
 /// Who wrote a file.
@@ -933,6 +943,8 @@ pub fn exec_info(ev: &node_agent_common::ExecEvent, clock: &Clock) -> ExecInfo {
         glibc_tunables: ev.flags & exec_flags::ENV_GLIBC_TUNABLES != 0,
         setuid: ev.flags & exec_flags::EUID_CHANGED != 0,
         script_evals: Vec::new(),
+        argv0_empty: ev.flags & exec_flags::ARGV_UNREADABLE == 0 && argv_len > 0 && ev.argv[0] == 0,
+        exe_set_id: false,
     }
 }
 

@@ -387,6 +387,12 @@ impl ExeHashCache {
         self.metadata_of(path).map(|m| (m.dev(), m.ino()))
     }
 
+    /// Device, inode number and mode of the file `path` leads to, with the same care as
+    /// [`Self::inode_of`].
+    pub fn mode_of(&mut self, path: &Path) -> Option<(u64, u64, u32)> {
+        self.metadata_of(path).map(|m| (m.dev(), m.ino(), m.mode()))
+    }
+
     /// Inode number and link count of the file `path` leads to (`/proc/<pid>/exe`: the inode a
     /// process runs), with the same care as [`Self::inode_of`].
     pub fn links_of(&mut self, path: &Path) -> Option<(u64, u64)> {

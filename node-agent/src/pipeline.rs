@@ -625,6 +625,9 @@ impl Pipeline {
                 info.lineage = self.lineage(pid);
                 self.script_writer(&mut info, ev);
                 self.input_fifo(&mut info);
+                if info.argv0_empty {
+                    info.exe_set_id = self.exe_set_id(&info);
+                }
                 Event::Exec(Box::new(info))
             }
             Record::Fork(ev) => {
@@ -955,6 +958,33 @@ impl Pipeline {
             Ok(digest) => info.sha256 = Some(digest),
             Err(error) => info.sha256_error = Some(error.to_string()),
         }
+    }
+
+    /// Whether the file the kernel ran for `info` has a setuid or setgid bit: `/proc/<pid>/exe`
+    /// while the process lives, else, when it ran in the host's namespaces, the exec'd path,
+    /// each only while it is still the inode the kernel ran. Read for an exec with an empty
+    /// `argv[0]` alone (PwnKit's shape), which nothing ordinary makes.
+    fn exe_set_id(&mut self, info: &ExecInfo) -> bool {
+        let proc_exe = self
+            .proc_root
+            .join(info.process.pid.to_string())
+            .join("exe");
+        let (dev, ino) = (info.exe_dev, info.exe_inode);
+        let hashes = &mut self.hashes;
+        let mut set_id = |path: &Path| {
+            hashes
+                .mode_of(path)
+                .filter(|(d, i, _)| (*d, *i) == (dev, ino))
+                .map(|(_, _, mode)| mode & 0o6000 != 0)
+        };
+        set_id(&proc_exe)
+            .or_else(|| {
+                info.process
+                    .host_namespaces
+                    .then(|| set_id(&info.exe))
+                    .flatten()
+            })
+            .unwrap_or(false)
     }
 
     /// An executable the kernel's written-files map does not hold, whose change time is after

@@ -5401,6 +5401,54 @@ fn a_program_started_with_glibc_tunables() {
     assert!(tuned(false).is_empty());
 }
 
+/// PwnKit's (CVE-2021-4034) shape: a setuid program exec'd with an empty argument vector
+/// (`execve(path, {NULL}, envp)`; the kernel hands it one empty string), here by perl's
+/// `exec { PATH } ()` on a setuid copy of `true`: `behaviour-exec-empty-argv` High, judged by
+/// the file's mode, not its name. The same with an empty `argv[0]` for a plain program:
+/// Medium. A program given its name as `argv[0]`: nothing.
+#[test]
+fn a_setuid_program_started_with_an_empty_argument_vector() {
+    if !privileged("a_setuid_program_started_with_an_empty_argument_vector") {
+        return;
+    }
+    let scratch = Scratch::new("argv0");
+    let program = scratch.path("helper");
+    std::fs::copy("/bin/true", &program).expect("copy true");
+    std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o4755))
+        .expect("setuid mode");
+    let raised = |script: String| {
+        let found = detect(run(Command::new("perl").args(["-e", &script])));
+        of(&found, "behaviour-exec-empty-argv")
+            .iter()
+            .map(|f| {
+                assert_eq!(
+                    f.finding_type,
+                    "PrivilegeEscalation:Runtime/SuspiciousCommand"
+                );
+                (
+                    f.context.additional["argumentVector"].clone(),
+                    f.severity_label,
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        raised(format!("exec {{ '{program}' }} ()")),
+        [("empty".to_owned(), SeverityLabel::High)],
+        "a setuid program with no arguments"
+    );
+    assert_eq!(
+        raised("exec { '/bin/true' } ('')".to_owned()),
+        [("empty".to_owned(), SeverityLabel::Medium)],
+        "true with an empty argv[0]"
+    );
+    assert_eq!(
+        raised(format!("exec {{ '{program}' }} ('helper', '')")),
+        [],
+        "a setuid program given its name"
+    );
+}
+
 /// Elastic's Red Team Automation (`rta/linux_persistence_apt_package_manager_execution.py`, the
 /// dpkg maintainer-script one) as the real attack does it: an APT hook that runs a command at
 /// every `apt update`, and an executable dropped among dpkg's maintainer scripts, each run as

@@ -104,6 +104,8 @@ fn exec_event(exe: &str, f: impl FnOnce(&mut ExecInfo)) -> Event {
         glibc_tunables: false,
         setuid: false,
         script_evals: Vec::new(),
+        argv0_empty: false,
+        exe_set_id: false,
     };
     f(&mut e);
     Event::Exec(Box::new(e))
@@ -6804,4 +6806,35 @@ fn a_download_a_script_hands_to_eval_is_download_and_execute() {
         ])
         .is_empty()
     );
+}
+
+#[test]
+fn an_empty_argument_vector_is_judged_by_the_files_mode_and_the_uid_change() {
+    let empty = |argv: &[&str], set_id: bool, euid_changed: bool| {
+        let e = exec_event("/usr/bin/pkexec", |x| {
+            x.argv = argv.iter().map(|a| (*a).to_owned()).collect();
+            x.argv0_empty = argv.first().is_none_or(|a| a.is_empty());
+            x.exe_set_id = set_id;
+            x.setuid = euid_changed;
+        });
+        run_all(&[e])
+            .into_iter()
+            .filter(|(_, rule, _)| rule == "behaviour-exec-empty-argv")
+            .map(|(t, _, l)| (t, l))
+            .collect::<Vec<_>>()
+    };
+    let raised = |label| {
+        vec![(
+            "PrivilegeEscalation:Runtime/SuspiciousCommand".to_owned(),
+            label,
+        )]
+    };
+    assert_eq!(empty(&[], true, false), raised(SeverityLabel::High));
+    assert_eq!(empty(&[], false, true), raised(SeverityLabel::High));
+    assert_eq!(
+        empty(&["", "x"], false, false),
+        raised(SeverityLabel::Medium)
+    );
+    assert!(empty(&["pkexec"], true, false).is_empty());
+    assert!(empty(&["pkexec", ""], true, true).is_empty());
 }

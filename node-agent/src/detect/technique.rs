@@ -312,6 +312,7 @@ pub(crate) fn check_exec(
     out.extend(masquerading(d, b, e, lookup));
     out.extend(disk_editor_in_container(d, b, e, lookup));
     out.extend(glibc_tunables(d, e, lookup));
+    out.extend(empty_argv0(d, e, lookup));
     out.extend(loader_proxy(d, e, lookup));
     out.extend(kernel_helper(d, e, lookup));
     out
@@ -456,6 +457,58 @@ fn glibc_tunables(d: &Detector, e: &ExecInfo, lookup: &dyn ProcessLookup) -> Opt
                 e.process.pid,
                 if e.setuid {
                     ", as a setuid program (CVE-2023-4911)"
+                } else {
+                    ""
+                }
+            ),
+            exe,
+            context,
+        ),
+    ))
+}
+
+/// A program exec'd with no arguments at all, or with an empty `argv[0]`, as the kernel holds
+/// its argument vector (since Linux 5.18 the kernel turns an empty vector into one empty
+/// string): PwnKit (CVE-2021-4034) runs `pkexec` so, to make it read its environment as its
+/// arguments. No shell, library or service execs that way. High for a setuid or setgid file
+/// (the exploit's shape, whatever the program is called) or an exec that changed the effective
+/// uid; Medium otherwise.
+fn empty_argv0(d: &Detector, e: &ExecInfo, lookup: &dyn ProcessLookup) -> Option<Candidate> {
+    if !e.argv0_empty {
+        return None;
+    }
+    let exe = e.exe.display().to_string();
+    let set_id = e.exe_set_id || e.setuid;
+    let mut context = exec_context(e, exe.clone());
+    context.additional.insert(
+        "argumentVector".into(),
+        if e.argv.is_empty() {
+            "empty".into()
+        } else {
+            "emptyFirstArgument".into()
+        },
+    );
+    if set_id {
+        context.additional.insert("setId".into(), "true".into());
+    }
+    Some(technique(
+        d,
+        &e.process,
+        lookup,
+        Raises {
+            finding_type: FindingType::PrivilegeEscalationSuspiciousCommand,
+            rule: "behaviour-exec-empty-argv",
+            mitre: "T1068",
+            severity: Some(if set_id { 8.0 } else { 5.0 }),
+        },
+        draft(
+            "A program was started without arguments, not even its name",
+            format!(
+                "Process {} (pid {}) ran {exe} with an empty argv[0]{}.",
+                e.process.comm,
+                e.process.pid,
+                if set_id {
+                    ", as a setuid or setgid program (the shape of CVE-2021-4034, PwnKit)"
                 } else {
                     ""
                 }
