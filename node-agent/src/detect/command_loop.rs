@@ -101,7 +101,7 @@ impl CommandLoops {
 }
 
 /// The command string a shell is given with `-c` (`sh -c CMD`, `bash -c CMD`), if any.
-fn command_string(argv: &[String]) -> Option<&str> {
+pub(super) fn command_string(argv: &[String]) -> Option<&str> {
     let at = argv.iter().skip(1).position(|a| a == "-c")? + 2;
     argv.get(at).map(String::as_str)
 }
