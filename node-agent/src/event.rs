@@ -574,6 +574,10 @@ pub struct FileInfo {
     /// holds, never what a command line says ([`crate::detect::accounts`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub accounts_changed: Option<crate::detect::accounts::AccountChanges>,
+    /// For a chown of the password hashes (`/etc/shadow`, `/etc/gshadow`, their backups): the
+    /// file's owner, group and mode once it returned, read in user space.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hashes_owner: Option<HashesOwner>,
     /// For a file written, renamed or linked into a system program directory
     /// (`detect::technique::system_program_dir`): what is there once the writer has closed it
     /// (read in user space, the kernel records no content).
@@ -597,6 +601,21 @@ pub struct WrittenProgram {
     pub uid: u32,
     /// What its first bytes say it is.
     pub content: ProgramContent,
+}
+
+/// The password hashes' owner, group and mode read back after a chown of them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HashesOwner {
+    /// `st_mode`.
+    pub mode: u32,
+    /// The owner's uid.
+    pub uid: u32,
+    /// The group's gid.
+    pub gid: u32,
+    /// The group's name in the `/etc/group` the process sees, when it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
 }
 
 /// Whether `path` names the executable of the process that opens it: `/proc/self/exe`,
@@ -1312,6 +1331,7 @@ pub fn file_info(ev: &node_agent_common::FileEvent, clock: &Clock) -> FileInfo {
         git_config: None,
         sysctl_file: None,
         accounts_changed: None,
+        hashes_owner: None,
         program_written: None,
         written_by: None,
         truncated: ev.match_flags & (file_flags::PATH_TRUNCATED | file_flags::PATH2_TRUNCATED) != 0,
@@ -1361,6 +1381,7 @@ pub fn sysctl_info(
         git_config: None,
         sysctl_file: None,
         accounts_changed: None,
+        hashes_owner: None,
         program_written: None,
         written_by: None,
         truncated: ev.flags != 0,
@@ -1437,6 +1458,7 @@ pub fn dirent_info(
         git_config: None,
         sysctl_file: None,
         accounts_changed: None,
+        hashes_owner: None,
         program_written: None,
         written_by: None,
         truncated: false,

@@ -221,6 +221,7 @@ mod tests {
             git_config: None,
             sysctl_file: None,
             accounts_changed: None,
+            hashes_owner: None,
             program_written: None,
             written_by: None,
             truncated: false,

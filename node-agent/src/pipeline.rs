@@ -734,6 +734,7 @@ impl Pipeline {
                     .in_host_namespaces(info.process.pid_ns, info.process.mnt_ns);
                 info.program_written =
                     program_written(&info, host, || self.root_in_cgroup(info.process.cgroup_id));
+                info.hashes_owner = hashes_owner(&info, &self.proc_root, host);
                 if ev.match_flags & node_agent_common::file_flags::WRITTEN_BY_OTHER != 0 {
                     let key = node_agent_common::FileKey {
                         dev: ev.dev,
@@ -1390,6 +1391,44 @@ fn account_file_text(etc: &Path, file: AccountFile) -> Option<String> {
     (bytes.len() as u64 <= max).then(|| String::from_utf8_lossy(&bytes).into_owned())
 }
 
+/// After a chown of the password hashes (`detect::is_password_hashes`) that returned: the
+/// owner and group the kernel was asked for (the file's own where the call left one
+/// unchanged), the file's mode, and the group's name, read where the process sees them
+/// (`/proc/<pid>/root`), else the host's when the process is gone and ran there. The ids come
+/// from the call, so a chown put back before the read still shows; the mode is read back (a
+/// chown does not set it). One `stat` and one read of `/etc/group`, for these few files alone.
+fn hashes_owner(
+    info: &crate::event::FileInfo,
+    proc_root: &Path,
+    host: bool,
+) -> Option<crate::event::HashesOwner> {
+    use std::os::unix::fs::MetadataExt;
+    if info.operation != "chown" || info.ret < 0 {
+        return None;
+    }
+    let path = info.resolved_path.as_deref()?;
+    if !crate::detect::is_password_hashes(path) {
+        return None;
+    }
+    let root = proc_root.join(info.process.pid.to_string()).join("root");
+    let (m, etc) = match fs::metadata(root.join(path.strip_prefix("/").ok()?)) {
+        Ok(m) => (m, etc_place(&root)),
+        Err(_) if host => (fs::metadata(path).ok()?, host_etc(proc_root)),
+        Err(_) => return None,
+    };
+    let (uid, gid) = info.owner.unwrap_or((None, None));
+    let (uid, gid) = (uid.unwrap_or(m.uid()), gid.unwrap_or(m.gid()));
+    let group = etc
+        .and_then(|(etc, _)| account_file_text(&etc, AccountFile::Group))
+        .and_then(|text| crate::detect::accounts::group_name(&text, gid));
+    Some(crate::event::HashesOwner {
+        mode: m.mode(),
+        uid,
+        gid,
+        group,
+    })
+}
+
 /// The account file a file event changed (opened for writing, or a file renamed or linked over
 /// it: `useradd`, `vipw` and `sed -i` write a copy and rename it), if any.
 fn account_file_changed(info: &crate::event::FileInfo) -> Option<(AccountFile, &Path)> {
@@ -1699,6 +1738,7 @@ mod tests {
             git_config: None,
             sysctl_file: None,
             accounts_changed: None,
+            hashes_owner: None,
             program_written: None,
             written_by: None,
             truncated: false,
@@ -1741,6 +1781,7 @@ mod tests {
             git_config: None,
             sysctl_file: None,
             accounts_changed: None,
+            hashes_owner: None,
             program_written: None,
             written_by: None,
             truncated: false,

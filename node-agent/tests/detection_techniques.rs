@@ -7662,6 +7662,78 @@ fn the_password_hashes_made_readable_by_every_account() {
         let found = detect(pid);
         assert!(loud(&found).is_empty(), "chmod {mode}: {:?}", kinds(&found));
     }
+    // Given to one account or group by a chown (the files keep `0640`): the ids the kernel
+    // was asked for, the mode read back. Put back by this process, which the agent does not
+    // observe, whether the test passes or not.
+    let _owners = RestoreOwners::of(&["/etc/shadow", "/etc/gshadow"]);
+    let owned = |what: &str, program: &str, args: &[&str], to: &str| {
+        let pid = run(Command::new(program).args(args));
+        _owners.put_back();
+        let found = detect(pid);
+        let f = of(&found, exposed);
+        assert_eq!(f.len(), 1, "{what}: {:?}", kinds(&found));
+        assert_eq!(f[0].severity_label, SeverityLabel::High, "{what}");
+        assert_eq!(f[0].context.additional["madeAccessibleTo"], to, "{what}");
+    };
+    owned(
+        "chown nobody",
+        "chown",
+        &["nobody", "/etc/shadow"],
+        "owner uid 65534",
+    );
+    owned(
+        "chgrp users",
+        "chgrp",
+        &["users", "/etc/gshadow"],
+        "group users (100)",
+    );
+    owned(
+        "python os.chown to gid 100",
+        "python3",
+        &["-c", "import os; os.chown('/etc/shadow', -1, 100)"],
+        "group users (100)",
+    );
+    // The distribution's owners given again: not this check's.
+    for args in [["root:shadow", "/etc/shadow"], ["root", "/etc/gshadow"]] {
+        let pid = run(Command::new("chown").args(args));
+        _owners.put_back();
+        let found = detect(pid);
+        assert!(
+            of(&found, exposed).is_empty(),
+            "chown {args:?}: {:?}",
+            kinds(&found)
+        );
+    }
+}
+
+/// Files' owners and groups, put back when dropped or asked.
+struct RestoreOwners(Vec<(String, u32, u32)>);
+
+impl RestoreOwners {
+    fn of(paths: &[&str]) -> Self {
+        use std::os::unix::fs::MetadataExt;
+        Self(
+            paths
+                .iter()
+                .map(|p| {
+                    let m = std::fs::metadata(p).expect("owner kept");
+                    ((*p).to_owned(), m.uid(), m.gid())
+                })
+                .collect(),
+        )
+    }
+
+    fn put_back(&self) {
+        for (path, uid, gid) in &self.0 {
+            let _ = std::os::unix::fs::chown(path, Some(*uid), Some(*gid));
+        }
+    }
+}
+
+impl Drop for RestoreOwners {
+    fn drop(&mut self) {
+        self.put_back();
+    }
 }
 
 /// A listener on 127.0.0.1 that sends each of `commands` as a line to the first connection and

@@ -308,9 +308,28 @@ pub fn parse_group(text: &str) -> BTreeSet<AdminMember> {
     members
 }
 
+/// The name of the group whose id is `gid` in `/etc/group`'s text (the first line that has
+/// it), at most [`MAX_NAME_BYTES`].
+pub fn group_name(text: &str, gid: u32) -> Option<String> {
+    text.lines()
+        .filter_map(fields)
+        .find(|f| f.len() >= 3 && f[2].trim().parse::<u32>().is_ok_and(|g| g == gid))
+        .and_then(|f| name_of(f[0]))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_groups_name_by_its_id() {
+        let text = "root:x:0:\n# shadow:x:7:\nshadow:x:42:\nusers:x:100:alice\nbad\n:x:5:\n";
+        assert_eq!(group_name(text, 42).as_deref(), Some("shadow"));
+        assert_eq!(group_name(text, 100).as_deref(), Some("users"));
+        assert_eq!(group_name(text, 7), None, "a comment");
+        assert_eq!(group_name(text, 5), None, "no name");
+        assert_eq!(group_name(text, 1), None);
+    }
 
     fn names(list: &[&str]) -> BTreeSet<String> {
         list.iter().map(|s| (*s).to_owned()).collect()

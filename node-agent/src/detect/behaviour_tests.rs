@@ -134,6 +134,7 @@ fn file_event(operation: &'static str, path: &str, f: impl FnOnce(&mut FileInfo)
         git_config: None,
         sysctl_file: None,
         accounts_changed: None,
+        hashes_owner: None,
         program_written: None,
         written_by: None,
         truncated: false,
@@ -6543,6 +6544,90 @@ fn the_password_hashes_made_accessible_to_every_account() {
             .iter()
             .all(|(_, r, _)| r != "behaviour-password-hashes-exposed"),
         "{passwd:?}"
+    );
+    // A chown, judged by the owner, group and mode read back.
+    let chown = |path: &str, mode: u32, uid: u32, gid: u32, group: Option<&str>| {
+        let e = file_event("chown", path, |f| {
+            f.process = proc_ref(341, "chown");
+            f.ret = 0;
+            f.hashes_owner = Some(crate::event::HashesOwner {
+                mode: 0o100000 | mode,
+                uid,
+                gid,
+                group: group.map(str::to_owned),
+            });
+        });
+        run_all(&[e])
+            .into_iter()
+            .filter(|(_, r, _)| r == "behaviour-password-hashes-exposed")
+            .map(|(_, _, l)| l)
+            .collect::<Vec<_>>()
+    };
+    for (what, path, mode, uid, gid, group) in [
+        (
+            "an account owns it",
+            "/etc/shadow",
+            0o640,
+            65534,
+            42,
+            Some("shadow"),
+        ),
+        (
+            "a group reads it",
+            "/etc/gshadow",
+            0o640,
+            0,
+            100,
+            Some("users"),
+        ),
+        (
+            "a group without a name",
+            "/etc/shadow",
+            0o660,
+            0,
+            1234,
+            None,
+        ),
+        (
+            "a group called shadow is not root's",
+            "/etc/shadow",
+            0o604,
+            0,
+            42,
+            Some("shadow"),
+        ),
+    ] {
+        let want = if what.ends_with("not root's") {
+            // 0604 gives others read: the chmod's business; a chown to shadow gives nothing.
+            vec![]
+        } else {
+            vec![SeverityLabel::High]
+        };
+        assert_eq!(chown(path, mode, uid, gid, group), want, "{what}");
+    }
+    for (what, mode, uid, gid, group) in [
+        ("root:shadow", 0o640, 0, 42, Some("shadow")),
+        ("root:root", 0o640, 0, 0, Some("root")),
+        (
+            "an account owns it without access",
+            0o000,
+            1000,
+            0,
+            Some("root"),
+        ),
+        ("a group without read", 0o600, 0, 100, Some("users")),
+    ] {
+        assert!(
+            chown("/etc/shadow", mode, uid, gid, group).is_empty(),
+            "{what}"
+        );
+    }
+    // Not read back (refused, or another file): nothing of this check's.
+    let unread = file_event("chown", "/etc/shadow", |f| f.ret = 0);
+    assert!(
+        run_all(&[unread])
+            .iter()
+            .all(|(_, r, _)| r != "behaviour-password-hashes-exposed")
     );
 }
 

@@ -53,6 +53,7 @@ fn open_script(pid: u32, path: &str, ino: u64, writer: Option<u32>, memory: bool
         git_config: None,
         sysctl_file: None,
         accounts_changed: None,
+        hashes_owner: None,
         program_written: None,
         truncated: false,
         written_by: writer.map(|pid| Writer {

@@ -3847,40 +3847,90 @@ pub fn is_password_hashes(path: &Path) -> bool {
 const OTHERS_READ_OR_WRITE: u32 = 0o006;
 
 /// The password hashes given to every account by a chmod (`chmod 0644 /etc/shadow`, `chmod o+r
-/// /etc/gshadow`, python's `os.chmod`): any user can then read (or write) root's hash and crack
-/// it offline, or read it back later without root (T1222.002, staging T1003.008). The mode the
-/// kernel was asked for, whatever program asked; the distributions' modes (`0640
-/// root:shadow`, `0600`, `0000`) give others nothing. High: no tool of an administrator's
-/// makes the hashes readable by all.
+/// /etc/gshadow`, python's `os.chmod`, `os.fchmod`): any user can then read (or write) root's
+/// hash and crack it offline, or read it back later without root (T1222.002, staging
+/// T1003.008). The mode the kernel was asked for, whatever program asked; the distributions'
+/// modes (`0640 root:shadow`, `0600`, `0000`) give others nothing. Or given to one account or
+/// group by a chown (`chown nobody /etc/shadow`, `chgrp users /etc/shadow` with its `0640`):
+/// judged by the owner, group and mode read back after it ([`FileInfo::hashes_owner`]); the
+/// distributions' owners (root, and root or `shadow` for the group) give nothing. High: no tool
+/// of an administrator's makes the hashes readable by others.
 fn password_hashes_exposed(
     d: &Detector,
     f: &FileInfo,
     lookup: &dyn ProcessLookup,
 ) -> Option<Candidate> {
-    if f.operation != "chmod" {
-        return None;
-    }
     let path = f.resolved_path.as_deref()?;
     if !is_password_hashes(path) {
         return None;
     }
-    let mode = u32::from_str_radix(f.mode.as_deref()?, 8).ok()?;
-    if mode & OTHERS_READ_OR_WRITE == 0 {
-        return None;
-    }
-    let path = path.display().to_string();
-    let given = match (mode & 0o004 != 0, mode & 0o002 != 0) {
-        (true, true) => "readable and writable",
-        (false, true) => "writable",
-        _ => "readable",
+    let (mode, given, to) = match f.operation {
+        "chmod" => {
+            let mode = u32::from_str_radix(f.mode.as_deref()?, 8).ok()?;
+            if mode & OTHERS_READ_OR_WRITE == 0 {
+                return None;
+            }
+            let given = match (mode & 0o004 != 0, mode & 0o002 != 0) {
+                (true, true) => "readable and writable",
+                (false, true) => "writable",
+                _ => "readable",
+            };
+            (
+                mode,
+                given,
+                ("others".to_owned(), "every account".to_owned()),
+            )
+        }
+        "chown" => {
+            let o = f.hashes_owner.as_ref()?;
+            let mode = o.mode;
+            let given = |bits: u32| match (mode & bits & 0o444 != 0, mode & bits & 0o222 != 0) {
+                (true, true) => "readable and writable",
+                (false, true) => "writable",
+                _ => "readable",
+            };
+            if o.uid != 0 && mode & 0o600 != 0 {
+                (
+                    mode,
+                    given(0o700),
+                    (
+                        format!("owner uid {}", o.uid),
+                        format!("the account of uid {}", o.uid),
+                    ),
+                )
+            } else if o.gid != 0 && o.group.as_deref() != Some("shadow") && mode & 0o060 != 0 {
+                let group = match &o.group {
+                    Some(name) => format!("{name} ({})", o.gid),
+                    None => o.gid.to_string(),
+                };
+                (
+                    mode,
+                    given(0o070),
+                    (
+                        format!("group {group}"),
+                        format!("the members of group {group}"),
+                    ),
+                )
+            } else {
+                return None;
+            }
+        }
+        _ => return None,
     };
+    let path = path.display().to_string();
+    let (accessible_to, who) = to;
     let mut context = file_context(f, &path);
     context
         .additional
         .insert("mode".into(), format!("{:04o}", mode & 0o7777));
     context
         .additional
-        .insert("madeAccessibleTo".into(), "others".into());
+        .insert("madeAccessibleTo".into(), accessible_to);
+    let how = if f.operation == "chown" {
+        "the owner or group"
+    } else {
+        "the mode"
+    };
     Some(technique(
         d,
         &f.process,
@@ -3892,10 +3942,10 @@ fn password_hashes_exposed(
             severity: Some(8.0),
         },
         draft(
-            "The password hashes were made accessible to every account",
+            "The password hashes were made accessible to other accounts",
             format!(
-                "Process {} (pid {}) set the mode of {path} to {:04o}: the password hashes are \
-                 now {given} by every account.",
+                "Process {} (pid {}) changed {how} of {path} ({:04o}): the password hashes are \
+                 now {given} by {who}.",
                 f.process.comm,
                 f.process.pid,
                 mode & 0o7777
