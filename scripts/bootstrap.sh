@@ -59,6 +59,8 @@ command -v strace >/dev/null 2>&1 || need_pkgs+=(strace)
 command -v ed >/dev/null 2>&1 || need_pkgs+=(ed)
 # tclsh: the interpreter command-loop reverse shell test (detection_techniques.rs).
 command -v tclsh >/dev/null 2>&1 || need_pkgs+=(tcl)
+# setfacl: the password hashes given to an account through an ACL (detection_techniques.rs).
+command -v setfacl >/dev/null 2>&1 || need_pkgs+=(acl)
 # gcore (gdb's) dumping another process's memory (node-agent/tests/detection_techniques.rs).
 command -v gcore >/dev/null 2>&1 || need_pkgs+=(gdb)
 # GTFOBins' shells through installed programs (node-agent/tests/detection.rs): sqlite3's

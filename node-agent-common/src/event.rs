@@ -523,6 +523,9 @@ pub mod file_op {
     /// perl's `fstat` of it (a data `open`). `ret` is the fd, `dirfd` the new one (the same for
     /// perl); no paths.
     pub const REDIRECT: u16 = 10;
+    /// `setxattr`/`lsetxattr`/`fsetxattr` of `system.posix_acl_access` (a file's access ACL:
+    /// `setfacl -m u:NAME:r FILE`); the ACL itself is read back in user space.
+    pub const SET_ACL: u16 = 11;
 }
 
 /// How a shell (or perl) reads a script it sources, which decides what the kernel takes as proof

@@ -1581,52 +1581,67 @@ pub fn fchmod_enter(ctx: TracePointContext) -> u32 {
     if mode & (EXEC_OR_ID_BITS | OTHERS_READ_OR_WRITE) == 0 {
         return 0;
     }
-    if is_agent() {
-        count(Hook::FileChange, StatKind::Filtered);
-        return 0;
-    }
     let mut p = change(file_op::CHMOD, arg(&ctx, 0) as i32, 0, AT_FDCWD, 0);
     p.mode = mode;
     if mode & SET_ID_BITS != 0 {
         p.match_flags = file_flags::SET_ID;
     }
-    remember(p, Hook::FileChange);
+    fd_change_enter(p);
     0
 }
 
-/// A successful `fchmod` of a regular file, set-id anywhere or of a sensitive file: sent with
-/// the file's path as the kernel walks it from the descriptor (there is no path string), its
-/// device and inode.
+/// A successful `fchmod` of a regular file, set-id anywhere or of a sensitive file
+/// ([`fd_change_exit`]).
 #[tracepoint(category = "syscalls", name = "sys_exit_fchmod")]
 pub fn fchmod_exit(ctx: TracePointContext) -> u32 {
+    fd_change_exit(&ctx);
+    0
+}
+
+/// Records a descriptor's change (`fchmod`, `fchown`, `fsetxattr`) on entry, to be walked at
+/// the exit ([`fd_change_exit`]).
+#[inline(always)]
+fn fd_change_enter(p: Pending) {
+    if is_agent() {
+        count(Hook::FileChange, StatKind::Filtered);
+        return;
+    }
+    remember(p, Hook::FileChange);
+}
+
+/// A successful change through a descriptor of a regular file, kept when the file is sensitive
+/// or the record comes flagged (a set-id mode): sent with the file's path as the kernel walks
+/// it from the descriptor (there is no path string), its device and inode.
+#[inline(always)]
+fn fd_change_exit(ctx: &TracePointContext) {
     let key = bpf_get_current_pid_tgid();
     // SAFETY: copied out at once.
     let Some(pending) = (unsafe { PENDING_FILE.get(key) }).copied() else {
-        return 0;
+        return;
     };
     let _ = PENDING_FILE.remove(key);
-    let ret = exit_ret(&ctx);
+    let ret = exit_ret(ctx);
     if ret != 0 || pending.dirfd < 0 {
-        return 0;
+        return;
     }
     let file = fd_file(pending.dirfd as u64);
     if file == 0 {
-        return 0;
+        return;
     }
     let inode = file_inode(file);
     if inode == 0 || inode_type(inode) != S_IFREG {
-        return 0;
+        return;
     }
     let (dev, ino) = inode_key(inode);
     let Some((flags, object)) = classify_file(file, 0) else {
-        return 0;
+        return;
     };
     let flags = flags | pending.match_flags;
     if flags == 0 {
-        return 0;
+        return;
     }
     let Some(s) = scratch() else {
-        return 0;
+        return;
     };
     let object = opaque(s, object as u32) != 0;
     emit(
@@ -1640,6 +1655,99 @@ pub fn fchmod_exit(ctx: TracePointContext) -> u32 {
         object,
         Hook::FileChange,
     );
+}
+
+/// `fchown(fd, uid, gid)`: python's `os.fchown` of an open `/etc/shadow`. Kept at the exit for
+/// a sensitive file only.
+#[tracepoint(category = "syscalls", name = "sys_enter_fchown")]
+pub fn fchown_enter(ctx: TracePointContext) -> u32 {
+    let mut p = change(file_op::CHOWN, arg(&ctx, 0) as i32, 0, AT_FDCWD, 0);
+    p.uid = arg(&ctx, 1) as u32;
+    p.gid = arg(&ctx, 2) as u32;
+    fd_change_enter(p);
+    0
+}
+
+#[tracepoint(category = "syscalls", name = "sys_exit_fchown")]
+pub fn fchown_exit(ctx: TracePointContext) -> u32 {
+    fd_change_exit(&ctx);
+    0
+}
+
+/// `system.posix_acl_access` with its NUL: the extended attribute that holds a file's access
+/// ACL.
+const POSIX_ACL_ACCESS: &[u8; 24] = b"system.posix_acl_access\0";
+
+/// Whether the user string at `name` is [`POSIX_ACL_ACCESS`]: one bounded read, then three
+/// word compares. Every other attribute (`user.*`, `security.*` that package managers and
+/// container engines set) returns here.
+#[inline(always)]
+fn is_access_acl(name: u64) -> bool {
+    let mut buf = [0u8; 24];
+    let (len, _) = read_user_str(&mut buf, name);
+    if len != 23 {
+        return false;
+    }
+    let word = |b: &[u8; 24], i: usize| {
+        u64::from_le_bytes([
+            b[i],
+            b[i + 1],
+            b[i + 2],
+            b[i + 3],
+            b[i + 4],
+            b[i + 5],
+            b[i + 6],
+            b[i + 7],
+        ])
+    };
+    word(&buf, 0) == word(POSIX_ACL_ACCESS, 0)
+        && word(&buf, 8) == word(POSIX_ACL_ACCESS, 8)
+        && word(&buf, 16) == word(POSIX_ACL_ACCESS, 16)
+}
+
+/// `setxattr(path, name, ...)` and `lsetxattr` of a file's access ACL (`setfacl -m u:x:r
+/// /etc/shadow`): kept for a sensitive path, as a chmod is.
+#[inline(always)]
+fn set_acl(path: u64, name: u64) {
+    if !is_access_acl(name) {
+        return;
+    }
+    on_change_enter(change(file_op::SET_ACL, AT_FDCWD, path, AT_FDCWD, 0));
+}
+
+#[tracepoint(category = "syscalls", name = "sys_enter_setxattr")]
+pub fn setxattr_enter(ctx: TracePointContext) -> u32 {
+    set_acl(arg(&ctx, 0), arg(&ctx, 1));
+    0
+}
+change_exit!(setxattr_exit, "sys_exit_setxattr");
+
+#[tracepoint(category = "syscalls", name = "sys_enter_lsetxattr")]
+pub fn lsetxattr_enter(ctx: TracePointContext) -> u32 {
+    set_acl(arg(&ctx, 0), arg(&ctx, 1));
+    0
+}
+change_exit!(lsetxattr_exit, "sys_exit_lsetxattr");
+
+/// `fsetxattr(fd, name, ...)` of a file's access ACL: the file is the descriptor's, walked at
+/// the exit.
+#[tracepoint(category = "syscalls", name = "sys_enter_fsetxattr")]
+pub fn fsetxattr_enter(ctx: TracePointContext) -> u32 {
+    if is_access_acl(arg(&ctx, 1)) {
+        fd_change_enter(change(
+            file_op::SET_ACL,
+            arg(&ctx, 0) as i32,
+            0,
+            AT_FDCWD,
+            0,
+        ));
+    }
+    0
+}
+
+#[tracepoint(category = "syscalls", name = "sys_exit_fsetxattr")]
+pub fn fsetxattr_exit(ctx: TracePointContext) -> u32 {
+    fd_change_exit(&ctx);
     0
 }
 

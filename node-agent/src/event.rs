@@ -603,7 +603,8 @@ pub struct WrittenProgram {
     pub content: ProgramContent,
 }
 
-/// The password hashes' owner, group and mode read back after a chown of them.
+/// The password hashes' owner, group and mode read back after a chown of them, or their ACL
+/// after one was set.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HashesOwner {
@@ -616,6 +617,9 @@ pub struct HashesOwner {
     /// The group's name in the `/etc/group` the process sees, when it has one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
+    /// After an ACL was set: the entries of the file's access ACL, read back.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub acl: Vec<crate::detect::accounts::AclEntry>,
 }
 
 /// Whether `path` names the executable of the process that opens it: `/proc/self/exe`,
@@ -1228,6 +1232,7 @@ fn file_op_name(op: u16) -> &'static str {
         OPEN_READ => "openRead",
         OPEN_SCRIPT => "openScript",
         REDIRECT => "redirect",
+        SET_ACL => "setAcl",
         _ => "unknown",
     }
 }

@@ -1397,13 +1397,15 @@ fn account_file_text(etc: &Path, file: AccountFile) -> Option<String> {
 /// (`/proc/<pid>/root`), else the host's when the process is gone and ran there. The ids come
 /// from the call, so a chown put back before the read still shows; the mode is read back (a
 /// chown does not set it). One `stat` and one read of `/etc/group`, for these few files alone.
+/// After an ACL was set on them (`setAcl`): the same, with the file's access ACL read back and
+/// its named groups' names.
 fn hashes_owner(
     info: &crate::event::FileInfo,
     proc_root: &Path,
     host: bool,
 ) -> Option<crate::event::HashesOwner> {
     use std::os::unix::fs::MetadataExt;
-    if info.operation != "chown" || info.ret < 0 {
+    if !matches!(info.operation, "chown" | "setAcl") || info.ret < 0 {
         return None;
     }
     let path = info.resolved_path.as_deref()?;
@@ -1411,22 +1413,61 @@ fn hashes_owner(
         return None;
     }
     let root = proc_root.join(info.process.pid.to_string()).join("root");
-    let (m, etc) = match fs::metadata(root.join(path.strip_prefix("/").ok()?)) {
-        Ok(m) => (m, etc_place(&root)),
-        Err(_) if host => (fs::metadata(path).ok()?, host_etc(proc_root)),
+    let through_root = root.join(path.strip_prefix("/").ok()?);
+    let (m, file, etc) = match fs::metadata(&through_root) {
+        Ok(m) => (m, through_root, etc_place(&root)),
+        Err(_) if host => (
+            fs::metadata(path).ok()?,
+            path.to_path_buf(),
+            host_etc(proc_root),
+        ),
         Err(_) => return None,
     };
     let (uid, gid) = info.owner.unwrap_or((None, None));
     let (uid, gid) = (uid.unwrap_or(m.uid()), gid.unwrap_or(m.gid()));
-    let group = etc
-        .and_then(|(etc, _)| account_file_text(&etc, AccountFile::Group))
-        .and_then(|text| crate::detect::accounts::group_name(&text, gid));
+    let groups = etc.and_then(|(etc, _)| account_file_text(&etc, AccountFile::Group));
+    let name_of = |gid: u32| {
+        groups
+            .as_deref()
+            .and_then(|text| crate::detect::accounts::group_name(text, gid))
+    };
+    let acl = if info.operation == "setAcl" {
+        let mut acl = access_acl(&file).unwrap_or_default();
+        for entry in &mut acl {
+            if entry.tag == "group" {
+                entry.name = entry.id.and_then(name_of);
+            }
+        }
+        acl
+    } else {
+        Vec::new()
+    };
     Some(crate::event::HashesOwner {
         mode: m.mode(),
         uid,
         gid,
-        group,
+        group: name_of(gid),
+        acl,
     })
+}
+
+/// The entries of `path`'s access ACL (`system.posix_acl_access`), `None` when it has none or
+/// it cannot be read. One `getxattr` into a bounded buffer.
+fn access_acl(path: &Path) -> Option<Vec<crate::detect::accounts::AclEntry>> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    let mut buf = [0u8; 4 + 8 * crate::detect::accounts::MAX_ACL_ENTRIES];
+    // SAFETY: both strings are NUL-terminated; the kernel writes at most `buf.len()` bytes.
+    let n = unsafe {
+        libc::getxattr(
+            c_path.as_ptr(),
+            c"system.posix_acl_access".as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    let n = usize::try_from(n).ok()?;
+    crate::detect::accounts::parse_posix_acl(buf.get(..n)?)
 }
 
 /// The account file a file event changed (opened for writing, or a file renamed or linked over

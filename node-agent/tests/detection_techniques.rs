@@ -7704,6 +7704,43 @@ fn the_password_hashes_made_readable_by_every_account() {
             kinds(&found)
         );
     }
+    // Given through an access ACL (`setfacl`): the ACL read back. Removed by this process,
+    // unobserved, and the modes put back (an ACL's mask is the group bits).
+    let Ok(setfacl) = which("setfacl") else {
+        not_tested("NOT TESTED the password hashes given through an ACL: no setfacl");
+        return;
+    };
+    let drop_acl = || {
+        for path in [c"/etc/shadow", c"/etc/gshadow"] {
+            // SAFETY: NUL-terminated strings; a file without an ACL answers ENODATA.
+            unsafe { libc::removexattr(path.as_ptr(), c"system.posix_acl_access".as_ptr()) };
+        }
+        put_back("/etc/shadow");
+        put_back("/etc/gshadow");
+    };
+    let acl = |what: &str, args: &[&str]| {
+        let pid = run(Command::new(&setfacl).args(args));
+        let found = detect(pid);
+        drop_acl();
+        of(&found, exposed)
+            .iter()
+            .map(|f| {
+                assert_eq!(f.severity_label, SeverityLabel::High, "{what}");
+                f.context.additional["madeAccessibleTo"].clone()
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        acl("a user", &["-m", "u:nobody:r", "/etc/shadow"]),
+        ["acl uid 65534"]
+    );
+    assert_eq!(
+        acl("a group", &["-m", "g:users:rw", "/etc/gshadow"]),
+        ["acl group users (100)"]
+    );
+    // The distribution's group and root named in an ACL: nothing of this rule.
+    assert!(acl("shadow", &["-m", "g:shadow:r", "/etc/shadow"]).is_empty());
+    assert!(acl("root", &["-m", "u:root:rw", "/etc/shadow"]).is_empty());
 }
 
 /// Files' owners and groups, put back when dropped or asked.

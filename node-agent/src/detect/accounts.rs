@@ -308,6 +308,61 @@ pub fn parse_group(text: &str) -> BTreeSet<AdminMember> {
     members
 }
 
+/// One entry of a POSIX access ACL (`system.posix_acl_access`).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AclEntry {
+    /// `userObj`, `user`, `groupObj`, `group`, `mask` or `other`.
+    pub tag: &'static str,
+    /// The uid or gid of a `user` or `group` entry.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<u32>,
+    /// Read 4, write 2, execute 1.
+    pub perm: u16,
+    /// A `group` entry's name, where the pipeline found one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// Entries read of one ACL at most.
+pub const MAX_ACL_ENTRIES: usize = 512;
+
+/// The entries of a `system.posix_acl_access` value (a little-endian `u32` version 2, then
+/// 8-byte entries: `u16` tag, `u16` permissions, `u32` id), at most [`MAX_ACL_ENTRIES`]; `None`
+/// for another version or a length that is not a whole number of entries.
+pub fn parse_posix_acl(value: &[u8]) -> Option<Vec<AclEntry>> {
+    let (version, entries) = value.split_first_chunk::<4>()?;
+    if u32::from_le_bytes(*version) != 2 || entries.len() % 8 != 0 {
+        return None;
+    }
+    Some(
+        entries
+            .chunks_exact(8)
+            .take(MAX_ACL_ENTRIES)
+            .filter_map(|e| {
+                let tag = u16::from_le_bytes([e[0], e[1]]);
+                let perm = u16::from_le_bytes([e[2], e[3]]);
+                let id = u32::from_le_bytes([e[4], e[5], e[6], e[7]]);
+                let (tag, id) = match tag {
+                    0x01 => ("userObj", None),
+                    0x02 => ("user", Some(id)),
+                    0x04 => ("groupObj", None),
+                    0x08 => ("group", Some(id)),
+                    0x10 => ("mask", None),
+                    0x20 => ("other", None),
+                    _ => return None,
+                };
+                Some(AclEntry {
+                    tag,
+                    id,
+                    perm,
+                    name: None,
+                })
+            })
+            .collect(),
+    )
+}
+
 /// The name of the group whose id is `gid` in `/etc/group`'s text (the first line that has
 /// it), at most [`MAX_NAME_BYTES`].
 pub fn group_name(text: &str, gid: u32) -> Option<String> {
@@ -320,6 +375,57 @@ pub fn group_name(text: &str, gid: u32) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_posix_acl_value_read_entry_by_entry() {
+        // setfacl -m u:65534:r,g:100:rw: user::rw- user:65534:r-- group::r-- group:100:rw-
+        // mask::rw- other::---
+        let mut value = 2u32.to_le_bytes().to_vec();
+        for (tag, perm, id) in [
+            (1u16, 6u16, u32::MAX),
+            (2, 4, 65534),
+            (4, 4, u32::MAX),
+            (8, 6, 100),
+            (0x10, 6, u32::MAX),
+            (0x20, 0, u32::MAX),
+        ] {
+            value.extend(tag.to_le_bytes());
+            value.extend(perm.to_le_bytes());
+            value.extend(id.to_le_bytes());
+        }
+        let acl = parse_posix_acl(&value).expect("parsed");
+        let tags: Vec<_> = acl.iter().map(|e| (e.tag, e.id, e.perm)).collect();
+        assert_eq!(
+            tags,
+            [
+                ("userObj", None, 6),
+                ("user", Some(65534), 4),
+                ("groupObj", None, 4),
+                ("group", Some(100), 6),
+                ("mask", None, 6),
+                ("other", None, 0),
+            ]
+        );
+        assert_eq!(
+            parse_posix_acl(&value[..value.len() - 1]),
+            None,
+            "cut short"
+        );
+        assert_eq!(
+            parse_posix_acl(&3u32.to_le_bytes()),
+            None,
+            "another version"
+        );
+        assert_eq!(parse_posix_acl(&[]), None);
+        let mut many = 2u32.to_le_bytes().to_vec();
+        for _ in 0..MAX_ACL_ENTRIES + 10 {
+            many.extend([2, 0, 4, 0, 1, 0, 0, 0]);
+        }
+        assert_eq!(
+            parse_posix_acl(&many).map(|a| a.len()),
+            Some(MAX_ACL_ENTRIES)
+        );
+    }
 
     #[test]
     fn a_groups_name_by_its_id() {

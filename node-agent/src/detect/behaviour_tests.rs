@@ -6555,6 +6555,7 @@ fn the_password_hashes_made_accessible_to_every_account() {
                 uid,
                 gid,
                 group: group.map(str::to_owned),
+                acl: Vec::new(),
             });
         });
         run_all(&[e])
@@ -6622,6 +6623,68 @@ fn the_password_hashes_made_accessible_to_every_account() {
             "{what}"
         );
     }
+    // An access ACL set, judged by its entries read back (the mask limits named entries).
+    let acl = |entries: &[(&'static str, Option<u32>, u16, Option<&str>)]| {
+        let e = file_event("setAcl", "/etc/shadow", |f| {
+            f.process = proc_ref(342, "setfacl");
+            f.ret = 0;
+            f.hashes_owner = Some(crate::event::HashesOwner {
+                mode: 0o100640,
+                uid: 0,
+                gid: 42,
+                group: Some("shadow".into()),
+                acl: entries
+                    .iter()
+                    .map(|(tag, id, perm, name)| crate::detect::accounts::AclEntry {
+                        tag,
+                        id: *id,
+                        perm: *perm,
+                        name: name.map(str::to_owned),
+                    })
+                    .collect(),
+            });
+        });
+        run_all(&[e])
+            .into_iter()
+            .filter(|(_, r, _)| r == "behaviour-password-hashes-exposed")
+            .count()
+    };
+    let base = [
+        ("userObj", None, 6, None),
+        ("groupObj", None, 4, None),
+        ("other", None, 0, None),
+    ];
+    let with = |extra: &[(&'static str, Option<u32>, u16, Option<&str>)]| {
+        let mut all = base.to_vec();
+        all.extend_from_slice(extra);
+        acl(&all)
+    };
+    assert_eq!(
+        with(&[("user", Some(65534), 4, None), ("mask", None, 4, None)]),
+        1
+    );
+    assert_eq!(
+        with(&[
+            ("group", Some(100), 6, Some("users")),
+            ("mask", None, 6, None)
+        ]),
+        1
+    );
+    assert_eq!(
+        with(&[("group", Some(1234), 4, None)]),
+        1,
+        "no mask, no name"
+    );
+    assert_eq!(acl(&[("other", None, 4, None)]), 1, "others");
+    assert_eq!(
+        with(&[("user", Some(65534), 4, None), ("mask", None, 0, None)]),
+        0,
+        "masked out"
+    );
+    assert_eq!(with(&[("group", Some(42), 4, Some("shadow"))]), 0);
+    assert_eq!(with(&[("user", Some(0), 6, None)]), 0, "root");
+    assert_eq!(with(&[("user", Some(65534), 1, None)]), 0, "execute only");
+    assert_eq!(acl(&[]), 0, "no ACL read back");
     // Not read back (refused, or another file): nothing of this check's.
     let unread = file_event("chown", "/etc/shadow", |f| f.ret = 0);
     assert!(

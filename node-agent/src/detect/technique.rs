@@ -3915,6 +3915,17 @@ fn password_hashes_exposed(
                 return None;
             }
         }
+        "setAcl" => {
+            let o = f.hashes_owner.as_ref()?;
+            let (to, bits) = acl_grant(&o.acl)?;
+            let given = match (bits & 4 != 0, bits & 2 != 0) {
+                (true, true) => "readable and writable",
+                (false, true) => "writable",
+                _ => "readable",
+            };
+            let who = format!("{to} (through an ACL)");
+            (o.mode, given, (format!("acl {to}"), who))
+        }
         _ => return None,
     };
     let path = path.display().to_string();
@@ -3926,10 +3937,10 @@ fn password_hashes_exposed(
     context
         .additional
         .insert("madeAccessibleTo".into(), accessible_to);
-    let how = if f.operation == "chown" {
-        "the owner or group"
-    } else {
-        "the mode"
+    let how = match f.operation {
+        "chown" => "the owner or group",
+        "setAcl" => "the access ACL",
+        _ => "the mode",
     };
     Some(technique(
         d,
@@ -3954,6 +3965,30 @@ fn password_hashes_exposed(
             context,
         ),
     ))
+}
+
+/// The first entry of an access ACL that gives read or write to someone the distributions do
+/// not: a named user other than root, a named group other than root and `shadow` (each as the
+/// mask lets it), or others. Who, and the bits given.
+fn acl_grant(acl: &[crate::detect::accounts::AclEntry]) -> Option<(String, u16)> {
+    let mask = acl.iter().find(|e| e.tag == "mask").map(|e| e.perm);
+    let effective = |perm: u16| mask.map_or(perm, |m| perm & m) & 0o6;
+    acl.iter().find_map(|e| match (e.tag, e.id) {
+        ("user", Some(uid)) if uid != 0 && effective(e.perm) != 0 => {
+            Some((format!("uid {uid}"), effective(e.perm)))
+        }
+        ("group", Some(gid))
+            if gid != 0 && e.name.as_deref() != Some("shadow") && effective(e.perm) != 0 =>
+        {
+            let name = match &e.name {
+                Some(name) => format!("group {name} ({gid})"),
+                None => format!("group {gid}"),
+            };
+            Some((name, effective(e.perm)))
+        }
+        ("other", _) if e.perm & 0o6 != 0 => Some(("others".to_owned(), e.perm & 0o6)),
+        _ => None,
+    })
 }
 
 // --- kernel settings files -----------------------------------------------------------------

@@ -256,6 +256,15 @@ fn plan(hook: Hook, offsets: &KernelOffsets) -> Vec<Mechanism> {
             ("lchown_exit", "syscalls", "sys_exit_lchown"),
             ("fchownat_enter", "syscalls", "sys_enter_fchownat"),
             ("fchownat_exit", "syscalls", "sys_exit_fchownat"),
+            ("fchown_enter", "syscalls", "sys_enter_fchown"),
+            ("fchown_exit", "syscalls", "sys_exit_fchown"),
+            // A file's access ACL set (`setfacl`).
+            ("setxattr_enter", "syscalls", "sys_enter_setxattr"),
+            ("setxattr_exit", "syscalls", "sys_exit_setxattr"),
+            ("lsetxattr_enter", "syscalls", "sys_enter_lsetxattr"),
+            ("lsetxattr_exit", "syscalls", "sys_exit_lsetxattr"),
+            ("fsetxattr_enter", "syscalls", "sys_enter_fsetxattr"),
+            ("fsetxattr_exit", "syscalls", "sys_exit_fsetxattr"),
         ])],
         Hook::Memfd => vec![TracePoints(&[
             ("memfd_enter", "syscalls", "sys_enter_memfd_create"),
