@@ -7693,6 +7693,15 @@ fn the_password_hashes_made_readable_by_every_account() {
         &["-c", "import os; os.chown('/etc/shadow', -1, 100)"],
         "group users (100)",
     );
+    owned(
+        "python os.fchown on a descriptor",
+        "python3",
+        &[
+            "-c",
+            "import os; os.fchown(os.open('/etc/gshadow', os.O_RDONLY), 65534, -1)",
+        ],
+        "owner uid 65534",
+    );
     // The distribution's owners given again: not this check's.
     for args in [["root:shadow", "/etc/shadow"], ["root", "/etc/gshadow"]] {
         let pid = run(Command::new("chown").args(args));
