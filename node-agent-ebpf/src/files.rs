@@ -1658,12 +1658,16 @@ fn fd_change_exit(ctx: &TracePointContext) {
 }
 
 /// `fchown(fd, uid, gid)`: python's `os.fchown` of an open `/etc/shadow`. Kept at the exit for
-/// a sensitive file only.
+/// a sensitive file only; a call that changes neither id (`-1`, `-1`) returns at once.
 #[tracepoint(category = "syscalls", name = "sys_enter_fchown")]
 pub fn fchown_enter(ctx: TracePointContext) -> u32 {
+    let (uid, gid) = (arg(&ctx, 1) as u32, arg(&ctx, 2) as u32);
+    if uid == u32::MAX && gid == u32::MAX {
+        return 0;
+    }
     let mut p = change(file_op::CHOWN, arg(&ctx, 0) as i32, 0, AT_FDCWD, 0);
-    p.uid = arg(&ctx, 1) as u32;
-    p.gid = arg(&ctx, 2) as u32;
+    p.uid = uid;
+    p.gid = gid;
     fd_change_enter(p);
     0
 }
