@@ -279,6 +279,12 @@ pub struct ExecInfo {
     /// bytes each).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub script_evals: Vec<String>,
+    /// For a shell running a script file: the script's lines that a `scriptLines` command rule
+    /// matches (`unset HISTFILE`, a builtin that execs nothing), read with
+    /// [`Self::script_evals`] ([`crate::detect::RuleSet::script_lines_matching`]; at most four,
+    /// 256 bytes each).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub script_lines: Vec<String>,
     /// The argument vector the kernel holds starts with an empty string: the program was
     /// exec'd with no arguments at all (`execve(path, {NULL}, envp)`, for which the kernel adds
     /// an empty `argv[0]`) or with an empty `argv[0]`. No shell or library does either; PwnKit
@@ -966,6 +972,7 @@ pub fn exec_info(ev: &node_agent_common::ExecEvent, clock: &Clock) -> ExecInfo {
         glibc_tunables: ev.flags & exec_flags::ENV_GLIBC_TUNABLES != 0,
         setuid: ev.flags & exec_flags::EUID_CHANGED != 0,
         script_evals: Vec::new(),
+        script_lines: Vec::new(),
         argv0_empty: ev.flags & exec_flags::ARGV_UNREADABLE == 0 && argv_len > 0 && ev.argv[0] == 0,
         exe_set_id: false,
     }

@@ -1083,8 +1083,12 @@ impl Pipeline {
                         .flatten()
                 })
         {
-            info.script_evals =
-                crate::detect::evaluated_substitutions(&String::from_utf8_lossy(&text));
+            let text = String::from_utf8_lossy(&text);
+            info.script_evals = crate::detect::evaluated_substitutions(&text);
+            if let Some(rules) = &self.script_rules {
+                info.script_lines =
+                    rules.script_lines_matching(crate::detect::path_basename(&info.exe), &text);
+            }
         }
         let key = node_agent_common::FileKey {
             dev: kernel_dev(dev),

@@ -982,6 +982,56 @@ fn shell_history_removed_truncated_or_replaced() {
     );
 }
 
+/// History switched off by shell builtins as lines of a script file (Atomic Red Team's
+/// "Clear history of a bunch of shells" and "Clear and Disable Bash History Logging" run as a
+/// script): `unset HISTFILE`, `export HISTFILESIZE=0`, `set +o history`, `history -c` exec
+/// nothing, so the script's text, read at the shell's exec, is where they show:
+/// `evasion-clear-history` with the line. A script that sets a large history or only mentions
+/// the variable in a comment raises nothing.
+#[test]
+fn history_switched_off_by_builtins_in_a_script() {
+    if !privileged("history_switched_off_by_builtins_in_a_script") {
+        return;
+    }
+    let dir = Scratch::new("histscript");
+    let script = |shell: &str, name: &str, body: &str| {
+        let path = dir.path(name);
+        std::fs::write(&path, body).expect("script");
+        (path.clone(), detect(run(Command::new(shell).arg(&path))))
+    };
+    for (shell, name, body, line) in [
+        (
+            "/bin/bash",
+            "bunch.sh",
+            "#!/bin/bash\nunset HISTFILE\nexport HISTFILESIZE=0\nhistory -c\nid >/dev/null\n",
+            "unset HISTFILE",
+        ),
+        (
+            "/bin/bash",
+            "disable.sh",
+            "echo start\n  set +o history\nhistory -c\n",
+            "set +o history",
+        ),
+        ("/bin/sh", "dash.sh", "HISTSIZE=0\ntrue\n", "HISTSIZE=0"),
+    ] {
+        let (path, found) = script(shell, name, body);
+        let f = of(&found, "evasion-clear-history");
+        assert_eq!(f.len(), 1, "{name}: {:?}", kinds(&found));
+        assert_eq!(
+            f[0].finding_type, "DefenseEvasion:Runtime/SuspiciousCommand",
+            "{name}"
+        );
+        assert_eq!(f[0].context.additional["scriptLine"], line, "{name}");
+        assert_eq!(f[0].context.additional["script"], path, "{name}");
+    }
+    let (_, found) = script(
+        "/bin/bash",
+        "benign.sh",
+        "# unset HISTFILE to forget\nHISTSIZE=5000\nHISTCONTROL=erasedups\necho HISTFILE=x\n",
+    );
+    assert!(loud(&found).is_empty(), "benign: {:?}", kinds(&found));
+}
+
 #[test]
 fn the_journal_vacuumed() {
     if !privileged("the_journal_vacuumed") {

@@ -104,6 +104,7 @@ fn exec_event(exe: &str, f: impl FnOnce(&mut ExecInfo)) -> Event {
         glibc_tunables: false,
         setuid: false,
         script_evals: Vec::new(),
+        script_lines: Vec::new(),
         argv0_empty: false,
         exe_set_id: false,
     };

@@ -185,6 +185,67 @@ pub(crate) fn check(d: &Detector, e: &ExecInfo, lookup: &dyn ProcessLookup) -> V
     out
 }
 
+/// The `scriptLines` rules on the lines of the shell's script that the edge kept
+/// ([`ExecInfo::script_lines`]): each line as `SHELL -c LINE` looks to a rule, raised with the
+/// shell as the actor and the script and line in the context. One finding per rule and script.
+pub(crate) fn check_script_lines(
+    d: &Detector,
+    e: &ExecInfo,
+    lookup: &dyn ProcessLookup,
+) -> Vec<Candidate> {
+    if e.script_lines.is_empty() {
+        return Vec::new();
+    }
+    let shell = path_basename(&e.exe);
+    let script = super::script_operand(&d.rules, &e.argv).unwrap_or(&e.filename);
+    let exe = e.exe.display().to_string();
+    let mut out: Vec<Candidate> = Vec::new();
+    for line in &e.script_lines {
+        let facts = ExecFacts::script_line(shell, line);
+        // Redacted word by word, as a command line is (`mysql -pSECRET` in a script).
+        let words: Vec<String> = line.split_whitespace().map(str::to_owned).collect();
+        let shown = redacted_command_line(&words);
+        for rule in d.rules.matching(&facts) {
+            if !rule.script_lines {
+                continue;
+            }
+            let key = format!("{}\0{exe}\0{script}", rule.id);
+            if out.iter().any(|c| c.key == key) {
+                continue;
+            }
+            let mut context = RuntimeContext {
+                command_line_example: Some(redacted_command_line(&e.argv)),
+                ..RuntimeContext::default()
+            };
+            let extra = &mut context.additional;
+            extra.insert("ruleId".into(), rule.id.clone());
+            extra.insert("mitreTechniques".into(), rule.mitre.join(","));
+            extra.insert("ruleOrigin".into(), rule.origin.clone());
+            extra.insert("script".into(), script.to_owned());
+            extra.insert("scriptLine".into(), shown.clone());
+            out.push(Candidate {
+                container: e.process.container.clone(),
+                finding_type: rule.finding_type,
+                severity: rule.severity,
+                title: rule.description.clone(),
+                description: format!(
+                    "Process {} ({exe}, pid {}) runs the script {script}, whose line `{}` \
+                     matches: {}.",
+                    e.process.comm, e.process.pid, shown, rule.description
+                ),
+                key,
+                role: ResourceRole::Actor,
+                process: Some(d.process_details(&e.process, lookup)),
+                context,
+                network: None,
+                dns: None,
+                evidence: Vec::new(),
+            });
+        }
+    }
+    out
+}
+
 /// The peer of standard input when both standard input and output are connected IP sockets:
 /// the shape of a shell driven over the network.
 fn stdio_peer(e: &ExecInfo) -> Option<std::net::SocketAddr> {

@@ -571,6 +571,7 @@ impl Detector {
                 self.sourced = held;
                 self.remember(e.process.pid, remembered);
                 let mut found = exec::check(self, e, lookup);
+                found.extend(exec::check_script_lines(self, e, lookup));
                 found.extend(judged);
                 found.extend(behaviour::check_exec(self, e, lookup));
                 found.extend(technique::check_exec(self, e, previous.as_deref(), lookup));

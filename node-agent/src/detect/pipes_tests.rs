@@ -101,6 +101,7 @@ pub(super) fn exec(x: &X) -> Event {
         glibc_tunables: false,
         setuid: false,
         script_evals: Vec::new(),
+        script_lines: Vec::new(),
         argv0_empty: false,
         exe_set_id: false,
     }))

@@ -162,6 +162,11 @@ struct MatchSpec {
     elevated: Option<bool>,
     #[serde(default)]
     stdio_socket: Option<bool>,
+    /// Also judge each line of a shell script the agent reads at its shell's exec, as if the
+    /// shell ran it with `-c`: shell builtins (`unset HISTFILE`, `set +o history`) exec
+    /// nothing, so a script's line is the only place they show.
+    #[serde(default)]
+    script_lines: bool,
 }
 
 /// One validated rule.
@@ -188,7 +193,14 @@ pub struct Rule {
     parent: Vec<String>,
     elevated: Option<bool>,
     stdio_socket: Option<bool>,
+    /// Judged on a shell script's lines too (`match.scriptLines`).
+    pub script_lines: bool,
 }
+
+/// Lines of one script kept for the `scriptLines` rules.
+pub const MAX_SCRIPT_LINES: usize = 4;
+/// Bytes kept of each such line.
+pub const MAX_SCRIPT_LINE_BYTES: usize = 256;
 
 /// What an exec looks like to a rule.
 #[derive(Debug, Clone, Copy)]
@@ -214,7 +226,22 @@ pub struct ExecFacts<'a> {
     pub stdio_socket: bool,
 }
 
-impl ExecFacts<'_> {
+impl<'a> ExecFacts<'a> {
+    /// A line of a script run by the shell named `shell`, as `shell -c LINE` looks to a rule.
+    pub fn script_line(shell: &'a str, line: &'a str) -> Self {
+        Self {
+            exe_name: shell,
+            argv0_name: shell,
+            filename_name: "",
+            content_name: "",
+            cmdline: line,
+            parent_exe_name: "",
+            parent_comm: "",
+            elevated: false,
+            stdio_socket: false,
+        }
+    }
+
     fn names(&self) -> [&str; 4] {
         [
             self.exe_name,
@@ -347,6 +374,35 @@ impl RuleSet {
             .filter_map(|i| self.rules.get(i))
             .filter(|r| r.matches(exec))
             .collect()
+    }
+
+    /// The lines of a shell script (its text, run by the shell named `shell`) that a
+    /// `scriptLines` rule matches, taken as `shell -c LINE` would be: each trimmed, comments
+    /// and blank lines skipped, at most [`MAX_SCRIPT_LINES`] of [`MAX_SCRIPT_LINE_BYTES`] each.
+    /// Without such a rule nothing is read.
+    pub fn script_lines_matching(&self, shell: &str, text: &str) -> Vec<String> {
+        let rules: Vec<&Rule> = self.rules.iter().filter(|r| r.script_lines).collect();
+        if rules.is_empty() {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        for line in text.lines().map(str::trim) {
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let facts = ExecFacts::script_line(shell, line);
+            if rules.iter().any(|r| r.matches(&facts)) {
+                let mut cut = line.len().min(MAX_SCRIPT_LINE_BYTES);
+                while !line.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                out.push(line[..cut].to_owned());
+                if out.len() >= MAX_SCRIPT_LINES {
+                    break;
+                }
+            }
+        }
+        out
     }
 
     /// Every executable name a rule asks for (`match.exe`): the programs whose installed
@@ -559,6 +615,12 @@ fn compile(file: &str, index: usize, spec: RuleSpec) -> Result<Rule, RuleError> 
     };
     let cmdline = regex_set("match.cmdline", &m.cmdline)?;
     let not_cmdline = regex_set("match.notCmdline", &m.not_cmdline)?;
+    if m.script_lines && cmdline.is_none() {
+        return Err(invalid(
+            "match.scriptLines",
+            "needs match.cmdline: it would match every line of every script".into(),
+        ));
+    }
     if m.exe.is_empty()
         && cmdline.is_none()
         && m.parent.is_empty()
@@ -595,6 +657,7 @@ fn compile(file: &str, index: usize, spec: RuleSpec) -> Result<Rule, RuleError> 
         parent: m.parent,
         elevated: m.elevated,
         stdio_socket: m.stdio_socket,
+        script_lines: m.script_lines,
     })
 }
 
@@ -728,5 +791,33 @@ mod tests {
         assert_eq!(set.matching(&f).len(), 1);
         f.cmdline = "sh -c true";
         assert!(set.matching(&f).is_empty(), "notCmdline");
+    }
+
+    #[test]
+    fn script_lines_are_judged_by_the_rules_that_ask_for_them() {
+        let yaml = "rules:\n  - id: lines\n    type: DefenseEvasion:Runtime/SuspiciousCommand\n    mitre: [T1070.003]\n    description: d\n    match: {exe: [bash], cmdline: ['unset\\s+HISTFILE'], scriptLines: true}\n  - id: argv-only\n    type: DefenseEvasion:Runtime/SuspiciousCommand\n    mitre: [T1070.003]\n    description: d\n    match: {exe: [bash], cmdline: ['set \\+o']}\n";
+        let set = RuleSet::from_text("t.yaml", yaml).expect("rules load");
+        let text = "#!/bin/bash\n# unset HISTFILE\n\n   unset HISTFILE  \nset +o history\n";
+        assert_eq!(set.script_lines_matching("bash", text), ["unset HISTFILE"]);
+        assert!(set.script_lines_matching("dash", text).is_empty(), "exe");
+        let many = "unset HISTFILE\n".repeat(10);
+        assert_eq!(
+            set.script_lines_matching("bash", &many).len(),
+            MAX_SCRIPT_LINES
+        );
+        let long = format!("unset HISTFILE {}", "é".repeat(300));
+        assert!(set.script_lines_matching("bash", &long)[0].len() <= MAX_SCRIPT_LINE_BYTES);
+        let none = RuleSet::from_text(
+            "t.yaml",
+            "rules:\n  - id: a\n    type: DefenseEvasion:Runtime/SuspiciousCommand\n    mitre: [T1070]\n    description: d\n    match: {exe: [bash], cmdline: ['x']}\n",
+        )
+        .expect("rules load");
+        assert!(none.script_lines_matching("bash", "x\n").is_empty());
+        let err = RuleSet::from_text(
+            "t.yaml",
+            "rules:\n  - id: a\n    type: DefenseEvasion:Runtime/SuspiciousCommand\n    mitre: [T1070]\n    description: d\n    match: {exe: [bash], scriptLines: true}\n",
+        )
+        .expect_err("scriptLines without cmdline");
+        assert!(err.to_string().contains("match.scriptLines"), "{err}");
     }
 }

@@ -192,6 +192,7 @@ fn exec_as(argv: &[&str], parent: &str, uid: u32, euid: u32) -> Event {
         glibc_tunables: false,
         setuid: uid != euid,
         script_evals: Vec::new(),
+        script_lines: Vec::new(),
         argv0_empty: false,
         exe_set_id: false,
     }))
