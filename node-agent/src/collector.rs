@@ -326,9 +326,15 @@ impl Collector {
     /// agent's own tasks, and in tests the agent is this process. Pids are reused, so the last
     /// exec by `root` with this process as parent is the one, and its exit is the one with the
     /// same start time.
+    ///
+    /// Once the exit is in, the tree is collected once more a moment later: the rings are
+    /// merged by time with a margin of milliseconds ([`crate::sensor::reader::COMMIT_MARGIN`]),
+    /// and a record a CPU was kept from committing for longer (a busy virtual machine's vCPU
+    /// descheduled between reserve and submit) is handed out after the exit that followed it.
     pub fn tree_events(&self, root: u32, timeout: Duration) -> Option<Vec<Event>> {
         let me = std::process::id();
         let deadline = Instant::now() + timeout;
+        let mut settled = false;
         loop {
             let pids = std::cell::RefCell::new(std::collections::HashSet::from([root]));
             // Loose pass: anything that may belong to a tree rooted at this pid.
@@ -350,6 +356,11 @@ impl Collector {
                 let exited = loose[start..].iter().any(|e| {
                     matches!(e, Event::Exit(x) if x.process.pid == root && x.process.start_time_ns == started)
                 });
+                if exited && !settled {
+                    settled = true;
+                    std::thread::sleep(LATE_RECORD_GRACE);
+                    continue;
+                }
                 if exited {
                     let mut tree = std::collections::HashSet::from([root]);
                     return Some(
@@ -375,6 +386,9 @@ impl Collector {
         }
     }
 }
+
+/// How long [`Collector::tree_events`] waits after a tree's exit for its records committed late.
+const LATE_RECORD_GRACE: Duration = Duration::from_millis(150);
 
 /// A name no other test run uses (`<tag><pid>x<time>`): markers in argv, temp paths, netns names.
 pub fn unique_name(tag: &str) -> String {

@@ -162,6 +162,9 @@ const DEFAULTS: &[(&str, MatchKind, Category)] = &[
     entry("/etc/polkit-1/localauthority.conf.d/", Prefix, Escalation),
     entry("/etc/security/", Prefix, Escalation),
     entry("/etc/ld.so.preload", Exact, Escalation),
+    // iconv's module list, anywhere (PwnKit's `GCONV_PATH` staging): the technique check
+    // judges the directory (detect/technique.rs, `behaviour-gconv-modules-written`).
+    entry("gconv-modules", Name, Escalation),
     // The dynamic loader (by name: the kernel names the file opened, under /usr/lib on a
     // merged-/usr system and /lib elsewhere; detect/technique.rs checks the directory) and
     // its library search path (T1574.006).

@@ -5511,6 +5511,46 @@ fn a_setuid_program_started_with_an_empty_argument_vector() {
     );
 }
 
+/// PwnKit's staging as its public exploits do it, as a script: a directory named
+/// `GCONV_PATH=.` holding an executable, and an iconv module list `pwnkit/gconv-modules`
+/// naming a module of its own: `behaviour-gconv-modules-written` (High) for the list written
+/// outside the C library's directories. A file that only starts with the name raises nothing.
+#[test]
+fn an_iconv_module_list_staged_outside_the_c_librarys_directories() {
+    if !privileged("an_iconv_module_list_staged_outside_the_c_librarys_directories") {
+        return;
+    }
+    let dir = Scratch::new("gconv");
+    let stage = |body: &str| {
+        let script = dir.path("stage.sh");
+        std::fs::write(&script, body).expect("script");
+        detect(run(Command::new("/bin/sh")
+            .arg(&script)
+            .current_dir(&dir.0)))
+    };
+    let found = stage(
+        "mkdir -p 'GCONV_PATH=.' pwnkit\ntouch 'GCONV_PATH=./pwnkit'\nchmod a+x 'GCONV_PATH=./pwnkit'\n\
+         echo 'module UTF-8// PWNKIT// pwnkit 2' > pwnkit/gconv-modules\n",
+    );
+    let f = of(&found, "behaviour-gconv-modules-written");
+    assert_eq!(f.len(), 1, "{:?}", kinds(&found));
+    assert_eq!(
+        f[0].finding_type,
+        "PrivilegeEscalation:Runtime/SuspiciousCommand"
+    );
+    assert_eq!(f[0].severity_label, SeverityLabel::High);
+    assert_eq!(
+        f[0].context.file_path.as_deref(),
+        Some(dir.path("pwnkit/gconv-modules").as_str())
+    );
+    let found = stage("mkdir -p notes\necho x > notes/gconv-modules.txt\n");
+    assert!(
+        of(&found, "behaviour-gconv-modules-written").is_empty(),
+        "{:?}",
+        kinds(&found)
+    );
+}
+
 /// Elastic's Red Team Automation (`rta/linux_persistence_apt_package_manager_execution.py`, the
 /// dpkg maintainer-script one) as the real attack does it: an APT hook that runs a command at
 /// every `apt update`, and an executable dropped among dpkg's maintainer scripts, each run as

@@ -1440,6 +1440,11 @@ pub(crate) fn check_file(d: &Detector, f: &FileInfo, lookup: &dyn ProcessLookup)
         if super::technique::is_loader_name(name) && !super::technique::is_loader(&text) {
             continue;
         }
+        // iconv's module list is in the set for the technique check alone, which judges the
+        // directory (the C library's own, or anywhere else).
+        if name == super::technique::GCONV_MODULES {
+            continue;
+        }
         // Git's hooks and configuration are in the set for the technique checks alone, which
         // judge the place (a hook's name in a `hooks` directory, not a file named `update`
         // anywhere) and the settings written (`git config --global user.name` writes the file

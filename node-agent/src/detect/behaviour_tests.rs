@@ -6987,3 +6987,27 @@ fn an_empty_argument_vector_is_judged_by_the_files_mode_and_the_uid_change() {
     assert!(empty(&["pkexec"], true, false).is_empty());
     assert!(empty(&["pkexec", ""], true, true).is_empty());
 }
+
+#[test]
+fn an_iconv_module_list_is_judged_by_its_directory_and_writer() {
+    let written = |path: &str, comm: &str| {
+        let e = file_event("openWrite", path, |f| {
+            f.process = proc_ref(350, comm);
+            f.ret = 3;
+        });
+        run_all(&[e])
+            .into_iter()
+            .filter(|(_, r, _)| r == "behaviour-gconv-modules-written")
+            .count()
+    };
+    assert_eq!(written("/tmp/x/pwnkit/gconv-modules", "sh"), 1);
+    assert_eq!(written("/home/a/gconv-modules", "python3"), 1);
+    for path in [
+        "/usr/lib/x86_64-linux-gnu/gconv/gconv-modules",
+        "/usr/lib/x86_64-linux-gnu/gconv/gconv-modules.d/gconv-modules",
+        "/usr/lib64/gconv/gconv-modules",
+        "/tmp/x/gconv-modules.cache",
+    ] {
+        assert_eq!(written(path, "sh"), 0, "{path}");
+    }
+}

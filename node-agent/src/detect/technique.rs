@@ -2056,6 +2056,7 @@ pub(crate) fn check_file(d: &Detector, f: &FileInfo, lookup: &dyn ProcessLookup)
     out.extend(core_pattern_handler(d, f, lookup));
     out.extend(container_devices_allowed(d, f, lookup));
     out.extend(preload_file_written(d, b, f, &actor, lookup));
+    out.extend(gconv_modules_written(d, b, f, &actor, lookup));
     out.extend(logging_config_changed(d, b, f, &actor, lookup));
     out.extend(sudoers_written(d, b, f, &actor, lookup));
     out.extend(account_grants_added(d, f, lookup));
@@ -2720,6 +2721,78 @@ fn preload_file_written(
             ),
             LD_SO_PRELOAD.into(),
             file_context(f, LD_SO_PRELOAD),
+        ),
+    ))
+}
+
+/// The name of iconv's module list: a directory holding a file of this name, put in
+/// `GCONV_PATH`, makes glibc load the shared objects it names when a program converts a
+/// character set.
+pub(crate) const GCONV_MODULES: &str = "gconv-modules";
+
+/// Whether `path` is in a directory where the C library keeps its own iconv modules
+/// (`/usr/lib/x86_64-linux-gnu/gconv/`, `/usr/lib64/gconv/`, `/usr/lib/gconv/`).
+fn system_gconv_dir(path: &Path) -> bool {
+    let Some(dir) = path.parent() else {
+        return false;
+    };
+    let dir = if dir.file_name().is_some_and(|n| n == "gconv-modules.d") {
+        dir.parent().unwrap_or(dir)
+    } else {
+        dir
+    };
+    dir.file_name().is_some_and(|n| n == "gconv")
+        && [
+            "/usr/lib/",
+            "/usr/lib64/",
+            "/usr/lib32/",
+            "/lib/",
+            "/lib64/",
+        ]
+        .iter()
+        .any(|p| dir.starts_with(p))
+}
+
+/// A `gconv-modules` file written, renamed or linked into place outside the C library's own
+/// module directories, by anything but a package manager (or its children): the staging of
+/// PwnKit (CVE-2021-4034) and of every `GCONV_PATH` attack, a module list that makes a
+/// program (a setuid one, fooled into taking the variable) load a shared object of the
+/// attacker's. No program writes one outside those directories in ordinary work. High.
+fn gconv_modules_written(
+    d: &Detector,
+    b: &Behaviour,
+    f: &FileInfo,
+    actor: &Actor,
+    lookup: &dyn ProcessLookup,
+) -> Option<Candidate> {
+    let path = made_path(f, &[])?;
+    if path.file_name().is_none_or(|n| n != GCONV_MODULES)
+        || system_gconv_dir(path)
+        || actor.is_one_of(&b.package_managers, Reach::Lineage)
+    {
+        return None;
+    }
+    let shown = path.display().to_string();
+    Some(technique(
+        d,
+        &f.process,
+        lookup,
+        Raises {
+            finding_type: FindingType::PrivilegeEscalationSuspiciousCommand,
+            rule: "behaviour-gconv-modules-written",
+            mitre: "T1068,T1574.006",
+            severity: Some(8.0),
+        },
+        draft(
+            "An iconv module list was written outside the C library's directories",
+            format!(
+                "Process {} (pid {}) wrote {shown} ({}): with its directory in GCONV_PATH, a \
+                 program converting a character set loads the shared objects it names (PwnKit's \
+                 staging, CVE-2021-4034).",
+                f.process.comm, f.process.pid, f.operation
+            ),
+            shown.clone(),
+            file_context(f, &shown),
         ),
     ))
 }
