@@ -4245,6 +4245,28 @@ fn processes_dressed_up_as_other_programs() {
         ),
     );
     assert_eq!(got.len(), 1, "{got:?}");
+    // A file named like a kernel thread, run (Outlaw's `kswapd0`, a `[kthreadd]` copy of a
+    // payload in /tmp): High, whatever its argv[0]. A program whose name merely starts like
+    // one (`kworker-exporter`, `ksmtuned`) or a generic word is not.
+    let kthread = "an executable file named like a kernel thread";
+    for (pid, exe) in [
+        (840, "/tmp/kswapd0"),
+        (841, "/tmp/[kthreadd]"),
+        (842, "/var/tmp/.x/kworker"),
+        (843, "/dev/shm/kworker:0"),
+    ] {
+        let got = masquerade(&mut d, exec_by(pid, exe, &[exe, "-c", "x"], &bash));
+        assert_eq!(got, [(kthread.to_owned(), SeverityLabel::High)], "{exe}");
+    }
+    for (pid, exe) in [
+        (844, "/usr/local/bin/kworker-exporter"),
+        (845, "/usr/sbin/ksmtuned"),
+        (846, "/srv/app/migration"),
+        (847, "/usr/sbin/watchdog"),
+    ] {
+        let got = masquerade(&mut d, exec_by(pid, exe, &[exe], &bash));
+        assert!(got.is_empty(), "{exe}: {got:?}");
+    }
     // `exec -a sshd bash`: a shell under a daemon's name, Medium.
     let got = masquerade(
         &mut d,

@@ -673,6 +673,8 @@ fn masquerading(
         )
     } else if trimmed.len() > 2 && trimmed.starts_with('[') && trimmed.ends_with(']') {
         ("an argv[0] shaped like a kernel thread's name", 7.0)
+    } else if kernel_thread_file_name(path_basename(&e.exe)) {
+        ("an executable file named like a kernel thread", 7.0)
     } else if listed(&b.shells, exe_name) && !shell_like(b, arg0_name) && arg0_name != exe_name {
         ("a shell started under another program's name", 5.0)
     } else if let Some(content) = content
@@ -717,6 +719,44 @@ fn masquerading(
             context,
         ),
     ))
+}
+
+/// Kernel threads' names, less their numbers (`kswapd0`, `kworker/0:2`), that miner and botnet
+/// droppers give their files (Outlaw's `kswapd0`, XorDDoS's and Kinsing's `kworker` copies).
+/// Kernel threads are never exec'd from a file and no package installs a program so named; the
+/// generic words among them (`migration`, `writeback`, `watchdog`, a real daemon) are left out.
+const KERNEL_THREAD_NAMES: &[&str] = &[
+    "kworker",
+    "kthreadd",
+    "kswapd",
+    "ksoftirqd",
+    "kdevtmpfs",
+    "khugepaged",
+    "kauditd",
+    "kcompactd",
+    "kblockd",
+    "ksmd",
+    "khungtaskd",
+    "kthrotld",
+    "kintegrityd",
+    "rcu_sched",
+    "rcu_preempt",
+    "rcu_gp",
+    "jbd",
+];
+
+/// Whether an executable's file name is shaped like a kernel thread's: bracketed (`[kthreadd]`)
+/// or a kernel thread's name with its numbers and `:` suffix (`kswapd0`, `kworker`).
+fn kernel_thread_file_name(name: &str) -> bool {
+    if name.len() > 2 && name.starts_with('[') && name.ends_with(']') {
+        return true;
+    }
+    let stem = name
+        .split(':')
+        .next()
+        .unwrap_or(name)
+        .trim_end_matches(|c: char| c.is_ascii_digit());
+    KERNEL_THREAD_NAMES.contains(&stem)
 }
 
 /// A run of one repeated character at least this long in a command line too long for the
