@@ -4267,6 +4267,23 @@ fn processes_dressed_up_as_other_programs() {
         let got = masquerade(&mut d, exec_by(pid, exe, &[exe], &bash));
         assert!(got.is_empty(), "{exe}: {got:?}");
     }
+    // A payload copied to /lib/libudev.so.6 and run (XorDDoS): High. glibc's runnable
+    // libc.so.6, the loader, and names that only look versioned are not.
+    let library = "an executable file named like a shared library";
+    for (pid, exe) in [(850, "/usr/lib/libudev.so.6"), (851, "/tmp/libsystem.so")] {
+        let got = masquerade(&mut d, exec_by(pid, exe, &[exe], &bash));
+        assert_eq!(got, [(library.to_owned(), SeverityLabel::High)], "{exe}");
+    }
+    for (pid, exe) in [
+        (852, "/usr/lib/x86_64-linux-gnu/libc.so.6"),
+        (853, "/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"),
+        (854, "/usr/bin/libreoffice"),
+        (855, "/opt/x/lib.so.1"),
+        (856, "/opt/x/libtool.sort"),
+    ] {
+        let got = masquerade(&mut d, exec_by(pid, exe, &[exe], &bash));
+        assert!(got.is_empty(), "{exe}: {got:?}");
+    }
     // `exec -a sshd bash`: a shell under a daemon's name, Medium.
     let got = masquerade(
         &mut d,

@@ -354,8 +354,13 @@ fn exec_table() -> Vec<Case> {
         user(vec!["/tmp/cnrig"], vec!["miner-known-binary", TMP]),
         user(
             vec!["/tmp/.x/kworker", "-o", "stratum+tcp://pool:3333"],
-            // Hidden behind `.x` too.
-            vec!["miner-stratum-url", TMP, "behaviour-hidden-program"],
+            // Hidden behind `.x` too, and named like a kernel thread.
+            vec![
+                "miner-stratum-url",
+                TMP,
+                "behaviour-hidden-program",
+                "behaviour-masquerading",
+            ],
         ),
         user(vec!["sh", "-c", "./m -o stratum+tcp://pool:3333"], vec![]),
         // Falco's event generator: the scheme alone, the pool given in parts.
@@ -916,6 +921,48 @@ fn exec_table() -> Vec<Case> {
             vec!["evasion-immutable-attribute"],
         ),
         user(vec!["chattr", "+C", "/var/lib/db"], vec![]),
+        // Miner droppers (docs/EFFICACY.md, "Cloud-miner and botnet scripts"): competitors killed
+        // by name, AWS key ids searched for, SELinux off from the next boot.
+        user(
+            vec!["pkill", "-f", "kdevtmpfsi"],
+            vec!["exec-miner-competitor-kill"],
+        ),
+        user(
+            vec!["killall", "-9", "xmrig"],
+            vec!["exec-miner-competitor-kill"],
+        ),
+        user(
+            vec!["pkill", "-f", "stratum+tcp"],
+            vec!["exec-miner-competitor-kill"],
+        ),
+        user(vec!["pkill", "-f", "gunicorn"], vec![]),
+        user(vec!["killall", "firefox"], vec![]),
+        user(
+            vec!["grep", "-r", "AKIA", "/root"],
+            vec!["discovery-password-search"],
+        ),
+        user(
+            vec!["grep", "-rEo", "AKIA[A-Z0-9]{16}", "/home"],
+            vec!["discovery-password-search"],
+        ),
+        user(vec!["grep", "-r", "Akiane", "/home/ann/notes"], vec![]),
+        user(
+            vec![
+                "sed",
+                "-i",
+                "s/SELINUX=enforcing/SELINUX=disabled/",
+                "/etc/selinux/config",
+            ],
+            vec!["evasion-selinux-disabled-at-boot"],
+        ),
+        user(
+            vec!["sh", "-c", "echo SELINUX=disabled > /etc/selinux/config"],
+            vec!["evasion-selinux-disabled-at-boot"],
+        ),
+        user(
+            vec!["sed", "-n", "s/SELINUXTYPE=//p", "/etc/selinux/config"],
+            vec![],
+        ),
         user(
             vec!["chmod", "777", "/etc/passwd"],
             vec!["evasion-system-file-world-writable"],
