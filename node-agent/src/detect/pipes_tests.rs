@@ -1442,3 +1442,30 @@ fn a_file_a_filter_wrote_from_a_downloaded_pipe_then_run_is_download_and_execute
     let sed_local = x(21, "/usr/bin/sed", &["sed", "s/a/b/"], Some(53), None);
     assert!(run_after(&[local, sed_local]).is_empty());
 }
+
+/// The `/dev/tcp` download function of TeamTNT's and Kinsing's scripts (`__curl URL | sh`): a
+/// forked subshell opens the connection and `cat <&3` copies the reply into the pipe `sh` reads.
+/// No inline program connects out; the filter's standard input is the socket. The same filter
+/// reading a unix socket, or a socket-fed `cat` piped into `grep`, runs nothing fetched.
+#[test]
+fn a_filter_reading_an_ip_socket_into_a_shell_is_download_and_execute() {
+    let cat_into = |family: &'static str, reader: &X| {
+        let Event::Exec(mut cat) = exec(&x(30, "/usr/bin/cat", &["cat"], None, Some(7))) else {
+            unreachable!()
+        };
+        cat.stdio_sockets = vec![crate::event::StdioSocket {
+            fd: 0,
+            family,
+            remote: (family == "inet").then(|| "127.0.0.1:8000".parse().expect("address")),
+        }];
+        raised_by(&[exec(reader), Event::Exec(cat)])
+    };
+    let sh = x(31, "/usr/bin/dash", &["sh"], Some(7), None);
+    assert_eq!(
+        cat_into("inet", &sh),
+        [("behaviour-download-pipe-exec".to_owned(), 31)]
+    );
+    assert!(cat_into("unix", &sh).is_empty());
+    let grep = x(31, "/usr/bin/grep", &["grep", "x"], Some(7), None);
+    assert!(cat_into("inet", &grep).is_empty());
+}

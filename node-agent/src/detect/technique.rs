@@ -673,6 +673,10 @@ fn masquerading(
         )
     } else if trimmed.len() > 2 && trimmed.starts_with('[') && trimmed.ends_with(']') {
         ("an argv[0] shaped like a kernel thread's name", 7.0)
+    } else if kernel_thread_file_name(path_basename(&e.exe)) {
+        ("an executable file named like a kernel thread", 7.0)
+    } else if library_file_name(path_basename(&e.exe)) {
+        ("an executable file named like a shared library", 7.0)
     } else if listed(&b.shells, exe_name) && !shell_like(b, arg0_name) && arg0_name != exe_name {
         ("a shell started under another program's name", 5.0)
     } else if let Some(content) = content
@@ -717,6 +721,65 @@ fn masquerading(
             context,
         ),
     ))
+}
+
+/// Kernel threads' names, less their numbers (`kswapd0`, `kworker/0:2`), that miner and botnet
+/// droppers give their files (Outlaw's `kswapd0`, XorDDoS's and Kinsing's `kworker` copies).
+/// Kernel threads are never exec'd from a file and no package installs a program so named; the
+/// generic words among them (`migration`, `writeback`, `watchdog`, a real daemon) are left out.
+const KERNEL_THREAD_NAMES: &[&str] = &[
+    "kworker",
+    "kthreadd",
+    "kswapd",
+    "ksoftirqd",
+    "kdevtmpfs",
+    "khugepaged",
+    "kauditd",
+    "kcompactd",
+    "kblockd",
+    "ksmd",
+    "khungtaskd",
+    "kthrotld",
+    "kintegrityd",
+    "rcu_sched",
+    "rcu_preempt",
+    "rcu_gp",
+    "jbd",
+];
+
+/// Whether an executable's file name is shaped like a kernel thread's: bracketed (`[kthreadd]`)
+/// or a kernel thread's name with its numbers and `:` suffix (`kswapd0`, `kworker`).
+fn kernel_thread_file_name(name: &str) -> bool {
+    if name.len() > 2 && name.starts_with('[') && name.ends_with(']') {
+        return true;
+    }
+    let stem = name
+        .split(':')
+        .next()
+        .unwrap_or(name)
+        .trim_end_matches(|c: char| c.is_ascii_digit());
+    KERNEL_THREAD_NAMES.contains(&stem)
+}
+
+/// Whether an executable's file name is a shared library's (`libudev.so.6`, `libfoo.so`):
+/// XorDDoS and its kin copy themselves to `/lib/libudev.so.6` and run that. glibc's own
+/// runnable libraries (`libc.so.6` prints its version) are left out; the dynamic loader's names
+/// start with `ld`, not `lib`.
+fn library_file_name(name: &str) -> bool {
+    const RUNNABLE: &[&str] = &["libc.so.6", "libpthread.so.0", "libc.musl-x86_64.so.1"];
+    let Some(rest) = name.strip_prefix("lib") else {
+        return false;
+    };
+    let Some((stem, version)) = rest.split_once(".so") else {
+        return false;
+    };
+    !stem.is_empty()
+        && !RUNNABLE.contains(&name)
+        && (version.is_empty()
+            || version.strip_prefix('.').is_some_and(|v| {
+                v.split('.')
+                    .all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+            }))
 }
 
 /// A run of one repeated character at least this long in a command line too long for the

