@@ -132,6 +132,12 @@ fn build_image(scratch: &mut Scratch, tag: &str) -> String {
         std::fs::create_dir_all(rootfs.join(dir)).unwrap();
     }
     let image = format!("localhost/{}:{tag}", unique_name("vigil-ctr"));
+    // A file only this image has, so that its layer is its own: images of the same files share
+    // one layer in podman's storage, and a test that writes a program in its container (the
+    // self-exe test's `/bin/true`) would then have written the file another test's container
+    // runs, whose exec the agent judges as a new binary.
+    std::fs::create_dir_all(rootfs.join("etc")).unwrap();
+    std::fs::write(rootfs.join("etc/vigil-image"), &image).unwrap();
     scratch.build_image(&context, &image);
     image
 }

@@ -87,13 +87,7 @@ pub(crate) fn check(d: &Detector, e: &ExecInfo, lookup: &dyn ProcessLookup) -> V
                 .additional
                 .insert("contentOf".into(), facts.content_name.to_owned());
         }
-        context.additional.insert("ruleId".into(), rule.id.clone());
-        context
-            .additional
-            .insert("mitreTechniques".into(), rule.mitre.join(","));
-        context
-            .additional
-            .insert("ruleOrigin".into(), rule.origin.clone());
+        name_rule(&mut context, rule);
         if rule.finding_type == FindingType::ExecutionReverseShell
             && let Some(peer) = stdio_peer(e)
         {
@@ -217,10 +211,8 @@ pub(crate) fn check_script_lines(
                 command_line_example: Some(redacted_command_line(&e.argv)),
                 ..RuntimeContext::default()
             };
+            name_rule(&mut context, rule);
             let extra = &mut context.additional;
-            extra.insert("ruleId".into(), rule.id.clone());
-            extra.insert("mitreTechniques".into(), rule.mitre.join(","));
-            extra.insert("ruleOrigin".into(), rule.origin.clone());
             extra.insert("script".into(), script.to_owned());
             extra.insert("scriptLine".into(), shown.clone());
             out.push(Candidate {
@@ -244,6 +236,15 @@ pub(crate) fn check_script_lines(
         }
     }
     out
+}
+
+/// Names the rule that raised a finding in its context: `ruleId`, `mitreTechniques`,
+/// `ruleOrigin`.
+fn name_rule(context: &mut RuntimeContext, rule: &super::rules::Rule) {
+    let extra = &mut context.additional;
+    extra.insert("ruleId".into(), rule.id.clone());
+    extra.insert("mitreTechniques".into(), rule.mitre.join(","));
+    extra.insert("ruleOrigin".into(), rule.origin.clone());
 }
 
 /// The peer of standard input when both standard input and output are connected IP sockets:
@@ -315,10 +316,8 @@ pub(crate) fn check_uid_change(
         .filter(|r| r.finding_type == FindingType::PrivilegeEscalationElevationToRoot)
         .map(|rule| {
             let mut context = RuntimeContext::default();
+            name_rule(&mut context, rule);
             let extra = &mut context.additional;
-            extra.insert("ruleId".into(), rule.id.clone());
-            extra.insert("mitreTechniques".into(), rule.mitre.join(","));
-            extra.insert("ruleOrigin".into(), rule.origin.clone());
             extra.insert("realUid".into(), uid_before.to_string());
             extra.insert("effectiveUidBefore".into(), euid_before.to_string());
             extra.insert("syscall".into(), call.clone());
