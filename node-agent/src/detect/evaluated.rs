@@ -122,8 +122,10 @@ fn assignments(line: &str) -> Vec<(&str, &str)> {
     while let Some(eq) = line[from..].find('=').map(|i| from + i) {
         from = eq + 1;
         let name_start = line[..eq]
-            .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-            .map_or(0, |i| i + 1);
+            .char_indices()
+            .rev()
+            .find(|(_, c)| !(c.is_ascii_alphanumeric() || *c == '_'))
+            .map_or(0, |(i, c)| i + c.len_utf8());
         let name = &line[name_start..eq];
         if name.is_empty()
             || name.starts_with(|c: char| c.is_ascii_digit())
@@ -442,6 +444,11 @@ mod tests {
             ("v=$(curl h/w)\neval \"$v2\"\n", vec![]),
             ("v=$(curl h/x)\nv=$(date)\neval \"$v\"\n", vec!["date"]),
             ("ver=$(uname -r)\nif [ \"$ver\" = x ]; then :; fi\n", vec![]),
+            // Text that is not ASCII around an `=`.
+            (
+                "é=$(curl h/y)\néé v=$(curl h/z); eval \"$v\" ü=1\n",
+                vec!["curl h/z"],
+            ),
         ] {
             assert_eq!(evaluated_substitutions(text), want, "{text}");
         }
@@ -458,5 +465,20 @@ mod tests {
         let long = format!("eval $(curl {})", "é".repeat(400));
         let got = evaluated_substitutions(&long);
         assert!(got[0].len() <= MAX_EVALUATED_BYTES, "{}", got[0].len());
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+        /// A script's text is the workload's: any text, shaped like assignments and evals
+        /// around characters of any width, is read without a panic and within the bounds.
+        #[test]
+        fn any_script_text_is_read_within_bounds(
+            text in "([a-zé_ü]{0,3}=?\\$?\\(?[a-z é\"';|&<`{}]{0,6}\\)?\n?){0,40}",
+        ) {
+            let got = evaluated_substitutions(&text);
+            proptest::prop_assert!(got.len() <= MAX_EVALUATED);
+            proptest::prop_assert!(got.iter().all(|c| c.len() <= MAX_EVALUATED_BYTES));
+        }
     }
 }
