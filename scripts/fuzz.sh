@@ -101,7 +101,9 @@ for target in "${targets[@]}"; do
     log "$target: ok, ${runs:-?} runs, ${cov:-cov: ?}"
   else
     failed+=("$target")
-    log "$target: FAILED; last lines of $logs/$target.log:"
+    log "$target: FAILED; the panic, then the last lines of $logs/$target.log:"
+    # The backtrace fills the tail: the panic's message (an assertion's left and right) is above.
+    grep -m 1 -A 4 'panicked at' "$logs/$target.log" | cut -c 1-2000 >&2 || true
     tail -n 40 "$logs/$target.log" >&2
     log "reproducer(s): $(ls -d fuzz/artifacts/"$target"/* 2>/dev/null | tr '\n' ' ')"
   fi

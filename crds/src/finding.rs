@@ -355,8 +355,13 @@ fn is_zero_port(port: &u16) -> bool {
     *port == 0
 }
 
-fn is_unknown_time(t: &Time) -> bool {
-    t.0 == k8s_openapi::jiff::Timestamp::UNIX_EPOCH
+/// Whether a time stands for unknown: the epoch's second. Documents keep whole seconds, so a
+/// time within that second (a damaged or hand-made document can hold `00:00:00.5Z`) is written
+/// as the epoch and reads back as unknown; it is unknown from the start, so a document read and
+/// written again is the same.
+pub fn is_unknown_time(t: &Time) -> bool {
+    // Whole seconds towards the past, as the document's "%S" writes them: -0.5 s is 23:59:59.
+    t.0.as_second() == 0 && t.0.subsec_nanosecond() >= 0
 }
 
 /// The process that acted, with its ancestry.
@@ -624,6 +629,34 @@ mod tests {
             );
         }
         assert!(required.contains(&"pid"), "{required:?}");
+    }
+
+    #[test]
+    fn a_time_within_the_epochs_second_is_unknown_and_reads_back_the_same() {
+        use k8s_openapi::jiff::Timestamp;
+        let at = |nanos: i128| Time(Timestamp::from_nanosecond(nanos).unwrap());
+        assert!(is_unknown_time(&unknown_time()));
+        assert!(is_unknown_time(&at(500_000_000)));
+        assert!(!is_unknown_time(&at(-500_000_000)));
+        assert!(!is_unknown_time(&at(1_000_000_000)));
+        // Found by the spool_entry fuzz target: written once, a start time of 00:00:00.5Z came
+        // back as the epoch and was left out the second time.
+        let entry = |start_time| LineageEntry {
+            name: "sh".into(),
+            executable_path: String::new(),
+            pid: 7,
+            namespace_pid: None,
+            uid: UNKNOWN_ID,
+            euid: UNKNOWN_ID,
+            start_time,
+            uuid: String::new(),
+            parent_uuid: None,
+        };
+        for nanos in [500_000_000, -500_000_000, 1_500_000_000] {
+            let once = serde_json::to_string(&entry(at(nanos))).unwrap();
+            let back: LineageEntry = serde_json::from_str(&once).unwrap();
+            assert_eq!(serde_json::to_string(&back).unwrap(), once, "{nanos} ns");
+        }
     }
 
     #[test]

@@ -153,9 +153,9 @@ pub fn update_id(finding: &Finding) -> String {
     )
 }
 
-/// The time, unless it is the value that stands for an unknown time (the epoch).
+/// The time, unless it is the value that stands for an unknown time (the epoch's second).
 pub(crate) fn known_time(time: &Time) -> Option<Timestamp> {
-    (time.0 != Timestamp::UNIX_EPOCH).then_some(time.0)
+    (!vigil_crds::finding::is_unknown_time(time)).then_some(time.0)
 }
 
 /// RFC 3339 in UTC with milliseconds, as AWS APIs write timestamps.
