@@ -402,7 +402,13 @@ pub async fn run_with<W: Write, H: RunHooks>(
     });
     let mut pipeline = Pipeline::new(Clock::now(), boot_id(), options.limits)
         .with_host_paths(options.proc_root.clone(), options.cgroup_root.clone())
-        .with_written_files(sensor.take_written())
+        .with_written_files(
+            sensor.take_written(),
+            detection
+                .borrow()
+                .as_ref()
+                .map(|runner| runner.detector().shared_rules()),
+        )
         .with_guarded(guarded)
         .with_sysctl_hook(sensor.is_active(node_agent_common::stats::Hook::Sysctl));
     let seeded = match pipeline.seed(&options.proc_root) {

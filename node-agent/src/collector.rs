@@ -213,7 +213,7 @@ fn collect(
             }
         };
         let mut pipeline = Pipeline::new(Clock::now(), boot_id(), Limits::default())
-            .with_written_files(sensor.take_written())
+            .with_written_files(sensor.take_written(), None)
             .with_sysctl_hook(sensor.is_active(node_agent_common::stats::Hook::Sysctl));
         let mut dirents = sensor.take_dirents();
         if let Some(watch) = &dirents {

@@ -124,8 +124,9 @@ pub struct Pipeline {
     guarded: Option<crate::sensor::GuardedProcesses>,
     /// The host's `/proc`, through which a process's own paths are opened.
     proc_root: PathBuf,
-    /// The built-in rules, for the script operand of a shell or interpreter exec.
-    script_rules: Option<crate::detect::RuleSet>,
+    /// The rules, for the script operand of a shell or interpreter exec: the detector's own set
+    /// when detection runs (one compiled copy), else the built-in rules.
+    script_rules: Option<std::sync::Arc<crate::detect::RuleSet>>,
     /// Pairs the file sensors' records of one change, once fanotify runs.
     pairs: Option<ChangePairs>,
     /// The cgroup v2 hierarchy, for the cgroup id of a process fanotify names.
@@ -412,16 +413,26 @@ impl Pipeline {
         p
     }
 
-    /// Reads who wrote a `#!` script from the kernel's written-files map ([`Sensor::take_written`]).
+    /// Reads who wrote a `#!` script from the kernel's written-files map ([`Sensor::take_written`]),
+    /// and script operands with `rules` (the detector's [`Detector::shared_rules`]; the built-in
+    /// rules, compiled here, when detection is off).
     ///
     /// [`Sensor::take_written`]: crate::sensor::Sensor::take_written
-    pub fn with_written_files(mut self, written: Option<crate::sensor::WrittenFiles>) -> Self {
+    /// [`Detector::shared_rules`]: crate::detect::Detector::shared_rules
+    pub fn with_written_files(
+        mut self,
+        written: Option<crate::sensor::WrittenFiles>,
+        rules: Option<std::sync::Arc<crate::detect::RuleSet>>,
+    ) -> Self {
         if written.is_some() {
-            self.script_rules = crate::detect::RuleSet::builtin()
-                .inspect_err(
-                    |error| tracing::warn!(%error, "built-in rules: script operands not read"),
-                )
-                .ok();
+            self.script_rules = rules.or_else(|| {
+                crate::detect::RuleSet::builtin()
+                    .inspect_err(
+                        |error| tracing::warn!(%error, "built-in rules: script operands not read"),
+                    )
+                    .ok()
+                    .map(std::sync::Arc::new)
+            });
         }
         self.written = written;
         self

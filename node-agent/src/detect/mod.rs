@@ -295,7 +295,8 @@ pub(crate) struct Remembered {
 pub struct Detector {
     intel: Arc<SharedIntel>,
     dga: Option<DgaModel>,
-    rules: RuleSet,
+    /// Shared with the pipeline, which reads script operands with them (one compiled copy).
+    rules: Arc<RuleSet>,
     sensitive: SensitivePaths,
     /// The installed programs the exec rules name, by the SHA-256 of their bytes: a renamed
     /// or copied tool is still that tool ([`Detector::with_tool_hashes`]).
@@ -361,7 +362,7 @@ impl Detector {
         Self {
             intel,
             dga,
-            rules,
+            rules: Arc::new(rules),
             sensitive: SensitivePaths::default(),
             tool_hashes: HashMap::new(),
             suppression,
@@ -511,6 +512,11 @@ impl Detector {
     /// The exec rules in use.
     pub fn rules(&self) -> &RuleSet {
         &self.rules
+    }
+
+    /// The exec rules in use, shared (the pipeline reads script operands with them).
+    pub fn shared_rules(&self) -> Arc<RuleSet> {
+        Arc::clone(&self.rules)
     }
 
     /// The threat intelligence it reads (reload it in place: the next event sees the new one).

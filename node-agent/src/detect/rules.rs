@@ -28,7 +28,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use regex::{Regex, RegexSet};
+use regex::{RegexBuilder, RegexSet, RegexSetBuilder};
 use serde::Deserialize;
 use vigil_detection::FindingType;
 
@@ -196,6 +196,12 @@ pub struct Rule {
     /// Judged on a shell script's lines too (`match.scriptLines`).
     pub script_lines: bool,
 }
+
+/// Bytes one rule field's compiled patterns may take (`match.cmdline`, `match.notCmdline`): the
+/// agent keeps every rule compiled for its lifetime, so a pattern whose automaton is huge
+/// (`(?i)\w{1000}` is megabytes: Unicode classes, repeated) is refused with its field named.
+/// The largest built-in field is under half of it.
+pub const MAX_PATTERN_BYTES: usize = 1 << 20;
 
 /// Lines of one script kept for the `scriptLines` rules.
 pub const MAX_SCRIPT_LINES: usize = 4;
@@ -607,9 +613,14 @@ fn compile(file: &str, index: usize, spec: RuleSpec) -> Result<Rule, RuleError> 
             return Ok(None);
         }
         for (i, p) in patterns.iter().enumerate() {
-            Regex::new(p).map_err(|e| invalid(&format!("{field}[{i}]"), e.to_string()))?;
+            RegexBuilder::new(p)
+                .size_limit(MAX_PATTERN_BYTES)
+                .build()
+                .map_err(|e| invalid(&format!("{field}[{i}]"), e.to_string()))?;
         }
-        RegexSet::new(patterns)
+        RegexSetBuilder::new(patterns)
+            .size_limit(MAX_PATTERN_BYTES)
+            .build()
             .map(Some)
             .map_err(|e| invalid(field, e.to_string()))
     };
@@ -717,6 +728,10 @@ mod tests {
             (
                 "rules:\n  - id: a\n    type: Execution:Runtime/SuspiciousTool\n    mitre: [T1000]\n    description: d\n    match: {cmdline: ['(']}\n",
                 "rule a: match.cmdline[0]",
+            ),
+            (
+                "rules:\n  - id: a\n    type: Execution:Runtime/SuspiciousTool\n    mitre: [T1000]\n    description: d\n    match: {cmdline: [x, '(?i)\\w{1000}']}\n",
+                "rule a: match.cmdline[1]",
             ),
             (
                 "rules:\n  - id: a\n    type: Execution:Runtime/SuspiciousTool\n    mitre: [X1]\n    description: d\n    match: {exe: [x]}\n",

@@ -1008,6 +1008,11 @@ fn exec_table() -> Vec<Case> {
             vec!["grep", "-rEo", "AKIA[A-Z0-9]{16}", "/home"],
             vec!["discovery-password-search"],
         ),
+        user(
+            vec!["grep", "-rl", "AKIAIOSFODNN7EXAMPLE", "/srv"],
+            vec!["discovery-password-search"],
+        ),
+        user(vec!["grep", "-rl", "AKIAIOSFODNN7EXAMPLEX", "/srv"], vec![]),
         user(vec!["grep", "-r", "Akiane", "/home/ann/notes"], vec![]),
         user(
             vec![
