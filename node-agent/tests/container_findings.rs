@@ -108,7 +108,7 @@ fn in_container(e: &Event, id: &str) -> bool {
 }
 
 /// The image the tests run: `sh`, `mount`, `umount`, `mkdir`, `rmdir`, `mknod`, `nsenter`,
-/// `chroot`, `true`, `sleep` and `vigil-trigger` with their libraries, and empty `/mnt`, `/cg`, `/hostdir`,
+/// `chroot`, `true`, `sleep`, `cp` and `vigil-trigger` with their libraries, and empty `/mnt`, `/cg`, `/hostdir`,
 /// `/tmp`.
 fn build_image(scratch: &mut Scratch, tag: &str) -> String {
     let context = scratch.path("image");
@@ -124,6 +124,7 @@ fn build_image(scratch: &mut Scratch, tag: &str) -> String {
         ("/usr/sbin/chroot", "usr/sbin/chroot"),
         ("/bin/true", "bin/true"),
         ("/bin/sleep", "bin/sleep"),
+        ("/bin/cp", "bin/cp"),
         (TRIGGER, "usr/bin/vigil-trigger"),
     ] {
         copy_with_libraries(Path::new(binary), &rootfs, dest);
@@ -409,6 +410,41 @@ fn a_program_made_a_script_of_its_callers_own_executable_in_a_container() {
             .iter()
             .all(|f| f.context.additional.get("ruleId").map(String::as_str) != Some(RULE)),
         "{}",
+        explain(&found)
+    );
+}
+
+/// Two replicas of one image on one node: a program replaced in one container (written in its
+/// upper layer, the image's file copied up) is new there, and only there: the other container
+/// runs the image's file, which nobody wrote.
+#[test]
+fn a_program_replaced_in_one_replica_is_new_only_in_that_replica() {
+    let test = "a_program_replaced_in_one_replica_is_new_only_in_that_replica";
+    if !podman_or_skip(test) {
+        return;
+    }
+    const NEW: &str = "Execution:Runtime/NewBinaryExecuted";
+    let mut scratch = Scratch::new("vigil-ctr-replicas");
+    let image = build_image(&mut scratch, "replicas");
+    let replaced = run_in(
+        &mut scratch,
+        &[],
+        &image,
+        &["/bin/sh", "-c", "cp /bin/sleep /bin/true && /bin/true 0"],
+    );
+    let found = findings_of(&replaced, "true");
+    let f = the_finding(&found, NEW, &replaced, &image);
+    assert_eq!(
+        f.process.as_ref().map(|p| p.executable_path.as_str()),
+        Some("/bin/true"),
+        "{}",
+        explain(&found)
+    );
+    let other = run_in(&mut scratch, &[], &image, &["/bin/true"]);
+    let found = findings_of(&other, "true");
+    assert!(
+        found.iter().all(|f| f.finding_type.as_str() != NEW),
+        "the other replica's /bin/true is the image's:\n{}",
         explain(&found)
     );
 }
