@@ -1032,6 +1032,44 @@ fn history_switched_off_by_builtins_in_a_script() {
     assert!(loud(&found).is_empty(), "benign: {:?}", kinds(&found));
 }
 
+/// SELinux set disabled from the next boot by a builtin `echo` as a line of a script (the miner
+/// scripts' `echo SELINUX=disabled > /etc/selinux/config`): no exec carries it, the script's
+/// text does: `evasion-selinux-disabled-at-boot` with the line. The line is guarded so that it
+/// never runs (this host's SELinux configuration, if it has one, is left alone); a script that
+/// only reads the file raises nothing.
+#[test]
+fn selinux_disabled_at_boot_by_a_line_of_a_script() {
+    if !privileged("selinux_disabled_at_boot_by_a_line_of_a_script") {
+        return;
+    }
+    const RULE: &str = "evasion-selinux-disabled-at-boot";
+    let dir = Scratch::new("selinuxscript");
+    let line = "[ -d /nonexistent-vigil ] && echo SELINUX=disabled > /etc/selinux/config";
+    let script = dir.path("off.sh");
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\nsetenforce 0 2>/dev/null\n{line}\ntrue\n"),
+    )
+    .expect("script");
+    let found = detect(run(Command::new("/bin/sh").arg(&script)));
+    let f = of(&found, RULE);
+    assert_eq!(f.len(), 1, "{:?}", kinds(&found));
+    assert_eq!(
+        f[0].finding_type,
+        "DefenseEvasion:Runtime/SuspiciousCommand"
+    );
+    assert_eq!(f[0].context.additional["scriptLine"], line);
+    assert_eq!(f[0].context.additional["script"], script);
+    let benign = dir.path("read.sh");
+    std::fs::write(
+        &benign,
+        "#!/bin/sh\ngrep -s SELINUX= /etc/selinux/config || true\n",
+    )
+    .expect("script");
+    let found = detect(run(Command::new("/bin/sh").arg(&benign)));
+    assert!(of(&found, RULE).is_empty(), "{:?}", kinds(&found));
+}
+
 #[test]
 fn the_journal_vacuumed() {
     if !privileged("the_journal_vacuumed") {
