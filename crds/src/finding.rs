@@ -597,19 +597,24 @@ impl Finding {
 mod tests {
     use super::*;
 
-    #[test]
-    fn unknown_ids_times_and_paths_are_left_out_and_read_back() {
-        let lineage = LineageEntry {
+    /// An ancestor known by its name and pid only, started at `start_time`.
+    fn bare_entry(start_time: Time) -> LineageEntry {
+        LineageEntry {
             name: "sh".into(),
             executable_path: String::new(),
             pid: 7,
             namespace_pid: None,
             uid: UNKNOWN_ID,
             euid: UNKNOWN_ID,
-            start_time: unknown_time(),
+            start_time,
             uuid: String::new(),
             parent_uuid: None,
-        };
+        }
+    }
+
+    #[test]
+    fn unknown_ids_times_and_paths_are_left_out_and_read_back() {
+        let lineage = bare_entry(unknown_time());
         let json = serde_json::to_value(&lineage).unwrap();
         assert_eq!(json, serde_json::json!({"name": "sh", "pid": 7}));
         let back: LineageEntry = serde_json::from_value(json).unwrap();
@@ -641,19 +646,8 @@ mod tests {
         assert!(!is_unknown_time(&at(1_000_000_000)));
         // Found by the spool_entry fuzz target: written once, a start time of 00:00:00.5Z came
         // back as the epoch and was left out the second time.
-        let entry = |start_time| LineageEntry {
-            name: "sh".into(),
-            executable_path: String::new(),
-            pid: 7,
-            namespace_pid: None,
-            uid: UNKNOWN_ID,
-            euid: UNKNOWN_ID,
-            start_time,
-            uuid: String::new(),
-            parent_uuid: None,
-        };
         for nanos in [500_000_000, -500_000_000, 1_500_000_000] {
-            let once = serde_json::to_string(&entry(at(nanos))).unwrap();
+            let once = serde_json::to_string(&bare_entry(at(nanos))).unwrap();
             let back: LineageEntry = serde_json::from_str(&once).unwrap();
             assert_eq!(serde_json::to_string(&back).unwrap(), once, "{nanos} ns");
         }
