@@ -3618,6 +3618,11 @@ fn a_shell_fed_by_openssl_s_client_is_a_reverse_shell() {
 /// observe).
 struct RestoreSettings(Vec<(&'static str, String)>);
 
+/// The tests that change kernel settings run one at a time (taken before they read the values
+/// to put back): two at once would each put back what the other had written, and leave the
+/// machine with it (`kptr_restrict` was found at 1 after a run), or read the other's value.
+static SETTINGS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 impl Drop for RestoreSettings {
     fn drop(&mut self) {
         for (path, value) in &self.0 {
@@ -3631,6 +3636,7 @@ fn kernel_hardening_settings_switched_off() {
     if !privileged("kernel_hardening_settings_switched_off") {
         return;
     }
+    let _one_at_a_time = SETTINGS.lock().unwrap_or_else(|e| e.into_inner());
     // (file, sysctl name, weak value, a stricter value).
     let settings = [
         (
@@ -3700,6 +3706,7 @@ fn kernel_settings_switched_off_and_put_back_at_once() {
     if !privileged("kernel_settings_switched_off_and_put_back_at_once") {
         return;
     }
+    let _one_at_a_time = SETTINGS.lock().unwrap_or_else(|e| e.into_inner());
     let aslr = "/proc/sys/kernel/randomize_va_space";
     let kptr = "/proc/sys/kernel/kptr_restrict";
     let core = "/proc/sys/kernel/core_pattern";
@@ -3782,6 +3789,7 @@ fn core_dumps_piped_into_a_program_of_its_own() {
     if !privileged("core_dumps_piped_into_a_program_of_its_own") {
         return;
     }
+    let _one_at_a_time = SETTINGS.lock().unwrap_or_else(|e| e.into_inner());
     let path = "/proc/sys/kernel/core_pattern";
     let Ok(was) = std::fs::read_to_string(path) else {
         eprintln!("NOT TESTED: {path} is missing on this kernel");
