@@ -717,6 +717,10 @@ pub mod activity {
     /// The writer passed the kernel's permission check; the handler may still refuse a value
     /// it cannot parse.
     pub const SYSCTL_WRITE: u16 = 26;
+    /// `prctl(PR_SET_NAME, name)` (kept at entry only for that option): the task's `comm` in
+    /// the record is the name the kernel holds after the call; `args[2]` and `args[3]` hold the
+    /// 16 bytes of the name it had before (little-endian), `args[1]` the caller's pointer.
+    pub const PRCTL_SET_NAME: u16 = 27;
 }
 
 /// The kinds of the agent's own BPF objects (keys of the `AGENT_OBJECTS` map: kind << 32 | id).

@@ -64,13 +64,15 @@ pub enum Hook {
     Mknod = 26,
     /// `cgroup/sysctl`: kernel settings written through `/proc/sys`
     Sysctl = 27,
+    /// `prctl(PR_SET_NAME)`: a thread renaming itself
+    Rename = 28,
     /// The synthetic benchmark program (attached only by the benchmark).
     Synthetic = 31,
 }
 
 impl Hook {
     /// Every production hook, in slot order (the synthetic one is attached on request only).
-    pub const ALL: [Hook; 28] = [
+    pub const ALL: [Hook; 29] = [
         Hook::Exec,
         Hook::Fork,
         Hook::Exit,
@@ -99,6 +101,7 @@ impl Hook {
         Hook::OpenByHandle,
         Hook::Mknod,
         Hook::Sysctl,
+        Hook::Rename,
     ];
     /// Room in the map; hooks added later take the next numbers.
     pub const MAX: u32 = 32;
@@ -134,6 +137,7 @@ impl Hook {
             Hook::OpenByHandle => "open_by_handle",
             Hook::Mknod => "mknod",
             Hook::Sysctl => "sysctl",
+            Hook::Rename => "rename",
             Hook::Synthetic => "synthetic",
         }
     }

@@ -1,11 +1,11 @@
 //! Kernel-level activity: memfd, ptrace, process_vm_writev and process_vm_readv, userfaultfd,
 //! modules, mounts, namespaces, privilege changes, sockets dup'ed onto stdio, executable
 //! mappings of files written since the agent started, files opened by handle and block devices
-//! made. One record per call, emitted when the call returns.
+//! made, threads renaming themselves. One record per call, emitted when the call returns.
 
 use aya_ebpf::{
     helpers::{
-        bpf_get_current_pid_tgid,
+        bpf_get_current_comm, bpf_get_current_pid_tgid,
         generated::{bpf_probe_read_kernel_str, bpf_probe_read_user},
     },
     macros::{map, tracepoint},
@@ -41,6 +41,8 @@ static PENDING_ACT: LruHashMap<u64, Pending> =
     LruHashMap::with_max_entries(node_agent_common::maps::LRU_ENTRIES, 0);
 
 const PROT_EXEC: u64 = 4;
+/// prctl(2)'s option that sets the calling thread's name (`comm`).
+const PR_SET_NAME: u64 = 15;
 
 /// The first `n` arguments of the syscall (the rest zero): reading past a syscall's own
 /// arguments would make the kernel refuse the program.
@@ -78,6 +80,9 @@ fn wanted(op: u16, a: &[u64; 6]) -> bool {
         // (FIFOs, sockets, character devices of a runtime's /dev) costs this comparison.
         activity::MKNOD => a[1] as u16 & S_IFMT == S_IFBLK,
         activity::MKNODAT => a[2] as u16 & S_IFMT == S_IFBLK,
+        // PR_SET_NAME only: prctl's other options (seccomp, dumpable, capabilities, ...) are
+        // called by every runtime and service manager and read by nothing here.
+        activity::PRCTL_SET_NAME => a[0] == PR_SET_NAME,
         _ => true,
     }
 }
@@ -114,9 +119,19 @@ fn on_enter(ctx: &TracePointContext, op: u16, nargs: usize, hook: Hook) {
         count(hook, StatKind::Filtered);
         return;
     }
-    let a = args(ctx, nargs);
+    let mut a = args(ctx, nargs);
     if !wanted(op, &a) {
         return;
+    }
+    if op == activity::PRCTL_SET_NAME {
+        // The name before the call, from the kernel (the record's `comm` is the one after).
+        let old = bpf_get_current_comm().unwrap_or([0; 16]);
+        let mut lo = [0u8; 8];
+        let mut hi = [0u8; 8];
+        lo.copy_from_slice(&old[..8]);
+        hi.copy_from_slice(&old[8..]);
+        a[2] = u64::from_le_bytes(lo);
+        a[3] = u64::from_le_bytes(hi);
     }
     let pending = Pending {
         args: a,
@@ -445,6 +460,16 @@ activity_pair!(
     activity::DUP_SOCKET,
     3,
     Hook::Dup
+);
+
+activity_pair!(
+    prctl_enter,
+    prctl_exit,
+    "sys_enter_prctl",
+    "sys_exit_prctl",
+    activity::PRCTL_SET_NAME,
+    2,
+    Hook::Rename
 );
 
 /// An executable mapping of a file written since the agent started (a fresh shared library).

@@ -707,7 +707,8 @@ pub struct ActivityInfo {
     pub process: ProcessRef,
     /// `memfdCreate`, `ptrace`, `processVmWritev`, `userfaultfd`, `initModule`, `finitModule`,
     /// `mount`, `unshare`, `setns`, `setuid`, ..., `capset`, `dupSocket`, `libraryLoad`,
-    /// `bpfAgent`, `signalAgent`, `signalGuarded`, `openByHandleAt`, `mknod`; and from the
+    /// `bpfAgent`, `signalAgent`, `signalGuarded`, `openByHandleAt`, `mknod`, `rename`
+    /// (`prctl(PR_SET_NAME)`); and from the
     /// pipeline, not the kernel, `executableDeleted`
     /// (the process's binary, exec'd from a memory-backed or world-writable directory, has no
     /// link left: [`crate::deleted_exe`]).
@@ -724,7 +725,8 @@ pub struct ActivityInfo {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request: Option<String>,
     /// memfd name, module or library file name, namespace file name, the name of the file
-    /// opened by handle; the deleted executable's path.
+    /// opened by handle; the deleted executable's path; rename: the thread's name after the
+    /// call, as the kernel holds it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Flags argument (memfd, mount, unshare, setns).
@@ -733,7 +735,7 @@ pub struct ActivityInfo {
     /// Namespaces named by unshare/setns flags.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub namespaces: Vec<&'static str>,
-    /// mount source.
+    /// mount source; rename: the thread's name before the call.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
     /// mount target; the node mknod made (the path as given).
@@ -1741,6 +1743,14 @@ pub fn activity_info(ev: &node_agent_common::ActivityEvent, clock: &Clock) -> Ac
             info.flags = Some(mode);
             info.device = Some(device_number(dev));
             "mknod"
+        }
+        PRCTL_SET_NAME => {
+            let mut before = [0u8; 16];
+            before[..8].copy_from_slice(&a[2].to_le_bytes());
+            before[8..].copy_from_slice(&a[3].to_le_bytes());
+            info.source = Some(lossy(c_str(&before)));
+            info.name = Some(info.process.comm.clone());
+            "rename"
         }
         // The pipeline turns these into file events (`sysctl_info`); named here for the record.
         SYSCTL_WRITE => {

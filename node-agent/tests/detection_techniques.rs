@@ -4412,6 +4412,100 @@ fn the_loader_preload_list_written_from_a_script() {
     assert!(found.is_empty(), "read: {:?}", kinds(&found));
 }
 
+/// A thread renamed by `prctl(PR_SET_NAME)` to a kernel thread's name (`[kworker/1:1]` from the
+/// main thread, `kswapd0` from a second one: miners hide in `ps` so) raises
+/// `behaviour-masquerading` (High) with the names before and after, read from the kernel; a
+/// thread named after its work (`worker-1`, what pools and runtimes do) raises nothing, though
+/// its rename is seen.
+#[test]
+fn a_thread_renamed_to_a_kernel_threads_name() {
+    if !privileged("a_thread_renamed_to_a_kernel_threads_name") {
+        return;
+    }
+    let rename = |name: &str, in_thread: bool| -> u32 {
+        let call = format!("ctypes.CDLL(None).prctl(15, b'{name}', 0, 0, 0)");
+        let program = if in_thread {
+            format!(
+                "import ctypes, threading\nt = threading.Thread(target=lambda: {call})\nt.start(); t.join()"
+            )
+        } else {
+            format!("import ctypes\n{call}")
+        };
+        run(Command::new("python3").args(["-c", &program]))
+    };
+    for (name, in_thread) in [("[kworker/1:1]", false), ("kswapd0", true)] {
+        let pid = rename(name, in_thread);
+        let events = tree_events(pid);
+        let renamed: Vec<_> = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Activity(a)
+                    if a.operation == "rename" && a.name.as_deref() == Some(name) =>
+                {
+                    Some((
+                        a.source.clone(),
+                        a.name.clone(),
+                        a.process.pid == a.process.tid,
+                    ))
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            renamed,
+            [(
+                Some("python3".to_owned()),
+                Some(name.to_owned()),
+                !in_thread
+            )],
+            "{name}"
+        );
+        let mut d = detector();
+        let found: Vec<Finding> = events
+            .iter()
+            .flat_map(|e| d.process(e, &NoLookup))
+            .map(|o| o.finding)
+            .collect();
+        let f = of(&found, "behaviour-masquerading");
+        assert_eq!(f.len(), 1, "{name}: {:?}", kinds(&found));
+        assert_eq!(
+            f[0].finding_type,
+            "DefenseEvasion:Runtime/SuspiciousCommand"
+        );
+        assert_eq!(f[0].severity_label, SeverityLabel::High);
+        let add = &f[0].context.additional;
+        assert_eq!(add.get("nameBefore").map(String::as_str), Some("python3"));
+        assert_eq!(add.get("nameAfter").map(String::as_str), Some(name));
+        assert!(
+            f[0].context
+                .file_path
+                .as_deref()
+                .is_some_and(|exe| exe.contains("python3")),
+            "{:?}",
+            f[0].context.file_path
+        );
+    }
+    let pid = rename("worker-1", true);
+    let events = tree_events(pid);
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::Activity(a) if a.operation == "rename")),
+        "the benign rename was not seen"
+    );
+    let mut d = detector();
+    let found: Vec<Finding> = events
+        .iter()
+        .flat_map(|e| d.process(e, &NoLookup))
+        .map(|o| o.finding)
+        .collect();
+    assert!(
+        of(&found, "behaviour-masquerading").is_empty(),
+        "{:?}",
+        kinds(&found)
+    );
+}
+
 /// Hidden programs (T1564.001) and masquerading (T1036), as third-party tests write them
 /// (issue 11, third red-team pass): a copy of /bin/true hidden as `/tmp/.x/.y` and in a hidden
 /// directory of `/var/tmp`; `exec -a '[kworker/0:1]' sh` (an argv[0] shaped like a kernel

@@ -622,6 +622,47 @@ fn every_behavioural_type_fires_on_its_case_and_not_on_the_benign_ones() {
             &[],
         ),
         (
+            "a thread renamed to a kernel thread's name",
+            activity("rename", |a| {
+                a.source = Some("python3".into());
+                a.name = Some("kworker/1:1".into());
+            }),
+            &[T::DefenseEvasionSuspiciousCommand],
+        ),
+        (
+            "a thread renamed to a bracketed name",
+            activity("rename", |a| {
+                a.source = Some("x".into());
+                a.name = Some("[kthreadd]".into());
+            }),
+            &[T::DefenseEvasionSuspiciousCommand],
+        ),
+        (
+            "a thread named after its work (a runtime's worker)",
+            activity("rename", |a| {
+                a.source = Some("app".into());
+                a.name = Some("tokio-runtime-w".into());
+            }),
+            &[],
+        ),
+        (
+            "a rename that failed",
+            activity("rename", |a| {
+                a.source = Some("python3".into());
+                a.name = Some("kswapd0".into());
+                a.ret = -14;
+            }),
+            &[],
+        ),
+        (
+            "a program already named like a kernel thread renaming its threads (judged at its exec)",
+            activity("rename", |a| {
+                a.source = Some("kworker".into());
+                a.name = Some("kworker/0:1".into());
+            }),
+            &[],
+        ),
+        (
             "a block device made on the host (LVM, dmsetup mknodes)",
             activity("mknod", |a| {
                 a.target = Some("/dev/mapper/vg-root".into());

@@ -85,9 +85,10 @@ pub const fn needs(t: FindingType) -> Needs {
         T::PersistenceSuspiciousCommand => hooks(&[&[H::Exec, H::FileOpen, H::FileChange]]),
         // Also a security agent sent a stopping signal (`signal_agent`'s guarded processes),
         // a mount over a process's /proc directory (`behaviour`), and hardening settings
-        // written (`sysctl`: the value as written, also one put back at once).
+        // written (`sysctl`: the value as written, also one put back at once), a thread
+        // renamed to a kernel thread's name (`rename`).
         T::DefenseEvasionSuspiciousCommand => Needs {
-            also: &[H::Mount, H::SignalAgent, H::Sysctl],
+            also: &[H::Mount, H::SignalAgent, H::Sysctl, H::Rename],
             ..hooks(&[&[H::Exec, H::FileOpen, H::FileChange]])
         },
         // Exec rules and pipes; also a binary or script a downloader wrote, then run (its

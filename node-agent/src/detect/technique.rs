@@ -747,14 +747,15 @@ const KERNEL_THREAD_NAMES: &[&str] = &[
     "jbd",
 ];
 
-/// Whether an executable's file name is shaped like a kernel thread's: bracketed (`[kthreadd]`)
-/// or a kernel thread's name with its numbers and `:` suffix (`kswapd0`, `kworker`).
+/// Whether an executable's file name, or a thread's name, is shaped like a kernel thread's:
+/// bracketed (`[kthreadd]`) or a kernel thread's name with its numbers and `/`, `:` suffix
+/// (`kswapd0`, `kworker`, `kworker/1:1`).
 fn kernel_thread_file_name(name: &str) -> bool {
     if name.len() > 2 && name.starts_with('[') && name.ends_with(']') {
         return true;
     }
     let stem = name
-        .split(':')
+        .split([':', '/'])
         .next()
         .unwrap_or(name)
         .trim_end_matches(|c: char| c.is_ascii_digit());
@@ -1857,9 +1858,77 @@ pub(super) fn check_activity(
     a: &ActivityInfo,
     lookup: &dyn ProcessLookup,
 ) -> Option<Candidate> {
-    if a.operation != "signalGuarded" {
+    match a.operation {
+        "signalGuarded" => security_agent_stopped(d, a, lookup),
+        "rename" => renamed_as_kernel_thread(d, a, lookup),
+        _ => None,
+    }
+}
+
+/// A thread of a program renaming itself (`prctl(PR_SET_NAME)`) to a kernel thread's name
+/// (`[kworker/1:1]`, `kswapd0`): what miners and backdoors do so that `ps` and `top` list them
+/// among the kernel's threads. Kernel threads never call prctl; programs name their threads
+/// after their work (`tokio-runtime-w`, `C2 CompilerThre`), never so. The name is the one the
+/// kernel holds after the call, and the executable is the one the kernel ran.
+fn renamed_as_kernel_thread(
+    d: &Detector,
+    a: &ActivityInfo,
+    lookup: &dyn ProcessLookup,
+) -> Option<Candidate> {
+    if a.ret != 0 {
         return None;
     }
+    let new = a.name.as_deref()?;
+    let old = a.source.as_deref().unwrap_or_default();
+    if !kernel_thread_file_name(new) || kernel_thread_file_name(old) {
+        return None;
+    }
+    let p = &a.process;
+    let exe = actor(d, p, lookup)
+        .exe
+        .map(|e| e.display().to_string())
+        .unwrap_or_default();
+    let mut context = RuntimeContext {
+        file_path: (!exe.is_empty()).then(|| exe.clone()),
+        ..RuntimeContext::default()
+    };
+    let add = &mut context.additional;
+    add.insert(
+        "masquerade".into(),
+        "a thread renamed to a kernel thread's name (prctl PR_SET_NAME)".into(),
+    );
+    add.insert("nameBefore".into(), old.to_owned());
+    add.insert("nameAfter".into(), new.to_owned());
+    add.insert("threadId".into(), p.tid.to_string());
+    Some(technique(
+        d,
+        p,
+        lookup,
+        Raises {
+            finding_type: FindingType::DefenseEvasionSuspiciousCommand,
+            rule: "behaviour-masquerading",
+            mitre: "T1036.004",
+            severity: Some(7.0),
+        },
+        draft(
+            "A process is dressed up as another program",
+            format!(
+                "Process {exe} (pid {}, thread {}) renamed itself from `{old}` to `{new}`, \
+                 a kernel thread's name.",
+                p.pid, p.tid
+            ),
+            format!("{exe}\0rename\0{new}"),
+            context,
+        ),
+    ))
+}
+
+/// Another security agent on the host stopped by a signal (`GUARDED`).
+fn security_agent_stopped(
+    d: &Detector,
+    a: &ActivityInfo,
+    lookup: &dyn ProcessLookup,
+) -> Option<Candidate> {
     let aimed = a.aimed_at_agent.as_deref()?;
     let target = a.target_pid?;
     let p = &a.process;

@@ -310,6 +310,10 @@ fn plan(hook: Hook, offsets: &KernelOffsets) -> Vec<Mechanism> {
             ("mknodat_enter", "syscalls", "sys_enter_mknodat"),
             ("mknodat_exit", "syscalls", "sys_exit_mknodat"),
         ])],
+        Hook::Rename => vec![TracePoints(&[
+            ("prctl_enter", "syscalls", "sys_enter_prctl"),
+            ("prctl_exit", "syscalls", "sys_exit_prctl"),
+        ])],
         Hook::Mount => vec![TracePoints(&[
             ("mount_enter", "syscalls", "sys_enter_mount"),
             ("mount_exit", "syscalls", "sys_exit_mount"),
