@@ -6065,6 +6065,99 @@ fn a_web_server_having_a_shell_run_a_command() {
     );
 }
 
+/// A web application in an interpreter (python here; gunicorn, flask and Tomcat's `java` are
+/// the same to the kernel) is known by the TCP connection it accepted, not by name: a request
+/// on loopback asks it to run `id; uname -a` through a shell (`subprocess.run(..., shell=True)`)
+/// and `id` without one. Raises `behaviour-shell-from-web-server` (the shell, Low, naming the
+/// server) and `behaviour-web-server-recon` (High) for each reconnaissance program. The same
+/// python running the same commands without having accepted a connection (a script) raises
+/// neither, and the serving python running `git --version` through a shell raises nothing at
+/// Medium or above.
+#[test]
+fn an_interpreter_web_application_running_a_web_shell() {
+    if !privileged("an_interpreter_web_application_running_a_web_shell") {
+        return;
+    }
+    // One process: it listens, its own thread connects and sends the command, then it
+    // accepts and runs what it read, as a web shell's handler does.
+    let server = |commands: &str| -> String {
+        format!(
+            r#"import socket, subprocess, threading
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(1)
+port = s.getsockname()[1]
+def client():
+    c = socket.create_connection(("127.0.0.1", port)); c.sendall(b"{commands}\n"); c.close()
+threading.Thread(target=client).start()
+conn, _ = s.accept()
+line = conn.makefile().readline().strip()
+subprocess.run(line, shell=True, stdout=subprocess.DEVNULL)
+if line.startswith("id"):
+    subprocess.run(["id"], stdout=subprocess.DEVNULL)
+"#
+        )
+    };
+    let script = |commands: &str| -> String {
+        format!(
+            "import subprocess\nsubprocess.run({commands:?}, shell=True, stdout=subprocess.DEVNULL)\nsubprocess.run(['id'], stdout=subprocess.DEVNULL)\n"
+        )
+    };
+    let found = detect(run(
+        Command::new("python3").args(["-c", &server("id; uname -a")])
+    ));
+    let shells = of(&found, "behaviour-shell-from-web-server");
+    assert_eq!(shells.len(), 1, "{:?}", kinds(&found));
+    assert_eq!(
+        shells[0].finding_type,
+        "Execution:Runtime/SuspiciousShellCreated"
+    );
+    assert!(
+        shells[0]
+            .context
+            .additional
+            .get("shellStartedBy")
+            .is_some_and(|exe| exe.contains("python3")),
+        "{:?}",
+        shells[0].context.additional
+    );
+    let recon = of(&found, "behaviour-web-server-recon");
+    let mut programs: Vec<&str> = recon
+        .iter()
+        .map(|f| f.context.file_path.as_deref().unwrap_or_default())
+        .collect();
+    programs.sort();
+    assert_eq!(
+        programs,
+        ["/usr/bin/id", "/usr/bin/uname"],
+        "{:?}",
+        kinds(&found)
+    );
+    for f in &recon {
+        assert_eq!(f.finding_type, "Execution:Runtime/SuspiciousCommand");
+        assert_eq!(f.severity_label, SeverityLabel::High);
+        assert!(f.count >= 1);
+    }
+
+    let found = detect(run(
+        Command::new("python3").args(["-c", &script("id; uname -a")])
+    ));
+    assert!(
+        of(&found, "behaviour-shell-from-web-server").is_empty()
+            && of(&found, "behaviour-web-server-recon").is_empty(),
+        "a script: {:?}",
+        kinds(&found)
+    );
+    let found = detect(run(
+        Command::new("python3").args(["-c", &server("git --version")])
+    ));
+    assert!(
+        found
+            .iter()
+            .all(|f| f.severity_label < SeverityLabel::Medium),
+        "git: {:?}",
+        kinds(&found)
+    );
+}
+
 /// The newest PostgreSQL server the distribution's packages installed
 /// (`/usr/lib/postgresql/N/bin`, Debian's layout; scripts/bootstrap.sh installs `postgresql`).
 fn postgresql_bin() -> PathBuf {

@@ -92,9 +92,11 @@ pub const fn needs(t: FindingType) -> Needs {
             ..hooks(&[&[H::Exec, H::FileOpen, H::FileChange]])
         },
         // Exec rules and pipes; also a binary or script a downloader wrote, then run (its
-        // writer from the written-files map of the file_open programs, `pipes`).
+        // writer from the written-files map of the file_open programs, `pipes`), and a
+        // reconnaissance program run by an interpreter that accepted connections (`accept`,
+        // `served`).
         T::ExecutionSuspiciousCommand => Needs {
-            also: &[H::FileOpen],
+            also: &[H::FileOpen, H::Accept],
             ..hooks(EXEC)
         },
         // Exec rules; also the core-dump handler set through /proc/sys (`technique`, from the
@@ -119,8 +121,13 @@ pub const fn needs(t: FindingType) -> Needs {
         },
         T::ExecutionSuspiciousTool
         | T::ImpactCryptoMinerExecuted
-        | T::ExecutionSuspiciousShellCreated
         | T::DefenseEvasionFilelessExecution => hooks(EXEC),
+        // Also a shell an interpreter that accepted connections had run a command string (a
+        // web application's: `accept`, `served`).
+        T::ExecutionSuspiciousShellCreated => Needs {
+            also: &[H::Accept],
+            ..hooks(EXEC)
+        },
         // The shell's own descriptors at exec; also a socket its parent put on its standard
         // streams (`dup`: python's `pty.spawn` reverse shell, `stdio_dup`).
         T::ExecutionReverseShell => Needs {

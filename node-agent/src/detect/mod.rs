@@ -36,6 +36,7 @@ pub mod reputation;
 pub mod rules;
 mod scan;
 pub mod selfprotect;
+mod served;
 mod sourced;
 #[cfg(test)]
 mod sourced_tests;
@@ -327,6 +328,8 @@ pub struct Detector {
     command_loops: command_loop::CommandLoops,
     /// Shells whose script evaluates command substitutions.
     eval_shells: evaluated::EvalShells,
+    /// Interpreters' processes that accepted TCP connections (web applications).
+    servers: served::Servers,
     stats: DetectorStats,
     enricher: Option<ResourceEnricher>,
     /// The agent itself, for the self-protection checks (unknown until the sensor starts).
@@ -381,6 +384,7 @@ impl Detector {
             stdio_dups: stdio_dup::StdioDups::default(),
             command_loops: command_loop::CommandLoops::default(),
             eval_shells: evaluated::EvalShells::default(),
+            servers: served::Servers::default(),
             stats: DetectorStats::default(),
             enricher: None,
             agent: None,
@@ -498,6 +502,12 @@ impl Detector {
                 evaluated::MAX_SHELLS as u64,
                 self.eval_shells.tracked().1,
             ),
+            TrackedTable::by_entries(
+                "networkServers",
+                self.servers.tracked().0 as u64,
+                served::MAX_SERVERS as u64,
+                self.servers.tracked().1,
+            ),
             TrackedTable {
                 table: "dns",
                 entries: self.dns.len() as u64 + self.answers.len() as u64,
@@ -604,6 +614,8 @@ impl Detector {
                 let mut evals = std::mem::take(&mut self.eval_shells);
                 evals.on_exec(self, e);
                 self.eval_shells = evals;
+                // The new image has accepted nothing yet.
+                self.servers.forget(e.process.pid);
                 found
             }
             Event::Fork(f) => {
@@ -635,6 +647,7 @@ impl Detector {
                 self.stdio_dups.forget(x.process.pid);
                 self.command_loops.forget(x.process.pid);
                 self.eval_shells.forget(x.process.pid);
+                self.servers.forget(x.process.pid);
                 self.parents.remove(&x.process.pid);
                 if self
                     .procs
@@ -666,7 +679,24 @@ impl Detector {
             }
             // Only a scan reads how a handshake ended; the connect itself was judged already.
             Event::ConnectOutcome(n) => scan::check_connect(self, n, lookup).into_iter().collect(),
-            Event::Accept(n) => reputation::check_accept(self, n, lookup),
+            Event::Accept(n) => {
+                // Known from its exec, else from the pipeline's table (a server started
+                // before the agent).
+                let exe = self
+                    .procs
+                    .get(&n.process.pid)
+                    .filter(|r| r.uuid.is_empty() || r.uuid == n.process.uuid)
+                    .and_then(|r| r.exe.clone())
+                    .or_else(|| {
+                        lookup
+                            .get(n.process.pid)
+                            .filter(|k| k.start_time_ns == n.process.start_time_ns)
+                            .and_then(|k| k.exe)
+                    });
+                self.servers
+                    .on_accept(self.rules.behaviour(), n, exe.as_deref());
+                reputation::check_accept(self, n, lookup)
+            }
             Event::Dns(d) => reputation::check_dns(self, d, lookup),
             Event::Stream(s) => stratum::check_stream(self, s, lookup),
             Event::File(f) if matches!(f.operation, "openScript" | "redirect") => {

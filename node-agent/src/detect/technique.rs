@@ -135,7 +135,12 @@ pub(super) fn program_identity<'a>(d: &'a Detector, e: &'a ExecInfo) -> &'a str 
 /// An ancestor's program as [`program_identity`] names an exec's: by its executable's name,
 /// or, when no list knows that name, by the bytes its exec had (the detector's memory of it,
 /// the same process by its uuid) when those are an installed program's a list knows.
-fn ancestor_identity<'a>(d: &'a Detector, pid: u32, uuid: Option<&str>, exe: &'a Path) -> &'a str {
+pub(super) fn ancestor_identity<'a>(
+    d: &'a Detector,
+    pid: u32,
+    uuid: Option<&str>,
+    exe: &'a Path,
+) -> &'a str {
     let by_name = program_name(path_basename(exe));
     let b = d.rules.behaviour();
     if b.knows_program(by_name) {
@@ -315,6 +320,7 @@ pub(crate) fn check_exec(
     out.extend(empty_argv0(d, e, lookup));
     out.extend(loader_proxy(d, e, lookup));
     out.extend(kernel_helper(d, e, lookup));
+    out.extend(super::served::recon(d, e, lookup));
     out
 }
 
@@ -1309,17 +1315,17 @@ fn interactive_shell(
         if listed(&b.shells, n) || listed(&b.shell_wrappers, n) {
             continue;
         }
-        starter = Some((pid, exe, n));
+        starter = Some((pid, exe, n, uuid));
         break;
     }
-    let (parent_pid, parent_exe, parent_name) = starter?;
+    let (parent_pid, parent_exe, parent_name, parent_uuid) = starter?;
     if let Some(command) = command {
         return server_shell(
             d,
             b,
             e,
             command,
-            (parent_pid, parent_exe, parent_name),
+            (parent_pid, parent_exe, parent_name, parent_uuid),
             lookup,
         );
     }
@@ -1442,7 +1448,7 @@ fn server_shell(
     b: &Behaviour,
     e: &ExecInfo,
     command: &str,
-    (parent_pid, parent_exe, parent_name): (u32, &Path, &str),
+    (parent_pid, parent_exe, parent_name, parent_uuid): (u32, &Path, &str, Option<&str>),
     lookup: &dyn ProcessLookup,
 ) -> Option<Candidate> {
     let (rule, mitre, title, server) = if listed(&b.web_servers, parent_name) {
@@ -1454,6 +1460,15 @@ fn server_shell(
             "T1505.003,T1059.004",
             "A web server had a shell run a command",
             "web server",
+        )
+    } else if listed(&b.interpreters, parent_name) && d.servers.serves(parent_pid, parent_uuid) {
+        // A web application in an interpreter (`served`): known by the connections it
+        // accepted, not by name.
+        (
+            "behaviour-shell-from-web-server",
+            "T1505.003,T1059.004",
+            "A web server had a shell run a command",
+            "network service run by an interpreter (it accepted TCP connections)",
         )
     } else if listed(&b.database_servers, parent_name) {
         if server_helper(&b.database_server_helpers, command) || names_wal_file(command) {

@@ -3805,6 +3805,78 @@ fn accept_from_a_tor_node_is_a_relay() {
     );
 }
 
+/// An interpreter's process that accepted a TCP connection is a web server to the web-shell
+/// checks (`served`): its `sh -c` raises `behaviour-shell-from-web-server`, a reconnaissance
+/// program it runs `behaviour-web-server-recon`. Without the accept, after its exit, for a unix
+/// socket's accept, or for a program that is no interpreter, neither.
+#[test]
+fn an_interpreter_that_accepted_a_connection_is_a_web_server() {
+    // pid 100 (the parent `exec_as` gives) runs `exe` and accepts on `family`.
+    let serving = |exe: &str, family: &'static str| {
+        let mut d = detector();
+        let mut server = exec_as(&[exe], "bash", 33, 33);
+        if let Event::Exec(e) = &mut server {
+            e.process = process(100, 33, 33, super::basename(exe));
+        }
+        d.process(&server, &NoLookup);
+        if let Event::Connect(mut n) = connect(100, "127.0.0.1:40000", None) {
+            n.family = family;
+            d.process(&Event::Accept(n), &NoLookup);
+        }
+        d
+    };
+    let shell = |d: &mut Detector, parent: &str| {
+        rule_ids(d, &exec_as(&["sh", "-c", "id; uname -a"], parent, 33, 33))
+    };
+    let recon = |d: &mut Detector, parent: &str| rule_ids(d, &exec_as(&["id"], parent, 33, 33));
+
+    let mut d = serving("/usr/sbin/python3", "inet");
+    assert!(
+        shell(&mut d, "python3").contains(&"behaviour-shell-from-web-server".to_owned()),
+        "{:?}",
+        shell(&mut d, "python3")
+    );
+    assert!(recon(&mut d, "python3").contains(&"behaviour-web-server-recon".to_owned()));
+    // The same process's exit forgets it.
+    d.process(
+        &Event::Exit(ExitInfo {
+            time: "2026-11-27T10:00:00Z".into(),
+            process: process(100, 33, 33, "python3"),
+            exit_status: Some(0),
+            signal: None,
+        }),
+        &NoLookup,
+    );
+    assert!(!recon(&mut d, "python3").contains(&"behaviour-web-server-recon".to_owned()));
+
+    for (what, mut d) in [
+        ("no accept", {
+            let mut d = detector();
+            let mut server = exec_as(&["/usr/sbin/python3"], "bash", 33, 33);
+            if let Event::Exec(e) = &mut server {
+                e.process = process(100, 33, 33, "python3");
+            }
+            d.process(&server, &NoLookup);
+            d
+        }),
+        ("a unix socket", serving("/usr/sbin/python3", "unix")),
+        ("not an interpreter", serving("/usr/sbin/sshd", "inet")),
+    ] {
+        let parent = if what == "not an interpreter" {
+            "sshd"
+        } else {
+            "python3"
+        };
+        let ids = [shell(&mut d, parent), recon(&mut d, parent)].concat();
+        assert!(
+            !ids.iter()
+                .any(|id| id == "behaviour-shell-from-web-server"
+                    || id == "behaviour-web-server-recon"),
+            "{what}: {ids:?}"
+        );
+    }
+}
+
 fn dns(pid: u32, direction: &'static str, name: &str, answer: Option<&str>) -> Event {
     Event::Dns(DnsInfo {
         time: "2026-11-27T10:00:00Z".into(),
