@@ -36,6 +36,8 @@ command -v curl >/dev/null 2>&1 || need_pkgs+=(curl)
 command -v wget >/dev/null 2>&1 || need_pkgs+=(wget)
 command -v ssh-keygen >/dev/null 2>&1 || need_pkgs+=(openssh-client)
 command -v git >/dev/null 2>&1 || need_pkgs+=(git)
+# ps and pgrep: process-list pipelines that kill competing miners (detection_techniques.rs).
+command -v pgrep >/dev/null 2>&1 || need_pkgs+=(procps)
 # iptables: firewall rules in network namespaces of the tests' own (detection.rs,
 # detection_techniques.rs). podman depends on it too; named here so no test relies on that.
 [ -x /usr/sbin/iptables ] || command -v iptables >/dev/null 2>&1 || need_pkgs+=(iptables)

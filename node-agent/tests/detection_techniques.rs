@@ -6158,6 +6158,59 @@ if line.startswith("id"):
     );
 }
 
+/// Competing miners killed through a process listing, as miner droppers' scripts start:
+/// `ps aux | grep -v grep | grep '[x]mrig' | awk '{print $2}' | xargs -r kill -9` and
+/// `pgrep -f kinsing | xargs -r kill -9` (nothing by those names runs here: xargs runs no kill,
+/// the attempt is what raises). The name is only in grep's or pgrep's argv and the kill only in
+/// xargs': `behaviour-miner-competitor-kill` (Medium) from the pipes between them, with the
+/// miner's name. The same pipeline searching for a process that is no miner raises nothing of
+/// it, nor a search that kills nothing.
+#[test]
+fn competing_miners_killed_through_a_process_listing() {
+    if !privileged("competing_miners_killed_through_a_process_listing") {
+        return;
+    }
+    let kills = |found: &[Finding]| -> Vec<(String, SeverityLabel)> {
+        of(found, "behaviour-miner-competitor-kill")
+            .into_iter()
+            .map(|f| {
+                assert_eq!(f.finding_type, "Execution:Runtime/SuspiciousCommand");
+                (
+                    f.context
+                        .additional
+                        .get("minerName")
+                        .cloned()
+                        .unwrap_or_default(),
+                    f.severity_label,
+                )
+            })
+            .collect()
+    };
+    let found = detect(sh(
+        "ps aux | grep -v grep | grep '[x]mrig' | awk '{print $2}' | xargs -r kill -9",
+    ));
+    assert_eq!(
+        kills(&found),
+        [("xmrig".to_owned(), SeverityLabel::Medium)],
+        "{:?}",
+        kinds(&found)
+    );
+    let found = detect(sh("pgrep -f kinsing | xargs -r kill -9"));
+    assert_eq!(
+        kills(&found),
+        [("kinsing".to_owned(), SeverityLabel::Medium)],
+        "{:?}",
+        kinds(&found)
+    );
+    for benign in [
+        "ps aux | grep -v grep | grep '[n]ginx-vigil' | awk '{print $2}' | xargs -r kill -9",
+        "ps aux | grep -v grep | grep xmrig | awk '{print $2}' | wc -l",
+    ] {
+        let found = detect(sh(benign));
+        assert!(kills(&found).is_empty(), "{benign}: {:?}", kinds(&found));
+    }
+}
+
 /// The newest PostgreSQL server the distribution's packages installed
 /// (`/usr/lib/postgresql/N/bin`, Debian's layout; scripts/bootstrap.sh installs `postgresql`).
 fn postgresql_bin() -> PathBuf {

@@ -83,6 +83,10 @@ pub(crate) struct BehaviourSpec {
     #[serde(default)]
     web_server_helpers: Vec<String>,
     #[serde(default)]
+    miner_names: Vec<String>,
+    #[serde(default)]
+    pid_filters: Vec<String>,
+    #[serde(default)]
     database_servers: Vec<String>,
     #[serde(default)]
     database_server_helpers: Vec<String>,
@@ -447,6 +451,12 @@ pub struct Behaviour {
     /// Programs a web server runs through `sh -c` in its ordinary work (`sendmail` for PHP's
     /// `mail()`, `rotatelogs` for piped logs), by executable name.
     pub web_server_helpers: Vec<String>,
+    /// Names miner campaigns' programs have (`xmrig`, `kinsing`, `kdevtmpfsi`): a process
+    /// search naming one whose ids reach `xargs kill` is a competitor killed.
+    pub miner_names: Vec<String>,
+    /// Programs that pass on the lines of a process listing (`grep`, `awk`, `cut`), by
+    /// executable name: between a search and `xargs kill`.
+    pub pid_filters: Vec<String>,
     /// Database servers, by executable name: a shell they have run a command string is an
     /// injected query's (`COPY ... FROM PROGRAM`), unless it archives or restores their log.
     pub database_servers: Vec<String>,
@@ -655,6 +665,8 @@ impl Behaviour {
             ("shellWrappers", &spec.shell_wrappers),
             ("webServers", &spec.web_servers),
             ("webServerHelpers", &spec.web_server_helpers),
+            ("minerNames", &spec.miner_names),
+            ("pidFilters", &spec.pid_filters),
             ("databaseServers", &spec.database_servers),
             ("databaseServerHelpers", &spec.database_server_helpers),
             ("downloaders", &spec.downloaders),
@@ -775,6 +787,8 @@ impl Behaviour {
         self.shell_wrappers.extend(spec.shell_wrappers);
         self.web_servers.extend(spec.web_servers);
         self.web_server_helpers.extend(spec.web_server_helpers);
+        self.miner_names.extend(spec.miner_names);
+        self.pid_filters.extend(spec.pid_filters);
         self.database_servers.extend(spec.database_servers);
         self.database_server_helpers
             .extend(spec.database_server_helpers);

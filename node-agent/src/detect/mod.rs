@@ -23,6 +23,7 @@ pub mod behaviour;
 mod behaviour_tests;
 mod bounded;
 mod command_loop;
+mod competitor;
 pub mod coverage;
 mod evaluated;
 pub mod exec;
@@ -330,6 +331,8 @@ pub struct Detector {
     eval_shells: evaluated::EvalShells,
     /// Interpreters' processes that accepted TCP connections (web applications).
     servers: served::Servers,
+    /// Pipes of process-list pipelines that end in `xargs kill`.
+    kill_pipes: competitor::KillPipes,
     stats: DetectorStats,
     enricher: Option<ResourceEnricher>,
     /// The agent itself, for the self-protection checks (unknown until the sensor starts).
@@ -385,6 +388,7 @@ impl Detector {
             command_loops: command_loop::CommandLoops::default(),
             eval_shells: evaluated::EvalShells::default(),
             servers: served::Servers::default(),
+            kill_pipes: competitor::KillPipes::default(),
             stats: DetectorStats::default(),
             enricher: None,
             agent: None,
@@ -508,6 +512,12 @@ impl Detector {
                 served::MAX_SERVERS as u64,
                 self.servers.tracked().1,
             ),
+            TrackedTable::by_entries(
+                "killPipes",
+                self.kill_pipes.tracked().0 as u64,
+                competitor::MAX_PIPES as u64,
+                self.kill_pipes.tracked().1,
+            ),
             TrackedTable {
                 table: "dns",
                 entries: self.dns.len() as u64 + self.answers.len() as u64,
@@ -594,6 +604,9 @@ impl Detector {
                 let mut table = std::mem::take(&mut self.pipes);
                 found.extend(pipes::check_exec(self, &mut table, e, lookup));
                 self.pipes = table;
+                let mut kills = std::mem::take(&mut self.kill_pipes);
+                found.extend(competitor::check_exec(self, &mut kills, e, lookup));
+                self.kill_pipes = kills;
                 found.extend(stdio_dup::check_exec(
                     self,
                     &self.stdio_dups,

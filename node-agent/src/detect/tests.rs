@@ -3877,6 +3877,67 @@ fn an_interpreter_that_accepted_a_connection_is_a_web_server() {
     }
 }
 
+/// `ps aux | grep -v grep | grep xmrig | awk '{print $2}' | xargs -r kill -9`: the stages
+/// exec in any order; the search's miner reaches `xargs kill` through the filters' pipes and
+/// raises `behaviour-miner-competitor-kill` once. The same pipeline searching for nginx, a
+/// search without a kill, and `xargs kill` reading a grep of a file (no listing on its
+/// standard input) raise nothing of it.
+#[test]
+fn competing_miners_killed_through_a_process_listing() {
+    let stage = |pid: u32, argv: &[&str], stdin: Option<u64>, stdout: Option<u64>| {
+        let mut e = exec_as(argv, "bash", 0, 0);
+        if let Event::Exec(x) = &mut e {
+            x.process = process(pid, 0, 0, super::basename(argv[0]));
+            x.stdin_pipe = stdin;
+            x.stdout_pipe = stdout;
+        }
+        e
+    };
+    let pipeline = |miner: &str, order: &[usize]| -> Vec<String> {
+        let pattern = format!("[{}]{}", &miner[..1], &miner[1..]);
+        let stages = [
+            stage(501, &["ps", "aux"], None, Some(1)),
+            stage(502, &["grep", "-v", "grep"], Some(1), Some(2)),
+            stage(503, &["grep", &pattern], Some(2), Some(3)),
+            stage(504, &["awk", "{print $2}"], Some(3), Some(4)),
+            stage(505, &["xargs", "-r", "kill", "-9"], Some(4), None),
+        ];
+        let mut d = detector();
+        order
+            .iter()
+            .flat_map(|&i| rule_ids(&mut d, &stages[i]))
+            .filter(|id| id == "behaviour-miner-competitor-kill")
+            .collect()
+    };
+    for order in [
+        [0, 1, 2, 3, 4],
+        [4, 3, 2, 1, 0],
+        [4, 0, 3, 1, 2],
+        [2, 4, 1, 0, 3],
+    ] {
+        assert_eq!(pipeline("xmrig", &order).len(), 1, "{order:?}");
+        assert!(pipeline("nginx", &order).is_empty(), "{order:?}");
+    }
+    let mut d = detector();
+    rule_ids(
+        &mut d,
+        &stage(601, &["pgrep", "-f", "kinsing"], None, Some(9)),
+    );
+    assert_eq!(
+        rule_ids(&mut d, &stage(602, &["xargs", "kill", "-9"], Some(9), None)),
+        ["behaviour-miner-competitor-kill"]
+    );
+    // A search with no kill; a grep of a file into xargs kill.
+    let mut d = detector();
+    rule_ids(&mut d, &stage(701, &["ps", "aux"], None, Some(11)));
+    assert!(rule_ids(&mut d, &stage(702, &["grep", "xmrig"], Some(11), None)).is_empty());
+    rule_ids(
+        &mut d,
+        &stage(703, &["grep", "-l", "xmrig", "a.log"], None, Some(12)),
+    );
+    assert!(rule_ids(&mut d, &stage(704, &["xargs", "kill"], Some(12), None)).is_empty());
+}
+
 fn dns(pid: u32, direction: &'static str, name: &str, answer: Option<&str>) -> Event {
     Event::Dns(DnsInfo {
         time: "2026-11-27T10:00:00Z".into(),

@@ -1,0 +1,215 @@
+//! Competing miners killed through a process-list pipeline, as miner droppers' scripts do
+//! first: `ps aux | grep -v grep | grep xmrig | awk '{print $2}' | xargs -r kill -9`,
+//! `pgrep kinsing | xargs kill`. No single argv holds both the miner's name (grep's, pgrep's)
+//! and the kill (xargs'); the exec records hold the pipes between them (the same inode on both
+//! ends of each). A filter or process search naming a miner (`behaviour.minerNames`) marks the
+//! pipe it writes; filters pass the mark on (`behaviour.pidFilters`); `xargs` running `kill`,
+//! `pkill` or `killall` on a marked pipe raises `exec-miner-competitor-kill`, the rule that
+//! `pkill -f xmrig` raises. The stages exec in any order: a pipe's readers and downstream pipes
+//! wait in a bounded table until its mark arrives.
+
+use std::path::PathBuf;
+
+use vigil_crds::finding::RuntimeContext;
+use vigil_detection::FindingType;
+
+use super::{
+    Candidate, Detector, ProcessLookup,
+    behaviour::Behaviour,
+    bounded::FifoMap,
+    redact::redacted_command_line,
+    technique::{Raises, draft, listed, program_identity, technique},
+};
+use crate::event::{ExecInfo, ProcessRef};
+
+/// Pipes remembered; the oldest go first.
+pub(crate) const MAX_PIPES: usize = 1024;
+/// Downstream pipes and waiting killers kept per pipe.
+const MAX_PER_PIPE: usize = 4;
+/// Pipes followed downstream from one that got its mark.
+const MAX_CHAIN: usize = 16;
+
+/// Programs that list processes by name (their operand is the name searched for).
+const SEARCHES: &[&str] = &["pgrep", "pidof"];
+/// Programs that kill what `xargs` hands them.
+const KILLERS: &[&str] = &["kill", "pkill", "killall"];
+
+/// An `xargs` waiting for its pipe's mark.
+#[derive(Debug, Clone)]
+struct Killer {
+    process: ProcessRef,
+    exe: PathBuf,
+    argv: Vec<String>,
+}
+
+#[derive(Debug, Default)]
+struct Pipe {
+    /// The miner named upstream, and the command that named it.
+    miner: Option<(String, String)>,
+    downstream: Vec<u64>,
+    killers: Vec<Killer>,
+}
+
+/// Pipes of process-list pipelines, by inode.
+#[derive(Debug)]
+pub(crate) struct KillPipes {
+    pipes: FifoMap<u64, Pipe>,
+}
+
+impl Default for KillPipes {
+    fn default() -> Self {
+        Self {
+            pipes: FifoMap::new(MAX_PIPES),
+        }
+    }
+}
+
+impl KillPipes {
+    /// Entries held and entries dropped for room.
+    pub(crate) fn tracked(&self) -> (usize, u64) {
+        (self.pipes.len(), self.pipes.evicted())
+    }
+
+    /// Marks `ino` and the pipes downstream of it; the killers waiting there, taken out.
+    fn mark(&mut self, ino: u64, miner: (String, String)) -> Vec<(Killer, (String, String))> {
+        let mut out = Vec::new();
+        let mut todo = vec![ino];
+        let mut seen = 0;
+        while let Some(ino) = todo.pop() {
+            seen += 1;
+            if seen > MAX_CHAIN {
+                break;
+            }
+            let p = self.pipes.get_or_default(ino);
+            if p.miner.is_some() {
+                continue;
+            }
+            p.miner = Some(miner.clone());
+            out.extend(
+                std::mem::take(&mut p.killers)
+                    .into_iter()
+                    .map(|k| (k, miner.clone())),
+            );
+            todo.extend(p.downstream.iter().copied());
+        }
+        out
+    }
+}
+
+/// The miner a command names among its operands, by a whole word of one (`xmrig`, `[x]mrig`
+/// as grep patterns are written to miss grep itself, `kdevtmpfsi|kinsing`).
+fn names_miner<'a>(b: &'a Behaviour, argv: &[String]) -> Option<&'a str> {
+    argv.iter().skip(1).find_map(|a| {
+        let plain: String = a
+            .chars()
+            .filter(|c| !matches!(c, '[' | ']'))
+            .collect::<String>()
+            .to_ascii_lowercase();
+        plain
+            .split(|c: char| !c.is_ascii_alphanumeric() && c != '-' && c != '_')
+            .filter(|w| !w.is_empty())
+            .find_map(|w| {
+                b.miner_names
+                    .iter()
+                    .find(|m| m.eq_ignore_ascii_case(w))
+                    .map(String::as_str)
+            })
+    })
+}
+
+/// An exec on a pipe: a search naming a miner marks its output, a filter links its input to
+/// its output, and `xargs` running a killer on a marked pipe raises.
+pub(crate) fn check_exec(
+    d: &Detector,
+    table: &mut KillPipes,
+    e: &ExecInfo,
+    lookup: &dyn ProcessLookup,
+) -> Vec<Candidate> {
+    if e.stdin_pipe.is_none() && e.stdout_pipe.is_none() {
+        return Vec::new();
+    }
+    let b = d.rules.behaviour();
+    let name = program_identity(d, e);
+    let mut raised = Vec::new();
+    if let Some(out) = e.stdout_pipe {
+        let filter = listed(&b.pid_filters, name);
+        let search = SEARCHES.contains(&name);
+        if filter || search {
+            let named =
+                names_miner(b, &e.argv).map(|m| (m.to_owned(), redacted_command_line(&e.argv)));
+            let upstream = e.stdin_pipe.filter(|&i| i != out && filter).and_then(|i| {
+                let p = table.pipes.get_or_default(i);
+                if !p.downstream.contains(&out) && p.downstream.len() < MAX_PER_PIPE {
+                    p.downstream.push(out);
+                }
+                p.miner.clone()
+            });
+            // A search of a listing (`grep xmrig` reading a pipe) or a process search; a grep
+            // of a file is no list of processes.
+            let source = named.filter(|_| search || e.stdin_pipe.is_some());
+            if let Some(miner) = source.or(upstream) {
+                raised.extend(table.mark(out, miner));
+            }
+        }
+    }
+    if let Some(inp) = e.stdin_pipe
+        && name == "xargs"
+        && e.argv.iter().skip(1).any(|a| {
+            let word = super::basename(a);
+            KILLERS.contains(&word)
+        })
+    {
+        let killer = Killer {
+            process: e.process.clone(),
+            exe: e.exe.clone(),
+            argv: e.argv.clone(),
+        };
+        let p = table.pipes.get_or_default(inp);
+        match p.miner.clone() {
+            Some(miner) => raised.push((killer, miner)),
+            None if p.killers.len() < MAX_PER_PIPE => p.killers.push(killer),
+            None => {}
+        }
+    }
+    raised
+        .into_iter()
+        .map(|(k, miner)| finding(d, &k, miner, lookup))
+        .collect()
+}
+
+fn finding(
+    d: &Detector,
+    k: &Killer,
+    (miner, search): (String, String),
+    lookup: &dyn ProcessLookup,
+) -> Candidate {
+    let command = redacted_command_line(&k.argv);
+    let exe = k.exe.display().to_string();
+    let mut context = RuntimeContext {
+        command_line_example: Some(command.clone()),
+        ..RuntimeContext::default()
+    };
+    context.additional.insert("minerName".into(), miner.clone());
+    context.additional.insert("processSearch".into(), search);
+    technique(
+        d,
+        &k.process,
+        lookup,
+        Raises {
+            finding_type: FindingType::ExecutionSuspiciousCommand,
+            rule: "behaviour-miner-competitor-kill",
+            mitre: "T1489,T1496",
+            severity: Some(5.0),
+        },
+        draft(
+            "Other cryptocurrency miners are killed by name (what miner droppers do first)",
+            format!(
+                "Process {} (pid {}) ran `{command}` on the process ids a search for {miner} \
+                 found.",
+                k.process.comm, k.process.pid
+            ),
+            format!("{exe}\0{miner}"),
+            context,
+        ),
+    )
+}
