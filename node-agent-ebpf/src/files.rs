@@ -1755,6 +1755,45 @@ pub fn fsetxattr_exit(ctx: TracePointContext) -> u32 {
     0
 }
 
+/// `setxattrat(dirfd, path, at_flags, name, args, size)` (Linux 6.13) of a file's access ACL:
+/// the path from `dirfd` as `setxattr`'s, or, with `AT_EMPTY_PATH` and an empty path, the
+/// descriptor's file as `fsetxattr`'s.
+#[tracepoint(category = "syscalls", name = "sys_enter_setxattrat")]
+pub fn setxattrat_enter(ctx: TracePointContext) -> u32 {
+    if !is_access_acl(arg(&ctx, 3)) {
+        return 0;
+    }
+    let (dirfd, path) = (arg(&ctx, 0) as i32, arg(&ctx, 1));
+    let mut first = [0u8; 1];
+    // SAFETY: one byte into a local array; a failed read leaves it zero (an fd change).
+    let _ = unsafe {
+        aya_ebpf::helpers::generated::bpf_probe_read_user(
+            first.as_mut_ptr().cast(),
+            1,
+            path as *const _,
+        )
+    };
+    if arg(&ctx, 2) & AT_EMPTY_PATH != 0 && first[0] == 0 {
+        fd_change_enter(change(file_op::SET_ACL, dirfd, 0, AT_FDCWD, 0));
+    } else {
+        on_change_enter(change(file_op::SET_ACL, dirfd, path, AT_FDCWD, 0));
+    }
+    0
+}
+
+#[tracepoint(category = "syscalls", name = "sys_exit_setxattrat")]
+pub fn setxattrat_exit(ctx: TracePointContext) -> u32 {
+    // SAFETY: read at once.
+    let by_fd =
+        unsafe { PENDING_FILE.get(bpf_get_current_pid_tgid()) }.is_some_and(|p| p.path == 0);
+    if by_fd {
+        fd_change_exit(&ctx);
+    } else {
+        on_change_exit(&ctx);
+    }
+    0
+}
+
 #[inline(always)]
 fn chown(dirfd: i32, path: u64, uid: u32, gid: u32) {
     let mut p = change(file_op::CHOWN, dirfd, path, AT_FDCWD, 0);

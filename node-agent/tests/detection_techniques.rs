@@ -8126,6 +8126,51 @@ fn the_password_hashes_made_readable_by_every_account() {
     // The distribution's group and root named in an ACL: nothing of this rule.
     assert!(acl("shadow", &["-m", "g:shadow:r", "/etc/shadow"]).is_empty());
     assert!(acl("root", &["-m", "u:root:rw", "/etc/shadow"]).is_empty());
+    // The same ACL through `setxattrat` (Linux 6.13: x86_64's 463), by path and, with
+    // `AT_EMPTY_PATH`, by descriptor: what setfacl does not call.
+    if !std::fs::read_to_string("/proc/kallsyms").is_ok_and(|k| k.contains("sys_setxattrat")) {
+        not_tested("NOT TESTED setxattrat: this kernel has no such system call (before 6.13)");
+        return;
+    }
+    let setxattrat = |what: &str, target: &str| {
+        let program = format!(
+            r#"import ctypes, os, struct
+libc = ctypes.CDLL(None, use_errno=True)
+entries = [(1, 6, 0xffffffff), (2, 4, 65534), (4, 4, 0xffffffff), (0x10, 4, 0xffffffff), (0x20, 0, 0xffffffff)]
+blob = struct.pack('<I', 2) + b''.join(struct.pack('<HHI', *e) for e in entries)
+value = ctypes.create_string_buffer(blob, len(blob))
+args = ctypes.create_string_buffer(struct.pack('<QII', ctypes.addressof(value), len(blob), 0), 16)
+L = ctypes.c_long
+{target}
+if r != 0:
+    raise SystemExit('setxattrat: errno %d' % ctypes.get_errno())
+"#
+        );
+        let pid = run(Command::new("python3").args(["-c", &program]));
+        let found = detect(pid);
+        drop_acl();
+        of(&found, exposed)
+            .iter()
+            .map(|f| {
+                assert_eq!(f.severity_label, SeverityLabel::High, "{what}");
+                f.context.additional["madeAccessibleTo"].clone()
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        setxattrat(
+            "by path",
+            "r = libc.syscall(L(463), L(-100), b'/etc/shadow', L(0), b'system.posix_acl_access', args, L(16))"
+        ),
+        ["acl uid 65534"]
+    );
+    assert_eq!(
+        setxattrat(
+            "by descriptor",
+            "fd = os.open('/etc/gshadow', os.O_RDONLY)\nr = libc.syscall(L(463), L(fd), b'', L(0x1000), b'system.posix_acl_access', args, L(16))"
+        ),
+        ["acl uid 65534"]
+    );
 }
 
 /// Files' owners and groups, put back when dropped or asked.

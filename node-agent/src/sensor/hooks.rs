@@ -265,6 +265,8 @@ fn plan(hook: Hook, offsets: &KernelOffsets) -> Vec<Mechanism> {
             ("lsetxattr_exit", "syscalls", "sys_exit_lsetxattr"),
             ("fsetxattr_enter", "syscalls", "sys_enter_fsetxattr"),
             ("fsetxattr_exit", "syscalls", "sys_exit_fsetxattr"),
+            ("setxattrat_enter", "syscalls", "sys_enter_setxattrat"),
+            ("setxattrat_exit", "syscalls", "sys_exit_setxattrat"),
         ])],
         Hook::Memfd => vec![TracePoints(&[
             ("memfd_enter", "syscalls", "sys_enter_memfd_create"),
