@@ -135,8 +135,12 @@ pub(crate) fn check_exec(
         let filter = listed(&b.pid_filters, name);
         let search = SEARCHES.contains(&name);
         if filter || search {
-            let named =
-                names_miner(b, &e.argv).map(|m| (m.to_owned(), redacted_command_line(&e.argv)));
+            // A search of a listing (`grep xmrig` reading a pipe) or a process search; a grep
+            // of a file is no list of processes.
+            let named = (search || e.stdin_pipe.is_some())
+                .then(|| names_miner(b, &e.argv))
+                .flatten()
+                .map(|m| (m.to_owned(), redacted_command_line(&e.argv)));
             let upstream = e.stdin_pipe.filter(|&i| i != out && filter).and_then(|i| {
                 let p = table.pipes.get_or_default(i);
                 if !p.downstream.contains(&out) && p.downstream.len() < MAX_PER_PIPE {
@@ -144,10 +148,7 @@ pub(crate) fn check_exec(
                 }
                 p.miner.clone()
             });
-            // A search of a listing (`grep xmrig` reading a pipe) or a process search; a grep
-            // of a file is no list of processes.
-            let source = named.filter(|_| search || e.stdin_pipe.is_some());
-            if let Some(miner) = source.or(upstream) {
+            if let Some(miner) = named.or(upstream) {
                 raised.extend(table.mark(out, miner));
             }
         }

@@ -17,8 +17,7 @@ use super::{
     bounded::FifoMap,
     path_basename,
     technique::{
-        Raises, ancestor_identity, draft, exec_context, listed, program_identity, program_name,
-        technique,
+        Raises, draft, exec_context, listed, program_identity, program_name, starter, technique,
     },
 };
 use crate::event::{ExecInfo, NetInfo};
@@ -97,13 +96,9 @@ pub(crate) fn recon(d: &Detector, e: &ExecInfo, lookup: &dyn ProcessLookup) -> O
     if !RECON.contains(&name) {
         return None;
     }
-    // The program that wanted it run: the nearest ancestor that is no shell or wrapper.
-    let (pid, exe, server) = e.lineage.iter().take(8).find_map(|a| {
-        let exe = a.exe.as_deref()?;
-        let n = ancestor_identity(d, a.pid, Some(a.uuid.as_str()), exe);
-        (!listed(&b.shells, n) && !listed(&b.shell_wrappers, n)).then_some((a.pid, exe, a))
-    })?;
-    if !d.servers.serves(pid, Some(server.uuid.as_str())) {
+    // The program that wanted it run, through shells (`sh -c 'id; ...'` forks for `id`).
+    let (pid, exe, _, uuid) = starter(d, b, e, None)?;
+    if !d.servers.serves(pid, uuid) {
         return None;
     }
     let server_exe = exe.display().to_string();

@@ -135,12 +135,7 @@ pub(super) fn program_identity<'a>(d: &'a Detector, e: &'a ExecInfo) -> &'a str 
 /// An ancestor's program as [`program_identity`] names an exec's: by its executable's name,
 /// or, when no list knows that name, by the bytes its exec had (the detector's memory of it,
 /// the same process by its uuid) when those are an installed program's a list knows.
-pub(super) fn ancestor_identity<'a>(
-    d: &'a Detector,
-    pid: u32,
-    uuid: Option<&str>,
-    exe: &'a Path,
-) -> &'a str {
+fn ancestor_identity<'a>(d: &'a Detector, pid: u32, uuid: Option<&str>, exe: &'a Path) -> &'a str {
     let by_name = program_name(path_basename(exe));
     let b = d.rules.behaviour();
     if b.knows_program(by_name) {
@@ -1275,6 +1270,33 @@ fn interactive(b: &Behaviour, name: &str, argv: &[String], stdin: Option<&str>) 
     !from_stdin && script_operand(b, name, argv).is_none()
 }
 
+/// The program that wanted an exec run, looking through shells and wrappers: first the image
+/// this process ran before the exec (`perl -e 'exec "/bin/sh"'` replaces perl with the shell in
+/// the same process, whose parent is perl's), then its ancestors (at most eight). Its pid,
+/// executable, program name and uuid; `None` at the first one whose executable is unknown
+/// (nothing to judge by, never by its comm).
+pub(super) fn starter<'a>(
+    d: &'a Detector,
+    b: &Behaviour,
+    e: &'a ExecInfo,
+    previous: Option<&'a Path>,
+) -> Option<(u32, &'a Path, &'a str, Option<&'a str>)> {
+    let before = previous.map(|exe| (e.process.pid, Some(exe), None));
+    let ancestors = e
+        .lineage
+        .iter()
+        .take(8)
+        .map(|a| (a.pid, a.exe.as_deref(), Some(a.uuid.as_str())));
+    for (pid, exe, uuid) in before.into_iter().chain(ancestors) {
+        let exe = exe?;
+        let n = ancestor_identity(d, pid, uuid, exe);
+        if !listed(&b.shells, n) && !listed(&b.shell_wrappers, n) {
+            return Some((pid, exe, n, uuid));
+        }
+    }
+    None
+}
+
 /// An interactive shell whose nearest ancestor that is not a shell (nor a wrapper such as
 /// `script` or `env`) is an interpreter, or a program that does not start shells for people
 /// (a terminal, a login, a multiplexer, init, a container runtime).
@@ -1296,29 +1318,7 @@ fn interactive_shell(
     } else {
         Some(command_string(&e.argv)?)
     };
-    // Look through shells and wrappers to the program that wanted a shell: first the image
-    // this process ran before the exec (`perl -e 'exec "/bin/sh"'` replaces perl with the
-    // shell in the same process, whose parent is perl's), then its ancestors.
-    let mut starter = None;
-    let before = previous.map(|exe| (e.process.pid, Some(exe), None));
-    let ancestors = e
-        .lineage
-        .iter()
-        .take(8)
-        .map(|a| (a.pid, a.exe.as_deref(), Some(a.uuid.as_str())));
-    for (pid, exe, uuid) in before.into_iter().chain(ancestors) {
-        let Some(exe) = exe else {
-            // Unknown: nothing to judge by (never by its comm).
-            return None;
-        };
-        let n = ancestor_identity(d, pid, uuid, exe);
-        if listed(&b.shells, n) || listed(&b.shell_wrappers, n) {
-            continue;
-        }
-        starter = Some((pid, exe, n, uuid));
-        break;
-    }
-    let (parent_pid, parent_exe, parent_name, parent_uuid) = starter?;
+    let (parent_pid, parent_exe, parent_name, parent_uuid) = starter(d, b, e, previous)?;
     if let Some(command) = command {
         return server_shell(
             d,
