@@ -143,6 +143,10 @@ pub struct KernelOffsets {
     pub inode_ctime_nsec: u32,
     /// `pid_namespace.child_reaper`: the namespace's init.
     pub pid_ns_child_reaper: u32,
+    /// `pid_namespace.level`: 0 for the host's, 1 for a container's, more when nested.
+    pub pid_ns_level: u32,
+    /// `pid_namespace.parent`
+    pub pid_ns_parent: u32,
     /// `sock.sk_lock.owned`
     pub sk_lock_owned: u32,
     /// `sock.__sk_common.skc_state` (one byte: `TCP_SYN_SENT`, `TCP_CLOSE`, ...)
@@ -238,6 +242,8 @@ impl KernelOffsets {
         inode_ctime_sec: OFFSET_UNKNOWN,
         inode_ctime_nsec: OFFSET_UNKNOWN,
         pid_ns_child_reaper: OFFSET_UNKNOWN,
+        pid_ns_level: OFFSET_UNKNOWN,
+        pid_ns_parent: OFFSET_UNKNOWN,
         sk_lock_owned: OFFSET_UNKNOWN,
         sk_state: OFFSET_UNKNOWN,
         sk_err: OFFSET_UNKNOWN,
@@ -301,7 +307,7 @@ impl AgentConfig {
     };
 }
 
-const _: () = assert!(size_of::<AgentConfig>() == 20 + 77 * 4 + 8 + 8);
+const _: () = assert!(size_of::<AgentConfig>() == 20 + 79 * 4 + 8 + 8);
 
 /// The `bpf(2)` command number of the agent's identity marker: no real command has it, so the
 /// kernel answers `EINVAL` after the marker program has seen the call.

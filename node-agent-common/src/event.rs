@@ -283,8 +283,9 @@ pub struct ExecEvent {
     /// When standard input is a regular file (`sh < x.sh`): its device (`s_dev`, kernel
     /// encoding), else 0.
     pub stdin_dev: u32,
-    /// With `exe_ctime_sec`: when the init of the process's pid namespace started (ns since
-    /// boot): a container's first process, or the host's init.
+    /// When the first process of the process's container started (ns since boot; the init of
+    /// its outermost pid namespace below the host's), 0 on the host: a file written or changed
+    /// before that came with the container.
     pub ns_init_start_ns: u64,
     /// When standard input is a regular file: its inode number, else 0.
     pub stdin_ino: u64,
@@ -767,6 +768,9 @@ pub struct ActivityEvent {
     pub _pad2: u32,
     /// Who wrote the file involved, for a library load.
     pub writer: WriterInfo,
+    /// With a writer: when the first process of the caller's container started (ns since
+    /// boot), 0 on the host (as [`ExecEvent::ns_init_start_ns`]).
+    pub ns_init_start_ns: u64,
     /// The peer of a socket involved (dup of a socket onto stdio).
     pub sock: SocketPeer,
     /// Bytes used in `str1`.
@@ -818,8 +822,8 @@ const _: () = {
     assert!(size_of::<ExecEvent>() == 368 + FILENAME_LEN + CWD_LEN + ARGV_LEN + 2 * ENV_VALUE_LEN);
     assert!(offset_of!(FileEvent, path) == 152);
     assert!(size_of::<FileEvent>() == 152 + 2 * PATH_LEN + 8 + CWD_LEN);
-    assert!(offset_of!(ActivityEvent, str1) == 256);
-    assert!(size_of::<ActivityEvent>() == 256 + 2 * PATH_LEN + SHORT_STR_LEN);
+    assert!(offset_of!(ActivityEvent, str1) == 264);
+    assert!(size_of::<ActivityEvent>() == 264 + 2 * PATH_LEN + SHORT_STR_LEN);
     assert!(size_of::<ForkEvent>() == 104);
     assert!(size_of::<ExitEvent>() == 96);
     assert!(offset_of!(NetEvent, addr) == 104);

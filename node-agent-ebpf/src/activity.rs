@@ -20,9 +20,9 @@ use node_agent_common::{
 use crate::{
     files::{FileKey, WRITTEN},
     kernel::{
-        S_IFBLK, S_IFMT, S_IFSOCK, config, count, current_ids, fd_file, file_inode, fill_current,
-        header, inode_key, inode_type, is_agent, read_ptr, read_user_str, reserve, socket_peer,
-        syscall_arg, syscall_ret,
+        S_IFBLK, S_IFMT, S_IFSOCK, config, container_init_start_ns, count, current_ids, fd_file,
+        file_inode, fill_current, header, inode_key, inode_type, is_agent, read_ptr, read_user_str,
+        reserve, socket_peer, syscall_arg, syscall_ret,
     },
 };
 
@@ -191,6 +191,7 @@ unsafe fn fill(ev: &mut ActivityEvent, pending: &Pending, ret: i64) -> bool {
     ev.dev = 0;
     ev._pad2 = 0;
     ev.writer = WriterInfo::default();
+    ev.ns_init_start_ns = 0;
     ev.sock = SocketPeer::default();
     ev.str1_len = 0;
     ev.str2_len = 0;
@@ -513,6 +514,7 @@ pub fn mmap_enter(ctx: TracePointContext) -> u32 {
         ev.dev = dev;
         ev.ino = ino;
         ev.writer = writer;
+        ev.ns_init_start_ns = container_init_start_ns();
         // The library's file name (its directory would need a path walk; the inode identifies it).
         let file = fd_file(a[4]);
         let dentry = read_ptr(

@@ -398,6 +398,37 @@ pub fn process_start_ns(task: Kptr) -> u64 {
         .read::<u64>(config!(offsets.task_start_boottime))
 }
 
+/// Pid namespaces walked up from the current task's to its container's: a container in a
+/// container in a container (a kind node's pod) needs two steps.
+const PID_NS_WALK: usize = 8;
+
+/// When the first process of the current task's container started, ns since boot: the init
+/// of the outermost pid namespace below the host's that the task's children go to. 0 on the
+/// host (or unknown). A namespace the task made itself inside its container (`unshare -p`) does
+/// not count: its init started later, and a file written before that would pass as older than
+/// the container.
+#[inline(always)]
+pub fn container_init_start_ns() -> u64 {
+    let mut ns = Kptr::current_task()
+        .ptr(config!(offsets.task_nsproxy))
+        .ptr(config!(offsets.nsproxy_pid_ns));
+    for _ in 0..PID_NS_WALK {
+        if ns.addr() == 0 || ns.read::<u32>(config!(offsets.pid_ns_level)) <= 1 {
+            break;
+        }
+        ns = ns.ptr(config!(offsets.pid_ns_parent));
+    }
+    if ns.addr() == 0 || ns.read::<u32>(config!(offsets.pid_ns_level)) != 1 {
+        return 0;
+    }
+    let reaper = ns.ptr(config!(offsets.pid_ns_child_reaper));
+    if reaper.addr() == 0 {
+        0
+    } else {
+        process_start_ns(reaper)
+    }
+}
+
 /// `S_IFMT` and the file types the sensors test for.
 pub const S_IFMT: u16 = 0o170000;
 pub const S_IFREG: u16 = 0o100000;

@@ -27,9 +27,9 @@ use node_agent_common::{
 use crate::{
     files::{FileKey, WRITTEN},
     kernel::{
-        Kptr, S_IFIFO, S_IFREG, S_IFSOCK, Walk, config, count, fd_file, file_inode, fill_current,
-        header, inode_key, inode_type, is_agent, process_start_ns, read_at, read_ptr, reserve,
-        socket_peer, walk_path,
+        Kptr, S_IFIFO, S_IFREG, S_IFSOCK, Walk, config, container_init_start_ns, count, fd_file,
+        file_inode, fill_current, header, inode_key, inode_type, is_agent, read_at, read_ptr,
+        reserve, socket_peer, walk_path,
     },
 };
 
@@ -235,10 +235,11 @@ fn fill_exe_origin(ev: &mut ExecEvent, exe_file: u64, inode: u64) {
         _pad: 0,
         ino: ev.exe_ino,
     };
+    // Every exec: user space judges the writers of scripts by it as well.
+    ev.ns_init_start_ns = container_init_start_ns();
     // SAFETY: copied out at once.
     ev.exe_ctime_sec = 0;
     ev.exe_ctime_nsec = 0;
-    ev.ns_init_start_ns = 0;
     match unsafe { WRITTEN.get(key) } {
         Some(writer) => {
             ev.writer = *writer;
@@ -262,15 +263,6 @@ fn fill_exe_changed(ev: &mut ExecEvent, inode: u64, ctime: i64) {
     }
     ev.exe_ctime_sec = ctime;
     ev.exe_ctime_nsec = ev.exe_object.ctime_nsec;
-    let reaper = Kptr::current_task()
-        .ptr(config!(offsets.task_nsproxy))
-        .ptr(config!(offsets.nsproxy_pid_ns))
-        .ptr(config!(offsets.pid_ns_child_reaper));
-    ev.ns_init_start_ns = if reaper.addr() == 0 {
-        0
-    } else {
-        process_start_ns(reaper)
-    };
 }
 
 /// What the standard streams are (a terminal, a pipe, a file, a socket) and, for sockets, their

@@ -275,6 +275,18 @@ const FIELDS: &[FieldSpec] = &[
         pid_ns_child_reaper
     ),
     field!(
+        "pid_namespace.level",
+        "pid_namespace",
+        ["level"],
+        pid_ns_level
+    ),
+    field!(
+        "pid_namespace.parent",
+        "pid_namespace",
+        ["parent"],
+        pid_ns_parent
+    ),
+    field!(
         "sock.sk_lock.owned",
         "sock",
         ["sk_lock", "owned"],

@@ -632,6 +632,9 @@ impl Pipeline {
                         root,
                     );
                 // After identify: a container's changes count from its first process on.
+                if written_before_container(&info.process, &ev.writer, ev.ns_init_start_ns) {
+                    info.written_by = None;
+                }
                 self.untracked_change(&mut info, ev);
                 info.lineage = self.lineage(pid);
                 self.script_writer(&mut info, ev);
@@ -792,6 +795,11 @@ impl Pipeline {
                 self.stats.activity += 1;
                 let mut info = activity_info(ev, &self.clock);
                 self.identify(&mut info.process);
+                if ev.op == node_agent_common::activity::LIBRARY_LOAD
+                    && written_before_container(&info.process, &ev.writer, ev.ns_init_start_ns)
+                {
+                    info.written_by = None;
+                }
                 if info.operation == "setns" && info.ret >= 0 {
                     info.host_namespaces_joined = self.containers.host_namespaces_joined(
                         info.inode,
@@ -1040,7 +1048,7 @@ impl Pipeline {
     /// its path when it shared the host's namespaces. Only script execs pay for the lookup.
     fn script_writer(&mut self, info: &mut ExecInfo, ev: &node_agent_common::ExecEvent) {
         if ev.stdin_ino != 0 {
-            self.stdin_script(info, ev.stdin_dev, ev.stdin_ino);
+            self.stdin_script(info, ev.stdin_dev, ev.stdin_ino, ev.ns_init_start_ns);
         }
         let Some(written) = &self.written else {
             return;
@@ -1106,7 +1114,9 @@ impl Pipeline {
             _pad: 0,
             ino,
         };
-        if let Some(w) = written.writer(&key) {
+        if let Some(w) = written.writer(&key)
+            && !written_before_container(&info.process, &w, ev.ns_init_start_ns)
+        {
             info.script_written_by = Some(writer(&w, &self.clock));
         }
     }
@@ -1142,7 +1152,13 @@ impl Pipeline {
     /// read from the process's fd 0 while it runs and accepted only when it is still that file,
     /// and who wrote it since the agent started, from the written-files map by the kernel's
     /// identity (known even once the process is gone).
-    fn stdin_script(&mut self, info: &mut ExecInfo, kernel_dev_stdin: u32, ino: u64) {
+    fn stdin_script(
+        &mut self,
+        info: &mut ExecInfo,
+        kernel_dev_stdin: u32,
+        ino: u64,
+        container_start_ns: u64,
+    ) {
         let reads_stdin = self
             .script_rules
             .as_ref()
@@ -1162,7 +1178,9 @@ impl Pipeline {
             _pad: 0,
             ino,
         };
-        if let Some(w) = self.written.as_ref().and_then(|m| m.writer(&key)) {
+        if let Some(w) = self.written.as_ref().and_then(|m| m.writer(&key))
+            && !written_before_container(&info.process, &w, container_start_ns)
+        {
             info.script_written_by = Some(writer(&w, &self.clock));
         }
     }
@@ -1213,6 +1231,23 @@ impl Pipeline {
 
 /// The uuid of (pid, start time) from `cache`, computed and kept on a miss (the cache is
 /// dropped whole past [`UUID_CACHE`]).
+/// Whether the write the kernel's written-files map holds for a file a container process
+/// runs, loads or reads as its script came before the container's first process started
+/// (`container_start_ns`, boot-time ns, from the exec or library-load record): then the file
+/// came with the container, not after it. Its image unpacked (the runtime untars a layer
+/// after the agent started), or a file the runtime put there before the start; or no file of
+/// this container at all: the map's key is the device and inode numbers, and an overlay's
+/// anonymous device number and its layers' inode numbers are both handed out again once an
+/// earlier container is gone, so a file written in that container can carry the key of one in
+/// this container's image. On the host (or with no start known) every write counts.
+fn written_before_container(
+    process: &ProcessRef,
+    w: &node_agent_common::WriterInfo,
+    container_start_ns: u64,
+) -> bool {
+    process.container.is_some() && container_start_ns != 0 && w.time_ns <= container_start_ns
+}
+
 fn cached_uuid(
     cache: &mut crate::PidMap<(u32, u64), [u8; 16]>,
     boot_id: &str,
@@ -1742,6 +1777,47 @@ mod tests {
             true
         });
         assert_eq!(looked, 0);
+    }
+
+    #[test]
+    fn a_file_written_before_its_container_started_came_with_it() {
+        let host = ProcessRef::default();
+        let contained = ProcessRef {
+            container: Some(crate::container::Container {
+                id: "cd".repeat(32),
+                runtime: crate::container::Runtime::Podman,
+                pod_uid: None,
+                cgroup: "/machine.slice/libpod-x.scope".into(),
+                described: None,
+            }),
+            ..ProcessRef::default()
+        };
+        let at = |time_ns| node_agent_common::WriterInfo {
+            tgid: 7,
+            time_ns,
+            ..Default::default()
+        };
+        let started = 5_000_000_000;
+        // The image's file, unpacked before the start (or a reused key's earlier write).
+        assert!(written_before_container(
+            &contained,
+            &at(4_000_000_000),
+            started
+        ));
+        assert!(written_before_container(&contained, &at(started), started));
+        // Written once the container ran: new.
+        assert!(!written_before_container(
+            &contained,
+            &at(started + 1),
+            started
+        ));
+        // The host, and a start the kernel could not read: every write counts.
+        assert!(!written_before_container(
+            &host,
+            &at(4_000_000_000),
+            started
+        ));
+        assert!(!written_before_container(&contained, &at(4_000_000_000), 0));
     }
 
     #[test]

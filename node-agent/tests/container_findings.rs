@@ -96,7 +96,43 @@ fn explain(found: &[Finding]) -> String {
 
 /// No finding, or a failure that explains each.
 fn none(found: &[Finding], what: &str) {
-    assert!(found.is_empty(), "{what}:\n{}", explain(found));
+    assert!(
+        found.is_empty(),
+        "{what}:\n{}\nthe agent's events of these pids:\n{}",
+        explain(found),
+        events_of_pids(found)
+    );
+}
+
+/// Every event the agent has of the findings' process ids, and what its table says of them: a
+/// failure shows what the detector was given.
+fn events_of_pids(found: &[Finding]) -> String {
+    let pids: std::collections::BTreeSet<u32> = found
+        .iter()
+        .filter_map(|f| f.process.as_ref().map(|p| p.pid))
+        .collect();
+    let lookup = AGENT.lookup();
+    pids.iter()
+        .map(|&pid| {
+            let events: Vec<String> = AGENT
+                .matching(|e| e.process().pid == pid)
+                .iter()
+                .map(|e| {
+                    let p = e.process();
+                    format!("  {} {} start {} {e:?}", p.comm, p.pid, p.start_time_ns)
+                        .chars()
+                        .take(600)
+                        .collect()
+                })
+                .collect();
+            format!(
+                "pid {pid}: table {:?}\n{}",
+                node_agent::detect::ProcessLookup::get(&lookup, pid),
+                events.join("\n")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn types(found: &[Finding]) -> Vec<&str> {
@@ -445,6 +481,77 @@ fn a_program_replaced_in_one_replica_is_new_only_in_that_replica() {
     assert!(
         found.iter().all(|f| f.finding_type.as_str() != NEW),
         "the other replica's /bin/true is the image's:\n{}",
+        explain(&found)
+    );
+}
+
+/// A binary the host put in a container's file system before the container started came with
+/// the container (as its image did): none of the new-file types. One copied in while it runs
+/// (`podman cp`) is new. Both writes go through the container's own overlay mount (`podman
+/// mount`, which `podman start` keeps using), the device and inode numbers the container's
+/// exec reads: the key of the kernel's written-files map matches in both cases, and only the
+/// time of the write against the container's first process tells them apart. The same test
+/// covers a key an earlier container's overlay left behind (seen in CI: reused anonymous device
+/// and inode numbers made a layer file of a later container look written).
+#[test]
+fn a_binary_put_in_before_the_start_came_with_the_container_one_copied_in_after_is_new() {
+    let test = "a_binary_put_in_before_the_start_came_with_the_container";
+    if !podman_or_skip(test) {
+        return;
+    }
+    LazyLock::force(&AGENT);
+    let mut scratch = Scratch::new("vigil-ctr-before");
+    let image = build_image(&mut scratch, "before");
+    let name = unique_name("vigil-ctr");
+    scratch.containers.push(name.clone());
+    let limits = ulimits();
+    let mut args = vec!["create", "--name", name.as_str(), "--network", "none"];
+    args.extend(limits.iter().map(String::as_str));
+    // Run by a shell that stays: a container gone at once cannot be resolved (its cgroup is).
+    args.extend([
+        image.as_str(),
+        "/bin/sh",
+        "-c",
+        "/usr/bin/early; exec /bin/sleep 600",
+    ]);
+    let id = podman_ok(&args);
+    let merged = PathBuf::from(podman_ok(&["mount", &name]));
+    // Written by `cp`, a process of its own (the agent ignores this test process's files).
+    let cp = Command::new("cp")
+        .arg("/bin/true")
+        .arg(merged.join("usr/bin/early"))
+        .status()
+        .unwrap();
+    assert!(cp.success(), "cp into {}", merged.display());
+    podman_ok(&["start", &name]);
+    let early = Ran {
+        id: id.clone(),
+        name: name.clone(),
+    };
+    let found = findings_of(&early, "early");
+    assert!(
+        AGENT
+            .matching(|e| matches!(e, Event::Exec(x) if x.process.comm == "early"
+                && x.written_by.is_none())
+                && in_container(e, &id))
+            .len()
+            == 1,
+        "the exec of /usr/bin/early in {name}, its pre-start writer set aside"
+    );
+    none(&found, "a binary put in before the container started");
+    let _ = podman(&["umount", &name]);
+
+    // Copied in while the container runs, then run: new.
+    let ran = run_in(&mut scratch, &[], &image, &["/bin/true"]);
+    podman_ok(&["cp", "/bin/true", &format!("{}:/usr/bin/late", ran.name)]);
+    let out = podman(&["exec", &ran.name, "/usr/bin/late"]);
+    assert!(out.status.success(), "/usr/bin/late: {}", out.status);
+    let found = findings_of(&ran, "late");
+    let f = the_finding(&found, "Execution:Runtime/NewBinaryExecuted", &ran, &image);
+    assert_eq!(
+        f.process.as_ref().map(|p| p.executable_path.as_str()),
+        Some("/usr/bin/late"),
+        "{}",
         explain(&found)
     );
 }
@@ -870,17 +977,7 @@ fn container_toolkit_escapes_through_the_shim_socket_and_the_host_s_procfs() {
             &format!("@{other}"),
         ],
     );
-    // The socket checks only: once (a clean-clone CI run of 2026-12-07), this container's
-    // `vigil-trigger` also raised NewLibraryLoaded for its library, written (the kernel's
-    // written-files map said) by a process named `exe` moments before; no local run reproduced
-    // it. Suspected: the map's key is `(s_dev, i_ino)`, and an overlay mount's anonymous device
-    // number and the layer files' inode numbers are both reused once earlier tests' containers
-    // and images are gone, so a file written in an earlier container can stand for a library
-    // of a later one. Left open (the notes); the new-file types have their own tests.
-    let found: Vec<Finding> = findings_of(&ran, "vigil-trigger")
-        .into_iter()
-        .filter(|f| f.finding_type != "Execution:Runtime/NewLibraryLoaded")
-        .collect();
+    let found = findings_of(&ran, "vigil-trigger");
     none(
         &found,
         "another abstract socket from a container on the host's network",
