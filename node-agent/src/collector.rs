@@ -36,6 +36,9 @@ const KEEP: usize = 200_000;
 #[derive(Default)]
 struct Shared {
     events: VecDeque<Event>,
+    /// For each event in `events`, the pipeline's table entry of the process an exec or fork
+    /// made, right after it ([`Collector::replay`]).
+    views: VecDeque<Option<KnownProcess>>,
     /// The pipeline's table entry of each process when it was first forked or exec'd:
     /// what the agent's detector looks processes up in ([`Collector::lookup`]).
     processes: HashMap<u32, KnownProcess>,
@@ -140,6 +143,22 @@ impl Collector {
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
         }
+    }
+
+    /// Every event kept so far, in order, each with the pipeline's table entry of the process
+    /// an exec or fork made (right after that record; `None` for other events): replayed
+    /// through a [`ReplayTable`], a detector looks each event's processes up as the agent's
+    /// did at that moment. [`Collector::lookup`] is the table at the end, where a pid reused
+    /// since (pids wrap on a busy machine) names the later process.
+    pub fn replay(&self) -> Vec<(Event, Option<KnownProcess>)> {
+        let (lock, _) = &*self.shared;
+        let guard = lock.lock().unwrap_or_else(PoisonError::into_inner);
+        guard
+            .events
+            .iter()
+            .cloned()
+            .zip(guard.views.iter().cloned())
+            .collect()
     }
 
     /// Every event kept so far that matches `pred`.
@@ -268,7 +287,7 @@ fn collect(
                 // The first view of a pid wins: a process that forked and later exec'd keeps
                 // the image it had when it was forked (a replay looks it up for what it did
                 // before its exec; its exec itself tells the detector the rest).
-                if let Some(known) = known
+                if let Some(known) = &known
                     && guard
                         .processes
                         .get(&known.pid)
@@ -277,12 +296,14 @@ fn collect(
                     if guard.processes.len() >= KEEP {
                         guard.processes.clear();
                     }
-                    guard.processes.insert(known.pid, known);
+                    guard.processes.insert(known.pid, known.clone());
                 }
                 if guard.events.len() == KEEP {
                     guard.events.pop_front();
+                    guard.views.pop_front();
                 }
                 guard.events.push_back(event);
+                guard.views.push_back(known);
             }
             guard.counters = sensor.counters();
             guard.stats = pipeline.stats().clone();
@@ -291,6 +312,26 @@ fn collect(
             cond.notify_all();
         }
     });
+}
+
+/// The process table as it stood at each event of a [`Collector::replay`]: feed it each
+/// event's entry ([`ReplayTable::saw`]) before the detector looks at the event.
+#[derive(Default)]
+pub struct ReplayTable(HashMap<u32, KnownProcess>);
+
+impl ReplayTable {
+    /// The table as it is after an event whose entry is `view`.
+    pub fn saw(&mut self, view: Option<&KnownProcess>) {
+        if let Some(known) = view {
+            self.0.insert(known.pid, known.clone());
+        }
+    }
+}
+
+impl ProcessLookup for ReplayTable {
+    fn get(&self, pid: u32) -> Option<KnownProcess> {
+        self.0.get(&pid).cloned()
+    }
 }
 
 /// A [`ProcessLookup`] over what a [`Collector`] saw.

@@ -31,7 +31,7 @@ use std::{
 };
 
 use node_agent::{
-    collector::{Collector, unique_name},
+    collector::{Collector, ReplayTable, unique_name},
     detect::Detector,
     event::Event,
     sensor::SensorOptions,
@@ -51,14 +51,16 @@ fn detector() -> Detector {
     support::detection::builtin_detector()
 }
 
-/// Findings of `events`, in the order they were first raised.
-fn detect(events: &[Event]) -> Vec<Finding> {
+/// Findings of every event the agent has seen so far, in the order they were first raised.
+fn detect_all() -> Vec<Finding> {
     let mut d = detector();
-    // What the agent's detector looks processes up in: the pipeline's table.
-    let lookup = AGENT.lookup();
+    // What the agent's detector looks processes up in: the pipeline's table, as it stood at
+    // each event (pids wrap on a busy machine: the table at the end can name a later process).
+    let mut table = ReplayTable::default();
     let mut by_id: BTreeMap<String, (usize, Finding)> = BTreeMap::new();
-    for event in events {
-        for outcome in d.process(event, &lookup) {
+    for (event, view) in AGENT.replay() {
+        table.saw(view.as_ref());
+        for outcome in d.process(&event, &table) {
             let n = by_id.len();
             by_id
                 .entry(outcome.finding.id.clone())
@@ -126,7 +128,7 @@ fn events_of_pids(found: &[Finding]) -> String {
                 })
                 .collect();
             format!(
-                "pid {pid}: table {:?}\n{}",
+                "pid {pid}: table at the end {:?}\n{}",
                 node_agent::detect::ProcessLookup::get(&lookup, pid),
                 events.join("\n")
             )
@@ -228,7 +230,7 @@ fn findings_of(ran: &Ran, comm: &str) -> Vec<Finding> {
 /// runtime's work before the container exists (the exec of `runc init` on the host) tells who
 /// acts inside it.
 fn of_container(id: &str) -> Vec<Finding> {
-    detect(&AGENT.matching(|_| true))
+    detect_all()
         .into_iter()
         .filter(|f| f.resource.container.as_ref().is_some_and(|c| c.id == id))
         .collect()
@@ -1105,7 +1107,7 @@ fn kernel_helper_findings(program: &str) -> Vec<Finding> {
         WAIT,
         |e| matches!(e, Event::Exec(x) if x.process.ppid == 2 && x.filename == program),
     );
-    detect(&AGENT.matching(|_| true))
+    detect_all()
         .into_iter()
         .filter(|f| {
             f.context.additional.get("ruleId").map(String::as_str)
@@ -1313,7 +1315,7 @@ fn container_life_cycle_raises_nothing_at_medium_or_above() {
     // Every event seen so far goes to the detector, as in the agent; the findings kept are
     // those of the container and of the runtime's process trees.
     let pids: std::collections::BTreeSet<u32> = events.iter().map(|e| e.process().pid).collect();
-    let found: Vec<Finding> = detect(&AGENT.matching(|_| true))
+    let found: Vec<Finding> = detect_all()
         .into_iter()
         .filter(|f| {
             f.resource.container.as_ref().is_some_and(|c| c.id == id)

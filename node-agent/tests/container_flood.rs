@@ -13,7 +13,7 @@ mod support;
 use std::{collections::BTreeMap, path::Path, process::Command, sync::LazyLock, time::Duration};
 
 use node_agent::{
-    collector::{Collector, unique_name},
+    collector::{Collector, ReplayTable, unique_name},
     event::Event,
     sensor::SensorOptions,
 };
@@ -31,10 +31,12 @@ static AGENT: LazyLock<Collector> = LazyLock::new(|| {
 /// The NewBinaryExecuted findings of every event of container `id` seen so far.
 fn new_binaries(id: &str) -> Vec<Finding> {
     let mut d = support::detection::builtin_detector();
-    let lookup = AGENT.lookup();
+    // The pipeline's table as it stood at each event, as the agent's detector saw it.
+    let mut table = ReplayTable::default();
     let mut by_id = BTreeMap::new();
-    for event in AGENT.matching(|_| true) {
-        for outcome in d.process(&event, &lookup) {
+    for (event, view) in AGENT.replay() {
+        table.saw(view.as_ref());
+        for outcome in d.process(&event, &table) {
             by_id.insert(outcome.finding.id.clone(), outcome.finding);
         }
     }
