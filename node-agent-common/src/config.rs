@@ -147,6 +147,12 @@ pub struct KernelOffsets {
     pub pid_ns_level: u32,
     /// `pid_namespace.parent`
     pub pid_ns_parent: u32,
+    /// `task_struct.flags` (`PF_KTHREAD`: a kernel thread)
+    pub task_flags: u32,
+    /// `task_struct.comm`
+    pub task_comm: u32,
+    /// `pt_regs.orig_ax`: the number of the syscall a task is in (x86-64 only, as `regs_arg0`).
+    pub regs_syscall_nr: u32,
     /// `sock.sk_lock.owned`
     pub sk_lock_owned: u32,
     /// `sock.__sk_common.skc_state` (one byte: `TCP_SYN_SENT`, `TCP_CLOSE`, ...)
@@ -170,8 +176,6 @@ pub struct KernelOffsets {
     pub dentry_inode: u32,
     /// `vfsmount.mnt_sb`
     pub vfsmount_sb: u32,
-    /// Explicit padding (an odd number of offsets, see `AgentConfig::offsets`); always zero.
-    pub _pad: u32,
 }
 
 impl KernelOffsets {
@@ -244,6 +248,9 @@ impl KernelOffsets {
         pid_ns_child_reaper: OFFSET_UNKNOWN,
         pid_ns_level: OFFSET_UNKNOWN,
         pid_ns_parent: OFFSET_UNKNOWN,
+        task_flags: OFFSET_UNKNOWN,
+        task_comm: OFFSET_UNKNOWN,
+        regs_syscall_nr: OFFSET_UNKNOWN,
         sk_lock_owned: OFFSET_UNKNOWN,
         sk_state: OFFSET_UNKNOWN,
         sk_err: OFFSET_UNKNOWN,
@@ -255,7 +262,6 @@ impl KernelOffsets {
         task_pid_links: OFFSET_UNKNOWN,
         dentry_inode: OFFSET_UNKNOWN,
         vfsmount_sb: OFFSET_UNKNOWN,
-        _pad: 0,
     };
 }
 
@@ -307,7 +313,7 @@ impl AgentConfig {
     };
 }
 
-const _: () = assert!(size_of::<AgentConfig>() == 20 + 79 * 4 + 8 + 8);
+const _: () = assert!(size_of::<AgentConfig>() == 20 + 81 * 4 + 8 + 8);
 
 /// The `bpf(2)` command number of the agent's identity marker: no real command has it, so the
 /// kernel answers `EINVAL` after the marker program has seen the call.

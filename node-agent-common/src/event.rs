@@ -722,6 +722,13 @@ pub mod activity {
     /// the record is the name the kernel holds after the call; `args[2]` and `args[3]` hold the
     /// 16 bytes of the name it had before (little-endian), `args[1]` the caller's pointer.
     pub const PRCTL_SET_NAME: u16 = 27;
+    /// A thread's `comm` changed outside exec (`task_rename`, where the kernel can tell exec's
+    /// own renames apart): prctl(PR_SET_NAME), a write to `/proc/<pid>/task/<tid>/comm` (or
+    /// `/proc/self/comm`, `/proc/thread-self/comm`), `pthread_setname_np`. `args[0]` is the
+    /// syscall the caller was in, `args[1]` the renamed thread's id (a thread may rename
+    /// another of its process), `args[2..4]` the 16 bytes of its name before, `args[4..6]` after
+    /// (little-endian). Kernel threads are left out (a process that makes one names it).
+    pub const TASK_RENAME: u16 = 28;
 }
 
 /// The kinds of the agent's own BPF objects (keys of the `AGENT_OBJECTS` map: kind << 32 | id).

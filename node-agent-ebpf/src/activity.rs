@@ -8,9 +8,9 @@ use aya_ebpf::{
         bpf_get_current_comm, bpf_get_current_pid_tgid,
         generated::{bpf_probe_read_kernel_str, bpf_probe_read_user},
     },
-    macros::{map, tracepoint},
+    macros::{btf_tracepoint, map, tracepoint},
     maps::LruHashMap,
-    programs::TracePointContext,
+    programs::{BtfTracePointContext, TracePointContext},
 };
 use node_agent_common::{
     ActivityEvent, PATH_LEN, SocketPeer, WriterInfo, activity, kind,
@@ -20,9 +20,9 @@ use node_agent_common::{
 use crate::{
     files::{FileKey, WRITTEN},
     kernel::{
-        S_IFBLK, S_IFMT, S_IFSOCK, config, container_init_start_ns, count, current_ids, fd_file,
-        file_inode, fill_current, header, inode_key, inode_type, is_agent, read_ptr, read_user_str,
-        reserve, socket_peer, syscall_arg, syscall_ret,
+        Kptr, S_IFBLK, S_IFMT, S_IFSOCK, config, container_init_start_ns, count, current_ids,
+        fd_file, file_inode, fill_current, header, inode_key, inode_type, is_agent, read_at,
+        read_ptr, read_user_str, reserve, socket_peer, syscall_arg, syscall_ret,
     },
 };
 
@@ -472,6 +472,62 @@ activity_pair!(
     2,
     Hook::Rename
 );
+
+/// `PF_KTHREAD` in `task_struct.flags`.
+const PF_KTHREAD: u32 = 0x0020_0000;
+/// x86-64's execve and execveat: the renames exec makes (to the file's name) are the exec
+/// record's business.
+const SYS_EXECVE: u64 = 59;
+const SYS_EXECVEAT: u64 = 322;
+
+/// Every change of a thread's name outside exec: prctl(PR_SET_NAME), a write to a procfs
+/// `comm` file (which prctl's tracepoints never see), `pthread_setname_np` for another thread.
+/// The name before is the renamed task's `comm` (the tracepoint fires before the copy), the
+/// name after the tracepoint's argument: the kernel's copy, never the caller's buffer. Runs on
+/// every exec too (exec renames the task), which costs the syscall-number test only. Where
+/// the saved registers' syscall number is unknown (not x86-64), prctl's pair is used instead.
+#[btf_tracepoint(function = "task_rename")]
+pub fn rename_btf(ctx: BtfTracePointContext) -> i32 {
+    let nr = Kptr::current_regs().read::<u64>(config!(offsets.regs_syscall_nr));
+    if nr == SYS_EXECVE || nr == SYS_EXECVEAT {
+        return 0;
+    }
+    let task = Kptr::from_btf_arg(ctx.arg::<u64>(0));
+    // A kernel thread named by the process whose call created it (`kthread_create`).
+    if task.read::<u32>(config!(offsets.task_flags)) & PF_KTHREAD != 0 {
+        return 0;
+    }
+    if is_agent() {
+        count(Hook::Rename, StatKind::Filtered);
+        return 0;
+    }
+    let old = read_at::<[u8; 16]>(task.addr(), config!(offsets.task_comm));
+    let mut new = [0u8; 16];
+    // SAFETY: at most 16 bytes into a local array; the pointer is the kernel's copy.
+    unsafe {
+        bpf_probe_read_kernel_str(new.as_mut_ptr().cast(), 16, ctx.arg::<u64>(1) as *const _)
+    };
+    let half = |b: &[u8; 16], i: usize| {
+        let mut h = [0u8; 8];
+        h.copy_from_slice(&b[i * 8..i * 8 + 8]);
+        u64::from_le_bytes(h)
+    };
+    let pending = Pending {
+        args: [
+            nr,
+            u64::from(task.read::<u32>(config!(offsets.task_pid))),
+            half(&old, 0),
+            half(&old, 1),
+            half(&new, 0),
+            half(&new, 1),
+        ],
+        before: current_ids(),
+        op: activity::TASK_RENAME,
+        _pad: [0; 3],
+    };
+    emit(&pending, 0, Hook::Rename);
+    0
+}
 
 /// An executable mapping of a file written since the agent started (a fresh shared library).
 #[tracepoint(category = "syscalls", name = "sys_enter_mmap")]

@@ -1750,6 +1750,20 @@ pub fn activity_info(ev: &node_agent_common::ActivityEvent, clock: &Clock) -> Ac
             before[8..].copy_from_slice(&a[3].to_le_bytes());
             info.source = Some(lossy(c_str(&before)));
             info.name = Some(info.process.comm.clone());
+            info.request = Some("prctl(PR_SET_NAME)".into());
+            "rename"
+        }
+        TASK_RENAME => {
+            let name = |lo: u64, hi: u64| {
+                let mut b = [0u8; 16];
+                b[..8].copy_from_slice(&lo.to_le_bytes());
+                b[8..].copy_from_slice(&hi.to_le_bytes());
+                lossy(c_str(&b))
+            };
+            info.source = Some(name(a[2], a[3]));
+            info.name = Some(name(a[4], a[5]));
+            info.target_pid = Some(a[1] as u32);
+            info.request = Some(rename_call(a[0]));
             "rename"
         }
         // The pipeline turns these into file events (`sysctl_info`); named here for the record.
@@ -1760,6 +1774,20 @@ pub fn activity_info(ev: &node_agent_common::ActivityEvent, clock: &Clock) -> Ac
         _ => "unknown",
     };
     info
+}
+
+/// How a thread's name was changed, from the syscall the caller was in (x86-64 numbers: the
+/// kernel sends them only there): prctl, or a write to a procfs `comm` file.
+fn rename_call(nr: u64) -> String {
+    match nr as i64 {
+        libc::SYS_prctl => "prctl(PR_SET_NAME)".into(),
+        libc::SYS_write
+        | libc::SYS_pwrite64
+        | libc::SYS_writev
+        | libc::SYS_pwritev
+        | libc::SYS_pwritev2 => "write to a procfs comm file".into(),
+        other => format!("syscall {other}"),
+    }
 }
 
 /// A `struct file_handle` as the caller passed it: its type, its length and up to its first
@@ -1826,6 +1854,47 @@ mod tests {
         ev.str2_len = written.len() as u32;
         ev.args[0] = position;
         ev
+    }
+
+    #[test]
+    fn a_rename_record_names_the_thread_its_names_and_the_call() {
+        let half = |b: &[u8; 16], i: usize| {
+            u64::from_le_bytes(b[i * 8..i * 8 + 8].try_into().expect("8 bytes"))
+        };
+        let mut old = [0u8; 16];
+        old[..7].copy_from_slice(b"python3");
+        let new = *b"[ksoftirqd/1]\0\0\0";
+        // SAFETY: ActivityEvent is plain integers and arrays; all-zero is a valid value.
+        let mut ev: node_agent_common::ActivityEvent = unsafe { std::mem::zeroed() };
+        ev.op = node_agent_common::activity::TASK_RENAME;
+        ev.task.tgid = 40;
+        ev.task.pid = 40;
+        ev.args = [
+            libc::SYS_write as u64,
+            41,
+            half(&old, 0),
+            half(&old, 1),
+            half(&new, 0),
+            half(&new, 1),
+        ];
+        let a = activity_info(&ev, &Clock::with_offset(0));
+        assert_eq!(a.operation, "rename");
+        assert_eq!(a.source.as_deref(), Some("python3"));
+        assert_eq!(a.name.as_deref(), Some("[ksoftirqd/1]"));
+        assert_eq!(a.target_pid, Some(41), "another thread of the process");
+        assert_eq!(a.request.as_deref(), Some("write to a procfs comm file"));
+        ev.args[0] = libc::SYS_prctl as u64;
+        assert_eq!(
+            activity_info(&ev, &Clock::with_offset(0))
+                .request
+                .as_deref(),
+            Some("prctl(PR_SET_NAME)")
+        );
+        ev.args[0] = libc::SYS_io_uring_enter as u64;
+        assert_eq!(
+            activity_info(&ev, &Clock::with_offset(0)).request,
+            Some(format!("syscall {}", libc::SYS_io_uring_enter))
+        );
     }
 
     #[test]

@@ -1907,14 +1907,17 @@ fn renamed_as_kernel_thread(
         file_path: (!exe.is_empty()).then(|| exe.clone()),
         ..RuntimeContext::default()
     };
+    let how = a.request.as_deref().unwrap_or("prctl(PR_SET_NAME)");
+    // The renamed thread: the caller, or another thread of its process (a procfs comm file).
+    let thread = a.target_pid.unwrap_or(p.tid);
     let add = &mut context.additional;
     add.insert(
         "masquerade".into(),
-        "a thread renamed to a kernel thread's name (prctl PR_SET_NAME)".into(),
+        format!("a thread renamed to a kernel thread's name ({how})"),
     );
     add.insert("nameBefore".into(), old.to_owned());
     add.insert("nameAfter".into(), new.to_owned());
-    add.insert("threadId".into(), p.tid.to_string());
+    add.insert("threadId".into(), thread.to_string());
     Some(technique(
         d,
         p,
@@ -1928,9 +1931,9 @@ fn renamed_as_kernel_thread(
         draft(
             "A process is dressed up as another program",
             format!(
-                "Process {exe} (pid {}, thread {}) renamed itself from `{old}` to `{new}`, \
-                 a kernel thread's name.",
-                p.pid, p.tid
+                "Process {exe} (pid {}) renamed its thread {thread} from `{old}` to `{new}`, \
+                 a kernel thread's name ({how}).",
+                p.pid
             ),
             format!("{exe}\0rename\0{new}"),
             context,

@@ -312,10 +312,25 @@ fn plan(hook: Hook, offsets: &KernelOffsets) -> Vec<Mechanism> {
             ("mknodat_enter", "syscalls", "sys_enter_mknodat"),
             ("mknodat_exit", "syscalls", "sys_exit_mknodat"),
         ])],
-        Hook::Rename => vec![TracePoints(&[
-            ("prctl_enter", "syscalls", "sys_enter_prctl"),
-            ("prctl_exit", "syscalls", "sys_exit_prctl"),
-        ])],
+        // Every rename but exec's where the saved registers tell exec apart (x86-64), else
+        // prctl's alone (a write to a procfs `comm` file is then not seen).
+        Hook::Rename => {
+            let mut plan = Vec::new();
+            if offsets.regs_syscall_nr != OFFSET_UNKNOWN
+                && offsets.task_flags != OFFSET_UNKNOWN
+                && offsets.task_comm != OFFSET_UNKNOWN
+            {
+                plan.push(BtfTracePoint {
+                    program: "rename_btf",
+                    tracepoint: "task_rename",
+                });
+            }
+            plan.push(TracePoints(&[
+                ("prctl_enter", "syscalls", "sys_enter_prctl"),
+                ("prctl_exit", "syscalls", "sys_exit_prctl"),
+            ]));
+            plan
+        }
         Hook::Mount => vec![TracePoints(&[
             ("mount_enter", "syscalls", "sys_enter_mount"),
             ("mount_exit", "syscalls", "sys_exit_mount"),
