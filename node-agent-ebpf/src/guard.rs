@@ -15,7 +15,7 @@ use aya_ebpf::{
 use node_agent_common::{
     ActivityEvent, AgentIdentity, GUARDED_MAX, SocketPeer, WriterInfo, activity, agent_object,
     config::MARKER_BPF_CMD,
-    kind,
+    guarded, kind,
     stats::{Hook, StatKind},
 };
 
@@ -156,8 +156,9 @@ pub fn bpf_agent(ctx: TracePointContext) -> u32 {
     0
 }
 
-/// The host's other security agents (tgid -> 1), kept by user space from the executables it
-/// sees exec and seeds from `/proc`: their stopping signals are reported too.
+/// The host's other security agents and programs named like miners (tgid -> what it is,
+/// `guarded::*`), kept by user space from the executables it sees exec and seeds from
+/// `/proc`: their stopping signals are reported too.
 #[map]
 pub static GUARDED: HashMap<u32, u32> = HashMap::with_max_entries(GUARDED_MAX, 0);
 
@@ -197,11 +198,12 @@ pub fn signal_agent(ctx: BtfTracePointContext) -> i32 {
         if !matches!(sig, SIGINT | SIGQUIT | SIGKILL | SIGTERM | SIGSTOP) {
             return 0;
         }
-        // SAFETY: a lookup whose value is not kept.
-        if unsafe { GUARDED.get(&target) }.is_none() {
-            return 0;
+        // SAFETY: the value is copied out at once.
+        match unsafe { GUARDED.get(&target) }.copied() {
+            None => return 0,
+            Some(guarded::MINER) => activity::SIGNAL_MINER,
+            Some(_) => activity::SIGNAL_GUARDED,
         }
-        activity::SIGNAL_GUARDED
     };
     // A process stopping its own threads or itself.
     if current_tgid() == target {

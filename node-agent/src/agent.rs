@@ -389,16 +389,11 @@ pub async fn run_with<W: Write, H: RunHooks>(
             );
         }
     }
-    // The host's security agents, whose stopping signals the kernel reports: only with
-    // detection on (nothing else reads those records).
+    // The host's security agents and programs named like miners, whose stopping signals the
+    // kernel reports: only with detection on (nothing else reads those records).
     let guarded = detection.borrow().as_ref().and_then(|runner| {
-        let names = runner
-            .detector()
-            .rules()
-            .behaviour()
-            .security_agents
-            .clone();
-        sensor.take_guarded(names)
+        let b = runner.detector().rules().behaviour();
+        sensor.take_guarded(b.security_agents.clone(), b.miner_names.clone())
     });
     let mut pipeline = Pipeline::new(Clock::now(), boot_id(), options.limits)
         .with_host_paths(options.proc_root.clone(), options.cgroup_root.clone())

@@ -707,8 +707,8 @@ pub struct ActivityInfo {
     pub process: ProcessRef,
     /// `memfdCreate`, `ptrace`, `processVmWritev`, `userfaultfd`, `initModule`, `finitModule`,
     /// `mount`, `unshare`, `setns`, `setuid`, ..., `capset`, `dupSocket`, `libraryLoad`,
-    /// `bpfAgent`, `signalAgent`, `signalGuarded`, `openByHandleAt`, `mknod`, `rename`
-    /// (`prctl(PR_SET_NAME)`); and from the
+    /// `bpfAgent`, `signalAgent`, `signalGuarded`, `signalMiner`, `openByHandleAt`, `mknod`,
+    /// `rename` (`prctl(PR_SET_NAME)`, a procfs comm file); and from the
     /// pipeline, not the kernel, `executableDeleted`
     /// (the process's binary, exec'd from a memory-backed or world-writable directory, has no
     /// link left: [`crate::deleted_exe`]).
@@ -769,8 +769,8 @@ pub struct ActivityInfo {
     /// libraryLoad: who wrote the mapped file.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub written_by: Option<Writer>,
-    /// bpfAgent, signalAgent, signalGuarded: what was aimed at the agent or another security
-    /// agent (boxed: rare, and the other
+    /// bpfAgent, signalAgent, signalGuarded, signalMiner: what was aimed at the agent, another
+    /// security agent or a miner (boxed: rare, and the other
     /// operations should not pay for its room).
     #[serde(flatten)]
     pub aimed_at_agent: Option<Box<AimedAtAgent>>,
@@ -785,10 +785,10 @@ pub struct ActivityInfo {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AimedAtAgent {
-    /// signalAgent, signalGuarded: the signal (`SIGSTOP`, `SIGTERM`, ...).
+    /// signalAgent, signalGuarded, signalMiner: the signal (`SIGSTOP`, `SIGTERM`, ...).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub signal: Option<String>,
-    /// signalAgent, signalGuarded: `si_code` (0 `kill`, -6 `tgkill`, -1 `sigqueue`, 128 the
+    /// signalAgent, signalGuarded, signalMiner: `si_code` (0 `kill`, -6 `tgkill`, -1 `sigqueue`, 128 the
     /// kernel).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub signal_code: Option<i32>,
@@ -1713,18 +1713,18 @@ pub fn activity_info(ev: &node_agent_common::ActivityEvent, clock: &Clock) -> Ac
             }));
             "bpfAgent"
         }
-        // The same record for the agent and for the host's other security agents.
-        op @ (SIGNAL_AGENT | SIGNAL_GUARDED) => {
+        // The same record for the agent, the host's other security agents and miners.
+        op @ (SIGNAL_AGENT | SIGNAL_GUARDED | SIGNAL_MINER) => {
             info.aimed_at_agent = Some(Box::new(AimedAtAgent {
                 signal: Some(signal_name(a[0])),
                 signal_code: Some(a[1] as i32),
                 ..AimedAtAgent::default()
             }));
             info.target_pid = Some(a[3] as u32);
-            if op == SIGNAL_AGENT {
-                "signalAgent"
-            } else {
-                "signalGuarded"
+            match op {
+                SIGNAL_AGENT => "signalAgent",
+                SIGNAL_GUARDED => "signalGuarded",
+                _ => "signalMiner",
             }
         }
         OPEN_BY_HANDLE_AT => {

@@ -442,6 +442,85 @@ fn stopping_signals_to_another_security_agent_are_reported_however_sent() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Competing miners killed however their ids were found (`kill -9 $(pgrep -x xmrig)`: the
+/// shell's builtin, no pipe into `xargs`; an interpreter's `os.kill`): the pipeline guards
+/// processes whose executable has a miner's name, and the kernel reports their stopping
+/// signals. The shell that started a miner stopping it, and the same kill of a program with
+/// another name, raise nothing.
+#[test]
+fn competing_miners_killed_however_their_ids_were_found() {
+    let test = "competing_miners_killed_however_their_ids_were_found";
+    if !root_or_skip(test) {
+        return;
+    }
+    const COMPETITOR: &str = "behaviour-miner-competitor-kill";
+    let dir = std::env::temp_dir().join(format!("vigil-miners-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let xmrig = dir.join("xmrig");
+    let kdevtmpfsi = dir.join("kdevtmpfsi");
+    let worker = dir.join("worker");
+    for copy in [&xmrig, &kdevtmpfsi, &worker] {
+        std::fs::copy("/bin/sleep", copy).expect("copy sleep");
+    }
+    // One runs before the agent starts (found in /proc), the others after (found at exec).
+    let mut before = support::spawn::spawn(Command::new(&xmrig).arg("600")).expect("xmrig");
+    let agent = Agent::start(agent_command(&[]));
+    let mut after = support::spawn::spawn(Command::new(&kdevtmpfsi).arg("600")).expect("kdev");
+    let mut other = support::spawn::spawn(Command::new(&worker).arg("600")).expect("worker");
+    // Their execs from /tmp raise a Low finding each: by then the pipeline has seen them.
+    for program in [&kdevtmpfsi, &worker] {
+        let path = program.to_str().expect("utf-8 path").to_owned();
+        wait_finding(&agent, &format!("the exec of {path}"), |f| {
+            f["process"]["executablePath"] == path.as_str()
+        });
+    }
+    // Benign: a shell stopping the miner it started; a kill of a program of another name.
+    let benign = format!(
+        "{} 600 & child=$!; kill -9 $child; wait; kill -9 {}",
+        xmrig.display(),
+        other.id()
+    );
+    let status = Command::new("/bin/sh")
+        .args(["-c", &benign])
+        .status()
+        .expect("benign kills");
+    assert!(status.success(), "{benign}: {status}");
+    // The attacks.
+    let status = Command::new("/bin/sh")
+        .args(["-c", "kill -9 $(pgrep -x xmrig)"])
+        .status()
+        .expect("kill -9 $(pgrep -x xmrig)");
+    assert!(status.success(), "kill -9 $(pgrep -x xmrig): {status}");
+    let status = Command::new("python3")
+        .args([
+            "-c",
+            &format!("import os, signal; os.kill({}, signal.SIGTERM)", after.id()),
+        ])
+        .status()
+        .expect("os.kill");
+    assert!(status.success(), "os.kill: {status}");
+    let _ = before.wait();
+    let _ = after.wait();
+    let _ = other.wait();
+    for (pid, signal, exe) in [
+        (before.id(), "SIGKILL", &xmrig),
+        (after.id(), "SIGTERM", &kdevtmpfsi),
+    ] {
+        let f = wait_finding(&agent, &format!("{signal} to pid {pid}"), |f| {
+            find_key(f, "ruleId") == Some(COMPETITOR)
+                && find_key(f, "targetPid") == Some(&pid.to_string())
+        });
+        assert_eq!(f["type"], "Execution:Runtime/SuspiciousCommand", "{f}");
+        assert_eq!(find_key(&f, "signal"), Some(signal), "{f}");
+        assert_eq!(find_key(&f, "targetExecutable"), exe.to_str(), "{f}");
+    }
+    // Only those two: not the child its shell stopped, not the worker.
+    let killed = with_rule(&agent, COMPETITOR);
+    assert_eq!(killed.len(), 2, "{killed:?}");
+    agent.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn tracing_the_agent_is_tampering() {
     let test = "tracing_the_agent_is_tampering";

@@ -2370,6 +2370,80 @@ fn a_security_agent_stopped_by_another_process_and_its_supervisors_are_told_apar
 }
 
 #[test]
+fn a_miner_stopped_by_another_process_is_a_competitor_killed() {
+    const COMPETITOR: &str = "behaviour-miner-competitor-kill";
+    // A miner started by cron's shell, a dropper's shell, systemd, and a second xmrig.
+    let execs = [
+        exec_by(
+            7108,
+            "/usr/bin/bash",
+            &["bash", "start.sh"],
+            &[(1, "/usr/sbin/cron")],
+        ),
+        exec_by(
+            7101,
+            "/tmp/.x/xmrig",
+            &["xmrig"],
+            &[(7108, "/usr/bin/bash")],
+        ),
+        exec_by(7102, "/usr/bin/bash", &["bash"], &[(300, "/usr/sbin/sshd")]),
+        exec_by(
+            7103,
+            "/usr/lib/systemd/systemd",
+            &["/lib/systemd/systemd", "--user"],
+            &[(1, "/usr/lib/systemd/systemd")],
+        ),
+        exec_by(
+            7104,
+            "/tmp/.x/xmrig",
+            &["xmrig"],
+            &[(7102, "/usr/bin/bash")],
+        ),
+    ];
+    let signal = |op: &'static str, sender: u32, target: u32, code: i32| {
+        activity(op, move |a| {
+            a.process = proc_ref(sender, "x");
+            a.target_pid = Some(target);
+            a.aimed_at_agent = Some(Box::new(crate::event::AimedAtAgent {
+                signal: Some("SIGKILL".to_owned()),
+                signal_code: Some(code),
+                ..Default::default()
+            }));
+        })
+    };
+    let raised = |last: Event| {
+        let mut events = execs.to_vec();
+        events.push(last);
+        run_all(&events)
+            .into_iter()
+            .filter(|(_, rule, _)| rule == COMPETITOR || rule == "behaviour-security-agent-killed")
+            .collect::<Vec<_>>()
+    };
+    // `kill -9 $(pgrep xmrig)` from the dropper's shell: the kill builtin, no pipe to xargs.
+    assert_eq!(
+        raised(signal("signalMiner", 7102, 7101, 0)),
+        [(
+            "Execution:Runtime/SuspiciousCommand".to_owned(),
+            COMPETITOR.to_owned(),
+            SeverityLabel::Medium
+        )]
+    );
+    // Routine stops: the kernel's, systemd's, the miner's parent, its own program, itself.
+    for (sender, code, why) in [
+        (7102, 0x80, "raised by the kernel"),
+        (7103, 0, "systemd"),
+        (7108, 0, "the miner's parent"),
+        (7104, 0, "another copy of the same program"),
+        (7101, 0, "itself"),
+    ] {
+        assert!(
+            raised(signal("signalMiner", sender, 7101, code)).is_empty(),
+            "{why}"
+        );
+    }
+}
+
+#[test]
 fn behaviour_sections_merge_and_bad_entries_are_named() {
     let set = RuleSet::from_text(
         "mine.yaml",

@@ -18,9 +18,9 @@ use super::{
     behaviour::Behaviour,
     bounded::FifoMap,
     redact::redacted_command_line,
-    technique::{Raises, draft, listed, program_identity, technique},
+    technique::{Raises, Stopped, actor, draft, listed, program_identity, technique},
 };
-use crate::event::{ExecInfo, ProcessRef};
+use crate::event::{ActivityInfo, ExecInfo, ProcessRef};
 
 /// Pipes remembered; the oldest go first.
 pub(crate) const MAX_PIPES: usize = 1024;
@@ -178,6 +178,63 @@ pub(crate) fn check_exec(
         .collect()
 }
 
+/// A stopping signal another process sent a program named like a miner (the kernel's
+/// `signalMiner`: the pipeline guards processes whose executable has a name of
+/// `behaviour.minerNames`), however the ids were found: `kill -9 $(pgrep xmrig)`, a loop over
+/// `ps`, `killall`, an interpreter's `os.kill`. The same rule as the pipelines above; not when
+/// the signal is routine ([`Stopped`]: the miner's parent or supervisor, its own program).
+pub(crate) fn check_signal(
+    d: &Detector,
+    a: &ActivityInfo,
+    lookup: &dyn ProcessLookup,
+) -> Option<Candidate> {
+    let stop = Stopped::of(d, a, lookup)?;
+    let target_exe = stop.target_exe.as_deref()?;
+    let miner = super::basename(target_exe.to_str()?).to_owned();
+    let p = &a.process;
+    let exe = actor(d, p, lookup)
+        .exe
+        .map(|e| e.display().to_string())
+        .unwrap_or_default();
+    let mut context = RuntimeContext {
+        target_process: super::behaviour::target_process(d, stop.target, lookup),
+        ..RuntimeContext::default()
+    };
+    let add = &mut context.additional;
+    add.insert("minerName".into(), miner.clone());
+    add.insert("targetPid".into(), stop.target.to_string());
+    add.insert("targetExecutable".into(), target_exe.display().to_string());
+    add.insert("signal".into(), stop.signal.clone());
+    add.insert("signalCode".into(), stop.code.to_string());
+    Some(technique(
+        d,
+        p,
+        lookup,
+        RAISES,
+        draft(
+            "Other cryptocurrency miners are killed by name (what miner droppers do first)",
+            format!(
+                "Process {} (pid {}) sent {} to pid {}, which runs {} (a miner's name).",
+                p.comm,
+                p.pid,
+                stop.signal,
+                stop.target,
+                target_exe.display()
+            ),
+            format!("{exe}\0{miner}"),
+            context,
+        ),
+    ))
+}
+
+/// What a competitor killed raises, whichever way it was seen.
+const RAISES: Raises = Raises {
+    finding_type: FindingType::ExecutionSuspiciousCommand,
+    rule: "behaviour-miner-competitor-kill",
+    mitre: "T1489,T1496",
+    severity: Some(5.0),
+};
+
 fn finding(
     d: &Detector,
     k: &Killer,
@@ -196,12 +253,7 @@ fn finding(
         d,
         &k.process,
         lookup,
-        Raises {
-            finding_type: FindingType::ExecutionSuspiciousCommand,
-            rule: "behaviour-miner-competitor-kill",
-            mitre: "T1489,T1496",
-            severity: Some(5.0),
-        },
+        RAISES,
         draft(
             "Other cryptocurrency miners are killed by name (what miner droppers do first)",
             format!(

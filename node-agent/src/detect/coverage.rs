@@ -94,9 +94,10 @@ pub const fn needs(t: FindingType) -> Needs {
         // Exec rules and pipes; also a binary or script a downloader wrote, then run (its
         // writer from the written-files map of the file_open programs, `pipes`), and a
         // reconnaissance program run by an interpreter that accepted connections (`accept`,
-        // `served`).
+        // `served`), and a stopping signal to a program named like a miner (`signal_agent`,
+        // `competitor`).
         T::ExecutionSuspiciousCommand => Needs {
-            also: &[H::FileOpen, H::Accept],
+            also: &[H::FileOpen, H::Accept, H::SignalAgent],
             ..hooks(EXEC)
         },
         // Exec rules; also the core-dump handler set through /proc/sys (`technique`, from the
@@ -536,15 +537,21 @@ mod tests {
             }
         );
         assert_eq!(hook_need(Hook::Connect, &miner_off), HookNeed::Needed);
-        // Self-protection: bpf_agent feeds SecurityAgentTampered alone, signal_agent that and
-        // the other agents' stopping signals (DefenseEvasion SuspiciousCommand); ptrace and
-        // vm_write feed injection types too.
+        // Self-protection: bpf_agent feeds SecurityAgentTampered alone, signal_agent that, the
+        // other agents' stopping signals (DefenseEvasion SuspiciousCommand) and miners'
+        // (Execution SuspiciousCommand); ptrace and vm_write feed injection types too.
         let tamper_off = BTreeSet::from([FindingType::DefenseEvasionSecurityAgentTampered]);
         assert_ne!(hook_need(Hook::BpfAgent, &tamper_off), HookNeed::Needed);
         assert_eq!(hook_need(Hook::SignalAgent, &tamper_off), HookNeed::Needed);
         let signals_off = BTreeSet::from([
             FindingType::DefenseEvasionSecurityAgentTampered,
             FindingType::DefenseEvasionSuspiciousCommand,
+        ]);
+        assert_eq!(hook_need(Hook::SignalAgent, &signals_off), HookNeed::Needed);
+        let signals_off = BTreeSet::from([
+            FindingType::DefenseEvasionSecurityAgentTampered,
+            FindingType::DefenseEvasionSuspiciousCommand,
+            FindingType::ExecutionSuspiciousCommand,
         ]);
         assert_ne!(hook_need(Hook::SignalAgent, &signals_off), HookNeed::Needed);
         assert_eq!(hook_need(Hook::VmWrite, &tamper_off), HookNeed::Needed);

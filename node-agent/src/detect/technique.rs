@@ -1875,6 +1875,7 @@ pub(super) fn check_activity(
 ) -> Option<Candidate> {
     match a.operation {
         "signalGuarded" => security_agent_stopped(d, a, lookup),
+        "signalMiner" => super::competitor::check_signal(d, a, lookup),
         "rename" => renamed_as_kernel_thread(d, a, lookup),
         _ => None,
     }
@@ -1947,30 +1948,12 @@ fn security_agent_stopped(
     a: &ActivityInfo,
     lookup: &dyn ProcessLookup,
 ) -> Option<Candidate> {
-    let aimed = a.aimed_at_agent.as_deref()?;
-    let target = a.target_pid?;
+    let stop = Stopped::of(d, a, lookup)?;
+    let (target, code) = (stop.target, stop.code);
     let p = &a.process;
-    let code = aimed.signal_code.unwrap_or(0);
-    if code > 0 || p.pid == 1 || p.pid == target {
-        return None;
-    }
-    let sender = actor(d, p, lookup);
-    let target_exe = lookup
-        .get(target)
-        .and_then(|k| k.exe)
-        .or_else(|| d.procs.get(&target).and_then(|r| r.exe.clone()));
-    if sender
-        .exe
-        .as_deref()
-        .is_some_and(super::selfprotect::is_supervisor)
-        || (sender.exe.is_some() && sender.exe == target_exe)
-        || super::behaviour::parent_of(d, target, lookup) == Some(p.pid)
-        || sender.is_one_of(&d.rules.behaviour().package_managers, Reach::Lineage)
-    {
-        return None;
-    }
-    let signal = aimed.signal.clone().unwrap_or_default();
-    let target_exe = target_exe
+    let signal = stop.signal;
+    let target_exe = stop
+        .target_exe
         .map(|e| e.display().to_string())
         .unwrap_or_default();
     let mut context = RuntimeContext {
@@ -2003,6 +1986,51 @@ fn security_agent_stopped(
             context,
         ),
     ))
+}
+
+/// A stopping signal another process sent a guarded process (`signalGuarded`, `signalMiner`),
+/// unless it is routine: raised by the kernel (a fault, a terminal's Ctrl-C), sent by the host's
+/// init or a supervisor (systemd stopping a unit), by the target's parent (its watchdog,
+/// `timeout`, the shell that started it), by a process running the target's own program, or
+/// from a package manager's lineage (an upgrade restarting it).
+pub(super) struct Stopped {
+    pub target: u32,
+    pub target_exe: Option<std::path::PathBuf>,
+    pub signal: String,
+    pub code: i32,
+}
+
+impl Stopped {
+    pub(super) fn of(d: &Detector, a: &ActivityInfo, lookup: &dyn ProcessLookup) -> Option<Self> {
+        let aimed = a.aimed_at_agent.as_deref()?;
+        let target = a.target_pid?;
+        let p = &a.process;
+        let code = aimed.signal_code.unwrap_or(0);
+        if code > 0 || p.pid == 1 || p.pid == target {
+            return None;
+        }
+        let sender = actor(d, p, lookup);
+        let target_exe = lookup
+            .get(target)
+            .and_then(|k| k.exe)
+            .or_else(|| d.procs.get(&target).and_then(|r| r.exe.clone()));
+        if sender
+            .exe
+            .as_deref()
+            .is_some_and(super::selfprotect::is_supervisor)
+            || (sender.exe.is_some() && sender.exe == target_exe)
+            || super::behaviour::parent_of(d, target, lookup) == Some(p.pid)
+            || sender.is_one_of(&d.rules.behaviour().package_managers, Reach::Lineage)
+        {
+            return None;
+        }
+        Some(Self {
+            target,
+            target_exe,
+            signal: aimed.signal.clone().unwrap_or_default(),
+            code,
+        })
+    }
 }
 
 /// `crontab FILE` or `crontab -`: a table installed without an editor (what scripts and

@@ -2,11 +2,7 @@
 //! pid in a pid namespace is not the one the kernel's programs see), and telling the
 //! self-protection programs which maps, programs and links are the agent's.
 
-use std::{
-    collections::{BTreeSet, HashSet},
-    io,
-    path::Path,
-};
+use std::{collections::BTreeSet, io, path::Path};
 
 use aya::{
     Ebpf,
@@ -223,56 +219,62 @@ pub fn nonce() -> u64 {
     value.max(1)
 }
 
-/// The kernel's `GUARDED` map: the processes of the host's other security agents, whose
-/// stopping signals from other processes the kernel reports (`signalGuarded`). The pipeline
-/// keeps it from the executables it sees exec and exit, and seeds it from `/proc`.
+/// The kernel's `GUARDED` map: the processes whose stopping signals from other processes the
+/// kernel reports, the host's other security agents (`signalGuarded`) and programs named like
+/// miners (`signalMiner`: a dropper clearing competitors away kills them however it found
+/// their ids). The pipeline keeps it from the executables it sees exec and exit, and seeds it
+/// from `/proc`.
 pub struct GuardedProcesses {
     map: HashMap<MapData, u32, u32>,
     /// Executable names of security agents (`behaviour.securityAgents`).
-    names: Vec<String>,
-    /// What the map holds, so that an exit of any other process costs no `bpf(2)` call.
-    held: HashSet<u32>,
-    /// Agents not guarded because the map was full.
+    agents: Vec<String>,
+    /// Executable names of miners (`behaviour.minerNames`), compared without case.
+    miners: Vec<String>,
+    /// What the map holds (tgid -> `guarded::*`), so that an exit of any other process costs
+    /// no `bpf(2)` call.
+    held: std::collections::HashMap<u32, u32>,
+    /// Processes not guarded because the map was full.
     shed: u64,
 }
 
 impl GuardedProcesses {
     /// Takes the map out of the loaded object.
-    pub(super) fn take(ebpf: &mut Ebpf, names: Vec<String>) -> Option<Self> {
+    pub(super) fn take(ebpf: &mut Ebpf, agents: Vec<String>, miners: Vec<String>) -> Option<Self> {
         let map = HashMap::try_from(ebpf.take_map("GUARDED")?).ok()?;
         Some(Self {
             map,
-            names,
-            held: HashSet::new(),
+            agents,
+            miners,
+            held: std::collections::HashMap::new(),
             shed: 0,
         })
     }
 
-    /// A process now runs `exe`: guarded when it is a security agent's, and no longer when
-    /// it was one and exec'd something else.
+    /// A process now runs `exe`: guarded when it is a security agent's or a miner's, and no
+    /// longer when it was one and exec'd something else.
     pub fn on_exec(&mut self, tgid: u32, exe: &Path) {
-        if !is_security_agent(&self.names, exe) {
+        let Some(kind) = guarded_kind(&self.agents, &self.miners, exe) else {
             self.on_exit(tgid);
             return;
-        }
-        if self.held.contains(&tgid) {
+        };
+        if self.held.get(&tgid) == Some(&kind) {
             return;
         }
-        if self.held.len() >= GUARDED_MAX as usize {
+        if !self.held.contains_key(&tgid) && self.held.len() >= GUARDED_MAX as usize {
             self.shed += 1;
             return;
         }
-        match self.map.insert(tgid, 1, 0) {
+        match self.map.insert(tgid, kind, 0) {
             Ok(()) => {
-                self.held.insert(tgid);
+                self.held.insert(tgid, kind);
             }
-            Err(error) => tracing::debug!(%error, tgid, "cannot guard a security agent"),
+            Err(error) => tracing::debug!(%error, tgid, "cannot guard a process"),
         }
     }
 
     /// A process exited.
     pub fn on_exit(&mut self, tgid: u32) {
-        if self.held.remove(&tgid) {
+        if self.held.remove(&tgid).is_some() {
             let _ = self.map.remove(&tgid);
         }
     }
@@ -288,11 +290,17 @@ impl GuardedProcesses {
     }
 }
 
-/// Whether `exe` (the resolved path the process runs) is a security agent's, by its file name.
-pub fn is_security_agent(names: &[String], exe: &Path) -> bool {
-    exe.file_name()
-        .and_then(|n| n.to_str())
-        .is_some_and(|n| names.iter().any(|a| a == n))
+/// What a process running `exe` is to the `GUARDED` map, by the executable's file name: a
+/// security agent (`agents`, exact) or a miner (`miners`, without case), else nothing.
+pub fn guarded_kind(agents: &[String], miners: &[String], exe: &Path) -> Option<u32> {
+    let name = exe.file_name().and_then(|n| n.to_str())?;
+    if agents.iter().any(|a| a == name) {
+        Some(node_agent_common::guarded::SECURITY_AGENT)
+    } else if miners.iter().any(|m| m.eq_ignore_ascii_case(name)) {
+        Some(node_agent_common::guarded::MINER)
+    } else {
+        None
+    }
 }
 
 #[cfg(test)]
@@ -314,16 +322,25 @@ mod tests {
     }
 
     #[test]
-    fn security_agents_are_known_by_their_executable_name() {
-        let names = vec!["falco".to_owned(), "osqueryd".to_owned()];
-        assert!(is_security_agent(&names, Path::new("/usr/bin/falco")));
-        assert!(is_security_agent(
-            &names,
-            Path::new("/opt/osquery/bin/osqueryd")
-        ));
-        assert!(!is_security_agent(&names, Path::new("/usr/bin/falcon")));
-        assert!(!is_security_agent(&names, Path::new("/usr/bin/falco.sh")));
-        assert!(!is_security_agent(&names, Path::new("/")));
-        assert!(!is_security_agent(&[], Path::new("/usr/bin/falco")));
+    fn security_agents_and_miners_are_known_by_their_executable_name() {
+        use node_agent_common::guarded::{MINER, SECURITY_AGENT};
+        let agents = vec!["falco".to_owned(), "osqueryd".to_owned()];
+        let miners = vec!["xmrig".to_owned(), "kdevtmpfsi".to_owned()];
+        let kind = |exe: &str| guarded_kind(&agents, &miners, Path::new(exe));
+        assert_eq!(kind("/usr/bin/falco"), Some(SECURITY_AGENT));
+        assert_eq!(kind("/opt/osquery/bin/osqueryd"), Some(SECURITY_AGENT));
+        assert_eq!(kind("/tmp/.x/xmrig"), Some(MINER));
+        assert_eq!(
+            kind("/var/tmp/XMRig"),
+            Some(MINER),
+            "a miner's name in any case"
+        );
+        assert_eq!(kind("/tmp/kdevtmpfsi"), Some(MINER));
+        assert_eq!(kind("/usr/bin/falcon"), None);
+        assert_eq!(kind("/usr/bin/falco.sh"), None);
+        assert_eq!(kind("/usr/bin/xmrig-proxy"), None);
+        assert_eq!(kind("/usr/bin/Falco"), None, "agents by their exact name");
+        assert_eq!(kind("/"), None);
+        assert_eq!(guarded_kind(&[], &[], Path::new("/usr/bin/falco")), None);
     }
 }

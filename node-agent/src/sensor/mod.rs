@@ -21,7 +21,7 @@ use serde::Serialize;
 use vigil_detection::FindingType;
 
 use crate::{btf_offsets, sensitive::SensitivePaths};
-pub use guard::{GuardedProcesses, IdentitySource, SelfIdentity, is_security_agent};
+pub use guard::{GuardedProcesses, IdentitySource, SelfIdentity, guarded_kind};
 pub use hooks::{HookState, HookStatus};
 pub use host::{cgroup2_root, host_root};
 
@@ -447,11 +447,15 @@ impl Sensor {
         self.written.take()
     }
 
-    /// Takes the kernel's map of guarded processes (the host's other security agents, by the
-    /// executable `names`), for the pipeline to keep. Only the first call gets it; `None` when
-    /// the object has no such map.
-    pub fn take_guarded(&mut self, names: Vec<String>) -> Option<GuardedProcesses> {
-        GuardedProcesses::take(&mut self.ebpf, names)
+    /// Takes the kernel's map of guarded processes (the host's other security agents and
+    /// miners, by the executable names `agents` and `miners`), for the pipeline to keep. Only
+    /// the first call gets it; `None` when the object has no such map.
+    pub fn take_guarded(
+        &mut self,
+        agents: Vec<String>,
+        miners: Vec<String>,
+    ) -> Option<GuardedProcesses> {
+        GuardedProcesses::take(&mut self.ebpf, agents, miners)
     }
 
     /// Takes the ring buffers in use, for the reader task (`reader::Reader`). Only the first
