@@ -2370,6 +2370,49 @@ fn a_security_agent_stopped_by_another_process_and_its_supervisors_are_told_apar
 }
 
 #[test]
+fn a_rename_names_the_thread_renamed_and_how() {
+    let mut d = detector();
+    // The main thread of pid 40 wrote another thread's comm file.
+    let out = d.process(
+        &activity("rename", |a| {
+            a.process = proc_ref(40, "python3");
+            a.source = Some("python3".into());
+            a.name = Some("[ksoftirqd/1]".into());
+            a.target_pid = Some(41);
+            a.request = Some("write to a procfs comm file".into());
+        }),
+        &NoLookup,
+    );
+    assert_eq!(out.len(), 1);
+    let add = &out[0].finding.context.additional;
+    assert_eq!(add.get("threadId").map(String::as_str), Some("41"));
+    assert_eq!(
+        add.get("masquerade").map(String::as_str),
+        Some("a thread renamed to a kernel thread's name (write to a procfs comm file)")
+    );
+    assert!(
+        out[0].finding.description.contains("thread 41"),
+        "{}",
+        out[0].finding.description
+    );
+    // prctl's record names no other thread: the caller is the one renamed.
+    let out = d.process(
+        &activity("rename", |a| {
+            a.process = proc_ref(50, "python3");
+            a.source = Some("python3".into());
+            a.name = Some("kswapd0".into());
+        }),
+        &NoLookup,
+    );
+    let add = &out[0].finding.context.additional;
+    assert_eq!(add.get("threadId").map(String::as_str), Some("50"));
+    assert_eq!(
+        add.get("masquerade").map(String::as_str),
+        Some("a thread renamed to a kernel thread's name (prctl(PR_SET_NAME))")
+    );
+}
+
+#[test]
 fn a_miner_stopped_by_another_process_is_a_competitor_killed() {
     const COMPETITOR: &str = "behaviour-miner-competitor-kill";
     // A miner started by cron's shell, a dropper's shell, systemd, and a second xmrig.
