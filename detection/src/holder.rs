@@ -60,9 +60,11 @@ mod tests {
 
     #[test]
     fn reload_swaps_while_old_snapshots_stay_valid_and_failures_keep_the_old_one() {
-        let dir = std::env::temp_dir().join(format!("vigil-holder-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("list.txt");
+        let dir = tempfile::Builder::new()
+            .prefix("vigil-holder-")
+            .tempdir()
+            .unwrap();
+        let path = dir.path().join("list.txt");
         std::fs::write(&path, "first.example\n").unwrap();
         let config = IntelConfig {
             builtin: false,

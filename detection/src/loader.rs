@@ -718,15 +718,16 @@ mod tests {
 
     use super::*;
 
-    fn temp_file(name: &str, contents: &[u8]) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("vigil-detection-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join(name);
-        std::fs::File::create(&path)
-            .unwrap()
-            .write_all(contents)
+    /// A file ending in `name` (its extension picks the format), removed when the returned
+    /// path is dropped.
+    fn temp_file(name: &str, contents: &[u8]) -> tempfile::TempPath {
+        let mut file = tempfile::Builder::new()
+            .prefix("vigil-detection-")
+            .suffix(&format!("-{name}"))
+            .tempfile()
             .unwrap();
-        path
+        file.write_all(contents).unwrap();
+        file.into_temp_path()
     }
 
     #[test]
@@ -739,7 +740,7 @@ mod tests {
             builtin: false,
             lists: vec![ListSource {
                 name: "test".into(),
-                path: path.clone(),
+                path: path.to_path_buf(),
                 format: ListFormat::PlainText(IndicatorKind::Domain),
                 feeds: vec![FindingType::BackdoorCcActivityBDns],
             }],
@@ -767,7 +768,7 @@ mod tests {
             builtin: false,
             lists: vec![ListSource {
                 name: "junk".into(),
-                path,
+                path: path.to_path_buf(),
                 format: ListFormat::PlainText(IndicatorKind::Ip),
                 feeds: vec![],
             }],
@@ -812,10 +813,10 @@ mod tests {
         let config: IntelConfig = serde_json::from_value(serde_json::json!({
             "builtin": false,
             "lists": [
-                {"name": "ips", "path": ips, "format": "ip", "feeds": ["Backdoor:Runtime/C&CActivity.B"]},
-                {"name": "stix", "path": stix, "format": "stix"}
+                {"name": "ips", "path": &*ips, "format": "ip", "feeds": ["Backdoor:Runtime/C&CActivity.B"]},
+                {"name": "stix", "path": &*stix, "format": "stix"}
             ],
-            "trusted_ips": [{"name": "office", "path": trusted}]
+            "trusted_ips": [{"name": "office", "path": &*trusted}]
         }))
         .unwrap();
         let (intel, report) = load(&config).unwrap();

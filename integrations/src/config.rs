@@ -854,14 +854,12 @@ fn read_secret(sink: &str, path: &Path) -> Result<Secret, SinkConfigError> {
 mod tests {
     use super::*;
 
-    fn temp_dir(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!(
-            "vigil-integrations-config-{name}-{}",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
+    /// A fresh directory for one test, removed when the guard is dropped.
+    fn temp_dir(name: &str) -> tempfile::TempDir {
+        tempfile::Builder::new()
+            .prefix(&format!("vigil-integrations-config-{name}-"))
+            .tempdir()
+            .unwrap()
     }
 
     fn from_yaml(yaml: &str) -> Integrations {
@@ -937,7 +935,8 @@ mod tests {
 
     #[test]
     fn the_issue_example_validates() {
-        let dir = temp_dir("example");
+        let scratch = temp_dir("example");
+        let dir = scratch.path();
         let key = dir.join("webhook.key");
         std::fs::write(&key, "s3cret\n").unwrap();
         let yaml = format!(
@@ -959,7 +958,8 @@ mod tests {
 
     #[test]
     fn each_mistake_names_the_sink_and_field_and_spares_the_others() {
-        let dir = temp_dir("mistakes");
+        let scratch = temp_dir("mistakes");
+        let dir = scratch.path();
         let key = dir.join("k");
         std::fs::write(&key, "k").unwrap();
         let empty = dir.join("empty");
@@ -1096,7 +1096,8 @@ mod tests {
 
     #[test]
     fn whole_file_errors_name_the_file() {
-        let dir = temp_dir("file");
+        let scratch = temp_dir("file");
+        let dir = scratch.path();
         let missing = dir.join("nope.yaml");
         let e = load(&missing).unwrap_err();
         assert!(e.to_string().contains("nope.yaml"), "{e}");

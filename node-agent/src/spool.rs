@@ -593,12 +593,14 @@ mod tests {
 
     type Spool = super::Spool<Action>;
 
-    fn temp_db(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(crate::collector::unique_name(&format!(
-            "vigil-spool-{name}-"
-        )));
-        let _ = std::fs::remove_dir_all(&dir);
-        dir.join("sub").join("spool.db")
+    /// A spool path in a directory that does not exist yet, removed with the guard.
+    fn temp_db(name: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("vigil-spool-{name}-"))
+            .tempdir()
+            .unwrap();
+        let path = dir.path().join("sub").join("spool.db");
+        (dir, path)
     }
 
     fn apply(id: &str, severity: f64, count: u64) -> Action {
@@ -632,7 +634,7 @@ mod tests {
 
     #[test]
     fn order_is_kept_and_survives_reopen() {
-        let path = temp_db("order");
+        let (_scratch, path) = temp_db("order");
         {
             let mut s = Spool::open(&path, SpoolLimits::default()).unwrap();
             for id in ["a", "b", "c"] {
@@ -658,7 +660,7 @@ mod tests {
 
     #[test]
     fn replacement_keeps_the_first_position_and_the_latest_content() {
-        let path = temp_db("replace");
+        let (_scratch, path) = temp_db("replace");
         let mut s = Spool::open(&path, SpoolLimits::default()).unwrap();
         s.push(&apply("a", 5.0, 1)).unwrap();
         s.push(&apply("b", 5.0, 1)).unwrap();
@@ -670,7 +672,7 @@ mod tests {
 
     #[test]
     fn replacement_while_in_flight_is_not_acked_away() {
-        let path = temp_db("inflight");
+        let (_scratch, path) = temp_db("inflight");
         let mut s = Spool::open(&path, SpoolLimits::default()).unwrap();
         s.push(&apply("a", 5.0, 1)).unwrap();
         s.push(&apply("b", 5.0, 1)).unwrap();
@@ -719,7 +721,7 @@ mod tests {
             ),
         ];
         for (i, (pushes, max, want, lost)) in table.into_iter().enumerate() {
-            let path = temp_db(&format!("evict{i}"));
+            let (_scratch, path) = temp_db(&format!("evict{i}"));
             let mut s = Spool::open(
                 &path,
                 SpoolLimits {
@@ -739,7 +741,7 @@ mod tests {
 
     #[test]
     fn incoming_least_important_entry_reports_not_stored() {
-        let path = temp_db("notstored");
+        let (_scratch, path) = temp_db("notstored");
         let limits = SpoolLimits {
             max_entries: 1,
             max_bytes: u64::MAX,
@@ -759,7 +761,7 @@ mod tests {
 
     #[test]
     fn byte_limit_evicts_too() {
-        let path = temp_db("bytes");
+        let (_scratch, path) = temp_db("bytes");
         let one = serde_json::to_string(&apply("a", 5.0, 1)).unwrap().len() as u64;
         let mut s = Spool::open(
             &path,
@@ -780,7 +782,7 @@ mod tests {
 
     #[test]
     fn lost_count_survives_reopen_and_smaller_limits_evict_at_open() {
-        let path = temp_db("lost");
+        let (_scratch, path) = temp_db("lost");
         let small = SpoolLimits {
             max_entries: 2,
             max_bytes: u64::MAX,
@@ -810,7 +812,7 @@ mod tests {
 
     #[test]
     fn events_from_the_publisher_spool_and_come_back_equal() {
-        let path = temp_db("events");
+        let (_scratch, path) = temp_db("events");
         let mut s = Spool::open(&path, SpoolLimits::default()).unwrap();
         let mut p = Publisher::new(config());
         let actions = p.on_finding(
@@ -835,7 +837,7 @@ mod tests {
 
     #[test]
     fn corrupt_entry_is_dropped_counted_and_named() {
-        let path = temp_db("corrupt-entry");
+        let (_scratch, path) = temp_db("corrupt-entry");
         let mut s = Spool::open(&path, SpoolLimits::default()).unwrap();
         s.push(&apply("a", 5.0, 1)).unwrap();
         s.push(&apply("b", 5.0, 1)).unwrap();
@@ -857,7 +859,7 @@ mod tests {
 
     #[test]
     fn a_corrupt_file_is_moved_aside_and_a_fresh_spool_started() {
-        let path = temp_db("corrupt-file");
+        let (_scratch, path) = temp_db("corrupt-file");
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, vec![0x5a_u8; 8192]).unwrap();
         // The agent still starts (crate::sqlite moves the damaged file aside, with an error).
@@ -875,7 +877,7 @@ mod tests {
 
     #[test]
     fn unwritable_location_gives_an_error_naming_it() {
-        let path = temp_db("unwritable");
+        let (_scratch, path) = temp_db("unwritable");
         let parent = path.parent().unwrap();
         std::fs::create_dir_all(parent.parent().unwrap()).unwrap();
         // A file where the directory should be: not creatable, even for root.
@@ -887,7 +889,7 @@ mod tests {
             "{err}"
         );
         // The database path itself a directory: SQLite cannot open it.
-        let dir_path = temp_db("is-a-dir");
+        let (_scratch, dir_path) = temp_db("is-a-dir");
         std::fs::create_dir_all(&dir_path).unwrap();
         let err = Spool::open(&dir_path, SpoolLimits::default()).unwrap_err();
         assert!(
@@ -898,7 +900,7 @@ mod tests {
 
     #[test]
     fn failed_attempts_and_dead_letters_are_counted_across_reopen() {
-        let path = temp_db("attempts");
+        let (_scratch, path) = temp_db("attempts");
         {
             let mut s = Spool::open(&path, SpoolLimits::default()).unwrap();
             s.push(&apply("a", 5.0, 1)).unwrap();
@@ -927,7 +929,7 @@ mod tests {
 
     #[test]
     fn a_spool_without_the_attempts_column_is_migrated() {
-        let path = temp_db("migrate");
+        let (_scratch, path) = temp_db("migrate");
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         {
             let conn = rusqlite::Connection::open(&path).unwrap();

@@ -169,10 +169,14 @@ mod tests {
 
     const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS t (k TEXT PRIMARY KEY, v TEXT NOT NULL);";
 
-    fn temp(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("vigil-sqlite-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        dir.join("state").join("db.sqlite")
+    /// A database path in a directory that does not exist yet, removed with the guard.
+    fn temp(name: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("vigil-sqlite-{name}-"))
+            .tempdir()
+            .unwrap();
+        let path = dir.path().join("state").join("db.sqlite");
+        (dir, path)
     }
 
     fn mode(path: &Path) -> u32 {
@@ -183,7 +187,7 @@ mod tests {
 
     #[test]
     fn state_is_readable_by_its_owner_alone() {
-        let path = temp("modes");
+        let (_scratch, path) = temp("modes");
         let conn = open(&path, Durability::Normal, SCHEMA).unwrap();
         conn.execute("INSERT INTO t VALUES ('a', 'b')", []).unwrap();
         assert_eq!(mode(&path), 0o600);
@@ -200,7 +204,7 @@ mod tests {
 
     #[test]
     fn a_database_that_is_not_one_is_moved_aside_and_a_fresh_one_started() {
-        let path = temp("garbage");
+        let (_scratch, path) = temp("garbage");
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, vec![0xa5u8; 8192]).unwrap();
         let conn = open(&path, Durability::Normal, SCHEMA).unwrap();
@@ -222,7 +226,7 @@ mod tests {
 
     #[test]
     fn a_truncated_database_is_moved_aside_and_a_fresh_one_started() {
-        let path = temp("truncated");
+        let (_scratch, path) = temp("truncated");
         {
             let conn = open(&path, Durability::Normal, SCHEMA).unwrap();
             let long = "x".repeat(2000);

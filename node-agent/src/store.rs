@@ -1189,15 +1189,20 @@ mod tests {
         }
     }
 
-    fn temp_db(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("vigil-store-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        dir.join("sub").join("findings.db")
+    /// A database path in a directory of its own that does not exist yet (the store makes
+    /// it), removed with the returned guard.
+    fn temp_db(name: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("vigil-store-{name}-"))
+            .tempdir()
+            .unwrap();
+        let path = dir.path().join("sub").join("findings.db");
+        (dir, path)
     }
 
     #[test]
     fn repeats_merge_and_survive_reopening() {
-        let path = temp_db("merge");
+        let (_scratch, path) = temp_db("merge");
         {
             let mut s = Store::open(&path, StoreLimits::default()).unwrap();
             let a = finding(
@@ -1247,7 +1252,7 @@ mod tests {
 
     #[test]
     fn filters_select_by_severity_type_since_and_archived() {
-        let path = temp_db("filters");
+        let (_scratch, path) = temp_db("filters");
         let mut s = Store::open(&path, StoreLimits::default()).unwrap();
         s.upsert(
             &finding(
@@ -1323,7 +1328,7 @@ mod tests {
 
     #[test]
     fn a_version_1_store_gains_the_console_columns_filled_from_its_documents() {
-        let path = temp_db("migrate");
+        let (_scratch, path) = temp_db("migrate");
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         let mut f = finding(
             "m1",
@@ -1375,7 +1380,7 @@ mod tests {
 
     #[test]
     fn retention_and_size_bounds_remove_the_oldest() {
-        let path = temp_db("bounds");
+        let (_scratch, path) = temp_db("bounds");
         let limits = StoreLimits {
             retention: Duration::from_secs(24 * 3600),
             max_findings: 2,
@@ -1409,7 +1414,7 @@ mod tests {
 
     #[test]
     fn the_size_bound_removes_low_findings_before_high_ones_and_counts_them() {
-        let path = temp_db("severity-bound");
+        let (_scratch, path) = temp_db("severity-bound");
         let limits = StoreLimits {
             retention: DEFAULT_RETENTION,
             max_findings: 3,
@@ -1583,7 +1588,7 @@ mod tests {
 
     #[test]
     fn a_storm_of_one_finding_is_merged_in_memory_and_written_once_visible() {
-        let path = temp_db("storm");
+        let (_scratch, path) = temp_db("storm");
         {
             let mut store = Store::open(&path, StoreLimits::default()).expect("open");
             let first = store
@@ -1724,7 +1729,7 @@ mod tests {
                 interleave in vec(occurrence(), 0..6),
             ) {
                 let case = CASE.fetch_add(1, Ordering::Relaxed);
-                let path = temp_db(&format!("prop-{case}"));
+                let (_scratch, path) = temp_db(&format!("prop-{case}"));
                 let mut store = Store::open(&path, StoreLimits::default()).unwrap();
                 let mut archived_by: Option<&str> = None;
                 for (i, e) in events.iter().enumerate() {

@@ -140,7 +140,8 @@ async fn the_console_in_headless_chromium() {
     };
 
     // The console over a filled store, on a loopback port.
-    let dir = temp_dir("browser");
+    let scratch = temp_dir("browser");
+    let dir = scratch.path();
     let store = filled_store(&dir, 60);
     let rules = dir.join("suppression-rules.yaml");
     let backend =

@@ -23,17 +23,24 @@ const HOST: &str = "127.0.0.1:8765";
 struct Console {
     router: Router,
     rules: std::path::PathBuf,
+    /// The store and the rules live here; removed with the console.
+    _dir: tempfile::TempDir,
 }
 
 fn console(name: &str, extra: usize, agent: bool) -> Console {
-    let dir = temp_dir(name);
+    let scratch = temp_dir(name);
+    let dir = scratch.path();
     let store = filled_store(&dir, extra);
     let rules = dir.join("suppression-rules.yaml");
     let backend =
         HostBackend::new(store, Some(rules.clone()), None).with_proc_root(fake_proc(&dir, agent));
     let options = ConsoleOptions::for_listen_address(HOST.parse().expect("an address"));
     let router = vigil_console::router(Arc::new(backend), options).expect("the router");
-    Console { router, rules }
+    Console {
+        router,
+        rules,
+        _dir: scratch,
+    }
 }
 
 struct Answer {
@@ -640,7 +647,8 @@ async fn summary_coverage_usage_and_settings_show_this_host() {
 
 #[tokio::test]
 async fn settings_show_configured_lists_and_rules_with_their_match_counts() {
-    let dir = temp_dir("settings");
+    let scratch = temp_dir("settings");
+    let dir = scratch.path();
     let store = filled_store(&dir, 0);
     let rules = dir.join("rules.yaml");
     std::fs::write(
@@ -689,7 +697,8 @@ async fn settings_show_configured_lists_and_rules_with_their_match_counts() {
 
 #[tokio::test]
 async fn the_remote_address_goes_into_a_trusted_list_file_after_a_preview() {
-    let dir = temp_dir("trust");
+    let scratch = temp_dir("trust");
+    let dir = scratch.path();
     let store = filled_store(&dir, 0);
     let office = dir.join("office.txt");
     std::fs::write(&office, "# office\n198.51.100.0/24").expect("list");
@@ -865,7 +874,8 @@ async fn a_foreign_host_name_is_refused_and_a_public_listener_is_read_only() {
     .await;
     assert_eq!(localhost.status, StatusCode::OK);
 
-    let dir = temp_dir("public");
+    let scratch = temp_dir("public");
+    let dir = scratch.path();
     let backend = HostBackend::new(filled_store(&dir, 0), None, None);
     let router = vigil_console::router(
         Arc::new(backend),
@@ -895,7 +905,8 @@ async fn a_foreign_host_name_is_refused_and_a_public_listener_is_read_only() {
 
 #[test]
 fn the_console_subcommand_refuses_a_missing_database() {
-    let dir = temp_dir("cli");
+    let scratch = temp_dir("cli");
+    let dir = scratch.path();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_node-agent"))
         .args(["console", "--db"])
         .arg(dir.join("none.db"))

@@ -9,7 +9,7 @@
 use std::{
     collections::BTreeSet,
     net::SocketAddr,
-    path::{Path, PathBuf},
+    path::Path,
     sync::{
         Arc, Mutex,
         atomic::{AtomicU16, Ordering},
@@ -111,13 +111,12 @@ async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(node_agent::collector::unique_name(&format!(
-        "vigil-sinks-{name}-"
-    )));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh directory for one test, removed when the guard is dropped.
+fn temp_dir(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("vigil-sinks-{name}-"))
+        .tempdir()
+        .unwrap()
 }
 
 fn finding(id: &str, label: SeverityLabel) -> Finding {
@@ -163,7 +162,8 @@ fn header<'a>(r: &'a Received, name: &str) -> &'a str {
 
 #[tokio::test]
 async fn webhook_posts_the_document_signed_over_the_exact_body() {
-    let dir = temp_dir("webhook");
+    let scratch = temp_dir("webhook");
+    let dir = scratch.path();
     let receiver = Receiver::default();
     let (addr, _server) = serve(receiver.clone(), "127.0.0.1:0".parse().unwrap()).await;
     let d = start(
@@ -198,7 +198,8 @@ async fn webhook_posts_the_document_signed_over_the_exact_body() {
 
 #[tokio::test]
 async fn slack_splunk_and_otlp_requests_have_their_shapes() {
-    let dir = temp_dir("shapes");
+    let scratch = temp_dir("shapes");
+    let dir = scratch.path();
     let receiver = Receiver::default();
     let (addr, _server) = serve(receiver.clone(), "127.0.0.1:0".parse().unwrap()).await;
     let d = start(
@@ -269,7 +270,8 @@ fn fast_retries(sinks: &str, max_attempts: u32) -> String {
 
 #[tokio::test]
 async fn nothing_is_lost_while_the_receiver_is_down_and_the_agent_restarts() {
-    let dir = temp_dir("down");
+    let scratch = temp_dir("down");
+    let dir = scratch.path();
     // A port with nothing listening yet: bind one and let it go.
     let addr = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -323,7 +325,8 @@ async fn nothing_is_lost_while_the_receiver_is_down_and_the_agent_restarts() {
 
 #[tokio::test]
 async fn a_finding_is_dead_lettered_after_max_attempts_and_the_next_one_goes_on() {
-    let dir = temp_dir("dead");
+    let scratch = temp_dir("dead");
+    let dir = scratch.path();
     let receiver = Receiver::default();
     receiver.answer(503);
     let (addr, _server) = serve(receiver.clone(), "127.0.0.1:0".parse().unwrap()).await;
@@ -364,7 +367,8 @@ async fn a_finding_is_dead_lettered_after_max_attempts_and_the_next_one_goes_on(
 
 #[tokio::test]
 async fn a_bad_sink_is_reported_by_name_and_the_others_deliver() {
-    let dir = temp_dir("bad");
+    let scratch = temp_dir("bad");
+    let dir = scratch.path();
     let receiver = Receiver::default();
     let (addr, _server) = serve(receiver.clone(), "127.0.0.1:0".parse().unwrap()).await;
     let integrations = integrations(
@@ -408,7 +412,8 @@ async fn a_bad_sink_is_reported_by_name_and_the_others_deliver() {
 
 #[tokio::test]
 async fn a_full_queue_evicts_the_oldest_lowest_severity_finding() {
-    let dir = temp_dir("full");
+    let scratch = temp_dir("full");
+    let dir = scratch.path();
     // Nothing listens: findings stay queued.
     let addr = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())

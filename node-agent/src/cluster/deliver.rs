@@ -544,13 +544,14 @@ mod tests {
             "message": format!("{reason} by test"), "reason": reason, "code": code, "details": details})
     }
 
-    fn temp_spool(name: &str) -> Arc<Mutex<Spool>> {
-        let dir = std::env::temp_dir().join(crate::collector::unique_name(&format!(
-            "vigil-deliver-{name}-"
-        )));
-        Arc::new(Mutex::new(
-            Spool::open(&dir.join("spool.db"), SpoolLimits::default()).unwrap(),
-        ))
+    /// A spool in a directory of its own, removed with the returned guard.
+    fn temp_spool(name: &str) -> (tempfile::TempDir, Arc<Mutex<Spool>>) {
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("vigil-deliver-{name}-"))
+            .tempdir()
+            .unwrap();
+        let spool = Spool::open(&dir.path().join("spool.db"), SpoolLimits::default()).unwrap();
+        (dir, Arc::new(Mutex::new(spool)))
     }
 
     fn options() -> DeliverOptions {
@@ -568,7 +569,7 @@ mod tests {
 
     /// Three findings (the second with an Event) pushed to a spool, and the delivery task.
     fn setup(name: &str, archived: bool) -> Setup {
-        let spool = temp_spool(name);
+        let (_scratch, spool) = temp_spool(name);
         let mut p = Publisher::new(config());
         let now = Instant::now();
         let mut actions = Vec::new();
@@ -795,7 +796,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn run_waits_for_wake_and_delivers_new_entries() {
-        let spool = temp_spool("wake");
+        let (_scratch, spool) = temp_spool("wake");
         let (service, mut api) = tower_test::mock::pair::<http::Request<Body>, Response<Body>>();
         let client = Client::new(service, "default");
         let stats = Arc::new(DeliveryStats::default());

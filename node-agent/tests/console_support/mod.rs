@@ -22,12 +22,12 @@ pub fn at(s: &str) -> Time {
     Time(s.parse().expect("a test time"))
 }
 
-/// A fresh directory for one test.
-pub fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("vigil-console-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("create a test directory");
-    dir
+/// A fresh directory for one test, removed when the guard is dropped.
+pub fn temp_dir(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("vigil-console-{name}-"))
+        .tempdir()
+        .expect("create a test directory")
 }
 
 fn lineage(names: &[(&str, &str, u32)]) -> Vec<LineageEntry> {
