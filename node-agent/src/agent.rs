@@ -438,7 +438,7 @@ pub async fn run_with<W: Write, H: RunHooks>(
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         .map_err(|e| AgentError::Ring(format!("cannot watch SIGHUP: {e}")))?;
     let emit = |event: Event,
-                pipeline: &Pipeline,
+                pipeline: &mut Pipeline,
                 out: &mut W,
                 write_error: &mut Option<std::io::Error>| {
         let mut detection = detection.borrow_mut();
@@ -459,6 +459,12 @@ pub async fn run_with<W: Write, H: RunHooks>(
             .as_mut()
             .map(|d| d.on_event(&event, pipeline.processes()))
             .unwrap_or_default();
+        // A process found to be a miner is guarded from here on, whatever it is called.
+        for o in &outcomes {
+            if let Some((pid, uuid)) = crate::detect::miner_process(&o.finding) {
+                pipeline.guard_miner(pid, uuid);
+            }
+        }
         for o in &outcomes {
             if o.finding.finding_type == FindingType::DefenseEvasionSecurityAgentTampered.as_str() {
                 let mut p = protection.borrow_mut();
@@ -522,19 +528,19 @@ pub async fn run_with<W: Write, H: RunHooks>(
         tokio::select! {
             drained = reader.drain(|bytes| {
                 if let Some(event) = pipeline.handle(bytes) {
-                    emit(event, &pipeline, out, &mut write_error);
+                    emit(event, &mut pipeline, out, &mut write_error);
                 }
             }) => {
                 drained.map_err(|e| AgentError::Ring(e.to_string()))?;
                 if let Some(watch) = dirents.as_mut() {
                     watch.read_ready(|change| {
                         if let Some(event) = pipeline.handle_dirent(&change) {
-                            emit(event, &pipeline, out, &mut write_error);
+                            emit(event, &mut pipeline, out, &mut write_error);
                         }
                     });
                 }
                 for event in pipeline.deleted_executables() {
-                    emit(event, &pipeline, out, &mut write_error);
+                    emit(event, &mut pipeline, out, &mut write_error);
                 }
                 out.flush().map_err(AgentError::Output)?;
                 let mut detection = detection.borrow_mut();
@@ -590,13 +596,13 @@ pub async fn run_with<W: Write, H: RunHooks>(
     }
     reader.drain_ready(|bytes| {
         if let Some(event) = pipeline.handle(bytes) {
-            emit(event, &pipeline, out, &mut write_error);
+            emit(event, &mut pipeline, out, &mut write_error);
         }
     });
     if let Some(watch) = dirents.as_mut() {
         watch.read_ready(|change| {
             if let Some(event) = pipeline.handle_dirent(&change) {
-                emit(event, &pipeline, out, &mut write_error);
+                emit(event, &mut pipeline, out, &mut write_error);
             }
         });
     }

@@ -535,6 +535,22 @@ impl Pipeline {
         self.hashes.tracked()
     }
 
+    /// Guards the process a miner finding was raised for ([`crate::detect::miner_process`]),
+    /// so that a competitor's signal to it is reported whatever its executable is called: when
+    /// the process with that pid still runs and is the one the finding names (its uuid), never
+    /// a later process that reused the pid.
+    pub fn guard_miner(&mut self, pid: u32, uuid: &str) {
+        let Some(guarded) = &mut self.guarded else {
+            return;
+        };
+        let Some(p) = self.procs.get(pid).filter(|p| !p.exited) else {
+            return;
+        };
+        if cached_uuid(&mut self.uuids, &self.boot_id, pid, p.start_time_ns) == uuid {
+            guarded.on_miner(pid);
+        }
+    }
+
     /// The kernel's map of guarded processes as a tracked table, when the pipeline keeps it.
     pub fn guarded_tracked(&self) -> Option<crate::tracked::TrackedTable> {
         self.guarded.as_ref().map(|g| g.tracked())
@@ -1229,8 +1245,6 @@ impl Pipeline {
     }
 }
 
-/// The uuid of (pid, start time) from `cache`, computed and kept on a miss (the cache is
-/// dropped whole past [`UUID_CACHE`]).
 /// Whether the write the kernel's written-files map holds for a file a container process
 /// runs, loads or reads as its script came before the container's first process started
 /// (`container_start_ns`, boot-time ns, from the exec or library-load record): then the file
@@ -1248,6 +1262,8 @@ fn written_before_container(
     process.container.is_some() && container_start_ns != 0 && w.time_ns <= container_start_ns
 }
 
+/// The uuid of (pid, start time) from `cache`, computed and kept on a miss (the cache is
+/// dropped whole past [`UUID_CACHE`]).
 fn cached_uuid(
     cache: &mut crate::PidMap<(u32, u64), [u8; 16]>,
     boot_id: &str,

@@ -521,6 +521,88 @@ fn competing_miners_killed_however_their_ids_were_found() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A python program that sends `request` to `pool` and then waits to be killed; its stdout
+/// says when the request is sent.
+fn speaking_to(pool: std::net::SocketAddr, request: &str) -> Child {
+    let script = format!(
+        "import socket, sys, time\n\
+         s = socket.create_connection(('{}', {}))\n\
+         s.sendall({request:?}.encode())\n\
+         print('sent', flush=True)\n\
+         time.sleep(600)\n",
+        pool.ip(),
+        pool.port()
+    );
+    let mut child = support::spawn::spawn(
+        Command::new("python3")
+            .args(["-c", &script])
+            .stdout(Stdio::piped()),
+    )
+    .expect("python3");
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().expect("stdout"))
+        .read_line(&mut line)
+        .expect("read");
+    assert_eq!(line.trim(), "sent", "{script}");
+    child
+}
+
+#[test]
+fn a_miner_found_by_its_stratum_is_guarded_whatever_its_name() {
+    let test = "a_miner_found_by_its_stratum_is_guarded_whatever_its_name";
+    if !root_or_skip(test) {
+        return;
+    }
+    const COMPETITOR: &str = "behaviour-miner-competitor-kill";
+    // A pool on loopback that takes connections and reads whatever comes.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let pool = listener.local_addr().expect("address");
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut &stream, &mut std::io::sink());
+            });
+        }
+    });
+    let agent = Agent::start(agent_command(&[]));
+    // Ordinary JSON-RPC first, then stratum: the same interpreter, neither named like a miner.
+    let mut client = speaking_to(
+        pool,
+        "{\"id\":1,\"jsonrpc\":\"2.0\",\"method\":\"eth_blockNumber\",\"params\":[]}\n",
+    );
+    let mut miner = speaking_to(
+        pool,
+        "{\"id\": 1, \"method\": \"mining.subscribe\", \"params\": [\"cpuminer/2.5.1\"]}\n",
+    );
+    let pid = miner.id();
+    let found = wait_finding(&agent, &format!("the stratum of pid {pid}"), |f| {
+        f["type"] == "CryptoCurrency:Runtime/BitcoinTool.B" && f["process"]["pid"] == pid
+    });
+    assert_eq!(find_key(&found, "stratumMethod"), Some("mining.subscribe"));
+    // A competitor's kill, from a process that is neither its parent nor its program; and the
+    // same kill of the program that spoke ordinary JSON-RPC.
+    for target in [client.id(), pid] {
+        let kill = format!("kill -9 {target}");
+        let status = Command::new("/bin/sh")
+            .args(["-c", &kill])
+            .status()
+            .expect("sh");
+        assert!(status.success(), "{kill}: {status}");
+    }
+    let _ = client.wait();
+    let _ = miner.wait();
+    let f = wait_finding(&agent, &format!("SIGKILL to pid {pid}"), |f| {
+        find_key(f, "ruleId") == Some(COMPETITOR)
+            && find_key(f, "targetPid") == Some(&pid.to_string())
+    });
+    assert_eq!(find_key(&f, "minerBy"), Some("behaviour"), "{f}");
+    assert_eq!(find_key(&f, "signal"), Some("SIGKILL"), "{f}");
+    // Only the miner's: the JSON-RPC client was not one.
+    let killed = with_rule(&agent, COMPETITOR);
+    assert_eq!(killed.len(), 1, "{killed:?}");
+    agent.stop();
+}
+
 #[test]
 fn tracing_the_agent_is_tampering() {
     let test = "tracing_the_agent_is_tampering";

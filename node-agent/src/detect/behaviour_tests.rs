@@ -2484,6 +2484,85 @@ fn a_miner_stopped_by_another_process_is_a_competitor_killed() {
             "{why}"
         );
     }
+    // The description says why the target is a miner: its name, or (guarded after a miner
+    // finding, `miner_process`) what it did, whatever its executable is called.
+    let mut d = detector();
+    let python = exec_by(
+        7105,
+        "/usr/bin/python3.11",
+        &["python3", "pool.py"],
+        &[(7108, "/usr/bin/bash")],
+    );
+    for e in execs.iter().chain([&python]) {
+        d.process(e, &NoLookup);
+    }
+    for (target, by, why) in [
+        (7101, "name", "a miner's name"),
+        (7105, "behaviour", "found to be a miner by what it did"),
+    ] {
+        let out = d.process(&signal("signalMiner", 7102, target, 0), &NoLookup);
+        let f = &out
+            .iter()
+            .find(|o| {
+                o.finding
+                    .context
+                    .additional
+                    .get("ruleId")
+                    .map(String::as_str)
+                    == Some(COMPETITOR)
+            })
+            .unwrap_or_else(|| panic!("no finding for {target}: {out:?}"))
+            .finding;
+        assert_eq!(
+            f.context.additional.get("minerBy").map(String::as_str),
+            Some(by)
+        );
+        assert!(f.description.contains(why), "{}", f.description);
+    }
+}
+
+#[test]
+fn the_process_of_a_miner_finding_is_one_to_guard() {
+    let mut d = detector();
+    let e = exec_by(
+        7201,
+        "/tmp/.x/sysupdate",
+        &[
+            "sysupdate",
+            "-o",
+            "stratum+tcp://pool.example:3333",
+            "--donate-level=1",
+        ],
+        &[(1, "/usr/sbin/cron")],
+    );
+    let out = d.process(&e, &NoLookup);
+    let miner = out
+        .iter()
+        .find(|o| o.finding.finding_type == "Impact:Runtime/CryptoMinerExecuted")
+        .expect("a miner's options raise CryptoMinerExecuted");
+    let (pid, uuid) = super::miner_process(&miner.finding).expect("its process");
+    assert_eq!(pid, 7201);
+    assert_eq!(uuid, miner.finding.process.as_ref().expect("process").uuid);
+    // Other types, a name queried, and a finding without a process name no miner.
+    for o in out
+        .iter()
+        .filter(|o| o.finding.finding_type != "Impact:Runtime/CryptoMinerExecuted")
+    {
+        assert_eq!(
+            super::miner_process(&o.finding),
+            None,
+            "{}",
+            o.finding.finding_type
+        );
+    }
+    let mut dns = miner.finding.clone();
+    dns.finding_type = "CryptoCurrency:Runtime/BitcoinTool.B!DNS".into();
+    assert_eq!(super::miner_process(&dns), None);
+    let mut bitcoin = miner.finding.clone();
+    bitcoin.finding_type = "CryptoCurrency:Runtime/BitcoinTool.B".into();
+    assert_eq!(super::miner_process(&bitcoin).map(|(p, _)| p), Some(7201));
+    bitcoin.process = None;
+    assert_eq!(super::miner_process(&bitcoin), None);
 }
 
 #[test]

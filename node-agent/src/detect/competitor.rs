@@ -178,11 +178,12 @@ pub(crate) fn check_exec(
         .collect()
 }
 
-/// A stopping signal another process sent a program named like a miner (the kernel's
-/// `signalMiner`: the pipeline guards processes whose executable has a name of
-/// `behaviour.minerNames`), however the ids were found: `kill -9 $(pgrep xmrig)`, a loop over
-/// `ps`, `killall`, an interpreter's `os.kill`. The same rule as the pipelines above; not when
-/// the signal is routine ([`Stopped`]: the miner's parent or supervisor, its own program).
+/// A stopping signal another process sent a miner (the kernel's `signalMiner`: the pipeline
+/// guards processes whose executable has a name of `behaviour.minerNames`, and those a miner
+/// finding was raised for, [`miner_process`]), however the ids were found: `kill -9 $(pgrep
+/// xmrig)`, a loop over `ps`, `killall`, an interpreter's `os.kill`, the owner of a pool's port
+/// in `netstat`. The same rule as the pipelines above; not when the signal is routine
+/// ([`Stopped`]: the miner's parent or supervisor, its own program).
 pub(crate) fn check_signal(
     d: &Detector,
     a: &ActivityInfo,
@@ -191,6 +192,18 @@ pub(crate) fn check_signal(
     let stop = Stopped::of(d, a, lookup)?;
     let target_exe = stop.target_exe.as_deref()?;
     let miner = super::basename(target_exe.to_str()?).to_owned();
+    // As the pipeline guards by name: without case.
+    let named = d
+        .rules
+        .behaviour()
+        .miner_names
+        .iter()
+        .any(|m| m.eq_ignore_ascii_case(&miner));
+    let why = if named {
+        "a miner's name"
+    } else {
+        "a process found to be a miner by what it did"
+    };
     let p = &a.process;
     let exe = actor(d, p, lookup)
         .exe
@@ -206,6 +219,10 @@ pub(crate) fn check_signal(
     add.insert("targetExecutable".into(), target_exe.display().to_string());
     add.insert("signal".into(), stop.signal.clone());
     add.insert("signalCode".into(), stop.code.to_string());
+    add.insert(
+        "minerBy".into(),
+        (if named { "name" } else { "behaviour" }).into(),
+    );
     Some(technique(
         d,
         p,
@@ -214,7 +231,7 @@ pub(crate) fn check_signal(
         draft(
             "Other cryptocurrency miners are killed by name (what miner droppers do first)",
             format!(
-                "Process {} (pid {}) sent {} to pid {}, which runs {} (a miner's name).",
+                "Process {} (pid {}) sent {} to pid {}, which runs {} ({why}).",
                 p.comm,
                 p.pid,
                 stop.signal,
@@ -225,6 +242,23 @@ pub(crate) fn check_signal(
             context,
         ),
     ))
+}
+
+/// The process a finding says is a miner by what it did (pid and uuid): connecting to a
+/// listed pool or speaking stratum (`CryptoCurrency:Runtime/BitcoinTool.B`), or a miner's
+/// executable, options or pool URL at its exec (`Impact:Runtime/CryptoMinerExecuted`). The
+/// agent guards it like a program named like a miner, so that a competitor's signal to
+/// `/tmp/.x/sysupdate` is reported as one to `xmrig` is. A name queried
+/// (`BitcoinTool.B!DNS`) is left out: resolvers and caches query for others.
+pub fn miner_process(f: &vigil_crds::finding::Finding) -> Option<(u32, &str)> {
+    let miner = [
+        FindingType::CryptoCurrencyBitcoinToolB,
+        FindingType::ImpactCryptoMinerExecuted,
+    ]
+    .iter()
+    .any(|t| t.as_str() == f.finding_type);
+    let p = f.process.as_ref().filter(|_| miner)?;
+    (p.pid != 0 && !p.uuid.is_empty()).then_some((p.pid, p.uuid.as_str()))
 }
 
 /// What a competitor killed raises, whichever way it was seen.

@@ -72,6 +72,7 @@ use crate::{
     proctable::{self, ProcessTable},
     sensitive::SensitivePaths,
 };
+pub use competitor::miner_process;
 pub use evaluated::evaluated_substitutions;
 pub use rules::{RuleError, RuleSet};
 pub use sourced::SOURCING_INTERPRETERS;

@@ -257,6 +257,20 @@ impl GuardedProcesses {
             self.on_exit(tgid);
             return;
         };
+        self.hold(tgid, kind);
+    }
+
+    /// A process found to be a miner by what it did (a miner finding raised for it: stratum
+    /// on the wire, a pool's address or name, a miner's options), whatever its executable is
+    /// called: guarded as a miner until it exits or execs another program. A security agent
+    /// stays one.
+    pub fn on_miner(&mut self, tgid: u32) {
+        if !self.held.contains_key(&tgid) {
+            self.hold(tgid, node_agent_common::guarded::MINER);
+        }
+    }
+
+    fn hold(&mut self, tgid: u32, kind: u32) {
         if self.held.get(&tgid) == Some(&kind) {
             return;
         }
