@@ -142,10 +142,10 @@ async fn the_console_in_headless_chromium() {
     // The console over a filled store, on a loopback port.
     let scratch = temp_dir("browser");
     let dir = scratch.path();
-    let store = filled_store(&dir, 60);
+    let store = filled_store(dir, 60);
     let rules = dir.join("suppression-rules.yaml");
     let backend =
-        HostBackend::new(store, Some(rules.clone()), None).with_proc_root(fake_proc(&dir, true));
+        HostBackend::new(store, Some(rules.clone()), None).with_proc_root(fake_proc(dir, true));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("a loopback listener");

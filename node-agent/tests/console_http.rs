@@ -30,10 +30,10 @@ struct Console {
 fn console(name: &str, extra: usize, agent: bool) -> Console {
     let scratch = temp_dir(name);
     let dir = scratch.path();
-    let store = filled_store(&dir, extra);
+    let store = filled_store(dir, extra);
     let rules = dir.join("suppression-rules.yaml");
     let backend =
-        HostBackend::new(store, Some(rules.clone()), None).with_proc_root(fake_proc(&dir, agent));
+        HostBackend::new(store, Some(rules.clone()), None).with_proc_root(fake_proc(dir, agent));
     let options = ConsoleOptions::for_listen_address(HOST.parse().expect("an address"));
     let router = vigil_console::router(Arc::new(backend), options).expect("the router");
     Console {
@@ -649,7 +649,7 @@ async fn summary_coverage_usage_and_settings_show_this_host() {
 async fn settings_show_configured_lists_and_rules_with_their_match_counts() {
     let scratch = temp_dir("settings");
     let dir = scratch.path();
-    let store = filled_store(&dir, 0);
+    let store = filled_store(dir, 0);
     let rules = dir.join("rules.yaml");
     std::fs::write(
         &rules,
@@ -699,7 +699,7 @@ async fn settings_show_configured_lists_and_rules_with_their_match_counts() {
 async fn the_remote_address_goes_into_a_trusted_list_file_after_a_preview() {
     let scratch = temp_dir("trust");
     let dir = scratch.path();
-    let store = filled_store(&dir, 0);
+    let store = filled_store(dir, 0);
     let office = dir.join("office.txt");
     std::fs::write(&office, "# office\n198.51.100.0/24").expect("list");
     let fresh = dir.join("fresh.txt");
@@ -876,7 +876,7 @@ async fn a_foreign_host_name_is_refused_and_a_public_listener_is_read_only() {
 
     let scratch = temp_dir("public");
     let dir = scratch.path();
-    let backend = HostBackend::new(filled_store(&dir, 0), None, None);
+    let backend = HostBackend::new(filled_store(dir, 0), None, None);
     let router = vigil_console::router(
         Arc::new(backend),
         ConsoleOptions::for_listen_address("0.0.0.0:8765".parse().expect("an address")),

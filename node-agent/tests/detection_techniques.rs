@@ -4543,6 +4543,78 @@ fn a_thread_renamed_to_a_kernel_threads_name() {
     );
 }
 
+/// A program taking a system daemon's name (`behaviour.daemonNames`) so that `ps` lists it
+/// among the services: python renaming its thread `sshd` with prctl and `crond` through its
+/// procfs comm file, and a copy of /bin/true named `sshd` run from a scratch directory of
+/// `/tmp`, each raise `behaviour-masquerading` (Medium). A copy named `sshd-test` in the same
+/// place raises no masquerading.
+#[test]
+fn a_program_taking_a_daemons_name() {
+    if !privileged("a_program_taking_a_daemons_name") {
+        return;
+    }
+    let masquerading = |pid: u32| -> Vec<Finding> {
+        let mut d = detector();
+        let found: Vec<Finding> = tree_events(pid)
+            .iter()
+            .flat_map(|e| d.process(e, &NoLookup))
+            .map(|o| o.finding)
+            .collect();
+        of(&found, "behaviour-masquerading")
+            .into_iter()
+            .cloned()
+            .collect()
+    };
+    let procfs = AGENT
+        .hooks()
+        .iter()
+        .any(|h| h.hook == "rename" && h.mechanism == "tp_btf" && h.state == HookState::Active);
+    let mut renames = vec![(
+        "sshd",
+        "prctl(PR_SET_NAME)",
+        "import ctypes\nctypes.CDLL(None).prctl(15, b'sshd', 0, 0, 0)".to_owned(),
+    )];
+    if procfs {
+        renames.push((
+            "crond",
+            "write to a procfs comm file",
+            "open('/proc/self/comm', 'w').write('crond')".to_owned(),
+        ));
+    } else {
+        let message = "a_program_taking_a_daemons_name: NOT TESTED: a rename through a procfs \
+                       comm file (the rename sensor is not on task_rename here)";
+        assert!(std::env::var_os("CI").is_none(), "{message}");
+        eprintln!("{message}");
+    }
+    for (name, how, program) in renames {
+        let pid = run(Command::new("python3").args(["-c", &program]));
+        let f = masquerading(pid);
+        assert_eq!(f.len(), 1, "{name} by {how}: {f:?}");
+        assert_eq!(f[0].severity_label, SeverityLabel::Medium);
+        let add = &f[0].context.additional;
+        assert_eq!(add.get("nameAfter").map(String::as_str), Some(name));
+        assert_eq!(
+            add.get("masquerade").map(String::as_str),
+            Some(format!("a thread renamed to a system daemon's name ({how})").as_str())
+        );
+    }
+    let n = nonce();
+    let mut clean = Cleanup::default();
+    let dir = format!("/tmp/vigil-daemon-{n}");
+    clean.dirs(Path::new(&dir));
+    for (name, expected) in [("sshd", 1), ("sshd-test", 0)] {
+        let file = clean.file(format!("{dir}/{name}"));
+        std::fs::copy("/bin/true", &file).expect("copy");
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let f = masquerading(run(&mut Command::new(&file)));
+        assert_eq!(f.len(), expected, "{file}: {f:?}");
+        if let Some(f) = f.first() {
+            assert_eq!(f.severity_label, SeverityLabel::Medium);
+            assert_eq!(f.context.file_path.as_deref(), Some(file.as_str()));
+        }
+    }
+}
+
 /// Hidden programs (T1564.001) and masquerading (T1036), as third-party tests write them
 /// (issue 11, third red-team pass): a copy of /bin/true hidden as `/tmp/.x/.y` and in a hidden
 /// directory of `/var/tmp`; `exec -a '[kworker/0:1]' sh` (an argv[0] shaped like a kernel

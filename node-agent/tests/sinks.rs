@@ -167,9 +167,9 @@ async fn webhook_posts_the_document_signed_over_the_exact_body() {
     let receiver = Receiver::default();
     let (addr, _server) = serve(receiver.clone(), "127.0.0.1:0".parse().unwrap()).await;
     let d = start(
-        &dir,
+        dir,
         integrations(
-            &dir,
+            dir,
             &format!(
                 "sinks:\n  - {{name: siem, type: webhook, url: 'http://{addr}/hook', secretFile: '{{dir}}/key', minSeverity: Medium}}\n"
             ),
@@ -203,9 +203,9 @@ async fn slack_splunk_and_otlp_requests_have_their_shapes() {
     let receiver = Receiver::default();
     let (addr, _server) = serve(receiver.clone(), "127.0.0.1:0".parse().unwrap()).await;
     let d = start(
-        &dir,
+        dir,
         integrations(
-            &dir,
+            dir,
             &format!(
                 "sinks:
   - {{name: chat, type: slack, url: 'http://{addr}/services/T0/B0/xyz'}}
@@ -284,7 +284,7 @@ async fn nothing_is_lost_while_the_receiver_is_down_and_the_agent_restarts() {
     );
     let ids: BTreeSet<String> = (0..5).map(|i| format!("down-{i}")).collect();
     {
-        let d = start(&dir, integrations(&dir, &yaml));
+        let d = start(dir, integrations(dir, &yaml));
         for id in &ids {
             assert_eq!(d.submit(&finding(id, SeverityLabel::High)), 1);
         }
@@ -297,7 +297,7 @@ async fn nothing_is_lost_while_the_receiver_is_down_and_the_agent_restarts() {
     // The receiver comes up, then the agent starts again over the same queue.
     let receiver = Receiver::default();
     let (_addr, _server) = serve(receiver.clone(), addr).await;
-    let d = start(&dir, integrations(&dir, &yaml));
+    let d = start(dir, integrations(dir, &yaml));
     wait_for("every finding delivered", || stats(&d, "siem").queued == 0).await;
     let got = receiver.requests();
     let delivered: BTreeSet<String> = got
@@ -336,7 +336,7 @@ async fn a_finding_is_dead_lettered_after_max_attempts_and_the_next_one_goes_on(
         ),
         3,
     );
-    let d = start(&dir, integrations(&dir, &yaml));
+    let d = start(dir, integrations(dir, &yaml));
     d.submit(&finding("dead-1", SeverityLabel::High));
     wait_for("dead-lettered", || stats(&d, "siem").dead_lettered == 1).await;
     let attempts = receiver
@@ -361,7 +361,7 @@ async fn a_finding_is_dead_lettered_after_max_attempts_and_the_next_one_goes_on(
     wait_for("delivered", || stats(&d, "siem").delivered == 1).await;
     drop(d);
     // The dead-letter total is kept in the queue's file.
-    let d = start(&dir, integrations(&dir, &yaml));
+    let d = start(dir, integrations(dir, &yaml));
     assert_eq!(stats(&d, "siem").dead_lettered_total, 2);
 }
 
@@ -372,7 +372,7 @@ async fn a_bad_sink_is_reported_by_name_and_the_others_deliver() {
     let receiver = Receiver::default();
     let (addr, _server) = serve(receiver.clone(), "127.0.0.1:0".parse().unwrap()).await;
     let integrations = integrations(
-        &dir,
+        dir,
         &format!(
             "sinks:
   - {{name: broken, type: webhook, url: 'http://{addr}/x', secretFile: '{{dir}}/no-such-key'}}
@@ -421,7 +421,7 @@ async fn a_full_queue_evicts_the_oldest_lowest_severity_finding() {
     let yaml = format!(
         "sinks:\n  - {{name: siem, type: webhook, url: 'http://{addr}/hook', secretFile: '{{dir}}/key'}}\ndelivery:\n  maxQueued: 3\n  initialBackoffMillis: 60000\n  maxBackoffMillis: 60000\n"
     );
-    let d = start(&dir, integrations(&dir, &yaml));
+    let d = start(dir, integrations(dir, &yaml));
     for (id, label) in [
         ("l1", SeverityLabel::Low),
         ("h1", SeverityLabel::High),

@@ -85,6 +85,8 @@ pub(crate) struct BehaviourSpec {
     #[serde(default)]
     miner_names: Vec<String>,
     #[serde(default)]
+    daemon_names: Vec<String>,
+    #[serde(default)]
     pid_filters: Vec<String>,
     #[serde(default)]
     database_servers: Vec<String>,
@@ -454,6 +456,10 @@ pub struct Behaviour {
     /// Names miner campaigns' programs have (`xmrig`, `kinsing`, `kdevtmpfsi`): a process
     /// search naming one whose ids reach `xargs kill` is a competitor killed.
     pub miner_names: Vec<String>,
+    /// The system's daemons as the kernel holds a process's name (15 bytes): a thread renamed
+    /// to one by another program, or a file so named run from a memory-backed or
+    /// world-writable directory, is dressed up as it.
+    pub daemon_names: Vec<String>,
     /// Programs that pass on the lines of a process listing (`grep`, `awk`, `cut`), by
     /// executable name: between a search and `xargs kill`.
     pub pid_filters: Vec<String>,
@@ -666,6 +672,7 @@ impl Behaviour {
             ("webServers", &spec.web_servers),
             ("webServerHelpers", &spec.web_server_helpers),
             ("minerNames", &spec.miner_names),
+            ("daemonNames", &spec.daemon_names),
             ("pidFilters", &spec.pid_filters),
             ("databaseServers", &spec.database_servers),
             ("databaseServerHelpers", &spec.database_server_helpers),
@@ -683,6 +690,12 @@ impl Behaviour {
                     ));
                 }
             }
+        }
+        if let Some(i) = spec.daemon_names.iter().position(|n| n.len() > 15) {
+            return Err(invalid(
+                format!("behaviour.daemonNames[{i}]"),
+                "must be at most 15 bytes: the kernel keeps no more of a process's name",
+            ));
         }
         for (i, d) in spec.decoders.iter().enumerate() {
             if d.program.is_empty() || d.program.contains('/') {
@@ -788,6 +801,7 @@ impl Behaviour {
         self.web_servers.extend(spec.web_servers);
         self.web_server_helpers.extend(spec.web_server_helpers);
         self.miner_names.extend(spec.miner_names);
+        self.daemon_names.extend(spec.daemon_names);
         self.pid_filters.extend(spec.pid_filters);
         self.database_servers.extend(spec.database_servers);
         self.database_server_helpers

@@ -2370,6 +2370,114 @@ fn a_security_agent_stopped_by_another_process_and_its_supervisors_are_told_apar
 }
 
 #[test]
+fn a_thread_renamed_to_a_daemons_name_by_another_program_is_masquerading() {
+    let programs = [
+        (60, "/usr/bin/python3.11"),
+        (61, "/usr/sbin/sshd"),
+        (62, "/usr/lib/openssh/sshd-session"),
+        (63, "/lib/systemd/systemd-journald"),
+        (64, "/tmp/.x/updater"),
+    ];
+    let renamed = |pid: u32, old: &str, new: &str| {
+        let mut d = detector();
+        for (p, exe) in programs {
+            d.process(&exec_by(p, exe, &[exe], &[(1, "/sbin/init")]), &NoLookup);
+        }
+        let out = d.process(
+            &activity("rename", |a| {
+                a.process = proc_ref(pid, old);
+                a.source = Some(old.into());
+                a.name = Some(new.into());
+            }),
+            &NoLookup,
+        );
+        out.into_iter()
+            .filter(|o| {
+                o.finding
+                    .context
+                    .additional
+                    .get("ruleId")
+                    .map(String::as_str)
+                    == Some("behaviour-masquerading")
+            })
+            .map(|o| o.finding)
+            .collect::<Vec<_>>()
+    };
+    // A python program and a dropped binary taking a daemon's name: Medium.
+    for (pid, old, new) in [
+        (60, "python3", "sshd"),
+        (64, "updater", "crond"),
+        (60, "python3", "systemd-journal"),
+    ] {
+        let found = renamed(pid, old, new);
+        assert_eq!(found.len(), 1, "{pid} to {new}");
+        let f = &found[0];
+        assert_eq!(f.severity_label, SeverityLabel::Medium, "{new}");
+        assert_eq!(
+            f.context.additional.get("masquerade").map(String::as_str),
+            Some("a thread renamed to a system daemon's name (prctl(PR_SET_NAME))")
+        );
+        assert!(
+            f.description.contains("a system daemon's name"),
+            "{}",
+            f.description
+        );
+    }
+    // The daemon naming its own threads (journald's name as the kernel holds it), sshd's
+    // session program, a name left as it was, an ordinary thread name, and a process whose
+    // executable is unknown: nothing.
+    for (pid, old, new) in [
+        (61, "sshd", "sshd"),
+        (62, "sshd-session", "sshd"),
+        (63, "systemd-journal", "systemd-journal"),
+        (63, "x", "systemd-journal"),
+        (60, "sshd", "sshd"),
+        (60, "python3", "worker-1"),
+        (99, "python3", "sshd"),
+    ] {
+        assert!(renamed(pid, old, new).is_empty(), "{pid}: {old} to {new}");
+    }
+    // A kernel thread's name stays High.
+    let found = renamed(60, "python3", "kworker/0:1");
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].severity_label, SeverityLabel::High);
+}
+
+#[test]
+fn an_executable_named_like_a_daemon_in_a_temporary_directory_is_masquerading() {
+    let masquerade = |exe: &str| {
+        run_all(&[exec_by(70, exe, &[exe], &[(1, "/sbin/init")])])
+            .into_iter()
+            .filter(|(_, rule, _)| rule == "behaviour-masquerading")
+            .collect::<Vec<_>>()
+    };
+    for exe in [
+        "/tmp/.x/sshd",
+        "/dev/shm/crond",
+        "/var/tmp/systemd-journald",
+    ] {
+        assert_eq!(
+            masquerade(exe),
+            [(
+                "DefenseEvasion:Runtime/SuspiciousCommand".to_owned(),
+                "behaviour-masquerading".to_owned(),
+                SeverityLabel::Medium
+            )],
+            "{exe}"
+        );
+    }
+    for exe in [
+        "/usr/sbin/sshd",
+        "/usr/sbin/cron",
+        "/lib/systemd/systemd-journald",
+        "/opt/app/bin/init",
+        "/tmp/build/sshd-test",
+    ] {
+        assert!(masquerade(exe).is_empty(), "{exe}");
+    }
+}
+
+#[test]
 fn a_rename_names_the_thread_renamed_and_how() {
     let mut d = detector();
     // The main thread of pid 40 wrote another thread's comm file.
@@ -2574,6 +2682,10 @@ fn behaviour_sections_merge_and_bad_entries_are_named() {
     .unwrap();
     assert_eq!(set.behaviour().debuggers, ["mydbg"]);
     let cases = [
+        (
+            "behaviour:\n  daemonNames: [sshd, systemd-journald]\n",
+            "behaviour.daemonNames[1]",
+        ),
         (
             "behaviour:\n  runtimeSockets: [run/x.sock]\n",
             "behaviour.runtimeSockets[0]",

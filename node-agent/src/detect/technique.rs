@@ -685,6 +685,14 @@ fn masquerading(
         && !shell_like(b, exe_name)
     {
         ("a copy of a shell under another program's name", 5.0)
+    } else if daemon_name(b, path_basename(&e.exe))
+        && e.exe.to_str().is_some_and(|exe| placed_dir(b, exe))
+    {
+        (
+            "an executable file named like a system daemon, in a memory-backed or \
+             world-writable directory",
+            5.0,
+        )
     } else {
         return None;
     };
@@ -761,6 +769,19 @@ fn kernel_thread_file_name(name: &str) -> bool {
         .unwrap_or(name)
         .trim_end_matches(|c: char| c.is_ascii_digit());
     KERNEL_THREAD_NAMES.contains(&stem)
+}
+
+/// A name as the kernel holds it for a process: its first 15 bytes (`TASK_COMM_LEN`, less the
+/// terminating zero), `systemd-journal` for `systemd-journald`.
+fn comm_of(name: &str) -> &str {
+    name.get(..15).unwrap_or(name)
+}
+
+/// Whether `name` (a process name, or a file name as exec would make it one) is one of the
+/// system's daemons (`behaviour.daemonNames`, as the kernel holds them).
+fn daemon_name(b: &Behaviour, name: &str) -> bool {
+    let comm = comm_of(name);
+    b.daemon_names.iter().any(|n| n == comm)
 }
 
 /// Whether an executable's file name is a shared library's (`libudev.so.6`, `libfoo.so`):
@@ -1876,17 +1897,20 @@ pub(super) fn check_activity(
     match a.operation {
         "signalGuarded" => security_agent_stopped(d, a, lookup),
         "signalMiner" => super::competitor::check_signal(d, a, lookup),
-        "rename" => renamed_as_kernel_thread(d, a, lookup),
+        "rename" => renamed_as_another(d, a, lookup),
         _ => None,
     }
 }
 
-/// A thread of a program renaming itself (`prctl(PR_SET_NAME)`) to a kernel thread's name
-/// (`[kworker/1:1]`, `kswapd0`): what miners and backdoors do so that `ps` and `top` list them
-/// among the kernel's threads. Kernel threads never call prctl; programs name their threads
-/// after their work (`tokio-runtime-w`, `C2 CompilerThre`), never so. The name is the one the
-/// kernel holds after the call, and the executable is the one the kernel ran.
-fn renamed_as_kernel_thread(
+/// A thread of a program renaming itself (`prctl(PR_SET_NAME)`, a procfs comm file) to a
+/// kernel thread's name (`[kworker/1:1]`, `kswapd0`) or a system daemon's (`sshd`, `crond`,
+/// `behaviour.daemonNames`): what miners and backdoors do so that `ps` and `top` list them
+/// among the kernel's threads or the system's services. Kernel threads never call prctl; a
+/// daemon has its name from its exec, and programs name their threads after their work
+/// (`tokio-runtime-w`, `C2 CompilerThre`), never so. A daemon naming its own threads so (its
+/// executable has the name, or starts with it and a dash: `sshd-session`) is itself. The name
+/// is the one the kernel holds after the call, and the executable is the one the kernel ran.
+fn renamed_as_another(
     d: &Detector,
     a: &ActivityInfo,
     lookup: &dyn ProcessLookup,
@@ -1896,14 +1920,24 @@ fn renamed_as_kernel_thread(
     }
     let new = a.name.as_deref()?;
     let old = a.source.as_deref().unwrap_or_default();
-    if !kernel_thread_file_name(new) || kernel_thread_file_name(old) {
-        return None;
-    }
     let p = &a.process;
-    let exe = actor(d, p, lookup)
-        .exe
-        .map(|e| e.display().to_string())
-        .unwrap_or_default();
+    let exe = actor(d, p, lookup).exe;
+    let (imitated, severity) = if kernel_thread_file_name(new) {
+        if kernel_thread_file_name(old) {
+            return None;
+        }
+        ("a kernel thread's name", 7.0)
+    } else if daemon_name(d.rules.behaviour(), new) && old != new {
+        // Its executable unknown, whose name it is cannot be told.
+        let own = path_basename(exe.as_deref()?);
+        if comm_of(own) == new || own.strip_prefix(new).is_some_and(|r| r.starts_with('-')) {
+            return None;
+        }
+        ("a system daemon's name", 5.0)
+    } else {
+        return None;
+    };
+    let exe = exe.map(|e| e.display().to_string()).unwrap_or_default();
     let mut context = RuntimeContext {
         file_path: (!exe.is_empty()).then(|| exe.clone()),
         ..RuntimeContext::default()
@@ -1914,7 +1948,7 @@ fn renamed_as_kernel_thread(
     let add = &mut context.additional;
     add.insert(
         "masquerade".into(),
-        format!("a thread renamed to a kernel thread's name ({how})"),
+        format!("a thread renamed to {imitated} ({how})"),
     );
     add.insert("nameBefore".into(), old.to_owned());
     add.insert("nameAfter".into(), new.to_owned());
@@ -1927,13 +1961,13 @@ fn renamed_as_kernel_thread(
             finding_type: FindingType::DefenseEvasionSuspiciousCommand,
             rule: "behaviour-masquerading",
             mitre: "T1036.004",
-            severity: Some(7.0),
+            severity: Some(severity),
         },
         draft(
             "A process is dressed up as another program",
             format!(
                 "Process {exe} (pid {}) renamed its thread {thread} from `{old}` to `{new}`, \
-                 a kernel thread's name ({how}).",
+                 {imitated} ({how}).",
                 p.pid
             ),
             format!("{exe}\0rename\0{new}"),
