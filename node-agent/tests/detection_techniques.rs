@@ -2563,6 +2563,21 @@ fn scripts_that_pipe_downloaded_or_decoded_code_into_a_shell() {
         "/usr/bin/base64",
         stdin,
     );
+    // Obfuscated rather than encoded: reversed (`rev`), ROT13 (`tr`).
+    raised(
+        "rev.sh",
+        "echo 'eurt' | rev | sh",
+        decode,
+        "/usr/bin/rev",
+        stdin,
+    );
+    raised(
+        "rot13.sh",
+        "echo 'gehr' | tr 'a-z' 'n-za-m' | sh",
+        decode,
+        "/usr/bin/tr",
+        stdin,
+    );
     raised(
         "sh-procsubst.sh",
         &format!("sh <(curl -s {url}/x.sh)"),
@@ -2597,6 +2612,9 @@ fn scripts_that_pipe_downloaded_or_decoded_code_into_a_shell() {
     };
     quiet("jq.sh", &format!("curl -s {url}/v.json | jq .version"));
     quiet("grep.sh", &format!("curl -s {url}/x.sh | grep -c true"));
+    // rev as scripts use it (the last path component), tr changing case: no program.
+    quiet("rev-path.sh", "echo /a/b/c | rev | cut -d/ -f1 | rev");
+    quiet("tr-case.sh", "echo TRUE | tr 'A-Z' 'a-z' | sh");
     quiet(
         "fetch-only.sh",
         &format!("curl -s -o {} {url}/x.sh", dir.path("fetched.sh")),

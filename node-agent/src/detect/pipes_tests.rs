@@ -271,6 +271,36 @@ fn shells_reading_downloaded_or_decoded_code_from_a_pipe() {
             Some((DECODE, 11)),
         ),
         (
+            "rev | sh: a program reversed line by line",
+            &[
+                x(10, "/usr/bin/rev", &["rev"], Some(9), Some(10)),
+                x(11, "/usr/bin/dash", &["sh"], Some(10), None),
+            ],
+            Some((DECODE, 11)),
+        ),
+        (
+            "tr a-z n-za-m | sh: ROT13",
+            &[
+                x(
+                    10,
+                    "/usr/bin/tr",
+                    &["tr", "a-z", "n-za-m"],
+                    Some(9),
+                    Some(10),
+                ),
+                x(11, "/usr/bin/dash", &["sh"], Some(10), None),
+            ],
+            Some((DECODE, 11)),
+        ),
+        (
+            "tr a-z A-Z | sh: a filter, not a decoder",
+            &[
+                x(10, "/usr/bin/tr", &["tr", "a-z", "A-Z"], Some(9), Some(10)),
+                x(11, "/usr/bin/dash", &["sh"], Some(10), None),
+            ],
+            None,
+        ),
+        (
             "curl URL | gunzip | bash: through a filter, execs in any order",
             &[
                 x(12, "/usr/bin/bash", &["bash"], Some(12), None),
