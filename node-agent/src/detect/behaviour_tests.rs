@@ -2437,6 +2437,28 @@ fn a_thread_renamed_to_a_daemons_name_by_another_program_is_masquerading() {
     ] {
         assert!(renamed(pid, old, new).is_empty(), "{pid}: {old} to {new}");
     }
+    // Another thread of the process renamed `cron` (a JVM names its native threads after the
+    // Java ones): not the name `ps` lists the process by.
+    let mut d = detector();
+    d.process(
+        &exec_by(
+            60,
+            "/usr/bin/python3.11",
+            &["python3"],
+            &[(1, "/sbin/init")],
+        ),
+        &NoLookup,
+    );
+    let out = d.process(
+        &activity("rename", |a| {
+            a.process = proc_ref(60, "python3");
+            a.process.tid = 61;
+            a.source = Some("Thread-1".into());
+            a.name = Some("cron".into());
+        }),
+        &NoLookup,
+    );
+    assert!(out.is_empty(), "{out:?}");
     // A kernel thread's name stays High.
     let found = renamed(60, "python3", "kworker/0:1");
     assert_eq!(found.len(), 1);

@@ -1907,9 +1907,11 @@ pub(super) fn check_activity(
 /// `behaviour.daemonNames`): what miners and backdoors do so that `ps` and `top` list them
 /// among the kernel's threads or the system's services. Kernel threads never call prctl; a
 /// daemon has its name from its exec, and programs name their threads after their work
-/// (`tokio-runtime-w`, `C2 CompilerThre`), never so. A daemon naming its own threads so (its
-/// executable has the name, or starts with it and a dash: `sshd-session`) is itself. The name
-/// is the one the kernel holds after the call, and the executable is the one the kernel ran.
+/// (`tokio-runtime-w`, `C2 CompilerThre`), never so. A daemon's name counts for the main
+/// thread only, the name `ps` lists the process by: the JVM gives each native thread its Java
+/// thread's name, which may well be `cron`. A daemon naming its own threads so (its executable
+/// has the name, or starts with it and a dash: `sshd-session`) is itself. The name is the one
+/// the kernel holds after the call, and the executable is the one the kernel ran.
 fn renamed_as_another(
     d: &Detector,
     a: &ActivityInfo,
@@ -1927,7 +1929,10 @@ fn renamed_as_another(
             return None;
         }
         ("a kernel thread's name", 7.0)
-    } else if daemon_name(d.rules.behaviour(), new) && old != new {
+    } else if daemon_name(d.rules.behaviour(), new)
+        && old != new
+        && a.target_pid.unwrap_or(p.tid) == p.pid
+    {
         // Its executable unknown, whose name it is cannot be told.
         let own = path_basename(exe.as_deref()?);
         if comm_of(own) == new || own.strip_prefix(new).is_some_and(|r| r.starts_with('-')) {
