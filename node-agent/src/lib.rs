@@ -37,3 +37,18 @@ pub mod tracked;
 /// numbers the kernel assigns, so foldhash's seeded hash (a few ns) is enough where the
 /// standard SipHash costs several times more. Not for keys a workload chooses freely.
 pub type PidMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+
+/// A path under a fresh scratch directory (`prefix` names it) that does not exist yet, for a
+/// database the code under test creates with its parents; the directory goes with the guard.
+#[cfg(test)]
+pub(crate) fn scratch_path(
+    prefix: &str,
+    relative: &str,
+) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .expect("a scratch directory");
+    let path = dir.path().join(relative);
+    (dir, path)
+}

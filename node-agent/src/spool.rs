@@ -593,14 +593,8 @@ mod tests {
 
     type Spool = super::Spool<Action>;
 
-    /// A spool path in a directory that does not exist yet, removed with the guard.
     fn temp_db(name: &str) -> (tempfile::TempDir, PathBuf) {
-        let dir = tempfile::Builder::new()
-            .prefix(&format!("vigil-spool-{name}-"))
-            .tempdir()
-            .unwrap();
-        let path = dir.path().join("sub").join("spool.db");
-        (dir, path)
+        crate::scratch_path(&format!("vigil-spool-{name}-"), "sub/spool.db")
     }
 
     fn apply(id: &str, severity: f64, count: u64) -> Action {

@@ -169,14 +169,8 @@ mod tests {
 
     const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS t (k TEXT PRIMARY KEY, v TEXT NOT NULL);";
 
-    /// A database path in a directory that does not exist yet, removed with the guard.
     fn temp(name: &str) -> (tempfile::TempDir, PathBuf) {
-        let dir = tempfile::Builder::new()
-            .prefix(&format!("vigil-sqlite-{name}-"))
-            .tempdir()
-            .unwrap();
-        let path = dir.path().join("state").join("db.sqlite");
-        (dir, path)
+        crate::scratch_path(&format!("vigil-sqlite-{name}-"), "state/db.sqlite")
     }
 
     fn mode(path: &Path) -> u32 {

@@ -1189,15 +1189,8 @@ mod tests {
         }
     }
 
-    /// A database path in a directory of its own that does not exist yet (the store makes
-    /// it), removed with the returned guard.
     fn temp_db(name: &str) -> (tempfile::TempDir, PathBuf) {
-        let dir = tempfile::Builder::new()
-            .prefix(&format!("vigil-store-{name}-"))
-            .tempdir()
-            .unwrap();
-        let path = dir.path().join("sub").join("findings.db");
-        (dir, path)
+        crate::scratch_path(&format!("vigil-store-{name}-"), "sub/findings.db")
     }
 
     #[test]

@@ -2098,6 +2098,27 @@ fn agent_prints_stores_and_lists_findings() {
     );
 }
 
+/// The agent binary run with `run --findings-only` and `args`, and its findings as it prints
+/// them.
+fn agent_findings(args: &[&str]) -> (Child, std::sync::mpsc::Receiver<Finding>) {
+    let mut agent = Command::new(AGENT_BIN)
+        .args(["run", "--findings-only"])
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the agent");
+    let stdout = agent.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel::<Finding>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(serde_json::from_str(&line).expect("a finding document per line"));
+        }
+    });
+    (agent, rx)
+}
+
 /// A self-deleting dropper through the agent binary: a `#!/bin/sh` script fetched with curl
 /// from a loopback server, made executable and run, whose first line removes it. The agent
 /// reads records in batches (a quarter MiB or its poll interval), so on a busy host it reads
@@ -2133,20 +2154,7 @@ fn a_self_deleting_downloaded_script_through_the_agent_binary() {
         }
     });
     let dir = Scratch::new("selfdel");
-    let mut agent = Command::new(AGENT_BIN)
-        .args(["run", "--findings-only", "--no-store", "--duration", "600s"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the agent");
-    let stdout = agent.stdout.take().expect("stdout");
-    let (tx, rx) = std::sync::mpsc::channel::<Finding>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(serde_json::from_str(&line).expect("a finding document per line"));
-        }
-    });
+    let (mut agent, rx) = agent_findings(&["--no-store", "--duration", "600s"]);
     // First, until the agent reports a tool it sees run: it has attached and reads records.
     let tool = dir.program("/bin/true", "masscan");
     let deadline = std::time::Instant::now() + Duration::from_secs(300);
@@ -2210,28 +2218,13 @@ fn a_disabled_finding_type_is_never_raised_by_the_agent() {
     if !privileged("a_disabled_finding_type_is_never_raised_by_the_agent") {
         return;
     }
-    let mut agent = Command::new(AGENT_BIN)
-        .args([
-            "run",
-            "--findings-only",
-            "--no-store",
-            "--duration",
-            "600s",
-            "--disable-finding",
-            "DefenseEvasion:Runtime/ProcessInjection.VirtualMemoryWrite",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the agent");
-    let stdout = agent.stdout.take().expect("stdout");
-    let (tx, rx) = std::sync::mpsc::channel::<Finding>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(serde_json::from_str(&line).expect("a finding document per line"));
-        }
-    });
+    let (mut agent, rx) = agent_findings(&[
+        "--no-store",
+        "--duration",
+        "600s",
+        "--disable-finding",
+        "DefenseEvasion:Runtime/ProcessInjection.VirtualMemoryWrite",
+    ]);
     let trigger = |what: &str| {
         let child = Command::new(TRIGGER)
             .arg(what)

@@ -546,11 +546,8 @@ mod tests {
 
     /// A spool in a directory of its own, removed with the returned guard.
     fn temp_spool(name: &str) -> (tempfile::TempDir, Arc<Mutex<Spool>>) {
-        let dir = tempfile::Builder::new()
-            .prefix(&format!("vigil-deliver-{name}-"))
-            .tempdir()
-            .unwrap();
-        let spool = Spool::open(&dir.path().join("spool.db"), SpoolLimits::default()).unwrap();
+        let (dir, path) = crate::scratch_path(&format!("vigil-deliver-{name}-"), "spool.db");
+        let spool = Spool::open(&path, SpoolLimits::default()).unwrap();
         (dir, Arc::new(Mutex::new(spool)))
     }
 
