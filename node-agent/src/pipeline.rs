@@ -1078,12 +1078,7 @@ impl Pipeline {
         let Some(written) = &self.written else {
             return;
         };
-        let shebang = info
-            .argv
-            .iter()
-            .skip(1)
-            .take(2)
-            .any(|a| *a == info.filename);
+        let shebang = script_follows_interpreter(info);
         let operand = || {
             self.script_rules
                 .as_ref()
@@ -1260,13 +1255,18 @@ impl Pipeline {
 /// not have that shape.
 fn shebang_interpreter(info: &ExecInfo) -> Option<&Path> {
     let first = info.argv.first()?;
-    let script_follows = info
-        .argv
+    (first.starts_with('/') && *first != info.filename && script_follows_interpreter(info))
+        .then(|| Path::new(first))
+}
+
+/// Whether the path exec'd comes second or third in argv, where the kernel puts a `#!`
+/// script's path after its interpreter (and the interpreter's optional argument).
+fn script_follows_interpreter(info: &ExecInfo) -> bool {
+    info.argv
         .iter()
         .skip(1)
         .take(2)
-        .any(|a| *a == info.filename);
-    (first.starts_with('/') && *first != info.filename && script_follows).then(|| Path::new(first))
+        .any(|a| *a == info.filename)
 }
 
 /// Whether the write the kernel's written-files map holds for a file a container process
