@@ -176,6 +176,14 @@ pub struct KernelOffsets {
     pub dentry_inode: u32,
     /// `vfsmount.mnt_sb`
     pub vfsmount_sb: u32,
+    /// `cgroup.kn` (the cgroup's directory, `struct kernfs_node *`).
+    pub cgroup_kn: u32,
+    /// `cgroup.root` (its hierarchy, `struct cgroup_root *`).
+    pub cgroup_root: u32,
+    /// `cgroup_root.hierarchy_id` (0: the unified, cgroup v2, hierarchy).
+    pub cgroup_root_hierarchy_id: u32,
+    /// `kernfs_node.id` (a cgroup's id, what `bpf_get_current_cgroup_id` returns).
+    pub kernfs_node_id: u32,
 }
 
 impl KernelOffsets {
@@ -262,6 +270,10 @@ impl KernelOffsets {
         task_pid_links: OFFSET_UNKNOWN,
         dentry_inode: OFFSET_UNKNOWN,
         vfsmount_sb: OFFSET_UNKNOWN,
+        cgroup_kn: OFFSET_UNKNOWN,
+        cgroup_root: OFFSET_UNKNOWN,
+        cgroup_root_hierarchy_id: OFFSET_UNKNOWN,
+        kernfs_node_id: OFFSET_UNKNOWN,
     };
 }
 
@@ -313,7 +325,7 @@ impl AgentConfig {
     };
 }
 
-const _: () = assert!(size_of::<AgentConfig>() == 20 + 81 * 4 + 8 + 8);
+const _: () = assert!(size_of::<AgentConfig>() == 20 + 85 * 4 + 8 + 8);
 
 /// The `bpf(2)` command number of the agent's identity marker: no real command has it, so the
 /// kernel answers `EINVAL` after the marker program has seen the call.

@@ -66,13 +66,15 @@ pub enum Hook {
     Sysctl = 27,
     /// `prctl(PR_SET_NAME)`: a thread renaming itself
     Rename = 28,
+    /// `cgroup_mkdir`: a cgroup made in the unified hierarchy (a container starting)
+    Cgroup = 29,
     /// The synthetic benchmark program (attached only by the benchmark).
     Synthetic = 31,
 }
 
 impl Hook {
     /// Every production hook, in slot order (the synthetic one is attached on request only).
-    pub const ALL: [Hook; 29] = [
+    pub const ALL: [Hook; 30] = [
         Hook::Exec,
         Hook::Fork,
         Hook::Exit,
@@ -102,6 +104,7 @@ impl Hook {
         Hook::Mknod,
         Hook::Sysctl,
         Hook::Rename,
+        Hook::Cgroup,
     ];
     /// Room in the map; hooks added later take the next numbers.
     pub const MAX: u32 = 32;
@@ -138,6 +141,7 @@ impl Hook {
             Hook::Mknod => "mknod",
             Hook::Sysctl => "sysctl",
             Hook::Rename => "rename",
+            Hook::Cgroup => "cgroup",
             Hook::Synthetic => "synthetic",
         }
     }

@@ -13,7 +13,9 @@ use aya_ebpf::{
     programs::{BtfTracePointContext, TracePointContext},
 };
 use node_agent_common::{
-    ActivityEvent, PATH_LEN, SocketPeer, WriterInfo, activity, kind,
+    ActivityEvent, PATH_LEN, SocketPeer, WriterInfo, activity,
+    config::OFFSET_UNKNOWN,
+    kind,
     stats::{Hook, StatKind},
 };
 
@@ -526,6 +528,73 @@ pub fn rename_btf(ctx: BtfTracePointContext) -> i32 {
         _pad: [0; 3],
     };
     emit(&pending, 0, Hook::Rename);
+    0
+}
+
+/// A cgroup made in the unified (v2) hierarchy: its id and path, so that a container's
+/// processes are known as the container's even when it ran for a moment and its cgroup was
+/// removed before the agent read their records. Cgroups of the v1 hierarchies (made beside it on
+/// a hybrid host) are left out: their ids are another numbering. Runs only when a cgroup is made.
+#[btf_tracepoint(function = "cgroup_mkdir")]
+pub fn cgroup_mkdir_btf(ctx: BtfTracePointContext) -> i32 {
+    // Without the hierarchy's id, a v1 cgroup could pass for a v2 one.
+    if config!(offsets.cgroup_root_hierarchy_id) == OFFSET_UNKNOWN {
+        return 0;
+    }
+    let cgrp = Kptr::from_btf_arg(ctx.arg::<u64>(0));
+    let root = cgrp.ptr(config!(offsets.cgroup_root));
+    if root.addr() == 0 || root.read::<i32>(config!(offsets.cgroup_root_hierarchy_id)) != 0 {
+        return 0;
+    }
+    let kn = cgrp.ptr(config!(offsets.cgroup_kn));
+    if kn.addr() == 0 {
+        return 0;
+    }
+    let id = kn.read::<u64>(config!(offsets.kernfs_node_id));
+    if id == 0 {
+        return 0;
+    }
+    let pending = Pending {
+        args: [id, 0, 0, 0, 0, 0],
+        before: current_ids(),
+        op: activity::CGROUP_MKDIR,
+        _pad: [0; 3],
+    };
+    let Some(mut entry) = reserve::<ActivityEvent>() else {
+        count(Hook::Cgroup, StatKind::Dropped);
+        return 0;
+    };
+    // SAFETY: reserved memory of the right size; `fill` writes every field.
+    unsafe {
+        let ev = &mut *entry.as_mut_ptr();
+        fill(ev, &pending, 0);
+        // SAFETY: at most PATH_LEN bytes into str1; the path is the kernel's string.
+        let n = bpf_probe_read_kernel_str(
+            ev.str1.as_mut_ptr().cast(),
+            PATH_LEN as u32,
+            ctx.arg::<u64>(1) as *const _,
+        );
+        if n > 0 {
+            ev.str1_len = (n - 1) as u32;
+        }
+        if n >= PATH_LEN as i64 {
+            // Longer: the bytes after those kept (a container's id is at the end).
+            let path = ctx.arg::<u64>(1) + (PATH_LEN as u64 - 1);
+            let m = bpf_probe_read_kernel_str(
+                ev.str2.as_mut_ptr().cast(),
+                PATH_LEN as u32,
+                path as *const _,
+            );
+            if m > 0 {
+                ev.str2_len = (m - 1) as u32;
+            }
+            if m >= PATH_LEN as i64 {
+                ev.flags |= 1;
+            }
+        }
+    }
+    entry.submit();
+    count(Hook::Cgroup, StatKind::Sent);
     0
 }
 

@@ -167,6 +167,16 @@ const FIELDS: &[FieldSpec] = &[
     // The root directory an exec'd image runs under (a chroot moves it): its inode and device.
     field!("dentry.d_inode", "dentry", ["d_inode"], dentry_inode),
     field!("vfsmount.mnt_sb", "vfsmount", ["mnt_sb"], vfsmount_sb),
+    // Cgroups made in the unified hierarchy (`cgroup_mkdir`): which hierarchy, and the id.
+    field!("cgroup.kn", "cgroup", ["kn"], cgroup_kn),
+    field!("cgroup.root", "cgroup", ["root"], cgroup_root),
+    field!(
+        "cgroup_root.hierarchy_id",
+        "cgroup_root",
+        ["hierarchy_id"],
+        cgroup_root_hierarchy_id
+    ),
+    field!("kernfs_node.id", "kernfs_node", ["id"], kernfs_node_id),
     field!("nsproxy.mnt_ns", "nsproxy", ["mnt_ns"], nsproxy_mnt_ns),
     field!(
         "nsproxy.pid_ns_for_children",

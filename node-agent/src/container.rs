@@ -14,7 +14,7 @@
 //! budget of reads per second, so a burst of new containers cannot hold the reader.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, VecDeque},
     fs,
     io::Read,
     os::unix::fs::MetadataExt,
@@ -418,6 +418,10 @@ pub struct ContainerResolver {
     root: Option<PathBuf>,
     proc_root: PathBuf,
     paths: HashMap<u64, String>,
+    /// Cgroups the kernel reported as made (`cgroup_mkdir`), oldest first: known even once
+    /// removed, which a scan cannot see. At most [`MADE_CGROUPS`]; ids are never reused.
+    made: HashMap<u64, String>,
+    made_order: VecDeque<u64>,
     by_cgroup: HashMap<u64, Option<Container>>,
     by_pid_ns: HashMap<u32, Option<Container>>,
     /// When the last scan started, boot-time ns.
@@ -454,6 +458,8 @@ impl ContainerResolver {
         Self {
             root,
             paths: HashMap::new(),
+            made: HashMap::new(),
+            made_order: VecDeque::new(),
             by_cgroup: HashMap::new(),
             by_pid_ns: HashMap::new(),
             last_scan_ns: 0,
@@ -544,13 +550,36 @@ impl ContainerResolver {
     /// already gone). A cgroup cannot be removed while it holds a process, so unknown ids come
     /// only from new cgroups and each costs at most one scan.
     pub fn cgroup_path(&mut self, cgroup_id: u64, seen_ns: u64) -> Option<String> {
-        if let Some(path) = self.paths.get(&cgroup_id) {
+        if let Some(path) = self
+            .paths
+            .get(&cgroup_id)
+            .or_else(|| self.made.get(&cgroup_id))
+        {
             return Some(path.clone());
         }
         if self.last_scan_ns <= seen_ns {
             self.rescan();
         }
         self.paths.get(&cgroup_id).cloned()
+    }
+
+    /// A cgroup the kernel made (`cgroup_mkdir` in the unified hierarchy), with its path from
+    /// the hierarchy's root. Kept after the cgroup is gone, so that the records of a container
+    /// that ran for a moment, read once it was removed, still name it.
+    pub fn on_cgroup_made(&mut self, cgroup_id: u64, path: String) {
+        if self.made.insert(cgroup_id, path).is_none() {
+            self.made_order.push_back(cgroup_id);
+        }
+        while self.made_order.len() > MADE_CGROUPS {
+            if let Some(old) = self.made_order.pop_front() {
+                self.made.remove(&old);
+            }
+        }
+        // Cached as no container (looked up by a scan that ran before the cgroup was made):
+        // looked up again.
+        if self.by_cgroup.get(&cgroup_id) == Some(&None) {
+            self.by_cgroup.remove(&cgroup_id);
+        }
     }
 
     /// The processes still in cgroup `cgroup_id` (its `cgroup.procs`, the first 64 KiB), in the
@@ -701,6 +730,10 @@ impl ContainerResolver {
     }
 }
 
+/// Cgroups kept from the kernel's reports of them being made: one is needed for as long as the
+/// records of its processes can wait in the ring, and a node makes far fewer than this in that
+/// time. Hierarchy ids are never reused, so an old entry is never wrong, only unused.
+pub const MADE_CGROUPS: usize = 16_384;
 /// Runtime state reads a second at most, over all containers.
 pub const STATE_READS_PER_SECOND: u32 = 32;
 /// Reads of one container's state at most while it is not there.
@@ -1215,5 +1248,38 @@ mod tests {
         let root = root.expect("cgroup v2 is mounted here");
         let ino = fs::metadata(&root).expect("root").ino();
         assert_eq!(resolver.cgroup_path(ino, boot_ns()).as_deref(), Some("/"));
+    }
+
+    #[test]
+    fn a_cgroup_reported_as_made_is_known_after_it_is_gone_and_the_oldest_are_let_go() {
+        // A hierarchy that never held the cgroup (it came and went before any scan).
+        let cgroups = tempfile::tempdir().unwrap();
+        let mut resolver =
+            ContainerResolver::new(Some(cgroups.path().to_owned()), PathBuf::from("/proc"));
+        let t = boot_ns();
+        assert!(resolver.container(7, t, 1, 0, true).is_none(), "unknown");
+        // The kernel's report comes before the records of the processes in it.
+        resolver.on_cgroup_made(7, format!("/libpod_parent/libpod-{ID}"));
+        let c = resolver.container(7, t, 1, 0, true).expect("a podman container");
+        assert_eq!((c.id.as_str(), c.runtime), (ID, Runtime::Podman));
+        // A pod's container, its path sent in two parts and joined.
+        let pod = "kubepods-besteffort-pod0f8e7d6c_5b4a_3928_1706_f5e4d3c2b1a0.slice";
+        resolver.on_cgroup_made(
+            8,
+            format!("/kubepods.slice/kubepods-besteffort.slice/{pod}/cri-containerd-{ID}.scope"),
+        );
+        let c = resolver.container(8, t, 1, 0, true).expect("a pod's container");
+        assert_eq!(c.runtime, Runtime::Containerd);
+        assert_eq!(
+            c.pod_uid.as_deref(),
+            Some("0f8e7d6c-5b4a-3928-1706-f5e4d3c2b1a0")
+        );
+        // Bounded: the oldest reports are let go first.
+        for id in 100..100 + MADE_CGROUPS as u64 {
+            resolver.on_cgroup_made(id, format!("/system.slice/docker-{DOCKER}.scope"));
+        }
+        assert!(resolver.made.len() <= MADE_CGROUPS);
+        assert_eq!(resolver.cgroup_path(8, 0), None, "let go");
+        assert!(resolver.cgroup_path(100 + MADE_CGROUPS as u64 - 1, 0).is_some());
     }
 }

@@ -1776,6 +1776,16 @@ pub fn activity_info(ev: &node_agent_common::ActivityEvent, clock: &Clock) -> Ac
     info
 }
 
+/// A cgroup made (`activity::CGROUP_MKDIR`): its id and its path as the kernel sent it (in two
+/// parts where it is long).
+pub fn cgroup_made(ev: &node_agent_common::ActivityEvent) -> (u64, String) {
+    let mut path = lossy(&ev.str1[..(ev.str1_len as usize).min(ev.str1.len())]);
+    path.push_str(&lossy(
+        &ev.str2[..(ev.str2_len as usize).min(ev.str2.len())],
+    ));
+    (ev.args[0], path)
+}
+
 /// How a thread's name was changed, from the syscall the caller was in (x86-64 numbers: the
 /// kernel sends them only there): prctl, or a write to a procfs `comm` file.
 fn rename_call(nr: u64) -> String {

@@ -201,7 +201,8 @@ struct SensorArgs {
     /// Do not attach this hook (repeatable): exec, fork, exit, connect, connect_outcome, accept, dns_socket,
     /// dns_egress, dns_ingress, file_open, file_change, memfd, ptrace, vm_write, vm_read,
     /// userfaultfd, module, mount, namespace, privilege, dup, library_load, bpf_agent,
-    /// signal_agent, file_dirents (fanotify), stream_egress.
+    /// signal_agent, stream_egress, open_by_handle, mknod, sysctl, rename, cgroup, file_dirents
+    /// (fanotify).
     #[arg(long = "disable-hook")]
     disabled: Vec<String>,
     /// Never raise this finding type (repeatable), e.g. `Execution:Runtime/NewLibraryLoaded`

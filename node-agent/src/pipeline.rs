@@ -19,8 +19,8 @@ use crate::{
     detect::accounts::{AccountChanges, AccountFile, AccountSnapshots},
     event::{
         ActivityInfo, Ancestor, Clock, Event, ExecInfo, ForkInfo, ProcessRef, activity_info,
-        dirent_info, dns_info, exec_info, exit_info, file_info, kernel_dev, net_info, normalize,
-        resolve_exe, stream_info, sysctl_info, user_dev, writer,
+        cgroup_made, dirent_info, dns_info, exec_info, exit_info, file_info, kernel_dev, net_info,
+        normalize, resolve_exe, stream_info, sysctl_info, user_dev, writer,
     },
     exe_hash::{Digest, ExeHashCache},
     file_changes::{ChangePairs, Source},
@@ -89,6 +89,10 @@ pub struct PipelineStats {
     /// Kernel settings written (the `sysctl` hook), turned into file events.
     #[serde(skip_serializing_if = "is_zero")]
     pub sysctl: u64,
+    /// Cgroups made in the unified hierarchy, learned by the container resolver (not turned
+    /// into events).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub cgroups_made: u64,
     /// Synthetic benchmark records (counted, not turned into events).
     #[serde(skip_serializing_if = "is_zero")]
     pub synthetic: u64,
@@ -787,6 +791,12 @@ impl Pipeline {
                 info.accounts_changed = self.accounts_changed(&info);
                 self.identify(&mut info.process);
                 Event::File(info)
+            }
+            Record::Activity(ev) if ev.op == node_agent_common::activity::CGROUP_MKDIR => {
+                self.stats.cgroups_made += 1;
+                let (id, path) = cgroup_made(ev);
+                self.containers.on_cgroup_made(id, path);
+                return None;
             }
             Record::Activity(ev) if ev.op == node_agent_common::activity::SYSCTL_WRITE => {
                 self.stats.sysctl += 1;

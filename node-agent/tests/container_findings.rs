@@ -184,8 +184,8 @@ fn build_image(scratch: &mut Scratch, tag: &str) -> String {
 /// A container that ran a command: started with `options` around a long-lived process (as
 /// workloads are), the command executed in it with `podman exec`, whatever its outcome.
 ///
-/// Long-lived because a container that is gone before the agent reads its first record
-/// (its cgroup removed) cannot be resolved to a container: see docs/SENSORS.md.
+/// Long-lived, as workloads are; a container that is gone before the agent reads its first
+/// record is the business of `a_container_gone_before_the_agent_reads_it_is_still_named`.
 struct Ran {
     id: String,
     name: String,
@@ -1379,4 +1379,88 @@ fn a_file_system_debugger_run_in_a_container() {
         explain(&found)
     );
     assert_eq!(f.severity_label, SeverityLabel::Medium);
+}
+
+/// A container that runs for a moment and is removed (`podman run --rm`), as an attack
+/// simulation runs one, through the agent binary. The agent reads records in batches, so it
+/// usually reads such a container's execs once the container and its cgroup are gone, and
+/// the test makes that certain by stopping the agent (its parent's SIGSTOP is no tampering)
+/// while the container runs. The kernel reports each cgroup as it is made (`cgroup_mkdir`), so
+/// the agent still knows the container its processes ran in: the binary written and run in it
+/// is `NewBinaryExecuted` (a type for containers only) naming the container podman made.
+/// Without that report the cgroup's id led nowhere and the exec passed as the host's.
+#[test]
+fn a_container_gone_before_the_agent_reads_it_is_still_named() {
+    let test = "a_container_gone_before_the_agent_reads_it_is_still_named";
+    if !podman_or_skip(test) {
+        return;
+    }
+    let mut scratch = Scratch::new("vigil-ctr-gone");
+    let image = build_image(&mut scratch, "gone");
+    let (mut agent, rx) = support::detection::agent_attached(
+        &["--no-store", "--duration", "600s"],
+        &scratch.path("agent"),
+    );
+    let cidfile = scratch.dir.join("cid");
+    let name = unique_name("vigil-ctr-gone");
+    let limits = ulimits();
+    let mut args = vec![
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--name",
+        name.as_str(),
+        "--cidfile",
+        cidfile.to_str().unwrap(),
+    ];
+    args.extend(limits.iter().map(String::as_str));
+    args.extend([
+        image.as_str(),
+        "/bin/sh",
+        "-c",
+        "cp /bin/true /tmp/dropped && /tmp/dropped",
+    ]);
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(agent.id() as i32, libc::SIGSTOP) };
+    let out = podman(&args);
+    // SAFETY: as above.
+    unsafe { libc::kill(agent.id() as i32, libc::SIGCONT) };
+    assert!(
+        out.status.success(),
+        "podman run: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let id = std::fs::read_to_string(&cidfile).expect("podman wrote the container's id");
+    let id = id.trim();
+    assert!(
+        podman(&["container", "exists", id]).status.code() == Some(1),
+        "the container is removed"
+    );
+    let mut found = None;
+    let mut seen = Vec::new();
+    while let Ok(f) = rx.recv_timeout(WAIT) {
+        if f.finding_type.as_str() == "Execution:Runtime/NewBinaryExecuted"
+            && f.process.as_ref().map(|p| p.executable_path.as_str()) == Some("/tmp/dropped")
+        {
+            found = Some(f);
+            break;
+        }
+        seen.push(f);
+    }
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(agent.id() as i32, libc::SIGTERM) };
+    let _ = agent.wait();
+    let f = found.unwrap_or_else(|| {
+        panic!(
+            "no NewBinaryExecuted for /tmp/dropped in {id}; the agent reported:\n{}",
+            explain(&seen)
+        )
+    });
+    let container = f
+        .resource
+        .container
+        .as_ref()
+        .expect("the finding names a container");
+    assert_eq!(container.id, id, "{}", explain(std::slice::from_ref(&f)));
 }

@@ -29,6 +29,7 @@ use node_agent::{
     sensor::{HookState, SensorOptions},
 };
 use sha2::{Digest as _, Sha256};
+use support::detection::{agent_attached, agent_findings};
 use vigil_crds::finding::{Finding, SeverityLabel};
 use vigil_detection::{
     DgaModel, FindingType, IndicatorKind, IntelConfig, ListFormat, ListSource, ThreatIntel,
@@ -2098,27 +2099,6 @@ fn agent_prints_stores_and_lists_findings() {
     );
 }
 
-/// The agent binary run with `run --findings-only` and `args`, and its findings as it prints
-/// them.
-fn agent_findings(args: &[&str]) -> (Child, std::sync::mpsc::Receiver<Finding>) {
-    let mut agent = Command::new(AGENT_BIN)
-        .args(["run", "--findings-only"])
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the agent");
-    let stdout = agent.stdout.take().expect("stdout");
-    let (tx, rx) = std::sync::mpsc::channel::<Finding>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(serde_json::from_str(&line).expect("a finding document per line"));
-        }
-    });
-    (agent, rx)
-}
-
 /// A self-deleting dropper through the agent binary: a `#!/bin/sh` script fetched with curl
 /// from a loopback server, made executable and run, whose first line removes it. The agent
 /// reads records in batches (a quarter MiB or its poll interval), so on a busy host it reads
@@ -2154,21 +2134,7 @@ fn a_self_deleting_downloaded_script_through_the_agent_binary() {
         }
     });
     let dir = Scratch::new("selfdel");
-    let (mut agent, rx) = agent_findings(&["--no-store", "--duration", "600s"]);
-    // First, until the agent reports a tool it sees run: it has attached and reads records.
-    let tool = dir.program("/bin/true", "masscan");
-    let deadline = std::time::Instant::now() + Duration::from_secs(300);
-    let mut attached = false;
-    'attach: while std::time::Instant::now() < deadline {
-        let _ = Command::new(&tool).status();
-        while let Ok(f) = rx.recv_timeout(Duration::from_millis(500)) {
-            if rule_id(&f) == "tool-masscan" {
-                attached = true;
-                break 'attach;
-            }
-        }
-    }
-    assert!(attached, "the agent reported no run of {}", tool.display());
+    let (mut agent, rx) = agent_attached(&["--no-store", "--duration", "600s"], &dir.0);
     // The dropper while the agent is stopped. Through bash, as a script's lines: the script's
     // interpreter (dash) is not its parent's image, which the agent would otherwise take.
     let script = dir.0.join("s.sh");

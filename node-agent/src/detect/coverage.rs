@@ -176,8 +176,9 @@ pub const fn needs(t: FindingType) -> Needs {
 
 /// Hooks whose records the pipeline reads whatever the finding types: process lifetime and
 /// lineage (the process table behind every finding's process, lineage and uuid, the parent of a
-/// traced process). Never left off for want of a type.
-pub const PIPELINE_HOOKS: &[Hook] = &[Hook::Exec, Hook::Fork, Hook::Exit];
+/// traced process) and the cgroups containers run in (every finding's runtime context). Never
+/// left off for want of a type.
+pub const PIPELINE_HOOKS: &[Hook] = &[Hook::Exec, Hook::Fork, Hook::Exit, Hook::Cgroup];
 
 /// Every hook whose records some check of `t` reads: those of all its groups, and `also`.
 pub fn feeding_hooks(t: FindingType) -> impl Iterator<Item = Hook> {

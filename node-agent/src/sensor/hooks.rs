@@ -383,6 +383,12 @@ fn plan(hook: Hook, offsets: &KernelOffsets) -> Vec<Mechanism> {
             attach: CgroupSkbAttachType::Ingress,
         }],
         Hook::Sysctl => vec![CgroupSysctl("sysctl_write")],
+        // Without the offsets it reads (a kernel whose BTF lacks them), the program finds no
+        // hierarchy and sends nothing: the resolver then knows the cgroups still there only.
+        Hook::Cgroup => vec![BtfTracePoint {
+            program: "cgroup_mkdir_btf",
+            tracepoint: "cgroup_mkdir",
+        }],
     }
 }
 
