@@ -1260,7 +1260,9 @@ mod tests {
         assert!(resolver.container(7, t, 1, 0, true).is_none(), "unknown");
         // The kernel's report comes before the records of the processes in it.
         resolver.on_cgroup_made(7, format!("/libpod_parent/libpod-{ID}"));
-        let c = resolver.container(7, t, 1, 0, true).expect("a podman container");
+        let c = resolver
+            .container(7, t, 1, 0, true)
+            .expect("a podman container");
         assert_eq!((c.id.as_str(), c.runtime), (ID, Runtime::Podman));
         // A pod's container, its path sent in two parts and joined.
         let pod = "kubepods-besteffort-pod0f8e7d6c_5b4a_3928_1706_f5e4d3c2b1a0.slice";
@@ -1268,7 +1270,9 @@ mod tests {
             8,
             format!("/kubepods.slice/kubepods-besteffort.slice/{pod}/cri-containerd-{ID}.scope"),
         );
-        let c = resolver.container(8, t, 1, 0, true).expect("a pod's container");
+        let c = resolver
+            .container(8, t, 1, 0, true)
+            .expect("a pod's container");
         assert_eq!(c.runtime, Runtime::Containerd);
         assert_eq!(
             c.pod_uid.as_deref(),
@@ -1280,6 +1284,10 @@ mod tests {
         }
         assert!(resolver.made.len() <= MADE_CGROUPS);
         assert_eq!(resolver.cgroup_path(8, 0), None, "let go");
-        assert!(resolver.cgroup_path(100 + MADE_CGROUPS as u64 - 1, 0).is_some());
+        assert!(
+            resolver
+                .cgroup_path(100 + MADE_CGROUPS as u64 - 1, 0)
+                .is_some()
+        );
     }
 }

@@ -365,12 +365,17 @@ impl Sensor {
         load_shell_names(&mut ebpf, &options.shells)?;
         // Before any sensor attaches: the programs filter the agent's own tasks by this.
         let identity = guard::learn_identity(&mut ebpf, marker_nonce);
+        let loading = std::time::Instant::now();
         let hooks = hooks::attach_all(
             &mut ebpf,
             btf.as_ref(),
             setup.cgroup2_root.as_deref(),
             options,
             &config.offsets,
+        );
+        tracing::info!(
+            took_ms = loading.elapsed().as_millis() as u64,
+            "sensor programs verified and attached"
         );
         match guard::register_objects(&mut ebpf) {
             Ok(n) => tracing::debug!(objects = n, "the agent's BPF objects are watched"),
