@@ -575,11 +575,6 @@ impl ContainerResolver {
                 self.made.remove(&old);
             }
         }
-        // Cached as no container (looked up by a scan that ran before the cgroup was made):
-        // looked up again.
-        if self.by_cgroup.get(&cgroup_id) == Some(&None) {
-            self.by_cgroup.remove(&cgroup_id);
-        }
     }
 
     /// The processes still in cgroup `cgroup_id` (its `cgroup.procs`, the first 64 KiB), in the
@@ -732,7 +727,8 @@ impl ContainerResolver {
 
 /// Cgroups kept from the kernel's reports of them being made: one is needed for as long as the
 /// records of its processes can wait in the ring, and a node makes far fewer than this in that
-/// time. Hierarchy ids are never reused, so an old entry is never wrong, only unused.
+/// time. Cgroup ids (kernfs node ids) are never reused, so an old entry is never wrong, only
+/// unused.
 pub const MADE_CGROUPS: usize = 16_384;
 /// Runtime state reads a second at most, over all containers.
 pub const STATE_READS_PER_SECOND: u32 = 32;

@@ -445,8 +445,10 @@ pub fn attach_all(
 /// Loads the programs of `mechanisms` (the tracepoints among them that this kernel has) on
 /// as many threads as there are CPUs, at most [`LOAD_THREADS`]. The kernel verifies programs
 /// of a privileged loader concurrently, and verification is nearly all of the agent's start-up
-/// (about 11 s for its 115 programs on one CPU of the 2-vCPU test VM). Errors are left for
-/// [`prepare`], which loads a refused program again and says why.
+/// (its 115 programs: a median 14.4 s on one CPU of the 2-vCPU test VM, 7.6 s on both;
+/// docs/PERFORMANCE.md). The loads are [`prepare`]'s (`load_once!`), which needs the whole
+/// `Ebpf` and so cannot run on several threads. Errors are left for [`prepare`], which loads
+/// a refused program again and says why.
 fn load_in_parallel(ebpf: &mut Ebpf, mechanisms: &[&Mechanism], btf: Option<&Btf>) {
     use aya::programs::Program;
     // Program name -> the BTF tracepoint it is for (`None` for the other kinds).
@@ -479,7 +481,8 @@ fn load_in_parallel(ebpf: &mut Ebpf, mechanisms: &[&Mechanism], btf: Option<&Btf
         .programs_mut()
         .filter_map(|(name, program)| wanted.get(name).map(|&tp| (tp, program)))
         .collect();
-    // Dealt out in turn: the object's order puts the costly ones (exec, the opens) apart.
+    // Dealt out in turn, in the object's (arbitrary) order: a thread can draw two of the costly
+    // ones (exec, the opens), which only makes it finish later.
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .clamp(1, LOAD_THREADS);
