@@ -24,7 +24,7 @@ use std::{
 use node_agent::{
     collector::Collector,
     collector::root_or_skip as privileged,
-    detect::{Detector, NoLookup, RuleSet},
+    detect::{Detector, NoLookup},
     event::Event,
     sensor::{HookState, SensorOptions},
 };
@@ -126,7 +126,7 @@ fn detector(intel: ThreatIntel) -> Detector {
     support::detection::detector_with(
         intel,
         Some(DgaModel::builtin().expect("built-in DGA model")),
-        RuleSet::builtin().expect("built-in rules"),
+        support::detection::builtin_rules(),
     )
 }
 
@@ -983,6 +983,48 @@ fn sigma_linux_process_creation_commands() {
             format!("{} -c 'whoami; true'", nginx.display()),
             true,
             vec![(exec, "exec-web-server-recon")],
+        ),
+        // A web shell client's output markers (China Chopper, AntSword), and the way
+        // CrowdStrike's detection container writes them (in `$0`). A script's lines are in no
+        // argv, so the shell's own command string only.
+        (
+            "cd /tmp;id;echo [S];pwd;echo [E]".into(),
+            false,
+            vec![(exec, "exec-web-shell-markers")],
+        ),
+        (
+            "sh -c whoami '[S];pwd;echo [E]'".into(),
+            true,
+            vec![(exec, "exec-web-shell-markers")],
+        ),
+        ("echo S; pwd; echo E".into(), false, vec![]),
+        // Accounts with user id 0 looked for (Atomic Red Team T1087.001, CrowdStrike's
+        // detection container); the benign twins look for a name or the human accounts.
+        (
+            format!("grep 'x:0:' /etc/passwd > {d}/passwords"),
+            true,
+            vec![(discovery, "discovery-root-accounts")],
+        ),
+        (
+            "cat /etc/passwd | grep '*:0:'".into(),
+            true,
+            vec![(discovery, "discovery-root-accounts")],
+        ),
+        (
+            "awk -F: '($3 == \"0\") {print}' /etc/passwd".into(),
+            true,
+            vec![(discovery, "discovery-root-accounts")],
+        ),
+        (
+            "cat /etc/passwd | awk -F: '$3==0{print $1}'".into(),
+            true,
+            vec![(discovery, "discovery-root-accounts")],
+        ),
+        ("grep '^root:' /etc/passwd".into(), true, vec![]),
+        (
+            "awk -F: '$3 >= 1000 {print $1}' /etc/passwd".into(),
+            true,
+            vec![],
         ),
     ];
     let mut failures = Vec::new();

@@ -24,7 +24,7 @@ use std::{
 
 use node_agent::{
     collector::{Collector, root_or_skip as privileged},
-    detect::{Detector, NoLookup, RuleSet},
+    detect::{Detector, NoLookup},
     event::Event,
     sensor::{HookState, SensorOptions},
 };
@@ -74,7 +74,7 @@ fn detector(intel: ThreatIntel) -> Detector {
     support::detection::detector_with(
         intel,
         Some(DgaModel::builtin().expect("built-in DGA model")),
-        RuleSet::builtin().expect("built-in rules"),
+        support::detection::builtin_rules(),
     )
 }
 

@@ -19,7 +19,7 @@ fn detector() -> Detector {
     Detector::new(
         Arc::new(SharedIntel::new(ThreatIntel::empty())),
         None,
-        RuleSet::builtin().unwrap(),
+        RuleSet::builtin_shared(),
         Vec::new(),
         DetectorConfig {
             host: HostDetails {
@@ -6245,7 +6245,7 @@ fn a_set_id_mode_is_judged_by_the_mode_read_back_and_the_writer() {
     let mut d = Detector::new(
         Arc::new(SharedIntel::new(ThreatIntel::empty())),
         None,
-        RuleSet::builtin().unwrap(),
+        RuleSet::builtin_shared(),
         Vec::new(),
         DetectorConfig {
             privileged_programs: [PathBuf::from("/usr/bin/sudo")].into(),
@@ -6427,7 +6427,7 @@ fn a_replaced_system_program_is_judged_by_what_it_was_and_is() {
     let mut d = Detector::new(
         Arc::new(SharedIntel::new(ThreatIntel::empty())),
         None,
-        RuleSet::builtin().unwrap(),
+        RuleSet::builtin_shared(),
         Vec::new(),
         DetectorConfig {
             privileged_programs: [PathBuf::from("/usr/bin/mount")].into(),

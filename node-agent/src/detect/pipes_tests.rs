@@ -13,7 +13,7 @@ pub(super) fn detector() -> Detector {
     Detector::new(
         Arc::new(SharedIntel::new(ThreatIntel::empty())),
         None,
-        RuleSet::builtin().unwrap(),
+        RuleSet::builtin_shared(),
         Vec::new(),
         DetectorConfig::default(),
         Clock::with_offset(1_700_000_000_000_000_000),

@@ -322,6 +322,16 @@ impl RuleSet {
         Ok(set.finish())
     }
 
+    /// The built-in rules, compiled once per test binary: a detector per case would otherwise
+    /// compile several hundred patterns each time.
+    #[cfg(test)]
+    pub(crate) fn builtin_shared() -> Self {
+        static RULES: std::sync::OnceLock<RuleSet> = std::sync::OnceLock::new();
+        RULES
+            .get_or_init(|| RuleSet::builtin().expect("built-in rules"))
+            .clone()
+    }
+
     /// The built-in rules (when `builtin`) plus every `*.yaml` file of `dir`, in name order.
     pub fn load(builtin: bool, dir: Option<&Path>) -> Result<Self, RuleError> {
         let mut set = RuleLoader::default();

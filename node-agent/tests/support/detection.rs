@@ -39,13 +39,18 @@ pub fn detector_with(intel: ThreatIntel, dga: Option<DgaModel>, rules: RuleSet) 
     )
 }
 
+/// The built-in rules, compiled once per test binary (several hundred patterns: a detector per
+/// case would compile them each time).
+pub fn builtin_rules() -> RuleSet {
+    static RULES: std::sync::OnceLock<RuleSet> = std::sync::OnceLock::new();
+    RULES
+        .get_or_init(|| RuleSet::builtin().expect("built-in rules"))
+        .clone()
+}
+
 /// A detector with the built-in rules and no threat intel.
 pub fn builtin_detector() -> Detector {
-    detector_with(
-        ThreatIntel::empty(),
-        None,
-        RuleSet::builtin().expect("built-in rules"),
-    )
+    detector_with(ThreatIntel::empty(), None, builtin_rules())
 }
 
 /// The agent binary run with `run --findings-only` and `args`, and its findings as it prints
