@@ -1464,3 +1464,102 @@ fn a_container_gone_before_the_agent_reads_it_is_still_named() {
         .expect("the finding names a container");
     assert_eq!(container.id, id, "{}", explain(std::slice::from_ref(&f)));
 }
+
+/// podman removing a container deletes the files its processes wrote from the container's
+/// layer, as the host names them (`/var/lib/containers/storage/overlay/ID/diff/root/...`): a
+/// shell's history and start-up file among them. That is the engine cleaning up, not the host's
+/// history removed or its `.bashrc` changed; before this was told apart, every `--rm` container
+/// whose shell kept a history raised `behaviour-history-tampered` (Medium) for podman on the
+/// host. The container's own write of its `.bashrc` is still reported, naming the container.
+#[test]
+fn a_container_removed_by_its_engine_is_not_the_hosts_files_changed() {
+    let test = "a_container_removed_by_its_engine_is_not_the_hosts_files_changed";
+    if !podman_or_skip(test) {
+        return;
+    }
+    let mut scratch = Scratch::new("vigil-ctr-removed");
+    let image = build_image(&mut scratch, "removed");
+    let (mut agent, rx) = support::detection::agent_attached(
+        &["--no-store", "--duration", "600s"],
+        &scratch.path("agent"),
+    );
+    let cidfile = scratch.dir.join("cid");
+    let name = unique_name("vigil-ctr-removed");
+    let limits = ulimits();
+    let mut args = vec![
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--name",
+        name.as_str(),
+        "--cidfile",
+        cidfile.to_str().unwrap(),
+    ];
+    args.extend(limits.iter().map(String::as_str));
+    args.extend([
+        image.as_str(),
+        "/bin/sh",
+        "-c",
+        "mkdir -p /root && echo 'ls -la' > /root/.bash_history && echo 'alias x=true' >> /root/.bashrc",
+    ]);
+    let out = podman(&args);
+    assert!(
+        out.status.success(),
+        "podman run: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let id = std::fs::read_to_string(&cidfile).expect("podman wrote the container's id");
+    let id = id.trim().to_owned();
+    assert!(
+        podman(&["container", "exists", &id]).status.code() == Some(1),
+        "the container is removed"
+    );
+    // A marker run after the removal: a tool known by name, from the host.
+    let marker = scratch.path("marker").join("nmap");
+    std::fs::create_dir_all(marker.parent().unwrap()).unwrap();
+    std::fs::copy(std::fs::canonicalize("/bin/true").unwrap(), &marker).unwrap();
+    std::fs::set_permissions(&marker, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let _ = Command::new(&marker).status();
+    let mut seen = Vec::new();
+    let mut marked = false;
+    while let Ok(f) = rx.recv_timeout(WAIT) {
+        let is_marker = f.context.additional.get("ruleId").map(String::as_str) == Some("tool-nmap");
+        seen.push(f);
+        if is_marker {
+            marked = true;
+            break;
+        }
+    }
+    // Records of the removal read after the marker's, whatever the order the CPUs wrote them.
+    while let Ok(f) = rx.recv_timeout(Duration::from_secs(3)) {
+        seen.push(f);
+    }
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(agent.id() as i32, libc::SIGTERM) };
+    let _ = agent.wait();
+    assert!(marked, "the marker was not reported:\n{}", explain(&seen));
+    let in_container = seen.iter().any(|f| {
+        f.resource.container.as_ref().is_some_and(|c| c.id == id)
+            && f.context.file_path.as_deref() == Some("/root/.bashrc")
+    });
+    assert!(
+        in_container,
+        "the container's own .bashrc write names the container:\n{}",
+        explain(&seen)
+    );
+    let layer: Vec<&Finding> = seen
+        .iter()
+        .filter(|f| {
+            f.context
+                .file_path
+                .as_deref()
+                .is_some_and(|p| p.contains(&id[..12]) || p.starts_with("/var/lib/containers/"))
+        })
+        .collect();
+    assert!(
+        layer.is_empty(),
+        "the engine's removal of the container's layer raised findings:\n{}",
+        explain(&layer.into_iter().cloned().collect::<Vec<_>>())
+    );
+}

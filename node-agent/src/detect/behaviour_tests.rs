@@ -2068,6 +2068,76 @@ fn every_behavioural_type_fires_on_its_case_and_not_on_the_benign_ones() {
             }),
             &[],
         ),
+        // Container engines change containers' files from the host: an image unpacked with a
+        // `.bashrc`, a container removed whose shell kept a history. Those are the container's
+        // files, not the host's of the same names. The same names on the host, and a file moved
+        // out of the layers onto a host path, are judged.
+        (
+            "a removed container's history, deleted by the engine",
+            file_event(
+                "unlink",
+                "/var/lib/containers/storage/overlay/d823e16c/diff/root/.bash_history",
+                |f| {
+                    f.ret = 0;
+                    f.process = proc_ref(5000, "podman");
+                },
+            ),
+            &[],
+        ),
+        (
+            "an image unpacked with a .bashrc and authorized_keys",
+            file_event(
+                "openWrite",
+                "/var/lib/docker/overlay2/4f1c/diff/root/.ssh/authorized_keys",
+                |f| f.process = proc_ref(5000, "dockerd"),
+            ),
+            &[],
+        ),
+        (
+            "rootless podman's layers",
+            file_event(
+                "openWrite",
+                "/home/ann/.local/share/containers/storage/overlay/9a/diff/etc/cron.d/job",
+                |_| {},
+            ),
+            &[],
+        ),
+        (
+            "root's history deleted on the host",
+            file_event("unlink", "/root/.bash_history", |f| f.ret = 0),
+            &[
+                T::DefenseEvasionSensitiveFileModified,
+                T::DefenseEvasionSuspiciousCommand,
+            ],
+        ),
+        (
+            "a path that climbs out of the layers",
+            file_event(
+                "unlink",
+                "/var/lib/docker/overlay2/../../../../root/.bash_history",
+                |f| f.ret = 0,
+            ),
+            &[
+                T::DefenseEvasionSensitiveFileModified,
+                T::DefenseEvasionSuspiciousCommand,
+            ],
+        ),
+        (
+            "a cron file moved out of a container's layers onto the host",
+            file_event(
+                "rename",
+                "/var/lib/docker/overlay2/4f1c/diff/tmp/job",
+                |f| {
+                    f.ret = 0;
+                    f.path2 = Some("/etc/cron.d/job".into());
+                    f.resolved_path2 = Some(PathBuf::from("/etc/cron.d/job"));
+                },
+            ),
+            &[
+                T::PersistenceSensitiveFileModified,
+                T::PersistenceSuspiciousCommand,
+            ],
+        ),
     ];
     let mut fired: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
     for (name, event, want) in &cases {

@@ -721,8 +721,22 @@ impl Detector {
                 found
             }
             Event::File(f) => {
-                let mut found = behaviour::check_file(self, f, lookup);
-                found.extend(technique::check_file(self, f, lookup));
+                let mut found = Vec::new();
+                // A container's own file, changed from the host (an image unpacked, a container
+                // removed): not the host's file of that name. A move or link out of the layers
+                // onto a host path is still judged.
+                let container_file = f
+                    .resolved_path
+                    .as_deref()
+                    .is_some_and(technique::in_container_layers)
+                    && (f.operation == "symlink"
+                        || f.resolved_path2
+                            .as_deref()
+                            .is_none_or(technique::in_container_layers));
+                if !container_file {
+                    found.extend(behaviour::check_file(self, f, lookup));
+                    found.extend(technique::check_file(self, f, lookup));
+                }
                 found.extend(selfprotect::check_file(self, f, lookup));
                 found
             }

@@ -3699,6 +3699,45 @@ const CONTAINER_STORAGE: &[&str] = &[
     "/var/lib/rancher/",
 ];
 
+/// Where container engines keep containers' layers and mounted root file systems, as the host
+/// names them (docker's storage drivers, containers/storage for podman and CRI-O, containerd's
+/// snapshotters and task root file systems, k3s's containerd). A file there belongs to a
+/// container: written when an image is unpacked or by the container's processes, removed with
+/// the container. The container's own processes name it by its path inside (`/root/.bashrc`),
+/// and are judged by that; the engine unpacking an image with a `.bashrc` or removing a
+/// container whose shell kept a `.bash_history` is not changing the host's files of those names.
+const CONTAINER_LAYERS: &[&str] = &[
+    "/var/lib/docker/overlay2/",
+    "/var/lib/docker/overlay/",
+    "/var/lib/docker/aufs/",
+    "/var/lib/docker/btrfs/",
+    "/var/lib/docker/zfs/",
+    "/var/lib/docker/vfs/",
+    "/var/lib/docker/fuse-overlayfs/",
+    "/var/lib/docker/rootfs/",
+    "/var/lib/containers/storage/",
+    "/var/lib/containerd/io.containerd.snapshotter.",
+    "/run/containerd/io.containerd.runtime.v2.task/",
+    "/var/lib/rancher/k3s/agent/containerd/",
+];
+
+/// Rootless podman's storage, under each user's home directory.
+const ROOTLESS_CONTAINER_LAYERS: &str = "/.local/share/containers/storage/";
+
+/// Whether `path` (absolute, as the host names it, no `..`) lies in a container's layers or
+/// mounted root file system ([`CONTAINER_LAYERS`]).
+pub(crate) fn in_container_layers(path: &Path) -> bool {
+    let Some(text) = path.to_str() else {
+        return false;
+    };
+    text.starts_with('/')
+        && !path
+            .components()
+            .any(|c| c == std::path::Component::ParentDir)
+        && (CONTAINER_LAYERS.iter().any(|dir| text.starts_with(dir))
+            || text.contains(ROOTLESS_CONTAINER_LAYERS))
+}
+
 /// A program the kernel started itself, as root in the host's namespaces (a user-mode helper:
 /// a cgroup v1 `release_agent` when a cgroup empties, the `|program` of `core_pattern` when a
 /// process crashes, `modprobe`, the uevent helper, `request-key`), run from outside the system
