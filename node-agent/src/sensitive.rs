@@ -203,6 +203,10 @@ const DEFAULTS: &[(&str, MatchKind, Category)] = &[
     entry("/run/docker.sock", Exact, Escalation),
     entry("/run/containerd/containerd.sock", Exact, Escalation),
     entry("/var/run/containerd/containerd.sock", Exact, Escalation),
+    // Static pods: the kubelet runs every manifest in this directory, outside the API server's
+    // admission and RBAC (kubeadm's control plane is written here; a manifest added is a pod
+    // that comes back after each reboot, T1543, T1610).
+    entry("/etc/kubernetes/manifests/", Prefix, Persist),
     entry("authorized_keys", Name, Persist),
     entry("authorized_keys2", Name, Persist),
     entry("/etc/crontab", Exact, Persist),

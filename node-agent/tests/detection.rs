@@ -739,6 +739,7 @@ fn sigma_linux_process_creation_commands() {
     }
     let dir = Scratch::new("sigma");
     let d = dir.0.display().to_string();
+    std::fs::write(dir.0.join("token"), "eyJhbGciOi").expect("token");
     let bin = dir.0.join("bin");
     std::fs::create_dir_all(&bin).expect("bin");
     for tool in [
@@ -1019,6 +1020,31 @@ fn sigma_linux_process_creation_commands() {
             "cat /etc/passwd | awk -F: '$3==0{print $1}'".into(),
             true,
             vec![(discovery, "discovery-root-accounts")],
+        ),
+        // A node's kubelet and the API server called by hand from a pod (Elastic's Defend for
+        // Containers rules); nothing listens on these ports here, the command is the behaviour.
+        (
+            "curl -sk --max-time 2 https://127.0.0.1:10250/pods".into(),
+            true,
+            vec![(discovery, "discovery-kubelet-api")],
+        ),
+        (
+            "curl -sk --max-time 2 -X POST https://127.0.0.1:10250/run/default/web/app -d cmd=id"
+                .into(),
+            true,
+            vec![(exec, "exec-kubelet-api-run")],
+        ),
+        (
+            format!(
+                "curl -sk --max-time 2 -H \"Authorization: Bearer $(cat {d}/token)\" https://127.0.0.1:6443/api/v1/namespaces/default/secrets"
+            ),
+            true,
+            vec![(discovery, "discovery-kubernetes-api-token")],
+        ),
+        (
+            "curl -s --max-time 2 http://127.0.0.1:10250".into(),
+            true,
+            vec![],
         ),
         ("grep '^root:' /etc/passwd".into(), true, vec![]),
         (

@@ -174,6 +174,7 @@ const SUDO: u32 = 5111;
 const EXIM: u32 = 5112;
 const VISUDO: u32 = 5113;
 const UPDATE_ALTERNATIVES: u32 = 5114;
+const KUBEADM: u32 = 5115;
 /// The writer of [`writer`]'s files.
 const LD: u32 = 77;
 
@@ -194,6 +195,7 @@ impl ProcessLookup for Known {
             EXIM => "/usr/sbin/exim4",
             VISUDO => "/usr/sbin/visudo",
             UPDATE_ALTERNATIVES => "/usr/bin/update-alternatives",
+            KUBEADM => "/usr/bin/kubeadm",
             LD => "/usr/bin/ld",
             _ => return None,
         };
@@ -2066,6 +2068,26 @@ fn every_behavioural_type_fires_on_its_case_and_not_on_the_benign_ones() {
                 f.path2 = Some("/etc/group".into());
                 f.resolved_path2 = Some(PathBuf::from("/etc/group"));
             }),
+            &[],
+        ),
+        // Static pods: the kubelet runs every manifest there; kubeadm writes the control
+        // plane's.
+        (
+            "a static pod manifest added",
+            file_event(
+                "openWrite",
+                "/etc/kubernetes/manifests/backdoor.yaml",
+                |f| f.process = proc_ref(5000, "cp"),
+            ),
+            &[T::PersistenceSensitiveFileModified],
+        ),
+        (
+            "kubeadm writing the control plane's manifests",
+            file_event(
+                "openWrite",
+                "/etc/kubernetes/manifests/kube-apiserver.yaml",
+                |f| f.process = known(KUBEADM),
+            ),
             &[],
         ),
         // Container engines change containers' files from the host: an image unpacked with a
