@@ -25,7 +25,7 @@ use std::{
         },
     },
     path::{Path, PathBuf},
-    process::{Command, Stdio},
+    process::{Child, Command, Stdio},
     sync::LazyLock,
     time::Duration,
 };
@@ -1381,6 +1381,48 @@ fn a_file_system_debugger_run_in_a_container() {
     assert_eq!(f.severity_label, SeverityLabel::Medium);
 }
 
+/// `podman run --rm` of `script` (`/bin/sh -c`) in `image`, without a network, with `agent`
+/// stopped (its parent's SIGSTOP) while the container runs when given: the container's id
+/// (podman's `--cidfile`), once podman has removed it.
+fn run_removed(scratch: &Scratch, image: &str, script: &str, agent: Option<&Child>) -> String {
+    let cidfile = scratch.dir.join(format!("cid-{}", unique_name("run")));
+    let name = unique_name("vigil-ctr-rm");
+    let limits = ulimits();
+    let mut args = vec![
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--name",
+        name.as_str(),
+        "--cidfile",
+        cidfile.to_str().unwrap(),
+    ];
+    args.extend(limits.iter().map(String::as_str));
+    args.extend([image, "/bin/sh", "-c", script]);
+    if let Some(agent) = agent {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(agent.id() as i32, libc::SIGSTOP) };
+    }
+    let out = podman(&args);
+    if let Some(agent) = agent {
+        // SAFETY: as above.
+        unsafe { libc::kill(agent.id() as i32, libc::SIGCONT) };
+    }
+    assert!(
+        out.status.success(),
+        "podman run: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let id = std::fs::read_to_string(&cidfile).expect("podman wrote the container's id");
+    let id = id.trim().to_owned();
+    assert!(
+        podman(&["container", "exists", &id]).status.code() == Some(1),
+        "the container is removed"
+    );
+    id
+}
+
 /// A container that runs for a moment and is removed (`podman run --rm`), as an attack
 /// simulation runs one, through the agent binary. The agent reads records in batches, so it
 /// usually reads such a container's execs once the container and its cgroup are gone, and
@@ -1401,42 +1443,13 @@ fn a_container_gone_before_the_agent_reads_it_is_still_named() {
         &["--no-store", "--duration", "600s"],
         &scratch.path("agent"),
     );
-    let cidfile = scratch.dir.join("cid");
-    let name = unique_name("vigil-ctr-gone");
-    let limits = ulimits();
-    let mut args = vec![
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        "--name",
-        name.as_str(),
-        "--cidfile",
-        cidfile.to_str().unwrap(),
-    ];
-    args.extend(limits.iter().map(String::as_str));
-    args.extend([
-        image.as_str(),
-        "/bin/sh",
-        "-c",
+    let id = run_removed(
+        &scratch,
+        &image,
         "cp /bin/true /tmp/dropped && /tmp/dropped",
-    ]);
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(agent.id() as i32, libc::SIGSTOP) };
-    let out = podman(&args);
-    // SAFETY: as above.
-    unsafe { libc::kill(agent.id() as i32, libc::SIGCONT) };
-    assert!(
-        out.status.success(),
-        "podman run: {}",
-        String::from_utf8_lossy(&out.stderr)
+        Some(&agent),
     );
-    let id = std::fs::read_to_string(&cidfile).expect("podman wrote the container's id");
-    let id = id.trim();
-    assert!(
-        podman(&["container", "exists", id]).status.code() == Some(1),
-        "the container is removed"
-    );
+    let id = id.as_str();
     let mut found = None;
     let mut seen = Vec::new();
     while let Ok(f) = rx.recv_timeout(WAIT) {
@@ -1483,37 +1496,11 @@ fn a_container_removed_by_its_engine_is_not_the_hosts_files_changed() {
         &["--no-store", "--duration", "600s"],
         &scratch.path("agent"),
     );
-    let cidfile = scratch.dir.join("cid");
-    let name = unique_name("vigil-ctr-removed");
-    let limits = ulimits();
-    let mut args = vec![
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        "--name",
-        name.as_str(),
-        "--cidfile",
-        cidfile.to_str().unwrap(),
-    ];
-    args.extend(limits.iter().map(String::as_str));
-    args.extend([
-        image.as_str(),
-        "/bin/sh",
-        "-c",
+    let id = run_removed(
+        &scratch,
+        &image,
         "mkdir -p /root && echo 'ls -la' > /root/.bash_history && echo 'alias x=true' >> /root/.bashrc",
-    ]);
-    let out = podman(&args);
-    assert!(
-        out.status.success(),
-        "podman run: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let id = std::fs::read_to_string(&cidfile).expect("podman wrote the container's id");
-    let id = id.trim().to_owned();
-    assert!(
-        podman(&["container", "exists", &id]).status.code() == Some(1),
-        "the container is removed"
+        None,
     );
     // A marker run after the removal: a tool known by name, from the host.
     let marker = scratch.path("marker").join("nmap");
