@@ -762,7 +762,13 @@ fn sigma_linux_process_creation_commands() {
     }
     // A web server's process: a copy of sh named nginx that runs commands as PHP's system() does.
     let nginx = dir.program("/bin/sh", "nginx");
-    for file in [".bash_history", ".zsh_history", "h.history", "payload"] {
+    for file in [
+        ".bash_history",
+        ".zsh_history",
+        ".history",
+        "h.history",
+        "payload",
+    ] {
         std::fs::write(dir.0.join(file), "id\n").expect("file");
     }
     // `cp` into /tmp is what the rule looks for; the copy is removed at the end.
@@ -877,11 +883,13 @@ fn sigma_linux_process_creation_commands() {
             true,
             vec![(evasion, "evasion-clear-history")],
         ),
+        // tcsh's history is `.history`; a file only ending in `.history` is nobody's.
         (
-            format!("ln -sf /dev/null {d}/h.history"),
+            format!("ln -sf /dev/null {d}/.history"),
             true,
             vec![(evasion, "evasion-clear-history")],
         ),
+        (format!("rm -f {d}/h.history"), true, vec![]),
         (
             "service ip6tables stop".into(),
             true,
