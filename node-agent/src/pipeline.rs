@@ -509,15 +509,25 @@ impl Pipeline {
     /// What an account file the event changed now grants that it did not when last read: read
     /// back once the writer has closed it (as a kernel setting is; `/etc/passwd` and the others
     /// are written rarely, so the wait costs nothing), where the process sees it (its
-    /// `/proc/<pid>/root`, a container's own file), else the host's when the process is gone.
+    /// `/proc/<pid>/root`, a container's own file). When the process is gone: the host's file
+    /// if it ran in the host's namespaces, else its container's through another process of its
+    /// cgroup, else nothing. A gone container process's write read back from the host's file
+    /// would take the host's own change (one made since its last read) into the host's
+    /// snapshot, and the event that made it would then show none.
     fn accounts_changed(&mut self, info: &crate::event::FileInfo) -> Option<AccountChanges> {
         let (file, changed) = account_file_changed(info)?;
         let pid = info.process.pid;
         if info.operation == "openWrite" {
             wait_for_close(pid, info.ret, changed);
         }
-        let (etc, place) = etc_place(&self.proc_root.join(pid.to_string()).join("root"))
-            .or_else(|| host_etc(&self.proc_root))?;
+        let host = self
+            .containers
+            .in_host_namespaces(info.process.pid_ns, info.process.mnt_ns);
+        let (etc, place) = match etc_place(&self.proc_root.join(pid.to_string()).join("root")) {
+            Some(found) => found,
+            None if host => host_etc(&self.proc_root)?,
+            None => etc_place(&self.root_in_cgroup(info.process.cgroup_id)?)?,
+        };
         let text = account_file_text(&etc, file)?;
         let changes = self.accounts.observe(place, file, &text);
 
