@@ -518,7 +518,7 @@ impl Pipeline {
         let (file, changed) = account_file_changed(info)?;
         let pid = info.process.pid;
         if info.operation == "openWrite" {
-            wait_for_close(pid, info.ret, changed);
+            wait_for_close_within(ACCOUNT_WRITE_WAIT, pid, info.ret, changed);
         }
         let host = self
             .containers
@@ -1407,11 +1407,23 @@ fn wait_for_close_of(pid: u32, fd: i64) {
 /// no longer holds `path` open as `fd` (it closed it or exited): the write that followed the
 /// open is in the file then.
 fn wait_for_close(pid: u32, fd: i64, path: &Path) {
+    wait_for_close_within(SYSCTL_WRITE_WAIT, pid, fd, path);
+}
+
+/// [`wait_for_close`] with its own bound `cap` (still within the thread's [`WAIT_BUDGET`]).
+fn wait_for_close_within(cap: Duration, pid: u32, fd: i64, path: &Path) {
     let link = PathBuf::from(format!("/proc/{pid}/fd/{fd}"));
-    wait_while(SYSCTL_WRITE_WAIT, || {
+    wait_while(cap, || {
         fs::read_link(&link).is_ok_and(|target| target == path)
     });
 }
+
+/// How long the pipeline waits for a writer to close an account file (`/etc/passwd` and the
+/// others) before reading it back: the whole of [`WAIT_BUDGET`]. Only root writes them, and
+/// rarely; a shell that opened one (`echo ... >> /etc/passwd`) and was not scheduled again for
+/// 50 ms on a busy machine had its line read back missing, the change then taken in by the
+/// next read and reported for nobody.
+const ACCOUNT_WRITE_WAIT: Duration = WAIT_BUDGET;
 
 /// Most of any [`WAIT_WINDOW`] the reader thread spends waiting for writers to let go of files
 /// it reads back. A repository's `.git/config` is anyone's to create and hold open for writing:
